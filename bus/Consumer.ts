@@ -1,0 +1,129 @@
+// Durable JetStream consumers as Effect streams with explicit back-pressure: bounded concurrency, and every
+// message acked, nak'ed or terminated in the scope of its handler. Long handlers keep their message with
+// in-progress acks, so redelivery only happens when the host that held it is gone.
+import { AckPolicy, type ConsumerConfig, DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
+import { nanos } from "@nats-io/nats-core"
+import { Cause, Data, Duration, Effect, Fiber, Schedule, Stream } from "effect"
+import type { BusUnavailable } from "../schema/Errors.ts"
+import { Nats, unavailable } from "./Nats.ts"
+
+export interface Durable {
+  readonly stream: string
+  readonly durable: string
+  readonly filterSubject?: string
+  /** How long a delivered message may go without an ack or in-progress signal before redelivery. */
+  readonly ackWait: Duration.Input
+  readonly maxAckPending: number
+  /** `all`: acking a message acks every earlier one (projectors); `explicit`: each its own (work queues). */
+  readonly ackPolicy: "explicit" | "all"
+}
+
+/** What the handler decided for a message. */
+export type Decision = Data.TaggedEnum<{
+  Ack: {}
+  Nak: { readonly delay: Duration.Input }
+  Term: { readonly reason: string }
+}>
+export const Decision = Data.taggedEnum<Decision>()
+
+const configOf = (d: Durable): Partial<ConsumerConfig> => ({
+  durable_name: d.durable,
+  ack_policy: d.ackPolicy === "all" ? AckPolicy.All : AckPolicy.Explicit,
+  ack_wait: nanos(Duration.toMillis(Duration.fromInputUnsafe(d.ackWait))),
+  max_ack_pending: d.maxAckPending,
+  deliver_policy: DeliverPolicy.All,
+  ...(d.filterSubject === undefined ? {} : { filter_subject: d.filterSubject })
+})
+
+/** Creates the durable consumer, or updates its settings when it exists. Idempotent. */
+export const ensure = (d: Durable) =>
+  Effect.gen(function*() {
+    const { jsm } = yield* Nats
+    const config = configOf(d)
+    yield* Effect.tryPromise({
+      try: async () => {
+        const existing = await jsm.consumers.info(d.stream, d.durable).catch(() => null)
+        if (existing === null) await jsm.consumers.add(d.stream, config)
+        else {
+          const { durable_name: _, deliver_policy: __, ...update } = config
+          await jsm.consumers.update(d.stream, d.durable, update)
+        }
+      },
+      catch: unavailable(`ensure consumer ${d.stream}/${d.durable}`)
+    })
+  })
+
+/** The consumer's messages as a stream; notifications (missed heartbeats, deleted consumer) are logged. */
+export const messages = (d: Durable, batch = 256): Stream.Stream<JsMsg, BusUnavailable, Nats> =>
+  Stream.unwrap(
+    Effect.gen(function*() {
+      const { js } = yield* Nats
+      yield* ensure(d)
+      const iter = yield* Effect.tryPromise({
+        try: async () => (await js.consumers.get(d.stream, d.durable)).consume({ max_messages: batch }),
+        catch: unavailable(`consume ${d.stream}/${d.durable}`)
+      })
+      const statusFiber = yield* Effect.forkDetach(
+        Stream.fromAsyncIterable(iter.status(), unavailable("consumer status")).pipe(
+          Stream.runForEach((s) =>
+            s.type === "heartbeats_missed" || s.type === "consumer_deleted" || s.type === "consumer_not_found" ||
+              s.type === "stream_not_found"
+              ? Effect.logWarning(`consumer ${d.stream}/${d.durable}: ${s.type}`)
+              : Effect.void
+          ),
+          Effect.ignore
+        )
+      )
+      return Stream.fromAsyncIterable(iter, unavailable(`consume ${d.stream}/${d.durable}`)).pipe(
+        Stream.ensuring(
+          Effect.andThen(Fiber.interrupt(statusFiber), Effect.promise(() => iter.close().then(() => undefined, () => undefined)))
+        )
+      )
+    })
+  )
+
+/** Signals "still working" every third of the ack wait while `effect` runs. */
+export const keepAlive = <A, E, R>(m: JsMsg, ackWait: Duration.Input, effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const every = Duration.toMillis(Duration.fromInputUnsafe(ackWait)) / 3
+    const beat = yield* Effect.forkChild(
+      Effect.repeat(Effect.sync(() => m.working()), Schedule.spaced(Duration.millis(every)))
+    )
+    return yield* Effect.ensuring(effect, Fiber.interrupt(beat))
+  })
+
+/**
+ * Runs `handler` over the consumer's messages with at most `concurrency` in flight. A handler failure or
+ * defect is logged and the message nak'ed with a delay (redelivered later), never silently acked.
+ */
+export const run = <E, R>(
+  d: Durable,
+  concurrency: number,
+  handler: (m: JsMsg) => Effect.Effect<Decision, E, R>
+): Effect.Effect<void, BusUnavailable, R | Nats> =>
+  messages(d).pipe(
+    Stream.mapEffect(
+      (m) =>
+        keepAlive(m, d.ackWait, handler(m)).pipe(
+          Effect.catchCause((cause) =>
+            Cause.hasInterruptsOnly(cause)
+              ? Effect.failCause(cause)
+              : Effect.as(
+                Effect.logError(`handler for ${m.subject} #${m.seq} failed; will be redelivered`, Cause.pretty(cause)),
+                Decision.Nak({ delay: "1 second" })
+              )
+          ),
+          Effect.tap((decision) =>
+            Effect.sync(() =>
+              Decision.$match(decision, {
+                Ack: () => m.ack(),
+                Nak: ({ delay }) => m.nak(Duration.toMillis(Duration.fromInputUnsafe(delay))),
+                Term: () => m.term()
+              })
+            )
+          )
+        ),
+      { concurrency, unordered: true }
+    ),
+    Stream.runDrain
+  ) as Effect.Effect<void, BusUnavailable, R | Nats>

@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Effect, Exit, Layer, ManagedRuntime } from "effect"
+import { busLayer, startServer, type TestServer } from "../tests/support/Bus.ts"
+import { Journal, subjectOf } from "./Journal.ts"
+import * as Topology from "./Topology.ts"
+import type { Envelope } from "../schema/Envelope.ts"
+
+const address = (id: string) => ({ type: "run" as const, tenant: "t1", id })
+
+const envelope = (id: string, key: string, payload: Record<string, unknown> = {}): Envelope => ({
+  eventId: `evt_${key.padEnd(26, "0").slice(0, 26)}`,
+  type: "RunSucceeded",
+  version: 1,
+  tenant: "t1",
+  actor: address(id),
+  causationId: null,
+  correlationId: id,
+  traceparent: null,
+  at: new Date(0).toISOString(),
+  idempotencyKey: `${id}:${key}`,
+  payload: { output: payload }
+})
+
+describe("Journal (real nats-server)", () => {
+  let server: TestServer
+  let rt: ManagedRuntime.ManagedRuntime<Journal | import("./Nats.ts").Nats, unknown>
+  beforeAll(async () => {
+    server = await startServer()
+    rt = ManagedRuntime.make(busLayer(server.handle.url) as Layer.Layer<Journal | import("./Nats.ts").Nats, unknown>)
+    await rt.runPromise(Topology.apply)
+  })
+  afterAll(async () => {
+    await rt.dispose()
+    await server.cleanup()
+  })
+
+  it("appends in order and reads the instance's events back in order", async () => {
+    const a = address("ordered")
+    const events = [1, 2, 3, 4, 5].map((n) => envelope("ordered", `e${n}`, { n }))
+    const result = await rt.runPromise(
+      Effect.gen(function*() {
+        const j = yield* Journal
+        yield* j.append(address("other"), [envelope("other", "x")], 0)
+        const appended = yield* j.append(a, events.slice(0, 2), 0)
+        yield* j.append(a, events.slice(2), appended.lastSeq)
+        return yield* j.read(a)
+      })
+    )
+    expect(result.map((s) => (s.envelope.payload as { output: { n: number } }).output.n)).toEqual([1, 2, 3, 4, 5])
+    expect(result.every((s) => s.subject === subjectOf(a))).toBe(true)
+    const seqs = result.map((s) => s.seq)
+    expect([...seqs].sort((x, y) => x - y)).toEqual(seqs)
+  })
+
+  it("rejects an append with a stale expected sequence as a typed AppendConflict", async () => {
+    const a = address("occ")
+    const exit = await rt.runPromiseExit(
+      Effect.gen(function*() {
+        const j = yield* Journal
+        const first = yield* j.append(a, [envelope("occ", "a")], 0)
+        yield* j.append(a, [envelope("occ", "b")], first.lastSeq)
+        // a second writer that loaded before "b" was appended
+        return yield* j.append(a, [envelope("occ", "c")], first.lastSeq)
+      })
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    if (Exit.isFailure(exit)) expect(String(exit.cause)).toContain("AppendConflict")
+    const events = await rt.runPromise(Effect.gen(function*() { return yield* (yield* Journal).read(a) }))
+    expect(events.map((e) => e.envelope.idempotencyKey)).toEqual(["occ:a", "occ:b"])
+  })
+
+  it("an empty subject accepts only expected sequence 0", async () => {
+    const exit = await rt.runPromiseExit(
+      Effect.gen(function*() { return yield* (yield* Journal).append(address("empty"), [envelope("empty", "a")], 7) })
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    const events = await rt.runPromise(Effect.gen(function*() { return yield* (yield* Journal).read(address("empty")) }))
+    expect(events).toEqual([])
+  })
+
+  it("drops a re-sent append with the same idempotency key (duplicate window)", async () => {
+    const a = address("dupe")
+    const { first, again, events } = await rt.runPromise(
+      Effect.gen(function*() {
+        const j = yield* Journal
+        const first = yield* j.append(a, [envelope("dupe", "a")], 0)
+        // the same append re-sent, as after a lost ack: same msgID, same expectation
+        const again = yield* j.append(a, [envelope("dupe", "a")], 0)
+        const events = yield* j.read(a)
+        return { first, again, events }
+      })
+    )
+    expect(again.duplicates).toBe(1)
+    expect(again.lastSeq).toBe(first.lastSeq)
+    expect(events).toHaveLength(1)
+  })
+
+  it("fails loudly on an unknown event version", async () => {
+    const a = address("future")
+    const exit = await rt.runPromiseExit(
+      Effect.gen(function*() {
+        const j = yield* Journal
+        yield* j.append(a, [{ ...envelope("future", "a"), version: 99 }], 0)
+        return yield* j.read(a)
+      })
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    if (Exit.isFailure(exit)) expect(String(exit.cause)).toContain("UnknownEventVersion")
+  })
+})

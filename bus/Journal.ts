@@ -1,0 +1,157 @@
+// Journals are JetStream subjects, one per actor instance. Appends are optimistic (expected last subject
+// sequence) and deduplicated (msgID = the event's idempotency key); reads decode every event, loudly.
+import { DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream"
+import { headers } from "@nats-io/nats-core"
+import { Context, Effect, Layer, Schedule, Schema, Stream } from "effect"
+import * as Envelope from "../schema/Envelope.ts"
+import { AppendConflict, BusUnavailable, type CorruptEvent, type UnknownEventVersion } from "../schema/Errors.ts"
+import { Nats, unavailable } from "./Nats.ts"
+import { streamOf } from "./Topology.ts"
+
+export const subjectOf = (a: Envelope.ActorAddress): string => `lantern.${a.type}.${a.tenant}.${a.id}`
+
+const WRONG_LAST_SEQUENCE = 10071
+
+export type ReadError = BusUnavailable | UnknownEventVersion | CorruptEvent
+
+export interface Appended {
+  /** Stream sequence of the last appended event: the expected sequence of the next append. */
+  readonly lastSeq: number
+  /** Stream sequence of each appended event, in order. */
+  readonly seqs: ReadonlyArray<number>
+  /** How many of the events were already in the journal (a re-sent append the duplicate window dropped). */
+  readonly duplicates: number
+}
+
+export interface Service {
+  /**
+   * Appends events to one actor's journal, each expecting the previous one to be last on the subject, the
+   * first expecting `expectedSeq` (0 = the subject must be empty).
+   */
+  readonly append: (
+    address: Envelope.ActorAddress,
+    envelopes: ReadonlyArray<Envelope.Envelope>,
+    expectedSeq: number
+  ) => Effect.Effect<Appended, AppendConflict | BusUnavailable>
+  /** Every event of one actor instance, in order. */
+  readonly read: (address: Envelope.ActorAddress) => Effect.Effect<ReadonlyArray<Envelope.Stored>, ReadError>
+  /** The stream sequence of the last event of an actor instance, 0 when it has none. */
+  readonly lastSeq: (address: Envelope.ActorAddress) => Effect.Effect<number, BusUnavailable>
+  /** The instance's events from `afterSeq` on, then live as they are appended. Never ends by itself. */
+  readonly follow: (address: Envelope.ActorAddress, afterSeq: number) => Stream.Stream<Envelope.Stored, ReadError>
+}
+
+const encode = Schema.encodeSync(Envelope.EnvelopeJson)
+
+/** Bounded retry for a bus that is briefly away (reconnecting, leader election): about 30 s in all. */
+export const busRetry = Schedule.min([Schedule.exponential("100 millis", 1.5), Schedule.spaced("3 seconds")])
+export const BUS_RETRIES = 20
+
+export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Journal") {
+  static readonly layer = Layer.effect(
+    Journal,
+    Effect.gen(function*() {
+      const { js, jsm } = yield* Nats
+
+      const publishOne = (subject: string, envelope: Envelope.Envelope, expected: number) =>
+        Effect.tryPromise({
+          try: () => {
+            const h = headers()
+            h.set("Lantern-Event-Type", envelope.type)
+            if (envelope.traceparent !== null) h.set("traceparent", envelope.traceparent)
+            return js.publish(subject, encode(envelope), {
+              msgID: envelope.idempotencyKey,
+              expect: { lastSubjectSequence: expected },
+              headers: h
+            })
+          },
+          catch: (e): AppendConflict | BusUnavailable =>
+            e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE
+              ? new AppendConflict({ subject, expected })
+              : unavailable(`append to ${subject}`)(e)
+        }).pipe(Effect.retry({ schedule: busRetry, times: BUS_RETRIES, while: (e) => e._tag === "BusUnavailable" }))
+
+      const append: Service["append"] = (address, envelopes, expectedSeq) =>
+        Effect.gen(function*() {
+          const subject = subjectOf(address)
+          let expected = expectedSeq
+          let duplicates = 0
+          const seqs: Array<number> = []
+          for (const envelope of envelopes) {
+            const ack = yield* publishOne(subject, envelope, expected)
+            if (ack.duplicate) duplicates++
+            seqs.push(ack.seq)
+            expected = ack.seq
+          }
+          return { lastSeq: expected, seqs, duplicates }
+        }).pipe(Effect.withSpan("Journal.append", { attributes: { "lantern.actor": subjectOf(address), "lantern.events": envelopes.length } }))
+
+      const lastSeq: Service["lastSeq"] = (address) =>
+        Effect.tryPromise({
+          try: async () => {
+            const m = await jsm.direct.getMessage(streamOf[address.type], { last_by_subj: subjectOf(address) })
+            return m === null ? 0 : m.seq
+          },
+          catch: unavailable(`last sequence of ${subjectOf(address)}`)
+        })
+
+      const decodeAll = (raw: ReadonlyArray<{ seq: number; subject: string; data: string }>) =>
+        Effect.forEach(raw, (m) => Envelope.decode(m.subject, m.seq, m.data))
+
+      const read: Service["read"] = (address) =>
+        Effect.gen(function*() {
+          const subject = subjectOf(address)
+          const last = yield* lastSeq(address)
+          if (last === 0) return []
+          const raw = yield* Effect.tryPromise({
+            try: async () => {
+              const consumer = await js.consumers.get(streamOf[address.type], {
+                filter_subjects: subject,
+                deliver_policy: DeliverPolicy.All
+              })
+              const out: Array<{ seq: number; subject: string; data: string }> = []
+              while (out.length === 0 || out[out.length - 1]!.seq < last) {
+                const batch = await consumer.fetch({ max_messages: 1000, expires: 5000 })
+                let got = 0
+                for await (const m of batch) {
+                  got++
+                  out.push({ seq: m.seq, subject: m.subject, data: m.string() })
+                  if (m.seq >= last) break
+                }
+                if (got === 0) throw new Error(`journal ${subject} ended before sequence ${last}`)
+              }
+              await consumer.delete().catch(() => undefined)
+              return out
+            },
+            catch: unavailable(`read ${subject}`)
+          })
+          return yield* decodeAll(raw)
+        }).pipe(Effect.withSpan("Journal.read", { attributes: { "lantern.actor": subjectOf(address) } }))
+
+      const follow: Service["follow"] = (address, afterSeq) =>
+        Stream.unwrap(
+          Effect.tryPromise({
+            try: async () => {
+              const consumer = await js.consumers.get(streamOf[address.type], {
+                filter_subjects: subjectOf(address),
+                ...(afterSeq > 0
+                  ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }
+                  : { deliver_policy: DeliverPolicy.All })
+              })
+              return await consumer.consume({ max_messages: 256 })
+            },
+            catch: unavailable(`follow ${subjectOf(address)}`)
+          }).pipe(
+            Effect.map((messages) =>
+              Stream.fromAsyncIterable(messages, unavailable(`follow ${subjectOf(address)}`)).pipe(
+                Stream.mapEffect((m) => Envelope.decode(m.subject, m.seq, m.string())),
+                Stream.ensuring(Effect.promise(() => messages.close().then(() => undefined, () => undefined)))
+              )
+            )
+          )
+        )
+
+      return Journal.of({ append, read, lastSeq, follow })
+    })
+  )
+}

@@ -1,0 +1,77 @@
+// The NATS connection as an Effect service: an external server when NATS_URL is set, otherwise an embedded
+// nats-server child process with its store under LANTERN_HOME (default `.lantern/`).
+import { join, resolve } from "node:path"
+import { connect, type NatsConnection } from "@nats-io/transport-node"
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
+import { Config, Context, Effect, Layer, Option } from "effect"
+import { BusUnavailable } from "../schema/Errors.ts"
+import * as NatsServer from "./NatsServer.ts"
+
+export interface Connection {
+  readonly url: string
+  readonly nc: NatsConnection
+  readonly js: JetStreamClient
+  readonly jsm: JetStreamManager
+  /** The child nats-server when the bus is embedded. */
+  readonly embedded: NatsServer.Handle | null
+}
+
+const open = (url: string, name: string) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const nc = await connect({
+          servers: url,
+          name,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 250,
+          timeout: 5000
+        })
+        return { nc, js: jetstream(nc, { timeout: 10_000 }), jsm: await jetstreamManager(nc, { timeout: 10_000 }) }
+      },
+      catch: (e) => new BusUnavailable({ operation: "connect", reason: `cannot connect to NATS at ${url}: ${String(e)}` })
+    }),
+    ({ nc }) => Effect.promise(() => nc.drain().catch(() => nc.close()))
+  )
+
+export class Nats extends Context.Service<Nats, Connection>()("lantern/bus/Nats") {
+  /** Connects to a server at `url`. */
+  static readonly layerUrl = (url: string, name = "lantern") =>
+    Layer.effect(
+      Nats,
+      Effect.map(open(url, name), (c) => Nats.of({ url, ...c, embedded: null }))
+    )
+
+  /** Starts an embedded nats-server with its store in `storeDir`, then connects to it. */
+  static readonly layerEmbedded = (storeDir: string, name = "lantern") =>
+    Layer.effect(
+      Nats,
+      Effect.gen(function*() {
+        const server = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => NatsServer.start({ storeDir }),
+            catch: (e) => new BusUnavailable({ operation: "start embedded nats-server", reason: e instanceof Error ? e.message : String(e) })
+          }),
+          (h) => Effect.promise(() => h.stop())
+        )
+        const c = yield* open(server.url, name)
+        return Nats.of({ url: server.url, ...c, embedded: server })
+      })
+    )
+
+  /** NATS_URL when set, otherwise an embedded server under LANTERN_HOME/nats. */
+  static readonly layerConfig = (name = "lantern") =>
+    Layer.unwrap(
+      Effect.gen(function*() {
+        const url = yield* Config.option(Config.NonEmptyString("NATS_URL"))
+        const home = yield* Config.String("LANTERN_HOME").pipe(Config.withDefault(".lantern"))
+        return Option.isSome(url)
+          ? Nats.layerUrl(url.value, name)
+          : Nats.layerEmbedded(join(resolve(home), "nats"), name)
+      })
+    )
+}
+
+/** Maps a foreign NATS error to the bus's retryable error. */
+export const unavailable = (operation: string) => (e: unknown) =>
+  new BusUnavailable({ operation, reason: e instanceof Error ? e.message : String(e) })

@@ -1,0 +1,68 @@
+// The streams, consumers and buckets of the bus, declared once and applied idempotently at start. One
+// subject per actor instance: lantern.<type>.<tenant>.<id>.
+import { DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream"
+import { nanos } from "@nats-io/nats-core"
+import { Config, Effect } from "effect"
+import type { ActorType } from "../schema/Envelope.ts"
+import { Nats, unavailable } from "./Nats.ts"
+
+export const RUNS = "LANTERN_RUNS"
+export const AGENTS = "LANTERN_AGENTS"
+/** Work queue of runs to drive: a message stays until a host has driven its run to a terminal state. */
+export const WORK = "LANTERN_WORK"
+
+export const streamOf: Record<ActorType, string> = { run: RUNS, agent: AGENTS }
+
+/** Duplicate window for `msgID` dedupe of re-sent appends. */
+export const DUPLICATE_WINDOW_MS = 2 * 60_000
+
+export const streams = (replicas: number): ReadonlyArray<Partial<StreamConfig> & { name: string; subjects: string[] }> => [
+  {
+    name: RUNS,
+    subjects: ["lantern.run.>"],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    allow_direct: true,
+    num_replicas: replicas
+  },
+  {
+    name: AGENTS,
+    subjects: ["lantern.agent.>"],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    allow_direct: true,
+    num_replicas: replicas
+  },
+  {
+    name: WORK,
+    subjects: ["lantern.work.>"],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    num_replicas: replicas
+  }
+]
+
+/** Creates every stream that is missing and updates the subjects of those that exist. Safe to run on every start. */
+export const apply = Effect.gen(function*() {
+  const { jsm } = yield* Nats
+  const replicas = yield* Config.Int("LANTERN_REPLICAS").pipe(Config.withDefault(1))
+  for (const config of streams(replicas)) {
+    yield* Effect.tryPromise({
+      try: async () => {
+        const existing = await jsm.streams.info(config.name).catch(() => null)
+        if (existing === null) {
+          await jsm.streams.add(config)
+        } else if (existing.config.subjects.join(",") !== config.subjects.join(",")) {
+          await jsm.streams.update(config.name, { ...existing.config, subjects: config.subjects })
+        }
+      },
+      catch: unavailable(`apply stream ${config.name}`)
+    })
+  }
+}).pipe(Effect.withSpan("Topology.apply"))

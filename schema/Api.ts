@@ -1,0 +1,109 @@
+// Bodies of the HTTP API (/v1): what SDKs, the CLI and bridges send and receive. Decoded at the edge; the
+// OpenAPI document is generated from these schemas.
+import { Schema } from "effect"
+import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
+import { AgentName, RunId } from "./Ids.ts"
+import { ErrorInfo } from "./Events.ts"
+
+export const CreateAgentRequest = Schema.Struct({
+  name: AgentName,
+  description: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000))),
+  spec: AgentSpec
+})
+export type CreateAgentRequest = typeof CreateAgentRequest.Type
+
+export const UpdateAgentRequest = Schema.Struct({
+  description: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000))),
+  spec: AgentSpec
+})
+export type UpdateAgentRequest = typeof UpdateAgentRequest.Type
+
+export const AgentResponse = Schema.Struct({
+  name: Schema.String,
+  description: Schema.String,
+  latestVersion: Schema.Int,
+  digest: Schema.String,
+  spec: ResolvedSpec,
+  createdAt: Schema.String,
+  updatedAt: Schema.String
+})
+export type AgentResponse = typeof AgentResponse.Type
+
+export const AgentVersionResponse = Schema.Struct({
+  name: Schema.String,
+  version: Schema.Int,
+  digest: Schema.String,
+  description: Schema.String,
+  spec: ResolvedSpec,
+  createdAt: Schema.String
+})
+export type AgentVersionResponse = typeof AgentVersionResponse.Type
+
+export const CreateRunRequest = Schema.Struct({
+  agentName: AgentName,
+  input: Schema.Unknown,
+  /** Pin a specific version; the latest when absent. */
+  agentVersion: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))
+})
+export type CreateRunRequest = typeof CreateRunRequest.Type
+
+export const RunStatus = Schema.Literals(["running", "succeeded", "failed", "canceled"])
+export type RunStatus = typeof RunStatus.Type
+
+export const RunResponse = Schema.Struct({
+  id: Schema.String,
+  status: RunStatus,
+  agentName: Schema.String,
+  agentVersion: Schema.Int,
+  input: Schema.Unknown,
+  output: Schema.Unknown,
+  error: Schema.NullOr(ErrorInfo),
+  steps: Schema.Int,
+  tokensIn: Schema.Int,
+  tokensOut: Schema.Int,
+  costUsd: Schema.Number,
+  createdAt: Schema.String,
+  updatedAt: Schema.String,
+  finishedAt: Schema.NullOr(Schema.String)
+})
+export type RunResponse = typeof RunResponse.Type
+
+export const RunListQuery = Schema.Struct({
+  status: Schema.optionalKey(RunStatus),
+  agentName: Schema.optionalKey(AgentName),
+  limit: Schema.optionalKey(
+    Schema.FiniteFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 200 }))
+  ),
+  cursor: Schema.optionalKey(RunId)
+})
+export type RunListQuery = typeof RunListQuery.Type
+
+export const RunListResponse = Schema.Struct({
+  items: Schema.Array(RunResponse),
+  nextCursor: Schema.NullOr(Schema.String)
+})
+
+export const CancelRunRequest = Schema.Struct({
+  reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000)))
+})
+
+export const EventResponse = Schema.Struct({
+  seq: Schema.Int,
+  eventId: Schema.String,
+  type: Schema.String,
+  version: Schema.Int,
+  at: Schema.String,
+  causationId: Schema.NullOr(Schema.String),
+  correlationId: Schema.String,
+  payload: Schema.Unknown
+})
+export type EventResponse = typeof EventResponse.Type
+
+export const ErrorResponse = Schema.Struct({
+  error: Schema.Struct({
+    code: Schema.String,
+    message: Schema.String,
+    issues: Schema.optionalKey(Schema.Array(Schema.Struct({ field: Schema.String, message: Schema.String })))
+  })
+})
+export type ErrorResponse = typeof ErrorResponse.Type

@@ -1,0 +1,53 @@
+// Commands: what callers ask actors to do. A command may be refused; only the events it produces are stored.
+import { Schema } from "effect"
+import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
+import { ErrorInfo, StepRequest, StepResult } from "./Events.ts"
+
+// ---- agent ----
+export const CreateAgent = Schema.TaggedStruct("CreateAgent", {
+  name: Schema.String,
+  description: Schema.String,
+  spec: AgentSpec,
+  digest: Schema.String
+})
+export const PublishAgentVersion = Schema.TaggedStruct("PublishAgentVersion", {
+  name: Schema.String,
+  description: Schema.optionalKey(Schema.String),
+  spec: AgentSpec,
+  digest: Schema.String
+})
+export const AgentCommand = Schema.Union([CreateAgent, PublishAgentVersion])
+export type AgentCommand = typeof AgentCommand.Type
+
+// ---- run ----
+export const StartRun = Schema.TaggedStruct("StartRun", {
+  runId: Schema.String,
+  agentName: Schema.String,
+  agentVersion: Schema.Int,
+  agentDigest: Schema.String,
+  spec: ResolvedSpec,
+  input: Schema.Unknown,
+  requestDigest: Schema.String
+})
+export const StartStep = Schema.TaggedStruct("StartStep", { stepId: Schema.String, request: StepRequest })
+export const CompleteStep = Schema.TaggedStruct("CompleteStep", {
+  stepId: Schema.String,
+  attempt: Schema.Int,
+  result: StepResult,
+  tokensIn: Schema.Int,
+  tokensOut: Schema.Int,
+  costUsd: Schema.Number,
+  durationMs: Schema.Number
+})
+export const FailStep = Schema.TaggedStruct("FailStep", {
+  stepId: Schema.String,
+  attempt: Schema.Int,
+  error: ErrorInfo,
+  retryable: Schema.Boolean
+})
+export const SucceedRun = Schema.TaggedStruct("SucceedRun", { output: Schema.Unknown })
+export const FailRun = Schema.TaggedStruct("FailRun", { error: ErrorInfo })
+export const CancelRun = Schema.TaggedStruct("CancelRun", { reason: Schema.String, by: Schema.String })
+export const RunCommand = Schema.Union([StartRun, StartStep, CompleteStep, FailStep, SucceedRun, FailRun, CancelRun])
+export type RunCommand = typeof RunCommand.Type
+export type StartRun = typeof StartRun.Type

@@ -1,0 +1,130 @@
+// Typed errors of the system, split into expected (mapped to an HTTP status), retryable (retried by a
+// bounded schedule) and defects. Every error carries only safe text: never a secret or a stack trace.
+import { Schema } from "effect"
+
+// ---- expected ----
+export class AgentNotFound extends Schema.TaggedError<AgentNotFound>()("AgentNotFound", {
+  name: Schema.String
+}) {
+  override get message() {
+    return `agent '${this.name}' not found`
+  }
+}
+
+export class AgentAlreadyExists extends Schema.TaggedError<AgentAlreadyExists>()("AgentAlreadyExists", {
+  name: Schema.String
+}) {
+  override get message() {
+    return `agent '${this.name}' already exists; use PUT /v1/agents/${this.name} to publish a new version`
+  }
+}
+
+export class AgentVersionNotFound extends Schema.TaggedError<AgentVersionNotFound>()("AgentVersionNotFound", {
+  name: Schema.String,
+  version: Schema.Int
+}) {
+  override get message() {
+    return `agent '${this.name}' has no version ${this.version}`
+  }
+}
+
+export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound", { id: Schema.String }) {
+  override get message() {
+    return `run '${this.id}' not found`
+  }
+}
+
+export class RunAlreadyFinished extends Schema.TaggedError<RunAlreadyFinished>()("RunAlreadyFinished", {
+  id: Schema.String,
+  status: Schema.String
+}) {
+  override get message() {
+    return `run '${this.id}' already finished with status '${this.status}'`
+  }
+}
+
+export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()("IdempotencyKeyReused", {
+  key: Schema.String
+}) {
+  override get message() {
+    return `Idempotency-Key '${this.key}' was already used with a different request body`
+  }
+}
+
+/** A command that the actor's current state refuses (a bug in the caller or a stale driver). */
+export class InvalidCommand extends Schema.TaggedError<InvalidCommand>()("InvalidCommand", {
+  command: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.command} refused: ${this.reason}`
+  }
+}
+
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", { reason: Schema.String }) {
+  override get message() {
+    return this.reason
+  }
+}
+
+// ---- retryable ----
+/** Another writer appended to the actor's journal first: reload, decide again, append again. */
+export class AppendConflict extends Schema.TaggedError<AppendConflict>()("AppendConflict", {
+  subject: Schema.String,
+  expected: Schema.Number
+}) {
+  override get message() {
+    return `append to ${this.subject} conflicted: expected last sequence ${this.expected}`
+  }
+}
+
+export class BusUnavailable extends Schema.TaggedError<BusUnavailable>()("BusUnavailable", {
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `bus unavailable during ${this.operation}: ${this.reason}`
+  }
+}
+
+export class DatabaseUnavailable extends Schema.TaggedError<DatabaseUnavailable>()("DatabaseUnavailable", {
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `database error during ${this.operation}: ${this.reason}`
+  }
+}
+
+export class ProviderError extends Schema.TaggedError<ProviderError>()("ProviderError", {
+  provider: Schema.String,
+  status: Schema.optionalKey(Schema.Number),
+  reason: Schema.String,
+  retryable: Schema.Boolean
+}) {
+  override get message() {
+    return `model provider ${this.provider} failed${this.status === undefined ? "" : ` (HTTP ${this.status})`}: ${this.reason}`
+  }
+}
+
+// ---- loud failures ----
+/** A stored event whose type or schema version this code does not know: never skipped silently. */
+export class UnknownEventVersion extends Schema.TaggedError<UnknownEventVersion>()("UnknownEventVersion", {
+  type: Schema.String,
+  version: Schema.Number,
+  subject: Schema.String
+}) {
+  override get message() {
+    return `event ${this.type} v${this.version} on ${this.subject} is not known to this version of Lantern`
+  }
+}
+
+export class CorruptEvent extends Schema.TaggedError<CorruptEvent>()("CorruptEvent", {
+  subject: Schema.String,
+  seq: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `event #${this.seq} on ${this.subject} cannot be decoded: ${this.reason}`
+  }
+}

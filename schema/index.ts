@@ -1,0 +1,10 @@
+// The language of the system: ids, envelope, events, commands, API bodies and typed errors. No I/O.
+export * as AgentSpec from "./AgentSpec.ts"
+export * as Api from "./Api.ts"
+export * as Canonical from "./Canonical.ts"
+export * as Commands from "./Commands.ts"
+export * as Envelope from "./Envelope.ts"
+export * as Errors from "./Errors.ts"
+export * as Events from "./Events.ts"
+export * as Ids from "./Ids.ts"
+export * as Issues from "./Issues.ts"
