@@ -2,6 +2,7 @@
 // subject per actor instance: lantern.<type>.<tenant>.<id>.
 import { DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream"
 import { nanos } from "@nats-io/nats-core"
+import { Kvm } from "@nats-io/kv"
 import { Config, Effect } from "effect"
 import type { ActorType } from "../schema/Envelope.ts"
 import { Nats, unavailable } from "./Nats.ts"
@@ -12,6 +13,10 @@ export const AGENTS = "LANTERN_AGENTS"
 export const WORK = "LANTERN_WORK"
 
 export const streamOf: Record<ActorType, string> = { run: RUNS, agent: AGENTS }
+
+/** KV bucket mapping a caller's Idempotency-Key to the run it started (kept 24 h). */
+export const IDEMPOTENCY_BUCKET = "lantern-idempotency"
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60_000
 
 /** Duplicate window for `msgID` dedupe of re-sent appends. */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000
@@ -50,7 +55,7 @@ export const streams = (replicas: number): ReadonlyArray<Partial<StreamConfig> &
 
 /** Creates every stream that is missing and updates the subjects of those that exist. Safe to run on every start. */
 export const apply = Effect.gen(function*() {
-  const { jsm } = yield* Nats
+  const { js, jsm } = yield* Nats
   const replicas = yield* Config.Int("LANTERN_REPLICAS").pipe(Config.withDefault(1))
   for (const config of streams(replicas)) {
     yield* Effect.tryPromise({
@@ -65,4 +70,8 @@ export const apply = Effect.gen(function*() {
       catch: unavailable(`apply stream ${config.name}`)
     })
   }
+  yield* Effect.tryPromise({
+    try: () => new Kvm(js).create(IDEMPOTENCY_BUCKET, { ttl: IDEMPOTENCY_TTL_MS, history: 1, replicas }),
+    catch: unavailable(`apply bucket ${IDEMPOTENCY_BUCKET}`)
+  })
 }).pipe(Effect.withSpan("Topology.apply"))

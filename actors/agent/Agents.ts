@@ -1,0 +1,113 @@
+// The agent actor's shell: create agents and publish versions through the decider, and read an agent or
+// one of its versions straight from its journal (the source of truth the run actor pins versions from).
+import { createHash } from "node:crypto"
+import { Context, Effect, Layer } from "effect"
+import { Journal } from "../../bus/Journal.ts"
+import * as AgentSpec from "../../schema/AgentSpec.ts"
+import type { AgentResponse, AgentVersionResponse, CreateAgentRequest, UpdateAgentRequest } from "../../schema/Api.ts"
+import * as Canonical from "../../schema/Canonical.ts"
+import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
+import { AgentNotFound, AgentVersionNotFound } from "../../schema/Errors.ts"
+import * as Actor from "../kernel/Actor.ts"
+import { Ids } from "../kernel/Ids.ts"
+import * as Decider from "./Decider.ts"
+
+export const actor = Actor.make(Decider.decider)
+
+export const addressOf = (tenant: string, name: string): ActorAddress => ({ type: "agent", tenant, id: name })
+
+/** Content digest of a spec: SHA-256 over its canonical JSON with every default filled in. */
+export const digestOf = (spec: AgentSpec.AgentSpec): string =>
+  `sha256:${createHash("sha256").update(Canonical.stringify(AgentSpec.resolve(spec))).digest("hex")}`
+
+const versionResponse = (name: string, stored: Stored): AgentVersionResponse => {
+  const e = stored.event as Extract<Stored["event"], { _tag: "AgentCreated" | "AgentVersionPublished" }>
+  return { name, version: e.version, digest: e.digest, description: e.description, spec: e.spec, createdAt: stored.envelope.at }
+}
+
+/** Folds an agent's stored events into the API's view of it. */
+export const toResponse = (stored: ReadonlyArray<Stored>): AgentResponse | null => {
+  const first = stored[0]
+  const last = stored[stored.length - 1]
+  if (first === undefined || last === undefined) return null
+  const v = versionResponse(first.envelope.actor.id, last)
+  return {
+    name: v.name,
+    description: v.description,
+    latestVersion: v.version,
+    digest: v.digest,
+    spec: v.spec,
+    createdAt: first.envelope.at,
+    updatedAt: last.envelope.at
+  }
+}
+
+export class Agents extends Context.Service<Agents, {
+  readonly create: (tenant: string, request: CreateAgentRequest) => Effect.Effect<AgentResponse, Actor.ExecuteError<Decider.Error>>
+  readonly update: (tenant: string, name: string, request: UpdateAgentRequest) => Effect.Effect<AgentResponse, Actor.ExecuteError<Decider.Error>>
+  readonly get: (tenant: string, name: string) => Effect.Effect<AgentResponse, AgentNotFound | Actor.ReadError>
+  readonly versions: (tenant: string, name: string) => Effect.Effect<ReadonlyArray<AgentVersionResponse>, AgentNotFound | Actor.ReadError>
+  /** One version of an agent (the latest when `version` is absent), as a run pins it. */
+  readonly version: (tenant: string, name: string, version?: number) => Effect.Effect<
+    Decider.Version,
+    AgentNotFound | AgentVersionNotFound | Actor.ReadError
+  >
+}>()("lantern/actors/Agents") {
+  static readonly layer = Layer.effect(
+    Agents,
+    Effect.gen(function*() {
+      const journal = yield* Journal
+      const ids = yield* Ids
+      const provide = <A, E>(eff: Effect.Effect<A, E, Journal | Ids>) =>
+        eff.pipe(Effect.provideService(Journal, journal), Effect.provideService(Ids, ids))
+
+      const readAll = (tenant: string, name: string) =>
+        Effect.flatMap(journal.read(addressOf(tenant, name)), (stored) =>
+          stored.length === 0 ? Effect.fail(new AgentNotFound({ name })) : Effect.succeed(stored))
+
+      const get = (tenant: string, name: string) => Effect.map(readAll(tenant, name), (s) => toResponse(s)!)
+
+      const write = (tenant: string, name: string, command: Parameters<typeof Decider.decide>[0], key: Actor.Meta["idempotencyKey"]) =>
+        provide(
+          Effect.gen(function*() {
+            yield* actor.execute(addressOf(tenant, name), command, { idempotencyKey: key, correlationId: `agent:${name}` })
+            return yield* get(tenant, name)
+          })
+        )
+
+      return Agents.of({
+        create: (tenant, request) => {
+          const digest = digestOf(request.spec)
+          return write(tenant, request.name, {
+            _tag: "CreateAgent",
+            name: request.name,
+            description: request.description ?? "",
+            spec: request.spec,
+            digest
+          }, `agent:${tenant}:${request.name}:create`).pipe(Effect.withSpan("Agents.create"))
+        },
+        update: (tenant, name, request) => {
+          const digest = digestOf(request.spec)
+          return write(tenant, name, {
+            _tag: "PublishAgentVersion",
+            name,
+            spec: request.spec,
+            digest,
+            ...(request.description === undefined ? {} : { description: request.description })
+          }, (seq) => `agent:${tenant}:${name}@${seq}`)
+            .pipe(Effect.withSpan("Agents.update"))
+        },
+        get,
+        versions: (tenant, name) => Effect.map(readAll(tenant, name), (stored) => stored.map((s) => versionResponse(name, s))),
+        version: (tenant, name, version) =>
+          Effect.gen(function*() {
+            const stored = yield* readAll(tenant, name)
+            const state = actor.fromStored(addressOf(tenant, name), stored).state
+            const found = version === undefined ? Decider.latest(state) : state.versions.find((v) => v.version === version)
+            if (found === undefined) return yield* new AgentVersionNotFound({ name, version: version ?? 0 })
+            return found
+          })
+      })
+    })
+  )
+}

@@ -1,0 +1,52 @@
+// The built-in deterministic offline provider: answers without any network so the whole system runs on a
+// machine with no model key. Every answer says `provider: "offline"`; it costs nothing. Not a language model.
+import { Effect, Layer } from "effect"
+import type { ModelAnswer, ToolCall } from "../../schema/Events.ts"
+import type { Message } from "../run/Plan.ts"
+import { ModelProvider, type Request, type Response } from "./ModelProvider.ts"
+
+export const PROVIDER = "offline"
+export const MODEL = "offline-echo-1"
+
+const tokens = (text: string) => Math.max(1, Math.ceil(text.length / 4))
+
+const argumentsFor = (tool: string, input: string): Record<string, unknown> => {
+  if (tool === "calculator") {
+    const expr = (input.match(/[-\d(][\d+\-*/(). ]*[\d)]/g) ?? []).sort((a, b) => b.length - a.length)[0] ?? input
+    return { expression: expr.trim() }
+  }
+  return { text: input }
+}
+
+const text = (m: Message) => m.content ?? ""
+
+/**
+ * The offline answer to a conversation: on the first turn, a call to every declared tool the user's input
+ * names; once tool results are in, a final answer that reports them; otherwise an acknowledgement of the input.
+ */
+export const answer = (request: Request): Response => {
+  const user = request.messages.find((m) => m.role === "user")
+  const input = user === undefined ? "" : text(user)
+  const toolResults = request.messages.filter((m) => m.role === "tool")
+  const mentioned = request.tools.filter((t) => input.toLowerCase().includes(t.name.toLowerCase()))
+  let result: ModelAnswer
+  if (toolResults.length === 0 && mentioned.length > 0) {
+    const calls: Array<ToolCall> = mentioned.map((t, i) => ({ id: `call_${i}`, name: t.name, arguments: argumentsFor(t.name, input) }))
+    result = { content: null, toolCalls: calls, finishReason: "tool_calls", provider: PROVIDER, model: MODEL }
+  } else {
+    const content = toolResults.length > 0
+      ? `[offline] Tool results: ${toolResults.map(text).join("; ")}`
+      : `[offline] Received ${input.length} characters: ${input.slice(0, 200)}`
+    result = { content, toolCalls: [], finishReason: "stop", provider: PROVIDER, model: MODEL }
+  }
+  const promptTokens = request.messages.reduce((n, m) => n + tokens(text(m)), 0)
+  const completionTokens = tokens(result.content ?? "") + 8 * result.toolCalls.length
+  return { answer: result, tokensIn: promptTokens, tokensOut: completionTokens, costUsd: 0 }
+}
+
+export const layer = Layer.succeed(ModelProvider, {
+  name: PROVIDER,
+  complete: (request) => Effect.sync(() => answer(request)).pipe(Effect.withSpan("gen_ai.offline", {
+    attributes: { "gen_ai.system": PROVIDER, "gen_ai.request.model": request.model }
+  }))
+})

@@ -1,0 +1,97 @@
+// Lantern's built-in deterministic tools: what a spec's JSON-schema functions are answered by until
+// sandboxed tool execution lands. Pure functions of their arguments.
+
+export interface BuiltinTool {
+  readonly name: string
+  readonly description: string
+  readonly parameters: Record<string, unknown>
+  readonly run: (args: unknown) => string
+}
+
+const field = (args: unknown, name: string): string => {
+  const v = args !== null && typeof args === "object" ? (args as Record<string, unknown>)[name] : undefined
+  return typeof v === "string" ? v : typeof v === "number" ? String(v) : ""
+}
+
+/** Evaluates + - * / and parentheses over decimal numbers with a recursive-descent parser (no eval). */
+export const calculate = (expression: string): number => {
+  const src = expression.replace(/\s+/g, "")
+  let i = 0
+  const fail = (why: string): never => {
+    throw new Error(`${why} at position ${i} in '${expression}'`)
+  }
+  const number = (): number => {
+    const m = /^\d+(\.\d+)?/.exec(src.slice(i))
+    if (m === null) return fail("expected a number")
+    i += m[0].length
+    return Number(m[0])
+  }
+  const factor = (): number => {
+    if (src[i] === "-") {
+      i++
+      return -factor()
+    }
+    if (src[i] === "(") {
+      i++
+      const v = sum()
+      if (src[i] !== ")") fail("expected ')'")
+      i++
+      return v
+    }
+    return number()
+  }
+  const product = (): number => {
+    let v = factor()
+    while (src[i] === "*" || src[i] === "/") {
+      const op = src[i++]
+      const r = factor()
+      if (op === "/" && r === 0) fail("division by zero")
+      v = op === "*" ? v * r : v / r
+    }
+    return v
+  }
+  const sum = (): number => {
+    let v = product()
+    while (src[i] === "+" || src[i] === "-") {
+      const op = src[i++]
+      const r = product()
+      v = op === "+" ? v + r : v - r
+    }
+    return v
+  }
+  if (src.length === 0) fail("empty expression")
+  const value = sum()
+  if (i !== src.length) fail("unexpected character")
+  return value
+}
+
+export const builtins: ReadonlyArray<BuiltinTool> = [
+  {
+    name: "calculator",
+    description: "Evaluates an arithmetic expression with + - * / and parentheses.",
+    parameters: { type: "object", properties: { expression: { type: "string" } }, required: ["expression"] },
+    run: (args) => {
+      try {
+        return String(calculate(field(args, "expression")))
+      } catch (e) {
+        return `error: ${e instanceof Error ? e.message : String(e)}`
+      }
+    }
+  },
+  {
+    name: "word_count",
+    description: "Counts the words in a text.",
+    parameters: { type: "object", properties: { text: { type: "string" } }, required: ["text"] },
+    run: (args) => String(field(args, "text").split(/\s+/).filter((w) => w !== "").length)
+  },
+  {
+    name: "echo",
+    description: "Returns its text unchanged.",
+    parameters: { type: "object", properties: { text: { type: "string" } }, required: ["text"] },
+    run: (args) => field(args, "text")
+  }
+]
+
+export const find = (name: string): BuiltinTool | undefined => builtins.find((t) => t.name === name)
+
+export const names = builtins.map((t) => t.name)

@@ -1,0 +1,172 @@
+// The run actor's pure logic: a run starts pinned to one agent version, journals every step as
+// StepStarted → StepCompleted | StepFailed, and ends exactly once (succeeded, failed or canceled).
+import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
+import type { RunCommand } from "../../schema/Commands.ts"
+import { IdempotencyKeyReused, InvalidCommand, RunAlreadyFinished, RunNotFound } from "../../schema/Errors.ts"
+import type { ErrorInfo, RunEvent, StepRequest, StepResult } from "../../schema/Events.ts"
+import { accept, type Decider, ignore, reject } from "../kernel/Decider.ts"
+
+export type Status = "new" | "running" | "succeeded" | "failed" | "canceled"
+
+export interface Step {
+  readonly stepId: string
+  readonly request: StepRequest
+  readonly attempt: number
+  readonly status: "started" | "completed" | "failed"
+  readonly result: StepResult | null
+  readonly error: ErrorInfo | null
+  readonly retryable: boolean
+}
+
+export interface State {
+  readonly status: Status
+  readonly runId: string
+  readonly agentName: string
+  readonly agentVersion: number
+  readonly spec: ResolvedSpec | null
+  readonly input: unknown
+  readonly requestDigest: string
+  /** Steps in the order they were first started. */
+  readonly steps: ReadonlyArray<Step>
+  readonly tokensIn: number
+  readonly tokensOut: number
+  readonly costUsd: number
+  readonly output: unknown
+  readonly error: ErrorInfo | null
+}
+
+export const initialState: State = {
+  status: "new",
+  runId: "",
+  agentName: "",
+  agentVersion: 0,
+  spec: null,
+  input: null,
+  requestDigest: "",
+  steps: [],
+  tokensIn: 0,
+  tokensOut: 0,
+  costUsd: 0,
+  output: null,
+  error: null
+}
+
+export type Error = IdempotencyKeyReused | InvalidCommand | RunAlreadyFinished | RunNotFound
+
+export const isTerminal = (s: State) => s.status === "succeeded" || s.status === "failed" || s.status === "canceled"
+
+export const stepOf = (s: State, stepId: string) => s.steps.find((x) => x.stepId === stepId)
+
+const refuse = (command: RunCommand, reason: string) => reject(new InvalidCommand({ command: command._tag, reason }))
+
+export const decide = (command: RunCommand, state: State) => {
+  if (command._tag === "StartRun") {
+    if (state.status === "new") {
+      const { _tag, ...fields } = command
+      return accept<RunEvent>({ _tag: "RunStarted", ...fields })
+    }
+    return command.requestDigest === state.requestDigest
+      ? ignore
+      : reject(new IdempotencyKeyReused({ key: command.runId }))
+  }
+  if (state.status === "new") return reject(new RunNotFound({ id: "" }))
+  if (command._tag === "CancelRun") {
+    if (isTerminal(state)) return reject(new RunAlreadyFinished({ id: state.runId, status: state.status }))
+    return accept<RunEvent>({ _tag: "RunCanceled", reason: command.reason, by: command.by })
+  }
+  if (isTerminal(state)) {
+    // a driver that lost a race with a cancel (or a duplicate driver) must stop, not write
+    const same = (command._tag === "SucceedRun" && state.status === "succeeded") ||
+      (command._tag === "FailRun" && state.status === "failed")
+    return same ? ignore : reject(new RunAlreadyFinished({ id: state.runId, status: state.status }))
+  }
+  switch (command._tag) {
+    case "StartStep": {
+      const step = stepOf(state, command.stepId)
+      if (step?.status === "completed") return ignore
+      // a step started but never finished (its host died) or failed retryably starts again as a new attempt
+      return accept<RunEvent>({
+        _tag: "StepStarted",
+        stepId: command.stepId,
+        attempt: (step?.attempt ?? 0) + 1,
+        request: step?.request ?? command.request
+      })
+    }
+    case "CompleteStep": {
+      const step = stepOf(state, command.stepId)
+      if (step === undefined) return refuse(command, `step ${command.stepId} was never started`)
+      if (step.status === "completed" && step.attempt === command.attempt) return ignore
+      if (step.status !== "started" || step.attempt !== command.attempt) {
+        return refuse(command, `step ${command.stepId} attempt ${command.attempt} is not in flight`)
+      }
+      const { _tag, ...fields } = command
+      return accept<RunEvent>({ _tag: "StepCompleted", ...fields })
+    }
+    case "FailStep": {
+      const step = stepOf(state, command.stepId)
+      if (step === undefined || step.status !== "started" || step.attempt !== command.attempt) {
+        return refuse(command, `step ${command.stepId} attempt ${command.attempt} is not in flight`)
+      }
+      const { _tag, ...fields } = command
+      return accept<RunEvent>({ _tag: "StepFailed", ...fields })
+    }
+    case "SucceedRun":
+      return accept<RunEvent>({ _tag: "RunSucceeded", output: command.output })
+    case "FailRun":
+      return accept<RunEvent>({ _tag: "RunFailed", error: command.error })
+  }
+}
+
+const updateStep = (state: State, stepId: string, f: (s: Step) => Step): ReadonlyArray<Step> =>
+  state.steps.map((s) => (s.stepId === stepId ? f(s) : s))
+
+export const evolve = (state: State, event: RunEvent): State => {
+  switch (event._tag) {
+    case "RunStarted":
+      return {
+        ...state,
+        status: "running",
+        runId: event.runId,
+        agentName: event.agentName,
+        agentVersion: event.agentVersion,
+        spec: event.spec,
+        input: event.input,
+        requestDigest: event.requestDigest
+      }
+    case "StepStarted": {
+      const fresh: Step = {
+        stepId: event.stepId,
+        request: event.request,
+        attempt: event.attempt,
+        status: "started",
+        result: null,
+        error: null,
+        retryable: false
+      }
+      return stepOf(state, event.stepId) === undefined
+        ? { ...state, steps: [...state.steps, fresh] }
+        : { ...state, steps: updateStep(state, event.stepId, (s) => ({ ...fresh, request: s.request })) }
+    }
+    case "StepCompleted":
+      return {
+        ...state,
+        steps: updateStep(state, event.stepId, (s) => ({ ...s, status: "completed", result: event.result })),
+        tokensIn: state.tokensIn + event.tokensIn,
+        tokensOut: state.tokensOut + event.tokensOut,
+        costUsd: state.costUsd + event.costUsd
+      }
+    case "StepFailed":
+      return {
+        ...state,
+        steps: updateStep(state, event.stepId, (s) => ({ ...s, status: "failed", error: event.error, retryable: event.retryable }))
+      }
+    case "RunSucceeded":
+      return { ...state, status: "succeeded", output: event.output }
+    case "RunFailed":
+      return { ...state, status: "failed", error: event.error }
+    case "RunCanceled":
+      return { ...state, status: "canceled", error: { code: "canceled", message: event.reason } }
+  }
+}
+
+export const decider: Decider<State, RunCommand, RunEvent, Error> = { initialState, decide, evolve }

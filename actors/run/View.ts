@@ -1,0 +1,31 @@
+// The API's view of a run folded straight from its journal: used right after a write and whenever the
+// projection has not caught up yet, so a caller always reads its own writes.
+import type { RunResponse, RunStatus } from "../../schema/Api.ts"
+import type { Stored } from "../../schema/Envelope.ts"
+import type { RunEvent } from "../../schema/Events.ts"
+import { fold } from "../kernel/Decider.ts"
+import { decider, type State } from "./Decider.ts"
+
+export const fromStored = (stored: ReadonlyArray<Stored>): RunResponse | null => {
+  const first = stored[0]
+  const last = stored[stored.length - 1]
+  if (first === undefined || last === undefined) return null
+  const state: State = fold(decider, stored.map((s) => s.event as RunEvent))
+  const terminal = state.status !== "running" && state.status !== "new"
+  return {
+    id: first.envelope.actor.id,
+    status: (state.status === "new" ? "running" : state.status) as RunStatus,
+    agentName: state.agentName,
+    agentVersion: state.agentVersion,
+    input: state.input,
+    output: state.output,
+    error: state.error,
+    steps: state.steps.filter((s) => s.status === "completed").length,
+    tokensIn: state.tokensIn,
+    tokensOut: state.tokensOut,
+    costUsd: state.costUsd,
+    createdAt: first.envelope.at,
+    updatedAt: last.envelope.at,
+    finishedAt: terminal ? last.envelope.at : null
+  }
+}
