@@ -1,0 +1,207 @@
+import { describe, expect, it } from "vitest"
+import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
+import type { RunCommand, StartRun } from "../../schema/Commands.ts"
+import type { RunEvent, StepRequest, StepResult } from "../../schema/Events.ts"
+import { fold } from "../kernel/Decider.ts"
+import { given } from "../kernel/given.ts"
+import * as Run from "./Decider.ts"
+
+const spec: ResolvedSpec = { systemPrompt: "You are terse.", model: "auto", maxTurns: 3, tools: [] }
+
+const startRun: StartRun = {
+  _tag: "StartRun",
+  runId: "run_01",
+  agentName: "helper",
+  agentVersion: 1,
+  agentDigest: "sha256:agent",
+  spec,
+  input: "hello",
+  requestDigest: "sha256:request"
+}
+const { _tag: _start, ...startFields } = startRun
+const runStarted: RunEvent = { _tag: "RunStarted", ...startFields }
+
+const modelRequest: StepRequest = { _tag: "model", model: "auto", turn: 1 }
+const modelResult: StepResult = {
+  _tag: "model",
+  answer: { content: "hi", toolCalls: [], finishReason: "stop", provider: "offline", model: "offline-echo-1" }
+}
+
+const startStep: RunCommand = { _tag: "StartStep", stepId: "turn-1", request: modelRequest }
+const stepStarted = (attempt: number, request: StepRequest = modelRequest): RunEvent => ({
+  _tag: "StepStarted",
+  stepId: "turn-1",
+  attempt,
+  request
+})
+
+const completeStep = (attempt: number): RunCommand => ({
+  _tag: "CompleteStep",
+  stepId: "turn-1",
+  attempt,
+  result: modelResult,
+  tokensIn: 10,
+  tokensOut: 2,
+  costUsd: 0.001,
+  durationMs: 5
+})
+const stepCompleted = (attempt: number): RunEvent => {
+  const { _tag, ...fields } = completeStep(attempt) as Extract<RunCommand, { _tag: "CompleteStep" }>
+  return { _tag: "StepCompleted", ...fields }
+}
+
+const error = { code: "provider_error", message: "503" }
+const failStep = (attempt: number, retryable: boolean): RunCommand => ({ _tag: "FailStep", stepId: "turn-1", attempt, error, retryable })
+const stepFailed = (attempt: number, retryable: boolean): RunEvent => ({ _tag: "StepFailed", stepId: "turn-1", attempt, error, retryable })
+
+const succeedRun: RunCommand = { _tag: "SucceedRun", output: "hi" }
+const failRun: RunCommand = { _tag: "FailRun", error }
+const cancelRun: RunCommand = { _tag: "CancelRun", reason: "user asked", by: "user:1" }
+const runSucceeded: RunEvent = { _tag: "RunSucceeded", output: "hi" }
+const runFailed: RunEvent = { _tag: "RunFailed", error }
+const runCanceled: RunEvent = { _tag: "RunCanceled", reason: "user asked", by: "user:1" }
+
+const running = [runStarted]
+const inFlight = [runStarted, stepStarted(1)]
+const completed = [...inFlight, stepCompleted(1)]
+
+describe("Run decider", () => {
+  describe("StartRun", () => {
+    it("starts a new run", () => given(Run.decider, []).when(startRun).then([runStarted]))
+
+    it("is a no-op when repeated with the same request digest", () => given(Run.decider, running).when(startRun).then([]))
+
+    it("is a no-op when repeated with the same request digest after the run finished", () =>
+      given(Run.decider, [...completed, runSucceeded]).when(startRun).then([]))
+
+    it("refuses the same run id with a different request digest", () => {
+      const e = given(Run.decider, running).when({ ...startRun, requestDigest: "sha256:other" }).thenFails("IdempotencyKeyReused")
+      expect(e.key).toBe("run_01")
+    })
+  })
+
+  describe("on a run that was never started", () => {
+    const others: ReadonlyArray<RunCommand> = [startStep, completeStep(1), failStep(1, true), succeedRun, failRun, cancelRun]
+    it.each(others.map((c) => [c._tag, c] as const))("refuses %s with RunNotFound", (_, command) =>
+      void given(Run.decider, []).when(command).thenFails("RunNotFound"))
+  })
+
+  describe("StartStep", () => {
+    it("starts a fresh step as attempt 1", () => given(Run.decider, running).when(startStep).then([stepStarted(1)]))
+
+    it("restarts a step started but never finished as attempt 2, keeping the original request", () => {
+      const other: StepRequest = { _tag: "model", model: "smart", turn: 9 }
+      given(Run.decider, inFlight).when({ ...startStep, request: other }).then([stepStarted(2, modelRequest)])
+    })
+
+    it("restarts a retryably failed step as the next attempt", () =>
+      given(Run.decider, [...inFlight, stepFailed(1, true)]).when(startStep).then([stepStarted(2)]))
+
+    it("is a no-op for a completed step: a completed step is never executed again", () =>
+      given(Run.decider, completed).when(startStep).then([]))
+
+    it("is a no-op for a step completed on a later attempt", () =>
+      given(Run.decider, [...inFlight, stepStarted(2), stepCompleted(2)]).when(startStep).then([]))
+  })
+
+  describe("CompleteStep", () => {
+    it("completes the attempt in flight", () => given(Run.decider, inFlight).when(completeStep(1)).then([stepCompleted(1)]))
+
+    it("refuses a wrong attempt", () => {
+      const e = given(Run.decider, inFlight).when(completeStep(2)).thenFails("InvalidCommand")
+      expect(e.command).toBe("CompleteStep")
+    })
+
+    it("refuses a stale attempt once the step was restarted (a zombie host is fenced off)", () =>
+      void given(Run.decider, [...inFlight, stepStarted(2)]).when(completeStep(1)).thenFails("InvalidCommand"))
+
+    it("refuses a step that was never started", () =>
+      void given(Run.decider, running).when(completeStep(1)).thenFails("InvalidCommand"))
+
+    it("refuses completing a failed attempt", () =>
+      void given(Run.decider, [...inFlight, stepFailed(1, true)]).when(completeStep(1)).thenFails("InvalidCommand"))
+
+    it("is a no-op when the same attempt is completed twice", () => given(Run.decider, completed).when(completeStep(1)).then([]))
+
+    it("refuses completing an older attempt of a completed step", () =>
+      void given(Run.decider, [...inFlight, stepStarted(2), stepCompleted(2)]).when(completeStep(1)).thenFails("InvalidCommand"))
+  })
+
+  describe("FailStep", () => {
+    it("fails the attempt in flight (retryable)", () =>
+      given(Run.decider, inFlight).when(failStep(1, true)).then([stepFailed(1, true)]))
+
+    it("fails the attempt in flight (not retryable)", () =>
+      given(Run.decider, inFlight).when(failStep(1, false)).then([stepFailed(1, false)]))
+
+    it("refuses a wrong attempt", () => void given(Run.decider, inFlight).when(failStep(2, true)).thenFails("InvalidCommand"))
+
+    it("refuses failing a completed step", () => void given(Run.decider, completed).when(failStep(1, true)).thenFails("InvalidCommand"))
+
+    it("refuses a step that was never started", () =>
+      void given(Run.decider, running).when(failStep(1, true)).thenFails("InvalidCommand"))
+  })
+
+  describe("ending a run", () => {
+    it("SucceedRun succeeds a running run", () => given(Run.decider, completed).when(succeedRun).then([runSucceeded]))
+
+    it("FailRun fails a running run", () => given(Run.decider, completed).when(failRun).then([runFailed]))
+
+    it("CancelRun cancels a running run, even with a step in flight", () =>
+      given(Run.decider, inFlight).when(cancelRun).then([runCanceled]))
+
+    it("SucceedRun on a succeeded run is a no-op (a duplicate driver)", () =>
+      given(Run.decider, [...completed, runSucceeded]).when(succeedRun).then([]))
+
+    it("FailRun on a failed run is a no-op (a duplicate driver)", () =>
+      given(Run.decider, [...completed, runFailed]).when(failRun).then([]))
+  })
+
+  describe("after a run finished", () => {
+    const terminals = [
+      ["succeeded", runSucceeded],
+      ["failed", runFailed],
+      ["canceled", runCanceled]
+    ] as const
+    const commands: ReadonlyArray<RunCommand> = [startStep, completeStep(1), failStep(1, true), succeedRun, failRun, cancelRun]
+    const noOp = (status: string, command: RunCommand) =>
+      (status === "succeeded" && command._tag === "SucceedRun") || (status === "failed" && command._tag === "FailRun")
+    const cases = terminals.flatMap(([status, end]) =>
+      commands.filter((c) => !noOp(status, c)).map((c) => [c._tag, status, end, c] as const)
+    )
+
+    it.each(cases)("refuses %s on a %s run with RunAlreadyFinished", (_, status, end, command) => {
+      const e = given(Run.decider, [...inFlight, end]).when(command).thenFails("RunAlreadyFinished")
+      expect(e).toMatchObject({ id: "run_01", status })
+    })
+  })
+
+  describe("evolve", () => {
+    it("accumulates tokens and cost over completed steps", () => {
+      const second: RunEvent = { _tag: "StepStarted", stepId: "turn-2", attempt: 1, request: { _tag: "model", model: "auto", turn: 2 } }
+      const done: RunEvent = { ...(stepCompleted(1) as Extract<RunEvent, { _tag: "StepCompleted" }>), stepId: "turn-2", tokensIn: 5, tokensOut: 1, costUsd: 0.002 }
+      const state = fold(Run.decider, [...completed, second, done])
+      expect(state).toMatchObject({ tokensIn: 15, tokensOut: 3 })
+      expect(state.costUsd).toBeCloseTo(0.003)
+      expect(state.steps.map((s) => [s.stepId, s.status])).toEqual([["turn-1", "completed"], ["turn-2", "completed"]])
+    })
+
+    it("keeps a restarted step in its original position with its first request", () => {
+      const state = fold(Run.decider, [
+        ...inFlight,
+        { _tag: "StepStarted", stepId: "turn-1.tool-0", attempt: 1, request: { _tag: "tool", call: { id: "c", name: "echo", arguments: {} } } },
+        stepFailed(1, true),
+        stepStarted(2, { _tag: "model", model: "other", turn: 7 })
+      ])
+      expect(state.steps.map((s) => s.stepId)).toEqual(["turn-1", "turn-1.tool-0"])
+      expect(Run.stepOf(state, "turn-1")).toMatchObject({ attempt: 2, status: "started", request: modelRequest, error: null })
+    })
+
+    it("records a cancellation as the run's error", () => {
+      const state = fold(Run.decider, [...inFlight, runCanceled])
+      expect(state.status).toBe("canceled")
+      expect(state.error).toEqual({ code: "canceled", message: "user asked" })
+      expect(Run.isTerminal(state)).toBe(true)
+    })
+  })
+})

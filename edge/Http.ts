@@ -1,0 +1,107 @@
+// The edge's HTTP vocabulary: JSON answers, the error body every failure uses, request decoding with the
+// field and reason of each problem, and the one place where typed errors become status codes.
+import { Cause, Effect, Schema } from "effect"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import type { ErrorResponse } from "../schema/Api.ts"
+import * as Issues from "../schema/Issues.ts"
+
+/** A request the API refuses before doing anything: 400 with the offending fields. */
+export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {
+  issues: Schema.Array(Schema.Struct({ field: Schema.String, message: Schema.String }))
+}) {
+  override get message() {
+    return this.issues.map((i) => `${i.field}: ${i.message}`).join("; ")
+  }
+}
+
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", { limit: Schema.Number }) {}
+
+export const MAX_BODY_BYTES = 1024 * 1024
+
+export const json = (body: unknown, status = 200, headers?: Record<string, string>) =>
+  HttpServerResponse.jsonUnsafe(body, { status, ...(headers === undefined ? {} : { headers }) })
+
+export const errorResponse = (status: number, code: string, message: string, issues?: ReadonlyArray<Issues.FieldIssue>, headers?: Record<string, string>) => {
+  const body: ErrorResponse = { error: { code, message, ...(issues === undefined ? {} : { issues }) } }
+  return json(body, status, headers)
+}
+
+export const badRequest = (field: string, message: string) => new BadRequest({ issues: [{ field, message }] })
+
+/** Decodes `input` with `schema`; failures become a 400 naming each field (prefixed with `root`). */
+export const decode = <S extends Schema.Top>(schema: S, input: unknown, root = "") =>
+  Schema.decodeUnknownEffect(schema as unknown as Schema.Codec<S["Type"], unknown>)(input, { errors: "all" }).pipe(
+    Effect.mapError((e) => new BadRequest({ issues: Issues.toFieldIssues(e.issue, root) }))
+  )
+
+/** The request body as JSON, decoded with `schema`. */
+export const body = <S extends Schema.Top>(schema: S) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const length = Number(request.headers["content-length"] ?? "0")
+    if (length > MAX_BODY_BYTES) return yield* new PayloadTooLarge({ limit: MAX_BODY_BYTES })
+    const text = yield* request.text.pipe(Effect.mapError(() => badRequest("(body)", "the request body could not be read")))
+    if (text.length > MAX_BODY_BYTES) return yield* new PayloadTooLarge({ limit: MAX_BODY_BYTES })
+    if (text.trim() === "") return yield* badRequest("(body)", "a JSON body is required")
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch (e) {
+      return yield* badRequest("(body)", `invalid JSON: ${e instanceof Error ? e.message : String(e)}`)
+    }
+    return yield* decode(schema, parsed)
+  })
+
+/** The query string as a flat record (the last value of a repeated key wins). */
+export const query = Effect.gen(function*() {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const out: Record<string, string> = {}
+  for (const [k, v] of new URL(request.url, "http://localhost").searchParams) out[k] = v
+  return out
+})
+
+const STATUS: Record<string, readonly [number, string]> = {
+  BadRequest: [400, "invalid_request"],
+  Unauthorized: [401, "unauthorized"],
+  AgentNotFound: [404, "agent_not_found"],
+  AgentVersionNotFound: [404, "agent_version_not_found"],
+  RunNotFound: [404, "run_not_found"],
+  AgentAlreadyExists: [409, "agent_exists"],
+  IdempotencyKeyReused: [409, "idempotency_key_reused"],
+  RunAlreadyFinished: [409, "run_already_finished"],
+  InvalidCommand: [409, "conflict"],
+  PayloadTooLarge: [413, "payload_too_large"],
+  AppendConflict: [503, "busy"],
+  BusUnavailable: [503, "bus_unavailable"],
+  DatabaseUnavailable: [503, "database_unavailable"],
+  UnknownEventVersion: [500, "journal_unreadable"],
+  CorruptEvent: [500, "journal_unreadable"]
+}
+
+const toErrorResponse = (error: unknown) => {
+  const tag = typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : ""
+  const mapped = STATUS[tag]
+  if (mapped === undefined) return null
+  const [status, code] = mapped
+  if (error instanceof BadRequest) return errorResponse(400, code, "the request is invalid", error.issues)
+  if (error instanceof PayloadTooLarge) return errorResponse(413, code, `the request body exceeds ${error.limit} bytes`)
+  const message = error instanceof Error ? error.message : code
+  return errorResponse(status, code, message, undefined, status === 503 ? { "retry-after": "1" } : undefined)
+}
+
+/**
+ * Turns every failure of a handler into a JSON error: typed errors by their status, anything else
+ * (a defect, a foreign error) into a 500 that says nothing of the internals. The cause is logged.
+ */
+export const handled = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  effect.pipe(
+    Effect.catchCause((cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+      const failure = Cause.findErrorOption(cause)
+      const mapped = failure._tag === "Some" ? toErrorResponse(failure.value) : null
+      if (mapped !== null) {
+        return mapped.status >= 500 ? Effect.as(Effect.logWarning("request failed", cause), mapped) : Effect.succeed(mapped)
+      }
+      return Effect.as(Effect.logError("unexpected failure while handling a request", cause), errorResponse(500, "internal", "internal error"))
+    })
+  )

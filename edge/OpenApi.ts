@@ -1,0 +1,71 @@
+// The OpenAPI 3.1 document of /v1, generated from the same Schemas that decode requests, so the document
+// cannot drift from what the server accepts.
+import { Schema } from "effect"
+import * as Api from "../schema/Api.ts"
+
+const schemaOf = (s: Schema.Top) => {
+  const doc = Schema.toJsonSchemaDocument(s)
+  return { ...doc.schema, ...(Object.keys(doc.definitions ?? {}).length > 0 ? { $defs: doc.definitions } : {}) }
+}
+
+const jsonBody = (s: Schema.Top) => ({ content: { "application/json": { schema: schemaOf(s) } } })
+const ok = (description: string, s: Schema.Top) => ({ description, ...jsonBody(s) })
+const errors = {
+  "400": ok("Invalid request: each issue names the field and the reason", Api.ErrorResponse),
+  "401": ok("Missing or invalid bearer token", Api.ErrorResponse),
+  "503": ok("Bus or database unavailable; retry", Api.ErrorResponse)
+}
+const notFound = { "404": ok("Not found", Api.ErrorResponse) }
+const conflict = { "409": ok("Conflict", Api.ErrorResponse) }
+const list = (s: Schema.Top) => Schema.Struct({ items: Schema.Array(s as Schema.Codec<unknown>) })
+const nameParam = { name: "name", in: "path", required: true, schema: { type: "string" } }
+const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^run_[0-9a-z]{26}$" } }
+
+export const document = {
+  openapi: "3.1.0",
+  info: {
+    title: "Lantern API",
+    version: "1",
+    description: "Durable runs of AI agents. Every /v1 route needs `Authorization: Bearer <token>`."
+  },
+  components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+  security: [{ bearer: [] }],
+  paths: {
+    "/v1/agents": {
+      post: { summary: "Create an agent (version 1)", requestBody: jsonBody(Api.CreateAgentRequest), responses: { "201": ok("Created", Api.AgentResponse), ...errors, ...conflict } },
+      get: { summary: "List agents", responses: { "200": ok("Agents", list(Api.AgentResponse)), ...errors } }
+    },
+    "/v1/agents/{name}": {
+      get: { summary: "Get an agent", parameters: [nameParam], responses: { "200": ok("Agent", Api.AgentResponse), ...errors, ...notFound } },
+      put: { summary: "Publish a new version of an agent (no-op when the spec is unchanged)", parameters: [nameParam], requestBody: jsonBody(Api.UpdateAgentRequest), responses: { "200": ok("Agent", Api.AgentResponse), ...errors, ...notFound } }
+    },
+    "/v1/agents/{name}/versions": {
+      get: { summary: "List an agent's immutable versions", parameters: [nameParam], responses: { "200": ok("Versions", list(Api.AgentVersionResponse)), ...errors, ...notFound } }
+    },
+    "/v1/runs": {
+      post: {
+        summary: "Start a run of an agent's latest (or given) version",
+        parameters: [{ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", maxLength: 255 } }],
+        requestBody: jsonBody(Api.CreateRunRequest),
+        responses: { "201": ok("Started", Api.RunResponse), "200": ok("Already started with this Idempotency-Key", Api.RunResponse), ...errors, ...notFound, ...conflict }
+      },
+      get: {
+        summary: "List runs, newest first",
+        parameters: ["status", "agentName", "limit", "cursor"].map((name) => ({ name, in: "query", required: false, schema: { type: "string" } })),
+        responses: { "200": ok("Runs", Api.RunListResponse), ...errors }
+      }
+    },
+    "/v1/runs/{id}": { get: { summary: "Get a run", parameters: [idParam], responses: { "200": ok("Run", Api.RunResponse), ...errors, ...notFound } } },
+    "/v1/runs/{id}/events": { get: { summary: "The run's journal", parameters: [idParam], responses: { "200": ok("Events", list(Api.EventResponse)), ...errors, ...notFound } } },
+    "/v1/runs/{id}/stream": {
+      get: {
+        summary: "The run's events as Server-Sent Events, live; ends after the terminal event. Resume with Last-Event-ID.",
+        parameters: [idParam],
+        responses: { "200": { description: "text/event-stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errors, ...notFound }
+      }
+    },
+    "/v1/runs/{id}/cancel": {
+      post: { summary: "Cancel a run; the step in flight is interrupted", parameters: [idParam], requestBody: { required: false, ...jsonBody(Api.CancelRunRequest) }, responses: { "200": ok("Run", Api.RunResponse), ...errors, ...notFound, ...conflict } }
+    }
+  }
+}

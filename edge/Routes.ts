@@ -1,0 +1,150 @@
+// The /v1 HTTP API: agents and runs for SDKs, the CLI and bridges. Handlers decode, authenticate, call one
+// actor or query, and answer; lists read Postgres projections, single resources fall back to the journal.
+import { Duration, Effect, Layer, Schema, Stream } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Agents } from "../actors/agent/Agents.ts"
+import * as Tools from "../actors/model/Tools.ts"
+import { Runs } from "../actors/run/Runs.ts"
+import { Journal } from "../bus/Journal.ts"
+import * as Queries from "../projections/Queries.ts"
+import * as Api from "../schema/Api.ts"
+import type { AgentSpec } from "../schema/AgentSpec.ts"
+import { AgentName, RunId } from "../schema/Ids.ts"
+import { isTerminal } from "../schema/Events.ts"
+import { Auth } from "./Auth.ts"
+import { sseComment, sseFrame, toEventResponse } from "./Events.ts"
+import { BadRequest, body, decode, handled, json, query } from "./Http.ts"
+
+const param = Effect.map(HttpRouter.params, (p) => p)
+
+const agentName = Effect.flatMap(param, (p) => decode(AgentName, p["name"], "name"))
+const runId = Effect.flatMap(param, (p) => decode(RunId, p["id"], "id"))
+
+/** Tools a spec names must be built-in tools for now. */
+const checkTools = (spec: AgentSpec) => {
+  const issues = (spec.tools ?? []).flatMap((t, i) =>
+    Tools.find(t.name) === undefined
+      ? [{ field: `spec.tools[${i}].name`, message: `unknown tool '${t.name}'; built-in tools are ${Tools.names.join(", ")}` }]
+      : []
+  )
+  return issues.length === 0 ? Effect.void : Effect.fail(new BadRequest({ issues }))
+}
+
+const IdempotencyKey = Schema.String.check(
+  Schema.isPattern(/^[\x21-\x7e]{1,255}$/, { message: "Expected 1-255 visible ASCII characters" })
+)
+
+const route = <E, R>(method: "GET" | "POST" | "PUT", path: `/${string}`, handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  HttpRouter.add(method, path, handled(handler))
+
+const authed = <E, R>(f: (tenant: string) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.gen(function*() {
+    const auth = yield* Auth
+    const principal = yield* auth.principal
+    return yield* f(principal.tenant)
+  })
+
+
+export const agentRoutes = Layer.mergeAll(
+  route("POST", "/v1/agents", authed((tenant) =>
+    Effect.gen(function*() {
+      const request = yield* body(Api.CreateAgentRequest)
+      yield* checkTools(request.spec)
+      const agent = yield* (yield* Agents).create(tenant, request)
+      return json(agent, 201, { location: `/v1/agents/${agent.name}` })
+    }))),
+  route("GET", "/v1/agents", authed((tenant) =>
+    Effect.map((Queries.listAgents(tenant)), (items) => json({ items })))),
+  route("GET", "/v1/agents/:name", authed((tenant) =>
+    Effect.gen(function*() {
+      const name = yield* agentName
+      const projected = yield* (Queries.getAgent(tenant, name))
+      return json(projected ?? (yield* (yield* Agents).get(tenant, name)))
+    }))),
+  route("PUT", "/v1/agents/:name", authed((tenant) =>
+    Effect.gen(function*() {
+      const name = yield* agentName
+      const request = yield* body(Api.UpdateAgentRequest)
+      yield* checkTools(request.spec)
+      return json(yield* (yield* Agents).update(tenant, name, request))
+    }))),
+  route("GET", "/v1/agents/:name/versions", authed((tenant) =>
+    Effect.gen(function*() {
+      const name = yield* agentName
+      // versions are immutable and few: the journal is the complete, always-current list
+      return json({ items: yield* (yield* Agents).versions(tenant, name) })
+    })))
+)
+
+const terminalTypes = new Set(["RunSucceeded", "RunFailed", "RunCanceled"])
+
+export const runRoutes = Layer.mergeAll(
+  route("POST", "/v1/runs", authed((tenant) =>
+    Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const rawKey = request.headers["idempotency-key"]
+      const key = rawKey === undefined ? null : yield* decode(IdempotencyKey, rawKey, "Idempotency-Key")
+      const input = yield* body(Api.CreateRunRequest)
+      const { run, created } = yield* (yield* Runs).start(tenant, input, key)
+      return json(run, created ? 201 : 200, {
+        location: `/v1/runs/${run.id}`,
+        ...(created ? {} : { "idempotent-replayed": "true" })
+      })
+    }))),
+  route("GET", "/v1/runs", authed((tenant) =>
+    Effect.gen(function*() {
+      const q = yield* decode(Api.RunListQuery, yield* query)
+      return json(yield* (Queries.listRuns(tenant, {
+        ...(q.status === undefined ? {} : { status: q.status }),
+        ...(q.agentName === undefined ? {} : { agentName: q.agentName }),
+        ...(q.limit === undefined ? {} : { limit: q.limit }),
+        ...(q.cursor === undefined ? {} : { cursor: q.cursor })
+      })))
+    }))),
+  route("GET", "/v1/runs/:id", authed((tenant) =>
+    Effect.gen(function*() {
+      const id = yield* runId
+      const projected = yield* (Queries.getRun(tenant, id))
+      return json(projected ?? (yield* (yield* Runs).get(tenant, id)))
+    }))),
+  route("GET", "/v1/runs/:id/events", authed((tenant) =>
+    Effect.gen(function*() {
+      const id = yield* runId
+      const events = yield* (yield* Runs).events(tenant, id)
+      return json({ items: events.map(toEventResponse) })
+    }))),
+  route("POST", "/v1/runs/:id/cancel", authed((tenant) =>
+    Effect.gen(function*() {
+      const id = yield* runId
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const hasBody = Number(request.headers["content-length"] ?? "0") > 0
+      const input = hasBody ? yield* body(Api.CancelRunRequest) : {}
+      const run = yield* (yield* Runs).cancel(tenant, id, input.reason ?? "canceled by API", `token:${tenant}`)
+      return json(run)
+    }))),
+  route("GET", "/v1/runs/:id/stream", authed((tenant) =>
+    Effect.gen(function*() {
+      const id = yield* runId
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const journal = yield* Journal
+      const address = { type: "run" as const, tenant, id }
+      const lastEventId = request.headers["last-event-id"]
+      const after = lastEventId === undefined ? 0 : yield* decode(Schema.FiniteFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)), lastEventId, "Last-Event-ID")
+      const last = yield* journal.lastSeq(address)
+      if (last === 0) return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(json({})))
+      const events = journal.follow(address, after).pipe(
+        Stream.takeUntil((s) => terminalTypes.has(s.envelope.type) || isTerminal(s.event)),
+        Stream.map(sseFrame)
+      )
+      const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))
+      const body = Stream.concat(Stream.make(sseComment("lantern run stream")), events).pipe(
+        Stream.merge(pings, { haltStrategy: "left" }),
+        Stream.catch((e) => Stream.make(new TextEncoder().encode(`event: error\ndata: ${JSON.stringify({ message: e.message })}\n\n`)))
+      )
+      return HttpServerResponse.stream(body, {
+        contentType: "text/event-stream",
+        headers: { "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" }
+      })
+    })))
+)
+

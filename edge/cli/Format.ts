@@ -1,0 +1,185 @@
+// How the CLI shows API answers to a person: agents, runs, event lines, errors and doctor checks as plain
+// text. Pure functions from values to strings; `--json` bypasses them and prints the body as it came.
+import { Option, Schema } from "effect"
+import { Api, Events } from "../../schema/index.ts"
+import type { ApiError, BadResponse, BadSetting, Unreachable } from "./Client.ts"
+
+// ---- small pieces ----
+
+/** A value on one line as JSON (strings quoted), cut to `max` characters. */
+export const inline = (value: unknown, max = 80): string =>
+  short(value === undefined ? "-" : JSON.stringify(value) ?? String(value), max)
+
+/** Text on one line, cut to `max` characters. */
+export const short = (text: string, max = 80): string => {
+  const flat = text.replace(/\s+/g, " ")
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat
+}
+
+/** A value in full: strings verbatim, anything else as indented JSON. */
+export const block = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value, null, 2))
+
+export const usd = (n: number): string => `$${n < 0.01 && n > 0 ? n.toFixed(6) : n.toFixed(4)}`
+
+export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd()
+  return [line(header), ...rows.map(line)].join("\n")
+}
+
+const fields = (pairs: ReadonlyArray<readonly [string, string]>): string => {
+  const width = Math.max(...pairs.map(([k]) => k.length)) + 1
+  return pairs.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v.includes("\n") ? `\n${indent(v, 2)}` : v}`).join("\n")
+}
+
+const indent = (text: string, n: number) => text.split("\n").map((l) => `${" ".repeat(n)}${l}`).join("\n")
+
+// ---- agents ----
+
+export const agent = (a: Api.AgentResponse): string =>
+  fields([
+    ["name", a.name],
+    ["description", a.description === "" ? "-" : a.description],
+    ["version", `v${a.latestVersion}`],
+    ["digest", a.digest],
+    ["model", a.spec.model],
+    ["max turns", String(a.spec.maxTurns)],
+    ["tools", a.spec.tools.length === 0 ? "-" : a.spec.tools.map((t) => t.name).join(", ")],
+    ["created", a.createdAt],
+    ["updated", a.updatedAt],
+    ["system prompt", a.spec.systemPrompt]
+  ])
+
+export const agentList = (items: ReadonlyArray<Api.AgentResponse>): string =>
+  items.length === 0
+    ? "no agents yet: create one with `lantern agents create --name NAME --spec-file FILE`"
+    : table(
+      ["NAME", "VERSION", "MODEL", "UPDATED", "DESCRIPTION"],
+      items.map((a) => [a.name, `v${a.latestVersion}`, a.spec.model, a.updatedAt, short(a.description, 50)])
+    )
+
+export const agentVersions = (items: ReadonlyArray<Api.AgentVersionResponse>): string =>
+  table(
+    ["VERSION", "DIGEST", "MODEL", "MAX TURNS", "CREATED"],
+    items.map((v) => [`v${v.version}`, v.digest.slice(0, 19), v.spec.model, String(v.spec.maxTurns), v.createdAt])
+  )
+
+// ---- runs ----
+
+export const TERMINAL_STATUSES: ReadonlySet<Api.RunStatus> = new Set(["succeeded", "failed", "canceled"])
+
+export const run = (r: Api.RunResponse): string =>
+  fields([
+    ["id", r.id],
+    ["status", r.status],
+    ["agent", `${r.agentName} v${r.agentVersion}`],
+    ["steps", String(r.steps)],
+    ["tokens", `${r.tokensIn} in, ${r.tokensOut} out`],
+    ["cost", usd(r.costUsd)],
+    ["created", r.createdAt],
+    ["finished", r.finishedAt ?? "-"],
+    ["input", block(r.input)],
+    ...(r.status === "succeeded" ? [["output", block(r.output)] as const] : []),
+    ...(r.error !== null ? [["error", `${r.error.code}: ${r.error.message}`] as const] : [])
+  ])
+
+export const runList = (list: typeof Api.RunListResponse.Type): string => {
+  if (list.items.length === 0) return "no runs"
+  const rows = list.items.map((r) => [r.id, r.status, `${r.agentName}@v${r.agentVersion}`, String(r.steps), usd(r.costUsd), r.createdAt])
+  const body = table(["ID", "STATUS", "AGENT", "STEPS", "COST", "CREATED"], rows)
+  return list.nextCursor === null ? body : `${body}\nmore: --cursor ${list.nextCursor}`
+}
+
+// ---- events ----
+
+const decoders: Record<string, (u: unknown) => Option.Option<Events.Event>> = {}
+const decoderOf = (type: string, version: number) => {
+  const key = `${type}/${version}`
+  const codec = Events.registry[type]?.[version]
+  if (codec === undefined) return undefined
+  return (decoders[key] ??= Schema.decodeUnknownOption(codec))
+}
+
+/** The typed event of an API event, when this code knows its (type, version); payloads lack the `_tag`. */
+export const eventOf = (e: Api.EventResponse): Option.Option<Events.Event> => {
+  const decode = decoderOf(e.type, e.version)
+  const payload = typeof e.payload === "object" && e.payload !== null ? e.payload : {}
+  return decode === undefined ? Option.none() : decode({ ...payload, _tag: e.type })
+}
+
+const summary = (event: Events.Event): string => {
+  switch (event._tag) {
+    case "AgentCreated":
+    case "AgentVersionPublished":
+      return `${event.name} v${event.version} (${event.spec.model})`
+    case "RunStarted":
+      return `${event.agentName} v${event.agentVersion} input=${inline(event.input, 60)}`
+    case "StepStarted":
+      return event.request._tag === "model"
+        ? `${event.stepId} model ${event.request.model} turn ${event.request.turn}${event.attempt > 1 ? ` attempt ${event.attempt}` : ""}`
+        : `${event.stepId} tool ${event.request.call.name}(${inline(event.request.call.arguments, 50)})`
+    case "StepCompleted": {
+      const cost = `${event.tokensIn}/${event.tokensOut} tokens ${usd(event.costUsd)} ${Math.round(event.durationMs)} ms`
+      if (event.result._tag === "tool") return `${event.stepId} → ${inline(event.result.output, 60)} (${cost})`
+      const a = event.result.answer
+      const said = a.toolCalls.length > 0
+        ? `calls ${a.toolCalls.map((c) => c.name).join(", ")}`
+        : inline(a.content ?? "", 60)
+      return `${event.stepId} ${a.provider}/${a.model} ${said} (${cost})`
+    }
+    case "StepFailed":
+      return `${event.stepId} ${event.error.code}: ${event.error.message}${event.retryable ? " (will retry)" : ""}`
+    case "RunSucceeded":
+      return `output=${inline(event.output, 70)}`
+    case "RunFailed":
+      return `${event.error.code}: ${event.error.message}`
+    case "RunCanceled":
+      return `by ${event.by}${event.reason === "" ? "" : `: ${event.reason}`}`
+  }
+}
+
+/** `#seq Type summary`: one line per event, for `runs events` and `--follow`. */
+export const eventLine = (e: Api.EventResponse): string =>
+  Option.match(eventOf(e), {
+    onSome: (event) => `#${e.seq} ${e.type} ${summary(event)}`,
+    onNone: () => `#${e.seq} ${e.type} ${inline(e.payload, 70)}`
+  })
+
+export const isTerminalEvent = (e: Api.EventResponse): boolean => Events.TERMINAL_RUN_EVENTS.has(e.type)
+
+// ---- errors ----
+
+export type Failure = ApiError | Unreachable | BadResponse | BadSetting
+
+export const hintFor401 =
+  "hint: set LANTERN_API_TOKEN, or run from the directory where `lantern dev` wrote .lantern/credentials (or set LANTERN_HOME)"
+
+/** The lines printed on stderr for a failed call; never the token. */
+export const failure = (e: Failure): string => {
+  switch (e._tag) {
+    case "ApiError": {
+      const lines = [`error: ${e.code}: ${e.message}`, ...e.issues.map((i) => `  ${i.field}: ${i.message}`)]
+      if (e.status === 401) lines.push(hintFor401)
+      return lines.join("\n")
+    }
+    case "Unreachable":
+      return `error: ${e.message}\n  is \`lantern dev\` running? LANTERN_URL=${e.url}`
+    case "BadResponse":
+      return `error: ${e.message}`
+    case "BadSetting":
+      return `error: ${e.message}`
+  }
+}
+
+// ---- doctor ----
+
+export interface Check {
+  readonly name: string
+  readonly ok: boolean
+  readonly ms: number
+  readonly detail: string
+}
+
+export const check = (c: Check): string =>
+  `${c.ok ? "✓" : "✗"} ${c.name.padEnd(9)} ${`${c.ms} ms`.padStart(8)}  ${c.detail.split("\n").join("\n" + " ".repeat(22))}`

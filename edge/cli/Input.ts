@@ -1,0 +1,200 @@
+// The CLI's flags and arguments that carry API values, decoded with the API's schemas while the command line
+// is parsed: bad input fails as a CliError naming the flag, before any HTTP call is made.
+import { Effect, FileSystem, Option, Schema, SchemaIssue } from "effect"
+import { Argument, CliError, Flag } from "effect/cli"
+import { AgentSpec, Api, Ids, Issues } from "../../schema/index.ts"
+
+/**
+ * A usage error naming the flag (`--spec`) or argument (`NAME`) and the reason, on one line. A ValidationError
+ * rather than an InvalidValue, whose message would repeat the whole value (a spec can be long).
+ */
+const invalid = (option: string, reason: string, kind: "flag" | "argument" = "flag") =>
+  new CliError.ValidationError({ message: `${kind === "flag" ? `--${option}` : option.toUpperCase()}: ${reason}` })
+
+/** One line naming every wrong field: `maxTurns: Expected …; tools[0].name: Expected …`. */
+const issueText = (issue: SchemaIssue.Issue) => Issues.toFieldIssues(issue).map((i) => `${i.field}: ${i.message}`).join("; ")
+
+const decodeStrict = <A>(schema: Schema.ConstraintDecoder<A>) => {
+  const decode = Schema.decodeUnknownEffect(schema)
+  // Unknown keys are refused: a typo such as `maxturns` would otherwise be dropped without a word.
+  return (u: unknown) => decode(u, { onExcessProperty: "error", errors: "all" })
+}
+
+const decodeSpec = decodeStrict(AgentSpec.AgentSpec)
+
+/** Decodes the text of an agent spec (JSON); `where` says where it came from, for the message. */
+export const specFromText = (option: string, text: string, where = "") =>
+  Effect.gen(function*() {
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch (e) {
+      return yield* invalid(option, `${where}not valid JSON (${e instanceof Error ? e.message : String(e)})`)
+    }
+    return yield* decodeSpec(json).pipe(
+      Effect.mapError((e) => invalid(option, `${where}not an agent spec: ${issueText(e.issue)}`))
+    )
+  })
+
+/** `--spec JSON`: an agent spec given inline. */
+export const specJson = Flag.String("spec").pipe(
+  Flag.withDescription("The agent spec as JSON: {\"systemPrompt\": …, \"model\"?, \"maxTurns\"?, \"tools\"?}"),
+  Flag.withMetavar("JSON"),
+  Flag.mapEffect((text) => specFromText("spec", text)),
+  Flag.optional
+)
+
+/** `--spec-file FILE`: an agent spec read from a JSON file. */
+export const specFile = Flag.String("spec-file").pipe(
+  Flag.withDescription("A JSON file holding the agent spec"),
+  Flag.withMetavar("FILE"),
+  Flag.mapEffect((path) =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const text = yield* fs.readFileString(path).pipe(
+        Effect.mapError((e) =>
+          invalid("spec-file", e.reason._tag === "NotFound" ? `no such file: ${path}` : `cannot read ${path}: ${e.message}`)
+        )
+      )
+      return yield* specFromText("spec-file", text, `${path}: `)
+    })
+  ),
+  Flag.optional
+)
+
+/** Exactly one of `--spec` and `--spec-file`: a check for `Command.validate`. */
+export const exactlyOneSpec = (input: {
+  readonly spec: Option.Option<AgentSpec.AgentSpec>
+  readonly specFile: Option.Option<AgentSpec.AgentSpec>
+}) =>
+  Option.isSome(input.spec) === Option.isSome(input.specFile)
+    ? Effect.fail(
+      new CliError.ValidationError({
+        message: Option.isSome(input.spec)
+          ? "--spec, --spec-file: give one of them, not both"
+          : "--spec, --spec-file: one of them is required (the agent spec as JSON, or a file holding it)"
+      })
+    )
+    : Effect.void
+
+/** The spec given by whichever of `--spec` and `--spec-file` was used (`exactlyOneSpec` has checked). */
+export const chosenSpec = (input: {
+  readonly spec: Option.Option<AgentSpec.AgentSpec>
+  readonly specFile: Option.Option<AgentSpec.AgentSpec>
+}): AgentSpec.AgentSpec => Option.getOrThrow(Option.orElse(input.spec, () => input.specFile))
+
+export const description = Flag.String("description").pipe(
+  Flag.withDescription("What the agent is for (at most 2000 characters)"),
+  Flag.withMetavar("TEXT"),
+  Flag.mapEffect((text) =>
+    text.length > 2000 ? Effect.fail(invalid("description", "at most 2000 characters")) : Effect.succeed(text)
+  ),
+  Flag.optional
+)
+
+const agentNameOf = (option: string, kind: "flag" | "argument") => (name: string) =>
+  Ids.isAgentName(name)
+    ? Effect.succeed(name)
+    : Effect.fail(invalid(option, `'${name}' is not an agent name: lowercase letters, digits, '-' or '_', 1-63 characters`, kind))
+
+/** An agent name given as `--<option> NAME`. */
+export const agentNameFlag = (option: string, describe: string) =>
+  Flag.String(option).pipe(Flag.withDescription(describe), Flag.withMetavar("NAME"), Flag.mapEffect(agentNameOf(option, "flag")))
+
+/** An agent name given as the positional `NAME`. */
+export const agentNameArgument = Argument.String("name").pipe(
+  Argument.withDescription("The agent's name"),
+  Argument.withMetavar("NAME"),
+  Argument.mapEffect(agentNameOf("name", "argument"))
+)
+
+/** A run id given as the positional `ID`. Its shape is left to the server, which owns the ids. */
+export const runIdArgument = Argument.String("id").pipe(Argument.withDescription("The run's id (run_…)"), Argument.withMetavar("ID"))
+
+/**
+ * A run's input: the flag's text parsed as JSON, or the text itself as a JSON string when it is not valid
+ * JSON. `--input '{"q":"hi"}'` sends an object, `--input hello` the string "hello", `--input 42` the number 42;
+ * to send the string "42", quote it: `--input '"42"'`.
+ */
+export const runInputOf = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+export const runInput = Flag.String("input").pipe(
+  Flag.withDescription("The run's input: JSON, or plain text sent as a JSON string when it is not valid JSON"),
+  Flag.withMetavar("JSON|TEXT"),
+  Flag.map(runInputOf)
+)
+
+const positiveInt = (option: string, min: number, max: number) => (n: number) =>
+  Number.isInteger(n) && n >= min && n <= max
+    ? Effect.succeed(n)
+    : Effect.fail(invalid(option, `expected an integer from ${min} to ${max}, got ${n}`))
+
+export const agentVersion = Flag.Int("agent-version").pipe(
+  Flag.withDescription("Pin this version of the agent (default: its latest)"),
+  Flag.withMetavar("N"),
+  Flag.mapEffect(positiveInt("agent-version", 1, 1_000_000_000)),
+  Flag.optional
+)
+
+export const idempotencyKey = Flag.String("idempotency-key").pipe(
+  Flag.withDescription("Sent as the Idempotency-Key header: a retried create with the same key starts no second run"),
+  Flag.withMetavar("KEY"),
+  Flag.mapEffect((key) =>
+    key.trim() === "" || key.length > 255
+      ? Effect.fail(invalid("idempotency-key", "expected 1 to 255 characters"))
+      : Effect.succeed(key)
+  ),
+  Flag.optional
+)
+
+export const runStatus = Flag.Literals("status", Api.RunStatus.literals).pipe(
+  Flag.withDescription("Only runs with this status"),
+  Flag.optional
+)
+
+export const limit = Flag.Int("limit").pipe(
+  Flag.withDescription("At most this many runs (1-200)"),
+  Flag.withMetavar("N"),
+  Flag.mapEffect(positiveInt("limit", 1, 200)),
+  Flag.optional
+)
+
+export const cursor = Flag.String("cursor").pipe(
+  Flag.withDescription("Continue a listing from the nextCursor of the previous page"),
+  Flag.withMetavar("CURSOR"),
+  Flag.optional
+)
+
+export const reason = Flag.String("reason").pipe(
+  Flag.withDescription("Why the run is canceled (recorded in its journal)"),
+  Flag.withMetavar("TEXT"),
+  Flag.mapEffect((text) =>
+    text.length > 2000 ? Effect.fail(invalid("reason", "at most 2000 characters")) : Effect.succeed(text)
+  ),
+  Flag.optional
+)
+
+export const json = Flag.Boolean("json").pipe(
+  Flag.withDescription("Print the raw JSON body of the answer instead of a summary"),
+  Flag.withDefault(false)
+)
+
+export const agentFilter = agentNameFlag("agent", "Only runs of this agent").pipe(Flag.optional)
+
+export const followFlag = Flag.Boolean("follow").pipe(
+  Flag.withDescription("Print the run's events live until it ends, then the run (exit 1 unless it succeeded)"),
+  Flag.withDefault(false)
+)
+
+export const doctorTimeout = Flag.Int("timeout").pipe(
+  Flag.withDescription("Seconds the live run may take (default 30)"),
+  Flag.withMetavar("SECONDS"),
+  Flag.mapEffect(positiveInt("timeout", 1, 600)),
+  Flag.withDefault(30)
+)

@@ -1,0 +1,138 @@
+// The projection database's schema as ordered, append-only migrations, each applied once in its own
+// transaction and recorded in `lantern_migrations`. Safe to run on every start, from several hosts at once.
+import { Effect } from "effect"
+import type { DatabaseUnavailable } from "../schema/Errors.ts"
+import { Sql } from "./Sql.ts"
+
+export interface Migration {
+  readonly id: number
+  readonly name: string
+  /** Single statements (PGlite's extended protocol takes one at a time). */
+  readonly statements: ReadonlyArray<string>
+}
+
+/**
+ * Every table of tenant data carries `tenant`, and its keys and indexes start with it. Times are `timestamptz`
+ * taken from events, never `now()`, so a replay from zero writes identical rows. Keys that the API orders by
+ * use the "C" collation, so both drivers sort them by bytes. Never edit a released migration: add one.
+ */
+export const migrations: ReadonlyArray<Migration> = [
+  {
+    id: 1,
+    name: "read models of agents and runs, projector checkpoints",
+    statements: [
+      `create table agents (
+        tenant text not null,
+        name text collate "C" not null,
+        description text not null,
+        latest_version integer not null,
+        digest text not null,
+        spec jsonb not null,
+        created_at timestamptz not null,
+        updated_at timestamptz not null,
+        primary key (tenant, name)
+      )`,
+      `create table agent_versions (
+        tenant text not null,
+        name text collate "C" not null,
+        version integer not null,
+        digest text not null,
+        description text not null,
+        spec jsonb not null,
+        created_at timestamptz not null,
+        primary key (tenant, name, version)
+      )`,
+      `create table runs (
+        tenant text not null,
+        id text collate "C" not null,
+        agent_name text collate "C" not null,
+        agent_version integer not null,
+        status text not null check (status in ('running', 'succeeded', 'failed', 'canceled')),
+        input jsonb,
+        output jsonb,
+        error jsonb,
+        steps integer not null default 0,
+        tokens_in bigint not null default 0,
+        tokens_out bigint not null default 0,
+        cost_usd numeric not null default 0,
+        created_at timestamptz not null,
+        updated_at timestamptz not null,
+        finished_at timestamptz,
+        last_seq bigint not null,
+        primary key (tenant, id)
+      )`,
+      `create index runs_by_status on runs (tenant, status, id)`,
+      `create index runs_by_agent on runs (tenant, agent_name, id)`,
+      `create table steps (
+        tenant text not null,
+        run_id text collate "C" not null,
+        step_id text collate "C" not null,
+        attempt integer not null,
+        kind text not null check (kind in ('model', 'tool')),
+        status text not null check (status in ('started', 'completed', 'failed')),
+        request jsonb,
+        result jsonb,
+        error jsonb,
+        tokens_in bigint not null default 0,
+        tokens_out bigint not null default 0,
+        cost_usd numeric not null default 0,
+        started_at timestamptz,
+        finished_at timestamptz,
+        seq bigint not null,
+        primary key (tenant, run_id, step_id, attempt)
+      )`,
+      `create index steps_in_order on steps (tenant, run_id, seq)`,
+      `create table projector_checkpoints (
+        projector text not null,
+        stream text not null,
+        last_seq bigint not null,
+        primary key (projector, stream)
+      )`
+    ]
+  },
+  {
+    id: 2,
+    name: "api tokens, stored as sha-256 hashes",
+    statements: [
+      `create table api_tokens (
+        token_hash text primary key,
+        tenant text not null,
+        name text not null,
+        scopes text[] not null,
+        created_at timestamptz not null
+      )`,
+      `create unique index api_tokens_by_tenant on api_tokens (tenant, name)`
+    ]
+  }
+]
+
+/** Serialises concurrent migrators on one Postgres (any constant works; this one spells "lantern"). */
+const LOCK_KEY = 0x6c616e7465726e
+
+/** Applies every migration not yet recorded, in order. */
+export const migrate: Effect.Effect<void, DatabaseUnavailable, Sql> = Effect.gen(function*() {
+  const sql = yield* Sql
+  // Under the lock too: two first starts racing on `create table if not exists` can collide in the catalog.
+  yield* sql.transaction((tx) =>
+    Effect.andThen(
+      tx.query(`select pg_advisory_xact_lock($1)`, [LOCK_KEY]),
+      tx.query(`create table if not exists lantern_migrations (
+        id integer primary key,
+        name text not null,
+        applied_at timestamptz not null default now()
+      )`)
+    )
+  )
+  for (const migration of migrations) {
+    yield* sql.transaction((tx) =>
+      Effect.gen(function*() {
+        yield* tx.query(`select pg_advisory_xact_lock($1)`, [LOCK_KEY])
+        const done = yield* tx.query(`select 1 from lantern_migrations where id = $1`, [migration.id])
+        if (done.length > 0) return
+        for (const statement of migration.statements) yield* tx.query(statement)
+        yield* tx.query(`insert into lantern_migrations (id, name) values ($1, $2)`, [migration.id, migration.name])
+        yield* Effect.logInfo(`applied migration ${migration.id}: ${migration.name}`)
+      })
+    )
+  }
+}).pipe(Effect.withSpan("Migrations.migrate"))

@@ -1,0 +1,182 @@
+// Projectors: durable JetStream consumers that fold the runs and agents streams into Postgres, each batch in
+// one transaction together with the stream sequence it reached, so redelivery and replay converge.
+import { Cause, Effect, Layer, Schedule, Stream } from "effect"
+import type { JsMsg } from "@nats-io/jetstream"
+import * as Consumer from "../bus/Consumer.ts"
+import { Nats, unavailable } from "../bus/Nats.ts"
+import * as Topology from "../bus/Topology.ts"
+import * as Envelope from "../schema/Envelope.ts"
+import { BusUnavailable, type CorruptEvent, type DatabaseUnavailable, type UnknownEventVersion } from "../schema/Errors.ts"
+import * as Fold from "./Fold.ts"
+import { Sql } from "./Sql.ts"
+
+/** Each projector: the stream it reads and the tables it owns (emptied by `rebuild`, children first). */
+export const definitions = {
+  "projector-runs": { stream: Topology.RUNS, tables: ["steps", "runs"] },
+  "projector-agents": { stream: Topology.AGENTS, tables: ["agent_versions", "agents"] }
+} as const satisfies Record<string, { readonly stream: string; readonly tables: ReadonlyArray<string> }>
+
+/** A projector's name, which is also its durable consumer's name and its checkpoint's key. */
+export type Name = keyof typeof definitions
+export const names = Object.keys(definitions) as ReadonlyArray<Name>
+
+export const BATCH_SIZE = 256
+export const BATCH_WINDOW = "20 millis"
+
+/** The durable consumer behind a projector. `all` acks: acking a batch's last message acks the batch. */
+export const durableOf = (projector: Name): Consumer.Durable => ({
+  stream: definitions[projector].stream,
+  durable: projector,
+  ackWait: "30 seconds",
+  maxAckPending: BATCH_SIZE * 16,
+  ackPolicy: "all"
+})
+
+export interface Applied {
+  /** Events written in this call. */
+  readonly applied: number
+  /** Events at or below the checkpoint, skipped as already applied. */
+  readonly skipped: number
+  /** The projector's checkpoint after the call. */
+  readonly checkpoint: number
+}
+
+/** The last stream sequence a projector has applied, 0 when it has none. */
+export const checkpoint = (projector: Name, stream: string): Effect.Effect<number, DatabaseUnavailable, Sql> =>
+  Effect.gen(function*() {
+    const rows = yield* (yield* Sql).query<{ last_seq: number }>(
+      `select last_seq from projector_checkpoints where projector = $1 and stream = $2`,
+      [projector, stream]
+    )
+    return rows[0]?.last_seq ?? 0
+  })
+
+/**
+ * Applies a batch of stored events in one transaction and records the last sequence in the same one. Events
+ * at or below the checkpoint are skipped, so a redelivered batch changes nothing.
+ */
+export const apply = (
+  projector: Name,
+  stream: string,
+  batch: ReadonlyArray<Envelope.Stored>
+): Effect.Effect<Applied, DatabaseUnavailable, Sql> =>
+  Effect.gen(function*() {
+    const sql = yield* Sql
+    return yield* sql.transaction((tx) =>
+      Effect.gen(function*() {
+        // `for update` makes two applies of one projector take turns instead of interleaving.
+        const rows = yield* tx.query<{ last_seq: number }>(
+          `select last_seq from projector_checkpoints where projector = $1 and stream = $2 for update`,
+          [projector, stream]
+        )
+        const before = rows[0]?.last_seq ?? 0
+        const fresh = batch.filter((s) => s.seq > before).sort((a, b) => a.seq - b.seq)
+        if (fresh.length === 0) return { applied: 0, skipped: batch.length, checkpoint: before }
+        for (const s of fresh) yield* Fold.event(tx, s)
+        const last = fresh[fresh.length - 1]!.seq
+        yield* tx.query(
+          `insert into projector_checkpoints (projector, stream, last_seq) values ($1, $2, $3)
+           on conflict (projector, stream) do update set last_seq = excluded.last_seq`,
+          [projector, stream, last]
+        )
+        return { applied: fresh.length, skipped: batch.length - fresh.length, checkpoint: last }
+      })
+    )
+  }).pipe(Effect.withSpan("Projector.apply", { attributes: { "lantern.projector": projector, "lantern.events": batch.length } }))
+
+/** Capped exponential backoff: 100 ms doubling up to 5 s between attempts, for as long as it takes. */
+const backoff = Schedule.min([Schedule.exponential("100 millis", 2), Schedule.spaced("5 seconds")])
+
+/**
+ * Decodes a batch up to its first undecodable message, applies and acks that prefix (retrying the database
+ * until it answers, without acking meanwhile), then fails with the decode error if there was one.
+ */
+const handleBatch = (projector: Name, messages: ReadonlyArray<JsMsg>) =>
+  Effect.gen(function*() {
+    const { stream } = definitions[projector]
+    const decoded: Array<Envelope.Stored> = []
+    let failure: UnknownEventVersion | CorruptEvent | undefined
+    for (const m of messages) {
+      const result = yield* Effect.result(Envelope.decode(m.subject, m.seq, m.string()))
+      if (result._tag === "Failure") {
+        failure = result.failure
+        break
+      }
+      decoded.push(result.success)
+    }
+    if (decoded.length > 0) {
+      yield* apply(projector, stream, decoded).pipe(
+        Effect.tapError((e) => Effect.logWarning(`${projector}: ${e.message}; retrying the batch`)),
+        Effect.retry(backoff)
+      )
+      messages[decoded.length - 1]!.ack()
+    }
+    if (failure !== undefined) {
+      return yield* Effect.fail(failure)
+    }
+  })
+
+const consume = (projector: Name): Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats> =>
+  Consumer.messages(durableOf(projector), BATCH_SIZE).pipe(
+    Stream.groupedWithin(BATCH_SIZE, BATCH_WINDOW),
+    Stream.mapEffect((messages) => handleBatch(projector, messages)),
+    Stream.runDrain,
+    // The consumer's iterator only ends when the consumer went away: subscribe again.
+    Effect.andThen(Effect.fail(new BusUnavailable({ operation: `consume ${projector}`, reason: "the consumer stopped" }))),
+    Effect.tapError((e) =>
+      e._tag === "BusUnavailable"
+        ? Effect.logWarning(`${projector}: ${e.message}; subscribing again`)
+        : Effect.logError(`${projector} stopped: ${e.message}`)
+    ),
+    Effect.retry({ schedule: backoff, while: (e) => e._tag === "BusUnavailable" })
+  ) as Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats>
+
+/**
+ * Runs every projector until interrupted. Database and bus outages are retried (nothing is acked before it is
+ * written); an event this code cannot decode stops the projectors with that error, after applying what
+ * preceded it. Run one instance per database: a second one would split the durable consumers' messages.
+ */
+export const run: Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats> = Effect.all(
+  names.map(consume),
+  { concurrency: "unbounded", discard: true }
+).pipe(Effect.andThen(Effect.never), Effect.withSpan("Projector.run"))
+
+/** The projectors in the background of the layer's scope; a stop other than interruption is logged as an error. */
+export const layer: Layer.Layer<never, never, Sql | Nats> = Layer.effectDiscard(
+  Effect.forkScoped(
+    run.pipe(
+      Effect.tapCause((cause) =>
+        Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("projectors stopped", Cause.pretty(cause))
+      )
+    )
+  )
+)
+
+/** Deletes a projector's rows and checkpoint, so that applying its stream from sequence 1 rebuilds them. */
+export const rebuild = (projector: Name): Effect.Effect<void, DatabaseUnavailable, Sql> =>
+  Effect.gen(function*() {
+    const sql = yield* Sql
+    yield* sql.transaction((tx) =>
+      Effect.gen(function*() {
+        for (const table of definitions[projector].tables) yield* tx.query(`delete from ${table}`)
+        yield* tx.query(`delete from projector_checkpoints where projector = $1`, [projector])
+      })
+    )
+  }).pipe(Effect.withSpan("Projector.rebuild", { attributes: { "lantern.projector": projector } }))
+
+/**
+ * Deletes a projector's durable consumer, so the next `run` reads its stream from the first event. With
+ * `rebuild`, a replay from zero; stop `run` first.
+ */
+export const resetConsumer = (projector: Name): Effect.Effect<void, BusUnavailable, Nats> =>
+  Effect.gen(function*() {
+    const { jsm } = yield* Nats
+    const { stream } = definitions[projector]
+    yield* Effect.tryPromise({
+      try: async () => {
+        const exists = await jsm.consumers.info(stream, projector).then(() => true, () => false)
+        if (exists) await jsm.consumers.delete(stream, projector)
+      },
+      catch: unavailable(`delete consumer ${stream}/${projector}`)
+    })
+  })

@@ -1,0 +1,131 @@
+// The reads the HTTP edge serves from the projections: agents, their versions, runs (paged newest first)
+// and a run's steps. Every query is filtered by tenant; times come back as ISO-8601 strings in UTC.
+import { Effect, Schema } from "effect"
+import type { AgentResponse, AgentVersionResponse, RunResponse, RunStatus } from "../schema/Api.ts"
+import type { DatabaseUnavailable } from "../schema/Errors.ts"
+import { ErrorInfo, StepRequest, StepResult } from "../schema/Events.ts"
+import { Sql } from "./Sql.ts"
+
+/** A run's step attempt as the API shows it. */
+export const StepResponse = Schema.Struct({
+  runId: Schema.String,
+  stepId: Schema.String,
+  attempt: Schema.Int,
+  kind: Schema.Literals(["model", "tool"]),
+  status: Schema.Literals(["started", "completed", "failed"]),
+  request: Schema.NullOr(StepRequest),
+  result: Schema.NullOr(StepResult),
+  error: Schema.NullOr(ErrorInfo),
+  tokensIn: Schema.Int,
+  tokensOut: Schema.Int,
+  costUsd: Schema.Number,
+  startedAt: Schema.NullOr(Schema.String),
+  finishedAt: Schema.NullOr(Schema.String)
+})
+export type StepResponse = typeof StepResponse.Type
+
+export interface RunListOptions {
+  readonly status?: RunStatus
+  readonly agentName?: string
+  /** 1 to 200; 50 when absent. */
+  readonly limit?: number
+  /** The last run id of the previous page. */
+  readonly cursor?: string
+}
+
+export interface RunPage {
+  readonly items: ReadonlyArray<RunResponse>
+  /** The cursor of the next page; null on the last page. */
+  readonly nextCursor: string | null
+}
+
+export const DEFAULT_LIMIT = 50
+export const MAX_LIMIT = 200
+
+/** A timestamptz column as `2026-11-21T05:00:00.000Z`, the same text from every driver and time zone. */
+const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+
+const AGENT_COLUMNS = `name, description, latest_version as "latestVersion", digest, spec,
+  ${iso("created_at")} as "createdAt", ${iso("updated_at")} as "updatedAt"`
+
+const VERSION_COLUMNS = `name, version, digest, description, spec, ${iso("created_at")} as "createdAt"`
+
+const RUN_COLUMNS = `id, status, agent_name as "agentName", agent_version as "agentVersion", input, output, error,
+  steps, tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd",
+  ${iso("created_at")} as "createdAt", ${iso("updated_at")} as "updatedAt", ${iso("finished_at")} as "finishedAt"`
+
+const STEP_COLUMNS = `run_id as "runId", step_id as "stepId", attempt, kind, status, request, result, error,
+  tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd",
+  ${iso("started_at")} as "startedAt", ${iso("finished_at")} as "finishedAt"`
+
+const query = <T>(text: string, params: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable, Sql> =>
+  Effect.gen(function*() {
+    return yield* (yield* Sql).query<T>(text, params)
+  })
+
+/** jsonb holding JSON null and SQL NULL both read as null; a run's input may be any JSON. */
+const runOf = (row: RunResponse): RunResponse => ({ ...row, input: row.input ?? null, output: row.output ?? null })
+
+export const listAgents = (tenant: string): Effect.Effect<ReadonlyArray<AgentResponse>, DatabaseUnavailable, Sql> =>
+  query<AgentResponse>(`select ${AGENT_COLUMNS} from agents where tenant = $1 order by name`, [tenant])
+
+export const getAgent = (tenant: string, name: string): Effect.Effect<AgentResponse | null, DatabaseUnavailable, Sql> =>
+  Effect.map(
+    query<AgentResponse>(`select ${AGENT_COLUMNS} from agents where tenant = $1 and name = $2`, [tenant, name]),
+    (rows) => rows[0] ?? null
+  )
+
+/** Every version of an agent, oldest first; empty when the agent does not exist. */
+export const listVersions = (
+  tenant: string,
+  name: string
+): Effect.Effect<ReadonlyArray<AgentVersionResponse>, DatabaseUnavailable, Sql> =>
+  query<AgentVersionResponse>(
+    `select ${VERSION_COLUMNS} from agent_versions where tenant = $1 and name = $2 order by version`,
+    [tenant, name]
+  )
+
+export const getRun = (tenant: string, id: string): Effect.Effect<RunResponse | null, DatabaseUnavailable, Sql> =>
+  Effect.map(
+    query<RunResponse>(`select ${RUN_COLUMNS} from runs where tenant = $1 and id = $2`, [tenant, id]),
+    (rows) => (rows[0] === undefined ? null : runOf(rows[0]))
+  )
+
+/**
+ * A page of runs, newest first (run ids are time-ordered), optionally by status and agent. Pass the page's
+ * `nextCursor` as `cursor` for the next one.
+ */
+export const listRuns = (
+  tenant: string,
+  options: RunListOptions = {}
+): Effect.Effect<RunPage, DatabaseUnavailable, Sql> => {
+  const limit = Math.min(MAX_LIMIT, Math.max(1, Math.floor(options.limit ?? DEFAULT_LIMIT)))
+  const params: Array<unknown> = [tenant]
+  const where = [`tenant = $1`]
+  const filter = (column: string, op: string, value: string | undefined) => {
+    if (value === undefined) return
+    params.push(value)
+    where.push(`${column} ${op} $${params.length}`)
+  }
+  filter("status", "=", options.status)
+  filter("agent_name", "=", options.agentName)
+  filter("id", "<", options.cursor)
+  params.push(limit + 1)
+  return Effect.map(
+    query<RunResponse>(
+      `select ${RUN_COLUMNS} from runs where ${where.join(" and ")} order by id desc limit $${params.length}`,
+      params
+    ),
+    (rows) => {
+      const items = rows.slice(0, limit).map(runOf)
+      return { items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null }
+    }
+  )
+}
+
+/** A run's step attempts in the order they started; empty when the run does not exist. */
+export const listSteps = (
+  tenant: string,
+  runId: string
+): Effect.Effect<ReadonlyArray<StepResponse>, DatabaseUnavailable, Sql> =>
+  query<StepResponse>(`select ${STEP_COLUMNS} from steps where tenant = $1 and run_id = $2 order by seq`, [tenant, runId])

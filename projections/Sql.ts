@@ -1,0 +1,248 @@
+// The projections' small SQL port: parameterised statements and transactions over Postgres (`pg`) in
+// production and PGlite (embedded Postgres) by default, returning identical rows from both drivers.
+import { mkdirSync } from "node:fs"
+import { join, resolve } from "node:path"
+import { PGlite } from "@electric-sql/pglite"
+import pg from "pg"
+import { Config, Context, Effect, Exit, Layer, Option, Redacted, Semaphore } from "effect"
+import { DatabaseUnavailable } from "../schema/Errors.ts"
+
+export type Dialect = "pg" | "pglite"
+
+export interface SqlPort {
+  readonly dialect: Dialect
+  /**
+   * Runs one statement (no `;`-separated scripts: PGlite's extended protocol takes one at a time). Pass JSON
+   * for a `jsonb` parameter already stringified (`$1::jsonb`), so both drivers send the same text.
+   */
+  readonly query: <T = Record<string, unknown>>(
+    text: string,
+    params?: ReadonlyArray<unknown>
+  ) => Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable>
+  /**
+   * Runs `f` in a transaction: committed when `f` succeeds, rolled back when it fails or is interrupted. Use
+   * only `tx` inside `f` (on PGlite the outer port waits for the transaction to end). A statement that fails
+   * inside aborts the whole transaction, as Postgres does, even when `f` catches the error: the commit is then
+   * refused with DatabaseUnavailable. To survive an expected failure, wrap it in `tx.transaction`, which is a
+   * savepoint.
+   */
+  readonly transaction: <A, E, R>(
+    f: (tx: SqlPort) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | DatabaseUnavailable, R>
+}
+
+/** Postgres' int8 and numeric as JS numbers, as PGlite is configured to return them too. */
+const NUMERIC_TYPES = { int8: 20, numeric: 1700 } as const
+
+/** A connection string with its password replaced, safe for logs and errors. */
+export const redactUrl = (url: string): string => {
+  try {
+    const u = new URL(url)
+    if (u.password !== "") u.password = "***"
+    return u.toString()
+  } catch {
+    return "(a DATABASE_URL that is not a valid URL)"
+  }
+}
+
+/** Removes every trace of the connection string's password (raw or URL-decoded) from a text. */
+const scrubberFor = (url: string | null) => {
+  if (url === null) return (s: string) => s
+  let secrets: Array<string> = [url]
+  try {
+    const password = new URL(url).password
+    if (password !== "") secrets = [url, password, decodeURIComponent(password)]
+  } catch {
+    // not a URL: only the whole string is known to be secret
+  }
+  return (s: string) => secrets.reduce((acc, secret) => acc.split(secret).join("***"), s)
+}
+
+const statementOf = (text: string) => text.replace(/\s+/g, " ").trim().slice(0, 80)
+
+const reasonOf = (e: unknown): string => {
+  if (!(e instanceof Error)) return String(e)
+  const code = (e as { code?: unknown }).code
+  return typeof code === "string" ? `${e.message} (SQLSTATE ${code})` : e.message
+}
+
+type Exec = (text: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<unknown>, DatabaseUnavailable>
+
+const execWith = (
+  dialect: Dialect,
+  scrub: (s: string) => string,
+  run: (text: string, params: Array<unknown>) => Promise<ReadonlyArray<unknown>>
+): Exec =>
+(text, params) =>
+  Effect.tryPromise({
+    try: () => run(text, [...params]),
+    catch: (e) => new DatabaseUnavailable({ operation: statementOf(text), reason: scrub(reasonOf(e)) })
+  }).pipe(Effect.withSpan("Sql.query", { attributes: { "db.system": dialect, "db.statement": statementOf(text) } }))
+
+interface TxState {
+  /** A statement failed since the last healthy point: Postgres now refuses everything but a rollback. */
+  failed: boolean
+  savepoints: number
+  /** The transaction ended with a commit or rollback that the server confirmed. */
+  clean: boolean
+}
+
+const aborted = new DatabaseUnavailable({
+  operation: "commit",
+  reason: "a statement failed inside the transaction and was not rolled back to a savepoint; nothing was committed"
+})
+
+/** The port handed to a transaction's body: statements on its connection, nested transactions as savepoints. */
+const txPort = (dialect: Dialect, exec: Exec, state: TxState): SqlPort => {
+  const port: SqlPort = {
+    dialect,
+    query: <T>(text: string, params: ReadonlyArray<unknown> = []) =>
+      exec(text, params).pipe(
+        Effect.tapError(() => Effect.sync(() => (state.failed = true)))
+      ) as Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable>,
+    transaction: (f) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const name = `lantern_sp_${++state.savepoints}`
+          yield* port.query(`savepoint ${name}`)
+          const exit = yield* Effect.exit(restore(f(port)))
+          if (Exit.isSuccess(exit) && !state.failed) {
+            yield* port.query(`release savepoint ${name}`)
+            return exit.value
+          }
+          yield* exec(`rollback to savepoint ${name}`, [])
+          yield* exec(`release savepoint ${name}`, [])
+          state.failed = false
+          return yield* (Exit.isSuccess(exit) ? Effect.fail(aborted) : exit)
+        })
+      )
+  }
+  return port
+}
+
+/** BEGIN … COMMIT around `f` on one connection; ROLLBACK on failure, interruption or an aborted transaction. */
+const topLevel = <A, E, R>(
+  dialect: Dialect,
+  exec: Exec,
+  state: TxState,
+  f: (tx: SqlPort) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | DatabaseUnavailable, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      yield* exec("begin", [])
+      const exit = yield* Effect.exit(restore(f(txPort(dialect, exec, state))))
+      if (Exit.isSuccess(exit) && !state.failed) {
+        const committed = yield* Effect.exit(exec("commit", []))
+        if (Exit.isFailure(committed)) {
+          // A failed COMMIT ends the transaction on the server; the rollback only makes sure of it.
+          yield* exec("rollback", []).pipe(Effect.ignore)
+          return yield* Effect.failCause(committed.cause)
+        }
+        state.clean = true
+        return exit.value
+      }
+      const rolledBack = yield* Effect.exit(exec("rollback", []))
+      state.clean = Exit.isSuccess(rolledBack)
+      return yield* (Exit.isSuccess(exit) ? Effect.fail(aborted) : exit)
+    })
+  ).pipe(Effect.withSpan("Sql.transaction", { attributes: { "db.system": dialect } }))
+
+const freshState = (): TxState => ({ failed: false, savepoints: 0, clean: false })
+
+export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sql") {
+  /** A `pg` pool on `url`. Checks the connection at start; errors never contain the password. */
+  static readonly layerPg = (url: string | Redacted.Redacted<string>) =>
+    Layer.effect(
+      Sql,
+      Effect.gen(function*() {
+        const connectionString = Redacted.isRedacted(url) ? Redacted.value(url) : url
+        const scrub = scrubberFor(connectionString)
+        const types = new pg.TypeOverrides()
+        types.setTypeParser(NUMERIC_TYPES.int8, (v: string) => Number(v))
+        types.setTypeParser(NUMERIC_TYPES.numeric, (v: string) => Number(v))
+        const pool = yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const p = new pg.Pool({
+              connectionString,
+              types,
+              max: 10,
+              connectionTimeoutMillis: 10_000,
+              application_name: "lantern"
+            })
+            // An idle client that loses its server emits here; unhandled it would crash the process.
+            p.on("error", (e) => Effect.runFork(Effect.logWarning(`postgres idle client error: ${scrub(reasonOf(e))}`)))
+            return p
+          }),
+          (p) => Effect.promise(() => p.end().catch(() => undefined))
+        )
+        const exec = execWith("pg", scrub, (text, params) => pool.query(text, params).then((r) => r.rows))
+        yield* exec("select 1", []).pipe(
+          Effect.mapError((e) =>
+            new DatabaseUnavailable({ operation: `connect to ${redactUrl(connectionString)}`, reason: e.reason })
+          )
+        )
+        const transaction: SqlPort["transaction"] = (f) =>
+          Effect.suspend(() => {
+            const state = freshState()
+            return Effect.acquireUseRelease(
+              Effect.tryPromise({
+                try: () => pool.connect(),
+                catch: (e) => new DatabaseUnavailable({ operation: "begin", reason: scrub(reasonOf(e)) })
+              }),
+              (client) =>
+                topLevel("pg", execWith("pg", scrub, (text, params) => client.query(text, params).then((r) => r.rows)), state, f),
+              // A connection whose transaction did not end cleanly is closed rather than reused.
+              (client) => Effect.sync(() => client.release(state.clean ? undefined : true))
+            )
+          })
+        return Sql.of({
+          dialect: "pg",
+          query: <T>(text: string, params: ReadonlyArray<unknown> = []) =>
+            exec(text, params) as Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable>,
+          transaction
+        })
+      })
+    )
+
+  /**
+   * An embedded PGlite database with its files in `dataDir`, or in memory when null. PGlite is one
+   * connection, so statements and transactions take turns.
+   */
+  static readonly layerPglite = (dataDir: string | null) =>
+    Layer.effect(
+      Sql,
+      Effect.gen(function*() {
+        const db = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => {
+              if (dataDir !== null) mkdirSync(dataDir, { recursive: true })
+              const parsers = { [NUMERIC_TYPES.int8]: Number, [NUMERIC_TYPES.numeric]: Number }
+              return dataDir === null ? PGlite.create({ parsers }) : PGlite.create({ dataDir, parsers })
+            },
+            catch: (e) =>
+              new DatabaseUnavailable({ operation: `open PGlite ${dataDir ?? "(in memory)"}`, reason: reasonOf(e) })
+          }),
+          (d) => Effect.promise(() => d.close().catch(() => undefined))
+        )
+        const turn = yield* Semaphore.make(1)
+        const exec = execWith("pglite", (s) => s, (text, params) => db.query(text, params).then((r) => r.rows))
+        return Sql.of({
+          dialect: "pglite",
+          query: <T>(text: string, params: ReadonlyArray<unknown> = []) =>
+            turn.withPermits(1)(exec(text, params)) as Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable>,
+          transaction: (f) => turn.withPermits(1)(topLevel("pglite", exec, freshState(), f))
+        })
+      })
+    )
+
+  /** Postgres at DATABASE_URL when it is set, otherwise PGlite with its files in `$LANTERN_HOME/pglite`. */
+  static readonly layerConfig = Layer.unwrap(
+    Effect.gen(function*() {
+      const url = yield* Config.option(Config.NonEmptyString("DATABASE_URL"))
+      const home = yield* Config.String("LANTERN_HOME").pipe(Config.withDefault(".lantern"))
+      return Option.isSome(url)
+        ? Sql.layerPg(Redacted.make(url.value))
+        : Sql.layerPglite(join(resolve(home), "pglite"))
+    })
+  )
+}

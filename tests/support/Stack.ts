@@ -1,0 +1,120 @@
+// Test support: the real `lantern serve` process, spawned against a test nats-server and a private
+// LANTERN_HOME (PGlite), so end-to-end and crash tests exercise exactly what users run.
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { freePort } from "../../bus/NatsServer.ts"
+
+export const ROOT = resolve(import.meta.dirname, "../..")
+const NODE = join(ROOT, "node_modules/.bin/node")
+const TSX = `file://${join(ROOT, "node_modules/tsx/dist/loader.mjs")}`
+
+export interface StackProcess {
+  readonly url: string
+  readonly token: string
+  readonly home: string
+  readonly child: ChildProcess
+  readonly output: () => string
+  /** SIGKILL, as a crash: no finalizers run. */
+  readonly kill: () => Promise<void>
+  /** SIGTERM and wait for a clean exit. */
+  readonly stop: () => Promise<number | null>
+}
+
+export interface StackOptions {
+  readonly natsUrl: string
+  readonly home?: string
+  readonly port?: number
+  readonly token?: string
+  readonly env?: Record<string, string>
+  readonly command?: string
+}
+
+/** Polls `check` until it returns a value or the deadline passes. */
+export const eventually = async <A>(check: () => Promise<A | undefined | null | false>, deadlineMs = 30_000, what = "condition"): Promise<A> => {
+  const deadline = Date.now() + deadlineMs
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      const v = await check()
+      if (v !== undefined && v !== null && v !== false) return v
+    } catch (e) {
+      last = e
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last === undefined ? "" : `: ${String(last)}`}`)
+}
+
+export const startStack = async (options: StackOptions): Promise<StackProcess> => {
+  const home = options.home ?? mkdtempSync(join(tmpdir(), "lantern-home-"))
+  const port = options.port ?? (await freePort())
+  const token = options.token ?? "lt_test_owner_token"
+  const child = spawn(NODE, ["--import", TSX, join(ROOT, "edge/main.ts"), options.command ?? "serve", "--port", String(port)], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env["PATH"] ?? "",
+      HOME: process.env["HOME"] ?? "/root",
+      NATS_URL: options.natsUrl,
+      LANTERN_HOME: home,
+      LANTERN_API_TOKEN: token,
+      LANTERN_DRIVE_ACK_WAIT: "2 seconds",
+      ...options.env
+    },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let output = ""
+  child.stdout?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)))
+  child.stderr?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)))
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
+  const url = `http://127.0.0.1:${port}`
+  const stack: StackProcess = {
+    url,
+    token,
+    home,
+    child,
+    output: () => output,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+      await exited
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
+      return exited
+    }
+  }
+  try {
+    await eventually(async () => {
+      if (child.exitCode !== null) throw new Error(`lantern exited with ${child.exitCode}`)
+      const r = await fetch(`${url}/readyz`)
+      return r.status === 200
+    }, 60_000, "lantern to become ready")
+  } catch (e) {
+    await stack.kill()
+    throw new Error(`${String(e)}\n--- lantern output ---\n${output}`)
+  }
+  return stack
+}
+
+/** A fetch against the stack with the owner token. */
+export const api = (stack: { url: string; token: string }) =>
+  async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const r = await fetch(`${stack.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${stack.token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...headers
+      },
+      ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
+    })
+    const text = await r.text()
+    let json: any = null
+    try {
+      json = JSON.parse(text)
+    } catch {
+      json = null
+    }
+    return { status: r.status, json, text, headers: r.headers }
+  }
