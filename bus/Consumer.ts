@@ -16,6 +16,8 @@ export interface Durable {
   readonly maxAckPending: number
   /** `all`: acking a message acks every earlier one (projectors); `explicit`: each its own (work queues). */
   readonly ackPolicy: "explicit" | "all"
+  /** First stream sequence to deliver when the consumer is created; all messages when absent. */
+  readonly startSeq?: number
 }
 
 /** What the handler decided for a message. */
@@ -31,7 +33,9 @@ const configOf = (d: Durable): Partial<ConsumerConfig> => ({
   ack_policy: d.ackPolicy === "all" ? AckPolicy.All : AckPolicy.Explicit,
   ack_wait: nanos(Duration.toMillis(Duration.fromInputUnsafe(d.ackWait))),
   max_ack_pending: d.maxAckPending,
-  deliver_policy: DeliverPolicy.All,
+  ...(d.startSeq === undefined || d.startSeq <= 1
+    ? { deliver_policy: DeliverPolicy.All }
+    : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: d.startSeq }),
   ...(d.filterSubject === undefined ? {} : { filter_subject: d.filterSubject })
 })
 
@@ -45,7 +49,7 @@ export const ensure = (d: Durable) =>
         const existing = await jsm.consumers.info(d.stream, d.durable).catch(() => null)
         if (existing === null) await jsm.consumers.add(d.stream, config)
         else {
-          const { durable_name: _, deliver_policy: __, ...update } = config
+          const { durable_name: _, deliver_policy: __, opt_start_seq: ___, ...update } = config
           await jsm.consumers.update(d.stream, d.durable, update)
         }
       },

@@ -106,8 +106,8 @@ export const migrations: ReadonlyArray<Migration> = [
   }
 ]
 
-/** Serialises concurrent migrators on one Postgres (any constant works; this one spells "lantern"). */
-const LOCK_KEY = 0x6c616e7465726e
+/** Serialises concurrent migrators on one Postgres (any constant works; this one spells "lant"). */
+const LOCK_KEY = 0x6c616e74
 
 /** Applies every migration not yet recorded, in order. */
 export const migrate: Effect.Effect<void, DatabaseUnavailable, Sql> = Effect.gen(function*() {

@@ -1,8 +1,7 @@
-// Projectors: durable JetStream consumers that fold the runs and agents streams into Postgres, each batch in
+// Projectors: JetStream consumers that fold the runs and agents streams into Postgres, each batch in
 // one transaction together with the stream sequence it reached, so redelivery and replay converge.
 import { Cause, Effect, Layer, Schedule, Stream } from "effect"
-import type { JsMsg } from "@nats-io/jetstream"
-import * as Consumer from "../bus/Consumer.ts"
+import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
 import { Nats, unavailable } from "../bus/Nats.ts"
 import * as Topology from "../bus/Topology.ts"
 import * as Envelope from "../schema/Envelope.ts"
@@ -16,21 +15,12 @@ export const definitions = {
   "projector-agents": { stream: Topology.AGENTS, tables: ["agent_versions", "agents"] }
 } as const satisfies Record<string, { readonly stream: string; readonly tables: ReadonlyArray<string> }>
 
-/** A projector's name, which is also its durable consumer's name and its checkpoint's key. */
+/** A projector's name, which is also its checkpoint's key. */
 export type Name = keyof typeof definitions
 export const names = Object.keys(definitions) as ReadonlyArray<Name>
 
 export const BATCH_SIZE = 256
 export const BATCH_WINDOW = "20 millis"
-
-/** The durable consumer behind a projector. `all` acks: acking a batch's last message acks the batch. */
-export const durableOf = (projector: Name): Consumer.Durable => ({
-  stream: definitions[projector].stream,
-  durable: projector,
-  ackWait: "30 seconds",
-  maxAckPending: BATCH_SIZE * 16,
-  ackPolicy: "all"
-})
 
 export interface Applied {
   /** Events written in this call. */
@@ -88,8 +78,8 @@ export const apply = (
 const backoff = Schedule.min([Schedule.exponential("100 millis", 2), Schedule.spaced("5 seconds")])
 
 /**
- * Decodes a batch up to its first undecodable message, applies and acks that prefix (retrying the database
- * until it answers, without acking meanwhile), then fails with the decode error if there was one.
+ * Decodes a batch up to its first undecodable message, applies that prefix (retrying the database until it
+ * answers; nothing later is read meanwhile), then fails with the decode error if there was one.
  */
 const handleBatch = (projector: Name, messages: ReadonlyArray<JsMsg>) =>
   Effect.gen(function*() {
@@ -109,26 +99,51 @@ const handleBatch = (projector: Name, messages: ReadonlyArray<JsMsg>) =>
         Effect.tapError((e) => Effect.logWarning(`${projector}: ${e.message}; retrying the batch`)),
         Effect.retry(backoff)
       )
-      messages[decoded.length - 1]!.ack()
     }
     if (failure !== undefined) {
       return yield* Effect.fail(failure)
     }
   })
 
+/**
+ * The projector's events from the database's checkpoint on, in stream order. An ordered consumer (ephemeral,
+ * recreated by the client on any gap) is used instead of a durable one: the checkpoint committed with the
+ * rows is the only position, so rows lost with the database (an embedded database killed before its writes
+ * reached disk, a restore from backup) are simply projected again, and a redelivery can never arrive after
+ * later events and be skipped.
+ */
+const fromCheckpoint = (projector: Name): Stream.Stream<JsMsg, DatabaseUnavailable | BusUnavailable, Sql | Nats> =>
+  Stream.unwrap(
+    Effect.gen(function*() {
+      const { js } = yield* Nats
+      const { stream } = definitions[projector]
+      const reached = yield* checkpoint(projector, stream)
+      const messages = yield* Effect.tryPromise({
+        try: async () =>
+          (await js.consumers.get(stream, {
+            ...(reached === 0 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: reached + 1 })
+          })).consume({ max_messages: BATCH_SIZE }),
+        catch: unavailable(`consume ${stream} for ${projector}`)
+      })
+      return Stream.fromAsyncIterable(messages, unavailable(`consume ${stream} for ${projector}`)).pipe(
+        Stream.ensuring(Effect.promise(() => messages.close().then(() => undefined, () => undefined)))
+      )
+    })
+  )
+
 const consume = (projector: Name): Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats> =>
-  Consumer.messages(durableOf(projector), BATCH_SIZE).pipe(
+  fromCheckpoint(projector).pipe(
     Stream.groupedWithin(BATCH_SIZE, BATCH_WINDOW),
     Stream.mapEffect((messages) => handleBatch(projector, messages)),
     Stream.runDrain,
     // The consumer's iterator only ends when the consumer went away: subscribe again.
     Effect.andThen(Effect.fail(new BusUnavailable({ operation: `consume ${projector}`, reason: "the consumer stopped" }))),
     Effect.tapError((e) =>
-      e._tag === "BusUnavailable"
+      e._tag === "BusUnavailable" || e._tag === "DatabaseUnavailable"
         ? Effect.logWarning(`${projector}: ${e.message}; subscribing again`)
         : Effect.logError(`${projector} stopped: ${e.message}`)
     ),
-    Effect.retry({ schedule: backoff, while: (e) => e._tag === "BusUnavailable" })
+    Effect.retry({ schedule: backoff, while: (e) => e._tag === "BusUnavailable" || e._tag === "DatabaseUnavailable" })
   ) as Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats>
 
 /**
@@ -164,19 +179,5 @@ export const rebuild = (projector: Name): Effect.Effect<void, DatabaseUnavailabl
     )
   }).pipe(Effect.withSpan("Projector.rebuild", { attributes: { "lantern.projector": projector } }))
 
-/**
- * Deletes a projector's durable consumer, so the next `run` reads its stream from the first event. With
- * `rebuild`, a replay from zero; stop `run` first.
- */
-export const resetConsumer = (projector: Name): Effect.Effect<void, BusUnavailable, Nats> =>
-  Effect.gen(function*() {
-    const { jsm } = yield* Nats
-    const { stream } = definitions[projector]
-    yield* Effect.tryPromise({
-      try: async () => {
-        const exists = await jsm.consumers.info(stream, projector).then(() => true, () => false)
-        if (exists) await jsm.consumers.delete(stream, projector)
-      },
-      catch: unavailable(`delete consumer ${stream}/${projector}`)
-    })
-  })
+/** Projectors hold no consumer state on the bus (the checkpoint is in the database): nothing to reset. */
+export const resetConsumer = (_projector: Name): Effect.Effect<void, BusUnavailable, Nats> => Effect.void

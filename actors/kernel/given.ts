@@ -15,7 +15,7 @@ export interface Given<C, E, Err extends { readonly _tag: string }> {
   readonly when: (command: C) => When<E, Err>
 }
 
-const show = (value: unknown) => JSON.stringify(value, null, 2)
+const show = (value: unknown) => JSON.stringify(value)
 
 /**
  * Folds `events` (the history) into a state and prepares `command` for decision against it. Beware that the

@@ -15,18 +15,24 @@ const field = (args: unknown, name: string): string => {
 
 /** Evaluates + - * / and parentheses over decimal numbers with a recursive-descent parser (no eval). */
 export const calculate = (expression: string): number => {
-  const src = expression.replace(/\s+/g, "")
+  const src = expression
   let i = 0
+  const skip = () => {
+    while (src[i] === " " || src[i] === "\t" || src[i] === "\n") i++
+  }
   const fail = (why: string): never => {
     throw new Error(`${why} at position ${i} in '${expression}'`)
   }
   const number = (): number => {
+    skip()
     const m = /^\d+(\.\d+)?/.exec(src.slice(i))
     if (m === null) return fail("expected a number")
     i += m[0].length
+    skip()
     return Number(m[0])
   }
   const factor = (): number => {
+    skip()
     if (src[i] === "-") {
       i++
       return -factor()
@@ -36,6 +42,7 @@ export const calculate = (expression: string): number => {
       const v = sum()
       if (src[i] !== ")") fail("expected ')'")
       i++
+      skip()
       return v
     }
     return number()
@@ -59,7 +66,7 @@ export const calculate = (expression: string): number => {
     }
     return v
   }
-  if (src.length === 0) fail("empty expression")
+  if (src.trim().length === 0) fail("empty expression")
   const value = sum()
   if (i !== src.length) fail("unexpected character")
   return value

@@ -187,9 +187,15 @@ describe("Run decider", () => {
     })
 
     it("keeps a restarted step in its original position with its first request", () => {
+      const tool: RunEvent = {
+        _tag: "StepStarted",
+        stepId: "turn-1.tool-0",
+        attempt: 1,
+        request: { _tag: "tool", call: { id: "c", name: "echo", arguments: {} } }
+      }
       const state = fold(Run.decider, [
         ...inFlight,
-        { _tag: "StepStarted", stepId: "turn-1.tool-0", attempt: 1, request: { _tag: "tool", call: { id: "c", name: "echo", arguments: {} } } },
+        tool,
         stepFailed(1, true),
         stepStarted(2, { _tag: "model", model: "other", turn: 7 })
       ])

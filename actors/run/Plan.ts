@@ -12,6 +12,11 @@ export type Action =
 
 /** Attempts per step before the run fails (per-step policies come with the durability work). */
 export const MAX_ATTEMPTS = 3
+/**
+ * Starts of one step that never finished (its host died each time) before the run fails instead of being
+ * redelivered forever: higher than MAX_ATTEMPTS, because routine restarts should not fail runs.
+ */
+export const MAX_UNFINISHED_STARTS = 10
 
 export const modelStepId = (turn: number) => `turn-${turn}`
 export const toolStepId = (turn: number, index: number) => `turn-${turn}.tool-${index}`
@@ -51,6 +56,12 @@ export const next = (s: State): Action => {
   // a step in flight when its host died, or one that failed retryably: run it again
   const unfinished = s.steps.find((x) => x.status !== "completed")
   if (unfinished !== undefined) {
+    if (unfinished.status === "started" && unfinished.attempt >= MAX_UNFINISHED_STARTS) {
+      return {
+        _tag: "Fail",
+        error: { code: "step_abandoned", message: `step ${unfinished.stepId} was started ${unfinished.attempt} times and never finished` }
+      }
+    }
     if (unfinished.status === "failed" && (!unfinished.retryable || unfinished.attempt >= MAX_ATTEMPTS)) {
       return {
         _tag: "Fail",

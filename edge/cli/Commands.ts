@@ -32,7 +32,7 @@ const agentsCreate = Command.make(
     yield* printReply(i.json, reply, (a) => `created agent ${a.name} v${a.latestVersion}\n\n${Format.agent(a)}`)
   })
 ).pipe(
-  Command.validate(Input.exactlyOneSpec),
+  Command.validate((i) => Input.exactlyOneSpec(i)),
   Command.withDescription("Create an agent from a spec (version 1)"),
   Command.withExamples([
     { command: "lantern agents create --name support --spec-file support.json", description: "From a file" },
@@ -69,7 +69,7 @@ const agentsUpdate = Command.make(
     yield* printReply(i.json, reply, (a) => `agent ${a.name} is now at v${a.latestVersion}\n\n${Format.agent(a)}`)
   })
 ).pipe(
-  Command.validate(Input.exactlyOneSpec),
+  Command.validate((i) => Input.exactlyOneSpec(i)),
   Command.withDescription("Publish a new version of an agent's spec (runs already started keep theirs)")
 )
 
@@ -97,7 +97,7 @@ export class RunNotSucceeded extends Schema.TaggedError<RunNotSucceeded>()("RunN
   override get message() {
     return `run ${this.id} ended ${this.status}`
   }
-  readonly [Runtime.errorReported] = false
+  override readonly [Runtime.errorReported] = false
 }
 
 /** The event stream ended before the run's last event, too often in a row to keep reconnecting. */
@@ -158,7 +158,9 @@ export const follow = (id: string, json: boolean) =>
         return yield* Effect.fail(attempt.failure)
       }
       failures = lastSeq > before ? 0 : failures + 1
-      if (failures > RECONNECTS) return yield* new StreamEnded({ id, lastSeq })
+      if (failures > RECONNECTS) {
+        return yield* (attempt._tag === "Failure" ? Effect.fail(attempt.failure) : new StreamEnded({ id, lastSeq }))
+      }
       yield* Effect.sleep(`${100 * 2 ** failures} millis`)
     }
     const run = yield* settledRun(id)

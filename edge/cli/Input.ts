@@ -11,8 +11,18 @@ import { AgentSpec, Api, Ids, Issues } from "../../schema/index.ts"
 const invalid = (option: string, reason: string, kind: "flag" | "argument" = "flag") =>
   new CliError.ValidationError({ message: `${kind === "flag" ? `--${option}` : option.toUpperCase()}: ${reason}` })
 
-/** One line naming every wrong field: `maxTurns: Expected …; tools[0].name: Expected …`. */
-const issueText = (issue: SchemaIssue.Issue) => Issues.toFieldIssues(issue).map((i) => `${i.field}: ${i.message}`).join("; ")
+const friendlier: Readonly<Record<string, string>> = {
+  "Expected no excess property": "unknown field",
+  "Missing key": "required"
+}
+const SHOWN_ISSUES = 4
+
+/** One line naming the wrong fields: `maxTurns: Expected …; tools[0].name: Expected …`. */
+const issueText = (issue: SchemaIssue.Issue) => {
+  const all = Issues.toFieldIssues(issue).map((i) => `${i.field}: ${friendlier[i.message] ?? i.message}`)
+  const more = all.length > SHOWN_ISSUES ? `; and ${all.length - SHOWN_ISSUES} more` : ""
+  return all.slice(0, SHOWN_ISSUES).join("; ") + more
+}
 
 const decodeStrict = <A>(schema: Schema.ConstraintDecoder<A>) => {
   const decode = Schema.decodeUnknownEffect(schema)

@@ -14,12 +14,12 @@ export interface Received {
 export interface FakeOpenAi {
   readonly url: string
   readonly received: Array<Received>
-  /** Answers actually written to a live connection, per step id. */
+  /** Answers actually written to a live connection, per idempotency key `runId:stepId:attempt`. */
   readonly answered: Map<string, number>
   /** Steps (ids like `turn-2`) whose first attempt is held until the connection dies. */
   readonly hold: Set<string>
   /** Resolves when a request for `stepId` arrives. */
-  readonly waitFor: (stepId: string, attempt?: number) => Promise<Received>
+  readonly waitFor: (stepId: string, attempt?: number, runId?: string) => Promise<Received>
   readonly close: () => Promise<void>
 }
 
@@ -40,7 +40,7 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
   const received: Array<Received> = []
   const answered = new Map<string, number>()
   const hold = new Set<string>()
-  const waiters: Array<{ stepId: string; attempt: number | undefined; resolve: (r: Received) => void }> = []
+  const waiters: Array<{ match: (r: Received) => boolean; resolve: (r: Received) => void }> = []
   const server: Server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     if (req.method !== "POST" || req.url !== "/v1/chat/completions") {
       res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "not found" } }))
@@ -56,7 +56,7 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
     const toolMessages = body.messages.filter((m) => m.role === "tool").length
     const r: Received = { key, stepId, attempt: Number(attempt), toolMessages }
     received.push(r)
-    for (const w of waiters.filter((w) => w.stepId === stepId && (w.attempt === undefined || w.attempt === r.attempt))) {
+    for (const w of waiters.filter((w) => w.match(r))) {
       waiters.splice(waiters.indexOf(w), 1)
       w.resolve(r)
     }
@@ -73,7 +73,7 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
       usage: { prompt_tokens: 10 * body.messages.length, completion_tokens: 7, total_tokens: 10 * body.messages.length + 7 }
     }
     res.writeHead(200, { "content-type": "application/json" })
-    res.end(JSON.stringify(answer), () => answered.set(stepId, (answered.get(stepId) ?? 0) + 1))
+    res.end(JSON.stringify(answer), () => answered.set(key, (answered.get(key) ?? 0) + 1))
   })
   await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()))
   return {
@@ -81,10 +81,12 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
     received,
     answered,
     hold,
-    waitFor: (stepId, attempt) => {
-      const found = received.find((r) => r.stepId === stepId && (attempt === undefined || r.attempt === attempt))
+    waitFor: (stepId, attempt, runId) => {
+      const match = (r: Received) =>
+        r.stepId === stepId && (attempt === undefined || r.attempt === attempt) && (runId === undefined || r.key.startsWith(`${runId}:`))
+      const found = received.find(match)
       if (found !== undefined) return Promise.resolve(found)
-      return new Promise((resolve) => waiters.push({ stepId, attempt, resolve }))
+      return new Promise((resolve) => waiters.push({ match, resolve }))
     },
     close: () => new Promise((r) => {
       server.closeAllConnections()

@@ -1,0 +1,326 @@
+// The projection store's contract, run against every driver of the SQL port: migrations, folding a realistic
+// journal, idempotent redelivery, replay from zero, tenant isolation, paging, tokens and transactions.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { Effect, Exit, type Layer, ManagedRuntime } from "effect"
+import { AGENTS, RUNS } from "../bus/Topology.ts"
+import type { DatabaseUnavailable } from "../schema/Errors.ts"
+import * as Postgres from "../tests/support/Postgres.ts"
+import * as Fixtures from "./Fixtures.ts"
+import * as Migrations from "./Migrations.ts"
+import * as Projector from "./Projector.ts"
+import * as Queries from "./Queries.ts"
+import { Sql, type SqlPort } from "./Sql.ts"
+import * as Tokens from "./Tokens.ts"
+
+interface Driver {
+  readonly title: string
+  readonly skip: boolean
+  readonly start: () => Promise<{ readonly layer: Layer.Layer<Sql, DatabaseUnavailable>; readonly stop: () => Promise<void> }>
+}
+
+const pg = Postgres.availability()
+const drivers: ReadonlyArray<Driver> = [
+  { title: "PGlite (in memory)", skip: false, start: async () => ({ layer: Sql.layerPglite(null), stop: async () => {} }) },
+  pg.available
+    ? {
+      title: "Postgres (pg)",
+      skip: false,
+      start: async () => {
+        const server = await pg.start()
+        return { layer: Sql.layerPg(server.url), stop: server.stop }
+      }
+    }
+    : { title: `Postgres (pg) — skipped: ${pg.reason}`, skip: true, start: () => Promise.reject(new Error(pg.reason)) }
+]
+
+const TABLES = ["agents", "agent_versions", "runs", "steps", "projector_checkpoints", "api_tokens"]
+const KEYS: Record<string, string> = {
+  agents: "tenant, name",
+  agent_versions: "tenant, name, version",
+  runs: "tenant, id",
+  steps: "tenant, run_id, step_id, attempt",
+  projector_checkpoints: "projector, stream"
+}
+
+const withSql = <A, E>(f: (sql: SqlPort) => Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    return yield* f(yield* Sql)
+  })
+
+/** Every row of every read model, ordered by key: what "identical rows" means. */
+const dump = Effect.gen(function*() {
+  const sql = yield* Sql
+  const out: Record<string, ReadonlyArray<unknown>> = {}
+  for (const [table, key] of Object.entries(KEYS)) out[table] = yield* sql.query(`select * from ${table} order by ${key}`)
+  return out
+})
+
+const applyAll = (tenant: string, batchSize = 1000) =>
+  Effect.gen(function*() {
+    const agents = Fixtures.storedOf(Fixtures.agentEntries(tenant))
+    const runs = Fixtures.storedOf(Fixtures.runEntries(tenant))
+    for (let i = 0; i < agents.length; i += batchSize) yield* Projector.apply("projector-agents", AGENTS, agents.slice(i, i + batchSize))
+    for (let i = 0; i < runs.length; i += batchSize) yield* Projector.apply("projector-runs", RUNS, runs.slice(i, i + batchSize))
+    return { agents, runs }
+  })
+
+for (const driver of drivers) {
+  describe.skipIf(driver.skip)(`projection store contract: ${driver.title}`, () => {
+    let rt: ManagedRuntime.ManagedRuntime<Sql, DatabaseUnavailable>
+    let stop: () => Promise<void> = async () => {}
+    const run = <A, E>(effect: Effect.Effect<A, E, Sql>) => rt.runPromise(effect)
+
+    beforeAll(async () => {
+      const started = await driver.start()
+      stop = started.stop
+      rt = ManagedRuntime.make(started.layer)
+      await run(Migrations.migrate)
+    })
+    afterAll(async () => {
+      await rt?.dispose()
+      await stop()
+    })
+    beforeEach(async () => {
+      await run(Effect.gen(function*() {
+        const sql = yield* Sql
+        for (const table of TABLES) yield* sql.query(`delete from ${table}`)
+      }))
+    })
+
+    it("migrations are idempotent", async () => {
+      await run(Migrations.migrate)
+      await run(Migrations.migrate)
+      const applied = await run(withSql((sql) => sql.query(`select id, name from lantern_migrations order by id`)))
+      expect(applied).toEqual(Migrations.migrations.map((m) => ({ id: m.id, name: m.name })))
+    })
+
+    it("folds a realistic journal into agents, versions, runs and steps", async () => {
+      const { runs } = await run(applyAll("t1", 4))
+      const agents = await run(Queries.listAgents("t1"))
+      expect(agents).toEqual([
+        {
+          name: "support",
+          description: "Answers customers, politely",
+          latestVersion: 2,
+          digest: "sha256:bbb",
+          spec: Fixtures.spec("v2"),
+          createdAt: "2026-11-21T05:00:00.000Z",
+          updatedAt: "2026-11-21T05:00:10.000Z"
+        },
+        {
+          name: "triage",
+          description: "Sorts tickets",
+          latestVersion: 1,
+          digest: "sha256:ttt",
+          spec: Fixtures.spec("triage"),
+          createdAt: "2026-11-21T05:00:05.000Z",
+          updatedAt: "2026-11-21T05:00:05.000Z"
+        }
+      ])
+      expect(await run(Queries.getAgent("t1", "support"))).toEqual(agents[0])
+      expect(await run(Queries.getAgent("t1", "nobody"))).toBeNull()
+      expect(await run(Queries.listVersions("t1", "support"))).toEqual([
+        { name: "support", version: 1, digest: "sha256:aaa", description: "Answers customers", spec: Fixtures.spec("v1"), createdAt: Fixtures.at(0) },
+        { name: "support", version: 2, digest: "sha256:bbb", description: "Answers customers, politely", spec: Fixtures.spec("v2"), createdAt: Fixtures.at(10) }
+      ])
+
+      const succeeded = {
+        id: Fixtures.runId(1),
+        status: "succeeded",
+        agentName: "support",
+        agentVersion: 2,
+        input: { question: "What time is it?" },
+        output: { answer: "It is 05:00." },
+        error: null,
+        steps: 3,
+        tokensIn: 250,
+        tokensOut: 50,
+        costUsd: 0.003,
+        createdAt: "2026-11-21T05:00:20.000Z",
+        updatedAt: "2026-11-21T05:00:27.000Z",
+        finishedAt: "2026-11-21T05:00:27.000Z"
+      }
+      const failed = {
+        id: Fixtures.runId(2),
+        status: "failed",
+        agentName: "triage",
+        agentVersion: 1,
+        input: "sort this",
+        output: null,
+        error: { code: "step_failed", message: "turn-1 failed twice" },
+        steps: 0,
+        tokensIn: 0,
+        tokensOut: 0,
+        costUsd: 0,
+        createdAt: "2026-11-21T05:00:23.500Z",
+        updatedAt: "2026-11-21T05:00:35.000Z",
+        finishedAt: "2026-11-21T05:00:35.000Z"
+      }
+      const canceled = {
+        id: Fixtures.runId(3),
+        status: "canceled",
+        agentName: "support",
+        agentVersion: 2,
+        input: null,
+        output: null,
+        error: { code: "canceled", message: "no longer needed" },
+        steps: 0,
+        tokensIn: 0,
+        tokensOut: 0,
+        costUsd: 0,
+        createdAt: "2026-11-21T05:00:33.500Z",
+        updatedAt: "2026-11-21T05:00:42.000Z",
+        finishedAt: "2026-11-21T05:00:42.000Z"
+      }
+      expect(await run(Queries.getRun("t1", Fixtures.runId(1)))).toEqual(succeeded)
+      expect(await run(Queries.getRun("t1", Fixtures.runId(2)))).toEqual(failed)
+      expect(await run(Queries.getRun("t1", Fixtures.runId(3)))).toEqual(canceled)
+      expect(await run(Queries.getRun("t1", Fixtures.runId(9)))).toBeNull()
+      expect(await run(Queries.listRuns("t1"))).toEqual({ items: [canceled, failed, succeeded], nextCursor: null })
+      expect(await run(Queries.listRuns("t1", { status: "failed" }))).toEqual({ items: [failed], nextCursor: null })
+      expect(await run(Queries.listRuns("t1", { agentName: "support" }))).toEqual({ items: [canceled, succeeded], nextCursor: null })
+      expect(await run(Queries.listRuns("t1", { agentName: "support", status: "running" }))).toEqual({ items: [], nextCursor: null })
+
+      const steps1 = await run(Queries.listSteps("t1", Fixtures.runId(1)))
+      expect(steps1.map((s) => [s.stepId, s.kind, s.status, s.tokensIn, s.costUsd])).toEqual([
+        ["turn-1", "model", "completed", 100, 0.0012],
+        ["turn-1:call_1", "tool", "completed", 0, 0],
+        ["turn-2", "model", "completed", 150, 0.0018]
+      ])
+      expect(steps1[1]).toEqual({
+        runId: Fixtures.runId(1),
+        stepId: "turn-1:call_1",
+        attempt: 1,
+        kind: "tool",
+        status: "completed",
+        request: { _tag: "tool", call: { id: "call_1", name: "clock", arguments: {} } },
+        result: { _tag: "tool", callId: "call_1", output: "05:00" },
+        error: null,
+        tokensIn: 0,
+        tokensOut: 0,
+        costUsd: 0,
+        startedAt: Fixtures.at(23),
+        finishedAt: Fixtures.at(24)
+      })
+      const steps2 = await run(Queries.listSteps("t1", Fixtures.runId(2)))
+      expect(steps2.map((s) => [s.stepId, s.attempt, s.status, s.error, s.finishedAt])).toEqual([
+        ["turn-1", 1, "failed", { code: "provider_unavailable", message: "HTTP 503" }, Fixtures.at(32)],
+        ["turn-1", 2, "failed", { code: "provider_unavailable", message: "HTTP 503" }, Fixtures.at(34)]
+      ])
+      const steps3 = await run(Queries.listSteps("t1", Fixtures.runId(3)))
+      expect(steps3.map((s) => [s.status, s.result, s.finishedAt])).toEqual([["started", null, null]])
+      expect(await run(Projector.checkpoint("projector-runs", RUNS))).toBe(runs.length)
+    })
+
+    it("a redelivered batch (sequences at or below the checkpoint) changes nothing", async () => {
+      const { agents, runs } = await run(applyAll("t1", 5))
+      const before = await run(dump)
+      const again = await run(Projector.apply("projector-runs", RUNS, runs))
+      expect(again).toEqual({ applied: 0, skipped: runs.length, checkpoint: runs.length })
+      await run(Projector.apply("projector-runs", RUNS, runs.slice(3, 9)))
+      await run(Projector.apply("projector-agents", AGENTS, agents))
+      expect(await run(dump)).toEqual(before)
+    })
+
+    it("rebuild, then a replay from zero, yields identical rows", async () => {
+      await run(applyAll("t1", 3))
+      await run(applyAll("t2", 7))
+      const first = await run(dump)
+      await run(Projector.rebuild("projector-runs"))
+      await run(Projector.rebuild("projector-agents"))
+      const empty = await run(dump)
+      expect(Object.values(empty).every((rows) => rows.length === 0)).toBe(true)
+      expect(await run(Projector.checkpoint("projector-runs", RUNS))).toBe(0)
+      // the same events in differently sized batches
+      await run(applyAll("t1", 1000))
+      await run(applyAll("t2", 2))
+      expect(await run(dump)).toEqual(first)
+    })
+
+    it("keeps tenants apart, even with the same ids", async () => {
+      await run(Effect.gen(function*() {
+        yield* Projector.apply("projector-agents", AGENTS, Fixtures.storedOf(Fixtures.agentEntries("a")))
+        yield* Projector.apply("projector-runs", RUNS, Fixtures.storedOf(Fixtures.runEntries("a")))
+        yield* Projector.apply("projector-runs", RUNS, Fixtures.storedOf(Fixtures.startedRuns("b", 1), 100))
+      }))
+      expect(await run(Queries.listAgents("b"))).toEqual([])
+      expect(await run(Queries.getAgent("b", "support"))).toBeNull()
+      expect(await run(Queries.listVersions("b", "support"))).toEqual([])
+      expect(await run(Queries.listSteps("b", Fixtures.runId(1)))).toEqual([])
+      const b = await run(Queries.getRun("b", Fixtures.runId(1)))
+      expect(b).toMatchObject({ status: "running", input: { n: 1 }, steps: 0 })
+      expect((await run(Queries.listRuns("b"))).items.map((r) => r.id)).toEqual([Fixtures.runId(1)])
+      expect(await run(Queries.getRun("a", Fixtures.runId(1)))).toMatchObject({ status: "succeeded", steps: 3 })
+      expect(await run(Queries.listRuns("nobody"))).toEqual({ items: [], nextCursor: null })
+    })
+
+    it("pages runs newest first with a cursor", async () => {
+      await run(Projector.apply("projector-runs", RUNS, Fixtures.storedOf(Fixtures.startedRuns("t1", 5))))
+      const ids = [5, 4, 3, 2, 1].map(Fixtures.runId)
+      const page1 = await run(Queries.listRuns("t1", { limit: 2 }))
+      expect(page1.items.map((r) => r.id)).toEqual(ids.slice(0, 2))
+      expect(page1.nextCursor).toBe(ids[1])
+      const page2 = await run(Queries.listRuns("t1", { limit: 2, cursor: page1.nextCursor! }))
+      expect(page2.items.map((r) => r.id)).toEqual(ids.slice(2, 4))
+      expect(page2.nextCursor).toBe(ids[3])
+      const page3 = await run(Queries.listRuns("t1", { limit: 2, cursor: page2.nextCursor! }))
+      expect(page3.items.map((r) => r.id)).toEqual(ids.slice(4))
+      expect(page3.nextCursor).toBeNull()
+      // a page that ends exactly at the last run has no next page
+      expect((await run(Queries.listRuns("t1", { limit: 5 }))).nextCursor).toBeNull()
+      const support = await run(Queries.listRuns("t1", { agentName: "support", limit: 2 }))
+      expect(support.items.map((r) => r.id)).toEqual([Fixtures.runId(5), Fixtures.runId(3)])
+      expect((await run(Queries.listRuns("t1", { agentName: "support", limit: 2, cursor: support.nextCursor! }))).items.map((r) => r.id))
+        .toEqual([Fixtures.runId(1)])
+    })
+
+    it("authenticates tokens by hash only", async () => {
+      await run(Tokens.ensure("t1", "owner", "lt_secret_one"))
+      await run(Tokens.ensure("t1", "owner", "lt_secret_one"))
+      await run(Tokens.ensure("t1", "ci", "lt_secret_ci", ["runs:write"]))
+      expect(await run(Tokens.authenticate("lt_secret_one"))).toEqual({ tenant: "t1", name: "owner", scopes: ["*"] })
+      expect(await run(Tokens.authenticate("lt_secret_ci"))).toEqual({ tenant: "t1", name: "ci", scopes: ["runs:write"] })
+      expect(await run(Tokens.authenticate("lt_unknown"))).toBeNull()
+      expect(await run(Tokens.authenticate(""))).toBeNull()
+      expect(await run(Tokens.anyForTenant("t1"))).toBe(true)
+      expect(await run(Tokens.anyForTenant("t2"))).toBe(false)
+      const stored = await run(withSql((sql) => sql.query<{ token_hash: string }>(`select token_hash from api_tokens`)))
+      expect(stored.map((r) => r.token_hash)).not.toContain("lt_secret_one")
+      expect(stored.map((r) => r.token_hash)).toContain(Tokens.hash("lt_secret_one"))
+      // a new token under the same name replaces the old one
+      await run(Tokens.ensure("t1", "owner", "lt_secret_two"))
+      expect(await run(Tokens.authenticate("lt_secret_one"))).toBeNull()
+      expect(await run(Tokens.authenticate("lt_secret_two"))).toMatchObject({ tenant: "t1", name: "owner" })
+      // one tenant's token cannot be claimed by another
+      const exit = await rt.runPromiseExit(Tokens.ensure("t2", "owner", "lt_secret_two"))
+      expect(Exit.isFailure(exit) && String(exit.cause)).toContain("InvalidCommand")
+      expect(String(exit)).not.toContain("lt_secret_two")
+      expect(await run(Tokens.authenticate("lt_secret_two"))).toMatchObject({ tenant: "t1" })
+    })
+
+    it("commits, rolls back, and refuses to commit a transaction a failed statement aborted", async () => {
+      const count = withSql((sql) => sql.query<{ n: number }>(`select count(*) as n from api_tokens`))
+      const insert = (tx: SqlPort, name: string) =>
+        tx.query(`insert into api_tokens values ($1, 't', $1, '{}', $2::timestamptz)`, [name, Fixtures.at(0)])
+      const results = await run(Effect.gen(function*() {
+        const sql = yield* Sql
+        yield* sql.transaction((tx) => insert(tx, "a"))
+        const failed = yield* Effect.exit(sql.transaction((tx) => Effect.andThen(insert(tx, "b"), Effect.fail("boom" as const))))
+        // a duplicate key, caught inside: the transaction is still aborted and nothing commits
+        const aborted = yield* Effect.exit(sql.transaction((tx) =>
+          Effect.andThen(insert(tx, "c"), Effect.ignore(insert(tx, "a")))
+        ))
+        // the same failure inside a nested transaction (a savepoint) leaves the outer one healthy
+        yield* sql.transaction((tx) =>
+          Effect.andThen(insert(tx, "d"), Effect.ignore(tx.transaction((inner) => insert(inner, "a"))))
+        )
+        const names = yield* sql.query<{ name: string }>(`select name from api_tokens order by name`)
+        return { failed, aborted, names: names.map((r) => r.name), count: (yield* count)[0]!.n }
+      }))
+      expect(Exit.isFailure(results.failed)).toBe(true)
+      expect(String(results.aborted)).toContain("DatabaseUnavailable")
+      expect(results.names).toEqual(["a", "d"])
+      expect(results.count).toBe(2)
+    })
+  })
+}

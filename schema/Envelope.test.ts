@@ -1,0 +1,148 @@
+import * as fc from "fast-check"
+import { Effect, Result, Schema } from "effect"
+import { describe, expect, it } from "vitest"
+import * as Envelope from "./Envelope.ts"
+import { CURRENT_VERSION, type Event } from "./Events.ts"
+
+const SUBJECT = "lantern.journal.run.t1.run_01"
+
+const envelopeOf = (event: Event, overrides: Partial<Envelope.Envelope> = {}): Envelope.Envelope => ({
+  eventId: "evt_01j00000000000000000000000",
+  type: event._tag,
+  version: CURRENT_VERSION,
+  tenant: "t1",
+  actor: { type: "run", tenant: "t1", id: "run_01" },
+  causationId: null,
+  correlationId: "run_01",
+  traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+  at: "2025-01-01T00:00:00.000Z",
+  idempotencyKey: "run_01:turn-1:1:completed",
+  payload: Envelope.payloadOf(event),
+  ...overrides
+})
+
+/** What a journal stores: the envelope encoded as JSON text. */
+const encode = Schema.encodeSync(Envelope.EnvelopeJson)
+
+const decode = (data: string, seq = 7) => Effect.runSync(Effect.result(Envelope.decode(SUBJECT, seq, data)))
+
+const failureOf = (data: string) => {
+  const r = decode(data)
+  if (Result.isSuccess(r)) return expect.unreachable(`expected a decode failure, got ${JSON.stringify(r.success.event)}`)
+  return r.failure
+}
+
+const stepCompleted: Event = {
+  _tag: "StepCompleted",
+  stepId: "turn-1",
+  attempt: 1,
+  result: {
+    _tag: "model",
+    answer: {
+      content: null,
+      toolCalls: [{ id: "call_0", name: "calculator", arguments: { expression: "1+1" } }],
+      finishReason: "tool_calls",
+      provider: "offline",
+      model: "offline-echo-1"
+    }
+  },
+  tokensIn: 12,
+  tokensOut: 8,
+  costUsd: 0,
+  durationMs: 3
+}
+
+describe("Envelope.decode", () => {
+  it("decodes a valid envelope into the typed event, keeping the envelope and its position", () => {
+    const envelope = envelopeOf(stepCompleted)
+    const r = decode(encode(envelope), 42)
+    expect(Result.isSuccess(r)).toBe(true)
+    if (Result.isSuccess(r)) expect(r.success).toEqual({ seq: 42, subject: SUBJECT, envelope, event: stepCompleted })
+  })
+
+  it("decodes hand-written journal JSON (the payload carries no _tag: the envelope type is the tag)", () => {
+    const data = JSON.stringify({
+      eventId: "evt_1",
+      type: "RunFailed",
+      version: 1,
+      tenant: "t1",
+      actor: { type: "run", tenant: "t1", id: "run_01" },
+      causationId: "evt_0",
+      correlationId: "run_01",
+      traceparent: null,
+      at: "2025-01-01T00:00:00.000Z",
+      idempotencyKey: "run_01:failed",
+      payload: { error: { code: "max_turns_exceeded", message: "out of turns" } }
+    })
+    const r = decode(data)
+    expect(Result.isSuccess(r) && r.success.event).toEqual({ _tag: "RunFailed", error: { code: "max_turns_exceeded", message: "out of turns" } })
+  })
+
+  it("fails loudly with UnknownEventVersion for a version this code does not know", () => {
+    const e = failureOf(encode(envelopeOf({ _tag: "RunSucceeded", output: "x" }, { version: 2 })))
+    expect(e).toMatchObject({ _tag: "UnknownEventVersion", type: "RunSucceeded", version: 2, subject: SUBJECT })
+  })
+
+  it.each(["RunPaused", "constructor", "__proto__", "toString"])("fails with UnknownEventVersion for the unknown type %j", (type) => {
+    const e = failureOf(encode(envelopeOf({ _tag: "RunSucceeded", output: "x" }, { type })))
+    expect(e).toMatchObject({ _tag: "UnknownEventVersion", type, version: 1 })
+  })
+
+  it.each([
+    ["retryable", "StepFailed", { stepId: "turn-1", attempt: 1, error: { code: "x", message: "y" } }],
+    ["error.message", "RunFailed", { error: { code: "x" } }],
+    ["output", "RunSucceeded", {}],
+    ["result", "StepCompleted", { stepId: "turn-1", attempt: 1, tokensIn: 0, tokensOut: 0, costUsd: 0, durationMs: 0 }]
+  ])("fails with CorruptEvent naming the missing field %s", (field, type, payload) => {
+    const e = failureOf(encode(envelopeOf({ _tag: "RunSucceeded", output: null }, { type, payload })))
+    expect(e._tag).toBe("CorruptEvent")
+    expect(e).toMatchObject({ subject: SUBJECT, seq: 7 })
+    expect(e._tag === "CorruptEvent" && e.reason).toContain(field)
+  })
+
+  it("fails with CorruptEvent naming a field of the wrong type", () => {
+    const payload = { stepId: "turn-1", attempt: "one", error: { code: "x", message: "y" }, retryable: true }
+    const e = failureOf(encode(envelopeOf({ _tag: "RunSucceeded", output: null }, { type: "StepFailed", payload })))
+    expect(e).toMatchObject({ _tag: "CorruptEvent" })
+    expect(e._tag === "CorruptEvent" && e.reason).toContain("attempt")
+  })
+
+  it.each([
+    ["text that is not JSON", "{not json"],
+    ["an envelope without a version", JSON.stringify({ ...envelopeOf({ _tag: "RunSucceeded", output: 1 }), version: undefined })],
+    ["an envelope with an unknown actor type", JSON.stringify({ ...envelopeOf({ _tag: "RunSucceeded", output: 1 }), actor: { type: "x", tenant: "t1", id: "r" } })]
+  ])("fails with CorruptEvent for %s", (_, data) => {
+    expect(failureOf(data)._tag).toBe("CorruptEvent")
+  })
+
+  // Payload fields are JSON: restrict generated values to JSON and normalise -0, which JSON writes as 0.
+  const json = fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v)) as unknown)
+  const errorInfo = fc.record({ code: fc.string(), message: fc.string() })
+  const event: fc.Arbitrary<Event> = fc.oneof(
+    json.map((output): Event => ({ _tag: "RunSucceeded", output })),
+    errorInfo.map((error): Event => ({ _tag: "RunFailed", error }))
+  )
+  const envelope = fc.record({
+    event,
+    eventId: fc.string(),
+    tenant: fc.string(),
+    id: fc.string(),
+    causationId: fc.option(fc.string(), { nil: null }),
+    traceparent: fc.option(fc.string(), { nil: null }),
+    idempotencyKey: fc.string()
+  }).map(({ event, id, ...fields }) => ({
+    event,
+    envelope: envelopeOf(event, { ...fields, actor: { type: "run", tenant: fields.tenant, id }, correlationId: id })
+  }))
+
+  it("decode ∘ encode = id for RunSucceeded and RunFailed envelopes", () => {
+    fc.assert(
+      fc.property(envelope, fc.nat(), ({ event, envelope }, seq) => {
+        const r = decode(encode(envelope), seq)
+        if (Result.isFailure(r)) return expect.unreachable(r.failure.message)
+        expect(r.success).toEqual({ seq, subject: SUBJECT, envelope, event })
+      }),
+      { numRuns: 500 }
+    )
+  })
+})
