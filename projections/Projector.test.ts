@@ -1,5 +1,5 @@
-// Projector.run end to end: events appended to a real nats-server's journals show up in the read models,
-// database outages lose nothing, a replay from zero converges, and an unknown event version stops it loudly.
+// Projector.run end to end: events appended to a real nats-server's journals show up in the read models, a
+// restart resumes from the checkpoint, outages lose nothing, replays converge, unknown versions stop it loudly.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Exit, Fiber, Layer, ManagedRuntime } from "effect"
 import { Journal } from "../bus/Journal.ts"
@@ -102,7 +102,12 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     expect(agents.map((a) => [a.name, a.latestVersion])).toEqual([["support", 2], ["triage", 1]])
 
     // appended while the projector runs
-    await rt.runPromise(append(Fixtures.runEntries(TENANT).slice(9)))
+    await rt.runPromise(append(Fixtures.runEntries(TENANT).slice(9, 13)))
+    await eventually(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(3))), (r) => r !== null)
+    // appended while it is stopped: a restart goes on from its checkpoint
+    await rt.runPromise(Fiber.interrupt(projector))
+    await rt.runPromise(append(Fixtures.runEntries(TENANT).slice(13)))
+    const restarted = rt.runFork(Projector.run)
     const page = await eventually(
       () => rt.runPromise(Queries.listRuns(TENANT)),
       (p) => p.items.map((r) => r.status).join() === "canceled,failed,succeeded"
@@ -113,15 +118,14 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     }))
     expect(await rt.runPromise(Projector.checkpoint("projector-runs", Topology.RUNS))).toBeGreaterThanOrEqual(runsSeq)
     firstPass = await rt.runPromise(dump)
-    await rt.runPromise(Fiber.interrupt(projector))
+    await rt.runPromise(Fiber.interrupt(restarted))
   })
 
   it("retries a batch while the database is down, then converges on a replay from zero", async () => {
     const outage = { left: 0 }
     const rt = await runtime(flakySql(outage))
     outage.left = 3
-    // a fresh database and consumers that start again from the first event
-    await rt.runPromise(Effect.all([Projector.resetConsumer("projector-runs"), Projector.resetConsumer("projector-agents")]))
+    // a fresh database: the projectors start again from the first event
     const projector = rt.runFork(Projector.run)
     await eventually(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(3))), (r) => r?.status === "canceled")
     await eventually(() => rt.runPromise(Queries.listVersions(TENANT, "support")), (v) => v.length === 2)
@@ -132,7 +136,6 @@ describe("Projector.run (real nats-server, PGlite)", () => {
 
   it("stops with UnknownEventVersion on an event it cannot read, after applying what came before", async () => {
     const rt = await runtime(Sql.layerPglite(null))
-    await rt.runPromise(Projector.resetConsumer("projector-runs"))
     const address: ActorAddress = { type: "run", tenant: TENANT, id: Fixtures.runId(7) }
     const good = Fixtures.envelopeOf(Fixtures.startedRuns(TENANT, 1, 7)[0]!, "future-0")
     const future: Envelope = { ...Fixtures.envelopeOf({ address, at: Fixtures.at(200), event: { _tag: "RunSucceeded", output: 1 } }, "future-1"), version: 99 }

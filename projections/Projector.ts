@@ -147,9 +147,10 @@ const consume = (projector: Name): Effect.Effect<never, UnknownEventVersion | Co
   ) as Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats>
 
 /**
- * Runs every projector until interrupted. Database and bus outages are retried (nothing is acked before it is
- * written); an event this code cannot decode stops the projectors with that error, after applying what
- * preceded it. Run one instance per database: a second one would split the durable consumers' messages.
+ * Runs every projector until interrupted, each from its checkpoint. Database and bus outages are retried and
+ * resume from the checkpoint, so nothing is lost; an event this code cannot decode stops the projectors with
+ * that error, after applying what preceded it. A second instance on the same database is harmless (the
+ * checkpoint row lock makes their batches take turns and each skips what the other applied) but useless.
  */
 export const run: Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats> = Effect.all(
   names.map(consume),
@@ -167,7 +168,10 @@ export const layer: Layer.Layer<never, never, Sql | Nats> = Layer.effectDiscard(
   )
 )
 
-/** Deletes a projector's rows and checkpoint, so that applying its stream from sequence 1 rebuilds them. */
+/**
+ * Deletes a projector's rows and checkpoint. Stop `run` first: its next start replays the stream from the
+ * first event.
+ */
 export const rebuild = (projector: Name): Effect.Effect<void, DatabaseUnavailable, Sql> =>
   Effect.gen(function*() {
     const sql = yield* Sql
@@ -178,6 +182,3 @@ export const rebuild = (projector: Name): Effect.Effect<void, DatabaseUnavailabl
       })
     )
   }).pipe(Effect.withSpan("Projector.rebuild", { attributes: { "lantern.projector": projector } }))
-
-/** Projectors hold no consumer state on the bus (the checkpoint is in the database): nothing to reset. */
-export const resetConsumer = (_projector: Name): Effect.Effect<void, BusUnavailable, Nats> => Effect.void

@@ -16,8 +16,12 @@ export const short = (text: string, max = 80): string => {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat
 }
 
-/** A value in full: strings verbatim, anything else as indented JSON. */
-export const block = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value, null, 2))
+/** A value in full: strings verbatim, anything else as JSON, indented when it does not fit on a line. */
+export const block = (value: unknown): string => {
+  if (typeof value === "string") return value
+  const compact = JSON.stringify(value) ?? String(value)
+  return compact.length <= 80 ? compact : JSON.stringify(value, null, 2)
+}
 
 export const usd = (n: number): string => `$${n < 0.01 && n > 0 ? n.toFixed(6) : n.toFixed(4)}`
 
@@ -30,7 +34,7 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
 
 const fields = (pairs: ReadonlyArray<readonly [string, string]>): string => {
   const width = Math.max(...pairs.map(([k]) => k.length)) + 1
-  return pairs.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v.includes("\n") ? `\n${indent(v, 2)}` : v}`).join("\n")
+  return pairs.map(([k, v]) => (v.includes("\n") ? `${k}:\n${indent(v, 2)}` : `${`${k}:`.padEnd(width)} ${v}`)).join("\n")
 }
 
 const indent = (text: string, n: number) => text.split("\n").map((l) => `${" ".repeat(n)}${l}`).join("\n")
