@@ -17,6 +17,21 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", { limit: Schema.Number }) {}
 
 export const MAX_BODY_BYTES = 1024 * 1024
+/** Deepest nesting of arrays/objects a body may have: deeper JSON is refused before anything walks it. */
+export const MAX_DEPTH = 64
+
+/** The path of the first value nested deeper than `max`, or null; iterative, so any depth is safe to check. */
+export const tooDeep = (value: unknown, max = MAX_DEPTH): string | null => {
+  const stack: Array<{ v: unknown; depth: number; path: string }> = [{ v: value, depth: 0, path: "" }]
+  while (stack.length > 0) {
+    const { v, depth, path } = stack.pop()!
+    if (v === null || typeof v !== "object") continue
+    if (depth >= max) return path === "" ? "(body)" : path
+    if (Array.isArray(v)) v.forEach((x, i) => stack.push({ v: x, depth: depth + 1, path: `${path}[${i}]` }))
+    else for (const [k, x] of Object.entries(v)) stack.push({ v: x, depth: depth + 1, path: path === "" ? k : `${path}.${k}` })
+  }
+  return null
+}
 
 export const json = (body: unknown, status = 200, headers?: Record<string, string>) =>
   HttpServerResponse.jsonUnsafe(body, { status, ...(headers === undefined ? {} : { headers }) })
@@ -35,21 +50,33 @@ export const decode = <S extends Schema.Top>(schema: S, input: unknown, root = "
   )
 
 /** The request body as JSON, decoded with `schema`. */
-export const body = <S extends Schema.Top>(schema: S) =>
+export const body = <S extends Schema.Top>(schema: S) => bodyOr(schema, null)
+
+/** The request body decoded with `schema`, or `empty` when the request has no body (only when `empty` is given). */
+export const bodyOr = <S extends Schema.Top, B>(schema: S, empty: B) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const length = Number(request.headers["content-length"] ?? "0")
     if (length > MAX_BODY_BYTES) return yield* new PayloadTooLarge({ limit: MAX_BODY_BYTES })
     const text = yield* request.text.pipe(Effect.mapError(() => badRequest("(body)", "the request body could not be read")))
     if (text.length > MAX_BODY_BYTES) return yield* new PayloadTooLarge({ limit: MAX_BODY_BYTES })
-    if (text.trim() === "") return yield* badRequest("(body)", "a JSON body is required")
+    if (text.trim() === "") {
+      if (empty !== null) return empty
+      return yield* badRequest("(body)", "a JSON body is required")
+    }
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
     } catch (e) {
       return yield* badRequest("(body)", `invalid JSON: ${e instanceof Error ? e.message : String(e)}`)
     }
-    return yield* decode(schema, parsed)
+    const deep = tooDeep(parsed)
+    if (deep !== null) {
+      // name the field that holds the nesting, not the 64th index inside it
+      const field = deep.replace(/(\[\d+\])+$/, "").replace(/^(.{200}).+$/, "$1…")
+      return yield* badRequest(field === "" ? "(body)" : field, `nested deeper than ${MAX_DEPTH} levels`)
+    }
+    return (yield* decode(schema, parsed)) as S["Type"]
   })
 
 /** The query string as a flat record (the last value of a repeated key wins). */

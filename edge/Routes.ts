@@ -13,7 +13,7 @@ import { AgentName, RunId } from "../schema/Ids.ts"
 import { isTerminal } from "../schema/Events.ts"
 import { Auth } from "./Auth.ts"
 import { sseComment, sseFrame, toEventResponse } from "./Events.ts"
-import { BadRequest, body, decode, handled, json, query } from "./Http.ts"
+import { BadRequest, body, bodyOr, decode, handled, json, query } from "./Http.ts"
 
 const param = Effect.map(HttpRouter.params, (p) => p)
 
@@ -116,9 +116,7 @@ export const runRoutes = Layer.mergeAll(
   route("POST", "/v1/runs/:id/cancel", authed((tenant) =>
     Effect.gen(function*() {
       const id = yield* runId
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const hasBody = Number(request.headers["content-length"] ?? "0") > 0
-      const input = hasBody ? yield* body(Api.CancelRunRequest) : {}
+      const input: Api.CancelRunRequest = yield* bodyOr(Api.CancelRunRequest, {})
       const run = yield* (yield* Runs).cancel(tenant, id, input.reason ?? "canceled by API", `token:${tenant}`)
       return json(run)
     }))),

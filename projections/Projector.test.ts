@@ -1,6 +1,6 @@
 // Projector.run end to end: events appended to a real nats-server's journals show up in the read models, a
 // restart resumes from the checkpoint, outages lose nothing, replays converge, unknown versions stop it loudly.
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Exit, Fiber, Layer, ManagedRuntime } from "effect"
 import { Journal } from "../bus/Journal.ts"
 import type { Nats } from "../bus/Nats.ts"
@@ -27,15 +27,20 @@ const eventually = async <A>(probe: () => Promise<A>, ok: (a: A) => boolean, dea
   }
 }
 
-/** Appends entries to their journals in order, each instance's events expecting the previous one. */
+let appendedCount = 0
+/**
+ * Appends entries to their journals in order, each instance's events expecting the previous one. Every event
+ * gets a fresh idempotency key: a reused one would be dropped by the stream's duplicate window.
+ */
 const append = (entries: ReadonlyArray<Fixtures.Entry>) =>
   Effect.gen(function*() {
     const journal = yield* Journal
     const last = new Map<string, number>()
-    for (const [i, entry] of entries.entries()) {
+    for (const entry of entries) {
       const key = `${entry.address.type}/${entry.address.id}`
       const expected = last.get(key) ?? (yield* journal.lastSeq(entry.address))
-      const appended = yield* journal.append(entry.address, [Fixtures.envelopeOf(entry, `live-${i}`)], expected)
+      const appended = yield* journal.append(entry.address, [Fixtures.envelopeOf(entry, `live-${++appendedCount}`)], expected)
+      expect(appended.duplicates).toBe(0)
       last.set(key, appended.lastSeq)
     }
   })
@@ -79,6 +84,17 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     return rt
   }
   let firstPass: unknown
+  /** Projectors forked by a test, interrupted after it even when it fails. */
+  const running: Array<() => Promise<unknown>> = []
+  const start = (rt: ManagedRuntime.ManagedRuntime<Services, unknown>) => {
+    const fiber = rt.runFork(Projector.run)
+    const stop = () => rt.runPromise(Fiber.interrupt(fiber))
+    running.push(stop)
+    return stop
+  }
+  afterEach(async () => {
+    for (const stop of running.splice(0)) await stop()
+  })
 
   beforeAll(async () => {
     server = await startServer("lantern-projector")
@@ -95,7 +111,7 @@ describe("Projector.run (real nats-server, PGlite)", () => {
   it("folds what is appended, before and after it starts", async () => {
     const rt = await runtime(Sql.layerPglite(null))
     await rt.runPromise(append([...Fixtures.agentEntries(TENANT), ...Fixtures.runEntries(TENANT).slice(0, 9)]))
-    const projector = rt.runFork(Projector.run)
+    const stop = start(rt)
     const run1 = await eventually(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(1))), (r) => r?.status === "succeeded")
     expect(run1).toMatchObject({ status: "succeeded", steps: 3, tokensIn: 250, costUsd: 0.003 })
     const agents = await eventually(() => rt.runPromise(Queries.listAgents(TENANT)), (a) => a.length === 2)
@@ -105,9 +121,9 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     await rt.runPromise(append(Fixtures.runEntries(TENANT).slice(9, 13)))
     await eventually(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(3))), (r) => r !== null)
     // appended while it is stopped: a restart goes on from its checkpoint
-    await rt.runPromise(Fiber.interrupt(projector))
+    await stop()
     await rt.runPromise(append(Fixtures.runEntries(TENANT).slice(13)))
-    const restarted = rt.runFork(Projector.run)
+    start(rt)
     const page = await eventually(
       () => rt.runPromise(Queries.listRuns(TENANT)),
       (p) => p.items.map((r) => r.status).join() === "canceled,failed,succeeded"
@@ -118,7 +134,6 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     }))
     expect(await rt.runPromise(Projector.checkpoint("projector-runs", Topology.RUNS))).toBeGreaterThanOrEqual(runsSeq)
     firstPass = await rt.runPromise(dump)
-    await rt.runPromise(Fiber.interrupt(restarted))
   })
 
   it("retries a batch while the database is down, then converges on a replay from zero", async () => {
@@ -126,12 +141,12 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     const rt = await runtime(flakySql(outage))
     outage.left = 3
     // a fresh database: the projectors start again from the first event
-    const projector = rt.runFork(Projector.run)
+    const stop = start(rt)
     await eventually(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(3))), (r) => r?.status === "canceled")
     await eventually(() => rt.runPromise(Queries.listVersions(TENANT, "support")), (v) => v.length === 2)
     expect(outage.left).toBeLessThan(0)
     expect(await rt.runPromise(dump)).toEqual(firstPass)
-    await rt.runPromise(Fiber.interrupt(projector))
+    await stop()
   })
 
   it("stops with UnknownEventVersion on an event it cannot read, after applying what came before", async () => {

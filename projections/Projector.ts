@@ -118,6 +118,7 @@ const fromCheckpoint = (projector: Name): Stream.Stream<JsMsg, DatabaseUnavailab
       const { js } = yield* Nats
       const { stream } = definitions[projector]
       const reached = yield* checkpoint(projector, stream)
+      yield* Effect.logInfo(`${projector}: reading ${stream} from #${reached + 1}`)
       const messages = yield* Effect.tryPromise({
         try: async () =>
           (await js.consumers.get(stream, {

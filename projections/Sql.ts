@@ -87,10 +87,11 @@ interface TxState {
   clean: boolean
 }
 
-const aborted = new DatabaseUnavailable({
-  operation: "commit",
-  reason: "a statement failed inside the transaction and was not rolled back to a savepoint; nothing was committed"
-})
+const aborted = () =>
+  new DatabaseUnavailable({
+    operation: "commit",
+    reason: "a statement failed inside the transaction and was not rolled back to a savepoint; nothing was committed"
+  })
 
 /** The port handed to a transaction's body: statements on its connection, nested transactions as savepoints. */
 const txPort = (dialect: Dialect, exec: Exec, state: TxState): SqlPort => {
@@ -113,7 +114,7 @@ const txPort = (dialect: Dialect, exec: Exec, state: TxState): SqlPort => {
           yield* exec(`rollback to savepoint ${name}`, [])
           yield* exec(`release savepoint ${name}`, [])
           state.failed = false
-          return yield* (Exit.isSuccess(exit) ? Effect.fail(aborted) : exit)
+          return yield* (Exit.isSuccess(exit) ? Effect.fail(aborted()) : exit)
         })
       )
   }
@@ -143,7 +144,7 @@ const topLevel = <A, E, R>(
       }
       const rolledBack = yield* Effect.exit(exec("rollback", []))
       state.clean = Exit.isSuccess(rolledBack)
-      return yield* (Exit.isSuccess(exit) ? Effect.fail(aborted) : exit)
+      return yield* (Exit.isSuccess(exit) ? Effect.fail(aborted()) : exit)
     })
   ).pipe(Effect.withSpan("Sql.transaction", { attributes: { "db.system": dialect } }))
 

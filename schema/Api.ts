@@ -86,6 +86,7 @@ export const RunListResponse = Schema.Struct({
 export const CancelRunRequest = Schema.Struct({
   reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000)))
 })
+export type CancelRunRequest = typeof CancelRunRequest.Type
 
 export const EventResponse = Schema.Struct({
   seq: Schema.Int,

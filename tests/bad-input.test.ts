@@ -1,6 +1,7 @@
 // Bad input at every boundary of the /v1 API, against the real `lantern serve` process and a real
 // nats-server: each refusal is a 400 naming the field and the reason (or 401 / 404 / 413), carries no
 // stack trace or internal detail, and changes nothing in the journals, the projections or the KV bucket.
+import { rmSync } from "node:fs"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
@@ -98,10 +99,15 @@ beforeAll(async () => {
 }, 90_000)
 
 afterAll(async () => {
-  await nc?.close()
-  const code = await stack?.stop()
-  expect(code, stack?.output().slice(-4000)).toBe(0)
-  await nats?.cleanup()
+  try {
+    await nc?.close()
+    const code = await stack?.stop()
+    expect(stack.child.signalCode).toBeNull() // exited by itself after SIGTERM, not killed
+    expect(code).not.toBeNull()
+  } finally {
+    await nats?.cleanup()
+    if (stack !== undefined) rmSync(stack.home, { recursive: true, force: true })
+  }
 })
 
 const agent = (name: string, s: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ name, spec: { ...spec, ...s }, ...extra })
@@ -193,23 +199,18 @@ describe("400: each refusal names the field and the reason", () => {
     expectBad(await send("POST", `/v1/runs/${goodRun}/cancel`, { reason: 5 }), "reason")
   })
 
-  // BUG: POST /v1/runs/{id}/cancel only reads the body when Content-Length > 0 (edge/Routes.ts `hasBody`),
-  // so a chunked body is ignored: {"reason":5} answers 409 run_already_finished here (404 for an unknown
-  // run) and would cancel a running run with the default reason instead of being refused.
-  it.fails("checks a chunked cancel body too", async () => {
+  // a chunked body (no Content-Length) is read and checked like any other
+  it("checks a chunked cancel body too", async () => {
     expectBad(await sendChunked("POST", `/v1/runs/${goodRun}/cancel`, JSON.stringify({ reason: 5 })), "reason")
   })
 
-  // BUG: deeply nested JSON (depth >= ~2500) overflows the recursive Canonical.stringify (schema/Canonical.ts),
-  // used for the request digest (actors/run/Runs.ts) and the spec digest (actors/agent/Agents.ts): 500
-  // {"code":"internal"} instead of a 400 naming the field. POST /v1/runs with an Idempotency-Key also claims
-  // the key in the KV bucket before failing.
-  it.fails("refuses a deeply nested run input with 400 naming `input`", async () => {
+  // JSON nested deeper than 64 levels is refused at the edge, before anything recursive walks it
+  it("refuses a deeply nested run input with 400 naming `input`", async () => {
     expectBad(await send("POST", "/v1/runs", `{"agentName":"alpha","input":${nested(10_000)}}`), "input")
   })
-  it.fails("refuses deeply nested tool parameters with 400 naming `spec.tools[0].parameters`", async () => {
+  it("refuses deeply nested tool parameters with 400 naming `spec.tools[0].parameters.a`", async () => {
     const body = `{"name":"deep-agent","spec":{"systemPrompt":"x","tools":[{"name":"echo","description":"","parameters":{"a":${nested(10_000)}}}]}}`
-    expectBad(await send("POST", "/v1/agents", body), "spec.tools[0].parameters")
+    expectBad(await send("POST", "/v1/agents", body), "spec.tools[0].parameters.a")
   })
 
   // BUG: a path parameter with malformed percent-encoding never reaches a handler: the router answers 404
