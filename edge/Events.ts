@@ -10,6 +10,7 @@ export const toEventResponse = (s: Stored): EventResponse => ({
   at: s.envelope.at,
   causationId: s.envelope.causationId,
   correlationId: s.envelope.correlationId,
+  traceparent: s.envelope.traceparent,
   payload: s.envelope.payload
 })
 

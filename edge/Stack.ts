@@ -20,6 +20,7 @@ import { Auth } from "./Auth.ts"
 import * as Bootstrap from "./Bootstrap.ts"
 import { agentRoutes, runRoutes } from "./Routes.ts"
 import * as System from "./System.ts"
+import * as Telemetry from "./Telemetry.ts"
 
 export interface Options {
   readonly port: number
@@ -74,7 +75,7 @@ export const layer = (options: Options) => {
   )
   const background = options.worker ? Layer.mergeAll(layerWorker, Projector.layer) : Layer.empty
   const front = options.edge ? Layer.mergeAll(http, banner(options)) : Layer.empty
-  return Layer.mergeAll(background, front).pipe(Layer.provide(services))
+  return Layer.mergeAll(background, front).pipe(Layer.provide(services), Layer.provide(Telemetry.layerConfig))
 }
 
 export const launch = (options: Options) => Layer.launch(layer(options))

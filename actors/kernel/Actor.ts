@@ -1,6 +1,6 @@
 // The Effect shell of every actor: load an instance by folding its journal, decide, append the events with
 // optimistic concurrency, and on a conflict (and only on a conflict) reload and decide again.
-import { Clock, Effect, Option, Result } from "effect"
+import { Clock, Effect, Option, Result, Tracer } from "effect"
 import { Journal, type ReadError } from "../../bus/Journal.ts"
 import type { ActorAddress, Envelope, Stored } from "../../schema/Envelope.ts"
 import { payloadOf } from "../../schema/Envelope.ts"
@@ -35,7 +35,8 @@ export interface Outcome<S, E> {
 
 const MAX_CONFLICT_RETRIES = 16
 
-const traceparent = Effect.map(
+/** The W3C traceparent of the current span, or null outside any span. */
+export const traceparent = Effect.map(
   Effect.option(Effect.currentSpan),
   Option.match({
     onNone: () => null,
@@ -125,3 +126,9 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
 export type { ReadError } from "../../bus/Journal.ts"
 /** Everything `execute` can fail with besides the decider's own refusals. */
 export type ExecuteError<Err> = Err | AppendConflict | BusUnavailable | ReadError
+
+/** The parent span a W3C `traceparent` header names, if it is well-formed. */
+export const parentSpan = (header: string | undefined) => {
+  const m = header === undefined ? null : /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(header)
+  return m === null ? null : Tracer.externalSpan({ traceId: m[1]!, spanId: m[2]!, sampled: (parseInt(m[3]!, 16) & 1) === 1 })
+}

@@ -168,7 +168,9 @@ export const durable = (settings: Settings): Consumer.Durable => ({
 const handle = (driver: Driver["Service"]) => (m: JsMsg) => {
   const [, , , tenant, runId] = m.subject.split(".")
   if (tenant === undefined || runId === undefined) return Effect.succeed(Consumer.Decision.Term({ reason: "bad subject" }))
+  const parent = Actor.parentSpan(m.headers?.get("traceparent") || undefined)
   return driver.drive(tenant, runId).pipe(
+    parent === null ? (e) => e : Effect.withParentSpan(parent),
     Effect.as(Consumer.Decision.Ack()),
     Effect.catch((e) =>
       Effect.as(Effect.logWarning(`run ${runId}: ${e.message}; retrying later`), Consumer.Decision.Nak({ delay: "2 seconds" }))

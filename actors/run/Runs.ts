@@ -2,6 +2,7 @@
 // hand it to the drivers through the work queue, cancel it, and read it from its journal.
 import { createHash } from "node:crypto"
 import { Kvm } from "@nats-io/kv"
+import { headers } from "@nats-io/nats-core"
 import { Context, Effect, Layer } from "effect"
 import { Journal } from "../../bus/Journal.ts"
 import { Nats, unavailable } from "../../bus/Nats.ts"
@@ -78,11 +79,19 @@ export class Runs extends Context.Service<Runs, {
 
       const get = (tenant: string, runId: string) => Effect.map(readRun(tenant, runId), (s) => View.fromStored(s)!)
 
+      // the work item carries the caller's trace context, so the driving host continues the run's trace
       const enqueue = (tenant: string, runId: string) =>
-        Effect.tryPromise({
-          try: () => js.publish(workSubject(tenant, runId), JSON.stringify({ tenant, runId }), { msgID: `drive:${runId}` }),
-          catch: unavailable(`enqueue ${runId}`)
-        }).pipe(Effect.asVoid)
+        Effect.gen(function*() {
+          const parent = yield* Actor.traceparent
+          yield* Effect.tryPromise({
+            try: () => {
+              const h = headers()
+              if (parent !== null) h.set("traceparent", parent)
+              return js.publish(workSubject(tenant, runId), JSON.stringify({ tenant, runId }), { msgID: `drive:${runId}`, headers: h })
+            },
+            catch: unavailable(`enqueue ${runId}`)
+          })
+        })
 
       const start = (tenant: string, request: CreateRunRequest, key: string | null) =>
         Effect.gen(function*() {
