@@ -69,7 +69,10 @@ const banner = (options: Options) =>
 export const layer = (options: Options) => {
   const base = Layer.mergeAll(core, setup).pipe(Layer.provideMerge(infrastructure))
   const services = actors.pipe(Layer.provideMerge(base))
-  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, System.routes), { disableListenLog: true }).pipe(
+  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, System.routes), {
+    disableListenLog: true,
+    middleware: System.unroutable
+  }).pipe(
     Layer.provide(Auth.layer),
     Layer.provide(NodeHttpServer.layer(() => createServer(), { port: options.port, host: options.host }))
   )

@@ -1,6 +1,6 @@
 // Liveness, readiness and the API document.
 import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Nats } from "../bus/Nats.ts"
 import { Sql } from "../projections/Sql.ts"
 import { Auth } from "./Auth.ts"
@@ -26,3 +26,25 @@ export const routes = Layer.mergeAll(
   }))),
   HttpRouter.add("*", "/*", errorResponse(404, "not_found", "no such route"))
 )
+
+const decodable = (url: string) => {
+  try {
+    decodeURIComponent(new URL(url, "http://localhost").pathname)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Requests the router cannot even match (a path with malformed percent-encoding never reaches the catch-all
+ * route, and the router answers an empty 404) get a JSON 400 naming the path instead.
+ */
+export const unroutable = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (decodable(request.url)) return yield* app
+    return errorResponse(400, "invalid_request", "the request is invalid", [
+      { field: "(path)", message: "malformed percent-encoding in the URL path" }
+    ])
+  })
