@@ -27,20 +27,19 @@ export interface Options {
   readonly host: string
   /** Serve the HTTP edge. */
   readonly edge: boolean
-  /** Drive runs and project events on this host. */
+  /** Drive runs on this host (the edge's hosts also project events into the database). */
   readonly worker: boolean
   /** Print the banner with URL and token (dev). */
   readonly banner: boolean
 }
 
-const infrastructure = Layer.mergeAll(Nats.layerConfig("lantern"), Sql.layerConfig)
+/** The bus with its streams and buckets applied, journal, ids and the model provider: what every host needs. */
+const core = Layer.mergeAll(Journal.layer, Ids.layer, Providers.layerConfig, Layer.effectDiscard(Topology.apply)).pipe(
+  Layer.provideMerge(Nats.layerConfig("lantern"))
+)
 
-/** Streams, buckets and tables exist before any actor starts. */
-const setup = Layer.effectDiscard(Effect.andThen(Topology.apply, Migrations.migrate))
-
-const core = Layer.mergeAll(Journal.layer, Ids.layer, Providers.layerConfig)
-
-const actors = Layer.mergeAll(Agents.layer, Runs.layer, Driver.layer).pipe(Layer.provideMerge(Agents.layer))
+/** The database with its migrations applied: what the edge and the projectors need. */
+const database = Layer.effectDiscard(Migrations.migrate).pipe(Layer.provideMerge(Sql.layerConfig))
 
 const banner = (options: Options) =>
   Layer.effectDiscard(Effect.gen(function*() {
@@ -67,8 +66,9 @@ const banner = (options: Options) =>
   }))
 
 export const layer = (options: Options) => {
-  const base = Layer.mergeAll(core, setup).pipe(Layer.provideMerge(infrastructure))
-  const services = actors.pipe(Layer.provideMerge(base))
+  const drivers = options.worker ? layerWorker.pipe(Layer.provide(Driver.layer)) : Layer.empty
+  if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
+  const actors = Runs.layer.pipe(Layer.provideMerge(Agents.layer))
   const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, System.routes), {
     disableListenLog: true,
     middleware: System.unroutable
@@ -76,9 +76,13 @@ export const layer = (options: Options) => {
     Layer.provide(Auth.layer),
     Layer.provide(NodeHttpServer.layer(() => createServer(), { port: options.port, host: options.host }))
   )
-  const background = options.worker ? Layer.mergeAll(layerWorker, Projector.layer) : Layer.empty
-  const front = options.edge ? Layer.mergeAll(http, banner(options)) : Layer.empty
-  return Layer.mergeAll(background, front).pipe(Layer.provide(services), Layer.provide(Telemetry.layerConfig))
+  // projectors run beside the edge: one database, read in stream order from its own checkpoint (ADR 0010)
+  const front = Layer.mergeAll(http, banner(options), Projector.layer, drivers)
+  return front.pipe(
+    Layer.provide(actors),
+    Layer.provide(Layer.merge(core, database)),
+    Layer.provide(Telemetry.layerConfig)
+  )
 }
 
 export const launch = (options: Options) => Layer.launch(layer(options))

@@ -3,6 +3,7 @@
 import { Config, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
 import { subcommands } from "./cli/Commands.ts"
+import { BadSetting } from "./cli/Client.ts"
 import { runCli } from "./cli/Run.ts"
 import * as Stack from "./Stack.ts"
 
@@ -36,8 +37,15 @@ const serve = Command.make("serve", { port, host }, (flags) =>
   )
 
 const worker = Command.make("worker", {}, () =>
-  Stack.launch({ port: 0, host: "127.0.0.1", edge: false, worker: true, banner: false })).pipe(
-    Command.withDescription("Drive runs and project events without serving HTTP (scale out by starting more)")
+  Effect.gen(function*() {
+    // a worker joins an existing bus; an embedded one of its own would drive nothing
+    const url = yield* Config.option(Config.NonEmptyString("NATS_URL"))
+    if (url._tag === "None") {
+      return yield* new BadSetting({ setting: "NATS_URL", reason: "a worker joins an existing bus: set NATS_URL to the NATS servers of your `lantern serve` hosts" })
+    }
+    return yield* Stack.launch({ port: 0, host: "127.0.0.1", edge: false, worker: true, banner: false })
+  })).pipe(
+    Command.withDescription("Drive runs without serving HTTP, against NATS_URL (scale out by starting more)")
   )
 
 const root = Command.make("lantern").pipe(

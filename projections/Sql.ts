@@ -1,6 +1,6 @@
 // The projections' small SQL port: parameterised statements and transactions over Postgres (`pg`) in
 // production and PGlite (embedded Postgres) by default, returning identical rows from both drivers.
-import { mkdirSync } from "node:fs"
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { PGlite } from "@electric-sql/pglite"
 import pg from "pg"
@@ -148,6 +148,41 @@ const topLevel = <A, E, R>(
     })
   ).pipe(Effect.withSpan("Sql.transaction", { attributes: { "db.system": dialect } }))
 
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as { code?: string }).code === "EPERM"
+  }
+}
+
+/**
+ * PGlite is one process's embedded database: a second process opening the same files would corrupt them.
+ * A lock file holding the owner's pid refuses that; a lock left by a process that died is taken over.
+ */
+const lockDataDir = (dataDir: string) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        mkdirSync(dataDir, { recursive: true })
+        const file = join(dataDir, "lantern.lock")
+        try {
+          writeFileSync(file, String(process.pid), { flag: "wx" })
+        } catch {
+          const owner = Number(readFileSync(file, "utf8").trim())
+          if (Number.isInteger(owner) && owner !== process.pid && alive(owner)) {
+            throw new Error(`${dataDir} is in use by process ${owner} (one process per embedded database; use DATABASE_URL to share one)`)
+          }
+          writeFileSync(file, String(process.pid))
+        }
+        return file
+      },
+      catch: (e) => new DatabaseUnavailable({ operation: `lock PGlite ${dataDir}`, reason: reasonOf(e) })
+    }),
+    (file) => Effect.sync(() => rmSync(file, { force: true }))
+  )
+
 const freshState = (): TxState => ({ failed: false, savepoints: 0, clean: false })
 
 export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sql") {
@@ -213,6 +248,7 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
     Layer.effect(
       Sql,
       Effect.gen(function*() {
+        if (dataDir !== null) yield* lockDataDir(dataDir)
         const db = yield* Effect.acquireRelease(
           Effect.tryPromise({
             try: () => {

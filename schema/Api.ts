@@ -97,7 +97,7 @@ export const EventResponse = Schema.Struct({
   causationId: Schema.NullOr(Schema.String),
   correlationId: Schema.String,
   /** W3C trace context of the span that wrote the event: one trace per run, from the API call on. */
-  traceparent: Schema.NullOr(Schema.String),
+  traceparent: Schema.optionalKey(Schema.NullOr(Schema.String)),
   payload: Schema.Unknown
 })
 export type EventResponse = typeof EventResponse.Type
