@@ -104,8 +104,14 @@ export const runRoutes = Layer.mergeAll(
   route("GET", "/v1/runs/:id", authed((tenant) =>
     Effect.gen(function*() {
       const id = yield* runId
-      const projected = yield* (Queries.getRun(tenant, id))
-      return json(projected ?? (yield* (yield* Runs).get(tenant, id)))
+      // the row answers when it has caught up with the journal (one direct get on the bus tells);
+      // otherwise, right after a write, this one run is folded from its journal (ADR 0008)
+      const [projected, last] = yield* Effect.all([
+        Queries.getRunAt(tenant, id),
+        (yield* Journal).lastSeq({ type: "run", tenant, id })
+      ], { concurrency: 2 })
+      if (projected !== null && projected.lastSeq >= last) return json(projected.run)
+      return json(yield* (yield* Runs).get(tenant, id))
     }))),
   route("GET", "/v1/runs/:id/events", authed((tenant) =>
     Effect.gen(function*() {

@@ -52,7 +52,7 @@ const banner = (options: Options) =>
     yield* Console.log([
       "",
       `  Lantern is running at ${url}`,
-      `  bus:      ${embedded === null ? natsUrl : `embedded nats-server ${embedded.version} at ${natsUrl}${embedded.syncAlways ? " (sync every write)" : ""}`}`,
+      `  bus:      ${embedded === null ? natsUrl : `embedded nats-server ${embedded.version} at ${natsUrl}${embedded.syncAlways ? " (sync every write)" : " (no per-write sync before nats-server 2.10: see README, Durability)"}`}`,
       `  database: ${sql.dialect === "pglite" ? "embedded PGlite" : "Postgres (DATABASE_URL)"}`,
       `  models:   ${provider.name === "offline" ? "offline deterministic provider (no model key set; answers are labelled [offline])" : provider.name}`,
       `  tenant:   ${credentials.tenant}`,

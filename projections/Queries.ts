@@ -92,6 +92,27 @@ export const getRun = (tenant: string, id: string): Effect.Effect<RunResponse | 
   )
 
 /**
+ * A run with the stream sequence of the last event its row reflects, so a reader can tell whether the
+ * projection has caught up with the journal.
+ */
+export const getRunAt = (
+  tenant: string,
+  id: string
+): Effect.Effect<{ readonly run: RunResponse; readonly lastSeq: number } | null, DatabaseUnavailable, Sql> =>
+  Effect.map(
+    query<RunResponse & { lastSeq: number }>(
+      `select ${RUN_COLUMNS}, last_seq as "lastSeq" from runs where tenant = $1 and id = $2`,
+      [tenant, id]
+    ),
+    (rows) => {
+      const row = rows[0]
+      if (row === undefined) return null
+      const { lastSeq, ...run } = row
+      return { run: runOf(run), lastSeq: Number(lastSeq) }
+    }
+  )
+
+/**
  * A page of runs, newest first (run ids are time-ordered), optionally by status and agent. Pass the page's
  * `nextCursor` as `cursor` for the next one.
  */

@@ -184,3 +184,16 @@ describe("operations", () => {
     expect(stack.output()).not.toContain(stack.token)
   })
 })
+
+describe("read your writes", () => {
+  it("a GET right after the stream's terminal event shows the finished run", async () => {
+    for (let i = 0; i < 3; i++) {
+      const started = await call("POST", "/v1/runs", { agentName: "calc", input: `calculator: ${i}+1` })
+      const stream = await fetch(`${stack.url}/v1/runs/${started.json.id}/stream`, { headers: { authorization: `Bearer ${stack.token}` } })
+      expect(await stream.text()).toContain("event: RunSucceeded")
+      const run = await call("GET", `/v1/runs/${started.json.id}`)
+      expect(run.json.status).toBe("succeeded")
+      expect(run.json.steps).toBe(3)
+    }
+  })
+})
