@@ -1,6 +1,6 @@
 // A model provider speaking the OpenAI-compatible Chat Completions API (OpenAI, Ollama, vLLM, llama.cpp,
 // gateways) at OPENAI_BASE_URL. Capability aliases map to LANTERN_OPENAI_MODEL. The key never leaves the header.
-import { Config, Effect, Layer, Redacted, Schema } from "effect"
+import { Effect, Layer, Redacted, Schema } from "effect"
 import { ProviderError } from "../../schema/Errors.ts"
 import type { ToolCall } from "../../schema/Events.ts"
 import type { Message } from "../run/Plan.ts"

@@ -78,7 +78,6 @@ export class Driver extends Context.Service<Driver, {
       const drive = (tenant: string, runId: string) =>
         Effect.gen(function*() {
           const address = addressOf(tenant, runId)
-          const meta = (key: string) => ({ idempotencyKey: key, correlationId: runId })
           const cancelled = yield* Deferred.make<void>()
           inFlight.set(`${tenant}.${runId}`, cancelled)
           let loaded = yield* provide(actor.load(address))
