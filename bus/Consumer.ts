@@ -86,48 +86,49 @@ export const messages = (d: Durable, batch = 256): Stream.Stream<JsMsg, BusUnava
     })
   )
 
-/** Signals "still working" every third of the ack wait while `effect` runs. */
-export const keepAlive = <A, E, R>(m: JsMsg, ackWait: Duration.Input, effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const every = Duration.toMillis(Duration.fromInputUnsafe(ackWait)) / 3
-    const beat = yield* Effect.forkChild(
-      Effect.repeat(Effect.sync(() => m.working()), Schedule.spaced(Duration.millis(every)))
-    )
-    return yield* Effect.ensuring(effect, Fiber.interrupt(beat))
-  })
-
 /**
  * Runs `handler` over the consumer's messages with at most `concurrency` in flight. A handler failure or
- * defect is logged and the message nak'ed with a delay (redelivered later), never silently acked.
+ * defect is logged and the message nak'ed with a delay (redelivered later), never silently acked. Every
+ * message this host holds, running or still waiting in the client's buffer, is kept with in-progress acks,
+ * so the server redelivers only what a dead host held.
  */
 export const run = <E, R>(
   d: Durable,
   concurrency: number,
   handler: (m: JsMsg) => Effect.Effect<Decision, E, R>
 ): Effect.Effect<void, BusUnavailable, R | Nats> =>
-  messages(d).pipe(
-    Stream.mapEffect(
-      (m) =>
-        keepAlive(m, d.ackWait, handler(m)).pipe(
-          Effect.catchCause((cause) =>
-            Cause.hasInterruptsOnly(cause)
-              ? Effect.failCause(cause)
-              : Effect.as(
-                Effect.logError(`handler for ${m.subject} #${m.seq} failed; will be redelivered`, Cause.pretty(cause)),
-                Decision.Nak({ delay: "1 second" })
+  Effect.gen(function*() {
+    const held = new Set<JsMsg>()
+    const every = Duration.toMillis(Duration.fromInputUnsafe(d.ackWait)) / 3
+    yield* Effect.forkScoped(
+      Effect.repeat(Effect.sync(() => held.forEach((m) => m.working())), Schedule.spaced(Duration.millis(every)))
+    )
+    yield* messages(d, concurrency).pipe(
+      Stream.tap((m) => Effect.sync(() => held.add(m))),
+      Stream.mapEffect(
+        (m) =>
+          handler(m).pipe(
+            Effect.catchCause((cause) =>
+              Cause.hasInterruptsOnly(cause)
+                ? Effect.failCause(cause)
+                : Effect.as(
+                  Effect.logError(`handler for ${m.subject} #${m.seq} failed; will be redelivered`, Cause.pretty(cause)),
+                  Decision.Nak({ delay: "1 second" })
+                )
+            ),
+            Effect.tap((decision) =>
+              Effect.sync(() =>
+                Decision.$match(decision, {
+                  Ack: () => m.ack(),
+                  Nak: ({ delay }) => m.nak(Duration.toMillis(Duration.fromInputUnsafe(delay))),
+                  Term: () => m.term()
+                })
               )
+            ),
+            Effect.ensuring(Effect.sync(() => held.delete(m)))
           ),
-          Effect.tap((decision) =>
-            Effect.sync(() =>
-              Decision.$match(decision, {
-                Ack: () => m.ack(),
-                Nak: ({ delay }) => m.nak(Duration.toMillis(Duration.fromInputUnsafe(delay))),
-                Term: () => m.term()
-              })
-            )
-          )
-        ),
-      { concurrency, unordered: true }
-    ),
-    Stream.runDrain
-  ) as Effect.Effect<void, BusUnavailable, R | Nats>
+        { concurrency, unordered: true }
+      ),
+      Stream.runDrain
+    )
+  }).pipe(Effect.scoped) as Effect.Effect<void, BusUnavailable, R | Nats>

@@ -92,11 +92,8 @@ describe("NatsServer.start", () => {
     }
   })
 
-  // BUG (bus/NatsServer.ts, waitReady lines ~79-98): readiness is "something on the port answers JetStream",
-  // and the child's death is only noticed through `exitCode`. When the port belongs to another nats-server,
-  // the new child fails to bind and exits, but the probe reaches the other server first and `start`
-  // resolves with a dead process and the other server's URL.
-  it.fails("rejects when the requested port is taken by another server", async () => {
+  // a requested port that another server holds is refused, never mistaken for our child being ready
+  it("rejects when the requested port is taken by another server", async () => {
     const first = await started({ storeDir: tempDir() })
     const attempt = NatsServer.start({ storeDir: tempDir(), port: first.port })
     const outcome = await attempt.then(
@@ -114,7 +111,8 @@ describe("NatsServer.start", () => {
     const before = process.env["NATS_SERVER_BIN"]
     process.env["NATS_SERVER_BIN"] = missing
     try {
-      expect(NatsServer.findBinary()).toBe(missing)
+      expect(() => NatsServer.findBinary()).toThrow(missing)
+      expect(() => NatsServer.findBinary()).toThrow(/apt-get install -y nats-server/)
       const storeDir = join(tempDir(), "store")
       await expect(NatsServer.start({ storeDir })).rejects.toThrow(missing)
     } finally {

@@ -41,7 +41,10 @@ const CANDIDATES = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local
 /** The nats-server binary: NATS_SERVER_BIN, then PATH, then Debian's locations. */
 export const findBinary = (): string => {
   const fromEnv = process.env["NATS_SERVER_BIN"]
-  if (fromEnv !== undefined && fromEnv !== "") return fromEnv
+  if (fromEnv !== undefined && fromEnv !== "") {
+    if (!existsSync(fromEnv)) throw new NatsServerNotFound(`NATS_SERVER_BIN=${fromEnv} does not exist. Install nats-server (Debian: apt-get install -y nats-server) or set NATS_URL.`)
+    return fromEnv
+  }
   for (const dir of (process.env["PATH"] ?? "").split(":")) {
     if (dir !== "" && existsSync(join(dir, "nats-server"))) return join(dir, "nats-server")
   }
@@ -64,6 +67,14 @@ const atLeast = (version: string, major: number, minor: number) => {
   const [a = 0, b = 0] = version.split(".").map(Number)
   return a > major || (a === major && b >= minor)
 }
+
+/** Whether nothing listens on `port` of 127.0.0.1 yet. */
+const portFree = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const srv = createServer()
+    srv.once("error", () => resolve(false))
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)))
+  })
 
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -102,6 +113,9 @@ export const start = async (options: Options): Promise<Handle> => {
   const binary = findBinary()
   const version = serverVersion(binary)
   const port = options.port ?? (await freePort())
+  if (options.port !== undefined && !(await portFree(options.port))) {
+    throw new Error(`cannot start nats-server on 127.0.0.1:${options.port}: the port is already in use`)
+  }
   mkdirSync(options.storeDir, { recursive: true })
   // Per-write fsync needs nats-server >= 2.10; on 2.9 the default (flush every 2 minutes) applies and the
   // README says so. The option is only written when the server understands it.
@@ -140,6 +154,10 @@ export const start = async (options: Options): Promise<Handle> => {
   }
   try {
     await waitReady(url, child, 15_000, () => output)
+    // the answer must have come from our child, not from another server that already held the port
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`nats-server exited with code ${child.exitCode}: ${output}`)
+    }
   } catch (e) {
     await kill()
     throw e
