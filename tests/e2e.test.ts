@@ -31,10 +31,13 @@ beforeAll(async () => {
 }, 90_000)
 
 afterAll(async () => {
-  const code = await stack?.stop()
-  expect(stack.child.signalCode).toBeNull() // exited by itself after SIGTERM, not killed
-  expect(code).not.toBeNull()
-  await nats?.cleanup()
+  try {
+    const code = await stack?.stop()
+    expect(stack.child.signalCode).toBeNull() // exited by itself after SIGTERM, not killed
+    expect(code).not.toBeNull()
+  } finally {
+    await nats?.cleanup()
+  }
 })
 
 describe("agents", () => {
