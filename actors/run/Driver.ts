@@ -2,7 +2,7 @@
 // action until the run ends. A completed step is never executed again; a step whose host died mid-way runs
 // again as a new attempt. The work message is acked only when the run is terminal, so a dead host's runs
 // are redelivered to another host after the ack wait.
-import { Config, Context, Deferred, Duration, Effect, Layer, Result, Schedule } from "effect"
+import { Clock, Config, Context, Deferred, Duration, Effect, Layer, Result, Schedule } from "effect"
 import type { JsMsg } from "@nats-io/jetstream"
 import * as Consumer from "../../bus/Consumer.ts"
 import { Journal } from "../../bus/Journal.ts"
@@ -107,7 +107,7 @@ export class Driver extends Context.Service<Driver, {
             const step = stepOf(loaded.state, action.stepId)
             if (step === undefined || step.status !== "started") continue
             const key = `${runId}:${action.stepId}:${step.attempt}`
-            const started = Date.now()
+            const started = yield* Clock.currentTimeMillis
             const outcome = yield* perform(loaded.state, step.request, key).pipe(
               Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
               Effect.result
@@ -126,7 +126,7 @@ export class Driver extends Context.Service<Driver, {
                 tokensIn: p.tokensIn,
                 tokensOut: p.tokensOut,
                 costUsd: p.costUsd,
-                durationMs: Date.now() - started
+                durationMs: (yield* Clock.currentTimeMillis) - started
               }, `${key}:completed`)
             } else {
               loaded = yield* exec({
