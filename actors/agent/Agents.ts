@@ -9,7 +9,6 @@ import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import { AgentNotFound, AgentVersionNotFound } from "../../schema/Errors.ts"
 import * as Actor from "../kernel/Actor.ts"
-import { Ids } from "../kernel/Ids.ts"
 import * as Decider from "./Decider.ts"
 
 export const actor = Actor.make(Decider.decider)
@@ -57,9 +56,7 @@ export class Agents extends Context.Service<Agents, {
     Agents,
     Effect.gen(function*() {
       const journal = yield* Journal
-      const ids = yield* Ids
-      const provide = <A, E>(eff: Effect.Effect<A, E, Journal | Ids>) =>
-        eff.pipe(Effect.provideService(Journal, journal), Effect.provideService(Ids, ids))
+      const provide = yield* Actor.provider
 
       const readAll = (tenant: string, name: string) =>
         Effect.flatMap(journal.read(addressOf(tenant, name)), (stored) =>

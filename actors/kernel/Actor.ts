@@ -35,6 +35,17 @@ export interface Outcome<S, E> {
 
 const MAX_CONFLICT_RETRIES = 16
 
+/**
+ * Captures the journal and id services once, for actor shells whose methods run actor effects: returns a
+ * function that provides both to such an effect.
+ */
+export const provider = Effect.gen(function*() {
+  const journal = yield* Journal
+  const ids = yield* Ids
+  return <A, E>(effect: Effect.Effect<A, E, Journal | Ids>): Effect.Effect<A, E> =>
+    effect.pipe(Effect.provideService(Journal, journal), Effect.provideService(Ids, ids))
+})
+
 /** The W3C traceparent of the current span, or null outside any span. */
 export const traceparent = Effect.map(
   Effect.option(Effect.currentSpan),

@@ -5,13 +5,11 @@
 import { Clock, Config, Context, Deferred, Duration, Effect, Layer, Result, Schedule } from "effect"
 import type { JsMsg } from "@nats-io/jetstream"
 import * as Consumer from "../../bus/Consumer.ts"
-import { Journal } from "../../bus/Journal.ts"
 import { Nats } from "../../bus/Nats.ts"
 import { WORK } from "../../bus/Topology.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
 import type { ErrorInfo, StepRequest, StepResult } from "../../schema/Events.ts"
 import * as Actor from "../kernel/Actor.ts"
-import { Ids } from "../kernel/Ids.ts"
 import { ModelProvider } from "../model/ModelProvider.ts"
 import * as Tools from "../model/Tools.ts"
 import { type State, stepOf } from "./Decider.ts"
@@ -40,12 +38,9 @@ export class Driver extends Context.Service<Driver, {
   static readonly layer = Layer.effect(
     Driver,
     Effect.gen(function*() {
-      const journal = yield* Journal
-      const ids = yield* Ids
       const provider = yield* ModelProvider
       const { nc } = yield* Nats
-      const provide = <A, E>(eff: Effect.Effect<A, E, Journal | Ids>) =>
-        eff.pipe(Effect.provideService(Journal, journal), Effect.provideService(Ids, ids))
+      const provide = yield* Actor.provider
 
       // cancel signals for runs driven on this host: completing the deferred interrupts the step in flight
       const inFlight = new Map<string, Deferred.Deferred<void>>()

@@ -49,8 +49,7 @@ export class Runs extends Context.Service<Runs, {
       const agents = yield* Agents
       const { js, nc } = yield* Nats
       const kv = yield* Effect.tryPromise({ try: () => new Kvm(js).open(IDEMPOTENCY_BUCKET), catch: unavailable("open idempotency bucket") })
-      const provide = <A, E>(eff: Effect.Effect<A, E, Journal | Ids>) =>
-        eff.pipe(Effect.provideService(Journal, journal), Effect.provideService(Ids, ids))
+      const provide = yield* Actor.provider
 
       /** The run id for a caller's key: the first request to claim the key wins (KV create is CAS). */
       const runIdFor = (tenant: string, key: string | null) =>
