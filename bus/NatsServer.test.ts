@@ -1,14 +1,13 @@
 // NatsServer against the real binary: start answers JetStream, stop and kill end the process and free the
 // port, servers run side by side, NATS_SERVER_BIN is honoured, and the store survives a restart.
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
-import { connect as tcpConnect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, describe, expect, it } from "vitest"
 import { connect } from "@nats-io/transport-node"
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream"
 import { Effect, Layer } from "effect"
-import { eventually } from "../tests/support/Stack.ts"
+import { accepts, eventually } from "../tests/support/Stack.ts"
 import * as NatsServer from "./NatsServer.ts"
 
 const dirs: Array<string> = []
@@ -34,17 +33,6 @@ afterEach(async () => {
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
-
-/** Whether a new TCP connection to the port is accepted. */
-const accepts = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = tcpConnect({ host: "127.0.0.1", port })
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once("error", () => resolve(false))
-  })
 
 /** JetStream's account info through a fresh connection. */
 const jetStreamAnswers = async (url: string) => {

@@ -76,8 +76,6 @@ export const agentRoutes = Layer.mergeAll(
     })))
 )
 
-const terminalTypes = new Set(["RunSucceeded", "RunFailed", "RunCanceled"])
-
 export const runRoutes = Layer.mergeAll(
   route("POST", "/v1/runs", authed((tenant) =>
     Effect.gen(function*() {
@@ -137,7 +135,7 @@ export const runRoutes = Layer.mergeAll(
       const last = yield* journal.lastSeq(address)
       if (last === 0) return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(json({})))
       const events = journal.follow(address, after).pipe(
-        Stream.takeUntil((s) => terminalTypes.has(s.envelope.type) || isTerminal(s.event)),
+        Stream.takeUntil((s) => isTerminal(s.event)),
         Stream.map(sseFrame)
       )
       const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))

@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AGENTS, IDEMPOTENCY_BUCKET, RUNS } from "../bus/Topology.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { eventually, ROOT, startStack, type StackProcess } from "./support/Stack.ts"
+import { eventually, readReply, ROOT, startStack, type StackProcess } from "./support/Stack.ts"
 
 let nats: TestServer
 let stack: StackProcess
@@ -30,14 +30,7 @@ const send = async (method: string, path: string, body?: unknown, headers: Recor
     headers: { ...(auth === null ? {} : { authorization: auth }), ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
     ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
   })
-  const text = await r.text()
-  let json: any = null
-  try {
-    json = JSON.parse(text)
-  } catch {
-    json = null
-  }
-  const reply = { status: r.status, json, text }
+  const reply = await readReply(r)
   if (r.status >= 400) replies.push(reply)
   return reply
 }
@@ -50,14 +43,7 @@ const sendChunked = async (method: string, path: string, text: string): Promise<
     body: new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode(text)), c.close()) }),
     duplex: "half"
   } as RequestInit)
-  const raw = await r.text()
-  let json: any = null
-  try {
-    json = JSON.parse(raw)
-  } catch {
-    json = null
-  }
-  const reply = { status: r.status, json, text: raw }
+  const reply = await readReply(r)
   if (r.status >= 400) replies.push(reply)
   return reply
 }

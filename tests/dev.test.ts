@@ -3,7 +3,6 @@
 // second start on the same home keeping the token and the data.
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
-import { connect as tcpConnect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -11,7 +10,7 @@ import { connect } from "@nats-io/transport-node"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { freePort } from "../bus/NatsServer.ts"
 import { AGENTS } from "../bus/Topology.ts"
-import { api, eventually, ROOT } from "./support/Stack.ts"
+import { accepts, api, eventually, ROOT } from "./support/Stack.ts"
 
 const NODE = join(ROOT, "node_modules/.bin/node")
 const TSX = `file://${join(ROOT, "node_modules/tsx/dist/loader.mjs")}`
@@ -83,16 +82,6 @@ const credentials = () => {
   const text = readFileSync(file, "utf8")
   return { mode: statSync(file).mode & 0o777, text, token: /^LANTERN_API_TOKEN=(.*)$/m.exec(text)?.[1] }
 }
-
-const accepts = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = tcpConnect({ host: "127.0.0.1", port })
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once("error", () => resolve(false))
-  })
 
 /** Ctrl-C, then the process and its embedded nats-server are gone. */
 const interrupt = async (dev: Dev, natsPort: number) => {

@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
+import { connect as tcpConnect } from "node:net"
 import { join, resolve } from "node:path"
 import { freePort } from "../../bus/NatsServer.ts"
 
@@ -109,12 +110,28 @@ export const api = (stack: { url: string; token: string }) =>
       },
       ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
     })
-    const text = await r.text()
-    let json: any = null
-    try {
-      json = JSON.parse(text)
-    } catch {
-      json = null
-    }
-    return { status: r.status, json, text, headers: r.headers }
+    return { ...(await readReply(r)), headers: r.headers }
   }
+
+/** A response's status, text and JSON body (null when the body is not JSON). */
+export const readReply = async (r: Response): Promise<{ status: number; json: any; text: string }> => {
+  const text = await r.text()
+  let json: any = null
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = null
+  }
+  return { status: r.status, json, text }
+}
+
+/** Whether a new TCP connection to 127.0.0.1:`port` is accepted. */
+export const accepts = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = tcpConnect({ host: "127.0.0.1", port })
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once("error", () => resolve(false))
+  })
