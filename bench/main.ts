@@ -1,18 +1,24 @@
 // `npm run bench`: the cost of a durable step against the physical limit (DESIGN §6). Starts its own
-// nats-server, measures raw JetStream publish-with-ack and Lantern's journal step at 1, 16 and 256 in flight.
+// nats-server, measures raw JetStream publish-with-ack and Lantern's journal step at 1, 16 and 256 in flight,
+// then actor load time by journal length, with and without snapshots, the time a crashed worker's runs stand
+// still (Recovery.ts), and run throughput with 1, 2 and 4 `lantern worker` processes (Workers.ts).
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer } from "effect"
 import { Journal } from "../bus/Journal.ts"
+import { Snapshots } from "../bus/Snapshots.ts"
 import { Nats } from "../bus/Nats.ts"
 import * as NatsServer from "../bus/NatsServer.ts"
 import * as Topology from "../bus/Topology.ts"
 import * as DurableStep from "./DurableStep.ts"
 import * as Fixture from "./Fixture.ts"
+import * as Load from "./Load.ts"
 import * as RawPublish from "./RawPublish.ts"
+import * as Recovery from "./Recovery.ts"
 import * as Report from "./Report.ts"
+import * as Workers from "./Workers.ts"
 
 /** Measured operations per level at BENCH_SCALE=1: raw publishes, and steps (two appends each). */
 const PLAN = [
@@ -58,6 +64,9 @@ const measure = (server: NatsServer.Handle, scale: number) =>
       const measured = yield* DurableStep.run(plan.inFlight, steps)
       levels.push({ inFlight: plan.inFlight, raw, steps: measured })
     }
+    const loads = yield* Load.run(scale)
+    const recovery = yield* Recovery.run(server.url, scale)
+    const workers = yield* Workers.run(server, scale)
 
     const cpuList = cpus()
     const env: Report.Environment = {
@@ -74,7 +83,13 @@ const measure = (server: NatsServer.Handle, scale: number) =>
     const seconds = (performance.now() - began) / 1000
     yield* Effect.sync(() => {
       console.log(Report.render(env, levels, seconds))
+      console.log(`\n${Load.render(loads, levels[0]!.raw.medianMs)}`)
+      console.log(`\n${Recovery.render(recovery, levels[0]!.raw.medianMs)}`)
+      console.log(`\n${Workers.render(workers, levels)}`)
       console.log(Report.json(env, levels, seconds))
+      console.log(Load.json(loads))
+      console.log(Recovery.json(recovery))
+      console.log(Workers.json(workers))
     })
   })
 
@@ -84,7 +99,9 @@ const main = Effect.gen(function*() {
   const dir = yield* tempDir
   const handle = yield* server(join(dir, "js"))
   yield* progress(`nats-server ${handle.version} at ${handle.url}, store ${dir}`)
-  const bus = Journal.layer.pipe(Layer.provideMerge(Nats.layerUrl(handle.url, "lantern-bench")))
+  const bus = Layer.merge(Journal.layer, Snapshots.layer({ every: 100 })).pipe(
+    Layer.provideMerge(Nats.layerUrl(handle.url, "lantern-bench"))
+  )
   yield* measure(handle, scale).pipe(Effect.provide(bus))
 }).pipe(Effect.scoped)
 

@@ -6,6 +6,7 @@ import { Context, Effect, Layer, Schedule, Schema, Stream } from "effect"
 import * as Envelope from "../schema/Envelope.ts"
 import { AppendConflict, BusUnavailable, type CorruptEvent, type UnknownEventVersion } from "../schema/Errors.ts"
 import { Nats, unavailable } from "./Nats.ts"
+import * as Ordered from "./Ordered.ts"
 import { streamOf } from "./Topology.ts"
 
 export const subjectOf = (a: Envelope.ActorAddress): string => `lantern.${a.type}.${a.tenant}.${a.id}`
@@ -23,6 +24,13 @@ export interface Appended {
   readonly duplicates: number
 }
 
+/** The end of an instance's journal: the events after some sequence, and where the journal ends. */
+export interface Tail {
+  /** Stream sequence of the instance's last event, 0 when it has none. */
+  readonly lastSeq: number
+  readonly events: ReadonlyArray<Envelope.Stored>
+}
+
 export interface Service {
   /**
    * Appends events to one actor's journal, each expecting the previous one to be last on the subject, the
@@ -35,6 +43,11 @@ export interface Service {
   ) => Effect.Effect<Appended, AppendConflict | BusUnavailable>
   /** Every event of one actor instance, in order. */
   readonly read: (address: Envelope.ActorAddress) => Effect.Effect<ReadonlyArray<Envelope.Stored>, ReadError>
+  /**
+   * The instance's events after stream sequence `afterSeq`, in order (a snapshot's tail). A `lastSeq` below
+   * `afterSeq` means the journal does not reach that far: the sequence belongs to another journal.
+   */
+  readonly readFrom: (address: Envelope.ActorAddress, afterSeq: number) => Effect.Effect<Tail, ReadError>
   /** The stream sequence of the last event of an actor instance, 0 when it has none. */
   readonly lastSeq: (address: Envelope.ActorAddress) => Effect.Effect<number, BusUnavailable>
   /** The instance's events from `afterSeq` on, then live as they are appended. Never ends by itself. */
@@ -51,7 +64,7 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
   static readonly layer = Layer.effect(
     Journal,
     Effect.gen(function*() {
-      const { js, jsm } = yield* Nats
+      const { js, jsm, nc } = yield* Nats
 
       const publishOne = (subject: string, envelope: Envelope.Envelope, expected: number) =>
         Effect.tryPromise({
@@ -89,7 +102,9 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
       const lastSeq: Service["lastSeq"] = (address) =>
         Effect.tryPromise({
           try: async () => {
-            const m = await jsm.direct.getMessage(streamOf[address.type], { last_by_subj: subjectOf(address) })
+            // through the stream leader, not a direct get: with replicas, any replica may answer a direct get,
+            // and a lagging one would hide the latest event (read-your-writes, and a needless OCC conflict)
+            const m = await jsm.streams.getMessage(streamOf[address.type], { last_by_subj: subjectOf(address) })
             return m === null ? 0 : m.seq
           },
           catch: unavailable(`last sequence of ${subjectOf(address)}`)
@@ -98,16 +113,18 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
       const decodeAll = (raw: ReadonlyArray<{ seq: number; subject: string; data: string }>) =>
         Effect.forEach(raw, (m) => Envelope.decode(m.subject, m.seq, m.data))
 
-      const read: Service["read"] = (address) =>
+      const readFrom: Service["readFrom"] = (address, afterSeq) =>
         Effect.gen(function*() {
           const subject = subjectOf(address)
           const last = yield* lastSeq(address)
-          if (last === 0) return []
+          if (last <= afterSeq) return { lastSeq: last, events: [] }
           const raw = yield* Effect.tryPromise({
             try: async () => {
               const consumer = await js.consumers.get(streamOf[address.type], {
                 filter_subjects: subject,
-                deliver_policy: DeliverPolicy.All
+                ...(afterSeq > 0
+                  ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }
+                  : { deliver_policy: DeliverPolicy.All })
               })
               const out: Array<{ seq: number; subject: string; data: string }> = []
               while (out.length === 0 || out[out.length - 1]!.seq < last) {
@@ -125,33 +142,42 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
             },
             catch: unavailable(`read ${subject}`)
           })
-          return yield* decodeAll(raw)
-        }).pipe(Effect.withSpan("Journal.read", { attributes: { "lantern.actor": subjectOf(address) } }))
+          return { lastSeq: last, events: yield* decodeAll(raw) }
+        }).pipe(
+          Effect.withSpan("Journal.read", { attributes: { "lantern.actor": subjectOf(address), "lantern.after_seq": afterSeq } })
+        )
 
+      const read: Service["read"] = (address) => Effect.map(readFrom(address, 0), (tail) => tail.events)
+
+      // one subscription from `afterSeq`; when it stops (its server went away) the next one starts after the
+      // last event delivered, so a follower never misses or repeats an event
       const follow: Service["follow"] = (address, afterSeq) =>
-        Stream.unwrap(
-          Effect.tryPromise({
-            try: async () => {
-              const consumer = await js.consumers.get(streamOf[address.type], {
-                filter_subjects: subjectOf(address),
-                ...(afterSeq > 0
-                  ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }
-                  : { deliver_policy: DeliverPolicy.All })
-              })
-              return await consumer.consume({ max_messages: 256 })
-            },
-            catch: unavailable(`follow ${subjectOf(address)}`)
-          }).pipe(
-            Effect.map((messages) =>
-              Stream.fromAsyncIterable(messages, unavailable(`follow ${subjectOf(address)}`)).pipe(
-                Stream.mapEffect((m) => Envelope.decode(m.subject, m.seq, m.string())),
-                Stream.ensuring(Effect.promise(() => messages.close().then(() => undefined, () => undefined)))
+        Stream.suspend(() => {
+          let last = afterSeq
+          const subscription = Stream.unwrap(
+            Effect.tryPromise({
+              try: () =>
+                Ordered.consume(nc, js, streamOf[address.type], {
+                  filter_subjects: subjectOf(address),
+                  ...(afterSeq > 0
+                    ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }
+                    : { deliver_policy: DeliverPolicy.All })
+                }, 256),
+              catch: unavailable(`follow ${subjectOf(address)}`)
+            }).pipe(
+              Effect.map((messages) =>
+                Stream.fromAsyncIterable(messages, unavailable(`follow ${subjectOf(address)}`)).pipe(
+                  Stream.mapEffect((m) => Envelope.decode(m.subject, m.seq, m.string())),
+                  Stream.tap((stored) => Effect.sync(() => (last = stored.seq))),
+                  Stream.ensuring(Effect.promise(() => messages.close().then(() => undefined, () => undefined)))
+                )
               )
             )
           )
-        )
+          return Stream.concat(subscription, Stream.suspend(() => follow(address, last)))
+        })
 
-      return Journal.of({ append, read, lastSeq, follow })
+      return Journal.of({ append, read, readFrom, lastSeq, follow })
     })
   )
 }

@@ -16,12 +16,19 @@ export interface Connection {
   readonly embedded: NatsServer.Handle | null
 }
 
+/**
+ * The servers of a NATS_URL: one URL, or a comma-separated list (the nodes of a cluster, so the first
+ * connection does not depend on any single one being up).
+ */
+export const serversOf = (url: string): Array<string> =>
+  url.split(",").map((s) => s.trim()).filter((s) => s !== "")
+
 const open = (url: string, name: string) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
         const nc = await connect({
-          servers: url,
+          servers: serversOf(url),
           name,
           maxReconnectAttempts: -1,
           reconnectTimeWait: 250,
@@ -35,7 +42,7 @@ const open = (url: string, name: string) =>
   )
 
 export class Nats extends Context.Service<Nats, Connection>()("lantern/bus/Nats") {
-  /** Connects to a server at `url`. */
+  /** Connects to the server at `url` (or any of a comma-separated list of servers). */
   static readonly layerUrl = (url: string, name = "lantern") =>
     Layer.effect(
       Nats,

@@ -3,7 +3,7 @@
 import { DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream"
 import { nanos } from "@nats-io/nats-core"
 import { Kvm } from "@nats-io/kv"
-import { Config, Effect } from "effect"
+import { Config, Effect, Schedule } from "effect"
 import type { ActorType } from "../schema/Envelope.ts"
 import { Nats, unavailable } from "./Nats.ts"
 
@@ -17,6 +17,12 @@ export const streamOf: Record<ActorType, string> = { run: RUNS, agent: AGENTS }
 /** KV bucket mapping a caller's Idempotency-Key to the run it started (kept 24 h). */
 export const IDEMPOTENCY_BUCKET = "lantern-idempotency"
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60_000
+
+/** KV bucket of actor snapshots (bus/Snapshots.ts): key `<type>.<tenant>.<id>`, only the latest kept. */
+export const SNAPSHOTS_BUCKET = "lantern-snapshots"
+
+/** KV bucket of run leases: one entry per run that is not finished (bus/Leases.ts). */
+export const LEASE_BUCKET = "lantern-leases"
 
 /** Duplicate window for `msgID` dedupe of re-sent appends. */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000
@@ -74,4 +80,17 @@ export const apply = Effect.gen(function*() {
     try: () => new Kvm(js).create(IDEMPOTENCY_BUCKET, { ttl: IDEMPOTENCY_TTL_MS, history: 1, replicas }),
     catch: unavailable(`apply bucket ${IDEMPOTENCY_BUCKET}`)
   })
-}).pipe(Effect.withSpan("Topology.apply"))
+  yield* Effect.tryPromise({
+    try: () => new Kvm(js).create(SNAPSHOTS_BUCKET, { history: 1, replicas }),
+    catch: unavailable(`apply bucket ${SNAPSHOTS_BUCKET}`)
+  })
+  yield* Effect.tryPromise({
+    try: () => new Kvm(js).create(LEASE_BUCKET, { history: 1, replicas }),
+    catch: unavailable(`apply bucket ${LEASE_BUCKET}`)
+  })
+}).pipe(
+  // a freshly formed cluster may time out the first creates while its meta leader settles
+  Effect.tapError((e) => Effect.logWarning(`${e.message}; trying again`)),
+  Effect.retry({ schedule: Schedule.spaced("1 second"), times: 20 }),
+  Effect.withSpan("Topology.apply")
+)

@@ -93,6 +93,8 @@ const STATUS: Record<string, readonly [number, string]> = {
   AgentNotFound: [404, "agent_not_found"],
   AgentVersionNotFound: [404, "agent_version_not_found"],
   RunNotFound: [404, "run_not_found"],
+  StepNotFound: [404, "step_not_found"],
+  NotAwaitingApproval: [409, "not_awaiting_approval"],
   AgentAlreadyExists: [409, "agent_exists"],
   IdempotencyKeyReused: [409, "idempotency_key_reused"],
   RunAlreadyFinished: [409, "run_already_finished"],

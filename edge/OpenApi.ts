@@ -65,7 +65,15 @@ export const document = {
       }
     },
     "/v1/runs/{id}/cancel": {
-      post: { summary: "Cancel a run; the step in flight is interrupted", parameters: [idParam], requestBody: { required: false, ...jsonBody(Api.CancelRunRequest) }, responses: { "200": ok("Run", Api.RunResponse), ...errors, ...notFound, ...conflict } }
+      post: { summary: "Cancel a run and its child runs; the step in flight is interrupted", parameters: [idParam], requestBody: { required: false, ...jsonBody(Api.CancelRunRequest) }, responses: { "200": ok("Run", Api.RunResponse), ...errors, ...notFound, ...conflict } }
+    },
+    "/v1/runs/{id}/approvals/{stepId}": {
+      post: {
+        summary: "Approve or reject a tool call waiting for a human decision",
+        parameters: [idParam, { name: "stepId", in: "path", required: true, schema: { type: "string" } }],
+        requestBody: jsonBody(Api.ApprovalRequest),
+        responses: { "200": ok("Run", Api.RunResponse), ...errors, ...notFound, ...conflict }
+      }
     }
   }
 }

@@ -9,7 +9,7 @@ import { Journal } from "../bus/Journal.ts"
 import * as Queries from "../projections/Queries.ts"
 import * as Api from "../schema/Api.ts"
 import type { AgentSpec } from "../schema/AgentSpec.ts"
-import { AgentName, RunId } from "../schema/Ids.ts"
+import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { isTerminal } from "../schema/Events.ts"
 import { Auth } from "./Auth.ts"
 import { sseComment, sseFrame, toEventResponse } from "./Events.ts"
@@ -20,11 +20,14 @@ const param = Effect.map(HttpRouter.params, (p) => p)
 const agentName = Effect.flatMap(param, (p) => decode(AgentName, p["name"], "name"))
 const runId = Effect.flatMap(param, (p) => decode(RunId, p["id"], "id"))
 
-/** Tools a spec names must be built-in tools for now. */
+/** Tools a spec names must be built-in tools, or be answered by a child run of another agent (`agent`). */
 const checkTools = (spec: AgentSpec) => {
   const issues = (spec.tools ?? []).flatMap((t, i) =>
-    Tools.find(t.name) === undefined
-      ? [{ field: `spec.tools[${i}].name`, message: `unknown tool '${t.name}'; built-in tools are ${Tools.names.join(", ")}` }]
+    t.agent === undefined && !Tools.isKnown(t.name)
+      ? [{
+        field: `spec.tools[${i}].name`,
+        message: `unknown tool '${t.name}'; built-in tools are ${Tools.names.join(", ")}, or set 'agent' to answer it with a child run`
+      }]
       : []
   )
   return issues.length === 0 ? Effect.void : Effect.fail(new BadRequest({ issues }))
@@ -102,7 +105,7 @@ export const runRoutes = Layer.mergeAll(
   route("GET", "/v1/runs/:id", authed((tenant) =>
     Effect.gen(function*() {
       const id = yield* runId
-      // the row answers when it has caught up with the journal (one direct get on the bus tells);
+      // the row answers when it has caught up with the journal (one last-by-subject get on the bus tells);
       // otherwise, right after a write, this one run is folded from its journal (ADR 0008)
       const [projected, last] = yield* Effect.all([
         Queries.getRunAt(tenant, id),
@@ -123,6 +126,13 @@ export const runRoutes = Layer.mergeAll(
       const input: Api.CancelRunRequest = yield* bodyOr(Api.CancelRunRequest, {})
       const run = yield* (yield* Runs).cancel(tenant, id, input.reason ?? "canceled by API", `token:${tenant}`)
       return json(run)
+    }))),
+  route("POST", "/v1/runs/:id/approvals/:stepId", authed((tenant) =>
+    Effect.gen(function*() {
+      const id = yield* runId
+      const stepId = yield* Effect.flatMap(param, (p) => decode(StepId, p["stepId"], "stepId"))
+      const decision = yield* body(Api.ApprovalRequest)
+      return json(yield* (yield* Runs).approve(tenant, id, stepId, decision))
     }))),
   route("GET", "/v1/runs/:id/stream", authed((tenant) =>
     Effect.gen(function*() {

@@ -10,8 +10,11 @@ import * as Providers from "../actors/model/Providers.ts"
 import { ModelProvider } from "../actors/model/ModelProvider.ts"
 import { Driver, layerWorker } from "../actors/run/Driver.ts"
 import { Runs } from "../actors/run/Runs.ts"
+import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
+import { Leases } from "../bus/Leases.ts"
 import { Nats } from "../bus/Nats.ts"
+import { Snapshots } from "../bus/Snapshots.ts"
 import * as Topology from "../bus/Topology.ts"
 import * as Migrations from "../projections/Migrations.ts"
 import * as Projector from "../projections/Projector.ts"
@@ -33,8 +36,14 @@ export interface Options {
   readonly banner: boolean
 }
 
-/** The bus with its streams and buckets applied, journal, ids and the model provider: what every host needs. */
-const core = Layer.mergeAll(Journal.layer, Ids.layer, Providers.layerConfig, Layer.effectDiscard(Topology.apply)).pipe(
+/**
+ * The bus with its streams and buckets applied, journal, ids, leases, the model provider and the actors' command
+ * side: what every host needs.
+ */
+const core = Runs.layer.pipe(
+  Layer.provideMerge(Agents.layer),
+  Layer.provideMerge(Layer.mergeAll(Journal.layer, Snapshots.layerConfig, Ids.layer, Providers.layerConfig, Leases.layer)),
+  Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
   Layer.provideMerge(Nats.layerConfig("lantern"))
 )
 
@@ -66,9 +75,9 @@ const banner = (options: Options) =>
   }))
 
 export const layer = (options: Options) => {
-  const drivers = options.worker ? layerWorker.pipe(Layer.provide(Driver.layer)) : Layer.empty
+  // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
+  const drivers = options.worker ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer) : Layer.empty
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
-  const actors = Runs.layer.pipe(Layer.provideMerge(Agents.layer))
   const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, System.routes), {
     disableListenLog: true,
     middleware: System.unroutable
@@ -77,9 +86,9 @@ export const layer = (options: Options) => {
     Layer.provide(NodeHttpServer.layer(() => createServer(), { port: options.port, host: options.host }))
   )
   // projectors run beside the edge: one database, read in stream order from its own checkpoint (ADR 0010)
-  const front = Layer.mergeAll(http, banner(options), Projector.layer, drivers)
+  // the owner token is stored before the edge listens, so /readyz never answers before a token works
+  const front = Layer.mergeAll(http.pipe(Layer.provide(banner(options))), Projector.layer, drivers)
   return front.pipe(
-    Layer.provide(actors),
     Layer.provide(Layer.merge(core, database)),
     Layer.provide(Telemetry.layerConfig)
   )

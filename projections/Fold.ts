@@ -64,10 +64,10 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
     case "StepStarted":
       return Effect.asVoid(Effect.andThen(
         tx.query(
-          `insert into steps (tenant, run_id, step_id, attempt, kind, status, request, started_at, seq)
-           values ($1, $2, $3, $4, $5, 'started', $6::jsonb, $7::timestamptz, $8)
+          `insert into steps (tenant, run_id, step_id, attempt, kind, status, request, started_at, seq, wake_at)
+           values ($1, $2, $3, $4, $5, 'started', $6::jsonb, $7::timestamptz, $8, $9::timestamptz)
            on conflict (tenant, run_id, step_id, attempt) do nothing`,
-          [tenant, runId, e.stepId, e.attempt, e.request._tag, json(e.request), at, seq]
+          [tenant, runId, e.stepId, e.attempt, e.request._tag, json(e.request), at, seq, e.wakeAt === undefined ? null : new Date(e.wakeAt).toISOString()]
         ),
         touchRun(tx, tenant, runId, seq, at)
       ))

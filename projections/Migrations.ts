@@ -103,6 +103,15 @@ export const migrations: ReadonlyArray<Migration> = [
       )`,
       `create unique index api_tokens_by_tenant on api_tokens (tenant, name)`
     ]
+  },
+  {
+    id: 3,
+    name: "steps that wait: timers, approvals and child runs, with their wake-up time",
+    statements: [
+      `alter table steps drop constraint steps_kind_check`,
+      `alter table steps add constraint steps_kind_check check (kind in ('model', 'tool', 'sleep', 'approval', 'agent'))`,
+      `alter table steps add column wake_at timestamptz`
+    ]
   }
 ]
 

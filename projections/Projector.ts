@@ -1,8 +1,9 @@
 // Projectors: JetStream consumers that fold the runs and agents streams into Postgres, each batch in
 // one transaction together with the stream sequence it reached, so redelivery and replay converge.
-import { Cause, Effect, Layer, Schedule, Stream } from "effect"
+import { Cause, Data, Effect, Layer, Schedule, Stream } from "effect"
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
 import { Nats, unavailable } from "../bus/Nats.ts"
+import * as Ordered from "../bus/Ordered.ts"
 import * as Topology from "../bus/Topology.ts"
 import * as Envelope from "../schema/Envelope.ts"
 import { BusUnavailable, type CorruptEvent, type DatabaseUnavailable, type UnknownEventVersion } from "../schema/Errors.ts"
@@ -48,8 +49,10 @@ export const checkpoint = (projector: Name, stream: string): Effect.Effect<numbe
 export const apply = (
   projector: Name,
   stream: string,
-  batch: ReadonlyArray<Envelope.Stored>
-): Effect.Effect<Applied, DatabaseUnavailable, Sql> =>
+  batch: ReadonlyArray<Envelope.Stored>,
+  /** The checkpoint this reader saw committed last: a lower one in the database means it lost commits. */
+  committed = 0
+): Effect.Effect<Applied, DatabaseUnavailable | CheckpointWentBack, Sql> =>
   Effect.gen(function*() {
     const sql = yield* Sql
     return yield* sql.transaction((tx) =>
@@ -60,6 +63,7 @@ export const apply = (
           [projector, stream]
         )
         const before = rows[0]?.last_seq ?? 0
+        if (before < committed) return yield* new CheckpointWentBack({ projector, from: committed, to: before })
         const fresh = batch.filter((s) => s.seq > before).sort((a, b) => a.seq - b.seq)
         if (fresh.length === 0) return { applied: 0, skipped: batch.length, checkpoint: before }
         for (const s of fresh) yield* Fold.event(tx, s)
@@ -74,6 +78,21 @@ export const apply = (
     )
   }).pipe(Effect.withSpan("Projector.apply", { attributes: { "lantern.projector": projector, "lantern.events": batch.length } }))
 
+/**
+ * The database's checkpoint is behind what this reader committed: it came back without commits it had
+ * confirmed (a failover to a lagging replica, a restore). The reader starts again from the database's
+ * checkpoint, so the lost rows are projected again.
+ */
+export class CheckpointWentBack extends Data.TaggedError("CheckpointWentBack")<{
+  readonly projector: string
+  readonly from: number
+  readonly to: number
+}> {
+  override get message() {
+    return `${this.projector}: the database checkpoint went back from #${this.from} to #${this.to}; reading again from it`
+  }
+}
+
 /** Capped exponential backoff: 100 ms doubling up to 5 s between attempts, for as long as it takes. */
 const backoff = Schedule.min([Schedule.exponential("100 millis", 2), Schedule.spaced("5 seconds")])
 
@@ -81,7 +100,7 @@ const backoff = Schedule.min([Schedule.exponential("100 millis", 2), Schedule.sp
  * Decodes a batch up to its first undecodable message, applies that prefix (retrying the database until it
  * answers; nothing later is read meanwhile), then fails with the decode error if there was one.
  */
-const handleBatch = (projector: Name, messages: ReadonlyArray<JsMsg>) =>
+const handleBatch = (projector: Name, messages: ReadonlyArray<JsMsg>, reader: { committed: number }) =>
   Effect.gen(function*() {
     const { stream } = definitions[projector]
     const decoded: Array<Envelope.Stored> = []
@@ -95,10 +114,11 @@ const handleBatch = (projector: Name, messages: ReadonlyArray<JsMsg>) =>
       decoded.push(result.success)
     }
     if (decoded.length > 0) {
-      yield* apply(projector, stream, decoded).pipe(
-        Effect.tapError((e) => Effect.logWarning(`${projector}: ${e.message}; retrying the batch`)),
-        Effect.retry(backoff)
+      const applied = yield* apply(projector, stream, decoded, reader.committed).pipe(
+        Effect.tapError((e) => e._tag === "DatabaseUnavailable" ? Effect.logWarning(`${projector}: ${e.message}; retrying the batch`) : Effect.void),
+        Effect.retry({ schedule: backoff, while: (e) => e._tag === "DatabaseUnavailable" })
       )
+      reader.committed = applied.checkpoint
     }
     if (failure !== undefined) {
       return yield* Effect.fail(failure)
@@ -109,21 +129,23 @@ const handleBatch = (projector: Name, messages: ReadonlyArray<JsMsg>) =>
  * The projector's events from the database's checkpoint on, in stream order. An ordered consumer (ephemeral,
  * recreated by the client on any gap) is used instead of a durable one: the checkpoint committed with the
  * rows is the only position, so rows lost with the database (an embedded database killed before its writes
- * reached disk, a restore from backup) are simply projected again, and a redelivery can never arrive after
- * later events and be skipped.
+ * reached disk, a restore from backup) are projected again once the reader subscribes again, and a redelivery can never arrive after
+ * later events and be skipped. A database that comes back behind what this reader committed is caught by
+ * the checkpoint check in `apply` and read again from its own checkpoint.
  */
 const fromCheckpoint = (projector: Name): Stream.Stream<JsMsg, DatabaseUnavailable | BusUnavailable, Sql | Nats> =>
   Stream.unwrap(
     Effect.gen(function*() {
-      const { js } = yield* Nats
+      const { js, nc } = yield* Nats
       const { stream } = definitions[projector]
       const reached = yield* checkpoint(projector, stream)
       yield* Effect.logInfo(`${projector}: reading ${stream} from #${reached + 1}`)
       const messages = yield* Effect.tryPromise({
-        try: async () =>
-          (await js.consumers.get(stream, {
-            ...(reached === 0 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: reached + 1 })
-          })).consume({ max_messages: BATCH_SIZE }),
+        // stops on missed heartbeats or a reconnect: the retry below subscribes again from the checkpoint
+        try: () =>
+          Ordered.consume(nc, js, stream, reached === 0
+            ? { deliver_policy: DeliverPolicy.All }
+            : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: reached + 1 }, BATCH_SIZE),
         catch: unavailable(`consume ${stream} for ${projector}`)
       })
       return Stream.fromAsyncIterable(messages, unavailable(`consume ${stream} for ${projector}`)).pipe(
@@ -133,18 +155,25 @@ const fromCheckpoint = (projector: Name): Stream.Stream<JsMsg, DatabaseUnavailab
   )
 
 const consume = (projector: Name): Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats> =>
-  fromCheckpoint(projector).pipe(
-    Stream.groupedWithin(BATCH_SIZE, BATCH_WINDOW),
-    Stream.mapEffect((messages) => handleBatch(projector, messages)),
-    Stream.runDrain,
+  Effect.suspend(() => {
+    const reader = { committed: 0 }
+    return fromCheckpoint(projector).pipe(
+      Stream.groupedWithin(BATCH_SIZE, BATCH_WINDOW),
+      Stream.mapEffect((messages) => handleBatch(projector, messages, reader)),
+      Stream.runDrain
+    )
+  }).pipe(
     // The consumer's iterator only ends when the consumer went away: subscribe again.
     Effect.andThen(Effect.fail(new BusUnavailable({ operation: `consume ${projector}`, reason: "the consumer stopped" }))),
     Effect.tapError((e) =>
-      e._tag === "BusUnavailable" || e._tag === "DatabaseUnavailable"
+      e._tag === "BusUnavailable" || e._tag === "DatabaseUnavailable" || e._tag === "CheckpointWentBack"
         ? Effect.logWarning(`${projector}: ${e.message}; subscribing again`)
         : Effect.logError(`${projector} stopped: ${e.message}`)
     ),
-    Effect.retry({ schedule: backoff, while: (e) => e._tag === "BusUnavailable" || e._tag === "DatabaseUnavailable" })
+    Effect.retry({
+      schedule: backoff,
+      while: (e) => e._tag === "BusUnavailable" || e._tag === "DatabaseUnavailable" || e._tag === "CheckpointWentBack"
+    })
   ) as Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats>
 
 /**

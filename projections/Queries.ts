@@ -52,7 +52,11 @@ const VERSION_COLUMNS = `name, version, digest, description, spec, ${iso("create
 
 const RUN_COLUMNS = `id, status, agent_name as "agentName", agent_version as "agentVersion", input, output, error,
   steps, tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd",
-  ${iso("created_at")} as "createdAt", ${iso("updated_at")} as "updatedAt", ${iso("finished_at")} as "finishedAt"`
+  ${iso("created_at")} as "createdAt", ${iso("updated_at")} as "updatedAt", ${iso("finished_at")} as "finishedAt",
+  (select json_build_object('stepId', w.step_id, 'kind', w.kind, 'until', ${iso("w.wake_at")}) from steps w
+    where w.tenant = runs.tenant and w.run_id = runs.id and w.status = 'started' and w.kind in ('sleep', 'approval', 'agent')
+      and runs.status = 'running'
+    order by w.seq limit 1) as waiting`
 
 const STEP_COLUMNS = `run_id as "runId", step_id as "stepId", attempt, kind, status, request, result, error,
   tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd",
@@ -64,7 +68,12 @@ const query = <T>(text: string, params: ReadonlyArray<unknown>): Effect.Effect<R
   })
 
 /** jsonb holding JSON null and SQL NULL both read as null; a run's input may be any JSON. */
-const runOf = (row: RunResponse): RunResponse => ({ ...row, input: row.input ?? null, output: row.output ?? null })
+const runOf = (row: RunResponse): RunResponse => ({
+  ...row,
+  input: row.input ?? null,
+  output: row.output ?? null,
+  waiting: row.waiting ?? null
+})
 
 export const listAgents = (tenant: string): Effect.Effect<ReadonlyArray<AgentResponse>, DatabaseUnavailable, Sql> =>
   query<AgentResponse>(`select ${AGENT_COLUMNS} from agents where tenant = $1 order by name`, [tenant])

@@ -220,15 +220,29 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
         const transaction: SqlPort["transaction"] = (f) =>
           Effect.suspend(() => {
             const state = freshState()
+            // A checked-out client that loses its server emits `error` on itself, not on the pool; unhandled, that
+            // would crash the process. The statement in flight fails on its own; the client is then discarded.
+            const onError = (e: unknown) => {
+              state.clean = false
+              Effect.runFork(Effect.logWarning(`postgres connection lost in a transaction: ${scrub(reasonOf(e))}`))
+            }
             return Effect.acquireUseRelease(
               Effect.tryPromise({
-                try: () => pool.connect(),
+                try: async () => {
+                  const client = await pool.connect()
+                  client.on("error", onError)
+                  return client
+                },
                 catch: (e) => new DatabaseUnavailable({ operation: "begin", reason: scrub(reasonOf(e)) })
               }),
               (client) =>
                 topLevel("pg", execWith("pg", scrub, (text, params) => client.query(text, params).then((r) => r.rows)), state, f),
               // A connection whose transaction did not end cleanly is closed rather than reused.
-              (client) => Effect.sync(() => client.release(state.clean ? undefined : true))
+              (client) =>
+                Effect.sync(() => {
+                  client.removeListener("error", onError)
+                  client.release(state.clean ? undefined : true)
+                })
             )
           })
         return Sql.of({

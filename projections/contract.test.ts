@@ -138,7 +138,8 @@ for (const driver of drivers) {
         costUsd: 0.003,
         createdAt: "2026-11-21T05:00:20.000Z",
         updatedAt: "2026-11-21T05:00:27.000Z",
-        finishedAt: "2026-11-21T05:00:27.000Z"
+        finishedAt: "2026-11-21T05:00:27.000Z",
+        waiting: null
       }
       const failed = {
         id: Fixtures.runId(2),
@@ -154,7 +155,8 @@ for (const driver of drivers) {
         costUsd: 0,
         createdAt: "2026-11-21T05:00:23.500Z",
         updatedAt: "2026-11-21T05:00:35.000Z",
-        finishedAt: "2026-11-21T05:00:35.000Z"
+        finishedAt: "2026-11-21T05:00:35.000Z",
+        waiting: null
       }
       const canceled = {
         id: Fixtures.runId(3),
@@ -170,7 +172,8 @@ for (const driver of drivers) {
         costUsd: 0,
         createdAt: "2026-11-21T05:00:33.500Z",
         updatedAt: "2026-11-21T05:00:42.000Z",
-        finishedAt: "2026-11-21T05:00:42.000Z"
+        finishedAt: "2026-11-21T05:00:42.000Z",
+        waiting: null
       }
       expect(await run(Queries.getRun("t1", Fixtures.runId(1)))).toEqual(succeeded)
       expect(await run(Queries.getRun("t1", Fixtures.runId(2)))).toEqual(failed)
@@ -220,6 +223,21 @@ for (const driver of drivers) {
       await run(Projector.apply("projector-runs", RUNS, runs.slice(3, 9)))
       await run(Projector.apply("projector-agents", AGENTS, agents))
       expect(await run(dump)).toEqual(before)
+    })
+
+    it("refuses to apply on a checkpoint that went back behind what the reader committed", async () => {
+      const { runs } = await run(applyAll("t1", 5))
+      const committed = runs.length
+      // the database comes back without its last commits (a failover to a lagging replica, a restore)
+      await run(Effect.gen(function*() {
+        yield* (yield* Sql).query(`update projector_checkpoints set last_seq = 3 where projector = 'projector-runs'`)
+      }))
+      const refused = await run(Effect.flip(Projector.apply("projector-runs", RUNS, runs.slice(-1), committed)))
+      expect(refused._tag).toBe("CheckpointWentBack")
+      expect(refused.message).toContain(`from #${committed} to #3`)
+      // a reader starting again from the database's checkpoint applies the lost events again
+      const again = await run(Projector.apply("projector-runs", RUNS, runs.slice(3), 3))
+      expect(again.applied).toBe(runs.length - 3)
     })
 
     it("rebuild, then a replay from zero, yields identical rows", async () => {

@@ -1,15 +1,46 @@
-// The declarative agent specification: what an agent version pins. Tools are JSON-schema functions; for now
-// they are answered by Lantern's built-in deterministic tools, so a spec may only name those.
+// The declarative agent specification: what an agent version pins. Tools are JSON-schema functions answered
+// by Lantern's built-in deterministic tools, or by a child run of another agent (`agent`); a tool may require
+// a human approval before each call. Retry and timeout policy applies to every step of the agent's runs.
 import { Schema } from "effect"
+
+const AgentRef = Schema.String.check(
+  Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: "Expected an agent name: lowercase letters, digits, '-' or '_', 1-63 characters" })
+)
+
+/** Seconds an approval may wait: from one second to 30 days. */
+export const MAX_APPROVAL_SECONDS = 30 * 24 * 3600
+
+export const ToolApproval = Schema.Struct({
+  expiresInSeconds: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: MAX_APPROVAL_SECONDS }))
+})
+export type ToolApproval = typeof ToolApproval.Type
 
 export const ToolSpec = Schema.Struct({
   name: Schema.String.check(
     Schema.isPattern(/^[a-zA-Z0-9_-]{1,64}$/, { message: "Expected a tool name: letters, digits, '_' or '-', 1-64 characters" })
   ),
   description: Schema.String.check(Schema.isMaxLength(1024)),
-  parameters: Schema.Record(Schema.String, Schema.Unknown)
+  parameters: Schema.Record(Schema.String, Schema.Unknown),
+  /** Each call waits for `POST /v1/runs/{id}/approvals/{stepId}` before it runs. */
+  approval: Schema.optionalKey(ToolApproval),
+  /** The call starts a child run of this agent with the call's arguments as input and returns its output. */
+  agent: Schema.optionalKey(AgentRef)
 })
 export type ToolSpec = typeof ToolSpec.Type
+
+/** Error codes a step may fail with; `retryOn` picks the ones worth another attempt. */
+export const StepErrorCode = Schema.Literals(["rate_limited", "provider_unavailable", "timeout", "provider_error"])
+export type StepErrorCode = typeof StepErrorCode.Type
+
+export const RetryPolicy = Schema.Struct({
+  maxAttempts: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 20 }))),
+  initialBackoffMs: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 3_600_000 }))),
+  maxBackoffMs: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 24 * 3_600_000 }))),
+  multiplier: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 1, maximum: 10 }))),
+  jitter: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 }))),
+  retryOn: Schema.optionalKey(Schema.Array(StepErrorCode).check(Schema.isMaxLength(8)))
+})
+export type RetryPolicy = typeof RetryPolicy.Type
 
 /** A model capability alias (`auto`, `fast`, `smart`) or a provider model name. */
 export const ModelRef = Schema.String.check(
@@ -20,16 +51,24 @@ export const AgentSpec = Schema.Struct({
   systemPrompt: Schema.String.check(Schema.isBetweenLength(1, 32_000)),
   model: Schema.optionalKey(ModelRef),
   maxTurns: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
-  tools: Schema.optionalKey(Schema.Array(ToolSpec).check(Schema.isMaxLength(32)))
+  tools: Schema.optionalKey(Schema.Array(ToolSpec).check(Schema.isMaxLength(32))),
+  retry: Schema.optionalKey(RetryPolicy),
+  stepTimeoutMs: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 100, maximum: 24 * 3_600_000 })))
 })
 export type AgentSpec = typeof AgentSpec.Type
 
-/** A spec with every default filled in; this is what is digested, versioned and pinned by runs. */
+/**
+ * A spec with its defaults filled in; this is what is digested, versioned and pinned by runs. Policies added
+ * after the first release stay absent unless set (their defaults apply at execution), so specs written
+ * before them keep their digests.
+ */
 export const ResolvedSpec = Schema.Struct({
   systemPrompt: Schema.String,
   model: Schema.String,
   maxTurns: Schema.Int,
-  tools: Schema.Array(ToolSpec)
+  tools: Schema.Array(ToolSpec),
+  retry: Schema.optionalKey(RetryPolicy),
+  stepTimeoutMs: Schema.optionalKey(Schema.Int)
 })
 export type ResolvedSpec = typeof ResolvedSpec.Type
 
@@ -40,5 +79,38 @@ export const resolve = (spec: AgentSpec): ResolvedSpec => ({
   systemPrompt: spec.systemPrompt,
   model: spec.model ?? DEFAULT_MODEL,
   maxTurns: spec.maxTurns ?? DEFAULT_MAX_TURNS,
-  tools: spec.tools ?? []
+  tools: spec.tools ?? [],
+  ...(spec.retry === undefined ? {} : { retry: spec.retry }),
+  ...(spec.stepTimeoutMs === undefined ? {} : { stepTimeoutMs: spec.stepTimeoutMs })
+})
+
+export interface Policy {
+  readonly maxAttempts: number
+  readonly initialBackoffMs: number
+  readonly maxBackoffMs: number
+  readonly multiplier: number
+  readonly jitter: number
+  readonly retryOn: ReadonlyArray<string>
+  readonly stepTimeoutMs: number
+}
+
+export const DEFAULT_POLICY: Policy = {
+  maxAttempts: 3,
+  initialBackoffMs: 500,
+  maxBackoffMs: 30_000,
+  multiplier: 2,
+  jitter: 0.2,
+  retryOn: ["rate_limited", "provider_unavailable", "timeout"],
+  stepTimeoutMs: 120_000
+}
+
+/** The step policy a spec declares, with defaults for what it leaves out. */
+export const policyOf = (spec: ResolvedSpec): Policy => ({
+  maxAttempts: spec.retry?.maxAttempts ?? DEFAULT_POLICY.maxAttempts,
+  initialBackoffMs: spec.retry?.initialBackoffMs ?? DEFAULT_POLICY.initialBackoffMs,
+  maxBackoffMs: spec.retry?.maxBackoffMs ?? DEFAULT_POLICY.maxBackoffMs,
+  multiplier: spec.retry?.multiplier ?? DEFAULT_POLICY.multiplier,
+  jitter: spec.retry?.jitter ?? DEFAULT_POLICY.jitter,
+  retryOn: spec.retry?.retryOn ?? DEFAULT_POLICY.retryOn,
+  stepTimeoutMs: spec.stepTimeoutMs ?? DEFAULT_POLICY.stepTimeoutMs
 })

@@ -50,6 +50,15 @@ export type CreateRunRequest = typeof CreateRunRequest.Type
 export const RunStatus = Schema.Literals(["running", "succeeded", "failed", "canceled"])
 export type RunStatus = typeof RunStatus.Type
 
+/** What a running run waits for, if anything: a timer, a human decision or a child run. */
+export const Waiting = Schema.Struct({
+  stepId: Schema.String,
+  kind: Schema.Literals(["sleep", "approval", "agent"]),
+  /** When the timer fires or the approval expires (ISO 8601); null while a child run has no deadline. */
+  until: Schema.NullOr(Schema.String)
+})
+export type Waiting = typeof Waiting.Type
+
 export const RunResponse = Schema.Struct({
   id: Schema.String,
   status: RunStatus,
@@ -64,7 +73,9 @@ export const RunResponse = Schema.Struct({
   costUsd: Schema.Number,
   createdAt: Schema.String,
   updatedAt: Schema.String,
-  finishedAt: Schema.NullOr(Schema.String)
+  finishedAt: Schema.NullOr(Schema.String),
+  /** Always sent by this server; optional so clients also read older servers. */
+  waiting: Schema.optionalKey(Schema.NullOr(Waiting))
 })
 export type RunResponse = typeof RunResponse.Type
 
@@ -87,6 +98,13 @@ export const CancelRunRequest = Schema.Struct({
   reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000)))
 })
 export type CancelRunRequest = typeof CancelRunRequest.Type
+
+export const ApprovalRequest = Schema.Struct({
+  approved: Schema.Boolean,
+  by: Schema.String.check(Schema.isBetweenLength(1, 200)),
+  reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000)))
+})
+export type ApprovalRequest = typeof ApprovalRequest.Type
 
 export const EventResponse = Schema.Struct({
   seq: Schema.Int,

@@ -27,9 +27,14 @@ export const StartRun = Schema.TaggedStruct("StartRun", {
   agentDigest: Schema.String,
   spec: ResolvedSpec,
   input: Schema.Unknown,
-  requestDigest: Schema.String
+  requestDigest: Schema.String,
+  parent: Schema.optionalKey(Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int }))
 })
-export const StartStep = Schema.TaggedStruct("StartStep", { stepId: Schema.String, request: StepRequest })
+export const StartStep = Schema.TaggedStruct("StartStep", {
+  stepId: Schema.String,
+  request: StepRequest,
+  wakeAt: Schema.optionalKey(Schema.Number)
+})
 export const CompleteStep = Schema.TaggedStruct("CompleteStep", {
   stepId: Schema.String,
   attempt: Schema.Int,
@@ -43,11 +48,20 @@ export const FailStep = Schema.TaggedStruct("FailStep", {
   stepId: Schema.String,
   attempt: Schema.Int,
   error: ErrorInfo,
-  retryable: Schema.Boolean
+  retryable: Schema.Boolean,
+  retryAt: Schema.optionalKey(Schema.Number)
+})
+/** A human's answer to a tool call waiting for approval. */
+export const DecideApproval = Schema.TaggedStruct("DecideApproval", {
+  stepId: Schema.String,
+  approved: Schema.Boolean,
+  by: Schema.String,
+  reason: Schema.String,
+  durationMs: Schema.Number
 })
 export const SucceedRun = Schema.TaggedStruct("SucceedRun", { output: Schema.Unknown })
 export const FailRun = Schema.TaggedStruct("FailRun", { error: ErrorInfo })
 export const CancelRun = Schema.TaggedStruct("CancelRun", { reason: Schema.String, by: Schema.String })
-export const RunCommand = Schema.Union([StartRun, StartStep, CompleteStep, FailStep, SucceedRun, FailRun, CancelRun])
+export const RunCommand = Schema.Union([StartRun, StartStep, CompleteStep, FailStep, DecideApproval, SucceedRun, FailRun, CancelRun])
 export type RunCommand = typeof RunCommand.Type
 export type StartRun = typeof StartRun.Type

@@ -43,6 +43,25 @@ export class RunAlreadyFinished extends Schema.TaggedError<RunAlreadyFinished>()
   }
 }
 
+export class StepNotFound extends Schema.TaggedError<StepNotFound>()("StepNotFound", {
+  runId: Schema.String,
+  stepId: Schema.String
+}) {
+  override get message() {
+    return `run '${this.runId}' has no step '${this.stepId}'`
+  }
+}
+
+export class NotAwaitingApproval extends Schema.TaggedError<NotAwaitingApproval>()("NotAwaitingApproval", {
+  runId: Schema.String,
+  stepId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `step '${this.stepId}' of run '${this.runId}' is not awaiting approval: ${this.reason}`
+  }
+}
+
 export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()("IdempotencyKeyReused", {
   key: Schema.String
 }) {

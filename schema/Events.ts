@@ -50,23 +50,38 @@ export const RunStarted = Schema.TaggedStruct("RunStarted", {
   spec: ResolvedSpec,
   input: Schema.Unknown,
   /** Digest of the request that started the run, to tell an idempotent retry from a reused key. */
-  requestDigest: Schema.String
+  requestDigest: Schema.String,
+  /** Set on a child run: the parent step that started it, and how deep the child is (1 = a direct child). */
+  parent: Schema.optionalKey(Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int }))
 })
 
 export const ModelStepRequest = Schema.TaggedStruct("model", { model: Schema.String, turn: Schema.Int })
 export const ToolStepRequest = Schema.TaggedStruct("tool", { call: ToolCall })
-export const StepRequest = Schema.Union([ModelStepRequest, ToolStepRequest])
+/** A durable timer: the `sleep` tool. */
+export const SleepStepRequest = Schema.TaggedStruct("sleep", { call: ToolCall, seconds: Schema.Number })
+/** A human decision about a tool call, made through the approvals route. */
+export const ApprovalStepRequest = Schema.TaggedStruct("approval", { call: ToolCall })
+/** A child run of another agent, answering a tool call. */
+export const AgentStepRequest = Schema.TaggedStruct("agent", { call: ToolCall, agentName: Schema.String, childRunId: Schema.String })
+export const StepRequest = Schema.Union([ModelStepRequest, ToolStepRequest, SleepStepRequest, ApprovalStepRequest, AgentStepRequest])
 export type StepRequest = typeof StepRequest.Type
 
 export const StepStarted = Schema.TaggedStruct("StepStarted", {
   stepId: Schema.String,
   attempt: Schema.Int,
-  request: StepRequest
+  request: StepRequest,
+  /** Epoch ms when a waiting step is due: a timer's fire time or an approval's expiry. */
+  wakeAt: Schema.optionalKey(Schema.Number)
 })
 
 export const ModelStepResult = Schema.TaggedStruct("model", { answer: ModelAnswer })
 export const ToolStepResult = Schema.TaggedStruct("tool", { callId: Schema.String, output: Schema.String })
-export const StepResult = Schema.Union([ModelStepResult, ToolStepResult])
+export const ApprovalStepResult = Schema.TaggedStruct("approval", {
+  approved: Schema.Boolean,
+  by: Schema.String,
+  reason: Schema.String
+})
+export const StepResult = Schema.Union([ModelStepResult, ToolStepResult, ApprovalStepResult])
 export type StepResult = typeof StepResult.Type
 
 export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
@@ -83,7 +98,9 @@ export const StepFailed = Schema.TaggedStruct("StepFailed", {
   stepId: Schema.String,
   attempt: Schema.Int,
   error: ErrorInfo,
-  retryable: Schema.Boolean
+  retryable: Schema.Boolean,
+  /** Epoch ms before which the next attempt must not start (the retry policy's backoff, jitter included). */
+  retryAt: Schema.optionalKey(Schema.Number)
 })
 
 export const RunSucceeded = Schema.TaggedStruct("RunSucceeded", { output: Schema.Unknown })
@@ -114,8 +131,10 @@ export const TERMINAL_RUN_EVENTS: ReadonlySet<string> = new Set(["RunSucceeded",
 export const isTerminal = (e: { readonly _tag: string }): boolean => TERMINAL_RUN_EVENTS.has(e._tag)
 
 /**
- * The schema of every (type, version) this code can read. A change to an event's shape adds a new version
- * here (with an upcast to the newest), it never edits an existing one: recorded journals must keep decoding.
+ * The schema of every (type, version) this code can read. Additive changes (a new optional field, a new
+ * union member) keep the version, since every recorded event still decodes (tests/replay.test.ts proves it
+ * against recorded journals); any other change adds a new version here with an upcast to the newest, never
+ * an edit of an existing one (ADR 0011).
  */
 export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Codec<Event, unknown>>>>> = {
   AgentCreated: { 1: AgentCreated as unknown as Schema.Codec<Event, unknown> },

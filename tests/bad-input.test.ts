@@ -101,7 +101,8 @@ const agent = (name: string, s: Record<string, unknown>, extra: Record<string, u
 // Valid names whose creation is refused for another reason: none of them may exist afterwards.
 const refusedNames = [
   "no-spec", "empty-prompt", "turns-0", "turns-101", "turns-frac", "turns-str", "model-space", "tools-str",
-  "tool-badname", "tool-unknown", "long-desc", "too-big", "deep-agent"
+  "tool-badname", "tool-unknown", "long-desc", "too-big", "deep-agent", "retry-0", "retry-21", "retry-on-bogus",
+  "jitter-2", "multiplier-0", "backoff-neg", "timeout-5", "approval-0", "approval-long", "agent-bad"
 ]
 
 // [label, method, path, body, field, headers]
@@ -132,6 +133,16 @@ const agentCases: ReadonlyArray<BadCase> = [
   ["tool with a bad name", "POST", "/v1/agents", agent("tool-badname", { tools: [{ name: "bad name", description: "", parameters: {} }] }), "spec.tools[0].name"],
   ["unknown tool", "POST", "/v1/agents", agent("tool-unknown", { tools: [{ name: "rm_rf", description: "", parameters: {} }] }), "spec.tools[0].name"],
   ["description over 2000 chars", "POST", "/v1/agents", agent("long-desc", {}, { description: "d".repeat(2001) }), "description"],
+  ["retry.maxAttempts 0", "POST", "/v1/agents", agent("retry-0", { retry: { maxAttempts: 0 } }), "spec.retry.maxAttempts"],
+  ["retry.maxAttempts 21", "POST", "/v1/agents", agent("retry-21", { retry: { maxAttempts: 21 } }), "spec.retry.maxAttempts"],
+  ["retry.retryOn with an unknown code", "POST", "/v1/agents", agent("retry-on-bogus", { retry: { retryOn: ["boom"] } }), "spec.retry.retryOn[0]"],
+  ["retry.jitter 2", "POST", "/v1/agents", agent("jitter-2", { retry: { jitter: 2 } }), "spec.retry.jitter"],
+  ["retry.multiplier 0", "POST", "/v1/agents", agent("multiplier-0", { retry: { multiplier: 0 } }), "spec.retry.multiplier"],
+  ["retry.initialBackoffMs -1", "POST", "/v1/agents", agent("backoff-neg", { retry: { initialBackoffMs: -1 } }), "spec.retry.initialBackoffMs"],
+  ["stepTimeoutMs 5", "POST", "/v1/agents", agent("timeout-5", { stepTimeoutMs: 5 }), "spec.stepTimeoutMs"],
+  ["approval expiring after 0 s", "POST", "/v1/agents", agent("approval-0", { tools: [{ name: "echo", description: "", parameters: {}, approval: { expiresInSeconds: 0 } }] }), "spec.tools[0].approval.expiresInSeconds"],
+  ["approval expiring after 31 days", "POST", "/v1/agents", agent("approval-long", { tools: [{ name: "echo", description: "", parameters: {}, approval: { expiresInSeconds: 31 * 86400 } }] }), "spec.tools[0].approval.expiresInSeconds"],
+  ["tool answered by a bad agent name", "POST", "/v1/agents", agent("agent-bad", { tools: [{ name: "ask", description: "", parameters: {}, agent: "Not An Agent" }] }), "spec.tools[0].agent"],
   ["GET bad name", "GET", "/v1/agents/Alpha", undefined, "name"],
   ["GET name with a dot", "GET", "/v1/agents/a.b", undefined, "name"],
   ["GET name with '>'", "GET", "/v1/agents/a%3E", undefined, "name"],
@@ -171,7 +182,15 @@ const runCases: ReadonlyArray<BadCase> = [
   ["cancel malformed id", "POST", "/v1/runs/run_x/cancel", undefined, "id"],
   ["cancel reason is a number (unknown run)", "POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, { reason: 5 }, "reason"],
   ["cancel invalid JSON", "POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, "{", "(body)"],
-  ["stream Last-Event-ID abc", "GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, "Last-Event-ID", { "last-event-id": "abc" }]
+  ["stream Last-Event-ID abc", "GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, "Last-Event-ID", { "last-event-id": "abc" }],
+  ["approval malformed id", "POST", "/v1/runs/run_x/approvals/turn-1.tool-0.approval", { approved: true, by: "ops" }, "id"],
+  ["approval malformed step id", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/Turn%201`, { approved: true, by: "ops" }, "stepId"],
+  ["approval missing body", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, undefined, "(body)"],
+  ["approval without approved", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { by: "ops" }, "approved"],
+  ["approval approved \"yes\"", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { approved: "yes", by: "ops" }, "approved"],
+  ["approval with an empty by", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { approved: true, by: "" }, "by"],
+  ["approval by of 201 chars", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { approved: true, by: "b".repeat(201) }, "by"],
+  ["approval reason over 2000 chars", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { approved: true, by: "ops", reason: "r".repeat(2001) }, "reason"]
 ]
 
 describe("400: each refusal names the field and the reason", () => {
@@ -234,7 +253,8 @@ describe("404: well-formed but unknown", () => {
     ["GET", `/v1/runs/${UNKNOWN_RUN}/events`, undefined, "run_not_found", {}],
     ["GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, "run_not_found", {}],
     ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, undefined, "run_not_found", {}],
-    ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, { reason: "why not" }, "run_not_found", {}]
+    ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, { reason: "why not" }, "run_not_found", {}],
+    ["POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { approved: true, by: "ops" }, "run_not_found", {}]
   ] as const)("%s %s %j", async (method, path, body, code, headers) => {
     expectError(await send(method, path, body, headers), 404, code)
   })
@@ -245,13 +265,15 @@ describe("401: every /v1 route needs a valid bearer token", () => {
     ["POST", "/v1/agents"], ["GET", "/v1/agents"], ["GET", "/v1/agents/alpha"], ["PUT", "/v1/agents/alpha"],
     ["GET", "/v1/agents/alpha/versions"], ["POST", "/v1/runs"], ["GET", "/v1/runs"], ["GET", `/v1/runs/${UNKNOWN_RUN}`],
     ["GET", `/v1/runs/${UNKNOWN_RUN}/events`], ["GET", `/v1/runs/${UNKNOWN_RUN}/stream`], ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`],
+    ["POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`],
     ["GET", "/v1/openapi.json"]
   ] as const
   const bodies = {
     "/v1/agents": { name: "sneaky", spec },
     "/v1/agents/alpha": { spec: { ...spec, maxTurns: 3 } },
     "/v1/runs": { agentName: "alpha", input: "x" },
-    [`/v1/runs/${UNKNOWN_RUN}/cancel`]: { reason: "x" }
+    [`/v1/runs/${UNKNOWN_RUN}/cancel`]: { reason: "x" },
+    [`/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`]: { approved: true, by: "ops" }
   }
   const auths = [["no header", null], ["Basic", "Basic x"], ["wrong token", "Bearer wrong-token"], ["empty bearer", "Bearer "]] as const
   it.each(routes.flatMap(([m, p]) => auths.map(([label, a]) => [m, p, label, a] as const)))("%s %s with %s", async (method, path, _label, auth) => {

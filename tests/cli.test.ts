@@ -212,7 +212,10 @@ describe("lantern CLI (child process)", () => {
       ["a missing --input", ["runs", "create", "--agent", "echo"], /^error: --input: required flag is missing/m],
       ["an out-of-range --limit", ["runs", "list", "--limit", "0"], /^error: --limit: expected an integer from 1 to 200, got 0/m],
       ["an unknown --status", ["runs", "list", "--status", "done"], /^error: --status: invalid value 'done'/m],
-      ["a missing run id", ["runs", "get"], /^error: ID: required argument is missing/m]
+      ["a missing run id", ["runs", "get"], /^error: ID: required argument is missing/m],
+      ["an approval without --by", ["runs", "approve", "run_x", "turn-1.tool-0.approval"], /^error: --by: required flag is missing/m],
+      ["an approval with an empty --by", ["runs", "approve", "run_x", "turn-1.tool-0.approval", "--by", ""], /^error: --by: 1-200 characters/m],
+      ["an approval without a step", ["runs", "approve", "run_x", "--by", "ops"], /^error: STEP: required argument is missing/m]
     ]
     it.each(cases)("%s", async (_name, args, message) => {
       const specFile = join(home, "spec.json")
@@ -279,6 +282,16 @@ describe("lantern CLI (child process)", () => {
     const r = await cli(["runs", "get", "run_ok", "--json"], env())
     expect(r.code).toBe(0)
     expect(JSON.parse(r.stdout)).toEqual(body)
+  })
+
+  it("runs approve posts the decision to the step's approval route", async () => {
+    api.handler = (_req, res) => sendJson(res, 200, runBody("run_wait", "running"))
+    const r = await cli(["runs", "approve", "run_wait", "turn-1.tool-0.approval", "--by", "ops", "--reject", "--reason", "not today"], env())
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^rejected turn-1\.tool-0\.approval of run_wait$/m)
+    expect(api.seen[0]?.method).toBe("POST")
+    expect(api.seen[0]?.url).toBe("/v1/runs/run_wait/approvals/turn-1.tool-0.approval")
+    expect(JSON.parse(api.seen[0]?.body ?? "")).toEqual({ approved: false, by: "ops", reason: "not today" })
   })
 
   it("runs create sends plain text input as a JSON string, and the Idempotency-Key header", async () => {

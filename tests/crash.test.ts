@@ -7,20 +7,11 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import * as FakeOpenAi from "./support/FakeOpenAi.ts"
+import { echoer as agent } from "./support/Scripted.ts"
 import { api, eventually, startStack } from "./support/Stack.ts"
 
 let nats: TestServer
 let model: FakeOpenAi.FakeOpenAi
-
-const agent = {
-  name: "echoer",
-  spec: {
-    systemPrompt: "Echo twice, then finish.",
-    model: "auto",
-    maxTurns: 5,
-    tools: [{ name: "echo", description: "echo", parameters: { type: "object", properties: { text: { type: "string" } } } }]
-  }
-}
 
 beforeAll(async () => {
   nats = await startServer("lantern-crash")
@@ -61,21 +52,22 @@ describe("a host killed mid-run", () => {
       expect(run.output).toBe("done after 2 tool calls")
       expect(run.steps).toBe(5)
 
-      // the provider: turn-1 asked once; turn-2 asked twice (the first attempt died unanswered), answered once
+      // the provider: turn-1 asked once; turn-2 asked twice under the same idempotency key (the host died
+      // while the first request was unanswered; a restart is not a new attempt), answered once
       const asked = (step: string) => model.received.filter((r) => r.stepId === step && r.key.startsWith(runId)).length
       expect(asked("turn-1")).toBe(1)
       expect(asked("turn-2")).toBe(2)
       expect(asked("turn-3")).toBe(1)
       const answered = Object.fromEntries([...model.answered].filter(([k]) => k.startsWith(runId)))
-      expect(answered).toEqual({ [`${runId}:turn-1:1`]: 1, [`${runId}:turn-2:2`]: 1, [`${runId}:turn-3:1`]: 1 })
-      expect(model.received.filter((r) => r.stepId === "turn-2").map((r) => r.key)).toEqual([`${runId}:turn-2:1`, `${runId}:turn-2:2`])
+      expect(answered).toEqual({ [`${runId}:turn-1:1`]: 1, [`${runId}:turn-2:1`]: 1, [`${runId}:turn-3:1`]: 1 })
+      expect(model.received.filter((r) => r.stepId === "turn-2").map((r) => r.key)).toEqual([`${runId}:turn-2:1`, `${runId}:turn-2:1`])
 
       // the journal: every step completed exactly once, no event lost or duplicated
       const events = (await after("GET", `/v1/runs/${runId}/events`)).json.items as Array<{ type: string; payload: { stepId?: string; attempt?: number } }>
       const completed = events.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)
       expect(completed).toEqual(["turn-1", "turn-1.tool-0", "turn-2", "turn-2.tool-0", "turn-3"])
       const starts = events.filter((e) => e.type === "StepStarted").map((e) => `${e.payload.stepId}#${e.payload.attempt}`)
-      expect(starts).toEqual(["turn-1#1", "turn-1.tool-0#1", "turn-2#1", "turn-2#2", "turn-2.tool-0#1", "turn-3#1"])
+      expect(starts).toEqual(["turn-1#1", "turn-1.tool-0#1", "turn-2#1", "turn-2#1", "turn-2.tool-0#1", "turn-3#1"])
       expect(events.filter((e) => e.type === "RunSucceeded")).toHaveLength(1)
       expect(new Set(events.map((e) => JSON.stringify(e))).size).toBe(events.length)
       expect(run.tokensOut).toBe(3 * 7)

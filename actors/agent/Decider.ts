@@ -63,4 +63,5 @@ export const evolve = (state: State, event: AgentEvent): State => {
   }
 }
 
-export const decider: Decider<State, AgentCommand, AgentEvent, Error> = { initialState, decide, evolve }
+/** The state is plain JSON: snapshotted (bump the version when State or `evolve` changes). */
+export const decider: Decider<State, AgentCommand, AgentEvent, Error> = { initialState, decide, evolve, snapshot: { version: 1 } }

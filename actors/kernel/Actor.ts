@@ -1,7 +1,9 @@
-// The Effect shell of every actor: load an instance by folding its journal, decide, append the events with
-// optimistic concurrency, and on a conflict (and only on a conflict) reload and decide again.
+// The Effect shell of every actor: load an instance by folding its journal (from its last snapshot on, when
+// its decider is snapshotted), decide, append the events with optimistic concurrency, and on a conflict (and
+// only on a conflict) reload and decide again.
 import { Clock, Effect, Option, Result, Tracer } from "effect"
 import { Journal, type ReadError } from "../../bus/Journal.ts"
+import * as Snapshots from "../../bus/Snapshots.ts"
 import type { ActorAddress, Envelope, Stored } from "../../schema/Envelope.ts"
 import { payloadOf } from "../../schema/Envelope.ts"
 import { AppendConflict, type BusUnavailable } from "../../schema/Errors.ts"
@@ -14,7 +16,10 @@ export interface Loaded<S> {
   readonly address: ActorAddress
   readonly state: S
   readonly seq: number
+  /** How many events the instance has in all. */
   readonly events: number
+  /** `events` when its last snapshot was taken (or tried): the next one is due `Snapshots.every` events later. */
+  readonly snapshotEvents: number
 }
 
 /** Where a command came from: carried into every envelope it produces. */
@@ -35,15 +40,23 @@ export interface Outcome<S, E> {
 
 const MAX_CONFLICT_RETRIES = 16
 
+/** The services every actor effect runs with. */
+export type Services = Journal | Ids | Snapshots.Snapshots
+
 /**
- * Captures the journal and id services once, for actor shells whose methods run actor effects: returns a
- * function that provides both to such an effect.
+ * Captures the journal, id and snapshot services once, for actor shells whose methods run actor effects:
+ * returns a function that provides them to such an effect.
  */
 export const provider = Effect.gen(function*() {
   const journal = yield* Journal
   const ids = yield* Ids
-  return <A, E>(effect: Effect.Effect<A, E, Journal | Ids>): Effect.Effect<A, E> =>
-    effect.pipe(Effect.provideService(Journal, journal), Effect.provideService(Ids, ids))
+  const snapshots = yield* Snapshots.Snapshots
+  return <A, E>(effect: Effect.Effect<A, E, Services>): Effect.Effect<A, E> =>
+    effect.pipe(
+      Effect.provideService(Journal, journal),
+      Effect.provideService(Ids, ids),
+      Effect.provideService(Snapshots.Snapshots, snapshots)
+    )
 })
 
 /** The W3C traceparent of the current span, or null outside any span. */
@@ -56,19 +69,91 @@ export const traceparent = Effect.map(
 )
 
 export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>) => {
-  const load = (address: ActorAddress): Effect.Effect<Loaded<S>, ReadError, Journal> =>
+  const snapshotVersion = decider.snapshot?.version
+
+  const replay = (address: ActorAddress) =>
     Effect.gen(function*() {
       const journal = yield* Journal
-      const stored = yield* journal.read(address)
-      return fromStored(address, stored)
+      return fromStored(address, yield* journal.read(address))
     })
+
+  /**
+   * The instance as its journal says: its snapshot (when its decider declares one and a usable one is
+   * stored) with the events after it folded on, or else every event folded from the initial state.
+   */
+  const load = (address: ActorAddress): Effect.Effect<Loaded<S>, ReadError, Journal | Snapshots.Snapshots> =>
+    Effect.gen(function*() {
+      if (snapshotVersion === undefined) return yield* replay(address)
+      const journal = yield* Journal
+      const snapshots = yield* Snapshots.Snapshots
+      const key = Snapshots.keyOf(address)
+      const found = yield* snapshots.read(address).pipe(
+        Effect.catch((e) =>
+          Effect.as(Effect.logWarning(`${e.message}; replaying the whole journal of ${key}`), Option.none<Snapshots.Snapshot>())
+        )
+      )
+      if (Option.isNone(found)) return yield* replay(address)
+      const snapshot = found.value
+      if (snapshot.deciderVersion !== snapshotVersion) {
+        yield* Effect.logDebug(`snapshot ${key} is of decider version ${snapshot.deciderVersion}, not ${snapshotVersion}: replaying`)
+        return yield* replay(address)
+      }
+      const tail = yield* journal.readFrom(address, snapshot.seq)
+      if (tail.lastSeq < snapshot.seq) {
+        // the journal ends before the snapshot: the stream was recreated or restored from an older backup
+        yield* Effect.logWarning(
+          `snapshot ${key} is at sequence ${snapshot.seq} but the journal ends at ${tail.lastSeq}; ignoring it and replaying the whole journal`
+        )
+        return yield* replay(address)
+      }
+      // a state whose shape changed without a version bump may make evolve throw: replay rather than die
+      const state = yield* Effect.try(() => fold(decider, tail.events.map((s) => s.event as E), snapshot.state as S)).pipe(
+        Effect.option
+      )
+      if (Option.isNone(state)) {
+        yield* Effect.logWarning(`snapshot ${key} does not fold (its state has another shape?); replaying the whole journal`)
+        return yield* replay(address)
+      }
+      yield* Effect.annotateCurrentSpan({ "lantern.snapshot.seq": snapshot.seq, "lantern.replayed": tail.events.length })
+      const last = tail.events[tail.events.length - 1]
+      return {
+        address,
+        state: state.value,
+        seq: last === undefined ? snapshot.seq : last.seq,
+        events: snapshot.events + tail.events.length,
+        snapshotEvents: snapshot.events
+      }
+    }).pipe(Effect.withSpan("Actor.load", { attributes: { "lantern.actor": Snapshots.keyOf(address) } }))
 
   const fromStored = (address: ActorAddress, stored: ReadonlyArray<Stored>): Loaded<S> => ({
     address,
     state: fold(decider, stored.map((s) => s.event as E)),
     seq: stored.length === 0 ? 0 : stored[stored.length - 1]!.seq,
-    events: stored.length
+    events: stored.length,
+    snapshotEvents: 0
   })
+
+  /**
+   * Writes the instance's snapshot when `Snapshots.every` events have been appended since its last one. Best
+   * effort: a failed write is logged, and the next is tried `every` events later.
+   */
+  const snapshotIfDue = (loaded: Loaded<S>): Effect.Effect<Loaded<S>, never, Snapshots.Snapshots> =>
+    Effect.gen(function*() {
+      if (snapshotVersion === undefined) return loaded
+      const snapshots = yield* Snapshots.Snapshots
+      if (snapshots.every <= 0 || loaded.events - loaded.snapshotEvents < snapshots.every) return loaded
+      yield* snapshots.write(loaded.address, {
+        format: Snapshots.FORMAT,
+        deciderVersion: snapshotVersion,
+        seq: loaded.seq,
+        events: loaded.events,
+        state: loaded.state
+      }).pipe(
+        // anything, a defect included (a state JSON cannot encode), only costs the snapshot
+        Effect.catchCause((cause) => Effect.logWarning(`snapshot of ${Snapshots.keyOf(loaded.address)} not written`, cause))
+      )
+      return { ...loaded, snapshotEvents: loaded.events }
+    })
 
   const envelopes = (address: ActorAddress, events: ReadonlyArray<E>, meta: Meta, expectedSeq: number) =>
     Effect.gen(function*() {
@@ -103,7 +188,7 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
     loaded: Loaded<S>,
     command: C,
     meta: Meta
-  ): Effect.Effect<Outcome<S, E>, Err | AppendConflict | BusUnavailable | ReadError, Journal | Ids> =>
+  ): Effect.Effect<Outcome<S, E>, Err | AppendConflict | BusUnavailable | ReadError, Services> =>
     Effect.gen(function*() {
       const journal = yield* Journal
       let current = loaded
@@ -116,10 +201,14 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
         const result = yield* Effect.result(journal.append(current.address, batch, current.seq))
         if (Result.isSuccess(result)) {
           const state = events.reduce(decider.evolve, current.state)
-          return {
-            loaded: { address: current.address, state, seq: result.success.lastSeq, events: current.events + events.length },
-            appended: events
+          const next: Loaded<S> = {
+            ...current,
+            state,
+            seq: result.success.lastSeq,
+            events: current.events + events.length
           }
+          // a re-sent append the journal already had leaves memory unsure of the journal: no snapshot of it
+          return { loaded: result.success.duplicates === 0 ? yield* snapshotIfDue(next) : next, appended: events }
         }
         if (!(result.failure instanceof AppendConflict) || attempt >= MAX_CONFLICT_RETRIES) {
           return yield* Effect.fail(result.failure)

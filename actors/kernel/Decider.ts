@@ -6,6 +6,12 @@ export interface Decider<S, C, E, Err> {
   readonly initialState: S
   readonly decide: (command: C, state: S) => Result.Result<ReadonlyArray<E>, Err>
   readonly evolve: (state: S, event: E) => S
+  /**
+   * Declared by deciders whose state is plain JSON, to have the shell snapshot it (bus/Snapshots.ts). Bump
+   * `version` whenever the shape of the state or what `evolve` folds changes: snapshots of another version
+   * are ignored and the journal is replayed in full.
+   */
+  readonly snapshot?: { readonly version: number }
 }
 
 export const fold = <S, C, E, Err>(decider: Decider<S, C, E, Err>, events: Iterable<E>, from?: S): S => {

@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto"
 import { Clock, Context, Effect, Layer } from "effect"
 
-const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+export const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 /** 10 characters of milliseconds then 16 of randomness, like a ULID in lowercase Crockford base32. */
 export const encode = (millis: number, random: Uint8Array): string => {

@@ -117,8 +117,10 @@ describe("Offline provider", () => {
       if (action._tag === "Done") break
       if (action._tag === "Succeed") exec({ _tag: "SucceedRun", output: action.output })
       else if (action._tag === "Fail") exec({ _tag: "FailRun", error: action.error })
+      else if (action._tag === "Wait") throw new Error(`unexpected wait on ${action.step.stepId}`)
       else {
         exec({ _tag: "StartStep", stepId: action.stepId, request: action.request })
+        if (action.request._tag !== "model" && action.request._tag !== "tool") throw new Error(`unexpected ${action.request._tag} step`)
         const { result, tokensIn, tokensOut, costUsd } = action.request._tag === "model"
           ? (() => {
             const r = Offline.answer({ model: action.request.model, messages: Plan.conversation(state), tools: spec.tools, idempotencyKey: action.stepId })
@@ -187,6 +189,6 @@ describe("Tools.calculate", () => {
     expect(Tools.find("word_count")!.run({ text: "  one two\tthree \n" })).toBe("3")
     expect(Tools.find("echo")!.run({ text: "same" })).toBe("same")
     expect(Tools.find("nope")).toBeUndefined()
-    expect(Tools.names).toEqual(["calculator", "word_count", "echo"])
+    expect(Tools.names).toEqual(["calculator", "word_count", "echo", "sleep"])
   })
 })

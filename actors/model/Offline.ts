@@ -15,6 +15,7 @@ const argumentsFor = (tool: string, input: string): Record<string, unknown> => {
     const expr = (input.match(/[-\d(][\d+\-*/(). ]*[\d)]/g) ?? []).sort((a, b) => b.length - a.length)[0] ?? input
     return { expression: expr.trim() }
   }
+  if (tool === "sleep") return { seconds: Number(/\d+(\.\d+)?/.exec(input)?.[0] ?? 0) }
   return { text: input }
 }
 

@@ -101,4 +101,14 @@ export const builtins: ReadonlyArray<BuiltinTool> = [
 
 export const find = (name: string): BuiltinTool | undefined => builtins.find((t) => t.name === name)
 
-export const names = builtins.map((t) => t.name)
+/** The durable timer: a call to `sleep` is not run by a function but waited on by the run (actors/run/Plan.ts). */
+export const SLEEP = {
+  name: "sleep",
+  description: "Waits the given number of seconds; the wait survives restarts and costs nothing.",
+  parameters: { type: "object", properties: { seconds: { type: "number", minimum: 0 } }, required: ["seconds"] }
+} as const
+
+export const names = [...builtins.map((t) => t.name), SLEEP.name]
+
+/** Whether a spec may declare a tool of this name without an `agent` to answer it. */
+export const isKnown = (name: string) => names.includes(name)

@@ -1,3 +1,4 @@
+import { Result } from "effect"
 import { describe, expect, it } from "vitest"
 import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
 import type { RunCommand, StartRun } from "../../schema/Commands.ts"
@@ -89,9 +90,9 @@ describe("Run decider", () => {
   describe("StartStep", () => {
     it("starts a fresh step as attempt 1", () => given(Run.decider, running).when(startStep).then([stepStarted(1)]))
 
-    it("restarts a step started but never finished as attempt 2, keeping the original request", () => {
+    it("restarts a step started but never finished under the same attempt (same idempotency key), keeping the original request", () => {
       const other: StepRequest = { _tag: "model", model: "smart", turn: 9 }
-      given(Run.decider, inFlight).when({ ...startStep, request: other }).then([stepStarted(2, modelRequest)])
+      given(Run.decider, inFlight).when({ ...startStep, request: other }).then([stepStarted(1, modelRequest)])
     })
 
     it("restarts a retryably failed step as the next attempt", () =>
@@ -209,5 +210,40 @@ describe("Run decider", () => {
       expect(state.error).toEqual({ code: "canceled", message: "user asked" })
       expect(Run.isTerminal(state)).toBe(true)
     })
+  })
+})
+
+describe("Run decider: waiting steps", () => {
+  const approvalRequest: StepRequest = { _tag: "approval", call: { id: "c0", name: "echo", arguments: {} } }
+  const base = inFlight.slice(0, 1)
+  const approvalStarted = { _tag: "StepStarted", stepId: "turn-1.tool-0.approval", attempt: 1, request: approvalRequest, wakeAt: 9_000 } as const
+  const decide = { _tag: "DecideApproval", stepId: "turn-1.tool-0.approval", approved: true, by: "ops", reason: "ok", durationMs: 5 } as const
+
+  it("records a decision on a waiting approval as its completion", () =>
+    given(Run.decider, [...base, approvalStarted]).when(decide).then([{
+      _tag: "StepCompleted",
+      stepId: "turn-1.tool-0.approval",
+      attempt: 1,
+      result: { _tag: "approval", approved: true, by: "ops", reason: "ok" },
+      tokensIn: 0,
+      tokensOut: 0,
+      costUsd: 0,
+      durationMs: 5
+    }]))
+
+  it("refuses a second decision, and decisions on steps that are not approvals", () => {
+    const decided = given(Run.decider, [...base, approvalStarted])
+    const state = fold(Run.decider, [...base, approvalStarted])
+    const first = Run.decider.decide(decide, state)
+    const after = Result.isSuccess(first) ? first.success.reduce(Run.evolve, state) : state
+    const second = Run.decider.decide({ ...decide, approved: false }, after)
+    expect(Result.isFailure(second) && second.failure._tag).toBe("NotAwaitingApproval")
+    decided.when({ ...decide, stepId: "turn-9" }).thenFails("StepNotFound")
+  })
+
+  it("keeps a waiting step's wake-up time when its host restarts it", () => {
+    const state = fold(Run.decider, [...base, approvalStarted])
+    const restarted = Run.decider.decide({ _tag: "StartStep", stepId: "turn-1.tool-0.approval", request: approvalRequest, wakeAt: 99_999 }, state)
+    expect(Result.isSuccess(restarted) && restarted.success[0]).toMatchObject({ wakeAt: 9_000, attempt: 1 })
   })
 })

@@ -1,8 +1,17 @@
 // The run actor's pure logic: a run starts pinned to one agent version, journals every step as
 // StepStarted → StepCompleted | StepFailed, and ends exactly once (succeeded, failed or canceled).
+// A step restarted after its host died keeps its attempt number (and so its idempotency key); only a retry
+// after a journaled failure is a new attempt.
 import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
-import { IdempotencyKeyReused, InvalidCommand, RunAlreadyFinished, RunNotFound } from "../../schema/Errors.ts"
+import {
+  IdempotencyKeyReused,
+  InvalidCommand,
+  NotAwaitingApproval,
+  RunAlreadyFinished,
+  RunNotFound,
+  StepNotFound
+} from "../../schema/Errors.ts"
 import type { ErrorInfo, RunEvent, StepRequest, StepResult } from "../../schema/Events.ts"
 import { accept, type Decider, ignore, reject } from "../kernel/Decider.ts"
 
@@ -12,10 +21,23 @@ export interface Step {
   readonly stepId: string
   readonly request: StepRequest
   readonly attempt: number
+  /** How many times the current attempt was started: more than one means its host died mid-step. */
+  readonly starts: number
   readonly status: "started" | "completed" | "failed"
   readonly result: StepResult | null
   readonly error: ErrorInfo | null
   readonly retryable: boolean
+  /** Epoch ms when a waiting step (timer, approval) is due. */
+  readonly wakeAt: number | null
+  /** Epoch ms before which a retry must not start. */
+  readonly retryAt: number | null
+}
+
+export interface Parent {
+  readonly tenant: string
+  readonly runId: string
+  readonly stepId: string
+  readonly depth: number
 }
 
 export interface State {
@@ -26,6 +48,7 @@ export interface State {
   readonly spec: ResolvedSpec | null
   readonly input: unknown
   readonly requestDigest: string
+  readonly parent: Parent | null
   /** Steps in the order they were first started. */
   readonly steps: ReadonlyArray<Step>
   readonly tokensIn: number
@@ -43,6 +66,7 @@ export const initialState: State = {
   spec: null,
   input: null,
   requestDigest: "",
+  parent: null,
   steps: [],
   tokensIn: 0,
   tokensOut: 0,
@@ -51,7 +75,13 @@ export const initialState: State = {
   error: null
 }
 
-export type Error = IdempotencyKeyReused | InvalidCommand | RunAlreadyFinished | RunNotFound
+export type Error =
+  | IdempotencyKeyReused
+  | InvalidCommand
+  | NotAwaitingApproval
+  | RunAlreadyFinished
+  | RunNotFound
+  | StepNotFound
 
 export const isTerminal = (s: State) => s.status === "succeeded" || s.status === "failed" || s.status === "canceled"
 
@@ -84,12 +114,34 @@ export const decide = (command: RunCommand, state: State) => {
     case "StartStep": {
       const step = stepOf(state, command.stepId)
       if (step?.status === "completed") return ignore
-      // a step started but never finished (its host died) or failed retryably starts again as a new attempt
+      // a step whose host died restarts the same attempt (same idempotency key); a failed one starts the next
+      const attempt = step === undefined ? 1 : step.status === "failed" ? step.attempt + 1 : step.attempt
+      const wakeAt = step?.status === "started" ? step.wakeAt : command.wakeAt ?? null
       return accept<RunEvent>({
         _tag: "StepStarted",
         stepId: command.stepId,
-        attempt: (step?.attempt ?? 0) + 1,
-        request: step?.request ?? command.request
+        attempt,
+        request: step?.request ?? command.request,
+        ...(wakeAt === null ? {} : { wakeAt })
+      })
+    }
+    case "DecideApproval": {
+      const step = stepOf(state, command.stepId)
+      if (step === undefined || step.request._tag !== "approval") {
+        return reject(new StepNotFound({ runId: state.runId, stepId: command.stepId }))
+      }
+      if (step.status !== "started") {
+        return reject(new NotAwaitingApproval({ runId: state.runId, stepId: command.stepId, reason: `it is ${step.status}` }))
+      }
+      return accept<RunEvent>({
+        _tag: "StepCompleted",
+        stepId: command.stepId,
+        attempt: step.attempt,
+        result: { _tag: "approval", approved: command.approved, by: command.by, reason: command.reason },
+        tokensIn: 0,
+        tokensOut: 0,
+        costUsd: 0,
+        durationMs: command.durationMs
       })
     }
     case "CompleteStep": {
@@ -131,21 +183,34 @@ export const evolve = (state: State, event: RunEvent): State => {
         agentVersion: event.agentVersion,
         spec: event.spec,
         input: event.input,
-        requestDigest: event.requestDigest
+        requestDigest: event.requestDigest,
+        parent: event.parent ?? null
       }
     case "StepStarted": {
       const fresh: Step = {
         stepId: event.stepId,
         request: event.request,
         attempt: event.attempt,
+        starts: 1,
         status: "started",
         result: null,
         error: null,
-        retryable: false
+        retryable: false,
+        wakeAt: event.wakeAt ?? null,
+        retryAt: null
       }
       return stepOf(state, event.stepId) === undefined
         ? { ...state, steps: [...state.steps, fresh] }
-        : { ...state, steps: updateStep(state, event.stepId, (s) => ({ ...fresh, request: s.request })) }
+        : {
+          ...state,
+          steps: updateStep(state, event.stepId, (s) => ({
+            ...fresh,
+            request: s.request,
+            // a start after a start that never finished: its host died (journals before same-attempt restarts
+            // bumped the attempt instead, so the attempt number is not compared)
+            starts: s.status === "started" ? s.starts + 1 : 1
+          }))
+        }
     }
     case "StepCompleted":
       return {
@@ -158,7 +223,13 @@ export const evolve = (state: State, event: RunEvent): State => {
     case "StepFailed":
       return {
         ...state,
-        steps: updateStep(state, event.stepId, (s) => ({ ...s, status: "failed", error: event.error, retryable: event.retryable }))
+        steps: updateStep(state, event.stepId, (s) => ({
+          ...s,
+          status: "failed",
+          error: event.error,
+          retryable: event.retryable,
+          retryAt: event.retryAt ?? null
+        }))
       }
     case "RunSucceeded":
       return { ...state, status: "succeeded", output: event.output }
@@ -169,4 +240,4 @@ export const evolve = (state: State, event: RunEvent): State => {
   }
 }
 
-export const decider: Decider<State, RunCommand, RunEvent, Error> = { initialState, decide, evolve }
+export const decider: Decider<State, RunCommand, RunEvent, Error> = { initialState, decide, evolve, snapshot: { version: 1 } }

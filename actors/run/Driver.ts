@@ -1,23 +1,27 @@
-// Drives runs: takes run ids off the LANTERN_WORK queue, replays each run's journal, and executes the next
-// action until the run ends. A completed step is never executed again; a step whose host died mid-way runs
-// again as a new attempt. The work message is acked only when the run is terminal, so a dead host's runs
-// are redelivered to another host after the ack wait.
-import { Clock, Config, Context, Deferred, Duration, Effect, Layer, Result, Schedule } from "effect"
+// Drives runs: takes run ids off the LANTERN_WORK queue, takes the run's lease, replays its journal and
+// executes the next action until the run ends or waits (a timer, an approval, a child run, a retry backoff),
+// then parks it in the lease bucket for the watchdog to wake. A completed step is never executed again; a step
+// whose host died runs again under the same attempt and idempotency key. Losing the lease stops the drive.
+import { Clock, Config, Context, Deferred, Duration, Effect, Fiber, Layer, Random, Result, Schedule } from "effect"
 import type { JsMsg } from "@nats-io/jetstream"
 import * as Consumer from "../../bus/Consumer.ts"
+import { type Lease, LeaseLost, Leases } from "../../bus/Leases.ts"
 import { Nats } from "../../bus/Nats.ts"
 import { WORK } from "../../bus/Topology.ts"
+import { policyOf } from "../../schema/AgentSpec.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
+import type { ProviderError } from "../../schema/Errors.ts"
 import type { ErrorInfo, StepRequest, StepResult } from "../../schema/Events.ts"
 import * as Actor from "../kernel/Actor.ts"
+import * as Failpoints from "../kernel/Failpoints.ts"
 import { ModelProvider } from "../model/ModelProvider.ts"
 import * as Tools from "../model/Tools.ts"
-import { type State, stepOf } from "./Decider.ts"
+import { isTerminal, type State, type Step, stepOf } from "./Decider.ts"
 import * as Plan from "./Plan.ts"
-import { actor, addressOf } from "./Runs.ts"
+import { actor, addressOf, Runs } from "./Runs.ts"
 
 export interface Settings {
-  /** How long a run may go without a heartbeat from its host before another host takes it over. */
+  /** How long a work message may go without a heartbeat from its host before it is redelivered. */
   readonly ackWait: Duration.Input
   readonly concurrency: number
 }
@@ -29,17 +33,49 @@ interface Performed {
   readonly costUsd: number
 }
 
+interface Failure {
+  readonly error: ErrorInfo
+}
+
+/** How a drive ended for this host. */
+export type Outcome =
+  /** The run ended (or never started): `state` is its final state, as this host last saw it. */
+  | { readonly _tag: "Finished"; readonly state: State }
+  | { readonly _tag: "Parked"; readonly dueAt: number }
+  | { readonly _tag: "Busy"; readonly retryInMs: number }
+  | { readonly _tag: "Lost" }
+
 const MAX_ACTIONS = 10_000
+/** Waits shorter than this are slept through holding the lease; longer ones park the run. */
+const PARK_AFTER_MS = 2_000
+/** A run waiting for a child re-checks it this often, in case the child's wake-up was lost. */
+const CHILD_POLL_MS = 60_000
+
+/** The error code a provider failure is filed under, which the retry policy's `retryOn` refers to. */
+export const codeOf = (e: ProviderError): string =>
+  e.status === 429 ? "rate_limited" : e.retryable ? "provider_unavailable" : "provider_error"
+
+/** When a waiting step is due: a timer's fire time, an approval's expiry. */
+const wakeAtFor = (state: State, request: StepRequest, now: number): number | undefined => {
+  if (request._tag === "sleep") return now + Math.round(request.seconds * 1000)
+  if (request._tag === "approval") {
+    const tool = state.spec?.tools.find((t) => t.name === request.call.name)
+    return tool?.approval === undefined ? undefined : now + tool.approval.expiresInSeconds * 1000
+  }
+  return undefined
+}
 
 export class Driver extends Context.Service<Driver, {
-  /** Drives one run until it is terminal (or until there is nothing this host can do now). */
-  readonly drive: (tenant: string, runId: string) => Effect.Effect<void, Actor.ExecuteError<never>>
+  /** Drives one run while this host holds its lease, until it ends, waits, or the lease is lost. */
+  readonly drive: (tenant: string, runId: string) => Effect.Effect<Outcome, Actor.ExecuteError<never>>
 }>()("lantern/actors/Driver") {
   static readonly layer = Layer.effect(
     Driver,
     Effect.gen(function*() {
       const provider = yield* ModelProvider
       const { nc } = yield* Nats
+      const leases = yield* Leases
+      const runs = yield* Runs
       const provide = yield* Actor.provider
 
       // cancel signals for runs driven on this host: completing the deferred interrupts the step in flight
@@ -53,12 +89,14 @@ export class Driver extends Context.Service<Driver, {
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()))
 
-      const perform = (state: State, request: StepRequest, key: string): Effect.Effect<Performed, { error: ErrorInfo; retryable: boolean }> => {
+      const perform = (state: State, request: StepRequest, key: string): Effect.Effect<Performed, Failure> => {
         if (request._tag === "tool") {
           const tool = Tools.find(request.call.name)
           const output = tool === undefined ? `error: unknown tool '${request.call.name}'` : tool.run(request.call.arguments)
           return Effect.succeed({ result: { _tag: "tool", callId: request.call.id, output }, tokensIn: 0, tokensOut: 0, costUsd: 0 })
         }
+        if (request._tag !== "model") return Effect.die(new Error(`step kind ${request._tag} is waited on, not performed`))
+        const timeoutMs = policyOf(state.spec!).stepTimeoutMs
         return provider.complete({
           model: request.model,
           messages: Plan.conversation(state),
@@ -66,15 +104,18 @@ export class Driver extends Context.Service<Driver, {
           idempotencyKey: key
         }).pipe(
           Effect.map((r) => ({ result: { _tag: "model" as const, answer: r.answer }, tokensIn: r.tokensIn, tokensOut: r.tokensOut, costUsd: r.costUsd })),
-          Effect.mapError((e) => ({ error: { code: "provider_error", message: e.message }, retryable: e.retryable }))
+          Effect.mapError((e): Failure => ({ error: { code: codeOf(e), message: e.message } })),
+          Effect.timeoutOrElse({
+            duration: Duration.millis(timeoutMs),
+            orElse: () => Effect.fail<Failure>({ error: { code: "timeout", message: `the step took longer than ${timeoutMs} ms` } })
+          })
         )
       }
 
-      const drive = (tenant: string, runId: string) =>
+      /** One session of driving a run while holding its lease. */
+      const session = (tenant: string, runId: string, cancelled: Deferred.Deferred<void>) =>
         Effect.gen(function*() {
           const address = addressOf(tenant, runId)
-          const cancelled = yield* Deferred.make<void>()
-          inFlight.set(`${tenant}.${runId}`, cancelled)
           let loaded = yield* provide(actor.load(address))
           // commands refused because the run changed under us (cancel, another host) end in a reload
           const exec = (command: RunCommand, key: string | ((seq: number) => string)) =>
@@ -84,59 +125,203 @@ export class Driver extends Context.Service<Driver, {
                 InvalidCommand: () => provide(actor.load(address)),
                 RunAlreadyFinished: () => provide(actor.load(address)),
                 RunNotFound: () => provide(actor.load(address)),
-                IdempotencyKeyReused: () => provide(actor.load(address))
+                IdempotencyKeyReused: () => provide(actor.load(address)),
+                StepNotFound: () => provide(actor.load(address)),
+                NotAwaitingApproval: () => provide(actor.load(address))
               })
             )
+          const complete = (step: Step, p: Performed, durationMs: number) =>
+            exec({
+              _tag: "CompleteStep",
+              stepId: step.stepId,
+              attempt: step.attempt,
+              result: p.result,
+              tokensIn: p.tokensIn,
+              tokensOut: p.tokensOut,
+              costUsd: p.costUsd,
+              durationMs
+            }, `${runId}:${step.stepId}:${step.attempt}:completed`)
+          const fail = (step: Step, error: ErrorInfo, retryAt: number | null) =>
+            exec({
+              _tag: "FailStep",
+              stepId: step.stepId,
+              attempt: step.attempt,
+              error,
+              retryable: retryAt !== null,
+              ...(retryAt === null ? {} : { retryAt })
+            }, `${runId}:${step.stepId}:${step.attempt}:failed`)
+          /** Sleeps until `until` unless a cancel comes first; true when cancelled. */
+          const sleepUntil = (until: number) =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              Effect.sleep(Duration.millis(Math.max(0, until - now))).pipe(
+                Effect.as(false),
+                Effect.raceFirst(Effect.as(Deferred.await(cancelled), true))
+              ))
+
           for (let i = 0; i < MAX_ACTIONS; i++) {
+            const now = yield* Clock.currentTimeMillis
+            if (loaded.state.status === "new") return { _tag: "Finished", state: loaded.state } as Outcome
             const action = Plan.next(loaded.state)
-            if (action._tag === "Done") return
-            if (action._tag === "Succeed") {
-              loaded = yield* exec({ _tag: "SucceedRun", output: action.output }, `${runId}:succeeded`)
-              continue
-            }
-            if (action._tag === "Fail") {
-              loaded = yield* exec({ _tag: "FailRun", error: action.error }, `${runId}:failed`)
-              continue
-            }
-            loaded = yield* exec({ _tag: "StartStep", stepId: action.stepId, request: action.request }, (seq) => `${runId}:${action.stepId}:start@${seq}`)
-            const step = stepOf(loaded.state, action.stepId)
-            if (step === undefined || step.status !== "started") continue
-            const key = `${runId}:${action.stepId}:${step.attempt}`
-            const started = yield* Clock.currentTimeMillis
-            const outcome = yield* perform(loaded.state, step.request, key).pipe(
-              Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
-              Effect.result
-            )
-            if (Result.isSuccess(outcome) && outcome.success === "canceled") {
-              loaded = yield* provide(actor.load(address))
-              continue
-            }
-            if (Result.isSuccess(outcome)) {
-              const p = outcome.success as Performed
-              loaded = yield* exec({
-                _tag: "CompleteStep",
-                stepId: action.stepId,
-                attempt: step.attempt,
-                result: p.result,
-                tokensIn: p.tokensIn,
-                tokensOut: p.tokensOut,
-                costUsd: p.costUsd,
-                durationMs: (yield* Clock.currentTimeMillis) - started
-              }, `${key}:completed`)
-            } else {
-              loaded = yield* exec({
-                _tag: "FailStep",
-                stepId: action.stepId,
-                attempt: step.attempt,
-                error: outcome.failure.error,
-                retryable: outcome.failure.retryable
-              }, `${key}:failed`)
-              if (outcome.failure.retryable) yield* Effect.sleep(Duration.millis(250 * 2 ** step.attempt))
+            switch (action._tag) {
+              case "Done":
+                return { _tag: "Finished", state: loaded.state } as Outcome
+              case "Succeed":
+                loaded = yield* exec({ _tag: "SucceedRun", output: action.output }, `${runId}:succeeded`)
+                continue
+              case "Fail":
+                loaded = yield* exec({ _tag: "FailRun", error: action.error }, `${runId}:failed`)
+                continue
+              case "Wait": {
+                const step = action.step
+                const request = step.request
+                if (request._tag === "agent") {
+                  const depth = (loaded.state.parent?.depth ?? 0) + 1
+                  if (depth > Plan.MAX_RUN_DEPTH) {
+                    const output = `error: child runs nest at most ${Plan.MAX_RUN_DEPTH} deep; ${request.agentName} was not started`
+                    loaded = yield* complete(step, { result: { _tag: "tool", callId: request.call.id, output }, tokensIn: 0, tokensOut: 0, costUsd: 0 }, 0)
+                    continue
+                  }
+                  const child = yield* runs.startChild({
+                    tenant,
+                    runId: request.childRunId,
+                    agentName: request.agentName,
+                    input: request.call.arguments,
+                    parent: { tenant, runId, stepId: step.stepId, depth }
+                  }).pipe(Effect.result)
+                  if (Result.isFailure(child)) {
+                    const reason = child.failure._tag === "AgentNotFound" || child.failure._tag === "AgentVersionNotFound"
+                      ? child.failure.message
+                      : null
+                    if (reason === null) return yield* Effect.fail(child.failure as Actor.ExecuteError<never>)
+                    loaded = yield* complete(step, { result: { _tag: "tool", callId: request.call.id, output: `error: ${reason}` }, tokensIn: 0, tokensOut: 0, costUsd: 0 }, 0)
+                    continue
+                  }
+                  const c = child.success
+                  if (!isTerminal(c)) return { _tag: "Parked", dueAt: now + CHILD_POLL_MS } as Outcome
+                  const output = c.status === "succeeded"
+                    ? (typeof c.output === "string" ? c.output : JSON.stringify(c.output))
+                    : `error: child run ${c.runId} ${c.status}: ${c.error?.message ?? ""}`
+                  loaded = yield* complete(step, {
+                    result: { _tag: "tool", callId: request.call.id, output },
+                    tokensIn: c.tokensIn,
+                    tokensOut: c.tokensOut,
+                    costUsd: c.costUsd
+                  }, 0)
+                  continue
+                }
+                const until = action.until ?? now + CHILD_POLL_MS
+                if (until > now) {
+                  if (until - now > PARK_AFTER_MS) return { _tag: "Parked", dueAt: until } as Outcome
+                  if (yield* sleepUntil(until)) {
+                    loaded = yield* provide(actor.load(address))
+                    continue
+                  }
+                  continue
+                }
+                if (request._tag === "approval") {
+                  loaded = yield* fail(step, { code: "approval_expired", message: `nobody approved step ${step.stepId} before it expired` }, null)
+                } else if (request._tag === "sleep") {
+                  loaded = yield* complete(step, { result: { _tag: "tool", callId: request.call.id, output: `slept ${request.seconds} seconds` }, tokensIn: 0, tokensOut: 0, costUsd: 0 }, Math.round(request.seconds * 1000))
+                }
+                continue
+              }
+              case "Execute": {
+                if (action.notBefore !== null && action.notBefore > now) {
+                  if (action.notBefore - now > PARK_AFTER_MS) return { _tag: "Parked", dueAt: action.notBefore } as Outcome
+                  if (yield* sleepUntil(action.notBefore)) loaded = yield* provide(actor.load(address))
+                  continue
+                }
+                yield* Failpoints.hit("before-step-start", action.stepId)
+                const wakeAt = wakeAtFor(loaded.state, action.request, now)
+                loaded = yield* exec(
+                  { _tag: "StartStep", stepId: action.stepId, request: action.request, ...(wakeAt === undefined ? {} : { wakeAt }) },
+                  (seq) => `${runId}:${action.stepId}:start@${seq}`
+                )
+                const step = stepOf(loaded.state, action.stepId)
+                if (step === undefined || step.status !== "started") continue
+                yield* Failpoints.hit("after-step-start", action.stepId)
+                if (Plan.isWaiting(step.request)) continue
+                const key = `${runId}:${action.stepId}:${step.attempt}`
+                const outcome = yield* perform(loaded.state, step.request, key).pipe(
+                  Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
+                  Effect.result
+                )
+                if (Result.isSuccess(outcome) && outcome.success === "canceled") {
+                  loaded = yield* provide(actor.load(address))
+                  continue
+                }
+                const finished = yield* Clock.currentTimeMillis
+                if (Result.isSuccess(outcome)) {
+                  yield* Failpoints.hit("after-effect", action.stepId)
+                  loaded = yield* complete(step, outcome.success as Performed, finished - now)
+                  yield* Failpoints.hit("after-step-complete", action.stepId)
+                } else {
+                  const { error } = outcome.failure
+                  const retry = Plan.shouldRetry(loaded.state, error.code, step.attempt)
+                  const random = yield* Random.next
+                  const retryAt = retry ? finished + Plan.backoffMs(policyOf(loaded.state.spec!), step.attempt, random) : null
+                  loaded = yield* fail(step, error, retryAt)
+                }
+                continue
+              }
             }
           }
           return yield* Effect.die(new Error(`run ${runId} exceeded ${MAX_ACTIONS} actions`))
+        })
+
+      /** Renews the lease every third of its time to live; completes `lost` when another host has it. */
+      const keepAlive = (current: { lease: Lease }, lost: Deferred.Deferred<void>) =>
+        Effect.gen(function*() {
+          const every = Duration.millis(Math.max(50, Math.floor(leases.ttlMs / 3)))
+          while (true) {
+            yield* Effect.sleep(every)
+            // uninterruptible: a renewal that reached the bucket must update our revision, or the release or park
+            // that follows an interrupt would be refused as stale and leave the entry to the watchdog
+            const renewed = yield* Effect.uninterruptible(Effect.tap(Effect.result(leases.renew(current.lease)), (r) =>
+              Effect.sync(() => {
+                if (Result.isSuccess(r)) current.lease = r.success
+              })))
+            if (Result.isSuccess(renewed)) continue
+            if (renewed.failure instanceof LeaseLost) {
+              yield* Effect.logWarning(`lost the lease of ${current.lease.key}; stopping`)
+              yield* Deferred.succeed(lost, undefined)
+              return
+            }
+            yield* Effect.logWarning(`cannot renew lease ${current.lease.key}: ${renewed.failure.message}`)
+          }
+        })
+
+      const drive = (tenant: string, runId: string) =>
+        Effect.gen(function*() {
+          // a duplicate work message for a run this host already drives: the lease would let it in again
+          const key = `${tenant}.${runId}`
+          if (inFlight.has(key)) return { _tag: "Busy", retryInMs: 1_000 } as Outcome
+          const cancelled = yield* Deferred.make<void>()
+          inFlight.set(key, cancelled)
+          const acquired = yield* leases.acquire(tenant, runId).pipe(Effect.onError(() => Effect.sync(() => inFlight.delete(key))))
+          if (acquired._tag === "Busy") {
+            inFlight.delete(key)
+            return { _tag: "Busy", retryInMs: acquired.retryInMs } as Outcome
+          }
+          const current = { lease: acquired.lease }
+          const lost = yield* Deferred.make<void>()
+          const renewing = yield* Effect.forkChild(keepAlive(current, lost))
+          const outcome = yield* session(tenant, runId, cancelled).pipe(
+            Effect.raceFirst(Effect.as(Deferred.await(lost), { _tag: "Lost" } as Outcome)),
+            Effect.ensuring(Effect.andThen(Fiber.interrupt(renewing), Effect.sync(() => inFlight.delete(key))))
+          )
+          // hand the lease back: a finished run leaves the bucket, a waiting one is parked until it is due
+          const handBack = outcome._tag === "Finished"
+            ? leases.release(current.lease)
+            : outcome._tag === "Parked"
+            ? leases.park(current.lease, outcome.dueAt)
+            : Effect.void
+          yield* handBack.pipe(Effect.catchTag("LeaseLost", () => Effect.void))
+          // a child run that ended wakes its parent, which is waiting for it
+          const parent = outcome._tag === "Finished" && isTerminal(outcome.state) ? outcome.state.parent : null
+          if (parent !== null) yield* runs.enqueue(parent.tenant, parent.runId, `child:${runId}:done`)
+          return outcome
         }).pipe(
-          Effect.ensuring(Effect.sync(() => inFlight.delete(`${tenant}.${runId}`))),
           Effect.withSpan("Run.drive", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } })
         )
 
@@ -165,7 +350,8 @@ const handle = (driver: Driver["Service"]) => (m: JsMsg) => {
   const parent = Actor.parentSpan(m.headers?.get("traceparent") || undefined)
   return driver.drive(tenant, runId).pipe(
     parent === null ? (e) => e : Effect.withParentSpan(parent),
-    Effect.as(Consumer.Decision.Ack()),
+    // another host drives the run: look again shortly, in case it parks it before seeing why we were woken
+    Effect.map((o) => o._tag === "Busy" ? Consumer.Decision.Nak({ delay: Duration.millis(Math.min(1_000, Math.max(100, o.retryInMs))) }) : Consumer.Decision.Ack()),
     Effect.catch((e) =>
       Effect.as(Effect.logWarning(`run ${runId}: ${e.message}; retrying later`), Consumer.Decision.Nak({ delay: "2 seconds" }))
     )
@@ -177,6 +363,10 @@ export const layerWorker = Layer.effectDiscard(
   Effect.gen(function*() {
     const settings = yield* settingsConfig
     const driver = yield* Driver
+    const leases = yield* Leases
+    yield* Effect.logInfo(
+      `driving runs as ${leases.host} (concurrency ${settings.concurrency}, lease ttl ${leases.ttlMs} ms)`
+    )
     yield* Effect.forkScoped(
       Consumer.run(durable(settings), settings.concurrency, handle(driver)).pipe(
         Effect.tapCause((c) => Effect.logWarning("run driver consumer stopped; resubscribing", c)),

@@ -7,6 +7,7 @@ import type { ModelAnswer, RunEvent, StepRequest, StepResult, ToolCall } from ".
 import { fold } from "../kernel/Decider.ts"
 import * as Run from "./Decider.ts"
 import * as Plan from "./Plan.ts"
+import { DEFAULT_POLICY } from "../../schema/AgentSpec.ts"
 
 // ---- journal builders ----
 
@@ -76,18 +77,18 @@ describe("Plan.next", () => {
   })
 
   it("executes the turn-1 model step first", () => {
-    expect(Plan.next(stateOf(runStarted()))).toEqual({ _tag: "Execute", stepId: "turn-1", request: modelRequest(1) })
+    expect(Plan.next(stateOf(runStarted()))).toEqual({ _tag: "Execute", stepId: "turn-1", request: modelRequest(1), notBefore: null })
   })
 
   it("executes each tool call of a model answer in order, then the next model turn", () => {
     const afterModel = [runStarted(), ...modelTurn(1, twoCalls)]
-    expect(Plan.next(stateOf(...afterModel))).toEqual({ _tag: "Execute", stepId: "turn-1.tool-0", request: toolRequest(call(1, 0)) })
+    expect(Plan.next(stateOf(...afterModel))).toEqual({ _tag: "Execute", stepId: "turn-1.tool-0", request: toolRequest(call(1, 0)), notBefore: null })
 
     const afterTool0 = [...afterModel, ...toolTurn(1, 0, "a")]
-    expect(Plan.next(stateOf(...afterTool0))).toEqual({ _tag: "Execute", stepId: "turn-1.tool-1", request: toolRequest(call(1, 1)) })
+    expect(Plan.next(stateOf(...afterTool0))).toEqual({ _tag: "Execute", stepId: "turn-1.tool-1", request: toolRequest(call(1, 1)), notBefore: null })
 
     const afterTool1 = [...afterTool0, ...toolTurn(1, 1, "b")]
-    expect(Plan.next(stateOf(...afterTool1))).toEqual({ _tag: "Execute", stepId: "turn-2", request: modelRequest(2) })
+    expect(Plan.next(stateOf(...afterTool1))).toEqual({ _tag: "Execute", stepId: "turn-2", request: modelRequest(2), notBefore: null })
   })
 
   it("succeeds with the content of a final answer", () => {
@@ -121,13 +122,14 @@ describe("Plan.next", () => {
       expect(Plan.next(stateOf(runStarted(), started("turn-1", modelRequest(1))))).toEqual({
         _tag: "Execute",
         stepId: "turn-1",
-        request: modelRequest(1)
+        request: modelRequest(1),
+        notBefore: null
       })
     })
 
     it("re-executes the tool step in flight, never the completed model step before it", () => {
       const events = [runStarted(), ...modelTurn(1, twoCalls), ...toolTurn(1, 0, "a"), started("turn-1.tool-1", toolRequest(call(1, 1)))]
-      expect(Plan.next(stateOf(...events))).toEqual({ _tag: "Execute", stepId: "turn-1.tool-1", request: toolRequest(call(1, 1)) })
+      expect(Plan.next(stateOf(...events))).toEqual({ _tag: "Execute", stepId: "turn-1.tool-1", request: toolRequest(call(1, 1)), notBefore: null })
     })
 
     it("re-executes a step on a later attempt that crashed again", () => {
@@ -135,31 +137,39 @@ describe("Plan.next", () => {
       expect(Plan.next(stateOf(...events))).toMatchObject({ _tag: "Execute", stepId: "turn-1" })
     })
 
-    // BUG (actors/run/Plan.ts, next(): the `unfinished.status === "failed"` guard): MAX_ATTEMPTS only bounds
-    // attempts that ended in StepFailed. A step whose host dies on every attempt (a poison step: OOM, a
-    // segfaulting tool, a provider call that hangs past the ack wait) stays "started", so next() answers
-    // Execute forever and the decider hands out attempt 4, 5, … — the run is redelivered without end and
-    // never fails. Expected: Fail once `attempt >= MAX_ATTEMPTS` whatever the status.
+    // A poison step (its host dies every time: OOM, a segfaulting tool, a call hanging past the lease) must
+    // fail the run after MAX_UNFINISHED_STARTS starts instead of being redelivered forever.
     it("fails a step started MAX_UNFINISHED_STARTS times without finishing instead of executing it forever", () => {
-      const starts = (n: number) => [runStarted(), ...Array.from({ length: n }, (_, i) => started("turn-1", modelRequest(1), i + 1))]
+      const starts = (n: number) => [runStarted(), ...Array.from({ length: n }, () => started("turn-1", modelRequest(1), 1))]
       expect(Plan.next(stateOf(...starts(Plan.MAX_UNFINISHED_STARTS - 1)))._tag).toBe("Execute")
       const failed = Plan.next(stateOf(...starts(Plan.MAX_UNFINISHED_STARTS)))
       expect(failed).toMatchObject({ _tag: "Fail", error: { code: "step_abandoned" } })
+    })
+
+    it("counts unfinished starts of journals recorded when a restart bumped the attempt", () => {
+      const starts = [runStarted(), ...Array.from({ length: Plan.MAX_UNFINISHED_STARTS }, (_, i) => started("turn-1", modelRequest(1), i + 1))]
+      expect(Plan.next(stateOf(...starts))).toMatchObject({ _tag: "Fail", error: { code: "step_abandoned" } })
+    })
+
+    it("restarts a crashed step under the same attempt, so its idempotency key is unchanged", () => {
+      const state = stateOf(runStarted(), started("turn-1", modelRequest(1)))
+      const decided = Run.decider.decide({ _tag: "StartStep", stepId: "turn-1", request: modelRequest(1) }, state)
+      expect(Result.isSuccess(decided) && decided.success).toEqual([{ _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: modelRequest(1) }])
     })
   })
 
   describe("failed steps", () => {
     it("re-executes a retryably failed step under MAX_ATTEMPTS", () => {
       const events = [runStarted(), started("turn-1", modelRequest(1)), failed("turn-1", 1, true)]
-      expect(Plan.next(stateOf(...events))).toEqual({ _tag: "Execute", stepId: "turn-1", request: modelRequest(1) })
+      expect(Plan.next(stateOf(...events))).toEqual({ _tag: "Execute", stepId: "turn-1", request: modelRequest(1), notBefore: null })
     })
 
-    it("fails the run when a retryable step has used MAX_ATTEMPTS", () => {
+    it("fails the run when a retryable step has used the policy's maxAttempts (3 by default)", () => {
       const events = [runStarted()]
-      for (let n = 1; n <= Plan.MAX_ATTEMPTS; n++) events.push(started("turn-1", modelRequest(1), n), failed("turn-1", n, true))
+      for (let n = 1; n <= DEFAULT_POLICY.maxAttempts; n++) events.push(started("turn-1", modelRequest(1), n), failed("turn-1", n, true))
       expect(Plan.next(stateOf(...events))).toEqual({
         _tag: "Fail",
-        error: { code: "provider_error", message: `attempt ${Plan.MAX_ATTEMPTS} failed` }
+        error: { code: "provider_error", message: `attempt ${DEFAULT_POLICY.maxAttempts} failed` }
       })
     })
 
@@ -242,7 +252,7 @@ const scenario = fc.record({
 type Scenario = typeof scenario extends fc.Arbitrary<infer A> ? A : never
 
 const resultFor = (sc: Scenario, request: StepRequest): StepResult => {
-  if (request._tag === "tool") return { _tag: "tool", callId: request.call.id, output: `out:${request.call.id}` }
+  if (request._tag !== "model") return { _tag: "tool", callId: request.call.id, output: `out:${request.call.id}` }
   const n = sc.toolCalls[request.turn - 1] ?? 0
   const calls = Array.from({ length: n }, (_, i) => call(request.turn, i))
   return { _tag: "model", answer: answer(n === 0 ? `final ${request.turn}` : null, calls) }
@@ -281,14 +291,22 @@ const simulate = (sc: Scenario) => {
       run({ _tag: "FailRun", error: action.error })
       continue
     }
+    if (action._tag === "Wait") throw new Error(`generated runs have no waiting steps, got ${action.step.stepId}`)
     expect(Run.stepOf(state, action.stepId)?.status).not.toBe("completed")
     const restarted = run({ _tag: "StartStep", stepId: action.stepId, request: action.request })
     expect(restarted).toHaveLength(1)
     if (zombie !== null) {
-      // the dead host's late completion must be fenced off by the newer attempt
-      const late = decide(zombie)
-      expect(Result.isFailure(late) && late.failure._tag).toBe("InvalidCommand")
+      // the dead host's late completion carries the same attempt (same idempotency key, so the same effect):
+      // it is recorded once, and the new host's own completion of that attempt becomes a no-op
+      const late = zombie as Extract<RunCommand, { _tag: "CompleteStep" }>
       zombie = null
+      if (late.stepId === action.stepId) {
+        expect(run(late)).toHaveLength(1)
+        expect(run(late)).toEqual([])
+        continue
+      }
+      const refused = decide(late)
+      expect(Result.isFailure(refused) || (Result.isSuccess(refused) && refused.success.length === 0)).toBe(true)
     }
     const step = Run.stepOf(state, action.stepId)!
     const complete: RunCommand = {
@@ -406,5 +424,85 @@ describe("replaying generated runs through Plan.next and the run decider", () =>
       }),
       { numRuns: 300 }
     )
+  })
+})
+
+describe("waiting steps, approvals, child runs and the retry policy", () => {
+  const withTools = (tools: ResolvedSpec["tools"], extra: Partial<ResolvedSpec> = {}): RunEvent => ({
+    ...(runStarted() as Extract<RunEvent, { _tag: "RunStarted" }>),
+    spec: { ...spec(), tools, ...extra }
+  })
+  const declared = (name: string, more: Record<string, unknown> = {}) => ({ name, description: name, parameters: {}, ...more })
+  const calling = (name: string, args: unknown): ModelAnswer => answer(null, [{ id: "c0", name, arguments: args }])
+
+  it("turns a call to the declared sleep tool into a durable timer step, clamped to 30 days", () => {
+    const s = stateOf(withTools([declared("sleep")]), ...modelTurn(1, calling("sleep", { seconds: 5 })))
+    expect(Plan.next(s)).toMatchObject({ _tag: "Execute", stepId: "turn-1.tool-0", request: { _tag: "sleep", seconds: 5 } })
+    const huge = stateOf(withTools([declared("sleep")]), ...modelTurn(1, calling("sleep", { seconds: 1e12 })))
+    expect(Plan.next(huge)).toMatchObject({ request: { _tag: "sleep", seconds: Plan.MAX_SLEEP_SECONDS } })
+  })
+
+  it("waits on a started sleep until its journaled wake-up time instead of executing it again", () => {
+    const request: StepRequest = { _tag: "sleep", call: { id: "c0", name: "sleep", arguments: {} }, seconds: 5 }
+    const s = stateOf(withTools([declared("sleep")]), ...modelTurn(1, calling("sleep", { seconds: 5 })), { ...started("turn-1.tool-0", request), wakeAt: 12_345 } as RunEvent)
+    expect(Plan.next(s)).toMatchObject({ _tag: "Wait", step: { stepId: "turn-1.tool-0" }, until: 12_345 })
+  })
+
+  it("asks for approval before a tool that requires it, then runs the tool once approved", () => {
+    const tools = [declared("echo", { approval: { expiresInSeconds: 60 } })]
+    const asked = stateOf(withTools(tools), ...modelTurn(1, calling("echo", { text: "x" })))
+    expect(Plan.next(asked)).toMatchObject({ _tag: "Execute", stepId: "turn-1.tool-0.approval", request: { _tag: "approval" } })
+    const approvalRequest: StepRequest = { _tag: "approval", call: { id: "c0", name: "echo", arguments: { text: "x" } } }
+    const approval = (approved: boolean) => [
+      started("turn-1.tool-0.approval", approvalRequest),
+      completed("turn-1.tool-0.approval", { _tag: "approval", approved, by: "ops", reason: "r" })
+    ]
+    const approved = stateOf(withTools(tools), ...modelTurn(1, calling("echo", { text: "x" })), ...approval(true))
+    expect(Plan.next(approved)).toMatchObject({ _tag: "Execute", stepId: "turn-1.tool-0", request: { _tag: "tool" } })
+    // rejected: no tool step; the model's next turn sees the rejection as the call's result
+    const rejected = stateOf(withTools(tools), ...modelTurn(1, calling("echo", { text: "x" })), ...approval(false))
+    expect(Plan.next(rejected)).toMatchObject({ _tag: "Execute", stepId: "turn-2" })
+    expect(Plan.conversation(rejected).at(-1)).toEqual({ role: "tool", content: "error: call rejected by ops: r", toolCallId: "c0" })
+  })
+
+  it("answers a tool declared with an agent by a child run whose id is derived from the step", () => {
+    const s = stateOf(withTools([declared("research", { agent: "researcher" })]), ...modelTurn(1, calling("research", { q: 1 })))
+    const action = Plan.next(s)
+    expect(action).toMatchObject({ _tag: "Execute", request: { _tag: "agent", agentName: "researcher", childRunId: Plan.childRunId("run_01", "turn-1.tool-0") } })
+    expect(Plan.childRunId("run_01", "turn-1.tool-0")).toMatch(/^run_[0-9a-z]{26}$/)
+    expect(Plan.childRunId("run_01", "turn-1.tool-0")).not.toBe(Plan.childRunId("run_01", "turn-1.tool-1"))
+  })
+
+  it("retries a failed step not before its journaled retryAt, and only while the policy allows", () => {
+    const failedAt = (attempt: number, retryAt?: number): RunEvent => ({
+      ...(failed("turn-1", attempt, retryAt !== undefined) as Extract<RunEvent, { _tag: "StepFailed" }>),
+      ...(retryAt === undefined ? {} : { retryAt })
+    })
+    const policy = { retry: { maxAttempts: 2 } }
+    const once = stateOf(withTools([], policy), started("turn-1", modelRequest(1)), failedAt(1, 5_000))
+    expect(Plan.next(once)).toEqual({ _tag: "Execute", stepId: "turn-1", request: modelRequest(1), notBefore: 5_000 })
+    const twice = stateOf(withTools([], policy), started("turn-1", modelRequest(1)), failedAt(1, 5_000), started("turn-1", modelRequest(1), 2), failedAt(2, 9_000))
+    expect(Plan.next(twice)._tag).toBe("Fail")
+  })
+
+  it("decides retries by error code and attempt under the spec's policy", () => {
+    const s = stateOf(withTools([], { retry: { maxAttempts: 3, retryOn: ["timeout"] } }))
+    expect(Plan.shouldRetry(s, "timeout", 1)).toBe(true)
+    expect(Plan.shouldRetry(s, "timeout", 3)).toBe(false)
+    expect(Plan.shouldRetry(s, "rate_limited", 1)).toBe(false)
+    const defaults = stateOf(runStarted())
+    expect(["rate_limited", "provider_unavailable", "timeout"].map((c) => Plan.shouldRetry(defaults, c, 1))).toEqual([true, true, true])
+    expect(Plan.shouldRetry(defaults, "provider_error", 1)).toBe(false)
+  })
+
+  it("backs off exponentially up to the cap, with jitter within its band", () => {
+    const policy = { ...DEFAULT_POLICY, initialBackoffMs: 100, multiplier: 2, maxBackoffMs: 1_000, jitter: 0.5 }
+    expect([1, 2, 3, 4, 5].map((n) => Plan.backoffMs({ ...policy, jitter: 0 }, n, 0.9))).toEqual([100, 200, 400, 800, 1_000])
+    fc.assert(fc.property(fc.integer({ min: 1, max: 30 }), fc.double({ min: 0, max: 0.999_999, noNaN: true }), (attempt, r) => {
+      const base = Math.min(1_000, 100 * 2 ** (attempt - 1))
+      const d = Plan.backoffMs(policy, attempt, r)
+      expect(d).toBeGreaterThanOrEqual(Math.floor(base * 0.5))
+      expect(d).toBeLessThanOrEqual(Math.ceil(base * 1.5))
+    }))
   })
 })

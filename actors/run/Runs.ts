@@ -1,19 +1,23 @@
 // The run actor's command side: start a run pinned to an agent version (idempotent per Idempotency-Key),
-// hand it to the drivers through the work queue, cancel it, and read it from its journal.
+// hand it to the drivers through the work queue, start child runs for tool calls, decide approvals, cancel a
+// run (and its children), and read it from its journal.
 import { createHash } from "node:crypto"
 import { Kvm } from "@nats-io/kv"
 import { headers } from "@nats-io/nats-core"
-import { Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer } from "effect"
 import { Journal } from "../../bus/Journal.ts"
+import { Leases } from "../../bus/Leases.ts"
 import { Nats, unavailable } from "../../bus/Nats.ts"
 import { IDEMPOTENCY_BUCKET } from "../../bus/Topology.ts"
-import type { CreateRunRequest, RunResponse } from "../../schema/Api.ts"
+import type { ApprovalRequest, CreateRunRequest, RunResponse } from "../../schema/Api.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import { type AgentNotFound, type AgentVersionNotFound, type BusUnavailable, RunNotFound } from "../../schema/Errors.ts"
 import { Agents } from "../agent/Agents.ts"
 import * as Actor from "../kernel/Actor.ts"
+import * as Failpoints from "../kernel/Failpoints.ts"
 import { Ids } from "../kernel/Ids.ts"
+import type { StartRun as StartRunCommand } from "../../schema/Commands.ts"
 import * as Decider from "./Decider.ts"
 import * as View from "./View.ts"
 
@@ -28,6 +32,15 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
 export type StartError = Actor.ExecuteError<Decider.Error> | AgentNotFound | AgentVersionNotFound
 
+/** A child run to start for a parent's tool call. */
+export interface ChildRequest {
+  readonly tenant: string
+  readonly runId: string
+  readonly agentName: string
+  readonly input: unknown
+  readonly parent: Decider.Parent
+}
+
 export class Runs extends Context.Service<Runs, {
   /** Starts a run (or returns the one this idempotency key already started) and queues it for a driver. */
   readonly start: (
@@ -38,8 +51,20 @@ export class Runs extends Context.Service<Runs, {
   readonly cancel: (tenant: string, runId: string, reason: string, by: string) => Effect.Effect<RunResponse, Actor.ExecuteError<Decider.Error>>
   readonly get: (tenant: string, runId: string) => Effect.Effect<RunResponse, RunNotFound | Actor.ReadError>
   readonly events: (tenant: string, runId: string) => Effect.Effect<ReadonlyArray<Stored>, RunNotFound | Actor.ReadError>
-  /** Puts a run on the work queue (idempotent within the duplicate window). */
-  readonly enqueue: (tenant: string, runId: string) => Effect.Effect<void, BusUnavailable>
+  /** Starts (or finds) the child run answering a tool call; idempotent, since the child's id is fixed. */
+  readonly startChild: (child: ChildRequest) => Effect.Effect<Decider.State, StartError>
+  /** Records a human's decision on a step waiting for approval and wakes the run. */
+  readonly approve: (
+    tenant: string,
+    runId: string,
+    stepId: string,
+    decision: ApprovalRequest
+  ) => Effect.Effect<RunResponse, Actor.ExecuteError<Decider.Error>>
+  /**
+   * Puts a run on the work queue. `dedupe` names this wake-up: equal names within the duplicate window
+   * queue the run once (default `drive:<runId>`).
+   */
+  readonly enqueue: (tenant: string, runId: string, dedupe?: string) => Effect.Effect<void, BusUnavailable>
 }>()("lantern/actors/Runs") {
   static readonly layer = Layer.effect(
     Runs,
@@ -48,6 +73,7 @@ export class Runs extends Context.Service<Runs, {
       const ids = yield* Ids
       const agents = yield* Agents
       const { js, nc } = yield* Nats
+      const leases = yield* Leases
       const kv = yield* Effect.tryPromise({ try: () => new Kvm(js).open(IDEMPOTENCY_BUCKET), catch: unavailable("open idempotency bucket") })
       const provide = yield* Actor.provider
 
@@ -79,57 +105,122 @@ export class Runs extends Context.Service<Runs, {
       const get = (tenant: string, runId: string) => Effect.map(readRun(tenant, runId), (s) => View.fromStored(s)!)
 
       // the work item carries the caller's trace context, so the driving host continues the run's trace
-      const enqueue = (tenant: string, runId: string) =>
+      const enqueue = (tenant: string, runId: string, dedupe?: string) =>
         Effect.gen(function*() {
           const parent = yield* Actor.traceparent
           yield* Effect.tryPromise({
             try: () => {
               const h = headers()
               if (parent !== null) h.set("traceparent", parent)
-              return js.publish(workSubject(tenant, runId), JSON.stringify({ tenant, runId }), { msgID: `drive:${runId}`, headers: h })
+              return js.publish(workSubject(tenant, runId), JSON.stringify({ tenant, runId }), { msgID: dedupe ?? `drive:${runId}`, headers: h })
             },
             catch: unavailable(`enqueue ${runId}`)
           })
         })
 
+      /**
+       * Journals a run's start and queues it. The lease entry is registered first, so a host that dies before
+       * queueing leaves the run to the watchdog instead of stranding it.
+       */
+      const begin = (tenant: string, runId: string, command: Omit<StartRunCommand, "_tag" | "runId">) =>
+        Effect.gen(function*() {
+          yield* leases.register(tenant, runId)
+          const outcome = yield* provide(actor.execute(addressOf(tenant, runId), { _tag: "StartRun", runId, ...command }, {
+            idempotencyKey: `${runId}:start`,
+            correlationId: command.parent?.runId ?? runId
+          }))
+          yield* Failpoints.hit("before-run-queued", runId)
+          // also on an idempotent retry: the first attempt may have died before queueing the run
+          if (!Decider.isTerminal(outcome.loaded.state)) yield* enqueue(tenant, runId)
+          return outcome
+        })
+
+      const digestOf = (agentName: string, agentVersion: number | null, input: unknown) =>
+        sha256(Canonical.stringify({ agentName, agentVersion, input: input ?? null }))
+
       const start = (tenant: string, request: CreateRunRequest, key: string | null) =>
         Effect.gen(function*() {
           const version = yield* agents.version(tenant, request.agentName, request.agentVersion)
           const runId = yield* runIdFor(tenant, key)
-          const requestDigest = sha256(Canonical.stringify({ agentName: request.agentName, agentVersion: request.agentVersion ?? null, input: request.input ?? null }))
-          const outcome = yield* provide(actor.execute(addressOf(tenant, runId), {
-            _tag: "StartRun",
-            runId,
+          const outcome = yield* begin(tenant, runId, {
             agentName: request.agentName,
             agentVersion: version.version,
             agentDigest: version.digest,
             spec: version.spec,
             input: request.input ?? null,
-            requestDigest
-          }, { idempotencyKey: `${runId}:start`, correlationId: runId }))
-          // also on an idempotent retry: the first attempt may have died before queueing the run
-          if (!Decider.isTerminal(outcome.loaded.state)) yield* enqueue(tenant, runId)
+            requestDigest: digestOf(request.agentName, request.agentVersion ?? null, request.input)
+          })
           return { run: yield* get(tenant, runId), created: outcome.appended.length > 0 }
         }).pipe(
           Effect.catchTag("RunNotFound", (e) => Effect.die(e)),
           Effect.withSpan("Runs.start", { attributes: { "lantern.tenant": tenant, "lantern.agent": request.agentName } })
         )
 
-      const cancel = (tenant: string, runId: string, reason: string, by: string) =>
+      const startChild = (child: ChildRequest) =>
         Effect.gen(function*() {
-          yield* provide(actor.execute(addressOf(tenant, runId), { _tag: "CancelRun", reason, by }, {
+          const existing = yield* provide(actor.load(addressOf(child.tenant, child.runId)))
+          if (existing.state.status !== "new") return existing.state
+          const version = yield* agents.version(child.tenant, child.agentName, undefined)
+          const outcome = yield* begin(child.tenant, child.runId, {
+            agentName: child.agentName,
+            agentVersion: version.version,
+            agentDigest: version.digest,
+            spec: version.spec,
+            input: child.input,
+            requestDigest: digestOf(child.agentName, null, child.input),
+            parent: child.parent
+          })
+          return outcome.loaded.state
+        }).pipe(Effect.withSpan("Runs.startChild", { attributes: { "lantern.run": child.runId, "lantern.agent": child.agentName } }))
+
+      const approve = (tenant: string, runId: string, stepId: string, decision: ApprovalRequest) =>
+        Effect.gen(function*() {
+          const stored = yield* readRun(tenant, runId)
+          const started = stored.findLast((s) => s.event._tag === "StepStarted" && s.event.stepId === stepId)
+          const now = yield* Clock.currentTimeMillis
+          yield* provide(actor.executeOn(actor.fromStored(addressOf(tenant, runId), stored), {
+            _tag: "DecideApproval",
+            stepId,
+            approved: decision.approved,
+            by: decision.by,
+            reason: decision.reason ?? "",
+            durationMs: started === undefined ? 0 : Math.max(0, now - Date.parse(started.envelope.at))
+          }, { idempotencyKey: `${runId}:${stepId}:approval`, correlationId: runId }))
+          yield* enqueue(tenant, runId, `approval:${runId}:${stepId}`)
+          return yield* get(tenant, runId)
+        }).pipe(
+          Effect.mapError((e) => (e._tag === "RunNotFound" ? new RunNotFound({ id: runId }) : e)),
+          Effect.withSpan("Runs.approve", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } })
+        )
+
+      const cancelTree = (tenant: string, runId: string, reason: string, by: string): Effect.Effect<void, Actor.ExecuteError<Decider.Error>> =>
+        Effect.gen(function*() {
+          const outcome = yield* provide(actor.execute(addressOf(tenant, runId), { _tag: "CancelRun", reason, by }, {
             idempotencyKey: `${runId}:cancel`,
             correlationId: runId
           }))
-          // interrupt the step in flight on whichever host drives the run
+          // interrupt the step in flight on whichever host drives the run, and wake a parked run to clear its lease
           nc.publish(cancelSubject(tenant, runId), "")
+          yield* enqueue(tenant, runId, `cancel:${runId}`)
+          // cancellation propagates to children still running
+          for (const step of outcome.loaded.state.steps) {
+            if (step.request._tag !== "agent" || step.status === "completed") continue
+            yield* cancelTree(tenant, step.request.childRunId, `parent ${runId} canceled: ${reason}`, by).pipe(
+              Effect.catchTags({ RunAlreadyFinished: () => Effect.void, RunNotFound: () => Effect.void })
+            )
+          }
+        })
+
+      const cancel = (tenant: string, runId: string, reason: string, by: string) =>
+        Effect.gen(function*() {
+          yield* cancelTree(tenant, runId, reason, by)
           return yield* get(tenant, runId).pipe(Effect.catchTag("RunNotFound", (e) => Effect.die(e)))
         }).pipe(
           Effect.mapError((e) => (e._tag === "RunNotFound" ? new RunNotFound({ id: runId }) : e)),
           Effect.withSpan("Runs.cancel")
         )
 
-      return Runs.of({ start, cancel, get, events: readRun, enqueue })
+      return Runs.of({ start, startChild, approve, cancel, get, events: readRun, enqueue })
     })
   )
 }

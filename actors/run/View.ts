@@ -1,10 +1,19 @@
 // The API's view of a run folded straight from its journal: used right after a write and whenever the
 // projection has not caught up yet, so a caller always reads its own writes.
-import type { RunResponse, RunStatus } from "../../schema/Api.ts"
+import type { RunResponse, RunStatus, Waiting } from "../../schema/Api.ts"
 import type { Stored } from "../../schema/Envelope.ts"
 import type { RunEvent } from "../../schema/Events.ts"
 import { fold } from "../kernel/Decider.ts"
 import { decider, type State } from "./Decider.ts"
+import { isWaiting } from "./Plan.ts"
+
+/** The step a running run waits on, if any. */
+export const waitingOf = (state: State): Waiting | null => {
+  if (state.status !== "running") return null
+  const step = state.steps.find((s) => s.status === "started" && isWaiting(s.request))
+  if (step === undefined || (step.request._tag !== "sleep" && step.request._tag !== "approval" && step.request._tag !== "agent")) return null
+  return { stepId: step.stepId, kind: step.request._tag, until: step.wakeAt === null ? null : new Date(step.wakeAt).toISOString() }
+}
 
 export const fromStored = (stored: ReadonlyArray<Stored>): RunResponse | null => {
   const first = stored[0]
@@ -26,6 +35,7 @@ export const fromStored = (stored: ReadonlyArray<Stored>): RunResponse | null =>
     costUsd: state.costUsd,
     createdAt: first.envelope.at,
     updatedAt: last.envelope.at,
-    finishedAt: terminal ? last.envelope.at : null
+    finishedAt: terminal ? last.envelope.at : null,
+    waiting: waitingOf(state)
   }
 }

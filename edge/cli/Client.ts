@@ -320,6 +320,9 @@ export const runEvents = (id: string) => call({ method: "GET", path: `/v1/runs/$
 export const cancelRun = (id: string, body: typeof Api.CancelRunRequest.Type) =>
   call({ method: "POST", path: `/v1/runs/${seg(id)}/cancel`, body }, Api.RunResponse)
 
+export const approveStep = (id: string, stepId: string, body: typeof Api.ApprovalRequest.Type) =>
+  call({ method: "POST", path: `/v1/runs/${seg(id)}/approvals/${seg(stepId)}`, body }, Api.RunResponse)
+
 const decodeEvent = Schema.decodeUnknownEffect(Schema.fromJsonString(Api.EventResponse))
 
 /** A run's events as the server streams them, from after `afterSeq` (0: from the start). */

@@ -257,9 +257,22 @@ const runsCancel = Command.make(
   })
 ).pipe(Command.withDescription("Cancel a running run"))
 
+const runsApprove = Command.make(
+  "approve",
+  { id: Input.runIdArgument, step: Input.stepIdArgument, by: Input.approver, reject: Input.reject, reason: Input.decisionReason, json: Input.json },
+  Effect.fn(function*(i) {
+    const reply = yield* Client.approveStep(i.id, i.step, {
+      approved: !i.reject,
+      by: i.by,
+      ...Option.match(i.reason, { onNone: () => ({}), onSome: (reason) => ({ reason }) })
+    })
+    yield* printReply(i.json, reply, (r) => `${i.reject ? "rejected" : "approved"} ${i.step} of ${r.id}\n\n${Format.run(r)}`)
+  })
+).pipe(Command.withDescription("Approve (or --reject) a tool call waiting for a human decision"))
+
 const runs = Command.make("runs").pipe(
-  Command.withDescription("Start, inspect, follow and cancel runs"),
-  Command.withSubcommands([runsCreate, runsGet, runsList, runsEvents, runsFollow, runsCancel])
+  Command.withDescription("Start, inspect, follow, approve and cancel runs"),
+  Command.withSubcommands([runsCreate, runsGet, runsList, runsEvents, runsFollow, runsApprove, runsCancel])
 )
 
 // ---- doctor ----

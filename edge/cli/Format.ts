@@ -83,6 +83,9 @@ export const run = (r: Api.RunResponse): string =>
     ["cost", usd(r.costUsd)],
     ["created", r.createdAt],
     ["finished", r.finishedAt ?? "-"],
+    ...(r.waiting === null || r.waiting === undefined
+      ? []
+      : [["waiting", `${r.waiting.kind} ${r.waiting.stepId}${r.waiting.until === null ? "" : ` until ${r.waiting.until}`}`] as const]),
     ["input", block(r.input)],
     ...(r.status === "succeeded" ? [["output", block(r.output)] as const] : []),
     ...(r.error !== null ? [["error", `${r.error.code}: ${r.error.message}`] as const] : [])
@@ -120,12 +123,25 @@ const summary = (event: Events.Event): string => {
     case "RunStarted":
       return `${event.agentName} v${event.agentVersion} input=${inline(event.input, 60)}`
     case "StepStarted":
-      return event.request._tag === "model"
-        ? `${event.stepId} model ${event.request.model} turn ${event.request.turn}${event.attempt > 1 ? ` attempt ${event.attempt}` : ""}`
-        : `${event.stepId} tool ${event.request.call.name}(${inline(event.request.call.arguments, 50)})`
+      switch (event.request._tag) {
+        case "model":
+          return `${event.stepId} model ${event.request.model} turn ${event.request.turn}${event.attempt > 1 ? ` attempt ${event.attempt}` : ""}`
+        case "sleep":
+          return `${event.stepId} sleep ${event.request.seconds} s`
+        case "approval":
+          return `${event.stepId} awaiting approval of ${event.request.call.name}(${inline(event.request.call.arguments, 50)})`
+        case "agent":
+          return `${event.stepId} child run ${event.request.childRunId} of ${event.request.agentName}`
+        case "tool":
+          return `${event.stepId} tool ${event.request.call.name}(${inline(event.request.call.arguments, 50)})`
+      }
+      return event.stepId
     case "StepCompleted": {
       const cost = `${event.tokensIn}/${event.tokensOut} tokens ${usd(event.costUsd)} ${Math.round(event.durationMs)} ms`
       if (event.result._tag === "tool") return `${event.stepId} → ${inline(event.result.output, 60)} (${cost})`
+      if (event.result._tag === "approval") {
+        return `${event.stepId} ${event.result.approved ? "approved" : "rejected"} by ${event.result.by}${event.result.reason === "" ? "" : `: ${inline(event.result.reason, 60)}`}`
+      }
       const a = event.result.answer
       const said = a.toolCalls.length > 0
         ? `calls ${a.toolCalls.map((c) => c.name).join(", ")}`

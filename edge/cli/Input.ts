@@ -181,14 +181,38 @@ export const cursor = Flag.String("cursor").pipe(
   Flag.optional
 )
 
-export const reason = Flag.String("reason").pipe(
-  Flag.withDescription("Why the run is canceled (recorded in its journal)"),
-  Flag.withMetavar("TEXT"),
-  Flag.mapEffect((text) =>
-    text.length > 2000 ? Effect.fail(invalid("reason", "at most 2000 characters")) : Effect.succeed(text)
-  ),
-  Flag.optional
+/** An optional `--reason TEXT` of at most 2000 characters, recorded in the run's journal. */
+const reasonFlag = (description: string) =>
+  Flag.String("reason").pipe(
+    Flag.withDescription(description),
+    Flag.withMetavar("TEXT"),
+    Flag.mapEffect((text) =>
+      text.length > 2000 ? Effect.fail(invalid("reason", "at most 2000 characters")) : Effect.succeed(text)
+    ),
+    Flag.optional
+  )
+
+export const reason = reasonFlag("Why the run is canceled (recorded in its journal)")
+
+export const stepIdArgument = Argument.String("step").pipe(
+  Argument.withDescription("The step waiting for approval, e.g. turn-1.tool-0.approval"),
+  Argument.withMetavar("STEP")
 )
+
+export const approver = Flag.String("by").pipe(
+  Flag.withDescription("Who decides (recorded in the run's journal)"),
+  Flag.withMetavar("NAME"),
+  Flag.mapEffect((text) =>
+    text.length < 1 || text.length > 200 ? Effect.fail(invalid("by", "1-200 characters")) : Effect.succeed(text)
+  )
+)
+
+export const reject = Flag.Boolean("reject").pipe(
+  Flag.withDescription("Reject the call instead of approving it; the model is told it was rejected"),
+  Flag.withDefault(false)
+)
+
+export const decisionReason = reasonFlag("Why (recorded in the run's journal)")
 
 export const json = Flag.Boolean("json").pipe(
   Flag.withDescription("Print the raw JSON body of the answer instead of a summary"),

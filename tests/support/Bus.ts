@@ -6,6 +6,7 @@ import { Layer } from "effect"
 import * as NatsServer from "../../bus/NatsServer.ts"
 import { Nats } from "../../bus/Nats.ts"
 import { Journal } from "../../bus/Journal.ts"
+import { Snapshots } from "../../bus/Snapshots.ts"
 
 export interface TestServer {
   readonly handle: NatsServer.Handle
@@ -26,5 +27,6 @@ export const startServer = async (name = "lantern-test"): Promise<TestServer> =>
   }
 }
 
-/** Nats + Journal layers connected to `url`. */
-export const busLayer = (url: string) => Journal.layer.pipe(Layer.provideMerge(Nats.layerUrl(url, "lantern-test")))
+/** Nats, Journal and Snapshots (every LANTERN_SNAPSHOT_EVERY events) layers connected to `url`. */
+export const busLayer = (url: string) =>
+  Layer.merge(Journal.layer, Snapshots.layerConfig).pipe(Layer.provideMerge(Nats.layerUrl(url, "lantern-test")))

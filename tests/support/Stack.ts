@@ -48,52 +48,77 @@ export const eventually = async <A>(check: () => Promise<A | undefined | null | 
   throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last === undefined ? "" : `: ${String(last)}`}`)
 }
 
+/** How much of a process's output is kept (its access log alone fills a lot while a test polls). */
+const OUTPUT_LIMIT = 400_000
+
+export interface LanternProcess {
+  readonly child: ChildProcess
+  /** The last OUTPUT_LIMIT characters the process wrote to stdout and stderr. */
+  readonly output: () => string
+  /** Resolves with the exit code (null when a signal ended it) once the process has exited. */
+  readonly exited: Promise<number | null>
+  /** SIGKILL, as a crash: no finalizers run. */
+  readonly kill: () => Promise<void>
+  /** SIGTERM and wait for a clean exit. */
+  readonly stop: () => Promise<number | null>
+}
+
+/**
+ * Spawns `lantern <args>` (edge/main.ts under tsx, as `bin/lantern` runs it) with only PATH and HOME from
+ * this process's environment plus `env`, capturing its output.
+ */
+export const spawnLantern = (args: ReadonlyArray<string>, env: Record<string, string>): LanternProcess => {
+  const child = spawn(NODE, ["--import", TSX, join(ROOT, "edge/main.ts"), ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let output = ""
+  child.stdout?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-OUTPUT_LIMIT)))
+  child.stderr?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-OUTPUT_LIMIT)))
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
+  const running = () => child.exitCode === null && child.signalCode === null
+  return {
+    child,
+    output: () => output,
+    exited,
+    kill: async () => {
+      if (running()) child.kill("SIGKILL")
+      await exited
+    },
+    stop: async () => {
+      if (running()) child.kill("SIGTERM")
+      return exited
+    }
+  }
+}
+
 export const startStack = async (options: StackOptions): Promise<StackProcess> => {
   const home = options.home ?? mkdtempSync(join(tmpdir(), "lantern-home-"))
   const port = options.port ?? (await freePort())
   const token = options.token ?? "lt_test_owner_token"
-  const child = spawn(NODE, ["--import", TSX, join(ROOT, "edge/main.ts"), options.command ?? "serve", "--port", String(port)], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env["PATH"] ?? "",
-      HOME: process.env["HOME"] ?? "/root",
-      NATS_URL: options.natsUrl,
-      LANTERN_HOME: home,
-      LANTERN_API_TOKEN: token,
-      LANTERN_DRIVE_ACK_WAIT: "2 seconds",
-      ...options.env
-    },
-    stdio: ["ignore", "pipe", "pipe"]
+  const lantern = spawnLantern([options.command ?? "serve", "--port", String(port)], {
+    NATS_URL: options.natsUrl,
+    LANTERN_HOME: home,
+    LANTERN_API_TOKEN: token,
+    LANTERN_DRIVE_ACK_WAIT: "2 seconds",
+    LANTERN_LEASE_TTL: "2 seconds",
+    ...options.env
   })
-  let output = ""
-  child.stdout?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)))
-  child.stderr?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)))
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
+  const { child } = lantern
   const url = `http://127.0.0.1:${port}`
-  const stack: StackProcess = {
-    url,
-    token,
-    home,
-    child,
-    output: () => output,
-    kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-      await exited
-    },
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
-      return exited
-    }
-  }
+  const stack: StackProcess = { url, token, home, child, output: lantern.output, kill: lantern.kill, stop: lantern.stop }
   try {
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`lantern exited with ${child.exitCode}`)
+    // a process that exits before it is ready fails the start at once, not at the deadline
+    const outcome = await eventually(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return "exited" as const
       const r = await fetch(`${url}/readyz`)
-      return r.status === 200
+      return r.status === 200 ? "ready" as const : null
     }, 60_000, "lantern to become ready")
+    if (outcome === "exited") throw new Error(`lantern exited with ${child.exitCode ?? child.signalCode} before it was ready`)
   } catch (e) {
     await stack.kill()
-    throw new Error(`${String(e)}\n--- lantern output ---\n${output}`)
+    throw new Error(`${String(e)}\n--- lantern output ---\n${lantern.output()}`)
   }
   return stack
 }

@@ -1,0 +1,375 @@
+// A model provider speaking the Anthropic Messages API at ANTHROPIC_BASE_URL: streamed (SSE) answers, or a
+// plain JSON one when the server sends that. Capability aliases map to LANTERN_ANTHROPIC_MODEL; the key never leaves its header.
+import { Effect, Layer, Option, Redacted, Schema } from "effect"
+import type { ToolCall } from "../../schema/Events.ts"
+import type { Message } from "../run/Plan.ts"
+import { ModelProvider, type Request, type Response } from "./ModelProvider.ts"
+import * as Prices from "./Prices.ts"
+import type * as Sse from "./Sse.ts"
+import * as Wire from "./Wire.ts"
+
+export const PROVIDER = "anthropic"
+export const API_VERSION = "2023-06-01"
+export const DEFAULT_BASE_URL = "https://api.anthropic.com"
+export const DEFAULT_MODEL = "claude-sonnet-4-5"
+export const DEFAULT_MAX_TOKENS = 1024
+
+export interface Settings {
+  /** Without the `/v1` suffix, as the official SDKs take it. */
+  readonly baseUrl: string
+  readonly apiKey: Redacted.Redacted<string>
+  /** The model capability aliases resolve to. */
+  readonly defaultModel: string
+  /** The Messages API requires a cap on output tokens in every request. */
+  readonly maxTokens: number
+  readonly timeoutMs: number
+}
+
+/** Capability aliases; issue 4's router maps them to candidate lists. Any other name goes to the API as is. */
+const ALIASES = new Set(["auto", "fast", "smart", "default", "cheap", "reasoning-large", "code-large", "vision"])
+
+export const resolveModel = (requested: string, defaultModel: string) => (ALIASES.has(requested) ? defaultModel : requested)
+
+// ---- usage ----
+
+/** Tokens of one answer as the API counts them: `input` excludes the prompt tokens read from or written to the cache. */
+export interface Usage {
+  readonly input: number
+  readonly output: number
+  readonly cacheRead: number
+  readonly cacheWrite: number
+}
+
+/** The answer's cost from `prices`: cache reads and writes at their own rates (a dated snapshot priced as its alias). */
+export const costOf = (prices: Prices.Table, model: string, u: Usage): number =>
+  Prices.costOf(prices, model, {
+    input: u.input + u.cacheRead + u.cacheWrite,
+    output: u.output,
+    cachedInput: u.cacheRead,
+    cacheWriteInput: u.cacheWrite
+  }).usd
+
+// ---- request ----
+
+type Block =
+  | { readonly type: "text"; readonly text: string }
+  | { readonly type: "tool_use"; readonly id: string; readonly name: string; readonly input: unknown }
+  | { readonly type: "tool_result"; readonly tool_use_id: string; readonly content?: string }
+
+export interface Turn {
+  readonly role: "user" | "assistant"
+  readonly content: ReadonlyArray<Block>
+}
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const blocksOf = (m: Message): Array<Block> => {
+  // the API rejects empty text blocks
+  const text: Array<Block> = m.content === null || m.content === "" ? [] : [{ type: "text", text: m.content }]
+  switch (m.role) {
+    case "assistant":
+      return [
+        ...text,
+        ...(m.toolCalls ?? []).map((c): Block => ({
+          type: "tool_use",
+          id: c.id,
+          name: c.name,
+          input: isRecord(c.arguments) ? c.arguments : { value: c.arguments }
+        }))
+      ]
+    case "tool":
+      return [{ type: "tool_result", tool_use_id: m.toolCallId ?? "", ...(m.content === null || m.content === "" ? {} : { content: m.content }) }]
+    default:
+      return text
+  }
+}
+
+/**
+ * Lantern's conversation as the Messages API's top-level `system` and alternating `messages`: tool results
+ * become user turns of `tool_result` blocks, and consecutive messages of one role (the results answering
+ * one assistant turn) merge into one turn, tool results first as the API requires.
+ */
+export const wireConversation = (messages: ReadonlyArray<Message>): { readonly system: string; readonly messages: ReadonlyArray<Turn> } => {
+  const system = messages.flatMap((m) => (m.role === "system" && m.content !== null && m.content !== "" ? [m.content] : [])).join("\n\n")
+  const turns: Array<{ role: "user" | "assistant"; content: Array<Block> }> = []
+  for (const m of messages) {
+    if (m.role === "system") continue
+    const blocks = blocksOf(m)
+    if (blocks.length === 0) continue
+    const role = m.role === "assistant" ? "assistant" : "user"
+    const last = turns.at(-1)
+    if (last?.role === role) last.content.push(...blocks)
+    else turns.push({ role, content: blocks })
+  }
+  for (const t of turns) {
+    if (t.role === "user") t.content.sort((a, b) => Number(b.type === "tool_result") - Number(a.type === "tool_result"))
+  }
+  return { system, messages: turns }
+}
+
+export const requestBody = (request: Request, model: string, maxTokens: number) => {
+  const { system, messages } = wireConversation(request.messages)
+  return {
+    model,
+    max_tokens: maxTokens,
+    ...(system === "" ? {} : { system }),
+    messages,
+    ...(request.tools.length > 0
+      ? { tools: request.tools.map((t) => ({ name: t.name, description: t.description, input_schema: { type: "object", ...t.parameters } })) }
+      : {}),
+    stream: true
+  }
+}
+
+// ---- answer: a fold over the stream's events ----
+
+const WireUsage = Schema.Struct({
+  input_tokens: Schema.optionalKey(Schema.NullOr(Schema.Number)),
+  output_tokens: Schema.optionalKey(Schema.NullOr(Schema.Number)),
+  cache_read_input_tokens: Schema.optionalKey(Schema.NullOr(Schema.Number)),
+  cache_creation_input_tokens: Schema.optionalKey(Schema.NullOr(Schema.Number))
+})
+
+const WireBlock = Schema.Struct({
+  type: Schema.String,
+  text: Schema.optionalKey(Schema.String),
+  id: Schema.optionalKey(Schema.String),
+  name: Schema.optionalKey(Schema.String),
+  input: Schema.optionalKey(Schema.Unknown)
+})
+
+const WireMessage = Schema.Struct({
+  model: Schema.optionalKey(Schema.String),
+  content: Schema.Array(WireBlock),
+  stop_reason: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  usage: Schema.optionalKey(WireUsage)
+})
+
+const WireError = Schema.Struct({ type: Schema.String, message: Schema.String })
+
+const StreamEvent = Schema.Union([
+  Schema.Struct({
+    type: Schema.Literal("message_start"),
+    message: Schema.Struct({ model: Schema.optionalKey(Schema.String), usage: Schema.optionalKey(WireUsage) })
+  }),
+  Schema.Struct({ type: Schema.Literal("content_block_start"), index: Schema.Number, content_block: WireBlock }),
+  Schema.Struct({
+    type: Schema.Literal("content_block_delta"),
+    index: Schema.Number,
+    delta: Schema.Struct({ type: Schema.String, text: Schema.optionalKey(Schema.String), partial_json: Schema.optionalKey(Schema.String) })
+  }),
+  Schema.Struct({ type: Schema.Literal("content_block_stop"), index: Schema.Number }),
+  Schema.Struct({
+    type: Schema.Literal("message_delta"),
+    delta: Schema.Struct({ stop_reason: Schema.optionalKey(Schema.NullOr(Schema.String)) }),
+    usage: Schema.optionalKey(WireUsage)
+  }),
+  Schema.Struct({ type: Schema.Literal("message_stop") }),
+  Schema.Struct({ type: Schema.Literal("ping") }),
+  Schema.Struct({ type: Schema.Literal("error"), error: WireError })
+])
+export type StreamEvent = typeof StreamEvent.Type
+const KNOWN_EVENTS = new Set(["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop", "ping", "error"])
+
+type Part =
+  | { readonly kind: "text"; readonly text: string }
+  | { readonly kind: "tool_use"; readonly id: string; readonly name: string; readonly input: unknown; readonly json: string }
+  /** Thinking, server tools and block types newer than this code: not part of Lantern's answer. */
+  | { readonly kind: "other" }
+
+/** The answer so far: content blocks by index, the stop reason and usage, and whether `message_stop` came. */
+export interface Draft {
+  readonly model: string
+  readonly parts: ReadonlyArray<Part | undefined>
+  readonly stopReason: string | null
+  readonly usage: Usage
+  readonly stopped: boolean
+}
+
+export const emptyDraft = (model: string): Draft => ({
+  model,
+  parts: [],
+  stopReason: null,
+  usage: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
+  stopped: false
+})
+
+// usage fields are cumulative: a later event's count replaces an earlier one
+const withUsage = (u: Usage, w: typeof WireUsage.Type | undefined): Usage =>
+  w === undefined ? u : {
+    input: w.input_tokens ?? u.input,
+    output: w.output_tokens ?? u.output,
+    cacheRead: w.cache_read_input_tokens ?? u.cacheRead,
+    cacheWrite: w.cache_creation_input_tokens ?? u.cacheWrite
+  }
+
+const partOf = (b: typeof WireBlock.Type): Part =>
+  b.type === "text"
+    ? { kind: "text", text: b.text ?? "" }
+    : b.type === "tool_use"
+    ? { kind: "tool_use", id: b.id ?? "", name: b.name ?? "", input: b.input ?? {}, json: "" }
+    : { kind: "other" }
+
+const setPart = (d: Draft, index: number, part: Part): Draft => {
+  const parts = [...d.parts]
+  parts[index] = part
+  return { ...d, parts }
+}
+
+/** Folds one stream event into the draft; `error` events are the caller's to handle. */
+export const evolve = (d: Draft, e: StreamEvent): Draft => {
+  switch (e.type) {
+    case "message_start":
+      return { ...d, model: e.message.model ?? d.model, usage: withUsage(d.usage, e.message.usage) }
+    case "content_block_start":
+      return setPart(d, e.index, partOf(e.content_block))
+    case "content_block_delta": {
+      const p = d.parts[e.index]
+      if (p?.kind === "text" && e.delta.type === "text_delta") return setPart(d, e.index, { ...p, text: p.text + (e.delta.text ?? "") })
+      if (p?.kind === "tool_use" && e.delta.type === "input_json_delta") {
+        return setPart(d, e.index, { ...p, json: p.json + (e.delta.partial_json ?? "") })
+      }
+      return d
+    }
+    case "message_delta":
+      return { ...d, stopReason: e.delta.stop_reason ?? d.stopReason, usage: withUsage(d.usage, e.usage) }
+    case "message_stop":
+      return { ...d, stopped: true }
+    default:
+      return d
+  }
+}
+
+/** A non-streamed answer as the draft its stream would have built. */
+export const fromMessage = (m: typeof WireMessage.Type, model: string): Draft => ({
+  model: m.model ?? model,
+  parts: m.content.map(partOf),
+  stopReason: m.stop_reason ?? null,
+  usage: withUsage(emptyDraft(model).usage, m.usage),
+  stopped: true
+})
+
+const parseArguments = (raw: string): unknown => {
+  try {
+    return JSON.parse(raw)
+  } catch {
+    return { raw }
+  }
+}
+
+export const toResponse = (d: Draft, prices: Prices.Table): Response => {
+  const parts = d.parts.filter((p): p is Part => p !== undefined)
+  const texts = parts.flatMap((p) => (p.kind === "text" ? [p.text] : []))
+  const toolCalls: Array<ToolCall> = parts.flatMap((p) =>
+    p.kind === "tool_use" ? [{ id: p.id, name: p.name, arguments: p.json === "" ? p.input : parseArguments(p.json) }] : []
+  )
+  return {
+    answer: {
+      content: texts.length === 0 ? null : texts.join(""),
+      toolCalls,
+      finishReason: d.stopReason ?? "end_turn",
+      provider: PROVIDER,
+      model: d.model
+    },
+    tokensIn: d.usage.input + d.usage.cacheRead + d.usage.cacheWrite,
+    tokensOut: d.usage.output,
+    costUsd: costOf(prices, d.model, d.usage)
+  }
+}
+
+// ---- server-sent events ----
+
+
+// ---- errors ----
+
+
+/** The HTTP status Anthropic gives each error type, for errors that arrive as a stream event after a 200. */
+const STATUS_OF_ERROR: Readonly<Record<string, number>> = {
+  invalid_request_error: 400,
+  authentication_error: 401,
+  billing_error: 402,
+  permission_error: 403,
+  not_found_error: 404,
+  request_too_large: 413,
+  rate_limit_error: 429,
+  api_error: 500,
+  timeout_error: 504,
+  overloaded_error: 529
+}
+
+// ---- I/O ----
+
+/** Prices from `prices` (the built-in table when omitted, as in tests); Providers.ts passes the configured one. */
+export const make = (settings: Settings, prices: Prices.Table = Prices.defaults) => {
+  const secret = Redacted.value(settings.apiKey)
+  const endpoint = `${settings.baseUrl.replace(/\/+$/, "")}/v1/messages`
+  const fail = Wire.failWith(PROVIDER, secret)
+
+  const refused = (response: globalThis.Response, text: string) => {
+    const parsed = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Struct({ error: WireError })))(text)
+    const detail = Option.match(parsed, {
+      onNone: () => text.slice(0, 300) || response.statusText,
+      onSome: (p) => `${p.error.type}: ${p.error.message}`
+    })
+    const notes = Wire.headerNotes(response, "request-id")
+    return fail(notes.length === 0 ? detail : `${detail} (${notes.join(", ")})`, Wire.isRetryableStatus(response.status), response.status)
+  }
+
+  const streamFailure = (error: typeof WireError.Type) => {
+    const status = STATUS_OF_ERROR[error.type]
+    return fail(`error event in the stream: ${error.type}: ${error.message}`, status === undefined || Wire.isRetryableStatus(status), status)
+  }
+
+  const decodeEvent = (sse: Sse.Event) =>
+    Effect.gen(function*() {
+      const json = yield* Effect.try({ try: (): unknown => JSON.parse(sse.data), catch: () => fail(`malformed '${sse.event}' event in the stream`, false) })
+      const type = isRecord(json) && typeof json["type"] === "string" ? json["type"] : sse.event
+      // new event types may appear at any time; the API's docs ask clients to skip the ones they do not know
+      if (!KNOWN_EVENTS.has(type)) return undefined
+      return yield* Schema.decodeUnknownEffect(StreamEvent)(json).pipe(Effect.mapError(() => fail(`unexpected '${type}' event in the stream`, false)))
+    })
+
+  const step = (draft: Draft, sse: Sse.Event) =>
+    Effect.gen(function*() {
+      const event = yield* decodeEvent(sse)
+      if (event === undefined) return draft
+      if (event.type === "error") return yield* streamFailure(event.error)
+      return evolve(draft, event)
+    })
+
+  const complete = (request: Request) => {
+    const model = resolveModel(request.model, settings.defaultModel)
+    return Wire.exchange<Draft>({
+      url: endpoint,
+      headers: { "x-api-key": secret, "anthropic-version": API_VERSION, "idempotency-key": request.idempotencyKey },
+      body: requestBody(request, model, settings.maxTokens),
+      timeoutMs: settings.timeoutMs,
+      fail,
+      refused,
+      json: (text, status) =>
+        Schema.decodeUnknownEffect(Schema.fromJsonString(WireMessage))(text).pipe(
+          Effect.mapBoth({
+            onFailure: () => fail("response is not a Messages API answer", false, status),
+            onSuccess: (message) => fromMessage(message, model)
+          })
+        ),
+      stream: { initial: emptyDraft(model), step, done: (d) => d.stopped, endedEarly: "the event stream ended before message_stop" }
+    }).pipe(
+      Effect.map((d) => toResponse(d, prices)),
+      Effect.tap((r) =>
+        Effect.annotateCurrentSpan({
+          "gen_ai.response.model": r.answer.model,
+          "gen_ai.usage.input_tokens": r.tokensIn,
+          "gen_ai.usage.output_tokens": r.tokensOut
+        })
+      ),
+      Effect.withSpan("gen_ai.chat", {
+        attributes: { "gen_ai.system": PROVIDER, "gen_ai.request.model": model, "gen_ai.operation.name": "chat" }
+      })
+    )
+  }
+
+  return ModelProvider.of({ name: PROVIDER, complete })
+}
+
+export const layer = (settings: Settings, prices?: Prices.Table) => Layer.succeed(ModelProvider, make(settings, prices))

@@ -1,0 +1,159 @@
+// Replay of recorded journals (tests/fixtures/journals/*.jsonl): decode the stored lines exactly as
+// Journal.read does, fold them through the actor's decider and summarise the result as behaviour.
+// Shared by scripts/record-journals.ts (which writes the summaries) and tests/replay.test.ts (which checks them).
+import { Cause, Effect, Exit } from "effect"
+import * as AgentDecider from "../../actors/agent/Decider.ts"
+import { fold } from "../../actors/kernel/Decider.ts"
+import * as RunDecider from "../../actors/run/Decider.ts"
+import * as Plan from "../../actors/run/Plan.ts"
+import * as Envelope from "../../schema/Envelope.ts"
+import type { AgentEvent, RunEvent } from "../../schema/Events.ts"
+
+/** One line of a journal fixture: a stored message with its stream sequence, subject and envelope JSON. */
+export interface Line {
+  readonly seq: number
+  readonly subject: string
+  readonly data: unknown
+}
+
+export interface StepSummary {
+  readonly stepId: string
+  readonly attempt: number
+  readonly status: string
+  readonly result: string | null
+  readonly error: string | null
+  /** The request's kind, only for steps that wait (`sleep`, `approval`, `agent`): model and tool steps omit it. */
+  readonly kind?: string
+  /** Only for a decided approval: whether the call was approved. */
+  readonly approved?: boolean
+  /** Only when the current attempt was started more than once (its host died mid-step). */
+  readonly starts?: number
+}
+
+export interface RunSummary {
+  readonly status: string
+  readonly agentName: string
+  readonly agentVersion: number
+  readonly steps: ReadonlyArray<StepSummary>
+  readonly tokensIn: number
+  readonly tokensOut: number
+  readonly costUsd: number
+  readonly output: unknown
+  readonly error: { readonly code: string; readonly message: string } | null
+  /** Only on a child run: the parent step that started it. */
+  readonly parent?: { readonly runId: string; readonly stepId: string; readonly depth: number }
+  /** The next action's tag, with its step for Execute and Wait. */
+  readonly next: { readonly _tag: string; readonly stepId?: string }
+}
+
+export interface AgentVersionSummary {
+  readonly version: number
+  readonly digest: string
+  readonly description: string
+  readonly systemPrompt: string
+  readonly model: string
+  readonly maxTurns: number
+  readonly tools: ReadonlyArray<string>
+}
+
+export interface AgentSummary {
+  readonly name: string | null
+  readonly latestVersion: number | null
+  readonly versions: ReadonlyArray<AgentVersionSummary>
+}
+
+export type Summary = RunSummary | AgentSummary
+
+/** Parses a JSONL fixture; blank lines are skipped, anything else that is not a line object throws. */
+export const parseJsonl = (text: string): ReadonlyArray<Line> =>
+  text.split("\n").filter((l) => l.trim() !== "").map((l, i) => {
+    const v = JSON.parse(l) as Partial<Line>
+    if (typeof v.seq !== "number" || typeof v.subject !== "string" || v.data === undefined) {
+      throw new Error(`line ${i + 1} is not {seq, subject, data}`)
+    }
+    return { seq: v.seq, subject: v.subject, data: v.data }
+  })
+
+export const toJsonl = (lines: ReadonlyArray<Line>): string => lines.map((l) => JSON.stringify(l)).join("\n") + "\n"
+
+/** Decodes every line with the journal's own decoder; the first line that does not decode throws, naming it. */
+export const decodeLines = (lines: ReadonlyArray<Line>): ReadonlyArray<Envelope.Stored> =>
+  lines.map((l) => {
+    const exit = Effect.runSyncExit(Envelope.decode(l.subject, l.seq, JSON.stringify(l.data)))
+    if (Exit.isSuccess(exit)) return exit.value
+    throw new Error(`seq ${l.seq} on ${l.subject} does not decode: ${Cause.pretty(exit.cause)}`)
+  })
+
+/** The actor type a journal belongs to, from its subject `lantern.<type>.<tenant>.<id>`. */
+export const actorTypeOf = (subject: string): Envelope.ActorType => {
+  const type = subject.split(".")[1]
+  if (type !== "run" && type !== "agent") throw new Error(`subject ${subject} is not an actor journal`)
+  return type
+}
+
+// Fields added after the first fixtures were recorded are present only where they say something, so those
+// fixtures' summaries stay exactly as they were.
+const summarizeStep = (s: RunDecider.Step): StepSummary => ({
+  stepId: s.stepId,
+  attempt: s.attempt,
+  status: s.status,
+  result: s.result?._tag ?? null,
+  error: s.error?.code ?? null,
+  ...(Plan.isWaiting(s.request) ? { kind: s.request._tag } : {}),
+  ...(s.result?._tag === "approval" ? { approved: s.result.approved } : {}),
+  ...(s.starts > 1 ? { starts: s.starts } : {})
+})
+
+const summarizeNext = (next: Plan.Action): RunSummary["next"] =>
+  next._tag === "Execute"
+    ? { _tag: next._tag, stepId: next.stepId }
+    : next._tag === "Wait"
+    ? { _tag: next._tag, stepId: next.step.stepId }
+    : { _tag: next._tag }
+
+export const summarizeRun = (events: ReadonlyArray<RunEvent>): RunSummary => {
+  const state = fold(RunDecider.decider, events)
+  return {
+    status: state.status,
+    agentName: state.agentName,
+    agentVersion: state.agentVersion,
+    steps: state.steps.map(summarizeStep),
+    tokensIn: state.tokensIn,
+    tokensOut: state.tokensOut,
+    costUsd: state.costUsd,
+    output: state.output,
+    error: state.error === null ? null : { code: state.error.code, message: state.error.message },
+    ...(state.parent === null ? {} : { parent: { runId: state.parent.runId, stepId: state.parent.stepId, depth: state.parent.depth } }),
+    next: summarizeNext(Plan.next(state))
+  }
+}
+
+export const summarizeAgent = (events: ReadonlyArray<AgentEvent>): AgentSummary => {
+  const state = fold(AgentDecider.decider, events)
+  return {
+    name: state.name,
+    latestVersion: AgentDecider.latest(state)?.version ?? null,
+    versions: state.versions.map((v) => ({
+      version: v.version,
+      digest: v.digest,
+      description: v.description,
+      systemPrompt: v.spec.systemPrompt,
+      model: v.spec.model,
+      maxTurns: v.spec.maxTurns,
+      tools: v.spec.tools.map((t) => t.name)
+    }))
+  }
+}
+
+/** Decodes a journal fixture and summarises the state its actor's decider folds it into. */
+export const summarize = (lines: ReadonlyArray<Line>): Summary => {
+  const first = lines[0]
+  if (first === undefined) throw new Error("empty journal")
+  const type = actorTypeOf(first.subject)
+  const stored = decodeLines(lines)
+  for (const s of stored) {
+    if (s.envelope.actor.type !== type) throw new Error(`seq ${s.seq}: a ${s.envelope.actor.type} event in a ${type} journal`)
+  }
+  const events = stored.map((s) => s.event)
+  return type === "run" ? summarizeRun(events as ReadonlyArray<RunEvent>) : summarizeAgent(events as ReadonlyArray<AgentEvent>)
+}
