@@ -9,10 +9,12 @@ import { Nats, unavailable } from "./Nats.ts"
 
 export const RUNS = "LANTERN_RUNS"
 export const AGENTS = "LANTERN_AGENTS"
+/** Budget journals: one subject per scope, lantern.budget.<tenant>.<scope> (`_tenant` or the agent's name). */
+export const BUDGETS = "LANTERN_BUDGETS"
 /** Work queue of runs to drive: a message stays until a host has driven its run to a terminal state. */
 export const WORK = "LANTERN_WORK"
 
-export const streamOf: Record<ActorType, string> = { run: RUNS, agent: AGENTS }
+export const streamOf: Record<ActorType, string> = { run: RUNS, agent: AGENTS, budget: BUDGETS }
 
 /** KV bucket mapping a caller's Idempotency-Key to the run it started (kept 24 h). */
 export const IDEMPOTENCY_BUCKET = "lantern-idempotency"
@@ -41,6 +43,16 @@ export const streams = (replicas: number): ReadonlyArray<Partial<StreamConfig> &
   {
     name: AGENTS,
     subjects: ["lantern.agent.>"],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    allow_direct: true,
+    num_replicas: replicas
+  },
+  {
+    name: BUDGETS,
+    subjects: ["lantern.budget.>"],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     discard: DiscardPolicy.Old,

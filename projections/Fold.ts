@@ -102,5 +102,8 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
     case "RunCanceled":
       // The API's error field says why a run ended without an output; a cancellation is reported there too.
       return Effect.asVoid(finishRun(tx, s, "canceled", null, { code: "canceled", message: e.reason }))
+    default:
+      // budget journals are read by the budget actor itself, not projected here
+      return Effect.void
   }
 }

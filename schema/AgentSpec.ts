@@ -47,13 +47,27 @@ export const ModelRef = Schema.String.check(
   Schema.isPattern(/^[a-zA-Z0-9][a-zA-Z0-9._:/-]{0,127}$/, { message: "Expected a model capability alias such as \"auto\"" })
 )
 
+/** How the router picks among an alias's candidate models, and whether deterministic answers may be reused. */
+export const Routing = Schema.Struct({
+  strategy: Schema.optionalKey(Schema.Literals(["balanced", "cheap", "best", "fast"])),
+  /** The exact-match response cache for temperature-0 requests; on unless set to false. */
+  cache: Schema.optionalKey(Schema.Boolean)
+})
+export type Routing = typeof Routing.Type
+
+export const DEFAULT_MAX_TOKENS = 4096
+
 export const AgentSpec = Schema.Struct({
   systemPrompt: Schema.String.check(Schema.isBetweenLength(1, 32_000)),
   model: Schema.optionalKey(ModelRef),
   maxTurns: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
   tools: Schema.optionalKey(Schema.Array(ToolSpec).check(Schema.isMaxLength(32))),
   retry: Schema.optionalKey(RetryPolicy),
-  stepTimeoutMs: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 100, maximum: 24 * 3_600_000 })))
+  stepTimeoutMs: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 100, maximum: 24 * 3_600_000 }))),
+  /** Output tokens a model call may produce (sent to the provider; a budget reserves for it). */
+  maxTokens: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 200_000 }))),
+  temperature: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 2 }))),
+  routing: Schema.optionalKey(Routing)
 })
 export type AgentSpec = typeof AgentSpec.Type
 
@@ -68,7 +82,10 @@ export const ResolvedSpec = Schema.Struct({
   maxTurns: Schema.Int,
   tools: Schema.Array(ToolSpec),
   retry: Schema.optionalKey(RetryPolicy),
-  stepTimeoutMs: Schema.optionalKey(Schema.Int)
+  stepTimeoutMs: Schema.optionalKey(Schema.Int),
+  maxTokens: Schema.optionalKey(Schema.Int),
+  temperature: Schema.optionalKey(Schema.Number),
+  routing: Schema.optionalKey(Routing)
 })
 export type ResolvedSpec = typeof ResolvedSpec.Type
 
@@ -81,7 +98,10 @@ export const resolve = (spec: AgentSpec): ResolvedSpec => ({
   maxTurns: spec.maxTurns ?? DEFAULT_MAX_TURNS,
   tools: spec.tools ?? [],
   ...(spec.retry === undefined ? {} : { retry: spec.retry }),
-  ...(spec.stepTimeoutMs === undefined ? {} : { stepTimeoutMs: spec.stepTimeoutMs })
+  ...(spec.stepTimeoutMs === undefined ? {} : { stepTimeoutMs: spec.stepTimeoutMs }),
+  ...(spec.maxTokens === undefined ? {} : { maxTokens: spec.maxTokens }),
+  ...(spec.temperature === undefined ? {} : { temperature: spec.temperature }),
+  ...(spec.routing === undefined ? {} : { routing: spec.routing })
 })
 
 export interface Policy {

@@ -1,7 +1,7 @@
 // Commands: what callers ask actors to do. A command may be refused; only the events it produces are stored.
 import { Schema } from "effect"
 import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
-import { ErrorInfo, StepRequest, StepResult } from "./Events.ts"
+import { ErrorInfo, Route, StepRequest, StepResult } from "./Events.ts"
 
 // ---- agent ----
 export const CreateAgent = Schema.TaggedStruct("CreateAgent", {
@@ -42,14 +42,18 @@ export const CompleteStep = Schema.TaggedStruct("CompleteStep", {
   tokensIn: Schema.Int,
   tokensOut: Schema.Int,
   costUsd: Schema.Number,
-  durationMs: Schema.Number
+  durationMs: Schema.Number,
+  cachedTokensIn: Schema.optionalKey(Schema.Int),
+  reasoningTokens: Schema.optionalKey(Schema.Int),
+  route: Schema.optionalKey(Route)
 })
 export const FailStep = Schema.TaggedStruct("FailStep", {
   stepId: Schema.String,
   attempt: Schema.Int,
   error: ErrorInfo,
   retryable: Schema.Boolean,
-  retryAt: Schema.optionalKey(Schema.Number)
+  retryAt: Schema.optionalKey(Schema.Number),
+  route: Schema.optionalKey(Route)
 })
 /** A human's answer to a tool call waiting for approval. */
 export const DecideApproval = Schema.TaggedStruct("DecideApproval", {

@@ -1,6 +1,7 @@
 // Typed errors of the system, split into expected (mapped to an HTTP status), retryable (retried by a
 // bounded schedule) and defects. Every error carries only safe text: never a secret or a stack trace.
 import { Schema } from "effect"
+import { Route } from "./Events.ts"
 
 // ---- expected ----
 export class AgentNotFound extends Schema.TaggedError<AgentNotFound>()("AgentNotFound", {
@@ -119,7 +120,9 @@ export class ProviderError extends Schema.TaggedError<ProviderError>()("Provider
   provider: Schema.String,
   status: Schema.optionalKey(Schema.Number),
   reason: Schema.String,
-  retryable: Schema.Boolean
+  retryable: Schema.Boolean,
+  /** From the router: every candidate it tried, journaled on the failed step. */
+  route: Schema.optionalKey(Route)
 }) {
   override get message() {
     return `model provider ${this.provider} failed${this.status === undefined ? "" : ` (HTTP ${this.status})`}: ${this.reason}`

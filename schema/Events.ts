@@ -2,9 +2,54 @@
 // a stored event is decoded against the schema of its (type, version) and an unknown pair fails loudly.
 import { Schema } from "effect"
 import { ResolvedSpec } from "./AgentSpec.ts"
+import { BudgetLimits } from "./Budget.ts"
 
-export const ErrorInfo = Schema.Struct({ code: Schema.String, message: Schema.String })
+/** Why a budget refused a reservation or a run: the cap, what it allows, and what was already spent and held. */
+export const BudgetRefusal = Schema.Struct({
+  /** `tenant` or `agent:<name>`. */
+  scope: Schema.String,
+  /** The cap's field name in the budget body, e.g. `maxCostUsdPerDay`. */
+  cap: Schema.String,
+  limit: Schema.Number,
+  spent: Schema.Number,
+  reserved: Schema.Number,
+  /** What this call or run would have added. */
+  requested: Schema.Number,
+  reason: Schema.String
+})
+export type BudgetRefusal = typeof BudgetRefusal.Type
+
+export const ErrorInfo = Schema.Struct({
+  code: Schema.String,
+  message: Schema.String,
+  /** Set when a budget's hard cap stopped the step (code `budget_exceeded`). */
+  budget: Schema.optionalKey(BudgetRefusal)
+})
 export type ErrorInfo = typeof ErrorInfo.Type
+
+/** One candidate model the router tried that did not answer. */
+export const RouteAttempt = Schema.Struct({
+  provider: Schema.String,
+  model: Schema.String,
+  /** `rate_limited`, `provider_unavailable`, `timeout`, `provider_error` or `circuit_open`. */
+  code: Schema.String,
+  message: Schema.String,
+  durationMs: Schema.Number
+})
+export type RouteAttempt = typeof RouteAttempt.Type
+
+/** How the router answered a model step: the alias asked for, the model that answered and why, what failed first. */
+export const Route = Schema.Struct({
+  alias: Schema.String,
+  strategy: Schema.String,
+  /** `provider/model` that answered; null when every candidate failed. */
+  chosen: Schema.NullOr(Schema.String),
+  reason: Schema.String,
+  /** True when the answer came from the exact-match response cache (no provider call, no cost). */
+  cached: Schema.Boolean,
+  attempts: Schema.Array(RouteAttempt)
+})
+export type Route = typeof Route.Type
 
 export const ToolCall = Schema.Struct({
   id: Schema.String,
@@ -91,7 +136,13 @@ export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
   tokensIn: Schema.Int,
   tokensOut: Schema.Int,
   costUsd: Schema.Number,
-  durationMs: Schema.Number
+  durationMs: Schema.Number,
+  /** Of `tokensIn`, prompt tokens read from the provider's cache. */
+  cachedTokensIn: Schema.optionalKey(Schema.Int),
+  /** Of `tokensOut`, hidden reasoning tokens. */
+  reasoningTokens: Schema.optionalKey(Schema.Int),
+  /** The router's choice for a model step. */
+  route: Schema.optionalKey(Route)
 })
 
 export const StepFailed = Schema.TaggedStruct("StepFailed", {
@@ -100,7 +151,9 @@ export const StepFailed = Schema.TaggedStruct("StepFailed", {
   error: ErrorInfo,
   retryable: Schema.Boolean,
   /** Epoch ms before which the next attempt must not start (the retry policy's backoff, jitter included). */
-  retryAt: Schema.optionalKey(Schema.Number)
+  retryAt: Schema.optionalKey(Schema.Number),
+  /** The router's failed candidates for a model step. */
+  route: Schema.optionalKey(Route)
 })
 
 export const RunSucceeded = Schema.TaggedStruct("RunSucceeded", { output: Schema.Unknown })
@@ -123,7 +176,48 @@ export type StepStarted = typeof StepStarted.Type
 export type StepCompleted = typeof StepCompleted.Type
 export type StepFailed = typeof StepFailed.Type
 
-export const Event = Schema.Union([AgentEvent, RunEvent])
+// ---- budget (one journal per scope: the tenant, or one agent of it) ----
+/** The caps of the scope were set (replacing the previous ones whole). */
+export const BudgetSet = Schema.TaggedStruct("BudgetSet", { limits: BudgetLimits, by: Schema.String })
+/** A model call holds `amountUsd` (its worst case) until it is settled, released, or `expiresAt` passes. */
+export const BudgetReserved = Schema.TaggedStruct("BudgetReserved", {
+  /** `runId:stepId:attempt`: a restarted attempt finds its reservation again instead of holding twice. */
+  reservationId: Schema.String,
+  runId: Schema.String,
+  /** UTC day (YYYY-MM-DD) the spend counts in. */
+  day: Schema.String,
+  amountUsd: Schema.Number,
+  tokens: Schema.Int,
+  host: Schema.String,
+  expiresAt: Schema.Number
+})
+/** The call ended: its actual cost replaces the reservation (0 when the call failed without billing). */
+export const BudgetSettled = Schema.TaggedStruct("BudgetSettled", {
+  reservationId: Schema.String,
+  runId: Schema.String,
+  day: Schema.String,
+  costUsd: Schema.Number,
+  tokens: Schema.Int
+})
+/** A reservation whose host never settled it (it died) was let go after its expiry. */
+export const BudgetReleased = Schema.TaggedStruct("BudgetReleased", {
+  reservationId: Schema.String,
+  reason: Schema.String
+})
+/** A run started in the scope and counts against `maxRunsPerDay`. */
+export const BudgetRunCounted = Schema.TaggedStruct("BudgetRunCounted", { runId: Schema.String, day: Schema.String })
+/** A soft cap (hardFail false) was passed: journaled once per cap and day. */
+export const BudgetAlerted = Schema.TaggedStruct("BudgetAlerted", {
+  day: Schema.String,
+  cap: Schema.String,
+  limit: Schema.Number,
+  value: Schema.Number,
+  runId: Schema.String
+})
+export const BudgetEvent = Schema.Union([BudgetSet, BudgetReserved, BudgetSettled, BudgetReleased, BudgetRunCounted, BudgetAlerted])
+export type BudgetEvent = typeof BudgetEvent.Type
+
+export const Event = Schema.Union([AgentEvent, RunEvent, BudgetEvent])
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
 
@@ -145,7 +239,13 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   StepFailed: { 1: StepFailed as unknown as Schema.Codec<Event, unknown> },
   RunSucceeded: { 1: RunSucceeded as unknown as Schema.Codec<Event, unknown> },
   RunFailed: { 1: RunFailed as unknown as Schema.Codec<Event, unknown> },
-  RunCanceled: { 1: RunCanceled as unknown as Schema.Codec<Event, unknown> }
+  RunCanceled: { 1: RunCanceled as unknown as Schema.Codec<Event, unknown> },
+  BudgetSet: { 1: BudgetSet as unknown as Schema.Codec<Event, unknown> },
+  BudgetReserved: { 1: BudgetReserved as unknown as Schema.Codec<Event, unknown> },
+  BudgetSettled: { 1: BudgetSettled as unknown as Schema.Codec<Event, unknown> },
+  BudgetReleased: { 1: BudgetReleased as unknown as Schema.Codec<Event, unknown> },
+  BudgetRunCounted: { 1: BudgetRunCounted as unknown as Schema.Codec<Event, unknown> },
+  BudgetAlerted: { 1: BudgetAlerted as unknown as Schema.Codec<Event, unknown> }
 }
 
 /** The version new events of each type are written with. */

@@ -5,6 +5,7 @@ import type { ToolCall } from "../../schema/Events.ts"
 import type { Message } from "../run/Plan.ts"
 import { ModelProvider, type Request, type Response } from "./ModelProvider.ts"
 import * as Prices from "./Prices.ts"
+import * as Quote from "./Quote.ts"
 import type * as Sse from "./Sse.ts"
 import * as Wire from "./Wire.ts"
 
@@ -369,7 +370,12 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
     )
   }
 
-  return ModelProvider.of({ name: PROVIDER, complete })
+  const quote = (request: Request) =>
+    Effect.sync(() =>
+      Quote.of(prices, request, [{ provider: PROVIDER, model: resolveModel(request.model, settings.defaultModel) }], settings.maxTokens)
+    )
+
+  return ModelProvider.of({ name: PROVIDER, complete, quote })
 }
 
 export const layer = (settings: Settings, prices?: Prices.Table) => Layer.succeed(ModelProvider, make(settings, prices))

@@ -1,29 +1,65 @@
 // The port every model call goes through. A request carries the step's idempotency key
 // `(runId, stepId, attempt)`, sent to providers that honour one, and an abort signal for cancellation.
+// The router (Router.ts) is itself a ModelProvider over the configured providers: it resolves capability
+// aliases, fails over, and reports its choice in `Response.route`.
 import { Context } from "effect"
 import type { Effect } from "effect"
 import type { ToolSpec } from "../../schema/AgentSpec.ts"
 import type { ProviderError } from "../../schema/Errors.ts"
-import type { ModelAnswer } from "../../schema/Events.ts"
+import type { ModelAnswer, Route } from "../../schema/Events.ts"
 import type { Message } from "../run/Plan.ts"
 
 export interface Request {
-  /** Capability alias (`auto`, `fast`, `smart`) or a provider model name. */
+  /** Capability alias (`auto`, `fast`, `cheap`, ...) or a model name, optionally `provider/model`. */
   readonly model: string
   readonly messages: ReadonlyArray<Message>
   readonly tools: ReadonlyArray<ToolSpec>
   readonly idempotencyKey: string
+  /** The tenant the call is made for: scopes the response cache. */
+  readonly tenant?: string
+  /** Sampling temperature; unset leaves the provider's default. 0 makes the request cacheable. */
+  readonly temperature?: number
+  /** Cap on output tokens, sent to the provider: what a budget reservation counts on. */
+  readonly maxTokens?: number
+  /** Routing strategy among an alias's candidates; the configured default when unset. */
+  readonly strategy?: Strategy
+  /** False turns the exact-match response cache off for this request. */
+  readonly cache?: boolean
 }
+
+export type Strategy = "balanced" | "cheap" | "best" | "fast"
 
 export interface Response {
   readonly answer: ModelAnswer
+  /** Every prompt token, cached ones included. */
   readonly tokensIn: number
+  /** Every output token, reasoning ones included. */
   readonly tokensOut: number
   readonly costUsd: number
+  /** Of `tokensIn`, those read from the provider's prompt cache. */
+  readonly cachedTokensIn?: number
+  /** Of `tokensOut`, those spent on hidden reasoning. */
+  readonly reasoningTokens?: number
+  /** How the router chose the model that answered; absent for a provider called directly. */
+  readonly route?: Route
+}
+
+/** What a request may cost at worst, computed before the call: what a budget reserves. */
+export interface Quote {
+  /** Estimated prompt tokens (a real tokenizer's count plus the chat format's overhead). */
+  readonly promptTokens: number
+  /** The output cap the call is made with. */
+  readonly maxTokens: number
+  /** Highest `promptTokens × input price + maxTokens × output price` over the models the call may use. */
+  readonly worstCaseUsd: number
+  /** The models the call may use, best first, as `provider/model`. */
+  readonly models: ReadonlyArray<string>
 }
 
 export class ModelProvider extends Context.Service<ModelProvider, {
   /** Short name shown in answers and events, e.g. `offline` or `openai`. */
   readonly name: string
   readonly complete: (request: Request) => Effect.Effect<Response, ProviderError>
+  /** The worst-case cost of a request before it is made; never calls a provider. */
+  readonly quote: (request: Request) => Effect.Effect<Quote>
 }>()("lantern/actors/ModelProvider") {}

@@ -4,6 +4,7 @@ import { Effect, Layer } from "effect"
 import type { ModelAnswer, ToolCall } from "../../schema/Events.ts"
 import type { Message } from "../run/Plan.ts"
 import { ModelProvider, type Request, type Response } from "./ModelProvider.ts"
+import * as Quote from "./Quote.ts"
 
 export const PROVIDER = "offline"
 export const MODEL = "offline-echo-1"
@@ -49,5 +50,7 @@ export const layer = Layer.succeed(ModelProvider, {
   name: PROVIDER,
   complete: (request) => Effect.sync(() => answer(request)).pipe(Effect.withSpan("gen_ai.offline", {
     attributes: { "gen_ai.system": PROVIDER, "gen_ai.request.model": request.model }
-  }))
+  })),
+  // free: the quote counts the tokens, its price is 0
+  quote: (request) => Effect.sync(() => Quote.of({ version: "offline", models: {} }, request, [{ provider: PROVIDER, model: MODEL }]))
 })

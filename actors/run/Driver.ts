@@ -11,7 +11,7 @@ import { WORK } from "../../bus/Topology.ts"
 import { policyOf } from "../../schema/AgentSpec.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
 import type { ProviderError } from "../../schema/Errors.ts"
-import type { ErrorInfo, StepRequest, StepResult } from "../../schema/Events.ts"
+import type { ErrorInfo, Route, StepRequest, StepResult } from "../../schema/Events.ts"
 import * as Actor from "../kernel/Actor.ts"
 import * as Failpoints from "../kernel/Failpoints.ts"
 import { ModelProvider } from "../model/ModelProvider.ts"
@@ -31,10 +31,14 @@ interface Performed {
   readonly tokensIn: number
   readonly tokensOut: number
   readonly costUsd: number
+  readonly cachedTokensIn?: number
+  readonly reasoningTokens?: number
+  readonly route?: Route
 }
 
 interface Failure {
   readonly error: ErrorInfo
+  readonly route?: Route
 }
 
 /** How a drive ended for this host. */
@@ -89,7 +93,7 @@ export class Driver extends Context.Service<Driver, {
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()))
 
-      const perform = (state: State, request: StepRequest, key: string): Effect.Effect<Performed, Failure> => {
+      const perform = (tenant: string, state: State, request: StepRequest, key: string): Effect.Effect<Performed, Failure> => {
         if (request._tag === "tool") {
           const tool = Tools.find(request.call.name)
           const output = tool === undefined ? `error: unknown tool '${request.call.name}'` : tool.run(request.call.arguments)
@@ -97,14 +101,17 @@ export class Driver extends Context.Service<Driver, {
         }
         if (request._tag !== "model") return Effect.die(new Error(`step kind ${request._tag} is waited on, not performed`))
         const timeoutMs = policyOf(state.spec!).stepTimeoutMs
-        return provider.complete({
-          model: request.model,
-          messages: Plan.conversation(state),
-          tools: state.spec?.tools ?? [],
-          idempotencyKey: key
-        }).pipe(
-          Effect.map((r) => ({ result: { _tag: "model" as const, answer: r.answer }, tokensIn: r.tokensIn, tokensOut: r.tokensOut, costUsd: r.costUsd })),
-          Effect.mapError((e): Failure => ({ error: { code: codeOf(e), message: e.message } })),
+        return provider.complete(Plan.modelRequest(state, request, key, tenant)).pipe(
+          Effect.map((r): Performed => ({
+            result: { _tag: "model" as const, answer: r.answer },
+            tokensIn: r.tokensIn,
+            tokensOut: r.tokensOut,
+            costUsd: r.costUsd,
+            ...(r.cachedTokensIn === undefined ? {} : { cachedTokensIn: r.cachedTokensIn }),
+            ...(r.reasoningTokens === undefined ? {} : { reasoningTokens: r.reasoningTokens }),
+            ...(r.route === undefined ? {} : { route: r.route })
+          })),
+          Effect.mapError((e): Failure => ({ error: { code: codeOf(e), message: e.message }, ...(e.route === undefined ? {} : { route: e.route }) })),
           Effect.timeoutOrElse({
             duration: Duration.millis(timeoutMs),
             orElse: () => Effect.fail<Failure>({ error: { code: "timeout", message: `the step took longer than ${timeoutMs} ms` } })
@@ -139,16 +146,20 @@ export class Driver extends Context.Service<Driver, {
               tokensIn: p.tokensIn,
               tokensOut: p.tokensOut,
               costUsd: p.costUsd,
-              durationMs
+              durationMs,
+              ...(p.cachedTokensIn === undefined ? {} : { cachedTokensIn: p.cachedTokensIn }),
+              ...(p.reasoningTokens === undefined ? {} : { reasoningTokens: p.reasoningTokens }),
+              ...(p.route === undefined ? {} : { route: p.route })
             }, `${runId}:${step.stepId}:${step.attempt}:completed`)
-          const fail = (step: Step, error: ErrorInfo, retryAt: number | null) =>
+          const fail = (step: Step, error: ErrorInfo, retryAt: number | null, route?: Route) =>
             exec({
               _tag: "FailStep",
               stepId: step.stepId,
               attempt: step.attempt,
               error,
               retryable: retryAt !== null,
-              ...(retryAt === null ? {} : { retryAt })
+              ...(retryAt === null ? {} : { retryAt }),
+              ...(route === undefined ? {} : { route })
             }, `${runId}:${step.stepId}:${step.attempt}:failed`)
           /** Sleeps until `until` unless a cancel comes first; true when cancelled. */
           const sleepUntil = (until: number) =>
@@ -242,7 +253,7 @@ export class Driver extends Context.Service<Driver, {
                 yield* Failpoints.hit("after-step-start", action.stepId)
                 if (Plan.isWaiting(step.request)) continue
                 const key = `${runId}:${action.stepId}:${step.attempt}`
-                const outcome = yield* perform(loaded.state, step.request, key).pipe(
+                const outcome = yield* perform(tenant, loaded.state, step.request, key).pipe(
                   Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
                   Effect.result
                 )
@@ -256,11 +267,11 @@ export class Driver extends Context.Service<Driver, {
                   loaded = yield* complete(step, outcome.success as Performed, finished - now)
                   yield* Failpoints.hit("after-step-complete", action.stepId)
                 } else {
-                  const { error } = outcome.failure
+                  const { error, route } = outcome.failure
                   const retry = Plan.shouldRetry(loaded.state, error.code, step.attempt)
                   const random = yield* Random.next
                   const retryAt = retry ? finished + Plan.backoffMs(policyOf(loaded.state.spec!), step.attempt, random) : null
-                  loaded = yield* fail(step, error, retryAt)
+                  loaded = yield* fail(step, error, retryAt, route)
                 }
                 continue
               }

@@ -2,7 +2,8 @@
 // through this function always yields the same next action, so a recovering host continues exactly where
 // the dead one stopped, reusing every completed step's recorded result.
 import { createHash } from "node:crypto"
-import { type Policy, policyOf, type ToolSpec } from "../../schema/AgentSpec.ts"
+import { DEFAULT_MAX_TOKENS, type Policy, policyOf, type ToolSpec } from "../../schema/AgentSpec.ts"
+import type { Request as ModelRequest } from "../model/ModelProvider.ts"
 import type { ErrorInfo, ModelAnswer, StepRequest, ToolCall } from "../../schema/Events.ts"
 import { ALPHABET } from "../kernel/Ids.ts"
 import type { State, Step } from "./Decider.ts"
@@ -56,6 +57,27 @@ const modelSteps = (s: State) => s.steps.filter((x) => x.request._tag === "model
 const answerOf = (step: Step): ModelAnswer | null => (step.result?._tag === "model" ? step.result.answer : null)
 
 export const rejection = (by: string, reason: string) => `error: call rejected by ${by}${reason === "" ? "" : `: ${reason}`}`
+
+/** The provider request of a model step: the conversation and the spec's model, sampling, routing and output cap. */
+export const modelRequest = (
+  s: State,
+  request: { readonly model: string },
+  idempotencyKey: string,
+  tenant?: string
+): ModelRequest => {
+  const spec = s.spec
+  return {
+    model: request.model,
+    messages: conversation(s),
+    tools: spec?.tools ?? [],
+    idempotencyKey,
+    maxTokens: spec?.maxTokens ?? DEFAULT_MAX_TOKENS,
+    ...(tenant === undefined ? {} : { tenant }),
+    ...(spec?.temperature === undefined ? {} : { temperature: spec.temperature }),
+    ...(spec?.routing?.strategy === undefined ? {} : { strategy: spec.routing.strategy }),
+    ...(spec?.routing?.cache === undefined ? {} : { cache: spec.routing.cache })
+  }
+}
 
 /** The conversation a model sees at its next turn, rebuilt from completed steps. */
 export const conversation = (s: State): ReadonlyArray<Message> => {

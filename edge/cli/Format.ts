@@ -156,6 +156,18 @@ const summary = (event: Events.Event): string => {
       return `${event.error.code}: ${event.error.message}`
     case "RunCanceled":
       return `by ${event.by}${event.reason === "" ? "" : `: ${event.reason}`}`
+    case "BudgetSet":
+      return `by ${event.by} ${inline(event.limits, 70)}`
+    case "BudgetReserved":
+      return `${event.reservationId} holds ${usd(event.amountUsd)} (${event.day})`
+    case "BudgetSettled":
+      return `${event.reservationId} cost ${usd(event.costUsd)} (${event.day})`
+    case "BudgetReleased":
+      return `${event.reservationId} released: ${event.reason}`
+    case "BudgetRunCounted":
+      return `${event.runId} (${event.day})`
+    case "BudgetAlerted":
+      return `${event.cap} ${event.value} > ${event.limit} on ${event.day} (run ${event.runId})`
   }
 }
 
