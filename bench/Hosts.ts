@@ -7,7 +7,9 @@ import { join, resolve } from "node:path"
 import { type KvEntry, KvWatchInclude } from "@nats-io/kv"
 import { Effect, Layer, Stream } from "effect"
 import { Agents } from "../actors/agent/Agents.ts"
+import { Budgets } from "../actors/budget/Budgets.ts"
 import * as Actor from "../actors/kernel/Actor.ts"
+import * as Offline from "../actors/model/Offline.ts"
 import { Ids } from "../actors/kernel/Ids.ts"
 import { actor, addressOf, Runs } from "../actors/run/Runs.ts"
 import { Journal } from "../bus/Journal.ts"
@@ -107,7 +109,7 @@ export const ready = (workers: ReadonlyArray<Worker>, count: number, deadlineMs 
 
 /** The command side of a `lantern serve` host without its drivers: agents and Runs.start, in this process. */
 export const commandSide = Runs.layer.pipe(
-  Layer.provideMerge(Agents.layer),
+  Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Offline.layer)),
   Layer.provideMerge(Layer.mergeAll(Ids.layer, Leases.layer))
 )
 

@@ -3,6 +3,7 @@
 import { Cause, Effect, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { ErrorResponse } from "../schema/Api.ts"
+import { BudgetExceeded } from "../schema/Errors.ts"
 import * as Issues from "../schema/Issues.ts"
 
 /** A request the API refuses before doing anything: 400 with the offending fields. */
@@ -90,6 +91,7 @@ export const query = Effect.gen(function*() {
 const STATUS: Record<string, readonly [number, string]> = {
   BadRequest: [400, "invalid_request"],
   Unauthorized: [401, "unauthorized"],
+  BudgetExceeded: [402, "budget_exceeded"],
   AgentNotFound: [404, "agent_not_found"],
   AgentVersionNotFound: [404, "agent_version_not_found"],
   RunNotFound: [404, "run_not_found"],
@@ -114,6 +116,7 @@ const toErrorResponse = (error: unknown) => {
   const [status, code] = mapped
   if (error instanceof BadRequest) return errorResponse(400, code, "the request is invalid", error.issues)
   if (error instanceof PayloadTooLarge) return errorResponse(413, code, `the request body exceeds ${error.limit} bytes`)
+  if (error instanceof BudgetExceeded) return json({ error: { code, message: error.message, budget: error.refusal } }, 402)
   const message = error instanceof Error ? error.message : code
   return errorResponse(status, code, message, undefined, status === 503 ? { "retry-after": "1" } : undefined)
 }

@@ -15,9 +15,9 @@ import { Auth } from "./Auth.ts"
 import { sseComment, sseFrame, toEventResponse } from "./Events.ts"
 import { BadRequest, body, bodyOr, decode, handled, json, query } from "./Http.ts"
 
-const param = Effect.map(HttpRouter.params, (p) => p)
+export const param = Effect.map(HttpRouter.params, (p) => p)
 
-const agentName = Effect.flatMap(param, (p) => decode(AgentName, p["name"], "name"))
+export const agentName = Effect.flatMap(param, (p) => decode(AgentName, p["name"], "name"))
 const runId = Effect.flatMap(param, (p) => decode(RunId, p["id"], "id"))
 
 /** Tools a spec names must be built-in tools, or be answered by a child run of another agent (`agent`). */
@@ -37,10 +37,10 @@ const IdempotencyKey = Schema.String.check(
   Schema.isPattern(/^[\x21-\x7e]{1,255}$/, { message: "Expected 1-255 visible ASCII characters" })
 )
 
-const route = <E, R>(method: "GET" | "POST" | "PUT", path: `/${string}`, handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+export const route = <E, R>(method: "GET" | "POST" | "PUT", path: `/${string}`, handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
   HttpRouter.add(method, path, handled(handler))
 
-const authed = <E, R>(f: (tenant: string) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+export const authed = <E, R>(f: (tenant: string) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
   Effect.gen(function*() {
     const auth = yield* Auth
     const principal = yield* auth.principal

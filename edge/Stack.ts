@@ -8,6 +8,8 @@ import { Agents } from "../actors/agent/Agents.ts"
 import { Ids } from "../actors/kernel/Ids.ts"
 import * as Providers from "../actors/model/Providers.ts"
 import { ModelProvider } from "../actors/model/ModelProvider.ts"
+import { Budgets } from "../actors/budget/Budgets.ts"
+import { budgetRoutes } from "./BudgetRoutes.ts"
 import { Driver, layerWorker } from "../actors/run/Driver.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
@@ -41,7 +43,7 @@ export interface Options {
  * side: what every host needs.
  */
 const core = Runs.layer.pipe(
-  Layer.provideMerge(Agents.layer),
+  Layer.provideMerge(Layer.merge(Agents.layer, Budgets.layer)),
   Layer.provideMerge(Layer.mergeAll(Journal.layer, Snapshots.layerConfig, Ids.layer, Providers.layerConfig, Leases.layer)),
   Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
   Layer.provideMerge(Nats.layerConfig("lantern"))
@@ -78,7 +80,7 @@ export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer) : Layer.empty
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
-  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, System.routes), {
+  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, System.routes), {
     disableListenLog: true,
     middleware: System.unroutable
   }).pipe(

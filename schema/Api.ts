@@ -3,7 +3,7 @@
 import { Schema } from "effect"
 import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
 import { AgentName, RunId } from "./Ids.ts"
-import { ErrorInfo } from "./Events.ts"
+import { BudgetRefusal, ErrorInfo } from "./Events.ts"
 
 export const CreateAgentRequest = Schema.Struct({
   name: AgentName,
@@ -124,7 +124,9 @@ export const ErrorResponse = Schema.Struct({
   error: Schema.Struct({
     code: Schema.String,
     message: Schema.String,
-    issues: Schema.optionalKey(Schema.Array(Schema.Struct({ field: Schema.String, message: Schema.String })))
+    issues: Schema.optionalKey(Schema.Array(Schema.Struct({ field: Schema.String, message: Schema.String }))),
+    /** On a 402: the cap that refused, its limit, what is spent and reserved, and why. */
+    budget: Schema.optionalKey(BudgetRefusal)
   })
 })
 export type ErrorResponse = typeof ErrorResponse.Type

@@ -19,3 +19,50 @@ export type BudgetLimits = typeof BudgetLimits.Type
 /** The caps, by field name, in the order they are checked. */
 export const CAPS = ["maxCostUsdPerRun", "maxCostUsdPerDay", "maxRunsPerDay", "maxTokensPerRun", "maxToolCallsPerRun"] as const
 export type Cap = typeof CAPS[number]
+
+/** `PUT /v1/agents/{name}/budget` and `PUT /v1/budget`: the caps, replacing the scope's previous ones whole. */
+export const SetBudgetRequest = BudgetLimits
+export type SetBudgetRequest = BudgetLimits
+
+export const BudgetResponse = Schema.Struct({
+  /** `tenant` or `agent:<name>`. */
+  scope: Schema.String,
+  /** Null while no budget was ever set for the scope: nothing is enforced. */
+  limits: Schema.NullOr(BudgetLimits),
+  updatedBy: Schema.NullOr(Schema.String),
+  today: Schema.Struct({
+    day: Schema.String,
+    spentUsd: Schema.Number,
+    reservedUsd: Schema.Number,
+    runs: Schema.Int,
+    tokens: Schema.Int
+  }),
+  /** Soft caps passed today. */
+  alerts: Schema.Array(Schema.String),
+  openReservations: Schema.Int
+})
+export type BudgetResponse = typeof BudgetResponse.Type
+
+export const UsageQuery = Schema.Struct({
+  /** How many UTC days back, today included: 1 to 366, 30 when absent. */
+  days: Schema.optionalKey(Schema.FiniteFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 366 })))
+})
+
+export const UsageDay = Schema.Struct({
+  day: Schema.String,
+  runs: Schema.Int,
+  modelCalls: Schema.Int,
+  tokensIn: Schema.Int,
+  tokensOut: Schema.Int,
+  costUsd: Schema.Number
+})
+
+export const UsageResponse = Schema.Struct({
+  agentName: Schema.String,
+  /** Days with runs or spend, oldest first, from the projections (a few hundred ms behind the journal). */
+  days: Schema.Array(UsageDay),
+  totalCostUsd: Schema.Number,
+  /** Held right now by model calls in flight, from the agent's budget journal (0 when it has no budget). */
+  reservedUsd: Schema.Number
+})
+export type UsageResponse = typeof UsageResponse.Type

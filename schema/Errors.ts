@@ -1,7 +1,7 @@
 // Typed errors of the system, split into expected (mapped to an HTTP status), retryable (retried by a
 // bounded schedule) and defects. Every error carries only safe text: never a secret or a stack trace.
 import { Schema } from "effect"
-import { Route } from "./Events.ts"
+import { BudgetRefusal, Route } from "./Events.ts"
 
 // ---- expected ----
 export class AgentNotFound extends Schema.TaggedError<AgentNotFound>()("AgentNotFound", {
@@ -60,6 +60,13 @@ export class NotAwaitingApproval extends Schema.TaggedError<NotAwaitingApproval>
 }) {
   override get message() {
     return `step '${this.stepId}' of run '${this.runId}' is not awaiting approval: ${this.reason}`
+  }
+}
+
+/** A hard cap of a budget refused a run or a model call (HTTP 402), saying which cap and what is spent and held. */
+export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("BudgetExceeded", { refusal: BudgetRefusal }) {
+  override get message() {
+    return this.refusal.reason
   }
 }
 

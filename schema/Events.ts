@@ -178,7 +178,12 @@ export type StepFailed = typeof StepFailed.Type
 
 // ---- budget (one journal per scope: the tenant, or one agent of it) ----
 /** The caps of the scope were set (replacing the previous ones whole). */
-export const BudgetSet = Schema.TaggedStruct("BudgetSet", { limits: BudgetLimits, by: Schema.String })
+export const BudgetSet = Schema.TaggedStruct("BudgetSet", {
+  /** `tenant` or `agent:<name>`. */
+  scope: Schema.String,
+  limits: BudgetLimits,
+  by: Schema.String
+})
 /** A model call holds `amountUsd` (its worst case) until it is settled, released, or `expiresAt` passes. */
 export const BudgetReserved = Schema.TaggedStruct("BudgetReserved", {
   /** `runId:stepId:attempt`: a restarted attempt finds its reservation again instead of holding twice. */

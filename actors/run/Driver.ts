@@ -11,7 +11,8 @@ import { WORK } from "../../bus/Topology.ts"
 import { policyOf } from "../../schema/AgentSpec.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
 import type { ProviderError } from "../../schema/Errors.ts"
-import type { ErrorInfo, Route, StepRequest, StepResult } from "../../schema/Events.ts"
+import type { BudgetRefusal, ErrorInfo, Route, StepRequest, StepResult } from "../../schema/Events.ts"
+import { Budgets, overToolCalls, scopeName } from "../budget/Budgets.ts"
 import * as Actor from "../kernel/Actor.ts"
 import * as Failpoints from "../kernel/Failpoints.ts"
 import { ModelProvider } from "../model/ModelProvider.ts"
@@ -59,6 +60,12 @@ const CHILD_POLL_MS = 60_000
 export const codeOf = (e: ProviderError): string =>
   e.status === 429 ? "rate_limited" : e.retryable ? "provider_unavailable" : "provider_error"
 
+/** The steps that answer a model's tool calls, counted against `maxToolCallsPerRun`. */
+const isToolCall = (request: StepRequest) => request._tag === "tool" || request._tag === "sleep" || request._tag === "agent"
+const toolCallsOf = (state: State) => state.steps.filter((s) => isToolCall(s.request)).length
+
+const budgetError = (refusal: BudgetRefusal): ErrorInfo => ({ code: "budget_exceeded", message: refusal.reason, budget: refusal })
+
 /** When a waiting step is due: a timer's fire time, an approval's expiry. */
 const wakeAtFor = (state: State, request: StepRequest, now: number): number | undefined => {
   if (request._tag === "sleep") return now + Math.round(request.seconds * 1000)
@@ -81,6 +88,38 @@ export class Driver extends Context.Service<Driver, {
       const leases = yield* Leases
       const runs = yield* Runs
       const provide = yield* Actor.provider
+      const budgets = yield* Budgets
+
+      /**
+       * Reserves a model step's worst case in the budgets of its agent and tenant (null when neither has one).
+       * The reservation outlives the call by the lease's time to live: past that, its host is taken for dead.
+       */
+      const reserveFor = (tenant: string, state: State, step: Step, key: string, now: number) =>
+        Effect.gen(function*() {
+          if ((yield* budgets.applying(tenant, state.agentName)).length === 0) return null
+          const quote = yield* provider.quote(Plan.modelRequest(state, step.request as { model: string }, key, tenant))
+          return yield* budgets.reserve({
+            tenant,
+            agentName: state.agentName,
+            runId: state.runId,
+            reservationId: key,
+            quote,
+            run: { costUsd: state.costUsd, tokens: state.tokensIn + state.tokensOut, toolCalls: toolCallsOf(state) },
+            expiresAt: now + policyOf(state.spec!).stepTimeoutMs + leases.ttlMs
+          })
+        })
+
+      /** The hard per-run tool-call cap one more call would break; a soft one is alerted and let through. */
+      const toolCallRefusal = (tenant: string, state: State) =>
+        Effect.gen(function*() {
+          for (const { scope, state: budget } of yield* budgets.applying(tenant, state.agentName)) {
+            const refusal = overToolCalls(scopeName(scope), budget.limits!, toolCallsOf(state), 1)
+            if (refusal === null) continue
+            if (budget.limits!.hardFail) return refusal
+            yield* budgets.alert(tenant, scope, refusal, state.runId)
+          }
+          return null
+        })
 
       // cancel signals for runs driven on this host: completing the deferred interrupts the step in flight
       const inFlight = new Map<string, Deferred.Deferred<void>>()
@@ -242,6 +281,13 @@ export class Driver extends Context.Service<Driver, {
                   if (yield* sleepUntil(action.notBefore)) loaded = yield* provide(actor.load(address))
                   continue
                 }
+                if (isToolCall(action.request) && stepOf(loaded.state, action.stepId) === undefined) {
+                  const refusal = yield* toolCallRefusal(tenant, loaded.state)
+                  if (refusal !== null) {
+                    loaded = yield* exec({ _tag: "FailRun", error: budgetError(refusal) }, `${runId}:failed`)
+                    continue
+                  }
+                }
                 yield* Failpoints.hit("before-step-start", action.stepId)
                 const wakeAt = wakeAtFor(loaded.state, action.request, now)
                 loaded = yield* exec(
@@ -253,20 +299,36 @@ export class Driver extends Context.Service<Driver, {
                 yield* Failpoints.hit("after-step-start", action.stepId)
                 if (Plan.isWaiting(step.request)) continue
                 const key = `${runId}:${action.stepId}:${step.attempt}`
+                const reserved = step.request._tag === "model"
+                  ? yield* Effect.result(reserveFor(tenant, loaded.state, step, key, now))
+                  : Result.succeed(null)
+                if (Result.isFailure(reserved)) {
+                  const e = reserved.failure
+                  if (e._tag !== "BudgetExceeded") return yield* Effect.fail(e)
+                  loaded = yield* fail(step, budgetError(e.refusal), null)
+                  continue
+                }
+                const hold = reserved.success
+                /** Replaces the reservation with what the call cost: settled before the step completes, never after. */
+                const settle = (costUsd: number, tokens: number) => hold === null ? Effect.void : budgets.settle(hold, { costUsd, tokens })
                 const outcome = yield* perform(tenant, loaded.state, step.request, key).pipe(
                   Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
                   Effect.result
                 )
                 if (Result.isSuccess(outcome) && outcome.success === "canceled") {
+                  yield* settle(0, 0)
                   loaded = yield* provide(actor.load(address))
                   continue
                 }
                 const finished = yield* Clock.currentTimeMillis
                 if (Result.isSuccess(outcome)) {
                   yield* Failpoints.hit("after-effect", action.stepId)
-                  loaded = yield* complete(step, outcome.success as Performed, finished - now)
+                  const p = outcome.success as Performed
+                  yield* settle(p.costUsd, p.tokensIn + p.tokensOut)
+                  loaded = yield* complete(step, p, finished - now)
                   yield* Failpoints.hit("after-step-complete", action.stepId)
                 } else {
+                  yield* settle(0, 0)
                   const { error, route } = outcome.failure
                   const retry = Plan.shouldRetry(loaded.state, error.code, step.attempt)
                   const random = yield* Random.next

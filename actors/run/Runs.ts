@@ -12,13 +12,17 @@ import { IDEMPOTENCY_BUCKET } from "../../bus/Topology.ts"
 import type { ApprovalRequest, CreateRunRequest, RunResponse } from "../../schema/Api.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
-import { type AgentNotFound, type AgentVersionNotFound, type BusUnavailable, RunNotFound } from "../../schema/Errors.ts"
+import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
+import { type AgentNotFound, type AgentVersionNotFound, type BudgetExceeded, type BusUnavailable, RunNotFound } from "../../schema/Errors.ts"
 import { Agents } from "../agent/Agents.ts"
+import { Budgets } from "../budget/Budgets.ts"
+import { ModelProvider } from "../model/ModelProvider.ts"
 import * as Actor from "../kernel/Actor.ts"
 import * as Failpoints from "../kernel/Failpoints.ts"
 import { Ids } from "../kernel/Ids.ts"
 import type { StartRun as StartRunCommand } from "../../schema/Commands.ts"
 import * as Decider from "./Decider.ts"
+import * as Plan from "./Plan.ts"
 import * as View from "./View.ts"
 
 export const actor = Actor.make(Decider.decider)
@@ -30,7 +34,7 @@ export const cancelSubject = (tenant: string, runId: string) => `lantern.ctl.can
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
-export type StartError = Actor.ExecuteError<Decider.Error> | AgentNotFound | AgentVersionNotFound
+export type StartError = Actor.ExecuteError<Decider.Error> | AgentNotFound | AgentVersionNotFound | BudgetExceeded
 
 /** A child run to start for a parent's tool call. */
 export interface ChildRequest {
@@ -76,6 +80,22 @@ export class Runs extends Context.Service<Runs, {
       const leases = yield* Leases
       const kv = yield* Effect.tryPromise({ try: () => new Kvm(js).open(IDEMPOTENCY_BUCKET), catch: unavailable("open idempotency bucket") })
       const provide = yield* Actor.provider
+      const budgets = yield* Budgets
+      const provider = yield* ModelProvider
+
+      /**
+       * Counts a new run against the budgets of its agent and tenant, refusing it (402) when a hard cap leaves no
+       * room: the day's runs, the day's cost against its first model call at worst, or a per-run cap that call
+       * alone would break. A run already started (an idempotent retry) is not counted again.
+       */
+      const admit = (tenant: string, runId: string, agentName: string, spec: ResolvedSpec, input: unknown) =>
+        Effect.gen(function*() {
+          if ((yield* journal.lastSeq(addressOf(tenant, runId))) > 0) return
+          if ((yield* budgets.applying(tenant, agentName)).length === 0) return
+          const first = { ...Decider.initialState, status: "running" as const, runId, agentName, spec, input }
+          const quote = yield* provider.quote(Plan.modelRequest(first, { model: spec.model }, `${runId}:quote`, tenant))
+          yield* budgets.admitRun(tenant, agentName, runId, quote)
+        })
 
       /** The run id for a caller's key: the first request to claim the key wins (KV create is CAS). */
       const runIdFor = (tenant: string, key: string | null) =>
@@ -142,6 +162,7 @@ export class Runs extends Context.Service<Runs, {
         Effect.gen(function*() {
           const version = yield* agents.version(tenant, request.agentName, request.agentVersion)
           const runId = yield* runIdFor(tenant, key)
+          yield* admit(tenant, runId, request.agentName, version.spec, request.input ?? null)
           const outcome = yield* begin(tenant, runId, {
             agentName: request.agentName,
             agentVersion: version.version,
@@ -161,6 +182,7 @@ export class Runs extends Context.Service<Runs, {
           const existing = yield* provide(actor.load(addressOf(child.tenant, child.runId)))
           if (existing.state.status !== "new") return existing.state
           const version = yield* agents.version(child.tenant, child.agentName, undefined)
+          yield* admit(child.tenant, child.runId, child.agentName, version.spec, child.input)
           const outcome = yield* begin(child.tenant, child.runId, {
             agentName: child.agentName,
             agentVersion: version.version,

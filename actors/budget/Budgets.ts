@@ -1,0 +1,359 @@
+// The budget actor's shell: one journal per scope (`lantern.budget.<tenant>._tenant` for the tenant,
+// `lantern.budget.<tenant>.<agent>` for one agent). A model call reserves its worst case in every scope that
+// has a budget (the agent's, then the tenant's) before it is made, and settles to its actual cost after; a
+// run is counted against the day's runs before it starts. Appends are optimistic (the journal's sequence is
+// the lock across hosts); on one host, decisions on a scope are serialised so they do not conflict with each
+// other. Scopes without a budget are never written.
+import { Clock, Context, Effect, Layer, Result, Semaphore } from "effect"
+import { Journal } from "../../bus/Journal.ts"
+import { Leases } from "../../bus/Leases.ts"
+import type { BudgetLimits } from "../../schema/Budget.ts"
+import type { ActorAddress } from "../../schema/Envelope.ts"
+import { BudgetExceeded } from "../../schema/Errors.ts"
+import type { BudgetEvent, BudgetRefusal } from "../../schema/Events.ts"
+import * as Actor from "../kernel/Actor.ts"
+import { fold } from "../kernel/Decider.ts"
+import type { Quote } from "../model/ModelProvider.ts"
+import * as Decider from "./Decider.ts"
+
+export const actor = Actor.make(Decider.decider)
+
+export type Scope = { readonly kind: "tenant" } | { readonly kind: "agent"; readonly name: string }
+
+export const TENANT: Scope = { kind: "tenant" }
+export const agentScope = (name: string): Scope => ({ kind: "agent", name })
+
+/** `tenant` or `agent:<name>`: how refusals and the API name a scope. */
+export const scopeName = (s: Scope) => s.kind === "tenant" ? "tenant" : `agent:${s.name}`
+
+/** Agent names start with a letter or digit, so `_tenant` cannot be one. */
+export const addressOf = (tenant: string, s: Scope): ActorAddress => ({
+  type: "budget",
+  tenant,
+  id: s.kind === "tenant" ? "_tenant" : s.name
+})
+
+/** A scope's budget as the API shows it: its caps and today's figures. */
+export interface View {
+  readonly scope: string
+  readonly limits: BudgetLimits | null
+  readonly updatedBy: string | null
+  readonly today: {
+    readonly day: string
+    readonly spentUsd: number
+    readonly reservedUsd: number
+    readonly runs: number
+    readonly tokens: number
+  }
+  /** Soft caps passed today. */
+  readonly alerts: ReadonlyArray<string>
+  /** Reservations held right now (their host is calling a model). */
+  readonly openReservations: number
+}
+
+/** What a model call holds until it settles. */
+export interface Hold {
+  readonly tenant: string
+  readonly runId: string
+  readonly reservationId: string
+  readonly scopes: ReadonlyArray<Scope>
+}
+
+/** What a run has used so far, for its per-run caps. */
+export interface RunUsage {
+  readonly costUsd: number
+  readonly tokens: number
+  readonly toolCalls: number
+}
+
+export interface ReserveRequest {
+  readonly tenant: string
+  readonly agentName: string
+  readonly runId: string
+  /** `runId:stepId:attempt`: a restart of the same attempt finds its reservation again. */
+  readonly reservationId: string
+  readonly quote: Quote
+  readonly run: RunUsage
+  /** When the reservation stops counting if its host never settles it. */
+  readonly expiresAt: number
+}
+
+const round = (usd: number) => Math.round(usd * 1e9) / 1e9
+
+/** The per-run cap a call would break: cost and tokens, against the run's own totals. */
+export const overRun = (scope: string, limits: BudgetLimits, run: RunUsage, quote: Quote): BudgetRefusal | null => {
+  const checks: ReadonlyArray<readonly [string, number | undefined, number, number, string]> = [
+    ["maxCostUsdPerRun", limits.maxCostUsdPerRun, run.costUsd, quote.worstCaseUsd, " USD"],
+    ["maxTokensPerRun", limits.maxTokensPerRun, run.tokens, quote.promptTokens + quote.maxTokens, " tokens"]
+  ]
+  for (const [cap, limit, spent, requested, unit] of checks) {
+    if (limit === undefined || spent + requested <= limit + 1e-12) continue
+    return {
+      scope,
+      cap,
+      limit,
+      spent: round(spent),
+      reserved: 0,
+      requested: round(requested),
+      reason: `${cap} of ${scope} is ${limit}${unit}: the run has used ${round(spent)}${unit} and its next model call may use ${round(requested)}${unit}`
+    }
+  }
+  return null
+}
+
+/** The refusal of one more tool call when a run already made `made` of them. */
+export const overToolCalls = (scope: string, limits: BudgetLimits, made: number, more: number): BudgetRefusal | null =>
+  limits.maxToolCallsPerRun === undefined || made + more <= limits.maxToolCallsPerRun
+    ? null
+    : {
+      scope,
+      cap: "maxToolCallsPerRun",
+      limit: limits.maxToolCallsPerRun,
+      spent: made,
+      reserved: 0,
+      requested: more,
+      reason: `maxToolCallsPerRun of ${scope} is ${limits.maxToolCallsPerRun}: the run has made ${made} tool calls and asked for ${more} more`
+    }
+
+export class Budgets extends Context.Service<Budgets, {
+  readonly set: (tenant: string, scope: Scope, limits: BudgetLimits, by: string) => Effect.Effect<View, Actor.ExecuteError<never>>
+  readonly view: (tenant: string, scope: Scope) => Effect.Effect<View, Actor.ReadError>
+  /** The budgets that apply to a run of `agentName`: the agent's and the tenant's, where set. */
+  readonly applying: (tenant: string, agentName: string) => Effect.Effect<ReadonlyArray<{ readonly scope: Scope; readonly state: Decider.State }>, Actor.ReadError>
+  /** Counts a new run against the day in every budgeted scope; refuses it when a hard cap leaves no room. */
+  readonly admitRun: (tenant: string, agentName: string, runId: string, firstCall: Quote) => Effect.Effect<void, BudgetExceeded | Actor.ExecuteError<never>>
+  readonly reserve: (request: ReserveRequest) => Effect.Effect<Hold, BudgetExceeded | Actor.ExecuteError<never>>
+  /** Replaces the hold with the call's actual cost (0 for a call that failed without an answer). */
+  readonly settle: (hold: Hold, actual: { readonly costUsd: number; readonly tokens: number }) => Effect.Effect<void, Actor.ExecuteError<never>>
+  /** Journals a soft cap passed by a run (per-run caps, which only the run's driver sees). */
+  readonly alert: (tenant: string, scope: Scope, refusal: BudgetRefusal, runId: string) => Effect.Effect<void, Actor.ExecuteError<never>>
+  /** The hard cap that spending `usd` more (and `tokens`) on one new run would break, if any; changes nothing. */
+  readonly wouldExceed: (tenant: string, agentName: string, usd: number, tokens: number) => Effect.Effect<BudgetRefusal | null, Actor.ReadError>
+}>()("lantern/actors/Budgets") {
+  static readonly layer = Layer.effect(
+    Budgets,
+    Effect.gen(function*() {
+      const journal = yield* Journal
+      const leases = yield* Leases
+      const provide = yield* Actor.provider
+      // the latest state this host knows of each scope; refreshed from the journal's tail before each use
+      const known = new Map<string, Actor.Loaded<Decider.State>>()
+      const locks = new Map<string, Semaphore.Semaphore>()
+      const keyOf = (a: ActorAddress) => `${a.tenant}.${a.id}`
+      const lockOf = (a: ActorAddress) => {
+        const key = keyOf(a)
+        let lock = locks.get(key)
+        if (lock === undefined) {
+          lock = Semaphore.makeUnsafe(1)
+          locks.set(key, lock)
+        }
+        return lock
+      }
+
+      /** The scope as of its journal's last event: one last-sequence lookup, and a tail read only when it moved. */
+      const fresh = (address: ActorAddress): Effect.Effect<Actor.Loaded<Decider.State>, Actor.ReadError> =>
+        Effect.gen(function*() {
+          const cached = known.get(keyOf(address))
+          const last = yield* journal.lastSeq(address)
+          if (cached !== undefined && cached.seq === last) return cached
+          if (cached === undefined || cached.seq > last) {
+            const loaded = yield* provide(actor.load(address))
+            known.set(keyOf(address), loaded)
+            return loaded
+          }
+          const tail = yield* journal.readFrom(address, cached.seq)
+          const events = tail.events.map((s) => s.event as BudgetEvent)
+          const next: Actor.Loaded<Decider.State> = {
+            ...cached,
+            state: fold(Decider.decider, events, cached.state),
+            seq: tail.events.length === 0 ? cached.seq : tail.events[tail.events.length - 1]!.seq,
+            events: cached.events + events.length
+          }
+          known.set(keyOf(address), next)
+          return next
+        })
+
+      /** Decides on the scope's fresh state, serialised on this host; other hosts are met by the append's OCC. */
+      const execute = (address: ActorAddress, command: Decider.Command, key: string | ((seq: number) => string)) =>
+        lockOf(address).withPermits(1)(
+          Effect.gen(function*() {
+            const loaded = yield* fresh(address)
+            const outcome = yield* provide(actor.executeOn(loaded, command, { idempotencyKey: key, correlationId: address.id }))
+            known.set(keyOf(address), outcome.loaded)
+            return outcome.loaded.state
+          })
+        )
+
+      /** For commands the decider never refuses (set, settle, alert): a refusal would be a bug. */
+      const accepted = (address: ActorAddress, command: Decider.Command, key: string) =>
+        execute(address, command, key).pipe(Effect.catchTag("BudgetExceeded", (e) => Effect.die(e)))
+
+      const viewOf = (scope: Scope, state: Decider.State, now: number): View => {
+        const day = Decider.dayOf(now)
+        const today = Decider.dayIn(state, day)
+        return {
+          scope: scopeName(scope),
+          limits: state.limits,
+          updatedBy: state.setBy,
+          today: {
+            day,
+            spentUsd: round(today.spentUsd),
+            reservedUsd: round(Decider.reservedOn(state, day, now)),
+            runs: today.runs,
+            tokens: today.tokens
+          },
+          alerts: today.alerted,
+          openReservations: Object.values(state.open).filter((r) => r.expiresAt > now).length
+        }
+      }
+
+      const scopesOf = (agentName: string): ReadonlyArray<Scope> => [agentScope(agentName), TENANT]
+
+      const applying = (tenant: string, agentName: string) =>
+        Effect.map(
+          Effect.forEach(scopesOf(agentName), (scope) => Effect.map(fresh(addressOf(tenant, scope)), (l) => ({ scope, state: l.state })), {
+            concurrency: 2
+          }),
+          (all) => all.filter((s) => s.state.limits !== null)
+        )
+
+      const settleIn = (hold: Hold, scopes: ReadonlyArray<Scope>, actual: { readonly costUsd: number; readonly tokens: number }) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          yield* Effect.forEach(scopes, (scope) =>
+            accepted(
+              addressOf(hold.tenant, scope),
+              { _tag: "Settle", reservationId: hold.reservationId, runId: hold.runId, costUsd: actual.costUsd, tokens: actual.tokens, now },
+              `settle:${hold.reservationId}`
+            ), { discard: true })
+        })
+
+      return Budgets.of({
+        set: (tenant, scope, limits, by) =>
+          Effect.gen(function*() {
+            const state = yield* accepted(
+              addressOf(tenant, scope),
+              { _tag: "SetBudget", scope: scopeName(scope), limits, by },
+              `set:${yield* Clock.currentTimeMillis}:${Math.random().toString(36).slice(2)}`
+            )
+            return viewOf(scope, state, yield* Clock.currentTimeMillis)
+          }),
+        view: (tenant, scope) =>
+          Effect.gen(function*() {
+            const loaded = yield* fresh(addressOf(tenant, scope))
+            return viewOf(scope, loaded.state, yield* Clock.currentTimeMillis)
+          }),
+        applying,
+        admitRun: (tenant, agentName, runId, firstCall) =>
+          Effect.gen(function*() {
+            const budgets = yield* applying(tenant, agentName)
+            for (const { scope, state } of budgets) {
+              // a run whose first call alone breaks a per-run cap is refused before it starts
+              const perRun = overRun(scopeName(scope), state.limits!, { costUsd: 0, tokens: 0, toolCalls: 0 }, firstCall)
+              if (perRun !== null && state.limits!.hardFail) return yield* new BudgetExceeded({ refusal: perRun })
+            }
+            const now = yield* Clock.currentTimeMillis
+            const count: Decider.Command = { _tag: "CountRun", runId, now, firstCallUsd: firstCall.worstCaseUsd }
+            // every scope is asked before any counts, so a refusal by the tenant does not leave the agent's count
+            // raised by a run that never starts (a race with another host can still do that: it errs towards refusing)
+            for (const { state } of budgets) {
+              const decided = Decider.decide(count, state)
+              if (Result.isFailure(decided)) return yield* decided.failure
+            }
+            for (const { scope } of budgets) yield* execute(addressOf(tenant, scope), count, `run:${runId}`)
+          }),
+        reserve: (request) =>
+          Effect.gen(function*() {
+            const budgets = yield* applying(request.tenant, request.agentName)
+            for (const { scope, state } of budgets) {
+              const refusal = overRun(scopeName(scope), state.limits!, request.run, request.quote)
+              if (refusal === null) continue
+              if (state.limits!.hardFail) return yield* new BudgetExceeded({ refusal })
+              yield* execute(
+                addressOf(request.tenant, scope),
+                { _tag: "Alert", cap: refusal.cap, limit: refusal.limit, value: refusal.spent + refusal.requested, runId: request.runId, now: yield* Clock.currentTimeMillis },
+                `alert:${request.reservationId}:${refusal.cap}`
+              )
+            }
+            const hold: Hold = { tenant: request.tenant, runId: request.runId, reservationId: request.reservationId, scopes: [] }
+            const held: Array<Scope> = []
+            for (const { scope } of budgets) {
+              const now = yield* Clock.currentTimeMillis
+              const reserved = yield* execute(
+                addressOf(request.tenant, scope),
+                {
+                  _tag: "Reserve",
+                  reservationId: request.reservationId,
+                  runId: request.runId,
+                  amountUsd: request.quote.worstCaseUsd,
+                  tokens: request.quote.promptTokens + request.quote.maxTokens,
+                  host: leases.host,
+                  now,
+                  expiresAt: request.expiresAt
+                },
+                (seq: number) => `reserve:${request.reservationId}@${seq}`
+              ).pipe(
+                Effect.as(true),
+                // refused by a later scope: give back what the earlier ones hold, then refuse
+                Effect.tapError((e) =>
+                  e._tag === "BudgetExceeded" ? Effect.ignore(settleIn(hold, held, { costUsd: 0, tokens: 0 })) : Effect.void
+                )
+              )
+              if (reserved) held.push(scope)
+            }
+            return { ...hold, scopes: held }
+          }),
+        settle: (hold, actual) => settleIn(hold, hold.scopes, actual),
+        alert: (tenant, scope, refusal, runId) =>
+          Effect.gen(function*() {
+            yield* accepted(
+              addressOf(tenant, scope),
+              { _tag: "Alert", cap: refusal.cap, limit: refusal.limit, value: refusal.spent + refusal.requested, runId, now: yield* Clock.currentTimeMillis },
+              `alert:${runId}:${refusal.cap}`
+            )
+          }),
+        wouldExceed: (tenant, agentName, usd, tokens) =>
+          Effect.gen(function*() {
+            const now = yield* Clock.currentTimeMillis
+            const day = Decider.dayOf(now)
+            for (const { scope, state } of yield* applying(tenant, agentName)) {
+              const limits = state.limits!
+              if (!limits.hardFail) continue
+              const perRun = overRun(scopeName(scope), limits, { costUsd: 0, tokens: 0, toolCalls: 0 }, {
+                promptTokens: tokens,
+                maxTokens: 0,
+                worstCaseUsd: usd,
+                models: []
+              })
+              if (perRun !== null) return perRun
+              const today = Decider.dayIn(state, day)
+              const reserved = Decider.reservedOn(state, day, now)
+              if (limits.maxCostUsdPerDay !== undefined && today.spentUsd + reserved + usd > limits.maxCostUsdPerDay + 1e-12) {
+                return {
+                  scope: scopeName(scope),
+                  cap: "maxCostUsdPerDay",
+                  limit: limits.maxCostUsdPerDay,
+                  spent: round(today.spentUsd),
+                  reserved: round(reserved),
+                  requested: round(usd),
+                  reason: `maxCostUsdPerDay of ${scopeName(scope)} is ${limits.maxCostUsdPerDay} USD: ${round(today.spentUsd)} USD spent and ${round(reserved)} USD reserved today leave no room for a run forecast at ${round(usd)} USD (p90)`
+                }
+              }
+              if (limits.maxRunsPerDay !== undefined && today.runs + 1 > limits.maxRunsPerDay) {
+                return {
+                  scope: scopeName(scope),
+                  cap: "maxRunsPerDay",
+                  limit: limits.maxRunsPerDay,
+                  spent: today.runs,
+                  reserved: 0,
+                  requested: 1,
+                  reason: `maxRunsPerDay of ${scopeName(scope)} is ${limits.maxRunsPerDay}: ${today.runs} runs started today`
+                }
+              }
+            }
+            return null
+          })
+      })
+    })
+  )
+}
