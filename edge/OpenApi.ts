@@ -2,6 +2,7 @@
 // cannot drift from what the server accepts.
 import { Schema } from "effect"
 import * as Api from "../schema/Api.ts"
+import * as Budget from "../schema/Budget.ts"
 
 const schemaOf = (s: Schema.Top) => {
   const doc = Schema.toJsonSchemaDocument(s)
@@ -17,6 +18,7 @@ const errors = {
 }
 const notFound = { "404": ok("Not found", Api.ErrorResponse) }
 const conflict = { "409": ok("Conflict", Api.ErrorResponse) }
+const overBudget = { "402": ok("A hard budget cap refused it: `error.budget` names the cap, its limit, what is spent and reserved, and why", Api.ErrorResponse) }
 const list = (s: Schema.Top) => Schema.Struct({ items: Schema.Array(s as Schema.Codec<unknown>) })
 const nameParam = { name: "name", in: "path", required: true, schema: { type: "string" } }
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^run_[0-9a-z]{26}$" } }
@@ -42,12 +44,27 @@ export const document = {
     "/v1/agents/{name}/versions": {
       get: { summary: "List an agent's immutable versions", parameters: [nameParam], responses: { "200": ok("Versions", list(Api.AgentVersionResponse)), ...errors, ...notFound } }
     },
+    "/v1/agents/{name}/budget": {
+      get: { summary: "The agent's budget: its caps and today's spend, reservations and runs", parameters: [nameParam], responses: { "200": ok("Budget", Budget.BudgetResponse), ...errors, ...notFound } },
+      put: { summary: "Set the agent's budget caps (replacing the previous ones whole)", parameters: [nameParam], requestBody: jsonBody(Budget.SetBudgetRequest), responses: { "200": ok("Budget", Budget.BudgetResponse), ...errors, ...notFound } }
+    },
+    "/v1/agents/{name}/usage": {
+      get: {
+        summary: "The agent's spend per UTC day",
+        parameters: [nameParam, { name: "days", in: "query", required: false, schema: { type: "string" } }],
+        responses: { "200": ok("Usage", Budget.UsageResponse), ...errors, ...notFound }
+      }
+    },
+    "/v1/budget": {
+      get: { summary: "The tenant-wide budget", responses: { "200": ok("Budget", Budget.BudgetResponse), ...errors } },
+      put: { summary: "Set the tenant-wide budget caps", requestBody: jsonBody(Budget.SetBudgetRequest), responses: { "200": ok("Budget", Budget.BudgetResponse), ...errors } }
+    },
     "/v1/runs": {
       post: {
         summary: "Start a run of an agent's latest (or given) version",
         parameters: [{ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", maxLength: 255 } }],
         requestBody: jsonBody(Api.CreateRunRequest),
-        responses: { "201": ok("Started", Api.RunResponse), "200": ok("Already started with this Idempotency-Key", Api.RunResponse), ...errors, ...notFound, ...conflict }
+        responses: { "201": ok("Started", Api.RunResponse), "200": ok("Already started with this Idempotency-Key", Api.RunResponse), ...errors, ...overBudget, ...notFound, ...conflict }
       },
       get: {
         summary: "List runs, newest first",
