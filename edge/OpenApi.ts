@@ -2,6 +2,7 @@
 // cannot drift from what the server accepts.
 import { Schema } from "effect"
 import * as Api from "../schema/Api.ts"
+import * as Forecast from "../schema/Forecast.ts"
 import * as Budget from "../schema/Budget.ts"
 
 const schemaOf = (s: Schema.Top) => {
@@ -71,6 +72,9 @@ export const document = {
         parameters: ["status", "agentName", "limit", "cursor"].map((name) => ({ name, in: "query", required: false, schema: { type: "string" } })),
         responses: { "200": ok("Runs", Api.RunListResponse), ...errors }
       }
+    },
+    "/v1/runs/forecast": {
+      post: { summary: "Forecast a run's tokens and cost (p10/p50/p90) from the agent version's completed runs", requestBody: jsonBody(Forecast.ForecastRequest), responses: { "200": ok("Forecast", Forecast.ForecastResponse), "402": ok("The forecast, when a run costing p90 would break a hard budget cap (`budget`)", Forecast.ForecastResponse), ...errors, ...notFound } }
     },
     "/v1/runs/{id}": { get: { summary: "Get a run", parameters: [idParam], responses: { "200": ok("Run", Api.RunResponse), ...errors, ...notFound } } },
     "/v1/runs/{id}/events": { get: { summary: "The run's journal", parameters: [idParam], responses: { "200": ok("Events", list(Api.EventResponse)), ...errors, ...notFound } } },

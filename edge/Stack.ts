@@ -10,6 +10,8 @@ import * as Providers from "../actors/model/Providers.ts"
 import { ModelProvider } from "../actors/model/ModelProvider.ts"
 import { Budgets } from "../actors/budget/Budgets.ts"
 import { budgetRoutes } from "./BudgetRoutes.ts"
+import { ForecastBudget } from "../actors/forecast/Forecast.ts"
+import { forecastRoutes } from "./ForecastRoutes.ts"
 import { Driver, layerWorker } from "../actors/run/Driver.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
@@ -80,11 +82,12 @@ export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer) : Layer.empty
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
-  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, System.routes), {
+  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, System.routes), {
     disableListenLog: true,
     middleware: System.unroutable
   }).pipe(
     Layer.provide(Auth.layer),
+    Layer.provide(ForecastBudget.layer),
     Layer.provide(NodeHttpServer.layer(() => createServer(), { port: options.port, host: options.host }))
   )
   // projectors run beside the edge: one database, read in stream order from its own checkpoint (ADR 0010)

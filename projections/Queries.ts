@@ -159,3 +159,29 @@ export const listSteps = (
   runId: string
 ): Effect.Effect<ReadonlyArray<StepResponse>, DatabaseUnavailable, Sql> =>
   query<StepResponse>(`select ${STEP_COLUMNS} from steps where tenant = $1 and run_id = $2 order by seq`, [tenant, runId])
+
+/** A completed run as the cost forecast learns from it. */
+export interface CostSample {
+  readonly id: string
+  readonly input: unknown
+  readonly tokensIn: number
+  readonly tokensOut: number
+  readonly costUsd: number
+}
+
+/** The latest `limit` succeeded runs of one agent version, newest first (runs_by_agent serves the order). */
+export const succeededRuns = (
+  tenant: string,
+  agentName: string,
+  agentVersion: number,
+  limit: number
+): Effect.Effect<ReadonlyArray<CostSample>, DatabaseUnavailable, Sql> =>
+  Effect.map(
+    query<CostSample>(
+      `select id, input, tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd" from runs
+        where tenant = $1 and agent_name = $2 and agent_version = $3 and status = 'succeeded'
+        order by id desc limit $4`,
+      [tenant, agentName, agentVersion, limit]
+    ),
+    (rows) => rows.map((r) => ({ ...r, input: r.input ?? null }))
+  )

@@ -4,10 +4,12 @@
 // run is counted against the day's runs before it starts. Appends are optimistic (the journal's sequence is
 // the lock across hosts); on one host, decisions on a scope are serialised so they do not conflict with each
 // other. Scopes without a budget are never written.
+import { createHash } from "node:crypto"
 import { Clock, Context, Effect, Layer, Result, Semaphore } from "effect"
 import { Journal } from "../../bus/Journal.ts"
 import { Leases } from "../../bus/Leases.ts"
 import type { BudgetLimits } from "../../schema/Budget.ts"
+import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress } from "../../schema/Envelope.ts"
 import { BudgetExceeded } from "../../schema/Errors.ts"
 import type { BudgetEvent, BudgetRefusal } from "../../schema/Events.ts"
@@ -173,19 +175,25 @@ export class Budgets extends Context.Service<Budgets, {
           return next
         })
 
-      /** Decides on the scope's fresh state, serialised on this host; other hosts are met by the append's OCC. */
+      /**
+       * Decides on the scope's fresh state, serialised on this host; other hosts are met by the append's OCC.
+       * Idempotency keys are message ids deduplicated across the whole budget stream, so each carries its scope:
+       * the agent's and the tenant's settle of one call must not drop each other as duplicates.
+       */
       const execute = (address: ActorAddress, command: Decider.Command, key: string | ((seq: number) => string)) =>
         lockOf(address).withPermits(1)(
           Effect.gen(function*() {
             const loaded = yield* fresh(address)
-            const outcome = yield* provide(actor.executeOn(loaded, command, { idempotencyKey: key, correlationId: address.id }))
+            const scope = keyOf(address)
+            const idempotencyKey = typeof key === "string" ? `${scope}:${key}` : (seq: number) => `${scope}:${key(seq)}`
+            const outcome = yield* provide(actor.executeOn(loaded, command, { idempotencyKey, correlationId: address.id }))
             known.set(keyOf(address), outcome.loaded)
             return outcome.loaded.state
           })
         )
 
       /** For commands the decider never refuses (set, settle, alert): a refusal would be a bug. */
-      const accepted = (address: ActorAddress, command: Decider.Command, key: string) =>
+      const accepted = (address: ActorAddress, command: Decider.Command, key: string | ((seq: number) => string)) =>
         execute(address, command, key).pipe(Effect.catchTag("BudgetExceeded", (e) => Effect.die(e)))
 
       const viewOf = (scope: Scope, state: Decider.State, now: number): View => {
@@ -234,7 +242,8 @@ export class Budgets extends Context.Service<Budgets, {
             const state = yield* accepted(
               addressOf(tenant, scope),
               { _tag: "SetBudget", scope: scopeName(scope), limits, by },
-              `set:${yield* Clock.currentTimeMillis}:${Math.random().toString(36).slice(2)}`
+              // the same caps set twice at one position are one change; different ones must not dedupe
+              (seq: number) => `set@${seq}:${createHash("sha256").update(Canonical.stringify({ limits, by })).digest("hex").slice(0, 16)}`
             )
             return viewOf(scope, state, yield* Clock.currentTimeMillis)
           }),
@@ -294,9 +303,17 @@ export class Budgets extends Context.Service<Budgets, {
                 (seq: number) => `reserve:${request.reservationId}@${seq}`
               ).pipe(
                 Effect.as(true),
-                // refused by a later scope: give back what the earlier ones hold, then refuse
+                // refused by a later scope: give back what the earlier ones hold (released, not settled, so that a
+                // restart of this attempt may reserve again), then refuse
                 Effect.tapError((e) =>
-                  e._tag === "BudgetExceeded" ? Effect.ignore(settleIn(hold, held, { costUsd: 0, tokens: 0 })) : Effect.void
+                  e._tag === "BudgetExceeded"
+                    ? Effect.forEach(held, (s) =>
+                      Effect.ignore(accepted(
+                        addressOf(request.tenant, s),
+                        { _tag: "Release", reservationId: request.reservationId, reason: `refused by ${e.refusal.scope}: ${e.refusal.cap}` },
+                        (seq: number) => `release:${request.reservationId}@${seq}`
+                      )), { discard: true })
+                    : Effect.void
                 )
               )
               if (reserved) held.push(scope)

@@ -2,7 +2,7 @@
 // worst case before it is made and settles to its actual cost after; a reservation that would take the day's
 // spend plus what is already held past a hard cap is refused, so concurrent runs cannot race past the cap.
 // Reservations carry an expiry: one whose host died stops counting when it passes and is released by the
-// next decision. Per-run caps are checked against the run's own journal (Budgets.ts), not here.
+// next reservation on the scope. Per-run caps are checked against the run's own journal (Budgets.ts), not here.
 import { Result } from "effect"
 import type { BudgetLimits } from "../../schema/Budget.ts"
 import { BudgetExceeded } from "../../schema/Errors.ts"
@@ -69,6 +69,12 @@ export type Command =
     readonly now: number
     /** The run's first model call at worst: a day with less room than this refuses the run up front. */
     readonly firstCallUsd: number
+  }
+  | {
+    /** Gives a reservation back unspent (another scope refused the call): it may be reserved again later. */
+    readonly _tag: "Release"
+    readonly reservationId: string
+    readonly reason: string
   }
   | {
     readonly _tag: "Alert"
@@ -153,8 +159,9 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
     case "Reserve": {
       const day = dayOf(command.now)
       const held = state.open[command.reservationId]
-      // the same attempt again (its host died and another restarted it): take the reservation over, no second hold
-      if (held !== undefined) {
+      // the same attempt again (its host died and another restarted it): take the reservation over, no second hold.
+      // One already expired no longer counts (others may have used its room): it is released and reserved anew.
+      if (held !== undefined && held.expiresAt > command.now) {
         if (held.host === command.host && held.expiresAt >= command.expiresAt) return ignore
         return accept<BudgetEvent>({ _tag: "BudgetReserved", reservationId: command.reservationId, runId: held.runId, day: held.day, amountUsd: held.amountUsd, tokens: held.tokens, host: command.host, expiresAt: Math.max(held.expiresAt, command.expiresAt) })
       }
@@ -212,6 +219,10 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
       return Result.flatMap(enforce(state, day, command.runId, byRuns, counted), (events) =>
         enforce(evolveAll(state, events), day, command.runId, byCost, events))
     }
+    case "Release":
+      return state.open[command.reservationId] === undefined
+        ? ignore
+        : accept<BudgetEvent>({ _tag: "BudgetReleased", reservationId: command.reservationId, reason: command.reason })
     case "Alert": {
       const day = dayOf(command.now)
       if (dayIn(state, day).alerted.includes(command.cap)) return ignore
