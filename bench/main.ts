@@ -1,7 +1,8 @@
 // `npm run bench`: the cost of a durable step against the physical limit (DESIGN §6). Starts its own
 // nats-server, measures raw JetStream publish-with-ack and Lantern's journal step at 1, 16 and 256 in flight,
 // then actor load time by journal length, with and without snapshots, the time a crashed worker's runs stand
-// still (Recovery.ts), and run throughput with 1, 2 and 4 `lantern worker` processes (Workers.ts).
+// still (Recovery.ts), what the model router adds to a call (Router.ts), run throughput with 1, 2 and 4
+// `lantern worker` processes (Workers.ts), and how well the cost forecast predicts recorded runs (Forecast.ts).
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, cpus, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -14,9 +15,11 @@ import * as NatsServer from "../bus/NatsServer.ts"
 import * as Topology from "../bus/Topology.ts"
 import * as DurableStep from "./DurableStep.ts"
 import * as Fixture from "./Fixture.ts"
+import * as Forecast from "./Forecast.ts"
 import * as Load from "./Load.ts"
 import * as RawPublish from "./RawPublish.ts"
 import * as Recovery from "./Recovery.ts"
+import * as RouterBench from "./Router.ts"
 import * as Report from "./Report.ts"
 import * as Workers from "./Workers.ts"
 
@@ -65,8 +68,10 @@ const measure = (server: NatsServer.Handle, scale: number) =>
       levels.push({ inFlight: plan.inFlight, raw, steps: measured })
     }
     const loads = yield* Load.run(scale)
+    const router = yield* RouterBench.run(scale)
     const recovery = yield* Recovery.run(server.url, scale)
     const workers = yield* Workers.run(server, scale)
+    const forecast = yield* Forecast.run
 
     const cpuList = cpus()
     const env: Report.Environment = {
@@ -84,12 +89,16 @@ const measure = (server: NatsServer.Handle, scale: number) =>
     yield* Effect.sync(() => {
       console.log(Report.render(env, levels, seconds))
       console.log(`\n${Load.render(loads, levels[0]!.raw.medianMs)}`)
+      console.log(`\n${RouterBench.render(router)}`)
       console.log(`\n${Recovery.render(recovery, levels[0]!.raw.medianMs)}`)
       console.log(`\n${Workers.render(workers, levels)}`)
+      console.log(`\n${Forecast.render(forecast)}`)
       console.log(Report.json(env, levels, seconds))
       console.log(Load.json(loads))
+      console.log(RouterBench.json(router))
       console.log(Recovery.json(recovery))
       console.log(Workers.json(workers))
+      console.log(Forecast.json(forecast))
     })
   })
 

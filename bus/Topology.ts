@@ -26,6 +26,14 @@ export const SNAPSHOTS_BUCKET = "lantern-snapshots"
 /** KV bucket of run leases: one entry per run that is not finished (bus/Leases.ts). */
 export const LEASE_BUCKET = "lantern-leases"
 
+/** KV bucket of model-provider circuit breakers, shared by every host (bus/Breakers.ts): key = provider name. */
+export const BREAKERS_BUCKET = "lantern-breakers"
+
+/** KV bucket of the exact-match model response cache (actors/model/ResponseCache.ts); entries age out after a TTL. */
+export const MODEL_CACHE_BUCKET = "lantern-model-cache"
+/** The cache bucket's TTL when it is created; ResponseCache.layer sets the configured one. */
+export const MODEL_CACHE_TTL_MS = 24 * 60 * 60_000
+
 /** Duplicate window for `msgID` dedupe of re-sent appends. */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000
 
@@ -99,6 +107,14 @@ export const apply = Effect.gen(function*() {
   yield* Effect.tryPromise({
     try: () => new Kvm(js).create(LEASE_BUCKET, { history: 1, replicas }),
     catch: unavailable(`apply bucket ${LEASE_BUCKET}`)
+  })
+  yield* Effect.tryPromise({
+    try: () => new Kvm(js).create(BREAKERS_BUCKET, { history: 1, replicas }),
+    catch: unavailable(`apply bucket ${BREAKERS_BUCKET}`)
+  })
+  yield* Effect.tryPromise({
+    try: () => new Kvm(js).create(MODEL_CACHE_BUCKET, { ttl: MODEL_CACHE_TTL_MS, history: 1, replicas }),
+    catch: unavailable(`apply bucket ${MODEL_CACHE_BUCKET}`)
   })
 }).pipe(
   // a freshly formed cluster may time out the first creates while its meta leader settles

@@ -1,4 +1,4 @@
-import { ConfigProvider, Effect, Fiber, Layer, Redacted } from "effect"
+import { Effect, Fiber, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { ToolSpec } from "../../schema/AgentSpec.ts"
 import type { ProviderError } from "../../schema/Errors.ts"
@@ -6,8 +6,7 @@ import * as FakeAnthropic from "../../tests/support/FakeAnthropic.ts"
 import { freePort } from "../../bus/NatsServer.ts"
 import type { Message } from "../run/Plan.ts"
 import * as Anthropic from "./Anthropic.ts"
-import { ModelProvider, type Request } from "./ModelProvider.ts"
-import * as Providers from "./Providers.ts"
+import type { Request } from "./ModelProvider.ts"
 import * as Sse from "./Sse.ts"
 
 let fake: FakeAnthropic.FakeAnthropic
@@ -157,6 +156,37 @@ describe("Anthropic provider: answers", () => {
     fake.reply(FakeAnthropic.text("free", { model: "claude-unknown-9", usage: { input_tokens: 100, output_tokens: 100 } }))
     const r = await complete()
     expect([r.tokensIn, r.tokensOut, r.costUsd]).toEqual([100, 100, 0])
+  })
+})
+
+describe("Anthropic provider: sampling, output cap and usage details", () => {
+  it("sends temperature when set, and the request's output cap over the configured one", async () => {
+    fake.reply(FakeAnthropic.text("a"), FakeAnthropic.text("b"))
+    const capped = await sent(request({ temperature: 0.2, maxTokens: 64 }), settings({ maxTokens: 999 }))
+    expect(capped.body).toMatchObject({ temperature: 0.2, max_tokens: 64 })
+    const plain = await sent(request(), settings({ maxTokens: 999 }))
+    expect(plain.body.max_tokens).toBe(999)
+    expect(plain.body).not.toHaveProperty("temperature")
+  })
+
+  it("reports cache reads as cached prompt tokens, streamed and in a JSON answer; reasoning is not reported apart", async () => {
+    const usage = { input_tokens: 100, cache_read_input_tokens: 300, cache_creation_input_tokens: 0, output_tokens: 20 }
+    fake.reply(FakeAnthropic.text("s", { usage }), FakeAnthropic.text("j", { usage, json: true }))
+    for (let i = 0; i < 2; i++) {
+      const r = await complete()
+      expect([r.tokensIn, r.tokensOut, r.cachedTokensIn]).toEqual([400, 20, 300])
+      expect(r).not.toHaveProperty("reasoningTokens")
+    }
+    fake.reply(FakeAnthropic.text("none"))
+    expect(await complete()).not.toHaveProperty("cachedTokensIn")
+  })
+
+  it("an instance with a name of its own labels its answers and errors with it", async () => {
+    fake.reply(FakeAnthropic.text("named"), FakeAnthropic.httpError(529))
+    const named = settings({ name: "claude-eu" })
+    expect((await complete(request(), named)).answer.provider).toBe("claude-eu")
+    const e = await failure(request(), named)
+    expect([e.provider, e.status, e.retryable]).toEqual(["claude-eu", 529, true])
   })
 })
 
@@ -329,38 +359,5 @@ describe("Anthropic SSE parser", () => {
         expect(events).toEqual(expected)
       }
     }
-  })
-})
-
-describe("Providers.layerConfig", () => {
-  const nameWith = (env: Record<string, string>) =>
-    Effect.runPromise(
-      Effect.gen(function*() {
-        return (yield* ModelProvider).name
-      }).pipe(
-        Effect.provide(Providers.layerConfig.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env)))))
-      )
-    )
-
-  it("picks Anthropic when only ANTHROPIC_API_KEY is set, OpenAI when both are, offline when neither is", async () => {
-    expect(await nameWith({ ANTHROPIC_API_KEY: "k" })).toBe("anthropic")
-    expect(await nameWith({ ANTHROPIC_API_KEY: "k", OPENAI_API_KEY: "o" })).toBe("openai")
-    expect(await nameWith({})).toBe("offline")
-  })
-
-  it("the configured Anthropic provider talks to ANTHROPIC_BASE_URL with LANTERN_ANTHROPIC_MODEL and LANTERN_ANTHROPIC_MAX_TOKENS", async () => {
-    fake.reply(FakeAnthropic.text("configured"))
-    const n = fake.requests.length
-    const env = { ANTHROPIC_API_KEY: fake.apiKey, ANTHROPIC_BASE_URL: `${fake.url}/`, LANTERN_ANTHROPIC_MODEL: "claude-haiku-4-5", LANTERN_ANTHROPIC_MAX_TOKENS: "333" }
-    const r = await Effect.runPromise(
-      Effect.gen(function*() {
-        return yield* (yield* ModelProvider).complete(request())
-      }).pipe(
-        Effect.provide(Providers.layerConfig.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env)))))
-      )
-    )
-    expect(r.answer.content).toBe("configured")
-    expect(fake.requests[n]!.body.model).toBe("claude-haiku-4-5")
-    expect(fake.requests[n]!.body.max_tokens).toBe(333)
   })
 })

@@ -1,5 +1,6 @@
-// A model provider speaking the Anthropic Messages API at ANTHROPIC_BASE_URL: streamed (SSE) answers, or a
-// plain JSON one when the server sends that. Capability aliases map to LANTERN_ANTHROPIC_MODEL; the key never leaves its header.
+// A model provider speaking the Anthropic Messages API at a base URL: streamed (SSE) answers, or a plain JSON
+// one when the server sends that. Called directly, capability aliases map to the default model; the router
+// (Router.ts) resolves them first. The key never leaves its header.
 import { Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ToolCall } from "../../schema/Events.ts"
 import type { Message } from "../run/Plan.ts"
@@ -16,12 +17,14 @@ export const DEFAULT_MODEL = "claude-sonnet-4-5"
 export const DEFAULT_MAX_TOKENS = 1024
 
 export interface Settings {
+  /** The instance's name in answers and errors (the router's catalogue may hold several); `anthropic` by default. */
+  readonly name?: string
   /** Without the `/v1` suffix, as the official SDKs take it. */
   readonly baseUrl: string
   readonly apiKey: Redacted.Redacted<string>
   /** The model capability aliases resolve to. */
   readonly defaultModel: string
-  /** The Messages API requires a cap on output tokens in every request. */
+  /** The cap on output tokens of a request that sets none (the Messages API requires one in every request). */
   readonly maxTokens: number
   readonly timeoutMs: number
 }
@@ -112,8 +115,9 @@ export const requestBody = (request: Request, model: string, maxTokens: number) 
   const { system, messages } = wireConversation(request.messages)
   return {
     model,
-    max_tokens: maxTokens,
+    max_tokens: request.maxTokens ?? maxTokens,
     ...(system === "" ? {} : { system }),
+    ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
     messages,
     ...(request.tools.length > 0
       ? { tools: request.tools.map((t) => ({ name: t.name, description: t.description, input_schema: { type: "object", ...t.parameters } })) }
@@ -258,7 +262,7 @@ const parseArguments = (raw: string): unknown => {
   }
 }
 
-export const toResponse = (d: Draft, prices: Prices.Table): Response => {
+export const toResponse = (d: Draft, prices: Prices.Table, provider = PROVIDER): Response => {
   const parts = d.parts.filter((p): p is Part => p !== undefined)
   const texts = parts.flatMap((p) => (p.kind === "text" ? [p.text] : []))
   const toolCalls: Array<ToolCall> = parts.flatMap((p) =>
@@ -269,12 +273,14 @@ export const toResponse = (d: Draft, prices: Prices.Table): Response => {
       content: texts.length === 0 ? null : texts.join(""),
       toolCalls,
       finishReason: d.stopReason ?? "end_turn",
-      provider: PROVIDER,
+      provider,
       model: d.model
     },
     tokensIn: d.usage.input + d.usage.cacheRead + d.usage.cacheWrite,
     tokensOut: d.usage.output,
-    costUsd: costOf(prices, d.model, d.usage)
+    costUsd: costOf(prices, d.model, d.usage),
+    // the API does not report thinking tokens apart from output, so `reasoningTokens` stays unset
+    ...(d.usage.cacheRead > 0 ? { cachedTokensIn: d.usage.cacheRead } : {})
   }
 }
 
@@ -304,7 +310,8 @@ const STATUS_OF_ERROR: Readonly<Record<string, number>> = {
 export const make = (settings: Settings, prices: Prices.Table = Prices.defaults) => {
   const secret = Redacted.value(settings.apiKey)
   const endpoint = `${settings.baseUrl.replace(/\/+$/, "")}/v1/messages`
-  const fail = Wire.failWith(PROVIDER, secret)
+  const name = settings.name ?? PROVIDER
+  const fail = Wire.failWith(name, secret)
 
   const refused = (response: globalThis.Response, text: string) => {
     const parsed = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Struct({ error: WireError })))(text)
@@ -356,12 +363,13 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
         ),
       stream: { initial: emptyDraft(model), step, done: (d) => d.stopped, endedEarly: "the event stream ended before message_stop" }
     }).pipe(
-      Effect.map((d) => toResponse(d, prices)),
+      Effect.map((d) => toResponse(d, prices, name)),
       Effect.tap((r) =>
         Effect.annotateCurrentSpan({
           "gen_ai.response.model": r.answer.model,
           "gen_ai.usage.input_tokens": r.tokensIn,
-          "gen_ai.usage.output_tokens": r.tokensOut
+          "gen_ai.usage.output_tokens": r.tokensOut,
+          "gen_ai.usage.cached_input_tokens": r.cachedTokensIn ?? 0
         })
       ),
       Effect.withSpan("gen_ai.chat", {
@@ -372,10 +380,10 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
 
   const quote = (request: Request) =>
     Effect.sync(() =>
-      Quote.of(prices, request, [{ provider: PROVIDER, model: resolveModel(request.model, settings.defaultModel) }], settings.maxTokens)
+      Quote.of(prices, request, [{ provider: name, model: resolveModel(request.model, settings.defaultModel) }], settings.maxTokens)
     )
 
-  return ModelProvider.of({ name: PROVIDER, complete, quote })
+  return ModelProvider.of({ name, complete, quote })
 }
 
 export const layer = (settings: Settings, prices?: Prices.Table) => Layer.succeed(ModelProvider, make(settings, prices))

@@ -246,6 +246,71 @@ describe("OpenAI provider: streamed answers", () => {
   })
 })
 
+describe("OpenAI provider: sampling, output cap and usage details", () => {
+  it("sends temperature and the output cap when the request sets them, and neither when it does not", async () => {
+    scripts.push(stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")]), stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")]))
+    const first = nextRequest()
+    await complete(request({ temperature: 0, maxTokens: 256 }))
+    const capped = (await first).body
+    expect(capped["temperature"]).toBe(0)
+    // a compatible server (this one is not api.openai.com) reads max_tokens
+    expect(capped["max_tokens"]).toBe(256)
+    expect(capped).not.toHaveProperty("max_completion_tokens")
+    const second = nextRequest()
+    await complete(request())
+    const plain = (await second).body
+    expect(plain).not.toHaveProperty("temperature")
+    expect(plain).not.toHaveProperty("max_tokens")
+  })
+
+  it("OpenAI itself gets max_completion_tokens; the field can be chosen per provider", async () => {
+    expect(OpenAi.outputCapFieldOf("https://api.openai.com/v1")).toBe("max_completion_tokens")
+    expect(OpenAi.outputCapFieldOf("http://127.0.0.1:11434/v1")).toBe("max_tokens")
+    expect(OpenAi.outputCapFieldOf("https://openrouter.ai/api/v1")).toBe("max_tokens")
+    expect(OpenAi.requestBody(request({ maxTokens: 9 }), "o3", "max_completion_tokens")).toMatchObject({ max_completion_tokens: 9 })
+    scripts.push(stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")]))
+    const arrived = nextRequest()
+    await complete(request({ maxTokens: 77 }), settings({ outputCapField: "max_completion_tokens" }))
+    const body = (await arrived).body
+    expect(body["max_completion_tokens"]).toBe(77)
+    expect(body).not.toHaveProperty("max_tokens")
+  })
+
+  it("reports cached prompt tokens and reasoning tokens, streamed and in a JSON answer", async () => {
+    scripts.push(
+      stream([data(delta({ content: "hi" }, "stop")), data({ model: "gpt-4o-2024-08-06", choices: [], usage }), data("[DONE]")]),
+      json(200, { model: "gpt-4o", choices: [{ index: 0, message: { role: "assistant", content: "hi" }, finish_reason: "stop" }], usage })
+    )
+    for (let i = 0; i < 2; i++) {
+      const r = await complete()
+      expect([r.tokensIn, r.tokensOut, r.cachedTokensIn, r.reasoningTokens]).toEqual([10_000, 2000, 4000, 1500])
+      expect(r.costUsd).toBeCloseTo(expectedCost, 12)
+    }
+  })
+
+  it("leaves cached and reasoning tokens out when the server reports none", async () => {
+    scripts.push(json(200, {
+      model: "gpt-4o",
+      choices: [{ index: 0, message: { role: "assistant", content: "hi" }, finish_reason: "stop" }],
+      usage: { prompt_tokens: 5, completion_tokens: 1, prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0 } }
+    }))
+    const r = await complete()
+    expect(r).not.toHaveProperty("cachedTokensIn")
+    expect(r).not.toHaveProperty("reasoningTokens")
+  })
+
+  it("an instance with a name of its own labels its answers and errors with it, and a keyless one sends no authorization", async () => {
+    scripts.push(stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")]), json(500, { error: { message: "boom", type: "server_error" } }))
+    const arrived = nextRequest()
+    const named = settings({ name: "local", apiKey: Redacted.make("") })
+    const r = await complete(request(), named)
+    expect(r.answer.provider).toBe("local")
+    expect((await arrived).headers).not.toHaveProperty("authorization")
+    const e = await failure(request(), named)
+    expect([e.provider, e.status, e.retryable]).toEqual(["local", 500, true])
+  })
+})
+
 describe("OpenAI provider: errors", () => {
   it("an error chunk mid-stream is retryable", async () => {
     scripts.push(stream([
@@ -279,12 +344,16 @@ describe("OpenAI provider: errors", () => {
   it("HTTP 429 and 5xx are retryable, with retry-after noted; 400 is not", async () => {
     scripts.push(
       json(429, { error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } }, { "retry-after": "2" }),
+      json(500, { error: { message: "The server had an error while processing your request", type: "server_error" } }),
       json(503, { error: { message: "overloaded", type: "server_error" } }),
       json(400, { error: { message: "bad tools", type: "invalid_request_error" } })
     )
     const limited = await failure()
     expect([limited.status, limited.retryable]).toEqual([429, true])
     expect(limited.reason).toContain("retry-after: 2")
+    const internal = await failure()
+    expect([internal.status, internal.retryable]).toEqual([500, true])
+    expect(internal.reason).toContain("server_error: The server had an error")
     const unavailable = await failure()
     expect([unavailable.status, unavailable.retryable]).toEqual([503, true])
     const invalid = await failure()

@@ -1,6 +1,7 @@
 // A model provider speaking the OpenAI-compatible Chat Completions API (OpenAI, Ollama, vLLM, llama.cpp, gateways)
-// at OPENAI_BASE_URL: streamed (SSE) answers, or a plain JSON one from servers that ignore `stream`. Capability
-// aliases map to LANTERN_OPENAI_MODEL. The key never leaves its header.
+// at a base URL: streamed (SSE) answers, or a plain JSON one from servers that ignore `stream`. Called
+// directly, capability aliases map to the default model; the router (Router.ts) resolves them first. The key
+// never leaves its header.
 import { Effect, Layer, Option, Redacted, Schema } from "effect"
 import { ProviderError } from "../../schema/Errors.ts"
 import type { ToolCall } from "../../schema/Events.ts"
@@ -14,11 +15,30 @@ import * as Wire from "./Wire.ts"
 export const PROVIDER = "openai"
 
 export interface Settings {
+  /** The instance's name in answers and errors (the router's catalogue may hold several); `openai` by default. */
+  readonly name?: string
   readonly baseUrl: string
   readonly apiKey: Redacted.Redacted<string>
   /** The model capability aliases resolve to. */
   readonly defaultModel: string
   readonly timeoutMs: number
+  /**
+   * The field the output cap goes in: OpenAI itself wants `max_completion_tokens` (its reasoning models refuse
+   * `max_tokens`), while compatible servers (Ollama, vLLM, llama.cpp, most gateways) read `max_tokens`. By
+   * default the first for api.openai.com, the second for every other base URL.
+   */
+  readonly outputCapField?: OutputCapField
+}
+
+export type OutputCapField = "max_tokens" | "max_completion_tokens"
+
+/** The cap field a server at `baseUrl` reads (see Settings.outputCapField). */
+export const outputCapFieldOf = (baseUrl: string): OutputCapField => {
+  try {
+    return new URL(baseUrl).hostname === "api.openai.com" ? "max_completion_tokens" : "max_tokens"
+  } catch {
+    return "max_tokens"
+  }
 }
 
 const ALIASES = new Set(["auto", "fast", "smart", "default"])
@@ -48,12 +68,14 @@ const wireMessage = (m: Message) => {
   }
 }
 
-export const requestBody = (request: Request, model: string) => ({
+export const requestBody = (request: Request, model: string, capField: OutputCapField = "max_tokens") => ({
   model,
   messages: request.messages.map(wireMessage),
   ...(request.tools.length > 0
     ? { tools: request.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } })) }
     : {}),
+  ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+  ...(request.maxTokens === undefined ? {} : { [capField]: request.maxTokens }),
   stream: true,
   // without it a stream carries no usage at all, and the step could not be billed
   stream_options: { include_usage: true }
@@ -219,7 +241,7 @@ export const costOf = (prices: Prices.Table, answered: string, requested: string
   return cost.priced ? cost.usd : Prices.costOf(prices, requested, usage).usd
 }
 
-export const toResponse = (d: Draft, requested: string, prices: Prices.Table): Response => {
+export const toResponse = (d: Draft, requested: string, prices: Prices.Table, provider = PROVIDER): Response => {
   const toolCalls: Array<ToolCall> = d.calls.flatMap((c) =>
     c === undefined ? [] : [{ id: c.id, name: c.name, arguments: parseArguments(c.arguments) }]
   )
@@ -228,12 +250,15 @@ export const toResponse = (d: Draft, requested: string, prices: Prices.Table): R
       content: d.content,
       toolCalls,
       finishReason: d.finishReason ?? "stop",
-      provider: PROVIDER,
+      provider,
       model: d.model
     },
     tokensIn: d.usage.prompt,
     tokensOut: d.usage.completion,
-    costUsd: costOf(prices, d.model, requested, d.usage)
+    costUsd: costOf(prices, d.model, requested, d.usage),
+    // only when the server reported some: a zero would say nothing and lengthen every journaled step
+    ...(d.usage.cached > 0 ? { cachedTokensIn: d.usage.cached } : {}),
+    ...(d.usage.reasoning > 0 ? { reasoningTokens: d.usage.reasoning } : {})
   }
 }
 
@@ -248,7 +273,11 @@ const errorText = (e: typeof WireError.Type) =>
 export const make = (settings: Settings, prices: Prices.Table = Prices.defaults) => {
   const secret = Redacted.value(settings.apiKey)
   const endpoint = `${settings.baseUrl.replace(/\/+$/, "")}/chat/completions`
-  const fail = Wire.failWith(PROVIDER, secret)
+  const name = settings.name ?? PROVIDER
+  const fail = Wire.failWith(name, secret)
+  const capField = settings.outputCapField ?? outputCapFieldOf(settings.baseUrl)
+  // a local server (Ollama, llama.cpp) may need no key: then no authorization header at all
+  const auth: Record<string, string> = secret === "" ? {} : { authorization: `Bearer ${secret}` }
 
   const refused = (response: globalThis.Response, text: string) => {
     const parsed = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Struct({ error: WireError })))(text)
@@ -287,8 +316,8 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
     const model = ALIASES.has(request.model) ? settings.defaultModel : request.model
     return Wire.exchange<Draft>({
       url: endpoint,
-      headers: { authorization: `Bearer ${secret}`, "idempotency-key": request.idempotencyKey },
-      body: requestBody(request, model),
+      headers: { ...auth, "idempotency-key": request.idempotencyKey },
+      body: requestBody(request, model, capField),
       timeoutMs: settings.timeoutMs,
       fail,
       refused,
@@ -310,7 +339,7 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
           "gen_ai.usage.reasoning_tokens": d.usage.reasoning
         })
       ),
-      Effect.map((d) => toResponse(d, model, prices)),
+      Effect.map((d) => toResponse(d, model, prices, name)),
       Effect.withSpan("gen_ai.chat", {
         attributes: { "gen_ai.system": PROVIDER, "gen_ai.request.model": request.model, "gen_ai.operation.name": "chat" }
       })
@@ -318,9 +347,9 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
   }
 
   const quote = (request: Request) =>
-    Effect.sync(() => Quote.of(prices, request, [{ provider: PROVIDER, model: ALIASES.has(request.model) ? settings.defaultModel : request.model }]))
+    Effect.sync(() => Quote.of(prices, request, [{ provider: name, model: ALIASES.has(request.model) ? settings.defaultModel : request.model }]))
 
-  return ModelProvider.of({ name: PROVIDER, complete, quote })
+  return ModelProvider.of({ name, complete, quote })
 }
 
 export const layer = (settings: Settings, prices?: Prices.Table) => Layer.succeed(ModelProvider, make(settings, prices))

@@ -4,7 +4,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ConfigProvider, Effect, Exit, Layer, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Nats } from "../../bus/Nats.ts"
 import { freePort } from "../../bus/NatsServer.ts"
+import * as Topology from "../../bus/Topology.ts"
+import { startServer, type TestServer } from "../../tests/support/Bus.ts"
 import * as FakeAnthropic from "../../tests/support/FakeAnthropic.ts"
 import * as Anthropic from "./Anthropic.ts"
 import { ModelProvider, type Request } from "./ModelProvider.ts"
@@ -13,10 +16,16 @@ import * as Prices from "./Prices.ts"
 import * as Providers from "./Providers.ts"
 
 let dir: string
-beforeAll(() => {
+// the providers' layer keeps its circuit breakers and response cache on the bus
+let nats: TestServer
+beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "lantern-prices-"))
+  nats = await startServer("lantern-prices")
 })
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true })
+  await nats?.cleanup()
+})
 
 let files = 0
 /** A price file holding `content` (JSON-encoded unless a string). */
@@ -27,6 +36,12 @@ const priceFile = (content: unknown) => {
 }
 
 const withEnv = (env: Record<string, string>) => Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env)))
+/** Providers.layerConfig under `env`, on the test bus with its buckets applied. */
+const providers = (env: Record<string, string>) =>
+  Providers.layerConfig.pipe(
+    Layer.provide(Layer.effectDiscard(Topology.apply).pipe(Layer.provideMerge(Nats.layerUrl(nats.handle.url, "lantern-test")))),
+    withEnv(env)
+  )
 
 const loadTable = (env: Record<string, string>) =>
   Effect.runPromiseExit(Effect.gen(function*() {
@@ -202,7 +217,7 @@ describe("Prices.layerConfig: LANTERN_PRICES_FILE", () => {
     const file = priceFile({ version: "v", models: { "gpt-4o": { inputPerMTok: -1, outputPerMTok: 1, cachedInputPerMTok: 1 } } })
     const exit = await Effect.runPromiseExit(Effect.gen(function*() {
       return (yield* ModelProvider).name
-    }).pipe(Effect.provide(Providers.layerConfig.pipe(withEnv({ LANTERN_PRICES_FILE: file })))))
+    }).pipe(Effect.provide(providers({ LANTERN_PRICES_FILE: file }))))
     expect(Exit.isFailure(exit)).toBe(true)
     expect(String(exit)).toContain("models.gpt-4o.inputPerMTok")
   })
@@ -285,7 +300,7 @@ describe("Prices in the providers", () => {
     const viaOpenAi = await Effect.runPromise(Effect.gen(function*() {
       const r = yield* (yield* ModelProvider).complete(request("llama-3.3-70b"))
       return { cost: r.costUsd, version: (yield* Prices.Prices).version }
-    }).pipe(Effect.provide(Providers.layerConfig.pipe(withEnv({ OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: openAiUrl, LANTERN_PRICES_FILE: file })))))
+    }).pipe(Effect.provide(providers({ OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: openAiUrl, LANTERN_PRICES_FILE: file }))))
     expect(perMillion(viaOpenAi.cost)).toBeCloseTo(1000 * 0.5 + 1000 * 1, 9)
     expect(viaOpenAi.version).toBe("2027-02-01")
 
@@ -295,7 +310,7 @@ describe("Prices in the providers", () => {
     }))
     const viaAnthropic = await Effect.runPromise(Effect.gen(function*() {
       return (yield* (yield* ModelProvider).complete(request())).costUsd
-    }).pipe(Effect.provide(Providers.layerConfig.pipe(withEnv({ ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url, LANTERN_PRICES_FILE: file })))))
+    }).pipe(Effect.provide(providers({ ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url, LANTERN_PRICES_FILE: file }))))
     expect(perMillion(viaAnthropic)).toBeCloseTo(1000 * 2 + 2000 * 0.2 + 400 * 2.5 + 500 * 10, 9)
   })
 

@@ -45,6 +45,10 @@ export interface FakeOpenAi {
   readonly block: (stepId: string) => () => void
   /** Answers the next `times` requests for `stepId` with an error instead of performing the effect. */
   readonly failFirst: (stepId: string, times: number, failure?: Failure) => void
+  /** Answers every request with `failure` (a provider that is down) until called with null. */
+  readonly failAll: (failure: Failure | null) => void
+  /** Every request's JSON body, in arrival order (as `received`). */
+  readonly bodies: Array<Record<string, unknown>>
   /** Resolves when a request for `stepId` arrives. */
   readonly waitFor: (stepId: string, attempt?: number, runId?: string) => Promise<Received>
   readonly close: () => Promise<void>
@@ -120,6 +124,8 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
   const blocks = new Map<string, { readonly released: Promise<void>; readonly release: () => void }>()
   const failures: Array<{ readonly stepId: string; left: number; readonly failure: Failure }> = []
   const waiters: Array<{ match: (r: Received) => boolean; resolve: (r: Received) => void }> = []
+  const bodies: Array<Record<string, unknown>> = []
+  let down: Failure | null = null
 
   const answerTo = (body: { model: string; messages: Array<{ role: string }> }, n: number) => {
     const toolMessages = body.messages.filter((m) => m.role === "tool").length
@@ -137,6 +143,7 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
   }
 
   const injectedFailure = (r: Received, runId: string) => {
+    if (down !== null && (down.runId === undefined || down.runId === runId)) return down
     const plan = failures.find((f) => f.left > 0 && f.stepId === r.stepId && (f.failure.runId === undefined || f.failure.runId === runId))
     if (plan === undefined) return undefined
     plan.left--
@@ -153,6 +160,7 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
       return
     }
     const body = JSON.parse(await readBody(req)) as { model: string; messages: Array<{ role: string }>; stream?: boolean }
+    bodies.push(body)
     const key = String(req.headers["idempotency-key"] ?? "")
     const [runId = "", stepId = "", attempt = "0"] = key.split(":")
     const toolMessages = body.messages.filter((m) => m.role === "tool").length
@@ -231,6 +239,10 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
     failFirst: (stepId, times, failure = {}) => {
       failures.push({ stepId, left: times, failure })
     },
+    failAll: (failure) => {
+      down = failure
+    },
+    bodies,
     waitFor: (stepId, attempt, runId) => {
       const match = (r: Received) =>
         r.stepId === stepId && (attempt === undefined || r.attempt === attempt) && (runId === undefined || r.key.startsWith(`${runId}:`))
