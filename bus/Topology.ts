@@ -37,37 +37,24 @@ export const MODEL_CACHE_TTL_MS = 24 * 60 * 60_000
 /** Duplicate window for `msgID` dedupe of re-sent appends. */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000
 
-export const streams = (replicas: number): ReadonlyArray<Partial<StreamConfig> & { name: string; subjects: string[] }> => [
-  {
-    name: RUNS,
-    subjects: ["lantern.run.>"],
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    discard: DiscardPolicy.Old,
-    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-    allow_direct: true,
-    num_replicas: replicas
-  },
-  {
-    name: AGENTS,
-    subjects: ["lantern.agent.>"],
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    discard: DiscardPolicy.Old,
-    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-    allow_direct: true,
-    num_replicas: replicas
-  },
-  {
-    name: BUDGETS,
-    subjects: ["lantern.budget.>"],
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    discard: DiscardPolicy.Old,
-    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-    allow_direct: true,
-    num_replicas: replicas
-  },
+type StreamSpec = Partial<StreamConfig> & { name: string; subjects: string[] }
+
+/** A journal stream: kept (limits), on file, deduplicating re-sent appends, readable by direct get on any replica. */
+const journal = (name: string, subject: string, replicas: number): StreamSpec => ({
+  name,
+  subjects: [subject],
+  retention: RetentionPolicy.Limits,
+  storage: StorageType.File,
+  discard: DiscardPolicy.Old,
+  duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  allow_direct: true,
+  num_replicas: replicas
+})
+
+export const streams = (replicas: number): ReadonlyArray<StreamSpec> => [
+  journal(RUNS, "lantern.run.>", replicas),
+  journal(AGENTS, "lantern.agent.>", replicas),
+  journal(BUDGETS, "lantern.budget.>", replicas),
   {
     name: WORK,
     subjects: ["lantern.work.>"],
