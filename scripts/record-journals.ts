@@ -1,114 +1,37 @@
 // Records the golden journals tests/replay.test.ts replays: drives scenarios against the real `lantern serve`
 // process, then copies each actor's stored messages byte for byte out of JetStream next to their summary.
+// The router and budget scenarios are in scripts/journals/.
 //
 //   node --import tsx scripts/record-journals.ts [--out <dir>]   (default: tests/fixtures/journals)
 //
 // Only to ADD scenarios: a journal whose files already exist in the output directory is kept as it is, never
 // re-recorded (see tests/fixtures/journals/README.md).
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { createServer, type Server } from "node:http"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
-import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
-import { connect } from "@nats-io/transport-node"
 import * as NatsServer from "../bus/NatsServer.ts"
-import { AGENTS, RUNS } from "../bus/Topology.ts"
 import * as FakeOpenAi from "../tests/support/FakeOpenAi.ts"
 import * as Replay from "../tests/support/Replay.ts"
 import { api, eventually, ROOT, type StackProcess, startStack } from "../tests/support/Stack.ts"
-
-const TENANT = "dev"
+import * as Budgets from "./journals/Budgets.ts"
+import {
+  agentSubject,
+  eventsOf,
+  must,
+  readRaw,
+  type Recording,
+  runSubject,
+  startRun,
+  stepStarted,
+  waitStatus
+} from "./journals/Drive.ts"
+import * as ScriptedProvider from "./journals/Provider.ts"
+import * as Routed from "./journals/Routed.ts"
 
 const outDir = (() => {
   const i = process.argv.indexOf("--out")
   return resolve(i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : join(ROOT, "tests/fixtures/journals"))
 })()
-
-// ---- a scripted OpenAI-compatible provider: what it does is chosen by a marker in the run's input ----
-
-interface Provider {
-  readonly url: string
-  /** Idempotency keys (`runId:stepId:attempt`) of the requests received so far. */
-  readonly received: Array<string>
-  readonly close: () => Promise<void>
-}
-
-
-/**
- * `[hold]` in the input: never answers. `[fail-once]`: HTTP 500 on attempt 1, then answers. `[fail-hard]`:
- * HTTP 400 on every attempt. Anything else: a final answer.
- */
-const startProvider = async (): Promise<Provider> => {
-  const port = await NatsServer.freePort()
-  const received: Array<string> = []
-  const server: Server = createServer(async (req, res) => {
-    const body = JSON.parse(await FakeOpenAi.readBody(req)) as { model: string; messages: Array<{ role: string; content: string | null }> }
-    const key = String(req.headers["idempotency-key"] ?? "")
-    received.push(key)
-    const attempt = Number(key.split(":")[2] ?? "0")
-    const input = body.messages.find((m) => m.role === "user")?.content ?? ""
-    const reply = (status: number, value: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value))
-    if (input.includes("[hold]")) return
-    if (input.includes("[fail-hard]")) return reply(400, { error: { message: "unsupported parameter: temperature", type: "invalid_request_error" } })
-    if (input.includes("[fail-once]") && attempt === 1) return reply(500, { error: { message: "upstream overloaded", type: "server_error" } })
-    reply(200, {
-      id: `chatcmpl-${received.length}`,
-      object: "chat.completion",
-      created: 0,
-      model: body.model,
-      choices: [{ index: 0, message: { role: "assistant", content: `answered after ${attempt} attempt(s)` }, finish_reason: "stop" }],
-      usage: { prompt_tokens: 10 * body.messages.length, completion_tokens: 7, total_tokens: 10 * body.messages.length + 7 }
-    })
-  })
-  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()))
-  return {
-    url: `http://127.0.0.1:${port}/v1`,
-    received,
-    close: () => new Promise((r) => {
-      server.closeAllConnections()
-      server.close(() => r())
-    })
-  }
-}
-
-// ---- driving scenarios over HTTP ----
-
-type Call = ReturnType<typeof api>
-
-const must = async (call: Call, method: string, path: string, status: number, body?: unknown) => {
-  const r = await call(method, path, body)
-  if (r.status !== status) throw new Error(`${method} ${path}: expected ${status}, got ${r.status}: ${r.text}`)
-  return r.json
-}
-
-const startRun = async (call: Call, agentName: string, input: unknown): Promise<string> =>
-  (await must(call, "POST", "/v1/runs", 201, { agentName, input })).id
-
-const waitStatus = (call: Call, runId: string, status: string) =>
-  eventually(async () => {
-    const r = await call("GET", `/v1/runs/${runId}`)
-    if (r.json?.status !== "running" && r.json?.status !== status) throw new Error(`run ${runId} ended ${r.json?.status}: ${r.text}`)
-    return r.json?.status === status
-  }, 30_000, `run ${runId} to be ${status}`)
-
-type Event = { readonly type: string; readonly payload: Record<string, any> }
-
-const eventsOf = async (call: Call, runId: string): Promise<ReadonlyArray<Event>> =>
-  (await must(call, "GET", `/v1/runs/${runId}/events`, 200)).items
-
-/** Waits until the run has journaled a StepStarted for `stepId`; returns that event. */
-const stepStarted = (call: Call, runId: string, stepId: string) =>
-  eventually(async () => (await eventsOf(call, runId)).find((e) => e.type === "StepStarted" && e.payload.stepId === stepId), 30_000, `${stepId} of ${runId} to start`)
-
-interface Recording {
-  readonly name: string
-  readonly subject: string
-  /** Keep only the messages up to and including the one this returns true for (a crash-shaped journal). */
-  readonly truncateAfter?: (line: Replay.Line) => boolean
-}
-
-const runSubject = (runId: string) => `lantern.run.${TENANT}.${runId}`
-const agentSubject = (name: string) => `lantern.agent.${TENANT}.${name}`
 
 const toolsAgent = {
   name: "toolsmith",
@@ -209,7 +132,7 @@ const durableScenarios = async (stack: StackProcess): Promise<ReadonlyArray<Reco
 }
 
 /** Scenarios on the scripted OpenAI-compatible provider. */
-const providerScenarios = async (stack: StackProcess, provider: Provider): Promise<ReadonlyArray<Recording>> => {
+const providerScenarios = async (stack: StackProcess, provider: ScriptedProvider.Provider): Promise<ReadonlyArray<Recording>> => {
   const call = api(stack)
   await must(call, "POST", "/v1/agents", 201, { name: "remote", spec: { systemPrompt: "Answer briefly.", maxTurns: 3 } })
   const held = await startRun(call, "remote", "[hold] think for a long time")
@@ -271,39 +194,6 @@ const crashRestart = async (
   return [{ name: "run-crash-restart-same-attempt", subject: runSubject(runId) }]
 }
 
-// ---- reading stored messages straight from JetStream ----
-
-const readRaw = async (natsUrl: string, subject: string): Promise<ReadonlyArray<Replay.Line>> => {
-  const stream = Replay.actorTypeOf(subject) === "run" ? RUNS : AGENTS
-  const nc = await connect({ servers: natsUrl, name: "record-journals" })
-  try {
-    const js = jetstream(nc)
-    const jsm = await jetstreamManager(nc)
-    const last = await jsm.direct.getMessage(stream, { last_by_subj: subject })
-    if (last === null) throw new Error(`no messages on ${subject}`)
-    const consumer = await js.consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All })
-    const out: Array<Replay.Line> = []
-    while (out.length === 0 || out[out.length - 1]!.seq < last.seq) {
-      const batch = await consumer.fetch({ max_messages: 1000, expires: 5000 })
-      let got = 0
-      for await (const m of batch) {
-        got++
-        const data = m.string()
-        const parsed: unknown = JSON.parse(data)
-        // the fixture embeds the envelope as JSON: only sound when re-serialising gives back the stored bytes
-        if (JSON.stringify(parsed) !== data) throw new Error(`${subject} #${m.seq} does not round-trip through JSON`)
-        out.push({ seq: m.seq, subject: m.subject, data: parsed })
-        if (m.seq >= last.seq) break
-      }
-      if (got === 0) throw new Error(`${subject} ended before sequence ${last.seq}`)
-    }
-    await consumer.delete().catch(() => undefined)
-    return out
-  } finally {
-    await nc.close()
-  }
-}
-
 const write = (recording: Recording, all: ReadonlyArray<Replay.Line>) => {
   const journal = join(outDir, `${recording.name}.jsonl`)
   const expected = join(outDir, `${recording.name}.expected.json`)
@@ -325,8 +215,9 @@ const main = async () => {
   const began = Date.now()
   const dir = mkdtempSync(join(tmpdir(), "lantern-record-"))
   const nats = await NatsServer.start({ storeDir: join(dir, "js") })
-  const provider = await startProvider()
+  const provider = await ScriptedProvider.start()
   const fake = await FakeOpenAi.start(1)
+  const budgeted = await FakeOpenAi.start(2)
   const home = join(dir, "home")
   const stacks: Array<StackProcess> = []
   let phaseBegan = Date.now()
@@ -359,6 +250,15 @@ const main = async () => {
     phase("retry policy")
     recordings.push(...(await crashRestart(nats.url, home, fake, stacks)))
     phase("crash and restart")
+    recordings.push(...(await Routed.record(nats.url, home, dir, provider, stacks)))
+    phase("router failover")
+    const budgetEnv = Budgets.env(budgeted, dir)
+    recordings.push(...(await Budgets.record(nats.url, home, budgetEnv, stacks)))
+    phase("budgets")
+    recordings.push(...(await Budgets.recordExpiry(nats.url, home, budgetEnv, budgeted, stacks)))
+    phase("budget reservation expiry")
+    recordings.push(...(await Budgets.recordTenantRefusal(nats.url, home, budgetEnv, stacks)))
+    phase("tenant budget refusal")
     mkdirSync(outDir, { recursive: true })
     for (const r of recordings) write(r, await readRaw(nats.url, r.subject))
     console.log(`${recordings.length} scenarios driven in ${((Date.now() - began) / 1000).toFixed(1)} s; journals in ${outDir}`)
@@ -369,6 +269,7 @@ const main = async () => {
     for (const s of stacks) await s.kill()
     await provider.close()
     await fake.close()
+    await budgeted.close()
     await nats.stop()
     rmSync(dir, { recursive: true, force: true })
   }
