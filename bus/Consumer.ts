@@ -57,6 +57,13 @@ export const ensure = (d: Durable) =>
     })
   })
 
+/**
+ * How long one pull waits on the server. A pull lives only on the consumer's leader: when that node dies, the
+ * client notices only after two missed idle heartbeats (half of this each) and then pulls again from the new
+ * leader. With the client's default of 30 s, a dead leader stopped deliveries for 30 to 45 s.
+ */
+export const PULL_EXPIRES_MS = 5_000
+
 /** The consumer's messages as a stream; notifications (missed heartbeats, deleted consumer) are logged. */
 export const messages = (d: Durable, batch = 256): Stream.Stream<JsMsg, BusUnavailable, Nats> =>
   Stream.unwrap(
@@ -64,7 +71,7 @@ export const messages = (d: Durable, batch = 256): Stream.Stream<JsMsg, BusUnava
       const { js } = yield* Nats
       yield* ensure(d)
       const iter = yield* Effect.tryPromise({
-        try: async () => (await js.consumers.get(d.stream, d.durable)).consume({ max_messages: batch }),
+        try: async () => (await js.consumers.get(d.stream, d.durable)).consume({ max_messages: batch, expires: PULL_EXPIRES_MS }),
         catch: unavailable(`consume ${d.stream}/${d.durable}`)
       })
       const statusFiber = yield* Effect.forkDetach(

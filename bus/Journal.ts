@@ -1,7 +1,7 @@
 // Journals are JetStream subjects, one per actor instance. Appends are optimistic (expected last subject
 // sequence) and deduplicated (msgID = the event's idempotency key); reads decode every event, loudly.
-import { DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream"
-import { headers } from "@nats-io/nats-core"
+import { DeliverPolicy, JetStreamApiError, type MsgRequest } from "@nats-io/jetstream"
+import { errors, headers } from "@nats-io/nats-core"
 import { Context, Effect, Layer, Schedule, Schema, Stream } from "effect"
 import * as Envelope from "../schema/Envelope.ts"
 import { AppendConflict, BusUnavailable, type CorruptEvent, type UnknownEventVersion } from "../schema/Errors.ts"
@@ -110,6 +110,26 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           catch: unavailable(`last sequence of ${subjectOf(address)}`)
         })
 
+      // reading consumers: their creates give up early (Ordered.CREATE_TIMEOUT_MS), when the server placed them
+      // on a node that is down
+      const reads = Ordered.client(nc)
+
+      /**
+       * The subject's messages in (afterSeq, last], one STREAM.MSG.GET `next_by_subj` each, answered by the
+       * stream leader: slower than a consumer's batches, but independent of where a consumer would be placed.
+       * (nats.js types the request without `next_by_subj`, which nats-server accepts since 2.9.)
+       */
+      const readThroughLeader = async (stream: string, subject: string, afterSeq: number, last: number) => {
+        const out: Array<{ seq: number; subject: string; data: string }> = []
+        for (let seq = afterSeq + 1; seq <= last;) {
+          const m = await jsm.streams.getMessage(stream, { seq, next_by_subj: subject } as unknown as MsgRequest)
+          if (m === null || m.seq > last) throw new Error(`journal ${subject} ended before sequence ${last}`)
+          out.push({ seq: m.seq, subject: m.subject, data: m.string() })
+          seq = m.seq + 1
+        }
+        return out
+      }
+
       const decodeAll = (raw: ReadonlyArray<{ seq: number; subject: string; data: string }>) =>
         Effect.forEach(raw, (m) => Envelope.decode(m.subject, m.seq, m.data))
 
@@ -118,14 +138,18 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           const subject = subjectOf(address)
           const last = yield* lastSeq(address)
           if (last <= afterSeq) return { lastSeq: last, events: [] }
-          const raw = yield* Effect.tryPromise({
+          const byConsumer = yield* Effect.tryPromise({
             try: async () => {
-              const consumer = await js.consumers.get(streamOf[address.type], {
+              const consumer = await reads.consumers.get(streamOf[address.type], {
                 filter_subjects: subject,
                 ...(afterSeq > 0
                   ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }
                   : { deliver_policy: DeliverPolicy.All })
+              }).catch((e: unknown) => {
+                if (e instanceof errors.TimeoutError) return null
+                throw e
               })
+              if (consumer === null) return null
               const out: Array<{ seq: number; subject: string; data: string }> = []
               while (out.length === 0 || out[out.length - 1]!.seq < last) {
                 const batch = await consumer.fetch({ max_messages: 1000, expires: 5000 })
@@ -142,6 +166,16 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
             },
             catch: unavailable(`read ${subject}`)
           })
+          // no consumer in time (the server placed it on a dead node, or the meta group has no leader): read
+          // through the stream leader instead, which needs neither
+          let raw = byConsumer
+          if (raw === null) {
+            yield* Effect.logWarning(`no consumer to read ${subject} in time; reading it through the stream leader`)
+            raw = yield* Effect.tryPromise({
+              try: () => readThroughLeader(streamOf[address.type], subject, afterSeq, last),
+              catch: unavailable(`read ${subject}`)
+            })
+          }
           return { lastSeq: last, events: yield* decodeAll(raw) }
         }).pipe(
           Effect.withSpan("Journal.read", { attributes: { "lantern.actor": subjectOf(address), "lantern.after_seq": afterSeq } })
@@ -157,7 +191,7 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           const subscription = Stream.unwrap(
             Effect.tryPromise({
               try: () =>
-                Ordered.consume(nc, js, streamOf[address.type], {
+                Ordered.consume(nc, streamOf[address.type], {
                   filter_subjects: subjectOf(address),
                   ...(afterSeq > 0
                     ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }

@@ -1,7 +1,8 @@
 // Projectors: JetStream consumers that fold the runs and agents streams into Postgres, each batch in
 // one transaction together with the stream sequence it reached, so redelivery and replay converge.
 import { Cause, Data, Effect, Layer, Schedule, Stream } from "effect"
-import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
+import { DeliverPolicy, type JetStreamManager, type JsMsg } from "@nats-io/jetstream"
+import { errors } from "@nats-io/nats-core"
 import { Nats, unavailable } from "../bus/Nats.ts"
 import * as Ordered from "../bus/Ordered.ts"
 import * as Topology from "../bus/Topology.ts"
@@ -100,7 +101,7 @@ const backoff = Schedule.min([Schedule.exponential("100 millis", 2), Schedule.sp
  * Decodes a batch up to its first undecodable message, applies that prefix (retrying the database until it
  * answers; nothing later is read meanwhile), then fails with the decode error if there was one.
  */
-const handleBatch = (projector: Name, messages: ReadonlyArray<JsMsg>, reader: { committed: number }) =>
+const handleBatch = (projector: Name, messages: ReadonlyArray<Message>, reader: { committed: number }) =>
   Effect.gen(function*() {
     const { stream } = definitions[projector]
     const decoded: Array<Envelope.Stored> = []
@@ -125,6 +126,20 @@ const handleBatch = (projector: Name, messages: ReadonlyArray<JsMsg>, reader: { 
     }
   })
 
+/** A stored event as the projector reads it: delivered by its consumer, or got from the stream leader. */
+type Message = Pick<JsMsg, "subject" | "seq" | "string">
+
+/** The stream's messages from `from` to its last one now, one get each through the stream leader (no consumer). */
+const throughLeader = (jsm: JetStreamManager, stream: string, from: number): AsyncIterable<Message> => ({
+  async *[Symbol.asyncIterator]() {
+    const last = (await jsm.streams.info(stream)).state.last_seq
+    for (let seq = from; seq <= last; seq++) {
+      const m = await jsm.streams.getMessage(stream, { seq })
+      if (m !== null) yield m
+    }
+  }
+})
+
 /**
  * The projector's events from the database's checkpoint on, in stream order. An ordered consumer (ephemeral,
  * recreated by the client on any gap) is used instead of a durable one: the checkpoint committed with the
@@ -133,21 +148,29 @@ const handleBatch = (projector: Name, messages: ReadonlyArray<JsMsg>, reader: { 
  * later events and be skipped. A database that comes back behind what this reader committed is caught by
  * the checkpoint check in `apply` and read again from its own checkpoint.
  */
-const fromCheckpoint = (projector: Name): Stream.Stream<JsMsg, DatabaseUnavailable | BusUnavailable, Sql | Nats> =>
+const fromCheckpoint = (projector: Name): Stream.Stream<Message, DatabaseUnavailable | BusUnavailable, Sql | Nats> =>
   Stream.unwrap(
     Effect.gen(function*() {
-      const { js, nc } = yield* Nats
+      const { nc, jsm } = yield* Nats
       const { stream } = definitions[projector]
       const reached = yield* checkpoint(projector, stream)
       yield* Effect.logInfo(`${projector}: reading ${stream} from #${reached + 1}`)
       const messages = yield* Effect.tryPromise({
         // stops on missed heartbeats or a reconnect: the retry below subscribes again from the checkpoint
         try: () =>
-          Ordered.consume(nc, js, stream, reached === 0
+          Ordered.consume(nc, stream, reached === 0
             ? { deliver_policy: DeliverPolicy.All }
-            : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: reached + 1 }, BATCH_SIZE),
+            : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: reached + 1 }, BATCH_SIZE)
+            .catch((e: unknown) => e instanceof errors.TimeoutError ? null : Promise.reject(e)),
         catch: unavailable(`consume ${stream} for ${projector}`)
       })
+      if (messages === null) {
+        // No consumer in time: while a node is down, nats-server 2.9 places a share of new consumers on it
+        // (Ordered.CREATE_TIMEOUT_MS). Catch up through the stream leader, which needs no consumer, then
+        // subscribe again: the projections keep up however many tries the consumer takes.
+        yield* Effect.logWarning(`${projector}: no consumer on ${stream} in time; catching up through the stream leader`)
+        return Stream.fromAsyncIterable(throughLeader(jsm, stream, reached + 1), unavailable(`catch up on ${stream} for ${projector}`))
+      }
       return Stream.fromAsyncIterable(messages, unavailable(`consume ${stream} for ${projector}`)).pipe(
         Stream.ensuring(Effect.promise(() => messages.close().then(() => undefined, () => undefined)))
       )
@@ -163,7 +186,7 @@ const consume = (projector: Name): Effect.Effect<never, UnknownEventVersion | Co
       Stream.runDrain
     )
   }).pipe(
-    // The consumer's iterator only ends when the consumer went away: subscribe again.
+    // The consumer's iterator only ends when the consumer went away (a catch-up ends when it is done): subscribe again.
     Effect.andThen(Effect.fail(new BusUnavailable({ operation: `consume ${projector}`, reason: "the consumer stopped" }))),
     Effect.tapError((e) =>
       e._tag === "BusUnavailable" || e._tag === "DatabaseUnavailable" || e._tag === "CheckpointWentBack"
