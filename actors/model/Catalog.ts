@@ -1,9 +1,8 @@
 // The model catalogue: the providers this host can call and the candidate models each capability alias stands
 // for, from the provider keys in the environment or from the JSON file LANTERN_MODELS_FILE. With no provider at
 // all, every alias and model name resolves to the offline provider.
-import { readFile } from "node:fs/promises"
 import { Config, Effect, Option, Redacted, Schema } from "effect"
-import * as Issues from "../../schema/Issues.ts"
+import * as ConfigFile from "./ConfigFile.ts"
 import * as Anthropic from "./Anthropic.ts"
 import type { Strategy } from "./ModelProvider.ts"
 import * as Offline from "./Offline.ts"
@@ -242,20 +241,7 @@ export const fromFile = (
 
 /** A models file, whole or not at all: unknown keys are refused, so a misspelt field is not silently dropped. */
 export const readFileConfig = (file: string): Effect.Effect<File, ModelsFileInvalid> =>
-  Effect.gen(function*() {
-    const invalid = (reason: string) => new ModelsFileInvalid({ file, reason })
-    const text = yield* Effect.tryPromise({
-      try: () => readFile(file, "utf8"),
-      catch: (e) => invalid(`cannot be read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
-    })
-    const json = yield* Effect.try({
-      try: (): unknown => JSON.parse(text),
-      catch: (e) => invalid(`is not JSON: ${e instanceof Error ? e.message : String(e)}`)
-    })
-    return yield* Schema.decodeUnknownEffect(File)(json, { errors: "all", onExcessProperty: "error" }).pipe(
-      Effect.mapError((e) => invalid(Issues.toText(e.issue)))
-    )
-  })
+  ConfigFile.read(file, File as Schema.Codec<File, unknown>, (reason) => new ModelsFileInvalid({ file, reason }))
 
 // ---- configuration ----
 

@@ -1,8 +1,7 @@
 // What model tokens cost: a versioned table of USD per million tokens per model, built-in list prices merged
 // with an operator's JSON file (LANTERN_PRICES_FILE). Every step's cost is computed from it by `costOf`.
-import { readFile } from "node:fs/promises"
 import { Config, Context, Effect, Layer, Option, Schema } from "effect"
-import * as Issues from "../../schema/Issues.ts"
+import * as ConfigFile from "./ConfigFile.ts"
 
 const PerMTok = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
 
@@ -100,20 +99,7 @@ export class PricesFileInvalid extends Schema.TaggedError<PricesFileInvalid>()("
 
 /** A price file's table, whole or not at all: unknown keys are refused too, so a misspelt field is not silently dropped. */
 export const fromFile = (file: string): Effect.Effect<Table, PricesFileInvalid> =>
-  Effect.gen(function*() {
-    const invalid = (reason: string) => new PricesFileInvalid({ file, reason })
-    const text = yield* Effect.tryPromise({
-      try: () => readFile(file, "utf8"),
-      catch: (e) => invalid(`cannot be read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
-    })
-    const json = yield* Effect.try({
-      try: (): unknown => JSON.parse(text),
-      catch: (e) => invalid(`is not JSON: ${e instanceof Error ? e.message : String(e)}`)
-    })
-    return yield* Schema.decodeUnknownEffect(Table)(json, { errors: "all", onExcessProperty: "error" }).pipe(
-      Effect.mapError((e) => invalid(Issues.toText(e.issue)))
-    )
-  })
+  ConfigFile.read(file, Table as Schema.Codec<Table, unknown>, (reason) => new PricesFileInvalid({ file, reason }))
 
 /** The built-in prices, with LANTERN_PRICES_FILE merged over them when it is set. */
 export const fromConfig = Effect.gen(function*() {
