@@ -18,7 +18,9 @@ import { BadRequest, body, bodyOr, decode, handled, json, query } from "./Http.t
 export const param = Effect.map(HttpRouter.params, (p) => p)
 
 export const agentName = Effect.flatMap(param, (p) => decode(AgentName, p["name"], "name"))
-const runId = Effect.flatMap(param, (p) => decode(RunId, p["id"], "id"))
+const runId = Effect.flatMap(param, (p) => decode(RunId, p["id"], "id")).pipe(
+  Effect.tap((id) => Effect.annotateCurrentSpan({ run_id: id }))
+)
 
 /** Tools a spec names must be built-in tools, or be answered by a child run of another agent (`agent`). */
 const checkTools = (spec: AgentSpec) => {
@@ -44,7 +46,9 @@ export const authed = <E, R>(f: (tenant: string) => Effect.Effect<HttpServerResp
   Effect.gen(function*() {
     const auth = yield* Auth
     const principal = yield* auth.principal
-    return yield* f(principal.tenant)
+    // the request's span and every span under it name the tenant
+    yield* Effect.annotateCurrentSpan({ tenant_id: principal.tenant })
+    return yield* f(principal.tenant).pipe(Effect.annotateSpans({ tenant_id: principal.tenant }))
   })
 
 

@@ -189,7 +189,7 @@ export class Driver extends Context.Service<Driver, {
               ...(p.cachedTokensIn === undefined ? {} : { cachedTokensIn: p.cachedTokensIn }),
               ...(p.reasoningTokens === undefined ? {} : { reasoningTokens: p.reasoningTokens }),
               ...(p.route === undefined ? {} : { route: p.route })
-            }, `${runId}:${step.stepId}:${step.attempt}:completed`)
+            }, `${runId}:${step.stepId}:${step.attempt}:completed`).pipe(Effect.annotateSpans({ step_id: step.stepId }))
           const fail = (step: Step, error: ErrorInfo, retryAt: number | null, route?: Route) =>
             exec({
               _tag: "FailStep",
@@ -199,7 +199,7 @@ export class Driver extends Context.Service<Driver, {
               retryable: retryAt !== null,
               ...(retryAt === null ? {} : { retryAt }),
               ...(route === undefined ? {} : { route })
-            }, `${runId}:${step.stepId}:${step.attempt}:failed`)
+            }, `${runId}:${step.stepId}:${step.attempt}:failed`).pipe(Effect.annotateSpans({ step_id: step.stepId }))
           /** Sleeps until `until` unless a cancel comes first; true when cancelled. */
           const sleepUntil = (until: number) =>
             Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -293,7 +293,7 @@ export class Driver extends Context.Service<Driver, {
                 loaded = yield* exec(
                   { _tag: "StartStep", stepId: action.stepId, request: action.request, ...(wakeAt === undefined ? {} : { wakeAt }) },
                   (seq) => `${runId}:${action.stepId}:start@${seq}`
-                )
+                ).pipe(Effect.annotateSpans({ step_id: action.stepId }))
                 const step = stepOf(loaded.state, action.stepId)
                 if (step === undefined || step.status !== "started") continue
                 yield* Failpoints.hit("after-step-start", action.stepId)
@@ -312,6 +312,10 @@ export class Driver extends Context.Service<Driver, {
                 /** Replaces the reservation with what the call cost: settled before the step completes, never after. */
                 const settle = (costUsd: number, tokens: number) => hold === null ? Effect.void : budgets.settle(hold, { costUsd, tokens })
                 const outcome = yield* perform(tenant, loaded.state, step.request, key).pipe(
+                  Effect.withSpan("Run.step", {
+                    attributes: { step_id: step.stepId, "lantern.step.kind": step.request._tag, "lantern.step.attempt": step.attempt }
+                  }),
+                  Effect.annotateSpans({ step_id: step.stepId }),
                   Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
                   Effect.result
                 )
@@ -395,7 +399,9 @@ export class Driver extends Context.Service<Driver, {
           if (parent !== null) yield* runs.enqueue(parent.tenant, parent.runId, `child:${runId}:done`)
           return outcome
         }).pipe(
-          Effect.withSpan("Run.drive", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } })
+          Effect.withSpan("Run.drive", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }),
+          // every span of the drive (journal reads and appends, budgets, model calls) names its tenant and run
+          Effect.annotateSpans({ tenant_id: tenant, run_id: runId })
         )
 
       return Driver.of({ drive })

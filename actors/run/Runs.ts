@@ -153,7 +153,7 @@ export class Runs extends Context.Service<Runs, {
           // also on an idempotent retry: the first attempt may have died before queueing the run
           if (!Decider.isTerminal(outcome.loaded.state)) yield* enqueue(tenant, runId)
           return outcome
-        })
+        }).pipe(Effect.annotateSpans({ tenant_id: tenant, run_id: runId }))
 
       const digestOf = (agentName: string, agentVersion: number | null, input: unknown) =>
         sha256(Canonical.stringify({ agentName, agentVersion, input: input ?? null }))
@@ -162,7 +162,8 @@ export class Runs extends Context.Service<Runs, {
         Effect.gen(function*() {
           const version = yield* agents.version(tenant, request.agentName, request.agentVersion)
           const runId = yield* runIdFor(tenant, key)
-          yield* admit(tenant, runId, request.agentName, version.spec, request.input ?? null)
+          yield* Effect.annotateCurrentSpan({ run_id: runId })
+          yield* admit(tenant, runId, request.agentName, version.spec, request.input ?? null).pipe(Effect.annotateSpans({ run_id: runId }))
           const outcome = yield* begin(tenant, runId, {
             agentName: request.agentName,
             agentVersion: version.version,
