@@ -2,7 +2,8 @@
 // nats-server, measures raw JetStream publish-with-ack and Lantern's journal step at 1, 16 and 256 in flight,
 // then actor load time by journal length, with and without snapshots, the time a crashed worker's runs stand
 // still (Recovery.ts), what the model router adds to a call (Router.ts), run throughput with 1, 2 and 4
-// `lantern worker` processes (Workers.ts), and how well the cost forecast predicts recorded runs (Forecast.ts).
+// `lantern worker` processes (Workers.ts), how well the cost forecast predicts recorded runs (Forecast.ts), and
+// what signing and verifying receipts costs (Receipts.ts).
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, cpus, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -18,6 +19,7 @@ import * as Fixture from "./Fixture.ts"
 import * as Forecast from "./Forecast.ts"
 import * as Load from "./Load.ts"
 import * as RawPublish from "./RawPublish.ts"
+import * as ReceiptsBench from "./Receipts.ts"
 import * as Recovery from "./Recovery.ts"
 import * as RouterBench from "./Router.ts"
 import * as Report from "./Report.ts"
@@ -72,6 +74,7 @@ const measure = (server: NatsServer.Handle, scale: number) =>
     const recovery = yield* Recovery.run(server.url, scale)
     const workers = yield* Workers.run(server, scale)
     const forecast = yield* Forecast.run
+    const receipts = yield* ReceiptsBench.run(scale)
 
     const cpuList = cpus()
     const env: Report.Environment = {
@@ -93,12 +96,14 @@ const measure = (server: NatsServer.Handle, scale: number) =>
       console.log(`\n${Recovery.render(recovery, levels[0]!.raw.medianMs)}`)
       console.log(`\n${Workers.render(workers, levels)}`)
       console.log(`\n${Forecast.render(forecast)}`)
+      console.log(`\n${ReceiptsBench.render(receipts)}`)
       console.log(Report.json(env, levels, seconds))
       console.log(Load.json(loads))
       console.log(RouterBench.json(router))
       console.log(Recovery.json(recovery))
       console.log(Workers.json(workers))
       console.log(Forecast.json(forecast))
+      console.log(ReceiptsBench.json(receipts))
     })
   })
 

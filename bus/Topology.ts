@@ -34,6 +34,12 @@ export const MODEL_CACHE_BUCKET = "lantern-model-cache"
 /** The cache bucket's TTL when it is created; ResponseCache.layer sets the configured one. */
 export const MODEL_CACHE_TTL_MS = 24 * 60 * 60_000
 
+/** KV bucket of the deployment's receipt-signing keys, sealed under the KEK (actors/receipts/Keys.ts); never purged. */
+export const SIGNING_KEYS_BUCKET = "lantern-signing-keys"
+
+/** KV bucket of issued run receipts (actors/receipts/Receipts.ts): key `<tenant>.<runId>`, written once. */
+export const RECEIPTS_BUCKET = "lantern-receipts"
+
 /** Duplicate window for `msgID` dedupe of re-sent appends. */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000
 
@@ -99,6 +105,12 @@ export const apply = Effect.gen(function*() {
     try: () => new Kvm(js).create(BREAKERS_BUCKET, { history: 1, replicas }),
     catch: unavailable(`apply bucket ${BREAKERS_BUCKET}`)
   })
+  for (const bucket of [SIGNING_KEYS_BUCKET, RECEIPTS_BUCKET]) {
+    yield* Effect.tryPromise({
+      try: () => new Kvm(js).create(bucket, { history: 1, replicas }),
+      catch: unavailable(`apply bucket ${bucket}`)
+    })
+  }
   yield* Effect.tryPromise({
     try: () => new Kvm(js).create(MODEL_CACHE_BUCKET, { ttl: MODEL_CACHE_TTL_MS, history: 1, replicas }),
     catch: unavailable(`apply bucket ${MODEL_CACHE_BUCKET}`)

@@ -104,6 +104,7 @@ const STATUS: Record<string, readonly [number, string]> = {
   PayloadTooLarge: [413, "payload_too_large"],
   AppendConflict: [503, "busy"],
   BusUnavailable: [503, "bus_unavailable"],
+  SigningKeyUnavailable: [503, "signing_key_unavailable"],
   DatabaseUnavailable: [503, "database_unavailable"],
   UnknownEventVersion: [500, "journal_unreadable"],
   CorruptEvent: [500, "journal_unreadable"]

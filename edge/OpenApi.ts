@@ -4,6 +4,7 @@ import { Schema } from "effect"
 import * as Api from "../schema/Api.ts"
 import * as Forecast from "../schema/Forecast.ts"
 import * as Budget from "../schema/Budget.ts"
+import * as Verify from "../actors/receipts/Verify.ts"
 
 const schemaOf = (s: Schema.Top) => {
   const doc = Schema.toJsonSchemaDocument(s)
@@ -22,6 +23,18 @@ const conflict = { "409": ok("Conflict", Api.ErrorResponse) }
 const overBudget = { "402": ok("A hard budget cap refused it: `error.budget` names the cap, its limit, what is spent and reserved, and why", Api.ErrorResponse) }
 const list = (s: Schema.Top) => Schema.Struct({ items: Schema.Array(s as Schema.Codec<unknown>) })
 const nameParam = { name: "name", in: "path", required: true, schema: { type: "string" } }
+const PublicKeySchema = Schema.Struct({
+  keyId: Schema.String,
+  publicKey: Schema.String,
+  algorithm: Schema.Literal("Ed25519"),
+  createdAt: Schema.String,
+  retiredAt: Schema.optionalKey(Schema.String)
+})
+const Verdict = Schema.Struct({ valid: Schema.Boolean, checks: Schema.Array(Schema.Struct({ name: Schema.String, ok: Schema.Boolean, message: Schema.String })) })
+const VerifyBody = Schema.Struct({
+  receipt: Verify.Receipt,
+  journal: Schema.optionalKey(Schema.Union([Schema.String, Schema.Array(Schema.Unknown)]))
+})
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^run_[0-9a-z]{26}$" } }
 
 export const document = {
@@ -87,6 +100,25 @@ export const document = {
     },
     "/v1/runs/{id}/cancel": {
       post: { summary: "Cancel a run and its child runs; the step in flight is interrupted", parameters: [idParam], requestBody: { required: false, ...jsonBody(Api.CancelRunRequest) }, responses: { "200": ok("Run", Api.RunResponse), ...errors, ...notFound, ...conflict } }
+    },
+    "/v1/runs/{id}/receipt": {
+      get: { summary: "The run's signed receipt (docs/receipts.md); a run still going gets a partial one, signed now and not kept", parameters: [idParam], responses: { "200": ok("Receipt", Verify.Receipt), ...errors, ...notFound } }
+    },
+    "/v1/runs/{id}/journal": {
+      get: {
+        summary: "The run's journal export, one canonical JSON line {n, seq, envelope} per event: exactly what the receipt's digest covers",
+        parameters: [idParam],
+        responses: { "200": { description: "JSON lines", content: { "application/x-ndjson": { schema: { type: "string" } } } }, ...errors, ...notFound }
+      }
+    },
+    "/v1/receipts/verify": {
+      post: { summary: "Verify a receipt: its signature, and its digest recomputed from the stored journal (and from `journal`, when given)", requestBody: jsonBody(VerifyBody), responses: { "200": ok("Verdict: every check with its outcome", Verdict), ...errors } }
+    },
+    "/v1/admin/signing-keys/rotate": {
+      post: { summary: "Make a new receipt-signing key and retire the current one, which stays published (owner token)", responses: { "200": ok("The new key and every published key", Schema.Struct({ current: PublicKeySchema, keys: Schema.Array(PublicKeySchema) })), "403": ok("Not an owner token", Api.ErrorResponse), ...errors } }
+    },
+    "/.well-known/lantern-receipts": {
+      get: { summary: "The public keys that verify receipts, retired ones included (no token; any origin)", security: [], responses: { "200": ok("Keys", Schema.Struct({ keys: Schema.Array(PublicKeySchema) })) } }
     },
     "/v1/runs/{id}/approvals/{stepId}": {
       post: {

@@ -14,6 +14,7 @@ import { ForecastBudget } from "../actors/forecast/Forecast.ts"
 import { forecastRoutes } from "./ForecastRoutes.ts"
 import { Driver, layerWorker } from "../actors/run/Driver.ts"
 import { Runs } from "../actors/run/Runs.ts"
+import { Receipts } from "../actors/receipts/Receipts.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
 import { Leases } from "../bus/Leases.ts"
@@ -26,6 +27,7 @@ import { Sql } from "../projections/Sql.ts"
 import { Auth } from "./Auth.ts"
 import * as Bootstrap from "./Bootstrap.ts"
 import { agentRoutes, runRoutes } from "./Routes.ts"
+import { receiptRoutes } from "./ReceiptRoutes.ts"
 import * as System from "./System.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -44,7 +46,7 @@ export interface Options {
  * The bus with its streams and buckets applied, journal, ids, leases, the model provider and the actors' command
  * side: what every host needs.
  */
-const core = Runs.layer.pipe(
+const core = Layer.merge(Runs.layer, Receipts.layer).pipe(
   Layer.provideMerge(Layer.merge(Agents.layer, Budgets.layer)),
   Layer.provideMerge(Layer.mergeAll(Journal.layer, Snapshots.layerConfig, Ids.layer, Providers.layerConfig, Leases.layer)),
   Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
@@ -82,7 +84,7 @@ export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer) : Layer.empty
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
-  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, System.routes), {
+  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, System.routes), {
     disableListenLog: true,
     middleware: System.unroutable
   }).pipe(

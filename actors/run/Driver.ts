@@ -15,6 +15,7 @@ import type { BudgetRefusal, ErrorInfo, Route, StepRequest, StepResult } from ".
 import { Budgets, overToolCalls, scopeName } from "../budget/Budgets.ts"
 import * as Actor from "../kernel/Actor.ts"
 import * as Failpoints from "../kernel/Failpoints.ts"
+import { Receipts } from "../receipts/Receipts.ts"
 import { ModelProvider } from "../model/ModelProvider.ts"
 import * as Tools from "../model/Tools.ts"
 import { isTerminal, type State, type Step, stepOf } from "./Decider.ts"
@@ -89,6 +90,7 @@ export class Driver extends Context.Service<Driver, {
       const runs = yield* Runs
       const provide = yield* Actor.provider
       const budgets = yield* Budgets
+      const receipts = yield* Receipts
 
       /**
        * Reserves a model step's worst case in the budgets of its agent and tenant (null when neither has one).
@@ -394,6 +396,12 @@ export class Driver extends Context.Service<Driver, {
             ? leases.park(current.lease, outcome.dueAt)
             : Effect.void
           yield* handBack.pipe(Effect.catchTag("LeaseLost", () => Effect.void))
+          // a run that ended gets its signed receipt now; one that could not be issued is issued when first asked for
+          if (outcome._tag === "Finished" && isTerminal(outcome.state)) {
+            yield* receipts.issue(tenant, runId).pipe(
+              Effect.catchCause((cause) => Effect.logWarning(`run ${runId}: receipt not issued yet`, cause))
+            )
+          }
           // a child run that ended wakes its parent, which is waiting for it
           const parent = outcome._tag === "Finished" && isTerminal(outcome.state) ? outcome.state.parent : null
           if (parent !== null) yield* runs.enqueue(parent.tenant, parent.runId, `child:${runId}:done`)

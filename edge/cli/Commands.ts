@@ -7,6 +7,7 @@ import * as Client from "./Client.ts"
 import * as Doctor from "./Doctor.ts"
 import * as Format from "./Format.ts"
 import * as Input from "./Input.ts"
+import * as Receipts from "./Receipts.ts"
 
 const printReply = <A>(json: boolean, reply: Client.Reply<A>, human: (a: A) => string) =>
   Console.log(json ? JSON.stringify(reply.body, null, 2) : human(reply.value))
@@ -291,5 +292,7 @@ const doctor = Command.make(
 export const subcommands = [
   agents.pipe(Command.provide(Client.Client.layerConfig)),
   runs.pipe(Command.provide(Client.Client.layerConfig)),
-  doctor.pipe(Command.provide(Client.Client.layerConfig))
+  doctor.pipe(Command.provide(Client.Client.layerConfig)),
+  Receipts.receipts.pipe(Command.provide(Client.Client.layerConfig)),
+  Receipts.keys.pipe(Command.provide(Client.Client.layerConfig))
 ] as const

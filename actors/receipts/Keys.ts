@@ -1,0 +1,250 @@
+// The deployment's receipt-signing keys: Ed25519 key pairs in the `lantern-signing-keys` KV bucket, shared by
+// every host, each private key sealed with XChaCha20-Poly1305 under the key-encryption key (LANTERN_KEK).
+// Rotation adds a key and retires the old one; retired public keys stay published so old receipts verify.
+import { createHash, randomBytes } from "node:crypto"
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs"
+import { join, resolve } from "node:path"
+import { Kvm, type KV } from "@nats-io/kv"
+import sodium from "libsodium-wrappers"
+import { Clock, Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Nats, unavailable } from "../../bus/Nats.ts"
+import { SIGNING_KEYS_BUCKET } from "../../bus/Topology.ts"
+import type { BusUnavailable } from "../../schema/Errors.ts"
+import * as Verify from "./Verify.ts"
+
+/** A signing key that cannot be used: unreadable, or sealed under another KEK. */
+export class SigningKeyUnavailable extends Schema.TaggedError<SigningKeyUnavailable>()("SigningKeyUnavailable", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `the receipt-signing key is unavailable: ${this.reason}`
+  }
+}
+
+/** A key pair ready to sign. */
+export interface SigningKey {
+  readonly keyId: string
+  /** libsodium's 64-byte Ed25519 secret key (seed ‖ public key). */
+  readonly secretKey: Uint8Array
+}
+
+/** A stored key: its public half in the clear, its secret half sealed under the KEK. */
+const Stored = Schema.Struct({
+  keyId: Schema.String,
+  publicKey: Schema.String,
+  algorithm: Schema.Literal(Verify.ALGORITHM),
+  createdAt: Schema.String,
+  retiredAt: Schema.optionalKey(Schema.String),
+  /** Which KEK sealed it (kekIdOf), so a host with the wrong KEK says so instead of failing to decrypt. */
+  kekId: Schema.String,
+  nonce: Schema.String,
+  sealed: Schema.String
+})
+type Stored = typeof Stored.Type
+const StoredJson = Schema.fromJsonString(Stored)
+const decodeStored = Schema.decodeUnknownSync(StoredJson)
+const encodeStored = Schema.encodeSync(StoredJson)
+
+const CURRENT = "current"
+const entryKey = (keyId: string) => `key.${keyId}`
+
+export const kekIdOf = (kek: Uint8Array) => createHash("sha256").update("lantern-kek\0").update(kek).digest("hex").slice(0, 16)
+
+const aad = (keyId: string) => `lantern-signing-key:${keyId}`
+
+/** Seals a fresh key pair's secret key under `kek`, bound to its keyId (the AAD) so entries cannot be swapped. */
+export const seal = (kek: Uint8Array, keyPair: { publicKey: Uint8Array; privateKey: Uint8Array }, createdAt: string): Stored => {
+  const keyId = Verify.keyIdOf(keyPair.publicKey)
+  const nonce = sodium.randombytes_buf(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
+  const sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(keyPair.privateKey, aad(keyId), null, nonce, kek)
+  return {
+    keyId,
+    publicKey: Verify.toBase64Url(keyPair.publicKey),
+    algorithm: Verify.ALGORITHM,
+    createdAt,
+    kekId: kekIdOf(kek),
+    nonce: Verify.toBase64Url(nonce),
+    sealed: Verify.toBase64Url(sealed)
+  }
+}
+
+/** Opens a stored key with `kek`; a wrong KEK or an altered entry fails with the reason. */
+export const open = (kek: Uint8Array, stored: Stored): Effect.Effect<SigningKey, SigningKeyUnavailable> =>
+  Effect.try({
+    try: () => {
+      if (stored.kekId !== kekIdOf(kek)) {
+        throw new Error(`key ${stored.keyId} is sealed under KEK ${stored.kekId}, this host has KEK ${kekIdOf(kek)}: set LANTERN_KEK to the deployment's`)
+      }
+      const secretKey = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, Verify.fromBase64Url(stored.sealed), aad(stored.keyId), Verify.fromBase64Url(stored.nonce), kek)
+      if (Verify.toBase64Url(secretKey.slice(32)) !== stored.publicKey) throw new Error(`key ${stored.keyId}: the sealed secret does not match its public key`)
+      return { keyId: stored.keyId, secretKey }
+    },
+    catch: (e) => new SigningKeyUnavailable({ reason: e instanceof Error ? e.message : String(e) })
+  })
+
+export const publicOf = (s: Stored): Verify.PublicKey => ({
+  keyId: s.keyId,
+  publicKey: s.publicKey,
+  algorithm: Verify.ALGORITHM,
+  createdAt: s.createdAt,
+  ...(s.retiredAt === undefined ? {} : { retiredAt: s.retiredAt })
+})
+
+/** Signs an unsigned receipt: Ed25519 (libsodium) over its canonical JSON, base64url without padding. */
+export const sign = (key: SigningKey, unsigned: Verify.Unsigned): Verify.Receipt => ({
+  ...unsigned,
+  signature: Verify.toBase64Url(sodium.crypto_sign_detached(Verify.signingBytes(unsigned), key.secretKey))
+})
+
+export const ready = Effect.promise(() => sodium.ready)
+
+// ---- the key-encryption key ----
+
+export const KEK_FILE = "signing-kek"
+
+const kekBytes = (text: string, from: string): Uint8Array => {
+  const bytes = Buffer.from(text.trim().replace(/-/g, "+").replace(/_/g, "/"), "base64")
+  if (bytes.length !== 32) throw new Error(`${from} must be 32 bytes in base64 (got ${bytes.length} bytes); make one with: openssl rand -base64 32`)
+  return new Uint8Array(bytes)
+}
+
+/**
+ * The KEK: LANTERN_KEK (base64 of 32 bytes), else the one kept in LANTERN_HOME/signing-kek beside the dev
+ * credentials (mode 0600), made on first start. Hosts that share a bus but not a home must set LANTERN_KEK.
+ */
+export const kekConfig = Effect.gen(function*() {
+  const configured = yield* Config.option(Config.Redacted("LANTERN_KEK"))
+  if (Option.isSome(configured)) {
+    const value = configured.value
+    return yield* Effect.try({
+      try: () => kekBytes(Redacted.value(value), "LANTERN_KEK"),
+      catch: (e) => new SigningKeyUnavailable({ reason: e instanceof Error ? e.message : String(e) })
+    })
+  }
+  const home = yield* Config.String("LANTERN_HOME").pipe(Config.withDefault(".lantern"))
+  return yield* Effect.try({
+    try: () => {
+      const file = join(resolve(home), KEK_FILE)
+      mkdirSync(resolve(home), { recursive: true })
+      if (!existsSync(file)) {
+        // exclusive create: two processes sharing the home agree on whichever KEK was written first
+        try {
+          const fd = openSync(file, "wx", 0o600)
+          writeSync(fd, `${randomBytes(32).toString("base64")}\n`)
+          closeSync(fd)
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+        }
+      }
+      return kekBytes(readFileSync(file, "utf8"), file)
+    },
+    catch: (e) => new SigningKeyUnavailable({ reason: e instanceof Error ? e.message : String(e) })
+  })
+})
+
+// ---- the service ----
+
+export interface Service {
+  /** The key that signs now; the first call on a fresh deployment makes it. */
+  readonly current: Effect.Effect<SigningKey, SigningKeyUnavailable | BusUnavailable>
+  /** Every public key ever used, current and retired, oldest first. */
+  readonly published: Effect.Effect<ReadonlyArray<Verify.PublicKey>, SigningKeyUnavailable | BusUnavailable>
+  /** Makes a new current key and retires the previous one (which stays published). */
+  readonly rotate: Effect.Effect<Verify.PublicKey, SigningKeyUnavailable | BusUnavailable>
+}
+
+export class SigningKeys extends Context.Service<SigningKeys, Service>()("lantern/actors/receipts/SigningKeys") {
+  static readonly make = (kek: Uint8Array) =>
+    Effect.gen(function*() {
+      yield* ready
+      const { js } = yield* Nats
+      const kv: KV = yield* Effect.tryPromise({ try: () => new Kvm(js).open(SIGNING_KEYS_BUCKET), catch: unavailable("open signing-key bucket") })
+      const opened = new Map<string, SigningKey>()
+
+      const bus = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(what) })
+
+      const readStored = (keyId: string) =>
+        Effect.gen(function*() {
+          const entry = yield* bus(`read signing key ${keyId}`, () => kv.get(entryKey(keyId)))
+          if (entry === null || entry.operation !== "PUT") return yield* new SigningKeyUnavailable({ reason: `key ${keyId} is not in ${SIGNING_KEYS_BUCKET}` })
+          return yield* Effect.try({
+            try: () => ({ stored: decodeStored(entry.string()), revision: entry.revision }),
+            catch: () => new SigningKeyUnavailable({ reason: `key ${keyId} in ${SIGNING_KEYS_BUCKET} is unreadable` })
+          })
+        })
+
+      const readCurrent = bus("read current signing key", () => kv.get(CURRENT)).pipe(
+        Effect.map((e) => (e === null || e.operation !== "PUT" ? null : { keyId: e.string(), revision: e.revision }))
+      )
+
+      /** Makes and stores a key pair; it becomes current only when the caller swaps it in. */
+      const fresh = Effect.gen(function*() {
+        const now = new Date(yield* Clock.currentTimeMillis).toISOString()
+        const stored = seal(kek, sodium.crypto_sign_keypair(), now)
+        yield* bus(`store signing key ${stored.keyId}`, () => kv.create(entryKey(stored.keyId), encodeStored(stored)))
+        return stored
+      })
+
+      const openKey = (keyId: string) =>
+        Effect.gen(function*() {
+          const cached = opened.get(keyId)
+          if (cached !== undefined) return cached
+          const key = yield* open(kek, (yield* readStored(keyId)).stored)
+          opened.set(keyId, key)
+          return key
+        })
+
+      const current: Service["current"] = Effect.gen(function*() {
+        const pointer = yield* readCurrent
+        if (pointer !== null) return yield* openKey(pointer.keyId)
+        const made = yield* fresh
+        const won = yield* bus("claim current signing key", () => kv.create(CURRENT, made.keyId).then(() => true, () => false))
+        if (won) return yield* openKey(made.keyId)
+        // another host made the first key at the same moment: drop ours, which never signed anything
+        yield* bus(`drop signing key ${made.keyId}`, () => kv.purge(entryKey(made.keyId)))
+        const theirs = yield* readCurrent
+        if (theirs === null) return yield* new SigningKeyUnavailable({ reason: "the current signing key vanished" })
+        return yield* openKey(theirs.keyId)
+      }).pipe(Effect.withSpan("SigningKeys.current"))
+
+      const published: Service["published"] = Effect.gen(function*() {
+        const names = yield* bus("list signing keys", async () => {
+          const out: Array<string> = []
+          for await (const k of await kv.keys("key.>")) out.push(k)
+          return out
+        })
+        // a key dropped after losing the race for the first key may still be listed: skip it
+        const keys = yield* Effect.forEach(names, (name) =>
+          readStored(name.slice("key.".length)).pipe(
+            Effect.map((s): ReadonlyArray<Verify.PublicKey> => [publicOf(s.stored)]),
+            Effect.catchTag("SigningKeyUnavailable", () => Effect.succeed([]))
+          ))
+        return keys.flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.keyId.localeCompare(b.keyId))
+      })
+
+      const rotate: Service["rotate"] = Effect.gen(function*() {
+        const made = yield* fresh
+        // a swap loses only to a concurrent rotation (or a bus error): a few tries, then give up
+        for (let attempt = 0; attempt < 10; attempt++) {
+          const pointer = yield* readCurrent
+          const swapped = yield* bus("swap current signing key", () =>
+            (pointer === null ? kv.create(CURRENT, made.keyId) : kv.update(CURRENT, made.keyId, pointer.revision)).then(() => true, () => false))
+          if (!swapped) continue
+          if (pointer !== null) {
+            const old = yield* readStored(pointer.keyId)
+            const now = new Date(yield* Clock.currentTimeMillis).toISOString()
+            yield* bus(`retire signing key ${pointer.keyId}`, () =>
+              kv.update(entryKey(pointer.keyId), encodeStored({ ...old.stored, retiredAt: now }), old.revision))
+          }
+          return publicOf(made)
+        }
+        yield* bus(`drop signing key ${made.keyId}`, () => kv.purge(entryKey(made.keyId)))
+        return yield* new SigningKeyUnavailable({ reason: "could not make the new key current: the current key kept changing" })
+      }).pipe(Effect.withSpan("SigningKeys.rotate"))
+
+      return SigningKeys.of({ current, published, rotate })
+    })
+
+  /** Keys sealed under LANTERN_KEK (or the dev KEK file). */
+  static readonly layer = Layer.effect(SigningKeys, Effect.flatMap(kekConfig, SigningKeys.make))
+}

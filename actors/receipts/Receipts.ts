@@ -1,0 +1,167 @@
+// Run receipts: the signed statement of a run's journal (its SHA-256 chain digest, extent, status and usage).
+// A finished run's receipt is issued once and kept in the `lantern-receipts` bucket, so its issuedAt and keyId
+// never change; a run still going gets a partial receipt signed on demand and not kept.
+import { Kvm, type KV } from "@nats-io/kv"
+import { Clock, Context, Effect, Layer, Schema } from "effect"
+import { Journal, type ReadError } from "../../bus/Journal.ts"
+import { Nats, unavailable } from "../../bus/Nats.ts"
+import { RECEIPTS_BUCKET } from "../../bus/Topology.ts"
+import type { Stored } from "../../schema/Envelope.ts"
+import { type BusUnavailable, RunNotFound } from "../../schema/Errors.ts"
+import { TERMINAL_RUN_EVENTS } from "../../schema/Events.ts"
+import { sign, SigningKeys, type SigningKeyUnavailable } from "./Keys.ts"
+import * as Verify from "./Verify.ts"
+
+export type Error = RunNotFound | ReadError | SigningKeyUnavailable | BusUnavailable
+
+/** A run's journal as exported and hashed: position, stream sequence and stored envelope of each event. */
+export const linesOf = (stored: ReadonlyArray<Stored>): ReadonlyArray<Verify.Line> =>
+  stored.map((s, i) => ({ n: i + 1, seq: s.seq, envelope: s.envelope as unknown as Record<string, unknown> }))
+
+const STATUS: Record<string, Verify.Unsigned["status"]> = { RunSucceeded: "succeeded", RunFailed: "failed", RunCanceled: "canceled" }
+
+/** Whether a journal has ended: its last event is a terminal one. */
+export const isFinal = (lines: ReadonlyArray<Verify.Line>) =>
+  lines.length > 0 && TERMINAL_RUN_EVENTS.has(String(lines[lines.length - 1]!.envelope["type"]))
+
+/** The receipt's fields for a journal (everything but the signature), as `keyId` would sign it at `issuedAt`. */
+export const unsignedOf = (tenant: string, runId: string, lines: ReadonlyArray<Verify.Line>, keyId: string, issuedAt: string): Verify.Unsigned => {
+  const first = lines[0]!
+  const last = lines[lines.length - 1]!
+  const started = (first.envelope["payload"] ?? {}) as Record<string, unknown>
+  const totals = Verify.totalsOf(lines)
+  const status = STATUS[String(last.envelope["type"])]
+  return {
+    version: Verify.VERSION,
+    runId,
+    tenantId: tenant,
+    agent: String(started["agentName"] ?? ""),
+    agentVersionDigest: String(started["agentDigest"] ?? ""),
+    status: status ?? "running",
+    partial: status === undefined,
+    eventCount: lines.length,
+    firstSeq: first.seq,
+    lastSeq: last.seq,
+    journalDigest: Verify.digest(lines),
+    costUsd: totals.costUsd,
+    tokensIn: totals.tokensIn,
+    tokensOut: totals.tokensOut,
+    issuedAt,
+    keyId
+  }
+}
+
+const ReceiptJson = Schema.fromJsonString(Verify.Receipt)
+const decodeReceipt = Schema.decodeUnknownSync(ReceiptJson)
+const encodeReceipt = Schema.encodeSync(ReceiptJson)
+
+export interface Service {
+  /** The run's journal lines, exactly what a receipt's digest covers. */
+  readonly journal: (tenant: string, runId: string) => Effect.Effect<ReadonlyArray<Verify.Line>, RunNotFound | ReadError>
+  /** The run's receipt: the stored one of a finished run (issued now if it has none yet), or a fresh partial one. */
+  readonly receipt: (tenant: string, runId: string) => Effect.Effect<Verify.Receipt, Error>
+  /** Issues and stores a finished run's receipt if it has none; nothing for a run still going. */
+  readonly issue: (tenant: string, runId: string) => Effect.Effect<void, Error>
+  /**
+   * Checks a receipt of the caller's tenant: its signature under the published keys, and the digest recomputed from
+   * the stored journal (and from `journal` too, when given).
+   */
+  readonly verify: (
+    tenant: string,
+    receipt: Verify.Receipt,
+    journal: ReadonlyArray<Verify.Line> | null
+  ) => Effect.Effect<Verify.Verdict, ReadError | SigningKeyUnavailable | BusUnavailable>
+}
+
+export class Receipts extends Context.Service<Receipts, Service>()("lantern/actors/receipts/Receipts") {
+  static readonly layerWithoutKeys = Layer.effect(
+    Receipts,
+    Effect.gen(function*() {
+      const journalStore = yield* Journal
+      const keys = yield* SigningKeys
+      const { js } = yield* Nats
+      const kv: KV = yield* Effect.tryPromise({ try: () => new Kvm(js).open(RECEIPTS_BUCKET), catch: unavailable("open receipts bucket") })
+      const bus = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(what) })
+
+      const journal: Service["journal"] = (tenant, runId) =>
+        Effect.flatMap(journalStore.read({ type: "run", tenant, id: runId }), (stored) =>
+          stored.length === 0 ? Effect.fail(new RunNotFound({ id: runId })) : Effect.succeed(linesOf(stored)))
+
+      const kvKey = (tenant: string, runId: string) => `${tenant}.${runId}`
+
+      const stored = (tenant: string, runId: string) =>
+        Effect.map(bus(`read receipt of ${runId}`, () => kv.get(kvKey(tenant, runId))), (e) =>
+          e === null || e.operation !== "PUT" ? null : decodeReceipt(e.string()))
+
+      const signNow = (tenant: string, runId: string, lines: ReadonlyArray<Verify.Line>) =>
+        Effect.gen(function*() {
+          const key = yield* keys.current
+          const issuedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+          return sign(key, unsignedOf(tenant, runId, lines, key.keyId, issuedAt))
+        })
+
+      /** The stored receipt of a finished run, issuing it first if needed (the first writer's receipt wins). */
+      const final = (tenant: string, runId: string, lines: ReadonlyArray<Verify.Line>) =>
+        Effect.gen(function*() {
+          const existing = yield* stored(tenant, runId)
+          if (existing !== null) return existing
+          const receipt = yield* signNow(tenant, runId, lines)
+          const created = yield* bus(`store receipt of ${runId}`, () =>
+            kv.create(kvKey(tenant, runId), encodeReceipt(receipt)).then(() => true, () => false))
+          if (created) return receipt
+          const theirs = yield* stored(tenant, runId)
+          return theirs ?? receipt
+        })
+
+      const receipt: Service["receipt"] = (tenant, runId) =>
+        Effect.gen(function*() {
+          const lines = yield* journal(tenant, runId)
+          return isFinal(lines) ? yield* final(tenant, runId, lines) : yield* signNow(tenant, runId, lines)
+        }).pipe(Effect.withSpan("Receipts.receipt", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }))
+
+      const issue: Service["issue"] = (tenant, runId) =>
+        Effect.gen(function*() {
+          const lines = yield* journal(tenant, runId)
+          if (isFinal(lines)) yield* final(tenant, runId, lines)
+        }).pipe(Effect.withSpan("Receipts.issue", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }))
+
+      const verify: Service["verify"] = (tenant, receipt, given) =>
+        Effect.gen(function*() {
+          const published = yield* keys.published
+          if (receipt.tenantId !== tenant) {
+            // another tenant's journal is never read: the receipt can only be checked offline by its holder
+            const verdict = Verify.verify(receipt, given ?? [], published)
+            return {
+              valid: false,
+              checks: [...verdict.checks, { name: "stored-journal", ok: false, message: `the receipt is for tenant ${receipt.tenantId}, not the caller's` }]
+            }
+          }
+          const storedLines = yield* journal(tenant, receipt.runId).pipe(
+            Effect.catchTag("RunNotFound", () => Effect.succeed([] as ReadonlyArray<Verify.Line>))
+          )
+          // a partial receipt covers the journal as it was then: the events since are not part of it
+          const covered = receipt.partial ? storedLines.slice(0, receipt.eventCount) : storedLines
+          const verdict = Verify.verify(receipt, given ?? covered, published)
+          if (given === null) return verdict
+          // the journal sent with the receipt was checked; the stored one must agree with the receipt too
+          const storedDigest = Verify.digest(storedLines.slice(0, receipt.eventCount))
+          const agrees = storedLines.length >= receipt.eventCount && storedDigest === receipt.journalDigest
+          const check: Verify.Check = {
+            name: "stored-journal",
+            ok: agrees,
+            message: agrees
+              ? `the stored journal's first ${receipt.eventCount} events hash to the receipt's digest`
+              : storedLines.length === 0
+              ? `run ${receipt.runId} has no stored journal here`
+              : `the stored journal's first ${receipt.eventCount} events hash to ${storedDigest}, not the receipt's digest`
+          }
+          return { valid: verdict.valid && agrees, checks: [...verdict.checks, check] }
+        }).pipe(Effect.withSpan("Receipts.verify"))
+
+      return Receipts.of({ journal, receipt, issue, verify })
+    })
+  )
+
+  /** Receipts with the deployment's signing keys (both services). */
+  static readonly layer = Receipts.layerWithoutKeys.pipe(Layer.provideMerge(SigningKeys.layer))
+}
