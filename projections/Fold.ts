@@ -1,5 +1,6 @@
 // How each stored event changes the read models: one SQL write per event, inside the projector's batch
 // transaction. Rows take their times from the event's `at` only, so replaying a journal writes identical rows.
+// The projector writes every tenant's rows as the connecting user, whose system role passes row-level security.
 import { Effect } from "effect"
 import type * as Envelope from "../schema/Envelope.ts"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
@@ -9,7 +10,7 @@ import type { SqlPort } from "./Sql.ts"
 const json = (value: unknown): string => JSON.stringify(value === undefined ? null : value)
 
 /** Run rows move forward only: an event at or below the run's last sequence was already folded in. */
-const RUN_GUARD = `tenant = $1 and id = $2 and last_seq < $3`
+const RUN_GUARD = `tenant_id = $1 and id = $2 and last_seq < $3`
 
 const touchRun = (tx: SqlPort, tenant: string, runId: string, seq: number, at: string) =>
   tx.query(`update runs set updated_at = $4::timestamptz, last_seq = $3 where ${RUN_GUARD}`, [tenant, runId, seq, at])
@@ -39,34 +40,34 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
     case "AgentVersionPublished":
       return Effect.asVoid(Effect.andThen(
         tx.query(
-          `insert into agents (tenant, name, description, latest_version, digest, spec, created_at, updated_at)
+          `insert into agents (tenant_id, name, description, latest_version, digest, spec, created_at, updated_at)
            values ($1, $2, $3, $4, $5, $6::jsonb, $7::timestamptz, $7::timestamptz)
-           on conflict (tenant, name) do update set
+           on conflict (tenant_id, name) do update set
              description = excluded.description, latest_version = excluded.latest_version,
              digest = excluded.digest, spec = excluded.spec, updated_at = excluded.updated_at
            where agents.latest_version <= excluded.latest_version`,
           [tenant, e.name, e.description, e.version, e.digest, json(e.spec), at]
         ),
         tx.query(
-          `insert into agent_versions (tenant, name, version, digest, description, spec, created_at)
+          `insert into agent_versions (tenant_id, name, version, digest, description, spec, created_at)
            values ($1, $2, $3, $4, $5, $6::jsonb, $7::timestamptz)
-           on conflict (tenant, name, version) do nothing`,
+           on conflict (tenant_id, name, version) do nothing`,
           [tenant, e.name, e.version, e.digest, e.description, json(e.spec), at]
         )
       ))
     case "RunStarted":
       return Effect.asVoid(tx.query(
-        `insert into runs (tenant, id, agent_name, agent_version, status, input, created_at, updated_at, last_seq)
+        `insert into runs (tenant_id, id, agent_name, agent_version, status, input, created_at, updated_at, last_seq)
          values ($1, $2, $3, $4, 'running', $5::jsonb, $6::timestamptz, $6::timestamptz, $7)
-         on conflict (tenant, id) do nothing`,
+         on conflict (tenant_id, id) do nothing`,
         [tenant, runId, e.agentName, e.agentVersion, json(e.input), at, seq]
       ))
     case "StepStarted":
       return Effect.asVoid(Effect.andThen(
         tx.query(
-          `insert into steps (tenant, run_id, step_id, attempt, kind, status, request, started_at, seq, wake_at)
+          `insert into steps (tenant_id, run_id, step_id, attempt, kind, status, request, started_at, seq, wake_at)
            values ($1, $2, $3, $4, $5, 'started', $6::jsonb, $7::timestamptz, $8, $9::timestamptz)
-           on conflict (tenant, run_id, step_id, attempt) do nothing`,
+           on conflict (tenant_id, run_id, step_id, attempt) do nothing`,
           [tenant, runId, e.stepId, e.attempt, e.request._tag, json(e.request), at, seq, e.wakeAt === undefined ? null : new Date(e.wakeAt).toISOString()]
         ),
         touchRun(tx, tenant, runId, seq, at)
@@ -76,7 +77,7 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
         tx.query(
           `update steps set status = 'completed', result = $5::jsonb, error = null, tokens_in = $6, tokens_out = $7,
              cost_usd = $8::numeric, finished_at = $9::timestamptz
-           where tenant = $1 and run_id = $2 and step_id = $3 and attempt = $4`,
+           where tenant_id = $1 and run_id = $2 and step_id = $3 and attempt = $4`,
           [tenant, runId, e.stepId, e.attempt, json(e.result), e.tokensIn, e.tokensOut, e.costUsd, at]
         ),
         tx.query(
@@ -90,7 +91,7 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
       return Effect.asVoid(Effect.andThen(
         tx.query(
           `update steps set status = 'failed', error = $5::jsonb, finished_at = $6::timestamptz
-           where tenant = $1 and run_id = $2 and step_id = $3 and attempt = $4`,
+           where tenant_id = $1 and run_id = $2 and step_id = $3 and attempt = $4`,
           [tenant, runId, e.stepId, e.attempt, json(e.error), at]
         ),
         touchRun(tx, tenant, runId, seq, at)

@@ -1,7 +1,8 @@
 // The projection database's schema as ordered, append-only migrations, each applied once in its own
 // transaction and recorded in `lantern_migrations`. Safe to run on every start, from several hosts at once.
 import { Effect } from "effect"
-import type { DatabaseUnavailable } from "../schema/Errors.ts"
+import { DatabaseUnavailable } from "../schema/Errors.ts"
+import * as Rls from "./Rls.ts"
 import { Sql } from "./Sql.ts"
 
 export interface Migration {
@@ -12,7 +13,8 @@ export interface Migration {
 }
 
 /**
- * Every table of tenant data carries `tenant`, and its keys and indexes start with it. Times are `timestamptz`
+ * Every table of tenant data carries `tenant_id` (named `tenant` up to migration 4), is under row-level
+ * security (migration 5; see Rls.ts), and its keys and indexes start with it. Times are `timestamptz`
  * taken from events, never `now()`, so a replay from zero writes identical rows. Keys that the API orders by
  * use the "C" collation, so both drivers sort them by bytes. Never edit a released migration: add one.
  */
@@ -112,6 +114,22 @@ export const migrations: ReadonlyArray<Migration> = [
       `alter table steps add constraint steps_kind_check check (kind in ('model', 'tool', 'sleep', 'approval', 'agent'))`,
       `alter table steps add column wake_at timestamptz`
     ]
+  },
+  {
+    id: 4,
+    name: "the tenant column is tenant_id",
+    statements: ["agents", "agent_versions", "runs", "steps", "api_tokens"]
+      .map((table) => `alter table ${table} rename column tenant to tenant_id`)
+  },
+  {
+    id: 5,
+    name: "row-level security on every tenant table; the edge reads as lantern_edge",
+    statements: [
+      Rls.ENSURE_ROLES,
+      // PUBLIC already has USAGE on `public`; a deployment on another schema must grant it to the edge too
+      `do $$ begin execute format('grant usage on schema %I to ${Rls.EDGE_ROLE}', current_schema()); end $$`,
+      ...["agents", "agent_versions", "runs", "steps", "api_tokens"].flatMap(Rls.secure)
+    ]
   }
 ]
 
@@ -138,10 +156,17 @@ export const migrate: Effect.Effect<void, DatabaseUnavailable, Sql> = Effect.gen
         yield* tx.query(`select pg_advisory_xact_lock($1)`, [LOCK_KEY])
         const done = yield* tx.query(`select 1 from lantern_migrations where id = $1`, [migration.id])
         if (done.length > 0) return
-        for (const statement of migration.statements) yield* tx.query(statement)
+        for (const statement of migration.statements) {
+          yield* tx.query(statement).pipe(Effect.mapError((e) =>
+            new DatabaseUnavailable({ operation: `migration ${migration.id} (${migration.name})`, reason: e.reason })
+          ))
+        }
         yield* tx.query(`insert into lantern_migrations (id, name) values ($1, $2)`, [migration.id, migration.name])
         yield* Effect.logInfo(`applied migration ${migration.id}: ${migration.name}`)
       })
     )
   }
+  // Start refuses a database on which isolation would not hold (a table without its policy, an edge role
+  // that bypasses RLS, a connecting user that cannot switch to it).
+  yield* Rls.verify
 }).pipe(Effect.withSpan("Migrations.migrate"))

@@ -1,10 +1,11 @@
 // The reads the HTTP edge serves from the projections: agents, their versions, runs (paged newest first)
-// and a run's steps. Every query is filtered by tenant; times come back as ISO-8601 strings in UTC.
+// and a run's steps. Every query runs as the edge's role with the tenant set (row-level security) and is also
+// filtered by tenant (defence in depth); times come back as ISO-8601 strings in UTC.
 import { Effect, Schema } from "effect"
 import type { AgentResponse, AgentVersionResponse, RunResponse, RunStatus } from "../schema/Api.ts"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
 import { ErrorInfo, StepRequest, StepResult } from "../schema/Events.ts"
-import { Sql } from "./Sql.ts"
+import { queryAs, type Sql } from "./Sql.ts"
 
 /** A run's step attempt as the API shows it. */
 export const StepResponse = Schema.Struct({
@@ -54,7 +55,7 @@ const RUN_COLUMNS = `id, status, agent_name as "agentName", agent_version as "ag
   steps, tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd",
   ${iso("created_at")} as "createdAt", ${iso("updated_at")} as "updatedAt", ${iso("finished_at")} as "finishedAt",
   (select json_build_object('stepId', w.step_id, 'kind', w.kind, 'until', ${iso("w.wake_at")}) from steps w
-    where w.tenant = runs.tenant and w.run_id = runs.id and w.status = 'started' and w.kind in ('sleep', 'approval', 'agent')
+    where w.tenant_id = runs.tenant_id and w.run_id = runs.id and w.status = 'started' and w.kind in ('sleep', 'approval', 'agent')
       and runs.status = 'running'
     order by w.seq limit 1) as waiting`
 
@@ -62,10 +63,9 @@ const STEP_COLUMNS = `run_id as "runId", step_id as "stepId", attempt, kind, sta
   tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd",
   ${iso("started_at")} as "startedAt", ${iso("finished_at")} as "finishedAt"`
 
-const query = <T>(text: string, params: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable, Sql> =>
-  Effect.gen(function*() {
-    return yield* (yield* Sql).query<T>(text, params)
-  })
+/** A read for `params[0]`, the tenant: the statement's own filter and the database's policy both apply. */
+const query = <T>(text: string, params: readonly [string, ...Array<unknown>]): Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable, Sql> =>
+  queryAs<T>(params[0], text, params)
 
 /** jsonb holding JSON null and SQL NULL both read as null; a run's input may be any JSON. */
 const runOf = (row: RunResponse): RunResponse => ({
@@ -76,11 +76,11 @@ const runOf = (row: RunResponse): RunResponse => ({
 })
 
 export const listAgents = (tenant: string): Effect.Effect<ReadonlyArray<AgentResponse>, DatabaseUnavailable, Sql> =>
-  query<AgentResponse>(`select ${AGENT_COLUMNS} from agents where tenant = $1 order by name`, [tenant])
+  query<AgentResponse>(`select ${AGENT_COLUMNS} from agents where tenant_id = $1 order by name`, [tenant])
 
 export const getAgent = (tenant: string, name: string): Effect.Effect<AgentResponse | null, DatabaseUnavailable, Sql> =>
   Effect.map(
-    query<AgentResponse>(`select ${AGENT_COLUMNS} from agents where tenant = $1 and name = $2`, [tenant, name]),
+    query<AgentResponse>(`select ${AGENT_COLUMNS} from agents where tenant_id = $1 and name = $2`, [tenant, name]),
     (rows) => rows[0] ?? null
   )
 
@@ -90,13 +90,13 @@ export const listVersions = (
   name: string
 ): Effect.Effect<ReadonlyArray<AgentVersionResponse>, DatabaseUnavailable, Sql> =>
   query<AgentVersionResponse>(
-    `select ${VERSION_COLUMNS} from agent_versions where tenant = $1 and name = $2 order by version`,
+    `select ${VERSION_COLUMNS} from agent_versions where tenant_id = $1 and name = $2 order by version`,
     [tenant, name]
   )
 
 export const getRun = (tenant: string, id: string): Effect.Effect<RunResponse | null, DatabaseUnavailable, Sql> =>
   Effect.map(
-    query<RunResponse>(`select ${RUN_COLUMNS} from runs where tenant = $1 and id = $2`, [tenant, id]),
+    query<RunResponse>(`select ${RUN_COLUMNS} from runs where tenant_id = $1 and id = $2`, [tenant, id]),
     (rows) => (rows[0] === undefined ? null : runOf(rows[0]))
   )
 
@@ -110,7 +110,7 @@ export const getRunAt = (
 ): Effect.Effect<{ readonly run: RunResponse; readonly lastSeq: number } | null, DatabaseUnavailable, Sql> =>
   Effect.map(
     query<RunResponse & { lastSeq: number }>(
-      `select ${RUN_COLUMNS}, last_seq as "lastSeq" from runs where tenant = $1 and id = $2`,
+      `select ${RUN_COLUMNS}, last_seq as "lastSeq" from runs where tenant_id = $1 and id = $2`,
       [tenant, id]
     ),
     (rows) => {
@@ -130,8 +130,8 @@ export const listRuns = (
   options: RunListOptions = {}
 ): Effect.Effect<RunPage, DatabaseUnavailable, Sql> => {
   const limit = Math.min(MAX_LIMIT, Math.max(1, Math.floor(options.limit ?? DEFAULT_LIMIT)))
-  const params: Array<unknown> = [tenant]
-  const where = [`tenant = $1`]
+  const params: [string, ...Array<unknown>] = [tenant]
+  const where = [`tenant_id = $1`]
   const filter = (column: string, op: string, value: string | undefined) => {
     if (value === undefined) return
     params.push(value)
@@ -158,7 +158,7 @@ export const listSteps = (
   tenant: string,
   runId: string
 ): Effect.Effect<ReadonlyArray<StepResponse>, DatabaseUnavailable, Sql> =>
-  query<StepResponse>(`select ${STEP_COLUMNS} from steps where tenant = $1 and run_id = $2 order by seq`, [tenant, runId])
+  query<StepResponse>(`select ${STEP_COLUMNS} from steps where tenant_id = $1 and run_id = $2 order by seq`, [tenant, runId])
 
 /** A completed run as the cost forecast learns from it. */
 export interface CostSample {
@@ -179,7 +179,7 @@ export const succeededRuns = (
   Effect.map(
     query<CostSample>(
       `select id, input, tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd" from runs
-        where tenant = $1 and agent_name = $2 and agent_version = $3 and status = 'succeeded'
+        where tenant_id = $1 and agent_name = $2 and agent_version = $3 and status = 'succeeded'
         order by id desc limit $4`,
       [tenant, agentName, agentVersion, limit]
     ),

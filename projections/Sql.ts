@@ -31,6 +31,13 @@ export interface SqlPort {
   ) => Effect.Effect<A, E | DatabaseUnavailable, R>
 }
 
+/** The role the edge reads as: not the tables' owner, bound by their row-level security policies (Rls.ts). */
+export const EDGE_ROLE = "lantern_edge"
+/** The role whose members (the connecting user) see and write every tenant's rows despite FORCE. */
+export const SYSTEM_ROLE = "lantern_system"
+/** The transaction-local setting naming the tenant the edge's role may see. */
+export const TENANT_SETTING = "lantern.tenant"
+
 /** Postgres' int8 and numeric as JS numbers, as PGlite is configured to return them too. */
 const NUMERIC_TYPES = { int8: 20, numeric: 1700 } as const
 
@@ -297,3 +304,31 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
     })
   )
 }
+
+/**
+ * Runs `f` in a transaction as the edge's role with `tenant` set, both local to the transaction: row-level
+ * security then shows and accepts only that tenant's rows, whatever the statements' own filters say. Every
+ * read the edge serves goes through here; the projectors, migrations and the token lookup that precedes
+ * knowing the tenant use the port directly, as the connecting user (a member of the system role).
+ */
+export const forTenant = <A, E, R>(
+  tenant: string,
+  f: (tx: SqlPort) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | DatabaseUnavailable, R | Sql> =>
+  Effect.gen(function*() {
+    const sql = yield* Sql
+    return yield* sql.transaction((tx) =>
+      Effect.andThen(
+        // one round trip for both; `set_config('role', …)` is `SET LOCAL ROLE`
+        tx.query(`select set_config('role', $1, true) as role, set_config($2, $3, true) as tenant`, [EDGE_ROLE, TENANT_SETTING, tenant]),
+        f(tx)
+      )
+    )
+  }).pipe(Effect.withSpan("Sql.forTenant", { attributes: { "lantern.tenant": tenant } }))
+
+/** One statement through `forTenant`. */
+export const queryAs = <T = Record<string, unknown>>(
+  tenant: string,
+  text: string,
+  params: ReadonlyArray<unknown> = []
+): Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable, Sql> => forTenant(tenant, (tx) => tx.query<T>(text, params))

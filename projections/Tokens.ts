@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto"
 import { Clock, Effect } from "effect"
 import { type DatabaseUnavailable, InvalidCommand } from "../schema/Errors.ts"
-import { Sql } from "./Sql.ts"
+import { queryAs, Sql } from "./Sql.ts"
 
 /** Who a token speaks for. */
 export interface Principal {
@@ -20,7 +20,8 @@ export const hash = (plainToken: string): string => createHash("sha256").update(
 
 /**
  * Makes `plainToken` authenticate as `name` in `tenant` with `scopes`. Idempotent; a different token under the
- * same name replaces the old one (which stops working). A token already held by another tenant is refused.
+ * same name replaces the old one (which stops working). A token already held by another tenant is refused, which
+ * needs to see every tenant's hashes: an administrative write (bootstrap, CLI) as the connecting user.
  */
 export const ensure = (
   tenant: string,
@@ -34,13 +35,13 @@ export const ensure = (
     const tokenHash = hash(plainToken)
     const kept = yield* sql.transaction((tx) =>
       Effect.gen(function*() {
-        yield* tx.query(`delete from api_tokens where tenant = $1 and name = $2 and token_hash <> $3`, [tenant, name, tokenHash])
+        yield* tx.query(`delete from api_tokens where tenant_id = $1 and name = $2 and token_hash <> $3`, [tenant, name, tokenHash])
         return yield* tx.query(
-          `insert into api_tokens (token_hash, tenant, name, scopes, created_at)
+          `insert into api_tokens (token_hash, tenant_id, name, scopes, created_at)
            values ($1, $2, $3, $4::text[], $5::timestamptz)
            on conflict (token_hash) do update set name = excluded.name, scopes = excluded.scopes
-           where api_tokens.tenant = excluded.tenant
-           returning tenant`,
+           where api_tokens.tenant_id = excluded.tenant_id
+           returning tenant_id`,
           [tokenHash, tenant, name, [...scopes], now]
         )
       })
@@ -50,12 +51,15 @@ export const ensure = (
     }
   }).pipe(Effect.withSpan("Tokens.ensure", { attributes: { "lantern.tenant": tenant } }))
 
-/** The principal of a plain token, or null when no such token exists. */
+/**
+ * The principal of a plain token, or null when no such token exists. This read tells the edge the tenant, so it
+ * cannot run as one: it is the connecting user's (system role) read, by the hash's primary key only.
+ */
 export const authenticate = (plainToken: string): Effect.Effect<Principal | null, DatabaseUnavailable, Sql> =>
   Effect.gen(function*() {
     if (plainToken === "") return null
     const rows = yield* (yield* Sql).query<Principal>(
-      `select tenant, name, scopes from api_tokens where token_hash = $1`,
+      `select tenant_id as tenant, name, scopes from api_tokens where token_hash = $1`,
       [hash(plainToken)]
     )
     return rows[0] ?? null
@@ -63,7 +67,4 @@ export const authenticate = (plainToken: string): Effect.Effect<Principal | null
 
 /** Whether a tenant has at least one token. */
 export const anyForTenant = (tenant: string): Effect.Effect<boolean, DatabaseUnavailable, Sql> =>
-  Effect.gen(function*() {
-    const rows = yield* (yield* Sql).query(`select 1 from api_tokens where tenant = $1 limit 1`, [tenant])
-    return rows.length > 0
-  })
+  Effect.map(queryAs(tenant, `select 1 from api_tokens where tenant_id = $1 limit 1`, [tenant]), (rows) => rows.length > 0)

@@ -1,9 +1,9 @@
 // What an agent spent, per UTC day, from the projections: every completed step's tokens and cost, and the
 // runs started. A step answered by a child run (kind `agent`) is left out: the child's own steps count for
-// the child's agent, so a parent does not count its children's spend a second time.
+// the child's agent, so a parent does not count its children's spend a second time. Read as the tenant (RLS).
 import { Effect } from "effect"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
-import { Sql } from "./Sql.ts"
+import { forTenant, type Sql } from "./Sql.ts"
 
 export interface UsageDay {
   readonly day: string
@@ -23,8 +23,7 @@ export const agentDays = (
   days: number,
   now: number
 ): Effect.Effect<ReadonlyArray<UsageDay>, DatabaseUnavailable, Sql> =>
-  Effect.gen(function*() {
-    const sql = yield* Sql
+  forTenant(tenant, (sql) => Effect.gen(function*() {
     const since = new Date(Date.UTC(
       new Date(now).getUTCFullYear(),
       new Date(now).getUTCMonth(),
@@ -36,15 +35,15 @@ export const agentDays = (
          coalesce(sum(s.tokens_in), 0)::float8 as "tokensIn",
          coalesce(sum(s.tokens_out), 0)::float8 as "tokensOut",
          coalesce(sum(s.cost_usd), 0)::float8 as "costUsd"
-       from steps s join runs r on r.tenant = s.tenant and r.id = s.run_id
-       where s.tenant = $1 and r.agent_name = $2 and s.status = 'completed' and s.kind <> 'agent'
+       from steps s join runs r on r.tenant_id = s.tenant_id and r.id = s.run_id
+       where s.tenant_id = $1 and r.agent_name = $2 and s.status = 'completed' and s.kind <> 'agent'
          and s.finished_at >= $3::timestamptz
        group by 1`,
       [tenant, agentName, since]
     )
     const started = yield* sql.query<{ day: string; runs: number }>(
       `select ${utcDay("created_at")} as day, count(*)::int as runs from runs
-       where tenant = $1 and agent_name = $2 and created_at >= $3::timestamptz group by 1`,
+       where tenant_id = $1 and agent_name = $2 and created_at >= $3::timestamptz group by 1`,
       [tenant, agentName, since]
     )
     const byDay = new Map<string, UsageDay>()
@@ -60,4 +59,4 @@ export const agentDays = (
       })
     }
     return [...byDay.values()].sort((a, b) => a.day.localeCompare(b.day))
-  })
+  }))

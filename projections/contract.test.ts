@@ -35,10 +35,10 @@ const drivers: ReadonlyArray<Driver> = [
 
 const TABLES = ["agents", "agent_versions", "runs", "steps", "projector_checkpoints", "api_tokens"]
 const KEYS: Record<string, string> = {
-  agents: "tenant, name",
-  agent_versions: "tenant, name, version",
-  runs: "tenant, id",
-  steps: "tenant, run_id, step_id, attempt",
+  agents: "tenant_id, name",
+  agent_versions: "tenant_id, name, version",
+  runs: "tenant_id, id",
+  steps: "tenant_id, run_id, step_id, attempt",
   projector_checkpoints: "projector, stream"
 }
 

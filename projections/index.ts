@@ -3,5 +3,6 @@
 export * as Migrations from "./Migrations.ts"
 export * as Projector from "./Projector.ts"
 export * as Queries from "./Queries.ts"
+export * as Rls from "./Rls.ts"
 export * as Sql from "./Sql.ts"
 export * as Tokens from "./Tokens.ts"

@@ -269,10 +269,10 @@ const dump = Effect.gen(function*() {
     `select projector, stream, last_seq from projector_checkpoints order by projector, stream`
   )
   return {
-    agents: yield* sql.query(`select * from agents order by tenant, name`),
-    agentVersions: yield* sql.query(`select * from agent_versions order by tenant, name, version`),
-    runs: yield* sql.query(`select * from runs order by tenant, id`),
-    steps: yield* sql.query(`select * from steps order by tenant, run_id, step_id, attempt`),
+    agents: yield* sql.query(`select * from agents order by tenant_id, name`),
+    agentVersions: yield* sql.query(`select * from agent_versions order by tenant_id, name, version`),
+    runs: yield* sql.query(`select * from runs order by tenant_id, id`),
+    steps: yield* sql.query(`select * from steps order by tenant_id, run_id, step_id, attempt`),
     checkpoints
   } satisfies Dump
 })
