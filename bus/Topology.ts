@@ -11,10 +11,15 @@ export const RUNS = "LANTERN_RUNS"
 export const AGENTS = "LANTERN_AGENTS"
 /** Budget journals: one subject per scope, lantern.budget.<tenant>.<scope> (`_tenant` or the agent's name). */
 export const BUDGETS = "LANTERN_BUDGETS"
+/**
+ * Audit journals: one subject per entry, lantern.audit.<tenant>.<auditId>, so an append (expecting an empty
+ * subject) never meets another and never retries on a conflict (ADR 0019).
+ */
+export const AUDIT = "LANTERN_AUDIT"
 /** Work queue of runs to drive: a message stays until a host has driven its run to a terminal state. */
 export const WORK = "LANTERN_WORK"
 
-export const streamOf: Record<ActorType, string> = { run: RUNS, agent: AGENTS, budget: BUDGETS }
+export const streamOf: Record<ActorType, string> = { run: RUNS, agent: AGENTS, budget: BUDGETS, audit: AUDIT }
 
 /** KV bucket mapping a caller's Idempotency-Key to the run it started (kept 24 h). */
 export const IDEMPOTENCY_BUCKET = "lantern-idempotency"
@@ -61,6 +66,7 @@ export const streams = (replicas: number): ReadonlyArray<StreamSpec> => [
   journal(RUNS, "lantern.run.>", replicas),
   journal(AGENTS, "lantern.agent.>", replicas),
   journal(BUDGETS, "lantern.budget.>", replicas),
+  journal(AUDIT, "lantern.audit.>", replicas),
   {
     name: WORK,
     subjects: ["lantern.work.>"],

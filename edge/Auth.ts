@@ -1,24 +1,25 @@
 // Bearer-token authentication for every /v1 route. Tokens are looked up by hash in Postgres and cached
 // briefly in memory so the hot path does not query the database on every request.
-import { createHash } from "node:crypto"
 import { Clock, Context, Effect, Layer } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { Sql } from "../projections/Sql.ts"
 import * as Tokens from "../projections/Tokens.ts"
-import { Unauthorized } from "../schema/Errors.ts"
+import { type DatabaseUnavailable, Unauthorized } from "../schema/Errors.ts"
 
-export interface Principal {
-  readonly tenant: string
-  readonly name: string
-  readonly scopes: ReadonlyArray<string>
-}
+export type Principal = Tokens.Principal
 
-const CACHE_TTL_MS = 30_000
+/**
+ * How long a looked-up token is trusted without asking the database again. A key revoked on this host stops
+ * working at once (`forget`); on the other hosts of a deployment, within this time.
+ */
+export const CACHE_TTL_MS = 30_000
 const CACHE_MAX = 10_000
 
 export class Auth extends Context.Service<Auth, {
   /** The caller of the current request, or 401. */
-  readonly principal: Effect.Effect<Principal, Unauthorized | import("../schema/Errors.ts").DatabaseUnavailable, HttpServerRequest.HttpServerRequest>
+  readonly principal: Effect.Effect<Principal, Unauthorized | DatabaseUnavailable, HttpServerRequest.HttpServerRequest>
+  /** Drops a token (by its stored hash) from this host's cache: its next use asks the database. */
+  readonly forget: (tokenHash: string) => Effect.Effect<void>
 }>()("lantern/edge/Auth") {
   static readonly layer = Layer.effect(
     Auth,
@@ -34,7 +35,7 @@ export class Auth extends Context.Service<Auth, {
         const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
         if (match === null) return yield* new Unauthorized({ reason: "the Authorization header must be 'Bearer <token>'" })
         const token = match[1]!
-        const key = createHash("sha256").update(token).digest("hex")
+        const key = Tokens.hash(token)
         const now = yield* Clock.currentTimeMillis
         const cached = cache.get(key)
         let found: Principal | null
@@ -45,9 +46,11 @@ export class Auth extends Context.Service<Auth, {
           cache.set(key, { principal: found, until: now + CACHE_TTL_MS })
         }
         if (found === null) return yield* new Unauthorized({ reason: "invalid API token" })
+        // a cached key still expires on time
+        if (found.expiresAt !== null && found.expiresAt <= now) return yield* new Unauthorized({ reason: "the API key has expired" })
         return found
       })
-      return Auth.of({ principal })
+      return Auth.of({ principal, forget: (tokenHash) => Effect.sync(() => void cache.delete(tokenHash)) })
     })
   )
 }

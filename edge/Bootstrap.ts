@@ -38,6 +38,7 @@ export const ensureOwner = (url: string) =>
     const existing = readCredentials(file)["LANTERN_API_TOKEN"]
     const token = Option.isSome(seeded) ? seeded.value : existing ?? `lt_${randomBytes(24).toString("base64url")}`
     const generated = Option.isNone(seeded) && existing === undefined
+    yield* Tokens.ensureTenant(DEV_TENANT, DEV_TENANT)
     yield* Tokens.ensure(DEV_TENANT, OWNER_TOKEN_NAME, token)
     mkdirSync(resolve(home), { recursive: true })
     writeFileSync(file, `LANTERN_TENANT=${DEV_TENANT}\nLANTERN_URL=${url}\nLANTERN_API_TOKEN=${token}\n`, { mode: 0o600 })

@@ -3,7 +3,8 @@
 import { Cause, Effect, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { ErrorResponse } from "../schema/Api.ts"
-import { BudgetExceeded } from "../schema/Errors.ts"
+import { Audit, UNKNOWN_TENANT } from "../actors/audit/Audit.ts"
+import { BudgetExceeded, Unauthorized } from "../schema/Errors.ts"
 import * as Issues from "../schema/Issues.ts"
 
 /** A request the API refuses before doing anything: 400 with the offending fields. */
@@ -12,6 +13,16 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {
 }) {
   override get message() {
     return this.issues.map((i) => `${i.field}: ${i.message}`).join("; ")
+  }
+}
+
+/** The caller's key lacks the scope a route needs: 403 naming it. */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  missingScope: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return this.reason
   }
 }
 
@@ -92,6 +103,8 @@ const STATUS: Record<string, readonly [number, string]> = {
   BadRequest: [400, "invalid_request"],
   Unauthorized: [401, "unauthorized"],
   BudgetExceeded: [402, "budget_exceeded"],
+  Forbidden: [403, "forbidden"],
+  KeyNotFound: [404, "api_key_not_found"],
   AgentNotFound: [404, "agent_not_found"],
   AgentVersionNotFound: [404, "agent_version_not_found"],
   RunNotFound: [404, "run_not_found"],
@@ -117,10 +130,31 @@ const toErrorResponse = (error: unknown) => {
   const [status, code] = mapped
   if (error instanceof BadRequest) return errorResponse(400, code, "the request is invalid", error.issues)
   if (error instanceof PayloadTooLarge) return errorResponse(413, code, `the request body exceeds ${error.limit} bytes`)
+  if (error instanceof Forbidden) return json({ error: { code, message: error.message, missingScope: error.missingScope } }, 403)
   if (error instanceof BudgetExceeded) return json({ error: { code, message: error.message, budget: error.refusal } }, 402)
   const message = error instanceof Error ? error.message : code
   return errorResponse(status, code, message, undefined, status === 503 ? { "retry-after": "1" } : undefined)
 }
+
+/**
+ * Records a refused authentication as `auth.failed` of the `_unknown` tenant (no tenant is known yet), with the
+ * route as target and the reason (which never quotes the token). Forked: the 401 does not wait for the journal.
+ */
+const auditAuthFailure = (error: Unauthorized) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const audit = yield* Audit
+    // the path only: a query string is the caller's text and may carry anything
+    const path = new URL(request.url, "http://localhost").pathname
+    yield* Effect.forkDetach(audit.record({
+      tenant: UNKNOWN_TENANT,
+      action: "auth.failed",
+      actor: "anonymous",
+      target: `${request.method} ${path}`,
+      outcome: "failed",
+      detail: { reason: error.reason }
+    }))
+  })
 
 /**
  * Turns every failure of a handler into a JSON error: typed errors by their status, anything else
@@ -132,6 +166,7 @@ export const handled = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServe
       if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
       const failure = Cause.findErrorOption(cause)
       const mapped = failure._tag === "Some" ? toErrorResponse(failure.value) : null
+      if (failure._tag === "Some" && failure.value instanceof Unauthorized) return Effect.as(auditAuthFailure(failure.value), mapped!)
       if (mapped !== null) {
         return mapped.status >= 500 ? Effect.as(Effect.logWarning("request failed", cause), mapped) : Effect.succeed(mapped)
       }

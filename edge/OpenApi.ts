@@ -2,9 +2,11 @@
 // cannot drift from what the server accepts.
 import { Schema } from "effect"
 import * as Api from "../schema/Api.ts"
+import * as Audit from "../schema/Audit.ts"
 import * as Forecast from "../schema/Forecast.ts"
 import * as Budget from "../schema/Budget.ts"
 import * as Verify from "../actors/receipts/Verify.ts"
+import { CreateKeyRequest, CreateTenantRequest } from "./TenantRoutes.ts"
 
 const schemaOf = (s: Schema.Top) => {
   const doc = Schema.toJsonSchemaDocument(s)
@@ -15,7 +17,8 @@ const jsonBody = (s: Schema.Top) => ({ content: { "application/json": { schema: 
 const ok = (description: string, s: Schema.Top) => ({ description, ...jsonBody(s) })
 const errors = {
   "400": ok("Invalid request: each issue names the field and the reason", Api.ErrorResponse),
-  "401": ok("Missing or invalid bearer token", Api.ErrorResponse),
+  "401": ok("Missing, invalid, expired or revoked bearer token", Api.ErrorResponse),
+  "403": ok("The key lacks the route's scope: `error.missingScope` names it", Api.ErrorResponse),
   "503": ok("Bus or database unavailable; retry", Api.ErrorResponse)
 }
 const notFound = { "404": ok("Not found", Api.ErrorResponse) }
@@ -35,6 +38,16 @@ const VerifyBody = Schema.Struct({
   receipt: Verify.Receipt,
   journal: Schema.optionalKey(Schema.Union([Schema.String, Schema.Array(Schema.Unknown)]))
 })
+const KeyView = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  scopes: Schema.Array(Schema.String),
+  last4: Schema.String,
+  expiresAt: Schema.NullOr(Schema.String),
+  createdAt: Schema.String
+})
+const NewKey = Schema.Struct({ ...KeyView.fields, key: Schema.String })
+const TenantSchema = Schema.Struct({ id: Schema.String, name: Schema.String, createdAt: Schema.String })
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^run_[0-9a-z]{26}$" } }
 
 export const document = {
@@ -115,10 +128,36 @@ export const document = {
       post: { summary: "Verify a receipt: its signature, and its digest recomputed from the stored journal (and from `journal`, when given)", requestBody: jsonBody(VerifyBody), responses: { "200": ok("Verdict: every check with its outcome", Verdict), ...errors } }
     },
     "/v1/admin/signing-keys/rotate": {
-      post: { summary: "Make a new receipt-signing key and retire the current one, which stays published (owner token)", responses: { "200": ok("The new key and every published key", Schema.Struct({ current: PublicKeySchema, keys: Schema.Array(PublicKeySchema) })), "403": ok("Not an owner token", Api.ErrorResponse), ...errors } }
+      post: { summary: "Make a new receipt-signing key and retire the current one, which stays published (scope `admin`)", responses: { "200": ok("The new key and every published key", Schema.Struct({ current: PublicKeySchema, keys: Schema.Array(PublicKeySchema) })), ...errors } }
     },
     "/.well-known/lantern-receipts": {
       get: { summary: "The public keys that verify receipts, retired ones included (no token; any origin)", security: [], responses: { "200": ok("Keys", Schema.Struct({ keys: Schema.Array(PublicKeySchema) })) } }
+    },
+    "/v1/tenants": {
+      post: {
+        summary: "Create a tenant and its first owner key (scope `*`; the key is shown only here). Needs `admin`, which only the operator tenant's keys hold",
+        requestBody: jsonBody(CreateTenantRequest),
+        responses: { "201": ok("The tenant and its owner key", Schema.Struct({ tenant: TenantSchema, key: Schema.Struct({ id: Schema.String, name: Schema.String, key: Schema.String, scopes: Schema.Array(Schema.String), expiresAt: Schema.NullOr(Schema.String) }) })), ...errors, ...conflict }
+      }
+    },
+    "/v1/api-keys": {
+      post: { summary: "Create an API key with scopes (at most the caller's) and an optional expiry; `key` is shown only in this answer", requestBody: jsonBody(CreateKeyRequest), responses: { "201": ok("The key", NewKey), ...errors, ...conflict } },
+      get: { summary: "List the tenant's live API keys (never their value)", responses: { "200": ok("Keys", list(KeyView)), ...errors } }
+    },
+    "/v1/api-keys/{id}": {
+      delete: { summary: "Revoke an API key: it stops working at once on this host, within 30 s on others", parameters: [{ name: "id", in: "path", required: true, schema: { type: "string", pattern: "^key_[0-9a-z]{26}$" } }], responses: { "204": { description: "Revoked" }, ...errors, ...notFound } }
+    },
+    "/v1/audit": {
+      get: {
+        summary: "The tenant's audit log, newest first: scope denials, API key changes, receipt issuance (`audit:read`). Failed authentications have no tenant and are the operator's (journal `lantern.audit._unknown.>`)",
+        parameters: [
+          { name: "action", in: "query", required: false, schema: { type: "string", enum: [...Audit.AUDIT_ACTIONS] } },
+          { name: "since", in: "query", required: false, schema: { type: "string" }, description: "An ISO-8601 day or time with offset: entries at or after it" },
+          { name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 200 } },
+          { name: "cursor", in: "query", required: false, schema: { type: "string" }, description: "The previous page's nextCursor" }
+        ],
+        responses: { "200": ok("Audit entries", Audit.AuditPage), ...errors }
+      }
     },
     "/v1/runs/{id}/approvals/{stepId}": {
       post: {

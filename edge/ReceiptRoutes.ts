@@ -6,8 +6,7 @@ import { SigningKeys } from "../actors/receipts/Keys.ts"
 import { Receipts } from "../actors/receipts/Receipts.ts"
 import * as Verify from "../actors/receipts/Verify.ts"
 import { RunId } from "../schema/Ids.ts"
-import { Auth } from "./Auth.ts"
-import { badRequest, body, decode, errorResponse, handled, json } from "./Http.ts"
+import { badRequest, body, decode, handled, json } from "./Http.ts"
 import { authed, param, route } from "./Routes.ts"
 
 export const WELL_KNOWN = "/.well-known/lantern-receipts"
@@ -44,15 +43,13 @@ export const receiptRoutes = Layer.mergeAll(
       const journal = yield* journalOf(request.journal)
       return json(yield* (yield* Receipts).verify(tenant, request.receipt, journal))
     }))),
-  route("POST", "/v1/admin/signing-keys/rotate", Effect.gen(function*() {
-    const principal = yield* (yield* Auth).principal
-    if (!principal.scopes.includes("*")) {
-      return errorResponse(403, "forbidden", "rotating the deployment's signing key needs an owner token (scope '*')")
-    }
-    const keys = yield* SigningKeys
-    const current = yield* keys.rotate
-    return json({ current, keys: yield* keys.published })
-  })),
+  // deployment-wide: the scope `admin`, which only the operator tenant's keys hold (Scopes.ts)
+  route("POST", "/v1/admin/signing-keys/rotate", authed(() =>
+    Effect.gen(function*() {
+      const keys = yield* SigningKeys
+      const current = yield* keys.rotate
+      return json({ current, keys: yield* keys.published })
+    }))),
   // public: an auditor's browser or script fetches it from anywhere, without a token
   HttpRouter.add("GET", WELL_KNOWN, handled(Effect.gen(function*() {
     const keys = yield* (yield* SigningKeys).published

@@ -1,8 +1,9 @@
 // The /v1 HTTP API: agents and runs for SDKs, the CLI and bridges. Handlers decode, authenticate, call one
 // actor or query, and answer; lists read Postgres projections, single resources fall back to the journal.
-import { Duration, Effect, Layer, Schema, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Schema, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
+import { Audit } from "../actors/audit/Audit.ts"
 import * as Tools from "../actors/model/Tools.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import { Journal } from "../bus/Journal.ts"
@@ -11,9 +12,10 @@ import * as Api from "../schema/Api.ts"
 import type { AgentSpec } from "../schema/AgentSpec.ts"
 import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { isTerminal } from "../schema/Events.ts"
-import { Auth } from "./Auth.ts"
+import { Auth, type Principal } from "./Auth.ts"
 import { sseComment, sseFrame, toEventResponse } from "./Events.ts"
-import { BadRequest, body, bodyOr, decode, handled, json, query } from "./Http.ts"
+import { BadRequest, body, bodyOr, decode, Forbidden, handled, json, query } from "./Http.ts"
+import * as Scopes from "./Scopes.ts"
 
 export const param = Effect.map(HttpRouter.params, (p) => p)
 
@@ -39,15 +41,56 @@ const IdempotencyKey = Schema.String.check(
   Schema.isPattern(/^[\x21-\x7e]{1,255}$/, { message: "Expected 1-255 visible ASCII characters" })
 )
 
-export const route = <E, R>(method: "GET" | "POST" | "PUT", path: `/${string}`, handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
-  HttpRouter.add(method, path, handled(handler))
+/** The route pattern a request matched, and the scope the table gives it (`route` provides it to `authed`). */
+export class CurrentRoute extends Context.Service<CurrentRoute, {
+  readonly method: Scopes.Method
+  readonly path: string
+  readonly scope: Scopes.Scope
+}>()("lantern/edge/CurrentRoute") {}
 
+/**
+ * A /v1 route. Only a pattern of the scope table (Scopes.ts) type-checks, and its handler learns the scope
+ * through `CurrentRoute`, which `authed` enforces.
+ */
+export const route = <M extends Scopes.Method, E, R>(
+  method: M,
+  path: Scopes.PathOf<M>,
+  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+) =>
+  HttpRouter.add(
+    method,
+    path,
+    handled(Effect.provideService(handler, CurrentRoute, CurrentRoute.of({ method, path, scope: Scopes.required(method, path) })))
+  )
+
+/** Who the caller is, for the record: a key's id, or the bootstrap token of its tenant. Never a secret. */
+export const actorOf = (principal: Principal) => principal.keyId === null ? `token:${principal.tenant}` : `key:${principal.keyId}`
+
+/**
+ * Authenticates the request (401), checks its key holds the route's scope (403 naming it, audited as
+ * `scope.denied`), and runs `f` as the key's tenant.
+ */
 export const authed = <E, R>(f: (tenant: string) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
   Effect.gen(function*() {
     const auth = yield* Auth
     const principal = yield* auth.principal
     // the request's span and every span under it name the tenant
     yield* Effect.annotateCurrentSpan({ tenant_id: principal.tenant })
+    const current = yield* CurrentRoute
+    if (!Scopes.holds(principal, current.scope)) {
+      yield* (yield* Audit).record({
+        tenant: principal.tenant,
+        action: "scope.denied",
+        actor: actorOf(principal),
+        target: `${current.method} ${current.path}`,
+        outcome: "denied",
+        detail: { missingScope: current.scope }
+      })
+      return yield* new Forbidden({
+        missingScope: current.scope,
+        reason: `this key lacks the scope '${current.scope}' that ${current.method} ${current.path} needs`
+      })
+    }
     return yield* f(principal.tenant).pipe(Effect.annotateSpans({ tenant_id: principal.tenant }))
   })
 

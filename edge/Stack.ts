@@ -5,6 +5,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
+import { Audit } from "../actors/audit/Audit.ts"
 import { Ids } from "../actors/kernel/Ids.ts"
 import * as Providers from "../actors/model/Providers.ts"
 import { ModelProvider } from "../actors/model/ModelProvider.ts"
@@ -25,9 +26,11 @@ import * as Migrations from "../projections/Migrations.ts"
 import * as Projector from "../projections/Projector.ts"
 import { Sql } from "../projections/Sql.ts"
 import { Auth } from "./Auth.ts"
+import { auditRoutes } from "./AuditRoutes.ts"
 import * as Bootstrap from "./Bootstrap.ts"
 import { agentRoutes, runRoutes } from "./Routes.ts"
 import { receiptRoutes } from "./ReceiptRoutes.ts"
+import { tenantRoutes } from "./TenantRoutes.ts"
 import * as System from "./System.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -43,11 +46,11 @@ export interface Options {
 }
 
 /**
- * The bus with its streams and buckets applied, journal, ids, leases, the model provider and the actors' command
- * side: what every host needs.
+ * The bus with its streams and buckets applied, journal, ids, leases, the model provider, the audit journal and
+ * the actors' command side: what every host needs.
  */
 const core = Layer.merge(Runs.layer, Receipts.layer).pipe(
-  Layer.provideMerge(Layer.merge(Agents.layer, Budgets.layer)),
+  Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer)),
   Layer.provideMerge(Layer.mergeAll(Journal.layer, Snapshots.layerConfig, Ids.layer, Providers.layerConfig, Leases.layer)),
   Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
   Layer.provideMerge(Nats.layerConfig("lantern"))
@@ -84,7 +87,7 @@ export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer) : Layer.empty
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
-  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, System.routes), {
+  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, tenantRoutes, auditRoutes, System.routes), {
     disableListenLog: true,
     middleware: System.unroutable
   }).pipe(

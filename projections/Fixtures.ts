@@ -186,3 +186,18 @@ export const runEntries = (tenant: string): ReadonlyArray<Entry> => {
 export const startedRuns = (tenant: string, count: number, first = 1): ReadonlyArray<Entry> =>
   Array.from({ length: count }, (_, i) =>
     started(tenant, runId(first + i), i % 2 === 0 ? "support" : "triage", 1, { n: first + i }, 100 + i))
+
+/** A time-ordered audit id: `aud_` and 26 base32 characters, growing with `n`. */
+export const auditId = (n: number): string => `aud_01jd${n.toString(32).padStart(22, "0")}`
+
+/** Three audit entries of one tenant, one journal subject each: two receipts and a refused scope. */
+export const auditEntries = (tenant: string): ReadonlyArray<Entry> =>
+  ([
+    ["receipt.issued", "system", runId(1), "allowed", {}],
+    ["scope.denied", "key:key_1", "POST /v1/runs", "denied", { missing: "runs:write" }],
+    ["receipt.issued", "system", runId(2), "allowed", {}]
+  ] as const).map(([action, actor, target, outcome, detail], i) => ({
+    address: { type: "audit", tenant, id: auditId(i + 1) },
+    at: at(200 + i),
+    event: { _tag: "AuditRecorded", action, actor, target, outcome, detail }
+  }))

@@ -29,7 +29,10 @@ const finishRun = (
     [s.envelope.tenant, s.envelope.actor.id, s.seq, status, output === null ? null : json(output), error === null ? null : json(error), s.envelope.at]
   )
 
-/** Applies one event to the read models. Agent events touch agents and agent_versions; run events runs and steps. */
+/**
+ * Applies one event to the read models. Agent events touch agents and agent_versions; run events runs and steps;
+ * audit events audit_events.
+ */
 export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, DatabaseUnavailable> => {
   const { envelope, event: e, seq } = s
   const tenant = envelope.tenant
@@ -103,6 +106,14 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
     case "RunCanceled":
       // The API's error field says why a run ended without an output; a cancellation is reported there too.
       return Effect.asVoid(finishRun(tx, s, "canceled", null, { code: "canceled", message: e.reason }))
+    case "AuditRecorded":
+      // one subject per entry: the entry's id is its journal's id, and a replay finds the row there
+      return Effect.asVoid(tx.query(
+        `insert into audit_events (tenant_id, id, seq, at, action, actor, target, outcome, detail)
+         values ($1, $2, $3, $4::timestamptz, $5, $6, $7, $8, $9::jsonb)
+         on conflict (tenant_id, id) do nothing`,
+        [tenant, envelope.actor.id, seq, at, e.action, e.actor, e.target, e.outcome, json(e.detail)]
+      ))
     default:
       // budget journals are read by the budget actor itself, not projected here
       return Effect.void

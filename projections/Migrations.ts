@@ -130,6 +130,49 @@ export const migrations: ReadonlyArray<Migration> = [
       `do $$ begin execute format('grant usage on schema %I to ${Rls.EDGE_ROLE}', current_schema()); end $$`,
       ...["agents", "agent_versions", "runs", "steps", "api_tokens"].flatMap(Rls.secure)
     ]
+  },
+  {
+    id: 6,
+    name: "the audit log: one row per audit entry, under row-level security",
+    statements: [
+      `create table audit_events (
+        tenant_id text not null,
+        id text collate "C" not null,
+        seq bigint not null,
+        at timestamptz not null,
+        action text not null,
+        actor text not null,
+        target text not null,
+        outcome text not null,
+        detail jsonb not null,
+        primary key (tenant_id, id)
+      )`,
+      `create index audit_events_by_action on audit_events (tenant_id, action, id)`,
+      ...Rls.secure("audit_events")
+    ]
+  },
+  {
+    id: 7,
+    name: "tenants; api tokens become api keys with a public id, expiry and revocation",
+    statements: [
+      // the deployment's registry of tenants: read and written by the operator's routes on the system path only
+      // (no tenant_id column, so not a tenant table; the edge role has no grant on it)
+      `create table tenants (
+        id text collate "C" primary key,
+        name text not null unique,
+        created_at timestamptz not null
+      )`,
+      // bootstrap tokens (the `lantern dev` owner, LANTERN_API_TOKEN) keep a null id and never expire
+      `alter table api_tokens add column id text collate "C"`,
+      `alter table api_tokens add column expires_at timestamptz`,
+      `alter table api_tokens add column revoked_at timestamptz`,
+      `alter table api_tokens add column last4 text`,
+      `create unique index api_tokens_by_id on api_tokens (tenant_id, id)`,
+      `create unique index api_tokens_id_unique on api_tokens (id)`,
+      // a revoked key keeps its row (and name) for the record; only live names are unique
+      `drop index api_tokens_by_tenant`,
+      `create unique index api_tokens_live_names on api_tokens (tenant_id, name) where revoked_at is null`
+    ]
   }
 ]
 

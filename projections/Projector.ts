@@ -1,4 +1,4 @@
-// Projectors: JetStream consumers that fold the runs and agents streams into Postgres, each batch in
+// Projectors: JetStream consumers that fold the runs, agents and audit streams into Postgres, each batch in
 // one transaction together with the stream sequence it reached, so redelivery and replay converge.
 import { Cause, Data, Effect, Layer, Schedule, Stream } from "effect"
 import { DeliverPolicy, type JetStreamManager, type JsMsg } from "@nats-io/jetstream"
@@ -14,7 +14,8 @@ import { Sql } from "./Sql.ts"
 /** Each projector: the stream it reads and the tables it owns (emptied by `rebuild`, children first). */
 export const definitions = {
   "projector-runs": { stream: Topology.RUNS, tables: ["steps", "runs"] },
-  "projector-agents": { stream: Topology.AGENTS, tables: ["agent_versions", "agents"] }
+  "projector-agents": { stream: Topology.AGENTS, tables: ["agent_versions", "agents"] },
+  "projector-audit": { stream: Topology.AUDIT, tables: ["audit_events"] }
 } as const satisfies Record<string, { readonly stream: string; readonly tables: ReadonlyArray<string> }>
 
 /** A projector's name, which is also its checkpoint's key. */

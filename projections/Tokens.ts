@@ -1,15 +1,21 @@
-// API tokens: stored only as SHA-256 hashes, each naming a tenant and scopes. The plain token is never
-// stored, logged or put in an error; a lookup hashes it first.
-import { createHash } from "node:crypto"
+// API tokens and keys: stored only as SHA-256 hashes, each naming a tenant and scopes. The plain token is never
+// stored, logged or put in an error; a lookup hashes it first. Keys (migration 7) add a public id, an expiry
+// and a revocation; bootstrap tokens have no id and never expire.
+import { createHash, randomBytes } from "node:crypto"
 import { Clock, Effect } from "effect"
+import { encode } from "../actors/kernel/Ids.ts"
 import { type DatabaseUnavailable, InvalidCommand } from "../schema/Errors.ts"
-import { queryAs, Sql } from "./Sql.ts"
+import { forTenant, queryAs, Sql, type SqlPort } from "./Sql.ts"
 
 /** Who a token speaks for. */
 export interface Principal {
   readonly tenant: string
   readonly name: string
   readonly scopes: ReadonlyArray<string>
+  /** The key's public id (`key_…`); null for a bootstrap token. */
+  readonly keyId: string | null
+  /** When the key stops working (epoch milliseconds); null when never. */
+  readonly expiresAt: number | null
 }
 
 /** Every scope; the owner token of a tenant has it. */
@@ -58,12 +64,141 @@ export const ensure = (
 export const authenticate = (plainToken: string): Effect.Effect<Principal | null, DatabaseUnavailable, Sql> =>
   Effect.gen(function*() {
     if (plainToken === "") return null
-    const rows = yield* (yield* Sql).query<Principal>(
-      `select tenant_id as tenant, name, scopes from api_tokens where token_hash = $1`,
+    const rows = yield* (yield* Sql).query<{ tenant: string; name: string; scopes: Array<string>; id: string | null; expires_at: unknown; revoked_at: unknown }>(
+      `select tenant_id as tenant, name, scopes, id, expires_at, revoked_at from api_tokens where token_hash = $1`,
       [hash(plainToken)]
     )
-    return rows[0] ?? null
+    const row = rows[0]
+    if (row === undefined || row.revoked_at !== null) return null
+    const expiresAt = row.expires_at === null ? null : millisOf(row.expires_at)
+    if (expiresAt !== null && expiresAt <= (yield* Clock.currentTimeMillis)) return null
+    return { tenant: row.tenant, name: row.name, scopes: row.scopes, keyId: row.id, expiresAt }
   })
+
+const millisOf = (v: unknown): number => v instanceof Date ? v.getTime() : new Date(String(v)).getTime()
+const isoOf = (v: unknown): string | null => v === null || v === undefined ? null : new Date(millisOf(v)).toISOString()
+
+/** A key as listed: never its plain value nor its hash. */
+export interface KeyView {
+  readonly id: string
+  readonly name: string
+  readonly scopes: ReadonlyArray<string>
+  /** The plain key's last four characters, to tell keys apart. */
+  readonly last4: string
+  readonly expiresAt: string | null
+  readonly createdAt: string
+}
+
+/** A key just made: the only time its plain value exists outside the caller's hands. */
+export interface NewKey extends KeyView {
+  readonly key: string
+}
+
+/** A fresh plain key: 256 bits from the CSPRNG. */
+const plainKey = () => `lk_${randomBytes(32).toString("base64url")}`
+const keyId = (now: number) => `key_${encode(now, randomBytes(16))}`
+
+const insertKey = (
+  tx: SqlPort,
+  tenant: string,
+  name: string,
+  scopes: ReadonlyArray<string>,
+  expiresAt: string | null,
+  now: number
+) =>
+  Effect.gen(function*() {
+    const key = plainKey()
+    const id = keyId(now)
+    const createdAt = new Date(now).toISOString()
+    const last4 = key.slice(-4)
+    const inserted = yield* tx.transaction((sp) =>
+      sp.query(
+        `insert into api_tokens (token_hash, tenant_id, name, scopes, created_at, id, expires_at, last4)
+         values ($1, $2, $3, $4::text[], $5::timestamptz, $6, $7::timestamptz, $8)`,
+        [hash(key), tenant, name, [...scopes], createdAt, id, expiresAt, last4]
+      )
+    ).pipe(Effect.as(true), Effect.catchTag("DatabaseUnavailable", (e) =>
+      /unique|duplicate/i.test(e.reason) ? Effect.succeed(false) : Effect.fail(e)))
+    if (!inserted) {
+      return yield* new InvalidCommand({ command: "create API key", reason: `a key named '${name}' already exists; revoke it or pick another name` })
+    }
+    return { id, name, key, scopes: [...scopes], last4, expiresAt, createdAt } satisfies NewKey
+  })
+
+/** Makes a key in `tenant`, as that tenant (row-level security checks the write). */
+export const createKey = (
+  tenant: string,
+  name: string,
+  scopes: ReadonlyArray<string>,
+  expiresAt: string | null
+): Effect.Effect<NewKey, DatabaseUnavailable | InvalidCommand, Sql> =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    return yield* forTenant(tenant, (tx) => insertKey(tx, tenant, name, scopes, expiresAt, now))
+  }).pipe(Effect.withSpan("Tokens.createKey", { attributes: { "lantern.tenant": tenant } }))
+
+/** The tenant's live keys (not revoked; expired ones are listed with their expiry), oldest first. */
+export const listKeys = (tenant: string): Effect.Effect<ReadonlyArray<KeyView>, DatabaseUnavailable, Sql> =>
+  Effect.map(
+    queryAs<{ id: string; name: string; scopes: Array<string>; last4: string; expires_at: unknown; created_at: unknown }>(
+      tenant,
+      `select id, name, scopes, last4, expires_at, created_at from api_tokens
+       where tenant_id = $1 and id is not null and revoked_at is null order by id`,
+      [tenant]
+    ),
+    (rows) => rows.map((r) => ({ id: r.id, name: r.name, scopes: r.scopes, last4: r.last4, expiresAt: isoOf(r.expires_at), createdAt: isoOf(r.created_at)! }))
+  )
+
+/**
+ * Revokes the tenant's key `id`; returns the hash it had, for the caller's cache, or null when the tenant has
+ * no such live key (another tenant's key is as absent as a key that never existed).
+ */
+export const revokeKey = (tenant: string, id: string): Effect.Effect<string | null, DatabaseUnavailable, Sql> =>
+  Effect.gen(function*() {
+    const now = new Date(yield* Clock.currentTimeMillis).toISOString()
+    const rows = yield* queryAs<{ token_hash: string }>(
+      tenant,
+      `update api_tokens set revoked_at = $3::timestamptz where tenant_id = $1 and id = $2 and revoked_at is null returning token_hash`,
+      [tenant, id, now]
+    )
+    return rows[0]?.token_hash ?? null
+  }).pipe(Effect.withSpan("Tokens.revokeKey", { attributes: { "lantern.tenant": tenant } }))
+
+/** A registered tenant. */
+export interface Tenant {
+  readonly id: string
+  readonly name: string
+  readonly createdAt: string
+}
+
+/** Registers a tenant by its id (idempotent): the bootstrap's operator tenant. */
+export const ensureTenant = (id: string, name: string): Effect.Effect<void, DatabaseUnavailable, Sql> =>
+  Effect.gen(function*() {
+    const now = new Date(yield* Clock.currentTimeMillis).toISOString()
+    yield* (yield* Sql).query(`insert into tenants (id, name, created_at) values ($1, $2, $3::timestamptz) on conflict do nothing`, [id, name, now])
+  })
+
+/**
+ * A new tenant and its first owner key (scope `*`), in one transaction. An administrative write of the
+ * deployment's registry, on the system path; the key is then written as the new tenant.
+ */
+export const createTenant = (name: string): Effect.Effect<{ tenant: Tenant; key: NewKey }, DatabaseUnavailable | InvalidCommand, Sql> =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const tenant: Tenant = { id: `t-${encode(now, randomBytes(16))}`, name, createdAt: new Date(now).toISOString() }
+    const sql = yield* Sql
+    return yield* sql.transaction((tx) =>
+      Effect.gen(function*() {
+        const added = yield* tx.query(
+          `insert into tenants (id, name, created_at) values ($1, $2, $3::timestamptz) on conflict do nothing returning id`,
+          [tenant.id, tenant.name, tenant.createdAt]
+        )
+        if (added.length === 0) return yield* new InvalidCommand({ command: "create tenant", reason: `a tenant named '${name}' already exists` })
+        const key = yield* insertKey(tx, tenant.id, "owner", ALL_SCOPES, null, now)
+        return { tenant, key }
+      })
+    )
+  }).pipe(Effect.withSpan("Tokens.createTenant"))
 
 /** Whether a tenant has at least one token. */
 export const anyForTenant = (tenant: string): Effect.Effect<boolean, DatabaseUnavailable, Sql> =>

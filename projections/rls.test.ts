@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Exit, type Layer, ManagedRuntime } from "effect"
 import pg from "pg"
-import { AGENTS, RUNS } from "../bus/Topology.ts"
+import { AGENTS, AUDIT, RUNS } from "../bus/Topology.ts"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
 import * as Postgres from "../tests/support/Postgres.ts"
 import * as Fixtures from "./Fixtures.ts"
@@ -17,7 +17,7 @@ import * as Rls from "./Rls.ts"
 import { forTenant, Sql, type SqlPort } from "./Sql.ts"
 import * as Tokens from "./Tokens.ts"
 
-const TENANT_TABLES = ["agent_versions", "agents", "api_tokens", "runs", "steps"]
+const TENANT_TABLES = ["agent_versions", "agents", "api_tokens", "audit_events", "runs", "steps"]
 
 interface Driver {
   readonly title: string
@@ -50,6 +50,7 @@ const seed = Effect.gen(function*() {
   for (const [tenant, firstSeq] of [["ta", 1], ["tb", 1000]] as const) {
     yield* Projector.apply("projector-agents", AGENTS, Fixtures.storedOf(Fixtures.agentEntries(tenant), firstSeq))
     yield* Projector.apply("projector-runs", RUNS, Fixtures.storedOf(Fixtures.runEntries(tenant), firstSeq))
+    yield* Projector.apply("projector-audit", AUDIT, Fixtures.storedOf(Fixtures.auditEntries(tenant), firstSeq))
     yield* Tokens.ensure(tenant, "owner", `lt_secret_${tenant}`)
   }
 })

@@ -222,7 +222,24 @@ export const BudgetAlerted = Schema.TaggedStruct("BudgetAlerted", {
 export const BudgetEvent = Schema.Union([BudgetSet, BudgetReserved, BudgetSettled, BudgetReleased, BudgetRunCounted, BudgetAlerted])
 export type BudgetEvent = typeof BudgetEvent.Type
 
-export const Event = Schema.Union([AgentEvent, RunEvent, BudgetEvent])
+// ---- audit (one journal subject per entry: lantern.audit.<tenant>.<auditId>; ADR 0019) ----
+/**
+ * A security-relevant fact (actors/audit/Audit.ts): who did what to which target, and how it ended. Never a
+ * secret or a token: the recorder redacts anything that looks like one before it is journaled.
+ */
+export const AuditRecorded = Schema.TaggedStruct("AuditRecorded", {
+  /** An `AuditAction` (`auth.failed`, `receipt.issued`, …); a string, so new actions keep the version. */
+  action: Schema.String,
+  actor: Schema.String,
+  target: Schema.String,
+  outcome: Schema.Literals(["allowed", "denied", "failed"]),
+  detail: Schema.Record(Schema.String, Schema.String)
+})
+export type AuditRecorded = typeof AuditRecorded.Type
+export const AuditEvent = Schema.Union([AuditRecorded])
+export type AuditEvent = typeof AuditEvent.Type
+
+export const Event = Schema.Union([AgentEvent, RunEvent, BudgetEvent, AuditEvent])
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
 
@@ -250,7 +267,8 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   BudgetSettled: { 1: BudgetSettled as unknown as Schema.Codec<Event, unknown> },
   BudgetReleased: { 1: BudgetReleased as unknown as Schema.Codec<Event, unknown> },
   BudgetRunCounted: { 1: BudgetRunCounted as unknown as Schema.Codec<Event, unknown> },
-  BudgetAlerted: { 1: BudgetAlerted as unknown as Schema.Codec<Event, unknown> }
+  BudgetAlerted: { 1: BudgetAlerted as unknown as Schema.Codec<Event, unknown> },
+  AuditRecorded: { 1: AuditRecorded as unknown as Schema.Codec<Event, unknown> }
 }
 
 /** The version new events of each type are written with. */

@@ -19,7 +19,7 @@ export const encode = (millis: number, random: Uint8Array): string => {
 }
 
 export class Ids extends Context.Service<Ids, {
-  readonly next: (prefix: "run" | "evt") => Effect.Effect<string>
+  readonly next: (prefix: "run" | "evt" | "aud") => Effect.Effect<string>
 }>()("lantern/actors/Ids") {
   static readonly layer = Layer.succeed(Ids, {
     next: (prefix) => Effect.map(Clock.currentTimeMillis, (now) => `${prefix}_${encode(now, randomBytes(16))}`)

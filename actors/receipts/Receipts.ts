@@ -4,6 +4,7 @@
 import { Kvm, type KV } from "@nats-io/kv"
 import { Clock, Context, Effect, Layer, Schema } from "effect"
 import { Journal, type ReadError } from "../../bus/Journal.ts"
+import { Audit } from "../audit/Audit.ts"
 import { Nats, unavailable } from "../../bus/Nats.ts"
 import { RECEIPTS_BUCKET } from "../../bus/Topology.ts"
 import type { Stored } from "../../schema/Envelope.ts"
@@ -79,6 +80,7 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
     Effect.gen(function*() {
       const journalStore = yield* Journal
       const keys = yield* SigningKeys
+      const audit = yield* Audit
       const { js } = yield* Nats
       const kv: KV = yield* Effect.tryPromise({ try: () => new Kvm(js).open(RECEIPTS_BUCKET), catch: unavailable("open receipts bucket") })
       const bus = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(what) })
@@ -108,7 +110,18 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
           const receipt = yield* signNow(tenant, runId, lines)
           const created = yield* bus(`store receipt of ${runId}`, () =>
             kv.create(kvKey(tenant, runId), encodeReceipt(receipt)).then(() => true, () => false))
-          if (created) return receipt
+          if (created) {
+            // only the writer that stored it records the issuance: once per run, whichever host got there first
+            yield* audit.record({
+              tenant,
+              action: "receipt.issued",
+              actor: "system",
+              target: runId,
+              outcome: "allowed",
+              detail: { keyId: receipt.keyId, status: receipt.status }
+            })
+            return receipt
+          }
           const theirs = yield* stored(tenant, runId)
           return theirs ?? receipt
         })

@@ -168,6 +168,8 @@ const summary = (event: Events.Event): string => {
       return `${event.runId} (${event.day})`
     case "BudgetAlerted":
       return `${event.cap} ${event.value} > ${event.limit} on ${event.day} (run ${event.runId})`
+    case "AuditRecorded":
+      return `${event.action} ${event.outcome} by ${event.actor} on ${event.target}`
   }
 }
 

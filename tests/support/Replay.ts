@@ -272,5 +272,8 @@ export const summarize = (lines: ReadonlyArray<Line>): Summary => {
       return summarizeAgent(events as ReadonlyArray<AgentEvent>)
     case "budget":
       return summarizeBudget(events as ReadonlyArray<BudgetEvent>)
+    case "audit":
+      // an audit entry decides nothing: there is no state to fold it into
+      throw new Error("audit journals have no decider to replay through")
   }
 }

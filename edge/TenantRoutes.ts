@@ -1,0 +1,86 @@
+// Tenants and API keys: `POST /v1/tenants` (the operator's admin keys), and each tenant's own keys with their
+// scopes and expiry, `POST/GET /v1/api-keys`, `DELETE /v1/api-keys/{id}`. A key's plain value is answered
+// once, by the request that makes it; lists never show it nor its hash.
+import { Clock, Effect, Layer, Schema } from "effect"
+import { HttpServerResponse } from "effect/http"
+import { Audit } from "../actors/audit/Audit.ts"
+import * as Tokens from "../projections/Tokens.ts"
+import { Auth } from "./Auth.ts"
+import { badRequest, body, decode, Forbidden, json } from "./Http.ts"
+import { actorOf, authed, param, route } from "./Routes.ts"
+import * as Scopes from "./Scopes.ts"
+
+const Name = Schema.String.check(
+  Schema.isPattern(/^[\x21-\x7e][\x20-\x7e]{0,99}$/, { message: "Expected 1-100 printable ASCII characters, not starting with a space" })
+)
+
+export const CreateTenantRequest = Schema.Struct({ name: Name })
+
+export const CreateKeyRequest = Schema.Struct({
+  name: Name,
+  scopes: Schema.Array(Schema.Literals(Scopes.SCOPES)).check(Schema.isMinLength(1)),
+  expiresAt: Schema.optionalKey(Schema.NullOr(Schema.String))
+})
+
+const KeyId = Schema.String.check(Schema.isPattern(/^key_[0-9a-z]{26}$/, { message: "Expected a key id like key_01j…" }))
+
+export class KeyNotFound extends Schema.TaggedError<KeyNotFound>()("KeyNotFound", { id: Schema.String }) {
+  override get message() {
+    return `no API key '${this.id}'`
+  }
+}
+
+/** An ISO 8601 time in the future, normalised; null when absent. */
+const expiryOf = (raw: string | null | undefined) =>
+  Effect.gen(function*() {
+    if (raw === undefined || raw === null) return null
+    const at = Date.parse(raw)
+    if (!/^\d{4}-\d{2}-\d{2}T/.test(raw) || Number.isNaN(at)) {
+      return yield* badRequest("expiresAt", "Expected an ISO 8601 date-time like 2027-01-31T00:00:00Z")
+    }
+    if (at <= (yield* Clock.currentTimeMillis)) return yield* badRequest("expiresAt", "Expected a time in the future")
+    return new Date(at).toISOString()
+  })
+
+const view = (k: Tokens.KeyView) => ({ id: k.id, name: k.name, scopes: k.scopes, last4: k.last4, expiresAt: k.expiresAt, createdAt: k.createdAt })
+
+export const tenantRoutes = Layer.mergeAll(
+  route("POST", "/v1/tenants", authed(() =>
+    Effect.gen(function*() {
+      const principal = yield* (yield* Auth).principal
+      const request = yield* body(CreateTenantRequest)
+      const { tenant, key } = yield* Tokens.createTenant(request.name)
+      const audit = yield* Audit
+      yield* audit.record({ tenant: principal.tenant, action: "tenant.created", actor: actorOf(principal), target: tenant.id, outcome: "allowed", detail: { name: tenant.name } })
+      yield* audit.record({ tenant: tenant.id, action: "api_key.created", actor: actorOf(principal), target: key.id, outcome: "allowed", detail: { name: key.name, scopes: key.scopes.join(" ") } })
+      return json({ tenant, key: { id: key.id, name: key.name, key: key.key, scopes: key.scopes, expiresAt: key.expiresAt } }, 201, { location: `/v1/tenants/${tenant.id}` })
+    }))),
+  route("POST", "/v1/api-keys", authed((tenant) =>
+    Effect.gen(function*() {
+      const principal = yield* (yield* Auth).principal
+      const request = yield* body(CreateKeyRequest)
+      const expiresAt = yield* expiryOf(request.expiresAt)
+      const scopes = [...new Set(request.scopes)]
+      // a key grants at most what its creator holds
+      const beyond = scopes.find((s) => !Scopes.holds(principal, s))
+      if (beyond !== undefined) {
+        yield* (yield* Audit).record({ tenant, action: "scope.denied", actor: actorOf(principal), target: "POST /v1/api-keys", outcome: "denied", detail: { missingScope: beyond, reason: "a key cannot grant a scope its creator lacks" } })
+        return yield* new Forbidden({ missingScope: beyond, reason: `this key cannot grant the scope '${beyond}', which it does not hold` })
+      }
+      const key = yield* Tokens.createKey(tenant, request.name, scopes, expiresAt)
+      yield* (yield* Audit).record({ tenant, action: "api_key.created", actor: actorOf(principal), target: key.id, outcome: "allowed", detail: { name: key.name, scopes: scopes.join(" ") } })
+      return json({ ...view(key), key: key.key }, 201, { location: `/v1/api-keys/${key.id}` })
+    }))),
+  route("GET", "/v1/api-keys", authed((tenant) =>
+    Effect.map(Tokens.listKeys(tenant), (keys) => json({ items: keys.map(view) })))),
+  route("DELETE", "/v1/api-keys/:id", authed((tenant) =>
+    Effect.gen(function*() {
+      const principal = yield* (yield* Auth).principal
+      const id = yield* Effect.flatMap(param, (p) => decode(KeyId, p["id"], "id"))
+      const revoked = yield* Tokens.revokeKey(tenant, id)
+      if (revoked === null) return yield* new KeyNotFound({ id })
+      yield* (yield* Auth).forget(revoked)
+      yield* (yield* Audit).record({ tenant, action: "api_key.revoked", actor: actorOf(principal), target: id, outcome: "allowed", detail: {} })
+      return HttpServerResponse.empty({ status: 204 })
+    })))
+)

@@ -1,0 +1,220 @@
+// Tenants, scoped API keys and scope checks against the real `lantern serve`: the operator creates tenant B,
+// whose owner key sees none of A's agents, runs, budgets, receipts, journals or keys (404 on every route, never
+// 403); every route refuses a key without its scope with 403 naming it; expired and revoked keys are 401; a
+// key's value is shown once.
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Scopes from "../edge/Scopes.ts"
+import * as Tokens from "../projections/Tokens.ts"
+import { startServer, type TestServer } from "./support/Bus.ts"
+import { api, eventually, startStack, type StackProcess } from "./support/Stack.ts"
+
+let nats: TestServer
+let stack: StackProcess
+let callA: ReturnType<typeof api>
+let callB: ReturnType<typeof api>
+let runId: string
+let keyIdA: string
+let tenantB: { id: string; name: string }
+
+const spec = { systemPrompt: "You compute.", maxTurns: 4, tools: [{ name: "calculator", description: "calculator", parameters: { type: "object", properties: {} } }] }
+
+const as = (token: string) => api({ url: stack.url, token })
+
+const newKey = async (scopes: ReadonlyArray<string>, extra: Record<string, unknown> = {}, call = callA) => {
+  const r = await call("POST", "/v1/api-keys", { name: `k-${Math.random().toString(36).slice(2)}`, scopes, ...extra })
+  expect(r.status, r.text).toBe(201)
+  return r.json as { id: string; key: string; scopes: Array<string>; expiresAt: string | null }
+}
+
+/** A concrete request for a route pattern of the scope table, naming A's resources. */
+const concrete = (key: Scopes.RouteKey) => {
+  const [method, pattern] = key.split(" ") as [string, string]
+  const path = pattern.replace(":name", "calc").replace(":id", key.includes("api-keys") ? keyIdA : runId).replace(":stepId", "turn-1")
+  return { method, path, body: method === "POST" || method === "PUT" ? {} : undefined }
+}
+
+beforeAll(async () => {
+  nats = await startServer("lantern-tenants")
+  stack = await startStack({ natsUrl: nats.handle.url })
+  callA = api(stack)
+  const agent = await callA("POST", "/v1/agents", { name: "calc", spec })
+  expect(agent.status, agent.text).toBe(201)
+  const run = await callA("POST", "/v1/runs", { agentName: "calc", input: "use the calculator on 2+3*4" })
+  expect(run.status, run.text).toBe(201)
+  runId = run.json.id
+  await eventually(async () => (await callA("GET", `/v1/runs/${runId}`)).json?.status === "succeeded", 30_000, "A's run")
+  expect((await callA("PUT", "/v1/agents/calc/budget", { maxCostUsdPerDay: 5, hardFail: true })).status).toBe(200)
+  expect((await callA("PUT", "/v1/budget", { maxCostUsdPerDay: 50, hardFail: true })).status).toBe(200)
+  keyIdA = (await newKey(["runs:read"])).id
+  const created = await callA("POST", "/v1/tenants", { name: "acme" })
+  expect(created.status, created.text).toBe(201)
+  expect(created.json.key).toMatchObject({ scopes: ["*"], expiresAt: null })
+  expect(created.json.key.id).toMatch(/^key_[0-9a-z]{26}$/)
+  tenantB = created.json.tenant
+  callB = as(created.json.key.key)
+}, 90_000)
+
+afterAll(async () => {
+  try {
+    await stack?.stop()
+  } finally {
+    await nats?.cleanup()
+  }
+})
+
+describe("tenants", () => {
+  it("creates a tenant whose owner key works in it alone; names are unique; bad bodies name the field", async () => {
+    expect(tenantB).toMatchObject({ name: "acme" })
+    expect(tenantB.id).toMatch(/^t-[0-9a-z]{26}$/)
+    const agent = await callB("POST", "/v1/agents", { name: "calc", spec })
+    expect(agent.status, agent.text).toBe(201)
+    await eventually(async () => (await callB("GET", "/v1/agents")).json.items.length > 0, 10_000, "B's agent listed")
+    expect((await callB("GET", "/v1/agents")).json.items.map((a: { name: string }) => a.name)).toEqual(["calc"])
+    expect((await callA("POST", "/v1/tenants", { name: "acme" })).status).toBe(409)
+    const bad = await callA("POST", "/v1/tenants", {})
+    expect(bad.status).toBe(400)
+    expect(bad.json.error.issues[0].field).toBe("name")
+    // B's owner holds `*`, but `admin` is the operator tenant's: B cannot make tenants or rotate signing keys
+    for (const path of ["/v1/tenants", "/v1/admin/signing-keys/rotate"]) {
+      const r = await callB("POST", path, { name: "other" })
+      expect(r.status, r.text).toBe(403)
+      expect(r.json.error).toMatchObject({ code: "forbidden", missingScope: "admin" })
+    }
+  })
+
+  it("another tenant's resources are 404 on every route, and lists show none of them", async () => {
+    const cases: Array<[string, string, unknown?]> = [
+      ["GET", `/v1/runs/${runId}`],
+      ["GET", `/v1/runs/${runId}/events`],
+      ["GET", `/v1/runs/${runId}/stream`],
+      ["GET", `/v1/runs/${runId}/receipt`],
+      ["GET", `/v1/runs/${runId}/journal`],
+      ["POST", `/v1/runs/${runId}/cancel`, {}],
+      ["POST", `/v1/runs/${runId}/approvals/turn-1`, { approved: true, by: "mallory" }],
+      ["DELETE", `/v1/api-keys/${keyIdA}`]
+    ]
+    for (const [method, path, body] of cases) {
+      const r = await callB(method, path, body)
+      expect(r.status, `${method} ${path}: ${r.text}`).toBe(404)
+    }
+    // B has its own `calc` (previous test): A's budget is not B's
+    expect((await callB("GET", "/v1/agents/calc/budget")).json.limits).toBeNull()
+    expect((await callB("GET", "/v1/budget")).json.limits).toBeNull()
+    // an agent only A has
+    expect((await callA("POST", "/v1/agents", { name: "only-a", spec })).status).toBe(201)
+    for (const [method, path, body] of [
+      ["GET", "/v1/agents/only-a"],
+      ["GET", "/v1/agents/only-a/versions"],
+      ["GET", "/v1/agents/only-a/usage"],
+      ["PUT", "/v1/agents/only-a", { spec: { ...spec, systemPrompt: "taken over" } }],
+      ["GET", "/v1/agents/only-a/budget"],
+      ["PUT", "/v1/agents/only-a/budget", { maxCostUsdPerDay: 1, hardFail: true }],
+      ["POST", "/v1/runs", { agentName: "only-a", input: "x" }],
+      ["POST", "/v1/runs/forecast", { agentName: "only-a", input: "x" }]
+    ] as Array<[string, string, unknown?]>) {
+      const r = await callB(method, path, body)
+      expect(r.status, `${method} ${path}: ${r.text}`).toBe(404)
+    }
+    expect((await callB("GET", "/v1/runs")).json.items).toEqual([])
+    expect((await callB("GET", "/v1/agents")).json.items.map((a: { name: string }) => a.name)).toEqual(["calc"])
+    const keysB = (await callB("GET", "/v1/api-keys")).json.items
+    expect(keysB.map((k: { name: string }) => k.name)).toEqual(["owner"])
+    expect(JSON.stringify(keysB)).not.toContain(keyIdA)
+    // A's key survived B's attempt
+    expect((await callA("GET", "/v1/api-keys")).json.items.map((k: { id: string }) => k.id)).toContain(keyIdA)
+    // A's agent is unchanged
+    expect((await callA("GET", "/v1/agents/only-a")).json.latestVersion).toBe(1)
+  })
+})
+
+describe("scopes", () => {
+  it("every route refuses a key without its scope: 403 naming the missing scope", async () => {
+    const auditOnly = as((await newKey(["audit:read"])).key)
+    const runsOnly = as((await newKey(["runs:read"])).key)
+    const auditRoute = (await callA("GET", "/v1/audit")).json?.error?.code !== "not_found"
+    for (const key of Object.keys(Scopes.ROUTES) as Array<Scopes.RouteKey>) {
+      if (key === "GET /v1/audit" && !auditRoute) continue
+      const scope = Scopes.ROUTES[key]
+      const { method, path, body } = concrete(key)
+      const r = await (scope === "audit:read" ? runsOnly : auditOnly)(method, path, body)
+      expect(r.status, `${key}: ${r.text}`).toBe(403)
+      expect(r.json.error, key).toMatchObject({ code: "forbidden", missingScope: scope })
+    }
+    // each denial is in the tenant's audit log, with the route and the missing scope
+    if (auditRoute) {
+      const denied = await eventually(async () => {
+        const r = await callA("GET", "/v1/audit?action=scope.denied&limit=100")
+        const items = r.json.items as Array<any>
+        return items.some((e) => e.target === "POST /v1/runs") ? items : null
+      }, 30_000, "scope.denied entries")
+      expect(denied.find((e) => e.target === "POST /v1/runs")).toMatchObject({
+        action: "scope.denied",
+        actor: expect.stringMatching(/^key:key_[0-9a-z]{26}$/),
+        outcome: "denied",
+        detail: { missingScope: "runs:write" }
+      })
+    }
+  })
+
+  it("a key grants the routes of its scopes, and cannot grant more than its creator holds", async () => {
+    const reader = as((await newKey(["runs:read"])).key)
+    expect((await reader("GET", `/v1/runs/${runId}`)).status).toBe(200)
+    expect((await reader("POST", "/v1/runs", { agentName: "calc", input: "x" })).json.error.missingScope).toBe("runs:write")
+    const keyMaker = as((await newKey(["keys:write", "runs:read"])).key)
+    const ok = await keyMaker("POST", "/v1/api-keys", { name: "narrower", scopes: ["runs:read"] })
+    expect(ok.status, ok.text).toBe(201)
+    const wider = await keyMaker("POST", "/v1/api-keys", { name: "wider", scopes: ["runs:read", "runs:write"] })
+    expect(wider.status, wider.text).toBe(403)
+    expect(wider.json.error.missingScope).toBe("runs:write")
+    const all = await keyMaker("POST", "/v1/api-keys", { name: "all", scopes: ["*"] })
+    expect(all.json.error.missingScope).toBe("*")
+    const unknown = await callA("POST", "/v1/api-keys", { name: "bad", scopes: ["runs:read", "runs:delete"] })
+    expect(unknown.status).toBe(400)
+    expect(unknown.json.error.issues[0].field).toBe("scopes[1]")
+    const dup = await callA("POST", "/v1/api-keys", { name: "narrower", scopes: ["runs:read"] })
+    // the key just made by keyMaker is A's: a live name is unique in its tenant
+    expect(dup.status, dup.text).toBe(409)
+  })
+})
+
+describe("api keys", () => {
+  it("shows a key once: lists carry its id, name, scopes and last 4 characters, never the key or its hash", async () => {
+    const made = await newKey(["runs:read"], { expiresAt: "2999-01-01T00:00:00Z" })
+    expect(made.key).toMatch(/^lk_[A-Za-z0-9_-]{43}$/)
+    expect(made.expiresAt).toBe("2999-01-01T00:00:00.000Z")
+    const listed = await callA("GET", "/v1/api-keys")
+    const item = listed.json.items.find((k: { id: string }) => k.id === made.id)
+    expect(item).toMatchObject({ id: made.id, scopes: ["runs:read"], last4: made.key.slice(-4), expiresAt: "2999-01-01T00:00:00.000Z" })
+    expect(item.key).toBeUndefined()
+    expect(listed.text).not.toContain(made.key)
+    expect(listed.text).not.toContain(Tokens.hash(made.key))
+  })
+
+  it("an expired key is 401", async () => {
+    const past = await callA("POST", "/v1/api-keys", { name: "past", scopes: ["runs:read"], expiresAt: "2020-01-01T00:00:00Z" })
+    expect(past.status).toBe(400)
+    expect(past.json.error.issues[0].field).toBe("expiresAt")
+    const soon = await newKey(["runs:read"], { expiresAt: new Date(Date.now() + 1500).toISOString() })
+    const call = as(soon.key)
+    expect((await call("GET", "/v1/runs")).status).toBe(200)
+    await new Promise((r) => setTimeout(r, 1600))
+    const r = await call("GET", "/v1/runs")
+    expect(r.status, r.text).toBe(401)
+  })
+
+  it("a revoked key is 401 at once, and gone from the list", async () => {
+    const made = await newKey(["runs:read"])
+    const call = as(made.key)
+    expect((await call("GET", "/v1/runs")).status).toBe(200)
+    expect((await callA("DELETE", `/v1/api-keys/${made.id}`)).status).toBe(204)
+    expect((await call("GET", "/v1/runs")).status).toBe(401)
+    expect((await callA("GET", "/v1/api-keys")).json.items.map((k: { id: string }) => k.id)).not.toContain(made.id)
+    expect((await callA("DELETE", `/v1/api-keys/${made.id}`)).status).toBe(404)
+    const revoked = await eventually(async () => {
+      const r = await callA("GET", "/v1/audit?action=api_key.revoked")
+      return r.status === 404 ? { skipped: true } : (r.json.items as Array<any>).find((e) => e.target === made.id)
+    }, 30_000, "api_key.revoked entry")
+    if (!("skipped" in revoked)) expect(revoked).toMatchObject({ action: "api_key.revoked", actor: "token:dev", outcome: "allowed" })
+    expect((await callA("DELETE", "/v1/api-keys/nope")).status).toBe(400)
+  })
+})
