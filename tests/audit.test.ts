@@ -66,6 +66,26 @@ describe("audit log", () => {
     expect((all.json.items as Array<any>).filter((e) => e.target === id)).toHaveLength(1)
   })
 
+  it("shows a tenant only its own entries: another tenant's key creation and receipts are invisible to it", async () => {
+    const created = await call("POST", "/v1/tenants", { name: "audit-other" })
+    expect(created.status, created.text).toBe(201)
+    const other = api({ url: stack.url, token: created.json.key.key as string })
+    const key = await other("POST", "/v1/api-keys", { name: "reader", scopes: ["runs:read"] })
+    expect(key.status, key.text).toBe(201)
+    // the other tenant sees its own key creation ...
+    const own = await eventually(async () => {
+      const r = await other("GET", "/v1/audit")
+      expect(r.status, r.text).toBe(200)
+      const items = r.json.items as Array<any>
+      return items.some((e) => e.action === "api_key.created" && e.target === key.json.id) ? items : null
+    }, 20_000, "the other tenant's api_key.created entry")
+    // ... and none of this tenant's receipts; this tenant sees none of its key creations
+    expect(own.filter((e) => e.action === "receipt.issued")).toEqual([])
+    const mine = (await call("GET", "/v1/audit")).json.items as Array<any>
+    expect(mine.some((e) => e.target === key.json.id)).toBe(false)
+    expect(mine.some((e) => e.action === "receipt.issued")).toBe(true)
+  })
+
   it("journals a refused token as auth.failed of `_unknown`, without the token, and shows it to no tenant", async () => {
     const wrong = "lt_not_a_real_token_0123456789abcdef"
     const r = await fetch(`${stack.url}/v1/runs?token=${wrong}`, { headers: { authorization: `Bearer ${wrong}` } })
