@@ -1,5 +1,6 @@
 // The `lantern` CLI run as a real child process against a local HTTP server speaking the API's wire format:
-// exit codes, one-line usage errors with no request sent, error bodies, connection refused, --follow, doctor.
+// exit codes, one-line usage errors with no request sent, error bodies, connection refused, --follow, doctor;
+// then `api-keys`, `tenants` and `audit` against the real `lantern serve`, where scopes are enforced.
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
@@ -7,6 +8,8 @@ import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { startServer, type TestServer } from "./support/Bus.ts"
+import { api as stackApi, eventually, startStack, type StackProcess } from "./support/Stack.ts"
 
 const ROOT = resolve(import.meta.dirname, "..")
 const ENTRY = join(ROOT, "edge/cli/testEntry.ts")
@@ -215,7 +218,18 @@ describe("lantern CLI (child process)", () => {
       ["a missing run id", ["runs", "get"], /^error: ID: required argument is missing/m],
       ["an approval without --by", ["runs", "approve", "run_x", "turn-1.tool-0.approval"], /^error: --by: required flag is missing/m],
       ["an approval with an empty --by", ["runs", "approve", "run_x", "turn-1.tool-0.approval", "--by", ""], /^error: --by: 1-200 characters/m],
-      ["an approval without a step", ["runs", "approve", "run_x", "--by", "ops"], /^error: STEP: required argument is missing/m]
+      ["an approval without a step", ["runs", "approve", "run_x", "--by", "ops"], /^error: STEP: required argument is missing/m],
+      ["a key without --scope", ["api-keys", "create", "--name", "ci"], /^error: --scope: required flag is missing/m],
+      ["an unknown --scope", ["api-keys", "create", "--name", "ci", "--scope", "runs:read", "--scope", "runs:reed"], /^error: --scope: 'runs:reed' is not a scope; expected one of runs:read, /m],
+      ["an --expires that is no ISO time", ["api-keys", "create", "--name", "ci", "--scope", "runs:read", "--expires", "next week"], /^error: --expires: 'next week' is not an ISO 8601 date-time/m],
+      ["an --expires in the past", ["api-keys", "create", "--name", "ci", "--scope", "runs:read", "--expires", "2020-01-01T00:00:00Z"], /^error: --expires: '2020-01-01T00:00:00Z' is not in the future/m],
+      ["a key --name starting with a space", ["api-keys", "create", "--name", " ci", "--scope", "runs:read"], /^error: --name: expected 1-100 printable ASCII characters/m],
+      ["a revoke of something that is no key id", ["api-keys", "revoke", "run_x"], /^error: ID: 'run_x' is not a key id/m],
+      ["a tenant without a name", ["tenants", "create"], /^error: NAME: required argument is missing/m],
+      ["an unknown --action", ["audit", "--action", "key.made"], /^error: --action: invalid value 'key\.made'/m],
+      ["a --since that is no date", ["audit", "--since", "yesterday"], /^error: --since: 'yesterday' is not an ISO 8601 day/m],
+      ["a --since on a day that does not exist", ["audit", "--since", "2026-02-30"], /^error: --since: '2026-02-30' is not/m],
+      ["an out-of-range audit --limit", ["audit", "--limit", "201"], /^error: --limit: expected an integer from 1 to 200, got 201/m]
     ]
     it.each(cases)("%s", async (_name, args, message) => {
       const specFile = join(home, "spec.json")
@@ -431,4 +445,95 @@ describe("lantern CLI (child process)", () => {
     expect(r.stdout).toMatch(/^✗ run .*skipped: the edge is not ready$/m)
     expect(api.seen.some((s) => s.url === "/v1/runs")).toBe(false)
   })
+})
+
+describe("lantern api-keys, tenants and audit (child process, real stack)", () => {
+  let nats: TestServer
+  let stack: StackProcess
+
+  beforeAll(async () => {
+    home = mkdtempSync(join(tmpdir(), "lantern-cli-"))
+    nats = await startServer("lantern-cli-access")
+    stack = await startStack({ natsUrl: nats.handle.url })
+  }, 90_000)
+  afterAll(async () => {
+    try {
+      await stack?.stop()
+    } finally {
+      await nats?.cleanup()
+      rmSync(home, { recursive: true, force: true })
+    }
+  })
+
+  const owner = () => ({ LANTERN_URL: stack.url, LANTERN_API_TOKEN: stack.token })
+  const as = (token: string) => stackApi({ url: stack.url, token })
+  const keyOf = (stdout: string) => /^key: +(\S+)$/m.exec(stdout)?.[1] ?? ""
+
+  it("creates a runs:read key shown once, lists it without the key, enforces its scope, and revokes it", async () => {
+    const created = await cli(["api-keys", "create", "--name", "reader", "--scope", "runs:read", "--expires", "2099-01-01T00:00:00Z"], owner())
+    expect(created.stderr).toBe("")
+    expect(created.code).toBe(0)
+    const key = keyOf(created.stdout)
+    const id = /^id: +(key_[0-9a-z]{26})$/m.exec(created.stdout)?.[1] ?? ""
+    expect(key).toMatch(/^lk_/)
+    expect(id).not.toBe("")
+    expect(created.stdout).toMatch(/^scopes: +runs:read$/m)
+    expect(created.stdout).toMatch(/^expires: +2099-01-01T00:00:00\.000Z$/m)
+    expect(created.stdout).toContain("will not be shown again")
+
+    const listed = await cli(["api-keys", "list"], owner())
+    expect(listed.code).toBe(0)
+    const row = listed.stdout.split("\n").find((l) => l.startsWith(id)) ?? ""
+    expect(row.split(/\s{2,}/)).toEqual([id, "reader", "runs:read", "2099-01-01T00:00:00.000Z", `…${key.slice(-4)}`])
+    expect(listed.stdout.split("\n")[0]?.split(/\s+/)).toEqual(["ID", "NAME", "SCOPES", "EXPIRES", "LAST4"])
+    expect(listed.stdout).not.toContain(key)
+    expect((await cli(["api-keys", "list", "--json"], owner())).stdout).not.toContain(key)
+
+    const reader = as(key)
+    expect((await reader("GET", "/v1/runs")).status).toBe(200)
+    const denied = await reader("POST", "/v1/agents", { name: "nope", spec: { systemPrompt: "x" } })
+    expect(denied.status, denied.text).toBe(403)
+    // the reader's own key cannot use the CLI to list keys either: exit 1, the server's error on one line
+    const refused = await cli(["api-keys", "list"], { LANTERN_URL: stack.url, LANTERN_API_TOKEN: key })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/^error: forbidden: /m)
+
+    const revoked = await cli(["api-keys", "revoke", id], owner())
+    expect(revoked.stderr).toBe("")
+    expect(revoked.code).toBe(0)
+    expect(revoked.stdout).toContain(`revoked ${id}`)
+    expect((await reader("GET", "/v1/runs")).status).toBe(401)
+    expect((await cli(["api-keys", "list"], owner())).stdout).not.toContain(id)
+    const again = await cli(["api-keys", "revoke", id], owner())
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/^error: \w+: /m)
+  }, 60_000)
+
+  it("tenants create prints the tenant id and an owner key that works in it", async () => {
+    const r = await cli(["tenants", "create", "acme"], owner())
+    expect(r.stderr).toBe("")
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^tenant: +t-[0-9a-z]{26}$/m)
+    expect(r.stdout).toContain("will not be shown again")
+    const key = /^owner key: +(\S+)$/m.exec(r.stdout)?.[1] ?? ""
+    expect(key).toMatch(/^lk_/)
+    const agents = await as(key)("GET", "/v1/agents")
+    expect(agents.status, agents.text).toBe(200)
+    expect(agents.json.items).toEqual([])
+  }, 30_000)
+
+  it("audit prints the scope.denied entry on one line, filtered by --action and --since", async () => {
+    const created = await cli(["api-keys", "create", "--name", "narrow", "--scope", "runs:read"], owner())
+    expect((await as(keyOf(created.stdout))("POST", "/v1/agents", {})).status).toBe(403)
+    const since = new Date(Date.now() - 3_600_000).toISOString()
+    const line = await eventually(async () => {
+      const r = await cli(["audit", "--action", "scope.denied", "--since", since, "--limit", "50"], owner())
+      expect(r.code).toBe(0)
+      return r.stdout.split("\n").find((l) => l.includes("POST /v1/agents"))
+    }, 20_000, "the scope.denied entry")
+    expect(line).toMatch(/^\d{4}-\d{2}-\d{2}T\S+ scope\.denied denied by \S+ on POST \/v1\/agents .*missingScope="agents:write"/)
+    const all = await cli(["audit"], owner())
+    expect(all.stdout).toMatch(/ api_key\.created allowed /)
+    expect(all.stdout).not.toMatch(/lk_[A-Za-z0-9_-]{20,}/)
+  }, 60_000)
 })

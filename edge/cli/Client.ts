@@ -119,7 +119,7 @@ export const settingsFromConfig: Effect.Effect<Settings, BadSetting, FileSystem.
 // ---- the service ----
 
 export interface Request {
-  readonly method: "GET" | "POST" | "PUT"
+  readonly method: "GET" | "POST" | "PUT" | "DELETE"
   readonly path: string
   readonly query?: Readonly<Record<string, string | undefined>>
   readonly body?: unknown
@@ -142,7 +142,7 @@ export interface Service {
   readonly baseUrl: string
   /** Whether a token was found; the token itself never leaves this module. */
   readonly hasToken: boolean
-  /** Sends a request and decodes a 2xx JSON answer with `schema`; any other answer is a typed error. */
+  /** Sends a request and decodes a 2xx JSON answer (204: null) with `schema`; any other answer is a typed error. */
   readonly json: <A>(request: Request, schema: Schema.ConstraintDecoder<A>) => Effect.Effect<Reply<A>, ClientError>
   /** A GET whose status and text are the answer, whatever they are (health checks). */
   readonly probe: (path: string) => Effect.Effect<Probe, Unreachable>
@@ -231,7 +231,8 @@ export const make = (settings: Settings): Service => {
       if (res.status >= 400) return yield* errorOf(res.status, res.statusText, text)
       let body: unknown
       try {
-        body = JSON.parse(text)
+        // 204 No Content (a DELETE) has no body: it decodes as null
+        body = res.status === 204 ? null : JSON.parse(text)
       } catch {
         return yield* new BadResponse({ request: label, status: res.status, reason: "the body is not JSON" })
       }

@@ -1,8 +1,9 @@
-// The `lantern agents`, `lantern runs` and `lantern doctor` commands: each decodes its flags (Input), calls the
+// The `lantern agents`, `lantern runs` and `lantern doctor` commands (and the others' wiring): each decodes its flags (Input), calls the
 // API (Client) and prints a summary (Format) or, with `--json`, the answer's body as it came.
 import { Console, Effect, Option, Runtime, Schedule, Schema, Stream } from "effect"
 import { Command } from "effect/cli"
 import type { Api } from "../../schema/index.ts"
+import * as Access from "./Access.ts"
 import * as Client from "./Client.ts"
 import * as Doctor from "./Doctor.ts"
 import * as Format from "./Format.ts"
@@ -294,5 +295,8 @@ export const subcommands = [
   runs.pipe(Command.provide(Client.Client.layerConfig)),
   doctor.pipe(Command.provide(Client.Client.layerConfig)),
   Receipts.receipts.pipe(Command.provide(Client.Client.layerConfig)),
-  Receipts.keys.pipe(Command.provide(Client.Client.layerConfig))
+  Receipts.keys.pipe(Command.provide(Client.Client.layerConfig)),
+  Access.apiKeys.pipe(Command.provide(Client.Client.layerConfig)),
+  Access.tenants.pipe(Command.provide(Client.Client.layerConfig)),
+  Access.audit.pipe(Command.provide(Client.Client.layerConfig))
 ] as const

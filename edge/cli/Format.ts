@@ -98,6 +98,50 @@ export const runList = (list: typeof Api.RunListResponse.Type): string => {
   return list.nextCursor === null ? body : `${body}\nmore: --cursor ${list.nextCursor}`
 }
 
+// ---- tenants, API keys, audit ----
+
+export interface KeyView {
+  readonly id: string
+  readonly name: string
+  readonly scopes: ReadonlyArray<string>
+  readonly last4: string
+  readonly expiresAt: string | null
+}
+
+export const NOT_SHOWN_AGAIN = "This key will not be shown again: store it now (a lost key is revoked and replaced, never recovered)."
+
+/** A key just made: its value, once, and what it grants. */
+export const newKey = (k: KeyView & { readonly key: string }): string =>
+  `created API key ${k.id} (${k.name})\n\n${
+    fields([["key", k.key], ["id", k.id], ["scopes", k.scopes.join(" ")], ["expires", k.expiresAt ?? "never"]])
+  }\n\n${NOT_SHOWN_AGAIN}`
+
+/** The tenant's keys; their values are never shown, only the last 4 characters. */
+export const keyList = (items: ReadonlyArray<KeyView>): string =>
+  items.length === 0
+    ? "no API keys"
+    : table(
+      ["ID", "NAME", "SCOPES", "EXPIRES", "LAST4"],
+      items.map((k) => [k.id, k.name, k.scopes.join(" "), k.expiresAt ?? "never", `…${k.last4}`])
+    )
+
+export const newTenant = (t: { readonly tenant: { readonly id: string; readonly name: string }; readonly key: KeyView & { readonly key: string } }): string =>
+  `created tenant ${t.tenant.id} (${t.tenant.name})\n\n${
+    fields([["tenant", t.tenant.id], ["owner key", t.key.key], ["key id", t.key.id], ["scopes", t.key.scopes.join(" ")]])
+  }\n\n${NOT_SHOWN_AGAIN}`
+
+/** `at action outcome by actor on target k=v …`: one line per audit entry. */
+export const auditLine = (e: { readonly at: string; readonly action: string; readonly outcome: string; readonly actor: string; readonly target: string; readonly detail: Readonly<Record<string, string>> }): string => {
+  const detail = Object.entries(e.detail).map(([k, v]) => `${k}=${inline(v, 60)}`).join(" ")
+  return `${e.at} ${e.action} ${e.outcome} by ${e.actor} on ${e.target}${detail === "" ? "" : ` ${detail}`}`
+}
+
+export const auditPage = (page: { readonly items: ReadonlyArray<Parameters<typeof auditLine>[0]>; readonly nextCursor: string | null }): string => {
+  if (page.items.length === 0) return "no audit entries"
+  const body = page.items.map(auditLine).join("\n")
+  return page.nextCursor === null ? body : `${body}\nmore: --cursor ${page.nextCursor}`
+}
+
 // ---- events ----
 
 const decoders: Record<string, (u: unknown) => Option.Option<Events.Event>> = {}

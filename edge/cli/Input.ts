@@ -1,8 +1,10 @@
 // The CLI's flags and arguments that carry API values, decoded with the API's schemas while the command line
 // is parsed: bad input fails as a CliError naming the flag, before any HTTP call is made.
-import { Effect, FileSystem, Option, Schema, SchemaIssue } from "effect"
+import { Clock, Effect, FileSystem, Option, Schema, SchemaIssue } from "effect"
 import { Argument, CliError, Flag } from "effect/cli"
+import { AUDIT_ACTIONS, Since } from "../../schema/Audit.ts"
 import { AgentSpec, Api, Ids, Issues } from "../../schema/index.ts"
+import * as Scopes from "../Scopes.ts"
 
 /**
  * A usage error naming the flag (`--spec`) or argument (`NAME`) and the reason, on one line. A ValidationError
@@ -168,12 +170,15 @@ export const runStatus = Flag.Literals("status", Api.RunStatus.literals).pipe(
   Flag.optional
 )
 
-export const limit = Flag.Int("limit").pipe(
-  Flag.withDescription("At most this many runs (1-200)"),
-  Flag.withMetavar("N"),
-  Flag.mapEffect(positiveInt("limit", 1, 200)),
-  Flag.optional
-)
+const limitOf = (what: string) =>
+  Flag.Int("limit").pipe(
+    Flag.withDescription(`At most this many ${what} (1-200)`),
+    Flag.withMetavar("N"),
+    Flag.mapEffect(positiveInt("limit", 1, 200)),
+    Flag.optional
+  )
+
+export const limit = limitOf("runs")
 
 export const cursor = Flag.String("cursor").pipe(
   Flag.withDescription("Continue a listing from the nextCursor of the previous page"),
@@ -232,3 +237,83 @@ export const doctorTimeout = Flag.Int("timeout").pipe(
   Flag.mapEffect(positiveInt("timeout", 1, 600)),
   Flag.withDefault(30)
 )
+
+// ---- tenants, API keys, audit ----
+
+/** The server's rule for tenant and key names (edge/TenantRoutes.ts). */
+const NAME = /^[\x21-\x7e][\x20-\x7e]{0,99}$/
+
+const nameOf = (option: string, kind: "flag" | "argument") => (name: string) =>
+  NAME.test(name)
+    ? Effect.succeed(name)
+    : Effect.fail(invalid(option, "expected 1-100 printable ASCII characters, not starting with a space", kind))
+
+export const keyName = Flag.String("name").pipe(
+  Flag.withDescription("What the key is for, e.g. ci (1-100 printable ASCII characters)"),
+  Flag.withMetavar("NAME"),
+  Flag.mapEffect(nameOf("name", "flag"))
+)
+
+export const tenantNameArgument = Argument.String("name").pipe(
+  Argument.withDescription("The tenant's name (1-100 printable ASCII characters, unique)"),
+  Argument.withMetavar("NAME"),
+  Argument.mapEffect(nameOf("name", "argument"))
+)
+
+export const scopes = Flag.String("scope").pipe(
+  Flag.withDescription(`A scope the key grants; repeat for more. One of: ${Scopes.SCOPES.join(", ")}`),
+  Flag.withMetavar("SCOPE"),
+  Flag.mapEffect((s) =>
+    Scopes.isScope(s)
+      ? Effect.succeed(s)
+      : Effect.fail(invalid("scope", `'${s}' is not a scope; expected one of ${Scopes.SCOPES.join(", ")}`))
+  ),
+  Flag.atLeast(1)
+)
+
+/** `--expires`: an ISO 8601 date-time in the future, as the server requires. */
+export const expires = Flag.String("expires").pipe(
+  Flag.withDescription("When the key stops working: an ISO 8601 date-time such as 2027-01-31T00:00:00Z (default: never)"),
+  Flag.withMetavar("ISO"),
+  Flag.mapEffect((raw) =>
+    Effect.gen(function*() {
+      const at = Date.parse(raw)
+      if (!/^\d{4}-\d{2}-\d{2}T/.test(raw) || Number.isNaN(at)) {
+        return yield* invalid("expires", `'${raw}' is not an ISO 8601 date-time like 2027-01-31T00:00:00Z`)
+      }
+      if (at <= (yield* Clock.currentTimeMillis)) return yield* invalid("expires", `'${raw}' is not in the future`)
+      return raw
+    })
+  ),
+  Flag.optional
+)
+
+export const keyIdArgument = Argument.String("id").pipe(
+  Argument.withDescription("The key's id (key_…), as `lantern api-keys list` shows it"),
+  Argument.withMetavar("ID"),
+  Argument.mapEffect((id) =>
+    /^key_[0-9a-z]{26}$/.test(id) ? Effect.succeed(id) : Effect.fail(invalid("id", `'${id}' is not a key id like key_01j…`, "argument"))
+  )
+)
+
+export const auditAction = Flag.Literals("action", AUDIT_ACTIONS).pipe(
+  Flag.withDescription("Only entries of this action"),
+  Flag.optional
+)
+
+const decodeSince = Schema.decodeUnknownOption(Since)
+
+/** `--since`: a UTC day or an instant with its offset, on a day that exists (the server's rule, schema/Audit.ts). */
+export const since = Flag.String("since").pipe(
+  Flag.withDescription("Only entries from this time on: a day (2026-11-21) or a time with offset (2026-11-21T05:00:00Z)"),
+  Flag.withMetavar("ISO"),
+  Flag.mapEffect((raw) => {
+    const [y, m, d] = raw.slice(0, 10).split("-").map(Number) as [number, number, number]
+    return Option.isSome(decodeSince(raw)) && new Date(Date.UTC(y, m - 1, d)).getUTCDate() === d
+      ? Effect.succeed(raw)
+      : Effect.fail(invalid("since", `'${raw}' is not an ISO 8601 day (2026-11-21) or time with offset (2026-11-21T05:00:00Z) that exists`))
+  }),
+  Flag.optional
+)
+
+export const auditLimit = limitOf("entries")
