@@ -42,6 +42,9 @@ export const MODEL_CACHE_TTL_MS = 24 * 60 * 60_000
 /** KV bucket of the deployment's receipt-signing keys, sealed under the KEK (actors/receipts/Keys.ts); never purged. */
 export const SIGNING_KEYS_BUCKET = "lantern-signing-keys"
 
+/** KV bucket of tenants' secrets, sealed under the KEK (actors/secrets/Secrets.ts): key `<tenant>.<name>`. */
+export const SECRETS_BUCKET = "lantern-secrets"
+
 /** KV bucket of issued run receipts (actors/receipts/Receipts.ts): key `<tenant>.<runId>`, written once. */
 export const RECEIPTS_BUCKET = "lantern-receipts"
 
@@ -111,7 +114,7 @@ export const apply = Effect.gen(function*() {
     try: () => new Kvm(js).create(BREAKERS_BUCKET, { history: 1, replicas }),
     catch: unavailable(`apply bucket ${BREAKERS_BUCKET}`)
   })
-  for (const bucket of [SIGNING_KEYS_BUCKET, RECEIPTS_BUCKET]) {
+  for (const bucket of [SIGNING_KEYS_BUCKET, RECEIPTS_BUCKET, SECRETS_BUCKET]) {
     yield* Effect.tryPromise({
       try: () => new Kvm(js).create(bucket, { history: 1, replicas }),
       catch: unavailable(`apply bucket ${bucket}`)

@@ -7,6 +7,7 @@ import * as Forecast from "../schema/Forecast.ts"
 import * as Budget from "../schema/Budget.ts"
 import * as Verify from "../actors/receipts/Verify.ts"
 import { CreateKeyRequest, CreateTenantRequest } from "./TenantRoutes.ts"
+import { CreateSecretDoc } from "./SecretRoutes.ts"
 
 const schemaOf = (s: Schema.Top) => {
   const doc = Schema.toJsonSchemaDocument(s)
@@ -47,6 +48,8 @@ const KeyView = Schema.Struct({
   createdAt: Schema.String
 })
 const NewKey = Schema.Struct({ ...KeyView.fields, key: Schema.String })
+const SecretView = Schema.Struct({ name: Schema.String, version: Schema.Number, createdAt: Schema.String, updatedAt: Schema.String })
+const secretParam = { name: "name", in: "path", required: true, schema: { type: "string", pattern: "^[a-z0-9][a-z0-9_.-]{0,62}$" } }
 const TenantSchema = Schema.Struct({ id: Schema.String, name: Schema.String, createdAt: Schema.String })
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^run_[0-9a-z]{26}$" } }
 
@@ -146,6 +149,17 @@ export const document = {
     },
     "/v1/api-keys/{id}": {
       delete: { summary: "Revoke an API key: it stops working at once on this host, within 30 s on others", parameters: [{ name: "id", in: "path", required: true, schema: { type: "string", pattern: "^key_[0-9a-z]{26}$" } }], responses: { "204": { description: "Revoked" }, ...errors, ...notFound } }
+    },
+    "/v1/secrets": {
+      post: { summary: "Store a secret (`value`: at most 64 KiB, never shown again); the same name again stores its next version (200)", requestBody: jsonBody(CreateSecretDoc), responses: { "201": ok("The new secret's metadata", SecretView), "200": ok("The next version's metadata", SecretView), ...errors } },
+      get: { summary: "List the tenant's secrets: metadata only, never values", responses: { "200": ok("Secrets", list(SecretView)), ...errors } }
+    },
+    "/v1/secrets/{name}": {
+      get: { summary: "A secret's metadata (never its value)", parameters: [secretParam], responses: { "200": ok("Secret", SecretView), ...errors, ...notFound } },
+      delete: { summary: "Delete a secret and its ciphertext; runs naming it fail with `secret_not_found`", parameters: [secretParam], responses: { "204": { description: "Deleted" }, ...errors, ...notFound } }
+    },
+    "/v1/admin/secrets/rewrap": {
+      post: { summary: "Re-seal every secret under the current KEK after a rotation (scope `admin`); then LANTERN_KEK_PREVIOUS can go", responses: { "200": ok("Counts", Schema.Struct({ rewrapped: Schema.Number, total: Schema.Number, unreadable: Schema.Array(Schema.String) })), ...errors } }
     },
     "/v1/audit": {
       get: {

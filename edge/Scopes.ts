@@ -13,6 +13,8 @@ export const SCOPES = [
   "audit:read",
   "keys:read",
   "keys:write",
+  "secrets:read",
+  "secrets:write",
   "admin",
   "*"
 ] as const
@@ -51,7 +53,12 @@ export const ROUTES = {
   "POST /v1/tenants": "admin",
   "POST /v1/api-keys": "keys:write",
   "GET /v1/api-keys": "keys:read",
-  "DELETE /v1/api-keys/:id": "keys:write"
+  "DELETE /v1/api-keys/:id": "keys:write",
+  "POST /v1/secrets": "secrets:write",
+  "GET /v1/secrets": "secrets:read",
+  "GET /v1/secrets/:name": "secrets:read",
+  "DELETE /v1/secrets/:name": "secrets:write",
+  "POST /v1/admin/secrets/rewrap": "admin"
 } as const satisfies Record<string, Scope>
 
 export type RouteKey = keyof typeof ROUTES

@@ -16,6 +16,7 @@ import { forecastRoutes } from "./ForecastRoutes.ts"
 import { Driver, layerWorker } from "../actors/run/Driver.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import { Receipts } from "../actors/receipts/Receipts.ts"
+import { Secrets } from "../actors/secrets/Secrets.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
 import { Leases } from "../bus/Leases.ts"
@@ -30,6 +31,7 @@ import { auditRoutes } from "./AuditRoutes.ts"
 import * as Bootstrap from "./Bootstrap.ts"
 import { agentRoutes, runRoutes } from "./Routes.ts"
 import { receiptRoutes } from "./ReceiptRoutes.ts"
+import { secretRoutes } from "./SecretRoutes.ts"
 import { tenantRoutes } from "./TenantRoutes.ts"
 import * as System from "./System.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -49,7 +51,7 @@ export interface Options {
  * The bus with its streams and buckets applied, journal, ids, leases, the model provider, the audit journal and
  * the actors' command side: what every host needs.
  */
-const core = Layer.merge(Runs.layer, Receipts.layer).pipe(
+const core = Layer.mergeAll(Runs.layer, Receipts.layer, Secrets.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer)),
   Layer.provideMerge(Layer.mergeAll(Journal.layer, Snapshots.layerConfig, Ids.layer, Providers.layerConfig, Leases.layer)),
   Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
@@ -87,7 +89,7 @@ export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer) : Layer.empty
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
-  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, tenantRoutes, auditRoutes, System.routes), {
+  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, tenantRoutes, auditRoutes, secretRoutes, System.routes), {
     disableListenLog: true,
     middleware: System.unroutable
   }).pipe(

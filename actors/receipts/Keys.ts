@@ -102,7 +102,8 @@ export const ready = Effect.promise(() => sodium.ready)
 
 export const KEK_FILE = "signing-kek"
 
-const kekBytes = (text: string, from: string): Uint8Array => {
+/** A base64 (or base64url) KEK of 32 bytes; throws naming `from` otherwise. */
+export const kekBytes = (text: string, from: string): Uint8Array => {
   const bytes = Buffer.from(text.trim().replace(/-/g, "+").replace(/_/g, "/"), "base64")
   if (bytes.length !== 32) throw new Error(`${from} must be 32 bytes in base64 (got ${bytes.length} bytes); make one with: openssl rand -base64 32`)
   return new Uint8Array(bytes)
