@@ -51,7 +51,15 @@ export const ModelRef = Schema.String.check(
 export const Routing = Schema.Struct({
   strategy: Schema.optionalKey(Schema.Literals(["balanced", "cheap", "best", "fast"])),
   /** The exact-match response cache for temperature-0 requests; on unless set to false. */
-  cache: Schema.optionalKey(Schema.Boolean)
+  cache: Schema.optionalKey(Schema.Boolean),
+  /**
+   * The tenant's own API key per provider name, as a `lantern.secret://<name>` reference: resolved only when
+   * a model call is made, never stored in a journal, log or span.
+   */
+  credentials: Schema.optionalKey(Schema.Record(
+    Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: "Expected a provider name" })),
+    Schema.String.check(Schema.isPattern(/^lantern\.secret:\/\/[a-z0-9][a-z0-9_.-]{0,62}$/, { message: "Expected a secret reference lantern.secret://<name>" }))
+  ))
 })
 export type Routing = typeof Routing.Type
 

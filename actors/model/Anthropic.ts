@@ -347,9 +347,12 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
 
   const complete = (request: Request) => {
     const model = resolveModel(request.model, settings.defaultModel)
+    // the tenant's own key for this provider, when its agent names one: used for this call only
+    const own = request.apiKeys?.[name]
+    const ownKey = own === undefined ? "" : Redacted.value(own)
     return Wire.exchange<Draft>({
       url: endpoint,
-      headers: { "x-api-key": secret, "anthropic-version": API_VERSION, "idempotency-key": request.idempotencyKey },
+      headers: { "x-api-key": own === undefined ? secret : ownKey, "anthropic-version": API_VERSION, "idempotency-key": request.idempotencyKey },
       body: requestBody(request, model, settings.maxTokens),
       timeoutMs: settings.timeoutMs,
       fail,
@@ -364,6 +367,7 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
       stream: { initial: emptyDraft(model), step, done: (d) => d.stopped, endedEarly: "the event stream ended before message_stop" }
     }).pipe(
       Effect.map((d) => toResponse(d, prices, name)),
+      Effect.mapError((e) => Wire.scrub(e, ownKey)),
       Effect.tap((r) =>
         Effect.annotateCurrentSpan({
           "gen_ai.response.model": r.answer.model,

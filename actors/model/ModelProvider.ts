@@ -3,6 +3,7 @@
 // The router (Router.ts) is itself a ModelProvider over the configured providers: it resolves capability
 // aliases, fails over, and reports its choice in `Response.route`.
 import { Context } from "effect"
+import type { Redacted } from "effect"
 import type { Effect } from "effect"
 import type { ToolSpec } from "../../schema/AgentSpec.ts"
 import type { ProviderError } from "../../schema/Errors.ts"
@@ -25,6 +26,8 @@ export interface Request {
   readonly strategy?: Strategy
   /** False turns the exact-match response cache off for this request. */
   readonly cache?: boolean
+  /** Per provider name, the tenant's own API key to use instead of the configured one (resolved secrets). */
+  readonly apiKeys?: Readonly<Record<string, Redacted.Redacted<string>>>
 }
 
 export type Strategy = "balanced" | "cheap" | "best" | "fast"

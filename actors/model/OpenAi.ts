@@ -314,9 +314,12 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
 
   const complete = (request: Request) => {
     const model = ALIASES.has(request.model) ? settings.defaultModel : request.model
+    // the tenant's own key for this provider, when its agent names one: used for this call only
+    const own = request.apiKeys?.[name]
+    const ownKey = own === undefined ? "" : Redacted.value(own)
     return Wire.exchange<Draft>({
       url: endpoint,
-      headers: { ...auth, "idempotency-key": request.idempotencyKey },
+      headers: { ...(own === undefined ? auth : { authorization: `Bearer ${ownKey}` }), "idempotency-key": request.idempotencyKey },
       body: requestBody(request, model, capField),
       timeoutMs: settings.timeoutMs,
       fail,
@@ -340,6 +343,7 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
         })
       ),
       Effect.map((d) => toResponse(d, model, prices, name)),
+      Effect.mapError((e) => Wire.scrub(e, ownKey)),
       Effect.withSpan("gen_ai.chat", {
         attributes: { "gen_ai.system": PROVIDER, "gen_ai.request.model": request.model, "gen_ai.operation.name": "chat" }
       })

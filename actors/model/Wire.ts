@@ -24,6 +24,18 @@ export const failWith = (provider: string, secret: string): Fail => {
     new ProviderError({ provider, reason: scrub(reason), retryable, ...(status === undefined ? {} : { status }) })
 }
 
+/** The error with `secret` (a per-request key) scrubbed out of its reason too. */
+export const scrub = (e: ProviderError, secret: string): ProviderError =>
+  secret === "" || !e.reason.includes(secret)
+    ? e
+    : new ProviderError({
+      provider: e.provider,
+      reason: e.reason.split(secret).join("[redacted]"),
+      retryable: e.retryable,
+      ...(e.status === undefined ? {} : { status: e.status }),
+      ...(e.route === undefined ? {} : { route: e.route })
+    })
+
 /** `retry-after` and the request id of a refused answer, as notes for its error. */
 export const headerNotes = (response: globalThis.Response, requestIdHeader: string): ReadonlyArray<string> => [
   ...[response.headers.get("retry-after")].flatMap((v) => (v === null ? [] : [`retry-after: ${v}`])),

@@ -2,7 +2,7 @@
 // executes the next action until the run ends or waits (a timer, an approval, a child run, a retry backoff),
 // then parks it in the lease bucket for the watchdog to wake. A completed step is never executed again; a step
 // whose host died runs again under the same attempt and idempotency key. Losing the lease stops the drive.
-import { Clock, Config, Context, Deferred, Duration, Effect, Fiber, Layer, Random, Result, Schedule } from "effect"
+import { Clock, Config, Context, Deferred, Duration, Effect, Fiber, Layer, Random, type Redacted, Result, Schedule } from "effect"
 import type { JsMsg } from "@nats-io/jetstream"
 import * as Consumer from "../../bus/Consumer.ts"
 import { type Lease, LeaseLost, Leases } from "../../bus/Leases.ts"
@@ -13,6 +13,7 @@ import type { RunCommand } from "../../schema/Commands.ts"
 import type { ProviderError } from "../../schema/Errors.ts"
 import type { BudgetRefusal, ErrorInfo, Route, StepRequest, StepResult } from "../../schema/Events.ts"
 import { Budgets, overToolCalls, scopeName } from "../budget/Budgets.ts"
+import { Secrets } from "../secrets/Secrets.ts"
 import * as Actor from "../kernel/Actor.ts"
 import * as Failpoints from "../kernel/Failpoints.ts"
 import { Receipts } from "../receipts/Receipts.ts"
@@ -90,6 +91,21 @@ export class Driver extends Context.Service<Driver, {
       const runs = yield* Runs
       const provide = yield* Actor.provider
       const budgets = yield* Budgets
+      const secrets = yield* Secrets
+
+      /** The tenant's own provider keys its agent names (`routing.credentials`), resolved now, for this call only. */
+      const apiKeysOf = (
+        tenant: string,
+        state: State
+      ): Effect.Effect<Readonly<Record<string, Redacted.Redacted<string>>> | null, Effect.Error<ReturnType<typeof secrets.resolve>>> => {
+        const credentials = state.spec?.routing?.credentials
+        if (credentials === undefined || Object.keys(credentials).length === 0) return Effect.succeed(null)
+        return Effect.map(
+          Effect.forEach(Object.entries(credentials), ([providerName, uri]) =>
+            Effect.map(secrets.resolve(tenant, uri, `run:${state.runId}`), (value) => [providerName, value] as const)),
+          (pairs) => Object.fromEntries(pairs)
+        )
+      }
       const receipts = yield* Receipts
 
       /**
@@ -142,7 +158,8 @@ export class Driver extends Context.Service<Driver, {
         }
         if (request._tag !== "model") return Effect.die(new Error(`step kind ${request._tag} is waited on, not performed`))
         const timeoutMs = policyOf(state.spec!).stepTimeoutMs
-        return provider.complete(Plan.modelRequest(state, request, key, tenant)).pipe(
+        return apiKeysOf(tenant, state).pipe(
+          Effect.flatMap((apiKeys) => provider.complete({ ...Plan.modelRequest(state, request, key, tenant), ...(apiKeys === null ? {} : { apiKeys }) })),
           Effect.map((r): Performed => ({
             result: { _tag: "model" as const, answer: r.answer },
             tokensIn: r.tokensIn,
@@ -152,7 +169,11 @@ export class Driver extends Context.Service<Driver, {
             ...(r.reasoningTokens === undefined ? {} : { reasoningTokens: r.reasoningTokens }),
             ...(r.route === undefined ? {} : { route: r.route })
           })),
-          Effect.mapError((e): Failure => ({ error: { code: codeOf(e), message: e.message }, ...(e.route === undefined ? {} : { route: e.route }) })),
+          Effect.mapError((e): Failure =>
+            e._tag === "ProviderError"
+              ? { error: { code: codeOf(e), message: e.message }, ...(e.route === undefined ? {} : { route: e.route }) }
+              : { error: { code: e._tag === "SecretNotFound" || e._tag === "InvalidSecretUri" ? "secret_not_found" : "secret_unavailable", message: e.message } }
+          ),
           Effect.timeoutOrElse({
             duration: Duration.millis(timeoutMs),
             orElse: () => Effect.fail<Failure>({ error: { code: "timeout", message: `the step took longer than ${timeoutMs} ms` } })

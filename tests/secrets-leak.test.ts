@@ -1,0 +1,156 @@
+// A secret used by a run leaves no trace: an agent names the tenant's own provider key as
+// `lantern.secret://...` (routing.credentials); the run's model call authenticates with it (the provider saw
+// it), and then every message of every stream and KV bucket but the sealed secrets bucket, every row of every
+// projection table, the process's whole output and every exported span are scanned for the value (and its
+// base64): none holds it.
+import { randomBytes } from "node:crypto"
+import { createServer, type Server } from "node:http"
+import { jetstreamManager } from "@nats-io/jetstream"
+import { connect } from "@nats-io/transport-node"
+import pg from "pg"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { freePort } from "../bus/NatsServer.ts"
+import { startServer, type TestServer } from "./support/Bus.ts"
+import * as Postgres from "./support/Postgres.ts"
+import { api, eventually, startStack, type StackProcess } from "./support/Stack.ts"
+
+const postgres = Postgres.privateCluster()
+
+const listen = async (server: Server) => {
+  const port = await freePort()
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()))
+  return `http://127.0.0.1:${port}`
+}
+
+/** Everything a request body carried, as text. */
+const bodyOf = (req: import("node:http").IncomingMessage) =>
+  new Promise<string>((resolve) => {
+    let body = ""
+    req.on("data", (c: Buffer) => (body += c.toString()))
+    req.on("end", () => resolve(body))
+  })
+
+describe.skipIf(!postgres.available)(
+  `a run that used a secret${postgres.available ? "" : ` — skipped: ${postgres.reason}`}`,
+  () => {
+    const secret = `sk-leak-${randomBytes(18).toString("hex")}`
+    const authorizations: Array<string> = []
+    const spans: Array<string> = []
+    let provider: Server
+    let collector: Server
+    let nats: TestServer
+    let db: Postgres.PrivateCluster
+    let stack: StackProcess
+
+    beforeAll(async () => {
+      // an OpenAI-compatible provider that answers plainly and records how each call authenticated
+      provider = createServer(async (req, res) => {
+        await bodyOf(req)
+        authorizations.push(req.headers.authorization ?? "")
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({
+          id: "chatcmpl-1",
+          object: "chat.completion",
+          created: 0,
+          model: "fake-1",
+          choices: [{ index: 0, message: { role: "assistant", content: "done" }, finish_reason: "stop" }],
+          usage: { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 }
+        }))
+      })
+      const providerUrl = await listen(provider)
+      collector = createServer(async (req, res) => {
+        spans.push(await bodyOf(req))
+        res.writeHead(200, { "content-type": "application/json" }).end("{}")
+      })
+      const collectorUrl = await listen(collector)
+      nats = await startServer("lantern-secret-leak")
+      if (!postgres.available) return
+      db = await postgres.start()
+      stack = await startStack({
+        natsUrl: nats.handle.url,
+        env: {
+          OPENAI_API_KEY: "configured-deployment-key",
+          OPENAI_BASE_URL: providerUrl,
+          LANTERN_OPENAI_MODEL: "fake-1",
+          OTEL_EXPORTER_OTLP_ENDPOINT: collectorUrl,
+          DATABASE_URL: db.url
+        }
+      })
+    }, 120_000)
+
+    afterAll(async () => {
+      await stack?.stop()
+      await db?.stop()
+      await nats?.cleanup()
+      await new Promise<void>((r) => (provider === undefined ? r() : provider.close(() => r())))
+      await new Promise<void>((r) => (collector === undefined ? r() : collector.close(() => r())))
+    })
+
+    it("authenticates the model call with it, and no stream, bucket, row, log line or span holds its value", async () => {
+      const call = api(stack)
+      expect((await call("POST", "/v1/secrets", { name: "openai-key", value: secret })).status).toBe(201)
+      const agent = await call("POST", "/v1/agents", {
+        name: "byok",
+        spec: { systemPrompt: "Answer.", routing: { credentials: { openai: "lantern.secret://openai-key" } } }
+      })
+      expect(agent.status, agent.text).toBe(201)
+      const started = await call("POST", "/v1/runs", { agentName: "byok", input: "hello" })
+      expect(started.status, started.text).toBe(201)
+      const run = await eventually(async () => {
+        const r = await call("GET", `/v1/runs/${started.json.id}`)
+        return r.json?.status !== "running" ? r.json : null
+      }, 30_000, "the run to finish")
+      expect(run.status, JSON.stringify(run.error)).toBe("succeeded")
+      // the secret, not the deployment's key, authenticated the call
+      expect(authorizations).toEqual([`Bearer ${secret}`])
+      // the run's spans have reached the collector, and the projections have the run
+      await eventually(async () => spans.some((s) => s.includes(started.json.id)), 20_000, "the run's spans")
+      await eventually(async () => (await call("GET", `/v1/runs?agentName=byok`)).json?.items?.length === 1, 20_000, "the projected run")
+
+      const needles = [secret, Buffer.from(secret).toString("base64"), Buffer.from(secret).toString("base64url")]
+      const leaks: Array<string> = []
+      const scan = (where: string, text: string) => {
+        for (const n of needles) if (text.includes(n)) leaks.push(where)
+      }
+
+      // every message of every stream, KV buckets included, but the sealed secrets themselves
+      const nc = await connect({ servers: nats.handle.url })
+      let messages = 0
+      try {
+        const jsm = await jetstreamManager(nc)
+        for await (const info of jsm.streams.list()) {
+          const name = info.config.name
+          if (name === "KV_lantern-secrets") continue
+          for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+            const m = await jsm.streams.getMessage(name, { seq }).catch(() => null)
+            if (m === null) continue
+            messages++
+            scan(`${name} #${seq} ${m.subject}`, `${m.string()} ${m.header === undefined ? "" : JSON.stringify([...m.header])}`)
+          }
+        }
+      } finally {
+        await nc.close()
+      }
+      expect(messages).toBeGreaterThan(10)
+
+      // every row of every table of the projections (as the owner, across tenants)
+      const client = new pg.Client({ connectionString: db.url })
+      await client.connect()
+      let rows = 0
+      try {
+        const tables = await client.query(`select table_name from information_schema.tables where table_schema = 'public'`)
+        for (const { table_name } of tables.rows as Array<{ table_name: string }>) {
+          const all = await client.query(`select * from "${table_name}"`)
+          rows += all.rows.length
+          scan(`table ${table_name}`, JSON.stringify(all.rows))
+        }
+      } finally {
+        await client.end()
+      }
+      expect(rows).toBeGreaterThan(5)
+
+      scan("lantern serve output", stack.output())
+      scan("exported spans", spans.join("\n"))
+      expect(leaks).toEqual([])
+    }, 120_000)
+  }
+)
