@@ -1,6 +1,7 @@
 // What the recovery and worker benchmarks run against: real `lantern worker` processes joined to the bench's
 // nats-server, and the command side in this process (agents, Runs.start) with a watch on the lease bucket.
 import { type ChildProcess, spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -8,6 +9,7 @@ import { type KvEntry, KvWatchInclude } from "@nats-io/kv"
 import { Effect, Layer, Stream } from "effect"
 import { Agents } from "../actors/agent/Agents.ts"
 import { Budgets } from "../actors/budget/Budgets.ts"
+import { Identities } from "../actors/identity/Identity.ts"
 import * as Actor from "../actors/kernel/Actor.ts"
 import * as Offline from "../actors/model/Offline.ts"
 import { Ids } from "../actors/kernel/Ids.ts"
@@ -109,7 +111,8 @@ export const ready = (workers: ReadonlyArray<Worker>, count: number, deadlineMs 
 
 /** The command side of a `lantern serve` host without its drivers: agents and Runs.start, in this process. */
 export const commandSide = Runs.layer.pipe(
-  Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Offline.layer)),
+  // runs' identity keys sealed under a throwaway KEK: the bench never mints tokens
+  Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Offline.layer, Layer.effect(Identities, Identities.make(new Uint8Array(randomBytes(32)))))),
   Layer.provideMerge(Layer.mergeAll(Ids.layer, Leases.layer))
 )
 

@@ -45,6 +45,9 @@ export const SIGNING_KEYS_BUCKET = "lantern-signing-keys"
 /** KV bucket of tenants' secrets, sealed under the KEK (actors/secrets/Secrets.ts): key `<tenant>.<name>`. */
 export const SECRETS_BUCKET = "lantern-secrets"
 
+/** KV bucket of runs' Ed25519 identities, sealed under the KEK (actors/identity/Identity.ts): key `<tenant>.<runId>`, written once. */
+export const RUN_IDENTITIES_BUCKET = "lantern-run-identities"
+
 /** KV bucket of issued run receipts (actors/receipts/Receipts.ts): key `<tenant>.<runId>`, written once. */
 export const RECEIPTS_BUCKET = "lantern-receipts"
 
@@ -114,7 +117,7 @@ export const apply = Effect.gen(function*() {
     try: () => new Kvm(js).create(BREAKERS_BUCKET, { history: 1, replicas }),
     catch: unavailable(`apply bucket ${BREAKERS_BUCKET}`)
   })
-  for (const bucket of [SIGNING_KEYS_BUCKET, RECEIPTS_BUCKET, SECRETS_BUCKET]) {
+  for (const bucket of [SIGNING_KEYS_BUCKET, RECEIPTS_BUCKET, SECRETS_BUCKET, RUN_IDENTITIES_BUCKET]) {
     yield* Effect.tryPromise({
       try: () => new Kvm(js).create(bucket, { history: 1, replicas }),
       catch: unavailable(`apply bucket ${bucket}`)

@@ -121,6 +121,8 @@ const STATUS: Record<string, readonly [number, string]> = {
   AppendConflict: [503, "busy"],
   BusUnavailable: [503, "bus_unavailable"],
   SigningKeyUnavailable: [503, "signing_key_unavailable"],
+  IdentityUnavailable: [503, "identity_unavailable"],
+  NoRunIdentity: [409, "no_identity"],
   DatabaseUnavailable: [503, "database_unavailable"],
   UnknownEventVersion: [500, "journal_unreadable"],
   CorruptEvent: [500, "journal_unreadable"]

@@ -8,6 +8,7 @@ import * as Budget from "../schema/Budget.ts"
 import * as Verify from "../actors/receipts/Verify.ts"
 import { CreateKeyRequest, CreateTenantRequest } from "./TenantRoutes.ts"
 import { CreateSecretDoc } from "./SecretRoutes.ts"
+import { MintRequest, VerifyRequest as IdentityVerifyRequest } from "./IdentityRoutes.ts"
 
 const schemaOf = (s: Schema.Top) => {
   const doc = Schema.toJsonSchemaDocument(s)
@@ -52,6 +53,16 @@ const SecretView = Schema.Struct({ name: Schema.String, version: Schema.Number, 
 const secretParam = { name: "name", in: "path", required: true, schema: { type: "string", pattern: "^[a-z0-9][a-z0-9_.-]{0,62}$" } }
 const TenantSchema = Schema.Struct({ id: Schema.String, name: Schema.String, createdAt: Schema.String })
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^run_[0-9a-z]{26}$" } }
+const IdentityClaims = Schema.Struct({ iss: Schema.String, sub: Schema.String, aud: Schema.String, iat: Schema.Int, exp: Schema.Int, jti: Schema.String })
+const IdentityVerdict = Schema.Struct({
+  valid: Schema.Boolean,
+  reason: Schema.optionalKey(Schema.Literals(["malformed", "bad signature", "expired", "not yet valid", "wrong audience", "kid mismatch", "wrong issuer", "unknown subject"])),
+  message: Schema.optionalKey(Schema.String),
+  runId: Schema.optionalKey(Schema.String),
+  tenant: Schema.optionalKey(Schema.String),
+  agent: Schema.optionalKey(Schema.String),
+  claims: Schema.optionalKey(IdentityClaims)
+})
 
 export const document = {
   openapi: "3.1.0",
@@ -135,6 +146,25 @@ export const document = {
     },
     "/.well-known/lantern-receipts": {
       get: { summary: "The public keys that verify receipts, retired ones included (no token; any origin)", security: [], responses: { "200": ok("Keys", Schema.Struct({ keys: Schema.Array(PublicKeySchema) })) } }
+    },
+    "/v1/runs/{id}/identity-token": {
+      post: {
+        summary: "A token of the running run's own Ed25519 identity for `audience` (an EdDSA JWT; ttlSeconds 1-3600, default 300); 409 once the run finished",
+        parameters: [idParam],
+        requestBody: jsonBody(MintRequest),
+        responses: { "200": ok("Token", Schema.Struct({ token: Schema.String, expiresAt: Schema.String })), ...errors, ...notFound, ...conflict }
+      }
+    },
+    "/.well-known/lantern-agent-identity": {
+      get: { summary: "How run tokens are issued and where to verify them (no token; any origin)", security: [], responses: { "200": ok("Issuer metadata", Schema.Struct({ issuer: Schema.String, algorithm: Schema.String, tokenFormat: Schema.String, verify: Schema.String })) } }
+    },
+    "/.well-known/lantern-agent-identity/verify": {
+      post: {
+        summary: "Verify a run's token against the public key journaled on its RunStarted (no token; any origin). Always 200: `valid`, and the run, tenant, agent and claims, or the `reason`",
+        security: [],
+        requestBody: jsonBody(IdentityVerifyRequest),
+        responses: { "200": ok("Verdict", IdentityVerdict), "400": ok("Invalid request", Api.ErrorResponse) }
+      }
     },
     "/v1/tenants": {
       post: {

@@ -45,6 +45,7 @@ export const ROUTES = {
   "GET /v1/runs/:id/stream": "runs:read",
   "POST /v1/runs/:id/cancel": "runs:write",
   "POST /v1/runs/:id/approvals/:stepId": "runs:write",
+  "POST /v1/runs/:id/identity-token": "runs:write",
   "GET /v1/runs/:id/receipt": "receipts:read",
   "GET /v1/runs/:id/journal": "receipts:read",
   "POST /v1/receipts/verify": "receipts:read",

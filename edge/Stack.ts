@@ -6,6 +6,7 @@ import { Console, Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
 import { Audit } from "../actors/audit/Audit.ts"
+import { Identities } from "../actors/identity/Identity.ts"
 import { Ids } from "../actors/kernel/Ids.ts"
 import * as Providers from "../actors/model/Providers.ts"
 import { ModelProvider } from "../actors/model/ModelProvider.ts"
@@ -29,6 +30,7 @@ import { Sql } from "../projections/Sql.ts"
 import { Auth } from "./Auth.ts"
 import { auditRoutes } from "./AuditRoutes.ts"
 import * as Bootstrap from "./Bootstrap.ts"
+import { identityRoutes } from "./IdentityRoutes.ts"
 import { agentRoutes, runRoutes } from "./Routes.ts"
 import { receiptRoutes } from "./ReceiptRoutes.ts"
 import { secretRoutes } from "./SecretRoutes.ts"
@@ -52,7 +54,7 @@ export interface Options {
  * the actors' command side: what every host needs.
  */
 const core = Layer.mergeAll(Runs.layer, Receipts.layer, Secrets.layer).pipe(
-  Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer)),
+  Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer, Identities.layer)),
   Layer.provideMerge(Layer.mergeAll(Journal.layer, Snapshots.layerConfig, Ids.layer, Providers.layerConfig, Leases.layer)),
   Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
   Layer.provideMerge(Nats.layerConfig("lantern"))
@@ -89,7 +91,7 @@ export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer) : Layer.empty
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
-  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, tenantRoutes, auditRoutes, secretRoutes, System.routes), {
+  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, identityRoutes, tenantRoutes, auditRoutes, secretRoutes, System.routes), {
     disableListenLog: true,
     middleware: System.unroutable
   }).pipe(

@@ -1,7 +1,7 @@
 // Commands: what callers ask actors to do. A command may be refused; only the events it produces are stored.
 import { Schema } from "effect"
 import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
-import { ErrorInfo, Route, StepRequest, StepResult } from "./Events.ts"
+import { ErrorInfo, Route, RunIdentity, StepRequest, StepResult } from "./Events.ts"
 
 // ---- agent ----
 export const CreateAgent = Schema.TaggedStruct("CreateAgent", {
@@ -28,7 +28,8 @@ export const StartRun = Schema.TaggedStruct("StartRun", {
   spec: ResolvedSpec,
   input: Schema.Unknown,
   requestDigest: Schema.String,
-  parent: Schema.optionalKey(Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int }))
+  parent: Schema.optionalKey(Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int })),
+  identity: Schema.optionalKey(RunIdentity)
 })
 export const StartStep = Schema.TaggedStruct("StartStep", {
   stepId: Schema.String,

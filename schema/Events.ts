@@ -87,6 +87,15 @@ export const AgentEvent = Schema.Union([AgentCreated, AgentVersionPublished])
 export type AgentEvent = typeof AgentEvent.Type
 
 // ---- run ----
+/** A run's own Ed25519 identity (actors/identity/Identity.ts): the public key its tokens verify under. */
+export const RunIdentity = Schema.Struct({
+  /** The raw 32-byte Ed25519 public key, base64url without padding. */
+  publicKey: Schema.String,
+  /** First 16 hex of SHA-256 of the raw public key: the `kid` of the run's tokens. */
+  keyId: Schema.String
+})
+export type RunIdentity = typeof RunIdentity.Type
+
 export const RunStarted = Schema.TaggedStruct("RunStarted", {
   runId: Schema.String,
   agentName: Schema.String,
@@ -97,7 +106,9 @@ export const RunStarted = Schema.TaggedStruct("RunStarted", {
   /** Digest of the request that started the run, to tell an idempotent retry from a reused key. */
   requestDigest: Schema.String,
   /** Set on a child run: the parent step that started it, and how deep the child is (1 = a direct child). */
-  parent: Schema.optionalKey(Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int }))
+  parent: Schema.optionalKey(Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int })),
+  /** The run's identity, minted at start; absent on runs started before identities existed. */
+  identity: Schema.optionalKey(RunIdentity)
 })
 
 export const ModelStepRequest = Schema.TaggedStruct("model", { model: Schema.String, turn: Schema.Int })

@@ -15,6 +15,7 @@ import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
 import { type AgentNotFound, type AgentVersionNotFound, type BudgetExceeded, type BusUnavailable, RunNotFound } from "../../schema/Errors.ts"
 import { Agents } from "../agent/Agents.ts"
+import { Identities, type IdentityUnavailable } from "../identity/Identity.ts"
 import { Budgets } from "../budget/Budgets.ts"
 import { ModelProvider } from "../model/ModelProvider.ts"
 import * as Actor from "../kernel/Actor.ts"
@@ -34,7 +35,7 @@ export const cancelSubject = (tenant: string, runId: string) => `lantern.ctl.can
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
-export type StartError = Actor.ExecuteError<Decider.Error> | AgentNotFound | AgentVersionNotFound | BudgetExceeded
+export type StartError = Actor.ExecuteError<Decider.Error> | AgentNotFound | AgentVersionNotFound | BudgetExceeded | IdentityUnavailable
 
 /** A child run to start for a parent's tool call. */
 export interface ChildRequest {
@@ -82,6 +83,7 @@ export class Runs extends Context.Service<Runs, {
       const provide = yield* Actor.provider
       const budgets = yield* Budgets
       const provider = yield* ModelProvider
+      const identities = yield* Identities
 
       /**
        * Counts a new run against the budgets of its agent and tenant, refusing it (402) when a hard cap leaves no
@@ -145,7 +147,10 @@ export class Runs extends Context.Service<Runs, {
       const begin = (tenant: string, runId: string, command: Omit<StartRunCommand, "_tag" | "runId">) =>
         Effect.gen(function*() {
           yield* leases.register(tenant, runId)
-          const outcome = yield* provide(actor.execute(addressOf(tenant, runId), { _tag: "StartRun", runId, ...command }, {
+          // the run's own key pair; a retry of a start already journaled keeps the journaled one
+          const started = (yield* journal.lastSeq(addressOf(tenant, runId))) > 0
+          const identity = started ? {} : { identity: yield* identities.ensure(tenant, runId) }
+          const outcome = yield* provide(actor.execute(addressOf(tenant, runId), { _tag: "StartRun", runId, ...command, ...identity }, {
             idempotencyKey: `${runId}:start`,
             correlationId: command.parent?.runId ?? runId
           }))
