@@ -6,7 +6,7 @@ import { connect } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AUDIT } from "../bus/Topology.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, startStack, type StackProcess } from "./support/Stack.ts"
+import { api, eventually, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
 let nats: TestServer
 let stack: StackProcess
@@ -23,13 +23,7 @@ beforeAll(async () => {
   expect(r.status, r.text).toBe(201)
 }, 90_000)
 
-afterAll(async () => {
-  try {
-    await stack?.stop()
-  } finally {
-    await nats?.cleanup()
-  }
-})
+afterAll(() => stopStack(stack, nats))
 
 /** The entries journaled without a tenant, as the operator reads them: straight from the audit stream. */
 const unknownEntries = async (): Promise<ReadonlyArray<{ data: string; payload: any }>> => {

@@ -3,7 +3,7 @@
 // nesting is bounded). The offline model calls every declared tool the input names, so inputs pick the tools.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, startStack, type StackProcess } from "./support/Stack.ts"
+import { api, eventually, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
 let nats: TestServer
 let stack: StackProcess
@@ -56,13 +56,7 @@ beforeAll(async () => {
   }
 }, 90_000)
 
-afterAll(async () => {
-  try {
-    await stack?.stop()
-  } finally {
-    await nats?.cleanup()
-  }
-})
+afterAll(() => stopStack(stack, nats))
 
 describe("sleep", () => {
   it("parks the run, journals the wake-up time, and continues when the timer fires", async () => {

@@ -3,7 +3,7 @@
 // tokens do not, unknown runs are no existence oracle, and a finished run gets no more tokens.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, readReply, startStack, type StackProcess } from "./support/Stack.ts"
+import { api, eventually, readReply, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
 let nats: TestServer
 let stack: StackProcess
@@ -41,13 +41,7 @@ beforeAll(async () => {
   }
 }, 90_000)
 
-afterAll(async () => {
-  try {
-    await stack?.stop()
-  } finally {
-    await nats?.cleanup()
-  }
-})
+afterAll(() => stopStack(stack, nats))
 
 describe("run identity", () => {
   it("journals the run's public key, mints its tokens and verifies them publicly", async () => {

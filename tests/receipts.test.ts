@@ -10,7 +10,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, ROOT, startStack, type StackProcess } from "./support/Stack.ts"
+import { api, eventually, ROOT, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
 let nats: TestServer
 let stack: StackProcess
@@ -91,13 +91,7 @@ beforeAll(async () => {
   }
 }, 90_000)
 
-afterAll(async () => {
-  try {
-    await stack?.stop()
-  } finally {
-    await nats?.cleanup()
-  }
-})
+afterAll(() => stopStack(stack, nats))
 
 describe("receipts", () => {
   let finishedRun: { id: string; receipt: any; journal: string }

@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, startStack, type StackProcess } from "./support/Stack.ts"
+import { api, eventually, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
 let nats: TestServer
 let stack: StackProcess
@@ -19,13 +19,7 @@ beforeAll(async () => {
   callB = api({ url: stack.url, token: tenant.json.key.key })
 }, 90_000)
 
-afterAll(async () => {
-  try {
-    await stack?.stop()
-  } finally {
-    await nats?.cleanup()
-  }
-})
+afterAll(() => stopStack(stack, nats))
 
 const newKey = async (scopes: ReadonlyArray<string>) => {
   const r = await call("POST", "/v1/api-keys", { name: `k-${randomBytes(4).toString("hex")}`, scopes })

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Scopes from "../edge/Scopes.ts"
 import * as Tokens from "../projections/Tokens.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, startStack, type StackProcess } from "./support/Stack.ts"
+import { api, eventually, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
 let nats: TestServer
 let stack: StackProcess
@@ -54,13 +54,7 @@ beforeAll(async () => {
   callB = as(created.json.key.key)
 }, 90_000)
 
-afterAll(async () => {
-  try {
-    await stack?.stop()
-  } finally {
-    await nats?.cleanup()
-  }
-})
+afterAll(() => stopStack(stack, nats))
 
 describe("tenants", () => {
   it("creates a tenant whose owner key works in it alone; names are unique; bad bodies name the field", async () => {

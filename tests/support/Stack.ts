@@ -160,3 +160,12 @@ export const accepts = (port: number) =>
     })
     socket.once("error", () => resolve(false))
   })
+
+/** Stops a test file's stack, then its nats-server, whether or not the stack stops cleanly. */
+export const stopStack = async (stack: StackProcess | undefined, nats: { readonly cleanup: () => Promise<unknown> } | undefined) => {
+  try {
+    await stack?.stop()
+  } finally {
+    await nats?.cleanup()
+  }
+}
