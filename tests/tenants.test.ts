@@ -85,12 +85,22 @@ describe("tenants", () => {
       ["GET", `/v1/runs/${runId}/journal`],
       ["POST", `/v1/runs/${runId}/cancel`, {}],
       ["POST", `/v1/runs/${runId}/approvals/turn-1`, { approved: true, by: "mallory" }],
-      ["DELETE", `/v1/api-keys/${keyIdA}`]
+      ["DELETE", `/v1/api-keys/${keyIdA}`],
+      ["POST", `/v1/runs/${runId}/identity-token`, { audience: "mallory" }]
     ]
     for (const [method, path, body] of cases) {
       const r = await callB(method, path, body)
       expect(r.status, `${method} ${path}: ${r.text}`).toBe(404)
     }
+    // A's receipt is checked against B's journals, where A's run does not exist: invalid, and nothing of A's
+    // journal in the answer (the receipt's own fields are all B learns)
+    const receiptA = await callA("GET", `/v1/runs/${runId}/receipt`)
+    expect(receiptA.status, receiptA.text).toBe(200)
+    const verified = await callB("POST", "/v1/receipts/verify", { receipt: receiptA.json })
+    expect(verified.status, verified.text).toBe(200)
+    expect(verified.json.valid).toBe(false)
+    expect(verified.json.checks.find((c: { name: string }) => c.name === "event-count")).toMatchObject({ ok: false })
+    expect(verified.text).toContain("(empty journal)")
     // B has its own `calc` (previous test): A's budget is not B's
     expect((await callB("GET", "/v1/agents/calc/budget")).json.limits).toBeNull()
     expect((await callB("GET", "/v1/budget")).json.limits).toBeNull()
