@@ -172,6 +172,14 @@ describe("forecasting from history", () => {
     expect(f.estimate.tokensIn.p50).toBeGreaterThan(0)
   })
 
+  it("takes a vanishing cost (5e-324 USD, found by the property below) for zero, not for a logarithm to overflow", () => {
+    const e = Forecast.make(priorInput({ baseline: 1 }), [
+      { baseline: 1, tokensIn: 0, tokensOut: 0, costUsd: 5e-324 },
+      { baseline: 1, tokensIn: 0, tokensOut: 0, costUsd: 0 }
+    ]).estimate
+    for (const v of [e.costUsd.p10, e.costUsd.p50, e.costUsd.p90]) expect(Number.isFinite(v)).toBe(true)
+  })
+
   it("gives finite, ordered, non-negative quantiles for any history", () => {
     const sample = fc.record({
       baseline: fc.integer({ min: 1, max: 200_000 }),

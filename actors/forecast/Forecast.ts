@@ -181,6 +181,8 @@ const EMPIRICAL_FROM = 20
  * raising them to this share of the positive values' median; a forecast that lands near it reads as 0.
  */
 const ZERO_FLOOR = 0.01
+/** Smaller amounts are taken for zero (5e-324 USD is no cost, and its logarithm's arithmetic overflows). */
+const MIN_POSITIVE = 1e-12
 /** A forecast under this multiple of the floor is the floor's own (zero-cost runs at that quantile): 0. */
 const ZERO_BAND = 1.5
 
@@ -243,9 +245,10 @@ export const fromHistory = (baseline: number, samples: ReadonlyArray<Sample>, op
   const xs = samples.map((s) => Math.log(Math.max(1, s.baseline)))
   const x = Math.log(Math.max(1, baseline))
   const one = (values: ReadonlyArray<number>) => {
-    const positive = values.filter((v) => v > 0)
+    // amounts below a trillionth (of a dollar, or a token) count as nothing: their logarithms would not be finite
+    const positive = values.filter((v) => v > MIN_POSITIVE)
     if (positive.length === 0) return { q: { p10: 0, p50: 0, p90: 0 }, slope: 0 }
-    const floor = ZERO_FLOOR * median(positive)
+    const floor = Math.max(MIN_POSITIVE, ZERO_FLOOR * median(positive))
     const f = fit(xs, values.map((v) => Math.log(Math.max(v, floor))), options)
     const q = f.at(x)
     const e = (v: number) => (Math.exp(v) <= floor * ZERO_BAND ? 0 : Math.exp(v))
