@@ -74,7 +74,8 @@ export interface ReserveRequest {
   readonly runId: string
   /** `runId:stepId:attempt`: a restart of the same attempt finds its reservation again. */
   readonly reservationId: string
-  readonly quote: Quote
+  /** The call's worst case: computed only when a budget applies (scopes without one cost nothing to check). */
+  readonly quote: Effect.Effect<Quote>
   readonly run: RunUsage
   /** When the reservation stops counting if its host never settles it. */
   readonly expiresAt: number
@@ -122,8 +123,12 @@ export class Budgets extends Context.Service<Budgets, {
   readonly view: (tenant: string, scope: Scope) => Effect.Effect<View, Actor.ReadError>
   /** The budgets that apply to a run of `agentName`: the agent's and the tenant's, where set. */
   readonly applying: (tenant: string, agentName: string) => Effect.Effect<ReadonlyArray<{ readonly scope: Scope; readonly state: Decider.State }>, Actor.ReadError>
-  /** Counts a new run against the day in every budgeted scope; refuses it when a hard cap leaves no room. */
-  readonly admitRun: (tenant: string, agentName: string, runId: string, firstCall: Quote) => Effect.Effect<void, BudgetExceeded | Actor.ExecuteError<never>>
+  /**
+   * Counts a new run against the day in every budgeted scope; refuses it when a hard cap leaves no room.
+   * `firstCall` (its first model call's worst case) is computed only when a budget applies.
+   */
+  readonly admitRun: (tenant: string, agentName: string, runId: string, firstCall: Effect.Effect<Quote>) => Effect.Effect<void, BudgetExceeded | Actor.ExecuteError<never>>
+  /** Holds the call's worst case in every budgeted scope; a hold of no scopes when none has a budget. */
   readonly reserve: (request: ReserveRequest) => Effect.Effect<Hold, BudgetExceeded | Actor.ExecuteError<never>>
   /** Replaces the hold with the call's actual cost (0 for a call that failed without an answer). */
   readonly settle: (hold: Hold, actual: { readonly costUsd: number; readonly tokens: number }) => Effect.Effect<void, Actor.ExecuteError<never>>
@@ -253,9 +258,11 @@ export class Budgets extends Context.Service<Budgets, {
             return viewOf(scope, loaded.state, yield* Clock.currentTimeMillis)
           }),
         applying,
-        admitRun: (tenant, agentName, runId, firstCall) =>
+        admitRun: (tenant, agentName, runId, firstCallQuote) =>
           Effect.gen(function*() {
             const budgets = yield* applying(tenant, agentName)
+            if (budgets.length === 0) return
+            const firstCall = yield* firstCallQuote
             for (const { scope, state } of budgets) {
               // a run whose first call alone breaks a per-run cap is refused before it starts
               const perRun = overRun(scopeName(scope), state.limits!, { costUsd: 0, tokens: 0, toolCalls: 0 }, firstCall)
@@ -273,9 +280,12 @@ export class Budgets extends Context.Service<Budgets, {
           }),
         reserve: (request) =>
           Effect.gen(function*() {
+            const hold: Hold = { tenant: request.tenant, runId: request.runId, reservationId: request.reservationId, scopes: [] }
             const budgets = yield* applying(request.tenant, request.agentName)
+            if (budgets.length === 0) return hold
+            const quote = yield* request.quote
             for (const { scope, state } of budgets) {
-              const refusal = overRun(scopeName(scope), state.limits!, request.run, request.quote)
+              const refusal = overRun(scopeName(scope), state.limits!, request.run, quote)
               if (refusal === null) continue
               if (state.limits!.hardFail) return yield* new BudgetExceeded({ refusal })
               yield* execute(
@@ -284,7 +294,6 @@ export class Budgets extends Context.Service<Budgets, {
                 `alert:${request.reservationId}:${refusal.cap}`
               )
             }
-            const hold: Hold = { tenant: request.tenant, runId: request.runId, reservationId: request.reservationId, scopes: [] }
             const held: Array<Scope> = []
             for (const { scope } of budgets) {
               const now = yield* Clock.currentTimeMillis
@@ -294,8 +303,8 @@ export class Budgets extends Context.Service<Budgets, {
                   _tag: "Reserve",
                   reservationId: request.reservationId,
                   runId: request.runId,
-                  amountUsd: request.quote.worstCaseUsd,
-                  tokens: request.quote.promptTokens + request.quote.maxTokens,
+                  amountUsd: quote.worstCaseUsd,
+                  tokens: quote.promptTokens + quote.maxTokens,
                   host: leases.host,
                   now,
                   expiresAt: request.expiresAt

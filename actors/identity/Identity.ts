@@ -8,7 +8,7 @@ import { Nats, unavailable } from "../../bus/Nats.ts"
 import { RUN_IDENTITIES_BUCKET } from "../../bus/Topology.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import type { RunIdentity } from "../../schema/Events.ts"
-import { kekConfig, kekIdOf, ready } from "../receipts/Keys.ts"
+import { kekConfig, openBox, ready, sealBox } from "../receipts/Keys.ts"
 import * as Verify from "../receipts/Verify.ts"
 
 export const ISSUER = "lantern"
@@ -135,22 +135,14 @@ const aad = (tenant: string, runId: string, keyId: string) => `lantern-run-ident
 /** Seals a fresh key pair's secret key under `kek`, bound to tenant, run and key (the AAD), so it cannot be moved. */
 export const seal = (kek: Uint8Array, tenant: string, runId: string, keyPair: { publicKey: Uint8Array; privateKey: Uint8Array }, createdAt: string): Stored => {
   const keyId = Verify.keyIdOf(keyPair.publicKey)
-  const nonce = sodium.randombytes_buf(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
-  const sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(keyPair.privateKey, aad(tenant, runId, keyId), null, nonce, kek)
-  return { keyId, publicKey: Verify.toBase64Url(keyPair.publicKey), kekId: kekIdOf(kek), nonce: Verify.toBase64Url(nonce), sealed: Verify.toBase64Url(sealed), createdAt }
+  return { keyId, publicKey: Verify.toBase64Url(keyPair.publicKey), ...sealBox(kek, keyPair.privateKey, aad(tenant, runId, keyId)), createdAt }
 }
 
 /** Opens a run's stored key with `kek`; a wrong KEK, an altered entry or one copied from another run fails. */
 export const open = (kek: Uint8Array, tenant: string, runId: string, stored: Stored): Effect.Effect<Uint8Array, IdentityUnavailable> =>
   Effect.try({
     try: () => {
-      if (stored.kekId !== kekIdOf(kek)) throw new Error(`run ${runId}'s identity is sealed under KEK ${stored.kekId}, this host has KEK ${kekIdOf(kek)}: set LANTERN_KEK to the deployment's`)
-      let secretKey: Uint8Array
-      try {
-        secretKey = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, Verify.fromBase64Url(stored.sealed), aad(tenant, runId, stored.keyId), Verify.fromBase64Url(stored.nonce), kek)
-      } catch {
-        throw new Error(`run ${runId}'s identity fails authentication: it was altered or copied from another run`)
-      }
+      const secretKey = openBox([kek], stored, aad(tenant, runId, stored.keyId), `run ${runId}'s identity`)
       if (Verify.toBase64Url(secretKey.slice(32)) !== stored.publicKey) throw new Error(`run ${runId}'s sealed identity does not match its public key`)
       return secretKey
     },

@@ -50,21 +50,47 @@ const entryKey = (keyId: string) => `key.${keyId}`
 
 export const kekIdOf = (kek: Uint8Array) => createHash("sha256").update("lantern-kek\0").update(kek).digest("hex").slice(0, 16)
 
+/** A value sealed with XChaCha20-Poly1305 under a KEK: which KEK (kekIdOf), the nonce and the ciphertext, base64url. */
+export interface Box {
+  readonly kekId: string
+  readonly nonce: string
+  readonly sealed: string
+}
+
+/** Seals `plain` under `kek`, bound to `aad` (what it is and whose), so a box cannot be moved to another entry. */
+export const sealBox = (kek: Uint8Array, plain: Uint8Array | string, aad: string): Box => {
+  const nonce = sodium.randombytes_buf(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
+  const sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plain, aad, null, nonce, kek)
+  return { kekId: kekIdOf(kek), nonce: Verify.toBase64Url(nonce), sealed: Verify.toBase64Url(sealed) }
+}
+
+/**
+ * Opens `box` with whichever of `keks` sealed it (the current KEK, or one kept while rotating); throws an error
+ * naming `what`, never the contents, when no KEK of this host sealed it or when it was altered or moved.
+ */
+export const openBox = (keks: ReadonlyArray<Uint8Array>, box: Box, aad: string, what: string): Uint8Array => {
+  const kek = keks.find((k) => kekIdOf(k) === box.kekId)
+  if (kek === undefined) {
+    throw new Error(`${what} is sealed under KEK ${box.kekId}, this host has KEK ${keks.map(kekIdOf).join(", ")}: set LANTERN_KEK (or LANTERN_KEK_PREVIOUS while rotating) to the deployment's`)
+  }
+  try {
+    return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, Verify.fromBase64Url(box.sealed), aad, Verify.fromBase64Url(box.nonce), kek)
+  } catch {
+    throw new Error(`${what} fails authentication: it was altered or copied from another entry`)
+  }
+}
+
 const aad = (keyId: string) => `lantern-signing-key:${keyId}`
 
 /** Seals a fresh key pair's secret key under `kek`, bound to its keyId (the AAD) so entries cannot be swapped. */
 export const seal = (kek: Uint8Array, keyPair: { publicKey: Uint8Array; privateKey: Uint8Array }, createdAt: string): Stored => {
   const keyId = Verify.keyIdOf(keyPair.publicKey)
-  const nonce = sodium.randombytes_buf(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
-  const sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(keyPair.privateKey, aad(keyId), null, nonce, kek)
   return {
     keyId,
     publicKey: Verify.toBase64Url(keyPair.publicKey),
     algorithm: Verify.ALGORITHM,
     createdAt,
-    kekId: kekIdOf(kek),
-    nonce: Verify.toBase64Url(nonce),
-    sealed: Verify.toBase64Url(sealed)
+    ...sealBox(kek, keyPair.privateKey, aad(keyId))
   }
 }
 
@@ -72,10 +98,7 @@ export const seal = (kek: Uint8Array, keyPair: { publicKey: Uint8Array; privateK
 export const open = (kek: Uint8Array, stored: Stored): Effect.Effect<SigningKey, SigningKeyUnavailable> =>
   Effect.try({
     try: () => {
-      if (stored.kekId !== kekIdOf(kek)) {
-        throw new Error(`key ${stored.keyId} is sealed under KEK ${stored.kekId}, this host has KEK ${kekIdOf(kek)}: set LANTERN_KEK to the deployment's`)
-      }
-      const secretKey = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, Verify.fromBase64Url(stored.sealed), aad(stored.keyId), Verify.fromBase64Url(stored.nonce), kek)
+      const secretKey = openBox([kek], stored, aad(stored.keyId), `key ${stored.keyId}`)
       if (Verify.toBase64Url(secretKey.slice(32)) !== stored.publicKey) throw new Error(`key ${stored.keyId}: the sealed secret does not match its public key`)
       return { keyId: stored.keyId, secretKey }
     },

@@ -109,22 +109,18 @@ export class Driver extends Context.Service<Driver, {
       const receipts = yield* Receipts
 
       /**
-       * Reserves a model step's worst case in the budgets of its agent and tenant (null when neither has one).
-       * The reservation outlives the call by the lease's time to live: past that, its host is taken for dead.
+       * Reserves a model step's worst case in the budgets of its agent and tenant (a hold of no scopes when neither
+       * has one). The reservation outlives the call by the lease's time to live: past that, its host is taken for dead.
        */
       const reserveFor = (tenant: string, state: State, step: Step, key: string, now: number) =>
-        Effect.gen(function*() {
-          if ((yield* budgets.applying(tenant, state.agentName)).length === 0) return null
-          const quote = yield* provider.quote(Plan.modelRequest(state, step.request as { model: string }, key, tenant))
-          return yield* budgets.reserve({
-            tenant,
-            agentName: state.agentName,
-            runId: state.runId,
-            reservationId: key,
-            quote,
-            run: { costUsd: state.costUsd, tokens: state.tokensIn + state.tokensOut, toolCalls: toolCallsOf(state) },
-            expiresAt: now + policyOf(state.spec!).stepTimeoutMs + leases.ttlMs
-          })
+        budgets.reserve({
+          tenant,
+          agentName: state.agentName,
+          runId: state.runId,
+          reservationId: key,
+          quote: provider.quote(Plan.modelRequest(state, step.request as { model: string }, key, tenant)),
+          run: { costUsd: state.costUsd, tokens: state.tokensIn + state.tokensOut, toolCalls: toolCallsOf(state) },
+          expiresAt: now + policyOf(state.spec!).stepTimeoutMs + leases.ttlMs
         })
 
       /** The hard per-run tool-call cap one more call would break; a soft one is alerted and let through. */
@@ -333,7 +329,8 @@ export class Driver extends Context.Service<Driver, {
                 }
                 const hold = reserved.success
                 /** Replaces the reservation with what the call cost: settled before the step completes, never after. */
-                const settle = (costUsd: number, tokens: number) => hold === null ? Effect.void : budgets.settle(hold, { costUsd, tokens })
+                const settle = (costUsd: number, tokens: number) =>
+                  hold === null || hold.scopes.length === 0 ? Effect.void : budgets.settle(hold, { costUsd, tokens })
                 const outcome = yield* perform(tenant, loaded.state, step.request, key).pipe(
                   Effect.withSpan("Run.step", {
                     attributes: { step_id: step.stepId, "lantern.step.kind": step.request._tag, "lantern.step.attempt": step.attempt }

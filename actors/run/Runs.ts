@@ -93,10 +93,8 @@ export class Runs extends Context.Service<Runs, {
       const admit = (tenant: string, runId: string, agentName: string, spec: ResolvedSpec, input: unknown) =>
         Effect.gen(function*() {
           if ((yield* journal.lastSeq(addressOf(tenant, runId))) > 0) return
-          if ((yield* budgets.applying(tenant, agentName)).length === 0) return
           const first = { ...Decider.initialState, status: "running" as const, runId, agentName, spec, input }
-          const quote = yield* provider.quote(Plan.modelRequest(first, { model: spec.model }, `${runId}:quote`, tenant))
-          yield* budgets.admitRun(tenant, agentName, runId, quote)
+          yield* budgets.admitRun(tenant, agentName, runId, provider.quote(Plan.modelRequest(first, { model: spec.model }, `${runId}:quote`, tenant)))
         })
 
       /** The run id for a caller's key: the first request to claim the key wins (KV create is CAS). */

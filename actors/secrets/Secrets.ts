@@ -1,14 +1,12 @@
 // Tenants' secrets at rest: values sealed with XChaCha20-Poly1305 under the KEK in the `lantern-secrets` KV
 // bucket, written and deleted over the API, never read back; runs resolve `lantern.secret://<name>` at execution.
 import { Kvm, type KV } from "@nats-io/kv"
-import sodium from "libsodium-wrappers"
 import { Clock, Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Nats, unavailable } from "../../bus/Nats.ts"
 import { SECRETS_BUCKET } from "../../bus/Topology.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import { Audit } from "../audit/Audit.ts"
-import { kekBytes, kekConfig, kekIdOf, ready, type SigningKeyUnavailable } from "../receipts/Keys.ts"
-import * as Verify from "../receipts/Verify.ts"
+import { kekBytes, kekConfig, kekIdOf, openBox, ready, sealBox, type SigningKeyUnavailable } from "../receipts/Keys.ts"
 
 /** A secret's name: lower case, digits, `_ . -`; dots only between other characters (they split KV tokens). */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,62}$/
@@ -78,26 +76,20 @@ export interface Keks {
 
 /** Seals `value` under `kek`, bound to tenant, name and version (the AAD), so a ciphertext cannot be moved. */
 export const seal = (kek: Uint8Array, tenant: string, meta: Metadata, value: Redacted.Redacted<string>): Stored => {
-  const nonce = sodium.randombytes_buf(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
-  const ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(Redacted.value(value), aad(tenant, meta.name, meta.version), null, nonce, kek)
-  return { ...meta, kekId: kekIdOf(kek), nonce: Verify.toBase64Url(nonce), ciphertext: Verify.toBase64Url(ciphertext) }
+  const box = sealBox(kek, Redacted.value(value), aad(tenant, meta.name, meta.version))
+  return { ...meta, kekId: box.kekId, nonce: box.nonce, ciphertext: box.sealed }
 }
 
 /** Opens a stored secret of `tenant` with whichever of `keks` sealed it; fails with the reason, never the value. */
 export const open = (keks: Keks, tenant: string, stored: Stored): Effect.Effect<Redacted.Redacted<string>, SecretUnavailable> =>
   Effect.try({
     try: () => {
-      const kek = [keks.current, ...keks.previous].find((k) => kekIdOf(k) === stored.kekId)
-      if (kek === undefined) {
-        const known = [keks.current, ...keks.previous].map(kekIdOf).join(", ")
-        throw new Error(`secret '${stored.name}' is sealed under KEK ${stored.kekId}, this host has KEK ${known}: set LANTERN_KEK (or LANTERN_KEK_PREVIOUS while rotating) to the deployment's`)
-      }
-      let plain: Uint8Array
-      try {
-        plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, Verify.fromBase64Url(stored.ciphertext), aad(tenant, stored.name, stored.version), Verify.fromBase64Url(stored.nonce), kek)
-      } catch {
-        throw new Error(`secret '${stored.name}' of tenant ${tenant} fails authentication: it was altered or copied from another name or tenant`)
-      }
+      const plain = openBox(
+        [keks.current, ...keks.previous],
+        { kekId: stored.kekId, nonce: stored.nonce, sealed: stored.ciphertext },
+        aad(tenant, stored.name, stored.version),
+        `secret '${stored.name}' of tenant ${tenant}`
+      )
       return Redacted.make(new TextDecoder().decode(plain))
     },
     catch: (e) => new SecretUnavailable({ reason: e instanceof Error ? e.message : String(e) })
