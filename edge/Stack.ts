@@ -93,6 +93,8 @@ export const layer = (options: Options) => {
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
   const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, identityRoutes, tenantRoutes, auditRoutes, secretRoutes, System.routes), {
     disableListenLog: true,
+    // one spelling per route: `/V1/AGENTS`, `/v1/agents/` and `/v1//agents` are 404, not aliases
+    routerConfig: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
     middleware: System.unroutable
   }).pipe(
     Layer.provide(Auth.layer),

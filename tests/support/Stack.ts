@@ -114,7 +114,7 @@ export const startStack = async (options: StackOptions): Promise<StackProcess> =
       if (child.exitCode !== null || child.signalCode !== null) return "exited" as const
       const r = await fetch(`${url}/readyz`)
       return r.status === 200 ? "ready" as const : null
-    }, 60_000, "lantern to become ready")
+    }, 150_000, "lantern to become ready")
     if (outcome === "exited") throw new Error(`lantern exited with ${child.exitCode ?? child.signalCode} before it was ready`)
   } catch (e) {
     await stack.kill()
