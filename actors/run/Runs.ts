@@ -13,7 +13,7 @@ import type { ApprovalRequest, CreateRunRequest, RunResponse } from "../../schem
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
-import { type AgentNotFound, type AgentVersionNotFound, type BudgetExceeded, type BusUnavailable, RunNotFound } from "../../schema/Errors.ts"
+import { type AgentNotFound, type AgentVersionNotFound, type BudgetExceeded, type BusUnavailable, IdempotencyKeyReused, RunNotFound } from "../../schema/Errors.ts"
 import { Agents } from "../agent/Agents.ts"
 import { Identities, type IdentityUnavailable } from "../identity/Identity.ts"
 import { Budgets } from "../budget/Budgets.ts"
@@ -178,6 +178,8 @@ export class Runs extends Context.Service<Runs, {
           return { run: yield* get(tenant, runId), created: outcome.appended.length > 0 }
         }).pipe(
           Effect.catchTag("RunNotFound", (e) => Effect.die(e)),
+          // the decider knows only the run the key claimed: the caller is told the key it sent
+          Effect.catchTag("IdempotencyKeyReused", (e) => Effect.fail(key === null ? e : new IdempotencyKeyReused({ key }))),
           Effect.withSpan("Runs.start", { attributes: { "lantern.tenant": tenant, "lantern.agent": request.agentName } })
         )
 
