@@ -8,12 +8,11 @@ import * as Usage from "../projections/Usage.ts"
 import * as Budget from "../schema/Budget.ts"
 import { Auth } from "./Auth.ts"
 import { body, decode, json, query } from "./Http.ts"
-import { agentName, authed, route } from "./Routes.ts"
+import { actorOf, agentName, authed, route } from "./Routes.ts"
 
-/** Who set a budget, as journaled: the calling token's tenant (per-user identity comes with scoped tokens). */
+/** Who set a budget, as journaled: the calling key's id (`key:<id>`), or `token:<tenant>` for a bootstrap token. */
 const byWhom = Effect.gen(function*() {
-  const principal = yield* (yield* Auth).principal
-  return `token:${principal.tenant}`
+  return actorOf(yield* (yield* Auth).principal)
 })
 
 /** The agent must exist: a budget for a misspelt name would never apply to anything. */

@@ -171,7 +171,8 @@ export const runRoutes = Layer.mergeAll(
     Effect.gen(function*() {
       const id = yield* runId
       const input: Api.CancelRunRequest = yield* bodyOr(Api.CancelRunRequest, {})
-      const run = yield* (yield* Runs).cancel(tenant, id, input.reason ?? "canceled by API", `token:${tenant}`)
+      const by = actorOf(yield* (yield* Auth).principal)
+      const run = yield* (yield* Runs).cancel(tenant, id, input.reason ?? "canceled by API", by)
       return json(run)
     }))),
   route("POST", "/v1/runs/:id/approvals/:stepId", authed((tenant) =>
