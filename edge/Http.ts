@@ -6,7 +6,7 @@ import type { ErrorResponse } from "../schema/Api.ts"
 import { Audit, UNKNOWN_TENANT } from "../actors/audit/Audit.ts"
 import { BudgetExceeded, Unauthorized } from "../schema/Errors.ts"
 import * as Issues from "../schema/Issues.ts"
-import * as Text from "../schema/Text.ts"
+import { Text } from "../schema/index.ts"
 
 /** A request the API refuses before doing anything: 400 with the offending fields. */
 export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {

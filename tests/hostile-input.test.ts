@@ -2,11 +2,14 @@
 // document, so a new route or field is covered by construction): lone surrogates and NUL (which Postgres or
 // the receipt canonicaliser cannot store) are 400 naming the field; invalid UTF-8, a non-JSON media type, a
 // body over the limit in bytes (declared, chunked, or multi-byte text) are refused before anything is done.
-import { readFileSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { document } from "../edge/OpenApi.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { eventually, readReply, startStack, stopStack, type StackProcess } from "./support/Stack.ts"
+import { eventually, readReply, ROOT, startStack, stopStack, type StackProcess } from "./support/Stack.ts"
 
 let nats: TestServer
 let stack: StackProcess
@@ -178,6 +181,31 @@ describe("one spelling per route", () => {
   it("the canonical spelling answers", async () => {
     expect((await send("GET", "/v1/agents")).status).toBe(200)
   })
+})
+
+describe("the CLI applies the same rule before sending", () => {
+  const lantern = (...args: ReadonlyArray<string>) =>
+    spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "edge/cli/testEntry.ts"), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, LANTERN_URL: stack.url, LANTERN_API_TOKEN: stack.token, NO_COLOR: "1" },
+      encoding: "utf8"
+    })
+  it.for([["NUL", '"nul \\u0000"'], ["a lone surrogate", '{"a":"\\ud800"}']] as const)("a run input with %s exits 2 naming --input", ([, input]) => {
+    const r = lantern("runs", "create", "--agent", "alpha", "--input", input)
+    expect(r.status, r.stderr).toBe(2)
+    expect(r.stderr).toMatch(/input/)
+  }, 60_000)
+  it("a spec file with a lone surrogate exits 2", () => {
+    const file = join(tmpdir(), `lantern-spec-${process.pid}.json`)
+    writeFileSync(file, '{"systemPrompt":"x \\ud800"}')
+    try {
+      const r = lantern("agents", "create", "--name", "beta", "--spec-file", file)
+      expect(r.status, r.stderr).toBe(2)
+      expect(r.stderr).toMatch(/surrogate/)
+    } finally {
+      rmSync(file, { force: true })
+    }
+  }, 60_000)
 })
 
 describe("nothing was stored", () => {

@@ -3,8 +3,9 @@
 import { Clock, Effect, FileSystem, Option, Schema, SchemaIssue } from "effect"
 import { Argument, CliError, Flag } from "effect/cli"
 import { AUDIT_ACTIONS, Since } from "../../schema/Audit.ts"
-import { AgentSpec, Api, Ids, Issues } from "../../schema/index.ts"
+import { AgentSpec, Api, Ids, Issues, Text } from "../../schema/index.ts"
 import * as Scopes from "../Scopes.ts"
+
 
 /**
  * A usage error naming the flag (`--spec`) or argument (`NAME`) and the reason, on one line. A ValidationError
@@ -43,6 +44,7 @@ export const specFromText = (option: string, text: string, where = "") =>
     } catch (e) {
       return yield* invalid(option, `${where}not valid JSON (${e instanceof Error ? e.message : String(e)})`)
     }
+    yield* storable(option, json)
     return yield* decodeSpec(json).pipe(
       Effect.mapError((e) => invalid(option, `${where}not an agent spec: ${issueText(e.issue)}`))
     )
@@ -136,10 +138,17 @@ export const runInputOf = (text: string): unknown => {
   }
 }
 
+/** The text rule of the API (schema/Text.ts), checked before sending: a flag value that breaks it exits 2. */
+const storable = (option: string, value: unknown) => {
+  const issue = Text.inspect(value)[0]
+  return issue === undefined ? Effect.void : Effect.fail(invalid(option, `${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`))
+}
+
 export const runInput = Flag.String("input").pipe(
   Flag.withDescription("The run's input: JSON, or plain text sent as a JSON string when it is not valid JSON"),
   Flag.withMetavar("JSON|TEXT"),
-  Flag.map(runInputOf)
+  Flag.map(runInputOf),
+  Flag.mapEffect((input) => Effect.as(storable("input", input), input))
 )
 
 const positiveInt = (option: string, min: number, max: number) => (n: number) =>
