@@ -1,10 +1,14 @@
 // GET /v1/audit: the caller's tenant's audit log, newest first, from the projection (audit_events), filtered by
 // action and time and paged by cursor. Entries without a tenant (`auth.failed`) are the operator's: ADR 0019.
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import * as AuditLog from "../projections/AuditLog.ts"
 import { AuditQuery } from "../schema/Audit.ts"
+import { DecimalInt } from "../schema/Ids.ts"
 import { badRequest, decode, json, query } from "./Http.ts"
 import { authed, route } from "./Routes.ts"
+
+/** The query as decoded and documented: `limit` in plain decimal digits (`0x10`, `1e1` or ` 5` are refused). */
+export const ListQuery = Schema.Struct({ ...AuditQuery.fields, limit: Schema.optionalKey(DecimalInt({ minimum: 1, maximum: 200 })) })
 
 /** `since` as an instant Postgres reads the same on every driver; a day that does not exist is refused. */
 const instant = (since: string) =>
@@ -20,7 +24,7 @@ const instant = (since: string) =>
 export const auditRoutes = Layer.mergeAll(
   route("GET", "/v1/audit", authed((tenant) =>
     Effect.gen(function*() {
-      const q = yield* decode(AuditQuery, yield* query)
+      const q = yield* decode(ListQuery, yield* query)
       const since = q.since === undefined ? undefined : yield* instant(q.since)
       return json(yield* AuditLog.list(tenant, {
         ...(q.action === undefined ? {} : { action: q.action }),

@@ -2,6 +2,7 @@
 // cannot drift from what the server accepts.
 import { Schema } from "effect"
 import * as Api from "../schema/Api.ts"
+import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import * as Audit from "../schema/Audit.ts"
 import * as Forecast from "../schema/Forecast.ts"
 import * as Budget from "../schema/Budget.ts"
@@ -9,10 +10,49 @@ import * as Verify from "../actors/receipts/Verify.ts"
 import { CreateKeyRequest, CreateTenantRequest } from "./TenantRoutes.ts"
 import { CreateSecretDoc } from "./SecretRoutes.ts"
 import { MintRequest, VerifyRequest as IdentityVerifyRequest } from "./IdentityRoutes.ts"
+import { ListQuery as AuditListQuery } from "./AuditRoutes.ts"
+import { MAX_BODY_BYTES } from "./Http.ts"
+
+const NON_FINITE = ["Infinity", "-Infinity", "NaN"]
+const isNonFinite = (s: unknown) =>
+  typeof s === "object" && s !== null && Array.isArray((s as { enum?: unknown }).enum) &&
+  ((s as { enum: Array<unknown> }).enum).every((v) => NON_FINITE.includes(v as string))
+
+/**
+ * Drops the "NaN"/"Infinity" strings Effect's JSON codec writes for a `Schema.Number`: the edge decodes a
+ * parsed body against the schema's type, which refuses those strings (and JSON has no such numbers), and no
+ * answer carries them. This API's own schemas use `Schema.Finite`, which also keeps their ranges; this covers
+ * the schemas of other modules (budget refusals, receipts).
+ */
+const finite = (v: unknown): unknown => {
+  if (Array.isArray(v)) return v.map(finite)
+  if (v === null || typeof v !== "object") return v
+  const node: Record<string, unknown> = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, finite(x)]))
+  if (!Array.isArray(node["anyOf"]) || !node["anyOf"].some(isNonFinite)) return node
+  const { anyOf, ...rest } = node
+  const kept = (anyOf as Array<unknown>).filter((s) => !isNonFinite(s))
+  return kept.length === 1 ? { ...rest, ...(kept[0] as object) } : { ...rest, anyOf: kept }
+}
 
 const schemaOf = (s: Schema.Top) => {
   const doc = Schema.toJsonSchemaDocument(s)
-  return { ...doc.schema, ...(Object.keys(doc.definitions ?? {}).length > 0 ? { $defs: doc.definitions } : {}) }
+  return finite({ ...doc.schema, ...(Object.keys(doc.definitions ?? {}).length > 0 ? { $defs: doc.definitions } : {}) }) as Record<string, unknown>
+}
+
+/** A parameter's schema is its decoded value: a number sent as text is documented as the integer and its range. */
+const valueOf = (s: Schema.Top) => schemaOf(Schema.toType(s))
+const pathParam = (name: string, s: Schema.Top) => ({ name, in: "path", required: true, schema: valueOf(s) })
+const headerParam = (name: string, s: Schema.Top, description: string) => ({ name, in: "header", required: false, schema: valueOf(s), description })
+/** The query parameters of a query Schema, one per field, with optional descriptions. */
+const queryParams = (s: Schema.Top, descriptions: Record<string, string> = {}) => {
+  const doc = valueOf(s) as { properties: Record<string, unknown>; required?: Array<string> }
+  return Object.entries(doc.properties).map(([name, schema]) => ({
+    name,
+    in: "query",
+    required: doc.required?.includes(name) ?? false,
+    schema,
+    ...(descriptions[name] === undefined ? {} : { description: descriptions[name] })
+  }))
 }
 
 const jsonBody = (s: Schema.Top) => ({ content: { "application/json": { schema: schemaOf(s) } } })
@@ -23,11 +63,13 @@ const errors = {
   "403": ok("The key lacks the route's scope: `error.missingScope` names it", Api.ErrorResponse),
   "503": ok("Bus or database unavailable; retry", Api.ErrorResponse)
 }
+const tooLarge = ok(`The request body exceeds ${MAX_BODY_BYTES} bytes`, Api.ErrorResponse)
+const internal = ok("Internal error: the body tells nothing of the cause, which the server logs", Api.ErrorResponse)
 const notFound = { "404": ok("Not found", Api.ErrorResponse) }
 const conflict = { "409": ok("Conflict", Api.ErrorResponse) }
 const overBudget = { "402": ok("A hard budget cap refused it: `error.budget` names the cap, its limit, what is spent and reserved, and why", Api.ErrorResponse) }
 const list = (s: Schema.Top) => Schema.Struct({ items: Schema.Array(s as Schema.Codec<unknown>) })
-const nameParam = { name: "name", in: "path", required: true, schema: { type: "string" } }
+const nameParam = pathParam("name", AgentName)
 const PublicKeySchema = Schema.Struct({
   keyId: Schema.String,
   publicKey: Schema.String,
@@ -49,10 +91,13 @@ const KeyView = Schema.Struct({
   createdAt: Schema.String
 })
 const NewKey = Schema.Struct({ ...KeyView.fields, key: Schema.String })
-const SecretView = Schema.Struct({ name: Schema.String, version: Schema.Number, createdAt: Schema.String, updatedAt: Schema.String })
-const secretParam = { name: "name", in: "path", required: true, schema: { type: "string", pattern: "^[a-z0-9][a-z0-9_.-]{0,62}$" } }
+const SecretView = Schema.Struct({ name: Schema.String, version: Schema.Int, createdAt: Schema.String, updatedAt: Schema.String })
+/** Secrets.isName as one pattern: Secrets.NAME_PATTERN, without '..' or a trailing '.'. */
+export const SecretNamePattern = Schema.String.check(Schema.isPattern(/^(?!.*\.\.)(?!.*\.$)[a-z0-9][a-z0-9_.-]{0,62}$/u))
+const secretParam = pathParam("name", SecretNamePattern)
+const CreateSecretBody = Schema.Struct({ ...CreateSecretDoc.fields, name: SecretNamePattern })
 const TenantSchema = Schema.Struct({ id: Schema.String, name: Schema.String, createdAt: Schema.String })
-const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^run_[0-9a-z]{26}$" } }
+const idParam = pathParam("id", RunId)
 const IdentityClaims = Schema.Struct({ iss: Schema.String, sub: Schema.String, aud: Schema.String, iat: Schema.Int, exp: Schema.Int, jti: Schema.String })
 const IdentityVerdict = Schema.Struct({
   valid: Schema.Boolean,
@@ -64,7 +109,25 @@ const IdentityVerdict = Schema.Struct({
   claims: Schema.optionalKey(IdentityClaims)
 })
 
-export const document = {
+type Operation = { readonly requestBody?: unknown; readonly responses: object }
+
+/** Every operation documents 500, and 413 when it takes a body (every body is read through Http.bodyOr). */
+const withStandardResponses = <D extends { readonly paths: Record<string, Record<string, Operation>> }>(doc: D): D => {
+  const standard = (op: Operation) => ({
+    ...(op.requestBody === undefined ? {} : { "413": tooLarge }),
+    "500": internal,
+    ...op.responses
+  })
+  return {
+    ...doc,
+    paths: Object.fromEntries(Object.entries(doc.paths).map(([path, item]) => [
+      path,
+      Object.fromEntries(Object.entries(item).map(([method, op]) => [method, { ...op, responses: standard(op) }]))
+    ]))
+  }
+}
+
+export const document = withStandardResponses({
   openapi: "3.1.0",
   info: {
     title: "Lantern API",
@@ -92,7 +155,7 @@ export const document = {
     "/v1/agents/{name}/usage": {
       get: {
         summary: "The agent's spend per UTC day",
-        parameters: [nameParam, { name: "days", in: "query", required: false, schema: { type: "string" } }],
+        parameters: [nameParam, ...queryParams(Budget.UsageQuery, { days: "UTC days back, today included (30 when absent)" })],
         responses: { "200": ok("Usage", Budget.UsageResponse), ...errors, ...notFound }
       }
     },
@@ -103,13 +166,13 @@ export const document = {
     "/v1/runs": {
       post: {
         summary: "Start a run of an agent's latest (or given) version",
-        parameters: [{ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", maxLength: 255 } }],
+        parameters: [headerParam("Idempotency-Key", Api.IdempotencyKey, "The same key again answers the run it started (200); with a different body, 409")],
         requestBody: jsonBody(Api.CreateRunRequest),
         responses: { "201": ok("Started", Api.RunResponse), "200": ok("Already started with this Idempotency-Key", Api.RunResponse), ...errors, ...overBudget, ...notFound, ...conflict }
       },
       get: {
         summary: "List runs, newest first",
-        parameters: ["status", "agentName", "limit", "cursor"].map((name) => ({ name, in: "query", required: false, schema: { type: "string" } })),
+        parameters: queryParams(Api.RunListQuery, { cursor: "The previous page's nextCursor" }),
         responses: { "200": ok("Runs", Api.RunListResponse), ...errors }
       }
     },
@@ -121,7 +184,7 @@ export const document = {
     "/v1/runs/{id}/stream": {
       get: {
         summary: "The run's events as Server-Sent Events, live; ends after the terminal event. Resume with Last-Event-ID.",
-        parameters: [idParam],
+        parameters: [idParam, headerParam("Last-Event-ID", Api.LastEventId, "The `id` of the last event received: the stream resumes after it")],
         responses: { "200": { description: "text/event-stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errors, ...notFound }
       }
     },
@@ -181,7 +244,7 @@ export const document = {
       delete: { summary: "Revoke an API key: it stops working at once on this host, within 30 s on others", parameters: [{ name: "id", in: "path", required: true, schema: { type: "string", pattern: "^key_[0-9a-z]{26}$" } }], responses: { "204": { description: "Revoked" }, ...errors, ...notFound } }
     },
     "/v1/secrets": {
-      post: { summary: "Store a secret (`value`: at most 64 KiB, never shown again); the same name again stores its next version (200)", requestBody: jsonBody(CreateSecretDoc), responses: { "201": ok("The new secret's metadata", SecretView), "200": ok("The next version's metadata", SecretView), ...errors } },
+      post: { summary: "Store a secret (`value`: at most 64 KiB, never shown again); the same name again stores its next version (200)", requestBody: jsonBody(CreateSecretBody), responses: { "201": ok("The new secret's metadata", SecretView), "200": ok("The next version's metadata", SecretView), ...errors } },
       get: { summary: "List the tenant's secrets: metadata only, never values", responses: { "200": ok("Secrets", list(SecretView)), ...errors } }
     },
     "/v1/secrets/{name}": {
@@ -189,27 +252,25 @@ export const document = {
       delete: { summary: "Delete a secret and its ciphertext; runs naming it fail with `secret_not_found`", parameters: [secretParam], responses: { "204": { description: "Deleted" }, ...errors, ...notFound } }
     },
     "/v1/admin/secrets/rewrap": {
-      post: { summary: "Re-seal every secret under the current KEK after a rotation (scope `admin`); then LANTERN_KEK_PREVIOUS can go", responses: { "200": ok("Counts", Schema.Struct({ rewrapped: Schema.Number, total: Schema.Number, unreadable: Schema.Array(Schema.String) })), ...errors } }
+      post: { summary: "Re-seal every secret under the current KEK after a rotation (scope `admin`); then LANTERN_KEK_PREVIOUS can go", responses: { "200": ok("Counts", Schema.Struct({ rewrapped: Schema.Int, total: Schema.Int, unreadable: Schema.Array(Schema.String) })), ...errors } }
     },
     "/v1/audit": {
       get: {
         summary: "The tenant's audit log, newest first: scope denials, API key changes, receipt issuance (`audit:read`). Failed authentications have no tenant and are the operator's (journal `lantern.audit._unknown.>`)",
-        parameters: [
-          { name: "action", in: "query", required: false, schema: { type: "string", enum: [...Audit.AUDIT_ACTIONS] } },
-          { name: "since", in: "query", required: false, schema: { type: "string" }, description: "An ISO-8601 day or time with offset: entries at or after it" },
-          { name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 200 } },
-          { name: "cursor", in: "query", required: false, schema: { type: "string" }, description: "The previous page's nextCursor" }
-        ],
+        parameters: queryParams(AuditListQuery, {
+          since: "An ISO-8601 day or time with offset: entries at or after it",
+          cursor: "The previous page's nextCursor"
+        }),
         responses: { "200": ok("Audit entries", Audit.AuditPage), ...errors }
       }
     },
     "/v1/runs/{id}/approvals/{stepId}": {
       post: {
         summary: "Approve or reject a tool call waiting for a human decision",
-        parameters: [idParam, { name: "stepId", in: "path", required: true, schema: { type: "string" } }],
+        parameters: [idParam, pathParam("stepId", StepId)],
         requestBody: jsonBody(Api.ApprovalRequest),
         responses: { "200": ok("Run", Api.RunResponse), ...errors, ...notFound, ...conflict }
       }
     }
   }
-}
+})

@@ -1,6 +1,6 @@
 // The /v1 HTTP API: agents and runs for SDKs, the CLI and bridges. Handlers decode, authenticate, call one
 // actor or query, and answer; lists read Postgres projections, single resources fall back to the journal.
-import { Context, Duration, Effect, Layer, Schema, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
 import { Audit } from "../actors/audit/Audit.ts"
@@ -36,10 +36,6 @@ const checkTools = (spec: AgentSpec) => {
   )
   return issues.length === 0 ? Effect.void : Effect.fail(new BadRequest({ issues }))
 }
-
-const IdempotencyKey = Schema.String.check(
-  Schema.isPattern(/^[\x21-\x7e]{1,255}$/, { message: "Expected 1-255 visible ASCII characters" })
-)
 
 /** The route pattern a request matched, and the scope the table gives it (`route` provides it to `authed`). */
 export class CurrentRoute extends Context.Service<CurrentRoute, {
@@ -131,7 +127,7 @@ export const runRoutes = Layer.mergeAll(
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       const rawKey = request.headers["idempotency-key"]
-      const key = rawKey === undefined ? null : yield* decode(IdempotencyKey, rawKey, "Idempotency-Key")
+      const key = rawKey === undefined ? null : yield* decode(Api.IdempotencyKey, rawKey, "Idempotency-Key")
       const input = yield* body(Api.CreateRunRequest)
       const { run, created } = yield* (yield* Runs).start(tenant, input, key)
       return json(run, created ? 201 : 200, {
@@ -189,7 +185,8 @@ export const runRoutes = Layer.mergeAll(
       const journal = yield* Journal
       const address = { type: "run" as const, tenant, id }
       const lastEventId = request.headers["last-event-id"]
-      const after = lastEventId === undefined ? 0 : yield* decode(Schema.FiniteFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)), lastEventId, "Last-Event-ID")
+      // an empty Last-Event-ID is no position, as in the SSE spec
+      const after = lastEventId === undefined || lastEventId === "" ? 0 : yield* decode(Api.LastEventId, lastEventId, "Last-Event-ID")
       const last = yield* journal.lastSeq(address)
       if (last === 0) return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(json({})))
       const events = journal.follow(address, after).pipe(

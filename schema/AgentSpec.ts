@@ -1,10 +1,12 @@
 // The declarative agent specification: what an agent version pins. Tools are JSON-schema functions answered
 // by Lantern's built-in deterministic tools, or by a child run of another agent (`agent`); a tool may require
 // a human approval before each call. Retry and timeout policy applies to every step of the agent's runs.
+// Numbers are `Schema.Finite` and patterns carry the `u` flag, so the OpenAPI document shows their ranges and
+// patterns (a `Schema.Number` is documented as "number or NaN/Infinity" and loses its range).
 import { Schema } from "effect"
 
 const AgentRef = Schema.String.check(
-  Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: "Expected an agent name: lowercase letters, digits, '-' or '_', 1-63 characters" })
+  Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/u, { message: "Expected an agent name: lowercase letters, digits, '-' or '_', 1-63 characters" })
 )
 
 /** Seconds an approval may wait: from one second to 30 days. */
@@ -17,7 +19,7 @@ export type ToolApproval = typeof ToolApproval.Type
 
 export const ToolSpec = Schema.Struct({
   name: Schema.String.check(
-    Schema.isPattern(/^[a-zA-Z0-9_-]{1,64}$/, { message: "Expected a tool name: letters, digits, '_' or '-', 1-64 characters" })
+    Schema.isPattern(/^[a-zA-Z0-9_-]{1,64}$/u, { message: "Expected a tool name: letters, digits, '_' or '-', 1-64 characters" })
   ),
   description: Schema.String.check(Schema.isMaxLength(1024)),
   parameters: Schema.Record(Schema.String, Schema.Unknown),
@@ -36,15 +38,15 @@ export const RetryPolicy = Schema.Struct({
   maxAttempts: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 20 }))),
   initialBackoffMs: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 3_600_000 }))),
   maxBackoffMs: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 24 * 3_600_000 }))),
-  multiplier: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 1, maximum: 10 }))),
-  jitter: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 }))),
+  multiplier: Schema.optionalKey(Schema.Finite.check(Schema.isBetween({ minimum: 1, maximum: 10 }))),
+  jitter: Schema.optionalKey(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 }))),
   retryOn: Schema.optionalKey(Schema.Array(StepErrorCode).check(Schema.isMaxLength(8)))
 })
 export type RetryPolicy = typeof RetryPolicy.Type
 
 /** A model capability alias (`auto`, `fast`, `smart`) or a provider model name. */
 export const ModelRef = Schema.String.check(
-  Schema.isPattern(/^[a-zA-Z0-9][a-zA-Z0-9._:/-]{0,127}$/, { message: "Expected a model capability alias such as \"auto\"" })
+  Schema.isPattern(/^[a-zA-Z0-9][a-zA-Z0-9._:/-]{0,127}$/u, { message: "Expected a model capability alias such as \"auto\"" })
 )
 
 /** How the router picks among an alias's candidate models, and whether deterministic answers may be reused. */
@@ -57,8 +59,8 @@ export const Routing = Schema.Struct({
    * a model call is made, never stored in a journal, log or span.
    */
   credentials: Schema.optionalKey(Schema.Record(
-    Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: "Expected a provider name" })),
-    Schema.String.check(Schema.isPattern(/^lantern\.secret:\/\/[a-z0-9][a-z0-9_.-]{0,62}$/, { message: "Expected a secret reference lantern.secret://<name>" }))
+    Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/u, { message: "Expected a provider name" })),
+    Schema.String.check(Schema.isPattern(/^lantern\.secret:\/\/[a-z0-9][a-z0-9_.-]{0,62}$/u, { message: "Expected a secret reference lantern.secret://<name>" }))
   ))
 })
 export type Routing = typeof Routing.Type
@@ -74,7 +76,7 @@ export const AgentSpec = Schema.Struct({
   stepTimeoutMs: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 100, maximum: 24 * 3_600_000 }))),
   /** Output tokens a model call may produce (sent to the provider; a budget reserves for it). */
   maxTokens: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 200_000 }))),
-  temperature: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 2 }))),
+  temperature: Schema.optionalKey(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 2 }))),
   routing: Schema.optionalKey(Routing)
 })
 export type AgentSpec = typeof AgentSpec.Type
@@ -92,7 +94,7 @@ export const ResolvedSpec = Schema.Struct({
   retry: Schema.optionalKey(RetryPolicy),
   stepTimeoutMs: Schema.optionalKey(Schema.Int),
   maxTokens: Schema.optionalKey(Schema.Int),
-  temperature: Schema.optionalKey(Schema.Number),
+  temperature: Schema.optionalKey(Schema.Finite),
   routing: Schema.optionalKey(Routing)
 })
 export type ResolvedSpec = typeof ResolvedSpec.Type

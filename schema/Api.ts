@@ -2,8 +2,16 @@
 // OpenAPI document is generated from these schemas.
 import { Schema } from "effect"
 import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
-import { AgentName, RunId } from "./Ids.ts"
+import { AgentName, DecimalInt, RunId } from "./Ids.ts"
 import { BudgetRefusal, ErrorInfo } from "./Events.ts"
+
+/** The `Idempotency-Key` header of `POST /v1/runs`. */
+export const IdempotencyKey = Schema.String.check(
+  Schema.isPattern(/^[\x21-\x7e]{1,255}$/u, { message: "Expected 1-255 visible ASCII characters" })
+)
+
+/** The `Last-Event-ID` header of a run's stream: the journal sequence to resume after. */
+export const LastEventId = DecimalInt({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
 
 export const CreateAgentRequest = Schema.Struct({
   name: AgentName,
@@ -70,7 +78,7 @@ export const RunResponse = Schema.Struct({
   steps: Schema.Int,
   tokensIn: Schema.Int,
   tokensOut: Schema.Int,
-  costUsd: Schema.Number,
+  costUsd: Schema.Finite,
   createdAt: Schema.String,
   updatedAt: Schema.String,
   finishedAt: Schema.NullOr(Schema.String),
@@ -82,9 +90,7 @@ export type RunResponse = typeof RunResponse.Type
 export const RunListQuery = Schema.Struct({
   status: Schema.optionalKey(RunStatus),
   agentName: Schema.optionalKey(AgentName),
-  limit: Schema.optionalKey(
-    Schema.FiniteFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 200 }))
-  ),
+  limit: Schema.optionalKey(DecimalInt({ minimum: 1, maximum: 200 })),
   cursor: Schema.optionalKey(RunId)
 })
 export type RunListQuery = typeof RunListQuery.Type

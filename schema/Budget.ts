@@ -2,6 +2,7 @@
 // per UTC day (cost, runs). `hardFail` true blocks what would break a cap (HTTP 402); false lets it through and
 // journals an alert. A cap left out is not enforced.
 import { Schema } from "effect"
+import { DecimalInt } from "./Ids.ts"
 
 const Usd = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1e9))
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1e12))
@@ -32,8 +33,8 @@ export const BudgetResponse = Schema.Struct({
   updatedBy: Schema.NullOr(Schema.String),
   today: Schema.Struct({
     day: Schema.String,
-    spentUsd: Schema.Number,
-    reservedUsd: Schema.Number,
+    spentUsd: Schema.Finite,
+    reservedUsd: Schema.Finite,
     runs: Schema.Int,
     tokens: Schema.Int
   }),
@@ -45,7 +46,7 @@ export type BudgetResponse = typeof BudgetResponse.Type
 
 export const UsageQuery = Schema.Struct({
   /** How many UTC days back, today included: 1 to 366, 30 when absent. */
-  days: Schema.optionalKey(Schema.FiniteFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 366 })))
+  days: Schema.optionalKey(DecimalInt({ minimum: 1, maximum: 366 }))
 })
 
 export const UsageDay = Schema.Struct({
@@ -54,15 +55,15 @@ export const UsageDay = Schema.Struct({
   modelCalls: Schema.Int,
   tokensIn: Schema.Int,
   tokensOut: Schema.Int,
-  costUsd: Schema.Number
+  costUsd: Schema.Finite
 })
 
 export const UsageResponse = Schema.Struct({
   agentName: Schema.String,
   /** Days with runs or spend, oldest first, from the projections (a few hundred ms behind the journal). */
   days: Schema.Array(UsageDay),
-  totalCostUsd: Schema.Number,
+  totalCostUsd: Schema.Finite,
   /** Held right now by model calls in flight, from the agent's budget journal (0 when it has no budget). */
-  reservedUsd: Schema.Number
+  reservedUsd: Schema.Finite
 })
 export type UsageResponse = typeof UsageResponse.Type

@@ -28,7 +28,7 @@ export const ForecastBasis = Schema.Struct({
   /** The input's first prompt in tokens (system prompt, input and tool definitions; o200k_base). */
   promptTokens: Schema.Int,
   /** How the history's cost grows with the prompt: cost ∝ promptTokens^exponent; null without history. */
-  exponent: Schema.NullOr(Schema.Number),
+  exponent: Schema.NullOr(Schema.Finite),
   /** The models the run may use, best first, as `provider/model`: what the prior is priced at. */
   models: Schema.Array(Schema.String),
   /** The price table's version (LANTERN_PRICES_FILE or the built-in one). */
@@ -42,11 +42,11 @@ export const ForecastResponse = Schema.Struct({
   estimatedTokensIn: Schema.Int,
   estimatedTokensOut: Schema.Int,
   /** The median run's cost in USD: the same as `p50`. */
-  estimatedCostUsd: Schema.Number,
+  estimatedCostUsd: Schema.Finite,
   /** An 80% interval of the run's cost in USD: 1 run in 10 is expected below `p10`, 1 in 10 above `p90`. */
-  p10: Schema.Number,
-  p50: Schema.Number,
-  p90: Schema.Number,
+  p10: Schema.Finite,
+  p50: Schema.Finite,
+  p90: Schema.Finite,
   /** `low` without enough history (under 5 runs) or with a loose interval (p90 over 10 × p10). */
   confidence: Schema.Literals(["low", "medium", "high"]),
   basis: ForecastBasis,
