@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Exit, Layer, ManagedRuntime } from "effect"
 import { busLayer, startServer, type TestServer } from "../tests/support/Bus.ts"
-import { Journal, subjectOf } from "./Journal.ts"
+import { Journal, sizeOf, subjectOf } from "./Journal.ts"
+import { Nats } from "./Nats.ts"
 import * as Topology from "./Topology.ts"
 import type { Envelope } from "../schema/Envelope.ts"
 
@@ -106,5 +107,47 @@ describe("Journal (real nats-server)", () => {
     )
     expect(Exit.isFailure(exit)).toBe(true)
     if (Exit.isFailure(exit)) expect(String(exit.cause)).toContain("UnknownEventVersion")
+  })
+
+  it("refuses at once, without retrying, an append with an event over the server's max_payload, appending none of its batch", async () => {
+    const a = address("huge")
+    const began = Date.now()
+    const exit = await rt.runPromiseExit(
+      Effect.gen(function*() {
+        const { nc } = yield* Nats
+        const limit = nc.info!.max_payload
+        return yield* (yield* Journal).append(a, [envelope("huge", "a"), envelope("huge", "b", { text: "x".repeat(limit) })], 0)
+      })
+    )
+    expect(Date.now() - began).toBeLessThan(1_000) // not the ~30 s of retries a bus outage gets
+    expect(Exit.isFailure(exit)).toBe(true)
+    if (Exit.isFailure(exit)) {
+      const error = exit.cause.reasons.find((r) => r._tag === "Fail")?.error as { _tag: string; size: number; limit: number; message: string }
+      expect(error._tag).toBe("EventTooLarge")
+      expect(error.limit).toBe(1024 * 1024)
+      expect(error.size).toBeGreaterThan(error.limit)
+      expect(error.message).not.toContain(subjectOf(a))
+      expect(error.message).not.toContain("t1")
+    }
+    const events = await rt.runPromise(Effect.gen(function*() { return yield* (yield* Journal).read(a) }))
+    expect(events).toEqual([]) // the small event before it was not appended either
+  })
+
+  it("measures an event as the bus counts it: one of exactly the limit is appended, one byte more is refused", async () => {
+    const { limit, exact, over } = await rt.runPromise(Effect.gen(function*() {
+      const { nc } = yield* Nats
+      const limit = nc.info!.max_payload
+      const base = sizeOf(envelope("fit1", "a", { text: "" }))
+      return {
+        limit,
+        exact: envelope("fit1", "a", { text: "x".repeat(limit - base) }),
+        over: envelope("fit2", "a", { text: "x".repeat(limit - base + 1) })
+      }
+    }))
+    expect(sizeOf(exact)).toBe(limit)
+    const appended = await rt.runPromise(Effect.gen(function*() { return yield* (yield* Journal).append(address("fit1"), [exact], 0) }))
+    expect(appended.seqs).toHaveLength(1)
+    const exit = await rt.runPromiseExit(Effect.gen(function*() { return yield* (yield* Journal).append(address("fit2"), [over], 0) }))
+    expect(Exit.isFailure(exit) && String(exit.cause)).toContain(`the event would be ${limit + 1} bytes, over the bus's limit of ${limit} bytes`)
   })
 })

@@ -1,10 +1,10 @@
 // Journals are JetStream subjects, one per actor instance. Appends are optimistic (expected last subject
 // sequence) and deduplicated (msgID = the event's idempotency key); reads decode every event, loudly.
-import { DeliverPolicy, JetStreamApiError, type MsgRequest } from "@nats-io/jetstream"
-import { errors, headers } from "@nats-io/nats-core"
+import { DeliverPolicy, JetStreamApiError, type MsgRequest, PubHeaders } from "@nats-io/jetstream"
+import { errors, headers, type MsgHdrsImpl, type NatsConnection } from "@nats-io/nats-core"
 import { Context, Effect, Layer, Schedule, Schema, Stream } from "effect"
 import * as Envelope from "../schema/Envelope.ts"
-import { AppendConflict, BusUnavailable, type CorruptEvent, type UnknownEventVersion } from "../schema/Errors.ts"
+import { AppendConflict, BusUnavailable, type CorruptEvent, EventTooLarge, type UnknownEventVersion } from "../schema/Errors.ts"
 import { Nats, unavailable } from "./Nats.ts"
 import * as Ordered from "./Ordered.ts"
 import { streamOf } from "./Topology.ts"
@@ -40,7 +40,7 @@ export interface Service {
     address: Envelope.ActorAddress,
     envelopes: ReadonlyArray<Envelope.Envelope>,
     expectedSeq: number
-  ) => Effect.Effect<Appended, AppendConflict | BusUnavailable>
+  ) => Effect.Effect<Appended, AppendConflict | BusUnavailable | EventTooLarge>
   /** Every event of one actor instance, in order. */
   readonly read: (address: Envelope.ActorAddress) => Effect.Effect<ReadonlyArray<Envelope.Stored>, ReadError>
   /**
@@ -55,6 +55,71 @@ export interface Service {
 }
 
 const encode = Schema.encodeSync(Envelope.EnvelopeJson)
+const utf8 = new TextEncoder()
+
+/** The largest stream sequence (2^64 - 1): the longest value the expected-sequence header can take. */
+const LONGEST_SEQ = "18446744073709551615"
+
+/** The headers an append of `envelope` publishes with: ours, and the two JetStream reads (dedupe, OCC). */
+const headersOf = (envelope: Envelope.Envelope, expected: string): MsgHdrsImpl => {
+  const h = headers() as MsgHdrsImpl
+  h.set("Lantern-Event-Type", envelope.type)
+  if (envelope.traceparent !== null) h.set("traceparent", envelope.traceparent)
+  // js.publish sets these two itself from msgID and expect; setting them here too makes `h` the exact header
+  // block that goes on the wire, so it can be measured
+  h.set(PubHeaders.MsgIdHdr, envelope.idempotencyKey)
+  h.set(PubHeaders.ExpectedLastSubjectSequenceHdr, expected)
+  return h
+}
+
+/** An envelope encoded once, to be measured and then published. */
+interface Message {
+  readonly envelope: Envelope.Envelope
+  readonly data: Uint8Array
+}
+
+const messageOf = (envelope: Envelope.Envelope): Message => ({ envelope, data: utf8.encode(encode(envelope)) })
+
+/**
+ * Bytes an append puts on the bus, counted as the client counts them against the server's `max_payload`
+ * (payload and header block). Measured with the longest expected sequence, so whether an event fits does not
+ * depend on how far its stream has come.
+ */
+const sizeOfMessage = (m: Message): number => m.data.length + headersOf(m.envelope, LONGEST_SEQ).encode().length
+
+/** Bytes an append of `envelope` puts on the bus (see `checkSizes`). */
+export const sizeOf = (envelope: Envelope.Envelope): number => sizeOfMessage(messageOf(envelope))
+
+/** The largest message the connected server accepts, or null while the connection knows no server. */
+export const limitOf = (nc: NatsConnection): number | null => nc.info?.max_payload ?? null
+
+/**
+ * Fails with EventTooLarge when one of `envelopes` cannot fit in a message of the bus: an append that can
+ * never succeed, refused before anything is published (nothing of the batch is appended).
+ */
+export const checkSizes = (nc: NatsConnection, envelopes: ReadonlyArray<Envelope.Envelope>): Effect.Effect<void, EventTooLarge> =>
+  Effect.suspend(() => checkMessages(nc, envelopes.map(messageOf)))
+
+const checkMessages = (nc: NatsConnection, messages: ReadonlyArray<Message>): Effect.Effect<void, EventTooLarge> => {
+  const limit = limitOf(nc)
+  if (limit === null) return Effect.void // not connected: the publish waits for a server, and the client checks then
+  for (const m of messages) {
+    const size = sizeOfMessage(m)
+    if (size > limit) return Effect.fail(new EventTooLarge({ size, limit }))
+  }
+  return Effect.void
+}
+
+/**
+ * Whether a foreign error says the message was over the payload limit: the client's own check
+ * ("'payload' max_payload size exceeded") or the server's ("Maximum Payload Violation").
+ */
+const isMaxPayload = (e: unknown): boolean => {
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 4; c = c.cause, depth++) {
+    if (/max(imum)?[ _]payload/i.test(c.message)) return true
+  }
+  return false
+}
 
 /** Bounded retry for a bus that is briefly away (reconnecting, leader election): about 30 s in all. */
 export const busRetry = Schedule.min([Schedule.exponential("100 millis", 1.5), Schedule.spaced("3 seconds")])
@@ -66,32 +131,39 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
     Effect.gen(function*() {
       const { js, jsm, nc } = yield* Nats
 
-      const publishOne = (subject: string, envelope: Envelope.Envelope, expected: number) =>
+      // only BusUnavailable is retried here: an EventTooLarge can never succeed, an AppendConflict needs a reload
+      const publishOne = (subject: string, m: Message, expected: number) =>
         Effect.tryPromise({
-          try: () => {
-            const h = headers()
-            h.set("Lantern-Event-Type", envelope.type)
-            if (envelope.traceparent !== null) h.set("traceparent", envelope.traceparent)
-            return js.publish(subject, encode(envelope), {
-              msgID: envelope.idempotencyKey,
+          try: () =>
+            js.publish(subject, m.data, {
+              msgID: m.envelope.idempotencyKey,
               expect: { lastSubjectSequence: expected },
-              headers: h
-            })
-          },
-          catch: (e): AppendConflict | BusUnavailable =>
+              headers: headersOf(m.envelope, String(expected))
+            }),
+          catch: (e): AppendConflict | BusUnavailable | EventTooLarge =>
             e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE
               ? new AppendConflict({ subject, expected })
+              : isMaxPayload(e)
+              ? new EventTooLarge({ size: sizeOfMessage(m), limit: limitOf(nc) ?? sizeOfMessage(m) - 1 })
               : unavailable(`append to ${subject}`)(e)
-        }).pipe(Effect.retry({ schedule: busRetry, times: BUS_RETRIES, while: (e) => e._tag === "BusUnavailable" }))
+        }).pipe(
+          Effect.retry({ schedule: busRetry, times: BUS_RETRIES, while: (e) => e._tag === "BusUnavailable" }),
+          // the message a client may see names no subject (BusUnavailable hides it): the log keeps it
+          Effect.tapError((e) =>
+            e._tag === "BusUnavailable" ? Effect.logWarning(`append to ${subject} failed after retries: ${e.reason}`) : Effect.void
+          )
+        )
 
       const append: Service["append"] = (address, envelopes, expectedSeq) =>
         Effect.gen(function*() {
           const subject = subjectOf(address)
+          const messages = envelopes.map(messageOf)
+          yield* checkMessages(nc, messages)
           let expected = expectedSeq
           let duplicates = 0
           const seqs: Array<number> = []
-          for (const envelope of envelopes) {
-            const ack = yield* publishOne(subject, envelope, expected)
+          for (const m of messages) {
+            const ack = yield* publishOne(subject, m, expected)
             if (ack.duplicate) duplicates++
             seqs.push(ack.seq)
             expected = ack.seq

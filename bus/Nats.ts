@@ -79,6 +79,9 @@ export class Nats extends Context.Service<Nats, Connection>()("lantern/bus/Nats"
     )
 }
 
-/** Maps a foreign NATS error to the bus's retryable error. */
+/**
+ * Maps a foreign NATS error to the bus's retryable error. `operation` may name a subject, which the error keeps
+ * for logs; its message, which may reach a client, says what the subject is instead (`withoutSubjects`).
+ */
 export const unavailable = (operation: string) => (e: unknown) =>
   new BusUnavailable({ operation, reason: e instanceof Error ? e.message : String(e) })

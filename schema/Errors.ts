@@ -88,6 +88,22 @@ export class InvalidCommand extends Schema.TaggedError<InvalidCommand>()("Invali
   }
 }
 
+/**
+ * An event too large for the bus: its message (payload and headers) is over the server's `max_payload`.
+ * Never retried, since it can never succeed (HTTP 413). Its message holds the two sizes only: never the
+ * subject, the payload or any tenant text.
+ */
+export class EventTooLarge extends Schema.TaggedError<EventTooLarge>()("EventTooLarge", {
+  /** Bytes the event's message would take on the bus. */
+  size: Schema.Number,
+  /** The bus's largest message, in bytes. */
+  limit: Schema.Number
+}) {
+  override get message() {
+    return `the event would be ${this.size} bytes, over the bus's limit of ${this.limit} bytes`
+  }
+}
+
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", { reason: Schema.String }) {
   override get message() {
     return this.reason
@@ -95,22 +111,35 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
 }
 
 // ---- retryable ----
+/** A subject of Lantern's on the bus (`lantern.run.<tenant>.<id>`, `lantern.work.run.…`): internal. */
+const SUBJECT = /\blantern\.([A-Za-z0-9_-]+)(?:\.[A-Za-z0-9_*>-]+)+/g
+const JOURNALS = new Set(["run", "agent", "budget", "audit"])
+
+/**
+ * `text` with each bus subject replaced by what it is (`a run journal`): for messages a client may read, which
+ * must not expose the bus's layout (the error's fields keep the subject for logs).
+ */
+export const withoutSubjects = (text: string): string =>
+  text.replace(SUBJECT, (_, kind: string) =>
+    JOURNALS.has(kind) ? `${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind} journal` : kind === "work" ? "the work queue" : "a bus subject")
+
 /** Another writer appended to the actor's journal first: reload, decide again, append again. */
 export class AppendConflict extends Schema.TaggedError<AppendConflict>()("AppendConflict", {
   subject: Schema.String,
   expected: Schema.Number
 }) {
   override get message() {
-    return `append to ${this.subject} conflicted: expected last sequence ${this.expected}`
+    return `append to ${withoutSubjects(this.subject)} conflicted: expected last sequence ${this.expected}`
   }
 }
 
+/** The bus did not answer (reconnecting, no leader). `operation` may name a subject; the message does not. */
 export class BusUnavailable extends Schema.TaggedError<BusUnavailable>()("BusUnavailable", {
   operation: Schema.String,
   reason: Schema.String
 }) {
   override get message() {
-    return `bus unavailable during ${this.operation}: ${this.reason}`
+    return `bus unavailable during ${withoutSubjects(this.operation)}: ${withoutSubjects(this.reason)}`
   }
 }
 

@@ -6,7 +6,7 @@ import { Journal, type ReadError } from "../../bus/Journal.ts"
 import * as Snapshots from "../../bus/Snapshots.ts"
 import type { ActorAddress, Envelope, Stored } from "../../schema/Envelope.ts"
 import { payloadOf } from "../../schema/Envelope.ts"
-import { AppendConflict, type BusUnavailable } from "../../schema/Errors.ts"
+import { AppendConflict, type BusUnavailable, type EventTooLarge } from "../../schema/Errors.ts"
 import { CURRENT_VERSION, type Event } from "../../schema/Events.ts"
 import { type Decider, fold } from "./Decider.ts"
 import { Ids } from "./Ids.ts"
@@ -155,6 +155,7 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
       return { ...loaded, snapshotEvents: loaded.events }
     })
 
+  /** The envelopes `events` are appended in (also to measure them against the bus's limit before deciding to act). */
   const envelopes = (address: ActorAddress, events: ReadonlyArray<E>, meta: Meta, expectedSeq: number) =>
     Effect.gen(function*() {
       const key = typeof meta.idempotencyKey === "string" ? meta.idempotencyKey : meta.idempotencyKey(expectedSeq)
@@ -182,13 +183,14 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
 
   /**
    * Decides `command` against `loaded` and appends the result. On an append conflict the instance is
-   * reloaded from its journal and the command decided again; any other failure is returned as is.
+   * reloaded from its journal and the command decided again; any other failure is returned as is (an event
+   * too large for the bus, above all: deciding again would produce it again).
    */
   const executeOn = (
     loaded: Loaded<S>,
     command: C,
     meta: Meta
-  ): Effect.Effect<Outcome<S, E>, Err | AppendConflict | BusUnavailable | ReadError, Services> =>
+  ): Effect.Effect<Outcome<S, E>, ExecuteError<Err>, Services> =>
     Effect.gen(function*() {
       const journal = yield* Journal
       let current = loaded
@@ -220,12 +222,12 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
   const execute = (address: ActorAddress, command: C, meta: Meta) =>
     Effect.flatMap(load(address), (loaded) => executeOn(loaded, command, meta))
 
-  return { decider, load, fromStored, executeOn, execute }
+  return { decider, load, fromStored, envelopes, executeOn, execute }
 }
 
 export type { ReadError } from "../../bus/Journal.ts"
 /** Everything `execute` can fail with besides the decider's own refusals. */
-export type ExecuteError<Err> = Err | AppendConflict | BusUnavailable | ReadError
+export type ExecuteError<Err> = Err | AppendConflict | BusUnavailable | EventTooLarge | ReadError
 
 /** The parent span a W3C `traceparent` header names, if it is well-formed. */
 export const parentSpan = (header: string | undefined) => {
