@@ -10,7 +10,7 @@ import { Nats } from "../../bus/Nats.ts"
 import { WORK } from "../../bus/Topology.ts"
 import { policyOf } from "../../schema/AgentSpec.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
-import type { ProviderError } from "../../schema/Errors.ts"
+import type { EventTooLarge, ProviderError } from "../../schema/Errors.ts"
 import type { BudgetRefusal, ErrorInfo, Route, StepRequest, StepResult } from "../../schema/Events.ts"
 import { Budgets, overToolCalls, scopeName } from "../budget/Budgets.ts"
 import { Secrets } from "../secrets/Secrets.ts"
@@ -67,6 +67,33 @@ const isToolCall = (request: StepRequest) => request._tag === "tool" || request.
 const toolCallsOf = (state: State) => state.steps.filter((s) => isToolCall(s.request)).length
 
 const budgetError = (refusal: BudgetRefusal): ErrorInfo => ({ code: "budget_exceeded", message: refusal.reason, budget: refusal })
+
+/** The code a step or run fails with when one of its events is too large for the bus. */
+export const PAYLOAD_TOO_LARGE = "payload_too_large"
+
+/** What of a run a command would journal, for the message of a refusal of its event. */
+const whatOf = (command: RunCommand): string => {
+  switch (command._tag) {
+    case "CompleteStep":
+      return `the result of step ${command.stepId}`
+    case "FailStep":
+      return `the error of step ${command.stepId}`
+    case "StartStep":
+      return `the request of step ${command.stepId}`
+    case "SucceedRun":
+      return "the run's output"
+    case "FailRun":
+      return "the run's error"
+    default:
+      return "an event of the run"
+  }
+}
+
+/** The error a step or run fails with for an event too large for the bus: the sizes only, never the payload. */
+export const tooLargeError = (what: string, e: EventTooLarge): ErrorInfo => ({
+  code: PAYLOAD_TOO_LARGE,
+  message: `${what} is too large to journal: ${e.message}`
+})
 
 /** When a waiting step is due: a timer's fire time, an approval's expiry. */
 const wakeAtFor = (state: State, request: StepRequest, now: number): number | undefined => {
@@ -183,7 +210,7 @@ export class Driver extends Context.Service<Driver, {
           const address = addressOf(tenant, runId)
           let loaded = yield* provide(actor.load(address))
           // commands refused because the run changed under us (cancel, another host) end in a reload
-          const exec = (command: RunCommand, key: string | ((seq: number) => string)) =>
+          const execOnce = (command: RunCommand, key: string | ((seq: number) => string)) =>
             provide(actor.executeOn(loaded, command, { idempotencyKey: key, correlationId: runId })).pipe(
               Effect.map((o) => o.loaded),
               Effect.catchTags({
@@ -193,6 +220,23 @@ export class Driver extends Context.Service<Driver, {
                 IdempotencyKeyReused: () => provide(actor.load(address)),
                 StepNotFound: () => provide(actor.load(address)),
                 NotAwaitingApproval: () => provide(actor.load(address))
+              })
+            )
+          /**
+           * An event too large for the bus would be as large on every retry: a step's completion or failure becomes a
+           * small StepFailed (code payload_too_large, the sizes only, not retryable), anything else fails the run.
+           * Either way the run ends; the step's effect is not performed again.
+           */
+          const exec = (command: RunCommand, key: string | ((seq: number) => string)) =>
+            execOnce(command, key).pipe(
+              Effect.catchTag("EventTooLarge", (e) => {
+                const error = tooLargeError(whatOf(command), e)
+                return command._tag === "CompleteStep" || command._tag === "FailStep"
+                  ? execOnce(
+                    { _tag: "FailStep", stepId: command.stepId, attempt: command.attempt, error, retryable: false },
+                    `${runId}:${command.stepId}:${command.attempt}:failed`
+                  )
+                  : execOnce({ _tag: "FailRun", error }, `${runId}:failed`)
               })
             )
           const complete = (step: Step, p: Performed, durationMs: number) =>
@@ -258,6 +302,10 @@ export class Driver extends Context.Service<Driver, {
                     parent: { tenant, runId, stepId: step.stepId, depth }
                   }).pipe(Effect.result)
                   if (Result.isFailure(child)) {
+                    if (child.failure._tag === "EventTooLarge") {
+                      loaded = yield* fail(step, tooLargeError(`the input of child run ${request.childRunId}`, child.failure), null)
+                      continue
+                    }
                     const reason = child.failure._tag === "AgentNotFound" || child.failure._tag === "AgentVersionNotFound"
                       ? child.failure.message
                       : null
@@ -457,8 +505,11 @@ const handle = (driver: Driver["Service"]) => (m: JsMsg) => {
     parent === null ? (e) => e : Effect.withParentSpan(parent),
     // another host drives the run: look again shortly, in case it parks it before seeing why we were woken
     Effect.map((o) => o._tag === "Busy" ? Consumer.Decision.Nak({ delay: Duration.millis(Math.min(1_000, Math.max(100, o.retryInMs))) }) : Consumer.Decision.Ack()),
-    Effect.catch((e) =>
-      Effect.as(Effect.logWarning(`run ${runId}: ${e.message}; retrying later`), Consumer.Decision.Nak({ delay: "2 seconds" }))
+    Effect.catch((e): Effect.Effect<Consumer.Decision> =>
+      e._tag === "EventTooLarge"
+        // even the small event that fails the run did not fit: retrying cannot help
+        ? Effect.as(Effect.logError(`run ${runId}: ${e.message}; not retried`), Consumer.Decision.Term({ reason: "event too large" }))
+        : Effect.as(Effect.logWarning(`run ${runId}: ${e.message}; retrying later`), Consumer.Decision.Nak({ delay: "2 seconds" }))
     )
   )
 }

@@ -5,8 +5,8 @@ import { createHash } from "node:crypto"
 import { Kvm } from "@nats-io/kv"
 import { headers } from "@nats-io/nats-core"
 import { Clock, Context, Effect, Layer } from "effect"
-import { Journal } from "../../bus/Journal.ts"
-import { Leases } from "../../bus/Leases.ts"
+import { checkSizes, Journal } from "../../bus/Journal.ts"
+import { keyOf as leaseKeyOf, Leases } from "../../bus/Leases.ts"
 import { Nats, unavailable } from "../../bus/Nats.ts"
 import { IDEMPOTENCY_BUCKET } from "../../bus/Topology.ts"
 import type { ApprovalRequest, CreateRunRequest, RunResponse } from "../../schema/Api.ts"
@@ -34,6 +34,10 @@ export const workSubject = (tenant: string, runId: string) => `lantern.work.run.
 export const cancelSubject = (tenant: string, runId: string) => `lantern.ctl.cancel.${tenant}.${runId}`
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
+
+/** Stand-ins of the sizes of a run id and of the identity `Identities.ensure` mints, to measure a RunStarted early. */
+const RUN_ID_SIZED = `run_${"0".repeat(26)}`
+const IDENTITY_SIZED = { publicKey: "0".repeat(43), keyId: "0".repeat(16) }
 
 export type StartError = Actor.ExecuteError<Decider.Error> | AgentNotFound | AgentVersionNotFound | BudgetExceeded | IdentityUnavailable
 
@@ -97,6 +101,22 @@ export class Runs extends Context.Service<Runs, {
           yield* budgets.admitRun(tenant, agentName, runId, provider.quote(Plan.modelRequest(first, { model: spec.model }, `${runId}:quote`, tenant)))
         })
 
+      /**
+       * Refuses a start whose RunStarted could not be journaled (EventTooLarge, HTTP 413) before anything of the run
+       * is written: no idempotency key claimed, no lease entry for the watchdog to recover, no identity, no budget
+       * count. The event is measured in the envelope `begin` appends it in, with stand-ins for the run id and identity.
+       */
+      const mustFit = (tenant: string, command: Omit<StartRunCommand, "_tag" | "runId">) =>
+        Effect.gen(function*() {
+          const address = addressOf(tenant, RUN_ID_SIZED)
+          const event = { _tag: "RunStarted" as const, runId: RUN_ID_SIZED, ...command, identity: IDENTITY_SIZED }
+          const batch = yield* provide(actor.envelopes(address, [event], {
+            idempotencyKey: `${RUN_ID_SIZED}:start`,
+            correlationId: command.parent?.runId ?? RUN_ID_SIZED
+          }, 0))
+          yield* checkSizes(nc, batch)
+        })
+
       /** The run id for a caller's key: the first request to claim the key wins (KV create is CAS). */
       const runIdFor = (tenant: string, key: string | null) =>
         Effect.gen(function*() {
@@ -151,7 +171,15 @@ export class Runs extends Context.Service<Runs, {
           const outcome = yield* provide(actor.execute(addressOf(tenant, runId), { _tag: "StartRun", runId, ...command, ...identity }, {
             idempotencyKey: `${runId}:start`,
             correlationId: command.parent?.runId ?? runId
-          }))
+          })).pipe(
+            // measured beforehand (mustFit), but should the bus's limit have shrunk since: the run never started,
+            // so its entry must not stay for the watchdog to recover
+            Effect.tapError((e) =>
+              e._tag === "EventTooLarge"
+                ? Effect.promise(() => leases.bucket.delete(leaseKeyOf(tenant, runId)).catch(() => undefined))
+                : Effect.void
+            )
+          )
           yield* Failpoints.hit("before-run-queued", runId)
           // also on an idempotent retry: the first attempt may have died before queueing the run
           if (!Decider.isTerminal(outcome.loaded.state)) yield* enqueue(tenant, runId)
@@ -164,17 +192,19 @@ export class Runs extends Context.Service<Runs, {
       const start = (tenant: string, request: CreateRunRequest, key: string | null) =>
         Effect.gen(function*() {
           const version = yield* agents.version(tenant, request.agentName, request.agentVersion)
-          const runId = yield* runIdFor(tenant, key)
-          yield* Effect.annotateCurrentSpan({ run_id: runId })
-          yield* admit(tenant, runId, request.agentName, version.spec, request.input ?? null).pipe(Effect.annotateSpans({ run_id: runId }))
-          const outcome = yield* begin(tenant, runId, {
+          const command = {
             agentName: request.agentName,
             agentVersion: version.version,
             agentDigest: version.digest,
             spec: version.spec,
             input: request.input ?? null,
             requestDigest: digestOf(request.agentName, request.agentVersion ?? null, request.input)
-          })
+          }
+          yield* mustFit(tenant, command)
+          const runId = yield* runIdFor(tenant, key)
+          yield* Effect.annotateCurrentSpan({ run_id: runId })
+          yield* admit(tenant, runId, request.agentName, version.spec, request.input ?? null).pipe(Effect.annotateSpans({ run_id: runId }))
+          const outcome = yield* begin(tenant, runId, command)
           return { run: yield* get(tenant, runId), created: outcome.appended.length > 0 }
         }).pipe(
           Effect.catchTag("RunNotFound", (e) => Effect.die(e)),
@@ -188,8 +218,7 @@ export class Runs extends Context.Service<Runs, {
           const existing = yield* provide(actor.load(addressOf(child.tenant, child.runId)))
           if (existing.state.status !== "new") return existing.state
           const version = yield* agents.version(child.tenant, child.agentName, undefined)
-          yield* admit(child.tenant, child.runId, child.agentName, version.spec, child.input)
-          const outcome = yield* begin(child.tenant, child.runId, {
+          const command = {
             agentName: child.agentName,
             agentVersion: version.version,
             agentDigest: version.digest,
@@ -197,7 +226,10 @@ export class Runs extends Context.Service<Runs, {
             input: child.input,
             requestDigest: digestOf(child.agentName, null, child.input),
             parent: child.parent
-          })
+          }
+          yield* mustFit(child.tenant, command)
+          yield* admit(child.tenant, child.runId, child.agentName, version.spec, child.input)
+          const outcome = yield* begin(child.tenant, child.runId, command)
           return outcome.loaded.state
         }).pipe(Effect.withSpan("Runs.startChild", { attributes: { "lantern.run": child.runId, "lantern.agent": child.agentName } }))
 
