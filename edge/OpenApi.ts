@@ -9,6 +9,7 @@ import * as Budget from "../schema/Budget.ts"
 import * as Verify from "../actors/receipts/Verify.ts"
 import { CreateKeyRequest, CreateTenantRequest } from "./TenantRoutes.ts"
 import { CreateSecretDoc } from "./SecretRoutes.ts"
+import { DeadLetterView } from "./DeadLetterRoutes.ts"
 import { MintRequest, VerifyRequest as IdentityVerifyRequest } from "./IdentityRoutes.ts"
 import { ListQuery as AuditListQuery } from "./AuditRoutes.ts"
 import { MAX_BODY_BYTES } from "./Http.ts"
@@ -250,6 +251,13 @@ export const document = withStandardResponses({
     "/v1/secrets/{name}": {
       get: { summary: "A secret's metadata (never its value)", parameters: [secretParam], responses: { "200": ok("Secret", SecretView), ...errors, ...notFound } },
       delete: { summary: "Delete a secret and its ciphertext; runs naming it fail with `secret_not_found`", parameters: [secretParam], responses: { "204": { description: "Deleted" }, ...errors, ...notFound } }
+    },
+    "/v1/admin/dead-letters": {
+      get: {
+        summary: "Events the projectors skipped because they could not decode or store them, every tenant's, newest first, with the total (scope `admin`; never a payload; ADR 0022)",
+        parameters: [{ name: "limit", in: "query", required: false, description: "How many, newest first (100 when absent), in plain decimal digits", schema: { type: "integer", minimum: 1, maximum: 1000 } }],
+        responses: { "200": ok("Dead letters", Schema.Struct({ items: Schema.Array(DeadLetterView), total: Schema.Number })), ...errors }
+      }
     },
     "/v1/admin/secrets/rewrap": {
       post: { summary: "Re-seal every secret under the current KEK after a rotation (scope `admin`); then LANTERN_KEK_PREVIOUS can go", responses: { "200": ok("Counts", Schema.Struct({ rewrapped: Schema.Int, total: Schema.Int, unreadable: Schema.Array(Schema.String) })), ...errors } }

@@ -59,7 +59,8 @@ export const ROUTES = {
   "GET /v1/secrets": "secrets:read",
   "GET /v1/secrets/:name": "secrets:read",
   "DELETE /v1/secrets/:name": "secrets:write",
-  "POST /v1/admin/secrets/rewrap": "admin"
+  "POST /v1/admin/secrets/rewrap": "admin",
+  "GET /v1/admin/dead-letters": "admin"
 } as const satisfies Record<string, Scope>
 
 export type RouteKey = keyof typeof ROUTES

@@ -34,6 +34,7 @@ import { identityRoutes } from "./IdentityRoutes.ts"
 import { agentRoutes, runRoutes } from "./Routes.ts"
 import { receiptRoutes } from "./ReceiptRoutes.ts"
 import { secretRoutes } from "./SecretRoutes.ts"
+import { deadLetterRoutes } from "./DeadLetterRoutes.ts"
 import { tenantRoutes } from "./TenantRoutes.ts"
 import * as System from "./System.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -91,7 +92,7 @@ export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer) : Layer.empty
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
-  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, identityRoutes, tenantRoutes, auditRoutes, secretRoutes, System.routes), {
+  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, identityRoutes, tenantRoutes, auditRoutes, secretRoutes, deadLetterRoutes, System.routes), {
     disableListenLog: true,
     // one spelling per route: `/V1/AGENTS`, `/v1/agents/` and `/v1//agents` are 404, not aliases
     routerConfig: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },

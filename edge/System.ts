@@ -2,6 +2,7 @@
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Nats } from "../bus/Nats.ts"
+import * as DeadLetters from "../projections/DeadLetters.ts"
 import { Sql } from "../projections/Sql.ts"
 import { Auth } from "./Auth.ts"
 import { errorResponse, handled, json } from "./Http.ts"
@@ -18,7 +19,11 @@ export const routes = Layer.mergeAll(
     const bus = yield* check(Effect.tryPromise(() => jsm.getAccountInfo()))
     const database = yield* check(sql.query("select 1"))
     const ready = bus === "ok" && database === "ok"
-    return json({ bus, database }, ready ? 200 : 503)
+    // events the projectors skipped (ADR 0022): an alert for the operator, not a reason to take the host out
+    const deadLetters = database === "ok"
+      ? yield* DeadLetters.count.pipe(Effect.timeout("2 seconds"), Effect.catchCause(() => Effect.succeed(null)))
+      : null
+    return json({ bus, database, deadLetters }, ready ? 200 : 503)
   })),
   HttpRouter.add("GET", "/v1/openapi.json", handled(Effect.gen(function*() {
     yield* (yield* Auth).principal

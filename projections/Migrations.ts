@@ -173,6 +173,26 @@ export const migrations: ReadonlyArray<Migration> = [
       `drop index api_tokens_by_tenant`,
       `create unique index api_tokens_live_names on api_tokens (tenant_id, name) where revoked_at is null`
     ]
+  },
+  {
+    id: 8,
+    name: "projector dead letters: events a projector could not decode or store, skipped past (ADR 0022)",
+    statements: [
+      // keyed by stream position, as the checkpoint is; the tenant's rows are its own (RLS), the operator sees all
+      `create table projector_dead_letters (
+        projector text not null,
+        stream text not null,
+        seq bigint not null,
+        tenant_id text not null,
+        subject text not null,
+        event_type text,
+        reason text not null,
+        failed_at timestamptz not null,
+        primary key (projector, stream, seq)
+      )`,
+      `create index projector_dead_letters_by_tenant on projector_dead_letters (tenant_id, failed_at)`,
+      ...Rls.secure("projector_dead_letters")
+    ]
   }
 ]
 

@@ -1,15 +1,17 @@
 // Projectors: JetStream consumers that fold the runs, agents and audit streams into Postgres, each batch in
-// one transaction together with the stream sequence it reached, so redelivery and replay converge.
-import { Cause, Data, Effect, Layer, Schedule, Stream } from "effect"
+// one transaction together with the stream sequence it reached, so redelivery and replay converge. An event
+// that cannot be decoded or stored becomes a dead letter instead of stopping the projection (ADR 0022).
+import { Cause, Clock, Data, Effect, Layer, Schedule, Stream } from "effect"
 import { DeliverPolicy, type JetStreamManager, type JsMsg } from "@nats-io/jetstream"
 import { errors } from "@nats-io/nats-core"
 import { Nats, unavailable } from "../bus/Nats.ts"
 import * as Ordered from "../bus/Ordered.ts"
 import * as Topology from "../bus/Topology.ts"
 import * as Envelope from "../schema/Envelope.ts"
-import { BusUnavailable, type CorruptEvent, type DatabaseUnavailable, type UnknownEventVersion } from "../schema/Errors.ts"
+import { BusUnavailable, type DatabaseUnavailable } from "../schema/Errors.ts"
+import * as DeadLetters from "./DeadLetters.ts"
 import * as Fold from "./Fold.ts"
-import { Sql } from "./Sql.ts"
+import { isDataError, Sql, type SqlPort } from "./Sql.ts"
 
 /** Each projector: the stream it reads and the tables it owns (emptied by `rebuild`, children first). */
 export const definitions = {
@@ -32,6 +34,8 @@ export interface Applied {
   readonly skipped: number
   /** The projector's checkpoint after the call. */
   readonly checkpoint: number
+  /** Positions written as dead letters in this call instead of being applied (ADR 0022). */
+  readonly deadLetters: ReadonlyArray<DeadLetters.DeadLetter>
 }
 
 /** The last stream sequence a projector has applied, 0 when it has none. */
@@ -44,19 +48,24 @@ export const checkpoint = (projector: Name, stream: string): Effect.Effect<numbe
     return rows[0]?.last_seq ?? 0
   })
 
-/**
- * Applies a batch of stored events in one transaction and records the last sequence in the same one. Events
- * at or below the checkpoint are skipped, so a redelivered batch changes nothing.
- */
-export const apply = (
+/** How one transaction writes the fresh part of a batch; it returns the dead letters it recorded. */
+type Writer = (
+  tx: SqlPort,
+  fresh: ReadonlyArray<DeadLetters.Item>,
+  failedAt: string
+) => Effect.Effect<ReadonlyArray<DeadLetters.DeadLetter>, DatabaseUnavailable>
+
+/** One transaction: lock and check the checkpoint, write what is past it with `write`, move the checkpoint. */
+const inTransaction = (
   projector: Name,
   stream: string,
-  batch: ReadonlyArray<Envelope.Stored>,
-  /** The checkpoint this reader saw committed last: a lower one in the database means it lost commits. */
-  committed = 0
+  batch: ReadonlyArray<DeadLetters.Item>,
+  committed: number,
+  write: Writer
 ): Effect.Effect<Applied, DatabaseUnavailable | CheckpointWentBack, Sql> =>
   Effect.gen(function*() {
     const sql = yield* Sql
+    const failedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     return yield* sql.transaction((tx) =>
       Effect.gen(function*() {
         // `for update` makes two applies of one projector take turns instead of interleaving.
@@ -67,18 +76,75 @@ export const apply = (
         const before = rows[0]?.last_seq ?? 0
         if (before < committed) return yield* new CheckpointWentBack({ projector, from: committed, to: before })
         const fresh = batch.filter((s) => s.seq > before).sort((a, b) => a.seq - b.seq)
-        if (fresh.length === 0) return { applied: 0, skipped: batch.length, checkpoint: before }
-        for (const s of fresh) yield* Fold.event(tx, s)
+        if (fresh.length === 0) return { applied: 0, skipped: batch.length, checkpoint: before, deadLetters: [] }
+        const deadLetters = yield* write(tx, fresh, failedAt)
         const last = fresh[fresh.length - 1]!.seq
         yield* tx.query(
           `insert into projector_checkpoints (projector, stream, last_seq) values ($1, $2, $3)
            on conflict (projector, stream) do update set last_seq = excluded.last_seq`,
           [projector, stream, last]
         )
-        return { applied: fresh.length, skipped: batch.length - fresh.length, checkpoint: last }
+        return { applied: fresh.length - deadLetters.length, skipped: batch.length - fresh.length, checkpoint: last, deadLetters }
       })
     )
-  }).pipe(Effect.withSpan("Projector.apply", { attributes: { "lantern.projector": projector, "lantern.events": batch.length } }))
+  })
+
+/** The whole batch's events folded together; undecodable messages become dead letters. */
+const wholeBatch = (projector: Name, stream: string): Writer => (tx, fresh, failedAt) =>
+  Effect.gen(function*() {
+    const events = fresh.filter((item): item is Envelope.Stored => !DeadLetters.isUndecodable(item))
+    for (const s of events) yield* Fold.event(tx, s)
+    const letters = fresh.filter(DeadLetters.isUndecodable).map((u) => DeadLetters.of(projector, stream, u, u.error, failedAt))
+    yield* DeadLetters.record(tx, letters)
+    return letters
+  })
+
+/**
+ * Each event under its own savepoint: one the database refuses for its data is rolled back alone and becomes a
+ * dead letter, and the events around it are applied. An unavailable database still fails the whole transaction.
+ */
+const oneByOne = (projector: Name, stream: string): Writer => (tx, fresh, failedAt) =>
+  Effect.gen(function*() {
+    const letters: Array<DeadLetters.DeadLetter> = []
+    for (const item of fresh) {
+      if (DeadLetters.isUndecodable(item)) {
+        letters.push(DeadLetters.of(projector, stream, item, item.error, failedAt))
+        continue
+      }
+      const folded = yield* Effect.result(tx.transaction((sp) => Fold.event(sp, item)))
+      if (folded._tag === "Failure") {
+        if (!isDataError(folded.failure)) return yield* Effect.fail(folded.failure)
+        letters.push(DeadLetters.of(projector, stream, item, folded.failure, failedAt))
+      }
+    }
+    yield* DeadLetters.record(tx, letters)
+    return letters
+  })
+
+/**
+ * Applies a batch of stored events in one transaction and records the last sequence in the same one. Events
+ * at or below the checkpoint are skipped, so a redelivered batch changes nothing. Undecodable messages are
+ * recorded as dead letters. When the database refuses the batch for its data (Sql.isDataError), the batch is
+ * applied again event by event, and each event it refuses becomes a dead letter: the checkpoint moves past it.
+ */
+export const apply = (
+  projector: Name,
+  stream: string,
+  batch: ReadonlyArray<DeadLetters.Item>,
+  /** The checkpoint this reader saw committed last: a lower one in the database means it lost commits. */
+  committed = 0
+): Effect.Effect<Applied, DatabaseUnavailable | CheckpointWentBack, Sql> =>
+  inTransaction(projector, stream, batch, committed, wholeBatch(projector, stream)).pipe(
+    Effect.catchIf(
+      (e): e is DatabaseUnavailable => e._tag === "DatabaseUnavailable" && isDataError(e),
+      (e) =>
+        Effect.andThen(
+          Effect.logWarning(`${projector}: the database refused a batch of ${batch.length} for its data (${DeadLetters.reasonOf(e)}); applying it event by event`),
+          inTransaction(projector, stream, batch, committed, oneByOne(projector, stream))
+        )
+    ),
+    Effect.withSpan("Projector.apply", { attributes: { "lantern.projector": projector, "lantern.events": batch.length } })
+  )
 
 /**
  * The database's checkpoint is behind what this reader committed: it came back without commits it had
@@ -98,33 +164,39 @@ export class CheckpointWentBack extends Data.TaggedError("CheckpointWentBack")<{
 /** Capped exponential backoff: 100 ms doubling up to 5 s between attempts, for as long as it takes. */
 const backoff = Schedule.min([Schedule.exponential("100 millis", 2), Schedule.spaced("5 seconds")])
 
+/** A message as an item to apply: its event, or why it cannot be decoded (and its `type` if that much is readable). */
+const decodeItem = (m: Message): Effect.Effect<DeadLetters.Item> =>
+  Envelope.decode(m.subject, m.seq, m.string()).pipe(
+    Effect.catch((error) =>
+      Effect.sync((): DeadLetters.Undecodable => {
+        let type: string | null = null
+        try {
+          const parsed: unknown = JSON.parse(m.string())
+          const t = parsed !== null && typeof parsed === "object" ? (parsed as { type?: unknown }).type : undefined
+          if (typeof t === "string") type = t
+        } catch {
+          // not JSON: no type to show
+        }
+        return { seq: m.seq, subject: m.subject, type, error }
+      })
+    )
+  )
+
 /**
- * Decodes a batch up to its first undecodable message, applies that prefix (retrying the database until it
- * answers; nothing later is read meanwhile), then fails with the decode error if there was one.
+ * Applies a batch, undecodable messages and events the database refuses included (as dead letters), retrying
+ * while the database is unavailable (nothing later is read meanwhile). Dead letters are logged and counted
+ * once committed.
  */
 const handleBatch = (projector: Name, messages: ReadonlyArray<Message>, reader: { committed: number }) =>
   Effect.gen(function*() {
     const { stream } = definitions[projector]
-    const decoded: Array<Envelope.Stored> = []
-    let failure: UnknownEventVersion | CorruptEvent | undefined
-    for (const m of messages) {
-      const result = yield* Effect.result(Envelope.decode(m.subject, m.seq, m.string()))
-      if (result._tag === "Failure") {
-        failure = result.failure
-        break
-      }
-      decoded.push(result.success)
-    }
-    if (decoded.length > 0) {
-      const applied = yield* apply(projector, stream, decoded, reader.committed).pipe(
-        Effect.tapError((e) => e._tag === "DatabaseUnavailable" ? Effect.logWarning(`${projector}: ${e.message}; retrying the batch`) : Effect.void),
-        Effect.retry({ schedule: backoff, while: (e) => e._tag === "DatabaseUnavailable" })
-      )
-      reader.committed = applied.checkpoint
-    }
-    if (failure !== undefined) {
-      return yield* Effect.fail(failure)
-    }
+    const items = yield* Effect.forEach(messages, decodeItem)
+    const applied = yield* apply(projector, stream, items, reader.committed).pipe(
+      Effect.tapError((e) => e._tag === "DatabaseUnavailable" ? Effect.logWarning(`${projector}: ${e.message}; retrying the batch`) : Effect.void),
+      Effect.retry({ schedule: backoff, while: (e) => e._tag === "DatabaseUnavailable" })
+    )
+    reader.committed = applied.checkpoint
+    yield* DeadLetters.report(applied.deadLetters)
   })
 
 /** A stored event as the projector reads it: delivered by its consumer, or got from the stream leader. */
@@ -178,7 +250,7 @@ const fromCheckpoint = (projector: Name): Stream.Stream<Message, DatabaseUnavail
     })
   )
 
-const consume = (projector: Name): Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats> =>
+const consume = (projector: Name): Effect.Effect<never, never, Sql | Nats> =>
   Effect.suspend(() => {
     const reader = { committed: 0 }
     return fromCheckpoint(projector).pipe(
@@ -189,24 +261,19 @@ const consume = (projector: Name): Effect.Effect<never, UnknownEventVersion | Co
   }).pipe(
     // The consumer's iterator only ends when the consumer went away (a catch-up ends when it is done): subscribe again.
     Effect.andThen(Effect.fail(new BusUnavailable({ operation: `consume ${projector}`, reason: "the consumer stopped" }))),
-    Effect.tapError((e) =>
-      e._tag === "BusUnavailable" || e._tag === "DatabaseUnavailable" || e._tag === "CheckpointWentBack"
-        ? Effect.logWarning(`${projector}: ${e.message}; subscribing again`)
-        : Effect.logError(`${projector} stopped: ${e.message}`)
-    ),
-    Effect.retry({
-      schedule: backoff,
-      while: (e) => e._tag === "BusUnavailable" || e._tag === "DatabaseUnavailable" || e._tag === "CheckpointWentBack"
-    })
-  ) as Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats>
+    // every failure here is an outage (bus, database) or a checkpoint that went back: subscribe again from the checkpoint
+    Effect.tapError((e) => Effect.logWarning(`${projector}: ${e.message}; subscribing again`)),
+    Effect.retry({ schedule: backoff })
+  ) as Effect.Effect<never, never, Sql | Nats>
 
 /**
  * Runs every projector until interrupted, each from its checkpoint. Database and bus outages are retried and
- * resume from the checkpoint, so nothing is lost; an event this code cannot decode stops the projectors with
- * that error, after applying what preceded it. A second instance on the same database is harmless (the
- * checkpoint row lock makes their batches take turns and each skips what the other applied) but useless.
+ * resume from the checkpoint, so nothing is lost; an event this code cannot decode, or that the database refuses
+ * for its data, is recorded as a dead letter and skipped, so it never holds up later events. A second instance
+ * on the same database is harmless (the checkpoint row lock makes their batches take turns and each skips what
+ * the other applied) but useless.
  */
-export const run: Effect.Effect<never, UnknownEventVersion | CorruptEvent, Sql | Nats> = Effect.all(
+export const run: Effect.Effect<never, never, Sql | Nats> = Effect.all(
   names.map(consume),
   { concurrency: "unbounded", discard: true }
 ).pipe(Effect.andThen(Effect.never), Effect.withSpan("Projector.run"))
@@ -223,8 +290,8 @@ export const layer: Layer.Layer<never, never, Sql | Nats> = Layer.effectDiscard(
 )
 
 /**
- * Deletes a projector's rows and checkpoint. Stop `run` first: its next start replays the stream from the
- * first event.
+ * Deletes a projector's rows, checkpoint and dead letters. Stop `run` first: its next start replays the stream
+ * from the first event (dead-lettered events get another chance, with the code of the day).
  */
 export const rebuild = (projector: Name): Effect.Effect<void, DatabaseUnavailable, Sql> =>
   Effect.gen(function*() {
@@ -233,6 +300,7 @@ export const rebuild = (projector: Name): Effect.Effect<void, DatabaseUnavailabl
       Effect.gen(function*() {
         for (const table of definitions[projector].tables) yield* tx.query(`delete from ${table}`)
         yield* tx.query(`delete from projector_checkpoints where projector = $1`, [projector])
+        yield* tx.query(`delete from projector_dead_letters where projector = $1`, [projector])
       })
     )
   }).pipe(Effect.withSpan("Projector.rebuild", { attributes: { "lantern.projector": projector } }))

@@ -73,6 +73,26 @@ const reasonOf = (e: unknown): string => {
   return typeof code === "string" ? `${e.message} (SQLSTATE ${code})` : e.message
 }
 
+/** The SQLSTATE a failed statement's error names (both drivers put it in the reason), or null when it has none. */
+export const sqlState = (e: DatabaseUnavailable): string | null => /\(SQLSTATE ([0-9A-Z]{5})\)$/.exec(e.reason)?.[1] ?? null
+
+/**
+ * SQLSTATE classes that the statement's data caused: 22 data exception (a NUL or lone surrogate in JSON text,
+ * an out-of-range number), 23 integrity constraint violation, 54 program limit exceeded (a value too large).
+ * The same statement with the same values fails again on every retry. Every other error (08 connection, 53
+ * insufficient resources, 57 operator intervention, 58 system, XX internal, 40 rollback, none at all, such as
+ * ECONNREFUSED) says nothing about the data and may pass on a retry. Class 42 (syntax, undefined table,
+ * privilege) is not the data's fault either: the statements are fixed texts with typed parameters, so a 42
+ * means the code or the schema is wrong, and it fails for every event alike.
+ */
+const DATA_CLASSES = new Set(["22", "23", "54"])
+
+/** Whether the database refused the statement because of the values it was given, not because it is unavailable. */
+export const isDataError = (e: DatabaseUnavailable): boolean => {
+  const code = sqlState(e)
+  return code !== null && DATA_CLASSES.has(code.slice(0, 2))
+}
+
 type Exec = (text: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<unknown>, DatabaseUnavailable>
 
 const execWith = (

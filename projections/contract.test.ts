@@ -3,8 +3,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { Effect, Exit, type Layer, ManagedRuntime } from "effect"
 import { AGENTS, RUNS } from "../bus/Topology.ts"
-import type { DatabaseUnavailable } from "../schema/Errors.ts"
+import { CorruptEvent, type DatabaseUnavailable } from "../schema/Errors.ts"
 import * as Postgres from "../tests/support/Postgres.ts"
+import * as DeadLetters from "./DeadLetters.ts"
 import * as Fixtures from "./Fixtures.ts"
 import * as Migrations from "./Migrations.ts"
 import * as Projector from "./Projector.ts"
@@ -33,7 +34,7 @@ const drivers: ReadonlyArray<Driver> = [
     : { title: `Postgres (pg) — skipped: ${pg.reason}`, skip: true, start: () => Promise.reject(new Error(pg.reason)) }
 ]
 
-const TABLES = ["agents", "agent_versions", "runs", "steps", "projector_checkpoints", "api_tokens"]
+const TABLES = ["agents", "agent_versions", "runs", "steps", "projector_checkpoints", "api_tokens", "projector_dead_letters"]
 const KEYS: Record<string, string> = {
   agents: "tenant_id, name",
   agent_versions: "tenant_id, name, version",
@@ -219,10 +220,50 @@ for (const driver of drivers) {
       const { agents, runs } = await run(applyAll("t1", 5))
       const before = await run(dump)
       const again = await run(Projector.apply("projector-runs", RUNS, runs))
-      expect(again).toEqual({ applied: 0, skipped: runs.length, checkpoint: runs.length })
+      expect(again).toEqual({ applied: 0, skipped: runs.length, checkpoint: runs.length, deadLetters: [] })
       await run(Projector.apply("projector-runs", RUNS, runs.slice(3, 9)))
       await run(Projector.apply("projector-agents", AGENTS, agents))
       expect(await run(dump)).toEqual(before)
+    })
+
+    it("dead-letters what the database refuses or nobody can decode, and applies the rest of the batch", async () => {
+      const clean = Fixtures.runEntries("t1")
+      const poison = (n: number, input: unknown): Fixtures.Entry => {
+        const started = Fixtures.startedRuns("t1", 1, n)[0]!
+        return { ...started, event: { ...started.event, input } as Fixtures.Entry["event"] }
+      }
+      // a NUL and a lone surrogate in a run's input, amid another run's events, and a step of the refused run
+      const entries = [...clean.slice(0, 5), poison(8, { q: "a\u0000b" }), poison(9, "\ud800"), ...clean.slice(5)]
+      const stored = Fixtures.storedOf(entries)
+      const undecodable: DeadLetters.Undecodable = {
+        seq: stored.length + 1,
+        subject: "lantern.run.t2.run_x",
+        type: "RunStarted",
+        error: new CorruptEvent({ subject: "lantern.run.t2.run_x", seq: stored.length + 1, reason: "input: Missing key" })
+      }
+      const applied = await run(Projector.apply("projector-runs", RUNS, [...stored, undecodable]))
+      expect(applied.applied).toBe(clean.length)
+      expect(applied.checkpoint).toBe(stored.length + 1)
+      expect(applied.deadLetters.map((d) => [d.seq, d.tenant, d.eventType])).toEqual([
+        [6, "t1", "RunStarted"],
+        [7, "t1", "RunStarted"],
+        [stored.length + 1, "t2", "RunStarted"]
+      ])
+      expect(applied.deadLetters[0]!.reason).toMatch(/^SQLSTATE 22P05: /)
+      expect(applied.deadLetters[1]!.reason).toMatch(/^SQLSTATE 22P02: /)
+      expect(applied.deadLetters[2]!.reason).toBe("undecodable event: input: Missing key")
+      expect((await run(DeadLetters.list())).map((d) => d.seq).sort((a, b) => a - b)).toEqual([6, 7, stored.length + 1])
+      // the other runs are exactly as without the refused ones
+      const page = await run(Queries.listRuns("t1"))
+      expect(page.items.map((r) => [r.id, r.status, r.steps])).toEqual([
+        [Fixtures.runId(3), "canceled", 0],
+        [Fixtures.runId(2), "failed", 0],
+        [Fixtures.runId(1), "succeeded", 3]
+      ])
+      // redelivered: nothing applied, nothing dead-lettered again
+      const again = await run(Projector.apply("projector-runs", RUNS, [...stored, undecodable]))
+      expect(again).toEqual({ applied: 0, skipped: stored.length + 1, checkpoint: stored.length + 1, deadLetters: [] })
+      expect(await run(DeadLetters.count)).toBe(3)
     })
 
     it("refuses to apply on a checkpoint that went back behind what the reader committed", async () => {

@@ -17,7 +17,7 @@ import * as Rls from "./Rls.ts"
 import { forTenant, Sql, type SqlPort } from "./Sql.ts"
 import * as Tokens from "./Tokens.ts"
 
-const TENANT_TABLES = ["agent_versions", "agents", "api_tokens", "audit_events", "runs", "steps"]
+const TENANT_TABLES = ["agent_versions", "agents", "api_tokens", "audit_events", "projector_dead_letters", "runs", "steps"]
 
 interface Driver {
   readonly title: string
@@ -51,6 +51,9 @@ const seed = Effect.gen(function*() {
     yield* Projector.apply("projector-agents", AGENTS, Fixtures.storedOf(Fixtures.agentEntries(tenant), firstSeq))
     yield* Projector.apply("projector-runs", RUNS, Fixtures.storedOf(Fixtures.runEntries(tenant), firstSeq))
     yield* Projector.apply("projector-audit", AUDIT, Fixtures.storedOf(Fixtures.auditEntries(tenant), firstSeq))
+    // a run whose input the database refuses (a NUL): a dead letter of the tenant
+    const started = Fixtures.startedRuns(tenant, 1, 90)[0]!
+    yield* Projector.apply("projector-runs", RUNS, Fixtures.storedOf([{ ...started, event: { ...started.event, input: "\u0000" } as Fixtures.Entry["event"] }], firstSeq + 500))
     yield* Tokens.ensure(tenant, "owner", `lt_secret_${tenant}`)
   }
 })
