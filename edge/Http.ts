@@ -162,10 +162,19 @@ export const errorResponse = (status: number, code: string, message: string, iss
 
 export const badRequest = (field: string, message: string) => new BadRequest({ issues: [{ field, message }] })
 
-/** Decodes `input` with `schema`; failures become a 400 naming each field (prefixed with `root`). */
+/**
+ * Decodes `input` with `schema`; failures become a 400 naming each field (prefixed with `root`). Unknown
+ * fields are refused, each named: a misspelt `maxTurn` must not be dropped and answered with defaults.
+ */
 export const decode = <S extends Schema.Top>(schema: S, input: unknown, root = "") =>
-  Schema.decodeUnknownEffect(schema as unknown as Schema.Codec<S["Type"], unknown>)(input, { errors: "all" }).pipe(
-    Effect.mapError((e) => new BadRequest({ issues: Issues.toFieldIssues(e.issue, root) }))
+  Schema.decodeUnknownEffect(schema as unknown as Schema.Codec<S["Type"], unknown>)(input, { errors: "all", onExcessProperty: "error" }).pipe(
+    Effect.mapError((e) =>
+      new BadRequest({
+        issues: Issues.toFieldIssues(e.issue, root).map((i) =>
+          i.message === "Expected no excess property" ? { field: i.field, message: "unknown field: not part of this request" } : i
+        )
+      })
+    )
   )
 
 const STATUS: Record<string, readonly [number, string]> = {

@@ -111,6 +111,22 @@ describe("every text field of every route refuses what cannot be stored", () => 
   })
 })
 
+describe("unknown fields are refused, each named", () => {
+  it.for([
+    ["POST", "/v1/runs", { agentName: "alpha", input: "x", agentVersoin: 1 }, "agentVersoin"],
+    ["POST", "/v1/agents", { name: "gamma", spec: { ...spec, maxTurn: 3 } }, "spec.maxTurn"],
+    ["POST", "/v1/agents", { name: "gamma", spec: { ...spec, retyr: { maxAttempts: 2 } } }, "spec.retyr"],
+    ["PUT", "/v1/agents/alpha", { spec, descripton: "typo" }, "descripton"],
+    ["PUT", "/v1/budget", { hardFail: true, maxCostUsdPerRun: 1, maxCostPerDay: 5 }, "maxCostPerDay"],
+    ["POST", "/v1/api-keys", { name: "k", scopes: ["runs:read"], expires: "2030-01-01T00:00:00Z" }, "expires"]
+  ] as const)("%s %s %j", async ([method, path, body, field]) => {
+    expectBad(await send(method, path, JSON.stringify(body)), field)
+  })
+  it("an unknown query parameter is refused too", async () => {
+    expectBad(await send("GET", "/v1/runs?statuss=running"), "statuss")
+  })
+})
+
 describe("bytes and media types", () => {
   it("refuses a body that is not valid UTF-8 (never replaced with U+FFFD)", async () => {
     const bytes = new Uint8Array([...new TextEncoder().encode('{"agentName":"alpha","input":"'), 0xff, 0xfe, ...new TextEncoder().encode('"}')])
