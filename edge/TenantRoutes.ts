@@ -1,6 +1,7 @@
 // Tenants and API keys: `POST /v1/tenants` (the operator's admin keys), and each tenant's own keys with their
 // scopes and expiry, `POST/GET /v1/api-keys`, `DELETE /v1/api-keys/{id}`. A key's plain value is answered
-// once, by the request that makes it; lists never show it nor its hash.
+// once, by the request that makes it; lists never show it nor its hash. A key never outlives the key that
+// minted it, revoking a key revokes the keys below it, and revoking needs every scope of the key (ADR 0023).
 import { Clock, Effect, Layer, Schema } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { Audit } from "../actors/audit/Audit.ts"
@@ -42,7 +43,15 @@ const expiryOf = (raw: string | null | undefined) =>
     return new Date(at).toISOString()
   })
 
-const view = (k: Tokens.KeyView) => ({ id: k.id, name: k.name, scopes: k.scopes, last4: k.last4, expiresAt: k.expiresAt, createdAt: k.createdAt })
+const view = (k: Tokens.KeyView) => ({
+  id: k.id,
+  name: k.name,
+  scopes: k.scopes,
+  last4: k.last4,
+  expiresAt: k.expiresAt,
+  createdAt: k.createdAt,
+  parentId: k.parentId
+})
 
 export const tenantRoutes = Layer.mergeAll(
   route("POST", "/v1/tenants", authed(() =>
@@ -67,7 +76,8 @@ export const tenantRoutes = Layer.mergeAll(
         yield* (yield* Audit).record({ tenant, action: "scope.denied", actor: actorOf(principal), target: "POST /v1/api-keys", outcome: "denied", detail: { missingScope: beyond, reason: "a key cannot grant a scope its creator lacks" } })
         return yield* new Forbidden({ missingScope: beyond, reason: `this key cannot grant the scope '${beyond}', which it does not hold` })
       }
-      const key = yield* Tokens.createKey(tenant, request.name, scopes, expiresAt)
+      // the answer's expiresAt is the effective one: capped at the caller's own
+      const key = yield* Tokens.createKey(tenant, request.name, scopes, expiresAt, principal)
       yield* (yield* Audit).record({ tenant, action: "api_key.created", actor: actorOf(principal), target: key.id, outcome: "allowed", detail: { name: key.name, scopes: scopes.join(" ") } })
       return json({ ...view(key), key: key.key }, 201, { location: `/v1/api-keys/${key.id}` })
     }))),
@@ -77,10 +87,34 @@ export const tenantRoutes = Layer.mergeAll(
     Effect.gen(function*() {
       const principal = yield* (yield* Auth).principal
       const id = yield* Effect.flatMap(param, (p) => decode(KeyId, p["id"], "id"))
+      const target = yield* Tokens.findKey(tenant, id)
+      if (target === null) return yield* new KeyNotFound({ id })
+      // revoking needs every scope of the key revoked (a key may always revoke itself); its descendants hold
+      // no more than it does, so that covers them too
+      const missing = principal.keyId === id ? undefined : target.scopes.find((s) => !Scopes.holds(principal, s as Scopes.Scope))
+      if (missing !== undefined) {
+        yield* (yield* Audit).record({
+          tenant,
+          action: "scope.denied",
+          actor: actorOf(principal),
+          target: "DELETE /v1/api-keys/:id",
+          outcome: "denied",
+          detail: { missingScope: missing, key: id, reason: "revoking a key needs every scope it holds" }
+        })
+        return yield* new Forbidden({ missingScope: missing, reason: `this key cannot revoke '${id}', which holds the scope '${missing}' that it does not` })
+      }
       const revoked = yield* Tokens.revokeKey(tenant, id)
       if (revoked === null) return yield* new KeyNotFound({ id })
-      yield* (yield* Auth).forget(revoked)
-      yield* (yield* Audit).record({ tenant, action: "api_key.revoked", actor: actorOf(principal), target: id, outcome: "allowed", detail: {} })
+      const auth = yield* Auth
+      yield* auth.forget(revoked.tokenHash)
+      yield* Effect.forEach(revoked.descendants, (d) => auth.forget(d.tokenHash), { discard: true })
+      // one entry per key revoked: the key asked for, with how many came down with it, and each descendant
+      // naming it
+      const audit = yield* Audit
+      const actor = actorOf(principal)
+      yield* audit.record({ tenant, action: "api_key.revoked", actor, target: id, outcome: "allowed", detail: { descendantsRevoked: String(revoked.descendants.length) } })
+      yield* Effect.forEach(revoked.descendants, (d) =>
+        audit.record({ tenant, action: "api_key.revoked", actor, target: d.id, outcome: "allowed", detail: { revokedWith: id } }), { discard: true })
       return HttpServerResponse.empty({ status: 204 })
     })))
 )

@@ -193,6 +193,17 @@ export const migrations: ReadonlyArray<Migration> = [
       `create index projector_dead_letters_by_tenant on projector_dead_letters (tenant_id, failed_at)`,
       ...Rls.secure("projector_dead_letters")
     ]
+  },
+  {
+    id: 9,
+    name: "api key lineage: the key that minted a key (ADR 0023)",
+    statements: [
+      // null for bootstrap tokens, tenants' owner keys, keys minted by a bootstrap token and every key made
+      // before this migration: those have no parent and keep working as they did
+      `alter table api_tokens add column parent_id text collate "C"`,
+      // revoking a key walks down to its descendants
+      `create index api_tokens_by_parent on api_tokens (tenant_id, parent_id) where parent_id is not null`
+    ]
   }
 ]
 

@@ -509,6 +509,29 @@ describe("lantern api-keys, tenants and audit (child process, real stack)", () =
     expect(again.stderr).toMatch(/^error: \w+: /m)
   }, 60_000)
 
+  it("a key made with an expiring key prints the parent's expiry; revoking the parent revokes it; revoking needs the target's scopes", async () => {
+    const idOf = (stdout: string) => /^id: +(key_[0-9a-z]{26})$/m.exec(stdout)?.[1] ?? ""
+    const parent = await cli(["api-keys", "create", "--name", "minter", "--scope", "keys:write", "--scope", "runs:read", "--expires", "2099-01-01T00:00:00Z"], owner())
+    expect(parent.code, parent.stderr).toBe(0)
+    const asParent = { LANTERN_URL: stack.url, LANTERN_API_TOKEN: keyOf(parent.stdout) }
+    // asked for no expiry: capped at the parent's, and the CLI prints the effective one
+    const child = await cli(["api-keys", "create", "--name", "minted", "--scope", "runs:read"], asParent)
+    expect(child.code, child.stderr).toBe(0)
+    expect(child.stdout).toMatch(/^expires: +2099-01-01T00:00:00\.000Z$/m)
+    // the parent (keys:write runs:read) may not revoke the `*` key made by the owner
+    const all = await cli(["api-keys", "create", "--name", "everything", "--scope", "*"], owner())
+    const refused = await cli(["api-keys", "revoke", idOf(all.stdout)], asParent)
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/^error: forbidden: .*'\*'/m)
+    expect((await as(keyOf(all.stdout))("GET", "/v1/runs")).status).toBe(200)
+    const childCall = as(keyOf(child.stdout))
+    expect((await childCall("GET", "/v1/runs")).status).toBe(200)
+    const revoked = await cli(["api-keys", "revoke", idOf(parent.stdout)], owner())
+    expect(revoked.code, revoked.stderr).toBe(0)
+    expect((await childCall("GET", "/v1/runs")).status).toBe(401)
+    expect((await cli(["api-keys", "list"], owner())).stdout).not.toContain(idOf(child.stdout))
+  }, 60_000)
+
   it("tenants create prints the tenant id and an owner key that works in it", async () => {
     const r = await cli(["tenants", "create", "acme"], owner())
     expect(r.stderr).toBe("")

@@ -15,6 +15,7 @@ let callB: ReturnType<typeof api>
 let runId: string
 let keyIdA: string
 let tenantB: { id: string; name: string }
+let ownerKeyIdB: string
 
 const spec = { systemPrompt: "You compute.", maxTurns: 4, tools: [{ name: "calculator", description: "calculator", parameters: { type: "object", properties: {} } }] }
 
@@ -51,6 +52,7 @@ beforeAll(async () => {
   expect(created.json.key).toMatchObject({ scopes: ["*"], expiresAt: null })
   expect(created.json.key.id).toMatch(/^key_[0-9a-z]{26}$/)
   tenantB = created.json.tenant
+  ownerKeyIdB = created.json.key.id
   callB = as(created.json.key.key)
 }, 90_000)
 
@@ -201,8 +203,10 @@ describe("api keys", () => {
     const soon = await newKey(["runs:read"], { expiresAt: new Date(Date.now() + 1500).toISOString() })
     const call = as(soon.key)
     expect((await call("GET", "/v1/runs")).status).toBe(200)
-    await new Promise((r) => setTimeout(r, 1600))
-    const r = await call("GET", "/v1/runs")
+    const r = await eventually(async () => {
+      const r = await call("GET", "/v1/runs")
+      return r.status === 200 ? null : r
+    }, 15_000, "the key to expire")
     expect(r.status, r.text).toBe(401)
   })
 
@@ -220,5 +224,91 @@ describe("api keys", () => {
     }, 30_000, "api_key.revoked entry")
     if (!("skipped" in revoked)) expect(revoked).toMatchObject({ action: "api_key.revoked", actor: "token:dev", outcome: "allowed" })
     expect((await callA("DELETE", "/v1/api-keys/nope")).status).toBe(400)
+  })
+})
+
+describe("key lineage", () => {
+  const live = async (call: ReturnType<typeof api>) => (await call("GET", "/v1/runs")).status
+  const revokedEntry = (id: string) =>
+    eventually(async () => {
+      const r = await callA("GET", "/v1/audit?action=api_key.revoked&limit=200")
+      return (r.json.items as Array<any>).find((e) => e.target === id)
+    }, 30_000, `api_key.revoked entry of ${id}`)
+
+  it("a key minted by an expiring key gets the parent's expiry at most, and stops working with it", async () => {
+    const parent = await newKey(["keys:write", "runs:read"], { expiresAt: new Date(Date.now() + 3_000).toISOString() })
+    const byParent = as(parent.key)
+    const mint = async (extra: Record<string, unknown>) => {
+      const r = await byParent("POST", "/v1/api-keys", { name: `child-${Math.random().toString(36).slice(2)}`, scopes: ["runs:read"], ...extra })
+      expect(r.status, r.text).toBe(201)
+      return r.json as { id: string; key: string; expiresAt: string | null }
+    }
+    // no expiry and a later one are both capped to the parent's; an earlier one is kept
+    const forever = await mint({})
+    expect(forever.expiresAt).toBe(parent.expiresAt)
+    expect((await mint({ expiresAt: "2999-01-01T00:00:00Z" })).expiresAt).toBe(parent.expiresAt)
+    const earlier = new Date(Date.parse(parent.expiresAt!) - 1_000).toISOString()
+    expect((await mint({ expiresAt: earlier })).expiresAt).toBe(earlier)
+    // the list shows the effective expiry and the parent
+    const listed = (await callA("GET", "/v1/api-keys")).json.items.find((k: { id: string }) => k.id === forever.id)
+    expect(listed).toMatchObject({ expiresAt: parent.expiresAt, parentId: parent.id })
+    const child = as(forever.key)
+    expect(await live(child)).toBe(200)
+    await eventually(async () => await live(byParent) === 401, 15_000, "the parent to expire")
+    expect(await live(child)).toBe(401)
+  }, 30_000)
+
+  it("revoking a key revokes every key it minted, at once, and audits each", async () => {
+    const parent = await newKey(["keys:write", "runs:read"])
+    const childR = await as(parent.key)("POST", "/v1/api-keys", { name: `child-${Math.random().toString(36).slice(2)}`, scopes: ["keys:write", "runs:read"] })
+    expect(childR.status, childR.text).toBe(201)
+    const grandR = await as(childR.json.key)("POST", "/v1/api-keys", { name: `grand-${Math.random().toString(36).slice(2)}`, scopes: ["runs:read"] })
+    expect(grandR.status, grandR.text).toBe(201)
+    const bystander = await newKey(["runs:read"])
+    const [child, grand] = [as(childR.json.key), as(grandR.json.key)]
+    // used once, so each is in the edge's token cache when the parent is revoked
+    for (const call of [as(parent.key), child, grand, as(bystander.key)]) expect(await live(call)).toBe(200)
+    expect((await callA("DELETE", `/v1/api-keys/${parent.id}`)).status).toBe(204)
+    expect(await live(as(parent.key))).toBe(401)
+    expect(await live(child)).toBe(401)
+    expect(await live(grand)).toBe(401)
+    expect(await live(as(bystander.key))).toBe(200)
+    const ids = (await callA("GET", "/v1/api-keys")).json.items.map((k: { id: string }) => k.id)
+    expect(ids).not.toContain(childR.json.id)
+    expect(ids).not.toContain(grandR.json.id)
+    expect(ids).toContain(bystander.id)
+    // already revoked with its parent
+    expect((await callA("DELETE", `/v1/api-keys/${childR.json.id}`)).status).toBe(404)
+    expect(await revokedEntry(parent.id)).toMatchObject({ outcome: "allowed", detail: { descendantsRevoked: "2" } })
+    expect(await revokedEntry(grandR.json.id)).toMatchObject({ outcome: "allowed", detail: { revokedWith: parent.id } })
+  }, 60_000)
+
+  it("a keys:write-only key cannot revoke the owner key: 403 naming the missing scope, audited, nothing changes", async () => {
+    const keysOnly = await newKey(["keys:write"], {}, callB)
+    const r = await as(keysOnly.key)("DELETE", `/v1/api-keys/${ownerKeyIdB}`)
+    expect(r.status, r.text).toBe(403)
+    expect(r.json.error).toMatchObject({ code: "forbidden", missingScope: "*" })
+    expect((await callB("GET", "/v1/agents")).status).toBe(200)
+    expect((await callB("GET", "/v1/api-keys")).json.items.map((k: { id: string }) => k.id)).toContain(ownerKeyIdB)
+    const denied = await eventually(async () => {
+      const items = (await callB("GET", "/v1/audit?action=scope.denied&limit=200")).json.items as Array<any>
+      return items.find((e) => e.detail?.key === ownerKeyIdB)
+    }, 30_000, "the scope.denied entry")
+    expect(denied).toMatchObject({ outcome: "denied", actor: `key:${keysOnly.id}`, detail: { missingScope: "*" } })
+    // a key may always revoke itself
+    expect((await as(keysOnly.key)("DELETE", `/v1/api-keys/${keysOnly.id}`)).status).toBe(204)
+    expect((await as(keysOnly.key)("GET", "/v1/api-keys")).status).toBe(401)
+  }, 60_000)
+
+  it("a key can revoke a key with a subset of its scopes, and not one with a scope beyond them", async () => {
+    const revoker = as((await newKey(["keys:write", "runs:read", "runs:write"])).key)
+    const subset = await newKey(["runs:read"])
+    const beyond = await newKey(["runs:read", "secrets:read"])
+    const refused = await revoker("DELETE", `/v1/api-keys/${beyond.id}`)
+    expect(refused.status, refused.text).toBe(403)
+    expect(refused.json.error.missingScope).toBe("secrets:read")
+    expect(await live(as(beyond.key))).toBe(200)
+    expect((await revoker("DELETE", `/v1/api-keys/${subset.id}`)).status).toBe(204)
+    expect(await live(as(subset.key))).toBe(401)
   })
 })
