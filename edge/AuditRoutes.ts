@@ -1,14 +1,13 @@
 // GET /v1/audit: the caller's tenant's audit log, newest first, from the projection (audit_events), filtered by
 // action and time and paged by cursor. Entries without a tenant (`auth.failed`) are the operator's: ADR 0019.
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer } from "effect"
 import * as AuditLog from "../projections/AuditLog.ts"
 import { AuditQuery } from "../schema/Audit.ts"
-import { DecimalInt } from "../schema/Ids.ts"
 import { badRequest, decode, json, query } from "./Http.ts"
 import { authed, route } from "./Routes.ts"
 
-/** The query as decoded and documented: `limit` in plain decimal digits (`0x10`, `1e1` or ` 5` are refused). */
-export const ListQuery = Schema.Struct({ ...AuditQuery.fields, limit: Schema.optionalKey(DecimalInt({ minimum: 1, maximum: 200 })) })
+/** The query as decoded and documented. */
+export const ListQuery = AuditQuery
 
 /** `since` as an instant Postgres reads the same on every driver; a day that does not exist is refused. */
 const instant = (since: string) =>

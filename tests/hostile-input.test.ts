@@ -206,11 +206,11 @@ describe("the CLI applies the same rule before sending", () => {
       env: { ...process.env, LANTERN_URL: stack.url, LANTERN_API_TOKEN: stack.token, NO_COLOR: "1" },
       encoding: "utf8"
     })
-  it.for([["NUL", '"nul \\u0000"'], ["a lone surrogate", '{"a":"\\ud800"}']] as const)("a run input with %s exits 2 naming --input", ([, input]) => {
+  it.for([["NUL", '"nul \\u0000"'], ["a lone surrogate", '{"a":"\\ud800"}']] as const)("a run input with %s exits 2 naming --input", { timeout: 60_000 }, ([, input]) => {
     const r = lantern("runs", "create", "--agent", "alpha", "--input", input)
     expect(r.status, r.stderr).toBe(2)
     expect(r.stderr).toMatch(/input/)
-  }, 60_000)
+  })
   it("a spec file with a lone surrogate exits 2", () => {
     const file = join(tmpdir(), `lantern-spec-${process.pid}.json`)
     writeFileSync(file, '{"systemPrompt":"x \\ud800"}')
