@@ -2,8 +2,8 @@
 // nats-server, measures raw JetStream publish-with-ack and Lantern's journal step at 1, 16 and 256 in flight,
 // then actor load time by journal length, with and without snapshots, the time a crashed worker's runs stand
 // still (Recovery.ts), what the model router adds to a call (Router.ts), run throughput with 1, 2 and 4
-// `lantern worker` processes (Workers.ts), how well the cost forecast predicts recorded runs (Forecast.ts), and
-// what signing and verifying receipts costs (Receipts.ts).
+// `lantern worker` processes (Workers.ts), how well the cost forecast predicts recorded runs (Forecast.ts),
+// what signing and verifying receipts costs (Receipts.ts), and how fast projections keep up (Projection.ts).
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, cpus, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -18,6 +18,7 @@ import * as DurableStep from "./DurableStep.ts"
 import * as Fixture from "./Fixture.ts"
 import * as Forecast from "./Forecast.ts"
 import * as Load from "./Load.ts"
+import * as ProjectionBench from "./Projection.ts"
 import * as RawPublish from "./RawPublish.ts"
 import * as ReceiptsBench from "./Receipts.ts"
 import * as Recovery from "./Recovery.ts"
@@ -75,6 +76,7 @@ const measure = (server: NatsServer.Handle, scale: number) =>
     const workers = yield* Workers.run(server, scale)
     const forecast = yield* Forecast.run
     const receipts = yield* ReceiptsBench.run(scale)
+    const projection = yield* ProjectionBench.run(scale)
 
     const cpuList = cpus()
     const env: Report.Environment = {
@@ -97,6 +99,7 @@ const measure = (server: NatsServer.Handle, scale: number) =>
       console.log(`\n${Workers.render(workers, levels)}`)
       console.log(`\n${Forecast.render(forecast)}`)
       console.log(`\n${ReceiptsBench.render(receipts)}`)
+      console.log(`\n${ProjectionBench.render(projection)}`)
       console.log(Report.json(env, levels, seconds))
       console.log(Load.json(loads))
       console.log(RouterBench.json(router))
@@ -104,6 +107,7 @@ const measure = (server: NatsServer.Handle, scale: number) =>
       console.log(Workers.json(workers))
       console.log(Forecast.json(forecast))
       console.log(ReceiptsBench.json(receipts))
+      console.log(ProjectionBench.json(projection))
     })
   })
 
