@@ -189,7 +189,10 @@ export const runRoutes = Layer.mergeAll(
       const after = lastEventId === undefined || lastEventId === "" ? 0 : yield* decode(Api.LastEventId, lastEventId, "Last-Event-ID")
       const last = yield* journal.lastSeq(address)
       if (last === 0) return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(json({})))
-      const events = journal.follow(address, after).pipe(
+      // a client that already has the terminal event (or anything past the run's last event) of a finished
+      // run gets an empty stream that ends at once, not pings forever
+      const finished = after >= last && (yield* (yield* Runs).get(tenant, id)).status !== "running"
+      const events = finished ? Stream.empty : journal.follow(address, after).pipe(
         Stream.takeUntil((s) => isTerminal(s.event)),
         Stream.map(sseFrame)
       )

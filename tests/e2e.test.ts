@@ -112,6 +112,13 @@ describe("runs", () => {
     })
     const rest = [...(await resumed.text()).matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
     expect(rest).toEqual(ids.slice(1))
+
+    // resuming after the terminal event of a finished run ends at once, with no event (it used to ping forever)
+    const after = await fetch(`${stack.url}/v1/runs/${started.json.id}/stream`, {
+      headers: { authorization: `Bearer ${stack.token}`, "last-event-id": String(ids[ids.length - 1]) },
+      signal: AbortSignal.timeout(20_000)
+    })
+    expect(await after.text()).not.toMatch(/^event:/m)
   })
 
   it("honours Idempotency-Key: same body returns the same run, a different body is refused", async () => {
@@ -175,7 +182,7 @@ describe("operations", () => {
   it("answers health, readiness and the OpenAPI document", async () => {
     expect((await fetch(`${stack.url}/healthz`)).status).toBe(200)
     const ready = await fetch(`${stack.url}/readyz`)
-    expect(await ready.json()).toEqual({ bus: "ok", database: "ok" })
+    expect(await ready.json()).toEqual({ bus: "ok", database: "ok", deadLetters: 0 })
     const doc = await call("GET", "/v1/openapi.json")
     expect(doc.status).toBe(200)
     expect(doc.json.openapi).toBe("3.1.0")
