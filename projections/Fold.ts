@@ -1,6 +1,8 @@
-// How each stored event changes the read models: one SQL write per event, inside the projector's batch
-// transaction. Rows take their times from the event's `at` only, so replaying a journal writes identical rows.
-// The projector writes every tenant's rows as the connecting user, whose system role passes row-level security.
+// How stored events change the read models, inside the projector's batch transaction: `batch` writes a whole
+// batch in a few multi-row statements, `event` one event at a time (the reference, and the fallback that finds
+// a dead letter); both write identical rows. Rows take their times from the event's `at` only, so replaying a
+// journal writes identical rows. The projector writes every tenant's rows as the connecting user, whose system
+// role passes row-level security.
 import { Effect } from "effect"
 import type * as Envelope from "../schema/Envelope.ts"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
@@ -119,3 +121,212 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
       return Effect.void
   }
 }
+
+type RunEvent = Extract<Envelope.Stored["event"], { _tag: "RunStarted" | "StepStarted" | "StepCompleted" | "StepFailed" | "RunSucceeded" | "RunFailed" | "RunCanceled" }>
+const RUN_EVENTS: ReadonlySet<string> = new Set(["RunStarted", "StepStarted", "StepCompleted", "StepFailed", "RunSucceeded", "RunFailed", "RunCanceled"])
+const isRunEvent = (s: Envelope.Stored): s is Envelope.Stored & { readonly event: RunEvent } => RUN_EVENTS.has(s.event._tag)
+
+/** Rows as one `$1::jsonb` array: each statement of a batch is one round trip with one parameter. */
+const rowsOf = (rows: ReadonlyArray<Record<string, unknown>>) => json(rows)
+
+/**
+ * Whether every step attempt in the batch follows its journal's shape: started at most once, then completed
+ * or failed at most once. Only then can the batch write its step rows as one insert and one update each; a
+ * batch that strays (which no run actor writes) is folded event by event.
+ */
+const stepsInShape = (events: ReadonlyArray<Envelope.Stored & { readonly event: RunEvent }>): boolean => {
+  const seen = new Map<string, { started: boolean; ended: boolean }>()
+  for (const { envelope, event: e } of events) {
+    if (e._tag !== "StepStarted" && e._tag !== "StepCompleted" && e._tag !== "StepFailed") continue
+    const key = JSON.stringify([envelope.tenant, envelope.actor.id, e.stepId, e.attempt])
+    const step = seen.get(key) ?? { started: false, ended: false }
+    if (e._tag === "StepStarted") {
+      if (step.started || step.ended) return false
+      step.started = true
+    } else {
+      if (step.ended) return false
+      step.ended = true
+    }
+    seen.set(key, step)
+  }
+  return true
+}
+
+/**
+ * Run events of a batch (in stream order) as at most five statements, writing exactly what `event` would one
+ * by one: runs inserted (the first RunStarted of each), steps inserted, completed, failed, then every other run
+ * event folded into one update per run. That update applies, as `RUN_GUARD` does event by event, only the
+ * events past the run's `last_seq` as it stands after the inserts (a run's events after its last applied one
+ * always pass the guard, so that set is exactly the one the per-event fold applies).
+ */
+const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonly event: RunEvent }>) =>
+  Effect.gen(function*() {
+    const started = new Map<string, Record<string, unknown>>()
+    const steps: Array<Record<string, unknown>> = []
+    const completed: Array<Record<string, unknown>> = []
+    const failed: Array<Record<string, unknown>> = []
+    const updates: Array<Record<string, unknown>> = []
+    for (const { envelope, event: e, seq } of events) {
+      const base = { tenant: envelope.tenant, id: envelope.actor.id, seq, at: envelope.at }
+      switch (e._tag) {
+        case "RunStarted": {
+          const key = JSON.stringify([base.tenant, base.id])
+          // a second RunStarted of a run inserts nothing, as `on conflict do nothing` would
+          if (!started.has(key)) started.set(key, { ...base, agentName: e.agentName, agentVersion: e.agentVersion, input: e.input ?? null })
+          break
+        }
+        case "StepStarted":
+          steps.push({
+            ...base,
+            stepId: e.stepId,
+            attempt: e.attempt,
+            kind: e.request._tag,
+            request: e.request,
+            wakeAt: e.wakeAt === undefined ? null : new Date(e.wakeAt).toISOString()
+          })
+          updates.push(base)
+          break
+        case "StepCompleted":
+          completed.push({ ...base, stepId: e.stepId, attempt: e.attempt, result: e.result ?? null, tokensIn: e.tokensIn, tokensOut: e.tokensOut, costUsd: e.costUsd })
+          updates.push({ ...base, completed: true, tokensIn: e.tokensIn, tokensOut: e.tokensOut, costUsd: e.costUsd })
+          break
+        case "StepFailed":
+          failed.push({ ...base, stepId: e.stepId, attempt: e.attempt, error: e.error ?? null })
+          updates.push(base)
+          break
+        case "RunSucceeded":
+          updates.push({ ...base, status: "succeeded", output: e.output ?? null, error: null })
+          break
+        case "RunFailed":
+          updates.push({ ...base, status: "failed", output: null, error: e.error ?? null })
+          break
+        case "RunCanceled":
+          updates.push({ ...base, status: "canceled", output: null, error: { code: "canceled", message: e.reason } })
+          break
+      }
+    }
+    if (started.size > 0) {
+      yield* tx.query(
+        `insert into runs (tenant_id, id, agent_name, agent_version, status, input, created_at, updated_at, last_seq)
+         select x->>'tenant', x->>'id', x->>'agentName', (x->>'agentVersion')::integer, 'running', x->'input',
+           (x->>'at')::timestamptz, (x->>'at')::timestamptz, (x->>'seq')::bigint
+         from jsonb_array_elements($1::jsonb) with ordinality as r(x, n) order by n
+         on conflict (tenant_id, id) do nothing`,
+        [rowsOf([...started.values()])]
+      )
+    }
+    if (steps.length > 0) {
+      yield* tx.query(
+        `insert into steps (tenant_id, run_id, step_id, attempt, kind, status, request, started_at, seq, wake_at)
+         select x->>'tenant', x->>'id', x->>'stepId', (x->>'attempt')::integer, x->>'kind', 'started', x->'request',
+           (x->>'at')::timestamptz, (x->>'seq')::bigint, (x->>'wakeAt')::timestamptz
+         from jsonb_array_elements($1::jsonb) with ordinality as r(x, n) order by n
+         on conflict (tenant_id, run_id, step_id, attempt) do nothing`,
+        [rowsOf(steps)]
+      )
+    }
+    if (completed.length > 0) {
+      yield* tx.query(
+        `update steps set status = 'completed', result = x->'result', error = null,
+           tokens_in = (x->>'tokensIn')::bigint, tokens_out = (x->>'tokensOut')::bigint,
+           cost_usd = (x->>'costUsd')::numeric, finished_at = (x->>'at')::timestamptz
+         from jsonb_array_elements($1::jsonb) as r(x)
+         where tenant_id = x->>'tenant' and run_id = (x->>'id') collate "C" and step_id = (x->>'stepId') collate "C"
+           and attempt = (x->>'attempt')::integer`,
+        [rowsOf(completed)]
+      )
+    }
+    if (failed.length > 0) {
+      yield* tx.query(
+        `update steps set status = 'failed', error = x->'error', finished_at = (x->>'at')::timestamptz
+         from jsonb_array_elements($1::jsonb) as r(x)
+         where tenant_id = x->>'tenant' and run_id = (x->>'id') collate "C" and step_id = (x->>'stepId') collate "C"
+           and attempt = (x->>'attempt')::integer`,
+        [rowsOf(failed)]
+      )
+    }
+    if (updates.length > 0) {
+      // per run: the events past its last_seq; counters summed, times and status from the latest of them
+      yield* tx.query(
+        `update runs set
+           steps = runs.steps + a.steps, tokens_in = runs.tokens_in + a.tokens_in, tokens_out = runs.tokens_out + a.tokens_out,
+           cost_usd = runs.cost_usd + a.cost_usd, updated_at = a.updated_at, last_seq = a.last_seq,
+           status = coalesce(a.status, runs.status),
+           output = case when a.status is null then runs.output else a.output end,
+           error = case when a.status is null then runs.error else a.error end,
+           finished_at = case when a.status is null then runs.finished_at else a.finished_at end
+         from (
+           select e.tenant, e.id,
+             (count(*) filter (where e.completed))::integer as steps,
+             coalesce(sum(e.tokens_in), 0) as tokens_in, coalesce(sum(e.tokens_out), 0) as tokens_out,
+             coalesce(sum(e.cost_usd), 0) as cost_usd,
+             max(e.seq) as last_seq,
+             (array_agg(e.at order by e.seq desc))[1] as updated_at,
+             (array_agg(e.status order by e.seq desc) filter (where e.status is not null))[1] as status,
+             (array_agg(e.output order by e.seq desc) filter (where e.status is not null))[1] as output,
+             (array_agg(e.error order by e.seq desc) filter (where e.status is not null))[1] as error,
+             (array_agg(e.at order by e.seq desc) filter (where e.status is not null))[1] as finished_at
+           from (
+             select x->>'tenant' as tenant, (x->>'id') collate "C" as id, (x->>'seq')::bigint as seq,
+               (x->>'at')::timestamptz as at, coalesce((x->>'completed')::boolean, false) as completed,
+               (x->>'tokensIn')::bigint as tokens_in, (x->>'tokensOut')::bigint as tokens_out,
+               (x->>'costUsd')::numeric as cost_usd, x->>'status' as status,
+               nullif(x->'output', 'null'::jsonb) as output, nullif(x->'error', 'null'::jsonb) as error
+             from jsonb_array_elements($1::jsonb) as r(x)
+           ) e
+           join runs c on c.tenant_id = e.tenant and c.id = e.id and e.seq > c.last_seq
+           group by e.tenant, e.id
+         ) a
+         where runs.tenant_id = a.tenant and runs.id = a.id`,
+        [rowsOf(updates)]
+      )
+    }
+  })
+
+/**
+ * Applies a batch of stored events (in stream order) to the read models with a few multi-row statements,
+ * writing exactly the rows that `event` applied to each in turn would: run events as `runBatch`, audit entries
+ * as one insert, agent events (rare) one by one. Run events in a shape no run actor writes fall back to
+ * `event`. A value the database refuses fails the whole batch, as one event of it would.
+ */
+export const batch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored>): Effect.Effect<void, DatabaseUnavailable> =>
+  Effect.gen(function*() {
+    const runs = events.filter(isRunEvent)
+    const audit = new Map<string, Record<string, unknown>>()
+    // the tables of runs, agents and audit entries are disjoint: each group keeps its own order
+    for (const s of events) {
+      if (isRunEvent(s)) continue
+      if (s.event._tag === "AuditRecorded") {
+        const e = s.event
+        const key = JSON.stringify([s.envelope.tenant, s.envelope.actor.id])
+        if (!audit.has(key)) {
+          audit.set(key, {
+            tenant: s.envelope.tenant,
+            id: s.envelope.actor.id,
+            seq: s.seq,
+            at: s.envelope.at,
+            action: e.action,
+            actor: e.actor,
+            target: e.target,
+            outcome: e.outcome,
+            detail: e.detail ?? null
+          })
+        }
+      } else {
+        yield* event(tx, s)
+      }
+    }
+    if (audit.size > 0) {
+      yield* tx.query(
+        `insert into audit_events (tenant_id, id, seq, at, action, actor, target, outcome, detail)
+         select x->>'tenant', x->>'id', (x->>'seq')::bigint, (x->>'at')::timestamptz, x->>'action', x->>'actor',
+           x->>'target', x->>'outcome', x->'detail'
+         from jsonb_array_elements($1::jsonb) with ordinality as r(x, n) order by n
+         on conflict (tenant_id, id) do nothing`,
+        [rowsOf([...audit.values()])]
+      )
+    }
+    if (runs.length === 0) return
+    if (stepsInShape(runs)) yield* runBatch(tx, runs)
+    else for (const s of runs) yield* event(tx, s)
+  })

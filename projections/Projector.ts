@@ -93,7 +93,7 @@ const inTransaction = (
 const wholeBatch = (projector: Name, stream: string): Writer => (tx, fresh, failedAt) =>
   Effect.gen(function*() {
     const events = fresh.filter((item): item is Envelope.Stored => !DeadLetters.isUndecodable(item))
-    for (const s of events) yield* Fold.event(tx, s)
+    yield* Fold.batch(tx, events)
     const letters = fresh.filter(DeadLetters.isUndecodable).map((u) => DeadLetters.of(projector, stream, u, u.error, failedAt))
     yield* DeadLetters.record(tx, letters)
     return letters

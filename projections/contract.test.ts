@@ -1,15 +1,19 @@
 // The projection store's contract, run against every driver of the SQL port: migrations, folding a realistic
 // journal, idempotent redelivery, replay from zero, tenant isolation, paging, tokens and transactions.
+import * as fc from "fast-check"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { Effect, Exit, type Layer, ManagedRuntime } from "effect"
 import { AGENTS, RUNS } from "../bus/Topology.ts"
 import { CorruptEvent, type DatabaseUnavailable } from "../schema/Errors.ts"
 import * as Postgres from "../tests/support/Postgres.ts"
+import type * as Envelope from "../schema/Envelope.ts"
 import * as DeadLetters from "./DeadLetters.ts"
 import * as Fixtures from "./Fixtures.ts"
+import * as Fold from "./Fold.ts"
 import * as Migrations from "./Migrations.ts"
 import * as Projector from "./Projector.ts"
 import * as Queries from "./Queries.ts"
+import * as RunJournals from "./RunJournals.ts"
 import { Sql, type SqlPort } from "./Sql.ts"
 import * as Tokens from "./Tokens.ts"
 
@@ -264,6 +268,48 @@ for (const driver of drivers) {
       const again = await run(Projector.apply("projector-runs", RUNS, [...stored, undecodable]))
       expect(again).toEqual({ applied: 0, skipped: stored.length + 1, checkpoint: stored.length + 1, deadLetters: [] })
       expect(await run(DeadLetters.count)).toBe(3)
+    })
+
+    it("folds any batching of run and audit events into exactly the rows of folding them one by one", async () => {
+      const rows = withSql((sql) =>
+        Effect.all({
+          runs: sql.query(`select * from runs order by tenant_id, id`),
+          steps: sql.query(`select * from steps order by tenant_id, run_id, step_id, attempt`),
+          audit: sql.query(`select * from audit_events order by tenant_id, id`)
+        }))
+      const reset = withSql((sql) =>
+        Effect.forEach(["runs", "steps", "audit_events", "projector_checkpoints"], (t) => sql.query(`delete from ${t}`), { discard: true }))
+      /** The reference: each event through Fold.event, in stream order, in one transaction. */
+      const oneByOne = (stored: ReadonlyArray<Envelope.Stored>) =>
+        withSql((sql) => sql.transaction((tx) => Effect.forEach(stored, (e) => Fold.event(tx, e), { discard: true })))
+      const inBatches = (stored: ReadonlyArray<Envelope.Stored>, sizes: ReadonlyArray<number>) =>
+        Effect.gen(function*() {
+          let i = 0
+          for (let k = 0; i < stored.length; k++) {
+            const n = Math.max(1, sizes.length === 0 ? stored.length : sizes[k % sizes.length]!)
+            yield* Projector.apply("projector-runs", RUNS, stored.slice(i, i + n))
+            i += n
+          }
+        })
+      await fc.assert(
+        fc.asyncProperty(RunJournals.journal, fc.array(fc.integer({ min: 1, max: 12 }), { maxLength: 4 }), fc.nat(), async (entries, sizes, back) => {
+          const stored = Fixtures.storedOf(entries)
+          await run(reset)
+          await run(oneByOne(stored))
+          const expected = await run(rows)
+          await run(reset)
+          await run(inBatches(stored, sizes))
+          expect(await run(rows)).toEqual(expected)
+          // the checkpoint goes back (a restored database): the events after it come again onto rows that hold them
+          const from = back % (stored.length + 1)
+          await run(oneByOne(stored.slice(from)))
+          const again = await run(rows)
+          await run(withSql((sql) => sql.query(`update projector_checkpoints set last_seq = $1`, [from])))
+          await run(inBatches(stored, [...sizes].reverse()))
+          expect(await run(rows)).toEqual(again)
+        }),
+        { numRuns: 40 }
+      )
     })
 
     it("refuses to apply on a checkpoint that went back behind what the reader committed", async () => {
