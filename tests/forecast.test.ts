@@ -147,6 +147,40 @@ describe("POST /v1/runs/forecast", () => {
     expect((await call("PUT", `/v1/agents/${echoer.name}/budget`, { hardFail: true })).status).toBe(200)
   })
 
+  it("answers 402 when the day has no room left: a hard maxRunsPerDay used up, or a day cost cap below the p90", async () => {
+    const agent = { ...echoer, name: "echoer-day" }
+    expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
+    const body = { agentName: agent.name, input: "say hello" }
+    expect((await call("PUT", `/v1/agents/${agent.name}/budget`, { maxRunsPerDay: 1, hardFail: true })).status).toBe(200)
+    expect((await forecast(body)).status).toBe(200)
+    const started = await call("POST", "/v1/runs", body)
+    expect(started.status, started.text).toBe(201)
+    expect((await waitTerminal(started.json.id)).status).toBe("succeeded")
+    const runs = await forecast(body)
+    expect(runs.status, runs.text).toBe(402)
+    expect(runs.json).toMatchObject({ wouldExceedBudget: true, budget: { cap: "maxRunsPerDay", limit: 1, scope: `agent:${agent.name}` } })
+
+    // the day's cost cap: what was spent today plus the p90 no longer fits
+    const p90 = (await forecast({ ...body, agentVersion: 1 })).json.p90 as number
+    const spent = (await call("GET", `/v1/agents/${agent.name}/budget`)).json.today.spentUsd as number
+    expect(spent).toBeGreaterThan(0)
+    const cap = spent + p90 / 2
+    expect((await call("PUT", `/v1/agents/${agent.name}/budget`, { maxCostUsdPerDay: cap, hardFail: true })).status).toBe(200)
+    const cost = await forecast(body)
+    expect(cost.status, cost.text).toBe(402)
+    expect(cost.json).toMatchObject({ wouldExceedBudget: true, budget: { cap: "maxCostUsdPerDay", limit: cap } })
+    // the tenant's day is room too
+    expect((await call("PUT", `/v1/agents/${agent.name}/budget`, { hardFail: true })).status).toBe(200)
+    expect((await forecast(body)).status).toBe(200)
+    const tenantCap = (await call("GET", "/v1/budget")).json.today.spentUsd + p90 / 2
+    expect((await call("PUT", "/v1/budget", { maxCostUsdPerDay: tenantCap, hardFail: true })).status).toBe(200)
+    const tenant = await forecast(body)
+    expect(tenant.status, tenant.text).toBe(402)
+    expect(tenant.json).toMatchObject({ wouldExceedBudget: true, budget: { cap: "maxCostUsdPerDay", scope: "tenant" } })
+    expect((await call("PUT", "/v1/budget", { hardFail: true })).status).toBe(200)
+    expect((await forecast(body)).status).toBe(200)
+  })
+
   it("needs a token and is in the OpenAPI document", async () => {
     const r = await fetch(`${stack.url}/v1/runs/forecast`, { method: "POST", body: JSON.stringify({ agentName: echoer.name, input: "x" }) })
     expect(r.status).toBe(401)
