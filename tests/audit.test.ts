@@ -21,7 +21,7 @@ beforeAll(async () => {
     spec: { systemPrompt: "You compute.", maxTurns: 4, tools: [{ name: "calculator", description: "calculator", parameters: { type: "object", properties: {} } }] }
   })
   expect(r.status, r.text).toBe(201)
-}, 90_000)
+}, 240_000)
 
 afterAll(() => stopStack(stack, nats))
 

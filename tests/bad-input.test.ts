@@ -82,7 +82,7 @@ beforeAll(async () => {
   expect(run.status).toBe(201)
   goodRun = run.json.id
   await eventually(async () => (await send("GET", `/v1/runs/${goodRun}`)).json?.status === "succeeded", 30_000, "the purposeful run")
-}, 90_000)
+}, 240_000)
 
 afterAll(async () => {
   try {

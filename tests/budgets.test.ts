@@ -134,7 +134,7 @@ beforeAll(async () => {
   rt = journalRuntime(nats.handle.url)
   // the tenant's cap is loose: every agent's own cap binds first
   await putBudget(call, "/v1/budget", { maxCostUsdPerDay: 1000, hardFail: true })
-}, 90_000)
+}, 240_000)
 
 afterAll(async () => {
   await stack?.kill()

@@ -16,7 +16,7 @@ let model: FakeOpenAi.FakeOpenAi
 beforeAll(async () => {
   nats = await startServer("lantern-crash")
   model = await FakeOpenAi.start(2)
-}, 60_000)
+}, 240_000)
 
 afterAll(async () => {
   await model?.close()

@@ -21,7 +21,7 @@ beforeAll(async () => {
   call = api(stack)
   const r = await call("POST", "/v1/agents", { name: "echo", spec: { systemPrompt: "You answer." } })
   expect(r.status, r.text).toBe(201)
-}, 120_000)
+}, 240_000)
 
 afterAll(() => stopStack(stack, nats))
 

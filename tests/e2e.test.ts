@@ -28,7 +28,7 @@ beforeAll(async () => {
   nats = await startServer("lantern-e2e")
   stack = await startStack({ natsUrl: nats.handle.url })
   call = api(stack)
-}, 90_000)
+}, 240_000)
 
 afterAll(async () => {
   try {

@@ -155,7 +155,7 @@ beforeAll(async () => {
     await first.stop()
   }
   leases = await LeaseWatch.start(nats.handle.url, TENANT)
-}, 90_000)
+}, 240_000)
 
 afterAll(async () => {
   await leases?.close()

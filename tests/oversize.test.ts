@@ -56,7 +56,7 @@ beforeAll(async () => {
   call = api(stack)
   expect((await call("POST", "/v1/agents", plain)).status).toBe(201)
   expect((await call("POST", "/v1/agents", echoer)).status).toBe(201)
-}, 90_000)
+}, 240_000)
 
 afterAll(async () => {
   await nc?.close()

@@ -89,7 +89,7 @@ beforeAll(async () => {
     const r = await call("POST", "/v1/agents", a)
     expect(r.status, r.text).toBe(201)
   }
-}, 90_000)
+}, 240_000)
 
 afterAll(() => stopStack(stack, nats))
 

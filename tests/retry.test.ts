@@ -50,7 +50,7 @@ beforeAll(async () => {
     agent("impatient", { stepTimeoutMs: 500, retry: { initialBackoffMs: 50 } }),
     agent("slow-retry", { retry: { maxAttempts: 2, initialBackoffMs: 4000, jitter: 0 } })
   ]) expect((await call("POST", "/v1/agents", a)).status).toBe(201)
-}, 90_000)
+}, 240_000)
 
 afterAll(async () => {
   try {

@@ -60,7 +60,7 @@ beforeAll(async () => {
     { name: "cached", spec: deterministic },
     { name: "uncached", spec: { ...deterministic, systemPrompt: "Echo twice, then finish. No cache.", routing: { cache: false } } }
   ]) expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
-}, 90_000)
+}, 240_000)
 
 afterAll(async () => {
   try {

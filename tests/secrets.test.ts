@@ -17,7 +17,7 @@ beforeAll(async () => {
   const tenant = await call("POST", "/v1/tenants", { name: "other" })
   expect(tenant.status, tenant.text).toBe(201)
   callB = api({ url: stack.url, token: tenant.json.key.key })
-}, 90_000)
+}, 240_000)
 
 afterAll(() => stopStack(stack, nats))
 

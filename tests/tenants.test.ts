@@ -54,7 +54,7 @@ beforeAll(async () => {
   tenantB = created.json.tenant
   ownerKeyIdB = created.json.key.id
   callB = as(created.json.key.key)
-}, 90_000)
+}, 240_000)
 
 afterAll(() => stopStack(stack, nats))
 

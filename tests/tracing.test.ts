@@ -42,7 +42,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => collector.listen(port, "127.0.0.1", () => r()))
   nats = await startServer("lantern-tracing")
   stack = await startStack({ natsUrl: nats.handle.url, env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` } })
-}, 90_000)
+}, 240_000)
 
 afterAll(async () => {
   await stack?.stop()
