@@ -43,6 +43,8 @@ export interface Group {
   readonly forecasts: number
   /** Share of actual costs within [p10, p90]. */
   readonly inside: number
+  /** Mean of the forecasts' numeric confidence: what they claimed `inside` would be. */
+  readonly meanConfidence: number
   readonly medianAbsErrorUsd: number
   /** Median of |p50 - actual| / actual. */
   readonly medianAbsErrorPct: number
@@ -111,11 +113,12 @@ const median = (values: ReadonlyArray<number>) => {
 
 export const score = (label: string, scored: ReadonlyArray<Scored>): Group => {
   const cost = (s: Scored) => s.forecast.estimate.costUsd
-  const count = (c: Forecast.Confidence) => scored.filter((s) => s.forecast.confidence === c).length
+  const count = (c: Forecast.Confidence) => scored.filter((s) => s.forecast.confidenceLabel === c).length
   return {
     label,
     forecasts: scored.length,
     inside: scored.filter((s) => cost(s).p10 <= s.actualUsd && s.actualUsd <= cost(s).p90).length / scored.length,
+    meanConfidence: scored.reduce((sum, s) => sum + s.forecast.confidence, 0) / scored.length,
     medianAbsErrorUsd: median(scored.map((s) => Math.abs(cost(s).p50 - s.actualUsd))),
     medianAbsErrorPct: median(scored.map((s) => (100 * Math.abs(cost(s).p50 - s.actualUsd)) / s.actualUsd)),
     medianSpread: median(scored.map((s) => cost(s).p90 / cost(s).p10)),
@@ -142,7 +145,7 @@ export const run = Effect.gen(function*() {
     }
   })
   const best = methods[0]!.scored
-  const byConfidence = (["low", "medium", "high"] as const).map((c) => score(c, best.filter((s) => s.forecast.confidence === c)))
+  const byConfidence = (["low", "medium", "high"] as const).map((c) => score(c, best.filter((s) => s.forecast.confidenceLabel === c)))
   // one forecast's own work: the quote's token count and the arithmetic (the route adds a query and the history's counts)
   const t0 = performance.now()
   const full = replay(data, Forecast.defaults).length
@@ -180,8 +183,8 @@ export const render = (r: Result): string => {
     ),
     "",
     table(
-      ["confidence", "forecasts", "in p10-p90", "median |err| %", "median p90/p10"],
-      r.byConfidence.map((g) => [g.label, String(g.forecasts), pct(g.inside), Number.isFinite(g.medianAbsErrorPct) ? `${g.medianAbsErrorPct.toFixed(1)}%` : "-", Number.isFinite(g.medianSpread) ? `${g.medianSpread.toFixed(1)}x` : "-"])
+      ["confidence", "forecasts", "in p10-p90", "claimed", "median |err| %", "median p90/p10"],
+      r.byConfidence.map((g) => [g.label, String(g.forecasts), pct(g.inside), pct(g.meanConfidence), Number.isFinite(g.medianAbsErrorPct) ? `${g.medianAbsErrorPct.toFixed(1)}%` : "-", Number.isFinite(g.medianSpread) ? `${g.medianSpread.toFixed(1)}x` : "-"])
     ),
     `   fitted = log cost regressed on log prompt tokens (slope pulled towards 1); ratio = cost per prompt token;`,
     `   absolute = the version's cost distribution, ignoring the input. |err| is |p50 - actual|; an honest 80% interval`,
@@ -194,6 +197,7 @@ const round = (x: number, digits: number) => (Number.isFinite(x) ? Number(x.toFi
 const groupJson = (g: Group) => ({
   forecasts: g.forecasts,
   inside: round(g.inside, 3),
+  meanConfidence: round(g.meanConfidence, 3),
   medianAbsErrorUsd: round(g.medianAbsErrorUsd, 8),
   medianAbsErrorPct: round(g.medianAbsErrorPct, 1),
   medianSpread: round(g.medianSpread, 2)

@@ -86,7 +86,8 @@ export const forecastRoutes = route("POST", "/v1/runs/forecast", authed((tenant)
       p10: usd(e.costUsd.p10),
       p50: usd(e.costUsd.p50),
       p90: usd(e.costUsd.p90),
-      confidence: forecast.confidence,
+      confidence: Number(forecast.confidence.toFixed(3)),
+      confidenceLabel: forecast.confidenceLabel,
       basis: {
         method: forecast.method,
         runs: forecast.runs,

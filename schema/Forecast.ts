@@ -47,8 +47,14 @@ export const ForecastResponse = Schema.Struct({
   p10: Schema.Finite,
   p50: Schema.Finite,
   p90: Schema.Finite,
+  /**
+   * How often the p10–p90 interval holds the cost, 0 to 1: measured on this version's runs, each forecast again
+   * from the others (the latest 50), with the prior's figure (0.95) pooled in as two runs; the prior's alone
+   * without runs.
+   */
+  confidence: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)),
   /** `low` without enough history (under 5 runs) or with a loose interval (p90 over 10 × p10). */
-  confidence: Schema.Literals(["low", "medium", "high"]),
+  confidenceLabel: Schema.Literals(["low", "medium", "high"]),
   basis: ForecastBasis,
   /** Whether a run costing `p90` would break a hard budget cap; answered with HTTP 402 when true. */
   wouldExceedBudget: Schema.Boolean,

@@ -51,7 +51,8 @@ describe("POST /v1/runs/forecast", () => {
     const r = await forecast({ agentName: echoer.name, input: "say hello" })
     expect(r.status, r.text).toBe(200)
     expect(r.json).toMatchObject({
-      confidence: "low",
+      confidence: 0.95, // the prior's coverage
+      confidenceLabel: "low",
       wouldExceedBudget: false,
       basis: { method: "prior", runs: 0, agentVersion: 1, models: ["openai/gpt-4o-mini"], pricesVersion: "2026-11-01" }
     })
@@ -81,7 +82,11 @@ describe("POST /v1/runs/forecast", () => {
     }, 20_000, "the projection to hold 7 succeeded runs")
     expect(r.status).toBe(200)
     expect(r.json.basis.method).toBe("history")
-    expect(r.json.confidence).toBe("medium") // 5 to 19 runs
+    expect(r.json.confidenceLabel).toBe("medium") // 5 to 19 runs
+    // the share of the 7 runs that fell inside the interval forecast for them from the other 6, the prior's 0.95 as two runs
+    expect(r.json.confidence).toBeTypeOf("number")
+    expect(r.json.confidence).toBeGreaterThanOrEqual(2 * 0.95 / 9)
+    expect(r.json.confidence).toBeLessThanOrEqual(1)
     expect(r.json.basis.exponent).toBeTypeOf("number")
     const { p10, p50, p90 } = r.json
     expect(p90 / p10).toBeLessThan(first.p90 / first.p10 / 10)

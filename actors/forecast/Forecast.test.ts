@@ -91,7 +91,7 @@ describe("the prior", () => {
 describe("forecasting from history", () => {
   it("with no history is the prior, with low confidence", () => {
     const f = Forecast.make(priorInput(), [])
-    expect(f).toMatchObject({ method: "prior", runs: 0, confidence: "low", exponent: null })
+    expect(f).toMatchObject({ method: "prior", runs: 0, confidence: Forecast.PRIOR_COVERAGE, confidenceLabel: "low", exponent: null })
     expect(f.estimate).toEqual(Forecast.prior(priorInput()))
   })
 
@@ -101,14 +101,14 @@ describe("forecasting from history", () => {
     const at = (n: number) => Forecast.make(priorInput({ baseline: 1000 }), samples.slice(0, n))
     expect(at(1).method).toBe("blend")
     expect(at(4).method).toBe("blend")
-    expect(at(4).confidence).toBe("low")
+    expect(at(4).confidenceLabel).toBe("low")
     expect(at(5).method).toBe("history")
     // 0 -> 2 -> 5 -> 12 runs: from the prior's bounds to a t interval; past 20 the residuals' own percentiles
     const spreads = [0, 2, 5, 12].map((n) => spread(at(n)))
     for (let i = 1; i < spreads.length; i++) expect(spreads[i]).toBeLessThan(spreads[i - 1]!)
     expect(spread(at(60))).toBeLessThan(spreads[2]!)
     expect(spread(at(60))).toBeLessThan(2.2) // noise of sigma 0.2: the true 80% interval is e^(2 × 1.28 × 0.2) = 1.67
-    expect(at(60).confidence).toBe("high")
+    expect(at(60).confidenceLabel).toBe("high")
     // the median lands on the history's cost per prompt token
     expect(at(60).estimate.costUsd.p50 / (2e-6 * 1000)).toBeGreaterThan(0.9)
     expect(at(60).estimate.costUsd.p50 / (2e-6 * 1000)).toBeLessThan(1.1)
@@ -150,10 +150,31 @@ describe("forecasting from history", () => {
     }
   })
 
+  it("measures confidence as the interval's coverage of the version's own runs (leave one out), in 0..1", () => {
+    const r = rng(21)
+    const steady = Array.from({ length: 150 }, () => sampleOf(r, 1e-6, 0.3))
+    const c = Forecast.make(priorInput(), steady).confidence
+    // an honest 80% interval covers about 80% of runs it did not learn from
+    expect(c).toBeGreaterThan(0.65)
+    expect(c).toBeLessThan(0.95)
+    // a version whose latest runs jumped far from what came before is covered poorly
+    const jumped = [...steady.slice(0, 100), ...Array.from({ length: 50 }, () => ({ ...sampleOf(r, 1e-6, 0.05), costUsd: 1 }))]
+    expect(Forecast.make(priorInput(), jumped).confidence).toBeLessThan(c)
+    // one run: the prior's figure, pulled towards the run's own outcome
+    const one = Forecast.make(priorInput(), steady.slice(0, 1)).confidence
+    expect(one).toBeGreaterThanOrEqual(0)
+    expect(one).toBeLessThanOrEqual(1)
+    for (const n of [0, 1, 3, 5, 30]) {
+      const f = Forecast.make(priorInput(), steady.slice(0, n))
+      expect(f.confidence, `${n} runs`).toBeGreaterThanOrEqual(0)
+      expect(f.confidence, `${n} runs`).toBeLessThanOrEqual(1)
+    }
+  })
+
   it("is medium with a few runs and low when the runs disagree wildly", () => {
     const r = rng(3)
-    expect(Forecast.make(priorInput(), Array.from({ length: 8 }, () => sampleOf(r, 1e-6, 0.2))).confidence).toBe("medium")
-    expect(Forecast.make(priorInput(), Array.from({ length: 50 }, () => sampleOf(r, 1e-6, 1.5))).confidence).toBe("low")
+    expect(Forecast.make(priorInput(), Array.from({ length: 8 }, () => sampleOf(r, 1e-6, 0.2))).confidenceLabel).toBe("medium")
+    expect(Forecast.make(priorInput(), Array.from({ length: 50 }, () => sampleOf(r, 1e-6, 1.5))).confidenceLabel).toBe("low")
   })
 
   it("keeps runs that cost nothing (cached answers) from swamping the rest", () => {

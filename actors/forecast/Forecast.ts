@@ -71,7 +71,9 @@ export interface Forecast {
   readonly estimate: Estimate
   readonly method: Method
   readonly runs: number
-  readonly confidence: Confidence
+  /** How often the cost's p10–p90 interval held: measured on the version's runs, the prior's figure without them. */
+  readonly confidence: number
+  readonly confidenceLabel: Confidence
   /** How the history's cost grows with the prompt: cost ∝ prompt^exponent (1 for pure scaling). */
   readonly exponent: number | null
 }
@@ -241,19 +243,24 @@ const fit = (xs: ReadonlyArray<number>, ys: ReadonlyArray<number>, options: Opti
 const median = (values: ReadonlyArray<number>) => quantile([...values].sort((a, b) => a - b), 0.5)
 
 /** The history's estimate for a prompt of `baseline` tokens; `samples` must not be empty. */
+/** One quantity's quantiles at log prompt `x`, fitted over the samples' log prompts `xs` and their `values`. */
+const quantitiesAt = (xs: ReadonlyArray<number>, x: number, values: ReadonlyArray<number>, options: Options) => {
+  // amounts below a trillionth (of a dollar, or a token) count as nothing: their logarithms would not be finite
+  const positive = values.filter((v) => v > MIN_POSITIVE)
+  if (positive.length === 0) return { q: { p10: 0, p50: 0, p90: 0 }, slope: 0 }
+  const floor = Math.max(MIN_POSITIVE, ZERO_FLOOR * median(positive))
+  const f = fit(xs, values.map((v) => Math.log(Math.max(v, floor))), options)
+  const q = f.at(x)
+  const e = (v: number) => (Math.exp(v) <= floor * ZERO_BAND ? 0 : Math.exp(v))
+  return { q: { p10: e(q.p10), p50: e(q.p50), p90: e(q.p90) }, slope: f.slope }
+}
+
+const logPrompt = (baseline: number) => Math.log(Math.max(1, baseline))
+
 export const fromHistory = (baseline: number, samples: ReadonlyArray<Sample>, options: Options = defaults): { readonly estimate: Estimate; readonly slope: number } => {
-  const xs = samples.map((s) => Math.log(Math.max(1, s.baseline)))
-  const x = Math.log(Math.max(1, baseline))
-  const one = (values: ReadonlyArray<number>) => {
-    // amounts below a trillionth (of a dollar, or a token) count as nothing: their logarithms would not be finite
-    const positive = values.filter((v) => v > MIN_POSITIVE)
-    if (positive.length === 0) return { q: { p10: 0, p50: 0, p90: 0 }, slope: 0 }
-    const floor = Math.max(MIN_POSITIVE, ZERO_FLOOR * median(positive))
-    const f = fit(xs, values.map((v) => Math.log(Math.max(v, floor))), options)
-    const q = f.at(x)
-    const e = (v: number) => (Math.exp(v) <= floor * ZERO_BAND ? 0 : Math.exp(v))
-    return { q: { p10: e(q.p10), p50: e(q.p50), p90: e(q.p90) }, slope: f.slope }
-  }
+  const xs = samples.map((s) => logPrompt(s.baseline))
+  const x = logPrompt(baseline)
+  const one = (values: ReadonlyArray<number>) => quantitiesAt(xs, x, values, options)
   const cost = one(samples.map((s) => s.costUsd))
   return {
     estimate: {
@@ -275,13 +282,14 @@ const towards = (a: number, b: number, w: number) => (a <= 0 || b <= 0 ? (1 - w)
  * Below MIN_HISTORY runs the prior and the history are blended in log space: the median trusts the runs soon
  * (weight n/(n+1)), the interval's ends only slowly (n/MIN_HISTORY), since a handful of runs says little of the tails.
  */
-export const blend = (p: Estimate, h: Estimate, n: number): Estimate => {
-  const center = n / (n + 1)
+const blendQuantiles = (a: Quantiles, b: Quantiles, n: number): Quantiles => {
+  const p50 = towards(a.p50, b.p50, n / (n + 1))
   const tails = Math.min(1, n / MIN_HISTORY)
-  const q = (a: Quantiles, b: Quantiles): Quantiles => {
-    const p50 = towards(a.p50, b.p50, center)
-    return { p10: Math.min(p50, towards(a.p10, b.p10, tails)), p50, p90: Math.max(p50, towards(a.p90, b.p90, tails)) }
-  }
+  return { p10: Math.min(p50, towards(a.p10, b.p10, tails)), p50, p90: Math.max(p50, towards(a.p90, b.p90, tails)) }
+}
+
+export const blend = (p: Estimate, h: Estimate, n: number): Estimate => {
+  const q = (a: Quantiles, b: Quantiles): Quantiles => blendQuantiles(a, b, n)
   return { tokensIn: q(p.tokensIn, h.tokensIn), tokensOut: q(p.tokensOut, h.tokensOut), tokens: q(p.tokens, h.tokens), costUsd: q(p.costUsd, h.costUsd) }
 }
 
@@ -292,6 +300,7 @@ export const TIGHT_SPREAD = 3
 /** ... and above which it counts as loose (low confidence whatever the runs). */
 export const LOOSE_SPREAD = 10
 
+/** The word for a forecast's interval: how many runs it rests on and how tight it is. */
 export const confidenceOf = (method: Method, runs: number, cost: Quantiles): Confidence => {
   if (method !== "history") return "low"
   const spread = cost.p10 > 0 ? cost.p90 / cost.p10 : cost.p90 > 0 ? Infinity : 1
@@ -299,15 +308,60 @@ export const confidenceOf = (method: Method, runs: number, cost: Quantiles): Con
   return runs >= HIGH_CONFIDENCE_RUNS && spread <= TIGHT_SPREAD ? "high" : "medium"
 }
 
+/**
+ * How often the prior's p10–p90 held the cost: all 250 recorded runs of the forecast bench fell inside it (its
+ * p90 is the spec's worst case), but child runs and tool results longer than maxTokens are outside that worst
+ * case, so a little less is claimed.
+ */
+export const PRIOR_COVERAGE = 0.95
+/** The prior's coverage counts as this many runs beside the measured ones, so one run does not swing it to 0 or 1. */
+export const COVERAGE_PRIOR_RUNS = 2
+/** The measured coverage reads the latest this many runs (each is forecast again from the others). */
+export const COVERAGE_RUNS = 50
+
+/** The cost's quantiles alone, as `make` would forecast them: the prior, blended, or the history. */
+const costOf = (p: PriorInput, samples: ReadonlyArray<Sample>, options: Options): Quantiles => {
+  const n = samples.length
+  const fromPrior = prior(p).costUsd
+  if (n === 0) return fromPrior
+  const h = quantitiesAt(samples.map((s) => logPrompt(s.baseline)), logPrompt(p.baseline), samples.map((s) => s.costUsd), options).q
+  return n < MIN_HISTORY ? blendQuantiles(fromPrior, h, n) : h
+}
+
+/**
+ * The measured coverage of the p10–p90 interval on the version's own runs: each of the latest COVERAGE_RUNS is
+ * forecast from the other runs (leave one out), at its own prompt, and counted when its cost fell inside; the
+ * prior's coverage is pooled in as COVERAGE_PRIOR_RUNS runs. PRIOR_COVERAGE without runs. In 0..1.
+ */
+export const coverageOf = (priorInput: PriorInput, samples: ReadonlyArray<Sample>, options: Options = defaults): number => {
+  const n = samples.length
+  const from = Math.max(0, n - COVERAGE_RUNS)
+  let hits = 0
+  for (let i = from; i < n; i++) {
+    const s = samples[i]!
+    const q = costOf({ ...priorInput, baseline: s.baseline }, samples.filter((_, j) => j !== i), options)
+    // a relative tolerance: the interval's ends pass through exp and log
+    if (q.p10 <= s.costUsd * (1 + 1e-9) && s.costUsd <= q.p90 * (1 + 1e-9)) hits++
+  }
+  return (hits + COVERAGE_PRIOR_RUNS * PRIOR_COVERAGE) / (n - from + COVERAGE_PRIOR_RUNS)
+}
+
 /** The forecast of one run: the prior alone without history, blended while history is short, the history after. */
 export const make = (priorInput: PriorInput, samples: ReadonlyArray<Sample>, options: Options = defaults): Forecast => {
   const n = samples.length
   const p = prior(priorInput)
-  if (n === 0) return { estimate: p, method: "prior", runs: 0, confidence: "low", exponent: null }
+  if (n === 0) return { estimate: p, method: "prior", runs: 0, confidence: PRIOR_COVERAGE, confidenceLabel: "low", exponent: null }
   const h = fromHistory(priorInput.baseline, samples, options)
   const method: Method = n < MIN_HISTORY ? "blend" : "history"
   const estimate = method === "blend" ? blend(p, h.estimate, n) : h.estimate
-  return { estimate, method, runs: n, confidence: confidenceOf(method, n, estimate.costUsd), exponent: h.slope }
+  return {
+    estimate,
+    method,
+    runs: n,
+    confidence: coverageOf(priorInput, samples, options),
+    confidenceLabel: confidenceOf(method, n, estimate.costUsd),
+    exponent: h.slope
+  }
 }
 
 // ---- the budget port ----
