@@ -1,16 +1,14 @@
 // What the model router adds to a call: N sequential calls to a local OpenAI-compatible fake through the
 // Router (alias resolution, ordering, the breaker mirror live on the bus, cache off) against the same calls
 // made with the OpenAI provider directly. Calls alternate between the two so drift hits both alike.
-import { Kvm } from "@nats-io/kv"
 import { Effect, Redacted } from "effect"
 import type * as Catalog from "../actors/model/Catalog.ts"
 import type { Request } from "../actors/model/ModelProvider.ts"
 import * as OpenAi from "../actors/model/OpenAi.ts"
 import * as Prices from "../actors/model/Prices.ts"
 import * as Router from "../actors/model/Router.ts"
-import * as Breakers from "../bus/Breakers.ts"
-import { Nats, unavailable } from "../bus/Nats.ts"
-import { BREAKERS_BUCKET } from "../bus/Topology.ts"
+import * as Breakers from "../actors/model/Breakers.ts"
+import * as Kv from "../bus/Kv.ts"
 import * as FakeOpenAi from "../tests/support/FakeOpenAi.ts"
 import { table } from "./Report.ts"
 import * as Stats from "./Stats.ts"
@@ -42,7 +40,6 @@ const timed = <A, E>(e: Effect.Effect<A, E>, samples: Array<number>) =>
 
 export const run = (scale: number) =>
   Effect.gen(function*() {
-    const { js } = yield* Nats
     const calls = Math.max(20, Math.round(CALLS * scale))
     const fake = yield* Effect.acquireRelease(Effect.promise(() => FakeOpenAi.start(0)), (f) => Effect.promise(() => f.close()))
     const settings: OpenAi.Settings = { name: "bench", baseUrl: fake.url, apiKey: Redacted.make("test-key"), defaultModel: "fake-1", timeoutMs: 10_000 }
@@ -54,8 +51,7 @@ export const run = (scale: number) =>
       anthropicMaxTokens: 1024,
       source: "bench"
     }
-    const bucket = yield* Effect.tryPromise({ try: () => new Kvm(js).open(BREAKERS_BUCKET), catch: unavailable("open breaker bucket") })
-    const breakers = yield* Breakers.make(bucket, { failures: 5, cooldownMs: 30_000 }, ["bench"])
+    const breakers = yield* Breakers.make(yield* Kv.open(Breakers.bucket), { failures: 5, cooldownMs: 30_000 }, ["bench"])
     const direct = OpenAi.make(settings, Prices.defaults)
     const router = Router.make({ catalog, providers: new Map([["bench", direct]]), prices: Prices.defaults, breakers, cache: null })
 

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto"
 import { Kvm, type KV } from "@nats-io/kv"
 import { Clock, Config, Context, Duration, Effect, Layer, Schema } from "effect"
 import { BusUnavailable } from "../schema/Errors.ts"
+import * as Kv from "./Kv.ts"
 import { Nats, unavailable } from "./Nats.ts"
 import { LEASE_BUCKET } from "./Topology.ts"
 
@@ -37,11 +38,8 @@ export type Acquired =
 
 export const keyOf = (tenant: string, runId: string) => `${tenant}.${runId}`
 
-const WRONG_LAST_SEQUENCE = 10071
-const isRevisionMismatch = (e: unknown) =>
-  typeof e === "object" && e !== null &&
-  (((e as { api_error?: { err_code?: number } }).api_error?.err_code === WRONG_LAST_SEQUENCE) ||
-    /wrong last sequence|key exists/i.test(String((e as Error).message)))
+/** JetStream's answer that the entry moved past the expected revision (its API error code, never its text). */
+const isRevisionMismatch = Kv.isWrongLastSequence
 
 export const decodeEntry = (text: string): Entry | null => {
   try {

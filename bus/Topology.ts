@@ -21,7 +21,10 @@ export const WORK = "LANTERN_WORK"
 
 export const streamOf: Record<ActorType, string> = { run: RUNS, agent: AGENTS, budget: BUDGETS, audit: AUDIT }
 
-/** KV bucket mapping a caller's Idempotency-Key to the run it started (kept 24 h). */
+// Bucket names. A bucket other than the bus's own (snapshots, leases) is declared once with the Schema of its
+// values by the code that owns it (Kv.bucket, ADR 0026) and created when that code opens it.
+
+/** KV bucket mapping a caller's Idempotency-Key to the run it started (kept 24 h; actors/run/Runs.ts). */
 export const IDEMPOTENCY_BUCKET = "lantern-idempotency"
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60_000
 
@@ -31,12 +34,12 @@ export const SNAPSHOTS_BUCKET = "lantern-snapshots"
 /** KV bucket of run leases: one entry per run that is not finished (bus/Leases.ts). */
 export const LEASE_BUCKET = "lantern-leases"
 
-/** KV bucket of model-provider circuit breakers, shared by every host (bus/Breakers.ts): key = provider name. */
+/** KV bucket of model-provider circuit breakers, shared by every host (actors/model/Breakers.ts): key = provider name. */
 export const BREAKERS_BUCKET = "lantern-breakers"
 
 /** KV bucket of the exact-match model response cache (actors/model/ResponseCache.ts); entries age out after a TTL. */
 export const MODEL_CACHE_BUCKET = "lantern-model-cache"
-/** The cache bucket's TTL when it is created; ResponseCache.layer sets the configured one. */
+/** The cache bucket's TTL when it is created; ResponseCache.open sets the configured one. */
 export const MODEL_CACHE_TTL_MS = 24 * 60 * 60_000
 
 /** KV bucket of the deployment's receipt-signing keys, sealed under the KEK (actors/receipts/Keys.ts); never purged. */
@@ -101,32 +104,14 @@ export const apply = Effect.gen(function*() {
       catch: unavailable(`apply stream ${config.name}`)
     })
   }
-  yield* Effect.tryPromise({
-    try: () => new Kvm(js).create(IDEMPOTENCY_BUCKET, { ttl: IDEMPOTENCY_TTL_MS, history: 1, replicas }),
-    catch: unavailable(`apply bucket ${IDEMPOTENCY_BUCKET}`)
-  })
-  yield* Effect.tryPromise({
-    try: () => new Kvm(js).create(SNAPSHOTS_BUCKET, { history: 1, replicas }),
-    catch: unavailable(`apply bucket ${SNAPSHOTS_BUCKET}`)
-  })
-  yield* Effect.tryPromise({
-    try: () => new Kvm(js).create(LEASE_BUCKET, { history: 1, replicas }),
-    catch: unavailable(`apply bucket ${LEASE_BUCKET}`)
-  })
-  yield* Effect.tryPromise({
-    try: () => new Kvm(js).create(BREAKERS_BUCKET, { history: 1, replicas }),
-    catch: unavailable(`apply bucket ${BREAKERS_BUCKET}`)
-  })
-  for (const bucket of [SIGNING_KEYS_BUCKET, RECEIPTS_BUCKET, SECRETS_BUCKET, RUN_IDENTITIES_BUCKET]) {
+  // the buckets of the bus itself; every other bucket is declared with its value Schema beside the code that
+  // owns it (Kv.bucket) and created by Kv.open when that code starts
+  for (const bucket of [SNAPSHOTS_BUCKET, LEASE_BUCKET]) {
     yield* Effect.tryPromise({
       try: () => new Kvm(js).create(bucket, { history: 1, replicas }),
       catch: unavailable(`apply bucket ${bucket}`)
     })
   }
-  yield* Effect.tryPromise({
-    try: () => new Kvm(js).create(MODEL_CACHE_BUCKET, { ttl: MODEL_CACHE_TTL_MS, history: 1, replicas }),
-    catch: unavailable(`apply bucket ${MODEL_CACHE_BUCKET}`)
-  })
 }).pipe(
   // a freshly formed cluster may time out the first creates while its meta leader settles
   Effect.tapError((e) => Effect.logWarning(`${e.message}; trying again`)),

@@ -1,10 +1,9 @@
 // Run identity: every run's own Ed25519 key pair, minted at start, its secret half sealed under the KEK in the
 // `lantern-run-identities` bucket, its public half journaled on RunStarted; and the EdDSA JWTs a run presents.
 import { randomBytes } from "node:crypto"
-import { Kvm, type KV } from "@nats-io/kv"
 import sodium from "libsodium-wrappers"
-import { Clock, Context, Effect, Layer, Schema } from "effect"
-import { Nats, unavailable } from "../../bus/Nats.ts"
+import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
+import * as Kv from "../../bus/Kv.ts"
 import { RUN_IDENTITIES_BUCKET } from "../../bus/Topology.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import type { RunIdentity } from "../../schema/Events.ts"
@@ -125,9 +124,9 @@ const Stored = Schema.Struct({
   createdAt: Schema.String
 })
 type Stored = typeof Stored.Type
-const StoredJson = Schema.fromJsonString(Stored)
-const decodeStored = Schema.decodeUnknownSync(StoredJson)
-const encodeStored = Schema.encodeSync(StoredJson)
+
+/** The `lantern-run-identities` bucket: key `<tenant>.<runId>`, written once. */
+export const bucket = Kv.bucket({ name: RUN_IDENTITIES_BUCKET, value: Schema.fromJsonString(Stored) })
 
 export const entryKey = (tenant: string, runId: string) => `${tenant}.${runId}`
 const aad = (tenant: string, runId: string, keyId: string) => `lantern-run-identity\0${tenant}\0${runId}\0${keyId}`
@@ -166,30 +165,20 @@ export class Identities extends Context.Service<Identities, Service>()("lantern/
   static readonly make = (kek: Uint8Array) =>
     Effect.gen(function*() {
       yield* ready
-      const { js } = yield* Nats
-      const kv: KV = yield* Effect.tryPromise({ try: () => new Kvm(js).open(RUN_IDENTITIES_BUCKET), catch: unavailable("open run-identity bucket") })
-      const bus = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(what) })
+      const kv = yield* Kv.open(bucket)
 
       const read = (tenant: string, runId: string) =>
-        Effect.gen(function*() {
-          const entry = yield* bus(`read identity of ${runId}`, () => kv.get(entryKey(tenant, runId)))
-          if (entry === null || entry.operation !== "PUT") return null
-          return yield* Effect.try({
-            try: () => decodeStored(entry.string()),
-            catch: () => new IdentityUnavailable({ reason: `run ${runId}'s identity in ${RUN_IDENTITIES_BUCKET} is unreadable` })
-          })
-        })
+        kv.get(entryKey(tenant, runId)).pipe(
+          Effect.map((e) => Option.getOrNull(Option.map(e, (x) => x.value))),
+          Effect.catchTag("CorruptValue", () => Effect.fail(new IdentityUnavailable({ reason: `run ${runId}'s identity in ${RUN_IDENTITIES_BUCKET} is unreadable` })))
+        )
 
       const ensure: Service["ensure"] = (tenant, runId) =>
         Effect.gen(function*() {
           const now = new Date(yield* Clock.currentTimeMillis).toISOString()
           const made = seal(kek, tenant, runId, sodium.crypto_sign_keypair(), now)
-          const created = yield* bus(`store identity of ${runId}`, () =>
-            kv.create(entryKey(tenant, runId), encodeStored(made)).then(() => true, (e) => {
-              if (String(e).includes("wrong last sequence") || String(e).includes("key exists")) return false
-              throw e
-            }))
-          if (created) return { publicKey: made.publicKey, keyId: made.keyId }
+          const created = yield* kv.create(entryKey(tenant, runId), made)
+          if (created._tag === "Created") return { publicKey: made.publicKey, keyId: made.keyId }
           // an earlier attempt of this start stored one: that one is the run's, so use it (and check it opens)
           const existing = yield* read(tenant, runId)
           if (existing === null) return yield* new IdentityUnavailable({ reason: `run ${runId}'s identity vanished` })

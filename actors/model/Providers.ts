@@ -2,7 +2,7 @@
 // environment's keys or LANTERN_MODELS_FILE; the offline provider when there are none), with the circuit
 // breakers and the response cache the hosts share on the bus. Also provides the price table answers are priced with.
 import { Effect, Layer } from "effect"
-import { Breakers } from "../../bus/Breakers.ts"
+import { Breakers } from "./Breakers.ts"
 import * as Anthropic from "./Anthropic.ts"
 import * as Catalog from "./Catalog.ts"
 import { ModelProvider } from "./ModelProvider.ts"

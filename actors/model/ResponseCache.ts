@@ -2,10 +2,9 @@
 // and output cap are byte-for-byte those of an earlier answered one gets that answer again, from a KV bucket,
 // without a provider call. Entries age out with the bucket's TTL; nothing else invalidates them.
 import { createHash } from "node:crypto"
-import { Kvm, type KV } from "@nats-io/kv"
-import { Clock, Effect, Schema } from "effect"
-import { Nats, unavailable } from "../../bus/Nats.ts"
-import { MODEL_CACHE_BUCKET } from "../../bus/Topology.ts"
+import { Clock, Effect, Option, Schema } from "effect"
+import * as Kv from "../../bus/Kv.ts"
+import { MODEL_CACHE_BUCKET, MODEL_CACHE_TTL_MS } from "../../bus/Topology.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import { ModelAnswer } from "../../schema/Events.ts"
 import type { Candidate } from "./Catalog.ts"
@@ -31,7 +30,8 @@ export const Entry = Schema.Struct({
 })
 export type Entry = typeof Entry.Type
 
-const decodeEntry = Schema.decodeUnknownOption(Schema.fromJsonString(Entry))
+/** The `lantern-model-cache` bucket (its TTL set from the configuration when opened). */
+export const bucket = Kv.bucket({ name: MODEL_CACHE_BUCKET, value: Schema.fromJsonString(Entry), ttl: MODEL_CACHE_TTL_MS })
 
 /** Whether a request may be answered from (and stored in) the cache: deterministic sampling, and not turned off. */
 export const isCacheable = (request: Request): boolean => request.temperature === 0 && request.cache !== false
@@ -66,43 +66,25 @@ export interface Service {
   readonly put: (key: string, entry: Entry) => Effect.Effect<void>
 }
 
-/** The cache over `bucket`; entries older than `ttlSeconds` are misses even before the bucket drops them. */
-export const make = (bucket: KV, ttlSeconds: number): Service => ({
+/** The cache over `kv`; entries older than `ttlSeconds` are misses even before the bucket drops them. */
+export const make = (kv: Kv.Handle<Entry>, ttlSeconds: number): Service => ({
   ttlSeconds,
   get: (key) =>
     Effect.gen(function*() {
-      const stored = yield* Effect.tryPromise({ try: () => bucket.get(key), catch: unavailable("read model cache") })
-      if (stored === null || stored.operation !== "PUT") return undefined
-      const entry = decodeEntry(stored.string())
-      if (entry._tag === "None") return undefined
+      // an entry of another layout (or damaged) is a miss: the answer is asked for again and stored over it
+      const stored = yield* kv.get(key).pipe(Effect.catchTag("CorruptValue", () => Effect.succeedNone))
+      if (Option.isNone(stored)) return undefined
       const now = yield* Clock.currentTimeMillis
-      return now - entry.value.storedAt > ttlSeconds * 1000 ? undefined : entry.value
+      return now - stored.value.value.storedAt > ttlSeconds * 1000 ? undefined : stored.value.value
     }).pipe(
       Effect.catch((e) => Effect.as(Effect.logWarning(`model cache unavailable: ${e.message}`), undefined))
     ),
   put: (key, entry) =>
-    Effect.tryPromise({ try: () => bucket.put(key, JSON.stringify(entry)), catch: unavailable("write model cache") }).pipe(
+    kv.put(key, entry).pipe(
       Effect.asVoid,
       Effect.catch((e) => Effect.logWarning(`cannot store a model answer in the cache: ${e.message}`))
     )
 })
 
-/**
- * Opens the bucket Topology.apply created and gives it the configured TTL (the bucket's max age), so a
- * changed TTL applies to a bucket created earlier too.
- */
-export const open = (ttlSeconds: number) =>
-  Effect.gen(function*() {
-    const { js, jsm } = yield* Nats
-    const bucket = yield* Effect.tryPromise({ try: () => new Kvm(js).open(MODEL_CACHE_BUCKET), catch: unavailable("open model cache") })
-    const stream = `KV_${MODEL_CACHE_BUCKET}`
-    const maxAge = ttlSeconds * 1_000_000_000
-    yield* Effect.tryPromise({
-      try: async () => {
-        const info = await jsm.streams.info(stream)
-        if (info.config.max_age !== maxAge) await jsm.streams.update(stream, { ...info.config, max_age: maxAge })
-      },
-      catch: unavailable(`set the TTL of ${MODEL_CACHE_BUCKET}`)
-    })
-    return make(bucket, ttlSeconds)
-  })
+/** Opens the cache bucket with the configured TTL as its max age, so a changed TTL applies to a bucket created earlier too. */
+export const open = (ttlSeconds: number) => Effect.map(Kv.open(Kv.withTtl(bucket, ttlSeconds * 1000)), (kv) => make(kv, ttlSeconds))

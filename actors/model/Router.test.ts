@@ -2,10 +2,9 @@
 // in a real nats-server's buckets. Strategy ordering, failover on retryable failures only, per-candidate
 // deadlines, breakers that skip a failing provider and close after a trial, the exact-match cache, and the
 // route every answer and failure carries. Also Providers.layerConfig, the host's composition of all of it.
-import { Kvm } from "@nats-io/kv"
-import { ConfigProvider, Effect, Layer, Redacted, Tracer } from "effect"
+import { ConfigProvider, Effect, Layer, Option, Redacted, Tracer } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import * as Breakers from "../../bus/Breakers.ts"
+import * as Kv from "../../bus/Kv.ts"
 import { Nats } from "../../bus/Nats.ts"
 import * as Topology from "../../bus/Topology.ts"
 import type { ProviderError } from "../../schema/Errors.ts"
@@ -14,6 +13,7 @@ import * as FakeAnthropic from "../../tests/support/FakeAnthropic.ts"
 import * as FakeOpenAi from "../../tests/support/FakeOpenAi.ts"
 import { deferrals } from "../../tests/support/Scripted.ts"
 import { eventually } from "../../tests/support/Stack.ts"
+import * as Breakers from "./Breakers.ts"
 import type * as Catalog from "./Catalog.ts"
 import { ModelProvider, type Request, type Strategy } from "./ModelProvider.ts"
 import * as Prices from "./Prices.ts"
@@ -96,20 +96,17 @@ const withRouter = <A, E>(
   options: Options = {}
 ) =>
   Effect.gen(function*() {
-    const { js } = yield* Nats
-    const breakerBucket = yield* Effect.promise(() => new Kvm(js).open(Topology.BREAKERS_BUCKET))
+    const breakerBucket = yield* Kv.open(Breakers.bucket)
     const breakers = yield* Breakers.make(breakerBucket, { failures: options.failures ?? 5, cooldownMs: options.cooldownMs ?? 30_000 }, names(catalog))
-    const cache = options.cache === true ? ResponseCache.make(yield* Effect.promise(() => new Kvm(js).open(Topology.MODEL_CACHE_BUCKET)), 3600) : null
+    const cache = options.cache === true ? ResponseCache.make(yield* Kv.open(ResponseCache.bucket), 3600) : null
     const providers = yield* Providers.instances(catalog, Prices.defaults)
     return yield* f(Router.make({ catalog, providers, prices: Prices.defaults, breakers, cache }), breakers)
   }).pipe(Effect.scoped, Effect.provide(bus()), (e) => Effect.runPromise(e as Effect.Effect<A, E>))
 
 const storedBreaker = async (provider: string) => {
   const state = await Effect.runPromise(Effect.gen(function*() {
-    const { js } = yield* Nats
-    const kv = yield* Effect.promise(() => new Kvm(js).open(Topology.BREAKERS_BUCKET))
-    const e = yield* Effect.promise(() => kv.get(provider))
-    return e === null ? null : Breakers.decode(e.string()) ?? null
+    const kv = yield* Kv.open(Breakers.bucket)
+    return Option.getOrNull(Option.map(yield* Effect.orDie(kv.get(provider)), (e) => e.value))
   }).pipe(Effect.provide(bus())))
   return state
 }

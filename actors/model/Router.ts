@@ -3,7 +3,7 @@
 // over on retryable failures; temperature-0 requests may be answered from the exact-match response cache.
 // Every answer carries its route: what was asked, what answered and why, and what failed first.
 import { Clock, Duration, Effect } from "effect"
-import type { Breakers } from "../../bus/Breakers.ts"
+import type { Breakers } from "./Breakers.ts"
 import { DEFAULT_MAX_TOKENS } from "../../schema/AgentSpec.ts"
 import { ProviderError } from "../../schema/Errors.ts"
 import type { Route, RouteAttempt } from "../../schema/Events.ts"

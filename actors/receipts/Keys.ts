@@ -4,10 +4,9 @@
 import { createHash, randomBytes } from "node:crypto"
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { Kvm, type KV } from "@nats-io/kv"
 import sodium from "libsodium-wrappers"
 import { Clock, Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { Nats, unavailable } from "../../bus/Nats.ts"
+import * as Kv from "../../bus/Kv.ts"
 import { SIGNING_KEYS_BUCKET } from "../../bus/Topology.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import * as Verify from "./Verify.ts"
@@ -41,12 +40,15 @@ const Stored = Schema.Struct({
   sealed: Schema.String
 })
 type Stored = typeof Stored.Type
-const StoredJson = Schema.fromJsonString(Stored)
-const decodeStored = Schema.decodeUnknownSync(StoredJson)
-const encodeStored = Schema.encodeSync(StoredJson)
 
 const CURRENT = "current"
 const entryKey = (keyId: string) => `key.${keyId}`
+
+/**
+ * The `lantern-signing-keys` bucket: `key.<keyId>` holds a Stored key as JSON, `current` the keyId that signs
+ * now as plain text.
+ */
+export const bucket = Kv.bucket({ name: SIGNING_KEYS_BUCKET, value: Schema.Union([Schema.fromJsonString(Stored), Schema.String]) })
 
 export const kekIdOf = (kek: Uint8Array) => createHash("sha256").update("lantern-kek\0").update(kek).digest("hex").slice(0, 16)
 
@@ -181,31 +183,38 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
   static readonly make = (kek: Uint8Array) =>
     Effect.gen(function*() {
       yield* ready
-      const { js } = yield* Nats
-      const kv: KV = yield* Effect.tryPromise({ try: () => new Kvm(js).open(SIGNING_KEYS_BUCKET), catch: unavailable("open signing-key bucket") })
+      const kv = yield* Kv.open(bucket)
       const opened = new Map<string, SigningKey>()
 
-      const bus = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(what) })
+      const unreadable = (keyId: string) => new SigningKeyUnavailable({ reason: `key ${keyId} in ${SIGNING_KEYS_BUCKET} is unreadable` })
 
       const readStored = (keyId: string) =>
         Effect.gen(function*() {
-          const entry = yield* bus(`read signing key ${keyId}`, () => kv.get(entryKey(keyId)))
-          if (entry === null || entry.operation !== "PUT") return yield* new SigningKeyUnavailable({ reason: `key ${keyId} is not in ${SIGNING_KEYS_BUCKET}` })
-          return yield* Effect.try({
-            try: () => ({ stored: decodeStored(entry.string()), revision: entry.revision }),
-            catch: () => new SigningKeyUnavailable({ reason: `key ${keyId} in ${SIGNING_KEYS_BUCKET} is unreadable` })
-          })
+          const entry = yield* kv.get(entryKey(keyId)).pipe(Effect.catchTag("CorruptValue", () => Effect.fail(unreadable(keyId))))
+          if (Option.isNone(entry)) return yield* new SigningKeyUnavailable({ reason: `key ${keyId} is not in ${SIGNING_KEYS_BUCKET}` })
+          const { value, revision } = entry.value
+          if (typeof value === "string") return yield* unreadable(keyId)
+          return { stored: value, revision }
         })
 
-      const readCurrent = bus("read current signing key", () => kv.get(CURRENT)).pipe(
-        Effect.map((e) => (e === null || e.operation !== "PUT" ? null : { keyId: e.string(), revision: e.revision }))
+      const readCurrent = kv.get(CURRENT).pipe(
+        Effect.flatMap((e) =>
+          Option.isNone(e)
+            ? Effect.succeed(null)
+            : typeof e.value.value === "string"
+            ? Effect.succeed({ keyId: e.value.value, revision: e.value.revision })
+            : Effect.fail(new SigningKeyUnavailable({ reason: `the current key pointer in ${SIGNING_KEYS_BUCKET} is unreadable` }))
+        ),
+        Effect.catchTag("CorruptValue", (e) => Effect.fail(new SigningKeyUnavailable({ reason: e.message })))
       )
 
       /** Makes and stores a key pair; it becomes current only when the caller swaps it in. */
       const fresh = Effect.gen(function*() {
         const now = new Date(yield* Clock.currentTimeMillis).toISOString()
         const stored = seal(kek, sodium.crypto_sign_keypair(), now)
-        yield* bus(`store signing key ${stored.keyId}`, () => kv.create(entryKey(stored.keyId), encodeStored(stored)))
+        const created = yield* kv.create(entryKey(stored.keyId), stored)
+        // a keyId is the hash of a fresh public key: another entry under it would be a broken random source
+        if (created._tag === "AlreadyExists") return yield* new SigningKeyUnavailable({ reason: `key ${stored.keyId} exists already` })
         return stored
       })
 
@@ -222,21 +231,17 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
         const pointer = yield* readCurrent
         if (pointer !== null) return yield* openKey(pointer.keyId)
         const made = yield* fresh
-        const won = yield* bus("claim current signing key", () => kv.create(CURRENT, made.keyId).then(() => true, () => false))
-        if (won) return yield* openKey(made.keyId)
+        const claimed = yield* kv.create(CURRENT, made.keyId)
+        if (claimed._tag === "Created") return yield* openKey(made.keyId)
         // another host made the first key at the same moment: drop ours, which never signed anything
-        yield* bus(`drop signing key ${made.keyId}`, () => kv.purge(entryKey(made.keyId)))
+        yield* kv.purge(entryKey(made.keyId))
         const theirs = yield* readCurrent
         if (theirs === null) return yield* new SigningKeyUnavailable({ reason: "the current signing key vanished" })
         return yield* openKey(theirs.keyId)
       }).pipe(Effect.withSpan("SigningKeys.current"))
 
       const published: Service["published"] = Effect.gen(function*() {
-        const names = yield* bus("list signing keys", async () => {
-          const out: Array<string> = []
-          for await (const k of await kv.keys("key.>")) out.push(k)
-          return out
-        })
+        const names = yield* kv.keys("key.>")
         // a key dropped after losing the race for the first key may still be listed: skip it
         const keys = yield* Effect.forEach(names, (name) =>
           readStored(name.slice("key.".length)).pipe(
@@ -246,23 +251,30 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
         return keys.flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.keyId.localeCompare(b.keyId))
       })
 
+      /** Marks a key retired; a concurrent retirement of the same key is as good. */
+      const retire = (keyId: string) =>
+        Effect.gen(function*() {
+          for (let attempt = 0; attempt < 5; attempt++) {
+            const old = yield* readStored(keyId)
+            if (old.stored.retiredAt !== undefined) return
+            const now = new Date(yield* Clock.currentTimeMillis).toISOString()
+            const done = yield* kv.update(entryKey(keyId), { ...old.stored, retiredAt: now }, old.revision)
+            if (done._tag === "Updated") return
+          }
+        })
+
       const rotate: Service["rotate"] = Effect.gen(function*() {
         const made = yield* fresh
-        // a swap loses only to a concurrent rotation (or a bus error): a few tries, then give up
+        // a swap loses only to a concurrent rotation: a few tries, then give up; a bus error fails the rotation
+        // (the new key, never current, stays listed unretired: harmless, it signed nothing)
         for (let attempt = 0; attempt < 10; attempt++) {
           const pointer = yield* readCurrent
-          const swapped = yield* bus("swap current signing key", () =>
-            (pointer === null ? kv.create(CURRENT, made.keyId) : kv.update(CURRENT, made.keyId, pointer.revision)).then(() => true, () => false))
-          if (!swapped) continue
-          if (pointer !== null) {
-            const old = yield* readStored(pointer.keyId)
-            const now = new Date(yield* Clock.currentTimeMillis).toISOString()
-            yield* bus(`retire signing key ${pointer.keyId}`, () =>
-              kv.update(entryKey(pointer.keyId), encodeStored({ ...old.stored, retiredAt: now }), old.revision))
-          }
+          const swapped = pointer === null ? yield* kv.create(CURRENT, made.keyId) : yield* kv.update(CURRENT, made.keyId, pointer.revision)
+          if (swapped._tag === "LostRace" || swapped._tag === "AlreadyExists") continue
+          if (pointer !== null) yield* retire(pointer.keyId)
           return publicOf(made)
         }
-        yield* bus(`drop signing key ${made.keyId}`, () => kv.purge(entryKey(made.keyId)))
+        yield* kv.purge(entryKey(made.keyId))
         return yield* new SigningKeyUnavailable({ reason: "could not make the new key current: the current key kept changing" })
       }).pipe(Effect.withSpan("SigningKeys.rotate"))
 

@@ -1,11 +1,10 @@
 // Run receipts: the signed statement of a run's journal (its SHA-256 chain digest, extent, status and usage).
 // A finished run's receipt is issued once and kept in the `lantern-receipts` bucket, so its issuedAt and keyId
 // never change; a run still going gets a partial receipt signed on demand and not kept.
-import { Kvm, type KV } from "@nats-io/kv"
-import { Clock, Context, Effect, Layer, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import { Journal, type ReadError } from "../../bus/Journal.ts"
 import { Audit } from "../audit/Audit.ts"
-import { Nats, unavailable } from "../../bus/Nats.ts"
+import * as Kv from "../../bus/Kv.ts"
 import { RECEIPTS_BUCKET } from "../../bus/Topology.ts"
 import type { Stored } from "../../schema/Envelope.ts"
 import { type BusUnavailable, RunNotFound } from "../../schema/Errors.ts"
@@ -52,9 +51,8 @@ export const unsignedOf = (tenant: string, runId: string, lines: ReadonlyArray<V
   }
 }
 
-const ReceiptJson = Schema.fromJsonString(Verify.Receipt)
-const decodeReceipt = Schema.decodeUnknownSync(ReceiptJson)
-const encodeReceipt = Schema.encodeSync(ReceiptJson)
+/** The `lantern-receipts` bucket: key `<tenant>.<runId>`, a finished run's receipt, written once. */
+export const bucket = Kv.bucket({ name: RECEIPTS_BUCKET, value: Schema.fromJsonString(Verify.Receipt) })
 
 export interface Service {
   /** The run's journal lines, exactly what a receipt's digest covers. */
@@ -81,9 +79,7 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
       const journalStore = yield* Journal
       const keys = yield* SigningKeys
       const audit = yield* Audit
-      const { js } = yield* Nats
-      const kv: KV = yield* Effect.tryPromise({ try: () => new Kvm(js).open(RECEIPTS_BUCKET), catch: unavailable("open receipts bucket") })
-      const bus = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(what) })
+      const kv = yield* Kv.open(bucket)
 
       const journal: Service["journal"] = (tenant, runId) =>
         Effect.flatMap(journalStore.read({ type: "run", tenant, id: runId }), (stored) =>
@@ -91,9 +87,9 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
 
       const kvKey = (tenant: string, runId: string) => `${tenant}.${runId}`
 
+      // a stored receipt that does not decode is a bug or tampering: a defect, never a reason to sign another
       const stored = (tenant: string, runId: string) =>
-        Effect.map(bus(`read receipt of ${runId}`, () => kv.get(kvKey(tenant, runId))), (e) =>
-          e === null || e.operation !== "PUT" ? null : decodeReceipt(e.string()))
+        kv.get(kvKey(tenant, runId)).pipe(Effect.map((e) => Option.getOrNull(Option.map(e, (x) => x.value))), Effect.catchTag("CorruptValue", Effect.die))
 
       const signNow = (tenant: string, runId: string, lines: ReadonlyArray<Verify.Line>) =>
         Effect.gen(function*() {
@@ -108,9 +104,8 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
           const existing = yield* stored(tenant, runId)
           if (existing !== null) return existing
           const receipt = yield* signNow(tenant, runId, lines)
-          const created = yield* bus(`store receipt of ${runId}`, () =>
-            kv.create(kvKey(tenant, runId), encodeReceipt(receipt)).then(() => true, () => false))
-          if (created) {
+          const created = yield* kv.create(kvKey(tenant, runId), receipt)
+          if (created._tag === "Created") {
             // only the writer that stored it records the issuance: once per run, whichever host got there first
             yield* audit.record({
               tenant,

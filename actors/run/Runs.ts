@@ -2,18 +2,18 @@
 // hand it to the drivers through the work queue, start child runs for tool calls, decide approvals, cancel a
 // run (and its children), and read it from its journal.
 import { createHash } from "node:crypto"
-import { Kvm } from "@nats-io/kv"
 import { headers } from "@nats-io/nats-core"
-import { Clock, Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import { checkSizes, Journal } from "../../bus/Journal.ts"
+import * as Kv from "../../bus/Kv.ts"
 import { keyOf as leaseKeyOf, Leases } from "../../bus/Leases.ts"
 import { Nats, unavailable } from "../../bus/Nats.ts"
-import { IDEMPOTENCY_BUCKET } from "../../bus/Topology.ts"
+import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS } from "../../bus/Topology.ts"
 import type { ApprovalRequest, CreateRunRequest, RunResponse } from "../../schema/Api.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
-import { type AgentNotFound, type AgentVersionNotFound, type BudgetExceeded, type BusUnavailable, IdempotencyKeyReused, RunNotFound } from "../../schema/Errors.ts"
+import { type AgentNotFound, type AgentVersionNotFound, type BudgetExceeded, BusUnavailable, IdempotencyKeyReused, RunNotFound } from "../../schema/Errors.ts"
 import { Agents } from "../agent/Agents.ts"
 import { Identities, type IdentityUnavailable } from "../identity/Identity.ts"
 import { Budgets } from "../budget/Budgets.ts"
@@ -32,6 +32,9 @@ export const addressOf = (tenant: string, runId: string): ActorAddress => ({ typ
 
 export const workSubject = (tenant: string, runId: string) => `lantern.work.run.${tenant}.${runId}`
 export const cancelSubject = (tenant: string, runId: string) => `lantern.ctl.cancel.${tenant}.${runId}`
+
+/** The `lantern-idempotency` bucket: `<tenant>.<sha256 of the caller's Idempotency-Key>` → the run it started. */
+export const idempotencyBucket = Kv.bucket({ name: IDEMPOTENCY_BUCKET, value: Schema.NonEmptyString, ttl: IDEMPOTENCY_TTL_MS })
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
@@ -83,7 +86,7 @@ export class Runs extends Context.Service<Runs, {
       const agents = yield* Agents
       const { js, nc } = yield* Nats
       const leases = yield* Leases
-      const kv = yield* Effect.tryPromise({ try: () => new Kvm(js).open(IDEMPOTENCY_BUCKET), catch: unavailable("open idempotency bucket") })
+      const claims = yield* Kv.open(idempotencyBucket)
       const provide = yield* Actor.provider
       const budgets = yield* Budgets
       const provider = yield* ModelProvider
@@ -123,19 +126,14 @@ export class Runs extends Context.Service<Runs, {
           const fresh = yield* ids.next("run")
           if (key === null) return fresh
           const kvKey = `${tenant}.${sha256(key)}`
-          return yield* Effect.tryPromise({
-            try: async () => {
-              try {
-                await kv.create(kvKey, fresh)
-                return fresh
-              } catch {
-                const existing = await kv.get(kvKey)
-                if (existing === null || existing.string() === "") throw new Error("idempotency key vanished")
-                return existing.string()
-              }
-            },
-            catch: unavailable("claim idempotency key")
-          })
+          // a claim that ages out between the refused create and the read is claimed again
+          for (let attempt = 0; attempt < 3; attempt++) {
+            const claimed = yield* claims.create(kvKey, fresh)
+            if (claimed._tag === "Created") return fresh
+            const existing = yield* claims.get(kvKey).pipe(Effect.catchTag("CorruptValue", Effect.die))
+            if (Option.isSome(existing)) return existing.value.value
+          }
+          return yield* new BusUnavailable({ operation: "claim idempotency key", reason: "the key kept changing under concurrent writes" })
         })
 
       const readRun = (tenant: string, runId: string) =>

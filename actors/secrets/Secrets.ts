@@ -1,8 +1,7 @@
 // Tenants' secrets at rest: values sealed with XChaCha20-Poly1305 under the KEK in the `lantern-secrets` KV
 // bucket, written and deleted over the API, never read back; runs resolve `lantern.secret://<name>` at execution.
-import { Kvm, type KV } from "@nats-io/kv"
 import { Clock, Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { Nats, unavailable } from "../../bus/Nats.ts"
+import * as Kv from "../../bus/Kv.ts"
 import { SECRETS_BUCKET } from "../../bus/Topology.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import { Audit } from "../audit/Audit.ts"
@@ -61,9 +60,9 @@ export const Stored = Schema.Struct({
   updatedAt: Schema.String
 })
 export type Stored = typeof Stored.Type
-const StoredJson = Schema.fromJsonString(Stored)
-const decodeStored = Schema.decodeUnknownSync(StoredJson)
-const encodeStored = Schema.encodeSync(StoredJson)
+
+/** The `lantern-secrets` bucket: key `<tenant>.<name>`, the latest sealed version only. */
+export const bucket = Kv.bucket({ name: SECRETS_BUCKET, value: Schema.fromJsonString(Stored) })
 
 export const entryKey = (tenant: string, name: string) => `${tenant}.${name}`
 const aad = (tenant: string, name: string, version: number) => `lantern-secret\0${tenant}\0${name}\0${version}`
@@ -119,22 +118,15 @@ export class Secrets extends Context.Service<Secrets, Service>()("lantern/actors
   static readonly make = (keks: Keks) =>
     Effect.gen(function*() {
       yield* ready
-      const { js } = yield* Nats
       const audit = yield* Audit
-      const kv: KV = yield* Effect.tryPromise({ try: () => new Kvm(js).open(SECRETS_BUCKET), catch: unavailable("open secrets bucket") })
-      const bus = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(what) })
+      const kv = yield* Kv.open(bucket)
       const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
 
       const read = (tenant: string, name: string) =>
-        Effect.gen(function*() {
-          const entry = yield* bus(`read secret ${name}`, () => kv.get(entryKey(tenant, name)))
-          if (entry === null || entry.operation !== "PUT") return null
-          const stored = yield* Effect.try({
-            try: () => decodeStored(entry.string()),
-            catch: () => new SecretUnavailable({ reason: `secret '${name}' in ${SECRETS_BUCKET} is unreadable` })
-          })
-          return { stored, revision: entry.revision }
-        })
+        kv.get(entryKey(tenant, name)).pipe(
+          Effect.map((entry) => Option.getOrNull(Option.map(entry, (e) => ({ stored: e.value, revision: e.revision })))),
+          Effect.catchTag("CorruptValue", () => Effect.fail(new SecretUnavailable({ reason: `secret '${name}' in ${SECRETS_BUCKET} is unreadable` })))
+        )
 
       const found = (tenant: string, name: string) =>
         Effect.flatMap(read(tenant, name), (r) => r === null ? Effect.fail(new SecretNotFound({ name })) : Effect.succeed(r))
@@ -148,24 +140,15 @@ export class Secrets extends Context.Service<Secrets, Service>()("lantern/actors
             const meta: Metadata = previous === null
               ? { name, version: 1, createdAt: at, updatedAt: at }
               : { name, version: previous.stored.version + 1, createdAt: previous.stored.createdAt, updatedAt: at }
-            const text = encodeStored(seal(keks.current, tenant, meta, value))
+            const sealed = seal(keks.current, tenant, meta, value)
             const key = entryKey(tenant, name)
-            const written = yield* bus(`store secret ${name}`, () =>
-              (previous === null ? kv.create(key, text) : kv.update(key, text, previous.revision)).then(() => true, (e) => {
-                if (String(e).includes("wrong last sequence") || String(e).includes("key exists")) return false
-                throw e
-              }))
-            if (written) return { secret: meta, created: previous === null }
+            const written = previous === null ? yield* kv.create(key, sealed) : yield* kv.update(key, sealed, previous.revision)
+            if (written._tag === "Created" || written._tag === "Updated") return { secret: meta, created: previous === null }
           }
           return yield* new SecretUnavailable({ reason: `secret '${name}' kept changing under concurrent writes` })
         }).pipe(Effect.withSpan("Secrets.put", { attributes: { tenant_id: tenant, secret: name } }))
 
-      const names = (prefix: string) =>
-        bus("list secrets", async () => {
-          const out: Array<string> = []
-          for await (const k of await kv.keys(prefix)) out.push(k)
-          return out
-        })
+      const names = (prefix: string) => kv.keys(prefix)
 
       const list: Service["list"] = (tenant) =>
         Effect.gen(function*() {
@@ -179,7 +162,7 @@ export class Secrets extends Context.Service<Secrets, Service>()("lantern/actors
       const remove: Service["remove"] = (tenant, name) =>
         Effect.gen(function*() {
           yield* found(tenant, name)
-          yield* bus(`delete secret ${name}`, () => kv.purge(entryKey(tenant, name)))
+          yield* kv.purge(entryKey(tenant, name))
         })
 
       const resolve: Service["resolve"] = (tenant, uri, actor = "system") =>
@@ -215,10 +198,9 @@ export class Secrets extends Context.Service<Secrets, Service>()("lantern/actors
             continue
           }
           const value = opened.success
-          const text = encodeStored(seal(keks.current, tenant, metadataOf(entry.stored), value))
-          // a concurrent write sealed it under the current KEK already: nothing left to do for it
-          const done = yield* bus(`rewrap secret ${key}`, () => kv.update(key, text, entry.revision).then(() => true, () => false))
-          if (done) rewrapped++
+          // a concurrent write sealed it under the current KEK already (LostRace): nothing left to do for it
+          const done = yield* kv.update(key, seal(keks.current, tenant, metadataOf(entry.stored), value), entry.revision)
+          if (done._tag === "Updated") rewrapped++
         }
         return { rewrapped, total: keys.length, unreadable }
       }).pipe(Effect.withSpan("Secrets.rewrap"))

@@ -1,14 +1,13 @@
 // Circuit breakers against a real nats-server, with time on a test clock: the state machine's decisions, a
 // breaker opened by one host seen by another (and by a host started later), one trial per cooldown across
 // hosts, and a trial's outcome closing or re-opening it.
-import { Kvm } from "@nats-io/kv"
-import { ConfigProvider, Context, Effect, Layer, type Scope } from "effect"
+import { ConfigProvider, Context, Effect, Layer, Option, type Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { startServer, type TestServer } from "../tests/support/Bus.ts"
-import { afterFailure, afterSuccess, admission, Breakers, closed, decode, type State } from "./Breakers.ts"
-import { Nats } from "./Nats.ts"
-import { BREAKERS_BUCKET } from "./Topology.ts"
+import * as Kv from "../../bus/Kv.ts"
+import { Nats } from "../../bus/Nats.ts"
+import { startServer, type TestServer } from "../../tests/support/Bus.ts"
+import { afterFailure, afterSuccess, admission, Breakers, bucket, closed, decode, type State } from "./Breakers.ts"
 
 let nats: TestServer
 
@@ -78,8 +77,6 @@ const hosts = <A, E>(
   f: (host: () => Effect.Effect<Breakers["Service"], unknown, Nats | Scope.Scope>) => Effect.Effect<A, E, Nats | Scope.Scope>
 ) =>
   Effect.gen(function*() {
-    const { js } = yield* Nats
-    yield* Effect.promise(() => new Kvm(js).create(BREAKERS_BUCKET, { history: 1 }))
     const env = ConfigProvider.layer(ConfigProvider.fromUnknown({ LANTERN_BREAKER_FAILURES: "3", LANTERN_BREAKER_COOLDOWN_MS: "1000" }))
     const host = () => Effect.map(Layer.build(Breakers.layer([provider]).pipe(Layer.provide(env))), (c) => Context.get(c, Breakers))
     return yield* f(host)
@@ -93,10 +90,8 @@ const hosts = <A, E>(
 
 const stored = (provider: string) =>
   Effect.gen(function*() {
-    const { js } = yield* Nats
-    const kv = yield* Effect.promise(() => new Kvm(js).open(BREAKERS_BUCKET))
-    const e = yield* Effect.promise(() => kv.get(provider))
-    return e === null ? undefined : decode(e.string())
+    const kv = yield* Kv.open(bucket)
+    return Option.getOrUndefined(Option.map(yield* Effect.orDie(kv.get(provider)), (e) => e.value))
   })
 
 describe("Breakers on the bus", () => {

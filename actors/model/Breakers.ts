@@ -1,10 +1,9 @@
 // Circuit breakers for model providers, shared by every host through a KV bucket: after enough consecutive
 // retryable failures a provider is skipped for a cooldown, then one caller anywhere gets a trial call.
 // Writes are revision-checked; reads come from a local mirror fed by a watch, so a call costs no KV round trip.
-import { Kvm, type KV } from "@nats-io/kv"
-import { Clock, Config, Context, Effect, Layer, Schedule, Schema, Stream } from "effect"
-import { Nats, unavailable } from "./Nats.ts"
-import { BREAKERS_BUCKET } from "./Topology.ts"
+import { Clock, Config, Context, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
+import * as Kv from "../../bus/Kv.ts"
+import { BREAKERS_BUCKET } from "../../bus/Topology.ts"
 
 /** One provider's breaker as the bucket holds it (key: the provider's name). */
 export const State = Schema.Struct({
@@ -37,18 +36,16 @@ export const settingsConfig = Config.all({
   cooldownMs: Config.Int("LANTERN_BREAKER_COOLDOWN_MS").pipe(Config.withDefault(30_000))
 })
 
-const decodeState = Schema.decodeUnknownOption(Schema.fromJsonString(State))
+const StateJson = Schema.fromJsonString(State)
+const decodeState = Schema.decodeUnknownOption(StateJson)
+
+/** The `lantern-breakers` bucket: key = provider name. */
+export const bucket = Kv.bucket({ name: BREAKERS_BUCKET, value: StateJson })
 
 export const decode = (text: string): State | undefined => {
   const o = decodeState(text)
   return o._tag === "Some" ? o.value : undefined
 }
-
-const WRONG_LAST_SEQUENCE = 10071
-const isRevisionMismatch = (e: unknown) =>
-  typeof e === "object" && e !== null &&
-  (((e as { api_error?: { err_code?: number } }).api_error?.err_code === WRONG_LAST_SEQUENCE) ||
-    /wrong last sequence|key exists/i.test(String((e as Error).message)))
 
 // ---- decisions (pure) ----
 
@@ -80,8 +77,9 @@ export const afterSuccess = (current: State | undefined, admitted: Admission, no
 
 // ---- service ----
 
+/** What this host knows of an entry; `state` undefined: the entry is unreadable, overwritten by the next write. */
 interface Known {
-  readonly state: State
+  readonly state: State | undefined
   readonly revision: number
 }
 
@@ -97,50 +95,45 @@ export class Breakers extends Context.Service<Breakers, {
   readonly isOpen: (provider: string) => Effect.Effect<boolean>
   /** The mirrored state of `provider`. */
   readonly current: (provider: string) => State | undefined
-}>()("lantern/bus/Breakers") {
+}>()("lantern/actors/model/Breakers") {
   /** Breakers over the shared bucket, mirroring its entries (for `providers` at once, the rest as they change). */
   static readonly layer = (providers: ReadonlyArray<string>) =>
     Layer.effect(
       Breakers,
       Effect.gen(function*() {
-        const { js } = yield* Nats
         const settings = yield* settingsConfig
-        const bucket = yield* Effect.tryPromise({ try: () => new Kvm(js).open(BREAKERS_BUCKET), catch: unavailable("open breaker bucket") })
-        return yield* make(bucket, settings, providers)
+        return yield* make(yield* Kv.open(bucket), settings, providers)
       })
     )
 }
 
-/** Breakers over `bucket`; the watch that feeds the mirror runs in the caller's scope. */
-export const make = (bucket: KV, settings: Settings, providers: ReadonlyArray<string>) =>
+/** Breakers over `kv`; the watch that feeds the mirror runs in the caller's scope. */
+export const make = (kv: Kv.Handle<State>, settings: Settings, providers: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const known = new Map<string, Known>()
     /** Keeps the newer of two versions of an entry: the watch and this host's own writes both feed the mirror. */
-    const learn = (key: string, state: State | undefined, revision: number) => {
+    const learn = (key: string, change: Known | undefined) => {
       const k = known.get(key)
-      if (k !== undefined && k.revision >= revision) return
-      if (state === undefined) known.delete(key)
-      else known.set(key, { state, revision })
+      if (k !== undefined && change !== undefined && k.revision >= change.revision) return
+      if (change === undefined) known.delete(key)
+      else known.set(key, change)
+    }
+    const learnChange = (c: Kv.Change<State>) => {
+      const k = known.get(c.key)
+      if (k !== undefined && k.revision >= c.revision) return
+      if (c._tag === "Removed") known.delete(c.key)
+      else known.set(c.key, { state: c._tag === "Put" ? c.value : undefined, revision: c.revision })
     }
     const reload = (key: string) =>
-      Effect.tryPromise({ try: () => bucket.get(key), catch: unavailable(`read breaker ${key}`) }).pipe(
-        Effect.map((e) => {
-          if (e === null) return
-          learn(key, e.operation === "PUT" ? decode(e.string()) : undefined, e.revision)
-        })
+      kv.get(key).pipe(
+        Effect.map((e) => learn(key, Option.getOrUndefined(Option.map(e, (x): Known => ({ state: x.value, revision: x.revision }))))),
+        // the watch learns the unreadable entry's revision, so the next write replaces it
+        Effect.catchTag("CorruptValue", (e) => Effect.logWarning(`breaker ${key}: ${e.message}`))
       )
     // the configured providers' states before the first call; a stale read is fixed by the first write's check
     yield* Effect.forEach(providers, (p) => reload(p).pipe(Effect.ignore), { discard: true })
 
-    const watch = Effect.gen(function*() {
-      const watcher = yield* Effect.acquireRelease(
-        Effect.tryPromise({ try: () => bucket.watch(), catch: unavailable("watch breakers") }),
-        (w) => Effect.sync(() => w.stop())
-      )
-      yield* Stream.fromAsyncIterable(watcher, unavailable("watch breakers")).pipe(
-        Stream.runForEach((e) => Effect.sync(() => learn(e.key, e.operation === "PUT" ? decode(e.string()) : undefined, e.revision)))
-      )
-    }).pipe(Effect.scoped)
+    const watch = kv.watch().pipe(Stream.runForEach((c) => Effect.sync(() => learnChange(c))))
     yield* Effect.forkScoped(watch.pipe(
       Effect.tapCause((c) => Effect.logWarning("breaker watch stopped; watching again", c)),
       Effect.retry(Schedule.spaced("1 second")),
@@ -148,7 +141,7 @@ export const make = (bucket: KV, settings: Settings, providers: ReadonlyArray<st
     ))
 
     /**
-     * Applies `next` to the entry with a revision-checked write, re-reading and re-deciding on a conflict.
+     * Applies `next` to the entry with a revision-checked write, re-reading and re-deciding on a lost race.
      * Returns the state written, or undefined when there was nothing to write or the bus refused.
      */
     const mutate = (
@@ -161,23 +154,18 @@ export const make = (bucket: KV, settings: Settings, providers: ReadonlyArray<st
           const k = known.get(key)
           const after = next(k?.state, now)
           if (after === undefined) return undefined
-          const written = yield* Effect.tryPromise({
-            try: () => k === undefined ? bucket.create(key, JSON.stringify(after)) : bucket.update(key, JSON.stringify(after), k.revision),
-            catch: (e) => e
-          }).pipe(Effect.result)
-          if (written._tag === "Success") {
-            learn(key, after, written.success)
+          const written = yield* (k === undefined ? kv.create(key, after) : kv.update(key, after, k.revision))
+          if (written._tag === "Created" || written._tag === "Updated") {
+            learn(key, { state: after, revision: written.revision })
             return { before: k?.state, after }
-          }
-          if (!isRevisionMismatch(written.failure)) {
-            yield* Effect.logWarning(`breaker ${key}: cannot record the call: ${unavailable(`write breaker ${key}`)(written.failure).message}`)
-            return undefined
           }
           // another host wrote first: decide again on what it wrote
           yield* reload(key).pipe(Effect.ignore)
         }
         return undefined
-      })
+      }).pipe(
+        Effect.catchTag("BusUnavailable", (e) => Effect.as(Effect.logWarning(`breaker ${key}: cannot record the call: ${e.message}`), undefined))
+      )
 
     const admit = (provider: string) =>
       Effect.gen(function*() {
@@ -186,15 +174,14 @@ export const make = (bucket: KV, settings: Settings, providers: ReadonlyArray<st
         const a = admission(k?.state, now)
         if (a !== "take_trial") return a
         // exactly one caller wins the write from the revision it saw; everyone else treats the breaker as open
-        const trial: State = { ...k!.state, state: "half_open", until: now + settings.cooldownMs, updatedAt: now }
-        const taken = yield* Effect.tryPromise({ try: () => bucket.update(provider, JSON.stringify(trial), k!.revision), catch: (e) => e }).pipe(
-          Effect.result
-        )
-        if (taken._tag === "Failure") {
-          if (isRevisionMismatch(taken.failure)) yield* reload(provider).pipe(Effect.ignore)
+        const trial: State = { ...k!.state!, state: "half_open", until: now + settings.cooldownMs, updatedAt: now }
+        const taken = yield* kv.update(provider, trial, k!.revision).pipe(Effect.catchTag("BusUnavailable", () => Effect.succeed(null)))
+        if (taken === null) return "open" as Admission
+        if (taken._tag === "LostRace") {
+          yield* reload(provider).pipe(Effect.ignore)
           return "open" as Admission
         }
-        learn(provider, trial, taken.success)
+        learn(provider, { state: trial, revision: taken.revision })
         yield* Effect.logInfo(`breaker ${provider} half-open: this host makes the trial call`)
         return "trial" as Admission
       })
@@ -203,7 +190,7 @@ export const make = (bucket: KV, settings: Settings, providers: ReadonlyArray<st
       Effect.gen(function*() {
         const k = known.get(provider)
         // the hot path: a healthy provider's success writes nothing
-        if (admitted !== "trial" && (k === undefined || (k.state.state === "closed" && k.state.failures === 0))) return
+        if (admitted !== "trial" && (k === undefined || (k.state?.state === "closed" && k.state.failures === 0))) return
         const done = yield* mutate(provider, (current, now) => afterSuccess(current, admitted, now))
         if (done !== undefined && done.before?.state !== "closed") yield* Effect.logInfo(`breaker ${provider} closed`)
       })
