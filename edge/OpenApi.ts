@@ -133,7 +133,7 @@ export const document = withStandardResponses({
   info: {
     title: "Lantern API",
     version: "1",
-    description: "Durable runs of AI agents. Every /v1 route needs `Authorization: Bearer <token>`."
+    description: "Durable runs of AI agents. Every /v1 route but `POST /v1/receipts/verify` needs `Authorization: Bearer <token>`."
   },
   components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
   security: [{ bearer: [] }],
@@ -203,7 +203,12 @@ export const document = withStandardResponses({
       }
     },
     "/v1/receipts/verify": {
-      post: { summary: "Verify a receipt: its signature, and its digest recomputed from the stored journal (and from `journal`, when given)", requestBody: jsonBody(VerifyBody), responses: { "200": ok("Verdict: every check with its outcome", Verdict), ...errors } }
+      post: {
+        summary: "Verify a receipt (no token; any origin): its signature under the published keys, the `journal` sent with it, and, for a receipt Lantern signed, its run's stored journal. Always 200 with `valid` and every check",
+        security: [],
+        requestBody: jsonBody(VerifyBody),
+        responses: { "200": ok("Verdict: every check with its outcome", Verdict), "400": ok("Invalid request", Api.ErrorResponse) }
+      }
     },
     "/v1/admin/signing-keys/rotate": {
       post: { summary: "Make a new receipt-signing key and retire the current one, which stays published (scope `admin`)", responses: { "200": ok("The new key and every published key", Schema.Struct({ current: PublicKeySchema, keys: Schema.Array(PublicKeySchema) })), ...errors } }

@@ -48,7 +48,6 @@ export const ROUTES = {
   "POST /v1/runs/:id/identity-token": "runs:write",
   "GET /v1/runs/:id/receipt": "receipts:read",
   "GET /v1/runs/:id/journal": "receipts:read",
-  "POST /v1/receipts/verify": "receipts:read",
   "POST /v1/admin/signing-keys/rotate": "admin",
   "GET /v1/audit": "audit:read",
   "POST /v1/tenants": "admin",
@@ -62,6 +61,12 @@ export const ROUTES = {
   "POST /v1/admin/secrets/rewrap": "admin",
   "GET /v1/admin/dead-letters": "admin"
 } as const satisfies Record<string, Scope>
+
+/**
+ * The /v1 routes that need no token, served beside the table: verifying a receipt is public, as the keys that
+ * verify it are (/.well-known/lantern-receipts), so anyone handed a receipt can check it.
+ */
+export const PUBLIC_ROUTES = ["POST /v1/receipts/verify"] as const
 
 export type RouteKey = keyof typeof ROUTES
 export type Method = "GET" | "POST" | "PUT" | "DELETE"

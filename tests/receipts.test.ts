@@ -228,4 +228,47 @@ describe("receipts", () => {
     expect((await fetch(`${stack.url}/v1/admin/signing-keys/rotate`, { method: "POST" })).status).toBe(401)
     expect((await call("GET", "/v1/runs/run_00000000000000000000000000/receipt")).status).toBe(404)
   }, 30_000)
+
+  it("the verifier is public too: no token, any origin, a preflight; a forged receipt learns nothing of stored runs", async () => {
+    const { id, receipt, journal } = finishedRun
+    const origin = "https://auditor.example.com"
+    const verify = async (body: unknown) => {
+      const r = await fetch(`${stack.url}/v1/receipts/verify`, { method: "POST", headers: { "content-type": "application/json", origin }, body: typeof body === "string" ? body : JSON.stringify(body) })
+      return { status: r.status, cors: r.headers.get("access-control-allow-origin"), text: await r.text() }
+    }
+    const plain = await verify({ receipt })
+    expect(plain.status, plain.text).toBe(200)
+    expect(plain.cors).toBe("*")
+    expect(JSON.parse(plain.text)).toMatchObject({ valid: true })
+    const both = JSON.parse((await verify({ receipt, journal })).text)
+    expect(both.valid).toBe(true)
+    expect(both.checks.at(-1)).toMatchObject({ name: "stored-journal", ok: true })
+    // the stored journal still counts for a genuine receipt: a journal altered on the way is caught
+    const altered = JSON.parse((await verify({ receipt, journal: journal.replace("2+3*4", "2+3*5") })).text)
+    expect(altered.valid).toBe(false)
+
+    // a receipt that Lantern did not sign is checked against what it came with only: the stored run is never read
+    const forged = await verify({ receipt: { ...receipt, eventCount: 1, journalDigest: "0".repeat(64) } })
+    expect(forged.status).toBe(200)
+    const verdict = JSON.parse(forged.text)
+    expect(verdict.valid).toBe(false)
+    expect(verdict.checks.find((c: { name: string }) => c.name === "signature")).toMatchObject({ ok: false })
+    expect(verdict.checks.at(-1)).toMatchObject({ name: "stored-journal", ok: false })
+    expect(forged.text).toContain("(empty journal)")
+    const firstLine = journal.split("\n")[0]!
+    expect(forged.text).not.toContain(JSON.parse(firstLine).envelope.eventId)
+    expect(forged.text).not.toContain("2+3*4")
+    expect(forged.text).not.toContain(`${receipt.lastSeq}`.length > 2 ? `journal spans sequences ${receipt.firstSeq}` : "never")
+
+    // bad bodies are 400s a browser can read
+    const bad = await verify("{not json")
+    expect(bad.status).toBe(400)
+    expect(bad.cors).toBe("*")
+    const pre = await fetch(`${stack.url}/v1/receipts/verify`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" } })
+    expect(pre.status).toBe(204)
+    expect(pre.headers.get("access-control-allow-origin")).toBe("*")
+    expect(pre.headers.get("access-control-allow-methods")).toContain("POST")
+    expect(pre.headers.get("access-control-allow-headers")).toContain("content-type")
+    expect(id).toBe(receipt.runId)
+  }, 30_000)
 })
