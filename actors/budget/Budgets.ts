@@ -62,11 +62,7 @@ export interface Hold {
 }
 
 /** What a run has used so far, for its per-run caps. */
-export interface RunUsage {
-  readonly costUsd: number
-  readonly tokens: number
-  readonly toolCalls: number
-}
+export type RunUsage = Decider.RunUsage
 
 export interface ReserveRequest {
   readonly tenant: string
@@ -84,39 +80,10 @@ export interface ReserveRequest {
 const round = (usd: number) => Math.round(usd * 1e9) / 1e9
 
 /** The per-run cap a call would break: cost and tokens, against the run's own totals. */
-export const overRun = (scope: string, limits: BudgetLimits, run: RunUsage, quote: Quote): BudgetRefusal | null => {
-  const checks: ReadonlyArray<readonly [string, number | undefined, number, number, string]> = [
-    ["maxCostUsdPerRun", limits.maxCostUsdPerRun, run.costUsd, quote.worstCaseUsd, " USD"],
-    ["maxTokensPerRun", limits.maxTokensPerRun, run.tokens, quote.promptTokens + quote.maxTokens, " tokens"]
-  ]
-  for (const [cap, limit, spent, requested, unit] of checks) {
-    if (limit === undefined || spent + requested <= limit + 1e-12) continue
-    return {
-      scope,
-      cap,
-      limit,
-      spent: round(spent),
-      reserved: 0,
-      requested: round(requested),
-      reason: `${cap} of ${scope} is ${limit}${unit}: the run has used ${round(spent)}${unit} and its next model call may use ${round(requested)}${unit}`
-    }
-  }
-  return null
-}
+export const overRun = Decider.overRun
 
 /** The refusal of one more tool call when a run already made `made` of them. */
-export const overToolCalls = (scope: string, limits: BudgetLimits, made: number, more: number): BudgetRefusal | null =>
-  limits.maxToolCallsPerRun === undefined || made + more <= limits.maxToolCallsPerRun
-    ? null
-    : {
-      scope,
-      cap: "maxToolCallsPerRun",
-      limit: limits.maxToolCallsPerRun,
-      spent: made,
-      reserved: 0,
-      requested: more,
-      reason: `maxToolCallsPerRun of ${scope} is ${limits.maxToolCallsPerRun}: the run has made ${made} tool calls and asked for ${more} more`
-    }
+export const overToolCalls = Decider.overToolCalls
 
 export class Budgets extends Context.Service<Budgets, {
   readonly set: (tenant: string, scope: Scope, limits: BudgetLimits, by: string) => Effect.Effect<View, Actor.ExecuteError<never>>
@@ -132,6 +99,11 @@ export class Budgets extends Context.Service<Budgets, {
   readonly reserve: (request: ReserveRequest) => Effect.Effect<Hold, BudgetExceeded | Actor.ExecuteError<never>>
   /** Replaces the hold with the call's actual cost (0 for a call that failed without an answer). */
   readonly settle: (hold: Hold, actual: { readonly costUsd: number; readonly tokens: number }) => Effect.Effect<void, Actor.ExecuteError<never>>
+  /**
+   * Admits one more tool call of a run that made `made` of them: refused when a hard `maxToolCallsPerRun` leaves no
+   * room, a soft one passed is alerted and the call let through.
+   */
+  readonly admitToolCall: (tenant: string, agentName: string, runId: string, made: number) => Effect.Effect<void, BudgetExceeded | Actor.ExecuteError<never>>
   /** Journals a soft cap passed by a run (per-run caps, which only the run's driver sees). */
   readonly alert: (tenant: string, scope: Scope, refusal: BudgetRefusal, runId: string) => Effect.Effect<void, Actor.ExecuteError<never>>
   /** The hard cap that spending `usd` more (and `tokens`) on one new run would break, if any; changes nothing. */
@@ -241,6 +213,23 @@ export class Budgets extends Context.Service<Budgets, {
             ), { discard: true })
         })
 
+      /** The budgets that apply, as the per-run policy reads them. */
+      const limited = (budgets: ReadonlyArray<{ readonly scope: Scope; readonly state: Decider.State }>) =>
+        budgets.map(({ scope, state }) => ({ scope, name: scopeName(scope), limits: state.limits! }))
+
+      const alertIn = (tenant: string, scope: Scope, refusal: BudgetRefusal, runId: string, key: string) =>
+        Effect.gen(function*() {
+          yield* accepted(
+            addressOf(tenant, scope),
+            { _tag: "Alert", cap: refusal.cap, limit: refusal.limit, value: Decider.alertValue(refusal), runId, now: yield* Clock.currentTimeMillis },
+            key
+          )
+        })
+
+      /** Journals the soft caps a verdict passed, each once per `keyPrefix` and cap. */
+      const alertAll = (tenant: string, runId: string, verdict: Decider.RunVerdict<Scope>, keyPrefix: string) =>
+        Effect.forEach(verdict.alerts, ({ refusal, scope }) => alertIn(tenant, scope, refusal, runId, `${keyPrefix}:${refusal.cap}`), { discard: true })
+
       return Budgets.of({
         set: (tenant, scope, limits, by) =>
           Effect.gen(function*() {
@@ -263,11 +252,10 @@ export class Budgets extends Context.Service<Budgets, {
             const budgets = yield* applying(tenant, agentName)
             if (budgets.length === 0) return
             const firstCall = yield* firstCallQuote
-            for (const { scope, state } of budgets) {
-              // a run whose first call alone breaks a per-run cap is refused before it starts
-              const perRun = overRun(scopeName(scope), state.limits!, { costUsd: 0, tokens: 0, toolCalls: 0 }, firstCall)
-              if (perRun !== null && state.limits!.hardFail) return yield* new BudgetExceeded({ refusal: perRun })
-            }
+            // a run whose first call alone breaks a hard per-run cap is refused before it starts (soft ones are
+            // alerted at the call itself)
+            const { refused } = Decider.perRun(limited(budgets), (name, limits) => Decider.overRun(name, limits, Decider.NO_USAGE, firstCall))
+            if (refused !== null) return yield* new BudgetExceeded({ refusal: refused })
             const now = yield* Clock.currentTimeMillis
             const count: Decider.Command = { _tag: "CountRun", runId, now, firstCallUsd: firstCall.worstCaseUsd }
             // every scope is asked before any counts, so a refusal by the tenant does not leave the agent's count
@@ -284,16 +272,9 @@ export class Budgets extends Context.Service<Budgets, {
             const budgets = yield* applying(request.tenant, request.agentName)
             if (budgets.length === 0) return hold
             const quote = yield* request.quote
-            for (const { scope, state } of budgets) {
-              const refusal = overRun(scopeName(scope), state.limits!, request.run, quote)
-              if (refusal === null) continue
-              if (state.limits!.hardFail) return yield* new BudgetExceeded({ refusal })
-              yield* execute(
-                addressOf(request.tenant, scope),
-                { _tag: "Alert", cap: refusal.cap, limit: refusal.limit, value: refusal.spent + refusal.requested, runId: request.runId, now: yield* Clock.currentTimeMillis },
-                `alert:${request.reservationId}:${refusal.cap}`
-              )
-            }
+            const verdict = Decider.perRun(limited(budgets), (name, limits) => Decider.overRun(name, limits, request.run, quote))
+            yield* alertAll(request.tenant, request.runId, verdict, `alert:${request.reservationId}`)
+            if (verdict.refused !== null) return yield* new BudgetExceeded({ refusal: verdict.refused })
             const held: Array<Scope> = []
             for (const { scope } of budgets) {
               const now = yield* Clock.currentTimeMillis
@@ -330,52 +311,19 @@ export class Budgets extends Context.Service<Budgets, {
             return { ...hold, scopes: held }
           }),
         settle: (hold, actual) => settleIn(hold, hold.scopes, actual),
-        alert: (tenant, scope, refusal, runId) =>
+        admitToolCall: (tenant, agentName, runId, made) =>
           Effect.gen(function*() {
-            yield* accepted(
-              addressOf(tenant, scope),
-              { _tag: "Alert", cap: refusal.cap, limit: refusal.limit, value: refusal.spent + refusal.requested, runId, now: yield* Clock.currentTimeMillis },
-              `alert:${runId}:${refusal.cap}`
-            )
+            const verdict = Decider.perRun(limited(yield* applying(tenant, agentName)), (name, limits) => Decider.overToolCalls(name, limits, made, 1))
+            yield* alertAll(tenant, runId, verdict, `alert:${runId}`)
+            if (verdict.refused !== null) return yield* new BudgetExceeded({ refusal: verdict.refused })
           }),
+        alert: (tenant, scope, refusal, runId) => alertIn(tenant, scope, refusal, runId, `alert:${runId}:${refusal.cap}`),
         wouldExceed: (tenant, agentName, usd, tokens) =>
           Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
-            const day = Decider.dayOf(now)
-            for (const { scope, state } of yield* applying(tenant, agentName)) {
-              const limits = state.limits!
-              if (!limits.hardFail) continue
-              const perRun = overRun(scopeName(scope), limits, { costUsd: 0, tokens: 0, toolCalls: 0 }, {
-                promptTokens: tokens,
-                maxTokens: 0,
-                worstCaseUsd: usd,
-                models: []
-              })
-              if (perRun !== null) return perRun
-              const today = Decider.dayIn(state, day)
-              const reserved = Decider.reservedOn(state, day, now)
-              if (limits.maxCostUsdPerDay !== undefined && today.spentUsd + reserved + usd > limits.maxCostUsdPerDay + 1e-12) {
-                return {
-                  scope: scopeName(scope),
-                  cap: "maxCostUsdPerDay",
-                  limit: limits.maxCostUsdPerDay,
-                  spent: round(today.spentUsd),
-                  reserved: round(reserved),
-                  requested: round(usd),
-                  reason: `maxCostUsdPerDay of ${scopeName(scope)} is ${limits.maxCostUsdPerDay} USD: ${round(today.spentUsd)} USD spent and ${round(reserved)} USD reserved today leave no room for a run forecast at ${round(usd)} USD (p90)`
-                }
-              }
-              if (limits.maxRunsPerDay !== undefined && today.runs + 1 > limits.maxRunsPerDay) {
-                return {
-                  scope: scopeName(scope),
-                  cap: "maxRunsPerDay",
-                  limit: limits.maxRunsPerDay,
-                  spent: today.runs,
-                  reserved: 0,
-                  requested: 1,
-                  reason: `maxRunsPerDay of ${scopeName(scope)} is ${limits.maxRunsPerDay}: ${today.runs} runs started today`
-                }
-              }
+            for (const { state } of yield* applying(tenant, agentName)) {
+              const refusal = Decider.wouldExceed(state, usd, tokens, now)
+              if (refusal !== null) return refusal
             }
             return null
           })

@@ -293,6 +293,116 @@ describe("Budget decider", () => {
     })
   })
 
+  describe("per-run caps (checked against the run's own usage, which only its driver knows)", () => {
+    const quote = { promptTokens: 300, maxTokens: 700, worstCaseUsd: 0.4, models: ["offline/echo"] }
+    const used = { costUsd: 0.7, tokens: 9_500, toolCalls: 2 }
+    const budgets = (agent: BudgetLimits, tenant: BudgetLimits) => [
+      { scope: "agent", name: "agent:echoer", limits: agent },
+      { scope: "tenant", name: "tenant", limits: tenant }
+    ]
+    const perRunCost = (name: string, limits: BudgetLimits) => Budget.overRun(name, limits, used, quote)
+
+    it("given maxCostUsdPerRun 1 and 0.7 USD used, when the next call may cost 0.4, then it is refused naming the figures", () =>
+      expect(perRunCost(SCOPE, { maxCostUsdPerRun: 1, hardFail: true })).toEqual({
+        scope: SCOPE,
+        cap: "maxCostUsdPerRun",
+        limit: 1,
+        spent: 0.7,
+        reserved: 0,
+        requested: 0.4,
+        reason: `maxCostUsdPerRun of ${SCOPE} is 1 USD: the run has used 0.7 USD and its next model call may use 0.4 USD`
+      }))
+
+    it("given maxTokensPerRun 10,000 and 9,500 used, when the next call may use 1,000 (prompt and output cap), then it is refused", () =>
+      expect(perRunCost(SCOPE, { maxTokensPerRun: 10_000, hardFail: true })).toMatchObject({ cap: "maxTokensPerRun", spent: 9_500, requested: 1_000 }))
+
+    it("given caps the call fits exactly, then nothing is refused", () => {
+      expect(perRunCost(SCOPE, { maxCostUsdPerRun: 1.1, maxTokensPerRun: 10_500, hardFail: true })).toBeNull()
+      expect(perRunCost(SCOPE, hard)).toBeNull()
+    })
+
+    it("given maxToolCallsPerRun 2, when a run that made 2 asks for one more, then it is refused; one that made 1 is not", () => {
+      expect(Budget.overToolCalls(SCOPE, { maxToolCallsPerRun: 2, hardFail: true }, 2, 1)).toEqual({
+        scope: SCOPE,
+        cap: "maxToolCallsPerRun",
+        limit: 2,
+        spent: 2,
+        reserved: 0,
+        requested: 1,
+        reason: `maxToolCallsPerRun of ${SCOPE} is 2: the run has made 2 tool calls and asked for 1 more`
+      })
+      expect(Budget.overToolCalls(SCOPE, { maxToolCallsPerRun: 2, hardFail: true }, 1, 1)).toBeNull()
+      expect(Budget.overToolCalls(SCOPE, hard, 100, 1)).toBeNull()
+    })
+
+    it("given a hard per-run cap passed, then the verdict refuses with it and alerts nothing", () =>
+      expect(Budget.perRun(budgets({ maxCostUsdPerRun: 1, hardFail: true }, hard), perRunCost)).toEqual({
+        refused: expect.objectContaining({ scope: "agent:echoer", cap: "maxCostUsdPerRun" }),
+        alerts: []
+      }))
+
+    it("given a soft per-run cap passed, then the call goes through and the cap is alerted in its scope", () => {
+      const verdict = Budget.perRun(budgets({ maxCostUsdPerRun: 1, hardFail: false }, hard), perRunCost)
+      expect(verdict.refused).toBeNull()
+      expect(verdict.alerts).toEqual([{ scope: "agent", refusal: expect.objectContaining({ scope: "agent:echoer", cap: "maxCostUsdPerRun" }) }])
+      expect(Budget.alertValue(verdict.alerts[0]!.refusal)).toBeCloseTo(1.1, 12)
+    })
+
+    it("given the agent's soft cap and the tenant's hard cap both passed, then the agent's is alerted and the tenant's refuses", () => {
+      const verdict = Budget.perRun(budgets({ maxCostUsdPerRun: 1, hardFail: false }, { maxCostUsdPerRun: 0.9, hardFail: true }), perRunCost)
+      expect(verdict.refused).toMatchObject({ scope: "tenant", cap: "maxCostUsdPerRun", limit: 0.9 })
+      expect(verdict.alerts.map((a) => a.scope)).toEqual(["agent"])
+    })
+
+    it("given the agent's hard cap passed, then the scopes after it are not looked at", () =>
+      expect(Budget.perRun(budgets({ maxCostUsdPerRun: 1, hardFail: true }, { maxCostUsdPerRun: 0.9, hardFail: false }), perRunCost)).toMatchObject({
+        refused: { scope: "agent:echoer" },
+        alerts: []
+      }))
+
+    it("given no cap passed, then the verdict is empty", () =>
+      expect(Budget.perRun(budgets(hard, soft), perRunCost)).toEqual({ refused: null, alerts: [] }))
+  })
+
+  describe("wouldExceed (a forecast against the hard caps; changes nothing)", () => {
+    it("given no budget or a soft one, then nothing is refused", () => {
+      expect(Budget.wouldExceed(stateOf([]), 1e6, 1e9, T)).toBeNull()
+      expect(Budget.wouldExceed(stateOf([set({ ...soft, maxCostUsdPerRun: 0.1 })]), 1, 0, T)).toBeNull()
+    })
+
+    it("given a per-run cap below the forecast, then it refuses with that cap", () =>
+      expect(Budget.wouldExceed(stateOf([set({ maxCostUsdPerRun: 0.5, hardFail: true })]), 0.6, 10, T)).toMatchObject({
+        scope: SCOPE,
+        cap: "maxCostUsdPerRun",
+        spent: 0,
+        requested: 0.6
+      }))
+
+    it("given spend and live reservations today, then a run that does not fit the day's cost is refused", () => {
+      const history = [set(hard), settled("s1", 0.5), reserved("r1", 0.3)]
+      expect(Budget.wouldExceed(stateOf(history), 0.3, 0, T)).toEqual({
+        scope: SCOPE,
+        cap: "maxCostUsdPerDay",
+        limit: 1,
+        spent: 0.5,
+        reserved: 0.3,
+        requested: 0.3,
+        reason: `maxCostUsdPerDay of ${SCOPE} is 1 USD: 0.5 USD spent and 0.3 USD reserved today leave no room for a run forecast at 0.3 USD (p90)`
+      })
+      expect(Budget.wouldExceed(stateOf(history), 0.2, 0, T)).toBeNull()
+      // the reservation expired: it no longer counts
+      expect(Budget.wouldExceed(stateOf(history), 0.3, 0, T + HOUR)).toBeNull()
+    })
+
+    it("given the day's runs used up, then one more run is refused", () =>
+      expect(Budget.wouldExceed(stateOf([set({ maxRunsPerDay: 1, hardFail: true }), counted("run_1")]), 0, 0, T)).toMatchObject({
+        cap: "maxRunsPerDay",
+        spent: 1,
+        requested: 1,
+        reason: `maxRunsPerDay of ${SCOPE} is 1: 1 runs started today`
+      }))
+  })
+
   it("evolve applies whatever decide emits, over a mixed history", () => {
     let state = stateOf([set(soft)])
     const commands: Array<Budget.Command> = []

@@ -2,12 +2,14 @@
 // worst case before it is made and settles to its actual cost after; a reservation that would take the day's
 // spend plus what is already held past a hard cap is refused, so concurrent runs cannot race past the cap.
 // Reservations carry an expiry: one whose host died stops counting when it passes and is released by the
-// next reservation on the scope. Per-run caps are checked against the run's own journal (Budgets.ts), not here.
+// next reservation on the scope. Per-run caps are checked against the run's own usage (which only its driver
+// knows) by the pure `perRun` policy below: a hard cap refuses, a soft one is alerted and let through.
 import { Result } from "effect"
 import type { BudgetLimits } from "../../schema/Budget.ts"
 import { BudgetExceeded } from "../../schema/Errors.ts"
 import type { BudgetEvent, BudgetRefusal } from "../../schema/Events.ts"
 import { accept, type Decider, ignore } from "../kernel/Decider.ts"
+import type { Quote } from "../model/ModelProvider.ts"
 
 export interface Reservation {
   readonly runId: string
@@ -283,6 +285,120 @@ export const evolve = (state: State, event: BudgetEvent): State => {
 }
 
 const evolveAll = (state: State, events: ReadonlyArray<BudgetEvent>) => events.reduce(evolve, state)
+
+/** What a run has used so far, for its per-run caps. */
+export interface RunUsage {
+  readonly costUsd: number
+  readonly tokens: number
+  readonly toolCalls: number
+}
+
+/** Nothing used yet: a run before its first call. */
+export const NO_USAGE: RunUsage = { costUsd: 0, tokens: 0, toolCalls: 0 }
+
+/** The per-run cap a model call would break: cost and tokens, against the run's own totals. */
+export const overRun = (scope: string, limits: BudgetLimits, run: RunUsage, quote: Quote): BudgetRefusal | null => {
+  const checks: ReadonlyArray<readonly [string, number | undefined, number, number, string]> = [
+    ["maxCostUsdPerRun", limits.maxCostUsdPerRun, run.costUsd, quote.worstCaseUsd, " USD"],
+    ["maxTokensPerRun", limits.maxTokensPerRun, run.tokens, quote.promptTokens + quote.maxTokens, " tokens"]
+  ]
+  for (const [cap, limit, spent, requested, unit] of checks) {
+    if (limit === undefined || spent + requested <= limit + 1e-12) continue
+    return {
+      scope,
+      cap,
+      limit,
+      spent: round(spent),
+      reserved: 0,
+      requested: round(requested),
+      reason: `${cap} of ${scope} is ${limit}${unit}: the run has used ${round(spent)}${unit} and its next model call may use ${round(requested)}${unit}`
+    }
+  }
+  return null
+}
+
+/** The refusal of `more` tool calls when a run already made `made` of them. */
+export const overToolCalls = (scope: string, limits: BudgetLimits, made: number, more: number): BudgetRefusal | null =>
+  limits.maxToolCallsPerRun === undefined || made + more <= limits.maxToolCallsPerRun
+    ? null
+    : {
+      scope,
+      cap: "maxToolCallsPerRun",
+      limit: limits.maxToolCallsPerRun,
+      spent: made,
+      reserved: 0,
+      requested: more,
+      reason: `maxToolCallsPerRun of ${scope} is ${limits.maxToolCallsPerRun}: the run has made ${made} tool calls and asked for ${more} more`
+    }
+
+/** A per-run check of one scope's caps: the refusal it would give, or null. */
+export type RunCheck = (scope: string, limits: BudgetLimits) => BudgetRefusal | null
+
+/** What the per-run caps of the scopes that apply say: refused by the first hard one, or soft ones alerted. */
+export interface RunVerdict<S> {
+  /** The hard cap that refuses, if any: the call is not made. */
+  readonly refused: BudgetRefusal | null
+  /** Soft caps passed before it (all of them when none refuses): journaled as alerts, the call goes through. */
+  readonly alerts: ReadonlyArray<{ readonly scope: S; readonly refusal: BudgetRefusal }>
+}
+
+/**
+ * The hard/soft policy of per-run caps over the budgets that apply (the agent's, then the tenant's): scopes are
+ * checked in order, a soft cap passed is alerted, and the first hard cap passed refuses.
+ */
+export const perRun = <S>(
+  budgets: ReadonlyArray<{ readonly scope: S; readonly name: string; readonly limits: BudgetLimits }>,
+  check: RunCheck
+): RunVerdict<S> => {
+  const alerts: Array<{ scope: S; refusal: BudgetRefusal }> = []
+  for (const { limits, name, scope } of budgets) {
+    const refusal = check(name, limits)
+    if (refusal === null) continue
+    if (limits.hardFail) return { refused: refusal, alerts }
+    alerts.push({ scope, refusal })
+  }
+  return { refused: null, alerts }
+}
+
+/** The figure a soft cap's alert journals: what the run would have reached. */
+export const alertValue = (refusal: BudgetRefusal) => refusal.spent + refusal.requested
+
+/**
+ * The hard cap of this scope that one new run costing `usd` (and `tokens`) would break, if any: its per-run caps,
+ * then the day's cost (spent and live reservations) and the day's runs. A soft budget never refuses.
+ */
+export const wouldExceed = (state: State, usd: number, tokens: number, now: number): BudgetRefusal | null => {
+  const limits = state.limits
+  if (limits === null || !limits.hardFail) return null
+  const perRunCap = overRun(state.scope, limits, NO_USAGE, { promptTokens: tokens, maxTokens: 0, worstCaseUsd: usd, models: [] })
+  if (perRunCap !== null) return perRunCap
+  const day = dayOf(now)
+  const today = dayIn(state, day)
+  const reserved = reservedOn(state, day, now)
+  if (limits.maxCostUsdPerDay !== undefined && today.spentUsd + reserved + usd > limits.maxCostUsdPerDay + 1e-12) {
+    return {
+      scope: state.scope,
+      cap: "maxCostUsdPerDay",
+      limit: limits.maxCostUsdPerDay,
+      spent: round(today.spentUsd),
+      reserved: round(reserved),
+      requested: round(usd),
+      reason: `maxCostUsdPerDay of ${state.scope} is ${limits.maxCostUsdPerDay} USD: ${round(today.spentUsd)} USD spent and ${round(reserved)} USD reserved today leave no room for a run forecast at ${round(usd)} USD (p90)`
+    }
+  }
+  if (limits.maxRunsPerDay !== undefined && today.runs + 1 > limits.maxRunsPerDay) {
+    return {
+      scope: state.scope,
+      cap: "maxRunsPerDay",
+      limit: limits.maxRunsPerDay,
+      spent: today.runs,
+      reserved: 0,
+      requested: 1,
+      reason: `maxRunsPerDay of ${state.scope} is ${limits.maxRunsPerDay}: ${today.runs} runs started today`
+    }
+  }
+  return null
+}
 
 export const decider: Decider<State, Command, BudgetEvent, BudgetExceeded> = {
   initialState,

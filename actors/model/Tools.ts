@@ -1,5 +1,8 @@
 // Lantern's built-in deterministic tools: what a spec's JSON-schema functions are answered by until
-// sandboxed tool execution lands. Pure functions of their arguments.
+// sandboxed tool execution lands. Pure functions of their arguments, served to the run driver by the `Tools`
+// service so that sandboxed or remote tools can take their place without touching the driver.
+import { Context, Effect, Layer } from "effect"
+import type { ToolCall } from "../../schema/Events.ts"
 
 export interface BuiltinTool {
   readonly name: string
@@ -112,3 +115,21 @@ export const names = [...builtins.map((t) => t.name), SLEEP.name]
 
 /** Whether a spec may declare a tool of this name without an `agent` to answer it. */
 export const isKnown = (name: string) => names.includes(name)
+
+/** The tool output for a call no tool answers: the model reads it and may recover. */
+export const unknownTool = (name: string) => `error: unknown tool '${name}'`
+
+/** Answers a model's call of a tool that is neither a durable timer nor a child agent. */
+export class Tools extends Context.Service<Tools, {
+  /** The call's output as the model will read it; a tool's own failure is an `error: ...` output, not an error. */
+  readonly run: (call: ToolCall) => Effect.Effect<string>
+}>()("lantern/actors/Tools") {
+  /** The built-in deterministic tools. */
+  static readonly layer = Layer.succeed(Tools, Tools.of({
+    run: (call) =>
+      Effect.sync(() => {
+        const tool = find(call.name)
+        return tool === undefined ? unknownTool(call.name) : tool.run(call.arguments)
+      })
+  }))
+}

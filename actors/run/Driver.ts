@@ -12,13 +12,13 @@ import { policyOf } from "../../schema/AgentSpec.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
 import type { EventTooLarge, ProviderError } from "../../schema/Errors.ts"
 import type { BudgetRefusal, ErrorInfo, Route, StepRequest, StepResult } from "../../schema/Events.ts"
-import { Budgets, overToolCalls, scopeName } from "../budget/Budgets.ts"
+import { Budgets } from "../budget/Budgets.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import * as Actor from "../kernel/Actor.ts"
 import * as Failpoints from "../kernel/Failpoints.ts"
 import { Receipts } from "../receipts/Receipts.ts"
 import { ModelProvider } from "../model/ModelProvider.ts"
-import * as Tools from "../model/Tools.ts"
+import { Tools } from "../model/Tools.ts"
 import { isTerminal, type State, type Step, stepOf } from "./Decider.ts"
 import * as Plan from "./Plan.ts"
 import { actor, addressOf, Runs } from "./Runs.ts"
@@ -119,6 +119,7 @@ export class Driver extends Context.Service<Driver, {
       const provide = yield* Actor.provider
       const budgets = yield* Budgets
       const secrets = yield* Secrets
+      const tools = yield* Tools
 
       /** The tenant's own provider keys its agent names (`routing.credentials`), resolved now, for this call only. */
       const apiKeysOf = (
@@ -150,18 +151,6 @@ export class Driver extends Context.Service<Driver, {
           expiresAt: now + policyOf(state.spec!).stepTimeoutMs + leases.ttlMs
         })
 
-      /** The hard per-run tool-call cap one more call would break; a soft one is alerted and let through. */
-      const toolCallRefusal = (tenant: string, state: State) =>
-        Effect.gen(function*() {
-          for (const { scope, state: budget } of yield* budgets.applying(tenant, state.agentName)) {
-            const refusal = overToolCalls(scopeName(scope), budget.limits!, toolCallsOf(state), 1)
-            if (refusal === null) continue
-            if (budget.limits!.hardFail) return refusal
-            yield* budgets.alert(tenant, scope, refusal, state.runId)
-          }
-          return null
-        })
-
       // cancel signals for runs driven on this host: completing the deferred interrupts the step in flight
       const inFlight = new Map<string, Deferred.Deferred<void>>()
       const sub = nc.subscribe("lantern.ctl.cancel.>", {
@@ -175,9 +164,7 @@ export class Driver extends Context.Service<Driver, {
 
       const perform = (tenant: string, state: State, request: StepRequest, key: string): Effect.Effect<Performed, Failure> => {
         if (request._tag === "tool") {
-          const tool = Tools.find(request.call.name)
-          const output = tool === undefined ? `error: unknown tool '${request.call.name}'` : tool.run(request.call.arguments)
-          return Effect.succeed({ result: { _tag: "tool", callId: request.call.id, output }, tokensIn: 0, tokensOut: 0, costUsd: 0 })
+          return Effect.map(tools.run(request.call), (output) => ({ result: { _tag: "tool", callId: request.call.id, output }, tokensIn: 0, tokensOut: 0, costUsd: 0 }))
         }
         if (request._tag !== "model") return Effect.die(new Error(`step kind ${request._tag} is waited on, not performed`))
         const timeoutMs = policyOf(state.spec!).stepTimeoutMs
@@ -349,9 +336,10 @@ export class Driver extends Context.Service<Driver, {
                   continue
                 }
                 if (isToolCall(action.request) && stepOf(loaded.state, action.stepId) === undefined) {
-                  const refusal = yield* toolCallRefusal(tenant, loaded.state)
-                  if (refusal !== null) {
-                    loaded = yield* exec({ _tag: "FailRun", error: budgetError(refusal) }, `${runId}:failed`)
+                  const admitted = yield* Effect.result(budgets.admitToolCall(tenant, loaded.state.agentName, runId, toolCallsOf(loaded.state)))
+                  if (Result.isFailure(admitted)) {
+                    if (admitted.failure._tag !== "BudgetExceeded") return yield* Effect.fail(admitted.failure)
+                    loaded = yield* exec({ _tag: "FailRun", error: budgetError(admitted.failure.refusal) }, `${runId}:failed`)
                     continue
                   }
                 }
@@ -480,7 +468,7 @@ export class Driver extends Context.Service<Driver, {
 
       return Driver.of({ drive })
     })
-  )
+  ).pipe(Layer.provide(Tools.layer))
 }
 
 export const settingsConfig = Config.all({
