@@ -7,9 +7,8 @@ import { Journal } from "../bus/Journal.ts"
 import { Nats } from "../bus/Nats.ts"
 import * as Topology from "../bus/Topology.ts"
 import type { ActorAddress, Envelope } from "../schema/Envelope.ts"
-import type { DatabaseUnavailable } from "../schema/Errors.ts"
 import { busLayer, startServer, type TestServer } from "../tests/support/Bus.ts"
-import * as Postgres from "../tests/support/Postgres.ts"
+import * as Drivers from "../tests/support/Drivers.ts"
 import * as DeadLetters from "./DeadLetters.ts"
 import * as Fixtures from "./Fixtures.ts"
 import * as Migrations from "./Migrations.ts"
@@ -19,26 +18,7 @@ import { Sql } from "./Sql.ts"
 
 type Services = Sql | Nats | Journal
 
-interface Driver {
-  readonly title: string
-  readonly skip: boolean
-  readonly start: () => Promise<{ readonly layer: Layer.Layer<Sql, DatabaseUnavailable>; readonly stop: () => Promise<void> }>
-}
-
-const pg = Postgres.availability()
-const drivers: ReadonlyArray<Driver> = [
-  { title: "PGlite (in memory)", skip: false, start: async () => ({ layer: Sql.layerPglite(null), stop: async () => {} }) },
-  pg.available
-    ? {
-      title: "Postgres (pg)",
-      skip: false,
-      start: async () => {
-        const server = await pg.start()
-        return { layer: Sql.layerPg(server.url), stop: server.stop }
-      }
-    }
-    : { title: `Postgres (pg) — skipped: ${pg.reason}`, skip: true, start: () => Promise.reject(new Error(pg.reason)) }
-]
+const drivers = Drivers.sql()
 
 /** Polls `probe` until `ok` holds or the deadline passes; the last value is returned either way. */
 const eventually = async <A>(probe: () => Promise<A>, ok: (a: A) => boolean, deadlineMs = 20_000): Promise<A> => {

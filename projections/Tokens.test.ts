@@ -1,9 +1,9 @@
 // API key lineage on both drivers: a key minted by another never outlives it (expiry capped at creation, and an
 // expired or revoked ancestor refuses it at use time), and revoking a key revokes every key below it, at once.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Effect, Exit, type Layer, ManagedRuntime } from "effect"
+import { Effect, Exit, ManagedRuntime } from "effect"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
-import * as Postgres from "../tests/support/Postgres.ts"
+import * as Drivers from "../tests/support/Drivers.ts"
 import * as Migrations from "./Migrations.ts"
 import { Sql } from "./Sql.ts"
 import * as Tokens from "./Tokens.ts"
@@ -11,26 +11,7 @@ import * as Tokens from "./Tokens.ts"
 const TENANT = "t-lineage"
 const HOUR = 3_600_000
 
-interface Driver {
-  readonly title: string
-  readonly skip: boolean
-  readonly start: () => Promise<{ readonly layer: Layer.Layer<Sql, DatabaseUnavailable>; readonly stop: () => Promise<void> }>
-}
-
-const pgAvailability = Postgres.availability()
-const drivers: ReadonlyArray<Driver> = [
-  { title: "PGlite (in memory)", skip: false, start: async () => ({ layer: Sql.layerPglite(null), stop: async () => {} }) },
-  pgAvailability.available
-    ? {
-      title: "Postgres (pg)",
-      skip: false,
-      start: async () => {
-        const server = await pgAvailability.start()
-        return { layer: Sql.layerPg(server.url), stop: server.stop }
-      }
-    }
-    : { title: `Postgres (pg) — skipped: ${pgAvailability.reason}`, skip: true, start: () => Promise.reject(new Error(pgAvailability.reason)) }
-]
+const drivers = Drivers.sql()
 
 let n = 0
 const name = () => `k${++n}`

@@ -2,10 +2,10 @@
 // journal, idempotent redelivery, replay from zero, tenant isolation, paging, tokens and transactions.
 import * as fc from "fast-check"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { Effect, Exit, type Layer, ManagedRuntime } from "effect"
+import { Effect, Exit, ManagedRuntime } from "effect"
 import { AGENTS, RUNS } from "../bus/Topology.ts"
 import { CorruptEvent, type DatabaseUnavailable } from "../schema/Errors.ts"
-import * as Postgres from "../tests/support/Postgres.ts"
+import * as Drivers from "../tests/support/Drivers.ts"
 import type * as Envelope from "../schema/Envelope.ts"
 import * as DeadLetters from "./DeadLetters.ts"
 import * as Fixtures from "./Fixtures.ts"
@@ -17,26 +17,7 @@ import * as RunJournals from "./RunJournals.ts"
 import { Sql, type SqlPort } from "./Sql.ts"
 import * as Tokens from "./Tokens.ts"
 
-interface Driver {
-  readonly title: string
-  readonly skip: boolean
-  readonly start: () => Promise<{ readonly layer: Layer.Layer<Sql, DatabaseUnavailable>; readonly stop: () => Promise<void> }>
-}
-
-const pg = Postgres.availability()
-const drivers: ReadonlyArray<Driver> = [
-  { title: "PGlite (in memory)", skip: false, start: async () => ({ layer: Sql.layerPglite(null), stop: async () => {} }) },
-  pg.available
-    ? {
-      title: "Postgres (pg)",
-      skip: false,
-      start: async () => {
-        const server = await pg.start()
-        return { layer: Sql.layerPg(server.url), stop: server.stop }
-      }
-    }
-    : { title: `Postgres (pg) — skipped: ${pg.reason}`, skip: true, start: () => Promise.reject(new Error(pg.reason)) }
-]
+const drivers = Drivers.sql()
 
 const TABLES = ["agents", "agent_versions", "runs", "steps", "projector_checkpoints", "api_tokens", "projector_dead_letters"]
 const KEYS: Record<string, string> = {
@@ -220,6 +201,30 @@ for (const driver of drivers) {
       expect(await run(Projector.checkpoint("projector-runs", RUNS))).toBe(runs.length)
     })
 
+    it("lists runs newest first by creation time, not by id (child runs' ids are not time-ordered), and pages by cursor", async () => {
+      // [run number (its id's order), seconds after T0]: ids and times disagree; 40 and 41 start in the same millisecond
+      const made: ReadonlyArray<readonly [number, number]> = [[50, 100], [10, 400], [30, 200], [41, 300], [40, 300], [20, 150], [60, 50]]
+      const entries = made.map(([n, t]) => ({ ...Fixtures.startedRuns("t1", 1, n)[0]!, at: Fixtures.at(t) }))
+      await run(Projector.apply("projector-runs", RUNS, Fixtures.storedOf(entries)))
+      const newestFirst = [10, 41, 40, 30, 20, 50, 60].map(Fixtures.runId)
+      const all = await run(Queries.listRuns("t1"))
+      expect(all.items.map((r) => r.id)).toEqual(newestFirst)
+      const pages: Array<string> = []
+      let cursor: string | null = null
+      do {
+        const page: Queries.RunPage = await run(Queries.listRuns("t1", { limit: 2, ...(cursor === null ? {} : { cursor }) }))
+        pages.push(...page.items.map((r) => r.id))
+        cursor = page.nextCursor
+        if (cursor !== null) expect(cursor).toMatch(/^[0-9]{1,17}\.run_[0-9a-z]{26}$/)
+      } while (cursor !== null)
+      expect(pages).toEqual(newestFirst)
+      // the cursor before issue 10, a bare run id, continues below that run's (created_at, id)
+      expect((await run(Queries.listRuns("t1", { cursor: Fixtures.runId(41) }))).items.map((r) => r.id)).toEqual(newestFirst.slice(2))
+      expect((await run(Queries.listRuns("t1", { cursor: Fixtures.runId(99) }))).items).toEqual([])
+      // a cursor is the tenant's own: another tenant's run id continues nowhere
+      expect((await run(Queries.listRuns("t2", { cursor: Fixtures.runId(41) }))).items).toEqual([])
+    })
+
     it("a redelivered batch (sequences at or below the checkpoint) changes nothing", async () => {
       const { agents, runs } = await run(applyAll("t1", 5))
       const before = await run(dump)
@@ -364,10 +369,11 @@ for (const driver of drivers) {
       const ids = [5, 4, 3, 2, 1].map(Fixtures.runId)
       const page1 = await run(Queries.listRuns("t1", { limit: 2 }))
       expect(page1.items.map((r) => r.id)).toEqual(ids.slice(0, 2))
-      expect(page1.nextCursor).toBe(ids[1])
+      // opaque, but it ends with the page's last run: (created_at in µs).(id)
+      expect(page1.nextCursor).toMatch(new RegExp(`^[0-9]+\\.${ids[1]}$`))
       const page2 = await run(Queries.listRuns("t1", { limit: 2, cursor: page1.nextCursor! }))
       expect(page2.items.map((r) => r.id)).toEqual(ids.slice(2, 4))
-      expect(page2.nextCursor).toBe(ids[3])
+      expect(page2.nextCursor).toMatch(new RegExp(`^[0-9]+\\.${ids[3]}$`))
       const page3 = await run(Queries.listRuns("t1", { limit: 2, cursor: page2.nextCursor! }))
       expect(page3.items.map((r) => r.id)).toEqual(ids.slice(4))
       expect(page3.nextCursor).toBeNull()

@@ -4,10 +4,11 @@
 // suites bypass RLS, so everything here reads through the edge's role, and one suite owns the tables as an
 // ordinary user, as a production deployment does.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Effect, Exit, type Layer, ManagedRuntime } from "effect"
+import { Effect, Exit, ManagedRuntime } from "effect"
 import pg from "pg"
 import { AGENTS, AUDIT, RUNS } from "../bus/Topology.ts"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
+import * as Drivers from "../tests/support/Drivers.ts"
 import * as Postgres from "../tests/support/Postgres.ts"
 import * as Fixtures from "./Fixtures.ts"
 import * as Migrations from "./Migrations.ts"
@@ -19,26 +20,7 @@ import * as Tokens from "./Tokens.ts"
 
 const TENANT_TABLES = ["agent_versions", "agents", "api_tokens", "audit_events", "projector_dead_letters", "runs", "steps"]
 
-interface Driver {
-  readonly title: string
-  readonly skip: boolean
-  readonly start: () => Promise<{ readonly layer: Layer.Layer<Sql, DatabaseUnavailable>; readonly stop: () => Promise<void> }>
-}
-
-const pgAvailability = Postgres.availability()
-const drivers: ReadonlyArray<Driver> = [
-  { title: "PGlite (in memory)", skip: false, start: async () => ({ layer: Sql.layerPglite(null), stop: async () => {} }) },
-  pgAvailability.available
-    ? {
-      title: "Postgres (pg)",
-      skip: false,
-      start: async () => {
-        const server = await pgAvailability.start()
-        return { layer: Sql.layerPg(server.url), stop: server.stop }
-      }
-    }
-    : { title: `Postgres (pg) — skipped: ${pgAvailability.reason}`, skip: true, start: () => Promise.reject(new Error(pgAvailability.reason)) }
-]
+const drivers = Drivers.sql()
 
 const withSql = <A, E>(f: (sql: SqlPort) => Effect.Effect<A, E>) =>
   Effect.gen(function*() {
