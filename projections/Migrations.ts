@@ -204,6 +204,14 @@ export const migrations: ReadonlyArray<Migration> = [
       // revoking a key walks down to its descendants
       `create index api_tokens_by_parent on api_tokens (tenant_id, parent_id) where parent_id is not null`
     ]
+  },
+  {
+    id: 10,
+    name: "runs listed newest first by creation time (issue 10)",
+    statements: [
+      // GET /v1/runs pages by (created_at, id): child runs' ids are not time-ordered
+      `create index runs_by_created on runs (tenant_id, created_at desc, id desc)`
+    ]
   }
 ]
 

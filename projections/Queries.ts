@@ -30,7 +30,7 @@ export interface RunListOptions {
   readonly agentName?: string
   /** 1 to 200; 50 when absent. */
   readonly limit?: number
-  /** The last run id of the previous page. */
+  /** The previous page's `nextCursor` (or, as before issue 10, the last run id of the previous page). */
   readonly cursor?: string
 }
 
@@ -122,8 +122,14 @@ export const getRunAt = (
   )
 
 /**
- * A page of runs, newest first (run ids are time-ordered), optionally by status and agent. Pass the page's
- * `nextCursor` as `cursor` for the next one.
+ * A page's cursor: `<µs since the epoch>.<run id>` of its last run, the (created_at, id) the next page continues
+ * below. A bare run id (the cursor before issue 10) is read as that run's (created_at, id).
+ */
+const CURSOR = /^(?:([0-9]{1,17})\.)?(run_[0-9a-z]{26})$/u
+
+/**
+ * A page of runs, newest first: by creation time, ties by id (child runs' ids are not time-ordered, so ids alone
+ * would not do), optionally by status and agent. Pass the page's `nextCursor` as `cursor` for the next one.
  */
 export const listRuns = (
   tenant: string,
@@ -139,16 +145,32 @@ export const listRuns = (
   }
   filter("status", "=", options.status)
   filter("agent_name", "=", options.agentName)
-  filter("id", "<", options.cursor)
+  if (options.cursor !== undefined) {
+    const cursor = CURSOR.exec(options.cursor)
+    // the edge lets only the pattern through; anything else continues nowhere
+    if (cursor === null) return Effect.succeed({ items: [], nextCursor: null })
+    if (cursor[1] === undefined) {
+      params.push(cursor[2])
+      where.push(`(created_at, id) < (select c.created_at, c.id from runs c where c.tenant_id = $1 and c.id = $${params.length})`)
+    } else {
+      params.push(cursor[1], cursor[2])
+      where.push(`(created_at, id) < (timestamptz 'epoch' + $${params.length - 1}::bigint * interval '1 microsecond', $${params.length})`)
+    }
+  }
   params.push(limit + 1)
   return Effect.map(
-    query<RunResponse>(
-      `select ${RUN_COLUMNS} from runs where ${where.join(" and ")} order by id desc limit $${params.length}`,
+    query<RunResponse & { cursorAt: string }>(
+      `select ${RUN_COLUMNS}, ((extract(epoch from created_at) * 1000000)::bigint)::text as "cursorAt"
+        from runs where ${where.join(" and ")} order by created_at desc, id desc limit $${params.length}`,
       params
     ),
     (rows) => {
-      const items = rows.slice(0, limit).map(runOf)
-      return { items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null }
+      const page = rows.slice(0, limit)
+      const last = page[page.length - 1]
+      return {
+        items: page.map(({ cursorAt: _, ...run }) => runOf(run)),
+        nextCursor: rows.length > limit && last !== undefined ? `${last.cursorAt}.${last.id}` : null
+      }
     }
   )
 }

@@ -2,7 +2,7 @@
 // OpenAPI document is generated from these schemas.
 import { Schema } from "effect"
 import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
-import { AgentName, DecimalInt, RunId } from "./Ids.ts"
+import { AgentName, DecimalInt } from "./Ids.ts"
 import { BudgetRefusal, ErrorInfo } from "./Events.ts"
 
 /** The `Idempotency-Key` header of `POST /v1/runs`. */
@@ -87,11 +87,19 @@ export const RunResponse = Schema.Struct({
 })
 export type RunResponse = typeof RunResponse.Type
 
+/**
+ * Where a page of `GET /v1/runs` continues: the previous page's `nextCursor`, to be passed back as it is (it
+ * encodes the last run's creation time and id). A bare run id, the cursor before issue 10, is still accepted.
+ */
+export const RunCursor = Schema.String.check(
+  Schema.isPattern(/^(?:[0-9]{1,17}\.)?run_[0-9a-z]{26}$/u, { message: "Expected the nextCursor of a previous page" })
+)
+
 export const RunListQuery = Schema.Struct({
   status: Schema.optionalKey(RunStatus),
   agentName: Schema.optionalKey(AgentName),
   limit: Schema.optionalKey(DecimalInt({ minimum: 1, maximum: 200 })),
-  cursor: Schema.optionalKey(RunId)
+  cursor: Schema.optionalKey(RunCursor)
 })
 export type RunListQuery = typeof RunListQuery.Type
 

@@ -61,7 +61,8 @@ const patterns = (v: unknown, out: Array<string> = []): Array<string> => {
 
 const AGENT_NAME = "^[a-z0-9][a-z0-9_-]{0,62}$"
 const IDEMPOTENCY_KEY = "^[\\x21-\\x7e]{1,255}$"
-const RUN_ID = "^run_[0-9a-z]{26}$"
+/** A page's nextCursor, (created_at in µs).(run id), or a bare run id as before issue 10. */
+const RUN_CURSOR = "^(?:[0-9]{1,17}\\.)?run_[0-9a-z]{26}$"
 
 beforeAll(async () => {
   nats = await startServer("lantern-openapi")
@@ -140,7 +141,7 @@ describe("the document", () => {
   it("carries the query rules: days 1-366, limit 1-200, the run cursor's format", () => {
     expect(param("/v1/agents/{name}/usage", "get", "days", "query")).toMatchObject({ type: "integer", minimum: 1, maximum: 366 })
     expect(param("/v1/runs", "get", "limit", "query")).toMatchObject({ type: "integer", minimum: 1, maximum: 200 })
-    expect(param("/v1/runs", "get", "cursor", "query").pattern).toBe(RUN_ID)
+    expect(param("/v1/runs", "get", "cursor", "query").pattern).toBe(RUN_CURSOR)
     expect(param("/v1/audit", "get", "limit", "query")).toMatchObject({ type: "integer", minimum: 1, maximum: 200 })
   })
 })
