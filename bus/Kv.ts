@@ -17,6 +17,11 @@ export interface Bucket<A> {
   readonly history: number
   /** Entries older than this are dropped by the server (the bucket's max age); none when undefined. */
   readonly ttl: Duration.Duration | undefined
+  /**
+   * What an entry is, for errors a client may read (`a secret`): they name neither the bucket nor the key,
+   * which are the bus's layout.
+   */
+  readonly what: string
 }
 
 /** Declares a bucket. `value` decodes the stored text: `Schema.fromJsonString(S)` for JSON, `Schema.String` for text. */
@@ -25,9 +30,11 @@ export const bucket = <A>(options: {
   readonly value: Schema.Codec<A, string>
   readonly history?: number
   readonly ttl?: Duration.Input
+  readonly what?: string
 }): Bucket<A> => ({
   name: options.name,
   value: options.value,
+  what: options.what ?? "a stored entry",
   history: options.history ?? 1,
   ttl: options.ttl === undefined ? undefined : Duration.fromInputUnsafe(options.ttl)
 })
@@ -123,7 +130,7 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
   const text = (value: A) => Effect.try({ try: () => encode(value), catch: (e) => e }).pipe(Effect.orDie)
 
   const get: Handle<A>["get"] = (key) =>
-    Effect.flatMap(call(`read ${b.name} ${key}`, () => kv.get(key)), (e) =>
+    Effect.flatMap(call(`read ${b.what}`, () => kv.get(key)), (e) =>
       e === null || e.operation !== "PUT" ? Effect.succeedNone : Effect.asSome(decodeEntry(e)))
 
   const create: Handle<A>["create"] = (key, value) =>
@@ -131,29 +138,29 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
       const data = yield* text(value)
       // a key deleted between the refused create and the read of its revision is created again: a few tries
       for (let attempt = 0; attempt < 3; attempt++) {
-        const written = yield* checked(`create ${b.name} ${key}`, () => kv.create(key, data), null)
+        const written = yield* checked(`create ${b.what}`, () => kv.create(key, data), null)
         if (written !== null) return created(written)
-        const current = yield* call(`read ${b.name} ${key}`, () => kv.get(key))
+        const current = yield* call(`read ${b.what}`, () => kv.get(key))
         if (current !== null && current.operation === "PUT") return { _tag: "AlreadyExists", revision: current.revision } as const
       }
-      return yield* new BusUnavailable({ operation: `create ${b.name} ${key}`, reason: "the key kept changing under concurrent writes" })
+      return yield* new BusUnavailable({ operation: `create ${b.what}`, reason: "the entry kept changing under concurrent writes" })
     })
 
   const update: Handle<A>["update"] = (key, value, expectedRevision) =>
     Effect.flatMap(text(value), (data) =>
-      checked(`update ${b.name} ${key}`, () => kv.update(key, data, expectedRevision).then(updated), lostRace))
+      checked(`update ${b.what}`, () => kv.update(key, data, expectedRevision).then(updated), lostRace))
 
-  const put: Handle<A>["put"] = (key, value) => Effect.flatMap(text(value), (data) => call(`write ${b.name} ${key}`, () => kv.put(key, data)))
+  const put: Handle<A>["put"] = (key, value) => Effect.flatMap(text(value), (data) => call(`write ${b.what}`, () => kv.put(key, data)))
 
   const remove = (op: "delete" | "purge") => (key: string, expectedRevision?: number) =>
     checked(
-      `${op} ${b.name} ${key}`,
+      `${op} ${b.what}`,
       () => kv[op](key, expectedRevision === undefined ? undefined : { previousSeq: expectedRevision }).then((): Deleted => ({ _tag: "Deleted" })),
       lostRace
     )
 
   const keys: Handle<A>["keys"] = (filter = ">") =>
-    call(`list ${b.name}`, async () => {
+    call(`list ${b.what}`, async () => {
       const out: Array<string> = []
       for await (const k of await kv.keys(filter)) out.push(k)
       return out
@@ -162,11 +169,11 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
   const watch: Handle<A>["watch"] = (options = {}) =>
     Stream.unwrap(Effect.gen(function*() {
       const watcher = yield* Effect.acquireRelease(
-        call(`watch ${b.name}`, () =>
+        call(`watch ${b.what}`, () =>
           kv.watch({ ...(options.key === undefined ? {} : { key: options.key }), ...(options.updatesOnly === true ? { include: KvWatchInclude.UpdatesOnly } : {}) })),
         (w) => Effect.sync(() => w.stop())
       )
-      return Stream.fromAsyncIterable(watcher, unavailable(`watch ${b.name}`)).pipe(
+      return Stream.fromAsyncIterable(watcher, unavailable(`watch ${b.what}`)).pipe(
         Stream.mapEffect((e): Effect.Effect<Change<A>> =>
           e.operation !== "PUT"
             ? Effect.succeed({ _tag: "Removed", key: e.key, revision: e.revision })
@@ -189,14 +196,14 @@ export const open = <A>(b: Bucket<A>) =>
     const { js, jsm } = yield* Nats
     const replicas = yield* Config.Int("LANTERN_REPLICAS").pipe(Config.withDefault(1), Effect.orDie)
     const ttlMs = b.ttl === undefined ? undefined : Duration.toMillis(b.ttl)
-    const kv = yield* call(`open bucket ${b.name}`, () =>
+    const kv = yield* call(`open the store of ${b.what}`, () =>
       new Kvm(js).create(b.name, { history: b.history, replicas, ...(ttlMs === undefined ? {} : { ttl: ttlMs }) })).pipe(
         // a freshly formed cluster may time out the first creates while its meta leader settles
         Effect.retry({ schedule: Schedule.spaced("1 second"), times: 20 })
       )
     if (ttlMs !== undefined) {
       const stream = `KV_${b.name}`
-      yield* call(`set the TTL of ${b.name}`, async () => {
+      yield* call(`set the TTL of ${b.what}`, async () => {
         const info = await jsm.streams.info(stream)
         if (info.config.max_age !== nanos(ttlMs)) await jsm.streams.update(stream, { ...info.config, max_age: nanos(ttlMs) })
       })

@@ -126,7 +126,7 @@ const Stored = Schema.Struct({
 type Stored = typeof Stored.Type
 
 /** The `lantern-run-identities` bucket: key `<tenant>.<runId>`, written once. */
-export const bucket = Kv.bucket({ name: RUN_IDENTITIES_BUCKET, value: Schema.fromJsonString(Stored) })
+export const bucket = Kv.bucket({ name: RUN_IDENTITIES_BUCKET, value: Schema.fromJsonString(Stored), what: "a run identity" })
 
 export const entryKey = (tenant: string, runId: string) => `${tenant}.${runId}`
 const aad = (tenant: string, runId: string, keyId: string) => `lantern-run-identity\0${tenant}\0${runId}\0${keyId}`

@@ -40,7 +40,7 @@ const StateJson = Schema.fromJsonString(State)
 const decodeState = Schema.decodeUnknownOption(StateJson)
 
 /** The `lantern-breakers` bucket: key = provider name. */
-export const bucket = Kv.bucket({ name: BREAKERS_BUCKET, value: StateJson })
+export const bucket = Kv.bucket({ name: BREAKERS_BUCKET, value: StateJson, what: "a circuit breaker" })
 
 export const decode = (text: string): State | undefined => {
   const o = decodeState(text)

@@ -31,7 +31,7 @@ export const Entry = Schema.Struct({
 export type Entry = typeof Entry.Type
 
 /** The `lantern-model-cache` bucket (its TTL set from the configuration when opened). */
-export const bucket = Kv.bucket({ name: MODEL_CACHE_BUCKET, value: Schema.fromJsonString(Entry), ttl: MODEL_CACHE_TTL_MS })
+export const bucket = Kv.bucket({ name: MODEL_CACHE_BUCKET, value: Schema.fromJsonString(Entry), ttl: MODEL_CACHE_TTL_MS, what: "a cached answer" })
 
 /** Whether a request may be answered from (and stored in) the cache: deterministic sampling, and not turned off. */
 export const isCacheable = (request: Request): boolean => request.temperature === 0 && request.cache !== false

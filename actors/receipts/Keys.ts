@@ -48,7 +48,11 @@ const entryKey = (keyId: string) => `key.${keyId}`
  * The `lantern-signing-keys` bucket: `key.<keyId>` holds a Stored key as JSON, `current` the keyId that signs
  * now as plain text.
  */
-export const bucket = Kv.bucket({ name: SIGNING_KEYS_BUCKET, value: Schema.Union([Schema.fromJsonString(Stored), Schema.String]) })
+export const bucket = Kv.bucket({
+  name: SIGNING_KEYS_BUCKET,
+  value: Schema.Union([Schema.fromJsonString(Stored), Schema.String]),
+  what: "a signing key"
+})
 
 export const kekIdOf = (kek: Uint8Array) => createHash("sha256").update("lantern-kek\0").update(kek).digest("hex").slice(0, 16)
 

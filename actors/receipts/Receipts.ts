@@ -52,7 +52,7 @@ export const unsignedOf = (tenant: string, runId: string, lines: ReadonlyArray<V
 }
 
 /** The `lantern-receipts` bucket: key `<tenant>.<runId>`, a finished run's receipt, written once. */
-export const bucket = Kv.bucket({ name: RECEIPTS_BUCKET, value: Schema.fromJsonString(Verify.Receipt) })
+export const bucket = Kv.bucket({ name: RECEIPTS_BUCKET, value: Schema.fromJsonString(Verify.Receipt), what: "a receipt" })
 
 export interface Service {
   /** The run's journal lines, exactly what a receipt's digest covers. */

@@ -34,7 +34,12 @@ export const workSubject = (tenant: string, runId: string) => `lantern.work.run.
 export const cancelSubject = (tenant: string, runId: string) => `lantern.ctl.cancel.${tenant}.${runId}`
 
 /** The `lantern-idempotency` bucket: `<tenant>.<sha256 of the caller's Idempotency-Key>` → the run it started. */
-export const idempotencyBucket = Kv.bucket({ name: IDEMPOTENCY_BUCKET, value: Schema.NonEmptyString, ttl: IDEMPOTENCY_TTL_MS })
+export const idempotencyBucket = Kv.bucket({
+  name: IDEMPOTENCY_BUCKET,
+  value: Schema.NonEmptyString,
+  ttl: IDEMPOTENCY_TTL_MS,
+  what: "an idempotency key"
+})
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 

@@ -62,7 +62,7 @@ export const Stored = Schema.Struct({
 export type Stored = typeof Stored.Type
 
 /** The `lantern-secrets` bucket: key `<tenant>.<name>`, the latest sealed version only. */
-export const bucket = Kv.bucket({ name: SECRETS_BUCKET, value: Schema.fromJsonString(Stored) })
+export const bucket = Kv.bucket({ name: SECRETS_BUCKET, value: Schema.fromJsonString(Stored), what: "a secret" })
 
 export const entryKey = (tenant: string, name: string) => `${tenant}.${name}`
 const aad = (tenant: string, name: string, version: number) => `lantern-secret\0${tenant}\0${name}\0${version}`
