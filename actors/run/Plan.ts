@@ -1,6 +1,7 @@
 // What a run does next, decided from its state alone: the durable-execution core. Replaying a journal
 // through this function always yields the same next action, so a recovering host continues exactly where
-// the dead one stopped, reusing every completed step's recorded result.
+// the dead one stopped, reusing every completed step's recorded result. What the driver does about that action
+// at a given time is decided in actors/run/Decisions.ts.
 import { createHash } from "node:crypto"
 import { DEFAULT_MAX_TOKENS, type Policy, policyOf, type ToolSpec } from "../../schema/AgentSpec.ts"
 import type { Request as ModelRequest } from "../model/ModelProvider.ts"
@@ -182,3 +183,4 @@ export const next = (s: State): Action => {
   }
   return { _tag: "Execute", stepId: modelStepId(turn + 1), request: { _tag: "model", model: s.spec.model, turn: turn + 1 }, notBefore: null }
 }
+

@@ -1,0 +1,169 @@
+// The interpreter of a run's decisions: one session of driving a run while this host holds its lease. It asks
+// Decisions what to do next and does it (journal a command, start a child, reserve and call, sleep, park),
+// feeding each effect's result back to Decisions for the command to journal. It decides nothing itself.
+import { Clock, Deferred, Duration, Effect, Random, Result } from "effect"
+import { Leases } from "../../bus/Leases.ts"
+import type { RunCommand } from "../../schema/Commands.ts"
+import { Budgets } from "../budget/Budgets.ts"
+import * as Actor from "../kernel/Actor.ts"
+import * as Failpoints from "../kernel/Failpoints.ts"
+import type { State } from "./Decider.ts"
+import * as Decisions from "./Decisions.ts"
+import * as Perform from "./Perform.ts"
+import { actor, addressOf, Runs } from "./Runs.ts"
+
+/** How a drive ended for this host. */
+export type Outcome =
+  /** The run ended (or never started): `state` is its final state, as this host last saw it. */
+  | { readonly _tag: "Finished"; readonly state: State }
+  | { readonly _tag: "Parked"; readonly dueAt: number }
+  | { readonly _tag: "Busy"; readonly retryInMs: number }
+  | { readonly _tag: "Lost" }
+
+export const make = Effect.gen(function*() {
+  const leases = yield* Leases
+  const runs = yield* Runs
+  const budgets = yield* Budgets
+  const provide = yield* Actor.provider
+  const { perform, quote } = yield* Perform.make
+
+  /** Drives the run until it ends or waits; completing `cancelled` interrupts the call in flight. */
+  return (tenant: string, runId: string, cancelled: Deferred.Deferred<void>): Effect.Effect<Outcome, Actor.ExecuteError<never>> =>
+    Effect.gen(function*() {
+      const address = addressOf(tenant, runId)
+      const reload = provide(actor.load(address))
+      let loaded = yield* reload
+      // commands refused because the run changed under us (cancel, another host) end in a reload
+      const execOnce = (command: RunCommand) =>
+        provide(actor.executeOn(loaded, command, { idempotencyKey: Decisions.keyOf(runId, command), correlationId: runId })).pipe(
+          Effect.map((o) => o.loaded),
+          Effect.catchTags({
+            InvalidCommand: () => reload,
+            RunAlreadyFinished: () => reload,
+            RunNotFound: () => reload,
+            IdempotencyKeyReused: () => reload,
+            StepNotFound: () => reload,
+            NotAwaitingApproval: () => reload
+          })
+        )
+      /** An event too large for the bus is replaced by the small one Decisions says, once. */
+      const exec = (command: RunCommand) =>
+        execOnce(command).pipe(
+          Effect.catchTag("EventTooLarge", (e) => execOnce(Decisions.whenTooLarge(command, e.message))),
+          Effect.annotateSpans(command._tag === "StartStep" || command._tag === "CompleteStep" || command._tag === "FailStep" ? { step_id: command.stepId } : {})
+        )
+      /** Sleeps until `until` unless a cancel comes first; true when cancelled. */
+      const sleepUntil = (until: number) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.sleep(Duration.millis(Math.max(0, until - now))).pipe(
+            Effect.as(false),
+            Effect.raceFirst(Effect.as(Deferred.await(cancelled), true))
+          ))
+
+      for (let i = 0; i < Decisions.MAX_DECISIONS; i++) {
+        const now = yield* Clock.currentTimeMillis
+        const decision = Decisions.decide(loaded.state, now)
+        switch (decision._tag) {
+          case "Finish":
+            return { _tag: "Finished", state: loaded.state } as Outcome
+          case "Park":
+            return { _tag: "Parked", dueAt: decision.until } as Outcome
+          case "Sleep":
+            if (yield* sleepUntil(decision.until)) loaded = yield* reload
+            continue
+          case "StartChild": {
+            const started = yield* runs.startChild({
+              tenant,
+              runId: decision.runId,
+              agentName: decision.agentName,
+              input: decision.input,
+              parent: { tenant, ...decision.parent }
+            }).pipe(
+              Effect.map((child): Decisions.ChildOutcome => ({ _tag: "Started", child })),
+              Effect.catchTags({
+                EventTooLarge: (e) => Effect.succeed<Decisions.ChildOutcome>({ _tag: "TooLarge", message: e.message }),
+                AgentNotFound: (e) => Effect.succeed<Decisions.ChildOutcome>({ _tag: "NotFound", message: e.message }),
+                AgentVersionNotFound: (e) => Effect.succeed<Decisions.ChildOutcome>({ _tag: "NotFound", message: e.message })
+              }),
+              // anything else (a budget refusing the child, the bus) fails this drive: the work message is retried later
+              Effect.mapError((e) => e as Actor.ExecuteError<never>)
+            )
+            const after = Decisions.afterChild(decision.step, started, now)
+            if (after._tag === "Park") return { _tag: "Parked", dueAt: after.until } as Outcome
+            if (after._tag === "FailStep" || after._tag === "CompleteStep") loaded = yield* exec(after)
+            continue
+          }
+          case "Start": {
+            if (decision.toolCallsMade !== null) {
+              const admitted = yield* Effect.result(budgets.admitToolCall(tenant, loaded.state.agentName, runId, decision.toolCallsMade))
+              if (Result.isFailure(admitted)) {
+                const e = admitted.failure
+                if (e._tag !== "BudgetExceeded") return yield* Effect.fail(e)
+                loaded = yield* exec(Decisions.refuseToolCall(e.refusal))
+                continue
+              }
+            }
+            const stepId = decision.command.stepId
+            yield* Failpoints.hit("before-step-start", stepId)
+            loaded = yield* exec(decision.command)
+            const call = Decisions.afterStart(loaded.state, stepId, now, leases.ttlMs)
+            if (call === null) continue
+            yield* Failpoints.hit("after-step-start", stepId)
+            if (call._tag === "Wait") continue
+            const step = call.step
+            const hold = call._tag === "CallModel"
+              ? yield* Effect.result(budgets.reserve({
+                tenant,
+                agentName: loaded.state.agentName,
+                runId,
+                reservationId: call.key,
+                quote: quote(tenant, loaded.state, call),
+                run: call.usage,
+                expiresAt: call.reserveUntil
+              }))
+              : Result.succeed(null)
+            if (Result.isFailure(hold)) {
+              const e = hold.failure
+              if (e._tag !== "BudgetExceeded") return yield* Effect.fail(e)
+              loaded = yield* exec(Decisions.refuseCall(step, e.refusal))
+              continue
+            }
+            /** Replaces the reservation with what the call cost: settled before the step completes, never after. */
+            const settle = (costUsd: number, tokens: number) =>
+              hold.success === null || hold.success.scopes.length === 0 ? Effect.void : budgets.settle(hold.success, { costUsd, tokens })
+            const outcome = yield* perform(tenant, loaded.state, call).pipe(
+              Effect.withSpan("Run.step", {
+                attributes: { step_id: step.stepId, "lantern.step.kind": step.request._tag, "lantern.step.attempt": step.attempt }
+              }),
+              Effect.annotateSpans({ step_id: step.stepId }),
+              Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
+              Effect.result
+            )
+            if (Result.isSuccess(outcome) && outcome.success === "canceled") {
+              yield* settle(0, 0)
+              loaded = yield* reload
+              continue
+            }
+            const finished = yield* Clock.currentTimeMillis
+            if (Result.isSuccess(outcome)) {
+              yield* Failpoints.hit("after-effect", stepId)
+              const performed = outcome.success as Decisions.Performed
+              yield* settle(performed.costUsd, performed.tokensIn + performed.tokensOut)
+              loaded = yield* exec(Decisions.afterCall(loaded.state, step, { _tag: "Performed", performed }, now, finished, 0))
+              yield* Failpoints.hit("after-step-complete", stepId)
+            } else {
+              yield* settle(0, 0)
+              const random = yield* Random.next
+              loaded = yield* exec(Decisions.afterCall(loaded.state, step, { _tag: "Failed", failure: outcome.failure }, now, finished, random))
+            }
+            continue
+          }
+          default:
+            // the run's end, a fired timer, an expired approval, a child nested too deep: journal what was decided
+            loaded = yield* exec(decision.command)
+            continue
+        }
+      }
+      return yield* Effect.die(new Error(`run ${runId} took more than ${Decisions.MAX_DECISIONS} decisions`))
+    })
+})

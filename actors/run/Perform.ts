@@ -1,0 +1,63 @@
+// Performs the calls a run's steps need: a model call through the provider (with the tenant's own provider keys,
+// resolved for this call only, and the step's timeout) and a tool call through the Tools service. A failure
+// comes back as the step's error, to be journaled, never as a defect.
+import { Duration, Effect, type Redacted } from "effect"
+import { ModelProvider } from "../model/ModelProvider.ts"
+import { Tools } from "../model/Tools.ts"
+import { Secrets } from "../secrets/Secrets.ts"
+import type { State } from "./Decider.ts"
+import { type Call, codeOf, type Failure, type Performed, toolOutput } from "./Decisions.ts"
+import * as Plan from "./Plan.ts"
+
+export const make = Effect.gen(function*() {
+  const provider = yield* ModelProvider
+  const secrets = yield* Secrets
+  const tools = yield* Tools
+
+  /** The tenant's own provider keys its agent names (`routing.credentials`), resolved now, for this call only. */
+  const apiKeysOf = (
+    tenant: string,
+    state: State
+  ): Effect.Effect<Readonly<Record<string, Redacted.Redacted<string>>> | null, Effect.Error<ReturnType<typeof secrets.resolve>>> => {
+    const credentials = state.spec?.routing?.credentials
+    if (credentials === undefined || Object.keys(credentials).length === 0) return Effect.succeed(null)
+    return Effect.map(
+      Effect.forEach(Object.entries(credentials), ([providerName, uri]) =>
+        Effect.map(secrets.resolve(tenant, uri, `run:${state.runId}`), (value) => [providerName, value] as const)),
+      (pairs) => Object.fromEntries(pairs)
+    )
+  }
+
+  const model = (tenant: string, state: State, call: Extract<Call, { _tag: "CallModel" }>): Effect.Effect<Performed, Failure> =>
+    apiKeysOf(tenant, state).pipe(
+      Effect.flatMap((apiKeys) => provider.complete({ ...Plan.modelRequest(state, call.request, call.key, tenant), ...(apiKeys === null ? {} : { apiKeys }) })),
+      Effect.map((r): Performed => ({
+        result: { _tag: "model" as const, answer: r.answer },
+        tokensIn: r.tokensIn,
+        tokensOut: r.tokensOut,
+        costUsd: r.costUsd,
+        ...(r.cachedTokensIn === undefined ? {} : { cachedTokensIn: r.cachedTokensIn }),
+        ...(r.reasoningTokens === undefined ? {} : { reasoningTokens: r.reasoningTokens }),
+        ...(r.route === undefined ? {} : { route: r.route })
+      })),
+      Effect.mapError((e): Failure =>
+        e._tag === "ProviderError"
+          ? { error: { code: codeOf(e), message: e.message }, ...(e.route === undefined ? {} : { route: e.route }) }
+          : { error: { code: e._tag === "SecretNotFound" || e._tag === "InvalidSecretUri" ? "secret_not_found" : "secret_unavailable", message: e.message } }
+      ),
+      Effect.timeoutOrElse({
+        duration: Duration.millis(call.timeoutMs),
+        orElse: () => Effect.fail<Failure>({ error: { code: "timeout", message: `the step took longer than ${call.timeoutMs} ms` } })
+      })
+    )
+
+  /** The call a step needs, performed. */
+  const perform = (tenant: string, state: State, call: Exclude<Call, { _tag: "Wait" }>): Effect.Effect<Performed, Failure> =>
+    call._tag === "CallModel" ? model(tenant, state, call) : Effect.map(tools.run(call.call), (output) => toolOutput(call.call, output))
+
+  /** The worst case of a model call, for its budget reservation. */
+  const quote = (tenant: string, state: State, call: Extract<Call, { _tag: "CallModel" }>) =>
+    provider.quote(Plan.modelRequest(state, call.request, call.key, tenant))
+
+  return { perform, quote }
+})
