@@ -1,11 +1,19 @@
 // The `lantern` command: `dev` boots the embedded stack; `serve` and `worker` run the edge and the run
 // drivers against configured NATS/Postgres; `agents`, `runs` and `doctor` talk to a running edge over HTTP.
+import { createServer } from "node:net"
 import { Config, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
 import { subcommands } from "./cli/Commands.ts"
 import { BadSetting } from "./cli/Client.ts"
 import { runCli } from "./cli/Run.ts"
-import * as Stack from "./Stack.ts"
+import type * as StackModule from "./Stack.ts"
+
+/**
+ * The stack is loaded only by the commands that run it: `lantern runs list` and `--help` then start without
+ * the actors, PGlite, libsodium and OpenTelemetry (the bundle splits it into its own chunk, ADR 0027).
+ */
+const launch = (options: StackModule.Options) =>
+  Effect.flatMap(Effect.promise(() => import("./Stack.ts")), (Stack) => Stack.launch(options))
 
 const port = Flag.Int("port").pipe(
   Flag.withDescription("HTTP port of the edge (default LANTERN_PORT or 8080)"),
@@ -16,23 +24,49 @@ const host = Flag.String("host").pipe(
   Flag.optional
 )
 
+/** Binds host:port once and lets it go: undefined when the edge can listen there, else the errno code. */
+const tryListen = (port: number, host: string) =>
+  Effect.promise(() =>
+    new Promise<string | undefined>((resolve) => {
+      const probe = createServer()
+      probe.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message))
+      probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve(undefined)))
+    })
+  )
+
+/**
+ * The edge's address, checked before anything starts: a port in use fails here (exit 2, a setting to change)
+ * instead of after the banner has printed a fresh token. The HTTP server binds for real later; a port taken
+ * in between still fails the start, only later.
+ */
 const listen = (flags: { port: import("effect").Option.Option<number>; host: import("effect").Option.Option<string> }) =>
   Effect.gen(function*() {
     const envPort = yield* Config.Port("LANTERN_PORT").pipe(Config.withDefault(8080))
     const envHost = yield* Config.String("LANTERN_HOST").pipe(Config.withDefault("127.0.0.1"))
-    return {
-      port: flags.port._tag === "Some" ? flags.port.value : envPort,
-      host: flags.host._tag === "Some" ? flags.host.value : envHost
+    const port = flags.port._tag === "Some" ? flags.port.value : envPort
+    const host = flags.host._tag === "Some" ? flags.host.value : envHost
+    const portSetting = flags.port._tag === "Some" ? "--port" : "LANTERN_PORT"
+    const hostSetting = flags.host._tag === "Some" ? "--host" : "LANTERN_HOST"
+    const problem = yield* tryListen(port, host)
+    if (problem === "EADDRINUSE") {
+      return yield* new BadSetting({ setting: portSetting, reason: `port ${port} on ${host} is in use: set LANTERN_PORT or --port to a free port` })
     }
+    if (problem === "EACCES") {
+      return yield* new BadSetting({ setting: portSetting, reason: `not allowed to listen on port ${port} on ${host}: set LANTERN_PORT or --port to a port above 1023` })
+    }
+    if (problem !== undefined) {
+      return yield* new BadSetting({ setting: hostSetting, reason: `cannot listen on ${host}:${port} (${problem}): set LANTERN_HOST or --host to an address of this machine` })
+    }
+    return { port, host }
   })
 
 const dev = Command.make("dev", { port, host }, (flags) =>
-  Effect.flatMap(listen(flags), (l) => Stack.launch({ ...l, edge: true, worker: true, banner: true }))).pipe(
+  Effect.flatMap(listen(flags), (l) => launch({ ...l, edge: true, worker: true, banner: true }))).pipe(
     Command.withDescription("Start the whole stack on embedded defaults: nats-server child process, PGlite, offline models, edge on :8080")
   )
 
 const serve = Command.make("serve", { port, host }, (flags) =>
-  Effect.flatMap(listen(flags), (l) => Stack.launch({ ...l, edge: true, worker: true, banner: false }))).pipe(
+  Effect.flatMap(listen(flags), (l) => launch({ ...l, edge: true, worker: true, banner: false }))).pipe(
     Command.withDescription("Run the edge, run drivers and projectors (NATS_URL / DATABASE_URL, or embedded defaults)")
   )
 
@@ -43,7 +77,7 @@ const worker = Command.make("worker", {}, () =>
     if (url._tag === "None") {
       return yield* new BadSetting({ setting: "NATS_URL", reason: "a worker joins an existing bus: set NATS_URL to the NATS servers of your `lantern serve` hosts" })
     }
-    return yield* Stack.launch({ port: 0, host: "127.0.0.1", edge: false, worker: true, banner: false })
+    return yield* launch({ port: 0, host: "127.0.0.1", edge: false, worker: true, banner: false })
   })).pipe(
     Command.withDescription("Drive runs without serving HTTP, against NATS_URL (scale out by starting more)")
   )

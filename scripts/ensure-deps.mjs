@@ -1,10 +1,12 @@
 // Checks the system binaries that `npm test`, `npm run dev` and `npm run bench` need before they start, and
-// installs what is missing when it safely can (root on Debian). Plain Node ESM: runs on Node 20 and 24.
+// installs what is missing when it safely can (root on Debian); then brings the bundle of edge/main.ts up to
+// date (scripts/build.mjs, ADR 0027). Plain Node ESM: runs on Node 20 and 24.
 //
 // Usage: node scripts/ensure-deps.mjs [--test]
 //   nats-server: NATS_SERVER_BIN, then PATH, then /usr/sbin/nats-server. Not needed when NATS_URL is set.
 //   --test: tests need nothing beyond nats-server today (a browser, if one is ever needed, is not checked).
-// Prints nothing and exits 0 when everything is present; exits 1 with instructions when it cannot fix it.
+// Prints nothing (but a line when it rebuilds the bundle) and exits 0 when everything is present; exits 1 with
+// instructions when it cannot fix it.
 import { spawnSync } from "node:child_process"
 import { accessSync, constants, existsSync, statSync } from "node:fs"
 import { delimiter, join } from "node:path"
@@ -100,3 +102,7 @@ const ensureNatsServer = () => {
 // test-only check (a browser for cockpit tests, for example) can be scoped to it; for now it changes nothing.
 
 ensureNatsServer()
+
+// the bundle `lantern` runs: built here, once, so parallel test workers and the first start find it ready
+const { ensureBuilt } = await import("./build.mjs")
+await ensureBuilt().catch((e) => fail([e instanceof Error ? e.message : String(e)]))

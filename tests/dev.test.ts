@@ -10,10 +10,9 @@ import { connect } from "@nats-io/transport-node"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { freePort } from "../bus/NatsServer.ts"
 import { AGENTS } from "../bus/Topology.ts"
-import { accepts, api, eventually, ROOT } from "./support/Stack.ts"
+import { accepts, api, eventually, LAUNCHER, ROOT } from "./support/Stack.ts"
 
 const NODE = join(ROOT, "node_modules/.bin/node")
-const TSX = `file://${join(ROOT, "node_modules/tsx/dist/loader.mjs")}`
 
 interface Dev {
   readonly url: string
@@ -41,7 +40,7 @@ const embeddedServers = (): Array<number> =>
 /** `lantern dev` as users run it: no NATS_URL, DATABASE_URL or LANTERN_API_TOKEN, only LANTERN_HOME. */
 const startDev = async (): Promise<Dev> => {
   const port = await freePort()
-  const child = spawn(NODE, ["--import", TSX, join(ROOT, "edge/main.ts"), "dev", "--port", String(port)], {
+  const child = spawn(NODE, [LAUNCHER, "dev", "--port", String(port)], {
     cwd: ROOT,
     env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", LANTERN_HOME: home },
     stdio: ["ignore", "pipe", "pipe"]
@@ -56,7 +55,7 @@ const startDev = async (): Promise<Dev> => {
     await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`lantern dev exited with ${child.exitCode}`)
       return (await fetch(`${url}/readyz`)).status === 200
-    }, 60_000, "lantern dev to become ready")
+    }, 240_000, "lantern dev to become ready") // a first start creates PGlite's database: slow on a busy machine
     await eventually(async () => output.includes("Ctrl-C stops everything."), 10_000, "the banner")
   } catch (e) {
     child.kill("SIGKILL")
@@ -133,7 +132,7 @@ describe("lantern dev", () => {
     await interrupt(dev, nats.port)
     expect(existsSync(join(home, "nats"))).toBe(true)
     expect(existsSync(join(home, "pglite"))).toBe(true)
-  }, 120_000)
+  }, 300_000)
 
   it("starts again on the same home with the same token and the agent from the first start", async () => {
     expect(firstToken).not.toBe("")
@@ -167,5 +166,5 @@ describe("lantern dev", () => {
     } finally {
       await interrupt(dev, nats.port)
     }
-  }, 120_000)
+  }, 300_000)
 })

@@ -9,7 +9,8 @@ import { freePort } from "../../bus/NatsServer.ts"
 
 export const ROOT = resolve(import.meta.dirname, "../..")
 const NODE = join(ROOT, "node_modules/.bin/node")
-const TSX = `file://${join(ROOT, "node_modules/tsx/dist/loader.mjs")}`
+/** What `bin/lantern` runs: the bundle of edge/main.ts, rebuilt first when a source is newer (ADR 0027). */
+export const LAUNCHER = join(ROOT, "scripts/lantern.mjs")
 
 export interface StackProcess {
   readonly url: string
@@ -64,11 +65,11 @@ export interface LanternProcess {
 }
 
 /**
- * Spawns `lantern <args>` (edge/main.ts under tsx, as `bin/lantern` runs it) with only PATH and HOME from
+ * Spawns `lantern <args>` (the bundle of edge/main.ts, as `bin/lantern` runs it) with only PATH and HOME from
  * this process's environment plus `env`, capturing its output.
  */
 export const spawnLantern = (args: ReadonlyArray<string>, env: Record<string, string>): LanternProcess => {
-  const child = spawn(NODE, ["--import", TSX, join(ROOT, "edge/main.ts"), ...args], {
+  const child = spawn(NODE, [LAUNCHER, ...args], {
     cwd: ROOT,
     env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", ...env },
     stdio: ["ignore", "pipe", "pipe"]
