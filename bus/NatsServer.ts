@@ -1,7 +1,8 @@
 // Starts and stops a local `nats-server -js` child process: the embedded bus of `lantern dev` and the real
 // broker every test and benchmark runs against (a fresh one on a free port, with its own store directory).
+// The child dies with its parent, even a SIGKILLed one, and one store never has two servers (see `start`).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { join } from "node:path"
 import { connect } from "@nats-io/transport-node"
@@ -108,7 +109,89 @@ const waitReady = async (url: string, child: ChildProcess, deadlineMs: number, o
   throw new Error(`nats-server at ${url} not ready after ${deadlineMs} ms: ${String(lastError)}; output: ${output()}`)
 }
 
-/** Starts a nats-server with JetStream and waits until JetStream answers. */
+/** The store's lock file: `<nats-server pid> <pid of the process that started it>`. */
+export const LOCK_FILE = "nats-server.lock"
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Command line and parent of a live process from /proc; undefined when it is gone, a zombie, or there is no /proc. */
+const processInfo = (pid: number): { readonly argv: ReadonlyArray<string>; readonly ppid: number } | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // `pid (comm) state ppid …`; comm may itself hold parentheses
+    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    if (state === undefined || state === "Z") return undefined
+    return { argv: readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0"), ppid: Number(ppid) }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Makes sure no nats-server runs on `configFile`'s store before a new one starts there. The lock file names the
+ * last server started on it and its parent. A server still running under that parent is in use: starting
+ * fails, naming both. A server whose parent died without stopping it (a SIGKILL that also took its watchdog)
+ * has been adopted by another process: it is stopped (SIGTERM, SIGKILL after 10 s) and the start goes on.
+ */
+const takeStore = async (storeDir: string, configFile: string) => {
+  let lock: string
+  try {
+    lock = readFileSync(join(storeDir, LOCK_FILE), "utf8")
+  } catch {
+    return // never started here
+  }
+  const [pid = 0, owner = 0] = lock.trim().split(/\s+/).map(Number)
+  const info = processInfo(pid)
+  if (info === undefined || !info.argv.includes(configFile)) return // gone, or the pid is someone else's now
+  if (info.ppid === owner) {
+    throw new Error(
+      `the JetStream store ${storeDir} is in use by nats-server (pid ${pid}) of process ${owner}, which is still running: stop it, or use another store (LANTERN_HOME)`
+    )
+  }
+  process.kill(pid, "SIGTERM")
+  for (let waited = 0; processInfo(pid)?.argv.includes(configFile) === true; waited += 50) {
+    if (waited === 10_000) process.kill(pid, "SIGKILL")
+    await sleep(50)
+  }
+}
+
+/**
+ * A shell that holds one end of a pipe from this process and stops nats-server `$1` (while it still runs on
+ * the config file `$WATCHED_CONFIG`) once the pipe closes, which the kernel does when this process dies
+ * however it dies: Node cannot ask for PR_SET_PDEATHSIG. It ignores SIGINT and SIGHUP, which a terminal sends to the whole process group.
+ */
+const WATCHDOG = [
+  "trap '' INT HUP",
+  "while read -r _; do :; done",
+  "[ -d /proc/self ] || { kill -TERM \"$1\" 2>/dev/null; exit 0; }",
+  "i=0",
+  "while tr '\\0' '\\n' < \"/proc/$1/cmdline\" 2>/dev/null | grep -qxF -- \"$WATCHED_CONFIG\"; do",
+  "  [ $i -eq 0 ] && kill -TERM \"$1\" 2>/dev/null",
+  "  [ $i -eq 100 ] && kill -KILL \"$1\" 2>/dev/null",
+  "  i=$((i + 1))",
+  "  sleep 0.1",
+  "done"
+].join("\n")
+
+const watch = (child: ChildProcess, configFile: string) => {
+  if (child.pid === undefined) return
+  // the config path goes in the environment: only the server itself has it on its command line
+  const watchdog = spawn("/bin/sh", ["-c", WATCHDOG, "lantern-nats-watchdog", String(child.pid)], {
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", WATCHED_CONFIG: configFile },
+    stdio: ["pipe", "ignore", "ignore"]
+  })
+  watchdog.on("error", () => {}) // no /bin/sh: the lock file still covers the next start
+  // neither the watchdog nor its pipe keeps this process alive
+  watchdog.unref()
+  ;(watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.()
+  child.once("exit", () => watchdog.kill("SIGKILL"))
+}
+
+/**
+ * Starts a nats-server with JetStream and waits until JetStream answers. The server dies with this process (a
+ * watchdog stops it when this process is gone), and a server left running on the same store by a process that
+ * died is stopped first (the store's lock file), so two servers never share a store.
+ */
 export const start = async (options: Options): Promise<Handle> => {
   const binary = findBinary()
   const version = serverVersion(binary)
@@ -130,8 +213,11 @@ export const start = async (options: Options): Promise<Handle> => {
     options.extraConfig ?? ""
   ].join("\n")
   const configFile = join(options.storeDir, "nats-server.conf")
+  await takeStore(options.storeDir, configFile)
   writeFileSync(configFile, config)
   const child = spawn(binary, ["-c", configFile], { stdio: ["ignore", "pipe", "pipe"] })
+  if (child.pid !== undefined) writeFileSync(join(options.storeDir, LOCK_FILE), `${child.pid} ${process.pid}\n`)
+  watch(child, configFile)
   let output = ""
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000)
