@@ -172,8 +172,8 @@ export const document = withStandardResponses({
         responses: { "201": ok("Started", Api.RunResponse), "200": ok("Already started with this Idempotency-Key", Api.RunResponse), ...errors, ...overBudget, ...notFound, ...conflict }
       },
       get: {
-        summary: "List runs, newest first",
-        parameters: queryParams(Api.RunListQuery, { cursor: "The previous page's nextCursor" }),
+        summary: "List runs, newest first by creation time (ties by id); `lantern doctor`'s probe runs only with agentName=lantern-doctor-probe",
+        parameters: queryParams(Api.RunListQuery, { cursor: "The previous page's nextCursor, passed back as it is (a bare run id is read as that run's position)" }),
         responses: { "200": ok("Runs", Api.RunListResponse), ...errors }
       }
     },

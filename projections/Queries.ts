@@ -2,7 +2,7 @@
 // and a run's steps. Every query runs as the edge's role with the tenant set (row-level security) and is also
 // filtered by tenant (defence in depth); times come back as ISO-8601 strings in UTC.
 import { Effect, Schema } from "effect"
-import type { AgentResponse, AgentVersionResponse, RunResponse, RunStatus } from "../schema/Api.ts"
+import { type AgentResponse, type AgentVersionResponse, PROBE_AGENT, type RunResponse, type RunStatus } from "../schema/Api.ts"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
 import { ErrorInfo, StepRequest, StepResult } from "../schema/Events.ts"
 import { queryAs, type Sql } from "./Sql.ts"
@@ -129,7 +129,8 @@ const CURSOR = /^(?:([0-9]{1,17})\.)?(run_[0-9a-z]{26})$/u
 
 /**
  * A page of runs, newest first: by creation time, ties by id (child runs' ids are not time-ordered, so ids alone
- * would not do), optionally by status and agent. Pass the page's `nextCursor` as `cursor` for the next one.
+ * would not do), optionally by status and agent; without an agent, `lantern doctor`'s probe runs are left out.
+ * Pass the page's `nextCursor` as `cursor` for the next one.
  */
 export const listRuns = (
   tenant: string,
@@ -145,6 +146,8 @@ export const listRuns = (
   }
   filter("status", "=", options.status)
   filter("agent_name", "=", options.agentName)
+  // `lantern doctor`'s probe runs are shown only to whoever asks for them by their agent's name
+  if (options.agentName === undefined) filter("agent_name", "<>", PROBE_AGENT)
   if (options.cursor !== undefined) {
     const cursor = CURSOR.exec(options.cursor)
     // the edge lets only the pattern through; anything else continues nowhere

@@ -47,6 +47,12 @@ export const AgentVersionResponse = Schema.Struct({
 })
 export type AgentVersionResponse = typeof AgentVersionResponse.Type
 
+/**
+ * The agent `lantern doctor` creates once per tenant and runs to check a deployment end to end. Its runs are
+ * probes: `GET /v1/runs` leaves them out unless asked for with `agentName=lantern-doctor-probe`.
+ */
+export const PROBE_AGENT = "lantern-doctor-probe"
+
 export const CreateRunRequest = Schema.Struct({
   agentName: AgentName,
   input: Schema.Unknown,

@@ -402,10 +402,10 @@ describe("lantern CLI (child process)", () => {
       }
       if (route === "GET /readyz") return sendJson(res, ready.status, ready.body)
       if (route === "GET /v1/agents") return sendJson(res, 200, { items: [] })
-      if (route === "GET /v1/agents/lantern-doctor") return apiError(res, 404, "not_found", "agent 'lantern-doctor' not found")
+      if (route === "GET /v1/agents/lantern-doctor-probe") return apiError(res, 404, "not_found", "agent 'lantern-doctor-probe' not found")
       if (route === "POST /v1/agents") {
         return sendJson(res, 201, {
-          name: "lantern-doctor",
+          name: "lantern-doctor-probe",
           description: "",
           latestVersion: 1,
           digest: "sha256:00",
@@ -433,7 +433,7 @@ describe("lantern CLI (child process)", () => {
     expect(r.stdout).toContain("all checks passed")
     const created = JSON.parse(api.seen.find((s) => s.method === "POST" && s.url === "/v1/agents")?.body ?? "")
     expect(created.spec).toEqual({ systemPrompt: "You are the Lantern doctor.", model: "auto", maxTurns: 2 })
-    expect(JSON.parse(api.seen.find((s) => s.url === "/v1/runs")?.body ?? "")).toEqual({ agentName: "lantern-doctor", input: "ping" })
+    expect(JSON.parse(api.seen.find((s) => s.url === "/v1/runs")?.body ?? "")).toEqual({ agentName: "lantern-doctor-probe", input: "ping" })
   })
 
   it("doctor names the part that is not ready and exits 1", async () => {
@@ -468,6 +468,24 @@ describe("lantern api-keys, tenants and audit (child process, real stack)", () =
   const owner = () => ({ LANTERN_URL: stack.url, LANTERN_API_TOKEN: stack.token })
   const as = (token: string) => stackApi({ url: stack.url, token })
   const keyOf = (stdout: string) => /^key: +(\S+)$/m.exec(stdout)?.[1] ?? ""
+
+  it("doctor twice leaves one probe agent and no run in the run list (its probe runs are asked for by name)", async () => {
+    const owner_ = as(stack.token)
+    for (let i = 0; i < 2; i++) {
+      const r = await cli(["doctor"], owner())
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+    }
+    const agents = (await owner_("GET", "/v1/agents")).json.items as Array<{ name: string }>
+    expect(agents.filter((a) => a.name.startsWith("lantern-doctor")).map((a) => a.name)).toEqual(["lantern-doctor-probe"])
+    const probes = await eventually(async () => {
+      const r = await owner_("GET", "/v1/runs?agentName=lantern-doctor-probe")
+      return r.json.items.length === 2 ? r.json.items : null
+    }, 20_000, "the two probe runs to be projected")
+    expect(probes.map((r: { status: string }) => r.status)).toEqual(["succeeded", "succeeded"])
+    const listed = (await owner_("GET", "/v1/runs?limit=200")).json.items as Array<{ agentName: string }>
+    expect(listed.filter((r) => r.agentName === "lantern-doctor-probe")).toEqual([])
+    expect((await owner_("GET", "/v1/runs?status=succeeded")).json.items.filter((r: { agentName: string }) => r.agentName === "lantern-doctor-probe")).toEqual([])
+  }, 120_000)
 
   it("creates a runs:read key shown once, lists it without the key, enforces its scope, and revokes it", async () => {
     const created = await cli(["api-keys", "create", "--name", "reader", "--scope", "runs:read", "--expires", "2099-01-01T00:00:00Z"], owner())

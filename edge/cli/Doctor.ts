@@ -1,12 +1,14 @@
 // `lantern doctor`: checks in turn that the edge answers, that it is ready (bus, database), that the token is
-// accepted, and that one real run of a tiny agent goes through; one ✓/✗ line per check, with its time.
+// accepted, and that one real run of a tiny agent goes through; one ✓/✗ line per check, with its time. The agent
+// is one well-known probe (`lantern-doctor-probe`), created once per tenant and reused; its runs are left out of
+// `GET /v1/runs` unless asked for by name, so repeated doctors leave one agent and no clutter in the run list.
 import { Clock, Console, Effect, Option, Runtime, Schema } from "effect"
 import { AgentSpec, Api } from "../../schema/index.ts"
 import { Client, type ClientError } from "./Client.ts"
 import * as ClientApi from "./Client.ts"
 import * as Format from "./Format.ts"
 
-export const AGENT = "lantern-doctor"
+export const AGENT = Api.PROBE_AGENT
 export const SPEC: AgentSpec.AgentSpec = { systemPrompt: "You are the Lantern doctor.", model: "auto", maxTurns: 2 }
 const POLL_EVERY = "250 millis"
 
@@ -44,7 +46,7 @@ const ensureAgent = Effect.gen(function*() {
     Effect.catchIf((e) => e._tag === "ApiError" && e.status === 404, () => Effect.succeed(Option.none<Api.AgentResponse>()))
   )
   if (Option.isNone(existing)) {
-    const created = yield* ClientApi.createAgent({ name: AGENT, description: "Used by `lantern doctor`", spec: SPEC })
+    const created = yield* ClientApi.createAgent({ name: AGENT, description: "Probe of `lantern doctor`: its runs are hidden from GET /v1/runs", spec: SPEC })
     return pass(`${AGENT} v${created.value.latestVersion} created`)
   }
   if (sameSpec(existing.value.spec, want)) return pass(`${AGENT} v${existing.value.latestVersion}`)
