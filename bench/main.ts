@@ -3,7 +3,8 @@
 // then actor load time by journal length, with and without snapshots, the time a crashed worker's runs stand
 // still (Recovery.ts), what the model router adds to a call (Router.ts), run throughput with 1, 2 and 4
 // `lantern worker` processes (Workers.ts), how well the cost forecast predicts recorded runs (Forecast.ts),
-// what signing and verifying receipts costs (Receipts.ts), and how fast projections keep up (Projection.ts).
+// what signing and verifying receipts costs (Receipts.ts), how fast projections keep up (Projection.ts), and
+// how long `lantern` takes to start, bundled and under tsx (Startup.ts).
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, cpus, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -24,6 +25,7 @@ import * as ReceiptsBench from "./Receipts.ts"
 import * as Recovery from "./Recovery.ts"
 import * as RouterBench from "./Router.ts"
 import * as Report from "./Report.ts"
+import * as Startup from "./Startup.ts"
 import * as Workers from "./Workers.ts"
 
 /** Measured operations per level at BENCH_SCALE=1: raw publishes, and steps (two appends each). */
@@ -77,6 +79,7 @@ const measure = (server: NatsServer.Handle, scale: number) =>
     const forecast = yield* Forecast.run
     const receipts = yield* ReceiptsBench.run(scale)
     const projection = yield* ProjectionBench.run(scale)
+    const startup = yield* Startup.run(server.url, scale)
 
     const cpuList = cpus()
     const env: Report.Environment = {
@@ -100,6 +103,7 @@ const measure = (server: NatsServer.Handle, scale: number) =>
       console.log(`\n${Forecast.render(forecast)}`)
       console.log(`\n${ReceiptsBench.render(receipts)}`)
       console.log(`\n${ProjectionBench.render(projection)}`)
+      console.log(`\n${Startup.render(startup)}`)
       console.log(Report.json(env, levels, seconds))
       console.log(Load.json(loads))
       console.log(RouterBench.json(router))
@@ -108,6 +112,7 @@ const measure = (server: NatsServer.Handle, scale: number) =>
       console.log(Forecast.json(forecast))
       console.log(ReceiptsBench.json(receipts))
       console.log(ProjectionBench.json(projection))
+      console.log(Startup.json(startup))
     })
   })
 
