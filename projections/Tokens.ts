@@ -4,7 +4,7 @@
 // (migration 9, ADR 0023): it never outlives it, and revoking a key revokes its descendants.
 import { createHash, randomBytes } from "node:crypto"
 import { Clock, Effect } from "effect"
-import { encode } from "../actors/kernel/Ids.ts"
+import { encode } from "../schema/Ids.ts"
 import { type DatabaseUnavailable, InvalidCommand, Unauthorized } from "../schema/Errors.ts"
 import { forTenant, queryAs, Sql, type SqlPort } from "./Sql.ts"
 

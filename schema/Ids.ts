@@ -38,3 +38,19 @@ export const DecimalInt = (range: { readonly minimum: number; readonly maximum: 
 
 export const isRunId = Schema.is(RunId)
 export const isAgentName = Schema.is(AgentName)
+
+/** The alphabet of generated ids: lowercase Crockford base32. */
+export const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+/** 10 characters of milliseconds then 16 of randomness, like a ULID in lowercase Crockford base32. */
+export const encode = (millis: number, random: Uint8Array): string => {
+  let time = ""
+  let t = millis
+  for (let i = 0; i < 10; i++) {
+    time = ALPHABET[t % 32]! + time
+    t = Math.floor(t / 32)
+  }
+  let rand = ""
+  for (let i = 0; i < 16; i++) rand += ALPHABET[random[i]! % 32]!
+  return time + rand
+}

@@ -3,20 +3,9 @@
 import { randomBytes } from "node:crypto"
 import { Clock, Context, Effect, Layer } from "effect"
 
-export const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-
-/** 10 characters of milliseconds then 16 of randomness, like a ULID in lowercase Crockford base32. */
-export const encode = (millis: number, random: Uint8Array): string => {
-  let time = ""
-  let t = millis
-  for (let i = 0; i < 10; i++) {
-    time = ALPHABET[t % 32]! + time
-    t = Math.floor(t / 32)
-  }
-  let rand = ""
-  for (let i = 0; i < 16; i++) rand += ALPHABET[random[i]! % 32]!
-  return time + rand
-}
+// the encoding is pure and shared with the read models (api key ids): it lives in schema/
+export { ALPHABET, encode } from "../../schema/Ids.ts"
+import { encode } from "../../schema/Ids.ts"
 
 export class Ids extends Context.Service<Ids, {
   readonly next: (prefix: "run" | "evt" | "aud") => Effect.Effect<string>

@@ -8,7 +8,7 @@ import type { Effect } from "effect"
 import type { ToolSpec } from "../../schema/AgentSpec.ts"
 import type { ProviderError } from "../../schema/Errors.ts"
 import type { ModelAnswer, Route } from "../../schema/Events.ts"
-import type { Message } from "../run/Plan.ts"
+import type { Message } from "../../schema/Message.ts"
 
 export interface Request {
   /** Capability alias (`auto`, `fast`, `cheap`, ...) or a model name, optionally `provider/model`. */

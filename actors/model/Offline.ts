@@ -2,7 +2,7 @@
 // machine with no model key. Every answer says `provider: "offline"`; it costs nothing. Not a language model.
 import { Effect, Layer } from "effect"
 import type { ModelAnswer, ToolCall } from "../../schema/Events.ts"
-import type { Message } from "../run/Plan.ts"
+import type { Message } from "../../schema/Message.ts"
 import { ModelProvider, type Request, type Response } from "./ModelProvider.ts"
 import * as Quote from "./Quote.ts"
 

@@ -5,7 +5,7 @@
 import { Effect, Layer, Option, Redacted, Schema } from "effect"
 import { ProviderError } from "../../schema/Errors.ts"
 import type { ToolCall } from "../../schema/Events.ts"
-import type { Message } from "../run/Plan.ts"
+import type { Message } from "../../schema/Message.ts"
 import { ModelProvider, type Request, type Response } from "./ModelProvider.ts"
 import * as Prices from "./Prices.ts"
 import * as Quote from "./Quote.ts"

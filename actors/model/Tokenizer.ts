@@ -4,7 +4,7 @@ import { Effect } from "effect"
 import { Tiktoken } from "js-tiktoken/lite"
 import o200k from "js-tiktoken/ranks/o200k_base"
 import type { ToolSpec } from "../../schema/AgentSpec.ts"
-import type { Message } from "../run/Plan.ts"
+import type { Message } from "../../schema/Message.ts"
 
 export const ENCODING = "o200k_base"
 

@@ -8,6 +8,7 @@ import type { Request as ModelRequest } from "../model/ModelProvider.ts"
 import type { ErrorInfo, ModelAnswer, StepRequest, ToolCall } from "../../schema/Events.ts"
 import { ALPHABET } from "../kernel/Ids.ts"
 import type { State, Step } from "./Decider.ts"
+import type { Message } from "../../schema/Message.ts"
 
 export type Action =
   /** Start (or restart) a step, not before `notBefore` (epoch ms) when a retry backoff applies. */
@@ -40,12 +41,7 @@ export const childRunId = (runId: string, stepId: string) => {
   return `run_${out}`
 }
 
-export interface Message {
-  readonly role: "system" | "user" | "assistant" | "tool"
-  readonly content: string | null
-  readonly toolCalls?: ReadonlyArray<ToolCall>
-  readonly toolCallId?: string
-}
+export type { Message } from "../../schema/Message.ts"
 
 export const inputText = (input: unknown): string => (typeof input === "string" ? input : JSON.stringify(input))
 

@@ -1,0 +1,48 @@
+// The architecture's import rules, enforced by the build (tests/support/Boundaries.ts): schema/ imports nothing
+// of ours, bus/ knows no actor or read model, actors/ never reach the edge or the database, projections/ never
+// reach an actor, harness/ and ui/ see only schema/, bench/ and scripts/ import no test file, and no two files or
+// modules import each other round a cycle. The checker is shown to catch a deliberate forbidden import.
+import { resolve } from "node:path"
+import { describe, expect, it } from "vitest"
+import * as Boundaries from "./support/Boundaries.ts"
+
+const ROOT = resolve(import.meta.dirname, "..")
+const graph = Boundaries.read(ROOT, ["schema", "bus", "actors", "projections", "edge", "harness", "ui", "bench", "scripts", "tests"])
+
+describe("import boundaries", () => {
+  it("reads the whole tree", () => {
+    expect(graph.size).toBeGreaterThan(150)
+    expect(graph.get("edge/Stack.ts")).toContain("projections/Projector.ts")
+  })
+
+  it("no file breaks a rule", () => {
+    expect(Boundaries.violations(graph)).toEqual([])
+  })
+
+  it("no import cycle between files (tests aside) nor between modules", () => {
+    const production = new Map([...graph].filter(([f]) => !f.endsWith(".test.ts") && !f.startsWith("tests/")))
+    expect(Boundaries.cycles(production)).toEqual([])
+    expect(Boundaries.cycles(Boundaries.folders(graph))).toEqual([])
+  })
+
+  it("catches a deliberate forbidden import, a cycle between modules and one between files", () => {
+    const bad = new Map<string, ReadonlyArray<string>>([
+      ...graph,
+      ["actors/run/Sneaky.ts", ["projections/Queries.ts", "edge/Http.ts"]],
+      ["schema/Leaky.ts", ["bus/Journal.ts"]],
+      ["bench/Peek.ts", ["tests/e2e.test.ts"]],
+      ["actors/model/Loop.ts", ["actors/run/Loop.ts"]],
+      ["actors/run/Loop.ts", ["actors/model/Loop.ts"]]
+    ])
+    expect(Boundaries.violations(bad).map((v) => `${v.file} -> ${v.imports}`)).toEqual([
+      "actors/run/Sneaky.ts -> projections/Queries.ts",
+      "actors/run/Sneaky.ts -> edge/Http.ts",
+      "schema/Leaky.ts -> bus/Journal.ts",
+      "bench/Peek.ts -> tests/e2e.test.ts"
+    ])
+    expect(Boundaries.cycles(bad)).toContainEqual(["actors/model/Loop.ts", "actors/run/Loop.ts"])
+    const modules = Boundaries.cycles(Boundaries.folders(bad))
+    expect(modules.some((c) => c.includes("actors/model") && c.includes("actors/run"))).toBe(true)
+    expect(modules).toContainEqual(["bus", "schema"])
+  })
+})
