@@ -78,6 +78,8 @@ const withLock = async (f) => {
 }
 
 const prune = (keep) => {
+  // V8's code for older builds would only accumulate; the next start of each command writes it afresh
+  rmSync(join(OUT, "compile-cache"), { recursive: true, force: true })
   for (const name of readdirSync(OUT)) {
     if (!name.startsWith("b-") || name === keep) continue
     const dir = join(OUT, name)
