@@ -10,7 +10,7 @@ import type * as StackModule from "./Stack.ts"
 
 /**
  * The stack is loaded only by the commands that run it: `lantern runs list` and `--help` then start without
- * the actors, PGlite, libsodium and OpenTelemetry (the bundle splits it into its own chunk, ADR 0027).
+ * the actors, PGlite, libsodium and the tokenizer (the bundle splits it into its own chunk, ADR 0027).
  */
 const launch = (options: StackModule.Options) =>
   Effect.flatMap(Effect.promise(() => import("./Stack.ts")), (Stack) => Stack.launch(options))
@@ -57,16 +57,29 @@ const listen = (flags: { port: import("effect").Option.Option<number>; host: imp
     if (problem !== undefined) {
       return yield* new BadSetting({ setting: hostSetting, reason: `cannot listen on ${host}:${port} (${problem}): set LANTERN_HOST or --host to an address of this machine` })
     }
-    return { port, host }
+    return { port, host, portSetting }
   })
 
+const isServeError = (e: unknown): e is { readonly _tag: "ServeError"; readonly cause: unknown } =>
+  typeof e === "object" && e !== null && (e as { readonly _tag?: unknown })._tag === "ServeError"
+
+/** The edge on a checked address; a bind that still fails (the port taken since the check) is named too. */
+const launchEdge = (l: { port: number; host: string; portSetting: string }, banner: boolean) =>
+  launch({ port: l.port, host: l.host, edge: true, worker: true, banner }).pipe(
+    Effect.mapError((e) => {
+      if (!isServeError(e)) return e
+      const why = e.cause instanceof Error ? e.cause.message : String(e.cause)
+      return new BadSetting({ setting: l.portSetting, reason: `cannot listen on ${l.host}:${l.port} (${why}): set LANTERN_PORT or --port to a free port` })
+    })
+  )
+
 const dev = Command.make("dev", { port, host }, (flags) =>
-  Effect.flatMap(listen(flags), (l) => launch({ ...l, edge: true, worker: true, banner: true }))).pipe(
+  Effect.flatMap(listen(flags), (l) => launchEdge(l, true))).pipe(
     Command.withDescription("Start the whole stack on embedded defaults: nats-server child process, PGlite, offline models, edge on :8080")
   )
 
 const serve = Command.make("serve", { port, host }, (flags) =>
-  Effect.flatMap(listen(flags), (l) => launch({ ...l, edge: true, worker: true, banner: false }))).pipe(
+  Effect.flatMap(listen(flags), (l) => launchEdge(l, false))).pipe(
     Command.withDescription("Run the edge, run drivers and projectors (NATS_URL / DATABASE_URL, or embedded defaults)")
   )
 
