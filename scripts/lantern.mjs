@@ -1,12 +1,12 @@
 // The `lantern` entry point that bin/lantern, `npm run dev` and the tests' stack launcher run: makes sure the
 // bundle of edge/main.ts is fresh (scripts/build.mjs), then runs it. Plain Node ESM, on the pinned Node 24.
-import { enableCompileCache } from "node:module"
+import module from "node:module"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { ensureBuilt, OUT } from "./build.mjs"
 
 // V8's code cache on disk: the bundle is parsed and compiled once, not at every start
-enableCompileCache?.(join(OUT, "compile-cache"))
+module.enableCompileCache?.(join(OUT, "compile-cache"))
 
 /** Commands that keep running: they pay the source maps' load time for readable stack traces in their logs. */
 const LONG_RUNNING = new Set(["dev", "serve", "worker"])
