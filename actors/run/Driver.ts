@@ -16,7 +16,6 @@ import { isTerminal } from "./Decider.ts"
 import * as Interpret from "./Interpret.ts"
 import { Runs } from "./Runs.ts"
 
-export { codeOf, PAYLOAD_TOO_LARGE } from "./Decisions.ts"
 export type { Outcome } from "./Interpret.ts"
 type Outcome = Interpret.Outcome
 
