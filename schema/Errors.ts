@@ -152,11 +152,23 @@ export class DatabaseUnavailable extends Schema.TaggedError<DatabaseUnavailable>
   }
 }
 
+/**
+ * What went wrong with a model call, decided where the error is made (from the HTTP status, the deadline, the
+ * transport) so nobody has to read it back out of the reason's text: `rate_limited` (429), `timeout` (no answer
+ * within the deadline), `unavailable` (5xx, 408, network, a broken stream, every circuit open) and `refused` (the
+ * request or the answer is at fault: retrying it gives the same).
+ */
+export const ProviderErrorKind = Schema.Literals(["rate_limited", "timeout", "unavailable", "refused"])
+export type ProviderErrorKind = typeof ProviderErrorKind.Type
+
 export class ProviderError extends Schema.TaggedError<ProviderError>()("ProviderError", {
   provider: Schema.String,
+  kind: ProviderErrorKind,
   status: Schema.optionalKey(Schema.Number),
   reason: Schema.String,
   retryable: Schema.Boolean,
+  /** How long the provider asked to be left alone (its `Retry-After`, or an open breaker's remaining cooldown). */
+  retryAfterMs: Schema.optionalKey(Schema.Number),
   /** From the router: every candidate it tried, journaled on the failed step. */
   route: Schema.optionalKey(Route)
 }) {

@@ -264,7 +264,7 @@ describe("Anthropic provider: failures", () => {
     expect(e._tag).toBe("ProviderError")
     expect(e.provider).toBe("anthropic")
     expect(e.status).toBe(429)
-    expect(e.retryable).toBe(true)
+    expect([e.kind, e.retryable, e.retryAfterMs]).toEqual(["rate_limited", true, 7_000])
     expect(e.reason).toContain("rate_limit_error")
     expect(e.reason).toContain("retry-after: 7")
     expect(e.reason).toMatch(/request-id: req_fake_\d+/)
@@ -273,7 +273,7 @@ describe("Anthropic provider: failures", () => {
   it("500 and 529 (overloaded) are retryable", async () => {
     fake.reply(FakeAnthropic.httpError(500), FakeAnthropic.httpError(529))
     const e500 = await failure()
-    expect([e500.status, e500.retryable]).toEqual([500, true])
+    expect([e500.kind, e500.status, e500.retryable]).toEqual(["unavailable", 500, true])
     expect(e500.reason).toContain("api_error")
     const e529 = await failure()
     expect([e529.status, e529.retryable]).toEqual([529, true])
@@ -283,23 +283,23 @@ describe("Anthropic provider: failures", () => {
   it("an error event in the middle of a stream fails the call with the status of its type", async () => {
     fake.reply(FakeAnthropic.streamError("overloaded_error", "Overloaded"), FakeAnthropic.streamError("invalid_request_error", "bad"))
     const overloaded = await failure()
-    expect([overloaded.status, overloaded.retryable]).toEqual([529, true])
+    expect([overloaded.kind, overloaded.status, overloaded.retryable]).toEqual(["unavailable", 529, true])
     expect(overloaded.reason).toContain("error event in the stream: overloaded_error: Overloaded")
     const invalid = await failure()
-    expect([invalid.status, invalid.retryable]).toEqual([400, false])
+    expect([invalid.kind, invalid.status, invalid.retryable]).toEqual(["refused", 400, false])
   })
 
   it("a stream that ends before message_stop is retryable", async () => {
     fake.reply(FakeAnthropic.truncated)
     const e = await failure()
-    expect(e.retryable).toBe(true)
+    expect([e.kind, e.retryable]).toEqual(["unavailable", true])
     expect(e.reason).toContain("before message_stop")
   })
 
   it("a network error is retryable and has no status", async () => {
     const closed = await freePort()
     const e = await failure(request(), settings({ baseUrl: `http://127.0.0.1:${closed}` }))
-    expect(e.retryable).toBe(true)
+    expect([e.kind, e.retryable]).toEqual(["unavailable", true])
     expect(e.status).toBeUndefined()
     expect(e.reason).toContain("request failed")
   })
@@ -309,7 +309,7 @@ describe("Anthropic provider: failures", () => {
     const n = fake.requests.length
     const e = await failure(request(), settings({ apiKey: Redacted.make(key) }))
     expect(fake.requests[n]!.headers["x-api-key"]).toBe(key)
-    expect([e.status, e.retryable]).toEqual([401, false])
+    expect([e.kind, e.status, e.retryable]).toEqual(["refused", 401, false])
     expect(e.reason).toContain("authentication_error")
     expect(e.reason).toContain("[redacted]")
     for (const text of [e.reason, e.message, String(e), JSON.stringify(e), JSON.stringify(e.toJSON())]) expect(text).not.toContain(key)
@@ -319,7 +319,7 @@ describe("Anthropic provider: failures", () => {
     fake.reply(FakeAnthropic.hang)
     const n = fake.requests.length
     const e = await failure(request(), settings({ timeoutMs: 300 }))
-    expect(e.retryable).toBe(true)
+    expect([e.kind, e.retryable]).toEqual(["timeout", true])
     expect(e.reason).toContain("no answer within 300 ms")
     await within(fake.requests[n]!.abandoned, 5_000, "the connection closing")
   })

@@ -320,7 +320,12 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
       onSome: (p) => `${p.error.type}: ${p.error.message}`
     })
     const notes = Wire.headerNotes(response, "request-id")
-    return fail(notes.length === 0 ? detail : `${detail} (${notes.join(", ")})`, Wire.isRetryableStatus(response.status), response.status)
+    return fail(
+      notes.length === 0 ? detail : `${detail} (${notes.join(", ")})`,
+      Wire.isRetryableStatus(response.status),
+      response.status,
+      Wire.refusalOf(response, Date.now())
+    )
   }
 
   const streamFailure = (error: typeof WireError.Type) => {

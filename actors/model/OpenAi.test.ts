@@ -318,7 +318,7 @@ describe("OpenAI provider: errors", () => {
       data({ error: { message: "The server had an error while processing your request.", type: "server_error", code: null } })
     ]))
     const e = await failure()
-    expect(e.retryable).toBe(true)
+    expect([e.kind, e.retryable]).toEqual(["unavailable", true])
     expect(e.status).toBeUndefined()
     expect(e.reason).toContain("error in the stream: server_error: The server had an error")
     // some compatible servers send the message bare
@@ -331,17 +331,17 @@ describe("OpenAI provider: errors", () => {
   it("a rate-limit error chunk keeps status 429", async () => {
     scripts.push(stream([data({ error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } })]))
     const e = await failure()
-    expect([e.status, e.retryable]).toEqual([429, true])
+    expect([e.kind, e.status, e.retryable]).toEqual(["rate_limited", 429, true])
   })
 
   it("a stream cut before [DONE] is retryable, even after the finish reason and usage", async () => {
     scripts.push(stream([data(delta({ content: "Partial" }, "stop")), data({ choices: [], usage })]))
     const e = await failure()
-    expect(e.retryable).toBe(true)
+    expect([e.kind, e.retryable]).toEqual(["unavailable", true])
     expect(e.reason).toContain("before [DONE]")
   })
 
-  it("HTTP 429 and 5xx are retryable, with retry-after noted; 400 is not", async () => {
+  it("HTTP 429 and 5xx are retryable, with retry-after noted and kept as a wait; 400 is not", async () => {
     scripts.push(
       json(429, { error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } }, { "retry-after": "2" }),
       json(500, { error: { message: "The server had an error while processing your request", type: "server_error" } }),
@@ -349,15 +349,15 @@ describe("OpenAI provider: errors", () => {
       json(400, { error: { message: "bad tools", type: "invalid_request_error" } })
     )
     const limited = await failure()
-    expect([limited.status, limited.retryable]).toEqual([429, true])
+    expect([limited.kind, limited.status, limited.retryable, limited.retryAfterMs]).toEqual(["rate_limited", 429, true, 2_000])
     expect(limited.reason).toContain("retry-after: 2")
     const internal = await failure()
-    expect([internal.status, internal.retryable]).toEqual([500, true])
+    expect([internal.kind, internal.status, internal.retryable, internal.retryAfterMs]).toEqual(["unavailable", 500, true, undefined])
     expect(internal.reason).toContain("server_error: The server had an error")
     const unavailable = await failure()
     expect([unavailable.status, unavailable.retryable]).toEqual([503, true])
     const invalid = await failure()
-    expect([invalid.status, invalid.retryable]).toEqual([400, false])
+    expect([invalid.kind, invalid.status, invalid.retryable]).toEqual(["refused", 400, false])
     expect(invalid.reason).toContain("bad tools")
   })
 
@@ -379,7 +379,7 @@ describe("OpenAI provider: errors", () => {
     scripts.push(stream([data(delta({ content: "Part" }))], { end: false }))
     const arrived = nextRequest()
     const e = await failure(request(), settings({ timeoutMs: 300 }))
-    expect(e.retryable).toBe(true)
+    expect([e.kind, e.retryable]).toEqual(["timeout", true])
     expect(e.reason).toContain("no answer within 300 ms")
     await within((await arrived).abandoned, 5_000, "the connection closing")
   })

@@ -287,7 +287,7 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
     })
     const notes = Wire.headerNotes(response, "x-request-id")
     const reason = `HTTP ${response.status}: ${notes.length === 0 ? detail : `${detail} (${notes.join(", ")})`}`
-    return fail(reason, Wire.isRetryableStatus(response.status), response.status)
+    return fail(reason, Wire.isRetryableStatus(response.status), response.status, Wire.refusalOf(response, Date.now()))
   }
 
   // an error after the 200 went out: the server gave up mid-answer, so another attempt may well succeed;

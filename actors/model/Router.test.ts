@@ -211,7 +211,7 @@ describe("Router against OpenAI-compatible fakes", () => {
     a.failAll({ status: 400, message: "bad tools" })
     const catalog = catalogOf([{ url: a.url }, { url: b.url }])
     const e: ProviderError = await withRouter(catalog, (router) => Effect.flip(router.complete(request())))
-    expect([e._tag, e.status, e.retryable]).toEqual(["ProviderError", 400, false])
+    expect([e._tag, e.kind, e.status, e.retryable]).toEqual(["ProviderError", "refused", 400, false])
     expect(e.reason).toContain("bad tools")
     expect(b.received).toHaveLength(0)
     expect(e.route).toMatchObject({ alias: "auto", chosen: null, cached: false })
@@ -226,11 +226,21 @@ describe("Router against OpenAI-compatible fakes", () => {
     b.failAll({ status: 429, retryAfterSeconds: 1 })
     const catalog = catalogOf([{ url: a.url }, { url: b.url }])
     const e: ProviderError = await withRouter(catalog, (router) => Effect.flip(router.complete(request())))
-    expect([e.retryable, e.status, e.provider]).toEqual([true, 429, names(catalog)[1]])
+    expect([e.retryable, e.kind, e.status, e.provider]).toEqual([true, "rate_limited", 429, names(catalog)[1]])
+    // the first candidate may be tried again at once, so the error asks for no wait
+    expect(e.retryAfterMs).toBeUndefined()
     expect(e.route!.chosen).toBeNull()
     expect(e.route!.reason).toBe("every candidate of auto failed")
     expect(e.route!.attempts.map((x) => [x.provider, x.code])).toEqual([[names(catalog)[0], "provider_unavailable"], [names(catalog)[1], "rate_limited"]])
     expect(e.message).toContain("every candidate of auto failed")
+  })
+
+  it("when the only candidate asks to be left alone (Retry-After), the error carries the wait", async () => {
+    const a = await fake()
+    a.failAll({ status: 429, retryAfterSeconds: 3 })
+    const catalog = catalogOf([{ url: a.url }])
+    const e: ProviderError = await withRouter(catalog, (router) => Effect.flip(router.complete(request())))
+    expect([e.kind, e.retryable, e.retryAfterMs]).toEqual(["rate_limited", true, 3_000])
   })
 
   it("a hung provider's own deadline lets the call fail over in time", async () => {
@@ -349,7 +359,10 @@ describe("Router and the shared breakers", () => {
       Effect.gen(function*() {
         yield* Effect.flip(router.complete(request()))
         const e = yield* Effect.flip(router.complete(request()))
-        expect(e.retryable).toBe(true)
+        expect([e.retryable, e.kind]).toEqual([true, "unavailable"])
+        // the next attempt is worth making once the breaker's cooldown is over, not before
+        expect(e.retryAfterMs).toBeGreaterThan(25_000)
+        expect(e.retryAfterMs).toBeLessThanOrEqual(30_000)
         expect(e.route!.attempts.map((x) => x.code)).toEqual(["circuit_open"])
         expect(a.received).toHaveLength(1)
         expect((yield* router.quote(request())).models).toEqual([`${pa}/fake-1`])

@@ -5,7 +5,7 @@
 import { Clock, Duration, Effect } from "effect"
 import type { Breakers } from "./Breakers.ts"
 import { DEFAULT_MAX_TOKENS } from "../../schema/AgentSpec.ts"
-import { ProviderError } from "../../schema/Errors.ts"
+import { ProviderError, type ProviderErrorKind } from "../../schema/Errors.ts"
 import type { Route, RouteAttempt } from "../../schema/Events.ts"
 import * as Catalog from "./Catalog.ts"
 import { ModelProvider, type Request, type Response, type Strategy } from "./ModelProvider.ts"
@@ -111,8 +111,14 @@ export const order = (
 export const isRetryable = (e: ProviderError): boolean => e.retryable || e.status === 429
 
 /** The RouteAttempt code of a failed call. */
-export const attemptCode = (e: ProviderError): string =>
-  e.status === 429 ? "rate_limited" : /no answer within/.test(e.reason) ? "timeout" : e.retryable ? "provider_unavailable" : "provider_error"
+export const attemptCode = (e: ProviderError): string => ATTEMPT_CODE[e.kind]
+
+const ATTEMPT_CODE: Record<ProviderErrorKind, string> = {
+  rate_limited: "rate_limited",
+  timeout: "timeout",
+  unavailable: "provider_unavailable",
+  refused: "provider_error"
+}
 
 const attemptMessage = (e: ProviderError) =>
   e.status === undefined ? e.reason : `HTTP ${e.status}: ${e.reason.replace(/^HTTP \d+: /, "")}`
@@ -169,7 +175,7 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
     const bounded = timeoutMs === undefined ? call : call.pipe(
       Effect.timeoutOrElse({
         duration: Duration.millis(timeoutMs + GRACE_MS),
-        orElse: () => Effect.fail(new ProviderError({ provider: c.provider, reason: `no answer within ${timeoutMs} ms`, retryable: true }))
+        orElse: () => Effect.fail(new ProviderError({ provider: c.provider, kind: "timeout", reason: `no answer within ${timeoutMs} ms`, retryable: true }))
       })
     )
     return bounded.pipe(
@@ -228,6 +234,12 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
       const attempts: Array<RouteAttempt> = []
       let last: ProviderError | undefined
       let anyRetryable = false
+      /** Per candidate that may answer later, how long until it may be tried again (undefined: at once). */
+      const retryAfters: Array<number | undefined> = []
+      const cooldownOf = (provider: string, now: number): number | undefined => {
+        const b = breakers.current(provider)
+        return b === undefined || b.state === "closed" || b.until <= now ? undefined : b.until - now
+      }
       for (const c of ordered) {
         const provider = providers.get(c.provider)
         if (provider === undefined) {
@@ -238,6 +250,7 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
         if (admitted === "open") {
           attempts.push({ provider: c.provider, model: c.model, code: "circuit_open", message: `circuit of ${c.provider} is open`, durationMs: 0 })
           anyRetryable = true
+          retryAfters.push(cooldownOf(c.provider, yield* Clock.currentTimeMillis))
           continue
         }
         const started = yield* Clock.currentTimeMillis
@@ -276,6 +289,8 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
           anyRetryable = true
           observations.record(c, false, durationMs)
           yield* breakers.failed(c.provider, admitted)
+          const cooldown = cooldownOf(c.provider, yield* Clock.currentTimeMillis)
+          retryAfters.push(cooldown === undefined && e.retryAfterMs === undefined ? undefined : Math.max(cooldown ?? 0, e.retryAfterMs ?? 0))
           continue
         }
         // the provider answered, so it is up (a trial it answered closes its breaker); the request is at fault
@@ -286,9 +301,12 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
       const route = routeOf(request, strategy, null, `every candidate of ${request.model} failed`, false, attempts)
       yield* Effect.annotateCurrentSpan({ "lantern.route.attempts": attempts.length })
       const summary = attempts.map((a) => `${a.provider}/${a.model}: ${a.code}`).join("; ")
+      const wait = waitOf(retryAfters)
       return yield* new ProviderError({
         provider: last?.provider ?? NAME,
+        kind: last?.kind ?? (anyRetryable ? "unavailable" : "refused"),
         ...(last?.status === undefined ? {} : { status: last.status }),
+        ...(wait === undefined ? {} : { retryAfterMs: wait }),
         reason: `every candidate of ${request.model} failed (${summary})${last === undefined ? "" : `; last: ${attemptMessage(last)}`}`,
         retryable: anyRetryable,
         route
@@ -312,8 +330,17 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
   return ModelProvider.of({ name: catalog.providers.length === 0 ? Offline.PROVIDER : NAME, complete, quote })
 }
 
+/**
+ * How long until any candidate may be tried again: the shortest of their waits (a `Retry-After`, an open
+ * breaker's remaining cooldown), and none when one of them may be tried at once.
+ */
+const waitOf = (waits: ReadonlyArray<number | undefined>): number | undefined =>
+  waits.length === 0 || waits.some((w) => w === undefined) ? undefined : Math.min(...(waits as ReadonlyArray<number>))
+
 const errorFields = (e: ProviderError) => ({
   provider: e.provider,
+  kind: e.kind,
   reason: e.reason,
+  ...(e.retryAfterMs === undefined ? {} : { retryAfterMs: e.retryAfterMs }),
   ...(e.status === undefined ? {} : { status: e.status })
 })

@@ -3,7 +3,7 @@
 // request and the reading of its body run under one abort signal, fired by the timeout, by an interrupt (a
 // cancel) and once the answer is complete, so a cancelled call closes its connection at any point.
 import { Effect } from "effect"
-import { ProviderError } from "../../schema/Errors.ts"
+import { ProviderError, type ProviderErrorKind } from "../../schema/Errors.ts"
 import * as Sse from "./Sse.ts"
 
 export const isRetryableStatus = (status: number) => status === 408 || status === 429 || status >= 500
@@ -15,13 +15,52 @@ export const describe = (e: unknown): string => {
   return `${e.message}${cause}`
 }
 
-export type Fail = (reason: string, retryable: boolean, status?: number) => ProviderError
+/** The kind of a failure with this status (if any) and retryability, when the maker does not know better. */
+export const kindOf = (status: number | undefined, retryable: boolean): ProviderErrorKind =>
+  status === 429 ? "rate_limited" : retryable ? "unavailable" : "refused"
+
+/** The longest `Retry-After` honoured: a provider asking for more is waited on this long, then tried again. */
+export const MAX_RETRY_AFTER_MS = 5 * 60_000
+
+/**
+ * A `Retry-After` value (delay seconds or an HTTP-date) as milliseconds from `now`, capped at
+ * `MAX_RETRY_AFTER_MS`; undefined when absent or unreadable.
+ */
+export const parseRetryAfter = (value: string | null, now: number): number | undefined => {
+  if (value === null) return undefined
+  const text = value.trim()
+  // an HTTP-date names its day and month; a bare number that is not a delay (`-3`) is no date either
+  const ms = /^\d+(\.\d+)?$/.test(text) ? Number(text) * 1000 : /[A-Za-z]/.test(text) ? Date.parse(text) - now : Number.NaN
+  if (!Number.isFinite(ms)) return undefined
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.ceil(ms)))
+}
+
+/** What a refused answer says beyond its status: how long to wait before the next attempt. */
+export const refusalOf = (response: globalThis.Response, now: number): Extra => {
+  const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), now)
+  return retryAfterMs === undefined ? {} : { retryAfterMs }
+}
+
+export interface Extra {
+  /** Set when the status and retryability do not say it (a timeout). */
+  readonly kind?: ProviderErrorKind
+  readonly retryAfterMs?: number
+}
+
+export type Fail = (reason: string, retryable: boolean, status?: number, extra?: Extra) => ProviderError
 
 /** A provider's error constructor; the key never reaches an error, not even when a server echoes it back. */
 export const failWith = (provider: string, secret: string): Fail => {
   const scrub = (text: string) => (secret === "" ? text : text.split(secret).join("[redacted]"))
-  return (reason, retryable, status) =>
-    new ProviderError({ provider, reason: scrub(reason), retryable, ...(status === undefined ? {} : { status }) })
+  return (reason, retryable, status, extra) =>
+    new ProviderError({
+      provider,
+      kind: extra?.kind ?? kindOf(status, retryable),
+      reason: scrub(reason),
+      retryable,
+      ...(status === undefined ? {} : { status }),
+      ...(extra?.retryAfterMs === undefined ? {} : { retryAfterMs: extra.retryAfterMs })
+    })
 }
 
 /** The error with `secret` (a per-request key) scrubbed out of its reason too. */
@@ -30,9 +69,11 @@ export const scrub = (e: ProviderError, secret: string): ProviderError =>
     ? e
     : new ProviderError({
       provider: e.provider,
+      kind: e.kind,
       reason: e.reason.split(secret).join("[redacted]"),
       retryable: e.retryable,
       ...(e.status === undefined ? {} : { status: e.status }),
+      ...(e.retryAfterMs === undefined ? {} : { retryAfterMs: e.retryAfterMs }),
       ...(e.route === undefined ? {} : { route: e.route })
     })
 
@@ -70,7 +111,7 @@ export const exchange = <D>(x: Exchange<D>): Effect.Effect<D, ProviderError> =>
       Effect.gen(function*() {
         const timeout = AbortSignal.timeout(x.timeoutMs)
         const transport = (e: unknown) =>
-          timeout.aborted ? x.fail(`no answer within ${x.timeoutMs} ms`, true) : x.fail(`request failed: ${describe(e)}`, true)
+          timeout.aborted ? x.fail(`no answer within ${x.timeoutMs} ms`, true, undefined, { kind: "timeout" }) : x.fail(`request failed: ${describe(e)}`, true)
         const response = yield* Effect.tryPromise({
           try: () =>
             fetch(x.url, {

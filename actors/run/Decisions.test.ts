@@ -2,6 +2,7 @@
 // The driver (actors/run/Interpret.ts) only carries these out.
 import { describe, expect, it } from "vitest"
 import { DEFAULT_POLICY, type ResolvedSpec } from "../../schema/AgentSpec.ts"
+import { ProviderError } from "../../schema/Errors.ts"
 import type { BudgetRefusal, ModelAnswer, RunEvent, StepRequest, StepResult, ToolCall } from "../../schema/Events.ts"
 import { fold } from "../kernel/Decider.ts"
 import * as Run from "./Decider.ts"
@@ -357,6 +358,22 @@ describe("Decisions.afterCall", () => {
         retryable: true,
         retryAt: T + 100 + Plan.backoffMs(DEFAULT_POLICY, 1, 0.5)
       }))
+
+  it("when the provider asked for a wait longer than the backoff (Retry-After), then the retry is not due before it", () => {
+    const failure = { error: { code: "rate_limited", message: "slow down" }, retryAfterMs: 2_000 }
+    expect(Decisions.afterCall(stateOf(model), step, { _tag: "Failed", failure }, T, T + 100, 0.5))
+      .toMatchObject({ _tag: "FailStep", retryable: true, retryAt: T + 100 + 2_000 })
+    // a wait shorter than the backoff leaves the backoff as it is
+    expect(Decisions.afterCall(stateOf(model), step, { _tag: "Failed", failure: { ...failure, retryAfterMs: 1 } }, T, T + 100, 0.5))
+      .toMatchObject({ retryAt: T + 100 + Plan.backoffMs(DEFAULT_POLICY, 1, 0.5) })
+  })
+
+  it("a provider error is filed under the step code its kind names; a provider timeout stays provider_unavailable", () =>
+    expect(
+      (["rate_limited", "timeout", "unavailable", "refused"] as const).map((kind) =>
+        Decisions.codeOf(new ProviderError({ provider: "p", kind, reason: "x", retryable: kind !== "refused" }))
+      )
+    ).toEqual(["rate_limited", "provider_unavailable", "provider_unavailable", "provider_error"]))
 
   it("when it failed with a code the policy does not retry, then the step fails for good", () =>
     expect(Decisions.afterCall(stateOf(model), step, { _tag: "Failed", failure: { error: { code: "provider_error", message: "no" } } }, T, T + 100, 0.5))

@@ -4,7 +4,7 @@
 // `afterChild` and `afterCall` as the commands to journal. Every limit, expiry and retry is decided here.
 import { policyOf } from "../../schema/AgentSpec.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
-import type { ProviderError } from "../../schema/Errors.ts"
+import type { ProviderError, ProviderErrorKind } from "../../schema/Errors.ts"
 import type { BudgetRefusal, ErrorInfo, Route, StepRequest, StepResult, ToolCall } from "../../schema/Events.ts"
 import { type Parent, type State, type Step, stepOf } from "./Decider.ts"
 import { backoffMs, MAX_RUN_DEPTH, next, shouldRetry } from "./Plan.ts"
@@ -38,6 +38,8 @@ export interface Performed {
 export interface Failure {
   readonly error: ErrorInfo
   readonly route?: Route
+  /** The least wait before another attempt, as the provider asked (`Retry-After`) or its breaker needs. */
+  readonly retryAfterMs?: number
 }
 
 export type Decision =
@@ -262,7 +264,7 @@ export const afterChild = (step: Step, outcome: ChildOutcome, now: number): Deci
 
 /**
  * A call's end as the step's completion, or its failure with the retry the policy gives it: not before a backoff
- * from `finishedAt` spread by `random` in [0, 1).
+ * from `finishedAt` spread by `random` in [0, 1), nor before the wait the provider asked for.
  */
 export const afterCall = (
   state: State,
@@ -273,14 +275,25 @@ export const afterCall = (
   random: number
 ): CompleteStep | FailStep => {
   if (outcome._tag === "Performed") return completeStep(step, outcome.performed, finishedAt - startedAt)
-  const { error, route } = outcome.failure
-  const retryAt = shouldRetry(state, error.code, step.attempt) ? finishedAt + backoffMs(policyOf(state.spec!), step.attempt, random) : null
+  const { error, retryAfterMs, route } = outcome.failure
+  const retryAt = shouldRetry(state, error.code, step.attempt)
+    ? finishedAt + Math.max(backoffMs(policyOf(state.spec!), step.attempt, random), retryAfterMs ?? 0)
+    : null
   return failStep(step, error, retryAt, route)
 }
 
-/** The error code a provider failure is filed under, which the retry policy's `retryOn` refers to. */
-export const codeOf = (e: ProviderError): string =>
-  e.status === 429 ? "rate_limited" : e.retryable ? "provider_unavailable" : "provider_error"
+/**
+ * The error code a provider failure is filed under, which the retry policy's `retryOn` refers to. A provider's
+ * timeout is filed as `provider_unavailable` (as journals have always had it); the step's own deadline is `timeout`.
+ */
+export const codeOf = (e: ProviderError): string => STEP_CODE[e.kind]
+
+const STEP_CODE: Record<ProviderErrorKind, string> = {
+  rate_limited: "rate_limited",
+  timeout: "provider_unavailable",
+  unavailable: "provider_unavailable",
+  refused: "provider_error"
+}
 
 /** The error a step or run fails with for an event too large for the bus: the sizes only, never the payload. */
 export const tooLargeError = (what: string, message: string): ErrorInfo => ({

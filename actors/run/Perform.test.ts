@@ -7,6 +7,7 @@ import { ProviderError } from "../../schema/Errors.ts"
 import type { RunEvent } from "../../schema/Events.ts"
 import { fold } from "../kernel/Decider.ts"
 import { ModelProvider } from "../model/ModelProvider.ts"
+import * as Wire from "../model/Wire.ts"
 import { Tools } from "../model/Tools.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import * as Run from "./Decider.ts"
@@ -66,11 +67,21 @@ describe("Perform", () => {
 
   it("files a provider's refusal under the code the retry policy names", async () => {
     const fail = (status: number | undefined, retryable: boolean) =>
-      run(provider(() => Effect.fail(new ProviderError({ provider: "stub", reason: "no", retryable, ...(status === undefined ? {} : { status }) }))), (p) =>
+      run(provider(() => Effect.fail(new ProviderError({ provider: "stub", kind: Wire.kindOf(status, retryable), reason: "no", retryable, ...(status === undefined ? {} : { status }) }))), (p) =>
         p.perform("acme", state, call))
     expect((await fail(429, true)).error.code).toBe("rate_limited")
     expect((await fail(503, true)).error.code).toBe("provider_unavailable")
     expect((await fail(400, false)).error.code).toBe("provider_error")
+  })
+
+  it("reads the provider error's kind, not its text: a provider timeout is provider_unavailable, and Retry-After travels on", async () => {
+    const failure = await run(
+      provider(() =>
+        Effect.fail(new ProviderError({ provider: "stub", kind: "timeout", reason: "slow", retryable: true, retryAfterMs: 2_000 }))
+      ),
+      (p) => p.perform("acme", state, call)
+    )
+    expect([failure.error.code, failure.retryAfterMs]).toEqual(["provider_unavailable", 2_000])
   })
 
   it("fails a model call that outlives the step's timeout with code timeout, on the test clock", async () => {

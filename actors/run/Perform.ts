@@ -42,7 +42,11 @@ export const make = Effect.gen(function*() {
       })),
       Effect.mapError((e): Failure =>
         e._tag === "ProviderError"
-          ? { error: { code: codeOf(e), message: e.message }, ...(e.route === undefined ? {} : { route: e.route }) }
+          ? {
+            error: { code: codeOf(e), message: e.message },
+            ...(e.route === undefined ? {} : { route: e.route }),
+            ...(e.retryAfterMs === undefined ? {} : { retryAfterMs: e.retryAfterMs })
+          }
           : { error: { code: e._tag === "SecretNotFound" || e._tag === "InvalidSecretUri" ? "secret_not_found" : "secret_unavailable", message: e.message } }
       ),
       Effect.timeoutOrElse({
