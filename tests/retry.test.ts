@@ -1,6 +1,7 @@
 // Per-step retry and timeout policy from the agent spec, applied durably: attempts, exponential backoff with
-// the wake-up time journaled on each failure, which error codes retry, step timeouts, and a retry count that
-// survives a SIGKILL of the host. Against the real `lantern serve` and a local OpenAI-compatible server.
+// the wake-up time journaled on each failure (never before a provider's Retry-After), which error codes retry,
+// step timeouts, and a retry count that survives a SIGKILL of the host. Against the real `lantern serve` and a
+// local OpenAI-compatible server.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import * as FakeOpenAi from "./support/FakeOpenAi.ts"
@@ -86,6 +87,23 @@ describe("retry policy", () => {
     // each attempt is its own idempotency key; the effect happened once, on the third
     expect(model.effects.get(`${id}:turn-1:3`)).toBe(1)
     expect(model.effects.has(`${id}:turn-1:1`)).toBe(false)
+  })
+
+  it("waits out a 429's Retry-After before the next attempt, not just the policy's backoff", async () => {
+    model.failFirst("turn-1", 1, { status: 429, retryAfterSeconds: 2 })
+    // the backoff alone (300 ms) would retry well before the provider asked
+    const id = await startRun(call, "patient")
+    const run = await finished(call, id)
+    expect(run.status).toBe("succeeded")
+    const all = await events(call, id)
+    const [failure] = ofStep(all, "StepFailed", "turn-1")
+    expect([failure!.payload.attempt, failure!.payload.retryable, failure!.payload.error.code]).toEqual([1, true, "rate_limited"])
+    // the wait counts from the end of the refused call, a moment before its failure was journaled
+    expect(failure!.payload.retryAt - Date.parse(failure!.at)).toBeGreaterThan(1_900)
+    const starts = ofStep(all, "StepStarted", "turn-1")
+    expect(starts.map((e) => e.payload.attempt)).toEqual([1, 2])
+    expect(Date.parse(starts[1]!.at)).toBeGreaterThanOrEqual(failure!.payload.retryAt)
+    expect(Date.parse(starts[1]!.at) - Date.parse(starts[0]!.at)).toBeGreaterThanOrEqual(2_000)
   })
 
   it("fails the run when maxAttempts is used up", async () => {
