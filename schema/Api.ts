@@ -64,11 +64,14 @@ export type CreateRunRequest = typeof CreateRunRequest.Type
 export const RunStatus = Schema.Literals(["running", "succeeded", "failed", "canceled"])
 export type RunStatus = typeof RunStatus.Type
 
-/** What a running run waits for, if anything: a timer, a human decision or a child run. */
+/** What a running run waits for, if anything: a timer, a human decision, a child run or a failed step's retry. */
 export const Waiting = Schema.Struct({
   stepId: Schema.String,
-  kind: Schema.Literals(["sleep", "approval", "agent"]),
-  /** When the timer fires or the approval expires (ISO 8601); null while a child run has no deadline. */
+  kind: Schema.Literals(["sleep", "approval", "agent", "retry"]),
+  /**
+   * When the timer fires, the approval expires or a failed step's next attempt is due (ISO 8601); null while a
+   * child run has no deadline.
+   */
   until: Schema.NullOr(Schema.String)
 })
 export type Waiting = typeof Waiting.Type

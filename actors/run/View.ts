@@ -5,11 +5,15 @@ import type { Stored } from "../../schema/Envelope.ts"
 import type { RunEvent } from "../../schema/Events.ts"
 import { fold } from "../kernel/Decider.ts"
 import { decider, type State } from "./Decider.ts"
-import { isWaiting } from "./Plan.ts"
+import { isWaiting, next } from "./Plan.ts"
 
-/** The step a running run waits on, if any. */
+/** The step a running run waits on, if any: a timer, an approval, a child run, or a failed step's retry backoff. */
 export const waitingOf = (state: State): Waiting | null => {
   if (state.status !== "running") return null
+  const action = next(state)
+  if (action._tag === "Execute" && action.notBefore !== null) {
+    return { stepId: action.stepId, kind: "retry", until: new Date(action.notBefore).toISOString() }
+  }
   const step = state.steps.find((s) => s.status === "started" && isWaiting(s.request))
   if (step === undefined || (step.request._tag !== "sleep" && step.request._tag !== "approval" && step.request._tag !== "agent")) return null
   return { stepId: step.stepId, kind: step.request._tag, until: step.wakeAt === null ? null : new Date(step.wakeAt).toISOString() }
