@@ -2,7 +2,9 @@
 import type { EventResponse } from "../schema/Api.ts"
 import type { Stored } from "../schema/Envelope.ts"
 
-export const toEventResponse = (s: Stored): EventResponse => ({
+/** An event as clients see it; `position` is its place in the run's journal, 1…N. */
+export const toEventResponse = (s: Stored, position: number): EventResponse => ({
+  position,
   seq: s.seq,
   eventId: s.envelope.eventId,
   type: s.envelope.type,
@@ -16,8 +18,11 @@ export const toEventResponse = (s: Stored): EventResponse => ({
 
 const encoder = new TextEncoder()
 
-/** One SSE frame: the stream sequence is the event id, so a client resumes with Last-Event-ID. */
-export const sseFrame = (s: Stored): Uint8Array =>
-  encoder.encode(`id: ${s.seq}\nevent: ${s.envelope.type}\ndata: ${JSON.stringify(toEventResponse(s))}\n\n`)
+/**
+ * One SSE frame. The id is the event's position in the run's journal (1…N), not the bus's stream-global
+ * sequence, so a client resumes with Last-Event-ID: N and gets the (N+1)th event on.
+ */
+export const sseFrame = (s: Stored, position: number): Uint8Array =>
+  encoder.encode(`id: ${position}\nevent: ${s.envelope.type}\ndata: ${JSON.stringify(toEventResponse(s, position))}\n\n`)
 
 export const sseComment = (text: string): Uint8Array => encoder.encode(`: ${text}\n\n`)

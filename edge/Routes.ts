@@ -161,7 +161,7 @@ export const runRoutes = Layer.mergeAll(
     Effect.gen(function*() {
       const id = yield* runId
       const events = yield* (yield* Runs).events(tenant, id)
-      return json({ items: events.map(toEventResponse) })
+      return json({ items: events.map((e, i) => toEventResponse(e, i + 1)) })
     }))),
   route("POST", "/v1/runs/:id/cancel", authed((tenant) =>
     Effect.gen(function*() {
@@ -185,16 +185,21 @@ export const runRoutes = Layer.mergeAll(
       const journal = yield* Journal
       const address = { type: "run" as const, tenant, id }
       const lastEventId = request.headers["last-event-id"]
-      // an empty Last-Event-ID is no position, as in the SSE spec
+      // Last-Event-ID is a position in the run's journal (1…N, the ids this stream sends); an empty one is
+      // no position, as in the SSE spec
       const after = lastEventId === undefined || lastEventId === "" ? 0 : yield* decode(Api.LastEventId, lastEventId, "Last-Event-ID")
-      const last = yield* journal.lastSeq(address)
-      if (last === 0) return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(json({})))
+      const journaled = yield* journal.read(address)
+      if (journaled.length === 0) return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(json({})))
       // a client that already has the terminal event (or anything past the run's last event) of a finished
       // run gets an empty stream that ends at once, not pings forever
-      const finished = after >= last && (yield* (yield* Runs).get(tenant, id)).status !== "running"
-      const events = finished ? Stream.empty : journal.follow(address, after).pipe(
+      const finished = after >= journaled.length && (yield* (yield* Runs).get(tenant, id)).status !== "running"
+      // the follow works on stream sequences: resume after the sequence of the event at that position
+      const from = Math.min(after, journaled.length)
+      const afterSeq = from === 0 ? 0 : journaled[from - 1]!.seq
+      const events = finished ? Stream.empty : journal.follow(address, afterSeq).pipe(
         Stream.takeUntil((s) => isTerminal(s.event)),
-        Stream.map(sseFrame)
+        Stream.zipWithIndex,
+        Stream.map(([s, i]) => sseFrame(s, from + i + 1))
       )
       const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))
       const body = Stream.concat(Stream.make(sseComment("lantern run stream")), events).pipe(

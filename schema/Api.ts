@@ -130,6 +130,9 @@ export const ApprovalRequest = Schema.Struct({
 export type ApprovalRequest = typeof ApprovalRequest.Type
 
 export const EventResponse = Schema.Struct({
+  /** The event's place in its run's journal, 1…N: the SSE id, and what Last-Event-ID resumes after. */
+  position: Schema.optionalKey(Schema.Int),
+  /** The bus's stream-global sequence: orders events across runs, but is no position within one. */
   seq: Schema.Int,
   eventId: Schema.String,
   type: Schema.String,

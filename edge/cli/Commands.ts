@@ -142,12 +142,13 @@ export const follow = (id: string, json: boolean) =>
       const before = lastSeq
       const attempt = yield* Client.runStream(id, lastSeq).pipe(
         Stream.tap(() => Effect.sync(() => (connected = true))),
-        Stream.filter((e) => e.seq > lastSeq),
+        // the server's ids are run positions (1…N); an older server sends none and resumes by sequence
+        Stream.filter((e) => (e.position ?? e.seq) > lastSeq),
         Stream.takeUntil(Format.isTerminalEvent),
         Stream.runForEach((e) =>
           Console.log(json ? JSON.stringify(e) : Format.eventLine(e)).pipe(
             Effect.andThen(Effect.sync(() => {
-              lastSeq = e.seq
+              lastSeq = e.position ?? e.seq
               if (Format.isTerminalEvent(e)) done = true
             }))
           )
