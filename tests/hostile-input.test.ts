@@ -201,7 +201,7 @@ describe("one spelling per route", () => {
 
 describe("the CLI applies the same rule before sending", () => {
   const lantern = (...args: ReadonlyArray<string>) =>
-    spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "edge/cli/testEntry.ts"), ...args], {
+    spawnSync(process.execPath, [join(ROOT, "scripts/lantern.mjs"), ...args], {
       cwd: ROOT,
       env: { ...process.env, LANTERN_URL: stack.url, LANTERN_API_TOKEN: stack.token, NO_COLOR: "1" },
       encoding: "utf8"

@@ -17,7 +17,8 @@ let stack: StackProcess
 let call: ReturnType<typeof api>
 let dir: string
 
-const ENTRY = join(ROOT, "edge/cli/testEntry.ts")
+// the CLI as shipped: the prebuilt bundle (built once per test run by tests/support/globalSetup.ts)
+const ENTRY = join(ROOT, "scripts/lantern.mjs")
 
 interface Result {
   readonly code: number | null
@@ -29,7 +30,7 @@ interface Result {
 const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Result> =>
   new Promise((ok, ko) => {
     const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LANTERN_")))
-    const child = spawn(process.execPath, ["--import", "tsx", ENTRY, ...args], {
+    const child = spawn(process.execPath, [ENTRY, ...args], {
       cwd: ROOT,
       env: { ...base, LANTERN_HOME: dir, LANTERN_URL: "http://127.0.0.1:9", NO_COLOR: "1", ...env },
       stdio: ["ignore", "pipe", "pipe"]
