@@ -95,9 +95,9 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
     case "StepFailed":
       return Effect.asVoid(Effect.andThen(
         tx.query(
-          `update steps set status = 'failed', error = $5::jsonb, finished_at = $6::timestamptz
+          `update steps set status = 'failed', error = $5::jsonb, finished_at = $6::timestamptz, wake_at = $7::timestamptz
            where tenant_id = $1 and run_id = $2 and step_id = $3 and attempt = $4`,
-          [tenant, runId, e.stepId, e.attempt, json(e.error), at]
+          [tenant, runId, e.stepId, e.attempt, json(e.error), at, e.retryAt === undefined ? null : new Date(e.retryAt).toISOString()]
         ),
         touchRun(tx, tenant, runId, seq, at)
       ))
@@ -191,7 +191,7 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           updates.push({ ...base, completed: true, tokensIn: e.tokensIn, tokensOut: e.tokensOut, costUsd: e.costUsd })
           break
         case "StepFailed":
-          failed.push({ ...base, stepId: e.stepId, attempt: e.attempt, error: e.error ?? null })
+          failed.push({ ...base, stepId: e.stepId, attempt: e.attempt, error: e.error ?? null, retryAt: e.retryAt === undefined ? null : new Date(e.retryAt).toISOString() })
           updates.push(base)
           break
         case "RunSucceeded":
@@ -238,7 +238,8 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
     }
     if (failed.length > 0) {
       yield* tx.query(
-        `update steps set status = 'failed', error = x->'error', finished_at = (x->>'at')::timestamptz
+        `update steps set status = 'failed', error = x->'error', finished_at = (x->>'at')::timestamptz,
+           wake_at = (x->>'retryAt')::timestamptz
          from jsonb_array_elements($1::jsonb) as r(x)
          where tenant_id = x->>'tenant' and run_id = (x->>'id') collate "C" and step_id = (x->>'stepId') collate "C"
            and attempt = (x->>'attempt')::integer`,

@@ -54,9 +54,13 @@ const VERSION_COLUMNS = `name, version, digest, description, spec, ${iso("create
 const RUN_COLUMNS = `id, status, agent_name as "agentName", agent_version as "agentVersion", input, output, error,
   steps, tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd",
   ${iso("created_at")} as "createdAt", ${iso("updated_at")} as "updatedAt", ${iso("finished_at")} as "finishedAt",
-  (select json_build_object('stepId', w.step_id, 'kind', w.kind, 'until', ${iso("w.wake_at")}) from steps w
-    where w.tenant_id = runs.tenant_id and w.run_id = runs.id and w.status = 'started' and w.kind in ('sleep', 'approval', 'agent')
-      and runs.status = 'running'
+  (select json_build_object('stepId', w.step_id, 'kind', case when w.status = 'failed' then 'retry' else w.kind end,
+      'until', ${iso("w.wake_at")}) from steps w
+    where w.tenant_id = runs.tenant_id and w.run_id = runs.id and runs.status = 'running'
+      and ((w.status = 'started' and w.kind in ('sleep', 'approval', 'agent'))
+        -- a failed attempt waiting for its retry, until the next attempt starts
+        or (w.status = 'failed' and w.wake_at is not null and not exists (select 1 from steps n
+          where n.tenant_id = w.tenant_id and n.run_id = w.run_id and n.step_id = w.step_id and n.attempt > w.attempt)))
     order by w.seq limit 1) as waiting`
 
 const STEP_COLUMNS = `run_id as "runId", step_id as "stepId", attempt, kind, status, request, result, error,

@@ -90,9 +90,16 @@ describe("retry policy", () => {
   })
 
   it("waits out a 429's Retry-After before the next attempt, not just the policy's backoff", async () => {
-    model.failFirst("turn-1", 1, { status: 429, retryAfterSeconds: 2 })
+    model.failFirst("turn-1", 1, { status: 429, retryAfterSeconds: 3 })
     // the backoff alone (300 ms) would retry well before the provider asked
     const id = await startRun(call, "patient")
+    // while it waits, the run and the list (the projection) say so, with the time of the next attempt
+    const waiting = await eventually(async () => {
+      const listed = (await call("GET", "/v1/runs?agentName=patient")).json.items.find((r: { id: string }) => r.id === id)
+      return listed?.waiting?.kind === "retry" ? listed.waiting : null
+    }, 20_000, "the run listed as waiting for its retry")
+    expect(waiting.stepId).toBe("turn-1")
+    expect(Date.parse(waiting.until)).toBeGreaterThan(Date.now() - 3_000)
     const run = await finished(call, id)
     expect(run.status).toBe("succeeded")
     const all = await events(call, id)
