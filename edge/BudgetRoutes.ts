@@ -4,6 +4,7 @@
 import { Clock, Effect, Layer } from "effect"
 import { Agents } from "../actors/agent/Agents.ts"
 import { agentScope, Budgets, TENANT } from "../actors/budget/Budgets.ts"
+import { dayOf } from "../actors/budget/Decider.ts"
 import * as Usage from "../projections/Usage.ts"
 import * as Budget from "../schema/Budget.ts"
 import { Auth } from "./Auth.ts"
@@ -23,12 +24,25 @@ const existingAgent = (tenant: string) =>
     return name
   })
 
+/**
+ * Today's usage of an agent as the projections know it: a day cap set mid-day counts the runs and spend made
+ * before it (the budget actor seeds only what its journal does not count already).
+ */
+const projectedToday = (tenant: string, name: string) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const day = dayOf(now)
+    const today = (yield* Usage.agentDays(tenant, name, 1, now)).find((d) => d.day === day)
+    return { day, spentUsd: today?.costUsd ?? 0, tokens: (today?.tokensIn ?? 0) + (today?.tokensOut ?? 0), runs: today?.runs ?? 0 }
+  })
+
 export const budgetRoutes = Layer.mergeAll(
   route("PUT", "/v1/agents/:name/budget", authed((tenant) =>
     Effect.gen(function*() {
       const name = yield* existingAgent(tenant)
       const limits = yield* body(Budget.SetBudgetRequest)
-      return json(yield* (yield* Budgets).set(tenant, agentScope(name), limits, yield* byWhom))
+      const projected = yield* projectedToday(tenant, name)
+      return json(yield* (yield* Budgets).set(tenant, agentScope(name), limits, yield* byWhom, projected))
     }))),
   route("GET", "/v1/agents/:name/budget", authed((tenant) =>
     Effect.gen(function*() {

@@ -189,11 +189,24 @@ export type StepFailed = typeof StepFailed.Type
 
 // ---- budget (one journal per scope: the tenant, or one agent of it) ----
 /** The caps of the scope were set (replacing the previous ones whole). */
+/** Spend and runs of one UTC day that happened before the scope's journal counted them (from the projections). */
+export const BudgetSeed = Schema.Struct({
+  day: Schema.String,
+  spentUsd: Schema.Number,
+  tokens: Schema.Int,
+  runs: Schema.Int
+})
+export type BudgetSeed = typeof BudgetSeed.Type
 export const BudgetSet = Schema.TaggedStruct("BudgetSet", {
   /** `tenant` or `agent:<name>`. */
   scope: Schema.String,
   limits: BudgetLimits,
-  by: Schema.String
+  by: Schema.String,
+  /**
+   * Added to the day's totals: what the day had spent and run before the journal counted it, so a day cap set
+   * mid-day counts the whole day. Optional, so journals from before it replay unchanged (ADR 0011).
+   */
+  seed: Schema.optionalKey(BudgetSeed)
 })
 /** A model call holds `amountUsd` (its worst case) until it is settled, released, or `expiresAt` passes. */
 export const BudgetReserved = Schema.TaggedStruct("BudgetReserved", {

@@ -420,6 +420,47 @@ describe("caps", () => {
     expect(budget.today).toMatchObject({ runs: 3, tokens: 3 * (TOKENS_IN + TOKENS_OUT), reservedUsd: 0 })
     expect(near(budget.today.spentUsd, spent)).toBe(true)
   })
+
+  it("a day cap set mid-day counts the day's runs and spend from before it: 3 runs, then maxRunsPerDay 4 admits one more", async () => {
+    await createAgent(call, agent("latecap"))
+    const ids: Array<string> = []
+    for (const input of ["one", "two", "three"]) {
+      const r = await call("POST", "/v1/runs", { agentName: "latecap", input })
+      expect(r.status, r.text).toBe(201)
+      ids.push(r.json.id)
+    }
+    let spent = 0
+    for (const id of ids) {
+      expect((await finished(call, id)).status).toBe("succeeded")
+      spent += spendOf(await journalOf(call, id)).costUsd
+    }
+    // the seed comes from the projections: wait until they show the day's three runs and their spend
+    const today = new Date().toISOString().slice(0, 10)
+    await eventually(async () => {
+      const r = await call("GET", "/v1/agents/latecap/usage?days=1")
+      const day = r.json?.days?.find((d: { day: string }) => d.day === today)
+      return day?.runs === 3 && near(day.costUsd, spent) ? day : null
+    }, 20_000, "usage to show the three runs")
+
+    const set = await putBudget(call, "/v1/agents/latecap/budget", { maxRunsPerDay: 4, hardFail: true })
+    expect(set.today).toMatchObject({ runs: 3, tokens: 3 * (TOKENS_IN + TOKENS_OUT) })
+    const budget = await getBudget(call, "/v1/agents/latecap/budget")
+    expect(budget.today).toMatchObject({ runs: 3, tokens: 3 * (TOKENS_IN + TOKENS_OUT), reservedUsd: 0 })
+    expect(near(budget.today.spentUsd, spent)).toBe(true)
+    // setting the same cap again seeds nothing more: the journal already counts the day
+    await putBudget(call, "/v1/agents/latecap/budget", { maxRunsPerDay: 4, hardFail: true })
+    expect((await getBudget(call, "/v1/agents/latecap/budget")).today).toMatchObject({ runs: 3 })
+
+    const fourth = await call("POST", "/v1/runs", { agentName: "latecap", input: "four" })
+    expect(fourth.status, fourth.text).toBe(201)
+    const fifth = await call("POST", "/v1/runs", { agentName: "latecap", input: "five" })
+    expect(fifth.status, fifth.text).toBe(402)
+    expect(fifth.json.error).toMatchObject({
+      code: "budget_exceeded",
+      budget: { scope: "agent:latecap", cap: "maxRunsPerDay", limit: 4, spent: 4, reserved: 0, requested: 1 }
+    })
+    expect((await finished(call, fourth.json.id)).status).toBe("succeeded")
+  })
 })
 
 // ---------------------------------------------------------------------------------------------------------

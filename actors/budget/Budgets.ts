@@ -12,7 +12,7 @@ import type { BudgetLimits } from "../../schema/Budget.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress } from "../../schema/Envelope.ts"
 import { BudgetExceeded } from "../../schema/Errors.ts"
-import type { BudgetEvent, BudgetRefusal } from "../../schema/Events.ts"
+import type { BudgetEvent, BudgetRefusal, BudgetSeed } from "../../schema/Events.ts"
 import * as Actor from "../kernel/Actor.ts"
 import { fold } from "../kernel/Decider.ts"
 import type { Quote } from "../model/ModelProvider.ts"
@@ -86,7 +86,14 @@ export const overRun = Decider.overRun
 export const overToolCalls = Decider.overToolCalls
 
 export class Budgets extends Context.Service<Budgets, {
-  readonly set: (tenant: string, scope: Scope, limits: BudgetLimits, by: string) => Effect.Effect<View, Actor.ExecuteError<never>>
+  /** Sets the caps; `projected` (today's usage from the projections) seeds what the journal has not counted. */
+  readonly set: (
+    tenant: string,
+    scope: Scope,
+    limits: BudgetLimits,
+    by: string,
+    projected?: BudgetSeed
+  ) => Effect.Effect<View, Actor.ExecuteError<never>>
   readonly view: (tenant: string, scope: Scope) => Effect.Effect<View, Actor.ReadError>
   /** The budgets that apply to a run of `agentName`: the agent's and the tenant's, where set. */
   readonly applying: (tenant: string, agentName: string) => Effect.Effect<ReadonlyArray<{ readonly scope: Scope; readonly state: Decider.State }>, Actor.ReadError>
@@ -231,11 +238,11 @@ export class Budgets extends Context.Service<Budgets, {
         Effect.forEach(verdict.alerts, ({ refusal, scope }) => alertIn(tenant, scope, refusal, runId, `${keyPrefix}:${refusal.cap}`), { discard: true })
 
       return Budgets.of({
-        set: (tenant, scope, limits, by) =>
+        set: (tenant, scope, limits, by, projected) =>
           Effect.gen(function*() {
             const state = yield* accepted(
               addressOf(tenant, scope),
-              { _tag: "SetBudget", scope: scopeName(scope), limits, by },
+              { _tag: "SetBudget", scope: scopeName(scope), limits, by, ...(projected === undefined ? {} : { projected }) },
               // the same caps set twice at one position are one change; different ones must not dedupe
               (seq: number) => `set@${seq}:${createHash("sha256").update(Canonical.stringify({ limits, by })).digest("hex").slice(0, 16)}`
             )

@@ -7,7 +7,7 @@
 import { Result } from "effect"
 import type { BudgetLimits } from "../../schema/Budget.ts"
 import { BudgetExceeded } from "../../schema/Errors.ts"
-import type { BudgetEvent, BudgetRefusal } from "../../schema/Events.ts"
+import type { BudgetEvent, BudgetRefusal, BudgetSeed } from "../../schema/Events.ts"
 import { accept, type Decider, ignore } from "../kernel/Decider.ts"
 import type { Quote } from "../model/ModelProvider.ts"
 
@@ -46,7 +46,14 @@ export const KEEP_DAYS = 40
 const KEEP_IDS_DAYS = 2
 
 export type Command =
-  | { readonly _tag: "SetBudget"; readonly scope: string; readonly limits: BudgetLimits; readonly by: string }
+  | {
+    readonly _tag: "SetBudget"
+    readonly scope: string
+    readonly limits: BudgetLimits
+    readonly by: string
+    /** The day's totals as the projections know them; only what the journal does not count yet is seeded. */
+    readonly projected?: BudgetSeed
+  }
   | {
     readonly _tag: "Reserve"
     readonly reservationId: string
@@ -154,10 +161,30 @@ const enforce = (
   }])
 }
 
+/** What the projected day holds beyond the journal's own count of it; null when nothing. */
+export const seedOf = (state: State, projected: BudgetSeed): BudgetSeed | null => {
+  const journaled = dayIn(state, projected.day)
+  const seed = {
+    day: projected.day,
+    spentUsd: round(Math.max(0, projected.spentUsd - journaled.spentUsd)),
+    tokens: Math.max(0, projected.tokens - journaled.tokens),
+    runs: Math.max(0, projected.runs - journaled.runs)
+  }
+  return seed.spentUsd > 0 || seed.tokens > 0 || seed.runs > 0 ? seed : null
+}
+
 export const decide = (command: Command, state: State): Result.Result<ReadonlyArray<BudgetEvent>, BudgetExceeded> => {
   switch (command._tag) {
-    case "SetBudget":
-      return accept<BudgetEvent>({ _tag: "BudgetSet", scope: command.scope, limits: command.limits, by: command.by })
+    case "SetBudget": {
+      const seed = command.projected === undefined ? null : seedOf(state, command.projected)
+      return accept<BudgetEvent>({
+        _tag: "BudgetSet",
+        scope: command.scope,
+        limits: command.limits,
+        by: command.by,
+        ...(seed === null ? {} : { seed })
+      })
+    }
     case "Reserve": {
       const day = dayOf(command.now)
       const held = state.open[command.reservationId]
@@ -247,8 +274,17 @@ const withDay = (state: State, day: string, f: (d: Day) => Day): State => {
 
 export const evolve = (state: State, event: BudgetEvent): State => {
   switch (event._tag) {
-    case "BudgetSet":
-      return { ...state, scope: event.scope, limits: event.limits, setBy: event.by }
+    case "BudgetSet": {
+      const set = { ...state, scope: event.scope, limits: event.limits, setBy: event.by }
+      const seed = event.seed
+      if (seed === undefined) return set
+      return withDay(set, seed.day, (d) => ({
+        ...d,
+        spentUsd: d.spentUsd + seed.spentUsd,
+        tokens: d.tokens + seed.tokens,
+        runs: d.runs + seed.runs
+      }))
+    }
     case "BudgetReserved":
       return {
         ...state,
