@@ -25,14 +25,15 @@ const existingAgent = (tenant: string) =>
   })
 
 /**
- * Today's usage of an agent as the projections know it: a day cap set mid-day counts the runs and spend made
- * before it (the budget actor seeds only what its journal does not count already).
+ * Today's usage of an agent (or, with null, the whole tenant) as the projections know it: a day cap set mid-day
+ * counts the runs and spend made before it (the budget actor seeds only what its journal does not count already).
  */
-const projectedToday = (tenant: string, name: string) =>
+const projectedToday = (tenant: string, name: string | null) =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const day = dayOf(now)
-    const today = (yield* Usage.agentDays(tenant, name, 1, now)).find((d) => d.day === day)
+    const days = yield* (name === null ? Usage.tenantDays(tenant, 1, now) : Usage.agentDays(tenant, name, 1, now))
+    const today = days.find((d) => d.day === day)
     return { day, spentUsd: today?.costUsd ?? 0, tokens: (today?.tokensIn ?? 0) + (today?.tokensOut ?? 0), runs: today?.runs ?? 0 }
   })
 
@@ -52,7 +53,8 @@ export const budgetRoutes = Layer.mergeAll(
   route("PUT", "/v1/budget", authed((tenant) =>
     Effect.gen(function*() {
       const limits = yield* body(Budget.SetBudgetRequest)
-      return json(yield* (yield* Budgets).set(tenant, TENANT, limits, yield* byWhom))
+      const projected = yield* projectedToday(tenant, null)
+      return json(yield* (yield* Budgets).set(tenant, TENANT, limits, yield* byWhom, projected))
     }))),
   route("GET", "/v1/budget", authed((tenant) =>
     Effect.gen(function*() {

@@ -22,6 +22,20 @@ export const agentDays = (
   agentName: string,
   days: number,
   now: number
+): Effect.Effect<ReadonlyArray<UsageDay>, DatabaseUnavailable, Sql> => daysOf(tenant, agentName, days, now)
+
+/** The same for the whole tenant, every agent's runs and spend together (what a tenant-wide budget counts). */
+export const tenantDays = (
+  tenant: string,
+  days: number,
+  now: number
+): Effect.Effect<ReadonlyArray<UsageDay>, DatabaseUnavailable, Sql> => daysOf(tenant, null, days, now)
+
+const daysOf = (
+  tenant: string,
+  agentName: string | null,
+  days: number,
+  now: number
 ): Effect.Effect<ReadonlyArray<UsageDay>, DatabaseUnavailable, Sql> =>
   forTenant(tenant, (sql) => Effect.gen(function*() {
     const since = new Date(Date.UTC(
@@ -36,14 +50,14 @@ export const agentDays = (
          coalesce(sum(s.tokens_out), 0)::float8 as "tokensOut",
          coalesce(sum(s.cost_usd), 0)::float8 as "costUsd"
        from steps s join runs r on r.tenant_id = s.tenant_id and r.id = s.run_id
-       where s.tenant_id = $1 and r.agent_name = $2 and s.status = 'completed' and s.kind <> 'agent'
+       where s.tenant_id = $1 and ($2::text is null or r.agent_name = $2) and s.status = 'completed' and s.kind <> 'agent'
          and s.finished_at >= $3::timestamptz
        group by 1`,
       [tenant, agentName, since]
     )
     const started = yield* sql.query<{ day: string; runs: number }>(
       `select ${utcDay("created_at")} as day, count(*)::int as runs from runs
-       where tenant_id = $1 and agent_name = $2 and created_at >= $3::timestamptz group by 1`,
+       where tenant_id = $1 and ($2::text is null or agent_name = $2) and created_at >= $3::timestamptz group by 1`,
       [tenant, agentName, since]
     )
     const byDay = new Map<string, UsageDay>()
