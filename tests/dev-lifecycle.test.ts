@@ -2,15 +2,16 @@
 // server left behind on the store is stopped by the next start (one server per store), and a port already in
 // use fails the start before anything is printed or stored.
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, type Server } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import * as NatsServer from "../bus/NatsServer.ts"
-import { eventually, LAUNCHER, ROOT } from "./support/Stack.ts"
+import * as Dev from "./support/Dev.ts"
+import type { DevProcess } from "./support/Dev.ts"
+import { eventually } from "./support/Stack.ts"
 
-const NODE = join(ROOT, "node_modules/.bin/node")
 
 const homes: Array<string> = []
 const children: Array<ChildProcess> = []
@@ -21,41 +22,15 @@ const newHome = () => {
   return home
 }
 
-/** Pids of live (not zombie) processes whose command line holds `arg`, read from /proc. */
-const processesWith = (arg: string): Array<number> =>
-  readdirSync("/proc").filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-      const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0]
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(arg) && state !== "Z" ? [Number(pid)] : []
-    } catch {
-      return [] // gone while we looked
-    }
-  })
+type Dev = DevProcess
 
-/** nats-servers running on `home`'s embedded store. */
-const serversOn = (home: string) => processesWith(join(home, "nats", "nats-server.conf"))
-
-interface Dev {
-  readonly child: ChildProcess
-  readonly output: () => string
-  readonly exited: Promise<number | null>
-}
-
-/** `lantern dev` as `npm run dev` runs it, on `home` and `port`. */
+/** `lantern dev` as `npm run dev` runs it, on `home` and `port`; killed when the file ends. */
 const spawnDev = (home: string, port: number): Dev => {
-  const child = spawn(NODE, [LAUNCHER, "dev", "--port", String(port)], {
-    cwd: ROOT,
-    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", LANTERN_HOME: home },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  children.push(child)
-  let output = ""
-  child.stdout?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)))
-  child.stderr?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)))
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
-  return { child, output: () => output, exited }
+  const dev = Dev.spawnDev(home, port)
+  children.push(dev.child)
+  return dev
 }
+const { processesWith, serversOn } = Dev
 
 const healthy = async (dev: Dev, port: number) => {
   try {

@@ -1,8 +1,8 @@
 // The real `lantern dev`: embedded nats-server and PGlite under a private LANTERN_HOME, a generated owner
 // token kept in LANTERN_HOME/credentials, Ctrl-C stopping everything (no orphaned nats-server), and a
 // second start on the same home keeping the token and the data.
-import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
+import type { ChildProcess } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -10,9 +10,8 @@ import { connect } from "@nats-io/transport-node"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { freePort } from "../bus/NatsServer.ts"
 import { AGENTS } from "../bus/Topology.ts"
-import { accepts, api, eventually, LAUNCHER, ROOT } from "./support/Stack.ts"
-
-const NODE = join(ROOT, "node_modules/.bin/node")
+import { processesWith, spawnDev } from "./support/Dev.ts"
+import { accepts, api, eventually } from "./support/Stack.ts"
 
 interface Dev {
   readonly url: string
@@ -26,42 +25,25 @@ const home = mkdtempSync(join(tmpdir(), "lantern-dev-home-"))
 const natsConfig = join(home, "nats", "nats-server.conf")
 
 /** Pids of live nats-server processes started with this test's LANTERN_HOME (read from /proc). */
-const embeddedServers = (): Array<number> =>
-  readdirSync("/proc").filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
-      const state = /\)\s+(\S)/.exec(readFileSync(`/proc/${pid}/stat`, "utf8"))?.[1]
-      return cmdline.includes(natsConfig) && state !== "Z" ? [Number(pid)] : []
-    } catch {
-      return [] // gone while we looked
-    }
-  })
+const embeddedServers = (): Array<number> => processesWith(natsConfig)
 
 /** `lantern dev` as users run it: no NATS_URL, DATABASE_URL or LANTERN_API_TOKEN, only LANTERN_HOME. */
 const startDev = async (): Promise<Dev> => {
   const port = await freePort()
-  const child = spawn(NODE, [LAUNCHER, "dev", "--port", String(port)], {
-    cwd: ROOT,
-    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", LANTERN_HOME: home },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
+  const { child, output: outputOf, exited } = spawnDev(home, port)
   children.push(child)
-  let output = ""
-  child.stdout?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)))
-  child.stderr?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)))
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
   const url = `http://127.0.0.1:${port}`
   try {
     await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`lantern dev exited with ${child.exitCode}`)
       return (await fetch(`${url}/readyz`)).status === 200
     }, 240_000, "lantern dev to become ready") // a first start creates PGlite's database: slow on a busy machine
-    await eventually(async () => output.includes("Ctrl-C stops everything."), 10_000, "the banner")
+    await eventually(async () => outputOf().includes("Ctrl-C stops everything."), 10_000, "the banner")
   } catch (e) {
     child.kill("SIGKILL")
-    throw new Error(`${String(e)}\n--- lantern output ---\n${output}`)
+    throw new Error(`${String(e)}\n--- lantern output ---\n${outputOf()}`)
   }
-  return { url, child, output: () => output, exited }
+  return { url, child, output: outputOf, exited }
 }
 
 const bannerLine = (dev: Dev, label: string) => {
