@@ -192,7 +192,7 @@ export const runRoutes = Layer.mergeAll(
       if (journaled.length === 0) return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(json({})))
       // a client that already has the terminal event (or anything past the run's last event) of a finished
       // run gets an empty stream that ends at once, not pings forever
-      const finished = after >= journaled.length && (yield* (yield* Runs).get(tenant, id)).status !== "running"
+      const finished = after >= journaled.length && isTerminal(journaled[journaled.length - 1]!.event)
       // the follow works on stream sequences: resume after the sequence of the event at that position
       const from = Math.min(after, journaled.length)
       const afterSeq = from === 0 ? 0 : journaled[from - 1]!.seq
