@@ -45,7 +45,9 @@ export const run = (inFlight: number, total: number) =>
     const expected = Array.from({ length: counts[0]! }, () => ["StepStarted", "StepCompleted"]).flat()
     if (dupes !== 0 || tags.join(",") !== expected.join(",")) {
       return yield* Effect.die(
-        new Error(`journal check failed: ${dupes} duplicates; read back ${tags.length} events, expected ${expected.length}`)
+        new Error(
+          `journal check failed: ${dupes} duplicates; read back ${tags.length} events, expected ${expected.length}`
+        )
       )
     }
     return summary

@@ -73,7 +73,8 @@ export const check = Effect.gen(function*() {
   for (const [i, e] of [started, completed].entries()) {
     const json = encode(e)
     const stored = yield* Envelope.decode(`lantern.run.${TENANT}.${run}`, i + 1, json)
-    if (stored.event._tag !== e.type) return yield* Effect.die(new Error(`decoded ${stored.event._tag}, expected ${e.type}`))
+    if (stored.event._tag !== e.type)
+      return yield* Effect.die(new Error(`decoded ${stored.event._tag}, expected ${e.type}`))
     sizes.push(Buffer.byteLength(json))
   }
   return { startedBytes: sizes[0]!, completedBytes: sizes[1]! }

@@ -65,8 +65,12 @@ export interface Result {
 }
 
 export const load = (file = FIXTURE) => {
-  const lines = readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as { type: string })
-  const specs = new Map((lines.filter((l) => l.type === "agent") as Array<AgentLine>).map((a) => [`${a.name}@${a.version}`, a.spec]))
+  const lines = readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) =>
+    JSON.parse(l) as { type: string }
+  )
+  const specs = new Map(
+    (lines.filter((l) => l.type === "agent") as Array<AgentLine>).map((a) => [`${a.name}@${a.version}`, a.spec])
+  )
   const runs = lines.filter((l) => l.type === "run") as Array<RunLine>
   return { specs, runs }
 }
@@ -75,7 +79,10 @@ export const load = (file = FIXTURE) => {
 const quoteOf = (spec: ResolvedSpec, input: unknown) =>
   Quote.of(Prices.defaults, {
     model: spec.model,
-    messages: [{ role: "system", content: spec.systemPrompt }, { role: "user", content: typeof input === "string" ? input : JSON.stringify(input) }],
+    messages: [{ role: "system", content: spec.systemPrompt }, {
+      role: "user",
+      content: typeof input === "string" ? input : JSON.stringify(input)
+    }],
     tools: spec.tools,
     idempotencyKey: "forecast",
     maxTokens: spec.maxTokens ?? DEFAULT_MAX_TOKENS
@@ -90,16 +97,25 @@ export const replay = (data: ReturnType<typeof load>, options: Forecast.Options)
     const spec = data.specs.get(key)!
     const quote = quoteOf(spec, run.input)
     const history = seen.get(key) ?? []
-    const forecast = Forecast.make({
-      baseline: quote.promptTokens,
-      maxTurns: spec.maxTurns,
-      maxTokens: quote.maxTokens,
-      hasTools: spec.tools.length > 0,
-      rates: Forecast.ratesOf(Prices.defaults, quote.models)
-    }, history.slice(-Forecast.MAX_HISTORY), options)
+    const forecast = Forecast.make(
+      {
+        baseline: quote.promptTokens,
+        maxTurns: spec.maxTurns,
+        maxTokens: quote.maxTokens,
+        hasTools: spec.tools.length > 0,
+        rates: Forecast.ratesOf(Prices.defaults, quote.models)
+      },
+      history.slice(-Forecast.MAX_HISTORY),
+      options
+    )
     out.push({ history: history.length, forecast, actualUsd: run.costUsd })
     if (run.status === "succeeded") {
-      history.push({ baseline: Forecast.baselineOf(spec, run.input), tokensIn: run.tokensIn, tokensOut: run.tokensOut, costUsd: run.costUsd })
+      history.push({
+        baseline: Forecast.baselineOf(spec, run.input),
+        tokensIn: run.tokensIn,
+        tokensOut: run.tokensOut,
+        costUsd: run.costUsd
+      })
       seen.set(key, history)
     }
   }
@@ -108,7 +124,11 @@ export const replay = (data: ReturnType<typeof load>, options: Forecast.Options)
 
 const median = (values: ReadonlyArray<number>) => {
   const s = [...values].sort((a, b) => a - b)
-  return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+  return s.length === 0
+    ? Number.NaN
+    : s.length % 2 === 1
+    ? s[(s.length - 1) / 2]!
+    : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 export const score = (label: string, scored: ReadonlyArray<Scored>): Group => {
@@ -145,7 +165,9 @@ export const run = Effect.gen(function*() {
     }
   })
   const best = methods[0]!.scored
-  const byConfidence = (["low", "medium", "high"] as const).map((c) => score(c, best.filter((s) => s.forecast.confidenceLabel === c)))
+  const byConfidence = (["low", "medium", "high"] as const).map((c) =>
+    score(c, best.filter((s) => s.forecast.confidenceLabel === c))
+  )
   // one forecast's own work: the quote's token count and the arithmetic (the route adds a query and the history's counts)
   const t0 = performance.now()
   const full = replay(data, Forecast.defaults).length
@@ -178,18 +200,45 @@ export const render = (r: Result): string => {
   return [
     `7. Cost forecast (POST /v1/runs/forecast): ${r.runs} recorded runs of ${r.agents} agent versions, each forecast from its version's earlier runs only`,
     table(
-      ["method", "history", "forecasts", "in p10-p90", "median |err|", "median |err| %", "median p90/p10", "low/med/high"],
-      r.methods.flatMap((m) => [row(m.scaling === chosen.scaling ? `${m.scaling} (used)` : m.scaling, m.low), row(m.scaling === chosen.scaling ? `${m.scaling} (used)` : m.scaling, m.rest)])
+      [
+        "method",
+        "history",
+        "forecasts",
+        "in p10-p90",
+        "median |err|",
+        "median |err| %",
+        "median p90/p10",
+        "low/med/high"
+      ],
+      r.methods.flatMap((
+        m
+      ) => [
+        row(m.scaling === chosen.scaling ? `${m.scaling} (used)` : m.scaling, m.low),
+        row(m.scaling === chosen.scaling ? `${m.scaling} (used)` : m.scaling, m.rest)
+      ])
     ),
     "",
     table(
       ["confidence", "forecasts", "in p10-p90", "claimed", "median |err| %", "median p90/p10"],
-      r.byConfidence.map((g) => [g.label, String(g.forecasts), pct(g.inside), pct(g.meanConfidence), Number.isFinite(g.medianAbsErrorPct) ? `${g.medianAbsErrorPct.toFixed(1)}%` : "-", Number.isFinite(g.medianSpread) ? `${g.medianSpread.toFixed(1)}x` : "-"])
+      r.byConfidence.map((
+        g
+      ) => [
+        g.label,
+        String(g.forecasts),
+        pct(g.inside),
+        pct(g.meanConfidence),
+        Number.isFinite(g.medianAbsErrorPct) ? `${g.medianAbsErrorPct.toFixed(1)}%` : "-",
+        Number.isFinite(g.medianSpread) ? `${g.medianSpread.toFixed(1)}x` : "-"
+      ])
     ),
     `   fitted = log cost regressed on log prompt tokens (slope pulled towards 1); ratio = cost per prompt token;`,
     `   absolute = the version's cost distribution, ignoring the input. |err| is |p50 - actual|; an honest 80% interval`,
     `   holds ~80% of actual costs. Under ${Forecast.MIN_HISTORY} runs the prior (spec bounds x prices) is blended in.`,
-    `   ${r.forecastMs.toFixed(3)} ms per replayed forecast (prompt count, quote, arithmetic over up to ${Forecast.MAX_HISTORY} runs); ${r.seconds.toFixed(1)} s in all.`
+    `   ${
+      r.forecastMs.toFixed(3)
+    } ms per replayed forecast (prompt count, quote, arithmetic over up to ${Forecast.MAX_HISTORY} runs); ${
+      r.seconds.toFixed(1)
+    } s in all.`
   ].join("\n")
 }
 
@@ -205,12 +254,14 @@ const groupJson = (g: Group) => ({
 
 /** The figures as one `BENCH_FORECAST_JSON {...}` line. */
 export const json = (r: Result): string =>
-  `BENCH_FORECAST_JSON ${JSON.stringify({
-    runs: r.runs,
-    methods: r.methods.map((m) => ({ scaling: m.scaling, low: groupJson(m.low), rest: groupJson(m.rest) })),
-    byConfidence: Object.fromEntries(r.byConfidence.map((g) => [g.label, groupJson(g)])),
-    forecastMs: round(r.forecastMs, 3)
-  })}`
+  `BENCH_FORECAST_JSON ${
+    JSON.stringify({
+      runs: r.runs,
+      methods: r.methods.map((m) => ({ scaling: m.scaling, low: groupJson(m.low), rest: groupJson(m.rest) })),
+      byConfidence: Object.fromEntries(r.byConfidence.map((g) => [g.label, groupJson(g)])),
+      forecastMs: round(r.forecastMs, 3)
+    })
+  }`
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const r = Effect.runSync(run)

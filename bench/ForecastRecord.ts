@@ -43,7 +43,8 @@ const WORDS = (
   + "quarterly annual regional global internal external critical minor urgent routine detailed summary overview"
 ).split(" ")
 
-const words = (r: () => number, n: number) => Array.from({ length: n }, () => WORDS[Math.floor(r() * WORDS.length)]!).join(" ")
+const words = (r: () => number, n: number) =>
+  Array.from({ length: n }, () => WORDS[Math.floor(r() * WORDS.length)]!).join(" ")
 
 /** Text of about `tokens` tokens (most of the vocabulary is one token a word). */
 const prose = (r: () => number, tokens: number) => {
@@ -77,17 +78,24 @@ export const AGENTS = [
   {
     name: "research",
     spec: {
-      systemPrompt: `[agent:research] You research each topic with the echo tool, then write a brief. ${prose(rng(2), 380)}`,
+      systemPrompt: `[agent:research] You research each topic with the echo tool, then write a brief. ${
+        prose(rng(2), 380)
+      }`,
       model: "gpt-4o",
       maxTurns: 8,
       maxTokens: 800,
-      tools: [tool("echo", "Looks a query up and returns the notes found.", "text"), tool("word_count", "Counts words.", "text")]
+      tools: [
+        tool("echo", "Looks a query up and returns the notes found.", "text"),
+        tool("word_count", "Counts words.", "text")
+      ]
     }
   },
   {
     name: "calc",
     spec: {
-      systemPrompt: `[agent:calc] You solve word problems with the calculator, one expression per call. ${prose(rng(3), 60)}`,
+      systemPrompt: `[agent:calc] You solve word problems with the calculator, one expression per call. ${
+        prose(rng(3), 60)
+      }`,
       model: "gpt-4.1-mini",
       maxTurns: 6,
       maxTokens: 400,
@@ -107,7 +115,9 @@ export const AGENTS = [
 /** research's second version: a longer prompt asking for one more check per brief (history restarts). */
 export const RESEARCH_V2 = {
   ...AGENTS[1].spec,
-  systemPrompt: `${AGENTS[1].spec.systemPrompt} Verify the brief's figures once more before answering. ${prose(rng(5), 150)}`
+  systemPrompt: `${AGENTS[1].spec.systemPrompt} Verify the brief's figures once more before answering. ${
+    prose(rng(5), 150)
+  }`
 }
 
 const inputOf = (agent: string, r: () => number): string => {
@@ -121,7 +131,10 @@ const inputOf = (agent: string, r: () => number): string => {
     }
     case "calc": {
       const n = between(r, 1, 4)
-      const exprs = Array.from({ length: n }, () => `(${between(r, 2, 99)} + ${between(r, 2, 99)}) * ${between(r, 2, 9)}`)
+      const exprs = Array.from(
+        { length: n },
+        () => `(${between(r, 2, 99)} + ${between(r, 2, 99)}) * ${between(r, 2, 9)}`
+      )
       return `${prose(r, between(r, 10, 60))}\nCompute: ${exprs.join("; ")}`
     }
     default:
@@ -134,14 +147,24 @@ const inputOf = (agent: string, r: () => number): string => {
 interface WireMessage {
   readonly role: Message["role"]
   readonly content: string | null
-  readonly tool_calls?: ReadonlyArray<{ readonly id: string; readonly function: { readonly name: string; readonly arguments: string } }>
+  readonly tool_calls?: ReadonlyArray<
+    { readonly id: string; readonly function: { readonly name: string; readonly arguments: string } }
+  >
   readonly tool_call_id?: string
 }
 
 const toMessage = (m: WireMessage): Message => ({
   role: m.role,
   content: m.content,
-  ...(m.tool_calls === undefined ? {} : { toolCalls: m.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: JSON.parse(c.function.arguments) as unknown })) }),
+  ...(m.tool_calls === undefined
+    ? {}
+    : {
+      toolCalls: m.tool_calls.map((c) => ({
+        id: c.id,
+        name: c.function.name,
+        arguments: JSON.parse(c.function.arguments) as unknown
+      }))
+    }),
   ...(m.tool_call_id === undefined ? {} : { toolCallId: m.tool_call_id })
 })
 
@@ -172,7 +195,10 @@ const answerOf = (agent: string, input: string, toolResults: number, turn: numbe
         const parallel = wanted - toolResults >= 2 && r() < 0.3 ? 2 : 1
         return {
           content: null,
-          calls: Array.from({ length: parallel }, () => ({ name: "echo", arguments: { text: prose(r, between(r, 20, 150)) } }))
+          calls: Array.from(
+            { length: parallel },
+            () => ({ name: "echo", arguments: { text: prose(r, between(r, 20, 150)) } })
+          )
         }
       }
       return { content: prose(r, cap(110 * topics * logNormal(plan, 0.3))), calls: [] }
@@ -208,15 +234,23 @@ const startFake = async () => {
     const spec = AGENTS.find((a) => a.name === agent)!.spec
     const answer = answerOf(agent, input, toolResults, turn, spec.maxTokens)
     // research v2 asks for one more check: one extra tool round before the brief
-    const v2Extra = agent === "research" && system.includes("figures once more") && answer.calls.length === 0 && !body.messages.some((m) => m.role === "tool" && m.content?.startsWith("check:"))
-    const final: Answer = v2Extra ? { content: null, calls: [{ name: "echo", arguments: { text: `check: ${prose(rng(seedOf(input)), 40)}` } }] } : answer
-    const calls = final.calls.map((c, i) => ({ id: `call_${turn}_${i}`, type: "function", function: { name: c.name, arguments: JSON.stringify(c.arguments) } }))
+    const v2Extra = agent === "research" && system.includes("figures once more") && answer.calls.length === 0 &&
+      !body.messages.some((m) => m.role === "tool" && m.content?.startsWith("check:"))
+    const final: Answer = v2Extra
+      ? { content: null, calls: [{ name: "echo", arguments: { text: `check: ${prose(rng(seedOf(input)), 40)}` } }] }
+      : answer
+    const calls = final.calls.map((c, i) => ({
+      id: `call_${turn}_${i}`,
+      type: "function",
+      function: { name: c.name, arguments: JSON.stringify(c.arguments) }
+    }))
     // usage as a vendor reports it: its own count (a few per cent off Lantern's tokenizer), prompt caching on later turns
     const r = rng(seedOf(`usage:${turn}:${input}`))
     const counted = Tokenizer.estimatePrompt(body.messages.map(toMessage), (body.tools ?? []).map((t) => t.function))
     const prompt = Math.round(counted * (0.94 + 0.04 * r()))
     const cached = turn > 1 && prompt >= 1024 && r() < 0.8 ? Math.floor((0.85 * prompt) / 128) * 128 : 0
-    const completion = Tokenizer.count(final.content ?? "") + calls.reduce((s, c) => s + 4 + Tokenizer.count(c.function.name) + Tokenizer.count(c.function.arguments), 0)
+    const completion = Tokenizer.count(final.content ?? "") +
+      calls.reduce((s, c) => s + 4 + Tokenizer.count(c.function.name) + Tokenizer.count(c.function.arguments), 0)
     const completionJson = JSON.stringify({
       id: `chatcmpl-${++n}`,
       object: "chat.completion",
@@ -227,7 +261,12 @@ const startFake = async () => {
         message: { role: "assistant", content: final.content, ...(calls.length > 0 ? { tool_calls: calls } : {}) },
         finish_reason: calls.length > 0 ? "tool_calls" : "stop"
       }],
-      usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } }
+      usage: {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+        prompt_tokens_details: { cached_tokens: cached }
+      }
     })
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" })
     for (const e of streamOf(completionJson)) res.write(e)
@@ -277,19 +316,37 @@ const record = async () => {
         if (started.status !== 201) throw new Error(`starting ${b.agent}: ${started.status} ${started.text}`)
         ids.push(started.json.id)
       }
-      await Promise.all(ids.slice(i).map((id) =>
-        eventually(async () => {
-          const got = await call("GET", `/v1/runs/${id}`)
-          return got.json?.status !== "running" ? got.json : null
-        }, 60_000, `run ${id}`)
-      ))
+      await Promise.all(
+        ids.slice(i).map((id) =>
+          eventually(
+            async () => {
+              const got = await call("GET", `/v1/runs/${id}`)
+              return got.json?.status !== "running" ? got.json : null
+            },
+            60_000,
+            `run ${id}`
+          )
+        )
+      )
       process.stderr.write(`recorded ${Math.min(i + CONCURRENCY, inputs.length)}/${inputs.length}\n`)
     }
-    const versions = await Promise.all(AGENTS.map(async (a) => (await call("GET", `/v1/agents/${a.name}/versions`)).json.items))
+    const versions = await Promise.all(
+      AGENTS.map(async (a) => (await call("GET", `/v1/agents/${a.name}/versions`)).json.items)
+    )
     const runs = await Promise.all(ids.map(async (id) => (await call("GET", `/v1/runs/${id}`)).json))
     const lines = [
-      { type: "meta", seed: SEED, recordedAt: new Date().toISOString(), provider: "fake OpenAI-compatible (bench/ForecastRecord.ts)" },
-      ...versions.flat().map((v: { name: string; version: number; spec: unknown }) => ({ type: "agent", name: v.name, version: v.version, spec: v.spec })),
+      {
+        type: "meta",
+        seed: SEED,
+        recordedAt: new Date().toISOString(),
+        provider: "fake OpenAI-compatible (bench/ForecastRecord.ts)"
+      },
+      ...versions.flat().map((v: { name: string; version: number; spec: unknown }) => ({
+        type: "agent",
+        name: v.name,
+        version: v.version,
+        spec: v.spec
+      })),
       ...runs.map((run) => ({
         type: "run",
         id: run.id,

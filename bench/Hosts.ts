@@ -77,7 +77,8 @@ export const worker = (natsUrl: string, env: Record<string, string>) =>
       }
       return { w, child, home }
     }),
-    ({ child, w, home }) => Effect.andThen(kill(child, w.exited), Effect.sync(() => rmSync(home, { recursive: true, force: true })))
+    ({ child, w, home }) =>
+      Effect.andThen(kill(child, w.exited), Effect.sync(() => rmSync(home, { recursive: true, force: true })))
   ).pipe(Effect.map(({ w }) => w))
 
 /**
@@ -102,8 +103,10 @@ export const ready = (workers: ReadonlyArray<Worker>, count: number, deadlineMs 
     const deadline = Date.now() + deadlineMs
     while (true) {
       const dead = workers.find((w) => !w.alive())
-      if (dead !== undefined) return yield* Effect.die(new Error(`worker ${dead.pid} exited while starting:\n${dead.output()}`))
-      if ((yield* waitingPulls) >= count) return true
+      if (dead !== undefined)
+        return yield* Effect.die(new Error(`worker ${dead.pid} exited while starting:\n${dead.output()}`))
+      if ((yield* waitingPulls) >= count)
+        return true
       if (Date.now() > deadline) return false
       yield* Effect.sleep("50 millis")
     }
@@ -112,7 +115,14 @@ export const ready = (workers: ReadonlyArray<Worker>, count: number, deadlineMs 
 /** The command side of a `lantern serve` host without its drivers: agents and Runs.start, in this process. */
 export const commandSide = Runs.layer.pipe(
   // runs' identity keys sealed under a throwaway KEK: the bench never mints tokens
-  Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Offline.layer, Layer.effect(Identities, Identities.make(new Uint8Array(randomBytes(32)))))),
+  Layer.provideMerge(
+    Layer.mergeAll(
+      Agents.layer,
+      Budgets.layer,
+      Offline.layer,
+      Layer.effect(Identities, Identities.make(new Uint8Array(randomBytes(32))))
+    )
+  ),
   Layer.provideMerge(Layer.mergeAll(Ids.layer, Leases.layer))
 )
 
@@ -129,7 +139,11 @@ export const ensureAgent = Effect.gen(function*() {
       systemPrompt: "Answer with the calculator.",
       model: "auto",
       maxTurns: 4,
-      tools: [{ name: "calculator", description: "arithmetic", parameters: { type: "object", properties: { expression: { type: "string" } } } }]
+      tools: [{
+        name: "calculator",
+        description: "arithmetic",
+        parameters: { type: "object", properties: { expression: { type: "string" } } }
+      }]
     }
   }).pipe(Effect.catchTag("AgentAlreadyExists", () => Effect.void))
 })
@@ -220,11 +234,16 @@ export const watchLeases = Effect.gen(function*() {
     else ended.add(runId)
   }
   const watcher = yield* Effect.acquireRelease(
-    Effect.tryPromise({ try: () => leases.bucket.watch({ include: KvWatchInclude.UpdatesOnly }), catch: unavailable("watch leases") }),
+    Effect.tryPromise({
+      try: () => leases.bucket.watch({ include: KvWatchInclude.UpdatesOnly }),
+      catch: unavailable("watch leases")
+    }),
     (w) => Effect.sync(() => w.stop())
   )
   yield* Effect.forkScoped(
-    Stream.fromAsyncIterable(watcher, unavailable("watch leases")).pipe(Stream.runForEach((e) => Effect.sync(() => record(e))))
+    Stream.fromAsyncIterable(watcher, unavailable("watch leases")).pipe(
+      Stream.runForEach((e) => Effect.sync(() => record(e)))
+    )
   )
   return { history, ended } satisfies LeaseLog
 })
@@ -250,12 +269,15 @@ export const warmUp = (log: LeaseLog, workers: ReadonlyArray<Worker>, batch: num
   Effect.gen(function*() {
     const drove = () => {
       const pids = new Set<number | null>()
-      for (const events of log.history.values()) for (const e of events) if (e.holder !== null) pids.add(pidOf(e.holder))
+      for (const events of log.history.values())
+        for (const e of events) if (e.holder !== null) pids.add(pidOf(e.holder))
       return workers.filter((w) => pids.has(w.pid)).length
     }
     for (let i = 0; drove() < workers.length; i++) {
       if (i === maxBatches) {
-        return yield* Effect.die(new Error(`${workers.length - drove()} workers drove no run in ${maxBatches} batches of ${batch}`))
+        return yield* Effect.die(
+          new Error(`${workers.length - drove()} workers drove no run in ${maxBatches} batches of ${batch}`)
+        )
       }
       yield* awaitEnded(log, yield* startRuns(batch, batch), 60_000)
       yield* Effect.sleep("100 millis")

@@ -67,7 +67,8 @@ const append = (address: Envelope.ActorAddress, batch: ReadonlyArray<Envelope.En
   Effect.gen(function*() {
     const journal = yield* Journal
     let last = seq
-    for (let i = 0; i < batch.length; i += 1000) last = (yield* journal.append(address, batch.slice(i, i + 1000), last)).lastSeq
+    for (let i = 0; i < batch.length; i += 1000)
+      last = (yield* journal.append(address, batch.slice(i, i + 1000), last)).lastSeq
     return last
   })
 
@@ -118,8 +119,15 @@ const level = (events: number, loads: number) =>
     const head = events - TAIL
     const seq = yield* append(address, all.slice(0, head), 0)
     const before = yield* replaying.load(address)
-    if (before.events !== head || before.seq !== seq) return yield* Effect.die(new Error(`loaded ${before.events} events, expected ${head}`))
-    const snapshot: Snapshots.Snapshot = { format: Snapshots.FORMAT, deciderVersion: 1, seq, events: head, state: before.state }
+    if (before.events !== head || before.seq !== seq)
+      return yield* Effect.die(new Error(`loaded ${before.events} events, expected ${head}`))
+    const snapshot: Snapshots.Snapshot = {
+      format: Snapshots.FORMAT,
+      deciderVersion: 1,
+      seq,
+      events: head,
+      state: before.state
+    }
     const snapshots = yield* Snapshots.Snapshots
     const w = performance.now()
     yield* snapshots.write(address, snapshot)
@@ -132,12 +140,20 @@ const level = (events: number, loads: number) =>
     let tailRead = 0
     const counting: typeof journal = {
       ...journal,
-      readFrom: (a, after) => Effect.tap(journal.readFrom(a, after), (t) => Effect.sync(() => (tailRead = t.events.length)))
+      readFrom: (a, after) =>
+        Effect.tap(journal.readFrom(a, after), (t) => Effect.sync(() => (tailRead = t.events.length)))
     }
     const full = yield* replaying.load(address)
     const fast = yield* snapshotted.load(address).pipe(Effect.provideService(Journal, counting))
-    if (full.events !== events || fast.events !== events || JSON.stringify(full.state) !== JSON.stringify(fast.state) || tailRead !== TAIL) {
-      return yield* Effect.die(new Error(`load check failed at ${events} events: replay ${full.events}, snapshot ${fast.events}, tail ${tailRead}`))
+    if (
+      full.events !== events || fast.events !== events || JSON.stringify(full.state) !== JSON.stringify(fast.state) ||
+      tailRead !== TAIL
+    ) {
+      return yield* Effect.die(
+        new Error(
+          `load check failed at ${events} events: replay ${full.events}, snapshot ${fast.events}, tail ${tailRead}`
+        )
+      )
     }
 
     const raw = yield* timed(loads, rawRead(address, events))
@@ -152,7 +168,10 @@ const progress = (text: string) => Effect.sync(() => process.stderr.write(`bench
 export const run = (scale: number) =>
   Effect.forEach(SIZES, (size) => {
     const loads = Math.max(3, Math.round(size.loads * scale))
-    return Effect.andThen(progress(`load: ${size.events}-event journal, ${loads} loads each way`), level(size.events, loads))
+    return Effect.andThen(
+      progress(`load: ${size.events}-event journal, ${loads} loads each way`),
+      level(size.events, loads)
+    )
   })
 
 const ms = (x: number) => x.toFixed(2)
@@ -163,7 +182,19 @@ export const render = (levels: ReadonlyArray<Level>, rawPublishMs: number): stri
   [
     `4. Actor load time (Actor.load of a run journal; snapshot ${TAIL} events behind the head, as with LANTERN_SNAPSHOT_EVERY=100 on average)`,
     table(
-      ["events", "raw read ms", "replay ms", "replay/raw", "snapshot ms", "snapshot/raw", "replay/snapshot", "snapshot RTTs", "tail read", "snapshot KB", "write ms"],
+      [
+        "events",
+        "raw read ms",
+        "replay ms",
+        "replay/raw",
+        "snapshot ms",
+        "snapshot/raw",
+        "replay/snapshot",
+        "snapshot RTTs",
+        "tail read",
+        "snapshot KB",
+        "write ms"
+      ],
       levels.map((l) => [
         l.events.toLocaleString("en-US"),
         ms(l.raw.medianMs),
@@ -187,14 +218,16 @@ const round = (x: number, digits: number) => Number(x.toFixed(digits))
 
 /** The figures as one `BENCH_LOAD_JSON {...}` line. */
 export const json = (levels: ReadonlyArray<Level>): string =>
-  `BENCH_LOAD_JSON ${JSON.stringify(levels.map((l) => ({
-    events: l.events,
-    rawReadMedianMs: round(l.raw.medianMs, 3),
-    replayMedianMs: round(l.replay.medianMs, 3),
-    replayP99Ms: round(l.replay.p99Ms, 3),
-    snapshotMedianMs: round(l.snapshot.medianMs, 3),
-    snapshotP99Ms: round(l.snapshot.p99Ms, 3),
-    tailRead: l.tailRead,
-    snapshotBytes: l.snapshotBytes,
-    snapshotWriteMs: round(l.snapshotWriteMs, 3)
-  })))}`
+  `BENCH_LOAD_JSON ${
+    JSON.stringify(levels.map((l) => ({
+      events: l.events,
+      rawReadMedianMs: round(l.raw.medianMs, 3),
+      replayMedianMs: round(l.replay.medianMs, 3),
+      replayP99Ms: round(l.replay.p99Ms, 3),
+      snapshotMedianMs: round(l.snapshot.medianMs, 3),
+      snapshotP99Ms: round(l.snapshot.p99Ms, 3),
+      tailRead: l.tailRead,
+      snapshotBytes: l.snapshotBytes,
+      snapshotWriteMs: round(l.snapshotWriteMs, 3)
+    })))
+  }`

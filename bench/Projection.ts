@@ -73,9 +73,18 @@ const SPEC = {
 
 /** The journal of one successful run (model call, tool call, model call), as a run actor records it. */
 const runJournal = (tenant: string, runId: string): ReadonlyArray<Envelope.Envelope> => {
-  const answer = (content: string | null, toolCalls: ReadonlyArray<{ id: string; name: string; arguments: unknown }>) => ({
+  const answer = (
+    content: string | null,
+    toolCalls: ReadonlyArray<{ id: string; name: string; arguments: unknown }>
+  ) => ({
     _tag: "model" as const,
-    answer: { content, toolCalls, finishReason: toolCalls.length > 0 ? "tool_calls" : "stop", provider: "bench", model: "echo" }
+    answer: {
+      content,
+      toolCalls,
+      finishReason: toolCalls.length > 0 ? "tool_calls" : "stop",
+      provider: "bench",
+      model: "echo"
+    }
   })
   const call = { id: "call_1", name: "clock", arguments: {} }
   const events: ReadonlyArray<Events.Event> = [
@@ -90,11 +99,38 @@ const runJournal = (tenant: string, runId: string): ReadonlyArray<Envelope.Envel
       requestDigest: `sha256:${runId}`
     },
     { _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: { _tag: "model", model: "auto", turn: 1 } },
-    { _tag: "StepCompleted", stepId: "turn-1", attempt: 1, result: answer(null, [call]), tokensIn: 812, tokensOut: 23, costUsd: 0.000412, durationMs: 0 },
+    {
+      _tag: "StepCompleted",
+      stepId: "turn-1",
+      attempt: 1,
+      result: answer(null, [call]),
+      tokensIn: 812,
+      tokensOut: 23,
+      costUsd: 0.000412,
+      durationMs: 0
+    },
     { _tag: "StepStarted", stepId: "turn-1:call_1", attempt: 1, request: { _tag: "tool", call } },
-    { _tag: "StepCompleted", stepId: "turn-1:call_1", attempt: 1, result: { _tag: "tool", callId: "call_1", output: "05:00" }, tokensIn: 0, tokensOut: 0, costUsd: 0, durationMs: 0 },
+    {
+      _tag: "StepCompleted",
+      stepId: "turn-1:call_1",
+      attempt: 1,
+      result: { _tag: "tool", callId: "call_1", output: "05:00" },
+      tokensIn: 0,
+      tokensOut: 0,
+      costUsd: 0,
+      durationMs: 0
+    },
     { _tag: "StepStarted", stepId: "turn-2", attempt: 1, request: { _tag: "model", model: "auto", turn: 2 } },
-    { _tag: "StepCompleted", stepId: "turn-2", attempt: 1, result: answer("It is 05:00.", []), tokensIn: 851, tokensOut: 9, costUsd: 0.000401, durationMs: 0 },
+    {
+      _tag: "StepCompleted",
+      stepId: "turn-2",
+      attempt: 1,
+      result: answer("It is 05:00.", []),
+      tokensIn: 851,
+      tokensOut: 9,
+      costUsd: 0.000401,
+      durationMs: 0
+    },
     { _tag: "RunSucceeded", output: { answer: "It is 05:00." } }
   ]
   const actor = { type: "run" as const, tenant, id: runId }
@@ -131,7 +167,11 @@ const appendRuns = (tenant: string, runs: number) =>
       for (let e = 0; e < EVENTS_PER_RUN; e++) {
         for (const j of group) {
           const env = j[e]!
-          messages.push({ subject: `lantern.run.${tenant}.${env.actor.id}`, data: JSON.stringify(env), msgID: env.idempotencyKey })
+          messages.push({
+            subject: `lantern.run.${tenant}.${env.actor.id}`,
+            data: JSON.stringify(env),
+            msgID: env.idempotencyKey
+          })
         }
       }
     }
@@ -139,7 +179,9 @@ const appendRuns = (tenant: string, runs: number) =>
       try: async () => {
         let last = 0
         for (let i = 0; i < messages.length; i += PIPELINE) {
-          const acks = await Promise.all(messages.slice(i, i + PIPELINE).map((m) => js.publish(m.subject, m.data, { msgID: m.msgID })))
+          const acks = await Promise.all(
+            messages.slice(i, i + PIPELINE).map((m) => js.publish(m.subject, m.data, { msgID: m.msgID }))
+          )
           for (const a of acks) last = Math.max(last, a.seq)
         }
         return { last, events: messages.length }
@@ -176,7 +218,12 @@ const rawConsume = (last: number) =>
     return yield* Effect.tryPromise({
       try: async () => {
         const began = performance.now()
-        const messages = await Ordered.consume(nc, Topology.RUNS, { deliver_policy: DeliverPolicy.All }, Projector.BATCH_SIZE)
+        const messages = await Ordered.consume(
+          nc,
+          Topology.RUNS,
+          { deliver_policy: DeliverPolicy.All },
+          Projector.BATCH_SIZE
+        )
         let n = 0
         let bytes = 0
         for await (const m of messages) {
@@ -206,7 +253,11 @@ const succeeded = (tenant: string) =>
     let n = 0
     let cursor: string | undefined
     for (;;) {
-      const page = yield* Queries.listRuns(tenant, { status: "succeeded", limit: Queries.MAX_LIMIT, ...(cursor === undefined ? {} : { cursor }) })
+      const page = yield* Queries.listRuns(tenant, {
+        status: "succeeded",
+        limit: Queries.MAX_LIMIT,
+        ...(cursor === undefined ? {} : { cursor })
+      })
       n += page.items.length
       if (page.nextCursor === null) return n
       cursor = page.nextCursor
@@ -237,7 +288,8 @@ const measureDriver = (scale: number, driver: string, sql: Layer.Layer<Sql, unkn
       yield* Effect.forkScoped(Projector.run)
       yield* checkpointAt(journal.last)
       const catchUp = phase(journal.events, performance.now() - began)
-      if ((yield* succeeded("bench-catchup")) !== runs) return yield* Effect.die(new Error("the catch-up runs are not all projected"))
+      if ((yield* succeeded("bench-catchup")) !== runs)
+        return yield* Effect.die(new Error("the catch-up runs are not all projected"))
 
       yield* progress(`projection (${driver}): a burst of ${runs} runs while the projectors run`)
       const appendBegan = performance.now()
@@ -246,7 +298,8 @@ const measureDriver = (scale: number, driver: string, sql: Layer.Layer<Sql, unkn
       // the cheap wait first, so the reads of the check below do not slow the projector down meanwhile
       yield* checkpointAt(burst.last)
       for (;;) {
-        if ((yield* succeeded("bench-burst")) === runs) break
+        if ((yield* succeeded("bench-burst")) === runs)
+          break
         yield* Effect.sleep("20 millis")
       }
       const lagMs = performance.now() - appended
@@ -300,7 +353,18 @@ export const render = (results: ReadonlyArray<DriverResult>): string => {
   const out = [
     `Projection (bench/Projection.ts): runs of ${EVENTS_PER_RUN} events (start, model, tool, model, success) folded by the runs projector`,
     table(
-      ["database", "events", "raw consume ev/s", "projected ev/s", "ratio", `burst: runs`, "append", "lag to listRuns", `${SUSTAINED_RATE} runs/s: runs`, "lag"],
+      [
+        "database",
+        "events",
+        "raw consume ev/s",
+        "projected ev/s",
+        "ratio",
+        `burst: runs`,
+        "append",
+        "lag to listRuns",
+        `${SUSTAINED_RATE} runs/s: runs`,
+        "lag"
+      ],
       measured.map((r) => [
         r.driver,
         String(r.catchUp!.events),

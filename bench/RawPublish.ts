@@ -24,7 +24,8 @@ export const ensureStream = Effect.gen(function*() {
 })
 
 /** A payload the size of a journal envelope, so the raw round trip carries as many bytes as a step's. */
-export const payloadOf = (bytes: number): Uint8Array => new TextEncoder().encode(`{"bench":"${"x".repeat(Math.max(0, bytes - 12))}"}`)
+export const payloadOf = (bytes: number): Uint8Array =>
+  new TextEncoder().encode(`{"bench":"${"x".repeat(Math.max(0, bytes - 12))}"}`)
 
 /**
  * `total` publishes by `publishers` concurrent publishers, each on its own subject and each awaiting its own

@@ -44,7 +44,12 @@ export const run = (scale: number) =>
     yield* Keys.ready
     const kp = sodium.crypto_sign_keypair()
     const key: Keys.SigningKey = { keyId: Verify.keyIdOf(kp.publicKey), secretKey: kp.privateKey }
-    const published: Verify.PublicKey = { keyId: key.keyId, publicKey: Verify.toBase64Url(kp.publicKey), algorithm: "Ed25519", createdAt: "" }
+    const published: Verify.PublicKey = {
+      keyId: key.keyId,
+      publicKey: Verify.toBase64Url(kp.publicKey),
+      algorithm: "Ed25519",
+      createdAt: ""
+    }
     const issuedAt = new Date().toISOString()
     const n = Math.max(100, Math.round(5000 * scale))
 
@@ -69,7 +74,8 @@ export const run = (scale: number) =>
     const all = Buffer.concat(serialised)
     const rounds = Math.max(3, Math.round(10 * scale))
     const verifyBig = time(rounds, () => {
-      if (!Verify.verify(bigReceipt, Verify.parseJsonl(jsonl), [published]).valid) throw new Error("big receipt did not verify")
+      if (!Verify.verify(bigReceipt, Verify.parseJsonl(jsonl), [published]).valid)
+        throw new Error("big receipt did not verify")
     })
     const chainRaw = time(rounds, () => {
       let h: Buffer = Verify.GENESIS
@@ -97,14 +103,44 @@ export const render = (r: Result): string =>
     `Receipts (bench/Receipts.ts): Ed25519 over canonical JSON, SHA-256 chain over ${r.receiptEvents}-event and ${r.bigEvents}-event journals`,
     table(["operation", "rate", "median", "p99"], [
       ["sign a receipt (libsodium)", rate(r.sign.perSecond), ms(r.sign.medianMs), ms(r.sign.p99Ms)],
-      ["verify its signature (node:crypto)", rate(r.verifySignature.perSecond), ms(r.verifySignature.medianMs), ms(r.verifySignature.p99Ms)],
-      [`verify a receipt, all checks (${r.receiptEvents} events)`, rate(r.verifyReceipt.perSecond), ms(r.verifyReceipt.medianMs), ms(r.verifyReceipt.p99Ms)]
+      [
+        "verify its signature (node:crypto)",
+        rate(r.verifySignature.perSecond),
+        ms(r.verifySignature.medianMs),
+        ms(r.verifySignature.p99Ms)
+      ],
+      [
+        `verify a receipt, all checks (${r.receiptEvents} events)`,
+        rate(r.verifyReceipt.perSecond),
+        ms(r.verifyReceipt.medianMs),
+        ms(r.verifyReceipt.p99Ms)
+      ]
     ]),
     "",
-    table([`${r.bigEvents.toLocaleString("en-US")}-event journal (${(r.bigBytes / 1e6).toFixed(1)} MB canonical)`, "median", "MB/s", "vs raw SHA-256"], [
-      ["verify: parse JSONL, canonicalise, chain, all checks", ms(r.verifyBig.medianMs), (r.bigBytes / 1e3 / r.verifyBig.medianMs).toFixed(0), `${(r.verifyBig.medianMs / r.sha256Raw.medianMs).toFixed(1)}x`],
-      ["chain alone over serialised lines", ms(r.chainRaw.medianMs), (r.bigBytes / 1e3 / r.chainRaw.medianMs).toFixed(0), `${(r.chainRaw.medianMs / r.sha256Raw.medianMs).toFixed(1)}x`],
-      ["raw SHA-256 over the same bytes (limit)", ms(r.sha256Raw.medianMs), (r.bigBytes / 1e3 / r.sha256Raw.medianMs).toFixed(0), "1.0x"]
+    table([
+      `${r.bigEvents.toLocaleString("en-US")}-event journal (${(r.bigBytes / 1e6).toFixed(1)} MB canonical)`,
+      "median",
+      "MB/s",
+      "vs raw SHA-256"
+    ], [
+      [
+        "verify: parse JSONL, canonicalise, chain, all checks",
+        ms(r.verifyBig.medianMs),
+        (r.bigBytes / 1e3 / r.verifyBig.medianMs).toFixed(0),
+        `${(r.verifyBig.medianMs / r.sha256Raw.medianMs).toFixed(1)}x`
+      ],
+      [
+        "chain alone over serialised lines",
+        ms(r.chainRaw.medianMs),
+        (r.bigBytes / 1e3 / r.chainRaw.medianMs).toFixed(0),
+        `${(r.chainRaw.medianMs / r.sha256Raw.medianMs).toFixed(1)}x`
+      ],
+      [
+        "raw SHA-256 over the same bytes (limit)",
+        ms(r.sha256Raw.medianMs),
+        (r.bigBytes / 1e3 / r.sha256Raw.medianMs).toFixed(0),
+        "1.0x"
+      ]
     ])
   ].join("\n")
 

@@ -57,7 +57,9 @@ const samplesOf = (log: Hosts.LeaseLog, runIds: ReadonlyArray<string>, deadPid: 
       const expiry = last.dueAt
       // the dead host journaled everything before it died, so before its lease ran out; the next host after
       const next = stored[i]!.find((s) => s.event._tag === "StepStarted" && Hosts.atOf(s) >= expiry)
-      const taker = history.find((e) => e.op === "PUT" && e.holder !== null && Hosts.pidOf(e.holder) !== deadPid && e.at >= killed)
+      const taker = history.find((e) =>
+        e.op === "PUT" && e.holder !== null && Hosts.pidOf(e.holder) !== deadPid && e.at >= killed
+      )
       const end = stored[i]!.at(-1)
       return {
         expiry,
@@ -93,19 +95,27 @@ export const run = (natsUrl: string, scale: number) =>
         // the healthy worker may take a whole batch: start more until the armed one has died on one of its own
         const runIds: Array<string> = []
         for (let batch = 0; doomed.alive(); batch++) {
-          if (batch === 20) return yield* Effect.die(new Error(`the armed worker got no run in 20 batches:\n${doomed.output()}`))
+          if (batch === 20)
+            return yield* Effect.die(new Error(`the armed worker got no run in 20 batches:\n${doomed.output()}`))
           runIds.push(...(yield* Hosts.startRuns(BATCH, BATCH)))
-          yield* Effect.race(Effect.promise(() => doomed.exited), Effect.sleep("1 second"))
+          yield* Effect.race(
+            Effect.promise(() => doomed.exited),
+            Effect.sleep("1 second")
+          )
         }
         const exit = yield* Effect.promise(() => doomed.exited)
-        if (exit.signal !== "SIGKILL") return yield* Effect.die(new Error(`the armed worker exited with ${exit.code ?? exit.signal}:\n${doomed.output()}`))
+        if (exit.signal !== "SIGKILL")
+          return yield* Effect.die(
+            new Error(`the armed worker exited with ${exit.code ?? exit.signal}:\n${doomed.output()}`)
+          )
         yield* Hosts.awaitEnded(log, runIds, 30_000)
         samples.push(...(yield* samplesOf(log, runIds, doomed.pid, exit.at)))
       }))
       perCrash.push(samples.length - samplesSoFar)
     }
     const missing = samples.filter((s) => Number.isNaN(s.moved) || !s.succeeded)
-    if (missing.length > 0) return yield* Effect.die(new Error(`${missing.length} orphaned runs did not move again or did not succeed`))
+    if (missing.length > 0)
+      return yield* Effect.die(new Error(`${missing.length} orphaned runs did not move again or did not succeed`))
     return { crashes, samples, healthyPid: healthy.pid, perCrash } satisfies Result
   }).pipe(Effect.scoped, Effect.provide(Hosts.commandSide))
 
@@ -114,7 +124,14 @@ const ms = (x: number) => x.toFixed(0)
 /** A table row; `rawMs` (the raw publish-with-ack median) only where the bus could be what limits the interval. */
 const row = (label: string, values: ReadonlyArray<number>, rawMs?: number) => {
   const s = Stats.summarize(values, 0)
-  return [label, String(s.count), ms(Math.min(...values)), ms(s.medianMs), ms(s.maxMs), rawMs === undefined ? "-" : (s.medianMs / rawMs).toFixed(0)]
+  return [
+    label,
+    String(s.count),
+    ms(Math.min(...values)),
+    ms(s.medianMs),
+    ms(s.maxMs),
+    rawMs === undefined ? "-" : (s.medianMs / rawMs).toFixed(0)
+  ]
 }
 
 /** Section 5 of the report; `rawPublishMs` is the raw publish-with-ack median at 1 in flight (section 1). */
@@ -134,10 +151,14 @@ export const render = (r: Result, rawPublishMs: number): string => {
         row("kill -> next StepStarted", total)
       ]
     ),
-    `   ${r.crashes} crashes left ${r.samples.length} runs holding a dead lease (${r.perCrash.join(" / ")}); ${byHealthy} taken over by the healthy worker, all succeeded.`,
+    `   ${r.crashes} crashes left ${r.samples.length} runs holding a dead lease (${
+      r.perCrash.join(" / ")
+    }); ${byHealthy} taken over by the healthy worker, all succeeded.`,
     "   expiry = dueAt of the dead holder's last lease write (KV lantern-leases); next StepStarted = its envelope's `at`;",
     "   kill = when the crashed process was seen exiting. Expiry -> moving is bounded below by the watchdog interval's",
-    `   phase, not by the bus: raw RTTs = median / raw publish-with-ack median (${rawPublishMs.toFixed(2)} ms, 1 in flight).`
+    `   phase, not by the bus: raw RTTs = median / raw publish-with-ack median (${
+      rawPublishMs.toFixed(2)
+    } ms, 1 in flight).`
   ].join("\n")
 }
 
@@ -149,13 +170,15 @@ export const json = (r: Result): string => {
     const s = Stats.summarize(values, 0)
     return { medianMs: round(s.medianMs), maxMs: round(s.maxMs) }
   }
-  return `BENCH_RECOVERY_JSON ${JSON.stringify({
-    leaseTtl: LEASE_TTL,
-    watchdogInterval: WATCHDOG_INTERVAL,
-    crashes: r.crashes,
-    runs: r.samples.length,
-    expiryToMoving: fig(r.samples.map((s) => s.moved - s.expiry)),
-    killToExpiry: fig(r.samples.map((s) => s.expiry - s.killed)),
-    killToMoving: fig(r.samples.map((s) => s.moved - s.killed))
-  })}`
+  return `BENCH_RECOVERY_JSON ${
+    JSON.stringify({
+      leaseTtl: LEASE_TTL,
+      watchdogInterval: WATCHDOG_INTERVAL,
+      crashes: r.crashes,
+      runs: r.samples.length,
+      expiryToMoving: fig(r.samples.map((s) => s.moved - s.expiry)),
+      killToExpiry: fig(r.samples.map((s) => s.expiry - s.killed)),
+      killToMoving: fig(r.samples.map((s) => s.moved - s.killed))
+    })
+  }`
 }

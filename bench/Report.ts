@@ -36,7 +36,12 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n")
 }
 
-const growth = (label: string, unit: string, values: ReadonlyArray<number>, fmt: (x: number) => string): ReadonlyArray<string> => {
+const growth = (
+  label: string,
+  unit: string,
+  values: ReadonlyArray<number>,
+  fmt: (x: number) => string
+): ReadonlyArray<string> => {
   const base = values[0]!
   return [label, unit, ...values.map((v, i) => (i === 0 ? fmt(v) : `${fmt(v)} (${(v / base).toFixed(1)}x)`))]
 }
@@ -45,22 +50,49 @@ export const render = (env: Environment, levels: ReadonlyArray<Level>, totalSeco
   const out: Array<string> = []
   out.push("Lantern durable-step benchmark (bench/main.ts)")
   out.push(
-    `nats-server ${env.natsServer}, sync every write: ${env.syncAlways ? "yes (sync_interval: always)" : "no (server default flush interval)"}`
+    `nats-server ${env.natsServer}, sync every write: ${
+      env.syncAlways ? "yes (sync_interval: always)" : "no (server default flush interval)"
+    }`
   )
   out.push(`node ${env.node}, ${env.cpus} CPUs (${env.cpuModel}), BENCH_SCALE=${env.scale}`)
   out.push(
-    `streams: ${env.stream.storage} storage, replicas ${env.stream.replicas ?? 1}; envelopes ${env.envelopeBytes.startedBytes} B (StepStarted) / ${env.envelopeBytes.completedBytes} B (StepCompleted), raw payload ${env.rawPayloadBytes} B`
+    `streams: ${env.stream.storage} storage, replicas ${
+      env.stream.replicas ?? 1
+    }; envelopes ${env.envelopeBytes.startedBytes} B (StepStarted) / ${env.envelopeBytes.completedBytes} B (StepCompleted), raw payload ${env.rawPayloadBytes} B`
   )
   out.push("")
-  out.push("1. Raw JetStream publish-with-ack (BENCH_RAW, configured as LANTERN_RUNS; each publisher awaits its own acks)")
+  out.push(
+    "1. Raw JetStream publish-with-ack (BENCH_RAW, configured as LANTERN_RUNS; each publisher awaits its own acks)"
+  )
   out.push(table(
     ["publishers", "publishes", "median ms", "p99 ms", "max ms", "publishes/s"],
-    levels.map((l) => [String(l.inFlight), String(l.raw.count), ms(l.raw.medianMs), ms(l.raw.p99Ms), ms(l.raw.maxMs), rate(l.raw.perSecond)])
+    levels.map((
+      l
+    ) => [
+      String(l.inFlight),
+      String(l.raw.count),
+      ms(l.raw.medianMs),
+      ms(l.raw.p99Ms),
+      ms(l.raw.maxMs),
+      rate(l.raw.perSecond)
+    ])
   ))
   out.push("")
-  out.push("2. Lantern durable step (Journal.append StepStarted, then StepCompleted; OCC expectedSeq + idempotency key)")
+  out.push(
+    "2. Lantern durable step (Journal.append StepStarted, then StepCompleted; OCC expectedSeq + idempotency key)"
+  )
   out.push(table(
-    ["runs in flight", "steps", "median ms", "p99 ms", "2x raw median ms", "median ratio", "steps/s", "raw pub/s / 2", "steps/s ratio"],
+    [
+      "runs in flight",
+      "steps",
+      "median ms",
+      "p99 ms",
+      "2x raw median ms",
+      "median ratio",
+      "steps/s",
+      "raw pub/s / 2",
+      "steps/s ratio"
+    ],
     levels.map((l) => [
       String(l.inFlight),
       String(l.steps.count),
@@ -76,7 +108,11 @@ export const render = (env: Environment, levels: ReadonlyArray<Level>, totalSeco
   out.push("   median ratio = step median / (2 x raw median)   (1.00x = physical limit, higher is worse)")
   out.push("   steps/s ratio = steps/s / (raw publishes/s / 2)  (1.00x = physical limit, lower is worse)")
   out.push("")
-  out.push(`3. Growth with load (${levels.map((l) => l.inFlight).join(" -> ")} in flight; (Nx) relative to ${levels[0]!.inFlight})`)
+  out.push(
+    `3. Growth with load (${levels.map((l) => l.inFlight).join(" -> ")} in flight; (Nx) relative to ${
+      levels[0]!.inFlight
+    })`
+  )
   out.push(table(
     ["figure", "unit", ...levels.map((l) => `${l.inFlight}`)],
     [
@@ -107,14 +143,16 @@ const summaryJson = (s: Summary) => ({
 
 /** The figures as one `BENCH_JSON {...}` line. */
 export const json = (env: Environment, levels: ReadonlyArray<Level>, totalSeconds: number): string =>
-  `BENCH_JSON ${JSON.stringify({
-    env,
-    levels: levels.map((l) => ({
-      inFlight: l.inFlight,
-      raw: summaryJson(l.raw),
-      steps: summaryJson(l.steps),
-      medianRatio: round(latencyRatio(l), 3),
-      throughputRatio: round(throughputRatio(l), 3)
-    })),
-    totalSeconds: round(totalSeconds, 1)
-  })}`
+  `BENCH_JSON ${
+    JSON.stringify({
+      env,
+      levels: levels.map((l) => ({
+        inFlight: l.inFlight,
+        raw: summaryJson(l.raw),
+        steps: summaryJson(l.steps),
+        medianRatio: round(latencyRatio(l), 3),
+        throughputRatio: round(throughputRatio(l), 3)
+      })),
+      totalSeconds: round(totalSeconds, 1)
+    })
+  }`

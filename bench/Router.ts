@@ -41,8 +41,15 @@ const timed = <A, E>(e: Effect.Effect<A, E>, samples: Array<number>) =>
 export const run = (scale: number) =>
   Effect.gen(function*() {
     const calls = Math.max(20, Math.round(CALLS * scale))
-    const fake = yield* Effect.acquireRelease(Effect.promise(() => FakeOpenAi.start(0)), (f) => Effect.promise(() => f.close()))
-    const settings: OpenAi.Settings = { name: "bench", baseUrl: fake.url, apiKey: Redacted.make("test-key"), defaultModel: "fake-1", timeoutMs: 10_000 }
+    const fake = yield* Effect.acquireRelease(Effect.promise(() => FakeOpenAi.start(0)), (f) =>
+      Effect.promise(() => f.close()))
+    const settings: OpenAi.Settings = {
+      name: "bench",
+      baseUrl: fake.url,
+      apiKey: Redacted.make("test-key"),
+      defaultModel: "fake-1",
+      timeoutMs: 10_000
+    }
     const catalog: Catalog.Catalog = {
       providers: [{ name: "bench", api: "openai", baseUrl: fake.url, apiKey: settings.apiKey, timeoutMs: 10_000 }],
       aliases: { auto: [{ provider: "bench", model: "fake-1" }] },
@@ -51,9 +58,17 @@ export const run = (scale: number) =>
       anthropicMaxTokens: 1024,
       source: "bench"
     }
-    const breakers = yield* Breakers.make(yield* Kv.open(Breakers.bucket), { failures: 5, cooldownMs: 30_000 }, ["bench"])
+    const breakers = yield* Breakers.make(yield* Kv.open(Breakers.bucket), { failures: 5, cooldownMs: 30_000 }, [
+      "bench"
+    ])
     const direct = OpenAi.make(settings, Prices.defaults)
-    const router = Router.make({ catalog, providers: new Map([["bench", direct]]), prices: Prices.defaults, breakers, cache: null })
+    const router = Router.make({
+      catalog,
+      providers: new Map([["bench", direct]]),
+      prices: Prices.defaults,
+      breakers,
+      cache: null
+    })
 
     yield* progress(`router: ${calls} calls each way, direct and through the router`)
     const warm = Math.max(10, Math.round(calls / 10))
@@ -86,7 +101,13 @@ export const render = (r: Result): string =>
     table(
       ["path", "calls", "median ms", "p99 ms", "max ms"],
       [
-        ["OpenAi provider directly", String(r.direct.count), ms(r.direct.medianMs), ms(r.direct.p99Ms), ms(r.direct.maxMs)],
+        [
+          "OpenAi provider directly",
+          String(r.direct.count),
+          ms(r.direct.medianMs),
+          ms(r.direct.p99Ms),
+          ms(r.direct.maxMs)
+        ],
         ["through the Router", String(r.routed.count), ms(r.routed.medianMs), ms(r.routed.p99Ms), ms(r.routed.maxMs)],
         ["added by the Router", "", ms(r.routed.medianMs - r.direct.medianMs), ms(r.routed.p99Ms - r.direct.p99Ms), ""]
       ]
@@ -98,12 +119,14 @@ const round = (x: number, digits: number) => Number(x.toFixed(digits))
 
 /** The figures as one `BENCH_ROUTER_JSON {...}` line. */
 export const json = (r: Result): string =>
-  `BENCH_ROUTER_JSON ${JSON.stringify({
-    calls: r.calls,
-    directMedianMs: round(r.direct.medianMs, 4),
-    directP99Ms: round(r.direct.p99Ms, 4),
-    routedMedianMs: round(r.routed.medianMs, 4),
-    routedP99Ms: round(r.routed.p99Ms, 4),
-    addedMedianMs: round(r.routed.medianMs - r.direct.medianMs, 4),
-    addedP99Ms: round(r.routed.p99Ms - r.direct.p99Ms, 4)
-  })}`
+  `BENCH_ROUTER_JSON ${
+    JSON.stringify({
+      calls: r.calls,
+      directMedianMs: round(r.direct.medianMs, 4),
+      directP99Ms: round(r.direct.p99Ms, 4),
+      routedMedianMs: round(r.routed.medianMs, 4),
+      routedP99Ms: round(r.routed.p99Ms, 4),
+      addedMedianMs: round(r.routed.medianMs - r.direct.medianMs, 4),
+      addedP99Ms: round(r.routed.p99Ms - r.direct.p99Ms, 4)
+    })
+  }`

@@ -19,7 +19,9 @@ export type Way = "bundle" | "tsx"
 const WAYS: ReadonlyArray<Way> = ["bundle", "tsx"]
 
 const argsOf = (way: Way, args: ReadonlyArray<string>) =>
-  way === "bundle" ? [join(ROOT, "scripts/lantern.mjs"), ...args] : ["--import", TSX, join(ROOT, "edge/main.ts"), ...args]
+  way === "bundle"
+    ? [join(ROOT, "scripts/lantern.mjs"), ...args]
+    : ["--import", TSX, join(ROOT, "edge/main.ts"), ...args]
 
 export interface Result {
   /** Spawn to exit of `lantern --help`, ms. */
@@ -72,7 +74,8 @@ const timeServe = async (way: Way, natsUrl: string, home: string): Promise<numbe
   try {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`lantern serve (${way}) exited with ${child.exitCode}: ${stderr}`)
-      if (performance.now() - began > 300_000) throw new Error(`lantern serve (${way}) not healthy after 300 s: ${stderr}`)
+      if (performance.now() - began > 300_000)
+        throw new Error(`lantern serve (${way}) not healthy after 300 s: ${stderr}`)
       const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false)
       if (ok) return performance.now() - began
       await new Promise((r) => setTimeout(r, 20))
@@ -95,20 +98,29 @@ export const measure = async (natsUrl: string, cli: number, serves: number): Pro
   )
   for (const way of WAYS) await timeCommand(way, ["--help"], {})
   const port = await closedPort()
-  const result: Result = { help: { bundle: [], tsx: [] }, unreachable: { bundle: [], tsx: [] }, serveFirst: { bundle: [], tsx: [] }, serveAgain: { bundle: [], tsx: [] } }
+  const result: Result = {
+    help: { bundle: [], tsx: [] },
+    unreachable: { bundle: [], tsx: [] },
+    serveFirst: { bundle: [], tsx: [] },
+    serveAgain: { bundle: [], tsx: [] }
+  }
   const push = (xs: ReadonlyArray<number>, x: number) => (xs as Array<number>).push(x)
   progress(`startup: ${cli} x lantern --help and lantern runs list (unreachable), bundle and tsx`)
   for (let i = 0; i < cli; i++) {
     for (const way of WAYS) {
       push(result.help[way], await timeCommand(way, ["--help"], {}))
-      push(result.unreachable[way], await timeCommand(way, ["runs", "list"], { LANTERN_URL: `http://127.0.0.1:${port}`, LANTERN_API_TOKEN: "lt_x" }))
+      push(
+        result.unreachable[way],
+        await timeCommand(way, ["runs", "list"], { LANTERN_URL: `http://127.0.0.1:${port}`, LANTERN_API_TOKEN: "lt_x" })
+      )
     }
   }
   progress(`startup: ${serves} x lantern serve to /healthz, bundle and tsx`)
   for (const way of WAYS) {
     const home = mkdtempSync(join(tmpdir(), `lantern-bench-startup-${way}-`))
     try {
-      for (let i = 0; i < serves; i++) push(i === 0 ? result.serveFirst[way] : result.serveAgain[way], await timeServe(way, natsUrl, home))
+      for (let i = 0; i < serves; i++)
+        push(i === 0 ? result.serveFirst[way] : result.serveAgain[way], await timeServe(way, natsUrl, home))
     } finally {
       rmSync(home, { recursive: true, force: true })
     }
@@ -117,7 +129,9 @@ export const measure = async (natsUrl: string, cli: number, serves: number): Pro
 }
 
 export const run = (natsUrl: string, scale: number) =>
-  Effect.promise(() => measure(natsUrl, Math.max(3, Math.round(5 * Math.min(scale, 1))), Math.max(2, Math.round(3 * Math.min(scale, 1)))))
+  Effect.promise(() =>
+    measure(natsUrl, Math.max(3, Math.round(5 * Math.min(scale, 1))), Math.max(2, Math.round(3 * Math.min(scale, 1))))
+  )
 
 const fig = (xs: ReadonlyArray<number>) => Stats.summarize(xs, 0)
 const ms = (x: number) => x.toFixed(0)
@@ -126,7 +140,15 @@ export const render = (r: Result): string => {
   const row = (label: string, f: Record<Way, ReadonlyArray<number>>) => {
     const b = fig(f.bundle)
     const t = fig(f.tsx)
-    return [label, String(f.bundle.length), ms(b.medianMs), ms(b.maxMs), ms(t.medianMs), ms(t.maxMs), `${(t.medianMs / b.medianMs).toFixed(1)}x`]
+    return [
+      label,
+      String(f.bundle.length),
+      ms(b.medianMs),
+      ms(b.maxMs),
+      ms(t.medianMs),
+      ms(t.maxMs),
+      `${(t.medianMs / b.medianMs).toFixed(1)}x`
+    ]
   }
   return [
     "Start-up (bench/Startup.ts): `lantern` as shipped (scripts/lantern.mjs, the esbuild bundle) beside edge/main.ts compiled by tsx at every start",
@@ -147,15 +169,28 @@ export const render = (r: Result): string => {
 /** The figures as one `BENCH_STARTUP_JSON {...}` line. */
 export const json = (r: Result): string => {
   const figs = (f: Record<Way, ReadonlyArray<number>>) =>
-    Object.fromEntries(WAYS.map((w) => [w, { medianMs: Math.round(fig(f[w]).medianMs), maxMs: Math.round(fig(f[w]).maxMs) }]))
-  return `BENCH_STARTUP_JSON ${JSON.stringify({ help: figs(r.help), unreachable: figs(r.unreachable), serveFirst: figs(r.serveFirst), serveAgain: figs(r.serveAgain) })}`
+    Object.fromEntries(
+      WAYS.map((w) => [w, { medianMs: Math.round(fig(f[w]).medianMs), maxMs: Math.round(fig(f[w]).maxMs) }])
+    )
+  return `BENCH_STARTUP_JSON ${
+    JSON.stringify({
+      help: figs(r.help),
+      unreachable: figs(r.unreachable),
+      serveFirst: figs(r.serveFirst),
+      serveAgain: figs(r.serveAgain)
+    })
+  }`
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(import.meta.filename)) {
   const dir = mkdtempSync(join(tmpdir(), "lantern-bench-startup-"))
   const server = await NatsServer.start({ storeDir: join(dir, "js") })
   try {
-    const r = await measure(server.url, Number(process.env["STARTUP_CLI_RUNS"] ?? 5), Number(process.env["STARTUP_SERVE_RUNS"] ?? 3))
+    const r = await measure(
+      server.url,
+      Number(process.env["STARTUP_CLI_RUNS"] ?? 5),
+      Number(process.env["STARTUP_SERVE_RUNS"] ?? 3)
+    )
     console.log(render(r))
     console.log(json(r))
   } finally {

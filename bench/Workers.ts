@@ -80,7 +80,8 @@ const level = (log: Hosts.LeaseLog, pids: ReadonlyArray<number>, serverPid: numb
         else if (s.event._tag === "StepCompleted") steps.push(Hosts.atOf(s) - started.get(s.event.stepId)!)
       }
       const end = journal.at(-1)!
-      if (!Hosts.TERMINAL.has(end.event._tag)) return yield* Effect.die(new Error(`run ${end.envelope.actor.id} ended with ${end.event._tag}`))
+      if (!Hosts.TERMINAL.has(end.event._tag))
+        return yield* Effect.die(new Error(`run ${end.envelope.actor.id} ended with ${end.event._tag}`))
       if (end.event._tag === "RunSucceeded") succeeded++
       last = Math.max(last, Hosts.atOf(end))
       latency.push(Hosts.atOf(end) - began)
@@ -90,7 +91,9 @@ const level = (log: Hosts.LeaseLog, pids: ReadonlyArray<number>, serverPid: numb
     const perWorker = pids.map(() => 0)
     let shared = 0
     for (const r of runIds) {
-      const holders = new Set((log.history.get(r) ?? []).flatMap((e) => (e.holder === null ? [] : [Hosts.pidOf(e.holder)])))
+      const holders = new Set(
+        (log.history.get(r) ?? []).flatMap((e) => (e.holder === null ? [] : [Hosts.pidOf(e.holder)]))
+      )
       const first = (log.history.get(r) ?? []).find((e) => e.holder !== null)
       const i = first === undefined ? -1 : pids.indexOf(Hosts.pidOf(first.holder)!)
       if (i >= 0) perWorker[i]!++
@@ -143,11 +146,27 @@ export const render = (levels: ReadonlyArray<Level>, raw: ReadonlyArray<RawLevel
   const best = raw.reduce((a, b) => (b.raw.perSecond > a.raw.perSecond ? b : a))
   const rawPerSecond = best.raw.perSecond
   return [
-    `6. Throughput with N \`lantern worker\` processes (one nats-server; ${levels[0]?.runs ?? 0} offline runs of 3 steps each: model, calculator, model)`,
+    `6. Throughput with N \`lantern worker\` processes (one nats-server; ${
+      levels[0]?.runs ?? 0
+    } offline runs of 3 steps each: model, calculator, model)`,
     "   each batch is journaled first (lease entry + RunStarted, as Runs.start does), then queued at once when every worker",
     "   has driven a warm-up run; timed from queueing to the last terminal event",
     table(
-      ["workers", "runs/s", "steps/s", "wall s", "step median ms", "step p99 ms", "run median ms", "run max ms", "JS writes/run", "limit runs/s", "runs/s ratio", "CPU % workers/nats/bench", "runs per worker"],
+      [
+        "workers",
+        "runs/s",
+        "steps/s",
+        "wall s",
+        "step median ms",
+        "step p99 ms",
+        "run median ms",
+        "run max ms",
+        "JS writes/run",
+        "limit runs/s",
+        "runs/s ratio",
+        "CPU % workers/nats/bench",
+        "runs per worker"
+      ],
       levels.map((l) => [
         String(l.workers),
         rate(l.runsPerSecond),
@@ -164,11 +183,15 @@ export const render = (levels: ReadonlyArray<Level>, raw: ReadonlyArray<RawLevel
         l.perWorker.join("/")
       ])
     ),
-    `   limit runs/s = raw publishes/s at ${best.inFlight} publishers (${rate(rawPerSecond)}, section 1) / JetStream writes per run; runs/s ratio = runs/s / limit`,
+    `   limit runs/s = raw publishes/s at ${best.inFlight} publishers (${
+      rate(rawPerSecond)
+    }, section 1) / JetStream writes per run; runs/s ratio = runs/s / limit`,
     "   step = StepStarted `at` to StepCompleted `at` (the StepStarted append plus the step's effect); run = queued to its end;",
     "   runs per worker = runs whose lease each worker took first; CPU % = CPU time while the batch ran over its wall time, in %",
     `   of one core, for all workers together, nats-server and this bench process (which journals, queues and watches): ${availableParallelism()} CPUs in all;`,
-    `   1-minute load average before each batch: ${levels.map((l) => l.loadAverage.toFixed(1)).join(" / ")} (anything else running on the machine counts in it)`,
+    `   1-minute load average before each batch: ${
+      levels.map((l) => l.loadAverage.toFixed(1)).join(" / ")
+    } (anything else running on the machine counts in it)`,
     ...levels.flatMap((l) => [
       ...(l.succeeded === l.runs ? [] : [`   ${l.workers} workers: only ${l.succeeded} of ${l.runs} runs succeeded`]),
       ...(l.shared === 0 ? [] : [`   ${l.workers} workers: ${l.shared} runs were driven by more than one worker`]),
@@ -181,19 +204,21 @@ const round = (x: number, digits: number) => Number(x.toFixed(digits))
 
 /** The figures as one `BENCH_WORKERS_JSON {...}` line. */
 export const json = (levels: ReadonlyArray<Level>): string =>
-  `BENCH_WORKERS_JSON ${JSON.stringify(levels.map((l) => ({
-    workers: l.workers,
-    runs: l.runs,
-    succeeded: l.succeeded,
-    runsPerSecond: round(l.runsPerSecond, 1),
-    stepsPerSecond: round(l.stepsPerSecond, 1),
-    wallMs: round(l.wallMs, 0),
-    queueMs: round(l.queueMs, 0),
-    stepMedianMs: round(l.steps.medianMs, 1),
-    stepP99Ms: round(l.steps.p99Ms, 1),
-    runMedianMs: round(l.latency.medianMs, 1),
-    writesPerRun: round(l.writesPerRun, 2),
-    loadAverage: round(l.loadAverage, 2),
-    cpuPercent: { workers: round(l.cpu.workers, 0), server: round(l.cpu.server, 0), bench: round(l.cpu.bench, 0) },
-    perWorker: l.perWorker
-  })))}`
+  `BENCH_WORKERS_JSON ${
+    JSON.stringify(levels.map((l) => ({
+      workers: l.workers,
+      runs: l.runs,
+      succeeded: l.succeeded,
+      runsPerSecond: round(l.runsPerSecond, 1),
+      stepsPerSecond: round(l.stepsPerSecond, 1),
+      wallMs: round(l.wallMs, 0),
+      queueMs: round(l.queueMs, 0),
+      stepMedianMs: round(l.steps.medianMs, 1),
+      stepP99Ms: round(l.steps.p99Ms, 1),
+      runMedianMs: round(l.latency.medianMs, 1),
+      writesPerRun: round(l.writesPerRun, 2),
+      loadAverage: round(l.loadAverage, 2),
+      cpuPercent: { workers: round(l.cpu.workers, 0), server: round(l.cpu.server, 0), bench: round(l.cpu.bench, 0) },
+      perWorker: l.perWorker
+    })))
+  }`

@@ -22,7 +22,12 @@ interface Delivery {
 class Deliveries {
   readonly all: Array<Delivery> = []
   record(m: JsMsg): Delivery {
-    const d = { subject: m.subject, deliveryCount: m.info.deliveryCount, redelivered: m.info.redelivered, at: Date.now() }
+    const d = {
+      subject: m.subject,
+      deliveryCount: m.info.deliveryCount,
+      redelivered: m.info.redelivered,
+      at: Date.now()
+    }
     this.all.push(d)
     return d
   }
@@ -51,7 +56,9 @@ let bus: Connection
 beforeAll(async () => {
   server = await startServer("lantern-consumer")
   rt = ManagedRuntime.make(Nats.layerUrl(server.handle.url, "consumer-test"))
-  bus = await rt.runPromise(Effect.gen(function*() { return yield* Nats }))
+  bus = await rt.runPromise(Effect.gen(function*() {
+    return yield* Nats
+  }))
   await bus.jsm.streams.add({
     name: STREAM,
     subjects: ["test.work.>"],
@@ -88,7 +95,8 @@ const background = <E>(effect: Effect.Effect<void, E, Nats>) => {
   return {
     check: () => {
       const exit = fiber.pollUnsafe()
-      if (exit !== undefined) throw new Error(`consumer ended: ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "done"}`)
+      if (exit !== undefined)
+        throw new Error(`consumer ended: ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "done"}`)
     },
     stop: () => rt.runPromise(Fiber.interrupt(fiber))
   }
@@ -98,10 +106,14 @@ const consumerInfo = (name: string) => bus.jsm.consumers.info(STREAM, name)
 
 /** Waits until the server holds nothing for the durable: every delivery settled, nothing left to deliver. */
 const settled = (name: string) =>
-  eventually(async () => {
-    const info = await consumerInfo(name)
-    return info.num_ack_pending === 0 && info.num_pending === 0 ? info : null
-  }, 20_000, `${name} to have no pending messages`)
+  eventually(
+    async () => {
+      const info = await consumerInfo(name)
+      return info.num_ack_pending === 0 && info.num_pending === 0 ? info : null
+    },
+    20_000,
+    `${name} to have no pending messages`
+  )
 
 const subjectCount = async (name: string) =>
   (await bus.jsm.streams.info(STREAM, { subjects_filter: `test.work.${name}.>` })).state.num_subjects ?? 0
@@ -115,10 +127,14 @@ describe("Consumer.run (real nats-server)", () => {
       Consumer.run(durable(name), 4, (m) => Effect.sync(() => seen.record(m)).pipe(Effect.as(Consumer.Decision.Ack())))
     )
     try {
-      await eventually(async () => {
-        consumer.check()
-        return subjects.every((s) => seen.count(s) >= 1)
-      }, 20_000, "every message to be handled")
+      await eventually(
+        async () => {
+          consumer.check()
+          return subjects.every((s) => seen.count(s) >= 1)
+        },
+        20_000,
+        "every message to be handled"
+      )
       const info = await settled(name)
       expect(info.num_redelivered).toBe(0)
       expect(subjects.map((s) => seen.count(s))).toEqual(subjects.map(() => 1))
@@ -137,14 +153,20 @@ describe("Consumer.run (real nats-server)", () => {
     const consumer = background(
       Consumer.run(durable(name), 2, (m) =>
         Effect.sync(() => seen.record(m)).pipe(
-          Effect.map((d) => d.deliveryCount < 3 ? Consumer.Decision.Nak({ delay: "1 second" }) : Consumer.Decision.Ack())
+          Effect.map((d) =>
+            d.deliveryCount < 3 ? Consumer.Decision.Nak({ delay: "1 second" }) : Consumer.Decision.Ack()
+          )
         ))
     )
     try {
-      await eventually(async () => {
-        consumer.check()
-        return seen.count(subject!) >= 3
-      }, 20_000, "two redeliveries after naks")
+      await eventually(
+        async () => {
+          consumer.check()
+          return seen.count(subject!) >= 3
+        },
+        20_000,
+        "two redeliveries after naks"
+      )
       await settled(name)
       const ds = seen.of(subject!)
       expect(ds.map((d) => d.deliveryCount)).toEqual([1, 2, 3])
@@ -160,10 +182,12 @@ describe("Consumer.run (real nats-server)", () => {
     }
   })
 
-  it.each([
-    ["fails", () => Effect.fail(new Error("handler failed"))],
-    ["dies", () => Effect.die(new Error("handler defect"))]
-  ] as const)("nak's and redelivers a message whose handler %s, and keeps consuming", async (label, broken) => {
+  it.each(
+    [
+      ["fails", () => Effect.fail(new Error("handler failed"))],
+      ["dies", () => Effect.die(new Error("handler defect"))]
+    ] as const
+  )("nak's and redelivers a message whose handler %s, and keeps consuming", async (label, broken) => {
     const name = `broken-${label}`
     const [first, second] = await publish(name, 2)
     const seen = new Deliveries()
@@ -175,10 +199,14 @@ describe("Consumer.run (real nats-server)", () => {
         }))
     )
     try {
-      await eventually(async () => {
-        consumer.check()
-        return seen.count(first!) >= 2 && seen.count(second!) >= 1
-      }, 20_000, "the broken message to be redelivered")
+      await eventually(
+        async () => {
+          consumer.check()
+          return seen.count(first!) >= 2 && seen.count(second!) >= 1
+        },
+        20_000,
+        "the broken message to be redelivered"
+      )
       await settled(name)
       const ds = seen.of(first!)
       expect(ds.map((d) => d.deliveryCount)).toEqual([1, 2])
@@ -199,8 +227,11 @@ describe("Consumer.run (real nats-server)", () => {
     const seen = new Deliveries()
     const ackWait = 1_000
     const consumer = background(
-      Consumer.run(durable(name, { ackWait: Duration.millis(ackWait) }), 2, (m) =>
-        Effect.sync(() => seen.record(m)).pipe(Effect.as(Consumer.Decision.Term({ reason: "poison" }))))
+      Consumer.run(
+        durable(name, { ackWait: Duration.millis(ackWait) }),
+        2,
+        (m) => Effect.sync(() => seen.record(m)).pipe(Effect.as(Consumer.Decision.Term({ reason: "poison" })))
+      )
     )
     try {
       await eventually(async () => seen.count(subject!) >= 1, 20_000, "the message to be delivered")
@@ -238,10 +269,14 @@ describe("Consumer.run (real nats-server)", () => {
         ).pipe(Effect.as(Consumer.Decision.Ack())))
     )
     try {
-      await eventually(async () => {
-        consumer.check()
-        return inFlight === 3
-      }, 20_000, "three handlers blocked on the latch")
+      await eventually(
+        async () => {
+          consumer.check()
+          return inFlight === 3
+        },
+        20_000,
+        "three handlers blocked on the latch"
+      )
       // saturated: no fourth handler starts while the three are blocked
       await holdsFor(500, () => expect(inFlight).toBe(3))
       expect(seen.all).toHaveLength(3)
@@ -270,10 +305,14 @@ describe("Consumer.run (real nats-server)", () => {
         ))
     )
     try {
-      await eventually(async () => {
-        consumer.check()
-        return done >= 1
-      }, 20_000, "the long handler to finish")
+      await eventually(
+        async () => {
+          consumer.check()
+          return done >= 1
+        },
+        20_000,
+        "the long handler to finish"
+      )
       const info = await settled(name)
       expect(seen.count(subject!)).toBe(1)
       expect(info.num_redelivered).toBe(0)
@@ -293,10 +332,14 @@ describe("Consumer.run (real nats-server)", () => {
       )
     )
     try {
-      await eventually(async () => {
-        consumer.check()
-        return seen.count(subject!) >= 2
-      }, 20_000, "the unacked message to be redelivered")
+      await eventually(
+        async () => {
+          consumer.check()
+          return seen.count(subject!) >= 2
+        },
+        20_000,
+        "the unacked message to be redelivered"
+      )
       const [a, b] = seen.of(subject!)
       expect([a!.deliveryCount, b!.deliveryCount]).toEqual([1, 2])
       expect(b!.redelivered).toBe(true)
@@ -322,10 +365,14 @@ describe("Consumer.run (real nats-server)", () => {
         ))
     )
     try {
-      await eventually(async () => {
-        consumer.check()
-        return done >= 2
-      }, 30_000, "both long handlers to finish")
+      await eventually(
+        async () => {
+          consumer.check()
+          return done >= 2
+        },
+        30_000,
+        "both long handlers to finish"
+      )
       await settled(name)
       // any further (stale, buffered) delivery would start right after the second handler: give it one run
       await holdsFor(3_000, () => {

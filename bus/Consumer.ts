@@ -71,7 +71,8 @@ export const messages = (d: Durable, batch = 256): Stream.Stream<JsMsg, BusUnava
       const { js } = yield* Nats
       yield* ensure(d)
       const iter = yield* Effect.tryPromise({
-        try: async () => (await js.consumers.get(d.stream, d.durable)).consume({ max_messages: batch, expires: PULL_EXPIRES_MS }),
+        try: async () =>
+          (await js.consumers.get(d.stream, d.durable)).consume({ max_messages: batch, expires: PULL_EXPIRES_MS }),
         catch: unavailable(`consume ${d.stream}/${d.durable}`)
       })
       const statusFiber = yield* Effect.forkDetach(
@@ -87,7 +88,10 @@ export const messages = (d: Durable, batch = 256): Stream.Stream<JsMsg, BusUnava
       )
       return Stream.fromAsyncIterable(iter, unavailable(`consume ${d.stream}/${d.durable}`)).pipe(
         Stream.ensuring(
-          Effect.andThen(Fiber.interrupt(statusFiber), Effect.promise(() => iter.close().then(() => undefined, () => undefined)))
+          Effect.andThen(
+            Fiber.interrupt(statusFiber),
+            Effect.promise(() => iter.close().then(() => undefined, () => undefined))
+          )
         )
       )
     })
@@ -119,7 +123,10 @@ export const run = <E, R>(
               Cause.hasInterruptsOnly(cause)
                 ? Effect.failCause(cause)
                 : Effect.as(
-                  Effect.logError(`handler for ${m.subject} #${m.seq} failed; will be redelivered`, Cause.pretty(cause)),
+                  Effect.logError(
+                    `handler for ${m.subject} #${m.seq} failed; will be redelivered`,
+                    Cause.pretty(cause)
+                  ),
                   Decision.Nak({ delay: "1 second" })
                 )
             ),

@@ -66,16 +66,22 @@ describe("Journal (real nats-server)", () => {
     )
     expect(Exit.isFailure(exit)).toBe(true)
     if (Exit.isFailure(exit)) expect(String(exit.cause)).toContain("AppendConflict")
-    const events = await rt.runPromise(Effect.gen(function*() { return yield* (yield* Journal).read(a) }))
+    const events = await rt.runPromise(Effect.gen(function*() {
+      return yield* (yield* Journal).read(a)
+    }))
     expect(events.map((e) => e.envelope.idempotencyKey)).toEqual(["occ:a", "occ:b"])
   })
 
   it("an empty subject accepts only expected sequence 0", async () => {
     const exit = await rt.runPromiseExit(
-      Effect.gen(function*() { return yield* (yield* Journal).append(address("empty"), [envelope("empty", "a")], 7) })
+      Effect.gen(function*() {
+        return yield* (yield* Journal).append(address("empty"), [envelope("empty", "a")], 7)
+      })
     )
     expect(Exit.isFailure(exit)).toBe(true)
-    const events = await rt.runPromise(Effect.gen(function*() { return yield* (yield* Journal).read(address("empty")) }))
+    const events = await rt.runPromise(Effect.gen(function*() {
+      return yield* (yield* Journal).read(address("empty"))
+    }))
     expect(events).toEqual([])
   })
 
@@ -116,20 +122,30 @@ describe("Journal (real nats-server)", () => {
       Effect.gen(function*() {
         const { nc } = yield* Nats
         const limit = nc.info!.max_payload
-        return yield* (yield* Journal).append(a, [envelope("huge", "a"), envelope("huge", "b", { text: "x".repeat(limit) })], 0)
+        return yield* (yield* Journal).append(a, [
+          envelope("huge", "a"),
+          envelope("huge", "b", { text: "x".repeat(limit) })
+        ], 0)
       })
     )
     expect(Date.now() - began).toBeLessThan(1_000) // not the ~30 s of retries a bus outage gets
     expect(Exit.isFailure(exit)).toBe(true)
     if (Exit.isFailure(exit)) {
-      const error = exit.cause.reasons.find((r) => r._tag === "Fail")?.error as { _tag: string; size: number; limit: number; message: string }
+      const error = exit.cause.reasons.find((r) => r._tag === "Fail")?.error as {
+        _tag: string
+        size: number
+        limit: number
+        message: string
+      }
       expect(error._tag).toBe("EventTooLarge")
       expect(error.limit).toBe(1024 * 1024)
       expect(error.size).toBeGreaterThan(error.limit)
       expect(error.message).not.toContain(subjectOf(a))
       expect(error.message).not.toContain("t1")
     }
-    const events = await rt.runPromise(Effect.gen(function*() { return yield* (yield* Journal).read(a) }))
+    const events = await rt.runPromise(Effect.gen(function*() {
+      return yield* (yield* Journal).read(a)
+    }))
     expect(events).toEqual([]) // the small event before it was not appended either
   })
 
@@ -145,9 +161,15 @@ describe("Journal (real nats-server)", () => {
       }
     }))
     expect(sizeOf(exact)).toBe(limit)
-    const appended = await rt.runPromise(Effect.gen(function*() { return yield* (yield* Journal).append(address("fit1"), [exact], 0) }))
+    const appended = await rt.runPromise(Effect.gen(function*() {
+      return yield* (yield* Journal).append(address("fit1"), [exact], 0)
+    }))
     expect(appended.seqs).toHaveLength(1)
-    const exit = await rt.runPromiseExit(Effect.gen(function*() { return yield* (yield* Journal).append(address("fit2"), [over], 0) }))
-    expect(Exit.isFailure(exit) && String(exit.cause)).toContain(`the event would be ${limit + 1} bytes, over the bus's limit of ${limit} bytes`)
+    const exit = await rt.runPromiseExit(Effect.gen(function*() {
+      return yield* (yield* Journal).append(address("fit2"), [over], 0)
+    }))
+    expect(Exit.isFailure(exit) && String(exit.cause)).toContain(
+      `the event would be ${limit + 1} bytes, over the bus's limit of ${limit} bytes`
+    )
   })
 })

@@ -4,7 +4,13 @@ import { DeliverPolicy, JetStreamApiError, type MsgRequest, PubHeaders } from "@
 import { errors, headers, type MsgHdrsImpl, type NatsConnection } from "@nats-io/nats-core"
 import { Context, Effect, Layer, Schedule, Schema, Stream } from "effect"
 import * as Envelope from "../schema/Envelope.ts"
-import { AppendConflict, BusUnavailable, type CorruptEvent, EventTooLarge, type UnknownEventVersion } from "../schema/Errors.ts"
+import {
+  AppendConflict,
+  BusUnavailable,
+  type CorruptEvent,
+  EventTooLarge,
+  type UnknownEventVersion
+} from "../schema/Errors.ts"
 import { Nats, unavailable } from "./Nats.ts"
 import * as Ordered from "./Ordered.ts"
 import { streamOf } from "./Topology.ts"
@@ -97,8 +103,10 @@ export const limitOf = (nc: NatsConnection): number | null => nc.info?.max_paylo
  * Fails with EventTooLarge when one of `envelopes` cannot fit in a message of the bus: an append that can
  * never succeed, refused before anything is published (nothing of the batch is appended).
  */
-export const checkSizes = (nc: NatsConnection, envelopes: ReadonlyArray<Envelope.Envelope>): Effect.Effect<void, EventTooLarge> =>
-  Effect.suspend(() => checkMessages(nc, envelopes.map(messageOf)))
+export const checkSizes = (
+  nc: NatsConnection,
+  envelopes: ReadonlyArray<Envelope.Envelope>
+): Effect.Effect<void, EventTooLarge> => Effect.suspend(() => checkMessages(nc, envelopes.map(messageOf)))
 
 const checkMessages = (nc: NatsConnection, messages: ReadonlyArray<Message>): Effect.Effect<void, EventTooLarge> => {
   const limit = limitOf(nc)
@@ -150,7 +158,9 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           Effect.retry({ schedule: busRetry, times: BUS_RETRIES, while: (e) => e._tag === "BusUnavailable" }),
           // the message a client may see names no subject (BusUnavailable hides it): the log keeps it
           Effect.tapError((e) =>
-            e._tag === "BusUnavailable" ? Effect.logWarning(`append to ${subject} failed after retries: ${e.reason}`) : Effect.void
+            e._tag === "BusUnavailable"
+              ? Effect.logWarning(`append to ${subject} failed after retries: ${e.reason}`)
+              : Effect.void
           )
         )
 
@@ -169,7 +179,11 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
             expected = ack.seq
           }
           return { lastSeq: expected, seqs, duplicates }
-        }).pipe(Effect.withSpan("Journal.append", { attributes: { "lantern.actor": subjectOf(address), "lantern.events": envelopes.length } }))
+        }).pipe(
+          Effect.withSpan("Journal.append", {
+            attributes: { "lantern.actor": subjectOf(address), "lantern.events": envelopes.length }
+          })
+        )
 
       const lastSeq: Service["lastSeq"] = (address) =>
         Effect.tryPromise({
@@ -250,7 +264,9 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           }
           return { lastSeq: last, events: yield* decodeAll(raw) }
         }).pipe(
-          Effect.withSpan("Journal.read", { attributes: { "lantern.actor": subjectOf(address), "lantern.after_seq": afterSeq } })
+          Effect.withSpan("Journal.read", {
+            attributes: { "lantern.actor": subjectOf(address), "lantern.after_seq": afterSeq }
+          })
         )
 
       const read: Service["read"] = (address) => Effect.map(readFrom(address, 0), (tail) => tail.events)

@@ -70,7 +70,13 @@ describe("Kv", () => {
       const purged = yield* kv.purge("c")
       return { stale, deleted, gone, again: again._tag, purged, keys: yield* kv.keys() }
     }))
-    expect(outcome).toMatchObject({ stale: Kv.lostRace, deleted: { _tag: "Deleted" }, gone: Option.none(), again: "Created", purged: { _tag: "Deleted" } })
+    expect(outcome).toMatchObject({
+      stale: Kv.lostRace,
+      deleted: { _tag: "Deleted" },
+      gone: Option.none(),
+      again: "Created",
+      purged: { _tag: "Deleted" }
+    })
     expect(outcome.keys).not.toContain("c")
   })
 
@@ -88,30 +94,39 @@ describe("Kv", () => {
     expect(Array.from(changes).map((c) => c._tag)).toEqual(["Corrupt"])
   })
 
-  it("fails every operation with BusUnavailable while the server is down, never LostRace; works again after", async () => {
-    const kv = await run(Kv.open(counters))
-    const c = await run(kv.create("f", { n: 1 }))
-    if (c._tag !== "Created") throw new Error("not created")
-    const port = server.port
-    await server.stop()
-    try {
-      const failures = await run(Effect.all([
-        Effect.flip(kv.create("g", { n: 1 })),
-        Effect.flip(kv.update("f", { n: 2 }, c.revision)),
-        Effect.flip(kv.get("f")),
-        Effect.flip(kv.delete("f", c.revision))
-      ], { concurrency: "unbounded" }))
-      expect(failures.map((f) => f._tag)).toEqual(["BusUnavailable", "BusUnavailable", "BusUnavailable", "BusUnavailable"])
-    } finally {
-      server = await NatsServer.start({ storeDir: join(dir, "js"), port })
-    }
-    // the client reconnects by itself; the CAS picks up where it was
-    const after = await run(Effect.gen(function*() {
-      const retried = yield* kv.update("f", { n: 2 }, c.revision).pipe(
-        Effect.retry({ while: (e) => e._tag === "BusUnavailable", times: 40 })
-      )
-      return [retried, yield* kv.create("g", { n: 1 })] as const
-    }))
-    expect(after.map((a) => a._tag)).toEqual(["Updated", "Created"])
-  }, 60_000)
+  it(
+    "fails every operation with BusUnavailable while the server is down, never LostRace; works again after",
+    async () => {
+      const kv = await run(Kv.open(counters))
+      const c = await run(kv.create("f", { n: 1 }))
+      if (c._tag !== "Created") throw new Error("not created")
+      const port = server.port
+      await server.stop()
+      try {
+        const failures = await run(Effect.all([
+          Effect.flip(kv.create("g", { n: 1 })),
+          Effect.flip(kv.update("f", { n: 2 }, c.revision)),
+          Effect.flip(kv.get("f")),
+          Effect.flip(kv.delete("f", c.revision))
+        ], { concurrency: "unbounded" }))
+        expect(failures.map((f) => f._tag)).toEqual([
+          "BusUnavailable",
+          "BusUnavailable",
+          "BusUnavailable",
+          "BusUnavailable"
+        ])
+      } finally {
+        server = await NatsServer.start({ storeDir: join(dir, "js"), port })
+      }
+      // the client reconnects by itself; the CAS picks up where it was
+      const after = await run(Effect.gen(function*() {
+        const retried = yield* kv.update("f", { n: 2 }, c.revision).pipe(
+          Effect.retry({ while: (e) => e._tag === "BusUnavailable", times: 40 })
+        )
+        return [retried, yield* kv.create("g", { n: 1 })] as const
+      }))
+      expect(after.map((a) => a._tag)).toEqual(["Updated", "Created"])
+    },
+    60_000
+  )
 })

@@ -40,7 +40,10 @@ export const bucket = <A>(options: {
 })
 
 /** The same bucket with another TTL (a configured one), applied to an existing bucket when it is opened. */
-export const withTtl = <A>(b: Bucket<A>, ttl: Duration.Input): Bucket<A> => ({ ...b, ttl: Duration.fromInputUnsafe(ttl) })
+export const withTtl = <A>(b: Bucket<A>, ttl: Duration.Input): Bucket<A> => ({
+  ...b,
+  ttl: Duration.fromInputUnsafe(ttl)
+})
 
 /** A stored value that does not decode with its bucket's Schema: a bug or tampering, never a lost race. */
 export class CorruptValue extends Schema.TaggedError<CorruptValue>()("CorruptValue", {
@@ -92,7 +95,11 @@ export interface Handle<A> {
   /** Writes `value` only if `key` holds none (a deleted key counts as none). */
   readonly create: (key: string, value: A) => Effect.Effect<Created | AlreadyExists, BusUnavailable>
   /** Replaces the value only if the key is still at `expectedRevision`. */
-  readonly update: (key: string, value: A, expectedRevision: number) => Effect.Effect<Updated | LostRace, BusUnavailable>
+  readonly update: (
+    key: string,
+    value: A,
+    expectedRevision: number
+  ) => Effect.Effect<Updated | LostRace, BusUnavailable>
   /** Writes `value` whatever the key holds. Returns the revision written. */
   readonly put: (key: string, value: A) => Effect.Effect<number, BusUnavailable>
   /** Marks `key` deleted (history kept); with `expectedRevision`, only if it is still there. */
@@ -102,7 +109,9 @@ export interface Handle<A> {
   /** The keys with a live value matching `filter` (NATS subject wildcards; every key by default). */
   readonly keys: (filter?: string) => Effect.Effect<ReadonlyArray<string>, BusUnavailable>
   /** The keys' current values, then every change as it happens (only changes with `updatesOnly`). */
-  readonly watch: (options?: { readonly key?: string; readonly updatesOnly?: boolean }) => Stream.Stream<Change<A>, BusUnavailable>
+  readonly watch: (
+    options?: { readonly key?: string; readonly updatesOnly?: boolean }
+  ) => Stream.Stream<Change<A>, BusUnavailable>
 }
 
 const call = <A>(operation: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(operation) })
@@ -130,8 +139,10 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
   const text = (value: A) => Effect.try({ try: () => encode(value), catch: (e) => e }).pipe(Effect.orDie)
 
   const get: Handle<A>["get"] = (key) =>
-    Effect.flatMap(call(`read ${b.what}`, () => kv.get(key)), (e) =>
-      e === null || e.operation !== "PUT" ? Effect.succeedNone : Effect.asSome(decodeEntry(e)))
+    Effect.flatMap(
+      call(`read ${b.what}`, () => kv.get(key)),
+      (e) => e === null || e.operation !== "PUT" ? Effect.succeedNone : Effect.asSome(decodeEntry(e))
+    )
 
   const create: Handle<A>["create"] = (key, value) =>
     Effect.gen(function*() {
@@ -141,21 +152,31 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
         const written = yield* checked(`create ${b.what}`, () => kv.create(key, data), null)
         if (written !== null) return created(written)
         const current = yield* call(`read ${b.what}`, () => kv.get(key))
-        if (current !== null && current.operation === "PUT") return { _tag: "AlreadyExists", revision: current.revision } as const
+        if (current !== null && current.operation === "PUT")
+          return { _tag: "AlreadyExists", revision: current.revision } as const
       }
-      return yield* new BusUnavailable({ operation: `create ${b.what}`, reason: "the entry kept changing under concurrent writes" })
+      return yield* new BusUnavailable({
+        operation: `create ${b.what}`,
+        reason: "the entry kept changing under concurrent writes"
+      })
     })
 
   const update: Handle<A>["update"] = (key, value, expectedRevision) =>
-    Effect.flatMap(text(value), (data) =>
-      checked(`update ${b.what}`, () => kv.update(key, data, expectedRevision).then(updated), lostRace))
+    Effect.flatMap(
+      text(value),
+      (data) => checked(`update ${b.what}`, () => kv.update(key, data, expectedRevision).then(updated), lostRace)
+    )
 
-  const put: Handle<A>["put"] = (key, value) => Effect.flatMap(text(value), (data) => call(`write ${b.what}`, () => kv.put(key, data)))
+  const put: Handle<A>["put"] = (key, value) =>
+    Effect.flatMap(text(value), (data) => call(`write ${b.what}`, () => kv.put(key, data)))
 
   const remove = (op: "delete" | "purge") => (key: string, expectedRevision?: number) =>
     checked(
       `${op} ${b.what}`,
-      () => kv[op](key, expectedRevision === undefined ? undefined : { previousSeq: expectedRevision }).then((): Deleted => ({ _tag: "Deleted" })),
+      () =>
+        kv[op](key, expectedRevision === undefined ? undefined : { previousSeq: expectedRevision }).then(
+          (): Deleted => ({ _tag: "Deleted" })
+        ),
       lostRace
     )
 
@@ -170,7 +191,10 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
     Stream.unwrap(Effect.gen(function*() {
       const watcher = yield* Effect.acquireRelease(
         call(`watch ${b.what}`, () =>
-          kv.watch({ ...(options.key === undefined ? {} : { key: options.key }), ...(options.updatesOnly === true ? { include: KvWatchInclude.UpdatesOnly } : {}) })),
+          kv.watch({
+            ...(options.key === undefined ? {} : { key: options.key }),
+            ...(options.updatesOnly === true ? { include: KvWatchInclude.UpdatesOnly } : {})
+          })),
         (w) => Effect.sync(() => w.stop())
       )
       return Stream.fromAsyncIterable(watcher, unavailable(`watch ${b.what}`)).pipe(
@@ -179,8 +203,11 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
             ? Effect.succeed({ _tag: "Removed", key: e.key, revision: e.revision })
             : decodeEntry(e).pipe(
               Effect.map((d): Change<A> => ({ _tag: "Put", key: e.key, revision: e.revision, value: d.value })),
-              Effect.catch((error) => Effect.succeed<Change<A>>({ _tag: "Corrupt", key: e.key, revision: e.revision, error }))
-            ))
+              Effect.catch((error) =>
+                Effect.succeed<Change<A>>({ _tag: "Corrupt", key: e.key, revision: e.revision, error })
+              )
+            )
+        )
       )
     }))
 
@@ -197,7 +224,8 @@ export const open = <A>(b: Bucket<A>) =>
     const replicas = yield* Config.Int("LANTERN_REPLICAS").pipe(Config.withDefault(1), Effect.orDie)
     const ttlMs = b.ttl === undefined ? undefined : Duration.toMillis(b.ttl)
     const kv = yield* call(`open the store of ${b.what}`, () =>
-      new Kvm(js).create(b.name, { history: b.history, replicas, ...(ttlMs === undefined ? {} : { ttl: ttlMs }) })).pipe(
+      new Kvm(js).create(b.name, { history: b.history, replicas, ...(ttlMs === undefined ? {} : { ttl: ttlMs }) }))
+      .pipe(
         // a freshly formed cluster may time out the first creates while its meta leader settles
         Effect.retry({ schedule: Schedule.spaced("1 second"), times: 20 })
       )
@@ -205,7 +233,8 @@ export const open = <A>(b: Bucket<A>) =>
       const stream = `KV_${b.name}`
       yield* call(`set the TTL of ${b.what}`, async () => {
         const info = await jsm.streams.info(stream)
-        if (info.config.max_age !== nanos(ttlMs)) await jsm.streams.update(stream, { ...info.config, max_age: nanos(ttlMs) })
+        if (info.config.max_age !== nanos(ttlMs))
+          await jsm.streams.update(stream, { ...info.config, max_age: nanos(ttlMs) })
       })
     }
     return make(b, kv)

@@ -63,7 +63,8 @@ describe("Leases", () => {
         // the old holder's next renewal finds out it lost the lease
         const late = yield* Effect.flip(a.renew(renewed))
         expect(late._tag).toBe("LeaseLost")
-      })))
+      })
+    ))
 
   it("parks a run until it is due and removes a finished one", () =>
     twoHosts((a, b) =>
@@ -82,7 +83,8 @@ describe("Leases", () => {
         expect(gone?.operation).not.toBe("PUT")
         // a finished run's key can be leased again (a new run never reuses an id, but the bucket allows it)
         acquired(yield* a.acquire("t1", "run_p"))
-      })))
+      })
+    ))
 
   it("registers a run once, without taking it from a holder", () =>
     twoHosts((a, b) =>
@@ -93,7 +95,8 @@ describe("Leases", () => {
         const entry = yield* Effect.promise(() => a.bucket.get("t1.run_r"))
         expect(entry!.revision).toBe(lease.revision)
         expect(decodeEntry(entry!.string())?.holder).toBe(b.host)
-      })))
+      })
+    ))
 
   it("lets exactly one of many concurrent hosts acquire a free run", () =>
     twoHosts((a, b) =>
@@ -105,7 +108,8 @@ describe("Leases", () => {
         // the same host may win twice (it renews its own lease), but never both hosts
         const winners = new Set(results.flatMap((r) => (r._tag === "Acquired" ? [r.lease.holder] : [])))
         expect(winners.size).toBe(1)
-      })))
+      })
+    ))
 })
 
 describe("Watchdog.due", () => {
@@ -117,13 +121,21 @@ describe("Watchdog.due", () => {
   ])
 
   it("queues runs whose lease expired or whose wake-up time came", () => {
-    expect(due(known, new Map(), 1_000)).toEqual([{ key: "t.run_expired", revision: 5 }, { key: "t.run_timer", revision: 7 }])
+    expect(due(known, new Map(), 1_000)).toEqual([{ key: "t.run_expired", revision: 5 }, {
+      key: "t.run_timer",
+      revision: 7
+    }])
   })
 
   it("does not queue the same revision again soon, but does after a while or after a change", () => {
     // run_timer was queued at an older revision: it changed since, so it is queued again at once
     const queued = new Map([["t.run_expired", { revision: 5, at: 1_000 }], ["t.run_timer", { revision: 6, at: 1_000 }]])
     expect(due(known, queued, 2_000).map((d) => d.key)).toEqual(["t.run_timer"])
-    expect(due(known, queued, 40_000).map((d) => d.key)).toEqual(["t.run_expired", "t.run_live", "t.run_timer", "t.run_later"])
+    expect(due(known, queued, 40_000).map((d) => d.key)).toEqual([
+      "t.run_expired",
+      "t.run_live",
+      "t.run_timer",
+      "t.run_later"
+    ])
   })
 })

@@ -80,10 +80,14 @@ export class Leases extends Context.Service<Leases, {
       const { js } = yield* Nats
       const settings = yield* settingsConfig
       const ttlMs = Duration.toMillis(settings.ttl)
-      const bucket = yield* Effect.tryPromise({ try: () => new Kvm(js).open(LEASE_BUCKET), catch: unavailable("open lease bucket") })
+      const bucket = yield* Effect.tryPromise({
+        try: () => new Kvm(js).open(LEASE_BUCKET),
+        catch: unavailable("open lease bucket")
+      })
       const host = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`
 
-      const call = <A>(operation: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(operation) })
+      const call = <A>(operation: string, f: () => Promise<A>) =>
+        Effect.tryPromise({ try: f, catch: unavailable(operation) })
 
       /** Runs a revision-checked write: a mismatch is LeaseLost, anything else the bus being unavailable. */
       const checked = <A>(key: string, operation: string, f: () => Promise<A>) =>
@@ -112,7 +116,10 @@ export class Leases extends Context.Service<Leases, {
           const mine = encodeEntry({ holder: host, dueAt: now + ttlMs })
           return yield* call(`acquire ${key}`, async (): Promise<Acquired> => {
             const current = await bucket.get(key)
-            const lease = (revision: number): Acquired => ({ _tag: "Acquired", lease: { key, revision, holder: host, expiresAt: now + ttlMs } })
+            const lease = (revision: number): Acquired => ({
+              _tag: "Acquired",
+              lease: { key, revision, holder: host, expiresAt: now + ttlMs }
+            })
             try {
               if (current === null || current.operation !== "PUT") return lease(await bucket.create(key, mine))
               const entry = decodeEntry(current.string())
@@ -136,8 +143,10 @@ export class Leases extends Context.Service<Leases, {
         })
 
       const park = (lease: Lease, dueAt: number) =>
-        Effect.asVoid(checked(lease.key, `park ${lease.key}`, () =>
-          bucket.update(lease.key, encodeEntry({ holder: null, dueAt }), lease.revision)))
+        Effect.asVoid(
+          checked(lease.key, `park ${lease.key}`, () =>
+            bucket.update(lease.key, encodeEntry({ holder: null, dueAt }), lease.revision))
+        )
 
       const release = (lease: Lease) =>
         checked(lease.key, `release ${lease.key}`, () => bucket.delete(lease.key, { previousSeq: lease.revision }))

@@ -9,7 +9,11 @@ import { Nats, serversOf, unavailable } from "./Nats.ts"
 describe("serversOf", () => {
   it("reads one URL or a comma-separated list, ignoring blanks and spaces", () => {
     expect(serversOf("nats://127.0.0.1:4222")).toEqual(["nats://127.0.0.1:4222"])
-    expect(serversOf("nats://a:4231, nats://b:4232,,nats://c:4233 ")).toEqual(["nats://a:4231", "nats://b:4232", "nats://c:4233"])
+    expect(serversOf("nats://a:4231, nats://b:4232,,nats://c:4233 ")).toEqual([
+      "nats://a:4231",
+      "nats://b:4232",
+      "nats://c:4233"
+    ])
   })
 })
 
@@ -19,8 +23,12 @@ describe("unavailable", () => {
       new Error("Permissions Violation for Publish to \"lantern.work.run.acme.run_01jd0000000000000000000001\"")
     )
     expect(e.operation).toContain("lantern.run.acme.run_01jd0000000000000000000001")
-    expect(e.message).toBe("bus unavailable during append to a run journal: Permissions Violation for Publish to \"the work queue\"")
-    expect(unavailable("follow lantern.agent.acme.bot")(new Error("timeout")).message).toBe("bus unavailable during follow an agent journal: timeout")
+    expect(e.message).toBe(
+      "bus unavailable during append to a run journal: Permissions Violation for Publish to \"the work queue\""
+    )
+    expect(unavailable("follow lantern.agent.acme.bot")(new Error("timeout")).message).toBe(
+      "bus unavailable during follow an agent journal: timeout"
+    )
     expect(unavailable("cancel on lantern.ctl.cancel.acme.x")("gone").message).not.toContain("lantern.")
   })
 })

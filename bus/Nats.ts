@@ -20,8 +20,7 @@ export interface Connection {
  * The servers of a NATS_URL: one URL, or a comma-separated list (the nodes of a cluster, so the first
  * connection does not depend on any single one being up).
  */
-export const serversOf = (url: string): Array<string> =>
-  url.split(",").map((s) => s.trim()).filter((s) => s !== "")
+export const serversOf = (url: string): Array<string> => url.split(",").map((s) => s.trim()).filter((s) => s !== "")
 
 const open = (url: string, name: string) =>
   Effect.acquireRelease(
@@ -36,7 +35,8 @@ const open = (url: string, name: string) =>
         })
         return { nc, js: jetstream(nc, { timeout: 10_000 }), jsm: await jetstreamManager(nc, { timeout: 10_000 }) }
       },
-      catch: (e) => new BusUnavailable({ operation: "connect", reason: `cannot connect to NATS at ${url}: ${String(e)}` })
+      catch: (e) =>
+        new BusUnavailable({ operation: "connect", reason: `cannot connect to NATS at ${url}: ${String(e)}` })
     }),
     ({ nc }) => Effect.promise(() => nc.drain().catch(() => nc.close()))
   )
@@ -57,7 +57,11 @@ export class Nats extends Context.Service<Nats, Connection>()("lantern/bus/Nats"
         const server = yield* Effect.acquireRelease(
           Effect.tryPromise({
             try: () => NatsServer.start({ storeDir }),
-            catch: (e) => new BusUnavailable({ operation: "start embedded nats-server", reason: e instanceof Error ? e.message : String(e) })
+            catch: (e) =>
+              new BusUnavailable({
+                operation: "start embedded nats-server",
+                reason: e instanceof Error ? e.message : String(e)
+              })
           }),
           (h) => Effect.promise(() => h.stop())
         )

@@ -43,7 +43,10 @@ const CANDIDATES = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local
 export const findBinary = (): string => {
   const fromEnv = process.env["NATS_SERVER_BIN"]
   if (fromEnv !== undefined && fromEnv !== "") {
-    if (!existsSync(fromEnv)) throw new NatsServerNotFound(`NATS_SERVER_BIN=${fromEnv} does not exist. Install nats-server (Debian: apt-get install -y nats-server) or set NATS_URL.`)
+    if (!existsSync(fromEnv))
+      throw new NatsServerNotFound(
+        `NATS_SERVER_BIN=${fromEnv} does not exist. Install nats-server (Debian: apt-get install -y nats-server) or set NATS_URL.`
+      )
     return fromEnv
   }
   for (const dir of (process.env["PATH"] ?? "").split(":")) {
@@ -225,7 +228,10 @@ export const start = async (options: Options): Promise<Handle> => {
   child.stdout?.on("data", collect)
   child.stderr?.on("data", collect)
   const url = `nats://127.0.0.1:${port}`
-  const exited = () => new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once("exit", () => r())))
+  const exited = () =>
+    new Promise<void>((
+      r
+    ) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once("exit", () => r())))
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return
     child.kill("SIGTERM")

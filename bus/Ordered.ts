@@ -26,7 +26,10 @@ export const consume = async (
   options: Partial<OrderedConsumerOptions>,
   maxMessages: number
 ): Promise<ConsumerMessages> => {
-  const messages = await (await client(nc).consumers.get(stream, options)).consume({ max_messages: maxMessages, expires: PULL_EXPIRES_MS })
+  const messages = await (await client(nc).consumers.get(stream, options)).consume({
+    max_messages: maxMessages,
+    expires: PULL_EXPIRES_MS
+  })
   void (async () => {
     for await (const s of messages.status()) {
       if (s.type === "heartbeats_missed") {

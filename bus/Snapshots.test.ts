@@ -47,12 +47,16 @@ const eventAt = (runId: string, i: number): RunEvent => {
     }
   }
   const step = `turn-${Math.ceil(i / 2)}`
-  if (i % 2 === 1) return { _tag: "StepStarted", stepId: step, attempt: 1, request: { _tag: "model", model: "auto", turn: i } }
+  if (i % 2 === 1)
+    return { _tag: "StepStarted", stepId: step, attempt: 1, request: { _tag: "model", model: "auto", turn: i } }
   return {
     _tag: "StepCompleted",
     stepId: step,
     attempt: 1,
-    result: { _tag: "model", answer: { content: `answer ${i}`, toolCalls: [], finishReason: "stop", provider: "offline", model: "m" } },
+    result: {
+      _tag: "model",
+      answer: { content: `answer ${i}`, toolCalls: [], finishReason: "stop", provider: "offline", model: "m" }
+    },
     tokensIn: 3,
     tokensOut: 5,
     costUsd: 0.0001,
@@ -66,7 +70,10 @@ const grow = (shell: typeof actor, runId: string, from: number, to: number, chun
     let loaded = yield* shell.load(address(runId))
     for (let i = from; i < to; i += chunk) {
       const events = Array.from({ length: Math.min(chunk, to - i) }, (_, k) => eventAt(runId, i + k))
-      const outcome = yield* shell.executeOn(loaded, { events }, { idempotencyKey: `${runId}:${i}`, correlationId: runId })
+      const outcome = yield* shell.executeOn(loaded, { events }, {
+        idempotencyKey: `${runId}:${i}`,
+        correlationId: runId
+      })
       loaded = outcome.loaded
     }
     return loaded
@@ -80,7 +87,8 @@ const loadCounting = (shell: typeof actor, a: ActorAddress) =>
     const counting: typeof journal = {
       ...journal,
       read: (x) => Effect.tap(journal.read(x), (events) => Effect.sync(() => (read += events.length))),
-      readFrom: (x, after) => Effect.tap(journal.readFrom(x, after), (tail) => Effect.sync(() => (read += tail.events.length)))
+      readFrom: (x, after) =>
+        Effect.tap(journal.readFrom(x, after), (tail) => Effect.sync(() => (read += tail.events.length)))
     }
     const loaded = yield* shell.load(a).pipe(Effect.provideService(Journal, counting))
     return { loaded, read }
@@ -96,7 +104,12 @@ describe("Snapshots (real nats-server)", () => {
   let rt: ManagedRuntime.ManagedRuntime<Journal | Nats | Snapshots.Snapshots | Ids, unknown>
   beforeAll(async () => {
     server = await startServer()
-    rt = ManagedRuntime.make(Layer.merge(busLayer(server.handle.url), Ids.layerTest) as Layer.Layer<Journal | Nats | Snapshots.Snapshots | Ids, unknown>)
+    rt = ManagedRuntime.make(
+      Layer.merge(busLayer(server.handle.url), Ids.layerTest) as Layer.Layer<
+        Journal | Nats | Snapshots.Snapshots | Ids,
+        unknown
+      >
+    )
     await rt.runPromise(Topology.apply)
   })
   afterAll(async () => {
@@ -117,7 +130,9 @@ describe("Snapshots (real nats-server)", () => {
       })
     )
     expect(result.written.snapshotEvents).toBe(1000)
-    expect(Option.map(result.snapshot, (s) => [s.events, s.deciderVersion, s.seq])).toEqual(Option.some([1000, 1, result.written.seq]))
+    expect(Option.map(result.snapshot, (s) => [s.events, s.deciderVersion, s.seq])).toEqual(
+      Option.some([1000, 1, result.written.seq])
+    )
     expect(result.full.read).toBe(1037)
     expect(result.fromSnapshot.read).toBe(37)
     expect(result.fromSnapshot.loaded.state).toEqual(result.full.loaded.state)
@@ -149,7 +164,10 @@ describe("Snapshots (real nats-server)", () => {
   })
 
   describe("an unusable snapshot is ignored: the whole journal is replayed", () => {
-    const check = (id: string, spoil: (a: ActorAddress, seq: number) => Effect.Effect<void, unknown, Nats | Snapshots.Snapshots>) =>
+    const check = (
+      id: string,
+      spoil: (a: ActorAddress, seq: number) => Effect.Effect<void, unknown, Nats | Snapshots.Snapshots>
+    ) =>
       rt.runPromise(
         Effect.gen(function*() {
           const a = address(id)
@@ -158,7 +176,10 @@ describe("Snapshots (real nats-server)", () => {
           const counted = yield* loadCounting(actor, a)
           const full = yield* loadCounting(replaying, a)
           // the next append writes a good snapshot over the bad one
-          const healed = yield* actor.executeOn(counted.loaded, { events: [eventAt(id, 150)] }, { idempotencyKey: `${id}:heal`, correlationId: id })
+          const healed = yield* actor.executeOn(counted.loaded, { events: [eventAt(id, 150)] }, {
+            idempotencyKey: `${id}:heal`,
+            correlationId: id
+          })
           return { counted, full, healed: healed.loaded, snapshot: yield* storedSnapshot(a) }
         })
       ).then((r) => {
@@ -178,7 +199,9 @@ describe("Snapshots (real nats-server)", () => {
     const putRaw = (a: ActorAddress, bytes: Uint8Array | string) =>
       Effect.gen(function*() {
         const { js } = yield* Nats
-        yield* Effect.promise(async () => (await new Kvm(js).open(Topology.SNAPSHOTS_BUCKET)).put(Snapshots.keyOf(a), bytes))
+        yield* Effect.promise(async () =>
+          (await new Kvm(js).open(Topology.SNAPSHOTS_BUCKET)).put(Snapshots.keyOf(a), bytes)
+        )
       })
     const bogus = { status: "succeeded", steps: "not an array" }
 
@@ -190,10 +213,16 @@ describe("Snapshots (real nats-server)", () => {
     it("that is gzip garbage", () => check("gzip", (a) => putRaw(a, new Uint8Array([0x1f, 0x8b, 1, 2, 3]))))
 
     it("of another format", () =>
-      check("format", (a, seq) => putRaw(a, JSON.stringify({ format: 2, deciderVersion: 1, seq, events: 150, state: bogus }))))
+      check(
+        "format",
+        (a, seq) => putRaw(a, JSON.stringify({ format: 2, deciderVersion: 1, seq, events: 150, state: bogus }))
+      ))
 
     it("newer than the journal (the stream was recreated or restored)", () =>
-      check("newer", (a, seq) => overwrite(a, { format: 1, deciderVersion: 1, seq: seq + 1000, events: 9999, state: bogus })))
+      check(
+        "newer",
+        (a, seq) => overwrite(a, { format: 1, deciderVersion: 1, seq: seq + 1000, events: 9999, state: bogus })
+      ))
   })
 
   it("a snapshot that cannot be written never fails the command", async () => {
@@ -202,7 +231,9 @@ describe("Snapshots (real nats-server)", () => {
       read: () => Effect.succeed(Option.none()),
       write: () => Effect.fail(new BusUnavailable({ operation: "write snapshot", reason: "bucket gone" }))
     })
-    const loaded = await rt.runPromise(grow(actor, "unwritable", 0, 5, 1).pipe(Effect.provideService(Snapshots.Snapshots, failing)))
+    const loaded = await rt.runPromise(
+      grow(actor, "unwritable", 0, 5, 1).pipe(Effect.provideService(Snapshots.Snapshots, failing))
+    )
     expect(loaded.events).toBe(5)
     // the next write is tried `every` events after the failed one, not on every append
     expect(loaded.snapshotEvents).toBe(5)
@@ -212,14 +243,20 @@ describe("Snapshots (real nats-server)", () => {
     const a = address("size")
     // random base64 gzips to about its 6 bits a character: still over 1 MiB
     const random = randomBytes(1_200_000).toString("base64")
-    const repetitive = { steps: Array.from({ length: 20_000 }, (_, i) => ({ stepId: `turn-${i}`, status: "completed" })) }
+    const repetitive = {
+      steps: Array.from({ length: 20_000 }, (_, i) => ({ stepId: `turn-${i}`, status: "completed" }))
+    }
     const result = await rt.runPromise(
       Effect.gen(function*() {
         const snapshots = yield* Snapshots.Snapshots
-        const tooLarge = yield* Effect.flip(snapshots.write(a, { format: 1, deciderVersion: 1, seq: 1, events: 1, state: random }))
+        const tooLarge = yield* Effect.flip(
+          snapshots.write(a, { format: 1, deciderVersion: 1, seq: 1, events: 1, state: random })
+        )
         yield* snapshots.write(a, { format: 1, deciderVersion: 1, seq: 2, events: 2, state: repetitive })
         const { js } = yield* Nats
-        const raw = yield* Effect.promise(async () => (await new Kvm(js).open(Topology.SNAPSHOTS_BUCKET)).get(Snapshots.keyOf(a)))
+        const raw = yield* Effect.promise(async () =>
+          (await new Kvm(js).open(Topology.SNAPSHOTS_BUCKET)).get(Snapshots.keyOf(a))
+        )
         return { tooLarge, raw: raw?.value, read: yield* snapshots.read(a) }
       })
     )
@@ -236,7 +273,9 @@ describe("Snapshots codec", () => {
     await fc.assert(
       fc.asyncProperty(fc.oneof(fc.jsonValue(), large), fc.nat(), fc.nat(), async (state, seq, events) => {
         const snapshot: Snapshots.Snapshot = { format: 1, deciderVersion: 3, seq, events, state }
-        const back = await Effect.runPromise(Effect.flatMap(Snapshots.encode(snapshot), (bytes) => Snapshots.decode("k", bytes)))
+        const back = await Effect.runPromise(
+          Effect.flatMap(Snapshots.encode(snapshot), (bytes) => Snapshots.decode("k", bytes))
+        )
         expect(back).toEqual({ ...snapshot, state: JSON.parse(JSON.stringify(state)) })
       }),
       { numRuns: 60 }

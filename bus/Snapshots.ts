@@ -82,7 +82,9 @@ export const decode = (key: string, bytes: Uint8Array): Effect.Effect<Snapshot, 
       try: (): unknown => JSON.parse(utf8.decode(raw)),
       catch: (e) => corrupt(`not JSON: ${e instanceof Error ? e.message : String(e)}`)
     })
-    return yield* Schema.decodeUnknownEffect(Snapshot)(json).pipe(Effect.mapError((e) => corrupt(Issues.toText(e.issue))))
+    return yield* Schema.decodeUnknownEffect(Snapshot)(json).pipe(
+      Effect.mapError((e) => corrupt(Issues.toText(e.issue)))
+    )
   })
 
 export interface Service {
@@ -110,7 +112,10 @@ export class Snapshots extends Context.Service<Snapshots, Service>()("lantern/bu
         const read: Service["read"] = (address) =>
           Effect.gen(function*() {
             const key = keyOf(address)
-            const entry = yield* Effect.tryPromise({ try: () => kv.get(key), catch: unavailable(`read snapshot ${key}`) })
+            const entry = yield* Effect.tryPromise({
+              try: () => kv.get(key),
+              catch: unavailable(`read snapshot ${key}`)
+            })
             if (entry === null || entry.operation !== "PUT") return Option.none()
             return Option.some(yield* decode(key, entry.value))
           })
@@ -122,7 +127,11 @@ export class Snapshots extends Context.Service<Snapshots, Service>()("lantern/bu
             const limit = (nc.info?.max_payload ?? 1024 * 1024) - ENVELOPE_RESERVE
             if (bytes.length > limit) return yield* new SnapshotTooLarge({ key, bytes: bytes.length, limit })
             yield* Effect.tryPromise({ try: () => kv.put(key, bytes), catch: unavailable(`write snapshot ${key}`) })
-          }).pipe(Effect.withSpan("Snapshots.write", { attributes: { "lantern.actor": keyOf(address), "lantern.seq": snapshot.seq } }))
+          }).pipe(
+            Effect.withSpan("Snapshots.write", {
+              attributes: { "lantern.actor": keyOf(address), "lantern.seq": snapshot.seq }
+            })
+          )
 
         return Snapshots.of({ every: options.every, read, write })
       })

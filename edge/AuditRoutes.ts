@@ -21,15 +21,22 @@ const instant = (since: string) =>
   })
 
 export const auditRoutes = Layer.mergeAll(
-  route("GET", "/v1/audit", authed((tenant) =>
-    Effect.gen(function*() {
-      const q = yield* decode(ListQuery, yield* query)
-      const since = q.since === undefined ? undefined : yield* instant(q.since)
-      return json(yield* AuditLog.list(tenant, {
-        ...(q.action === undefined ? {} : { action: q.action }),
-        ...(since === undefined ? {} : { since }),
-        ...(q.limit === undefined ? {} : { limit: q.limit }),
-        ...(q.cursor === undefined ? {} : { cursor: q.cursor })
-      }))
-    })))
+  route(
+    "GET",
+    "/v1/audit",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const q = yield* decode(ListQuery, yield* query)
+        const since = q.since === undefined ? undefined : yield* instant(q.since)
+        return json(
+          yield* AuditLog.list(tenant, {
+            ...(q.action === undefined ? {} : { action: q.action }),
+            ...(since === undefined ? {} : { since }),
+            ...(q.limit === undefined ? {} : { limit: q.limit }),
+            ...(q.cursor === undefined ? {} : { cursor: q.cursor })
+          })
+        )
+      })
+    )
+  )
 )

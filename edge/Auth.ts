@@ -30,10 +30,13 @@ export class Auth extends Context.Service<Auth, {
         const request = yield* HttpServerRequest.HttpServerRequest
         const header = request.headers["authorization"]
         if (header === undefined || header === "") {
-          return yield* new Unauthorized({ reason: "missing Authorization header; send 'Authorization: Bearer <token>'" })
+          return yield* new Unauthorized({
+            reason: "missing Authorization header; send 'Authorization: Bearer <token>'"
+          })
         }
         const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
-        if (match === null) return yield* new Unauthorized({ reason: "the Authorization header must be 'Bearer <token>'" })
+        if (match === null)
+          return yield* new Unauthorized({ reason: "the Authorization header must be 'Bearer <token>'" })
         const token = match[1]!
         const key = Tokens.hash(token)
         const now = yield* Clock.currentTimeMillis
@@ -47,7 +50,8 @@ export class Auth extends Context.Service<Auth, {
         }
         if (found === null) return yield* new Unauthorized({ reason: "invalid API token" })
         // a cached key still expires on time
-        if (found.expiresAt !== null && found.expiresAt <= now) return yield* new Unauthorized({ reason: "the API key has expired" })
+        if (found.expiresAt !== null && found.expiresAt <= now)
+          return yield* new Unauthorized({ reason: "the API key has expired" })
         return found
       })
       return Auth.of({ principal, forget: (tokenHash) => Effect.sync(() => void cache.delete(tokenHash)) })

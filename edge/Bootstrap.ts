@@ -41,7 +41,9 @@ export const ensureOwner = (url: string) =>
     yield* Tokens.ensureTenant(DEV_TENANT, DEV_TENANT)
     yield* Tokens.ensure(DEV_TENANT, OWNER_TOKEN_NAME, token)
     mkdirSync(resolve(home), { recursive: true })
-    writeFileSync(file, `LANTERN_TENANT=${DEV_TENANT}\nLANTERN_URL=${url}\nLANTERN_API_TOKEN=${token}\n`, { mode: 0o600 })
+    writeFileSync(file, `LANTERN_TENANT=${DEV_TENANT}\nLANTERN_URL=${url}\nLANTERN_API_TOKEN=${token}\n`, {
+      mode: 0o600
+    })
     chmodSync(file, 0o600)
     return { tenant: DEV_TENANT, token, file, generated } satisfies Credentials
   })

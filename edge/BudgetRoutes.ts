@@ -34,45 +34,77 @@ const projectedToday = (tenant: string, name: string | null) =>
     const day = dayOf(now)
     const days = yield* (name === null ? Usage.tenantDays(tenant, 1, now) : Usage.agentDays(tenant, name, 1, now))
     const today = days.find((d) => d.day === day)
-    return { day, spentUsd: today?.costUsd ?? 0, tokens: (today?.tokensIn ?? 0) + (today?.tokensOut ?? 0), runs: today?.runs ?? 0 }
+    return {
+      day,
+      spentUsd: today?.costUsd ?? 0,
+      tokens: (today?.tokensIn ?? 0) + (today?.tokensOut ?? 0),
+      runs: today?.runs ?? 0
+    }
   })
 
 export const budgetRoutes = Layer.mergeAll(
-  route("PUT", "/v1/agents/:name/budget", authed((tenant) =>
-    Effect.gen(function*() {
-      const name = yield* existingAgent(tenant)
-      const limits = yield* body(Budget.SetBudgetRequest)
-      const projected = yield* projectedToday(tenant, name)
-      return json(yield* (yield* Budgets).set(tenant, agentScope(name), limits, yield* byWhom, projected))
-    }))),
-  route("GET", "/v1/agents/:name/budget", authed((tenant) =>
-    Effect.gen(function*() {
-      const name = yield* existingAgent(tenant)
-      return json(yield* (yield* Budgets).view(tenant, agentScope(name)))
-    }))),
-  route("PUT", "/v1/budget", authed((tenant) =>
-    Effect.gen(function*() {
-      const limits = yield* body(Budget.SetBudgetRequest)
-      const projected = yield* projectedToday(tenant, null)
-      return json(yield* (yield* Budgets).set(tenant, TENANT, limits, yield* byWhom, projected))
-    }))),
-  route("GET", "/v1/budget", authed((tenant) =>
-    Effect.gen(function*() {
-      return json(yield* (yield* Budgets).view(tenant, TENANT))
-    }))),
-  route("GET", "/v1/agents/:name/usage", authed((tenant) =>
-    Effect.gen(function*() {
-      const name = yield* existingAgent(tenant)
-      const q = yield* decode(Budget.UsageQuery, yield* query)
-      const now = yield* Clock.currentTimeMillis
-      const days = yield* Usage.agentDays(tenant, name, q.days ?? 30, now)
-      const budget = yield* (yield* Budgets).view(tenant, agentScope(name))
-      const total = days.reduce((sum, d) => sum + d.costUsd, 0)
-      return json({
-        agentName: name,
-        days,
-        totalCostUsd: Math.round(total * 1e9) / 1e9,
-        reservedUsd: budget.today.reservedUsd
-      } satisfies Budget.UsageResponse)
-    })))
+  route(
+    "PUT",
+    "/v1/agents/:name/budget",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const name = yield* existingAgent(tenant)
+        const limits = yield* body(Budget.SetBudgetRequest)
+        const projected = yield* projectedToday(tenant, name)
+        return json(yield* (yield* Budgets).set(tenant, agentScope(name), limits, yield* byWhom, projected))
+      })
+    )
+  ),
+  route(
+    "GET",
+    "/v1/agents/:name/budget",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const name = yield* existingAgent(tenant)
+        return json(yield* (yield* Budgets).view(tenant, agentScope(name)))
+      })
+    )
+  ),
+  route(
+    "PUT",
+    "/v1/budget",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const limits = yield* body(Budget.SetBudgetRequest)
+        const projected = yield* projectedToday(tenant, null)
+        return json(yield* (yield* Budgets).set(tenant, TENANT, limits, yield* byWhom, projected))
+      })
+    )
+  ),
+  route(
+    "GET",
+    "/v1/budget",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        return json(yield* (yield* Budgets).view(tenant, TENANT))
+      })
+    )
+  ),
+  route(
+    "GET",
+    "/v1/agents/:name/usage",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const name = yield* existingAgent(tenant)
+        const q = yield* decode(Budget.UsageQuery, yield* query)
+        const now = yield* Clock.currentTimeMillis
+        const days = yield* Usage.agentDays(tenant, name, q.days ?? 30, now)
+        const budget = yield* (yield* Budgets).view(tenant, agentScope(name))
+        const total = days.reduce((sum, d) => sum + d.costUsd, 0)
+        return json(
+          {
+            agentName: name,
+            days,
+            totalCostUsd: Math.round(total * 1e9) / 1e9,
+            reservedUsd: budget.today.reservedUsd
+          } satisfies Budget.UsageResponse
+        )
+      })
+    )
+  )
 )

@@ -24,10 +24,15 @@ export const DeadLetterView = Schema.Struct({
 
 export const deadLetterRoutes = Layer.mergeAll(
   // deployment-wide: the scope `admin`, which only the operator tenant's keys hold (Scopes.ts)
-  route("GET", "/v1/admin/dead-letters", authed(() =>
-    Effect.gen(function*() {
-      const q = yield* decode(DeadLetterQuery, yield* query)
-      const items = yield* DeadLetters.list(q.limit === undefined ? DeadLetters.DEFAULT_LIMIT : Number(q.limit))
-      return json({ items, total: yield* DeadLetters.count })
-    })))
+  route(
+    "GET",
+    "/v1/admin/dead-letters",
+    authed(() =>
+      Effect.gen(function*() {
+        const q = yield* decode(DeadLetterQuery, yield* query)
+        const items = yield* DeadLetters.list(q.limit === undefined ? DeadLetters.DEFAULT_LIMIT : Number(q.limit))
+        return json({ items, total: yield* DeadLetters.count })
+      })
+    )
+  )
 )

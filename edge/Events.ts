@@ -23,6 +23,8 @@ const encoder = new TextEncoder()
  * sequence, so a client resumes with Last-Event-ID: N and gets the (N+1)th event on.
  */
 export const sseFrame = (s: Stored, position: number): Uint8Array =>
-  encoder.encode(`id: ${position}\nevent: ${s.envelope.type}\ndata: ${JSON.stringify(toEventResponse(s, position))}\n\n`)
+  encoder.encode(
+    `id: ${position}\nevent: ${s.envelope.type}\ndata: ${JSON.stringify(toEventResponse(s, position))}\n\n`
+  )
 
 export const sseComment = (text: string): Uint8Array => encoder.encode(`: ${text}\n\n`)

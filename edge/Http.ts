@@ -27,7 +27,8 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
   }
 }
 
-export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", { limit: Schema.Number }) {}
+export class PayloadTooLarge
+  extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", { limit: Schema.Number }) {}
 
 /** A body that is not JSON in UTF-8 (by its Content-Type): 415. */
 export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()("UnsupportedMediaType", {
@@ -67,16 +68,20 @@ const checkContentType = (header: string | undefined) => {
 const readBody = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const declared = request.headers["content-length"]
-  if (declared !== undefined && !/^\d+$/.test(declared)) return yield* badRequest("Content-Length", "Expected a decimal number of bytes")
-  if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) return yield* new PayloadTooLarge({ limit: MAX_BODY_BYTES })
-  return new Uint8Array(yield* request.arrayBuffer.pipe(
-    Effect.provideService(HttpServerRequest.MaxBodySize, ByteSize.fromInputUnsafe(MAX_BODY_BYTES)),
-    Effect.catch((e): Effect.Effect<never, PayloadTooLarge | BadRequest> =>
-      e.reason._tag === "RequestParseError" && e.reason.reason === "BodyTooLarge"
-        ? Effect.fail(new PayloadTooLarge({ limit: MAX_BODY_BYTES }))
-        : Effect.fail(badRequest(BODY, "the request body could not be read"))
+  if (declared !== undefined && !/^\d+$/.test(declared))
+    return yield* badRequest("Content-Length", "Expected a decimal number of bytes")
+  if (declared !== undefined && Number(declared) > MAX_BODY_BYTES)
+    return yield* new PayloadTooLarge({ limit: MAX_BODY_BYTES })
+  return new Uint8Array(
+    yield* request.arrayBuffer.pipe(
+      Effect.provideService(HttpServerRequest.MaxBodySize, ByteSize.fromInputUnsafe(MAX_BODY_BYTES)),
+      Effect.catch((e): Effect.Effect<never, PayloadTooLarge | BadRequest> =>
+        e.reason._tag === "RequestParseError" && e.reason.reason === "BodyTooLarge"
+          ? Effect.fail(new PayloadTooLarge({ limit: MAX_BODY_BYTES }))
+          : Effect.fail(badRequest(BODY, "the request body could not be read"))
+      )
     )
-  ))
+  )
 })
 
 /** The request body as JSON, decoded with `schema`. */
@@ -114,7 +119,9 @@ export const bodyOr = <S extends Schema.Top, B>(schema: S, empty: B) =>
     }
     const issues = Text.inspect(parsed)
     if (issues.length > 0) {
-      return yield* new BadRequest({ issues: issues.map((i) => ({ field: i.path === "" ? BODY : i.path, message: i.message })) })
+      return yield* new BadRequest({
+        issues: issues.map((i) => ({ field: i.path === "" ? BODY : i.path, message: i.message }))
+      })
     }
     return (yield* decode(schema, parsed)) as S["Type"]
   })
@@ -155,7 +162,13 @@ export const query = Effect.gen(function*() {
 export const json = (body: unknown, status = 200, headers?: Record<string, string>) =>
   HttpServerResponse.jsonUnsafe(body, { status, ...(headers === undefined ? {} : { headers }) })
 
-export const errorResponse = (status: number, code: string, message: string, issues?: ReadonlyArray<Issues.FieldIssue>, headers?: Record<string, string>) => {
+export const errorResponse = (
+  status: number,
+  code: string,
+  message: string,
+  issues?: ReadonlyArray<Issues.FieldIssue>,
+  headers?: Record<string, string>
+) => {
   const body: ErrorResponse = { error: { code, message, ...(issues === undefined ? {} : { issues }) } }
   return json(body, status, headers)
 }
@@ -167,11 +180,16 @@ export const badRequest = (field: string, message: string) => new BadRequest({ i
  * fields are refused, each named: a misspelt `maxTurn` must not be dropped and answered with defaults.
  */
 export const decode = <S extends Schema.Top>(schema: S, input: unknown, root = "") =>
-  Schema.decodeUnknownEffect(schema as unknown as Schema.Codec<S["Type"], unknown>)(input, { errors: "all", onExcessProperty: "error" }).pipe(
+  Schema.decodeUnknownEffect(schema as unknown as Schema.Codec<S["Type"], unknown>)(input, {
+    errors: "all",
+    onExcessProperty: "error"
+  }).pipe(
     Effect.mapError((e) =>
       new BadRequest({
         issues: Issues.toFieldIssues(e.issue, root).map((i) =>
-          i.message === "Expected no excess property" ? { field: i.field, message: "unknown field: not part of this request" } : i
+          i.message === "Expected no excess property"
+            ? { field: i.field, message: "unknown field: not part of this request" }
+            : i
         )
       })
     )
@@ -214,11 +232,22 @@ const toErrorResponse = (error: unknown) => {
   if (mapped === undefined) return null
   const [status, code] = mapped
   if (error instanceof BadRequest) return errorResponse(400, code, "the request is invalid", error.issues)
-  if (error instanceof PayloadTooLarge) return errorResponse(413, code, `the request body exceeds ${error.limit} bytes`, undefined, { connection: "close" })
-  if (tag === "EventTooLarge") return errorResponse(413, code, `the request is too large to journal: its event would be ${(error as { size: number }).size} bytes, over the bus's limit of ${(error as { limit: number }).limit} bytes`)
-  if (error instanceof UnsupportedMediaType) return errorResponse(415, code, error.message, [{ field: "Content-Type", message: error.message }])
-  if (error instanceof Forbidden) return json({ error: { code, message: error.message, missingScope: error.missingScope } }, 403)
-  if (error instanceof BudgetExceeded) return json({ error: { code, message: error.message, budget: error.refusal } }, 402)
+  if (error instanceof PayloadTooLarge)
+    return errorResponse(413, code, `the request body exceeds ${error.limit} bytes`, undefined, { connection: "close" })
+  if (tag === "EventTooLarge")
+    return errorResponse(
+      413,
+      code,
+      `the request is too large to journal: its event would be ${
+        (error as { size: number }).size
+      } bytes, over the bus's limit of ${(error as { limit: number }).limit} bytes`
+    )
+  if (error instanceof UnsupportedMediaType)
+    return errorResponse(415, code, error.message, [{ field: "Content-Type", message: error.message }])
+  if (error instanceof Forbidden)
+    return json({ error: { code, message: error.message, missingScope: error.missingScope } }, 403)
+  if (error instanceof BudgetExceeded)
+    return json({ error: { code, message: error.message, budget: error.refusal } }, 402)
   const message = error instanceof Error ? error.message : code
   return errorResponse(status, code, message, undefined, status === 503 ? { "retry-after": "1" } : undefined)
 }
@@ -253,10 +282,16 @@ export const handled = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServe
       if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
       const failure = Cause.findErrorOption(cause)
       const mapped = failure._tag === "Some" ? toErrorResponse(failure.value) : null
-      if (failure._tag === "Some" && failure.value instanceof Unauthorized) return Effect.as(auditAuthFailure(failure.value), mapped!)
+      if (failure._tag === "Some" && failure.value instanceof Unauthorized)
+        return Effect.as(auditAuthFailure(failure.value), mapped!)
       if (mapped !== null) {
-        return mapped.status >= 500 ? Effect.as(Effect.logWarning("request failed", cause), mapped) : Effect.succeed(mapped)
+        return mapped.status >= 500
+          ? Effect.as(Effect.logWarning("request failed", cause), mapped)
+          : Effect.succeed(mapped)
       }
-      return Effect.as(Effect.logError("unexpected failure while handling a request", cause), errorResponse(500, "internal", "internal error"))
+      return Effect.as(
+        Effect.logError("unexpected failure while handling a request", cause),
+        errorResponse(500, "internal", "internal error")
+      )
     })
   )

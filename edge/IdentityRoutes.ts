@@ -50,37 +50,69 @@ const verdictOf = (request: typeof VerifyRequest.Type) =>
     if (started?._tag !== "RunStarted" || started.identity === undefined) return unknown
     const verdict = Identity.verify(request.token, started.identity, yield* Clock.currentTimeMillis, request.audience)
     if (!verdict.valid) return { valid: false, reason: verdict.reason, message: verdict.message }
-    return { valid: true, runId: subject.runId, tenant: subject.tenant, agent: started.agentName, claims: verdict.claims }
+    return {
+      valid: true,
+      runId: subject.runId,
+      tenant: subject.tenant,
+      agent: started.agentName,
+      claims: verdict.claims
+    }
   })
 
 export const identityRoutes = Layer.mergeAll(
-  route("POST", "/v1/runs/:id/identity-token", authed((tenant) =>
-    Effect.gen(function*() {
-      const id = yield* runId
-      const request = yield* body(MintRequest)
-      const run = yield* (yield* Runs).get(tenant, id)
-      // only a run still going acts: a finished run has nothing left to present a token to
-      if (run.status !== "running") return yield* new RunAlreadyFinished({ id, status: run.status })
-      const minted = yield* (yield* Identity.Identities).mint(tenant, id, {
-        audience: request.audience,
-        ttlSeconds: request.ttlSeconds ?? DEFAULT_TTL_SECONDS
+  route(
+    "POST",
+    "/v1/runs/:id/identity-token",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const id = yield* runId
+        const request = yield* body(MintRequest)
+        const run = yield* (yield* Runs).get(tenant, id)
+        // only a run still going acts: a finished run has nothing left to present a token to
+        if (run.status !== "running") return yield* new RunAlreadyFinished({ id, status: run.status })
+        const minted = yield* (yield* Identity.Identities).mint(tenant, id, {
+          audience: request.audience,
+          ttlSeconds: request.ttlSeconds ?? DEFAULT_TTL_SECONDS
+        })
+        return json({ token: minted.token, expiresAt: minted.expiresAt })
       })
-      return json({ token: minted.token, expiresAt: minted.expiresAt })
-    }))),
+    )
+  ),
   // public: whoever a run presents a token to checks it from anywhere, without a Lantern token
-  HttpRouter.add("GET", WELL_KNOWN, handled(Effect.succeed(json({
-    issuer: Identity.ISSUER,
-    algorithm: Identity.ALGORITHM,
-    tokenFormat: Identity.TOKEN_FORMAT,
-    verify: VERIFY_PATH
-  }, 200, { ...CORS, "cache-control": "public, max-age=300" })))),
-  HttpRouter.add("POST", VERIFY_PATH, handled(Effect.map(Effect.flatMap(body(VerifyRequest), verdictOf), (verdict) => json(verdict))).pipe(
-    // a refused body gets CORS too, so a browser can read why
-    Effect.map((response) => HttpServerResponse.setHeaders(response, CORS))
-  )),
+  HttpRouter.add(
+    "GET",
+    WELL_KNOWN,
+    handled(Effect.succeed(json(
+      {
+        issuer: Identity.ISSUER,
+        algorithm: Identity.ALGORITHM,
+        tokenFormat: Identity.TOKEN_FORMAT,
+        verify: VERIFY_PATH
+      },
+      200,
+      { ...CORS, "cache-control": "public, max-age=300" }
+    )))
+  ),
+  HttpRouter.add(
+    "POST",
+    VERIFY_PATH,
+    handled(Effect.map(Effect.flatMap(body(VerifyRequest), verdictOf), (verdict) => json(verdict))).pipe(
+      // a refused body gets CORS too, so a browser can read why
+      Effect.map((response) => HttpServerResponse.setHeaders(response, CORS))
+    )
+  ),
   // the preflight a browser sends before a cross-origin JSON POST
-  HttpRouter.add("OPTIONS", VERIFY_PATH, Effect.succeed(HttpServerResponse.empty({
-    status: 204,
-    headers: { ...CORS, "access-control-allow-methods": "POST, OPTIONS", "access-control-allow-headers": "content-type", "access-control-max-age": "86400" }
-  })))
+  HttpRouter.add(
+    "OPTIONS",
+    VERIFY_PATH,
+    Effect.succeed(HttpServerResponse.empty({
+      status: 204,
+      headers: {
+        ...CORS,
+        "access-control-allow-methods": "POST, OPTIONS",
+        "access-control-allow-headers": "content-type",
+        "access-control-max-age": "86400"
+      }
+    }))
+  )
 )

@@ -25,7 +25,12 @@ export const VerifyRequest = Schema.Struct({
 
 const journalOf = (journal: string | ReadonlyArray<unknown> | undefined) =>
   Effect.try({
-    try: () => journal === undefined ? null : typeof journal === "string" ? Verify.parseJsonl(journal) : Verify.parseLines(journal),
+    try: () =>
+      journal === undefined
+        ? null
+        : typeof journal === "string"
+        ? Verify.parseJsonl(journal)
+        : Verify.parseLines(journal),
     catch: (e) => badRequest("journal", e instanceof Error ? e.message : String(e))
   })
 
@@ -39,47 +44,84 @@ const publicVerdict = (receipt: Verify.Receipt, journal: ReadonlyArray<Verify.Li
   Effect.gen(function*() {
     const published = yield* (yield* SigningKeys).published
     const offline = Verify.verify(receipt, journal ?? [], published)
-    if (offline.checks.find((c) => c.name === "signature")?.ok === true) return yield* (yield* Receipts).verify(receipt.tenantId, receipt, journal)
-    const unread: Verify.Check = { name: "stored-journal", ok: false, message: "not read: the receipt's signature does not verify under the published keys" }
+    if (offline.checks.find((c) => c.name === "signature")?.ok === true)
+      return yield* (yield* Receipts).verify(receipt.tenantId, receipt, journal)
+    const unread: Verify.Check = {
+      name: "stored-journal",
+      ok: false,
+      message: "not read: the receipt's signature does not verify under the published keys"
+    }
     return { valid: false, checks: [...offline.checks, unread] } satisfies Verify.Verdict
   })
 
 export const receiptRoutes = Layer.mergeAll(
-  route("GET", "/v1/runs/:id/receipt", authed((tenant) =>
-    Effect.gen(function*() {
-      const id = yield* runId
-      return json(yield* (yield* Receipts).receipt(tenant, id))
-    }))),
-  route("GET", "/v1/runs/:id/journal", authed((tenant) =>
-    Effect.gen(function*() {
-      const id = yield* runId
-      const lines = yield* (yield* Receipts).journal(tenant, id)
-      return HttpServerResponse.text(Verify.toJsonl(lines), { contentType: "application/x-ndjson" })
-    }))),
+  route(
+    "GET",
+    "/v1/runs/:id/receipt",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const id = yield* runId
+        return json(yield* (yield* Receipts).receipt(tenant, id))
+      })
+    )
+  ),
+  route(
+    "GET",
+    "/v1/runs/:id/journal",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const id = yield* runId
+        const lines = yield* (yield* Receipts).journal(tenant, id)
+        return HttpServerResponse.text(Verify.toJsonl(lines), { contentType: "application/x-ndjson" })
+      })
+    )
+  ),
   // public, as the keys are: an auditor's browser or script verifies from anywhere, without a token
-  HttpRouter.add("POST", VERIFY_PATH, handled(Effect.gen(function*() {
+  HttpRouter.add(
+    "POST",
+    VERIFY_PATH,
+    handled(Effect.gen(function*() {
       const request = yield* body(VerifyRequest)
       const journal = yield* journalOf(request.journal)
       return json(yield* publicVerdict(request.receipt, journal))
     })).pipe(
       // a refused body gets CORS too, so a browser can read why
       Effect.map((response) => HttpServerResponse.setHeaders(response, CORS))
-    )),
+    )
+  ),
   // the preflight a browser sends before a cross-origin JSON POST
-  HttpRouter.add("OPTIONS", VERIFY_PATH, Effect.succeed(HttpServerResponse.empty({
-    status: 204,
-    headers: { ...CORS, "access-control-allow-methods": "POST, OPTIONS", "access-control-allow-headers": "content-type", "access-control-max-age": "86400" }
-  }))),
+  HttpRouter.add(
+    "OPTIONS",
+    VERIFY_PATH,
+    Effect.succeed(HttpServerResponse.empty({
+      status: 204,
+      headers: {
+        ...CORS,
+        "access-control-allow-methods": "POST, OPTIONS",
+        "access-control-allow-headers": "content-type",
+        "access-control-max-age": "86400"
+      }
+    }))
+  ),
   // deployment-wide: the scope `admin`, which only the operator tenant's keys hold (Scopes.ts)
-  route("POST", "/v1/admin/signing-keys/rotate", authed(() =>
-    Effect.gen(function*() {
-      const keys = yield* SigningKeys
-      const current = yield* keys.rotate
-      return json({ current, keys: yield* keys.published })
-    }))),
+  route(
+    "POST",
+    "/v1/admin/signing-keys/rotate",
+    authed(() =>
+      Effect.gen(function*() {
+        const keys = yield* SigningKeys
+        const current = yield* keys.rotate
+        return json({ current, keys: yield* keys.published })
+      })
+    )
+  ),
   // public: an auditor's browser or script fetches it from anywhere, without a token
-  HttpRouter.add("GET", WELL_KNOWN, handled(Effect.gen(function*() {
-    const keys = yield* (yield* SigningKeys).published
-    return json({ keys }, 200, { ...CORS, "cache-control": "public, max-age=60" })
-  })))
+  HttpRouter.add(
+    "GET",
+    WELL_KNOWN,
+    handled(Effect.gen(function*() {
+      const keys = yield* (yield* SigningKeys).published
+      return json({ keys }, 200, { ...CORS, "cache-control": "public, max-age=60" })
+    }))
+  )
 )

@@ -5,7 +5,9 @@ import * as Scopes from "./Scopes.ts"
 
 const operations = Object.entries(document.paths as Record<string, Record<string, unknown>>)
   .filter(([path]) => path.startsWith("/v1/"))
-  .flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`))
+  .flatMap(([path, ops]) =>
+    Object.keys(ops).map((method) => `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`)
+  )
 const isPublic = (op: string) => (Scopes.PUBLIC_ROUTES as ReadonlyArray<string>).includes(op)
 
 describe("Scopes", () => {
@@ -19,7 +21,11 @@ describe("Scopes", () => {
       expect(operations, op).toContain(op)
       expect(Scopes.ROUTES, op).not.toHaveProperty([op])
       const [method, path] = op.split(" ")
-      expect((document.paths as Record<string, Record<string, { security?: unknown }>>)[path!]![method!.toLowerCase()]!.security, op).toEqual([])
+      expect(
+        (document.paths as Record<string, Record<string, { security?: unknown }>>)[path!]![method!.toLowerCase()]!
+          .security,
+        op
+      ).toEqual([])
     }
   })
 

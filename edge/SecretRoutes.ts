@@ -9,7 +9,9 @@ import { badRequest, body, decode, json } from "./Http.ts"
 import { actorOf, authed, param, route } from "./Routes.ts"
 
 export const SecretName = Schema.String.check(
-  Schema.makeFilter((s: string) => Secrets.isName(s), { expected: `a secret name matching ${Secrets.NAME_PATTERN.source}, without '..' or a trailing '.'` })
+  Schema.makeFilter((s: string) => Secrets.isName(s), {
+    expected: `a secret name matching ${Secrets.NAME_PATTERN.source}, without '..' or a trailing '.'`
+  })
 )
 
 /** The body of `POST /v1/secrets`. `value` is checked by hand, so no schema message can quote it. */
@@ -24,41 +26,81 @@ const valueOf = (value: unknown) =>
     if (typeof value !== "string") return yield* badRequest("value", "Expected a string")
     if (value.length === 0) return yield* badRequest("value", "Expected a non-empty string")
     const bytes = Buffer.byteLength(value, "utf8")
-    if (bytes > Secrets.MAX_VALUE_BYTES) return yield* badRequest("value", `Expected at most ${Secrets.MAX_VALUE_BYTES} bytes (got ${bytes})`)
+    if (bytes > Secrets.MAX_VALUE_BYTES)
+      return yield* badRequest("value", `Expected at most ${Secrets.MAX_VALUE_BYTES} bytes (got ${bytes})`)
     return Redacted.make(value)
   })
 
 export const secretRoutes = Layer.mergeAll(
   // a second POST of a name stores its next version (200); the first answers 201
-  route("POST", "/v1/secrets", authed((tenant) =>
-    Effect.gen(function*() {
-      const principal = yield* (yield* Auth).principal
-      const request = yield* body(CreateSecretRequest)
-      const value = yield* valueOf(request.value)
-      const { secret, created } = yield* (yield* Secrets.Secrets).put(tenant, request.name, value)
-      yield* (yield* Audit).record({ tenant, action: "secret.created", actor: actorOf(principal), target: secret.name, outcome: "allowed", detail: { version: String(secret.version) } })
-      return json(secret, created ? 201 : 200, { location: `/v1/secrets/${secret.name}` })
-    }))),
-  route("GET", "/v1/secrets", authed((tenant) =>
-    Effect.gen(function*() {
-      return json({ items: yield* (yield* Secrets.Secrets).list(tenant) })
-    }))),
-  route("GET", "/v1/secrets/:name", authed((tenant) =>
-    Effect.gen(function*() {
-      const name = yield* secretName
-      return json(yield* (yield* Secrets.Secrets).get(tenant, name))
-    }))),
-  route("DELETE", "/v1/secrets/:name", authed((tenant) =>
-    Effect.gen(function*() {
-      const principal = yield* (yield* Auth).principal
-      const name = yield* secretName
-      yield* (yield* Secrets.Secrets).remove(tenant, name)
-      yield* (yield* Audit).record({ tenant, action: "secret.deleted", actor: actorOf(principal), target: name, outcome: "allowed", detail: {} })
-      return HttpServerResponse.empty({ status: 204 })
-    }))),
+  route(
+    "POST",
+    "/v1/secrets",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const principal = yield* (yield* Auth).principal
+        const request = yield* body(CreateSecretRequest)
+        const value = yield* valueOf(request.value)
+        const { secret, created } = yield* (yield* Secrets.Secrets).put(tenant, request.name, value)
+        yield* (yield* Audit).record({
+          tenant,
+          action: "secret.created",
+          actor: actorOf(principal),
+          target: secret.name,
+          outcome: "allowed",
+          detail: { version: String(secret.version) }
+        })
+        return json(secret, created ? 201 : 200, { location: `/v1/secrets/${secret.name}` })
+      })
+    )
+  ),
+  route(
+    "GET",
+    "/v1/secrets",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        return json({ items: yield* (yield* Secrets.Secrets).list(tenant) })
+      })
+    )
+  ),
+  route(
+    "GET",
+    "/v1/secrets/:name",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const name = yield* secretName
+        return json(yield* (yield* Secrets.Secrets).get(tenant, name))
+      })
+    )
+  ),
+  route(
+    "DELETE",
+    "/v1/secrets/:name",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const principal = yield* (yield* Auth).principal
+        const name = yield* secretName
+        yield* (yield* Secrets.Secrets).remove(tenant, name)
+        yield* (yield* Audit).record({
+          tenant,
+          action: "secret.deleted",
+          actor: actorOf(principal),
+          target: name,
+          outcome: "allowed",
+          detail: {}
+        })
+        return HttpServerResponse.empty({ status: 204 })
+      })
+    )
+  ),
   // deployment-wide: after LANTERN_KEK changes (the old one in LANTERN_KEK_PREVIOUS), re-seal under the new one
-  route("POST", "/v1/admin/secrets/rewrap", authed(() =>
-    Effect.gen(function*() {
-      return json(yield* (yield* Secrets.Secrets).rewrap)
-    })))
+  route(
+    "POST",
+    "/v1/admin/secrets/rewrap",
+    authed(() =>
+      Effect.gen(function*() {
+        return json(yield* (yield* Secrets.Secrets).rewrap)
+      })
+    )
+  )
 )

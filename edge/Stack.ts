@@ -56,7 +56,9 @@ export interface Options {
  */
 const core = Layer.mergeAll(Runs.layer, Receipts.layer, Secrets.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer, Identities.layer)),
-  Layer.provideMerge(Layer.mergeAll(Journal.layer, Snapshots.layerConfig, Ids.layer, Providers.layerConfig, Leases.layer)),
+  Layer.provideMerge(
+    Layer.mergeAll(Journal.layer, Snapshots.layerConfig, Ids.layer, Providers.layerConfig, Leases.layer)
+  ),
   Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
   Layer.provideMerge(Nats.layerConfig("lantern"))
 )
@@ -75,9 +77,21 @@ const banner = (options: Options) =>
     yield* Console.log([
       "",
       `  Lantern is running at ${url}`,
-      `  bus:      ${embedded === null ? natsUrl : `embedded nats-server ${embedded.version} at ${natsUrl}${embedded.syncAlways ? " (sync every write)" : " (no per-write sync before nats-server 2.10: see README, Durability)"}`}`,
+      `  bus:      ${
+        embedded === null
+          ? natsUrl
+          : `embedded nats-server ${embedded.version} at ${natsUrl}${
+            embedded.syncAlways
+              ? " (sync every write)"
+              : " (no per-write sync before nats-server 2.10: see README, Durability)"
+          }`
+      }`,
       `  database: ${sql.dialect === "pglite" ? "embedded PGlite" : "Postgres (DATABASE_URL)"}`,
-      `  models:   ${provider.name === "offline" ? "offline deterministic provider (no model key set; answers are labelled [offline])" : provider.name}`,
+      `  models:   ${
+        provider.name === "offline"
+          ? "offline deterministic provider (no model key set; answers are labelled [offline])"
+          : provider.name
+      }`,
       `  tenant:   ${credentials.tenant}`,
       `  token:    ${credentials.generated ? credentials.token : `(in ${credentials.file})`}`,
       `  credentials file: ${credentials.file}`,
@@ -90,14 +104,31 @@ const banner = (options: Options) =>
 
 export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
-  const drivers = options.worker ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer) : Layer.empty
+  const drivers = options.worker
+    ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer)
+    : Layer.empty
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
-  const http = HttpRouter.serve(Layer.mergeAll(agentRoutes, runRoutes, budgetRoutes, forecastRoutes, receiptRoutes, identityRoutes, tenantRoutes, auditRoutes, secretRoutes, deadLetterRoutes, System.routes), {
-    disableListenLog: true,
-    // one spelling per route: `/V1/AGENTS`, `/v1/agents/` and `/v1//agents` are 404, not aliases
-    routerConfig: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
-    middleware: System.unroutable
-  }).pipe(
+  const http = HttpRouter.serve(
+    Layer.mergeAll(
+      agentRoutes,
+      runRoutes,
+      budgetRoutes,
+      forecastRoutes,
+      receiptRoutes,
+      identityRoutes,
+      tenantRoutes,
+      auditRoutes,
+      secretRoutes,
+      deadLetterRoutes,
+      System.routes
+    ),
+    {
+      disableListenLog: true,
+      // one spelling per route: `/V1/AGENTS`, `/v1/agents/` and `/v1//agents` are 404, not aliases
+      routerConfig: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
+      middleware: System.unroutable
+    }
+  ).pipe(
     Layer.provide(Auth.layer),
     Layer.provide(ForecastBudget.layer),
     Layer.provide(NodeHttpServer.layer(() => createServer(), { port: options.port, host: options.host }))

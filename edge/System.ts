@@ -13,22 +13,30 @@ const check = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
 
 export const routes = Layer.mergeAll(
   HttpRouter.add("GET", "/healthz", HttpServerResponse.text("ok")),
-  HttpRouter.add("GET", "/readyz", Effect.gen(function*() {
-    const { jsm } = yield* Nats
-    const sql = yield* Sql
-    const bus = yield* check(Effect.tryPromise(() => jsm.getAccountInfo()))
-    const database = yield* check(sql.query("select 1"))
-    const ready = bus === "ok" && database === "ok"
-    // events the projectors skipped (ADR 0022): an alert for the operator, not a reason to take the host out
-    const deadLetters = database === "ok"
-      ? yield* DeadLetters.count.pipe(Effect.timeout("2 seconds"), Effect.catchCause(() => Effect.succeed(null)))
-      : null
-    return json({ bus, database, deadLetters }, ready ? 200 : 503)
-  })),
-  HttpRouter.add("GET", "/v1/openapi.json", handled(Effect.gen(function*() {
-    yield* (yield* Auth).principal
-    return json(document)
-  }))),
+  HttpRouter.add(
+    "GET",
+    "/readyz",
+    Effect.gen(function*() {
+      const { jsm } = yield* Nats
+      const sql = yield* Sql
+      const bus = yield* check(Effect.tryPromise(() => jsm.getAccountInfo()))
+      const database = yield* check(sql.query("select 1"))
+      const ready = bus === "ok" && database === "ok"
+      // events the projectors skipped (ADR 0022): an alert for the operator, not a reason to take the host out
+      const deadLetters = database === "ok"
+        ? yield* DeadLetters.count.pipe(Effect.timeout("2 seconds"), Effect.catchCause(() => Effect.succeed(null)))
+        : null
+      return json({ bus, database, deadLetters }, ready ? 200 : 503)
+    })
+  ),
+  HttpRouter.add(
+    "GET",
+    "/v1/openapi.json",
+    handled(Effect.gen(function*() {
+      yield* (yield* Auth).principal
+      return json(document)
+    }))
+  ),
   HttpRouter.add("*", "/*", errorResponse(404, "not_found", "no such route"))
 )
 

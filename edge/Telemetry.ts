@@ -9,7 +9,11 @@ export const layerConfig = Layer.unwrap(
     const endpoint = yield* Config.option(Config.NonEmptyString("OTEL_EXPORTER_OTLP_ENDPOINT"))
     if (Option.isNone(endpoint)) return Layer.empty
     const serviceName = yield* Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("lantern"))
-    return Otlp.layerJson({ baseUrl: endpoint.value, resource: { serviceName, serviceVersion: "0.1.0" }, tracerExportInterval: "1 second" }).pipe(
+    return Otlp.layerJson({
+      baseUrl: endpoint.value,
+      resource: { serviceName, serviceVersion: "0.1.0" },
+      tracerExportInterval: "1 second"
+    }).pipe(
       Layer.provide(FetchHttpClient.layer)
     )
   })

@@ -12,7 +12,9 @@ import { actorOf, authed, param, route } from "./Routes.ts"
 import * as Scopes from "./Scopes.ts"
 
 const Name = Schema.String.check(
-  Schema.isPattern(/^[\x21-\x7e][\x20-\x7e]{0,99}$/, { message: "Expected 1-100 printable ASCII characters, not starting with a space" })
+  Schema.isPattern(/^[\x21-\x7e][\x20-\x7e]{0,99}$/, {
+    message: "Expected 1-100 printable ASCII characters, not starting with a space"
+  })
 )
 
 export const CreateTenantRequest = Schema.Struct({ name: Name })
@@ -23,7 +25,9 @@ export const CreateKeyRequest = Schema.Struct({
   expiresAt: Schema.optionalKey(Schema.NullOr(Schema.String))
 })
 
-const KeyId = Schema.String.check(Schema.isPattern(/^key_[0-9a-z]{26}$/, { message: "Expected a key id like key_01j…" }))
+const KeyId = Schema.String.check(
+  Schema.isPattern(/^key_[0-9a-z]{26}$/, { message: "Expected a key id like key_01j…" })
+)
 
 export class KeyNotFound extends Schema.TaggedError<KeyNotFound>()("KeyNotFound", { id: Schema.String }) {
   override get message() {
@@ -54,67 +58,139 @@ const view = (k: Tokens.KeyView) => ({
 })
 
 export const tenantRoutes = Layer.mergeAll(
-  route("POST", "/v1/tenants", authed(() =>
-    Effect.gen(function*() {
-      const principal = yield* (yield* Auth).principal
-      const request = yield* body(CreateTenantRequest)
-      const { tenant, key } = yield* Tokens.createTenant(request.name)
-      const audit = yield* Audit
-      yield* audit.record({ tenant: principal.tenant, action: "tenant.created", actor: actorOf(principal), target: tenant.id, outcome: "allowed", detail: { name: tenant.name } })
-      yield* audit.record({ tenant: tenant.id, action: "api_key.created", actor: actorOf(principal), target: key.id, outcome: "allowed", detail: { name: key.name, scopes: key.scopes.join(" ") } })
-      return json({ tenant, key: { id: key.id, name: key.name, key: key.key, scopes: key.scopes, expiresAt: key.expiresAt } }, 201, { location: `/v1/tenants/${tenant.id}` })
-    }))),
-  route("POST", "/v1/api-keys", authed((tenant) =>
-    Effect.gen(function*() {
-      const principal = yield* (yield* Auth).principal
-      const request = yield* body(CreateKeyRequest)
-      const expiresAt = yield* expiryOf(request.expiresAt)
-      const scopes = [...new Set(request.scopes)]
-      // a key grants at most what its creator holds
-      const beyond = scopes.find((s) => !Scopes.holds(principal, s))
-      if (beyond !== undefined) {
-        yield* (yield* Audit).record({ tenant, action: "scope.denied", actor: actorOf(principal), target: "POST /v1/api-keys", outcome: "denied", detail: { missingScope: beyond, reason: "a key cannot grant a scope its creator lacks" } })
-        return yield* new Forbidden({ missingScope: beyond, reason: `this key cannot grant the scope '${beyond}', which it does not hold` })
-      }
-      // the answer's expiresAt is the effective one: capped at the caller's own
-      const key = yield* Tokens.createKey(tenant, request.name, scopes, expiresAt, principal)
-      yield* (yield* Audit).record({ tenant, action: "api_key.created", actor: actorOf(principal), target: key.id, outcome: "allowed", detail: { name: key.name, scopes: scopes.join(" ") } })
-      return json({ ...view(key), key: key.key }, 201, { location: `/v1/api-keys/${key.id}` })
-    }))),
-  route("GET", "/v1/api-keys", authed((tenant) =>
-    Effect.map(Tokens.listKeys(tenant), (keys) => json({ items: keys.map(view) })))),
-  route("DELETE", "/v1/api-keys/:id", authed((tenant) =>
-    Effect.gen(function*() {
-      const principal = yield* (yield* Auth).principal
-      const id = yield* Effect.flatMap(param, (p) => decode(KeyId, p["id"], "id"))
-      const target = yield* Tokens.findKey(tenant, id)
-      if (target === null) return yield* new KeyNotFound({ id })
-      // revoking needs every scope of the key revoked (a key may always revoke itself); its descendants hold
-      // no more than it does, so that covers them too
-      const missing = principal.keyId === id ? undefined : target.scopes.find((s) => !Scopes.holds(principal, s as Scopes.Scope))
-      if (missing !== undefined) {
+  route(
+    "POST",
+    "/v1/tenants",
+    authed(() =>
+      Effect.gen(function*() {
+        const principal = yield* (yield* Auth).principal
+        const request = yield* body(CreateTenantRequest)
+        const { tenant, key } = yield* Tokens.createTenant(request.name)
+        const audit = yield* Audit
+        yield* audit.record({
+          tenant: principal.tenant,
+          action: "tenant.created",
+          actor: actorOf(principal),
+          target: tenant.id,
+          outcome: "allowed",
+          detail: { name: tenant.name }
+        })
+        yield* audit.record({
+          tenant: tenant.id,
+          action: "api_key.created",
+          actor: actorOf(principal),
+          target: key.id,
+          outcome: "allowed",
+          detail: { name: key.name, scopes: key.scopes.join(" ") }
+        })
+        return json(
+          { tenant, key: { id: key.id, name: key.name, key: key.key, scopes: key.scopes, expiresAt: key.expiresAt } },
+          201,
+          { location: `/v1/tenants/${tenant.id}` }
+        )
+      })
+    )
+  ),
+  route(
+    "POST",
+    "/v1/api-keys",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const principal = yield* (yield* Auth).principal
+        const request = yield* body(CreateKeyRequest)
+        const expiresAt = yield* expiryOf(request.expiresAt)
+        const scopes = [...new Set(request.scopes)]
+        // a key grants at most what its creator holds
+        const beyond = scopes.find((s) => !Scopes.holds(principal, s))
+        if (beyond !== undefined) {
+          yield* (yield* Audit).record({
+            tenant,
+            action: "scope.denied",
+            actor: actorOf(principal),
+            target: "POST /v1/api-keys",
+            outcome: "denied",
+            detail: { missingScope: beyond, reason: "a key cannot grant a scope its creator lacks" }
+          })
+          return yield* new Forbidden({
+            missingScope: beyond,
+            reason: `this key cannot grant the scope '${beyond}', which it does not hold`
+          })
+        }
+        // the answer's expiresAt is the effective one: capped at the caller's own
+        const key = yield* Tokens.createKey(tenant, request.name, scopes, expiresAt, principal)
         yield* (yield* Audit).record({
           tenant,
-          action: "scope.denied",
+          action: "api_key.created",
           actor: actorOf(principal),
-          target: "DELETE /v1/api-keys/:id",
-          outcome: "denied",
-          detail: { missingScope: missing, key: id, reason: "revoking a key needs every scope it holds" }
+          target: key.id,
+          outcome: "allowed",
+          detail: { name: key.name, scopes: scopes.join(" ") }
         })
-        return yield* new Forbidden({ missingScope: missing, reason: `this key cannot revoke '${id}', which holds the scope '${missing}' that it does not` })
-      }
-      const revoked = yield* Tokens.revokeKey(tenant, id)
-      if (revoked === null) return yield* new KeyNotFound({ id })
-      const auth = yield* Auth
-      yield* auth.forget(revoked.tokenHash)
-      yield* Effect.forEach(revoked.descendants, (d) => auth.forget(d.tokenHash), { discard: true })
-      // one entry per key revoked: the key asked for, with how many came down with it, and each descendant
-      // naming it
-      const audit = yield* Audit
-      const actor = actorOf(principal)
-      yield* audit.record({ tenant, action: "api_key.revoked", actor, target: id, outcome: "allowed", detail: { descendantsRevoked: String(revoked.descendants.length) } })
-      yield* Effect.forEach(revoked.descendants, (d) =>
-        audit.record({ tenant, action: "api_key.revoked", actor, target: d.id, outcome: "allowed", detail: { revokedWith: id } }), { discard: true })
-      return HttpServerResponse.empty({ status: 204 })
-    })))
+        return json({ ...view(key), key: key.key }, 201, { location: `/v1/api-keys/${key.id}` })
+      })
+    )
+  ),
+  route(
+    "GET",
+    "/v1/api-keys",
+    authed((tenant) => Effect.map(Tokens.listKeys(tenant), (keys) => json({ items: keys.map(view) })))
+  ),
+  route(
+    "DELETE",
+    "/v1/api-keys/:id",
+    authed((tenant) =>
+      Effect.gen(function*() {
+        const principal = yield* (yield* Auth).principal
+        const id = yield* Effect.flatMap(param, (p) => decode(KeyId, p["id"], "id"))
+        const target = yield* Tokens.findKey(tenant, id)
+        if (target === null) return yield* new KeyNotFound({ id })
+        // revoking needs every scope of the key revoked (a key may always revoke itself); its descendants hold
+        // no more than it does, so that covers them too
+        const missing = principal.keyId === id
+          ? undefined
+          : target.scopes.find((s) => !Scopes.holds(principal, s as Scopes.Scope))
+        if (missing !== undefined) {
+          yield* (yield* Audit).record({
+            tenant,
+            action: "scope.denied",
+            actor: actorOf(principal),
+            target: "DELETE /v1/api-keys/:id",
+            outcome: "denied",
+            detail: { missingScope: missing, key: id, reason: "revoking a key needs every scope it holds" }
+          })
+          return yield* new Forbidden({
+            missingScope: missing,
+            reason: `this key cannot revoke '${id}', which holds the scope '${missing}' that it does not`
+          })
+        }
+        const revoked = yield* Tokens.revokeKey(tenant, id)
+        if (revoked === null) return yield* new KeyNotFound({ id })
+        const auth = yield* Auth
+        yield* auth.forget(revoked.tokenHash)
+        yield* Effect.forEach(revoked.descendants, (d) => auth.forget(d.tokenHash), { discard: true })
+        // one entry per key revoked: the key asked for, with how many came down with it, and each descendant
+        // naming it
+        const audit = yield* Audit
+        const actor = actorOf(principal)
+        yield* audit.record({
+          tenant,
+          action: "api_key.revoked",
+          actor,
+          target: id,
+          outcome: "allowed",
+          detail: { descendantsRevoked: String(revoked.descendants.length) }
+        })
+        yield* Effect.forEach(revoked.descendants, (d) =>
+          audit.record({
+            tenant,
+            action: "api_key.revoked",
+            actor,
+            target: d.id,
+            outcome: "allowed",
+            detail: { revokedWith: id }
+          }), { discard: true })
+        return HttpServerResponse.empty({ status: 204 })
+      })
+    )
+  )
 )

@@ -39,7 +39,9 @@ const tryListen = (port: number, host: string) =>
  * instead of after the banner has printed a fresh token. The HTTP server binds for real later; a port taken
  * in between still fails the start, only later.
  */
-const listen = (flags: { port: import("effect").Option.Option<number>; host: import("effect").Option.Option<string> }) =>
+const listen = (
+  flags: { port: import("effect").Option.Option<number>; host: import("effect").Option.Option<string> }
+) =>
   Effect.gen(function*() {
     const envPort = yield* Config.Port("LANTERN_PORT").pipe(Config.withDefault(8080))
     const envHost = yield* Config.String("LANTERN_HOST").pipe(Config.withDefault("127.0.0.1"))
@@ -49,13 +51,23 @@ const listen = (flags: { port: import("effect").Option.Option<number>; host: imp
     const hostSetting = flags.host._tag === "Some" ? "--host" : "LANTERN_HOST"
     const problem = yield* tryListen(port, host)
     if (problem === "EADDRINUSE") {
-      return yield* new BadSetting({ setting: portSetting, reason: `port ${port} on ${host} is in use: set LANTERN_PORT or --port to a free port` })
+      return yield* new BadSetting({
+        setting: portSetting,
+        reason: `port ${port} on ${host} is in use: set LANTERN_PORT or --port to a free port`
+      })
     }
     if (problem === "EACCES") {
-      return yield* new BadSetting({ setting: portSetting, reason: `not allowed to listen on port ${port} on ${host}: set LANTERN_PORT or --port to a port above 1023` })
+      return yield* new BadSetting({
+        setting: portSetting,
+        reason: `not allowed to listen on port ${port} on ${host}: set LANTERN_PORT or --port to a port above 1023`
+      })
     }
     if (problem !== undefined) {
-      return yield* new BadSetting({ setting: hostSetting, reason: `cannot listen on ${host}:${port} (${problem}): set LANTERN_HOST or --host to an address of this machine` })
+      return yield* new BadSetting({
+        setting: hostSetting,
+        reason:
+          `cannot listen on ${host}:${port} (${problem}): set LANTERN_HOST or --host to an address of this machine`
+      })
     }
     return { port, host, portSetting }
   })
@@ -69,26 +81,37 @@ const launchEdge = (l: { port: number; host: string; portSetting: string }, bann
     Effect.mapError((e) => {
       if (!isServeError(e)) return e
       const why = e.cause instanceof Error ? e.cause.message : String(e.cause)
-      return new BadSetting({ setting: l.portSetting, reason: `cannot listen on ${l.host}:${l.port} (${why}): set LANTERN_PORT or --port to a free port` })
+      return new BadSetting({
+        setting: l.portSetting,
+        reason: `cannot listen on ${l.host}:${l.port} (${why}): set LANTERN_PORT or --port to a free port`
+      })
     })
   )
 
-const dev = Command.make("dev", { port, host }, (flags) =>
-  Effect.flatMap(listen(flags), (l) => launchEdge(l, true))).pipe(
-    Command.withDescription("Start the whole stack on embedded defaults: nats-server child process, PGlite, offline models, edge on :8080")
+const dev = Command.make("dev", { port, host }, (flags) => Effect.flatMap(listen(flags), (l) => launchEdge(l, true)))
+  .pipe(
+    Command.withDescription(
+      "Start the whole stack on embedded defaults: nats-server child process, PGlite, offline models, edge on :8080"
+    )
   )
 
-const serve = Command.make("serve", { port, host }, (flags) =>
-  Effect.flatMap(listen(flags), (l) => launchEdge(l, false))).pipe(
-    Command.withDescription("Run the edge, run drivers and projectors (NATS_URL / DATABASE_URL, or embedded defaults)")
-  )
+const serve = Command.make(
+  "serve",
+  { port, host },
+  (flags) => Effect.flatMap(listen(flags), (l) => launchEdge(l, false))
+).pipe(
+  Command.withDescription("Run the edge, run drivers and projectors (NATS_URL / DATABASE_URL, or embedded defaults)")
+)
 
 const worker = Command.make("worker", {}, () =>
   Effect.gen(function*() {
     // a worker joins an existing bus; an embedded one of its own would drive nothing
     const url = yield* Config.option(Config.NonEmptyString("NATS_URL"))
     if (url._tag === "None") {
-      return yield* new BadSetting({ setting: "NATS_URL", reason: "a worker joins an existing bus: set NATS_URL to the NATS servers of your `lantern serve` hosts" })
+      return yield* new BadSetting({
+        setting: "NATS_URL",
+        reason: "a worker joins an existing bus: set NATS_URL to the NATS servers of your `lantern serve` hosts"
+      })
     }
     return yield* launch({ port: 0, host: "127.0.0.1", edge: false, worker: true, banner: false })
   })).pipe(

@@ -40,8 +40,13 @@ describe("AuditLog.list", () => {
   })
 
   it("filters by action and time, and pages by cursor", async () => {
-    expect((await run(AuditLog.list("tb", { action: "receipt.issued" }))).items.map((e) => e.target)).toEqual([Fixtures.runId(2), Fixtures.runId(1)])
-    expect((await run(AuditLog.list("tb", { since: Fixtures.at(201) }))).items.map((e) => e.id)).toEqual([3, 2].map(Fixtures.auditId))
+    expect((await run(AuditLog.list("tb", { action: "receipt.issued" }))).items.map((e) => e.target)).toEqual([
+      Fixtures.runId(2),
+      Fixtures.runId(1)
+    ])
+    expect((await run(AuditLog.list("tb", { since: Fixtures.at(201) }))).items.map((e) => e.id)).toEqual(
+      [3, 2].map(Fixtures.auditId)
+    )
     const first = await run(AuditLog.list("ta", { limit: 2 }))
     expect(first.items.map((e) => e.id)).toEqual([3, 2].map(Fixtures.auditId))
     expect(first.nextCursor).toBe(Fixtures.auditId(2))

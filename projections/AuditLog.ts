@@ -18,7 +18,8 @@ export interface ListOptions {
 export const DEFAULT_LIMIT = 50
 export const MAX_LIMIT = 200
 
-const COLUMNS = `id, to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at, action, actor, target, outcome, detail`
+const COLUMNS =
+  `id, to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at, action, actor, target, outcome, detail`
 
 export const list = (tenant: string, options: ListOptions = {}): Effect.Effect<AuditPage, DatabaseUnavailable, Sql> => {
   const limit = Math.min(MAX_LIMIT, Math.max(1, Math.floor(options.limit ?? DEFAULT_LIMIT)))

@@ -56,7 +56,10 @@ const publishRaw = (subject: string, data: string) =>
 
 const poisonRun = (tenant: string, n: number, input: unknown): Fixtures.Entry => ({
   ...Fixtures.startedRuns(tenant, 1, n)[0]!,
-  event: { ...(Fixtures.startedRuns(tenant, 1, n)[0]!.event as Extract<Fixtures.Entry["event"], { _tag: "RunStarted" }>), input }
+  event: {
+    ...(Fixtures.startedRuns(tenant, 1, n)[0]!.event as Extract<Fixtures.Entry["event"], { _tag: "RunStarted" }>),
+    input
+  }
 })
 
 const lettersOf = Effect.map(DeadLetters.list(), (all) => [...all].sort((a, b) => a.seq - b.seq))
@@ -97,7 +100,9 @@ for (const driver of drivers) {
         poisonRun("ta", 2, { text: `${MARKER} \ud800` })
       ]))
       // then tenant B's whole realistic journal, and one good run of tenant A
-      await rt.runPromise(append([...Fixtures.agentEntries("tb"), ...Fixtures.runEntries("tb"), ...Fixtures.startedRuns("ta", 1, 3)]))
+      await rt.runPromise(
+        append([...Fixtures.agentEntries("tb"), ...Fixtures.runEntries("tb"), ...Fixtures.startedRuns("ta", 1, 3)])
+      )
       const t0 = Date.now()
       startProjectors()
       const page = await eventually(
@@ -126,7 +131,9 @@ for (const driver of drivers) {
       }))
       expect(await rt.runPromise(Projector.checkpoint("projector-runs", Topology.RUNS))).toBeGreaterThanOrEqual(last)
       expect(await rt.runPromise(DeadLetters.count)).toBe(2)
-      const counted = await rt.runPromise(Metric.value(Metric.withAttributes(DeadLetters.counter, { projector: "projector-runs" })))
+      const counted = await rt.runPromise(
+        Metric.value(Metric.withAttributes(DeadLetters.counter, { projector: "projector-runs" }))
+      )
       expect(counted.count).toBeGreaterThanOrEqual(2)
 
       // a restart reads on from the checkpoint: no second dead letter, nothing blocked
@@ -134,15 +141,21 @@ for (const driver of drivers) {
       const before = await rt.runPromise(DeadLetters.list())
       await rt.runPromise(append(Fixtures.startedRuns("tb", 1, 4)))
       startProjectors()
-      expect(await eventually(() => rt.runPromise(Queries.getRun("tb", Fixtures.runId(4))), (r) => r !== null)).toMatchObject({ status: "running" })
+      expect(await eventually(() => rt.runPromise(Queries.getRun("tb", Fixtures.runId(4))), (r) => r !== null))
+        .toMatchObject({ status: "running" })
       expect(await rt.runPromise(DeadLetters.list())).toEqual(before)
     })
 
     it("dead-letters a message it cannot decode (corrupt, or of an unknown version) and projects what follows", async () => {
-      const corrupt = await rt.runPromise(publishRaw(`lantern.run.ta.${Fixtures.runId(5)}`, `{"type": "RunStarted", "not json ${MARKER}`))
+      const corrupt = await rt.runPromise(
+        publishRaw(`lantern.run.ta.${Fixtures.runId(5)}`, `{"type": "RunStarted", "not json ${MARKER}`)
+      )
       const address: ActorAddress = { type: "run", tenant: "ta", id: Fixtures.runId(6) }
       const future: Envelope = {
-        ...Fixtures.envelopeOf({ address, at: Fixtures.at(300), event: { _tag: "RunSucceeded", output: MARKER } }, "future-1"),
+        ...Fixtures.envelopeOf(
+          { address, at: Fixtures.at(300), event: { _tag: "RunSucceeded", output: MARKER } },
+          "future-1"
+        ),
         version: 99
       }
       const unknown = await rt.runPromise(publishRaw(`lantern.run.ta.${Fixtures.runId(6)}`, JSON.stringify(future)))
@@ -175,7 +188,9 @@ for (const driver of drivers) {
         () => rt.runPromise(DeadLetters.list()),
         (l) => l.length === before.length
       )
-      expect(after.map(({ failedAt: _, ...d }) => d).sort((a, b) => a.seq - b.seq)).toEqual([...before].sort((a, b) => a.seq - b.seq))
+      expect(after.map(({ failedAt: _, ...d }) => d).sort((a, b) => a.seq - b.seq)).toEqual(
+        [...before].sort((a, b) => a.seq - b.seq)
+      )
       await eventually(() => rt.runPromise(Queries.getRun("tb", Fixtures.runId(8))), (r) => r !== null)
     })
   })

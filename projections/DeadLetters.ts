@@ -99,11 +99,16 @@ export const counter = Metric.counter("lantern.projector.dead_letters", {
 
 /** Logs each dead letter (projector, tenant, seq, reason; never the payload) and counts it, once it is committed. */
 export const report = (letters: ReadonlyArray<DeadLetter>): Effect.Effect<void> =>
-  Effect.forEach(letters, (d) =>
-    Effect.logWarning(`${d.projector}: dead-lettered #${d.seq} of ${d.stream} (tenant ${d.tenant}): ${d.reason}`).pipe(
-      Effect.annotateLogs({ projector: d.projector, tenant_id: d.tenant, seq: d.seq, stream: d.stream }),
-      Effect.andThen(Metric.update(Metric.withAttributes(counter, { projector: d.projector }), 1))
-    ), { discard: true })
+  Effect.forEach(
+    letters,
+    (d) =>
+      Effect.logWarning(`${d.projector}: dead-lettered #${d.seq} of ${d.stream} (tenant ${d.tenant}): ${d.reason}`)
+        .pipe(
+          Effect.annotateLogs({ projector: d.projector, tenant_id: d.tenant, seq: d.seq, stream: d.stream }),
+          Effect.andThen(Metric.update(Metric.withAttributes(counter, { projector: d.projector }), 1))
+        ),
+    { discard: true }
+  )
 
 const COLUMNS = `projector, stream, seq, tenant_id as tenant, subject, event_type as "eventType", reason,
   to_char(failed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "failedAt"`

@@ -61,12 +61,26 @@ export const agentEntries = (tenant: string): ReadonlyArray<Entry> => [
   {
     address: agent(tenant, "support"),
     at: at(0),
-    event: { _tag: "AgentCreated", name: "support", description: "Answers customers", version: 1, digest: "sha256:aaa", spec: spec("v1") }
+    event: {
+      _tag: "AgentCreated",
+      name: "support",
+      description: "Answers customers",
+      version: 1,
+      digest: "sha256:aaa",
+      spec: spec("v1")
+    }
   },
   {
     address: agent(tenant, "triage"),
     at: at(5),
-    event: { _tag: "AgentCreated", name: "triage", description: "Sorts tickets", version: 1, digest: "sha256:ttt", spec: spec("triage") }
+    event: {
+      _tag: "AgentCreated",
+      name: "triage",
+      description: "Sorts tickets",
+      version: 1,
+      digest: "sha256:ttt",
+      spec: spec("triage")
+    }
   },
   {
     address: agent(tenant, "support"),
@@ -82,7 +96,14 @@ export const agentEntries = (tenant: string): ReadonlyArray<Entry> => [
   }
 ]
 
-const started = (tenant: string, id: string, agentName: string, agentVersion: number, input: unknown, t: number): Entry => ({
+const started = (
+  tenant: string,
+  id: string,
+  agentName: string,
+  agentVersion: number,
+  input: unknown,
+  t: number
+): Entry => ({
   address: run(tenant, id),
   at: at(t),
   event: {
@@ -97,7 +118,10 @@ const started = (tenant: string, id: string, agentName: string, agentVersion: nu
   }
 })
 
-const modelAnswer = (content: string | null, toolCalls: ReadonlyArray<{ id: string; name: string; arguments: unknown }>) => ({
+const modelAnswer = (
+  content: string | null,
+  toolCalls: ReadonlyArray<{ id: string; name: string; arguments: unknown }>
+) => ({
   content,
   toolCalls,
   finishReason: toolCalls.length > 0 ? "tool_calls" : "stop",
@@ -116,7 +140,11 @@ export const runEntries = (tenant: string): ReadonlyArray<Entry> => {
   const call = { id: "call_1", name: "clock", arguments: {} }
   return [
     started(tenant, runId(1), "support", 2, { question: "What time is it?" }, 20),
-    { address: r1, at: at(21), event: { _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: { _tag: "model", model: "auto", turn: 1 } } },
+    {
+      address: r1,
+      at: at(21),
+      event: { _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: { _tag: "model", model: "auto", turn: 1 } }
+    },
     {
       address: r1,
       at: at(22),
@@ -131,7 +159,11 @@ export const runEntries = (tenant: string): ReadonlyArray<Entry> => {
         durationMs: 850
       }
     },
-    { address: r1, at: at(23), event: { _tag: "StepStarted", stepId: "turn-1:call_1", attempt: 1, request: { _tag: "tool", call } } },
+    {
+      address: r1,
+      at: at(23),
+      event: { _tag: "StepStarted", stepId: "turn-1:call_1", attempt: 1, request: { _tag: "tool", call } }
+    },
     started(tenant, runId(2), "triage", 1, "sort this", 23.5),
     {
       address: r1,
@@ -147,7 +179,11 @@ export const runEntries = (tenant: string): ReadonlyArray<Entry> => {
         durationMs: 1
       }
     },
-    { address: r1, at: at(25), event: { _tag: "StepStarted", stepId: "turn-2", attempt: 1, request: { _tag: "model", model: "auto", turn: 2 } } },
+    {
+      address: r1,
+      at: at(25),
+      event: { _tag: "StepStarted", stepId: "turn-2", attempt: 1, request: { _tag: "model", model: "auto", turn: 2 } }
+    },
     {
       address: r1,
       at: at(26),
@@ -163,29 +199,59 @@ export const runEntries = (tenant: string): ReadonlyArray<Entry> => {
       }
     },
     { address: r1, at: at(27), event: { _tag: "RunSucceeded", output: { answer: "It is 05:00." } } },
-    { address: r2, at: at(31), event: { _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: { _tag: "model", model: "auto", turn: 1 } } },
+    {
+      address: r2,
+      at: at(31),
+      event: { _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: { _tag: "model", model: "auto", turn: 1 } }
+    },
     {
       address: r2,
       at: at(32),
-      event: { _tag: "StepFailed", stepId: "turn-1", attempt: 1, error: { code: "provider_unavailable", message: "HTTP 503" }, retryable: true }
+      event: {
+        _tag: "StepFailed",
+        stepId: "turn-1",
+        attempt: 1,
+        error: { code: "provider_unavailable", message: "HTTP 503" },
+        retryable: true
+      }
     },
-    { address: r2, at: at(33), event: { _tag: "StepStarted", stepId: "turn-1", attempt: 2, request: { _tag: "model", model: "auto", turn: 1 } } },
+    {
+      address: r2,
+      at: at(33),
+      event: { _tag: "StepStarted", stepId: "turn-1", attempt: 2, request: { _tag: "model", model: "auto", turn: 1 } }
+    },
     started(tenant, runId(3), "support", 2, null, 33.5),
     {
       address: r2,
       at: at(34),
-      event: { _tag: "StepFailed", stepId: "turn-1", attempt: 2, error: { code: "provider_unavailable", message: "HTTP 503" }, retryable: false }
+      event: {
+        _tag: "StepFailed",
+        stepId: "turn-1",
+        attempt: 2,
+        error: { code: "provider_unavailable", message: "HTTP 503" },
+        retryable: false
+      }
     },
-    { address: r2, at: at(35), event: { _tag: "RunFailed", error: { code: "step_failed", message: "turn-1 failed twice" } } },
-    { address: r3, at: at(41), event: { _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: { _tag: "model", model: "auto", turn: 1 } } },
+    {
+      address: r2,
+      at: at(35),
+      event: { _tag: "RunFailed", error: { code: "step_failed", message: "turn-1 failed twice" } }
+    },
+    {
+      address: r3,
+      at: at(41),
+      event: { _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: { _tag: "model", model: "auto", turn: 1 } }
+    },
     { address: r3, at: at(42), event: { _tag: "RunCanceled", reason: "no longer needed", by: "token:owner" } }
   ]
 }
 
 /** `count` runs of one agent that only started, with ids runId(first) … runId(first + count - 1). */
 export const startedRuns = (tenant: string, count: number, first = 1): ReadonlyArray<Entry> =>
-  Array.from({ length: count }, (_, i) =>
-    started(tenant, runId(first + i), i % 2 === 0 ? "support" : "triage", 1, { n: first + i }, 100 + i))
+  Array.from(
+    { length: count },
+    (_, i) => started(tenant, runId(first + i), i % 2 === 0 ? "support" : "triage", 1, { n: first + i }, 100 + i)
+  )
 
 /** A time-ordered audit id: `aud_` and 26 base32 characters, growing with `n`. */
 export const auditId = (n: number): string => `aud_01jd${n.toString(32).padStart(22, "0")}`

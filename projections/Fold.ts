@@ -28,7 +28,15 @@ const finishRun = (
     `update runs set status = $4, output = $5::jsonb, error = $6::jsonb,
        finished_at = $7::timestamptz, updated_at = $7::timestamptz, last_seq = $3
      where ${RUN_GUARD}`,
-    [s.envelope.tenant, s.envelope.actor.id, s.seq, status, output === null ? null : json(output), error === null ? null : json(error), s.envelope.at]
+    [
+      s.envelope.tenant,
+      s.envelope.actor.id,
+      s.seq,
+      status,
+      output === null ? null : json(output),
+      error === null ? null : json(error),
+      s.envelope.at
+    ]
   )
 
 /**
@@ -73,7 +81,17 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
           `insert into steps (tenant_id, run_id, step_id, attempt, kind, status, request, started_at, seq, wake_at)
            values ($1, $2, $3, $4, $5, 'started', $6::jsonb, $7::timestamptz, $8, $9::timestamptz)
            on conflict (tenant_id, run_id, step_id, attempt) do nothing`,
-          [tenant, runId, e.stepId, e.attempt, e.request._tag, json(e.request), at, seq, e.wakeAt === undefined ? null : new Date(e.wakeAt).toISOString()]
+          [
+            tenant,
+            runId,
+            e.stepId,
+            e.attempt,
+            e.request._tag,
+            json(e.request),
+            at,
+            seq,
+            e.wakeAt === undefined ? null : new Date(e.wakeAt).toISOString()
+          ]
         ),
         touchRun(tx, tenant, runId, seq, at)
       ))
@@ -97,7 +115,15 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
         tx.query(
           `update steps set status = 'failed', error = $5::jsonb, finished_at = $6::timestamptz, wake_at = $7::timestamptz
            where tenant_id = $1 and run_id = $2 and step_id = $3 and attempt = $4`,
-          [tenant, runId, e.stepId, e.attempt, json(e.error), at, e.retryAt === undefined ? null : new Date(e.retryAt).toISOString()]
+          [
+            tenant,
+            runId,
+            e.stepId,
+            e.attempt,
+            json(e.error),
+            at,
+            e.retryAt === undefined ? null : new Date(e.retryAt).toISOString()
+          ]
         ),
         touchRun(tx, tenant, runId, seq, at)
       ))
@@ -122,9 +148,21 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
   }
 }
 
-type RunEvent = Extract<Envelope.Stored["event"], { _tag: "RunStarted" | "StepStarted" | "StepCompleted" | "StepFailed" | "RunSucceeded" | "RunFailed" | "RunCanceled" }>
-const RUN_EVENTS: ReadonlySet<string> = new Set(["RunStarted", "StepStarted", "StepCompleted", "StepFailed", "RunSucceeded", "RunFailed", "RunCanceled"])
-const isRunEvent = (s: Envelope.Stored): s is Envelope.Stored & { readonly event: RunEvent } => RUN_EVENTS.has(s.event._tag)
+type RunEvent = Extract<
+  Envelope.Stored["event"],
+  { _tag: "RunStarted" | "StepStarted" | "StepCompleted" | "StepFailed" | "RunSucceeded" | "RunFailed" | "RunCanceled" }
+>
+const RUN_EVENTS: ReadonlySet<string> = new Set([
+  "RunStarted",
+  "StepStarted",
+  "StepCompleted",
+  "StepFailed",
+  "RunSucceeded",
+  "RunFailed",
+  "RunCanceled"
+])
+const isRunEvent = (s: Envelope.Stored): s is Envelope.Stored & { readonly event: RunEvent } =>
+  RUN_EVENTS.has(s.event._tag)
 
 /** Rows as one `$1::jsonb` array: each statement of a batch is one round trip with one parameter. */
 const rowsOf = (rows: ReadonlyArray<Record<string, unknown>>) => json(rows)
@@ -172,7 +210,8 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
         case "RunStarted": {
           const key = JSON.stringify([base.tenant, base.id])
           // a second RunStarted of a run inserts nothing, as `on conflict do nothing` would
-          if (!started.has(key)) started.set(key, { ...base, agentName: e.agentName, agentVersion: e.agentVersion, input: e.input ?? null })
+          if (!started.has(key))
+            started.set(key, { ...base, agentName: e.agentName, agentVersion: e.agentVersion, input: e.input ?? null })
           break
         }
         case "StepStarted":
@@ -187,11 +226,25 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           updates.push(base)
           break
         case "StepCompleted":
-          completed.push({ ...base, stepId: e.stepId, attempt: e.attempt, result: e.result ?? null, tokensIn: e.tokensIn, tokensOut: e.tokensOut, costUsd: e.costUsd })
+          completed.push({
+            ...base,
+            stepId: e.stepId,
+            attempt: e.attempt,
+            result: e.result ?? null,
+            tokensIn: e.tokensIn,
+            tokensOut: e.tokensOut,
+            costUsd: e.costUsd
+          })
           updates.push({ ...base, completed: true, tokensIn: e.tokensIn, tokensOut: e.tokensOut, costUsd: e.costUsd })
           break
         case "StepFailed":
-          failed.push({ ...base, stepId: e.stepId, attempt: e.attempt, error: e.error ?? null, retryAt: e.retryAt === undefined ? null : new Date(e.retryAt).toISOString() })
+          failed.push({
+            ...base,
+            stepId: e.stepId,
+            attempt: e.attempt,
+            error: e.error ?? null,
+            retryAt: e.retryAt === undefined ? null : new Date(e.retryAt).toISOString()
+          })
           updates.push(base)
           break
         case "RunSucceeded":

@@ -40,7 +40,11 @@ const append = (entries: ReadonlyArray<Fixtures.Entry>) =>
     for (const entry of entries) {
       const key = `${entry.address.type}/${entry.address.id}`
       const expected = last.get(key) ?? (yield* journal.lastSeq(entry.address))
-      const appended = yield* journal.append(entry.address, [Fixtures.envelopeOf(entry, `live-${++appendedCount}`)], expected)
+      const appended = yield* journal.append(
+        entry.address,
+        [Fixtures.envelopeOf(entry, `live-${++appendedCount}`)],
+        expected
+      )
       expect(appended.duplicates).toBe(0)
       last.set(key, appended.lastSeq)
     }
@@ -113,7 +117,10 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     const rt = await runtime(Sql.layerPglite(null))
     await rt.runPromise(append([...Fixtures.agentEntries(TENANT), ...Fixtures.runEntries(TENANT).slice(0, 9)]))
     const stop = start(rt)
-    const run1 = await eventually(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(1))), (r) => r?.status === "succeeded")
+    const run1 = await eventually(
+      () => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(1))),
+      (r) => r?.status === "succeeded"
+    )
     expect(run1).toMatchObject({ status: "succeeded", steps: 3, tokensIn: 250, costUsd: 0.003 })
     const agents = await eventually(() => rt.runPromise(Queries.listAgents(TENANT)), (a) => a.length === 2)
     expect(agents.map((a) => [a.name, a.latestVersion])).toEqual([["support", 2], ["triage", 1]])
@@ -156,7 +163,10 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     const rt = await runtime(Sql.layerPglite(null))
     const address: ActorAddress = { type: "run", tenant: TENANT, id: Fixtures.runId(7) }
     const good = Fixtures.envelopeOf(Fixtures.startedRuns(TENANT, 1, 7)[0]!, "future-0")
-    const future: Envelope = { ...Fixtures.envelopeOf({ address, at: Fixtures.at(200), event: { _tag: "RunSucceeded", output: 1 } }, "future-1"), version: 99 }
+    const future: Envelope = {
+      ...Fixtures.envelopeOf({ address, at: Fixtures.at(200), event: { _tag: "RunSucceeded", output: 1 } }, "future-1"),
+      version: 99
+    }
     const seqs = await rt.runPromise(Effect.gen(function*() {
       return (yield* (yield* Journal).append(address, [good, future], 0)).seqs
     }))

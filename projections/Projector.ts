@@ -84,7 +84,12 @@ const inTransaction = (
            on conflict (projector, stream) do update set last_seq = excluded.last_seq`,
           [projector, stream, last]
         )
-        return { applied: fresh.length - deadLetters.length, skipped: batch.length - fresh.length, checkpoint: last, deadLetters }
+        return {
+          applied: fresh.length - deadLetters.length,
+          skipped: batch.length - fresh.length,
+          checkpoint: last,
+          deadLetters
+        }
       })
     )
   })
@@ -94,7 +99,9 @@ const wholeBatch = (projector: Name, stream: string): Writer => (tx, fresh, fail
   Effect.gen(function*() {
     const events = fresh.filter((item): item is Envelope.Stored => !DeadLetters.isUndecodable(item))
     yield* Fold.batch(tx, events)
-    const letters = fresh.filter(DeadLetters.isUndecodable).map((u) => DeadLetters.of(projector, stream, u, u.error, failedAt))
+    const letters = fresh.filter(DeadLetters.isUndecodable).map((u) =>
+      DeadLetters.of(projector, stream, u, u.error, failedAt)
+    )
     yield* DeadLetters.record(tx, letters)
     return letters
   })
@@ -139,11 +146,17 @@ export const apply = (
       (e): e is DatabaseUnavailable => e._tag === "DatabaseUnavailable" && isDataError(e),
       (e) =>
         Effect.andThen(
-          Effect.logWarning(`${projector}: the database refused a batch of ${batch.length} for its data (${DeadLetters.reasonOf(e)}); applying it event by event`),
+          Effect.logWarning(
+            `${projector}: the database refused a batch of ${batch.length} for its data (${
+              DeadLetters.reasonOf(e)
+            }); applying it event by event`
+          ),
           inTransaction(projector, stream, batch, committed, oneByOne(projector, stream))
         )
     ),
-    Effect.withSpan("Projector.apply", { attributes: { "lantern.projector": projector, "lantern.events": batch.length } })
+    Effect.withSpan("Projector.apply", {
+      attributes: { "lantern.projector": projector, "lantern.events": batch.length }
+    })
   )
 
 /**
@@ -192,7 +205,11 @@ const handleBatch = (projector: Name, messages: ReadonlyArray<Message>, reader: 
     const { stream } = definitions[projector]
     const items = yield* Effect.forEach(messages, decodeItem)
     const applied = yield* apply(projector, stream, items, reader.committed).pipe(
-      Effect.tapError((e) => e._tag === "DatabaseUnavailable" ? Effect.logWarning(`${projector}: ${e.message}; retrying the batch`) : Effect.void),
+      Effect.tapError((e) =>
+        e._tag === "DatabaseUnavailable"
+          ? Effect.logWarning(`${projector}: ${e.message}; retrying the batch`)
+          : Effect.void
+      ),
       Effect.retry({ schedule: backoff, while: (e) => e._tag === "DatabaseUnavailable" })
     )
     reader.committed = applied.checkpoint
@@ -231,9 +248,14 @@ const fromCheckpoint = (projector: Name): Stream.Stream<Message, DatabaseUnavail
       const messages = yield* Effect.tryPromise({
         // stops on missed heartbeats or a reconnect: the retry below subscribes again from the checkpoint
         try: () =>
-          Ordered.consume(nc, stream, reached === 0
-            ? { deliver_policy: DeliverPolicy.All }
-            : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: reached + 1 }, BATCH_SIZE)
+          Ordered.consume(
+            nc,
+            stream,
+            reached === 0
+              ? { deliver_policy: DeliverPolicy.All }
+              : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: reached + 1 },
+            BATCH_SIZE
+          )
             .catch((e: unknown) => e instanceof errors.TimeoutError ? null : Promise.reject(e)),
         catch: unavailable(`consume ${stream} for ${projector}`)
       })
@@ -241,8 +263,13 @@ const fromCheckpoint = (projector: Name): Stream.Stream<Message, DatabaseUnavail
         // No consumer in time: while a node is down, nats-server 2.9 places a share of new consumers on it
         // (Ordered.CREATE_TIMEOUT_MS). Catch up through the stream leader, which needs no consumer, then
         // subscribe again: the projections keep up however many tries the consumer takes.
-        yield* Effect.logWarning(`${projector}: no consumer on ${stream} in time; catching up through the stream leader`)
-        return Stream.fromAsyncIterable(throughLeader(jsm, stream, reached + 1), unavailable(`catch up on ${stream} for ${projector}`))
+        yield* Effect.logWarning(
+          `${projector}: no consumer on ${stream} in time; catching up through the stream leader`
+        )
+        return Stream.fromAsyncIterable(
+          throughLeader(jsm, stream, reached + 1),
+          unavailable(`catch up on ${stream} for ${projector}`)
+        )
       }
       return Stream.fromAsyncIterable(messages, unavailable(`consume ${stream} for ${projector}`)).pipe(
         Stream.ensuring(Effect.promise(() => messages.close().then(() => undefined, () => undefined)))
@@ -260,7 +287,9 @@ const consume = (projector: Name): Effect.Effect<never, never, Sql | Nats> =>
     )
   }).pipe(
     // The consumer's iterator only ends when the consumer went away (a catch-up ends when it is done): subscribe again.
-    Effect.andThen(Effect.fail(new BusUnavailable({ operation: `consume ${projector}`, reason: "the consumer stopped" }))),
+    Effect.andThen(
+      Effect.fail(new BusUnavailable({ operation: `consume ${projector}`, reason: "the consumer stopped" }))
+    ),
     // every failure here is an outage (bus, database) or a checkpoint that went back: subscribe again from the checkpoint
     Effect.tapError((e) => Effect.logWarning(`${projector}: ${e.message}; subscribing again`)),
     Effect.retry({ schedule: backoff })

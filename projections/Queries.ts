@@ -2,7 +2,13 @@
 // and a run's steps. Every query runs as the edge's role with the tenant set (row-level security) and is also
 // filtered by tenant (defence in depth); times come back as ISO-8601 strings in UTC.
 import { Effect, Schema } from "effect"
-import { type AgentResponse, type AgentVersionResponse, PROBE_AGENT, type RunResponse, type RunStatus } from "../schema/Api.ts"
+import {
+  type AgentResponse,
+  type AgentVersionResponse,
+  PROBE_AGENT,
+  type RunResponse,
+  type RunStatus
+} from "../schema/Api.ts"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
 import { ErrorInfo, StepRequest, StepResult } from "../schema/Events.ts"
 import { queryAs, type Sql } from "./Sql.ts"
@@ -68,8 +74,10 @@ const STEP_COLUMNS = `run_id as "runId", step_id as "stepId", attempt, kind, sta
   ${iso("started_at")} as "startedAt", ${iso("finished_at")} as "finishedAt"`
 
 /** A read for `params[0]`, the tenant: the statement's own filter and the database's policy both apply. */
-const query = <T>(text: string, params: readonly [string, ...Array<unknown>]): Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable, Sql> =>
-  queryAs<T>(params[0], text, params)
+const query = <T>(
+  text: string,
+  params: readonly [string, ...Array<unknown>]
+): Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable, Sql> => queryAs<T>(params[0], text, params)
 
 /** jsonb holding JSON null and SQL NULL both read as null; a run's input may be any JSON. */
 const runOf = (row: RunResponse): RunResponse => ({
@@ -158,10 +166,16 @@ export const listRuns = (
     if (cursor === null) return Effect.succeed({ items: [], nextCursor: null })
     if (cursor[1] === undefined) {
       params.push(cursor[2])
-      where.push(`(created_at, id) < (select c.created_at, c.id from runs c where c.tenant_id = $1 and c.id = $${params.length})`)
+      where.push(
+        `(created_at, id) < (select c.created_at, c.id from runs c where c.tenant_id = $1 and c.id = $${params.length})`
+      )
     } else {
       params.push(cursor[1], cursor[2])
-      where.push(`(created_at, id) < (timestamptz 'epoch' + $${params.length - 1}::bigint * interval '1 microsecond', $${params.length})`)
+      where.push(
+        `(created_at, id) < (timestamptz 'epoch' + $${
+          params.length - 1
+        }::bigint * interval '1 microsecond', $${params.length})`
+      )
     }
   }
   params.push(limit + 1)
@@ -187,7 +201,10 @@ export const listSteps = (
   tenant: string,
   runId: string
 ): Effect.Effect<ReadonlyArray<StepResponse>, DatabaseUnavailable, Sql> =>
-  query<StepResponse>(`select ${STEP_COLUMNS} from steps where tenant_id = $1 and run_id = $2 order by seq`, [tenant, runId])
+  query<StepResponse>(`select ${STEP_COLUMNS} from steps where tenant_id = $1 and run_id = $2 order by seq`, [
+    tenant,
+    runId
+  ])
 
 /** A completed run as the cost forecast learns from it. */
 export interface CostSample {

@@ -84,7 +84,8 @@ interface RoleRow {
 }
 
 const isOwnRows = (expression: string | null) =>
-  expression !== null && expression.includes(TENANT_COLUMN) && expression.includes(`current_setting('${TENANT_SETTING}'`)
+  expression !== null && expression.includes(TENANT_COLUMN) &&
+  expression.includes(`current_setting('${TENANT_SETTING}'`)
 
 /**
  * Every reason tenant isolation would not hold in the current schema, empty when it holds: a tenant table (any
@@ -115,13 +116,18 @@ export const problems: Effect.Effect<ReadonlyArray<string>, DatabaseUnavailable,
   )
   const found: Array<string> = []
   if (roles?.edgeBypasses !== false) {
-    found.push(roles?.edgeBypasses === true
-      ? `the role ${EDGE_ROLE} is a superuser or has BYPASSRLS, so row-level security does not bind it`
-      : `the role ${EDGE_ROLE} does not exist`)
+    found.push(
+      roles?.edgeBypasses === true
+        ? `the role ${EDGE_ROLE} is a superuser or has BYPASSRLS, so row-level security does not bind it`
+        : `the role ${EDGE_ROLE} does not exist`
+    )
   }
-  if (roles?.canSetEdge === false) found.push(`the database user is not a member of ${EDGE_ROLE}, so it cannot read as it`)
+  if (roles?.canSetEdge === false)
+    found.push(`the database user is not a member of ${EDGE_ROLE}, so it cannot read as it`)
   if (roles?.usesSystem === false && roles.superuser !== true) {
-    found.push(`the database user does not inherit ${SYSTEM_ROLE}, so FORCE row level security hides every row from the projectors`)
+    found.push(
+      `the database user does not inherit ${SYSTEM_ROLE}, so FORCE row level security hides every row from the projectors`
+    )
   }
   for (const table of tables) {
     if (!table.enabled) found.push(`${table.name}: row level security is not enabled`)
@@ -145,7 +151,10 @@ export const problems: Effect.Effect<ReadonlyArray<string>, DatabaseUnavailable,
 })
 
 /** Fails with every problem when tenant isolation would not hold; start runs this after the migrations. */
-export const verify: Effect.Effect<void, DatabaseUnavailable, Sql> = Effect.flatMap(problems, (found) =>
-  found.length === 0
-    ? Effect.void
-    : Effect.fail(new DatabaseUnavailable({ operation: "verify row-level security", reason: found.join("; ") })))
+export const verify: Effect.Effect<void, DatabaseUnavailable, Sql> = Effect.flatMap(
+  problems,
+  (found) =>
+    found.length === 0
+      ? Effect.void
+      : Effect.fail(new DatabaseUnavailable({ operation: "verify row-level security", reason: found.join("; ") }))
+)

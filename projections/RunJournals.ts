@@ -6,13 +6,18 @@ import type { Event } from "../schema/Events.ts"
 import * as Fixtures from "./Fixtures.ts"
 
 const TENANTS = ["t1", "t2"] as const
-const ADDRESSES = TENANTS.flatMap((tenant) => [1, 2, 3].map((n) => ({ type: "run" as const, tenant, id: Fixtures.runId(n) })))
+const ADDRESSES = TENANTS.flatMap((tenant) =>
+  [1, 2, 3].map((n) => ({ type: "run" as const, tenant, id: Fixtures.runId(n) }))
+)
 
 const input = fc.constantFrom<unknown>(null, { q: "what time is it?" }, "text", 0, [1, { a: null }])
 const output = fc.constantFrom<unknown>(null, { answer: "05:00" }, "done", false)
 const cost = fc.constantFrom(0, 0.0012, 0.1, 0.2, 1e-7, 0.000412)
 const tokens = fc.nat({ max: 2000 })
-const error = fc.constantFrom({ code: "provider_unavailable", message: "HTTP 503" }, { code: "tool_failed", message: "boom" })
+const error = fc.constantFrom({ code: "provider_unavailable", message: "HTTP 503" }, {
+  code: "tool_failed",
+  message: "boom"
+})
 
 const started = (id: string): fc.Arbitrary<Event> =>
   input.map((i) => ({
@@ -56,14 +61,20 @@ const terminal: fc.Arbitrary<Event> = fc.oneof(
 
 /** One run as a run actor journals it: started, steps each started then ended (some retried), maybe finished. */
 const wellFormedRun = (id: string): fc.Arbitrary<ReadonlyArray<Event>> =>
-  fc.tuple(started(id), fc.array(fc.tuple(fc.nat({ max: 1 }), fc.boolean()), { maxLength: 3 }), fc.option(terminal, { nil: undefined }))
+  fc.tuple(
+    started(id),
+    fc.array(fc.tuple(fc.nat({ max: 1 }), fc.boolean()), { maxLength: 3 }),
+    fc.option(terminal, { nil: undefined })
+  )
     .chain(([first, steps, last]) =>
       fc.tuple(
         ...steps.flatMap(([retries, ends], i) =>
           Array.from({ length: retries + 1 }, (_, a) =>
-            fc.tuple(stepStarted(`s${i}`, a + 1), a < retries || ends ? stepEnded(`s${i}`, a + 1).map((e) => [e]) : fc.constant([]))
-              .map(([s, e]) => [s, ...e])
-          )
+            fc.tuple(
+              stepStarted(`s${i}`, a + 1),
+              a < retries || ends ? stepEnded(`s${i}`, a + 1).map((e) => [e]) : fc.constant([])
+            )
+              .map(([s, e]) => [s, ...e]))
         )
       ).map((groups) => [first, ...groups.flat(), ...(last === undefined ? [] : [last])])
     )
@@ -72,20 +83,44 @@ const wellFormedRun = (id: string): fc.Arbitrary<ReadonlyArray<Event>> =>
 const anyRunEvent = (id: string): fc.Arbitrary<Event> =>
   fc.oneof(
     { arbitrary: started(id), weight: 1 },
-    { arbitrary: fc.tuple(fc.constantFrom("s0", "s1"), fc.integer({ min: 1, max: 2 })).chain(([s, a]) => stepStarted(s, a)), weight: 3 },
-    { arbitrary: fc.tuple(fc.constantFrom("s0", "s1"), fc.integer({ min: 1, max: 2 })).chain(([s, a]) => stepEnded(s, a)), weight: 3 },
+    {
+      arbitrary: fc.tuple(fc.constantFrom("s0", "s1"), fc.integer({ min: 1, max: 2 })).chain(([s, a]) =>
+        stepStarted(s, a)
+      ),
+      weight: 3
+    },
+    {
+      arbitrary: fc.tuple(fc.constantFrom("s0", "s1"), fc.integer({ min: 1, max: 2 })).chain(([s, a]) =>
+        stepEnded(s, a)
+      ),
+      weight: 3
+    },
     { arbitrary: terminal, weight: 1 }
   )
 
-const audit: fc.Arbitrary<Fixtures.Entry> = fc.tuple(fc.constantFrom(...TENANTS), fc.integer({ min: 1, max: 3 }), fc.constantFrom("receipt.issued", "scope.denied"))
+const audit: fc.Arbitrary<Fixtures.Entry> = fc.tuple(
+  fc.constantFrom(...TENANTS),
+  fc.integer({ min: 1, max: 3 }),
+  fc.constantFrom("receipt.issued", "scope.denied")
+)
   .map(([tenant, n, action]): Fixtures.Entry => ({
     address: { type: "audit", tenant, id: Fixtures.auditId(n) },
     at: Fixtures.at(300 + n),
-    event: { _tag: "AuditRecorded", action, actor: "system", target: `t-${n}`, outcome: "allowed", detail: { n: String(n) } }
+    event: {
+      _tag: "AuditRecorded",
+      action,
+      actor: "system",
+      target: `t-${n}`,
+      outcome: "allowed",
+      detail: { n: String(n) }
+    }
   }))
 
 /** Interleaves per-run event lists, keeping each run's order, as `picks` choose; times grow with position. */
-const interleave = (runs: ReadonlyArray<ReadonlyArray<Fixtures.Entry>>, picks: ReadonlyArray<number>): ReadonlyArray<Fixtures.Entry> => {
+const interleave = (
+  runs: ReadonlyArray<ReadonlyArray<Fixtures.Entry>>,
+  picks: ReadonlyArray<number>
+): ReadonlyArray<Fixtures.Entry> => {
   const queues = runs.map((r) => [...r])
   const out: Array<Fixtures.Entry> = []
   for (let k = 0; queues.some((q) => q.length > 0); k++) {
@@ -99,15 +134,24 @@ const entriesOf = (addressIndex: number, events: ReadonlyArray<Event>): Readonly
   events.map((event) => ({ address: ADDRESSES[addressIndex]!, at: Fixtures.at(0), event }))
 
 /** Journals that runs actors write, interleaved across up to four runs of two tenants, with audit entries. */
-export const wellFormed: fc.Arbitrary<ReadonlyArray<Fixtures.Entry>> = fc.uniqueArray(fc.nat({ max: ADDRESSES.length - 1 }), { minLength: 1, maxLength: 4 })
+export const wellFormed: fc.Arbitrary<ReadonlyArray<Fixtures.Entry>> = fc.uniqueArray(
+  fc.nat({ max: ADDRESSES.length - 1 }),
+  { minLength: 1, maxLength: 4 }
+)
   .chain((indexes) =>
-    fc.tuple(fc.tuple(...indexes.map((i) => wellFormedRun(ADDRESSES[i]!.id).map((events) => entriesOf(i, events)))), fc.array(audit, { maxLength: 3 }), fc.array(fc.nat(), { maxLength: 20 }))
+    fc.tuple(
+      fc.tuple(...indexes.map((i) => wellFormedRun(ADDRESSES[i]!.id).map((events) => entriesOf(i, events)))),
+      fc.array(audit, { maxLength: 3 }),
+      fc.array(fc.nat(), { maxLength: 20 })
+    )
   )
   .map(([runs, audits, picks]) => interleave([...runs, ...audits.map((a) => [a])], picks))
 
 /** Run events in any order, of any run: what no actor writes, but the fold must still treat as it always did. */
 export const anyOrder: fc.Arbitrary<ReadonlyArray<Fixtures.Entry>> = fc.array(
-  fc.nat({ max: ADDRESSES.length - 1 }).chain((i) => anyRunEvent(ADDRESSES[i]!.id).map((event) => entriesOf(i, [event])[0]!)),
+  fc.nat({ max: ADDRESSES.length - 1 }).chain((i) =>
+    anyRunEvent(ADDRESSES[i]!.id).map((event) => entriesOf(i, [event])[0]!)
+  ),
   { minLength: 1, maxLength: 24 }
 ).map((entries) => entries.map((e, i) => ({ ...e, at: Fixtures.at(20 + i) })))
 

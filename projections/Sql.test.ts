@@ -8,9 +8,11 @@ import { Effect, Exit, Layer } from "effect"
 import { redactUrl, Sql } from "./Sql.ts"
 
 const withSql = <A, E>(layer: Layer.Layer<Sql, E>, f: (sql: Sql["Service"]) => Effect.Effect<A, E>) =>
-  Effect.runPromiseExit(Effect.gen(function*() {
-    return yield* f(yield* Sql)
-  }).pipe(Effect.provide(layer)))
+  Effect.runPromiseExit(
+    Effect.gen(function*() {
+      return yield* f(yield* Sql)
+    }).pipe(Effect.provide(layer))
+  )
 
 describe("Sql", () => {
   it("redacts the password of a connection string", () => {

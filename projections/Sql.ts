@@ -74,7 +74,8 @@ const reasonOf = (e: unknown): string => {
 }
 
 /** The SQLSTATE a failed statement's error names (both drivers put it in the reason), or null when it has none. */
-export const sqlState = (e: DatabaseUnavailable): string | null => /\(SQLSTATE ([0-9A-Z]{5})\)$/.exec(e.reason)?.[1] ?? null
+export const sqlState = (e: DatabaseUnavailable): string | null =>
+  /\(SQLSTATE ([0-9A-Z]{5})\)$/.exec(e.reason)?.[1] ?? null
 
 /**
  * SQLSTATE classes that the statement's data caused: 22 data exception (a NUL or lone surrogate in JSON text,
@@ -199,7 +200,9 @@ const lockDataDir = (dataDir: string) =>
         } catch {
           const owner = Number(readFileSync(file, "utf8").trim())
           if (Number.isInteger(owner) && owner !== process.pid && alive(owner)) {
-            throw new Error(`${dataDir} is in use by process ${owner} (one process per embedded database; use DATABASE_URL to share one)`)
+            throw new Error(
+              `${dataDir} is in use by process ${owner} (one process per embedded database; use DATABASE_URL to share one)`
+            )
           }
           writeFileSync(file, String(process.pid))
         }
@@ -263,7 +266,12 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
                 catch: (e) => new DatabaseUnavailable({ operation: "begin", reason: scrub(reasonOf(e)) })
               }),
               (client) =>
-                topLevel("pg", execWith("pg", scrub, (text, params) => client.query(text, params).then((r) => r.rows)), state, f),
+                topLevel(
+                  "pg",
+                  execWith("pg", scrub, (text, params) => client.query(text, params).then((r) => r.rows)),
+                  state,
+                  f
+                ),
               // A connection whose transaction did not end cleanly is closed rather than reused.
               (client) =>
                 Effect.sync(() => {
@@ -340,7 +348,11 @@ export const forTenant = <A, E, R>(
     return yield* sql.transaction((tx) =>
       Effect.andThen(
         // one round trip for both; `set_config('role', …)` is `SET LOCAL ROLE`
-        tx.query(`select set_config('role', $1, true) as role, set_config($2, $3, true) as tenant`, [EDGE_ROLE, TENANT_SETTING, tenant]),
+        tx.query(`select set_config('role', $1, true) as role, set_config($2, $3, true) as tenant`, [
+          EDGE_ROLE,
+          TENANT_SETTING,
+          tenant
+        ]),
         f(tx)
       )
     )

@@ -17,7 +17,10 @@ let n = 0
 const name = () => `k${++n}`
 const root = { keyId: null, expiresAt: null }
 /** The principal a new key speaks as, for minting its own children. */
-const minterOf = (key: Tokens.NewKey) => ({ keyId: key.id, expiresAt: key.expiresAt === null ? null : Date.parse(key.expiresAt) })
+const minterOf = (key: Tokens.NewKey) => ({
+  keyId: key.id,
+  expiresAt: key.expiresAt === null ? null : Date.parse(key.expiresAt)
+})
 const iso = (ms: number) => new Date(ms).toISOString()
 
 /** A write behind the API's back, as the connecting user. */
@@ -31,8 +34,11 @@ for (const driver of drivers) {
     let rt: ManagedRuntime.ManagedRuntime<Sql, DatabaseUnavailable>
     let stop: () => Promise<void> = async () => {}
     const run = <A, E>(effect: Effect.Effect<A, E, Sql>) => rt.runPromise(effect)
-    const create = (minter: Pick<Tokens.Principal, "keyId" | "expiresAt">, expiresAt: string | null = null, scopes = ["keys:write", "runs:read"]) =>
-      run(Tokens.createKey(TENANT, name(), scopes, expiresAt, minter))
+    const create = (
+      minter: Pick<Tokens.Principal, "keyId" | "expiresAt">,
+      expiresAt: string | null = null,
+      scopes = ["keys:write", "runs:read"]
+    ) => run(Tokens.createKey(TENANT, name(), scopes, expiresAt, minter))
 
     beforeAll(async () => {
       const started = await driver.start()
@@ -68,9 +74,13 @@ for (const driver of drivers) {
       const grandchild = await create(minterOf(child))
       expect(await run(Tokens.authenticate(grandchild.key))).toMatchObject({ keyId: grandchild.id, tenant: TENANT })
       // rows written behind the API's back: the ancestor's state decides at use time
-      await run(sql(`update api_tokens set expires_at = $2::timestamptz where id = $1`, [parent.id, iso(Date.now() - 1000)]))
+      await run(
+        sql(`update api_tokens set expires_at = $2::timestamptz where id = $1`, [parent.id, iso(Date.now() - 1000)])
+      )
       expect(await run(Tokens.authenticate(grandchild.key))).toBeNull()
-      await run(sql(`update api_tokens set expires_at = $2::timestamptz where id = $1`, [parent.id, iso(Date.now() + HOUR)]))
+      await run(
+        sql(`update api_tokens set expires_at = $2::timestamptz where id = $1`, [parent.id, iso(Date.now() + HOUR)])
+      )
       expect(await run(Tokens.authenticate(grandchild.key))).not.toBeNull()
       await run(sql(`update api_tokens set revoked_at = $2::timestamptz where id = $1`, [child.id, iso(Date.now())]))
       expect(await run(Tokens.authenticate(grandchild.key))).toBeNull()
@@ -97,7 +107,9 @@ for (const driver of drivers) {
       const revoked = await run(Tokens.revokeKey(TENANT, parent.id))
       expect(revoked).toEqual({
         tokenHash: Tokens.hash(parent.key),
-        descendants: [child, ...grandchildren].map((k) => ({ id: k.id, tokenHash: Tokens.hash(k.key) })).sort((a, b) => a.id < b.id ? -1 : 1)
+        descendants: [child, ...grandchildren].map((k) => ({ id: k.id, tokenHash: Tokens.hash(k.key) })).sort((a, b) =>
+          a.id < b.id ? -1 : 1
+        )
       })
       for (const k of [parent, child, ...grandchildren]) expect(await run(Tokens.authenticate(k.key))).toBeNull()
       expect(await run(Tokens.authenticate(sibling.key))).not.toBeNull()
@@ -105,7 +117,10 @@ for (const driver of drivers) {
       expect(await run(Tokens.revokeKey(TENANT, child.id))).toBeNull()
       expect(await run(Tokens.revokeKey("t-other", sibling.id))).toBeNull()
       expect(await run(Tokens.findKey(TENANT, child.id))).toBeNull()
-      expect(await run(Tokens.findKey(TENANT, sibling.id))).toEqual({ id: sibling.id, scopes: ["keys:write", "runs:read"] })
+      expect(await run(Tokens.findKey(TENANT, sibling.id))).toEqual({
+        id: sibling.id,
+        scopes: ["keys:write", "runs:read"]
+      })
     })
 
     it("refuses to mint under a key revoked since it authenticated", async () => {

@@ -45,7 +45,11 @@ export const ensure = (
     const tokenHash = hash(plainToken)
     const kept = yield* sql.transaction((tx) =>
       Effect.gen(function*() {
-        yield* tx.query(`delete from api_tokens where tenant_id = $1 and name = $2 and token_hash <> $3`, [tenant, name, tokenHash])
+        yield* tx.query(`delete from api_tokens where tenant_id = $1 and name = $2 and token_hash <> $3`, [
+          tenant,
+          name,
+          tokenHash
+        ])
         return yield* tx.query(
           `insert into api_tokens (token_hash, tenant_id, name, scopes, created_at)
            values ($1, $2, $3, $4::text[], $5::timestamptz)
@@ -57,7 +61,10 @@ export const ensure = (
       })
     )
     if (kept.length === 0) {
-      return yield* new InvalidCommand({ command: "ensure API token", reason: `the token '${name}' is already registered to another tenant` })
+      return yield* new InvalidCommand({
+        command: "ensure API token",
+        reason: `the token '${name}' is already registered to another tenant`
+      })
     }
   }).pipe(Effect.withSpan("Tokens.ensure", { attributes: { "lantern.tenant": tenant } }))
 
@@ -146,10 +153,18 @@ const insertKey = (
          values ($1, $2, $3, $4::text[], $5::timestamptz, $6, $7::timestamptz, $8, $9)`,
         [hash(key), tenant, name, [...scopes], createdAt, id, expiresAt, last4, parentId]
       )
-    ).pipe(Effect.as(true), Effect.catchTag("DatabaseUnavailable", (e) =>
-      /unique|duplicate/i.test(e.reason) ? Effect.succeed(false) : Effect.fail(e)))
+    ).pipe(
+      Effect.as(true),
+      Effect.catchTag(
+        "DatabaseUnavailable",
+        (e) => /unique|duplicate/i.test(e.reason) ? Effect.succeed(false) : Effect.fail(e)
+      )
+    )
     if (!inserted) {
-      return yield* new InvalidCommand({ command: "create API key", reason: `a key named '${name}' already exists; revoke it or pick another name` })
+      return yield* new InvalidCommand({
+        command: "create API key",
+        reason: `a key named '${name}' already exists; revoke it or pick another name`
+      })
     }
     return { id, name, key, scopes: [...scopes], last4, expiresAt, createdAt, parentId } satisfies NewKey
   })
@@ -187,15 +202,32 @@ export const createKey = (
         }
         const asked = expiresAt === null ? null : Date.parse(expiresAt)
         const effective = earlier(asked, cap)
-        return yield* insertKey(tx, tenant, name, scopes, effective === null ? null : new Date(effective).toISOString(), minter.keyId, now)
-      })
-    )
+        return yield* insertKey(
+          tx,
+          tenant,
+          name,
+          scopes,
+          effective === null ? null : new Date(effective).toISOString(),
+          minter.keyId,
+          now
+        )
+      }))
   }).pipe(Effect.withSpan("Tokens.createKey", { attributes: { "lantern.tenant": tenant } }))
 
 /** The tenant's live keys (not revoked; expired ones are listed with their expiry), oldest first. */
 export const listKeys = (tenant: string): Effect.Effect<ReadonlyArray<KeyView>, DatabaseUnavailable, Sql> =>
   Effect.map(
-    queryAs<{ id: string; name: string; scopes: Array<string>; last4: string; expires_at: unknown; created_at: unknown; parent_id: string | null }>(
+    queryAs<
+      {
+        id: string
+        name: string
+        scopes: Array<string>
+        last4: string
+        expires_at: unknown
+        created_at: unknown
+        parent_id: string | null
+      }
+    >(
       tenant,
       `select id, name, scopes, last4, expires_at, created_at, parent_id from api_tokens
        where tenant_id = $1 and id is not null and revoked_at is null order by id`,
@@ -214,9 +246,16 @@ export const listKeys = (tenant: string): Effect.Effect<ReadonlyArray<KeyView>, 
   )
 
 /** The tenant's live (not revoked) key `id` with its scopes, or null: what a revocation is checked against. */
-export const findKey = (tenant: string, id: string): Effect.Effect<{ id: string; scopes: ReadonlyArray<string> } | null, DatabaseUnavailable, Sql> =>
+export const findKey = (
+  tenant: string,
+  id: string
+): Effect.Effect<{ id: string; scopes: ReadonlyArray<string> } | null, DatabaseUnavailable, Sql> =>
   Effect.map(
-    queryAs<{ id: string; scopes: Array<string> }>(tenant, `select id, scopes from api_tokens where tenant_id = $1 and id = $2 and revoked_at is null`, [tenant, id]),
+    queryAs<{ id: string; scopes: Array<string> }>(
+      tenant,
+      `select id, scopes from api_tokens where tenant_id = $1 and id = $2 and revoked_at is null`,
+      [tenant, id]
+    ),
     (rows) => rows[0] ?? null
   )
 
@@ -256,10 +295,11 @@ export const revokeKey = (tenant: string, id: string): Effect.Effect<Revoked | n
         )
         return {
           tokenHash: rows[0].token_hash,
-          descendants: descendants.map((d) => ({ id: d.id, tokenHash: d.token_hash })).sort((a, b) => a.id < b.id ? -1 : 1)
+          descendants: descendants.map((d) => ({ id: d.id, tokenHash: d.token_hash })).sort((a, b) =>
+            a.id < b.id ? -1 : 1
+          )
         } satisfies Revoked
-      })
-    )
+      }))
   }).pipe(Effect.withSpan("Tokens.revokeKey", { attributes: { "lantern.tenant": tenant } }))
 
 /** A registered tenant. */
@@ -273,14 +313,19 @@ export interface Tenant {
 export const ensureTenant = (id: string, name: string): Effect.Effect<void, DatabaseUnavailable, Sql> =>
   Effect.gen(function*() {
     const now = new Date(yield* Clock.currentTimeMillis).toISOString()
-    yield* (yield* Sql).query(`insert into tenants (id, name, created_at) values ($1, $2, $3::timestamptz) on conflict do nothing`, [id, name, now])
+    yield* (yield* Sql).query(
+      `insert into tenants (id, name, created_at) values ($1, $2, $3::timestamptz) on conflict do nothing`,
+      [id, name, now]
+    )
   })
 
 /**
  * A new tenant and its first owner key (scope `*`), in one transaction. An administrative write of the
  * deployment's registry, on the system path; the key is then written as the new tenant.
  */
-export const createTenant = (name: string): Effect.Effect<{ tenant: Tenant; key: NewKey }, DatabaseUnavailable | InvalidCommand, Sql> =>
+export const createTenant = (
+  name: string
+): Effect.Effect<{ tenant: Tenant; key: NewKey }, DatabaseUnavailable | InvalidCommand, Sql> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const tenant: Tenant = { id: `t-${encode(now, randomBytes(16))}`, name, createdAt: new Date(now).toISOString() }
@@ -291,7 +336,11 @@ export const createTenant = (name: string): Effect.Effect<{ tenant: Tenant; key:
           `insert into tenants (id, name, created_at) values ($1, $2, $3::timestamptz) on conflict do nothing returning id`,
           [tenant.id, tenant.name, tenant.createdAt]
         )
-        if (added.length === 0) return yield* new InvalidCommand({ command: "create tenant", reason: `a tenant named '${name}' already exists` })
+        if (added.length === 0)
+          return yield* new InvalidCommand({
+            command: "create tenant",
+            reason: `a tenant named '${name}' already exists`
+          })
         // the tenant's root: no parent, even when an expiring operator key made it (lineage stays in a tenant)
         const key = yield* insertKey(tx, tenant.id, "owner", ALL_SCOPES, null, null, now)
         return { tenant, key }
@@ -301,4 +350,7 @@ export const createTenant = (name: string): Effect.Effect<{ tenant: Tenant; key:
 
 /** Whether a tenant has at least one token. */
 export const anyForTenant = (tenant: string): Effect.Effect<boolean, DatabaseUnavailable, Sql> =>
-  Effect.map(queryAs(tenant, `select 1 from api_tokens where tenant_id = $1 limit 1`, [tenant]), (rows) => rows.length > 0)
+  Effect.map(
+    queryAs(tenant, `select 1 from api_tokens where tenant_id = $1 limit 1`, [tenant]),
+    (rows) => rows.length > 0
+  )

@@ -37,14 +37,17 @@ const daysOf = (
   days: number,
   now: number
 ): Effect.Effect<ReadonlyArray<UsageDay>, DatabaseUnavailable, Sql> =>
-  forTenant(tenant, (sql) => Effect.gen(function*() {
-    const since = new Date(Date.UTC(
-      new Date(now).getUTCFullYear(),
-      new Date(now).getUTCMonth(),
-      new Date(now).getUTCDate() - (days - 1)
-    )).toISOString()
-    const spend = yield* sql.query<{ day: string; modelCalls: number; tokensIn: number; tokensOut: number; costUsd: number }>(
-      `select ${utcDay("s.finished_at")} as day,
+  forTenant(tenant, (sql) =>
+    Effect.gen(function*() {
+      const since = new Date(Date.UTC(
+        new Date(now).getUTCFullYear(),
+        new Date(now).getUTCMonth(),
+        new Date(now).getUTCDate() - (days - 1)
+      )).toISOString()
+      const spend = yield* sql.query<
+        { day: string; modelCalls: number; tokensIn: number; tokensOut: number; costUsd: number }
+      >(
+        `select ${utcDay("s.finished_at")} as day,
          (count(*) filter (where s.kind = 'model'))::int as "modelCalls",
          coalesce(sum(s.tokens_in), 0)::float8 as "tokensIn",
          coalesce(sum(s.tokens_out), 0)::float8 as "tokensOut",
@@ -53,24 +56,25 @@ const daysOf = (
        where s.tenant_id = $1 and ($2::text is null or r.agent_name = $2) and s.status = 'completed' and s.kind <> 'agent'
          and s.finished_at >= $3::timestamptz
        group by 1`,
-      [tenant, agentName, since]
-    )
-    const started = yield* sql.query<{ day: string; runs: number }>(
-      `select ${utcDay("created_at")} as day, count(*)::int as runs from runs
+        [tenant, agentName, since]
+      )
+      const started = yield* sql.query<{ day: string; runs: number }>(
+        `select ${utcDay("created_at")} as day, count(*)::int as runs from runs
        where tenant_id = $1 and ($2::text is null or agent_name = $2) and created_at >= $3::timestamptz group by 1`,
-      [tenant, agentName, since]
-    )
-    const byDay = new Map<string, UsageDay>()
-    const at = (day: string) => byDay.get(day) ?? { day, runs: 0, modelCalls: 0, tokensIn: 0, tokensOut: 0, costUsd: 0 }
-    for (const r of started) byDay.set(r.day, { ...at(r.day), runs: Number(r.runs) })
-    for (const s of spend) {
-      byDay.set(s.day, {
-        ...at(s.day),
-        modelCalls: Number(s.modelCalls),
-        tokensIn: Number(s.tokensIn),
-        tokensOut: Number(s.tokensOut),
-        costUsd: Math.round(Number(s.costUsd) * 1e9) / 1e9
-      })
-    }
-    return [...byDay.values()].sort((a, b) => a.day.localeCompare(b.day))
-  }))
+        [tenant, agentName, since]
+      )
+      const byDay = new Map<string, UsageDay>()
+      const at = (day: string) =>
+        byDay.get(day) ?? { day, runs: 0, modelCalls: 0, tokensIn: 0, tokensOut: 0, costUsd: 0 }
+      for (const r of started) byDay.set(r.day, { ...at(r.day), runs: Number(r.runs) })
+      for (const s of spend) {
+        byDay.set(s.day, {
+          ...at(s.day),
+          modelCalls: Number(s.modelCalls),
+          tokensIn: Number(s.tokensIn),
+          tokensOut: Number(s.tokensOut),
+          costUsd: Math.round(Number(s.costUsd) * 1e9) / 1e9
+        })
+      }
+      return [...byDay.values()].sort((a, b) => a.day.localeCompare(b.day))
+    }))

@@ -19,7 +19,15 @@ import * as Tokens from "./Tokens.ts"
 
 const drivers = Drivers.sql()
 
-const TABLES = ["agents", "agent_versions", "runs", "steps", "projector_checkpoints", "api_tokens", "projector_dead_letters"]
+const TABLES = [
+  "agents",
+  "agent_versions",
+  "runs",
+  "steps",
+  "projector_checkpoints",
+  "api_tokens",
+  "projector_dead_letters"
+]
 const KEYS: Record<string, string> = {
   agents: "tenant_id, name",
   agent_versions: "tenant_id, name, version",
@@ -37,7 +45,8 @@ const withSql = <A, E>(f: (sql: SqlPort) => Effect.Effect<A, E>) =>
 const dump = Effect.gen(function*() {
   const sql = yield* Sql
   const out: Record<string, ReadonlyArray<unknown>> = {}
-  for (const [table, key] of Object.entries(KEYS)) out[table] = yield* sql.query(`select * from ${table} order by ${key}`)
+  for (const [table, key] of Object.entries(KEYS))
+    out[table] = yield* sql.query(`select * from ${table} order by ${key}`)
   return out
 })
 
@@ -45,8 +54,10 @@ const applyAll = (tenant: string, batchSize = 1000) =>
   Effect.gen(function*() {
     const agents = Fixtures.storedOf(Fixtures.agentEntries(tenant))
     const runs = Fixtures.storedOf(Fixtures.runEntries(tenant))
-    for (let i = 0; i < agents.length; i += batchSize) yield* Projector.apply("projector-agents", AGENTS, agents.slice(i, i + batchSize))
-    for (let i = 0; i < runs.length; i += batchSize) yield* Projector.apply("projector-runs", RUNS, runs.slice(i, i + batchSize))
+    for (let i = 0; i < agents.length; i += batchSize)
+      yield* Projector.apply("projector-agents", AGENTS, agents.slice(i, i + batchSize))
+    for (let i = 0; i < runs.length; i += batchSize)
+      yield* Projector.apply("projector-runs", RUNS, runs.slice(i, i + batchSize))
     return { agents, runs }
   })
 
@@ -106,8 +117,22 @@ for (const driver of drivers) {
       expect(await run(Queries.getAgent("t1", "support"))).toEqual(agents[0])
       expect(await run(Queries.getAgent("t1", "nobody"))).toBeNull()
       expect(await run(Queries.listVersions("t1", "support"))).toEqual([
-        { name: "support", version: 1, digest: "sha256:aaa", description: "Answers customers", spec: Fixtures.spec("v1"), createdAt: Fixtures.at(0) },
-        { name: "support", version: 2, digest: "sha256:bbb", description: "Answers customers, politely", spec: Fixtures.spec("v2"), createdAt: Fixtures.at(10) }
+        {
+          name: "support",
+          version: 1,
+          digest: "sha256:aaa",
+          description: "Answers customers",
+          spec: Fixtures.spec("v1"),
+          createdAt: Fixtures.at(0)
+        },
+        {
+          name: "support",
+          version: 2,
+          digest: "sha256:bbb",
+          description: "Answers customers, politely",
+          spec: Fixtures.spec("v2"),
+          createdAt: Fixtures.at(10)
+        }
       ])
 
       const succeeded = {
@@ -167,8 +192,14 @@ for (const driver of drivers) {
       expect(await run(Queries.getRun("t1", Fixtures.runId(9)))).toBeNull()
       expect(await run(Queries.listRuns("t1"))).toEqual({ items: [canceled, failed, succeeded], nextCursor: null })
       expect(await run(Queries.listRuns("t1", { status: "failed" }))).toEqual({ items: [failed], nextCursor: null })
-      expect(await run(Queries.listRuns("t1", { agentName: "support" }))).toEqual({ items: [canceled, succeeded], nextCursor: null })
-      expect(await run(Queries.listRuns("t1", { agentName: "support", status: "running" }))).toEqual({ items: [], nextCursor: null })
+      expect(await run(Queries.listRuns("t1", { agentName: "support" }))).toEqual({
+        items: [canceled, succeeded],
+        nextCursor: null
+      })
+      expect(await run(Queries.listRuns("t1", { agentName: "support", status: "running" }))).toEqual({
+        items: [],
+        nextCursor: null
+      })
 
       const steps1 = await run(Queries.listSteps("t1", Fixtures.runId(1)))
       expect(steps1.map((s) => [s.stepId, s.kind, s.status, s.tokensIn, s.costUsd])).toEqual([
@@ -203,7 +234,10 @@ for (const driver of drivers) {
 
     it("lists runs newest first by creation time, not by id (child runs' ids are not time-ordered), and pages by cursor", async () => {
       // [run number (its id's order), seconds after T0]: ids and times disagree; 40 and 41 start in the same millisecond
-      const made: ReadonlyArray<readonly [number, number]> = [[50, 100], [10, 400], [30, 200], [41, 300], [40, 300], [20, 150], [60, 50]]
+      const made: ReadonlyArray<readonly [number, number]> = [[50, 100], [10, 400], [30, 200], [41, 300], [40, 300], [
+        20,
+        150
+      ], [60, 50]]
       const entries = made.map(([n, t]) => ({ ...Fixtures.startedRuns("t1", 1, n)[0]!, at: Fixtures.at(t) }))
       await run(Projector.apply("projector-runs", RUNS, Fixtures.storedOf(entries)))
       const newestFirst = [10, 41, 40, 30, 20, 50, 60].map(Fixtures.runId)
@@ -212,14 +246,18 @@ for (const driver of drivers) {
       const pages: Array<string> = []
       let cursor: string | null = null
       do {
-        const page: Queries.RunPage = await run(Queries.listRuns("t1", { limit: 2, ...(cursor === null ? {} : { cursor }) }))
+        const page: Queries.RunPage = await run(
+          Queries.listRuns("t1", { limit: 2, ...(cursor === null ? {} : { cursor }) })
+        )
         pages.push(...page.items.map((r) => r.id))
         cursor = page.nextCursor
         if (cursor !== null) expect(cursor).toMatch(/^[0-9]{1,17}\.run_[0-9a-z]{26}$/)
       } while (cursor !== null)
       expect(pages).toEqual(newestFirst)
       // the cursor before issue 10, a bare run id, continues below that run's (created_at, id)
-      expect((await run(Queries.listRuns("t1", { cursor: Fixtures.runId(41) }))).items.map((r) => r.id)).toEqual(newestFirst.slice(2))
+      expect((await run(Queries.listRuns("t1", { cursor: Fixtures.runId(41) }))).items.map((r) => r.id)).toEqual(
+        newestFirst.slice(2)
+      )
       expect((await run(Queries.listRuns("t1", { cursor: Fixtures.runId(99) }))).items).toEqual([])
       // a cursor is the tenant's own: another tenant's run id continues nowhere
       expect((await run(Queries.listRuns("t2", { cursor: Fixtures.runId(41) }))).items).toEqual([])
@@ -248,7 +286,11 @@ for (const driver of drivers) {
         seq: stored.length + 1,
         subject: "lantern.run.t2.run_x",
         type: "RunStarted",
-        error: new CorruptEvent({ subject: "lantern.run.t2.run_x", seq: stored.length + 1, reason: "input: Missing key" })
+        error: new CorruptEvent({
+          subject: "lantern.run.t2.run_x",
+          seq: stored.length + 1,
+          reason: "input: Missing key"
+        })
       }
       const applied = await run(Projector.apply("projector-runs", RUNS, [...stored, undecodable]))
       expect(applied.applied).toBe(clean.length)
@@ -281,9 +323,15 @@ for (const driver of drivers) {
           runs: sql.query(`select * from runs order by tenant_id, id`),
           steps: sql.query(`select * from steps order by tenant_id, run_id, step_id, attempt`),
           audit: sql.query(`select * from audit_events order by tenant_id, id`)
-        }))
+        })
+      )
       const reset = withSql((sql) =>
-        Effect.forEach(["runs", "steps", "audit_events", "projector_checkpoints"], (t) => sql.query(`delete from ${t}`), { discard: true }))
+        Effect.forEach(
+          ["runs", "steps", "audit_events", "projector_checkpoints"],
+          (t) => sql.query(`delete from ${t}`),
+          { discard: true }
+        )
+      )
       /** The reference: each event through Fold.event, in stream order, in one transaction. */
       const oneByOne = (stored: ReadonlyArray<Envelope.Stored>) =>
         withSql((sql) => sql.transaction((tx) => Effect.forEach(stored, (e) => Fold.event(tx, e), { discard: true })))
@@ -297,22 +345,27 @@ for (const driver of drivers) {
           }
         })
       await fc.assert(
-        fc.asyncProperty(RunJournals.journal, fc.array(fc.integer({ min: 1, max: 12 }), { maxLength: 4 }), fc.nat(), async (entries, sizes, back) => {
-          const stored = Fixtures.storedOf(entries)
-          await run(reset)
-          await run(oneByOne(stored))
-          const expected = await run(rows)
-          await run(reset)
-          await run(inBatches(stored, sizes))
-          expect(await run(rows)).toEqual(expected)
-          // the checkpoint goes back (a restored database): the events after it come again onto rows that hold them
-          const from = back % (stored.length + 1)
-          await run(oneByOne(stored.slice(from)))
-          const again = await run(rows)
-          await run(withSql((sql) => sql.query(`update projector_checkpoints set last_seq = $1`, [from])))
-          await run(inBatches(stored, [...sizes].reverse()))
-          expect(await run(rows)).toEqual(again)
-        }),
+        fc.asyncProperty(
+          RunJournals.journal,
+          fc.array(fc.integer({ min: 1, max: 12 }), { maxLength: 4 }),
+          fc.nat(),
+          async (entries, sizes, back) => {
+            const stored = Fixtures.storedOf(entries)
+            await run(reset)
+            await run(oneByOne(stored))
+            const expected = await run(rows)
+            await run(reset)
+            await run(inBatches(stored, sizes))
+            expect(await run(rows)).toEqual(expected)
+            // the checkpoint goes back (a restored database): the events after it come again onto rows that hold them
+            const from = back % (stored.length + 1)
+            await run(oneByOne(stored.slice(from)))
+            const again = await run(rows)
+            await run(withSql((sql) => sql.query(`update projector_checkpoints set last_seq = $1`, [from])))
+            await run(inBatches(stored, [...sizes].reverse()))
+            expect(await run(rows)).toEqual(again)
+          }
+        ),
         { numRuns: 40 }
       )
     })
@@ -381,7 +434,11 @@ for (const driver of drivers) {
       expect((await run(Queries.listRuns("t1", { limit: 5 }))).nextCursor).toBeNull()
       const support = await run(Queries.listRuns("t1", { agentName: "support", limit: 2 }))
       expect(support.items.map((r) => r.id)).toEqual([Fixtures.runId(5), Fixtures.runId(3)])
-      expect((await run(Queries.listRuns("t1", { agentName: "support", limit: 2, cursor: support.nextCursor! }))).items.map((r) => r.id))
+      expect(
+        (await run(Queries.listRuns("t1", { agentName: "support", limit: 2, cursor: support.nextCursor! }))).items.map((
+          r
+        ) => r.id)
+      )
         .toEqual([Fixtures.runId(1)])
     })
 
@@ -389,8 +446,20 @@ for (const driver of drivers) {
       await run(Tokens.ensure("t1", "owner", "lt_secret_one"))
       await run(Tokens.ensure("t1", "owner", "lt_secret_one"))
       await run(Tokens.ensure("t1", "ci", "lt_secret_ci", ["runs:write"]))
-      expect(await run(Tokens.authenticate("lt_secret_one"))).toEqual({ tenant: "t1", name: "owner", scopes: ["*"], keyId: null, expiresAt: null })
-      expect(await run(Tokens.authenticate("lt_secret_ci"))).toEqual({ tenant: "t1", name: "ci", scopes: ["runs:write"], keyId: null, expiresAt: null })
+      expect(await run(Tokens.authenticate("lt_secret_one"))).toEqual({
+        tenant: "t1",
+        name: "owner",
+        scopes: ["*"],
+        keyId: null,
+        expiresAt: null
+      })
+      expect(await run(Tokens.authenticate("lt_secret_ci"))).toEqual({
+        tenant: "t1",
+        name: "ci",
+        scopes: ["runs:write"],
+        keyId: null,
+        expiresAt: null
+      })
       expect(await run(Tokens.authenticate("lt_unknown"))).toBeNull()
       expect(await run(Tokens.authenticate(""))).toBeNull()
       expect(await run(Tokens.anyForTenant("t1"))).toBe(true)
@@ -416,11 +485,13 @@ for (const driver of drivers) {
       const results = await run(Effect.gen(function*() {
         const sql = yield* Sql
         yield* sql.transaction((tx) => insert(tx, "a"))
-        const failed = yield* Effect.exit(sql.transaction((tx) => Effect.andThen(insert(tx, "b"), Effect.fail("boom" as const))))
+        const failed = yield* Effect.exit(
+          sql.transaction((tx) => Effect.andThen(insert(tx, "b"), Effect.fail("boom" as const)))
+        )
         // a duplicate key, caught inside: the transaction is still aborted and nothing commits
-        const aborted = yield* Effect.exit(sql.transaction((tx) =>
-          Effect.andThen(insert(tx, "c"), Effect.ignore(insert(tx, "a")))
-        ))
+        const aborted = yield* Effect.exit(
+          sql.transaction((tx) => Effect.andThen(insert(tx, "c"), Effect.ignore(insert(tx, "a"))))
+        )
         // the same failure inside a nested transaction (a savepoint) leaves the outer one healthy
         yield* sql.transaction((tx) =>
           Effect.andThen(insert(tx, "d"), Effect.ignore(tx.transaction((inner) => insert(inner, "a"))))

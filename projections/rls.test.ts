@@ -18,7 +18,15 @@ import * as Rls from "./Rls.ts"
 import { forTenant, Sql, type SqlPort } from "./Sql.ts"
 import * as Tokens from "./Tokens.ts"
 
-const TENANT_TABLES = ["agent_versions", "agents", "api_tokens", "audit_events", "projector_dead_letters", "runs", "steps"]
+const TENANT_TABLES = [
+  "agent_versions",
+  "agents",
+  "api_tokens",
+  "audit_events",
+  "projector_dead_letters",
+  "runs",
+  "steps"
+]
 
 const drivers = Drivers.sql()
 
@@ -35,32 +43,50 @@ const seed = Effect.gen(function*() {
     yield* Projector.apply("projector-audit", AUDIT, Fixtures.storedOf(Fixtures.auditEntries(tenant), firstSeq))
     // a run whose input the database refuses (a NUL): a dead letter of the tenant
     const started = Fixtures.startedRuns(tenant, 1, 90)[0]!
-    yield* Projector.apply("projector-runs", RUNS, Fixtures.storedOf([{ ...started, event: { ...started.event, input: "\u0000" } as Fixtures.Entry["event"] }], firstSeq + 500))
+    yield* Projector.apply(
+      "projector-runs",
+      RUNS,
+      Fixtures.storedOf(
+        [{ ...started, event: { ...started.event, input: "\u0000" } as Fixtures.Entry["event"] }],
+        firstSeq + 500
+      )
+    )
     yield* Tokens.ensure(tenant, "owner", `lt_secret_${tenant}`)
   }
 })
 
 /** Rows per tenant of a table, read as the connecting user (the system role sees every tenant). */
 const tenantsOf = (table: string) =>
-  withSql((sql) => sql.query<{ tenant: string; n: number }>(
-    `select tenant_id as tenant, count(*)::int as n from ${table} group by 1 order by 1`
-  ))
+  withSql((sql) =>
+    sql.query<{ tenant: string; n: number }>(
+      `select tenant_id as tenant, count(*)::int as n from ${table} group by 1 order by 1`
+    )
+  )
 
 /** The behaviours every deployment must show; `run` runs an effect on a migrated, seeded database. */
-const isolationCases = (run: <A, E>(effect: Effect.Effect<A, E, Sql>) => Promise<A>, exit: <A, E>(effect: Effect.Effect<A, E, Sql>) => Promise<Exit.Exit<A, unknown>>) => {
+const isolationCases = (
+  run: <A, E>(effect: Effect.Effect<A, E, Sql>) => Promise<A>,
+  exit: <A, E>(effect: Effect.Effect<A, E, Sql>) => Promise<Exit.Exit<A, unknown>>
+) => {
   it("puts every tenant table under ENABLE + FORCE row level security with its tenant_isolation policy", async () => {
     expect(await run(Rls.problems)).toEqual([])
     // the check above is not vacuous: these are the tables it found, each with the flags and the policy
-    const tables = await run(withSql((sql) => sql.query<{ name: string; enabled: boolean; forced: boolean; policies: string }>(
-      `select c.relname as name, c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
+    const tables = await run(
+      withSql((sql) =>
+        sql.query<{ name: string; enabled: boolean; forced: boolean; policies: string }>(
+          `select c.relname as name, c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
          (select string_agg(p.policyname, ',' order by p.policyname) from pg_policies p
            where p.schemaname = n.nspname and p.tablename = c.relname) as policies
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
        where n.nspname = current_schema() and c.relkind = 'r'
          and exists (select from pg_attribute a where a.attrelid = c.oid and a.attname in ('tenant', 'tenant_id'))
        order by 1`
-    )))
-    expect(tables).toEqual(TENANT_TABLES.map((name) => ({ name, enabled: true, forced: true, policies: "lantern_system,tenant_isolation" })))
+        )
+      )
+    )
+    expect(tables).toEqual(
+      TENANT_TABLES.map((name) => ({ name, enabled: true, forced: true, policies: "lantern_system,tenant_isolation" }))
+    )
   })
 
   it("fails the check for a tenant table without the policy, or with a policy that lets the edge see more", async () => {
@@ -74,10 +100,14 @@ const isolationCases = (run: <A, E>(effect: Effect.Effect<A, E, Sql>) => Promise
       ]))
       await sql(`alter table rogue enable row level security`)
       await sql(`alter table rogue force row level security`)
-      await sql(`create policy tenant_isolation on rogue using (tenant_id = current_setting('lantern.tenant', true)) with check (tenant_id = current_setting('lantern.tenant', true))`)
+      await sql(
+        `create policy tenant_isolation on rogue using (tenant_id = current_setting('lantern.tenant', true)) with check (tenant_id = current_setting('lantern.tenant', true))`
+      )
       expect(await run(Rls.problems)).toEqual([])
       await sql(`create policy everyone on rogue for select using (true)`)
-      expect(await run(Rls.problems)).toEqual(["rogue: the policy everyone applies to public, which widens what the edge may see"])
+      expect(await run(Rls.problems)).toEqual([
+        "rogue: the policy everyone applies to public, which widens what the edge may see"
+      ])
       const failed = await exit(Rls.verify)
       expect(Exit.isFailure(failed) && String(failed.cause)).toContain("verify row-level security")
     } finally {
@@ -114,14 +144,22 @@ const isolationCases = (run: <A, E>(effect: Effect.Effect<A, E, Sql>) => Promise
       )))
     expect(Exit.isFailure(insert) && String(insert.cause)).toContain("row-level security")
     // moving one's own row to another tenant is refused by WITH CHECK
-    const moved = await exit(forTenant("ta", (tx) => tx.query(`update runs set tenant_id = 'tb' where id = $1`, [Fixtures.runId(1)])))
+    const moved = await exit(
+      forTenant("ta", (tx) => tx.query(`update runs set tenant_id = 'tb' where id = $1`, [Fixtures.runId(1)]))
+    )
     expect(Exit.isFailure(moved) && String(moved.cause)).toContain("row-level security")
     // another tenant's rows are invisible to update and delete: nothing matches
-    expect(await run(forTenant("ta", (tx) => tx.query(`update runs set status = 'failed' where tenant_id = 'tb' returning id`)))).toEqual([])
+    expect(
+      await run(
+        forTenant("ta", (tx) => tx.query(`update runs set status = 'failed' where tenant_id = 'tb' returning id`))
+      )
+    ).toEqual([])
     expect(await run(forTenant("ta", (tx) => tx.query(`delete from steps returning tenant_id`)))).toSatisfy(
       (rows: ReadonlyArray<{ tenant_id: string }>) => rows.every((r) => r.tenant_id === "ta")
     )
-    expect(await run(withSql((sql) => sql.query(`select * from runs where tenant_id = 'tb' order by id`)))).toEqual(before)
+    expect(await run(withSql((sql) => sql.query(`select * from runs where tenant_id = 'tb' order by id`)))).toEqual(
+      before
+    )
     expect((await run(tenantsOf("steps"))).map((r) => r.tenant)).toEqual(["tb"])
   })
 
@@ -141,9 +179,11 @@ const isolationCases = (run: <A, E>(effect: Effect.Effect<A, E, Sql>) => Promise
     }
     const after = await run(Effect.andThen(
       forTenant("ta", (tx) => tx.query(`select 1`)),
-      withSql((sql) => sql.query<{ role: string; tenant: string | null }>(
-        `select current_user as role, current_setting('lantern.tenant', true) as tenant`
-      ))
+      withSql((sql) =>
+        sql.query<{ role: string; tenant: string | null }>(
+          `select current_user as role, current_setting('lantern.tenant', true) as tenant`
+        )
+      )
     ))
     expect(after[0]?.role).not.toBe(Rls.EDGE_ROLE)
     expect(after[0]?.tenant ?? "").toBe("")
@@ -174,7 +214,9 @@ for (const driver of drivers) {
 const cluster = Postgres.privateCluster()
 
 describe.skipIf(!cluster.available)(
-  `row-level security with a database user that is not a superuser${cluster.available ? "" : ` — skipped: ${cluster.reason}`}`,
+  `row-level security with a database user that is not a superuser${
+    cluster.available ? "" : ` — skipped: ${cluster.reason}`
+  }`,
   () => {
     let server: Postgres.PrivateCluster | undefined
     let rt: ManagedRuntime.ManagedRuntime<Sql, DatabaseUnavailable>
@@ -221,9 +263,11 @@ describe.skipIf(!cluster.available)(
     })
 
     it("connects as an owner without superuser or BYPASSRLS, so FORCE binds it too", async () => {
-      const [me] = await rt.runPromise(withSql((sql) => sql.query(
-        `select current_user as name, rolsuper as superuser, rolbypassrls as bypass from pg_roles where rolname = current_user`
-      )))
+      const [me] = await rt.runPromise(withSql((sql) =>
+        sql.query(
+          `select current_user as name, rolsuper as superuser, rolbypassrls as bypass from pg_roles where rolname = current_user`
+        )
+      ))
       expect(me).toEqual({ name: "lantern_app", superuser: false, bypass: false })
       // the projectors wrote both tenants' rows as this user, through its membership in the system role
       expect((await rt.runPromise(tenantsOf("runs"))).map((r) => r.tenant)).toEqual(["ta", "tb"])
@@ -245,7 +289,8 @@ describe.skipIf(!cluster.available)(
     isolationCases((effect) => rt.runPromise(effect), (effect) => rt.runPromiseExit(effect))
 
     it("refuses to start, saying what to run, when the database user may not set the roles up", async () => {
-      const fix = "CREATE ROLE lantern_edge NOLOGIN; CREATE ROLE lantern_system NOLOGIN; GRANT lantern_edge, lantern_system TO lantern_plain;"
+      const fix =
+        "CREATE ROLE lantern_edge NOLOGIN; CREATE ROLE lantern_system NOLOGIN; GRANT lantern_edge, lantern_system TO lantern_plain;"
       // no roles yet and no CREATEROLE
       expect(beforeRoles !== undefined && Exit.isFailure(beforeRoles)).toBe(true)
       const created = String(beforeRoles)

@@ -6,7 +6,9 @@
 import { Schema } from "effect"
 
 const AgentRef = Schema.String.check(
-  Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/u, { message: "Expected an agent name: lowercase letters, digits, '-' or '_', 1-63 characters" })
+  Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/u, {
+    message: "Expected an agent name: lowercase letters, digits, '-' or '_', 1-63 characters"
+  })
 )
 
 /** Seconds an approval may wait: from one second to 30 days. */
@@ -19,7 +21,9 @@ export type ToolApproval = typeof ToolApproval.Type
 
 export const ToolSpec = Schema.Struct({
   name: Schema.String.check(
-    Schema.isPattern(/^[a-zA-Z0-9_-]{1,64}$/u, { message: "Expected a tool name: letters, digits, '_' or '-', 1-64 characters" })
+    Schema.isPattern(/^[a-zA-Z0-9_-]{1,64}$/u, {
+      message: "Expected a tool name: letters, digits, '_' or '-', 1-64 characters"
+    })
   ),
   description: Schema.String.check(Schema.isMaxLength(1024)),
   parameters: Schema.Record(Schema.String, Schema.Unknown),
@@ -46,7 +50,9 @@ export type RetryPolicy = typeof RetryPolicy.Type
 
 /** A model capability alias (`auto`, `fast`, `smart`) or a provider model name. */
 export const ModelRef = Schema.String.check(
-  Schema.isPattern(/^[a-zA-Z0-9][a-zA-Z0-9._:/-]{0,127}$/u, { message: "Expected a model capability alias such as \"auto\"" })
+  Schema.isPattern(/^[a-zA-Z0-9][a-zA-Z0-9._:/-]{0,127}$/u, {
+    message: "Expected a model capability alias such as \"auto\""
+  })
 )
 
 /** How the router picks among an alias's candidate models, and whether deterministic answers may be reused. */
@@ -60,7 +66,11 @@ export const Routing = Schema.Struct({
    */
   credentials: Schema.optionalKey(Schema.Record(
     Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/u, { message: "Expected a provider name" })),
-    Schema.String.check(Schema.isPattern(/^lantern\.secret:\/\/[a-z0-9][a-z0-9_.-]{0,62}$/u, { message: "Expected a secret reference lantern.secret://<name>" }))
+    Schema.String.check(
+      Schema.isPattern(/^lantern\.secret:\/\/[a-z0-9][a-z0-9_.-]{0,62}$/u, {
+        message: "Expected a secret reference lantern.secret://<name>"
+      })
+    )
   ))
 })
 export type Routing = typeof Routing.Type

@@ -16,7 +16,9 @@ export const AUDIT_ACTIONS = [
   "receipt.issued"
 ] as const
 
-export const AuditId = Schema.String.check(Schema.isPattern(/^aud_[0-9a-z]{26}$/u, { message: "Expected an audit entry id like aud_01j…" }))
+export const AuditId = Schema.String.check(
+  Schema.isPattern(/^aud_[0-9a-z]{26}$/u, { message: "Expected an audit entry id like aud_01j…" })
+)
 
 /** A UTC day (`2026-11-21`) or an instant with its offset (`2026-11-21T05:00:00Z`, `…+01:00`). */
 export const Since = Schema.String.check(Schema.isPattern(

@@ -18,7 +18,13 @@ export const BudgetLimits = Schema.Struct({
 export type BudgetLimits = typeof BudgetLimits.Type
 
 /** The caps, by field name, in the order they are checked. */
-export const CAPS = ["maxCostUsdPerRun", "maxCostUsdPerDay", "maxRunsPerDay", "maxTokensPerRun", "maxToolCallsPerRun"] as const
+export const CAPS = [
+  "maxCostUsdPerRun",
+  "maxCostUsdPerDay",
+  "maxRunsPerDay",
+  "maxTokensPerRun",
+  "maxToolCallsPerRun"
+] as const
 export type Cap = typeof CAPS[number]
 
 /** `PUT /v1/agents/{name}/budget` and `PUT /v1/budget`: the caps, replacing the scope's previous ones whole. */

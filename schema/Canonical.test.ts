@@ -8,7 +8,13 @@ const withoutNegativeZero = (v: unknown): unknown => {
   if (Array.isArray(v)) return v.map(withoutNegativeZero)
   if (v !== null && typeof v === "object") {
     const out: Record<string, unknown> = {}
-    for (const [k, x] of Object.entries(v)) Object.defineProperty(out, k, { value: withoutNegativeZero(x), enumerable: true, writable: true, configurable: true })
+    for (const [k, x] of Object.entries(v))
+      Object.defineProperty(out, k, {
+        value: withoutNegativeZero(x),
+        enumerable: true,
+        writable: true,
+        configurable: true
+      })
     return out
   }
   return v
@@ -19,7 +25,8 @@ const reversedKeys = (v: unknown): unknown => {
   if (Array.isArray(v)) return v.map(reversedKeys)
   if (v !== null && typeof v === "object") {
     const out: Record<string, unknown> = {}
-    for (const [k, x] of Object.entries(v).reverse()) Object.defineProperty(out, k, { value: reversedKeys(x), enumerable: true, writable: true, configurable: true })
+    for (const [k, x] of Object.entries(v).reverse())
+      Object.defineProperty(out, k, { value: reversedKeys(x), enumerable: true, writable: true, configurable: true })
     return out
   }
   return v
@@ -40,7 +47,9 @@ describe("Canonical.stringify", () => {
   it("sorts keys by UTF-16 code units (RFC 8785)", () => {
     const value = { "\uFB01": 1, "\u{1F600}": 2, "é": 3, z: 4, a: 5, A: 6, "10": 7, "9": 8 }
     // note: integer-like keys come first in JS property order; they must still sort as strings
-    expect(Canonical.stringify(value)).toBe("{\"10\":7,\"9\":8,\"A\":6,\"a\":5,\"z\":4,\"é\":3,\"\u{1F600}\":2,\"\uFB01\":1}")
+    expect(Canonical.stringify(value)).toBe(
+      "{\"10\":7,\"9\":8,\"A\":6,\"a\":5,\"z\":4,\"é\":3,\"\u{1F600}\":2,\"\uFB01\":1}"
+    )
   })
 
   it("writes scalars like JSON, with no insignificant whitespace", () => {

@@ -28,7 +28,9 @@ export const StartRun = Schema.TaggedStruct("StartRun", {
   spec: ResolvedSpec,
   input: Schema.Unknown,
   requestDigest: Schema.String,
-  parent: Schema.optionalKey(Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int })),
+  parent: Schema.optionalKey(
+    Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int })
+  ),
   identity: Schema.optionalKey(RunIdentity)
 })
 export const StartStep = Schema.TaggedStruct("StartStep", {
@@ -67,6 +69,15 @@ export const DecideApproval = Schema.TaggedStruct("DecideApproval", {
 export const SucceedRun = Schema.TaggedStruct("SucceedRun", { output: Schema.Unknown })
 export const FailRun = Schema.TaggedStruct("FailRun", { error: ErrorInfo })
 export const CancelRun = Schema.TaggedStruct("CancelRun", { reason: Schema.String, by: Schema.String })
-export const RunCommand = Schema.Union([StartRun, StartStep, CompleteStep, FailStep, DecideApproval, SucceedRun, FailRun, CancelRun])
+export const RunCommand = Schema.Union([
+  StartRun,
+  StartStep,
+  CompleteStep,
+  FailStep,
+  DecideApproval,
+  SucceedRun,
+  FailRun,
+  CancelRun
+])
 export type RunCommand = typeof RunCommand.Type
 export type StartRun = typeof StartRun.Type

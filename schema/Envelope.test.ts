@@ -28,7 +28,8 @@ const decode = (data: string, seq = 7) => Effect.runSync(Effect.result(Envelope.
 
 const failureOf = (data: string) => {
   const r = decode(data)
-  if (Result.isSuccess(r)) return expect.unreachable(`expected a decode failure, got ${JSON.stringify(r.success.event)}`)
+  if (Result.isSuccess(r))
+    return expect.unreachable(`expected a decode failure, got ${JSON.stringify(r.success.event)}`)
   return r.failure
 }
 
@@ -75,7 +76,10 @@ describe("Envelope.decode", () => {
       payload: { error: { code: "max_turns_exceeded", message: "out of turns" } }
     })
     const r = decode(data)
-    expect(Result.isSuccess(r) && r.success.event).toEqual({ _tag: "RunFailed", error: { code: "max_turns_exceeded", message: "out of turns" } })
+    expect(Result.isSuccess(r) && r.success.event).toEqual({
+      _tag: "RunFailed",
+      error: { code: "max_turns_exceeded", message: "out of turns" }
+    })
   })
 
   it("fails loudly with UnknownEventVersion for a version this code does not know", () => {
@@ -83,10 +87,13 @@ describe("Envelope.decode", () => {
     expect(e).toMatchObject({ _tag: "UnknownEventVersion", type: "RunSucceeded", version: 2, subject: SUBJECT })
   })
 
-  it.each(["RunPaused", "constructor", "__proto__", "toString"])("fails with UnknownEventVersion for the unknown type %j", (type) => {
-    const e = failureOf(encode(envelopeOf({ _tag: "RunSucceeded", output: "x" }, { type })))
-    expect(e).toMatchObject({ _tag: "UnknownEventVersion", type, version: 1 })
-  })
+  it.each(["RunPaused", "constructor", "__proto__", "toString"])(
+    "fails with UnknownEventVersion for the unknown type %j",
+    (type) => {
+      const e = failureOf(encode(envelopeOf({ _tag: "RunSucceeded", output: "x" }, { type })))
+      expect(e).toMatchObject({ _tag: "UnknownEventVersion", type, version: 1 })
+    }
+  )
 
   it.each([
     ["retryable", "StepFailed", { stepId: "turn-1", attempt: 1, error: { code: "x", message: "y" } }],
@@ -109,8 +116,17 @@ describe("Envelope.decode", () => {
 
   it.each([
     ["text that is not JSON", "{not json"],
-    ["an envelope without a version", JSON.stringify({ ...envelopeOf({ _tag: "RunSucceeded", output: 1 }), version: undefined })],
-    ["an envelope with an unknown actor type", JSON.stringify({ ...envelopeOf({ _tag: "RunSucceeded", output: 1 }), actor: { type: "x", tenant: "t1", id: "r" } })]
+    [
+      "an envelope without a version",
+      JSON.stringify({ ...envelopeOf({ _tag: "RunSucceeded", output: 1 }), version: undefined })
+    ],
+    [
+      "an envelope with an unknown actor type",
+      JSON.stringify({
+        ...envelopeOf({ _tag: "RunSucceeded", output: 1 }),
+        actor: { type: "x", tenant: "t1", id: "r" }
+      })
+    ]
   ])("fails with CorruptEvent for %s", (_, data) => {
     expect(failureOf(data)._tag).toBe("CorruptEvent")
   })

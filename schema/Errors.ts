@@ -120,8 +120,15 @@ const JOURNALS = new Set(["run", "agent", "budget", "audit"])
  * must not expose the bus's layout (the error's fields keep the subject for logs).
  */
 export const withoutSubjects = (text: string): string =>
-  text.replace(SUBJECT, (_, kind: string) =>
-    JOURNALS.has(kind) ? `${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind} journal` : kind === "work" ? "the work queue" : "a bus subject")
+  text.replace(
+    SUBJECT,
+    (_, kind: string) =>
+      JOURNALS.has(kind)
+        ? `${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind} journal`
+        : kind === "work"
+        ? "the work queue"
+        : "a bus subject"
+  )
 
 /** Another writer appended to the actor's journal first: reload, decide again, append again. */
 export class AppendConflict extends Schema.TaggedError<AppendConflict>()("AppendConflict", {
@@ -173,7 +180,9 @@ export class ProviderError extends Schema.TaggedError<ProviderError>()("Provider
   route: Schema.optionalKey(Route)
 }) {
   override get message() {
-    return `model provider ${this.provider} failed${this.status === undefined ? "" : ` (HTTP ${this.status})`}: ${this.reason}`
+    return `model provider ${this.provider} failed${
+      this.status === undefined ? "" : ` (HTTP ${this.status})`
+    }: ${this.reason}`
   }
 }
 

@@ -106,7 +106,9 @@ export const RunStarted = Schema.TaggedStruct("RunStarted", {
   /** Digest of the request that started the run, to tell an idempotent retry from a reused key. */
   requestDigest: Schema.String,
   /** Set on a child run: the parent step that started it, and how deep the child is (1 = a direct child). */
-  parent: Schema.optionalKey(Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int })),
+  parent: Schema.optionalKey(
+    Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int })
+  ),
   /** The run's identity, minted at start; absent on runs started before identities existed. */
   identity: Schema.optionalKey(RunIdentity)
 })
@@ -118,8 +120,18 @@ export const SleepStepRequest = Schema.TaggedStruct("sleep", { call: ToolCall, s
 /** A human decision about a tool call, made through the approvals route. */
 export const ApprovalStepRequest = Schema.TaggedStruct("approval", { call: ToolCall })
 /** A child run of another agent, answering a tool call. */
-export const AgentStepRequest = Schema.TaggedStruct("agent", { call: ToolCall, agentName: Schema.String, childRunId: Schema.String })
-export const StepRequest = Schema.Union([ModelStepRequest, ToolStepRequest, SleepStepRequest, ApprovalStepRequest, AgentStepRequest])
+export const AgentStepRequest = Schema.TaggedStruct("agent", {
+  call: ToolCall,
+  agentName: Schema.String,
+  childRunId: Schema.String
+})
+export const StepRequest = Schema.Union([
+  ModelStepRequest,
+  ToolStepRequest,
+  SleepStepRequest,
+  ApprovalStepRequest,
+  AgentStepRequest
+])
 export type StepRequest = typeof StepRequest.Type
 
 export const StepStarted = Schema.TaggedStruct("StepStarted", {
@@ -243,7 +255,14 @@ export const BudgetAlerted = Schema.TaggedStruct("BudgetAlerted", {
   value: Schema.Number,
   runId: Schema.String
 })
-export const BudgetEvent = Schema.Union([BudgetSet, BudgetReserved, BudgetSettled, BudgetReleased, BudgetRunCounted, BudgetAlerted])
+export const BudgetEvent = Schema.Union([
+  BudgetSet,
+  BudgetReserved,
+  BudgetSettled,
+  BudgetReleased,
+  BudgetRunCounted,
+  BudgetAlerted
+])
 export type BudgetEvent = typeof BudgetEvent.Type
 
 // ---- audit (one journal subject per entry: lantern.audit.<tenant>.<auditId>; ADR 0019) ----

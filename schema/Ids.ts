@@ -7,13 +7,19 @@ const token = (pattern: RegExp, what: string) =>
   Schema.String.check(Schema.isPattern(pattern, { message: `Expected ${what}` }))
 
 /** A tenant id: lowercase letters, digits and dashes, 1-63 characters. */
-export const TenantId = token(/^[a-z0-9][a-z0-9-]{0,62}$/u, "a tenant id: lowercase letters, digits, '-', 1-63 characters").pipe(
+export const TenantId = token(
+  /^[a-z0-9][a-z0-9-]{0,62}$/u,
+  "a tenant id: lowercase letters, digits, '-', 1-63 characters"
+).pipe(
   Schema.brand("TenantId")
 )
 export type TenantId = typeof TenantId.Type
 
 /** An agent name: lowercase letters, digits, '-' and '_', 1-63 characters, starting with a letter or digit. */
-export const AgentName = token(/^[a-z0-9][a-z0-9_-]{0,62}$/u, "an agent name: lowercase letters, digits, '-' or '_', 1-63 characters")
+export const AgentName = token(
+  /^[a-z0-9][a-z0-9_-]{0,62}$/u,
+  "an agent name: lowercase letters, digits, '-' or '_', 1-63 characters"
+)
 export type AgentName = typeof AgentName.Type
 
 /** A run id: `run_` followed by 26 base32 characters (time-ordered). */

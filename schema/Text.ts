@@ -10,7 +10,8 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 /** Why `s` cannot be stored, or null when it can. */
 export const problem = (s: string): string | null => {
   if (s.includes("\u0000")) return "contains the character U+0000 (NUL), which cannot be stored"
-  if (LONE_SURROGATE.test(s)) return "contains a lone UTF-16 surrogate (not a Unicode character), which cannot be stored"
+  if (LONE_SURROGATE.test(s))
+    return "contains a lone UTF-16 surrogate (not a Unicode character), which cannot be stored"
   return null
 }
 
@@ -18,7 +19,10 @@ export const isStorable = (s: string): boolean => problem(s) === null
 
 /** `s` with what cannot be stored shown harmlessly (for naming a bad object key in an error). */
 export const displayable = (s: string): string =>
-  s.replace(/\u0000/g, "\\u0000").replace(new RegExp(LONE_SURROGATE.source, "g"), (c) => `\\u${c.charCodeAt(0).toString(16)}`)
+  s.replace(/\u0000/g, "\\u0000").replace(
+    new RegExp(LONE_SURROGATE.source, "g"),
+    (c) => `\\u${c.charCodeAt(0).toString(16)}`
+  )
 
 export interface Issue {
   /** The field, as `a.b[2].c`; "" for the value itself. */

@@ -101,7 +101,10 @@ export const options = (outdir) => ({
   external: EXTERNAL,
   sourcemap: "linked",
   // bundled CommonJS packages call require() for Node built-ins
-  banner: { js: "import { createRequire as __lanternRequire } from \"node:module\"; const require = __lanternRequire(import.meta.url);" },
+  banner: {
+    js:
+      "import { createRequire as __lanternRequire } from \"node:module\"; const require = __lanternRequire(import.meta.url);"
+  },
   metafile: true,
   logLevel: "silent"
 })
@@ -113,7 +116,9 @@ const build = async (log) => {
   const dir = join(OUT, id)
   const result = await esbuild.build(options(dir)).catch((e) => {
     rmSync(dir, { recursive: true, force: true })
-    const errors = e.errors?.map((m) => `${m.location ? `${m.location.file}:${m.location.line}:${m.location.column}: ` : ""}${m.text}`)
+    const errors = e.errors?.map((m) =>
+      `${m.location ? `${m.location.file}:${m.location.line}:${m.location.column}: ` : ""}${m.text}`
+    )
     throw new Error(`building the lantern bundle failed:\n${errors?.join("\n") ?? String(e)}`)
   }).finally(() => esbuild.stop()) // its service process would otherwise live as long as a `lantern serve`
   const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith("node_modules/"))
@@ -134,7 +139,10 @@ export const ensureBuilt = async ({ force = false, log = (line) => process.stder
   const fresh = readManifest()
   if (!force && staleness(fresh) === undefined) return { entry: join(OUT, fresh.entry), built: false }
   // LANTERN_NO_REBUILD=1 runs the build there is, even when a source is newer (benchmarks of the start itself)
-  if (!force && process.env.LANTERN_NO_REBUILD === "1" && fresh !== undefined && mtime(join(OUT, fresh.entry)) !== Infinity) {
+  if (
+    !force && process.env.LANTERN_NO_REBUILD === "1" && fresh !== undefined &&
+    mtime(join(OUT, fresh.entry)) !== Infinity
+  ) {
     return { entry: join(OUT, fresh.entry), built: false }
   }
   return withLock(async () => {

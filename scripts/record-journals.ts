@@ -30,7 +30,9 @@ import * as Routed from "./journals/Routed.ts"
 
 const outDir = (() => {
   const i = process.argv.indexOf("--out")
-  return resolve(i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : join(ROOT, "tests/fixtures/journals"))
+  return resolve(
+    i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : join(ROOT, "tests/fixtures/journals")
+  )
 })()
 
 const toolsAgent = {
@@ -40,8 +42,16 @@ const toolsAgent = {
     systemPrompt: "Use the tools you are given.",
     maxTurns: 4,
     tools: [
-      { name: "calculator", description: "arithmetic", parameters: { type: "object", properties: { expression: { type: "string" } } } },
-      { name: "word_count", description: "counts words", parameters: { type: "object", properties: { text: { type: "string" } } } }
+      {
+        name: "calculator",
+        description: "arithmetic",
+        parameters: { type: "object", properties: { expression: { type: "string" } } }
+      },
+      {
+        name: "word_count",
+        description: "counts words",
+        parameters: { type: "object", properties: { text: { type: "string" } } }
+      }
     ]
   }
 }
@@ -49,14 +59,22 @@ const toolsAgent = {
 /** Scenarios on the offline provider. */
 const offlineScenarios = async (stack: StackProcess): Promise<ReadonlyArray<Recording>> => {
   const call = api(stack)
-  await must(call, "POST", "/v1/agents", 201, { name: "greeter", description: "says hello", spec: { systemPrompt: "Greet the user." } })
+  await must(call, "POST", "/v1/agents", 201, {
+    name: "greeter",
+    description: "says hello",
+    spec: { systemPrompt: "Greet the user." }
+  })
   await must(call, "PUT", "/v1/agents/greeter", 200, {
     description: "says hello, briefly",
     spec: { systemPrompt: "Greet the user in one line.", maxTurns: 2 }
   })
   const plain = await startRun(call, "greeter", "hello, replay")
   await must(call, "POST", "/v1/agents", 201, toolsAgent)
-  const tools = await startRun(call, "toolsmith", "Use the calculator on (2+3)*4 and the word_count of this very sentence")
+  const tools = await startRun(
+    call,
+    "toolsmith",
+    "Use the calculator on (2+3)*4 and the word_count of this very sentence"
+  )
   await waitStatus(call, plain, "succeeded")
   await waitStatus(call, tools, "succeeded")
   const startedStep = (stepId: string) => (l: Replay.Line) => {
@@ -68,7 +86,11 @@ const offlineScenarios = async (stack: StackProcess): Promise<ReadonlyArray<Reco
     { name: "run-offline-plain", subject: runSubject(plain) },
     { name: "run-offline-tools", subject: runSubject(tools) },
     // what a host death leaves: the last event is a StepStarted whose effect never completed
-    { name: "run-crash-after-tool-step-started", subject: runSubject(tools), truncateAfter: startedStep("turn-1.tool-1") },
+    {
+      name: "run-crash-after-tool-step-started",
+      subject: runSubject(tools),
+      truncateAfter: startedStep("turn-1.tool-1")
+    },
     { name: "run-crash-after-model-step-started", subject: runSubject(tools), truncateAfter: startedStep("turn-2") }
   ]
 }
@@ -90,28 +112,40 @@ const APPROVAL = "turn-1.tool-0.approval"
 /** Durable waits on the offline provider (the offline model calls every declared tool the input names). */
 const durableScenarios = async (stack: StackProcess): Promise<ReadonlyArray<Recording>> => {
   const call = api(stack)
-  for (const a of [
-    agentWith("sleeper", [tool("sleep")]),
-    agentWith("careful", [tool("echo", { approval: { expiresInSeconds: 600 } })]),
-    agentWith("hasty", [tool("echo", { approval: { expiresInSeconds: 1 } })]),
-    agentWith("researcher", [tool("word_count")]),
-    agentWith("lead", [tool("research", { agent: "researcher" })])
-  ]) await must(call, "POST", "/v1/agents", 201, a)
+  for (
+    const a of [
+      agentWith("sleeper", [tool("sleep")]),
+      agentWith("careful", [tool("echo", { approval: { expiresInSeconds: 600 } })]),
+      agentWith("hasty", [tool("echo", { approval: { expiresInSeconds: 1 } })]),
+      agentWith("researcher", [tool("word_count")]),
+      agentWith("lead", [tool("research", { agent: "researcher" })])
+    ]
+  ) await must(call, "POST", "/v1/agents", 201, a)
   const sleeper = await startRun(call, "sleeper", "sleep 1 seconds")
   const approved = await startRun(call, "careful", "echo hello")
   const rejected = await startRun(call, "careful", "echo secrets")
   const expired = await startRun(call, "hasty", "echo now")
   const parent = await startRun(call, "lead", "research: the word_count of this sentence")
   await stepStarted(call, approved, APPROVAL)
-  await must(call, "POST", `/v1/runs/${approved}/approvals/${APPROVAL}`, 200, { approved: true, by: "ops@example.com", reason: "looks fine" })
+  await must(call, "POST", `/v1/runs/${approved}/approvals/${APPROVAL}`, 200, {
+    approved: true,
+    by: "ops@example.com",
+    reason: "looks fine"
+  })
   await stepStarted(call, rejected, APPROVAL)
-  await must(call, "POST", `/v1/runs/${rejected}/approvals/${APPROVAL}`, 200, { approved: false, by: "ops", reason: "no" })
+  await must(call, "POST", `/v1/runs/${rejected}/approvals/${APPROVAL}`, 200, {
+    approved: false,
+    by: "ops",
+    reason: "no"
+  })
   await waitStatus(call, sleeper, "succeeded")
   await waitStatus(call, approved, "succeeded")
   await waitStatus(call, rejected, "succeeded")
   await waitStatus(call, expired, "failed")
   await waitStatus(call, parent, "succeeded")
-  const agentStep = (await eventsOf(call, parent)).find((e) => e.type === "StepStarted" && e.payload.request?._tag === "agent")
+  const agentStep = (await eventsOf(call, parent)).find((e) =>
+    e.type === "StepStarted" && e.payload.request?._tag === "agent"
+  )
   if (agentStep === undefined) throw new Error(`run ${parent} started no child run`)
   const child: string = agentStep.payload.request.childRunId
   await waitStatus(call, child, "succeeded")
@@ -132,9 +166,15 @@ const durableScenarios = async (stack: StackProcess): Promise<ReadonlyArray<Reco
 }
 
 /** Scenarios on the scripted OpenAI-compatible provider. */
-const providerScenarios = async (stack: StackProcess, provider: ScriptedProvider.Provider): Promise<ReadonlyArray<Recording>> => {
+const providerScenarios = async (
+  stack: StackProcess,
+  provider: ScriptedProvider.Provider
+): Promise<ReadonlyArray<Recording>> => {
   const call = api(stack)
-  await must(call, "POST", "/v1/agents", 201, { name: "remote", spec: { systemPrompt: "Answer briefly.", maxTurns: 3 } })
+  await must(call, "POST", "/v1/agents", 201, {
+    name: "remote",
+    spec: { systemPrompt: "Answer briefly.", maxTurns: 3 }
+  })
   const held = await startRun(call, "remote", "[hold] think for a long time")
   await eventually(async () => provider.received.includes(`${held}:turn-1:1`), 30_000, "the held model call")
   const canceled = await must(call, "POST", `/v1/runs/${held}/cancel`, 200, { reason: "operator changed their mind" })
@@ -147,12 +187,20 @@ const providerScenarios = async (stack: StackProcess, provider: ScriptedProvider
     { name: "run-canceled-in-flight", subject: runSubject(held) },
     { name: "run-provider-retry-then-success", subject: runSubject(retried) },
     // a host death between a retryable failure and the retry: next is Execute of the failed step
-    { name: "run-crash-after-retryable-step-failed", subject: runSubject(retried), truncateAfter: (l) => (l.data as { type?: string }).type === "StepFailed" },
+    {
+      name: "run-crash-after-retryable-step-failed",
+      subject: runSubject(retried),
+      truncateAfter: (l) => (l.data as { type?: string }).type === "StepFailed"
+    },
     { name: "run-provider-fails-for-good", subject: runSubject(failed) }
   ]
 }
 
-const echo = { name: "echo", description: "echo", parameters: { type: "object", properties: { text: { type: "string" } } } }
+const echo = {
+  name: "echo",
+  description: "echo",
+  parameters: { type: "object", properties: { text: { type: "string" } } }
+}
 
 const fakeEnv = (model: FakeOpenAi.FakeOpenAi) => ({
   OPENAI_API_KEY: "test-key",
@@ -164,7 +212,13 @@ const fakeEnv = (model: FakeOpenAi.FakeOpenAi) => ({
 /** The retry policy against tests/support/FakeOpenAi (one echo round, then a final answer). */
 const retryScenarios = async (stack: StackProcess, model: FakeOpenAi.FakeOpenAi): Promise<ReadonlyArray<Recording>> => {
   const call = api(stack)
-  await must(call, "POST", "/v1/agents", 201, agentWith("patient", [echo], { retry: { maxAttempts: 3, initialBackoffMs: 100, jitter: 0 } }))
+  await must(
+    call,
+    "POST",
+    "/v1/agents",
+    201,
+    agentWith("patient", [echo], { retry: { maxAttempts: 3, initialBackoffMs: 100, jitter: 0 } })
+  )
   await must(call, "POST", "/v1/agents", 201, agentWith("echoer", [echo]))
   model.failFirst("turn-1", 2, { status: 503 })
   const retried = await startRun(call, "patient", "go")
@@ -183,7 +237,11 @@ const crashRestart = async (
   model: FakeOpenAi.FakeOpenAi,
   stacks: Array<StackProcess>
 ): Promise<ReadonlyArray<Recording>> => {
-  const armed = await startStack({ natsUrl, home, env: { ...fakeEnv(model), LANTERN_FAILPOINTS: "after-step-start:turn-2" } })
+  const armed = await startStack({
+    natsUrl,
+    home,
+    env: { ...fakeEnv(model), LANTERN_FAILPOINTS: "after-step-start:turn-2" }
+  })
   stacks.push(armed)
   const runId = await startRun(api(armed), "echoer", "go, and survive a crash")
   await eventually(async () => armed.child.signalCode === "SIGKILL", 30_000, "the armed host to kill itself")
@@ -208,7 +266,11 @@ const write = (recording: Recording, all: ReadonlyArray<Replay.Line>) => {
   writeFileSync(journal, Replay.toJsonl(lines))
   writeFileSync(expected, JSON.stringify(summary, null, 2) + "\n")
   const s = summary as { status?: string; next?: { _tag: string; stepId?: string } }
-  console.log(`${recording.name}: ${lines.length} events${s.status === undefined ? "" : `, ${s.status}, next ${s.next?._tag} ${s.next?.stepId ?? ""}`}`)
+  console.log(
+    `${recording.name}: ${lines.length} events${
+      s.status === undefined ? "" : `, ${s.status}, next ${s.next?._tag} ${s.next?.stepId ?? ""}`
+    }`
+  )
 }
 
 const main = async () => {
@@ -261,7 +323,9 @@ const main = async () => {
     phase("tenant budget refusal")
     mkdirSync(outDir, { recursive: true })
     for (const r of recordings) write(r, await readRaw(nats.url, r.subject))
-    console.log(`${recordings.length} scenarios driven in ${((Date.now() - began) / 1000).toFixed(1)} s; journals in ${outDir}`)
+    console.log(
+      `${recordings.length} scenarios driven in ${((Date.now() - began) / 1000).toFixed(1)} s; journals in ${outDir}`
+    )
   } catch (e) {
     for (const s of stacks) console.error(`--- lantern output ---\n${s.output()}`)
     throw e

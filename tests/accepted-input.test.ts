@@ -10,11 +10,16 @@ let nats: TestServer
 let stack: StackProcess
 
 const call = async (method: string, path: string, body?: unknown) =>
-  readReply(await fetch(`${stack.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${stack.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  }))
+  readReply(
+    await fetch(`${stack.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${stack.token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" })
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) })
+    })
+  )
 
 /** One UTF-16 unit or code point: mostly ASCII, often any code point, sometimes the hostile ones. */
 const unit = fc.oneof(
@@ -50,19 +55,28 @@ describe("whatever is accepted is stored, projected, exported and verified", () 
         accepted++
         const id = r.json.id as string
         // projected: the list (read from Postgres) shows the finished run with the input as sent
-        const row = await eventually(async () => {
-          const list = await call("GET", `/v1/runs?agentName=plain&limit=200`)
-          const found = list.json.items.find((x: { id: string }) => x.id === id)
-          return found?.status === "succeeded" ? found : null
-        }, 60_000, `run ${id} projected as succeeded`)
+        const row = await eventually(
+          async () => {
+            const list = await call("GET", `/v1/runs?agentName=plain&limit=200`)
+            const found = list.json.items.find((x: { id: string }) => x.id === id)
+            return found?.status === "succeeded" ? found : null
+          },
+          60_000,
+          `run ${id} projected as succeeded`
+        )
         // as sent: JSON carries -0 as 0
         expect(row.input).toEqual(JSON.parse(JSON.stringify(input)))
         // exported and verified
-        const journal = await fetch(`${stack.url}/v1/runs/${id}/journal`, { headers: { authorization: `Bearer ${stack.token}` } })
+        const journal = await fetch(`${stack.url}/v1/runs/${id}/journal`, {
+          headers: { authorization: `Bearer ${stack.token}` }
+        })
         expect(journal.status).toBe(200)
         const receipt = await call("GET", `/v1/runs/${id}/receipt`)
         expect(receipt.status, receipt.text).toBe(200)
-        const verdict = await call("POST", "/v1/receipts/verify", { receipt: receipt.json, journal: await journal.text() })
+        const verdict = await call("POST", "/v1/receipts/verify", {
+          receipt: receipt.json,
+          journal: await journal.text()
+        })
         expect(verdict.json.valid, verdict.text).toBe(true)
       }),
       { numRuns: 40, seed: Number(process.env["LANTERN_PROPERTY_SEED"] ?? Date.now() % 2 ** 31) }
@@ -83,10 +97,14 @@ describe("whatever is accepted is stored, projected, exported and verified", () 
           return
         }
         expect(r.status, r.text).toBe(201)
-        const row = await eventually(async () => {
-          const list = await call("GET", "/v1/agents")
-          return list.json.items.find((a: { name: string }) => a.name === name)
-        }, 60_000, `agent ${name} projected`)
+        const row = await eventually(
+          async () => {
+            const list = await call("GET", "/v1/agents")
+            return list.json.items.find((a: { name: string }) => a.name === name)
+          },
+          60_000,
+          `agent ${name} projected`
+        )
         // Known PGlite limitation (found by this test): its wire decoder drops a leading U+FEFF from each `text`
         // value it reads (jsonb keeps it); the journal, the receipt and Postgres keep it. The stack here is PGlite.
         expect(row.description).toBe(description.replace(/^\ufeff/, ""))

@@ -17,17 +17,34 @@ let goodRun: string
 
 const UNKNOWN_RUN = "run_0000000000000000000000000z"
 const MiB = 1024 * 1024
-const spec = { systemPrompt: "You compute.", tools: [{ name: "calculator", description: "arithmetic", parameters: { type: "object" } }] }
+const spec = {
+  systemPrompt: "You compute.",
+  tools: [{ name: "calculator", description: "arithmetic", parameters: { type: "object" } }]
+}
 const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth)
 
-interface Reply { readonly status: number; readonly json: any; readonly text: string }
+interface Reply {
+  readonly status: number
+  readonly json: any
+  readonly text: string
+}
 const replies: Array<Reply> = []
 
 /** One request; `body` strings are sent raw, `auth` null sends no Authorization header. */
-const send = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}, auth: string | null = `Bearer ${stack.token}`): Promise<Reply> => {
+const send = async (
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+  auth: string | null = `Bearer ${stack.token}`
+): Promise<Reply> => {
   const r = await fetch(`${stack.url}${path}`, {
     method,
-    headers: { ...(auth === null ? {} : { authorization: auth }), ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+    headers: {
+      ...(auth === null ? {} : { authorization: auth }),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...headers
+    },
     ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
   })
   const reply = await readReply(r)
@@ -81,7 +98,11 @@ beforeAll(async () => {
   const run = await send("POST", "/v1/runs", { agentName: "alpha", input: "hello" }, { "idempotency-key": "good-key" })
   expect(run.status).toBe(201)
   goodRun = run.json.id
-  await eventually(async () => (await send("GET", `/v1/runs/${goodRun}`)).json?.status === "succeeded", 30_000, "the purposeful run")
+  await eventually(
+    async () => (await send("GET", `/v1/runs/${goodRun}`)).json?.status === "succeeded",
+    30_000,
+    "the purposeful run"
+  )
 }, 240_000)
 
 afterAll(async () => {
@@ -96,13 +117,37 @@ afterAll(async () => {
   }
 })
 
-const agent = (name: string, s: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ name, spec: { ...spec, ...s }, ...extra })
+const agent = (name: string, s: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  name,
+  spec: { ...spec, ...s },
+  ...extra
+})
 
 // Valid names whose creation is refused for another reason: none of them may exist afterwards.
 const refusedNames = [
-  "no-spec", "empty-prompt", "turns-0", "turns-101", "turns-frac", "turns-str", "model-space", "tools-str",
-  "tool-badname", "tool-unknown", "long-desc", "too-big", "deep-agent", "retry-0", "retry-21", "retry-on-bogus",
-  "jitter-2", "multiplier-0", "backoff-neg", "timeout-5", "approval-0", "approval-long", "agent-bad"
+  "no-spec",
+  "empty-prompt",
+  "turns-0",
+  "turns-101",
+  "turns-frac",
+  "turns-str",
+  "model-space",
+  "tools-str",
+  "tool-badname",
+  "tool-unknown",
+  "long-desc",
+  "too-big",
+  "deep-agent",
+  "retry-0",
+  "retry-21",
+  "retry-on-bogus",
+  "jitter-2",
+  "multiplier-0",
+  "backoff-neg",
+  "timeout-5",
+  "approval-0",
+  "approval-long",
+  "agent-bad"
 ]
 
 // [label, method, path, body, field, headers]
@@ -130,19 +175,89 @@ const agentCases: ReadonlyArray<BadCase> = [
   ["maxTurns \"3\"", "POST", "/v1/agents", agent("turns-str", { maxTurns: "3" }), "spec.maxTurns"],
   ["model with a space", "POST", "/v1/agents", agent("model-space", { model: "gpt 4" }), "spec.model"],
   ["tools not an array", "POST", "/v1/agents", agent("tools-str", { tools: "calculator" }), "spec.tools"],
-  ["tool with a bad name", "POST", "/v1/agents", agent("tool-badname", { tools: [{ name: "bad name", description: "", parameters: {} }] }), "spec.tools[0].name"],
-  ["unknown tool", "POST", "/v1/agents", agent("tool-unknown", { tools: [{ name: "rm_rf", description: "", parameters: {} }] }), "spec.tools[0].name"],
-  ["description over 2000 chars", "POST", "/v1/agents", agent("long-desc", {}, { description: "d".repeat(2001) }), "description"],
-  ["retry.maxAttempts 0", "POST", "/v1/agents", agent("retry-0", { retry: { maxAttempts: 0 } }), "spec.retry.maxAttempts"],
-  ["retry.maxAttempts 21", "POST", "/v1/agents", agent("retry-21", { retry: { maxAttempts: 21 } }), "spec.retry.maxAttempts"],
-  ["retry.retryOn with an unknown code", "POST", "/v1/agents", agent("retry-on-bogus", { retry: { retryOn: ["boom"] } }), "spec.retry.retryOn[0]"],
+  [
+    "tool with a bad name",
+    "POST",
+    "/v1/agents",
+    agent("tool-badname", { tools: [{ name: "bad name", description: "", parameters: {} }] }),
+    "spec.tools[0].name"
+  ],
+  [
+    "unknown tool",
+    "POST",
+    "/v1/agents",
+    agent("tool-unknown", { tools: [{ name: "rm_rf", description: "", parameters: {} }] }),
+    "spec.tools[0].name"
+  ],
+  [
+    "description over 2000 chars",
+    "POST",
+    "/v1/agents",
+    agent("long-desc", {}, { description: "d".repeat(2001) }),
+    "description"
+  ],
+  [
+    "retry.maxAttempts 0",
+    "POST",
+    "/v1/agents",
+    agent("retry-0", { retry: { maxAttempts: 0 } }),
+    "spec.retry.maxAttempts"
+  ],
+  [
+    "retry.maxAttempts 21",
+    "POST",
+    "/v1/agents",
+    agent("retry-21", { retry: { maxAttempts: 21 } }),
+    "spec.retry.maxAttempts"
+  ],
+  [
+    "retry.retryOn with an unknown code",
+    "POST",
+    "/v1/agents",
+    agent("retry-on-bogus", { retry: { retryOn: ["boom"] } }),
+    "spec.retry.retryOn[0]"
+  ],
   ["retry.jitter 2", "POST", "/v1/agents", agent("jitter-2", { retry: { jitter: 2 } }), "spec.retry.jitter"],
-  ["retry.multiplier 0", "POST", "/v1/agents", agent("multiplier-0", { retry: { multiplier: 0 } }), "spec.retry.multiplier"],
-  ["retry.initialBackoffMs -1", "POST", "/v1/agents", agent("backoff-neg", { retry: { initialBackoffMs: -1 } }), "spec.retry.initialBackoffMs"],
+  [
+    "retry.multiplier 0",
+    "POST",
+    "/v1/agents",
+    agent("multiplier-0", { retry: { multiplier: 0 } }),
+    "spec.retry.multiplier"
+  ],
+  [
+    "retry.initialBackoffMs -1",
+    "POST",
+    "/v1/agents",
+    agent("backoff-neg", { retry: { initialBackoffMs: -1 } }),
+    "spec.retry.initialBackoffMs"
+  ],
   ["stepTimeoutMs 5", "POST", "/v1/agents", agent("timeout-5", { stepTimeoutMs: 5 }), "spec.stepTimeoutMs"],
-  ["approval expiring after 0 s", "POST", "/v1/agents", agent("approval-0", { tools: [{ name: "echo", description: "", parameters: {}, approval: { expiresInSeconds: 0 } }] }), "spec.tools[0].approval.expiresInSeconds"],
-  ["approval expiring after 31 days", "POST", "/v1/agents", agent("approval-long", { tools: [{ name: "echo", description: "", parameters: {}, approval: { expiresInSeconds: 31 * 86400 } }] }), "spec.tools[0].approval.expiresInSeconds"],
-  ["tool answered by a bad agent name", "POST", "/v1/agents", agent("agent-bad", { tools: [{ name: "ask", description: "", parameters: {}, agent: "Not An Agent" }] }), "spec.tools[0].agent"],
+  [
+    "approval expiring after 0 s",
+    "POST",
+    "/v1/agents",
+    agent("approval-0", {
+      tools: [{ name: "echo", description: "", parameters: {}, approval: { expiresInSeconds: 0 } }]
+    }),
+    "spec.tools[0].approval.expiresInSeconds"
+  ],
+  [
+    "approval expiring after 31 days",
+    "POST",
+    "/v1/agents",
+    agent("approval-long", {
+      tools: [{ name: "echo", description: "", parameters: {}, approval: { expiresInSeconds: 31 * 86400 } }]
+    }),
+    "spec.tools[0].approval.expiresInSeconds"
+  ],
+  [
+    "tool answered by a bad agent name",
+    "POST",
+    "/v1/agents",
+    agent("agent-bad", { tools: [{ name: "ask", description: "", parameters: {}, agent: "Not An Agent" }] }),
+    "spec.tools[0].agent"
+  ],
   ["GET bad name", "GET", "/v1/agents/Alpha", undefined, "name"],
   ["GET name with a dot", "GET", "/v1/agents/a.b", undefined, "name"],
   ["GET name with '>'", "GET", "/v1/agents/a%3E", undefined, "name"],
@@ -154,7 +269,9 @@ const agentCases: ReadonlyArray<BadCase> = [
   ["PUT missing spec", "PUT", "/v1/agents/alpha", { description: "x" }, "spec"],
   ["PUT empty systemPrompt", "PUT", "/v1/agents/alpha", { spec: { ...spec, systemPrompt: "" } }, "spec.systemPrompt"],
   ["PUT maxTurns \"3\"", "PUT", "/v1/agents/alpha", { spec: { ...spec, maxTurns: "3" } }, "spec.maxTurns"],
-  ["PUT unknown tool", "PUT", "/v1/agents/alpha", { spec: { ...spec, tools: [{ name: "nope", description: "", parameters: {} }] } }, "spec.tools[0].name"],
+  ["PUT unknown tool", "PUT", "/v1/agents/alpha", {
+    spec: { ...spec, tools: [{ name: "nope", description: "", parameters: {} }] }
+  }, "spec.tools[0].name"],
   ["PUT description over 2000 chars", "PUT", "/v1/agents/alpha", { spec, description: "d".repeat(2001) }, "description"]
 ]
 
@@ -167,8 +284,12 @@ const runCases: ReadonlyArray<BadCase> = [
   ["missing input", "POST", "/v1/runs", { agentName: "alpha" }, "input"],
   ["agentVersion 0", "POST", "/v1/runs", { agentName: "alpha", input: "x", agentVersion: 0 }, "agentVersion"],
   ["agentVersion \"x\"", "POST", "/v1/runs", { agentName: "alpha", input: "x", agentVersion: "x" }, "agentVersion"],
-  ["Idempotency-Key of 300 chars", "POST", "/v1/runs", { agentName: "alpha", input: "x" }, "Idempotency-Key", { "idempotency-key": "k".repeat(300) }],
-  ["Idempotency-Key with a space", "POST", "/v1/runs", { agentName: "alpha", input: "x" }, "Idempotency-Key", { "idempotency-key": "a b" }],
+  ["Idempotency-Key of 300 chars", "POST", "/v1/runs", { agentName: "alpha", input: "x" }, "Idempotency-Key", {
+    "idempotency-key": "k".repeat(300)
+  }],
+  ["Idempotency-Key with a space", "POST", "/v1/runs", { agentName: "alpha", input: "x" }, "Idempotency-Key", {
+    "idempotency-key": "a b"
+  }],
   ["limit 0", "GET", "/v1/runs?limit=0", undefined, "limit"],
   ["limit 201", "GET", "/v1/runs?limit=201", undefined, "limit"],
   ["limit abc", "GET", "/v1/runs?limit=abc", undefined, "limit"],
@@ -182,15 +303,48 @@ const runCases: ReadonlyArray<BadCase> = [
   ["cancel malformed id", "POST", "/v1/runs/run_x/cancel", undefined, "id"],
   ["cancel reason is a number (unknown run)", "POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, { reason: 5 }, "reason"],
   ["cancel invalid JSON", "POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, "{", "(body)"],
-  ["stream Last-Event-ID abc", "GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, "Last-Event-ID", { "last-event-id": "abc" }],
-  ["approval malformed id", "POST", "/v1/runs/run_x/approvals/turn-1.tool-0.approval", { approved: true, by: "ops" }, "id"],
-  ["approval malformed step id", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/Turn%201`, { approved: true, by: "ops" }, "stepId"],
+  ["stream Last-Event-ID abc", "GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, "Last-Event-ID", {
+    "last-event-id": "abc"
+  }],
+  [
+    "approval malformed id",
+    "POST",
+    "/v1/runs/run_x/approvals/turn-1.tool-0.approval",
+    { approved: true, by: "ops" },
+    "id"
+  ],
+  [
+    "approval malformed step id",
+    "POST",
+    `/v1/runs/${UNKNOWN_RUN}/approvals/Turn%201`,
+    { approved: true, by: "ops" },
+    "stepId"
+  ],
   ["approval missing body", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, undefined, "(body)"],
-  ["approval without approved", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { by: "ops" }, "approved"],
-  ["approval approved \"yes\"", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { approved: "yes", by: "ops" }, "approved"],
-  ["approval with an empty by", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { approved: true, by: "" }, "by"],
-  ["approval by of 201 chars", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { approved: true, by: "b".repeat(201) }, "by"],
-  ["approval reason over 2000 chars", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { approved: true, by: "ops", reason: "r".repeat(2001) }, "reason"]
+  [
+    "approval without approved",
+    "POST",
+    `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`,
+    { by: "ops" },
+    "approved"
+  ],
+  ["approval approved \"yes\"", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, {
+    approved: "yes",
+    by: "ops"
+  }, "approved"],
+  ["approval with an empty by", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, {
+    approved: true,
+    by: ""
+  }, "by"],
+  ["approval by of 201 chars", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, {
+    approved: true,
+    by: "b".repeat(201)
+  }, "by"],
+  ["approval reason over 2000 chars", "POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, {
+    approved: true,
+    by: "ops",
+    reason: "r".repeat(2001)
+  }, "reason"]
 ]
 
 describe("400: each refusal names the field and the reason", () => {
@@ -214,7 +368,10 @@ describe("400: each refusal names the field and the reason", () => {
     expectBad(await send("POST", "/v1/runs", `{"agentName":"alpha","input":${nested(10_000)}}`), "input")
   })
   it("refuses deeply nested tool parameters with 400 naming `spec.tools[0].parameters.a`", async () => {
-    const body = `{"name":"deep-agent","spec":{"systemPrompt":"x","tools":[{"name":"echo","description":"","parameters":{"a":${nested(10_000)}}}]}}`
+    const body =
+      `{"name":"deep-agent","spec":{"systemPrompt":"x","tools":[{"name":"echo","description":"","parameters":{"a":${
+        nested(10_000)
+      }}}]}}`
     expectBad(await send("POST", "/v1/agents", body), "spec.tools[0].parameters.a")
   })
 
@@ -229,42 +386,64 @@ describe("400: each refusal names the field and the reason", () => {
 
 describe("413: bodies over 1 MiB", () => {
   const big = "x".repeat(MiB + 10)
-  it.each([
-    ["POST", "/v1/agents", { name: "too-big", spec: { systemPrompt: big } }],
-    ["PUT", "/v1/agents/alpha", { spec: { systemPrompt: big } }],
-    ["POST", "/v1/runs", { agentName: "alpha", input: big }],
-    ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, { reason: big }]
-  ] as const)("%s %s", async (method, path, body) => {
+  it.each(
+    [
+      ["POST", "/v1/agents", { name: "too-big", spec: { systemPrompt: big } }],
+      ["PUT", "/v1/agents/alpha", { spec: { systemPrompt: big } }],
+      ["POST", "/v1/runs", { agentName: "alpha", input: big }],
+      ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, { reason: big }]
+    ] as const
+  )("%s %s", async (method, path, body) => {
     expectError(await send(method, path, body), 413, "payload_too_large")
   })
   it("also without a Content-Length (chunked)", async () => {
-    expectError(await sendChunked("POST", "/v1/runs", JSON.stringify({ agentName: "alpha", input: big })), 413, "payload_too_large")
+    expectError(
+      await sendChunked("POST", "/v1/runs", JSON.stringify({ agentName: "alpha", input: big })),
+      413,
+      "payload_too_large"
+    )
   })
 })
 
 describe("404: well-formed but unknown", () => {
-  it.each([
-    ["GET", "/v1/agents/nosuch", undefined, "agent_not_found", {}],
-    ["PUT", "/v1/agents/nosuch", { spec }, "agent_not_found", {}],
-    ["GET", "/v1/agents/nosuch/versions", undefined, "agent_not_found", {}],
-    ["POST", "/v1/runs", { agentName: "ghost", input: "x" }, "agent_not_found", { "idempotency-key": "ghost-key" }],
-    ["POST", "/v1/runs", { agentName: "alpha", input: "x", agentVersion: 99 }, "agent_version_not_found", {}],
-    ["GET", `/v1/runs/${UNKNOWN_RUN}`, undefined, "run_not_found", {}],
-    ["GET", `/v1/runs/${UNKNOWN_RUN}/events`, undefined, "run_not_found", {}],
-    ["GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, "run_not_found", {}],
-    ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, undefined, "run_not_found", {}],
-    ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, { reason: "why not" }, "run_not_found", {}],
-    ["POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`, { approved: true, by: "ops" }, "run_not_found", {}]
-  ] as const)("%s %s %j", async (method, path, body, code, headers) => {
+  it.each(
+    [
+      ["GET", "/v1/agents/nosuch", undefined, "agent_not_found", {}],
+      ["PUT", "/v1/agents/nosuch", { spec }, "agent_not_found", {}],
+      ["GET", "/v1/agents/nosuch/versions", undefined, "agent_not_found", {}],
+      ["POST", "/v1/runs", { agentName: "ghost", input: "x" }, "agent_not_found", { "idempotency-key": "ghost-key" }],
+      ["POST", "/v1/runs", { agentName: "alpha", input: "x", agentVersion: 99 }, "agent_version_not_found", {}],
+      ["GET", `/v1/runs/${UNKNOWN_RUN}`, undefined, "run_not_found", {}],
+      ["GET", `/v1/runs/${UNKNOWN_RUN}/events`, undefined, "run_not_found", {}],
+      ["GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, "run_not_found", {}],
+      ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, undefined, "run_not_found", {}],
+      ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`, { reason: "why not" }, "run_not_found", {}],
+      [
+        "POST",
+        `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`,
+        { approved: true, by: "ops" },
+        "run_not_found",
+        {}
+      ]
+    ] as const
+  )("%s %s %j", async (method, path, body, code, headers) => {
     expectError(await send(method, path, body, headers), 404, code)
   })
 })
 
 describe("401: every /v1 route needs a valid bearer token", () => {
   const routes = [
-    ["POST", "/v1/agents"], ["GET", "/v1/agents"], ["GET", "/v1/agents/alpha"], ["PUT", "/v1/agents/alpha"],
-    ["GET", "/v1/agents/alpha/versions"], ["POST", "/v1/runs"], ["GET", "/v1/runs"], ["GET", `/v1/runs/${UNKNOWN_RUN}`],
-    ["GET", `/v1/runs/${UNKNOWN_RUN}/events`], ["GET", `/v1/runs/${UNKNOWN_RUN}/stream`], ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`],
+    ["POST", "/v1/agents"],
+    ["GET", "/v1/agents"],
+    ["GET", "/v1/agents/alpha"],
+    ["PUT", "/v1/agents/alpha"],
+    ["GET", "/v1/agents/alpha/versions"],
+    ["POST", "/v1/runs"],
+    ["GET", "/v1/runs"],
+    ["GET", `/v1/runs/${UNKNOWN_RUN}`],
+    ["GET", `/v1/runs/${UNKNOWN_RUN}/events`],
+    ["GET", `/v1/runs/${UNKNOWN_RUN}/stream`],
+    ["POST", `/v1/runs/${UNKNOWN_RUN}/cancel`],
     ["POST", `/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`],
     ["GET", "/v1/openapi.json"]
   ] as const
@@ -275,34 +454,53 @@ describe("401: every /v1 route needs a valid bearer token", () => {
     [`/v1/runs/${UNKNOWN_RUN}/cancel`]: { reason: "x" },
     [`/v1/runs/${UNKNOWN_RUN}/approvals/turn-1.tool-0.approval`]: { approved: true, by: "ops" }
   }
-  const auths = [["no header", null], ["Basic", "Basic x"], ["wrong token", "Bearer wrong-token"], ["empty bearer", "Bearer "]] as const
-  it.each(routes.flatMap(([m, p]) => auths.map(([label, a]) => [m, p, label, a] as const)))("%s %s with %s", async (method, path, _label, auth) => {
-    // a body that would otherwise be accepted (and change things) must still be refused
-    const body = method === "GET" ? undefined : bodies[path as keyof typeof bodies]
-    const r = await send(method, path, body, {}, auth)
-    expectError(r, 401, "unauthorized")
-    expect(r.text).not.toContain(stack.token)
-  })
+  const auths = [["no header", null], ["Basic", "Basic x"], ["wrong token", "Bearer wrong-token"], [
+    "empty bearer",
+    "Bearer "
+  ]] as const
+  it.each(routes.flatMap(([m, p]) => auths.map(([label, a]) => [m, p, label, a] as const)))(
+    "%s %s with %s",
+    async (method, path, _label, auth) => {
+      // a body that would otherwise be accepted (and change things) must still be refused
+      const body = method === "GET" ? undefined : bodies[path as keyof typeof bodies]
+      const r = await send(method, path, body, {}, auth)
+      expectError(r, 401, "unauthorized")
+      expect(r.text).not.toContain(stack.token)
+    }
+  )
 })
 
 describe("nothing changed", () => {
   it("keeps only the purposeful agents, runs, journals and idempotency keys", async () => {
-    const agents = await eventually(async () => {
-      const r = await send("GET", "/v1/agents")
-      return r.status === 200 && r.json.items.some((a: { name: string }) => a.name === "alpha") ? r.json.items : null
-    }, 10_000, "agent projection")
+    const agents = await eventually(
+      async () => {
+        const r = await send("GET", "/v1/agents")
+        return r.status === 200 && r.json.items.some((a: { name: string }) => a.name === "alpha") ? r.json.items : null
+      },
+      10_000,
+      "agent projection"
+    )
     expect(agents.map((a: { name: string }) => a.name)).toEqual(["alpha"])
     expect(agents[0].latestVersion).toBe(1) // no refused PUT published a version
-    for (const name of [...refusedNames, "nosuch", "sneaky"]) expectError(await send("GET", `/v1/agents/${name}`), 404, "agent_not_found")
+    for (const name of [...refusedNames, "nosuch", "sneaky"])
+      expectError(await send("GET", `/v1/agents/${name}`), 404, "agent_not_found")
 
-    const runs = await eventually(async () => {
-      const r = await send("GET", "/v1/runs?limit=200")
-      return r.status === 200 && r.json.items.some((x: { id: string; status: string }) => x.id === goodRun && x.status === "succeeded") ? r.json.items : null
-    }, 10_000, "run projection")
+    const runs = await eventually(
+      async () => {
+        const r = await send("GET", "/v1/runs?limit=200")
+        return r.status === 200 &&
+            r.json.items.some((x: { id: string; status: string }) => x.id === goodRun && x.status === "succeeded")
+          ? r.json.items
+          : null
+      },
+      10_000,
+      "run projection"
+    )
     expect(runs.map((x: { id: string }) => x.id)).toEqual([goodRun])
 
     const jsm = await jetstreamManager(nc)
-    const subjects = async (stream: string) => Object.keys((await jsm.streams.info(stream, { subjects_filter: ">" })).state.subjects ?? {}).sort()
+    const subjects = async (stream: string) =>
+      Object.keys((await jsm.streams.info(stream, { subjects_filter: ">" })).state.subjects ?? {}).sort()
     expect(await subjects(AGENTS)).toEqual(["lantern.agent.dev.alpha"])
     expect(await subjects(RUNS)).toEqual([`lantern.run.dev.${goodRun}`])
     const kv = await new Kvm(nc).open(IDEMPOTENCY_BUCKET)

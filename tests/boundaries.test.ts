@@ -7,7 +7,18 @@ import { describe, expect, it } from "vitest"
 import * as Boundaries from "./support/Boundaries.ts"
 
 const ROOT = resolve(import.meta.dirname, "..")
-const graph = Boundaries.read(ROOT, ["schema", "bus", "actors", "projections", "edge", "harness", "ui", "bench", "scripts", "tests"])
+const graph = Boundaries.read(ROOT, [
+  "schema",
+  "bus",
+  "actors",
+  "projections",
+  "edge",
+  "harness",
+  "ui",
+  "bench",
+  "scripts",
+  "tests"
+])
 
 describe("import boundaries", () => {
   it("reads the whole tree", () => {

@@ -24,7 +24,10 @@ const defer = deferrals()
 const TENANT = "dev"
 
 /** 1000 USD per million tokens in and out: an echoer run (20+7, 40+7, 60+7 tokens) costs 0.141 USD. */
-const PRICES = { version: "test", models: { "fake-1": { inputPerMTok: 1000, outputPerMTok: 1000, cachedInputPerMTok: 0 } } }
+const PRICES = {
+  version: "test",
+  models: { "fake-1": { inputPerMTok: 1000, outputPerMTok: 1000, cachedInputPerMTok: 0 } }
+}
 const RUN_COST = (TOKENS_IN + TOKENS_OUT) / 1000
 const MODEL_STEP = /^turn-\d+$/
 
@@ -41,7 +44,10 @@ interface EventItem {
 const quiet = (output: string) => output.split("\n").filter((l) => !l.includes("Sent HTTP response")).join("\n")
 
 /** The echoer with an output cap, so a call's worst case stays within a few times its actual cost. */
-const agent = (name: string, spec: Record<string, unknown> = {}) => ({ name, spec: { ...echoer.spec, maxTokens: 50, ...spec } })
+const agent = (name: string, spec: Record<string, unknown> = {}) => ({
+  name,
+  spec: { ...echoer.spec, maxTokens: 50, ...spec }
+})
 
 const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), `${prefix}-`))
 
@@ -72,10 +78,14 @@ const TERMINAL = new Set(["succeeded", "failed", "canceled"])
 
 /** Waits until the run has ended; returns it. */
 const finished = (call: Call, runId: string, deadlineMs = 30_000) =>
-  eventually(async () => {
-    const r = await call("GET", `/v1/runs/${runId}`)
-    return TERMINAL.has(r.json?.status) ? r.json : null
-  }, deadlineMs, `run ${runId} to finish`)
+  eventually(
+    async () => {
+      const r = await call("GET", `/v1/runs/${runId}`)
+      return TERMINAL.has(r.json?.status) ? r.json : null
+    },
+    deadlineMs,
+    `run ${runId} to finish`
+  )
 
 /** What the run's journal says it spent: each completed step's cost, and how many model steps completed. */
 const spendOf = (events: ReadonlyArray<EventItem>) => {
@@ -146,13 +156,21 @@ afterAll(async () => {
 
 const showOutputOnFailure = (...hosts: ReadonlyArray<{ readonly role: string; readonly output: () => string }>) =>
   onTestFailed(() => {
-    for (const h of [{ role: "serve", output: () => stack.output() }, ...hosts]) console.error(`--- ${h.role} ---\n${quiet(h.output())}`)
+    for (const h of [{ role: "serve", output: () => stack.output() }, ...hosts])
+      console.error(`--- ${h.role} ---\n${quiet(h.output())}`)
   })
 
 describe("budget routes", () => {
   it("PUT then GET an agent's budget and the tenant's: the caps echoed with today's figures", async () => {
     await createAgent(call, agent("budgeted"))
-    const limits = { maxCostUsdPerRun: 0.5, maxCostUsdPerDay: 2.5, maxRunsPerDay: 40, maxTokensPerRun: 10_000, maxToolCallsPerRun: 6, hardFail: true }
+    const limits = {
+      maxCostUsdPerRun: 0.5,
+      maxCostUsdPerDay: 2.5,
+      maxRunsPerDay: 40,
+      maxTokensPerRun: 10_000,
+      maxToolCallsPerRun: 6,
+      hardFail: true
+    }
     const today = new Date().toISOString().slice(0, 10)
     const put = await putBudget(call, "/v1/agents/budgeted/budget", limits)
     const expected = {
@@ -167,12 +185,21 @@ describe("budget routes", () => {
     expect(await getBudget(call, "/v1/agents/budgeted/budget")).toEqual(expected)
 
     const tenant = await putBudget(call, "/v1/budget", { maxCostUsdPerDay: 1000, hardFail: true })
-    expect(tenant).toMatchObject({ scope: "tenant", limits: { maxCostUsdPerDay: 1000, hardFail: true }, today: { day: today, reservedUsd: 0 } })
+    expect(tenant).toMatchObject({
+      scope: "tenant",
+      limits: { maxCostUsdPerDay: 1000, hardFail: true },
+      today: { day: today, reservedUsd: 0 }
+    })
     expect(await getBudget(call, "/v1/budget")).toEqual(tenant)
 
     // an agent never given a budget: nothing enforced, nothing journaled
     await createAgent(call, agent("unbudgeted"))
-    expect(await getBudget(call, "/v1/agents/unbudgeted/budget")).toMatchObject({ scope: "agent:unbudgeted", limits: null, updatedBy: null, openReservations: 0 })
+    expect(await getBudget(call, "/v1/agents/unbudgeted/budget")).toMatchObject({
+      scope: "agent:unbudgeted",
+      limits: null,
+      updatedBy: null,
+      openReservations: 0
+    })
     expect(await budgetJournal(rt, "unbudgeted")).toEqual([])
   })
 
@@ -196,11 +223,13 @@ describe("budget routes", () => {
   })
 
   it("404 for an agent that does not exist, journaling nothing", async () => {
-    for (const [method, path, body] of [
-      ["PUT", "/v1/agents/nobody/budget", { maxCostUsdPerDay: 1, hardFail: true }],
-      ["GET", "/v1/agents/nobody/budget", undefined],
-      ["GET", "/v1/agents/nobody/usage", undefined]
-    ] as const) {
+    for (
+      const [method, path, body] of [
+        ["PUT", "/v1/agents/nobody/budget", { maxCostUsdPerDay: 1, hardFail: true }],
+        ["GET", "/v1/agents/nobody/budget", undefined],
+        ["GET", "/v1/agents/nobody/usage", undefined]
+      ] as const
+    ) {
       const r = await call(method, path, body)
       expect(r.status, `${method} ${path}: ${r.text}`).toBe(404)
       expect(r.json.error.code).toBe("agent_not_found")
@@ -232,7 +261,9 @@ interface Burst {
  */
 const burst = async (name: string, n: number, cap: number): Promise<Burst> => {
   const tenantBefore = await getBudget(call, "/v1/budget")
-  const posts = await Promise.all(Array.from({ length: n }, (_, i) => call("POST", "/v1/runs", { agentName: name, input: `burst ${i}` })))
+  const posts = await Promise.all(
+    Array.from({ length: n }, (_, i) => call("POST", "/v1/runs", { agentName: name, input: `burst ${i}` }))
+  )
   for (const r of posts) {
     expect([201, 402], r.text).toContain(r.status)
     if (r.status === 402) {
@@ -240,20 +271,32 @@ const burst = async (name: string, n: number, cap: number): Promise<Burst> => {
       expect(r.json.error.budget).toMatchObject({ scope: `agent:${name}`, cap: "maxCostUsdPerDay", limit: cap })
       expect(typeof r.json.error.budget.spent).toBe("number")
       expect(typeof r.json.error.budget.reserved).toBe("number")
-      expect(r.json.error.budget.spent + r.json.error.budget.reserved + r.json.error.budget.requested).toBeGreaterThan(cap)
+      expect(r.json.error.budget.spent + r.json.error.budget.reserved + r.json.error.budget.requested).toBeGreaterThan(
+        cap
+      )
     }
   }
   const ids = posts.filter((r) => r.status === 201).map((r) => r.json.id as string)
 
   // every admitted run ends: succeeded, or failed by the budget at one of its model calls
-  const runs = await eventually(async () => {
-    const listed = (await call("GET", `/v1/runs?agentName=${name}&limit=200`)).json?.items as Array<{ id: string; status: string }> | undefined
-    const mine = (listed ?? []).filter((r) => ids.includes(r.id))
-    return mine.length === ids.length && mine.every((r) => TERMINAL.has(r.status)) ? mine : null
-  }, 90_000, `the ${ids.length} runs of ${name} to end`)
+  const runs = await eventually(
+    async () => {
+      const listed = (await call("GET", `/v1/runs?agentName=${name}&limit=200`)).json?.items as
+        | Array<{ id: string; status: string }>
+        | undefined
+      const mine = (listed ?? []).filter((r) => ids.includes(r.id))
+      return mine.length === ids.length && mine.every((r) => TERMINAL.has(r.status)) ? mine : null
+    },
+    90_000,
+    `the ${ids.length} runs of ${name} to end`
+  )
   let spentUsd = 0
   let modelSteps = 0
-  const journals = await mapLimit(ids, 8, async (id) => ({ id, run: (await call("GET", `/v1/runs/${id}`)).json, events: await journalOf(call, id) }))
+  const journals = await mapLimit(
+    ids,
+    8,
+    async (id) => ({ id, run: (await call("GET", `/v1/runs/${id}`)).json, events: await journalOf(call, id) })
+  )
   for (const { id, run, events } of journals) {
     if (run.status === "failed") {
       expect(run.error?.code, `run ${id}: ${JSON.stringify(run.error)}`).toBe("budget_exceeded")
@@ -270,24 +313,38 @@ const burst = async (name: string, n: number, cap: number): Promise<Burst> => {
   // the spend never passed the cap; both budgets counted every call once; nothing is held any more
   expect(spentUsd).toBeLessThanOrEqual(cap + 1e-9)
   const budget = await getBudget(call, `/v1/agents/${name}/budget`)
-  expect(near(budget.today.spentUsd, spentUsd), `agent spent ${budget.today.spentUsd} vs journals ${spentUsd}`).toBe(true)
+  expect(near(budget.today.spentUsd, spentUsd), `agent spent ${budget.today.spentUsd} vs journals ${spentUsd}`).toBe(
+    true
+  )
   expect(budget.today).toMatchObject({ reservedUsd: 0, runs: ids.length })
   expect(budget.openReservations).toBe(0)
   const tenant = await getBudget(call, "/v1/budget")
-  expect(near(tenant.today.spentUsd - tenantBefore.today.spentUsd, spentUsd), `tenant spent ${tenant.today.spentUsd - tenantBefore.today.spentUsd} vs ${spentUsd}`).toBe(true)
+  expect(
+    near(tenant.today.spentUsd - tenantBefore.today.spentUsd, spentUsd),
+    `tenant spent ${tenant.today.spentUsd - tenantBefore.today.spentUsd} vs ${spentUsd}`
+  ).toBe(true)
   expect(tenant.today.reservedUsd).toBe(0)
   // the provider performed exactly the calls that completed, each once
   const effects = [...model.effects].filter(([k]) => ids.some((id) => k.startsWith(`${id}:`)))
   expect(effects.every(([, count]) => count === 1)).toBe(true)
   expect(effects.length).toBe(modelSteps)
   expect(succeeded).toBeGreaterThan(0)
-  return { admitted: ids.length, refused: n - ids.length, succeeded, failed: ids.length - succeeded, spentUsd, modelSteps }
+  return {
+    admitted: ids.length,
+    refused: n - ids.length,
+    succeeded,
+    failed: ids.length - succeeded,
+    spentUsd,
+    modelSteps
+  }
 }
 
 const report = (label: string, b: Burst, cap: number, extra = "") =>
   console.log(
     `${label}: ${b.admitted} admitted, ${b.refused} refused with 402, ${b.succeeded} succeeded, ${b.failed} failed budget_exceeded; ` +
-      `${b.modelSteps} model calls; spent ${b.spentUsd.toFixed(6)} of ${cap} USD (${(100 * b.spentUsd / cap).toFixed(1)}%)${extra}`
+      `${b.modelSteps} model calls; spent ${b.spentUsd.toFixed(6)} of ${cap} USD (${
+        (100 * b.spentUsd / cap).toFixed(1)
+      }%)${extra}`
   )
 
 describe("100 runs at once against a day's hard cap of about 10 runs", () => {
@@ -309,20 +366,32 @@ describe("100 runs at once against a day's hard cap of about 10 runs", () => {
     const leases = await LeaseWatch.start(nats.handle.url, TENANT)
     defer(() => leases.close())
     await createAgent(call, agent("warm-up"))
-    await eventually(async () => {
-      const started = await Promise.all(Array.from({ length: 6 }, () => call("POST", "/v1/runs", { agentName: "warm-up", input: "warm up" })))
-      await Promise.all(started.map((r) => finished(call, r.json.id)))
-      return workers.every((w) => leases.allHolders().has(w.pid))
-    }, 60_000, "both workers to drive runs")
+    await eventually(
+      async () => {
+        const started = await Promise.all(
+          Array.from({ length: 6 }, () => call("POST", "/v1/runs", { agentName: "warm-up", input: "warm up" }))
+        )
+        await Promise.all(started.map((r) => finished(call, r.json.id)))
+        return workers.every((w) => leases.allHolders().has(w.pid))
+      },
+      60_000,
+      "both workers to drive runs"
+    )
     await createAgent(call, agent("burst-three"))
     await putBudget(call, "/v1/agents/burst-three/budget", { maxCostUsdPerDay: CAP, hardFail: true })
     const b = await burst("burst-three", 100, CAP)
     // reservations per host, by pid (host ids are `<hostname>:<pid>:<random>`)
     const byHost = new Map<number, number>()
     for (const e of await budgetJournal(rt, "burst-three")) {
-      if (e.event._tag === "BudgetReserved") byHost.set(LeaseWatch.pidOf(e.event.host), (byHost.get(LeaseWatch.pidOf(e.event.host)) ?? 0) + 1)
+      if (e.event._tag === "BudgetReserved")
+        byHost.set(LeaseWatch.pidOf(e.event.host), (byHost.get(LeaseWatch.pidOf(e.event.host)) ?? 0) + 1)
     }
-    report("three hosts", b, CAP, `; reservations per pid ${JSON.stringify(Object.fromEntries(byHost))} (serve ${stack.child.pid})`)
+    report(
+      "three hosts",
+      b,
+      CAP,
+      `; reservations per pid ${JSON.stringify(Object.fromEntries(byHost))} (serve ${stack.child.pid})`
+    )
     expect(byHost.size).toBeGreaterThanOrEqual(2)
   }, 120_000)
 })
@@ -340,7 +409,9 @@ describe("caps", () => {
     expect(budget.alerts).toEqual(["maxCostUsdPerDay"])
     expect(near(budget.today.spentUsd, 2 * RUN_COST)).toBe(true)
     const alerts = (await budgetJournal(rt, "softie")).filter((e) => e.event._tag === "BudgetAlerted")
-    expect(alerts.map((e) => e.event)).toEqual([expect.objectContaining({ cap: "maxCostUsdPerDay", limit: RUN_COST / 2 })])
+    expect(alerts.map((e) => e.event)).toEqual([
+      expect.objectContaining({ cap: "maxCostUsdPerDay", limit: RUN_COST / 2 })
+    ])
   })
 
   it("maxToolCallsPerRun 1: the run fails budget_exceeded at its second tool call, which never starts", async () => {
@@ -350,9 +421,16 @@ describe("caps", () => {
     expect(r.status, r.text).toBe(201)
     const run = await finished(call, r.json.id)
     expect(run.status).toBe("failed")
-    expect(run.error).toMatchObject({ code: "budget_exceeded", budget: { scope: "agent:one-tool", cap: "maxToolCallsPerRun", limit: 1, spent: 1, requested: 1 } })
+    expect(run.error).toMatchObject({
+      code: "budget_exceeded",
+      budget: { scope: "agent:one-tool", cap: "maxToolCallsPerRun", limit: 1, spent: 1, requested: 1 }
+    })
     const events = await journalOf(call, r.json.id)
-    expect(events.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)).toEqual(["turn-1", "turn-1.tool-0", "turn-2"])
+    expect(events.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)).toEqual([
+      "turn-1",
+      "turn-1.tool-0",
+      "turn-2"
+    ])
     expect(events.some((e) => e.type === "StepStarted" && e.payload.stepId === "turn-2.tool-0")).toBe(false)
     expect(events.at(-1)?.type).toBe("RunFailed")
   })
@@ -368,7 +446,10 @@ describe("caps", () => {
     const events = await journalOf(call, r.json.id)
     const refused = events.find((e) => e.type === "StepFailed")!
     expect(refused.payload.stepId).toMatch(MODEL_STEP)
-    expect(refused.payload.error).toMatchObject({ code: "budget_exceeded", budget: { scope: "agent:capped-run", cap: "maxCostUsdPerRun", limit } })
+    expect(refused.payload.error).toMatchObject({
+      code: "budget_exceeded",
+      budget: { scope: "agent:capped-run", cap: "maxCostUsdPerRun", limit }
+    })
     const { budget } = refused.payload.error
     // what the run had spent before the refused call, plus that call's worst case, would have passed the limit
     const before = spendOf(events.filter((e) => e.seq < refused.seq)).costUsd
@@ -376,7 +457,9 @@ describe("caps", () => {
     expect(budget.spent + budget.requested).toBeGreaterThan(limit)
     expect(spendOf(events).costUsd).toBeLessThanOrEqual(limit)
     expect(run.error).toMatchObject({ code: "budget_exceeded", budget: { cap: "maxCostUsdPerRun" } })
-    console.log(`maxCostUsdPerRun ${limit}: refused at ${refused.payload.stepId} with ${budget.spent} spent and ${budget.requested} more at worst`)
+    console.log(
+      `maxCostUsdPerRun ${limit}: refused at ${refused.payload.stepId} with ${budget.spent} spent and ${budget.requested} more at worst`
+    )
   })
 
   it("maxRunsPerDay 3: the fourth run is refused with 402 naming the cap; usage shows the day's three runs", async () => {
@@ -407,12 +490,23 @@ describe("caps", () => {
     expect(modelSteps).toBe(3 * MODEL_STEPS.length)
     // usage comes from the projections: poll until they caught up with the journals
     const today = new Date().toISOString().slice(0, 10)
-    const usage = await eventually(async () => {
-      const r = await call("GET", "/v1/agents/thrice/usage?days=2")
-      const day = r.json?.days?.find((d: { day: string }) => d.day === today)
-      return day?.modelCalls === modelSteps ? r.json : null
-    }, 20_000, "usage to show the three runs")
-    expect(usage.days).toEqual([{ day: today, runs: 3, modelCalls: modelSteps, tokensIn: 3 * TOKENS_IN, tokensOut: 3 * TOKENS_OUT, costUsd: usage.days[0].costUsd }])
+    const usage = await eventually(
+      async () => {
+        const r = await call("GET", "/v1/agents/thrice/usage?days=2")
+        const day = r.json?.days?.find((d: { day: string }) => d.day === today)
+        return day?.modelCalls === modelSteps ? r.json : null
+      },
+      20_000,
+      "usage to show the three runs"
+    )
+    expect(usage.days).toEqual([{
+      day: today,
+      runs: 3,
+      modelCalls: modelSteps,
+      tokensIn: 3 * TOKENS_IN,
+      tokensOut: 3 * TOKENS_OUT,
+      costUsd: usage.days[0].costUsd
+    }])
     expect(near(usage.days[0].costUsd, spent)).toBe(true)
     expect(near(usage.totalCostUsd, spent)).toBe(true)
     expect(usage.reservedUsd).toBe(0)
@@ -436,11 +530,15 @@ describe("caps", () => {
     }
     // the seed comes from the projections: wait until they show the day's three runs and their spend
     const today = new Date().toISOString().slice(0, 10)
-    await eventually(async () => {
-      const r = await call("GET", "/v1/agents/latecap/usage?days=1")
-      const day = r.json?.days?.find((d: { day: string }) => d.day === today)
-      return day?.runs === 3 && near(day.costUsd, spent) ? day : null
-    }, 20_000, "usage to show the three runs")
+    await eventually(
+      async () => {
+        const r = await call("GET", "/v1/agents/latecap/usage?days=1")
+        const day = r.json?.days?.find((d: { day: string }) => d.day === today)
+        return day?.runs === 3 && near(day.costUsd, spent) ? day : null
+      },
+      20_000,
+      "usage to show the three runs"
+    )
 
     const set = await putBudget(call, "/v1/agents/latecap/budget", { maxRunsPerDay: 4, hardFail: true })
     expect(set.today).toMatchObject({ runs: 3, tokens: 3 * (TOKENS_IN + TOKENS_OUT) })
@@ -501,14 +599,25 @@ describe("a host SIGKILLed while it holds a reservation", () => {
     expect(first.child.signalCode).toBe("SIGKILL")
 
     // nobody is left to settle or release it: it stops counting once its expiry passes
-    const held = (await budgetJournal(crashRt, "crashy")).map((e) => e.event).find((e) => e._tag === "BudgetReserved" && e.reservationId === key)
+    const held = (await budgetJournal(crashRt, "crashy")).map((e) => e.event).find((e) =>
+      e._tag === "BudgetReserved" && e.reservationId === key
+    )
     if (held?._tag !== "BudgetReserved") throw new Error(`no reservation ${key} in the budget journal`)
     expect(held.amountUsd).toBe(holding.today.reservedUsd)
     expect(held.expiresAt).toBeGreaterThan(killedAt)
     expect(held.expiresAt - killedAt).toBeLessThanOrEqual(STEP_TIMEOUT_MS + 2_000)
-    const stateAt = async (now: number) => Budget.reservedOn(fold(Budget.decider, (await budgetJournal(crashRt, "crashy")).map((e) => e.event)), Budget.dayOf(now), now)
+    const stateAt = async (now: number) =>
+      Budget.reservedOn(
+        fold(Budget.decider, (await budgetJournal(crashRt, "crashy")).map((e) => e.event)),
+        Budget.dayOf(now),
+        now
+      )
     expect(await stateAt(Date.now())).toBe(held.amountUsd)
-    await eventually(async () => Date.now() > held.expiresAt && (await stateAt(Date.now())) === 0, 15_000, "the reservation to expire")
+    await eventually(
+      async () => Date.now() > held.expiresAt && (await stateAt(Date.now())) === 0,
+      15_000,
+      "the reservation to expire"
+    )
     const expiredAfterMs = held.expiresAt - killedAt
 
     // a fresh host restarts the same attempt: the provider answers from its idempotency cache
@@ -531,22 +640,35 @@ describe("a host SIGKILLed while it holds a reservation", () => {
     // the budgets: the dead host's hold released, the same id reserved again by the new host, settled once
     for (const [path, id] of [["/v1/agents/crashy/budget", "crashy"], ["/v1/budget", "_tenant"]] as const) {
       const journal = await budgetJournal(crashRt, id)
-      const ofKey = journal.filter((e) => "reservationId" in e.event && (e.event as { reservationId: string }).reservationId === key)
-      expect(ofKey.map((e) => e.event._tag), `${id}: ${JSON.stringify(ofKey)}`).toEqual(["BudgetReserved", "BudgetReleased", "BudgetReserved", "BudgetSettled"])
+      const ofKey = journal.filter((e) =>
+        "reservationId" in e.event && (e.event as { reservationId: string }).reservationId === key
+      )
+      expect(ofKey.map((e) => e.event._tag), `${id}: ${JSON.stringify(ofKey)}`).toEqual([
+        "BudgetReserved",
+        "BudgetReleased",
+        "BudgetReserved",
+        "BudgetSettled"
+      ])
       const [firstHold, releasedHold, secondHold] = ofKey.map((e) => e.event)
       expect(releasedHold).toMatchObject({ reason: expect.stringContaining("without being settled") })
       expect(Date.parse(ofKey[1]!.at)).toBeGreaterThanOrEqual(held.expiresAt)
-      if (firstHold?._tag !== "BudgetReserved" || secondHold?._tag !== "BudgetReserved") throw new Error("expected two holds")
+      if (firstHold?._tag !== "BudgetReserved" || secondHold?._tag !== "BudgetReserved")
+        throw new Error("expected two holds")
       expect(secondHold.host).not.toBe(firstHold.host)
       expect(journal.filter((e) => e.event._tag === "BudgetSettled")).toHaveLength(MODEL_STEPS.length)
       const budget = await getBudget(after, path)
       expect(budget.today).toMatchObject({ reservedUsd: 0, runs: 1 })
       expect(budget.openReservations).toBe(0)
-      expect(near(budget.today.spentUsd, spend.costUsd), `${id} spent ${budget.today.spentUsd} vs the run's ${spend.costUsd}`).toBe(true)
+      expect(
+        near(budget.today.spentUsd, spend.costUsd),
+        `${id} spent ${budget.today.spentUsd} vs the run's ${spend.costUsd}`
+      ).toBe(true)
     }
     console.log(
       `crash: reservation of ${held.amountUsd} USD expired ${expiredAfterMs} ms after the kill; ` +
-        `the restarted host finished the run ${doneAfterMs} ms after it was started; spent ${spend.costUsd.toFixed(6)} USD = the run's cost`
+        `the restarted host finished the run ${doneAfterMs} ms after it was started; spent ${
+          spend.costUsd.toFixed(6)
+        } USD = the run's cost`
     )
   }, 90_000)
 })

@@ -204,32 +204,133 @@ describe("lantern CLI (child process)", () => {
     const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>, RegExp]> = [
       ["an unknown flag", ["runs", "list", "--bogus"], /^error: --bogus: unknown flag/m],
       ["a missing required flag", ["agents", "create", "--spec", okSpec], /^error: --name: required flag is missing/m],
-      ["no spec at all", ["agents", "create", "--name", "echo"], /^error: --spec, --spec-file: one of them is required/m],
-      ["both spec flags", ["agents", "create", "--name", "echo", "--spec", okSpec, "--spec-file", "<spec-file>"], /^error: --spec, --spec-file: give one of them, not both/m],
-      ["a spec file that is not an agent spec", ["agents", "create", "--name", "echo", "--spec-file", join(ROOT, "package.json")], /^error: --spec-file: .*package\.json: not an agent spec: name: unknown field; .*; and \d+ more$/m],
-      ["a --spec that is not JSON", ["agents", "create", "--name", "echo", "--spec", "{systemPrompt:"], /^error: --spec: not valid JSON/m],
-      ["a --spec that is not an agent spec", ["agents", "create", "--name", "echo", "--spec", "{\"systemPrompt\":\"\",\"maxTurns\":500}"], /^error: --spec: not an agent spec: (?=.*maxTurns: Expected a value between 1 and 100)(?=.*systemPrompt: )/m],
-      ["a --spec with an unknown field", ["agents", "update", "echo", "--spec", "{\"systemPrompt\":\"x\",\"maxturns\":3}"], /^error: --spec: not an agent spec: maxturns: /m],
-      ["a spec file that does not exist", ["agents", "create", "--name", "echo", "--spec-file", "/nonexistent/spec.json"], /^error: --spec-file: no such file: \/nonexistent\/spec\.json/m],
-      ["a bad agent name", ["agents", "create", "--name", "Echo Bot", "--spec", okSpec], /^error: --name: 'Echo Bot' is not an agent name/m],
+      [
+        "no spec at all",
+        ["agents", "create", "--name", "echo"],
+        /^error: --spec, --spec-file: one of them is required/m
+      ],
+      [
+        "both spec flags",
+        ["agents", "create", "--name", "echo", "--spec", okSpec, "--spec-file", "<spec-file>"],
+        /^error: --spec, --spec-file: give one of them, not both/m
+      ],
+      ["a spec file that is not an agent spec", [
+        "agents",
+        "create",
+        "--name",
+        "echo",
+        "--spec-file",
+        join(ROOT, "package.json")
+      ], /^error: --spec-file: .*package\.json: not an agent spec: name: unknown field; .*; and \d+ more$/m],
+      [
+        "a --spec that is not JSON",
+        ["agents", "create", "--name", "echo", "--spec", "{systemPrompt:"],
+        /^error: --spec: not valid JSON/m
+      ],
+      ["a --spec that is not an agent spec", [
+        "agents",
+        "create",
+        "--name",
+        "echo",
+        "--spec",
+        "{\"systemPrompt\":\"\",\"maxTurns\":500}"
+      ], /^error: --spec: not an agent spec: (?=.*maxTurns: Expected a value between 1 and 100)(?=.*systemPrompt: )/m],
+      ["a --spec with an unknown field", [
+        "agents",
+        "update",
+        "echo",
+        "--spec",
+        "{\"systemPrompt\":\"x\",\"maxturns\":3}"
+      ], /^error: --spec: not an agent spec: maxturns: /m],
+      ["a spec file that does not exist", [
+        "agents",
+        "create",
+        "--name",
+        "echo",
+        "--spec-file",
+        "/nonexistent/spec.json"
+      ], /^error: --spec-file: no such file: \/nonexistent\/spec\.json/m],
+      [
+        "a bad agent name",
+        ["agents", "create", "--name", "Echo Bot", "--spec", okSpec],
+        /^error: --name: 'Echo Bot' is not an agent name/m
+      ],
       ["a missing --input", ["runs", "create", "--agent", "echo"], /^error: --input: required flag is missing/m],
-      ["an out-of-range --limit", ["runs", "list", "--limit", "0"], /^error: --limit: expected an integer from 1 to 200, got 0/m],
+      [
+        "an out-of-range --limit",
+        ["runs", "list", "--limit", "0"],
+        /^error: --limit: expected an integer from 1 to 200, got 0/m
+      ],
       ["an unknown --status", ["runs", "list", "--status", "done"], /^error: --status: invalid value 'done'/m],
       ["a missing run id", ["runs", "get"], /^error: ID: required argument is missing/m],
-      ["an approval without --by", ["runs", "approve", "run_x", "turn-1.tool-0.approval"], /^error: --by: required flag is missing/m],
-      ["an approval with an empty --by", ["runs", "approve", "run_x", "turn-1.tool-0.approval", "--by", ""], /^error: --by: 1-200 characters/m],
-      ["an approval without a step", ["runs", "approve", "run_x", "--by", "ops"], /^error: STEP: required argument is missing/m],
+      [
+        "an approval without --by",
+        ["runs", "approve", "run_x", "turn-1.tool-0.approval"],
+        /^error: --by: required flag is missing/m
+      ],
+      [
+        "an approval with an empty --by",
+        ["runs", "approve", "run_x", "turn-1.tool-0.approval", "--by", ""],
+        /^error: --by: 1-200 characters/m
+      ],
+      [
+        "an approval without a step",
+        ["runs", "approve", "run_x", "--by", "ops"],
+        /^error: STEP: required argument is missing/m
+      ],
       ["a key without --scope", ["api-keys", "create", "--name", "ci"], /^error: --scope: required flag is missing/m],
-      ["an unknown --scope", ["api-keys", "create", "--name", "ci", "--scope", "runs:read", "--scope", "runs:reed"], /^error: --scope: 'runs:reed' is not a scope; expected one of runs:read, /m],
-      ["an --expires that is no ISO time", ["api-keys", "create", "--name", "ci", "--scope", "runs:read", "--expires", "next week"], /^error: --expires: 'next week' is not an ISO 8601 date-time/m],
-      ["an --expires in the past", ["api-keys", "create", "--name", "ci", "--scope", "runs:read", "--expires", "2020-01-01T00:00:00Z"], /^error: --expires: '2020-01-01T00:00:00Z' is not in the future/m],
-      ["a key --name starting with a space", ["api-keys", "create", "--name", " ci", "--scope", "runs:read"], /^error: --name: expected 1-100 printable ASCII characters/m],
-      ["a revoke of something that is no key id", ["api-keys", "revoke", "run_x"], /^error: ID: 'run_x' is not a key id/m],
+      [
+        "an unknown --scope",
+        ["api-keys", "create", "--name", "ci", "--scope", "runs:read", "--scope", "runs:reed"],
+        /^error: --scope: 'runs:reed' is not a scope; expected one of runs:read, /m
+      ],
+      ["an --expires that is no ISO time", [
+        "api-keys",
+        "create",
+        "--name",
+        "ci",
+        "--scope",
+        "runs:read",
+        "--expires",
+        "next week"
+      ], /^error: --expires: 'next week' is not an ISO 8601 date-time/m],
+      ["an --expires in the past", [
+        "api-keys",
+        "create",
+        "--name",
+        "ci",
+        "--scope",
+        "runs:read",
+        "--expires",
+        "2020-01-01T00:00:00Z"
+      ], /^error: --expires: '2020-01-01T00:00:00Z' is not in the future/m],
+      [
+        "a key --name starting with a space",
+        ["api-keys", "create", "--name", " ci", "--scope", "runs:read"],
+        /^error: --name: expected 1-100 printable ASCII characters/m
+      ],
+      [
+        "a revoke of something that is no key id",
+        ["api-keys", "revoke", "run_x"],
+        /^error: ID: 'run_x' is not a key id/m
+      ],
       ["a tenant without a name", ["tenants", "create"], /^error: NAME: required argument is missing/m],
       ["an unknown --action", ["audit", "--action", "key.made"], /^error: --action: invalid value 'key\.made'/m],
-      ["a --since that is no date", ["audit", "--since", "yesterday"], /^error: --since: 'yesterday' is not an ISO 8601 day/m],
-      ["a --since on a day that does not exist", ["audit", "--since", "2026-02-30"], /^error: --since: '2026-02-30' is not/m],
-      ["an out-of-range audit --limit", ["audit", "--limit", "201"], /^error: --limit: expected an integer from 1 to 200, got 201/m]
+      [
+        "a --since that is no date",
+        ["audit", "--since", "yesterday"],
+        /^error: --since: 'yesterday' is not an ISO 8601 day/m
+      ],
+      [
+        "a --since on a day that does not exist",
+        ["audit", "--since", "2026-02-30"],
+        /^error: --since: '2026-02-30' is not/m
+      ],
+      [
+        "an out-of-range audit --limit",
+        ["audit", "--limit", "201"],
+        /^error: --limit: expected an integer from 1 to 200, got 201/m
+      ]
     ]
     it.each(cases)("%s", async (_name, args, message) => {
       const specFile = join(home, "spec.json")
@@ -280,7 +381,10 @@ describe("lantern CLI (child process)", () => {
 
   it("reads the URL and token from LANTERN_HOME/credentials when the environment has none", async () => {
     const dir = mkdtempSync(join(tmpdir(), "lantern-home-"))
-    writeFileSync(join(dir, "credentials"), `# written by lantern dev\nLANTERN_API_TOKEN=from_file_token\nLANTERN_URL=${api.url}/\n`)
+    writeFileSync(
+      join(dir, "credentials"),
+      `# written by lantern dev\nLANTERN_API_TOKEN=from_file_token\nLANTERN_URL=${api.url}/\n`
+    )
     api.handler = (_req, res) => sendJson(res, 200, { items: [] })
     const r = await cli(["agents", "list"], { LANTERN_HOME: dir })
     rmSync(dir, { recursive: true, force: true })
@@ -300,7 +404,17 @@ describe("lantern CLI (child process)", () => {
 
   it("runs approve posts the decision to the step's approval route", async () => {
     api.handler = (_req, res) => sendJson(res, 200, runBody("run_wait", "running"))
-    const r = await cli(["runs", "approve", "run_wait", "turn-1.tool-0.approval", "--by", "ops", "--reject", "--reason", "not today"], env())
+    const r = await cli([
+      "runs",
+      "approve",
+      "run_wait",
+      "turn-1.tool-0.approval",
+      "--by",
+      "ops",
+      "--reject",
+      "--reason",
+      "not today"
+    ], env())
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/^rejected turn-1\.tool-0\.approval of run_wait$/m)
     expect(api.seen[0]?.method).toBe("POST")
@@ -310,7 +424,10 @@ describe("lantern CLI (child process)", () => {
 
   it("runs create sends plain text input as a JSON string, and the Idempotency-Key header", async () => {
     api.handler = (_req, res) => sendJson(res, 201, runBody("run_new", "running"))
-    const r = await cli(["runs", "create", "--agent", "echo", "--input", "hello there", "--idempotency-key", "k-1"], env())
+    const r = await cli(
+      ["runs", "create", "--agent", "echo", "--input", "hello there", "--idempotency-key", "k-1"],
+      env()
+    )
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/^id: +run_new$/m)
     expect(JSON.parse(api.seen[0]?.body ?? "")).toEqual({ agentName: "echo", input: "hello there" })
@@ -363,7 +480,12 @@ describe("lantern CLI (child process)", () => {
     }
     const r = await cli(["runs", "follow", "run_follow"], env())
     expect(r.code).toBe(0)
-    expect(r.stdout.split("\n").filter((l) => l.startsWith("#")).map((l) => l.split(" ")[0])).toEqual(["#1", "#2", "#3", "#4"])
+    expect(r.stdout.split("\n").filter((l) => l.startsWith("#")).map((l) => l.split(" ")[0])).toEqual([
+      "#1",
+      "#2",
+      "#3",
+      "#4"
+    ])
     const streams = api.seen.filter((s) => s.url === "/v1/runs/run_follow/stream")
     expect(streams.map((s) => s.headers["last-event-id"])).toEqual([undefined, "2"])
   })
@@ -402,7 +524,8 @@ describe("lantern CLI (child process)", () => {
       }
       if (route === "GET /readyz") return sendJson(res, ready.status, ready.body)
       if (route === "GET /v1/agents") return sendJson(res, 200, { items: [] })
-      if (route === "GET /v1/agents/lantern-doctor-probe") return apiError(res, 404, "not_found", "agent 'lantern-doctor-probe' not found")
+      if (route === "GET /v1/agents/lantern-doctor-probe")
+        return apiError(res, 404, "not_found", "agent 'lantern-doctor-probe' not found")
       if (route === "POST /v1/agents") {
         return sendJson(res, 201, {
           name: "lantern-doctor-probe",
@@ -433,7 +556,10 @@ describe("lantern CLI (child process)", () => {
     expect(r.stdout).toContain("all checks passed")
     const created = JSON.parse(api.seen.find((s) => s.method === "POST" && s.url === "/v1/agents")?.body ?? "")
     expect(created.spec).toEqual({ systemPrompt: "You are the Lantern doctor.", model: "auto", maxTurns: 2 })
-    expect(JSON.parse(api.seen.find((s) => s.url === "/v1/runs")?.body ?? "")).toEqual({ agentName: "lantern-doctor-probe", input: "ping" })
+    expect(JSON.parse(api.seen.find((s) => s.url === "/v1/runs")?.body ?? "")).toEqual({
+      agentName: "lantern-doctor-probe",
+      input: "ping"
+    })
   })
 
   it("doctor names the part that is not ready and exits 1", async () => {
@@ -469,26 +595,49 @@ describe("lantern api-keys, tenants and audit (child process, real stack)", () =
   const as = (token: string) => stackApi({ url: stack.url, token })
   const keyOf = (stdout: string) => /^key: +(\S+)$/m.exec(stdout)?.[1] ?? ""
 
-  it("doctor twice leaves one probe agent and no run in the run list (its probe runs are asked for by name)", async () => {
-    const owner_ = as(stack.token)
-    for (let i = 0; i < 2; i++) {
-      const r = await cli(["doctor"], owner())
-      expect(r.code, r.stdout + r.stderr).toBe(0)
-    }
-    const agents = (await owner_("GET", "/v1/agents")).json.items as Array<{ name: string }>
-    expect(agents.filter((a) => a.name.startsWith("lantern-doctor")).map((a) => a.name)).toEqual(["lantern-doctor-probe"])
-    const probes = await eventually(async () => {
-      const r = await owner_("GET", "/v1/runs?agentName=lantern-doctor-probe")
-      return r.json.items.length === 2 ? r.json.items : null
-    }, 20_000, "the two probe runs to be projected")
-    expect(probes.map((r: { status: string }) => r.status)).toEqual(["succeeded", "succeeded"])
-    const listed = (await owner_("GET", "/v1/runs?limit=200")).json.items as Array<{ agentName: string }>
-    expect(listed.filter((r) => r.agentName === "lantern-doctor-probe")).toEqual([])
-    expect((await owner_("GET", "/v1/runs?status=succeeded")).json.items.filter((r: { agentName: string }) => r.agentName === "lantern-doctor-probe")).toEqual([])
-  }, 120_000)
+  it(
+    "doctor twice leaves one probe agent and no run in the run list (its probe runs are asked for by name)",
+    async () => {
+      const owner_ = as(stack.token)
+      for (let i = 0; i < 2; i++) {
+        const r = await cli(["doctor"], owner())
+        expect(r.code, r.stdout + r.stderr).toBe(0)
+      }
+      const agents = (await owner_("GET", "/v1/agents")).json.items as Array<{ name: string }>
+      expect(agents.filter((a) => a.name.startsWith("lantern-doctor")).map((a) => a.name)).toEqual([
+        "lantern-doctor-probe"
+      ])
+      const probes = await eventually(
+        async () => {
+          const r = await owner_("GET", "/v1/runs?agentName=lantern-doctor-probe")
+          return r.json.items.length === 2 ? r.json.items : null
+        },
+        20_000,
+        "the two probe runs to be projected"
+      )
+      expect(probes.map((r: { status: string }) => r.status)).toEqual(["succeeded", "succeeded"])
+      const listed = (await owner_("GET", "/v1/runs?limit=200")).json.items as Array<{ agentName: string }>
+      expect(listed.filter((r) => r.agentName === "lantern-doctor-probe")).toEqual([])
+      expect(
+        (await owner_("GET", "/v1/runs?status=succeeded")).json.items.filter((r: { agentName: string }) =>
+          r.agentName === "lantern-doctor-probe"
+        )
+      ).toEqual([])
+    },
+    120_000
+  )
 
   it("creates a runs:read key shown once, lists it without the key, enforces its scope, and revokes it", async () => {
-    const created = await cli(["api-keys", "create", "--name", "reader", "--scope", "runs:read", "--expires", "2099-01-01T00:00:00Z"], owner())
+    const created = await cli([
+      "api-keys",
+      "create",
+      "--name",
+      "reader",
+      "--scope",
+      "runs:read",
+      "--expires",
+      "2099-01-01T00:00:00Z"
+    ], owner())
     expect(created.stderr).toBe("")
     expect(created.code).toBe(0)
     const key = keyOf(created.stdout)
@@ -527,28 +676,43 @@ describe("lantern api-keys, tenants and audit (child process, real stack)", () =
     expect(again.stderr).toMatch(/^error: \w+: /m)
   }, 60_000)
 
-  it("a key made with an expiring key prints the parent's expiry; revoking the parent revokes it; revoking needs the target's scopes", async () => {
-    const idOf = (stdout: string) => /^id: +(key_[0-9a-z]{26})$/m.exec(stdout)?.[1] ?? ""
-    const parent = await cli(["api-keys", "create", "--name", "minter", "--scope", "keys:write", "--scope", "runs:read", "--expires", "2099-01-01T00:00:00Z"], owner())
-    expect(parent.code, parent.stderr).toBe(0)
-    const asParent = { LANTERN_URL: stack.url, LANTERN_API_TOKEN: keyOf(parent.stdout) }
-    // asked for no expiry: capped at the parent's, and the CLI prints the effective one
-    const child = await cli(["api-keys", "create", "--name", "minted", "--scope", "runs:read"], asParent)
-    expect(child.code, child.stderr).toBe(0)
-    expect(child.stdout).toMatch(/^expires: +2099-01-01T00:00:00\.000Z$/m)
-    // the parent (keys:write runs:read) may not revoke the `*` key made by the owner
-    const all = await cli(["api-keys", "create", "--name", "everything", "--scope", "*"], owner())
-    const refused = await cli(["api-keys", "revoke", idOf(all.stdout)], asParent)
-    expect(refused.code).toBe(1)
-    expect(refused.stderr).toMatch(/^error: forbidden: .*'\*'/m)
-    expect((await as(keyOf(all.stdout))("GET", "/v1/runs")).status).toBe(200)
-    const childCall = as(keyOf(child.stdout))
-    expect((await childCall("GET", "/v1/runs")).status).toBe(200)
-    const revoked = await cli(["api-keys", "revoke", idOf(parent.stdout)], owner())
-    expect(revoked.code, revoked.stderr).toBe(0)
-    expect((await childCall("GET", "/v1/runs")).status).toBe(401)
-    expect((await cli(["api-keys", "list"], owner())).stdout).not.toContain(idOf(child.stdout))
-  }, 60_000)
+  it(
+    "a key made with an expiring key prints the parent's expiry; revoking the parent revokes it; revoking needs the target's scopes",
+    async () => {
+      const idOf = (stdout: string) => /^id: +(key_[0-9a-z]{26})$/m.exec(stdout)?.[1] ?? ""
+      const parent = await cli([
+        "api-keys",
+        "create",
+        "--name",
+        "minter",
+        "--scope",
+        "keys:write",
+        "--scope",
+        "runs:read",
+        "--expires",
+        "2099-01-01T00:00:00Z"
+      ], owner())
+      expect(parent.code, parent.stderr).toBe(0)
+      const asParent = { LANTERN_URL: stack.url, LANTERN_API_TOKEN: keyOf(parent.stdout) }
+      // asked for no expiry: capped at the parent's, and the CLI prints the effective one
+      const child = await cli(["api-keys", "create", "--name", "minted", "--scope", "runs:read"], asParent)
+      expect(child.code, child.stderr).toBe(0)
+      expect(child.stdout).toMatch(/^expires: +2099-01-01T00:00:00\.000Z$/m)
+      // the parent (keys:write runs:read) may not revoke the `*` key made by the owner
+      const all = await cli(["api-keys", "create", "--name", "everything", "--scope", "*"], owner())
+      const refused = await cli(["api-keys", "revoke", idOf(all.stdout)], asParent)
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toMatch(/^error: forbidden: .*'\*'/m)
+      expect((await as(keyOf(all.stdout))("GET", "/v1/runs")).status).toBe(200)
+      const childCall = as(keyOf(child.stdout))
+      expect((await childCall("GET", "/v1/runs")).status).toBe(200)
+      const revoked = await cli(["api-keys", "revoke", idOf(parent.stdout)], owner())
+      expect(revoked.code, revoked.stderr).toBe(0)
+      expect((await childCall("GET", "/v1/runs")).status).toBe(401)
+      expect((await cli(["api-keys", "list"], owner())).stdout).not.toContain(idOf(child.stdout))
+    },
+    60_000
+  )
 
   it("tenants create prints the tenant id and an owner key that works in it", async () => {
     const r = await cli(["tenants", "create", "acme"], owner())
@@ -567,12 +731,18 @@ describe("lantern api-keys, tenants and audit (child process, real stack)", () =
     const created = await cli(["api-keys", "create", "--name", "narrow", "--scope", "runs:read"], owner())
     expect((await as(keyOf(created.stdout))("POST", "/v1/agents", {})).status).toBe(403)
     const since = new Date(Date.now() - 3_600_000).toISOString()
-    const line = await eventually(async () => {
-      const r = await cli(["audit", "--action", "scope.denied", "--since", since, "--limit", "50"], owner())
-      expect(r.code).toBe(0)
-      return r.stdout.split("\n").find((l) => l.includes("POST /v1/agents"))
-    }, 20_000, "the scope.denied entry")
-    expect(line).toMatch(/^\d{4}-\d{2}-\d{2}T\S+ scope\.denied denied by \S+ on POST \/v1\/agents .*missingScope="agents:write"/)
+    const line = await eventually(
+      async () => {
+        const r = await cli(["audit", "--action", "scope.denied", "--since", since, "--limit", "50"], owner())
+        expect(r.code).toBe(0)
+        return r.stdout.split("\n").find((l) => l.includes("POST /v1/agents"))
+      },
+      20_000,
+      "the scope.denied entry"
+    )
+    expect(line).toMatch(
+      /^\d{4}-\d{2}-\d{2}T\S+ scope\.denied denied by \S+ on POST \/v1\/agents .*missingScope="agents:write"/
+    )
     const all = await cli(["audit"], owner())
     expect(all.stdout).toMatch(/ api_key\.created allowed /)
     expect(all.stdout).not.toMatch(/lk_[A-Za-z0-9_-]{20,}/)

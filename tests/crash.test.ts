@@ -45,10 +45,14 @@ describe("a host killed mid-run", () => {
     const second = await startStack({ natsUrl: nats.handle.url, home, env, port: Number(new URL(first.url).port) })
     try {
       const after = api(second)
-      const run = await eventually(async () => {
-        const r = await after("GET", `/v1/runs/${runId}`)
-        return r.json?.status === "succeeded" ? r.json : null
-      }, 45_000, "the run to finish after the restart")
+      const run = await eventually(
+        async () => {
+          const r = await after("GET", `/v1/runs/${runId}`)
+          return r.json?.status === "succeeded" ? r.json : null
+        },
+        45_000,
+        "the run to finish after the restart"
+      )
       expect(run.output).toBe("done after 2 tool calls")
       expect(run.steps).toBe(5)
 
@@ -60,13 +64,20 @@ describe("a host killed mid-run", () => {
       expect(asked("turn-3")).toBe(1)
       const answered = Object.fromEntries([...model.answered].filter(([k]) => k.startsWith(runId)))
       expect(answered).toEqual({ [`${runId}:turn-1:1`]: 1, [`${runId}:turn-2:1`]: 1, [`${runId}:turn-3:1`]: 1 })
-      expect(model.received.filter((r) => r.stepId === "turn-2").map((r) => r.key)).toEqual([`${runId}:turn-2:1`, `${runId}:turn-2:1`])
+      expect(model.received.filter((r) => r.stepId === "turn-2").map((r) => r.key)).toEqual([
+        `${runId}:turn-2:1`,
+        `${runId}:turn-2:1`
+      ])
 
       // the journal: every step completed exactly once, no event lost or duplicated
-      const events = (await after("GET", `/v1/runs/${runId}/events`)).json.items as Array<{ type: string; payload: { stepId?: string; attempt?: number } }>
+      const events = (await after("GET", `/v1/runs/${runId}/events`)).json.items as Array<
+        { type: string; payload: { stepId?: string; attempt?: number } }
+      >
       const completed = events.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)
       expect(completed).toEqual(["turn-1", "turn-1.tool-0", "turn-2", "turn-2.tool-0", "turn-3"])
-      const starts = events.filter((e) => e.type === "StepStarted").map((e) => `${e.payload.stepId}#${e.payload.attempt}`)
+      const starts = events.filter((e) => e.type === "StepStarted").map((e) =>
+        `${e.payload.stepId}#${e.payload.attempt}`
+      )
       expect(starts).toEqual(["turn-1#1", "turn-1.tool-0#1", "turn-2#1", "turn-2#1", "turn-2.tool-0#1", "turn-3#1"])
       expect(events.filter((e) => e.type === "RunSucceeded")).toHaveLength(1)
       expect(new Set(events.map((e) => JSON.stringify(e))).size).toBe(events.length)
@@ -92,8 +103,13 @@ describe("a host killed mid-run", () => {
       expect(canceled.json.status).toBe("canceled")
       expect(canceled.json.error).toEqual({ code: "canceled", message: "operator said so" })
       // the driver stops: no completion or further step is ever journaled for the held call
-      await eventually(async () => (await call("GET", `/v1/runs/${started.json.id}`)).json.status === "canceled", 10_000)
-      const events = (await call("GET", `/v1/runs/${started.json.id}/events`)).json.items.map((e: { type: string }) => e.type)
+      await eventually(
+        async () => (await call("GET", `/v1/runs/${started.json.id}`)).json.status === "canceled",
+        10_000
+      )
+      const events = (await call("GET", `/v1/runs/${started.json.id}/events`)).json.items.map((e: { type: string }) =>
+        e.type
+      )
       expect(events).toEqual(["RunStarted", "StepStarted", "RunCanceled"])
       expect(model.answered.get(`${started.json.id}:turn-1:1`)).toBeUndefined()
     } finally {

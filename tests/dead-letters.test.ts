@@ -35,7 +35,9 @@ describe("dead letters", () => {
     const nc = await connect({ servers: nats.handle.url })
     let seq: number
     try {
-      seq = (await jetstream(nc).publish(subjectOf(poison.address), JSON.stringify(Fixtures.envelopeOf(poison, "poison")))).seq
+      seq =
+        (await jetstream(nc).publish(subjectOf(poison.address), JSON.stringify(Fixtures.envelopeOf(poison, "poison"))))
+          .seq
     } finally {
       await nc.close()
     }
@@ -43,10 +45,16 @@ describe("dead letters", () => {
     const started = await call("POST", "/v1/runs", { agentName: "echo", input: "hello" })
     expect(started.status, started.text).toBe(201)
     const id = started.json.id as string
-    await eventually(async () => {
-      const r = await call("GET", "/v1/runs")
-      return (r.json.items as Array<{ id: string; status: string }>).some((x) => x.id === id && x.status === "succeeded")
-    }, 30_000, `run ${id} listed as succeeded`)
+    await eventually(
+      async () => {
+        const r = await call("GET", "/v1/runs")
+        return (r.json.items as Array<{ id: string; status: string }>).some((x) =>
+          x.id === id && x.status === "succeeded"
+        )
+      },
+      30_000,
+      `run ${id} listed as succeeded`
+    )
 
     const after = await call("GET", "/readyz")
     expect(after.status).toBe(200)

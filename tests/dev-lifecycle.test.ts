@@ -12,7 +12,6 @@ import * as Dev from "./support/Dev.ts"
 import type { DevProcess } from "./support/Dev.ts"
 import { eventually } from "./support/Stack.ts"
 
-
 const homes: Array<string> = []
 const children: Array<ChildProcess> = []
 
@@ -34,10 +33,14 @@ const { processesWith, serversOn } = Dev
 
 const healthy = async (dev: Dev, port: number) => {
   try {
-    await eventually(async () => {
-      if (dev.child.exitCode !== null) throw new Error(`lantern dev exited with ${dev.child.exitCode}`)
-      return (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200
-    }, 240_000, "lantern dev to answer /healthz")
+    await eventually(
+      async () => {
+        if (dev.child.exitCode !== null) throw new Error(`lantern dev exited with ${dev.child.exitCode}`)
+        return (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200
+      },
+      240_000,
+      "lantern dev to answer /healthz"
+    )
   } catch (e) {
     dev.child.kill("SIGKILL")
     throw new Error(`${String(e)}\n--- lantern output ---\n${dev.output()}`)
@@ -64,29 +67,39 @@ describe("lantern dev as a process", () => {
 
     dev.child.kill("SIGKILL") // no finalizer runs
     await dev.exited
-    await eventually(async () => serversOn(home).length === 0, 20_000, `nats-server ${server} to stop after its parent was killed`)
+    await eventually(
+      async () => serversOn(home).length === 0,
+      20_000,
+      `nats-server ${server} to stop after its parent was killed`
+    )
   }, 300_000)
 
-  it("a port in use fails the start before the banner: no token printed or stored, no nats-server started", async () => {
-    const home = newHome()
-    const taken: Server = createServer()
-    await new Promise<void>((ok) => taken.listen(0, "127.0.0.1", ok))
-    const address = taken.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    try {
-      const dev = spawnDev(home, port)
-      const code = await dev.exited
-      const output = dev.output()
-      expect(code, output).toBe(2)
-      expect(output).toContain(`error: --port: port ${port} on 127.0.0.1 is in use: set LANTERN_PORT or --port to a free port`)
-      expect(output).not.toContain("Lantern is running")
-      expect(output).not.toMatch(/lt_[A-Za-z0-9_-]{8,}/)
-      expect(existsSync(join(home, "credentials"))).toBe(false)
-      expect(serversOn(home)).toEqual([])
-    } finally {
-      await new Promise<void>((ok) => taken.close(() => ok()))
-    }
-  }, 120_000)
+  it(
+    "a port in use fails the start before the banner: no token printed or stored, no nats-server started",
+    async () => {
+      const home = newHome()
+      const taken: Server = createServer()
+      await new Promise<void>((ok) => taken.listen(0, "127.0.0.1", ok))
+      const address = taken.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      try {
+        const dev = spawnDev(home, port)
+        const code = await dev.exited
+        const output = dev.output()
+        expect(code, output).toBe(2)
+        expect(output).toContain(
+          `error: --port: port ${port} on 127.0.0.1 is in use: set LANTERN_PORT or --port to a free port`
+        )
+        expect(output).not.toContain("Lantern is running")
+        expect(output).not.toMatch(/lt_[A-Za-z0-9_-]{8,}/)
+        expect(existsSync(join(home, "credentials"))).toBe(false)
+        expect(serversOn(home)).toEqual([])
+      } finally {
+        await new Promise<void>((ok) => taken.close(() => ok()))
+      }
+    },
+    120_000
+  )
 })
 
 describe("one nats-server per store", () => {
@@ -94,7 +107,10 @@ describe("one nats-server per store", () => {
   const orphan = (storeDir: string, owner: number) => {
     mkdirSync(storeDir, { recursive: true })
     const config = join(storeDir, "nats-server.conf")
-    writeFileSync(config, [`host: "127.0.0.1"`, `port: -1`, `jetstream {`, `  store_dir: "${storeDir}"`, `}`].join("\n"))
+    writeFileSync(
+      config,
+      [`host: "127.0.0.1"`, `port: -1`, `jetstream {`, `  store_dir: "${storeDir}"`, `}`].join("\n")
+    )
     const child = spawn(NatsServer.findBinary(), ["-c", config], { stdio: "ignore" })
     children.push(child)
     writeFileSync(join(storeDir, NatsServer.LOCK_FILE), `${child.pid} ${owner}\n`)
@@ -116,13 +132,19 @@ describe("one nats-server per store", () => {
     }
   }, 60_000)
 
-  it("a start on a store whose server's owner is alive fails, naming the store, and leaves that server alone", async () => {
-    const storeDir = join(newHome(), "store")
-    // this process started it and is alive: the store is in use
-    const busy = orphan(storeDir, process.pid)
-    await eventually(async () => processesWith(busy.config).length === 1, 10_000, "the busy server to run")
-    await expect(NatsServer.start({ storeDir })).rejects.toThrow(`the JetStream store ${storeDir} is in use by nats-server (pid ${busy.child.pid})`)
-    expect(processesWith(busy.config)).toEqual([busy.child.pid])
-    busy.child.kill("SIGKILL")
-  }, 60_000)
+  it(
+    "a start on a store whose server's owner is alive fails, naming the store, and leaves that server alone",
+    async () => {
+      const storeDir = join(newHome(), "store")
+      // this process started it and is alive: the store is in use
+      const busy = orphan(storeDir, process.pid)
+      await eventually(async () => processesWith(busy.config).length === 1, 10_000, "the busy server to run")
+      await expect(NatsServer.start({ storeDir })).rejects.toThrow(
+        `the JetStream store ${storeDir} is in use by nats-server (pid ${busy.child.pid})`
+      )
+      expect(processesWith(busy.config)).toEqual([busy.child.pid])
+      busy.child.kill("SIGKILL")
+    },
+    60_000
+  )
 })

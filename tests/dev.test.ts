@@ -34,10 +34,14 @@ const startDev = async (): Promise<Dev> => {
   children.push(child)
   const url = `http://127.0.0.1:${port}`
   try {
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`lantern dev exited with ${child.exitCode}`)
-      return (await fetch(`${url}/readyz`)).status === 200
-    }, 240_000, "lantern dev to become ready") // a first start creates PGlite's database: slow on a busy machine
+    await eventually(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`lantern dev exited with ${child.exitCode}`)
+        return (await fetch(`${url}/readyz`)).status === 200
+      },
+      240_000,
+      "lantern dev to become ready"
+    ) // a first start creates PGlite's database: slow on a busy machine
     await eventually(async () => outputOf().includes("Ctrl-C stops everything."), 10_000, "the banner")
   } catch (e) {
     child.kill("SIGKILL")
@@ -88,33 +92,41 @@ const agent = { name: "persisted", spec: { systemPrompt: "Say hello.", model: "a
 describe("lantern dev", () => {
   let firstToken = ""
 
-  it("boots embedded, writes a 0600 credentials file whose generated token works, and stops cleanly on Ctrl-C", async () => {
-    const dev = await startDev()
-    const nats = embeddedNatsUrl(dev)
-    expect(embeddedServers()).toHaveLength(1)
-    expect(bannerLine(dev, "database")).toContain("embedded PGlite")
+  it(
+    "boots embedded, writes a 0600 credentials file whose generated token works, and stops cleanly on Ctrl-C",
+    async () => {
+      const dev = await startDev()
+      const nats = embeddedNatsUrl(dev)
+      expect(embeddedServers()).toHaveLength(1)
+      expect(bannerLine(dev, "database")).toContain("embedded PGlite")
 
-    const creds = credentials()
-    expect(creds.mode).toBe(0o600)
-    expect(creds.text).toContain("LANTERN_API_TOKEN=")
-    const printed = /token:\s+(lt_\S+)/.exec(bannerLine(dev, "token"))?.[1]
-    expect(printed, dev.output()).toBeDefined()
-    expect(creds.token).toBe(printed)
-    firstToken = printed!
+      const creds = credentials()
+      expect(creds.mode).toBe(0o600)
+      expect(creds.text).toContain("LANTERN_API_TOKEN=")
+      const printed = /token:\s+(lt_\S+)/.exec(bannerLine(dev, "token"))?.[1]
+      expect(printed, dev.output()).toBeDefined()
+      expect(creds.token).toBe(printed)
+      firstToken = printed!
 
-    const call = api({ url: dev.url, token: firstToken })
-    expect((await call("GET", "/v1/agents")).status).toBe(200)
-    expect((await api({ url: dev.url, token: "lt_wrong" })("GET", "/v1/agents")).status).toBe(401)
-    expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
-    await eventually(async () => {
-      const r = await call("GET", "/v1/agents")
-      return r.json?.items?.some((a: { name: string }) => a.name === "persisted")
-    }, 20_000, "the agent to be listed")
+      const call = api({ url: dev.url, token: firstToken })
+      expect((await call("GET", "/v1/agents")).status).toBe(200)
+      expect((await api({ url: dev.url, token: "lt_wrong" })("GET", "/v1/agents")).status).toBe(401)
+      expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
+      await eventually(
+        async () => {
+          const r = await call("GET", "/v1/agents")
+          return r.json?.items?.some((a: { name: string }) => a.name === "persisted")
+        },
+        20_000,
+        "the agent to be listed"
+      )
 
-    await interrupt(dev, nats.port)
-    expect(existsSync(join(home, "nats"))).toBe(true)
-    expect(existsSync(join(home, "pglite"))).toBe(true)
-  }, 300_000)
+      await interrupt(dev, nats.port)
+      expect(existsSync(join(home, "nats"))).toBe(true)
+      expect(existsSync(join(home, "pglite"))).toBe(true)
+    },
+    300_000
+  )
 
   it("starts again on the same home with the same token and the agent from the first start", async () => {
     expect(firstToken).not.toBe("")

@@ -16,7 +16,10 @@ const tool = (name: string, extra: Record<string, unknown> = {}) => ({
   ...extra
 })
 
-const agent = (name: string, tools: ReadonlyArray<unknown>) => ({ name, spec: { systemPrompt: `You are ${name}.`, maxTurns: 4, tools } })
+const agent = (name: string, tools: ReadonlyArray<unknown>) => ({
+  name,
+  spec: { systemPrompt: `You are ${name}.`, maxTurns: 4, tools }
+})
 
 const run = async (agentName: string, input: unknown) => {
   const r = await call("POST", "/v1/runs", { agentName, input })
@@ -25,32 +28,42 @@ const run = async (agentName: string, input: unknown) => {
 }
 
 const finished = (id: string, deadline = 30_000) =>
-  eventually(async () => {
-    const r = await call("GET", `/v1/runs/${id}`)
-    return r.json?.status !== "running" ? r.json : null
-  }, deadline, `run ${id} to finish`)
+  eventually(
+    async () => {
+      const r = await call("GET", `/v1/runs/${id}`)
+      return r.json?.status !== "running" ? r.json : null
+    },
+    deadline,
+    `run ${id} to finish`
+  )
 
 type Event = { type: string; payload: Record<string, any> }
 const events = async (id: string): Promise<Array<Event>> => (await call("GET", `/v1/runs/${id}/events`)).json.items
 
 /** Waits until the run has journaled a StepStarted for `stepId`. */
 const stepStarted = (id: string, stepId: string) =>
-  eventually(async () => (await events(id)).find((e) => e.type === "StepStarted" && e.payload.stepId === stepId), 20_000, `${stepId} of ${id} to start`)
+  eventually(
+    async () => (await events(id)).find((e) => e.type === "StepStarted" && e.payload.stepId === stepId),
+    20_000,
+    `${stepId} of ${id} to start`
+  )
 
 beforeAll(async () => {
   nats = await startServer("lantern-durable")
   stack = await startStack({ natsUrl: nats.handle.url, env: { LANTERN_WATCHDOG_INTERVAL: "200 millis" } })
   call = api(stack)
-  for (const a of [
-    agent("sleeper", [tool("sleep")]),
-    agent("careful", [tool("echo", { approval: { expiresInSeconds: 600 } })]),
-    agent("hasty", [tool("echo", { approval: { expiresInSeconds: 1 } })]),
-    agent("researcher", [tool("word_count")]),
-    agent("lead", [tool("research", { agent: "researcher" })]),
-    agent("boss", [tool("delegate", { agent: "careful" })]),
-    agent("recursive", [tool("recursive", { agent: "recursive" })]),
-    agent("orphan", [tool("ask", { agent: "nobody" })])
-  ]) {
+  for (
+    const a of [
+      agent("sleeper", [tool("sleep")]),
+      agent("careful", [tool("echo", { approval: { expiresInSeconds: 600 } })]),
+      agent("hasty", [tool("echo", { approval: { expiresInSeconds: 1 } })]),
+      agent("researcher", [tool("word_count")]),
+      agent("lead", [tool("research", { agent: "researcher" })]),
+      agent("boss", [tool("delegate", { agent: "careful" })]),
+      agent("recursive", [tool("recursive", { agent: "recursive" })]),
+      agent("orphan", [tool("ask", { agent: "nobody" })])
+    ]
+  ) {
     const r = await call("POST", "/v1/agents", a)
     expect(r.status, JSON.stringify(r.json)).toBe(201)
   }
@@ -73,10 +86,16 @@ describe("sleep", () => {
     const completed = (await events(id)).filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)
     expect(completed).toEqual(["turn-1", "turn-1.tool-0", "turn-2"])
     // the projections took the timer step too: the list (read from Postgres) shows the finished run
-    await eventually(async () => {
-      const listed = (await call("GET", "/v1/runs?agentName=sleeper")).json.items.find((r: { id: string }) => r.id === id)
-      return listed?.status === "succeeded" && listed.steps === 3
-    }, 10_000, "the projected run")
+    await eventually(
+      async () => {
+        const listed = (await call("GET", "/v1/runs?agentName=sleeper")).json.items.find((r: { id: string }) =>
+          r.id === id
+        )
+        return listed?.status === "succeeded" && listed.steps === 3
+      },
+      10_000,
+      "the projected run"
+    )
   })
 })
 
@@ -85,26 +104,47 @@ describe("approvals", () => {
     const id = await run("careful", "echo hello")
     const started = await stepStarted(id, "turn-1.tool-0.approval")
     expect(started.payload.request._tag).toBe("approval")
-    const waiting = { stepId: "turn-1.tool-0.approval", kind: "approval", until: new Date(started.payload.wakeAt).toISOString() }
+    const waiting = {
+      stepId: "turn-1.tool-0.approval",
+      kind: "approval",
+      until: new Date(started.payload.wakeAt).toISOString()
+    }
     const current = (await call("GET", `/v1/runs/${id}`)).json
     expect(current.status).toBe("running")
     expect(current.waiting).toEqual(waiting)
     // the list reads the projection: it shows the same wait once it has caught up
-    await eventually(async () => {
-      const listed = (await call("GET", "/v1/runs?agentName=careful")).json.items.find((r: { id: string }) => r.id === id)
-      return JSON.stringify(listed?.waiting) === JSON.stringify(waiting)
-    }, 10_000, "the projected wait")
+    await eventually(
+      async () => {
+        const listed = (await call("GET", "/v1/runs?agentName=careful")).json.items.find((r: { id: string }) =>
+          r.id === id
+        )
+        return JSON.stringify(listed?.waiting) === JSON.stringify(waiting)
+      },
+      10_000,
+      "the projected wait"
+    )
     // the tool itself has not run while the approval waits
     expect((await events(id)).some((e) => e.payload.stepId === "turn-1.tool-0")).toBe(false)
 
-    const approved = await call("POST", `/v1/runs/${id}/approvals/turn-1.tool-0.approval`, { approved: true, by: "ops@example.com", reason: "looks fine" })
+    const approved = await call("POST", `/v1/runs/${id}/approvals/turn-1.tool-0.approval`, {
+      approved: true,
+      by: "ops@example.com",
+      reason: "looks fine"
+    })
     expect(approved.status).toBe(200)
     const done = await finished(id)
     expect(done.status).toBe("succeeded")
     expect(done.waiting).toBeNull()
     expect(done.output).toContain("echo hello")
-    const decision = (await events(id)).find((e) => e.type === "StepCompleted" && e.payload.stepId === "turn-1.tool-0.approval")
-    expect(decision?.payload.result).toEqual({ _tag: "approval", approved: true, by: "ops@example.com", reason: "looks fine" })
+    const decision = (await events(id)).find((e) =>
+      e.type === "StepCompleted" && e.payload.stepId === "turn-1.tool-0.approval"
+    )
+    expect(decision?.payload.result).toEqual({
+      _tag: "approval",
+      approved: true,
+      by: "ops@example.com",
+      reason: "looks fine"
+    })
 
     // deciding twice is a conflict, and changes nothing
     const again = await call("POST", `/v1/runs/${id}/approvals/turn-1.tool-0.approval`, { approved: false, by: "x" })
@@ -114,7 +154,11 @@ describe("approvals", () => {
   it("tells the model a rejected call was rejected, without running the tool", async () => {
     const id = await run("careful", "echo secrets")
     await stepStarted(id, "turn-1.tool-0.approval")
-    const rejected = await call("POST", `/v1/runs/${id}/approvals/turn-1.tool-0.approval`, { approved: false, by: "ops", reason: "no" })
+    const rejected = await call("POST", `/v1/runs/${id}/approvals/turn-1.tool-0.approval`, {
+      approved: false,
+      by: "ops",
+      reason: "no"
+    })
     expect(rejected.status).toBe(200)
     const done = await finished(id)
     expect(done.status).toBe("succeeded")
@@ -141,9 +185,15 @@ describe("approvals", () => {
     const blank = await call("POST", path, { approved: true, by: "" })
     expect(blank.status).toBe(400)
     expect(JSON.stringify(blank.json.error.issues)).toContain("by")
-    expect((await call("POST", `/v1/runs/${id}/approvals/turn-9.tool-0.approval`, { approved: true, by: "x" })).status).toBe(404)
+    expect((await call("POST", `/v1/runs/${id}/approvals/turn-9.tool-0.approval`, { approved: true, by: "x" })).status)
+      .toBe(404)
     expect((await call("POST", `/v1/runs/${id}/approvals/turn-1`, { approved: true, by: "x" })).status).toBe(404)
-    expect((await call("POST", `/v1/runs/run_00000000000000000000000000/approvals/turn-1.tool-0.approval`, { approved: true, by: "x" })).status).toBe(404)
+    expect(
+      (await call("POST", `/v1/runs/run_00000000000000000000000000/approvals/turn-1.tool-0.approval`, {
+        approved: true,
+        by: "x"
+      })).status
+    ).toBe(404)
     // nothing was decided by the bad requests
     expect((await call("GET", `/v1/runs/${id}`)).json.status).toBe("running")
     await call("POST", `/v1/runs/${id}/cancel`, {})
@@ -168,10 +218,16 @@ describe("child runs", () => {
     expect(rolled.payload.tokensIn).toBe(child.tokensIn)
     expect(rolled.payload.tokensOut).toBe(child.tokensOut)
     expect(done.tokensIn).toBeGreaterThan(child.tokensIn)
-    await eventually(async () => {
-      const listed = (await call("GET", "/v1/runs?agentName=lead")).json.items.find((r: { id: string }) => r.id === id)
-      return listed?.status === "succeeded" && listed.tokensIn === done.tokensIn
-    }, 10_000, "the projected parent run")
+    await eventually(
+      async () => {
+        const listed = (await call("GET", "/v1/runs?agentName=lead")).json.items.find((r: { id: string }) =>
+          r.id === id
+        )
+        return listed?.status === "succeeded" && listed.tokensIn === done.tokensIn
+      },
+      10_000,
+      "the projected parent run"
+    )
   })
 
   it("projects approvals that are waiting", async () => {
@@ -179,10 +235,16 @@ describe("child runs", () => {
     await stepStarted(id, "turn-1.tool-0.approval")
     await call("POST", `/v1/runs/${id}/approvals/turn-1.tool-0.approval`, { approved: true, by: "ops" })
     await finished(id)
-    await eventually(async () => {
-      const listed = (await call("GET", "/v1/runs?agentName=careful")).json.items.find((r: { id: string }) => r.id === id)
-      return listed?.status === "succeeded"
-    }, 10_000, "the projected run")
+    await eventually(
+      async () => {
+        const listed = (await call("GET", "/v1/runs?agentName=careful")).json.items.find((r: { id: string }) =>
+          r.id === id
+        )
+        return listed?.status === "succeeded"
+      },
+      10_000,
+      "the projected run"
+    )
   })
 
   it("cancels the children of a canceled run", async () => {
@@ -205,13 +267,17 @@ describe("child runs", () => {
     let current = id
     let depth = 0
     for (;;) {
-      const started = (await events(current)).find((e) => e.type === "StepStarted" && e.payload.stepId === "turn-1.tool-0")!
+      const started = (await events(current)).find((e) =>
+        e.type === "StepStarted" && e.payload.stepId === "turn-1.tool-0"
+      )!
       const child = await call("GET", `/v1/runs/${started.payload.request.childRunId}`)
       if (child.status === 404) break
       current = started.payload.request.childRunId
       depth++
     }
-    const deepest = (await events(current)).find((e) => e.type === "StepCompleted" && e.payload.stepId === "turn-1.tool-0")!
+    const deepest = (await events(current)).find((e) =>
+      e.type === "StepCompleted" && e.payload.stepId === "turn-1.tool-0"
+    )!
     expect(deepest.payload.result.output).toContain("nest at most 5 deep")
     expect(depth).toBe(5)
   })

@@ -14,15 +14,23 @@ const calcAgent = {
   spec: {
     systemPrompt: "You compute.",
     maxTurns: 4,
-    tools: [{ name: "calculator", description: "arithmetic", parameters: { type: "object", properties: { expression: { type: "string" } } } }]
+    tools: [{
+      name: "calculator",
+      description: "arithmetic",
+      parameters: { type: "object", properties: { expression: { type: "string" } } }
+    }]
   }
 }
 
 const waitTerminal = (id: string) =>
-  eventually(async () => {
-    const r = await call("GET", `/v1/runs/${id}`)
-    return r.json?.status !== "running" ? r.json : null
-  }, 30_000, `run ${id} to finish`)
+  eventually(
+    async () => {
+      const r = await call("GET", `/v1/runs/${id}`)
+      return r.json?.status !== "running" ? r.json : null
+    },
+    30_000,
+    `run ${id} to finish`
+  )
 
 beforeAll(async () => {
   nats = await startServer("lantern-e2e")
@@ -62,10 +70,18 @@ describe("agents", () => {
     expect(versions.json.items.map((v: { version: number }) => v.version)).toEqual([1, 2])
     expect(versions.json.items[0].spec.maxTurns).toBe(4)
 
-    const list = await eventually(async () => {
-      const r = await call("GET", "/v1/agents")
-      return r.json.items.find((a: { name: string; latestVersion: number }) => a.name === "calc" && a.latestVersion === 2) ? r.json : null
-    }, 10_000, "agent projection")
+    const list = await eventually(
+      async () => {
+        const r = await call("GET", "/v1/agents")
+        return r.json.items.find((a: { name: string; latestVersion: number }) =>
+            a.name === "calc" && a.latestVersion === 2
+          )
+          ? r.json
+          : null
+      },
+      10_000,
+      "agent projection"
+    )
     expect(list.items).toHaveLength(1)
   })
 })
@@ -86,7 +102,14 @@ describe("runs", () => {
 
     const events = await call("GET", `/v1/runs/${started.json.id}/events`)
     expect(events.json.items.map((e: { type: string }) => e.type)).toEqual([
-      "RunStarted", "StepStarted", "StepCompleted", "StepStarted", "StepCompleted", "StepStarted", "StepCompleted", "RunSucceeded"
+      "RunStarted",
+      "StepStarted",
+      "StepCompleted",
+      "StepStarted",
+      "StepCompleted",
+      "StepStarted",
+      "StepCompleted",
+      "RunSucceeded"
     ])
     const tool = events.json.items[4]
     expect(tool.payload.result).toEqual({ _tag: "tool", callId: "call_0", output: "14" })
@@ -96,7 +119,9 @@ describe("runs", () => {
 
   it("streams a run's events live over SSE and ends after the terminal event", async () => {
     const started = await call("POST", "/v1/runs", { agentName: "calc", input: "calculator: (1+2)*3" })
-    const response = await fetch(`${stack.url}/v1/runs/${started.json.id}/stream`, { headers: { authorization: `Bearer ${stack.token}` } })
+    const response = await fetch(`${stack.url}/v1/runs/${started.json.id}/stream`, {
+      headers: { authorization: `Bearer ${stack.token}` }
+    })
     expect(response.status).toBe(200)
     expect(response.headers.get("content-type")).toContain("text/event-stream")
     const text = await response.text() // resolves only because the stream ends after RunSucceeded
@@ -151,16 +176,24 @@ describe("runs", () => {
   it("lists runs newest first with filters and cursor pagination", async () => {
     await call("POST", "/v1/agents", { name: "lister", spec: { systemPrompt: "list me" } })
     const ids: Array<string> = []
-    for (let i = 0; i < 5; i++) ids.push((await call("POST", "/v1/runs", { agentName: "lister", input: `n${i}` })).json.id)
+    for (let i = 0; i < 5; i++)
+      ids.push((await call("POST", "/v1/runs", { agentName: "lister", input: `n${i}` })).json.id)
     await Promise.all(ids.map(waitTerminal))
     const pages: Array<string> = []
     let cursor: string | null = null
-    await eventually(async () => {
-      const r = await call("GET", "/v1/runs?agentName=lister&status=succeeded&limit=100")
-      return r.json.items.length === 5
-    }, 10_000, "run projection")
+    await eventually(
+      async () => {
+        const r = await call("GET", "/v1/runs?agentName=lister&status=succeeded&limit=100")
+        return r.json.items.length === 5
+      },
+      10_000,
+      "run projection"
+    )
     do {
-      const r: Awaited<ReturnType<typeof call>> = await call("GET", `/v1/runs?agentName=lister&limit=2${cursor === null ? "" : `&cursor=${cursor}`}`)
+      const r: Awaited<ReturnType<typeof call>> = await call(
+        "GET",
+        `/v1/runs?agentName=lister&limit=2${cursor === null ? "" : `&cursor=${cursor}`}`
+      )
       expect(r.status).toBe(200)
       pages.push(...r.json.items.map((x: { id: string }) => x.id))
       cursor = r.json.nextCursor
@@ -191,7 +224,9 @@ describe("operations", () => {
     expect(doc.status).toBe(200)
     expect(doc.json.openapi).toBe("3.1.0")
     expect(Object.keys(doc.json.paths)).toContain("/v1/runs/{id}/stream")
-    expect(doc.json.paths["/v1/agents"].post.requestBody.content["application/json"].schema.properties).toHaveProperty("spec")
+    expect(doc.json.paths["/v1/agents"].post.requestBody.content["application/json"].schema.properties).toHaveProperty(
+      "spec"
+    )
   })
 
   it("keeps the token out of everything it prints", async () => {
@@ -203,7 +238,9 @@ describe("read your writes", () => {
   it("a GET right after the stream's terminal event shows the finished run", async () => {
     for (let i = 0; i < 3; i++) {
       const started = await call("POST", "/v1/runs", { agentName: "calc", input: `calculator: ${i}+1` })
-      const stream = await fetch(`${stack.url}/v1/runs/${started.json.id}/stream`, { headers: { authorization: `Bearer ${stack.token}` } })
+      const stream = await fetch(`${stack.url}/v1/runs/${started.json.id}/stream`, {
+        headers: { authorization: `Bearer ${stack.token}` }
+      })
       expect(await stream.text()).toContain("event: RunSucceeded")
       const run = await call("GET", `/v1/runs/${started.json.id}`)
       expect(run.json.status).toBe("succeeded")

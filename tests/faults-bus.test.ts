@@ -38,7 +38,13 @@ const quiet = (output: string) => output.split("\n").filter((l) => !l.includes("
 const stackWith = async (options: Parameters<typeof startStack>[0]): Promise<StackProcess> => {
   const stack = await startStack(options)
   defer(() => stack.kill())
-  onTestFailed(() => console.error(`--- lantern serve output (pid ${stack.child.pid}, exit ${stack.child.exitCode ?? stack.child.signalCode}) ---\n${quiet(stack.output())}`))
+  onTestFailed(() =>
+    console.error(
+      `--- lantern serve output (pid ${stack.child.pid}, exit ${stack.child.exitCode ?? stack.child.signalCode}) ---\n${
+        quiet(stack.output())
+      }`
+    )
+  )
   return stack
 }
 
@@ -55,7 +61,9 @@ const gone = async (stack: StackProcess, cause: unknown): Promise<Error> => {
   }
   const exit = child.exitCode ?? child.signalCode
   if (exit === null) return new Error(`lantern serve (still running) did not answer: ${String(cause)}`)
-  return new Error(`lantern serve exited (${exit}) during the test; its last output:\n${quiet(stack.output()).slice(-3000)}`)
+  return new Error(
+    `lantern serve exited (${exit}) during the test; its last output:\n${quiet(stack.output()).slice(-3000)}`
+  )
 }
 
 /** `api(stack)`, except that a failed connection says whether and how lantern serve died. */
@@ -94,11 +102,15 @@ const journalOf = async (call: Call, runId: string): Promise<Array<EventItem>> =
 
 /** Waits until the run's journal ends with a terminal event; returns the journal. */
 const finished = (call: Call, runId: string, deadlineMs = 30_000) =>
-  eventually(async () => {
-    const events = await journalOf(call, runId)
-    const last = events[events.length - 1]?.type
-    return last === "RunSucceeded" || last === "RunFailed" || last === "RunCanceled" ? events : null
-  }, deadlineMs, `run ${runId} to finish`)
+  eventually(
+    async () => {
+      const events = await journalOf(call, runId)
+      const last = events[events.length - 1]?.type
+      return last === "RunSucceeded" || last === "RunFailed" || last === "RunCanceled" ? events : null
+    },
+    deadlineMs,
+    `run ${runId} to finish`
+  )
 
 /**
  * The run succeeded, its journal holds every event exactly once (distinct ids, increasing sequences, each
@@ -126,11 +138,15 @@ const expectExactlyOnce = (events: ReadonlyArray<EventItem>, model: FakeOpenAi.F
 
 /** The run's projected row, once the projection shows it finished. */
 const projected = (call: Call, runId: string, deadlineMs = 15_000) =>
-  eventually(async () => {
-    const r = await call("GET", "/v1/runs?agentName=echoer&limit=200")
-    const row = (r.json?.items as Array<{ id: string; status: string }> | undefined)?.find((x) => x.id === runId)
-    return row !== undefined && row.status !== "running" ? row : null
-  }, deadlineMs, `the projection of run ${runId}`)
+  eventually(
+    async () => {
+      const r = await call("GET", "/v1/runs?agentName=echoer&limit=200")
+      const row = (r.json?.items as Array<{ id: string; status: string }> | undefined)?.find((x) => x.id === runId)
+      return row !== undefined && row.status !== "running" ? row : null
+    },
+    deadlineMs,
+    `the projection of run ${runId}`
+  )
 
 const startRun = async (call: Call, input: string): Promise<string> => {
   const started = await call("POST", "/v1/runs", { agentName: "echoer", input })
@@ -155,7 +171,9 @@ describe("nats-server killed and restarted mid-run", () => {
     const runId = await startRun(call, "go")
     await model.waitFor("turn-2", undefined, runId)
     // a live follower of the run's events stays connected to lantern across the broker's restart
-    const response = await fetch(`${stack.url}/v1/runs/${runId}/stream`, { headers: { authorization: `Bearer ${stack.token}` } })
+    const response = await fetch(`${stack.url}/v1/runs/${runId}/stream`, {
+      headers: { authorization: `Bearer ${stack.token}` }
+    })
     expect(response.status).toBe(200)
     const reader = response.body!.getReader()
     const decoder = new TextDecoder()
@@ -164,13 +182,21 @@ describe("nats-server killed and restarted mid-run", () => {
       for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) sse += decoder.decode(chunk.value)
       return sse
     })()
-    await eventually(async () => sse.includes("event: StepStarted"), 10_000, "the follower to receive the run's first events")
+    await eventually(
+      async () => sse.includes("event: StepStarted"),
+      10_000,
+      "the follower to receive the run's first events"
+    )
     await bus.kill()
     expect(bus.process.signalCode).toBe("SIGKILL")
 
     // the answer arrives while the bus is down: completing the step has to wait for it
     release()
-    await eventually(async () => model.answered.get(`${runId}:turn-2:1`) === 1, 10_000, "turn-2's answer to be delivered")
+    await eventually(
+      async () => model.answered.get(`${runId}:turn-2:1`) === 1,
+      10_000,
+      "turn-2's answer to be delivered"
+    )
     bus = await NatsServer.start({ storeDir: store, port })
 
     const events = await finished(call, runId)
@@ -225,10 +251,14 @@ describe("three-node cluster, the runs stream's leader killed mid-run", () => {
     expectExactlyOnce(events, model, runId)
     expect(await cluster.streamLeader(Topology.RUNS)).not.toBe(leader)
     // reads may answer 503 for a while after the election on nats-server 2.9 (new consumers time out)
-    const run = await eventually(async () => {
-      const r = await call("GET", `/v1/runs/${runId}`)
-      return r.status === 200 ? r.json : null
-    }, 30_000, "the run to be readable")
+    const run = await eventually(
+      async () => {
+        const r = await call("GET", `/v1/runs/${runId}`)
+        return r.status === 200 ? r.json : null
+      },
+      30_000,
+      "the run to be readable"
+    )
     expect(run).toMatchObject({ status: "succeeded", steps: 5 })
     expect(stack.child.exitCode).toBeNull()
   }, 90_000)
@@ -240,13 +270,17 @@ describe("three-node cluster, the runs stream's leader killed mid-run", () => {
     await model.waitFor("turn-2", undefined, runId)
     // the projector reads the whole stream through one ordered consumer (ephemeral, one replica, on one
     // node); per-run reads filter on the run's subject
-    const host = await eventually(async () => {
-      const unfiltered = []
-      for await (const c of jsm.consumers.list(Topology.RUNS)) {
-        if ((c.config.filter_subject ?? "") === "") unfiltered.push(c)
-      }
-      return unfiltered.length === 1 ? unfiltered[0]!.cluster?.leader : null
-    }, 10_000, "the runs projector's consumer")
+    const host = await eventually(
+      async () => {
+        const unfiltered = []
+        for await (const c of jsm.consumers.list(Topology.RUNS)) {
+          if ((c.config.filter_subject ?? "") === "") unfiltered.push(c)
+        }
+        return unfiltered.length === 1 ? unfiltered[0]!.cluster?.leader : null
+      },
+      10_000,
+      "the runs projector's consumer"
+    )
     await cluster.kill(host)
     release()
 
@@ -328,7 +362,11 @@ describe.skipIf(!postgres.available)(
       const call = client(stack)
       // /readyz answers before lantern has seeded its owner token, and the edge caches a refused token for
       // 30 s: wait for the token's row so that the first call cannot lose that race
-      await eventually(async () => (await query(db.url, "select 1 from api_tokens")).length > 0, 10_000, "the owner token")
+      await eventually(
+        async () => (await query(db.url, "select 1 from api_tokens")).length > 0,
+        10_000,
+        "the owner token"
+      )
       // this first call looks the token up in Postgres; the edge then caches it for 30 s, so the calls
       // below (all within that window) authenticate without the database
       expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
@@ -350,31 +388,46 @@ describe.skipIf(!postgres.available)(
 
       await db.restart()
       for (const id of [before, during]) {
-        expect(await projected(call, id)).toMatchObject({ status: "succeeded", steps: 5, output: "done after 2 tool calls" })
+        expect(await projected(call, id)).toMatchObject({
+          status: "succeeded",
+          steps: 5,
+          output: "done after 2 tool calls"
+        })
       }
       const heads = await streamHeads(bus.url)
       const live = ManagedRuntime.make(Sql.layerPg(db.url))
       defer(() => live.dispose())
-      const liveRows = await eventually(async () => {
-        const d = await live.runPromise(dump)
-        return caughtUp(d, heads) ? d : null
-      }, 20_000, "the live projections to reach the head of both streams")
+      const liveRows = await eventually(
+        async () => {
+          const d = await live.runPromise(dump)
+          return caughtUp(d, heads) ? d : null
+        },
+        20_000,
+        "the live projections to reach the head of both streams"
+      )
 
       // a replay of both streams from sequence zero into a fresh schema gives the very same rows
       await query(db.url, "create schema replay")
       const replayUrl = new URL(db.url)
       replayUrl.searchParams.set("options", "-c search_path=replay")
       const replay = ManagedRuntime.make(
-        Layer.mergeAll(busLayer(bus.url), Sql.layerPg(replayUrl.toString())) as Layer.Layer<Sql | Nats | Journal, unknown>
+        Layer.mergeAll(busLayer(bus.url), Sql.layerPg(replayUrl.toString())) as Layer.Layer<
+          Sql | Nats | Journal,
+          unknown
+        >
       )
       defer(() => replay.dispose())
       await replay.runPromise(Migrations.migrate)
       const projector = replay.runFork(Projector.run)
       defer(() => replay.runPromise(Fiber.interrupt(projector)))
-      const replayed = await eventually(async () => {
-        const d = await replay.runPromise(dump)
-        return caughtUp(d, heads) ? d : null
-      }, 20_000, "the replay to reach the head of both streams")
+      const replayed = await eventually(
+        async () => {
+          const d = await replay.runPromise(dump)
+          return caughtUp(d, heads) ? d : null
+        },
+        20_000,
+        "the replay to reach the head of both streams"
+      )
       expect(replayed).toEqual(liveRows)
       expect(liveRows.runs).toHaveLength(2)
       expect(liveRows.steps).toHaveLength(2 * STEPS.length)

@@ -34,7 +34,11 @@ const serve = async (options: Parameters<typeof startStack>[0], role: string): P
   const stack = await startStack(options)
   defer(() => stack.kill())
   onTestFailed(() =>
-    console.error(`--- ${role}: lantern serve (pid ${stack.child.pid}, exit ${stack.child.exitCode ?? stack.child.signalCode}) ---\n${quiet(stack.output())}`)
+    console.error(
+      `--- ${role}: lantern serve (pid ${stack.child.pid}, exit ${
+        stack.child.exitCode ?? stack.child.signalCode
+      }) ---\n${quiet(stack.output())}`
+    )
   )
   return stack
 }
@@ -43,13 +47,20 @@ const serve = async (options: Parameters<typeof startStack>[0], role: string): P
 const worker = (options: Parameters<typeof startWorker>[0], role: string): Worker => {
   const w = startWorker(options)
   defer(() => w.cleanup())
-  onTestFailed(() => console.error(`--- ${role}: lantern worker (pid ${w.pid}, alive ${w.alive()}) ---\n${quiet(w.output())}`))
+  onTestFailed(() =>
+    console.error(`--- ${role}: lantern worker (pid ${w.pid}, alive ${w.alive()}) ---\n${quiet(w.output())}`)
+  )
   return w
 }
 
 /** Resolves once the process has exited, with the signal that ended it. */
 const exitOf = (stack: StackProcess, deadlineMs = 30_000) =>
-  eventually(async () => (stack.child.exitCode !== null || stack.child.signalCode !== null) && { signal: stack.child.signalCode }, deadlineMs, `pid ${stack.child.pid} to exit`)
+  eventually(
+    async () =>
+      (stack.child.exitCode !== null || stack.child.signalCode !== null) && { signal: stack.child.signalCode },
+    deadlineMs,
+    `pid ${stack.child.pid} to exit`
+  )
 
 type Call = ReturnType<typeof api>
 
@@ -68,18 +79,27 @@ const journalOf = async (call: Call, runId: string): Promise<Array<EventItem>> =
   return r.json.items as Array<EventItem>
 }
 
-const isTerminal = (type: string | undefined) => type === "RunSucceeded" || type === "RunFailed" || type === "RunCanceled"
+const isTerminal = (type: string | undefined) =>
+  type === "RunSucceeded" || type === "RunFailed" || type === "RunCanceled"
 
 /** Waits until the run's journal ends with a terminal event; returns the journal. */
 const finished = (call: Call, runId: string, deadlineMs = 30_000) =>
-  eventually(async () => {
-    const events = await journalOf(call, runId)
-    return isTerminal(events[events.length - 1]?.type) ? events : null
-  }, deadlineMs, `run ${runId} to finish`)
+  eventually(
+    async () => {
+      const events = await journalOf(call, runId)
+      return isTerminal(events[events.length - 1]?.type) ? events : null
+    },
+    deadlineMs,
+    `run ${runId} to finish`
+  )
 
 /** Waits until the run has journaled a StepStarted for `stepId`; returns that event. */
 const stepStarted = (call: Call, runId: string, stepId: string, deadlineMs = 20_000) =>
-  eventually(async () => (await journalOf(call, runId)).find((e) => e.type === "StepStarted" && e.payload.stepId === stepId), deadlineMs, `${stepId} of ${runId} to start`)
+  eventually(
+    async () => (await journalOf(call, runId)).find((e) => e.type === "StepStarted" && e.payload.stepId === stepId),
+    deadlineMs,
+    `${stepId} of ${runId} to start`
+  )
 
 const startRun = async (call: Call, agentName: string, input: string): Promise<string> => {
   const started = await call("POST", "/v1/runs", { agentName, input })
@@ -131,7 +151,13 @@ const onceEach = (runId: string) => Object.fromEntries(MODEL_STEPS.map((s) => [`
 
 const expectSucceeded = async (call: Call, runId: string) => {
   const run = (await call("GET", `/v1/runs/${runId}`)).json
-  expect(run).toMatchObject({ status: "succeeded", output: "done after 2 tool calls", steps: STEPS.length, tokensIn: TOKENS_IN, tokensOut: TOKENS_OUT })
+  expect(run).toMatchObject({
+    status: "succeeded",
+    output: "done after 2 tool calls",
+    steps: STEPS.length,
+    tokensIn: TOKENS_IN,
+    tokensOut: TOKENS_OUT
+  })
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -179,47 +205,66 @@ describe("the host driving a run SIGKILLed at a step boundary (failpoints on tur
   // message): it has nothing to take until that host dies, then it is the only host left to finish the run.
   // Only after the run ended does an unarmed edge start, to read the run back. The four points run one after
   // another for the same reason (a shared queue cannot route a run to a chosen host).
-  it.each(Object.keys(RESTARTS_STEP) as Array<keyof typeof RESTARTS_STEP>)("%s: another host finishes the run, each step once", async (point) => {
-    const armed = await serve({ natsUrl: nats.handle.url, home, env: { ...modelEnv(model), LANTERN_FAILPOINTS: `${point}:turn-2` } }, `armed (${point}:turn-2)`)
-    const runId = await startRun(api(armed), "echoer", `crash at ${point}`)
-    const armedPid = armed.child.pid!
-    await eventually(async () => leases.holders(runId).includes(armedPid), 10_000, `the armed host to take run ${runId}`)
-    const rescuer = worker({ natsUrl: nats.handle.url, env: modelEnv(model) }, "rescuer")
+  it.each(Object.keys(RESTARTS_STEP) as Array<keyof typeof RESTARTS_STEP>)(
+    "%s: another host finishes the run, each step once",
+    async (point) => {
+      const armed = await serve({
+        natsUrl: nats.handle.url,
+        home,
+        env: { ...modelEnv(model), LANTERN_FAILPOINTS: `${point}:turn-2` }
+      }, `armed (${point}:turn-2)`)
+      const runId = await startRun(api(armed), "echoer", `crash at ${point}`)
+      const armedPid = armed.child.pid!
+      await eventually(
+        async () => leases.holders(runId).includes(armedPid),
+        10_000,
+        `the armed host to take run ${runId}`
+      )
+      const rescuer = worker({ natsUrl: nats.handle.url, env: modelEnv(model) }, "rescuer")
 
-    expect(await exitOf(armed)).toEqual({ signal: "SIGKILL" })
-    expect(armed.output()).toContain(`failpoint ${point}:turn-2 hit: killing process ${armedPid}`)
-    await eventually(async () => leases.released(runId), 30_000, `run ${runId} to end on the rescuer`)
-    // the armed host took the run first, the worker took it over, nobody else held it
-    expect(leases.holders(runId)).toEqual([armedPid, rescuer.pid])
-    expect(rescuer.alive()).toBe(true)
+      expect(await exitOf(armed)).toEqual({ signal: "SIGKILL" })
+      expect(armed.output()).toContain(`failpoint ${point}:turn-2 hit: killing process ${armedPid}`)
+      await eventually(async () => leases.released(runId), 30_000, `run ${runId} to end on the rescuer`)
+      // the armed host took the run first, the worker took it over, nobody else held it
+      expect(leases.holders(runId)).toEqual([armedPid, rescuer.pid])
+      expect(rescuer.alive()).toBe(true)
 
-    const reader = await serve({ natsUrl: nats.handle.url, home, env: modelEnv(model) }, "reader")
-    const call = api(reader)
-    const events = await finished(call, runId, 10_000)
-    expectWholeJournal(events)
-    const restarted = RESTARTS_STEP[point]
-    expect(startsOf(events)).toEqual([
-      "turn-1#1",
-      "turn-1.tool-0#1",
-      "turn-2#1",
-      ...(restarted ? ["turn-2#1"] : []), // a host's death is no new attempt: same idempotency key
-      "turn-2.tool-0#1",
-      "turn-3#1"
-    ])
-    // the provider: every effect once; only a host dying between the answer and its journaling asks twice
-    const { requests, effects } = providerView(model, runId)
-    expect(effects).toEqual(onceEach(runId))
-    expect(requests).toEqual({ ...onceEach(runId), [`${runId}:turn-2:1`]: point === "after-effect" ? 2 : 1 })
-    await expectSucceeded(call, runId)
-  }, 60_000)
+      const reader = await serve({ natsUrl: nats.handle.url, home, env: modelEnv(model) }, "reader")
+      const call = api(reader)
+      const events = await finished(call, runId, 10_000)
+      expectWholeJournal(events)
+      const restarted = RESTARTS_STEP[point]
+      expect(startsOf(events)).toEqual([
+        "turn-1#1",
+        "turn-1.tool-0#1",
+        "turn-2#1",
+        ...(restarted ? ["turn-2#1"] : []), // a host's death is no new attempt: same idempotency key
+        "turn-2.tool-0#1",
+        "turn-3#1"
+      ])
+      // the provider: every effect once; only a host dying between the answer and its journaling asks twice
+      const { requests, effects } = providerView(model, runId)
+      expect(effects).toEqual(onceEach(runId))
+      expect(requests).toEqual({ ...onceEach(runId), [`${runId}:turn-2:1`]: point === "after-effect" ? 2 : 1 })
+      await expectSucceeded(call, runId)
+    },
+    60_000
+  )
 })
 
 describe("the host starting a run SIGKILLed after journaling it, before queueing it", () => {
   it("the watchdog finds the run by its lease entry and another host finishes it", async () => {
-    const armed = await serve({ natsUrl: nats.handle.url, home, env: { ...modelEnv(model), LANTERN_FAILPOINTS: "before-run-queued" } }, "armed (before-run-queued)")
+    const armed = await serve({
+      natsUrl: nats.handle.url,
+      home,
+      env: { ...modelEnv(model), LANTERN_FAILPOINTS: "before-run-queued" }
+    }, "armed (before-run-queued)")
     const input = `never queued ${Date.now()}`
     // the request is never answered: its host dies inside it, after RunStarted, before the work message
-    const reply = api(armed)("POST", "/v1/runs", { agentName: "echoer", input }).then(() => "answered", () => "connection lost")
+    const reply = api(armed)("POST", "/v1/runs", { agentName: "echoer", input }).then(
+      () => "answered",
+      () => "connection lost"
+    )
     expect(await exitOf(armed)).toEqual({ signal: "SIGKILL" })
     expect(await reply).toBe("connection lost")
     expect(armed.output()).toMatch(/failpoint before-run-queued:run_\w+ hit/)
@@ -227,10 +272,16 @@ describe("the host starting a run SIGKILLed after journaling it, before queueing
     // nobody retries the request: the run must still be driven, found through the entry registered before it
     const rescuer = await serve({ natsUrl: nats.handle.url, home, env: modelEnv(model) }, "rescuer")
     const call = api(rescuer)
-    const runId = await eventually(async () => {
-      const listed = (await call("GET", "/v1/runs?agentName=echoer&limit=200")).json?.items as Array<{ id: string; input: unknown }> | undefined
-      return listed?.find((r) => r.input === input)?.id
-    }, 20_000, "the journaled run to be projected")
+    const runId = await eventually(
+      async () => {
+        const listed = (await call("GET", "/v1/runs?agentName=echoer&limit=200")).json?.items as
+          | Array<{ id: string; input: unknown }>
+          | undefined
+        return listed?.find((r) => r.input === input)?.id
+      },
+      20_000,
+      "the journaled run to be projected"
+    )
     const events = await finished(call, runId, 30_000)
     expectWholeJournal(events)
     expect(providerView(model, runId).effects).toEqual(onceEach(runId))
@@ -266,13 +317,17 @@ describe("hosts sharing the work queue", () => {
     // any other (the taker holds its lease for a moment, finds no run and releases it). Probe until each worker
     // has taken some, so both are pulling before the tests below queue anything.
     try {
-      await eventually(async () => {
-        const id = `run_probe${Math.random().toString(36).slice(2, 12)}`
-        await queue(id, `probe:${id}`)
-        await eventually(async () => leases.released(id), 5_000, `probe ${id} to be taken`)
-        const took = leases.allHolders()
-        return workers.every((w) => took.has(w.pid))
-      }, 45_000, "both workers to take work")
+      await eventually(
+        async () => {
+          const id = `run_probe${Math.random().toString(36).slice(2, 12)}`
+          await queue(id, `probe:${id}`)
+          await eventually(async () => leases.released(id), 5_000, `probe ${id} to be taken`)
+          const took = leases.allHolders()
+          return workers.every((w) => took.has(w.pid))
+        },
+        45_000,
+        "both workers to take work"
+      )
     } catch (e) {
       throw new Error(`${String(e)}\n${hostsOutput()}`)
     }
@@ -326,13 +381,25 @@ describe("hosts sharing the work queue", () => {
     expect(leases.holders(runId)).toHaveLength(1)
     await expectSucceeded(call, runId)
     // the duplicates were consumed once the run had ended (its next taker found nothing to do), none is stuck
-    await eventually(async () => (await jsm.streams.info(Topology.WORK)).state.messages === 0, 20_000, "the work queue to drain")
+    await eventually(
+      async () => (await jsm.streams.info(Topology.WORK)).state.messages === 0,
+      20_000,
+      "the work queue to drain"
+    )
   }, 60_000)
 })
 
 describe("every process SIGKILLed while runs wait (nats-server included), then restarted", () => {
-  const tool = (name: string, extra: Record<string, unknown> = {}) => ({ name, description: name, parameters: { type: "object", properties: {} }, ...extra })
-  const agent = (name: string, tools: ReadonlyArray<unknown>) => ({ name, spec: { systemPrompt: `You are ${name}.`, maxTurns: 4, tools } })
+  const tool = (name: string, extra: Record<string, unknown> = {}) => ({
+    name,
+    description: name,
+    parameters: { type: "object", properties: {} },
+    ...extra
+  })
+  const agent = (name: string, tools: ReadonlyArray<unknown>) => ({
+    name,
+    spec: { systemPrompt: `You are ${name}.`, maxTurns: 4, tools }
+  })
   const APPROVAL = "turn-1.tool-0.approval"
 
   it("fires the timer after the restart, keeps the approval pending until decided, expires a short one", async () => {
@@ -345,11 +412,13 @@ describe("every process SIGKILLed while runs wait (nats-server included), then r
     const stackHome = join(dir, "home")
     const first = await serve({ natsUrl: bus.url, home: stackHome }, "before the crash")
     let call = api(first)
-    for (const a of [
-      agent("sleeper", [tool("sleep")]),
-      agent("careful", [tool("echo", { approval: { expiresInSeconds: 3600 } })]),
-      agent("hasty", [tool("echo", { approval: { expiresInSeconds: 6 } })])
-    ]) {
+    for (
+      const a of [
+        agent("sleeper", [tool("sleep")]),
+        agent("careful", [tool("echo", { approval: { expiresInSeconds: 3600 } })]),
+        agent("hasty", [tool("echo", { approval: { expiresInSeconds: 6 } })])
+      ]
+    ) {
       const r = await call("POST", "/v1/agents", a)
       expect(r.status, r.text).toBe(201)
     }
@@ -402,7 +471,10 @@ describe("every process SIGKILLed while runs wait (nats-server included), then r
     const waiting = await journalOf(call, careful)
     expect(waiting.filter((e) => e.payload.stepId === APPROVAL).map((e) => e.type)).toEqual(["StepStarted"])
     expect((await call("GET", `/v1/runs/${careful}`)).json.status).toBe("running")
-    const approved = await call("POST", `/v1/runs/${careful}/approvals/${APPROVAL}`, { approved: true, by: "ops@example.com" })
+    const approved = await call("POST", `/v1/runs/${careful}/approvals/${APPROVAL}`, {
+      approved: true,
+      by: "ops@example.com"
+    })
     expect(approved.status, approved.text).toBe(200)
     const done = await finished(call, careful)
     expectWholeJournal(done, { completed: ["turn-1", APPROVAL, "turn-1.tool-0", "turn-2"] })

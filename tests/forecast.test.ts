@@ -15,10 +15,14 @@ let call: ReturnType<typeof api>
 const RUN_COST = (TOKENS_IN * 0.15 + TOKENS_OUT * 0.6) / 1e6
 
 const waitTerminal = (id: string) =>
-  eventually(async () => {
-    const r = await call("GET", `/v1/runs/${id}`)
-    return r.json?.status !== "running" ? r.json : null
-  }, 30_000, `run ${id} to finish`)
+  eventually(
+    async () => {
+      const r = await call("GET", `/v1/runs/${id}`)
+      return r.json?.status !== "running" ? r.json : null
+    },
+    30_000,
+    `run ${id} to finish`
+  )
 
 const runOnce = async (input: unknown) => {
   const started = await call("POST", "/v1/runs", { agentName: echoer.name, input })
@@ -33,7 +37,10 @@ const forecast = (body: unknown) => call("POST", "/v1/runs/forecast", body)
 beforeAll(async () => {
   nats = await startServer("lantern-forecast")
   model = await FakeOpenAi.start(2)
-  stack = await startStack({ natsUrl: nats.handle.url, env: { ...modelEnv(model), LANTERN_OPENAI_MODEL: "gpt-4o-mini" } })
+  stack = await startStack({
+    natsUrl: nats.handle.url,
+    env: { ...modelEnv(model), LANTERN_OPENAI_MODEL: "gpt-4o-mini" }
+  })
   call = api(stack)
   expect((await call("POST", "/v1/agents", echoer)).status).toBe(201)
 }, 90_000)
@@ -76,10 +83,14 @@ describe("POST /v1/runs/forecast", () => {
 
   it("after runs of the version narrows the interval around their cost and gains confidence", async () => {
     for (let i = 0; i < 6; i++) await runOnce(`say hello ${i}`)
-    const r = await eventually(async () => {
-      const got = await forecast({ agentName: echoer.name, input: "say hello again" })
-      return got.json?.basis?.runs === 7 ? got : null
-    }, 20_000, "the projection to hold 7 succeeded runs")
+    const r = await eventually(
+      async () => {
+        const got = await forecast({ agentName: echoer.name, input: "say hello again" })
+        return got.json?.basis?.runs === 7 ? got : null
+      },
+      20_000,
+      "the projection to hold 7 succeeded runs"
+    )
     expect(r.status).toBe(200)
     expect(r.json.basis.method).toBe("history")
     expect(r.json.confidenceLabel).toBe("medium") // 5 to 19 runs
@@ -101,7 +112,9 @@ describe("POST /v1/runs/forecast", () => {
   })
 
   it("learns per version: a new version starts from the prior, the old one keeps its history", async () => {
-    const changed = await call("PUT", `/v1/agents/${echoer.name}`, { spec: { ...echoer.spec, systemPrompt: "Echo twice, then finish. Be brief." } })
+    const changed = await call("PUT", `/v1/agents/${echoer.name}`, {
+      spec: { ...echoer.spec, systemPrompt: "Echo twice, then finish. Be brief." }
+    })
     expect(changed.json.latestVersion).toBe(2)
     const latest = await forecast({ agentName: echoer.name, input: "say hello" })
     expect(latest.json.basis).toMatchObject({ method: "prior", runs: 0, agentVersion: 2 })
@@ -139,13 +152,20 @@ describe("POST /v1/runs/forecast", () => {
     const within = await forecast({ agentName: echoer.name, input: "say hello" })
     expect(within.status).toBe(200)
     const p90 = within.json.p90 as number
-    expect((await call("PUT", `/v1/agents/${echoer.name}/budget`, { maxCostUsdPerRun: p90 / 2, hardFail: true })).status).toBe(200)
+    expect(
+      (await call("PUT", `/v1/agents/${echoer.name}/budget`, { maxCostUsdPerRun: p90 / 2, hardFail: true })).status
+    ).toBe(200)
     const over = await forecast({ agentName: echoer.name, input: "say hello" })
     expect(over.status, JSON.stringify(over.json)).toBe(402)
-    expect(over.json).toMatchObject({ wouldExceedBudget: true, budget: { cap: "maxCostUsdPerRun", limit: p90 / 2, scope: `agent:${echoer.name}` } })
+    expect(over.json).toMatchObject({
+      wouldExceedBudget: true,
+      budget: { cap: "maxCostUsdPerRun", limit: p90 / 2, scope: `agent:${echoer.name}` }
+    })
     expect(over.json.p90).toBeGreaterThan(p90 / 2)
     // a soft cap only alerts at run time: the forecast is not refused
-    expect((await call("PUT", `/v1/agents/${echoer.name}/budget`, { maxCostUsdPerRun: p90 / 2, hardFail: false })).status).toBe(200)
+    expect(
+      (await call("PUT", `/v1/agents/${echoer.name}/budget`, { maxCostUsdPerRun: p90 / 2, hardFail: false })).status
+    ).toBe(200)
     const soft = await forecast({ agentName: echoer.name, input: "say hello" })
     expect(soft.status).toBe(200)
     expect(soft.json.wouldExceedBudget).toBe(false)
@@ -156,21 +176,27 @@ describe("POST /v1/runs/forecast", () => {
     const agent = { ...echoer, name: "echoer-day" }
     expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
     const body = { agentName: agent.name, input: "say hello" }
-    expect((await call("PUT", `/v1/agents/${agent.name}/budget`, { maxRunsPerDay: 1, hardFail: true })).status).toBe(200)
+    expect((await call("PUT", `/v1/agents/${agent.name}/budget`, { maxRunsPerDay: 1, hardFail: true })).status).toBe(
+      200
+    )
     expect((await forecast(body)).status).toBe(200)
     const started = await call("POST", "/v1/runs", body)
     expect(started.status, started.text).toBe(201)
     expect((await waitTerminal(started.json.id)).status).toBe("succeeded")
     const runs = await forecast(body)
     expect(runs.status, runs.text).toBe(402)
-    expect(runs.json).toMatchObject({ wouldExceedBudget: true, budget: { cap: "maxRunsPerDay", limit: 1, scope: `agent:${agent.name}` } })
+    expect(runs.json).toMatchObject({
+      wouldExceedBudget: true,
+      budget: { cap: "maxRunsPerDay", limit: 1, scope: `agent:${agent.name}` }
+    })
 
     // the day's cost cap: what was spent today plus the p90 no longer fits
     const p90 = (await forecast({ ...body, agentVersion: 1 })).json.p90 as number
     const spent = (await call("GET", `/v1/agents/${agent.name}/budget`)).json.today.spentUsd as number
     expect(spent).toBeGreaterThan(0)
     const cap = spent + p90 / 2
-    expect((await call("PUT", `/v1/agents/${agent.name}/budget`, { maxCostUsdPerDay: cap, hardFail: true })).status).toBe(200)
+    expect((await call("PUT", `/v1/agents/${agent.name}/budget`, { maxCostUsdPerDay: cap, hardFail: true })).status)
+      .toBe(200)
     const cost = await forecast(body)
     expect(cost.status, cost.text).toBe(402)
     expect(cost.json).toMatchObject({ wouldExceedBudget: true, budget: { cap: "maxCostUsdPerDay", limit: cap } })
@@ -187,9 +213,14 @@ describe("POST /v1/runs/forecast", () => {
   })
 
   it("needs a token and is in the OpenAPI document", async () => {
-    const r = await fetch(`${stack.url}/v1/runs/forecast`, { method: "POST", body: JSON.stringify({ agentName: echoer.name, input: "x" }) })
+    const r = await fetch(`${stack.url}/v1/runs/forecast`, {
+      method: "POST",
+      body: JSON.stringify({ agentName: echoer.name, input: "x" })
+    })
     expect(r.status).toBe(401)
     const doc = await call("GET", "/v1/openapi.json")
-    expect(Object.keys(doc.json.paths["/v1/runs/forecast"].post.responses)).toEqual(expect.arrayContaining(["200", "402", "400", "404"]))
+    expect(Object.keys(doc.json.paths["/v1/runs/forecast"].post.responses)).toEqual(
+      expect.arrayContaining(["200", "402", "400", "404"])
+    )
   })
 })

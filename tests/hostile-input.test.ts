@@ -16,17 +16,34 @@ let stack: StackProcess
 
 const MiB = 1024 * 1024
 const RUN = "run_0000000000000000000000000z"
-const spec = { systemPrompt: "You compute.", tools: [{ name: "calculator", description: "arithmetic", parameters: { type: "object" } }] }
-const POISONS = [["a lone high surrogate", "\ud800 x"], ["a lone low surrogate", "x \udc00"], ["NUL", "nul \u0000 byte"]] as const
+const spec = {
+  systemPrompt: "You compute.",
+  tools: [{ name: "calculator", description: "arithmetic", parameters: { type: "object" } }]
+}
+const POISONS = [["a lone high surrogate", "\ud800 x"], ["a lone low surrogate", "x \udc00"], [
+  "NUL",
+  "nul \u0000 byte"
+]] as const
 
-interface Reply { readonly status: number; readonly json: any; readonly text: string }
+interface Reply {
+  readonly status: number
+  readonly json: any
+  readonly text: string
+}
 
-const send = async (method: string, path: string, body?: string | Uint8Array, headers: Record<string, string> = { "content-type": "application/json" }): Promise<Reply> =>
-  readReply(await fetch(`${stack.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${stack.token}`, ...headers },
-    ...(body === undefined ? {} : { body })
-  }))
+const send = async (
+  method: string,
+  path: string,
+  body?: string | Uint8Array,
+  headers: Record<string, string> = { "content-type": "application/json" }
+): Promise<Reply> =>
+  readReply(
+    await fetch(`${stack.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${stack.token}`, ...headers },
+      ...(body === undefined ? {} : { body })
+    })
+  )
 
 const expectBad = (r: Reply, field: string) => {
   expect(r.status, r.text).toBe(400)
@@ -60,8 +77,11 @@ const stringPaths = (schema: Json, defs: Json, depth = 6): ReadonlyArray<Readonl
   }
   const types = Array.isArray(schema.type) ? schema.type : [schema.type]
   if (types.includes("string")) return [[]]
-  if (types.includes("array") && schema.items !== undefined) return stringPaths(schema.items, defs, depth - 1).map((p) => [0, ...p])
-  return Object.entries(schema.properties ?? {}).flatMap(([k, s]) => stringPaths(s as Json, defs, depth - 1).map((p) => [k, ...p]))
+  if (types.includes("array") && schema.items !== undefined)
+    return stringPaths(schema.items, defs, depth - 1).map((p) => [0, ...p])
+  return Object.entries(schema.properties ?? {}).flatMap(([k, s]) =>
+    stringPaths(s as Json, defs, depth - 1).map((p) => [k, ...p])
+  )
 }
 
 const fieldOf = (path: ReadonlyArray<Segment>) =>
@@ -69,27 +89,49 @@ const fieldOf = (path: ReadonlyArray<Segment>) =>
 
 /** A body holding `value` at `path` and nothing else (the text rule is checked before the body's schema). */
 const bodyAt = (path: ReadonlyArray<Segment>, value: string): unknown =>
-  path.length === 0 ? value : typeof path[0] === "number" ? [bodyAt(path.slice(1), value)] : { [path[0]!]: bodyAt(path.slice(1), value) }
+  path.length === 0
+    ? value
+    : typeof path[0] === "number"
+    ? [bodyAt(path.slice(1), value)]
+    : { [path[0]!]: bodyAt(path.slice(1), value) }
 
-const concrete = (path: string) => path.replace("{name}", "alpha").replace("{id}", RUN).replace("{stepId}", "turn-1.tool-0.approval")
+const concrete = (path: string) =>
+  path.replace("{name}", "alpha").replace("{id}", RUN).replace("{stepId}", "turn-1.tool-0.approval")
 
 const fields = Object.entries(document.paths as Json).flatMap(([path, ops]) =>
   Object.entries(ops as Json).flatMap(([method, op]) => {
     const schema = op.requestBody?.content?.["application/json"]?.schema
     if (schema === undefined) return []
-    return stringPaths(schema, schema.$defs ?? {}).map((p) => [`${method.toUpperCase()} ${path}`, fieldOf(p), method.toUpperCase(), concrete(path), p] as const)
+    return stringPaths(schema, schema.$defs ?? {}).map((p) =>
+      [`${method.toUpperCase()} ${path}`, fieldOf(p), method.toUpperCase(), concrete(path), p] as const
+    )
   })
 )
 
 describe("every text field of every route refuses what cannot be stored", () => {
   it("finds the text fields of every route with a body", () => {
     const routes = new Set(fields.map(([route]) => route))
-    for (const route of ["POST /v1/agents", "PUT /v1/agents/{name}", "POST /v1/runs", "POST /v1/runs/{id}/cancel", "POST /v1/tenants", "POST /v1/api-keys", "POST /v1/secrets", "POST /.well-known/lantern-agent-identity/verify"]) {
+    for (
+      const route of [
+        "POST /v1/agents",
+        "PUT /v1/agents/{name}",
+        "POST /v1/runs",
+        "POST /v1/runs/{id}/cancel",
+        "POST /v1/tenants",
+        "POST /v1/api-keys",
+        "POST /v1/secrets",
+        "POST /.well-known/lantern-agent-identity/verify"
+      ]
+    ) {
       expect(routes, route).toContain(route)
     }
     expect(fields.length).toBeGreaterThan(30)
   })
-  it.for(fields.flatMap(([route, field, method, path, p]) => POISONS.map(([label, value]) => [`${route} ${field} with ${label}`, method, path, p, field, value] as const)))(
+  it.for(
+    fields.flatMap(([route, field, method, path, p]) =>
+      POISONS.map(([label, value]) => [`${route} ${field} with ${label}`, method, path, p, field, value] as const)
+    )
+  )(
     "%s",
     async ([, method, path, p, field, value]) => {
       expectBad(await send(method, path, JSON.stringify(bodyAt(p, value))), field === "" ? "(body)" : field)
@@ -102,7 +144,10 @@ describe("every text field of every route refuses what cannot be stored", () => 
     expect(r.json.error.issues[0].message).toMatch(/key/)
   })
   it.for(POISONS)("text nested deep inside a run input (%s) is refused naming its path", async ([, value]) => {
-    expectBad(await send("POST", "/v1/runs", JSON.stringify({ agentName: "alpha", input: { a: [{ b: ["ok", value] }] } })), "input.a[0].b[1]")
+    expectBad(
+      await send("POST", "/v1/runs", JSON.stringify({ agentName: "alpha", input: { a: [{ b: ["ok", value] }] } })),
+      "input.a[0].b[1]"
+    )
   })
   it("a query value with NUL or a surrogate's bytes is refused naming the parameter", async () => {
     expectBad(await send("GET", "/v1/runs?agentName=a%00"), "agentName")
@@ -112,14 +157,16 @@ describe("every text field of every route refuses what cannot be stored", () => 
 })
 
 describe("unknown fields are refused, each named", () => {
-  it.for([
-    ["POST", "/v1/runs", { agentName: "alpha", input: "x", agentVersoin: 1 }, "agentVersoin"],
-    ["POST", "/v1/agents", { name: "gamma", spec: { ...spec, maxTurn: 3 } }, "spec.maxTurn"],
-    ["POST", "/v1/agents", { name: "gamma", spec: { ...spec, retyr: { maxAttempts: 2 } } }, "spec.retyr"],
-    ["PUT", "/v1/agents/alpha", { spec, descripton: "typo" }, "descripton"],
-    ["PUT", "/v1/budget", { hardFail: true, maxCostUsdPerRun: 1, maxCostPerDay: 5 }, "maxCostPerDay"],
-    ["POST", "/v1/api-keys", { name: "k", scopes: ["runs:read"], expires: "2030-01-01T00:00:00Z" }, "expires"]
-  ] as const)("%s %s %j", async ([method, path, body, field]) => {
+  it.for(
+    [
+      ["POST", "/v1/runs", { agentName: "alpha", input: "x", agentVersoin: 1 }, "agentVersoin"],
+      ["POST", "/v1/agents", { name: "gamma", spec: { ...spec, maxTurn: 3 } }, "spec.maxTurn"],
+      ["POST", "/v1/agents", { name: "gamma", spec: { ...spec, retyr: { maxAttempts: 2 } } }, "spec.retyr"],
+      ["PUT", "/v1/agents/alpha", { spec, descripton: "typo" }, "descripton"],
+      ["PUT", "/v1/budget", { hardFail: true, maxCostUsdPerRun: 1, maxCostPerDay: 5 }, "maxCostPerDay"],
+      ["POST", "/v1/api-keys", { name: "k", scopes: ["runs:read"], expires: "2030-01-01T00:00:00Z" }, "expires"]
+    ] as const
+  )("%s %s %j", async ([method, path, body, field]) => {
     expectBad(await send(method, path, JSON.stringify(body)), field)
   })
   it("an unknown query parameter is refused too", async () => {
@@ -129,21 +176,37 @@ describe("unknown fields are refused, each named", () => {
 
 describe("bytes and media types", () => {
   it("refuses a body that is not valid UTF-8 (never replaced with U+FFFD)", async () => {
-    const bytes = new Uint8Array([...new TextEncoder().encode('{"agentName":"alpha","input":"'), 0xff, 0xfe, ...new TextEncoder().encode('"}')])
+    const bytes = new Uint8Array([
+      ...new TextEncoder().encode("{\"agentName\":\"alpha\",\"input\":\""),
+      0xff,
+      0xfe,
+      ...new TextEncoder().encode("\"}")
+    ])
     expectBad(await send("POST", "/v1/runs", bytes), "(body)")
   })
-  it.for([["text/plain", { "content-type": "text/plain" }], ["no Content-Type", {}], ["a latin-1 charset", { "content-type": "application/json; charset=iso-8859-1" }]] as const)(
+  it.for(
+    [["text/plain", { "content-type": "text/plain" }], ["no Content-Type", {}], ["a latin-1 charset", {
+      "content-type": "application/json; charset=iso-8859-1"
+    }]] as const
+  )(
     "refuses a JSON body sent as %s with 415 naming Content-Type",
     async ([, headers]) => {
       // fetch adds text/plain to a string body unless told otherwise: send bytes for "no Content-Type"
-      const r = await send("POST", "/v1/runs", new TextEncoder().encode(JSON.stringify({ agentName: "alpha", input: "x" })), headers)
+      const r = await send(
+        "POST",
+        "/v1/runs",
+        new TextEncoder().encode(JSON.stringify({ agentName: "alpha", input: "x" })),
+        headers
+      )
       expect(r.status, r.text).toBe(415)
       expect(r.json.error.code).toBe("unsupported_media_type")
       expect(r.json.error.issues[0].field).toBe("Content-Type")
     }
   )
   it("accepts application/json with charset=utf-8", async () => {
-    const r = await send("POST", "/v1/runs/forecast", JSON.stringify({ agentName: "alpha", input: "x" }), { "content-type": "application/json; charset=UTF-8" })
+    const r = await send("POST", "/v1/runs/forecast", JSON.stringify({ agentName: "alpha", input: "x" }), {
+      "content-type": "application/json; charset=UTF-8"
+    })
     expect(r.status, r.text).toBe(200)
   })
   it("counts bytes, not characters: 400k '中' (1.2 MB) is 413, also chunked", async () => {
@@ -158,32 +221,36 @@ describe("bytes and media types", () => {
     } as RequestInit)
     expect(chunked.status).toBe(413)
   })
-  it("stops reading a huge chunked body at the limit, also on the unauthenticated verify route, without holding it in memory", async () => {
-    const pid = stack.child.pid!
-    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024
-    const before = rss()
-    const chunk = new Uint8Array(64 * 1024).fill(0x20)
-    for (const path of ["/.well-known/lantern-agent-identity/verify", "/v1/runs"]) {
-      let sent = 0
-      const r = await fetch(`${stack.url}${path}`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${stack.token}`, "content-type": "application/json" },
-        // 200 MB offered; the server answers once it has read past 1 MiB
-        body: new ReadableStream({
-          pull: (c) => {
-            if (sent >= 200 * MiB) return c.close()
-            sent += chunk.byteLength
-            c.enqueue(chunk)
-          }
-        }),
-        duplex: "half"
-      } as RequestInit).catch((e: unknown) => e)
-      if (r instanceof Response) expect(r.status).toBe(413)
-      // the server may close the connection while the client is still sending: then no more than a few MiB went
-      else expect(sent).toBeLessThan(200 * MiB)
-    }
-    expect(rss() - before).toBeLessThan(150 * MiB)
-  }, 120_000)
+  it(
+    "stops reading a huge chunked body at the limit, also on the unauthenticated verify route, without holding it in memory",
+    async () => {
+      const pid = stack.child.pid!
+      const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024
+      const before = rss()
+      const chunk = new Uint8Array(64 * 1024).fill(0x20)
+      for (const path of ["/.well-known/lantern-agent-identity/verify", "/v1/runs"]) {
+        let sent = 0
+        const r = await fetch(`${stack.url}${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${stack.token}`, "content-type": "application/json" },
+          // 200 MB offered; the server answers once it has read past 1 MiB
+          body: new ReadableStream({
+            pull: (c) => {
+              if (sent >= 200 * MiB) return c.close()
+              sent += chunk.byteLength
+              c.enqueue(chunk)
+            }
+          }),
+          duplex: "half"
+        } as RequestInit).catch((e: unknown) => e)
+        if (r instanceof Response) expect(r.status).toBe(413)
+        // the server may close the connection while the client is still sending: then no more than a few MiB went
+        else expect(sent).toBeLessThan(200 * MiB)
+      }
+      expect(rss() - before).toBeLessThan(150 * MiB)
+    },
+    120_000
+  )
 })
 
 describe("one spelling per route", () => {
@@ -206,14 +273,18 @@ describe("the CLI applies the same rule before sending", () => {
       env: { ...process.env, LANTERN_URL: stack.url, LANTERN_API_TOKEN: stack.token, NO_COLOR: "1" },
       encoding: "utf8"
     })
-  it.for([["NUL", '"nul \\u0000"'], ["a lone surrogate", '{"a":"\\ud800"}']] as const)("a run input with %s exits 2 naming --input", { timeout: 60_000 }, ([, input]) => {
-    const r = lantern("runs", "create", "--agent", "alpha", "--input", input)
-    expect(r.status, r.stderr).toBe(2)
-    expect(r.stderr).toMatch(/input/)
-  })
+  it.for([["NUL", "\"nul \\u0000\""], ["a lone surrogate", "{\"a\":\"\\ud800\"}"]] as const)(
+    "a run input with %s exits 2 naming --input",
+    { timeout: 60_000 },
+    ([, input]) => {
+      const r = lantern("runs", "create", "--agent", "alpha", "--input", input)
+      expect(r.status, r.stderr).toBe(2)
+      expect(r.stderr).toMatch(/input/)
+    }
+  )
   it("a spec file with a lone surrogate exits 2", () => {
     const file = join(tmpdir(), `lantern-spec-${process.pid}.json`)
-    writeFileSync(file, '{"systemPrompt":"x \\ud800"}')
+    writeFileSync(file, "{\"systemPrompt\":\"x \\ud800\"}")
     try {
       const r = lantern("agents", "create", "--name", "beta", "--spec-file", file)
       expect(r.status, r.stderr).toBe(2)
@@ -226,10 +297,14 @@ describe("the CLI applies the same rule before sending", () => {
 
 describe("nothing was stored", () => {
   it("holds only the purposeful agent and no run", async () => {
-    const agents = await eventually(async () => {
-      const r = await send("GET", "/v1/agents")
-      return r.json?.items?.length === 1 ? r.json.items : null
-    }, 20_000, "the agent projection")
+    const agents = await eventually(
+      async () => {
+        const r = await send("GET", "/v1/agents")
+        return r.json?.items?.length === 1 ? r.json.items : null
+      },
+      20_000,
+      "the agent projection"
+    )
     expect(agents.map((a: { name: string }) => a.name)).toEqual(["alpha"])
     expect((await send("GET", "/v1/runs")).json.items).toEqual([])
   })

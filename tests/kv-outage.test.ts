@@ -35,9 +35,17 @@ const finishedWithoutReceipt = async () => {
   const started = await call("POST", "/v1/runs", { agentName: "calc", input: "2+2" })
   expect(started.status, started.text).toBe(201)
   const runId = started.json.id as string
-  await eventually(async () => (await call("GET", `/v1/runs/${runId}`)).json?.status === "succeeded", 30_000, `run ${runId} to succeed`)
+  await eventually(
+    async () => (await call("GET", `/v1/runs/${runId}`)).json?.status === "succeeded",
+    30_000,
+    `run ${runId} to succeed`
+  )
   const receiptKey = `${TENANT}.${runId}`
-  await eventually(async () => (await contents(Topology.RECEIPTS_BUCKET))[receiptKey], 10_000, "the receipt the driver issued")
+  await eventually(
+    async () => (await contents(Topology.RECEIPTS_BUCKET))[receiptKey],
+    10_000,
+    "the receipt the driver issued"
+  )
   await onBus(Effect.flatMap(Kv.open(raw(Topology.RECEIPTS_BUCKET)), (kv) => kv.purge(receiptKey)))
   return { runId, receiptKey }
 }
@@ -54,7 +62,8 @@ const contents = (name: string) =>
   onBus(Effect.gen(function*() {
     const kv = yield* Kv.open(raw(name))
     const keys = yield* kv.keys()
-    const entries = yield* Effect.forEach(keys, (k) => Effect.map(Effect.orDie(kv.get(k)), (e) => [k, Option.getOrThrow(e).value] as const))
+    const entries = yield* Effect.forEach(keys, (k) =>
+      Effect.map(Effect.orDie(kv.get(k)), (e) => [k, Option.getOrThrow(e).value] as const))
     return Object.fromEntries(entries) as Record<string, string>
   }))
 
@@ -112,14 +121,23 @@ describe("KV writes while the bus is down", () => {
     expect(await contents(Topology.RECEIPTS_BUCKET)).toEqual(receiptsBefore)
 
     // the same requests succeed once lantern has reconnected by itself
-    await eventually(async () => ((await (await fetch(`${stack.url}/readyz`)).json()) as { bus?: string }).bus === "ok", 60_000, "lantern to see the bus again")
+    await eventually(
+      async () => ((await (await fetch(`${stack.url}/readyz`)).json()) as { bus?: string }).bus === "ok",
+      60_000,
+      "lantern to see the bus again"
+    )
     const [secret, rotated, receipt] = await requests()
     expect(secret.status, secret.text).toBe(201)
     expect(secret.json).toMatchObject({ name: "outage.key", version: 1 })
     expect(rotated.status, rotated.text).toBe(200)
     expect(rotated.json.current.keyId).not.toBe(keysBefore["current"])
     expect(receipt.status, receipt.text).toBe(200)
-    expect(receipt.json).toMatchObject({ runId, status: "succeeded", partial: false, keyId: rotated.json.current.keyId })
+    expect(receipt.json).toMatchObject({
+      runId,
+      status: "succeeded",
+      partial: false,
+      keyId: rotated.json.current.keyId
+    })
 
     const secretsAfter = await contents(Topology.SECRETS_BUCKET)
     expect(Object.keys(secretsAfter).sort()).toEqual([...Object.keys(secretsBefore), `${TENANT}.outage.key`].sort())

@@ -17,7 +17,11 @@ const UNKNOWN_RUN = "run_0000000000000000000000000z"
 const METHODS = ["get", "put", "post", "delete", "patch"]
 const spec = { systemPrompt: "You answer." }
 
-interface Operation { readonly path: string; readonly method: string; readonly op: any }
+interface Operation {
+  readonly path: string
+  readonly method: string
+  readonly op: any
+}
 const operations = (): ReadonlyArray<Operation> =>
   Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, item]) =>
     Object.entries(item).filter(([m]) => METHODS.includes(m)).map(([method, op]) => ({ path, method, op }))
@@ -44,7 +48,10 @@ const param = (path: string, method: string, name: string, where: string) => {
 const strings = (v: unknown, out: Array<string> = []): Array<string> => {
   if (typeof v === "string") out.push(v)
   else if (Array.isArray(v)) v.forEach((x) => strings(x, out))
-  else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) (out.push(k), strings(x, out))
+  else if (v !== null && typeof v === "object") {
+    for (const [k, x] of Object.entries(v))
+      (out.push(k), strings(x, out))
+  }
   return out
 }
 /** Every `pattern` keyword in the document. */
@@ -103,7 +110,12 @@ describe("the document", () => {
     expect(bodyProp("/v1/agents", "post", "name").pattern).toBe(AGENT_NAME)
     expect(bodyProp("/v1/runs", "post", "agentName").pattern).toBe(AGENT_NAME)
     expect(bodyProp("/v1/runs/forecast", "post", "agentName").pattern).toBe(AGENT_NAME)
-    for (const [path, method] of [["/v1/agents/{name}", "get"], ["/v1/agents/{name}", "put"], ["/v1/agents/{name}/usage", "get"]] as const) {
+    for (
+      const [path, method] of [["/v1/agents/{name}", "get"], ["/v1/agents/{name}", "put"], [
+        "/v1/agents/{name}/usage",
+        "get"
+      ]] as const
+    ) {
       expect(param(path, method, "name", "path").pattern).toBe(AGENT_NAME)
     }
     expect(param("/v1/runs", "get", "agentName", "query").pattern).toBe(AGENT_NAME)
@@ -119,27 +131,56 @@ describe("the document", () => {
 
   it("carries the Idempotency-Key and Last-Event-ID formats", () => {
     expect(param("/v1/runs", "post", "Idempotency-Key", "header").pattern).toBe(IDEMPOTENCY_KEY)
-    expect(param("/v1/runs/{id}/stream", "get", "Last-Event-ID", "header")).toMatchObject({ type: "integer", minimum: 0 })
+    expect(param("/v1/runs/{id}/stream", "get", "Last-Event-ID", "header")).toMatchObject({
+      type: "integer",
+      minimum: 0
+    })
   })
 
   it("carries the spec's ranges: temperature 0-2, retry multiplier 1-10 and jitter 0-1", () => {
     for (const [path, method] of [["/v1/agents", "post"], ["/v1/agents/{name}", "put"]] as const) {
       expect(bodyProp(path, method, "spec", "temperature")).toMatchObject({ type: "number", minimum: 0, maximum: 2 })
-      expect(bodyProp(path, method, "spec", "retry", "multiplier")).toMatchObject({ type: "number", minimum: 1, maximum: 10 })
-      expect(bodyProp(path, method, "spec", "retry", "jitter")).toMatchObject({ type: "number", minimum: 0, maximum: 1 })
+      expect(bodyProp(path, method, "spec", "retry", "multiplier")).toMatchObject({
+        type: "number",
+        minimum: 1,
+        maximum: 10
+      })
+      expect(bodyProp(path, method, "spec", "retry", "jitter")).toMatchObject({
+        type: "number",
+        minimum: 0,
+        maximum: 1
+      })
     }
   })
 
   it("carries the secret name rule whole: the server's pattern, no '..', no trailing '.'", () => {
     const documented = new RegExp(param("/v1/secrets/{name}", "get", "name", "path").pattern, "u")
     expect(bodyProp("/v1/secrets", "post", "name").pattern).toBe(documented.source)
-    for (const name of ["db", "db.pw", "a_b-c.d", "db..pw", "db.", ".db", "Db", "a".repeat(63), "a".repeat(64), "x..", "a.b.c"]) {
+    for (
+      const name of [
+        "db",
+        "db.pw",
+        "a_b-c.d",
+        "db..pw",
+        "db.",
+        ".db",
+        "Db",
+        "a".repeat(63),
+        "a".repeat(64),
+        "x..",
+        "a.b.c"
+      ]
+    ) {
       expect(documented.test(name), name).toBe(Secrets.isName(name))
     }
   })
 
   it("carries the query rules: days 1-366, limit 1-200, the run cursor's format", () => {
-    expect(param("/v1/agents/{name}/usage", "get", "days", "query")).toMatchObject({ type: "integer", minimum: 1, maximum: 366 })
+    expect(param("/v1/agents/{name}/usage", "get", "days", "query")).toMatchObject({
+      type: "integer",
+      minimum: 1,
+      maximum: 366
+    })
     expect(param("/v1/runs", "get", "limit", "query")).toMatchObject({ type: "integer", minimum: 1, maximum: 200 })
     expect(param("/v1/runs", "get", "cursor", "query").pattern).toBe(RUN_CURSOR)
     expect(param("/v1/audit", "get", "limit", "query")).toMatchObject({ type: "integer", minimum: 1, maximum: 200 })
@@ -149,32 +190,126 @@ describe("the document", () => {
 // One request carrying `value` where the rule applies, and the field a refusal must name.
 type Probe = (value: any) => readonly [method: string, path: string, body?: unknown, headers?: Record<string, string>]
 let unique = 0
-const newAgent = (set: (v: any) => Record<string, unknown>): Probe => (v) => ["POST", "/v1/agents", { name: `probe-${unique++}`, spec: { ...spec, ...set(v) } }]
+const newAgent = (set: (v: any) => Record<string, unknown>): Probe => (v) => ["POST", "/v1/agents", {
+  name: `probe-${unique++}`,
+  spec: { ...spec, ...set(v) }
+}]
 
 /** A documented range, where it is read, the request that sends a value for it, and the field named. */
 const ranges: ReadonlyArray<readonly [string, () => any, Probe, string]> = [
-  ["spec.temperature", () => bodyProp("/v1/agents", "post", "spec", "temperature"), newAgent((v) => ({ temperature: v })), "spec.temperature"],
-  ["spec.retry.multiplier", () => bodyProp("/v1/agents", "post", "spec", "retry", "multiplier"), newAgent((v) => ({ retry: { multiplier: v } })), "spec.retry.multiplier"],
-  ["spec.retry.jitter", () => bodyProp("/v1/agents", "post", "spec", "retry", "jitter"), newAgent((v) => ({ retry: { jitter: v } })), "spec.retry.jitter"],
-  ["spec.maxTurns", () => bodyProp("/v1/agents", "post", "spec", "maxTurns"), newAgent((v) => ({ maxTurns: v })), "spec.maxTurns"],
-  ["usage days", () => param("/v1/agents/{name}/usage", "get", "days", "query"), (v) => ["GET", `/v1/agents/alpha/usage?days=${v}`], "days"],
+  [
+    "spec.temperature",
+    () => bodyProp("/v1/agents", "post", "spec", "temperature"),
+    newAgent((v) => ({ temperature: v })),
+    "spec.temperature"
+  ],
+  [
+    "spec.retry.multiplier",
+    () => bodyProp("/v1/agents", "post", "spec", "retry", "multiplier"),
+    newAgent((v) => ({ retry: { multiplier: v } })),
+    "spec.retry.multiplier"
+  ],
+  [
+    "spec.retry.jitter",
+    () => bodyProp("/v1/agents", "post", "spec", "retry", "jitter"),
+    newAgent((v) => ({ retry: { jitter: v } })),
+    "spec.retry.jitter"
+  ],
+  [
+    "spec.maxTurns",
+    () => bodyProp("/v1/agents", "post", "spec", "maxTurns"),
+    newAgent((v) => ({ maxTurns: v })),
+    "spec.maxTurns"
+  ],
+  [
+    "usage days",
+    () => param("/v1/agents/{name}/usage", "get", "days", "query"),
+    (v) => ["GET", `/v1/agents/alpha/usage?days=${v}`],
+    "days"
+  ],
   ["runs limit", () => param("/v1/runs", "get", "limit", "query"), (v) => ["GET", `/v1/runs?limit=${v}`], "limit"],
   ["audit limit", () => param("/v1/audit", "get", "limit", "query"), (v) => ["GET", `/v1/audit?limit=${v}`], "limit"]
 ]
 
 /** A documented pattern, a value it refuses, the request that sends it, and the field named. */
 const formats: ReadonlyArray<readonly [string, () => any, string, Probe, string]> = [
-  ["agent name", () => bodyProp("/v1/agents", "post", "name"), "Bad.Name", (v) => ["POST", "/v1/agents", { name: v, spec }], "name"],
-  ["agent name in the path", () => param("/v1/agents/{name}", "get", "name", "path"), "a*b", (v) => ["GET", `/v1/agents/${encodeURIComponent(v)}`], "name"],
-  ["run's agentName", () => bodyProp("/v1/runs", "post", "agentName"), "A>", (v) => ["POST", "/v1/runs", { agentName: v, input: "x" }], "agentName"],
-  ["Idempotency-Key", () => param("/v1/runs", "post", "Idempotency-Key", "header"), "a b", (v) => ["POST", "/v1/runs", { agentName: "alpha", input: "x" }, { "idempotency-key": v }], "Idempotency-Key"],
-  ["Idempotency-Key of 256 characters", () => param("/v1/runs", "post", "Idempotency-Key", "header"), "k".repeat(256), (v) => ["POST", "/v1/runs", { agentName: "alpha", input: "x" }, { "idempotency-key": v }], "Idempotency-Key"],
-  ["run cursor", () => param("/v1/runs", "get", "cursor", "query"), "run_ABC", (v) => ["GET", `/v1/runs?cursor=${v}`], "cursor"],
-  ["run id in the path", () => param("/v1/runs/{id}", "get", "id", "path"), "run_x", (v) => ["GET", `/v1/runs/${v}`], "id"],
-  ["step id in the path", () => param("/v1/runs/{id}/approvals/{stepId}", "post", "stepId", "path"), "Turn 1", (v) => ["POST", `/v1/runs/${UNKNOWN_RUN}/approvals/${encodeURIComponent(v)}`, { approved: true, by: "ops" }], "stepId"],
-  ["agentName filter", () => param("/v1/runs", "get", "agentName", "query"), "A", (v) => ["GET", `/v1/runs?agentName=${v}`], "agentName"],
-  ["secret name in the path", () => param("/v1/secrets/{name}", "get", "name", "path"), "db..pw", (v) => ["GET", `/v1/secrets/${v}`], "name"],
-  ["secret name in a body", () => bodyProp("/v1/secrets", "post", "name"), "db.", (v) => ["POST", "/v1/secrets", { name: v, value: "x" }], "name"]
+  [
+    "agent name",
+    () => bodyProp("/v1/agents", "post", "name"),
+    "Bad.Name",
+    (v) => ["POST", "/v1/agents", { name: v, spec }],
+    "name"
+  ],
+  [
+    "agent name in the path",
+    () => param("/v1/agents/{name}", "get", "name", "path"),
+    "a*b",
+    (v) => ["GET", `/v1/agents/${encodeURIComponent(v)}`],
+    "name"
+  ],
+  [
+    "run's agentName",
+    () => bodyProp("/v1/runs", "post", "agentName"),
+    "A>",
+    (v) => ["POST", "/v1/runs", { agentName: v, input: "x" }],
+    "agentName"
+  ],
+  [
+    "Idempotency-Key",
+    () => param("/v1/runs", "post", "Idempotency-Key", "header"),
+    "a b",
+    (v) => ["POST", "/v1/runs", { agentName: "alpha", input: "x" }, { "idempotency-key": v }],
+    "Idempotency-Key"
+  ],
+  [
+    "Idempotency-Key of 256 characters",
+    () => param("/v1/runs", "post", "Idempotency-Key", "header"),
+    "k".repeat(256),
+    (v) => ["POST", "/v1/runs", { agentName: "alpha", input: "x" }, { "idempotency-key": v }],
+    "Idempotency-Key"
+  ],
+  [
+    "run cursor",
+    () => param("/v1/runs", "get", "cursor", "query"),
+    "run_ABC",
+    (v) => ["GET", `/v1/runs?cursor=${v}`],
+    "cursor"
+  ],
+  [
+    "run id in the path",
+    () => param("/v1/runs/{id}", "get", "id", "path"),
+    "run_x",
+    (v) => ["GET", `/v1/runs/${v}`],
+    "id"
+  ],
+  [
+    "step id in the path",
+    () => param("/v1/runs/{id}/approvals/{stepId}", "post", "stepId", "path"),
+    "Turn 1",
+    (v) => ["POST", `/v1/runs/${UNKNOWN_RUN}/approvals/${encodeURIComponent(v)}`, { approved: true, by: "ops" }],
+    "stepId"
+  ],
+  [
+    "agentName filter",
+    () => param("/v1/runs", "get", "agentName", "query"),
+    "A",
+    (v) => ["GET", `/v1/runs?agentName=${v}`],
+    "agentName"
+  ],
+  [
+    "secret name in the path",
+    () => param("/v1/secrets/{name}", "get", "name", "path"),
+    "db..pw",
+    (v) => ["GET", `/v1/secrets/${v}`],
+    "name"
+  ],
+  [
+    "secret name in a body",
+    () => bodyProp("/v1/secrets", "post", "name"),
+    "db.",
+    (v) => ["POST", "/v1/secrets", { name: v, value: "x" }],
+    "name"
+  ]
 ]
 
 const send = ([method, path, body, headers]: ReturnType<Probe>) => call(method, path, body, headers ?? {})
@@ -206,8 +341,13 @@ describe("the server enforces what the document says", () => {
   })
 
   it("takes a Last-Event-ID the document allows and refuses one it does not", async () => {
-    expectBad(await send(["GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, { "last-event-id": "-1" }]), "Last-Event-ID")
-    expect((await send(["GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, { "last-event-id": "0" }])).status).toBe(404)
+    expectBad(
+      await send(["GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, { "last-event-id": "-1" }]),
+      "Last-Event-ID"
+    )
+    expect((await send(["GET", `/v1/runs/${UNKNOWN_RUN}/stream`, undefined, { "last-event-id": "0" }])).status).toBe(
+      404
+    )
   })
 })
 
@@ -251,14 +391,29 @@ describe("mutations record the key that made them", () => {
   }
 
   it("a cancel journals RunCanceled by `key:<id>`", async () => {
-    const careful = { systemPrompt: "You are careful.", maxTurns: 4, tools: [{ name: "echo", description: "echo", parameters: { type: "object", properties: {} }, approval: { expiresInSeconds: 600 } }] }
+    const careful = {
+      systemPrompt: "You are careful.",
+      maxTurns: 4,
+      tools: [{
+        name: "echo",
+        description: "echo",
+        parameters: { type: "object", properties: {} },
+        approval: { expiresInSeconds: 600 }
+      }]
+    }
     expect((await call("POST", "/v1/agents", { name: "careful", spec: careful })).status).toBe(201)
     const started = await call("POST", "/v1/runs", { agentName: "careful", input: "echo hello" })
     expect(started.status, started.text).toBe(201)
     const id = started.json.id as string
-    await eventually(async () => (await call("GET", `/v1/runs/${id}`)).json?.waiting?.kind === "approval", 20_000, "the run to wait for approval")
+    await eventually(
+      async () => (await call("GET", `/v1/runs/${id}`)).json?.waiting?.kind === "approval",
+      20_000,
+      "the run to wait for approval"
+    )
     const key = await newKey(["runs:write"])
-    const canceled = await api({ url: stack.url, token: key.key })("POST", `/v1/runs/${id}/cancel`, { reason: "not needed" })
+    const canceled = await api({ url: stack.url, token: key.key })("POST", `/v1/runs/${id}/cancel`, {
+      reason: "not needed"
+    })
     expect(canceled.status, canceled.text).toBe(200)
     const events = (await call("GET", `/v1/runs/${id}/events`)).json.items
     const event = events.find((e: { type: string }) => e.type === "RunCanceled")
@@ -267,7 +422,10 @@ describe("mutations record the key that made them", () => {
 
   it("a budget is updatedBy `key:<id>`", async () => {
     const key = await newKey(["budgets:write"])
-    const set = await api({ url: stack.url, token: key.key })("PUT", "/v1/budget", { maxRunsPerDay: 1000, hardFail: false })
+    const set = await api({ url: stack.url, token: key.key })("PUT", "/v1/budget", {
+      maxRunsPerDay: 1000,
+      hardFail: false
+    })
     expect(set.status, set.text).toBe(200)
     expect(set.json.updatedBy).toBe(`key:${key.id}`)
   })

@@ -23,7 +23,11 @@ const QUICK_MS = 10_000
 const plain = { name: "plain", spec: { systemPrompt: "You answer." } }
 const echoer = {
   name: "echoer",
-  spec: { systemPrompt: "You repeat.", maxTurns: 3, tools: [{ name: "echo", description: "repeats", parameters: { type: "object" } }] }
+  spec: {
+    systemPrompt: "You repeat.",
+    maxTurns: 3,
+    tools: [{ name: "echo", description: "repeats", parameters: { type: "object" } }]
+  }
 }
 
 /** A POST /v1/runs body of exactly `bytes` bytes (ASCII), whose input is one long string. */
@@ -40,7 +44,8 @@ const keysOf = async (bucket: string) => {
 }
 
 const subjectsOf = async (stream: string) =>
-  Object.keys((await (await jetstreamManager(nc)).streams.info(stream, { subjects_filter: ">" })).state.subjects ?? {}).sort()
+  Object.keys((await (await jetstreamManager(nc)).streams.info(stream, { subjects_filter: ">" })).state.subjects ?? {})
+    .sort()
 
 /** An error body that says nothing of the bus's internals: no subject, no stream, no bucket. */
 const expectNoInternals = (text: string) => {
@@ -94,7 +99,11 @@ describe("a request whose event cannot fit on the bus", () => {
     // the system prompt is capped at 32,000 characters; a tool's JSON schema is not
     const huge = {
       systemPrompt: "You repeat.",
-      tools: [{ name: "echo", description: "repeats", parameters: { type: "object", description: "y".repeat(MAX_BODY_BYTES - 500) } }]
+      tools: [{
+        name: "echo",
+        description: "repeats",
+        parameters: { type: "object", description: "y".repeat(MAX_BODY_BYTES - 500) }
+      }]
     }
     let began = Date.now()
     const created = await call("POST", "/v1/agents", { name: "huge", spec: huge })
@@ -128,22 +137,37 @@ describe("a step whose result cannot fit on the bus", () => {
     const started = await call("POST", "/v1/runs", body)
     expect(started.status, started.text).toBe(201)
     const id = started.json.id as string
-    const run = await eventually(async () => {
-      const r = await call("GET", `/v1/runs/${id}`)
-      return r.json?.status === "running" ? null : r.json
-    }, 15_000, `run ${id} to end`)
+    const run = await eventually(
+      async () => {
+        const r = await call("GET", `/v1/runs/${id}`)
+        return r.json?.status === "running" ? null : r.json
+      },
+      15_000,
+      `run ${id} to end`
+    )
     expect(run.status).toBe("failed")
     expect(run.error.code).toBe("payload_too_large")
     expect(run.error.message).toContain(`limit of ${MAX_PAYLOAD} bytes`)
     expectNoInternals(JSON.stringify(run.error))
 
-    const events = (await call("GET", `/v1/runs/${id}/events`)).json.items as ReadonlyArray<{ type: string; payload: any }>
+    const events = (await call("GET", `/v1/runs/${id}/events`)).json.items as ReadonlyArray<
+      { type: string; payload: any }
+    >
     expect(events.map((e) => e.type)).toEqual(["RunStarted", "StepStarted", "StepFailed", "RunFailed"])
     expect(events.filter((e) => e.type === "StepStarted" && e.payload.stepId === "turn-1")).toHaveLength(1)
     const failed = events.find((e) => e.type === "StepFailed")!
-    expect(failed.payload).toMatchObject({ stepId: "turn-1", attempt: 1, retryable: false, error: { code: "payload_too_large" } })
+    expect(failed.payload).toMatchObject({
+      stepId: "turn-1",
+      attempt: 1,
+      retryable: false,
+      error: { code: "payload_too_large" }
+    })
     expect(JSON.stringify(failed.payload).length).toBeLessThan(1_000) // sizes only, no payload
     // the run ended: its lease entry is gone, so the watchdog has nothing to recover
-    await eventually(async () => !(await keysOf(LEASE_BUCKET)).some((k) => k.endsWith(id)), 10_000, "the lease entry to go")
+    await eventually(
+      async () => !(await keysOf(LEASE_BUCKET)).some((k) => k.endsWith(id)),
+      10_000,
+      "the lease entry to go"
+    )
   })
 })

@@ -43,7 +43,12 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Pro
     child.on("close", (code) => ok({ code, stdout, stderr }))
   })
 
-const tool = (name: string, extra: Record<string, unknown> = {}) => ({ name, description: name, parameters: { type: "object", properties: {} }, ...extra })
+const tool = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  description: name,
+  parameters: { type: "object", properties: {} },
+  ...extra
+})
 
 const run = async (agentName: string, input: unknown) => {
   const r = await call("POST", "/v1/runs", { agentName, input })
@@ -52,10 +57,14 @@ const run = async (agentName: string, input: unknown) => {
 }
 
 const finished = (id: string) =>
-  eventually(async () => {
-    const r = await call("GET", `/v1/runs/${id}`)
-    return r.json?.status !== "running" ? r.json : null
-  }, 30_000, `run ${id} to finish`)
+  eventually(
+    async () => {
+      const r = await call("GET", `/v1/runs/${id}`)
+      return r.json?.status !== "running" ? r.json : null
+    },
+    30_000,
+    `run ${id} to finish`
+  )
 
 const journalOf = async (id: string) => {
   const r = await fetch(`${stack.url}/v1/runs/${id}/journal`, { headers: { authorization: `Bearer ${stack.token}` } })
@@ -66,12 +75,20 @@ const journalOf = async (id: string) => {
 
 const wellKnown = async () => {
   const r = await fetch(`${stack.url}/.well-known/lantern-receipts`)
-  return { status: r.status, cors: r.headers.get("access-control-allow-origin"), json: await r.json() as { keys: Array<{ keyId: string; publicKey: string; retiredAt?: string }> } }
+  return {
+    status: r.status,
+    cors: r.headers.get("access-control-allow-origin"),
+    json: await r.json() as { keys: Array<{ keyId: string; publicKey: string; retiredAt?: string }> }
+  }
 }
 
 /** Writes a receipt, its journal and the keys to files, as an auditor would receive them. */
 const files = (name: string, receipt: unknown, journal: string, keys: unknown) => {
-  const paths = { receipt: join(dir, `${name}.receipt.json`), journal: join(dir, `${name}.jsonl`), keys: join(dir, `${name}.keys.json`) }
+  const paths = {
+    receipt: join(dir, `${name}.receipt.json`),
+    journal: join(dir, `${name}.jsonl`),
+    keys: join(dir, `${name}.keys.json`)
+  }
   writeFileSync(paths.receipt, JSON.stringify(receipt, null, 2))
   writeFileSync(paths.journal, journal)
   writeFileSync(paths.keys, JSON.stringify(keys))
@@ -83,10 +100,19 @@ beforeAll(async () => {
   nats = await startServer("lantern-receipts")
   stack = await startStack({ natsUrl: nats.handle.url })
   call = api(stack)
-  for (const a of [
-    { name: "calc", spec: { systemPrompt: "You compute.", maxTurns: 4, tools: [tool("calculator")] } },
-    { name: "careful", spec: { systemPrompt: "You are careful.", maxTurns: 4, tools: [tool("echo", { approval: { expiresInSeconds: 600 } })] } }
-  ]) {
+  for (
+    const a of [
+      { name: "calc", spec: { systemPrompt: "You compute.", maxTurns: 4, tools: [tool("calculator")] } },
+      {
+        name: "careful",
+        spec: {
+          systemPrompt: "You are careful.",
+          maxTurns: 4,
+          tools: [tool("echo", { approval: { expiresInSeconds: 600 } })]
+        }
+      }
+    ]
+  ) {
     const r = await call("POST", "/v1/agents", a)
     expect(r.status, r.text).toBe(201)
   }
@@ -105,7 +131,11 @@ describe("receipts", () => {
     const nc = await connect({ servers: nats.handle.url })
     try {
       const kv = await new Kvm(jetstream(nc)).open("lantern-receipts")
-      const kept = await eventually(async () => (await kv.get(`dev.${id}`))?.json<{ runId: string }>(), 10_000, "the stored receipt")
+      const kept = await eventually(
+        async () => (await kv.get(`dev.${id}`))?.json<{ runId: string }>(),
+        10_000,
+        "the stored receipt"
+      )
       expect(kept.runId).toBe(id)
     } finally {
       await nc.close()
@@ -115,7 +145,14 @@ describe("receipts", () => {
     expect(existsSync(kek)).toBe(true)
     expect(statSync(kek).mode & 0o777).toBe(0o600)
     const receipt = (await call("GET", `/v1/runs/${id}/receipt`)).json
-    expect(receipt).toMatchObject({ version: 1, runId: id, tenantId: "dev", agent: "calc", status: "succeeded", partial: false })
+    expect(receipt).toMatchObject({
+      version: 1,
+      runId: id,
+      tenantId: "dev",
+      agent: "calc",
+      status: "succeeded",
+      partial: false
+    })
     expect(receipt.journalDigest).toMatch(/^[0-9a-f]{64}$/)
     expect(receipt.tokensIn).toBe(done.tokensIn)
     // issued once and kept: asking again gives the same receipt
@@ -133,7 +170,14 @@ describe("receipts", () => {
     expect(offline.code, offline.stderr + offline.stdout).toBe(0)
     expect(offline.stdout).toContain(`receipt of ${id} is valid`)
     // a raw public key works too
-    const raw = await cli(["receipts", "verify", paths.receipt, paths.journal, "--key", keys.json.keys.find((k) => k.keyId === receipt.keyId)!.publicKey])
+    const raw = await cli([
+      "receipts",
+      "verify",
+      paths.receipt,
+      paths.journal,
+      "--key",
+      keys.json.keys.find((k) => k.keyId === receipt.keyId)!.publicKey
+    ])
     expect(raw.code, raw.stderr).toBe(0)
 
     const verified = await call("POST", "/v1/receipts/verify", { receipt })
@@ -162,14 +206,25 @@ describe("receipts", () => {
 
     const api = await call("POST", "/v1/receipts/verify", { receipt, journal: changed })
     expect(api.json.valid).toBe(false)
-    expect(api.json.checks.filter((c: { ok: boolean }) => !c.ok).map((c: { name: string }) => c.name)).toEqual(["journal-digest"])
+    expect(api.json.checks.filter((c: { ok: boolean }) => !c.ok).map((c: { name: string }) => c.name)).toEqual([
+      "journal-digest"
+    ])
     // the stored journal is always rechecked: a forged receipt does not pass on its signature's say-so
-    const apiForged = await call("POST", "/v1/receipts/verify", { receipt: { ...receipt, journalDigest: "0".repeat(64) } })
+    const apiForged = await call("POST", "/v1/receipts/verify", {
+      receipt: { ...receipt, journalDigest: "0".repeat(64) }
+    })
     expect(apiForged.json.valid).toBe(false)
   }, 60_000)
 
   it("bad input exits 2: a missing file, malformed JSON", async () => {
-    const missing = await cli(["receipts", "verify", join(dir, "nope.json"), join(dir, "nope.jsonl"), "--key", "00".repeat(32)])
+    const missing = await cli([
+      "receipts",
+      "verify",
+      join(dir, "nope.json"),
+      join(dir, "nope.jsonl"),
+      "--key",
+      "00".repeat(32)
+    ])
     expect(missing.code).toBe(2)
     expect(missing.stderr).toContain("no such file")
     const bad = join(dir, "bad.json")
@@ -183,10 +238,16 @@ describe("receipts", () => {
 
   it("a running run gets a partial receipt, signed but not kept", async () => {
     const id = await run("careful", "echo hello")
-    await eventually(async () => {
-      const events = (await call("GET", `/v1/runs/${id}/events`)).json.items as Array<{ type: string; payload: { stepId?: string } }>
-      return events.some((e) => e.type === "StepStarted" && e.payload.stepId === "turn-1.tool-0.approval")
-    }, 20_000, "the approval step")
+    await eventually(
+      async () => {
+        const events = (await call("GET", `/v1/runs/${id}/events`)).json.items as Array<
+          { type: string; payload: { stepId?: string } }
+        >
+        return events.some((e) => e.type === "StepStarted" && e.payload.stepId === "turn-1.tool-0.approval")
+      },
+      20_000,
+      "the approval step"
+    )
     const partial = (await call("GET", `/v1/runs/${id}/receipt`)).json
     expect(partial).toMatchObject({ runId: id, status: "running", partial: true })
     const verified = await call("POST", "/v1/receipts/verify", { receipt: partial })
@@ -230,46 +291,59 @@ describe("receipts", () => {
     expect((await call("GET", "/v1/runs/run_00000000000000000000000000/receipt")).status).toBe(404)
   }, 30_000)
 
-  it("the verifier is public too: no token, any origin, a preflight; a forged receipt learns nothing of stored runs", async () => {
-    const { id, receipt, journal } = finishedRun
-    const origin = "https://auditor.example.com"
-    const verify = async (body: unknown) => {
-      const r = await fetch(`${stack.url}/v1/receipts/verify`, { method: "POST", headers: { "content-type": "application/json", origin }, body: typeof body === "string" ? body : JSON.stringify(body) })
-      return { status: r.status, cors: r.headers.get("access-control-allow-origin"), text: await r.text() }
-    }
-    const plain = await verify({ receipt })
-    expect(plain.status, plain.text).toBe(200)
-    expect(plain.cors).toBe("*")
-    expect(JSON.parse(plain.text)).toMatchObject({ valid: true })
-    const both = JSON.parse((await verify({ receipt, journal })).text)
-    expect(both.valid).toBe(true)
-    expect(both.checks.at(-1)).toMatchObject({ name: "stored-journal", ok: true })
-    // the stored journal still counts for a genuine receipt: a journal altered on the way is caught
-    const altered = JSON.parse((await verify({ receipt, journal: journal.replace("2+3*4", "2+3*5") })).text)
-    expect(altered.valid).toBe(false)
+  it(
+    "the verifier is public too: no token, any origin, a preflight; a forged receipt learns nothing of stored runs",
+    async () => {
+      const { id, receipt, journal } = finishedRun
+      const origin = "https://auditor.example.com"
+      const verify = async (body: unknown) => {
+        const r = await fetch(`${stack.url}/v1/receipts/verify`, {
+          method: "POST",
+          headers: { "content-type": "application/json", origin },
+          body: typeof body === "string" ? body : JSON.stringify(body)
+        })
+        return { status: r.status, cors: r.headers.get("access-control-allow-origin"), text: await r.text() }
+      }
+      const plain = await verify({ receipt })
+      expect(plain.status, plain.text).toBe(200)
+      expect(plain.cors).toBe("*")
+      expect(JSON.parse(plain.text)).toMatchObject({ valid: true })
+      const both = JSON.parse((await verify({ receipt, journal })).text)
+      expect(both.valid).toBe(true)
+      expect(both.checks.at(-1)).toMatchObject({ name: "stored-journal", ok: true })
+      // the stored journal still counts for a genuine receipt: a journal altered on the way is caught
+      const altered = JSON.parse((await verify({ receipt, journal: journal.replace("2+3*4", "2+3*5") })).text)
+      expect(altered.valid).toBe(false)
 
-    // a receipt that Lantern did not sign is checked against what it came with only: the stored run is never read
-    const forged = await verify({ receipt: { ...receipt, eventCount: 1, journalDigest: "0".repeat(64) } })
-    expect(forged.status).toBe(200)
-    const verdict = JSON.parse(forged.text)
-    expect(verdict.valid).toBe(false)
-    expect(verdict.checks.find((c: { name: string }) => c.name === "signature")).toMatchObject({ ok: false })
-    expect(verdict.checks.at(-1)).toMatchObject({ name: "stored-journal", ok: false })
-    expect(forged.text).toContain("(empty journal)")
-    const firstLine = journal.split("\n")[0]!
-    expect(forged.text).not.toContain(JSON.parse(firstLine).envelope.eventId)
-    expect(forged.text).not.toContain("2+3*4")
-    expect(forged.text).not.toContain(`${receipt.lastSeq}`.length > 2 ? `journal spans sequences ${receipt.firstSeq}` : "never")
+      // a receipt that Lantern did not sign is checked against what it came with only: the stored run is never read
+      const forged = await verify({ receipt: { ...receipt, eventCount: 1, journalDigest: "0".repeat(64) } })
+      expect(forged.status).toBe(200)
+      const verdict = JSON.parse(forged.text)
+      expect(verdict.valid).toBe(false)
+      expect(verdict.checks.find((c: { name: string }) => c.name === "signature")).toMatchObject({ ok: false })
+      expect(verdict.checks.at(-1)).toMatchObject({ name: "stored-journal", ok: false })
+      expect(forged.text).toContain("(empty journal)")
+      const firstLine = journal.split("\n")[0]!
+      expect(forged.text).not.toContain(JSON.parse(firstLine).envelope.eventId)
+      expect(forged.text).not.toContain("2+3*4")
+      expect(forged.text).not.toContain(
+        `${receipt.lastSeq}`.length > 2 ? `journal spans sequences ${receipt.firstSeq}` : "never"
+      )
 
-    // bad bodies are 400s a browser can read
-    const bad = await verify("{not json")
-    expect(bad.status).toBe(400)
-    expect(bad.cors).toBe("*")
-    const pre = await fetch(`${stack.url}/v1/receipts/verify`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" } })
-    expect(pre.status).toBe(204)
-    expect(pre.headers.get("access-control-allow-origin")).toBe("*")
-    expect(pre.headers.get("access-control-allow-methods")).toContain("POST")
-    expect(pre.headers.get("access-control-allow-headers")).toContain("content-type")
-    expect(id).toBe(receipt.runId)
-  }, 30_000)
+      // bad bodies are 400s a browser can read
+      const bad = await verify("{not json")
+      expect(bad.status).toBe(400)
+      expect(bad.cors).toBe("*")
+      const pre = await fetch(`${stack.url}/v1/receipts/verify`, {
+        method: "OPTIONS",
+        headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" }
+      })
+      expect(pre.status).toBe(204)
+      expect(pre.headers.get("access-control-allow-origin")).toBe("*")
+      expect(pre.headers.get("access-control-allow-methods")).toContain("POST")
+      expect(pre.headers.get("access-control-allow-headers")).toContain("content-type")
+      expect(id).toBe(receipt.runId)
+    },
+    30_000
+  )
 })

@@ -22,7 +22,9 @@ describe("recorded journals", () => {
   it("are present, each with its expected summary and no summary without a journal", () => {
     expect(journals.length).toBeGreaterThan(0)
     expect(journals.filter((j) => !files.includes(expectedOf(j))), "journals without .expected.json").toEqual([])
-    const orphans = files.filter((f) => f.endsWith(".expected.json") && !journals.includes(f.replace(/\.expected\.json$/, ".jsonl")))
+    const orphans = files.filter((f) =>
+      f.endsWith(".expected.json") && !journals.includes(f.replace(/\.expected\.json$/, ".jsonl"))
+    )
     expect(orphans, ".expected.json without a journal").toEqual([])
   })
 

@@ -15,7 +15,11 @@ let env: Record<string, string>
 
 type Event = { type: string; at: string; payload: Record<string, any> }
 
-const echo = { name: "echo", description: "echo", parameters: { type: "object", properties: { text: { type: "string" } } } }
+const echo = {
+  name: "echo",
+  description: "echo",
+  parameters: { type: "object", properties: { text: { type: "string" } } }
+}
 
 const agent = (name: string, policy: Record<string, unknown>) => ({
   name,
@@ -29,28 +33,41 @@ const startRun = async (c: typeof call, agentName: string) => {
 }
 
 const finished = (c: typeof call, id: string, deadline = 30_000) =>
-  eventually(async () => {
-    const r = await c("GET", `/v1/runs/${id}`)
-    return r.json?.status !== "running" ? r.json : null
-  }, deadline, `run ${id} to finish`)
+  eventually(
+    async () => {
+      const r = await c("GET", `/v1/runs/${id}`)
+      return r.json?.status !== "running" ? r.json : null
+    },
+    deadline,
+    `run ${id} to finish`
+  )
 
-const events = async (c: typeof call, id: string): Promise<Array<Event>> => (await c("GET", `/v1/runs/${id}/events`)).json.items
+const events = async (c: typeof call, id: string): Promise<Array<Event>> =>
+  (await c("GET", `/v1/runs/${id}/events`)).json.items
 
-const ofStep = (all: ReadonlyArray<Event>, type: string, stepId: string) => all.filter((e) => e.type === type && e.payload.stepId === stepId)
+const ofStep = (all: ReadonlyArray<Event>, type: string, stepId: string) =>
+  all.filter((e) => e.type === type && e.payload.stepId === stepId)
 
 beforeAll(async () => {
   nats = await startServer("lantern-retry")
   model = await FakeOpenAi.start(1)
-  env = { OPENAI_API_KEY: "test-key", OPENAI_BASE_URL: model.url, LANTERN_OPENAI_MODEL: "fake-1", LANTERN_WATCHDOG_INTERVAL: "200 millis" }
+  env = {
+    OPENAI_API_KEY: "test-key",
+    OPENAI_BASE_URL: model.url,
+    LANTERN_OPENAI_MODEL: "fake-1",
+    LANTERN_WATCHDOG_INTERVAL: "200 millis"
+  }
   stack = await startStack({ natsUrl: nats.handle.url, env })
   call = api(stack)
-  for (const a of [
-    agent("patient", { retry: { maxAttempts: 4, initialBackoffMs: 300, multiplier: 2, jitter: 0 } }),
-    agent("twice", { retry: { maxAttempts: 2, initialBackoffMs: 50, jitter: 0 } }),
-    agent("timeouts-only", { retry: { retryOn: ["timeout"], initialBackoffMs: 50 } }),
-    agent("impatient", { stepTimeoutMs: 500, retry: { initialBackoffMs: 50 } }),
-    agent("slow-retry", { retry: { maxAttempts: 2, initialBackoffMs: 4000, jitter: 0 } })
-  ]) expect((await call("POST", "/v1/agents", a)).status).toBe(201)
+  for (
+    const a of [
+      agent("patient", { retry: { maxAttempts: 4, initialBackoffMs: 300, multiplier: 2, jitter: 0 } }),
+      agent("twice", { retry: { maxAttempts: 2, initialBackoffMs: 50, jitter: 0 } }),
+      agent("timeouts-only", { retry: { retryOn: ["timeout"], initialBackoffMs: 50 } }),
+      agent("impatient", { stepTimeoutMs: 500, retry: { initialBackoffMs: 50 } }),
+      agent("slow-retry", { retry: { maxAttempts: 2, initialBackoffMs: 4000, jitter: 0 } })
+    ]
+  ) expect((await call("POST", "/v1/agents", a)).status).toBe(201)
 }, 240_000)
 
 afterAll(async () => {
@@ -94,17 +111,27 @@ describe("retry policy", () => {
     // the backoff alone (300 ms) would retry well before the provider asked
     const id = await startRun(call, "patient")
     // while it waits, the run and the list (the projection) say so, with the time of the next attempt
-    const waiting = await eventually(async () => {
-      const listed = (await call("GET", "/v1/runs?agentName=patient")).json.items.find((r: { id: string }) => r.id === id)
-      return listed?.waiting?.kind === "retry" ? listed.waiting : null
-    }, 20_000, "the run listed as waiting for its retry")
+    const waiting = await eventually(
+      async () => {
+        const listed = (await call("GET", "/v1/runs?agentName=patient")).json.items.find((r: { id: string }) =>
+          r.id === id
+        )
+        return listed?.waiting?.kind === "retry" ? listed.waiting : null
+      },
+      20_000,
+      "the run listed as waiting for its retry"
+    )
     expect(waiting.stepId).toBe("turn-1")
     expect(Date.parse(waiting.until)).toBeGreaterThan(Date.now() - 3_000)
     const run = await finished(call, id)
     expect(run.status).toBe("succeeded")
     const all = await events(call, id)
     const [failure] = ofStep(all, "StepFailed", "turn-1")
-    expect([failure!.payload.attempt, failure!.payload.retryable, failure!.payload.error.code]).toEqual([1, true, "rate_limited"])
+    expect([failure!.payload.attempt, failure!.payload.retryable, failure!.payload.error.code]).toEqual([
+      1,
+      true,
+      "rate_limited"
+    ])
     // the wait counts from the end of the refused call, a moment before its failure was journaled
     expect(failure!.payload.retryAt - Date.parse(failure!.at)).toBeGreaterThan(1_900)
     const starts = ofStep(all, "StepStarted", "turn-1")
@@ -149,7 +176,11 @@ describe("retry policy", () => {
     // every attempt fails: maxAttempts 2 means exactly one retry, even though the host dies in between
     model.failFirst("turn-1", 2, { status: 502 })
     const id = await startRun(call, "slow-retry")
-    const failed = await eventually(async () => ofStep(await events(call, id), "StepFailed", "turn-1")[0], 20_000, "attempt 1 to fail")
+    const failed = await eventually(
+      async () => ofStep(await events(call, id), "StepFailed", "turn-1")[0],
+      20_000,
+      "attempt 1 to fail"
+    )
     expect(failed.payload.attempt).toBe(1)
     await stack.kill()
     stack = await startStack({ natsUrl: nats.handle.url, home: stack.home, env, port: Number(new URL(stack.url).port) })

@@ -35,14 +35,17 @@ beforeAll(async () => {
   backup = await FakeOpenAi.start(2)
   dir = mkdtempSync(join(tmpdir(), "lantern-router-e2e-"))
   const file = join(dir, "models.json")
-  writeFileSync(file, JSON.stringify({
-    providers: {
-      primary: { api: "openai", baseUrl: primary.url, apiKeyEnv: "FAKE_MODEL_KEY", timeoutMs: 5000 },
-      backup: { api: "openai", baseUrl: backup.url, apiKeyEnv: "FAKE_MODEL_KEY", timeoutMs: 5000 }
-    },
-    aliases: { auto: ["primary/fake-1", "backup/fake-1"], solo: ["backup/fake-1"] },
-    strategy: "best"
-  }))
+  writeFileSync(
+    file,
+    JSON.stringify({
+      providers: {
+        primary: { api: "openai", baseUrl: primary.url, apiKeyEnv: "FAKE_MODEL_KEY", timeoutMs: 5000 },
+        backup: { api: "openai", baseUrl: backup.url, apiKeyEnv: "FAKE_MODEL_KEY", timeoutMs: 5000 }
+      },
+      aliases: { auto: ["primary/fake-1", "backup/fake-1"], solo: ["backup/fake-1"] },
+      strategy: "best"
+    })
+  )
   stack = await startStack({
     natsUrl: nats.handle.url,
     env: {
@@ -55,11 +58,16 @@ beforeAll(async () => {
   })
   call = api(stack)
   const deterministic = { ...echoer.spec, model: "solo", temperature: 0 }
-  for (const agent of [
-    echoer,
-    { name: "cached", spec: deterministic },
-    { name: "uncached", spec: { ...deterministic, systemPrompt: "Echo twice, then finish. No cache.", routing: { cache: false } } }
-  ]) expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
+  for (
+    const agent of [
+      echoer,
+      { name: "cached", spec: deterministic },
+      {
+        name: "uncached",
+        spec: { ...deterministic, systemPrompt: "Echo twice, then finish. No cache.", routing: { cache: false } }
+      }
+    ]
+  ) expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
 }, 240_000)
 
 afterAll(async () => {
@@ -77,26 +85,34 @@ const run = async (agentName: string) => {
   const started = await call("POST", "/v1/runs", { agentName, input: "go" })
   expect(started.status).toBe(201)
   const id: string = started.json.id
-  const done = await eventually(async () => {
-    const r = await call("GET", `/v1/runs/${id}`)
-    return r.json?.status !== "running" ? r.json : null
-  }, 30_000, `run ${id} to finish`)
+  const done = await eventually(
+    async () => {
+      const r = await call("GET", `/v1/runs/${id}`)
+      return r.json?.status !== "running" ? r.json : null
+    },
+    30_000,
+    `run ${id} to finish`
+  )
   expect(done.status).toBe("succeeded")
   const events: Array<Event> = (await call("GET", `/v1/runs/${id}/events`)).json.items
-  const completed = (stepId: string) => events.find((e) => e.type === "StepCompleted" && e.payload.stepId === stepId)!.payload
+  const completed = (stepId: string) =>
+    events.find((e) => e.type === "StepCompleted" && e.payload.stepId === stepId)!.payload
   return { id, completed }
 }
 
-const asked = (fake: FakeOpenAi.FakeOpenAi, runId: string) => fake.received.filter((r) => r.key.startsWith(`${runId}:`)).length
+const asked = (fake: FakeOpenAi.FakeOpenAi, runId: string) =>
+  fake.received.filter((r) => r.key.startsWith(`${runId}:`)).length
 
 /** The breaker of `provider` as the bucket holds it. */
 const storedBreaker = (provider: string) =>
-  Effect.runPromise(Effect.gen(function*() {
-    const { js } = yield* Nats
-    const kv = yield* Effect.promise(() => new Kvm(js).open(BREAKERS_BUCKET))
-    const e = yield* Effect.promise(() => kv.get(provider))
-    return e === null ? undefined : decode(e.string())
-  }).pipe(Effect.provide(Nats.layerUrl(nats.handle.url, "lantern-router-e2e-reader"))))
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const { js } = yield* Nats
+      const kv = yield* Effect.promise(() => new Kvm(js).open(BREAKERS_BUCKET))
+      const e = yield* Effect.promise(() => kv.get(provider))
+      return e === null ? undefined : decode(e.string())
+    }).pipe(Effect.provide(Nats.layerUrl(nats.handle.url, "lantern-router-e2e-reader")))
+  )
 
 describe("the response cache", () => {
   it("a second temperature-0 run with identical input is answered from the cache: no provider call, no cost", async () => {
@@ -108,7 +124,14 @@ describe("the response cache", () => {
       const original = first.completed(step)
       const hit = second.completed(step)
       expect(original.route).toMatchObject({ alias: "solo", chosen: "backup/fake-1", cached: false })
-      expect(hit.route).toEqual({ alias: "solo", strategy: "best", chosen: "backup/fake-1", reason: "cache hit", cached: true, attempts: [] })
+      expect(hit.route).toEqual({
+        alias: "solo",
+        strategy: "best",
+        chosen: "backup/fake-1",
+        reason: "cache hit",
+        cached: true,
+        attempts: []
+      })
       expect(hit.result).toEqual(original.result)
       expect([hit.costUsd, hit.tokensIn, hit.tokensOut]).toEqual([0, 0, 0])
     }
@@ -118,7 +141,10 @@ describe("the response cache", () => {
     const first = await run("uncached")
     const second = await run("uncached")
     expect([asked(backup, first.id), asked(backup, second.id)]).toEqual([MODEL_STEPS.length, MODEL_STEPS.length])
-    expect(second.completed("turn-1").route).toMatchObject({ cached: false, reason: "first healthy candidate of solo (best)" })
+    expect(second.completed("turn-1").route).toMatchObject({
+      cached: false,
+      reason: "first healthy candidate of solo (best)"
+    })
   })
 })
 
@@ -129,45 +155,76 @@ describe("failover and the shared breaker", () => {
     expect(asked(backup, r.id)).toBe(MODEL_STEPS.length)
     const turn1 = r.completed("turn-1")
     expect(turn1.result.answer.provider).toBe("backup")
-    expect(turn1.route).toMatchObject({ alias: "auto", strategy: "best", chosen: "backup/fake-1", cached: false, reason: "failover after 1 failed attempt; auto (best)" })
+    expect(turn1.route).toMatchObject({
+      alias: "auto",
+      strategy: "best",
+      chosen: "backup/fake-1",
+      cached: false,
+      reason: "failover after 1 failed attempt; auto (best)"
+    })
     expect(turn1.route.attempts).toHaveLength(1)
-    expect(turn1.route.attempts[0]).toMatchObject({ provider: "primary", model: "fake-1", code: "provider_unavailable" })
+    expect(turn1.route.attempts[0]).toMatchObject({
+      provider: "primary",
+      model: "fake-1",
+      code: "provider_unavailable"
+    })
     expect(turn1.route.attempts[0].message).toContain("primary is down")
     expect(turn1.route.attempts[0].durationMs).toBeGreaterThanOrEqual(0)
   })
 
-  it(`after ${FAILURES} failures the breaker is open in the bucket, for this host and another, and closes after the cooldown`, async () => {
-    // the run before failed the primary once per model step
-    const opened = await storedBreaker("primary")
-    expect(opened).toMatchObject({ state: "open", failures: FAILURES })
-    expect(stack.output()).toContain(`breaker primary opened after ${FAILURES} failures`)
+  it(
+    `after ${FAILURES} failures the breaker is open in the bucket, for this host and another, and closes after the cooldown`,
+    async () => {
+      // the run before failed the primary once per model step
+      const opened = await storedBreaker("primary")
+      expect(opened).toMatchObject({ state: "open", failures: FAILURES })
+      expect(stack.output()).toContain(`breaker primary opened after ${FAILURES} failures`)
 
-    // this host skips the primary without calling it
-    const before = primary.received.length
-    const skipped = await run("echoer")
-    expect(primary.received.length).toBe(before)
-    expect(skipped.completed("turn-1").route.attempts).toEqual([
-      { provider: "primary", model: "fake-1", code: "circuit_open", message: "circuit of primary is open", durationMs: 0 }
-    ])
+      // this host skips the primary without calling it
+      const before = primary.received.length
+      const skipped = await run("echoer")
+      expect(primary.received.length).toBe(before)
+      expect(skipped.completed("turn-1").route.attempts).toEqual([
+        {
+          provider: "primary",
+          model: "fake-1",
+          code: "circuit_open",
+          message: "circuit of primary is open",
+          durationMs: 0
+        }
+      ])
 
-    // another host reads the same state from the bucket
-    const elsewhere = await Effect.runPromise(Effect.gen(function*() {
-      const breakers = Context.get(yield* Layer.build(Breakers.layer(["primary"])), Breakers)
-      return { open: yield* breakers.isOpen("primary"), state: breakers.current("primary") }
-    }).pipe(
-      Effect.scoped,
-      Effect.provide(Nats.layerUrl(nats.handle.url, "lantern-router-e2e-host2")),
-      Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ LANTERN_BREAKER_COOLDOWN_MS: String(COOLDOWN_MS) })))
-    ))
-    expect(elsewhere).toMatchObject({ open: true, state: { state: "open", failures: FAILURES } })
+      // another host reads the same state from the bucket
+      const elsewhere = await Effect.runPromise(
+        Effect.gen(function*() {
+          const breakers = Context.get(yield* Layer.build(Breakers.layer(["primary"])), Breakers)
+          return { open: yield* breakers.isOpen("primary"), state: breakers.current("primary") }
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(Nats.layerUrl(nats.handle.url, "lantern-router-e2e-host2")),
+          Effect.provide(
+            ConfigProvider.layer(ConfigProvider.fromUnknown({ LANTERN_BREAKER_COOLDOWN_MS: String(COOLDOWN_MS) }))
+          )
+        )
+      )
+      expect(elsewhere).toMatchObject({ open: true, state: { state: "open", failures: FAILURES } })
 
-    // the primary recovers; once the cooldown is over the next call is the trial, and its success closes the breaker
-    primary.failAll(null)
-    await eventually(async () => Date.now() > opened!.until + 50, COOLDOWN_MS + 5_000, "the cooldown to pass")
-    const recovered = await run("echoer")
-    expect(recovered.completed("turn-1").route).toMatchObject({ chosen: "primary/fake-1", reason: "half-open trial call; auto (best)", attempts: [] })
-    expect(recovered.completed("turn-3").route).toMatchObject({ chosen: "primary/fake-1", reason: "first healthy candidate of auto (best)" })
-    expect(await storedBreaker("primary")).toMatchObject({ state: "closed", failures: 0 })
-    await eventually(async () => stack.output().includes("breaker primary closed"), 5_000, "the close to be logged")
-  }, 60_000)
+      // the primary recovers; once the cooldown is over the next call is the trial, and its success closes the breaker
+      primary.failAll(null)
+      await eventually(async () => Date.now() > opened!.until + 50, COOLDOWN_MS + 5_000, "the cooldown to pass")
+      const recovered = await run("echoer")
+      expect(recovered.completed("turn-1").route).toMatchObject({
+        chosen: "primary/fake-1",
+        reason: "half-open trial call; auto (best)",
+        attempts: []
+      })
+      expect(recovered.completed("turn-3").route).toMatchObject({
+        chosen: "primary/fake-1",
+        reason: "first healthy candidate of auto (best)"
+      })
+      expect(await storedBreaker("primary")).toMatchObject({ state: "closed", failures: 0 })
+      await eventually(async () => stack.output().includes("breaker primary closed"), 5_000, "the close to be logged")
+    },
+    60_000
+  )
 })

@@ -85,72 +85,89 @@ describe.skipIf(!postgres.available)(
       await new Promise<void>((r) => (collector === undefined ? r() : collector.close(() => r())))
     })
 
-    it("authenticates the model call with it, and no stream, bucket, row, log line or span holds its value", async () => {
-      const call = api(stack)
-      expect((await call("POST", "/v1/secrets", { name: "openai-key", value: secret })).status).toBe(201)
-      const agent = await call("POST", "/v1/agents", {
-        name: "byok",
-        spec: { systemPrompt: "Answer.", routing: { credentials: { openai: "lantern.secret://openai-key" } } }
-      })
-      expect(agent.status, agent.text).toBe(201)
-      const started = await call("POST", "/v1/runs", { agentName: "byok", input: "hello" })
-      expect(started.status, started.text).toBe(201)
-      const run = await eventually(async () => {
-        const r = await call("GET", `/v1/runs/${started.json.id}`)
-        return r.json?.status !== "running" ? r.json : null
-      }, 30_000, "the run to finish")
-      expect(run.status, JSON.stringify(run.error)).toBe("succeeded")
-      // the secret, not the deployment's key, authenticated the call
-      expect(authorizations).toEqual([`Bearer ${secret}`])
-      // the run's spans have reached the collector, and the projections have the run
-      await eventually(async () => spans.some((s) => s.includes(started.json.id)), 20_000, "the run's spans")
-      await eventually(async () => (await call("GET", `/v1/runs?agentName=byok`)).json?.items?.length === 1, 20_000, "the projected run")
+    it(
+      "authenticates the model call with it, and no stream, bucket, row, log line or span holds its value",
+      async () => {
+        const call = api(stack)
+        expect((await call("POST", "/v1/secrets", { name: "openai-key", value: secret })).status).toBe(201)
+        const agent = await call("POST", "/v1/agents", {
+          name: "byok",
+          spec: { systemPrompt: "Answer.", routing: { credentials: { openai: "lantern.secret://openai-key" } } }
+        })
+        expect(agent.status, agent.text).toBe(201)
+        const started = await call("POST", "/v1/runs", { agentName: "byok", input: "hello" })
+        expect(started.status, started.text).toBe(201)
+        const run = await eventually(
+          async () => {
+            const r = await call("GET", `/v1/runs/${started.json.id}`)
+            return r.json?.status !== "running" ? r.json : null
+          },
+          30_000,
+          "the run to finish"
+        )
+        expect(run.status, JSON.stringify(run.error)).toBe("succeeded")
+        // the secret, not the deployment's key, authenticated the call
+        expect(authorizations).toEqual([`Bearer ${secret}`])
+        // the run's spans have reached the collector, and the projections have the run
+        await eventually(async () => spans.some((s) => s.includes(started.json.id)), 20_000, "the run's spans")
+        await eventually(
+          async () => (await call("GET", `/v1/runs?agentName=byok`)).json?.items?.length === 1,
+          20_000,
+          "the projected run"
+        )
 
-      const needles = [secret, Buffer.from(secret).toString("base64"), Buffer.from(secret).toString("base64url")]
-      const leaks: Array<string> = []
-      const scan = (where: string, text: string) => {
-        for (const n of needles) if (text.includes(n)) leaks.push(where)
-      }
+        const needles = [secret, Buffer.from(secret).toString("base64"), Buffer.from(secret).toString("base64url")]
+        const leaks: Array<string> = []
+        const scan = (where: string, text: string) => {
+          for (const n of needles) if (text.includes(n)) leaks.push(where)
+        }
 
-      // every message of every stream, KV buckets included, but the sealed secrets themselves
-      const nc = await connect({ servers: nats.handle.url })
-      let messages = 0
-      try {
-        const jsm = await jetstreamManager(nc)
-        for await (const info of jsm.streams.list()) {
-          const name = info.config.name
-          if (name === "KV_lantern-secrets") continue
-          for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
-            const m = await jsm.streams.getMessage(name, { seq }).catch(() => null)
-            if (m === null) continue
-            messages++
-            scan(`${name} #${seq} ${m.subject}`, `${m.string()} ${m.header === undefined ? "" : JSON.stringify([...m.header])}`)
+        // every message of every stream, KV buckets included, but the sealed secrets themselves
+        const nc = await connect({ servers: nats.handle.url })
+        let messages = 0
+        try {
+          const jsm = await jetstreamManager(nc)
+          for await (const info of jsm.streams.list()) {
+            const name = info.config.name
+            if (name === "KV_lantern-secrets") continue
+            for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+              const m = await jsm.streams.getMessage(name, { seq }).catch(() => null)
+              if (m === null) continue
+              messages++
+              scan(
+                `${name} #${seq} ${m.subject}`,
+                `${m.string()} ${m.header === undefined ? "" : JSON.stringify([...m.header])}`
+              )
+            }
           }
+        } finally {
+          await nc.close()
         }
-      } finally {
-        await nc.close()
-      }
-      expect(messages).toBeGreaterThan(10)
+        expect(messages).toBeGreaterThan(10)
 
-      // every row of every table of the projections (as the owner, across tenants)
-      const client = new pg.Client({ connectionString: db.url })
-      await client.connect()
-      let rows = 0
-      try {
-        const tables = await client.query(`select table_name from information_schema.tables where table_schema = 'public'`)
-        for (const { table_name } of tables.rows as Array<{ table_name: string }>) {
-          const all = await client.query(`select * from "${table_name}"`)
-          rows += all.rows.length
-          scan(`table ${table_name}`, JSON.stringify(all.rows))
+        // every row of every table of the projections (as the owner, across tenants)
+        const client = new pg.Client({ connectionString: db.url })
+        await client.connect()
+        let rows = 0
+        try {
+          const tables = await client.query(
+            `select table_name from information_schema.tables where table_schema = 'public'`
+          )
+          for (const { table_name } of tables.rows as Array<{ table_name: string }>) {
+            const all = await client.query(`select * from "${table_name}"`)
+            rows += all.rows.length
+            scan(`table ${table_name}`, JSON.stringify(all.rows))
+          }
+        } finally {
+          await client.end()
         }
-      } finally {
-        await client.end()
-      }
-      expect(rows).toBeGreaterThan(5)
+        expect(rows).toBeGreaterThan(5)
 
-      scan("lantern serve output", stack.output())
-      scan("exported spans", spans.join("\n"))
-      expect(leaks).toEqual([])
-    }, 120_000)
+        scan("lantern serve output", stack.output())
+        scan("exported spans", spans.join("\n"))
+        expect(leaks).toEqual([])
+      },
+      120_000
+    )
   }
 )

@@ -32,7 +32,12 @@ describe("secrets API", () => {
     const value = `sk-${randomBytes(16).toString("hex")}`
     const created = await call("POST", "/v1/secrets", { name: "openai.key", value })
     expect(created.status, created.text).toBe(201)
-    expect(created.json).toEqual({ name: "openai.key", version: 1, createdAt: expect.any(String), updatedAt: expect.any(String) })
+    expect(created.json).toEqual({
+      name: "openai.key",
+      version: 1,
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String)
+    })
     const next = await call("POST", "/v1/secrets", { name: "openai.key", value: `${value}-2` })
     expect(next.status, next.text).toBe(200)
     expect(next.json).toMatchObject({ name: "openai.key", version: 2, createdAt: created.json.createdAt })
@@ -47,11 +52,18 @@ describe("secrets API", () => {
     expect(gone.status).toBe(404)
     expect(gone.json.error.code).toBe("secret_not_found")
     expect((await call("DELETE", "/v1/secrets/openai.key")).status).toBe(404)
-    const audit = await eventually(async () => {
-      const items = (await call("GET", "/v1/audit?limit=100")).json?.items as Array<any> | undefined
-      return items?.some((e) => e.action === "secret.deleted") ? items : null
-    }, 30_000, "secret audit entries")
-    expect(audit.filter((e) => e.action === "secret.created").map((e) => e.target)).toEqual(["openai.key", "openai.key"])
+    const audit = await eventually(
+      async () => {
+        const items = (await call("GET", "/v1/audit?limit=100")).json?.items as Array<any> | undefined
+        return items?.some((e) => e.action === "secret.deleted") ? items : null
+      },
+      30_000,
+      "secret audit entries"
+    )
+    expect(audit.filter((e) => e.action === "secret.created").map((e) => e.target)).toEqual([
+      "openai.key",
+      "openai.key"
+    ])
     expect(JSON.stringify(audit)).not.toContain(value)
     expect(stack.output()).not.toContain(value)
   })

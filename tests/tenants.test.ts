@@ -17,7 +17,11 @@ let keyIdA: string
 let tenantB: { id: string; name: string }
 let ownerKeyIdB: string
 
-const spec = { systemPrompt: "You compute.", maxTurns: 4, tools: [{ name: "calculator", description: "calculator", parameters: { type: "object", properties: {} } }] }
+const spec = {
+  systemPrompt: "You compute.",
+  maxTurns: 4,
+  tools: [{ name: "calculator", description: "calculator", parameters: { type: "object", properties: {} } }]
+}
 
 const as = (token: string) => api({ url: stack.url, token })
 
@@ -30,7 +34,10 @@ const newKey = async (scopes: ReadonlyArray<string>, extra: Record<string, unkno
 /** A concrete request for a route pattern of the scope table, naming A's resources. */
 const concrete = (key: Scopes.RouteKey) => {
   const [method, pattern] = key.split(" ") as [string, string]
-  const path = pattern.replace(":name", "calc").replace(":id", key.includes("api-keys") ? keyIdA : runId).replace(":stepId", "turn-1")
+  const path = pattern.replace(":name", "calc").replace(":id", key.includes("api-keys") ? keyIdA : runId).replace(
+    ":stepId",
+    "turn-1"
+  )
   return { method, path, body: method === "POST" || method === "PUT" ? {} : undefined }
 }
 
@@ -43,7 +50,11 @@ beforeAll(async () => {
   const run = await callA("POST", "/v1/runs", { agentName: "calc", input: "use the calculator on 2+3*4" })
   expect(run.status, run.text).toBe(201)
   runId = run.json.id
-  await eventually(async () => (await callA("GET", `/v1/runs/${runId}`)).json?.status === "succeeded", 30_000, "A's run")
+  await eventually(
+    async () => (await callA("GET", `/v1/runs/${runId}`)).json?.status === "succeeded",
+    30_000,
+    "A's run"
+  )
   expect((await callA("PUT", "/v1/agents/calc/budget", { maxCostUsdPerDay: 5, hardFail: true })).status).toBe(200)
   expect((await callA("PUT", "/v1/budget", { maxCostUsdPerDay: 50, hardFail: true })).status).toBe(200)
   keyIdA = (await newKey(["runs:read"])).id
@@ -108,16 +119,18 @@ describe("tenants", () => {
     expect((await callB("GET", "/v1/budget")).json.limits).toBeNull()
     // an agent only A has
     expect((await callA("POST", "/v1/agents", { name: "only-a", spec })).status).toBe(201)
-    for (const [method, path, body] of [
-      ["GET", "/v1/agents/only-a"],
-      ["GET", "/v1/agents/only-a/versions"],
-      ["GET", "/v1/agents/only-a/usage"],
-      ["PUT", "/v1/agents/only-a", { spec: { ...spec, systemPrompt: "taken over" } }],
-      ["GET", "/v1/agents/only-a/budget"],
-      ["PUT", "/v1/agents/only-a/budget", { maxCostUsdPerDay: 1, hardFail: true }],
-      ["POST", "/v1/runs", { agentName: "only-a", input: "x" }],
-      ["POST", "/v1/runs/forecast", { agentName: "only-a", input: "x" }]
-    ] as Array<[string, string, unknown?]>) {
+    for (
+      const [method, path, body] of [
+        ["GET", "/v1/agents/only-a"],
+        ["GET", "/v1/agents/only-a/versions"],
+        ["GET", "/v1/agents/only-a/usage"],
+        ["PUT", "/v1/agents/only-a", { spec: { ...spec, systemPrompt: "taken over" } }],
+        ["GET", "/v1/agents/only-a/budget"],
+        ["PUT", "/v1/agents/only-a/budget", { maxCostUsdPerDay: 1, hardFail: true }],
+        ["POST", "/v1/runs", { agentName: "only-a", input: "x" }],
+        ["POST", "/v1/runs/forecast", { agentName: "only-a", input: "x" }]
+      ] as Array<[string, string, unknown?]>
+    ) {
       const r = await callB(method, path, body)
       expect(r.status, `${method} ${path}: ${r.text}`).toBe(404)
     }
@@ -148,11 +161,15 @@ describe("scopes", () => {
     }
     // each denial is in the tenant's audit log, with the route and the missing scope
     if (auditRoute) {
-      const denied = await eventually(async () => {
-        const r = await callA("GET", "/v1/audit?action=scope.denied&limit=100")
-        const items = r.json.items as Array<any>
-        return items.some((e) => e.target === "POST /v1/runs") ? items : null
-      }, 30_000, "scope.denied entries")
+      const denied = await eventually(
+        async () => {
+          const r = await callA("GET", "/v1/audit?action=scope.denied&limit=100")
+          const items = r.json.items as Array<any>
+          return items.some((e) => e.target === "POST /v1/runs") ? items : null
+        },
+        30_000,
+        "scope.denied entries"
+      )
       expect(denied.find((e) => e.target === "POST /v1/runs")).toMatchObject({
         action: "scope.denied",
         actor: expect.stringMatching(/^key:key_[0-9a-z]{26}$/),
@@ -165,7 +182,9 @@ describe("scopes", () => {
   it("a key grants the routes of its scopes, and cannot grant more than its creator holds", async () => {
     const reader = as((await newKey(["runs:read"])).key)
     expect((await reader("GET", `/v1/runs/${runId}`)).status).toBe(200)
-    expect((await reader("POST", "/v1/runs", { agentName: "calc", input: "x" })).json.error.missingScope).toBe("runs:write")
+    expect((await reader("POST", "/v1/runs", { agentName: "calc", input: "x" })).json.error.missingScope).toBe(
+      "runs:write"
+    )
     const keyMaker = as((await newKey(["keys:write", "runs:read"])).key)
     const ok = await keyMaker("POST", "/v1/api-keys", { name: "narrower", scopes: ["runs:read"] })
     expect(ok.status, ok.text).toBe(201)
@@ -190,23 +209,36 @@ describe("api keys", () => {
     expect(made.expiresAt).toBe("2999-01-01T00:00:00.000Z")
     const listed = await callA("GET", "/v1/api-keys")
     const item = listed.json.items.find((k: { id: string }) => k.id === made.id)
-    expect(item).toMatchObject({ id: made.id, scopes: ["runs:read"], last4: made.key.slice(-4), expiresAt: "2999-01-01T00:00:00.000Z" })
+    expect(item).toMatchObject({
+      id: made.id,
+      scopes: ["runs:read"],
+      last4: made.key.slice(-4),
+      expiresAt: "2999-01-01T00:00:00.000Z"
+    })
     expect(item.key).toBeUndefined()
     expect(listed.text).not.toContain(made.key)
     expect(listed.text).not.toContain(Tokens.hash(made.key))
   })
 
   it("an expired key is 401", async () => {
-    const past = await callA("POST", "/v1/api-keys", { name: "past", scopes: ["runs:read"], expiresAt: "2020-01-01T00:00:00Z" })
+    const past = await callA("POST", "/v1/api-keys", {
+      name: "past",
+      scopes: ["runs:read"],
+      expiresAt: "2020-01-01T00:00:00Z"
+    })
     expect(past.status).toBe(400)
     expect(past.json.error.issues[0].field).toBe("expiresAt")
     const soon = await newKey(["runs:read"], { expiresAt: new Date(Date.now() + 1500).toISOString() })
     const call = as(soon.key)
     expect((await call("GET", "/v1/runs")).status).toBe(200)
-    const r = await eventually(async () => {
-      const r = await call("GET", "/v1/runs")
-      return r.status === 200 ? null : r
-    }, 15_000, "the key to expire")
+    const r = await eventually(
+      async () => {
+        const r = await call("GET", "/v1/runs")
+        return r.status === 200 ? null : r
+      },
+      15_000,
+      "the key to expire"
+    )
     expect(r.status, r.text).toBe(401)
   })
 
@@ -218,11 +250,16 @@ describe("api keys", () => {
     expect((await call("GET", "/v1/runs")).status).toBe(401)
     expect((await callA("GET", "/v1/api-keys")).json.items.map((k: { id: string }) => k.id)).not.toContain(made.id)
     expect((await callA("DELETE", `/v1/api-keys/${made.id}`)).status).toBe(404)
-    const revoked = await eventually(async () => {
-      const r = await callA("GET", "/v1/audit?action=api_key.revoked")
-      return r.status === 404 ? { skipped: true } : (r.json.items as Array<any>).find((e) => e.target === made.id)
-    }, 30_000, "api_key.revoked entry")
-    if (!("skipped" in revoked)) expect(revoked).toMatchObject({ action: "api_key.revoked", actor: "token:dev", outcome: "allowed" })
+    const revoked = await eventually(
+      async () => {
+        const r = await callA("GET", "/v1/audit?action=api_key.revoked")
+        return r.status === 404 ? { skipped: true } : (r.json.items as Array<any>).find((e) => e.target === made.id)
+      },
+      30_000,
+      "api_key.revoked entry"
+    )
+    if (!("skipped" in revoked))
+      expect(revoked).toMatchObject({ action: "api_key.revoked", actor: "token:dev", outcome: "allowed" })
     expect((await callA("DELETE", "/v1/api-keys/nope")).status).toBe(400)
   })
 })
@@ -230,16 +267,24 @@ describe("api keys", () => {
 describe("key lineage", () => {
   const live = async (call: ReturnType<typeof api>) => (await call("GET", "/v1/runs")).status
   const revokedEntry = (id: string) =>
-    eventually(async () => {
-      const r = await callA("GET", "/v1/audit?action=api_key.revoked&limit=200")
-      return (r.json.items as Array<any>).find((e) => e.target === id)
-    }, 30_000, `api_key.revoked entry of ${id}`)
+    eventually(
+      async () => {
+        const r = await callA("GET", "/v1/audit?action=api_key.revoked&limit=200")
+        return (r.json.items as Array<any>).find((e) => e.target === id)
+      },
+      30_000,
+      `api_key.revoked entry of ${id}`
+    )
 
   it("a key minted by an expiring key gets the parent's expiry at most, and stops working with it", async () => {
     const parent = await newKey(["keys:write", "runs:read"], { expiresAt: new Date(Date.now() + 3_000).toISOString() })
     const byParent = as(parent.key)
     const mint = async (extra: Record<string, unknown>) => {
-      const r = await byParent("POST", "/v1/api-keys", { name: `child-${Math.random().toString(36).slice(2)}`, scopes: ["runs:read"], ...extra })
+      const r = await byParent("POST", "/v1/api-keys", {
+        name: `child-${Math.random().toString(36).slice(2)}`,
+        scopes: ["runs:read"],
+        ...extra
+      })
       expect(r.status, r.text).toBe(201)
       return r.json as { id: string; key: string; expiresAt: string | null }
     }
@@ -260,9 +305,15 @@ describe("key lineage", () => {
 
   it("revoking a key revokes every key it minted, at once, and audits each", async () => {
     const parent = await newKey(["keys:write", "runs:read"])
-    const childR = await as(parent.key)("POST", "/v1/api-keys", { name: `child-${Math.random().toString(36).slice(2)}`, scopes: ["keys:write", "runs:read"] })
+    const childR = await as(parent.key)("POST", "/v1/api-keys", {
+      name: `child-${Math.random().toString(36).slice(2)}`,
+      scopes: ["keys:write", "runs:read"]
+    })
     expect(childR.status, childR.text).toBe(201)
-    const grandR = await as(childR.json.key)("POST", "/v1/api-keys", { name: `grand-${Math.random().toString(36).slice(2)}`, scopes: ["runs:read"] })
+    const grandR = await as(childR.json.key)("POST", "/v1/api-keys", {
+      name: `grand-${Math.random().toString(36).slice(2)}`,
+      scopes: ["runs:read"]
+    })
     expect(grandR.status, grandR.text).toBe(201)
     const bystander = await newKey(["runs:read"])
     const [child, grand] = [as(childR.json.key), as(grandR.json.key)]
@@ -283,22 +334,30 @@ describe("key lineage", () => {
     expect(await revokedEntry(grandR.json.id)).toMatchObject({ outcome: "allowed", detail: { revokedWith: parent.id } })
   }, 60_000)
 
-  it("a keys:write-only key cannot revoke the owner key: 403 naming the missing scope, audited, nothing changes", async () => {
-    const keysOnly = await newKey(["keys:write"], {}, callB)
-    const r = await as(keysOnly.key)("DELETE", `/v1/api-keys/${ownerKeyIdB}`)
-    expect(r.status, r.text).toBe(403)
-    expect(r.json.error).toMatchObject({ code: "forbidden", missingScope: "*" })
-    expect((await callB("GET", "/v1/agents")).status).toBe(200)
-    expect((await callB("GET", "/v1/api-keys")).json.items.map((k: { id: string }) => k.id)).toContain(ownerKeyIdB)
-    const denied = await eventually(async () => {
-      const items = (await callB("GET", "/v1/audit?action=scope.denied&limit=200")).json.items as Array<any>
-      return items.find((e) => e.detail?.key === ownerKeyIdB)
-    }, 30_000, "the scope.denied entry")
-    expect(denied).toMatchObject({ outcome: "denied", actor: `key:${keysOnly.id}`, detail: { missingScope: "*" } })
-    // a key may always revoke itself
-    expect((await as(keysOnly.key)("DELETE", `/v1/api-keys/${keysOnly.id}`)).status).toBe(204)
-    expect((await as(keysOnly.key)("GET", "/v1/api-keys")).status).toBe(401)
-  }, 60_000)
+  it(
+    "a keys:write-only key cannot revoke the owner key: 403 naming the missing scope, audited, nothing changes",
+    async () => {
+      const keysOnly = await newKey(["keys:write"], {}, callB)
+      const r = await as(keysOnly.key)("DELETE", `/v1/api-keys/${ownerKeyIdB}`)
+      expect(r.status, r.text).toBe(403)
+      expect(r.json.error).toMatchObject({ code: "forbidden", missingScope: "*" })
+      expect((await callB("GET", "/v1/agents")).status).toBe(200)
+      expect((await callB("GET", "/v1/api-keys")).json.items.map((k: { id: string }) => k.id)).toContain(ownerKeyIdB)
+      const denied = await eventually(
+        async () => {
+          const items = (await callB("GET", "/v1/audit?action=scope.denied&limit=200")).json.items as Array<any>
+          return items.find((e) => e.detail?.key === ownerKeyIdB)
+        },
+        30_000,
+        "the scope.denied entry"
+      )
+      expect(denied).toMatchObject({ outcome: "denied", actor: `key:${keysOnly.id}`, detail: { missingScope: "*" } })
+      // a key may always revoke itself
+      expect((await as(keysOnly.key)("DELETE", `/v1/api-keys/${keysOnly.id}`)).status).toBe(204)
+      expect((await as(keysOnly.key)("GET", "/v1/api-keys")).status).toBe(401)
+    },
+    60_000
+  )
 
   it("a key can revoke a key with a subset of its scopes, and not one with a scope beyond them", async () => {
     const revoker = as((await newKey(["keys:write", "runs:read", "runs:write"])).key)

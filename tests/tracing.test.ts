@@ -31,7 +31,13 @@ beforeAll(async () => {
           for (const ss of rs.scopeSpans) {
             for (const s of ss.spans) {
               const attributes = Object.fromEntries((s.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]]))
-              spans.push({ traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? "", name: s.name, attributes })
+              spans.push({
+                traceId: s.traceId,
+                spanId: s.spanId,
+                parentSpanId: s.parentSpanId ?? "",
+                name: s.name,
+                attributes
+              })
             }
           }
         }
@@ -41,7 +47,10 @@ beforeAll(async () => {
   })
   await new Promise<void>((r) => collector.listen(port, "127.0.0.1", () => r()))
   nats = await startServer("lantern-tracing")
-  stack = await startStack({ natsUrl: nats.handle.url, env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` } })
+  stack = await startStack({
+    natsUrl: nats.handle.url,
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }
+  })
 }, 240_000)
 
 afterAll(async () => {
@@ -54,16 +63,24 @@ it("carries the caller's trace from the API call through the driver into every e
   const call = api(stack)
   await call("POST", "/v1/agents", { name: "traced", spec: { systemPrompt: "trace me" } })
   const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
-  const started = await call("POST", "/v1/runs", { agentName: "traced", input: "hi" }, { traceparent: `00-${traceId}-00f067aa0ba902b7-01` })
+  const started = await call("POST", "/v1/runs", { agentName: "traced", input: "hi" }, {
+    traceparent: `00-${traceId}-00f067aa0ba902b7-01`
+  })
   expect(started.status).toBe(201)
   await eventually(async () => (await call("GET", `/v1/runs/${started.json.id}`)).json?.status === "succeeded", 20_000)
-  const events = (await call("GET", `/v1/runs/${started.json.id}/events`)).json.items as Array<{ type: string; traceparent: string | null }>
+  const events = (await call("GET", `/v1/runs/${started.json.id}/events`)).json.items as Array<
+    { type: string; traceparent: string | null }
+  >
   expect(events.length).toBeGreaterThanOrEqual(4)
   for (const e of events) expect(e.traceparent, e.type).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`))
-  const names = await eventually(async () => {
-    const mine = new Set(spans.filter((s) => s.traceId === traceId).map((s) => s.name))
-    return mine.has("Run.drive") && mine.has("Journal.append") && mine.has("gen_ai.offline") ? mine : null
-  }, 20_000, "spans of the run's trace at the collector")
+  const names = await eventually(
+    async () => {
+      const mine = new Set(spans.filter((s) => s.traceId === traceId).map((s) => s.name))
+      return mine.has("Run.drive") && mine.has("Journal.append") && mine.has("gen_ai.offline") ? mine : null
+    },
+    20_000,
+    "spans of the run's trace at the collector"
+  )
   expect(names.has("Runs.start")).toBe(true)
 })
 
@@ -71,7 +88,10 @@ it("makes one run one connected trace across the edge, the run actor, the driver
   const call = api(stack)
   await call("POST", "/v1/agents", {
     name: "traced-tools",
-    spec: { systemPrompt: "use the calculator", tools: [{ name: "calculator", description: "math", parameters: { type: "object" } }] }
+    spec: {
+      systemPrompt: "use the calculator",
+      tools: [{ name: "calculator", description: "math", parameters: { type: "object" } }]
+    }
   })
   const traceId = "0af7651916cd43dd8448eb211c80319c"
   const callerSpan = "b7ad6b7169203331"
@@ -81,12 +101,16 @@ it("makes one run one connected trace across the edge, the run actor, the driver
   expect(started.status).toBe(201)
   const runId = started.json.id as string
   await eventually(async () => (await call("GET", `/v1/runs/${runId}`)).json?.status === "succeeded", 20_000)
-  const trace = await eventually(async () => {
-    const mine = spans.filter((s) => s.traceId === traceId)
-    const steps = mine.filter((s) => s.name === "Run.step").length
-    // two model turns and one tool call, each a Run.step, and the run's end appended by the driver
-    return steps >= 3 && mine.some((s) => s.name === "gen_ai.offline") ? mine : null
-  }, 20_000, "the run's spans at the collector")
+  const trace = await eventually(
+    async () => {
+      const mine = spans.filter((s) => s.traceId === traceId)
+      const steps = mine.filter((s) => s.name === "Run.step").length
+      // two model turns and one tool call, each a Run.step, and the run's end appended by the driver
+      return steps >= 3 && mine.some((s) => s.name === "gen_ai.offline") ? mine : null
+    },
+    20_000,
+    "the run's spans at the collector"
+  )
 
   // connected: every span's parent is in the trace, except the root, whose parent is the caller's span
   const ids = new Set(trace.map((s) => s.spanId))
@@ -96,9 +120,12 @@ it("makes one run one connected trace across the edge, the run actor, the driver
   expect(roots.length).toBe(1)
 
   const names = new Set(trace.map((s) => s.name))
-  for (const name of ["Runs.start", "Run.drive", "Run.step", "Journal.append", "gen_ai.offline"]) expect(names, name).toContain(name)
+  for (const name of ["Runs.start", "Run.drive", "Run.step", "Journal.append", "gen_ai.offline"])
+    expect(names, name).toContain(name)
   // the driver's spans (the run actor's appends, the model call) all name their tenant and run
-  const driven = trace.filter((s) => s.name !== "Runs.start" && s.parentSpanId !== callerSpan && s.attributes["run_id"] !== undefined)
+  const driven = trace.filter((s) =>
+    s.name !== "Runs.start" && s.parentSpanId !== callerSpan && s.attributes["run_id"] !== undefined
+  )
   expect(driven.length).toBeGreaterThan(5)
   const underDrive = (s: Span): boolean => {
     const parent = trace.find((p) => p.spanId === s.parentSpanId)

@@ -21,7 +21,14 @@ export const digestOf = (spec: AgentSpec.AgentSpec): string =>
 
 const versionResponse = (name: string, stored: Stored): AgentVersionResponse => {
   const e = stored.event as Extract<Stored["event"], { _tag: "AgentCreated" | "AgentVersionPublished" }>
-  return { name, version: e.version, digest: e.digest, description: e.description, spec: e.spec, createdAt: stored.envelope.at }
+  return {
+    name,
+    version: e.version,
+    digest: e.digest,
+    description: e.description,
+    spec: e.spec,
+    createdAt: stored.envelope.at
+  }
 }
 
 /** Folds an agent's stored events into the API's view of it. */
@@ -42,10 +49,20 @@ export const toResponse = (stored: ReadonlyArray<Stored>): AgentResponse | null 
 }
 
 export class Agents extends Context.Service<Agents, {
-  readonly create: (tenant: string, request: CreateAgentRequest) => Effect.Effect<AgentResponse, Actor.ExecuteError<Decider.Error>>
-  readonly update: (tenant: string, name: string, request: UpdateAgentRequest) => Effect.Effect<AgentResponse, Actor.ExecuteError<Decider.Error>>
+  readonly create: (
+    tenant: string,
+    request: CreateAgentRequest
+  ) => Effect.Effect<AgentResponse, Actor.ExecuteError<Decider.Error>>
+  readonly update: (
+    tenant: string,
+    name: string,
+    request: UpdateAgentRequest
+  ) => Effect.Effect<AgentResponse, Actor.ExecuteError<Decider.Error>>
   readonly get: (tenant: string, name: string) => Effect.Effect<AgentResponse, AgentNotFound | Actor.ReadError>
-  readonly versions: (tenant: string, name: string) => Effect.Effect<ReadonlyArray<AgentVersionResponse>, AgentNotFound | Actor.ReadError>
+  readonly versions: (
+    tenant: string,
+    name: string
+  ) => Effect.Effect<ReadonlyArray<AgentVersionResponse>, AgentNotFound | Actor.ReadError>
   /** One version of an agent (the latest when `version` is absent), as a run pins it. */
   readonly version: (tenant: string, name: string, version?: number) => Effect.Effect<
     Decider.Version,
@@ -59,15 +76,25 @@ export class Agents extends Context.Service<Agents, {
       const provide = yield* Actor.provider
 
       const readAll = (tenant: string, name: string) =>
-        Effect.flatMap(journal.read(addressOf(tenant, name)), (stored) =>
-          stored.length === 0 ? Effect.fail(new AgentNotFound({ name })) : Effect.succeed(stored))
+        Effect.flatMap(
+          journal.read(addressOf(tenant, name)),
+          (stored) => stored.length === 0 ? Effect.fail(new AgentNotFound({ name })) : Effect.succeed(stored)
+        )
 
       const get = (tenant: string, name: string) => Effect.map(readAll(tenant, name), (s) => toResponse(s)!)
 
-      const write = (tenant: string, name: string, command: Parameters<typeof Decider.decide>[0], key: Actor.Meta["idempotencyKey"]) =>
+      const write = (
+        tenant: string,
+        name: string,
+        command: Parameters<typeof Decider.decide>[0],
+        key: Actor.Meta["idempotencyKey"]
+      ) =>
         provide(
           Effect.gen(function*() {
-            yield* actor.execute(addressOf(tenant, name), command, { idempotencyKey: key, correlationId: `agent:${name}` })
+            yield* actor.execute(addressOf(tenant, name), command, {
+              idempotencyKey: key,
+              correlationId: `agent:${name}`
+            })
             return yield* get(tenant, name)
           })
         )
@@ -95,12 +122,15 @@ export class Agents extends Context.Service<Agents, {
             .pipe(Effect.withSpan("Agents.update"))
         },
         get,
-        versions: (tenant, name) => Effect.map(readAll(tenant, name), (stored) => stored.map((s) => versionResponse(name, s))),
+        versions: (tenant, name) =>
+          Effect.map(readAll(tenant, name), (stored) => stored.map((s) => versionResponse(name, s))),
         version: (tenant, name, version) =>
           Effect.gen(function*() {
             const stored = yield* readAll(tenant, name)
             const state = actor.fromStored(addressOf(tenant, name), stored).state
-            const found = version === undefined ? Decider.latest(state) : state.versions.find((v) => v.version === version)
+            const found = version === undefined
+              ? Decider.latest(state)
+              : state.versions.find((v) => v.version === version)
             if (found === undefined) return yield* new AgentVersionNotFound({ name, version: version ?? 0 })
             return found
           })

@@ -10,7 +10,14 @@ const spec: AgentSpec = { systemPrompt: "You are a careful assistant." }
 const resolved: ResolvedSpec = { systemPrompt: "You are a careful assistant.", model: "auto", maxTurns: 8, tools: [] }
 
 const create: AgentCommand = { _tag: "CreateAgent", name: "helper", description: "helps", spec, digest: "sha256:v1" }
-const created: AgentEvent = { _tag: "AgentCreated", name: "helper", description: "helps", version: 1, digest: "sha256:v1", spec: resolved }
+const created: AgentEvent = {
+  _tag: "AgentCreated",
+  name: "helper",
+  description: "helps",
+  version: 1,
+  digest: "sha256:v1",
+  spec: resolved
+}
 
 const publish = (fields: { digest: string; description?: string; spec?: AgentSpec }): AgentCommand => ({
   _tag: "PublishAgentVersion",

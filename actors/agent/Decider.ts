@@ -64,4 +64,9 @@ export const evolve = (state: State, event: AgentEvent): State => {
 }
 
 /** The state is plain JSON: snapshotted (bump the version when State or `evolve` changes). */
-export const decider: Decider<State, AgentCommand, AgentEvent, Error> = { initialState, decide, evolve, snapshot: { version: 1 } }
+export const decider: Decider<State, AgentCommand, AgentEvent, Error> = {
+  initialState,
+  decide,
+  evolve,
+  snapshot: { version: 1 }
+}

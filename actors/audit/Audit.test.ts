@@ -8,7 +8,15 @@ import type * as Envelope from "../../schema/Envelope.ts"
 import { AUDIT_ACTIONS } from "../../schema/Audit.ts"
 import { BusUnavailable } from "../../schema/Errors.ts"
 import { Ids } from "../kernel/Ids.ts"
-import { Audit, type AuditAction, type AuditEntry, REDACTED, redact, UNKNOWN_PER_SECOND, UNKNOWN_TENANT } from "./Audit.ts"
+import {
+  Audit,
+  type AuditAction,
+  type AuditEntry,
+  REDACTED,
+  redact,
+  UNKNOWN_PER_SECOND,
+  UNKNOWN_TENANT
+} from "./Audit.ts"
 
 const entry = (over: Partial<AuditEntry> = {}): AuditEntry => ({
   tenant: "acme",
@@ -21,20 +29,26 @@ const entry = (over: Partial<AuditEntry> = {}): AuditEntry => ({
 })
 
 /** A journal that keeps what is appended, or fails every append. */
-const journalOf = (appended: Array<{ address: Envelope.ActorAddress; envelope: Envelope.Envelope; expected: number }>, fail = false) =>
-  Layer.succeed(Journal, Journal.of({
-    append: (address, envelopes, expected) =>
-      fail
-        ? Effect.fail(new BusUnavailable({ operation: "append", reason: "down" }))
-        : Effect.sync(() => {
-          for (const envelope of envelopes) appended.push({ address, envelope, expected })
-          return { lastSeq: appended.length, seqs: [appended.length], duplicates: 0 }
-        }),
-    read: () => Effect.die("unused"),
-    readFrom: () => Effect.die("unused"),
-    lastSeq: () => Effect.die("unused"),
-    follow: () => Effect.die("unused") as never
-  }))
+const journalOf = (
+  appended: Array<{ address: Envelope.ActorAddress; envelope: Envelope.Envelope; expected: number }>,
+  fail = false
+) =>
+  Layer.succeed(
+    Journal,
+    Journal.of({
+      append: (address, envelopes, expected) =>
+        fail
+          ? Effect.fail(new BusUnavailable({ operation: "append", reason: "down" }))
+          : Effect.sync(() => {
+            for (const envelope of envelopes) appended.push({ address, envelope, expected })
+            return { lastSeq: appended.length, seqs: [appended.length], duplicates: 0 }
+          }),
+      read: () => Effect.die("unused"),
+      readFrom: () => Effect.die("unused"),
+      lastSeq: () => Effect.die("unused"),
+      follow: () => Effect.die("unused") as never
+    })
+  )
 
 const recordAll = (entries: ReadonlyArray<AuditEntry>, fail = false) => {
   const appended: Array<{ address: Envelope.ActorAddress; envelope: Envelope.Envelope; expected: number }> = []
@@ -57,7 +71,10 @@ describe("Audit", () => {
   })
 
   it("journals each entry on its own subject, expecting it empty, keyed by its id", async () => {
-    const appended = await recordAll([entry(), entry({ action: "receipt.issued", actor: "system", target: "run_01jd0000000000000000000001" })])
+    const appended = await recordAll([
+      entry(),
+      entry({ action: "receipt.issued", actor: "system", target: "run_01jd0000000000000000000001" })
+    ])
     expect(appended).toHaveLength(2)
     const [a, b] = appended
     expect(a!.address.type).toBe("audit")
@@ -67,7 +84,13 @@ describe("Audit", () => {
     expect(a!.expected).toBe(0)
     expect(a!.envelope.idempotencyKey).toBe(a!.address.id)
     expect(a!.envelope.type).toBe("AuditRecorded")
-    expect(b!.envelope.payload).toEqual({ action: "receipt.issued", actor: "system", target: "run_01jd0000000000000000000001", outcome: "allowed", detail: {} })
+    expect(b!.envelope.payload).toEqual({
+      action: "receipt.issued",
+      actor: "system",
+      target: "run_01jd0000000000000000000001",
+      outcome: "allowed",
+      detail: {}
+    })
   })
 
   it("redacts token-looking values and secret-named details", () => {
@@ -109,7 +132,10 @@ describe("Audit", () => {
   })
 
   it("caps entries without a tenant per second, and refuses a tenant that cannot be a subject token", async () => {
-    const flood = Array.from({ length: UNKNOWN_PER_SECOND + 25 }, () => entry({ tenant: UNKNOWN_TENANT, action: "auth.failed", actor: "anonymous" }))
+    const flood = Array.from(
+      { length: UNKNOWN_PER_SECOND + 25 },
+      () => entry({ tenant: UNKNOWN_TENANT, action: "auth.failed", actor: "anonymous" })
+    )
     const appended = await recordAll([...flood, entry(), entry({ tenant: "a.b" }), entry({ tenant: "x>" })])
     expect(appended.filter((a) => a.address.tenant === UNKNOWN_TENANT)).toHaveLength(UNKNOWN_PER_SECOND)
     expect(appended.filter((a) => a.address.tenant === "acme")).toHaveLength(1)

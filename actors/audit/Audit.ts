@@ -87,18 +87,26 @@ export class Audit extends Context.Service<Audit, {
       const record = (entry: AuditEntry): Effect.Effect<void> =>
         Effect.gen(function*() {
           if (!isTenantToken(entry.tenant)) {
-            return yield* Effect.logWarning(`audit: not recorded, the tenant is not a subject token: ${JSON.stringify(entry.tenant.slice(0, 80))}`)
+            return yield* Effect.logWarning(
+              `audit: not recorded, the tenant is not a subject token: ${JSON.stringify(entry.tenant.slice(0, 80))}`
+            )
           }
           if (!(yield* admit(entry))) {
             if (limiter.dropped === 1 || limiter.dropped % 1000 === 0) {
-              yield* Effect.logWarning(`audit: ${limiter.dropped} ${entry.action} entries without a tenant dropped (over ${UNKNOWN_PER_SECOND}/s)`)
+              yield* Effect.logWarning(
+                `audit: ${limiter.dropped} ${entry.action} entries without a tenant dropped (over ${UNKNOWN_PER_SECOND}/s)`
+              )
             }
             return
           }
           yield* append(entry)
         }).pipe(
-          Effect.catchCause((cause) => Effect.logWarning(`audit: could not record ${entry.action} of ${entry.tenant}`, cause)),
-          Effect.withSpan("Audit.record", { attributes: { "lantern.tenant": entry.tenant, "lantern.audit.action": entry.action } })
+          Effect.catchCause((cause) =>
+            Effect.logWarning(`audit: could not record ${entry.action} of ${entry.tenant}`, cause)
+          ),
+          Effect.withSpan("Audit.record", {
+            attributes: { "lantern.tenant": entry.tenant, "lantern.audit.action": entry.action }
+          })
         )
 
       return Audit.of({ record })
@@ -121,14 +129,16 @@ const MAX_DETAILS = 20
 /** A Lantern API token (`lt_…`) or key (`lk_…`): two letters, an underscore, then base64url. */
 const TOKEN_LIKE = /(?<![A-Za-z0-9])l[a-z]_[A-Za-z0-9_-]{16,}/
 /** Other shapes of credentials: an Authorization value, a provider key, a PEM block. */
-const CREDENTIAL_LIKE = /\bbearer\s+\S|\bbasic\s+[A-Za-z0-9+/=]{8,}|\bsk-[A-Za-z0-9_-]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY/i
+const CREDENTIAL_LIKE =
+  /\bbearer\s+\S|\bbasic\s+[A-Za-z0-9+/=]{8,}|\bsk-[A-Za-z0-9_-]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY/i
 /** Detail keys whose values are secrets by name, whatever they look like. */
 const SECRET_KEY = /token|secret|password|passwd|authorization|credential|private|api[-_]?key/i
 
 /** Whether a value looks like a credential and must not be journaled. */
 export const looksSecret = (value: string): boolean => TOKEN_LIKE.test(value) || CREDENTIAL_LIKE.test(value)
 
-const safe = (value: string): string => looksSecret(value) ? REDACTED : value.length > MAX_VALUE ? `${value.slice(0, MAX_VALUE)}…` : value
+const safe = (value: string): string =>
+  looksSecret(value) ? REDACTED : value.length > MAX_VALUE ? `${value.slice(0, MAX_VALUE)}…` : value
 
 /**
  * The entry as it is journaled: a value that looks like a token, a key or another credential, and any detail
@@ -139,14 +149,23 @@ export const redact = (entry: AuditEntry): AuditEntry => ({
   actor: safe(entry.actor),
   target: safe(entry.target),
   detail: Object.fromEntries(
-    Object.entries(entry.detail).slice(0, MAX_DETAILS).map(([k, v]) => [k, SECRET_KEY.test(k) ? REDACTED : safe(String(v))])
+    Object.entries(entry.detail).slice(0, MAX_DETAILS).map((
+      [k, v]
+    ) => [k, SECRET_KEY.test(k) ? REDACTED : safe(String(v))])
   )
 })
 
 /** The journaled event of an entry, redacted. */
 export const toEvent = (entry: AuditEntry): AuditRecorded => {
   const e = redact(entry)
-  return { _tag: "AuditRecorded", action: e.action, actor: e.actor, target: e.target, outcome: e.outcome, detail: e.detail }
+  return {
+    _tag: "AuditRecorded",
+    action: e.action,
+    actor: e.actor,
+    target: e.target,
+    outcome: e.outcome,
+    detail: e.detail
+  }
 }
 
 /** A tenant usable as one token of a subject (lantern.audit.<tenant>.<id>). */

@@ -96,25 +96,51 @@ export class Budgets extends Context.Service<Budgets, {
   ) => Effect.Effect<View, Actor.ExecuteError<never>>
   readonly view: (tenant: string, scope: Scope) => Effect.Effect<View, Actor.ReadError>
   /** The budgets that apply to a run of `agentName`: the agent's and the tenant's, where set. */
-  readonly applying: (tenant: string, agentName: string) => Effect.Effect<ReadonlyArray<{ readonly scope: Scope; readonly state: Decider.State }>, Actor.ReadError>
+  readonly applying: (
+    tenant: string,
+    agentName: string
+  ) => Effect.Effect<ReadonlyArray<{ readonly scope: Scope; readonly state: Decider.State }>, Actor.ReadError>
   /**
    * Counts a new run against the day in every budgeted scope; refuses it when a hard cap leaves no room.
    * `firstCall` (its first model call's worst case) is computed only when a budget applies.
    */
-  readonly admitRun: (tenant: string, agentName: string, runId: string, firstCall: Effect.Effect<Quote>) => Effect.Effect<void, BudgetExceeded | Actor.ExecuteError<never>>
+  readonly admitRun: (
+    tenant: string,
+    agentName: string,
+    runId: string,
+    firstCall: Effect.Effect<Quote>
+  ) => Effect.Effect<void, BudgetExceeded | Actor.ExecuteError<never>>
   /** Holds the call's worst case in every budgeted scope; a hold of no scopes when none has a budget. */
   readonly reserve: (request: ReserveRequest) => Effect.Effect<Hold, BudgetExceeded | Actor.ExecuteError<never>>
   /** Replaces the hold with the call's actual cost (0 for a call that failed without an answer). */
-  readonly settle: (hold: Hold, actual: { readonly costUsd: number; readonly tokens: number }) => Effect.Effect<void, Actor.ExecuteError<never>>
+  readonly settle: (
+    hold: Hold,
+    actual: { readonly costUsd: number; readonly tokens: number }
+  ) => Effect.Effect<void, Actor.ExecuteError<never>>
   /**
    * Admits one more tool call of a run that made `made` of them: refused when a hard `maxToolCallsPerRun` leaves no
    * room, a soft one passed is alerted and the call let through.
    */
-  readonly admitToolCall: (tenant: string, agentName: string, runId: string, made: number) => Effect.Effect<void, BudgetExceeded | Actor.ExecuteError<never>>
+  readonly admitToolCall: (
+    tenant: string,
+    agentName: string,
+    runId: string,
+    made: number
+  ) => Effect.Effect<void, BudgetExceeded | Actor.ExecuteError<never>>
   /** Journals a soft cap passed by a run (per-run caps, which only the run's driver sees). */
-  readonly alert: (tenant: string, scope: Scope, refusal: BudgetRefusal, runId: string) => Effect.Effect<void, Actor.ExecuteError<never>>
+  readonly alert: (
+    tenant: string,
+    scope: Scope,
+    refusal: BudgetRefusal,
+    runId: string
+  ) => Effect.Effect<void, Actor.ExecuteError<never>>
   /** The hard cap that spending `usd` more (and `tokens`) on one new run would break, if any; changes nothing. */
-  readonly wouldExceed: (tenant: string, agentName: string, usd: number, tokens: number) => Effect.Effect<BudgetRefusal | null, Actor.ReadError>
+  readonly wouldExceed: (
+    tenant: string,
+    agentName: string,
+    usd: number,
+    tokens: number
+  ) => Effect.Effect<BudgetRefusal | null, Actor.ReadError>
 }>()("lantern/actors/Budgets") {
   static readonly layer = Layer.effect(
     Budgets,
@@ -170,7 +196,9 @@ export class Budgets extends Context.Service<Budgets, {
             const loaded = yield* fresh(address)
             const scope = keyOf(address)
             const idempotencyKey = typeof key === "string" ? `${scope}:${key}` : (seq: number) => `${scope}:${key(seq)}`
-            const outcome = yield* provide(actor.executeOn(loaded, command, { idempotencyKey, correlationId: address.id }))
+            const outcome = yield* provide(
+              actor.executeOn(loaded, command, { idempotencyKey, correlationId: address.id })
+            )
             known.set(keyOf(address), outcome.loaded)
             return outcome.loaded.state
           })
@@ -203,19 +231,34 @@ export class Budgets extends Context.Service<Budgets, {
 
       const applying = (tenant: string, agentName: string) =>
         Effect.map(
-          Effect.forEach(scopesOf(agentName), (scope) => Effect.map(fresh(addressOf(tenant, scope)), (l) => ({ scope, state: l.state })), {
+          Effect.forEach(scopesOf(agentName), (scope) =>
+            Effect.map(fresh(addressOf(tenant, scope)), (l) => ({ scope, state: l.state })), {
             concurrency: 2
           }),
-          (all) => all.filter((s) => s.state.limits !== null)
+          (all) =>
+            all.filter((s) =>
+              s.state.limits !== null
+            )
         )
 
-      const settleIn = (hold: Hold, scopes: ReadonlyArray<Scope>, actual: { readonly costUsd: number; readonly tokens: number }) =>
+      const settleIn = (
+        hold: Hold,
+        scopes: ReadonlyArray<Scope>,
+        actual: { readonly costUsd: number; readonly tokens: number }
+      ) =>
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
           yield* Effect.forEach(scopes, (scope) =>
             accepted(
               addressOf(hold.tenant, scope),
-              { _tag: "Settle", reservationId: hold.reservationId, runId: hold.runId, costUsd: actual.costUsd, tokens: actual.tokens, now },
+              {
+                _tag: "Settle",
+                reservationId: hold.reservationId,
+                runId: hold.runId,
+                costUsd: actual.costUsd,
+                tokens: actual.tokens,
+                now
+              },
               `settle:${hold.reservationId}`
             ), { discard: true })
         })
@@ -228,23 +271,43 @@ export class Budgets extends Context.Service<Budgets, {
         Effect.gen(function*() {
           yield* accepted(
             addressOf(tenant, scope),
-            { _tag: "Alert", cap: refusal.cap, limit: refusal.limit, value: Decider.alertValue(refusal), runId, now: yield* Clock.currentTimeMillis },
+            {
+              _tag: "Alert",
+              cap: refusal.cap,
+              limit: refusal.limit,
+              value: Decider.alertValue(refusal),
+              runId,
+              now: yield* Clock.currentTimeMillis
+            },
             key
           )
         })
 
       /** Journals the soft caps a verdict passed, each once per `keyPrefix` and cap. */
       const alertAll = (tenant: string, runId: string, verdict: Decider.RunVerdict<Scope>, keyPrefix: string) =>
-        Effect.forEach(verdict.alerts, ({ refusal, scope }) => alertIn(tenant, scope, refusal, runId, `${keyPrefix}:${refusal.cap}`), { discard: true })
+        Effect.forEach(
+          verdict.alerts,
+          ({ refusal, scope }) => alertIn(tenant, scope, refusal, runId, `${keyPrefix}:${refusal.cap}`),
+          { discard: true }
+        )
 
       return Budgets.of({
         set: (tenant, scope, limits, by, projected) =>
           Effect.gen(function*() {
             const state = yield* accepted(
               addressOf(tenant, scope),
-              { _tag: "SetBudget", scope: scopeName(scope), limits, by, ...(projected === undefined ? {} : { projected }) },
+              {
+                _tag: "SetBudget",
+                scope: scopeName(scope),
+                limits,
+                by,
+                ...(projected === undefined ? {} : { projected })
+              },
               // the same caps set twice at one position are one change; different ones must not dedupe
-              (seq: number) => `set@${seq}:${createHash("sha256").update(Canonical.stringify({ limits, by })).digest("hex").slice(0, 16)}`
+              (seq: number) =>
+                `set@${seq}:${
+                  createHash("sha256").update(Canonical.stringify({ limits, by })).digest("hex").slice(0, 16)
+                }`
             )
             return viewOf(scope, state, yield* Clock.currentTimeMillis)
           }),
@@ -261,27 +324,38 @@ export class Budgets extends Context.Service<Budgets, {
             const firstCall = yield* firstCallQuote
             // a run whose first call alone breaks a hard per-run cap is refused before it starts (soft ones are
             // alerted at the call itself)
-            const { refused } = Decider.perRun(limited(budgets), (name, limits) => Decider.overRun(name, limits, Decider.NO_USAGE, firstCall))
-            if (refused !== null) return yield* new BudgetExceeded({ refusal: refused })
+            const { refused } = Decider.perRun(limited(budgets), (name, limits) =>
+              Decider.overRun(name, limits, Decider.NO_USAGE, firstCall))
+            if (refused !== null)
+              return yield* new BudgetExceeded({ refusal: refused })
             const now = yield* Clock.currentTimeMillis
             const count: Decider.Command = { _tag: "CountRun", runId, now, firstCallUsd: firstCall.worstCaseUsd }
             // every scope is asked before any counts, so a refusal by the tenant does not leave the agent's count
             // raised by a run that never starts (a race with another host can still do that: it errs towards refusing)
             for (const { state } of budgets) {
               const decided = Decider.decide(count, state)
-              if (Result.isFailure(decided)) return yield* decided.failure
+              if (Result.isFailure(decided))
+                return yield* decided.failure
             }
-            for (const { scope } of budgets) yield* execute(addressOf(tenant, scope), count, `run:${runId}`)
+            for (const { scope } of budgets)
+              yield* execute(addressOf(tenant, scope), count, `run:${runId}`)
           }),
         reserve: (request) =>
           Effect.gen(function*() {
-            const hold: Hold = { tenant: request.tenant, runId: request.runId, reservationId: request.reservationId, scopes: [] }
+            const hold: Hold = {
+              tenant: request.tenant,
+              runId: request.runId,
+              reservationId: request.reservationId,
+              scopes: []
+            }
             const budgets = yield* applying(request.tenant, request.agentName)
             if (budgets.length === 0) return hold
             const quote = yield* request.quote
-            const verdict = Decider.perRun(limited(budgets), (name, limits) => Decider.overRun(name, limits, request.run, quote))
+            const verdict = Decider.perRun(limited(budgets), (name, limits) =>
+              Decider.overRun(name, limits, request.run, quote))
             yield* alertAll(request.tenant, request.runId, verdict, `alert:${request.reservationId}`)
-            if (verdict.refused !== null) return yield* new BudgetExceeded({ refusal: verdict.refused })
+            if (verdict.refused !== null)
+              return yield* new BudgetExceeded({ refusal: verdict.refused })
             const held: Array<Scope> = []
             for (const { scope } of budgets) {
               const now = yield* Clock.currentTimeMillis
@@ -297,7 +371,8 @@ export class Budgets extends Context.Service<Budgets, {
                   now,
                   expiresAt: request.expiresAt
                 },
-                (seq: number) => `reserve:${request.reservationId}@${seq}`
+                (seq: number) =>
+                  `reserve:${request.reservationId}@${seq}`
               ).pipe(
                 Effect.as(true),
                 // refused by a later scope: give back what the earlier ones hold (released, not settled, so that a
@@ -307,7 +382,11 @@ export class Budgets extends Context.Service<Budgets, {
                     ? Effect.forEach(held, (s) =>
                       Effect.ignore(accepted(
                         addressOf(request.tenant, s),
-                        { _tag: "Release", reservationId: request.reservationId, reason: `refused by ${e.refusal.scope}: ${e.refusal.cap}` },
+                        {
+                          _tag: "Release",
+                          reservationId: request.reservationId,
+                          reason: `refused by ${e.refusal.scope}: ${e.refusal.cap}`
+                        },
                         (seq: number) => `release:${request.reservationId}@${seq}`
                       )), { discard: true })
                     : Effect.void
@@ -320,11 +399,14 @@ export class Budgets extends Context.Service<Budgets, {
         settle: (hold, actual) => settleIn(hold, hold.scopes, actual),
         admitToolCall: (tenant, agentName, runId, made) =>
           Effect.gen(function*() {
-            const verdict = Decider.perRun(limited(yield* applying(tenant, agentName)), (name, limits) => Decider.overToolCalls(name, limits, made, 1))
+            const verdict = Decider.perRun(limited(yield* applying(tenant, agentName)), (name, limits) =>
+              Decider.overToolCalls(name, limits, made, 1))
             yield* alertAll(tenant, runId, verdict, `alert:${runId}`)
-            if (verdict.refused !== null) return yield* new BudgetExceeded({ refusal: verdict.refused })
+            if (verdict.refused !== null)
+              return yield* new BudgetExceeded({ refusal: verdict.refused })
           }),
-        alert: (tenant, scope, refusal, runId) => alertIn(tenant, scope, refusal, runId, `alert:${runId}:${refusal.cap}`),
+        alert: (tenant, scope, refusal, runId) =>
+          alertIn(tenant, scope, refusal, runId, `alert:${runId}:${refusal.cap}`),
         wouldExceed: (tenant, agentName, usd, tokens) =>
           Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis

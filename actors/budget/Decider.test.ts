@@ -61,7 +61,12 @@ const settled = (id: string, costUsd: number, day = DAY, runId = "run_1"): Budge
   costUsd,
   tokens: 40
 })
-const countRun = (runId: string, now = T, firstCallUsd = 0.1): Budget.Command => ({ _tag: "CountRun", runId, now, firstCallUsd })
+const countRun = (runId: string, now = T, firstCallUsd = 0.1): Budget.Command => ({
+  _tag: "CountRun",
+  runId,
+  now,
+  firstCallUsd
+})
 const counted = (runId: string, day = DAY): BudgetEvent => ({ _tag: "BudgetRunCounted", runId, day })
 const released = (id: string, expiresAt: number, host = "host-a"): BudgetEvent => ({
   _tag: "BudgetReleased",
@@ -74,21 +79,27 @@ const stateOf = (events: ReadonlyArray<BudgetEvent>) => fold(Budget.decider, eve
 describe("Budget decider", () => {
   describe("SetBudget", () => {
     it("journals the caps, replacing the previous ones whole", () => {
-      given(Budget.decider, [set(hard)]).when({ _tag: "SetBudget", scope: SCOPE, limits: soft, by: "token:dev" }).then([set(soft)])
+      given(Budget.decider, [set(hard)]).when({ _tag: "SetBudget", scope: SCOPE, limits: soft, by: "token:dev" }).then([
+        set(soft)
+      ])
       expect(stateOf([set(hard), set(soft)]).limits).toEqual(soft)
     })
   })
 
   describe("Reserve against the day's cost cap", () => {
-    it("holds the worst case when it fits", () => given(Budget.decider, [set(hard)]).when(reserve("r1", 0.4)).then([reserved("r1", 0.4)]))
+    it("holds the worst case when it fits", () =>
+      given(Budget.decider, [set(hard)]).when(reserve("r1", 0.4)).then([reserved("r1", 0.4)]))
 
-    it("reserves without limit in a scope that has no budget", () => given(Budget.decider, []).when(reserve("r1", 1e6)).then([reserved("r1", 1e6)]))
+    it("reserves without limit in a scope that has no budget", () =>
+      given(Budget.decider, []).when(reserve("r1", 1e6)).then([reserved("r1", 1e6)]))
 
     it("fits exactly up to the cap", () =>
       given(Budget.decider, [set(hard), settled("s1", 0.6)]).when(reserve("r1", 0.4)).then([reserved("r1", 0.4)]))
 
     it("refuses (hard) what spent plus live reservations leave no room for, saying cap, limit, spent, reserved, requested", () => {
-      const e = given(Budget.decider, [set(hard), settled("s1", 0.5), reserved("r1", 0.3)]).when(reserve("r2", 0.3, { runId: "run_2" })).thenFails("BudgetExceeded")
+      const e = given(Budget.decider, [set(hard), settled("s1", 0.5), reserved("r1", 0.3)]).when(
+        reserve("r2", 0.3, { runId: "run_2" })
+      ).thenFails("BudgetExceeded")
       expect(e.refusal).toEqual({
         scope: SCOPE,
         cap: "maxCostUsdPerDay",
@@ -96,7 +107,8 @@ describe("Budget decider", () => {
         spent: 0.5,
         reserved: 0.3,
         requested: 0.3,
-        reason: "maxCostUsdPerDay of agent:echoer is 1 USD: 0.5 USD spent and 0.3 USD reserved leave no room for 0.3 USD more"
+        reason:
+          "maxCostUsdPerDay of agent:echoer is 1 USD: 0.5 USD spent and 0.3 USD reserved leave no room for 0.3 USD more"
       })
     })
 
@@ -106,13 +118,29 @@ describe("Budget decider", () => {
         reserved("r1", 0.3),
         { _tag: "BudgetAlerted", day: DAY, cap: "maxCostUsdPerDay", limit: 1, value: 1.2, runId: "run_1" }
       ])
-      const alerted: BudgetEvent = { _tag: "BudgetAlerted", day: DAY, cap: "maxCostUsdPerDay", limit: 1, value: 1.2, runId: "run_1" }
-      given(Budget.decider, [...over, reserved("r1", 0.3), alerted]).when(reserve("r2", 0.3, { runId: "run_2" })).then([reserved("r2", 0.3, { runId: "run_2" })])
+      const alerted: BudgetEvent = {
+        _tag: "BudgetAlerted",
+        day: DAY,
+        cap: "maxCostUsdPerDay",
+        limit: 1,
+        value: 1.2,
+        runId: "run_1"
+      }
+      given(Budget.decider, [...over, reserved("r1", 0.3), alerted]).when(reserve("r2", 0.3, { runId: "run_2" })).then([
+        reserved("r2", 0.3, { runId: "run_2" })
+      ])
       expect(stateOf([...over, reserved("r1", 0.3), alerted]).days[DAY]!.alerted).toEqual(["maxCostUsdPerDay"])
     })
 
     it("soft: the next UTC day alerts again", () => {
-      const alerted: BudgetEvent = { _tag: "BudgetAlerted", day: DAY, cap: "maxCostUsdPerDay", limit: 1, value: 1.2, runId: "run_1" }
+      const alerted: BudgetEvent = {
+        _tag: "BudgetAlerted",
+        day: DAY,
+        cap: "maxCostUsdPerDay",
+        limit: 1,
+        value: 1.2,
+        runId: "run_1"
+      }
       const tomorrow = T + 24 * HOUR
       given(Budget.decider, [set(soft), settled("s1", 0.9), alerted, settled("s2", 0.9, "2026-11-04")])
         .when(reserve("r2", 0.3, { now: tomorrow }))
@@ -139,18 +167,26 @@ describe("Budget decider", () => {
       given(Budget.decider, [set(hard), reserved("r1", 0.4), settled("r1", 0.1)]).when(settle("r1", 0.1)).then([]))
 
     it("a reservation settled already is not reserved again (a late re-send of the reserve)", () =>
-      given(Budget.decider, [set(hard), reserved("r1", 0.4), settled("r1", 0.1)]).when(reserve("r1", 0.4, { host: "host-b" })).then([]))
+      given(Budget.decider, [set(hard), reserved("r1", 0.4), settled("r1", 0.1)]).when(
+        reserve("r1", 0.4, { host: "host-b" })
+      ).then([]))
 
     it("counts in the day of the reservation, even when settled after midnight", () => {
       const late = reserved("r1", 0.4, { now: Date.UTC(2026, 10, 3, 23, 59) })
-      given(Budget.decider, [set(hard), late]).when(settle("r1", 0.2, Date.UTC(2026, 10, 4, 0, 1))).then([settled("r1", 0.2, DAY)])
+      given(Budget.decider, [set(hard), late]).when(settle("r1", 0.2, Date.UTC(2026, 10, 4, 0, 1))).then([
+        settled("r1", 0.2, DAY)
+      ])
     })
 
     it("settles a call whose reservation was released (its host was slow, not dead) on the day it settles", () =>
-      given(Budget.decider, [set(hard), reserved("r1", 0.4), released("r1", T + 60_000)]).when(settle("r1", 0.2, T + HOUR)).then([settled("r1", 0.2)]))
+      given(Budget.decider, [set(hard), reserved("r1", 0.4), released("r1", T + 60_000)]).when(
+        settle("r1", 0.2, T + HOUR)
+      ).then([settled("r1", 0.2)]))
 
     it("never refuses, and alerts a soft cap the actual cost passes", () => {
-      given(Budget.decider, [set(hard), settled("s1", 0.9), reserved("r1", 0.1)]).when(settle("r1", 0.5)).then([settled("r1", 0.5)])
+      given(Budget.decider, [set(hard), settled("s1", 0.9), reserved("r1", 0.1)]).when(settle("r1", 0.5)).then([
+        settled("r1", 0.5)
+      ])
       given(Budget.decider, [set(soft), settled("s1", 0.9), reserved("r1", 0.1)]).when(settle("r1", 0.5)).then([
         settled("r1", 0.5),
         { _tag: "BudgetAlerted", day: DAY, cap: "maxCostUsdPerDay", limit: 1, value: 1.4, runId: "run_1" }
@@ -181,11 +217,14 @@ describe("Budget decider", () => {
         .when(reserve("r1", 0.7, { host: "host-b", now: T + 20_000, expiresAt: T + 30_000 }))
         .then([reserved("r1", 0.4, { host: "host-b", expiresAt: T + 60_000 })]))
 
-    it("changes nothing when its own host repeats it", () => given(Budget.decider, [set(hard), held]).when(reserve("r1", 0.4, { expiresAt: T + 60_000 })).then([]))
+    it("changes nothing when its own host repeats it", () =>
+      given(Budget.decider, [set(hard), held]).when(reserve("r1", 0.4, { expiresAt: T + 60_000 })).then([]))
 
     it("after its reservation expired: releases it and reserves anew under the cap", () => {
       const late = T + 90_000
-      given(Budget.decider, [set(hard), held]).when(reserve("r1", 0.4, { host: "host-b", now: late, expiresAt: late + 60_000 })).then([
+      given(Budget.decider, [set(hard), held]).when(
+        reserve("r1", 0.4, { host: "host-b", now: late, expiresAt: late + 60_000 })
+      ).then([
         released("r1", T + 60_000),
         reserved("r1", 0.4, { host: "host-b", expiresAt: late + 60_000 })
       ])
@@ -230,43 +269,76 @@ describe("Budget decider", () => {
     it("refuses the run past maxRunsPerDay", () => {
       const three = [set(limits), counted("run_1"), counted("run_2"), counted("run_3")]
       const e = given(Budget.decider, three).when(countRun("run_4")).thenFails("BudgetExceeded")
-      expect(e.refusal).toMatchObject({ scope: SCOPE, cap: "maxRunsPerDay", limit: 3, spent: 3, reserved: 0, requested: 1 })
+      expect(e.refusal).toMatchObject({
+        scope: SCOPE,
+        cap: "maxRunsPerDay",
+        limit: 3,
+        spent: 3,
+        reserved: 0,
+        requested: 1
+      })
       expect(Budget.dayIn(stateOf(three), DAY).runs).toBe(3)
     })
 
     it("refuses a run whose first call alone does not fit in the day's cost cap", () => {
-      const e = given(Budget.decider, [set(limits), settled("s1", 0.6), reserved("r1", 0.3)]).when(countRun("run_2", T, 0.2)).thenFails("BudgetExceeded")
+      const e = given(Budget.decider, [set(limits), settled("s1", 0.6), reserved("r1", 0.3)]).when(
+        countRun("run_2", T, 0.2)
+      ).thenFails("BudgetExceeded")
       expect(e.refusal).toMatchObject({ cap: "maxCostUsdPerDay", spent: 0.6, reserved: 0.3, requested: 0.2 })
     })
 
     it("soft: counts the run and alerts", () =>
-      given(Budget.decider, [set({ ...limits, hardFail: false }), counted("run_1"), counted("run_2"), counted("run_3")]).when(countRun("run_4")).then([
-        counted("run_4"),
-        { _tag: "BudgetAlerted", day: DAY, cap: "maxRunsPerDay", limit: 3, value: 4, runId: "run_4" }
-      ]))
+      given(Budget.decider, [set({ ...limits, hardFail: false }), counted("run_1"), counted("run_2"), counted("run_3")])
+        .when(countRun("run_4")).then([
+          counted("run_4"),
+          { _tag: "BudgetAlerted", day: DAY, cap: "maxRunsPerDay", limit: 3, value: 4, runId: "run_4" }
+        ]))
   })
 
   describe("Alert", () => {
-    const alert: Budget.Command = { _tag: "Alert", cap: "maxToolCallsPerRun", limit: 1, value: 2, runId: "run_1", now: T }
-    const alerted: BudgetEvent = { _tag: "BudgetAlerted", day: DAY, cap: "maxToolCallsPerRun", limit: 1, value: 2, runId: "run_1" }
+    const alert: Budget.Command = {
+      _tag: "Alert",
+      cap: "maxToolCallsPerRun",
+      limit: 1,
+      value: 2,
+      runId: "run_1",
+      now: T
+    }
+    const alerted: BudgetEvent = {
+      _tag: "BudgetAlerted",
+      day: DAY,
+      cap: "maxToolCallsPerRun",
+      limit: 1,
+      value: 2,
+      runId: "run_1"
+    }
 
     it("journals a per-run soft cap once per day", () => {
       given(Budget.decider, [set(soft)]).when(alert).then([alerted])
       given(Budget.decider, [set(soft), alerted]).when({ ...alert, runId: "run_2" }).then([])
-      given(Budget.decider, [set(soft), alerted]).when({ ...alert, now: T + 24 * HOUR }).then([{ ...alerted, day: "2026-11-04" }])
+      given(Budget.decider, [set(soft), alerted]).when({ ...alert, now: T + 24 * HOUR }).then([{
+        ...alerted,
+        day: "2026-11-04"
+      }])
     })
   })
 
   describe("days", () => {
     it("the UTC day rolls over at midnight: spend and runs start again from zero", () => {
-      const history = [set({ maxCostUsdPerDay: 1, maxRunsPerDay: 1, hardFail: true }), counted("run_1"), settled("s1", 1)]
+      const history = [
+        set({ maxCostUsdPerDay: 1, maxRunsPerDay: 1, hardFail: true }),
+        counted("run_1"),
+        settled("s1", 1)
+      ]
       const before = Date.UTC(2026, 10, 3, 23, 59, 59, 999)
       const after = Date.UTC(2026, 10, 4)
       expect(Budget.dayOf(before)).toBe(DAY)
       expect(Budget.dayOf(after)).toBe("2026-11-04")
       given(Budget.decider, history).when(reserve("r1", 0.1, { now: before })).thenFails("BudgetExceeded")
       given(Budget.decider, history).when(countRun("run_2", before)).thenFails("BudgetExceeded")
-      given(Budget.decider, history).when(reserve("r1", 1, { now: after })).then([reserved("r1", 1, { now: after, day: "2026-11-04" })])
+      given(Budget.decider, history).when(reserve("r1", 1, { now: after })).then([
+        reserved("r1", 1, { now: after, day: "2026-11-04" })
+      ])
       given(Budget.decider, history).when(countRun("run_2", after)).then([counted("run_2", "2026-11-04")])
       expect(Budget.dayIn(stateOf(history), "2026-11-04")).toMatchObject({ spentUsd: 0, runs: 0 })
     })
@@ -281,7 +353,10 @@ describe("Budget decider", () => {
     })
 
     it(`keeps the totals of the last ${Budget.KEEP_DAYS} days, and settled ids of the last two only`, () => {
-      const days = Array.from({ length: Budget.KEEP_DAYS + 5 }, (_, i) => new Date(Date.UTC(2026, 0, 1 + i)).toISOString().slice(0, 10))
+      const days = Array.from(
+        { length: Budget.KEEP_DAYS + 5 },
+        (_, i) => new Date(Date.UTC(2026, 0, 1 + i)).toISOString().slice(0, 10)
+      )
       const history: Array<BudgetEvent> = [set(hard), ...days.map((day, i) => settled(`r${i}`, 0.25, day))]
       const state = stateOf(history)
       const kept = Object.keys(state.days).sort()
@@ -310,11 +385,16 @@ describe("Budget decider", () => {
         spent: 0.7,
         reserved: 0,
         requested: 0.4,
-        reason: `maxCostUsdPerRun of ${SCOPE} is 1 USD: the run has used 0.7 USD and its next model call may use 0.4 USD`
+        reason:
+          `maxCostUsdPerRun of ${SCOPE} is 1 USD: the run has used 0.7 USD and its next model call may use 0.4 USD`
       }))
 
     it("given maxTokensPerRun 10,000 and 9,500 used, when the next call may use 1,000 (prompt and output cap), then it is refused", () =>
-      expect(perRunCost(SCOPE, { maxTokensPerRun: 10_000, hardFail: true })).toMatchObject({ cap: "maxTokensPerRun", spent: 9_500, requested: 1_000 }))
+      expect(perRunCost(SCOPE, { maxTokensPerRun: 10_000, hardFail: true })).toMatchObject({
+        cap: "maxTokensPerRun",
+        spent: 9_500,
+        requested: 1_000
+      }))
 
     it("given caps the call fits exactly, then nothing is refused", () => {
       expect(perRunCost(SCOPE, { maxCostUsdPerRun: 1.1, maxTokensPerRun: 10_500, hardFail: true })).toBeNull()
@@ -344,18 +424,29 @@ describe("Budget decider", () => {
     it("given a soft per-run cap passed, then the call goes through and the cap is alerted in its scope", () => {
       const verdict = Budget.perRun(budgets({ maxCostUsdPerRun: 1, hardFail: false }, hard), perRunCost)
       expect(verdict.refused).toBeNull()
-      expect(verdict.alerts).toEqual([{ scope: "agent", refusal: expect.objectContaining({ scope: "agent:echoer", cap: "maxCostUsdPerRun" }) }])
+      expect(verdict.alerts).toEqual([{
+        scope: "agent",
+        refusal: expect.objectContaining({ scope: "agent:echoer", cap: "maxCostUsdPerRun" })
+      }])
       expect(Budget.alertValue(verdict.alerts[0]!.refusal)).toBeCloseTo(1.1, 12)
     })
 
     it("given the agent's soft cap and the tenant's hard cap both passed, then the agent's is alerted and the tenant's refuses", () => {
-      const verdict = Budget.perRun(budgets({ maxCostUsdPerRun: 1, hardFail: false }, { maxCostUsdPerRun: 0.9, hardFail: true }), perRunCost)
+      const verdict = Budget.perRun(
+        budgets({ maxCostUsdPerRun: 1, hardFail: false }, { maxCostUsdPerRun: 0.9, hardFail: true }),
+        perRunCost
+      )
       expect(verdict.refused).toMatchObject({ scope: "tenant", cap: "maxCostUsdPerRun", limit: 0.9 })
       expect(verdict.alerts.map((a) => a.scope)).toEqual(["agent"])
     })
 
     it("given the agent's hard cap passed, then the scopes after it are not looked at", () =>
-      expect(Budget.perRun(budgets({ maxCostUsdPerRun: 1, hardFail: true }, { maxCostUsdPerRun: 0.9, hardFail: false }), perRunCost)).toMatchObject({
+      expect(
+        Budget.perRun(
+          budgets({ maxCostUsdPerRun: 1, hardFail: true }, { maxCostUsdPerRun: 0.9, hardFail: false }),
+          perRunCost
+        )
+      ).toMatchObject({
         refused: { scope: "agent:echoer" },
         alerts: []
       }))
@@ -387,7 +478,8 @@ describe("Budget decider", () => {
         spent: 0.5,
         reserved: 0.3,
         requested: 0.3,
-        reason: `maxCostUsdPerDay of ${SCOPE} is 1 USD: 0.5 USD spent and 0.3 USD reserved today leave no room for a run forecast at 0.3 USD (p90)`
+        reason:
+          `maxCostUsdPerDay of ${SCOPE} is 1 USD: 0.5 USD spent and 0.3 USD reserved today leave no room for a run forecast at 0.3 USD (p90)`
       })
       expect(Budget.wouldExceed(stateOf(history), 0.2, 0, T)).toBeNull()
       // the reservation expired: it no longer counts
@@ -395,12 +487,13 @@ describe("Budget decider", () => {
     })
 
     it("given the day's runs used up, then one more run is refused", () =>
-      expect(Budget.wouldExceed(stateOf([set({ maxRunsPerDay: 1, hardFail: true }), counted("run_1")]), 0, 0, T)).toMatchObject({
-        cap: "maxRunsPerDay",
-        spent: 1,
-        requested: 1,
-        reason: `maxRunsPerDay of ${SCOPE} is 1: 1 runs started today`
-      }))
+      expect(Budget.wouldExceed(stateOf([set({ maxRunsPerDay: 1, hardFail: true }), counted("run_1")]), 0, 0, T))
+        .toMatchObject({
+          cap: "maxRunsPerDay",
+          spent: 1,
+          requested: 1,
+          reason: `maxRunsPerDay of ${SCOPE} is 1: 1 runs started today`
+        }))
   })
 
   it("evolve applies whatever decide emits, over a mixed history", () => {

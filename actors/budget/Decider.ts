@@ -136,7 +136,9 @@ const over = (
     spent: round(current.spent),
     reserved: round(current.reserved),
     requested: round(requested),
-    reason: `${cap} of ${state.scope} is ${limit}${unit}: ${round(current.spent)}${unit} spent and ${round(current.reserved)}${unit} reserved leave no room for ${round(requested)}${unit} more`
+    reason: `${cap} of ${state.scope} is ${limit}${unit}: ${round(current.spent)}${unit} spent and ${
+      round(current.reserved)
+    }${unit} reserved leave no room for ${round(requested)}${unit} more`
   }
 }
 
@@ -192,11 +194,27 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
       // One already expired no longer counts (others may have used its room): it is released and reserved anew.
       if (held !== undefined && held.expiresAt > command.now) {
         if (held.host === command.host && held.expiresAt >= command.expiresAt) return ignore
-        return accept<BudgetEvent>({ _tag: "BudgetReserved", reservationId: command.reservationId, runId: held.runId, day: held.day, amountUsd: held.amountUsd, tokens: held.tokens, host: command.host, expiresAt: Math.max(held.expiresAt, command.expiresAt) })
+        return accept<BudgetEvent>({
+          _tag: "BudgetReserved",
+          reservationId: command.reservationId,
+          runId: held.runId,
+          day: held.day,
+          amountUsd: held.amountUsd,
+          tokens: held.tokens,
+          host: command.host,
+          expiresAt: Math.max(held.expiresAt, command.expiresAt)
+        })
       }
       if (Object.values(state.days).some((d) => d.settled.includes(command.reservationId))) return ignore
       const current = { spent: dayIn(state, day).spentUsd, reserved: reservedOn(state, day, command.now) }
-      const refusal = over(state, "maxCostUsdPerDay", state.limits?.maxCostUsdPerDay, current, command.amountUsd, " USD")
+      const refusal = over(
+        state,
+        "maxCostUsdPerDay",
+        state.limits?.maxCostUsdPerDay,
+        current,
+        command.amountUsd,
+        " USD"
+      )
       return enforce(state, day, command.runId, refusal, [
         ...expired(state, command.now),
         {
@@ -235,7 +253,14 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
       const day = dayOf(command.now)
       const today = dayIn(state, day)
       if (today.counted.includes(command.runId)) return ignore
-      const byRuns = over(state, "maxRunsPerDay", state.limits?.maxRunsPerDay, { spent: today.runs, reserved: 0 }, 1, " runs")
+      const byRuns = over(
+        state,
+        "maxRunsPerDay",
+        state.limits?.maxRunsPerDay,
+        { spent: today.runs, reserved: 0 },
+        1,
+        " runs"
+      )
       const byCost = over(
         state,
         "maxCostUsdPerDay",
@@ -245,8 +270,10 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
         " USD"
       )
       const counted: Array<BudgetEvent> = [{ _tag: "BudgetRunCounted", runId: command.runId, day }]
-      return Result.flatMap(enforce(state, day, command.runId, byRuns, counted), (events) =>
-        enforce(evolveAll(state, events), day, command.runId, byCost, events))
+      return Result.flatMap(
+        enforce(state, day, command.runId, byRuns, counted),
+        (events) => enforce(evolveAll(state, events), day, command.runId, byCost, events)
+      )
     }
     case "Release":
       return state.open[command.reservationId] === undefined
@@ -255,7 +282,14 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
     case "Alert": {
       const day = dayOf(command.now)
       if (dayIn(state, day).alerted.includes(command.cap)) return ignore
-      return accept<BudgetEvent>({ _tag: "BudgetAlerted", day, cap: command.cap, limit: command.limit, value: command.value, runId: command.runId })
+      return accept<BudgetEvent>({
+        _tag: "BudgetAlerted",
+        day,
+        cap: command.cap,
+        limit: command.limit,
+        value: command.value,
+        runId: command.runId
+      })
     }
   }
 }
@@ -347,7 +381,9 @@ export const overRun = (scope: string, limits: BudgetLimits, run: RunUsage, quot
       spent: round(spent),
       reserved: 0,
       requested: round(requested),
-      reason: `${cap} of ${scope} is ${limit}${unit}: the run has used ${round(spent)}${unit} and its next model call may use ${round(requested)}${unit}`
+      reason: `${cap} of ${scope} is ${limit}${unit}: the run has used ${
+        round(spent)
+      }${unit} and its next model call may use ${round(requested)}${unit}`
     }
   }
   return null
@@ -364,7 +400,8 @@ export const overToolCalls = (scope: string, limits: BudgetLimits, made: number,
       spent: made,
       reserved: 0,
       requested: more,
-      reason: `maxToolCallsPerRun of ${scope} is ${limits.maxToolCallsPerRun}: the run has made ${made} tool calls and asked for ${more} more`
+      reason:
+        `maxToolCallsPerRun of ${scope} is ${limits.maxToolCallsPerRun}: the run has made ${made} tool calls and asked for ${more} more`
     }
 
 /** A per-run check of one scope's caps: the refusal it would give, or null. */
@@ -406,7 +443,12 @@ export const alertValue = (refusal: BudgetRefusal) => refusal.spent + refusal.re
 export const wouldExceed = (state: State, usd: number, tokens: number, now: number): BudgetRefusal | null => {
   const limits = state.limits
   if (limits === null || !limits.hardFail) return null
-  const perRunCap = overRun(state.scope, limits, NO_USAGE, { promptTokens: tokens, maxTokens: 0, worstCaseUsd: usd, models: [] })
+  const perRunCap = overRun(state.scope, limits, NO_USAGE, {
+    promptTokens: tokens,
+    maxTokens: 0,
+    worstCaseUsd: usd,
+    models: []
+  })
   if (perRunCap !== null) return perRunCap
   const day = dayOf(now)
   const today = dayIn(state, day)
@@ -419,7 +461,9 @@ export const wouldExceed = (state: State, usd: number, tokens: number, now: numb
       spent: round(today.spentUsd),
       reserved: round(reserved),
       requested: round(usd),
-      reason: `maxCostUsdPerDay of ${state.scope} is ${limits.maxCostUsdPerDay} USD: ${round(today.spentUsd)} USD spent and ${round(reserved)} USD reserved today leave no room for a run forecast at ${round(usd)} USD (p90)`
+      reason: `maxCostUsdPerDay of ${state.scope} is ${limits.maxCostUsdPerDay} USD: ${
+        round(today.spentUsd)
+      } USD spent and ${round(reserved)} USD reserved today leave no room for a run forecast at ${round(usd)} USD (p90)`
     }
   }
   if (limits.maxRunsPerDay !== undefined && today.runs + 1 > limits.maxRunsPerDay) {

@@ -60,13 +60,22 @@ describe("the prior", () => {
     const tools: ReadonlyArray<ToolSpec> = []
     const request = {
       model: "gpt-4o",
-      messages: [{ role: "system" as const, content: "You summarise." }, { role: "user" as const, content: "a long document" }],
+      messages: [{ role: "system" as const, content: "You summarise." }, {
+        role: "user" as const,
+        content: "a long document"
+      }],
       tools,
       idempotencyKey: "k",
       maxTokens: 700
     }
     const quote = Quote.of(Prices.defaults, request, [{ provider: "openai", model: "gpt-4o" }])
-    const p = Forecast.prior({ baseline: quote.promptTokens, maxTurns: 8, maxTokens: quote.maxTokens, hasTools: false, rates: Forecast.ratesOf(Prices.defaults, quote.models) })
+    const p = Forecast.prior({
+      baseline: quote.promptTokens,
+      maxTurns: 8,
+      maxTokens: quote.maxTokens,
+      hasTools: false,
+      rates: Forecast.ratesOf(Prices.defaults, quote.models)
+    })
     expect(p.costUsd.p90).toBeCloseTo(quote.worstCaseUsd, 12)
     expect(p.tokensOut.p50).toBe(256) // min(typical, maxTokens / 2)
     expect(p.tokensOut.p90).toBe(700)
@@ -91,7 +100,13 @@ describe("the prior", () => {
 describe("forecasting from history", () => {
   it("with no history is the prior, with low confidence", () => {
     const f = Forecast.make(priorInput(), [])
-    expect(f).toMatchObject({ method: "prior", runs: 0, confidence: Forecast.PRIOR_COVERAGE, confidenceLabel: "low", exponent: null })
+    expect(f).toMatchObject({
+      method: "prior",
+      runs: 0,
+      confidence: Forecast.PRIOR_COVERAGE,
+      confidenceLabel: "low",
+      exponent: null
+    })
     expect(f.estimate).toEqual(Forecast.prior(priorInput()))
   })
 
@@ -115,7 +130,12 @@ describe("forecasting from history", () => {
   })
 
   it("scales with the input's prompt: proportional history gives a slope of 1 and the exact cost", () => {
-    const samples = [300, 600, 1200, 2400, 4800, 9600].map((b) => ({ baseline: b, tokensIn: 3 * b, tokensOut: 100, costUsd: 1e-6 * b }))
+    const samples = [300, 600, 1200, 2400, 4800, 9600].map((b) => ({
+      baseline: b,
+      tokensIn: 3 * b,
+      tokensOut: 100,
+      costUsd: 1e-6 * b
+    }))
     const f = Forecast.make(priorInput({ baseline: 2000 }), samples)
     expect(f.exponent).toBeCloseTo(1, 3)
     expect(f.estimate.costUsd.p50).toBeCloseTo(2e-3, 9)
@@ -127,7 +147,10 @@ describe("forecasting from history", () => {
 
   it("learns a cost that does not grow with the prompt (slope near 0) once the prompts vary enough", () => {
     const r = rng(11)
-    const samples = Array.from({ length: 100 }, () => ({ ...sampleOf(r, 0, 0.1), costUsd: 1e-3 * Math.exp(0.1 * normal(r)) }))
+    const samples = Array.from(
+      { length: 100 },
+      () => ({ ...sampleOf(r, 0, 0.1), costUsd: 1e-3 * Math.exp(0.1 * normal(r)) })
+    )
     const f = Forecast.make(priorInput({ baseline: 50_000 }), samples)
     expect(f.exponent!).toBeLessThan(0.2)
     expect(f.estimate.costUsd.p50).toBeGreaterThan(0.8e-3)
@@ -158,7 +181,10 @@ describe("forecasting from history", () => {
     expect(c).toBeGreaterThan(0.65)
     expect(c).toBeLessThan(0.95)
     // a version whose latest runs jumped far from what came before is covered poorly
-    const jumped = [...steady.slice(0, 100), ...Array.from({ length: 50 }, () => ({ ...sampleOf(r, 1e-6, 0.05), costUsd: 1 }))]
+    const jumped = [
+      ...steady.slice(0, 100),
+      ...Array.from({ length: 50 }, () => ({ ...sampleOf(r, 1e-6, 0.05), costUsd: 1 }))
+    ]
     expect(Forecast.make(priorInput(), jumped).confidence).toBeLessThan(c)
     // one run: the prior's figure, pulled towards the run's own outcome
     const one = Forecast.make(priorInput(), steady.slice(0, 1)).confidence
@@ -173,13 +199,20 @@ describe("forecasting from history", () => {
 
   it("is medium with a few runs and low when the runs disagree wildly", () => {
     const r = rng(3)
-    expect(Forecast.make(priorInput(), Array.from({ length: 8 }, () => sampleOf(r, 1e-6, 0.2))).confidenceLabel).toBe("medium")
-    expect(Forecast.make(priorInput(), Array.from({ length: 50 }, () => sampleOf(r, 1e-6, 1.5))).confidenceLabel).toBe("low")
+    expect(Forecast.make(priorInput(), Array.from({ length: 8 }, () => sampleOf(r, 1e-6, 0.2))).confidenceLabel).toBe(
+      "medium"
+    )
+    expect(Forecast.make(priorInput(), Array.from({ length: 50 }, () => sampleOf(r, 1e-6, 1.5))).confidenceLabel).toBe(
+      "low"
+    )
   })
 
   it("keeps runs that cost nothing (cached answers) from swamping the rest", () => {
     const r = rng(5)
-    const samples = Array.from({ length: 40 }, (_, i) => (i % 10 === 0 ? { ...sampleOf(r, 1e-6, 0.2), costUsd: 0 } : sampleOf(r, 1e-6, 0.2)))
+    const samples = Array.from(
+      { length: 40 },
+      (_, i) => (i % 10 === 0 ? { ...sampleOf(r, 1e-6, 0.2), costUsd: 0 } : sampleOf(r, 1e-6, 0.2))
+    )
     const q = Forecast.make(priorInput({ baseline: 1000 }), samples).estimate.costUsd
     expect(q.p50).toBeGreaterThan(0.8e-3)
     expect(q.p50).toBeLessThan(1.25e-3)
@@ -187,7 +220,10 @@ describe("forecasting from history", () => {
   })
 
   it("forecasts free runs as free", () => {
-    const samples = Array.from({ length: 10 }, (_, i) => ({ baseline: 100 + i, tokensIn: 300, tokensOut: 20, costUsd: 0 }))
+    const samples = Array.from(
+      { length: 10 },
+      (_, i) => ({ baseline: 100 + i, tokensIn: 300, tokensOut: 20, costUsd: 0 })
+    )
     const f = Forecast.make(priorInput({ rates: [] }), samples)
     expect(f.estimate.costUsd).toEqual({ p10: 0, p50: 0, p90: 0 })
     expect(f.estimate.tokensIn.p50).toBeGreaterThan(0)
@@ -224,10 +260,16 @@ describe("forecasting from history", () => {
 
 describe("counting and prices", () => {
   it("counts the first prompt as the quote does", () => {
-    const spec = { systemPrompt: "You compute.", tools: [{ name: "calculator", description: "arithmetic", parameters: { type: "object" } }] }
+    const spec = {
+      systemPrompt: "You compute.",
+      tools: [{ name: "calculator", description: "arithmetic", parameters: { type: "object" } }]
+    }
     for (const input of ["2+3", { question: "what is 2+3?", n: [1, 2] }]) {
       const text = typeof input === "string" ? input : JSON.stringify(input)
-      const expected = Tokenizer.estimatePrompt([{ role: "system", content: spec.systemPrompt }, { role: "user", content: text }], spec.tools)
+      const expected = Tokenizer.estimatePrompt([{ role: "system", content: spec.systemPrompt }, {
+        role: "user",
+        content: text
+      }], spec.tools)
       expect(Forecast.baselineOf(spec, input)).toBe(expected)
     }
   })
@@ -256,11 +298,24 @@ describe("counting and prices", () => {
 
 describe("the budget port", () => {
   it("answers null with no budgets, and whatever the provided budget says otherwise", async () => {
-    expect(await Effect.runPromise(Forecast.budgetCheck("t", "a", 1, 10).pipe(Effect.provide(Forecast.ForecastBudget.none)))).toBeNull()
-    const refusal = { scope: "agent:a", cap: "maxCostUsdPerRun", limit: 0.5, spent: 0, reserved: 0, requested: 1, reason: "over" }
-    const strict = Layer.succeed(Forecast.ForecastBudget, Forecast.ForecastBudget.of({
-      wouldExceed: (_tenant, _agent, p90Usd) => Effect.succeed(p90Usd > refusal.limit ? refusal : null)
-    }))
+    expect(
+      await Effect.runPromise(Forecast.budgetCheck("t", "a", 1, 10).pipe(Effect.provide(Forecast.ForecastBudget.none)))
+    ).toBeNull()
+    const refusal = {
+      scope: "agent:a",
+      cap: "maxCostUsdPerRun",
+      limit: 0.5,
+      spent: 0,
+      reserved: 0,
+      requested: 1,
+      reason: "over"
+    }
+    const strict = Layer.succeed(
+      Forecast.ForecastBudget,
+      Forecast.ForecastBudget.of({
+        wouldExceed: (_tenant, _agent, p90Usd) => Effect.succeed(p90Usd > refusal.limit ? refusal : null)
+      })
+    )
     expect(await Effect.runPromise(Forecast.budgetCheck("t", "a", 1, 10).pipe(Effect.provide(strict)))).toEqual(refusal)
     expect(await Effect.runPromise(Forecast.budgetCheck("t", "a", 0.1, 10).pipe(Effect.provide(strict)))).toBeNull()
   })

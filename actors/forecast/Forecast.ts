@@ -94,8 +94,14 @@ export const inputTokens = (input: unknown): number => {
 }
 
 /** The prompt of a version's first model call for `input`: the system prompt, the input and the tool definitions. */
-export const baselineOf = (spec: { readonly systemPrompt: string; readonly tools: ReadonlyArray<ToolSpec> }, input: unknown): number =>
-  Tokenizer.estimatePrompt([{ role: "system", content: spec.systemPrompt }, { role: "user", content: "" }], spec.tools) + inputTokens(input)
+export const baselineOf = (
+  spec: { readonly systemPrompt: string; readonly tools: ReadonlyArray<ToolSpec> },
+  input: unknown
+): number =>
+  Tokenizer.estimatePrompt(
+    [{ role: "system", content: spec.systemPrompt }, { role: "user", content: "" }],
+    spec.tools
+  ) + inputTokens(input)
 
 /** Per-token rates of `provider/model` names from the price table; an unpriced model costs 0, as its steps do. */
 export const ratesOf = (table: Prices.Table, models: ReadonlyArray<string>): ReadonlyArray<Rates> =>
@@ -129,7 +135,11 @@ const priced = (s: Shape, r: Rates) => s.tokensIn * r.input + s.tokensOut * r.ou
  */
 export const prior = (p: PriorInput): Estimate => {
   const low = runShape(LOW_PROMPT_FACTOR * p.baseline, 1, Math.min(p.maxTokens, SMALL_OUTPUT))
-  const typical = runShape(p.baseline, p.hasTools ? Math.min(TYPICAL_TURNS, p.maxTurns) : 1, Math.min(p.maxTokens / 2, TYPICAL_OUTPUT))
+  const typical = runShape(
+    p.baseline,
+    p.hasTools ? Math.min(TYPICAL_TURNS, p.maxTurns) : 1,
+    Math.min(p.maxTokens / 2, TYPICAL_OUTPUT)
+  )
   const worst = runShape(p.baseline, p.hasTools ? p.maxTurns : 1, p.maxTokens)
   const rates = p.rates.length === 0 ? [{ model: "", input: 0, output: 0 }] : p.rates
   const costs = (s: Shape) => rates.map((r) => priced(s, r))
@@ -159,7 +169,8 @@ export const t90 = (df: number): number => {
   const z3 = z ** 3
   const z5 = z ** 5
   const z7 = z ** 7
-  return z + (z3 + z) / (4 * df) + (5 * z5 + 16 * z3 + 3 * z) / (96 * df ** 2) + (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * df ** 3)
+  return z + (z3 + z) / (4 * df) + (5 * z5 + 16 * z3 + 3 * z) / (96 * df ** 2) +
+    (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * df ** 3)
 }
 
 /** Linear-interpolation quantile of an ascending array. */
@@ -257,7 +268,11 @@ const quantitiesAt = (xs: ReadonlyArray<number>, x: number, values: ReadonlyArra
 
 const logPrompt = (baseline: number) => Math.log(Math.max(1, baseline))
 
-export const fromHistory = (baseline: number, samples: ReadonlyArray<Sample>, options: Options = defaults): { readonly estimate: Estimate; readonly slope: number } => {
+export const fromHistory = (
+  baseline: number,
+  samples: ReadonlyArray<Sample>,
+  options: Options = defaults
+): { readonly estimate: Estimate; readonly slope: number } => {
   const xs = samples.map((s) => logPrompt(s.baseline))
   const x = logPrompt(baseline)
   const one = (values: ReadonlyArray<number>) => quantitiesAt(xs, x, values, options)
@@ -276,7 +291,11 @@ export const fromHistory = (baseline: number, samples: ReadonlyArray<Sample>, op
 // ---- the forecast ----
 
 /** Geometric interpolation from `a` (weight 0) to `b` (weight 1); zero stays reachable. */
-const towards = (a: number, b: number, w: number) => (a <= 0 || b <= 0 ? (1 - w) * a + w * b : Math.exp((1 - w) * Math.log(a) + w * Math.log(b)))
+const towards = (
+  a: number,
+  b: number,
+  w: number
+) => (a <= 0 || b <= 0 ? (1 - w) * a + w * b : Math.exp((1 - w) * Math.log(a) + w * Math.log(b)))
 
 /**
  * Below MIN_HISTORY runs the prior and the history are blended in log space: the median trusts the runs soon
@@ -290,7 +309,12 @@ const blendQuantiles = (a: Quantiles, b: Quantiles, n: number): Quantiles => {
 
 export const blend = (p: Estimate, h: Estimate, n: number): Estimate => {
   const q = (a: Quantiles, b: Quantiles): Quantiles => blendQuantiles(a, b, n)
-  return { tokensIn: q(p.tokensIn, h.tokensIn), tokensOut: q(p.tokensOut, h.tokensOut), tokens: q(p.tokens, h.tokens), costUsd: q(p.costUsd, h.costUsd) }
+  return {
+    tokensIn: q(p.tokensIn, h.tokensIn),
+    tokensOut: q(p.tokensOut, h.tokensOut),
+    tokens: q(p.tokens, h.tokens),
+    costUsd: q(p.costUsd, h.costUsd)
+  }
 }
 
 /** Runs from which a tight interval counts as high confidence. */
@@ -324,7 +348,12 @@ const costOf = (p: PriorInput, samples: ReadonlyArray<Sample>, options: Options)
   const n = samples.length
   const fromPrior = prior(p).costUsd
   if (n === 0) return fromPrior
-  const h = quantitiesAt(samples.map((s) => logPrompt(s.baseline)), logPrompt(p.baseline), samples.map((s) => s.costUsd), options).q
+  const h = quantitiesAt(
+    samples.map((s) => logPrompt(s.baseline)),
+    logPrompt(p.baseline),
+    samples.map((s) => s.costUsd),
+    options
+  ).q
   return n < MIN_HISTORY ? blendQuantiles(fromPrior, h, n) : h
 }
 
@@ -333,7 +362,11 @@ const costOf = (p: PriorInput, samples: ReadonlyArray<Sample>, options: Options)
  * forecast from the other runs (leave one out), at its own prompt, and counted when its cost fell inside; the
  * prior's coverage is pooled in as COVERAGE_PRIOR_RUNS runs. PRIOR_COVERAGE without runs. In 0..1.
  */
-export const coverageOf = (priorInput: PriorInput, samples: ReadonlyArray<Sample>, options: Options = defaults): number => {
+export const coverageOf = (
+  priorInput: PriorInput,
+  samples: ReadonlyArray<Sample>,
+  options: Options = defaults
+): number => {
   const n = samples.length
   const from = Math.max(0, n - COVERAGE_RUNS)
   let hits = 0
@@ -350,7 +383,8 @@ export const coverageOf = (priorInput: PriorInput, samples: ReadonlyArray<Sample
 export const make = (priorInput: PriorInput, samples: ReadonlyArray<Sample>, options: Options = defaults): Forecast => {
   const n = samples.length
   const p = prior(priorInput)
-  if (n === 0) return { estimate: p, method: "prior", runs: 0, confidence: PRIOR_COVERAGE, confidenceLabel: "low", exponent: null }
+  if (n === 0)
+    return { estimate: p, method: "prior", runs: 0, confidence: PRIOR_COVERAGE, confidenceLabel: "low", exponent: null }
   const h = fromHistory(priorInput.baseline, samples, options)
   const method: Method = n < MIN_HISTORY ? "blend" : "history"
   const estimate = method === "blend" ? blend(p, h.estimate, n) : h.estimate
@@ -371,7 +405,12 @@ export const make = (priorInput: PriorInput, samples: ReadonlyArray<Sample>, opt
  * budget actor answers it. `none` answers null: no budgets.
  */
 export class ForecastBudget extends Context.Service<ForecastBudget, {
-  readonly wouldExceed: (tenant: string, agentName: string, p90Usd: number, tokens: number) => Effect.Effect<BudgetRefusal | null, ReadError>
+  readonly wouldExceed: (
+    tenant: string,
+    agentName: string,
+    p90Usd: number,
+    tokens: number
+  ) => Effect.Effect<BudgetRefusal | null, ReadError>
 }>()("lantern/actors/ForecastBudget") {
   static readonly none = Layer.succeed(ForecastBudget, ForecastBudget.of({ wouldExceed: () => Effect.succeed(null) }))
   /** The budgets of the agent and its tenant, as the budget actor enforces them. */

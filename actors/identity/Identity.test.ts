@@ -16,7 +16,11 @@ const nowS = NOW / 1000
 
 const keyPair = () => {
   const pair = sodium.crypto_sign_keypair()
-  return { secretKey: pair.privateKey, identity: { publicKey: Verify.toBase64Url(pair.publicKey), keyId: Verify.keyIdOf(pair.publicKey) }, pair }
+  return {
+    secretKey: pair.privateKey,
+    identity: { publicKey: Verify.toBase64Url(pair.publicKey), keyId: Verify.keyIdOf(pair.publicKey) },
+    pair
+  }
 }
 
 const claimsOf = (over: Partial<Identity.Claims> = {}): Identity.Claims => ({
@@ -36,8 +40,15 @@ describe("Identity tokens", () => {
     const { secretKey, identity } = keyPair()
     const token = Identity.sign(secretKey, identity.keyId, claimsOf())
     const [header] = token.split(".")
-    expect(JSON.parse(Buffer.from(header!, "base64url").toString())).toEqual({ alg: "EdDSA", typ: "JWT", kid: identity.keyId })
-    expect(Identity.verify(token, identity, NOW, "https://tools.example.com")).toEqual({ valid: true, claims: claimsOf() })
+    expect(JSON.parse(Buffer.from(header!, "base64url").toString())).toEqual({
+      alg: "EdDSA",
+      typ: "JWT",
+      kid: identity.keyId
+    })
+    expect(Identity.verify(token, identity, NOW, "https://tools.example.com")).toEqual({
+      valid: true,
+      claims: claimsOf()
+    })
     // no audience asked: any audience is accepted
     expect(Identity.verify(token, identity, NOW).valid).toBe(true)
     expect(Identity.parseSubject(claimsOf().sub)).toEqual({ tenant: "acme", runId: "run_01jabcdefghjkmnpqrstvwxyz0" })
@@ -89,7 +100,10 @@ describe("Identity tokens", () => {
   it("refuses a token for another audience", () => {
     const { secretKey, identity } = keyPair()
     const token = Identity.sign(secretKey, identity.keyId, claimsOf())
-    expect(Identity.verify(token, identity, NOW, "https://other.example.com")).toMatchObject({ valid: false, reason: "wrong audience" })
+    expect(Identity.verify(token, identity, NOW, "https://other.example.com")).toMatchObject({
+      valid: false,
+      reason: "wrong audience"
+    })
   })
 
   it("refuses a token of another issuer", () => {

@@ -89,13 +89,18 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
       const key = Snapshots.keyOf(address)
       const found = yield* snapshots.read(address).pipe(
         Effect.catch((e) =>
-          Effect.as(Effect.logWarning(`${e.message}; replaying the whole journal of ${key}`), Option.none<Snapshots.Snapshot>())
+          Effect.as(
+            Effect.logWarning(`${e.message}; replaying the whole journal of ${key}`),
+            Option.none<Snapshots.Snapshot>()
+          )
         )
       )
       if (Option.isNone(found)) return yield* replay(address)
       const snapshot = found.value
       if (snapshot.deciderVersion !== snapshotVersion) {
-        yield* Effect.logDebug(`snapshot ${key} is of decider version ${snapshot.deciderVersion}, not ${snapshotVersion}: replaying`)
+        yield* Effect.logDebug(
+          `snapshot ${key} is of decider version ${snapshot.deciderVersion}, not ${snapshotVersion}: replaying`
+        )
         return yield* replay(address)
       }
       const tail = yield* journal.readFrom(address, snapshot.seq)
@@ -107,14 +112,20 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
         return yield* replay(address)
       }
       // a state whose shape changed without a version bump may make evolve throw: replay rather than die
-      const state = yield* Effect.try(() => fold(decider, tail.events.map((s) => s.event as E), snapshot.state as S)).pipe(
-        Effect.option
-      )
+      const state = yield* Effect.try(() => fold(decider, tail.events.map((s) => s.event as E), snapshot.state as S))
+        .pipe(
+          Effect.option
+        )
       if (Option.isNone(state)) {
-        yield* Effect.logWarning(`snapshot ${key} does not fold (its state has another shape?); replaying the whole journal`)
+        yield* Effect.logWarning(
+          `snapshot ${key} does not fold (its state has another shape?); replaying the whole journal`
+        )
         return yield* replay(address)
       }
-      yield* Effect.annotateCurrentSpan({ "lantern.snapshot.seq": snapshot.seq, "lantern.replayed": tail.events.length })
+      yield* Effect.annotateCurrentSpan({
+        "lantern.snapshot.seq": snapshot.seq,
+        "lantern.replayed": tail.events.length
+      })
       const last = tail.events[tail.events.length - 1]
       return {
         address,
@@ -150,7 +161,9 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
         state: loaded.state
       }).pipe(
         // anything, a defect included (a state JSON cannot encode), only costs the snapshot
-        Effect.catchCause((cause) => Effect.logWarning(`snapshot of ${Snapshots.keyOf(loaded.address)} not written`, cause))
+        Effect.catchCause((cause) =>
+          Effect.logWarning(`snapshot of ${Snapshots.keyOf(loaded.address)} not written`, cause)
+        )
       )
       return { ...loaded, snapshotEvents: loaded.events }
     })
@@ -194,7 +207,7 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
     Effect.gen(function*() {
       const journal = yield* Journal
       let current = loaded
-      for (let attempt = 0; ; attempt++) {
+      for (let attempt = 0;; attempt++) {
         const decided = decider.decide(command, current.state)
         if (Result.isFailure(decided)) return yield* Effect.fail(decided.failure)
         const events = decided.success
@@ -232,5 +245,7 @@ export type ExecuteError<Err> = Err | AppendConflict | BusUnavailable | EventToo
 /** The parent span a W3C `traceparent` header names, if it is well-formed. */
 export const parentSpan = (header: string | undefined) => {
   const m = header === undefined ? null : /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(header)
-  return m === null ? null : Tracer.externalSpan({ traceId: m[1]!, spanId: m[2]!, sampled: (parseInt(m[3]!, 16) & 1) === 1 })
+  return m === null
+    ? null
+    : Tracer.externalSpan({ traceId: m[1]!, spanId: m[2]!, sampled: (parseInt(m[3]!, 16) & 1) === 1 })
 }

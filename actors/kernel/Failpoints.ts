@@ -3,7 +3,13 @@
 // no-op costing one lookup in an empty list.
 import { Effect } from "effect"
 
-export const POINTS = ["before-run-queued", "before-step-start", "after-step-start", "after-effect", "after-step-complete"] as const
+export const POINTS = [
+  "before-run-queued",
+  "before-step-start",
+  "after-step-start",
+  "after-effect",
+  "after-step-complete"
+] as const
 export type Point = (typeof POINTS)[number]
 
 interface Armed {
@@ -16,7 +22,8 @@ export const parse = (spec: string): ReadonlyArray<Armed> =>
   spec.split(",").map((s) => s.trim()).filter((s) => s !== "").map((entry) => {
     const i = entry.indexOf(":")
     const point = (i < 0 ? entry : entry.slice(0, i)) as Point
-    if (!POINTS.includes(point)) throw new Error(`LANTERN_FAILPOINTS: unknown point '${point}'; known: ${POINTS.join(", ")}`)
+    if (!POINTS.includes(point))
+      throw new Error(`LANTERN_FAILPOINTS: unknown point '${point}'; known: ${POINTS.join(", ")}`)
     return { point, stepId: i < 0 ? null : entry.slice(i + 1) }
   })
 

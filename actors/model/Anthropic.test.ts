@@ -48,7 +48,10 @@ const sent = async (r: Request = request(), s = settings()) => {
   return fake.requests[n]!
 }
 const within = <A>(p: Promise<A>, ms: number, what: string) =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms))])
+  Promise.race([
+    p,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms))
+  ])
 
 describe("Anthropic provider: answers", () => {
   it("streams a text answer", async () => {
@@ -91,14 +94,24 @@ describe("Anthropic provider: answers", () => {
   })
 
   it("assembles a tool call whose JSON input arrives split across several deltas", async () => {
-    const input = { word: "lantern", options: { lang: "en", senses: [1, 2, 3] }, note: "a \"quoted\" value: {not: json}" }
-    fake.reply(FakeAnthropic.toolUse([{ id: "toolu_01A", name: "lookup", input }], { text: "Let me look that up.", pieces: 7 }))
+    const input = {
+      word: "lantern",
+      options: { lang: "en", senses: [1, 2, 3] },
+      note: "a \"quoted\" value: {not: json}"
+    }
+    fake.reply(
+      FakeAnthropic.toolUse([{ id: "toolu_01A", name: "lookup", input }], { text: "Let me look that up.", pieces: 7 })
+    )
     const n = fake.requests.length
     const r = await complete(request({ tools: [lookup] }))
     expect(r.answer.content).toBe("Let me look that up.")
     expect(r.answer.toolCalls).toEqual([{ id: "toolu_01A", name: "lookup", arguments: input }])
     expect(r.answer.finishReason).toBe("tool_use")
-    expect(fake.requests[n]!.body.tools).toEqual([{ name: "lookup", description: "Looks a word up.", input_schema: lookup.parameters }])
+    expect(fake.requests[n]!.body.tools).toEqual([{
+      name: "lookup",
+      description: "Looks a word up.",
+      input_schema: lookup.parameters
+    }])
   })
 
   it("assembles several tool calls in one answer, and a tool call with empty input", async () => {
@@ -153,7 +166,9 @@ describe("Anthropic provider: answers", () => {
   })
 
   it("charges nothing for a model missing from the price table", async () => {
-    fake.reply(FakeAnthropic.text("free", { model: "claude-unknown-9", usage: { input_tokens: 100, output_tokens: 100 } }))
+    fake.reply(
+      FakeAnthropic.text("free", { model: "claude-unknown-9", usage: { input_tokens: 100, output_tokens: 100 } })
+    )
     const r = await complete()
     expect([r.tokensIn, r.tokensOut, r.costUsd]).toEqual([100, 100, 0])
   })
@@ -197,7 +212,11 @@ describe("Anthropic provider: conversation mapping", () => {
     {
       role: "assistant",
       content: "Looking both up.",
-      toolCalls: [{ id: "toolu_a", name: "lookup", arguments: { word: "a" } }, { id: "toolu_b", name: "lookup", arguments: { word: "b" } }]
+      toolCalls: [{ id: "toolu_a", name: "lookup", arguments: { word: "a" } }, {
+        id: "toolu_b",
+        name: "lookup",
+        arguments: { word: "b" }
+      }]
     },
     { role: "tool", content: "a: first letter", toolCallId: "toolu_a" },
     { role: "tool", content: "error: call rejected by alice: no", toolCallId: "toolu_b" },
@@ -249,7 +268,11 @@ describe("Anthropic provider: conversation mapping", () => {
   })
 
   it("gets a 400 from the fake for a conversation the real API would refuse, and does not retry it", async () => {
-    const e = await failure(request({ messages: [{ role: "user", content: "x" }, { role: "tool", content: "orphan", toolCallId: "toolu_zz" }] }))
+    const e = await failure(
+      request({
+        messages: [{ role: "user", content: "x" }, { role: "tool", content: "orphan", toolCallId: "toolu_zz" }]
+      })
+    )
     expect(e.status).toBe(400)
     expect(e.retryable).toBe(false)
     expect(e.reason).toContain("invalid_request_error")
@@ -281,7 +304,10 @@ describe("Anthropic provider: failures", () => {
   })
 
   it("an error event in the middle of a stream fails the call with the status of its type", async () => {
-    fake.reply(FakeAnthropic.streamError("overloaded_error", "Overloaded"), FakeAnthropic.streamError("invalid_request_error", "bad"))
+    fake.reply(
+      FakeAnthropic.streamError("overloaded_error", "Overloaded"),
+      FakeAnthropic.streamError("invalid_request_error", "bad")
+    )
     const overloaded = await failure()
     expect([overloaded.kind, overloaded.status, overloaded.retryable]).toEqual(["unavailable", 529, true])
     expect(overloaded.reason).toContain("error event in the stream: overloaded_error: Overloaded")
@@ -312,7 +338,8 @@ describe("Anthropic provider: failures", () => {
     expect([e.kind, e.status, e.retryable]).toEqual(["refused", 401, false])
     expect(e.reason).toContain("authentication_error")
     expect(e.reason).toContain("[redacted]")
-    for (const text of [e.reason, e.message, String(e), JSON.stringify(e), JSON.stringify(e.toJSON())]) expect(text).not.toContain(key)
+    for (const text of [e.reason, e.message, String(e), JSON.stringify(e), JSON.stringify(e.toJSON())])
+      expect(text).not.toContain(key)
   })
 
   it("a step that takes longer than the timeout fails retryably and closes the connection", async () => {

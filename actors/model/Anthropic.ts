@@ -32,7 +32,10 @@ export interface Settings {
 /** Capability aliases; issue 4's router maps them to candidate lists. Any other name goes to the API as is. */
 const ALIASES = new Set(["auto", "fast", "smart", "default", "cheap", "reasoning-large", "code-large", "vision"])
 
-export const resolveModel = (requested: string, defaultModel: string) => (ALIASES.has(requested) ? defaultModel : requested)
+export const resolveModel = (
+  requested: string,
+  defaultModel: string
+) => (ALIASES.has(requested) ? defaultModel : requested)
 
 // ---- usage ----
 
@@ -82,7 +85,11 @@ const blocksOf = (m: Message): Array<Block> => {
         }))
       ]
     case "tool":
-      return [{ type: "tool_result", tool_use_id: m.toolCallId ?? "", ...(m.content === null || m.content === "" ? {} : { content: m.content }) }]
+      return [{
+        type: "tool_result",
+        tool_use_id: m.toolCallId ?? "",
+        ...(m.content === null || m.content === "" ? {} : { content: m.content })
+      }]
     default:
       return text
   }
@@ -93,8 +100,12 @@ const blocksOf = (m: Message): Array<Block> => {
  * become user turns of `tool_result` blocks, and consecutive messages of one role (the results answering
  * one assistant turn) merge into one turn, tool results first as the API requires.
  */
-export const wireConversation = (messages: ReadonlyArray<Message>): { readonly system: string; readonly messages: ReadonlyArray<Turn> } => {
-  const system = messages.flatMap((m) => (m.role === "system" && m.content !== null && m.content !== "" ? [m.content] : [])).join("\n\n")
+export const wireConversation = (
+  messages: ReadonlyArray<Message>
+): { readonly system: string; readonly messages: ReadonlyArray<Turn> } => {
+  const system = messages.flatMap((
+    m
+  ) => (m.role === "system" && m.content !== null && m.content !== "" ? [m.content] : [])).join("\n\n")
   const turns: Array<{ role: "user" | "assistant"; content: Array<Block> }> = []
   for (const m of messages) {
     if (m.role === "system") continue
@@ -120,7 +131,13 @@ export const requestBody = (request: Request, model: string, maxTokens: number) 
     ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
     messages,
     ...(request.tools.length > 0
-      ? { tools: request.tools.map((t) => ({ name: t.name, description: t.description, input_schema: { type: "object", ...t.parameters } })) }
+      ? {
+        tools: request.tools.map((t) => ({
+          name: t.name,
+          description: t.description,
+          input_schema: { type: "object", ...t.parameters }
+        }))
+      }
       : {}),
     stream: true
   }
@@ -161,7 +178,11 @@ const StreamEvent = Schema.Union([
   Schema.Struct({
     type: Schema.Literal("content_block_delta"),
     index: Schema.Number,
-    delta: Schema.Struct({ type: Schema.String, text: Schema.optionalKey(Schema.String), partial_json: Schema.optionalKey(Schema.String) })
+    delta: Schema.Struct({
+      type: Schema.String,
+      text: Schema.optionalKey(Schema.String),
+      partial_json: Schema.optionalKey(Schema.String)
+    })
   }),
   Schema.Struct({ type: Schema.Literal("content_block_stop"), index: Schema.Number }),
   Schema.Struct({
@@ -174,11 +195,26 @@ const StreamEvent = Schema.Union([
   Schema.Struct({ type: Schema.Literal("error"), error: WireError })
 ])
 export type StreamEvent = typeof StreamEvent.Type
-const KNOWN_EVENTS = new Set(["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop", "ping", "error"])
+const KNOWN_EVENTS = new Set([
+  "message_start",
+  "content_block_start",
+  "content_block_delta",
+  "content_block_stop",
+  "message_delta",
+  "message_stop",
+  "ping",
+  "error"
+])
 
 type Part =
   | { readonly kind: "text"; readonly text: string }
-  | { readonly kind: "tool_use"; readonly id: string; readonly name: string; readonly input: unknown; readonly json: string }
+  | {
+    readonly kind: "tool_use"
+    readonly id: string
+    readonly name: string
+    readonly input: unknown
+    readonly json: string
+  }
   /** Thinking, server tools and block types newer than this code: not part of Lantern's answer. */
   | { readonly kind: "other" }
 
@@ -230,7 +266,8 @@ export const evolve = (d: Draft, e: StreamEvent): Draft => {
       return setPart(d, e.index, partOf(e.content_block))
     case "content_block_delta": {
       const p = d.parts[e.index]
-      if (p?.kind === "text" && e.delta.type === "text_delta") return setPart(d, e.index, { ...p, text: p.text + (e.delta.text ?? "") })
+      if (p?.kind === "text" && e.delta.type === "text_delta")
+        return setPart(d, e.index, { ...p, text: p.text + (e.delta.text ?? "") })
       if (p?.kind === "tool_use" && e.delta.type === "input_json_delta") {
         return setPart(d, e.index, { ...p, json: p.json + (e.delta.partial_json ?? "") })
       }
@@ -266,7 +303,9 @@ export const toResponse = (d: Draft, prices: Prices.Table, provider = PROVIDER):
   const parts = d.parts.filter((p): p is Part => p !== undefined)
   const texts = parts.flatMap((p) => (p.kind === "text" ? [p.text] : []))
   const toolCalls: Array<ToolCall> = parts.flatMap((p) =>
-    p.kind === "tool_use" ? [{ id: p.id, name: p.name, arguments: p.json === "" ? p.input : parseArguments(p.json) }] : []
+    p.kind === "tool_use"
+      ? [{ id: p.id, name: p.name, arguments: p.json === "" ? p.input : parseArguments(p.json) }]
+      : []
   )
   return {
     answer: {
@@ -286,9 +325,7 @@ export const toResponse = (d: Draft, prices: Prices.Table, provider = PROVIDER):
 
 // ---- server-sent events ----
 
-
 // ---- errors ----
-
 
 /** The HTTP status Anthropic gives each error type, for errors that arrive as a stream event after a 200. */
 const STATUS_OF_ERROR: Readonly<Record<string, number>> = {
@@ -330,16 +367,25 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
 
   const streamFailure = (error: typeof WireError.Type) => {
     const status = STATUS_OF_ERROR[error.type]
-    return fail(`error event in the stream: ${error.type}: ${error.message}`, status === undefined || Wire.isRetryableStatus(status), status)
+    return fail(
+      `error event in the stream: ${error.type}: ${error.message}`,
+      status === undefined || Wire.isRetryableStatus(status),
+      status
+    )
   }
 
   const decodeEvent = (sse: Sse.Event) =>
     Effect.gen(function*() {
-      const json = yield* Effect.try({ try: (): unknown => JSON.parse(sse.data), catch: () => fail(`malformed '${sse.event}' event in the stream`, false) })
+      const json = yield* Effect.try({
+        try: (): unknown => JSON.parse(sse.data),
+        catch: () => fail(`malformed '${sse.event}' event in the stream`, false)
+      })
       const type = isRecord(json) && typeof json["type"] === "string" ? json["type"] : sse.event
       // new event types may appear at any time; the API's docs ask clients to skip the ones they do not know
       if (!KNOWN_EVENTS.has(type)) return undefined
-      return yield* Schema.decodeUnknownEffect(StreamEvent)(json).pipe(Effect.mapError(() => fail(`unexpected '${type}' event in the stream`, false)))
+      return yield* Schema.decodeUnknownEffect(StreamEvent)(json).pipe(
+        Effect.mapError(() => fail(`unexpected '${type}' event in the stream`, false))
+      )
     })
 
   const step = (draft: Draft, sse: Sse.Event) =>
@@ -357,7 +403,11 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
     const ownKey = own === undefined ? "" : Redacted.value(own)
     return Wire.exchange<Draft>({
       url: endpoint,
-      headers: { "x-api-key": own === undefined ? secret : ownKey, "anthropic-version": API_VERSION, "idempotency-key": request.idempotencyKey },
+      headers: {
+        "x-api-key": own === undefined ? secret : ownKey,
+        "anthropic-version": API_VERSION,
+        "idempotency-key": request.idempotencyKey
+      },
       body: requestBody(request, model, settings.maxTokens),
       timeoutMs: settings.timeoutMs,
       fail,
@@ -369,7 +419,12 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
             onSuccess: (message) => fromMessage(message, model)
           })
         ),
-      stream: { initial: emptyDraft(model), step, done: (d) => d.stopped, endedEarly: "the event stream ended before message_stop" }
+      stream: {
+        initial: emptyDraft(model),
+        step,
+        done: (d) => d.stopped,
+        endedEarly: "the event stream ended before message_stop"
+      }
     }).pipe(
       Effect.map((d) => toResponse(d, prices, name)),
       Effect.mapError((e) => Wire.scrub(e, ownKey)),
@@ -389,7 +444,12 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
 
   const quote = (request: Request) =>
     Effect.sync(() =>
-      Quote.of(prices, request, [{ provider: name, model: resolveModel(request.model, settings.defaultModel) }], settings.maxTokens)
+      Quote.of(
+        prices,
+        request,
+        [{ provider: name, model: resolveModel(request.model, settings.defaultModel) }],
+        settings.maxTokens
+      )
     )
 
   return ModelProvider.of({ name, complete, quote })

@@ -47,7 +47,13 @@ describe("breaker decisions", () => {
     expect(admission(trial, 1500)).toBe("open")
     expect(admission(trial, 2000)).toBe("take_trial")
     expect(afterSuccess(trial, "trial", 1200)).toEqual(closed(1200, 0))
-    expect(afterFailure(trial, "trial", 1200, settings)).toEqual({ state: "open", failures: 4, openedAt: 1200, until: 2200, updatedAt: 1200 })
+    expect(afterFailure(trial, "trial", 1200, settings)).toEqual({
+      state: "open",
+      failures: 4,
+      openedAt: 1200,
+      until: 2200,
+      updatedAt: 1200
+    })
     // a call admitted before the breaker opened elsewhere changes nothing when it ends
     expect(afterFailure(open, "closed", 500, settings)).toBeUndefined()
     expect(afterSuccess(open, "closed", 500)).toBeUndefined()
@@ -74,11 +80,16 @@ const until = (check: () => boolean, what: string) =>
 /** Hosts' breaker services on one bus, each built as its own layer; `host()` starts one more. */
 const hosts = <A, E>(
   provider: string,
-  f: (host: () => Effect.Effect<Breakers["Service"], unknown, Nats | Scope.Scope>) => Effect.Effect<A, E, Nats | Scope.Scope>
+  f: (
+    host: () => Effect.Effect<Breakers["Service"], unknown, Nats | Scope.Scope>
+  ) => Effect.Effect<A, E, Nats | Scope.Scope>
 ) =>
   Effect.gen(function*() {
-    const env = ConfigProvider.layer(ConfigProvider.fromUnknown({ LANTERN_BREAKER_FAILURES: "3", LANTERN_BREAKER_COOLDOWN_MS: "1000" }))
-    const host = () => Effect.map(Layer.build(Breakers.layer([provider]).pipe(Layer.provide(env))), (c) => Context.get(c, Breakers))
+    const env = ConfigProvider.layer(
+      ConfigProvider.fromUnknown({ LANTERN_BREAKER_FAILURES: "3", LANTERN_BREAKER_COOLDOWN_MS: "1000" })
+    )
+    const host = () =>
+      Effect.map(Layer.build(Breakers.layer([provider]).pipe(Layer.provide(env))), (c) => Context.get(c, Breakers))
     return yield* f(host)
   }).pipe(
     // the hosts' scope closes (their watches stop) before the connection does

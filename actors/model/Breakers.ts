@@ -56,11 +56,28 @@ export const admission = (current: State | undefined, now: number): Admission | 
   return current.until <= now ? "take_trial" : "open"
 }
 
-export const closed = (now: number, openedAt = 0): State => ({ state: "closed", failures: 0, openedAt, until: 0, updatedAt: now })
+export const closed = (now: number, openedAt = 0): State => ({
+  state: "closed",
+  failures: 0,
+  openedAt,
+  until: 0,
+  updatedAt: now
+})
 
 /** The state after a retryable failure of a call admitted as `admitted`; undefined: nothing to write. */
-export const afterFailure = (current: State | undefined, admitted: Admission, now: number, settings: Settings): State | undefined => {
-  const open = (failures: number): State => ({ state: "open", failures, openedAt: now, until: now + settings.cooldownMs, updatedAt: now })
+export const afterFailure = (
+  current: State | undefined,
+  admitted: Admission,
+  now: number,
+  settings: Settings
+): State | undefined => {
+  const open = (failures: number): State => ({
+    state: "open",
+    failures,
+    openedAt: now,
+    until: now + settings.cooldownMs,
+    updatedAt: now
+  })
   if (admitted === "trial") return current?.state === "half_open" ? open(current.failures + 1) : undefined
   // a call admitted while closed that fails after another host opened the breaker adds nothing
   if (current !== undefined && current.state !== "closed") return undefined
@@ -72,7 +89,9 @@ export const afterFailure = (current: State | undefined, admitted: Admission, no
 export const afterSuccess = (current: State | undefined, admitted: Admission, now: number): State | undefined => {
   if (admitted === "trial") return current?.state === "half_open" ? closed(now, current.openedAt) : undefined
   // an open breaker is closed by its trial only, not by a call that was already under way when it opened
-  return current !== undefined && current.state === "closed" && current.failures > 0 ? closed(now, current.openedAt) : undefined
+  return current !== undefined && current.state === "closed" && current.failures > 0
+    ? closed(now, current.openedAt)
+    : undefined
 }
 
 // ---- service ----
@@ -126,7 +145,9 @@ export const make = (kv: Kv.Handle<State>, settings: Settings, providers: Readon
     }
     const reload = (key: string) =>
       kv.get(key).pipe(
-        Effect.map((e) => learn(key, Option.getOrUndefined(Option.map(e, (x): Known => ({ state: x.value, revision: x.revision }))))),
+        Effect.map((e) =>
+          learn(key, Option.getOrUndefined(Option.map(e, (x): Known => ({ state: x.value, revision: x.revision }))))
+        ),
         // the watch learns the unreadable entry's revision, so the next write replaces it
         Effect.catchTag("CorruptValue", (e) => Effect.logWarning(`breaker ${key}: ${e.message}`))
       )
@@ -164,7 +185,10 @@ export const make = (kv: Kv.Handle<State>, settings: Settings, providers: Readon
         }
         return undefined
       }).pipe(
-        Effect.catchTag("BusUnavailable", (e) => Effect.as(Effect.logWarning(`breaker ${key}: cannot record the call: ${e.message}`), undefined))
+        Effect.catchTag(
+          "BusUnavailable",
+          (e) => Effect.as(Effect.logWarning(`breaker ${key}: cannot record the call: ${e.message}`), undefined)
+        )
       )
 
     const admit = (provider: string) =>
@@ -175,7 +199,9 @@ export const make = (kv: Kv.Handle<State>, settings: Settings, providers: Readon
         if (a !== "take_trial") return a
         // exactly one caller wins the write from the revision it saw; everyone else treats the breaker as open
         const trial: State = { ...k!.state!, state: "half_open", until: now + settings.cooldownMs, updatedAt: now }
-        const taken = yield* kv.update(provider, trial, k!.revision).pipe(Effect.catchTag("BusUnavailable", () => Effect.succeed(null)))
+        const taken = yield* kv.update(provider, trial, k!.revision).pipe(
+          Effect.catchTag("BusUnavailable", () => Effect.succeed(null))
+        )
         if (taken === null) return "open" as Admission
         if (taken._tag === "LostRace") {
           yield* reload(provider).pipe(Effect.ignore)

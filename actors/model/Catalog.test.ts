@@ -77,7 +77,10 @@ describe("Catalog: the models file", () => {
 
   it("an alias the file does not define and no provider supplies borrows auto's candidates", async () => {
     const c = await catalogOf({
-      LANTERN_MODELS_FILE: modelsFile({ providers: { local: { api: "openai", baseUrl: "http://127.0.0.1:11434/v1" } }, aliases: { auto: ["local/llama3.2"] } })
+      LANTERN_MODELS_FILE: modelsFile({
+        providers: { local: { api: "openai", baseUrl: "http://127.0.0.1:11434/v1" } },
+        aliases: { auto: ["local/llama3.2"] }
+      })
     })
     for (const alias of Catalog.ALIASES) expect(refs(c.aliases[alias]!)).toEqual(["local/llama3.2"])
     expect(c.strategy).toBe(Catalog.DEFAULT_STRATEGY)
@@ -94,24 +97,52 @@ describe("Catalog: the models file", () => {
 
   it("refuses wrong values, naming every bad field", async () => {
     const text = await refusal({
-      providers: { a: { api: "azure", baseUrl: "ftp://x", timeoutMs: -1 }, "B!": { api: "openai", baseUrl: "http://x" } },
+      providers: {
+        a: { api: "azure", baseUrl: "ftp://x", timeoutMs: -1 },
+        "B!": { api: "openai", baseUrl: "http://x" }
+      },
       aliases: { auto: [], fast: ["no-slash"] },
       strategy: "random",
       cache: { ttlSeconds: 0 }
     })
-    for (const field of ["providers.a.api", "providers.a.baseUrl", "providers.a.timeoutMs", "aliases.auto", "aliases.fast[0]", "strategy", "cache.ttlSeconds"]) {
+    for (
+      const field of [
+        "providers.a.api",
+        "providers.a.baseUrl",
+        "providers.a.timeoutMs",
+        "aliases.auto",
+        "aliases.fast[0]",
+        "strategy",
+        "cache.ttlSeconds"
+      ]
+    ) {
       expect(text).toContain(field)
     }
   })
 
   it("refuses an alias naming a provider the file lacks, an unset key variable, and a file with no candidate for auto", async () => {
-    expect(await refusal({ providers: { a: { api: "anthropic", baseUrl: "http://x" } }, aliases: { fast: ["a/claude-haiku-4-5", "b/m"] } }))
+    expect(
+      await refusal({
+        providers: { a: { api: "anthropic", baseUrl: "http://x" } },
+        aliases: { fast: ["a/claude-haiku-4-5", "b/m"] }
+      })
+    )
       .toContain("aliases.fast[1]: no provider named 'b'")
-    const unset = await refusal({ providers: { a: { api: "openai", baseUrl: "http://x/v1", apiKeyEnv: "MISSING_KEY" } }, aliases: { auto: ["a/m"] } })
+    const unset = await refusal({
+      providers: { a: { api: "openai", baseUrl: "http://x/v1", apiKeyEnv: "MISSING_KEY" } },
+      aliases: { auto: ["a/m"] }
+    })
     expect(unset).toContain("providers.a.apiKeyEnv: environment variable MISSING_KEY is not set")
-    expect(await refusal({ providers: { local: { api: "openai", baseUrl: "http://127.0.0.1:11434/v1" } } })).toContain("aliases.auto")
+    expect(await refusal({ providers: { local: { api: "openai", baseUrl: "http://127.0.0.1:11434/v1" } } })).toContain(
+      "aliases.auto"
+    )
     expect(await refusal({ providers: {} })).toContain("providers")
-    expect(await refusal({ providers: { offline: { api: "openai", baseUrl: "http://x/v1" } }, aliases: { auto: ["offline/m"] } })).toContain("reserved")
+    expect(
+      await refusal({
+        providers: { offline: { api: "openai", baseUrl: "http://x/v1" } },
+        aliases: { auto: ["offline/m"] }
+      })
+    ).toContain("reserved")
   })
 
   it("refuses a file that is not JSON or cannot be read", async () => {
@@ -121,11 +152,18 @@ describe("Catalog: the models file", () => {
   })
 
   it("the key itself never appears in what a catalogue prints", async () => {
-    const c = await catalogOf({ LANTERN_MODELS_FILE: modelsFile(twoProviders), PRIMARY_KEY: "sk-SECRET-1", CLAUDE_KEY: "sk-SECRET-2" })
+    const c = await catalogOf({
+      LANTERN_MODELS_FILE: modelsFile(twoProviders),
+      PRIMARY_KEY: "sk-SECRET-1",
+      CLAUDE_KEY: "sk-SECRET-2"
+    })
     const printed = `${Catalog.describe(c)} ${JSON.stringify(c)} ${String(c.providers[0]!.apiKey)}`
     expect(printed).not.toContain("sk-SECRET")
     // nor a key someone put in a base URL
-    const inUrl = await catalogOf({ OPENAI_API_KEY: "k", OPENAI_BASE_URL: "https://user:sk-SECRET-3@gateway.example/v1" })
+    const inUrl = await catalogOf({
+      OPENAI_API_KEY: "k",
+      OPENAI_BASE_URL: "https://user:sk-SECRET-3@gateway.example/v1"
+    })
     expect(Catalog.describe(inUrl)).toContain("https://gateway.example/v1")
     expect(Catalog.describe(inUrl)).not.toContain("sk-SECRET")
   })
@@ -135,7 +173,8 @@ describe("Catalog: from the environment", () => {
   it("with no key every alias and model name resolves to the offline provider", async () => {
     const c = await catalogOf({})
     expect(c.providers).toEqual([])
-    for (const model of ["auto", "fast", "gpt-4o", "claude-opus-4-1", "openai/gpt-4o"]) expect(refs(Catalog.resolve(c, model))).toEqual(["offline/offline-echo-1"])
+    for (const model of ["auto", "fast", "gpt-4o", "claude-opus-4-1", "openai/gpt-4o"])
+      expect(refs(Catalog.resolve(c, model))).toEqual(["offline/offline-echo-1"])
     expect(Catalog.describe(c)).toContain("offline")
   })
 
@@ -156,12 +195,21 @@ describe("Catalog: from the environment", () => {
   })
 
   it("an OpenAI-compatible server elsewhere (Ollama, vLLM) serves LANTERN_OPENAI_MODEL for every alias", async () => {
-    const c = await catalogOf({ OPENAI_API_KEY: "k", OPENAI_BASE_URL: "http://127.0.0.1:11434/v1", LANTERN_OPENAI_MODEL: "llama3.2" })
-    for (const alias of [...Catalog.ALIASES, "smart", "default"]) expect(refs(Catalog.resolve(c, alias))).toEqual(["openai/llama3.2"])
+    const c = await catalogOf({
+      OPENAI_API_KEY: "k",
+      OPENAI_BASE_URL: "http://127.0.0.1:11434/v1",
+      LANTERN_OPENAI_MODEL: "llama3.2"
+    })
+    for (const alias of [...Catalog.ALIASES, "smart", "default"])
+      expect(refs(Catalog.resolve(c, alias))).toEqual(["openai/llama3.2"])
   })
 
   it("with both keys both providers are candidates, OpenAI first", async () => {
-    const c = await catalogOf({ OPENAI_API_KEY: "o", ANTHROPIC_API_KEY: "a", LANTERN_ANTHROPIC_MODEL: "claude-haiku-4-5" })
+    const c = await catalogOf({
+      OPENAI_API_KEY: "o",
+      ANTHROPIC_API_KEY: "a",
+      LANTERN_ANTHROPIC_MODEL: "claude-haiku-4-5"
+    })
     expect(c.providers.map((p) => p.name)).toEqual(["openai", "anthropic"])
     expect(refs(c.aliases["auto"]!)).toEqual(["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"])
     expect(refs(c.aliases["reasoning-large"]!)).toEqual(["openai/gpt-4.1", "anthropic/claude-opus-4-1"])
@@ -192,7 +240,12 @@ describe("Catalog: from the environment", () => {
     expect([c.strategy, c.cache, c.providers[0]!.timeoutMs]).toEqual(["fast", { enabled: false, ttlSeconds: 60 }, 9000])
     // off in the environment wins over a file that turns the cache on
     const file = modelsFile({ ...twoProviders, cache: { enabled: true } })
-    const f = await catalogOf({ LANTERN_MODELS_FILE: file, PRIMARY_KEY: "k", CLAUDE_KEY: "k", LANTERN_MODEL_CACHE: "off" })
+    const f = await catalogOf({
+      LANTERN_MODELS_FILE: file,
+      PRIMARY_KEY: "k",
+      CLAUDE_KEY: "k",
+      LANTERN_MODEL_CACHE: "off"
+    })
     expect(f.cache.enabled).toBe(false)
   })
 })

@@ -47,7 +47,14 @@ export const DEFAULT_CACHE_TTL_SECONDS = 24 * 3600
 
 /** The capability aliases every catalogue defines, with the models they stand for at each vendor. */
 export const BUILT_IN: Readonly<Record<Api, Readonly<Record<string, string>>>> = {
-  openai: { auto: "gpt-4o-mini", fast: "gpt-4o-mini", cheap: "gpt-4o-mini", "reasoning-large": "gpt-4.1", "code-large": "gpt-4.1", vision: "gpt-4o" },
+  openai: {
+    auto: "gpt-4o-mini",
+    fast: "gpt-4o-mini",
+    cheap: "gpt-4o-mini",
+    "reasoning-large": "gpt-4.1",
+    "code-large": "gpt-4.1",
+    vision: "gpt-4o"
+  },
   anthropic: {
     auto: "claude-sonnet-4-5",
     fast: "claude-haiku-4-5",
@@ -87,7 +94,8 @@ const builtInsOf = (p: Provider, auto: string | undefined): Record<string, strin
 const builtInAliases = (providers: ReadonlyArray<{ readonly provider: Provider; readonly auto?: string }>) => {
   const aliases: Record<string, Array<Candidate>> = {}
   for (const { provider, auto } of providers) {
-    for (const [alias, model] of Object.entries(builtInsOf(provider, auto))) (aliases[alias] ??= []).push({ provider: provider.name, model })
+    for (const [alias, model] of Object.entries(builtInsOf(provider, auto)))
+      (aliases[alias] ??= []).push({ provider: provider.name, model })
   }
   const fallback = aliases["auto"] ?? []
   for (const alias of ALIASES) if ((aliases[alias] ?? []).length === 0 && fallback.length > 0) aliases[alias] = fallback
@@ -99,7 +107,8 @@ const builtInAliases = (providers: ReadonlyArray<{ readonly provider: Provider; 
 /** The candidates a request's `model` stands for: an alias's list, `provider/model`, or a bare model name. */
 export const resolve = (catalog: Catalog, requested: string): ReadonlyArray<Candidate> => {
   if (catalog.providers.length === 0) return [OFFLINE]
-  const alias = catalog.aliases[requested] ?? (Object.hasOwn(SYNONYMS, requested) ? catalog.aliases[SYNONYMS[requested]!] : undefined)
+  const alias = catalog.aliases[requested] ??
+    (Object.hasOwn(SYNONYMS, requested) ? catalog.aliases[SYNONYMS[requested]!] : undefined)
   if (alias !== undefined && alias.length > 0) return alias
   const slash = requested.indexOf("/")
   if (slash > 0) {
@@ -139,10 +148,14 @@ export const describe = (c: Catalog): string =>
 // ---- the models file ----
 
 const ProviderName = Schema.String.check(
-  Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: "Expected a provider name: lowercase letters, digits, '-' or '_'" })
+  Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/, {
+    message: "Expected a provider name: lowercase letters, digits, '-' or '_'"
+  })
 )
 const AliasName = Schema.String.check(
-  Schema.isPattern(/^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,127}$/, { message: "Expected an alias: letters, digits, '.', '_', ':' or '-'" })
+  Schema.isPattern(/^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,127}$/, {
+    message: "Expected an alias: letters, digits, '.', '_', ':' or '-'"
+  })
 )
 const CandidateRef = Schema.String.check(
   Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}\/\S+$/, { message: "Expected \"<provider>/<model>\"" })
@@ -209,22 +222,39 @@ export const fromFile = (
     const invalid = (reason: string) => new ModelsFileInvalid({ file, reason })
     const providers: Array<Provider> = []
     for (const [name, p] of Object.entries(decoded.providers)) {
-      if (name === Offline.PROVIDER) return yield* invalid(`providers.${name}: the name '${Offline.PROVIDER}' is reserved`)
+      if (name === Offline.PROVIDER)
+        return yield* invalid(`providers.${name}: the name '${Offline.PROVIDER}' is reserved`)
       const key = p.apiKeyEnv === undefined ? Redacted.make("") : keys[p.apiKeyEnv]
-      if (key === undefined) return yield* invalid(`providers.${name}.apiKeyEnv: environment variable ${p.apiKeyEnv} is not set`)
-      providers.push({ name, api: p.api, baseUrl: p.baseUrl, apiKey: key, timeoutMs: p.timeoutMs ?? defaults.timeoutMs })
+      if (key === undefined)
+        return yield* invalid(`providers.${name}.apiKeyEnv: environment variable ${p.apiKeyEnv} is not set`)
+      providers.push({
+        name,
+        api: p.api,
+        baseUrl: p.baseUrl,
+        apiKey: key,
+        timeoutMs: p.timeoutMs ?? defaults.timeoutMs
+      })
     }
-    if (providers.length === 0) return yield* invalid("providers: Expected at least one provider")
-    const aliases: Record<string, ReadonlyArray<Candidate>> = builtInAliases(providers.map((provider) => ({ provider })))
+    if (providers.length === 0)
+      return yield* invalid("providers: Expected at least one provider")
+    const aliases: Record<string, ReadonlyArray<Candidate>> = builtInAliases(
+      providers.map((provider) => ({ provider }))
+    )
     for (const [alias, refs] of Object.entries(decoded.aliases ?? {})) {
       const candidates = refs.map(candidateOf)
       const unknown = candidates.findIndex((c) => !Object.hasOwn(decoded.providers, c.provider))
-      if (unknown !== -1) return yield* invalid(`aliases.${alias}[${unknown}]: no provider named '${candidates[unknown]!.provider}' in providers`)
+      if (unknown !== -1)
+        return yield* invalid(
+          `aliases.${alias}[${unknown}]: no provider named '${candidates[unknown]!.provider}' in providers`
+        )
       aliases[alias] = candidates
     }
-    for (const alias of ALIASES) if (aliases[alias] === undefined && aliases["auto"] !== undefined) aliases[alias] = aliases["auto"]
+    for (const alias of ALIASES)
+      if (aliases[alias] === undefined && aliases["auto"] !== undefined) aliases[alias] = aliases["auto"]
     if ((aliases["auto"] ?? []).length === 0) {
-      return yield* invalid("aliases.auto: no candidate; name the models of your OpenAI-compatible servers in aliases.auto (every agent's default model)")
+      return yield* invalid(
+        "aliases.auto: no candidate; name the models of your OpenAI-compatible servers in aliases.auto (every agent's default model)"
+      )
     }
     return {
       providers,
@@ -247,11 +277,22 @@ export const readFileConfig = (file: string): Effect.Effect<File, ModelsFileInva
 
 const defaultsConfig = Effect.gen(function*() {
   const timeoutMs = yield* Config.Int("LANTERN_MODEL_TIMEOUT_MS").pipe(Config.withDefault(120_000))
-  const strategy = yield* Config.Literals(STRATEGIES, "LANTERN_ROUTING_STRATEGY").pipe(Config.withDefault(DEFAULT_STRATEGY))
+  const strategy = yield* Config.Literals(STRATEGIES, "LANTERN_ROUTING_STRATEGY").pipe(
+    Config.withDefault(DEFAULT_STRATEGY)
+  )
   const cacheSwitch = yield* Config.Literals(["on", "off"], "LANTERN_MODEL_CACHE").pipe(Config.withDefault("on"))
-  const ttlSeconds = yield* Config.Int("LANTERN_MODEL_CACHE_TTL_SECONDS").pipe(Config.withDefault(DEFAULT_CACHE_TTL_SECONDS))
-  const anthropicMaxTokens = yield* Config.Int("LANTERN_ANTHROPIC_MAX_TOKENS").pipe(Config.withDefault(Anthropic.DEFAULT_MAX_TOKENS))
-  return { timeoutMs, strategy, cache: { enabled: cacheSwitch === "on", ttlSeconds }, anthropicMaxTokens } satisfies Defaults
+  const ttlSeconds = yield* Config.Int("LANTERN_MODEL_CACHE_TTL_SECONDS").pipe(
+    Config.withDefault(DEFAULT_CACHE_TTL_SECONDS)
+  )
+  const anthropicMaxTokens = yield* Config.Int("LANTERN_ANTHROPIC_MAX_TOKENS").pipe(
+    Config.withDefault(Anthropic.DEFAULT_MAX_TOKENS)
+  )
+  return {
+    timeoutMs,
+    strategy,
+    cache: { enabled: cacheSwitch === "on", ttlSeconds },
+    anthropicMaxTokens
+  } satisfies Defaults
 })
 
 /** The catalogue of OPENAI_API_KEY and ANTHROPIC_API_KEY (either, both, or neither: offline). */
@@ -262,14 +303,25 @@ const fromEnvironment = (defaults: Defaults) =>
     if (Option.isSome(openAiKey)) {
       const baseUrl = yield* Config.String("OPENAI_BASE_URL").pipe(Config.withDefault("https://api.openai.com/v1"))
       const model = yield* Config.String("LANTERN_OPENAI_MODEL").pipe(Config.withDefault(BUILT_IN.openai["auto"]!))
-      providers.push({ provider: { name: "openai", api: "openai", baseUrl, apiKey: openAiKey.value, timeoutMs: defaults.timeoutMs }, auto: model })
+      providers.push({
+        provider: { name: "openai", api: "openai", baseUrl, apiKey: openAiKey.value, timeoutMs: defaults.timeoutMs },
+        auto: model
+      })
     }
     const anthropicKey = yield* Config.option(Config.Redacted("ANTHROPIC_API_KEY"))
     if (Option.isSome(anthropicKey)) {
       const baseUrl = yield* Config.String("ANTHROPIC_BASE_URL").pipe(Config.withDefault(Anthropic.DEFAULT_BASE_URL))
-      const model = yield* Config.String("LANTERN_ANTHROPIC_MODEL").pipe(Config.withDefault(BUILT_IN.anthropic["auto"]!))
+      const model = yield* Config.String("LANTERN_ANTHROPIC_MODEL").pipe(
+        Config.withDefault(BUILT_IN.anthropic["auto"]!)
+      )
       providers.push({
-        provider: { name: "anthropic", api: "anthropic", baseUrl, apiKey: anthropicKey.value, timeoutMs: defaults.timeoutMs },
+        provider: {
+          name: "anthropic",
+          api: "anthropic",
+          baseUrl,
+          apiKey: anthropicKey.value,
+          timeoutMs: defaults.timeoutMs
+        },
         auto: model
       })
     }

@@ -16,7 +16,11 @@ const toolSpec = (name: string): ToolSpec => {
 }
 const calculator = toolSpec("calculator")
 
-const request = (input: string, tools: ReadonlyArray<ToolSpec> = [calculator], extra: Request["messages"] = []): Request => ({
+const request = (
+  input: string,
+  tools: ReadonlyArray<ToolSpec> = [calculator],
+  extra: Request["messages"] = []
+): Request => ({
   model: "auto",
   messages: [{ role: "system", content: "You are terse." }, { role: "user", content: input }, ...extra],
   tools,
@@ -65,7 +69,9 @@ describe("Offline provider", () => {
   })
 
   it("calls every declared tool the input names, in declaration order", () => {
-    const r = Offline.answer(request("echo this and word_count it", [calculator, toolSpec("word_count"), toolSpec("echo")]))
+    const r = Offline.answer(
+      request("echo this and word_count it", [calculator, toolSpec("word_count"), toolSpec("echo")])
+    )
     expect(r.answer.toolCalls.map((c) => [c.id, c.name])).toEqual([["call_0", "word_count"], ["call_1", "echo"]])
     expect(r.answer.toolCalls[0]!.arguments).toEqual({ text: "echo this and word_count it" })
   })
@@ -78,10 +84,18 @@ describe("Offline provider", () => {
 
   it("reports tool results as its final answer on the next turn", () => {
     const next = request("calculator: (2 + 3) * 4", [calculator], [
-      { role: "assistant", content: null, toolCalls: [{ id: "call_0", name: "calculator", arguments: { expression: "(2 + 3) * 4" } }] },
+      {
+        role: "assistant",
+        content: null,
+        toolCalls: [{ id: "call_0", name: "calculator", arguments: { expression: "(2 + 3) * 4" } }]
+      },
       { role: "tool", content: "20", toolCallId: "call_0" }
     ])
-    expect(Offline.answer(next).answer).toMatchObject({ content: "[offline] Tool results: 20", toolCalls: [], finishReason: "stop" })
+    expect(Offline.answer(next).answer).toMatchObject({
+      content: "[offline] Tool results: 20",
+      toolCalls: [],
+      finishReason: "stop"
+    })
   })
 
   it("is served through the ModelProvider layer under the name 'offline'", async () => {
@@ -97,16 +111,18 @@ describe("Offline provider", () => {
 
   it("drives a whole run to a final answer with the built-in calculator (pure core, no bus)", () => {
     const spec: ResolvedSpec = { systemPrompt: "You are terse.", model: "auto", maxTurns: 3, tools: [calculator] }
-    let state = fold(Run.decider, [{
-      _tag: "RunStarted",
-      runId: "run_01",
-      agentName: "math",
-      agentVersion: 1,
-      agentDigest: "sha256:a",
-      spec,
-      input: "With the calculator: what is 2 + 3 * (4 - 1)?",
-      requestDigest: "sha256:r"
-    } satisfies RunEvent])
+    let state = fold(Run.decider, [
+      {
+        _tag: "RunStarted",
+        runId: "run_01",
+        agentName: "math",
+        agentVersion: 1,
+        agentDigest: "sha256:a",
+        spec,
+        input: "With the calculator: what is 2 + 3 * (4 - 1)?",
+        requestDigest: "sha256:r"
+      } satisfies RunEvent
+    ])
     const exec = (command: RunCommand) => {
       const decided = Run.decider.decide(command, state)
       if (decided._tag === "Failure") throw decided.failure
@@ -120,14 +136,38 @@ describe("Offline provider", () => {
       else if (action._tag === "Wait") throw new Error(`unexpected wait on ${action.step.stepId}`)
       else {
         exec({ _tag: "StartStep", stepId: action.stepId, request: action.request })
-        if (action.request._tag !== "model" && action.request._tag !== "tool") throw new Error(`unexpected ${action.request._tag} step`)
+        if (action.request._tag !== "model" && action.request._tag !== "tool")
+          throw new Error(`unexpected ${action.request._tag} step`)
         const { result, tokensIn, tokensOut, costUsd } = action.request._tag === "model"
           ? (() => {
-            const r = Offline.answer({ model: action.request.model, messages: Plan.conversation(state), tools: spec.tools, idempotencyKey: action.stepId })
+            const r = Offline.answer({
+              model: action.request.model,
+              messages: Plan.conversation(state),
+              tools: spec.tools,
+              idempotencyKey: action.stepId
+            })
             return { ...r, result: { _tag: "model" as const, answer: r.answer } }
           })()
-          : { result: { _tag: "tool" as const, callId: action.request.call.id, output: Tools.find(action.request.call.name)!.run(action.request.call.arguments) }, tokensIn: 0, tokensOut: 0, costUsd: 0 }
-        exec({ _tag: "CompleteStep", stepId: action.stepId, attempt: 1, result, tokensIn, tokensOut, costUsd, durationMs: 0 })
+          : {
+            result: {
+              _tag: "tool" as const,
+              callId: action.request.call.id,
+              output: Tools.find(action.request.call.name)!.run(action.request.call.arguments)
+            },
+            tokensIn: 0,
+            tokensOut: 0,
+            costUsd: 0
+          }
+        exec({
+          _tag: "CompleteStep",
+          stepId: action.stepId,
+          attempt: 1,
+          result,
+          tokensIn,
+          tokensOut,
+          costUsd,
+          durationMs: 0
+        })
       }
     }
     expect(state.status).toBe("succeeded")
@@ -162,7 +202,24 @@ describe("Tools.calculate", () => {
     expect(() => Tools.calculate(expression)).toThrow(/division by zero/)
   })
 
-  it.each(["", "   ", "abc", "2+", "*2", "(1+2", "1+2)", "2**3", "2^3", "1e3", ".5", "2.", "1+x", "()", "Math.max(1,2)", "1;2"])(
+  it.each([
+    "",
+    "   ",
+    "abc",
+    "2+",
+    "*2",
+    "(1+2",
+    "1+2)",
+    "2**3",
+    "2^3",
+    "1e3",
+    ".5",
+    "2.",
+    "1+x",
+    "()",
+    "Math.max(1,2)",
+    "1;2"
+  ])(
     "rejects junk: %j",
     (expression) => {
       expect(() => Tools.calculate(expression)).toThrow()

@@ -33,7 +33,11 @@ export const answer = (request: Request): Response => {
   const mentioned = request.tools.filter((t) => input.toLowerCase().includes(t.name.toLowerCase()))
   let result: ModelAnswer
   if (toolResults.length === 0 && mentioned.length > 0) {
-    const calls: Array<ToolCall> = mentioned.map((t, i) => ({ id: `call_${i}`, name: t.name, arguments: argumentsFor(t.name, input) }))
+    const calls: Array<ToolCall> = mentioned.map((t, i) => ({
+      id: `call_${i}`,
+      name: t.name,
+      arguments: argumentsFor(t.name, input)
+    }))
     result = { content: null, toolCalls: calls, finishReason: "tool_calls", provider: PROVIDER, model: MODEL }
   } else {
     const content = toolResults.length > 0
@@ -48,9 +52,11 @@ export const answer = (request: Request): Response => {
 
 export const layer = Layer.succeed(ModelProvider, {
   name: PROVIDER,
-  complete: (request) => Effect.sync(() => answer(request)).pipe(Effect.withSpan("gen_ai.offline", {
-    attributes: { "gen_ai.system": PROVIDER, "gen_ai.request.model": request.model }
-  })),
+  complete: (request) =>
+    Effect.sync(() => answer(request)).pipe(Effect.withSpan("gen_ai.offline", {
+      attributes: { "gen_ai.system": PROVIDER, "gen_ai.request.model": request.model }
+    })),
   // free: the quote counts the tokens, its price is 0
-  quote: (request) => Effect.sync(() => Quote.of({ version: "offline", models: {} }, request, [{ provider: PROVIDER, model: MODEL }]))
+  quote: (request) =>
+    Effect.sync(() => Quote.of({ version: "offline", models: {} }, request, [{ provider: PROVIDER, model: MODEL }]))
 })

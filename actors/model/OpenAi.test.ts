@@ -8,7 +8,11 @@ import * as FakeOpenAi from "../../tests/support/FakeOpenAi.ts"
 import type { Request } from "./ModelProvider.ts"
 import * as OpenAi from "./OpenAi.ts"
 
-const echo: ToolSpec = { name: "echo", description: "Echoes.", parameters: { type: "object", properties: { text: { type: "string" } } } }
+const echo: ToolSpec = {
+  name: "echo",
+  description: "Echoes.",
+  parameters: { type: "object", properties: { text: { type: "string" } } }
+}
 
 const request = (overrides: Partial<Request> = {}): Request => ({
   model: "auto",
@@ -19,7 +23,10 @@ const request = (overrides: Partial<Request> = {}): Request => ({
 })
 
 const within = <A>(p: Promise<A>, ms: number, what: string) =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms))])
+  Promise.race([
+    p,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms))
+  ])
 
 // ---- against the scripted provider the end-to-end suites use ----
 
@@ -30,7 +37,12 @@ describe("OpenAI provider against FakeOpenAi (streamed)", () => {
   })
   afterAll(() => fake.close())
 
-  const settings = (): OpenAi.Settings => ({ baseUrl: fake.url, apiKey: Redacted.make("test-key"), defaultModel: "gpt-4o-mini", timeoutMs: 10_000 })
+  const settings = (): OpenAi.Settings => ({
+    baseUrl: fake.url,
+    apiKey: Redacted.make("test-key"),
+    defaultModel: "gpt-4o-mini",
+    timeoutMs: 10_000
+  })
   const complete = (r: Request) => Effect.runPromise(OpenAi.make(settings()).complete(r))
 
   it("streams a tool call whose arguments arrive in several fragments", async () => {
@@ -54,7 +66,11 @@ describe("OpenAI provider against FakeOpenAi (streamed)", () => {
       idempotencyKey: "run_01:turn-2:1",
       messages: [
         ...request().messages,
-        { role: "assistant", content: null, toolCalls: [{ id: "call_0", name: "echo", arguments: { text: "round 1" } }] },
+        {
+          role: "assistant",
+          content: null,
+          toolCalls: [{ id: "call_0", name: "echo", arguments: { text: "round 1" } }]
+        },
         { role: "tool", content: "round 1", toolCallId: "call_0" }
       ]
     }))
@@ -69,7 +85,13 @@ describe("OpenAI provider against FakeOpenAi (streamed)", () => {
     const completion = JSON.stringify({
       id: "x",
       model: "m",
-      choices: [{ message: { content: null, tool_calls: [{ id: "c", function: { name: "echo", arguments: "{\"text\":\"round 1\"}" } }] }, finish_reason: "tool_calls" }],
+      choices: [{
+        message: {
+          content: null,
+          tool_calls: [{ id: "c", function: { name: "echo", arguments: "{\"text\":\"round 1\"}" } }]
+        },
+        finish_reason: "tool_calls"
+      }],
       usage: { prompt_tokens: 1, completion_tokens: 2 }
     })
     const events = FakeOpenAi.streamOf(completion)
@@ -128,23 +150,29 @@ const settings = (overrides: Partial<OpenAi.Settings> = {}): OpenAi.Settings => 
   ...overrides
 })
 const complete = (r: Request = request(), s = settings()) => Effect.runPromise(OpenAi.make(s).complete(r))
-const failure = (r: Request = request(), s = settings()): Promise<ProviderError> => Effect.runPromise(Effect.flip(OpenAi.make(s).complete(r)))
+const failure = (r: Request = request(), s = settings()): Promise<ProviderError> =>
+  Effect.runPromise(Effect.flip(OpenAi.make(s).complete(r)))
 const nextRequest = () => new Promise<Recorded>((r) => arrivals.push(r))
 
 const data = (chunk: unknown) => `data: ${typeof chunk === "string" ? chunk : JSON.stringify(chunk)}\n\n`
-const delta = (d: object, finish_reason: string | null = null) => ({ model: "gpt-4o-2024-08-06", choices: [{ index: 0, delta: d, finish_reason }] })
+const delta = (d: object, finish_reason: string | null = null) => ({
+  model: "gpt-4o-2024-08-06",
+  choices: [{ index: 0, delta: d, finish_reason }]
+})
 
 /** Answers with an event stream, written in pieces of `fragmentBytes` bytes (lines and UTF-8 characters cut anywhere). */
-const stream = (events: ReadonlyArray<string>, options: { readonly fragmentBytes?: number; readonly end?: boolean } = {}): Script => async (res) => {
-  res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" })
-  const bytes = Buffer.from(events.join(""))
-  const size = options.fragmentBytes ?? bytes.length
-  for (let i = 0; i < bytes.length && !res.destroyed; i += size) {
-    res.write(bytes.subarray(i, i + size))
-    await new Promise((r) => setImmediate(r))
+const stream =
+  (events: ReadonlyArray<string>, options: { readonly fragmentBytes?: number; readonly end?: boolean } = {}): Script =>
+  async (res) => {
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" })
+    const bytes = Buffer.from(events.join(""))
+    const size = options.fragmentBytes ?? bytes.length
+    for (let i = 0; i < bytes.length && !res.destroyed; i += size) {
+      res.write(bytes.subarray(i, i + size))
+      await new Promise((r) => setImmediate(r))
+    }
+    if (options.end !== false) res.end()
   }
-  if (options.end !== false) res.end()
-}
 const json = (status: number, body: unknown, headers: Record<string, string> = {}): Script => (res) =>
   void res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body))
 
@@ -174,8 +202,14 @@ describe("OpenAI provider: streamed answers", () => {
       data(delta({ role: "assistant", content: "" })),
       data(delta({ content: "Looking ü" })),
       data(delta({ content: "p…" })),
-      data(delta({ tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "echo", arguments: "" } }] })),
-      data(delta({ tool_calls: [{ index: 1, id: "call_b", type: "function", function: { name: "echo", arguments: "{\"te" } }] })),
+      data(
+        delta({ tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "echo", arguments: "" } }] })
+      ),
+      data(
+        delta({
+          tool_calls: [{ index: 1, id: "call_b", type: "function", function: { name: "echo", arguments: "{\"te" } }]
+        })
+      ),
       data(delta({ tool_calls: [{ index: 0, function: { arguments: "{\"text\":" } }] })),
       data(delta({ tool_calls: [{ index: 1, function: { arguments: "xt\":\"b\"}" } }] })),
       data(delta({ tool_calls: [{ index: 0, function: { arguments: "\"a\"}" } }] })),
@@ -203,7 +237,10 @@ describe("OpenAI provider: streamed answers", () => {
   })
 
   it("the fold keeps cached and reasoning tokens", () => {
-    const d = [delta({ content: "hi" }, "stop"), { choices: [], usage }].reduce(OpenAi.evolve, OpenAi.emptyDraft("gpt-4o"))
+    const d = [delta({ content: "hi" }, "stop"), { choices: [], usage }].reduce(
+      OpenAi.evolve,
+      OpenAi.emptyDraft("gpt-4o")
+    )
     expect(d.usage).toEqual({ prompt: 10_000, completion: 2000, cached: 4000, reasoning: 1500 })
     expect(d.content).toBe("hi")
     expect(d.done).toBe(false)
@@ -228,7 +265,11 @@ describe("OpenAI provider: streamed answers", () => {
       model: "gpt-4o-2024-08-06",
       choices: [{
         index: 0,
-        message: { role: "assistant", content: null, tool_calls: [{ id: "call_j", type: "function", function: { name: "echo", arguments: "{\"text\":\"j\"}" } }] },
+        message: {
+          role: "assistant",
+          content: null,
+          tool_calls: [{ id: "call_j", type: "function", function: { name: "echo", arguments: "{\"text\":\"j\"}" } }]
+        },
         finish_reason: "tool_calls"
       }],
       usage
@@ -248,7 +289,10 @@ describe("OpenAI provider: streamed answers", () => {
 
 describe("OpenAI provider: sampling, output cap and usage details", () => {
   it("sends temperature and the output cap when the request sets them, and neither when it does not", async () => {
-    scripts.push(stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")]), stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")]))
+    scripts.push(
+      stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")]),
+      stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")])
+    )
     const first = nextRequest()
     await complete(request({ temperature: 0, maxTokens: 256 }))
     const capped = (await first).body
@@ -267,7 +311,9 @@ describe("OpenAI provider: sampling, output cap and usage details", () => {
     expect(OpenAi.outputCapFieldOf("https://api.openai.com/v1")).toBe("max_completion_tokens")
     expect(OpenAi.outputCapFieldOf("http://127.0.0.1:11434/v1")).toBe("max_tokens")
     expect(OpenAi.outputCapFieldOf("https://openrouter.ai/api/v1")).toBe("max_tokens")
-    expect(OpenAi.requestBody(request({ maxTokens: 9 }), "o3", "max_completion_tokens")).toMatchObject({ max_completion_tokens: 9 })
+    expect(OpenAi.requestBody(request({ maxTokens: 9 }), "o3", "max_completion_tokens")).toMatchObject({
+      max_completion_tokens: 9
+    })
     scripts.push(stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")]))
     const arrived = nextRequest()
     await complete(request({ maxTokens: 77 }), settings({ outputCapField: "max_completion_tokens" }))
@@ -278,8 +324,16 @@ describe("OpenAI provider: sampling, output cap and usage details", () => {
 
   it("reports cached prompt tokens and reasoning tokens, streamed and in a JSON answer", async () => {
     scripts.push(
-      stream([data(delta({ content: "hi" }, "stop")), data({ model: "gpt-4o-2024-08-06", choices: [], usage }), data("[DONE]")]),
-      json(200, { model: "gpt-4o", choices: [{ index: 0, message: { role: "assistant", content: "hi" }, finish_reason: "stop" }], usage })
+      stream([
+        data(delta({ content: "hi" }, "stop")),
+        data({ model: "gpt-4o-2024-08-06", choices: [], usage }),
+        data("[DONE]")
+      ]),
+      json(200, {
+        model: "gpt-4o",
+        choices: [{ index: 0, message: { role: "assistant", content: "hi" }, finish_reason: "stop" }],
+        usage
+      })
     )
     for (let i = 0; i < 2; i++) {
       const r = await complete()
@@ -292,7 +346,12 @@ describe("OpenAI provider: sampling, output cap and usage details", () => {
     scripts.push(json(200, {
       model: "gpt-4o",
       choices: [{ index: 0, message: { role: "assistant", content: "hi" }, finish_reason: "stop" }],
-      usage: { prompt_tokens: 5, completion_tokens: 1, prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0 } }
+      usage: {
+        prompt_tokens: 5,
+        completion_tokens: 1,
+        prompt_tokens_details: { cached_tokens: 0 },
+        completion_tokens_details: { reasoning_tokens: 0 }
+      }
     }))
     const r = await complete()
     expect(r).not.toHaveProperty("cachedTokensIn")
@@ -300,7 +359,10 @@ describe("OpenAI provider: sampling, output cap and usage details", () => {
   })
 
   it("an instance with a name of its own labels its answers and errors with it, and a keyless one sends no authorization", async () => {
-    scripts.push(stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")]), json(500, { error: { message: "boom", type: "server_error" } }))
+    scripts.push(
+      stream([data(delta({ content: "ok" }, "stop")), data("[DONE]")]),
+      json(500, { error: { message: "boom", type: "server_error" } })
+    )
     const arrived = nextRequest()
     const named = settings({ name: "local", apiKey: Redacted.make("") })
     const r = await complete(request(), named)
@@ -315,7 +377,9 @@ describe("OpenAI provider: errors", () => {
   it("an error chunk mid-stream is retryable", async () => {
     scripts.push(stream([
       data(delta({ content: "Partial" })),
-      data({ error: { message: "The server had an error while processing your request.", type: "server_error", code: null } })
+      data({
+        error: { message: "The server had an error while processing your request.", type: "server_error", code: null }
+      })
     ]))
     const e = await failure()
     expect([e.kind, e.retryable]).toEqual(["unavailable", true])
@@ -329,7 +393,9 @@ describe("OpenAI provider: errors", () => {
   })
 
   it("a rate-limit error chunk keeps status 429", async () => {
-    scripts.push(stream([data({ error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } })]))
+    scripts.push(
+      stream([data({ error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } })])
+    )
     const e = await failure()
     expect([e.kind, e.status, e.retryable]).toEqual(["rate_limited", 429, true])
   })
@@ -343,16 +409,28 @@ describe("OpenAI provider: errors", () => {
 
   it("HTTP 429 and 5xx are retryable, with retry-after noted and kept as a wait; 400 is not", async () => {
     scripts.push(
-      json(429, { error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } }, { "retry-after": "2" }),
+      json(429, { error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } }, {
+        "retry-after": "2"
+      }),
       json(500, { error: { message: "The server had an error while processing your request", type: "server_error" } }),
       json(503, { error: { message: "overloaded", type: "server_error" } }),
       json(400, { error: { message: "bad tools", type: "invalid_request_error" } })
     )
     const limited = await failure()
-    expect([limited.kind, limited.status, limited.retryable, limited.retryAfterMs]).toEqual(["rate_limited", 429, true, 2_000])
+    expect([limited.kind, limited.status, limited.retryable, limited.retryAfterMs]).toEqual([
+      "rate_limited",
+      429,
+      true,
+      2_000
+    ])
     expect(limited.reason).toContain("retry-after: 2")
     const internal = await failure()
-    expect([internal.kind, internal.status, internal.retryable, internal.retryAfterMs]).toEqual(["unavailable", 500, true, undefined])
+    expect([internal.kind, internal.status, internal.retryable, internal.retryAfterMs]).toEqual([
+      "unavailable",
+      500,
+      true,
+      undefined
+    ])
     expect(internal.reason).toContain("server_error: The server had an error")
     const unavailable = await failure()
     expect([unavailable.status, unavailable.retryable]).toEqual([503, true])
@@ -363,7 +441,9 @@ describe("OpenAI provider: errors", () => {
 
   it("the key appears nowhere in an error, even when the server echoes it in a refusal or a stream", async () => {
     scripts.push(
-      json(401, { error: { message: `Incorrect API key provided: ${KEY}`, type: "invalid_request_error", code: "invalid_api_key" } }),
+      json(401, {
+        error: { message: `Incorrect API key provided: ${KEY}`, type: "invalid_request_error", code: "invalid_api_key" }
+      }),
       stream([data({ error: { message: `gateway lost upstream for ${KEY}`, type: "server_error" } })])
     )
     const refused = await failure()
@@ -371,7 +451,8 @@ describe("OpenAI provider: errors", () => {
     const cut = await failure()
     for (const e of [refused, cut]) {
       expect(e.reason).toContain("[redacted]")
-      for (const text of [e.reason, e.message, String(e), JSON.stringify(e), JSON.stringify(e.toJSON())]) expect(text).not.toContain(KEY)
+      for (const text of [e.reason, e.message, String(e), JSON.stringify(e), JSON.stringify(e.toJSON())])
+        expect(text).not.toContain(KEY)
     }
   })
 

@@ -72,7 +72,12 @@ export const requestBody = (request: Request, model: string, capField: OutputCap
   model,
   messages: request.messages.map(wireMessage),
   ...(request.tools.length > 0
-    ? { tools: request.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } })) }
+    ? {
+      tools: request.tools.map((t) => ({
+        type: "function",
+        function: { name: t.name, description: t.description, parameters: t.parameters }
+      }))
+    }
     : {}),
   ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
   ...(request.maxTokens === undefined ? {} : { [capField]: request.maxTokens }),
@@ -218,7 +223,11 @@ export const fromCompletion = (r: typeof ChatResponse.Type, model: string): Draf
   return {
     model: r.model ?? model,
     content: choice.message.content ?? null,
-    calls: (choice.message.tool_calls ?? []).map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })),
+    calls: (choice.message.tool_calls ?? []).map((c) => ({
+      id: c.id,
+      name: c.function.name,
+      arguments: c.function.arguments
+    })),
     finishReason: choice.finish_reason ?? null,
     usage: withUsage(emptyDraft(model).usage, r.usage),
     done: true
@@ -265,7 +274,9 @@ export const toResponse = (d: Draft, requested: string, prices: Prices.Table, pr
 // ---- errors ----
 
 const errorText = (e: typeof WireError.Type) =>
-  [e.type, e.code === undefined || e.code === null ? undefined : String(e.code), e.message].filter((s) => s != null && s !== "").join(": ")
+  [e.type, e.code === undefined || e.code === null ? undefined : String(e.code), e.message].filter((s) =>
+    s != null && s !== ""
+  ).join(": ")
 
 // ---- I/O ----
 
@@ -299,10 +310,11 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
   }
 
   const decodeChunk = (data: string) =>
-    Effect.try({ try: (): unknown => JSON.parse(data), catch: () => fail("malformed chunk in the stream", false) }).pipe(
-      Effect.flatMap((json) => Schema.decodeUnknownEffect(Chunk)(json)),
-      Effect.mapError((e) => (e instanceof ProviderError ? e : fail("unexpected chunk in the stream", false)))
-    )
+    Effect.try({ try: (): unknown => JSON.parse(data), catch: () => fail("malformed chunk in the stream", false) })
+      .pipe(
+        Effect.flatMap((json) => Schema.decodeUnknownEffect(Chunk)(json)),
+        Effect.mapError((e) => (e instanceof ProviderError ? e : fail("unexpected chunk in the stream", false)))
+      )
 
   const step = (draft: Draft, sse: Sse.Event) =>
     Effect.gen(function*() {
@@ -319,7 +331,10 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
     const ownKey = own === undefined ? "" : Redacted.value(own)
     return Wire.exchange<Draft>({
       url: endpoint,
-      headers: { ...(own === undefined ? auth : { authorization: `Bearer ${ownKey}` }), "idempotency-key": request.idempotencyKey },
+      headers: {
+        ...(own === undefined ? auth : { authorization: `Bearer ${ownKey}` }),
+        "idempotency-key": request.idempotencyKey
+      },
       body: requestBody(request, model, capField),
       timeoutMs: settings.timeoutMs,
       fail,
@@ -331,7 +346,12 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
             onSuccess: (completion) => fromCompletion(completion, model)
           })
         ),
-      stream: { initial: emptyDraft(model), step, done: (d) => d.done, endedEarly: "the event stream ended before [DONE]" }
+      stream: {
+        initial: emptyDraft(model),
+        step,
+        done: (d) => d.done,
+        endedEarly: "the event stream ended before [DONE]"
+      }
     }).pipe(
       Effect.tap((d) =>
         Effect.annotateCurrentSpan({
@@ -345,13 +365,22 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
       Effect.map((d) => toResponse(d, model, prices, name)),
       Effect.mapError((e) => Wire.scrub(e, ownKey)),
       Effect.withSpan("gen_ai.chat", {
-        attributes: { "gen_ai.system": PROVIDER, "gen_ai.request.model": request.model, "gen_ai.operation.name": "chat" }
+        attributes: {
+          "gen_ai.system": PROVIDER,
+          "gen_ai.request.model": request.model,
+          "gen_ai.operation.name": "chat"
+        }
       })
     )
   }
 
   const quote = (request: Request) =>
-    Effect.sync(() => Quote.of(prices, request, [{ provider: name, model: ALIASES.has(request.model) ? settings.defaultModel : request.model }]))
+    Effect.sync(() =>
+      Quote.of(prices, request, [{
+        provider: name,
+        model: ALIASES.has(request.model) ? settings.defaultModel : request.model
+      }])
+    )
 
   return ModelProvider.of({ name, complete, quote })
 }

@@ -39,14 +39,18 @@ const withEnv = (env: Record<string, string>) => Layer.provide(ConfigProvider.la
 /** Providers.layerConfig under `env`, on the test bus with its buckets applied. */
 const providers = (env: Record<string, string>) =>
   Providers.layerConfig.pipe(
-    Layer.provide(Layer.effectDiscard(Topology.apply).pipe(Layer.provideMerge(Nats.layerUrl(nats.handle.url, "lantern-test")))),
+    Layer.provide(
+      Layer.effectDiscard(Topology.apply).pipe(Layer.provideMerge(Nats.layerUrl(nats.handle.url, "lantern-test")))
+    ),
     withEnv(env)
   )
 
 const loadTable = (env: Record<string, string>) =>
-  Effect.runPromiseExit(Effect.gen(function*() {
-    return yield* Prices.Prices
-  }).pipe(Effect.provide(Prices.layerConfig.pipe(withEnv(env)))))
+  Effect.runPromiseExit(
+    Effect.gen(function*() {
+      return yield* Prices.Prices
+    }).pipe(Effect.provide(Prices.layerConfig.pipe(withEnv(env))))
+  )
 
 const loaded = async (env: Record<string, string>) => {
   const exit = await loadTable(env)
@@ -55,7 +59,11 @@ const loaded = async (env: Record<string, string>) => {
 }
 
 const refusal = async (file: string): Promise<Prices.PricesFileInvalid> => {
-  const exit = await Effect.runPromiseExit(Prices.fromConfig.pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ LANTERN_PRICES_FILE: file })))))
+  const exit = await Effect.runPromiseExit(
+    Prices.fromConfig.pipe(
+      Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ LANTERN_PRICES_FILE: file })))
+    )
+  )
   if (Exit.isSuccess(exit)) throw new Error(`expected ${file} to be refused, got a table`)
   const error = exit.cause.reasons.flatMap((r) => (r._tag === "Fail" ? [r.error] : []))[0]
   expect(error).toBeInstanceOf(Prices.PricesFileInvalid)
@@ -80,11 +88,22 @@ describe("Prices: the built-in table", () => {
       "claude-opus-4-1": [15, 75]
     }
     for (const [model, [input, output]] of Object.entries(before)) {
-      expect(Prices.costOf(table, model, { input: 1_000_000, output: 0, cachedInput: 0 })).toEqual({ usd: input, priced: true })
-      expect(Prices.costOf(table, model, { input: 0, output: 1_000_000, cachedInput: 0 })).toEqual({ usd: output, priced: true })
+      expect(Prices.costOf(table, model, { input: 1_000_000, output: 0, cachedInput: 0 })).toEqual({
+        usd: input,
+        priced: true
+      })
+      expect(Prices.costOf(table, model, { input: 0, output: 1_000_000, cachedInput: 0 })).toEqual({
+        usd: output,
+        priced: true
+      })
     }
     expect(Object.keys(table.models).sort()).toEqual(Object.keys(before).sort())
-    expect(table.models["claude-sonnet-4-5"]).toEqual({ inputPerMTok: 3, outputPerMTok: 15, cachedInputPerMTok: 0.3, cacheWriteInputPerMTok: 3.75 })
+    expect(table.models["claude-sonnet-4-5"]).toEqual({
+      inputPerMTok: 3,
+      outputPerMTok: 15,
+      cachedInputPerMTok: 0.3,
+      cacheWriteInputPerMTok: 3.75
+    })
     expect(table.models["claude-haiku-4-5"]).toMatchObject({ cachedInputPerMTok: 0.1, cacheWriteInputPerMTok: 1.25 })
     expect(table.models["claude-opus-4-1"]).toMatchObject({ cachedInputPerMTok: 1.5, cacheWriteInputPerMTok: 18.75 })
   })
@@ -99,26 +118,37 @@ describe("Prices.costOf", () => {
     expect(cost.priced).toBe(true)
     expect(perMillion(cost.usd)).toBeCloseTo(600 * 2.5 + 400 * 1.25 + 100 * 10, 9)
     // all of it cached: no input-rate tokens at all
-    expect(perMillion(Prices.costOf(t, "gpt-4o", { input: 1000, output: 0, cachedInput: 1000 }).usd)).toBeCloseTo(1250, 9)
+    expect(perMillion(Prices.costOf(t, "gpt-4o", { input: 1000, output: 0, cachedInput: 1000 }).usd)).toBeCloseTo(
+      1250,
+      9
+    )
   })
 
   it("bills cache writes at their own rate where the model has one, at the input rate where it has none", () => {
     // claude-sonnet-4-5: 1000 × $3 + 2000 cached × $0.30 + 400 written × $3.75 + 500 out × $15
     const usage = { input: 3400, output: 500, cachedInput: 2000, cacheWriteInput: 400 }
     expect(perMillion(Prices.costOf(t, "claude-sonnet-4-5", usage).usd)).toBeCloseTo(3000 + 600 + 1500 + 7500, 9)
-    expect(perMillion(Prices.costOf(t, "gpt-4o-mini", usage).usd)).toBeCloseTo(1400 * 0.15 + 2000 * 0.075 + 500 * 0.6, 9)
+    expect(perMillion(Prices.costOf(t, "gpt-4o-mini", usage).usd)).toBeCloseTo(
+      1400 * 0.15 + 2000 * 0.075 + 500 * 0.6,
+      9
+    )
   })
 
   it("never bills negative input when a provider reports more cached tokens than prompt tokens", () => {
-    expect(perMillion(Prices.costOf(t, "gpt-4o", { input: 10, output: 0, cachedInput: 50 }).usd)).toBeCloseTo(50 * 1.25, 9)
+    expect(perMillion(Prices.costOf(t, "gpt-4o", { input: 10, output: 0, cachedInput: 50 }).usd)).toBeCloseTo(
+      50 * 1.25,
+      9
+    )
   })
 
   it("prices a dated snapshot as its base model", () => {
-    for (const [dated, base] of [
-      ["claude-sonnet-4-5-20250929", "claude-sonnet-4-5"],
-      ["gpt-4o-mini-2024-07-18", "gpt-4o-mini"],
-      ["gpt-4.1-2025-04-14", "gpt-4.1"]
-    ] as const) {
+    for (
+      const [dated, base] of [
+        ["claude-sonnet-4-5-20250929", "claude-sonnet-4-5"],
+        ["gpt-4o-mini-2024-07-18", "gpt-4o-mini"],
+        ["gpt-4.1-2025-04-14", "gpt-4.1"]
+      ] as const
+    ) {
       const usage = { input: 1234, output: 567, cachedInput: 89 }
       expect(Prices.costOf(t, dated, usage)).toEqual(Prices.costOf(t, base, usage))
       expect(Prices.priceOf(t, dated)?.model).toBe(base)
@@ -126,7 +156,10 @@ describe("Prices.costOf", () => {
   })
 
   it("prefers a snapshot's own entry over its base model's", () => {
-    const table = Prices.merge(t, { version: "x", models: { "gpt-4o-2024-05-13": { inputPerMTok: 5, outputPerMTok: 15, cachedInputPerMTok: 5 } } })
+    const table = Prices.merge(t, {
+      version: "x",
+      models: { "gpt-4o-2024-05-13": { inputPerMTok: 5, outputPerMTok: 15, cachedInputPerMTok: 5 } }
+    })
     expect(Prices.costOf(table, "gpt-4o-2024-05-13", { input: 1_000_000, output: 0, cachedInput: 0 }).usd).toBe(5)
     expect(Prices.costOf(table, "gpt-4o-2024-08-06", { input: 1_000_000, output: 0, cachedInput: 0 }).usd).toBe(2.5)
   })
@@ -157,11 +190,17 @@ describe("Prices.layerConfig: LANTERN_PRICES_FILE", () => {
     expect(table.models["gpt-4o-mini"]).toEqual(Prices.defaults.models["gpt-4o-mini"])
     // the defaults themselves are untouched
     expect(Prices.defaults.models["gpt-4o"]?.inputPerMTok).toBe(2.5)
-    expect(Prices.costOf(table, "gpt-4o-2024-08-06", { input: 1_000_000, output: 0, cachedInput: 0 })).toEqual({ usd: 2, priced: true })
+    expect(Prices.costOf(table, "gpt-4o-2024-08-06", { input: 1_000_000, output: 0, cachedInput: 0 })).toEqual({
+      usd: 2,
+      priced: true
+    })
   })
 
   it("an entry replaces a model's prices whole: a file without a cache-write price drops the built-in one", async () => {
-    const file = priceFile({ version: "v2", models: { "claude-haiku-4-5": { inputPerMTok: 0.8, outputPerMTok: 4, cachedInputPerMTok: 0.08 } } })
+    const file = priceFile({
+      version: "v2",
+      models: { "claude-haiku-4-5": { inputPerMTok: 0.8, outputPerMTok: 4, cachedInputPerMTok: 0.08 } }
+    })
     const table = await loaded({ LANTERN_PRICES_FILE: file })
     expect(table.models["claude-haiku-4-5"]).toEqual({ inputPerMTok: 0.8, outputPerMTok: 4, cachedInputPerMTok: 0.08 })
   })
@@ -214,10 +253,15 @@ describe("Prices.layerConfig: LANTERN_PRICES_FILE", () => {
   })
 
   it("a bad price file stops the model providers from starting", async () => {
-    const file = priceFile({ version: "v", models: { "gpt-4o": { inputPerMTok: -1, outputPerMTok: 1, cachedInputPerMTok: 1 } } })
-    const exit = await Effect.runPromiseExit(Effect.gen(function*() {
-      return (yield* ModelProvider).name
-    }).pipe(Effect.provide(providers({ LANTERN_PRICES_FILE: file }))))
+    const file = priceFile({
+      version: "v",
+      models: { "gpt-4o": { inputPerMTok: -1, outputPerMTok: 1, cachedInputPerMTok: 1 } }
+    })
+    const exit = await Effect.runPromiseExit(
+      Effect.gen(function*() {
+        return (yield* ModelProvider).name
+      }).pipe(Effect.provide(providers({ LANTERN_PRICES_FILE: file })))
+    )
     expect(Exit.isFailure(exit)).toBe(true)
     expect(String(exit)).toContain("models.gpt-4o.inputPerMTok")
   })
@@ -261,7 +305,12 @@ describe("Prices in the providers", () => {
     await new Promise((resolve) => openAi.close(resolve))
   })
 
-  const openAiSettings = (): OpenAi.Settings => ({ baseUrl: openAiUrl, apiKey: Redacted.make("sk-test"), defaultModel: "gpt-4o-mini", timeoutMs: 10_000 })
+  const openAiSettings = (): OpenAi.Settings => ({
+    baseUrl: openAiUrl,
+    apiKey: Redacted.make("sk-test"),
+    defaultModel: "gpt-4o-mini",
+    timeoutMs: 10_000
+  })
 
   it("OpenAI: prices a dated answer as its base model, cached prompt tokens at the cached rate", async () => {
     chat = {
@@ -297,10 +346,14 @@ describe("Prices in the providers", () => {
       }
     })
     chat = { model: "llama-3.3-70b", usage: { prompt_tokens: 1000, completion_tokens: 1000 } }
-    const viaOpenAi = await Effect.runPromise(Effect.gen(function*() {
-      const r = yield* (yield* ModelProvider).complete(request("llama-3.3-70b"))
-      return { cost: r.costUsd, version: (yield* Prices.Prices).version }
-    }).pipe(Effect.provide(providers({ OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: openAiUrl, LANTERN_PRICES_FILE: file }))))
+    const viaOpenAi = await Effect.runPromise(
+      Effect.gen(function*() {
+        const r = yield* (yield* ModelProvider).complete(request("llama-3.3-70b"))
+        return { cost: r.costUsd, version: (yield* Prices.Prices).version }
+      }).pipe(
+        Effect.provide(providers({ OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: openAiUrl, LANTERN_PRICES_FILE: file }))
+      )
+    )
     expect(perMillion(viaOpenAi.cost)).toBeCloseTo(1000 * 0.5 + 1000 * 1, 9)
     expect(viaOpenAi.version).toBe("2027-02-01")
 
@@ -308,14 +361,27 @@ describe("Prices in the providers", () => {
       model: "claude-haiku-4-5-20251001",
       usage: { input_tokens: 1000, cache_read_input_tokens: 2000, cache_creation_input_tokens: 400, output_tokens: 500 }
     }))
-    const viaAnthropic = await Effect.runPromise(Effect.gen(function*() {
-      return (yield* (yield* ModelProvider).complete(request())).costUsd
-    }).pipe(Effect.provide(providers({ ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url, LANTERN_PRICES_FILE: file }))))
+    const viaAnthropic = await Effect.runPromise(
+      Effect.gen(function*() {
+        return (yield* (yield* ModelProvider).complete(request())).costUsd
+      }).pipe(
+        Effect.provide(
+          providers({
+            ANTHROPIC_API_KEY: anthropic.apiKey,
+            ANTHROPIC_BASE_URL: anthropic.url,
+            LANTERN_PRICES_FILE: file
+          })
+        )
+      )
+    )
     expect(perMillion(viaAnthropic)).toBeCloseTo(1000 * 2 + 2000 * 0.2 + 400 * 2.5 + 500 * 10, 9)
   })
 
   it("Anthropic.costOf maps the API's usage (input without cache tokens) onto the table", () => {
     const usage = { input: 1000, output: 500, cacheRead: 2000, cacheWrite: 400 }
-    expect(perMillion(Anthropic.costOf(Prices.defaults, "claude-sonnet-4-5-20250929", usage))).toBeCloseTo(3000 + 600 + 1500 + 7500, 9)
+    expect(perMillion(Anthropic.costOf(Prices.defaults, "claude-sonnet-4-5-20250929", usage))).toBeCloseTo(
+      3000 + 600 + 1500 + 7500,
+      9
+    )
   })
 })

@@ -50,7 +50,10 @@ export const merge = (base: Table, override: Table): Table => ({
 const DATE_SUFFIX = /-(?:\d{8}|\d{4}-\d{2}-\d{2})$/
 
 /** The table entry pricing `model`: its own, else that of its name without a date suffix. */
-export const priceOf = (table: Table, model: string): { readonly model: string; readonly price: ModelPrice } | undefined => {
+export const priceOf = (
+  table: Table,
+  model: string
+): { readonly model: string; readonly price: ModelPrice } | undefined => {
   for (const name of [model, model.replace(DATE_SUFFIX, "")]) {
     const price = Object.hasOwn(table.models, name) ? table.models[name] : undefined
     if (price !== undefined) return { model: name, price }

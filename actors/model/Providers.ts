@@ -13,7 +13,10 @@ import * as ResponseCache from "./ResponseCache.ts"
 import * as Router from "./Router.ts"
 
 /** A client per catalogue provider, by name; the offline provider alone when the catalogue has none. */
-export const instances = (catalog: Catalog.Catalog, prices: Prices.Table): Effect.Effect<ReadonlyMap<string, ModelProvider["Service"]>> =>
+export const instances = (
+  catalog: Catalog.Catalog,
+  prices: Prices.Table
+): Effect.Effect<ReadonlyMap<string, ModelProvider["Service"]>> =>
   catalog.providers.length === 0
     ? Effect.gen(function*() {
       return new Map([[Offline.PROVIDER, yield* ModelProvider]])
@@ -25,7 +28,11 @@ const clients = (catalog: Catalog.Catalog, prices: Prices.Table): ReadonlyMap<st
     const common = { name: p.name, baseUrl: p.baseUrl, apiKey: p.apiKey, timeoutMs: p.timeoutMs }
     // the router resolves aliases before calling, so the default model is only a provider's answer to a bare alias
     const provider = p.api === "anthropic"
-      ? Anthropic.make({ ...common, defaultModel: Catalog.BUILT_IN.anthropic["auto"]!, maxTokens: catalog.anthropicMaxTokens }, prices)
+      ? Anthropic.make({
+        ...common,
+        defaultModel: Catalog.BUILT_IN.anthropic["auto"]!,
+        maxTokens: catalog.anthropicMaxTokens
+      }, prices)
       : OpenAi.make({ ...common, defaultModel: Catalog.BUILT_IN.openai["auto"]! }, prices)
     return [p.name, provider] as const
   }))
@@ -41,7 +48,13 @@ export const layerConfig = Layer.unwrap(
       ModelProvider,
       Effect.gen(function*() {
         const cache = catalog.cache.enabled ? yield* ResponseCache.open(catalog.cache.ttlSeconds) : null
-        return Router.make({ catalog, providers: yield* instances(catalog, prices), prices, breakers: yield* Breakers, cache })
+        return Router.make({
+          catalog,
+          providers: yield* instances(catalog, prices),
+          prices,
+          breakers: yield* Breakers,
+          cache
+        })
       })
     ).pipe(Layer.provide(breakers))
   })

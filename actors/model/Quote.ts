@@ -22,7 +22,10 @@ export const of = (
   return {
     promptTokens,
     maxTokens,
-    worstCaseUsd: candidates.reduce((max, c) => Math.max(max, worstCaseUsd(table, c.model, promptTokens, maxTokens)), 0),
+    worstCaseUsd: candidates.reduce(
+      (max, c) => Math.max(max, worstCaseUsd(table, c.model, promptTokens, maxTokens)),
+      0
+    ),
     models: candidates.map((c) => `${c.provider}/${c.model}`)
   }
 }

@@ -31,7 +31,12 @@ export const Entry = Schema.Struct({
 export type Entry = typeof Entry.Type
 
 /** The `lantern-model-cache` bucket (its TTL set from the configuration when opened). */
-export const bucket = Kv.bucket({ name: MODEL_CACHE_BUCKET, value: Schema.fromJsonString(Entry), ttl: MODEL_CACHE_TTL_MS, what: "a cached answer" })
+export const bucket = Kv.bucket({
+  name: MODEL_CACHE_BUCKET,
+  value: Schema.fromJsonString(Entry),
+  ttl: MODEL_CACHE_TTL_MS,
+  what: "a cached answer"
+})
 
 /** Whether a request may be answered from (and stored in) the cache: deterministic sampling, and not turned off. */
 export const isCacheable = (request: Request): boolean => request.temperature === 0 && request.cache !== false
@@ -87,4 +92,5 @@ export const make = (kv: Kv.Handle<Entry>, ttlSeconds: number): Service => ({
 })
 
 /** Opens the cache bucket with the configured TTL as its max age, so a changed TTL applies to a bucket created earlier too. */
-export const open = (ttlSeconds: number) => Effect.map(Kv.open(Kv.withTtl(bucket, ttlSeconds * 1000)), (kv) => make(kv, ttlSeconds))
+export const open = (ttlSeconds: number) =>
+  Effect.map(Kv.open(Kv.withTtl(bucket, ttlSeconds * 1000)), (kv) => make(kv, ttlSeconds))

@@ -97,17 +97,22 @@ const withRouter = <A, E>(
 ) =>
   Effect.gen(function*() {
     const breakerBucket = yield* Kv.open(Breakers.bucket)
-    const breakers = yield* Breakers.make(breakerBucket, { failures: options.failures ?? 5, cooldownMs: options.cooldownMs ?? 30_000 }, names(catalog))
+    const breakers = yield* Breakers.make(breakerBucket, {
+      failures: options.failures ?? 5,
+      cooldownMs: options.cooldownMs ?? 30_000
+    }, names(catalog))
     const cache = options.cache === true ? ResponseCache.make(yield* Kv.open(ResponseCache.bucket), 3600) : null
     const providers = yield* Providers.instances(catalog, Prices.defaults)
     return yield* f(Router.make({ catalog, providers, prices: Prices.defaults, breakers, cache }), breakers)
   }).pipe(Effect.scoped, Effect.provide(bus()), (e) => Effect.runPromise(e as Effect.Effect<A, E>))
 
 const storedBreaker = async (provider: string) => {
-  const state = await Effect.runPromise(Effect.gen(function*() {
-    const kv = yield* Kv.open(Breakers.bucket)
-    return Option.getOrNull(Option.map(yield* Effect.orDie(kv.get(provider)), (e) => e.value))
-  }).pipe(Effect.provide(bus())))
+  const state = await Effect.runPromise(
+    Effect.gen(function*() {
+      const kv = yield* Kv.open(Breakers.bucket)
+      return Option.getOrNull(Option.map(yield* Effect.orDie(kv.get(provider)), (e) => e.value))
+    }).pipe(Effect.provide(bus()))
+  )
   return state
 }
 
@@ -123,16 +128,35 @@ describe("Router.order", () => {
   const health = (h: Record<string, Router.Health>) => (c: Catalog.Candidate) => h[c.provider]
 
   it("best keeps the catalogue's order; cheap sorts by input + output price, unpriced last", () => {
-    expect(refs(Router.order("best", cs, { price, health: health({}) }))).toEqual(["a/gpt-4.1", "b/gpt-4o-mini", "c/unpriced-model", "d/gpt-4o"])
-    expect(refs(Router.order("cheap", cs, { price, health: health({}) }))).toEqual(["b/gpt-4o-mini", "a/gpt-4.1", "d/gpt-4o", "c/unpriced-model"])
+    expect(refs(Router.order("best", cs, { price, health: health({}) }))).toEqual([
+      "a/gpt-4.1",
+      "b/gpt-4o-mini",
+      "c/unpriced-model",
+      "d/gpt-4o"
+    ])
+    expect(refs(Router.order("cheap", cs, { price, health: health({}) }))).toEqual([
+      "b/gpt-4o-mini",
+      "a/gpt-4.1",
+      "d/gpt-4o",
+      "c/unpriced-model"
+    ])
     // ties keep the catalogue's order
     const twins = [{ provider: "x", model: "gpt-4o" }, { provider: "y", model: "gpt-4o" }]
     expect(refs(Router.order("cheap", twins, { price, health: health({}) }))).toEqual(["x/gpt-4o", "y/gpt-4o"])
   })
 
   it("fast sorts the observed candidates by latency in their places; unobserved ones keep theirs", () => {
-    const h = health({ a: { latencyMs: 900, errorRate: 0 }, c: { latencyMs: 100, errorRate: 0 }, d: { latencyMs: 400, errorRate: 0 } })
-    expect(refs(Router.order("fast", cs, { price, health: h }))).toEqual(["c/unpriced-model", "b/gpt-4o-mini", "d/gpt-4o", "a/gpt-4.1"])
+    const h = health({
+      a: { latencyMs: 900, errorRate: 0 },
+      c: { latencyMs: 100, errorRate: 0 },
+      d: { latencyMs: 400, errorRate: 0 }
+    })
+    expect(refs(Router.order("fast", cs, { price, health: h }))).toEqual([
+      "c/unpriced-model",
+      "b/gpt-4o-mini",
+      "d/gpt-4o",
+      "a/gpt-4.1"
+    ])
     expect(refs(Router.order("fast", cs, { price, health: health({}) }))).toEqual(refs(cs))
   })
 
@@ -143,7 +167,12 @@ describe("Router.order", () => {
       c: { latencyMs: 300, errorRate: 0.1 },
       d: { latencyMs: 100, errorRate: 0 }
     })
-    expect(refs(Router.order("balanced", cs, { price, health: h }))).toEqual(["c/unpriced-model", "d/gpt-4o", "a/gpt-4.1", "b/gpt-4o-mini"])
+    expect(refs(Router.order("balanced", cs, { price, health: h }))).toEqual([
+      "c/unpriced-model",
+      "d/gpt-4o",
+      "a/gpt-4.1",
+      "b/gpt-4o-mini"
+    ])
     expect(refs(Router.order("balanced", cs, { price, health: health({}) }))).toEqual(refs(cs))
   })
 
@@ -166,7 +195,11 @@ describe("Router against OpenAI-compatible fakes", () => {
     const a = await fake()
     const catalog = catalogOf([{ url: a.url }])
     const r = await withRouter(catalog, (router) => router.complete(request()))
-    expect(r.answer).toMatchObject({ content: "done after 0 tool calls", provider: `${names(catalog)[0]}`, model: "fake-1" })
+    expect(r.answer).toMatchObject({
+      content: "done after 0 tool calls",
+      provider: `${names(catalog)[0]}`,
+      model: "fake-1"
+    })
     expect(r.route).toEqual({
       alias: "auto",
       strategy: "best",
@@ -186,7 +219,13 @@ describe("Router against OpenAI-compatible fakes", () => {
     const r = await withRouter(catalog, (router) => router.complete(request()))
     expect(r.answer.provider).toBe(pb)
     expect([a.failed.length, b.received.length]).toEqual([1, 1])
-    expect(r.route).toMatchObject({ alias: "auto", strategy: "best", chosen: `${pb}/fake-1`, cached: false, reason: "failover after 1 failed attempt; auto (best)" })
+    expect(r.route).toMatchObject({
+      alias: "auto",
+      strategy: "best",
+      chosen: `${pb}/fake-1`,
+      cached: false,
+      reason: "failover after 1 failed attempt; auto (best)"
+    })
     expect(r.route!.attempts).toHaveLength(1)
     expect(r.route!.attempts[0]).toMatchObject({ provider: pa, model: "fake-1", code: "provider_unavailable" })
     expect(r.route!.attempts[0]!.message).toContain("HTTP 500")
@@ -231,7 +270,10 @@ describe("Router against OpenAI-compatible fakes", () => {
     expect(e.retryAfterMs).toBeUndefined()
     expect(e.route!.chosen).toBeNull()
     expect(e.route!.reason).toBe("every candidate of auto failed")
-    expect(e.route!.attempts.map((x) => [x.provider, x.code])).toEqual([[names(catalog)[0], "provider_unavailable"], [names(catalog)[1], "rate_limited"]])
+    expect(e.route!.attempts.map((x) => [x.provider, x.code])).toEqual([[names(catalog)[0], "provider_unavailable"], [
+      names(catalog)[1],
+      "rate_limited"
+    ]])
     expect(e.message).toContain("every candidate of auto failed")
   })
 
@@ -262,7 +304,11 @@ describe("Router against OpenAI-compatible fakes", () => {
     const b = await fake()
     const catalog = catalogOf([{ url: a.url, model: "gpt-4.1" }, { url: b.url, model: "gpt-4o-mini" }], "best")
     const r = await withRouter(catalog, (router) => router.complete(request({ strategy: "cheap" })))
-    expect(r.route).toMatchObject({ strategy: "cheap", chosen: `${names(catalog)[1]}/gpt-4o-mini`, reason: "first healthy candidate of auto (cheap)" })
+    expect(r.route).toMatchObject({
+      strategy: "cheap",
+      chosen: `${names(catalog)[1]}/gpt-4o-mini`,
+      reason: "first healthy candidate of auto (cheap)"
+    })
     expect(a.received).toHaveLength(0)
   })
 
@@ -289,7 +335,10 @@ describe("Router tracing", () => {
     })
     const catalog = catalogOf([{ url: a.url, model: "gpt-4o" }, { url: b.url, model: "gpt-4o-mini" }])
     const [pa, pb] = names(catalog)
-    await withRouter(catalog, (router) => Effect.withTracer(router.complete(request({ temperature: 0.5, maxTokens: 64 })), recording))
+    await withRouter(
+      catalog,
+      (router) => Effect.withTracer(router.complete(request({ temperature: 0.5, maxTokens: 64 })), recording)
+    )
     const attempts = spans.filter((s) => s.name === "gen_ai.route.attempt")
     expect(attempts.map((s) => s.attributes.get("lantern.provider"))).toEqual([pa, pb])
     expect(attempts[0]!.attributes.get("error.type")).toBe("provider_unavailable")
@@ -326,10 +375,17 @@ describe("Router and the shared breakers", () => {
     const [pa, pb] = names(catalog) as [string, string]
     await withRouter(catalog, (router, breakers) =>
       Effect.gen(function*() {
-        for (let i = 0; i < 3; i++) expect((yield* router.complete(request())).route!.attempts[0]!.code).toBe("provider_unavailable")
+        for (let i = 0; i < 3; i++)
+          expect((yield* router.complete(request())).route!.attempts[0]!.code).toBe("provider_unavailable")
         expect(yield* breakers.isOpen(pa)).toBe(true)
         const skipped = yield* router.complete(request())
-        expect(skipped.route!.attempts).toEqual([{ provider: pa, model: "gpt-4o", code: "circuit_open", message: `circuit of ${pa} is open`, durationMs: 0 }])
+        expect(skipped.route!.attempts).toEqual([{
+          provider: pa,
+          model: "gpt-4o",
+          code: "circuit_open",
+          message: `circuit of ${pa} is open`,
+          durationMs: 0
+        }])
         expect(skipped.route!.reason).toBe("1 candidate skipped (circuit open); auto (best)")
         expect(a.received).toHaveLength(3)
         // a quote counts only the candidates that may be called
@@ -345,7 +401,11 @@ describe("Router and the shared breakers", () => {
         const stored = (yield* Effect.promise(() => storedBreaker(pa)))!
         yield* Effect.promise(() => eventually(async () => Date.now() > stored.until, 5_000, "the cooldown to pass"))
         const trial = yield* router.complete(request())
-        expect(trial.route).toMatchObject({ chosen: `${pa}/gpt-4o`, reason: "half-open trial call; auto (best)", attempts: [] })
+        expect(trial.route).toMatchObject({
+          chosen: `${pa}/gpt-4o`,
+          reason: "half-open trial call; auto (best)",
+          attempts: []
+        })
       }), { failures: 3, cooldownMs: 1500 })
     expect(await storedBreaker(pa)).toMatchObject({ state: "closed", failures: 0 })
   })
@@ -374,7 +434,11 @@ describe("Router and the response cache", () => {
   it("a temperature-0 request identical to an answered one is served from the cache: no call, no cost, route.cached", async () => {
     const a = await fake()
     const catalog = catalogOf([{ url: a.url, model: "gpt-4o-mini" }])
-    const deterministic = { temperature: 0, tenant: "t1", messages: [{ role: "system" as const, content: "s" }, { role: "user" as const, content: `q${catalogs}` }] }
+    const deterministic = {
+      temperature: 0,
+      tenant: "t1",
+      messages: [{ role: "system" as const, content: "s" }, { role: "user" as const, content: `q${catalogs}` }]
+    }
     await withRouter(catalog, (router) =>
       Effect.gen(function*() {
         const first = yield* router.complete(request(deterministic))
@@ -385,7 +449,14 @@ describe("Router and the response cache", () => {
         expect(a.received).toHaveLength(1)
         expect(second.answer).toEqual(first.answer)
         expect([second.tokensIn, second.tokensOut, second.costUsd]).toEqual([0, 0, 0])
-        expect(second.route).toEqual({ alias: "auto", strategy: "best", chosen: first.route!.chosen, reason: "cache hit", cached: true, attempts: [] })
+        expect(second.route).toEqual({
+          alias: "auto",
+          strategy: "best",
+          chosen: first.route!.chosen,
+          reason: "cache hit",
+          cached: true,
+          attempts: []
+        })
         // another tenant, cache turned off, another conversation, another temperature: all go to the provider
         yield* router.complete(request({ ...deterministic, tenant: "t2" }))
         yield* router.complete(request({ ...deterministic, cache: false }))
@@ -402,13 +473,15 @@ describe("Router and the response cache", () => {
     const key = ResponseCache.keyOf(base, cs)
     expect(key).toMatch(/^[0-9a-f]{64}$/)
     expect(ResponseCache.keyOf({ ...base, idempotencyKey: "other:turn-1:2" }, cs)).toBe(key)
-    for (const changed of [
-      ResponseCache.keyOf({ ...base, tenant: "u" }, cs),
-      ResponseCache.keyOf(base, [{ provider: "a", model: "n" }]),
-      ResponseCache.keyOf({ ...base, messages: [...base.messages, { role: "user", content: "more" }] }, cs),
-      ResponseCache.keyOf({ ...base, tools: [{ name: "echo", description: "", parameters: {} }] }, cs),
-      ResponseCache.keyOf({ ...base, maxTokens: 5 }, cs)
-    ]) expect(changed).not.toBe(key)
+    for (
+      const changed of [
+        ResponseCache.keyOf({ ...base, tenant: "u" }, cs),
+        ResponseCache.keyOf(base, [{ provider: "a", model: "n" }]),
+        ResponseCache.keyOf({ ...base, messages: [...base.messages, { role: "user", content: "more" }] }, cs),
+        ResponseCache.keyOf({ ...base, tools: [{ name: "echo", description: "", parameters: {} }] }, cs),
+        ResponseCache.keyOf({ ...base, maxTokens: 5 }, cs)
+      ]
+    ) expect(changed).not.toBe(key)
     expect(ResponseCache.isCacheable(base)).toBe(true)
     expect(ResponseCache.isCacheable({ ...base, cache: false })).toBe(false)
     expect(ResponseCache.isCacheable({ ...base, temperature: 0.1 })).toBe(false)
@@ -424,14 +497,16 @@ describe("Providers.layerConfig", () => {
   afterAll(() => anthropic.close())
 
   const withProvider = <A, E>(env: Record<string, string>, f: (p: ModelProvider["Service"]) => Effect.Effect<A, E>) =>
-    Effect.runPromise(Effect.gen(function*() {
-      return yield* f(yield* ModelProvider)
-    }).pipe(
-      Effect.provide(Providers.layerConfig.pipe(
-        Layer.provide(bus()),
-        Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env)))
-      ))
-    ) as Effect.Effect<A, never>)
+    Effect.runPromise(
+      Effect.gen(function*() {
+        return yield* f(yield* ModelProvider)
+      }).pipe(
+        Effect.provide(Providers.layerConfig.pipe(
+          Layer.provide(bus()),
+          Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env)))
+        ))
+      ) as Effect.Effect<A, never>
+    )
 
   it("is the offline provider without a key, the router with one", async () => {
     expect(await withProvider({}, (p) => Effect.succeed(p.name))).toBe("offline")
@@ -449,7 +524,12 @@ describe("Providers.layerConfig", () => {
   it("the configured Anthropic provider talks to ANTHROPIC_BASE_URL with LANTERN_ANTHROPIC_MODEL and LANTERN_ANTHROPIC_MAX_TOKENS", async () => {
     anthropic.reply(FakeAnthropic.text("configured"))
     const n = anthropic.requests.length
-    const env = { ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: `${anthropic.url}/`, LANTERN_ANTHROPIC_MODEL: "claude-haiku-4-5", LANTERN_ANTHROPIC_MAX_TOKENS: "333" }
+    const env = {
+      ANTHROPIC_API_KEY: anthropic.apiKey,
+      ANTHROPIC_BASE_URL: `${anthropic.url}/`,
+      LANTERN_ANTHROPIC_MODEL: "claude-haiku-4-5",
+      LANTERN_ANTHROPIC_MAX_TOKENS: "333"
+    }
     const r = await withProvider(env, (p) => p.complete(request()))
     expect(r.answer.content).toBe("configured")
     expect(r.route!.chosen).toBe("anthropic/claude-haiku-4-5")
@@ -458,14 +538,18 @@ describe("Providers.layerConfig", () => {
   })
 
   it("a bad models file stops the host's start, naming the file and the field", async () => {
-    const exit = await Effect.runPromiseExit(Effect.gen(function*() {
-      return (yield* ModelProvider).name
-    }).pipe(
-      Effect.provide(Providers.layerConfig.pipe(
-        Layer.provide(bus()),
-        Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ LANTERN_MODELS_FILE: "/nonexistent/models.json" })))
-      ))
-    ))
+    const exit = await Effect.runPromiseExit(
+      Effect.gen(function*() {
+        return (yield* ModelProvider).name
+      }).pipe(
+        Effect.provide(Providers.layerConfig.pipe(
+          Layer.provide(bus()),
+          Layer.provide(
+            ConfigProvider.layer(ConfigProvider.fromUnknown({ LANTERN_MODELS_FILE: "/nonexistent/models.json" }))
+          )
+        ))
+      )
+    )
     expect(String(exit)).toContain("models file /nonexistent/models.json (LANTERN_MODELS_FILE): cannot be read")
   })
 })

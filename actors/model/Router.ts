@@ -37,7 +37,11 @@ export const makeObservations = () => {
       const key = `${c.provider}/${c.model}`
       const h = health.get(key) ?? { latencyMs: undefined, errorRate: 0 }
       health.set(key, {
-        latencyMs: !ok ? h.latencyMs : h.latencyMs === undefined ? latencyMs : h.latencyMs + ALPHA * (latencyMs - h.latencyMs),
+        latencyMs: !ok
+          ? h.latencyMs
+          : h.latencyMs === undefined
+          ? latencyMs
+          : h.latencyMs + ALPHA * (latencyMs - h.latencyMs),
         errorRate: h.errorRate + ALPHA * ((ok ? 0 : 1) - h.errorRate)
       })
     }
@@ -70,7 +74,10 @@ export const priceOf = (table: Prices.Table, c: Catalog.Candidate): number | und
 export const order = (
   strategy: Strategy,
   candidates: ReadonlyArray<Catalog.Candidate>,
-  facts: { readonly price: (c: Catalog.Candidate) => number | undefined; readonly health: (c: Catalog.Candidate) => Health | undefined }
+  facts: {
+    readonly price: (c: Catalog.Candidate) => number | undefined
+    readonly health: (c: Catalog.Candidate) => Health | undefined
+  }
 ): ReadonlyArray<Catalog.Candidate> => {
   const indexed = candidates.map((c, i) => ({ c, i }))
   switch (strategy) {
@@ -98,7 +105,8 @@ export const order = (
         const h = facts.health(c)
         if (h === undefined) return false
         if (h.errorRate >= TROUBLED_ERROR_RATE) return true
-        return h.latencyMs !== undefined && fastest !== undefined && fastest > 0 && h.latencyMs > TROUBLED_SLOWDOWN * fastest
+        return h.latencyMs !== undefined && fastest !== undefined && fastest > 0 &&
+          h.latencyMs > TROUBLED_SLOWDOWN * fastest
       }
       return [...candidates.filter((c) => !troubled(c)), ...candidates.filter(troubled)]
     }
@@ -126,7 +134,12 @@ const attemptMessage = (e: ProviderError) =>
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
 
 /** Why the candidate that answered was chosen. */
-export const reasonOf = (alias: string, strategy: Strategy, attempts: ReadonlyArray<RouteAttempt>, trial: boolean): string => {
+export const reasonOf = (
+  alias: string,
+  strategy: Strategy,
+  attempts: ReadonlyArray<RouteAttempt>,
+  trial: boolean
+): string => {
   const failed = attempts.filter((a) => a.code !== "circuit_open").length
   const open = attempts.length - failed
   const parts = [
@@ -134,7 +147,9 @@ export const reasonOf = (alias: string, strategy: Strategy, attempts: ReadonlyAr
     ...(open > 0 ? [`${plural(open, "candidate")} skipped (circuit open)`] : []),
     ...(trial ? ["half-open trial call"] : [])
   ]
-  return parts.length === 0 ? `first healthy candidate of ${alias} (${strategy})` : `${parts.join("; ")}; ${alias} (${strategy})`
+  return parts.length === 0
+    ? `first healthy candidate of ${alias} (${strategy})`
+    : `${parts.join("; ")}; ${alias} (${strategy})`
 }
 
 // ---- the router ----
@@ -175,7 +190,15 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
     const bounded = timeoutMs === undefined ? call : call.pipe(
       Effect.timeoutOrElse({
         duration: Duration.millis(timeoutMs + GRACE_MS),
-        orElse: () => Effect.fail(new ProviderError({ provider: c.provider, kind: "timeout", reason: `no answer within ${timeoutMs} ms`, retryable: true }))
+        orElse: () =>
+          Effect.fail(
+            new ProviderError({
+              provider: c.provider,
+              kind: "timeout",
+              reason: `no answer within ${timeoutMs} ms`,
+              retryable: true
+            })
+          )
       })
     )
     return bounded.pipe(
@@ -227,7 +250,10 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
       const candidates = Catalog.resolve(catalog, request.model)
       const cached = yield* fromCache(request, candidates, strategy)
       if (cached.hit !== undefined) {
-        yield* Effect.annotateCurrentSpan({ "lantern.route.chosen": cached.hit.route!.chosen ?? "", "lantern.route.cached": true })
+        yield* Effect.annotateCurrentSpan({
+          "lantern.route.chosen": cached.hit.route!.chosen ?? "",
+          "lantern.route.cached": true
+        })
         return cached.hit
       }
       const ordered = order(strategy, candidates, { price: (c) => priceOf(prices, c), health: observations.get })
@@ -243,12 +269,24 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
       for (const c of ordered) {
         const provider = providers.get(c.provider)
         if (provider === undefined) {
-          attempts.push({ provider: c.provider, model: c.model, code: "provider_error", message: `no provider named ${c.provider}`, durationMs: 0 })
+          attempts.push({
+            provider: c.provider,
+            model: c.model,
+            code: "provider_error",
+            message: `no provider named ${c.provider}`,
+            durationMs: 0
+          })
           continue
         }
         const admitted = yield* breakers.admit(c.provider)
         if (admitted === "open") {
-          attempts.push({ provider: c.provider, model: c.model, code: "circuit_open", message: `circuit of ${c.provider} is open`, durationMs: 0 })
+          attempts.push({
+            provider: c.provider,
+            model: c.model,
+            code: "circuit_open",
+            message: `circuit of ${c.provider} is open`,
+            durationMs: 0
+          })
           anyRetryable = true
           retryAfters.push(cooldownOf(c.provider, yield* Clock.currentTimeMillis))
           continue
@@ -261,7 +299,14 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
           yield* breakers.succeeded(c.provider, admitted)
           const chosen = `${c.provider}/${c.model}`
           const r = outcome.success
-          const route = routeOf(request, strategy, chosen, reasonOf(request.model, strategy, attempts, admitted === "trial"), false, attempts)
+          const route = routeOf(
+            request,
+            strategy,
+            chosen,
+            reasonOf(request.model, strategy, attempts, admitted === "trial"),
+            false,
+            attempts
+          )
           if (cached.key !== undefined) {
             yield* cache!.put(cached.key, {
               format: ResponseCache.FORMAT,
@@ -284,18 +329,35 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
         }
         const e = outcome.failure
         last = e
-        attempts.push({ provider: c.provider, model: c.model, code: attemptCode(e), message: attemptMessage(e), durationMs })
+        attempts.push({
+          provider: c.provider,
+          model: c.model,
+          code: attemptCode(e),
+          message: attemptMessage(e),
+          durationMs
+        })
         if (isRetryable(e)) {
           anyRetryable = true
           observations.record(c, false, durationMs)
           yield* breakers.failed(c.provider, admitted)
           const cooldown = cooldownOf(c.provider, yield* Clock.currentTimeMillis)
-          retryAfters.push(cooldown === undefined && e.retryAfterMs === undefined ? undefined : Math.max(cooldown ?? 0, e.retryAfterMs ?? 0))
+          retryAfters.push(
+            cooldown === undefined && e.retryAfterMs === undefined
+              ? undefined
+              : Math.max(cooldown ?? 0, e.retryAfterMs ?? 0)
+          )
           continue
         }
         // the provider answered, so it is up (a trial it answered closes its breaker); the request is at fault
         if (admitted === "trial") yield* breakers.succeeded(c.provider, admitted)
-        const route = routeOf(request, strategy, null, `stopped: ${c.provider}/${c.model} refused the request (not retryable)`, false, attempts)
+        const route = routeOf(
+          request,
+          strategy,
+          null,
+          `stopped: ${c.provider}/${c.model} refused the request (not retryable)`,
+          false,
+          attempts
+        )
         return yield* new ProviderError({ ...errorFields(e), retryable: false, route })
       }
       const route = routeOf(request, strategy, null, `every candidate of ${request.model} failed`, false, attempts)
@@ -307,13 +369,18 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
         kind: last?.kind ?? (anyRetryable ? "unavailable" : "refused"),
         ...(last?.status === undefined ? {} : { status: last.status }),
         ...(wait === undefined ? {} : { retryAfterMs: wait }),
-        reason: `every candidate of ${request.model} failed (${summary})${last === undefined ? "" : `; last: ${attemptMessage(last)}`}`,
+        reason: `every candidate of ${request.model} failed (${summary})${
+          last === undefined ? "" : `; last: ${attemptMessage(last)}`
+        }`,
         retryable: anyRetryable,
         route
       })
     }).pipe(
       Effect.withSpan("gen_ai.route", {
-        attributes: { "lantern.route.alias": request.model, "lantern.route.strategy": request.strategy ?? catalog.strategy }
+        attributes: {
+          "lantern.route.alias": request.model,
+          "lantern.route.strategy": request.strategy ?? catalog.strategy
+        }
       })
     )
 

@@ -37,7 +37,11 @@ describe("Tokenizer.count (o200k_base)", () => {
     const samples = [
       prose,
       "function add(a: number, b: number): number {\n  return a + b\n}\n",
-      JSON.stringify({ type: "object", properties: { city: { type: "string", description: "City name" } }, required: ["city"] }),
+      JSON.stringify({
+        type: "object",
+        properties: { city: { type: "string", description: "City name" } },
+        required: ["city"]
+      }),
       "Ünïcödé, emoji 🎉🚀 and numbers 1234567890 — mixed.\n\n\tindented",
       "supercalifragilisticexpialidocious antidisestablishmentarianism"
     ]
@@ -56,7 +60,8 @@ describe("Tokenizer.count (o200k_base)", () => {
     expect(Tokenizer.count("a".repeat(20_000))).toBe(2500)
     const aMs = performance.now() - started
     // Chinese prose has no spaces: one piece per sentence run
-    const chinese = "东京是日本的首都也是世界上人口最多的城市之一这里有很多历史悠久的寺庙和现代化的高楼大厦每年吸引大量游客前来观光旅游"
+    const chinese =
+      "东京是日本的首都也是世界上人口最多的城市之一这里有很多历史悠久的寺庙和现代化的高楼大厦每年吸引大量游客前来观光旅游"
     const run = chinese.repeat(2)
     const sliced = Tokenizer.count(run)
     const truth = exact(run)
@@ -64,7 +69,13 @@ describe("Tokenizer.count (o200k_base)", () => {
     expect(sliced).toBeLessThanOrEqual(Math.ceil(truth * 1.05))
     const t0 = performance.now()
     const big = Tokenizer.count(chinese.repeat(200))
-    console.log(`long runs: 20,000 × 'a' in ${aMs.toFixed(1)} ms; ${run.length} Chinese characters ${sliced} tokens sliced vs ${truth} exact; ${chinese.repeat(200).length} characters (${big} tokens) in ${(performance.now() - t0).toFixed(0)} ms`)
+    console.log(
+      `long runs: 20,000 × 'a' in ${
+        aMs.toFixed(1)
+      } ms; ${run.length} Chinese characters ${sliced} tokens sliced vs ${truth} exact; ${
+        chinese.repeat(200).length
+      } characters (${big} tokens) in ${(performance.now() - t0).toFixed(0)} ms`
+    )
     // slicing only touches long pieces: text around a long run still counts exactly
     const mixed = `${prose} ${"=".repeat(200)} ${prose}`
     expect(Math.abs(Tokenizer.count(mixed) - exact(mixed))).toBeLessThanOrEqual(2)
@@ -103,11 +114,20 @@ describe("Tokenizer.estimatePrompt (OpenAI chat accounting)", () => {
   })
 
   it("counts tool definitions as the JSON of the request's tools field", () => {
-    const json = JSON.stringify([{ type: "function", function: { name: lookup.name, description: lookup.description, parameters: lookup.parameters } }])
-    expect(Tokenizer.estimatePrompt(conversation, [lookup])).toBe(Tokenizer.estimatePrompt(conversation, []) + exact(json))
+    const json = JSON.stringify([{
+      type: "function",
+      function: { name: lookup.name, description: lookup.description, parameters: lookup.parameters }
+    }])
+    expect(Tokenizer.estimatePrompt(conversation, [lookup])).toBe(
+      Tokenizer.estimatePrompt(conversation, []) + exact(json)
+    )
     // Lantern-only fields (approval, agent) never reach the provider, so they cost nothing
-    expect(Tokenizer.estimatePrompt(conversation, [{ ...lookup, approval: { expiresInSeconds: 60 } }])).toBe(Tokenizer.estimatePrompt(conversation, [lookup]))
-    expect(Tokenizer.estimatePrompt(conversation, [lookup, { ...lookup, name: "define" }])).toBeGreaterThan(Tokenizer.estimatePrompt(conversation, [lookup]))
+    expect(Tokenizer.estimatePrompt(conversation, [{ ...lookup, approval: { expiresInSeconds: 60 } }])).toBe(
+      Tokenizer.estimatePrompt(conversation, [lookup])
+    )
+    expect(Tokenizer.estimatePrompt(conversation, [lookup, { ...lookup, name: "define" }])).toBeGreaterThan(
+      Tokenizer.estimatePrompt(conversation, [lookup])
+    )
   })
 
   it("counts tool calls (id, name, JSON arguments) and tool results", () => {
@@ -126,7 +146,10 @@ describe("Tokenizer.estimatePrompt (OpenAI chat accounting)", () => {
   it("grows with the text: never smaller for a longer prompt", () => {
     let previous = 0
     for (let n = 0; n <= 40; n++) {
-      const e = Tokenizer.estimatePrompt([{ role: "system", content: "Be brief." }, { role: "user", content: prose.slice(0, n * 8) }], [lookup])
+      const e = Tokenizer.estimatePrompt([{ role: "system", content: "Be brief." }, {
+        role: "user",
+        content: prose.slice(0, n * 8)
+      }], [lookup])
       expect(e).toBeGreaterThanOrEqual(previous)
       previous = e
     }
@@ -135,7 +158,10 @@ describe("Tokenizer.estimatePrompt (OpenAI chat accounting)", () => {
   it("times an estimate of a 10,000-token prompt once loaded (reported, not asserted)", () => {
     const paragraphs = Array.from({ length: 150 }, (_, i) => `${i}. ${prose}`)
     const messages: ReadonlyArray<Message> = [
-      { role: "system", content: "You answer questions about the documents below.\n\n" + paragraphs.slice(0, 75).join("\n") },
+      {
+        role: "system",
+        content: "You answer questions about the documents below.\n\n" + paragraphs.slice(0, 75).join("\n")
+      },
       { role: "user", content: paragraphs.slice(75).join("\n") }
     ]
     Tokenizer.estimatePrompt(messages, [lookup])

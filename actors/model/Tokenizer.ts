@@ -84,6 +84,13 @@ const messageTokens = (m: Message) =>
 export const estimatePrompt = (messages: ReadonlyArray<Message>, tools: ReadonlyArray<ToolSpec>): number => {
   const definitions = tools.length === 0
     ? 0
-    : count(JSON.stringify(tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }))))
+    : count(
+      JSON.stringify(
+        tools.map((t) => ({
+          type: "function",
+          function: { name: t.name, description: t.description, parameters: t.parameters }
+        }))
+      )
+    )
   return messages.reduce((n, m) => n + messageTokens(m), TOKENS_PER_REPLY) + definitions
 }

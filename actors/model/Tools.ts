@@ -125,11 +125,14 @@ export class Tools extends Context.Service<Tools, {
   readonly run: (call: ToolCall) => Effect.Effect<string>
 }>()("lantern/actors/Tools") {
   /** The built-in deterministic tools. */
-  static readonly layer = Layer.succeed(Tools, Tools.of({
-    run: (call) =>
-      Effect.sync(() => {
-        const tool = find(call.name)
-        return tool === undefined ? unknownTool(call.name) : tool.run(call.arguments)
-      })
-  }))
+  static readonly layer = Layer.succeed(
+    Tools,
+    Tools.of({
+      run: (call) =>
+        Effect.sync(() => {
+          const tool = find(call.name)
+          return tool === undefined ? unknownTool(call.name) : tool.run(call.arguments)
+        })
+    })
+  )
 }

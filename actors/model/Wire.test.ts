@@ -20,7 +20,10 @@ describe("Wire", () => {
 
   it("makes each error with its kind: from the status and retryability, or as the maker says", () => {
     const fail = Wire.failWith("p", "sk-secret")
-    expect(fail("slow down", true, 429, { retryAfterMs: 2_000 })).toMatchObject({ kind: "rate_limited", retryAfterMs: 2_000 })
+    expect(fail("slow down", true, 429, { retryAfterMs: 2_000 })).toMatchObject({
+      kind: "rate_limited",
+      retryAfterMs: 2_000
+    })
     expect(fail("boom", true, 503).kind).toBe("unavailable")
     expect(fail("reset", true).kind).toBe("unavailable")
     expect(fail("bad", false, 400).kind).toBe("refused")

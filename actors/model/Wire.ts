@@ -30,7 +30,11 @@ export const parseRetryAfter = (value: string | null, now: number): number | und
   if (value === null) return undefined
   const text = value.trim()
   // an HTTP-date names its day and month; a bare number that is not a delay (`-3`) is no date either
-  const ms = /^\d+(\.\d+)?$/.test(text) ? Number(text) * 1000 : /[A-Za-z]/.test(text) ? Date.parse(text) - now : Number.NaN
+  const ms = /^\d+(\.\d+)?$/.test(text)
+    ? Number(text) * 1000
+    : /[A-Za-z]/.test(text)
+    ? Date.parse(text) - now
+    : Number.NaN
   if (!Number.isFinite(ms)) return undefined
   return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.ceil(ms)))
 }
@@ -111,12 +115,18 @@ export const exchange = <D>(x: Exchange<D>): Effect.Effect<D, ProviderError> =>
       Effect.gen(function*() {
         const timeout = AbortSignal.timeout(x.timeoutMs)
         const transport = (e: unknown) =>
-          timeout.aborted ? x.fail(`no answer within ${x.timeoutMs} ms`, true, undefined, { kind: "timeout" }) : x.fail(`request failed: ${describe(e)}`, true)
+          timeout.aborted
+            ? x.fail(`no answer within ${x.timeoutMs} ms`, true, undefined, { kind: "timeout" })
+            : x.fail(`request failed: ${describe(e)}`, true)
         const response = yield* Effect.tryPromise({
           try: () =>
             fetch(x.url, {
               method: "POST",
-              headers: { "content-type": "application/json", accept: "text/event-stream, application/json", ...x.headers },
+              headers: {
+                "content-type": "application/json",
+                accept: "text/event-stream, application/json",
+                ...x.headers
+              },
               body: JSON.stringify(x.body),
               // the body stream stays tied to this signal, so cancelling also stops a stream being read
               signal: AbortSignal.any([controller.signal, timeout])

@@ -25,7 +25,10 @@ const ANSWER = "The quick brown fox jumps over the lazy dog; a short model answe
  * A finished run's journal lines with `steps` model steps (2 + 2·steps events), its stream sequences starting at
  * `firstSeq` and spaced by `stride` (other runs interleave in the stream). `terminal: false` leaves it running.
  */
-export const journal = (options: { runId?: string; tenant?: string; steps?: number; firstSeq?: number; stride?: number; terminal?: boolean } = {}): Array<Verify.Line> => {
+export const journal = (
+  options: { runId?: string; tenant?: string; steps?: number; firstSeq?: number; stride?: number; terminal?: boolean } =
+    {}
+): Array<Verify.Line> => {
   const runId = options.runId ?? RUN_ID
   const tenant = options.tenant ?? TENANT
   const steps = options.steps ?? 1
@@ -42,18 +45,28 @@ export const journal = (options: { runId?: string; tenant?: string; steps?: numb
     }, tenant)
   ]
   for (let s = 0; s < steps; s++) {
-    envelopes.push(envelope(runId, envelopes.length + 1, "StepStarted", { stepId: `turn-${s}.model`, attempt: 1, request: { _tag: "model", model: "offline/echo", turn: s } }, tenant))
+    envelopes.push(
+      envelope(runId, envelopes.length + 1, "StepStarted", {
+        stepId: `turn-${s}.model`,
+        attempt: 1,
+        request: { _tag: "model", model: "offline/echo", turn: s }
+      }, tenant)
+    )
     envelopes.push(envelope(runId, envelopes.length + 1, "StepCompleted", {
       stepId: `turn-${s}.model`,
       attempt: 1,
-      result: { _tag: "model", answer: { content: ANSWER, toolCalls: [], finishReason: "stop", provider: "offline", model: "echo" } },
+      result: {
+        _tag: "model",
+        answer: { content: ANSWER, toolCalls: [], finishReason: "stop", provider: "offline", model: "echo" }
+      },
       tokensIn: 812,
       tokensOut: 23,
       costUsd: 0.000412,
       durationMs: 3
     }, tenant))
   }
-  if (options.terminal !== false) envelopes.push(envelope(runId, envelopes.length + 1, "RunSucceeded", { output: ANSWER }, tenant))
+  if (options.terminal !== false)
+    envelopes.push(envelope(runId, envelopes.length + 1, "RunSucceeded", { output: ANSWER }, tenant))
   const first = options.firstSeq ?? 10
   return envelopes.map((e, i) => ({ n: i + 1, seq: first + i * stride, envelope: e }))
 }

@@ -18,12 +18,20 @@ afterAll(async () => {
   await nats?.cleanup()
 })
 
-const withKeys = <A, E>(kek: Uint8Array, count: number, f: (hosts: ReadonlyArray<SigningKeys["Service"]>) => Effect.Effect<A, E>) =>
+const withKeys = <A, E>(
+  kek: Uint8Array,
+  count: number,
+  f: (hosts: ReadonlyArray<SigningKeys["Service"]>) => Effect.Effect<A, E>
+) =>
   Effect.gen(function*() {
     yield* Topology.apply
     const hosts = yield* Effect.all(Array.from({ length: count }, () => SigningKeys.make(kek)))
     return yield* f(hosts)
-  }).pipe(Effect.scoped, Effect.provide(Layer.fresh(Nats.layerUrl(nats.handle.url, "lantern-keys-test"))), Effect.runPromise)
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(Layer.fresh(Nats.layerUrl(nats.handle.url, "lantern-keys-test"))),
+    Effect.runPromise
+  )
 
 describe("SigningKeys", () => {
   const kek = new Uint8Array(randomBytes(32))
@@ -39,8 +47,11 @@ describe("SigningKeys", () => {
   })
 
   it("rotation makes a new current key and keeps the old one published, retired", async () => {
-    const [before, rotated, after, current] = await withKeys(kek, 2, ([a, b]) =>
-      Effect.all([a!.current, a!.rotate, b!.published, b!.current]))
+    const [before, rotated, after, current] = await withKeys(
+      kek,
+      2,
+      ([a, b]) => Effect.all([a!.current, a!.rotate, b!.published, b!.current])
+    )
     expect(rotated.keyId).not.toBe(before.keyId)
     expect(current.keyId).toBe(rotated.keyId)
     expect(after.find((k) => k.keyId === before.keyId)?.retiredAt).toBeDefined()

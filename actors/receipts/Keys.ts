@@ -54,7 +54,8 @@ export const bucket = Kv.bucket({
   what: "a signing key"
 })
 
-export const kekIdOf = (kek: Uint8Array) => createHash("sha256").update("lantern-kek\0").update(kek).digest("hex").slice(0, 16)
+export const kekIdOf = (kek: Uint8Array) =>
+  createHash("sha256").update("lantern-kek\0").update(kek).digest("hex").slice(0, 16)
 
 /** A value sealed with XChaCha20-Poly1305 under a KEK: which KEK (kekIdOf), the nonce and the ciphertext, base64url. */
 export interface Box {
@@ -77,10 +78,20 @@ export const sealBox = (kek: Uint8Array, plain: Uint8Array | string, aad: string
 export const openBox = (keks: ReadonlyArray<Uint8Array>, box: Box, aad: string, what: string): Uint8Array => {
   const kek = keks.find((k) => kekIdOf(k) === box.kekId)
   if (kek === undefined) {
-    throw new Error(`${what} is sealed under KEK ${box.kekId}, this host has KEK ${keks.map(kekIdOf).join(", ")}: set LANTERN_KEK (or LANTERN_KEK_PREVIOUS while rotating) to the deployment's`)
+    throw new Error(
+      `${what} is sealed under KEK ${box.kekId}, this host has KEK ${
+        keks.map(kekIdOf).join(", ")
+      }: set LANTERN_KEK (or LANTERN_KEK_PREVIOUS while rotating) to the deployment's`
+    )
   }
   try {
-    return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, Verify.fromBase64Url(box.sealed), aad, Verify.fromBase64Url(box.nonce), kek)
+    return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+      null,
+      Verify.fromBase64Url(box.sealed),
+      aad,
+      Verify.fromBase64Url(box.nonce),
+      kek
+    )
   } catch {
     throw new Error(`${what} fails authentication: it was altered or copied from another entry`)
   }
@@ -89,7 +100,11 @@ export const openBox = (keks: ReadonlyArray<Uint8Array>, box: Box, aad: string, 
 const aad = (keyId: string) => `lantern-signing-key:${keyId}`
 
 /** Seals a fresh key pair's secret key under `kek`, bound to its keyId (the AAD) so entries cannot be swapped. */
-export const seal = (kek: Uint8Array, keyPair: { publicKey: Uint8Array; privateKey: Uint8Array }, createdAt: string): Stored => {
+export const seal = (
+  kek: Uint8Array,
+  keyPair: { publicKey: Uint8Array; privateKey: Uint8Array },
+  createdAt: string
+): Stored => {
   const keyId = Verify.keyIdOf(keyPair.publicKey)
   return {
     keyId,
@@ -105,7 +120,8 @@ export const open = (kek: Uint8Array, stored: Stored): Effect.Effect<SigningKey,
   Effect.try({
     try: () => {
       const secretKey = openBox([kek], stored, aad(stored.keyId), `key ${stored.keyId}`)
-      if (Verify.toBase64Url(secretKey.slice(32)) !== stored.publicKey) throw new Error(`key ${stored.keyId}: the sealed secret does not match its public key`)
+      if (Verify.toBase64Url(secretKey.slice(32)) !== stored.publicKey)
+        throw new Error(`key ${stored.keyId}: the sealed secret does not match its public key`)
       return { keyId: stored.keyId, secretKey }
     },
     catch: (e) => new SigningKeyUnavailable({ reason: e instanceof Error ? e.message : String(e) })
@@ -134,7 +150,10 @@ export const KEK_FILE = "signing-kek"
 /** A base64 (or base64url) KEK of 32 bytes; throws naming `from` otherwise. */
 export const kekBytes = (text: string, from: string): Uint8Array => {
   const bytes = Buffer.from(text.trim().replace(/-/g, "+").replace(/_/g, "/"), "base64")
-  if (bytes.length !== 32) throw new Error(`${from} must be 32 bytes in base64 (got ${bytes.length} bytes); make one with: openssl rand -base64 32`)
+  if (bytes.length !== 32)
+    throw new Error(
+      `${from} must be 32 bytes in base64 (got ${bytes.length} bytes); make one with: openssl rand -base64 32`
+    )
   return new Uint8Array(bytes)
 }
 
@@ -190,14 +209,19 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
       const kv = yield* Kv.open(bucket)
       const opened = new Map<string, SigningKey>()
 
-      const unreadable = (keyId: string) => new SigningKeyUnavailable({ reason: `key ${keyId} in ${SIGNING_KEYS_BUCKET} is unreadable` })
+      const unreadable = (keyId: string) =>
+        new SigningKeyUnavailable({ reason: `key ${keyId} in ${SIGNING_KEYS_BUCKET} is unreadable` })
 
       const readStored = (keyId: string) =>
         Effect.gen(function*() {
-          const entry = yield* kv.get(entryKey(keyId)).pipe(Effect.catchTag("CorruptValue", () => Effect.fail(unreadable(keyId))))
-          if (Option.isNone(entry)) return yield* new SigningKeyUnavailable({ reason: `key ${keyId} is not in ${SIGNING_KEYS_BUCKET}` })
+          const entry = yield* kv.get(entryKey(keyId)).pipe(
+            Effect.catchTag("CorruptValue", () => Effect.fail(unreadable(keyId)))
+          )
+          if (Option.isNone(entry))
+            return yield* new SigningKeyUnavailable({ reason: `key ${keyId} is not in ${SIGNING_KEYS_BUCKET}` })
           const { value, revision } = entry.value
-          if (typeof value === "string") return yield* unreadable(keyId)
+          if (typeof value === "string")
+            return yield* unreadable(keyId)
           return { stored: value, revision }
         })
 
@@ -207,7 +231,9 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
             ? Effect.succeed(null)
             : typeof e.value.value === "string"
             ? Effect.succeed({ keyId: e.value.value, revision: e.value.revision })
-            : Effect.fail(new SigningKeyUnavailable({ reason: `the current key pointer in ${SIGNING_KEYS_BUCKET} is unreadable` }))
+            : Effect.fail(
+              new SigningKeyUnavailable({ reason: `the current key pointer in ${SIGNING_KEYS_BUCKET} is unreadable` })
+            )
         ),
         Effect.catchTag("CorruptValue", (e) => Effect.fail(new SigningKeyUnavailable({ reason: e.message })))
       )
@@ -218,7 +244,8 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
         const stored = seal(kek, sodium.crypto_sign_keypair(), now)
         const created = yield* kv.create(entryKey(stored.keyId), stored)
         // a keyId is the hash of a fresh public key: another entry under it would be a broken random source
-        if (created._tag === "AlreadyExists") return yield* new SigningKeyUnavailable({ reason: `key ${stored.keyId} exists already` })
+        if (created._tag === "AlreadyExists")
+          return yield* new SigningKeyUnavailable({ reason: `key ${stored.keyId} exists already` })
         return stored
       })
 
@@ -273,13 +300,17 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
         // (the new key, never current, stays listed unretired: harmless, it signed nothing)
         for (let attempt = 0; attempt < 10; attempt++) {
           const pointer = yield* readCurrent
-          const swapped = pointer === null ? yield* kv.create(CURRENT, made.keyId) : yield* kv.update(CURRENT, made.keyId, pointer.revision)
+          const swapped = pointer === null
+            ? yield* kv.create(CURRENT, made.keyId)
+            : yield* kv.update(CURRENT, made.keyId, pointer.revision)
           if (swapped._tag === "LostRace" || swapped._tag === "AlreadyExists") continue
           if (pointer !== null) yield* retire(pointer.keyId)
           return publicOf(made)
         }
         yield* kv.purge(entryKey(made.keyId))
-        return yield* new SigningKeyUnavailable({ reason: "could not make the new key current: the current key kept changing" })
+        return yield* new SigningKeyUnavailable({
+          reason: "could not make the new key current: the current key kept changing"
+        })
       }).pipe(Effect.withSpan("SigningKeys.rotate"))
 
       return SigningKeys.of({ current, published, rotate })

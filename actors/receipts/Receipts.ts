@@ -18,14 +18,24 @@ export type Error = RunNotFound | ReadError | SigningKeyUnavailable | BusUnavail
 export const linesOf = (stored: ReadonlyArray<Stored>): ReadonlyArray<Verify.Line> =>
   stored.map((s, i) => ({ n: i + 1, seq: s.seq, envelope: s.envelope as unknown as Record<string, unknown> }))
 
-const STATUS: Record<string, Verify.Unsigned["status"]> = { RunSucceeded: "succeeded", RunFailed: "failed", RunCanceled: "canceled" }
+const STATUS: Record<string, Verify.Unsigned["status"]> = {
+  RunSucceeded: "succeeded",
+  RunFailed: "failed",
+  RunCanceled: "canceled"
+}
 
 /** Whether a journal has ended: its last event is a terminal one. */
 export const isFinal = (lines: ReadonlyArray<Verify.Line>) =>
   lines.length > 0 && TERMINAL_RUN_EVENTS.has(String(lines[lines.length - 1]!.envelope["type"]))
 
 /** The receipt's fields for a journal (everything but the signature), as `keyId` would sign it at `issuedAt`. */
-export const unsignedOf = (tenant: string, runId: string, lines: ReadonlyArray<Verify.Line>, keyId: string, issuedAt: string): Verify.Unsigned => {
+export const unsignedOf = (
+  tenant: string,
+  runId: string,
+  lines: ReadonlyArray<Verify.Line>,
+  keyId: string,
+  issuedAt: string
+): Verify.Unsigned => {
   const first = lines[0]!
   const last = lines[lines.length - 1]!
   const started = (first.envelope["payload"] ?? {}) as Record<string, unknown>
@@ -52,11 +62,18 @@ export const unsignedOf = (tenant: string, runId: string, lines: ReadonlyArray<V
 }
 
 /** The `lantern-receipts` bucket: key `<tenant>.<runId>`, a finished run's receipt, written once. */
-export const bucket = Kv.bucket({ name: RECEIPTS_BUCKET, value: Schema.fromJsonString(Verify.Receipt), what: "a receipt" })
+export const bucket = Kv.bucket({
+  name: RECEIPTS_BUCKET,
+  value: Schema.fromJsonString(Verify.Receipt),
+  what: "a receipt"
+})
 
 export interface Service {
   /** The run's journal lines, exactly what a receipt's digest covers. */
-  readonly journal: (tenant: string, runId: string) => Effect.Effect<ReadonlyArray<Verify.Line>, RunNotFound | ReadError>
+  readonly journal: (
+    tenant: string,
+    runId: string
+  ) => Effect.Effect<ReadonlyArray<Verify.Line>, RunNotFound | ReadError>
   /** The run's receipt: the stored one of a finished run (issued now if it has none yet), or a fresh partial one. */
   readonly receipt: (tenant: string, runId: string) => Effect.Effect<Verify.Receipt, Error>
   /** Issues and stores a finished run's receipt if it has none; nothing for a run still going. */
@@ -82,14 +99,20 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
       const kv = yield* Kv.open(bucket)
 
       const journal: Service["journal"] = (tenant, runId) =>
-        Effect.flatMap(journalStore.read({ type: "run", tenant, id: runId }), (stored) =>
-          stored.length === 0 ? Effect.fail(new RunNotFound({ id: runId })) : Effect.succeed(linesOf(stored)))
+        Effect.flatMap(
+          journalStore.read({ type: "run", tenant, id: runId }),
+          (stored) =>
+            stored.length === 0 ? Effect.fail(new RunNotFound({ id: runId })) : Effect.succeed(linesOf(stored))
+        )
 
       const kvKey = (tenant: string, runId: string) => `${tenant}.${runId}`
 
       // a stored receipt that does not decode is a bug or tampering: a defect, never a reason to sign another
       const stored = (tenant: string, runId: string) =>
-        kv.get(kvKey(tenant, runId)).pipe(Effect.map((e) => Option.getOrNull(Option.map(e, (x) => x.value))), Effect.catchTag("CorruptValue", Effect.die))
+        kv.get(kvKey(tenant, runId)).pipe(
+          Effect.map((e) => Option.getOrNull(Option.map(e, (x) => x.value))),
+          Effect.catchTag("CorruptValue", Effect.die)
+        )
 
       const signNow = (tenant: string, runId: string, lines: ReadonlyArray<Verify.Line>) =>
         Effect.gen(function*() {
@@ -141,7 +164,11 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
             const verdict = Verify.verify(receipt, given ?? [], published)
             return {
               valid: false,
-              checks: [...verdict.checks, { name: "stored-journal", ok: false, message: `the receipt is for tenant ${receipt.tenantId}, not the caller's` }]
+              checks: [...verdict.checks, {
+                name: "stored-journal",
+                ok: false,
+                message: `the receipt is for tenant ${receipt.tenantId}, not the caller's`
+              }]
             }
           }
           const storedLines = yield* journal(tenant, receipt.runId).pipe(

@@ -49,9 +49,26 @@ describe("receipts", () => {
     expect(verdict.checks.filter((c) => !c.ok)).toEqual([])
     expect(verdict.valid).toBe(true)
     expect(verdict.checks.map((c) => c.name)).toEqual([
-      "signature", "run-id", "membership", "event-count", "order", "seq-range", "journal-digest", "status", "agent", "totals"
+      "signature",
+      "run-id",
+      "membership",
+      "event-count",
+      "order",
+      "seq-range",
+      "journal-digest",
+      "status",
+      "agent",
+      "totals"
     ])
-    expect(receipt).toMatchObject({ status: "succeeded", partial: false, eventCount: 8, firstSeq: 10, lastSeq: 31, tokensIn: 2436, tokensOut: 69 })
+    expect(receipt).toMatchObject({
+      status: "succeeded",
+      partial: false,
+      eventCount: 8,
+      firstSeq: 10,
+      lastSeq: 31,
+      tokensIn: 2436,
+      tokensOut: 69
+    })
   })
 
   it("the digest is the SHA-256 chain over canonical lines, from 32 zero bytes", async () => {
@@ -75,7 +92,9 @@ describe("receipts", () => {
   it("libsodium signatures verify with node:crypto and the signature covers the canonical unsigned receipt", () => {
     const receipt = issue(Fixture.journal())
     const raw = Verify.fromBase64Url(alice.published.publicKey)
-    expect(sodium.crypto_sign_verify_detached(Verify.fromBase64Url(receipt.signature), Verify.signingBytes(receipt), raw)).toBe(true)
+    expect(
+      sodium.crypto_sign_verify_detached(Verify.fromBase64Url(receipt.signature), Verify.signingBytes(receipt), raw)
+    ).toBe(true)
     expect(Verify.verifyEd25519(raw, Verify.signingBytes(receipt), receipt.signature)).toBe(true)
     expect(new TextDecoder().decode(Verify.signingBytes(receipt))).not.toContain("signature")
   })
@@ -100,9 +119,19 @@ describe("receipts", () => {
     const receipt = issue(lines)
     const dropped = tampered(lines, (c) => c.splice(2, 1))
     // the dropped event was a completed step: its tokens and cost are missing from the totals too
-    expect(failed(Verify.verify(receipt, dropped, [alice.published]))).toEqual(["event-count", "order", "journal-digest", "totals"])
+    expect(failed(Verify.verify(receipt, dropped, [alice.published]))).toEqual([
+      "event-count",
+      "order",
+      "journal-digest",
+      "totals"
+    ])
     const droppedLast = lines.slice(0, -1)
-    expect(failed(Verify.verify(receipt, droppedLast, [alice.published]))).toEqual(["event-count", "seq-range", "journal-digest", "status"])
+    expect(failed(Verify.verify(receipt, droppedLast, [alice.published]))).toEqual([
+      "event-count",
+      "seq-range",
+      "journal-digest",
+      "status"
+    ])
   })
 
   it("swapping two events is caught by the order check and the digest", () => {
@@ -122,9 +151,17 @@ describe("receipts", () => {
   it("another run's receipt does not verify this journal", () => {
     const lines = Fixture.journal()
     const other = Fixture.journal({ runId: "run_01jd0000000000000000000099", firstSeq: 11 })
-    const otherReceipt = Keys.sign(alice.key, unsignedOf(Fixture.TENANT, "run_01jd0000000000000000000099", other, alice.key.keyId, "2026-11-21T12:00:01.000Z"))
+    const otherReceipt = Keys.sign(
+      alice.key,
+      unsignedOf(Fixture.TENANT, "run_01jd0000000000000000000099", other, alice.key.keyId, "2026-11-21T12:00:01.000Z")
+    )
     expect(Verify.verify(otherReceipt, other, [alice.published]).valid).toBe(true)
-    expect(failed(Verify.verify(otherReceipt, lines, [alice.published]))).toEqual(["run-id", "membership", "seq-range", "journal-digest"])
+    expect(failed(Verify.verify(otherReceipt, lines, [alice.published]))).toEqual([
+      "run-id",
+      "membership",
+      "seq-range",
+      "journal-digest"
+    ])
   })
 
   it("an event of another run or tenant spliced in fails membership", () => {
@@ -140,11 +177,16 @@ describe("receipts", () => {
     const lines = Fixture.journal()
     const receipt = issue(lines)
     expect(failed(Verify.verify({ ...receipt, costUsd: 0 }, lines, [alice.published]))).toEqual(["signature", "totals"])
-    expect(failed(Verify.verify({ ...receipt, status: "failed" }, lines, [alice.published]))).toEqual(["signature", "status"])
-    expect(failed(Verify.verify({ ...receipt, issuedAt: "2020-01-01T00:00:00.000Z" }, lines, [alice.published]))).toEqual(["signature"])
+    expect(failed(Verify.verify({ ...receipt, status: "failed" }, lines, [alice.published]))).toEqual([
+      "signature",
+      "status"
+    ])
+    expect(failed(Verify.verify({ ...receipt, issuedAt: "2020-01-01T00:00:00.000Z" }, lines, [alice.published])))
+      .toEqual(["signature"])
     // re-hashing a tampered journal into the receipt needs a new signature
     const changed = tampered(lines, (c) => (c[1]!.envelope["at"] = "2026-01-01T00:00:00.000Z"))
-    expect(failed(Verify.verify({ ...receipt, journalDigest: Verify.digest(changed) }, changed, [alice.published]))).toEqual(["signature"])
+    expect(failed(Verify.verify({ ...receipt, journalDigest: Verify.digest(changed) }, changed, [alice.published])))
+      .toEqual(["signature"])
   })
 
   it("a wrong key fails the signature, naming the keyId", () => {
@@ -157,7 +199,9 @@ describe("receipts", () => {
     const impostor = { ...bob.published, keyId: alice.key.keyId }
     expect(failed(Verify.verify(receipt, lines, [impostor]))).toEqual(["signature"])
     // signed by bob but claiming alice's keyId
-    const forged = Keys.sign(bob.key, { ...unsignedOf(Fixture.TENANT, Fixture.RUN_ID, lines, alice.key.keyId, "2026-11-21T12:00:01.000Z") })
+    const forged = Keys.sign(bob.key, {
+      ...unsignedOf(Fixture.TENANT, Fixture.RUN_ID, lines, alice.key.keyId, "2026-11-21T12:00:01.000Z")
+    })
     expect(failed(Verify.verify(forged, lines, [alice.published, bob.published]))).toEqual(["signature"])
   })
 
@@ -177,13 +221,22 @@ describe("receipts", () => {
     expect(Verify.verify(receipt, lines, [alice.published]).valid).toBe(true)
     // the same partial receipt against the journal once finished: one more event than it covers
     expect(Verify.verify(receipt, Fixture.journal({ steps: 1 }), [alice.published]).valid).toBe(false)
-    const claimed = Keys.sign(alice.key, { ...unsignedOf(Fixture.TENANT, Fixture.RUN_ID, lines, alice.key.keyId, "x"), status: "succeeded", partial: false })
+    const claimed = Keys.sign(alice.key, {
+      ...unsignedOf(Fixture.TENANT, Fixture.RUN_ID, lines, alice.key.keyId, "x"),
+      status: "succeeded",
+      partial: false
+    })
     expect(failed(Verify.verify(claimed, lines, [alice.published]))).toEqual(["status"])
   })
 
   it("keys parse from hex, base64, base64url and the well-known document", () => {
     const raw = Verify.fromBase64Url(alice.published.publicKey)
-    const forms = [Buffer.from(raw).toString("hex"), Buffer.from(raw).toString("base64"), alice.published.publicKey, JSON.stringify({ keys: [alice.published] })]
+    const forms = [
+      Buffer.from(raw).toString("hex"),
+      Buffer.from(raw).toString("base64"),
+      alice.published.publicKey,
+      JSON.stringify({ keys: [alice.published] })
+    ]
     for (const f of forms) expect(Verify.parseKeys(f).map((k) => k.keyId)).toEqual([alice.key.keyId])
     expect(() => Verify.parseKeys("nope")).toThrow(Verify.BadInput)
     expect(() => Verify.parseReceiptText("{")).toThrow(Verify.BadInput)
@@ -195,10 +248,15 @@ describe("receipts", () => {
     const kek = sodium.randombytes_buf(32)
     const kp = sodium.crypto_sign_keypair()
     const stored = Keys.seal(kek, kp, "2026-11-21T00:00:00.000Z")
-    const run = <A, E>(e: import("effect").Effect.Effect<A, E>) => import("effect").then(({ Effect }) => Effect.runPromise(Effect.result(e)))
+    const run = <A, E>(e: import("effect").Effect.Effect<A, E>) =>
+      import("effect").then(({ Effect }) => Effect.runPromise(Effect.result(e)))
     return Promise.all([
-      run(Keys.open(kek, stored)).then((r) => expect(r._tag === "Success" && Buffer.from(r.success.secretKey).equals(Buffer.from(kp.privateKey))).toBe(true)),
-      run(Keys.open(sodium.randombytes_buf(32), stored)).then((r) => expect(r._tag === "Failure" && r.failure.reason).toMatch(/sealed under KEK/)),
+      run(Keys.open(kek, stored)).then((r) =>
+        expect(r._tag === "Success" && Buffer.from(r.success.secretKey).equals(Buffer.from(kp.privateKey))).toBe(true)
+      ),
+      run(Keys.open(sodium.randombytes_buf(32), stored)).then((r) =>
+        expect(r._tag === "Failure" && r.failure.reason).toMatch(/sealed under KEK/)
+      ),
       run(Keys.open(kek, { ...stored, keyId: "0000000000000000" })).then((r) => expect(r._tag).toBe("Failure"))
     ])
   })
@@ -215,7 +273,12 @@ describe("receipts", () => {
       "b9db6a75fc68fe57ed353c282d047d7f31ecddb605f11064d3809cbe619948fd",
       "2a99795c1898708a7a6953f36c901690c989c274e0d5c930c24cc7c779ea562a"
     ])
-    const receipt = Keys.sign({ keyId, secretKey: kp.privateKey }, unsignedOf(Fixture.TENANT, Fixture.RUN_ID, lines, keyId, "2026-11-21T12:00:01.000Z"))
-    expect(receipt.signature).toBe("z472RnOI5LxU49VOLRu5eqzx-lsdCanwnN3mQNZIFtv_Lzm_UJzOurLV1I9ht_48C9Y6nwrwKMHrJ_PcKbpMDw")
+    const receipt = Keys.sign(
+      { keyId, secretKey: kp.privateKey },
+      unsignedOf(Fixture.TENANT, Fixture.RUN_ID, lines, keyId, "2026-11-21T12:00:01.000Z")
+    )
+    expect(receipt.signature).toBe(
+      "z472RnOI5LxU49VOLRu5eqzx-lsdCanwnN3mQNZIFtv_Lzm_UJzOurLV1I9ht_48C9Y6nwrwKMHrJ_PcKbpMDw"
+    )
   })
 })

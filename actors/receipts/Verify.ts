@@ -72,7 +72,8 @@ export const toBase64Url = (bytes: Uint8Array): string => Buffer.from(bytes).toS
 export const fromBase64Url = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, "base64url"))
 
 /** keyId: the first 16 hex characters of SHA-256 of the raw 32-byte public key. */
-export const keyIdOf = (publicKey: Uint8Array): string => createHash("sha256").update(publicKey).digest("hex").slice(0, 16)
+export const keyIdOf = (publicKey: Uint8Array): string =>
+  createHash("sha256").update(publicKey).digest("hex").slice(0, 16)
 
 /** The bytes a receipt's signature covers: UTF-8 of the canonical JSON of every field but `signature`. */
 export const signingBytes = (receipt: Unsigned | Receipt): Uint8Array => {
@@ -136,7 +137,8 @@ const parseJson = (text: string, what: string): unknown => {
 export const parseReceiptText = (text: string): Receipt => parseReceipt(parseJson(text, "the receipt"))
 
 const isLine = (v: unknown): v is Line =>
-  v !== null && typeof v === "object" && !Array.isArray(v) && Number.isInteger((v as Line).n) && Number.isInteger((v as Line).seq) &&
+  v !== null && typeof v === "object" && !Array.isArray(v) && Number.isInteger((v as Line).n) &&
+  Number.isInteger((v as Line).seq) &&
   (v as Line).envelope !== null && typeof (v as Line).envelope === "object" && !Array.isArray((v as Line).envelope)
 
 /** Journal lines from parsed JSON values (the export's lines, or an array in a request body). */
@@ -163,7 +165,9 @@ const bytesOfKey = (text: string): Uint8Array | null => {
 /** A raw public key given on its own (hex, base64 or base64url of its 32 bytes), as a published key. */
 export const keyFromRaw = (text: string): PublicKey | null => {
   const bytes = bytesOfKey(text)
-  return bytes === null ? null : { keyId: keyIdOf(bytes), publicKey: toBase64Url(bytes), algorithm: ALGORITHM, createdAt: "" }
+  return bytes === null
+    ? null
+    : { keyId: keyIdOf(bytes), publicKey: toBase64Url(bytes), algorithm: ALGORITHM, createdAt: "" }
 }
 
 /** Public keys from a raw key or the well-known document `{keys: [...]}`. */
@@ -176,7 +180,8 @@ export const parseKeys = (text: string): ReadonlyArray<PublicKey> => {
   }
   return doc.keys.map((k: unknown, i) => {
     const key = k as Partial<PublicKey>
-    if (typeof key?.publicKey !== "string" || bytesOfKey(key.publicKey) === null) throw new BadInput(`keys[${i}].publicKey is not a 32-byte key`)
+    if (typeof key?.publicKey !== "string" || bytesOfKey(key.publicKey) === null)
+      throw new BadInput(`keys[${i}].publicKey is not a 32-byte key`)
     const bytes = bytesOfKey(key.publicKey)!
     return {
       keyId: keyIdOf(bytes),
@@ -200,7 +205,11 @@ export const verifyEd25519 = (publicKey: Uint8Array, message: Uint8Array, signat
   return verifySignature(null, message, key, sig)
 }
 
-const TERMINAL_STATUS: Record<string, string> = { RunSucceeded: "succeeded", RunFailed: "failed", RunCanceled: "canceled" }
+const TERMINAL_STATUS: Record<string, string> = {
+  RunSucceeded: "succeeded",
+  RunFailed: "failed",
+  RunCanceled: "canceled"
+}
 
 const check = (name: string, ok: boolean, good: string, bad: string): Check => ({ name, ok, message: ok ? good : bad })
 
@@ -217,7 +226,11 @@ const actorOf = (line: Line): Record<string, unknown> => {
 const signatureCheck = (receipt: Receipt, keys: ReadonlyArray<PublicKey>): Check => {
   const key = keys.find((k) => k.keyId === receipt.keyId)
   if (key === undefined) {
-    return { name: "signature", ok: false, message: `no public key with keyId ${receipt.keyId} (known: ${keys.map((k) => k.keyId).join(", ") || "none"})` }
+    return {
+      name: "signature",
+      ok: false,
+      message: `no public key with keyId ${receipt.keyId} (known: ${keys.map((k) => k.keyId).join(", ") || "none"})`
+    }
   }
   const ok = verifyEd25519(fromBase64Url(key.publicKey), signingBytes(receipt), receipt.signature)
   const retired = key.retiredAt === undefined ? "" : ` (a key retired at ${key.retiredAt})`
@@ -239,20 +252,41 @@ export const verify = (receipt: Receipt, lines: ReadonlyArray<Line>, keys: Reado
   const last = lines[lines.length - 1]
 
   const journalRun = first === undefined ? "(empty journal)" : String(actorOf(first)["id"])
-  checks.push(check("run-id", journalRun === receipt.runId, `the journal is run ${receipt.runId}'s`, `the receipt is for run ${receipt.runId}, the journal is ${journalRun}'s`))
+  checks.push(
+    check(
+      "run-id",
+      journalRun === receipt.runId,
+      `the journal is run ${receipt.runId}'s`,
+      `the receipt is for run ${receipt.runId}, the journal is ${journalRun}'s`
+    )
+  )
 
   const stranger = lines.find((l) => {
     const a = actorOf(l)
-    return a["type"] !== "run" || a["id"] !== receipt.runId || a["tenant"] !== receipt.tenantId || l.envelope["tenant"] !== receipt.tenantId
+    return a["type"] !== "run" || a["id"] !== receipt.runId || a["tenant"] !== receipt.tenantId ||
+      l.envelope["tenant"] !== receipt.tenantId
   })
   checks.push(check(
     "membership",
     stranger === undefined,
     `every event belongs to run ${receipt.runId} of tenant ${receipt.tenantId}`,
-    `event n=${stranger?.n} (seq ${stranger?.seq}) belongs to ${stranger === undefined ? "" : `${String(actorOf(stranger)["type"])} ${String(actorOf(stranger)["id"])} of tenant ${String(stranger.envelope["tenant"])}`}, not run ${receipt.runId} of tenant ${receipt.tenantId}`
+    `event n=${stranger?.n} (seq ${stranger?.seq}) belongs to ${
+      stranger === undefined
+        ? ""
+        : `${String(actorOf(stranger)["type"])} ${String(actorOf(stranger)["id"])} of tenant ${
+          String(stranger.envelope["tenant"])
+        }`
+    }, not run ${receipt.runId} of tenant ${receipt.tenantId}`
   ))
 
-  checks.push(check("event-count", lines.length === receipt.eventCount, `${lines.length} events, as the receipt says`, `the journal has ${lines.length} events, the receipt says ${receipt.eventCount}`))
+  checks.push(
+    check(
+      "event-count",
+      lines.length === receipt.eventCount,
+      `${lines.length} events, as the receipt says`,
+      `the journal has ${lines.length} events, the receipt says ${receipt.eventCount}`
+    )
+  )
 
   const disorder = lines.findIndex((l, i) => l.n !== i + 1 || (i > 0 && l.seq <= lines[i - 1]!.seq))
   checks.push(check(
@@ -260,8 +294,12 @@ export const verify = (receipt: Receipt, lines: ReadonlyArray<Line>, keys: Reado
     disorder === -1,
     "positions run 1…N without gaps and stream sequences ascend",
     disorder === -1 ? "" : lines[disorder]!.n !== disorder + 1
-      ? `line ${disorder + 1} has position n=${lines[disorder]!.n}, expected ${disorder + 1}: an event is missing, repeated or moved`
-      : `line ${disorder + 1} has seq ${lines[disorder]!.seq}, not above the previous line's ${lines[disorder - 1]!.seq}: events are out of order`
+      ? `line ${disorder + 1} has position n=${lines[disorder]!.n}, expected ${
+        disorder + 1
+      }: an event is missing, repeated or moved`
+      : `line ${disorder + 1} has seq ${lines[disorder]!.seq}, not above the previous line's ${
+        lines[disorder - 1]!.seq
+      }: events are out of order`
   ))
 
   const range = `${first?.seq ?? "none"}…${last?.seq ?? "none"}`
@@ -288,10 +326,14 @@ export const verify = (receipt: Receipt, lines: ReadonlyArray<Line>, keys: Reado
   checks.push(check(
     "status",
     statusOk,
-    receipt.partial ? "a partial receipt of a run still running: no terminal event" : `the journal ends with ${String(last?.envelope["type"])}, status ${receipt.status}`,
+    receipt.partial
+      ? "a partial receipt of a run still running: no terminal event"
+      : `the journal ends with ${String(last?.envelope["type"])}, status ${receipt.status}`,
     laterTerminal !== undefined
       ? `a terminal event (${String(laterTerminal.envelope["type"])}) is followed by more events`
-      : `the receipt says status ${receipt.status}${receipt.partial ? " (partial)" : ""}, the journal ends with ${String(last?.envelope["type"] ?? "nothing")}`
+      : `the receipt says status ${receipt.status}${receipt.partial ? " (partial)" : ""}, the journal ends with ${
+        String(last?.envelope["type"] ?? "nothing")
+      }`
   ))
 
   const started = first !== undefined && first.envelope["type"] === "RunStarted" ? payloadOf(first) : null
@@ -301,13 +343,16 @@ export const verify = (receipt: Receipt, lines: ReadonlyArray<Line>, keys: Reado
     `run of agent ${receipt.agent}, version digest ${receipt.agentVersionDigest}`,
     started === null
       ? "the journal does not begin with RunStarted"
-      : `the journal's RunStarted names agent ${String(started["agentName"])} with digest ${String(started["agentDigest"])}, the receipt ${receipt.agent} with ${receipt.agentVersionDigest}`
+      : `the journal's RunStarted names agent ${String(started["agentName"])} with digest ${
+        String(started["agentDigest"])
+      }, the receipt ${receipt.agent} with ${receipt.agentVersionDigest}`
   ))
 
   const totals = totalsOf(lines)
   checks.push(check(
     "totals",
-    totals.tokensIn === receipt.tokensIn && totals.tokensOut === receipt.tokensOut && Math.abs(totals.costUsd - receipt.costUsd) <= 1e-9,
+    totals.tokensIn === receipt.tokensIn && totals.tokensOut === receipt.tokensOut &&
+      Math.abs(totals.costUsd - receipt.costUsd) <= 1e-9,
     `tokens ${totals.tokensIn} in / ${totals.tokensOut} out, $${totals.costUsd}, as the receipt says`,
     `the journal's completed steps add up to ${totals.tokensIn} in / ${totals.tokensOut} out / $${totals.costUsd}, the receipt says ${receipt.tokensIn} / ${receipt.tokensOut} / $${receipt.costUsd}`
   ))

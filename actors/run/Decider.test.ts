@@ -52,8 +52,20 @@ const stepCompleted = (attempt: number): RunEvent => {
 }
 
 const error = { code: "provider_error", message: "503" }
-const failStep = (attempt: number, retryable: boolean): RunCommand => ({ _tag: "FailStep", stepId: "turn-1", attempt, error, retryable })
-const stepFailed = (attempt: number, retryable: boolean): RunEvent => ({ _tag: "StepFailed", stepId: "turn-1", attempt, error, retryable })
+const failStep = (attempt: number, retryable: boolean): RunCommand => ({
+  _tag: "FailStep",
+  stepId: "turn-1",
+  attempt,
+  error,
+  retryable
+})
+const stepFailed = (attempt: number, retryable: boolean): RunEvent => ({
+  _tag: "StepFailed",
+  stepId: "turn-1",
+  attempt,
+  error,
+  retryable
+})
 
 const succeedRun: RunCommand = { _tag: "SucceedRun", output: "hi" }
 const failRun: RunCommand = { _tag: "FailRun", error }
@@ -70,21 +82,33 @@ describe("Run decider", () => {
   describe("StartRun", () => {
     it("starts a new run", () => given(Run.decider, []).when(startRun).then([runStarted]))
 
-    it("is a no-op when repeated with the same request digest", () => given(Run.decider, running).when(startRun).then([]))
+    it("is a no-op when repeated with the same request digest", () =>
+      given(Run.decider, running).when(startRun).then([]))
 
     it("is a no-op when repeated with the same request digest after the run finished", () =>
       given(Run.decider, [...completed, runSucceeded]).when(startRun).then([]))
 
     it("refuses the same run id with a different request digest", () => {
-      const e = given(Run.decider, running).when({ ...startRun, requestDigest: "sha256:other" }).thenFails("IdempotencyKeyReused")
+      const e = given(Run.decider, running).when({ ...startRun, requestDigest: "sha256:other" }).thenFails(
+        "IdempotencyKeyReused"
+      )
       expect(e.key).toBe("run_01")
     })
   })
 
   describe("on a run that was never started", () => {
-    const others: ReadonlyArray<RunCommand> = [startStep, completeStep(1), failStep(1, true), succeedRun, failRun, cancelRun]
-    it.each(others.map((c) => [c._tag, c] as const))("refuses %s with RunNotFound", (_, command) =>
-      void given(Run.decider, []).when(command).thenFails("RunNotFound"))
+    const others: ReadonlyArray<RunCommand> = [
+      startStep,
+      completeStep(1),
+      failStep(1, true),
+      succeedRun,
+      failRun,
+      cancelRun
+    ]
+    it.each(others.map((c) => [c._tag, c] as const))(
+      "refuses %s with RunNotFound",
+      (_, command) => void given(Run.decider, []).when(command).thenFails("RunNotFound")
+    )
   })
 
   describe("StartStep", () => {
@@ -106,7 +130,8 @@ describe("Run decider", () => {
   })
 
   describe("CompleteStep", () => {
-    it("completes the attempt in flight", () => given(Run.decider, inFlight).when(completeStep(1)).then([stepCompleted(1)]))
+    it("completes the attempt in flight", () =>
+      given(Run.decider, inFlight).when(completeStep(1)).then([stepCompleted(1)]))
 
     it("refuses a wrong attempt", () => {
       const e = given(Run.decider, inFlight).when(completeStep(2)).thenFails("InvalidCommand")
@@ -122,10 +147,13 @@ describe("Run decider", () => {
     it("refuses completing a failed attempt", () =>
       void given(Run.decider, [...inFlight, stepFailed(1, true)]).when(completeStep(1)).thenFails("InvalidCommand"))
 
-    it("is a no-op when the same attempt is completed twice", () => given(Run.decider, completed).when(completeStep(1)).then([]))
+    it("is a no-op when the same attempt is completed twice", () =>
+      given(Run.decider, completed).when(completeStep(1)).then([]))
 
     it("refuses completing an older attempt of a completed step", () =>
-      void given(Run.decider, [...inFlight, stepStarted(2), stepCompleted(2)]).when(completeStep(1)).thenFails("InvalidCommand"))
+      void given(Run.decider, [...inFlight, stepStarted(2), stepCompleted(2)]).when(completeStep(1)).thenFails(
+        "InvalidCommand"
+      ))
   })
 
   describe("FailStep", () => {
@@ -135,9 +163,11 @@ describe("Run decider", () => {
     it("fails the attempt in flight (not retryable)", () =>
       given(Run.decider, inFlight).when(failStep(1, false)).then([stepFailed(1, false)]))
 
-    it("refuses a wrong attempt", () => void given(Run.decider, inFlight).when(failStep(2, true)).thenFails("InvalidCommand"))
+    it("refuses a wrong attempt", () =>
+      void given(Run.decider, inFlight).when(failStep(2, true)).thenFails("InvalidCommand"))
 
-    it("refuses failing a completed step", () => void given(Run.decider, completed).when(failStep(1, true)).thenFails("InvalidCommand"))
+    it("refuses failing a completed step", () =>
+      void given(Run.decider, completed).when(failStep(1, true)).thenFails("InvalidCommand"))
 
     it("refuses a step that was never started", () =>
       void given(Run.decider, running).when(failStep(1, true)).thenFails("InvalidCommand"))
@@ -164,7 +194,14 @@ describe("Run decider", () => {
       ["failed", runFailed],
       ["canceled", runCanceled]
     ] as const
-    const commands: ReadonlyArray<RunCommand> = [startStep, completeStep(1), failStep(1, true), succeedRun, failRun, cancelRun]
+    const commands: ReadonlyArray<RunCommand> = [
+      startStep,
+      completeStep(1),
+      failStep(1, true),
+      succeedRun,
+      failRun,
+      cancelRun
+    ]
     const noOp = (status: string, command: RunCommand) =>
       (status === "succeeded" && command._tag === "SucceedRun") || (status === "failed" && command._tag === "FailRun")
     const cases = terminals.flatMap(([status, end]) =>
@@ -179,8 +216,19 @@ describe("Run decider", () => {
 
   describe("evolve", () => {
     it("accumulates tokens and cost over completed steps", () => {
-      const second: RunEvent = { _tag: "StepStarted", stepId: "turn-2", attempt: 1, request: { _tag: "model", model: "auto", turn: 2 } }
-      const done: RunEvent = { ...(stepCompleted(1) as Extract<RunEvent, { _tag: "StepCompleted" }>), stepId: "turn-2", tokensIn: 5, tokensOut: 1, costUsd: 0.002 }
+      const second: RunEvent = {
+        _tag: "StepStarted",
+        stepId: "turn-2",
+        attempt: 1,
+        request: { _tag: "model", model: "auto", turn: 2 }
+      }
+      const done: RunEvent = {
+        ...(stepCompleted(1) as Extract<RunEvent, { _tag: "StepCompleted" }>),
+        stepId: "turn-2",
+        tokensIn: 5,
+        tokensOut: 1,
+        costUsd: 0.002
+      }
       const state = fold(Run.decider, [...completed, second, done])
       expect(state).toMatchObject({ tokensIn: 15, tokensOut: 3 })
       expect(state.costUsd).toBeCloseTo(0.003)
@@ -201,7 +249,12 @@ describe("Run decider", () => {
         stepStarted(2, { _tag: "model", model: "other", turn: 7 })
       ])
       expect(state.steps.map((s) => s.stepId)).toEqual(["turn-1", "turn-1.tool-0"])
-      expect(Run.stepOf(state, "turn-1")).toMatchObject({ attempt: 2, status: "started", request: modelRequest, error: null })
+      expect(Run.stepOf(state, "turn-1")).toMatchObject({
+        attempt: 2,
+        status: "started",
+        request: modelRequest,
+        error: null
+      })
     })
 
     it("records a cancellation as the run's error", () => {
@@ -216,8 +269,21 @@ describe("Run decider", () => {
 describe("Run decider: waiting steps", () => {
   const approvalRequest: StepRequest = { _tag: "approval", call: { id: "c0", name: "echo", arguments: {} } }
   const base = inFlight.slice(0, 1)
-  const approvalStarted = { _tag: "StepStarted", stepId: "turn-1.tool-0.approval", attempt: 1, request: approvalRequest, wakeAt: 9_000 } as const
-  const decide = { _tag: "DecideApproval", stepId: "turn-1.tool-0.approval", approved: true, by: "ops", reason: "ok", durationMs: 5 } as const
+  const approvalStarted = {
+    _tag: "StepStarted",
+    stepId: "turn-1.tool-0.approval",
+    attempt: 1,
+    request: approvalRequest,
+    wakeAt: 9_000
+  } as const
+  const decide = {
+    _tag: "DecideApproval",
+    stepId: "turn-1.tool-0.approval",
+    approved: true,
+    by: "ops",
+    reason: "ok",
+    durationMs: 5
+  } as const
 
   it("records a decision on a waiting approval as its completion", () =>
     given(Run.decider, [...base, approvalStarted]).when(decide).then([{
@@ -243,7 +309,12 @@ describe("Run decider: waiting steps", () => {
 
   it("keeps a waiting step's wake-up time when its host restarts it", () => {
     const state = fold(Run.decider, [...base, approvalStarted])
-    const restarted = Run.decider.decide({ _tag: "StartStep", stepId: "turn-1.tool-0.approval", request: approvalRequest, wakeAt: 99_999 }, state)
+    const restarted = Run.decider.decide({
+      _tag: "StartStep",
+      stepId: "turn-1.tool-0.approval",
+      request: approvalRequest,
+      wakeAt: 99_999
+    }, state)
     expect(Result.isSuccess(restarted) && restarted.success[0]).toMatchObject({ wakeAt: 9_000, attempt: 1 })
   })
 })

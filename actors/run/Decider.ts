@@ -131,7 +131,9 @@ export const decide = (command: RunCommand, state: State) => {
         return reject(new StepNotFound({ runId: state.runId, stepId: command.stepId }))
       }
       if (step.status !== "started") {
-        return reject(new NotAwaitingApproval({ runId: state.runId, stepId: command.stepId, reason: `it is ${step.status}` }))
+        return reject(
+          new NotAwaitingApproval({ runId: state.runId, stepId: command.stepId, reason: `it is ${step.status}` })
+        )
       }
       return accept<RunEvent>({
         _tag: "StepCompleted",
@@ -240,4 +242,9 @@ export const evolve = (state: State, event: RunEvent): State => {
   }
 }
 
-export const decider: Decider<State, RunCommand, RunEvent, Error> = { initialState, decide, evolve, snapshot: { version: 1 } }
+export const decider: Decider<State, RunCommand, RunEvent, Error> = {
+  initialState,
+  decide,
+  evolve,
+  snapshot: { version: 1 }
+}

@@ -10,7 +10,12 @@ import * as Decisions from "./Decisions.ts"
 import * as Plan from "./Plan.ts"
 
 const T = Date.UTC(2026, 11, 2, 12)
-const declared = (name: string, more: Record<string, unknown> = {}) => ({ name, description: name, parameters: {}, ...more })
+const declared = (name: string, more: Record<string, unknown> = {}) => ({
+  name,
+  description: name,
+  parameters: {},
+  ...more
+})
 const spec = (tools: ResolvedSpec["tools"] = [], extra: Partial<ResolvedSpec> = {}): ResolvedSpec => ({
   systemPrompt: "terse",
   model: "auto",
@@ -68,13 +73,23 @@ const given = (...events: ReadonlyArray<RunEvent>) => ({
   })
 })
 
-const refusal: BudgetRefusal = { scope: "tenant", cap: "maxToolCallsPerRun", limit: 1, spent: 1, reserved: 0, requested: 1, reason: "no more" }
+const refusal: BudgetRefusal = {
+  scope: "tenant",
+  cap: "maxToolCallsPerRun",
+  limit: 1,
+  spent: 1,
+  reserved: 0,
+  requested: 1,
+  reason: "no more"
+}
 
 describe("Decisions.decide", () => {
   it("given no run, then it finishes", () => given().at(T).then({ _tag: "Finish" }))
 
   it("given a run that ended, then it finishes", () =>
-    given(runStarted(), ...modelTurn(1, answer([], "done")), { _tag: "RunSucceeded", output: "done" }).at(T).then({ _tag: "Finish" }))
+    given(runStarted(), ...modelTurn(1, answer([], "done")), { _tag: "RunSucceeded", output: "done" }).at(T).then({
+      _tag: "Finish"
+    }))
 
   it("given a new run, then it starts the first model turn, not counted as a tool call", () =>
     given(runStarted()).at(T).then({
@@ -84,7 +99,10 @@ describe("Decisions.decide", () => {
     }))
 
   it("given a final answer, then it succeeds with its content", () =>
-    given(runStarted(), ...modelTurn(1, answer([], "4"))).at(T).then({ _tag: "Succeed", command: { _tag: "SucceedRun", output: "4" } }))
+    given(runStarted(), ...modelTurn(1, answer([], "4"))).at(T).then({
+      _tag: "Succeed",
+      command: { _tag: "SucceedRun", output: "4" }
+    }))
 
   it("given a step failed for good, then the run fails with its error", () =>
     given(runStarted(), started("turn-1", { _tag: "model", model: "auto", turn: 1 }), {
@@ -96,23 +114,38 @@ describe("Decisions.decide", () => {
     }).at(T).then({ _tag: "Fail", command: { _tag: "FailRun", error: { code: "provider_error", message: "no" } } }))
 
   describe("tool calls", () => {
-    const events = [runStarted(spec([declared("echo")])), ...modelTurn(1, answer([call("echo", { text: "a" }), call("echo", { text: "b" }, "c1")]))]
+    const events = [
+      runStarted(spec([declared("echo")])),
+      ...modelTurn(1, answer([call("echo", { text: "a" }), call("echo", { text: "b" }, "c1")]))
+    ]
 
     it("given a model answer calling a tool, then the call starts once the budget admits one more past the calls made", () =>
       given(...events).at(T).then({
         _tag: "Start",
-        command: { _tag: "StartStep", stepId: "turn-1.tool-0", request: { _tag: "tool", call: call("echo", { text: "a" }) } },
+        command: {
+          _tag: "StartStep",
+          stepId: "turn-1.tool-0",
+          request: { _tag: "tool", call: call("echo", { text: "a" }) }
+        },
         toolCallsMade: 0
       }))
 
     it("given one tool call made, then the second counts it", () =>
-      given(...events, started("turn-1.tool-0", { _tag: "tool", call: call("echo", { text: "a" }) }), completed("turn-1.tool-0", { _tag: "tool", callId: "c0", output: "a" }))
+      given(
+        ...events,
+        started("turn-1.tool-0", { _tag: "tool", call: call("echo", { text: "a" }) }),
+        completed("turn-1.tool-0", { _tag: "tool", callId: "c0", output: "a" })
+      )
         .at(T).then(expect.objectContaining({ _tag: "Start", toolCallsMade: 1 }) as never))
 
     it("given a tool call whose host died, then it restarts without asking the budget again", () =>
       given(...events, started("turn-1.tool-0", { _tag: "tool", call: call("echo", { text: "a" }) })).at(T).then({
         _tag: "Start",
-        command: { _tag: "StartStep", stepId: "turn-1.tool-0", request: { _tag: "tool", call: call("echo", { text: "a" }) } },
+        command: {
+          _tag: "StartStep",
+          stepId: "turn-1.tool-0",
+          request: { _tag: "tool", call: call("echo", { text: "a" }) }
+        },
         toolCallsMade: null
       }))
 
@@ -135,13 +168,17 @@ describe("Decisions.decide", () => {
       }))
 
     it("given a sleep due in more than PARK_AFTER_MS, then the run parks until then", () =>
-      given(...asked, started("turn-1.tool-0", sleep, { wakeAt: T + 90_000 })).at(T).then({ _tag: "Park", until: T + 90_000 }))
-
-    it("given a sleep due within PARK_AFTER_MS, then the driver sleeps through it holding the lease", () =>
-      given(...asked, started("turn-1.tool-0", sleep, { wakeAt: T + 90_000 })).at(T + 90_000 - Decisions.PARK_AFTER_MS).then({
-        _tag: "Sleep",
+      given(...asked, started("turn-1.tool-0", sleep, { wakeAt: T + 90_000 })).at(T).then({
+        _tag: "Park",
         until: T + 90_000
       }))
+
+    it("given a sleep due within PARK_AFTER_MS, then the driver sleeps through it holding the lease", () =>
+      given(...asked, started("turn-1.tool-0", sleep, { wakeAt: T + 90_000 })).at(T + 90_000 - Decisions.PARK_AFTER_MS)
+        .then({
+          _tag: "Sleep",
+          until: T + 90_000
+        }))
 
     it("given a sleep that is due, then it completes, free, with how long it slept", () => {
       const events = [...asked, started("turn-1.tool-0", sleep, { wakeAt: T + 90_000 })]
@@ -163,7 +200,10 @@ describe("Decisions.decide", () => {
 
   describe("approvals", () => {
     const approval: StepRequest = { _tag: "approval", call: call("echo", { text: "x" }) }
-    const asked = [runStarted(spec([declared("echo", { approval: { expiresInSeconds: 600 } })])), ...modelTurn(1, answer([call("echo", { text: "x" })]))]
+    const asked = [
+      runStarted(spec([declared("echo", { approval: { expiresInSeconds: 600 } })])),
+      ...modelTurn(1, answer([call("echo", { text: "x" })]))
+    ]
 
     it("given a tool that needs approval, then the approval step starts with its expiry, not counted as a tool call", () =>
       given(...asked).at(T).then({
@@ -173,7 +213,10 @@ describe("Decisions.decide", () => {
       }))
 
     it("given an approval not yet expired, then the run parks until its expiry", () =>
-      given(...asked, started("turn-1.tool-0.approval", approval, { wakeAt: T + 600_000 })).at(T + 1).then({ _tag: "Park", until: T + 600_000 }))
+      given(...asked, started("turn-1.tool-0.approval", approval, { wakeAt: T + 600_000 })).at(T + 1).then({
+        _tag: "Park",
+        until: T + 600_000
+      }))
 
     it("given an approval past its expiry, then its step fails approval_expired, not retryable", () =>
       given(...asked, started("turn-1.tool-0.approval", approval, { wakeAt: T + 600_000 })).at(T + 600_000).then({
@@ -191,9 +234,17 @@ describe("Decisions.decide", () => {
   describe("child runs", () => {
     const tools = [declared("research", { agent: "researcher" })]
     const childId = Plan.childRunId("run_01", "turn-1.tool-0")
-    const agent: StepRequest = { _tag: "agent", call: call("research", { q: 1 }), agentName: "researcher", childRunId: childId }
+    const agent: StepRequest = {
+      _tag: "agent",
+      call: call("research", { q: 1 }),
+      agentName: "researcher",
+      childRunId: childId
+    }
     const waiting = (depth: number) => [
-      runStarted(spec(tools), depth === 0 ? undefined : { tenant: "acme", runId: "run_parent", stepId: "turn-1.tool-0", depth }),
+      runStarted(
+        spec(tools),
+        depth === 0 ? undefined : { tenant: "acme", runId: "run_parent", stepId: "turn-1.tool-0", depth }
+      ),
       ...modelTurn(1, answer([call("research", { q: 1 })])),
       started("turn-1.tool-0", agent)
     ]
@@ -215,7 +266,11 @@ describe("Decisions.decide", () => {
           _tag: "CompleteStep",
           stepId: "turn-1.tool-0",
           attempt: 1,
-          result: { _tag: "tool", callId: "c0", output: `error: child runs nest at most ${Plan.MAX_RUN_DEPTH} deep; researcher was not started` },
+          result: {
+            _tag: "tool",
+            callId: "c0",
+            output: `error: child runs nest at most ${Plan.MAX_RUN_DEPTH} deep; researcher was not started`
+          },
           tokensIn: 0,
           tokensOut: 0,
           costUsd: 0,
@@ -228,10 +283,19 @@ describe("Decisions.decide", () => {
     const childStart = { ...(runStarted() as Extract<RunEvent, { _tag: "RunStarted" }>), runId: childId }
 
     it("when the child is still running, then the parent parks and polls it every CHILD_POLL_MS", () =>
-      expect(Decisions.afterChild(step, child([childStart]), T)).toEqual({ _tag: "Park", until: T + Decisions.CHILD_POLL_MS }))
+      expect(Decisions.afterChild(step, child([childStart]), T)).toEqual({
+        _tag: "Park",
+        until: T + Decisions.CHILD_POLL_MS
+      }))
 
     it("when the child succeeded, then the step completes with its output and what it cost", () =>
-      expect(Decisions.afterChild(step, child([childStart, ...modelTurn(1, answer([], "found")), { _tag: "RunSucceeded", output: { a: 1 } }]), T))
+      expect(
+        Decisions.afterChild(
+          step,
+          child([childStart, ...modelTurn(1, answer([], "found")), { _tag: "RunSucceeded", output: { a: 1 } }]),
+          T
+        )
+      )
         .toEqual({
           _tag: "CompleteStep",
           stepId: "turn-1.tool-0",
@@ -244,7 +308,13 @@ describe("Decisions.decide", () => {
         }))
 
     it("when the child failed, then the step completes with an error output the model reads", () =>
-      expect(Decisions.afterChild(step, child([childStart, { _tag: "RunFailed", error: { code: "x", message: "broke" } }]), T)).toMatchObject({
+      expect(
+        Decisions.afterChild(
+          step,
+          child([childStart, { _tag: "RunFailed", error: { code: "x", message: "broke" } }]),
+          T
+        )
+      ).toMatchObject({
         _tag: "CompleteStep",
         result: { _tag: "tool", output: `error: child run ${childId} failed: broke` }
       }))
@@ -260,7 +330,10 @@ describe("Decisions.decide", () => {
         _tag: "FailStep",
         stepId: "turn-1.tool-0",
         attempt: 1,
-        error: { code: "payload_too_large", message: `the input of child run ${childId} is too large to journal: 2 MB over 1 MB` },
+        error: {
+          code: "payload_too_large",
+          message: `the input of child run ${childId} is too large to journal: 2 MB over 1 MB`
+        },
         retryable: false
       }))
   })
@@ -269,12 +342,21 @@ describe("Decisions.decide", () => {
     const failedAt = (retryAt: number): ReadonlyArray<RunEvent> => [
       runStarted(),
       started("turn-1", { _tag: "model", model: "auto", turn: 1 }),
-      { _tag: "StepFailed", stepId: "turn-1", attempt: 1, error: { code: "timeout", message: "slow" }, retryable: true, retryAt }
+      {
+        _tag: "StepFailed",
+        stepId: "turn-1",
+        attempt: 1,
+        error: { code: "timeout", message: "slow" },
+        retryable: true,
+        retryAt
+      }
     ]
 
-    it("given a retry due later than PARK_AFTER_MS, then the run parks until it", () => given(...failedAt(T + 10_000)).at(T).then({ _tag: "Park", until: T + 10_000 }))
+    it("given a retry due later than PARK_AFTER_MS, then the run parks until it", () =>
+      given(...failedAt(T + 10_000)).at(T).then({ _tag: "Park", until: T + 10_000 }))
 
-    it("given a retry due soon, then the driver sleeps until it", () => given(...failedAt(T + 500)).at(T).then({ _tag: "Sleep", until: T + 500 }))
+    it("given a retry due soon, then the driver sleeps until it", () =>
+      given(...failedAt(T + 500)).at(T).then({ _tag: "Sleep", until: T + 500 }))
 
     it("given a retry that is due, then the step starts again", () =>
       given(...failedAt(T)).at(T).then({
@@ -286,7 +368,10 @@ describe("Decisions.decide", () => {
 })
 
 describe("Decisions.afterStart", () => {
-  const model = [runStarted(spec([], { stepTimeoutMs: 4_000 })), started("turn-1", { _tag: "model", model: "auto", turn: 1 })]
+  const model = [
+    runStarted(spec([], { stepTimeoutMs: 4_000 })),
+    started("turn-1", { _tag: "model", model: "auto", turn: 1 })
+  ]
 
   it("given a model step in flight, then it calls the model under the step's timeout and reserves past it and the lease's ttl", () =>
     expect(Decisions.afterStart(stateOf(model), "turn-1", T, 15_000)).toEqual({
@@ -300,7 +385,11 @@ describe("Decisions.afterStart", () => {
     }))
 
   it("given a tool step in flight, then it calls the tool", () => {
-    const events = [runStarted(spec([declared("echo")])), ...modelTurn(1, answer([call("echo")])), started("turn-1.tool-0", { _tag: "tool", call: call("echo") })]
+    const events = [
+      runStarted(spec([declared("echo")])),
+      ...modelTurn(1, answer([call("echo")])),
+      started("turn-1.tool-0", { _tag: "tool", call: call("echo") })
+    ]
     expect(Decisions.afterStart(stateOf(events), "turn-1.tool-0", T, 15_000)).toEqual({
       _tag: "CallTool",
       step: stepIn(events, "turn-1.tool-0"),
@@ -311,7 +400,11 @@ describe("Decisions.afterStart", () => {
 
   it("given a waiting step, then there is nothing to call", () => {
     const sleep: StepRequest = { _tag: "sleep", call: call("sleep"), seconds: 1 }
-    const events = [runStarted(spec([declared("sleep")])), ...modelTurn(1, answer([call("sleep")])), started("turn-1.tool-0", sleep)]
+    const events = [
+      runStarted(spec([declared("sleep")])),
+      ...modelTurn(1, answer([call("sleep")])),
+      started("turn-1.tool-0", sleep)
+    ]
     expect(Decisions.afterStart(stateOf(events), "turn-1.tool-0", T, 15_000)).toMatchObject({ _tag: "Wait" })
   })
 
@@ -333,10 +426,23 @@ describe("Decisions.afterCall", () => {
   const step = stepIn(model, "turn-1")
 
   it("when the call answered, then the step completes with its result, usage and duration", () =>
-    expect(Decisions.afterCall(stateOf(model), step, {
-      _tag: "Performed",
-      performed: { result: { _tag: "model", answer: answer([], "hi") }, tokensIn: 3, tokensOut: 2, costUsd: 0.5, cachedTokensIn: 1 }
-    }, T, T + 250, 0.5)).toEqual({
+    expect(Decisions.afterCall(
+      stateOf(model),
+      step,
+      {
+        _tag: "Performed",
+        performed: {
+          result: { _tag: "model", answer: answer([], "hi") },
+          tokensIn: 3,
+          tokensOut: 2,
+          costUsd: 0.5,
+          cachedTokensIn: 1
+        }
+      },
+      T,
+      T + 250,
+      0.5
+    )).toEqual({
       _tag: "CompleteStep",
       stepId: "turn-1",
       attempt: 1,
@@ -349,7 +455,16 @@ describe("Decisions.afterCall", () => {
     }))
 
   it("when it failed with a code the policy retries, then the step fails retryably after the backoff", () =>
-    expect(Decisions.afterCall(stateOf(model), step, { _tag: "Failed", failure: { error: { code: "timeout", message: "slow" } } }, T, T + 100, 0.5))
+    expect(
+      Decisions.afterCall(
+        stateOf(model),
+        step,
+        { _tag: "Failed", failure: { error: { code: "timeout", message: "slow" } } },
+        T,
+        T + 100,
+        0.5
+      )
+    )
       .toEqual({
         _tag: "FailStep",
         stepId: "turn-1",
@@ -364,7 +479,16 @@ describe("Decisions.afterCall", () => {
     expect(Decisions.afterCall(stateOf(model), step, { _tag: "Failed", failure }, T, T + 100, 0.5))
       .toMatchObject({ _tag: "FailStep", retryable: true, retryAt: T + 100 + 2_000 })
     // a wait shorter than the backoff leaves the backoff as it is
-    expect(Decisions.afterCall(stateOf(model), step, { _tag: "Failed", failure: { ...failure, retryAfterMs: 1 } }, T, T + 100, 0.5))
+    expect(
+      Decisions.afterCall(
+        stateOf(model),
+        step,
+        { _tag: "Failed", failure: { ...failure, retryAfterMs: 1 } },
+        T,
+        T + 100,
+        0.5
+      )
+    )
       .toMatchObject({ retryAt: T + 100 + Plan.backoffMs(DEFAULT_POLICY, 1, 0.5) })
   })
 
@@ -376,8 +500,23 @@ describe("Decisions.afterCall", () => {
     ).toEqual(["rate_limited", "provider_unavailable", "provider_unavailable", "provider_error"]))
 
   it("when it failed with a code the policy does not retry, then the step fails for good", () =>
-    expect(Decisions.afterCall(stateOf(model), step, { _tag: "Failed", failure: { error: { code: "provider_error", message: "no" } } }, T, T + 100, 0.5))
-      .toEqual({ _tag: "FailStep", stepId: "turn-1", attempt: 1, error: { code: "provider_error", message: "no" }, retryable: false }))
+    expect(
+      Decisions.afterCall(
+        stateOf(model),
+        step,
+        { _tag: "Failed", failure: { error: { code: "provider_error", message: "no" } } },
+        T,
+        T + 100,
+        0.5
+      )
+    )
+      .toEqual({
+        _tag: "FailStep",
+        stepId: "turn-1",
+        attempt: 1,
+        error: { code: "provider_error", message: "no" },
+        retryable: false
+      }))
 })
 
 describe("events too large for the bus", () => {
@@ -395,7 +534,10 @@ describe("events too large for the bus", () => {
       _tag: "FailStep",
       stepId: "turn-1",
       attempt: 2,
-      error: { code: "payload_too_large", message: "the result of step turn-1 is too large to journal: 1.2 MB over 1 MB" },
+      error: {
+        code: "payload_too_large",
+        message: "the result of step turn-1 is too large to journal: 1.2 MB over 1 MB"
+      },
       retryable: false
     }))
 
@@ -410,8 +552,20 @@ describe("Decisions.keyOf", () => {
   it("keys each command so that a retried append of the same decision is dropped", () => {
     expect(Decisions.keyOf("run_01", { _tag: "SucceedRun", output: 1 })).toBe("run_01:succeeded")
     expect(Decisions.keyOf("run_01", { _tag: "FailRun", error: { code: "x", message: "y" } })).toBe("run_01:failed")
-    expect(Decisions.keyOf("run_01", { _tag: "FailStep", stepId: "s", attempt: 2, error: { code: "x", message: "y" }, retryable: false })).toBe("run_01:s:2:failed")
-    const start = Decisions.keyOf("run_01", { _tag: "StartStep", stepId: "s", request: { _tag: "model", model: "m", turn: 1 } })
+    expect(
+      Decisions.keyOf("run_01", {
+        _tag: "FailStep",
+        stepId: "s",
+        attempt: 2,
+        error: { code: "x", message: "y" },
+        retryable: false
+      })
+    ).toBe("run_01:s:2:failed")
+    const start = Decisions.keyOf("run_01", {
+      _tag: "StartStep",
+      stepId: "s",
+      request: { _tag: "model", model: "m", turn: 1 }
+    })
     expect(typeof start === "function" ? start(7) : start).toBe("run_01:s:start@7")
   })
 })

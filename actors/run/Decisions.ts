@@ -75,11 +75,16 @@ export type Decision =
   | { readonly _tag: "Start"; readonly command: StartStep; readonly toolCallsMade: number | null }
 
 /** The steps that answer a model's tool calls, counted against `maxToolCallsPerRun`. */
-export const isToolCall = (request: StepRequest) => request._tag === "tool" || request._tag === "sleep" || request._tag === "agent"
+export const isToolCall = (request: StepRequest) =>
+  request._tag === "tool" || request._tag === "sleep" || request._tag === "agent"
 export const toolCallsOf = (state: State) => state.steps.filter((s) => isToolCall(s.request)).length
 
 /** The error of a step or run a budget's hard cap refused. */
-export const budgetError = (refusal: BudgetRefusal): ErrorInfo => ({ code: "budget_exceeded", message: refusal.reason, budget: refusal })
+export const budgetError = (refusal: BudgetRefusal): ErrorInfo => ({
+  code: "budget_exceeded",
+  message: refusal.reason,
+  budget: refusal
+})
 
 /** Waiting until `until` from `now`: slept through when short, parked when long. */
 const waitUntil = (until: number, now: number): Decision =>
@@ -150,13 +155,20 @@ const decideWait = (state: State, step: Step, now: number): Decision => {
   if (request._tag === "approval") {
     return {
       _tag: "ExpireApproval",
-      command: failStep(step, { code: "approval_expired", message: `nobody approved step ${step.stepId} before it expired` }, null)
+      command: failStep(step, {
+        code: "approval_expired",
+        message: `nobody approved step ${step.stepId} before it expired`
+      }, null)
     }
   }
   if (request._tag === "sleep") {
     return {
       _tag: "CompleteSleep",
-      command: completeStep(step, toolOutput(request.call, `slept ${request.seconds} seconds`), Math.round(request.seconds * 1000))
+      command: completeStep(
+        step,
+        toolOutput(request.call, `slept ${request.seconds} seconds`),
+        Math.round(request.seconds * 1000)
+      )
     }
   }
   return { _tag: "Park", until: now + CHILD_POLL_MS }
@@ -179,8 +191,15 @@ export const decide = (state: State, now: number): Decision => {
       const wakeAt = wakeAtFor(state, action.request, now)
       return {
         _tag: "Start",
-        command: { _tag: "StartStep", stepId: action.stepId, request: action.request, ...(wakeAt === undefined ? {} : { wakeAt }) },
-        toolCallsMade: isToolCall(action.request) && stepOf(state, action.stepId) === undefined ? toolCallsOf(state) : null
+        command: {
+          _tag: "StartStep",
+          stepId: action.stepId,
+          request: action.request,
+          ...(wakeAt === undefined ? {} : { wakeAt })
+        },
+        toolCallsMade: isToolCall(action.request) && stepOf(state, action.stepId) === undefined
+          ? toolCallsOf(state)
+          : null
       }
     }
   }
@@ -253,11 +272,17 @@ export const afterChild = (step: Step, outcome: ChildOutcome, now: number): Deci
       return completeStep(step, toolOutput(request.call, `error: ${outcome.message}`), 0)
     case "Started": {
       const c = outcome.child
-      if (c.status !== "succeeded" && c.status !== "failed" && c.status !== "canceled") return { _tag: "Park", until: now + CHILD_POLL_MS }
+      if (c.status !== "succeeded" && c.status !== "failed" && c.status !== "canceled")
+        return { _tag: "Park", until: now + CHILD_POLL_MS }
       const output = c.status === "succeeded"
         ? (typeof c.output === "string" ? c.output : JSON.stringify(c.output))
         : `error: child run ${c.runId} ${c.status}: ${c.error?.message ?? ""}`
-      return completeStep(step, { ...toolOutput(request.call, output), tokensIn: c.tokensIn, tokensOut: c.tokensOut, costUsd: c.costUsd }, 0)
+      return completeStep(step, {
+        ...toolOutput(request.call, output),
+        tokensIn: c.tokensIn,
+        tokensOut: c.tokensOut,
+        costUsd: c.costUsd
+      }, 0)
     }
   }
 }
@@ -269,7 +294,10 @@ export const afterChild = (step: Step, outcome: ChildOutcome, now: number): Deci
 export const afterCall = (
   state: State,
   step: Step,
-  outcome: { readonly _tag: "Performed"; readonly performed: Performed } | { readonly _tag: "Failed"; readonly failure: Failure },
+  outcome: { readonly _tag: "Performed"; readonly performed: Performed } | {
+    readonly _tag: "Failed"
+    readonly failure: Failure
+  },
   startedAt: number,
   finishedAt: number,
   random: number

@@ -61,7 +61,8 @@ export class Driver extends Context.Service<Driver, {
               Effect.sync(() => {
                 if (Result.isSuccess(r)) current.lease = r.success
               })))
-            if (Result.isSuccess(renewed)) continue
+            if (Result.isSuccess(renewed))
+              continue
             if (renewed.failure instanceof LeaseLost) {
               yield* Effect.logWarning(`lost the lease of ${current.lease.key}; stopping`)
               yield* Deferred.succeed(lost, undefined)
@@ -78,7 +79,9 @@ export class Driver extends Context.Service<Driver, {
           if (inFlight.has(key)) return { _tag: "Busy", retryInMs: 1_000 } as Outcome
           const cancelled = yield* Deferred.make<void>()
           inFlight.set(key, cancelled)
-          const acquired = yield* leases.acquire(tenant, runId).pipe(Effect.onError(() => Effect.sync(() => inFlight.delete(key))))
+          const acquired = yield* leases.acquire(tenant, runId).pipe(
+            Effect.onError(() => Effect.sync(() => inFlight.delete(key)))
+          )
           if (acquired._tag === "Busy") {
             inFlight.delete(key)
             return { _tag: "Busy", retryInMs: acquired.retryInMs } as Outcome
@@ -134,17 +137,28 @@ export const durable = (settings: Settings): Consumer.Durable => ({
 
 const handle = (driver: Driver["Service"]) => (m: JsMsg) => {
   const [, , , tenant, runId] = m.subject.split(".")
-  if (tenant === undefined || runId === undefined) return Effect.succeed(Consumer.Decision.Term({ reason: "bad subject" }))
+  if (tenant === undefined || runId === undefined)
+    return Effect.succeed(Consumer.Decision.Term({ reason: "bad subject" }))
   const parent = Actor.parentSpan(m.headers?.get("traceparent") || undefined)
   return driver.drive(tenant, runId).pipe(
     parent === null ? (e) => e : Effect.withParentSpan(parent),
     // another host drives the run: look again shortly, in case it parks it before seeing why we were woken
-    Effect.map((o) => o._tag === "Busy" ? Consumer.Decision.Nak({ delay: Duration.millis(Math.min(1_000, Math.max(100, o.retryInMs))) }) : Consumer.Decision.Ack()),
+    Effect.map((o) =>
+      o._tag === "Busy"
+        ? Consumer.Decision.Nak({ delay: Duration.millis(Math.min(1_000, Math.max(100, o.retryInMs))) })
+        : Consumer.Decision.Ack()
+    ),
     Effect.catch((e): Effect.Effect<Consumer.Decision> =>
       e._tag === "EventTooLarge"
         // even the small event that fails the run did not fit: retrying cannot help
-        ? Effect.as(Effect.logError(`run ${runId}: ${e.message}; not retried`), Consumer.Decision.Term({ reason: "event too large" }))
-        : Effect.as(Effect.logWarning(`run ${runId}: ${e.message}; retrying later`), Consumer.Decision.Nak({ delay: "2 seconds" }))
+        ? Effect.as(
+          Effect.logError(`run ${runId}: ${e.message}; not retried`),
+          Consumer.Decision.Term({ reason: "event too large" })
+        )
+        : Effect.as(
+          Effect.logWarning(`run ${runId}: ${e.message}; retrying later`),
+          Consumer.Decision.Nak({ delay: "2 seconds" })
+        )
     )
   )
 }

@@ -28,14 +28,20 @@ export const make = Effect.gen(function*() {
   const { perform, quote } = yield* Perform.make
 
   /** Drives the run until it ends or waits; completing `cancelled` interrupts the call in flight. */
-  return (tenant: string, runId: string, cancelled: Deferred.Deferred<void>): Effect.Effect<Outcome, Actor.ExecuteError<never>> =>
+  return (
+    tenant: string,
+    runId: string,
+    cancelled: Deferred.Deferred<void>
+  ): Effect.Effect<Outcome, Actor.ExecuteError<never>> =>
     Effect.gen(function*() {
       const address = addressOf(tenant, runId)
       const reload = provide(actor.load(address))
       let loaded = yield* reload
       // commands refused because the run changed under us (cancel, another host) end in a reload
       const execOnce = (command: RunCommand) =>
-        provide(actor.executeOn(loaded, command, { idempotencyKey: Decisions.keyOf(runId, command), correlationId: runId })).pipe(
+        provide(
+          actor.executeOn(loaded, command, { idempotencyKey: Decisions.keyOf(runId, command), correlationId: runId })
+        ).pipe(
           Effect.map((o) => o.loaded),
           Effect.catchTags({
             InvalidCommand: () => reload,
@@ -50,7 +56,11 @@ export const make = Effect.gen(function*() {
       const exec = (command: RunCommand) =>
         execOnce(command).pipe(
           Effect.catchTag("EventTooLarge", (e) => execOnce(Decisions.whenTooLarge(command, e.message))),
-          Effect.annotateSpans(command._tag === "StartStep" || command._tag === "CompleteStep" || command._tag === "FailStep" ? { step_id: command.stepId } : {})
+          Effect.annotateSpans(
+            command._tag === "StartStep" || command._tag === "CompleteStep" || command._tag === "FailStep"
+              ? { step_id: command.stepId }
+              : {}
+          )
         )
       /** Sleeps until `until` unless a cancel comes first; true when cancelled. */
       const sleepUntil = (until: number) =>
@@ -83,7 +93,8 @@ export const make = Effect.gen(function*() {
               Effect.catchTags({
                 EventTooLarge: (e) => Effect.succeed<Decisions.ChildOutcome>({ _tag: "TooLarge", message: e.message }),
                 AgentNotFound: (e) => Effect.succeed<Decisions.ChildOutcome>({ _tag: "NotFound", message: e.message }),
-                AgentVersionNotFound: (e) => Effect.succeed<Decisions.ChildOutcome>({ _tag: "NotFound", message: e.message })
+                AgentVersionNotFound: (e) =>
+                  Effect.succeed<Decisions.ChildOutcome>({ _tag: "NotFound", message: e.message })
               }),
               // anything else (a budget refusing the child, the bus) fails this drive: the work message is retried later
               Effect.mapError((e) => e as Actor.ExecuteError<never>)
@@ -95,7 +106,9 @@ export const make = Effect.gen(function*() {
           }
           case "Start": {
             if (decision.toolCallsMade !== null) {
-              const admitted = yield* Effect.result(budgets.admitToolCall(tenant, loaded.state.agentName, runId, decision.toolCallsMade))
+              const admitted = yield* Effect.result(
+                budgets.admitToolCall(tenant, loaded.state.agentName, runId, decision.toolCallsMade)
+              )
               if (Result.isFailure(admitted)) {
                 const e = admitted.failure
                 if (e._tag !== "BudgetExceeded") return yield* Effect.fail(e)
@@ -130,10 +143,16 @@ export const make = Effect.gen(function*() {
             }
             /** Replaces the reservation with what the call cost: settled before the step completes, never after. */
             const settle = (costUsd: number, tokens: number) =>
-              hold.success === null || hold.success.scopes.length === 0 ? Effect.void : budgets.settle(hold.success, { costUsd, tokens })
+              hold.success === null || hold.success.scopes.length === 0
+                ? Effect.void
+                : budgets.settle(hold.success, { costUsd, tokens })
             const outcome = yield* perform(tenant, loaded.state, call).pipe(
               Effect.withSpan("Run.step", {
-                attributes: { step_id: step.stepId, "lantern.step.kind": step.request._tag, "lantern.step.attempt": step.attempt }
+                attributes: {
+                  step_id: step.stepId,
+                  "lantern.step.kind": step.request._tag,
+                  "lantern.step.attempt": step.attempt
+                }
               }),
               Effect.annotateSpans({ step_id: step.stepId }),
               Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
@@ -149,12 +168,23 @@ export const make = Effect.gen(function*() {
               yield* Failpoints.hit("after-effect", stepId)
               const performed = outcome.success as Decisions.Performed
               yield* settle(performed.costUsd, performed.tokensIn + performed.tokensOut)
-              loaded = yield* exec(Decisions.afterCall(loaded.state, step, { _tag: "Performed", performed }, now, finished, 0))
+              loaded = yield* exec(
+                Decisions.afterCall(loaded.state, step, { _tag: "Performed", performed }, now, finished, 0)
+              )
               yield* Failpoints.hit("after-step-complete", stepId)
             } else {
               yield* settle(0, 0)
               const random = yield* Random.next
-              loaded = yield* exec(Decisions.afterCall(loaded.state, step, { _tag: "Failed", failure: outcome.failure }, now, finished, random))
+              loaded = yield* exec(
+                Decisions.afterCall(
+                  loaded.state,
+                  step,
+                  { _tag: "Failed", failure: outcome.failure },
+                  now,
+                  finished,
+                  random
+                )
+              )
             }
             continue
           }

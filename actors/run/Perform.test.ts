@@ -14,61 +14,108 @@ import * as Run from "./Decider.ts"
 import * as Decisions from "./Decisions.ts"
 import * as Perform from "./Perform.ts"
 
-const state = fold(Run.decider, [
-  {
-    _tag: "RunStarted",
-    runId: "run_01",
-    agentName: "helper",
-    agentVersion: 1,
-    agentDigest: "sha256:a",
-    spec: { systemPrompt: "", model: "auto", maxTurns: 2, tools: [], stepTimeoutMs: 1_000 },
-    input: "go",
-    requestDigest: "sha256:r"
-  },
-  { _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: { _tag: "model", model: "auto", turn: 1 } }
-] satisfies ReadonlyArray<RunEvent>)
+const state = fold(
+  Run.decider,
+  [
+    {
+      _tag: "RunStarted",
+      runId: "run_01",
+      agentName: "helper",
+      agentVersion: 1,
+      agentDigest: "sha256:a",
+      spec: { systemPrompt: "", model: "auto", maxTurns: 2, tools: [], stepTimeoutMs: 1_000 },
+      input: "go",
+      requestDigest: "sha256:r"
+    },
+    { _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: { _tag: "model", model: "auto", turn: 1 } }
+  ] satisfies ReadonlyArray<RunEvent>
+)
 const call = Decisions.afterStart(state, "turn-1", 0, 0) as Extract<Decisions.Call, { _tag: "CallModel" }>
 
 const provider = (complete: ModelProvider["Service"]["complete"]) =>
-  Layer.succeed(ModelProvider, ModelProvider.of({
-    name: "stub",
-    complete,
-    quote: () => Effect.succeed({ promptTokens: 1, maxTokens: 1, worstCaseUsd: 0, models: [] })
-  }))
-const secrets = Layer.succeed(Secrets, Secrets.of({
-  put: () => Effect.die("unused"),
-  list: () => Effect.die("unused"),
-  get: () => Effect.die("unused"),
-  remove: () => Effect.die("unused"),
-  resolve: () => Effect.succeed(Redacted.make("k")),
-  rewrap: Effect.die("unused")
-}))
+  Layer.succeed(
+    ModelProvider,
+    ModelProvider.of({
+      name: "stub",
+      complete,
+      quote: () => Effect.succeed({ promptTokens: 1, maxTokens: 1, worstCaseUsd: 0, models: [] })
+    })
+  )
+const secrets = Layer.succeed(
+  Secrets,
+  Secrets.of({
+    put: () => Effect.die("unused"),
+    list: () => Effect.die("unused"),
+    get: () => Effect.die("unused"),
+    remove: () => Effect.die("unused"),
+    resolve: () => Effect.succeed(Redacted.make("k")),
+    rewrap: Effect.die("unused")
+  })
+)
 
-const run = <A, E>(layer: Layer.Layer<ModelProvider>, f: (p: Effect.Success<typeof Perform.make>) => Effect.Effect<A, E>, tools = Tools.layer) =>
-  Effect.runPromise(Effect.flatMap(Perform.make, f).pipe(
-    Effect.flip,
-    Effect.provide(Layer.mergeAll(layer, secrets, tools, TestClock.layer()))
-  ) as Effect.Effect<E, A>)
+const run = <A, E>(
+  layer: Layer.Layer<ModelProvider>,
+  f: (p: Effect.Success<typeof Perform.make>) => Effect.Effect<A, E>,
+  tools = Tools.layer
+) =>
+  Effect.runPromise(
+    Effect.flatMap(Perform.make, f).pipe(
+      Effect.flip,
+      Effect.provide(Layer.mergeAll(layer, secrets, tools, TestClock.layer()))
+    ) as Effect.Effect<E, A>
+  )
 
 describe("Perform", () => {
   it("answers a tool call through the Tools service provided, as a free tool result", async () => {
     const echo = Layer.succeed(Tools, Tools.of({ run: (c) => Effect.succeed(`ran ${c.name}`) }))
-    const performed = await Effect.runPromise(Effect.flatMap(Perform.make, (p) =>
-      p.perform("acme", state, { _tag: "CallTool", step: call.step, call: { id: "c", name: "anything", arguments: {} }, key: "k" })).pipe(
-        Effect.provide(Layer.mergeAll(provider(() => Effect.die("unused")), secrets, echo))
-      ))
-    expect(performed).toEqual({ result: { _tag: "tool", callId: "c", output: "ran anything" }, tokensIn: 0, tokensOut: 0, costUsd: 0 })
+    const performed = await Effect.runPromise(
+      Effect.flatMap(Perform.make, (p) =>
+        p.perform("acme", state, {
+          _tag: "CallTool",
+          step: call.step,
+          call: { id: "c", name: "anything", arguments: {} },
+          key: "k"
+        })).pipe(
+          Effect.provide(Layer.mergeAll(
+            provider(() => Effect.die("unused")),
+            secrets,
+            echo
+          ))
+        )
+    )
+    expect(performed).toEqual({
+      result: { _tag: "tool", callId: "c", output: "ran anything" },
+      tokensIn: 0,
+      tokensOut: 0,
+      costUsd: 0
+    })
   })
 
   it("the built-in Tools layer answers an unknown tool with an error output the model reads", async () => {
-    const output = await Effect.runPromise(Effect.flatMap(Effect.service(Tools), (t) => t.run({ id: "c", name: "nope", arguments: {} })).pipe(Effect.provide(Tools.layer)))
+    const output = await Effect.runPromise(
+      Effect.flatMap(Effect.service(Tools), (t) => t.run({ id: "c", name: "nope", arguments: {} })).pipe(
+        Effect.provide(Tools.layer)
+      )
+    )
     expect(output).toBe("error: unknown tool 'nope'")
   })
 
   it("files a provider's refusal under the code the retry policy names", async () => {
     const fail = (status: number | undefined, retryable: boolean) =>
-      run(provider(() => Effect.fail(new ProviderError({ provider: "stub", kind: Wire.kindOf(status, retryable), reason: "no", retryable, ...(status === undefined ? {} : { status }) }))), (p) =>
-        p.perform("acme", state, call))
+      run(
+        provider(() =>
+          Effect.fail(
+            new ProviderError({
+              provider: "stub",
+              kind: Wire.kindOf(status, retryable),
+              reason: "no",
+              retryable,
+              ...(status === undefined ? {} : { status })
+            })
+          )
+        ),
+        (p) => p.perform("acme", state, call)
+      )
     expect((await fail(429, true)).error.code).toBe("rate_limited")
     expect((await fail(503, true)).error.code).toBe("provider_unavailable")
     expect((await fail(400, false)).error.code).toBe("provider_error")
@@ -77,7 +124,9 @@ describe("Perform", () => {
   it("reads the provider error's kind, not its text: a provider timeout is provider_unavailable, and Retry-After travels on", async () => {
     const failure = await run(
       provider(() =>
-        Effect.fail(new ProviderError({ provider: "stub", kind: "timeout", reason: "slow", retryable: true, retryAfterMs: 2_000 }))
+        Effect.fail(
+          new ProviderError({ provider: "stub", kind: "timeout", reason: "slow", retryable: true, retryAfterMs: 2_000 })
+        )
       ),
       (p) => p.perform("acme", state, call)
     )

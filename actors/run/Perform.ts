@@ -18,19 +18,34 @@ export const make = Effect.gen(function*() {
   const apiKeysOf = (
     tenant: string,
     state: State
-  ): Effect.Effect<Readonly<Record<string, Redacted.Redacted<string>>> | null, Effect.Error<ReturnType<typeof secrets.resolve>>> => {
+  ): Effect.Effect<
+    Readonly<Record<string, Redacted.Redacted<string>>> | null,
+    Effect.Error<ReturnType<typeof secrets.resolve>>
+  > => {
     const credentials = state.spec?.routing?.credentials
     if (credentials === undefined || Object.keys(credentials).length === 0) return Effect.succeed(null)
     return Effect.map(
-      Effect.forEach(Object.entries(credentials), ([providerName, uri]) =>
-        Effect.map(secrets.resolve(tenant, uri, `run:${state.runId}`), (value) => [providerName, value] as const)),
+      Effect.forEach(
+        Object.entries(credentials),
+        ([providerName, uri]) =>
+          Effect.map(secrets.resolve(tenant, uri, `run:${state.runId}`), (value) => [providerName, value] as const)
+      ),
       (pairs) => Object.fromEntries(pairs)
     )
   }
 
-  const model = (tenant: string, state: State, call: Extract<Call, { _tag: "CallModel" }>): Effect.Effect<Performed, Failure> =>
+  const model = (
+    tenant: string,
+    state: State,
+    call: Extract<Call, { _tag: "CallModel" }>
+  ): Effect.Effect<Performed, Failure> =>
     apiKeysOf(tenant, state).pipe(
-      Effect.flatMap((apiKeys) => provider.complete({ ...Plan.modelRequest(state, call.request, call.key, tenant), ...(apiKeys === null ? {} : { apiKeys }) })),
+      Effect.flatMap((apiKeys) =>
+        provider.complete({
+          ...Plan.modelRequest(state, call.request, call.key, tenant),
+          ...(apiKeys === null ? {} : { apiKeys })
+        })
+      ),
       Effect.map((r): Performed => ({
         result: { _tag: "model" as const, answer: r.answer },
         tokensIn: r.tokensIn,
@@ -47,17 +62,33 @@ export const make = Effect.gen(function*() {
             ...(e.route === undefined ? {} : { route: e.route }),
             ...(e.retryAfterMs === undefined ? {} : { retryAfterMs: e.retryAfterMs })
           }
-          : { error: { code: e._tag === "SecretNotFound" || e._tag === "InvalidSecretUri" ? "secret_not_found" : "secret_unavailable", message: e.message } }
+          : {
+            error: {
+              code: e._tag === "SecretNotFound" || e._tag === "InvalidSecretUri"
+                ? "secret_not_found"
+                : "secret_unavailable",
+              message: e.message
+            }
+          }
       ),
       Effect.timeoutOrElse({
         duration: Duration.millis(call.timeoutMs),
-        orElse: () => Effect.fail<Failure>({ error: { code: "timeout", message: `the step took longer than ${call.timeoutMs} ms` } })
+        orElse: () =>
+          Effect.fail<Failure>({
+            error: { code: "timeout", message: `the step took longer than ${call.timeoutMs} ms` }
+          })
       })
     )
 
   /** The call a step needs, performed. */
-  const perform = (tenant: string, state: State, call: Exclude<Call, { _tag: "Wait" }>): Effect.Effect<Performed, Failure> =>
-    call._tag === "CallModel" ? model(tenant, state, call) : Effect.map(tools.run(call.call), (output) => toolOutput(call.call, output))
+  const perform = (
+    tenant: string,
+    state: State,
+    call: Exclude<Call, { _tag: "Wait" }>
+  ): Effect.Effect<Performed, Failure> =>
+    call._tag === "CallModel"
+      ? model(tenant, state, call)
+      : Effect.map(tools.run(call.call), (output) => toolOutput(call.call, output))
 
   /** The worst case of a model call, for its budget reservation. */
   const quote = (tenant: string, state: State, call: Extract<Call, { _tag: "CallModel" }>) =>

@@ -24,7 +24,11 @@ const runStarted = (maxTurns = 3, input: unknown = "what is 2+2?"): RunEvent => 
   requestDigest: "sha256:request"
 })
 
-const call = (turn: number, i: number): ToolCall => ({ id: `call_${turn}_${i}`, name: "echo", arguments: { text: `t${turn}.${i}` } })
+const call = (turn: number, i: number): ToolCall => ({
+  id: `call_${turn}_${i}`,
+  name: "echo",
+  arguments: { text: `t${turn}.${i}` }
+})
 
 const answer = (content: string | null, toolCalls: ReadonlyArray<ToolCall> = []): ModelAnswer => ({
   content,
@@ -37,7 +41,12 @@ const answer = (content: string | null, toolCalls: ReadonlyArray<ToolCall> = [])
 const modelRequest = (turn: number): StepRequest => ({ _tag: "model", model: "auto", turn })
 const toolRequest = (c: ToolCall): StepRequest => ({ _tag: "tool", call: c })
 
-const started = (stepId: string, request: StepRequest, attempt = 1): RunEvent => ({ _tag: "StepStarted", stepId, attempt, request })
+const started = (stepId: string, request: StepRequest, attempt = 1): RunEvent => ({
+  _tag: "StepStarted",
+  stepId,
+  attempt,
+  request
+})
 const completed = (stepId: string, result: StepResult, attempt = 1): RunEvent => ({
   _tag: "StepCompleted",
   stepId,
@@ -77,18 +86,38 @@ describe("Plan.next", () => {
   })
 
   it("executes the turn-1 model step first", () => {
-    expect(Plan.next(stateOf(runStarted()))).toEqual({ _tag: "Execute", stepId: "turn-1", request: modelRequest(1), notBefore: null })
+    expect(Plan.next(stateOf(runStarted()))).toEqual({
+      _tag: "Execute",
+      stepId: "turn-1",
+      request: modelRequest(1),
+      notBefore: null
+    })
   })
 
   it("executes each tool call of a model answer in order, then the next model turn", () => {
     const afterModel = [runStarted(), ...modelTurn(1, twoCalls)]
-    expect(Plan.next(stateOf(...afterModel))).toEqual({ _tag: "Execute", stepId: "turn-1.tool-0", request: toolRequest(call(1, 0)), notBefore: null })
+    expect(Plan.next(stateOf(...afterModel))).toEqual({
+      _tag: "Execute",
+      stepId: "turn-1.tool-0",
+      request: toolRequest(call(1, 0)),
+      notBefore: null
+    })
 
     const afterTool0 = [...afterModel, ...toolTurn(1, 0, "a")]
-    expect(Plan.next(stateOf(...afterTool0))).toEqual({ _tag: "Execute", stepId: "turn-1.tool-1", request: toolRequest(call(1, 1)), notBefore: null })
+    expect(Plan.next(stateOf(...afterTool0))).toEqual({
+      _tag: "Execute",
+      stepId: "turn-1.tool-1",
+      request: toolRequest(call(1, 1)),
+      notBefore: null
+    })
 
     const afterTool1 = [...afterTool0, ...toolTurn(1, 1, "b")]
-    expect(Plan.next(stateOf(...afterTool1))).toEqual({ _tag: "Execute", stepId: "turn-2", request: modelRequest(2), notBefore: null })
+    expect(Plan.next(stateOf(...afterTool1))).toEqual({
+      _tag: "Execute",
+      stepId: "turn-2",
+      request: modelRequest(2),
+      notBefore: null
+    })
   })
 
   it("succeeds with the content of a final answer", () => {
@@ -96,7 +125,12 @@ describe("Plan.next", () => {
   })
 
   it("succeeds with the final answer of a later turn", () => {
-    const events = [runStarted(), ...modelTurn(1, answer(null, [call(1, 0)])), ...toolTurn(1, 0, "x"), ...modelTurn(2, answer("done"))]
+    const events = [
+      runStarted(),
+      ...modelTurn(1, answer(null, [call(1, 0)])),
+      ...toolTurn(1, 0, "x"),
+      ...modelTurn(2, answer("done"))
+    ]
     expect(Plan.next(stateOf(...events))).toEqual({ _tag: "Succeed", output: "done" })
   })
 
@@ -128,8 +162,18 @@ describe("Plan.next", () => {
     })
 
     it("re-executes the tool step in flight, never the completed model step before it", () => {
-      const events = [runStarted(), ...modelTurn(1, twoCalls), ...toolTurn(1, 0, "a"), started("turn-1.tool-1", toolRequest(call(1, 1)))]
-      expect(Plan.next(stateOf(...events))).toEqual({ _tag: "Execute", stepId: "turn-1.tool-1", request: toolRequest(call(1, 1)), notBefore: null })
+      const events = [
+        runStarted(),
+        ...modelTurn(1, twoCalls),
+        ...toolTurn(1, 0, "a"),
+        started("turn-1.tool-1", toolRequest(call(1, 1)))
+      ]
+      expect(Plan.next(stateOf(...events))).toEqual({
+        _tag: "Execute",
+        stepId: "turn-1.tool-1",
+        request: toolRequest(call(1, 1)),
+        notBefore: null
+      })
     })
 
     it("re-executes a step on a later attempt that crashed again", () => {
@@ -140,33 +184,49 @@ describe("Plan.next", () => {
     // A poison step (its host dies every time: OOM, a segfaulting tool, a call hanging past the lease) must
     // fail the run after MAX_UNFINISHED_STARTS starts instead of being redelivered forever.
     it("fails a step started MAX_UNFINISHED_STARTS times without finishing instead of executing it forever", () => {
-      const starts = (n: number) => [runStarted(), ...Array.from({ length: n }, () => started("turn-1", modelRequest(1), 1))]
+      const starts = (
+        n: number
+      ) => [runStarted(), ...Array.from({ length: n }, () => started("turn-1", modelRequest(1), 1))]
       expect(Plan.next(stateOf(...starts(Plan.MAX_UNFINISHED_STARTS - 1)))._tag).toBe("Execute")
       const failed = Plan.next(stateOf(...starts(Plan.MAX_UNFINISHED_STARTS)))
       expect(failed).toMatchObject({ _tag: "Fail", error: { code: "step_abandoned" } })
     })
 
     it("counts unfinished starts of journals recorded when a restart bumped the attempt", () => {
-      const starts = [runStarted(), ...Array.from({ length: Plan.MAX_UNFINISHED_STARTS }, (_, i) => started("turn-1", modelRequest(1), i + 1))]
+      const starts = [
+        runStarted(),
+        ...Array.from({ length: Plan.MAX_UNFINISHED_STARTS }, (_, i) => started("turn-1", modelRequest(1), i + 1))
+      ]
       expect(Plan.next(stateOf(...starts))).toMatchObject({ _tag: "Fail", error: { code: "step_abandoned" } })
     })
 
     it("restarts a crashed step under the same attempt, so its idempotency key is unchanged", () => {
       const state = stateOf(runStarted(), started("turn-1", modelRequest(1)))
       const decided = Run.decider.decide({ _tag: "StartStep", stepId: "turn-1", request: modelRequest(1) }, state)
-      expect(Result.isSuccess(decided) && decided.success).toEqual([{ _tag: "StepStarted", stepId: "turn-1", attempt: 1, request: modelRequest(1) }])
+      expect(Result.isSuccess(decided) && decided.success).toEqual([{
+        _tag: "StepStarted",
+        stepId: "turn-1",
+        attempt: 1,
+        request: modelRequest(1)
+      }])
     })
   })
 
   describe("failed steps", () => {
     it("re-executes a retryably failed step under MAX_ATTEMPTS", () => {
       const events = [runStarted(), started("turn-1", modelRequest(1)), failed("turn-1", 1, true)]
-      expect(Plan.next(stateOf(...events))).toEqual({ _tag: "Execute", stepId: "turn-1", request: modelRequest(1), notBefore: null })
+      expect(Plan.next(stateOf(...events))).toEqual({
+        _tag: "Execute",
+        stepId: "turn-1",
+        request: modelRequest(1),
+        notBefore: null
+      })
     })
 
     it("fails the run when a retryable step has used the policy's maxAttempts (3 by default)", () => {
       const events = [runStarted()]
-      for (let n = 1; n <= DEFAULT_POLICY.maxAttempts; n++) events.push(started("turn-1", modelRequest(1), n), failed("turn-1", n, true))
+      for (let n = 1; n <= DEFAULT_POLICY.maxAttempts; n++)
+        events.push(started("turn-1", modelRequest(1), n), failed("turn-1", n, true))
       expect(Plan.next(stateOf(...events))).toEqual({
         _tag: "Fail",
         error: { code: "provider_error", message: `attempt ${DEFAULT_POLICY.maxAttempts} failed` }
@@ -175,15 +235,20 @@ describe("Plan.next", () => {
 
     it("fails the run at once on a non-retryable failure", () => {
       const events = [runStarted(), started("turn-1", modelRequest(1)), failed("turn-1", 1, false)]
-      expect(Plan.next(stateOf(...events))).toEqual({ _tag: "Fail", error: { code: "provider_error", message: "attempt 1 failed" } })
+      expect(Plan.next(stateOf(...events))).toEqual({
+        _tag: "Fail",
+        error: { code: "provider_error", message: "attempt 1 failed" }
+      })
     })
   })
 
-  it.each([
-    ["succeeded", { _tag: "RunSucceeded", output: "4" }],
-    ["failed", { _tag: "RunFailed", error: { code: "x", message: "y" } }],
-    ["canceled", { _tag: "RunCanceled", reason: "r", by: "u" }]
-  ] as const)("is Done for a %s run", (_, end) => {
+  it.each(
+    [
+      ["succeeded", { _tag: "RunSucceeded", output: "4" }],
+      ["failed", { _tag: "RunFailed", error: { code: "x", message: "y" } }],
+      ["canceled", { _tag: "RunCanceled", reason: "r", by: "u" }]
+    ] as const
+  )("is Done for a %s run", (_, end) => {
     expect(Plan.next(stateOf(runStarted(), started("turn-1", modelRequest(1)), end))).toEqual({ _tag: "Done" })
   })
 })
@@ -197,7 +262,10 @@ describe("Plan.conversation", () => {
   })
 
   it("renders non-string input as JSON", () => {
-    expect(Plan.conversation(stateOf(runStarted(3, { q: [1, 2] })))[1]).toEqual({ role: "user", content: "{\"q\":[1,2]}" })
+    expect(Plan.conversation(stateOf(runStarted(3, { q: [1, 2] })))[1]).toEqual({
+      role: "user",
+      content: "{\"q\":[1,2]}"
+    })
   })
 
   it("rebuilds assistant turns (with their tool calls) and tool results in order, skipping unfinished steps", () => {
@@ -331,7 +399,13 @@ const simulate = (sc: Scenario) => {
         break
       case "retryable":
       case "fatal":
-        run({ _tag: "FailStep", stepId: step.stepId, attempt: step.attempt, error: { code: "boom", message: "boom" }, retryable: next === "retryable" })
+        run({
+          _tag: "FailStep",
+          stepId: step.stepId,
+          attempt: step.attempt,
+          error: { code: "boom", message: "boom" },
+          retryable: next === "retryable"
+        })
         break
       case "zombie":
       case "crash": {
@@ -365,7 +439,16 @@ const commandsFor = (state: Run.State): ReadonlyArray<RunCommand> => {
     { ...start, _tag: "StartRun", requestDigest: "sha256:different" },
     { _tag: "StartStep", stepId, request: modelRequest(1) },
     { _tag: "StartStep", stepId: "turn-99", request: modelRequest(99) },
-    { _tag: "CompleteStep", stepId, attempt, result: { _tag: "tool", callId: "c", output: "o" }, tokensIn: 0, tokensOut: 0, costUsd: 0, durationMs: 0 },
+    {
+      _tag: "CompleteStep",
+      stepId,
+      attempt,
+      result: { _tag: "tool", callId: "c", output: "o" },
+      tokensIn: 0,
+      tokensOut: 0,
+      costUsd: 0,
+      durationMs: 0
+    },
     { _tag: "FailStep", stepId, attempt, error: { code: "x", message: "y" }, retryable: true },
     { _tag: "SucceedRun", output: "late" },
     { _tag: "FailRun", error: { code: "late", message: "late" } },
@@ -387,11 +470,13 @@ describe("replaying generated runs through Plan.next and the run decider", () =>
 
         // no step is ever completed twice
         const completions = new Map<string, number>()
-        for (const e of events) if (e._tag === "StepCompleted") completions.set(e.stepId, (completions.get(e.stepId) ?? 0) + 1)
+        for (const e of events)
+          if (e._tag === "StepCompleted") completions.set(e.stepId, (completions.get(e.stepId) ?? 0) + 1)
         for (const n of completions.values()) expect(n).toBe(1)
 
         // exactly one terminal event, and it is the last one
-        expect(events.filter((e) => e._tag === "RunSucceeded" || e._tag === "RunFailed" || e._tag === "RunCanceled")).toHaveLength(1)
+        expect(events.filter((e) => e._tag === "RunSucceeded" || e._tag === "RunFailed" || e._tag === "RunCanceled"))
+          .toHaveLength(1)
         expect(["RunSucceeded", "RunFailed", "RunCanceled"]).toContain(events[events.length - 1]!._tag)
 
         // never more model turns than the spec allows
@@ -432,27 +517,47 @@ describe("waiting steps, approvals, child runs and the retry policy", () => {
     ...(runStarted() as Extract<RunEvent, { _tag: "RunStarted" }>),
     spec: { ...spec(), tools, ...extra }
   })
-  const declared = (name: string, more: Record<string, unknown> = {}) => ({ name, description: name, parameters: {}, ...more })
+  const declared = (name: string, more: Record<string, unknown> = {}) => ({
+    name,
+    description: name,
+    parameters: {},
+    ...more
+  })
   const calling = (name: string, args: unknown): ModelAnswer => answer(null, [{ id: "c0", name, arguments: args }])
 
   it("turns a call to the declared sleep tool into a durable timer step, clamped to 30 days", () => {
     const s = stateOf(withTools([declared("sleep")]), ...modelTurn(1, calling("sleep", { seconds: 5 })))
-    expect(Plan.next(s)).toMatchObject({ _tag: "Execute", stepId: "turn-1.tool-0", request: { _tag: "sleep", seconds: 5 } })
+    expect(Plan.next(s)).toMatchObject({
+      _tag: "Execute",
+      stepId: "turn-1.tool-0",
+      request: { _tag: "sleep", seconds: 5 }
+    })
     const huge = stateOf(withTools([declared("sleep")]), ...modelTurn(1, calling("sleep", { seconds: 1e12 })))
     expect(Plan.next(huge)).toMatchObject({ request: { _tag: "sleep", seconds: Plan.MAX_SLEEP_SECONDS } })
   })
 
   it("waits on a started sleep until its journaled wake-up time instead of executing it again", () => {
     const request: StepRequest = { _tag: "sleep", call: { id: "c0", name: "sleep", arguments: {} }, seconds: 5 }
-    const s = stateOf(withTools([declared("sleep")]), ...modelTurn(1, calling("sleep", { seconds: 5 })), { ...started("turn-1.tool-0", request), wakeAt: 12_345 } as RunEvent)
+    const s = stateOf(
+      withTools([declared("sleep")]),
+      ...modelTurn(1, calling("sleep", { seconds: 5 })),
+      { ...started("turn-1.tool-0", request), wakeAt: 12_345 } as RunEvent
+    )
     expect(Plan.next(s)).toMatchObject({ _tag: "Wait", step: { stepId: "turn-1.tool-0" }, until: 12_345 })
   })
 
   it("asks for approval before a tool that requires it, then runs the tool once approved", () => {
     const tools = [declared("echo", { approval: { expiresInSeconds: 60 } })]
     const asked = stateOf(withTools(tools), ...modelTurn(1, calling("echo", { text: "x" })))
-    expect(Plan.next(asked)).toMatchObject({ _tag: "Execute", stepId: "turn-1.tool-0.approval", request: { _tag: "approval" } })
-    const approvalRequest: StepRequest = { _tag: "approval", call: { id: "c0", name: "echo", arguments: { text: "x" } } }
+    expect(Plan.next(asked)).toMatchObject({
+      _tag: "Execute",
+      stepId: "turn-1.tool-0.approval",
+      request: { _tag: "approval" }
+    })
+    const approvalRequest: StepRequest = {
+      _tag: "approval",
+      call: { id: "c0", name: "echo", arguments: { text: "x" } }
+    }
     const approval = (approved: boolean) => [
       started("turn-1.tool-0.approval", approvalRequest),
       completed("turn-1.tool-0.approval", { _tag: "approval", approved, by: "ops", reason: "r" })
@@ -462,13 +567,23 @@ describe("waiting steps, approvals, child runs and the retry policy", () => {
     // rejected: no tool step; the model's next turn sees the rejection as the call's result
     const rejected = stateOf(withTools(tools), ...modelTurn(1, calling("echo", { text: "x" })), ...approval(false))
     expect(Plan.next(rejected)).toMatchObject({ _tag: "Execute", stepId: "turn-2" })
-    expect(Plan.conversation(rejected).at(-1)).toEqual({ role: "tool", content: "error: call rejected by ops: r", toolCallId: "c0" })
+    expect(Plan.conversation(rejected).at(-1)).toEqual({
+      role: "tool",
+      content: "error: call rejected by ops: r",
+      toolCallId: "c0"
+    })
   })
 
   it("answers a tool declared with an agent by a child run whose id is derived from the step", () => {
-    const s = stateOf(withTools([declared("research", { agent: "researcher" })]), ...modelTurn(1, calling("research", { q: 1 })))
+    const s = stateOf(
+      withTools([declared("research", { agent: "researcher" })]),
+      ...modelTurn(1, calling("research", { q: 1 }))
+    )
     const action = Plan.next(s)
-    expect(action).toMatchObject({ _tag: "Execute", request: { _tag: "agent", agentName: "researcher", childRunId: Plan.childRunId("run_01", "turn-1.tool-0") } })
+    expect(action).toMatchObject({
+      _tag: "Execute",
+      request: { _tag: "agent", agentName: "researcher", childRunId: Plan.childRunId("run_01", "turn-1.tool-0") }
+    })
     expect(Plan.childRunId("run_01", "turn-1.tool-0")).toMatch(/^run_[0-9a-z]{26}$/)
     expect(Plan.childRunId("run_01", "turn-1.tool-0")).not.toBe(Plan.childRunId("run_01", "turn-1.tool-1"))
   })
@@ -481,7 +596,13 @@ describe("waiting steps, approvals, child runs and the retry policy", () => {
     const policy = { retry: { maxAttempts: 2 } }
     const once = stateOf(withTools([], policy), started("turn-1", modelRequest(1)), failedAt(1, 5_000))
     expect(Plan.next(once)).toEqual({ _tag: "Execute", stepId: "turn-1", request: modelRequest(1), notBefore: 5_000 })
-    const twice = stateOf(withTools([], policy), started("turn-1", modelRequest(1)), failedAt(1, 5_000), started("turn-1", modelRequest(1), 2), failedAt(2, 9_000))
+    const twice = stateOf(
+      withTools([], policy),
+      started("turn-1", modelRequest(1)),
+      failedAt(1, 5_000),
+      started("turn-1", modelRequest(1), 2),
+      failedAt(2, 9_000)
+    )
     expect(Plan.next(twice)._tag).toBe("Fail")
   })
 
@@ -491,18 +612,30 @@ describe("waiting steps, approvals, child runs and the retry policy", () => {
     expect(Plan.shouldRetry(s, "timeout", 3)).toBe(false)
     expect(Plan.shouldRetry(s, "rate_limited", 1)).toBe(false)
     const defaults = stateOf(runStarted())
-    expect(["rate_limited", "provider_unavailable", "timeout"].map((c) => Plan.shouldRetry(defaults, c, 1))).toEqual([true, true, true])
+    expect(["rate_limited", "provider_unavailable", "timeout"].map((c) => Plan.shouldRetry(defaults, c, 1))).toEqual([
+      true,
+      true,
+      true
+    ])
     expect(Plan.shouldRetry(defaults, "provider_error", 1)).toBe(false)
   })
 
   it("backs off exponentially up to the cap, with jitter within its band", () => {
     const policy = { ...DEFAULT_POLICY, initialBackoffMs: 100, multiplier: 2, maxBackoffMs: 1_000, jitter: 0.5 }
-    expect([1, 2, 3, 4, 5].map((n) => Plan.backoffMs({ ...policy, jitter: 0 }, n, 0.9))).toEqual([100, 200, 400, 800, 1_000])
-    fc.assert(fc.property(fc.integer({ min: 1, max: 30 }), fc.double({ min: 0, max: 0.999_999, noNaN: true }), (attempt, r) => {
-      const base = Math.min(1_000, 100 * 2 ** (attempt - 1))
-      const d = Plan.backoffMs(policy, attempt, r)
-      expect(d).toBeGreaterThanOrEqual(Math.floor(base * 0.5))
-      expect(d).toBeLessThanOrEqual(Math.ceil(base * 1.5))
-    }))
+    expect([1, 2, 3, 4, 5].map((n) => Plan.backoffMs({ ...policy, jitter: 0 }, n, 0.9))).toEqual([
+      100,
+      200,
+      400,
+      800,
+      1_000
+    ])
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 30 }), fc.double({ min: 0, max: 0.999_999, noNaN: true }), (attempt, r) => {
+        const base = Math.min(1_000, 100 * 2 ** (attempt - 1))
+        const d = Plan.backoffMs(policy, attempt, r)
+        expect(d).toBeGreaterThanOrEqual(Math.floor(base * 0.5))
+        expect(d).toBeLessThanOrEqual(Math.ceil(base * 1.5))
+      })
+    )
   })
 })

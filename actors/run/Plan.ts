@@ -12,7 +12,12 @@ import type { Message } from "../../schema/Message.ts"
 
 export type Action =
   /** Start (or restart) a step, not before `notBefore` (epoch ms) when a retry backoff applies. */
-  | { readonly _tag: "Execute"; readonly stepId: string; readonly request: StepRequest; readonly notBefore: number | null }
+  | {
+    readonly _tag: "Execute"
+    readonly stepId: string
+    readonly request: StepRequest
+    readonly notBefore: number | null
+  }
   /** A started step that waits for time (`until`), a human or a child run; nothing to execute. */
   | { readonly _tag: "Wait"; readonly step: Step; readonly until: number | null }
   | { readonly _tag: "Succeed"; readonly output: unknown }
@@ -53,7 +58,8 @@ const modelSteps = (s: State) => s.steps.filter((x) => x.request._tag === "model
 
 const answerOf = (step: Step): ModelAnswer | null => (step.result?._tag === "model" ? step.result.answer : null)
 
-export const rejection = (by: string, reason: string) => `error: call rejected by ${by}${reason === "" ? "" : `: ${reason}`}`
+export const rejection = (by: string, reason: string) =>
+  `error: call rejected by ${by}${reason === "" ? "" : `: ${reason}`}`
 
 /** The provider request of a model step: the conversation and the spec's model, sampling, routing and output cap. */
 export const modelRequest = (
@@ -104,9 +110,14 @@ const numberArg = (args: unknown, name: string): number => {
 
 /** The step that answers a tool call, by what the spec declares the tool to be. */
 export const toolRequest = (s: State, stepId: string, call: ToolCall, tool: ToolSpec | undefined): StepRequest => {
-  if (tool?.agent !== undefined) return { _tag: "agent", call, agentName: tool.agent, childRunId: childRunId(s.runId, stepId) }
+  if (tool?.agent !== undefined)
+    return { _tag: "agent", call, agentName: tool.agent, childRunId: childRunId(s.runId, stepId) }
   if (tool !== undefined && call.name === "sleep") {
-    return { _tag: "sleep", call, seconds: Math.min(MAX_SLEEP_SECONDS, Math.max(0, numberArg(call.arguments, "seconds"))) }
+    return {
+      _tag: "sleep",
+      call,
+      seconds: Math.min(MAX_SLEEP_SECONDS, Math.max(0, numberArg(call.arguments, "seconds")))
+    }
   }
   return { _tag: "tool", call }
 }
@@ -136,7 +147,10 @@ export const next = (s: State): Action => {
     if (unfinished.status === "started" && unfinished.starts >= MAX_UNFINISHED_STARTS) {
       return {
         _tag: "Fail",
-        error: { code: "step_abandoned", message: `step ${unfinished.stepId} was started ${unfinished.starts} times and never finished` }
+        error: {
+          code: "step_abandoned",
+          message: `step ${unfinished.stepId} was started ${unfinished.starts} times and never finished`
+        }
       }
     }
     if (unfinished.status === "failed" && (!unfinished.retryable || unfinished.attempt >= policy.maxAttempts)) {
@@ -155,17 +169,24 @@ export const next = (s: State): Action => {
   const models = modelSteps(s)
   const last = models[models.length - 1]
   if (last === undefined) {
-    return { _tag: "Execute", stepId: modelStepId(1), request: { _tag: "model", model: s.spec.model, turn: 1 }, notBefore: null }
+    return {
+      _tag: "Execute",
+      stepId: modelStepId(1),
+      request: { _tag: "model", model: s.spec.model, turn: 1 },
+      notBefore: null
+    }
   }
   const turn = last.request._tag === "model" ? last.request.turn : models.length
   const answer = answerOf(last)
-  if (answer === null) return { _tag: "Fail", error: { code: "invalid_journal", message: `step ${last.stepId} has no model answer` } }
+  if (answer === null)
+    return { _tag: "Fail", error: { code: "invalid_journal", message: `step ${last.stepId} has no model answer` } }
   for (const [i, call] of answer.toolCalls.entries()) {
     const tool = s.spec.tools.find((t) => t.name === call.name)
     if (tool?.approval !== undefined) {
       const approvalId = approvalStepId(turn, i)
       const approval = s.steps.find((x) => x.stepId === approvalId)
-      if (approval === undefined) return { _tag: "Execute", stepId: approvalId, request: { _tag: "approval", call }, notBefore: null }
+      if (approval === undefined)
+        return { _tag: "Execute", stepId: approvalId, request: { _tag: "approval", call }, notBefore: null }
       if (approval.result?._tag === "approval" && !approval.result.approved) continue
     }
     const stepId = toolStepId(turn, i)
@@ -175,8 +196,18 @@ export const next = (s: State): Action => {
   }
   if (answer.toolCalls.length === 0) return { _tag: "Succeed", output: answer.content ?? "" }
   if (turn >= s.spec.maxTurns) {
-    return { _tag: "Fail", error: { code: "max_turns_exceeded", message: `the agent used all ${s.spec.maxTurns} turns without a final answer` } }
+    return {
+      _tag: "Fail",
+      error: {
+        code: "max_turns_exceeded",
+        message: `the agent used all ${s.spec.maxTurns} turns without a final answer`
+      }
+    }
   }
-  return { _tag: "Execute", stepId: modelStepId(turn + 1), request: { _tag: "model", model: s.spec.model, turn: turn + 1 }, notBefore: null }
+  return {
+    _tag: "Execute",
+    stepId: modelStepId(turn + 1),
+    request: { _tag: "model", model: s.spec.model, turn: turn + 1 },
+    notBefore: null
+  }
 }
-

@@ -13,7 +13,14 @@ import type { ApprovalRequest, CreateRunRequest, RunResponse } from "../../schem
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
-import { type AgentNotFound, type AgentVersionNotFound, type BudgetExceeded, BusUnavailable, IdempotencyKeyReused, RunNotFound } from "../../schema/Errors.ts"
+import {
+  type AgentNotFound,
+  type AgentVersionNotFound,
+  type BudgetExceeded,
+  BusUnavailable,
+  IdempotencyKeyReused,
+  RunNotFound
+} from "../../schema/Errors.ts"
 import { Agents } from "../agent/Agents.ts"
 import { Identities, type IdentityUnavailable } from "../identity/Identity.ts"
 import { Budgets } from "../budget/Budgets.ts"
@@ -47,7 +54,12 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 const RUN_ID_SIZED = `run_${"0".repeat(26)}`
 const IDENTITY_SIZED = { publicKey: "0".repeat(43), keyId: "0".repeat(16) }
 
-export type StartError = Actor.ExecuteError<Decider.Error> | AgentNotFound | AgentVersionNotFound | BudgetExceeded | IdentityUnavailable
+export type StartError =
+  | Actor.ExecuteError<Decider.Error>
+  | AgentNotFound
+  | AgentVersionNotFound
+  | BudgetExceeded
+  | IdentityUnavailable
 
 /** A child run to start for a parent's tool call. */
 export interface ChildRequest {
@@ -65,9 +77,17 @@ export class Runs extends Context.Service<Runs, {
     request: CreateRunRequest,
     idempotencyKey: string | null
   ) => Effect.Effect<{ readonly run: RunResponse; readonly created: boolean }, StartError>
-  readonly cancel: (tenant: string, runId: string, reason: string, by: string) => Effect.Effect<RunResponse, Actor.ExecuteError<Decider.Error>>
+  readonly cancel: (
+    tenant: string,
+    runId: string,
+    reason: string,
+    by: string
+  ) => Effect.Effect<RunResponse, Actor.ExecuteError<Decider.Error>>
   readonly get: (tenant: string, runId: string) => Effect.Effect<RunResponse, RunNotFound | Actor.ReadError>
-  readonly events: (tenant: string, runId: string) => Effect.Effect<ReadonlyArray<Stored>, RunNotFound | Actor.ReadError>
+  readonly events: (
+    tenant: string,
+    runId: string
+  ) => Effect.Effect<ReadonlyArray<Stored>, RunNotFound | Actor.ReadError>
   /** Starts (or finds) the child run answering a tool call; idempotent, since the child's id is fixed. */
   readonly startChild: (child: ChildRequest) => Effect.Effect<Decider.State, StartError>
   /** Records a human's decision on a step waiting for approval and wakes the run. */
@@ -106,7 +126,12 @@ export class Runs extends Context.Service<Runs, {
         Effect.gen(function*() {
           if ((yield* journal.lastSeq(addressOf(tenant, runId))) > 0) return
           const first = { ...Decider.initialState, status: "running" as const, runId, agentName, spec, input }
-          yield* budgets.admitRun(tenant, agentName, runId, provider.quote(Plan.modelRequest(first, { model: spec.model }, `${runId}:quote`, tenant)))
+          yield* budgets.admitRun(
+            tenant,
+            agentName,
+            runId,
+            provider.quote(Plan.modelRequest(first, { model: spec.model }, `${runId}:quote`, tenant))
+          )
         })
 
       /**
@@ -138,12 +163,17 @@ export class Runs extends Context.Service<Runs, {
             const existing = yield* claims.get(kvKey).pipe(Effect.catchTag("CorruptValue", Effect.die))
             if (Option.isSome(existing)) return existing.value.value
           }
-          return yield* new BusUnavailable({ operation: "claim idempotency key", reason: "the key kept changing under concurrent writes" })
+          return yield* new BusUnavailable({
+            operation: "claim idempotency key",
+            reason: "the key kept changing under concurrent writes"
+          })
         })
 
       const readRun = (tenant: string, runId: string) =>
-        Effect.flatMap(journal.read(addressOf(tenant, runId)), (stored) =>
-          stored.length === 0 ? Effect.fail(new RunNotFound({ id: runId })) : Effect.succeed(stored))
+        Effect.flatMap(
+          journal.read(addressOf(tenant, runId)),
+          (stored) => stored.length === 0 ? Effect.fail(new RunNotFound({ id: runId })) : Effect.succeed(stored)
+        )
 
       const get = (tenant: string, runId: string) => Effect.map(readRun(tenant, runId), (s) => View.fromStored(s)!)
 
@@ -155,7 +185,10 @@ export class Runs extends Context.Service<Runs, {
             try: () => {
               const h = headers()
               if (parent !== null) h.set("traceparent", parent)
-              return js.publish(workSubject(tenant, runId), JSON.stringify({ tenant, runId }), { msgID: dedupe ?? `drive:${runId}`, headers: h })
+              return js.publish(workSubject(tenant, runId), JSON.stringify({ tenant, runId }), {
+                msgID: dedupe ?? `drive:${runId}`,
+                headers: h
+              })
             },
             catch: unavailable(`enqueue ${runId}`)
           })
@@ -171,10 +204,12 @@ export class Runs extends Context.Service<Runs, {
           // the run's own key pair; a retry of a start already journaled keeps the journaled one
           const started = (yield* journal.lastSeq(addressOf(tenant, runId))) > 0
           const identity = started ? {} : { identity: yield* identities.ensure(tenant, runId) }
-          const outcome = yield* provide(actor.execute(addressOf(tenant, runId), { _tag: "StartRun", runId, ...command, ...identity }, {
-            idempotencyKey: `${runId}:start`,
-            correlationId: command.parent?.runId ?? runId
-          })).pipe(
+          const outcome = yield* provide(
+            actor.execute(addressOf(tenant, runId), { _tag: "StartRun", runId, ...command, ...identity }, {
+              idempotencyKey: `${runId}:start`,
+              correlationId: command.parent?.runId ?? runId
+            })
+          ).pipe(
             // measured beforehand (mustFit), but should the bus's limit have shrunk since: the run never started,
             // so its entry must not stay for the watchdog to recover
             Effect.tapError((e) =>
@@ -206,14 +241,19 @@ export class Runs extends Context.Service<Runs, {
           yield* mustFit(tenant, command)
           const runId = yield* runIdFor(tenant, key)
           yield* Effect.annotateCurrentSpan({ run_id: runId })
-          yield* admit(tenant, runId, request.agentName, version.spec, request.input ?? null).pipe(Effect.annotateSpans({ run_id: runId }))
+          yield* admit(tenant, runId, request.agentName, version.spec, request.input ?? null).pipe(
+            Effect.annotateSpans({ run_id: runId })
+          )
           const outcome = yield* begin(tenant, runId, command)
           return { run: yield* get(tenant, runId), created: outcome.appended.length > 0 }
         }).pipe(
           Effect.catchTag("RunNotFound", (e) => Effect.die(e)),
           // the decider knows only the run the key claimed: the caller is told the key it sent
-          Effect.catchTag("IdempotencyKeyReused", (e) => Effect.fail(key === null ? e : new IdempotencyKeyReused({ key }))),
-          Effect.withSpan("Runs.start", { attributes: { "lantern.tenant": tenant, "lantern.agent": request.agentName } })
+          Effect.catchTag("IdempotencyKeyReused", (e) =>
+            Effect.fail(key === null ? e : new IdempotencyKeyReused({ key }))),
+          Effect.withSpan("Runs.start", {
+            attributes: { "lantern.tenant": tenant, "lantern.agent": request.agentName }
+          })
         )
 
       const startChild = (child: ChildRequest) =>
@@ -234,7 +274,11 @@ export class Runs extends Context.Service<Runs, {
           yield* admit(child.tenant, child.runId, child.agentName, version.spec, child.input)
           const outcome = yield* begin(child.tenant, child.runId, command)
           return outcome.loaded.state
-        }).pipe(Effect.withSpan("Runs.startChild", { attributes: { "lantern.run": child.runId, "lantern.agent": child.agentName } }))
+        }).pipe(
+          Effect.withSpan("Runs.startChild", {
+            attributes: { "lantern.run": child.runId, "lantern.agent": child.agentName }
+          })
+        )
 
       const approve = (tenant: string, runId: string, stepId: string, decision: ApprovalRequest) =>
         Effect.gen(function*() {
@@ -256,7 +300,12 @@ export class Runs extends Context.Service<Runs, {
           Effect.withSpan("Runs.approve", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } })
         )
 
-      const cancelTree = (tenant: string, runId: string, reason: string, by: string): Effect.Effect<void, Actor.ExecuteError<Decider.Error>> =>
+      const cancelTree = (
+        tenant: string,
+        runId: string,
+        reason: string,
+        by: string
+      ): Effect.Effect<void, Actor.ExecuteError<Decider.Error>> =>
         Effect.gen(function*() {
           const outcome = yield* provide(actor.execute(addressOf(tenant, runId), { _tag: "CancelRun", reason, by }, {
             idempotencyKey: `${runId}:cancel`,

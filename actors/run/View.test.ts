@@ -25,19 +25,39 @@ const stateOf = (more: ReadonlyArray<RunEvent>) => fold(Run.decider, [...events,
 describe("View.waitingOf", () => {
   it("a step failed with a retry scheduled: waiting on its retry until the next attempt is due", () =>
     expect(View.waitingOf(stateOf([
-      { _tag: "StepFailed", stepId: "turn-1", attempt: 1, error: { code: "rate_limited", message: "slow down" }, retryable: true, retryAt: T + 2_000 }
+      {
+        _tag: "StepFailed",
+        stepId: "turn-1",
+        attempt: 1,
+        error: { code: "rate_limited", message: "slow down" },
+        retryable: true,
+        retryAt: T + 2_000
+      }
     ]))).toEqual({ stepId: "turn-1", kind: "retry", until: new Date(T + 2_000).toISOString() }))
 
   it("a step in flight, or one that failed for good, is waited on by nobody", () => {
     expect(View.waitingOf(stateOf([]))).toBeNull()
     expect(View.waitingOf(stateOf([
-      { _tag: "StepFailed", stepId: "turn-1", attempt: 1, error: { code: "provider_error", message: "no" }, retryable: false }
+      {
+        _tag: "StepFailed",
+        stepId: "turn-1",
+        attempt: 1,
+        error: { code: "provider_error", message: "no" },
+        retryable: false
+      }
     ]))).toBeNull()
   })
 
   it("the next attempt started: no longer waiting", () =>
     expect(View.waitingOf(stateOf([
-      { _tag: "StepFailed", stepId: "turn-1", attempt: 1, error: { code: "rate_limited", message: "slow down" }, retryable: true, retryAt: T + 2_000 },
+      {
+        _tag: "StepFailed",
+        stepId: "turn-1",
+        attempt: 1,
+        error: { code: "rate_limited", message: "slow down" },
+        retryable: true,
+        retryAt: T + 2_000
+      },
       { _tag: "StepStarted", stepId: "turn-1", attempt: 2, request: { _tag: "model", model: "auto", turn: 1 } }
     ]))).toBeNull())
 })

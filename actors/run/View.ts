@@ -15,8 +15,15 @@ export const waitingOf = (state: State): Waiting | null => {
     return { stepId: action.stepId, kind: "retry", until: new Date(action.notBefore).toISOString() }
   }
   const step = state.steps.find((s) => s.status === "started" && isWaiting(s.request))
-  if (step === undefined || (step.request._tag !== "sleep" && step.request._tag !== "approval" && step.request._tag !== "agent")) return null
-  return { stepId: step.stepId, kind: step.request._tag, until: step.wakeAt === null ? null : new Date(step.wakeAt).toISOString() }
+  if (
+    step === undefined ||
+    (step.request._tag !== "sleep" && step.request._tag !== "approval" && step.request._tag !== "agent")
+  ) return null
+  return {
+    stepId: step.stepId,
+    kind: step.request._tag,
+    until: step.wakeAt === null ? null : new Date(step.wakeAt).toISOString()
+  }
 }
 
 export const fromStored = (stored: ReadonlyArray<Stored>): RunResponse | null => {

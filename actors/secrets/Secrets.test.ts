@@ -28,7 +28,12 @@ const withSecrets = <A, E>(keks: Keks, f: (s: Secrets["Service"]) => Effect.Effe
   Effect.gen(function*() {
     yield* Topology.apply
     return yield* f(yield* Secrets.make(keks))
-  }).pipe(Effect.scoped, Effect.provide(recording), Effect.provide(Layer.fresh(Nats.layerUrl(nats.handle.url, "lantern-secrets-test"))), Effect.runPromise)
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(recording),
+    Effect.provide(Layer.fresh(Nats.layerUrl(nats.handle.url, "lantern-secrets-test"))),
+    Effect.runPromise
+  )
 
 /** The secrets bucket as stored text, whatever it holds. */
 const rawBucket = Kv.bucket({ name: Topology.SECRETS_BUCKET, value: Schema.String })
@@ -66,8 +71,17 @@ describe("Secrets", () => {
     const entry = await raw("t-a.openai.key")
     expect(entry?.string()).not.toContain(value)
     expect(entry?.string()).not.toContain(Buffer.from(value).toString("base64"))
-    expect(JSON.parse(entry!.string())).toMatchObject({ name: "openai.key", version: 2, kekId: expect.stringMatching(/^[0-9a-f]{16}$/) })
-    expect(audited.find((e) => e.action === "secret.accessed" && e.target === "openai.key")).toMatchObject({ tenant: "t-a", actor: "run:run_1", outcome: "allowed", detail: {} })
+    expect(JSON.parse(entry!.string())).toMatchObject({
+      name: "openai.key",
+      version: 2,
+      kekId: expect.stringMatching(/^[0-9a-f]{16}$/)
+    })
+    expect(audited.find((e) => e.action === "secret.accessed" && e.target === "openai.key")).toMatchObject({
+      tenant: "t-a",
+      actor: "run:run_1",
+      outcome: "allowed",
+      detail: {}
+    })
   })
 
   it("refuses bad URIs and unknown names; another tenant's secret is not found; delete removes it", async () => {
@@ -88,7 +102,10 @@ describe("Secrets", () => {
 
   it("a host with another KEK refuses, naming the KEK that sealed it", async () => {
     await withSecrets(keks, (s) => s.put("t-a", "sealed", Redacted.make("v")))
-    const failure = await withSecrets({ current: kek(), previous: [] }, (s) => Effect.flip(s.resolve("t-a", "lantern.secret://sealed")))
+    const failure = await withSecrets(
+      { current: kek(), previous: [] },
+      (s) => Effect.flip(s.resolve("t-a", "lantern.secret://sealed"))
+    )
     expect(failure._tag).toBe("SecretUnavailable")
     expect(failure.message).toMatch(/sealed under KEK [0-9a-f]{16}, this host has KEK [0-9a-f]{16}: set LANTERN_KEK/)
     expect(failure.message).not.toContain("\"v\"")
@@ -96,16 +113,23 @@ describe("Secrets", () => {
 
   it("rotation: the new KEK opens old secrets through previous ones, and rewrap re-seals them all", async () => {
     const old = kek()
-    await withSecrets({ current: old, previous: [] }, (s) => Effect.all([s.put("t-r", "one", Redacted.make("1")), s.put("t-s", "two", Redacted.make("2"))]))
+    await withSecrets(
+      { current: old, previous: [] },
+      (s) => Effect.all([s.put("t-r", "one", Redacted.make("1")), s.put("t-s", "two", Redacted.make("2"))])
+    )
     const rotated: Keks = { current: kek(), previous: [old] }
-    const [before, rewrap, again] = await withSecrets(rotated, (s) =>
-      Effect.all([s.resolve("t-r", "lantern.secret://one"), s.rewrap, s.rewrap]))
+    const [before, rewrap, again] = await withSecrets(
+      rotated,
+      (s) => Effect.all([s.resolve("t-r", "lantern.secret://one"), s.rewrap, s.rewrap])
+    )
     expect(Redacted.value(before)).toBe("1")
     expect(rewrap.rewrapped).toBeGreaterThanOrEqual(2)
     expect(again.rewrapped).toBe(0)
     // the old KEK is no longer needed
-    const [one, two] = await withSecrets({ current: rotated.current, previous: [] }, (s) =>
-      Effect.all([s.resolve("t-r", "lantern.secret://one"), s.resolve("t-s", "lantern.secret://two")]))
+    const [one, two] = await withSecrets(
+      { current: rotated.current, previous: [] },
+      (s) => Effect.all([s.resolve("t-r", "lantern.secret://one"), s.resolve("t-s", "lantern.secret://two")])
+    )
     expect([Redacted.value(one), Redacted.value(two)]).toEqual(["1", "2"])
   })
 
@@ -114,8 +138,14 @@ describe("Secrets", () => {
     const text = (await raw("t-a.original"))!.string()
     await rawPut("t-a.copy", JSON.stringify({ ...JSON.parse(text), name: "copy" }))
     await rawPut("t-b.original", text)
-    const [renamed, moved] = await withSecrets(keks, (s) =>
-      Effect.all([Effect.flip(s.resolve("t-a", "lantern.secret://copy")), Effect.flip(s.resolve("t-b", "lantern.secret://original"))]))
+    const [renamed, moved] = await withSecrets(
+      keks,
+      (s) =>
+        Effect.all([
+          Effect.flip(s.resolve("t-a", "lantern.secret://copy")),
+          Effect.flip(s.resolve("t-b", "lantern.secret://original"))
+        ])
+    )
     for (const failure of [renamed, moved]) {
       expect(failure._tag).toBe("SecretUnavailable")
       expect(failure.message).toMatch(/fails authentication: it was altered or copied/)

@@ -28,14 +28,16 @@ export class SecretNotFound extends Schema.TaggedError<SecretNotFound>()("Secret
   }
 }
 
-export class InvalidSecretUri extends Schema.TaggedError<InvalidSecretUri>()("InvalidSecretUri", { uri: Schema.String }) {
+export class InvalidSecretUri
+  extends Schema.TaggedError<InvalidSecretUri>()("InvalidSecretUri", { uri: Schema.String }) {
   override get message() {
     return `'${this.uri.slice(0, 100)}' is not a secret URI like ${URI_PREFIX}<name> (name ${NAME_PATTERN.source})`
   }
 }
 
 /** A stored secret that cannot be opened: sealed under a KEK this host lacks, or altered or moved. */
-export class SecretUnavailable extends Schema.TaggedError<SecretUnavailable>()("SecretUnavailable", { reason: Schema.String }) {
+export class SecretUnavailable
+  extends Schema.TaggedError<SecretUnavailable>()("SecretUnavailable", { reason: Schema.String }) {
   override get message() {
     return `the secret is unavailable: ${this.reason}`
   }
@@ -80,7 +82,11 @@ export const seal = (kek: Uint8Array, tenant: string, meta: Metadata, value: Red
 }
 
 /** Opens a stored secret of `tenant` with whichever of `keks` sealed it; fails with the reason, never the value. */
-export const open = (keks: Keks, tenant: string, stored: Stored): Effect.Effect<Redacted.Redacted<string>, SecretUnavailable> =>
+export const open = (
+  keks: Keks,
+  tenant: string,
+  stored: Stored
+): Effect.Effect<Redacted.Redacted<string>, SecretUnavailable> =>
   Effect.try({
     try: () => {
       const plain = openBox(
@@ -94,24 +100,40 @@ export const open = (keks: Keks, tenant: string, stored: Stored): Effect.Effect<
     catch: (e) => new SecretUnavailable({ reason: e instanceof Error ? e.message : String(e) })
   })
 
-const metadataOf = (s: Stored): Metadata => ({ name: s.name, version: s.version, createdAt: s.createdAt, updatedAt: s.updatedAt })
+const metadataOf = (s: Stored): Metadata => ({
+  name: s.name,
+  version: s.version,
+  createdAt: s.createdAt,
+  updatedAt: s.updatedAt
+})
 
 type Failure = BusUnavailable | SecretUnavailable
 
 export interface Service {
   /** Stores `value` as the first version of `name`, or the next one; `created` says which. */
-  readonly put: (tenant: string, name: string, value: Redacted.Redacted<string>) => Effect.Effect<{ readonly secret: Metadata; readonly created: boolean }, Failure>
+  readonly put: (
+    tenant: string,
+    name: string,
+    value: Redacted.Redacted<string>
+  ) => Effect.Effect<{ readonly secret: Metadata; readonly created: boolean }, Failure>
   readonly list: (tenant: string) => Effect.Effect<ReadonlyArray<Metadata>, Failure>
   readonly get: (tenant: string, name: string) => Effect.Effect<Metadata, SecretNotFound | Failure>
   /** Deletes `name` and its ciphertext (purged, not tombstoned with history). */
   readonly remove: (tenant: string, name: string) => Effect.Effect<void, SecretNotFound | Failure>
   /** The value a `lantern.secret://<name>` URI names, for use now; audited as `secret.accessed` by `actor`. */
-  readonly resolve: (tenant: string, uri: string, actor?: string) => Effect.Effect<Redacted.Redacted<string>, InvalidSecretUri | SecretNotFound | Failure>
+  readonly resolve: (
+    tenant: string,
+    uri: string,
+    actor?: string
+  ) => Effect.Effect<Redacted.Redacted<string>, InvalidSecretUri | SecretNotFound | Failure>
   /**
    * Re-seals every secret not under the current KEK; when `unreadable` (`<tenant>.<name>` of the ones no KEK of
    * this host opens) is empty, LANTERN_KEK_PREVIOUS can be dropped.
    */
-  readonly rewrap: Effect.Effect<{ readonly rewrapped: number; readonly total: number; readonly unreadable: ReadonlyArray<string> }, Failure>
+  readonly rewrap: Effect.Effect<
+    { readonly rewrapped: number; readonly total: number; readonly unreadable: ReadonlyArray<string> },
+    Failure
+  >
 }
 
 export class Secrets extends Context.Service<Secrets, Service>()("lantern/actors/secrets/Secrets") {
@@ -124,12 +146,20 @@ export class Secrets extends Context.Service<Secrets, Service>()("lantern/actors
 
       const read = (tenant: string, name: string) =>
         kv.get(entryKey(tenant, name)).pipe(
-          Effect.map((entry) => Option.getOrNull(Option.map(entry, (e) => ({ stored: e.value, revision: e.revision })))),
-          Effect.catchTag("CorruptValue", () => Effect.fail(new SecretUnavailable({ reason: `secret '${name}' in ${SECRETS_BUCKET} is unreadable` })))
+          Effect.map((entry) =>
+            Option.getOrNull(Option.map(entry, (e) => ({ stored: e.value, revision: e.revision })))
+          ),
+          Effect.catchTag(
+            "CorruptValue",
+            () => Effect.fail(new SecretUnavailable({ reason: `secret '${name}' in ${SECRETS_BUCKET} is unreadable` }))
+          )
         )
 
       const found = (tenant: string, name: string) =>
-        Effect.flatMap(read(tenant, name), (r) => r === null ? Effect.fail(new SecretNotFound({ name })) : Effect.succeed(r))
+        Effect.flatMap(
+          read(tenant, name),
+          (r) => r === null ? Effect.fail(new SecretNotFound({ name })) : Effect.succeed(r)
+        )
 
       const put: Service["put"] = (tenant, name, value) =>
         Effect.gen(function*() {
@@ -142,8 +172,11 @@ export class Secrets extends Context.Service<Secrets, Service>()("lantern/actors
               : { name, version: previous.stored.version + 1, createdAt: previous.stored.createdAt, updatedAt: at }
             const sealed = seal(keks.current, tenant, meta, value)
             const key = entryKey(tenant, name)
-            const written = previous === null ? yield* kv.create(key, sealed) : yield* kv.update(key, sealed, previous.revision)
-            if (written._tag === "Created" || written._tag === "Updated") return { secret: meta, created: previous === null }
+            const written = previous === null
+              ? yield* kv.create(key, sealed)
+              : yield* kv.update(key, sealed, previous.revision)
+            if (written._tag === "Created" || written._tag === "Updated")
+              return { secret: meta, created: previous === null }
           }
           return yield* new SecretUnavailable({ reason: `secret '${name}' kept changing under concurrent writes` })
         }).pipe(Effect.withSpan("Secrets.put", { attributes: { tenant_id: tenant, secret: name } }))
@@ -154,7 +187,9 @@ export class Secrets extends Context.Service<Secrets, Service>()("lantern/actors
         Effect.gen(function*() {
           const keys = yield* names(`${tenant}.>`)
           const read_ = yield* Effect.forEach(keys, (k) => read(tenant, k.slice(tenant.length + 1)))
-          return read_.flatMap((r) => (r === null ? [] : [metadataOf(r.stored)])).sort((a, b) => a.name.localeCompare(b.name))
+          return read_.flatMap((r) => (r === null ? [] : [metadataOf(r.stored)])).sort((a, b) =>
+            a.name.localeCompare(b.name)
+          )
         })
 
       const get: Service["get"] = (tenant, name) => Effect.map(found(tenant, name), (r) => metadataOf(r.stored))
@@ -199,7 +234,11 @@ export class Secrets extends Context.Service<Secrets, Service>()("lantern/actors
           }
           const value = opened.success
           // a concurrent write sealed it under the current KEK already (LostRace): nothing left to do for it
-          const done = yield* kv.update(key, seal(keks.current, tenant, metadataOf(entry.stored), value), entry.revision)
+          const done = yield* kv.update(
+            key,
+            seal(keks.current, tenant, metadataOf(entry.stored), value),
+            entry.revision
+          )
           if (done._tag === "Updated") rewrapped++
         }
         return { rewrapped, total: keys.length, unreadable }
@@ -209,16 +248,20 @@ export class Secrets extends Context.Service<Secrets, Service>()("lantern/actors
     })
 
   /** LANTERN_KEK (or the dev KEK file) seals; LANTERN_KEK_PREVIOUS, comma-separated base64 KEKs, only open. */
-  static readonly keksConfig: Effect.Effect<Keks, SigningKeyUnavailable | SecretUnavailable | Config.ConfigError> = Effect.gen(function*() {
-    const current = yield* kekConfig
-    const raw = yield* Config.option(Config.Redacted("LANTERN_KEK_PREVIOUS"))
-    if (Option.isNone(raw)) return { current, previous: [] }
-    const previous = yield* Effect.try({
-      try: () => Redacted.value(raw.value).split(",").filter((s) => s.trim() !== "").map((s, i) => kekBytes(s, `LANTERN_KEK_PREVIOUS[${i}]`)),
-      catch: (e) => new SecretUnavailable({ reason: e instanceof Error ? e.message : String(e) })
+  static readonly keksConfig: Effect.Effect<Keks, SigningKeyUnavailable | SecretUnavailable | Config.ConfigError> =
+    Effect.gen(function*() {
+      const current = yield* kekConfig
+      const raw = yield* Config.option(Config.Redacted("LANTERN_KEK_PREVIOUS"))
+      if (Option.isNone(raw)) return { current, previous: [] }
+      const previous = yield* Effect.try({
+        try: () =>
+          Redacted.value(raw.value).split(",").filter((s) => s.trim() !== "").map((s, i) =>
+            kekBytes(s, `LANTERN_KEK_PREVIOUS[${i}]`)
+          ),
+        catch: (e) => new SecretUnavailable({ reason: e instanceof Error ? e.message : String(e) })
+      })
+      return { current, previous }
     })
-    return { current, previous }
-  })
 
   static readonly layer = Layer.effect(Secrets, Effect.flatMap(Secrets.keksConfig, Secrets.make))
 }

@@ -19,10 +19,17 @@ const NewKey = Schema.Struct({ ...KeyView.fields, key: Schema.String })
 const KeyList = Schema.Struct({ items: Schema.Array(KeyView) })
 const NewTenant = Schema.Struct({
   tenant: Schema.Struct({ id: Schema.String, name: Schema.String }),
-  key: Schema.Struct({ id: Schema.String, name: Schema.String, key: Schema.String, scopes: Schema.Array(Schema.String), expiresAt: Schema.NullOr(Schema.String) })
+  key: Schema.Struct({
+    id: Schema.String,
+    name: Schema.String,
+    key: Schema.String,
+    scopes: Schema.Array(Schema.String),
+    expiresAt: Schema.NullOr(Schema.String)
+  })
 })
 
-const call = <A>(request: Client.Request, schema: Schema.ConstraintDecoder<A>) => Client.Client.use((c) => c.json(request, schema))
+const call = <A>(request: Client.Request, schema: Schema.ConstraintDecoder<A>) =>
+  Client.Client.use((c) => c.json(request, schema))
 
 const print = <A>(json: boolean, reply: Client.Reply<A>, human: (a: A) => string) =>
   Console.log(json ? JSON.stringify(reply.body, null, 2) : human(reply.value))
@@ -42,7 +49,9 @@ const keysCreate = Command.make(
     yield* print(i.json, reply, Format.newKey)
   })
 ).pipe(
-  Command.withDescription("Make an API key of this tenant with the given scopes; its value is printed once (needs keys:write)"),
+  Command.withDescription(
+    "Make an API key of this tenant with the given scopes; its value is printed once (needs keys:write)"
+  ),
   Command.withExamples([
     { command: "lantern api-keys create --name ci --scope runs:write --scope runs:read --expires 2027-01-01T00:00:00Z" }
   ])
@@ -55,7 +64,10 @@ const keysList = Command.make(
     const reply = yield* call({ method: "GET", path: "/v1/api-keys" }, KeyList)
     yield* print(i.json, reply, (l) => Format.keyList(l.items))
   })
-).pipe(Command.withDescription("List this tenant's live keys: id, name, scopes, expiry, last 4 characters; never a key"), Command.withAlias("ls"))
+).pipe(
+  Command.withDescription("List this tenant's live keys: id, name, scopes, expiry, last 4 characters; never a key"),
+  Command.withAlias("ls")
+)
 
 const keysRevoke = Command.make(
   "revoke",
@@ -78,7 +90,11 @@ const tenantsCreate = Command.make(
   { name: Input.tenantNameArgument, json: Input.json },
   Effect.fn(function*(i) {
     const reply = yield* call({ method: "POST", path: "/v1/tenants", body: { name: i.name } }, NewTenant)
-    yield* print(i.json, reply, (t) => Format.newTenant({ tenant: t.tenant, key: { ...t.key, last4: t.key.key.slice(-4) } }))
+    yield* print(
+      i.json,
+      reply,
+      (t) => Format.newTenant({ tenant: t.tenant, key: { ...t.key, last4: t.key.key.slice(-4) } })
+    )
   })
 ).pipe(Command.withDescription("Make a tenant and print its owner key (scope *) once (needs an operator admin key)"))
 

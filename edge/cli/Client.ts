@@ -69,7 +69,8 @@ export const parseCredentials = (text: string): Readonly<Record<string, string>>
     const eq = line.indexOf("=")
     if (eq <= 0) continue
     let value = line.slice(eq + 1).trim()
-    if (value.length >= 2 && (value[0] === "\"" || value[0] === "'") && value.endsWith(value[0])) value = value.slice(1, -1)
+    if (value.length >= 2 && (value[0] === "\"" || value[0] === "'") && value.endsWith(value[0]))
+      value = value.slice(1, -1)
     out[line.slice(0, eq).trim()] = value
   }
   return out
@@ -114,7 +115,9 @@ export const settingsFromConfig: Effect.Effect<Settings, BadSetting, FileSystem.
   })
   const token = Option.orElse(envToken, () => fromFile("LANTERN_API_TOKEN")).pipe(Option.map(Redacted.make))
   return { baseUrl, token }
-}).pipe(Effect.catchTag("ConfigError", (e) => Effect.fail(new BadSetting({ setting: "environment", reason: e.message }))))
+}).pipe(
+  Effect.catchTag("ConfigError", (e) => Effect.fail(new BadSetting({ setting: "environment", reason: e.message })))
+)
 
 // ---- the service ----
 
@@ -175,12 +178,15 @@ const decodeErrorBody = Schema.decodeUnknownOption(ErrorBody)
 /** The typed error for a non-2xx answer; a body outside the API's error shape still gives a readable error. */
 export const errorOf = (status: number, statusText: string, text: string): ApiError =>
   Option.match(decodeErrorBody(text), {
-    onSome: ({ error }) => new ApiError({ status, code: error.code, message: error.message, issues: error.issues ?? [] }),
+    onSome: ({ error }) =>
+      new ApiError({ status, code: error.code, message: error.message, issues: error.issues ?? [] }),
     onNone: () =>
       new ApiError({
         status,
         code: `http_${status}`,
-        message: text.trim() === "" || text.length > 300 || /<html/i.test(text) ? statusText || "no details" : text.trim(),
+        message: text.trim() === "" || text.length > 300 || /<html/i.test(text)
+          ? statusText || "no details"
+          : text.trim(),
         issues: []
       })
   })
@@ -225,7 +231,10 @@ export const make = (settings: Settings): Service => {
     Effect.gen(function*() {
       const label = `${request.method} ${request.path}`
       const hasBody = request.body !== undefined
-      const init: RequestInit = { method: request.method, headers: headers(request.headers, "application/json", hasBody) }
+      const init: RequestInit = {
+        method: request.method,
+        headers: headers(request.headers, "application/json", hasBody)
+      }
       if (hasBody) init.body = JSON.stringify(request.body)
       const { res, text } = yield* exchange(urlOf(request.path, request.query), init)
       if (res.status >= 400) return yield* errorOf(res.status, res.statusText, text)
@@ -257,7 +266,8 @@ export const make = (settings: Settings): Service => {
         )
         const extra: Record<string, string> = lastEventId === null ? {} : { "last-event-id": lastEventId }
         const res = yield* Effect.tryPromise({
-          try: () => fetch(urlOf(path), { headers: headers(extra, "text/event-stream", false), signal: controller.signal }),
+          try: () =>
+            fetch(urlOf(path), { headers: headers(extra, "text/event-stream", false), signal: controller.signal }),
           catch: unreachable
         }).pipe(Effect.timeoutOrElse({ duration: REQUEST_TIMEOUT, orElse: () => timedOut }))
         if (res.status >= 400) {
@@ -266,7 +276,11 @@ export const make = (settings: Settings): Service => {
         }
         const type = res.headers.get("content-type") ?? ""
         if (!type.startsWith("text/event-stream") || res.body === null) {
-          return yield* new BadResponse({ request: label, status: res.status, reason: `expected text/event-stream, got '${type}'` })
+          return yield* new BadResponse({
+            request: label,
+            status: res.status,
+            reason: `expected text/event-stream, got '${type}'`
+          })
         }
         return Stream.fromAsyncIterable(messages(res.body), (e) =>
           new Unreachable({ url: baseUrl, reason: `event stream broke: ${describe(e)}` }))
@@ -292,12 +306,14 @@ const AgentList = Schema.Struct({ items: Schema.Array(Api.AgentResponse) })
 const VersionList = Schema.Struct({ items: Schema.Array(Api.AgentVersionResponse) })
 const EventList = Schema.Struct({ items: Schema.Array(Api.EventResponse) })
 
-export const createAgent = (body: Api.CreateAgentRequest) => call({ method: "POST", path: "/v1/agents", body }, Api.AgentResponse)
+export const createAgent = (body: Api.CreateAgentRequest) =>
+  call({ method: "POST", path: "/v1/agents", body }, Api.AgentResponse)
 export const listAgents = () => call({ method: "GET", path: "/v1/agents" }, AgentList)
 export const getAgent = (name: string) => call({ method: "GET", path: `/v1/agents/${seg(name)}` }, Api.AgentResponse)
 export const updateAgent = (name: string, body: Api.UpdateAgentRequest) =>
   call({ method: "PUT", path: `/v1/agents/${seg(name)}`, body }, Api.AgentResponse)
-export const agentVersions = (name: string) => call({ method: "GET", path: `/v1/agents/${seg(name)}/versions` }, VersionList)
+export const agentVersions = (name: string) =>
+  call({ method: "GET", path: `/v1/agents/${seg(name)}/versions` }, VersionList)
 
 export const createRun = (body: Api.CreateRunRequest, idempotencyKey: Option.Option<string>) =>
   call(
@@ -315,7 +331,8 @@ export interface RunListQuery {
   readonly limit?: string | undefined
   readonly cursor?: string | undefined
 }
-export const listRuns = (query: RunListQuery) => call({ method: "GET", path: "/v1/runs", query: { ...query } }, Api.RunListResponse)
+export const listRuns = (query: RunListQuery) =>
+  call({ method: "GET", path: "/v1/runs", query: { ...query } }, Api.RunListResponse)
 export const getRun = (id: string) => call({ method: "GET", path: `/v1/runs/${seg(id)}` }, Api.RunResponse)
 export const runEvents = (id: string) => call({ method: "GET", path: `/v1/runs/${seg(id)}/events` }, EventList)
 export const cancelRun = (id: string, body: typeof Api.CancelRunRequest.Type) =>
@@ -334,7 +351,13 @@ export const runStream = (id: string, afterSeq: number): Stream.Stream<Api.Event
       return c.sse(path, afterSeq > 0 ? String(afterSeq) : null).pipe(
         Stream.mapEffect((m) =>
           decodeEvent(m.data).pipe(
-            Effect.mapError((e) => new BadResponse({ request: `GET ${path}`, status: 200, reason: `event ${m.id ?? "?"}: ${Issues.toText(e.issue)}` }))
+            Effect.mapError((e) =>
+              new BadResponse({
+                request: `GET ${path}`,
+                status: 200,
+                reason: `event ${m.id ?? "?"}: ${Issues.toText(e.issue)}`
+              })
+            )
           )
         )
       )

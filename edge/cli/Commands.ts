@@ -231,7 +231,11 @@ const runsEvents = Command.make(
   { id: Input.runIdArgument, json: Input.json },
   Effect.fn(function*(i) {
     const reply = yield* Client.runEvents(i.id)
-    yield* printReply(i.json, reply, (l) => (l.items.length === 0 ? "no events" : l.items.map(Format.eventLine).join("\n")))
+    yield* printReply(
+      i.json,
+      reply,
+      (l) => (l.items.length === 0 ? "no events" : l.items.map(Format.eventLine).join("\n"))
+    )
   })
 ).pipe(Command.withDescription("Print a run's journal, one line per event"))
 
@@ -262,14 +266,25 @@ const runsCancel = Command.make(
 
 const runsApprove = Command.make(
   "approve",
-  { id: Input.runIdArgument, step: Input.stepIdArgument, by: Input.approver, reject: Input.reject, reason: Input.decisionReason, json: Input.json },
+  {
+    id: Input.runIdArgument,
+    step: Input.stepIdArgument,
+    by: Input.approver,
+    reject: Input.reject,
+    reason: Input.decisionReason,
+    json: Input.json
+  },
   Effect.fn(function*(i) {
     const reply = yield* Client.approveStep(i.id, i.step, {
       approved: !i.reject,
       by: i.by,
       ...Option.match(i.reason, { onNone: () => ({}), onSome: (reason) => ({ reason }) })
     })
-    yield* printReply(i.json, reply, (r) => `${i.reject ? "rejected" : "approved"} ${i.step} of ${r.id}\n\n${Format.run(r)}`)
+    yield* printReply(
+      i.json,
+      reply,
+      (r) => `${i.reject ? "rejected" : "approved"} ${i.step} of ${r.id}\n\n${Format.run(r)}`
+    )
   })
 ).pipe(Command.withDescription("Approve (or --reject) a tool call waiting for a human decision"))
 

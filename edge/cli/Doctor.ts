@@ -36,17 +36,25 @@ const Readiness = Schema.fromJsonString(Schema.Record(Schema.String, Schema.Unkn
 const decodeReadiness = Schema.decodeUnknownOption(Readiness)
 
 const sameSpec = (a: AgentSpec.ResolvedSpec, b: AgentSpec.ResolvedSpec) =>
-  a.systemPrompt === b.systemPrompt && a.model === b.model && a.maxTurns === b.maxTurns && a.tools.length === b.tools.length
+  a.systemPrompt === b.systemPrompt && a.model === b.model && a.maxTurns === b.maxTurns &&
+  a.tools.length === b.tools.length
 
 /** The doctor agent, created on first use and updated only when its spec has changed. */
 const ensureAgent = Effect.gen(function*() {
   const want = AgentSpec.resolve(SPEC)
   const existing = yield* ClientApi.getAgent(AGENT).pipe(
     Effect.map((r) => Option.some(r.value)),
-    Effect.catchIf((e) => e._tag === "ApiError" && e.status === 404, () => Effect.succeed(Option.none<Api.AgentResponse>()))
+    Effect.catchIf(
+      (e) => e._tag === "ApiError" && e.status === 404,
+      () => Effect.succeed(Option.none<Api.AgentResponse>())
+    )
   )
   if (Option.isNone(existing)) {
-    const created = yield* ClientApi.createAgent({ name: AGENT, description: "Probe of `lantern doctor`: its runs are hidden from GET /v1/runs", spec: SPEC })
+    const created = yield* ClientApi.createAgent({
+      name: AGENT,
+      description: "Probe of `lantern doctor`: its runs are hidden from GET /v1/runs",
+      spec: SPEC
+    })
     return pass(`${AGENT} v${created.value.latestVersion} created`)
   }
   if (sameSpec(existing.value.spec, want)) return pass(`${AGENT} v${existing.value.latestVersion}`)
@@ -109,7 +117,9 @@ export const run = (options: Options) =>
     const [edge, edgeMs] = yield* timed(
       client.probe("/healthz").pipe(
         Effect.map((p) =>
-          p.status === 200 ? pass(`${client.baseUrl} answers`) : fail(`/healthz answered HTTP ${p.status}: ${Format.short(p.text, 80)}`)
+          p.status === 200
+            ? pass(`${client.baseUrl} answers`)
+            : fail(`/healthz answered HTTP ${p.status}: ${Format.short(p.text, 80)}`)
         ),
         Effect.catch((e) => Effect.succeed(failed(e)))
       )
@@ -128,7 +138,9 @@ export const run = (options: Options) =>
           const part = (name: string): Outcome => {
             const value = Option.flatMap(parts, (b) => Option.fromNullishOr(b[name]))
             if (Option.isNone(value)) return fail(`/readyz answered HTTP ${p.status}: ${Format.short(p.text, 80)}`)
-            return value.value === "ok" ? pass("ok") : fail(typeof value.value === "string" ? value.value : Format.inline(value.value))
+            return value.value === "ok"
+              ? pass("ok")
+              : fail(typeof value.value === "string" ? value.value : Format.inline(value.value))
           }
           return { bus: part("bus"), database: part("database") }
         }),
@@ -142,7 +154,9 @@ export const run = (options: Options) =>
     // 3. The token is accepted.
     const [auth, authMs] = yield* timed(
       ClientApi.listAgents().pipe(
-        Effect.map((r) => pass(`${client.hasToken ? "token accepted" : "no token needed"} (${r.value.items.length} agents)`)),
+        Effect.map((r) =>
+          pass(`${client.hasToken ? "token accepted" : "no token needed"} (${r.value.items.length} agents)`)
+        ),
         Effect.catch((e) =>
           Effect.succeed(
             !client.hasToken && e._tag === "ApiError" && e.status === 401
@@ -176,7 +190,9 @@ const finish = (checks: ReadonlyArray<Format.Check>, url: string, json: boolean)
     if (json) {
       yield* Console.log(JSON.stringify({ ok: failedChecks.length === 0, url, checks }, null, 2))
     } else {
-      yield* Console.log(failedChecks.length === 0 ? "\nall checks passed" : `\n${failedChecks.length} of ${checks.length} checks failed`)
+      yield* Console.log(
+        failedChecks.length === 0 ? "\nall checks passed" : `\n${failedChecks.length} of ${checks.length} checks failed`
+      )
     }
     if (failedChecks.length > 0) return yield* new DoctorFailed({ failed: failedChecks })
   })

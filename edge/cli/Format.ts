@@ -34,7 +34,9 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
 
 const fields = (pairs: ReadonlyArray<readonly [string, string]>): string => {
   const width = Math.max(...pairs.map(([k]) => k.length)) + 1
-  return pairs.map(([k, v]) => (v.includes("\n") ? `${k}:\n${indent(v, 2)}` : `${`${k}:`.padEnd(width)} ${v}`)).join("\n")
+  return pairs.map(([k, v]) => (v.includes("\n") ? `${k}:\n${indent(v, 2)}` : `${`${k}:`.padEnd(width)} ${v}`)).join(
+    "\n"
+  )
 }
 
 const indent = (text: string, n: number) => text.split("\n").map((l) => `${" ".repeat(n)}${l}`).join("\n")
@@ -85,7 +87,12 @@ export const run = (r: Api.RunResponse): string =>
     ["finished", r.finishedAt ?? "-"],
     ...(r.waiting === null || r.waiting === undefined
       ? []
-      : [["waiting", `${r.waiting.kind} ${r.waiting.stepId}${r.waiting.until === null ? "" : ` until ${r.waiting.until}`}`] as const]),
+      : [
+        [
+          "waiting",
+          `${r.waiting.kind} ${r.waiting.stepId}${r.waiting.until === null ? "" : ` until ${r.waiting.until}`}`
+        ] as const
+      ]),
     ["input", block(r.input)],
     ...(r.status === "succeeded" ? [["output", block(r.output)] as const] : []),
     ...(r.error !== null ? [["error", `${r.error.code}: ${r.error.message}`] as const] : [])
@@ -93,7 +100,9 @@ export const run = (r: Api.RunResponse): string =>
 
 export const runList = (list: typeof Api.RunListResponse.Type): string => {
   if (list.items.length === 0) return "no runs"
-  const rows = list.items.map((r) => [r.id, r.status, `${r.agentName}@v${r.agentVersion}`, String(r.steps), usd(r.costUsd), r.createdAt])
+  const rows = list.items.map((
+    r
+  ) => [r.id, r.status, `${r.agentName}@v${r.agentVersion}`, String(r.steps), usd(r.costUsd), r.createdAt])
   const body = table(["ID", "STATUS", "AGENT", "STEPS", "COST", "CREATED"], rows)
   return list.nextCursor === null ? body : `${body}\nmore: --cursor ${list.nextCursor}`
 }
@@ -108,7 +117,8 @@ export interface KeyView {
   readonly expiresAt: string | null
 }
 
-export const NOT_SHOWN_AGAIN = "This key will not be shown again: store it now (a lost key is revoked and replaced, never recovered)."
+export const NOT_SHOWN_AGAIN =
+  "This key will not be shown again: store it now (a lost key is revoked and replaced, never recovered)."
 
 /** A key just made: its value, once, and what it grants. */
 export const newKey = (k: KeyView & { readonly key: string }): string =>
@@ -125,18 +135,37 @@ export const keyList = (items: ReadonlyArray<KeyView>): string =>
       items.map((k) => [k.id, k.name, k.scopes.join(" "), k.expiresAt ?? "never", `…${k.last4}`])
     )
 
-export const newTenant = (t: { readonly tenant: { readonly id: string; readonly name: string }; readonly key: KeyView & { readonly key: string } }): string =>
+export const newTenant = (
+  t: {
+    readonly tenant: { readonly id: string; readonly name: string }
+    readonly key: KeyView & { readonly key: string }
+  }
+): string =>
   `created tenant ${t.tenant.id} (${t.tenant.name})\n\n${
-    fields([["tenant", t.tenant.id], ["owner key", t.key.key], ["key id", t.key.id], ["scopes", t.key.scopes.join(" ")]])
+    fields([["tenant", t.tenant.id], ["owner key", t.key.key], ["key id", t.key.id], [
+      "scopes",
+      t.key.scopes.join(" ")
+    ]])
   }\n\n${NOT_SHOWN_AGAIN}`
 
 /** `at action outcome by actor on target k=v …`: one line per audit entry. */
-export const auditLine = (e: { readonly at: string; readonly action: string; readonly outcome: string; readonly actor: string; readonly target: string; readonly detail: Readonly<Record<string, string>> }): string => {
+export const auditLine = (
+  e: {
+    readonly at: string
+    readonly action: string
+    readonly outcome: string
+    readonly actor: string
+    readonly target: string
+    readonly detail: Readonly<Record<string, string>>
+  }
+): string => {
   const detail = Object.entries(e.detail).map(([k, v]) => `${k}=${inline(v, 60)}`).join(" ")
   return `${e.at} ${e.action} ${e.outcome} by ${e.actor} on ${e.target}${detail === "" ? "" : ` ${detail}`}`
 }
 
-export const auditPage = (page: { readonly items: ReadonlyArray<Parameters<typeof auditLine>[0]>; readonly nextCursor: string | null }): string => {
+export const auditPage = (
+  page: { readonly items: ReadonlyArray<Parameters<typeof auditLine>[0]>; readonly nextCursor: string | null }
+): string => {
   if (page.items.length === 0) return "no audit entries"
   const body = page.items.map(auditLine).join("\n")
   return page.nextCursor === null ? body : `${body}\nmore: --cursor ${page.nextCursor}`
@@ -169,11 +198,15 @@ const summary = (event: Events.Event): string => {
     case "StepStarted":
       switch (event.request._tag) {
         case "model":
-          return `${event.stepId} model ${event.request.model} turn ${event.request.turn}${event.attempt > 1 ? ` attempt ${event.attempt}` : ""}`
+          return `${event.stepId} model ${event.request.model} turn ${event.request.turn}${
+            event.attempt > 1 ? ` attempt ${event.attempt}` : ""
+          }`
         case "sleep":
           return `${event.stepId} sleep ${event.request.seconds} s`
         case "approval":
-          return `${event.stepId} awaiting approval of ${event.request.call.name}(${inline(event.request.call.arguments, 50)})`
+          return `${event.stepId} awaiting approval of ${event.request.call.name}(${
+            inline(event.request.call.arguments, 50)
+          })`
         case "agent":
           return `${event.stepId} child run ${event.request.childRunId} of ${event.request.agentName}`
         case "tool":
@@ -181,10 +214,14 @@ const summary = (event: Events.Event): string => {
       }
       return event.stepId
     case "StepCompleted": {
-      const cost = `${event.tokensIn}/${event.tokensOut} tokens ${usd(event.costUsd)} ${Math.round(event.durationMs)} ms`
+      const cost = `${event.tokensIn}/${event.tokensOut} tokens ${usd(event.costUsd)} ${
+        Math.round(event.durationMs)
+      } ms`
       if (event.result._tag === "tool") return `${event.stepId} → ${inline(event.result.output, 60)} (${cost})`
       if (event.result._tag === "approval") {
-        return `${event.stepId} ${event.result.approved ? "approved" : "rejected"} by ${event.result.by}${event.result.reason === "" ? "" : `: ${inline(event.result.reason, 60)}`}`
+        return `${event.stepId} ${event.result.approved ? "approved" : "rejected"} by ${event.result.by}${
+          event.result.reason === "" ? "" : `: ${inline(event.result.reason, 60)}`
+        }`
       }
       const a = event.result.answer
       const said = a.toolCalls.length > 0
@@ -260,4 +297,6 @@ export interface Check {
 }
 
 export const check = (c: Check): string =>
-  `${c.ok ? "✓" : "✗"} ${c.name.padEnd(9)} ${`${c.ms} ms`.padStart(8)}  ${c.detail.split("\n").join("\n" + " ".repeat(22))}`
+  `${c.ok ? "✓" : "✗"} ${c.name.padEnd(9)} ${`${c.ms} ms`.padStart(8)}  ${
+    c.detail.split("\n").join("\n" + " ".repeat(22))
+  }`

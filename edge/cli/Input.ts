@@ -6,7 +6,6 @@ import { AUDIT_ACTIONS, Since } from "../../schema/Audit.ts"
 import { AgentSpec, Api, Ids, Issues, Text } from "../../schema/index.ts"
 import * as Scopes from "../Scopes.ts"
 
-
 /**
  * A usage error naming the flag (`--spec`) or argument (`NAME`) and the reason, on one line. A ValidationError
  * rather than an InvalidValue, whose message would repeat the whole value (a spec can be long).
@@ -67,7 +66,10 @@ export const specFile = Flag.String("spec-file").pipe(
       const fs = yield* FileSystem.FileSystem
       const text = yield* fs.readFileString(path).pipe(
         Effect.mapError((e) =>
-          invalid("spec-file", e.reason._tag === "NotFound" ? `no such file: ${path}` : `cannot read ${path}: ${e.message}`)
+          invalid(
+            "spec-file",
+            e.reason._tag === "NotFound" ? `no such file: ${path}` : `cannot read ${path}: ${e.message}`
+          )
         )
       )
       return yield* specFromText("spec-file", text, `${path}: `)
@@ -109,11 +111,17 @@ export const description = Flag.String("description").pipe(
 const agentNameOf = (option: string, kind: "flag" | "argument") => (name: string) =>
   Ids.isAgentName(name)
     ? Effect.succeed(name)
-    : Effect.fail(invalid(option, `'${name}' is not an agent name: lowercase letters, digits, '-' or '_', 1-63 characters`, kind))
+    : Effect.fail(
+      invalid(option, `'${name}' is not an agent name: lowercase letters, digits, '-' or '_', 1-63 characters`, kind)
+    )
 
 /** An agent name given as `--<option> NAME`. */
 export const agentNameFlag = (option: string, describe: string) =>
-  Flag.String(option).pipe(Flag.withDescription(describe), Flag.withMetavar("NAME"), Flag.mapEffect(agentNameOf(option, "flag")))
+  Flag.String(option).pipe(
+    Flag.withDescription(describe),
+    Flag.withMetavar("NAME"),
+    Flag.mapEffect(agentNameOf(option, "flag"))
+  )
 
 /** An agent name given as the positional `NAME`. */
 export const agentNameArgument = Argument.String("name").pipe(
@@ -123,7 +131,10 @@ export const agentNameArgument = Argument.String("name").pipe(
 )
 
 /** A run id given as the positional `ID`. Its shape is left to the server, which owns the ids. */
-export const runIdArgument = Argument.String("id").pipe(Argument.withDescription("The run's id (run_…)"), Argument.withMetavar("ID"))
+export const runIdArgument = Argument.String("id").pipe(
+  Argument.withDescription("The run's id (run_…)"),
+  Argument.withMetavar("ID")
+)
 
 /**
  * A run's input: the flag's text parsed as JSON, or the text itself as a JSON string when it is not valid
@@ -141,7 +152,9 @@ export const runInputOf = (text: string): unknown => {
 /** The text rule of the API (schema/Text.ts), checked before sending: a flag value that breaks it exits 2. */
 const storable = (option: string, value: unknown) => {
   const issue = Text.inspect(value)[0]
-  return issue === undefined ? Effect.void : Effect.fail(invalid(option, `${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`))
+  return issue === undefined
+    ? Effect.void
+    : Effect.fail(invalid(option, `${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`))
 }
 
 export const runInput = Flag.String("input").pipe(
@@ -282,7 +295,9 @@ export const scopes = Flag.String("scope").pipe(
 
 /** `--expires`: an ISO 8601 date-time in the future, as the server requires. */
 export const expires = Flag.String("expires").pipe(
-  Flag.withDescription("When the key stops working: an ISO 8601 date-time such as 2027-01-31T00:00:00Z (default: never)"),
+  Flag.withDescription(
+    "When the key stops working: an ISO 8601 date-time such as 2027-01-31T00:00:00Z (default: never)"
+  ),
   Flag.withMetavar("ISO"),
   Flag.mapEffect((raw) =>
     Effect.gen(function*() {
@@ -301,7 +316,9 @@ export const keyIdArgument = Argument.String("id").pipe(
   Argument.withDescription("The key's id (key_…), as `lantern api-keys list` shows it"),
   Argument.withMetavar("ID"),
   Argument.mapEffect((id) =>
-    /^key_[0-9a-z]{26}$/.test(id) ? Effect.succeed(id) : Effect.fail(invalid("id", `'${id}' is not a key id like key_01j…`, "argument"))
+    /^key_[0-9a-z]{26}$/.test(id)
+      ? Effect.succeed(id)
+      : Effect.fail(invalid("id", `'${id}' is not a key id like key_01j…`, "argument"))
   )
 )
 
@@ -314,13 +331,20 @@ const decodeSince = Schema.decodeUnknownOption(Since)
 
 /** `--since`: a UTC day or an instant with its offset, on a day that exists (the server's rule, schema/Audit.ts). */
 export const since = Flag.String("since").pipe(
-  Flag.withDescription("Only entries from this time on: a day (2026-11-21) or a time with offset (2026-11-21T05:00:00Z)"),
+  Flag.withDescription(
+    "Only entries from this time on: a day (2026-11-21) or a time with offset (2026-11-21T05:00:00Z)"
+  ),
   Flag.withMetavar("ISO"),
   Flag.mapEffect((raw) => {
     const [y, m, d] = raw.slice(0, 10).split("-").map(Number) as [number, number, number]
     return Option.isSome(decodeSince(raw)) && new Date(Date.UTC(y, m - 1, d)).getUTCDate() === d
       ? Effect.succeed(raw)
-      : Effect.fail(invalid("since", `'${raw}' is not an ISO 8601 day (2026-11-21) or time with offset (2026-11-21T05:00:00Z) that exists`))
+      : Effect.fail(
+        invalid(
+          "since",
+          `'${raw}' is not an ISO 8601 day (2026-11-21) or time with offset (2026-11-21T05:00:00Z) that exists`
+        )
+      )
   }),
   Flag.optional
 )

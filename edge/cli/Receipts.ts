@@ -16,7 +16,11 @@ const badInput = (message: string) => new CliError.ValidationError({ message })
 
 const readText = (what: string, path: string) =>
   FileSystem.FileSystem.use((fs) => fs.readFileString(path)).pipe(
-    Effect.mapError((e) => badInput(`${what}: ${e.reason._tag === "NotFound" ? `no such file: ${path}` : `cannot read ${path}: ${e.message}`}`))
+    Effect.mapError((e) =>
+      badInput(
+        `${what}: ${e.reason._tag === "NotFound" ? `no such file: ${path}` : `cannot read ${path}: ${e.message}`}`
+      )
+    )
   )
 
 const parsing = <A>(what: string, f: () => A) =>
@@ -34,15 +38,26 @@ const keysFrom = (key: Option.Option<string>) =>
     const client = yield* Client.Client
     const reply = yield* client.probe("/.well-known/lantern-receipts")
     if (reply.status !== 200) {
-      return yield* new ReceiptInvalid({ message: `cannot fetch the public keys from ${client.baseUrl}/.well-known/lantern-receipts (HTTP ${reply.status}); pass --key` })
+      return yield* new ReceiptInvalid({
+        message:
+          `cannot fetch the public keys from ${client.baseUrl}/.well-known/lantern-receipts (HTTP ${reply.status}); pass --key`
+      })
     }
     return yield* parsing(`the keys at ${client.baseUrl}`, () => Verify.parseKeys(reply.text))
   })
 
-const receiptFile = Argument.String("receipt").pipe(Argument.withDescription("The receipt (JSON)"), Argument.withMetavar("RECEIPT"))
-const journalFile = Argument.String("journal").pipe(Argument.withDescription("The run's journal export (JSONL)"), Argument.withMetavar("JOURNAL"))
+const receiptFile = Argument.String("receipt").pipe(
+  Argument.withDescription("The receipt (JSON)"),
+  Argument.withMetavar("RECEIPT")
+)
+const journalFile = Argument.String("journal").pipe(
+  Argument.withDescription("The run's journal export (JSONL)"),
+  Argument.withMetavar("JOURNAL")
+)
 const keyFlag = Flag.String("key").pipe(
-  Flag.withDescription("The public key: hex or base64 of its 32 bytes, or a file with it or with the /.well-known/lantern-receipts JSON (default: fetched from LANTERN_URL)"),
+  Flag.withDescription(
+    "The public key: hex or base64 of its 32 bytes, or a file with it or with the /.well-known/lantern-receipts JSON (default: fetched from LANTERN_URL)"
+  ),
   Flag.withMetavar("KEY"),
   Flag.optional
 )
@@ -51,22 +66,40 @@ const verify = Command.make(
   "verify",
   { receipt: receiptFile, journal: journalFile, key: keyFlag, json: Input.json },
   Effect.fn(function*(i) {
-    const receipt = yield* Effect.flatMap(readText("RECEIPT", i.receipt), (text) => parsing(i.receipt, () => Verify.parseReceiptText(text)))
-    const lines = yield* Effect.flatMap(readText("JOURNAL", i.journal), (text) => parsing(i.journal, () => Verify.parseJsonl(text)))
+    const receipt = yield* Effect.flatMap(
+      readText("RECEIPT", i.receipt),
+      (text) => parsing(i.receipt, () => Verify.parseReceiptText(text))
+    )
+    const lines = yield* Effect.flatMap(
+      readText("JOURNAL", i.journal),
+      (text) => parsing(i.journal, () => Verify.parseJsonl(text))
+    )
     const keys = yield* keysFrom(i.key)
     const verdict = Verify.verify(receipt, lines, keys)
     yield* Console.log(
       i.json
         ? JSON.stringify(verdict, null, 2)
-        : [...verdict.checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.message}`), "", verdict.valid ? `receipt of ${receipt.runId} is valid` : ""].join("\n").trimEnd()
+        : [
+          ...verdict.checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.message}`),
+          "",
+          verdict.valid ? `receipt of ${receipt.runId} is valid` : ""
+        ].join("\n").trimEnd()
     )
-    if (!verdict.valid) return yield* new ReceiptInvalid({ message: `receipt of ${receipt.runId} is NOT valid: ${Verify.failureOf(verdict)}` })
+    if (!verdict.valid)
+      return yield* new ReceiptInvalid({
+        message: `receipt of ${receipt.runId} is NOT valid: ${Verify.failureOf(verdict)}`
+      })
   })
 ).pipe(
-  Command.withDescription("Verify a run's receipt against its exported journal, offline; exits 0 valid, 1 invalid, 2 bad input"),
+  Command.withDescription(
+    "Verify a run's receipt against its exported journal, offline; exits 0 valid, 1 invalid, 2 bad input"
+  ),
   Command.withExamples([
     { command: "lantern receipts verify receipt.json journal.jsonl --key keys.json", description: "Fully offline" },
-    { command: "lantern receipts verify receipt.json journal.jsonl", description: "Keys from LANTERN_URL/.well-known/lantern-receipts" }
+    {
+      command: "lantern receipts verify receipt.json journal.jsonl",
+      description: "Keys from LANTERN_URL/.well-known/lantern-receipts"
+    }
   ])
 )
 
@@ -76,7 +109,9 @@ const get = Command.make(
   "get",
   { id: Input.runIdArgument },
   Effect.fn(function*(i) {
-    const reply = yield* Client.Client.use((c) => c.json({ method: "GET", path: `/v1/runs/${seg(i.id)}/receipt` }, Verify.Receipt))
+    const reply = yield* Client.Client.use((c) =>
+      c.json({ method: "GET", path: `/v1/runs/${seg(i.id)}/receipt` }, Verify.Receipt)
+    )
     yield* Console.log(JSON.stringify(reply.body, null, 2))
   })
 ).pipe(Command.withDescription("Print a run's receipt (JSON); a run still going gets a partial one"))
@@ -97,14 +132,21 @@ export const receipts = Command.make("receipts").pipe(
   Command.withSubcommands([verify, get, journal])
 )
 
-const PublicKey = Schema.Struct({ keyId: Schema.String, publicKey: Schema.String, createdAt: Schema.String, retiredAt: Schema.optionalKey(Schema.String) })
+const PublicKey = Schema.Struct({
+  keyId: Schema.String,
+  publicKey: Schema.String,
+  createdAt: Schema.String,
+  retiredAt: Schema.optionalKey(Schema.String)
+})
 const Rotated = Schema.Struct({ current: PublicKey, keys: Schema.Array(PublicKey) })
 
 const rotate = Command.make(
   "rotate",
   { json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* Client.Client.use((c) => c.json({ method: "POST", path: "/v1/admin/signing-keys/rotate", body: {} }, Rotated))
+    const reply = yield* Client.Client.use((c) =>
+      c.json({ method: "POST", path: "/v1/admin/signing-keys/rotate", body: {} }, Rotated)
+    )
     yield* Console.log(
       i.json
         ? JSON.stringify(reply.body, null, 2)

@@ -30,7 +30,10 @@ export const usageLine = (e: CliError.NonShowHelpErrors): string => {
     case "MissingArgument":
       return `${e.argument.toUpperCase()}: required argument is missing`
     case "InvalidValue": {
-      const expected = e.expected.replace(/^Schema validation failed: /, "").replace(/^Expected:? */, "").replace(/\s*\n\s*/g, " ")
+      const expected = e.expected.replace(/^Schema validation failed: /, "").replace(/^Expected:? */, "").replace(
+        /\s*\n\s*/g,
+        " "
+      )
       return e.value === ""
         ? `${flagOrArgument(e.option, e.kind)}: a value is required (expected ${expected})`
         : `${flagOrArgument(e.option, e.kind)}: invalid value '${e.value}' (expected ${expected})`
@@ -52,7 +55,8 @@ export const presenter: CliOutput.Presenter = {
   present: (event) =>
     event._tag === "InvalidInvocation"
       ? Console.error(
-        [...event.errors.map((e) => `error: ${usageLine(e)}`), `run '${event.commandPath.join(" ")} --help' for usage`].join("\n")
+        [...event.errors.map((e) => `error: ${usageLine(e)}`), `run '${event.commandPath.join(" ")} --help' for usage`]
+          .join("\n")
       )
       : CliOutput.defaultPresenter.present(event)
 }
@@ -116,7 +120,11 @@ export const runCli = <const Name extends string, Input, ContextInput, E, R exte
     {
       disableErrorReporting: true,
       teardown: (exit, onExit) => {
-        const final = Exit.isSuccess(exit) ? code : Cause.hasInterruptsOnly(exit.cause) ? EXIT_INTERRUPTED : EXIT_FAILURE
+        const final = Exit.isSuccess(exit)
+          ? code
+          : Cause.hasInterruptsOnly(exit.cause)
+          ? EXIT_INTERRUPTED
+          : EXIT_FAILURE
         process.exitCode = final
         onExit(final)
       }

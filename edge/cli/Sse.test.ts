@@ -44,6 +44,10 @@ describe("Sse.makeDecoder", () => {
   })
 
   it("does not take a CR at the end of a chunk and the LF opening the next for two line ends", () => {
-    expect(decodeAll(["data: x\r", "\ndata: y\r", "\n\r", "\n"])).toEqual([{ id: null, event: "message", data: "x\ny" }])
+    expect(decodeAll(["data: x\r", "\ndata: y\r", "\n\r", "\n"])).toEqual([{
+      id: null,
+      event: "message",
+      data: "x\ny"
+    }])
   })
 })

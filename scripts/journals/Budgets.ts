@@ -6,10 +6,23 @@ import { join } from "node:path"
 import type * as FakeOpenAi from "../../tests/support/FakeOpenAi.ts"
 import type * as Replay from "../../tests/support/Replay.ts"
 import { api, eventually, type StackProcess, startStack } from "../../tests/support/Stack.ts"
-import { budgetSubject, type Call, eventsOf, must, readRaw, type Recording, runSubject, startRun, waitStatus } from "./Drive.ts"
+import {
+  budgetSubject,
+  type Call,
+  eventsOf,
+  must,
+  readRaw,
+  type Recording,
+  runSubject,
+  startRun,
+  waitStatus
+} from "./Drive.ts"
 
 /** 1000 USD per million tokens: a run of `agent` against FakeOpenAi.start(2) (120 tokens in, 21 out) costs 0.141 USD. */
-const PRICES = { version: "record", models: { "fake-1": { inputPerMTok: 1000, outputPerMTok: 1000, cachedInputPerMTok: 0 } } }
+const PRICES = {
+  version: "record",
+  models: { "fake-1": { inputPerMTok: 1000, outputPerMTok: 1000, cachedInputPerMTok: 0 } }
+}
 const RUN_COST = 0.141
 
 /** Two echo rounds, then a final answer; an output cap keeps a call's worst case near its actual cost. */
@@ -19,7 +32,11 @@ const agent = (name: string, spec: Record<string, unknown> = {}) => ({
     systemPrompt: "Echo twice, then finish.",
     maxTurns: 5,
     maxTokens: 50,
-    tools: [{ name: "echo", description: "echo", parameters: { type: "object", properties: { text: { type: "string" } } } }],
+    tools: [{
+      name: "echo",
+      description: "echo",
+      parameters: { type: "object", properties: { text: { type: "string" } } }
+    }],
     ...spec
   }
 })
@@ -50,10 +67,13 @@ const refusedBy = async (call: Call, runId: string, cap: string, stepFailed: boo
   const events = await eventsOf(call, runId)
   const failed = events.find((e) => e.type === "RunFailed")
   const refusal = failed?.payload.error?.budget
-  if (refusal?.cap !== cap || (scope !== undefined && refusal?.scope !== scope)) throw new Error(`run ${runId} did not fail on ${cap}: ${JSON.stringify(failed)}`)
+  if (refusal?.cap !== cap || (scope !== undefined && refusal?.scope !== scope))
+    throw new Error(`run ${runId} did not fail on ${cap}: ${JSON.stringify(failed)}`)
   const step = events.find((e) => e.type === "StepFailed")
-  if ((step?.payload.error?.code === "budget_exceeded") !== stepFailed) throw new Error(`run ${runId}: unexpected StepFailed ${JSON.stringify(step)}`)
-  if (!events.some((e) => e.type === "StepCompleted")) throw new Error(`run ${runId} was refused before any step completed`)
+  if ((step?.payload.error?.code === "budget_exceeded") !== stepFailed)
+    throw new Error(`run ${runId}: unexpected StepFailed ${JSON.stringify(step)}`)
+  if (!events.some((e) => e.type === "StepCompleted"))
+    throw new Error(`run ${runId} was refused before any step completed`)
 }
 
 /**
@@ -61,14 +81,23 @@ const refusedBy = async (call: Call, runId: string, cap: string, stepFailed: boo
  * `thrifty` is set hard, then replaced by soft caps that its two runs pass (a day's cost, a run's tool calls);
  * `capped-run` and `one-tool` have hard per-run caps that stop their runs mid-way.
  */
-export const record = async (natsUrl: string, home: string, hostEnv: Record<string, string>, stacks: Array<StackProcess>): Promise<ReadonlyArray<Recording>> => {
+export const record = async (
+  natsUrl: string,
+  home: string,
+  hostEnv: Record<string, string>,
+  stacks: Array<StackProcess>
+): Promise<ReadonlyArray<Recording>> => {
   const stack = await startStack({ natsUrl, home, env: hostEnv })
   stacks.push(stack)
   const call = api(stack)
   await must(call, "PUT", "/v1/budget", 200, { maxCostUsdPerDay: 100, maxRunsPerDay: 3, hardFail: false })
   for (const name of ["thrifty", "capped-run", "one-tool"]) await must(call, "POST", "/v1/agents", 201, agent(name))
   await must(call, "PUT", "/v1/agents/thrifty/budget", 200, { maxCostUsdPerDay: 5, hardFail: true })
-  await must(call, "PUT", "/v1/agents/thrifty/budget", 200, { maxCostUsdPerDay: RUN_COST / 2, maxToolCallsPerRun: 1, hardFail: false })
+  await must(call, "PUT", "/v1/agents/thrifty/budget", 200, {
+    maxCostUsdPerDay: RUN_COST / 2,
+    maxToolCallsPerRun: 1,
+    hardFail: false
+  })
   await must(call, "PUT", "/v1/agents/capped-run/budget", 200, { maxCostUsdPerRun: 0.14, hardFail: true })
   await must(call, "PUT", "/v1/agents/one-tool/budget", 200, { maxToolCallsPerRun: 1, hardFail: true })
   await run(call, "thrifty", "succeeded")
@@ -78,7 +107,8 @@ export const record = async (natsUrl: string, home: string, hostEnv: Record<stri
   const toolCapped = await run(call, "one-tool", "failed")
   await refusedBy(call, toolCapped, "maxToolCallsPerRun", false)
   const thrifty = await must(call, "GET", "/v1/agents/thrifty/budget", 200)
-  if ([...thrifty.alerts].sort().join() !== "maxCostUsdPerDay,maxToolCallsPerRun") throw new Error(`thrifty alerted ${JSON.stringify(thrifty)}`)
+  if ([...thrifty.alerts].sort().join() !== "maxCostUsdPerDay,maxToolCallsPerRun")
+    throw new Error(`thrifty alerted ${JSON.stringify(thrifty)}`)
   const tenant = await must(call, "GET", "/v1/budget", 200)
   if (tenant.alerts.join() !== "maxRunsPerDay") throw new Error(`the tenant alerted ${JSON.stringify(tenant)}`)
   await stack.stop()
@@ -155,11 +185,16 @@ export const recordTenantRefusal = async (
   await must(call, "PUT", "/v1/agents/overreach/budget", 200, { maxCostUsdPerDay: 10, hardFail: true })
   const spent: number = (await must(call, "GET", "/v1/budget", 200)).today.spentUsd
   // turn-1 holds 0.1 USD at worst and costs 0.027; turn-2 would hold 0.125 more
-  await must(call, "PUT", "/v1/budget", 200, { maxCostUsdPerDay: micro(spent + 0.12), maxRunsPerDay: 100, hardFail: true })
+  await must(call, "PUT", "/v1/budget", 200, {
+    maxCostUsdPerDay: micro(spent + 0.12),
+    maxRunsPerDay: 100,
+    hardFail: true
+  })
   const refused = await run(call, "overreach", "failed")
   await refusedBy(call, refused, "maxCostUsdPerDay", true, "tenant")
   const last = (await readRaw(natsUrl, budgetSubject("overreach"))).at(-1)?.data as { type?: string } | undefined
-  if (last?.type !== "BudgetReleased") throw new Error(`overreach's budget journal ends with ${JSON.stringify(last)}, not a release`)
+  if (last?.type !== "BudgetReleased")
+    throw new Error(`overreach's budget journal ends with ${JSON.stringify(last)}, not a release`)
   await stack.stop()
   return [
     { name: "run-budget-tenant-day-refused", subject: runSubject(refused) },

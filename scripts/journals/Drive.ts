@@ -34,11 +34,18 @@ export const startRun = async (call: Call, agentName: string, input: unknown): P
   (await must(call, "POST", "/v1/runs", 201, { agentName, input })).id
 
 export const waitStatus = (call: Call, runId: string, status: string) =>
-  eventually(async () => {
-    const r = await call("GET", `/v1/runs/${runId}`)
-    if (r.json?.status !== "running" && r.json?.status !== status) throw new Error(`run ${runId} ended ${r.json?.status}: ${r.text}`)
-    return r.json?.status === status
-  }, 30_000, `run ${runId} to be ${status}`)
+  eventually(
+    async () => {
+      const r = await call("GET", `/v1/runs/${runId}`)
+      if (r.json?.status !== "running" && r.json?.status !== status)
+        throw new Error(
+          `run ${runId} ended ${r.json?.status}: ${r.text}`
+        )
+      return r.json?.status === status
+    },
+    30_000,
+    `run ${runId} to be ${status}`
+  )
 
 export type Event = { readonly type: string; readonly payload: Record<string, any> }
 
@@ -47,7 +54,11 @@ export const eventsOf = async (call: Call, runId: string): Promise<ReadonlyArray
 
 /** Waits until the run has journaled a StepStarted for `stepId`; returns that event. */
 export const stepStarted = (call: Call, runId: string, stepId: string) =>
-  eventually(async () => (await eventsOf(call, runId)).find((e) => e.type === "StepStarted" && e.payload.stepId === stepId), 30_000, `${stepId} of ${runId} to start`)
+  eventually(
+    async () => (await eventsOf(call, runId)).find((e) => e.type === "StepStarted" && e.payload.stepId === stepId),
+    30_000,
+    `${stepId} of ${runId} to start`
+  )
 
 /** Every message stored on `subject`, in stream order, each as the exact JSON it was stored as. */
 export const readRaw = async (natsUrl: string, subject: string): Promise<ReadonlyArray<Replay.Line>> => {

@@ -19,15 +19,21 @@ export const start = async (): Promise<Provider> => {
   const port = await NatsServer.freePort()
   const received: Array<string> = []
   const server: Server = createServer(async (req, res) => {
-    const body = JSON.parse(await FakeOpenAi.readBody(req)) as { model: string; messages: Array<{ role: string; content: string | null }> }
+    const body = JSON.parse(await FakeOpenAi.readBody(req)) as {
+      model: string
+      messages: Array<{ role: string; content: string | null }>
+    }
     const key = String(req.headers["idempotency-key"] ?? "")
     received.push(key)
     const attempt = Number(key.split(":")[2] ?? "0")
     const input = body.messages.find((m) => m.role === "user")?.content ?? ""
-    const reply = (status: number, value: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value))
+    const reply = (status: number, value: unknown) =>
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value))
     if (input.includes("[hold]")) return
-    if (input.includes("[fail-hard]")) return reply(400, { error: { message: "unsupported parameter: temperature", type: "invalid_request_error" } })
-    if (input.includes("[fail-once]") && attempt === 1) return reply(500, { error: { message: "upstream overloaded", type: "server_error" } })
+    if (input.includes("[fail-hard]"))
+      return reply(400, { error: { message: "unsupported parameter: temperature", type: "invalid_request_error" } })
+    if (input.includes("[fail-once]") && attempt === 1)
+      return reply(500, { error: { message: "upstream overloaded", type: "server_error" } })
     const details = input.includes("[usage-details]")
       ? { prompt_tokens_details: { cached_tokens: 8 }, completion_tokens_details: { reasoning_tokens: 3 } }
       : {}
@@ -36,17 +42,27 @@ export const start = async (): Promise<Provider> => {
       object: "chat.completion",
       created: 0,
       model: body.model,
-      choices: [{ index: 0, message: { role: "assistant", content: `answered after ${attempt} attempt(s)` }, finish_reason: "stop" }],
-      usage: { prompt_tokens: 10 * body.messages.length, completion_tokens: 7, total_tokens: 10 * body.messages.length + 7, ...details }
+      choices: [{
+        index: 0,
+        message: { role: "assistant", content: `answered after ${attempt} attempt(s)` },
+        finish_reason: "stop"
+      }],
+      usage: {
+        prompt_tokens: 10 * body.messages.length,
+        completion_tokens: 7,
+        total_tokens: 10 * body.messages.length + 7,
+        ...details
+      }
     })
   })
   await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()))
   return {
     url: `http://127.0.0.1:${port}/v1`,
     received,
-    close: () => new Promise((r) => {
-      server.closeAllConnections()
-      server.close(() => r())
-    })
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections()
+        server.close(() => r())
+      })
   }
 }

@@ -23,22 +23,33 @@ export const record = async (
   try {
     primary.failAll({ status: 500, message: "primary is down" })
     const models = join(dir, "models.json")
-    writeFileSync(models, JSON.stringify({
-      providers: {
-        primary: { api: "openai", baseUrl: primary.url, apiKeyEnv: "RECORD_MODEL_KEY", timeoutMs: 5000 },
-        backup: { api: "openai", baseUrl: backup.url, apiKeyEnv: "RECORD_MODEL_KEY", timeoutMs: 5000 }
-      },
-      aliases: { auto: ["primary/gpt-4o-mini", "backup/gpt-4o-mini"] },
-      strategy: "best"
-    }))
+    writeFileSync(
+      models,
+      JSON.stringify({
+        providers: {
+          primary: { api: "openai", baseUrl: primary.url, apiKeyEnv: "RECORD_MODEL_KEY", timeoutMs: 5000 },
+          backup: { api: "openai", baseUrl: backup.url, apiKeyEnv: "RECORD_MODEL_KEY", timeoutMs: 5000 }
+        },
+        aliases: { auto: ["primary/gpt-4o-mini", "backup/gpt-4o-mini"] },
+        strategy: "best"
+      })
+    )
     const stack = await startStack({
       natsUrl,
       home,
-      env: { LANTERN_MODELS_FILE: models, RECORD_MODEL_KEY: "test-key", LANTERN_BREAKER_FAILURES: "1000", LANTERN_WATCHDOG_INTERVAL: "200 millis" }
+      env: {
+        LANTERN_MODELS_FILE: models,
+        RECORD_MODEL_KEY: "test-key",
+        LANTERN_BREAKER_FAILURES: "1000",
+        LANTERN_WATCHDOG_INTERVAL: "200 millis"
+      }
     })
     stacks.push(stack)
     const call = api(stack)
-    await must(call, "POST", "/v1/agents", 201, { name: "routed", spec: { systemPrompt: "Answer briefly.", maxTurns: 3 } })
+    await must(call, "POST", "/v1/agents", 201, {
+      name: "routed",
+      spec: { systemPrompt: "Answer briefly.", maxTurns: 3 }
+    })
     const failover = await startRun(call, "routed", "[usage-details] answer through the router")
     await waitStatus(call, failover, "succeeded")
     const refused = await startRun(call, "routed", "[fail-hard] refused after a failover")

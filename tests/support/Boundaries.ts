@@ -28,15 +28,36 @@ const production = (...folders: ReadonlyArray<string>) => (file: string) => unde
 
 export const RULES: ReadonlyArray<Rule> = [
   { name: "schema/ imports nothing of ours but schema/", from: production("schema"), allows: under("schema") },
-  { name: "bus/ knows no actor, read model or edge", from: production("bus"), allows: (t) => !under("actors", "projections", "edge", "tests")(t) },
-  { name: "actors/ never import edge/ or projections/", from: production("actors"), allows: (t) => !under("edge", "projections", "tests")(t) },
-  { name: "projections/ never import actors/ or edge/", from: production("projections"), allows: (t) => !under("actors", "edge", "tests")(t) },
-  { name: "harness/ and ui/ import only schema/", from: under("harness", "ui"), allows: under("schema", "harness", "ui") },
-  { name: "bench/ and scripts/ import no test file", from: under("bench", "scripts"), allows: (t) => !t.endsWith(".test.ts") }
+  {
+    name: "bus/ knows no actor, read model or edge",
+    from: production("bus"),
+    allows: (t) => !under("actors", "projections", "edge", "tests")(t)
+  },
+  {
+    name: "actors/ never import edge/ or projections/",
+    from: production("actors"),
+    allows: (t) => !under("edge", "projections", "tests")(t)
+  },
+  {
+    name: "projections/ never import actors/ or edge/",
+    from: production("projections"),
+    allows: (t) => !under("actors", "edge", "tests")(t)
+  },
+  {
+    name: "harness/ and ui/ import only schema/",
+    from: under("harness", "ui"),
+    allows: under("schema", "harness", "ui")
+  },
+  {
+    name: "bench/ and scripts/ import no test file",
+    from: under("bench", "scripts"),
+    allows: (t) => !t.endsWith(".test.ts")
+  }
 ]
 
 const SOURCE = /\.(ts|tsx|mts)$/
-const IMPORT = /(?:^|[\s;])(?:import|export)\s[^"'`;]*?from\s*["']([^"']+)["']|(?:^|[\s;])import\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g
+const IMPORT =
+  /(?:^|[\s;])(?:import|export)\s[^"'`;]*?from\s*["']([^"']+)["']|(?:^|[\s;])import\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g
 
 /** Every source file under `folders` of `root` (no node_modules, no dot folders), with its relative imports. */
 export const read = (root: string, folders: ReadonlyArray<string>): Graph => {
@@ -68,7 +89,9 @@ export const read = (root: string, folders: ReadonlyArray<string>): Graph => {
 
 export const violations = (graph: Graph, rules: ReadonlyArray<Rule> = RULES): ReadonlyArray<Violation> =>
   [...graph].flatMap(([file, targets]) =>
-    rules.filter((r) => r.from(file)).flatMap((r) => targets.filter((t) => !r.allows(t)).map((t) => ({ rule: r.name, file, imports: t })))
+    rules.filter((r) => r.from(file)).flatMap((r) =>
+      targets.filter((t) => !r.allows(t)).map((t) => ({ rule: r.name, file, imports: t }))
+    )
   )
 
 /** The import cycles among `graph`'s files (Tarjan's strongly connected components of two or more files). */
@@ -107,7 +130,10 @@ export const cycles = (graph: Graph): ReadonlyArray<ReadonlyArray<string>> => {
 }
 
 /** The graph between folders (`actors/run`, `bus`, …), for cycles between modules rather than files. */
-export const folders = (graph: Graph, depth: (file: string) => number = (f) => (f.startsWith("actors/") ? 2 : 1)): Graph => {
+export const folders = (
+  graph: Graph,
+  depth: (file: string) => number = (f) => (f.startsWith("actors/") ? 2 : 1)
+): Graph => {
   const of = (f: string) => f.split("/").slice(0, Math.min(depth(f), f.split("/").length - 1)).join("/")
   const out = new Map<string, Set<string>>()
   for (const [file, targets] of graph) {

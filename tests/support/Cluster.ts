@@ -120,28 +120,38 @@ export const start = async (prefix = "lantern-cluster"): Promise<Cluster> => {
   // A leader alone is not enough: until its followers are current, JetStream API calls that need the meta
   // group (creating a replicated stream) can time out.
   const metaLeader = (deadlineMs = 20_000) =>
-    eventually(async () => {
-      const nodesUp = live()
-      const views = await Promise.all(nodesUp.map((n) => jsz(n).then((j) => j.meta_cluster, () => undefined)))
-      const leader = views[0]?.leader
-      if (leader === undefined || leader === "" || !running(leader)) return null
-      if (!views.every((v) => v?.leader === leader)) return null
-      const followers = views[nodesUp.findIndex((n) => n.name === leader)]?.replicas ?? []
-      const current = nodesUp.filter((n) => n.name !== leader).every((n) => followers.some((f) => f.name === n.name && f.current === true && f.offline !== true))
-      return current ? leader : null
-    }, deadlineMs, "a JetStream meta leader that every running node agrees on, with current followers")
+    eventually(
+      async () => {
+        const nodesUp = live()
+        const views = await Promise.all(nodesUp.map((n) => jsz(n).then((j) => j.meta_cluster, () => undefined)))
+        const leader = views[0]?.leader
+        if (leader === undefined || leader === "" || !running(leader)) return null
+        if (!views.every((v) => v?.leader === leader)) return null
+        const followers = views[nodesUp.findIndex((n) => n.name === leader)]?.replicas ?? []
+        const current = nodesUp.filter((n) => n.name !== leader).every((n) =>
+          followers.some((f) => f.name === n.name && f.current === true && f.offline !== true)
+        )
+        return current ? leader : null
+      },
+      deadlineMs,
+      "a JetStream meta leader that every running node agrees on, with current followers"
+    )
 
   const streamLeader = (stream: string, deadlineMs = 20_000) =>
-    eventually(async () => {
-      const nc = await connect({ servers: live().map((n) => n.url), reconnect: false, timeout: 2000 })
-      try {
-        const info = await (await jetstreamManager(nc, { timeout: 2000 })).streams.info(stream)
-        const leader = info.cluster?.leader
-        return leader !== undefined && leader !== "" && running(leader) ? leader : null
-      } finally {
-        await nc.close()
-      }
-    }, deadlineMs, `a leader of stream ${stream}`)
+    eventually(
+      async () => {
+        const nc = await connect({ servers: live().map((n) => n.url), reconnect: false, timeout: 2000 })
+        try {
+          const info = await (await jetstreamManager(nc, { timeout: 2000 })).streams.info(stream)
+          const leader = info.cluster?.leader
+          return leader !== undefined && leader !== "" && running(leader) ? leader : null
+        } finally {
+          await nc.close()
+        }
+      },
+      deadlineMs,
+      `a leader of stream ${stream}`
+    )
 
   const stop = async () => {
     await Promise.all([...handles.values()].map((h) => h.stop()))

@@ -34,7 +34,9 @@ export const processesWith = (arg: string): Array<number> =>
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
       const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0]
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(arg) && state !== "Z" ? [Number(pid)] : []
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(arg) && state !== "Z"
+        ? [Number(pid)]
+        : []
     } catch {
       return [] // gone while we looked
     }

@@ -9,14 +9,20 @@ export interface Driver {
   readonly title: string
   /** True when the driver cannot run here; the title says why. */
   readonly skip: boolean
-  readonly start: () => Promise<{ readonly layer: Layer.Layer<Sql, DatabaseUnavailable>; readonly stop: () => Promise<void> }>
+  readonly start: () => Promise<
+    { readonly layer: Layer.Layer<Sql, DatabaseUnavailable>; readonly stop: () => Promise<void> }
+  >
 }
 
 /** PGlite in memory, then Postgres (pg) on a private cluster, or that one skipped with its reason. */
 export const sql = (): ReadonlyArray<Driver> => {
   const pg = Postgres.availability()
   return [
-    { title: "PGlite (in memory)", skip: false, start: async () => ({ layer: Sql.layerPglite(null), stop: async () => {} }) },
+    {
+      title: "PGlite (in memory)",
+      skip: false,
+      start: async () => ({ layer: Sql.layerPglite(null), stop: async () => {} })
+    },
     pg.available
       ? {
         title: "Postgres (pg)",
@@ -26,6 +32,10 @@ export const sql = (): ReadonlyArray<Driver> => {
           return { layer: Sql.layerPg(server.url), stop: server.stop }
         }
       }
-      : { title: `Postgres (pg) — skipped: ${pg.reason}`, skip: true, start: () => Promise.reject(new Error(pg.reason)) }
+      : {
+        title: `Postgres (pg) — skipped: ${pg.reason}`,
+        skip: true,
+        start: () => Promise.reject(new Error(pg.reason))
+      }
   ]
 }

@@ -35,7 +35,13 @@ export interface MessageOptions {
 
 export type Reply =
   | ({ readonly _tag: "Message"; readonly content: ReadonlyArray<Block> } & MessageOptions)
-  | { readonly _tag: "HttpError"; readonly status: number; readonly type: string; readonly message: string; readonly retryAfterSeconds?: number }
+  | {
+    readonly _tag: "HttpError"
+    readonly status: number
+    readonly type: string
+    readonly message: string
+    readonly retryAfterSeconds?: number
+  }
   /** A 200 stream that starts a text block, then sends an `error` event and ends. */
   | { readonly _tag: "StreamError"; readonly type: string; readonly message: string }
   /** A 200 stream cut off after some text, with no `message_stop`. */
@@ -43,8 +49,13 @@ export type Reply =
   /** A 200 stream that sends `message_start` and a ping, then nothing until the client goes away. */
   | { readonly _tag: "Hang" }
 
-export const message = (content: ReadonlyArray<Block>, options: MessageOptions = {}): Reply => ({ _tag: "Message", content, ...options })
-export const text = (answer: string, options: MessageOptions = {}): Reply => message([{ type: "text", text: answer }], options)
+export const message = (content: ReadonlyArray<Block>, options: MessageOptions = {}): Reply => ({
+  _tag: "Message",
+  content,
+  ...options
+})
+export const text = (answer: string, options: MessageOptions = {}): Reply =>
+  message([{ type: "text", text: answer }], options)
 export const toolUse = (
   calls: ReadonlyArray<{ readonly id: string; readonly name: string; readonly input: Record<string, unknown> }>,
   options: MessageOptions & { readonly text?: string } = {}
@@ -64,14 +75,26 @@ const ERROR_TYPES: Readonly<Record<number, string>> = {
   500: "api_error",
   529: "overloaded_error"
 }
-export const httpError = (status: number, options: { readonly message?: string; readonly retryAfterSeconds?: number } = {}): Reply => ({
+export const httpError = (
+  status: number,
+  options: { readonly message?: string; readonly retryAfterSeconds?: number } = {}
+): Reply => ({
   _tag: "HttpError",
   status,
   type: ERROR_TYPES[status] ?? "api_error",
-  message: options.message ?? (status === 429 ? "Number of request tokens has exceeded your per-minute rate limit" : status === 529 ? "Overloaded" : "Internal server error"),
+  message: options.message ??
+    (status === 429
+      ? "Number of request tokens has exceeded your per-minute rate limit"
+      : status === 529
+      ? "Overloaded"
+      : "Internal server error"),
   ...(options.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: options.retryAfterSeconds })
 })
-export const streamError = (type = "overloaded_error", errorMessage = "Overloaded"): Reply => ({ _tag: "StreamError", type, message: errorMessage })
+export const streamError = (type = "overloaded_error", errorMessage = "Overloaded"): Reply => ({
+  _tag: "StreamError",
+  type,
+  message: errorMessage
+})
 export const truncated: Reply = { _tag: "Truncated" }
 export const hang: Reply = { _tag: "Hang" }
 
@@ -79,8 +102,12 @@ export interface RequestBody {
   readonly model: string
   readonly max_tokens: number
   readonly system?: string
-  readonly messages: ReadonlyArray<{ readonly role: string; readonly content: string | ReadonlyArray<Record<string, unknown>> }>
-  readonly tools?: ReadonlyArray<{ readonly name: string; readonly description: string; readonly input_schema: Record<string, unknown> }>
+  readonly messages: ReadonlyArray<
+    { readonly role: string; readonly content: string | ReadonlyArray<Record<string, unknown>> }
+  >
+  readonly tools?: ReadonlyArray<
+    { readonly name: string; readonly description: string; readonly input_schema: Record<string, unknown> }
+  >
   readonly stream?: boolean
 }
 
@@ -105,7 +132,6 @@ export interface FakeAnthropic {
   readonly close: () => Promise<void>
 }
 
-
 /** Splits text into `n` pieces of about equal length, never inside a surrogate pair. */
 const split = (s: string, n: number): Array<string> => {
   const chars = Array.from(s)
@@ -115,7 +141,8 @@ const split = (s: string, n: number): Array<string> => {
   return out.length === 0 ? [""] : out
 }
 
-const sse = (type: string, data: Record<string, unknown> = {}) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
+const sse = (type: string, data: Record<string, unknown> = {}) =>
+  `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
 
 const blocksOf = (content: RequestBody["messages"][number]["content"]): ReadonlyArray<Record<string, unknown>> =>
   typeof content === "string" ? [{ type: "text", text: content }] : content
@@ -130,7 +157,8 @@ const invalid = (body: RequestBody): string | undefined => {
     if (m.role !== "user" && m.role !== "assistant") return `messages.${i}.role: Input should be 'user' or 'assistant'`
     const blocks = blocksOf(m.content)
     if (blocks.length === 0) return `messages.${i}: all messages must have non-empty content`
-    if (blocks.some((b) => b["type"] === "text" && b["text"] === "")) return `messages.${i}: text content blocks must be non-empty`
+    if (blocks.some((b) => b["type"] === "text" && b["text"] === ""))
+      return `messages.${i}: text content blocks must be non-empty`
     const uses = blocks.filter((b) => b["type"] === "tool_use").map((b) => String(b["id"]))
     if (uses.length > 0) {
       const next = body.messages[i + 1]
@@ -138,17 +166,25 @@ const invalid = (body: RequestBody): string | undefined => {
       const answered = new Set(results.filter((b) => b["type"] === "tool_result").map((b) => String(b["tool_use_id"])))
       const missing = uses.filter((id) => !answered.has(id))
       if (next !== undefined && missing.length > 0) {
-        return `messages.${i}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${missing.join(", ")}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`
+        return `messages.${i}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${
+          missing.join(", ")
+        }. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`
       }
     }
     const resultIds = blocks.filter((b) => b["type"] === "tool_result").map((b) => String(b["tool_use_id"]))
     if (resultIds.length > 0) {
       const firstOther = blocks.findIndex((b) => b["type"] !== "tool_result")
-      if (firstOther !== -1 && firstOther < resultIds.length) return `messages.${i}: tool_result blocks must come first in the content`
+      if (firstOther !== -1 && firstOther < resultIds.length)
+        return `messages.${i}: tool_result blocks must come first in the content`
       const previous = body.messages[i - 1]
-      const used = new Set(previous?.role === "assistant" ? blocksOf(previous.content).filter((b) => b["type"] === "tool_use").map((b) => String(b["id"])) : [])
+      const used = new Set(
+        previous?.role === "assistant"
+          ? blocksOf(previous.content).filter((b) => b["type"] === "tool_use").map((b) => String(b["id"]))
+          : []
+      )
       const orphan = resultIds.find((id) => !used.has(id))
-      if (orphan !== undefined) return `messages.${i}.content: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${orphan}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`
+      if (orphan !== undefined)
+        return `messages.${i}.content: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${orphan}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`
     }
   }
   return undefined
@@ -162,7 +198,9 @@ const scripted = (body: RequestBody, toolRounds: number): Reply => {
     : text(`done after ${results} tool calls`)
 }
 
-export const start = async (options: { readonly apiKey?: string; readonly toolRounds?: number } = {}): Promise<FakeAnthropic> => {
+export const start = async (
+  options: { readonly apiKey?: string; readonly toolRounds?: number } = {}
+): Promise<FakeAnthropic> => {
   const apiKey = options.apiKey ?? API_KEY
   const port = await freePort()
   const requests: Array<Recorded> = []
@@ -170,7 +208,13 @@ export const start = async (options: { readonly apiKey?: string; readonly toolRo
   const waiters: Array<{ readonly n: number; readonly resolve: (r: Recorded) => void }> = []
   let ids = 0
 
-  const error = (res: ServerResponse, status: number, type: string, errorMessage: string, headers: Record<string, string> = {}) => {
+  const error = (
+    res: ServerResponse,
+    status: number,
+    type: string,
+    errorMessage: string,
+    headers: Record<string, string> = {}
+  ) => {
     const requestId = `req_fake_${++ids}`
     res.writeHead(status, { "content-type": "application/json", "request-id": requestId, ...headers })
     res.end(JSON.stringify({ type: "error", error: { type, message: errorMessage }, request_id: requestId }))
@@ -189,15 +233,37 @@ export const start = async (options: { readonly apiKey?: string; readonly toolRo
     }
     if (body.stream !== true || reply.json === true) {
       res.writeHead(200, { "content-type": "application/json", "request-id": `req_fake_${ids}` })
-      res.end(JSON.stringify({ id, type: "message", role: "assistant", model, content: reply.content, stop_reason: stopReason, stop_sequence: null, usage }))
+      res.end(
+        JSON.stringify({
+          id,
+          type: "message",
+          role: "assistant",
+          model,
+          content: reply.content,
+          stop_reason: stopReason,
+          stop_sequence: null,
+          usage
+        })
+      )
       return
     }
     const pieces = reply.pieces ?? 3
     const events = [
       sse("message_start", {
         message: {
-          id, type: "message", role: "assistant", content: [], model, stop_reason: null, stop_sequence: null,
-          usage: { input_tokens: usage.input_tokens, cache_read_input_tokens: usage.cache_read_input_tokens, cache_creation_input_tokens: usage.cache_creation_input_tokens, output_tokens: 1 }
+          id,
+          type: "message",
+          role: "assistant",
+          content: [],
+          model,
+          stop_reason: null,
+          stop_sequence: null,
+          usage: {
+            input_tokens: usage.input_tokens,
+            cache_read_input_tokens: usage.cache_read_input_tokens,
+            cache_creation_input_tokens: usage.cache_creation_input_tokens,
+            output_tokens: 1
+          }
         }
       }),
       sse("ping"),
@@ -205,19 +271,33 @@ export const start = async (options: { readonly apiKey?: string; readonly toolRo
         b.type === "text"
           ? [
             sse("content_block_start", { index, content_block: { type: "text", text: "" } }),
-            ...split(b.text, pieces).map((t) => sse("content_block_delta", { index, delta: { type: "text_delta", text: t } })),
+            ...split(b.text, pieces).map((t) =>
+              sse("content_block_delta", { index, delta: { type: "text_delta", text: t } })
+            ),
             sse("content_block_stop", { index })
           ]
           : [
-            sse("content_block_start", { index, content_block: { type: "tool_use", id: b.id, name: b.name, input: {} } }),
-            ...split(JSON.stringify(b.input), pieces).map((j) => sse("content_block_delta", { index, delta: { type: "input_json_delta", partial_json: j } })),
+            sse("content_block_start", {
+              index,
+              content_block: { type: "tool_use", id: b.id, name: b.name, input: {} }
+            }),
+            ...split(JSON.stringify(b.input), pieces).map((j) =>
+              sse("content_block_delta", { index, delta: { type: "input_json_delta", partial_json: j } })
+            ),
             sse("content_block_stop", { index })
           ]
       ),
-      sse("message_delta", { delta: { stop_reason: stopReason, stop_sequence: null }, usage: { output_tokens: usage.output_tokens } }),
+      sse("message_delta", {
+        delta: { stop_reason: stopReason, stop_sequence: null },
+        usage: { output_tokens: usage.output_tokens }
+      }),
       sse("message_stop")
     ]
-    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "request-id": `req_fake_${ids}` })
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      "request-id": `req_fake_${ids}`
+    })
     if (reply.fragmentBytes === undefined) {
       for (const e of events) res.write(e)
     } else {
@@ -231,15 +311,29 @@ export const start = async (options: { readonly apiKey?: string; readonly toolRo
   }
 
   const startStream = (res: ServerResponse, body: RequestBody) => {
-    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "request-id": `req_fake_${++ids}` })
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      "request-id": `req_fake_${++ids}`
+    })
     res.write(sse("message_start", {
-      message: { id: `msg_fake_${ids}`, type: "message", role: "assistant", content: [], model: body.model, stop_reason: null, stop_sequence: null, usage: { input_tokens: 10, output_tokens: 1 } }
+      message: {
+        id: `msg_fake_${ids}`,
+        type: "message",
+        role: "assistant",
+        content: [],
+        model: body.model,
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: 10, output_tokens: 1 }
+      }
     }))
     res.write(sse("ping"))
   }
 
   const server: Server = createServer(async (req, res) => {
-    if (req.method !== "POST" || req.url !== "/v1/messages") return error(res, 404, "not_found_error", `Not found: ${req.method} ${req.url}`)
+    if (req.method !== "POST" || req.url !== "/v1/messages")
+      return error(res, 404, "not_found_error", `Not found: ${req.method} ${req.url}`)
     const raw = await readBody(req)
     let resolveAbandoned = () => {}
     const abandoned = new Promise<void>((r) => (resolveAbandoned = r))
@@ -253,7 +347,12 @@ export const start = async (options: { readonly apiKey?: string; readonly toolRo
       return error(res, 400, "invalid_request_error", "The request body is not valid JSON")
     }
     const key = req.headers["idempotency-key"]
-    const recorded: Recorded = { headers: req.headers, body, idempotencyKey: typeof key === "string" ? key : undefined, abandoned }
+    const recorded: Recorded = {
+      headers: req.headers,
+      body,
+      idempotencyKey: typeof key === "string" ? key : undefined,
+      abandoned
+    }
     requests.push(recorded)
     for (const w of waiters.filter((w) => w.n === requests.length - 1)) {
       waiters.splice(waiters.indexOf(w), 1)
@@ -265,7 +364,8 @@ export const start = async (options: { readonly apiKey?: string; readonly toolRo
     if (got !== apiKey) return error(res, 401, "authentication_error", `invalid x-api-key: ${String(got)}`)
     const version = req.headers["anthropic-version"]
     if (version === undefined) return error(res, 400, "invalid_request_error", "anthropic-version: header is required")
-    if (version !== API_VERSION) return error(res, 400, "invalid_request_error", `anthropic-version: unknown version '${String(version)}'`)
+    if (version !== API_VERSION)
+      return error(res, 400, "invalid_request_error", `anthropic-version: unknown version '${String(version)}'`)
     const problem = invalid(body)
     if (problem !== undefined) return error(res, 400, "invalid_request_error", problem)
 
@@ -274,7 +374,13 @@ export const start = async (options: { readonly apiKey?: string; readonly toolRo
       case "Message":
         return answerMessage(res, body, reply)
       case "HttpError":
-        return error(res, reply.status, reply.type, reply.message, reply.retryAfterSeconds === undefined ? {} : { "retry-after": String(reply.retryAfterSeconds) })
+        return error(
+          res,
+          reply.status,
+          reply.type,
+          reply.message,
+          reply.retryAfterSeconds === undefined ? {} : { "retry-after": String(reply.retryAfterSeconds) }
+        )
       case "StreamError":
         startStream(res, body)
         res.write(sse("content_block_start", { index: 0, content_block: { type: "text", text: "" } }))

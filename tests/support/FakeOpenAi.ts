@@ -69,7 +69,9 @@ interface Completion {
   readonly choices: ReadonlyArray<{
     readonly message: {
       readonly content: string | null
-      readonly tool_calls?: ReadonlyArray<{ readonly id: string; readonly function: { readonly name: string; readonly arguments: string } }>
+      readonly tool_calls?: ReadonlyArray<
+        { readonly id: string; readonly function: { readonly name: string; readonly arguments: string } }
+      >
     }
     readonly finish_reason: string
   }>
@@ -93,14 +95,21 @@ export const streamOf = (completion: string, pieces = 3): Array<string> => {
   const c = JSON.parse(completion) as Completion
   const { message, finish_reason } = c.choices[0]!
   const chunk = (choices: ReadonlyArray<unknown>, extra: object = {}) =>
-    `data: ${JSON.stringify({ id: c.id, object: "chat.completion.chunk", created: 0, model: c.model, choices, ...extra })}\n\n`
-  const delta = (d: object, finishReason: string | null = null) => chunk([{ index: 0, delta: d, finish_reason: finishReason }])
+    `data: ${
+      JSON.stringify({ id: c.id, object: "chat.completion.chunk", created: 0, model: c.model, choices, ...extra })
+    }\n\n`
+  const delta = (d: object, finishReason: string | null = null) =>
+    chunk([{ index: 0, delta: d, finish_reason: finishReason }])
   return [
     delta({ role: "assistant", content: message.content === null ? null : "" }),
     ...split(message.content ?? "", pieces).map((t) => delta({ content: t })),
     ...(message.tool_calls ?? []).flatMap((call, index) => [
-      delta({ tool_calls: [{ index, id: call.id, type: "function", function: { name: call.function.name, arguments: "" } }] }),
-      ...split(call.function.arguments, pieces).map((a) => delta({ tool_calls: [{ index, function: { arguments: a } }] }))
+      delta({
+        tool_calls: [{ index, id: call.id, type: "function", function: { name: call.function.name, arguments: "" } }]
+      }),
+      ...split(call.function.arguments, pieces).map((a) =>
+        delta({ tool_calls: [{ index, function: { arguments: a } }] })
+      )
     ]),
     delta({}, finish_reason),
     chunk([], { usage: c.usage }),
@@ -130,7 +139,15 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
   const answerTo = (body: { model: string; messages: Array<{ role: string }> }, n: number) => {
     const toolMessages = body.messages.filter((m) => m.role === "tool").length
     const message = toolMessages < toolRounds
-      ? { role: "assistant", content: null, tool_calls: [{ id: `call_${toolMessages}`, type: "function", function: { name: "echo", arguments: JSON.stringify({ text: `round ${toolMessages + 1}` }) } }] }
+      ? {
+        role: "assistant",
+        content: null,
+        tool_calls: [{
+          id: `call_${toolMessages}`,
+          type: "function",
+          function: { name: "echo", arguments: JSON.stringify({ text: `round ${toolMessages + 1}` }) }
+        }]
+      }
       : { role: "assistant", content: `done after ${toolMessages} tool calls` }
     return JSON.stringify({
       id: `chatcmpl-${n}`,
@@ -138,13 +155,19 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
       created: 0,
       model: body.model,
       choices: [{ index: 0, message, finish_reason: toolMessages < toolRounds ? "tool_calls" : "stop" }],
-      usage: { prompt_tokens: 10 * body.messages.length, completion_tokens: 7, total_tokens: 10 * body.messages.length + 7 }
+      usage: {
+        prompt_tokens: 10 * body.messages.length,
+        completion_tokens: 7,
+        total_tokens: 10 * body.messages.length + 7
+      }
     })
   }
 
   const injectedFailure = (r: Received, runId: string) => {
     if (down !== null && (down.runId === undefined || down.runId === runId)) return down
-    const plan = failures.find((f) => f.left > 0 && f.stepId === r.stepId && (f.failure.runId === undefined || f.failure.runId === runId))
+    const plan = failures.find((f) =>
+      f.left > 0 && f.stepId === r.stepId && (f.failure.runId === undefined || f.failure.runId === runId)
+    )
     if (plan === undefined) return undefined
     plan.left--
     return plan.failure
@@ -152,14 +175,20 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
 
   const server: Server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     if (req.method !== "POST" || req.url !== "/v1/chat/completions") {
-      res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "not found" } }))
+      res.writeHead(404, { "content-type": "application/json" }).end(
+        JSON.stringify({ error: { message: "not found" } })
+      )
       return
     }
     if (req.headers["authorization"] !== "Bearer test-key") {
       res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "bad key" } }))
       return
     }
-    const body = JSON.parse(await readBody(req)) as { model: string; messages: Array<{ role: string }>; stream?: boolean }
+    const body = JSON.parse(await readBody(req)) as {
+      model: string
+      messages: Array<{ role: string }>
+      stream?: boolean
+    }
     bodies.push(body)
     const key = String(req.headers["idempotency-key"] ?? "")
     const [runId = "", stepId = "", attempt = "0"] = key.split(":")
@@ -180,7 +209,8 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
         ...(failure.retryAfterSeconds === undefined ? {} : { "retry-after": String(failure.retryAfterSeconds) })
       }).end(JSON.stringify({
         error: {
-          message: failure.message ?? (status === 429 ? "Rate limit reached" : "The server had an error while processing your request"),
+          message: failure.message ??
+            (status === 429 ? "Rate limit reached" : "The server had an error while processing your request"),
           type: status === 429 ? "rate_limit_exceeded" : "server_error"
         }
       }))
@@ -204,7 +234,11 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
     if (body.stream === true) {
       const events = streamOf(answer)
       streamed.push(key)
-      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", ...(replayed ? { "idempotent-replayed": "true" } : {}) })
+      res.writeHead(200, {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+        ...(replayed ? { "idempotent-replayed": "true" } : {})
+      })
       for (const e of events.slice(0, -1)) res.write(e)
       res.end(events.at(-1), count)
       return
@@ -245,15 +279,17 @@ export const start = async (toolRounds = 2): Promise<FakeOpenAi> => {
     bodies,
     waitFor: (stepId, attempt, runId) => {
       const match = (r: Received) =>
-        r.stepId === stepId && (attempt === undefined || r.attempt === attempt) && (runId === undefined || r.key.startsWith(`${runId}:`))
+        r.stepId === stepId && (attempt === undefined || r.attempt === attempt) &&
+        (runId === undefined || r.key.startsWith(`${runId}:`))
       const found = received.find(match)
       if (found !== undefined) return Promise.resolve(found)
       return new Promise((resolve) => waiters.push({ match, resolve }))
     },
-    close: () => new Promise((r) => {
-      for (const b of [...blocks.values()]) b.release()
-      server.closeAllConnections()
-      server.close(() => r())
-    })
+    close: () =>
+      new Promise((r) => {
+        for (const b of [...blocks.values()]) b.release()
+        server.closeAllConnections()
+        server.close(() => r())
+      })
   }
 }

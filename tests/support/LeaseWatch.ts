@@ -36,7 +36,10 @@ export const start = async (url: string, tenant: string): Promise<LeaseWatch> =>
   const iter = await kv.watch()
   void (async () => {
     for await (const e of iter) {
-      changes.push({ key: e.key, holder: e.operation === "PUT" ? (decodeEntry(e.string())?.holder ?? null) : undefined })
+      changes.push({
+        key: e.key,
+        holder: e.operation === "PUT" ? (decodeEntry(e.string())?.holder ?? null) : undefined
+      })
     }
   })()
   const lifeOf = (runId: string) => {

@@ -77,9 +77,13 @@ export const startCluster = async (bin: string): Promise<PrivateCluster> => {
   // server it loses nothing it acknowledged.
   const startServer = () =>
     pgCtl([
-      "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`,
-      "-l", join(dir, "postgres.log"),
-      "-w", "-t", "30",
+      "-o",
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`,
+      "-l",
+      join(dir, "postgres.log"),
+      "-w",
+      "-t",
+      "30",
       "start"
     ])
   const stop = async () => {
@@ -88,7 +92,9 @@ export const startCluster = async (bin: string): Promise<PrivateCluster> => {
   }
   const failure = (e: unknown) => {
     const stderr = (e as { stderr?: Buffer }).stderr?.toString() ?? ""
-    return new Error(`could not start a test Postgres from ${bin}: ${e instanceof Error ? e.message : String(e)} ${stderr}`)
+    return new Error(
+      `could not start a test Postgres from ${bin}: ${e instanceof Error ? e.message : String(e)} ${stderr}`
+    )
   }
   try {
     runAs(join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])
@@ -147,7 +153,8 @@ export const startSchema = async (databaseUrl: string): Promise<TestPostgres> =>
 /** Why this machine cannot start a private cluster, or the bin directory to start one from. */
 const privateBinaries = (): { readonly bin: string } | { readonly reason: string } => {
   const bin = findBinaries()
-  if (bin === null) return { reason: "no Postgres binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)" }
+  if (bin === null)
+    return { reason: "no Postgres binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)" }
   if (isRoot()) {
     try {
       userId("postgres")
@@ -173,5 +180,7 @@ export const availability = (): Availability => {
  */
 export const privateCluster = (): Availability<PrivateCluster> => {
   const found = privateBinaries()
-  return "reason" in found ? { available: false, reason: found.reason } : { available: true, start: () => startCluster(found.bin) }
+  return "reason" in found
+    ? { available: false, reason: found.reason }
+    : { available: true, start: () => startCluster(found.bin) }
 }

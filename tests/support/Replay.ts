@@ -137,7 +137,8 @@ export const decodeLines = (lines: ReadonlyArray<Line>): ReadonlyArray<Envelope.
 /** The actor type a journal belongs to, from its subject `lantern.<type>.<tenant>.<id>`. */
 export const actorTypeOf = (subject: string): Envelope.ActorType => {
   const type = subject.split(".")[1]
-  if (type !== "run" && type !== "agent" && type !== "budget") throw new Error(`subject ${subject} is not an actor journal`)
+  if (type !== "run" && type !== "agent" && type !== "budget")
+    throw new Error(`subject ${subject} is not an actor journal`)
   return type
 }
 
@@ -185,8 +186,10 @@ const journaledExtras = (events: ReadonlyArray<RunEvent>) => {
     if (e._tag === "StepStarted") routes.delete(e.stepId)
     if (e._tag !== "StepCompleted" && e._tag !== "StepFailed") continue
     if (e.route !== undefined) routes.set(e.stepId, e.route)
-    if (e._tag === "StepCompleted" && e.cachedTokensIn !== undefined) cachedTokensIn = (cachedTokensIn ?? 0) + e.cachedTokensIn
-    if (e._tag === "StepCompleted" && e.reasoningTokens !== undefined) reasoningTokens = (reasoningTokens ?? 0) + e.reasoningTokens
+    if (e._tag === "StepCompleted" && e.cachedTokensIn !== undefined)
+      cachedTokensIn = (cachedTokensIn ?? 0) + e.cachedTokensIn
+    if (e._tag === "StepCompleted" && e.reasoningTokens !== undefined)
+      reasoningTokens = (reasoningTokens ?? 0) + e.reasoningTokens
   }
   return { routes, cachedTokensIn, reasoningTokens }
 }
@@ -217,7 +220,9 @@ export const summarizeRun = (events: ReadonlyArray<RunEvent>): RunSummary => {
     },
     ...(extras.cachedTokensIn === undefined ? {} : { cachedTokensIn: extras.cachedTokensIn }),
     ...(extras.reasoningTokens === undefined ? {} : { reasoningTokens: extras.reasoningTokens }),
-    ...(state.parent === null ? {} : { parent: { runId: state.parent.runId, stepId: state.parent.stepId, depth: state.parent.depth } }),
+    ...(state.parent === null
+      ? {}
+      : { parent: { runId: state.parent.runId, stepId: state.parent.stepId, depth: state.parent.depth } }),
     next: summarizeNext(Plan.next(state))
   }
 }
@@ -262,7 +267,8 @@ export const summarize = (lines: ReadonlyArray<Line>): Summary => {
   const type = actorTypeOf(first.subject)
   const stored = decodeLines(lines)
   for (const s of stored) {
-    if (s.envelope.actor.type !== type) throw new Error(`seq ${s.seq}: a ${s.envelope.actor.type} event in a ${type} journal`)
+    if (s.envelope.actor.type !== type)
+      throw new Error(`seq ${s.seq}: a ${s.envelope.actor.type} event in a ${type} journal`)
   }
   const events = stored.map((s) => s.event)
   switch (type) {

@@ -9,7 +9,11 @@ export const echoer = {
     systemPrompt: "Echo twice, then finish.",
     model: "auto",
     maxTurns: 5,
-    tools: [{ name: "echo", description: "echo", parameters: { type: "object", properties: { text: { type: "string" } } } }]
+    tools: [{
+      name: "echo",
+      description: "echo",
+      parameters: { type: "object", properties: { text: { type: "string" } } }
+    }]
   }
 }
 

@@ -34,7 +34,11 @@ export interface StackOptions {
 }
 
 /** Polls `check` until it returns a value or the deadline passes. */
-export const eventually = async <A>(check: () => Promise<A | undefined | null | false>, deadlineMs = 30_000, what = "condition"): Promise<A> => {
+export const eventually = async <A>(
+  check: () => Promise<A | undefined | null | false>,
+  deadlineMs = 30_000,
+  what = "condition"
+): Promise<A> => {
   const deadline = Date.now() + deadlineMs
   let last: unknown
   while (Date.now() < deadline) {
@@ -46,7 +50,9 @@ export const eventually = async <A>(check: () => Promise<A | undefined | null | 
     }
     await new Promise((r) => setTimeout(r, 50))
   }
-  throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last === undefined ? "" : `: ${String(last)}`}`)
+  throw new Error(
+    `timed out after ${deadlineMs} ms waiting for ${what}${last === undefined ? "" : `: ${String(last)}`}`
+  )
 }
 
 /** How much of a process's output is kept (its access log alone fills a lot while a test polls). */
@@ -108,15 +114,28 @@ export const startStack = async (options: StackOptions): Promise<StackProcess> =
   })
   const { child } = lantern
   const url = `http://127.0.0.1:${port}`
-  const stack: StackProcess = { url, token, home, child, output: lantern.output, kill: lantern.kill, stop: lantern.stop }
+  const stack: StackProcess = {
+    url,
+    token,
+    home,
+    child,
+    output: lantern.output,
+    kill: lantern.kill,
+    stop: lantern.stop
+  }
   try {
     // a process that exits before it is ready fails the start at once, not at the deadline
-    const outcome = await eventually(async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return "exited" as const
-      const r = await fetch(`${url}/readyz`)
-      return r.status === 200 ? "ready" as const : null
-    }, 150_000, "lantern to become ready")
-    if (outcome === "exited") throw new Error(`lantern exited with ${child.exitCode ?? child.signalCode} before it was ready`)
+    const outcome = await eventually(
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return "exited" as const
+        const r = await fetch(`${url}/readyz`)
+        return r.status === 200 ? "ready" as const : null
+      },
+      150_000,
+      "lantern to become ready"
+    )
+    if (outcome === "exited")
+      throw new Error(`lantern exited with ${child.exitCode ?? child.signalCode} before it was ready`)
   } catch (e) {
     await stack.kill()
     throw new Error(`${String(e)}\n--- lantern output ---\n${lantern.output()}`)
@@ -125,7 +144,8 @@ export const startStack = async (options: StackOptions): Promise<StackProcess> =
 }
 
 /** A fetch against the stack with the owner token. */
-export const api = (stack: { url: string; token: string }) =>
+export const api =
+  (stack: { url: string; token: string }) =>
   async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const r = await fetch(`${stack.url}${path}`, {
       method,
@@ -163,7 +183,10 @@ export const accepts = (port: number) =>
   })
 
 /** Stops a test file's stack, then its nats-server, whether or not the stack stops cleanly. */
-export const stopStack = async (stack: StackProcess | undefined, nats: { readonly cleanup: () => Promise<unknown> } | undefined) => {
+export const stopStack = async (
+  stack: StackProcess | undefined,
+  nats: { readonly cleanup: () => Promise<unknown> } | undefined
+) => {
   try {
     await stack?.stop()
   } finally {

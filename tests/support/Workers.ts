@@ -58,17 +58,23 @@ export const startWorker = (options: WorkerOptions): Worker => {
     const outcome = await Promise.race([lantern.exited, deadline])
     clearTimeout(timer)
     if (outcome === "timeout") {
-      throw new Error(`worker ${child.pid} still running after ${deadlineMs} ms\n--- worker output ---\n${lantern.output()}`)
+      throw new Error(
+        `worker ${child.pid} still running after ${deadlineMs} ms\n--- worker output ---\n${lantern.output()}`
+      )
     }
     return { code: child.exitCode, signal: child.signalCode }
   }
   const waitForOutput: Worker["waitForOutput"] = async (pattern, deadlineMs = 30_000) => {
     try {
-      return await eventually(async () => {
-        const match = lantern.output().match(pattern)
-        if (match === null && !alive()) throw new Error(`worker exited (${child.exitCode ?? child.signalCode})`)
-        return match
-      }, deadlineMs, `worker output matching ${pattern}`)
+      return await eventually(
+        async () => {
+          const match = lantern.output().match(pattern)
+          if (match === null && !alive()) throw new Error(`worker exited (${child.exitCode ?? child.signalCode})`)
+          return match
+        },
+        deadlineMs,
+        `worker output matching ${pattern}`
+      )
     } catch (e) {
       throw new Error(`${String(e)}\n--- worker output ---\n${lantern.output()}`)
     }
