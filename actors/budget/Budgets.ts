@@ -16,6 +16,7 @@ import type { BudgetEvent, BudgetRefusal, BudgetSeed } from "../../schema/Events
 import * as Actor from "../kernel/Actor.ts"
 import { fold } from "../kernel/Decider.ts"
 import type { Quote } from "../model/ModelProvider.ts"
+import * as Caps from "./Caps.ts"
 import * as Decider from "./Decider.ts"
 
 export const actor = Actor.make(Decider.decider)
@@ -62,7 +63,7 @@ export interface Hold {
 }
 
 /** What a run has used so far, for its per-run caps. */
-export type RunUsage = Decider.RunUsage
+export type RunUsage = Caps.RunUsage
 
 export interface ReserveRequest {
   readonly tenant: string
@@ -77,13 +78,11 @@ export interface ReserveRequest {
   readonly expiresAt: number
 }
 
-const round = (usd: number) => Math.round(usd * 1e9) / 1e9
-
 /** The per-run cap a call would break: cost and tokens, against the run's own totals. */
-export const overRun = Decider.overRun
+export const overRun = Caps.overRun
 
 /** The refusal of one more tool call when a run already made `made` of them. */
-export const overToolCalls = Decider.overToolCalls
+export const overToolCalls = Caps.overToolCalls
 
 export class Budgets extends Context.Service<Budgets, {
   /** Sets the caps; `projected` (today's usage from the projections) seeds what the journal has not counted. */
@@ -217,8 +216,8 @@ export class Budgets extends Context.Service<Budgets, {
           updatedBy: state.setBy,
           today: {
             day,
-            spentUsd: round(today.spentUsd),
-            reservedUsd: round(Decider.reservedOn(state, day, now)),
+            spentUsd: Caps.round(today.spentUsd),
+            reservedUsd: Caps.round(Decider.reservedOn(state, day, now)),
             runs: today.runs,
             tokens: today.tokens
           },
@@ -275,7 +274,7 @@ export class Budgets extends Context.Service<Budgets, {
               _tag: "Alert",
               cap: refusal.cap,
               limit: refusal.limit,
-              value: Decider.alertValue(refusal),
+              value: Caps.alertValue(refusal),
               runId,
               now: yield* Clock.currentTimeMillis
             },
@@ -284,7 +283,7 @@ export class Budgets extends Context.Service<Budgets, {
         })
 
       /** Journals the soft caps a verdict passed, each once per `keyPrefix` and cap. */
-      const alertAll = (tenant: string, runId: string, verdict: Decider.RunVerdict<Scope>, keyPrefix: string) =>
+      const alertAll = (tenant: string, runId: string, verdict: Caps.RunVerdict<Scope>, keyPrefix: string) =>
         Effect.forEach(
           verdict.alerts,
           ({ refusal, scope }) => alertIn(tenant, scope, refusal, runId, `${keyPrefix}:${refusal.cap}`),
@@ -324,8 +323,8 @@ export class Budgets extends Context.Service<Budgets, {
             const firstCall = yield* firstCallQuote
             // a run whose first call alone breaks a hard per-run cap is refused before it starts (soft ones are
             // alerted at the call itself)
-            const { refused } = Decider.perRun(limited(budgets), (name, limits) =>
-              Decider.overRun(name, limits, Decider.NO_USAGE, firstCall))
+            const { refused } = Caps.perRun(limited(budgets), (name, limits) =>
+              Caps.overRun(name, limits, Caps.NO_USAGE, firstCall))
             if (refused !== null)
               return yield* new BudgetExceeded({ refusal: refused })
             const now = yield* Clock.currentTimeMillis
@@ -351,8 +350,8 @@ export class Budgets extends Context.Service<Budgets, {
             const budgets = yield* applying(request.tenant, request.agentName)
             if (budgets.length === 0) return hold
             const quote = yield* request.quote
-            const verdict = Decider.perRun(limited(budgets), (name, limits) =>
-              Decider.overRun(name, limits, request.run, quote))
+            const verdict = Caps.perRun(limited(budgets), (name, limits) =>
+              Caps.overRun(name, limits, request.run, quote))
             yield* alertAll(request.tenant, request.runId, verdict, `alert:${request.reservationId}`)
             if (verdict.refused !== null)
               return yield* new BudgetExceeded({ refusal: verdict.refused })
@@ -399,8 +398,8 @@ export class Budgets extends Context.Service<Budgets, {
         settle: (hold, actual) => settleIn(hold, hold.scopes, actual),
         admitToolCall: (tenant, agentName, runId, made) =>
           Effect.gen(function*() {
-            const verdict = Decider.perRun(limited(yield* applying(tenant, agentName)), (name, limits) =>
-              Decider.overToolCalls(name, limits, made, 1))
+            const verdict = Caps.perRun(limited(yield* applying(tenant, agentName)), (name, limits) =>
+              Caps.overToolCalls(name, limits, made, 1))
             yield* alertAll(tenant, runId, verdict, `alert:${runId}`)
             if (verdict.refused !== null)
               return yield* new BudgetExceeded({ refusal: verdict.refused })

@@ -1,5 +1,6 @@
 // The budget decider without a bus: reservations against the day's cap, settling, restarts of the same
 // attempt, expiry, run counting, soft caps, day rollover and pruning, as given(events).when(command).then(…).
+// The per-run caps and their hard/soft policy are specified in Caps.test.ts.
 import { Result } from "effect"
 import { describe, expect, it } from "vitest"
 import type { BudgetLimits } from "../../schema/Budget.ts"
@@ -366,93 +367,6 @@ describe("Budget decider", () => {
       expect(state.days[days.at(-1)!]!.settled).toEqual([`r${days.length - 1}`])
       expect(state.days[days.at(-2)!]!.settled).toEqual([`r${days.length - 2}`])
     })
-  })
-
-  describe("per-run caps (checked against the run's own usage, which only its driver knows)", () => {
-    const quote = { promptTokens: 300, maxTokens: 700, worstCaseUsd: 0.4, models: ["offline/echo"] }
-    const used = { costUsd: 0.7, tokens: 9_500, toolCalls: 2 }
-    const budgets = (agent: BudgetLimits, tenant: BudgetLimits) => [
-      { scope: "agent", name: "agent:echoer", limits: agent },
-      { scope: "tenant", name: "tenant", limits: tenant }
-    ]
-    const perRunCost = (name: string, limits: BudgetLimits) => Budget.overRun(name, limits, used, quote)
-
-    it("given maxCostUsdPerRun 1 and 0.7 USD used, when the next call may cost 0.4, then it is refused naming the figures", () =>
-      expect(perRunCost(SCOPE, { maxCostUsdPerRun: 1, hardFail: true })).toEqual({
-        scope: SCOPE,
-        cap: "maxCostUsdPerRun",
-        limit: 1,
-        spent: 0.7,
-        reserved: 0,
-        requested: 0.4,
-        reason:
-          `maxCostUsdPerRun of ${SCOPE} is 1 USD: the run has used 0.7 USD and its next model call may use 0.4 USD`
-      }))
-
-    it("given maxTokensPerRun 10,000 and 9,500 used, when the next call may use 1,000 (prompt and output cap), then it is refused", () =>
-      expect(perRunCost(SCOPE, { maxTokensPerRun: 10_000, hardFail: true })).toMatchObject({
-        cap: "maxTokensPerRun",
-        spent: 9_500,
-        requested: 1_000
-      }))
-
-    it("given caps the call fits exactly, then nothing is refused", () => {
-      expect(perRunCost(SCOPE, { maxCostUsdPerRun: 1.1, maxTokensPerRun: 10_500, hardFail: true })).toBeNull()
-      expect(perRunCost(SCOPE, hard)).toBeNull()
-    })
-
-    it("given maxToolCallsPerRun 2, when a run that made 2 asks for one more, then it is refused; one that made 1 is not", () => {
-      expect(Budget.overToolCalls(SCOPE, { maxToolCallsPerRun: 2, hardFail: true }, 2, 1)).toEqual({
-        scope: SCOPE,
-        cap: "maxToolCallsPerRun",
-        limit: 2,
-        spent: 2,
-        reserved: 0,
-        requested: 1,
-        reason: `maxToolCallsPerRun of ${SCOPE} is 2: the run has made 2 tool calls and asked for 1 more`
-      })
-      expect(Budget.overToolCalls(SCOPE, { maxToolCallsPerRun: 2, hardFail: true }, 1, 1)).toBeNull()
-      expect(Budget.overToolCalls(SCOPE, hard, 100, 1)).toBeNull()
-    })
-
-    it("given a hard per-run cap passed, then the verdict refuses with it and alerts nothing", () =>
-      expect(Budget.perRun(budgets({ maxCostUsdPerRun: 1, hardFail: true }, hard), perRunCost)).toEqual({
-        refused: expect.objectContaining({ scope: "agent:echoer", cap: "maxCostUsdPerRun" }),
-        alerts: []
-      }))
-
-    it("given a soft per-run cap passed, then the call goes through and the cap is alerted in its scope", () => {
-      const verdict = Budget.perRun(budgets({ maxCostUsdPerRun: 1, hardFail: false }, hard), perRunCost)
-      expect(verdict.refused).toBeNull()
-      expect(verdict.alerts).toEqual([{
-        scope: "agent",
-        refusal: expect.objectContaining({ scope: "agent:echoer", cap: "maxCostUsdPerRun" })
-      }])
-      expect(Budget.alertValue(verdict.alerts[0]!.refusal)).toBeCloseTo(1.1, 12)
-    })
-
-    it("given the agent's soft cap and the tenant's hard cap both passed, then the agent's is alerted and the tenant's refuses", () => {
-      const verdict = Budget.perRun(
-        budgets({ maxCostUsdPerRun: 1, hardFail: false }, { maxCostUsdPerRun: 0.9, hardFail: true }),
-        perRunCost
-      )
-      expect(verdict.refused).toMatchObject({ scope: "tenant", cap: "maxCostUsdPerRun", limit: 0.9 })
-      expect(verdict.alerts.map((a) => a.scope)).toEqual(["agent"])
-    })
-
-    it("given the agent's hard cap passed, then the scopes after it are not looked at", () =>
-      expect(
-        Budget.perRun(
-          budgets({ maxCostUsdPerRun: 1, hardFail: true }, { maxCostUsdPerRun: 0.9, hardFail: false }),
-          perRunCost
-        )
-      ).toMatchObject({
-        refused: { scope: "agent:echoer" },
-        alerts: []
-      }))
-
-    it("given no cap passed, then the verdict is empty", () =>
-      expect(Budget.perRun(budgets(hard, soft), perRunCost)).toEqual({ refused: null, alerts: [] }))
   })
 
   describe("wouldExceed (a forecast against the hard caps; changes nothing)", () => {

@@ -2,14 +2,14 @@
 // worst case before it is made and settles to its actual cost after; a reservation that would take the day's
 // spend plus what is already held past a hard cap is refused, so concurrent runs cannot race past the cap.
 // Reservations carry an expiry: one whose host died stops counting when it passes and is released by the
-// next reservation on the scope. Per-run caps are checked against the run's own usage (which only its driver
-// knows) by the pure `perRun` policy below: a hard cap refuses, a soft one is alerted and let through.
+// next reservation on the scope. What each cap refuses, and the per-run caps that only a run's driver can check,
+// are in Caps.ts.
 import { Result } from "effect"
 import type { BudgetLimits } from "../../schema/Budget.ts"
 import { BudgetExceeded } from "../../schema/Errors.ts"
 import type { BudgetEvent, BudgetRefusal, BudgetSeed } from "../../schema/Events.ts"
 import { accept, type Decider, ignore } from "../kernel/Decider.ts"
-import type { Quote } from "../model/ModelProvider.ts"
+import * as Caps from "./Caps.ts"
 
 export interface Reservation {
   readonly runId: string
@@ -117,31 +117,6 @@ const expired = (state: State, now: number): Array<BudgetEvent> =>
       reason: `expired at ${new Date(r.expiresAt).toISOString()} without being settled (host ${r.host})`
     }))
 
-const round = (usd: number) => Math.round(usd * 1e9) / 1e9
-
-/** The refusal of `requested` more against `cap`, or null when it fits. */
-const over = (
-  state: State,
-  cap: BudgetRefusal["cap"],
-  limit: number | undefined,
-  current: { readonly spent: number; readonly reserved: number },
-  requested: number,
-  unit: string
-): BudgetRefusal | null => {
-  if (limit === undefined || current.spent + current.reserved + requested <= limit + 1e-12) return null
-  return {
-    scope: state.scope,
-    cap,
-    limit,
-    spent: round(current.spent),
-    reserved: round(current.reserved),
-    requested: round(requested),
-    reason: `${cap} of ${state.scope} is ${limit}${unit}: ${round(current.spent)}${unit} spent and ${
-      round(current.reserved)
-    }${unit} reserved leave no room for ${round(requested)}${unit} more`
-  }
-}
-
 /** A hard refusal fails the decision; a soft one is let through with an alert, once per cap and day. */
 const enforce = (
   state: State,
@@ -158,7 +133,7 @@ const enforce = (
     day,
     cap: refusal.cap,
     limit: refusal.limit,
-    value: round(refusal.spent + refusal.reserved + refusal.requested),
+    value: Caps.round(refusal.spent + refusal.reserved + refusal.requested),
     runId
   }])
 }
@@ -168,7 +143,7 @@ export const seedOf = (state: State, projected: BudgetSeed): BudgetSeed | null =
   const journaled = dayIn(state, projected.day)
   const seed = {
     day: projected.day,
-    spentUsd: round(Math.max(0, projected.spentUsd - journaled.spentUsd)),
+    spentUsd: Caps.round(Math.max(0, projected.spentUsd - journaled.spentUsd)),
     tokens: Math.max(0, projected.tokens - journaled.tokens),
     runs: Math.max(0, projected.runs - journaled.runs)
   }
@@ -207,8 +182,8 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
       }
       if (Object.values(state.days).some((d) => d.settled.includes(command.reservationId))) return ignore
       const current = { spent: dayIn(state, day).spentUsd, reserved: reservedOn(state, day, command.now) }
-      const refusal = over(
-        state,
+      const refusal = Caps.over(
+        state.scope,
         "maxCostUsdPerDay",
         state.limits?.maxCostUsdPerDay,
         current,
@@ -244,7 +219,7 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
       const after = evolve(state, settled)
       const current = { spent: dayIn(after, day).spentUsd, reserved: 0 }
       const passed = state.limits?.hardFail === false
-        ? over(after, "maxCostUsdPerDay", state.limits.maxCostUsdPerDay, current, 0, " USD")
+        ? Caps.over(after.scope, "maxCostUsdPerDay", state.limits.maxCostUsdPerDay, current, 0, " USD")
         : null
       // settling never fails: the money is spent; a soft cap it passes is alerted
       return enforce(after, day, command.runId, passed, [settled])
@@ -253,16 +228,16 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
       const day = dayOf(command.now)
       const today = dayIn(state, day)
       if (today.counted.includes(command.runId)) return ignore
-      const byRuns = over(
-        state,
+      const byRuns = Caps.over(
+        state.scope,
         "maxRunsPerDay",
         state.limits?.maxRunsPerDay,
         { spent: today.runs, reserved: 0 },
         1,
         " runs"
       )
-      const byCost = over(
-        state,
+      const byCost = Caps.over(
+        state.scope,
         "maxCostUsdPerDay",
         state.limits?.maxCostUsdPerDay,
         { spent: today.spentUsd, reserved: reservedOn(state, day, command.now) },
@@ -356,86 +331,6 @@ export const evolve = (state: State, event: BudgetEvent): State => {
 
 const evolveAll = (state: State, events: ReadonlyArray<BudgetEvent>) => events.reduce(evolve, state)
 
-/** What a run has used so far, for its per-run caps. */
-export interface RunUsage {
-  readonly costUsd: number
-  readonly tokens: number
-  readonly toolCalls: number
-}
-
-/** Nothing used yet: a run before its first call. */
-export const NO_USAGE: RunUsage = { costUsd: 0, tokens: 0, toolCalls: 0 }
-
-/** The per-run cap a model call would break: cost and tokens, against the run's own totals. */
-export const overRun = (scope: string, limits: BudgetLimits, run: RunUsage, quote: Quote): BudgetRefusal | null => {
-  const checks: ReadonlyArray<readonly [string, number | undefined, number, number, string]> = [
-    ["maxCostUsdPerRun", limits.maxCostUsdPerRun, run.costUsd, quote.worstCaseUsd, " USD"],
-    ["maxTokensPerRun", limits.maxTokensPerRun, run.tokens, quote.promptTokens + quote.maxTokens, " tokens"]
-  ]
-  for (const [cap, limit, spent, requested, unit] of checks) {
-    if (limit === undefined || spent + requested <= limit + 1e-12) continue
-    return {
-      scope,
-      cap,
-      limit,
-      spent: round(spent),
-      reserved: 0,
-      requested: round(requested),
-      reason: `${cap} of ${scope} is ${limit}${unit}: the run has used ${
-        round(spent)
-      }${unit} and its next model call may use ${round(requested)}${unit}`
-    }
-  }
-  return null
-}
-
-/** The refusal of `more` tool calls when a run already made `made` of them. */
-export const overToolCalls = (scope: string, limits: BudgetLimits, made: number, more: number): BudgetRefusal | null =>
-  limits.maxToolCallsPerRun === undefined || made + more <= limits.maxToolCallsPerRun
-    ? null
-    : {
-      scope,
-      cap: "maxToolCallsPerRun",
-      limit: limits.maxToolCallsPerRun,
-      spent: made,
-      reserved: 0,
-      requested: more,
-      reason:
-        `maxToolCallsPerRun of ${scope} is ${limits.maxToolCallsPerRun}: the run has made ${made} tool calls and asked for ${more} more`
-    }
-
-/** A per-run check of one scope's caps: the refusal it would give, or null. */
-export type RunCheck = (scope: string, limits: BudgetLimits) => BudgetRefusal | null
-
-/** What the per-run caps of the scopes that apply say: refused by the first hard one, or soft ones alerted. */
-export interface RunVerdict<S> {
-  /** The hard cap that refuses, if any: the call is not made. */
-  readonly refused: BudgetRefusal | null
-  /** Soft caps passed before it (all of them when none refuses): journaled as alerts, the call goes through. */
-  readonly alerts: ReadonlyArray<{ readonly scope: S; readonly refusal: BudgetRefusal }>
-}
-
-/**
- * The hard/soft policy of per-run caps over the budgets that apply (the agent's, then the tenant's): scopes are
- * checked in order, a soft cap passed is alerted, and the first hard cap passed refuses.
- */
-export const perRun = <S>(
-  budgets: ReadonlyArray<{ readonly scope: S; readonly name: string; readonly limits: BudgetLimits }>,
-  check: RunCheck
-): RunVerdict<S> => {
-  const alerts: Array<{ scope: S; refusal: BudgetRefusal }> = []
-  for (const { limits, name, scope } of budgets) {
-    const refusal = check(name, limits)
-    if (refusal === null) continue
-    if (limits.hardFail) return { refused: refusal, alerts }
-    alerts.push({ scope, refusal })
-  }
-  return { refused: null, alerts }
-}
-
-/** The figure a soft cap's alert journals: what the run would have reached. */
-export const alertValue = (refusal: BudgetRefusal) => refusal.spent + refusal.requested
-
 /**
  * The hard cap of this scope that one new run costing `usd` (and `tokens`) would break, if any: its per-run caps,
  * then the day's cost (spent and live reservations) and the day's runs. A soft budget never refuses.
@@ -443,7 +338,7 @@ export const alertValue = (refusal: BudgetRefusal) => refusal.spent + refusal.re
 export const wouldExceed = (state: State, usd: number, tokens: number, now: number): BudgetRefusal | null => {
   const limits = state.limits
   if (limits === null || !limits.hardFail) return null
-  const perRunCap = overRun(state.scope, limits, NO_USAGE, {
+  const perRunCap = Caps.overRun(state.scope, limits, Caps.NO_USAGE, {
     promptTokens: tokens,
     maxTokens: 0,
     worstCaseUsd: usd,
@@ -458,12 +353,14 @@ export const wouldExceed = (state: State, usd: number, tokens: number, now: numb
       scope: state.scope,
       cap: "maxCostUsdPerDay",
       limit: limits.maxCostUsdPerDay,
-      spent: round(today.spentUsd),
-      reserved: round(reserved),
-      requested: round(usd),
+      spent: Caps.round(today.spentUsd),
+      reserved: Caps.round(reserved),
+      requested: Caps.round(usd),
       reason: `maxCostUsdPerDay of ${state.scope} is ${limits.maxCostUsdPerDay} USD: ${
-        round(today.spentUsd)
-      } USD spent and ${round(reserved)} USD reserved today leave no room for a run forecast at ${round(usd)} USD (p90)`
+        Caps.round(today.spentUsd)
+      } USD spent and ${Caps.round(reserved)} USD reserved today leave no room for a run forecast at ${
+        Caps.round(usd)
+      } USD (p90)`
     }
   }
   if (limits.maxRunsPerDay !== undefined && today.runs + 1 > limits.maxRunsPerDay) {
