@@ -1,7 +1,6 @@
 // Consumer against a real nats-server: every message acked, nak'ed or terminated by its handler, bounded
 // concurrency, and in-progress acks keeping long handlers' messages from being redelivered.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { JsMsg } from "@nats-io/jetstream"
 import { RetentionPolicy, StorageType } from "@nats-io/jetstream"
 import { Cause, Duration, Effect, Exit, Fiber, ManagedRuntime, Stream } from "effect"
 import { startServer, type TestServer } from "../tests/support/Bus.ts"
@@ -21,13 +20,8 @@ interface Delivery {
 /** Every delivery a handler saw, by message subject (each test message has its own subject). */
 class Deliveries {
   readonly all: Array<Delivery> = []
-  record(m: JsMsg): Delivery {
-    const d = {
-      subject: m.subject,
-      deliveryCount: m.info.deliveryCount,
-      redelivered: m.info.redelivered,
-      at: Date.now()
-    }
+  record(m: Consumer.Message): Delivery {
+    const d = { subject: m.subject, deliveryCount: m.deliveryCount, redelivered: m.redelivered, at: Date.now() }
     this.all.push(d)
     return d
   }
@@ -328,7 +322,7 @@ describe("Consumer.run (real nats-server)", () => {
     const seen = new Deliveries()
     const consumer = background(
       Consumer.messages(durable(name, { ackWait: "1 second" })).pipe(
-        Stream.runForEach((m) => Effect.sync(() => void seen.record(m))) // never acks, never signals progress
+        Stream.runForEach((m) => Effect.sync(() => void seen.record(Consumer.messageOf(m)))) // never acks, never signals progress
       )
     )
     try {

@@ -28,6 +28,30 @@ export type Decision = Data.TaggedEnum<{
 }>
 export const Decision = Data.taggedEnum<Decision>()
 
+/** A delivered message as a handler sees it: the handler decides, `run` acks, nak's or terminates. */
+export interface Message {
+  readonly subject: string
+  /** Its sequence in the stream. */
+  readonly seq: number
+  /** 1 on the first delivery, counting up with each redelivery. */
+  readonly deliveryCount: number
+  readonly redelivered: boolean
+  /** A header's value, undefined when the message has none (or an empty one). */
+  readonly header: (name: string) => string | undefined
+  /** The payload as UTF-8 text. */
+  readonly text: () => string
+}
+
+/** The handler's view of a JetStream message. */
+export const messageOf = (m: JsMsg): Message => ({
+  subject: m.subject,
+  seq: m.seq,
+  deliveryCount: m.info.deliveryCount,
+  redelivered: m.info.redelivered,
+  header: (name) => m.headers?.get(name) || undefined,
+  text: () => m.string()
+})
+
 const configOf = (d: Durable): Partial<ConsumerConfig> => ({
   durable_name: d.durable,
   ack_policy: d.ackPolicy === "all" ? AckPolicy.All : AckPolicy.Explicit,
@@ -106,7 +130,7 @@ export const messages = (d: Durable, batch = 256): Stream.Stream<JsMsg, BusUnava
 export const run = <E, R>(
   d: Durable,
   concurrency: number,
-  handler: (m: JsMsg) => Effect.Effect<Decision, E, R>
+  handler: (m: Message) => Effect.Effect<Decision, E, R>
 ): Effect.Effect<void, BusUnavailable, R | Nats> =>
   Effect.gen(function*() {
     const held = new Set<JsMsg>()
@@ -118,7 +142,7 @@ export const run = <E, R>(
       Stream.tap((m) => Effect.sync(() => held.add(m))),
       Stream.mapEffect(
         (m) =>
-          handler(m).pipe(
+          handler(messageOf(m)).pipe(
             Effect.catchCause((cause) =>
               Cause.hasInterruptsOnly(cause)
                 ? Effect.failCause(cause)

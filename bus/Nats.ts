@@ -1,6 +1,7 @@
 // The NATS connection as an Effect service: an external server when NATS_URL is set, otherwise an embedded
 // nats-server child process with its store under LANTERN_HOME (default `.lantern/`).
 import { join, resolve } from "node:path"
+import { headers, type MsgHdrs } from "@nats-io/nats-core"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { Config, Context, Effect, Layer, Option } from "effect"
@@ -89,3 +90,10 @@ export class Nats extends Context.Service<Nats, Connection>()("lantern/bus/Nats"
  */
 export const unavailable = (operation: string) => (e: unknown) =>
   new BusUnavailable({ operation, reason: e instanceof Error ? e.message : String(e) })
+
+/** Message headers to publish with, from names and values; a null value leaves its header out. */
+export const headersOf = (entries: Readonly<Record<string, string | null>>): MsgHdrs => {
+  const h = headers()
+  for (const [name, value] of Object.entries(entries)) if (value !== null) h.set(name, value)
+  return h
+}

@@ -2,9 +2,7 @@
 // one transaction together with the stream sequence it reached, so redelivery and replay converge. An event
 // that cannot be decoded or stored becomes a dead letter instead of stopping the projection (ADR 0022).
 import { Cause, Clock, Data, Effect, Layer, Schedule, Stream } from "effect"
-import { DeliverPolicy, type JetStreamManager, type JsMsg } from "@nats-io/jetstream"
-import { errors } from "@nats-io/nats-core"
-import { Nats, unavailable } from "../bus/Nats.ts"
+import type { Nats } from "../bus/Nats.ts"
 import * as Ordered from "../bus/Ordered.ts"
 import * as Topology from "../bus/Topology.ts"
 import * as Envelope from "../schema/Envelope.ts"
@@ -178,7 +176,7 @@ export class CheckpointWentBack extends Data.TaggedError("CheckpointWentBack")<{
 const backoff = Schedule.min([Schedule.exponential("100 millis", 2), Schedule.spaced("5 seconds")])
 
 /** A message as an item to apply: its event, or why it cannot be decoded (and its `type` if that much is readable). */
-const decodeItem = (m: Message): Effect.Effect<DeadLetters.Item> =>
+const decodeItem = (m: Ordered.Message): Effect.Effect<DeadLetters.Item> =>
   Envelope.decode(m.subject, m.seq, m.string()).pipe(
     Effect.catch((error) =>
       Effect.sync((): DeadLetters.Undecodable => {
@@ -200,7 +198,7 @@ const decodeItem = (m: Message): Effect.Effect<DeadLetters.Item> =>
  * while the database is unavailable (nothing later is read meanwhile). Dead letters are logged and counted
  * once committed.
  */
-const handleBatch = (projector: Name, messages: ReadonlyArray<Message>, reader: { committed: number }) =>
+const handleBatch = (projector: Name, messages: ReadonlyArray<Ordered.Message>, reader: { committed: number }) =>
   Effect.gen(function*() {
     const { stream } = definitions[projector]
     const items = yield* Effect.forEach(messages, decodeItem)
@@ -216,64 +214,26 @@ const handleBatch = (projector: Name, messages: ReadonlyArray<Message>, reader: 
     yield* DeadLetters.report(applied.deadLetters)
   })
 
-/** A stored event as the projector reads it: delivered by its consumer, or got from the stream leader. */
-type Message = Pick<JsMsg, "subject" | "seq" | "string">
-
-/** The stream's messages from `from` to its last one now, one get each through the stream leader (no consumer). */
-const throughLeader = (jsm: JetStreamManager, stream: string, from: number): AsyncIterable<Message> => ({
-  async *[Symbol.asyncIterator]() {
-    const last = (await jsm.streams.info(stream)).state.last_seq
-    for (let seq = from; seq <= last; seq++) {
-      const m = await jsm.streams.getMessage(stream, { seq })
-      if (m !== null) yield m
-    }
-  }
-})
-
 /**
  * The projector's events from the database's checkpoint on, in stream order. An ordered consumer (ephemeral,
  * recreated by the client on any gap) is used instead of a durable one: the checkpoint committed with the
  * rows is the only position, so rows lost with the database (an embedded database killed before its writes
  * reached disk, a restore from backup) are projected again once the reader subscribes again, and a redelivery can never arrive after
  * later events and be skipped. A database that comes back behind what this reader committed is caught by
- * the checkpoint check in `apply` and read again from its own checkpoint.
+ * the checkpoint check in `apply` and read again from its own checkpoint. The stream stops on missed heartbeats
+ * or a reconnect, or after catching up through the stream leader when no consumer could be created in time: the
+ * retry in `consume` subscribes again from the checkpoint, so the projections keep up however many tries the
+ * consumer takes.
  */
-const fromCheckpoint = (projector: Name): Stream.Stream<Message, DatabaseUnavailable | BusUnavailable, Sql | Nats> =>
+const fromCheckpoint = (
+  projector: Name
+): Stream.Stream<Ordered.Message, DatabaseUnavailable | BusUnavailable, Sql | Nats> =>
   Stream.unwrap(
     Effect.gen(function*() {
-      const { nc, jsm } = yield* Nats
       const { stream } = definitions[projector]
       const reached = yield* checkpoint(projector, stream)
       yield* Effect.logInfo(`${projector}: reading ${stream} from #${reached + 1}`)
-      const messages = yield* Effect.tryPromise({
-        // stops on missed heartbeats or a reconnect: the retry below subscribes again from the checkpoint
-        try: () =>
-          Ordered.consume(
-            nc,
-            stream,
-            reached === 0
-              ? { deliver_policy: DeliverPolicy.All }
-              : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: reached + 1 },
-            BATCH_SIZE
-          )
-            .catch((e: unknown) => e instanceof errors.TimeoutError ? null : Promise.reject(e)),
-        catch: unavailable(`consume ${stream} for ${projector}`)
-      })
-      if (messages === null) {
-        // No consumer in time: while a node is down, nats-server 2.9 places a share of new consumers on it
-        // (Ordered.CREATE_TIMEOUT_MS). Catch up through the stream leader, which needs no consumer, then
-        // subscribe again: the projections keep up however many tries the consumer takes.
-        yield* Effect.logWarning(
-          `${projector}: no consumer on ${stream} in time; catching up through the stream leader`
-        )
-        return Stream.fromAsyncIterable(
-          throughLeader(jsm, stream, reached + 1),
-          unavailable(`catch up on ${stream} for ${projector}`)
-        )
-      }
-      return Stream.fromAsyncIterable(messages, unavailable(`consume ${stream} for ${projector}`)).pipe(
-        Stream.ensuring(Effect.promise(() => messages.close().then(() => undefined, () => undefined)))
-      )
+      return Ordered.fromSeq(stream, reached + 1, BATCH_SIZE, projector)
     })
   )
 

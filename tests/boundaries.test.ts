@@ -1,7 +1,8 @@
 // The architecture's import rules, enforced by the build (tests/support/Boundaries.ts): schema/ imports nothing
 // of ours, bus/ knows no actor or read model, actors/ never reach the edge or the database, projections/ never
-// reach an actor, harness/ and ui/ see only schema/, bench/ and scripts/ import no test file, and no two files or
-// modules import each other round a cycle. The checker is shown to catch a deliberate forbidden import.
+// reach an actor, only bus/ imports the NATS client (@nats-io), harness/ and ui/ see only schema/, bench/ and
+// scripts/ import no test file, and no two files or modules import each other round a cycle. The checker is shown
+// to catch a deliberate forbidden import.
 import { resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import * as Boundaries from "./support/Boundaries.ts"
@@ -24,6 +25,8 @@ describe("import boundaries", () => {
   it("reads the whole tree", () => {
     expect(graph.size).toBeGreaterThan(150)
     expect(graph.get("edge/Stack.ts")).toContain("projections/Projector.ts")
+    expect(graph.get("bus/Nats.ts")).toContain("npm:@nats-io/transport-node")
+    expect(graph.get("bus/Nats.ts")).toContain("node:path")
   })
 
   it("no file breaks a rule", () => {
@@ -41,7 +44,10 @@ describe("import boundaries", () => {
       ...graph,
       ["actors/run/Sneaky.ts", ["projections/Queries.ts", "edge/Http.ts"]],
       ["schema/Leaky.ts", ["bus/Journal.ts"]],
-      ["bench/Peek.ts", ["tests/e2e.test.ts"]],
+      ["bench/Peek.ts", ["tests/e2e.test.ts", "npm:@nats-io/jetstream"]],
+      ["projections/Raw.ts", ["npm:@nats-io/jetstream", "npm:effect"]],
+      ["edge/Raw.ts", ["npm:@nats-io/kv"]],
+      ["actors/run/Raw.test.ts", ["npm:@nats-io/jetstream"]],
       ["actors/model/Loop.ts", ["actors/run/Loop.ts"]],
       ["actors/run/Loop.ts", ["actors/model/Loop.ts"]]
     ])
@@ -49,7 +55,9 @@ describe("import boundaries", () => {
       "actors/run/Sneaky.ts -> projections/Queries.ts",
       "actors/run/Sneaky.ts -> edge/Http.ts",
       "schema/Leaky.ts -> bus/Journal.ts",
-      "bench/Peek.ts -> tests/e2e.test.ts"
+      "bench/Peek.ts -> tests/e2e.test.ts",
+      "projections/Raw.ts -> npm:@nats-io/jetstream",
+      "edge/Raw.ts -> npm:@nats-io/kv"
     ])
     expect(Boundaries.cycles(bad)).toContainEqual(["actors/model/Loop.ts", "actors/run/Loop.ts"])
     const modules = Boundaries.cycles(Boundaries.folders(bad))

@@ -4,7 +4,6 @@
 // executed again; a step whose host died runs again under the same attempt and idempotency key. Losing the
 // lease stops the drive.
 import { Config, Context, Deferred, Duration, Effect, Fiber, Layer, Result, Schedule } from "effect"
-import type { JsMsg } from "@nats-io/jetstream"
 import * as Consumer from "../../bus/Consumer.ts"
 import { type Lease, LeaseLost, Leases } from "../../bus/Leases.ts"
 import { Nats } from "../../bus/Nats.ts"
@@ -135,11 +134,11 @@ export const durable = (settings: Settings): Consumer.Durable => ({
   ackPolicy: "explicit"
 })
 
-const handle = (driver: Driver["Service"]) => (m: JsMsg) => {
+const handle = (driver: Driver["Service"]) => (m: Consumer.Message) => {
   const [, , , tenant, runId] = m.subject.split(".")
   if (tenant === undefined || runId === undefined)
     return Effect.succeed(Consumer.Decision.Term({ reason: "bad subject" }))
-  const parent = Actor.parentSpan(m.headers?.get("traceparent") || undefined)
+  const parent = Actor.parentSpan(m.header("traceparent"))
   return driver.drive(tenant, runId).pipe(
     parent === null ? (e) => e : Effect.withParentSpan(parent),
     // another host drives the run: look again shortly, in case it parks it before seeing why we were woken

@@ -2,12 +2,11 @@
 // hand it to the drivers through the work queue, start child runs for tool calls, decide approvals, cancel a
 // run (and its children), and read it from its journal.
 import { createHash } from "node:crypto"
-import { headers } from "@nats-io/nats-core"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import { checkSizes, Journal } from "../../bus/Journal.ts"
 import * as Kv from "../../bus/Kv.ts"
 import { keyOf as leaseKeyOf, Leases } from "../../bus/Leases.ts"
-import { Nats, unavailable } from "../../bus/Nats.ts"
+import { headersOf, Nats, unavailable } from "../../bus/Nats.ts"
 import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS } from "../../bus/Topology.ts"
 import type { ApprovalRequest, CreateRunRequest, RunResponse } from "../../schema/Api.ts"
 import * as Canonical from "../../schema/Canonical.ts"
@@ -182,14 +181,11 @@ export class Runs extends Context.Service<Runs, {
         Effect.gen(function*() {
           const parent = yield* Actor.traceparent
           yield* Effect.tryPromise({
-            try: () => {
-              const h = headers()
-              if (parent !== null) h.set("traceparent", parent)
-              return js.publish(workSubject(tenant, runId), JSON.stringify({ tenant, runId }), {
+            try: () =>
+              js.publish(workSubject(tenant, runId), JSON.stringify({ tenant, runId }), {
                 msgID: dedupe ?? `drive:${runId}`,
-                headers: h
-              })
-            },
+                headers: headersOf({ traceparent: parent })
+              }),
             catch: unavailable(`enqueue ${runId}`)
           })
         })

@@ -1,10 +1,13 @@
 // The architecture's import rules (DESIGN.md §2), checked over the source tree by tests/boundaries.test.ts:
-// each module's relative imports are read as text, and a forbidden edge or a cycle is reported with the file
-// and the import that breaks it.
+// each module's imports are read as text, and a forbidden edge or a cycle is reported with the file and the
+// import that breaks it.
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
 
-/** A file's imports of our own code, as paths relative to the root. */
+/**
+ * A file's imports: of our own code as paths relative to the root, of packages as `npm:<specifier>` (Node's
+ * built-ins keep their `node:` prefix).
+ */
 export type Graph = ReadonlyMap<string, ReadonlyArray<string>>
 
 export interface Rule {
@@ -25,9 +28,16 @@ const top = (file: string) => file.split("/")[0]!
 const isTest = (file: string) => file.endsWith(".test.ts") || file.startsWith("tests/")
 const under = (...folders: ReadonlyArray<string>) => (file: string) => folders.includes(top(file))
 const production = (...folders: ReadonlyArray<string>) => (file: string) => under(...folders)(file) && !isTest(file)
+/** Whether an import is of a package (`npm:…`, `node:…`) rather than of our own code. */
+export const isPackage = (target: string) => target.includes(":")
+const nats = (target: string) => target.startsWith("npm:@nats-io/")
 
 export const RULES: ReadonlyArray<Rule> = [
-  { name: "schema/ imports nothing of ours but schema/", from: production("schema"), allows: under("schema") },
+  {
+    name: "schema/ imports nothing of ours but schema/",
+    from: production("schema"),
+    allows: (t) => isPackage(t) || under("schema")(t)
+  },
   {
     name: "bus/ knows no actor, read model or edge",
     from: production("bus"),
@@ -44,9 +54,14 @@ export const RULES: ReadonlyArray<Rule> = [
     allows: (t) => !under("actors", "edge", "tests")(t)
   },
   {
+    name: "only bus/ speaks NATS: actors/, projections/, edge/ and schema/ import no @nats-io package",
+    from: production("actors", "projections", "edge", "schema"),
+    allows: (t) => !nats(t)
+  },
+  {
     name: "harness/ and ui/ import only schema/",
     from: under("harness", "ui"),
-    allows: under("schema", "harness", "ui")
+    allows: (t) => isPackage(t) || under("schema", "harness", "ui")(t)
   },
   {
     name: "bench/ and scripts/ import no test file",
@@ -71,8 +86,9 @@ export const read = (root: string, folders: ReadonlyArray<string>): Graph => {
         const text = readFileSync(path, "utf8")
         const targets = [...text.matchAll(IMPORT)]
           .map((m) => m[1] ?? m[2] ?? m[3]!)
-          .filter((s) => s.startsWith("."))
-          .map((s) => relative(root, resolve(dirname(path), s)))
+          .map((s) =>
+            s.startsWith(".") ? relative(root, resolve(dirname(path), s)) : s.startsWith("node:") ? s : `npm:${s}`
+          )
         graph.set(relative(root, path), [...new Set(targets)])
       }
     }
@@ -140,7 +156,7 @@ export const folders = (
     if (isTest(file)) continue
     const from = of(file)
     const set = out.get(from) ?? new Set<string>()
-    for (const t of targets) if (!isTest(t) && of(t) !== from) set.add(of(t))
+    for (const t of targets) if (!isTest(t) && !isPackage(t) && of(t) !== from) set.add(of(t))
     out.set(from, set)
   }
   return new Map([...out].map(([k, v]) => [k, [...v]]))
