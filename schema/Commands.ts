@@ -1,7 +1,8 @@
 // Commands: what callers ask actors to do. A command may be refused; only the events it produces are stored.
 import { Schema } from "effect"
 import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
-import { ErrorInfo, Route, RunIdentity, StepRequest, StepResult } from "./Events.ts"
+import { RunIdentity, StepRequest } from "./Events.ts"
+import { ErrorInfo, StepCompletion, StepFailure } from "./StepOutcome.ts"
 
 // ---- agent ----
 export const CreateAgent = Schema.TaggedStruct("CreateAgent", {
@@ -41,22 +42,12 @@ export const StartStep = Schema.TaggedStruct("StartStep", {
 export const CompleteStep = Schema.TaggedStruct("CompleteStep", {
   stepId: Schema.String,
   attempt: Schema.Int,
-  result: StepResult,
-  tokensIn: Schema.Int,
-  tokensOut: Schema.Int,
-  costUsd: Schema.Number,
-  durationMs: Schema.Number,
-  cachedTokensIn: Schema.optionalKey(Schema.Int),
-  reasoningTokens: Schema.optionalKey(Schema.Int),
-  route: Schema.optionalKey(Route)
+  ...StepCompletion.fields
 })
 export const FailStep = Schema.TaggedStruct("FailStep", {
   stepId: Schema.String,
   attempt: Schema.Int,
-  error: ErrorInfo,
-  retryable: Schema.Boolean,
-  retryAt: Schema.optionalKey(Schema.Number),
-  route: Schema.optionalKey(Route)
+  ...StepFailure.fields
 })
 /** A human's answer to a tool call waiting for approval. */
 export const DecideApproval = Schema.TaggedStruct("DecideApproval", {

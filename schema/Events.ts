@@ -3,70 +3,21 @@
 import { Schema } from "effect"
 import { ResolvedSpec } from "./AgentSpec.ts"
 import { BudgetLimits } from "./Budget.ts"
+import { ErrorInfo, StepCompletion, StepFailure, ToolCall } from "./StepOutcome.ts"
 
-/** Why a budget refused a reservation or a run: the cap, what it allows, and what was already spent and held. */
-export const BudgetRefusal = Schema.Struct({
-  /** `tenant` or `agent:<name>`. */
-  scope: Schema.String,
-  /** The cap's field name in the budget body, e.g. `maxCostUsdPerDay`. */
-  cap: Schema.String,
-  limit: Schema.Number,
-  spent: Schema.Number,
-  reserved: Schema.Number,
-  /** What this call or run would have added. */
-  requested: Schema.Number,
-  reason: Schema.String
-})
-export type BudgetRefusal = typeof BudgetRefusal.Type
-
-export const ErrorInfo = Schema.Struct({
-  code: Schema.String,
-  message: Schema.String,
-  /** Set when a budget's hard cap stopped the step (code `budget_exceeded`). */
-  budget: Schema.optionalKey(BudgetRefusal)
-})
-export type ErrorInfo = typeof ErrorInfo.Type
-
-/** One candidate model the router tried that did not answer. */
-export const RouteAttempt = Schema.Struct({
-  provider: Schema.String,
-  model: Schema.String,
-  /** `rate_limited`, `provider_unavailable`, `timeout`, `provider_error` or `circuit_open`. */
-  code: Schema.String,
-  message: Schema.String,
-  durationMs: Schema.Number
-})
-export type RouteAttempt = typeof RouteAttempt.Type
-
-/** How the router answered a model step: the alias asked for, the model that answered and why, what failed first. */
-export const Route = Schema.Struct({
-  alias: Schema.String,
-  strategy: Schema.String,
-  /** `provider/model` that answered; null when every candidate failed. */
-  chosen: Schema.NullOr(Schema.String),
-  reason: Schema.String,
-  /** True when the answer came from the exact-match response cache (no provider call, no cost). */
-  cached: Schema.Boolean,
-  attempts: Schema.Array(RouteAttempt)
-})
-export type Route = typeof Route.Type
-
-export const ToolCall = Schema.Struct({
-  id: Schema.String,
-  name: Schema.String,
-  arguments: Schema.Unknown
-})
-export type ToolCall = typeof ToolCall.Type
-
-/** What a model answered: text and/or tool calls. */
-export const ModelAnswer = Schema.Struct({
-  content: Schema.NullOr(Schema.String),
-  toolCalls: Schema.Array(ToolCall),
-  finishReason: Schema.String,
-  provider: Schema.String,
-  model: Schema.String
-})
-export type ModelAnswer = typeof ModelAnswer.Type
+// the parts of a step's outcome, where they have always been imported from
+export {
+  ApprovalStepResult,
+  BudgetRefusal,
+  ErrorInfo,
+  ModelAnswer,
+  ModelStepResult,
+  Route,
+  RouteAttempt,
+  StepResult,
+  ToolCall,
+  ToolStepResult
+} from "./StepOutcome.ts"
 
 // ---- agent ----
 export const AgentCreated = Schema.TaggedStruct("AgentCreated", {
@@ -142,41 +93,16 @@ export const StepStarted = Schema.TaggedStruct("StepStarted", {
   wakeAt: Schema.optionalKey(Schema.Number)
 })
 
-export const ModelStepResult = Schema.TaggedStruct("model", { answer: ModelAnswer })
-export const ToolStepResult = Schema.TaggedStruct("tool", { callId: Schema.String, output: Schema.String })
-export const ApprovalStepResult = Schema.TaggedStruct("approval", {
-  approved: Schema.Boolean,
-  by: Schema.String,
-  reason: Schema.String
-})
-export const StepResult = Schema.Union([ModelStepResult, ToolStepResult, ApprovalStepResult])
-export type StepResult = typeof StepResult.Type
-
 export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
   stepId: Schema.String,
   attempt: Schema.Int,
-  result: StepResult,
-  tokensIn: Schema.Int,
-  tokensOut: Schema.Int,
-  costUsd: Schema.Number,
-  durationMs: Schema.Number,
-  /** Of `tokensIn`, prompt tokens read from the provider's cache. */
-  cachedTokensIn: Schema.optionalKey(Schema.Int),
-  /** Of `tokensOut`, hidden reasoning tokens. */
-  reasoningTokens: Schema.optionalKey(Schema.Int),
-  /** The router's choice for a model step. */
-  route: Schema.optionalKey(Route)
+  ...StepCompletion.fields
 })
 
 export const StepFailed = Schema.TaggedStruct("StepFailed", {
   stepId: Schema.String,
   attempt: Schema.Int,
-  error: ErrorInfo,
-  retryable: Schema.Boolean,
-  /** Epoch ms before which the next attempt must not start (the retry policy's backoff, jitter included). */
-  retryAt: Schema.optionalKey(Schema.Number),
-  /** The router's failed candidates for a model step. */
-  route: Schema.optionalKey(Route)
+  ...StepFailure.fields
 })
 
 export const RunSucceeded = Schema.TaggedStruct("RunSucceeded", { output: Schema.Unknown })

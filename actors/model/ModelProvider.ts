@@ -7,7 +7,7 @@ import type { Redacted } from "effect"
 import type { Effect } from "effect"
 import type { ToolSpec } from "../../schema/AgentSpec.ts"
 import type { ProviderError } from "../../schema/Errors.ts"
-import type { ModelAnswer, Route } from "../../schema/Events.ts"
+import type { ModelAnswer, Route, Usage } from "../../schema/StepOutcome.ts"
 import type { Message } from "../../schema/Message.ts"
 
 export interface Request {
@@ -32,17 +32,9 @@ export interface Request {
 
 export type Strategy = "balanced" | "cheap" | "best" | "fast"
 
-export interface Response {
+/** A model's answer and what the call used (tokens and cost, as a step journals them). */
+export interface Response extends Usage {
   readonly answer: ModelAnswer
-  /** Every prompt token, cached ones included. */
-  readonly tokensIn: number
-  /** Every output token, reasoning ones included. */
-  readonly tokensOut: number
-  readonly costUsd: number
-  /** Of `tokensIn`, those read from the provider's prompt cache. */
-  readonly cachedTokensIn?: number
-  /** Of `tokensOut`, those spent on hidden reasoning. */
-  readonly reasoningTokens?: number
   /** How the router chose the model that answered; absent for a provider called directly. */
   readonly route?: Route
 }

@@ -5,7 +5,9 @@
 import { policyOf } from "../../schema/AgentSpec.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
 import type { ProviderError, ProviderErrorKind } from "../../schema/Errors.ts"
-import type { BudgetRefusal, ErrorInfo, Route, StepRequest, StepResult, ToolCall } from "../../schema/Events.ts"
+import type { StepRequest } from "../../schema/Events.ts"
+import type * as StepOutcome from "../../schema/StepOutcome.ts"
+import type { BudgetRefusal, ErrorInfo, Route, ToolCall } from "../../schema/StepOutcome.ts"
 import { type Parent, type State, type Step, stepOf } from "./Decider.ts"
 import { backoffMs, MAX_RUN_DEPTH, next, shouldRetry } from "./Plan.ts"
 
@@ -24,20 +26,10 @@ type CompleteStep = Extract<RunCommand, { readonly _tag: "CompleteStep" }>
 type FailStep = Extract<RunCommand, { readonly _tag: "FailStep" }>
 
 /** What a model or tool call produced, to be journaled with its step's completion. */
-export interface Performed {
-  readonly result: StepResult
-  readonly tokensIn: number
-  readonly tokensOut: number
-  readonly costUsd: number
-  readonly cachedTokensIn?: number
-  readonly reasoningTokens?: number
-  readonly route?: Route
-}
+export type Performed = StepOutcome.Performed
 
 /** Why a model or tool call gave no result. */
-export interface Failure {
-  readonly error: ErrorInfo
-  readonly route?: Route
+export interface Failure extends Pick<StepOutcome.StepFailure, "error" | "route"> {
   /** The least wait before another attempt, as the provider asked (`Retry-After`) or its breaker needs. */
   readonly retryAfterMs?: number
 }

@@ -46,15 +46,8 @@ export const make = Effect.gen(function*() {
           ...(apiKeys === null ? {} : { apiKeys })
         })
       ),
-      Effect.map((r): Performed => ({
-        result: { _tag: "model" as const, answer: r.answer },
-        tokensIn: r.tokensIn,
-        tokensOut: r.tokensOut,
-        costUsd: r.costUsd,
-        ...(r.cachedTokensIn === undefined ? {} : { cachedTokensIn: r.cachedTokensIn }),
-        ...(r.reasoningTokens === undefined ? {} : { reasoningTokens: r.reasoningTokens }),
-        ...(r.route === undefined ? {} : { route: r.route })
-      })),
+      // the provider's usage and route are the step's own (schema/StepOutcome.ts): only the answer is wrapped
+      Effect.map(({ answer, ...used }): Performed => ({ result: { _tag: "model", answer }, ...used })),
       Effect.mapError((e): Failure =>
         e._tag === "ProviderError"
           ? {
