@@ -1,5 +1,6 @@
 // Run tokens without a bus: a minted token verifies under its run's public key, and each way a token can be
-// wrong (shape, signature, time, audience, key, another run's key) fails with its own reason.
+// wrong (shape, signature, time, audience, key, another run's key) fails with its own reason, the same from
+// jose's verifier (`check`) and its synchronous twin (`verify`).
 import { randomBytes } from "node:crypto"
 import sodium from "libsodium-wrappers"
 import { Effect } from "effect"
@@ -35,28 +36,43 @@ const claimsOf = (over: Partial<Identity.Claims> = {}): Identity.Claims => ({
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
 
+const sign = (secretKey: Uint8Array, keyId: string, claims: Identity.Claims) =>
+  Effect.runPromise(Identity.sign(secretKey, keyId, claims))
+
+/** The verdict on `token`, after checking that both verifiers give it. */
+const verdict = async (
+  token: string,
+  identity: { publicKey: string; keyId: string },
+  now: number,
+  audience?: string
+) => {
+  const sync = Identity.verify(token, identity, now, audience)
+  expect(await Effect.runPromise(Identity.check(token, identity, now, audience)), token).toEqual(sync)
+  return sync
+}
+
 describe("Identity tokens", () => {
-  it("round-trips: a minted token verifies under its run's key, with its claims", () => {
+  it("round-trips: a minted token verifies under its run's key, with its claims", async () => {
     const { secretKey, identity } = keyPair()
-    const token = Identity.sign(secretKey, identity.keyId, claimsOf())
+    const token = await sign(secretKey, identity.keyId, claimsOf())
     const [header] = token.split(".")
     expect(JSON.parse(Buffer.from(header!, "base64url").toString())).toEqual({
       alg: "EdDSA",
       typ: "JWT",
       kid: identity.keyId
     })
-    expect(Identity.verify(token, identity, NOW, "https://tools.example.com")).toEqual({
+    expect(await verdict(token, identity, NOW, "https://tools.example.com")).toEqual({
       valid: true,
       claims: claimsOf()
     })
     // no audience asked: any audience is accepted
-    expect(Identity.verify(token, identity, NOW).valid).toBe(true)
+    expect((await verdict(token, identity, NOW)).valid).toBe(true)
     expect(Identity.parseSubject(claimsOf().sub)).toEqual({ tenant: "acme", runId: "run_01jabcdefghjkmnpqrstvwxyz0" })
   })
 
-  it("refuses malformed tokens", () => {
+  it("refuses malformed tokens", async () => {
     const { secretKey, identity } = keyPair()
-    const token = Identity.sign(secretKey, identity.keyId, claimsOf())
+    const token = await sign(secretKey, identity.keyId, claimsOf())
     const [h, p, s] = token.split(".")
     for (
       const bad of [
@@ -69,58 +85,58 @@ describe("Identity tokens", () => {
         `${h}.${b64({ ...claimsOf(), exp: "later" })}.${s}`,
         `${h}.${b64([1, 2])}.${s}`
       ]
-    ) expect(Identity.verify(bad, identity, NOW), bad).toMatchObject({ valid: false, reason: "malformed" })
+    ) expect(await verdict(bad, identity, NOW), bad).toMatchObject({ valid: false, reason: "malformed" })
   })
 
-  it("refuses an altered token: bad signature", () => {
+  it("refuses an altered token: bad signature", async () => {
     const { secretKey, identity } = keyPair()
-    const [h, , s] = Identity.sign(secretKey, identity.keyId, claimsOf()).split(".")
+    const [h, , s] = (await sign(secretKey, identity.keyId, claimsOf())).split(".")
     const forged = `${h}.${b64(claimsOf({ aud: "https://evil.example.com" }))}.${s}`
-    expect(Identity.verify(forged, identity, NOW)).toMatchObject({ valid: false, reason: "bad signature" })
+    expect(await verdict(forged, identity, NOW)).toMatchObject({ valid: false, reason: "bad signature" })
     const flipped = `${h}.${b64(claimsOf())}.${s!.slice(0, 10)}${s![10] === "A" ? "B" : "A"}${s!.slice(11)}`
-    expect(Identity.verify(flipped, identity, NOW)).toMatchObject({ valid: false, reason: "bad signature" })
+    expect(await verdict(flipped, identity, NOW)).toMatchObject({ valid: false, reason: "bad signature" })
     // another spelling of the same signature bytes (non-zero unused bits) is not accepted either
     const last = s!.at(-1)!
     const respelled = `${h}.${b64(claimsOf())}.${s!.slice(0, -1)}${String.fromCharCode(last.charCodeAt(0) ^ 1)}`
-    expect(Identity.verify(respelled, identity, NOW).valid).toBe(false)
+    expect((await verdict(respelled, identity, NOW)).valid).toBe(false)
   })
 
-  it("refuses an expired token and one issued in the future", () => {
+  it("refuses an expired token and one issued in the future", async () => {
     const { secretKey, identity } = keyPair()
-    const token = Identity.sign(secretKey, identity.keyId, claimsOf())
-    expect(Identity.verify(token, identity, NOW + 300_000)).toMatchObject({ valid: false, reason: "expired" })
-    expect(Identity.verify(token, identity, NOW + 299_000).valid).toBe(true)
-    const early = Identity.sign(secretKey, identity.keyId, claimsOf({ iat: nowS + 600, exp: nowS + 900 }))
-    expect(Identity.verify(early, identity, NOW)).toMatchObject({ valid: false, reason: "not yet valid" })
+    const token = await sign(secretKey, identity.keyId, claimsOf())
+    expect(await verdict(token, identity, NOW + 300_000)).toMatchObject({ valid: false, reason: "expired" })
+    expect((await verdict(token, identity, NOW + 299_000)).valid).toBe(true)
+    const early = await sign(secretKey, identity.keyId, claimsOf({ iat: nowS + 600, exp: nowS + 900 }))
+    expect(await verdict(early, identity, NOW)).toMatchObject({ valid: false, reason: "not yet valid" })
     // within the clock-skew leeway it is accepted
-    const skewed = Identity.sign(secretKey, identity.keyId, claimsOf({ iat: nowS + Identity.LEEWAY_SECONDS }))
-    expect(Identity.verify(skewed, identity, NOW).valid).toBe(true)
+    const skewed = await sign(secretKey, identity.keyId, claimsOf({ iat: nowS + Identity.LEEWAY_SECONDS }))
+    expect((await verdict(skewed, identity, NOW)).valid).toBe(true)
   })
 
-  it("refuses a token for another audience", () => {
+  it("refuses a token for another audience", async () => {
     const { secretKey, identity } = keyPair()
-    const token = Identity.sign(secretKey, identity.keyId, claimsOf())
-    expect(Identity.verify(token, identity, NOW, "https://other.example.com")).toMatchObject({
+    const token = await sign(secretKey, identity.keyId, claimsOf())
+    expect(await verdict(token, identity, NOW, "https://other.example.com")).toMatchObject({
       valid: false,
       reason: "wrong audience"
     })
   })
 
-  it("refuses a token of another issuer", () => {
+  it("refuses a token of another issuer", async () => {
     const { secretKey, identity } = keyPair()
-    const token = Identity.sign(secretKey, identity.keyId, claimsOf({ iss: "someone-else" }))
-    expect(Identity.verify(token, identity, NOW)).toMatchObject({ valid: false, reason: "wrong issuer" })
+    const token = await sign(secretKey, identity.keyId, claimsOf({ iss: "someone-else" }))
+    expect(await verdict(token, identity, NOW)).toMatchObject({ valid: false, reason: "wrong issuer" })
   })
 
-  it("refuses a token signed by another run's key", () => {
+  it("refuses a token signed by another run's key", async () => {
     const mine = keyPair()
     const theirs = keyPair()
     // their kid: the kid does not name my key
-    const own = Identity.sign(theirs.secretKey, theirs.identity.keyId, claimsOf())
-    expect(Identity.verify(own, mine.identity, NOW)).toMatchObject({ valid: false, reason: "kid mismatch" })
+    const own = await sign(theirs.secretKey, theirs.identity.keyId, claimsOf())
+    expect(await verdict(own, mine.identity, NOW)).toMatchObject({ valid: false, reason: "kid mismatch" })
     // my kid, their signature: the signature does not verify under my key
-    const posing = Identity.sign(theirs.secretKey, mine.identity.keyId, claimsOf())
-    expect(Identity.verify(posing, mine.identity, NOW)).toMatchObject({ valid: false, reason: "bad signature" })
+    const posing = await sign(theirs.secretKey, mine.identity.keyId, claimsOf())
+    expect(await verdict(posing, mine.identity, NOW)).toMatchObject({ valid: false, reason: "bad signature" })
   })
 })
 
@@ -134,8 +150,8 @@ describe("Identity keys at rest", () => {
     expect(stored.publicKey).toBe(identity.publicKey)
     const opened = await run(Identity.open(kek, "acme", "run_a", stored))
     expect(opened._tag).toBe("Success")
-    const token = Identity.sign((opened as { success: Uint8Array }).success, stored.keyId, claimsOf())
-    expect(Identity.verify(token, identity, NOW).valid).toBe(true)
+    const token = await sign((opened as { success: Uint8Array }).success, stored.keyId, claimsOf())
+    expect((await verdict(token, identity, NOW)).valid).toBe(true)
     const moved = await run(Identity.open(kek, "acme", "run_b", stored))
     expect(moved).toMatchObject({ _tag: "Failure", failure: { _tag: "IdentityUnavailable" } })
     const otherKek = await run(Identity.open(new Uint8Array(randomBytes(32)), "acme", "run_a", stored))

@@ -1,6 +1,7 @@
 // Run identity: every run's own Ed25519 key pair, minted at start, its secret half sealed under the KEK in the
 // `lantern-run-identities` bucket, its public half journaled on RunStarted; and the EdDSA JWTs a run presents.
-import { randomBytes } from "node:crypto"
+import { createPrivateKey, createPublicKey, type KeyObject, randomBytes } from "node:crypto"
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT } from "jose"
 import sodium from "libsodium-wrappers"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import * as Kv from "../../bus/Kv.ts"
@@ -38,15 +39,25 @@ export const parseSubject = (sub: string): { readonly tenant: string; readonly r
   return m === null ? null : { tenant: m[1]!, runId: m[2]! }
 }
 
-const encodeJson = (value: unknown) => Buffer.from(JSON.stringify(value), "utf8").toString("base64url")
+/** The private key of a libsodium Ed25519 secret key (its 32-byte seed, then its public key). */
+const privateKeyOf = (secretKey: Uint8Array): KeyObject =>
+  createPrivateKey({
+    key: {
+      kty: "OKP",
+      crv: "Ed25519",
+      d: Verify.toBase64Url(secretKey.subarray(0, 32)),
+      x: Verify.toBase64Url(secretKey.subarray(32))
+    },
+    format: "jwk"
+  })
 
-/** Signs `claims` as a compact EdDSA JWT with libsodium (after `ready`). */
-export const sign = (secretKey: Uint8Array, keyId: string, claims: Claims): string => {
-  const signingInput = `${encodeJson({ alg: ALGORITHM, typ: "JWT", kid: keyId })}.${encodeJson(claims)}`
-  return `${signingInput}.${
-    Verify.toBase64Url(sodium.crypto_sign_detached(new TextEncoder().encode(signingInput), secretKey))
-  }`
-}
+/** Signs `claims` as a compact EdDSA JWT (jose): header `{alg, typ, kid}`, then the claims, in that order. */
+export const sign = (secretKey: Uint8Array, keyId: string, claims: Claims): Effect.Effect<string> =>
+  Effect.promise(() =>
+    new SignJWT({ ...claims }).setProtectedHeader({ alg: ALGORITHM, typ: "JWT", kid: keyId }).sign(
+      privateKeyOf(secretKey)
+    )
+  )
 
 export type Reason =
   | "malformed"
@@ -65,32 +76,29 @@ const refuse = (reason: Reason, message: string): Verdict => ({ valid: false, re
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/
 
-const parsePart = (part: string): Record<string, unknown> | null => {
-  if (!BASE64URL.test(part)) return null
-  try {
-    const value: unknown = JSON.parse(Buffer.from(part, "base64url").toString("utf8"))
-    return value !== null && typeof value === "object" && !Array.isArray(value)
-      ? value as Record<string, unknown>
-      : null
-  } catch {
-    return null
-  }
-}
-
-/** The header and claims of a well-formed token, unverified (to find whose key verifies it), or null. */
+/**
+ * The header and claims of a well-formed token, unverified (to find whose key verifies it), or null. jose decodes
+ * the parts; each must also be plain unpadded base64url, and the signature canonical (no unused bits set), so no
+ * two spellings of one token both verify (jose alone would take either).
+ */
 export const peek = (
   token: string
 ):
   | { readonly kid: string; readonly claims: Claims; readonly signingInput: string; readonly signature: string }
   | null => {
   const parts = token.split(".")
-  // the signature's base64url must be canonical, so no two spellings of one token both verify
   if (
-    parts.length !== 3 || !BASE64URL.test(parts[2]!) || Verify.toBase64Url(Verify.fromBase64Url(parts[2]!)) !== parts[2]
+    parts.length !== 3 || !parts.every((p) => BASE64URL.test(p)) ||
+    Verify.toBase64Url(Verify.fromBase64Url(parts[2]!)) !== parts[2]
   ) return null
-  const header = parsePart(parts[0]!)
-  const payload = parsePart(parts[1]!)
-  if (header === null || payload === null) return null
+  let header: Record<string, unknown>
+  let payload: Record<string, unknown>
+  try {
+    header = decodeProtectedHeader(token)
+    payload = decodeJwt(token)
+  } catch {
+    return null
+  }
   if (header["alg"] !== ALGORITHM || header["typ"] !== "JWT" || typeof header["kid"] !== "string") return null
   const { iss, sub, aud, iat, exp, jti } = payload
   if (typeof iss !== "string" || typeof sub !== "string" || typeof aud !== "string" || typeof jti !== "string")
@@ -104,34 +112,78 @@ export const peek = (
   }
 }
 
+const MALFORMED = "not a compact EdDSA JWT with the claims iss, sub, aud, iat, exp and jti"
+const BAD_SIGNATURE =
+  "the signature does not verify under the run's public key: the token was altered or signed by another key"
+const kidMismatch = (kid: string, identity: RunIdentity) =>
+  refuse("kid mismatch", `the token's kid ${kid.slice(0, 64)} is not the run's key ${identity.keyId}`)
+const expired = (claims: Claims, now: number) => refuse("expired", `expired at ${claims.exp} (now ${now})`)
+
 /**
- * Verifies `token` against a run's journaled identity at `nowMs`, and its audience when `audience` is given.
- * Pure and synchronous (node:crypto): the first failing check is the reason.
+ * The checks after signature, issuer and expiry: issued in the future beyond the leeway (jose has one tolerance
+ * for every time claim, and expiry has none here), then the audience when one is asked.
+ */
+const issuedAndFor = (claims: Claims, now: number, audience: string | undefined): Verdict => {
+  if (claims.iat > now + LEEWAY_SECONDS) return refuse("not yet valid", `issued at ${claims.iat}, after now (${now})`)
+  if (audience !== undefined && claims.aud !== audience)
+    return refuse("wrong audience", `the token is for another audience, not ${audience.slice(0, 200)}`)
+  return { valid: true, claims }
+}
+
+/**
+ * Verifies `token` against a run's journaled identity at `nowMs`, and its audience when `audience` is given, with
+ * jose. The first failing check is the reason: malformed, kid mismatch, bad signature, wrong issuer, expired,
+ * not yet valid, wrong audience.
+ */
+export const check = (token: string, identity: RunIdentity, nowMs: number, audience?: string): Effect.Effect<Verdict> =>
+  Effect.suspend(() => {
+    const parsed = peek(token)
+    if (parsed === null) return Effect.succeed(refuse("malformed", MALFORMED))
+    if (parsed.kid !== identity.keyId) return Effect.succeed(kidMismatch(parsed.kid, identity))
+    const now = Math.floor(nowMs / 1000)
+    return Effect.tryPromise(() =>
+      jwtVerify(
+        token,
+        createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: identity.publicKey }, format: "jwk" }),
+        { algorithms: [ALGORITHM], typ: "JWT", issuer: ISSUER, currentDate: new Date(nowMs) }
+      )
+    ).pipe(
+      Effect.match({
+        onSuccess: () => issuedAndFor(parsed.claims, now, audience),
+        onFailure: ({ cause: e }) =>
+          e instanceof errors.JWSSignatureVerificationFailed
+            ? refuse("bad signature", BAD_SIGNATURE)
+            : e instanceof errors.JWTExpired
+            ? expired(parsed.claims, now)
+            : e instanceof errors.JWTClaimValidationFailed && e.claim === "iss"
+            ? refuse("wrong issuer", `the issuer is not ${ISSUER}`)
+            // a public key jose cannot use: nothing verifies under it
+            : e instanceof TypeError || e instanceof errors.JOSENotSupported
+            ? refuse("bad signature", BAD_SIGNATURE)
+            : refuse("malformed", MALFORMED)
+      })
+    )
+  })
+
+/**
+ * The same verdict as `check`, synchronously (node:crypto verifies the signature): for callers that cannot wait
+ * on jose's asynchronous verification. Identity.test.ts holds the two to the same verdict on every token.
  */
 export const verify = (token: string, identity: RunIdentity, nowMs: number, audience?: string): Verdict => {
   const parsed = peek(token)
-  if (parsed === null)
-    return refuse("malformed", "not a compact EdDSA JWT with the claims iss, sub, aud, iat, exp and jti")
-  if (parsed.kid !== identity.keyId)
-    return refuse("kid mismatch", `the token's kid ${parsed.kid.slice(0, 64)} is not the run's key ${identity.keyId}`)
+  if (parsed === null) return refuse("malformed", MALFORMED)
+  if (parsed.kid !== identity.keyId) return kidMismatch(parsed.kid, identity)
   const signed = Verify.verifyEd25519(
     Verify.fromBase64Url(identity.publicKey),
     new TextEncoder().encode(parsed.signingInput),
     parsed.signature
   )
-  if (!signed)
-    return refuse(
-      "bad signature",
-      "the signature does not verify under the run's public key: the token was altered or signed by another key"
-    )
+  if (!signed) return refuse("bad signature", BAD_SIGNATURE)
   const { claims } = parsed
-  if (claims.iss !== ISSUER) return refuse("wrong issuer", `the issuer is not ${ISSUER}`)
   const now = Math.floor(nowMs / 1000)
-  if (claims.iat > now + LEEWAY_SECONDS) return refuse("not yet valid", `issued at ${claims.iat}, after now (${now})`)
-  if (claims.exp <= now) return refuse("expired", `expired at ${claims.exp} (now ${now})`)
-  if (audience !== undefined && claims.aud !== audience)
-    return refuse("wrong audience", `the token is for another audience, not ${audience.slice(0, 200)}`)
-  return { valid: true, claims }
+  if (claims.iss !== ISSUER) return refuse("wrong issuer", `the issuer is not ${ISSUER}`)
+  if (claims.exp <= now) return expired(claims, now)
+  return issuedAndFor(claims, now, audience)
 }
 
 // ---- keys at rest ----
@@ -265,7 +317,7 @@ export class Identities extends Context.Service<Identities, Service>()("lantern/
             jti: randomBytes(16).toString("base64url")
           }
           return {
-            token: sign(secretKey, stored.keyId, claims),
+            token: yield* sign(secretKey, stored.keyId, claims),
             expiresAt: new Date(claims.exp * 1000).toISOString(),
             claims
           }
