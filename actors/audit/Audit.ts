@@ -3,9 +3,9 @@
 // journal (LANTERN_AUDIT), its projection (audit_events) and GET /v1/audit implement it; ADR 0019.
 import { Clock, Context, Effect, Layer } from "effect"
 import { Journal } from "../../bus/Journal.ts"
-import { type ActorAddress, payloadOf } from "../../schema/Envelope.ts"
-import { type AuditRecorded, CURRENT_VERSION } from "../../schema/Events.ts"
-import { traceparent } from "../kernel/Actor.ts"
+import type { ActorAddress } from "../../schema/Envelope.ts"
+import type { AuditRecorded } from "../../schema/Events.ts"
+import * as Envelopes from "../kernel/Envelopes.ts"
 import { Ids } from "../kernel/Ids.ts"
 
 export type AuditAction =
@@ -65,23 +65,11 @@ export class Audit extends Context.Service<Audit, {
       const append = (entry: AuditEntry) =>
         Effect.gen(function*() {
           const id = yield* ids.next("aud")
-          const now = yield* Clock.currentTimeMillis
           const address: ActorAddress = { type: "audit", tenant: entry.tenant, id }
-          const event = toEvent(entry)
-          yield* journal.append(address, [{
-            eventId: yield* ids.next("evt"),
-            type: event._tag,
-            version: CURRENT_VERSION,
-            tenant: entry.tenant,
-            actor: address,
-            causationId: null,
-            correlationId: id,
-            traceparent: yield* traceparent,
-            at: new Date(now).toISOString(),
-            // a retried publish of the same entry is dropped by the stream's duplicate window
-            idempotencyKey: id,
-            payload: payloadOf(event)
-          }], 0)
+          // a retried publish of the same entry is dropped by the stream's duplicate window
+          const origin = { correlationId: id, causationId: null, idempotencyKey: id }
+          const envelopes = yield* Effect.provideService(Envelopes.make(address, [toEvent(entry)], origin), Ids, ids)
+          yield* journal.append(address, envelopes, 0)
         })
 
       const record = (entry: AuditEntry): Effect.Effect<void> =>

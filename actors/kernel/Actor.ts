@@ -1,14 +1,14 @@
 // The Effect shell of every actor: load an instance by folding its journal (from its last snapshot on, when
 // its decider is snapshotted), decide, append the events with optimistic concurrency, and on a conflict (and
 // only on a conflict) reload and decide again.
-import { Clock, Effect, Option, Result, Tracer } from "effect"
+import { Effect, Option, Result, Tracer } from "effect"
 import { Journal, type ReadError } from "../../bus/Journal.ts"
 import * as Snapshots from "../../bus/Snapshots.ts"
-import type { ActorAddress, Envelope, Stored } from "../../schema/Envelope.ts"
-import { payloadOf } from "../../schema/Envelope.ts"
+import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import { AppendConflict, type BusUnavailable, type EventTooLarge } from "../../schema/Errors.ts"
-import { CURRENT_VERSION, type Event } from "../../schema/Events.ts"
+import type { Event } from "../../schema/Events.ts"
 import { type Decider, fold } from "./Decider.ts"
+import * as Envelopes from "./Envelopes.ts"
 import { Ids } from "./Ids.ts"
 
 /** An actor instance as this host knows it: its state and the sequence of its last event. */
@@ -59,14 +59,8 @@ export const provider = Effect.gen(function*() {
     )
 })
 
-/** The W3C traceparent of the current span, or null outside any span. */
-export const traceparent = Effect.map(
-  Effect.option(Effect.currentSpan),
-  Option.match({
-    onNone: () => null,
-    onSome: (span) => `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
-  })
-)
+/** The W3C traceparent of the current span (envelopes are stamped with it), for callers of the actor shell. */
+export { traceparent } from "./Envelopes.ts"
 
 export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>) => {
   const snapshotVersion = decider.snapshot?.version
@@ -170,28 +164,10 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
 
   /** The envelopes `events` are appended in (also to measure them against the bus's limit before deciding to act). */
   const envelopes = (address: ActorAddress, events: ReadonlyArray<E>, meta: Meta, expectedSeq: number) =>
-    Effect.gen(function*() {
-      const key = typeof meta.idempotencyKey === "string" ? meta.idempotencyKey : meta.idempotencyKey(expectedSeq)
-      const ids = yield* Ids
-      const now = yield* Clock.currentTimeMillis
-      const tp = yield* traceparent
-      const out: Array<Envelope> = []
-      for (const [i, event] of events.entries()) {
-        out.push({
-          eventId: yield* ids.next("evt"),
-          type: event._tag,
-          version: CURRENT_VERSION,
-          tenant: address.tenant,
-          actor: address,
-          causationId: meta.causationId ?? null,
-          correlationId: meta.correlationId,
-          traceparent: tp,
-          at: new Date(now).toISOString(),
-          idempotencyKey: events.length === 1 ? key : `${key}#${i}`,
-          payload: payloadOf(event)
-        })
-      }
-      return out
+    Envelopes.make(address, events, {
+      correlationId: meta.correlationId,
+      causationId: meta.causationId ?? null,
+      idempotencyKey: typeof meta.idempotencyKey === "string" ? meta.idempotencyKey : meta.idempotencyKey(expectedSeq)
     })
 
   /**
