@@ -1,13 +1,9 @@
 // GET /v1/audit: the caller's tenant's audit log, newest first, from the projection (audit_events), filtered by
 // action and time and paged by cursor. Entries without a tenant (`auth.failed`) are the operator's: ADR 0019.
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import * as AuditLog from "../projections/AuditLog.ts"
-import { AuditQuery } from "../schema/Audit.ts"
-import { badRequest, decode, json, query } from "./Http.ts"
-import { authed, route } from "./Routes.ts"
-
-/** The query as decoded and documented. */
-export const ListQuery = AuditQuery
+import { badRequest } from "./Http.ts"
+import { handlers } from "./Serve.ts"
 
 /** `since` as an instant Postgres reads the same on every driver; a day that does not exist is refused. */
 const instant = (since: string) =>
@@ -20,23 +16,15 @@ const instant = (since: string) =>
       : Effect.fail(badRequest("since", `'${since}' is not a date that exists`))
   })
 
-export const auditRoutes = Layer.mergeAll(
-  route(
-    "GET",
-    "/v1/audit",
-    authed((tenant) =>
-      Effect.gen(function*() {
-        const q = yield* decode(ListQuery, yield* query)
-        const since = q.since === undefined ? undefined : yield* instant(q.since)
-        return json(
-          yield* AuditLog.list(tenant, {
-            ...(q.action === undefined ? {} : { action: q.action }),
-            ...(since === undefined ? {} : { since }),
-            ...(q.limit === undefined ? {} : { limit: q.limit }),
-            ...(q.cursor === undefined ? {} : { cursor: q.cursor })
-          })
-        )
+export const auditHandlers = handlers({
+  listAudit: ({ tenant, query: q }) =>
+    Effect.gen(function*() {
+      const since = q.since === undefined ? undefined : yield* instant(q.since)
+      return yield* AuditLog.list(tenant, {
+        ...(q.action === undefined ? {} : { action: q.action }),
+        ...(since === undefined ? {} : { since }),
+        ...(q.limit === undefined ? {} : { limit: q.limit }),
+        ...(q.cursor === undefined ? {} : { cursor: q.cursor })
       })
-    )
-  )
-)
+    })
+})

@@ -8,9 +8,8 @@ import * as Prices from "../actors/model/Prices.ts"
 import * as Decider from "../actors/run/Decider.ts"
 import * as Plan from "../actors/run/Plan.ts"
 import * as Queries from "../projections/Queries.ts"
-import { ForecastRequest, type ForecastResponse } from "../schema/Forecast.ts"
-import { body, json } from "./Http.ts"
-import { authed, route } from "./Routes.ts"
+import type { ForecastResponse } from "../schema/Forecast.ts"
+import { handlers, reply } from "./Serve.ts"
 
 /** Token counts of past runs' inputs by run id: an input never changes, and counting 200 of them each time would. */
 const counted = new Map<string, number>()
@@ -58,12 +57,9 @@ const describe = (f: Forecast.Forecast, p: Forecast.PriorInput, version: number,
   }
 }
 
-export const forecastRoutes = route(
-  "POST",
-  "/v1/runs/forecast",
-  authed((tenant) =>
+export const forecastHandlers = handlers({
+  forecastRun: ({ tenant, body: request }) =>
     Effect.gen(function*() {
-      const request = yield* body(ForecastRequest)
       const { version, spec } = yield* (yield* Agents).version(tenant, request.agentName, request.agentVersion)
       // the quote of the run's first model call, as the run itself would ask for it
       const first = {
@@ -121,7 +117,6 @@ export const forecastRoutes = route(
         wouldExceedBudget: refusal !== null,
         ...(refusal === null ? {} : { budget: refusal })
       }
-      return json(answer, refusal === null ? 200 : 402)
+      return reply(refusal === null ? 200 : 402, answer)
     }).pipe(Effect.withSpan("Forecast.route"))
-  )
-)
+})

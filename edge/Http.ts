@@ -1,10 +1,8 @@
-// The edge's HTTP vocabulary: JSON answers, the error body every failure uses, request decoding with the
-// field and reason of each problem, and the one place where typed errors become status codes.
-import { ByteSize, Cause, Effect, Schema } from "effect"
+// The edge's HTTP vocabulary: JSON answers, the error body every failure uses, and request decoding with the
+// field and reason of each problem. Which typed error answers which status is declared in edge/Failures.ts.
+import { ByteSize, Effect, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { ErrorResponse } from "../schema/Api.ts"
-import { Audit, UNKNOWN_TENANT } from "../actors/audit/Audit.ts"
-import { BudgetExceeded, Unauthorized } from "../schema/Errors.ts"
 import * as Issues from "../schema/Issues.ts"
 import { Text } from "../schema/index.ts"
 
@@ -193,105 +191,4 @@ export const decode = <S extends Schema.Top>(schema: S, input: unknown, root = "
         )
       })
     )
-  )
-
-const STATUS: Record<string, readonly [number, string]> = {
-  BadRequest: [400, "invalid_request"],
-  Unauthorized: [401, "unauthorized"],
-  BudgetExceeded: [402, "budget_exceeded"],
-  Forbidden: [403, "forbidden"],
-  KeyNotFound: [404, "api_key_not_found"],
-  SecretNotFound: [404, "secret_not_found"],
-  InvalidSecretUri: [400, "invalid_secret_uri"],
-  SecretUnavailable: [503, "secret_unavailable"],
-  AgentNotFound: [404, "agent_not_found"],
-  AgentVersionNotFound: [404, "agent_version_not_found"],
-  RunNotFound: [404, "run_not_found"],
-  StepNotFound: [404, "step_not_found"],
-  NotAwaitingApproval: [409, "not_awaiting_approval"],
-  AgentAlreadyExists: [409, "agent_exists"],
-  IdempotencyKeyReused: [409, "idempotency_key_reused"],
-  RunAlreadyFinished: [409, "run_already_finished"],
-  InvalidCommand: [409, "conflict"],
-  PayloadTooLarge: [413, "payload_too_large"],
-  EventTooLarge: [413, "payload_too_large"],
-  UnsupportedMediaType: [415, "unsupported_media_type"],
-  AppendConflict: [503, "busy"],
-  BusUnavailable: [503, "bus_unavailable"],
-  SigningKeyUnavailable: [503, "signing_key_unavailable"],
-  IdentityUnavailable: [503, "identity_unavailable"],
-  NoRunIdentity: [409, "no_identity"],
-  DatabaseUnavailable: [503, "database_unavailable"],
-  UnknownEventVersion: [500, "journal_unreadable"],
-  CorruptEvent: [500, "journal_unreadable"]
-}
-
-const toErrorResponse = (error: unknown) => {
-  const tag = typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : ""
-  const mapped = STATUS[tag]
-  if (mapped === undefined) return null
-  const [status, code] = mapped
-  if (error instanceof BadRequest) return errorResponse(400, code, "the request is invalid", error.issues)
-  if (error instanceof PayloadTooLarge)
-    return errorResponse(413, code, `the request body exceeds ${error.limit} bytes`, undefined, { connection: "close" })
-  if (tag === "EventTooLarge")
-    return errorResponse(
-      413,
-      code,
-      `the request is too large to journal: its event would be ${
-        (error as { size: number }).size
-      } bytes, over the bus's limit of ${(error as { limit: number }).limit} bytes`
-    )
-  if (error instanceof UnsupportedMediaType)
-    return errorResponse(415, code, error.message, [{ field: "Content-Type", message: error.message }])
-  if (error instanceof Forbidden)
-    return json({ error: { code, message: error.message, missingScope: error.missingScope } }, 403)
-  if (error instanceof BudgetExceeded)
-    return json({ error: { code, message: error.message, budget: error.refusal } }, 402)
-  const message = error instanceof Error ? error.message : code
-  return errorResponse(status, code, message, undefined, status === 503 ? { "retry-after": "1" } : undefined)
-}
-
-/**
- * Records a refused authentication as `auth.failed` of the `_unknown` tenant (no tenant is known yet), with the
- * route as target and the reason (which never quotes the token). Forked: the 401 does not wait for the journal.
- */
-const auditAuthFailure = (error: Unauthorized) =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const audit = yield* Audit
-    // the path only: a query string is the caller's text and may carry anything
-    const path = new URL(request.url, "http://localhost").pathname
-    yield* Effect.forkDetach(audit.record({
-      tenant: UNKNOWN_TENANT,
-      action: "auth.failed",
-      actor: "anonymous",
-      target: `${request.method} ${path}`,
-      outcome: "failed",
-      detail: { reason: error.reason }
-    }))
-  })
-
-/**
- * Turns every failure of a handler into a JSON error: typed errors by their status, anything else
- * (a defect, a foreign error) into a 500 that says nothing of the internals. The cause is logged.
- */
-export const handled = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
-  effect.pipe(
-    Effect.catchCause((cause) => {
-      if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-      const failure = Cause.findErrorOption(cause)
-      const mapped = failure._tag === "Some" ? toErrorResponse(failure.value) : null
-      if (failure._tag === "Some" && failure.value instanceof Unauthorized)
-        return Effect.as(auditAuthFailure(failure.value), mapped!)
-      if (mapped !== null) {
-        return mapped.status >= 500
-          ? Effect.as(Effect.logWarning("request failed", cause), mapped)
-          : Effect.succeed(mapped)
-      }
-      return Effect.as(
-        Effect.logError("unexpected failure while handling a request", cause),
-        errorResponse(500, "internal", "internal error")
-      )
-    })
   )

@@ -11,9 +11,7 @@ import { Ids } from "../actors/kernel/Ids.ts"
 import * as Providers from "../actors/model/Providers.ts"
 import { ModelProvider } from "../actors/model/ModelProvider.ts"
 import { Budgets } from "../actors/budget/Budgets.ts"
-import { budgetRoutes } from "./BudgetRoutes.ts"
 import { ForecastBudget } from "../actors/forecast/Forecast.ts"
-import { forecastRoutes } from "./ForecastRoutes.ts"
 import { Driver, layerWorker } from "../actors/run/Driver.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import { Receipts } from "../actors/receipts/Receipts.ts"
@@ -28,15 +26,19 @@ import * as Migrations from "../projections/Migrations.ts"
 import * as Projector from "../projections/Projector.ts"
 import { Sql } from "../projections/Sql.ts"
 import { Auth } from "./Auth.ts"
-import { auditRoutes } from "./AuditRoutes.ts"
 import * as Bootstrap from "./Bootstrap.ts"
-import { identityRoutes } from "./IdentityRoutes.ts"
-import { agentRoutes, runRoutes } from "./Routes.ts"
-import { receiptRoutes } from "./ReceiptRoutes.ts"
-import { secretRoutes } from "./SecretRoutes.ts"
-import { deadLetterRoutes } from "./DeadLetterRoutes.ts"
-import { tenantRoutes } from "./TenantRoutes.ts"
+import * as Api from "./Api.ts"
+import { auditHandlers } from "./AuditRoutes.ts"
+import { budgetHandlers } from "./BudgetRoutes.ts"
+import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
+import { forecastHandlers } from "./ForecastRoutes.ts"
+import { identityHandlers } from "./IdentityRoutes.ts"
+import { receiptHandlers } from "./ReceiptRoutes.ts"
+import { agentHandlers, runHandlers } from "./Routes.ts"
+import { secretHandlers } from "./SecretRoutes.ts"
+import * as Serve from "./Serve.ts"
 import * as System from "./System.ts"
+import { tenantHandlers } from "./TenantRoutes.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 export interface Options {
@@ -110,16 +112,19 @@ export const layer = (options: Options) => {
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
   const http = HttpRouter.serve(
     Layer.mergeAll(
-      agentRoutes,
-      runRoutes,
-      budgetRoutes,
-      forecastRoutes,
-      receiptRoutes,
-      identityRoutes,
-      tenantRoutes,
-      auditRoutes,
-      secretRoutes,
-      deadLetterRoutes,
+      // every endpoint of the declaration, each by its handler: a missing handler does not type-check
+      Serve.layer(Api.every, {
+        ...agentHandlers,
+        ...runHandlers,
+        ...budgetHandlers,
+        ...forecastHandlers,
+        ...receiptHandlers,
+        ...identityHandlers,
+        ...tenantHandlers,
+        ...auditHandlers,
+        ...secretHandlers,
+        ...deadLetterHandlers
+      }),
       System.routes
     ),
     {

@@ -5,8 +5,10 @@ import { Nats } from "../bus/Nats.ts"
 import * as DeadLetters from "../projections/DeadLetters.ts"
 import { Sql } from "../projections/Sql.ts"
 import { Auth } from "./Auth.ts"
-import { errorResponse, handled, json } from "./Http.ts"
+import * as Failures from "./Failures.ts"
+import { errorResponse, json } from "./Http.ts"
 import { document } from "./OpenApi.ts"
+import { handled } from "./Serve.ts"
 
 const check = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
   eff.pipe(Effect.timeout("2 seconds"), Effect.as("ok"), Effect.catchCause(() => Effect.succeed("unavailable")))
@@ -32,10 +34,13 @@ export const routes = Layer.mergeAll(
   HttpRouter.add(
     "GET",
     "/v1/openapi.json",
-    handled(Effect.gen(function*() {
-      yield* (yield* Auth).principal
-      return json(document)
-    }))
+    handled(
+      [...Failures.standard, ...Failures.authenticated],
+      Effect.gen(function*() {
+        yield* (yield* Auth).principal
+        return json(document)
+      })
+    )
   ),
   HttpRouter.add("*", "/*", errorResponse(404, "not_found", "no such route"))
 )

@@ -2,38 +2,14 @@
 // scopes and expiry, `POST/GET /v1/api-keys`, `DELETE /v1/api-keys/{id}`. A key's plain value is answered
 // once, by the request that makes it; lists never show it nor its hash. A key never outlives the key that
 // minted it, revoking a key revokes the keys below it, and revoking needs every scope of the key (ADR 0023).
-import { Clock, Effect, Layer, Schema } from "effect"
-import { HttpServerResponse } from "effect/http"
+import { Clock, Effect } from "effect"
 import { Audit } from "../actors/audit/Audit.ts"
 import * as Tokens from "../projections/Tokens.ts"
 import { Auth } from "./Auth.ts"
-import { badRequest, body, decode, Forbidden, json } from "./Http.ts"
-import { actorOf, authed, param, route } from "./Routes.ts"
+import { KeyNotFound } from "./Failures.ts"
+import { badRequest, Forbidden } from "./Http.ts"
+import { actorOf, handlers, reply } from "./Serve.ts"
 import * as Scopes from "./Scopes.ts"
-
-const Name = Schema.String.check(
-  Schema.isPattern(/^[\x21-\x7e][\x20-\x7e]{0,99}$/, {
-    message: "Expected 1-100 printable ASCII characters, not starting with a space"
-  })
-)
-
-export const CreateTenantRequest = Schema.Struct({ name: Name })
-
-export const CreateKeyRequest = Schema.Struct({
-  name: Name,
-  scopes: Schema.Array(Schema.Literals(Scopes.SCOPES)).check(Schema.isMinLength(1)),
-  expiresAt: Schema.optionalKey(Schema.NullOr(Schema.String))
-})
-
-const KeyId = Schema.String.check(
-  Schema.isPattern(/^key_[0-9a-z]{26}$/, { message: "Expected a key id like key_01j…" })
-)
-
-export class KeyNotFound extends Schema.TaggedError<KeyNotFound>()("KeyNotFound", { id: Schema.String }) {
-  override get message() {
-    return `no API key '${this.id}'`
-  }
-}
 
 /** An ISO 8601 time in the future, normalised; null when absent. */
 const expiryOf = (raw: string | null | undefined) =>
@@ -57,140 +33,115 @@ const view = (k: Tokens.KeyView) => ({
   parentId: k.parentId
 })
 
-export const tenantRoutes = Layer.mergeAll(
-  route(
-    "POST",
-    "/v1/tenants",
-    authed(() =>
-      Effect.gen(function*() {
-        const principal = yield* (yield* Auth).principal
-        const request = yield* body(CreateTenantRequest)
-        const { tenant, key } = yield* Tokens.createTenant(request.name)
-        const audit = yield* Audit
-        yield* audit.record({
-          tenant: principal.tenant,
-          action: "tenant.created",
-          actor: actorOf(principal),
-          target: tenant.id,
-          outcome: "allowed",
-          detail: { name: tenant.name }
-        })
-        yield* audit.record({
-          tenant: tenant.id,
-          action: "api_key.created",
-          actor: actorOf(principal),
-          target: key.id,
-          outcome: "allowed",
-          detail: { name: key.name, scopes: key.scopes.join(" ") }
-        })
-        return json(
-          { tenant, key: { id: key.id, name: key.name, key: key.key, scopes: key.scopes, expiresAt: key.expiresAt } },
-          201,
-          { location: `/v1/tenants/${tenant.id}` }
-        )
+export const tenantHandlers = handlers({
+  createTenant: ({ principal, body: request }) =>
+    Effect.gen(function*() {
+      const { tenant, key } = yield* Tokens.createTenant(request.name)
+      const audit = yield* Audit
+      yield* audit.record({
+        tenant: principal.tenant,
+        action: "tenant.created",
+        actor: actorOf(principal),
+        target: tenant.id,
+        outcome: "allowed",
+        detail: { name: tenant.name }
       })
-    )
-  ),
-  route(
-    "POST",
-    "/v1/api-keys",
-    authed((tenant) =>
-      Effect.gen(function*() {
-        const principal = yield* (yield* Auth).principal
-        const request = yield* body(CreateKeyRequest)
-        const expiresAt = yield* expiryOf(request.expiresAt)
-        const scopes = [...new Set(request.scopes)]
-        // a key grants at most what its creator holds
-        const beyond = scopes.find((s) => !Scopes.holds(principal, s))
-        if (beyond !== undefined) {
-          yield* (yield* Audit).record({
-            tenant,
-            action: "scope.denied",
-            actor: actorOf(principal),
-            target: "POST /v1/api-keys",
-            outcome: "denied",
-            detail: { missingScope: beyond, reason: "a key cannot grant a scope its creator lacks" }
-          })
-          return yield* new Forbidden({
-            missingScope: beyond,
-            reason: `this key cannot grant the scope '${beyond}', which it does not hold`
-          })
-        }
-        // the answer's expiresAt is the effective one: capped at the caller's own
-        const key = yield* Tokens.createKey(tenant, request.name, scopes, expiresAt, principal)
+      yield* audit.record({
+        tenant: tenant.id,
+        action: "api_key.created",
+        actor: actorOf(principal),
+        target: key.id,
+        outcome: "allowed",
+        detail: { name: key.name, scopes: key.scopes.join(" ") }
+      })
+      return reply(
+        201,
+        { tenant, key: { id: key.id, name: key.name, key: key.key, scopes: key.scopes, expiresAt: key.expiresAt } },
+        { location: `/v1/tenants/${tenant.id}` }
+      )
+    }),
+  createApiKey: ({ tenant, principal, body: request }) =>
+    Effect.gen(function*() {
+      const expiresAt = yield* expiryOf(request.expiresAt)
+      const scopes = [...new Set(request.scopes)]
+      // a key grants at most what its creator holds
+      const beyond = scopes.find((s) => !Scopes.holds(principal, s))
+      if (beyond !== undefined) {
         yield* (yield* Audit).record({
           tenant,
-          action: "api_key.created",
+          action: "scope.denied",
           actor: actorOf(principal),
-          target: key.id,
-          outcome: "allowed",
-          detail: { name: key.name, scopes: scopes.join(" ") }
+          target: "POST /v1/api-keys",
+          outcome: "denied",
+          detail: { missingScope: beyond, reason: "a key cannot grant a scope its creator lacks" }
         })
-        return json({ ...view(key), key: key.key }, 201, { location: `/v1/api-keys/${key.id}` })
+        return yield* new Forbidden({
+          missingScope: beyond,
+          reason: `this key cannot grant the scope '${beyond}', which it does not hold`
+        })
+      }
+      // the answer's expiresAt is the effective one: capped at the caller's own
+      const key = yield* Tokens.createKey(tenant, request.name, scopes, expiresAt, principal)
+      yield* (yield* Audit).record({
+        tenant,
+        action: "api_key.created",
+        actor: actorOf(principal),
+        target: key.id,
+        outcome: "allowed",
+        detail: { name: key.name, scopes: scopes.join(" ") }
       })
-    )
-  ),
-  route(
-    "GET",
-    "/v1/api-keys",
-    authed((tenant) => Effect.map(Tokens.listKeys(tenant), (keys) => json({ items: keys.map(view) })))
-  ),
-  route(
-    "DELETE",
-    "/v1/api-keys/:id",
-    authed((tenant) =>
-      Effect.gen(function*() {
-        const principal = yield* (yield* Auth).principal
-        const id = yield* Effect.flatMap(param, (p) => decode(KeyId, p["id"], "id"))
-        const target = yield* Tokens.findKey(tenant, id)
-        if (target === null) return yield* new KeyNotFound({ id })
-        // revoking needs every scope of the key revoked (a key may always revoke itself); its descendants hold
-        // no more than it does, so that covers them too
-        const missing = principal.keyId === id
-          ? undefined
-          : target.scopes.find((s) => !Scopes.holds(principal, s as Scopes.Scope))
-        if (missing !== undefined) {
-          yield* (yield* Audit).record({
-            tenant,
-            action: "scope.denied",
-            actor: actorOf(principal),
-            target: "DELETE /v1/api-keys/:id",
-            outcome: "denied",
-            detail: { missingScope: missing, key: id, reason: "revoking a key needs every scope it holds" }
-          })
-          return yield* new Forbidden({
-            missingScope: missing,
-            reason: `this key cannot revoke '${id}', which holds the scope '${missing}' that it does not`
-          })
-        }
-        const revoked = yield* Tokens.revokeKey(tenant, id)
-        if (revoked === null) return yield* new KeyNotFound({ id })
-        const auth = yield* Auth
-        yield* auth.forget(revoked.tokenHash)
-        yield* Effect.forEach(revoked.descendants, (d) => auth.forget(d.tokenHash), { discard: true })
-        // one entry per key revoked: the key asked for, with how many came down with it, and each descendant
-        // naming it
-        const audit = yield* Audit
-        const actor = actorOf(principal)
-        yield* audit.record({
+      return reply(201, { ...view(key), key: key.key }, { location: `/v1/api-keys/${key.id}` })
+    }),
+  listApiKeys: ({ tenant }) => Effect.map(Tokens.listKeys(tenant), (keys) => ({ items: keys.map(view) })),
+  revokeApiKey: ({ tenant, principal, params: { id } }) =>
+    Effect.gen(function*() {
+      const target = yield* Tokens.findKey(tenant, id)
+      if (target === null) return yield* new KeyNotFound({ id })
+      // revoking needs every scope of the key revoked (a key may always revoke itself); its descendants hold
+      // no more than it does, so that covers them too
+      const missing = principal.keyId === id
+        ? undefined
+        : target.scopes.find((s) => !Scopes.holds(principal, s as Scopes.Scope))
+      if (missing !== undefined) {
+        yield* (yield* Audit).record({
+          tenant,
+          action: "scope.denied",
+          actor: actorOf(principal),
+          target: "DELETE /v1/api-keys/:id",
+          outcome: "denied",
+          detail: { missingScope: missing, key: id, reason: "revoking a key needs every scope it holds" }
+        })
+        return yield* new Forbidden({
+          missingScope: missing,
+          reason: `this key cannot revoke '${id}', which holds the scope '${missing}' that it does not`
+        })
+      }
+      const revoked = yield* Tokens.revokeKey(tenant, id)
+      if (revoked === null) return yield* new KeyNotFound({ id })
+      const auth = yield* Auth
+      yield* auth.forget(revoked.tokenHash)
+      yield* Effect.forEach(revoked.descendants, (d) => auth.forget(d.tokenHash), { discard: true })
+      // one entry per key revoked: the key asked for, with how many came down with it, and each descendant
+      // naming it
+      const audit = yield* Audit
+      const actor = actorOf(principal)
+      yield* audit.record({
+        tenant,
+        action: "api_key.revoked",
+        actor,
+        target: id,
+        outcome: "allowed",
+        detail: { descendantsRevoked: String(revoked.descendants.length) }
+      })
+      yield* Effect.forEach(revoked.descendants, (d) =>
+        audit.record({
           tenant,
           action: "api_key.revoked",
           actor,
-          target: id,
+          target: d.id,
           outcome: "allowed",
-          detail: { descendantsRevoked: String(revoked.descendants.length) }
-        })
-        yield* Effect.forEach(revoked.descendants, (d) =>
-          audit.record({
-            tenant,
-            action: "api_key.revoked",
-            actor,
-            target: d.id,
-            outcome: "allowed",
-            detail: { revokedWith: id }
-          }), { discard: true })
-        return HttpServerResponse.empty({ status: 204 })
-      })
-    )
-  )
-)
+          detail: { revokedWith: id }
+        }), { discard: true })
+      return null
+    })
+})

@@ -3,7 +3,7 @@
 // 403); every route refuses a key without its scope with 403 naming it; expired and revoked keys are 401; a
 // key's value is shown once.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import * as Scopes from "../edge/Scopes.ts"
+import * as Api from "../edge/Api.ts"
 import * as Tokens from "../projections/Tokens.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import { api, eventually, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
@@ -32,7 +32,7 @@ const newKey = async (scopes: ReadonlyArray<string>, extra: Record<string, unkno
 }
 
 /** A concrete request for a route pattern of the scope table, naming A's resources. */
-const concrete = (key: Scopes.RouteKey) => {
+const concrete = (key: string) => {
   const [method, pattern] = key.split(" ") as [string, string]
   const path = pattern.replace(":name", "calc").replace(":id", key.includes("api-keys") ? keyIdA : runId).replace(
     ":stepId",
@@ -151,9 +151,10 @@ describe("scopes", () => {
     const auditOnly = as((await newKey(["audit:read"])).key)
     const runsOnly = as((await newKey(["runs:read"])).key)
     const auditRoute = (await callA("GET", "/v1/audit")).json?.error?.code !== "not_found"
-    for (const key of Object.keys(Scopes.ROUTES) as Array<Scopes.RouteKey>) {
+    for (const endpoint of Api.every.filter((e) => e.scope !== null)) {
+      const key = `${endpoint.method} ${endpoint.path}`
       if (key === "GET /v1/audit" && !auditRoute) continue
-      const scope = Scopes.ROUTES[key]
+      const scope = endpoint.scope
       const { method, path, body } = concrete(key)
       const r = await (scope === "audit:read" ? runsOnly : auditOnly)(method, path, body)
       expect(r.status, `${key}: ${r.text}`).toBe(403)

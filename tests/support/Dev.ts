@@ -18,7 +18,12 @@ export interface DevProcess {
 export const spawnDev = (home: string, port: number): DevProcess => {
   const child = spawn(NODE, [LAUNCHER, "dev", "--port", String(port)], {
     cwd: ROOT,
-    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", LANTERN_HOME: home },
+    env: {
+      PATH: process.env["PATH"] ?? "",
+      HOME: process.env["HOME"] ?? "/root",
+      LANTERN_HOME: home,
+      LANTERN_CHECK_RESPONSES: "true"
+    },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let output = ""

@@ -77,7 +77,13 @@ export interface LanternProcess {
 export const spawnLantern = (args: ReadonlyArray<string>, env: Record<string, string>): LanternProcess => {
   const child = spawn(NODE, [LAUNCHER, ...args], {
     cwd: ROOT,
-    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", ...env },
+    // every JSON answer the tests see is checked against its documented schema (edge/Serve.ts): a mismatch is a 500
+    env: {
+      PATH: process.env["PATH"] ?? "",
+      HOME: process.env["HOME"] ?? "/root",
+      LANTERN_CHECK_RESPONSES: "true",
+      ...env
+    },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let output = ""

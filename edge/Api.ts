@@ -1,0 +1,583 @@
+// The HTTP API, declared once: every endpoint's method, path, scope, request and answer schemas and the failures it
+// may answer. The router (edge/Serve.ts), the scope checks, the OpenAPI document (edge/OpenApi.ts) and the CLI's
+// client (edge/cli/Client.ts) are derived from this table, so none of them can drift from another (ADR 0030).
+import { Schema } from "effect"
+import * as Identity from "../actors/identity/Identity.ts"
+import * as Verify from "../actors/receipts/Verify.ts"
+import * as Secrets from "../actors/secrets/Secrets.ts"
+import * as Api from "../schema/Api.ts"
+import * as Audit from "../schema/Audit.ts"
+import * as Budget from "../schema/Budget.ts"
+import * as Forecast from "../schema/Forecast.ts"
+import { AgentName, RunId, StepId } from "../schema/Ids.ts"
+import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
+import * as F from "./Failures.ts"
+import * as Scopes from "./Scopes.ts"
+
+// ---- request and answer schemas of the edge's own resources ----
+
+const list = <S extends Schema.Top>(s: S) => Schema.Struct({ items: Schema.Array(s) })
+
+const Name = Schema.String.check(
+  Schema.isPattern(/^[\x21-\x7e][\x20-\x7e]{0,99}$/u, {
+    message: "Expected 1-100 printable ASCII characters, not starting with a space"
+  })
+)
+export const CreateTenantRequest = Schema.Struct({ name: Name })
+export const CreateKeyRequest = Schema.Struct({
+  name: Name,
+  scopes: Schema.Array(Schema.Literals(Scopes.SCOPES)).check(Schema.isMinLength(1)),
+  expiresAt: Schema.optionalKey(Schema.NullOr(Schema.String))
+})
+export const KeyId = Schema.String.check(
+  Schema.isPattern(/^key_[0-9a-z]{26}$/u, { message: "Expected a key id like key_01j…" })
+)
+export const KeyView = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  scopes: Schema.Array(Schema.String),
+  last4: Schema.String,
+  expiresAt: Schema.NullOr(Schema.String),
+  createdAt: Schema.String,
+  /** The key that minted it; null for a tenant's owner key. */
+  parentId: Schema.NullOr(Schema.String)
+})
+export const NewKey = Schema.Struct({ ...KeyView.fields, key: Schema.String })
+export const Tenant = Schema.Struct({ id: Schema.String, name: Schema.String, createdAt: Schema.String })
+export const NewTenant = Schema.Struct({
+  tenant: Tenant,
+  key: Schema.Struct({
+    id: Schema.String,
+    name: Schema.String,
+    key: Schema.String,
+    scopes: Schema.Array(Schema.String),
+    expiresAt: Schema.NullOr(Schema.String)
+  })
+})
+
+/** Secrets.isName as one pattern: Secrets.NAME_PATTERN, without '..' or a trailing '.'. */
+export const SecretName = Schema.String.check(
+  Schema.isPattern(/^(?!.*\.\.)(?!.*\.$)[a-z0-9][a-z0-9_.-]{0,62}$/u, {
+    message: `Expected a secret name matching ${Secrets.NAME_PATTERN.source}, without '..' or a trailing '.'`
+  })
+)
+/** The body of `POST /v1/secrets`. `value` is checked by hand, so no schema message can quote it. */
+export const CreateSecretRequest = Schema.Struct({ name: SecretName, value: Schema.Unknown })
+/** What the document shows of it. */
+const CreateSecretDoc = Schema.Struct({ name: SecretName, value: Schema.String.check(Schema.isMinLength(1)) })
+export const SecretView = Schema.Struct({
+  name: Schema.String,
+  version: Schema.Int,
+  createdAt: Schema.String,
+  updatedAt: Schema.String
+})
+
+const Audience = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(512))
+export const MintRequest = Schema.Struct({
+  audience: Audience,
+  ttlSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: Identity.MAX_TTL_SECONDS })))
+})
+export const IdentityVerifyRequest = Schema.Struct({
+  token: Schema.String.check(Schema.isMaxLength(8192)),
+  audience: Schema.optionalKey(Audience)
+})
+const IdentityClaims = Schema.Struct({
+  iss: Schema.String,
+  sub: Schema.String,
+  aud: Schema.String,
+  iat: Schema.Int,
+  exp: Schema.Int,
+  jti: Schema.String
+})
+export const IdentityVerdict = Schema.Struct({
+  valid: Schema.Boolean,
+  reason: Schema.optionalKey(
+    Schema.Literals([
+      "malformed",
+      "bad signature",
+      "expired",
+      "not yet valid",
+      "wrong audience",
+      "kid mismatch",
+      "wrong issuer",
+      "unknown subject"
+    ])
+  ),
+  message: Schema.optionalKey(Schema.String),
+  runId: Schema.optionalKey(Schema.String),
+  tenant: Schema.optionalKey(Schema.String),
+  agent: Schema.optionalKey(Schema.String),
+  claims: Schema.optionalKey(IdentityClaims)
+})
+
+/** `{receipt}` or `{receipt, journal}`: the journal as the JSONL export's text, or as an array of its lines. */
+export const ReceiptVerifyRequest = Schema.Struct({
+  receipt: Verify.Receipt,
+  journal: Schema.optionalKey(Schema.Union([Schema.String, Schema.Array(Schema.Unknown)]))
+})
+export const PublicKey = Schema.Struct({
+  keyId: Schema.String,
+  publicKey: Schema.String,
+  algorithm: Schema.Literal("Ed25519"),
+  createdAt: Schema.String,
+  retiredAt: Schema.optionalKey(Schema.String)
+})
+export const ReceiptVerdict = Schema.Struct({
+  valid: Schema.Boolean,
+  checks: Schema.Array(Schema.Struct({ name: Schema.String, ok: Schema.Boolean, message: Schema.String }))
+})
+
+/** `limit`: 1 to 1000 in plain decimal digits; 100 when absent. */
+export const DeadLetterQuery = Schema.Struct({
+  limit: Schema.optionalKey(
+    Schema.String.check(
+      Schema.isPattern(/^(1000|[1-9]\d{0,2})$/u, { message: "Expected an integer from 1 to 1000" })
+    )
+  )
+})
+export const DeadLetterView = Schema.Struct({
+  projector: Schema.String,
+  stream: Schema.String,
+  seq: Schema.Number,
+  tenant: Schema.String,
+  subject: Schema.String,
+  eventType: Schema.NullOr(Schema.String),
+  reason: Schema.String,
+  failedAt: Schema.String
+})
+
+/** What a command to a run may be refused with: the run decider answers each of these to any command. */
+const runCommand = [F.RunNotFound, F.StepNotFound, F.NotAwaiting, F.AlreadyFinished, F.KeyReused, F.Conflict] as const
+
+// ---- path parameters ----
+
+const ByName = Schema.Struct({ name: AgentName })
+const ById = Schema.Struct({ id: RunId })
+const ByStep = Schema.Struct({ id: RunId, stepId: StepId })
+const ByKey = Schema.Struct({ id: KeyId })
+const BySecret = Schema.Struct({ name: SecretName })
+
+// ---- the endpoints ----
+
+const agents = [
+  make("createAgent", {
+    method: "POST",
+    path: "/v1/agents",
+    scope: "agents:write",
+    summary: "Create an agent (version 1)",
+    body: body(Api.CreateAgentRequest),
+    success: { 201: Json(Api.AgentResponse, "Created") },
+    failures: [F.AgentExists, F.AgentNotFound, F.Conflict]
+  }),
+  make("listAgents", {
+    method: "GET",
+    path: "/v1/agents",
+    scope: "agents:read",
+    summary: "List agents",
+    success: { 200: Json(list(Api.AgentResponse), "Agents") }
+  }),
+  make("getAgent", {
+    method: "GET",
+    path: "/v1/agents/:name",
+    scope: "agents:read",
+    summary: "Get an agent",
+    params: ByName,
+    success: { 200: Json(Api.AgentResponse, "Agent") },
+    failures: [F.AgentNotFound]
+  }),
+  make("updateAgent", {
+    method: "PUT",
+    path: "/v1/agents/:name",
+    scope: "agents:write",
+    summary: "Publish a new version of an agent (no-op when the spec is unchanged)",
+    params: ByName,
+    body: body(Api.UpdateAgentRequest),
+    success: { 200: Json(Api.AgentResponse, "Agent") },
+    failures: [F.AgentNotFound, F.AgentExists, F.Conflict]
+  }),
+  make("agentVersions", {
+    method: "GET",
+    path: "/v1/agents/:name/versions",
+    scope: "agents:read",
+    summary: "List an agent's immutable versions",
+    params: ByName,
+    success: { 200: Json(list(Api.AgentVersionResponse), "Versions") },
+    failures: [F.AgentNotFound]
+  })
+] as const
+
+const budgets = [
+  make("setAgentBudget", {
+    method: "PUT",
+    path: "/v1/agents/:name/budget",
+    scope: "budgets:write",
+    summary: "Set the agent's budget caps (replacing the previous ones whole)",
+    params: ByName,
+    body: body(Budget.SetBudgetRequest),
+    success: { 200: Json(Budget.BudgetResponse, "Budget") },
+    failures: [F.AgentNotFound, F.Conflict]
+  }),
+  make("getAgentBudget", {
+    method: "GET",
+    path: "/v1/agents/:name/budget",
+    scope: "budgets:read",
+    summary: "The agent's budget: its caps and today's spend, reservations and runs",
+    params: ByName,
+    success: { 200: Json(Budget.BudgetResponse, "Budget") },
+    failures: [F.AgentNotFound]
+  }),
+  make("agentUsage", {
+    method: "GET",
+    path: "/v1/agents/:name/usage",
+    scope: "budgets:read",
+    summary: "The agent's spend per UTC day",
+    params: ByName,
+    query: Budget.UsageQuery,
+    queryDescriptions: { days: "UTC days back, today included (30 when absent)" },
+    success: { 200: Json(Budget.UsageResponse, "Usage") },
+    failures: [F.AgentNotFound]
+  }),
+  make("setTenantBudget", {
+    method: "PUT",
+    path: "/v1/budget",
+    scope: "budgets:write",
+    summary: "Set the tenant-wide budget caps",
+    body: body(Budget.SetBudgetRequest),
+    success: { 200: Json(Budget.BudgetResponse, "Budget") },
+    failures: [F.Conflict]
+  }),
+  make("getTenantBudget", {
+    method: "GET",
+    path: "/v1/budget",
+    scope: "budgets:read",
+    summary: "The tenant-wide budget",
+    success: { 200: Json(Budget.BudgetResponse, "Budget") }
+  })
+] as const
+
+const runs = [
+  make("createRun", {
+    method: "POST",
+    path: "/v1/runs",
+    scope: "runs:write",
+    summary: "Start a run of an agent's latest (or given) version",
+    headers: [{
+      name: "Idempotency-Key",
+      schema: Api.IdempotencyKey,
+      description: "The same key again answers the run it started (200); with a different body, 409"
+    }],
+    body: body(Api.CreateRunRequest),
+    success: {
+      201: Json(Api.RunResponse, "Started"),
+      200: Json(Api.RunResponse, "Already started with this Idempotency-Key")
+    },
+    failures: [F.OverBudget, F.AgentNotFound, F.AgentVersionNotFound, F.IdentityDown, ...runCommand]
+  }),
+  make("listRuns", {
+    method: "GET",
+    path: "/v1/runs",
+    scope: "runs:read",
+    summary:
+      "List runs, newest first by creation time (ties by id); `lantern doctor`'s probe runs only with agentName=lantern-doctor-probe",
+    query: Api.RunListQuery,
+    queryDescriptions: {
+      cursor: "The previous page's nextCursor, passed back as it is (a bare run id is read as that run's position)"
+    },
+    success: { 200: Json(Api.RunListResponse, "Runs") }
+  }),
+  make("forecastRun", {
+    method: "POST",
+    path: "/v1/runs/forecast",
+    scope: "runs:read",
+    summary: "Forecast a run's tokens and cost (p10/p50/p90) from the agent version's completed runs",
+    body: body(Forecast.ForecastRequest),
+    success: {
+      200: Json(Forecast.ForecastResponse, "Forecast"),
+      402: Json(
+        Forecast.ForecastResponse,
+        "The forecast, when a run costing p90 would break a hard budget cap (`budget`)"
+      )
+    },
+    failures: [F.AgentNotFound, F.AgentVersionNotFound]
+  }),
+  make("getRun", {
+    method: "GET",
+    path: "/v1/runs/:id",
+    scope: "runs:read",
+    summary: "Get a run",
+    params: ById,
+    success: { 200: Json(Api.RunResponse, "Run") },
+    failures: [F.RunNotFound]
+  }),
+  make("runEvents", {
+    method: "GET",
+    path: "/v1/runs/:id/events",
+    scope: "runs:read",
+    summary: "The run's journal",
+    params: ById,
+    success: { 200: Json(list(Api.EventResponse), "Events") },
+    failures: [F.RunNotFound]
+  }),
+  make("runStream", {
+    method: "GET",
+    path: "/v1/runs/:id/stream",
+    scope: "runs:read",
+    summary: "The run's events as Server-Sent Events, live; ends after the terminal event. Resume with Last-Event-ID.",
+    params: ById,
+    headers: [{
+      name: "Last-Event-ID",
+      schema: Api.LastEventId,
+      description: "The `id` of the last event received: the stream resumes after it",
+      emptyIsAbsent: true
+    }],
+    success: { 200: Media("text/event-stream", "text/event-stream") },
+    failures: [F.RunNotFound]
+  }),
+  make("cancelRun", {
+    method: "POST",
+    path: "/v1/runs/:id/cancel",
+    scope: "runs:write",
+    summary: "Cancel a run and its child runs; the step in flight is interrupted",
+    params: ById,
+    body: optionalBody(Api.CancelRunRequest),
+    success: { 200: Json(Api.RunResponse, "Run") },
+    failures: runCommand
+  }),
+  make("approveStep", {
+    method: "POST",
+    path: "/v1/runs/:id/approvals/:stepId",
+    scope: "runs:write",
+    summary: "Approve or reject a tool call waiting for a human decision",
+    params: ByStep,
+    body: body(Api.ApprovalRequest),
+    success: { 200: Json(Api.RunResponse, "Run") },
+    failures: runCommand
+  })
+] as const
+
+const receipts = [
+  make("runReceipt", {
+    method: "GET",
+    path: "/v1/runs/:id/receipt",
+    scope: "receipts:read",
+    summary:
+      "The run's signed receipt (docs/receipts.md); a run still going gets a partial one, signed now and not kept",
+    params: ById,
+    success: { 200: Json(Verify.Receipt, "Receipt") },
+    failures: [F.RunNotFound, F.SigningKeyDown]
+  }),
+  make("runJournal", {
+    method: "GET",
+    path: "/v1/runs/:id/journal",
+    scope: "receipts:read",
+    summary:
+      "The run's journal export, one canonical JSON line {n, seq, envelope} per event: exactly what the receipt's digest covers",
+    params: ById,
+    success: { 200: Media("application/x-ndjson", "JSON lines") },
+    failures: [F.RunNotFound]
+  }),
+  make("verifyReceipt", {
+    method: "POST",
+    path: "/v1/receipts/verify",
+    scope: null,
+    summary:
+      "Verify a receipt (no token; any origin): its signature under the published keys, the `journal` sent with it, and, for a receipt Lantern signed, its run's stored journal. Always 200 with `valid` and every check",
+    body: body(ReceiptVerifyRequest),
+    success: { 200: Json(ReceiptVerdict, "Verdict: every check with its outcome") },
+    failures: [F.SigningKeyDown]
+  }),
+  make("receiptKeys", {
+    method: "GET",
+    path: "/.well-known/lantern-receipts",
+    scope: null,
+    summary: "The public keys that verify receipts, retired ones included (no token; any origin)",
+    success: { 200: Json(Schema.Struct({ keys: Schema.Array(PublicKey) }), "Keys") },
+    failures: [F.SigningKeyDown],
+    cacheControl: "public, max-age=60"
+  }),
+  make("rotateSigningKey", {
+    method: "POST",
+    path: "/v1/admin/signing-keys/rotate",
+    scope: "admin",
+    summary: "Make a new receipt-signing key and retire the current one, which stays published (scope `admin`)",
+    success: {
+      200: Json(
+        Schema.Struct({ current: PublicKey, keys: Schema.Array(PublicKey) }),
+        "The new key and every published key"
+      )
+    },
+    failures: [F.SigningKeyDown]
+  })
+] as const
+
+const identity = [
+  make("mintIdentityToken", {
+    method: "POST",
+    path: "/v1/runs/:id/identity-token",
+    scope: "runs:write",
+    summary:
+      "A token of the running run's own Ed25519 identity for `audience` (an EdDSA JWT; ttlSeconds 1-3600, default 300); 409 once the run finished",
+    params: ById,
+    body: body(MintRequest),
+    success: { 200: Json(Schema.Struct({ token: Schema.String, expiresAt: Schema.String }), "Token") },
+    failures: [F.RunNotFound, F.AlreadyFinished, F.NoIdentity, F.IdentityDown]
+  }),
+  make("identityIssuer", {
+    method: "GET",
+    path: "/.well-known/lantern-agent-identity",
+    scope: null,
+    summary: "How run tokens are issued and where to verify them (no token; any origin)",
+    success: {
+      200: Json(
+        Schema.Struct({
+          issuer: Schema.String,
+          algorithm: Schema.String,
+          tokenFormat: Schema.String,
+          verify: Schema.String
+        }),
+        "Issuer metadata"
+      )
+    },
+    cacheControl: "public, max-age=300"
+  }),
+  make("verifyIdentityToken", {
+    method: "POST",
+    path: "/.well-known/lantern-agent-identity/verify",
+    scope: null,
+    summary:
+      "Verify a run's token against the public key journaled on its RunStarted (no token; any origin). Always 200: `valid`, and the run, tenant, agent and claims, or the `reason`",
+    body: body(IdentityVerifyRequest),
+    success: { 200: Json(IdentityVerdict, "Verdict") }
+  })
+] as const
+
+const access = [
+  make("createTenant", {
+    method: "POST",
+    path: "/v1/tenants",
+    scope: "admin",
+    summary:
+      "Create a tenant and its first owner key (scope `*`; the key is shown only here). Needs `admin`, which only the operator tenant's keys hold",
+    body: body(CreateTenantRequest),
+    success: { 201: Json(NewTenant, "The tenant and its owner key") },
+    failures: [F.Conflict]
+  }),
+  make("createApiKey", {
+    method: "POST",
+    path: "/v1/api-keys",
+    scope: "keys:write",
+    summary:
+      "Create an API key with scopes (at most the caller's) and an optional expiry; `key` is shown only in this answer",
+    body: body(CreateKeyRequest),
+    success: { 201: Json(NewKey, "The key") },
+    failures: [F.Conflict]
+  }),
+  make("listApiKeys", {
+    method: "GET",
+    path: "/v1/api-keys",
+    scope: "keys:read",
+    summary: "List the tenant's live API keys (never their value)",
+    success: { 200: Json(list(KeyView), "Keys") }
+  }),
+  make("revokeApiKey", {
+    method: "DELETE",
+    path: "/v1/api-keys/:id",
+    scope: "keys:write",
+    summary: "Revoke an API key: it stops working at once on this host, within 30 s on others",
+    params: ByKey,
+    success: { 204: None("Revoked") },
+    failures: [F.KeyMissing]
+  }),
+  make("createSecret", {
+    method: "POST",
+    path: "/v1/secrets",
+    scope: "secrets:write",
+    summary:
+      "Store a secret (`value`: at most 64 KiB, never shown again); the same name again stores its next version (200)",
+    body: body(CreateSecretRequest, CreateSecretDoc),
+    success: {
+      201: Json(SecretView, "The new secret's metadata"),
+      200: Json(SecretView, "The next version's metadata")
+    },
+    failures: [F.SecretDown]
+  }),
+  make("listSecrets", {
+    method: "GET",
+    path: "/v1/secrets",
+    scope: "secrets:read",
+    summary: "List the tenant's secrets: metadata only, never values",
+    success: { 200: Json(list(SecretView), "Secrets") },
+    failures: [F.SecretDown]
+  }),
+  make("getSecret", {
+    method: "GET",
+    path: "/v1/secrets/:name",
+    scope: "secrets:read",
+    summary: "A secret's metadata (never its value)",
+    params: BySecret,
+    success: { 200: Json(SecretView, "Secret") },
+    failures: [F.SecretMissing, F.SecretDown]
+  }),
+  make("deleteSecret", {
+    method: "DELETE",
+    path: "/v1/secrets/:name",
+    scope: "secrets:write",
+    summary: "Delete a secret and its ciphertext; runs naming it fail with `secret_not_found`",
+    params: BySecret,
+    success: { 204: None("Deleted") },
+    failures: [F.SecretMissing, F.SecretDown]
+  }),
+  make("rewrapSecrets", {
+    method: "POST",
+    path: "/v1/admin/secrets/rewrap",
+    scope: "admin",
+    summary:
+      "Re-seal every secret under the current KEK after a rotation (scope `admin`); then LANTERN_KEK_PREVIOUS can go",
+    success: {
+      200: Json(
+        Schema.Struct({ rewrapped: Schema.Int, total: Schema.Int, unreadable: Schema.Array(Schema.String) }),
+        "Counts"
+      )
+    },
+    failures: [F.SecretDown]
+  }),
+  make("listAudit", {
+    method: "GET",
+    path: "/v1/audit",
+    scope: "audit:read",
+    summary:
+      "The tenant's audit log, newest first: scope denials, API key changes, receipt issuance (`audit:read`). Failed authentications have no tenant and are the operator's (journal `lantern.audit._unknown.>`)",
+    query: Audit.AuditQuery,
+    queryDescriptions: {
+      since: "An ISO-8601 day or time with offset: entries at or after it",
+      cursor: "The previous page's nextCursor"
+    },
+    success: { 200: Json(Audit.AuditPage, "Audit entries") }
+  }),
+  make("listDeadLetters", {
+    method: "GET",
+    path: "/v1/admin/dead-letters",
+    scope: "admin",
+    summary:
+      "Events the projectors skipped because they could not decode or store them, every tenant's, newest first, with the total (scope `admin`; never a payload; ADR 0022)",
+    query: DeadLetterQuery,
+    queryDescriptions: { limit: "How many, newest first (100 when absent), in plain decimal digits" },
+    success: {
+      200: Json(Schema.Struct({ items: Schema.Array(DeadLetterView), total: Schema.Number }), "Dead letters")
+    }
+  })
+] as const
+
+const all = [...agents, ...budgets, ...runs, ...receipts, ...identity, ...access] as const
+
+type All = typeof all[number]
+
+/** Every endpoint by name. */
+export const endpoints = Object.fromEntries(all.map((e) => [e.name, e])) as unknown as {
+  readonly [E in All as E["name"]]: E
+}
+export type Endpoints = typeof endpoints
+export type Name = keyof Endpoints
+
+/** Every endpoint, in the order the document lists them. */
+export const every: ReadonlyArray<All> = all
