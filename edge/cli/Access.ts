@@ -1,35 +1,11 @@
 // `lantern api-keys create|list|revoke`, `lantern tenants create` and `lantern audit`: who may call the API and
 // what was done with it. A key's value is printed once, by the command that makes it; lists never show it.
-import { Console, Effect, Option, Schema } from "effect"
+import { Console, Effect, Option } from "effect"
 import { Command } from "effect/cli"
-import { AuditPage } from "../../schema/Audit.ts"
+import { endpoints } from "../Api.ts"
 import * as Client from "./Client.ts"
 import * as Format from "./Format.ts"
 import * as Input from "./Input.ts"
-
-// The answers of edge/TenantRoutes.ts, as the CLI reads them.
-const KeyView = Schema.Struct({
-  id: Schema.String,
-  name: Schema.String,
-  scopes: Schema.Array(Schema.String),
-  last4: Schema.String,
-  expiresAt: Schema.NullOr(Schema.String)
-})
-const NewKey = Schema.Struct({ ...KeyView.fields, key: Schema.String })
-const KeyList = Schema.Struct({ items: Schema.Array(KeyView) })
-const NewTenant = Schema.Struct({
-  tenant: Schema.Struct({ id: Schema.String, name: Schema.String }),
-  key: Schema.Struct({
-    id: Schema.String,
-    name: Schema.String,
-    key: Schema.String,
-    scopes: Schema.Array(Schema.String),
-    expiresAt: Schema.NullOr(Schema.String)
-  })
-})
-
-const call = <A>(request: Client.Request, schema: Schema.ConstraintDecoder<A>) =>
-  Client.Client.use((c) => c.json(request, schema))
 
 const print = <A>(json: boolean, reply: Client.Reply<A>, human: (a: A) => string) =>
   Console.log(json ? JSON.stringify(reply.body, null, 2) : human(reply.value))
@@ -45,7 +21,7 @@ const keysCreate = Command.make(
       scopes: [...new Set(i.scopes)],
       ...Option.match(i.expires, { onNone: () => ({}), onSome: (expiresAt) => ({ expiresAt }) })
     }
-    const reply = yield* call({ method: "POST", path: "/v1/api-keys", body }, NewKey)
+    const reply = yield* Client.call(endpoints.createApiKey, { body })
     yield* print(i.json, reply, Format.newKey)
   })
 ).pipe(
@@ -61,7 +37,7 @@ const keysList = Command.make(
   "list",
   { json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* call({ method: "GET", path: "/v1/api-keys" }, KeyList)
+    const reply = yield* Client.call(endpoints.listApiKeys, {})
     yield* print(i.json, reply, (l) => Format.keyList(l.items))
   })
 ).pipe(
@@ -73,7 +49,7 @@ const keysRevoke = Command.make(
   "revoke",
   { id: Input.keyIdArgument },
   Effect.fn(function*(i) {
-    yield* call({ method: "DELETE", path: `/v1/api-keys/${encodeURIComponent(i.id)}` }, Schema.Null)
+    yield* Client.call(endpoints.revokeApiKey, { params: { id: i.id } })
     yield* Console.log(`revoked ${i.id}: it is refused at once on this host, within 30 s on the others`)
   })
 ).pipe(Command.withDescription("Revoke a key of this tenant (needs keys:write)"))
@@ -89,7 +65,7 @@ const tenantsCreate = Command.make(
   "create",
   { name: Input.tenantNameArgument, json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* call({ method: "POST", path: "/v1/tenants", body: { name: i.name } }, NewTenant)
+    const reply = yield* Client.call(endpoints.createTenant, { body: { name: i.name } })
     yield* print(
       i.json,
       reply,
@@ -115,7 +91,7 @@ export const audit = Command.make(
       limit: Option.getOrUndefined(Option.map(i.limit, String)),
       cursor: Option.getOrUndefined(i.cursor)
     }
-    const reply = yield* call({ method: "GET", path: "/v1/audit", query }, AuditPage)
+    const reply = yield* Client.call(endpoints.listAudit, { query })
     yield* print(i.json, reply, Format.auditPage)
   })
 ).pipe(

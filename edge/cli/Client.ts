@@ -1,8 +1,11 @@
-// The CLI's client of the Lantern HTTP API: where the API is and which token to send, a typed error for each
-// way a call can fail, bodies decoded with the API's own schemas, and a run's live event stream (SSE).
+// The CLI's client of the Lantern HTTP API, derived from its declaration (edge/Api.ts): where the API is and which
+// token to send, a typed error for each way a call can fail, answers decoded with the schemas each endpoint declares
+// for its status, and a run's live event stream (SSE).
 import { join } from "node:path"
 import { Config, Context, Effect, FileSystem, Layer, Option, Redacted, Schema, Stream } from "effect"
 import { Api, Issues } from "../../schema/index.ts"
+import { endpoints } from "../Api.ts"
+import * as Endpoint from "../Endpoint.ts"
 import * as Sse from "./Sse.ts"
 
 export const DEFAULT_URL = "http://127.0.0.1:8080"
@@ -121,14 +124,6 @@ export const settingsFromConfig: Effect.Effect<Settings, BadSetting, FileSystem.
 
 // ---- the service ----
 
-export interface Request {
-  readonly method: "GET" | "POST" | "PUT" | "DELETE"
-  readonly path: string
-  readonly query?: Readonly<Record<string, string | undefined>>
-  readonly body?: unknown
-  readonly headers?: Readonly<Record<string, string>>
-}
-
 /** A decoded answer, with the JSON body as it came for `--json`. */
 export interface Reply<A> {
   readonly status: number
@@ -141,12 +136,34 @@ export interface Probe {
   readonly text: string
 }
 
+/** What a call of an endpoint sends: its declared path parameters, query, headers and body, as JSON carries them. */
+export type CallInput<E extends Endpoint.Endpoint> =
+  & (E["params"] extends Schema.Top ? { readonly params: E["params"]["Encoded"] } : {})
+  & (E["query"] extends Schema.Top
+    ? { readonly query?: { readonly [K in keyof E["query"]["Encoded"]]?: E["query"]["Encoded"][K] | undefined } }
+    : {})
+  & (E["body"] extends Endpoint.Body<infer S> ? { readonly body: S["Encoded"] } : {})
+  & { readonly headers?: Readonly<Record<string, string>> }
+
+/** What a call of an endpoint answers: a JSON success decoded with its declared schema, null for 204, text for a stream. */
+export type CallValue<E extends Endpoint.Endpoint> = E["success"][keyof E["success"]] extends infer S
+  ? S extends { readonly _tag: "Json"; readonly schema: infer X extends Schema.Top } ? X["Type"]
+  : S extends { readonly _tag: "None" } ? null
+  : string
+  : never
+
 export interface Service {
   readonly baseUrl: string
   /** Whether a token was found; the token itself never leaves this module. */
   readonly hasToken: boolean
-  /** Sends a request and decodes a 2xx JSON answer (204: null) with `schema`; any other answer is a typed error. */
-  readonly json: <A>(request: Request, schema: Schema.ConstraintDecoder<A>) => Effect.Effect<Reply<A>, ClientError>
+  /**
+   * Calls a declared endpoint (edge/Api.ts): the path, query, headers and body from `input`, the answer decoded with
+   * the schema the endpoint declares for its status; an undeclared status, or any error status, is a typed error.
+   */
+  readonly call: <E extends Endpoint.Endpoint>(
+    endpoint: E,
+    input: CallInput<E>
+  ) => Effect.Effect<Reply<CallValue<E>>, ClientError>
   /** A GET whose status and text are the answer, whatever they are (health checks). */
   readonly probe: (path: string) => Effect.Effect<Probe, Unreachable>
   /** Opens an event stream; `lastEventId` asks the server to resume after that id. */
@@ -227,28 +244,45 @@ export const make = (settings: Settings): Service => {
       catch: unreachable
     }).pipe(Effect.timeoutOrElse({ duration: REQUEST_TIMEOUT, orElse: () => timedOut }))
 
-  const json: Service["json"] = (request, schema) =>
+  const call: Service["call"] = (endpoint, input) =>
     Effect.gen(function*() {
-      const label = `${request.method} ${request.path}`
-      const hasBody = request.body !== undefined
-      const init: RequestInit = {
-        method: request.method,
-        headers: headers(request.headers, "application/json", hasBody)
+      const { params, query, body, headers: extra } = input as {
+        readonly params?: Readonly<Record<string, unknown>>
+        readonly query?: Readonly<Record<string, string | undefined>>
+        readonly body?: unknown
+        readonly headers?: Readonly<Record<string, string>>
       }
-      if (hasBody) init.body = JSON.stringify(request.body)
-      const { res, text } = yield* exchange(urlOf(request.path, request.query), init)
-      if (res.status >= 400) return yield* errorOf(res.status, res.statusText, text)
-      let body: unknown
+      const path = Endpoint.pathOf(endpoint.path, params)
+      const label = `${endpoint.method} ${path}`
+      const hasBody = endpoint.body !== undefined
+      const init: RequestInit = { method: endpoint.method, headers: headers(extra, "application/json", hasBody) }
+      if (hasBody) init.body = JSON.stringify(body ?? {})
+      const { res, text } = yield* exchange(urlOf(path, query), init)
+      if (res.status >= 400 && endpoint.success[res.status] === undefined) {
+        return yield* errorOf(res.status, res.statusText, text)
+      }
+      const success = endpoint.success[res.status]
+      if (success === undefined) {
+        return yield* new BadResponse({
+          request: label,
+          status: res.status,
+          reason: "a status the API does not declare"
+        })
+      }
+      if (success._tag === "None")
+        return { status: res.status, body: null, value: null as unknown as CallValue<typeof endpoint> }
+      if (success._tag === "Media")
+        return { status: res.status, body: text, value: text as unknown as CallValue<typeof endpoint> }
+      let parsed: unknown
       try {
-        // 204 No Content (a DELETE) has no body: it decodes as null
-        body = res.status === 204 ? null : JSON.parse(text)
+        parsed = JSON.parse(text)
       } catch {
         return yield* new BadResponse({ request: label, status: res.status, reason: "the body is not JSON" })
       }
-      const value = yield* Schema.decodeUnknownEffect(schema)(body).pipe(
+      const value = yield* Schema.decodeUnknownEffect(success.schema as Schema.Codec<unknown, unknown>)(parsed).pipe(
         Effect.mapError((e) => new BadResponse({ request: label, status: res.status, reason: Issues.toText(e.issue) }))
       )
-      return { status: res.status, body, value }
+      return { status: res.status, body: parsed, value: value as unknown as CallValue<typeof endpoint> }
     })
 
   const probe: Service["probe"] = (path) =>
@@ -287,7 +321,7 @@ export const make = (settings: Settings): Service => {
       })
     )
 
-  return { baseUrl, hasToken: Option.isSome(settings.token), json, probe, sse }
+  return { baseUrl, hasToken: Option.isSome(settings.token), call, probe, sse }
 }
 
 export class Client extends Context.Service<Client, Service>()("lantern/edge/cli/Client") {
@@ -299,47 +333,13 @@ export class Client extends Context.Service<Client, Service>()("lantern/edge/cli
 
 // ---- the API's calls ----
 
-const call = <A>(request: Request, schema: Schema.ConstraintDecoder<A>) => Client.use((c) => c.json(request, schema))
-const seg = encodeURIComponent
+/** Calls a declared endpoint with the client of the context. */
+export const call = <E extends Endpoint.Endpoint>(endpoint: E, input: CallInput<E>) =>
+  Client.use((c) => c.call(endpoint, input))
 
-const AgentList = Schema.Struct({ items: Schema.Array(Api.AgentResponse) })
-const VersionList = Schema.Struct({ items: Schema.Array(Api.AgentVersionResponse) })
-const EventList = Schema.Struct({ items: Schema.Array(Api.EventResponse) })
-
-export const createAgent = (body: Api.CreateAgentRequest) =>
-  call({ method: "POST", path: "/v1/agents", body }, Api.AgentResponse)
-export const listAgents = () => call({ method: "GET", path: "/v1/agents" }, AgentList)
-export const getAgent = (name: string) => call({ method: "GET", path: `/v1/agents/${seg(name)}` }, Api.AgentResponse)
-export const updateAgent = (name: string, body: Api.UpdateAgentRequest) =>
-  call({ method: "PUT", path: `/v1/agents/${seg(name)}`, body }, Api.AgentResponse)
-export const agentVersions = (name: string) =>
-  call({ method: "GET", path: `/v1/agents/${seg(name)}/versions` }, VersionList)
-
-export const createRun = (body: Api.CreateRunRequest, idempotencyKey: Option.Option<string>) =>
-  call(
-    {
-      method: "POST",
-      path: "/v1/runs",
-      body,
-      headers: Option.match(idempotencyKey, { onNone: () => ({}), onSome: (k) => ({ "idempotency-key": k }) })
-    },
-    Api.RunResponse
-  )
-export interface RunListQuery {
-  readonly status?: string | undefined
-  readonly agentName?: string | undefined
-  readonly limit?: string | undefined
-  readonly cursor?: string | undefined
-}
-export const listRuns = (query: RunListQuery) =>
-  call({ method: "GET", path: "/v1/runs", query: { ...query } }, Api.RunListResponse)
-export const getRun = (id: string) => call({ method: "GET", path: `/v1/runs/${seg(id)}` }, Api.RunResponse)
-export const runEvents = (id: string) => call({ method: "GET", path: `/v1/runs/${seg(id)}/events` }, EventList)
-export const cancelRun = (id: string, body: typeof Api.CancelRunRequest.Type) =>
-  call({ method: "POST", path: `/v1/runs/${seg(id)}/cancel`, body }, Api.RunResponse)
-
-export const approveStep = (id: string, stepId: string, body: typeof Api.ApprovalRequest.Type) =>
-  call({ method: "POST", path: `/v1/runs/${seg(id)}/approvals/${seg(stepId)}`, body }, Api.RunResponse)
+/** The Idempotency-Key header, when one is given. */
+export const idempotencyKey = (key: Option.Option<string>): Readonly<Record<string, string>> =>
+  Option.match(key, { onNone: () => ({}), onSome: (k) => ({ "idempotency-key": k }) })
 
 const decodeEvent = Schema.decodeUnknownEffect(Schema.fromJsonString(Api.EventResponse))
 
@@ -347,7 +347,7 @@ const decodeEvent = Schema.decodeUnknownEffect(Schema.fromJsonString(Api.EventRe
 export const runStream = (id: string, afterSeq: number): Stream.Stream<Api.EventResponse, ClientError, Client> =>
   Stream.unwrap(
     Client.useSync((c) => {
-      const path = `/v1/runs/${seg(id)}/stream`
+      const path = Endpoint.pathOf(endpoints.runStream.path, { id })
       return c.sse(path, afterSeq > 0 ? String(afterSeq) : null).pipe(
         Stream.mapEffect((m) =>
           decodeEvent(m.data).pipe(

@@ -4,6 +4,7 @@ import { Console, Effect, Option, Runtime, Schedule, Schema, Stream } from "effe
 import { Command } from "effect/cli"
 import type { Api } from "../../schema/index.ts"
 import * as Access from "./Access.ts"
+import { endpoints } from "../Api.ts"
 import * as Client from "./Client.ts"
 import * as Doctor from "./Doctor.ts"
 import * as Format from "./Format.ts"
@@ -26,10 +27,12 @@ const agentsCreate = Command.make(
     json: Input.json
   },
   Effect.fn(function*(i) {
-    const reply = yield* Client.createAgent({
-      name: i.name,
-      spec: Input.chosenSpec(i),
-      ...Option.match(i.description, { onNone: () => ({}), onSome: (description) => ({ description }) })
+    const reply = yield* Client.call(endpoints.createAgent, {
+      body: {
+        name: i.name,
+        spec: Input.chosenSpec(i),
+        ...Option.match(i.description, { onNone: () => ({}), onSome: (description) => ({ description }) })
+      }
     })
     yield* printReply(i.json, reply, (a) => `created agent ${a.name} v${a.latestVersion}\n\n${Format.agent(a)}`)
   })
@@ -46,7 +49,7 @@ const agentsList = Command.make(
   "list",
   { json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* Client.listAgents()
+    const reply = yield* Client.call(endpoints.listAgents, {})
     yield* printReply(i.json, reply, (l) => Format.agentList(l.items))
   })
 ).pipe(Command.withDescription("List agents"), Command.withAlias("ls"))
@@ -55,7 +58,7 @@ const agentsGet = Command.make(
   "get",
   { name: Input.agentNameArgument, json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* Client.getAgent(i.name)
+    const reply = yield* Client.call(endpoints.getAgent, { params: { name: i.name } })
     yield* printReply(i.json, reply, Format.agent)
   })
 ).pipe(Command.withDescription("Show an agent and its latest spec"))
@@ -64,9 +67,12 @@ const agentsUpdate = Command.make(
   "update",
   { name: Input.agentNameArgument, ...specFlags, description: Input.description, json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* Client.updateAgent(i.name, {
-      spec: Input.chosenSpec(i),
-      ...Option.match(i.description, { onNone: () => ({}), onSome: (description) => ({ description }) })
+    const reply = yield* Client.call(endpoints.updateAgent, {
+      params: { name: i.name },
+      body: {
+        spec: Input.chosenSpec(i),
+        ...Option.match(i.description, { onNone: () => ({}), onSome: (description) => ({ description }) })
+      }
     })
     yield* printReply(i.json, reply, (a) => `agent ${a.name} is now at v${a.latestVersion}\n\n${Format.agent(a)}`)
   })
@@ -79,7 +85,7 @@ const agentsVersions = Command.make(
   "versions",
   { name: Input.agentNameArgument, json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* Client.agentVersions(i.name)
+    const reply = yield* Client.call(endpoints.agentVersions, { params: { name: i.name } })
     yield* printReply(i.json, reply, (l) => Format.agentVersions(l.items))
   })
 ).pipe(Command.withDescription("List the published versions of an agent"))
@@ -120,12 +126,15 @@ const SETTLE_TIMEOUT = "10 seconds"
  * run's row reflects it (projections are asynchronous), so a run still shown running is asked again briefly.
  */
 const settledRun = (id: string) =>
-  Client.getRun(id).pipe(
+  Client.call(endpoints.getRun, { params: { id: id } }).pipe(
     Effect.repeat({
       schedule: Schedule.spaced("200 millis"),
       until: (r) => Format.TERMINAL_STATUSES.has(r.value.status)
     }),
-    Effect.timeoutOrElse({ duration: SETTLE_TIMEOUT, orElse: () => Client.getRun(id) })
+    Effect.timeoutOrElse({
+      duration: SETTLE_TIMEOUT,
+      orElse: () => Client.call(endpoints.getRun, { params: { id: id } })
+    })
   )
 
 /**
@@ -187,7 +196,7 @@ const runsCreate = Command.make(
       input: i.input,
       ...Option.match(i.agentVersion, { onNone: () => ({}), onSome: (agentVersion) => ({ agentVersion }) })
     }
-    const reply = yield* Client.createRun(body, i.idempotencyKey)
+    const reply = yield* Client.call(endpoints.createRun, { body, headers: Client.idempotencyKey(i.idempotencyKey) })
     if (!i.follow) return yield* printReply(i.json, reply, Format.run)
     const r = reply.value
     yield* Console.log(i.json ? JSON.stringify(reply.body) : `started ${r.id} (${r.agentName} v${r.agentVersion})`)
@@ -208,7 +217,7 @@ const runsGet = Command.make(
   "get",
   { id: Input.runIdArgument, json: Input.json },
   Effect.fn(function*(i) {
-    yield* printReply(i.json, yield* Client.getRun(i.id), Format.run)
+    yield* printReply(i.json, yield* Client.call(endpoints.getRun, { params: { id: i.id } }), Format.run)
   })
 ).pipe(Command.withDescription("Show a run: status, usage, output or error"))
 
@@ -216,11 +225,13 @@ const runsList = Command.make(
   "list",
   { status: Input.runStatus, agent: Input.agentFilter, limit: Input.limit, cursor: Input.cursor, json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* Client.listRuns({
-      status: Option.getOrUndefined(i.status),
-      agentName: Option.getOrUndefined(i.agent),
-      limit: Option.getOrUndefined(Option.map(i.limit, String)),
-      cursor: Option.getOrUndefined(i.cursor)
+    const reply = yield* Client.call(endpoints.listRuns, {
+      query: {
+        status: Option.getOrUndefined(i.status),
+        agentName: Option.getOrUndefined(i.agent),
+        limit: Option.getOrUndefined(Option.map(i.limit, String)),
+        cursor: Option.getOrUndefined(i.cursor)
+      }
     })
     yield* printReply(i.json, reply, Format.runList)
   })
@@ -230,7 +241,7 @@ const runsEvents = Command.make(
   "events",
   { id: Input.runIdArgument, json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* Client.runEvents(i.id)
+    const reply = yield* Client.call(endpoints.runEvents, { params: { id: i.id } })
     yield* printReply(
       i.json,
       reply,
@@ -256,10 +267,10 @@ const runsCancel = Command.make(
   "cancel",
   { id: Input.runIdArgument, reason: Input.reason, json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* Client.cancelRun(
-      i.id,
-      Option.match(i.reason, { onNone: () => ({}), onSome: (reason) => ({ reason }) })
-    )
+    const reply = yield* Client.call(endpoints.cancelRun, {
+      params: { id: i.id },
+      body: Option.match(i.reason, { onNone: () => ({}), onSome: (reason) => ({ reason }) })
+    })
     yield* printReply(i.json, reply, (r) => `cancel requested for ${r.id}\n\n${Format.run(r)}`)
   })
 ).pipe(Command.withDescription("Cancel a running run"))
@@ -275,10 +286,13 @@ const runsApprove = Command.make(
     json: Input.json
   },
   Effect.fn(function*(i) {
-    const reply = yield* Client.approveStep(i.id, i.step, {
-      approved: !i.reject,
-      by: i.by,
-      ...Option.match(i.reason, { onNone: () => ({}), onSome: (reason) => ({ reason }) })
+    const reply = yield* Client.call(endpoints.approveStep, {
+      params: { id: i.id, stepId: i.step },
+      body: {
+        approved: !i.reject,
+        by: i.by,
+        ...Option.match(i.reason, { onNone: () => ({}), onSome: (reason) => ({ reason }) })
+      }
     })
     yield* printReply(
       i.json,

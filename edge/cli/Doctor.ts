@@ -6,6 +6,7 @@ import { Clock, Console, Effect, Option, Runtime, Schema } from "effect"
 import { AgentSpec, Api } from "../../schema/index.ts"
 import { Client, type ClientError } from "./Client.ts"
 import * as ClientApi from "./Client.ts"
+import { endpoints } from "../Api.ts"
 import * as Format from "./Format.ts"
 
 export const AGENT = Api.PROBE_AGENT
@@ -42,7 +43,7 @@ const sameSpec = (a: AgentSpec.ResolvedSpec, b: AgentSpec.ResolvedSpec) =>
 /** The doctor agent, created on first use and updated only when its spec has changed. */
 const ensureAgent = Effect.gen(function*() {
   const want = AgentSpec.resolve(SPEC)
-  const existing = yield* ClientApi.getAgent(AGENT).pipe(
+  const existing = yield* ClientApi.call(endpoints.getAgent, { params: { name: AGENT } }).pipe(
     Effect.map((r) => Option.some(r.value)),
     Effect.catchIf(
       (e) => e._tag === "ApiError" && e.status === 404,
@@ -50,21 +51,23 @@ const ensureAgent = Effect.gen(function*() {
     )
   )
   if (Option.isNone(existing)) {
-    const created = yield* ClientApi.createAgent({
-      name: AGENT,
-      description: "Probe of `lantern doctor`: its runs are hidden from GET /v1/runs",
-      spec: SPEC
+    const created = yield* ClientApi.call(endpoints.createAgent, {
+      body: {
+        name: AGENT,
+        description: "Probe of `lantern doctor`: its runs are hidden from GET /v1/runs",
+        spec: SPEC
+      }
     })
     return pass(`${AGENT} v${created.value.latestVersion} created`)
   }
   if (sameSpec(existing.value.spec, want)) return pass(`${AGENT} v${existing.value.latestVersion}`)
-  const updated = yield* ClientApi.updateAgent(AGENT, { spec: SPEC })
+  const updated = yield* ClientApi.call(endpoints.updateAgent, { params: { name: AGENT }, body: { spec: SPEC } })
   return pass(`${AGENT} v${updated.value.latestVersion} (spec updated)`)
 }).pipe(Effect.catch((e) => Effect.succeed(failed(e))))
 
 /** Polls the run until it ends; a 404 right after the start only means its row is not written yet. */
 const awaitRun = (id: string): Effect.Effect<Option.Option<Api.RunResponse>, ClientError, Client> =>
-  ClientApi.getRun(id).pipe(
+  ClientApi.call(endpoints.getRun, { params: { id } }).pipe(
     Effect.map((r) => Option.some(r.value)),
     Effect.catchIf((e) => e._tag === "ApiError" && e.status === 404, () => Effect.succeed(Option.none())),
     Effect.flatMap((r) =>
@@ -76,7 +79,7 @@ const awaitRun = (id: string): Effect.Effect<Option.Option<Api.RunResponse>, Cli
 
 const liveRun = (timeoutSeconds: number) =>
   Effect.gen(function*() {
-    const started = yield* ClientApi.createRun({ agentName: AGENT, input: "ping" }, Option.none())
+    const started = yield* ClientApi.call(endpoints.createRun, { body: { agentName: AGENT, input: "ping" } })
     const id = started.value.id
     const ended = yield* awaitRun(id).pipe(
       Effect.timeoutOrElse({ duration: `${timeoutSeconds} seconds`, orElse: () => Effect.succeed(Option.none()) })
@@ -153,7 +156,7 @@ export const run = (options: Options) =>
 
     // 3. The token is accepted.
     const [auth, authMs] = yield* timed(
-      ClientApi.listAgents().pipe(
+      ClientApi.call(endpoints.listAgents, {}).pipe(
         Effect.map((r) =>
           pass(`${client.hasToken ? "token accepted" : "no token needed"} (${r.value.items.length} agents)`)
         ),

@@ -1,8 +1,9 @@
 // `lantern receipts verify|get|journal` and `lantern keys rotate|list`. Verification is offline: the receipt,
 // the journal export and the public key (--key, or the server's /.well-known/lantern-receipts) are all it needs.
-import { Console, Data, Effect, FileSystem, Option, Runtime, Schema } from "effect"
+import { Console, Data, Effect, FileSystem, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import * as Verify from "../../actors/receipts/Verify.ts"
+import { endpoints } from "../Api.ts"
 import * as Client from "./Client.ts"
 import * as Input from "./Input.ts"
 
@@ -103,15 +104,11 @@ const verify = Command.make(
   ])
 )
 
-const seg = encodeURIComponent
-
 const get = Command.make(
   "get",
   { id: Input.runIdArgument },
   Effect.fn(function*(i) {
-    const reply = yield* Client.Client.use((c) =>
-      c.json({ method: "GET", path: `/v1/runs/${seg(i.id)}/receipt` }, Verify.Receipt)
-    )
+    const reply = yield* Client.call(endpoints.runReceipt, { params: { id: i.id } })
     yield* Console.log(JSON.stringify(reply.body, null, 2))
   })
 ).pipe(Command.withDescription("Print a run's receipt (JSON); a run still going gets a partial one"))
@@ -120,10 +117,8 @@ const journal = Command.make(
   "journal",
   { id: Input.runIdArgument },
   Effect.fn(function*(i) {
-    const client = yield* Client.Client
-    const reply = yield* client.probe(`/v1/runs/${seg(i.id)}/journal`)
-    if (reply.status >= 400) return yield* Client.errorOf(reply.status, "", reply.text)
-    yield* Effect.sync(() => process.stdout.write(reply.text))
+    const reply = yield* Client.call(endpoints.runJournal, { params: { id: i.id } })
+    yield* Effect.sync(() => process.stdout.write(reply.value))
   })
 ).pipe(Command.withDescription("Print a run's journal export (JSONL): exactly what its receipt's digest covers"))
 
@@ -132,21 +127,11 @@ export const receipts = Command.make("receipts").pipe(
   Command.withSubcommands([verify, get, journal])
 )
 
-const PublicKey = Schema.Struct({
-  keyId: Schema.String,
-  publicKey: Schema.String,
-  createdAt: Schema.String,
-  retiredAt: Schema.optionalKey(Schema.String)
-})
-const Rotated = Schema.Struct({ current: PublicKey, keys: Schema.Array(PublicKey) })
-
 const rotate = Command.make(
   "rotate",
   { json: Input.json },
   Effect.fn(function*(i) {
-    const reply = yield* Client.Client.use((c) =>
-      c.json({ method: "POST", path: "/v1/admin/signing-keys/rotate", body: {} }, Rotated)
-    )
+    const reply = yield* Client.call(endpoints.rotateSigningKey, {})
     yield* Console.log(
       i.json
         ? JSON.stringify(reply.body, null, 2)
