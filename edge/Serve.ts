@@ -246,9 +246,14 @@ const preflight = (path: string, methods: ReadonlyArray<string>) =>
  * The router of every endpoint of `endpoints`, each served by its handler. With LANTERN_CHECK_RESPONSES (the test
  * stacks set it), every JSON answer is checked against its documented schema and a mismatch answers 500.
  */
-export const layer = <H extends Handlers>(endpoints: ReadonlyArray<Endpoint>, h: H) =>
+export const layer = <H extends Handlers>(
+  endpoints: ReadonlyArray<Endpoint>,
+  h: H,
+  options: { readonly check?: boolean } = {}
+) =>
   Layer.unwrap(Effect.gen(function*() {
-    const check = yield* Config.Boolean("LANTERN_CHECK_RESPONSES").pipe(Config.withDefault(false))
+    const check = options.check ??
+      (yield* Config.Boolean("LANTERN_CHECK_RESPONSES").pipe(Config.withDefault(false)))
     const byName = h as unknown as Record<string, Handler<any, any>>
     const routes = endpoints.map((e) => route(e, byName[e.name]!, check))
     const publicPosts = new Map<string, Array<string>>()
