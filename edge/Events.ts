@@ -1,6 +1,7 @@
 // How stored events are shown to API clients (JSON list and Server-Sent Events).
 import type { EventResponse } from "../schema/Api.ts"
 import type { Stored } from "../schema/Envelope.ts"
+import * as Sse from "../schema/Sse.ts"
 
 /** An event as clients see it; `position` is its place in the run's journal, 1…N. */
 export const toEventResponse = (s: Stored, position: number): EventResponse => ({
@@ -24,7 +25,8 @@ const encoder = new TextEncoder()
  */
 export const sseFrame = (s: Stored, position: number): Uint8Array =>
   encoder.encode(
-    `id: ${position}\nevent: ${s.envelope.type}\ndata: ${JSON.stringify(toEventResponse(s, position))}\n\n`
+    Sse.encode({ id: String(position), event: s.envelope.type, data: JSON.stringify(toEventResponse(s, position)) })
   )
 
-export const sseComment = (text: string): Uint8Array => encoder.encode(`: ${text}\n\n`)
+/** A comment frame (keep-alives), which clients skip. */
+export const sseComment = (text: string): Uint8Array => encoder.encode(Sse.comment(text))
