@@ -9,10 +9,9 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api as stackApi, eventually, startStack, type StackProcess } from "./support/Stack.ts"
+import { api as stackApi, eventually, LAUNCHER, startStack, type StackProcess } from "./support/Stack.ts"
 
 const ROOT = resolve(import.meta.dirname, "..")
-const ENTRY = join(ROOT, "edge/cli/testEntry.ts")
 const TOKEN = "lt_secret_token_for_tests_0123456789"
 
 // ---- a fake API ----
@@ -79,6 +78,8 @@ const closedPort = async (): Promise<number> => {
 }
 
 // ---- the CLI as a child process ----
+// run as users run it: the prebuilt bundle's launcher (ADR 0027), built once by the global setup, so a command
+// starts without compiling TypeScript
 
 interface Result {
   readonly code: number | null
@@ -91,7 +92,7 @@ let home: string
 const cli = (args: ReadonlyArray<string>, env: Readonly<Record<string, string | undefined>>): Promise<Result> =>
   new Promise((ok, ko) => {
     const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LANTERN_")))
-    const child = spawn(process.execPath, ["--import", "tsx", ENTRY, ...args], {
+    const child = spawn(process.execPath, [LAUNCHER, ...args], {
       cwd: ROOT,
       env: { ...base, LANTERN_HOME: home, NO_COLOR: "1", ...env },
       stdio: ["ignore", "pipe", "pipe"]
@@ -497,7 +498,7 @@ describe("lantern CLI (child process)", () => {
       const first = events("RunSucceeded")[0]
       res.write(`id: 1\nevent: RunStarted\ndata: ${JSON.stringify(first)}\n\n`)
     }
-    const child = spawn(process.execPath, ["--import", "tsx", ENTRY, "runs", "follow", "run_follow"], {
+    const child = spawn(process.execPath, [LAUNCHER, "runs", "follow", "run_follow"], {
       cwd: ROOT,
       env: { ...process.env, ...env(), LANTERN_HOME: home },
       stdio: ["ignore", "pipe", "pipe"]
