@@ -9,7 +9,7 @@ import { freePort } from "../../bus/NatsServer.ts"
 import * as Topology from "../../bus/Topology.ts"
 import { startServer, type TestServer } from "../../tests/support/Bus.ts"
 import * as FakeAnthropic from "../../tests/support/FakeAnthropic.ts"
-import * as Anthropic from "./Anthropic.ts"
+import * as AnthropicAnswer from "./AnthropicAnswer.ts"
 import { ModelProvider, type Request } from "./ModelProvider.ts"
 import * as OpenAi from "./OpenAi.ts"
 import * as Prices from "./Prices.ts"
@@ -377,9 +377,9 @@ describe("Prices in the providers", () => {
     expect(perMillion(viaAnthropic)).toBeCloseTo(1000 * 2 + 2000 * 0.2 + 400 * 2.5 + 500 * 10, 9)
   })
 
-  it("Anthropic.costOf maps the API's usage (input without cache tokens) onto the table", () => {
+  it("AnthropicAnswer.costOf maps the API's usage (input without cache tokens) onto the table", () => {
     const usage = { input: 1000, output: 500, cacheRead: 2000, cacheWrite: 400 }
-    expect(perMillion(Anthropic.costOf(Prices.defaults, "claude-sonnet-4-5-20250929", usage))).toBeCloseTo(
+    expect(perMillion(AnthropicAnswer.costOf(Prices.defaults, "claude-sonnet-4-5-20250929", usage))).toBeCloseTo(
       3000 + 600 + 1500 + 7500,
       9
     )
