@@ -1,9 +1,24 @@
 // Bodies of the HTTP API (/v1): what SDKs, the CLI and bridges send and receive. Decoded at the edge; the
 // OpenAPI document is generated from these schemas.
 import { Schema } from "effect"
-import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
+import { BudgetRefusal } from "./Events.ts"
 import { AgentName, DecimalInt } from "./Ids.ts"
-import { BudgetRefusal, ErrorInfo } from "./Events.ts"
+import { RunStatus, RunView } from "./Run.ts"
+
+// the agent and run actors' own shapes, sent and received as they are
+export {
+  AgentUpdate as UpdateAgentRequest,
+  AgentVersionView as AgentVersionResponse,
+  AgentView as AgentResponse,
+  NewAgent as CreateAgentRequest
+} from "./Agent.ts"
+export {
+  ApprovalDecision as ApprovalRequest,
+  NewRun as CreateRunRequest,
+  RunStatus,
+  RunView as RunResponse,
+  Waiting
+} from "./Run.ts"
 
 /** The `Idempotency-Key` header of `POST /v1/runs`. */
 export const IdempotencyKey = Schema.String.check(
@@ -13,88 +28,11 @@ export const IdempotencyKey = Schema.String.check(
 /** The `Last-Event-ID` header of a run's stream: the journal sequence to resume after. */
 export const LastEventId = DecimalInt({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
 
-export const CreateAgentRequest = Schema.Struct({
-  name: AgentName,
-  description: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000))),
-  spec: AgentSpec
-})
-export type CreateAgentRequest = typeof CreateAgentRequest.Type
-
-export const UpdateAgentRequest = Schema.Struct({
-  description: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000))),
-  spec: AgentSpec
-})
-export type UpdateAgentRequest = typeof UpdateAgentRequest.Type
-
-export const AgentResponse = Schema.Struct({
-  name: Schema.String,
-  description: Schema.String,
-  latestVersion: Schema.Int,
-  digest: Schema.String,
-  spec: ResolvedSpec,
-  createdAt: Schema.String,
-  updatedAt: Schema.String
-})
-export type AgentResponse = typeof AgentResponse.Type
-
-export const AgentVersionResponse = Schema.Struct({
-  name: Schema.String,
-  version: Schema.Int,
-  digest: Schema.String,
-  description: Schema.String,
-  spec: ResolvedSpec,
-  createdAt: Schema.String
-})
-export type AgentVersionResponse = typeof AgentVersionResponse.Type
-
 /**
  * The agent `lantern doctor` creates once per tenant and runs to check a deployment end to end. Its runs are
  * probes: `GET /v1/runs` leaves them out unless asked for with `agentName=lantern-doctor-probe`.
  */
 export const PROBE_AGENT = "lantern-doctor-probe"
-
-export const CreateRunRequest = Schema.Struct({
-  agentName: AgentName,
-  input: Schema.Unknown,
-  /** Pin a specific version; the latest when absent. */
-  agentVersion: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))
-})
-export type CreateRunRequest = typeof CreateRunRequest.Type
-
-export const RunStatus = Schema.Literals(["running", "succeeded", "failed", "canceled"])
-export type RunStatus = typeof RunStatus.Type
-
-/** What a running run waits for, if anything: a timer, a human decision, a child run or a failed step's retry. */
-export const Waiting = Schema.Struct({
-  stepId: Schema.String,
-  kind: Schema.Literals(["sleep", "approval", "agent", "retry"]),
-  /**
-   * When the timer fires, the approval expires or a failed step's next attempt is due (ISO 8601); null while a
-   * child run has no deadline.
-   */
-  until: Schema.NullOr(Schema.String)
-})
-export type Waiting = typeof Waiting.Type
-
-export const RunResponse = Schema.Struct({
-  id: Schema.String,
-  status: RunStatus,
-  agentName: Schema.String,
-  agentVersion: Schema.Int,
-  input: Schema.Unknown,
-  output: Schema.Unknown,
-  error: Schema.NullOr(ErrorInfo),
-  steps: Schema.Int,
-  tokensIn: Schema.Int,
-  tokensOut: Schema.Int,
-  costUsd: Schema.Finite,
-  createdAt: Schema.String,
-  updatedAt: Schema.String,
-  finishedAt: Schema.NullOr(Schema.String),
-  /** Always sent by this server; optional so clients also read older servers. */
-  waiting: Schema.optionalKey(Schema.NullOr(Waiting))
-})
-export type RunResponse = typeof RunResponse.Type
 
 /**
  * Where a page of `GET /v1/runs` continues: the previous page's `nextCursor`, to be passed back as it is (it
@@ -113,7 +51,7 @@ export const RunListQuery = Schema.Struct({
 export type RunListQuery = typeof RunListQuery.Type
 
 export const RunListResponse = Schema.Struct({
-  items: Schema.Array(RunResponse),
+  items: Schema.Array(RunView),
   nextCursor: Schema.NullOr(Schema.String)
 })
 
@@ -121,13 +59,6 @@ export const CancelRunRequest = Schema.Struct({
   reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000)))
 })
 export type CancelRunRequest = typeof CancelRunRequest.Type
-
-export const ApprovalRequest = Schema.Struct({
-  approved: Schema.Boolean,
-  by: Schema.String.check(Schema.isBetweenLength(1, 200)),
-  reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000)))
-})
-export type ApprovalRequest = typeof ApprovalRequest.Type
 
 export const EventResponse = Schema.Struct({
   /** The event's place in its run's journal, 1…N: the SSE id, and what Last-Event-ID resumes after. */

@@ -1,8 +1,8 @@
 // The architecture's import rules, enforced by the build (tests/support/Boundaries.ts): schema/ imports nothing
-// of ours, bus/ knows no actor or read model, actors/ never reach the edge or the database, projections/ never
-// reach an actor, only bus/ imports the NATS client (@nats-io), harness/ and ui/ see only schema/, bench/ and
-// scripts/ import no test file, and no two files or modules import each other round a cycle. The checker is shown
-// to catch a deliberate forbidden import.
+// of ours, bus/ knows no actor or read model, actors/ never reach the edge, the database or the HTTP bodies
+// (schema/Api.ts), projections/ never reach an actor, only bus/ imports the NATS client (@nats-io), harness/ and
+// ui/ see only schema/, bench/ and scripts/ import no test file, and no two files or modules import each other
+// round a cycle. The checker is shown to catch a deliberate forbidden import.
 import { resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import * as Boundaries from "./support/Boundaries.ts"
@@ -42,7 +42,7 @@ describe("import boundaries", () => {
   it("catches a deliberate forbidden import, a cycle between modules and one between files", () => {
     const bad = new Map<string, ReadonlyArray<string>>([
       ...graph,
-      ["actors/run/Sneaky.ts", ["projections/Queries.ts", "edge/Http.ts"]],
+      ["actors/run/Sneaky.ts", ["projections/Queries.ts", "edge/Http.ts", "schema/Api.ts"]],
       ["schema/Leaky.ts", ["bus/Journal.ts"]],
       ["bench/Peek.ts", ["tests/e2e.test.ts", "npm:@nats-io/jetstream"]],
       ["projections/Raw.ts", ["npm:@nats-io/jetstream", "npm:effect"]],
@@ -54,6 +54,7 @@ describe("import boundaries", () => {
     expect(Boundaries.violations(bad).map((v) => `${v.file} -> ${v.imports}`)).toEqual([
       "actors/run/Sneaky.ts -> projections/Queries.ts",
       "actors/run/Sneaky.ts -> edge/Http.ts",
+      "actors/run/Sneaky.ts -> schema/Api.ts",
       "schema/Leaky.ts -> bus/Journal.ts",
       "bench/Peek.ts -> tests/e2e.test.ts",
       "projections/Raw.ts -> npm:@nats-io/jetstream",

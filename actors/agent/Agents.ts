@@ -4,7 +4,7 @@ import { createHash } from "node:crypto"
 import { Context, Effect, Layer } from "effect"
 import { Journal } from "../../bus/Journal.ts"
 import * as AgentSpec from "../../schema/AgentSpec.ts"
-import type { AgentResponse, AgentVersionResponse, CreateAgentRequest, UpdateAgentRequest } from "../../schema/Api.ts"
+import type { AgentUpdate, AgentVersionView, AgentView, NewAgent } from "../../schema/Agent.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import { AgentNotFound, AgentVersionNotFound } from "../../schema/Errors.ts"
@@ -19,7 +19,7 @@ export const addressOf = (tenant: string, name: string): ActorAddress => ({ type
 export const digestOf = (spec: AgentSpec.AgentSpec): string =>
   `sha256:${createHash("sha256").update(Canonical.stringify(AgentSpec.resolve(spec))).digest("hex")}`
 
-const versionResponse = (name: string, stored: Stored): AgentVersionResponse => {
+const versionResponse = (name: string, stored: Stored): AgentVersionView => {
   const e = stored.event as Extract<Stored["event"], { _tag: "AgentCreated" | "AgentVersionPublished" }>
   return {
     name,
@@ -32,7 +32,7 @@ const versionResponse = (name: string, stored: Stored): AgentVersionResponse => 
 }
 
 /** Folds an agent's stored events into the API's view of it. */
-export const toResponse = (stored: ReadonlyArray<Stored>): AgentResponse | null => {
+export const toResponse = (stored: ReadonlyArray<Stored>): AgentView | null => {
   const first = stored[0]
   const last = stored[stored.length - 1]
   if (first === undefined || last === undefined) return null
@@ -51,18 +51,18 @@ export const toResponse = (stored: ReadonlyArray<Stored>): AgentResponse | null 
 export class Agents extends Context.Service<Agents, {
   readonly create: (
     tenant: string,
-    request: CreateAgentRequest
-  ) => Effect.Effect<AgentResponse, Actor.ExecuteError<Decider.Error>>
+    request: NewAgent
+  ) => Effect.Effect<AgentView, Actor.ExecuteError<Decider.Error>>
   readonly update: (
     tenant: string,
     name: string,
-    request: UpdateAgentRequest
-  ) => Effect.Effect<AgentResponse, Actor.ExecuteError<Decider.Error>>
-  readonly get: (tenant: string, name: string) => Effect.Effect<AgentResponse, AgentNotFound | Actor.ReadError>
+    request: AgentUpdate
+  ) => Effect.Effect<AgentView, Actor.ExecuteError<Decider.Error>>
+  readonly get: (tenant: string, name: string) => Effect.Effect<AgentView, AgentNotFound | Actor.ReadError>
   readonly versions: (
     tenant: string,
     name: string
-  ) => Effect.Effect<ReadonlyArray<AgentVersionResponse>, AgentNotFound | Actor.ReadError>
+  ) => Effect.Effect<ReadonlyArray<AgentVersionView>, AgentNotFound | Actor.ReadError>
   /** One version of an agent (the latest when `version` is absent), as a run pins it. */
   readonly version: (tenant: string, name: string, version?: number) => Effect.Effect<
     Decider.Version,

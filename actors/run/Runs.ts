@@ -8,7 +8,7 @@ import * as Kv from "../../bus/Kv.ts"
 import { keyOf as leaseKeyOf, Leases } from "../../bus/Leases.ts"
 import { headersOf, Nats, unavailable } from "../../bus/Nats.ts"
 import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS } from "../../bus/Topology.ts"
-import type { ApprovalRequest, CreateRunRequest, RunResponse } from "../../schema/Api.ts"
+import type { ApprovalDecision, NewRun, RunView } from "../../schema/Run.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
@@ -73,16 +73,16 @@ export class Runs extends Context.Service<Runs, {
   /** Starts a run (or returns the one this idempotency key already started) and queues it for a driver. */
   readonly start: (
     tenant: string,
-    request: CreateRunRequest,
+    request: NewRun,
     idempotencyKey: string | null
-  ) => Effect.Effect<{ readonly run: RunResponse; readonly created: boolean }, StartError>
+  ) => Effect.Effect<{ readonly run: RunView; readonly created: boolean }, StartError>
   readonly cancel: (
     tenant: string,
     runId: string,
     reason: string,
     by: string
-  ) => Effect.Effect<RunResponse, Actor.ExecuteError<Decider.Error>>
-  readonly get: (tenant: string, runId: string) => Effect.Effect<RunResponse, RunNotFound | Actor.ReadError>
+  ) => Effect.Effect<RunView, Actor.ExecuteError<Decider.Error>>
+  readonly get: (tenant: string, runId: string) => Effect.Effect<RunView, RunNotFound | Actor.ReadError>
   readonly events: (
     tenant: string,
     runId: string
@@ -94,8 +94,8 @@ export class Runs extends Context.Service<Runs, {
     tenant: string,
     runId: string,
     stepId: string,
-    decision: ApprovalRequest
-  ) => Effect.Effect<RunResponse, Actor.ExecuteError<Decider.Error>>
+    decision: ApprovalDecision
+  ) => Effect.Effect<RunView, Actor.ExecuteError<Decider.Error>>
   /**
    * Puts a run on the work queue. `dedupe` names this wake-up: equal names within the duplicate window
    * queue the run once (default `drive:<runId>`).
@@ -223,7 +223,7 @@ export class Runs extends Context.Service<Runs, {
       const digestOf = (agentName: string, agentVersion: number | null, input: unknown) =>
         sha256(Canonical.stringify({ agentName, agentVersion, input: input ?? null }))
 
-      const start = (tenant: string, request: CreateRunRequest, key: string | null) =>
+      const start = (tenant: string, request: NewRun, key: string | null) =>
         Effect.gen(function*() {
           const version = yield* agents.version(tenant, request.agentName, request.agentVersion)
           const command = {
@@ -276,7 +276,7 @@ export class Runs extends Context.Service<Runs, {
           })
         )
 
-      const approve = (tenant: string, runId: string, stepId: string, decision: ApprovalRequest) =>
+      const approve = (tenant: string, runId: string, stepId: string, decision: ApprovalDecision) =>
         Effect.gen(function*() {
           const stored = yield* readRun(tenant, runId)
           const started = stored.findLast((s) => s.event._tag === "StepStarted" && s.event.stepId === stepId)

@@ -1,6 +1,6 @@
 // The API's view of a run folded straight from its journal: used right after a write and whenever the
 // projection has not caught up yet, so a caller always reads its own writes.
-import type { RunResponse, RunStatus, Waiting } from "../../schema/Api.ts"
+import type { RunStatus, RunView, Waiting } from "../../schema/Run.ts"
 import type { Stored } from "../../schema/Envelope.ts"
 import type { RunEvent } from "../../schema/Events.ts"
 import { fold } from "../kernel/Decider.ts"
@@ -26,7 +26,7 @@ export const waitingOf = (state: State): Waiting | null => {
   }
 }
 
-export const fromStored = (stored: ReadonlyArray<Stored>): RunResponse | null => {
+export const fromStored = (stored: ReadonlyArray<Stored>): RunView | null => {
   const first = stored[0]
   const last = stored[stored.length - 1]
   if (first === undefined || last === undefined) return null

@@ -49,6 +49,11 @@ export const RULES: ReadonlyArray<Rule> = [
     allows: (t) => !under("edge", "projections", "tests")(t)
   },
   {
+    name: "actors/ speak in domain shapes (schema/Agent.ts, schema/Run.ts), never in HTTP bodies (schema/Api.ts)",
+    from: production("actors"),
+    allows: (t) => t !== "schema/Api.ts" && t !== "schema/index.ts"
+  },
+  {
     name: "projections/ never import actors/ or edge/",
     from: production("projections"),
     allows: (t) => !under("actors", "edge", "tests")(t)

@@ -1,0 +1,58 @@
+// A run as the run actor takes and gives it: a run to start, a human's decision on a step, and the run as read
+// back from its journal. The HTTP API sends these as its bodies (schema/Api.ts, under its own names).
+import { Schema } from "effect"
+import { ErrorInfo } from "./Events.ts"
+import { AgentName } from "./Ids.ts"
+
+/** A run to start. */
+export const NewRun = Schema.Struct({
+  agentName: AgentName,
+  input: Schema.Unknown,
+  /** Pin a specific version; the latest when absent. */
+  agentVersion: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))
+})
+export type NewRun = typeof NewRun.Type
+
+/** A human's decision on a step waiting for approval. */
+export const ApprovalDecision = Schema.Struct({
+  approved: Schema.Boolean,
+  by: Schema.String.check(Schema.isBetweenLength(1, 200)),
+  reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(2000)))
+})
+export type ApprovalDecision = typeof ApprovalDecision.Type
+
+export const RunStatus = Schema.Literals(["running", "succeeded", "failed", "canceled"])
+export type RunStatus = typeof RunStatus.Type
+
+/** What a running run waits for, if anything: a timer, a human decision, a child run or a failed step's retry. */
+export const Waiting = Schema.Struct({
+  stepId: Schema.String,
+  kind: Schema.Literals(["sleep", "approval", "agent", "retry"]),
+  /**
+   * When the timer fires, the approval expires or a failed step's next attempt is due (ISO 8601); null while a
+   * child run has no deadline.
+   */
+  until: Schema.NullOr(Schema.String)
+})
+export type Waiting = typeof Waiting.Type
+
+/** A run as read back: where it stands, what it cost, and what it waits for. */
+export const RunView = Schema.Struct({
+  id: Schema.String,
+  status: RunStatus,
+  agentName: Schema.String,
+  agentVersion: Schema.Int,
+  input: Schema.Unknown,
+  output: Schema.Unknown,
+  error: Schema.NullOr(ErrorInfo),
+  steps: Schema.Int,
+  tokensIn: Schema.Int,
+  tokensOut: Schema.Int,
+  costUsd: Schema.Finite,
+  createdAt: Schema.String,
+  updatedAt: Schema.String,
+  finishedAt: Schema.NullOr(Schema.String),
+  /** Always sent by this server; optional so clients also read older servers. */
+  waiting: Schema.optionalKey(Schema.NullOr(Waiting))
+})
+export type RunView = typeof RunView.Type
