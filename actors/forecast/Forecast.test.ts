@@ -287,13 +287,6 @@ describe("counting and prices", () => {
       { model: "x/unknown", input: 0, output: 0 }
     ])
   })
-
-  it("approximates Student's t quantile", () => {
-    expect(Forecast.t90(1)).toBeCloseTo(3.078, 0)
-    expect(Math.abs(Forecast.t90(3) - 1.638)).toBeLessThan(0.01)
-    expect(Math.abs(Forecast.t90(10) - 1.372)).toBeLessThan(0.002)
-    expect(Math.abs(Forecast.t90(1000) - 1.2824)).toBeLessThan(0.001)
-  })
 })
 
 describe("the budget port", () => {
