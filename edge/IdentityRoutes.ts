@@ -32,7 +32,12 @@ const verdictOf = (request: typeof IdentityVerifyRequest.Type) =>
     )
     const started = stored.find((s) => s.event._tag === "RunStarted")?.event
     if (started?._tag !== "RunStarted" || started.identity === undefined) return unknown
-    const verdict = Identity.verify(request.token, started.identity, yield* Clock.currentTimeMillis, request.audience)
+    const verdict = yield* Identity.check(
+      request.token,
+      started.identity,
+      yield* Clock.currentTimeMillis,
+      request.audience
+    )
     if (!verdict.valid) return { valid: false, reason: verdict.reason, message: verdict.message }
     return {
       valid: true,

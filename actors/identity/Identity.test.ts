@@ -39,17 +39,9 @@ const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("bas
 const sign = (secretKey: Uint8Array, keyId: string, claims: Identity.Claims) =>
   Effect.runPromise(Identity.sign(secretKey, keyId, claims))
 
-/** The verdict on `token`, after checking that both verifiers give it. */
-const verdict = async (
-  token: string,
-  identity: { publicKey: string; keyId: string },
-  now: number,
-  audience?: string
-) => {
-  const sync = Identity.verify(token, identity, now, audience)
-  expect(await Effect.runPromise(Identity.check(token, identity, now, audience)), token).toEqual(sync)
-  return sync
-}
+/** The verdict on `token` (jose verifies the signature). */
+const verdict = (token: string, identity: { publicKey: string; keyId: string }, now: number, audience?: string) =>
+  Effect.runPromise(Identity.check(token, identity, now, audience))
 
 describe("Identity tokens", () => {
   it("round-trips: a minted token verifies under its run's key, with its claims", async () => {

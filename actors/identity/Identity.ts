@@ -165,27 +165,6 @@ export const check = (token: string, identity: RunIdentity, nowMs: number, audie
     )
   })
 
-/**
- * The same verdict as `check`, synchronously (node:crypto verifies the signature): for callers that cannot wait
- * on jose's asynchronous verification. Identity.test.ts holds the two to the same verdict on every token.
- */
-export const verify = (token: string, identity: RunIdentity, nowMs: number, audience?: string): Verdict => {
-  const parsed = peek(token)
-  if (parsed === null) return refuse("malformed", MALFORMED)
-  if (parsed.kid !== identity.keyId) return kidMismatch(parsed.kid, identity)
-  const signed = Verify.verifyEd25519(
-    Verify.fromBase64Url(identity.publicKey),
-    new TextEncoder().encode(parsed.signingInput),
-    parsed.signature
-  )
-  if (!signed) return refuse("bad signature", BAD_SIGNATURE)
-  const { claims } = parsed
-  const now = Math.floor(nowMs / 1000)
-  if (claims.iss !== ISSUER) return refuse("wrong issuer", `the issuer is not ${ISSUER}`)
-  if (claims.exp <= now) return expired(claims, now)
-  return issuedAndFor(claims, now, audience)
-}
-
 // ---- keys at rest ----
 
 /** The run's identity key cannot be stored or opened: sealed under another KEK, altered, or moved. */
