@@ -18,41 +18,13 @@ import { fold } from "../kernel/Decider.ts"
 import type { Quote } from "../model/ModelProvider.ts"
 import * as Caps from "./Caps.ts"
 import * as Decider from "./Decider.ts"
+import * as Scopes from "./Scopes.ts"
+import { addressOf, type Scope, scopeName, type View } from "./Scopes.ts"
 
 export const actor = Actor.make(Decider.decider)
 
-export type Scope = { readonly kind: "tenant" } | { readonly kind: "agent"; readonly name: string }
-
-export const TENANT: Scope = { kind: "tenant" }
-export const agentScope = (name: string): Scope => ({ kind: "agent", name })
-
-/** `tenant` or `agent:<name>`: how refusals and the API name a scope. */
-export const scopeName = (s: Scope) => s.kind === "tenant" ? "tenant" : `agent:${s.name}`
-
-/** Agent names start with a letter or digit, so `_tenant` cannot be one. */
-export const addressOf = (tenant: string, s: Scope): ActorAddress => ({
-  type: "budget",
-  tenant,
-  id: s.kind === "tenant" ? "_tenant" : s.name
-})
-
-/** A scope's budget as the API shows it: its caps and today's figures. */
-export interface View {
-  readonly scope: string
-  readonly limits: BudgetLimits | null
-  readonly updatedBy: string | null
-  readonly today: {
-    readonly day: string
-    readonly spentUsd: number
-    readonly reservedUsd: number
-    readonly runs: number
-    readonly tokens: number
-  }
-  /** Soft caps passed today. */
-  readonly alerts: ReadonlyArray<string>
-  /** Reservations held right now (their host is calling a model). */
-  readonly openReservations: number
-}
+// where budgets apply, where the budget routes have always imported it from
+export { addressOf, agentScope, type Scope, scopeName, TENANT, type View } from "./Scopes.ts"
 
 /** What a model call holds until it settles. */
 export interface Hold {
@@ -77,12 +49,6 @@ export interface ReserveRequest {
   /** When the reservation stops counting if its host never settles it. */
   readonly expiresAt: number
 }
-
-/** The per-run cap a call would break: cost and tokens, against the run's own totals. */
-export const overRun = Caps.overRun
-
-/** The refusal of one more tool call when a run already made `made` of them. */
-export const overToolCalls = Caps.overToolCalls
 
 export class Budgets extends Context.Service<Budgets, {
   /** Sets the caps; `projected` (today's usage from the projections) seeds what the journal has not counted. */
@@ -207,30 +173,9 @@ export class Budgets extends Context.Service<Budgets, {
       const accepted = (address: ActorAddress, command: Decider.Command, key: string | ((seq: number) => string)) =>
         execute(address, command, key).pipe(Effect.catchTag("BudgetExceeded", (e) => Effect.die(e)))
 
-      const viewOf = (scope: Scope, state: Decider.State, now: number): View => {
-        const day = Decider.dayOf(now)
-        const today = Decider.dayIn(state, day)
-        return {
-          scope: scopeName(scope),
-          limits: state.limits,
-          updatedBy: state.setBy,
-          today: {
-            day,
-            spentUsd: Caps.round(today.spentUsd),
-            reservedUsd: Caps.round(Decider.reservedOn(state, day, now)),
-            runs: today.runs,
-            tokens: today.tokens
-          },
-          alerts: today.alerted,
-          openReservations: Object.values(state.open).filter((r) => r.expiresAt > now).length
-        }
-      }
-
-      const scopesOf = (agentName: string): ReadonlyArray<Scope> => [agentScope(agentName), TENANT]
-
       const applying = (tenant: string, agentName: string) =>
         Effect.map(
-          Effect.forEach(scopesOf(agentName), (scope) =>
+          Effect.forEach(Scopes.applying(agentName), (scope) =>
             Effect.map(fresh(addressOf(tenant, scope)), (l) => ({ scope, state: l.state })), {
             concurrency: 2
           }),
@@ -308,12 +253,12 @@ export class Budgets extends Context.Service<Budgets, {
                   createHash("sha256").update(Canonical.stringify({ limits, by })).digest("hex").slice(0, 16)
                 }`
             )
-            return viewOf(scope, state, yield* Clock.currentTimeMillis)
+            return Scopes.viewOf(scope, state, yield* Clock.currentTimeMillis)
           }),
         view: (tenant, scope) =>
           Effect.gen(function*() {
             const loaded = yield* fresh(addressOf(tenant, scope))
-            return viewOf(scope, loaded.state, yield* Clock.currentTimeMillis)
+            return Scopes.viewOf(scope, loaded.state, yield* Clock.currentTimeMillis)
           }),
         applying,
         admitRun: (tenant, agentName, runId, firstCallQuote) =>
