@@ -164,6 +164,26 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           )
         )
 
+      /**
+       * After a wrong-last-sequence answer: whether the message that follows `expected` on the subject is this one
+       * (same Nats-Msg-Id), appended by an earlier try whose ack was lost. nats-server >= 2.12 checks the expected
+       * sequence before the duplicate window, so a re-sent append is answered as a conflict, not as a duplicate.
+       */
+      const alreadyAppended = (stream: string, subject: string, m: Message, expected: number) =>
+        Effect.tryPromise({
+          try: () =>
+            // the stream API takes next_by_subj with seq (the first message of the subject at or after it); the
+            // client types only list it for direct gets
+            jsm.streams.getMessage(stream, { seq: expected + 1, next_by_subj: subject } as { seq: number }),
+          catch: unavailable(`read back ${subject}`)
+        }).pipe(
+          Effect.flatMap((stored) =>
+            stored !== null && stored.header?.get("Nats-Msg-Id") === m.envelope.idempotencyKey
+              ? Effect.succeed({ seq: stored.seq, duplicate: true })
+              : Effect.fail(new AppendConflict({ subject, expected }))
+          )
+        )
+
       const append: Service["append"] = (address, envelopes, expectedSeq) =>
         Effect.gen(function*() {
           const subject = subjectOf(address)
@@ -173,7 +193,14 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           let duplicates = 0
           const seqs: Array<number> = []
           for (const m of messages) {
-            const ack = yield* publishOne(subject, m, expected)
+            const ack = yield* publishOne(subject, m, expected).pipe(
+              Effect.catchTag("AppendConflict", (conflict) =>
+                Effect.catchTag(
+                  alreadyAppended(streamOf[address.type], subject, m, expected),
+                  "AppendConflict",
+                  () => Effect.fail(conflict)
+                ))
+            )
             if (ack.duplicate) duplicates++
             seqs.push(ack.seq)
             expected = ack.seq

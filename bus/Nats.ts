@@ -51,13 +51,13 @@ export class Nats extends Context.Service<Nats, Connection>()("lantern/bus/Nats"
     )
 
   /** Starts an embedded nats-server with its store in `storeDir`, then connects to it. */
-  static readonly layerEmbedded = (storeDir: string, name = "lantern") =>
+  static readonly layerEmbedded = (storeDir: string, name = "lantern", sync: "always" | "interval" = "always") =>
     Layer.effect(
       Nats,
       Effect.gen(function*() {
         const server = yield* Effect.acquireRelease(
           Effect.tryPromise({
-            try: () => NatsServer.start({ storeDir }),
+            try: () => NatsServer.start({ storeDir, sync }),
             catch: (e) =>
               new BusUnavailable({
                 operation: "start embedded nats-server",
@@ -77,9 +77,19 @@ export class Nats extends Context.Service<Nats, Connection>()("lantern/bus/Nats"
       Effect.gen(function*() {
         const url = yield* Config.option(Config.NonEmptyString("NATS_URL"))
         const home = yield* Config.String("LANTERN_HOME").pipe(Config.withDefault(".lantern"))
+        // the embedded server syncs every write (durable by default); `interval` trades that for speed, and says so
+        const sync = yield* Config.Literals(["always", "interval"], "LANTERN_NATS_SYNC").pipe(
+          Config.withDefault("always" as const)
+        )
+        if (Option.isNone(url) && sync === "interval") {
+          yield* Effect.logWarning(
+            "LANTERN_NATS_SYNC=interval: the embedded nats-server acknowledges writes before they reach the disk; "
+              + "a machine crash can lose the last seconds of journals"
+          )
+        }
         return Option.isSome(url)
           ? Nats.layerUrl(url.value, name)
-          : Nats.layerEmbedded(join(resolve(home), "nats"), name)
+          : Nats.layerEmbedded(join(resolve(home), "nats"), name, sync)
       })
     )
 }

@@ -94,19 +94,40 @@ describe("NatsServer.start", () => {
     expect("error" in outcome ? String(outcome.error) : "resolved").toMatch(/nats-server|address already in use/i)
   })
 
-  it("honours NATS_SERVER_BIN: a path that does not exist is a clear error naming it", async () => {
+  it("honours LANTERN_NATS_SERVER: a path that does not exist is a clear error naming it and how to fix it", async () => {
     const missing = join(tempDir(), "no-such-nats-server")
-    const before = process.env["NATS_SERVER_BIN"]
-    process.env["NATS_SERVER_BIN"] = missing
+    const before = process.env["LANTERN_NATS_SERVER"]
+    process.env["LANTERN_NATS_SERVER"] = missing
     try {
       expect(() => NatsServer.findBinary()).toThrow(missing)
-      expect(() => NatsServer.findBinary()).toThrow(/apt-get install -y nats-server/)
+      expect(() => NatsServer.findBinary()).toThrow(/ensure-deps.*>= 2\.12/)
       const storeDir = join(tempDir(), "store")
       await expect(NatsServer.start({ storeDir })).rejects.toThrow(missing)
     } finally {
-      if (before === undefined) delete process.env["NATS_SERVER_BIN"]
-      else process.env["NATS_SERVER_BIN"] = before
+      if (before === undefined) delete process.env["LANTERN_NATS_SERVER"]
+      else process.env["LANTERN_NATS_SERVER"] = before
     }
+  })
+
+  it("refuses a nats-server older than 2.12, saying how to get a newer one", async () => {
+    const old = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].find((p) => existsSync(p))
+    if (old === undefined || NatsServer.atLeast(NatsServer.serverVersion(old), 2, 12)) return
+    const before = process.env["LANTERN_NATS_SERVER"]
+    process.env["LANTERN_NATS_SERVER"] = old
+    try {
+      await expect(NatsServer.start({ storeDir: join(tempDir(), "store") })).rejects.toThrow(
+        /needs >= 2\.12\.0.*ensure-deps/
+      )
+    } finally {
+      if (before === undefined) delete process.env["LANTERN_NATS_SERVER"]
+      else process.env["LANTERN_NATS_SERVER"] = before
+    }
+  })
+
+  it("runs the pinned version, durable by default", async () => {
+    const h = await started({ storeDir: tempDir() })
+    expect(NatsServer.atLeast(h.version, 2, 12)).toBe(true)
+    expect(h.syncAlways).toBe(true)
   })
 })
 

@@ -4,7 +4,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { connect } from "@nats-io/transport-node"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { Context, Effect, Layer } from "effect"
@@ -17,6 +17,8 @@ export interface Options {
   /** Extra configuration text appended to the generated config file (for example a cluster block). */
   readonly extraConfig?: string
   readonly serverName?: string
+  /** `always` (the default): fsync every JetStream write before acknowledging it; `interval`: the server's own. */
+  readonly sync?: "always" | "interval"
 }
 
 export interface Handle {
@@ -39,25 +41,47 @@ export class NatsServerNotFound extends Error {
 
 const CANDIDATES = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
 
-/** The nats-server binary: NATS_SERVER_BIN, then PATH, then Debian's locations. */
+/** The nats-server version this project pins and fetches (scripts/nats-server.mjs, ADR 0031). */
+export const PINNED_VERSION = "2.15.1"
+/** The oldest nats-server Lantern starts: per-message TTLs, `sync_interval: always`, the 2.12 stream API. */
+export const MINIMUM_VERSION = "2.12.0"
+
+const HOW_TO_GET = "Run `node scripts/ensure-deps.mjs` (npm run dev/test/bench do) to fetch nats-server " +
+  PINNED_VERSION
+  + " into .lantern-bin/, or set LANTERN_NATS_SERVER to a nats-server >= " + MINIMUM_VERSION
+  + ", or NATS_URL to a running server."
+
+/** The project's cached copy, found from this module up (it may run from the bundle in .lantern-build/). */
+const projectBinary = (): string | undefined => {
+  let dir = import.meta.dirname
+  for (let i = 0; i < 6 && dir !== undefined; i++) {
+    const candidate = join(dir, ".lantern-bin", `nats-server-${PINNED_VERSION}`, "nats-server")
+    if (existsSync(candidate)) return candidate
+    const up = dirname(dir)
+    if (up === dir) break
+    dir = up
+  }
+  return undefined
+}
+
+/**
+ * The nats-server binary: LANTERN_NATS_SERVER, then the project's cached copy (.lantern-bin/), then NATS_SERVER_BIN,
+ * PATH and Debian's locations. `start` refuses one older than MINIMUM_VERSION.
+ */
 export const findBinary = (): string => {
-  const fromEnv = process.env["NATS_SERVER_BIN"]
-  if (fromEnv !== undefined && fromEnv !== "") {
-    if (!existsSync(fromEnv))
-      throw new NatsServerNotFound(
-        `NATS_SERVER_BIN=${fromEnv} does not exist. Install nats-server (Debian: apt-get install -y nats-server) or set NATS_URL.`
-      )
+  for (const variable of ["LANTERN_NATS_SERVER", "NATS_SERVER_BIN"]) {
+    const fromEnv = process.env[variable]
+    if (fromEnv === undefined || fromEnv === "") continue
+    if (!existsSync(fromEnv)) throw new NatsServerNotFound(`${variable}=${fromEnv} does not exist. ${HOW_TO_GET}`)
     return fromEnv
   }
+  const cached = projectBinary()
+  if (cached !== undefined) return cached
   for (const dir of (process.env["PATH"] ?? "").split(":")) {
     if (dir !== "" && existsSync(join(dir, "nats-server"))) return join(dir, "nats-server")
   }
   const found = CANDIDATES.find((p) => existsSync(p))
-  if (found === undefined) {
-    throw new NatsServerNotFound(
-      "nats-server was not found. Install it (Debian: apt-get install -y nats-server) or set NATS_URL to an existing server."
-    )
-  }
+  if (found === undefined) throw new NatsServerNotFound(`nats-server was not found. ${HOW_TO_GET}`)
   return found
 }
 
@@ -67,7 +91,7 @@ export const serverVersion = (binary: string): string => {
   return /v?(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? "0.0.0"
 }
 
-const atLeast = (version: string, major: number, minor: number) => {
+export const atLeast = (version: string, major: number, minor: number) => {
   const [a = 0, b = 0] = version.split(".").map(Number)
   return a > major || (a === major && b >= minor)
 }
@@ -198,14 +222,19 @@ const watch = (child: ChildProcess, configFile: string) => {
 export const start = async (options: Options): Promise<Handle> => {
   const binary = findBinary()
   const version = serverVersion(binary)
+  if (!atLeast(version, 2, 12)) {
+    throw new NatsServerNotFound(
+      `${binary} is nats-server ${version}; Lantern needs >= ${MINIMUM_VERSION}. ${HOW_TO_GET}`
+    )
+  }
   const port = options.port ?? (await freePort())
   if (options.port !== undefined && !(await portFree(options.port))) {
     throw new Error(`cannot start nats-server on 127.0.0.1:${options.port}: the port is already in use`)
   }
   mkdirSync(options.storeDir, { recursive: true })
-  // Per-write fsync needs nats-server >= 2.10; on 2.9 the default (flush every 2 minutes) applies and the
-  // README says so. The option is only written when the server understands it.
-  const syncAlways = atLeast(version, 2, 10)
+  // durable by default: every JetStream write is on disk before it is acknowledged; `interval` (the server's own
+  // default, a flush every 2 minutes) only when asked (LANTERN_NATS_SYNC=interval)
+  const syncAlways = (options.sync ?? "always") === "always"
   const config = [
     `listen: "127.0.0.1:${port}"`,
     options.serverName === undefined ? "" : `server_name: "${options.serverName}"`,

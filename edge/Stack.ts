@@ -84,8 +84,8 @@ const banner = (options: Options) =>
           ? natsUrl
           : `embedded nats-server ${embedded.version} at ${natsUrl}${
             embedded.syncAlways
-              ? " (sync every write)"
-              : " (no per-write sync before nats-server 2.10: see README, Durability)"
+              ? " (durable: every write synced to disk)"
+              : " (LANTERN_NATS_SYNC=interval: writes synced every 2 minutes, see README, Durability)"
           }`
       }`,
       `  database: ${sql.dialect === "pglite" ? "embedded PGlite" : "Postgres (DATABASE_URL)"}`,
