@@ -32,7 +32,10 @@ const open = (url: string, name: string) =>
           name,
           maxReconnectAttempts: -1,
           reconnectTimeWait: 250,
-          timeout: 5000
+          timeout: 5000,
+          // no stack capture per request (nats.js builds an Error for each to report where a timeout came from):
+          // most of the client's CPU at load, for a stack that would only ever point into this module
+          noAsyncTraces: true
         })
         return { nc, js: jetstream(nc, { timeout: 10_000 }), jsm: await jetstreamManager(nc, { timeout: 10_000 }) }
       },

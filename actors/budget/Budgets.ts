@@ -6,8 +6,10 @@
 // other. Scopes without a budget are never written.
 import { createHash } from "node:crypto"
 import { Clock, Context, Effect, Layer, Result, Semaphore } from "effect"
-import { Journal } from "../../bus/Journal.ts"
+import { Journal, subjectOf } from "../../bus/Journal.ts"
 import { Leases } from "../../bus/Leases.ts"
+import * as Subjects from "../../bus/Subjects.ts"
+import { streamOf } from "../../bus/Topology.ts"
 import type { BudgetLimits } from "../../schema/Budget.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress } from "../../schema/Envelope.ts"
@@ -115,6 +117,8 @@ export class Budgets extends Context.Service<Budgets, {
       const provide = yield* Actor.provider
       // the latest state this host knows of each scope; refreshed from the journal's tail before each use
       const known = new Map<string, Actor.Loaded<Decider.State>>()
+      // which scopes have a journal at all: most have none (no budget was ever set), and need no request to say so
+      const present = yield* Subjects.watch(streamOf.budget, "lantern.budget.>", "budgets")
       const locks = new Map<string, Semaphore.Semaphore>()
       const keyOf = (a: ActorAddress) => `${a.tenant}.${a.id}`
       const lockOf = (a: ActorAddress) => {
@@ -127,10 +131,16 @@ export class Budgets extends Context.Service<Budgets, {
         return lock
       }
 
-      /** The scope as of its journal's last event: one last-sequence lookup, and a tail read only when it moved. */
+      /**
+       * The scope as of its journal's last event: one last-sequence lookup, and a tail read only when it moved; no
+       * request at all for a scope the subject watch knows has no journal (no budget was ever set there).
+       */
       const fresh = (address: ActorAddress): Effect.Effect<Actor.Loaded<Decider.State>, Actor.ReadError> =>
         Effect.gen(function*() {
           const cached = known.get(keyOf(address))
+          if (cached === undefined && present.has(subjectOf(address)) === false) {
+            return { address, state: Decider.decider.initialState, seq: 0, events: 0, snapshotEvents: 0 }
+          }
           const last = yield* journal.lastSeq(address)
           if (cached !== undefined && cached.seq === last) return cached
           if (cached === undefined || cached.seq > last) {

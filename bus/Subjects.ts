@@ -1,0 +1,54 @@
+// Which subjects of a stream hold messages, known in memory and kept current by a watch: a reader can tell "no
+// journal here" without a request. Used where most lookups would find nothing (budgets: most scopes have none).
+import { DeliverPolicy } from "@nats-io/jetstream"
+import { Duration, Effect, Schedule, Stream } from "effect"
+import { Nats, unavailable } from "./Nats.ts"
+import * as Ordered from "./Ordered.ts"
+
+export interface Present {
+  /** Whether `subject` holds a message; `undefined` while the watch is not current (ask the bus then). */
+  readonly has: (subject: string) => boolean | undefined
+}
+
+/**
+ * Watches the subjects of `stream` under `filter`: each new message's subject (an ordered, headers-only consumer
+ * from now on), then the subjects already there (the stream's info). Started in that order, so no subject is
+ * missed between the two. When the watch ends (a gap, a reconnect, the bus away) it is not current until it has
+ * started again; readers then fall back to asking the bus.
+ */
+export const watch = (stream: string, filter: string, reader: string) =>
+  Effect.gen(function*() {
+    const { nc, jsm } = yield* Nats
+    const subjects = new Set<string>()
+    let current = false
+    const once = Effect.gen(function*() {
+      const messages = yield* Effect.tryPromise({
+        try: () =>
+          Ordered.consume(nc, stream, {
+            filter_subjects: filter,
+            deliver_policy: DeliverPolicy.New,
+            headers_only: true
+          }, 256),
+        catch: unavailable(`watch ${stream} for ${reader}`)
+      })
+      const info = yield* Effect.tryPromise({
+        try: () => jsm.streams.info(stream, { subjects_filter: filter }),
+        catch: unavailable(`subjects of ${stream} for ${reader}`)
+      })
+      for (const subject of Object.keys(info.state.subjects ?? {})) subjects.add(subject)
+      current = true
+      yield* Stream.fromAsyncIterable(messages, unavailable(`watch ${stream} for ${reader}`)).pipe(
+        Stream.runForEach((m) => Effect.sync(() => subjects.add(m.subject))),
+        Effect.ensuring(Effect.sync(() => {
+          current = false
+          messages.stop()
+        }))
+      )
+    })
+    yield* once.pipe(
+      Effect.catchCause((cause) => Effect.logDebug(`${reader}: subject watch on ${stream} ended`, cause)),
+      Effect.repeat(Schedule.spaced(Duration.millis(250))),
+      Effect.forkScoped
+    )
+    return { has: (subject: string) => (current ? subjects.has(subject) : undefined) } satisfies Present
+  })
