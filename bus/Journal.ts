@@ -243,6 +243,21 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
         return out
       }
 
+      /** The subject's messages in (afterSeq, last] by one batched direct get; null when it cannot give them all. */
+      const readDirect = async (stream: string, subject: string, afterSeq: number, last: number) => {
+        try {
+          const out: Array<{ seq: number; subject: string; data: string }> = []
+          const batch = await jsm.direct.getBatch(stream, { seq: afterSeq + 1, next_by_subj: subject, batch: 10_000 })
+          for await (const m of batch) {
+            if (m.seq > last) break
+            out.push({ seq: m.seq, subject: m.subject, data: m.string() })
+          }
+          return out.length > 0 && out[out.length - 1]!.seq === last ? out : null
+        } catch {
+          return null
+        }
+      }
+
       const decodeAll = (raw: ReadonlyArray<{ seq: number; subject: string; data: string }>) =>
         Effect.forEach(raw, (m) => Envelope.decode(m.subject, m.seq, m.data))
 
@@ -251,6 +266,10 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           const subject = subjectOf(address)
           const last = yield* lastSeq(address)
           if (last <= afterSeq) return { lastSeq: last, events: [] }
+          // one batched direct get (nats-server >= 2.11) reads the whole journal in one request; any replica may
+          // answer it, so it counts only when it reaches `last`, which the stream leader gave
+          const direct = yield* Effect.promise(() => readDirect(streamOf[address.type], subject, afterSeq, last))
+          if (direct !== null) return { lastSeq: last, events: yield* decodeAll(direct) }
           const byConsumer = yield* Effect.tryPromise({
             try: async () => {
               const consumer = await reads.consumers.get(streamOf[address.type], {
