@@ -2,7 +2,7 @@
 // its decider is snapshotted), decide, append the events with optimistic concurrency, and on a conflict (and
 // only on a conflict) reload and decide again.
 import { Effect, Option, Result, Tracer } from "effect"
-import { Journal, type ReadError } from "../../bus/Journal.ts"
+import { Journal, type ReadError, subjectOf } from "../../bus/Journal.ts"
 import * as Snapshots from "../../bus/Snapshots.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import { AppendConflict, type BusUnavailable, type EventTooLarge } from "../../schema/Errors.ts"
@@ -36,6 +36,8 @@ export interface Meta {
 export interface Outcome<S, E> {
   readonly loaded: Loaded<S>
   readonly appended: ReadonlyArray<E>
+  /** The appended events as stored (their envelopes and sequences): what a read of them back would give. */
+  readonly stored: ReadonlyArray<Stored>
 }
 
 const MAX_CONFLICT_RETRIES = 16
@@ -187,7 +189,7 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
         const decided = decider.decide(command, current.state)
         if (Result.isFailure(decided)) return yield* Effect.fail(decided.failure)
         const events = decided.success
-        if (events.length === 0) return { loaded: current, appended: [] }
+        if (events.length === 0) return { loaded: current, appended: [], stored: [] }
         const batch = yield* envelopes(current.address, events, meta, current.seq)
         const result = yield* Effect.result(journal.append(current.address, batch, current.seq))
         if (Result.isSuccess(result)) {
@@ -199,7 +201,18 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
             events: current.events + events.length
           }
           // a re-sent append the journal already had leaves memory unsure of the journal: no snapshot of it
-          return { loaded: result.success.duplicates === 0 ? yield* snapshotIfDue(next) : next, appended: events }
+          const subject = subjectOf(current.address)
+          const stored = batch.map((envelope, i): Stored => ({
+            seq: result.success.seqs[i]!,
+            subject,
+            envelope,
+            event: events[i]!
+          }))
+          return {
+            loaded: result.success.duplicates === 0 ? yield* snapshotIfDue(next) : next,
+            appended: events,
+            stored
+          }
         }
         if (!(result.failure instanceof AppendConflict) || attempt >= MAX_CONFLICT_RETRIES) {
           return yield* Effect.fail(result.failure)

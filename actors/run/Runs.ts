@@ -121,9 +121,16 @@ export class Runs extends Context.Service<Runs, {
        * room: the day's runs, the day's cost against its first model call at worst, or a per-run cap that call
        * alone would break. A run already started (an idempotent retry) is not counted again.
        */
-      const admit = (tenant: string, runId: string, agentName: string, spec: ResolvedSpec, input: unknown) =>
+      const admit = (
+        tenant: string,
+        runId: string,
+        agentName: string,
+        spec: ResolvedSpec,
+        input: unknown,
+        fresh: boolean
+      ) =>
         Effect.gen(function*() {
-          if ((yield* journal.lastSeq(addressOf(tenant, runId))) > 0) return
+          if (!fresh && (yield* journal.lastSeq(addressOf(tenant, runId))) > 0) return
           const first = { ...Decider.initialState, status: "running" as const, runId, agentName, spec, input }
           yield* budgets.admitRun(
             tenant,
@@ -149,18 +156,21 @@ export class Runs extends Context.Service<Runs, {
           yield* checkSizes(nc, batch)
         })
 
-      /** The run id for a caller's key: the first request to claim the key wins (KV create is CAS). */
+      /**
+       * The run id for a caller's key: the first request to claim the key wins (KV create is CAS). `fresh`: the id
+       * was made by this request, so its journal is known to be empty and need not be read.
+       */
       const runIdFor = (tenant: string, key: string | null) =>
         Effect.gen(function*() {
-          const fresh = yield* ids.next("run")
-          if (key === null) return fresh
+          const made = yield* ids.next("run")
+          if (key === null) return { runId: made, fresh: true }
           const kvKey = `${tenant}.${sha256(key)}`
           // a claim that ages out between the refused create and the read is claimed again
           for (let attempt = 0; attempt < 3; attempt++) {
-            const claimed = yield* claims.create(kvKey, fresh)
-            if (claimed._tag === "Created") return fresh
+            const claimed = yield* claims.create(kvKey, made)
+            if (claimed._tag === "Created") return { runId: made, fresh: true }
             const existing = yield* claims.get(kvKey).pipe(Effect.catchTag("CorruptValue", Effect.die))
-            if (Option.isSome(existing)) return existing.value.value
+            if (Option.isSome(existing)) return { runId: existing.value.value, fresh: false }
           }
           return yield* new BusUnavailable({
             operation: "claim idempotency key",
@@ -194,17 +204,24 @@ export class Runs extends Context.Service<Runs, {
        * Journals a run's start and queues it. The lease entry is registered first, so a host that dies before
        * queueing leaves the run to the watchdog instead of stranding it.
        */
-      const begin = (tenant: string, runId: string, command: Omit<StartRunCommand, "_tag" | "runId">) =>
+      const begin = (
+        tenant: string,
+        runId: string,
+        command: Omit<StartRunCommand, "_tag" | "runId">,
+        fresh = false
+      ) =>
         Effect.gen(function*() {
           yield* leases.register(tenant, runId)
+          const address = addressOf(tenant, runId)
           // the run's own key pair; a retry of a start already journaled keeps the journaled one
-          const started = (yield* journal.lastSeq(addressOf(tenant, runId))) > 0
+          const started = !fresh && (yield* journal.lastSeq(address)) > 0
           const identity = started ? {} : { identity: yield* identities.ensure(tenant, runId) }
+          const start = { _tag: "StartRun" as const, runId, ...command, ...identity }
+          const meta = { idempotencyKey: `${runId}:start`, correlationId: command.parent?.runId ?? runId }
+          // a run id this request made has an empty journal: decided on the empty state, nothing read first
+          const empty = { address, state: Decider.initialState, seq: 0, events: 0, snapshotEvents: 0 }
           const outcome = yield* provide(
-            actor.execute(addressOf(tenant, runId), { _tag: "StartRun", runId, ...command, ...identity }, {
-              idempotencyKey: `${runId}:start`,
-              correlationId: command.parent?.runId ?? runId
-            })
+            fresh ? actor.executeOn(empty, start, meta) : actor.execute(address, start, meta)
           ).pipe(
             // measured beforehand (mustFit), but should the bus's limit have shrunk since: the run never started,
             // so its entry must not stay for the watchdog to recover
@@ -235,13 +252,15 @@ export class Runs extends Context.Service<Runs, {
             requestDigest: digestOf(request.agentName, request.agentVersion ?? null, request.input)
           }
           yield* mustFit(tenant, command)
-          const runId = yield* runIdFor(tenant, key)
+          const { runId, fresh } = yield* runIdFor(tenant, key)
           yield* Effect.annotateCurrentSpan({ run_id: runId })
-          yield* admit(tenant, runId, request.agentName, version.spec, request.input ?? null).pipe(
+          yield* admit(tenant, runId, request.agentName, version.spec, request.input ?? null, fresh).pipe(
             Effect.annotateSpans({ run_id: runId })
           )
-          const outcome = yield* begin(tenant, runId, command)
-          return { run: yield* get(tenant, runId), created: outcome.appended.length > 0 }
+          const outcome = yield* begin(tenant, runId, command, fresh)
+          // a new run's journal is what was just appended: answered from it, not read back
+          const run = fresh && outcome.stored.length > 0 ? View.fromStored(outcome.stored) : null
+          return { run: run ?? (yield* get(tenant, runId)), created: outcome.appended.length > 0 }
         }).pipe(
           Effect.catchTag("RunNotFound", (e) => Effect.die(e)),
           // the decider knows only the run the key claimed: the caller is told the key it sent
@@ -267,7 +286,7 @@ export class Runs extends Context.Service<Runs, {
             parent: child.parent
           }
           yield* mustFit(child.tenant, command)
-          yield* admit(child.tenant, child.runId, child.agentName, version.spec, child.input)
+          yield* admit(child.tenant, child.runId, child.agentName, version.spec, child.input, false)
           const outcome = yield* begin(child.tenant, child.runId, command)
           return outcome.loaded.state
         }).pipe(
