@@ -19,7 +19,7 @@ export const routes = Layer.mergeAll(
     "GET",
     "/readyz",
     Effect.gen(function*() {
-      const { jsm } = yield* Nats
+      const { jsm, nc, embedded } = yield* Nats
       const sql = yield* Sql
       const bus = yield* check(Effect.tryPromise(() => jsm.getAccountInfo()))
       const database = yield* check(sql.query("select 1"))
@@ -28,7 +28,12 @@ export const routes = Layer.mergeAll(
       const deadLetters = database === "ok"
         ? yield* DeadLetters.count.pipe(Effect.timeout("2 seconds"), Effect.catchCause(() => Effect.succeed(null)))
         : null
-      return json({ bus, database, deadLetters }, ready ? 200 : 503)
+      // which server, and whether a write is on its disk before it is acknowledged (known for the embedded one)
+      const nats = {
+        version: nc.info?.version ?? null,
+        sync: embedded === null ? "server-configured" : embedded.syncAlways ? "always" : "interval"
+      }
+      return json({ bus, database, deadLetters, nats }, ready ? 200 : 503)
     })
   ),
   HttpRouter.add(

@@ -548,10 +548,15 @@ describe("lantern CLI (child process)", () => {
   }
 
   it("doctor passes every check against a healthy API and exits 0", async () => {
-    api.handler = doctorApi({ status: 200, body: { bus: "ok", database: "ok" } })
+    api.handler = doctorApi({
+      status: 200,
+      body: { bus: "ok", database: "ok", nats: { version: "2.15.1", sync: "always" } }
+    })
     const r = await cli(["doctor"], env())
     expect(r.stderr).toBe("")
     expect(r.code).toBe(0)
+    // the bus check names the server's version and durability
+    expect(r.stdout).toMatch(/^✓ bus .*nats-server 2\.15\.1, sync always$/m)
     const checks = r.stdout.split("\n").filter((l) => /^[✓✗] /.test(l)).map((l) => l.split(/\s+/).slice(0, 2).join(" "))
     expect(checks).toEqual(["✓ edge", "✓ bus", "✓ database", "✓ auth", "✓ agent", "✓ run"])
     expect(r.stdout).toContain("all checks passed")

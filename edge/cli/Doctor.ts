@@ -145,7 +145,16 @@ export const run = (options: Options) =>
               ? pass("ok")
               : fail(typeof value.value === "string" ? value.value : Format.inline(value.value))
           }
-          return { bus: part("bus"), database: part("database") }
+          const bus = part("bus")
+          // the server's version and durability, as /readyz reports them
+          const nats = Option.flatMap(parts, (b) => Option.fromNullishOr(b["nats"])).pipe(
+            Option.map((n) => n as { readonly version?: unknown; readonly sync?: unknown }),
+            Option.map((n) => `nats-server ${String(n.version ?? "?")}, sync ${String(n.sync ?? "?")}`)
+          )
+          return {
+            bus: bus.ok && Option.isSome(nats) ? pass(nats.value) : bus,
+            database: part("database")
+          }
         }),
         Effect.catch((e) => Effect.succeed({ bus: failed(e), database: failed(e) })),
         Effect.map((parts) => ({ ok: parts.bus.ok && parts.database.ok, detail: "", parts }))
