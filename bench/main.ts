@@ -2,9 +2,11 @@
 // nats-server, measures raw JetStream publish-with-ack and Lantern's journal step at 1, 16 and 256 in flight,
 // then actor load time by journal length, with and without snapshots, the time a crashed worker's runs stand
 // still (Recovery.ts), what the model router adds to a call (Router.ts), run throughput with 1, 2 and 4
-// `lantern worker` processes (Workers.ts), how well the cost forecast predicts recorded runs (Forecast.ts),
-// what signing and verifying receipts costs (Receipts.ts), how fast projections keep up (Projection.ts), and
-// how long `lantern` takes to start, bundled and under tsx (Startup.ts).
+// `lantern worker` processes (Workers.ts), the run path through a real `lantern serve` beside the raw floor
+// (RunPath.ts), how well the cost forecast predicts recorded runs (Forecast.ts), what signing and verifying
+// receipts costs (Receipts.ts), how fast projections keep up (Projection.ts), and how long `lantern` takes to
+// start, bundled and under tsx (Startup.ts). BENCH_ONLY=runpath,startup (a comma list of SECTIONS) runs only
+// those.
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, cpus, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -25,6 +27,7 @@ import * as ReceiptsBench from "./Receipts.ts"
 import * as Recovery from "./Recovery.ts"
 import * as RouterBench from "./Router.ts"
 import * as Report from "./Report.ts"
+import * as RunPath from "./RunPath.ts"
 import * as Startup from "./Startup.ts"
 import * as Workers from "./Workers.ts"
 
@@ -52,7 +55,39 @@ const server = (storeDir: string) =>
     (h) => Effect.promise(() => h.stop())
   )
 
-const measure = (server: NatsServer.Handle, scale: number) =>
+/** The sections `BENCH_ONLY` may name (a comma list); every one runs when it is unset. */
+export const SECTIONS = [
+  "steps",
+  "load",
+  "router",
+  "recovery",
+  "workers",
+  "runpath",
+  "forecast",
+  "receipts",
+  "projection",
+  "startup"
+] as const
+export type Section = (typeof SECTIONS)[number]
+/** Sections whose report compares against the raw publish and step figures of "steps", which then runs too. */
+const NEEDS_STEPS: ReadonlyArray<Section> = ["load", "recovery", "workers"]
+
+const selection = (only: string): ReadonlySet<Section> => {
+  if (only.trim() === "") return new Set(SECTIONS)
+  const names = only.split(",").map((s) => s.trim()).filter((s) => s !== "")
+  const unknown = names.filter((n) => !(SECTIONS as ReadonlyArray<string>).includes(n))
+  if (unknown.length > 0)
+    throw new Error(`BENCH_ONLY names unknown sections ${unknown.join(", ")}; sections are ${SECTIONS.join(", ")}`)
+  const chosen = new Set(names as ReadonlyArray<Section>)
+  if (NEEDS_STEPS.some((s) => chosen.has(s))) chosen.add("steps")
+  return chosen
+}
+
+/** Runs `section` when it is selected; undefined otherwise. */
+const when = <A, E, R>(sections: ReadonlySet<Section>, section: Section, effect: Effect.Effect<A, E, R>) =>
+  sections.has(section) ? effect : Effect.succeed(undefined)
+
+const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet<Section>) =>
   Effect.gen(function*() {
     const began = performance.now()
     yield* Topology.apply
@@ -62,24 +97,27 @@ const measure = (server: NatsServer.Handle, scale: number) =>
     const payload = RawPublish.payloadOf(rawPayloadBytes)
 
     const levels: Array<Report.Level> = []
-    for (const plan of PLAN) {
-      const publishes = scaled(plan.publishes, scale)
-      const steps = scaled(plan.steps, scale)
-      yield* progress(`${plan.inFlight} in flight: ${publishes} raw publishes, ${steps} steps`)
-      yield* RawPublish.run(plan.inFlight, warmup(publishes, plan.inFlight), payload, `w${plan.inFlight}`)
-      const raw = yield* RawPublish.run(plan.inFlight, publishes, payload, `m${plan.inFlight}`)
-      yield* DurableStep.run(plan.inFlight, warmup(steps, plan.inFlight))
-      const measured = yield* DurableStep.run(plan.inFlight, steps)
-      levels.push({ inFlight: plan.inFlight, raw, steps: measured })
+    if (sections.has("steps")) {
+      for (const plan of PLAN) {
+        const publishes = scaled(plan.publishes, scale)
+        const steps = scaled(plan.steps, scale)
+        yield* progress(`${plan.inFlight} in flight: ${publishes} raw publishes, ${steps} steps`)
+        yield* RawPublish.run(plan.inFlight, warmup(publishes, plan.inFlight), payload, `w${plan.inFlight}`)
+        const raw = yield* RawPublish.run(plan.inFlight, publishes, payload, `m${plan.inFlight}`)
+        yield* DurableStep.run(plan.inFlight, warmup(steps, plan.inFlight))
+        const measured = yield* DurableStep.run(plan.inFlight, steps)
+        levels.push({ inFlight: plan.inFlight, raw, steps: measured })
+      }
     }
-    const loads = yield* Load.run(scale)
-    const router = yield* RouterBench.run(scale)
-    const recovery = yield* Recovery.run(server.url, scale)
-    const workers = yield* Workers.run(server, scale)
-    const forecast = yield* Forecast.run
-    const receipts = yield* ReceiptsBench.run(scale)
-    const projection = yield* ProjectionBench.run(scale)
-    const startup = yield* Startup.run(server.url, scale)
+    const loads = yield* when(sections, "load", Load.run(scale))
+    const router = yield* when(sections, "router", RouterBench.run(scale))
+    const recovery = yield* when(sections, "recovery", Recovery.run(server.url, scale))
+    const workers = yield* when(sections, "workers", Workers.run(server, scale))
+    const runPath = yield* when(sections, "runpath", RunPath.run(scale))
+    const forecast = yield* when(sections, "forecast", Forecast.run)
+    const receipts = yield* when(sections, "receipts", ReceiptsBench.run(scale))
+    const projection = yield* when(sections, "projection", ProjectionBench.run(scale))
+    const startup = yield* when(sections, "startup", Startup.run(server.url, scale))
 
     const cpuList = cpus()
     const env: Report.Environment = {
@@ -94,38 +132,49 @@ const measure = (server: NatsServer.Handle, scale: number) =>
       envelopeBytes
     }
     const seconds = (performance.now() - began) / 1000
+    const raw1 = levels[0]?.raw.medianMs ?? Number.NaN
     yield* Effect.sync(() => {
-      console.log(Report.render(env, levels, seconds))
-      console.log(`\n${Load.render(loads, levels[0]!.raw.medianMs)}`)
-      console.log(`\n${RouterBench.render(router)}`)
-      console.log(`\n${Recovery.render(recovery, levels[0]!.raw.medianMs)}`)
-      console.log(`\n${Workers.render(workers, levels)}`)
-      console.log(`\n${Forecast.render(forecast)}`)
-      console.log(`\n${ReceiptsBench.render(receipts)}`)
-      console.log(`\n${ProjectionBench.render(projection)}`)
-      console.log(`\n${Startup.render(startup)}`)
-      console.log(Report.json(env, levels, seconds))
-      console.log(Load.json(loads))
-      console.log(RouterBench.json(router))
-      console.log(Recovery.json(recovery))
-      console.log(Workers.json(workers))
-      console.log(Forecast.json(forecast))
-      console.log(ReceiptsBench.json(receipts))
-      console.log(ProjectionBench.json(projection))
-      console.log(Startup.json(startup))
+      const blocks = [
+        levels.length > 0 ? Report.render(env, levels, seconds) : undefined,
+        loads && Load.render(loads, raw1),
+        router && RouterBench.render(router),
+        recovery && Recovery.render(recovery, raw1),
+        workers && Workers.render(workers, levels),
+        runPath && RunPath.render(runPath),
+        forecast && Forecast.render(forecast),
+        receipts && ReceiptsBench.render(receipts),
+        projection && ProjectionBench.render(projection),
+        startup && Startup.render(startup)
+      ].filter((s) => s !== undefined)
+      console.log(blocks.join("\n\n"))
+      if (levels.length === 0) console.log(`\ntotal ${seconds.toFixed(1)} s`)
+      const lines = [
+        levels.length > 0 ? Report.json(env, levels, seconds) : undefined,
+        loads && Load.json(loads),
+        router && RouterBench.json(router),
+        recovery && Recovery.json(recovery),
+        workers && Workers.json(workers),
+        runPath && RunPath.json(runPath),
+        forecast && Forecast.json(forecast),
+        receipts && ReceiptsBench.json(receipts),
+        projection && ProjectionBench.json(projection),
+        startup && Startup.json(startup)
+      ]
+      for (const line of lines) if (line !== undefined) console.log(line)
     })
   })
 
 const main = Effect.gen(function*() {
   const scale = yield* Config.Number("BENCH_SCALE").pipe(Config.withDefault(1))
   if (!(scale > 0)) return yield* Effect.die(new Error(`BENCH_SCALE must be a positive number, got ${scale}`))
+  const sections = selection(yield* Config.String("BENCH_ONLY").pipe(Config.withDefault("")))
   const dir = yield* tempDir
   const handle = yield* server(join(dir, "js"))
   yield* progress(`nats-server ${handle.version} at ${handle.url}, store ${dir}`)
   const bus = Layer.merge(Journal.layer, Snapshots.layer({ every: 100 })).pipe(
     Layer.provideMerge(Nats.layerUrl(handle.url, "lantern-bench"))
   )
-  yield* measure(handle, scale).pipe(Effect.provide(bus))
+  yield* measure(handle, scale, sections).pipe(Effect.provide(bus))
 }).pipe(Effect.scoped)
 
 NodeRuntime.runMain(main)
