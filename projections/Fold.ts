@@ -97,17 +97,26 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
       ))
     case "StepCompleted":
       return Effect.asVoid(Effect.andThen(
-        tx.query(
-          `update steps set status = 'completed', result = $5::jsonb, error = null, tokens_in = $6, tokens_out = $7,
+        // a local step journaled once (its request on its completion) has no row yet: it starts here
+        e.request === undefined ? Effect.void : Effect.asVoid(tx.query(
+          `insert into steps (tenant_id, run_id, step_id, attempt, kind, status, request, started_at, seq, wake_at)
+           values ($1, $2, $3, $4, $5, 'started', $6::jsonb, $7::timestamptz, $8, null)
+           on conflict (tenant_id, run_id, step_id, attempt) do nothing`,
+          [tenant, runId, e.stepId, e.attempt, e.request._tag, json(e.request), at, seq]
+        )),
+        Effect.andThen(
+          tx.query(
+            `update steps set status = 'completed', result = $5::jsonb, error = null, tokens_in = $6, tokens_out = $7,
              cost_usd = $8::numeric, finished_at = $9::timestamptz
            where tenant_id = $1 and run_id = $2 and step_id = $3 and attempt = $4`,
-          [tenant, runId, e.stepId, e.attempt, json(e.result), e.tokensIn, e.tokensOut, e.costUsd, at]
-        ),
-        tx.query(
-          `update runs set steps = steps + 1, tokens_in = tokens_in + $4, tokens_out = tokens_out + $5,
+            [tenant, runId, e.stepId, e.attempt, json(e.result), e.tokensIn, e.tokensOut, e.costUsd, at]
+          ),
+          tx.query(
+            `update runs set steps = steps + 1, tokens_in = tokens_in + $4, tokens_out = tokens_out + $5,
              cost_usd = cost_usd + $6::numeric, updated_at = $7::timestamptz, last_seq = $3
            where ${RUN_GUARD}`,
-          [tenant, runId, seq, e.tokensIn, e.tokensOut, e.costUsd, at]
+            [tenant, runId, seq, e.tokensIn, e.tokensOut, e.costUsd, at]
+          )
         )
       ))
     case "StepFailed":
@@ -178,9 +187,10 @@ const stepsInShape = (events: ReadonlyArray<Envelope.Stored & { readonly event: 
     if (e._tag !== "StepStarted" && e._tag !== "StepCompleted" && e._tag !== "StepFailed") continue
     const key = JSON.stringify([envelope.tenant, envelope.actor.id, e.stepId, e.attempt])
     const step = seen.get(key) ?? { started: false, ended: false }
-    if (e._tag === "StepStarted") {
+    if (e._tag === "StepStarted" || (e._tag === "StepCompleted" && e.request !== undefined)) {
       if (step.started || step.ended) return false
       step.started = true
+      step.ended = e._tag === "StepCompleted"
     } else {
       if (step.ended) return false
       step.ended = true
@@ -226,6 +236,17 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           updates.push(base)
           break
         case "StepCompleted":
+          // a local step journaled once: its row is inserted, then completed, as a start and a completion would
+          if (e.request !== undefined) {
+            steps.push({
+              ...base,
+              stepId: e.stepId,
+              attempt: e.attempt,
+              kind: e.request._tag,
+              request: e.request,
+              wakeAt: null
+            })
+          }
           completed.push({
             ...base,
             stepId: e.stepId,

@@ -59,17 +59,32 @@ const terminal: fc.Arbitrary<Event> = fc.oneof(
   fc.constant<Event>({ _tag: "RunCanceled", reason: "no longer needed", by: "token:owner" })
 )
 
-/** One run as a run actor journals it: started, steps each started then ended (some retried), maybe finished. */
+/** A local step (a built-in tool) journaled as one event: its completion, carrying its request. */
+const localStep = (stepId: string): fc.Arbitrary<Event> =>
+  fc.record({ tokensIn: tokens, tokensOut: tokens, costUsd: cost }).map((t): Event => ({
+    _tag: "StepCompleted",
+    stepId,
+    attempt: 1,
+    result: { _tag: "tool", callId: "call_1", output: `${stepId}/local` },
+    durationMs: 0,
+    ...t,
+    request: { _tag: "tool", call: { id: "call_1", name: "calculator", arguments: { expression: "1+1" } } }
+  }))
+
+/**
+ * One run as a run actor journals it: started, steps each started then ended (some retried) or local steps
+ * journaled once, maybe finished.
+ */
 const wellFormedRun = (id: string): fc.Arbitrary<ReadonlyArray<Event>> =>
   fc.tuple(
     started(id),
-    fc.array(fc.tuple(fc.nat({ max: 1 }), fc.boolean()), { maxLength: 3 }),
+    fc.array(fc.tuple(fc.nat({ max: 1 }), fc.boolean(), fc.boolean()), { maxLength: 3 }),
     fc.option(terminal, { nil: undefined })
   )
     .chain(([first, steps, last]) =>
       fc.tuple(
-        ...steps.flatMap(([retries, ends], i) =>
-          Array.from({ length: retries + 1 }, (_, a) =>
+        ...steps.flatMap(([retries, ends, isLocal], i) =>
+          isLocal ? [localStep(`s${i}`).map((e) => [e])] : Array.from({ length: retries + 1 }, (_, a) =>
             fc.tuple(
               stepStarted(`s${i}`, a + 1),
               a < retries || ends ? stepEnded(`s${i}`, a + 1).map((e) => [e]) : fc.constant([])

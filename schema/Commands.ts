@@ -42,7 +42,9 @@ export const StartStep = Schema.TaggedStruct("StartStep", {
 export const CompleteStep = Schema.TaggedStruct("CompleteStep", {
   stepId: Schema.String,
   attempt: Schema.Int,
-  ...StepCompletion.fields
+  ...StepCompletion.fields,
+  /** A local step's request: it completes a step never started (journaled as one StepCompleted). */
+  request: Schema.optionalKey(StepRequest)
 })
 export const FailStep = Schema.TaggedStruct("FailStep", {
   stepId: Schema.String,

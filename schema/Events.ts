@@ -96,7 +96,13 @@ export const StepStarted = Schema.TaggedStruct("StepStarted", {
 export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
   stepId: Schema.String,
   attempt: Schema.Int,
-  ...StepCompletion.fields
+  ...StepCompletion.fields,
+  /**
+   * The step's request, on a step journaled as this one event: its effect is local and deterministic (a built-in
+   * tool), so it is performed first and written once, never started separately (a crash before the write runs it
+   * again, to the same result).
+   */
+  request: Schema.optionalKey(StepRequest)
 })
 
 export const StepFailed = Schema.TaggedStruct("StepFailed", {

@@ -85,6 +85,8 @@ const offlineScenarios = async (stack: StackProcess): Promise<ReadonlyArray<Reco
     { name: "agent-created-then-updated", subject: agentSubject("greeter") },
     { name: "run-offline-plain", subject: runSubject(plain) },
     { name: "run-offline-tools", subject: runSubject(tools) },
+    // since local steps (built-in tools) are journaled once: the same run, its tool steps one StepCompleted each
+    { name: "run-offline-tools-journaled-once", subject: runSubject(tools) },
     // what a host death leaves: the last event is a StepStarted whose effect never completed
     {
       name: "run-crash-after-tool-step-started",

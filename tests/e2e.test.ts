@@ -101,18 +101,19 @@ describe("runs", () => {
     expect(run.finishedAt).not.toBeNull()
 
     const events = await call("GET", `/v1/runs/${started.json.id}/events`)
+    // the calculator is a built-in tool: performed first, journaled once, its completion carrying its request
     expect(events.json.items.map((e: { type: string }) => e.type)).toEqual([
       "RunStarted",
       "StepStarted",
       "StepCompleted",
-      "StepStarted",
       "StepCompleted",
       "StepStarted",
       "StepCompleted",
       "RunSucceeded"
     ])
-    const tool = events.json.items[4]
+    const tool = events.json.items[3]
     expect(tool.payload.result).toEqual({ _tag: "tool", callId: "call_0", output: "14" })
+    expect(tool.payload.request).toMatchObject({ _tag: "tool", call: { name: "calculator" } })
     expect(events.json.items[2].payload.result.answer.provider).toBe("offline")
     expect(events.json.items.every((e: { correlationId: string }) => e.correlationId === started.json.id)).toBe(true)
   })

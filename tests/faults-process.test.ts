@@ -134,9 +134,13 @@ const expectWholeJournal = (events: ReadonlyArray<EventItem>, expected: Expected
   expect(events.filter((e) => e.type === "StepFailed").map((e) => e.payload.stepId)).toEqual(failed)
 }
 
-/** The StepStarted events of a run as `stepId#attempt`, in journal order. */
+/**
+ * The starts of a run's steps as `stepId#attempt`, in journal order: each StepStarted, and each local step (a
+ * built-in tool) journaled once as a StepCompleted carrying its request.
+ */
 const startsOf = (events: ReadonlyArray<EventItem>) =>
-  events.filter((e) => e.type === "StepStarted").map((e) => `${e.payload.stepId}#${e.payload.attempt}`)
+  events.filter((e) => e.type === "StepStarted" || (e.type === "StepCompleted" && e.payload.request !== undefined))
+    .map((e) => `${e.payload.stepId}#${e.payload.attempt}`)
 
 /** Requests and performed effects at the provider per idempotency key of one run. */
 const providerView = (model: FakeOpenAi.FakeOpenAi, runId: string) => {

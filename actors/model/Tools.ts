@@ -113,6 +113,12 @@ export const SLEEP = {
 
 export const names = [...builtins.map((t) => t.name), SLEEP.name]
 
+/**
+ * Whether a call of this tool is local and deterministic (a built-in function of its arguments): such a step is
+ * performed first and journaled once (actors/run/Decisions.ts `local`), since running it again gives the same.
+ */
+export const isLocal = (name: string) => find(name) !== undefined
+
 /** Whether a spec may declare a tool of this name without an `agent` to answer it. */
 export const isKnown = (name: string) => names.includes(name)
 

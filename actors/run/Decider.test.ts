@@ -150,6 +150,25 @@ describe("Run decider", () => {
     it("is a no-op when the same attempt is completed twice", () =>
       given(Run.decider, completed).when(completeStep(1)).then([]))
 
+    describe("a local step, journaled once with its request", () => {
+      const local = { ...completeStep(1), request: modelRequest } as RunCommand
+      const { _tag, ...localFields } = local as Extract<RunCommand, { _tag: "CompleteStep" }>
+      const localCompleted: RunEvent = { _tag: "StepCompleted", ...localFields }
+
+      it("completes a step never started", () => given(Run.decider, running).when(local).then([localCompleted]))
+
+      it("only as its first attempt", () =>
+        void given(Run.decider, running).when({ ...local, attempt: 2 } as RunCommand).thenFails("InvalidCommand"))
+
+      it("is a no-op once journaled (a crash after the write performs it again)", () =>
+        given(Run.decider, [runStarted, localCompleted]).when(local).then([]))
+
+      it("folds to the state a start and a completion fold to", () =>
+        expect(fold(Run.decider, [runStarted, localCompleted])).toEqual(
+          fold(Run.decider, [runStarted, stepStarted(1), stepCompleted(1)])
+        ))
+    })
+
     it("refuses completing an older attempt of a completed step", () =>
       void given(Run.decider, [...inFlight, stepStarted(2), stepCompleted(2)]).when(completeStep(1)).thenFails(
         "InvalidCommand"

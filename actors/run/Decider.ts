@@ -148,7 +148,14 @@ export const decide = (command: RunCommand, state: State) => {
     }
     case "CompleteStep": {
       const step = stepOf(state, command.stepId)
-      if (step === undefined) return refuse(command, `step ${command.stepId} was never started`)
+      if (step === undefined) {
+        // a local step, performed before it was journaled: its one event carries its request
+        if (command.request !== undefined && command.attempt === 1) {
+          const { _tag, ...fields } = command
+          return accept<RunEvent>({ _tag: "StepCompleted", ...fields })
+        }
+        return refuse(command, `step ${command.stepId} was never started`)
+      }
       if (step.status === "completed" && step.attempt === command.attempt) return ignore
       if (step.status !== "started" || step.attempt !== command.attempt) {
         return refuse(command, `step ${command.stepId} attempt ${command.attempt} is not in flight`)
@@ -217,7 +224,21 @@ export const evolve = (state: State, event: RunEvent): State => {
     case "StepCompleted":
       return {
         ...state,
-        steps: updateStep(state, event.stepId, (s) => ({ ...s, status: "completed", result: event.result })),
+        steps: stepOf(state, event.stepId) === undefined && event.request !== undefined
+          // a local step journaled once: it starts and completes here
+          ? [...state.steps, {
+            stepId: event.stepId,
+            request: event.request,
+            attempt: event.attempt,
+            starts: 1,
+            status: "completed",
+            result: event.result,
+            error: null,
+            retryable: false,
+            wakeAt: null,
+            retryAt: null
+          }]
+          : updateStep(state, event.stepId, (s) => ({ ...s, status: "completed", result: event.result })),
         tokensIn: state.tokensIn + event.tokensIn,
         tokensOut: state.tokensOut + event.tokensOut,
         costUsd: state.costUsd + event.costUsd

@@ -421,6 +421,48 @@ describe("Decisions.afterStart", () => {
     }))
 })
 
+describe("Decisions.local (a built-in tool step: performed first, journaled once)", () => {
+  const base = [runStarted(spec([declared("echo"), declared("sleep")])), ...modelTurn(1, answer([call("echo")]))]
+  const start = (request: StepRequest) => ({ _tag: "StartStep" as const, stepId: "turn-1.tool-0", request })
+
+  it("given a built-in tool call not yet started, then its call, on the step the start would make", () => {
+    const echo = start({ _tag: "tool", call: call("echo") })
+    const speculative = [...base, started("turn-1.tool-0", echo.request)]
+    expect(Decisions.local(stateOf(base), echo, T, 15_000)).toEqual({
+      _tag: "CallTool",
+      step: stepIn(speculative, "turn-1.tool-0"),
+      call: call("echo"),
+      key: "run_01:turn-1.tool-0:1"
+    })
+  })
+
+  it("given a step of another kind (a timer, a model call), then null: it starts as usual", () => {
+    expect(Decisions.local(stateOf(base), start({ _tag: "sleep", call: call("sleep"), seconds: 1 }), T, 15_000))
+      .toBeNull()
+    expect(Decisions.local(stateOf(base), start({ _tag: "model", model: "auto", turn: 2 }), T, 15_000)).toBeNull()
+  })
+
+  it("given a tool no built-in answers, then null", () =>
+    expect(Decisions.local(stateOf(base), start({ _tag: "tool", call: call("no_such_tool") }), T, 15_000))
+      .toBeNull())
+
+  it("given the step was started before (journaled by an older host), then null: it goes on as it began", () => {
+    const echo = start({ _tag: "tool", call: call("echo") })
+    expect(Decisions.local(stateOf([...base, started("turn-1.tool-0", echo.request)]), echo, T, 15_000)).toBeNull()
+  })
+
+  it("then its one event is its completion carrying its request", () => {
+    const echo = start({ _tag: "tool", call: call("echo") })
+    const step = Decisions.local(stateOf(base), echo, T, 15_000)!.step
+    expect(Decisions.completeLocal(step, Decisions.toolOutput(call("echo"), "hi"), 0)).toMatchObject({
+      _tag: "CompleteStep",
+      stepId: "turn-1.tool-0",
+      attempt: 1,
+      request: echo.request
+    })
+  })
+})
+
 describe("Decisions.afterCall", () => {
   const model = [runStarted(), started("turn-1", { _tag: "model", model: "auto", turn: 1 })]
   const step = stepIn(model, "turn-1")

@@ -8,7 +8,8 @@ import type { ProviderError, ProviderErrorKind } from "../../schema/Errors.ts"
 import type { StepRequest } from "../../schema/Events.ts"
 import type * as StepOutcome from "../../schema/StepOutcome.ts"
 import type { BudgetRefusal, ErrorInfo, Route, ToolCall } from "../../schema/StepOutcome.ts"
-import { type Parent, type State, type Step, stepOf } from "./Decider.ts"
+import * as Tools from "../model/Tools.ts"
+import { decide as decideRun, evolve, type Parent, type State, type Step, stepOf } from "./Decider.ts"
 import { backoffMs, MAX_RUN_DEPTH, next, shouldRetry } from "./Plan.ts"
 
 /** Waits shorter than this are slept through holding the lease; longer ones park the run. */
@@ -239,6 +240,31 @@ export const afterStart = (state: State, stepId: string, now: number, leaseTtlMs
       return { _tag: "Wait", step }
   }
 }
+
+/**
+ * The call of a step that is local and deterministic (a built-in tool), when `start` starts it anew: it is
+ * performed before anything is journaled and written once, as `completeLocal` (one write instead of two; a crash
+ * before the write performs it again, to the same result). Null for any other step, which starts as usual.
+ */
+export const local = (
+  state: State,
+  start: Extract<RunCommand, { _tag: "StartStep" }>,
+  now: number,
+  leaseTtlMs: number
+): Extract<Call, { _tag: "CallTool" }> | null => {
+  if (start.request._tag !== "tool" || !Tools.isLocal(start.request.call.name)) return null
+  if (stepOf(state, start.stepId) !== undefined) return null
+  const decided = decideRun(start, state)
+  if (decided._tag !== "Success" || decided.success.length !== 1) return null
+  const call = afterStart(evolve(state, decided.success[0]!), start.stepId, now, leaseTtlMs)
+  return call?._tag === "CallTool" ? call : null
+}
+
+/** A local step's one event: its completion, carrying its request (it was never started separately). */
+export const completeLocal = (step: Step, p: Performed, durationMs: number): CompleteStep => ({
+  ...completeStep(step, p, durationMs),
+  request: step.request
+})
 
 /** The refusal of a tool call by a hard `maxToolCallsPerRun`: the run fails, the call never starts. */
 export const refuseToolCall = (refusal: BudgetRefusal): RunCommand => ({ _tag: "FailRun", error: budgetError(refusal) })

@@ -118,6 +118,18 @@ export const make = Effect.gen(function*() {
             }
             const stepId = decision.command.stepId
             yield* Failpoints.hit("before-step-start", stepId)
+            const local = decision.command._tag === "StartStep"
+              ? Decisions.local(loaded.state, decision.command, now, leases.ttlMs)
+              : null
+            if (local !== null) {
+              // performed first, journaled once: nothing was written that a crash could leave half done
+              const performed = yield* Effect.result(perform(tenant, loaded.state, local))
+              if (Result.isSuccess(performed)) {
+                const finished = yield* Clock.currentTimeMillis
+                loaded = yield* exec(Decisions.completeLocal(local.step, performed.success, finished - now))
+                continue
+              }
+            }
             loaded = yield* exec(decision.command)
             const call = Decisions.afterStart(loaded.state, stepId, now, leases.ttlMs)
             if (call === null) continue
