@@ -310,7 +310,8 @@ const measure = (
         (await api.call("GET", `/v1/runs/${id}/events`)).items
       return {
         steps: events.filter((e) => e.type === "StepCompleted").length,
-        toolCalls: events.filter((e) => e.type === "StepStarted" && e.payload?.request?._tag === "tool").length,
+        // a tool step's result says it was one, whether it was started first or journaled once (ADR 0032)
+        toolCalls: events.filter((e) => e.type === "StepCompleted" && e.payload?.result?._tag === "tool").length,
         events: events.length
       }
     })
