@@ -113,7 +113,11 @@ const serve = (natsUrl: string, home: string, port: number) =>
         NATS_URL: natsUrl,
         LANTERN_HOME: home,
         LANTERN_API_TOKEN: TOKEN,
-        LANTERN_CHECK_RESPONSES: "false"
+        LANTERN_CHECK_RESPONSES: "false",
+        // BENCH_SERVE_NODE_OPTIONS=--cpu-prof profiles the engine under this load
+        ...(process.env["BENCH_SERVE_NODE_OPTIONS"] === undefined
+          ? {}
+          : { NODE_OPTIONS: process.env["BENCH_SERVE_NODE_OPTIONS"] })
       })
     ),
     (p) => Effect.promise(() => p.stop())

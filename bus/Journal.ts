@@ -209,7 +209,7 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
         }).pipe(
           Effect.withSpan("Journal.append", {
             attributes: { "lantern.actor": subjectOf(address), "lantern.events": envelopes.length }
-          })
+          }, { captureStackTrace: false })
         )
 
       const lastSeq: Service["lastSeq"] = (address) =>
@@ -312,7 +312,7 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
         }).pipe(
           Effect.withSpan("Journal.read", {
             attributes: { "lantern.actor": subjectOf(address), "lantern.after_seq": afterSeq }
-          })
+          }, { captureStackTrace: false })
         )
 
       const read: Service["read"] = (address) => Effect.map(readFrom(address, 0), (tail) => tail.events)

@@ -154,7 +154,7 @@ export const apply = (
     ),
     Effect.withSpan("Projector.apply", {
       attributes: { "lantern.projector": projector, "lantern.events": batch.length }
-    })
+    }, { captureStackTrace: false })
   )
 
 /**

@@ -105,7 +105,9 @@ const execWith = (
   Effect.tryPromise({
     try: () => run(text, [...params]),
     catch: (e) => new DatabaseUnavailable({ operation: statementOf(text), reason: scrub(reasonOf(e)) })
-  }).pipe(Effect.withSpan("Sql.query", { attributes: { "db.system": dialect, "db.statement": statementOf(text) } }))
+  }).pipe(Effect.withSpan("Sql.query", {
+    attributes: { "db.system": dialect, "db.statement": statementOf(text) }
+  }, { captureStackTrace: false }))
 
 interface TxState {
   /** A statement failed since the last healthy point: Postgres now refuses everything but a rollback. */
@@ -174,7 +176,9 @@ const topLevel = <A, E, R>(
       state.clean = Exit.isSuccess(rolledBack)
       return yield* (Exit.isSuccess(exit) ? Effect.fail(aborted()) : exit)
     })
-  ).pipe(Effect.withSpan("Sql.transaction", { attributes: { "db.system": dialect } }))
+  ).pipe(Effect.withSpan("Sql.transaction", {
+    attributes: { "db.system": dialect }
+  }, { captureStackTrace: false }))
 
 const alive = (pid: number) => {
   try {
@@ -356,7 +360,9 @@ export const forTenant = <A, E, R>(
         f(tx)
       )
     )
-  }).pipe(Effect.withSpan("Sql.forTenant", { attributes: { "lantern.tenant": tenant } }))
+  }).pipe(Effect.withSpan("Sql.forTenant", {
+    attributes: { "lantern.tenant": tenant }
+  }, { captureStackTrace: false }))
 
 /** One statement through `forTenant`. */
 export const queryAs = <T = Record<string, unknown>>(

@@ -130,7 +130,11 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
         events: snapshot.events + tail.events.length,
         snapshotEvents: snapshot.events
       }
-    }).pipe(Effect.withSpan("Actor.load", { attributes: { "lantern.actor": Snapshots.keyOf(address) } }))
+    }).pipe(
+      Effect.withSpan("Actor.load", { attributes: { "lantern.actor": Snapshots.keyOf(address) } }, {
+        captureStackTrace: false
+      })
+    )
 
   const fromStored = (address: ActorAddress, stored: ReadonlyArray<Stored>): Loaded<S> => ({
     address,

@@ -154,7 +154,11 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
         Effect.gen(function*() {
           const lines = yield* journal(tenant, runId)
           if (isFinal(lines)) yield* final(tenant, runId, lines)
-        }).pipe(Effect.withSpan("Receipts.issue", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }))
+        }).pipe(
+          Effect.withSpan("Receipts.issue", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }, {
+            captureStackTrace: false
+          })
+        )
 
       const verify: Service["verify"] = (tenant, receipt, given) =>
         Effect.gen(function*() {

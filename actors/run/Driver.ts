@@ -110,7 +110,9 @@ export class Driver extends Context.Service<Driver, {
           if (parent !== null) yield* runs.enqueue(parent.tenant, parent.runId, `child:${runId}:done`)
           return outcome
         }).pipe(
-          Effect.withSpan("Run.drive", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }),
+          Effect.withSpan("Run.drive", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }, {
+            captureStackTrace: false
+          }),
           // every span of the drive (journal reads and appends, budgets, model calls) names its tenant and run
           Effect.annotateSpans({ tenant_id: tenant, run_id: runId })
         )

@@ -165,7 +165,7 @@ export const make = Effect.gen(function*() {
                   "lantern.step.kind": step.request._tag,
                   "lantern.step.attempt": step.attempt
                 }
-              }),
+              }, { captureStackTrace: false }),
               Effect.annotateSpans({ step_id: step.stepId }),
               Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
               Effect.result

@@ -268,7 +268,7 @@ export class Runs extends Context.Service<Runs, {
             Effect.fail(key === null ? e : new IdempotencyKeyReused({ key }))),
           Effect.withSpan("Runs.start", {
             attributes: { "lantern.tenant": tenant, "lantern.agent": request.agentName }
-          })
+          }, { captureStackTrace: false })
         )
 
       const startChild = (child: ChildRequest) =>
