@@ -32,6 +32,23 @@ const commandOf = (state: RunDecider.State, payload: Raw, type: string): RunComm
     const { approved, by, reason } = payload.result
     return { _tag: "DecideApproval", stepId: payload.stepId, approved, by, reason, durationMs: payload.durationMs }
   }
+  if (payload.request !== undefined) {
+    // a local step journaled once (ADR 0032): completed on the step its start would have made
+    const { attempt: _a, durationMs, stepId, request, ...performed } = payload
+    const local: RunDecider.Step = {
+      stepId,
+      request,
+      attempt: 1,
+      starts: 1,
+      status: "started",
+      result: null,
+      error: null,
+      retryable: false,
+      wakeAt: null,
+      retryAt: null
+    }
+    return Decisions.completeLocal(local, performed as Decisions.Performed, durationMs)
+  }
   const { attempt: _a, durationMs, stepId: _s, ...performed } = payload
   return Decisions.completeStep(step, performed as Decisions.Performed, durationMs)
 }

@@ -123,7 +123,13 @@ export const make = Effect.gen(function*() {
               : null
             if (local !== null) {
               // performed first, journaled once: nothing was written that a crash could leave half done
-              const performed = yield* Effect.result(perform(tenant, loaded.state, local))
+              const performed = yield* perform(tenant, loaded.state, local).pipe(
+                Effect.withSpan("Run.step", {
+                  attributes: { step_id: stepId, "lantern.step.kind": "tool", "lantern.step.attempt": 1 }
+                }, { captureStackTrace: false }),
+                Effect.annotateSpans({ step_id: stepId }),
+                Effect.result
+              )
               if (Result.isSuccess(performed)) {
                 const finished = yield* Clock.currentTimeMillis
                 loaded = yield* exec(Decisions.completeLocal(local.step, performed.success, finished - now))
