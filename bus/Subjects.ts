@@ -16,7 +16,17 @@ export interface Present {
  * missed between the two. When the watch ends (a gap, a reconnect, the bus away) it is not current until it has
  * started again; readers then fall back to asking the bus.
  */
-export const watch = (stream: string, filter: string, reader: string) =>
+export const watch = (
+  stream: string,
+  filter: string,
+  reader: string,
+  listener: {
+    /** A message was stored on `subject` (called in stream order while the watch is current). */
+    readonly onMessage?: (subject: string) => void
+    /** The watch (re)started: anything derived from messages it may have missed is to be forgotten. */
+    readonly onRestart?: () => void
+  } = {}
+) =>
   Effect.gen(function*() {
     const { nc, jsm } = yield* Nats
     const subjects = new Set<string>()
@@ -36,9 +46,15 @@ export const watch = (stream: string, filter: string, reader: string) =>
         catch: unavailable(`subjects of ${stream} for ${reader}`)
       })
       for (const subject of Object.keys(info.state.subjects ?? {})) subjects.add(subject)
+      listener.onRestart?.()
       current = true
       yield* Stream.fromAsyncIterable(messages, unavailable(`watch ${stream} for ${reader}`)).pipe(
-        Stream.runForEach((m) => Effect.sync(() => subjects.add(m.subject))),
+        Stream.runForEach((m) =>
+          Effect.sync(() => {
+            subjects.add(m.subject)
+            listener.onMessage?.(m.subject)
+          })
+        ),
         Effect.ensuring(Effect.sync(() => {
           current = false
           messages.stop()

@@ -2,7 +2,9 @@
 // one of its versions straight from its journal (the source of truth the run actor pins versions from).
 import { createHash } from "node:crypto"
 import { Context, Effect, Layer } from "effect"
-import { Journal } from "../../bus/Journal.ts"
+import { Journal, subjectOf } from "../../bus/Journal.ts"
+import * as Subjects from "../../bus/Subjects.ts"
+import { streamOf } from "../../bus/Topology.ts"
 import * as AgentSpec from "../../schema/AgentSpec.ts"
 import type { AgentUpdate, AgentVersionView, AgentView, NewAgent } from "../../schema/Agent.ts"
 import * as Canonical from "../../schema/Canonical.ts"
@@ -75,11 +77,34 @@ export class Agents extends Context.Service<Agents, {
       const journal = yield* Journal
       const provide = yield* Actor.provider
 
+      // agents as last read, by journal subject: a run's start reads its agent from here, no request; the watch
+      // drops an agent as soon as a new event of it is stored (and all of them when it had to start again)
+      const cache = new Map<string, ReadonlyArray<Stored>>()
+      // bumped by every event seen: a read that began before one is not cached (it may not hold it)
+      let generation = 0
+      const forget = (subject: string) => {
+        generation++
+        cache.delete(subject)
+      }
+      const watched = yield* Subjects.watch(streamOf.agent, "lantern.agent.>", "agents", {
+        onMessage: forget,
+        onRestart: () => {
+          generation++
+          cache.clear()
+        }
+      })
+
       const readAll = (tenant: string, name: string) =>
-        Effect.flatMap(
-          journal.read(addressOf(tenant, name)),
-          (stored) => stored.length === 0 ? Effect.fail(new AgentNotFound({ name })) : Effect.succeed(stored)
-        )
+        Effect.gen(function*() {
+          const subject = subjectOf(addressOf(tenant, name))
+          const cached = watched.has(subject) === undefined ? undefined : cache.get(subject)
+          if (cached !== undefined) return cached
+          const before = generation
+          const stored = yield* journal.read(addressOf(tenant, name))
+          if (stored.length === 0) return yield* new AgentNotFound({ name })
+          if (generation === before) cache.set(subject, stored)
+          return stored
+        })
 
       const get = (tenant: string, name: string) => Effect.map(readAll(tenant, name), (s) => toResponse(s)!)
 
@@ -95,6 +120,8 @@ export class Agents extends Context.Service<Agents, {
               idempotencyKey: key,
               correlationId: `agent:${name}`
             })
+            // this host's own write is read back, not answered from before it
+            forget(subjectOf(addressOf(tenant, name)))
             return yield* get(tenant, name)
           })
         )
