@@ -121,10 +121,14 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
           return sign(key, unsignedOf(tenant, runId, lines, key.keyId, issuedAt))
         })
 
-      /** The stored receipt of a finished run, issuing it first if needed (the first writer's receipt wins). */
-      const final = (tenant: string, runId: string, lines: ReadonlyArray<Verify.Line>) =>
+      /**
+       * The stored receipt of a finished run, issuing it first if needed (the first writer's receipt wins).
+       * `lookFirst`: read the stored one before signing (a reader); the driver that just finished the run tries
+       * to store its own at once instead, one request fewer, and reads only when another host was first.
+       */
+      const final = (tenant: string, runId: string, lines: ReadonlyArray<Verify.Line>, lookFirst = true) =>
         Effect.gen(function*() {
-          const existing = yield* stored(tenant, runId)
+          const existing = lookFirst ? yield* stored(tenant, runId) : null
           if (existing !== null) return existing
           const receipt = yield* signNow(tenant, runId, lines)
           const created = yield* kv.create(kvKey(tenant, runId), receipt)
@@ -153,7 +157,7 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
       const issue: Service["issue"] = (tenant, runId) =>
         Effect.gen(function*() {
           const lines = yield* journal(tenant, runId)
-          if (isFinal(lines)) yield* final(tenant, runId, lines)
+          if (isFinal(lines)) yield* final(tenant, runId, lines, false)
         }).pipe(
           Effect.withSpan("Receipts.issue", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }, {
             captureStackTrace: false
