@@ -8,6 +8,7 @@ import type { ActorAddress } from "../schema/Envelope.ts"
 import type { BusUnavailable } from "../schema/Errors.ts"
 import * as Issues from "../schema/Issues.ts"
 import { Nats, unavailable } from "./Nats.ts"
+import * as Subjects from "./Subjects.ts"
 import { SNAPSHOTS_BUCKET } from "./Topology.ts"
 
 /** Version of the stored layout below; a reader refuses any other. */
@@ -109,9 +110,14 @@ export class Snapshots extends Context.Service<Snapshots, Service>()("lantern/bu
           catch: unavailable(`open bucket ${SNAPSHOTS_BUCKET}`)
         })
 
+        // which actors have a snapshot at all: most never reach one, and their load needs no request to say so (a
+        // snapshot another host wrote a moment ago and not seen yet only costs a full replay)
+        const present = yield* Subjects.watch(`KV_${SNAPSHOTS_BUCKET}`, `$KV.${SNAPSHOTS_BUCKET}.>`, "snapshots")
+
         const read: Service["read"] = (address) =>
           Effect.gen(function*() {
             const key = keyOf(address)
+            if (present.has(`$KV.${SNAPSHOTS_BUCKET}.${key}`) === false) return Option.none()
             const entry = yield* Effect.tryPromise({
               try: () => kv.get(key),
               catch: unavailable(`read snapshot ${key}`)
