@@ -1,6 +1,7 @@
 import sodium from "libsodium-wrappers"
 import { beforeAll, describe, expect, it } from "vitest"
 import * as Canonical from "../../schema/Canonical.ts"
+import { TERMINAL_RUN_EVENTS } from "../../schema/Events.ts"
 import * as Fixture from "./Fixture.ts"
 import * as Keys from "./Keys.ts"
 import { unsignedOf } from "./Receipts.ts"
@@ -280,5 +281,11 @@ describe("receipts", () => {
     expect(receipt.signature).toBe(
       "z472RnOI5LxU49VOLRu5eqzx-lsdCanwnN3mQNZIFtv_Lzm_UJzOurLV1I9ht_48C9Y6nwrwKMHrJ_PcKbpMDw"
     )
+  })
+})
+
+describe("the pure module", () => {
+  it("knows the same terminal events as the run's events", () => {
+    expect(new Set(Verify.TERMINAL_STATUS.keys())).toEqual(TERMINAL_RUN_EVENTS)
   })
 })
