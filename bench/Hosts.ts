@@ -15,6 +15,7 @@ import * as Offline from "../actors/model/Offline.ts"
 import { Ids } from "../actors/kernel/Ids.ts"
 import { actor, addressOf, Runs } from "../actors/run/Runs.ts"
 import { Journal } from "../bus/Journal.ts"
+import { Hosts, pidOfHolder } from "../bus/Hosts.ts"
 import { decodeEntry, Leases } from "../bus/Leases.ts"
 import { Nats, unavailable } from "../bus/Nats.ts"
 import { WORK } from "../bus/Topology.ts"
@@ -123,7 +124,7 @@ export const commandSide = Runs.layer.pipe(
       Layer.effect(Identities, Identities.make(new Uint8Array(randomBytes(32))))
     )
   ),
-  Layer.provideMerge(Layer.mergeAll(Ids.layer, Leases.layer))
+  Layer.provideMerge(Layer.mergeAll(Ids.layer, Leases.layer.pipe(Layer.provideMerge(Hosts.layer))))
 )
 
 /** A tool-calling agent: the offline provider calls `calculator` on turn 1, answers on turn 2 (three steps). */
@@ -210,11 +211,8 @@ export interface LeaseLog {
   readonly ended: ReadonlySet<string>
 }
 
-/** The pid in a lease holder (`host:pid:random`, bus/Leases.ts). */
-export const pidOf = (holder: string | null): number | null => {
-  const m = holder === null ? null : /:(\d+):[0-9a-f]+$/.exec(holder)
-  return m === null ? null : Number(m[1])
-}
+/** The pid in a lease holder (`<slot>/<pid>-<random>`, bus/Hosts.ts). */
+export const pidOf = (holder: string | null): number | null => (holder === null ? null : pidOfHolder(holder))
 
 /** Watches the lease bucket for the bench tenant's runs until the scope closes. */
 export const watchLeases = Effect.gen(function*() {

@@ -1,15 +1,16 @@
-// Run leases against a real nats-server, with lease time on a test clock: one holder at a time, takeover only
-// after expiry, revision-checked renewal that detects a takeover, parking and release; and the watchdog's
-// choice of due runs.
+// Host liveness and run leases against a real nats-server (2.12+, per-message TTL): slots that survive restarts,
+// probes answered by "no responders" once a host is gone, liveness keys the server expires; one lease holder at a
+// time, takeover only from a dead host, the old holder told at once; parking and release; and the watchdog's
+// choice of due runs and of hosts to probe.
 import { Kvm } from "@nats-io/kv"
-import { ConfigProvider, Context, Effect, Layer } from "effect"
-import { TestClock } from "effect/testing"
+import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { due } from "../actors/run/Watchdog.ts"
+import { due, holders } from "../actors/run/Watchdog.ts"
 import { startServer, type TestServer } from "../tests/support/Bus.ts"
+import { holderOf, Hosts, probeSubject, tokenOf } from "./Hosts.ts"
 import { decodeEntry, type Lease, Leases } from "./Leases.ts"
 import { Nats } from "./Nats.ts"
-import { LEASE_BUCKET } from "./Topology.ts"
+import { HOSTS_BUCKET, LEASE_BUCKET } from "./Topology.ts"
 
 let nats: TestServer
 
@@ -21,19 +22,38 @@ afterAll(async () => {
   await nats?.cleanup()
 })
 
-/** Two hosts' lease services on one bus (each its own host id), with a short time to live. */
-const twoHosts = <A, E>(f: (a: Leases["Service"], b: Leases["Service"]) => Effect.Effect<A, E>) =>
+interface Host {
+  readonly hosts: Hosts["Service"]
+  readonly leases: Leases["Service"]
+  /** Stops the host cleanly: its probe subscription goes, its slot is freed. */
+  readonly stop: Effect.Effect<void>
+}
+
+/** Runs `f` with a way to start hosts (each a build of Hosts + Leases in its own scope) named `name`. */
+const withHosts = <A, E>(name: string, f: (start: Effect.Effect<Host>) => Effect.Effect<A, E, Nats>) =>
   Effect.gen(function*() {
     const { js } = yield* Nats
     yield* Effect.promise(() => new Kvm(js).create(LEASE_BUCKET, { history: 1 }))
-    // each build of the layer is one host, with its own host id
-    const a = Context.get(yield* Layer.build(Leases.layer), Leases)
-    const b = Context.get(yield* Layer.build(Leases.layer), Leases)
-    return yield* f(a, b)
+    yield* Effect.promise(() => new Kvm(js).create(HOSTS_BUCKET, { history: 1, markerTTL: 60_000 }))
+    const context = yield* Effect.context<Nats>()
+    const start = Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const built = yield* Layer.buildWithScope(Leases.layer.pipe(Layer.provideMerge(Hosts.layer)), scope).pipe(
+        Effect.provide(context),
+        Effect.orDie
+      )
+      return {
+        hosts: Context.get(built, Hosts),
+        leases: Context.get(built, Leases),
+        stop: Scope.close(scope, Exit.void)
+      }
+    })
+    return yield* f(start)
   }).pipe(
     Effect.provide(Nats.layerUrl(nats.handle.url, "lantern-leases-test")),
-    Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ LANTERN_LEASE_TTL: "300 millis" }))),
-    Effect.provide(TestClock.layer()),
+    Effect.provide(
+      ConfigProvider.layer(ConfigProvider.fromUnknown({ LANTERN_HOST_ID: name, LANTERN_HOST_TTL: "1 second" }))
+    ),
     Effect.scoped,
     (e) => Effect.runPromise(e as Effect.Effect<A, E>)
   )
@@ -43,99 +63,183 @@ const acquired = (r: { _tag: string; lease?: Lease }) => {
   return r.lease!
 }
 
-describe("Leases", () => {
-  it("gives a run to one host at a time and to another only after the lease expired", () =>
-    twoHosts((a, b) =>
-      Effect.gen(function*() {
-        expect(a.host).not.toBe(b.host)
-        const lease = acquired(yield* a.acquire("t1", "run_a"))
-        const busy = yield* b.acquire("t1", "run_a")
-        expect(busy._tag).toBe("Busy")
-        expect(busy._tag === "Busy" && busy.retryInMs).toBeGreaterThan(0)
-        // the holder renews: still busy for the other host
-        const renewed = yield* a.renew(lease)
-        expect(renewed.revision).toBeGreaterThan(lease.revision)
-        expect((yield* b.acquire("t1", "run_a"))._tag).toBe("Busy")
-        // the holder goes silent: after the time to live (on the test clock) the other host takes over
-        yield* TestClock.adjust("400 millis")
-        const taken = acquired(yield* b.acquire("t1", "run_a"))
-        expect(taken.holder).toBe(b.host)
-        // the old holder's next renewal finds out it lost the lease
-        const late = yield* Effect.flip(a.renew(renewed))
-        expect(late._tag).toBe("LeaseLost")
-      })
-    ))
+/** Polls `check` until it holds or `ms` passed. */
+const until = (check: () => Effect.Effect<boolean, unknown>, ms: number, what: string) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + ms
+    while (!(yield* check())) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+      yield* Effect.sleep("20 millis")
+    }
+  })
 
-  it("parks a run until it is due and removes a finished one", () =>
-    twoHosts((a, b) =>
+describe("Hosts", () => {
+  it("gives each live process of one name its own slot, and a restarted one its old slot back", () =>
+    withHosts("slots", (start) =>
       Effect.gen(function*() {
-        const lease = acquired(yield* a.acquire("t1", "run_p"))
-        yield* a.park(lease, 123)
-        const entry = yield* Effect.promise(() => a.bucket.get("t1.run_p"))
-        expect(decodeEntry(entry!.string())).toEqual({ holder: null, dueAt: 123 })
-        // a parked run is free: any host may take it when work for it arrives
-        const taken = acquired(yield* b.acquire("t1", "run_p"))
-        // a stale lease cannot park or release what another host holds now
-        expect((yield* Effect.flip(a.park(lease, 456)))._tag).toBe("LeaseLost")
-        expect((yield* Effect.flip(a.release(lease)))._tag).toBe("LeaseLost")
-        yield* b.release(taken)
-        const gone = yield* Effect.promise(() => a.bucket.get("t1.run_p"))
-        expect(gone?.operation).not.toBe("PUT")
-        // a finished run's key can be leased again (a new run never reuses an id, but the bucket allows it)
-        acquired(yield* a.acquire("t1", "run_p"))
-      })
-    ))
+        const a = yield* start
+        const b = yield* start
+        expect(a.hosts.slot).toBe("slots")
+        expect(b.hosts.slot).toBe("slots-2")
+        expect(yield* b.hosts.probe(a.hosts.id)).toBe("alive")
+        expect(yield* a.hosts.probe(b.hosts.id)).toBe("alive")
+        yield* a.stop
+        // gone: nothing answers its probe subject any more
+        expect(yield* b.hosts.probe(a.hosts.id)).toBe("dead")
+        const again = yield* start
+        expect(again.hosts.slot).toBe("slots")
+        expect(again.hosts.id).not.toBe(a.hosts.id)
+        // an earlier incarnation of its own slot is dead without asking
+        expect(yield* again.hosts.probe(holderOf("slots", "1-00000000"))).toBe("dead")
+        yield* b.stop
+        yield* again.stop
+      })))
 
-  it("registers a run once, without taking it from a holder", () =>
-    twoHosts((a, b) =>
-      Effect.gen(function*() {
-        yield* a.register("t1", "run_r")
-        const lease = acquired(yield* b.acquire("t1", "run_r"))
-        yield* a.register("t1", "run_r")
-        const entry = yield* Effect.promise(() => a.bucket.get("t1.run_r"))
-        expect(entry!.revision).toBe(lease.revision)
-        expect(decodeEntry(entry!.string())?.holder).toBe(b.host)
-      })
-    ))
-
-  it("lets exactly one of many concurrent hosts acquire a free run", () =>
-    twoHosts((a, b) =>
-      Effect.gen(function*() {
-        const results = yield* Effect.all(
-          Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? a : b).acquire("t1", "run_race")),
-          { concurrency: "unbounded" }
-        )
-        // the same host may win twice (it renews its own lease), but never both hosts
-        const winners = new Set(results.flatMap((r) => (r._tag === "Acquired" ? [r.lease.holder] : [])))
-        expect(winners.size).toBe(1)
-      })
-    ))
+  it(
+    "judges a holder that does not answer by its liveness key, which the server expires",
+    () =>
+      withHosts("silent", (start) =>
+        Effect.gen(function*() {
+          const { nc, js } = yield* Nats
+          const a = yield* start
+          // a stalled host: its probe subject is subscribed but never answered, its key written once with a 1 s TTL
+          const stalled = holderOf("stalled", "42-abcdef01")
+          const sub = nc.subscribe(probeSubject(stalled), { callback: () => undefined })
+          yield* Effect.promise(() =>
+            js.publish(
+              `$KV.${HOSTS_BUCKET}.${tokenOf("stalled")}`,
+              JSON.stringify({ incarnation: "42-abcdef01", pid: 42 }),
+              {
+                ttl: "1s"
+              }
+            )
+          )
+          expect(yield* a.hosts.probe(stalled)).toBe("alive")
+          yield* until(
+            () => Effect.map(a.hosts.probe(stalled), (v) => v === "dead"),
+            20_000,
+            "the stalled key to expire"
+          )
+          sub.unsubscribe()
+          yield* a.stop
+        })),
+    30_000
+  )
 })
 
-describe("Watchdog.due", () => {
+describe("Leases", () => {
+  it("gives a run to one host at a time, to another only once the holder is dead, and tells the old holder", () =>
+    withHosts("take", (start) =>
+      Effect.gen(function*() {
+        const a = yield* start
+        const b = yield* start
+        const lease = acquired(yield* a.leases.acquire("t1", "run_a"))
+        expect(lease.holder).toBe(a.hosts.id)
+        // the holder lives: busy for the other host, and again for the holder itself it is its own
+        expect((yield* b.leases.acquire("t1", "run_a"))._tag).toBe("Busy")
+        expect(acquired(yield* a.leases.acquire("t1", "run_a")).revision).toBe(lease.revision)
+        const watching = yield* Effect.forkChild(a.leases.lost(lease))
+        yield* a.stop
+        const taken = acquired(yield* b.leases.acquire("t1", "run_a"))
+        expect(taken.holder).toBe(b.hosts.id)
+        // the old holder's mirror saw the entry move (its scope closed, so its watch ended: it is interrupted or done)
+        yield* Fiber.interrupt(watching)
+        yield* b.stop
+      })))
+
+  it("stops a driving host the moment another host takes its run over", () =>
+    withHosts("fence", (start) =>
+      Effect.gen(function*() {
+        const a = yield* start
+        const b = yield* start
+        const lease = acquired(yield* a.leases.acquire("t1", "run_f"))
+        const watching = yield* Effect.forkChild(a.leases.lost(lease))
+        // b wrongly believes a dead (a bus partition): it overwrites the entry by revision; a must hear of it
+        yield* Effect.promise(() =>
+          b.leases.bucket.update("t1.run_f", JSON.stringify({ holder: b.hosts.id, dueAt: 0 }), lease.revision)
+        )
+        yield* Fiber.join(watching).pipe(Effect.timeout("10 seconds"))
+        // and its stale lease can neither park nor release the run
+        expect((yield* Effect.flip(a.leases.park(lease, 1)))._tag).toBe("LeaseLost")
+        expect((yield* Effect.flip(a.leases.release(lease)))._tag).toBe("LeaseLost")
+        yield* a.stop
+        yield* b.stop
+      })))
+
+  it("parks a run until it is due and removes a finished one", () =>
+    withHosts("park", (start) =>
+      Effect.gen(function*() {
+        const a = yield* start
+        const b = yield* start
+        const lease = acquired(yield* a.leases.acquire("t1", "run_p"))
+        yield* a.leases.park(lease, 123)
+        const entry = yield* Effect.promise(() => a.leases.bucket.get("t1.run_p"))
+        expect(decodeEntry(entry!.string())).toEqual({ holder: null, dueAt: 123 })
+        // a parked run is free: any host may take it when work for it arrives
+        const taken = acquired(yield* b.leases.acquire("t1", "run_p"))
+        // a stale lease cannot park or release what another host holds now
+        expect((yield* Effect.flip(a.leases.park(lease, 456)))._tag).toBe("LeaseLost")
+        expect((yield* Effect.flip(a.leases.release(lease)))._tag).toBe("LeaseLost")
+        yield* b.leases.release(taken)
+        const gone = yield* Effect.promise(() => a.leases.bucket.get("t1.run_p"))
+        expect(gone?.operation).not.toBe("PUT")
+        // a finished run's key can be leased again (a new run never reuses an id, but the bucket allows it)
+        acquired(yield* a.leases.acquire("t1", "run_p"))
+        yield* a.stop
+        yield* b.stop
+      })))
+
+  it("registers a run once, without taking it from a holder", () =>
+    withHosts("register", (start) =>
+      Effect.gen(function*() {
+        const a = yield* start
+        const b = yield* start
+        yield* a.leases.register("t1", "run_r")
+        const lease = acquired(yield* b.leases.acquire("t1", "run_r"))
+        yield* a.leases.register("t1", "run_r")
+        const entry = yield* Effect.promise(() => a.leases.bucket.get("t1.run_r"))
+        expect(entry!.revision).toBe(lease.revision)
+        expect(decodeEntry(entry!.string())?.holder).toBe(b.hosts.id)
+        yield* a.stop
+        yield* b.stop
+      })))
+
+  it("lets exactly one of many concurrent hosts acquire a free run", () =>
+    withHosts("race", (start) =>
+      Effect.gen(function*() {
+        const a = yield* start
+        const b = yield* start
+        const results = yield* Effect.all(
+          Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? a : b).leases.acquire("t1", "run_race")),
+          { concurrency: "unbounded" }
+        )
+        const winners = new Set(results.flatMap((r) => (r._tag === "Acquired" ? [r.lease.holder] : [])))
+        expect(winners.size).toBe(1)
+        yield* a.stop
+        yield* b.stop
+      })))
+})
+
+describe("Watchdog", () => {
   const known = new Map([
-    ["t.run_expired", { entry: { holder: "h1", dueAt: 100 }, revision: 5 }],
-    ["t.run_live", { entry: { holder: "h1", dueAt: 10_000 }, revision: 6 }],
+    ["t.run_held", { entry: { holder: "h1", dueAt: 0 }, revision: 5 }],
+    ["t.run_mine", { entry: { holder: "me", dueAt: 0 }, revision: 6 }],
     ["t.run_timer", { entry: { holder: null, dueAt: 900 }, revision: 7 }],
-    ["t.run_later", { entry: { holder: null, dueAt: 5_000 }, revision: 8 }]
+    ["t.run_later", { entry: { holder: null, dueAt: 5_000 }, revision: 8 }],
+    ["t.run_held2", { entry: { holder: "h1", dueAt: 0 }, revision: 9 }]
   ])
 
-  it("queues runs whose lease expired or whose wake-up time came", () => {
-    expect(due(known, new Map(), 1_000)).toEqual([{ key: "t.run_expired", revision: 5 }, {
-      key: "t.run_timer",
-      revision: 7
-    }])
+  it("queues parked runs whose wake-up time came, never held ones", () => {
+    expect(due(known, new Map(), 1_000)).toEqual([{ key: "t.run_timer", revision: 7 }])
   })
 
   it("does not queue the same revision again soon, but does after a while or after a change", () => {
-    // run_timer was queued at an older revision: it changed since, so it is queued again at once
-    const queued = new Map([["t.run_expired", { revision: 5, at: 1_000 }], ["t.run_timer", { revision: 6, at: 1_000 }]])
-    expect(due(known, queued, 2_000).map((d) => d.key)).toEqual(["t.run_timer"])
-    expect(due(known, queued, 40_000).map((d) => d.key)).toEqual([
-      "t.run_expired",
-      "t.run_live",
-      "t.run_timer",
-      "t.run_later"
-    ])
+    expect(due(known, new Map([["t.run_timer", { revision: 7, at: 1_000 }]]), 2_000)).toEqual([])
+    expect(due(known, new Map([["t.run_timer", { revision: 6, at: 1_000 }]]), 2_000)).toHaveLength(1)
+    expect(due(known, new Map([["t.run_timer", { revision: 7, at: 1_000 }]]), 40_000)).toHaveLength(2)
+  })
+
+  it("probes every other host that holds runs, once each", () => {
+    expect([...holders(known, "me")]).toEqual([["h1", ["t.run_held", "t.run_held2"]]])
   })
 })

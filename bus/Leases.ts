@@ -1,12 +1,13 @@
-// Run leases in a KV bucket: a host drives a run only while it holds the run's lease, renewed with
-// revision-checked updates (the journal's optimistic concurrency stays the final guard). The bucket doubles as
-// the registry of runs that are not finished: every such run has an entry saying when someone must look at it
-// again (`dueAt`): its holder's lease expiry, or the wake-up time of a parked run (timer, approval, child).
-import { hostname } from "node:os"
-import { randomBytes } from "node:crypto"
-import { Kvm, type KV } from "@nats-io/kv"
-import { Clock, Config, Context, Duration, Effect, Layer, Schema } from "effect"
+// Run leases in a KV bucket (ADR 0012, ADR 0036): a host drives a run only while the run's entry names it as holder.
+// An entry is not renewed: it holds as long as its holder lives (bus/Hosts.ts), and another host takes it over only
+// after probing the holder dead, with a revision-checked write, so at most one host wins; the journal's optimistic
+// concurrency stays the final guard. Every host mirrors the bucket: a driving host stops as soon as its entry moves
+// to another holder. The bucket doubles as the registry of runs that are not finished: a parked or queued run's
+// entry has no holder and says when someone must look at it again (`dueAt`: a timer, an approval, a child).
+import { type KV, Kvm } from "@nats-io/kv"
+import { Clock, Config, Context, Deferred, Duration, Effect, Layer, Schedule, Schema, Stream } from "effect"
 import { BusUnavailable } from "../schema/Errors.ts"
+import { Hosts } from "./Hosts.ts"
 import * as Kv from "./Kv.ts"
 import { Nats, unavailable } from "./Nats.ts"
 import { LEASE_BUCKET } from "./Topology.ts"
@@ -21,7 +22,12 @@ export interface Lease {
   readonly key: string
   readonly revision: number
   readonly holder: string
-  readonly expiresAt: number
+}
+
+/** An entry as the mirror last saw it. */
+export interface Known {
+  readonly entry: Entry
+  readonly revision: number
 }
 
 /** The lease moved on: another host took the run over, or it was parked or released under us. */
@@ -33,7 +39,7 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", { ke
 
 export type Acquired =
   | { readonly _tag: "Acquired"; readonly lease: Lease }
-  /** Another host holds a live lease; try again after `retryInMs`. */
+  /** Another host holds the run and lives; try again after `retryInMs`. */
   | { readonly _tag: "Busy"; readonly retryInMs: number }
 
 export const keyOf = (tenant: string, runId: string) => `${tenant}.${runId}`
@@ -53,22 +59,28 @@ export const decodeEntry = (text: string): Entry | null => {
 const encodeEntry = (e: Entry) => JSON.stringify(e)
 
 export interface Settings {
-  readonly ttl: Duration.Duration
+  /** How long claims of a dead host (budget reservations, a start it never queued) outlive it at most. */
+  readonly grace: Duration.Duration
 }
 
 export const settingsConfig = Config.all({
-  ttl: Config.Duration("LANTERN_LEASE_TTL").pipe(Config.withDefault(Duration.seconds(15)))
+  grace: Config.Duration("LANTERN_CLAIM_GRACE").pipe(Config.withDefault(Duration.seconds(15)))
 })
 
 export class Leases extends Context.Service<Leases, {
-  /** This host's identity as a lease holder. */
+  /** This host's identity as a lease holder (Hosts.id). */
   readonly host: string
-  readonly ttlMs: number
+  /** How long a dead host's claims may outlive it (budget reservations, starts it never queued). */
+  readonly graceMs: number
   readonly bucket: KV
+  /** The entries of the bucket as last seen by this host's watch. */
+  readonly known: ReadonlyMap<string, Known>
   /** Records a run about to start, so a host dying before the run is queued leaves it to the watchdog. */
   readonly register: (tenant: string, runId: string) => Effect.Effect<void, BusUnavailable>
+  /** Takes the run: free, already this host's, or held by a host found dead; Busy while its holder lives. */
   readonly acquire: (tenant: string, runId: string) => Effect.Effect<Acquired, BusUnavailable>
-  readonly renew: (lease: Lease) => Effect.Effect<Lease, LeaseLost | BusUnavailable>
+  /** Completes once the mirror sees the lease move to another holder (or leave the bucket under us). */
+  readonly lost: (lease: Lease) => Effect.Effect<void>
   /** Gives the run up until `dueAt`: nobody drives it, the watchdog queues it then (or earlier work does). */
   readonly park: (lease: Lease, dueAt: number) => Effect.Effect<void, LeaseLost | BusUnavailable>
   /** Removes the entry of a finished run. */
@@ -78,13 +90,45 @@ export class Leases extends Context.Service<Leases, {
     Leases,
     Effect.gen(function*() {
       const { js } = yield* Nats
+      const hosts = yield* Hosts
       const settings = yield* settingsConfig
-      const ttlMs = Duration.toMillis(settings.ttl)
+      const graceMs = Duration.toMillis(settings.grace)
       const bucket = yield* Effect.tryPromise({
         try: () => new Kvm(js).open(LEASE_BUCKET),
         catch: unavailable("open lease bucket")
       })
-      const host = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`
+      const host = hosts.id
+
+      const known = new Map<string, Known>()
+      /** Drives on this host waiting to hear that their lease moved: key → the revision they hold, and the signal. */
+      const watching = new Map<string, { revision: number; lost: Deferred.Deferred<void> }>()
+
+      const seen = (key: string, entry: Entry | null, revision: number) => {
+        if (entry === null) known.delete(key)
+        else known.set(key, { entry, revision })
+        const w = watching.get(key)
+        if (w !== undefined && revision > w.revision && (entry === null || entry.holder !== host)) {
+          watching.delete(key)
+          Deferred.doneUnsafe(w.lost, Effect.void)
+        }
+      }
+
+      const mirror = Effect.gen(function*() {
+        const watcher = yield* Effect.acquireRelease(
+          Effect.tryPromise({ try: () => bucket.watch(), catch: unavailable("watch leases") }),
+          (w) => Effect.sync(() => w.stop())
+        )
+        yield* Stream.fromAsyncIterable(watcher, unavailable("watch leases")).pipe(
+          Stream.runForEach((e) =>
+            Effect.sync(() => seen(e.key, e.operation === "PUT" ? decodeEntry(e.string()) : null, e.revision))
+          )
+        )
+      }).pipe(Effect.scoped)
+      yield* Effect.forkScoped(mirror.pipe(
+        Effect.tapCause((c) => Effect.logWarning("lease watch stopped; watching again", c)),
+        Effect.retry(Schedule.spaced("1 second")),
+        Effect.forever
+      ))
 
       const call = <A>(operation: string, f: () => Promise<A>) =>
         Effect.tryPromise({ try: f, catch: unavailable(operation) })
@@ -102,7 +146,7 @@ export class Leases extends Context.Service<Leases, {
           const key = keyOf(tenant, runId)
           yield* call(`register ${key}`, async () => {
             try {
-              await bucket.create(key, encodeEntry({ holder: null, dueAt: now + ttlMs }))
+              await bucket.create(key, encodeEntry({ holder: null, dueAt: now + graceMs }))
             } catch (e) {
               if (!isRevisionMismatch(e)) throw e
             }
@@ -111,35 +155,44 @@ export class Leases extends Context.Service<Leases, {
 
       const acquire = (tenant: string, runId: string) =>
         Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
           const key = keyOf(tenant, runId)
-          const mine = encodeEntry({ holder: host, dueAt: now + ttlMs })
+          const mine = encodeEntry({ holder: host, dueAt: 0 })
+          const lease = (revision: number): Acquired => ({ _tag: "Acquired", lease: { key, revision, holder: host } })
+          const current = yield* call(`acquire ${key}`, () => bucket.get(key))
+          const entry = current !== null && current.operation === "PUT" ? decodeEntry(current.string()) : null
+          if (entry !== null && entry.holder === host) return lease(current!.revision)
+          if (entry !== null && entry.holder !== null && (yield* hosts.probe(entry.holder)) === "alive") {
+            return { _tag: "Busy", retryInMs: 1_000 } as Acquired
+          }
           return yield* call(`acquire ${key}`, async (): Promise<Acquired> => {
-            const current = await bucket.get(key)
-            const lease = (revision: number): Acquired => ({
-              _tag: "Acquired",
-              lease: { key, revision, holder: host, expiresAt: now + ttlMs }
-            })
             try {
               if (current === null || current.operation !== "PUT") return lease(await bucket.create(key, mine))
-              const entry = decodeEntry(current.string())
-              if (entry !== null && entry.holder !== null && entry.holder !== host && entry.dueAt > now) {
-                return { _tag: "Busy", retryInMs: entry.dueAt - now }
-              }
               return lease(await bucket.update(key, mine, current.revision))
             } catch (e) {
+              // another host took it first: it drives
               if (isRevisionMismatch(e)) return { _tag: "Busy", retryInMs: 0 }
               throw e
             }
           })
         })
 
-      const renew = (lease: Lease) =>
+      const lost = (lease: Lease) =>
         Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          const revision = yield* checked(lease.key, `renew ${lease.key}`, () =>
-            bucket.update(lease.key, encodeEntry({ holder: host, dueAt: now + ttlMs }), lease.revision))
-          return { ...lease, revision, expiresAt: now + ttlMs }
+          const signal = yield* Deferred.make<void>()
+          watching.set(lease.key, { revision: lease.revision, lost: signal })
+          // the mirror may already be past the lease
+          const now = known.get(lease.key)
+          if (now !== undefined && now.revision > lease.revision && now.entry.holder !== host) {
+            watching.delete(lease.key)
+            return
+          }
+          yield* Deferred.await(signal).pipe(
+            Effect.onInterrupt(() =>
+              Effect.sync(() => {
+                if (watching.get(lease.key)?.lost === signal) watching.delete(lease.key)
+              })
+            )
+          )
         })
 
       const park = (lease: Lease, dueAt: number) =>
@@ -151,7 +204,7 @@ export class Leases extends Context.Service<Leases, {
       const release = (lease: Lease) =>
         checked(lease.key, `release ${lease.key}`, () => bucket.delete(lease.key, { previousSeq: lease.revision }))
 
-      return Leases.of({ host, ttlMs, bucket, register, acquire, renew, park, release })
+      return Leases.of({ host, graceMs, bucket, known, register, acquire, lost, park, release })
     })
   )
 }

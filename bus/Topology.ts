@@ -34,6 +34,12 @@ export const SNAPSHOTS_BUCKET = "lantern-snapshots"
 /** KV bucket of run leases: one entry per run that is not finished (bus/Leases.ts). */
 export const LEASE_BUCKET = "lantern-leases"
 
+/** KV bucket of host liveness (bus/Hosts.ts): key = a host's slot, each write carrying a per-message TTL. */
+export const HOSTS_BUCKET = "lantern-hosts"
+
+/** How long the hosts bucket keeps the marker of a key that expired (the server's minimum is 1 s). */
+const HOSTS_MARKER_TTL_MS = 60_000
+
 /** KV bucket of model-provider circuit breakers, shared by every host (actors/model/Breakers.ts): key = provider name. */
 export const BREAKERS_BUCKET = "lantern-breakers"
 
@@ -112,6 +118,11 @@ export const apply = Effect.gen(function*() {
       catch: unavailable(`apply bucket ${bucket}`)
     })
   }
+  // liveness keys expire on the server's clock (per-message TTL, nats-server 2.11+): no host reads another's clock
+  yield* Effect.tryPromise({
+    try: () => new Kvm(js).create(HOSTS_BUCKET, { history: 1, replicas, markerTTL: HOSTS_MARKER_TTL_MS }),
+    catch: unavailable(`apply bucket ${HOSTS_BUCKET}`)
+  })
 }).pipe(
   // a freshly formed cluster may time out the first creates while its meta leader settles
   Effect.tapError((e) => Effect.logWarning(`${e.message}; trying again`)),

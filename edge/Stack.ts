@@ -18,6 +18,7 @@ import { Receipts } from "../actors/receipts/Receipts.ts"
 import { Secrets } from "../actors/secrets/Secrets.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
+import { Hosts } from "../bus/Hosts.ts"
 import { Leases } from "../bus/Leases.ts"
 import { Nats } from "../bus/Nats.ts"
 import { Snapshots } from "../bus/Snapshots.ts"
@@ -59,7 +60,13 @@ export interface Options {
 const core = Layer.mergeAll(Runs.layer, Receipts.layer, Secrets.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer, Identities.layer)),
   Layer.provideMerge(
-    Layer.mergeAll(Journal.layer, Snapshots.layerConfig, Ids.layer, Providers.layerConfig, Leases.layer)
+    Layer.mergeAll(
+      Journal.layer,
+      Snapshots.layerConfig,
+      Ids.layer,
+      Providers.layerConfig,
+      Leases.layer.pipe(Layer.provideMerge(Hosts.layer))
+    )
   ),
   Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
   Layer.provideMerge(Nats.layerConfig("lantern"))

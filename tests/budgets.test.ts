@@ -137,8 +137,7 @@ beforeAll(async () => {
   model = await FakeOpenAi.start(2)
   const prices = join(dir, "prices.json")
   writeFileSync(prices, JSON.stringify(PRICES))
-  // nobody dies in the shared stack: a longer lease keeps a host starved of CPU by the bursts from losing runs
-  env = { ...modelEnv(model), LANTERN_PRICES_FILE: prices, LANTERN_LEASE_TTL: "10 seconds" }
+  env = { ...modelEnv(model), LANTERN_PRICES_FILE: prices }
   stack = await startStack({ natsUrl: nats.handle.url, home: join(dir, "home"), env })
   call = api(stack)
   rt = journalRuntime(nats.handle.url)
@@ -571,8 +570,8 @@ describe("a host SIGKILLed while it holds a reservation", () => {
     const home = join(dir, "crash-home")
     const crashRt = journalRuntime(own.handle.url)
     defer(() => crashRt.dispose())
-    // a short lease and step timeout: the reservation (step timeout + lease TTL) expires within seconds
-    const crashEnv = { ...env, LANTERN_LEASE_TTL: "2 seconds", LANTERN_WATCHDOG_INTERVAL: "200 millis" }
+    // a short claim grace and step timeout: the reservation (step timeout + grace) expires within seconds
+    const crashEnv = { ...env, LANTERN_CLAIM_GRACE: "2 seconds", LANTERN_WATCHDOG_INTERVAL: "200 millis" }
     const STEP_TIMEOUT_MS = 4_000
     const first = await startStack({ natsUrl: own.handle.url, home, env: crashEnv })
     defer(() => first.kill())

@@ -311,9 +311,7 @@ describe("hosts sharing the work queue", () => {
   const showHostsOnFailure = () => onTestFailed(() => console.error(hostsOutput()))
 
   beforeAll(async () => {
-    // Nobody dies here, so the lease may live longer: with 2 s a host starved of CPU for a moment (several
-    // suites on two cores) misses its renewals and another host rightly takes the run over, restarting a step.
-    const env = { ...modelEnv(model), LANTERN_LEASE_TTL: "10 seconds" }
+    const env = modelEnv(model)
     nc = await connect({ servers: nats.handle.url, name: "faults-process-queue" })
     edge = await startStack({ natsUrl: nats.handle.url, home, env })
     workers = [startWorker({ natsUrl: nats.handle.url, env }), startWorker({ natsUrl: nats.handle.url, env })]

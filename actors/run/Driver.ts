@@ -3,9 +3,9 @@
 // run, a retry backoff), then parks it in the lease bucket for the watchdog to wake. A completed step is never
 // executed again; a step whose host died runs again under the same attempt and idempotency key. Losing the
 // lease stops the drive.
-import { Config, Context, Deferred, Duration, Effect, Fiber, Layer, Result, Schedule } from "effect"
+import { Config, Context, Deferred, Duration, Effect, Layer, Schedule } from "effect"
 import * as Consumer from "../../bus/Consumer.ts"
-import { type Lease, LeaseLost, Leases } from "../../bus/Leases.ts"
+import { Leases } from "../../bus/Leases.ts"
 import { Nats } from "../../bus/Nats.ts"
 import { WORK } from "../../bus/Topology.ts"
 import * as Actor from "../kernel/Actor.ts"
@@ -48,29 +48,6 @@ export class Driver extends Context.Service<Driver, {
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()))
 
-      /** Renews the lease every third of its time to live; completes `lost` when another host has it. */
-      const keepAlive = (current: { lease: Lease }, lost: Deferred.Deferred<void>) =>
-        Effect.gen(function*() {
-          const every = Duration.millis(Math.max(50, Math.floor(leases.ttlMs / 3)))
-          while (true) {
-            yield* Effect.sleep(every)
-            // uninterruptible: a renewal that reached the bucket must update our revision, or the release or park
-            // that follows an interrupt would be refused as stale and leave the entry to the watchdog
-            const renewed = yield* Effect.uninterruptible(Effect.tap(Effect.result(leases.renew(current.lease)), (r) =>
-              Effect.sync(() => {
-                if (Result.isSuccess(r)) current.lease = r.success
-              })))
-            if (Result.isSuccess(renewed))
-              continue
-            if (renewed.failure instanceof LeaseLost) {
-              yield* Effect.logWarning(`lost the lease of ${current.lease.key}; stopping`)
-              yield* Deferred.succeed(lost, undefined)
-              return
-            }
-            yield* Effect.logWarning(`cannot renew lease ${current.lease.key}: ${renewed.failure.message}`)
-          }
-        })
-
       const drive = (tenant: string, runId: string) =>
         Effect.gen(function*() {
           // a duplicate work message for a run this host already drives: the lease would let it in again
@@ -86,11 +63,15 @@ export class Driver extends Context.Service<Driver, {
             return { _tag: "Busy", retryInMs: acquired.retryInMs } as Outcome
           }
           const current = { lease: acquired.lease }
-          const lost = yield* Deferred.make<void>()
-          const renewing = yield* Effect.forkChild(keepAlive(current, lost))
+          // no renewals: the lease holds while this host lives; it is lost only if another host takes the run over
+          // (it found this host dead: a bus outage, a stall), and then the drive stops at once
+          const lost = Effect.andThen(
+            leases.lost(current.lease),
+            Effect.as(Effect.logWarning(`lost the lease of ${key}; stopping`), { _tag: "Lost" } as Outcome)
+          )
           const outcome = yield* session(tenant, runId, cancelled).pipe(
-            Effect.raceFirst(Effect.as(Deferred.await(lost), { _tag: "Lost" } as Outcome)),
-            Effect.ensuring(Effect.andThen(Fiber.interrupt(renewing), Effect.sync(() => inFlight.delete(key))))
+            Effect.raceFirst(lost),
+            Effect.ensuring(Effect.sync(() => inFlight.delete(key)))
           )
           // hand the lease back: a finished run leaves the bucket, a waiting one is parked until it is due
           const handBack = outcome._tag === "Finished"
@@ -171,7 +152,7 @@ export const layerWorker = Layer.effectDiscard(
     const driver = yield* Driver
     const leases = yield* Leases
     yield* Effect.logInfo(
-      `driving runs as ${leases.host} (concurrency ${settings.concurrency}, lease ttl ${leases.ttlMs} ms)`
+      `driving runs as ${leases.host} (concurrency ${settings.concurrency})`
     )
     yield* Effect.forkScoped(
       Consumer.run(durable(settings), settings.concurrency, handle(driver)).pipe(

@@ -119,7 +119,7 @@ export const make = Effect.gen(function*() {
             const stepId = decision.command.stepId
             yield* Failpoints.hit("before-step-start", stepId)
             const local = decision.command._tag === "StartStep"
-              ? Decisions.local(loaded.state, decision.command, now, leases.ttlMs)
+              ? Decisions.local(loaded.state, decision.command, now, leases.graceMs)
               : null
             if (local !== null) {
               // performed first, journaled once: nothing was written that a crash could leave half done
@@ -137,7 +137,7 @@ export const make = Effect.gen(function*() {
               }
             }
             loaded = yield* exec(decision.command)
-            const call = Decisions.afterStart(loaded.state, stepId, now, leases.ttlMs)
+            const call = Decisions.afterStart(loaded.state, stepId, now, leases.graceMs)
             if (call === null) continue
             yield* Failpoints.hit("after-step-start", stepId)
             if (call._tag === "Wait") continue

@@ -1,80 +1,115 @@
-// The watchdog: every host mirrors the lease bucket and, every LANTERN_WATCHDOG_INTERVAL, queues the runs that
-// are due: a holder's lease expired (its host died or lost the bus), a parked run's timer fired, or a run's
-// starter died before queueing it. Queued runs are taken by whichever host's driver gets the message; the
-// lease decides who drives. Wake-ups are deduplicated per lease revision across hosts by the work stream.
-import { Clock, Config, Duration, Effect, Layer, Schedule, Stream } from "effect"
-import { decodeEntry, type Entry, Leases } from "../../bus/Leases.ts"
-import { unavailable } from "../../bus/Nats.ts"
+// The watchdog (ADR 0036): every host reads the lease bucket's mirror (bus/Leases.ts) and
+// - every LANTERN_HOST_PROBE_INTERVAL probes each other host that holds runs (bus/Hosts.ts: one request, answered
+//   by "no responders" the moment a killed host's connection is gone) and queues every run of a dead one;
+// - every LANTERN_WATCHDOG_INTERVAL queues the parked runs that are due (a timer fired, a starter died before
+//   queueing its run).
+// Queued runs are taken by whichever host's driver gets the message; the lease decides who drives. Wake-ups are
+// deduplicated per lease revision across hosts by the work stream.
+import { Clock, Config, Duration, Effect, Layer, Schedule } from "effect"
+import { Hosts } from "../../bus/Hosts.ts"
+import { type Known, Leases } from "../../bus/Leases.ts"
 import { Runs } from "./Runs.ts"
-
-interface Known {
-  readonly entry: Entry
-  readonly revision: number
-}
 
 /** How long after queueing a due run the watchdog queues it again if nothing happened to its lease. */
 const REQUEUE_AFTER_MS = 30_000
 
-/** The runs due at `now` among `known`, skipping those queued recently at the same revision. */
+type Queued = ReadonlyMap<string, { readonly revision: number; readonly at: number }>
+
+const recentlyQueued = (queued: Queued, key: string, revision: number, now: number) => {
+  const q = queued.get(key)
+  return q !== undefined && q.revision === revision && now - q.at < REQUEUE_AFTER_MS
+}
+
+/** The parked runs due at `now` among `known`, skipping those queued recently at the same revision. */
 export const due = (
   known: ReadonlyMap<string, Known>,
-  queued: ReadonlyMap<string, { readonly revision: number; readonly at: number }>,
+  queued: Queued,
   now: number
 ): ReadonlyArray<{ readonly key: string; readonly revision: number }> => {
   const out: Array<{ key: string; revision: number }> = []
   for (const [key, { entry, revision }] of known) {
-    if (entry.dueAt > now) continue
-    const q = queued.get(key)
-    if (q !== undefined && q.revision === revision && now - q.at < REQUEUE_AFTER_MS) continue
+    if (entry.holder !== null || entry.dueAt > now) continue
+    if (recentlyQueued(queued, key, revision, now)) continue
     out.push({ key, revision })
   }
   return out
 }
 
+/** The runs held by each host other than `self`. */
+export const holders = (
+  known: ReadonlyMap<string, Known>,
+  self: string
+): ReadonlyMap<string, ReadonlyArray<string>> => {
+  const out = new Map<string, Array<string>>()
+  for (const [key, { entry }] of known) {
+    if (entry.holder === null || entry.holder === self) continue
+    const keys = out.get(entry.holder)
+    if (keys === undefined) out.set(entry.holder, [key])
+    else keys.push(key)
+  }
+  return out
+}
+
+const split = (key: string) => {
+  const dot = key.indexOf(".")
+  return { tenant: key.slice(0, dot), runId: key.slice(dot + 1) }
+}
+
 export const layer = Layer.effectDiscard(
   Effect.gen(function*() {
     const leases = yield* Leases
+    const hosts = yield* Hosts
     const runs = yield* Runs
     const interval = yield* Config.Duration("LANTERN_WATCHDOG_INTERVAL").pipe(Config.withDefault(Duration.seconds(1)))
-    const known = new Map<string, Known>()
+    const probeEvery = yield* Config.Duration("LANTERN_HOST_PROBE_INTERVAL").pipe(
+      Config.withDefault(Duration.millis(100))
+    )
     const queued = new Map<string, { revision: number; at: number }>()
+    /** Hosts being probed now: a slow answer is not asked for again meanwhile. */
+    const probing = new Set<string>()
 
-    const mirror = Effect.gen(function*() {
-      const watcher = yield* Effect.acquireRelease(
-        Effect.tryPromise({ try: () => leases.bucket.watch(), catch: unavailable("watch leases") }),
-        (w) => Effect.sync(() => w.stop())
-      )
-      yield* Stream.fromAsyncIterable(watcher, unavailable("watch leases")).pipe(
-        Stream.runForEach((e) =>
-          Effect.sync(() => {
-            const entry = e.operation === "PUT" ? decodeEntry(e.string()) : null
-            if (entry === null) {
-              known.delete(e.key)
-              queued.delete(e.key)
-            } else known.set(e.key, { entry, revision: e.revision })
-          })
-        )
-      )
-    }).pipe(Effect.scoped)
-
-    const sweep = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      for (const { key, revision } of due(known, queued, now)) {
-        const dot = key.indexOf(".")
-        const tenant = key.slice(0, dot)
-        const runId = key.slice(dot + 1)
-        yield* runs.enqueue(tenant, runId, `wake:${runId}:${revision}`).pipe(
+    const queue = (key: string, revision: number, why: string) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        if (recentlyQueued(queued, key, revision, now)) return
+        const { tenant, runId } = split(key)
+        yield* runs.enqueue(tenant, runId, `${why}:${runId}:${revision}`).pipe(
           Effect.tap(() => Effect.sync(() => queued.set(key, { revision, at: now }))),
           Effect.catch((e) => Effect.logWarning(`watchdog cannot queue ${runId}: ${e.message}`))
         )
+      })
+
+    const sweep = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      for (const key of queued.keys()) if (!leases.known.has(key)) queued.delete(key)
+      for (const { key, revision } of due(leases.known, queued, now)) yield* queue(key, revision, "wake")
+    })
+
+    /** Probes one holder; when it is dead, queues every run it holds now. */
+    const check = (holder: string) =>
+      Effect.gen(function*() {
+        const verdict = yield* hosts.probe(holder)
+        if (verdict === "alive") return
+        const mine = holders(leases.known, leases.host).get(holder) ?? []
+        if (mine.length > 0) yield* Effect.logWarning(`host ${holder} is gone; taking over its ${mine.length} run(s)`)
+        for (const key of mine) {
+          const k = leases.known.get(key)
+          if (k !== undefined) yield* queue(key, k.revision, "takeover")
+        }
+      }).pipe(
+        Effect.catch((e) => Effect.logWarning(`cannot probe host ${holder}: ${e.message}`)),
+        Effect.ensuring(Effect.sync(() => probing.delete(holder)))
+      )
+
+    const probeAll = Effect.gen(function*() {
+      for (const holder of holders(leases.known, leases.host).keys()) {
+        if (probing.has(holder)) continue
+        probing.add(holder)
+        yield* Effect.forkDetach(check(holder))
       }
     })
 
-    yield* Effect.forkScoped(mirror.pipe(
-      Effect.tapCause((c) => Effect.logWarning("lease watch stopped; watching again", c)),
-      Effect.retry(Schedule.spaced("1 second")),
-      Effect.forever
-    ))
+    yield* Effect.forkScoped(probeAll.pipe(Effect.repeat(Schedule.spaced(probeEvery))))
     yield* Effect.forkScoped(sweep.pipe(Effect.repeat(Schedule.spaced(interval))))
   })
 )

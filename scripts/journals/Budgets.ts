@@ -131,7 +131,7 @@ export const recordExpiry = async (
   model: FakeOpenAi.FakeOpenAi,
   stacks: Array<StackProcess>
 ): Promise<ReadonlyArray<Recording>> => {
-  const crashEnv = { ...hostEnv, LANTERN_LEASE_TTL: "2 seconds" }
+  const crashEnv = { ...hostEnv, LANTERN_CLAIM_GRACE: "2 seconds" }
   const first = await startStack({ natsUrl, home, env: crashEnv })
   stacks.push(first)
   const before = api(first)

@@ -3,6 +3,7 @@
 import { jetstream } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
+import { pidOfHolder } from "../../bus/Hosts.ts"
 import { decodeEntry, keyOf } from "../../bus/Leases.ts"
 import { LEASE_BUCKET } from "../../bus/Topology.ts"
 
@@ -25,8 +26,8 @@ export interface LeaseWatch {
   readonly close: () => Promise<void>
 }
 
-/** Host ids are `<hostname>:<pid>:<random>` (bus/Leases.ts): the pid tells which process held a lease. */
-export const pidOf = (holder: string) => Number(holder.split(":").at(-2))
+/** Holders are `<slot>/<pid>-<random>` (bus/Hosts.ts): the pid tells which process held a lease. */
+export const pidOf = (holder: string) => pidOfHolder(holder) ?? Number.NaN
 
 /** Starts mirroring the lease bucket of the bus at `url` (the bucket must exist: start a Lantern host first). */
 export const start = async (url: string, tenant: string): Promise<LeaseWatch> => {

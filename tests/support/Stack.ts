@@ -115,7 +115,7 @@ export const startStack = async (options: StackOptions): Promise<StackProcess> =
     LANTERN_HOME: home,
     LANTERN_API_TOKEN: token,
     LANTERN_DRIVE_ACK_WAIT: "2 seconds",
-    LANTERN_LEASE_TTL: "2 seconds",
+    LANTERN_CLAIM_GRACE: "2 seconds",
     ...options.env
   })
   const { child } = lantern

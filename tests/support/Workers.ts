@@ -11,7 +11,7 @@ export interface WorkerOptions {
   /** LANTERN_HOME; a fresh temporary directory (removed by `cleanup`) when absent. */
   readonly home?: string
   /**
-   * More environment: LANTERN_LEASE_TTL, LANTERN_WATCHDOG_INTERVAL, LANTERN_FAILPOINTS, LANTERN_REPLICAS,
+   * More environment: LANTERN_CLAIM_GRACE, LANTERN_WATCHDOG_INTERVAL, LANTERN_FAILPOINTS, LANTERN_REPLICAS,
    * OPENAI_API_KEY / OPENAI_BASE_URL / LANTERN_OPENAI_MODEL, …
    */
   readonly env?: Record<string, string>
@@ -47,7 +47,7 @@ export const startWorker = (options: WorkerOptions): Worker => {
     NATS_URL: options.natsUrl,
     LANTERN_HOME: home,
     LANTERN_DRIVE_ACK_WAIT: "2 seconds",
-    LANTERN_LEASE_TTL: "2 seconds",
+    LANTERN_CLAIM_GRACE: "2 seconds",
     ...options.env
   })
   const { child } = lantern
