@@ -82,12 +82,12 @@ export const signingBytes = (receipt: Unsigned | Receipt): Uint8Array => {
 // ---- the journal digest ----
 
 /** The bytes one journal line contributes to the digest: UTF-8 of its canonical JSON. */
-export const lineBytes = (line: Line): Buffer => Buffer.from(Canonical.stringify(line), "utf8")
+export const lineBytes = (line: Line): Uint8Array => Buffer.from(Canonical.stringify(line), "utf8")
 
-export const GENESIS = Buffer.alloc(32)
+export const GENESIS: Uint8Array = new Uint8Array(32)
 
 /** h_i = SHA-256(h_{i-1} || canonical(line_i)). */
-export const step = (previous: Uint8Array, line: Line): Buffer =>
+export const step = (previous: Uint8Array, line: Line): Uint8Array =>
   createHash("sha256").update(previous).update(lineBytes(line)).digest()
 
 /** Every link of the chain, h_1 … h_N (lowercase hex). */

@@ -6,6 +6,9 @@ import * as Pure from "../../schema/Receipt.ts"
 
 export * from "../../schema/Receipt.ts"
 
+/** h_0 as a Buffer, for hashing on from it with node:crypto. */
+export const GENESIS: Buffer = Buffer.from(Pure.GENESIS)
+
 export const RunStatus = Schema.Literals(["running", "succeeded", "failed", "canceled"])
 
 /** A receipt's fields without its signature: exactly what is signed (as canonical JSON). */
