@@ -177,6 +177,13 @@ const isRunEvent = (s: Envelope.Stored): s is Envelope.Stored & { readonly event
 const rowsOf = (rows: ReadonlyArray<Record<string, unknown>>) => json(rows)
 
 /**
+ * The rows of `$1` as `r(x)`, with their count in `$n`: the planner takes the `limit` as the row estimate (it
+ * guesses 100 rows for any set-returning function), so a batch of a few events joins its rows by primary key
+ * instead of hashing a scan of the whole table, which it would choose for 100 rows while the table is small.
+ */
+const elements = (n: number) => `(select x from jsonb_array_elements($1::jsonb) as r(x) limit $${n}) as r`
+
+/**
  * Whether every step attempt in the batch follows its journal's shape: started at most once, then completed
  * or failed at most once. Only then can the batch write its step rows as one insert and one update each; a
  * batch that strays (which no run actor writes) is folded event by event.
@@ -304,20 +311,20 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
         `update steps set status = 'completed', result = x->'result', error = null,
            tokens_in = (x->>'tokensIn')::bigint, tokens_out = (x->>'tokensOut')::bigint,
            cost_usd = (x->>'costUsd')::numeric, finished_at = (x->>'at')::timestamptz
-         from jsonb_array_elements($1::jsonb) as r(x)
+         from ${elements(2)}
          where tenant_id = x->>'tenant' and run_id = (x->>'id') collate "C" and step_id = (x->>'stepId') collate "C"
            and attempt = (x->>'attempt')::integer`,
-        [rowsOf(completed)]
+        [rowsOf(completed), completed.length]
       )
     }
     if (failed.length > 0) {
       yield* tx.query(
         `update steps set status = 'failed', error = x->'error', finished_at = (x->>'at')::timestamptz,
            wake_at = (x->>'retryAt')::timestamptz
-         from jsonb_array_elements($1::jsonb) as r(x)
+         from ${elements(2)}
          where tenant_id = x->>'tenant' and run_id = (x->>'id') collate "C" and step_id = (x->>'stepId') collate "C"
            and attempt = (x->>'attempt')::integer`,
-        [rowsOf(failed)]
+        [rowsOf(failed), failed.length]
       )
     }
     if (updates.length > 0) {
@@ -347,13 +354,14 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
                (x->>'tokensIn')::bigint as tokens_in, (x->>'tokensOut')::bigint as tokens_out,
                (x->>'costUsd')::numeric as cost_usd, x->>'status' as status,
                nullif(x->'output', 'null'::jsonb) as output, nullif(x->'error', 'null'::jsonb) as error
-             from jsonb_array_elements($1::jsonb) as r(x)
+             from ${elements(2)}
            ) e
-           join runs c on c.tenant_id = e.tenant and c.id = e.id and e.seq > c.last_seq
+           -- the guard as one primary-key lookup per event: a join would scan every run
+           where e.seq > (select c.last_seq from runs c where c.tenant_id = e.tenant and c.id = e.id)
            group by e.tenant, e.id
          ) a
          where runs.tenant_id = a.tenant and runs.id = a.id`,
-        [rowsOf(updates)]
+        [rowsOf(updates), updates.length]
       )
     }
   })
