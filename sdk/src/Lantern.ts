@@ -1,0 +1,147 @@
+// The client: `new Lantern({baseUrl?, apiKey?, fetch?})` (LANTERN_URL and LANTERN_API_TOKEN by default) with one
+// namespace per resource. Every method takes its path parameters first, then its body or options, as the server names them.
+import * as Receipt from "../../schema/Receipt.ts"
+import type { OperationId, Operations } from "./Api.generated.ts"
+import { call, type Input, type Output, type Settings, settingsOf } from "./Http.ts"
+import { type RunEvent, stream, type StreamOptions } from "./Stream.ts"
+
+export interface LanternOptions {
+  /** Where the API is; LANTERN_URL, else http://127.0.0.1:8080. */
+  readonly baseUrl?: string | undefined
+  /** The API key sent as a bearer token; LANTERN_API_TOKEN when absent. */
+  readonly apiKey?: string | undefined
+  /** The fetch to use (a proxy, a test double); the runtime's own when absent. */
+  readonly fetch?: typeof globalThis.fetch | undefined
+}
+
+type Body<K extends OperationId> = Operations[K]["body"]
+type Query<K extends OperationId> = Operations[K]["query"]
+
+/** What `runs.create` takes: the run's body, and the Idempotency-Key that makes a retried create answer the same run. */
+export type CreateRunInput = Body<"createRun"> & { readonly idempotencyKey?: string | undefined }
+
+/** What `receipts.verify` takes as keys: a raw Ed25519 public key (hex, base64), a key list, or the `{keys}` document. */
+export type Keys = string | { readonly keys: ReadonlyArray<unknown> } | ReadonlyArray<unknown>
+
+export class Lantern {
+  readonly baseUrl: string
+  readonly #settings: Settings
+
+  constructor(options: LanternOptions = {}) {
+    this.#settings = settingsOf(options)
+    this.baseUrl = this.#settings.baseUrl
+  }
+
+  /** Calls any operation by its operationId (sdk/src/Api.generated.ts); the namespaces below are built on it. */
+  request<K extends OperationId>(id: K, input: Input<K>): Promise<Output<K>> {
+    return call(this.#settings, id, input)
+  }
+
+  readonly agents = {
+    create: (body: Body<"createAgent">) => this.request("createAgent", { body }),
+    list: () => this.request("listAgents", {}),
+    get: (name: string) => this.request("getAgent", { params: { name } }),
+    /** Publishes a new version (none when the spec is unchanged). */
+    update: (name: string, body: Body<"updateAgent">) => this.request("updateAgent", { params: { name }, body }),
+    versions: (name: string) => this.request("agentVersions", { params: { name } })
+  }
+
+  readonly runs = {
+    create: ({ idempotencyKey, ...body }: CreateRunInput) =>
+      this.request("createRun", {
+        body: body as Body<"createRun">,
+        headers: idempotencyKey === undefined ? {} : { "Idempotency-Key": idempotencyKey }
+      }),
+    list: (query: Query<"listRuns"> = {}) => this.request("listRuns", { query }),
+    get: (id: string) => this.request("getRun", { params: { id } }),
+    /** The run's journal so far, as JSON. */
+    events: (id: string) => this.request("runEvents", { params: { id } }),
+    /**
+     * The run's events, live, to its terminal event, as an async iterator; a dropped connection is resumed after the
+     * last event received. `lastEventId` (an event's `position`) starts after that event.
+     */
+    stream: (id: string, options: StreamOptions = {}): AsyncGenerator<RunEvent, void, undefined> =>
+      stream(this.#settings, id, options, async () => (await this.runs.get(id)).status !== "running"),
+    cancel: (id: string, body: Body<"cancelRun"> = {}) => this.request("cancelRun", { params: { id }, body }),
+    approve: (id: string, stepId: string, body: Body<"approveStep">) =>
+      this.request("approveStep", { params: { id, stepId }, body }),
+    /** The run's signed receipt (a partial one while it runs). */
+    receipt: (id: string) => this.request("runReceipt", { params: { id } }),
+    /** The journal export the receipt covers: JSON lines `{n, seq, envelope}`, as text. */
+    journal: (id: string) => this.request("runJournal", { params: { id } }),
+    forecast: (body: Body<"forecastRun">) => this.request("forecastRun", { body }),
+    identityToken: (id: string, body: Body<"mintIdentityToken">) =>
+      this.request("mintIdentityToken", { params: { id }, body })
+  }
+
+  readonly budgets = {
+    getAgent: (name: string) => this.request("getAgentBudget", { params: { name } }),
+    setAgent: (name: string, body: Body<"setAgentBudget">) =>
+      this.request("setAgentBudget", { params: { name }, body }),
+    usage: (name: string, query: Query<"agentUsage"> = {}) => this.request("agentUsage", { params: { name }, query }),
+    getTenant: () => this.request("getTenantBudget", {}),
+    setTenant: (body: Body<"setTenantBudget">) => this.request("setTenantBudget", { body })
+  }
+
+  readonly apiKeys = {
+    /** The answer's `key` is shown only here. */
+    create: (body: Body<"createApiKey">) => this.request("createApiKey", { body }),
+    list: () => this.request("listApiKeys", {}),
+    revoke: (id: string) => this.request("revokeApiKey", { params: { id } })
+  }
+
+  readonly secrets = {
+    /** Stores a secret, or its next version when the name exists; the value is never shown again. */
+    create: (body: Body<"createSecret">) => this.request("createSecret", { body }),
+    list: () => this.request("listSecrets", {}),
+    get: (name: string) => this.request("getSecret", { params: { name } }),
+    delete: (name: string) => this.request("deleteSecret", { params: { name } })
+  }
+
+  readonly receipts = {
+    /**
+     * Verifies a receipt offline, with the checks the server runs (schema/Receipt.ts): its Ed25519 signature under
+     * `keys`, and the journal export (`runs.journal`'s text, or its lines) against the digest, extent, status, agent
+     * and totals it states. No request is made. Input that is no receipt, journal or key throws a TypeError.
+     */
+    verify: (receipt: Receipt.Receipt | string, journal: string | ReadonlyArray<unknown>, keys: Keys): Verdict => {
+      try {
+        const r = typeof receipt === "string" ? Receipt.parseJson(receipt, "the receipt") as Receipt.Receipt : receipt
+        const lines = typeof journal === "string" ? Receipt.parseJsonl(journal) : Receipt.parseLines(journal)
+        const published = typeof keys === "string"
+          ? Receipt.parseKeys(keys)
+          : Receipt.parseKeys(JSON.stringify(Array.isArray(keys) ? { keys } : keys))
+        return Receipt.verify(r, lines, published)
+      } catch (e) {
+        if (e instanceof Receipt.BadInput) throw new TypeError(e.message)
+        throw e
+      }
+    },
+    /** Asks the server to verify (its published keys, and the run's stored journal for a receipt it signed). */
+    verifyOnServer: (body: Body<"verifyReceipt">) => this.request("verifyReceipt", { body }),
+    /** The public keys that verify receipts (`/.well-known/lantern-receipts`), retired ones included. */
+    keys: () => this.request("receiptKeys", {})
+  }
+
+  readonly identity = {
+    issuer: () => this.request("identityIssuer", {}),
+    verify: (body: Body<"verifyIdentityToken">) => this.request("verifyIdentityToken", { body })
+  }
+
+  readonly tenants = {
+    /** Needs `admin`; the answer's owner key is shown only here. */
+    create: (body: Body<"createTenant">) => this.request("createTenant", { body })
+  }
+
+  readonly audit = {
+    list: (query: Query<"listAudit"> = {}) => this.request("listAudit", { query })
+  }
+
+  readonly admin = {
+    rotateSigningKey: () => this.request("rotateSigningKey", {}),
+    rewrapSecrets: () => this.request("rewrapSecrets", {}),
+    deadLetters: (query: Query<"listDeadLetters"> = {}) => this.request("listDeadLetters", { query })
+  }
+}
+
+export type Verdict = Receipt.Verdict
