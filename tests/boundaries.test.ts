@@ -2,7 +2,8 @@
 // of ours, bus/ knows no actor or read model, actors/ never reach the edge, the database or the HTTP bodies
 // (schema/Api.ts), projections/ never reach an actor, only bus/ imports the NATS client (@nats-io), harness/ and
 // ui/ see only schema/, bench/ and scripts/ import no test file, and no two files or modules import each other
-// round a cycle. The checker is shown to catch a deliberate forbidden import.
+// round a cycle; sdk/ imports no package and only the pure schema/ modules it bundles. The checker is shown to catch a
+// deliberate forbidden import.
 import { resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import * as Boundaries from "./support/Boundaries.ts"
@@ -15,6 +16,7 @@ const graph = Boundaries.read(ROOT, [
   "projections",
   "edge",
   "harness",
+  "sdk",
   "ui",
   "bench",
   "scripts",
@@ -33,6 +35,15 @@ describe("import boundaries", () => {
     expect(Boundaries.violations(graph)).toEqual([])
   })
 
+  it("the modules sdk/ shares import nothing but each other and Node's built-ins", () => {
+    expect(graph.get("sdk/src/index.ts")).toBeDefined()
+    for (const shared of Boundaries.SDK_SHARED) {
+      expect(graph.get(shared), shared).toBeDefined()
+      const outside = graph.get(shared)!.filter((t) => !t.startsWith("node:") && !Boundaries.SDK_SHARED.includes(t))
+      expect(outside, shared).toEqual([])
+    }
+  })
+
   it("no import cycle between files (tests aside) nor between modules", () => {
     const production = new Map([...graph].filter(([f]) => !f.endsWith(".test.ts") && !f.startsWith("tests/")))
     expect(Boundaries.cycles(production)).toEqual([])
@@ -47,6 +58,7 @@ describe("import boundaries", () => {
       ["bench/Peek.ts", ["tests/e2e.test.ts", "npm:@nats-io/jetstream"]],
       ["projections/Raw.ts", ["npm:@nats-io/jetstream", "npm:effect"]],
       ["edge/Raw.ts", ["npm:@nats-io/kv"]],
+      ["sdk/src/Leaky.ts", ["edge/Api.ts", "npm:effect", "schema/Api.ts", "schema/Sse.ts", "node:crypto"]],
       ["actors/run/Raw.test.ts", ["npm:@nats-io/jetstream"]],
       ["actors/model/Loop.ts", ["actors/run/Loop.ts"]],
       ["actors/run/Loop.ts", ["actors/model/Loop.ts"]]
@@ -58,7 +70,10 @@ describe("import boundaries", () => {
       "schema/Leaky.ts -> bus/Journal.ts",
       "bench/Peek.ts -> tests/e2e.test.ts",
       "projections/Raw.ts -> npm:@nats-io/jetstream",
-      "edge/Raw.ts -> npm:@nats-io/kv"
+      "edge/Raw.ts -> npm:@nats-io/kv",
+      "sdk/src/Leaky.ts -> edge/Api.ts",
+      "sdk/src/Leaky.ts -> npm:effect",
+      "sdk/src/Leaky.ts -> schema/Api.ts"
     ])
     expect(Boundaries.cycles(bad)).toContainEqual(["actors/model/Loop.ts", "actors/run/Loop.ts"])
     const modules = Boundaries.cycles(Boundaries.folders(bad))

@@ -32,6 +32,12 @@ const production = (...folders: ReadonlyArray<string>) => (file: string) => unde
 export const isPackage = (target: string) => target.includes(":")
 const nats = (target: string) => target.startsWith("npm:@nats-io/")
 
+/**
+ * What the client SDK (sdk/) takes from the rest of the repo and bundles: pure modules of schema/ that import nothing
+ * but each other and Node's built-ins (the SSE decoder, the receipt checks and the canonical JSON they hash).
+ */
+export const SDK_SHARED: ReadonlyArray<string> = ["schema/Canonical.ts", "schema/Receipt.ts", "schema/Sse.ts"]
+
 export const RULES: ReadonlyArray<Rule> = [
   {
     name: "schema/ imports nothing of ours but schema/",
@@ -67,6 +73,11 @@ export const RULES: ReadonlyArray<Rule> = [
     name: "harness/ and ui/ import only schema/",
     from: under("harness", "ui"),
     allows: (t) => isPackage(t) || under("schema", "harness", "ui")(t)
+  },
+  {
+    name: "sdk/ imports no package but Node's built-ins, and of ours only the pure schema/ modules it shares",
+    from: production("sdk"),
+    allows: (t) => t.startsWith("node:") || under("sdk")(t) || SDK_SHARED.includes(t)
   },
   {
     name: "bench/ and scripts/ import no test file",
