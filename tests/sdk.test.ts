@@ -78,7 +78,8 @@ describe("the SDK against a real stack", () => {
     const updated = await lantern.agents.update("calc", { spec: { ...calc.spec, maxTurns: 5 } })
     expect(updated.latestVersion).toBe(2)
     expect((await lantern.agents.versions("calc")).items.map((v) => v.version)).toEqual([1, 2])
-    expect((await lantern.agents.list()).items.map((a) => a.name)).toContain("calc")
+    // lists read the projections, which follow the journal a moment later
+    await eventually(async () => (await lantern.agents.list()).items.some((a) => a.name === "calc"), 20_000, "the list")
   })
 
   it("starts a run (once per idempotency key) and streams it to its terminal event", async () => {
@@ -93,7 +94,11 @@ describe("the SDK against a real stack", () => {
     expect(TERMINAL).toContain(events[events.length - 1]!.type)
     const journal = await lantern.runs.events(run.id)
     expect(events.map((e) => e.eventId)).toEqual(journal.items.map((e) => e.eventId))
-    expect((await lantern.runs.list({ agentName: "calc" })).items.map((r) => r.id)).toContain(run.id)
+    await eventually(
+      async () => (await lantern.runs.list({ agentName: "calc" })).items.some((r) => r.id === run.id),
+      20_000,
+      "the run in the list"
+    )
   })
 
   it("resumes from a lastEventId after the caller dropped the stream", async () => {

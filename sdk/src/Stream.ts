@@ -44,6 +44,70 @@ type End =
   | { readonly _tag: "closed"; readonly received: number }
   | { readonly _tag: "broken"; readonly received: number; readonly cause: unknown }
 
+/** Where the stream stands across connections. */
+interface Cursor {
+  /** The position of the last event yielded: what Last-Event-ID sends. */
+  last: number
+  /** Connections in a row that ended without an event. */
+  failures: number
+  /** The wait before the next connection; a `retry:` field of the server replaces it. */
+  delay: number
+}
+
+/** A gateway in front of a restarting server answers these: try again. Any other error status is the answer. */
+const TRANSIENT = new Set([502, 503, 504])
+
+/** One connection: its events until the terminal one or until it ends or breaks, then how it ended. */
+async function* connection(
+  settings: Settings,
+  url: string,
+  cursor: Cursor,
+  signal: AbortSignal | undefined
+): AsyncGenerator<RunEvent, End, undefined> {
+  const controller = new AbortController()
+  const abort = () => controller.abort(signal?.reason)
+  signal?.addEventListener("abort", abort, { once: true })
+  let received = 0
+  try {
+    const res = await settings.fetch(url, {
+      headers: headersOf(settings, "text/event-stream", cursor.last > 0 ? { "last-event-id": cursor.last } : {}, false),
+      signal: controller.signal
+    })
+    if (res.status >= 400 && !TRANSIENT.has(res.status)) throw fromAnswer(res.status, res.statusText, await res.text())
+    const type = res.headers.get("content-type") ?? ""
+    if (res.status >= 400 || !type.startsWith("text/event-stream") || res.body === null) {
+      return { _tag: "broken", received, cause: new Error(`HTTP ${res.status}, ${type || "no content type"}`) }
+    }
+    const decoder = Sse.makeDecoder()
+    const text = new TextDecoder()
+    const reader = res.body.getReader()
+    for (;;) {
+      const chunk = await reader.read()
+      const messages = chunk.done
+        ? [...decoder.push(text.decode()), ...decoder.end()]
+        : decoder.push(text.decode(chunk.value, { stream: true }))
+      for (const m of messages) {
+        if (m.event === "error") throw new Error(`the server broke the stream: ${m.data}`)
+        const event = JSON.parse(m.data) as RunEvent
+        cursor.last = m.id === null ? cursor.last + 1 : positionOf(m.id)
+        cursor.failures = 0
+        received++
+        yield event
+        if (TERMINAL.has(event.type)) return { _tag: "terminal" }
+      }
+      cursor.delay = decoder.retry() ?? cursor.delay
+      if (chunk.done) return { _tag: "closed", received }
+    }
+  } catch (cause) {
+    signal?.throwIfAborted()
+    if (cause instanceof LanternError) throw cause
+    return { _tag: "broken", received, cause }
+  } finally {
+    signal?.removeEventListener("abort", abort)
+    controller.abort()
+  }
+}
+
 /**
  * The run's events from after `lastEventId` to its terminal event. A connection that breaks or ends early is opened
  * again with Last-Event-ID; a stream that the server ends without events while the run has finished is complete
@@ -57,86 +121,19 @@ export async function* stream(
 ): AsyncGenerator<RunEvent, void, undefined> {
   const { signal } = options
   const maxRetries = options.maxRetries ?? 5
-  let last = positionOf(options.lastEventId)
-  let delay = options.retryDelayMs ?? 1000
-  let failures = 0
+  const cursor: Cursor = { last: positionOf(options.lastEventId), failures: 0, delay: options.retryDelayMs ?? 1000 }
   const url = urlOf(settings, pathOf(operations.runStream.path, { id }))
   for (;;) {
     signal?.throwIfAborted()
-    const controller = new AbortController()
-    const abort = () => controller.abort(signal?.reason)
-    signal?.addEventListener("abort", abort, { once: true })
-    let end: End = { _tag: "closed", received: 0 }
-    try {
-      let res: Response | undefined
-      try {
-        res = await settings.fetch(url, {
-          headers: headersOf(settings, "text/event-stream", last > 0 ? { "last-event-id": last } : {}, false),
-          signal: controller.signal
-        })
-      } catch (cause) {
-        signal?.throwIfAborted()
-        end = { _tag: "broken", received: 0, cause }
-      }
-      if (res !== undefined) {
-        // a gateway in front of a restarting server answers 502-504: try again; any other error status is the answer
-        if (res.status >= 400 && res.status !== 502 && res.status !== 503 && res.status !== 504) {
-          throw fromAnswer(res.status, res.statusText, await res.text())
-        }
-        const type = res.headers.get("content-type") ?? ""
-        if (res.status >= 400 || !type.startsWith("text/event-stream") || res.body === null) {
-          end = {
-            _tag: "broken",
-            received: 0,
-            cause: new Error(`HTTP ${res.status}, ${type || "no content type"}`)
-          }
-        } else {
-          const decoder = Sse.makeDecoder()
-          const text = new TextDecoder()
-          let received = 0
-          try {
-            const reader = res.body.getReader()
-            read: for (;;) {
-              const chunk = await reader.read()
-              const messages = chunk.done
-                ? [...decoder.push(text.decode()), ...decoder.end()]
-                : decoder.push(text.decode(chunk.value, { stream: true }))
-              for (const m of messages) {
-                if (m.event === "error") throw new Error(`the server broke the stream: ${m.data}`)
-                const event = JSON.parse(m.data) as RunEvent
-                last = m.id === null ? last + 1 : positionOf(m.id)
-                received++
-                failures = 0
-                yield event
-                if (TERMINAL.has(event.type)) {
-                  end = { _tag: "terminal" }
-                  break read
-                }
-              }
-              if (chunk.done) {
-                end = { _tag: "closed", received }
-                break
-              }
-            }
-            const retry = decoder.retry()
-            if (retry !== null) delay = retry
-          } catch (cause) {
-            signal?.throwIfAborted()
-            end = { _tag: "broken", received, cause }
-          }
-        }
-      }
-    } finally {
-      signal?.removeEventListener("abort", abort)
-      controller.abort()
-    }
+    const end = yield* connection(settings, url, cursor, signal)
     if (end._tag === "terminal") return
-    if (end._tag === "closed" && end.received === 0 && await finished()) return
-    if (++failures > maxRetries) {
+    // an empty stream that ended cleanly: complete when the run has finished (a failed look is no answer: go on)
+    if (end._tag === "closed" && end.received === 0 && await finished().catch(() => false)) return
+    if (++cursor.failures > maxRetries) {
       throw end._tag === "broken"
         ? unreachable(settings.baseUrl, end.cause)
         : new LanternError(0, "unreachable", `the event stream of run ${id} kept closing before its end`)
     }
-    await sleep(delay, signal)
+    await sleep(cursor.delay, signal)
   }
 }
