@@ -1,6 +1,7 @@
 // The client SDK (@lantern/sdk, sdk/) against the real `lantern serve` on a real nats-server: agents, a run started
 // and streamed to its end, a stream resumed after a drop (by the caller, and by the SDK when the connection breaks),
-// receipts verified offline and a tampered journal refused, typed errors; and around it: the generated types match
+// receipts verified offline and a tampered journal refused, typed errors, an approval and a cancel, keys, secrets and
+// budgets; and around it: the generated types match
 // the document, every operation of the served document has an SDK method that reaches it, and the package builds.
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -192,6 +193,46 @@ describe("the SDK against a real stack", () => {
     expect(await caught(lantern.agents.get("nobody"))).toMatchObject({ status: 404, code: "agent_not_found" })
     const anonymous = new Lantern({ baseUrl: stack.url, apiKey: "lt_wrong" })
     expect(await caught(anonymous.agents.list())).toMatchObject({ status: 401, code: "unauthorized" })
+  })
+
+  it("approves a step waiting for a human, cancels a run, forecasts one", async () => {
+    await lantern.agents.create({
+      name: "careful",
+      spec: {
+        systemPrompt: "You are careful.",
+        maxTurns: 4,
+        tools: [{
+          name: "echo",
+          description: "echo",
+          parameters: { type: "object", properties: {} },
+          approval: { expiresInSeconds: 600 }
+        }]
+      }
+    })
+    const waiting = async (id: string) =>
+      eventually(
+        async () => {
+          const r = await lantern.runs.get(id)
+          return r.waiting?.kind === "approval" ? r.waiting : null
+        },
+        20_000,
+        `run ${id} to wait for approval`
+      )
+
+    const approved = await lantern.runs.create({ agentName: "careful", input: "echo hello" })
+    const step = await waiting(approved.id)
+    await lantern.runs.approve(approved.id, step.stepId, { approved: true, by: "ops" })
+    const events = await collect(lantern.runs.stream(approved.id))
+    expect(JSON.stringify(events.filter((e) => e.type === "StepCompleted"))).toContain("\"approved\":true")
+    expect(events[events.length - 1]!.type).toBe("RunSucceeded")
+
+    const canceled = await lantern.runs.create({ agentName: "careful", input: "echo hello" })
+    await waiting(canceled.id)
+    expect((await lantern.runs.cancel(canceled.id, { reason: "not needed" })).status).toBe("canceled")
+    expect(await caught(lantern.runs.cancel(canceled.id))).toMatchObject({ status: 409, code: "run_already_finished" })
+
+    const forecast = await lantern.runs.forecast({ agentName: "calc", input: "what is 1+1?" })
+    expect(forecast.estimatedCostUsd).toEqual(expect.any(Number))
   })
 
   it("reaches keys, secrets and budgets", async () => {
