@@ -1,8 +1,8 @@
 // The client SDK (@lantern/sdk, sdk/) against the real `lantern serve` on a real nats-server: agents, a run started
 // and streamed to its end, a stream resumed after a drop (by the caller, and by the SDK when the connection breaks),
 // receipts verified offline and a tampered journal refused, typed errors, an approval and a cancel, keys, secrets and
-// budgets; and around it: the generated types match
-// the document, every operation of the served document has an SDK method that reaches it, and the package builds.
+// budgets; and around it: the generated types match the document, every operation of the served document has an SDK
+// method that reaches it, and the package builds.
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
