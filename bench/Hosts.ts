@@ -15,6 +15,7 @@ import * as Offline from "../actors/model/Offline.ts"
 import { Ids } from "../actors/kernel/Ids.ts"
 import { actor, addressOf, Runs } from "../actors/run/Runs.ts"
 import { Journal } from "../bus/Journal.ts"
+import { Dispatch } from "../actors/run/Dispatch.ts"
 import { Hosts, pidOfHolder } from "../bus/Hosts.ts"
 import { decodeEntry, Leases } from "../bus/Leases.ts"
 import { Nats, unavailable } from "../bus/Nats.ts"
@@ -124,7 +125,7 @@ export const commandSide = Runs.layer.pipe(
       Layer.effect(Identities, Identities.make(new Uint8Array(randomBytes(32))))
     )
   ),
-  Layer.provideMerge(Layer.mergeAll(Ids.layer, Leases.layer.pipe(Layer.provideMerge(Hosts.layer))))
+  Layer.provideMerge(Layer.mergeAll(Ids.layer, Dispatch.layer, Leases.layer.pipe(Layer.provideMerge(Hosts.layer))))
 )
 
 /** A tool-calling agent: the offline provider calls `calculator` on turn 1, answers on turn 2 (three steps). */

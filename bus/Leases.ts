@@ -77,6 +77,11 @@ export class Leases extends Context.Service<Leases, {
   readonly known: ReadonlyMap<string, Known>
   /** Records a run about to start, so a host dying before the run is queued leaves it to the watchdog. */
   readonly register: (tenant: string, runId: string) => Effect.Effect<void, BusUnavailable>
+  /**
+   * Writes a new run's entry naming this host as its holder, before its start is journaled; null when the entry
+   * exists (a retried start: the run goes the usual way).
+   */
+  readonly claim: (tenant: string, runId: string) => Effect.Effect<Lease | null, BusUnavailable>
   /** Takes the run: free, already this host's, or held by a host found dead; Busy while its holder lives. */
   readonly acquire: (tenant: string, runId: string) => Effect.Effect<Acquired, BusUnavailable>
   /** Completes once the mirror sees the lease move to another holder (or leave the bucket under us). */
@@ -153,6 +158,20 @@ export class Leases extends Context.Service<Leases, {
           })
         })
 
+      const claim = (tenant: string, runId: string) =>
+        Effect.gen(function*() {
+          const key = keyOf(tenant, runId)
+          return yield* call(`claim ${key}`, async (): Promise<Lease | null> => {
+            try {
+              const revision = await bucket.create(key, encodeEntry({ holder: host, dueAt: 0 }))
+              return { key, revision, holder: host }
+            } catch (e) {
+              if (isRevisionMismatch(e)) return null
+              throw e
+            }
+          })
+        })
+
       const acquire = (tenant: string, runId: string) =>
         Effect.gen(function*() {
           const key = keyOf(tenant, runId)
@@ -204,7 +223,7 @@ export class Leases extends Context.Service<Leases, {
       const release = (lease: Lease) =>
         checked(lease.key, `release ${lease.key}`, () => bucket.delete(lease.key, { previousSeq: lease.revision }))
 
-      return Leases.of({ host, graceMs, bucket, known, register, acquire, lost, park, release })
+      return Leases.of({ host, graceMs, bucket, known, register, claim, acquire, lost, park, release })
     })
   )
 }

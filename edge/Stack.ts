@@ -18,6 +18,7 @@ import { Receipts } from "../actors/receipts/Receipts.ts"
 import { Secrets } from "../actors/secrets/Secrets.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
+import { Dispatch } from "../actors/run/Dispatch.ts"
 import { Hosts } from "../bus/Hosts.ts"
 import { Leases } from "../bus/Leases.ts"
 import { Nats } from "../bus/Nats.ts"
@@ -65,7 +66,8 @@ const core = Layer.mergeAll(Runs.layer, Receipts.layer, Secrets.layer).pipe(
       Snapshots.layerConfig,
       Ids.layer,
       Providers.layerConfig,
-      Leases.layer.pipe(Layer.provideMerge(Hosts.layer))
+      Leases.layer.pipe(Layer.provideMerge(Hosts.layer)),
+      Dispatch.layer
     )
   ),
   Layer.provideMerge(Layer.effectDiscard(Topology.apply)),

@@ -1,7 +1,10 @@
 // Durable waits end to end over HTTP against the real `lantern serve`: `sleep` timers, human approvals
 // (approve, reject, expire, bad input), child runs of other agents (output and cost roll up, cancel propagates,
 // nesting is bounded). The offline model calls every declared tool the input names, so inputs pick the tools.
+import { jetstreamManager } from "@nats-io/jetstream"
+import { connect } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { WORK } from "../bus/Topology.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import { api, eventually, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
@@ -70,6 +73,26 @@ beforeAll(async () => {
 }, 240_000)
 
 afterAll(() => stopStack(stack, nats))
+
+describe("where a run is driven", () => {
+  it("a new run is driven by the host that accepted it, from what it appended: no work message is queued", async () => {
+    const nc = await connect({ servers: nats.handle.url, name: "durable-work-watch" })
+    try {
+      const jsm = await jetstreamManager(nc)
+      const before = (await jsm.streams.info(WORK)).state.last_seq
+      const id = await run("researcher", "count these words")
+      expect((await finished(id)).status).toBe("succeeded")
+      expect((await jsm.streams.info(WORK)).state.last_seq).toBe(before)
+      // and its receipt, issued from the journal the driver held, verifies against the stored journal
+      const receipt = await call("GET", `/v1/runs/${id}/receipt`)
+      expect(receipt.status).toBe(200)
+      const verdict = await call("POST", "/v1/receipts/verify", { receipt: receipt.json })
+      expect(verdict.json.valid, JSON.stringify(verdict.json)).toBe(true)
+    } finally {
+      await nc.close()
+    }
+  })
+})
 
 describe("sleep", () => {
   it("parks the run, journals the wake-up time, and continues when the timer fires", async () => {

@@ -313,7 +313,8 @@ describe("hosts sharing the work queue", () => {
   beforeAll(async () => {
     const env = modelEnv(model)
     nc = await connect({ servers: nats.handle.url, name: "faults-process-queue" })
-    edge = await startStack({ natsUrl: nats.handle.url, home, env })
+    // the edge queues every run it starts, so the work queue spreads them over all three hosts
+    edge = await startStack({ natsUrl: nats.handle.url, home, env: { ...env, LANTERN_DRIVE_LOCAL: "false" } })
     workers = [startWorker({ natsUrl: nats.handle.url, env }), startWorker({ natsUrl: nats.handle.url, env })]
     // A worker says nothing when it is ready, so probe: work for a run id that was never started is taken like
     // any other (the taker holds its lease for a moment, finds no run and releases it). Probe until each worker

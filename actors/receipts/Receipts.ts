@@ -76,8 +76,15 @@ export interface Service {
   ) => Effect.Effect<ReadonlyArray<Verify.Line>, RunNotFound | ReadError>
   /** The run's receipt: the stored one of a finished run (issued now if it has none yet), or a fresh partial one. */
   readonly receipt: (tenant: string, runId: string) => Effect.Effect<Verify.Receipt, Error>
-  /** Issues and stores a finished run's receipt if it has none; nothing for a run still going. */
-  readonly issue: (tenant: string, runId: string) => Effect.Effect<void, Error>
+  /**
+   * Issues and stores a finished run's receipt if it has none; nothing for a run still going. `journal`: the run's
+   * whole journal when the caller holds it (the driver that appended all of it), so it is not read back.
+   */
+  readonly issue: (
+    tenant: string,
+    runId: string,
+    journal?: ReadonlyArray<Stored> | null
+  ) => Effect.Effect<void, Error>
   /**
    * Checks a receipt of the caller's tenant: its signature under the published keys, and the digest recomputed from
    * the stored journal (and from `journal` too, when given).
@@ -154,9 +161,11 @@ export class Receipts extends Context.Service<Receipts, Service>()("lantern/acto
           return isFinal(lines) ? yield* final(tenant, runId, lines) : yield* signNow(tenant, runId, lines)
         }).pipe(Effect.withSpan("Receipts.receipt", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }))
 
-      const issue: Service["issue"] = (tenant, runId) =>
+      const issue: Service["issue"] = (tenant, runId, held) =>
         Effect.gen(function*() {
-          const lines = yield* journal(tenant, runId)
+          const lines = held === undefined || held === null || held.length === 0
+            ? yield* journal(tenant, runId)
+            : linesOf(held)
           if (isFinal(lines)) yield* final(tenant, runId, lines, false)
         }).pipe(
           Effect.withSpan("Receipts.issue", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }, {

@@ -3,9 +3,9 @@
 // run, a retry backoff), then parks it in the lease bucket for the watchdog to wake. A completed step is never
 // executed again; a step whose host died runs again under the same attempt and idempotency key. Losing the
 // lease stops the drive.
-import { Config, Context, Deferred, Duration, Effect, Layer, Schedule } from "effect"
+import { Config, Context, Deferred, Duration, Effect, FiberSet, Layer, Schedule } from "effect"
 import * as Consumer from "../../bus/Consumer.ts"
-import { Leases } from "../../bus/Leases.ts"
+import { type Acquired, Leases } from "../../bus/Leases.ts"
 import { Nats } from "../../bus/Nats.ts"
 import { WORK } from "../../bus/Topology.ts"
 import * as Actor from "../kernel/Actor.ts"
@@ -13,6 +13,7 @@ import { Receipts } from "../receipts/Receipts.ts"
 import { Tools } from "../model/Tools.ts"
 import { isTerminal } from "./Decider.ts"
 import * as Interpret from "./Interpret.ts"
+import * as Dispatch from "./Dispatch.ts"
 import { Runs } from "./Runs.ts"
 
 export type { Outcome } from "./Interpret.ts"
@@ -22,11 +23,20 @@ export interface Settings {
   /** How long a work message may go without a heartbeat from its host before it is redelivered. */
   readonly ackWait: Duration.Input
   readonly concurrency: number
+  /** Drive runs started on this host here (up to `concurrency` of them) rather than queue them for any host. */
+  readonly local: boolean
 }
 
 export class Driver extends Context.Service<Driver, {
-  /** Drives one run while this host holds its lease, until it ends, waits, or the lease is lost. */
-  readonly drive: (tenant: string, runId: string) => Effect.Effect<Outcome, Actor.ExecuteError<never>>
+  /**
+   * Drives one run while this host holds its lease, until it ends, waits, or the lease is lost. `start`: a run this
+   * host just started, with its lease and journal (actors/run/Dispatch.ts): nothing is acquired or read.
+   */
+  readonly drive: (
+    tenant: string,
+    runId: string,
+    start?: Dispatch.Start
+  ) => Effect.Effect<Outcome, Actor.ExecuteError<never>>
 }>()("lantern/actors/Driver") {
   static readonly layer = Layer.effect(
     Driver,
@@ -48,16 +58,18 @@ export class Driver extends Context.Service<Driver, {
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()))
 
-      const drive = (tenant: string, runId: string) =>
+      const drive = (tenant: string, runId: string, start?: Dispatch.Start) =>
         Effect.gen(function*() {
           // a duplicate work message for a run this host already drives: the lease would let it in again
           const key = `${tenant}.${runId}`
           if (inFlight.has(key)) return { _tag: "Busy", retryInMs: 1_000 } as Outcome
           const cancelled = yield* Deferred.make<void>()
           inFlight.set(key, cancelled)
-          const acquired = yield* leases.acquire(tenant, runId).pipe(
-            Effect.onError(() => Effect.sync(() => inFlight.delete(key)))
-          )
+          const acquired: Acquired = start !== undefined
+            ? { _tag: "Acquired", lease: start.lease }
+            : yield* leases.acquire(tenant, runId).pipe(
+              Effect.onError(() => Effect.sync(() => inFlight.delete(key)))
+            )
           if (acquired._tag === "Busy") {
             inFlight.delete(key)
             return { _tag: "Busy", retryInMs: acquired.retryInMs } as Outcome
@@ -69,7 +81,7 @@ export class Driver extends Context.Service<Driver, {
             leases.lost(current.lease),
             Effect.as(Effect.logWarning(`lost the lease of ${key}; stopping`), { _tag: "Lost" } as Outcome)
           )
-          const outcome = yield* session(tenant, runId, cancelled).pipe(
+          const outcome = yield* session(tenant, runId, cancelled, start).pipe(
             Effect.raceFirst(lost),
             Effect.ensuring(Effect.sync(() => inFlight.delete(key)))
           )
@@ -82,7 +94,7 @@ export class Driver extends Context.Service<Driver, {
           yield* handBack.pipe(Effect.catchTag("LeaseLost", () => Effect.void))
           // a run that ended gets its signed receipt now; one that could not be issued is issued when first asked for
           if (outcome._tag === "Finished" && isTerminal(outcome.state)) {
-            yield* receipts.issue(tenant, runId).pipe(
+            yield* receipts.issue(tenant, runId, outcome.journal).pipe(
               Effect.catchCause((cause) => Effect.logWarning(`run ${runId}: receipt not issued yet`, cause))
             )
           }
@@ -105,7 +117,8 @@ export class Driver extends Context.Service<Driver, {
 
 export const settingsConfig = Config.all({
   ackWait: Config.Duration("LANTERN_DRIVE_ACK_WAIT").pipe(Config.withDefault(Duration.seconds(15))),
-  concurrency: Config.Int("LANTERN_DRIVE_CONCURRENCY").pipe(Config.withDefault(64))
+  concurrency: Config.Int("LANTERN_DRIVE_CONCURRENCY").pipe(Config.withDefault(64)),
+  local: Config.Boolean("LANTERN_DRIVE_LOCAL").pipe(Config.withDefault(true))
 })
 
 export const durable = (settings: Settings): Consumer.Durable => ({
@@ -154,6 +167,26 @@ export const layerWorker = Layer.effectDiscard(
     yield* Effect.logInfo(
       `driving runs as ${leases.host} (concurrency ${settings.concurrency})`
     )
+    // runs started on this host are driven here, in slots of their own (actors/run/Dispatch.ts): a drive that
+    // fails hands the run to the work queue, retried until the bus takes it
+    const dispatch = yield* Dispatch.Dispatch
+    const runs = yield* Runs
+    const fork = yield* FiberSet.makeRuntime<never>()
+    yield* dispatch.install((tenant, runId, start) => {
+      fork(
+        driver.drive(tenant, runId, start).pipe(
+          Effect.catch((e) =>
+            Effect.andThen(
+              Effect.logWarning(`run ${runId}: ${e.message}; queued to be driven again`),
+              runs.enqueue(tenant, runId, `retry:${runId}:${start.lease.revision}`).pipe(
+                Effect.retry(Schedule.spaced("1 second"))
+              )
+            )
+          ),
+          Effect.ensuring(Effect.sync(() => dispatch.release()))
+        )
+      )
+    }, settings.local ? settings.concurrency : 0)
     yield* Effect.forkScoped(
       Consumer.run(durable(settings), settings.concurrency, handle(driver)).pipe(
         Effect.tapCause((c) => Effect.logWarning("run driver consumer stopped; resubscribing", c)),

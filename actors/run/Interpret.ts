@@ -4,6 +4,7 @@
 import { Clock, Deferred, Duration, Effect, Random, Result } from "effect"
 import { Leases } from "../../bus/Leases.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
+import type { Stored } from "../../schema/Envelope.ts"
 import { Budgets } from "../budget/Budgets.ts"
 import * as Actor from "../kernel/Actor.ts"
 import * as Failpoints from "../kernel/Failpoints.ts"
@@ -14,8 +15,11 @@ import { actor, addressOf, Runs } from "./Runs.ts"
 
 /** How a drive ended for this host. */
 export type Outcome =
-  /** The run ended (or never started): `state` is its final state, as this host last saw it. */
-  | { readonly _tag: "Finished"; readonly state: State }
+  /**
+   * The run ended (or never started): `state` is its final state, as this host last saw it; `journal` the whole
+   * journal when this drive saw every event of it (it started the run and nothing else appended), else null.
+   */
+  | { readonly _tag: "Finished"; readonly state: State; readonly journal: ReadonlyArray<Stored> | null }
   | { readonly _tag: "Parked"; readonly dueAt: number }
   | { readonly _tag: "Busy"; readonly retryInMs: number }
   | { readonly _tag: "Lost" }
@@ -27,22 +31,34 @@ export const make = Effect.gen(function*() {
   const provide = yield* Actor.provider
   const { perform, quote } = yield* Perform.make
 
-  /** Drives the run until it ends or waits; completing `cancelled` interrupts the call in flight. */
+  /**
+   * Drives the run until it ends or waits; completing `cancelled` interrupts the call in flight. `initial`: the
+   * state and whole journal of a run this host just started, so nothing is read back.
+   */
   return (
     tenant: string,
     runId: string,
-    cancelled: Deferred.Deferred<void>
+    cancelled: Deferred.Deferred<void>,
+    initial?: { readonly loaded: Actor.Loaded<State>; readonly stored: ReadonlyArray<Stored> }
   ): Effect.Effect<Outcome, Actor.ExecuteError<never>> =>
     Effect.gen(function*() {
       const address = addressOf(tenant, runId)
-      const reload = provide(actor.load(address))
-      let loaded = yield* reload
+      // the journal as appended by this drive, while it has seen all of it; a reload forgets it
+      let journal: Array<Stored> | null = initial === undefined ? null : [...initial.stored]
+      const reload = Effect.tap(provide(actor.load(address)), () =>
+        Effect.sync(() => {
+          journal = null
+        }))
+      let loaded = initial === undefined ? yield* reload : initial.loaded
       // commands refused because the run changed under us (cancel, another host) end in a reload
       const execOnce = (command: RunCommand) =>
         provide(
           actor.executeOn(loaded, command, { idempotencyKey: Decisions.keyOf(runId, command), correlationId: runId })
         ).pipe(
-          Effect.map((o) => o.loaded),
+          Effect.map((o) => {
+            journal?.push(...o.stored)
+            return o.loaded
+          }),
           Effect.catchTags({
             InvalidCommand: () => reload,
             RunAlreadyFinished: () => reload,
@@ -75,7 +91,7 @@ export const make = Effect.gen(function*() {
         const decision = Decisions.decide(loaded.state, now)
         switch (decision._tag) {
           case "Finish":
-            return { _tag: "Finished", state: loaded.state } as Outcome
+            return { _tag: "Finished", state: loaded.state, journal } as Outcome
           case "Park":
             return { _tag: "Parked", dueAt: decision.until } as Outcome
           case "Sleep":

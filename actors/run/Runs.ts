@@ -6,6 +6,7 @@ import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import { checkSizes, Journal } from "../../bus/Journal.ts"
 import * as Kv from "../../bus/Kv.ts"
 import { keyOf as leaseKeyOf, Leases } from "../../bus/Leases.ts"
+import { Dispatch } from "./Dispatch.ts"
 import { headersOf, Nats, unavailable } from "../../bus/Nats.ts"
 import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS } from "../../bus/Topology.ts"
 import type { ApprovalDecision, NewRun, RunView } from "../../schema/Run.ts"
@@ -110,6 +111,7 @@ export class Runs extends Context.Service<Runs, {
       const agents = yield* Agents
       const { js, nc } = yield* Nats
       const leases = yield* Leases
+      const dispatch = yield* Dispatch
       const claims = yield* Kv.open(idempotencyBucket)
       const provide = yield* Actor.provider
       const budgets = yield* Budgets
@@ -201,8 +203,9 @@ export class Runs extends Context.Service<Runs, {
         })
 
       /**
-       * Journals a run's start and queues it. The lease entry is registered first, so a host that dies before
-       * queueing leaves the run to the watchdog instead of stranding it.
+       * Journals a run's start and has it driven. The lease entry is written first, so a host that dies before the
+       * run is driven or queued leaves it to the watchdog instead of stranding it. A new run is driven on this host
+       * when it has a free slot (its entry names this host, ADR 0039), otherwise queued for any host.
        */
       const begin = (
         tenant: string,
@@ -211,11 +214,26 @@ export class Runs extends Context.Service<Runs, {
         fresh = false
       ) =>
         Effect.gen(function*() {
-          yield* leases.register(tenant, runId)
+          const here = fresh && dispatch.claim()
+          const lease = here
+            ? yield* leases.claim(tenant, runId).pipe(Effect.onError(() => Effect.sync(() => dispatch.release())))
+            : null
+          if (here && lease === null) dispatch.release()
+          if (lease === null) yield* leases.register(tenant, runId)
+          /** A run held here that will not be driven here: its slot back, its entry parked for the watchdog. */
+          const giveUp = (e: { readonly _tag: string }) =>
+            lease === null ? Effect.void : Effect.gen(function*() {
+              dispatch.release()
+              const now = yield* Clock.currentTimeMillis
+              yield* (e._tag === "EventTooLarge" ? leases.release(lease) : leases.park(lease, now + leases.graceMs))
+                .pipe(Effect.ignore)
+            })
           const address = addressOf(tenant, runId)
           // the run's own key pair; a retry of a start already journaled keeps the journaled one
           const started = !fresh && (yield* journal.lastSeq(address)) > 0
-          const identity = started ? {} : { identity: yield* identities.ensure(tenant, runId) }
+          const identity = started
+            ? {}
+            : { identity: yield* identities.ensure(tenant, runId).pipe(Effect.tapError(giveUp)) }
           const start = { _tag: "StartRun" as const, runId, ...command, ...identity }
           const meta = { idempotencyKey: `${runId}:start`, correlationId: command.parent?.runId ?? runId }
           // a run id this request made has an empty journal: decided on the empty state, nothing read first
@@ -223,15 +241,20 @@ export class Runs extends Context.Service<Runs, {
           const outcome = yield* provide(
             fresh ? actor.executeOn(empty, start, meta) : actor.execute(address, start, meta)
           ).pipe(
+            Effect.tapError(giveUp),
             // measured beforehand (mustFit), but should the bus's limit have shrunk since: the run never started,
             // so its entry must not stay for the watchdog to recover
             Effect.tapError((e) =>
-              e._tag === "EventTooLarge"
+              e._tag === "EventTooLarge" && lease === null
                 ? Effect.promise(() => leases.bucket.delete(leaseKeyOf(tenant, runId)).catch(() => undefined))
                 : Effect.void
             )
           )
           yield* Failpoints.hit("before-run-queued", runId)
+          if (lease !== null) {
+            dispatch.start(tenant, runId, { lease, loaded: outcome.loaded, stored: outcome.stored })
+            return outcome
+          }
           // also on an idempotent retry: the first attempt may have died before queueing the run
           if (!Decider.isTerminal(outcome.loaded.state)) yield* enqueue(tenant, runId)
           return outcome
