@@ -217,7 +217,10 @@ const stepsInShape = (events: ReadonlyArray<Envelope.Stored & { readonly event: 
 const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonly event: RunEvent }>) =>
   Effect.gen(function*() {
     const started = new Map<string, Record<string, unknown>>()
-    const steps: Array<Record<string, unknown>> = []
+    // step rows inserted by this batch, by step attempt: a completion in the same batch goes into its row
+    const steps = new Map<string, Record<string, unknown>>()
+    const stepKey = (tenant: string, runId: string, stepId: string, attempt: number) =>
+      JSON.stringify([tenant, runId, stepId, attempt])
     const completed: Array<Record<string, unknown>> = []
     const failed: Array<Record<string, unknown>> = []
     const updates: Array<Record<string, unknown>> = []
@@ -232,7 +235,7 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           break
         }
         case "StepStarted":
-          steps.push({
+          steps.set(stepKey(base.tenant, base.id, e.stepId, e.attempt), {
             ...base,
             stepId: e.stepId,
             attempt: e.attempt,
@@ -242,10 +245,11 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           })
           updates.push(base)
           break
-        case "StepCompleted":
-          // a local step journaled once: its row is inserted, then completed, as a start and a completion would
+        case "StepCompleted": {
+          const key = stepKey(base.tenant, base.id, e.stepId, e.attempt)
+          // a local step journaled once: its row is inserted completed, as a start and a completion would leave it
           if (e.request !== undefined) {
-            steps.push({
+            steps.set(key, {
               ...base,
               stepId: e.stepId,
               attempt: e.attempt,
@@ -254,17 +258,20 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
               wakeAt: null
             })
           }
-          completed.push({
-            ...base,
-            stepId: e.stepId,
-            attempt: e.attempt,
+          const completion = {
             result: e.result ?? null,
             tokensIn: e.tokensIn,
             tokensOut: e.tokensOut,
-            costUsd: e.costUsd
-          })
+            costUsd: e.costUsd,
+            finishedAt: base.at
+          }
+          // started in this batch: one row written once; started before it: an update of its row
+          const row = steps.get(key)
+          if (row !== undefined) steps.set(key, { ...row, completed: completion })
+          else completed.push({ ...base, stepId: e.stepId, attempt: e.attempt, ...completion })
           updates.push({ ...base, completed: true, tokensIn: e.tokensIn, tokensOut: e.tokensOut, costUsd: e.costUsd })
           break
+        }
         case "StepFailed":
           failed.push({
             ...base,
@@ -296,21 +303,31 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
         [rowsOf([...started.values()])]
       )
     }
-    if (steps.length > 0) {
+    if (steps.size > 0) {
+      // a row completed in this batch is inserted completed, or completes the row a replay finds (as the update
+      // of `event` would); a row only started is inserted started, or left as it is
       yield* tx.query(
-        `insert into steps (tenant_id, run_id, step_id, attempt, kind, status, request, started_at, seq, wake_at)
-         select x->>'tenant', x->>'id', x->>'stepId', (x->>'attempt')::integer, x->>'kind', 'started', x->'request',
-           (x->>'at')::timestamptz, (x->>'seq')::bigint, (x->>'wakeAt')::timestamptz
-         from jsonb_array_elements($1::jsonb) with ordinality as r(x, n) order by n
-         on conflict (tenant_id, run_id, step_id, attempt) do nothing`,
-        [rowsOf(steps)]
+        `insert into steps (tenant_id, run_id, step_id, attempt, kind, status, request, started_at, seq, wake_at,
+           result, error, tokens_in, tokens_out, cost_usd, finished_at)
+         select x->>'tenant', x->>'id', x->>'stepId', (x->>'attempt')::integer, x->>'kind',
+           case when c is null then 'started' else 'completed' end, x->'request',
+           (x->>'at')::timestamptz, (x->>'seq')::bigint, (x->>'wakeAt')::timestamptz,
+           c->'result', null, coalesce((c->>'tokensIn')::bigint, 0), coalesce((c->>'tokensOut')::bigint, 0),
+           coalesce((c->>'costUsd')::numeric, 0), (c->>'finishedAt')::timestamptz
+         from jsonb_array_elements($1::jsonb) with ordinality as r(x, n), lateral (select x->'completed' as c) k
+         order by n
+         on conflict (tenant_id, run_id, step_id, attempt) do update set
+           status = 'completed', result = excluded.result, error = null, tokens_in = excluded.tokens_in,
+           tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, finished_at = excluded.finished_at
+         where excluded.status = 'completed'`,
+        [rowsOf([...steps.values()])]
       )
     }
     if (completed.length > 0) {
       yield* tx.query(
         `update steps set status = 'completed', result = x->'result', error = null,
            tokens_in = (x->>'tokensIn')::bigint, tokens_out = (x->>'tokensOut')::bigint,
-           cost_usd = (x->>'costUsd')::numeric, finished_at = (x->>'at')::timestamptz
+           cost_usd = (x->>'costUsd')::numeric, finished_at = (x->>'finishedAt')::timestamptz
          from ${elements(2)}
          where tenant_id = x->>'tenant' and run_id = (x->>'id') collate "C" and step_id = (x->>'stepId') collate "C"
            and attempt = (x->>'attempt')::integer`,
