@@ -1,7 +1,7 @@
 // Journals are JetStream subjects, one per actor instance. Appends are optimistic (expected last subject
 // sequence) and deduplicated (msgID = the event's idempotency key); reads decode every event, loudly.
 import { DeliverPolicy, JetStreamApiError, type MsgRequest, PubHeaders } from "@nats-io/jetstream"
-import { errors, headers, type MsgHdrsImpl, type NatsConnection } from "@nats-io/nats-core"
+import { headers, type MsgHdrsImpl, type NatsConnection } from "@nats-io/nats-core"
 import { Context, Effect, Layer, Schedule, Schema, Stream } from "effect"
 import * as Envelope from "../schema/Envelope.ts"
 import {
@@ -223,10 +223,6 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           catch: unavailable(`last sequence of ${subjectOf(address)}`)
         })
 
-      // reading consumers: their creates give up early (Ordered.CREATE_TIMEOUT_MS), when the server placed them
-      // on a node that is down
-      const reads = Ordered.client(nc)
-
       /**
        * The subject's messages in (afterSeq, last], one STREAM.MSG.GET `next_by_subj` each, answered by the
        * stream leader: slower than a consumer's batches, but independent of where a consumer would be placed.
@@ -270,44 +266,13 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           // answer it, so it counts only when it reaches `last`, which the stream leader gave
           const direct = yield* Effect.promise(() => readDirect(streamOf[address.type], subject, afterSeq, last))
           if (direct !== null) return { lastSeq: last, events: yield* decodeAll(direct) }
-          const byConsumer = yield* Effect.tryPromise({
-            try: async () => {
-              const consumer = await reads.consumers.get(streamOf[address.type], {
-                filter_subjects: subject,
-                ...(afterSeq > 0
-                  ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }
-                  : { deliver_policy: DeliverPolicy.All })
-              }).catch((e: unknown) => {
-                if (e instanceof errors.TimeoutError) return null
-                throw e
-              })
-              if (consumer === null) return null
-              const out: Array<{ seq: number; subject: string; data: string }> = []
-              while (out.length === 0 || out[out.length - 1]!.seq < last) {
-                const batch = await consumer.fetch({ max_messages: 1000, expires: 5000 })
-                let got = 0
-                for await (const m of batch) {
-                  got++
-                  out.push({ seq: m.seq, subject: m.subject, data: m.string() })
-                  if (m.seq >= last) break
-                }
-                if (got === 0) throw new Error(`journal ${subject} ended before sequence ${last}`)
-              }
-              await consumer.delete().catch(() => undefined)
-              return out
-            },
+          // a replica behind the leader answered: once more (it catches up in moments), then through the leader
+          const again = yield* Effect.promise(() => readDirect(streamOf[address.type], subject, afterSeq, last))
+          if (again !== null) return { lastSeq: last, events: yield* decodeAll(again) }
+          const raw = yield* Effect.tryPromise({
+            try: () => readThroughLeader(streamOf[address.type], subject, afterSeq, last),
             catch: unavailable(`read ${subject}`)
           })
-          // no consumer in time (the server placed it on a dead node, or the meta group has no leader): read
-          // through the stream leader instead, which needs neither
-          let raw = byConsumer
-          if (raw === null) {
-            yield* Effect.logWarning(`no consumer to read ${subject} in time; reading it through the stream leader`)
-            raw = yield* Effect.tryPromise({
-              try: () => readThroughLeader(streamOf[address.type], subject, afterSeq, last),
-              catch: unavailable(`read ${subject}`)
-            })
-          }
           return { lastSeq: last, events: yield* decodeAll(raw) }
         }).pipe(
           Effect.withSpan("Journal.read", {

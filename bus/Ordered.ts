@@ -6,11 +6,8 @@ import {
   type ConsumerMessages,
   DeliverPolicy,
   jetstream,
-  type JetStreamClient,
-  type JetStreamManager,
   type OrderedConsumerOptions
 } from "@nats-io/jetstream"
-import { errors } from "@nats-io/nats-core"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { Effect, Stream } from "effect"
 import type { BusUnavailable } from "../schema/Errors.ts"
@@ -19,25 +16,13 @@ import { Nats, unavailable } from "./Nats.ts"
 /** How long one pull waits on the server: short, so a consumer lost with its server is noticed quickly. */
 export const PULL_EXPIRES_MS = 5_000
 
-/**
- * How long creating an ordered consumer may take before the caller gives up and tries again. nats-server 2.9
- * places a new one-replica consumer on any peer of the stream, a dead node included (a node that crashed is
- * not taken for offline): the create then never gets an answer, and about one create in three waited out the
- * client's whole 10 s API timeout while a node of a three-node cluster was down. Elsewhere a create takes
- * milliseconds, so a failed one is noticed early and the next try is placed again.
- */
-export const CREATE_TIMEOUT_MS = 2_000
-
-/** A JetStream client for ordered consumers: creating one (and recreating it on a gap) gives up after CREATE_TIMEOUT_MS. */
-export const client = (nc: NatsConnection): JetStreamClient => jetstream(nc, { timeout: CREATE_TIMEOUT_MS })
-
 export const consume = async (
   nc: NatsConnection,
   stream: string,
   options: Partial<OrderedConsumerOptions>,
   maxMessages: number
 ): Promise<ConsumerMessages> => {
-  const messages = await (await client(nc).consumers.get(stream, options)).consume({
+  const messages = await (await jetstream(nc).consumers.get(stream, options)).consume({
     max_messages: maxMessages,
     expires: PULL_EXPIRES_MS
   })
@@ -70,24 +55,11 @@ export interface Message {
   readonly string: () => string
 }
 
-/** The stream's messages from `from` to its last one now, one get each through the stream leader (no consumer). */
-const throughLeader = (jsm: JetStreamManager, stream: string, from: number): AsyncIterable<Message> => ({
-  async *[Symbol.asyncIterator]() {
-    const last = (await jsm.streams.info(stream)).state.last_seq
-    for (let seq = from; seq <= last; seq++) {
-      const m = await jsm.streams.getMessage(stream, { seq })
-      if (m !== null) yield m
-    }
-  }
-})
-
 /**
  * The whole stream's messages from sequence `from` on, in order, through an ordered consumer (`consume`): it ends
- * on missed heartbeats or a reconnect, and the reader subscribes again from where it got to. When no consumer
- * can be created in time (CREATE_TIMEOUT_MS: while a node is down, nats-server 2.9 places a share of new
- * consumers on it), the messages up to the stream's last one now are read one by one through the stream
- * leader instead, which needs no consumer, and the stream ends there too. `reader` names the reader in errors
- * and logs.
+ * on missed heartbeats or a reconnect, and the reader subscribes again from where it got to. (nats-server 2.9
+ * placed new consumers on dead cluster nodes, so creates had a short timeout and a fallback through the stream
+ * leader; 2.12+ places them on live peers, ADR 0031.) `reader` names the reader in errors and logs.
  */
 export const fromSeq = (
   stream: string,
@@ -97,7 +69,7 @@ export const fromSeq = (
 ): Stream.Stream<Message, BusUnavailable, Nats> =>
   Stream.unwrap(
     Effect.gen(function*() {
-      const { nc, jsm } = yield* Nats
+      const { nc } = yield* Nats
       const messages = yield* Effect.tryPromise({
         try: () =>
           consume(
@@ -107,16 +79,9 @@ export const fromSeq = (
               ? { deliver_policy: DeliverPolicy.All }
               : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from },
             maxMessages
-          ).catch((e: unknown) => e instanceof errors.TimeoutError ? null : Promise.reject(e)),
+          ),
         catch: unavailable(`consume ${stream} for ${reader}`)
       })
-      if (messages === null) {
-        yield* Effect.logWarning(`${reader}: no consumer on ${stream} in time; catching up through the stream leader`)
-        return Stream.fromAsyncIterable(
-          throughLeader(jsm, stream, from),
-          unavailable(`catch up on ${stream} for ${reader}`)
-        )
-      }
       return Stream.fromAsyncIterable(messages, unavailable(`consume ${stream} for ${reader}`)).pipe(
         Stream.ensuring(Effect.promise(() => messages.close().then(() => undefined, () => undefined)))
       )
