@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import type * as Envelope from "../schema/Envelope.ts"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
 import type { SqlPort } from "./Sql.ts"
+import * as Suffixes from "./Suffixes.ts"
 
 /** A JSON value as the text of a `$n::jsonb` parameter; `undefined` becomes JSON null. */
 const json = (value: unknown): string => JSON.stringify(value === undefined ? null : value)
@@ -174,7 +175,7 @@ const isRunEvent = (s: Envelope.Stored): s is Envelope.Stored & { readonly event
   RUN_EVENTS.has(s.event._tag)
 
 /** Rows as one `$1::jsonb` array: each statement of a batch is one round trip with one parameter. */
-const rowsOf = (rows: ReadonlyArray<Record<string, unknown>>) => json(rows)
+const rowsOf = (rows: ReadonlyArray<object>) => json(rows)
 
 /**
  * The rows of `$1` as `r(x)`, with their count in `$n`: the planner takes the `limit` as the row estimate (it
@@ -209,10 +210,11 @@ const stepsInShape = (events: ReadonlyArray<Envelope.Stored & { readonly event: 
 
 /**
  * Run events of a batch (in stream order) as at most five statements, writing exactly what `event` would one
- * by one: runs inserted (the first RunStarted of each), steps inserted, completed, failed, then every other run
- * event folded into one update per run. That update applies, as `RUN_GUARD` does event by event, only the
- * events past the run's `last_seq` as it stands after the inserts (a run's events after its last applied one
- * always pass the guard, so that set is exactly the one the per-event fold applies).
+ * by one: runs inserted (the first RunStarted of each), steps inserted (completed already when their completion
+ * is in the batch too), completions of earlier steps, failures, then every other run event folded into one
+ * update per run. That update applies, as `RUN_GUARD` does event by event, only the events past the run's
+ * `last_seq` as it stands after the inserts (a run's events after its last applied one always pass the guard, so
+ * that set is a suffix of its events: Suffixes.ts folds each in memory and the run's `last_seq` picks one).
  */
 const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonly event: RunEvent }>) =>
   Effect.gen(function*() {
@@ -223,7 +225,7 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
       JSON.stringify([tenant, runId, stepId, attempt])
     const completed: Array<Record<string, unknown>> = []
     const failed: Array<Record<string, unknown>> = []
-    const updates: Array<Record<string, unknown>> = []
+    const updates: Array<Suffixes.Change> = []
     for (const { envelope, event: e, seq } of events) {
       const base = { tenant: envelope.tenant, id: envelope.actor.id, seq, at: envelope.at }
       switch (e._tag) {
@@ -269,7 +271,7 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           const row = steps.get(key)
           if (row !== undefined) steps.set(key, { ...row, completed: completion })
           else completed.push({ ...base, stepId: e.stepId, attempt: e.attempt, ...completion })
-          updates.push({ ...base, completed: true, tokensIn: e.tokensIn, tokensOut: e.tokensOut, costUsd: e.costUsd })
+          updates.push({ ...base, completed: { tokensIn: e.tokensIn, tokensOut: e.tokensOut, costUsd: e.costUsd } })
           break
         }
         case "StepFailed":
@@ -283,13 +285,16 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           updates.push(base)
           break
         case "RunSucceeded":
-          updates.push({ ...base, status: "succeeded", output: e.output ?? null, error: null })
+          updates.push({ ...base, ended: { status: "succeeded", output: e.output ?? null, error: null } })
           break
         case "RunFailed":
-          updates.push({ ...base, status: "failed", output: null, error: e.error ?? null })
+          updates.push({ ...base, ended: { status: "failed", output: null, error: e.error ?? null } })
           break
         case "RunCanceled":
-          updates.push({ ...base, status: "canceled", output: null, error: { code: "canceled", message: e.reason } })
+          updates.push({
+            ...base,
+            ended: { status: "canceled", output: null, error: { code: "canceled", message: e.reason } }
+          })
           break
       }
     }
@@ -345,40 +350,21 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
       )
     }
     if (updates.length > 0) {
-      // per run: the events past its last_seq; counters summed, times and status from the latest of them
+      // per run, the one suffix of its events that starts past its last_seq: the events its guard lets through
+      const suffixes = Suffixes.of(updates)
       yield* tx.query(
         `update runs set
-           steps = runs.steps + a.steps, tokens_in = runs.tokens_in + a.tokens_in, tokens_out = runs.tokens_out + a.tokens_out,
-           cost_usd = runs.cost_usd + a.cost_usd, updated_at = a.updated_at, last_seq = a.last_seq,
-           status = coalesce(a.status, runs.status),
-           output = case when a.status is null then runs.output else a.output end,
-           error = case when a.status is null then runs.error else a.error end,
-           finished_at = case when a.status is null then runs.finished_at else a.finished_at end
-         from (
-           select e.tenant, e.id,
-             (count(*) filter (where e.completed))::integer as steps,
-             coalesce(sum(e.tokens_in), 0) as tokens_in, coalesce(sum(e.tokens_out), 0) as tokens_out,
-             coalesce(sum(e.cost_usd), 0) as cost_usd,
-             max(e.seq) as last_seq,
-             (array_agg(e.at order by e.seq desc))[1] as updated_at,
-             (array_agg(e.status order by e.seq desc) filter (where e.status is not null))[1] as status,
-             (array_agg(e.output order by e.seq desc) filter (where e.status is not null))[1] as output,
-             (array_agg(e.error order by e.seq desc) filter (where e.status is not null))[1] as error,
-             (array_agg(e.at order by e.seq desc) filter (where e.status is not null))[1] as finished_at
-           from (
-             select x->>'tenant' as tenant, (x->>'id') collate "C" as id, (x->>'seq')::bigint as seq,
-               (x->>'at')::timestamptz as at, coalesce((x->>'completed')::boolean, false) as completed,
-               (x->>'tokensIn')::bigint as tokens_in, (x->>'tokensOut')::bigint as tokens_out,
-               (x->>'costUsd')::numeric as cost_usd, x->>'status' as status,
-               nullif(x->'output', 'null'::jsonb) as output, nullif(x->'error', 'null'::jsonb) as error
-             from ${elements(2)}
-           ) e
-           -- the guard as one primary-key lookup per event: a join would scan every run
-           where e.seq > (select c.last_seq from runs c where c.tenant_id = e.tenant and c.id = e.id)
-           group by e.tenant, e.id
-         ) a
-         where runs.tenant_id = a.tenant and runs.id = a.id`,
-        [rowsOf(updates), updates.length]
+           steps = runs.steps + (x->>'steps')::integer, tokens_in = runs.tokens_in + (x->>'tokensIn')::bigint,
+           tokens_out = runs.tokens_out + (x->>'tokensOut')::bigint, cost_usd = runs.cost_usd + (x->>'costUsd')::numeric,
+           updated_at = (x->>'at')::timestamptz, last_seq = (x->>'lastSeq')::bigint,
+           status = coalesce(x->>'status', runs.status),
+           output = case when x->>'status' is null then runs.output else nullif(x->'output', 'null'::jsonb) end,
+           error = case when x->>'status' is null then runs.error else nullif(x->'error', 'null'::jsonb) end,
+           finished_at = case when x->>'status' is null then runs.finished_at else (x->>'finishedAt')::timestamptz end
+         from ${elements(2)}
+         where runs.tenant_id = x->>'tenant' and runs.id = (x->>'id') collate "C"
+           and runs.last_seq >= (x->>'after')::bigint and runs.last_seq < (x->>'from')::bigint`,
+        [rowsOf(suffixes), suffixes.length]
       )
     }
   })
