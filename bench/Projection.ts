@@ -31,6 +31,8 @@ export interface Phase {
   readonly events: number
   readonly ms: number
   readonly perSecond: number
+  /** This process's CPU (all threads) per event over the phase, in microseconds. */
+  readonly cpuUs?: number
 }
 
 export interface DriverResult {
@@ -54,15 +56,26 @@ export interface DriverResult {
     readonly seconds: number
     /** From the last append's ack to listRuns showing every run as succeeded. */
     readonly lagMs: number
+    /**
+     * This process's CPU per event from the first append to the last run listed, in microseconds: the
+     * projector's batches at a steady rate (what a serving host pays), plus the appends and list reads.
+     */
+    readonly cpuUs: number
   }
 }
 
 const progress = (text: string) => Effect.sync(() => process.stderr.write(`bench: ${text}\n`))
 
-const phase = (events: number, ms: number): Phase => ({ events, ms, perSecond: (events * 1000) / ms })
+const phase = (events: number, ms: number, cpu?: NodeJS.CpuUsage): Phase => ({
+  events,
+  ms,
+  perSecond: (events * 1000) / ms,
+  ...(cpu === undefined ? {} : { cpuUs: (cpu.user + cpu.system) / events })
+})
 
 let counter = 0
-const id26 = (prefix: string) => prefix + (counter++).toString(36).padStart(26 - prefix.length, "0")
+/** An id as schema/Ids.ts spells them: the prefix and 26 characters (listRuns' cursor takes no other run id). */
+const id26 = (prefix: string) => prefix + (counter++).toString(36).padStart(26, "0")
 
 const SPEC = {
   systemPrompt: "You answer briefly.",
@@ -285,9 +298,10 @@ const measureDriver = (scale: number, driver: string, sql: Layer.Layer<Sql, unkn
       yield* Migrations.migrate
       yield* progress(`projection (${driver}): folding ${journal.events} events from a fresh database`)
       const began = performance.now()
+      const cpuBegan = process.cpuUsage()
       yield* Effect.forkScoped(Projector.run)
       yield* checkpointAt(journal.last)
-      const catchUp = phase(journal.events, performance.now() - began)
+      const catchUp = phase(journal.events, performance.now() - began, process.cpuUsage(cpuBegan))
       if ((yield* succeeded("bench-catchup")) !== runs)
         return yield* Effect.die(new Error("the catch-up runs are not all projected"))
 
@@ -306,6 +320,7 @@ const measureDriver = (scale: number, driver: string, sql: Layer.Layer<Sql, unkn
 
       const steady = Math.max(20, Math.round(runs / 2))
       yield* progress(`projection (${driver}): ${steady} runs at ${SUSTAINED_RATE} runs/s while the projectors run`)
+      const sustainedCpu = process.cpuUsage()
       const sustained = yield* appendSustained("bench-sustained", steady)
       const sustainedEnd = performance.now()
       for (;;) {
@@ -317,7 +332,12 @@ const measureDriver = (scale: number, driver: string, sql: Layer.Layer<Sql, unkn
         raw,
         catchUp,
         burst: { runs, events: burst.events, appendMs: appended - appendBegan, lagMs },
-        sustained: { runs: steady, seconds: sustained.seconds, lagMs: performance.now() - sustainedEnd }
+        sustained: {
+          runs: steady,
+          seconds: sustained.seconds,
+          lagMs: performance.now() - sustainedEnd,
+          cpuUs: (cpuOf(process.cpuUsage(sustainedCpu))) / (steady * EVENTS_PER_RUN)
+        }
       } satisfies DriverResult
       // the projectors stop before the database and the bus close
     }).pipe(Effect.scoped, Effect.provide(Layer.merge(bus, sql)))
@@ -345,8 +365,11 @@ export const run = (scale: number) =>
     return results
   }).pipe(Effect.scoped)
 
+const cpuOf = (u: NodeJS.CpuUsage) => u.user + u.system
+
 const rate = (x: number) => Math.round(x).toLocaleString("en-US")
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+const us = (x: number) => `${Math.round(x)} µs`
 
 export const render = (results: ReadonlyArray<DriverResult>): string => {
   const measured = results.filter((r) => r.skipped === undefined)
@@ -359,11 +382,13 @@ export const render = (results: ReadonlyArray<DriverResult>): string => {
         "raw consume ev/s",
         "projected ev/s",
         "ratio",
+        "CPU/event",
         `burst: runs`,
         "append",
         "lag to listRuns",
         `${SUSTAINED_RATE} runs/s: runs`,
-        "lag"
+        "lag",
+        "CPU/event"
       ],
       measured.map((r) => [
         r.driver,
@@ -371,16 +396,20 @@ export const render = (results: ReadonlyArray<DriverResult>): string => {
         rate(r.raw!.perSecond),
         rate(r.catchUp!.perSecond),
         `${(r.catchUp!.perSecond / r.raw!.perSecond).toFixed(2)}x`,
+        r.catchUp!.cpuUs === undefined ? "-" : us(r.catchUp!.cpuUs),
         String(r.burst!.runs),
         s(r.burst!.appendMs),
         s(r.burst!.lagMs),
         r.sustained === undefined ? "-" : `${r.sustained.runs} in ${r.sustained.seconds.toFixed(1)} s`,
-        r.sustained === undefined ? "-" : s(r.sustained.lagMs)
+        r.sustained === undefined ? "-" : s(r.sustained.lagMs),
+        r.sustained === undefined ? "-" : us(r.sustained.cpuUs)
       ])
     ),
     "   raw consume = an ordered consumer reading the same stream (the limit); ratio = projected / raw (1.00x = limit)",
     "   lag = from the burst's last append ack until Queries.listRuns shows every run of the burst as succeeded",
-    `   ${SUSTAINED_RATE} runs/s = whole run journals appended at that steady rate; lag as above (goal: under 1 s)`
+    `   ${SUSTAINED_RATE} runs/s = whole run journals appended at that steady rate; lag as above (goal: under 1 s)`,
+    "   CPU/event = this process's CPU (every thread) per event: the catch-up's is the projector's and its reads;",
+    "   at the steady rate it also holds the appends and list reads (Postgres' own CPU is its server's, not counted)"
   ]
   for (const r of results) if (r.skipped !== undefined) out.push(`   ${r.driver}: skipped (${r.skipped})`)
   return out.join("\n")
