@@ -7,7 +7,6 @@ import { Effect, Exit, Layer, ManagedRuntime } from "effect"
 import { RUNS } from "../bus/Topology.ts"
 import type * as Envelope from "../schema/Envelope.ts"
 import { DatabaseUnavailable } from "../schema/Errors.ts"
-import type { Event } from "../schema/Events.ts"
 import * as Drivers from "../tests/support/Drivers.ts"
 import * as DeadLetters from "./DeadLetters.ts"
 import * as Fixtures from "./Fixtures.ts"
@@ -18,72 +17,9 @@ import { Sql, type SqlPort } from "./Sql.ts"
 
 const TENANT = "tb"
 
-/**
- * A run as the run-path bench drives it: a model step, eight built-in tool calls journaled once each (ADR 0032),
- * a second model step, success. `poisoned` puts a NUL in the third tool call's output, which jsonb refuses.
- */
-const tenStepRun = (n: number, poisoned = false): ReadonlyArray<Fixtures.Entry> => {
-  const address = { type: "run" as const, tenant: TENANT, id: Fixtures.runId(n) }
-  let t = 0
-  const entry = (event: Event): Fixtures.Entry => ({ address, at: Fixtures.at(n * 100 + t++), event })
-  const answer = (content: string) => ({
-    _tag: "model" as const,
-    answer: { content, toolCalls: [], finishReason: "stop", provider: "offline", model: "offline-1" }
-  })
-  const model = (turn: number): ReadonlyArray<Fixtures.Entry> => [
-    entry({ _tag: "StepStarted", stepId: `turn-${turn}`, attempt: 1, request: { _tag: "model", model: "auto", turn } }),
-    entry({
-      _tag: "StepCompleted",
-      stepId: `turn-${turn}`,
-      attempt: 1,
-      result: answer(`answer ${turn}`),
-      tokensIn: 100 * turn,
-      tokensOut: 10,
-      costUsd: 0.0011,
-      durationMs: 3
-    })
-  ]
-  const tool = (i: number): Fixtures.Entry => {
-    const call = { id: `call_${i}`, name: "calculator", arguments: { expression: `${i}+1` } }
-    return entry({
-      _tag: "StepCompleted",
-      stepId: `turn-1:call_${i}`,
-      attempt: 1,
-      result: { _tag: "tool", callId: call.id, output: poisoned && i === 3 ? "a\u0000b" : String(i + 1) },
-      tokensIn: 0,
-      tokensOut: 0,
-      costUsd: 0,
-      durationMs: 0,
-      request: { _tag: "tool", call }
-    })
-  }
-  return [
-    entry({
-      _tag: "RunStarted",
-      runId: address.id,
-      agentName: "calc",
-      agentVersion: 1,
-      agentDigest: "sha256:calc",
-      spec: Fixtures.spec("calc"),
-      input: { n },
-      requestDigest: `sha256:req-${n}`
-    }),
-    ...model(1),
-    ...Array.from({ length: 8 }, (_, i) => tool(i)),
-    ...model(2),
-    entry({ _tag: "RunSucceeded", output: { answer: `answer 2` } })
-  ]
-}
-
-/** The runs' events interleaved one by one, as concurrent runs' events reach the stream. */
-const interleaved = (runs: ReadonlyArray<ReadonlyArray<Fixtures.Entry>>): ReadonlyArray<Fixtures.Entry> =>
-  Array.from({ length: Math.max(...runs.map((r) => r.length)) }, (_, i) => runs.flatMap((r) => r[i] ?? [])).flat()
-
 /** `runs` runs, the second with a poisoned tool output; the stream as stored, and where the poison is. */
 const journal = (runs: number) => {
-  const stored = Fixtures.storedOf(
-    interleaved(Array.from({ length: runs }, (_, i) => tenStepRun(i + 1, i === 1)))
-  )
+  const stored = Fixtures.storedOf(Fixtures.tenStepRuns(TENANT, runs))
   const poison = stored.find((s) =>
     s.event._tag === "StepCompleted" && JSON.stringify(s.event.result).includes("\\u0000")
   )!

@@ -267,3 +267,68 @@ export const auditEntries = (tenant: string): ReadonlyArray<Entry> =>
     at: at(200 + i),
     event: { _tag: "AuditRecorded", action, actor, target, outcome, detail }
   }))
+
+/**
+ * A run as the run-path bench drives it: a model step, eight built-in tool calls journaled once each (ADR 0032),
+ * a second model step, success. `poisoned` puts a NUL in the third tool call's output, which jsonb refuses.
+ */
+export const tenStepRun = (tenant: string, n: number, poisoned = false): ReadonlyArray<Entry> => {
+  const address = { type: "run" as const, tenant, id: runId(n) }
+  let t = 0
+  const entry = (event: Event): Entry => ({ address, at: at(n * 100 + t++), event })
+  const answer = (content: string) => ({
+    _tag: "model" as const,
+    answer: { content, toolCalls: [], finishReason: "stop", provider: "offline", model: "offline-1" }
+  })
+  const model = (turn: number): ReadonlyArray<Entry> => [
+    entry({ _tag: "StepStarted", stepId: `turn-${turn}`, attempt: 1, request: { _tag: "model", model: "auto", turn } }),
+    entry({
+      _tag: "StepCompleted",
+      stepId: `turn-${turn}`,
+      attempt: 1,
+      result: answer(`answer ${turn}`),
+      tokensIn: 100 * turn,
+      tokensOut: 10,
+      costUsd: 0.0011,
+      durationMs: 3
+    })
+  ]
+  const tool = (i: number): Entry => {
+    const call = { id: `call_${i}`, name: "calculator", arguments: { expression: `${i}+1` } }
+    return entry({
+      _tag: "StepCompleted",
+      stepId: `turn-1:call_${i}`,
+      attempt: 1,
+      result: { _tag: "tool", callId: call.id, output: poisoned && i === 3 ? "a\u0000b" : String(i + 1) },
+      tokensIn: 0,
+      tokensOut: 0,
+      costUsd: 0,
+      durationMs: 0,
+      request: { _tag: "tool", call }
+    })
+  }
+  return [
+    entry({
+      _tag: "RunStarted",
+      runId: address.id,
+      agentName: "calc",
+      agentVersion: 1,
+      agentDigest: "sha256:calc",
+      spec: spec("calc"),
+      input: { n },
+      requestDigest: `sha256:req-${n}`
+    }),
+    ...model(1),
+    ...Array.from({ length: 8 }, (_, i) => tool(i)),
+    ...model(2),
+    entry({ _tag: "RunSucceeded", output: { answer: `answer 2` } })
+  ]
+}
+
+/** The runs' events interleaved one by one, as concurrent runs' events reach the stream. */
+export const interleaved = (runs: ReadonlyArray<ReadonlyArray<Entry>>): ReadonlyArray<Entry> =>
+  Array.from({ length: Math.max(...runs.map((r) => r.length)) }, (_, i) => runs.flatMap((r) => r[i] ?? [])).flat()
+
+/** `runs` ten-step runs of one tenant, interleaved, the second with the poisoned tool output. */
+export const tenStepRuns = (tenant: string, runs: number): ReadonlyArray<Entry> =>
+  interleaved(Array.from({ length: runs }, (_, i) => tenStepRun(tenant, i + 1, i === 1)))
