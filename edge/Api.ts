@@ -333,6 +333,20 @@ const runs = [
     success: { 200: Media("text/event-stream", "text/event-stream") },
     failures: [F.RunNotFound]
   }),
+  make("tenantStream", {
+    method: "GET",
+    path: "/v1/stream",
+    scope: "runs:read",
+    summary:
+      "Every run's lifecycle events in the tenant as Server-Sent Events (data: RunActivity, no payloads), live from now; each `id` is the bus's stream sequence, and Last-Event-ID resumes after it",
+    headers: [{
+      name: "Last-Event-ID",
+      schema: Api.LastEventId,
+      description: "The `id` of the last frame received: the stream resumes after it",
+      emptyIsAbsent: true
+    }],
+    success: { 200: Media("text/event-stream", "text/event-stream") }
+  }),
   make("cancelRun", {
     method: "POST",
     path: "/v1/runs/:id/cancel",

@@ -38,6 +38,7 @@ import { identityHandlers } from "./IdentityRoutes.ts"
 import { receiptHandlers } from "./ReceiptRoutes.ts"
 import { agentHandlers, runHandlers } from "./Routes.ts"
 import { secretHandlers } from "./SecretRoutes.ts"
+import { streamHandlers } from "./StreamRoutes.ts"
 import * as Serve from "./Serve.ts"
 import * as System from "./System.ts"
 import { tenantHandlers } from "./TenantRoutes.ts"
@@ -132,7 +133,8 @@ export const layer = (options: Options) => {
         ...tenantHandlers,
         ...auditHandlers,
         ...secretHandlers,
-        ...deadLetterHandlers
+        ...deadLetterHandlers,
+        ...streamHandlers
       }),
       System.routes
     ),

@@ -77,6 +77,23 @@ export const EventResponse = Schema.Struct({
 })
 export type EventResponse = typeof EventResponse.Type
 
+/**
+ * One frame of the tenant-wide stream `GET /v1/stream`: a run's event, reduced to what a list of runs needs to know
+ * that a row changed (its SSE `id` is `seq`, the bus's stream-global sequence, and `event` is `type`). The event
+ * itself is read from the run (`/v1/runs/{id}`, `/events`); the frame never carries a payload.
+ */
+export const RunActivity = Schema.Struct({
+  seq: Schema.Int,
+  runId: Schema.String,
+  type: Schema.String,
+  at: Schema.String,
+  /** The run's status after this event: "running" until its terminal event. */
+  status: RunStatus,
+  /** The step the event is about (StepStarted, StepCompleted, StepFailed). */
+  stepId: Schema.NullOr(Schema.String)
+})
+export type RunActivity = typeof RunActivity.Type
+
 export const ErrorResponse = Schema.Struct({
   error: Schema.Struct({
     code: Schema.String,

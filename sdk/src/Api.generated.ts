@@ -131,6 +131,14 @@ export const operations = {
     answer: "text",
     authenticated: true
   },
+  tenantStream: {
+    method: "GET",
+    path: "/v1/stream",
+    params: [],
+    success: [200],
+    answer: "text",
+    authenticated: true
+  },
   cancelRun: {
     method: "POST",
     path: "/v1/runs/{id}/cancel",
@@ -998,6 +1006,18 @@ export interface Operations {
     readonly query: {}
     readonly headers: {
       /** The `id` of the last event received: the stream resumes after it */
+      readonly "Last-Event-ID"?: number
+    }
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: string
+  }
+  /** Every run's lifecycle events in the tenant as Server-Sent Events (data: RunActivity, no payloads), live from now; each `id` is the bus's stream sequence, and Last-Event-ID resumes after it */
+  readonly tenantStream: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {
+      /** The `id` of the last frame received: the stream resumes after it */
       readonly "Last-Event-ID"?: number
     }
     readonly body: undefined

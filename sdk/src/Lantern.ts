@@ -3,7 +3,7 @@
 import * as Receipt from "../../schema/Receipt.ts"
 import type { OperationId, Operations } from "./Api.generated.ts"
 import { call, type Input, type Output, type Settings, settingsOf } from "./Http.ts"
-import { type RunEvent, stream, type StreamOptions } from "./Stream.ts"
+import { activity, type RunActivity, type RunEvent, stream, type StreamOptions } from "./Stream.ts"
 
 export interface LanternOptions {
   /** Where the API is; LANTERN_URL, else http://127.0.0.1:8080. */
@@ -62,6 +62,12 @@ export class Lantern {
      */
     stream: (id: string, options: StreamOptions = {}): AsyncGenerator<RunEvent, void, undefined> =>
       stream(this.#settings, id, options, async () => (await this.runs.get(id)).status !== "running"),
+    /**
+     * Every run event of the tenant, live from now and without end (one small frame each: run, type, status after),
+     * resumed after the last frame on a drop; `lastEventId` (a frame's `seq`) starts after that frame.
+     */
+    activity: (options: StreamOptions = {}): AsyncGenerator<RunActivity, void, undefined> =>
+      activity(this.#settings, options),
     cancel: (id: string, body: Body<"cancelRun"> = {}) => this.request("cancelRun", { params: { id }, body }),
     approve: (id: string, stepId: string, body: Body<"approveStep">) =>
       this.request("approveStep", { params: { id, stepId }, body }),

@@ -20,6 +20,7 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   getRun: "runs.get",
   runEvents: "runs.events",
   runStream: "runs.stream",
+  tenantStream: "runs.activity",
   cancelRun: "runs.cancel",
   approveStep: "runs.approve",
   runReceipt: "runs.receipt",

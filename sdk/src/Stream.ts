@@ -57,13 +57,22 @@ interface Cursor {
 /** A gateway in front of a restarting server answers these: try again. Any other error status is the answer. */
 const TRANSIENT = new Set([502, 503, 504])
 
-/** One connection: its events until the terminal one or until it ends or breaks, then how it ended. */
-async function* connection(
+/** What a frame of a stream gives: the value to yield (null for a frame that only moves the cursor), and whether it ends the stream. */
+type Read<A> = (message: Sse.Message) => { readonly value: A | null; readonly last: boolean }
+
+const readEvent: Read<RunEvent> = (m) => {
+  const event = JSON.parse(m.data) as RunEvent
+  return { value: event, last: TERMINAL.has(event.type) }
+}
+
+/** One connection: its events until the last one or until it ends or breaks, then how it ended. */
+async function* connection<A>(
   settings: Settings,
   url: string,
   cursor: Cursor,
-  signal: AbortSignal | undefined
-): AsyncGenerator<RunEvent, End, undefined> {
+  signal: AbortSignal | undefined,
+  read: Read<A>
+): AsyncGenerator<A, End, undefined> {
   const controller = new AbortController()
   const abort = () => controller.abort(signal?.reason)
   signal?.addEventListener("abort", abort, { once: true })
@@ -88,12 +97,13 @@ async function* connection(
         : decoder.push(text.decode(chunk.value, { stream: true }))
       for (const m of messages) {
         if (m.event === "error") throw new Error(`the server broke the stream: ${m.data}`)
-        const event = JSON.parse(m.data) as RunEvent
+        const { value, last } = read(m)
         cursor.last = m.id === null ? cursor.last + 1 : positionOf(m.id)
         cursor.failures = 0
+        if (value === null) continue
         received++
-        yield event
-        if (TERMINAL.has(event.type)) return { _tag: "terminal" }
+        yield value
+        if (last) return { _tag: "terminal" }
       }
       cursor.delay = decoder.retry() ?? cursor.delay
       if (chunk.done) return { _tag: "closed", received }
@@ -125,7 +135,7 @@ export async function* stream(
   const url = urlOf(settings, pathOf(operations.runStream.path, { id }))
   for (;;) {
     signal?.throwIfAborted()
-    const end = yield* connection(settings, url, cursor, signal)
+    const end = yield* connection(settings, url, cursor, signal, readEvent)
     if (end._tag === "terminal") return
     // an empty stream that ended cleanly: complete when the run has finished (a failed look is no answer: go on)
     if (end._tag === "closed" && end.received === 0 && await finished().catch(() => false)) return
@@ -133,6 +143,49 @@ export async function* stream(
       throw end._tag === "broken"
         ? unreachable(settings.baseUrl, end.cause)
         : new LanternError(0, "unreachable", `the event stream of run ${id} kept closing before its end`)
+    }
+    await sleep(cursor.delay, signal)
+  }
+}
+
+/** A frame of the tenant's run activity (`GET /v1/stream`): which run an event was of, its type, and the run's status after it. */
+export interface RunActivity {
+  /** The bus's stream sequence of the event: the frame's id, which `lastEventId` resumes after. */
+  readonly seq: number
+  readonly runId: string
+  readonly type: string
+  readonly at: string
+  readonly status: "running" | "succeeded" | "failed" | "canceled"
+  readonly stepId: string | null
+}
+
+const readActivity: Read<RunActivity> = (m) => ({
+  value: m.event === "ready" ? null : JSON.parse(m.data) as RunActivity,
+  last: false
+})
+
+/**
+ * Every run event of the tenant from now on (or after `lastEventId`, a frame's `seq`), live and without end, as an
+ * async iterator; a dropped connection is resumed after the last frame received. Stop it with `signal` or `return()`.
+ */
+export async function* activity(
+  settings: Settings,
+  options: StreamOptions
+): AsyncGenerator<RunActivity, void, undefined> {
+  const { signal } = options
+  const maxRetries = options.maxRetries ?? 5
+  const cursor: Cursor = { last: positionOf(options.lastEventId), failures: 0, delay: options.retryDelayMs ?? 1000 }
+  const url = urlOf(settings, operations.tenantStream.path)
+  for (;;) {
+    signal?.throwIfAborted()
+    const end = yield* connection(settings, url, cursor, signal, readActivity)
+    // a connection that gave frames and closed is no failure: the next resumes after them
+    if (end._tag === "broken" || (end._tag === "closed" && end.received === 0)) {
+      if (++cursor.failures > maxRetries) {
+        throw end._tag === "broken"
+          ? unreachable(settings.baseUrl, end.cause)
+          : new LanternError(0, "unreachable", "the tenant's run activity stream kept closing")
+      }
     }
     await sleep(cursor.delay, signal)
   }
