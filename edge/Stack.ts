@@ -39,6 +39,7 @@ import { receiptHandlers } from "./ReceiptRoutes.ts"
 import { agentHandlers, runHandlers } from "./Routes.ts"
 import { secretHandlers } from "./SecretRoutes.ts"
 import { streamHandlers } from "./StreamRoutes.ts"
+import * as Cockpit from "./Cockpit.ts"
 import * as Serve from "./Serve.ts"
 import * as System from "./System.ts"
 import { tenantHandlers } from "./TenantRoutes.ts"
@@ -136,6 +137,7 @@ export const layer = (options: Options) => {
         ...deadLetterHandlers,
         ...streamHandlers
       }),
+      Cockpit.layer({ devToken: options.banner }),
       System.routes
     ),
     {

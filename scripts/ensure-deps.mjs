@@ -1,5 +1,6 @@
 // Checks the binaries that `npm test`, `npm run dev` and `npm run bench` need before they start, and fetches
-// what is missing when it can; then brings the bundle of edge/main.ts up to date (scripts/build.mjs, ADR 0027).
+// what is missing when it can; then brings the bundle of edge/main.ts (scripts/build.mjs, ADR 0027) and the cockpit's
+// static build (scripts/build-ui.mjs, ADR 0040) up to date.
 // Plain Node ESM: runs on Node 20 and 24.
 //
 // Usage: node scripts/ensure-deps.mjs [--test]
@@ -40,3 +41,6 @@ ensureNatsServer()
 // the bundle `lantern` runs: built here, once, so parallel test workers and the first start find it ready
 const { ensureBuilt } = await import("./build.mjs")
 await ensureBuilt().catch((e) => fail([e instanceof Error ? e.message : String(e)]))
+// the cockpit the edge serves at `/`: built when a file of ui/ is newer than ui/dist
+const { ensureUiBuilt } = await import("./build-ui.mjs")
+await ensureUiBuilt().catch((e) => fail([e instanceof Error ? e.message : String(e)]))

@@ -1,9 +1,10 @@
 // The architecture's import rules, enforced by the build (tests/support/Boundaries.ts): schema/ imports nothing
 // of ours, bus/ knows no actor or read model, actors/ never reach the edge, the database or the HTTP bodies
-// (schema/Api.ts), projections/ never reach an actor, only bus/ imports the NATS client (@nats-io), harness/ and
-// ui/ see only schema/, bench/ and scripts/ import no test file, and no two files or modules import each other
+// (schema/Api.ts), projections/ never reach an actor, only bus/ imports the NATS client (@nats-io), harness/ sees
+// only schema/, ui/ only Solid and schema/ (types, but for the pure modules it bundles), bench/ and scripts/ import no test file, and no two files or modules import each other
 // round a cycle; sdk/ imports no package and only the pure schema/ modules it bundles. The checker is shown to catch a
 // deliberate forbidden import.
+import { readFileSync } from "node:fs"
 import { resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import * as Boundaries from "./support/Boundaries.ts"
@@ -44,6 +45,31 @@ describe("import boundaries", () => {
     }
   })
 
+  it("ui/ bundles of schema/ only the pure modules it shares, and takes every other module's types alone", () => {
+    const files = [...graph.keys()].filter((f) => f.startsWith("ui/"))
+    expect(files).toContain("ui/src/main.tsx")
+    expect(files).toContain("ui/src/receipt.ts")
+    const bundled = files.flatMap((f) =>
+      Boundaries.valueImports(ROOT, f, readFileSync(resolve(ROOT, f), "utf8"))
+        .filter((t) => t.startsWith("schema/") && !Boundaries.UI_SHARED.includes(t))
+        .map((t) => `${f} -> ${t}`)
+    )
+    expect(bundled).toEqual([])
+    for (const shared of Boundaries.UI_SHARED) expect(graph.get(shared), shared).toEqual([])
+    // the checker tells a type import from one that stays in the build
+    const text = [
+      `import type { RunView } from "../../schema/Run.ts"`,
+      `import { type EventResponse } from "../../schema/Api.ts"`,
+      `import * as Sse from "../../schema/Sse.ts"`,
+      `import "./style.css"`
+    ].join("\n")
+    expect(Boundaries.valueImports(ROOT, "ui/src/X.ts", text)).toEqual([
+      "schema/Api.ts",
+      "schema/Sse.ts",
+      "ui/src/style.css"
+    ])
+  })
+
   it("no import cycle between files (tests aside) nor between modules", () => {
     const production = new Map([...graph].filter(([f]) => !f.endsWith(".test.ts") && !f.startsWith("tests/")))
     expect(Boundaries.cycles(production)).toEqual([])
@@ -59,6 +85,7 @@ describe("import boundaries", () => {
       ["projections/Raw.ts", ["npm:@nats-io/jetstream", "npm:effect"]],
       ["edge/Raw.ts", ["npm:@nats-io/kv"]],
       ["sdk/src/Leaky.ts", ["edge/Api.ts", "npm:effect", "schema/Api.ts", "schema/Sse.ts", "node:crypto"]],
+      ["ui/src/Leaky.tsx", ["edge/Api.ts", "npm:effect", "node:fs", "schema/Run.ts", "npm:solid-js/store"]],
       ["actors/run/Raw.test.ts", ["npm:@nats-io/jetstream"]],
       ["actors/model/Loop.ts", ["actors/run/Loop.ts"]],
       ["actors/run/Loop.ts", ["actors/model/Loop.ts"]]
@@ -73,7 +100,10 @@ describe("import boundaries", () => {
       "edge/Raw.ts -> npm:@nats-io/kv",
       "sdk/src/Leaky.ts -> edge/Api.ts",
       "sdk/src/Leaky.ts -> npm:effect",
-      "sdk/src/Leaky.ts -> schema/Api.ts"
+      "sdk/src/Leaky.ts -> schema/Api.ts",
+      "ui/src/Leaky.tsx -> edge/Api.ts",
+      "ui/src/Leaky.tsx -> npm:effect",
+      "ui/src/Leaky.tsx -> node:fs"
     ])
     expect(Boundaries.cycles(bad)).toContainEqual(["actors/model/Loop.ts", "actors/run/Loop.ts"])
     const modules = Boundaries.cycles(Boundaries.folders(bad))

@@ -1,0 +1,55 @@
+// The cockpit's frame: sign-in until a key is held, then the navigation and the view the hash names.
+import { createMemo, Match, Show, Switch } from "solid-js"
+import { makeClient } from "./api.ts"
+import { createRoute, href } from "./route.ts"
+import { createSession } from "./session.ts"
+import { Agents } from "./views/Agents.tsx"
+import { RunDetail } from "./views/RunDetail.tsx"
+import { Runs } from "./views/Runs.tsx"
+import { SignIn } from "./views/SignIn.tsx"
+
+export const App = () => {
+  const session = createSession()
+  const route = createRoute()
+  const client = createMemo(() => {
+    const token = session.token()
+    return token === null ? null : makeClient(token, session.signOut)
+  })
+  return (
+    <Show when={client()} keyed fallback={<SignIn onSignIn={session.signIn} />}>
+      {(c) => (
+        <div class="shell">
+          <header class="top">
+            <span class="brand">Lantern</span>
+            <nav aria-label="Views">
+              <a href={href({ view: "runs" })} aria-current={route().view !== "agents" ? "page" : undefined}>Runs</a>
+              <a href={href({ view: "agents" })} aria-current={route().view === "agents" ? "page" : undefined}>
+                Agents
+              </a>
+            </nav>
+            <button type="button" class="quiet" onClick={session.signOut}>Sign out</button>
+          </header>
+          <main>
+            <Switch>
+              <Match when={route().view === "agents"}>
+                <Agents client={c} />
+              </Match>
+              <Match
+                when={(() => {
+                  const r = route()
+                  return r.view === "run" ? r.id : null
+                })()}
+                keyed
+              >
+                {(id) => <RunDetail client={c} id={id} />}
+              </Match>
+              <Match when={route().view === "runs"}>
+                <Runs client={c} />
+              </Match>
+            </Switch>
+          </main>
+        </div>
+      )}
+    </Show>
+  )
+}

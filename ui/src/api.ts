@@ -1,0 +1,86 @@
+// The cockpit's client of the edge: plain fetch with the signed-in key in the Authorization header (never in a URL),
+// each answer typed by the schema/ bodies it is, each error answer thrown as one ApiError.
+import type { AgentVersionView, AgentView } from "../../schema/Agent.ts"
+import type { EventResponse, RunListResponse } from "../../schema/Api.ts"
+
+type RunPage = typeof RunListResponse.Type
+import type { PublicKey, Receipt } from "../../schema/Receipt.ts"
+import type { RunStatus, RunView } from "../../schema/Run.ts"
+
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message)
+  }
+}
+
+export interface RunFilter {
+  readonly status?: RunStatus | undefined
+  readonly agentName?: string | undefined
+}
+
+export type Client = ReturnType<typeof makeClient>
+
+/** A client for `token`; `onUnauthorized` hears of a 401 (an expired or revoked key), so the page can sign out. */
+export const makeClient = (token: string, onUnauthorized: () => void = () => {}) => {
+  const call = async (path: string, init: RequestInit = {}): Promise<Response> => {
+    let res: Response
+    try {
+      res = await fetch(path, {
+        ...init,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(init.body === undefined ? {} : { "content-type": "application/json" })
+        }
+      })
+    } catch (e) {
+      throw new ApiError(0, "unreachable", `the server did not answer: ${e instanceof Error ? e.message : String(e)}`)
+    }
+    if (res.ok) return res
+    if (res.status === 401) onUnauthorized()
+    const body = await res.json().catch(() => null) as { error?: { code?: string; message?: string } } | null
+    throw new ApiError(res.status, body?.error?.code ?? `http_${res.status}`, body?.error?.message ?? res.statusText)
+  }
+  const json = async <A>(path: string, init?: RequestInit): Promise<A> => (await call(path, init)).json() as Promise<A>
+  const post = <A>(path: string, body: unknown) => json<A>(path, { method: "POST", body: JSON.stringify(body) })
+  const id = encodeURIComponent
+
+  return {
+    token,
+    listRuns: (filter: RunFilter = {}, limit = 200) => {
+      const q = new URLSearchParams({ limit: String(limit) })
+      if (filter.status !== undefined) q.set("status", filter.status)
+      if (filter.agentName !== undefined) q.set("agentName", filter.agentName)
+      return json<RunPage>(`/v1/runs?${q}`)
+    },
+    getRun: (runId: string) => json<RunView>(`/v1/runs/${id(runId)}`),
+    events: (runId: string) => json<{ items: ReadonlyArray<EventResponse> }>(`/v1/runs/${id(runId)}/events`),
+    cancel: (runId: string, reason: string) => post<RunView>(`/v1/runs/${id(runId)}/cancel`, { reason }),
+    approve: (runId: string, stepId: string, approved: boolean, by: string) =>
+      post<RunView>(`/v1/runs/${id(runId)}/approvals/${id(stepId)}`, { approved, by }),
+    receipt: (runId: string) => json<Receipt>(`/v1/runs/${id(runId)}/receipt`),
+    journal: async (runId: string) => (await call(`/v1/runs/${id(runId)}/journal`)).text(),
+    keys: () => json<{ keys: ReadonlyArray<PublicKey> }>("/.well-known/lantern-receipts"),
+    listAgents: () => json<{ items: ReadonlyArray<AgentView> }>("/v1/agents"),
+    versions: (name: string) => json<{ items: ReadonlyArray<AgentVersionView> }>(`/v1/agents/${id(name)}/versions`),
+    startRun: (agentName: string, input: unknown) => post<RunView>("/v1/runs", { agentName, input })
+  }
+}
+
+/** Whether `token` opens the API (a cheap read every key with `runs:read` may make). */
+export const check = async (token: string): Promise<ApiError | null> => {
+  try {
+    await makeClient(token).listRuns({}, 1)
+    return null
+  } catch (e) {
+    return e instanceof ApiError ? e : new ApiError(0, "unreachable", String(e))
+  }
+}
+
+/** The dev stack's token, offered on a page loaded from this machine; null anywhere else. */
+export const devToken = async (): Promise<string | null> => {
+  if (!["localhost", "127.0.0.1", "[::1]"].includes(location.hostname)) return null
+  const res = await fetch("/cockpit/dev-token").catch(() => null)
+  if (res === null || !res.ok) return null
+  const body = await res.json().catch(() => null) as { token?: unknown } | null
+  return typeof body?.token === "string" ? body.token : null
+}

@@ -1,0 +1,27 @@
+// Where the page is: the hash (`#/runs`, `#/runs/<id>`, `#/agents`), so the edge serves one document at `/` and no
+// route of the cockpit can collide with the API's.
+import { createSignal, onCleanup } from "solid-js"
+
+export type Route =
+  | { readonly view: "runs" }
+  | { readonly view: "run"; readonly id: string }
+  | { readonly view: "agents" }
+
+export const parse = (hash: string): Route => {
+  const parts = hash.replace(/^#\/?/, "").split("/").filter((p) => p !== "").map(decodeURIComponent)
+  if (parts[0] === "runs" && parts[1] !== undefined) return { view: "run", id: parts[1] }
+  if (parts[0] === "agents") return { view: "agents" }
+  return { view: "runs" }
+}
+
+export const href = (route: Route): string =>
+  route.view === "run" ? `#/runs/${encodeURIComponent(route.id)}` : `#/${route.view}`
+
+/** The current route, following hash changes until the owner is disposed. */
+export const createRoute = () => {
+  const [route, setRoute] = createSignal(parse(location.hash))
+  const onChange = () => setRoute(parse(location.hash))
+  window.addEventListener("hashchange", onChange)
+  onCleanup(() => window.removeEventListener("hashchange", onChange))
+  return route
+}

@@ -1,0 +1,104 @@
+// The live list of runs: a page of `GET /v1/runs` once the tenant stream (`GET /v1/stream`) says where it starts,
+// then every frame of that stream marks its run and re-reads it (a few at a time), so rows change in place, keep
+// their identity (createStore + reconcile) and new runs appear at the top without a reload.
+import { createSignal, onCleanup } from "solid-js"
+import { createStore, reconcile } from "solid-js/store"
+import type { RunActivity } from "../../schema/Api.ts"
+import type { RunView } from "../../schema/Run.ts"
+import { ApiError, type Client, type RunFilter } from "./api.ts"
+import { createEventStream } from "./sse.ts"
+
+/** `lantern doctor`'s probe runs are left out of lists, as `GET /v1/runs` leaves them out. */
+const PROBE_AGENT = "lantern-doctor-probe"
+
+export const matches = (run: RunView, filter: RunFilter): boolean =>
+  (filter.status === undefined || run.status === filter.status) &&
+  (filter.agentName === undefined ? run.agentName !== PROBE_AGENT : run.agentName === filter.agentName)
+
+/** Newest first by creation time, ties by id (descending), as `GET /v1/runs` orders them. */
+export const order = (a: RunView, b: RunView): number =>
+  a.createdAt === b.createdAt ? (a.id < b.id ? 1 : a.id > b.id ? -1 : 0) : a.createdAt < b.createdAt ? 1 : -1
+
+/** Re-reads of marked runs wait this long, so a burst of events of one run costs one read. */
+const COALESCE_MS = 120
+
+export const createRunList = (client: Client, filter: () => RunFilter) => {
+  const [state, setState] = createStore<{ rows: Array<RunView> }>({ rows: [] })
+  const [loading, setLoading] = createSignal(true)
+  const [error, setError] = createSignal<string | null>(null)
+  const known = new Map<string, RunView>()
+  const marked = new Set<string>()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let started = false
+
+  const publish = () => {
+    const f = filter()
+    setState("rows", reconcile([...known.values()].filter((r) => matches(r, f)).sort(order), { key: "id" }))
+  }
+
+  const load = async () => {
+    setLoading(true)
+    try {
+      const page = await client.listRuns(filter())
+      known.clear()
+      for (const run of page.items) known.set(run.id, run)
+      setError(null)
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e))
+    } finally {
+      setLoading(false)
+      publish()
+    }
+  }
+
+  const flush = async () => {
+    timer = undefined
+    const ids = [...marked]
+    marked.clear()
+    await Promise.all(ids.map(async (id) => {
+      try {
+        const run = await client.getRun(id)
+        const had = known.get(id)
+        // a read that an older read overtook does not win
+        if (had === undefined || had.updatedAt <= run.updatedAt) known.set(id, run)
+      } catch (e) {
+        if (!(e instanceof ApiError && e.status === 404)) marked.add(id)
+      }
+    }))
+    publish()
+    if (marked.size > 0 && timer === undefined) timer = setTimeout(flush, 1000)
+  }
+
+  const stream = createEventStream("/v1/stream", {
+    token: client.token,
+    onMessage: (m) => {
+      if (m.event === "ready") {
+        // the first connection lists the runs from where the stream starts; a resumed one misses nothing
+        if (!started) {
+          started = true
+          void load()
+        }
+        return
+      }
+      if (m.event === "error" || m.event === "message") return
+      const activity = JSON.parse(m.data) as RunActivity
+      const row = known.get(activity.runId)
+      if (row !== undefined && row.status !== activity.status) {
+        known.set(activity.runId, { ...row, status: activity.status })
+        publish()
+      }
+      marked.add(activity.runId)
+      if (timer === undefined) timer = setTimeout(flush, COALESCE_MS)
+    }
+  })
+  onCleanup(() => clearTimeout(timer))
+
+  return {
+    rows: () => state.rows,
+    loading,
+    error: () => error() ?? stream.error()?.message ?? null,
+    live: stream.readyState,
+    /** The filter changed: list again under it. */
+    reload: load
+  }
+}

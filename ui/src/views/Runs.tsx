@@ -1,0 +1,105 @@
+// The live list of runs: status and agent filters, and a row per run with its status, agent@version, age, steps,
+// tokens and cost, kept current by the tenant stream.
+import { createResource, createSignal, For, onCleanup, Show } from "solid-js"
+import type { RunStatus } from "../../../schema/Run.ts"
+import type { Client, RunFilter } from "../api.ts"
+import { age, tokens, usd } from "../format.ts"
+import { href } from "../route.ts"
+import { createRunList } from "../runs.ts"
+
+const STATUSES: ReadonlyArray<RunStatus> = ["running", "succeeded", "failed", "canceled"]
+
+/** The current time, ticking each second while the view is shown (for the age column). */
+const createNow = () => {
+  const [now, setNow] = createSignal(Date.now())
+  const timer = setInterval(() => setNow(Date.now()), 1000)
+  onCleanup(() => clearInterval(timer))
+  return now
+}
+
+export const Runs = (props: { readonly client: Client }) => {
+  const [filter, setFilter] = createSignal<RunFilter>({})
+  const list = createRunList(props.client, filter)
+  const [agents] = createResource(() => props.client.listAgents().then((a) => a.items.map((x) => x.name)))
+  const now = createNow()
+  const change = (next: RunFilter) => {
+    setFilter(next)
+    void list.reload()
+  }
+
+  return (
+    <section aria-labelledby="runs-title">
+      <div class="bar">
+        <h1 id="runs-title">Runs</h1>
+        <span class={`live ${list.live()}`} role="status" aria-live="polite">
+          {list.live() === "open" ? "live" : list.live() === "connecting" ? "connecting…" : "offline"}
+        </span>
+        <label>
+          Status{" "}
+          <select
+            name="status"
+            onChange={(e) =>
+              change({
+                ...filter(),
+                status: e.currentTarget.value === "" ? undefined : e.currentTarget.value as RunStatus
+              })}
+          >
+            <option value="">any</option>
+            <For each={STATUSES}>{(s) => <option value={s}>{s}</option>}</For>
+          </select>
+        </label>
+        <label>
+          Agent{" "}
+          <select
+            name="agent"
+            onChange={(e) =>
+              change({ ...filter(), agentName: e.currentTarget.value === "" ? undefined : e.currentTarget.value })}
+          >
+            <option value="">any</option>
+            <For each={agents() ?? []}>{(name) => <option value={name}>{name}</option>}</For>
+          </select>
+        </label>
+      </div>
+      <Show when={list.error()}>{(message) => <p role="alert" class="error">{message()}</p>}</Show>
+      <Show
+        when={list.rows().length > 0}
+        fallback={<p class="empty">{list.loading() ? "Loading runs…" : "No runs yet. Start one from Agents."}</p>}
+      >
+        <table class="runs">
+          <thead>
+            <tr>
+              <th scope="col">Status</th>
+              <th scope="col">Run</th>
+              <th scope="col">Agent</th>
+              <th scope="col">Age</th>
+              <th scope="col" class="num">Steps</th>
+              <th scope="col" class="num">Tokens in / out</th>
+              <th scope="col" class="num">Cost</th>
+            </tr>
+          </thead>
+          <tbody>
+            <For each={list.rows()}>
+              {(run) => (
+                <tr data-run-id={run.id} data-status={run.status}>
+                  <td>
+                    <span class={`status ${run.status}`}>
+                      {run.waiting ? `waiting (${run.waiting.kind})` : run.status}
+                    </span>
+                  </td>
+                  <td>
+                    <a href={href({ view: "run", id: run.id })}>{run.id}</a>
+                  </td>
+                  <td>{run.agentName}@{run.agentVersion}</td>
+                  <td title={run.createdAt}>{age(run.createdAt, now())}</td>
+                  <td class="num">{run.steps}</td>
+                  <td class="num">{tokens(run.tokensIn, run.tokensOut)}</td>
+                  <td class="num">{usd(run.costUsd)}</td>
+                </tr>
+              )}
+            </For>
+          </tbody>
+        </table>
+      </Show>
+    </section>
+  )
+}
