@@ -1,0 +1,330 @@
+// The cockpit (ui/, ADR 0040) end to end in a real headless Chromium against a real `lantern serve`: the page and its
+// Content-Security-Policy, sign-in, a run appearing live in the list, its timeline growing to an approval, approved
+// in the page, its receipt verified in the browser with every named check (the same verdict as schema/Receipt.ts's),
+// and a tampered journal failing its check. Also the tenant-wide stream `GET /v1/stream` the list follows.
+import { spawnSync } from "node:child_process"
+import { existsSync, mkdirSync } from "node:fs"
+import { join } from "node:path"
+import { type Browser, chromium, type Page } from "playwright-core"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Sse from "../schema/Sse.ts"
+import * as Receipt from "../schema/Receipt.ts"
+import { startServer, type TestServer } from "./support/Bus.ts"
+import { api, eventually, ROOT, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
+
+/** Debian's chromium, or the one LANTERN_CHROMIUM names; browsers are never downloaded. */
+const CHROMIUM = [process.env["LANTERN_CHROMIUM"], "/usr/bin/chromium", "/usr/bin/chromium-browser"]
+  .find((p): p is string => p !== undefined && p !== "" && existsSync(p))
+const SCREENSHOTS = join(ROOT, "test-artifacts", "cockpit")
+
+let nats: TestServer
+let stack: StackProcess
+let call: ReturnType<typeof api>
+
+const tool = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  description: name,
+  parameters: { type: "object", properties: {} },
+  ...extra
+})
+
+const startRun = async (agentName: string, input: unknown): Promise<string> => {
+  const r = await call("POST", "/v1/runs", { agentName, input })
+  expect(r.status).toBe(201)
+  return r.json.id as string
+}
+
+const finished = (id: string) =>
+  eventually(
+    async () => {
+      const r = await call("GET", `/v1/runs/${id}`)
+      return r.json?.status !== "running" ? r.json : null
+    },
+    30_000,
+    `run ${id} to finish`
+  )
+
+/** Frames of `GET /v1/stream` until `until` holds of those read, with the response's headers. */
+const readStream = async (
+  headers: Record<string, string>,
+  until: (frames: ReadonlyArray<Sse.Message>) => boolean,
+  onOpen: () => Promise<unknown> = async () => undefined
+) => {
+  const controller = new AbortController()
+  const res = await fetch(`${stack.url}/v1/stream`, {
+    headers: { authorization: `Bearer ${stack.token}`, ...headers },
+    signal: controller.signal
+  })
+  expect(res.status).toBe(200)
+  expect(res.headers.get("content-type")).toContain("text/event-stream")
+  const decoder = Sse.makeDecoder()
+  const text = new TextDecoder()
+  const reader = res.body!.getReader()
+  const frames: Array<Sse.Message> = []
+  const timer = setTimeout(() => controller.abort(), 30_000)
+  let opened = false
+  try {
+    while (!until(frames)) {
+      const chunk = await reader.read()
+      if (chunk.done) break
+      frames.push(...decoder.push(text.decode(chunk.value, { stream: true })))
+      if (!opened && frames.some((f) => f.event === "ready")) {
+        opened = true
+        await onOpen()
+      }
+    }
+  } finally {
+    clearTimeout(timer)
+    controller.abort()
+  }
+  return frames
+}
+
+beforeAll(async () => {
+  // the cockpit's static build, as `npm test` makes it (scripts/ensure-deps.mjs) when this file runs alone
+  const built = spawnSync(join(ROOT, "node_modules/.bin/node"), [join(ROOT, "scripts/build-ui.mjs"), "--quiet"], {
+    cwd: ROOT,
+    stdio: ["ignore", "inherit", "inherit"]
+  })
+  if (built.status !== 0) throw new Error(`building the cockpit failed (exit ${built.status ?? built.signal})`)
+  nats = await startServer("lantern-cockpit")
+  stack = await startStack({ natsUrl: nats.handle.url })
+  call = api(stack)
+  for (
+    const a of [
+      {
+        name: "careful",
+        spec: {
+          systemPrompt: "You are careful.",
+          maxTurns: 4,
+          tools: [tool("echo", { approval: { expiresInSeconds: 600 } })]
+        }
+      },
+      { name: "calc", spec: { systemPrompt: "You compute.", maxTurns: 4, tools: [tool("calculator")] } }
+    ]
+  ) expect((await call("POST", "/v1/agents", a)).status).toBe(201)
+}, 240_000)
+
+afterAll(() => stopStack(stack, nats))
+
+describe("GET /v1/stream", () => {
+  it("starts now, sends one frame per run event with the bus sequence as its id, and resumes after Last-Event-ID", async () => {
+    const before = await startRun("calc", "calculator: 1+1")
+    await finished(before)
+    let id = ""
+    const frames = await readStream(
+      {},
+      (fs) => fs.some((f) => f.event === "RunSucceeded" && JSON.parse(f.data).runId === id),
+      async () => (id = await startRun("calc", "calculator: 2*21"))
+    )
+    expect(frames[0]!.event).toBe("ready")
+    const events = frames.filter((f) => f.event !== "ready")
+    // nothing of the run that finished before the stream opened
+    expect(events.every((f) => JSON.parse(f.data).runId === id)).toBe(true)
+    const journal = (await call("GET", `/v1/runs/${id}/events`)).json.items as Array<{ seq: number; type: string }>
+    expect(events.map((f) => f.event)).toEqual(journal.map((e) => e.type))
+    expect(events.map((f) => Number(f.id))).toEqual(journal.map((e) => e.seq))
+    expect(events.map((f) => JSON.parse(f.data).status)).toEqual([
+      ...journal.slice(0, -1).map(() => "running"),
+      "succeeded"
+    ])
+    expect(JSON.parse(events[0]!.data)).toEqual({
+      seq: journal[0]!.seq,
+      runId: id,
+      type: "RunStarted",
+      at: expect.any(String),
+      status: "running",
+      stepId: null
+    })
+
+    // resumed after the second frame: the third on, none again
+    const resumed = await readStream(
+      { "last-event-id": events[1]!.id! },
+      (fs) => fs.filter((f) => f.event !== "ready").length >= events.length - 2
+    )
+    expect(resumed[0]).toMatchObject({ event: "ready", id: events[1]!.id })
+    expect(resumed.filter((f) => f.event !== "ready").map((f) => f.id)).toEqual(events.slice(2).map((f) => f.id))
+  })
+
+  it("needs runs:read", async () => {
+    const key = await call("POST", "/v1/api-keys", { name: "agents-only", scopes: ["agents:read"] })
+    expect(key.status).toBe(201)
+    const r = await fetch(`${stack.url}/v1/stream`, { headers: { authorization: `Bearer ${key.json.key}` } })
+    expect(r.status).toBe(403)
+    expect(((await r.json()) as { error: unknown }).error).toMatchObject({
+      code: "forbidden",
+      missingScope: "runs:read"
+    })
+  })
+})
+
+describe("the page", () => {
+  it("is served at / under a strict Content-Security-Policy, with no inline script", async () => {
+    const r = await fetch(`${stack.url}/`)
+    expect(r.status).toBe(200)
+    expect(r.headers.get("content-type")).toContain("text/html")
+    const csp = r.headers.get("content-security-policy") ?? ""
+    expect(csp).toContain("default-src 'none'")
+    expect(csp).toContain("script-src 'self'")
+    expect(csp).toContain("style-src 'self'")
+    expect(csp).toContain("connect-src 'self'")
+    expect(csp).toContain("frame-ancestors 'none'")
+    expect(csp).not.toContain("unsafe-inline")
+    expect(csp).not.toContain("unsafe-eval")
+    expect(r.headers.get("x-content-type-options")).toBe("nosniff")
+    const html = await r.text()
+    const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)]
+    expect(scripts.length).toBeGreaterThan(0)
+    for (const [, attributes, body] of scripts) {
+      expect(attributes).toMatch(/\bsrc="\/assets\/[^"]+\.js"/)
+      expect(body!.trim()).toBe("")
+    }
+    expect(html).not.toMatch(/\son[a-z]+\s*=/i)
+    expect(html).not.toMatch(/\sstyle\s*=/i)
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)![1]!
+    const js = await fetch(`${stack.url}${asset}`)
+    expect(js.status).toBe(200)
+    expect(js.headers.get("content-type")).toContain("text/javascript")
+    expect(js.headers.get("cache-control")).toContain("immutable")
+    // nothing outside the build, and no dev token off `lantern dev`
+    expect((await fetch(`${stack.url}/assets/..%2Fpackage.json`)).status).toBe(404)
+    expect((await fetch(`${stack.url}/assets/nothing.js`)).status).toBe(404)
+    expect((await fetch(`${stack.url}/cockpit/dev-token`)).status).toBe(404)
+  })
+})
+
+describe.skipIf(CHROMIUM === undefined)(
+  `in Chromium${
+    CHROMIUM === undefined ? " (skipped: no chromium; apt-get install chromium, or set LANTERN_CHROMIUM)" : ""
+  }`,
+  () => {
+    let browser: Browser
+    let page: Page
+    const problems: Array<string> = []
+
+    const shot = async (name: string) => {
+      mkdirSync(SCREENSHOTS, { recursive: true })
+      await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
+    }
+
+    /** The verdict the page shows: each named check with its outcome and message. */
+    const shownChecks = () =>
+      page.$$eval("[data-check]", (items) =>
+        items.map((li) => ({
+          name: li.getAttribute("data-check")!,
+          ok: li.getAttribute("data-ok") === "true",
+          message: li.textContent!.replace(/^[✓✗]\s*\S+\s*/, "")
+        })))
+
+    beforeAll(async () => {
+      browser = await chromium.launch({ executablePath: CHROMIUM!, args: ["--no-sandbox"] })
+      page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+      // a refused inline script or style, or any script error, is logged as a console error
+      page.on("console", (m) => {
+        // answers the page expects (the wrong key's 401, no dev token off `lantern dev`) are logged as failed loads
+        if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(m.text())
+      })
+      page.on("response", (r) => {
+        if (r.status() === 404 && !r.url().endsWith("/cockpit/dev-token")) problems.push(`404 ${r.url()}`)
+      })
+      page.on("pageerror", (e) => problems.push(e.message))
+    }, 60_000)
+
+    afterAll(async () => {
+      await browser?.close()
+    })
+
+    it("signs in with an API key kept in sessionStorage, never in the URL", async () => {
+      await page.goto(`${stack.url}/`)
+      await page.getByLabel("API key").fill("lt_wrong_key")
+      await page.getByRole("button", { name: "Sign in" }).click()
+      await page.getByRole("alert").waitFor()
+      expect(await page.getByRole("alert").textContent()).toContain("not valid")
+      await shot("1-sign-in")
+      await page.getByLabel("API key").fill(stack.token)
+      await page.getByRole("button", { name: "Sign in" }).click()
+      await page.getByRole("heading", { name: "Runs" }).waitFor()
+      expect(await page.evaluate(() => sessionStorage.getItem("lantern.apiKey"))).toBe(stack.token)
+      expect(page.url()).not.toContain(stack.token)
+      // no script in the document but the build's, each from this origin
+      expect(await page.$$eval("script", (s) => s.filter((x) => !x.hasAttribute("src")).length)).toBe(0)
+      await page.locator(".live.open").waitFor()
+    })
+
+    it("shows a run appear live, follows its timeline to an approval, approves it and verifies its receipt", async () => {
+      // marks this document: a reload would lose it
+      await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 1))
+      const id = await startRun("careful", "echo hello")
+      const row = page.locator(`tr[data-run-id="${id}"]`)
+      await row.waitFor({ timeout: 15_000 })
+      expect(await row.textContent()).toContain("careful@1")
+      await page.locator(`tr[data-run-id="${id}"] .status`, { hasText: "waiting (approval)" }).waitFor({
+        timeout: 15_000
+      })
+      expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(1)
+      await shot("2-runs")
+
+      await row.getByRole("link").click()
+      await page.getByRole("heading", { name: `Run ${id}` }).waitFor()
+      await page.locator("[data-kind=\"model\"]").first().waitFor()
+      await page.locator("[data-step-id=\"turn-1.tool-0.approval\"]").waitFor()
+      await shot("3-run-waiting")
+      await page.getByRole("button", { name: "Approve" }).click()
+      await page.locator("[data-run-status=\"succeeded\"]").waitFor({ timeout: 20_000 })
+      // the timeline grew live: the tool ran after the approval, then the model answered and the run ended
+      await page.locator("[data-end=\"RunSucceeded\"]").waitFor({ timeout: 10_000 })
+      await page.locator("[data-step-id=\"turn-1.tool-0\"][data-kind=\"tool\"]").waitFor()
+      expect(await page.locator("[data-step-id=\"turn-1.tool-0.approval\"]").textContent()).toContain("approved by")
+      expect(await page.locator("[data-step-id=\"turn-1.tool-0\"]").textContent()).toContain("hello")
+
+      await page.getByRole("button", { name: "Fetch and verify" }).click()
+      await page.locator(".verdict[data-valid=\"true\"]").waitFor({ timeout: 10_000 })
+      const checks = await shownChecks()
+      const [receipt, journal, keys] = await Promise.all([
+        call("GET", `/v1/runs/${id}/receipt`).then((r) => r.json as Receipt.Receipt),
+        call("GET", `/v1/runs/${id}/journal`).then((r) => r.text),
+        call("GET", "/.well-known/lantern-receipts").then((r) => r.text)
+      ])
+      const expected = Receipt.verify(receipt, Receipt.parseJsonl(journal), Receipt.parseKeys(keys))
+      expect(expected.valid).toBe(true)
+      expect(checks).toEqual(expected.checks)
+      expect(checks.map((c) => c.name)).toEqual([
+        "signature",
+        "run-id",
+        "membership",
+        "event-count",
+        "order",
+        "seq-range",
+        "journal-digest",
+        "status",
+        "agent",
+        "totals"
+      ])
+      await shot("4-receipt-verified")
+
+      // one character of the run's input changed in the journal the verifier reads
+      const input = page.getByLabel("Journal export (JSON lines)")
+      const text = await input.inputValue()
+      expect(text).toContain("echo hello")
+      const tampered = text.replace("echo hello", "echo hellO")
+      await input.fill(tampered)
+      await page.getByRole("button", { name: "Verify the inputs again" }).click()
+      await page.locator(".verdict[data-valid=\"false\"]").waitFor()
+      const failed = await shownChecks()
+      expect(failed.filter((c) => !c.ok).map((c) => c.name)).toEqual(["journal-digest"])
+      expect(failed).toEqual(Receipt.verify(receipt, Receipt.parseJsonl(tampered), Receipt.parseKeys(keys)).checks)
+      await shot("5-receipt-tampered")
+    })
+
+    it("lists agents with their versions and starts a run from the page", async () => {
+      await page.getByRole("link", { name: "Agents" }).click()
+      await page.locator("[data-agent=\"calc\"]").waitFor()
+      await page.getByLabel("Input for calc").fill("calculator: 6*7")
+      await page.locator("[data-agent=\"calc\"]").getByRole("button", { name: "Start a run" }).click()
+      await page.waitForURL(/#\/runs\/run_/)
+      await page.locator("[data-run-status=\"succeeded\"]").waitFor({ timeout: 20_000 })
+      await shot("6-started-from-agents")
+      expect(problems).toEqual([])
+    })
+  }
+)
