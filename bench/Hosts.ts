@@ -16,6 +16,7 @@ import { Ids } from "../actors/kernel/Ids.ts"
 import { actor, addressOf, Runs } from "../actors/run/Runs.ts"
 import { Journal } from "../bus/Journal.ts"
 import { Dispatch } from "../actors/run/Dispatch.ts"
+import { Registry } from "../actors/workflow/Registry.ts"
 import { Hosts, pidOfHolder } from "../bus/Hosts.ts"
 import { decodeEntry, Leases } from "../bus/Leases.ts"
 import { Nats, unavailable } from "../bus/Nats.ts"
@@ -125,7 +126,9 @@ export const commandSide = Runs.layer.pipe(
       Layer.effect(Identities, Identities.make(new Uint8Array(randomBytes(32))))
     )
   ),
-  Layer.provideMerge(Layer.mergeAll(Ids.layer, Dispatch.layer, Leases.layer.pipe(Layer.provideMerge(Hosts.layer))))
+  Layer.provideMerge(
+    Layer.mergeAll(Ids.layer, Dispatch.layer, Registry.layer, Leases.layer.pipe(Layer.provideMerge(Hosts.layer)))
+  )
 )
 
 /** A tool-calling agent: the offline provider calls `calculator` on turn 1, answers on turn 2 (three steps). */

@@ -260,7 +260,8 @@ const runs = [
     method: "POST",
     path: "/v1/runs",
     scope: "runs:write",
-    summary: "Start a run of an agent's latest (or given) version",
+    summary:
+      "Start a run of an agent's latest (or given) version, or of a code-first workflow (`workflow`) on its current code",
     headers: [{
       name: "Idempotency-Key",
       schema: Api.IdempotencyKey,
@@ -271,7 +272,7 @@ const runs = [
       201: Json(Api.RunResponse, "Started"),
       200: Json(Api.RunResponse, "Already started with this Idempotency-Key")
     },
-    failures: [F.OverBudget, F.AgentNotFound, F.AgentVersionNotFound, F.IdentityDown, ...runCommand]
+    failures: [F.OverBudget, F.AgentNotFound, F.AgentVersionNotFound, F.WorkflowNotFound, F.IdentityDown, ...runCommand]
   }),
   make("listRuns", {
     method: "GET",

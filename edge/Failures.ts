@@ -114,6 +114,12 @@ export const writing = [EventTooLarge] as const
 
 // ---- by endpoint ----
 
+export const WorkflowNotFound = failure<Errors.WorkflowNotFound>(
+  "WorkflowNotFound",
+  404,
+  "workflow_not_found",
+  "No host registered this workflow"
+)
 export const AgentNotFound = failure<Errors.AgentNotFound>("AgentNotFound", 404, "agent_not_found", "No such agent")
 export const AgentVersionNotFound = failure<Errors.AgentVersionNotFound>(
   "AgentVersionNotFound",

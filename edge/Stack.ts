@@ -19,6 +19,7 @@ import { Secrets } from "../actors/secrets/Secrets.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
 import { Dispatch } from "../actors/run/Dispatch.ts"
+import { Registry } from "../actors/workflow/Registry.ts"
 import { Hosts } from "../bus/Hosts.ts"
 import { Leases } from "../bus/Leases.ts"
 import { Nats } from "../bus/Nats.ts"
@@ -54,7 +55,16 @@ export interface Options {
   readonly worker: boolean
   /** Print the banner with URL and token (dev). */
   readonly banner: boolean
+  /** A file of code-first workflows this host registers and runs (ADR 0041), or null. */
+  readonly workflows: string | null
 }
+
+/** Registers the host's workflows at start: their code goes on the bus, new runs start on it. */
+const workflows = (file: string | null) =>
+  file === null ? Layer.empty : Layer.effectDiscard(Effect.gen(function*() {
+    const names = yield* (yield* Registry).register(file)
+    yield* Effect.logInfo(`workflows registered from ${file}: ${names.join(", ")}`)
+  }))
 
 /**
  * The bus with its streams and buckets applied, journal, ids, leases, the model provider, the audit journal and
@@ -69,7 +79,8 @@ const core = Layer.mergeAll(Runs.layer, Receipts.layer, Secrets.layer).pipe(
       Ids.layer,
       Providers.layerConfig,
       Leases.layer.pipe(Layer.provideMerge(Hosts.layer)),
-      Dispatch.layer
+      Dispatch.layer,
+      Registry.layer
     )
   ),
   Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
@@ -118,7 +129,7 @@ const banner = (options: Options) =>
 export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker
-    ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer)
+    ? Layer.mergeAll(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer, workflows(options.workflows))
     : Layer.empty
   if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
   const http = HttpRouter.serve(

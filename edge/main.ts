@@ -1,5 +1,6 @@
 // The `lantern` command: `dev` boots the embedded stack; `serve` and `worker` run the edge and the run
 // drivers against configured NATS/Postgres; `agents`, `runs` and `doctor` talk to a running edge over HTTP.
+import { existsSync } from "node:fs"
 import { createServer } from "node:net"
 import { Config, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
@@ -19,6 +20,31 @@ const port = Flag.Int("port").pipe(
   Flag.withDescription("HTTP port of the edge (default LANTERN_PORT or 8080)"),
   Flag.optional
 )
+const workflowsFlag = Flag.String("workflows").pipe(
+  Flag.withDescription("A file (TypeScript or JavaScript) of code-first workflows this host registers and runs"),
+  Flag.optional
+)
+
+/** The workflows file: --workflows, else LANTERN_WORKFLOWS; a file that does not exist is a bad setting. */
+const workflowsOf = (flag: import("effect").Option.Option<string>) =>
+  Effect.gen(function*() {
+    const env = yield* Config.option(Config.NonEmptyString("LANTERN_WORKFLOWS"))
+    const file = flag._tag === "Some" ? flag.value : env._tag === "Some" ? env.value : null
+    const setting = flag._tag === "Some" ? "--workflows" : "LANTERN_WORKFLOWS"
+    if (file !== null && !existsSync(file)) {
+      return yield* new BadSetting({ setting, reason: `no such file: ${file}` })
+    }
+    return { file, setting }
+  })
+
+/** A workflows file that cannot be bundled or loaded, or defines no workflow, is a bad setting (exit 2). */
+const workflowErrors = (setting: string) =>
+  Effect.mapError((e: unknown) =>
+    typeof e === "object" && e !== null && (e as { _tag?: unknown })._tag === "WorkflowCodeError"
+      ? new BadSetting({ setting, reason: (e as { message: string }).message })
+      : e
+  )
+
 const host = Flag.String("host").pipe(
   Flag.withDescription("Interface to listen on (default LANTERN_HOST or 127.0.0.1)"),
   Flag.optional
@@ -76,8 +102,13 @@ const isServeError = (e: unknown): e is { readonly _tag: "ServeError"; readonly 
   typeof e === "object" && e !== null && (e as { readonly _tag?: unknown })._tag === "ServeError"
 
 /** The edge on a checked address; a bind that still fails (the port taken since the check) is named too. */
-const launchEdge = (l: { port: number; host: string; portSetting: string }, banner: boolean) =>
-  launch({ port: l.port, host: l.host, edge: true, worker: true, banner }).pipe(
+const launchEdge = (
+  l: { port: number; host: string; portSetting: string },
+  banner: boolean,
+  wf: { readonly file: string | null; readonly setting: string }
+) =>
+  launch({ port: l.port, host: l.host, edge: true, worker: true, banner, workflows: wf.file }).pipe(
+    workflowErrors(wf.setting),
     Effect.mapError((e) => {
       if (!isServeError(e)) return e
       const why = e.cause instanceof Error ? e.cause.message : String(e.cause)
@@ -88,7 +119,15 @@ const launchEdge = (l: { port: number; host: string; portSetting: string }, bann
     })
   )
 
-const dev = Command.make("dev", { port, host }, (flags) => Effect.flatMap(listen(flags), (l) => launchEdge(l, true)))
+const dev = Command.make(
+  "dev",
+  { port, host, workflows: workflowsFlag },
+  (flags) =>
+    Effect.gen(function*() {
+      const wf = yield* workflowsOf(flags.workflows)
+      return yield* launchEdge(yield* listen(flags), true, wf)
+    })
+)
   .pipe(
     Command.withDescription(
       "Start the whole stack on embedded defaults: nats-server child process, PGlite, offline models, edge on :8080"
@@ -97,14 +136,19 @@ const dev = Command.make("dev", { port, host }, (flags) => Effect.flatMap(listen
 
 const serve = Command.make(
   "serve",
-  { port, host },
-  (flags) => Effect.flatMap(listen(flags), (l) => launchEdge(l, false))
+  { port, host, workflows: workflowsFlag },
+  (flags) =>
+    Effect.gen(function*() {
+      const wf = yield* workflowsOf(flags.workflows)
+      return yield* launchEdge(yield* listen(flags), false, wf)
+    })
 ).pipe(
   Command.withDescription("Run the edge, run drivers and projectors (NATS_URL / DATABASE_URL, or embedded defaults)")
 )
 
-const worker = Command.make("worker", {}, () =>
+const worker = Command.make("worker", { workflows: workflowsFlag }, (flags) =>
   Effect.gen(function*() {
+    const wf = yield* workflowsOf(flags.workflows)
     // a worker joins an existing bus; an embedded one of its own would drive nothing
     const url = yield* Config.option(Config.NonEmptyString("NATS_URL"))
     if (url._tag === "None") {
@@ -113,7 +157,8 @@ const worker = Command.make("worker", {}, () =>
         reason: "a worker joins an existing bus: set NATS_URL to the NATS servers of your `lantern serve` hosts"
       })
     }
-    return yield* launch({ port: 0, host: "127.0.0.1", edge: false, worker: true, banner: false })
+    return yield* launch({ port: 0, host: "127.0.0.1", edge: false, worker: true, banner: false, workflows: wf.file })
+      .pipe(workflowErrors(wf.setting))
   })).pipe(
     Command.withDescription("Drive runs without serving HTTP, against NATS_URL (scale out by starting more)")
   )

@@ -1,7 +1,7 @@
 // Commands: what callers ask actors to do. A command may be refused; only the events it produces are stored.
 import { Schema } from "effect"
 import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
-import { RunIdentity, StepRequest } from "./Events.ts"
+import { RunIdentity, StepRequest, WorkflowRef } from "./Events.ts"
 import { ErrorInfo, StepCompletion, StepFailure } from "./StepOutcome.ts"
 
 // ---- agent ----
@@ -32,7 +32,8 @@ export const StartRun = Schema.TaggedStruct("StartRun", {
   parent: Schema.optionalKey(
     Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int })
   ),
-  identity: Schema.optionalKey(RunIdentity)
+  identity: Schema.optionalKey(RunIdentity),
+  workflow: Schema.optionalKey(WorkflowRef)
 })
 export const StartStep = Schema.TaggedStruct("StartStep", {
   stepId: Schema.String,

@@ -4,6 +4,14 @@ import { Schema } from "effect"
 import { BudgetRefusal, Route } from "./Events.ts"
 
 // ---- expected ----
+export class WorkflowNotFound extends Schema.TaggedError<WorkflowNotFound>()("WorkflowNotFound", {
+  name: Schema.String
+}) {
+  override get message() {
+    return `workflow '${this.name}' is not registered: start a host with --workflows <file> that defines it`
+  }
+}
+
 export class AgentNotFound extends Schema.TaggedError<AgentNotFound>()("AgentNotFound", {
   name: Schema.String
 }) {

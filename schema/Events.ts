@@ -9,6 +9,7 @@ import { ErrorInfo, StepCompletion, StepFailure, ToolCall } from "./StepOutcome.
 export {
   ApprovalStepResult,
   BudgetRefusal,
+  CodeStepResult,
   ErrorInfo,
   ModelAnswer,
   ModelStepResult,
@@ -47,6 +48,10 @@ export const RunIdentity = Schema.Struct({
 })
 export type RunIdentity = typeof RunIdentity.Type
 
+/** A code-first workflow at one version of its code (actors/workflow/Registry.ts, ADR 0041). */
+export const WorkflowRef = Schema.Struct({ name: Schema.String, digest: Schema.String })
+export type WorkflowRef = typeof WorkflowRef.Type
+
 export const RunStarted = Schema.TaggedStruct("RunStarted", {
   runId: Schema.String,
   agentName: Schema.String,
@@ -61,7 +66,9 @@ export const RunStarted = Schema.TaggedStruct("RunStarted", {
     Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int })
   ),
   /** The run's identity, minted at start; absent on runs started before identities existed. */
-  identity: Schema.optionalKey(RunIdentity)
+  identity: Schema.optionalKey(RunIdentity),
+  /** Set on a code-first workflow's run: the workflow and the digest of the code version it is pinned to. */
+  workflow: Schema.optionalKey(WorkflowRef)
 })
 
 export const ModelStepRequest = Schema.TaggedStruct("model", { model: Schema.String, turn: Schema.Int })
@@ -76,12 +83,18 @@ export const AgentStepRequest = Schema.TaggedStruct("agent", {
   agentName: Schema.String,
   childRunId: Schema.String
 })
+/** A workflow's `ctx.step` (or a drawn value): performed by the workflow's code, journaled once when it returns. */
+export const CodeStepRequest = Schema.TaggedStruct("code", { kind: Schema.Literals(["step", "now", "random", "uuid"]) })
+/** A workflow's `ctx.sleep`: a durable timer. */
+export const TimerStepRequest = Schema.TaggedStruct("timer", { ms: Schema.Number })
 export const StepRequest = Schema.Union([
   ModelStepRequest,
   ToolStepRequest,
   SleepStepRequest,
   ApprovalStepRequest,
-  AgentStepRequest
+  AgentStepRequest,
+  CodeStepRequest,
+  TimerStepRequest
 ])
 export type StepRequest = typeof StepRequest.Type
 

@@ -6,11 +6,24 @@ import { AgentName } from "./Ids.ts"
 
 /** A run to start. */
 export const NewRun = Schema.Struct({
-  agentName: AgentName,
+  /** The agent to run; or `workflow`, a code-first workflow (exactly one of the two). */
+  agentName: Schema.optionalKey(AgentName),
+  workflow: Schema.optionalKey(AgentName),
   input: Schema.Unknown,
-  /** Pin a specific version; the latest when absent. */
+  /** Pin a specific version of the agent; the latest when absent. */
   agentVersion: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)))
-})
+}).check(Schema.makeFilter((r) => {
+  if (r.agentName === undefined && r.workflow === undefined) {
+    return { path: ["agentName"], issue: "agentName or workflow is required" }
+  }
+  if (r.agentName !== undefined && r.workflow !== undefined) {
+    return { path: ["workflow"], issue: "give agentName or workflow, not both" }
+  }
+  if (r.workflow !== undefined && r.agentVersion !== undefined) {
+    return { path: ["agentVersion"], issue: "a workflow run starts on the workflow's current code" }
+  }
+  return undefined
+}))
 export type NewRun = typeof NewRun.Type
 
 /** A human's decision on a step waiting for approval. */

@@ -73,7 +73,9 @@ export const ApprovalStepResult = Schema.TaggedStruct("approval", {
   by: Schema.String,
   reason: Schema.String
 })
-export const StepResult = Schema.Union([ModelStepResult, ToolStepResult, ApprovalStepResult])
+/** What a workflow's `ctx.step` returned (JSON), or a value it drew (`ctx.now`, `ctx.random`, `ctx.uuid`). */
+export const CodeStepResult = Schema.TaggedStruct("code", { value: Schema.Unknown })
+export const StepResult = Schema.Union([ModelStepResult, ToolStepResult, ApprovalStepResult, CodeStepResult])
 export type StepResult = typeof StepResult.Type
 
 const spent = {

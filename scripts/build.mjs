@@ -22,10 +22,10 @@ const STALE_LOCK_MS = 120_000
 
 /**
  * Packages left to node_modules: they load files of their own (WebAssembly, encoder tables) or optional
- * native addons at run time. Everything else, effect included, is bundled: resolving and compiling a few
+ * native addons at run time (esbuild: its native binary, for bundling workflow code). Everything else, effect included, is bundled: resolving and compiling a few
  * thousand ESM files of node_modules at every start is most of what made the CLI slow.
  */
-export const EXTERNAL = ["@electric-sql/pglite", "pg", "pg-native", "libsodium-wrappers", "js-tiktoken"]
+export const EXTERNAL = ["@electric-sql/pglite", "pg", "pg-native", "libsodium-wrappers", "js-tiktoken", "esbuild"]
 
 /** Files whose change invalidates every build: the dependency set and this script. */
 const ALWAYS_WATCHED = ["package.json", "package-lock.json", "node_modules/.package-lock.json", "scripts/build.mjs"]

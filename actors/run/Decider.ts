@@ -12,7 +12,7 @@ import {
   RunNotFound,
   StepNotFound
 } from "../../schema/Errors.ts"
-import type { ErrorInfo, RunEvent, StepRequest, StepResult } from "../../schema/Events.ts"
+import type { ErrorInfo, RunEvent, StepRequest, StepResult, WorkflowRef } from "../../schema/Events.ts"
 import { accept, type Decider, ignore, reject } from "../kernel/Decider.ts"
 
 export type Status = "new" | "running" | "succeeded" | "failed" | "canceled"
@@ -49,6 +49,8 @@ export interface State {
   readonly input: unknown
   readonly requestDigest: string
   readonly parent: Parent | null
+  /** A code-first workflow's run: which workflow, at which version of its code; null for an agent's run. */
+  readonly workflow: WorkflowRef | null
   /** Steps in the order they were first started. */
   readonly steps: ReadonlyArray<Step>
   readonly tokensIn: number
@@ -67,6 +69,7 @@ export const initialState: State = {
   input: null,
   requestDigest: "",
   parent: null,
+  workflow: null,
   steps: [],
   tokensIn: 0,
   tokensOut: 0,
@@ -193,7 +196,8 @@ export const evolve = (state: State, event: RunEvent): State => {
         spec: event.spec,
         input: event.input,
         requestDigest: event.requestDigest,
-        parent: event.parent ?? null
+        parent: event.parent ?? null,
+        workflow: event.workflow ?? null
       }
     case "StepStarted": {
       const fresh: Step = {
@@ -267,5 +271,5 @@ export const decider: Decider<State, RunCommand, RunEvent, Error> = {
   initialState,
   decide,
   evolve,
-  snapshot: { version: 1 }
+  snapshot: { version: 2 }
 }

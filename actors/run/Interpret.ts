@@ -11,6 +11,8 @@ import * as Failpoints from "../kernel/Failpoints.ts"
 import type { State } from "./Decider.ts"
 import * as Decisions from "./Decisions.ts"
 import * as Perform from "./Perform.ts"
+import { Registry } from "../workflow/Registry.ts"
+import * as Session from "./Workflow.ts"
 import { actor, addressOf, Runs } from "./Runs.ts"
 
 /** How a drive ended for this host. */
@@ -30,6 +32,7 @@ export const make = Effect.gen(function*() {
   const budgets = yield* Budgets
   const provide = yield* Actor.provider
   const { perform, quote } = yield* Perform.make
+  const registry = yield* Registry
 
   /**
    * Drives the run until it ends or waits; completing `cancelled` interrupts the call in flight. `initial`: the
@@ -85,6 +88,42 @@ export const make = Effect.gen(function*() {
             Effect.as(false),
             Effect.raceFirst(Effect.as(Deferred.await(cancelled), true))
           ))
+
+      // a code-first workflow's code decides what its run does (actors/run/Workflow.ts)
+      const workflow = loaded.state.workflow
+      if (workflow !== null && loaded.state.status === "running") {
+        const definition = yield* Effect.result(registry.load(workflow))
+        if (Result.isFailure(definition)) {
+          const e = definition.failure
+          if (e._tag === "BusUnavailable") return yield* Effect.fail(e)
+          loaded = yield* exec({ _tag: "FailRun", error: { code: "workflow_code_unavailable", message: e.message } })
+          return { _tag: "Finished", state: loaded.state, journal } as Outcome
+        }
+        const ended = yield* Session.drive(definition.success, {
+          tenant,
+          runId,
+          state: () => loaded.state,
+          exec: (command) =>
+            Effect.map(exec(command), (l) => {
+              loaded = l
+            }),
+          cancelled
+        }).pipe(Effect.mapError((e) => e as Actor.ExecuteError<never>))
+        switch (ended._tag) {
+          case "Parked":
+            return { _tag: "Parked", dueAt: ended.until } as Outcome
+          case "Canceled":
+            loaded = yield* reload
+            break
+          case "Returned":
+            loaded = yield* exec({ _tag: "SucceedRun", output: ended.output })
+            break
+          case "Threw":
+            loaded = yield* exec({ _tag: "FailRun", error: { code: ended.code, message: ended.message } })
+            break
+        }
+        return { _tag: "Finished", state: loaded.state, journal } as Outcome
+      }
 
       for (let i = 0; i < Decisions.MAX_DECISIONS; i++) {
         const now = yield* Clock.currentTimeMillis

@@ -320,6 +320,7 @@ const scenario = fc.record({
 type Scenario = typeof scenario extends fc.Arbitrary<infer A> ? A : never
 
 const resultFor = (sc: Scenario, request: StepRequest): StepResult => {
+  if (request._tag === "code" || request._tag === "timer") return { _tag: "code", value: null }
   if (request._tag !== "model") return { _tag: "tool", callId: request.call.id, output: `out:${request.call.id}` }
   const n = sc.toolCalls[request.turn - 1] ?? 0
   const calls = Array.from({ length: n }, (_, i) => call(request.turn, i))

@@ -95,7 +95,7 @@ export const conversation = (s: State): ReadonlyArray<Message> => {
       messages.push({ role: "assistant", content: result.answer.content, toolCalls: result.answer.toolCalls })
     } else if (result._tag === "tool") {
       messages.push({ role: "tool", content: result.output, toolCallId: result.callId })
-    } else if (!result.approved && step.request._tag === "approval") {
+    } else if (result._tag === "approval" && !result.approved && step.request._tag === "approval") {
       messages.push({ role: "tool", content: rejection(result.by, result.reason), toolCallId: step.request.call.id })
     }
   }

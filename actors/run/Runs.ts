@@ -19,8 +19,10 @@ import {
   type BudgetExceeded,
   BusUnavailable,
   IdempotencyKeyReused,
-  RunNotFound
+  RunNotFound,
+  WorkflowNotFound
 } from "../../schema/Errors.ts"
+import { Registry } from "../workflow/Registry.ts"
 import { Agents } from "../agent/Agents.ts"
 import { Identities, type IdentityUnavailable } from "../identity/Identity.ts"
 import { Budgets } from "../budget/Budgets.ts"
@@ -60,6 +62,10 @@ export type StartError =
   | AgentVersionNotFound
   | BudgetExceeded
   | IdentityUnavailable
+  | WorkflowNotFound
+
+/** The spec a workflow's run carries: its code decides, so no prompt, turns or tools of its own. */
+const WORKFLOW_SPEC: ResolvedSpec = { systemPrompt: "", model: "auto", maxTurns: 0, tools: [] }
 
 /** A child run to start for a parent's tool call. */
 export interface ChildRequest {
@@ -117,6 +123,7 @@ export class Runs extends Context.Service<Runs, {
       const budgets = yield* Budgets
       const provider = yield* ModelProvider
       const identities = yield* Identities
+      const registry = yield* Registry
 
       /**
        * Counts a new run against the budgets of its agent and tenant, refusing it (402) when a hard cap leaves no
@@ -263,23 +270,46 @@ export class Runs extends Context.Service<Runs, {
       const digestOf = (agentName: string, agentVersion: number | null, input: unknown) =>
         sha256(Canonical.stringify({ agentName, agentVersion, input: input ?? null }))
 
-      const start = (tenant: string, request: NewRun, key: string | null) =>
+      /** What a run of an agent's version, or of a workflow at its current code, starts with. */
+      const commandOf = (tenant: string, request: NewRun) =>
         Effect.gen(function*() {
-          const version = yield* agents.version(tenant, request.agentName, request.agentVersion)
-          const command = {
-            agentName: request.agentName,
+          if (request.workflow !== undefined) {
+            const ref = yield* registry.current(request.workflow)
+            if (Option.isNone(ref)) return yield* new WorkflowNotFound({ name: request.workflow })
+            return {
+              agentName: request.workflow,
+              agentVersion: 0,
+              agentDigest: ref.value.digest,
+              spec: WORKFLOW_SPEC,
+              input: request.input ?? null,
+              requestDigest: digestOf(`workflow:${request.workflow}`, null, request.input),
+              workflow: ref.value
+            }
+          }
+          const agentName = request.agentName ?? ""
+          const version = yield* agents.version(tenant, agentName, request.agentVersion)
+          return {
+            agentName,
             agentVersion: version.version,
             agentDigest: version.digest,
             spec: version.spec,
             input: request.input ?? null,
-            requestDigest: digestOf(request.agentName, request.agentVersion ?? null, request.input)
+            requestDigest: digestOf(agentName, request.agentVersion ?? null, request.input)
           }
+        })
+
+      const start = (tenant: string, request: NewRun, key: string | null) =>
+        Effect.gen(function*() {
+          const command = yield* commandOf(tenant, request)
           yield* mustFit(tenant, command)
           const { runId, fresh } = yield* runIdFor(tenant, key)
           yield* Effect.annotateCurrentSpan({ run_id: runId })
-          yield* admit(tenant, runId, request.agentName, version.spec, request.input ?? null, fresh).pipe(
-            Effect.annotateSpans({ run_id: runId })
-          )
+          // a workflow's code makes its own model calls (each reserved then); an agent's first call is quoted now
+          if (command.workflow === undefined) {
+            yield* admit(tenant, runId, command.agentName, command.spec, command.input, fresh).pipe(
+              Effect.annotateSpans({ run_id: runId })
+            )
+          }
           const outcome = yield* begin(tenant, runId, command, fresh)
           // a new run's journal is what was just appended: answered from it, not read back
           const run = fresh && outcome.stored.length > 0 ? View.fromStored(outcome.stored) : null
@@ -290,7 +320,7 @@ export class Runs extends Context.Service<Runs, {
           Effect.catchTag("IdempotencyKeyReused", (e) =>
             Effect.fail(key === null ? e : new IdempotencyKeyReused({ key }))),
           Effect.withSpan("Runs.start", {
-            attributes: { "lantern.tenant": tenant, "lantern.agent": request.agentName }
+            attributes: { "lantern.tenant": tenant, "lantern.agent": request.agentName ?? request.workflow ?? "" }
           }, { captureStackTrace: false })
         )
 

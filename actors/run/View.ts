@@ -10,6 +10,17 @@ import { isWaiting, next } from "./Plan.ts"
 /** The step a running run waits on, if any: a timer, an approval, a child run, or a failed step's retry backoff. */
 export const waitingOf = (state: State): Waiting | null => {
   if (state.status !== "running") return null
+  if (state.workflow !== null) {
+    // a workflow's code decides; what it waits on is a timer it started
+    const timer = state.steps.find((s) => s.status === "started" && s.request._tag === "timer")
+    return timer === undefined
+      ? null
+      : {
+        stepId: timer.stepId,
+        kind: "sleep",
+        until: timer.wakeAt === null ? null : new Date(timer.wakeAt).toISOString()
+      }
+  }
   const action = next(state)
   if (action._tag === "Execute" && action.notBefore !== null) {
     return { stepId: action.stepId, kind: "retry", until: new Date(action.notBefore).toISOString() }

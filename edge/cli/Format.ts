@@ -211,6 +211,10 @@ const summary = (event: Events.Event): string => {
           return `${event.stepId} child run ${event.request.childRunId} of ${event.request.agentName}`
         case "tool":
           return `${event.stepId} tool ${event.request.call.name}(${inline(event.request.call.arguments, 50)})`
+        case "code":
+          return `${event.stepId} ${event.request.kind}`
+        case "timer":
+          return `${event.stepId} timer ${Math.round(event.request.ms)} ms`
       }
       return event.stepId
     case "StepCompleted": {
@@ -222,6 +226,9 @@ const summary = (event: Events.Event): string => {
         return `${event.stepId} ${event.result.approved ? "approved" : "rejected"} by ${event.result.by}${
           event.result.reason === "" ? "" : `: ${inline(event.result.reason, 60)}`
         }`
+      }
+      if (event.result._tag === "code") {
+        return `${event.stepId} → ${inline(event.result.value, 60)} (${Math.round(event.durationMs)} ms)`
       }
       const a = event.result.answer
       const said = a.toolCalls.length > 0

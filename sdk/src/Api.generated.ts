@@ -841,7 +841,7 @@ export interface Operations {
       readonly nextCursor: string | null
     }
   }
-  /** Start a run of an agent's latest (or given) version */
+  /** Start a run of an agent's latest (or given) version, or of a code-first workflow (`workflow`) on its current code */
   readonly createRun: {
     readonly params: {}
     readonly query: {}
@@ -850,7 +850,8 @@ export interface Operations {
       readonly "Idempotency-Key"?: string
     }
     readonly body: {
-      readonly agentName: string
+      readonly agentName?: string
+      readonly workflow?: string
       readonly input: unknown
       readonly agentVersion?: number
     }

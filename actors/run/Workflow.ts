@@ -1,0 +1,324 @@
+// One session of driving a code-first workflow's run (ADR 0041): the workflow's function runs from the top; each
+// durable operation it asks for is answered from the journal when the journal has it (a replay) and otherwise
+// performed and journaled once. The run parks when its code waits on a timer that is not due (the promise the
+// code awaits is simply never settled; the next session replays from the top), and ends when the function
+// returns or throws. A failure of the bus ends the session (the run is driven again later), never the code.
+import { randomUUID } from "node:crypto"
+import { Clock, Deferred, Effect } from "effect"
+import type { RunCommand } from "../../schema/Commands.ts"
+import type { State, Step } from "./Decider.ts"
+import {
+  type Context as WorkflowContext,
+  NonDeterminismError,
+  StepFailedError,
+  type StepInfo,
+  type StepOptions
+} from "../workflow/Context.ts"
+import type { Definition } from "../workflow/Registry.ts"
+
+/** Timers this short are waited out in the session instead of parking the run. */
+export const SHORT_SLEEP_MS = 2_000
+
+const DEFAULT_TIMEOUT_MS = 60_000
+const DEFAULT_ATTEMPTS = 3
+
+/** How a session ended, for the driver. */
+export type Ended =
+  | { readonly _tag: "Returned"; readonly output: unknown }
+  | { readonly _tag: "Threw"; readonly code: string; readonly message: string }
+  | { readonly _tag: "Parked"; readonly until: number }
+  | { readonly _tag: "Canceled" }
+
+/** What the session needs of the run's driver. */
+export interface Driving {
+  readonly tenant: string
+  readonly runId: string
+  readonly state: () => State
+  /** Journals a command on the current state (the driver's exec: a refusal reloads). */
+  readonly exec: (command: RunCommand) => Effect.Effect<unknown, unknown>
+  readonly cancelled: Deferred.Deferred<void>
+}
+
+/** A value as the journal keeps it: JSON, `undefined` as null. */
+const normalize = (value: unknown): unknown => (value === undefined ? null : JSON.parse(JSON.stringify(value)))
+
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e))
+
+const backoffMs = (attempt: number, options: StepOptions) => {
+  const initial = options.retry?.initialBackoffMs ?? 200
+  const max = options.retry?.maxBackoffMs ?? 5_000
+  return Math.min(max, initial * 2 ** (attempt - 1))
+}
+
+export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, unknown> =>
+  Effect.gen(function*() {
+    const services = yield* Effect.context<never>()
+    const run = <A>(effect: Effect.Effect<A, unknown>) => Effect.runPromiseWith(services)(effect)
+    const initial = d.state()
+    /** Steps of the journal in order, and which of them this replay has asked for. */
+    const journaled: ReadonlyArray<Step> = initial.steps
+    const consumed = new Set<string>()
+    const asked = new Set<string>()
+    let pending = 0
+    let drawn = 0
+    let timers = 0
+
+    // the session's end: the code's return or throw, a park, or a failure of the bus (fails the session)
+    const ended = yield* Deferred.make<Ended, unknown>()
+    const end = (e: Ended) => Deferred.doneUnsafe(ended, Effect.succeed(e))
+    const abort = (cause: unknown) => Deferred.doneUnsafe(ended, Effect.fail(cause))
+    /** A promise that never settles: the code waits on it while the session ends. */
+    const never = <A>() => new Promise<A>(() => undefined)
+    let stopped = false
+
+    // one journal write at a time, in the order the code asked
+    let queue: Promise<unknown> = Promise.resolve()
+    const journal = (command: RunCommand) => {
+      const next = queue.then(() => run(d.exec(command)))
+      queue = next.catch(() => undefined)
+      return next
+    }
+
+    const replaying = () => journaled.some((s) => !consumed.has(s.stepId))
+
+    /** Checks the id against the journal: the journaled step, null for a new one; throws on a divergence. */
+    const claim = (id: string): Step | null => {
+      if (asked.has(id)) throw new NonDeterminismError(`step id ${JSON.stringify(id)} is used twice in this run`)
+      asked.add(id)
+      const next = journaled.find((s) => !consumed.has(s.stepId))
+      const found = journaled.find((s) => s.stepId === id)
+      // code running one thing at a time (no operation in flight but this one) must ask for the journal's steps
+      // in their order
+      if (pending <= 1 && next !== undefined && next.stepId !== id) {
+        throw new NonDeterminismError(
+          `the code asked for step ${JSON.stringify(id)} where the journal has step ${
+            JSON.stringify(next.stepId)
+          }: the workflow's code changed under a run in flight`
+        )
+      }
+      if (found !== undefined) consumed.add(id)
+      return found ?? null
+    }
+
+    /** Runs an operation of the code: a divergence ends the run; a bus failure ends the session. */
+    const operation = <A>(body: () => Promise<A>): Promise<A> => {
+      if (stopped) return never()
+      pending++
+      return body().then(
+        (a) => {
+          pending--
+          return stopped ? never<A>() : a
+        },
+        (e: unknown) => {
+          pending--
+          if (e instanceof NonDeterminismError) {
+            end({ _tag: "Threw", code: "nondeterminism", message: e.message })
+            stopped = true
+            return never<A>()
+          }
+          if (e instanceof StepFailedError) throw e
+          abort(e)
+          stopped = true
+          return never<A>()
+        }
+      )
+    }
+
+    const now = () => run(Clock.currentTimeMillis)
+
+    const performStep = async <A>(
+      id: string,
+      fn: (info: StepInfo) => A | Promise<A>,
+      options: StepOptions,
+      from: Step | null
+    ) => {
+      const maxAttempts = Math.max(1, options.retry?.maxAttempts ?? DEFAULT_ATTEMPTS)
+      const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+      let attempt = from === null ? 1 : from.attempt + (from.status === "failed" ? 1 : 0)
+      if (from?.status === "failed" && from.retryAt !== null) {
+        const wait = from.retryAt - (await now())
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+      }
+      for (;;) {
+        // a first attempt is journaled once, when it returns; a retry is started first, so its attempt is on record
+        if (attempt > 1 && from?.status !== "started") {
+          await journal({ _tag: "StartStep", stepId: id, request: { _tag: "code", kind: "step" } })
+        }
+        const started = await now()
+        const outcome = await new Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }>((resolve) => {
+          const timer = setTimeout(
+            () => resolve({ ok: false, error: new Error(`timed out after ${timeoutMs} ms`) }),
+            timeoutMs
+          )
+          Promise.resolve()
+            .then(() => fn({ stepId: id, attempt, key: `${d.runId}:${id}:${attempt}` }))
+            .then((value) => resolve({ ok: true, value }), (error: unknown) => resolve({ ok: false, error }))
+            .finally(() => clearTimeout(timer))
+        })
+        const finished = await now()
+        if (outcome.ok) {
+          const value = normalize(outcome.value)
+          await journal({
+            _tag: "CompleteStep",
+            stepId: id,
+            attempt,
+            ...(attempt === 1 && from === null ? { request: { _tag: "code", kind: "step" } as const } : {}),
+            result: { _tag: "code", value },
+            tokensIn: 0,
+            tokensOut: 0,
+            costUsd: 0,
+            durationMs: finished - started
+          })
+          return value as A
+        }
+        const last = attempt >= maxAttempts
+        const retryAt = last ? undefined : finished + backoffMs(attempt, options)
+        if (attempt === 1 && from === null) {
+          await journal({ _tag: "StartStep", stepId: id, request: { _tag: "code", kind: "step" } })
+        }
+        await journal({
+          _tag: "FailStep",
+          stepId: id,
+          attempt,
+          error: { code: "step_failed", message: messageOf(outcome.error) },
+          retryable: !last,
+          ...(retryAt === undefined ? {} : { retryAt })
+        })
+        if (last) throw new StepFailedError(id, attempt, messageOf(outcome.error))
+        await new Promise((r) => setTimeout(r, retryAt! - finished))
+        attempt++
+        from = null
+      }
+    }
+
+    const step = <A>(id: string, fn: (info: StepInfo) => A | Promise<A>, options: StepOptions = {}): Promise<A> =>
+      operation(async () => {
+        if (typeof id !== "string" || id.length === 0 || id.length > 200) {
+          throw new NonDeterminismError(`a step id must be a string of 1 to 200 characters, got ${JSON.stringify(id)}`)
+        }
+        const found = claim(id)
+        if (found !== null && found.request._tag !== "code") {
+          throw new NonDeterminismError(
+            `step ${JSON.stringify(id)} is a ${found.request._tag} in the journal, not a step`
+          )
+        }
+        if (found?.status === "completed") return (found.result?._tag === "code" ? found.result.value : null) as A
+        if (found?.status === "failed" && !found.retryable) {
+          throw new StepFailedError(id, found.attempt, found.error?.message ?? "failed")
+        }
+        return performStep(id, fn, options, found)
+      })
+
+    /** A value drawn once and journaled: the time, a random number, a UUID. */
+    const draw = <A>(kind: "now" | "random" | "uuid", make: () => A | Promise<A>): Promise<A> =>
+      operation(async () => {
+        const id = `${kind}-${++drawn}`
+        const found = claim(id)
+        if (found?.status === "completed" && found.result?._tag === "code") return found.result.value as A
+        const value = await make()
+        await journal({
+          _tag: "CompleteStep",
+          stepId: id,
+          attempt: 1,
+          request: { _tag: "code", kind },
+          result: { _tag: "code", value },
+          tokensIn: 0,
+          tokensOut: 0,
+          costUsd: 0,
+          durationMs: 0
+        })
+        return value
+      })
+
+    const sleepUntil = (at: number | Date): Promise<void> =>
+      operation(async () => {
+        const id = `sleep-${++timers}`
+        const found = claim(id)
+        if (found !== null && found.request._tag !== "timer") {
+          throw new NonDeterminismError(
+            `step ${JSON.stringify(id)} is a ${found.request._tag} in the journal, not a timer`
+          )
+        }
+        if (found?.status === "completed") return
+        let wakeAt = found?.wakeAt ?? null
+        if (found === null) {
+          const t = at instanceof Date ? at.getTime() : at
+          if (!Number.isFinite(t)) throw new NonDeterminismError(`sleep needs a finite time, got ${String(at)}`)
+          const startedAt = await now()
+          wakeAt = Math.max(startedAt, t)
+          await journal({
+            _tag: "StartStep",
+            stepId: id,
+            request: { _tag: "timer", ms: wakeAt - startedAt },
+            wakeAt
+          })
+        }
+        const due = wakeAt ?? 0
+        const left = due - (await now())
+        if (left > SHORT_SLEEP_MS) {
+          // not due: the run parks once its writes are done; this promise never settles, the next session
+          // replays to here
+          await queue
+          end({ _tag: "Parked", until: due })
+          stopped = true
+          return never<void>()
+        }
+        if (left > 0) await new Promise((r) => setTimeout(r, left))
+        const attempt = found?.attempt ?? 1
+        await journal({
+          _tag: "CompleteStep",
+          stepId: id,
+          attempt,
+          result: { _tag: "code", value: null },
+          tokensIn: 0,
+          tokensOut: 0,
+          costUsd: 0,
+          durationMs: Math.max(0, (await now()) - due)
+        })
+      })
+
+    const ctx: WorkflowContext = {
+      runId: d.runId,
+      tenant: d.tenant,
+      workflow: definition.name,
+      step,
+      sleep: (ms) => operation(async () => now()).then((t) => sleepUntil(t + Math.max(0, ms))),
+      sleepUntil,
+      now: () => draw("now", () => now()),
+      random: () => draw("random", () => Math.random()),
+      uuid: () => draw("uuid", () => randomUUID()),
+      log: (message, fields) => {
+        if (replaying()) return
+        void run(Effect.logInfo(`workflow ${definition.name} run ${d.runId}: ${message}`, fields ?? {}))
+      }
+    }
+
+    // the code runs from the top; its return or throw ends the run once every write it asked for is done
+    Promise.resolve()
+      .then(() => definition.run(ctx, initial.input))
+      .then(
+        async (output) => {
+          await queue
+          if (!stopped) end({ _tag: "Returned", output: normalize(output) })
+        },
+        async (e: unknown) => {
+          await queue
+          if (stopped) return
+          end(
+            e instanceof NonDeterminismError
+              ? { _tag: "Threw", code: "nondeterminism", message: e.message }
+              : { _tag: "Threw", code: "workflow_error", message: messageOf(e) }
+          )
+        }
+      )
+      .finally(() => {
+        stopped = true
+      })
+
+    return yield* Deferred.await(ended).pipe(
+      Effect.raceFirst(Effect.as(Deferred.await(d.cancelled), { _tag: "Canceled" } as Ended)),
+      Effect.ensuring(Effect.sync(() => {
+        stopped = true
+      }))
+    )
+  })

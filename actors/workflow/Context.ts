@@ -1,0 +1,56 @@
+// What a code-first workflow's function receives (ADR 0041): the durable operations, each journaled once in the
+// run's journal, so a run replayed after a crash returns journaled results instead of doing the work again. The
+// SDK (sdk/src/Workflow.ts) publishes the same shape to workflow authors.
+
+/** How a step is retried when its function throws, and how long one attempt may take. */
+export interface StepOptions {
+  readonly retry?: {
+    /** Attempts in all, the first included (default 3). */
+    readonly maxAttempts?: number
+    readonly initialBackoffMs?: number
+    readonly maxBackoffMs?: number
+  }
+  /** An attempt that takes longer fails (default 60 s). */
+  readonly timeoutMs?: number
+}
+
+/** What a step's function is told: its idempotency key (`runId:stepId:attempt`) for the effects it performs. */
+export interface StepInfo {
+  readonly stepId: string
+  readonly attempt: number
+  readonly key: string
+}
+
+export interface Context {
+  readonly runId: string
+  readonly tenant: string
+  readonly workflow: string
+  /**
+   * Runs `fn` once and journals what it returns (JSON; `undefined` becomes null); after a crash the journaled
+   * value is returned and `fn` is not called again. Step ids are unique within a run; the order of steps must
+   * not change between replays (a run whose code asks for another step than its journal has fails, naming it).
+   */
+  readonly step: <A>(id: string, fn: (info: StepInfo) => A | Promise<A>, options?: StepOptions) => Promise<A>
+  /** A durable timer: the run parks (no host holds it) and continues when it is due, even after restarts. */
+  readonly sleep: (ms: number) => Promise<void>
+  readonly sleepUntil: (at: number | Date) => Promise<void>
+  /** The time, a random number in [0, 1) and a UUID: drawn once, journaled, the same on every replay. */
+  readonly now: () => Promise<number>
+  readonly random: () => Promise<number>
+  readonly uuid: () => Promise<string>
+  /** Logs with the run's tenant and id, once: not again while the code replays what the journal has. */
+  readonly log: (message: string, fields?: Record<string, unknown>) => void
+}
+
+/** The error a step's function threw, after its last attempt: the workflow may catch it. */
+export class StepFailedError extends Error {
+  override readonly name = "StepFailedError"
+  constructor(readonly stepId: string, readonly attempts: number, message: string) {
+    super(`step ${stepId} failed after ${attempts} attempt(s): ${message}`)
+  }
+}
+
+/** The code asked for something its journal does not have where it should: the run fails with it. */
+export class NonDeterminismError extends Error {
+  override readonly name = "NonDeterminismError"
+}

@@ -1,0 +1,63 @@
+// Code-first durable workflows (ADR 0041): `defineWorkflow` marks a function as a workflow that a Lantern host
+// started with `--workflows <file>` registers and runs. Every `ctx` operation is journaled once in the run's
+// journal: after a crash the run replays from the top and gets journaled results back instead of doing the work
+// again. The host runs the code; this module only describes it (no runtime dependency).
+
+/** How a step is retried when its function throws, and how long one attempt may take. */
+export interface StepOptions {
+  readonly retry?: {
+    /** Attempts in all, the first included (default 3). */
+    readonly maxAttempts?: number
+    readonly initialBackoffMs?: number
+    readonly maxBackoffMs?: number
+  }
+  /** An attempt that takes longer fails (default 60 s). */
+  readonly timeoutMs?: number
+}
+
+/** What a step's function is told: its idempotency key (`runId:stepId:attempt`) for the effects it performs. */
+export interface StepInfo {
+  readonly stepId: string
+  readonly attempt: number
+  readonly key: string
+}
+
+export interface WorkflowContext {
+  readonly runId: string
+  readonly tenant: string
+  readonly workflow: string
+  /**
+   * Runs `fn` once and journals what it returns (JSON; `undefined` becomes null); after a crash the journaled value
+   * is returned and `fn` is not called again. Step ids are unique within a run, and the order of steps must not
+   * change for runs in flight: a run whose code asks for another step than its journal has fails, naming it.
+   * After its last attempt a step's error is thrown to the workflow as a `StepFailedError` (name), which it may
+   * catch.
+   */
+  readonly step: <A>(id: string, fn: (info: StepInfo) => A | Promise<A>, options?: StepOptions) => Promise<A>
+  /** A durable timer: the run parks (no host holds it) and continues when it is due, even across restarts. */
+  readonly sleep: (ms: number) => Promise<void>
+  readonly sleepUntil: (at: number | Date) => Promise<void>
+  /** The time, a random number in [0, 1) and a UUID, drawn once and journaled: the same on every replay. */
+  readonly now: () => Promise<number>
+  readonly random: () => Promise<number>
+  readonly uuid: () => Promise<string>
+  /** Logs with the run's tenant and id, once (not again while the code replays what its journal has). */
+  readonly log: (message: string, fields?: Record<string, unknown>) => void
+}
+
+export interface Workflow<I = unknown, O = unknown> {
+  readonly name: string
+  readonly run: (ctx: WorkflowContext, input: I) => Promise<O> | O
+}
+
+/** The mark a host looks for among a workflows file's exports. */
+const MARKER = Symbol.for("lantern.workflow")
+
+/**
+ * A workflow named `name` (lowercase letters, digits, `-`, `_`): export it from the file a host registers with
+ * `lantern serve --workflows <file>` (or `worker`), then start runs with `runs.create({ workflow: name, input })`.
+ */
+export const defineWorkflow = <I = unknown, O = unknown>(
+  name: string,
+  run: (ctx: WorkflowContext, input: I) => Promise<O> | O
+): Workflow<I, O> => Object.freeze({ name, run, [MARKER]: true }) as Workflow<I, O>

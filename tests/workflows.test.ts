@@ -1,0 +1,201 @@
+// Code-first durable workflows end to end (ADR 0041): a real `lantern serve` registers tests/fixtures/workflows/v1.ts
+// and runs its workflows; hosts are SIGKILLed inside a step and between steps and restarted, and every step's
+// effect (a line in a file) is counted; code that changes under a run in flight fails it naming the step; a deploy
+// of new code leaves runs in flight on their own version.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import { startServer, type TestServer } from "./support/Bus.ts"
+import { api, eventually, ROOT, type StackProcess, startStack } from "./support/Stack.ts"
+
+const V1 = join(ROOT, "tests/fixtures/workflows/v1.ts")
+const V2 = join(ROOT, "tests/fixtures/workflows/v2.ts")
+
+let nats: TestServer
+let dir: string
+const stacks: Array<StackProcess> = []
+
+beforeAll(async () => {
+  nats = await startServer("lantern-workflows")
+  dir = mkdtempSync(join(tmpdir(), "lantern-workflows-"))
+}, 30_000)
+
+afterAll(async () => {
+  for (const s of stacks) await s.kill()
+  await nats?.cleanup()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** A `lantern serve` on the suite's bus with `home` and the workflows of `file`. */
+const host = async (home: string, file: string) => {
+  const stack = await startStack({
+    natsUrl: nats.handle.url,
+    home,
+    env: { LANTERN_WORKFLOWS: file, LANTERN_WATCHDOG_INTERVAL: "200 millis" }
+  })
+  stacks.push(stack)
+  onTestFailed(() => console.error(`--- host ${stack.child.pid} ---\n${stack.output()}`))
+  return stack
+}
+
+type Call = ReturnType<typeof api>
+
+const start = async (call: Call, workflow: string, input: unknown) => {
+  const r = await call("POST", "/v1/runs", { workflow, input })
+  expect(r.status, r.text).toBe(201)
+  return r.json.id as string
+}
+
+const finished = (call: Call, id: string, deadline = 60_000) =>
+  eventually(
+    async () => {
+      const r = await call("GET", `/v1/runs/${id}`).catch(() => null)
+      return r !== null && r.json?.status !== undefined && r.json.status !== "running" ? r.json : null
+    },
+    deadline,
+    `run ${id} to finish`
+  )
+
+type Event = { type: string; payload: Record<string, any> }
+const events = async (call: Call, id: string): Promise<Array<Event>> =>
+  (await call("GET", `/v1/runs/${id}/events`)).json.items
+
+/** The effects the steps performed: one line per execution, the step's idempotency key. */
+const effects = (file: string): Array<string> => {
+  try {
+    return readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
+  } catch {
+    return []
+  }
+}
+
+describe("a workflow of ten steps", () => {
+  it("runs to its output with each step journaled once and performed once", async () => {
+    const stack = await host(join(dir, "plain"), V1)
+    const call = api(stack)
+    const file = join(dir, "plain-effects")
+    const id = await start(call, "ten", { effects: file })
+    const run = await finished(call, id)
+    expect(run.status).toBe("succeeded")
+    expect(run.output).toEqual({ sum: 55, uuidLength: 36 })
+    expect(run.agentName).toBe("ten")
+    const journal = await events(call, id)
+    const steps = journal.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)
+    expect(steps).toEqual([...Array.from({ length: 10 }, (_, i) => `step-${i + 1}`), "uuid-1"])
+    // one event per step: nothing started separately
+    expect(journal.filter((e) => e.type === "StepStarted")).toEqual([])
+    expect(effects(file)).toEqual(Array.from({ length: 10 }, (_, i) => `${id}:step-${i + 1}:1`))
+    await stack.kill()
+  }, 120_000)
+
+  for (const where of ["crashIn", "crashAfter"] as const) {
+    it(
+      `${
+        where === "crashIn" ? "inside step 5" : "between steps 5 and 6"
+      }: a SIGKILLed host restarted finishes the run, no completed step again`,
+      async () => {
+        const home = join(dir, `crash-${where}`)
+        const file = join(dir, `crash-${where}-effects`)
+        const marker = join(dir, `crash-${where}-marker`)
+        const first = await host(home, V1)
+        const id = await start(api(first), "ten", { effects: file, [where]: 5, marker })
+        // the host kills itself at step 5
+        await eventually(async () => first.child.signalCode === "SIGKILL", 60_000, "the host to kill itself")
+        const second = await host(home, V1)
+        const call = api(second)
+        const run = await finished(call, id)
+        expect(run.status).toBe("succeeded")
+        expect(run.output).toEqual({ sum: 55, uuidLength: 36 })
+        // steps 1-4 (and 5 when the crash came after it) ran once; the step in flight ran again under the same key
+        const once = Array.from({ length: 10 }, (_, i) => `${id}:step-${i + 1}:1`)
+        expect(effects(file)).toEqual(once)
+        const completed = (await events(call, id)).filter((e) => e.type === "StepCompleted").map((e) =>
+          e.payload.stepId
+        )
+        expect(new Set(completed).size).toBe(completed.length)
+        await second.kill()
+      },
+      180_000
+    )
+  }
+})
+
+describe("retries", () => {
+  it("retries a failing step with its attempts journaled, and hands the last error to the code", async () => {
+    const stack = await host(join(dir, "retries"), V1)
+    const call = api(stack)
+    const file = join(dir, "retries-effects")
+    const id = await start(call, "flaky", { effects: file })
+    const run = await finished(call, id)
+    expect(run.status, JSON.stringify(run)).toBe("succeeded")
+    expect(run.output).toEqual({ value: 3, caught: "StepFailedError" })
+    expect(effects(file)).toEqual(["flaky 1", "flaky 2", "flaky 3"])
+    const failed = (await events(call, id)).filter((e) => e.type === "StepFailed").map((e) =>
+      `${e.payload.stepId}#${e.payload.attempt}:${e.payload.retryable}`
+    )
+    expect(failed).toEqual(["flaky#1:true", "flaky#2:true", "doomed#1:true", "doomed#2:false"])
+    await stack.kill()
+  }, 120_000)
+})
+
+describe("determinism and versions", () => {
+  it("fails a run whose code asks for its steps in another order than its journal, naming the step", async () => {
+    const stack = await host(join(dir, "order"), V1)
+    const call = api(stack)
+    const orderFile = join(dir, "order-file")
+    writeFileSync(orderFile, "a,b")
+    const id = await start(call, "ordered", { orderFile })
+    // the run parks on its timer with a and b journaled; the code then changes its mind
+    await eventually(
+      async () => (await events(call, id)).some((e) => e.type === "StepStarted" && e.payload.request._tag === "timer"),
+      30_000,
+      "the run to reach its timer"
+    )
+    writeFileSync(orderFile, "b,a")
+    const run = await finished(call, id)
+    expect(run.status).toBe("failed")
+    expect(run.error.code).toBe("nondeterminism")
+    expect(run.error.message).toContain(`"b"`)
+    expect(run.error.message).toContain(`"a"`)
+    await stack.kill()
+  }, 120_000)
+
+  it("keeps a run in flight on its code when new code is deployed; new runs start on the new code", async () => {
+    const home = join(dir, "deploy")
+    const first = await host(home, V1)
+    const old = await start(api(first), "versioned", null)
+    await eventually(
+      async () => (await events(api(first), old)).some((e) => e.type === "StepStarted"),
+      30_000,
+      "the old run to park on its timer"
+    )
+    await first.stop()
+    const second = await host(home, V2)
+    const call = api(second)
+    const fresh = await start(call, "versioned", null)
+    expect((await finished(call, old)).output).toBe("v1")
+    expect((await finished(call, fresh)).output).toBe("v2")
+    const pinned = async (id: string) =>
+      (await events(call, id)).find((e) => e.type === "RunStarted")!.payload.workflow.digest as string
+    expect(await pinned(old)).not.toBe(await pinned(fresh))
+    await second.kill()
+  }, 120_000)
+})
+
+describe("bad input", () => {
+  it("answers 404 for a workflow no host registered and 400 naming the field for agentName with workflow", async () => {
+    const stack = await host(join(dir, "bad"), V1)
+    const call = api(stack)
+    const missing = await call("POST", "/v1/runs", { workflow: "nope", input: null })
+    expect(missing.status).toBe(404)
+    expect(missing.json.error.code).toBe("workflow_not_found")
+    const both = await call("POST", "/v1/runs", { workflow: "ten", agentName: "ten", input: null })
+    expect(both.status).toBe(400)
+    expect(both.json.error.issues.map((i: { field: string }) => i.field)).toContain("workflow")
+    const neither = await call("POST", "/v1/runs", { input: null })
+    expect(neither.status).toBe(400)
+    expect(neither.json.error.issues.map((i: { field: string }) => i.field)).toContain("agentName")
+    await stack.kill()
+  }, 120_000)
+})
