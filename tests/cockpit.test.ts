@@ -3,6 +3,7 @@
 // in the page, its receipt verified in the browser with every named check (the same verdict as schema/Receipt.ts's),
 // and a tampered journal failing its check. Also the tenant-wide stream `GET /v1/stream` the list follows.
 import { spawnSync } from "node:child_process"
+import { request as httpRequest } from "node:http"
 import { existsSync, mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { type Browser, chromium, type Page } from "playwright-core"
@@ -190,6 +191,51 @@ describe("the page", () => {
     expect((await fetch(`${stack.url}/assets/..%2Fpackage.json`)).status).toBe(404)
     expect((await fetch(`${stack.url}/assets/nothing.js`)).status).toBe(404)
     expect((await fetch(`${stack.url}/cockpit/dev-token`)).status).toBe(404)
+  })
+})
+
+/** A GET from 127.0.0.1 with the Host and headers given (fetch may not set Host). */
+const rawGet = (url: string, headers: Record<string, string>) =>
+  new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpRequest(url, { headers }, (res) => {
+      let body = ""
+      res.on("data", (d: Buffer) => (body += d.toString()))
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on("error", reject)
+    req.end()
+  })
+
+describe("the dev token", () => {
+  it("is offered by lantern dev to a same-origin page of this machine only", async () => {
+    // a bus of its own: a second host of the same tenant on the main stack's bus would share its runs
+    const bus = await startServer("lantern-cockpit-dev")
+    const dev = await startStack({ natsUrl: bus.handle.url, command: "dev", token: "lt_dev_cockpit_token" })
+    try {
+      const host = new URL(dev.url).host
+      const url = `${dev.url}/cockpit/dev-token`
+      const mine = await rawGet(url, { host, "sec-fetch-site": "same-origin" })
+      expect(mine.status).toBe(200)
+      expect(JSON.parse(mine.body)).toEqual({ token: "lt_dev_cockpit_token" })
+      expect((await rawGet(url, { host: `localhost:${new URL(dev.url).port}` })).status).toBe(200)
+      // a page of another site that resolves to this machine, or another site's fetch, gets nothing
+      expect((await rawGet(url, { host: "attacker.example" })).status).toBe(404)
+      expect((await rawGet(url, { host, "sec-fetch-site": "cross-site" })).status).toBe(404)
+      if (CHROMIUM !== undefined) {
+        const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] })
+        try {
+          const page = await browser.newPage()
+          await page.goto(`${dev.url}/`)
+          await page.getByRole("button", { name: "Use this machine's dev token" }).click()
+          await page.getByRole("heading", { name: "Runs" }).waitFor()
+          expect(await page.evaluate(() => sessionStorage.getItem("lantern.apiKey"))).toBe("lt_dev_cockpit_token")
+        } finally {
+          await browser.close()
+        }
+      }
+    } finally {
+      await stopStack(dev, bus)
+    }
   })
 })
 

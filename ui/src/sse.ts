@@ -33,7 +33,6 @@ export const makeEventStream = (url: string, options: StreamOptions): { readonly
 
   const connect = async (): Promise<"again" | "done"> => {
     controller = new AbortController()
-    state("connecting")
     const headers: Record<string, string> = { authorization: `Bearer ${options.token}`, accept: "text/event-stream" }
     if (lastId !== null && lastId !== "") headers["last-event-id"] = lastId
     const res = await fetch(url, { headers, signal: controller.signal, cache: "no-store" })
@@ -64,6 +63,7 @@ export const makeEventStream = (url: string, options: StreamOptions): { readonly
   }
 
   void (async () => {
+    state("connecting")
     while (!closed) {
       const next = await connect().catch(() => "again" as const)
       if (closed || next === "done") break

@@ -26,12 +26,19 @@ const what = (step: Step): string => {
   }
 }
 
+/** Steps that wait for something outside the run: a running attempt of one is waiting. */
+const WAITS = new Set(["sleep", "approval", "agent"])
+
 const AttemptView = (props: { readonly step: Step; readonly attempt: Attempt }) => {
   const result = () => props.attempt.result ?? {}
   const answer = () => record(result()["answer"])
   return (
     <li class={`attempt ${props.attempt.outcome}`} data-outcome={props.attempt.outcome}>
-      <span class="label">attempt {props.attempt.attempt}: {props.attempt.outcome}</span>
+      <span class="label">
+        attempt {props.attempt.attempt}: {props.attempt.outcome === "running" && WAITS.has(props.step.kind)
+          ? "waiting"
+          : props.attempt.outcome}
+      </span>
       <Show when={props.attempt.route}>
         {(route) => (
           <span class="route">
