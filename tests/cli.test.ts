@@ -616,10 +616,12 @@ describe("lantern api-keys, tenants and audit (child process, real stack)", () =
       const probes = await eventually(
         async () => {
           const r = await owner_("GET", "/v1/runs?agentName=lantern-doctor-probe")
-          return r.json.items.length === 2 ? r.json.items : null
+          // a list lags the journal by up to a projector batch window (ADR 0037): the runs' ends may come later
+          const items = r.json.items as Array<{ status: string }>
+          return items.length === 2 && items.every((run) => run.status === "succeeded") ? items : null
         },
         20_000,
-        "the two probe runs to be projected"
+        "the two probe runs to be projected as succeeded"
       )
       expect(probes.map((r: { status: string }) => r.status)).toEqual(["succeeded", "succeeded"])
       const listed = (await owner_("GET", "/v1/runs?limit=200")).json.items as Array<{ agentName: string }>
