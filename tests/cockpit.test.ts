@@ -4,7 +4,7 @@
 // and a tampered journal failing its check. Also the tenant-wide stream `GET /v1/stream` the list follows.
 import { spawnSync } from "node:child_process"
 import { request as httpRequest } from "node:http"
-import { existsSync, mkdirSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { type Browser, chromium, type Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -253,6 +253,17 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
     }
 
+    /** axe-core's serious and critical violations on the page as it stands (evaluated by the driver, not the page). */
+    const accessibility = async (view: string) => {
+      await page.evaluate(readFileSync(join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8"))
+      const violations = await page.evaluate(() =>
+        (globalThis as any).axe.run((globalThis as any).document, { resultTypes: ["violations"] }).then((r: any) =>
+          r.violations.map((v: any) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }))
+        )
+      ) as Array<{ id: string; impact: string | null }>
+      expect(violations.filter((v) => v.impact === "serious" || v.impact === "critical"), view).toEqual([])
+    }
+
     /** The verdict the page shows: each named check with its outcome and message. */
     const shownChecks = () =>
       page.$$eval("[data-check]", (items) =>
@@ -287,6 +298,7 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.getByRole("alert").waitFor()
       expect(await page.getByRole("alert").textContent()).toContain("not valid")
       await shot("1-sign-in")
+      await accessibility("sign-in")
       await page.getByLabel("API key").fill(stack.token)
       await page.getByRole("button", { name: "Sign in" }).click()
       await page.getByRole("heading", { name: "Runs" }).waitFor()
@@ -309,12 +321,14 @@ describe.skipIf(CHROMIUM === undefined)(
       })
       expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(1)
       await shot("2-runs")
+      await accessibility("runs")
 
       await row.getByRole("link").click()
       await page.getByRole("heading", { name: `Run ${id}` }).waitFor()
       await page.locator("[data-kind=\"model\"]").first().waitFor()
       await page.locator("[data-step-id=\"turn-1.tool-0.approval\"]").waitFor()
       await shot("3-run-waiting")
+      await accessibility("run waiting for approval")
       await page.getByRole("button", { name: "Approve" }).click()
       await page.locator("[data-run-status=\"succeeded\"]").waitFor({ timeout: 20_000 })
       // the timeline grew live: the tool ran after the approval, then the model answered and the run ended
@@ -347,6 +361,14 @@ describe.skipIf(CHROMIUM === undefined)(
         "totals"
       ])
       await shot("4-receipt-verified")
+      await accessibility("run with its verified receipt")
+      // the journal and the receipt download as the server exported and signed them
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.getByRole("link", { name: "Download the journal" }).click()
+      ])
+      expect(download.suggestedFilename()).toBe(`${id}.journal.jsonl`)
+      expect(readFileSync(await download.path(), "utf8")).toBe(journal)
 
       // one character of the run's input changed in the journal the verifier reads
       const input = page.getByLabel("Journal export (JSON lines)")
@@ -370,6 +392,11 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.waitForURL(/#\/runs\/run_/)
       await page.locator("[data-run-status=\"succeeded\"]").waitFor({ timeout: 20_000 })
       await shot("6-started-from-agents")
+      await page.getByRole("link", { name: "Agents" }).click()
+      await page.locator("[data-agent=\"careful\"]").getByRole("button", { name: "Versions" }).click()
+      await page.locator(".versions li").first().waitFor()
+      await shot("7-agents")
+      await accessibility("agents")
       expect(problems).toEqual([])
     })
   }

@@ -1,6 +1,6 @@
 // A run's receipt, verified in this browser: the receipt, its journal export and the published keys are fetched
 // into editable inputs, and each named check (schema/Receipt.ts's, run with WebCrypto) is shown passed or failed.
-import { createSignal, For, Show } from "solid-js"
+import { createMemo, createSignal, For, onCleanup, Show } from "solid-js"
 import type { Verdict } from "../../../schema/Receipt.ts"
 import type { Client } from "../api.ts"
 import { parseJsonl, parseReceipt, verify } from "../receipt.ts"
@@ -11,6 +11,16 @@ export const ReceiptPanel = (props: { readonly client: Client; readonly runId: s
   const [verdict, setVerdict] = createSignal<Verdict | null>(null)
   const [error, setError] = createSignal<string | null>(null)
   const [busy, setBusy] = createSignal(false)
+
+  /** An object URL of what an input holds, for its download link; released when the input changes or goes. */
+  const downloadable = (text: () => string, type: string) =>
+    createMemo(() => {
+      const url = URL.createObjectURL(new Blob([text()], { type }))
+      onCleanup(() => URL.revokeObjectURL(url))
+      return url
+    })
+  const receiptUrl = downloadable(receipt, "application/json")
+  const journalUrl = downloadable(journal, "application/x-ndjson")
 
   const check = async () => {
     setBusy(true)
@@ -70,6 +80,14 @@ export const ReceiptPanel = (props: { readonly client: Client; readonly runId: s
         )}
       </Show>
       <Show when={receipt() !== ""}>
+        <div class="actions">
+          <a href={receiptUrl()} download={`${props.runId}.receipt.json`}>
+            Download the receipt
+          </a>
+          <a href={journalUrl()} download={`${props.runId}.journal.jsonl`}>
+            Download the journal
+          </a>
+        </div>
         <label for="receipt-input">Receipt (JSON)</label>
         <textarea
           id="receipt-input"
