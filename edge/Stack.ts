@@ -129,9 +129,14 @@ const banner = (options: Options) =>
 export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker
-    ? Layer.mergeAll(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer, workflows(options.workflows))
+    ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer)
     : Layer.empty
-  if (!options.edge) return drivers.pipe(Layer.provide(core), Layer.provide(Telemetry.layerConfig))
+  // the host's workflows are registered before it drives or serves anything: a run of them is never refused as
+  // unknown by a host that is ready
+  const registered = workflows(options.worker ? options.workflows : null)
+  if (!options.edge) {
+    return drivers.pipe(Layer.provide(registered), Layer.provide(core), Layer.provide(Telemetry.layerConfig))
+  }
   const http = HttpRouter.serve(
     Layer.mergeAll(
       // every endpoint of the declaration, each by its handler: a missing handler does not type-check
@@ -166,6 +171,7 @@ export const layer = (options: Options) => {
   // the owner token is stored before the edge listens, so /readyz never answers before a token works
   const front = Layer.mergeAll(http.pipe(Layer.provide(banner(options))), Projector.layer, drivers)
   return front.pipe(
+    Layer.provide(registered),
     Layer.provide(Layer.merge(core, database)),
     Layer.provide(Telemetry.layerConfig)
   )

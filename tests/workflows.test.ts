@@ -7,6 +7,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
+import * as FakeOpenAi from "./support/FakeOpenAi.ts"
+import { modelEnv } from "./support/Scripted.ts"
 import { api, eventually, ROOT, type StackProcess, startStack } from "./support/Stack.ts"
 
 const V1 = join(ROOT, "tests/fixtures/workflows/v1.ts")
@@ -28,11 +30,11 @@ afterAll(async () => {
 })
 
 /** A `lantern serve` on the suite's bus with `home` and the workflows of `file`. */
-const host = async (home: string, file: string) => {
+const host = async (home: string, file: string, env: Record<string, string> = {}) => {
   const stack = await startStack({
     natsUrl: nats.handle.url,
     home,
-    env: { LANTERN_WORKFLOWS: file, LANTERN_WATCHDOG_INTERVAL: "200 millis" }
+    env: { ...env, LANTERN_WORKFLOWS: file, LANTERN_WATCHDOG_INTERVAL: "200 millis" }
   })
   stacks.push(stack)
   onTestFailed(() => console.error(`--- host ${stack.child.pid} ---\n${stack.output()}`))
@@ -119,6 +121,40 @@ describe("a workflow of ten steps", () => {
       180_000
     )
   }
+})
+
+describe("model calls", () => {
+  it(
+    "ctx.llm goes through the router and is journaled with its route and cost; a crash after it never calls again",
+    async () => {
+      const model = await FakeOpenAi.start(0)
+      try {
+        const home = join(dir, "llm")
+        const marker = join(dir, "llm-marker")
+        const env = modelEnv(model)
+        const first = await host(home, V1, env)
+        const id = await start(api(first), "writer", { marker })
+        await eventually(async () => first.child.signalCode === "SIGKILL", 60_000, "the host to kill itself")
+        const second = await host(home, V1, env)
+        const call = api(second)
+        const run = await finished(call, id)
+        expect(run.status, JSON.stringify(run)).toBe("succeeded")
+        expect(run.output).toEqual({ provider: "openai", model: "fake-1", answered: true, after: "done" })
+        // the provider was asked once, under the step's key: the replay read the journaled answer
+        expect(model.received.filter((r) => r.key.startsWith(`${id}:`)).map((r) => r.key)).toEqual([`${id}:llm-1:1`])
+        const journal = await events(call, id)
+        const completed = journal.find((e) => e.type === "StepCompleted" && e.payload.stepId === "llm-1")!
+        expect(completed.payload.result._tag).toBe("model")
+        expect(completed.payload.route.chosen).toBeDefined()
+        expect(completed.payload.tokensIn).toBeGreaterThan(0)
+        expect(run.costUsd).toBeGreaterThanOrEqual(0)
+        await second.kill()
+      } finally {
+        await model.close()
+      }
+    },
+    180_000
+  )
 })
 
 describe("retries", () => {

@@ -31,7 +31,7 @@ export const make = Effect.gen(function*() {
   const runs = yield* Runs
   const budgets = yield* Budgets
   const provide = yield* Actor.provider
-  const { perform, quote } = yield* Perform.make
+  const { perform, quote, callModel, quoteRequest } = yield* Perform.make
   const registry = yield* Registry
 
   /**
@@ -106,6 +106,36 @@ export const make = Effect.gen(function*() {
           exec: (command) =>
             Effect.map(exec(command), (l) => {
               loaded = l
+            }),
+          // a model call of the code: reserved against the budgets like an agent's, then made, then settled
+          llm: (stepId, attempt, request, timeoutMs) =>
+            Effect.gen(function*() {
+              const key = `${runId}:${stepId}:${attempt}`
+              const modelRequest = { ...request, idempotencyKey: key, tenant }
+              const state = loaded.state
+              const now = yield* Clock.currentTimeMillis
+              const hold = yield* Effect.result(budgets.reserve({
+                tenant,
+                agentName: state.agentName,
+                runId,
+                reservationId: key,
+                quote: quoteRequest(modelRequest),
+                run: { costUsd: state.costUsd, tokens: state.tokensIn + state.tokensOut, toolCalls: 0 },
+                expiresAt: now + timeoutMs + leases.graceMs
+              }))
+              if (Result.isFailure(hold)) {
+                const e = hold.failure
+                if (e._tag !== "BudgetExceeded") return yield* Effect.fail(e)
+                return { _tag: "Failed", failure: { error: Decisions.budgetError(e.refusal) } } as const
+              }
+              const outcome = yield* Effect.result(callModel(tenant, state, modelRequest, timeoutMs))
+              const used = Result.isSuccess(outcome)
+                ? { costUsd: outcome.success.costUsd, tokens: outcome.success.tokensIn + outcome.success.tokensOut }
+                : { costUsd: 0, tokens: 0 }
+              if (hold.success.scopes.length > 0) yield* budgets.settle(hold.success, used)
+              return Result.isSuccess(outcome)
+                ? { _tag: "Performed", performed: outcome.success } as const
+                : { _tag: "Failed", failure: outcome.failure } as const
             }),
           cancelled
         }).pipe(Effect.mapError((e) => e as Actor.ExecuteError<never>))

@@ -2,7 +2,7 @@
 // resolved for this call only, and the step's timeout) and a tool call through the Tools service. A failure
 // comes back as the step's error, to be journaled, never as a defect.
 import { Duration, Effect, type Redacted } from "effect"
-import { ModelProvider } from "../model/ModelProvider.ts"
+import { ModelProvider, type Request as ModelRequest } from "../model/ModelProvider.ts"
 import { Tools } from "../model/Tools.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import type { State } from "./Decider.ts"
@@ -34,18 +34,15 @@ export const make = Effect.gen(function*() {
     )
   }
 
-  const model = (
+  /** A model call of a run's step: `request` as the step asks it, within `timeoutMs`. */
+  const callModel = (
     tenant: string,
     state: State,
-    call: Extract<Call, { _tag: "CallModel" }>
+    request: ModelRequest,
+    timeoutMs: number
   ): Effect.Effect<Performed, Failure> =>
     apiKeysOf(tenant, state).pipe(
-      Effect.flatMap((apiKeys) =>
-        provider.complete({
-          ...Plan.modelRequest(state, call.request, call.key, tenant),
-          ...(apiKeys === null ? {} : { apiKeys })
-        })
-      ),
+      Effect.flatMap((apiKeys) => provider.complete({ ...request, ...(apiKeys === null ? {} : { apiKeys }) })),
       // the provider's usage and route are the step's own (schema/StepOutcome.ts): only the answer is wrapped
       Effect.map(({ answer, ...used }): Performed => ({ result: { _tag: "model", answer }, ...used })),
       Effect.mapError((e): Failure =>
@@ -65,13 +62,16 @@ export const make = Effect.gen(function*() {
           }
       ),
       Effect.timeoutOrElse({
-        duration: Duration.millis(call.timeoutMs),
+        duration: Duration.millis(timeoutMs),
         orElse: () =>
           Effect.fail<Failure>({
-            error: { code: "timeout", message: `the step took longer than ${call.timeoutMs} ms` }
+            error: { code: "timeout", message: `the step took longer than ${timeoutMs} ms` }
           })
       })
     )
+
+  const model = (tenant: string, state: State, call: Extract<Call, { _tag: "CallModel" }>) =>
+    callModel(tenant, state, Plan.modelRequest(state, call.request, call.key, tenant), call.timeoutMs)
 
   /** The call a step needs, performed. */
   const perform = (
@@ -87,5 +87,5 @@ export const make = Effect.gen(function*() {
   const quote = (tenant: string, state: State, call: Extract<Call, { _tag: "CallModel" }>) =>
     provider.quote(Plan.modelRequest(state, call.request, call.key, tenant))
 
-  return { perform, quote }
+  return { perform, quote, callModel, quoteRequest: provider.quote }
 })

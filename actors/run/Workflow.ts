@@ -6,11 +6,16 @@
 import { randomUUID } from "node:crypto"
 import { Clock, Deferred, Effect } from "effect"
 import type { RunCommand } from "../../schema/Commands.ts"
+import type { ModelAnswer } from "../../schema/StepOutcome.ts"
+import type { Request as ModelRequest } from "../model/ModelProvider.ts"
+import type { Failure, Performed } from "./Decisions.ts"
 import type { State, Step } from "./Decider.ts"
 import {
   type Context as WorkflowContext,
   NonDeterminismError,
   StepFailedError,
+  type LlmAnswer,
+  type LlmRequest,
   type StepInfo,
   type StepOptions
 } from "../workflow/Context.ts"
@@ -36,8 +41,22 @@ export interface Driving {
   readonly state: () => State
   /** Journals a command on the current state (the driver's exec: a refusal reloads). */
   readonly exec: (command: RunCommand) => Effect.Effect<unknown, unknown>
+  /** A model call for the code's step `stepId` at `attempt`: reserved, made and settled, or refused. */
+  readonly llm: (
+    stepId: string,
+    attempt: number,
+    request: Omit<ModelRequest, "idempotencyKey" | "tenant">,
+    timeoutMs: number
+  ) => Effect.Effect<
+    | { readonly _tag: "Performed"; readonly performed: Performed }
+    | { readonly _tag: "Failed"; readonly failure: Failure },
+    unknown
+  >
   readonly cancelled: Deferred.Deferred<void>
 }
+
+/** Failures of a model call worth another attempt. */
+const RETRYABLE = new Set(["rate_limited", "provider_unavailable", "timeout", "provider_error"])
 
 /** A value as the journal keeps it: JSON, `undefined` as null. */
 const normalize = (value: unknown): unknown => (value === undefined ? null : JSON.parse(JSON.stringify(value)))
@@ -277,11 +296,80 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         })
       })
 
+    const answerOf = (a: ModelAnswer): LlmAnswer => ({
+      content: a.content,
+      toolCalls: a.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })),
+      finishReason: a.finishReason,
+      provider: a.provider,
+      model: a.model
+    })
+
+    let models = 0
+    const llm = (request: LlmRequest): Promise<LlmAnswer> =>
+      operation(async () => {
+        const id = `llm-${++models}`
+        const found = claim(id)
+        if (found !== null && found.request._tag !== "model") {
+          throw new NonDeterminismError(
+            `step ${JSON.stringify(id)} is a ${found.request._tag} in the journal, not a model call`
+          )
+        }
+        if (found?.status === "completed" && found.result?._tag === "model") return answerOf(found.result.answer)
+        if (found?.status === "failed" && !found.retryable) {
+          throw new StepFailedError(id, found.attempt, found.error?.message ?? "failed")
+        }
+        const maxAttempts = Math.max(1, request.retry?.maxAttempts ?? DEFAULT_ATTEMPTS)
+        const timeoutMs = request.timeoutMs ?? DEFAULT_TIMEOUT_MS
+        const model = request.model ?? "auto"
+        for (;;) {
+          const current = d.state().steps.find((s) => s.stepId === id)
+          if (current?.status === "failed" && current.retryAt !== null) {
+            const wait = current.retryAt - (await now())
+            if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+          }
+          await journal({ _tag: "StartStep", stepId: id, request: { _tag: "model", model, turn: models } })
+          const attempt = d.state().steps.find((s) => s.stepId === id)?.attempt ?? 1
+          const started = await now()
+          const outcome = await run(d.llm(id, attempt, {
+            model,
+            messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+            tools: (request.tools ?? []).map((t) => ({
+              name: t.name,
+              description: t.description ?? t.name,
+              parameters: t.parameters ?? { type: "object", properties: {} }
+            })) as ModelRequest["tools"],
+            ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
+            ...(request.temperature === undefined ? {} : { temperature: request.temperature })
+          }, timeoutMs))
+          const finished = await now()
+          if (outcome._tag === "Performed") {
+            const p = outcome.performed
+            await journal({ _tag: "CompleteStep", stepId: id, attempt, ...p, durationMs: finished - started })
+            if (p.result._tag !== "model") throw new Error(`model step ${id} answered ${p.result._tag}`)
+            return answerOf(p.result.answer)
+          }
+          const { error, route } = outcome.failure
+          const last = attempt >= maxAttempts || !RETRYABLE.has(error.code)
+          const retryAt = last ? undefined : finished + backoffMs(attempt, request)
+          await journal({
+            _tag: "FailStep",
+            stepId: id,
+            attempt,
+            error,
+            retryable: !last,
+            ...(retryAt === undefined ? {} : { retryAt }),
+            ...(route === undefined ? {} : { route })
+          })
+          if (last) throw new StepFailedError(id, attempt, `${error.code}: ${error.message}`)
+        }
+      })
+
     const ctx: WorkflowContext = {
       runId: d.runId,
       tenant: d.tenant,
       workflow: definition.name,
       step,
+      llm,
       sleep: (ms) => operation(async () => now()).then((t) => sleepUntil(t + Math.max(0, ms))),
       sleepUntil,
       now: () => draw("now", () => now()),

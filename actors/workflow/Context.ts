@@ -21,6 +21,26 @@ export interface StepInfo {
   readonly key: string
 }
 
+/** A model call of a workflow: through the router (an alias such as `auto`, or a model) and the budgets. */
+export interface LlmRequest extends StepOptions {
+  readonly model?: string
+  readonly messages: ReadonlyArray<{ readonly role: "system" | "user" | "assistant"; readonly content: string }>
+  readonly tools?: ReadonlyArray<
+    { readonly name: string; readonly description?: string; readonly parameters?: Record<string, unknown> }
+  >
+  readonly maxTokens?: number
+  readonly temperature?: number
+}
+
+/** What the model answered (the same on a replay, from the journal). */
+export interface LlmAnswer {
+  readonly content: string | null
+  readonly toolCalls: ReadonlyArray<{ readonly id: string; readonly name: string; readonly arguments: unknown }>
+  readonly finishReason: string
+  readonly provider: string
+  readonly model: string
+}
+
 export interface Context {
   readonly runId: string
   readonly tenant: string
@@ -31,6 +51,12 @@ export interface Context {
    * not change between replays (a run whose code asks for another step than its journal has fails, naming it).
    */
   readonly step: <A>(id: string, fn: (info: StepInfo) => A | Promise<A>, options?: StepOptions) => Promise<A>
+  /**
+   * A model call through the router, reserved against the run's budgets before it is made (a hard cap refuses it:
+   * `StepFailedError` with `budget_exceeded`), journaled with its route, tokens and cost; retried on rate limits,
+   * timeouts and unavailable providers. Replays return the journaled answer.
+   */
+  readonly llm: (request: LlmRequest) => Promise<LlmAnswer>
   /** A durable timer: the run parks (no host holds it) and continues when it is due, even after restarts. */
   readonly sleep: (ms: number) => Promise<void>
   readonly sleepUntil: (at: number | Date) => Promise<void>

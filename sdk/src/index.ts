@@ -8,7 +8,15 @@ export { type Issue, isLanternError, LanternError } from "./Errors.ts"
 export { type CreateRunInput, type Keys, Lantern, type LanternOptions, type Verdict } from "./Lantern.ts"
 export { ROUTES } from "./Routes.ts"
 export type { RunActivity, RunEvent, StreamOptions } from "./Stream.ts"
-export { defineWorkflow, type StepInfo, type StepOptions, type Workflow, type WorkflowContext } from "./Workflow.ts"
+export {
+  defineWorkflow,
+  type LlmAnswer,
+  type LlmRequest,
+  type StepInfo,
+  type StepOptions,
+  type Workflow,
+  type WorkflowContext
+} from "./Workflow.ts"
 
 export type Agent = Operations["getAgent"]["response"]
 export type AgentVersion = Operations["agentVersions"]["response"]["items"][number]
