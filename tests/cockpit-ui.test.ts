@@ -8,6 +8,7 @@ import type { EventResponse } from "../schema/Api.ts"
 import * as Sse from "../schema/Sse.ts"
 import { makeEventStream } from "../ui/src/sse.ts"
 import { build, type Entry } from "../ui/src/timeline.ts"
+import { windowOf } from "../ui/src/window.ts"
 
 let n = 0
 const event = (type: string, payload: Record<string, unknown>): EventResponse => {
@@ -89,6 +90,26 @@ describe("the timeline", () => {
     // a local step is one StepCompleted carrying its request
     expect(tool).toMatchObject({ kind: "tool", attempts: [{ outcome: "completed", result: { output: "hi" } }] })
     expect(entries[4]).toMatchObject({ _tag: "end", type: "RunSucceeded", detail: "done" })
+  })
+})
+
+describe("the window of a long list", () => {
+  const at = (scrollTop: number, count = 10_000) =>
+    windowOf({ scrollTop, viewport: 340, rowHeight: 34, count, overscan: 10 })
+
+  it("renders the rows in view and a margin, and keeps the full height in the spacers", () => {
+    expect(at(0)).toEqual({ start: 0, end: 20, top: 0, bottom: (10_000 - 20) * 34 })
+    expect(at(34 * 5000)).toEqual({ start: 4990, end: 5020, top: 4990 * 34, bottom: (10_000 - 5020) * 34 })
+    expect(at(34 * 9990)).toEqual({ start: 9980, end: 10_000, top: 9980 * 34, bottom: 0 })
+    // a short list is all rendered; an empty one and a scroll past the end render nothing but the spacers
+    expect(at(0, 7)).toEqual({ start: 0, end: 7, top: 0, bottom: 0 })
+    expect(at(0, 0)).toEqual({ start: 0, end: 0, top: 0, bottom: 0 })
+    expect(at(34 * 50, 20)).toEqual({ start: 20, end: 20, top: 20 * 34, bottom: 0 })
+    for (let top = 0; top < 34 * 10_000; top += 777) {
+      const w = at(top)
+      expect(w.top + (w.end - w.start) * 34 + w.bottom).toBe(10_000 * 34)
+      expect(w.end - w.start).toBeLessThanOrEqual(31)
+    }
   })
 })
 

@@ -384,6 +384,25 @@ describe.skipIf(CHROMIUM === undefined)(
       await shot("5-receipt-tampered")
     })
 
+    it("renders only the rows in view of a long list, and the others as it scrolls", async () => {
+      const ids = await Promise.all(Array.from({ length: 40 }, (_, i) => startRun("calc", `calculator: ${i}+1`)))
+      await Promise.all(ids.map(finished))
+      await page.setViewportSize({ width: 1280, height: 420 })
+      await page.goto(`${stack.url}/#/runs`)
+      await page.locator(`tr[data-run-id="${ids[ids.length - 1]}"]`).waitFor()
+      const listed = Number(/^(\d+) runs listed/.exec((await page.locator(".hint").last().textContent()) ?? "")?.[1])
+      expect(listed).toBeGreaterThanOrEqual(40)
+      const rendered = await page.locator("tr[data-run-id]").count()
+      expect(rendered).toBeLessThan(listed)
+      await page.locator(".scroller").evaluate((el) => (el.scrollTop = el.scrollHeight))
+      // the oldest run of the tenant is at the bottom, in the DOM once scrolled to
+      const oldest = (await call("GET", `/v1/runs?limit=200`)).json.items.at(-1).id as string
+      await page.locator(`tr[data-run-id="${oldest}"]`).waitFor()
+      expect(await page.locator("tr[data-run-id]").count()).toBeLessThan(listed)
+      await shot("8-runs-scrolled")
+      await page.setViewportSize({ width: 1280, height: 900 })
+    })
+
     it("lists agents with their versions and starts a run from the page", async () => {
       await page.getByRole("link", { name: "Agents" }).click()
       await page.locator("[data-agent=\"calc\"]").waitFor()

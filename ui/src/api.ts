@@ -46,8 +46,9 @@ export const makeClient = (token: string, onUnauthorized: () => void = () => {})
 
   return {
     token,
-    listRuns: (filter: RunFilter = {}, limit = 200) => {
+    listRuns: (filter: RunFilter = {}, limit = 200, cursor: string | null = null) => {
       const q = new URLSearchParams({ limit: String(limit) })
+      if (cursor !== null) q.set("cursor", cursor)
       if (filter.status !== undefined) q.set("status", filter.status)
       if (filter.agentName !== undefined) q.set("agentName", filter.agentName)
       return json<RunPage>(`/v1/runs?${q}`)

@@ -26,6 +26,9 @@ export const createRunList = (client: Client, filter: () => RunFilter) => {
   const [state, setState] = createStore<{ rows: Array<RunView> }>({ rows: [] })
   const [loading, setLoading] = createSignal(true)
   const [error, setError] = createSignal<string | null>(null)
+  /** Where the next page of older runs starts; null when every run under the filter is listed. */
+  const [cursor, setCursor] = createSignal<string | null>(null)
+  let fetching = false
   const known = new Map<string, RunView>()
   const marked = new Set<string>()
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -42,12 +45,30 @@ export const createRunList = (client: Client, filter: () => RunFilter) => {
       const page = await client.listRuns(filter())
       known.clear()
       for (const run of page.items) known.set(run.id, run)
+      setCursor(page.nextCursor)
       setError(null)
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e))
     } finally {
       setLoading(false)
       publish()
+    }
+  }
+
+  /** The next page of older runs, added below the ones listed (once at a time). */
+  const more = async () => {
+    const from = cursor()
+    if (from === null || fetching) return
+    fetching = true
+    try {
+      const page = await client.listRuns(filter(), 200, from)
+      for (const run of page.items) if (!known.has(run.id)) known.set(run.id, run)
+      setCursor(page.nextCursor)
+      publish()
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e))
+    } finally {
+      fetching = false
     }
   }
 
@@ -99,6 +120,9 @@ export const createRunList = (client: Client, filter: () => RunFilter) => {
     error: () => error() ?? stream.error()?.message ?? null,
     live: stream.readyState,
     /** The filter changed: list again under it. */
-    reload: load
+    reload: load,
+    /** Whether older runs remain to be listed, and listing the next page of them. */
+    hasMore: () => cursor() !== null,
+    more
   }
 }
