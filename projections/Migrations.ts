@@ -212,6 +212,15 @@ export const migrations: ReadonlyArray<Migration> = [
       // GET /v1/runs pages by (created_at, id): child runs' ids are not time-ordered
       `create index runs_by_created on runs (tenant_id, created_at desc, id desc)`
     ]
+  },
+  {
+    id: 11,
+    name: "a step's kind is any the run journal decodes: no check of its own (workflow steps were dead letters)",
+    statements: [
+      // the kind is the step request's tag, which the envelope's decoder already limits to the schema's; a list
+      // here fell behind it (a workflow's `code` and `timer` steps) and turned every such event into a dead letter
+      `alter table steps drop constraint if exists steps_kind_check`
+    ]
   }
 ]
 

@@ -317,6 +317,31 @@ for (const driver of drivers) {
       expect(await run(DeadLetters.count)).toBe(3)
     })
 
+    it("projects a step of every kind a run journals, a workflow's code and timer steps included", async () => {
+      const address = { type: "run" as const, tenant: "t1", id: Fixtures.runId(1) }
+      const call = { id: "call_1", name: "clock", arguments: {} }
+      const requests: ReadonlyArray<Extract<Fixtures.Entry["event"], { _tag: "StepStarted" }>["request"]> = [
+        { _tag: "model", model: "auto", turn: 1 },
+        { _tag: "tool", call },
+        { _tag: "sleep", call, seconds: 1 },
+        { _tag: "approval", call },
+        { _tag: "code", kind: "step" },
+        { _tag: "timer", ms: 10 }
+      ]
+      const entries: ReadonlyArray<Fixtures.Entry> = [
+        Fixtures.startedRuns("t1", 1)[0]!,
+        ...requests.map((request, i): Fixtures.Entry => ({
+          address,
+          at: Fixtures.at(200 + i),
+          event: { _tag: "StepStarted", stepId: `s${i}`, attempt: 1, request }
+        }))
+      ]
+      const applied = await run(Projector.apply("projector-runs", RUNS, Fixtures.storedOf(entries)))
+      expect(applied.deadLetters).toEqual([])
+      const kinds = await run(withSql((sql) => sql.query<{ kind: string }>(`select kind from steps order by seq`)))
+      expect(kinds.map((k) => k.kind)).toEqual(requests.map((r) => r._tag))
+    })
+
     it("folds any batching of run and audit events into exactly the rows of folding them one by one", async () => {
       const rows = withSql((sql) =>
         Effect.all({
