@@ -1,0 +1,245 @@
+// Runs through a bench section's own `lantern serve` (Serve.ts), one at a time and many in flight, with what they
+// cost (serve and nats-server CPU, /varz traffic, JetStream writes), beside the raw JetStream floor measured on the
+// same server in the same run. Shared by the run path (RunPath.ts) and code-first workflows (Workflows.ts).
+import { Effect } from "effect"
+import { Nats, unavailable } from "../bus/Nats.ts"
+import * as Topology from "../bus/Topology.ts"
+import * as Hosts from "./Hosts.ts"
+import * as RawPublish from "./RawPublish.ts"
+import * as Stats from "./Stats.ts"
+import type { Stack } from "./Serve.ts"
+
+/** Runs in flight for the throughput figures. */
+export const IN_FLIGHT = 200
+
+export interface Throughput {
+  readonly runs: number
+  readonly succeeded: number
+  readonly wallMs: number
+  readonly runsPerSecond: number
+  /** Start to end of each run, while IN_FLIGHT ran, ms. */
+  readonly latencyMs: ReadonlyArray<number>
+  /** CPU ms per run: the `lantern serve` process, nats-server, this (client) process. */
+  readonly cpuMsPerRun: { readonly engine: number; readonly server: number; readonly client: number }
+  /** Per run, by /varz difference: messages clients sent to the server, and the server sent to clients. */
+  readonly inMsgsPerRun: number
+  readonly outMsgsPerRun: number
+  /** JetStream API requests per run (/varz jetstream.stats.api.total); NaN when the server does not say. */
+  readonly jsApiPerRun: number
+  /** JetStream messages stored per run, every stream (journal, work queue, leases, projections' checkpoints). */
+  readonly writesPerRun: number
+}
+
+/** What a section measured of runs through its `lantern serve`, beside the raw floor. */
+export interface Measured {
+  readonly natsServer: string
+  readonly syncAlways: boolean
+  readonly stepsPerRun: number
+  readonly eventsPerRun: number
+  /** Start to end of each run, one run at a time, ms. */
+  readonly sequential: ReadonlyArray<number>
+  /** IN_FLIGHT at a time, started and followed as the section's client does. */
+  readonly throughput: Throughput
+  readonly floor: Floor
+  /** The machine's 1-minute load average before the sequential and throughput phases. */
+  readonly loadAverage: { readonly sequential: number; readonly throughput: number }
+}
+
+/** One run from its start to its end: its id and the type of its terminal event. */
+export type RunOnce = () => Promise<{ readonly id: string; readonly end: string }>
+
+export const scaled = (n: number, scale: number, min: number) => Math.max(min, Math.round(n * scale))
+
+/** `total` calls of `one`, `inFlight` at a time. */
+export const pool = async (total: number, inFlight: number, one: () => Promise<void>) => {
+  let started = 0
+  await Promise.all(Array.from({ length: Math.min(total, inFlight) }, async () => {
+    while (started < total) {
+      started++
+      await one()
+    }
+  }))
+}
+
+/** Start-to-end times (ms) of `count` runs one after the other, after `warmup` unmeasured ones. */
+export const oneAtATime = (count: number, warmup: number, runOnce: RunOnce) =>
+  Effect.promise(async () => {
+    for (let i = 0; i < warmup; i++) await runOnce()
+    const samples: Array<number> = []
+    for (let i = 0; i < count; i++) {
+      const t = performance.now()
+      await runOnce()
+      samples.push(performance.now() - t)
+    }
+    return samples
+  })
+
+interface Varz {
+  readonly inMsgs: number
+  readonly outMsgs: number
+  readonly jsApi: number
+}
+
+const varz = async (monitorPort: number): Promise<Varz> => {
+  const v: any = await (await fetch(`http://127.0.0.1:${monitorPort}/varz`)).json()
+  const api = v?.jetstream?.stats?.api?.total
+  return { inMsgs: Number(v.in_msgs), outMsgs: Number(v.out_msgs), jsApi: typeof api === "number" ? api : Number.NaN }
+}
+
+/** `runs` runs by `runOnce`, IN_FLIGHT at a time, with the CPU and bus traffic they cost. */
+export const batchOf = (runs: number, stack: Stack, runOnce: RunOnce) =>
+  Effect.gen(function*() {
+    const serverPid = stack.nats.process.pid ?? -1
+    const writesBefore = yield* Hosts.writes
+    const measured = yield* Effect.promise(async () => {
+      const v0 = await varz(stack.monitorPort)
+      const engine0 = Hosts.cpuMs(stack.enginePid)
+      const server0 = Hosts.cpuMs(serverPid)
+      const own0 = process.cpuUsage()
+      const latencyMs: Array<number> = []
+      let succeeded = 0
+      const began = performance.now()
+      await pool(runs, IN_FLIGHT, async () => {
+        const t = performance.now()
+        const { end } = await runOnce()
+        latencyMs.push(performance.now() - t)
+        if (end === "RunSucceeded") succeeded++
+      })
+      const wallMs = performance.now() - began
+      const own = process.cpuUsage(own0)
+      const v1 = await varz(stack.monitorPort)
+      return {
+        runs,
+        succeeded,
+        wallMs,
+        runsPerSecond: (runs * 1000) / wallMs,
+        latencyMs,
+        cpuMsPerRun: {
+          engine: (Hosts.cpuMs(stack.enginePid) - engine0) / runs,
+          server: (Hosts.cpuMs(serverPid) - server0) / runs,
+          client: (own.user + own.system) / 1000 / runs
+        },
+        inMsgsPerRun: (v1.inMsgs - v0.inMsgs) / runs,
+        outMsgsPerRun: (v1.outMsgs - v0.outMsgs) / runs,
+        jsApiPerRun: (v1.jsApi - v0.jsApi) / runs
+      }
+    })
+    return { ...measured, writesPerRun: ((yield* Hosts.writes) - writesBefore) / runs } satisfies Throughput
+  })
+
+const TERMINAL_TYPE = /"type":"(RunSucceeded|RunFailed|RunCanceled)"/
+
+/**
+ * One core subscription to every run's journal subject (`lantern.run.<tenant>.<id>`) for the rest of the scope:
+ * a function that resolves with how a run ended. It adds no request to the bus per run.
+ */
+export const watchEnds = Effect.gen(function*() {
+  const { nc } = yield* Nats
+  const ended = new Map<string, string>()
+  const waiting = new Map<string, (end: string) => void>()
+  yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      nc.subscribe("lantern.run.>", {
+        callback: (_error, m) => {
+          const type = TERMINAL_TYPE.exec(m.string())?.[1]
+          if (type === undefined) return
+          const id = m.subject.slice(m.subject.lastIndexOf(".") + 1)
+          const resolve = waiting.get(id)
+          if (resolve === undefined) ended.set(id, type)
+          else {
+            waiting.delete(id)
+            resolve(type)
+          }
+        }
+      })
+    ),
+    (sub) => Effect.sync(() => sub.unsubscribe())
+  )
+  yield* Effect.promise(() => nc.flush())
+  return (id: string): Promise<string> => {
+    const end = ended.get(id)
+    if (end !== undefined) {
+      ended.delete(id)
+      return Promise.resolve(end)
+    }
+    return new Promise((resolve) => waiting.set(id, resolve))
+  }
+})
+
+/** The mean stored size of a LANTERN_RUNS message: what the raw floor publishes. */
+const meanMessageBytes = Effect.gen(function*() {
+  const { jsm } = yield* Nats
+  return yield* Effect.tryPromise({
+    try: async () => {
+      const { state } = await jsm.streams.info(Topology.RUNS)
+      return state.messages === 0 ? 256 : Math.round(state.bytes / state.messages)
+    },
+    catch: unavailable(`stream info ${Topology.RUNS}`)
+  })
+})
+
+export interface Floor {
+  /** Bytes of each publish: the mean stored size of a LANTERN_RUNS message after the runs. */
+  readonly payloadBytes: number
+  /** `publishes` sequential publishes-with-ack, one "run" at a time, ms. */
+  readonly sequential: ReadonlyArray<number>
+  /** IN_FLIGHT concurrent publishers, each awaiting its own acks. */
+  readonly publish: Stats.Summary
+  /** `publish` as runs of `publishes` publishes a second. */
+  readonly runsPerSecond: number
+}
+
+/**
+ * The raw JetStream floor of runs of `publishes` journal writes, on the server the runs used, after them:
+ * `sequential` "runs" of that many sequential publishes-with-ack, then `runs` of them at IN_FLIGHT.
+ */
+export const floor = (publishes: number, sequential: number, runs: number, warmup: number) =>
+  Effect.gen(function*() {
+    const payloadBytes = yield* meanMessageBytes
+    yield* RawPublish.ensureStream
+    const payload = RawPublish.payloadOf(payloadBytes)
+    for (let i = 0; i < warmup; i++) yield* RawPublish.run(1, publishes, payload, "rpw")
+    const samples: Array<number> = []
+    for (let i = 0; i < sequential; i++) samples.push((yield* RawPublish.run(1, publishes, payload, "rps")).wallMs)
+    yield* RawPublish.run(IN_FLIGHT, IN_FLIGHT * publishes, payload, "rpw")
+    const publish = yield* RawPublish.run(IN_FLIGHT, runs * publishes, payload, "rpt")
+    return { payloadBytes, sequential: samples, publish, runsPerSecond: publish.perSecond / publishes } satisfies Floor
+  })
+
+/** Nearest-rank percentile of unsorted samples. */
+export const p = (xs: ReadonlyArray<number>, q: number) => Stats.percentile([...xs].sort((a, b) => a - b), q)
+export const ms = (x: number) => x.toFixed(1)
+export const per = (x: number) => (Number.isNaN(x) ? "n/a" : x.toFixed(1))
+export const met = (ok: boolean) => (ok ? "met" : "NOT MET")
+export const round = (x: number, d = 2) => (Number.isNaN(x) ? null : Number(x.toFixed(d)))
+
+/** Rows of what each run cost, one column per batch. */
+export const costRows = (batches: ReadonlyArray<Throughput>): ReadonlyArray<ReadonlyArray<string>> => {
+  const row = (label: string, f: (t: Throughput) => string) => [label, ...batches.map(f)]
+  return [
+    row("run p50 / p90 ms (start to end)", (x) => `${ms(p(x.latencyMs, 0.5))} / ${ms(p(x.latencyMs, 0.9))}`),
+    row("lantern serve CPU ms", (x) => x.cpuMsPerRun.engine.toFixed(2)),
+    row("nats-server CPU ms", (x) => x.cpuMsPerRun.server.toFixed(2)),
+    row("bench client CPU ms", (x) => x.cpuMsPerRun.client.toFixed(2)),
+    row("bus messages in (clients -> server, /varz in_msgs)", (x) => per(x.inMsgsPerRun)),
+    row("bus messages out (server -> clients, /varz out_msgs)", (x) => per(x.outMsgsPerRun)),
+    row("JetStream API requests (/varz jetstream.stats.api.total)", (x) => per(x.jsApiPerRun)),
+    row("JetStream messages stored (every stream)", (x) => per(x.writesPerRun)),
+    row("runs succeeded", (x) => `${x.succeeded} / ${x.runs}`)
+  ]
+}
+
+export const batchJson = (t: Throughput) => ({
+  runs: t.runs,
+  succeeded: t.succeeded,
+  runsPerSecond: round(t.runsPerSecond, 1),
+  p50Ms: round(p(t.latencyMs, 0.5), 1),
+  p90Ms: round(p(t.latencyMs, 0.9), 1),
+  engineCpuMsPerRun: round(t.cpuMsPerRun.engine),
+  serverCpuMsPerRun: round(t.cpuMsPerRun.server),
+  clientCpuMsPerRun: round(t.cpuMsPerRun.client),
+  inMsgsPerRun: round(t.inMsgsPerRun),
+  outMsgsPerRun: round(t.outMsgsPerRun),
+  jsApiPerRun: round(t.jsApiPerRun),
+  writesPerRun: round(t.writesPerRun)
+})
