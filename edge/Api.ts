@@ -155,6 +155,7 @@ const ByName = Schema.Struct({ name: AgentName })
 const ById = Schema.Struct({ id: RunId })
 const ByStep = Schema.Struct({ id: RunId, stepId: StepId })
 const ByKey = Schema.Struct({ id: KeyId })
+const BySignal = Schema.Struct({ id: RunId, name: AgentName })
 const BySecret = Schema.Struct({ name: SecretName })
 
 // ---- the endpoints ----
@@ -366,6 +367,17 @@ const runs = [
     params: ByStep,
     body: body(Api.ApprovalRequest),
     success: { 200: Json(Api.RunResponse, "Run") },
+    failures: runCommand
+  }),
+  make("signalRun", {
+    method: "POST",
+    path: "/v1/runs/:id/signals/:name",
+    scope: "runs:write",
+    summary:
+      "Send a workflow's run a signal: journaled as the next one of its name, for the code's next `ctx.waitForEvent(name)`, and the run woken",
+    params: BySignal,
+    body: body(Api.SignalRequest),
+    success: { 202: Json(Api.SignalResponse, "Signal journaled") },
     failures: runCommand
   })
 ] as const

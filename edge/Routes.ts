@@ -90,6 +90,8 @@ export const runHandlers = handlers({
     { tenant, principal, params: { id }, body }
   ) => (Runs.use((runs) => runs.cancel(tenant, id, body.reason ?? "canceled by API", actorOf(principal)))),
   approveStep: ({ tenant, params: { id, stepId }, body }) => Runs.use((runs) => runs.approve(tenant, id, stepId, body)),
+  signalRun: ({ tenant, params: { id, name }, body }) =>
+    Effect.map(Runs.use((runs) => runs.signal(tenant, id, name, body.value)), (view) => reply(202, view)),
   runStream: ({ tenant, params: { id }, headers }) =>
     Effect.gen(function*() {
       const journal = yield* Journal

@@ -17,6 +17,8 @@ export {
   NewRun as CreateRunRequest,
   RunStatus,
   RunView as RunResponse,
+  SignalRequest,
+  SignalView as SignalResponse,
   Waiting
 } from "./Run.ts"
 

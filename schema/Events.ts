@@ -83,8 +83,13 @@ export const AgentStepRequest = Schema.TaggedStruct("agent", {
   agentName: Schema.String,
   childRunId: Schema.String
 })
-/** A workflow's `ctx.step` (or a drawn value): performed by the workflow's code, journaled once when it returns. */
-export const CodeStepRequest = Schema.TaggedStruct("code", { kind: Schema.Literals(["step", "now", "random", "uuid"]) })
+/**
+ * A workflow's `ctx.step` (or a drawn value): performed by the workflow's code, journaled once when it returns; or a
+ * signal sent to the run (`signal`, journaled by the edge as `signal:<name>:<n>`) and a wait that received one.
+ */
+export const CodeStepRequest = Schema.TaggedStruct("code", {
+  kind: Schema.Literals(["step", "now", "random", "uuid", "signal", "wait"])
+})
 /** A workflow's `ctx.sleep`: a durable timer. */
 export const TimerStepRequest = Schema.TaggedStruct("timer", { ms: Schema.Number })
 export const StepRequest = Schema.Union([

@@ -69,3 +69,11 @@ export const RunView = Schema.Struct({
   waiting: Schema.optionalKey(Schema.NullOr(Waiting))
 })
 export type RunView = typeof RunView.Type
+
+/** A signal to a workflow's run (POST /v1/runs/{id}/signals/{name}): what its `ctx.waitForEvent(name)` receives. */
+export const SignalRequest = Schema.Struct({ value: Schema.Unknown })
+export type SignalRequest = typeof SignalRequest.Type
+
+/** A signal journaled: the n-th of its name in the run (`seq`), as the code's n-th wait for it receives it. */
+export const SignalView = Schema.Struct({ runId: Schema.String, name: Schema.String, seq: Schema.Int })
+export type SignalView = typeof SignalView.Type

@@ -137,7 +137,8 @@ beforeAll(async () => {
   model = await FakeOpenAi.start(2)
   const prices = join(dir, "prices.json")
   writeFileSync(prices, JSON.stringify(PRICES))
-  env = { ...modelEnv(model), LANTERN_PRICES_FILE: prices }
+  // the serve host queues the runs it starts, so the three-host burst spreads them over the workers too
+  env = { ...modelEnv(model), LANTERN_PRICES_FILE: prices, LANTERN_DRIVE_LOCAL: "false" }
   stack = await startStack({ natsUrl: nats.handle.url, home: join(dir, "home"), env })
   call = api(stack)
   rt = journalRuntime(nats.handle.url)
@@ -379,7 +380,7 @@ describe("100 runs at once against a day's hard cap of about 10 runs", () => {
     await createAgent(call, agent("burst-three"))
     await putBudget(call, "/v1/agents/burst-three/budget", { maxCostUsdPerDay: CAP, hardFail: true })
     const b = await burst("burst-three", 100, CAP)
-    // reservations per host, by pid (host ids are `<hostname>:<pid>:<random>`)
+    // reservations per host, by pid (host ids are `<slot>/<pid>-<random>`)
     const byHost = new Map<number, number>()
     for (const e of await budgetJournal(rt, "burst-three")) {
       if (e.event._tag === "BudgetReserved")

@@ -157,6 +157,42 @@ describe("model calls", () => {
   )
 })
 
+describe("signals and approvals", () => {
+  it("a run waits for a signal and then a human, parked, and a wait with nobody signalling times out", async () => {
+    const stack = await host(join(dir, "signals"), V1)
+    const call = api(stack)
+    const id = await start(call, "reviewer", null)
+    const waitingOn = (kind: string, stepId: string) =>
+      eventually(
+        async () => {
+          const r = (await call("GET", `/v1/runs/${id}`)).json
+          return r.waiting?.kind === kind && r.waiting.stepId === stepId ? r : null
+        },
+        30_000,
+        `the run to wait on ${stepId}`
+      )
+    await waitingOn("sleep", "wait-go-1")
+    const sent = await call("POST", `/v1/runs/${id}/signals/go`, { value: { answer: 42 } })
+    expect(sent.status, sent.text).toBe(202)
+    expect(sent.json).toEqual({ runId: id, name: "go", seq: 1 })
+    await waitingOn("approval", "approval-1")
+    const approved = await call("POST", `/v1/runs/${id}/approvals/approval-1`, { approved: true, by: "ana" })
+    expect(approved.status, approved.text).toBe(200)
+    const run = await finished(call, id)
+    expect(run.output).toEqual({
+      go: { received: true, value: { answer: 42 } },
+      approved: true,
+      by: "ana",
+      late: { received: false, value: null }
+    })
+    // a finished run takes no more signals; nor does an agent's run
+    expect((await call("POST", `/v1/runs/${id}/signals/go`, { value: 1 })).status).toBe(409)
+    const bad = await call("POST", `/v1/runs/${id}/signals/go`, { value: 1, extra: true })
+    expect(bad.status).toBe(400)
+    await stack.kill()
+  }, 120_000)
+})
+
 describe("retries", () => {
   it("retries a failing step with its attempts journaled, and hands the last error to the code", async () => {
     const stack = await host(join(dir, "retries"), V1)

@@ -9,7 +9,7 @@ import { keyOf as leaseKeyOf, Leases } from "../../bus/Leases.ts"
 import { Dispatch } from "./Dispatch.ts"
 import { headersOf, Nats, unavailable } from "../../bus/Nats.ts"
 import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS } from "../../bus/Topology.ts"
-import type { ApprovalDecision, NewRun, RunView } from "../../schema/Run.ts"
+import type { ApprovalDecision, NewRun, RunView, SignalView } from "../../schema/Run.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
@@ -19,6 +19,8 @@ import {
   type BudgetExceeded,
   BusUnavailable,
   IdempotencyKeyReused,
+  InvalidCommand,
+  RunAlreadyFinished,
   RunNotFound,
   WorkflowNotFound
 } from "../../schema/Errors.ts"
@@ -103,6 +105,16 @@ export class Runs extends Context.Service<Runs, {
     stepId: string,
     decision: ApprovalDecision
   ) => Effect.Effect<RunView, Actor.ExecuteError<Decider.Error>>
+  /**
+   * Sends a workflow's run the signal `name` with `value`: journaled as the next `signal:<name>:<n>` step, for the
+   * code's n-th `ctx.waitForEvent(name)`, and the run woken.
+   */
+  readonly signal: (
+    tenant: string,
+    runId: string,
+    name: string,
+    value: unknown
+  ) => Effect.Effect<SignalView, Actor.ExecuteError<Decider.Error>>
   /**
    * Puts a run on the work queue. `dedupe` names this wake-up: equal names within the duplicate window
    * queue the run once (default `drive:<runId>`).
@@ -400,7 +412,44 @@ export class Runs extends Context.Service<Runs, {
           Effect.withSpan("Runs.cancel")
         )
 
-      return Runs.of({ start, startChild, approve, cancel, get, events: readRun, enqueue })
+      const signal = (tenant: string, runId: string, name: string, value: unknown) =>
+        Effect.gen(function*() {
+          const address = addressOf(tenant, runId)
+          // signals racing for the same number: the loser's command is ignored (the step exists), it takes the next
+          for (let attempt = 0; attempt < 10; attempt++) {
+            const loaded = yield* provide(actor.load(address))
+            const state = loaded.state
+            if (state.status === "new") return yield* new RunNotFound({ id: runId })
+            if (Decider.isTerminal(state)) return yield* new RunAlreadyFinished({ id: runId, status: state.status })
+            if (state.workflow === null) {
+              return yield* new InvalidCommand({ command: "Signal", reason: "signals are for runs of workflows" })
+            }
+            const seq = state.steps.filter((s) => s.stepId.startsWith(`signal:${name}:`)).length + 1
+            const stepId = `signal:${name}:${seq}`
+            const outcome = yield* provide(actor.executeOn(loaded, {
+              _tag: "CompleteStep",
+              stepId,
+              attempt: 1,
+              request: { _tag: "code", kind: "signal" },
+              result: { _tag: "code", value: value ?? null },
+              tokensIn: 0,
+              tokensOut: 0,
+              costUsd: 0,
+              durationMs: 0
+            }, { idempotencyKey: `${runId}:${stepId}:${yield* ids.next("evt")}`, correlationId: runId })).pipe(
+              Effect.catchTag("AppendConflict", () => Effect.succeed(null))
+            )
+            if (outcome === null || outcome.appended.length === 0) continue
+            yield* enqueue(tenant, runId, `signal:${runId}:${name}:${seq}`)
+            return { runId, name, seq }
+          }
+          return yield* new InvalidCommand({
+            command: "Signal",
+            reason: "the run kept changing under concurrent signals"
+          })
+        }).pipe(Effect.withSpan("Runs.signal", { attributes: { "lantern.tenant": tenant, "lantern.run": runId } }))
+
+      return Runs.of({ start, startChild, approve, cancel, get, events: readRun, enqueue, signal })
     })
   )
 }

@@ -14,8 +14,10 @@ import {
   type Context as WorkflowContext,
   NonDeterminismError,
   StepFailedError,
+  type ApprovalAnswer,
   type LlmAnswer,
   type LlmRequest,
+  type Received,
   type StepInfo,
   type StepOptions
 } from "../workflow/Context.ts"
@@ -74,8 +76,9 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
     const services = yield* Effect.context<never>()
     const run = <A>(effect: Effect.Effect<A, unknown>) => Effect.runPromiseWith(services)(effect)
     const initial = d.state()
-    /** Steps of the journal in order, and which of them this replay has asked for. */
-    const journaled: ReadonlyArray<Step> = initial.steps
+    /** Steps of the journal in order (signals aside: the edge journals them, not the code), and which this replay asked for. */
+    const isSignal = (s: Step) => s.request._tag === "code" && s.request.kind === "signal"
+    const journaled: ReadonlyArray<Step> = initial.steps.filter((s) => !isSignal(s))
     const consumed = new Set<string>()
     const asked = new Set<string>()
     let pending = 0
@@ -364,12 +367,101 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         }
       })
 
+    let approvals = 0
+    const approval = (options: { readonly reason: string; readonly expiresInSeconds?: number }) =>
+      operation(async (): Promise<ApprovalAnswer> => {
+        const id = `approval-${++approvals}`
+        const found = claim(id)
+        if (found !== null && found.request._tag !== "approval") {
+          throw new NonDeterminismError(
+            `step ${JSON.stringify(id)} is a ${found.request._tag} in the journal, not an approval`
+          )
+        }
+        const expired = { approved: false, by: "lantern", reason: "nobody decided in time", expired: true }
+        if (found?.status === "completed" && found.result?._tag === "approval") {
+          const r = found.result
+          return { approved: r.approved, by: r.by, reason: r.reason, expired: false }
+        }
+        if (found?.status === "failed") return expired
+        let wakeAt = found?.wakeAt ?? 0
+        if (found === null) {
+          wakeAt = (await now()) + Math.max(1, options.expiresInSeconds ?? 86_400) * 1_000
+          await journal({
+            _tag: "StartStep",
+            stepId: id,
+            request: { _tag: "approval", call: { id, name: "approval", arguments: { reason: options.reason } } },
+            wakeAt
+          })
+        }
+        if ((await now()) >= wakeAt) {
+          const attempt = d.state().steps.find((s) => s.stepId === id)?.attempt ?? 1
+          await journal({
+            _tag: "FailStep",
+            stepId: id,
+            attempt,
+            error: { code: "approval_expired", message: "nobody decided in time" },
+            retryable: false
+          })
+          return expired
+        }
+        // POST /v1/runs/{id}/approvals/{stepId} decides it and wakes the run; the expiry wakes it otherwise
+        await queue
+        end({ _tag: "Parked", until: wakeAt })
+        stopped = true
+        return never<ApprovalAnswer>()
+      })
+
+    const waits = new Map<string, number>()
+    const waitForEvent = (name: string, options: { readonly timeoutMs?: number } = {}) =>
+      operation(async (): Promise<Received> => {
+        const n = (waits.get(name) ?? 0) + 1
+        waits.set(name, n)
+        const id = `wait-${name}-${n}`
+        const found = claim(id)
+        if (found !== null && found.request._tag !== "timer" && found.request._tag !== "code") {
+          throw new NonDeterminismError(
+            `step ${JSON.stringify(id)} is a ${found.request._tag} in the journal, not a wait`
+          )
+        }
+        if (found?.status === "completed" && found.result?._tag === "code") return found.result.value as Received
+        // the n-th signal of this name, journaled by the edge whenever it came (before the wait, or while parked)
+        const signal = d.state().steps.find((s) => s.stepId === `signal:${name}:${n}`)
+        const complete = async (value: Received) => {
+          await journal({
+            _tag: "CompleteStep",
+            stepId: id,
+            attempt: found?.attempt ?? 1,
+            ...(found === null ? { request: { _tag: "code", kind: "wait" } as const } : {}),
+            result: { _tag: "code", value },
+            tokensIn: 0,
+            tokensOut: 0,
+            costUsd: 0,
+            durationMs: 0
+          })
+          return value
+        }
+        if (signal?.result?._tag === "code") return complete({ received: true, value: signal.result.value })
+        let wakeAt = found?.wakeAt ?? 0
+        if (found === null) {
+          const timeoutMs = Math.max(0, options.timeoutMs ?? 86_400_000)
+          wakeAt = (await now()) + timeoutMs
+          await journal({ _tag: "StartStep", stepId: id, request: { _tag: "timer", ms: timeoutMs }, wakeAt })
+        }
+        if ((await now()) >= wakeAt) return complete({ received: false, value: null })
+        await queue
+        end({ _tag: "Parked", until: wakeAt })
+        stopped = true
+        return never<Received>()
+      })
+
     const ctx: WorkflowContext = {
       runId: d.runId,
       tenant: d.tenant,
       workflow: definition.name,
       step,
       llm,
+      approval,
+      waitForEvent,
       sleep: (ms) => operation(async () => now()).then((t) => sleepUntil(t + Math.max(0, ms))),
       sleepUntil,
       now: () => draw("now", () => now()),

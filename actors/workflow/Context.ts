@@ -41,6 +41,20 @@ export interface LlmAnswer {
   readonly model: string
 }
 
+/** A human's decision (POST /v1/runs/{id}/approvals/approval-<n>), or its expiry. */
+export interface ApprovalAnswer {
+  readonly approved: boolean
+  readonly by: string
+  readonly reason: string
+  readonly expired: boolean
+}
+
+/** What a wait for a signal got: the n-th signal of its name (POST /v1/runs/{id}/signals/{name}), or nothing in time. */
+export interface Received {
+  readonly received: boolean
+  readonly value: unknown
+}
+
 export interface Context {
   readonly runId: string
   readonly tenant: string
@@ -57,6 +71,18 @@ export interface Context {
    * timeouts and unavailable providers. Replays return the journaled answer.
    */
   readonly llm: (request: LlmRequest) => Promise<LlmAnswer>
+  /**
+   * Waits for a human decision: the step `approval-<n>` is decided with POST /v1/runs/{id}/approvals/approval-<n>;
+   * the run parks meanwhile; past `expiresInSeconds` (default a day) it answers `expired`.
+   */
+  readonly approval: (
+    options: { readonly reason: string; readonly expiresInSeconds?: number }
+  ) => Promise<ApprovalAnswer>
+  /**
+   * Waits for the next signal named `name` (POST /v1/runs/{id}/signals/{name} {value}); signals sent before the wait
+   * are kept in order. Past `timeoutMs` (default a day) it answers `received: false`.
+   */
+  readonly waitForEvent: (name: string, options?: { readonly timeoutMs?: number }) => Promise<Received>
   /** A durable timer: the run parks (no host holds it) and continues when it is due, even after restarts. */
   readonly sleep: (ms: number) => Promise<void>
   readonly sleepUntil: (at: number | Date) => Promise<void>

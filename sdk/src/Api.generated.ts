@@ -155,6 +155,14 @@ export const operations = {
     answer: "json",
     authenticated: true
   },
+  signalRun: {
+    method: "POST",
+    path: "/v1/runs/{id}/signals/{name}",
+    params: ["id", "name"],
+    success: [202],
+    answer: "json",
+    authenticated: true
+  },
   runReceipt: {
     method: "GET",
     path: "/v1/runs/{id}/receipt",
@@ -1116,6 +1124,24 @@ export interface Operations {
         readonly kind: "sleep" | "approval" | "agent" | "retry"
         readonly until: string | null
       }) | null
+    }
+  }
+  /** Send a workflow's run a signal: journaled as the next one of its name, for the code's next `ctx.waitForEvent(name)`, and the run woken */
+  readonly signalRun: {
+    readonly params: {
+      readonly id: string
+      readonly name: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly value: unknown
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly runId: string
+      readonly name: string
+      readonly seq: number
     }
   }
   /** The run's signed receipt (docs/receipts.md); a run still going gets a partial one, signed now and not kept */

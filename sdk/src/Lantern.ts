@@ -71,6 +71,9 @@ export class Lantern {
     cancel: (id: string, body: Body<"cancelRun"> = {}) => this.request("cancelRun", { params: { id }, body }),
     approve: (id: string, stepId: string, body: Body<"approveStep">) =>
       this.request("approveStep", { params: { id, stepId }, body }),
+    /** Sends a workflow's run the signal `name`: its code's next `ctx.waitForEvent(name)` receives `value`. */
+    signal: (id: string, name: string, value: unknown) =>
+      this.request("signalRun", { params: { id, name }, body: { value } }),
     /** The run's signed receipt (a partial one while it runs). */
     receipt: (id: string) => this.request("runReceipt", { params: { id } }),
     /** The journal export the receipt covers: JSON lines `{n, seq, envelope}`, as text. */

@@ -23,6 +23,7 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   tenantStream: "runs.activity",
   cancelRun: "runs.cancel",
   approveStep: "runs.approve",
+  signalRun: "runs.signal",
   runReceipt: "runs.receipt",
   runJournal: "runs.journal",
   mintIdentityToken: "runs.identityToken",

@@ -42,6 +42,20 @@ export interface LlmAnswer {
   readonly model: string
 }
 
+/** A human's decision (POST /v1/runs/{id}/approvals/approval-<n>), or its expiry. */
+export interface ApprovalAnswer {
+  readonly approved: boolean
+  readonly by: string
+  readonly reason: string
+  readonly expired: boolean
+}
+
+/** What a wait got: the n-th signal of its name (`runs.signal(id, name, value)`), or nothing in time. */
+export interface Received {
+  readonly received: boolean
+  readonly value: unknown
+}
+
 export interface WorkflowContext {
   readonly runId: string
   readonly tenant: string
@@ -60,6 +74,18 @@ export interface WorkflowContext {
    * unavailable providers; a replay returns the journaled answer.
    */
   readonly llm: (request: LlmRequest) => Promise<LlmAnswer>
+  /**
+   * Waits for a human decision on the step `approval-<n>` (`runs.approve(id, "approval-1", {approved, by})`); the
+   * run parks meanwhile; past `expiresInSeconds` (default a day) it answers `expired: true`.
+   */
+  readonly approval: (
+    options: { readonly reason: string; readonly expiresInSeconds?: number }
+  ) => Promise<ApprovalAnswer>
+  /**
+   * Waits for the next signal named `name` (`runs.signal(id, name, value)`; signals sent earlier are kept in order);
+   * past `timeoutMs` (default a day) it answers `received: false`.
+   */
+  readonly waitForEvent: (name: string, options?: { readonly timeoutMs?: number }) => Promise<Received>
   /** A durable timer: the run parks (no host holds it) and continues when it is due, even across restarts. */
   readonly sleep: (ms: number) => Promise<void>
   readonly sleepUntil: (at: number | Date) => Promise<void>

@@ -9,9 +9,11 @@ export { type CreateRunInput, type Keys, Lantern, type LanternOptions, type Verd
 export { ROUTES } from "./Routes.ts"
 export type { RunActivity, RunEvent, StreamOptions } from "./Stream.ts"
 export {
+  type ApprovalAnswer,
   defineWorkflow,
   type LlmAnswer,
   type LlmRequest,
+  type Received,
   type StepInfo,
   type StepOptions,
   type Workflow,
