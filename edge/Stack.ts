@@ -101,6 +101,7 @@ const banner = (options: Options) =>
     yield* Console.log([
       "",
       `  Lantern is running at ${url}`,
+      `  cockpit:  ${url}/ (sign in with the token below, or "Use this machine's dev token")`,
       `  bus:      ${
         embedded === null
           ? natsUrl

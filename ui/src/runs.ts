@@ -39,19 +39,26 @@ export const createRunList = (client: Client, filter: () => RunFilter) => {
     setState("rows", reconcile([...known.values()].filter((r) => matches(r, f)).sort(order), { key: "id" }))
   }
 
+  /** Lists since the last one started: an older list that answers late is dropped. */
+  let generation = 0
+
   const load = async () => {
+    const mine = ++generation
     setLoading(true)
     try {
       const page = await client.listRuns(filter())
+      if (mine !== generation) return
       known.clear()
       for (const run of page.items) known.set(run.id, run)
       setCursor(page.nextCursor)
       setError(null)
     } catch (e) {
-      setError(e instanceof Error ? e.message : String(e))
+      if (mine === generation) setError(e instanceof Error ? e.message : String(e))
     } finally {
-      setLoading(false)
-      publish()
+      if (mine === generation) {
+        setLoading(false)
+        publish()
+      }
     }
   }
 
@@ -60,8 +67,10 @@ export const createRunList = (client: Client, filter: () => RunFilter) => {
     const from = cursor()
     if (from === null || fetching) return
     fetching = true
+    const mine = generation
     try {
       const page = await client.listRuns(filter(), 200, from)
+      if (mine !== generation) return
       for (const run of page.items) if (!known.has(run.id)) known.set(run.id, run)
       setCursor(page.nextCursor)
       publish()
