@@ -18,7 +18,7 @@ export const StepResponse = Schema.Struct({
   runId: Schema.String,
   stepId: Schema.String,
   attempt: Schema.Int,
-  kind: Schema.Literals(["model", "tool"]),
+  kind: Schema.Literals(["model", "tool", "sleep", "approval", "agent", "code", "timer"]),
   status: Schema.Literals(["started", "completed", "failed"]),
   request: Schema.NullOr(StepRequest),
   result: Schema.NullOr(StepResult),
@@ -60,10 +60,11 @@ const VERSION_COLUMNS = `name, version, digest, description, spec, ${iso("create
 const RUN_COLUMNS = `id, status, agent_name as "agentName", agent_version as "agentVersion", input, output, error,
   steps, tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd",
   ${iso("created_at")} as "createdAt", ${iso("updated_at")} as "updatedAt", ${iso("finished_at")} as "finishedAt",
-  (select json_build_object('stepId', w.step_id, 'kind', case when w.status = 'failed' then 'retry' else w.kind end,
+  (select json_build_object('stepId', w.step_id,
+      'kind', case when w.status = 'failed' then 'retry' when w.kind = 'timer' then 'sleep' else w.kind end,
       'until', ${iso("w.wake_at")}) from steps w
     where w.tenant_id = runs.tenant_id and w.run_id = runs.id and runs.status = 'running'
-      and ((w.status = 'started' and w.kind in ('sleep', 'approval', 'agent'))
+      and ((w.status = 'started' and w.kind in ('sleep', 'approval', 'agent', 'timer'))
         -- a failed attempt waiting for its retry, until the next attempt starts
         or (w.status = 'failed' and w.wake_at is not null and not exists (select 1 from steps n
           where n.tenant_id = w.tenant_id and n.run_id = w.run_id and n.step_id = w.step_id and n.attempt > w.attempt)))

@@ -172,6 +172,15 @@ describe("signals and approvals", () => {
         `the run to wait on ${stepId}`
       )
     await waitingOn("sleep", "wait-go-1")
+    // the projected row says so too (the list reads the database)
+    await eventually(
+      async () => {
+        const items = (await call("GET", "/v1/runs?agentName=reviewer")).json.items as Array<any>
+        return items.find((r) => r.id === id)?.waiting?.stepId === "wait-go-1"
+      },
+      30_000,
+      "the projection to show the wait"
+    )
     const sent = await call("POST", `/v1/runs/${id}/signals/go`, { value: { answer: 42 } })
     expect(sent.status, sent.text).toBe(202)
     expect(sent.json).toEqual({ runId: id, name: "go", seq: 1 })

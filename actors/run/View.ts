@@ -11,15 +11,15 @@ import { isWaiting, next } from "./Plan.ts"
 export const waitingOf = (state: State): Waiting | null => {
   if (state.status !== "running") return null
   if (state.workflow !== null) {
-    // a workflow's code decides; what it waits on is a timer it started
-    const timer = state.steps.find((s) => s.status === "started" && s.request._tag === "timer")
-    return timer === undefined
-      ? null
-      : {
-        stepId: timer.stepId,
-        kind: "sleep",
-        until: timer.wakeAt === null ? null : new Date(timer.wakeAt).toISOString()
-      }
+    // a workflow's code decides; what it waits on is a timer, a wait for a signal or an approval it started
+    const waiting = state.steps.find((s) =>
+      s.status === "started" && (s.request._tag === "timer" || s.request._tag === "approval")
+    )
+    return waiting === undefined ? null : {
+      stepId: waiting.stepId,
+      kind: waiting.request._tag === "approval" ? "approval" : "sleep",
+      until: waiting.wakeAt === null ? null : new Date(waiting.wakeAt).toISOString()
+    }
   }
   const action = next(state)
   if (action._tag === "Execute" && action.notBefore !== null) {
