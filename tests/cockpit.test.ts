@@ -400,6 +400,13 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.locator(`tr[data-run-id="${oldest}"]`).waitFor()
       expect(await page.locator("tr[data-run-id]").count()).toBeLessThan(listed)
       await shot("8-runs-scrolled")
+      // every run here is minutes old: the last hour keeps them all, as the status filter narrows them
+      await page.getByLabel("Created").selectOption({ label: "in the last hour" })
+      await page.getByLabel("Status").selectOption("failed")
+      await page.getByText("No runs match these filters.").waitFor()
+      await page.getByLabel("Status").selectOption("succeeded")
+      await page.locator("tr[data-run-id]").first().waitFor()
+      expect(await page.locator("tr[data-run-id]:not([data-status=\"succeeded\"])").count()).toBe(0)
       await page.setViewportSize({ width: 1280, height: 900 })
     })
 

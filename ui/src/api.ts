@@ -16,6 +16,8 @@ export class ApiError extends Error {
 export interface RunFilter {
   readonly status?: RunStatus | undefined
   readonly agentName?: string | undefined
+  /** Runs created at or after this time (epoch ms): kept by the page, the API lists newest first regardless. */
+  readonly since?: number | undefined
 }
 
 export type Client = ReturnType<typeof makeClient>

@@ -13,6 +13,7 @@ const PROBE_AGENT = "lantern-doctor-probe"
 
 export const matches = (run: RunView, filter: RunFilter): boolean =>
   (filter.status === undefined || run.status === filter.status) &&
+  (filter.since === undefined || Date.parse(run.createdAt) >= filter.since) &&
   (filter.agentName === undefined ? run.agentName !== PROBE_AGENT : run.agentName === filter.agentName)
 
 /** Newest first by creation time, ties by id (descending), as `GET /v1/runs` orders them. */
@@ -130,6 +131,8 @@ export const createRunList = (client: Client, filter: () => RunFilter) => {
     live: stream.readyState,
     /** The filter changed: list again under it. */
     reload: load,
+    /** Only the time filter changed: the runs listed are filtered again, the newest first already being there. */
+    refilter: publish,
     /** Whether older runs remain to be listed, and listing the next page of them. */
     hasMore: () => cursor() !== null,
     more

@@ -95,11 +95,35 @@ export const Runs = (props: { readonly client: Client }) => {
             <For each={agents() ?? []}>{(name) => <option value={name}>{name}</option>}</For>
           </select>
         </label>
+        <label>
+          Created{" "}
+          <select
+            name="since"
+            onChange={(e) => {
+              const ms = Number(e.currentTarget.value)
+              setFilter({ ...filter(), since: ms === 0 ? undefined : Date.now() - ms })
+              list.refilter()
+            }}
+          >
+            <option value="0">any time</option>
+            <option value={String(3600_000)}>in the last hour</option>
+            <option value={String(86_400_000)}>in the last 24 hours</option>
+            <option value={String(7 * 86_400_000)}>in the last 7 days</option>
+          </select>
+        </label>
       </div>
       <Show when={list.error()}>{(message) => <p role="alert" class="error">{message()}</p>}</Show>
       <Show
         when={list.rows().length > 0}
-        fallback={<p class="empty">{list.loading() ? "Loading runs…" : "No runs yet. Start one from Agents."}</p>}
+        fallback={
+          <p class="empty">
+            {list.loading()
+              ? "Loading runs…"
+              : Object.values(filter()).some((v) => v !== undefined)
+              ? "No runs match these filters."
+              : "No runs yet. Start one from Agents."}
+          </p>
+        }
       >
         <div class="scroller" ref={attach} onScroll={onScroll}>
           <table class="runs" aria-rowcount={list.rows().length + 1}>

@@ -2,6 +2,7 @@
 // failures and retries, waits), and its end.
 import { For, Match, Show, Switch } from "solid-js"
 import { json, tokens, usd } from "../format.ts"
+import { href } from "../route.ts"
 import type { Attempt, Entry, Step } from "../timeline.ts"
 
 const record = (v: unknown): Record<string, unknown> =>
@@ -25,6 +26,10 @@ const what = (step: Step): string => {
       return step.kind
   }
 }
+
+/** The router's attempts that failed before the one it chose (or before it gave up). */
+const failedRoutes = (route: Record<string, unknown> | null): ReadonlyArray<Record<string, unknown>> =>
+  Array.isArray(route?.["attempts"]) ? (route["attempts"] as ReadonlyArray<unknown>).map(record) : []
 
 /** Steps that wait for something outside the run: a running attempt of one is waiting. */
 const WAITS = new Set(["sleep", "approval", "agent"])
@@ -69,6 +74,13 @@ const AttemptView = (props: { readonly step: Step; readonly attempt: Attempt }) 
           </span>
         </Match>
       </Switch>
+      <For each={failedRoutes(props.attempt.route)}>
+        {(a) => (
+          <span class="detail route-attempt">
+            tried {String(a["provider"])}/{String(a["model"])}: {String(a["code"])} {String(a["message"])}
+          </span>
+        )}
+      </For>
       <Show when={props.attempt.error}>
         {(error) => (
           <span class="error">
@@ -91,6 +103,15 @@ const StepView = (props: { readonly step: Step }) => {
           {(at) => <span class="wait">waits until {new Date(at()).toISOString()}</span>}
         </Show>
       </div>
+      <Show
+        when={typeof props.step.request["childRunId"] === "string" ? String(props.step.request["childRunId"]) : null}
+      >
+        {(child) => (
+          <span class="detail">
+            child run <a href={href({ view: "run", id: child() })}>{child()}</a>
+          </span>
+        )}
+      </Show>
       <Show when={props.step.kind !== "model" && props.step.request["call"] !== undefined}>
         <pre class="call">{String(call()["name"])}({json(call()["arguments"])})</pre>
       </Show>
