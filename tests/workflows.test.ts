@@ -202,6 +202,36 @@ describe("signals and approvals", () => {
   }, 120_000)
 })
 
+describe("child runs", () => {
+  it(
+    "ctx.run starts a child workflow and a child agent, waits for each, and names a child that cannot start",
+    async () => {
+      const stack = await host(join(dir, "children"), V1)
+      const call = api(stack)
+      const agent = await call("POST", "/v1/agents", { name: "helper", spec: { systemPrompt: "Help." } })
+      expect(agent.status, agent.text).toBe(201)
+      const id = await start(call, "parent", null)
+      const run = await finished(call, id)
+      expect(run.status, JSON.stringify(run)).toBe("succeeded")
+      expect(run.output).toEqual({
+        doubled: 42,
+        doubledStatus: "succeeded",
+        helped: "succeeded",
+        missing: "StepFailedError"
+      })
+      const children = (await events(call, id)).filter((e) =>
+        e.type === "StepStarted" && e.payload.request._tag === "agent"
+      )
+      expect(children.map((e) => e.payload.request.agentName)).toEqual(["doubler", "helper", "nobody"])
+      // each child knows its parent
+      const child = await call("GET", `/v1/runs/${children[0]!.payload.request.childRunId}/events`)
+      expect(child.json.items[0].payload.parent.runId).toBe(id)
+      await stack.kill()
+    },
+    120_000
+  )
+})
+
 describe("retries", () => {
   it("retries a failing step with its attempts journaled, and hands the last error to the code", async () => {
     const stack = await host(join(dir, "retries"), V1)

@@ -137,6 +137,15 @@ export const make = Effect.gen(function*() {
                 ? { _tag: "Performed", performed: outcome.success } as const
                 : { _tag: "Failed", failure: outcome.failure } as const
             }),
+          startChild: (childRunId, target, input, parent) =>
+            runs.startChild({
+              tenant,
+              runId: childRunId,
+              agentName: "agent" in target ? target.agent : target.workflow,
+              ...("workflow" in target ? { workflow: true } : {}),
+              input,
+              parent: { tenant, runId, ...parent }
+            }),
           cancelled
         }).pipe(Effect.mapError((e) => e as Actor.ExecuteError<never>))
         switch (ended._tag) {

@@ -73,7 +73,10 @@ const WORKFLOW_SPEC: ResolvedSpec = { systemPrompt: "", model: "auto", maxTurns:
 export interface ChildRequest {
   readonly tenant: string
   readonly runId: string
+  /** The agent the child runs; with `workflow` set, the workflow's name instead. */
   readonly agentName: string
+  /** The child runs this workflow (its current code) rather than an agent. */
+  readonly workflow?: boolean
   readonly input: unknown
   readonly parent: Decider.Parent
 }
@@ -340,18 +343,17 @@ export class Runs extends Context.Service<Runs, {
         Effect.gen(function*() {
           const existing = yield* provide(actor.load(addressOf(child.tenant, child.runId)))
           if (existing.state.status !== "new") return existing.state
-          const version = yield* agents.version(child.tenant, child.agentName, undefined)
-          const command = {
-            agentName: child.agentName,
-            agentVersion: version.version,
-            agentDigest: version.digest,
-            spec: version.spec,
-            input: child.input,
-            requestDigest: digestOf(child.agentName, null, child.input),
-            parent: child.parent
-          }
+          const of = yield* commandOf(
+            child.tenant,
+            child.workflow === true
+              ? { workflow: child.agentName, input: child.input }
+              : { agentName: child.agentName, input: child.input }
+          )
+          const command = { ...of, requestDigest: digestOf(child.agentName, null, child.input), parent: child.parent }
           yield* mustFit(child.tenant, command)
-          yield* admit(child.tenant, child.runId, child.agentName, version.spec, child.input, false)
+          if (command.workflow === undefined) {
+            yield* admit(child.tenant, child.runId, child.agentName, command.spec, child.input, false)
+          }
           const outcome = yield* begin(child.tenant, child.runId, command)
           return outcome.loaded.state
         }).pipe(

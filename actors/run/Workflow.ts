@@ -9,12 +9,15 @@ import type { RunCommand } from "../../schema/Commands.ts"
 import type { ModelAnswer } from "../../schema/StepOutcome.ts"
 import type { Request as ModelRequest } from "../model/ModelProvider.ts"
 import type { Failure, Performed } from "./Decisions.ts"
+import * as Plan from "./Plan.ts"
 import type { State, Step } from "./Decider.ts"
 import {
   type Context as WorkflowContext,
   NonDeterminismError,
   StepFailedError,
   type ApprovalAnswer,
+  type ChildResult,
+  type ChildTarget,
   type LlmAnswer,
   type LlmRequest,
   type Received,
@@ -54,8 +57,18 @@ export interface Driving {
     | { readonly _tag: "Failed"; readonly failure: Failure },
     unknown
   >
+  /** Starts (or finds) the child run `runId` of this run's step: its state now. */
+  readonly startChild: (
+    runId: string,
+    target: ChildTarget,
+    input: unknown,
+    parent: { readonly stepId: string; readonly depth: number }
+  ) => Effect.Effect<State, { readonly _tag: string; readonly message: string }>
   readonly cancelled: Deferred.Deferred<void>
 }
+
+/** How long a run waiting for its child sleeps at most before it looks again (the child's end wakes it first). */
+const CHILD_POLL_MS = 60_000
 
 /** Failures of a model call worth another attempt. */
 const RETRYABLE = new Set(["rate_limited", "provider_unavailable", "timeout", "provider_error"])
@@ -454,6 +467,83 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         return never<Received>()
       })
 
+    let children = 0
+    const child = (target: ChildTarget, input: unknown) =>
+      operation(async (): Promise<ChildResult> => {
+        const id = `run-${++children}`
+        const found = claim(id)
+        if (found !== null && found.request._tag !== "agent") {
+          throw new NonDeterminismError(
+            `step ${JSON.stringify(id)} is a ${found.request._tag} in the journal, not a child run`
+          )
+        }
+        if (found?.status === "completed" && found.result?._tag === "code") return found.result.value as ChildResult
+        if (found?.status === "failed") {
+          throw new StepFailedError(id, found.attempt, found.error?.message ?? "the child run could not start")
+        }
+        const workflow = "workflow" in target
+        const name = workflow ? target.workflow : target.agent
+        const childRunId = found?.request._tag === "agent" ? found.request.childRunId : Plan.childRunId(d.runId, id)
+        if (found === null) {
+          await journal({
+            _tag: "StartStep",
+            stepId: id,
+            request: {
+              _tag: "agent",
+              call: { id, name: workflow ? "workflow" : "agent", arguments: { input: normalize(input) } },
+              agentName: name,
+              childRunId
+            }
+          })
+        }
+        const attempt = d.state().steps.find((s) => s.stepId === id)?.attempt ?? 1
+        const depth = (d.state().parent?.depth ?? 0) + 1
+        const failed = async (code: string, message: string): Promise<never> => {
+          await journal({ _tag: "FailStep", stepId: id, attempt, error: { code, message }, retryable: false })
+          throw new StepFailedError(id, attempt, `${code}: ${message}`)
+        }
+        if (depth > Plan.MAX_RUN_DEPTH) {
+          return failed("too_deep", `child runs nest at most ${Plan.MAX_RUN_DEPTH} deep; ${name} was not started`)
+        }
+        const started = await run(
+          Effect.result(d.startChild(childRunId, target, normalize(input), { stepId: id, depth }))
+        )
+        if (started._tag === "Failure") {
+          const e = started.failure
+          if (e._tag === "AgentNotFound" || e._tag === "AgentVersionNotFound" || e._tag === "WorkflowNotFound") {
+            return failed("not_found", e.message)
+          }
+          if (e._tag === "BudgetExceeded") return failed("budget_exceeded", e.message)
+          if (e._tag === "EventTooLarge") return failed("too_large", e.message)
+          throw e
+        }
+        const c = started.success
+        if (c.status === "succeeded" || c.status === "failed" || c.status === "canceled") {
+          const value: ChildResult = {
+            runId: childRunId,
+            status: c.status,
+            output: c.output ?? null,
+            error: c.error === null ? null : { code: c.error.code, message: c.error.message }
+          }
+          await journal({
+            _tag: "CompleteStep",
+            stepId: id,
+            attempt,
+            result: { _tag: "code", value },
+            tokensIn: c.tokensIn,
+            tokensOut: c.tokensOut,
+            costUsd: c.costUsd,
+            durationMs: 0
+          })
+          return value
+        }
+        // the child's end wakes this run; a slow poll in case that wake-up was lost
+        await queue
+        end({ _tag: "Parked", until: (await now()) + CHILD_POLL_MS })
+        stopped = true
+        return never<ChildResult>()
+      })
+
     const ctx: WorkflowContext = {
       runId: d.runId,
       tenant: d.tenant,
@@ -462,6 +552,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
       llm,
       approval,
       waitForEvent,
+      run: child,
       sleep: (ms) => operation(async () => now()).then((t) => sleepUntil(t + Math.max(0, ms))),
       sleepUntil,
       now: () => draw("now", () => now()),

@@ -55,6 +55,17 @@ export interface Received {
   readonly value: unknown
 }
 
+/** How a child run ended: what `ctx.run` returns. */
+export interface ChildResult {
+  readonly runId: string
+  readonly status: "succeeded" | "failed" | "canceled"
+  readonly output: unknown
+  readonly error: { readonly code: string; readonly message: string } | null
+}
+
+/** What a child run runs: an agent (its latest version) or a workflow (its current code). */
+export type ChildTarget = { readonly agent: string } | { readonly workflow: string }
+
 export interface Context {
   readonly runId: string
   readonly tenant: string
@@ -83,6 +94,11 @@ export interface Context {
    * are kept in order. Past `timeoutMs` (default a day) it answers `received: false`.
    */
   readonly waitForEvent: (name: string, options?: { readonly timeoutMs?: number }) => Promise<Received>
+  /**
+   * Starts a child run and waits for its end (the run parks meanwhile): its cost rolls up into this run's, and
+   * canceling this run cancels it. Replays return the journaled end.
+   */
+  readonly run: (target: ChildTarget, input: unknown) => Promise<ChildResult>
   /** A durable timer: the run parks (no host holds it) and continues when it is due, even after restarts. */
   readonly sleep: (ms: number) => Promise<void>
   readonly sleepUntil: (at: number | Date) => Promise<void>

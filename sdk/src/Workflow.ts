@@ -56,6 +56,17 @@ export interface Received {
   readonly value: unknown
 }
 
+/** How a child run ended: what `ctx.run` returns. */
+export interface ChildResult {
+  readonly runId: string
+  readonly status: "succeeded" | "failed" | "canceled"
+  readonly output: unknown
+  readonly error: { readonly code: string; readonly message: string } | null
+}
+
+/** What a child run runs: an agent (its latest version) or a workflow (its current code). */
+export type ChildTarget = { readonly agent: string } | { readonly workflow: string }
+
 export interface WorkflowContext {
   readonly runId: string
   readonly tenant: string
@@ -86,6 +97,11 @@ export interface WorkflowContext {
    * past `timeoutMs` (default a day) it answers `received: false`.
    */
   readonly waitForEvent: (name: string, options?: { readonly timeoutMs?: number }) => Promise<Received>
+  /**
+   * Starts a child run of an agent or a workflow and waits for its end (this run parks meanwhile); its cost rolls
+   * up into this run's, and canceling this run cancels it. A child that cannot start throws `StepFailedError`.
+   */
+  readonly run: (target: ChildTarget, input: unknown) => Promise<ChildResult>
   /** A durable timer: the run parks (no host holds it) and continues when it is due, even across restarts. */
   readonly sleep: (ms: number) => Promise<void>
   readonly sleepUntil: (at: number | Date) => Promise<void>

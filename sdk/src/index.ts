@@ -10,6 +10,8 @@ export { ROUTES } from "./Routes.ts"
 export type { RunActivity, RunEvent, StreamOptions } from "./Stream.ts"
 export {
   type ApprovalAnswer,
+  type ChildResult,
+  type ChildTarget,
   defineWorkflow,
   type LlmAnswer,
   type LlmRequest,
