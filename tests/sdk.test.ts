@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { document } from "../edge/OpenApi.ts"
 import { render, TARGET } from "../scripts/sdk-types.ts"
-import { Lantern, LanternError, ROUTES, type Run, type RunEvent } from "../sdk/src/index.ts"
+import { Lantern, LanternError, ROUTES, type Run, type RunActivity, type RunEvent } from "../sdk/src/index.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import { eventually, ROOT, startStack, type StackProcess, stopStack } from "./support/Stack.ts"
 
@@ -114,6 +114,25 @@ describe("the SDK against a real stack", () => {
     expect([...first, ...rest].map((e) => e.eventId)).toEqual(all.map((e) => e.eventId))
     // a client that has everything gets an empty stream that ends
     expect(await collect(lantern.runs.stream(run.id, { lastEventId: all.length }))).toEqual([])
+  })
+
+  it("follows the tenant's run activity after a frame's seq, one frame per event of every run", async () => {
+    // after the last event of the suite's first run: what follows is the runs started since, this one among them
+    const after = (await lantern.runs.events(run.id)).items.at(-1)!.seq
+    const live = await lantern.runs.create({ agentName: "calc", input: "what is 3+4?" })
+    const framesOf = async (lastEventId: number, count: number) => {
+      const out: Array<RunActivity> = []
+      for await (const f of lantern.runs.activity({ lastEventId })) {
+        if (f.runId === live.id) out.push(f)
+        if (out.length === count || f.type === "RunSucceeded" && f.runId === live.id) break
+      }
+      return out
+    }
+    const frames = await framesOf(after, Infinity)
+    const journal = (await lantern.runs.events(live.id)).items
+    expect(frames.map((f) => [f.type, f.seq])).toEqual(journal.map((e) => [e.type, e.seq]))
+    expect(frames.at(-1)!.status).toBe("succeeded")
+    expect(await framesOf(frames[1]!.seq, frames.length - 2)).toEqual(frames.slice(2))
   })
 
   it("resumes by itself when the connection breaks mid-stream, sending Last-Event-ID", async () => {
