@@ -86,6 +86,7 @@ describe("import boundaries", () => {
       ["edge/Raw.ts", ["npm:@nats-io/kv"]],
       ["sdk/src/Leaky.ts", ["edge/Api.ts", "npm:effect", "schema/Api.ts", "schema/Sse.ts", "node:crypto"]],
       ["ui/src/Leaky.tsx", ["edge/Api.ts", "npm:effect", "node:fs", "schema/Run.ts", "npm:solid-js/store"]],
+      ["ui/src/Leaky.test.tsx", ["npm:vitest", "npm:@solidjs/testing-library", "npm:playwright-core", "edge/Api.ts"]],
       ["actors/run/Raw.test.ts", ["npm:@nats-io/jetstream"]],
       ["actors/model/Loop.ts", ["actors/run/Loop.ts"]],
       ["actors/run/Loop.ts", ["actors/model/Loop.ts"]]
@@ -103,7 +104,9 @@ describe("import boundaries", () => {
       "sdk/src/Leaky.ts -> schema/Api.ts",
       "ui/src/Leaky.tsx -> edge/Api.ts",
       "ui/src/Leaky.tsx -> npm:effect",
-      "ui/src/Leaky.tsx -> node:fs"
+      "ui/src/Leaky.tsx -> node:fs",
+      "ui/src/Leaky.test.tsx -> npm:playwright-core",
+      "ui/src/Leaky.test.tsx -> edge/Api.ts"
     ])
     expect(Boundaries.cycles(bad)).toContainEqual(["actors/model/Loop.ts", "actors/run/Loop.ts"])
     const modules = Boundaries.cycles(Boundaries.folders(bad))

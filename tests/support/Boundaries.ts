@@ -25,7 +25,7 @@ export interface Violation {
 }
 
 const top = (file: string) => file.split("/")[0]!
-const isTest = (file: string) => file.endsWith(".test.ts") || file.startsWith("tests/")
+const isTest = (file: string) => /\.test\.tsx?$/.test(file) || file.startsWith("tests/")
 const under = (...folders: ReadonlyArray<string>) => (file: string) => folders.includes(top(file))
 const production = (...folders: ReadonlyArray<string>) => (file: string) => under(...folders)(file) && !isTest(file)
 /** Whether an import is of a package (`npm:…`, `node:…`) rather than of our own code. */
@@ -100,8 +100,15 @@ export const RULES: ReadonlyArray<Rule> = [
     name:
       "ui/ talks to the edge over HTTP only: of ours it imports schema/ (types, and the pure modules it bundles), " +
       "of packages only Solid and its build",
-    from: under("ui"),
+    from: production("ui"),
     allows: (t) => under("schema", "ui")(t) || UI_PACKAGES.some((p) => t === p || t.startsWith(`${p}/`))
+  },
+  {
+    name: "ui/'s component tests import what the cockpit may, and vitest with Solid's testing library",
+    from: (file) => under("ui")(file) && isTest(file),
+    allows: (t) =>
+      under("schema", "ui")(t) ||
+      [...UI_PACKAGES, "npm:vitest", "npm:@solidjs/testing-library"].some((p) => t === p || t.startsWith(`${p}/`))
   },
   {
     name: "sdk/ imports no package but Node's built-ins, and of ours only the pure schema/ modules it shares",
