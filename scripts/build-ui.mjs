@@ -13,12 +13,15 @@ const STAMP = join(DIST, ".built.json")
 const LOCK = join(ROOT, ".lantern-build", "ui-lock")
 const STALE_LOCK_MS = 120_000
 
-/** The files a build reads: ui/ but its build, the schema/ modules it bundles, the dependency set and this script. */
+/**
+ * The files a build reads: ui/ but its build and its tests, the schema/ modules it bundles, the dependency set and
+ * this script.
+ */
 const inputs = () => {
   const out = ["package-lock.json", "scripts/build-ui.mjs", "schema/Sse.ts", "schema/Canonical.ts"]
   const walk = (dir) => {
     for (const name of readdirSync(dir)) {
-      if (name === "dist" || name === "node_modules" || name.startsWith(".")) continue
+      if (name === "dist" || name === "node_modules" || name.startsWith(".") || /\.test\.tsx?$/.test(name)) continue
       const path = join(dir, name)
       if (statSync(path).isDirectory()) walk(path)
       else out.push(relative(ROOT, path))
