@@ -48,6 +48,15 @@ describe("Offline provider", () => {
     }
   })
 
+  it("never cuts a character in two when it quotes the input (a lone surrogate could not be stored)", () => {
+    const input = `${"a".repeat(199)}😀 and more`
+    const content = Offline.answer(request(input, [])).answer.content ?? ""
+    expect(content.endsWith("a".repeat(199))).toBe(true)
+    expect(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(content)).toBe(false)
+    expect(Offline.prefix("ab😀", 3)).toBe("ab")
+    expect(Offline.prefix("ab😀", 4)).toBe("ab😀")
+  })
+
   it("acknowledges an input that names no tool with a final answer", () => {
     expect(Offline.answer(request("hello there")).answer).toEqual({
       content: "[offline] Received 11 characters: hello there",

@@ -22,6 +22,13 @@ const argumentsFor = (tool: string, input: string): Record<string, unknown> => {
 
 const text = (m: Message) => m.content ?? ""
 
+/** The first `n` UTF-16 units of `s`, one fewer when the cut would split a surrogate pair (a lone half cannot be stored). */
+export const prefix = (s: string, n: number) => {
+  const cut = s.slice(0, n)
+  const last = cut.charCodeAt(cut.length - 1)
+  return cut.length === n && last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut
+}
+
 /**
  * The offline answer to a conversation: on the first turn, a call to every declared tool the user's input
  * names; once tool results are in, a final answer that reports them; otherwise an acknowledgement of the input.
@@ -42,7 +49,7 @@ export const answer = (request: Request): Response => {
   } else {
     const content = toolResults.length > 0
       ? `[offline] Tool results: ${toolResults.map(text).join("; ")}`
-      : `[offline] Received ${input.length} characters: ${input.slice(0, 200)}`
+      : `[offline] Received ${input.length} characters: ${prefix(input, 200)}`
     result = { content, toolCalls: [], finishReason: "stop", provider: PROVIDER, model: MODEL }
   }
   const promptTokens = request.messages.reduce((n, m) => n + tokens(text(m)), 0)
