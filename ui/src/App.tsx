@@ -7,6 +7,7 @@ import { Agents } from "./views/Agents.tsx"
 import { RunDetail } from "./views/RunDetail.tsx"
 import { Runs } from "./views/Runs.tsx"
 import { SignIn } from "./views/SignIn.tsx"
+import { Spend } from "./views/Spend.tsx"
 
 export const App = () => {
   const session = createSession()
@@ -22,9 +23,17 @@ export const App = () => {
           <header class="top">
             <span class="brand">Lantern</span>
             <nav aria-label="Views">
-              <a href={href({ view: "runs" })} aria-current={route().view !== "agents" ? "page" : undefined}>Runs</a>
+              <a
+                href={href({ view: "runs" })}
+                aria-current={["runs", "run"].includes(route().view) ? "page" : undefined}
+              >
+                Runs
+              </a>
               <a href={href({ view: "agents" })} aria-current={route().view === "agents" ? "page" : undefined}>
                 Agents
+              </a>
+              <a href={href({ view: "spend" })} aria-current={route().view === "spend" ? "page" : undefined}>
+                Spend
               </a>
             </nav>
             <button type="button" class="quiet" onClick={session.signOut}>Sign out</button>
@@ -33,6 +42,9 @@ export const App = () => {
             <Switch>
               <Match when={route().view === "agents"}>
                 <Agents client={c} />
+              </Match>
+              <Match when={route().view === "spend"}>
+                <Spend client={c} />
               </Match>
               <Match
                 when={(() => {

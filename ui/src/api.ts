@@ -2,6 +2,7 @@
 // each answer typed by the schema/ bodies it is, each error answer thrown as one ApiError.
 import type { AgentVersionView, AgentView } from "../../schema/Agent.ts"
 import type { EventResponse, RunListResponse } from "../../schema/Api.ts"
+import type { BudgetResponse, UsageResponse } from "../../schema/Budget.ts"
 
 type RunPage = typeof RunListResponse.Type
 import type { PublicKey, Receipt } from "../../schema/Receipt.ts"
@@ -65,7 +66,10 @@ export const makeClient = (token: string, onUnauthorized: () => void = () => {})
     keys: () => json<{ keys: ReadonlyArray<PublicKey> }>("/.well-known/lantern-receipts"),
     listAgents: () => json<{ items: ReadonlyArray<AgentView> }>("/v1/agents"),
     versions: (name: string) => json<{ items: ReadonlyArray<AgentVersionView> }>(`/v1/agents/${id(name)}/versions`),
-    startRun: (agentName: string, input: unknown) => post<RunView>("/v1/runs", { agentName, input })
+    startRun: (agentName: string, input: unknown) => post<RunView>("/v1/runs", { agentName, input }),
+    usage: (name: string, days: number) => json<UsageResponse>(`/v1/agents/${id(name)}/usage?days=${days}`),
+    agentBudget: (name: string) => json<BudgetResponse>(`/v1/agents/${id(name)}/budget`),
+    tenantBudget: () => json<BudgetResponse>("/v1/budget")
   }
 }
 

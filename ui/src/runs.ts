@@ -1,6 +1,7 @@
 // The live list of runs: a page of `GET /v1/runs` once the tenant stream (`GET /v1/stream`) says where it starts,
 // then every frame of that stream marks its run and re-reads it (a few at a time), so rows change in place, keep
-// their identity (createStore + reconcile) and new runs appear at the top without a reload.
+// their identity (createStore + reconcile) and new runs appear at the top without a reload; the page is listed again
+// a moment later, for runs the projections had not caught up with.
 import { createSignal, onCleanup } from "solid-js"
 import { createStore, reconcile } from "solid-js/store"
 import type { RunActivity } from "../../schema/Api.ts"
@@ -19,6 +20,10 @@ export const matches = (run: RunView, filter: RunFilter): boolean =>
 /** Newest first by creation time, ties by id (descending), as `GET /v1/runs` orders them. */
 export const order = (a: RunView, b: RunView): number =>
   a.createdAt === b.createdAt ? (a.id < b.id ? 1 : a.id > b.id ? -1 : 0) : a.createdAt < b.createdAt ? 1 : -1
+
+/** When the first page is listed again: projections are this far behind the journal at most, in practice. */
+const CATCH_UP_MS = 2_000
+const RELIST_MS = 30_000
 
 /** Re-reads of marked runs wait this long, so a burst of events of one run costs one read. */
 const COALESCE_MS = 120
@@ -62,6 +67,28 @@ export const createRunList = (client: Client, filter: () => RunFilter) => {
       }
     }
   }
+
+  /**
+   * The first page again, merged into what is listed. The list reads projections a moment behind the journal, and
+   * the stream starts at the journal's present: a run the list was behind on, whose events came before the stream
+   * started, is found by listing again a moment later (and every RELIST_MS after, as a safety net).
+   */
+  const relist = async () => {
+    const mine = generation
+    try {
+      const page = await client.listRuns(filter())
+      if (mine !== generation) return
+      for (const run of page.items) {
+        const had = known.get(run.id)
+        if (had === undefined || had.updatedAt <= run.updatedAt) known.set(run.id, run)
+      }
+      publish()
+    } catch {
+      // the next one, or the stream, will do
+    }
+  }
+  const relists = [setTimeout(relist, CATCH_UP_MS), setInterval(relist, RELIST_MS)]
+  onCleanup(() => relists.forEach((t) => clearTimeout(t)))
 
   /** The next page of older runs, added below the ones listed (once at a time). */
   const more = async () => {
