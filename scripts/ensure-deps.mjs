@@ -6,7 +6,8 @@
 // Usage: node scripts/ensure-deps.mjs [--test]
 //   nats-server >= 2.12: LANTERN_NATS_SERVER, else 2.15.1 fetched once into .lantern-bin/ (scripts/nats-server.mjs,
 //   ADR 0031). Not needed when NATS_URL is set.
-//   --test: tests need nothing beyond nats-server today (a browser, if one is ever needed, is not checked).
+//   --test: tests need nothing more: the cockpit's browser tests use Debian's chromium when it is installed (.ci/run
+//   installs it) and skip, saying why, when it is not; no browser is ever downloaded.
 // Prints nothing (but a line when it rebuilds the bundle) and exits 0 when everything is present; exits 1 with
 // instructions when it cannot fix it.
 import { ensureServer, MINIMUM, VERSION } from "./nats-server.mjs"
@@ -33,8 +34,8 @@ const ensureNatsServer = () => {
   }
 }
 
-// `--test` (npm test) needs exactly what the other entry points need today. The flag is accepted so a later
-// test-only check (a browser for cockpit tests, for example) can be scoped to it; for now it changes nothing.
+// `--test` (npm test) needs exactly what the other entry points need. The flag is accepted so a later test-only
+// check can be scoped to it; for now it changes nothing (Chromium is optional, see above).
 
 ensureNatsServer()
 
