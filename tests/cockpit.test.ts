@@ -236,7 +236,7 @@ describe("the dev token", () => {
     } finally {
       await stopStack(dev, bus)
     }
-  })
+  }, 180_000)
 })
 
 describe.skipIf(CHROMIUM === undefined)(
@@ -309,80 +309,84 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.locator(".live.open").waitFor()
     })
 
-    it("shows a run appear live, follows its timeline to an approval, approves it and verifies its receipt", async () => {
-      // marks this document: a reload would lose it
-      await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 1))
-      const id = await startRun("careful", "echo hello")
-      const row = page.locator(`tr[data-run-id="${id}"]`)
-      await row.waitFor({ timeout: 15_000 })
-      expect(await row.textContent()).toContain("careful@1")
-      await page.locator(`tr[data-run-id="${id}"] .status`, { hasText: "waiting (approval)" }).waitFor({
-        timeout: 15_000
-      })
-      expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(1)
-      await shot("2-runs")
-      await accessibility("runs")
+    it(
+      "shows a run appear live, follows its timeline to an approval, approves it and verifies its receipt",
+      async () => {
+        // marks this document: a reload would lose it
+        await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 1))
+        const id = await startRun("careful", "echo hello")
+        const row = page.locator(`tr[data-run-id="${id}"]`)
+        await row.waitFor({ timeout: 15_000 })
+        expect(await row.textContent()).toContain("careful@1")
+        await page.locator(`tr[data-run-id="${id}"] .status`, { hasText: "waiting (approval)" }).waitFor({
+          timeout: 15_000
+        })
+        expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(1)
+        await shot("2-runs")
+        await accessibility("runs")
 
-      await row.getByRole("link").click()
-      await page.getByRole("heading", { name: `Run ${id}` }).waitFor()
-      await page.locator("[data-kind=\"model\"]").first().waitFor()
-      await page.locator("[data-step-id=\"turn-1.tool-0.approval\"]").waitFor()
-      await shot("3-run-waiting")
-      await accessibility("run waiting for approval")
-      await page.getByRole("button", { name: "Approve" }).click()
-      await page.locator("[data-run-status=\"succeeded\"]").waitFor({ timeout: 20_000 })
-      // the timeline grew live: the tool ran after the approval, then the model answered and the run ended
-      await page.locator("[data-end=\"RunSucceeded\"]").waitFor({ timeout: 10_000 })
-      await page.locator("[data-step-id=\"turn-1.tool-0\"][data-kind=\"tool\"]").waitFor()
-      expect(await page.locator("[data-step-id=\"turn-1.tool-0.approval\"]").textContent()).toContain("approved by")
-      expect(await page.locator("[data-step-id=\"turn-1.tool-0\"]").textContent()).toContain("hello")
+        await row.getByRole("link").click()
+        await page.getByRole("heading", { name: `Run ${id}` }).waitFor()
+        await page.locator("[data-kind=\"model\"]").first().waitFor()
+        await page.locator("[data-step-id=\"turn-1.tool-0.approval\"]").waitFor()
+        await shot("3-run-waiting")
+        await accessibility("run waiting for approval")
+        await page.getByRole("button", { name: "Approve" }).click()
+        await page.locator("[data-run-status=\"succeeded\"]").waitFor({ timeout: 20_000 })
+        // the timeline grew live: the tool ran after the approval, then the model answered and the run ended
+        await page.locator("[data-end=\"RunSucceeded\"]").waitFor({ timeout: 10_000 })
+        await page.locator("[data-step-id=\"turn-1.tool-0\"][data-kind=\"tool\"]").waitFor()
+        expect(await page.locator("[data-step-id=\"turn-1.tool-0.approval\"]").textContent()).toContain("approved by")
+        expect(await page.locator("[data-step-id=\"turn-1.tool-0\"]").textContent()).toContain("hello")
 
-      await page.getByRole("button", { name: "Fetch and verify" }).click()
-      await page.locator(".verdict[data-valid=\"true\"]").waitFor({ timeout: 10_000 })
-      const checks = await shownChecks()
-      const [receipt, journal, keys] = await Promise.all([
-        call("GET", `/v1/runs/${id}/receipt`).then((r) => r.json as Receipt.Receipt),
-        call("GET", `/v1/runs/${id}/journal`).then((r) => r.text),
-        call("GET", "/.well-known/lantern-receipts").then((r) => r.text)
-      ])
-      const expected = Receipt.verify(receipt, Receipt.parseJsonl(journal), Receipt.parseKeys(keys))
-      expect(expected.valid).toBe(true)
-      expect(checks).toEqual(expected.checks)
-      expect(checks.map((c) => c.name)).toEqual([
-        "signature",
-        "run-id",
-        "membership",
-        "event-count",
-        "order",
-        "seq-range",
-        "journal-digest",
-        "status",
-        "agent",
-        "totals"
-      ])
-      await shot("4-receipt-verified")
-      await accessibility("run with its verified receipt")
-      // the journal and the receipt download as the server exported and signed them
-      const [download] = await Promise.all([
-        page.waitForEvent("download"),
-        page.getByRole("link", { name: "Download the journal" }).click()
-      ])
-      expect(download.suggestedFilename()).toBe(`${id}.journal.jsonl`)
-      expect(readFileSync(await download.path(), "utf8")).toBe(journal)
+        await page.getByRole("button", { name: "Fetch and verify" }).click()
+        await page.locator(".verdict[data-valid=\"true\"]").waitFor({ timeout: 10_000 })
+        const checks = await shownChecks()
+        const [receipt, journal, keys] = await Promise.all([
+          call("GET", `/v1/runs/${id}/receipt`).then((r) => r.json as Receipt.Receipt),
+          call("GET", `/v1/runs/${id}/journal`).then((r) => r.text),
+          call("GET", "/.well-known/lantern-receipts").then((r) => r.text)
+        ])
+        const expected = Receipt.verify(receipt, Receipt.parseJsonl(journal), Receipt.parseKeys(keys))
+        expect(expected.valid).toBe(true)
+        expect(checks).toEqual(expected.checks)
+        expect(checks.map((c) => c.name)).toEqual([
+          "signature",
+          "run-id",
+          "membership",
+          "event-count",
+          "order",
+          "seq-range",
+          "journal-digest",
+          "status",
+          "agent",
+          "totals"
+        ])
+        await shot("4-receipt-verified")
+        await accessibility("run with its verified receipt")
+        // the journal and the receipt download as the server exported and signed them
+        const [download] = await Promise.all([
+          page.waitForEvent("download"),
+          page.getByRole("link", { name: "Download the journal" }).click()
+        ])
+        expect(download.suggestedFilename()).toBe(`${id}.journal.jsonl`)
+        expect(readFileSync(await download.path(), "utf8")).toBe(journal)
 
-      // one character of the run's input changed in the journal the verifier reads
-      const input = page.getByLabel("Journal export (JSON lines)")
-      const text = await input.inputValue()
-      expect(text).toContain("echo hello")
-      const tampered = text.replace("echo hello", "echo hellO")
-      await input.fill(tampered)
-      await page.getByRole("button", { name: "Verify the inputs again" }).click()
-      await page.locator(".verdict[data-valid=\"false\"]").waitFor()
-      const failed = await shownChecks()
-      expect(failed.filter((c) => !c.ok).map((c) => c.name)).toEqual(["journal-digest"])
-      expect(failed).toEqual(Receipt.verify(receipt, Receipt.parseJsonl(tampered), Receipt.parseKeys(keys)).checks)
-      await shot("5-receipt-tampered")
-    })
+        // one character of the run's input changed in the journal the verifier reads
+        const input = page.getByLabel("Journal export (JSON lines)")
+        const text = await input.inputValue()
+        expect(text).toContain("echo hello")
+        const tampered = text.replace("echo hello", "echo hellO")
+        await input.fill(tampered)
+        await page.getByRole("button", { name: "Verify the inputs again" }).click()
+        await page.locator(".verdict[data-valid=\"false\"]").waitFor()
+        const failed = await shownChecks()
+        expect(failed.filter((c) => !c.ok).map((c) => c.name)).toEqual(["journal-digest"])
+        expect(failed).toEqual(Receipt.verify(receipt, Receipt.parseJsonl(tampered), Receipt.parseKeys(keys)).checks)
+        await shot("5-receipt-tampered")
+      },
+      120_000
+    )
 
     it("renders only the rows in view of a long list, and the others as it scrolls", async () => {
       const ids = await Promise.all(Array.from({ length: 40 }, (_, i) => startRun("calc", `calculator: ${i}+1`)))
@@ -417,7 +421,7 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.locator("tr[data-run-id]").first().waitFor()
       expect(await page.locator("tr[data-run-id]:not([data-status=\"succeeded\"])").count()).toBe(0)
       await page.setViewportSize({ width: 1280, height: 900 })
-    })
+    }, 120_000)
 
     it("lists agents with their versions and starts a run from the page", async () => {
       await page.getByRole("link", { name: "Agents" }).click()
