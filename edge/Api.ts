@@ -12,6 +12,7 @@ import * as Forecast from "../schema/Forecast.ts"
 import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
 import * as F from "./Failures.ts"
+import { Allowlist } from "../actors/tools/Egress.ts"
 import * as Scopes from "./Scopes.ts"
 
 // ---- request and answer schemas of the edge's own resources ----
@@ -595,7 +596,28 @@ const access = [
   })
 ] as const
 
-const all = [...agents, ...budgets, ...runs, ...receipts, ...identity, ...access] as const
+const egress = [
+  make("getEgress", {
+    method: "GET",
+    path: "/v1/egress",
+    scope: "agents:read",
+    summary: "The hosts the tenant's HTTP tools may call (empty: none)",
+    success: { 200: Json(Allowlist, "Allowlist") },
+    failures: []
+  }),
+  make("putEgress", {
+    method: "PUT",
+    path: "/v1/egress",
+    scope: "agents:write",
+    summary:
+      "Replace the hosts the tenant's HTTP tools may call: `host`, `*.domain`, either with `:port`; private, loopback and metadata addresses stay refused",
+    body: body(Allowlist),
+    success: { 200: Json(Allowlist, "Allowlist") },
+    failures: []
+  })
+] as const
+
+const all = [...agents, ...budgets, ...runs, ...receipts, ...identity, ...access, ...egress] as const
 
 type All = typeof all[number]
 

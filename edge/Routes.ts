@@ -15,16 +15,38 @@ import { actorOf, handlers, reply } from "./Serve.ts"
 
 /** Tools a spec names must be built-in tools, or be answered by a child run of another agent (`agent`). */
 const checkTools = (spec: AgentSpec) => {
-  const issues = (spec.tools ?? []).flatMap((t, i) =>
-    t.agent === undefined && !Tools.isKnown(t.name)
+  const issues = (spec.tools ?? []).flatMap((t, i) => {
+    if (t.http !== undefined) {
+      if (t.agent !== undefined) {
+        return [{ field: `spec.tools[${i}].http`, message: "a tool is answered by an agent or by HTTP, not both" }]
+      }
+      if (Tools.isKnown(t.name)) {
+        return [{
+          field: `spec.tools[${i}].name`,
+          message: `'${t.name}' is a built-in tool; name the HTTP tool otherwise`
+        }]
+      }
+      // every placeholder of the URL is a declared parameter
+      const declared = Object.keys((t.parameters["properties"] ?? {}) as Record<string, unknown>)
+      const unknown = [...t.http.url.matchAll(/\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]!).filter((n) =>
+        !declared.includes(n)
+      )
+      return unknown.length === 0 ? [] : [{
+        field: `spec.tools[${i}].http.url`,
+        message: `the URL names ${
+          unknown.map((n) => `{${n}}`).join(", ")
+        }, which parameters.properties does not declare`
+      }]
+    }
+    return t.agent === undefined && !Tools.isKnown(t.name)
       ? [{
         field: `spec.tools[${i}].name`,
         message: `unknown tool '${t.name}'; built-in tools are ${
           Tools.names.join(", ")
-        }, or set 'agent' to answer it with a child run`
+        }, set 'agent' to answer it with a child run, or 'http' to answer it with an HTTP API`
       }]
       : []
-  )
+  })
   return issues.length === 0 ? Effect.void : Effect.fail(new BadRequest({ issues }))
 }
 

@@ -20,6 +20,7 @@ import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
 import { Dispatch } from "../actors/run/Dispatch.ts"
 import { Registry } from "../actors/workflow/Registry.ts"
+import { Egress } from "../actors/tools/Egress.ts"
 import { Hosts } from "../bus/Hosts.ts"
 import { Leases } from "../bus/Leases.ts"
 import { Nats } from "../bus/Nats.ts"
@@ -35,6 +36,7 @@ import { auditHandlers } from "./AuditRoutes.ts"
 import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
 import { forecastHandlers } from "./ForecastRoutes.ts"
+import { egressHandlers } from "./EgressRoutes.ts"
 import { identityHandlers } from "./IdentityRoutes.ts"
 import { receiptHandlers } from "./ReceiptRoutes.ts"
 import { agentHandlers, runHandlers } from "./Routes.ts"
@@ -80,7 +82,8 @@ const core = Layer.mergeAll(Runs.layer, Receipts.layer, Secrets.layer).pipe(
       Providers.layerConfig,
       Leases.layer.pipe(Layer.provideMerge(Hosts.layer)),
       Dispatch.layer,
-      Registry.layer
+      Registry.layer,
+      Egress.layer
     )
   ),
   Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
@@ -152,6 +155,7 @@ export const layer = (options: Options) => {
         ...auditHandlers,
         ...secretHandlers,
         ...deadLetterHandlers,
+        ...egressHandlers,
         ...streamHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),

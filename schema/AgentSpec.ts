@@ -19,6 +19,43 @@ export const ToolApproval = Schema.Struct({
 })
 export type ToolApproval = typeof ToolApproval.Type
 
+/** A `lantern.secret://<name>` reference: resolved only when a call is made, never journaled. */
+export const SecretRef = Schema.String.check(
+  Schema.isPattern(/^lantern\.secret:\/\/[a-z0-9][a-z0-9_.-]{0,62}$/u, {
+    message: "Expected a secret reference lantern.secret://<name>"
+  })
+)
+
+/** A header name as HTTP allows it. */
+const HeaderName = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/u, { message: "Expected an HTTP header name" })
+)
+
+/**
+ * An HTTP API answering a tool call (actors/tools/Http.ts, ADR 0043): `url` and a string `body` are templates over
+ * the call's arguments (`{name}`, URL-encoded in the URL); `auth` names a secret; the response (or `responsePath`
+ * of its JSON) is the tool's output, cut at `maxResponseBytes`.
+ */
+export const HttpCall = Schema.Struct({
+  method: Schema.Literals(["GET", "POST", "PUT", "PATCH", "DELETE"]),
+  url: Schema.String.check(
+    Schema.isPattern(/^https?:\/\/[^\s]{1,2048}$/u, { message: "Expected an http(s) URL template" })
+  ),
+  headers: Schema.optionalKey(Schema.Record(HeaderName, Schema.String.check(Schema.isMaxLength(1024)))),
+  /** `json`: the arguments as JSON; `form`: URL-encoded; any other string: a template over the arguments. */
+  body: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(16_384))),
+  auth: Schema.optionalKey(Schema.Union([
+    Schema.Struct({ bearer: SecretRef }),
+    Schema.Struct({ header: Schema.Struct({ name: HeaderName, value: SecretRef }) }),
+    Schema.Struct({ basic: SecretRef })
+  ])),
+  timeoutMs: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 120_000 }))),
+  /** A dot path into the JSON response (`data.items.0.name`): only that part is the output. */
+  responsePath: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(256))),
+  maxResponseBytes: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_048_576 })))
+})
+export type HttpCall = typeof HttpCall.Type
+
 export const ToolSpec = Schema.Struct({
   name: Schema.String.check(
     Schema.isPattern(/^[a-zA-Z0-9_-]{1,64}$/u, {
@@ -30,7 +67,14 @@ export const ToolSpec = Schema.Struct({
   /** Each call waits for `POST /v1/runs/{id}/approvals/{stepId}` before it runs. */
   approval: Schema.optionalKey(ToolApproval),
   /** The call starts a child run of this agent with the call's arguments as input and returns its output. */
-  agent: Schema.optionalKey(AgentRef)
+  agent: Schema.optionalKey(AgentRef),
+  /** The call is answered by this HTTP API. */
+  http: Schema.optionalKey(HttpCall),
+  /**
+   * The call may be repeated: after a crash mid-call it is made again with the same Idempotency-Key. Otherwise a
+   * call that may have reached the server is not repeated: the model reads that its effect is unknown.
+   */
+  idempotent: Schema.optionalKey(Schema.Boolean)
 })
 export type ToolSpec = typeof ToolSpec.Type
 
@@ -66,11 +110,7 @@ export const Routing = Schema.Struct({
    */
   credentials: Schema.optionalKey(Schema.Record(
     Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/u, { message: "Expected a provider name" })),
-    Schema.String.check(
-      Schema.isPattern(/^lantern\.secret:\/\/[a-z0-9][a-z0-9_.-]{0,62}$/u, {
-        message: "Expected a secret reference lantern.secret://<name>"
-      })
-    )
+    SecretRef
   ))
 })
 export type Routing = typeof Routing.Type

@@ -13,7 +13,8 @@ export const AUDIT_ACTIONS = [
   "secret.created",
   "secret.accessed",
   "secret.deleted",
-  "receipt.issued"
+  "receipt.issued",
+  "egress.changed"
 ] as const
 
 export const AuditId = Schema.String.check(

@@ -18,6 +18,7 @@ export type AuditAction =
   | "secret.accessed"
   | "secret.deleted"
   | "receipt.issued"
+  | "egress.changed"
 
 export interface AuditEntry {
   /** The tenant the fact belongs to; `_unknown` when a request failed authentication before one was known. */

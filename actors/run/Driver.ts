@@ -11,6 +11,7 @@ import { WORK } from "../../bus/Topology.ts"
 import * as Actor from "../kernel/Actor.ts"
 import { Receipts } from "../receipts/Receipts.ts"
 import { Tools } from "../model/Tools.ts"
+import { HttpTools } from "../tools/Http.ts"
 import { isTerminal } from "./Decider.ts"
 import * as Interpret from "./Interpret.ts"
 import * as Dispatch from "./Dispatch.ts"
@@ -112,7 +113,7 @@ export class Driver extends Context.Service<Driver, {
 
       return Driver.of({ drive })
     })
-  ).pipe(Layer.provide(Tools.layer))
+  ).pipe(Layer.provide(Layer.merge(Tools.layer, HttpTools.layer)))
 }
 
 export const settingsConfig = Config.all({

@@ -9,6 +9,7 @@ import { fold } from "../kernel/Decider.ts"
 import { ModelProvider } from "../model/ModelProvider.ts"
 import * as Wire from "../model/Wire.ts"
 import { Tools } from "../model/Tools.ts"
+import { HttpTools } from "../tools/Http.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import * as Run from "./Decider.ts"
 import * as Decisions from "./Decisions.ts"
@@ -53,6 +54,9 @@ const secrets = Layer.succeed(
   })
 )
 
+/** HTTP tools are tested against real servers (tests/http-tools.test.ts): here no tool of the specs has `http`. */
+const http = Layer.succeed(HttpTools, HttpTools.of({ call: () => Effect.die("unused") }))
+
 const run = <A, E>(
   layer: Layer.Layer<ModelProvider>,
   f: (p: Effect.Success<typeof Perform.make>) => Effect.Effect<A, E>,
@@ -61,7 +65,7 @@ const run = <A, E>(
   Effect.runPromise(
     Effect.flatMap(Perform.make, f).pipe(
       Effect.flip,
-      Effect.provide(Layer.mergeAll(layer, secrets, tools, TestClock.layer()))
+      Effect.provide(Layer.mergeAll(layer, secrets, tools, http, TestClock.layer()))
     ) as Effect.Effect<E, A>
   )
 
@@ -79,7 +83,8 @@ describe("Perform", () => {
           Effect.provide(Layer.mergeAll(
             provider(() => Effect.die("unused")),
             secrets,
-            echo
+            echo,
+            http
           ))
         )
     )

@@ -4,6 +4,7 @@
 import { Duration, Effect, type Redacted } from "effect"
 import { ModelProvider, type Request as ModelRequest } from "../model/ModelProvider.ts"
 import { Tools } from "../model/Tools.ts"
+import { HttpTools } from "../tools/Http.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import type { State } from "./Decider.ts"
 import { type Call, codeOf, type Failure, type Performed, toolOutput } from "./Decisions.ts"
@@ -13,6 +14,7 @@ export const make = Effect.gen(function*() {
   const provider = yield* ModelProvider
   const secrets = yield* Secrets
   const tools = yield* Tools
+  const http = yield* HttpTools
 
   /** The tenant's own provider keys its agent names (`routing.credentials`), resolved now, for this call only. */
   const apiKeysOf = (
@@ -81,7 +83,15 @@ export const make = Effect.gen(function*() {
   ): Effect.Effect<Performed, Failure> =>
     call._tag === "CallModel"
       ? model(tenant, state, call)
-      : Effect.map(tools.run(call.call), (output) => toolOutput(call.call, output))
+      : Effect.map(toolOf(tenant, state, call), (output) => toolOutput(call.call, output))
+
+  /** A tool call's output: an HTTP tool of the spec, else a built-in; `starts > 1`: its host died mid-call. */
+  const toolOf = (tenant: string, state: State, call: Extract<Call, { _tag: "CallTool" }>) => {
+    const spec = state.spec?.tools.find((t) => t.name === call.call.name)
+    return spec?.http !== undefined
+      ? http.call(tenant, { ...spec, http: spec.http }, call.call, call.key, call.step.starts > 1)
+      : tools.run(call.call)
+  }
 
   /** The worst case of a model call, for its budget reservation. */
   const quote = (tenant: string, state: State, call: Extract<Call, { _tag: "CallModel" }>) =>

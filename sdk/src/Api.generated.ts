@@ -314,6 +314,22 @@ export const operations = {
     success: [200],
     answer: "json",
     authenticated: true
+  },
+  getEgress: {
+    method: "GET",
+    path: "/v1/egress",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  putEgress: {
+    method: "PUT",
+    path: "/v1/egress",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
   }
 } as const
 
@@ -346,6 +362,28 @@ export interface Operations {
               readonly expiresInSeconds: number
             }
             readonly agent?: string
+            readonly http?: {
+              readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+              readonly url: string
+              readonly headers?: {
+                readonly [key: string]: string
+              }
+              readonly body?: string
+              readonly auth?: ({
+                readonly bearer: string
+              }) | ({
+                readonly header: {
+                  readonly name: string
+                  readonly value: string
+                }
+              }) | ({
+                readonly basic: string
+              })
+              readonly timeoutMs?: number
+              readonly responsePath?: string
+              readonly maxResponseBytes?: number
+            }
+            readonly idempotent?: boolean
           }>
           readonly retry?: {
             readonly maxAttempts?: number
@@ -391,6 +429,28 @@ export interface Operations {
             readonly expiresInSeconds: number
           }
           readonly agent?: string
+          readonly http?: {
+            readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+            readonly url: string
+            readonly headers?: {
+              readonly [key: string]: string
+            }
+            readonly body?: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+            readonly responsePath?: string
+            readonly maxResponseBytes?: number
+          }
+          readonly idempotent?: boolean
         }>
         readonly retry?: {
           readonly maxAttempts?: number
@@ -430,6 +490,28 @@ export interface Operations {
             readonly expiresInSeconds: number
           }
           readonly agent?: string
+          readonly http?: {
+            readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+            readonly url: string
+            readonly headers?: {
+              readonly [key: string]: string
+            }
+            readonly body?: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+            readonly responsePath?: string
+            readonly maxResponseBytes?: number
+          }
+          readonly idempotent?: boolean
         }>
         readonly retry?: {
           readonly maxAttempts?: number
@@ -480,6 +562,28 @@ export interface Operations {
             readonly expiresInSeconds: number
           }
           readonly agent?: string
+          readonly http?: {
+            readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+            readonly url: string
+            readonly headers?: {
+              readonly [key: string]: string
+            }
+            readonly body?: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+            readonly responsePath?: string
+            readonly maxResponseBytes?: number
+          }
+          readonly idempotent?: boolean
         }>
         readonly retry?: {
           readonly maxAttempts?: number
@@ -525,6 +629,28 @@ export interface Operations {
             readonly expiresInSeconds: number
           }
           readonly agent?: string
+          readonly http?: {
+            readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+            readonly url: string
+            readonly headers?: {
+              readonly [key: string]: string
+            }
+            readonly body?: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+            readonly responsePath?: string
+            readonly maxResponseBytes?: number
+          }
+          readonly idempotent?: boolean
         }>
         readonly retry?: {
           readonly maxAttempts?: number
@@ -564,6 +690,28 @@ export interface Operations {
             readonly expiresInSeconds: number
           }
           readonly agent?: string
+          readonly http?: {
+            readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+            readonly url: string
+            readonly headers?: {
+              readonly [key: string]: string
+            }
+            readonly body?: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+            readonly responsePath?: string
+            readonly maxResponseBytes?: number
+          }
+          readonly idempotent?: boolean
         }>
         readonly retry?: {
           readonly maxAttempts?: number
@@ -615,6 +763,28 @@ export interface Operations {
               readonly expiresInSeconds: number
             }
             readonly agent?: string
+            readonly http?: {
+              readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+              readonly url: string
+              readonly headers?: {
+                readonly [key: string]: string
+              }
+              readonly body?: string
+              readonly auth?: ({
+                readonly bearer: string
+              }) | ({
+                readonly header: {
+                  readonly name: string
+                  readonly value: string
+                }
+              }) | ({
+                readonly basic: string
+              })
+              readonly timeoutMs?: number
+              readonly responsePath?: string
+              readonly maxResponseBytes?: number
+            }
+            readonly idempotent?: boolean
           }>
           readonly retry?: {
             readonly maxAttempts?: number
@@ -1473,7 +1643,7 @@ export interface Operations {
   readonly listAudit: {
     readonly params: {}
     readonly query: {
-      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued"
+      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed"
       /** An ISO-8601 day or time with offset: entries at or after it */
       readonly since?: string
       readonly limit?: number
@@ -1518,6 +1688,30 @@ export interface Operations {
         readonly failedAt: string
       }>
       readonly total: number
+    }
+  }
+  /** The hosts the tenant's HTTP tools may call (empty: none) */
+  readonly getEgress: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly hosts: ReadonlyArray<string>
+    }
+  }
+  /** Replace the hosts the tenant's HTTP tools may call: `host`, `*.domain`, either with `:port`; private, loopback and metadata addresses stay refused */
+  readonly putEgress: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly hosts: ReadonlyArray<string>
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly hosts: ReadonlyArray<string>
     }
   }
 }

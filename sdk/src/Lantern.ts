@@ -107,6 +107,12 @@ export class Lantern {
     delete: (name: string) => this.request("deleteSecret", { params: { name } })
   }
 
+  /** The hosts the tenant's HTTP tools may call (empty: none). */
+  readonly egress = {
+    get: () => this.request("getEgress", {}),
+    set: (hosts: ReadonlyArray<string>) => this.request("putEgress", { body: { hosts } })
+  }
+
   readonly receipts = {
     /**
      * Verifies a receipt offline, with the checks the server runs (schema/Receipt.ts): its Ed25519 signature under

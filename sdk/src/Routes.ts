@@ -38,6 +38,8 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   revokeApiKey: "apiKeys.revoke",
   createSecret: "secrets.create",
   listSecrets: "secrets.list",
+  getEgress: "egress.get",
+  putEgress: "egress.set",
   getSecret: "secrets.get",
   deleteSecret: "secrets.delete",
   rewrapSecrets: "admin.rewrapSecrets",
