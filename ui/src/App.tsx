@@ -3,6 +3,7 @@ import { createMemo, Match, Show, Switch } from "solid-js"
 import { makeClient } from "./api.ts"
 import { createRoute, href } from "./route.ts"
 import { createSession } from "./session.ts"
+import { Access } from "./views/Access.tsx"
 import { Agents } from "./views/Agents.tsx"
 import { RunDetail } from "./views/RunDetail.tsx"
 import { Runs } from "./views/Runs.tsx"
@@ -35,6 +36,9 @@ export const App = () => {
               <a href={href({ view: "spend" })} aria-current={route().view === "spend" ? "page" : undefined}>
                 Spend
               </a>
+              <a href={href({ view: "access" })} aria-current={route().view === "access" ? "page" : undefined}>
+                Access
+              </a>
             </nav>
             <button type="button" class="quiet" onClick={session.signOut}>Sign out</button>
           </header>
@@ -45,6 +49,9 @@ export const App = () => {
               </Match>
               <Match when={route().view === "spend"}>
                 <Spend client={c} />
+              </Match>
+              <Match when={route().view === "access"}>
+                <Access client={c} />
               </Match>
               <Match
                 when={(() => {

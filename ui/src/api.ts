@@ -2,6 +2,7 @@
 // each answer typed by the schema/ bodies it is, each error answer thrown as one ApiError.
 import type { AgentVersionView, AgentView } from "../../schema/Agent.ts"
 import type { EventResponse, RunListResponse } from "../../schema/Api.ts"
+import type { AuditPage, AuditQuery } from "../../schema/Audit.ts"
 import type { BudgetResponse, UsageResponse } from "../../schema/Budget.ts"
 
 type RunPage = typeof RunListResponse.Type
@@ -22,6 +23,17 @@ export interface RunFilter {
 }
 
 export type Client = ReturnType<typeof makeClient>
+
+/** An API key as `GET /v1/api-keys` lists it (edge/Api.ts's KeyView, which lives outside schema/). */
+export interface KeyView {
+  readonly id: string
+  readonly name: string
+  readonly scopes: ReadonlyArray<string>
+  readonly last4: string
+  readonly expiresAt: string | null
+  readonly createdAt: string
+  readonly parentId: string | null
+}
 
 /** A client for `token`; `onUnauthorized` hears of a 401 (an expired or revoked key), so the page can sign out. */
 export const makeClient = (token: string, onUnauthorized: () => void = () => {}) => {
@@ -69,7 +81,19 @@ export const makeClient = (token: string, onUnauthorized: () => void = () => {})
     startRun: (agentName: string, input: unknown) => post<RunView>("/v1/runs", { agentName, input }),
     usage: (name: string, days: number) => json<UsageResponse>(`/v1/agents/${id(name)}/usage?days=${days}`),
     agentBudget: (name: string) => json<BudgetResponse>(`/v1/agents/${id(name)}/budget`),
-    tenantBudget: () => json<BudgetResponse>("/v1/budget")
+    tenantBudget: () => json<BudgetResponse>("/v1/budget"),
+    listKeys: () => json<{ items: ReadonlyArray<KeyView> }>("/v1/api-keys"),
+    /** A new key; `key` is in this answer only. */
+    createKey: (body: { name: string; scopes: ReadonlyArray<string>; expiresAt?: string }) =>
+      post<KeyView & { key: string }>("/v1/api-keys", body),
+    revokeKey: async (keyId: string) => {
+      await call(`/v1/api-keys/${id(keyId)}`, { method: "DELETE" })
+    },
+    audit: (query: Omit<AuditQuery, "limit">) => {
+      const q = new URLSearchParams({ limit: "50" })
+      for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v))
+      return json<typeof AuditPage.Type>(`/v1/audit?${q}`)
+    }
   }
 }
 

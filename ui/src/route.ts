@@ -1,4 +1,4 @@
-// Where the page is: the hash (`#/runs`, `#/runs/<id>`, `#/agents`, `#/spend`), so the edge serves one document at `/` and no
+// Where the page is: the hash (`#/runs`, `#/runs/<id>`, `#/agents`, `#/spend`, `#/access`), so the edge serves one document at `/` and no
 // route of the cockpit can collide with the API's.
 import { createSignal, onCleanup } from "solid-js"
 
@@ -7,12 +7,14 @@ export type Route =
   | { readonly view: "run"; readonly id: string }
   | { readonly view: "agents" }
   | { readonly view: "spend" }
+  | { readonly view: "access" }
 
 export const parse = (hash: string): Route => {
   const parts = hash.replace(/^#\/?/, "").split("/").filter((p) => p !== "").map(decodeURIComponent)
   if (parts[0] === "runs" && parts[1] !== undefined) return { view: "run", id: parts[1] }
   if (parts[0] === "agents") return { view: "agents" }
   if (parts[0] === "spend") return { view: "spend" }
+  if (parts[0] === "access") return { view: "access" }
   return { view: "runs" }
 }
 
