@@ -143,7 +143,11 @@ export class Hosts extends Context.Service<Hosts, {
         return yield* Effect.die(new Error(`no free host slot for ${settings.name} among 256`))
       })
 
-      const claimed = yield* claim
+      // a bus slow to answer at start (a loaded machine, a cluster electing) is waited for, as Topology.apply is
+      const claimed = yield* claim.pipe(
+        Effect.tapError((e) => Effect.logWarning(`${e.message}; trying again`)),
+        Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 40 })
+      )
       const slot = claimed.slot
       const id = holderOf(slot, incarnation)
       let revision = claimed.revision

@@ -14,6 +14,8 @@ export interface Start {
   readonly lease: Lease
   readonly loaded: Actor.Loaded<State>
   readonly stored: ReadonlyArray<Stored>
+  /** The caller's trace context (W3C traceparent), continued by the drive. */
+  readonly traceparent: string | null
 }
 
 type Drive = (tenant: string, runId: string, start: Start) => void

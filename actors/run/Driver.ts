@@ -174,8 +174,10 @@ export const layerWorker = Layer.effectDiscard(
     const runs = yield* Runs
     const fork = yield* FiberSet.makeRuntime<never>()
     yield* dispatch.install((tenant, runId, start) => {
+      const parent = Actor.parentSpan(start.traceparent ?? undefined)
       fork(
         driver.drive(tenant, runId, start).pipe(
+          parent === null ? (e) => e : Effect.withParentSpan(parent),
           Effect.catch((e) =>
             Effect.andThen(
               Effect.logWarning(`run ${runId}: ${e.message}; queued to be driven again`),
