@@ -274,7 +274,13 @@ export class Runs extends Context.Service<Runs, {
           )
           yield* Failpoints.hit("before-run-queued", runId)
           if (lease !== null) {
-            dispatch.start(tenant, runId, { lease, loaded: outcome.loaded, stored: outcome.stored })
+            // the drive continues the caller's trace, as a queued run's does through its work message
+            dispatch.start(tenant, runId, {
+              lease,
+              loaded: outcome.loaded,
+              stored: outcome.stored,
+              traceparent: yield* Actor.traceparent
+            })
             return outcome
           }
           // also on an idempotent retry: the first attempt may have died before queueing the run
