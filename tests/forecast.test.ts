@@ -194,7 +194,9 @@ describe("POST /v1/runs/forecast", () => {
     const p90 = (await forecast({ ...body, agentVersion: 1 })).json.p90 as number
     const spent = (await call("GET", `/v1/agents/${agent.name}/budget`)).json.today.spentUsd as number
     expect(spent).toBeGreaterThan(0)
-    const cap = spent + p90 / 2
+    // far below any p90 the history can give (a run's cost is ~1e-4): the run just finished may enter the history
+    // between this forecast and the next, moving the p90 (projections are batched, ADR 0037)
+    const cap = spent + Math.min(p90, 1e-6) / 2
     expect((await call("PUT", `/v1/agents/${agent.name}/budget`, { maxCostUsdPerDay: cap, hardFail: true })).status)
       .toBe(200)
     const cost = await forecast(body)
@@ -203,7 +205,7 @@ describe("POST /v1/runs/forecast", () => {
     // the tenant's day is room too
     expect((await call("PUT", `/v1/agents/${agent.name}/budget`, { hardFail: true })).status).toBe(200)
     expect((await forecast(body)).status).toBe(200)
-    const tenantCap = (await call("GET", "/v1/budget")).json.today.spentUsd + p90 / 2
+    const tenantCap = (await call("GET", "/v1/budget")).json.today.spentUsd + Math.min(p90, 1e-6) / 2
     expect((await call("PUT", "/v1/budget", { maxCostUsdPerDay: tenantCap, hardFail: true })).status).toBe(200)
     const tenant = await forecast(body)
     expect(tenant.status, tenant.text).toBe(402)
