@@ -1,6 +1,6 @@
 // A secret used by a run leaves no trace: an agent names the tenant's own provider key as
 // `lantern.secret://...` (routing.credentials); the run's model call authenticates with it (the provider saw
-// it), and then every message of every stream and KV bucket but the sealed secrets bucket, every row of every
+// it); another agent's HTTP tool sends another secret as its bearer (the API saw it); and then every message of every stream and KV bucket but the sealed secrets bucket, every row of every
 // projection table, the process's whole output and every exported span are scanned for the value (and its
 // base64): none holds it.
 import { randomBytes } from "node:crypto"
@@ -15,6 +15,12 @@ import * as Postgres from "./support/Postgres.ts"
 import { api, eventually, startStack, type StackProcess } from "./support/Stack.ts"
 
 const postgres = Postgres.privateCluster()
+
+/** The base URL a server started by `listen` answers on. */
+const providerUrlOf = (server: Server) => {
+  const address = server.address()
+  return `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`
+}
 
 const listen = async (server: Server) => {
   const port = await freePort()
@@ -34,6 +40,9 @@ describe.skipIf(!postgres.available)(
   `a run that used a secret${postgres.available ? "" : ` — skipped: ${postgres.reason}`}`,
   () => {
     const secret = `sk-leak-${randomBytes(18).toString("hex")}`
+    /** The bearer an HTTP tool sends its API (ADR 0043): scanned for like the provider key. */
+    const toolSecret = `tk-leak-${randomBytes(18).toString("hex")}`
+    const toolAuthorizations: Array<string> = []
     const authorizations: Array<string> = []
     const spans: Array<string> = []
     let provider: Server
@@ -44,15 +53,31 @@ describe.skipIf(!postgres.available)(
 
     beforeAll(async () => {
       // an OpenAI-compatible provider that answers plainly and records how each call authenticated
+      // it also serves the HTTP tool's API at /api/, recording how that was authenticated
       provider = createServer(async (req, res) => {
-        await bodyOf(req)
+        const body = await bodyOf(req)
+        if (req.url?.startsWith("/api/") === true) {
+          toolAuthorizations.push(req.headers.authorization ?? "")
+          res.writeHead(200, { "content-type": "application/json" }).end(`{"answer":"42"}`)
+          return
+        }
         authorizations.push(req.headers.authorization ?? "")
+        const request = JSON.parse(body) as { tools?: Array<unknown>; messages: Array<{ role: string }> }
+        // an agent with tools gets one call of its tool first, then the answer
+        const callTool = (request.tools?.length ?? 0) > 0 && !request.messages.some((m) => m.role === "tool")
+        const message = callTool
+          ? {
+            role: "assistant",
+            content: null,
+            tool_calls: [{ id: "call_1", type: "function", function: { name: "lookup", arguments: `{"q":"x"}` } }]
+          }
+          : { role: "assistant", content: "done" }
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({
           id: "chatcmpl-1",
           object: "chat.completion",
           created: 0,
           model: "fake-1",
-          choices: [{ index: 0, message: { role: "assistant", content: "done" }, finish_reason: "stop" }],
+          choices: [{ index: 0, message, finish_reason: callTool ? "tool_calls" : "stop" }],
           usage: { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 }
         }))
       })
@@ -72,7 +97,8 @@ describe.skipIf(!postgres.available)(
           OPENAI_BASE_URL: providerUrl,
           LANTERN_OPENAI_MODEL: "fake-1",
           OTEL_EXPORTER_OTLP_ENDPOINT: collectorUrl,
-          DATABASE_URL: db.url
+          DATABASE_URL: db.url,
+          LANTERN_EGRESS_ALLOW_PRIVATE: "127.0.0.1"
         }
       })
     }, 120_000)
@@ -108,15 +134,51 @@ describe.skipIf(!postgres.available)(
         expect(run.status, JSON.stringify(run.error)).toBe("succeeded")
         // the secret, not the deployment's key, authenticated the call
         expect(authorizations).toEqual([`Bearer ${secret}`])
+
+        // an HTTP tool authenticated with another secret
+        expect((await call("POST", "/v1/secrets", { name: "api-key", value: toolSecret })).status).toBe(201)
+        const toolApi = new URL(providerUrlOf(provider))
+        expect((await call("PUT", "/v1/egress", { hosts: [`127.0.0.1:${toolApi.port}`] })).status).toBe(200)
+        const tooled = await call("POST", "/v1/agents", {
+          name: "tooled",
+          spec: {
+            systemPrompt: "Look it up.",
+            tools: [{
+              name: "lookup",
+              description: "Looks a thing up",
+              parameters: { type: "object", properties: { q: { type: "string" } } },
+              http: { method: "GET", url: `${toolApi.origin}/api/{q}`, auth: { bearer: "lantern.secret://api-key" } }
+            }]
+          }
+        })
+        expect(tooled.status, tooled.text).toBe(201)
+        const toolRun = await call("POST", "/v1/runs", { agentName: "tooled", input: "what is it?" })
+        expect(toolRun.status, toolRun.text).toBe(201)
+        const toolDone = await eventually(
+          async () => {
+            const r = await call("GET", `/v1/runs/${toolRun.json.id}`)
+            return r.json?.status !== "running" ? r.json : null
+          },
+          30_000,
+          "the tool run to finish"
+        )
+        expect(toolDone.status, JSON.stringify(toolDone.error)).toBe("succeeded")
+        expect(toolAuthorizations).toEqual([`Bearer ${toolSecret}`])
         // the run's spans have reached the collector, and the projections have the run
         await eventually(async () => spans.some((s) => s.includes(started.json.id)), 20_000, "the run's spans")
         await eventually(
-          async () => (await call("GET", `/v1/runs?agentName=byok`)).json?.items?.length === 1,
+          async () =>
+            (await call("GET", `/v1/runs?agentName=byok`)).json?.items?.length === 1 &&
+            (await call("GET", `/v1/runs?agentName=tooled`)).json?.items?.[0]?.status === "succeeded",
           20_000,
           "the projected run"
         )
 
-        const needles = [secret, Buffer.from(secret).toString("base64"), Buffer.from(secret).toString("base64url")]
+        const needles = [secret, toolSecret].flatMap((x) => [
+          x,
+          Buffer.from(x).toString("base64"),
+          Buffer.from(x).toString("base64url")
+        ])
         const leaks: Array<string> = []
         const scan = (where: string, text: string) => {
           for (const n of needles) if (text.includes(n)) leaks.push(where)
