@@ -9,6 +9,7 @@ import * as Api from "../schema/Api.ts"
 import * as Audit from "../schema/Audit.ts"
 import * as Budget from "../schema/Budget.ts"
 import * as Forecast from "../schema/Forecast.ts"
+import * as Graph from "../schema/Graph.ts"
 import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
 import * as F from "./Failures.ts"
@@ -205,6 +206,17 @@ const agents = [
     params: ByName,
     success: { 200: Json(list(Api.AgentVersionResponse), "Versions") },
     failures: [F.AgentNotFound]
+  }),
+  make("setAgentWorkflow", {
+    method: "PUT",
+    path: "/v1/agents/:name/workflow",
+    scope: "agents:write",
+    summary:
+      "Draw the agent as a graph workflow (ADR 0042): publishes a new version whose runs run the graph; 400 names the node and field of each problem",
+    params: ByName,
+    body: body(Graph.Input, Graph.Graph),
+    success: { 200: Json(Api.AgentResponse, "Agent") },
+    failures: [F.AgentNotFound, F.AgentExists, F.Conflict]
   })
 ] as const
 

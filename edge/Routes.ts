@@ -9,6 +9,7 @@ import { Journal } from "../bus/Journal.ts"
 import * as Queries from "../projections/Queries.ts"
 import type { AgentSpec } from "../schema/AgentSpec.ts"
 import { isTerminal } from "../schema/Events.ts"
+import * as Graph from "../schema/Graph.ts"
 import { sseComment, sseFrame, toEventResponse } from "./Events.ts"
 import { BadRequest } from "./Http.ts"
 import { actorOf, handlers, reply } from "./Serve.ts"
@@ -50,10 +51,22 @@ const checkTools = (spec: AgentSpec) => {
   return issues.length === 0 ? Effect.void : Effect.fail(new BadRequest({ issues }))
 }
 
+/** The tools a graph's tool node may name: the built-in functions. */
+const GRAPH_TOOLS = Tools.builtins.map((t) => t.name)
+
+/** A graph in a spec is checked as a whole, as `PUT /v1/agents/{name}/workflow` checks it. */
+const checkGraph = (spec: AgentSpec) => {
+  const problems = spec.workflow === undefined ? [] : Graph.problems(spec.workflow, GRAPH_TOOLS)
+  return problems.length === 0
+    ? Effect.void
+    : Effect.fail(new BadRequest({ issues: problems.map((p) => ({ ...p, field: `spec.workflow.${p.field}` })) }))
+}
+
 export const agentHandlers = handlers({
   createAgent: ({ tenant, body }) =>
     Effect.gen(function*() {
       yield* checkTools(body.spec)
+      yield* checkGraph(body.spec)
       const agent = yield* (yield* Agents).create(tenant, body)
       return reply(201, agent, { location: `/v1/agents/${agent.name}` })
     }),
@@ -66,7 +79,16 @@ export const agentHandlers = handlers({
   updateAgent: ({ tenant, params, body }) =>
     Effect.gen(function*() {
       yield* checkTools(body.spec)
+      yield* checkGraph(body.spec)
       return yield* (yield* Agents).update(tenant, params.name, body)
+    }),
+  setAgentWorkflow: ({ tenant, params, body }) =>
+    Effect.gen(function*() {
+      const checked = Graph.check(body, GRAPH_TOOLS)
+      if (checked._tag === "Invalid") return yield* new BadRequest({ issues: checked.problems })
+      const agents = yield* Agents
+      const { spec, description } = yield* agents.get(tenant, params.name)
+      return yield* agents.update(tenant, params.name, { description, spec: { ...spec, workflow: checked.graph } })
     }),
   // versions are immutable and few: the journal is the complete, always-current list
   agentVersions: ({ tenant, params }) =>

@@ -4,6 +4,7 @@
 // Numbers are `Schema.Finite` and patterns carry the `u` flag, so the OpenAPI document shows their ranges and
 // patterns (a `Schema.Number` is documented as "number or NaN/Infinity" and loses its range).
 import { Schema } from "effect"
+import { Graph } from "./Graph.ts"
 
 const AgentRef = Schema.String.check(
   Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/u, {
@@ -127,7 +128,9 @@ export const AgentSpec = Schema.Struct({
   /** Output tokens a model call may produce (sent to the provider; a budget reserves for it). */
   maxTokens: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 200_000 }))),
   temperature: Schema.optionalKey(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 2 }))),
-  routing: Schema.optionalKey(Routing)
+  routing: Schema.optionalKey(Routing),
+  /** A graph workflow (schema/Graph.ts, ADR 0042): a run of the agent runs the graph instead of its turns. */
+  workflow: Schema.optionalKey(Graph)
 })
 export type AgentSpec = typeof AgentSpec.Type
 
@@ -145,7 +148,8 @@ export const ResolvedSpec = Schema.Struct({
   stepTimeoutMs: Schema.optionalKey(Schema.Int),
   maxTokens: Schema.optionalKey(Schema.Int),
   temperature: Schema.optionalKey(Schema.Finite),
-  routing: Schema.optionalKey(Routing)
+  routing: Schema.optionalKey(Routing),
+  workflow: Schema.optionalKey(Graph)
 })
 export type ResolvedSpec = typeof ResolvedSpec.Type
 
@@ -161,7 +165,8 @@ export const resolve = (spec: AgentSpec): ResolvedSpec => ({
   ...(spec.stepTimeoutMs === undefined ? {} : { stepTimeoutMs: spec.stepTimeoutMs }),
   ...(spec.maxTokens === undefined ? {} : { maxTokens: spec.maxTokens }),
   ...(spec.temperature === undefined ? {} : { temperature: spec.temperature }),
-  ...(spec.routing === undefined ? {} : { routing: spec.routing })
+  ...(spec.routing === undefined ? {} : { routing: spec.routing }),
+  ...(spec.workflow === undefined ? {} : { workflow: spec.workflow })
 })
 
 export interface Policy {

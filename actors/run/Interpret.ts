@@ -11,6 +11,7 @@ import * as Failpoints from "../kernel/Failpoints.ts"
 import type { State } from "./Decider.ts"
 import * as Decisions from "./Decisions.ts"
 import * as Perform from "./Perform.ts"
+import * as GraphWorkflow from "../workflow/Graph.ts"
 import { Registry } from "../workflow/Registry.ts"
 import * as Session from "./Workflow.ts"
 import { actor, addressOf, Runs } from "./Runs.ts"
@@ -92,7 +93,11 @@ export const make = Effect.gen(function*() {
       // a code-first workflow's code decides what its run does (actors/run/Workflow.ts)
       const workflow = loaded.state.workflow
       if (workflow !== null && loaded.state.status === "running") {
-        const definition = yield* Effect.result(registry.load(workflow))
+        // a graph agent's run compiles the graph its version pinned (ADR 0042); code comes from the registry
+        const graph = GraphWorkflow.isGraph(workflow.name) ? loaded.state.spec?.workflow : undefined
+        const definition = graph !== undefined
+          ? Result.succeed(GraphWorkflow.compile(graph, loaded.state.agentName))
+          : yield* Effect.result(registry.load(workflow))
         if (Result.isFailure(definition)) {
           const e = definition.failure
           if (e._tag === "BusUnavailable") return yield* Effect.fail(e)

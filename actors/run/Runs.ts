@@ -24,6 +24,7 @@ import {
   RunNotFound,
   WorkflowNotFound
 } from "../../schema/Errors.ts"
+import * as GraphWorkflow from "../workflow/Graph.ts"
 import { Registry } from "../workflow/Registry.ts"
 import { Agents } from "../agent/Agents.ts"
 import { Identities, type IdentityUnavailable } from "../identity/Identity.ts"
@@ -315,7 +316,11 @@ export class Runs extends Context.Service<Runs, {
             agentDigest: version.digest,
             spec: version.spec,
             input: request.input ?? null,
-            requestDigest: digestOf(agentName, request.agentVersion ?? null, request.input)
+            requestDigest: digestOf(agentName, request.agentVersion ?? null, request.input),
+            // an agent drawn as a graph runs it as a workflow pinned to the version (ADR 0042)
+            ...(version.spec.workflow === undefined
+              ? {}
+              : { workflow: { name: GraphWorkflow.nameOf(agentName), digest: version.digest } })
           }
         })
 

@@ -43,6 +43,14 @@ export const operations = {
     answer: "json",
     authenticated: true
   },
+  setAgentWorkflow: {
+    method: "PUT",
+    path: "/v1/agents/{name}/workflow",
+    params: ["name"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
   getAgentBudget: {
     method: "GET",
     path: "/v1/agents/{name}/budget",
@@ -403,6 +411,79 @@ export interface Operations {
               readonly [key: string]: string
             }
           }
+          readonly workflow?: {
+            readonly nodes: ReadonlyArray<({
+              readonly id: string
+              readonly type: "trigger"
+              readonly data: unknown
+            }) | ({
+              readonly id: string
+              readonly type: "ai-step"
+              readonly data: {
+                readonly prompt: string
+                readonly capability?: string
+                readonly system?: string
+                readonly temperature?: number
+                readonly maxTokens?: number
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "tool"
+              readonly data: {
+                readonly tool: string
+                readonly arguments?: { readonly [key: string]: unknown }
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "condition"
+              readonly data: {
+                readonly expression: string
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "loop"
+              readonly data: {
+                readonly arrayExpression: string
+                readonly maxIterations: number
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "approval"
+              readonly data: {
+                readonly reason?: string
+                readonly timeoutMinutes?: number
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "subagent"
+              readonly data: {
+                readonly agent: string
+                readonly input?: unknown
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "wait"
+              readonly data: {
+                readonly duration: string
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "parallel"
+              readonly data: unknown
+            }) | ({
+              readonly id: string
+              readonly type: "end"
+              readonly data: {
+                readonly outputExpression?: string
+              }
+            })>
+            readonly edges: ReadonlyArray<{
+              readonly id: string
+              readonly source: string
+              readonly target: string
+              readonly label?: string
+            }>
+          }
         }
         readonly createdAt: string
         readonly updatedAt: string
@@ -470,6 +551,79 @@ export interface Operations {
             readonly [key: string]: string
           }
         }
+        readonly workflow?: {
+          readonly nodes: ReadonlyArray<({
+            readonly id: string
+            readonly type: "trigger"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "ai-step"
+            readonly data: {
+              readonly prompt: string
+              readonly capability?: string
+              readonly system?: string
+              readonly temperature?: number
+              readonly maxTokens?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "tool"
+            readonly data: {
+              readonly tool: string
+              readonly arguments?: { readonly [key: string]: unknown }
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "condition"
+            readonly data: {
+              readonly expression: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "loop"
+            readonly data: {
+              readonly arrayExpression: string
+              readonly maxIterations: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "approval"
+            readonly data: {
+              readonly reason?: string
+              readonly timeoutMinutes?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "subagent"
+            readonly data: {
+              readonly agent: string
+              readonly input?: unknown
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "wait"
+            readonly data: {
+              readonly duration: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "parallel"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "end"
+            readonly data: {
+              readonly outputExpression?: string
+            }
+          })>
+          readonly edges: ReadonlyArray<{
+            readonly id: string
+            readonly source: string
+            readonly target: string
+            readonly label?: string
+          }>
+        }
       }
     }
     readonly bodyRequired: true
@@ -530,6 +684,79 @@ export interface Operations {
           readonly credentials?: {
             readonly [key: string]: string
           }
+        }
+        readonly workflow?: {
+          readonly nodes: ReadonlyArray<({
+            readonly id: string
+            readonly type: "trigger"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "ai-step"
+            readonly data: {
+              readonly prompt: string
+              readonly capability?: string
+              readonly system?: string
+              readonly temperature?: number
+              readonly maxTokens?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "tool"
+            readonly data: {
+              readonly tool: string
+              readonly arguments?: { readonly [key: string]: unknown }
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "condition"
+            readonly data: {
+              readonly expression: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "loop"
+            readonly data: {
+              readonly arrayExpression: string
+              readonly maxIterations: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "approval"
+            readonly data: {
+              readonly reason?: string
+              readonly timeoutMinutes?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "subagent"
+            readonly data: {
+              readonly agent: string
+              readonly input?: unknown
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "wait"
+            readonly data: {
+              readonly duration: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "parallel"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "end"
+            readonly data: {
+              readonly outputExpression?: string
+            }
+          })>
+          readonly edges: ReadonlyArray<{
+            readonly id: string
+            readonly source: string
+            readonly target: string
+            readonly label?: string
+          }>
         }
       }
       readonly createdAt: string
@@ -603,6 +830,79 @@ export interface Operations {
             readonly [key: string]: string
           }
         }
+        readonly workflow?: {
+          readonly nodes: ReadonlyArray<({
+            readonly id: string
+            readonly type: "trigger"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "ai-step"
+            readonly data: {
+              readonly prompt: string
+              readonly capability?: string
+              readonly system?: string
+              readonly temperature?: number
+              readonly maxTokens?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "tool"
+            readonly data: {
+              readonly tool: string
+              readonly arguments?: { readonly [key: string]: unknown }
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "condition"
+            readonly data: {
+              readonly expression: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "loop"
+            readonly data: {
+              readonly arrayExpression: string
+              readonly maxIterations: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "approval"
+            readonly data: {
+              readonly reason?: string
+              readonly timeoutMinutes?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "subagent"
+            readonly data: {
+              readonly agent: string
+              readonly input?: unknown
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "wait"
+            readonly data: {
+              readonly duration: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "parallel"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "end"
+            readonly data: {
+              readonly outputExpression?: string
+            }
+          })>
+          readonly edges: ReadonlyArray<{
+            readonly id: string
+            readonly source: string
+            readonly target: string
+            readonly label?: string
+          }>
+        }
       }
       readonly createdAt: string
       readonly updatedAt: string
@@ -670,6 +970,79 @@ export interface Operations {
             readonly [key: string]: string
           }
         }
+        readonly workflow?: {
+          readonly nodes: ReadonlyArray<({
+            readonly id: string
+            readonly type: "trigger"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "ai-step"
+            readonly data: {
+              readonly prompt: string
+              readonly capability?: string
+              readonly system?: string
+              readonly temperature?: number
+              readonly maxTokens?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "tool"
+            readonly data: {
+              readonly tool: string
+              readonly arguments?: { readonly [key: string]: unknown }
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "condition"
+            readonly data: {
+              readonly expression: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "loop"
+            readonly data: {
+              readonly arrayExpression: string
+              readonly maxIterations: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "approval"
+            readonly data: {
+              readonly reason?: string
+              readonly timeoutMinutes?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "subagent"
+            readonly data: {
+              readonly agent: string
+              readonly input?: unknown
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "wait"
+            readonly data: {
+              readonly duration: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "parallel"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "end"
+            readonly data: {
+              readonly outputExpression?: string
+            }
+          })>
+          readonly edges: ReadonlyArray<{
+            readonly id: string
+            readonly source: string
+            readonly target: string
+            readonly label?: string
+          }>
+        }
       }
     }
     readonly bodyRequired: true
@@ -730,6 +1103,79 @@ export interface Operations {
           readonly credentials?: {
             readonly [key: string]: string
           }
+        }
+        readonly workflow?: {
+          readonly nodes: ReadonlyArray<({
+            readonly id: string
+            readonly type: "trigger"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "ai-step"
+            readonly data: {
+              readonly prompt: string
+              readonly capability?: string
+              readonly system?: string
+              readonly temperature?: number
+              readonly maxTokens?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "tool"
+            readonly data: {
+              readonly tool: string
+              readonly arguments?: { readonly [key: string]: unknown }
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "condition"
+            readonly data: {
+              readonly expression: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "loop"
+            readonly data: {
+              readonly arrayExpression: string
+              readonly maxIterations: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "approval"
+            readonly data: {
+              readonly reason?: string
+              readonly timeoutMinutes?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "subagent"
+            readonly data: {
+              readonly agent: string
+              readonly input?: unknown
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "wait"
+            readonly data: {
+              readonly duration: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "parallel"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "end"
+            readonly data: {
+              readonly outputExpression?: string
+            }
+          })>
+          readonly edges: ReadonlyArray<{
+            readonly id: string
+            readonly source: string
+            readonly target: string
+            readonly label?: string
+          }>
         }
       }
       readonly createdAt: string
@@ -804,9 +1250,299 @@ export interface Operations {
               readonly [key: string]: string
             }
           }
+          readonly workflow?: {
+            readonly nodes: ReadonlyArray<({
+              readonly id: string
+              readonly type: "trigger"
+              readonly data: unknown
+            }) | ({
+              readonly id: string
+              readonly type: "ai-step"
+              readonly data: {
+                readonly prompt: string
+                readonly capability?: string
+                readonly system?: string
+                readonly temperature?: number
+                readonly maxTokens?: number
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "tool"
+              readonly data: {
+                readonly tool: string
+                readonly arguments?: { readonly [key: string]: unknown }
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "condition"
+              readonly data: {
+                readonly expression: string
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "loop"
+              readonly data: {
+                readonly arrayExpression: string
+                readonly maxIterations: number
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "approval"
+              readonly data: {
+                readonly reason?: string
+                readonly timeoutMinutes?: number
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "subagent"
+              readonly data: {
+                readonly agent: string
+                readonly input?: unknown
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "wait"
+              readonly data: {
+                readonly duration: string
+              }
+            }) | ({
+              readonly id: string
+              readonly type: "parallel"
+              readonly data: unknown
+            }) | ({
+              readonly id: string
+              readonly type: "end"
+              readonly data: {
+                readonly outputExpression?: string
+              }
+            })>
+            readonly edges: ReadonlyArray<{
+              readonly id: string
+              readonly source: string
+              readonly target: string
+              readonly label?: string
+            }>
+          }
         }
         readonly createdAt: string
       }>
+    }
+  }
+  /** Draw the agent as a graph workflow (ADR 0042): publishes a new version whose runs run the graph; 400 names the node and field of each problem */
+  readonly setAgentWorkflow: {
+    readonly params: {
+      readonly name: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly nodes: ReadonlyArray<({
+        readonly id: string
+        readonly type: "trigger"
+        readonly data: unknown
+      }) | ({
+        readonly id: string
+        readonly type: "ai-step"
+        readonly data: {
+          readonly prompt: string
+          readonly capability?: string
+          readonly system?: string
+          readonly temperature?: number
+          readonly maxTokens?: number
+        }
+      }) | ({
+        readonly id: string
+        readonly type: "tool"
+        readonly data: {
+          readonly tool: string
+          readonly arguments?: { readonly [key: string]: unknown }
+        }
+      }) | ({
+        readonly id: string
+        readonly type: "condition"
+        readonly data: {
+          readonly expression: string
+        }
+      }) | ({
+        readonly id: string
+        readonly type: "loop"
+        readonly data: {
+          readonly arrayExpression: string
+          readonly maxIterations: number
+        }
+      }) | ({
+        readonly id: string
+        readonly type: "approval"
+        readonly data: {
+          readonly reason?: string
+          readonly timeoutMinutes?: number
+        }
+      }) | ({
+        readonly id: string
+        readonly type: "subagent"
+        readonly data: {
+          readonly agent: string
+          readonly input?: unknown
+        }
+      }) | ({
+        readonly id: string
+        readonly type: "wait"
+        readonly data: {
+          readonly duration: string
+        }
+      }) | ({
+        readonly id: string
+        readonly type: "parallel"
+        readonly data: unknown
+      }) | ({
+        readonly id: string
+        readonly type: "end"
+        readonly data: {
+          readonly outputExpression?: string
+        }
+      })>
+      readonly edges: ReadonlyArray<{
+        readonly id: string
+        readonly source: string
+        readonly target: string
+        readonly label?: string
+      }>
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly name: string
+      readonly description: string
+      readonly latestVersion: number
+      readonly digest: string
+      readonly spec: {
+        readonly systemPrompt: string
+        readonly model: string
+        readonly maxTurns: number
+        readonly tools: ReadonlyArray<{
+          readonly name: string
+          readonly description: string
+          readonly parameters: { readonly [key: string]: unknown }
+          readonly approval?: {
+            readonly expiresInSeconds: number
+          }
+          readonly agent?: string
+          readonly http?: {
+            readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+            readonly url: string
+            readonly headers?: {
+              readonly [key: string]: string
+            }
+            readonly body?: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+            readonly responsePath?: string
+            readonly maxResponseBytes?: number
+          }
+          readonly idempotent?: boolean
+        }>
+        readonly retry?: {
+          readonly maxAttempts?: number
+          readonly initialBackoffMs?: number
+          readonly maxBackoffMs?: number
+          readonly multiplier?: number
+          readonly jitter?: number
+          readonly retryOn?: ReadonlyArray<"rate_limited" | "provider_unavailable" | "timeout" | "provider_error">
+        }
+        readonly stepTimeoutMs?: number
+        readonly maxTokens?: number
+        readonly temperature?: number
+        readonly routing?: {
+          readonly strategy?: "balanced" | "cheap" | "best" | "fast"
+          readonly cache?: boolean
+          readonly credentials?: {
+            readonly [key: string]: string
+          }
+        }
+        readonly workflow?: {
+          readonly nodes: ReadonlyArray<({
+            readonly id: string
+            readonly type: "trigger"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "ai-step"
+            readonly data: {
+              readonly prompt: string
+              readonly capability?: string
+              readonly system?: string
+              readonly temperature?: number
+              readonly maxTokens?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "tool"
+            readonly data: {
+              readonly tool: string
+              readonly arguments?: { readonly [key: string]: unknown }
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "condition"
+            readonly data: {
+              readonly expression: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "loop"
+            readonly data: {
+              readonly arrayExpression: string
+              readonly maxIterations: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "approval"
+            readonly data: {
+              readonly reason?: string
+              readonly timeoutMinutes?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "subagent"
+            readonly data: {
+              readonly agent: string
+              readonly input?: unknown
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "wait"
+            readonly data: {
+              readonly duration: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "parallel"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "end"
+            readonly data: {
+              readonly outputExpression?: string
+            }
+          })>
+          readonly edges: ReadonlyArray<{
+            readonly id: string
+            readonly source: string
+            readonly target: string
+            readonly label?: string
+          }>
+        }
+      }
+      readonly createdAt: string
+      readonly updatedAt: string
     }
   }
   /** The agent's budget: its caps and today's spend, reservations and runs */

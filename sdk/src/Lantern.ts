@@ -43,7 +43,10 @@ export class Lantern {
     get: (name: string) => this.request("getAgent", { params: { name } }),
     /** Publishes a new version (none when the spec is unchanged). */
     update: (name: string, body: Body<"updateAgent">) => this.request("updateAgent", { params: { name }, body }),
-    versions: (name: string) => this.request("agentVersions", { params: { name } })
+    versions: (name: string) => this.request("agentVersions", { params: { name } }),
+    /** Draws the agent as a graph workflow (nodes and edges): publishes a new version whose runs run the graph. */
+    setWorkflow: (name: string, graph: Body<"setAgentWorkflow">) =>
+      this.request("setAgentWorkflow", { params: { name }, body: graph })
   }
 
   readonly runs = {

@@ -9,6 +9,7 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   getAgent: "agents.get",
   updateAgent: "agents.update",
   agentVersions: "agents.versions",
+  setAgentWorkflow: "agents.setWorkflow",
   setAgentBudget: "budgets.setAgent",
   getAgentBudget: "budgets.getAgent",
   agentUsage: "budgets.usage",
