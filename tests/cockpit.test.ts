@@ -483,6 +483,12 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.getByRole("button", { name: "Revoke ci-reader" }).click()
       await row.waitFor({ state: "detached" })
       expect((await withKey()).status).toBe(401)
+      // the log reads a projection a moment behind: the page shows the entry once it is there
+      await eventually(
+        async () => (await call("GET", "/v1/audit?action=api_key.revoked")).json.items.length > 0,
+        10_000,
+        "the revocation in the audit log"
+      )
       await page.getByLabel("Action").selectOption("api_key.revoked")
       await page.locator("tr[data-audit-action=\"api_key.revoked\"]").waitFor()
       expect(await page.locator("tr[data-audit-action]:not([data-audit-action='api_key.revoked'])").count()).toBe(0)

@@ -223,7 +223,9 @@ const AuditLog = (props: { readonly client: Client }) => {
             }}
           />
         </label>
+        <button type="button" class="quiet" onClick={() => void load(false)}>Refresh</button>
       </div>
+      <p class="hint">The log is read from the projections, a moment behind what just happened.</p>
       <Show when={error()}>{(m) => <p role="alert" class="error">{m()}</p>}</Show>
       <Show when={entries().length > 0} fallback={<p class="empty">No audit entries.</p>}>
         <table class="runs audit">
