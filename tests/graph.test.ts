@@ -233,6 +233,64 @@ describe("approvals", () => {
   }, 120_000)
 })
 
+describe("parallel branches and subagents", () => {
+  it(
+    "runs branches concurrently (one parks on a wait), joins them, then starts a child run of another agent",
+    async () => {
+      const helper = await call("POST", "/v1/agents", { name: "helper", spec: { systemPrompt: "Help." } })
+      expect(helper.status, helper.text).toBe(201)
+      await drawn(call, "fanout", {
+        nodes: [
+          { id: "start", type: "trigger", data: {} },
+          { id: "fan", type: "parallel", data: {} },
+          { id: "think", type: "ai-step", data: { prompt: "Think about {{input.topic}}" } },
+          { id: "shout", type: "tool", data: { tool: "echo", arguments: { text: "{{steps.think.text}}!" } } },
+          { id: "pause", type: "wait", data: { duration: "3s" } },
+          { id: "merge", type: "tool", data: { tool: "word_count", arguments: { text: "{{steps.shout.output}}" } } },
+          { id: "ask", type: "subagent", data: { agent: "helper", input: "count {{steps.merge.output}}" } },
+          { id: "done", type: "end", data: { outputExpression: "steps.ask.status" } }
+        ],
+        edges: [
+          { id: "e1", source: "start", target: "fan" },
+          { id: "e2", source: "fan", target: "think" },
+          { id: "e3", source: "fan", target: "pause" },
+          { id: "e4", source: "think", target: "shout" },
+          { id: "e5", source: "shout", target: "merge" },
+          { id: "e6", source: "pause", target: "merge" },
+          { id: "e7", source: "merge", target: "ask" },
+          { id: "e8", source: "ask", target: "done" }
+        ]
+      })
+      const id = await start(call, "fanout", { topic: "graphs" })
+      const run = await finished(call, id)
+      expect(run.status, JSON.stringify(run)).toBe("succeeded")
+      expect(run.output).toEqual({
+        result: "succeeded",
+        stepsRan: ["start", "fan", "think", "pause", "shout", "merge", "ask", "done"]
+      })
+      const journal = await events(call, id)
+      expect(completed(journal)).toEqual([
+        "node:start:1",
+        "node:fan:1",
+        "llm-1",
+        "sleep-1",
+        "node:think:1",
+        "node:pause:1",
+        "node:shout:1",
+        "node:merge:1",
+        "run-1",
+        "node:ask:1",
+        "node:done:1"
+      ])
+      const child = journal.find((e) => e.type === "StepStarted" && e.payload.request._tag === "agent")!
+      expect(child.payload.request.agentName).toBe("helper")
+      const childRun = (await call("GET", `/v1/runs/${child.payload.request.childRunId}`)).json
+      expect(childRun.input).toBe("count 7")
+    },
+    120_000
+  )
+})
+
 describe("a crash mid-graph", () => {
   it(
     "a host SIGKILLed while the graph waits and while a model call is held is restarted: no completed node runs again",
