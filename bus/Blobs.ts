@@ -2,7 +2,7 @@
 // as the code of a workflow version (actors/workflow/Registry.ts). A blob is named by its digest and never
 // changes; putting one that exists does nothing.
 import { Objm, type ObjectStore } from "@nats-io/obj"
-import { Config, Context, Effect, Layer } from "effect"
+import { Config, Context, Effect, Layer, Schedule } from "effect"
 import type { BusUnavailable } from "../schema/Errors.ts"
 import { Nats, unavailable } from "./Nats.ts"
 
@@ -19,10 +19,14 @@ export class Blobs extends Context.Service<Blobs, {
       Effect.gen(function*() {
         const { js } = yield* Nats
         const replicas = yield* Config.Int("LANTERN_REPLICAS").pipe(Config.withDefault(1))
+        // a bus slow to answer at start (a loaded machine, a cluster electing) is waited for, as Topology.apply is
         const store: ObjectStore = yield* Effect.tryPromise({
           try: () => new Objm(js).create(bucket, { replicas }),
           catch: unavailable(`open blob bucket ${bucket}`)
-        })
+        }).pipe(
+          Effect.tapError((e) => Effect.logWarning(`${e.message}; trying again`)),
+          Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 40 })
+        )
         return Blobs.of({
           put: (name, bytes) =>
             Effect.tryPromise({

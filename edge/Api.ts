@@ -14,6 +14,7 @@ import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
 import * as F from "./Failures.ts"
 import { Allowlist } from "../actors/tools/Egress.ts"
+import * as Mcp from "../actors/tools/Mcp.ts"
 import * as Scopes from "./Scopes.ts"
 
 // ---- request and answer schemas of the edge's own resources ----
@@ -629,7 +630,48 @@ const egress = [
   })
 ] as const
 
-const all = [...agents, ...budgets, ...runs, ...receipts, ...identity, ...access, ...egress] as const
+const ByServer = Schema.Struct({ name: Mcp.ServerName })
+
+const mcp = [
+  make("registerMcpServer", {
+    method: "POST",
+    path: "/v1/mcp/servers",
+    scope: "agents:write",
+    summary:
+      "Register (or refresh) an MCP server over streamable HTTP: Lantern connects, lists its tools and keeps them; agents attach it with `mcp` in their spec",
+    body: body(Mcp.NewServer),
+    success: { 201: Json(Mcp.ServerView, "Registered, with its tools") },
+    failures: [F.McpDown]
+  }),
+  make("listMcpServers", {
+    method: "GET",
+    path: "/v1/mcp/servers",
+    scope: "agents:read",
+    summary: "The tenant's MCP servers and their tools",
+    success: { 200: Json(Schema.Struct({ items: Schema.Array(Mcp.ServerView) }), "Servers") },
+    failures: []
+  }),
+  make("mcpServerTools", {
+    method: "GET",
+    path: "/v1/mcp/servers/:name/tools",
+    scope: "agents:read",
+    summary: "An MCP server's tools as listed when it was registered",
+    params: ByServer,
+    success: { 200: Json(Schema.Struct({ items: Schema.Array(Mcp.ServerTool) }), "Tools") },
+    failures: [F.McpMissing]
+  }),
+  make("deleteMcpServer", {
+    method: "DELETE",
+    path: "/v1/mcp/servers/:name",
+    scope: "agents:write",
+    summary: "Forget an MCP server; agent versions that pinned its tools answer their calls with an error",
+    params: ByServer,
+    success: { 204: None("Deleted") },
+    failures: [F.McpMissing]
+  })
+] as const
+
+const all = [...agents, ...budgets, ...runs, ...receipts, ...identity, ...access, ...egress, ...mcp] as const
 
 type All = typeof all[number]
 

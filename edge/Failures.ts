@@ -4,6 +4,7 @@ import { Schema } from "effect"
 import type { IdentityUnavailable, NoRunIdentity } from "../actors/identity/Identity.ts"
 import type { SigningKeyUnavailable } from "../actors/receipts/Keys.ts"
 import type { InvalidSecretUri, SecretNotFound, SecretUnavailable } from "../actors/secrets/Secrets.ts"
+import type { McpServerNotFound, McpUnavailable } from "../actors/tools/Mcp.ts"
 import type * as Errors from "../schema/Errors.ts"
 import { failure } from "./Endpoint.ts"
 import type { BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType } from "./Http.ts"
@@ -131,6 +132,18 @@ export const RunNotFound = failure<Errors.RunNotFound>("RunNotFound", 404, "run_
 export const StepNotFound = failure<Errors.StepNotFound>("StepNotFound", 404, "step_not_found", "No such step")
 export const KeyMissing = failure<KeyNotFound>("KeyNotFound", 404, "api_key_not_found", "No such API key")
 export const SecretMissing = failure<SecretNotFound>("SecretNotFound", 404, "secret_not_found", "No such secret")
+export const McpMissing = failure<McpServerNotFound>(
+  "McpServerNotFound",
+  404,
+  "mcp_server_not_found",
+  "No MCP server of that name"
+)
+export const McpDown = failure<McpUnavailable>(
+  "McpUnavailable",
+  502,
+  "mcp_unavailable",
+  "The MCP server could not be reached, was refused by egress rules, or failed"
+)
 export const AgentExists = failure<Errors.AgentAlreadyExists>(
   "AgentAlreadyExists",
   409,

@@ -11,6 +11,7 @@ import type { AgentSpec } from "../schema/AgentSpec.ts"
 import { isTerminal } from "../schema/Events.ts"
 import * as Graph from "../schema/Graph.ts"
 import { sseComment, sseFrame, toEventResponse } from "./Events.ts"
+import { pinMcpTools } from "./McpRoutes.ts"
 import { BadRequest } from "./Http.ts"
 import { actorOf, handlers, reply } from "./Serve.ts"
 
@@ -67,7 +68,8 @@ export const agentHandlers = handlers({
     Effect.gen(function*() {
       yield* checkTools(body.spec)
       yield* checkGraph(body.spec)
-      const agent = yield* (yield* Agents).create(tenant, body)
+      const spec = yield* pinMcpTools(tenant, body.spec)
+      const agent = yield* (yield* Agents).create(tenant, { ...body, spec })
       return reply(201, agent, { location: `/v1/agents/${agent.name}` })
     }),
   listAgents: ({ tenant }) => Effect.map(Queries.listAgents(tenant), (items) => ({ items })),
@@ -80,7 +82,8 @@ export const agentHandlers = handlers({
     Effect.gen(function*() {
       yield* checkTools(body.spec)
       yield* checkGraph(body.spec)
-      return yield* (yield* Agents).update(tenant, params.name, body)
+      const spec = yield* pinMcpTools(tenant, body.spec)
+      return yield* (yield* Agents).update(tenant, params.name, { ...body, spec })
     }),
   setAgentWorkflow: ({ tenant, params, body }) =>
     Effect.gen(function*() {

@@ -21,6 +21,7 @@ import { Journal } from "../bus/Journal.ts"
 import { Dispatch } from "../actors/run/Dispatch.ts"
 import { Registry } from "../actors/workflow/Registry.ts"
 import { Egress } from "../actors/tools/Egress.ts"
+import { McpServers } from "../actors/tools/Mcp.ts"
 import { Hosts } from "../bus/Hosts.ts"
 import { Leases } from "../bus/Leases.ts"
 import { Nats } from "../bus/Nats.ts"
@@ -37,6 +38,7 @@ import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
 import { forecastHandlers } from "./ForecastRoutes.ts"
 import { egressHandlers } from "./EgressRoutes.ts"
+import { mcpHandlers } from "./McpRoutes.ts"
 import { identityHandlers } from "./IdentityRoutes.ts"
 import { receiptHandlers } from "./ReceiptRoutes.ts"
 import { agentHandlers, runHandlers } from "./Routes.ts"
@@ -72,7 +74,13 @@ const workflows = (file: string | null) =>
  * The bus with its streams and buckets applied, journal, ids, leases, the model provider, the audit journal and
  * the actors' command side: what every host needs.
  */
-const core = Layer.mergeAll(Runs.layer, Receipts.layer, Secrets.layer).pipe(
+const core = Layer.mergeAll(
+  Runs.layer,
+  Receipts.layer,
+  Secrets.layer,
+  // MCP clients resolve their headers' secrets: the one Secrets of this stack (layers are shared by reference)
+  McpServers.layer.pipe(Layer.provide(Secrets.layer))
+).pipe(
   Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer, Identities.layer)),
   Layer.provideMerge(
     Layer.mergeAll(
@@ -156,6 +164,7 @@ export const layer = (options: Options) => {
         ...secretHandlers,
         ...deadLetterHandlers,
         ...egressHandlers,
+        ...mcpHandlers,
         ...streamHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),

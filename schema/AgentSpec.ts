@@ -71,6 +71,8 @@ export const ToolSpec = Schema.Struct({
   agent: Schema.optionalKey(AgentRef),
   /** The call is answered by this HTTP API. */
   http: Schema.optionalKey(HttpCall),
+  /** The call is answered by this tool of a registered MCP server (pinned from `mcp` when the version was made). */
+  mcp: Schema.optionalKey(Schema.Struct({ server: Schema.String, tool: Schema.String })),
   /**
    * The call may be repeated: after a crash mid-call it is made again with the same Idempotency-Key. Otherwise a
    * call that may have reached the server is not repeated: the model reads that its effect is unknown.
@@ -130,7 +132,21 @@ export const AgentSpec = Schema.Struct({
   temperature: Schema.optionalKey(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 2 }))),
   routing: Schema.optionalKey(Routing),
   /** A graph workflow (schema/Graph.ts, ADR 0042): a run of the agent runs the graph instead of its turns. */
-  workflow: Schema.optionalKey(Graph)
+  workflow: Schema.optionalKey(Graph),
+  /**
+   * MCP servers of the tenant whose tools the agent may call (all, or `tools`): their tools are pinned into the
+   * version as tools of their own, named `<server>__<tool>` (ADR 0044).
+   */
+  mcp: Schema.optionalKey(
+    Schema.Array(Schema.Struct({
+      server: Schema.String.check(
+        Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,30}$/u, { message: "Expected a server name" })
+      ),
+      tools: Schema.optionalKey(
+        Schema.Array(Schema.String.check(Schema.isMaxLength(128))).check(Schema.isMaxLength(128))
+      )
+    })).check(Schema.isMaxLength(16))
+  )
 })
 export type AgentSpec = typeof AgentSpec.Type
 

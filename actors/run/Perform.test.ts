@@ -10,6 +10,7 @@ import { ModelProvider } from "../model/ModelProvider.ts"
 import * as Wire from "../model/Wire.ts"
 import { Tools } from "../model/Tools.ts"
 import { HttpTools } from "../tools/Http.ts"
+import { McpServers } from "../tools/Mcp.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import * as Run from "./Decider.ts"
 import * as Decisions from "./Decisions.ts"
@@ -55,7 +56,19 @@ const secrets = Layer.succeed(
 )
 
 /** HTTP tools are tested against real servers (tests/http-tools.test.ts): here no tool of the specs has `http`. */
-const http = Layer.succeed(HttpTools, HttpTools.of({ call: () => Effect.die("unused") }))
+const http = Layer.merge(
+  Layer.succeed(HttpTools, HttpTools.of({ call: () => Effect.die("unused") })),
+  Layer.succeed(
+    McpServers,
+    McpServers.of({
+      register: () => Effect.die("unused"),
+      list: () => Effect.die("unused"),
+      get: () => Effect.die("unused"),
+      remove: () => Effect.die("unused"),
+      call: () => Effect.die("unused")
+    })
+  )
+)
 
 const run = <A, E>(
   layer: Layer.Layer<ModelProvider>,

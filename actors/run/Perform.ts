@@ -5,6 +5,7 @@ import { Duration, Effect, type Redacted } from "effect"
 import { ModelProvider, type Request as ModelRequest } from "../model/ModelProvider.ts"
 import { Tools } from "../model/Tools.ts"
 import { HttpTools } from "../tools/Http.ts"
+import { McpServers } from "../tools/Mcp.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import type { State } from "./Decider.ts"
 import { type Call, codeOf, type Failure, type Performed, toolOutput } from "./Decisions.ts"
@@ -15,6 +16,7 @@ export const make = Effect.gen(function*() {
   const secrets = yield* Secrets
   const tools = yield* Tools
   const http = yield* HttpTools
+  const mcp = yield* McpServers
 
   /** The tenant's own provider keys its agent names (`routing.credentials`), resolved now, for this call only. */
   const apiKeysOf = (
@@ -85,12 +87,30 @@ export const make = Effect.gen(function*() {
       ? model(tenant, state, call)
       : Effect.map(toolOf(tenant, state, call), (output) => toolOutput(call.call, output))
 
-  /** A tool call's output: an HTTP tool of the spec, else a built-in; `starts > 1`: its host died mid-call. */
-  const toolOf = (tenant: string, state: State, call: Extract<Call, { _tag: "CallTool" }>) => {
+  /**
+   * A tool call's output: an HTTP or MCP tool of the spec, else a built-in; `starts > 1`: its host died mid-call. An
+   * MCP server that cannot be reached fails the step, retryable as an unavailable provider is.
+   */
+  const toolOf = (
+    tenant: string,
+    state: State,
+    call: Extract<Call, { _tag: "CallTool" }>
+  ): Effect.Effect<string, Failure> => {
     const spec = state.spec?.tools.find((t) => t.name === call.call.name)
-    return spec?.http !== undefined
-      ? http.call(tenant, { ...spec, http: spec.http }, call.call, call.key, call.step.starts > 1)
-      : tools.run(call.call)
+    if (spec?.http !== undefined) {
+      return http.call(tenant, { ...spec, http: spec.http }, call.call, call.key, call.step.starts > 1)
+    }
+    if (spec?.mcp !== undefined) {
+      return mcp.call(tenant, spec.mcp.server, spec.mcp.tool, call.call.arguments).pipe(
+        Effect.mapError((e): Failure => ({
+          error: {
+            code: "provider_unavailable",
+            message: e._tag === "McpUnavailable" ? e.message : "the bus is unavailable"
+          }
+        }))
+      )
+    }
+    return tools.run(call.call)
   }
 
   /** The worst case of a model call, for its budget reservation. */

@@ -338,6 +338,38 @@ export const operations = {
     success: [200],
     answer: "json",
     authenticated: true
+  },
+  listMcpServers: {
+    method: "GET",
+    path: "/v1/mcp/servers",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  registerMcpServer: {
+    method: "POST",
+    path: "/v1/mcp/servers",
+    params: [],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
+  mcpServerTools: {
+    method: "GET",
+    path: "/v1/mcp/servers/{name}/tools",
+    params: ["name"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  deleteMcpServer: {
+    method: "DELETE",
+    path: "/v1/mcp/servers/{name}",
+    params: ["name"],
+    success: [204],
+    answer: "none",
+    authenticated: true
   }
 } as const
 
@@ -390,6 +422,10 @@ export interface Operations {
               readonly timeoutMs?: number
               readonly responsePath?: string
               readonly maxResponseBytes?: number
+            }
+            readonly mcp?: {
+              readonly server: string
+              readonly tool: string
             }
             readonly idempotent?: boolean
           }>
@@ -531,6 +567,10 @@ export interface Operations {
             readonly responsePath?: string
             readonly maxResponseBytes?: number
           }
+          readonly mcp?: {
+            readonly server: string
+            readonly tool: string
+          }
           readonly idempotent?: boolean
         }>
         readonly retry?: {
@@ -624,6 +664,10 @@ export interface Operations {
             readonly label?: string
           }>
         }
+        readonly mcp?: ReadonlyArray<{
+          readonly server: string
+          readonly tools?: ReadonlyArray<string>
+        }>
       }
     }
     readonly bodyRequired: true
@@ -664,6 +708,10 @@ export interface Operations {
             readonly timeoutMs?: number
             readonly responsePath?: string
             readonly maxResponseBytes?: number
+          }
+          readonly mcp?: {
+            readonly server: string
+            readonly tool: string
           }
           readonly idempotent?: boolean
         }>
@@ -810,6 +858,10 @@ export interface Operations {
             readonly responsePath?: string
             readonly maxResponseBytes?: number
           }
+          readonly mcp?: {
+            readonly server: string
+            readonly tool: string
+          }
           readonly idempotent?: boolean
         }>
         readonly retry?: {
@@ -950,6 +1002,10 @@ export interface Operations {
             readonly responsePath?: string
             readonly maxResponseBytes?: number
           }
+          readonly mcp?: {
+            readonly server: string
+            readonly tool: string
+          }
           readonly idempotent?: boolean
         }>
         readonly retry?: {
@@ -1043,6 +1099,10 @@ export interface Operations {
             readonly label?: string
           }>
         }
+        readonly mcp?: ReadonlyArray<{
+          readonly server: string
+          readonly tools?: ReadonlyArray<string>
+        }>
       }
     }
     readonly bodyRequired: true
@@ -1083,6 +1143,10 @@ export interface Operations {
             readonly timeoutMs?: number
             readonly responsePath?: string
             readonly maxResponseBytes?: number
+          }
+          readonly mcp?: {
+            readonly server: string
+            readonly tool: string
           }
           readonly idempotent?: boolean
         }>
@@ -1229,6 +1293,10 @@ export interface Operations {
               readonly timeoutMs?: number
               readonly responsePath?: string
               readonly maxResponseBytes?: number
+            }
+            readonly mcp?: {
+              readonly server: string
+              readonly tool: string
             }
             readonly idempotent?: boolean
           }>
@@ -1446,6 +1514,10 @@ export interface Operations {
             readonly timeoutMs?: number
             readonly responsePath?: string
             readonly maxResponseBytes?: number
+          }
+          readonly mcp?: {
+            readonly server: string
+            readonly tool: string
           }
           readonly idempotent?: boolean
         }>
@@ -2449,5 +2521,86 @@ export interface Operations {
     readonly response: {
       readonly hosts: ReadonlyArray<string>
     }
+  }
+  /** The tenant's MCP servers and their tools */
+  readonly listMcpServers: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly name: string
+        readonly transport: "streamable-http"
+        readonly url: string
+        readonly headers?: {
+          readonly [key: string]: string
+        }
+        readonly tools: ReadonlyArray<{
+          readonly name: string
+          readonly description: string
+          readonly inputSchema: { readonly [key: string]: unknown }
+        }>
+        readonly registeredAt: string
+      }>
+    }
+  }
+  /** Register (or refresh) an MCP server over streamable HTTP: Lantern connects, lists its tools and keeps them; agents attach it with `mcp` in their spec */
+  readonly registerMcpServer: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly name: string
+      readonly transport: "streamable-http"
+      readonly url: string
+      readonly headers?: {
+        readonly [key: string]: string
+      }
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly name: string
+      readonly transport: "streamable-http"
+      readonly url: string
+      readonly headers?: {
+        readonly [key: string]: string
+      }
+      readonly tools: ReadonlyArray<{
+        readonly name: string
+        readonly description: string
+        readonly inputSchema: { readonly [key: string]: unknown }
+      }>
+      readonly registeredAt: string
+    }
+  }
+  /** An MCP server's tools as listed when it was registered */
+  readonly mcpServerTools: {
+    readonly params: {
+      readonly name: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly name: string
+        readonly description: string
+        readonly inputSchema: { readonly [key: string]: unknown }
+      }>
+    }
+  }
+  /** Forget an MCP server; agent versions that pinned its tools answer their calls with an error */
+  readonly deleteMcpServer: {
+    readonly params: {
+      readonly name: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: null
   }
 }

@@ -110,6 +110,14 @@ export class Lantern {
     delete: (name: string) => this.request("deleteSecret", { params: { name } })
   }
 
+  /** MCP servers whose tools agents attach with `mcp` in their spec. */
+  readonly mcp = {
+    register: (body: Body<"registerMcpServer">) => this.request("registerMcpServer", { body }),
+    list: () => this.request("listMcpServers", {}),
+    tools: (name: string) => this.request("mcpServerTools", { params: { name } }),
+    delete: (name: string) => this.request("deleteMcpServer", { params: { name } })
+  }
+
   /** The hosts the tenant's HTTP tools may call (empty: none). */
   readonly egress = {
     get: () => this.request("getEgress", {}),

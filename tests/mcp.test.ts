@@ -1,0 +1,170 @@
+// MCP servers used in runs (ADR 0044): a real MCP server over streamable HTTP (the official SDK's server, stateless)
+// is registered with a secret header, its tools are pinned into an agent's version, a run calls one through the
+// server, and a server that goes away fails the step as retryable. The offline model calls the tools its input names.
+import { createServer, type IncomingMessage, type Server as HttpServer } from "node:http"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Server } from "@modelcontextprotocol/sdk/server/index.js"
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
+import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import { freePort } from "../bus/NatsServer.ts"
+import { startServer, type TestServer } from "./support/Bus.ts"
+import { api, eventually, type StackProcess, startStack } from "./support/Stack.ts"
+
+const SECRET = "mcp-secret-71c0e4b9a2"
+
+let nats: TestServer
+let dir: string
+let http: HttpServer
+let port: number
+let stack: StackProcess
+let call: ReturnType<typeof api>
+const calls: Array<{ tool: string; args: unknown; authorization: string | undefined }> = []
+
+const bodyOf = (req: IncomingMessage) =>
+  new Promise<unknown>((resolve) => {
+    let body = ""
+    req.on("data", (c: Buffer) => (body += c.toString()))
+    req.on("end", () => resolve(body === "" ? undefined : JSON.parse(body)))
+  })
+
+/** A stateless MCP server: each HTTP request gets a server and transport of its own. */
+const mcpServer = () =>
+  createServer(async (req, res) => {
+    const body = await bodyOf(req)
+    const authorization = req.headers["authorization"]
+    const server = new Server({ name: "test-tools", version: "1.0.0" }, { capabilities: { tools: {} } })
+    server.setRequestHandler(ListToolsRequestSchema, async () => ({
+      tools: [
+        {
+          name: "echo_text",
+          description: "Echoes its text",
+          inputSchema: { type: "object", properties: { text: { type: "string" } }, required: ["text"] }
+        },
+        { name: "broken", description: "Always fails", inputSchema: { type: "object", properties: {} } }
+      ]
+    }))
+    server.setRequestHandler(CallToolRequestSchema, async (request) => {
+      calls.push({ tool: request.params.name, args: request.params.arguments, authorization })
+      if (request.params.name === "broken") return { content: [{ type: "text", text: "it broke" }], isError: true }
+      const text = (request.params.arguments as { text?: string } | undefined)?.text ?? ""
+      return { content: [{ type: "text", text: `echo: ${text}` }] }
+    })
+    const transport = new StreamableHTTPServerTransport({})
+    res.on("close", () => {
+      void transport.close()
+      void server.close()
+    })
+    await server.connect(transport)
+    await transport.handleRequest(req, res, body)
+  })
+
+beforeAll(async () => {
+  nats = await startServer("lantern-mcp")
+  dir = mkdtempSync(join(tmpdir(), "lantern-mcp-"))
+  http = mcpServer()
+  port = await freePort()
+  await new Promise<void>((r) => http.listen(port, "127.0.0.1", () => r()))
+  stack = await startStack({
+    natsUrl: nats.handle.url,
+    home: join(dir, "home"),
+    env: { LANTERN_EGRESS_ALLOW_PRIVATE: "127.0.0.1", LANTERN_WATCHDOG_INTERVAL: "200 millis" }
+  })
+  call = api(stack)
+}, 120_000)
+
+afterAll(async () => {
+  await stack?.kill()
+  await new Promise<void>((r) => (http.listening ? http.close(() => r()) : r()))
+  await nats?.cleanup()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const finished = (id: string) =>
+  eventually(
+    async () => {
+      const r = (await call("GET", `/v1/runs/${id}`)).json
+      return r.status !== "running" ? r : null
+    },
+    90_000,
+    `run ${id} to finish`
+  )
+
+const events = async (id: string): Promise<Array<any>> => (await call("GET", `/v1/runs/${id}/events`)).json.items
+
+describe("an MCP server over streamable HTTP", () => {
+  it("is registered with its tools once its host is allowed, and a run calls one with the secret header", async () => {
+    onTestFailed(() => console.error(stack.output()))
+    expect((await call("POST", "/v1/secrets", { name: "mcp-token", value: `Bearer ${SECRET}` })).status).toBe(201)
+    const server = {
+      name: "calc",
+      transport: "streamable-http",
+      url: `http://127.0.0.1:${port}/mcp`,
+      headers: { Authorization: "lantern.secret://mcp-token" }
+    }
+    const refused = await call("POST", "/v1/mcp/servers", server)
+    expect(refused.status).toBe(502)
+    expect(refused.json.error.code).toBe("mcp_unavailable")
+    expect(refused.json.error.message).toContain("egress allowlist")
+
+    await call("PUT", "/v1/egress", { hosts: [`127.0.0.1:${port}`] })
+    const registered = await call("POST", "/v1/mcp/servers", server)
+    expect(registered.status, registered.text).toBe(201)
+    expect(registered.json.tools.map((t: { name: string }) => t.name)).toEqual(["echo_text", "broken"])
+    expect(JSON.stringify(registered.json)).not.toContain(SECRET)
+    expect((await call("GET", "/v1/mcp/servers/calc/tools")).json.items).toHaveLength(2)
+
+    const agent = await call("POST", "/v1/agents", {
+      name: "mcp-user",
+      spec: { systemPrompt: "Use the tools.", mcp: [{ server: "calc", tools: ["echo_text"] }] }
+    })
+    expect(agent.status, agent.text).toBe(201)
+    expect(agent.json.spec.tools.map((t: { name: string }) => t.name)).toEqual(["calc__echo_text"])
+
+    const started = await call("POST", "/v1/runs", { agentName: "mcp-user", input: "calc__echo_text lanterns" })
+    expect(started.status).toBe(201)
+    const run = await finished(started.json.id)
+    expect(run.status).toBe("succeeded")
+    const outputs = (await events(started.json.id))
+      .filter((e) => e.type === "StepCompleted" && e.payload.result._tag === "tool")
+      .map((e) => e.payload.result.output)
+    expect(outputs).toEqual(["echo: calc__echo_text lanterns"])
+    const echo = calls.find((c) => c.tool === "echo_text")!
+    expect(echo.authorization).toBe(`Bearer ${SECRET}`)
+    expect(JSON.stringify(await events(started.json.id))).not.toContain(SECRET)
+  }, 120_000)
+
+  it("answers 400 naming the field for a server or tool nobody registered", async () => {
+    const noServer = await call("POST", "/v1/agents", {
+      name: "mcp-bad",
+      spec: { systemPrompt: "x", mcp: [{ server: "nope" }] }
+    })
+    expect(noServer.status).toBe(400)
+    expect(noServer.json.error.issues.map((i: { field: string }) => i.field)).toEqual(["spec.mcp[0].server"])
+    const noTool = await call("POST", "/v1/agents", {
+      name: "mcp-bad",
+      spec: { systemPrompt: "x", mcp: [{ server: "calc", tools: ["missing"] }] }
+    })
+    expect(noTool.status).toBe(400)
+    expect(noTool.json.error.issues.map((i: { field: string }) => i.field)).toEqual(["spec.mcp[0].tools[0]"])
+    expect((await call("GET", "/v1/mcp/servers/nope/tools")).status).toBe(404)
+  }, 60_000)
+
+  it("fails the step as retryable while the server is down", async () => {
+    const agent = await call("POST", "/v1/agents", {
+      name: "mcp-down",
+      spec: { systemPrompt: "x", mcp: [{ server: "calc" }], retry: { maxAttempts: 2, initialBackoffMs: 100 } }
+    })
+    expect(agent.status, agent.text).toBe(201)
+    await new Promise<void>((r) => http.close(() => r()))
+    const started = await call("POST", "/v1/runs", { agentName: "mcp-down", input: "calc__broken now" })
+    const run = await finished(started.json.id)
+    const failed = (await events(started.json.id)).filter((e) => e.type === "StepFailed")
+    expect(failed.length).toBeGreaterThan(0)
+    expect(failed[0].payload.error.code).toBe("provider_unavailable")
+    expect(failed[0].payload.retryable).toBe(true)
+    expect(run.status).toBe("failed")
+  }, 120_000)
+})
