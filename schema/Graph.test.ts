@@ -78,7 +78,11 @@ describe("a graph's validation", () => {
     expect(edit((g) => (g.nodes[1].data.temperature = 3))[0]!.field).toBe("nodes[1].data.temperature")
     expect(edit((g) => (g.nodes[1].id = "no spaces"))[0]).toMatchObject({ field: "nodes[1].id" })
     expect(() => edit((g) => (g.nodes[1].colour = "red"))).toThrow()
-    expect(() => edit((g) => (g.nodes[1].type = "ai_step"))).toThrow()
+    expect(edit((g) => (g.nodes[1].type = "ai_step"))).toEqual([{
+      field: "nodes[1].type",
+      message:
+        "node 'classify': unknown type 'ai_step'; node types are trigger, ai-step, tool, condition, loop, approval, subagent, wait, parallel, end"
+    }])
   })
 
   it("needs exactly one trigger", () => {

@@ -116,7 +116,8 @@ export type Graph = typeof Graph.Type
 export const Input = Schema.Struct({
   nodes: Schema.Array(Schema.Struct({
     id: Schema.String.check(Schema.isMaxLength(64)),
-    type: Schema.Literals(NODE_TYPES as unknown as readonly [NodeType, ...Array<NodeType>]),
+    /** One of NODE_TYPES: checked by `check`, which names the node. */
+    type: Schema.String.check(Schema.isMaxLength(64)),
     data: Schema.optionalKey(Schema.Unknown)
   })).check(Schema.isBetweenLength(1, MAX_NODES)),
   edges: Schema.Array(Edge).check(Schema.isMaxLength(2 * MAX_NODES))
@@ -146,12 +147,21 @@ export const check = (
   const nodes: Array<Node> = []
   input.nodes.forEach((n, i) => {
     const idOk = Schema.is(NodeId)(n.id)
-    if (!idOk)
+    if (!idOk) {
       out.push({
         field: `nodes[${i}].id`,
         message: `node ${JSON.stringify(n.id)}: Expected a node id: letters, digits, '_' or '-', 1-64 characters`
       })
-    const decoded = Schema.decodeUnknownResult(NodeData[n.type] as unknown as Schema.Codec<unknown>)(
+    }
+    if (!(NODE_TYPES as ReadonlyArray<string>).includes(n.type)) {
+      out.push({
+        field: `nodes[${i}].type`,
+        message: `node '${n.id}': unknown type '${n.type}'; node types are ${NODE_TYPES.join(", ")}`
+      })
+      return
+    }
+    const type = n.type as NodeType
+    const decoded = Schema.decodeUnknownResult(NodeData[type] as unknown as Schema.Codec<unknown>)(
       n.data ?? {},
       decodeOptions
     )
@@ -164,7 +174,7 @@ export const check = (
           }`
         })
       }
-    } else if (idOk) nodes.push({ id: n.id, type: n.type, data: decoded.success } as Node)
+    } else if (idOk) nodes.push({ id: n.id, type, data: decoded.success } as Node)
   })
   if (out.length > 0) return { _tag: "Invalid", problems: out }
   const graph: Graph = { nodes, edges: input.edges }
