@@ -38,6 +38,7 @@ import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
 import { forecastHandlers } from "./ForecastRoutes.ts"
 import { egressHandlers } from "./EgressRoutes.ts"
+import * as McpEndpoint from "./McpEndpoint.ts"
 import { mcpHandlers } from "./McpRoutes.ts"
 import { identityHandlers } from "./IdentityRoutes.ts"
 import { receiptHandlers } from "./ReceiptRoutes.ts"
@@ -168,6 +169,8 @@ export const layer = (options: Options) => {
         ...streamHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),
+      // Lantern as an MCP server (ADR 0044): its own protocol, so not in the declared API
+      McpEndpoint.routes,
       System.routes
     ),
     {

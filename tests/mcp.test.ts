@@ -5,6 +5,8 @@ import { createServer, type IncomingMessage, type Server as HttpServer } from "n
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
@@ -167,4 +169,86 @@ describe("an MCP server over streamable HTTP", () => {
     expect(failed[0].payload.retryable).toBe(true)
     expect(run.status).toBe("failed")
   }, 120_000)
+})
+
+describe("Lantern as an MCP server at /mcp", () => {
+  /** A client of the SDK on `/mcp` with `token` as its bearer. */
+  const client = async (token: string) => {
+    const c = new Client({ name: "test-client", version: "1.0.0" })
+    await c.connect(
+      new StreamableHTTPClientTransport(new URL(`${stack.url}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } }
+      })
+    )
+    return c
+  }
+  const textOf = (r: unknown) => ((r as { content: Array<{ text: string }> }).content[0]?.text ?? "")
+
+  it("lists its tools, starts a run, reads it and decides its approval, with the SDK's own client", async () => {
+    const agent = await call("POST", "/v1/agents", {
+      name: "careful",
+      spec: {
+        systemPrompt: "Echo.",
+        tools: [{
+          name: "echo",
+          description: "echo",
+          parameters: { type: "object", properties: {} },
+          approval: { expiresInSeconds: 600 }
+        }]
+      }
+    })
+    expect(agent.status, agent.text).toBe(201)
+    const c = await client(stack.token)
+    try {
+      const tools = await c.listTools()
+      expect(tools.tools.map((t) => t.name)).toEqual(["list_agents", "start_run", "get_run", "approve_step"])
+      // the list reads the projections, which follow the journal closely
+      await eventually(
+        async () => {
+          const listed = JSON.parse(textOf(await c.callTool({ name: "list_agents", arguments: {} })))
+          return listed.some((a: { name: string }) => a.name === "careful")
+        },
+        30_000,
+        "the agent to be listed"
+      )
+      const started = JSON.parse(
+        textOf(await c.callTool({ name: "start_run", arguments: { agentName: "careful", input: "echo hi" } }))
+      )
+      expect(started.runId).toMatch(/^run_/)
+      const waiting = await eventually(
+        async () => {
+          const r = JSON.parse(textOf(await c.callTool({ name: "get_run", arguments: { runId: started.runId } })))
+          return r.waiting?.kind === "approval" ? r : null
+        },
+        30_000,
+        "the run to wait for approval"
+      )
+      const approved = await c.callTool({
+        name: "approve_step",
+        arguments: { runId: started.runId, stepId: waiting.waiting.stepId, approved: true }
+      })
+      expect(approved.isError ?? false).toBe(false)
+      const done = await finished(started.runId)
+      expect(done.status).toBe("succeeded")
+      // a tool the client does not know is an error result, not a crash
+      const unknown = await c.callTool({ name: "nope", arguments: {} })
+      expect(unknown.isError).toBe(true)
+    } finally {
+      await c.close()
+    }
+  }, 120_000)
+
+  it("refuses a missing or wrong key, and a tool the key's scopes do not allow", async () => {
+    await expect(client("lt_wrong_token")).rejects.toThrow()
+    const key = await call("POST", "/v1/api-keys", { name: "reader", scopes: ["runs:read"] })
+    expect(key.status, key.text).toBe(201)
+    const c = await client(key.json.key as string)
+    try {
+      const refused = await c.callTool({ name: "start_run", arguments: { agentName: "careful", input: "x" } })
+      expect(refused.isError).toBe(true)
+      expect(textOf(refused)).toContain("runs:write")
+    } finally {
+      await c.close()
+    }
+  }, 60_000)
 })
