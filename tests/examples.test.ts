@@ -1,5 +1,6 @@
 // The examples run as a user would run them (examples/README in the main README): `lantern serve --workflows
 // examples/index.ts` on the offline model provider, each example started over HTTP, its approvals decided.
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
@@ -81,5 +82,30 @@ describe("examples/research-loop.ts", () => {
     expect(run.output.notes).toHaveLength(2)
     expect(run.output.notes[0]).toContain("JetStream")
     expect(run.output.published).toBe(true)
+  }, 120_000)
+})
+
+describe("examples/triage-graph.json", () => {
+  it("pages on-call for an urgent ticket once approved, and files the others", async () => {
+    const created = await call("POST", "/v1/agents", { name: "triage-graph", spec: { systemPrompt: "Triage." } })
+    expect(created.status, created.text).toBe(201)
+    const graph = JSON.parse(readFileSync(join(ROOT, "examples/triage-graph.json"), "utf8"))
+    const set = await call("PUT", "/v1/agents/triage-graph/workflow", graph)
+    expect(set.status, set.text).toBe(200)
+    const run = async (text: string) => {
+      const r = await call("POST", "/v1/runs", { agentName: "triage-graph", input: { text } })
+      expect(r.status, r.text).toBe(201)
+      return r.json.id as string
+    }
+    // the offline model echoes its prompt, so an urgent ticket's answer says URGENT
+    const urgent = await run("URGENT: the checkout is down")
+    await waitingOn(urgent, "approval-1")
+    await call("POST", `/v1/runs/${urgent}/approvals/approval-1`, { approved: true, by: "oncall" })
+    const paged = await finished(urgent)
+    expect(paged.status).toBe("succeeded")
+    expect(paged.output.result).toBe(true)
+    expect(paged.output.stepsRan).toEqual(["start", "classify", "urgent", "page", "paged"])
+    const calm = await finished(await run("a typo on the pricing page"))
+    expect(calm.output.stepsRan).toEqual(["start", "classify", "urgent", "filed"])
   }, 120_000)
 })
