@@ -25,7 +25,7 @@ export interface Settings {
 export const settingsConfig = Config.all({
   name: Config.String("LANTERN_HOST_ID").pipe(Config.withDefault(hostname())),
   ttl: Config.Duration("LANTERN_HOST_TTL").pipe(Config.withDefault(Duration.seconds(3))),
-  probeTimeout: Config.Duration("LANTERN_HOST_PROBE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(1)))
+  probeTimeout: Config.Duration("LANTERN_HOST_PROBE_TIMEOUT").pipe(Config.withDefault(Duration.millis(250)))
 })
 
 /** What a slot's key holds. */
