@@ -34,9 +34,15 @@ const nats = (target: string) => target.startsWith("npm:@nats-io/")
 
 /**
  * What the client SDK (sdk/) takes from the rest of the repo and bundles: pure modules of schema/ that import nothing
- * but each other and Node's built-ins (the SSE decoder, the receipt checks and the canonical JSON they hash).
+ * but each other and Node's built-ins (the SSE decoder, the receipt checks and the canonical JSON they hash, the
+ * workflow context's types).
  */
-export const SDK_SHARED: ReadonlyArray<string> = ["schema/Canonical.ts", "schema/Receipt.ts", "schema/Sse.ts"]
+export const SDK_SHARED: ReadonlyArray<string> = [
+  "schema/Canonical.ts",
+  "schema/Receipt.ts",
+  "schema/Sse.ts",
+  "schema/Workflow.ts"
+]
 
 /**
  * What the cockpit (ui/) bundles of schema/ at run time: the SSE decoder and the canonical JSON its receipt checks
