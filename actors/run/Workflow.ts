@@ -114,6 +114,17 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
       return next
     }
 
+    /**
+     * Parks the run until `until` once the writes asked for are done: the session ends, and the promise the code
+     * awaits never settles (the next session replays to here).
+     */
+    const park = async <A>(until: number): Promise<A> => {
+      await queue
+      end({ _tag: "Parked", until })
+      stopped = true
+      return never<A>()
+    }
+
     const replaying = () => journaled.some((s) => !consumed.has(s.stepId))
 
     /** Checks the id against the journal: the journaled step, null for a new one; throws on a divergence. */
@@ -293,10 +304,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         if (left > SHORT_SLEEP_MS) {
           // not due: the run parks once its writes are done; this promise never settles, the next session
           // replays to here
-          await queue
-          end({ _tag: "Parked", until: due })
-          stopped = true
-          return never<void>()
+          return park<void>(due)
         }
         if (left > 0) await new Promise((r) => setTimeout(r, left))
         const attempt = found?.attempt ?? 1
@@ -418,10 +426,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
           return expired
         }
         // POST /v1/runs/{id}/approvals/{stepId} decides it and wakes the run; the expiry wakes it otherwise
-        await queue
-        end({ _tag: "Parked", until: wakeAt })
-        stopped = true
-        return never<ApprovalAnswer>()
+        return park<ApprovalAnswer>(wakeAt)
       })
 
     const waits = new Map<string, number>()
@@ -461,10 +466,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
           await journal({ _tag: "StartStep", stepId: id, request: { _tag: "timer", ms: timeoutMs }, wakeAt })
         }
         if ((await now()) >= wakeAt) return complete({ received: false, value: null })
-        await queue
-        end({ _tag: "Parked", until: wakeAt })
-        stopped = true
-        return never<Received>()
+        return park<Received>(wakeAt)
       })
 
     let children = 0
@@ -538,10 +540,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
           return value
         }
         // the child's end wakes this run; a slow poll in case that wake-up was lost
-        await queue
-        end({ _tag: "Parked", until: (await now()) + CHILD_POLL_MS })
-        stopped = true
-        return never<ChildResult>()
+        return park<ChildResult>((await now()) + CHILD_POLL_MS)
       })
 
     const ctx: WorkflowContext = {
