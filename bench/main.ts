@@ -3,7 +3,8 @@
 // then actor load time by journal length, with and without snapshots, the time a crashed worker's runs stand
 // still (Recovery.ts), what the model router adds to a call (Router.ts), run throughput with 1, 2 and 4
 // `lantern worker` processes (Workers.ts), the run path through a real `lantern serve` beside the raw floor
-// (RunPath.ts), code-first workflows of ten steps beside it (Workflows.ts), how well the cost forecast predicts
+// (RunPath.ts), code-first workflows of ten steps beside it (Workflows.ts), what an HTTP tool step adds over the raw
+// call (HttpTool.ts), how well the cost forecast predicts
 // recorded runs (Forecast.ts), what signing and verifying receipts costs (Receipts.ts), how fast projections
 // keep up (Projection.ts), and how long `lantern` takes to start, bundled and under tsx (Startup.ts).
 // BENCH_ONLY=runpath,startup (a comma list of SECTIONS) runs only those.
@@ -30,6 +31,7 @@ import * as Report from "./Report.ts"
 import * as RunPath from "./RunPath.ts"
 import * as Startup from "./Startup.ts"
 import * as Workers from "./Workers.ts"
+import * as HttpTool from "./HttpTool.ts"
 import * as Workflows from "./Workflows.ts"
 
 /** Measured operations per level at BENCH_SCALE=1: raw publishes, and steps (two appends each). */
@@ -65,6 +67,7 @@ export const SECTIONS = [
   "workers",
   "runpath",
   "workflows",
+  "httptool",
   "forecast",
   "receipts",
   "projection",
@@ -117,6 +120,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
     const workers = yield* when(sections, "workers", Workers.run(server, scale))
     const runPath = yield* when(sections, "runpath", RunPath.run(scale))
     const workflows = yield* when(sections, "workflows", Workflows.run(scale))
+    const httptool = yield* when(sections, "httptool", HttpTool.run(scale))
     const forecast = yield* when(sections, "forecast", Forecast.run)
     const receipts = yield* when(sections, "receipts", ReceiptsBench.run(scale))
     const projection = yield* when(sections, "projection", ProjectionBench.run(scale))
@@ -145,6 +149,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         workers && Workers.render(workers, levels),
         runPath && RunPath.render(runPath),
         workflows && Workflows.render(workflows),
+        httptool && HttpTool.render(httptool),
         forecast && Forecast.render(forecast),
         receipts && ReceiptsBench.render(receipts),
         projection && ProjectionBench.render(projection),
@@ -160,6 +165,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         workers && Workers.json(workers),
         runPath && RunPath.json(runPath),
         workflows && Workflows.json(workflows),
+        httptool && HttpTool.json(httptool),
         forecast && Forecast.json(forecast),
         receipts && ReceiptsBench.json(receipts),
         projection && ProjectionBench.json(projection),
