@@ -5,6 +5,7 @@ import { Schema } from "effect"
 import * as Identity from "../actors/identity/Identity.ts"
 import * as Verify from "../actors/receipts/Verify.ts"
 import * as Secrets from "../actors/secrets/Secrets.ts"
+import * as A2a from "../schema/A2a.ts"
 import * as Api from "../schema/Api.ts"
 import * as Audit from "../schema/Audit.ts"
 import * as Budget from "../schema/Budget.ts"
@@ -671,7 +672,59 @@ const mcp = [
   })
 ] as const
 
-const all = [...agents, ...budgets, ...runs, ...receipts, ...identity, ...access, ...egress, ...mcp] as const
+/** `tenant`: whose agent, when more than one tenant made an agent of that name public. */
+export const CardQuery = Schema.Struct({
+  tenant: Schema.optionalKey(
+    Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9-]{0,62}$/u, { message: "Expected a tenant id" }))
+  )
+})
+
+const a2a = [
+  make("setAgentVisibility", {
+    method: "PUT",
+    path: "/v1/agents/:name/visibility",
+    scope: "agents:write",
+    summary:
+      "Make an agent public or private (ADR 0045; private by default): a public agent has an A2A card anyone may read and answers A2A messages sent with its tenant's keys",
+    params: ByName,
+    body: body(A2a.Visibility),
+    success: { 200: Json(A2a.Visibility, "Visibility") },
+    failures: [F.AgentNotFound]
+  }),
+  make("agentCard", {
+    method: "GET",
+    path: "/v1/agents/:name/card",
+    scope: null,
+    summary:
+      "A public agent's A2A AgentCard (no token; any origin); 404 unless the agent is public. `tenant` picks one when several tenants publish the name",
+    params: ByName,
+    query: CardQuery,
+    queryDescriptions: {
+      tenant: "The agent's tenant (needed only when several tenants publish an agent of that name)"
+    },
+    success: { 200: Json(A2a.AgentCard, "Agent card") },
+    failures: [F.AgentNotFound]
+  }),
+  make("deploymentCard", {
+    method: "GET",
+    path: "/.well-known/agent-card.json",
+    scope: null,
+    summary: "The deployment's A2A AgentCard (no token; any origin): its public agents as skills",
+    success: { 200: Json(A2a.AgentCard, "Agent card") }
+  })
+] as const
+
+const all = [
+  ...agents,
+  ...budgets,
+  ...runs,
+  ...receipts,
+  ...identity,
+  ...access,
+  ...egress,
+  ...mcp,
+  ...a2a
+] as const
 
 type All = typeof all[number]
 

@@ -16,6 +16,7 @@ import { Driver, layerWorker } from "../actors/run/Driver.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import { Receipts } from "../actors/receipts/Receipts.ts"
 import { Secrets } from "../actors/secrets/Secrets.ts"
+import { Visibility } from "../actors/agent/Visibility.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
 import { Dispatch } from "../actors/run/Dispatch.ts"
@@ -33,6 +34,8 @@ import { Sql } from "../projections/Sql.ts"
 import { Auth } from "./Auth.ts"
 import * as Bootstrap from "./Bootstrap.ts"
 import * as Api from "./Api.ts"
+import * as A2aEndpoint from "./A2aEndpoint.ts"
+import { a2aHandlers, PublicUrl } from "./A2aRoutes.ts"
 import { auditHandlers } from "./AuditRoutes.ts"
 import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
@@ -78,6 +81,7 @@ const workflows = (file: string | null) =>
 const core = Layer.mergeAll(
   Runs.layer,
   Receipts.layer,
+  Visibility.layer,
   Secrets.layer,
   // MCP clients resolve their headers' secrets: the one Secrets of this stack (layers are shared by reference)
   McpServers.layer.pipe(Layer.provide(Secrets.layer))
@@ -166,11 +170,14 @@ export const layer = (options: Options) => {
         ...deadLetterHandlers,
         ...egressHandlers,
         ...mcpHandlers,
+        ...a2aHandlers,
         ...streamHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),
       // Lantern as an MCP server (ADR 0044): its own protocol, so not in the declared API
       McpEndpoint.routes,
+      // A2A's JSON-RPC endpoint (ADR 0045): its own protocol too
+      A2aEndpoint.routes,
       System.routes
     ),
     {
@@ -182,6 +189,9 @@ export const layer = (options: Options) => {
   ).pipe(
     Layer.provide(Auth.layer),
     Layer.provide(ForecastBudget.layer),
+    Layer.provide(
+      PublicUrl.layerConfig(`http://${options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${options.port}`)
+    ),
     Layer.provide(NodeHttpServer.layer(() => createServer(), { port: options.port, host: options.host }))
   )
   // projectors run beside the edge: one database, read in stream order from its own checkpoint (ADR 0010)

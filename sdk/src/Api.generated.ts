@@ -370,6 +370,30 @@ export const operations = {
     success: [204],
     answer: "none",
     authenticated: true
+  },
+  setAgentVisibility: {
+    method: "PUT",
+    path: "/v1/agents/{name}/visibility",
+    params: ["name"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  agentCard: {
+    method: "GET",
+    path: "/v1/agents/{name}/card",
+    params: ["name"],
+    success: [200],
+    answer: "json",
+    authenticated: false
+  },
+  deploymentCard: {
+    method: "GET",
+    path: "/.well-known/agent-card.json",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: false
   }
 } as const
 
@@ -2602,5 +2626,99 @@ export interface Operations {
     readonly body: undefined
     readonly bodyRequired: false
     readonly response: null
+  }
+  /** Make an agent public or private (ADR 0045; private by default): a public agent has an A2A card anyone may read and answers A2A messages sent with its tenant's keys */
+  readonly setAgentVisibility: {
+    readonly params: {
+      readonly name: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly public: boolean
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly public: boolean
+    }
+  }
+  /** A public agent's A2A AgentCard (no token; any origin); 404 unless the agent is public. `tenant` picks one when several tenants publish the name */
+  readonly agentCard: {
+    readonly params: {
+      readonly name: string
+    }
+    readonly query: {
+      /** The agent's tenant (needed only when several tenants publish an agent of that name) */
+      readonly tenant?: string
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly name: string
+      readonly description: string
+      readonly url: string
+      readonly preferredTransport: "JSONRPC"
+      readonly version: string
+      readonly protocolVersion: string
+      readonly provider?: {
+        readonly organization: string
+        readonly url: string
+      }
+      readonly capabilities: {
+        readonly streaming: boolean
+        readonly pushNotifications: boolean
+        readonly stateTransitionHistory: boolean
+      }
+      readonly defaultInputModes: ReadonlyArray<string>
+      readonly defaultOutputModes: ReadonlyArray<string>
+      readonly skills: ReadonlyArray<{
+        readonly id: string
+        readonly name: string
+        readonly description: string
+        readonly tags: ReadonlyArray<string>
+        readonly inputModes?: ReadonlyArray<string>
+        readonly outputModes?: ReadonlyArray<string>
+      }>
+      readonly securitySchemes: { readonly [key: string]: unknown }
+      readonly security: ReadonlyArray<{ readonly [key: string]: unknown }>
+    }
+  }
+  /** The deployment's A2A AgentCard (no token; any origin): its public agents as skills */
+  readonly deploymentCard: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly name: string
+      readonly description: string
+      readonly url: string
+      readonly preferredTransport: "JSONRPC"
+      readonly version: string
+      readonly protocolVersion: string
+      readonly provider?: {
+        readonly organization: string
+        readonly url: string
+      }
+      readonly capabilities: {
+        readonly streaming: boolean
+        readonly pushNotifications: boolean
+        readonly stateTransitionHistory: boolean
+      }
+      readonly defaultInputModes: ReadonlyArray<string>
+      readonly defaultOutputModes: ReadonlyArray<string>
+      readonly skills: ReadonlyArray<{
+        readonly id: string
+        readonly name: string
+        readonly description: string
+        readonly tags: ReadonlyArray<string>
+        readonly inputModes?: ReadonlyArray<string>
+        readonly outputModes?: ReadonlyArray<string>
+      }>
+      readonly securitySchemes: { readonly [key: string]: unknown }
+      readonly security: ReadonlyArray<{ readonly [key: string]: unknown }>
+    }
   }
 }

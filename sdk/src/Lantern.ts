@@ -124,6 +124,17 @@ export class Lantern {
     set: (hosts: ReadonlyArray<string>) => this.request("putEgress", { body: { hosts } })
   }
 
+  /** A2A (ADR 0045): which agents are public, and their agent cards. */
+  readonly a2a = {
+    /** Makes an agent public (its card readable by anyone, its A2A endpoint open to the tenant's keys) or private. */
+    setVisibility: (name: string, isPublic: boolean) =>
+      this.request("setAgentVisibility", { params: { name }, body: { public: isPublic } }),
+    /** A public agent's A2A AgentCard; `tenant` when several tenants publish an agent of that name. */
+    agentCard: (name: string, query: Query<"agentCard"> = {}) => this.request("agentCard", { params: { name }, query }),
+    /** The deployment's AgentCard (`/.well-known/agent-card.json`): its public agents as skills. */
+    deploymentCard: () => this.request("deploymentCard", {})
+  }
+
   readonly receipts = {
     /**
      * Verifies a receipt offline, with the checks the server runs (schema/Receipt.ts): its Ed25519 signature under
