@@ -310,3 +310,25 @@ describe("bad input", () => {
     await stack.kill()
   }, 120_000)
 })
+
+describe("budgets", () => {
+  it("count a workflow's run against the day's runs: past a hard maxRunsPerDay its start is a 402", async () => {
+    const stack = await host(join(dir, "budget"), V1)
+    const call = api(stack)
+    try {
+      // the day's runs so far (the tenant's earlier runs in this file are seeded from the projections)
+      expect((await call("PUT", "/v1/budget", { hardFail: true })).status).toBe(200)
+      const today = (await call("GET", "/v1/budget")).json.today.runs as number
+      const capped = await call("PUT", "/v1/budget", { maxRunsPerDay: today + 1, hardFail: true })
+      expect(capped.status, capped.text).toBe(200)
+      const first = await call("POST", "/v1/runs", { workflow: "doubler", input: { n: 1 } })
+      expect(first.status, first.text).toBe(201)
+      const second = await call("POST", "/v1/runs", { workflow: "doubler", input: { n: 2 } })
+      expect(second.status, second.text).toBe(402)
+      expect(second.json.error.code).toBe("budget_exceeded")
+    } finally {
+      await call("PUT", "/v1/budget", { hardFail: true })
+      await stack.kill()
+    }
+  }, 120_000)
+})

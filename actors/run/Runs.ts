@@ -152,7 +152,8 @@ export class Runs extends Context.Service<Runs, {
         agentName: string,
         spec: ResolvedSpec,
         input: unknown,
-        fresh: boolean
+        fresh: boolean,
+        workflow = false
       ) =>
         Effect.gen(function*() {
           if (!fresh && (yield* journal.lastSeq(addressOf(tenant, runId))) > 0) return
@@ -161,7 +162,11 @@ export class Runs extends Context.Service<Runs, {
             tenant,
             agentName,
             runId,
-            provider.quote(Plan.modelRequest(first, { model: spec.model }, `${runId}:quote`, tenant))
+            // a workflow's code makes its model calls later, each reserved then: its start costs nothing up front,
+            // but counts against the day's runs like any run
+            workflow
+              ? Effect.succeed({ promptTokens: 0, maxTokens: 0, worstCaseUsd: 0, models: [] })
+              : provider.quote(Plan.modelRequest(first, { model: spec.model }, `${runId}:quote`, tenant))
           )
         })
 
@@ -330,12 +335,15 @@ export class Runs extends Context.Service<Runs, {
           yield* mustFit(tenant, command)
           const { runId, fresh } = yield* runIdFor(tenant, key)
           yield* Effect.annotateCurrentSpan({ run_id: runId })
-          // a workflow's code makes its own model calls (each reserved then); an agent's first call is quoted now
-          if (command.workflow === undefined) {
-            yield* admit(tenant, runId, command.agentName, command.spec, command.input, fresh).pipe(
-              Effect.annotateSpans({ run_id: runId })
-            )
-          }
+          yield* admit(
+            tenant,
+            runId,
+            command.agentName,
+            command.spec,
+            command.input,
+            fresh,
+            command.workflow !== undefined
+          ).pipe(Effect.annotateSpans({ run_id: runId }))
           const outcome = yield* begin(tenant, runId, command, fresh)
           // a new run's journal is what was just appended: answered from it, not read back
           const run = fresh && outcome.stored.length > 0 ? View.fromStored(outcome.stored) : null
@@ -362,9 +370,15 @@ export class Runs extends Context.Service<Runs, {
           )
           const command = { ...of, requestDigest: digestOf(child.agentName, null, child.input), parent: child.parent }
           yield* mustFit(child.tenant, command)
-          if (command.workflow === undefined) {
-            yield* admit(child.tenant, child.runId, child.agentName, command.spec, child.input, false)
-          }
+          yield* admit(
+            child.tenant,
+            child.runId,
+            child.agentName,
+            command.spec,
+            child.input,
+            false,
+            command.workflow !== undefined
+          )
           const outcome = yield* begin(child.tenant, child.runId, command)
           return outcome.loaded.state
         }).pipe(
