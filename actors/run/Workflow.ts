@@ -125,6 +125,34 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
       return never<A>()
     }
 
+    /**
+     * Journals a code step's value: `kind` names the request of a step journaled as this one event (never started
+     * before), `used` what a child run spent.
+     */
+    const completeCode = (
+      stepId: string,
+      attempt: number,
+      value: unknown,
+      durationMs: number,
+      kind?: "step" | "now" | "random" | "uuid" | "wait",
+      used: { readonly tokensIn: number; readonly tokensOut: number; readonly costUsd: number } = {
+        tokensIn: 0,
+        tokensOut: 0,
+        costUsd: 0
+      }
+    ) =>
+      journal({
+        _tag: "CompleteStep",
+        stepId,
+        attempt,
+        ...(kind === undefined ? {} : { request: { _tag: "code", kind } as const }),
+        result: { _tag: "code", value },
+        tokensIn: used.tokensIn,
+        tokensOut: used.tokensOut,
+        costUsd: used.costUsd,
+        durationMs
+      })
+
     const replaying = () => journaled.some((s) => !consumed.has(s.stepId))
 
     /** Checks the id against the journal: the journaled step, null for a new one; throws on a divergence. */
@@ -204,17 +232,13 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         const finished = await now()
         if (outcome.ok) {
           const value = normalize(outcome.value)
-          await journal({
-            _tag: "CompleteStep",
-            stepId: id,
+          await completeCode(
+            id,
             attempt,
-            ...(attempt === 1 && from === null ? { request: { _tag: "code", kind: "step" } as const } : {}),
-            result: { _tag: "code", value },
-            tokensIn: 0,
-            tokensOut: 0,
-            costUsd: 0,
-            durationMs: finished - started
-          })
+            value,
+            finished - started,
+            attempt === 1 && from === null ? "step" : undefined
+          )
           return value as A
         }
         const last = attempt >= maxAttempts
@@ -262,17 +286,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         const found = claim(id)
         if (found?.status === "completed" && found.result?._tag === "code") return found.result.value as A
         const value = await make()
-        await journal({
-          _tag: "CompleteStep",
-          stepId: id,
-          attempt: 1,
-          request: { _tag: "code", kind },
-          result: { _tag: "code", value },
-          tokensIn: 0,
-          tokensOut: 0,
-          costUsd: 0,
-          durationMs: 0
-        })
+        await completeCode(id, 1, value, 0, kind)
         return value
       })
 
@@ -308,16 +322,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         }
         if (left > 0) await new Promise((r) => setTimeout(r, left))
         const attempt = found?.attempt ?? 1
-        await journal({
-          _tag: "CompleteStep",
-          stepId: id,
-          attempt,
-          result: { _tag: "code", value: null },
-          tokensIn: 0,
-          tokensOut: 0,
-          costUsd: 0,
-          durationMs: Math.max(0, (await now()) - due)
-        })
+        await completeCode(id, attempt, null, Math.max(0, (await now()) - due))
       })
 
     const answerOf = (a: ModelAnswer): LlmAnswer => ({
@@ -445,17 +450,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         // the n-th signal of this name, journaled by the edge whenever it came (before the wait, or while parked)
         const signal = d.state().steps.find((s) => s.stepId === `signal:${name}:${n}`)
         const complete = async (value: Received) => {
-          await journal({
-            _tag: "CompleteStep",
-            stepId: id,
-            attempt: found?.attempt ?? 1,
-            ...(found === null ? { request: { _tag: "code", kind: "wait" } as const } : {}),
-            result: { _tag: "code", value },
-            tokensIn: 0,
-            tokensOut: 0,
-            costUsd: 0,
-            durationMs: 0
-          })
+          await completeCode(id, found?.attempt ?? 1, value, 0, found === null ? "wait" : undefined)
           return value
         }
         if (signal?.result?._tag === "code") return complete({ received: true, value: signal.result.value })
@@ -527,16 +522,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
             output: c.output ?? null,
             error: c.error === null ? null : { code: c.error.code, message: c.error.message }
           }
-          await journal({
-            _tag: "CompleteStep",
-            stepId: id,
-            attempt,
-            result: { _tag: "code", value },
-            tokensIn: c.tokensIn,
-            tokensOut: c.tokensOut,
-            costUsd: c.costUsd,
-            durationMs: 0
-          })
+          await completeCode(id, attempt, value, 0, undefined, c)
           return value
         }
         // the child's end wakes this run; a slow poll in case that wake-up was lost
