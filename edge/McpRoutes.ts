@@ -27,13 +27,26 @@ export const pinMcpTools = (tenant: string, spec: AgentSpec) =>
           issues.push({ field: `spec.mcp[${i}].tools[${j}]`, message: `${attach.server} has no tool '${name}'` })
         }
       }
+      for (const [j, name] of (attach.approval ?? []).entries()) {
+        const attached = attach.tools === undefined || attach.tools.includes(name)
+        if (!offered.some((t) => t.name === name) || !attached) {
+          issues.push({
+            field: `spec.mcp[${i}].approval[${j}]`,
+            message: `${attach.server} has no attached tool '${name}'`
+          })
+        }
+      }
       for (const t of offered) {
         if (attach.tools !== undefined && !attach.tools.includes(t.name)) continue
         pinned.push({
           name: toolName(attach.server, t.name),
           description: t.description.slice(0, 1024),
           parameters: t.inputSchema,
-          mcp: { server: attach.server, tool: t.name }
+          mcp: { server: attach.server, tool: t.name },
+          // a call of it waits for a human, as a declared tool's approval makes it
+          ...(attach.approval?.includes(t.name) === true
+            ? { approval: { expiresInSeconds: attach.approvalExpiresInSeconds ?? 86_400 } }
+            : {})
         })
       }
     }

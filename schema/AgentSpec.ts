@@ -144,6 +144,14 @@ export const AgentSpec = Schema.Struct({
       ),
       tools: Schema.optionalKey(
         Schema.Array(Schema.String.check(Schema.isMaxLength(128))).check(Schema.isMaxLength(128))
+      ),
+      /** Tools of the server whose every call waits for a human decision, as a declared tool's `approval` does. */
+      approval: Schema.optionalKey(
+        Schema.Array(Schema.String.check(Schema.isMaxLength(128))).check(Schema.isMaxLength(128))
+      ),
+      /** How long such a decision may wait (default a day). */
+      approvalExpiresInSeconds: Schema.optionalKey(
+        Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: MAX_APPROVAL_SECONDS }))
       )
     })).check(Schema.isMaxLength(16))
   )

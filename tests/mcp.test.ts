@@ -138,6 +138,42 @@ describe("an MCP server over streamable HTTP", () => {
     expect(JSON.stringify(await events(started.json.id))).not.toContain(SECRET)
   }, 120_000)
 
+  it("makes a call of an MCP tool named in approval wait for a human, then calls the server", async () => {
+    const agent = await call("POST", "/v1/agents", {
+      name: "mcp-careful",
+      spec: {
+        systemPrompt: "Use the tools.",
+        mcp: [{ server: "calc", tools: ["echo_text"], approval: ["echo_text"], approvalExpiresInSeconds: 600 }]
+      }
+    })
+    expect(agent.status, agent.text).toBe(201)
+    expect(agent.json.spec.tools[0].approval).toEqual({ expiresInSeconds: 600 })
+    const before = calls.length
+    const started = await call("POST", "/v1/runs", { agentName: "mcp-careful", input: "calc__echo_text careful" })
+    const waiting = await eventually(
+      async () => {
+        const r = (await call("GET", `/v1/runs/${started.json.id}`)).json
+        return r.waiting?.kind === "approval" ? r.waiting : null
+      },
+      30_000,
+      "the call to wait for approval"
+    )
+    expect(calls.length).toBe(before)
+    const approved = await call("POST", `/v1/runs/${started.json.id}/approvals/${waiting.stepId}`, {
+      approved: true,
+      by: "reviewer"
+    })
+    expect(approved.status, approved.text).toBe(200)
+    expect((await finished(started.json.id)).status).toBe("succeeded")
+    expect(calls.slice(before).map((c) => c.tool)).toEqual(["echo_text"])
+    const refused = await call("POST", "/v1/agents", {
+      name: "mcp-careless",
+      spec: { systemPrompt: "x", mcp: [{ server: "calc", tools: ["echo_text"], approval: ["broken"] }] }
+    })
+    expect(refused.status).toBe(400)
+    expect(refused.json.error.issues.map((i: { field: string }) => i.field)).toEqual(["spec.mcp[0].approval[0]"])
+  }, 120_000)
+
   it("answers 400 naming the field for a server or tool nobody registered", async () => {
     const noServer = await call("POST", "/v1/agents", {
       name: "mcp-bad",

@@ -691,6 +691,8 @@ export interface Operations {
         readonly mcp?: ReadonlyArray<{
           readonly server: string
           readonly tools?: ReadonlyArray<string>
+          readonly approval?: ReadonlyArray<string>
+          readonly approvalExpiresInSeconds?: number
         }>
       }
     }
@@ -1126,6 +1128,8 @@ export interface Operations {
         readonly mcp?: ReadonlyArray<{
           readonly server: string
           readonly tools?: ReadonlyArray<string>
+          readonly approval?: ReadonlyArray<string>
+          readonly approvalExpiresInSeconds?: number
         }>
       }
     }
