@@ -18,6 +18,21 @@ import { actorOf, handlers, reply } from "./Serve.ts"
 /** Tools a spec names must be built-in tools, or be answered by a child run of another agent (`agent`). */
 const checkTools = (spec: AgentSpec) => {
   const issues = (spec.tools ?? []).flatMap((t, i) => {
+    if (t.http !== undefined && t.a2a !== undefined) {
+      return [{ field: `spec.tools[${i}].a2a`, message: "a tool is answered by HTTP or by an A2A agent, not both" }]
+    }
+    if (t.a2a !== undefined) {
+      if (t.agent !== undefined) {
+        return [{ field: `spec.tools[${i}].a2a`, message: "a tool is answered by an agent or by A2A, not both" }]
+      }
+      if (Tools.isKnown(t.name)) {
+        return [{
+          field: `spec.tools[${i}].name`,
+          message: `'${t.name}' is a built-in tool; name the A2A tool otherwise`
+        }]
+      }
+      return []
+    }
     if (t.http !== undefined) {
       if (t.agent !== undefined) {
         return [{ field: `spec.tools[${i}].http`, message: "a tool is answered by an agent or by HTTP, not both" }]

@@ -57,6 +57,20 @@ export const HttpCall = Schema.Struct({
 })
 export type HttpCall = typeof HttpCall.Type
 
+/** A remote A2A agent answering a tool call (ADR 0045): `message/send` to its JSON-RPC endpoint. */
+export const A2aCall = Schema.Struct({
+  url: Schema.String.check(
+    Schema.isPattern(/^https?:\/\/[^\s{}]{1,2048}$/u, { message: "Expected the agent's http(s) JSON-RPC URL" })
+  ),
+  auth: Schema.optionalKey(Schema.Union([
+    Schema.Struct({ bearer: SecretRef }),
+    Schema.Struct({ header: Schema.Struct({ name: HeaderName, value: SecretRef }) }),
+    Schema.Struct({ basic: SecretRef })
+  ])),
+  timeoutMs: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 120_000 })))
+})
+export type A2aCall = typeof A2aCall.Type
+
 export const ToolSpec = Schema.Struct({
   name: Schema.String.check(
     Schema.isPattern(/^[a-zA-Z0-9_-]{1,64}$/u, {
@@ -71,6 +85,8 @@ export const ToolSpec = Schema.Struct({
   agent: Schema.optionalKey(AgentRef),
   /** The call is answered by this HTTP API. */
   http: Schema.optionalKey(HttpCall),
+  /** The call is answered by a remote A2A agent (its `text` argument, or the arguments as JSON, is the message). */
+  a2a: Schema.optionalKey(A2aCall),
   /** The call is answered by this tool of a registered MCP server (pinned from `mcp` when the version was made). */
   mcp: Schema.optionalKey(Schema.Struct({ server: Schema.String, tool: Schema.String })),
   /**

@@ -67,7 +67,7 @@ beforeAll(async () => {
   stack = await startStack({
     natsUrl: nats.handle.url,
     home: join(dir, "home"),
-    env: { LANTERN_PUBLIC_URL: PUBLIC_URL }
+    env: { LANTERN_PUBLIC_URL: PUBLIC_URL, LANTERN_EGRESS_ALLOW_PRIVATE: "127.0.0.1" }
   })
   call = api(stack)
   for (const name of ["helper", "secret-agent"]) {
@@ -227,4 +227,48 @@ describe("the JSON-RPC endpoint", () => {
     expect(hidden.status).toBe(404)
     expect((await call("GET", "/v1/runs?agentName=secret-agent")).json.items).toEqual([])
   })
+})
+
+describe("an A2A agent as a tool", () => {
+  it(
+    "answers a tool call with a remote agent's task: here this deployment's own public helper, over HTTP",
+    async () => {
+      const visible = await call("PUT", "/v1/agents/helper/visibility", { public: true })
+      expect(visible.status, visible.text).toBe(200)
+      expect((await call("POST", "/v1/secrets", { name: "a2a-key", value: stack.token })).status).toBe(201)
+      const port = new URL(stack.url).port
+      expect((await call("PUT", "/v1/egress", { hosts: [`127.0.0.1:${port}`] })).status).toBe(200)
+      const asker = await call("POST", "/v1/agents", {
+        name: "asker",
+        spec: {
+          systemPrompt: "Ask the helper.",
+          tools: [{
+            name: "ask_helper",
+            description: "Asks the helper agent",
+            parameters: { type: "object", properties: { text: { type: "string" } } },
+            a2a: { url: `${stack.url}/a2a/dev/helper`, auth: { bearer: "lantern.secret://a2a-key" } }
+          }]
+        }
+      })
+      expect(asker.status, asker.text).toBe(201)
+      const started = await call("POST", "/v1/runs", { agentName: "asker", input: "ask_helper about lanterns" })
+      expect(started.status, started.text).toBe(201)
+      const deadline = Date.now() + 60_000
+      let run: any
+      while (Date.now() < deadline) {
+        run = (await call("GET", `/v1/runs/${started.json.id}`)).json
+        if (run.status !== "running") break
+        await new Promise((r) => setTimeout(r, 200))
+      }
+      expect(run.status, JSON.stringify(run)).toBe("succeeded")
+      const events = (await call("GET", `/v1/runs/${started.json.id}/events`)).json.items as Array<any>
+      const output = events.find((e) => e.type === "StepCompleted" && e.payload.result._tag === "tool")!.payload.result
+        .output as string
+      // the helper (offline model) answered the asker's message: its run's output came back as the tool's output
+      expect(output).toContain("[offline] Received")
+      expect(output).toContain("ask_helper about lanterns")
+      expect(JSON.stringify(events)).not.toContain(stack.token)
+    },
+    120_000
+  )
 })

@@ -100,6 +100,9 @@ export const make = Effect.gen(function*() {
     if (spec?.http !== undefined) {
       return http.call(tenant, { ...spec, http: spec.http }, call.call, call.key, call.step.starts > 1)
     }
+    if (spec?.a2a !== undefined) {
+      return http.call(tenant, { ...spec, a2a: spec.a2a }, call.call, call.key, call.step.starts > 1)
+    }
     if (spec?.mcp !== undefined) {
       return mcp.call(tenant, spec.mcp.server, spec.mcp.tool, call.call.arguments).pipe(
         Effect.mapError((e): Failure => ({

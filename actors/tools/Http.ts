@@ -9,7 +9,7 @@ import { request as httpRequest, type IncomingMessage } from "node:http"
 import { request as httpsRequest } from "node:https"
 import { isIP, type LookupFunction } from "node:net"
 import { Config, Context, Effect, Layer, Redacted } from "effect"
-import type { HttpCall, ToolSpec } from "../../schema/AgentSpec.ts"
+import type { A2aCall, HttpCall, ToolSpec } from "../../schema/AgentSpec.ts"
 import type { ToolCall } from "../../schema/StepOutcome.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import { Egress, hostAllowed } from "./Egress.ts"
@@ -76,6 +76,54 @@ export const pick = (value: unknown, path: string): unknown =>
     value
   )
 
+/** A remote A2A agent's endpoint as an HTTP call: a JSON-RPC POST (ADR 0045). */
+const a2aCall = (a2a: A2aCall): HttpCall => ({
+  method: "POST",
+  url: a2a.url,
+  ...(a2a.auth === undefined ? {} : { auth: a2a.auth }),
+  timeoutMs: a2a.timeoutMs ?? 60_000,
+  maxResponseBytes: 1_048_576
+})
+
+/** `message/send` of the call's `text` (or its arguments as JSON), and the task's answer as the tool's output. */
+const a2aExchange = {
+  body: (args: Record<string, unknown>, key: string) =>
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id: key,
+      method: "message/send",
+      params: {
+        message: {
+          kind: "message",
+          role: "user",
+          messageId: key,
+          parts: [{ kind: "text", text: typeof args["text"] === "string" ? args["text"] : JSON.stringify(args) }]
+        }
+      }
+    }),
+  read: (text: string): string => {
+    let answer: { result?: any; error?: { code?: number; message?: string } }
+    try {
+      answer = JSON.parse(text)
+    } catch {
+      return "error: the A2A agent did not answer JSON-RPC"
+    }
+    if (answer.error !== undefined) return `error: A2A ${answer.error.code ?? ""} ${answer.error.message ?? ""}`.trim()
+    const task = answer.result ?? {}
+    const partsText = (parts: ReadonlyArray<any> | undefined) =>
+      (parts ?? []).map((p) => (p?.kind === "text" ? p.text : JSON.stringify(p?.data ?? p))).join("\n")
+    if (task.kind === "message") return partsText(task.parts)
+    const state = task.status?.state
+    if (state === "failed" || state === "canceled" || state === "rejected") {
+      return `error: the A2A task ${state}: ${partsText(task.status?.message?.parts)}`
+    }
+    const out = (task.artifacts ?? []).map((a: any) => partsText(a.parts)).join("\n")
+    return state === "completed"
+      ? out
+      : `the A2A task is ${state ?? "unknown"} (task ${task.id ?? "?"})${out === "" ? "" : `: ${out}`}`
+  }
+}
+
 interface Answer {
   readonly status: number
   readonly body: Buffer
@@ -101,7 +149,7 @@ export class HttpTools extends Context.Service<HttpTools, {
    */
   readonly call: (
     tenant: string,
-    tool: ToolSpec & { readonly http: HttpCall },
+    tool: (ToolSpec & { readonly http: HttpCall }) | (ToolSpec & { readonly a2a: A2aCall }),
     call: ToolCall,
     key: string,
     repeat: boolean
@@ -183,15 +231,22 @@ export class HttpTools extends Context.Service<HttpTools, {
           return Effect.sync(() => req.destroy())
         })
 
-      const call = (
+      /** How an A2A tool differs from a plain HTTP one: its JSON-RPC body, and how its answer becomes the output. */
+      interface Exchange {
+        readonly body: (args: Record<string, unknown>, key: string) => string
+        readonly read: (text: string) => string
+      }
+
+      const exchange = (
         tenant: string,
-        tool: ToolSpec & { readonly http: HttpCall },
+        tool: ToolSpec,
+        spec: HttpCall,
         toolCall: ToolCall,
         key: string,
-        repeat: boolean
+        repeat: boolean,
+        custom?: Exchange
       ) =>
         Effect.gen(function*() {
-          const spec = tool.http
           if (repeat && tool.idempotent !== true) {
             return `error: an earlier attempt of this call may have reached ${
               new URL(spec.url.replace(/\{[^}]*\}/g, "x")).host
@@ -235,7 +290,10 @@ export class HttpTools extends Context.Service<HttpTools, {
             else headers[spec.auth.header.name.toLowerCase()] = value
           }
           let body: string | null = null
-          if (spec.body !== undefined && spec.method !== "GET") {
+          if (custom !== undefined) {
+            body = custom.body(args, key)
+            headers["content-type"] = "application/json"
+          } else if (spec.body !== undefined && spec.method !== "GET") {
             if (spec.body === "json") {
               body = JSON.stringify(args)
               headers["content-type"] ??= "application/json"
@@ -267,6 +325,7 @@ export class HttpTools extends Context.Service<HttpTools, {
           if (status < 200 || status >= 300) {
             return `error: HTTP ${status} from ${target.host}: ${text.slice(0, 500)}`
           }
+          if (custom !== undefined) return truncated > 0 ? "error: the answer was too large to read" : custom.read(text)
           if (spec.responsePath !== undefined && truncated === 0) {
             try {
               const part = pick(JSON.parse(text), spec.responsePath)
@@ -280,6 +339,13 @@ export class HttpTools extends Context.Service<HttpTools, {
           // a secret's value never reaches a span: only the tool and host are annotated
           Effect.withSpan("HttpTool.call", { attributes: { "lantern.tool": tool.name } }, { captureStackTrace: false })
         )
+
+      const call: HttpTools["Service"]["call"] = (tenant, tool, toolCall, key, repeat) =>
+        tool.http !== undefined
+          ? exchange(tenant, tool, tool.http, toolCall, key, repeat)
+          : tool.a2a !== undefined
+          ? exchange(tenant, tool, a2aCall(tool.a2a), toolCall, key, repeat, a2aExchange)
+          : Effect.succeed(`error: ${tool.name} names neither an HTTP API nor an A2A agent`)
 
       return HttpTools.of({ call })
     })

@@ -447,6 +447,20 @@ export interface Operations {
               readonly responsePath?: string
               readonly maxResponseBytes?: number
             }
+            readonly a2a?: {
+              readonly url: string
+              readonly auth?: ({
+                readonly bearer: string
+              }) | ({
+                readonly header: {
+                  readonly name: string
+                  readonly value: string
+                }
+              }) | ({
+                readonly basic: string
+              })
+              readonly timeoutMs?: number
+            }
             readonly mcp?: {
               readonly server: string
               readonly tool: string
@@ -591,6 +605,20 @@ export interface Operations {
             readonly responsePath?: string
             readonly maxResponseBytes?: number
           }
+          readonly a2a?: {
+            readonly url: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+          }
           readonly mcp?: {
             readonly server: string
             readonly tool: string
@@ -734,6 +762,20 @@ export interface Operations {
             readonly timeoutMs?: number
             readonly responsePath?: string
             readonly maxResponseBytes?: number
+          }
+          readonly a2a?: {
+            readonly url: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
           }
           readonly mcp?: {
             readonly server: string
@@ -884,6 +926,20 @@ export interface Operations {
             readonly responsePath?: string
             readonly maxResponseBytes?: number
           }
+          readonly a2a?: {
+            readonly url: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+          }
           readonly mcp?: {
             readonly server: string
             readonly tool: string
@@ -1028,6 +1084,20 @@ export interface Operations {
             readonly responsePath?: string
             readonly maxResponseBytes?: number
           }
+          readonly a2a?: {
+            readonly url: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+          }
           readonly mcp?: {
             readonly server: string
             readonly tool: string
@@ -1171,6 +1241,20 @@ export interface Operations {
             readonly timeoutMs?: number
             readonly responsePath?: string
             readonly maxResponseBytes?: number
+          }
+          readonly a2a?: {
+            readonly url: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
           }
           readonly mcp?: {
             readonly server: string
@@ -1321,6 +1405,20 @@ export interface Operations {
               readonly timeoutMs?: number
               readonly responsePath?: string
               readonly maxResponseBytes?: number
+            }
+            readonly a2a?: {
+              readonly url: string
+              readonly auth?: ({
+                readonly bearer: string
+              }) | ({
+                readonly header: {
+                  readonly name: string
+                  readonly value: string
+                }
+              }) | ({
+                readonly basic: string
+              })
+              readonly timeoutMs?: number
             }
             readonly mcp?: {
               readonly server: string
@@ -1542,6 +1640,20 @@ export interface Operations {
             readonly timeoutMs?: number
             readonly responsePath?: string
             readonly maxResponseBytes?: number
+          }
+          readonly a2a?: {
+            readonly url: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
           }
           readonly mcp?: {
             readonly server: string
