@@ -75,6 +75,8 @@ export class Leases extends Context.Service<Leases, {
   readonly bucket: KV
   /** The entries of the bucket as last seen by this host's watch. */
   readonly known: ReadonlyMap<string, Known>
+  /** The same entries by holder: the keys of the runs each host holds (parked and queued runs have none). */
+  readonly held: ReadonlyMap<string, ReadonlySet<string>>
   /** Records a run about to start, so a host dying before the run is queued leaves it to the watchdog. */
   readonly register: (tenant: string, runId: string) => Effect.Effect<void, BusUnavailable>
   /**
@@ -105,12 +107,27 @@ export class Leases extends Context.Service<Leases, {
       const host = hosts.id
 
       const known = new Map<string, Known>()
+      const held = new Map<string, Set<string>>()
       /** Drives on this host waiting to hear that their lease moved: key → the revision they hold, and the signal. */
       const watching = new Map<string, { revision: number; lost: Deferred.Deferred<void> }>()
 
       const seen = (key: string, entry: Entry | null, revision: number) => {
+        const before = known.get(key)?.entry.holder ?? null
+        const after = entry?.holder ?? null
         if (entry === null) known.delete(key)
         else known.set(key, { entry, revision })
+        if (before !== after) {
+          if (before !== null) {
+            const keys = held.get(before)
+            keys?.delete(key)
+            if (keys?.size === 0) held.delete(before)
+          }
+          if (after !== null) {
+            const keys = held.get(after)
+            if (keys === undefined) held.set(after, new Set([key]))
+            else keys.add(key)
+          }
+        }
         const w = watching.get(key)
         if (w !== undefined && revision > w.revision && (entry === null || entry.holder !== host)) {
           watching.delete(key)
@@ -223,7 +240,7 @@ export class Leases extends Context.Service<Leases, {
       const release = (lease: Lease) =>
         checked(lease.key, `release ${lease.key}`, () => bucket.delete(lease.key, { previousSeq: lease.revision }))
 
-      return Leases.of({ host, graceMs, bucket, known, register, claim, acquire, lost, park, release })
+      return Leases.of({ host, graceMs, bucket, known, held, register, claim, acquire, lost, park, release })
     })
   )
 }

@@ -35,21 +35,6 @@ export const due = (
   return out
 }
 
-/** The runs held by each host other than `self`. */
-export const holders = (
-  known: ReadonlyMap<string, Known>,
-  self: string
-): ReadonlyMap<string, ReadonlyArray<string>> => {
-  const out = new Map<string, Array<string>>()
-  for (const [key, { entry }] of known) {
-    if (entry.holder === null || entry.holder === self) continue
-    const keys = out.get(entry.holder)
-    if (keys === undefined) out.set(entry.holder, [key])
-    else keys.push(key)
-  }
-  return out
-}
-
 const split = (key: string) => {
   const dot = key.indexOf(".")
   return { tenant: key.slice(0, dot), runId: key.slice(dot + 1) }
@@ -90,7 +75,7 @@ export const layer = Layer.effectDiscard(
       Effect.gen(function*() {
         const verdict = yield* hosts.probe(holder)
         if (verdict === "alive") return
-        const mine = holders(leases.known, leases.host).get(holder) ?? []
+        const mine = [...(leases.held.get(holder) ?? [])]
         if (mine.length > 0) yield* Effect.logWarning(`host ${holder} is gone; taking over its ${mine.length} run(s)`)
         for (const key of mine) {
           const k = leases.known.get(key)
@@ -102,8 +87,8 @@ export const layer = Layer.effectDiscard(
       )
 
     const probeAll = Effect.gen(function*() {
-      for (const holder of holders(leases.known, leases.host).keys()) {
-        if (probing.has(holder)) continue
+      for (const holder of leases.held.keys()) {
+        if (holder === leases.host || probing.has(holder)) continue
         probing.add(holder)
         yield* Effect.forkDetach(check(holder))
       }
