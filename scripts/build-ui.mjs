@@ -2,16 +2,16 @@
 // clone's `npm run dev` and `npm test` serve a current cockpit without a step of their own (ADR 0040). Plain Node ESM.
 //
 // Usage: node scripts/build-ui.mjs [--force] [--quiet]
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join, relative, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
+import { mtime, withLock } from "./build.mjs"
 
 export const ROOT = resolve(import.meta.dirname, "..")
 export const UI = join(ROOT, "ui")
 export const DIST = join(UI, "dist")
 const STAMP = join(DIST, ".built.json")
 const LOCK = join(ROOT, ".lantern-build", "ui-lock")
-const STALE_LOCK_MS = 120_000
 
 /**
  * The files a build reads: ui/ but its build and its tests, the schema/ modules it bundles, the dependency set and
@@ -31,14 +31,6 @@ const inputs = () => {
   return out
 }
 
-const mtime = (path) => {
-  try {
-    return statSync(path).mtimeMs
-  } catch {
-    return Infinity
-  }
-}
-
 /** Why the build cannot be used, or undefined when it is fresh. */
 export const staleness = () => {
   let stamp
@@ -50,27 +42,6 @@ export const staleness = () => {
   if (mtime(join(DIST, "index.html")) === Infinity) return "ui/dist/index.html is missing"
   for (const file of inputs()) if (mtime(join(ROOT, file)) > stamp.startedAt) return `${file} changed`
   return undefined
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-const withLock = async (f) => {
-  mkdirSync(join(ROOT, ".lantern-build"), { recursive: true })
-  for (;;) {
-    try {
-      mkdirSync(LOCK)
-      break
-    } catch (e) {
-      if (e.code !== "EEXIST") throw e
-      if (Date.now() - mtime(LOCK) > STALE_LOCK_MS) rmSync(LOCK, { recursive: true, force: true })
-      else await sleep(100)
-    }
-  }
-  try {
-    return await f()
-  } finally {
-    rmSync(LOCK, { recursive: true, force: true })
-  }
 }
 
 /** Builds ui/dist when it is missing or older than a source (or always, with `force`); whether it built. */
@@ -86,7 +57,7 @@ export const ensureUiBuilt = async ({ force = false, log = (line) => process.std
     writeFileSync(STAMP, JSON.stringify({ startedAt, builtMs: Date.now() - startedAt }))
     log(`lantern: built the cockpit into ui/dist in ${Date.now() - startedAt} ms`)
     return { built: true }
-  })
+  }, LOCK)
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {

@@ -30,7 +30,8 @@ export const EXTERNAL = ["@electric-sql/pglite", "pg", "pg-native", "libsodium-w
 /** Files whose change invalidates every build: the dependency set and this script. */
 const ALWAYS_WATCHED = ["package.json", "package-lock.json", "node_modules/.package-lock.json", "scripts/build.mjs"]
 
-const mtime = (path) => {
+/** A file's modification time; Infinity when it is missing (treated as changed). */
+export const mtime = (path) => {
   try {
     return statSync(path).mtimeMs
   } catch {
@@ -58,22 +59,26 @@ export const staleness = (manifest = readManifest()) => {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-const withLock = async (f) => {
+/**
+ * Runs `f` holding the lock directory `lock` (a mkdir is atomic): concurrent starts wait their turn, and a lock left
+ * by a process that died is taken over after STALE_LOCK_MS. Shared with scripts/build-ui.mjs.
+ */
+export const withLock = async (f, lock = LOCK) => {
   mkdirSync(OUT, { recursive: true })
   for (;;) {
     try {
-      mkdirSync(LOCK)
+      mkdirSync(lock)
       break
     } catch (e) {
       if (e.code !== "EEXIST") throw e
-      if (Date.now() - mtime(LOCK) > STALE_LOCK_MS) rmSync(LOCK, { recursive: true, force: true })
+      if (Date.now() - mtime(lock) > STALE_LOCK_MS) rmSync(lock, { recursive: true, force: true })
       else await sleep(50)
     }
   }
   try {
     return await f()
   } finally {
-    rmSync(LOCK, { recursive: true, force: true })
+    rmSync(lock, { recursive: true, force: true })
   }
 }
 
