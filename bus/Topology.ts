@@ -19,7 +19,16 @@ export const AUDIT = "LANTERN_AUDIT"
 /** Work queue of runs to drive: a message stays until a host has driven its run to a terminal state. */
 export const WORK = "LANTERN_WORK"
 
-export const streamOf: Record<ActorType, string> = { run: RUNS, agent: AGENTS, budget: BUDGETS, audit: AUDIT }
+/** Workload journals (the spawner's, ADR 0046): lantern.workload.<tenant>.<workloadId>. */
+export const WORKLOADS = "LANTERN_WORKLOADS"
+
+export const streamOf: Record<ActorType, string> = {
+  run: RUNS,
+  agent: AGENTS,
+  budget: BUDGETS,
+  audit: AUDIT,
+  workload: WORKLOADS
+}
 
 // Bucket names. A bucket other than the bus's own (snapshots, leases) is declared once with the Schema of its
 // values by the code that owns it (Kv.bucket, ADR 0026) and created when that code opens it.
@@ -82,6 +91,7 @@ export const streams = (replicas: number): ReadonlyArray<StreamSpec> => [
   journal(AGENTS, "lantern.agent.>", replicas),
   journal(BUDGETS, "lantern.budget.>", replicas),
   journal(AUDIT, "lantern.audit.>", replicas),
+  journal(WORKLOADS, "lantern.workload.>", replicas),
   {
     name: WORK,
     subjects: ["lantern.work.>"],

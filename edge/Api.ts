@@ -17,6 +17,7 @@ import * as F from "./Failures.ts"
 import { Allowlist } from "../actors/tools/Egress.ts"
 import * as Mcp from "../actors/tools/Mcp.ts"
 import * as Scopes from "./Scopes.ts"
+import * as Workload from "../schema/Workload.ts"
 
 // ---- request and answer schemas of the edge's own resources ----
 
@@ -714,6 +715,99 @@ const a2a = [
   })
 ] as const
 
+// ---- workloads (ADR 0046) ----
+
+/** `POST /v1/workloads`: the spec (agent.yaml as JSON), and the workload's input (LANTERN_INPUT). */
+export const CreateWorkloadRequest = Schema.Struct({
+  ...Workload.WorkloadSpec.fields,
+  input: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(65_536)))
+})
+export const WorkloadView = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  state: Workload.WorkloadState,
+  isolation: Workload.Tier,
+  backend: Schema.NullOr(Schema.String),
+  host: Schema.NullOr(Schema.String),
+  exitCode: Schema.NullOr(Schema.Int),
+  reason: Schema.NullOr(Schema.String),
+  usage: Schema.NullOr(Workload.Usage),
+  enforced: Schema.Array(Schema.String),
+  secretsVended: Schema.Array(Schema.String),
+  egress: Schema.Array(
+    Schema.Struct({ host: Schema.String, port: Schema.Int, allowed: Schema.Boolean, detail: Schema.String })
+  ),
+  heartbeats: Schema.Int,
+  createdAt: Schema.NullOr(Schema.String),
+  createdBy: Schema.NullOr(Schema.String)
+})
+const ByWorkload = Schema.Struct({
+  id: Schema.String.check(Schema.isPattern(/^wl_[0-9a-z]{26}$/u, { message: "Expected a workload id like wl_01j…" }))
+})
+
+const workloads = [
+  make("createWorkload", {
+    method: "POST",
+    path: "/v1/workloads",
+    scope: "workloads:write",
+    summary:
+      "Start a workload (an AgentSpec: command, isolation tier, limits, egress rules, secrets) in a sandbox that provides its tier; 412 `isolation_unavailable` when none does",
+    body: body(CreateWorkloadRequest),
+    success: { 201: Json(WorkloadView, "Started") },
+    failures: [F.IsolationMissing, F.WorkloadQuota, F.SpawnFailure]
+  }),
+  make("listWorkloads", {
+    method: "GET",
+    path: "/v1/workloads",
+    scope: "workloads:read",
+    summary: "The tenant's workloads, newest first",
+    success: { 200: Json(list(WorkloadView), "Workloads") }
+  }),
+  make("getWorkload", {
+    method: "GET",
+    path: "/v1/workloads/:id",
+    scope: "workloads:read",
+    summary: "A workload: state, backend, exit code, usage, secrets vended (names), egress decisions",
+    params: ByWorkload,
+    success: { 200: Json(WorkloadView, "Workload") },
+    failures: [F.WorkloadMissing]
+  }),
+  make("workloadEvents", {
+    method: "GET",
+    path: "/v1/workloads/:id/events",
+    scope: "workloads:read",
+    summary: "The workload's journal",
+    params: ByWorkload,
+    success: { 200: Json(list(Api.EventResponse), "Events") },
+    failures: [F.WorkloadMissing]
+  }),
+  make("workloadLogs", {
+    method: "GET",
+    path: "/v1/workloads/:id/logs",
+    scope: "workloads:read",
+    summary:
+      "The workload's stdout and stderr as Server-Sent Events (`event: output`, data `{stream, text}`, id its position in the journal), following it until it ends (`event: end`, data the workload). Resume with Last-Event-ID.",
+    params: ByWorkload,
+    headers: [{
+      name: "Last-Event-ID",
+      schema: Api.LastEventId,
+      description: "The `id` of the last frame received: the stream resumes after it",
+      emptyIsAbsent: true
+    }],
+    success: { 200: Media("text/event-stream", "text/event-stream") },
+    failures: [F.WorkloadMissing]
+  }),
+  make("terminateWorkload", {
+    method: "POST",
+    path: "/v1/workloads/:id/terminate",
+    scope: "workloads:write",
+    summary: "Stop a running workload (its harness kills it and reports the end); 409 when it has already ended",
+    params: ByWorkload,
+    success: { 200: Json(WorkloadView, "Terminated") },
+    failures: [F.WorkloadMissing, F.WorkloadEnded]
+  })
+] as const
+
 const all = [
   ...agents,
   ...budgets,
@@ -723,7 +817,8 @@ const all = [
   ...access,
   ...egress,
   ...mcp,
-  ...a2a
+  ...a2a,
+  ...workloads
 ] as const
 
 type All = typeof all[number]

@@ -4,6 +4,9 @@ import { Schema } from "effect"
 import type { IdentityUnavailable, NoRunIdentity } from "../actors/identity/Identity.ts"
 import type { SigningKeyUnavailable } from "../actors/receipts/Keys.ts"
 import type { InvalidSecretUri, SecretNotFound, SecretUnavailable } from "../actors/secrets/Secrets.ts"
+import type { IsolationUnavailable } from "../actors/spawner/Backends.ts"
+import type { WorkloadFinished, WorkloadNotFound } from "../actors/spawner/Decider.ts"
+import type { SpawnFailed, WorkloadQuotaExceeded } from "../actors/spawner/Spawner.ts"
 import type { McpServerNotFound, McpUnavailable } from "../actors/tools/Mcp.ts"
 import type * as Errors from "../schema/Errors.ts"
 import { failure } from "./Endpoint.ts"
@@ -208,4 +211,39 @@ export const IdentityDown = failure<IdentityUnavailable>(
   "identity_unavailable",
   "The run's identity is unavailable; retry",
   { headers: retrySoon }
+)
+
+// ---- workloads (ADR 0046) ----
+
+export const IsolationMissing = failure<IsolationUnavailable>(
+  "IsolationUnavailable",
+  412,
+  "isolation_unavailable",
+  "No configured sandbox backend provides the workload's isolation tier (`error.tier`); nothing was started",
+  { render: (e) => ({ message: e.message, tier: e.tier }) }
+)
+export const WorkloadQuota = failure<WorkloadQuotaExceeded>(
+  "WorkloadQuotaExceeded",
+  429,
+  "workload_quota_exceeded",
+  "The tenant's concurrent workloads or spawn rate is at its limit; retry after Retry-After seconds. Nothing was started",
+  { headers: (e) => ({ "retry-after": String(e.retryAfterSeconds) }) }
+)
+export const SpawnFailure = failure<SpawnFailed>(
+  "SpawnFailed",
+  502,
+  "spawn_failed",
+  "The sandbox or its harness could not be started; the workload is journaled as failed"
+)
+export const WorkloadMissing = failure<WorkloadNotFound>(
+  "WorkloadNotFound",
+  404,
+  "workload_not_found",
+  "No such workload"
+)
+export const WorkloadEnded = failure<WorkloadFinished>(
+  "WorkloadFinished",
+  409,
+  "workload_finished",
+  "The workload has already ended"
 )

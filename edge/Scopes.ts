@@ -15,6 +15,8 @@ export const SCOPES = [
   "keys:write",
   "secrets:read",
   "secrets:write",
+  "workloads:read",
+  "workloads:write",
   "admin",
   "*"
 ] as const

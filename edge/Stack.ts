@@ -23,6 +23,7 @@ import { Dispatch } from "../actors/run/Dispatch.ts"
 import { Registry } from "../actors/workflow/Registry.ts"
 import { Egress } from "../actors/tools/Egress.ts"
 import { McpServers } from "../actors/tools/Mcp.ts"
+import { Spawner } from "../actors/spawner/Spawner.ts"
 import { Hosts } from "../bus/Hosts.ts"
 import { Leases } from "../bus/Leases.ts"
 import { Nats } from "../bus/Nats.ts"
@@ -41,6 +42,7 @@ import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
 import { forecastHandlers } from "./ForecastRoutes.ts"
 import { egressHandlers } from "./EgressRoutes.ts"
+import { workloadHandlers } from "./WorkloadRoutes.ts"
 import * as McpEndpoint from "./McpEndpoint.ts"
 import { mcpHandlers } from "./McpRoutes.ts"
 import { identityHandlers } from "./IdentityRoutes.ts"
@@ -84,7 +86,9 @@ const core = Layer.mergeAll(
   Visibility.layer,
   Secrets.layer,
   // MCP clients resolve their headers' secrets: the one Secrets of this stack (layers are shared by reference)
-  McpServers.layer.pipe(Layer.provide(Secrets.layer))
+  McpServers.layer.pipe(Layer.provide(Secrets.layer)),
+  // the spawner vends secrets to sandboxed workloads (ADR 0046)
+  Spawner.layer.pipe(Layer.provide(Secrets.layer))
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer, Identities.layer)),
   Layer.provideMerge(
@@ -171,6 +175,7 @@ export const layer = (options: Options) => {
         ...egressHandlers,
         ...mcpHandlers,
         ...a2aHandlers,
+        ...workloadHandlers,
         ...streamHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),

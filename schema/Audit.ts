@@ -14,7 +14,9 @@ export const AUDIT_ACTIONS = [
   "secret.accessed",
   "secret.deleted",
   "receipt.issued",
-  "egress.changed"
+  "egress.changed",
+  "workload.secret.vended",
+  "workload.terminated"
 ] as const
 
 export const AuditId = Schema.String.check(

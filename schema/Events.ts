@@ -4,6 +4,7 @@ import { Schema } from "effect"
 import { ResolvedSpec } from "./AgentSpec.ts"
 import { BudgetLimits } from "./Budget.ts"
 import { ErrorInfo, StepCompletion, StepFailure, ToolCall } from "./StepOutcome.ts"
+import * as Workload from "./Workload.ts"
 
 // the parts of a step's outcome, where they have always been imported from
 export {
@@ -232,7 +233,7 @@ export type AuditRecorded = typeof AuditRecorded.Type
 export const AuditEvent = Schema.Union([AuditRecorded])
 export type AuditEvent = typeof AuditEvent.Type
 
-export const Event = Schema.Union([AgentEvent, RunEvent, BudgetEvent, AuditEvent])
+export const Event = Schema.Union([AgentEvent, RunEvent, BudgetEvent, AuditEvent, Workload.WorkloadEvent])
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
 
@@ -261,7 +262,19 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   BudgetReleased: { 1: BudgetReleased as unknown as Schema.Codec<Event, unknown> },
   BudgetRunCounted: { 1: BudgetRunCounted as unknown as Schema.Codec<Event, unknown> },
   BudgetAlerted: { 1: BudgetAlerted as unknown as Schema.Codec<Event, unknown> },
-  AuditRecorded: { 1: AuditRecorded as unknown as Schema.Codec<Event, unknown> }
+  AuditRecorded: { 1: AuditRecorded as unknown as Schema.Codec<Event, unknown> },
+  WorkloadScheduled: { 1: Workload.WorkloadScheduled as unknown as Schema.Codec<Event, unknown> },
+  WorkloadPlaced: { 1: Workload.WorkloadPlaced as unknown as Schema.Codec<Event, unknown> },
+  WorkloadSpawned: { 1: Workload.WorkloadSpawned as unknown as Schema.Codec<Event, unknown> },
+  WorkloadIdentityMinted: { 1: Workload.WorkloadIdentityMinted as unknown as Schema.Codec<Event, unknown> },
+  WorkloadSecretVended: { 1: Workload.WorkloadSecretVended as unknown as Schema.Codec<Event, unknown> },
+  WorkloadHeartbeat: { 1: Workload.WorkloadHeartbeat as unknown as Schema.Codec<Event, unknown> },
+  WorkloadOutput: { 1: Workload.WorkloadOutput as unknown as Schema.Codec<Event, unknown> },
+  WorkloadEgress: { 1: Workload.WorkloadEgress as unknown as Schema.Codec<Event, unknown> },
+  WorkloadAdopted: { 1: Workload.WorkloadAdopted as unknown as Schema.Codec<Event, unknown> },
+  WorkloadExited: { 1: Workload.WorkloadExited as unknown as Schema.Codec<Event, unknown> },
+  WorkloadTerminated: { 1: Workload.WorkloadTerminated as unknown as Schema.Codec<Event, unknown> },
+  WorkloadFailed: { 1: Workload.WorkloadFailed as unknown as Schema.Codec<Event, unknown> }
 }
 
 /** The version new events of each type are written with. */

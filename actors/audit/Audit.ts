@@ -19,6 +19,8 @@ export type AuditAction =
   | "secret.deleted"
   | "receipt.issued"
   | "egress.changed"
+  | "workload.secret.vended"
+  | "workload.terminated"
 
 export interface AuditEntry {
   /** The tenant the fact belongs to; `_unknown` when a request failed authentication before one was known. */

@@ -14,7 +14,8 @@ import { SecretRef } from "../../schema/AgentSpec.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import { Egress, hostAllowed } from "./Egress.ts"
-import { isPrivate, settingsConfig } from "./Http.ts"
+import { isPrivate } from "../../schema/Addresses.ts"
+import { settingsConfig } from "./Http.ts"
 
 /** A registered server's name: how agents attach it and how its tools are named (`<server>__<tool>`). */
 export const ServerName = Schema.String.check(

@@ -258,6 +258,30 @@ const summary = (event: Events.Event): string => {
       return `${event.cap} ${event.value} > ${event.limit} on ${event.day} (run ${event.runId})`
     case "AuditRecorded":
       return `${event.action} ${event.outcome} by ${event.actor} on ${event.target}`
+    case "WorkloadScheduled":
+      return `${event.spec.metadata.name} (${event.spec.spec.isolation}) by ${event.by}`
+    case "WorkloadPlaced":
+      return `on ${event.backend}`
+    case "WorkloadSpawned":
+      return `on host ${event.host} (harness pid ${event.pid})`
+    case "WorkloadIdentityMinted":
+      return `key ${event.keyId} until ${event.expiresAt}`
+    case "WorkloadSecretVended":
+      return event.envName
+    case "WorkloadHeartbeat":
+      return `cpu ${Math.round(event.cpuMs)} ms`
+    case "WorkloadOutput":
+      return `${event.stream}: ${inline(event.text, 70)}`
+    case "WorkloadEgress":
+      return `${event.allowed ? "allowed" : "refused"} ${event.host}:${event.port} (${event.detail})`
+    case "WorkloadAdopted":
+      return `by ${event.host} from ${event.from}`
+    case "WorkloadExited":
+      return `code ${event.code} after ${Math.round(event.usage.wallMs)} ms`
+    case "WorkloadTerminated":
+      return `by ${event.by}: ${event.reason}`
+    case "WorkloadFailed":
+      return event.reason
   }
 }
 

@@ -394,6 +394,54 @@ export const operations = {
     success: [200],
     answer: "json",
     authenticated: false
+  },
+  listWorkloads: {
+    method: "GET",
+    path: "/v1/workloads",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  createWorkload: {
+    method: "POST",
+    path: "/v1/workloads",
+    params: [],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
+  getWorkload: {
+    method: "GET",
+    path: "/v1/workloads/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  workloadEvents: {
+    method: "GET",
+    path: "/v1/workloads/{id}/events",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  workloadLogs: {
+    method: "GET",
+    path: "/v1/workloads/{id}/logs",
+    params: ["id"],
+    success: [200],
+    answer: "text",
+    authenticated: true
+  },
+  terminateWorkload: {
+    method: "POST",
+    path: "/v1/workloads/{id}/terminate",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
   }
 } as const
 
@@ -2488,7 +2536,7 @@ export interface Operations {
     readonly headers: {}
     readonly body: {
       readonly name: string
-      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "admin" | "*">
+      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "admin" | "*">
       readonly expiresAt?: string | null
     }
     readonly bodyRequired: true
@@ -2591,7 +2639,7 @@ export interface Operations {
   readonly listAudit: {
     readonly params: {}
     readonly query: {
-      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed"
+      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.terminated"
       /** An ISO-8601 day or time with offset: entries at or after it */
       readonly since?: string
       readonly limit?: number
@@ -2835,6 +2883,221 @@ export interface Operations {
       }>
       readonly securitySchemes: { readonly [key: string]: unknown }
       readonly security: ReadonlyArray<{ readonly [key: string]: unknown }>
+    }
+  }
+  /** The tenant's workloads, newest first */
+  readonly listWorkloads: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly name: string
+        readonly state: "scheduled" | "placed" | "running" | "exited" | "terminated" | "failed"
+        readonly isolation: "trusted" | "standard" | "untrusted" | "hostile"
+        readonly backend: string | null
+        readonly host: string | null
+        readonly exitCode: number | null
+        readonly reason: string | null
+        readonly usage: ({
+          readonly wallMs: number
+          readonly cpuMs: number
+          readonly peakRssKb: number | null
+        }) | null
+        readonly enforced: ReadonlyArray<string>
+        readonly secretsVended: ReadonlyArray<string>
+        readonly egress: ReadonlyArray<{
+          readonly host: string
+          readonly port: number
+          readonly allowed: boolean
+          readonly detail: string
+        }>
+        readonly heartbeats: number
+        readonly createdAt: string | null
+        readonly createdBy: string | null
+      }>
+    }
+  }
+  /** Start a workload (an AgentSpec: command, isolation tier, limits, egress rules, secrets) in a sandbox that provides its tier; 412 `isolation_unavailable` when none does */
+  readonly createWorkload: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly apiVersion: "lantern.dev/v1"
+      readonly kind: "AgentSpec"
+      readonly metadata: {
+        readonly name: string
+        readonly labels?: {
+          readonly [key: string]: string
+        }
+      }
+      readonly spec: {
+        readonly image?: string
+        readonly command: ReadonlyArray<string>
+        readonly args?: ReadonlyArray<string>
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly isolation: "trusted" | "standard" | "untrusted" | "hostile"
+        readonly limits: {
+          readonly vcpu: number
+          readonly memoryMb: number
+          readonly timeoutSeconds: number
+          readonly maxCostUsd?: number
+        }
+        readonly network: "none" | "allowlist"
+        readonly egressRules?: ReadonlyArray<{
+          readonly host: string
+          readonly ports?: ReadonlyArray<number>
+        }>
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly idempotent?: boolean
+      }
+      readonly input?: string
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly name: string
+      readonly state: "scheduled" | "placed" | "running" | "exited" | "terminated" | "failed"
+      readonly isolation: "trusted" | "standard" | "untrusted" | "hostile"
+      readonly backend: string | null
+      readonly host: string | null
+      readonly exitCode: number | null
+      readonly reason: string | null
+      readonly usage: ({
+        readonly wallMs: number
+        readonly cpuMs: number
+        readonly peakRssKb: number | null
+      }) | null
+      readonly enforced: ReadonlyArray<string>
+      readonly secretsVended: ReadonlyArray<string>
+      readonly egress: ReadonlyArray<{
+        readonly host: string
+        readonly port: number
+        readonly allowed: boolean
+        readonly detail: string
+      }>
+      readonly heartbeats: number
+      readonly createdAt: string | null
+      readonly createdBy: string | null
+    }
+  }
+  /** A workload: state, backend, exit code, usage, secrets vended (names), egress decisions */
+  readonly getWorkload: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly name: string
+      readonly state: "scheduled" | "placed" | "running" | "exited" | "terminated" | "failed"
+      readonly isolation: "trusted" | "standard" | "untrusted" | "hostile"
+      readonly backend: string | null
+      readonly host: string | null
+      readonly exitCode: number | null
+      readonly reason: string | null
+      readonly usage: ({
+        readonly wallMs: number
+        readonly cpuMs: number
+        readonly peakRssKb: number | null
+      }) | null
+      readonly enforced: ReadonlyArray<string>
+      readonly secretsVended: ReadonlyArray<string>
+      readonly egress: ReadonlyArray<{
+        readonly host: string
+        readonly port: number
+        readonly allowed: boolean
+        readonly detail: string
+      }>
+      readonly heartbeats: number
+      readonly createdAt: string | null
+      readonly createdBy: string | null
+    }
+  }
+  /** The workload's journal */
+  readonly workloadEvents: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly position?: number
+        readonly seq: number
+        readonly eventId: string
+        readonly type: string
+        readonly version: number
+        readonly at: string
+        readonly causationId: string | null
+        readonly correlationId: string
+        readonly traceparent?: string | null
+        readonly payload: unknown
+      }>
+    }
+  }
+  /** The workload's stdout and stderr as Server-Sent Events (`event: output`, data `{stream, text}`, id its position in the journal), following it until it ends (`event: end`, data the workload). Resume with Last-Event-ID. */
+  readonly workloadLogs: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {
+      /** The `id` of the last frame received: the stream resumes after it */
+      readonly "Last-Event-ID"?: number
+    }
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: string
+  }
+  /** Stop a running workload (its harness kills it and reports the end); 409 when it has already ended */
+  readonly terminateWorkload: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly name: string
+      readonly state: "scheduled" | "placed" | "running" | "exited" | "terminated" | "failed"
+      readonly isolation: "trusted" | "standard" | "untrusted" | "hostile"
+      readonly backend: string | null
+      readonly host: string | null
+      readonly exitCode: number | null
+      readonly reason: string | null
+      readonly usage: ({
+        readonly wallMs: number
+        readonly cpuMs: number
+        readonly peakRssKb: number | null
+      }) | null
+      readonly enforced: ReadonlyArray<string>
+      readonly secretsVended: ReadonlyArray<string>
+      readonly egress: ReadonlyArray<{
+        readonly host: string
+        readonly port: number
+        readonly allowed: boolean
+        readonly detail: string
+      }>
+      readonly heartbeats: number
+      readonly createdAt: string | null
+      readonly createdBy: string | null
     }
   }
 }

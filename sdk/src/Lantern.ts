@@ -3,7 +3,15 @@
 import * as Receipt from "../../schema/Receipt.ts"
 import type { OperationId, Operations } from "./Api.generated.ts"
 import { call, type Input, type Output, type Settings, settingsOf } from "./Http.ts"
-import { activity, type RunActivity, type RunEvent, stream, type StreamOptions } from "./Stream.ts"
+import {
+  activity,
+  type RunActivity,
+  type RunEvent,
+  stream,
+  type StreamOptions,
+  type WorkloadOutput,
+  workloadLogs
+} from "./Stream.ts"
 
 export interface LanternOptions {
   /** Where the API is; LANTERN_URL, else http://127.0.0.1:8080. */
@@ -116,6 +124,19 @@ export class Lantern {
     list: () => this.request("listMcpServers", {}),
     tools: (name: string) => this.request("mcpServerTools", { params: { name } }),
     delete: (name: string) => this.request("deleteMcpServer", { params: { name } })
+  }
+
+  /** Workloads (ADR 0046): an AgentSpec run in a sandbox that provides its isolation tier. */
+  readonly workloads = {
+    /** Starts a workload; a tier no configured backend provides is a LanternError 412 `isolation_unavailable`. */
+    create: (body: Body<"createWorkload">) => this.request("createWorkload", { body }),
+    list: () => this.request("listWorkloads", {}),
+    get: (id: string) => this.request("getWorkload", { params: { id } }),
+    events: (id: string) => this.request("workloadEvents", { params: { id } }),
+    /** Its stdout and stderr until it ends, resumed across broken connections. */
+    logs: (id: string, options: StreamOptions = {}): AsyncGenerator<WorkloadOutput, void, undefined> =>
+      workloadLogs(this.#settings, id, options),
+    terminate: (id: string) => this.request("terminateWorkload", { params: { id } })
   }
 
   /** The hosts the tenant's HTTP tools may call (empty: none). */

@@ -52,5 +52,11 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   deleteSecret: "secrets.delete",
   rewrapSecrets: "admin.rewrapSecrets",
   listAudit: "audit.list",
-  listDeadLetters: "admin.deadLetters"
+  listDeadLetters: "admin.deadLetters",
+  createWorkload: "workloads.create",
+  listWorkloads: "workloads.list",
+  getWorkload: "workloads.get",
+  workloadEvents: "workloads.events",
+  workloadLogs: "workloads.logs",
+  terminateWorkload: "workloads.terminate"
 }

@@ -148,6 +148,44 @@ export async function* stream(
   }
 }
 
+/** A piece of a workload's output, as `workloads.logs` gives it. */
+export interface WorkloadOutput {
+  readonly stream: "stdout" | "stderr"
+  readonly text: string
+}
+
+/** Output frames are yielded; the `end` frame (the workload as it ended) ends the stream; anything else moves on. */
+const readOutput: Read<WorkloadOutput> = (m) => {
+  if (m.event === "output") return { value: JSON.parse(m.data) as WorkloadOutput, last: false }
+  return { value: null, last: m.event === "end" }
+}
+
+/**
+ * A workload's stdout and stderr from after `lastEventId` until it ends, resumed with Last-Event-ID when a
+ * connection breaks. An error answer (404, 401…) is thrown at once as a LanternError.
+ */
+export async function* workloadLogs(
+  settings: Settings,
+  id: string,
+  options: StreamOptions
+): AsyncGenerator<WorkloadOutput, void, undefined> {
+  const { signal } = options
+  const maxRetries = options.maxRetries ?? 5
+  const cursor: Cursor = { last: positionOf(options.lastEventId), failures: 0, delay: options.retryDelayMs ?? 1000 }
+  const url = urlOf(settings, pathOf(operations.workloadLogs.path, { id }))
+  for (;;) {
+    signal?.throwIfAborted()
+    const end = yield* connection(settings, url, cursor, signal, readOutput)
+    if (end._tag === "terminal") return
+    if (++cursor.failures > maxRetries) {
+      throw end._tag === "broken"
+        ? unreachable(settings.baseUrl, end.cause)
+        : new LanternError(0, "unreachable", `the logs of workload ${id} kept closing before its end`)
+    }
+    await sleep(cursor.delay, signal)
+  }
+}
+
 /** A frame of the tenant's run activity (`GET /v1/stream`): which run an event was of, its type, and the run's status after it. */
 export interface RunActivity {
   /** The bus's stream sequence of the event: the frame's id, which `lastEventId` resumes after. */

@@ -281,5 +281,7 @@ export const summarize = (lines: ReadonlyArray<Line>): Summary => {
     case "audit":
       // an audit entry decides nothing: there is no state to fold it into
       throw new Error("audit journals have no decider to replay through")
+    case "workload":
+      throw new Error("workload journals are not among the recorded fixtures")
   }
 }

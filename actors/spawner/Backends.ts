@@ -1,0 +1,188 @@
+// The spawner's sandbox backends behind one port (ADR 0046). A backend turns a workload into the command line the
+// harness runs: the in-sandbox relay (harness/relay.ts) and the workload inside the backend's isolation. Placement
+// picks the weakest configured backend that provides the workload's tier, never a weaker one; and each backend
+// checks the tier again before it builds anything (fail closed, twice).
+import { execFile } from "node:child_process"
+import { existsSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Data, Effect } from "effect"
+import { type Tier, tierRank, type WorkloadSpec } from "../../schema/Workload.ts"
+
+/** Where a workload's harness keeps its sockets, as the host sees them and as the sandbox does. */
+export interface Paths {
+  /** The host directory holding egress.sock and secrets.sock. */
+  readonly sockDir: string
+}
+
+export interface Backend {
+  readonly name: string
+  /** The tiers this backend may run: every tier up to its strength, except that `process` runs only `trusted`. */
+  readonly provides: (tier: Tier) => boolean
+  /** Whether the backend can run here, or why not (a missing binary). */
+  readonly probe: Effect.Effect<{ readonly ok: true } | { readonly ok: false; readonly reason: string }>
+  /** The harness's command line for `spec`, or a refusal when the tier is not this backend's. */
+  readonly argv: (spec: WorkloadSpec, paths: Paths) => Effect.Effect<ReadonlyArray<string>, IsolationUnavailable>
+}
+
+/** No configured backend provides the tier (the edge answers 412 `isolation_unavailable`). */
+export class IsolationUnavailable extends Data.TaggedError("IsolationUnavailable")<{
+  readonly tier: Tier
+  readonly reason: string
+}> {
+  override get message() {
+    return `isolation tier '${this.tier}' is unavailable: ${this.reason}`
+  }
+}
+
+/** The repository's root, found from this module (a source file or a bundled chunk): the folder holding harness/. */
+export const root = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, "harness", "relay.ts"))) return dir
+    dir = dirname(dir)
+  }
+  return process.cwd()
+})()
+export const HARNESS = join(root, "harness", "main.ts")
+const RELAY = join(root, "harness", "relay.ts")
+
+const secretNames = (spec: WorkloadSpec) => (spec.spec.secrets ?? []).map((s) => s.envName).join(",")
+const workloadArgv = (spec: WorkloadSpec) => [...spec.spec.command, ...(spec.spec.args ?? [])]
+
+const version = (binary: string, args: ReadonlyArray<string>) =>
+  Effect.callback<{ readonly ok: true } | { readonly ok: false; readonly reason: string }>((resume) => {
+    execFile(binary, [...args], { timeout: 10_000 }, (error) => {
+      resume(Effect.succeed(error === null ? { ok: true } : { ok: false, reason: `${binary}: ${error.message}` }))
+    })
+  })
+
+const refuseUnless = (backend: Backend, spec: WorkloadSpec) =>
+  backend.provides(spec.spec.isolation)
+    ? Effect.void
+    : Effect.fail(
+      new IsolationUnavailable({
+        tier: spec.spec.isolation,
+        reason: `the ${backend.name} backend does not provide it`
+      })
+    )
+
+/** A plain child process: no isolation at all, so only for `trusted` code (the development default). */
+export const processBackend: Backend = {
+  name: "process",
+  provides: (tier) => tier === "trusted",
+  probe: Effect.succeed({ ok: true }),
+  argv(spec, paths) {
+    return Effect.as(refuseUnless(this, spec), [
+      process.execPath,
+      RELAY,
+      join(paths.sockDir, "egress.sock"),
+      join(paths.sockDir, "secrets.sock"),
+      secretNames(spec),
+      "--",
+      ...workloadArgv(spec)
+    ])
+  }
+}
+
+/**
+ * bubblewrap: new user, pid, network, mount, ipc and uts namespaces; the host's file system read-only, a private
+ * /tmp, no network but loopback; the harness's socket folder bound in at /run/lantern, the only way out. Up to
+ * `standard`.
+ */
+export const bwrapBackend = (binary = "bwrap"): Backend => ({
+  name: "bwrap",
+  provides: (tier) => tierRank(tier) <= tierRank("standard"),
+  probe: version(binary, ["--version"]),
+  argv(spec, paths) {
+    // --tmpfs /tmp hides whatever lives under /tmp: Node and the repository are bound back where they are
+    const keep = [...new Set([dirname(process.execPath), root])].flatMap((p) => ["--ro-bind", p, p])
+    return Effect.as(refuseUnless(this, spec), [
+      binary,
+      "--ro-bind",
+      "/",
+      "/",
+      "--dev",
+      "/dev",
+      "--proc",
+      "/proc",
+      "--tmpfs",
+      "/tmp",
+      "--tmpfs",
+      "/run",
+      ...keep,
+      "--bind",
+      paths.sockDir,
+      "/run/lantern",
+      "--unshare-all",
+      "--die-with-parent",
+      "--new-session",
+      "--uid",
+      "65534",
+      "--gid",
+      "65534",
+      "--hostname",
+      "sandbox",
+      "--chdir",
+      "/tmp",
+      process.execPath,
+      RELAY,
+      "/run/lantern/egress.sock",
+      "/run/lantern/secrets.sock",
+      secretNames(spec),
+      "--",
+      ...workloadArgv(spec)
+    ])
+  }
+})
+
+/**
+ * gVisor (`runsc do`): the workload talks to gVisor's user-space kernel, not the host's; no network (`--network=none`)
+ * but loopback, and host Unix sockets opened by path (the harness's two). Up to `untrusted`.
+ */
+export const gvisorBackend = (
+  binary = "runsc",
+  stateDir = join(process.env["TMPDIR"] ?? "/tmp", "lantern-runsc")
+): Backend => ({
+  name: "gvisor",
+  provides: (tier) => tierRank(tier) <= tierRank("untrusted"),
+  probe: version(binary, ["--version"]),
+  argv(spec, paths) {
+    return Effect.as(refuseUnless(this, spec), [
+      binary,
+      "--root",
+      stateDir,
+      "--network=none",
+      "--host-uds=open",
+      ...(process.getuid?.() === 0 ? [] : ["--rootless"]),
+      "do",
+      process.execPath,
+      RELAY,
+      join(paths.sockDir, "egress.sock"),
+      join(paths.sockDir, "secrets.sock"),
+      secretNames(spec),
+      "--",
+      ...workloadArgv(spec)
+    ])
+  }
+})
+
+export const KNOWN = ["process", "bwrap", "gvisor"] as const
+
+export const byName = (name: string): Backend | null =>
+  name === "process" ? processBackend : name === "bwrap" ? bwrapBackend() : name === "gvisor" ? gvisorBackend() : null
+
+/** The backend for `tier`: the first of `backends` (weakest first) that provides it, or a refusal naming the tier. */
+export const place = (backends: ReadonlyArray<Backend>, tier: Tier): Effect.Effect<Backend, IsolationUnavailable> => {
+  const found = backends.find((b) => b.provides(tier))
+  return found === undefined
+    ? Effect.fail(
+      new IsolationUnavailable({
+        tier,
+        reason: backends.length === 0
+          ? "no sandbox backend is configured"
+          : `no configured backend provides it (configured: ${backends.map((b) => b.name).join(", ")})`
+      })
+    )
+    : Effect.succeed(found)
+}

@@ -1,0 +1,587 @@
+// The spawner actor's shell (ADR 0046): places a workload on the weakest backend that provides its tier, journals
+// each step (lantern.workload.<tenant>.<id>), mints its identity, starts its harness detached on this host and
+// holds its lease in `lantern-workload-leases`. Every host journals harness reports and vends secrets (queue
+// groups on lantern.spawner.report.> and lantern.spawner.vend.>); the holder pings its harnesses, and a host whose
+// holder died adopts the workload if its harness still answers, or journals it as lost: a workload is never
+// started twice.
+import { spawn } from "node:child_process"
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import {
+  Clock,
+  Config,
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  Redacted,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
+import * as Kv from "../../bus/Kv.ts"
+import { Hosts } from "../../bus/Hosts.ts"
+import { Journal } from "../../bus/Journal.ts"
+import { Nats, unavailable } from "../../bus/Nats.ts"
+import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
+import { BusUnavailable } from "../../schema/Errors.ts"
+import * as W from "../../schema/Workload.ts"
+import { Audit } from "../audit/Audit.ts"
+import * as Identity from "../identity/Identity.ts"
+import * as Actor from "../kernel/Actor.ts"
+import { Ids } from "../kernel/Ids.ts"
+import { Secrets } from "../secrets/Secrets.ts"
+import * as Backends from "./Backends.ts"
+import * as Decider from "./Decider.ts"
+
+/** The audience of a workload's identity token: the harness's secret vendor. */
+export const AUDIENCE = "lantern-harness"
+
+/** Heartbeats and pings: how often, and how many unanswered pings make a harness gone. */
+const HEARTBEAT_MS = 2000
+const PING_EVERY = Duration.seconds(1)
+const MISSED_PINGS = 3
+
+const Lease = Schema.Struct({ host: Schema.String, harnessPid: Schema.Int, since: Schema.String })
+type Lease = typeof Lease.Type
+export const leaseBucket = Kv.bucket({
+  name: "lantern-workload-leases",
+  value: Schema.fromJsonString(Lease),
+  what: "a workload lease"
+})
+
+/** Too many workloads for the tenant right now (the edge answers 429 with Retry-After). */
+export class WorkloadQuotaExceeded extends Data.TaggedError("WorkloadQuotaExceeded")<{
+  readonly reason: string
+  readonly retryAfterSeconds: number
+}> {
+  override get message() {
+    return this.reason
+  }
+}
+
+export class SpawnFailed extends Data.TaggedError("SpawnFailed")<{ readonly reason: string }> {
+  override get message() {
+    return `the workload could not be started: ${this.reason}`
+  }
+}
+
+export interface View {
+  readonly id: string
+  readonly name: string
+  readonly state: W.WorkloadState
+  readonly isolation: W.Tier
+  readonly backend: string | null
+  readonly host: string | null
+  readonly exitCode: number | null
+  readonly reason: string | null
+  readonly usage: W.Usage | null
+  readonly enforced: ReadonlyArray<string>
+  readonly secretsVended: ReadonlyArray<string>
+  readonly egress: ReadonlyArray<{ host: string; port: number; allowed: boolean; detail: string }>
+  readonly heartbeats: number
+  readonly createdAt: string | null
+  readonly createdBy: string | null
+}
+
+const viewOf = (id: string, state: Decider.State, createdAt: string | null): View => ({
+  id,
+  name: state.spec?.metadata.name ?? "",
+  state: state.status === "none" ? "scheduled" : state.status,
+  isolation: state.spec?.spec.isolation ?? "trusted",
+  backend: state.backend,
+  host: state.host,
+  exitCode: state.exitCode,
+  reason: state.reason,
+  usage: state.usage,
+  enforced: state.enforced,
+  secretsVended: state.vended,
+  egress: state.egress,
+  heartbeats: state.heartbeats,
+  createdAt,
+  createdBy: state.createdBy
+})
+
+export interface Settings {
+  readonly backends: ReadonlyArray<string>
+  readonly workDir: string
+  readonly maxConcurrent: number
+  readonly spawnsPerMinute: number
+  readonly allowPrivate: ReadonlyArray<string>
+}
+
+export const settingsConfig = Config.all({
+  backends: Config.String("LANTERN_SPAWNER_BACKENDS").pipe(
+    Config.withDefault("process,bwrap,gvisor"),
+    Config.map((s) => s.split(",").map((x) => x.trim()).filter((x) => x !== ""))
+  ),
+  workDir: Config.String("LANTERN_WORKLOAD_DIR").pipe(
+    Config.withDefault(join(process.env["TMPDIR"] ?? "/tmp", "lantern-workloads"))
+  ),
+  maxConcurrent: Config.Int("LANTERN_WORKLOADS_MAX_CONCURRENT").pipe(Config.withDefault(16)),
+  spawnsPerMinute: Config.Int("LANTERN_WORKLOADS_SPAWNS_PER_MINUTE").pipe(Config.withDefault(60)),
+  allowPrivate: Config.String("LANTERN_EGRESS_ALLOW_PRIVATE").pipe(
+    Config.withDefault(""),
+    Config.map((s) => s.split(",").map((x) => x.trim()).filter((x) => x !== ""))
+  )
+})
+
+const addressOf = (tenant: string, id: string): ActorAddress => ({ type: "workload", tenant, id })
+const leaseKey = (tenant: string, id: string) => `${tenant}.${id}`
+const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
+
+export class Spawner extends Context.Service<Spawner, {
+  /** The backends configured and usable on this host, weakest first. */
+  readonly backends: ReadonlyArray<string>
+  readonly start: (
+    tenant: string,
+    spec: W.WorkloadSpec,
+    input: string | null,
+    by: string
+  ) => Effect.Effect<View, Backends.IsolationUnavailable | WorkloadQuotaExceeded | SpawnFailed | BusUnavailable>
+  readonly get: (tenant: string, id: string) => Effect.Effect<View, Decider.WorkloadNotFound | BusUnavailable>
+  readonly list: (tenant: string) => Effect.Effect<ReadonlyArray<View>, BusUnavailable>
+  readonly terminate: (
+    tenant: string,
+    id: string,
+    by: string
+  ) => Effect.Effect<View, Decider.WorkloadNotFound | Decider.WorkloadFinished | BusUnavailable>
+  /** The workload's journal from `afterSeq` on, following it until the workload ends. */
+  readonly follow: (tenant: string, id: string, afterSeq: number) => Stream.Stream<Stored, BusUnavailable>
+}>()("lantern/actors/spawner/Spawner") {
+  static readonly layer = Layer.effect(
+    Spawner,
+    Effect.gen(function*() {
+      const settings = yield* settingsConfig
+      const { nc, url, jsm } = yield* Nats
+      const journal = yield* Journal
+      const ids = yield* Ids
+      const hosts = yield* Hosts
+      const identities = yield* Identity.Identities
+      const secrets = yield* Secrets
+      const audit = yield* Audit
+      const run = yield* Actor.provider
+      const kv = yield* Kv.open(leaseBucket)
+
+      // only what is configured and present here: a missing binary removes a backend (and the tiers only it gave)
+      const backends: Array<Backends.Backend> = []
+      for (const name of settings.backends) {
+        const backend = Backends.byName(name)
+        if (backend === null) {
+          yield* Effect.logWarning(
+            `LANTERN_SPAWNER_BACKENDS names '${name}', which is not a backend here (${Backends.KNOWN.join(", ")})`
+          )
+          continue
+        }
+        const probe = yield* backend.probe
+        if (probe.ok) backends.push(backend)
+        else yield* Effect.logWarning(`sandbox backend ${name} is unavailable: ${probe.reason}`)
+      }
+      yield* Effect.logInfo(`spawner backends: ${backends.map((b) => b.name).join(", ") || "none"}`)
+
+      const execute = (tenant: string, id: string, command: Decider.Command, key: string) =>
+        run(
+          Actor.make(Decider.decider(id)).execute(addressOf(tenant, id), command, {
+            idempotencyKey: key,
+            correlationId: id
+          })
+        )
+
+      const load = (tenant: string, id: string) =>
+        run(journal.read(addressOf(tenant, id))).pipe(
+          Effect.mapError((e) =>
+            e._tag === "BusUnavailable" ? e : new BusUnavailable({ operation: "read workload", reason: e.message })
+          ),
+          Effect.map((stored) => ({
+            state: stored.reduce((s, x) => Decider.evolve(s, x.event as W.WorkloadEvent), Decider.initialState),
+            createdAt: stored[0]?.envelope.at ?? null,
+            lastSeq: stored.length === 0 ? 0 : stored[stored.length - 1]!.seq
+          }))
+        )
+
+      /** Journal errors other than the bus being down are defects here: every command below is valid for its state. */
+      const orDie = <A, E>(effect: Effect.Effect<A, E>) =>
+        effect.pipe(Effect.catch((e) => e instanceof BusUnavailable ? Effect.fail(e) : Effect.die(e))) as Effect.Effect<
+          A,
+          BusUnavailable
+        >
+
+      // ---- quotas: checked before any side effect ----
+      const spawnTimes = new Map<string, Array<number>>()
+      const quota = (tenant: string) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const recent = (spawnTimes.get(tenant) ?? []).filter((t) => now - t < 60_000)
+          if (recent.length >= settings.spawnsPerMinute) {
+            return yield* new WorkloadQuotaExceeded({
+              reason:
+                `the tenant started ${recent.length} workloads in the last minute (at most ${settings.spawnsPerMinute})`,
+              retryAfterSeconds: Math.max(1, Math.ceil((60_000 - (now - recent[0]!)) / 1000))
+            })
+          }
+          const active = yield* kv.keys(`${tenant}.*`)
+          if (active.length >= settings.maxConcurrent) {
+            return yield* new WorkloadQuotaExceeded({
+              reason: `the tenant has ${active.length} workloads running (at most ${settings.maxConcurrent})`,
+              retryAfterSeconds: 5
+            })
+          }
+          recent.push(now)
+          spawnTimes.set(tenant, recent)
+        })
+
+      /** Starts the harness detached and reads its first line: its pid and the limits it could enforce. */
+      const launch = (configPath: string, dir: string) =>
+        Effect.callback<{ pid: number; enforced: ReadonlyArray<string> }, SpawnFailed>((resume) => {
+          const child = spawn(process.execPath, [Backends.HARNESS, configPath], {
+            detached: true,
+            stdio: ["ignore", "pipe", "pipe"],
+            cwd: dir,
+            env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" }
+          })
+          let out = ""
+          let err = ""
+          const timer = setTimeout(
+            () => done(new SpawnFailed({ reason: "the harness did not start within 30 s" })),
+            30_000
+          )
+          const done = (result: SpawnFailed | { pid: number; enforced: ReadonlyArray<string> }) => {
+            clearTimeout(timer)
+            child.stdout?.removeAllListeners("data")
+            child.stdout?.destroy()
+            child.stderr?.destroy()
+            child.unref()
+            resume(result instanceof SpawnFailed ? Effect.fail(result) : Effect.succeed(result))
+          }
+          child.stdout!.on("data", (chunk: Buffer) => {
+            out += chunk.toString("utf8")
+            const nl = out.indexOf("\n")
+            if (nl < 0) return
+            try {
+              const first = JSON.parse(out.slice(0, nl)) as { pid: number; enforced: ReadonlyArray<string> }
+              done({ pid: first.pid, enforced: first.enforced })
+            } catch {
+              done(new SpawnFailed({ reason: `the harness said: ${out.slice(0, 200)}` }))
+            }
+          })
+          child.stderr!.on("data", (c: Buffer) => (err += c.toString("utf8")).slice(0, 2000))
+          child.on("error", (e) => done(new SpawnFailed({ reason: e.message })))
+          child.on(
+            "exit",
+            (code) => done(new SpawnFailed({ reason: `the harness exited with ${code}: ${err.slice(0, 500)}` }))
+          )
+        })
+
+      const start = (tenant: string, spec: W.WorkloadSpec, input: string | null, by: string) =>
+        Effect.gen(function*() {
+          const backend = yield* Backends.place(backends, spec.spec.isolation)
+          yield* quota(tenant)
+          const id = yield* ids.next("wl")
+          yield* orDie(execute(tenant, id, { _tag: "Schedule", spec, input, by }, `${id}:schedule`))
+          yield* orDie(execute(tenant, id, { _tag: "Place", backend: backend.name }, `${id}:place`))
+          const dir = join(settings.workDir, id)
+          const sockDir = join(dir, "sock")
+          const fail = (reason: string) =>
+            Effect.andThen(
+              orDie(execute(tenant, id, { _tag: "Fail", reason }, `${id}:fail`)),
+              kv.delete(leaseKey(tenant, id))
+            )
+          yield* Effect.gen(function*() {
+            const argv = yield* backend.argv(spec, { sockDir })
+            const identity = yield* identities.ensure(tenant, id)
+            const ttlSeconds = Math.min(Identity.MAX_TTL_SECONDS, spec.spec.limits.timeoutSeconds + 60)
+            const minted = yield* identities.mint(tenant, id, { audience: AUDIENCE, ttlSeconds })
+            yield* orDie(execute(
+              tenant,
+              id,
+              { _tag: "IdentityMinted", keyId: identity.keyId, expiresAt: minted.expiresAt },
+              `${id}:identity`
+            ))
+            const since = new Date(yield* Clock.currentTimeMillis).toISOString()
+            yield* kv.create(leaseKey(tenant, id), { host: hosts.id, harnessPid: 0, since })
+            mkdirSync(sockDir, { recursive: true, mode: 0o755 })
+            const configPath = join(dir, "harness.json")
+            const config = {
+              tenant,
+              workloadId: id,
+              natsUrl: url,
+              argv,
+              env: {
+                PATH: "/usr/local/bin:/usr/bin:/bin",
+                HOME: "/tmp",
+                LANG: "C.UTF-8",
+                ...spec.spec.env,
+                LANTERN_WORKLOAD_ID: id,
+                LANTERN_IDENTITY_TOKEN: minted.token,
+                ...(input === null ? {} : { LANTERN_INPUT: input })
+              },
+              dir,
+              egress: {
+                rules: spec.spec.network === "allowlist" ? spec.spec.egressRules ?? [] : [],
+                allowPrivate: settings.allowPrivate
+              },
+              timeoutMs: spec.spec.limits.timeoutSeconds * 1000,
+              heartbeatMs: HEARTBEAT_MS,
+              limits: { memoryMb: spec.spec.limits.memoryMb, vcpu: spec.spec.limits.vcpu, pids: 512 }
+            }
+            writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 })
+            chmodSync(configPath, 0o600)
+            const harness = yield* launch(configPath, dir)
+            yield* kv.put(leaseKey(tenant, id), { host: hosts.id, harnessPid: harness.pid, since })
+            yield* orDie(execute(
+              tenant,
+              id,
+              { _tag: "Spawned", host: hosts.id, pid: harness.pid, enforced: harness.enforced },
+              `${id}:spawned`
+            ))
+          }).pipe(
+            Effect.mapError((e) =>
+              e instanceof BusUnavailable || e instanceof Backends.IsolationUnavailable || e instanceof SpawnFailed
+                ? e
+                : new SpawnFailed({ reason: e.message })
+            ),
+            Effect.tapError((e) => Effect.ignore(fail(e.message)))
+          )
+          const { state, createdAt } = yield* load(tenant, id)
+          return viewOf(id, state, createdAt)
+        }).pipe(Effect.withSpan("Spawner.start", { attributes: { tenant_id: tenant } }))
+
+      const get = (tenant: string, id: string) =>
+        Effect.gen(function*() {
+          const { state, createdAt } = yield* load(tenant, id)
+          if (state.status === "none") return yield* new Decider.WorkloadNotFound({ id })
+          return viewOf(id, state, createdAt)
+        })
+
+      const list = (tenant: string) =>
+        Effect.gen(function*() {
+          const names = yield* Effect.tryPromise({
+            try: async () => {
+              const info = await jsm.streams.info("LANTERN_WORKLOADS", {
+                subjects_filter: `lantern.workload.${tenant}.>`
+              })
+              return Object.keys(info.state.subjects ?? {})
+            },
+            catch: unavailable("list workloads")
+          })
+          const views = yield* Effect.forEach(
+            names.map((s) => s.slice(`lantern.workload.${tenant}.`.length)),
+            (id) => Effect.option(get(tenant, id).pipe(Effect.catchTag("WorkloadNotFound", () => Effect.fail(null)))),
+            { concurrency: 8 }
+          )
+          return views.flatMap((v) => Option.isSome(v) ? [v.value] : []).sort((a, b) => a.id < b.id ? 1 : -1)
+        })
+
+      const ask = (tenant: string, id: string, what: "ping" | "terminate", body: unknown) =>
+        Effect.tryPromise(() => nc.request(`lantern.harness.${tenant}.${id}.${what}`, enc(body), { timeout: 2000 }))
+          .pipe(
+            Effect.map((m) => JSON.parse(new TextDecoder().decode(m.data)) as { running?: boolean }),
+            Effect.option
+          )
+
+      const terminate = (tenant: string, id: string, by: string) =>
+        Effect.gen(function*() {
+          const { state } = yield* load(tenant, id)
+          if (state.status === "none") return yield* new Decider.WorkloadNotFound({ id })
+          if (Decider.isFinished(state)) return yield* new Decider.WorkloadFinished({ id, status: state.status })
+          const answer = yield* ask(tenant, id, "terminate", { reason: "terminated by request", by })
+          if (Option.isSome(answer)) {
+            // the harness kills the workload and reports it: wait for the journal to say so
+            yield* get(tenant, id).pipe(
+              Effect.repeat({
+                until: (v) => v.state !== "running" && v.state !== "placed",
+                schedule: Schedule.spaced("100 millis")
+              }),
+              Effect.timeout("15 seconds"),
+              Effect.ignore
+            )
+          }
+          // no harness answered (or it did not report in time): journal the end here
+          yield* execute(
+            tenant,
+            id,
+            { _tag: "Terminate", reason: "terminated by request", by, usage: null },
+            `${id}:terminate`
+          ).pipe(
+            Effect.catchTag("WorkloadFinished", () => Effect.void),
+            Effect.catch((e) => e instanceof BusUnavailable ? Effect.fail(e) : Effect.void)
+          )
+          yield* kv.delete(leaseKey(tenant, id))
+          yield* audit.record({
+            tenant,
+            action: "workload.terminated",
+            actor: by,
+            target: id,
+            outcome: "allowed",
+            detail: {}
+          })
+          return yield* get(tenant, id)
+        })
+
+      const follow = (tenant: string, id: string, afterSeq: number) =>
+        journal.follow(addressOf(tenant, id), afterSeq).pipe(
+          Stream.mapError((e) =>
+            e._tag === "BusUnavailable" ? e : new BusUnavailable({ operation: "follow workload", reason: e.message })
+          ),
+          Stream.takeUntil((s) => W.TERMINAL_WORKLOAD_EVENTS.has(s.event._tag))
+        )
+
+      // ---- harness reports, from any harness, on any host ----
+      const parseSubject = (subject: string, prefix: string) => {
+        const rest = subject.slice(prefix.length).split(".")
+        return rest.length === 2 ? { tenant: rest[0]!, id: rest[1]! } : null
+      }
+      const onReport = (m: { subject: string; data: Uint8Array; respond: (d: Uint8Array) => boolean }) =>
+        Effect.gen(function*() {
+          const who = parseSubject(m.subject, "lantern.spawner.report.")
+          if (who === null) return
+          const body = JSON.parse(new TextDecoder().decode(m.data)) as {
+            seq: number
+            reports: ReadonlyArray<Decider.Report>
+          }
+          const outcome = yield* Effect.result(
+            execute(who.tenant, who.id, { _tag: "Report", reports: body.reports }, `${who.id}:report:${body.seq}`)
+          )
+          if (outcome._tag === "Failure") {
+            if (outcome.failure instanceof BusUnavailable) return // unacknowledged: the harness sends it again
+            m.respond(enc({ ok: false, stop: true }))
+            return
+          }
+          const ended = outcome.success.appended.some((e) => W.TERMINAL_WORKLOAD_EVENTS.has(e._tag))
+          if (ended) yield* kv.delete(leaseKey(who.tenant, who.id)).pipe(Effect.ignore)
+          m.respond(enc({ ok: true, stop: Decider.isFinished(outcome.success.loaded.state) && !ended }))
+        }).pipe(Effect.catchCause((cause) => Effect.logWarning("a harness report was not journaled", cause)))
+
+      // ---- secret vending: the token, the workload, the declaration, then the secret ----
+      const onVend = (m: { subject: string; data: Uint8Array; respond: (d: Uint8Array) => boolean }) =>
+        Effect.gen(function*() {
+          const who = parseSubject(m.subject, "lantern.spawner.vend.")
+          if (who === null) return
+          const { envName, token } = JSON.parse(new TextDecoder().decode(m.data)) as { envName: string; token: string }
+          const refuse = (reason: string) =>
+            Effect.andThen(
+              audit.record({
+                tenant: who.tenant,
+                action: "workload.secret.vended",
+                actor: `workload:${who.id}`,
+                target: String(envName).slice(0, 128),
+                outcome: "denied",
+                detail: { reason }
+              }),
+              Effect.sync(() => m.respond(enc({ error: "refused" })))
+            )
+          const { state } = yield* load(who.tenant, who.id)
+          const declared = (state.spec?.spec.secrets ?? []).find((s) => s.envName === envName)
+          if (state.status === "none" || Decider.isFinished(state)) return yield* refuse("the workload is not running")
+          if (declared === undefined) return yield* refuse("the spec does not declare it")
+          const identity = yield* identities.ensure(who.tenant, who.id)
+          const verdict = yield* Identity.check(String(token), identity, yield* Clock.currentTimeMillis, AUDIENCE)
+          if (!verdict.valid) return yield* refuse(`token: ${verdict.reason}`)
+          if (verdict.claims.sub !== Identity.subjectOf(who.tenant, who.id))
+            return yield* refuse("token: another workload's")
+          const value = yield* Effect.result(secrets.resolve(who.tenant, declared.secretRef, `workload:${who.id}`))
+          if (value._tag === "Failure") return yield* refuse(`secret: ${value.failure._tag}`)
+          const vended = yield* Effect.result(
+            execute(
+              who.tenant,
+              who.id,
+              { _tag: "Vend", envName },
+              `${who.id}:vend:${envName}:${verdict.claims.jti}:${Date.now()}`
+            )
+          )
+          if (vended._tag === "Failure") return yield* refuse("the workload is not running")
+          yield* audit.record({
+            tenant: who.tenant,
+            action: "workload.secret.vended",
+            actor: `workload:${who.id}`,
+            target: envName,
+            outcome: "allowed",
+            detail: {}
+          })
+          m.respond(enc({ value: Redacted.value(value.success) }))
+        }).pipe(
+          Effect.catchCause((cause) =>
+            Effect.andThen(
+              Effect.logWarning("a secret was not vended", cause),
+              Effect.sync(() => m.respond(enc({ error: "refused" })))
+            )
+          )
+        )
+
+      const serve = (subject: string, handle: typeof onReport) =>
+        Effect.gen(function*() {
+          const sub = nc.subscribe(subject, { queue: "lantern-spawner" })
+          yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()))
+          yield* Effect.forkScoped(
+            Stream.fromAsyncIterable(sub, unavailable(`serve ${subject}`)).pipe(
+              Stream.mapEffect(handle, { concurrency: 32, unordered: true }),
+              Stream.runDrain,
+              Effect.ignore
+            )
+          )
+        })
+      yield* serve("lantern.spawner.report.>", onReport)
+      yield* serve("lantern.spawner.vend.>", onVend)
+
+      // ---- liveness: the holder pings its harnesses; another host adopts or closes the workloads of a dead one ----
+      const missed = new Map<string, number>()
+      const watch = Effect.gen(function*() {
+        const keys = yield* kv.keys()
+        for (const key of keys) {
+          const entry = yield* kv.get(key).pipe(Effect.option, Effect.map(Option.flatten))
+          if (Option.isNone(entry)) continue
+          const lease = entry.value.value
+          const dot = key.indexOf(".")
+          const tenant = key.slice(0, dot)
+          const id = key.slice(dot + 1)
+          if (lease.harnessPid === 0) continue // still being started
+          if (lease.host !== hosts.id) {
+            if ((yield* hosts.probe(lease.host)) === "alive") continue
+            const taken = yield* kv.update(key, { ...lease, host: hosts.id }, entry.value.revision)
+            if (taken._tag !== "Updated") continue
+            yield* Effect.logWarning(`host ${lease.host} is gone; checking its workload ${id}`)
+            const answer = yield* ask(tenant, id, "ping", {})
+            if (Option.isSome(answer) && answer.value.running !== false) {
+              yield* execute(tenant, id, { _tag: "Adopt", host: hosts.id }, `${id}:adopt:${hosts.id}`).pipe(
+                Effect.ignore
+              )
+            } else {
+              yield* execute(tenant, id, {
+                _tag: "Fail",
+                reason: `lost: host ${lease.host} died and its harness with it`
+              }, `${id}:lost`)
+                .pipe(Effect.ignore)
+              yield* kv.delete(key).pipe(Effect.ignore)
+            }
+            continue
+          }
+          const answer = yield* ask(tenant, id, "ping", {})
+          if (Option.isSome(answer)) {
+            missed.delete(key)
+            continue
+          }
+          const n = (missed.get(key) ?? 0) + 1
+          missed.set(key, n)
+          if (n < MISSED_PINGS) continue
+          missed.delete(key)
+          // the harness is gone (killed, or its machine): no more heartbeats, so the workload is ended and journaled
+          const { state } = yield* load(tenant, id).pipe(Effect.orElseSucceed(() => ({ state: Decider.initialState })))
+          if (!Decider.isFinished(state)) {
+            yield* execute(tenant, id, {
+              _tag: "Terminate",
+              reason: "heartbeats stopped: the harness is gone",
+              by: "spawner",
+              usage: null
+            }, `${id}:heartbeats-stopped`).pipe(Effect.ignore)
+          }
+          yield* kv.delete(key).pipe(Effect.ignore)
+        }
+      }).pipe(Effect.catchCause((cause) => Effect.logWarning("workload watch failed; trying again", cause)))
+      yield* Effect.forkScoped(watch.pipe(Effect.repeat(Schedule.spaced(PING_EVERY))))
+
+      return Spawner.of({ backends: backends.map((b) => b.name), start, get, list, terminate, follow })
+    })
+  )
+}

@@ -1,0 +1,359 @@
+// The harness (ADR 0046): one process beside each sandboxed workload, started detached by the spawner so that it
+// outlives the host that started it. It talks to Lantern only over NATS: it reports output, heartbeats, egress
+// decisions and the exit (each batch re-sent until a spawner acknowledges it, in order), asks for secrets on the
+// workload's behalf, and answers pings and terminations. It serves the sandbox two Unix sockets: the egress gate
+// (harness/Egress.ts) and the secret vendor, which passes the workload's identity token to Lantern and never
+// decides anything itself. It imports no actor code. Usage: node harness/main.ts <config.json>
+import { spawn } from "node:child_process"
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs"
+import { createServer } from "node:http"
+import { join } from "node:path"
+import { connect, type NatsConnection } from "@nats-io/transport-node"
+import * as Egress from "./Egress.ts"
+
+export interface Config {
+  readonly tenant: string
+  readonly workloadId: string
+  readonly natsUrl: string
+  readonly natsToken?: string
+  /** The backend's whole command line (the relay and the workload inside it). */
+  readonly argv: ReadonlyArray<string>
+  readonly env: Readonly<Record<string, string>>
+  /** The workload's directory on this host: sock/ (the sockets), harness.log. */
+  readonly dir: string
+  readonly egress: Egress.Policy
+  readonly timeoutMs: number
+  readonly heartbeatMs: number
+  /** cgroup v1 limits to apply, when the host allows it. */
+  readonly limits: { readonly memoryMb: number; readonly vcpu: number; readonly pids: number } | null
+}
+
+type Report =
+  | { _tag: "output"; stream: "stdout" | "stderr"; text: string }
+  | { _tag: "heartbeat"; at: string; cpuMs: number; rssKb: number | null }
+  | { _tag: "egress"; host: string; port: number; allowed: boolean; detail: string }
+  | { _tag: "exited"; code: number; usage: Usage }
+  | { _tag: "killed"; reason: string; by: string; usage: Usage }
+interface Usage {
+  wallMs: number
+  cpuMs: number
+  peakRssKb: number | null
+}
+
+const configPath = process.argv[2]
+if (configPath === undefined) {
+  process.stderr.write("usage: harness/main.ts <config.json>\n")
+  process.exit(2)
+}
+const config = JSON.parse(readFileSync(configPath, "utf8")) as Config
+// the file holds the identity token: read once, then gone
+rmSync(configPath, { force: true })
+
+const logFile = join(config.dir, "harness.log")
+const log = (line: string) => {
+  try {
+    appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`)
+  } catch {
+    // logging never stops the harness
+  }
+}
+
+const base = `${config.tenant}.${config.workloadId}`
+const sockDir = join(config.dir, "sock")
+mkdirSync(sockDir, { recursive: true, mode: 0o755 })
+
+// ---- cgroup v1 limits (this machine kind has v1 controllers; v2 is tried first elsewhere) ----
+
+const enforced: Array<string> = ["timeout"]
+const cgroupDirs: Array<string> = []
+const cgroupSetup = (): Array<string> => {
+  if (config.limits === null) return []
+  const name = `lantern-${config.workloadId}`
+  const attempts: Array<[string, string, ReadonlyArray<[string, string]>]> = [
+    ["memory", `/sys/fs/cgroup/memory/${name}`, [[
+      "memory.limit_in_bytes",
+      String(config.limits.memoryMb * 1024 * 1024)
+    ]]],
+    ["cpu", `/sys/fs/cgroup/cpu,cpuacct/${name}`, [["cpu.cfs_period_us", "100000"], [
+      "cpu.cfs_quota_us",
+      String(Math.max(1000, Math.round(config.limits.vcpu * 100_000)))
+    ]]],
+    ["pids", `/sys/fs/cgroup/pids/${name}`, [["pids.max", String(config.limits.pids)]]]
+  ]
+  const procs: Array<string> = []
+  for (const [what, dir, files] of attempts) {
+    try {
+      mkdirSync(dir, { recursive: true })
+      for (const [file, value] of files) writeFileSync(join(dir, file), value)
+      cgroupDirs.push(dir)
+      procs.push(join(dir, "cgroup.procs"))
+      enforced.push(what)
+    } catch (e) {
+      log(`cgroup ${what} not applied: ${e instanceof Error ? e.message : String(e)}`)
+    }
+  }
+  return procs
+}
+const cgroupProcs = cgroupSetup()
+
+// ---- NATS ----
+
+let nc: NatsConnection
+const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
+const parse = (data: Uint8Array): Record<string, unknown> => {
+  try {
+    return JSON.parse(new TextDecoder().decode(data)) as Record<string, unknown>
+  } catch {
+    return {}
+  }
+}
+
+// ---- reports: batched, in order, each batch re-sent until acknowledged ----
+
+const pending: Array<Report> = []
+let seq = 0
+let flushing: Promise<void> | null = null
+let stopAsked = false
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+const sendBatch = async (reports: ReadonlyArray<Report>) => {
+  seq += 1
+  const body = json({ seq, reports })
+  for (let attempt = 0;; attempt++) {
+    try {
+      const reply = await nc.request(`lantern.spawner.report.${base}`, body, { timeout: 5000 })
+      const answer = parse(reply.data)
+      if (answer["stop"] === true) stopAsked = true
+      return
+    } catch (e) {
+      // no spawner is listening (its host died): keep the batch and try again until one adopts the workload
+      if (attempt % 25 === 0) log(`report ${seq} not acknowledged yet: ${e instanceof Error ? e.message : String(e)}`)
+      await sleep(Math.min(1000, 50 * (attempt + 1)))
+    }
+  }
+}
+
+const flush = (): Promise<void> => {
+  if (flushing !== null) return flushing
+  flushing = (async () => {
+    while (pending.length > 0) {
+      // one batch at most 32 reports and ~48 KB of output, so an event stays well under the bus's message limit
+      const batch: Array<Report> = []
+      let bytes = 0
+      while (pending.length > 0 && batch.length < 32 && bytes < 48_000) {
+        const r = pending.shift()!
+        bytes += r._tag === "output" ? r.text.length : 64
+        batch.push(r)
+      }
+      await sendBatch(batch)
+    }
+  })().finally(() => {
+    flushing = null
+  })
+  return flushing
+}
+let flushTimer: ReturnType<typeof setTimeout> | null = null
+const report = (r: Report) => {
+  pending.push(r)
+  if (flushTimer === null) {
+    flushTimer = setTimeout(() => {
+      flushTimer = null
+      void flush()
+    }, 25)
+  }
+}
+
+// ---- the workload's process tree: cpu and memory from /proc ----
+
+const started = Date.now()
+let peakRssKb: number | null = null
+const treeOf = (root: number): Array<number> => {
+  const children = new Map<number, Array<number>>()
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8")
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+      const list = children.get(ppid) ?? []
+      list.push(Number(name))
+      children.set(ppid, list)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: Array<number> = []
+  const walk = (pid: number) => {
+    out.push(pid)
+    for (const c of children.get(pid) ?? []) walk(c)
+  }
+  walk(root)
+  return out
+}
+const TICKS = 100
+const sample = (root: number): { cpuMs: number; rssKb: number | null } => {
+  let cpuTicks = 0
+  let rss = 0
+  let seen = false
+  for (const pid of treeOf(root)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      // utime, stime, cutime, cstime (fields 14-17 of stat; 11-14 after the command)
+      cpuTicks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])
+      const status = readFileSync(`/proc/${pid}/status`, "utf8")
+      const m = /VmRSS:\s+(\d+)/.exec(status)
+      if (m !== null) {
+        rss += Number(m[1])
+        seen = true
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const rssKb = seen ? rss : null
+  if (rssKb !== null && (peakRssKb === null || rssKb > peakRssKb)) peakRssKb = rssKb
+  return { cpuMs: (cpuTicks * 1000) / TICKS, rssKb }
+}
+
+// ---- the secret vendor: the workload's token goes to Lantern, which decides ----
+
+const secretsServer = createServer(async (req, res) => {
+  const m = /^\/v1\/secrets\/([A-Za-z_][A-Za-z0-9_]{0,127})$/.exec(req.url ?? "")
+  const auth = req.headers.authorization ?? ""
+  const token = auth.startsWith("Bearer ") ? auth.slice(7) : ""
+  if (req.method !== "GET" || m === null) {
+    res.writeHead(404, { "content-type": "text/plain" }).end("GET /v1/secrets/<ENV_NAME>\n")
+    return
+  }
+  try {
+    const reply = await nc.request(`lantern.spawner.vend.${base}`, json({ envName: m[1], token }), { timeout: 10_000 })
+    const answer = parse(reply.data)
+    if (typeof answer["value"] === "string") {
+      res.writeHead(200, { "content-type": "text/plain", "cache-control": "no-store" }).end(answer["value"])
+    } else {
+      res.writeHead(403, { "content-type": "text/plain" }).end(`${String(answer["error"] ?? "refused")}\n`)
+    }
+  } catch {
+    res.writeHead(503, { "content-type": "text/plain" }).end("the secret vendor cannot reach Lantern\n")
+  }
+})
+
+// ---- run ----
+
+let child: ReturnType<typeof spawn> | null = null
+let finished = false
+let killedFor: { reason: string; by: string } | null = null
+
+const kill = (reason: string, by: string) => {
+  if (finished || child === null || child.pid === undefined) return
+  if (killedFor === null) killedFor = { reason, by }
+  try {
+    process.kill(-child.pid, "SIGTERM")
+  } catch {
+    // already gone
+  }
+  const pid = child.pid
+  setTimeout(() => {
+    try {
+      process.kill(-pid, "SIGKILL")
+    } catch {
+      // gone
+    }
+  }, 2000).unref()
+}
+
+const main = async () => {
+  nc = await connect({
+    servers: config.natsUrl,
+    ...(config.natsToken === undefined ? {} : { token: config.natsToken }),
+    name: `lantern-harness-${config.workloadId}`,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250
+  })
+  const gate = Egress.server(config.egress, (d) => {
+    log(`egress ${d.allowed ? "allowed" : "refused"} ${d.host}:${d.port} ${d.detail}`)
+    report({ _tag: "egress", host: d.host, port: d.port, allowed: d.allowed, detail: d.detail })
+  })
+  await new Promise<void>((r) => gate.listen(join(sockDir, "egress.sock"), r))
+  await new Promise<void>((r) => secretsServer.listen(join(sockDir, "secrets.sock"), r))
+
+  nc.subscribe(`lantern.harness.${base}.ping`, {
+    callback: (_e, m) => {
+      m.respond(json({ pid: process.pid, running: !finished }))
+    }
+  })
+  nc.subscribe(`lantern.harness.${base}.terminate`, {
+    callback: (_e, m) => {
+      const body = parse(m.data)
+      kill(String(body["reason"] ?? "terminated"), String(body["by"] ?? "operator"))
+      m.respond(json({ ok: true, running: !finished }))
+    }
+  })
+
+  // with cgroups, a shell puts itself in them before it becomes the backend's command, so nothing escapes them
+  const argv = cgroupProcs.length > 0
+    ? ["/bin/sh", "-c", `for f in ${cgroupProcs.join(" ")}; do echo $$ > "$f"; done; exec "$@"`, "sh", ...config.argv]
+    : [...config.argv]
+  child = spawn(argv[0]!, argv.slice(1), {
+    env: { ...config.env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+    cwd: config.dir
+  })
+  log(`started ${config.argv[0]} as ${child.pid}`)
+  process.stdout.write(`${JSON.stringify({ pid: process.pid, child: child.pid, enforced })}\n`)
+
+  const relay = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
+    const text = chunk.toString("utf8")
+    for (let i = 0; i < text.length; i += 16_000) report({ _tag: "output", stream, text: text.slice(i, i + 16_000) })
+  }
+  child.stdout!.on("data", relay("stdout"))
+  child.stderr!.on("data", relay("stderr"))
+
+  const timeout = setTimeout(
+    () => kill(`timeout after ${Math.round(config.timeoutMs / 1000)} s`, "harness"),
+    config.timeoutMs
+  )
+  const heartbeat = setInterval(() => {
+    if (child?.pid === undefined) return
+    const s = sample(child.pid)
+    report({ _tag: "heartbeat", at: new Date().toISOString(), ...s })
+    if (stopAsked) kill("the workload has ended in its journal", "spawner")
+  }, config.heartbeatMs)
+
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child!.on("error", (e) => {
+      report({ _tag: "output", stream: "stderr", text: `lantern harness: cannot start: ${e.message}\n` })
+      resolve({ code: 127, signal: null })
+    })
+    child!.on("close", (code, signal) => resolve({ code, signal }))
+  })
+  finished = true
+  clearTimeout(timeout)
+  clearInterval(heartbeat)
+  const final = child.pid === undefined ? { cpuMs: 0, rssKb: null } : sample(child.pid)
+  const usage: Usage = { wallMs: Date.now() - started, cpuMs: final.cpuMs, peakRssKb }
+  const code = exit.code ?? 128 + (exit.signal === "SIGKILL" ? 9 : exit.signal === "SIGTERM" ? 15 : 0)
+  report(killedFor === null ? { _tag: "exited", code, usage } : { _tag: "killed", ...killedFor, usage })
+  log(`workload ended: code ${code}${killedFor === null ? "" : ` (${killedFor.reason})`}`)
+  if (flushTimer !== null) clearTimeout(flushTimer)
+  flushTimer = null
+  while (pending.length > 0 || flushing !== null) await flush()
+  gate.close()
+  secretsServer.close()
+  for (const dir of cgroupDirs) {
+    try {
+      rmdirSync(dir)
+    } catch {
+      // still busy: the host reaps empty groups later
+    }
+  }
+  await nc.drain().catch(() => {})
+  rmSync(sockDir, { recursive: true, force: true })
+  process.exit(0)
+}
+
+main().catch((e: unknown) => {
+  log(`harness failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`)
+  process.exit(1)
+})

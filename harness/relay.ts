@@ -1,0 +1,96 @@
+// The part of the harness inside the sandbox (ADR 0046): it has no network but loopback, so it forwards two loopback
+// ports to the harness's Unix sockets (the egress gate and the secret vendor, both outside, where the policy is
+// enforced), fetches the secrets the spec declares with the workload's identity token, and runs the workload with
+// HTTP(S)_PROXY and LANTERN_SECRETS_URL pointing at those ports. It passes signals on and exits as the workload did.
+// Usage: node relay.ts <egress.sock> <secrets.sock> <ENV_NAME,...> -- command args...
+import { spawn } from "node:child_process"
+import { request } from "node:http"
+import { connect, createServer, type Server } from "node:net"
+
+const [egressSock, secretsSock, secretNames, dashes, ...command] = process.argv.slice(2)
+if (egressSock === undefined || secretsSock === undefined || dashes !== "--" || command.length === 0) {
+  process.stderr.write("usage: relay.ts <egress.sock> <secrets.sock> <ENV,...> -- command args...\n")
+  process.exit(2)
+}
+
+const forward = (socketPath: string): Promise<{ server: Server; port: number }> =>
+  new Promise((resolve, reject) => {
+    const server = createServer((client) => {
+      const upstream = connect(socketPath)
+      upstream.on("error", () => client.destroy())
+      client.on("error", () => upstream.destroy())
+      client.pipe(upstream).pipe(client)
+    })
+    server.on("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      resolve({ server, port: typeof address === "object" && address !== null ? address.port : 0 })
+    })
+  })
+
+/** A declared secret from the vendor, with the identity token; a refusal stops the workload before it starts. */
+const vend = (name: string, token: string): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const req = request(
+      {
+        socketPath: secretsSock,
+        path: `/v1/secrets/${encodeURIComponent(name)}`,
+        headers: { authorization: `Bearer ${token}` }
+      },
+      (res) => {
+        const chunks: Array<Buffer> = []
+        res.on("data", (c: Buffer) => chunks.push(c))
+        res.on("end", () => {
+          const body = Buffer.concat(chunks).toString("utf8")
+          if (res.statusCode === 200) resolve(body)
+          else reject(new Error(`secret ${name} was not vended (${res.statusCode}): ${body.trim()}`))
+        })
+      }
+    )
+    req.on("error", reject)
+    req.end()
+  })
+
+const main = async () => {
+  const egress = await forward(egressSock)
+  const secrets = await forward(secretsSock)
+  const proxy = `http://127.0.0.1:${egress.port}`
+  const env: Record<string, string> = {
+    ...process.env as Record<string, string>,
+    HTTP_PROXY: proxy,
+    HTTPS_PROXY: proxy,
+    http_proxy: proxy,
+    https_proxy: proxy,
+    ALL_PROXY: proxy,
+    NO_PROXY: "",
+    LANTERN_SECRETS_URL: `http://127.0.0.1:${secrets.port}`,
+    LANTERN_SECRETS_SOCKET: secretsSock
+  }
+  const token = process.env["LANTERN_IDENTITY_TOKEN"] ?? ""
+  for (const name of (secretNames ?? "").split(",").filter((n) => n !== "")) {
+    env[name] = await vend(name, token)
+  }
+  const child = spawn(command[0]!, command.slice(1), { stdio: "inherit", env })
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    process.on(signal, () => child.kill(signal))
+  }
+  child.on("error", (e) => {
+    process.stderr.write(`lantern harness: cannot start ${command[0]}: ${e.message}\n`)
+    process.exit(127)
+  })
+  child.on("exit", (code, signal) => {
+    egress.server.close()
+    secrets.server.close()
+    process.exit(code ?? 128 + (signal === null ? 0 : signalNumber(signal)))
+  })
+}
+
+const signalNumber = (signal: NodeJS.Signals): number =>
+  ({ SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 } as Record<string, number>)[
+    signal
+  ] ?? 0
+
+main().catch((e: unknown) => {
+  process.stderr.write(`lantern harness: ${e instanceof Error ? e.message : String(e)}\n`)
+  process.exit(126)
+})
