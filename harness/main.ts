@@ -24,6 +24,8 @@ export interface Config {
   readonly egress: Egress.Policy
   readonly timeoutMs: number
   readonly heartbeatMs: number
+  /** After the workload ended, how long to keep re-sending unacknowledged reports before giving up. */
+  readonly giveUpMs: number
   /** cgroup v1 limits to apply, when the host allows it. */
   readonly limits: { readonly memoryMb: number; readonly vcpu: number; readonly pids: number } | null
 }
@@ -126,6 +128,10 @@ const sendBatch = async (reports: ReadonlyArray<Report>) => {
       if (answer["stop"] === true) stopAsked = true
       return
     } catch (e) {
+      if (finishedAt !== null && Date.now() - finishedAt > config.giveUpMs) {
+        log(`giving up: report ${seq} unacknowledged ${config.giveUpMs} ms after the workload ended`)
+        process.exit(1)
+      }
       // no spawner is listening (its host died): keep the batch and try again until one adopts the workload
       if (attempt % 25 === 0) log(`report ${seq} not acknowledged yet: ${e instanceof Error ? e.message : String(e)}`)
       await sleep(Math.min(1000, 50 * (attempt + 1)))
@@ -242,6 +248,7 @@ const secretsServer = createServer(async (req, res) => {
 
 let child: ReturnType<typeof spawn> | null = null
 let finished = false
+let finishedAt: number | null = null
 let killedFor: { reason: string; by: string } | null = null
 
 const kill = (reason: string, by: string) => {
@@ -329,6 +336,7 @@ const main = async () => {
     child!.on("close", (code, signal) => resolve({ code, signal }))
   })
   finished = true
+  finishedAt = Date.now()
   clearTimeout(timeout)
   clearInterval(heartbeat)
   const final = child.pid === undefined ? { cpuMs: 0, rssKb: null } : sample(child.pid)

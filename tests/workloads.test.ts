@@ -61,6 +61,7 @@ const host = async (home = mkdtempSync(join(dir, "home-")), env: Record<string, 
       LANTERN_KEK: KEK,
       LANTERN_WORKLOAD_DIR: join(dir, "wl"),
       LANTERN_HOST_PROBE_INTERVAL: "100 millis",
+      LANTERN_HARNESS_GIVE_UP: "20 seconds",
       ...env
     }
   })

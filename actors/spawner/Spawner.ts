@@ -110,6 +110,7 @@ export interface Settings {
   readonly maxConcurrent: number
   readonly spawnsPerMinute: number
   readonly allowPrivate: ReadonlyArray<string>
+  readonly harnessGiveUp: Duration.Duration
 }
 
 export const settingsConfig = Config.all({
@@ -125,7 +126,9 @@ export const settingsConfig = Config.all({
   allowPrivate: Config.String("LANTERN_EGRESS_ALLOW_PRIVATE").pipe(
     Config.withDefault(""),
     Config.map((s) => s.split(",").map((x) => x.trim()).filter((x) => x !== ""))
-  )
+  ),
+  /** How long a harness whose workload ended keeps trying to report it while no spawner answers. */
+  harnessGiveUp: Config.Duration("LANTERN_HARNESS_GIVE_UP").pipe(Config.withDefault(Duration.minutes(10)))
 })
 
 const addressOf = (tenant: string, id: string): ActorAddress => ({ type: "workload", tenant, id })
@@ -324,6 +327,7 @@ export class Spawner extends Context.Service<Spawner, {
               },
               timeoutMs: spec.spec.limits.timeoutSeconds * 1000,
               heartbeatMs: HEARTBEAT_MS,
+              giveUpMs: Duration.toMillis(settings.harnessGiveUp),
               limits: { memoryMb: spec.spec.limits.memoryMb, vcpu: spec.spec.limits.vcpu, pids: 512 }
             }
             writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 })
