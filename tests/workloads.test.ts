@@ -5,7 +5,7 @@
 // any request after the workload ended, auditing each; a supervising host killed mid-workload is survived.
 import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -13,7 +13,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { freePort } from "../bus/NatsServer.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, startStack, type StackProcess } from "./support/Stack.ts"
+import { api, eventually, spawnLantern, startStack, type StackProcess } from "./support/Stack.ts"
 
 const SECRET = "wl-secret-8c1f0e9d2b7a4635"
 /** Every host of a deployment shares its KEK: any host may vend a secret or open a workload's identity. */
@@ -336,4 +336,60 @@ describe("a supervising host killed mid-workload", () => {
     // started once: one WorkloadSpawned each
     expect((await events(call2, kept.json.id)).filter((e) => e.type === "WorkloadSpawned")).toHaveLength(1)
   }, 240_000)
+})
+
+describe("the CLI", () => {
+  it(
+    "runs a YAML spec and follows it (exit 0, or 1 when it fails), refuses a bad one with exit 2 naming the field",
+    async () => {
+      const stack = await host()
+      const env = { LANTERN_URL: stack.url, LANTERN_API_TOKEN: stack.token, NO_COLOR: "1" }
+      const cli = async (args: ReadonlyArray<string>) => {
+        const p = spawnLantern(args, env)
+        const code = await p.exited
+        return { code, output: p.output() }
+      }
+      const file = join(dir, "agent.yaml")
+      writeFileSync(
+        file,
+        [
+          "apiVersion: lantern.dev/v1",
+          "kind: AgentSpec",
+          "metadata: { name: yaml-hello }",
+          "spec:",
+          `  command: [${JSON.stringify(process.execPath)}, "-e", "console.log('hello ' + process.env.LANTERN_INPUT)"]`,
+          "  isolation: standard",
+          "  limits: { vcpu: 1, memoryMb: 256, timeoutSeconds: 60 }",
+          "  network: none",
+          ""
+        ].join("\n")
+      )
+      const ok = await cli(["run", file, "--input", "from yaml", "--follow"])
+      expect(ok.code, ok.output).toBe(0)
+      expect(ok.output).toMatch(/^wl_[0-9a-z]{26}$/m)
+      expect(ok.output).toContain("hello from yaml")
+      expect(ok.output).toMatch(/exited \(exit 0\)/)
+      const id = /^(wl_[0-9a-z]{26})$/m.exec(ok.output)![1]!
+      const listed = await cli(["workloads", "list"])
+      expect(listed.code).toBe(0)
+      expect(listed.output).toContain(`${id}  yaml-hello  exited  standard/bwrap`)
+      const logs = await cli(["workloads", "logs", id])
+      expect(logs.code).toBe(0)
+      expect(logs.output).toContain("hello from yaml")
+
+      writeFileSync(file, readFileSync(file, "utf8").replace("network: none", "network: none\n  gpus: 1"))
+      const bad = await cli(["run", file])
+      expect(bad.code, bad.output).toBe(2)
+      expect(bad.output).toContain("spec.gpus")
+      expect(bad.output).toContain("unknown field")
+
+      const failing = join(dir, "fail.json")
+      writeFileSync(failing, JSON.stringify(spec({ command: [process.execPath, "-e", "process.exit(3)"] })))
+      const failed = await cli(["run", failing, "--follow"])
+      expect(failed.code, failed.output).toBe(1)
+      expect(failed.output).toMatch(/exit 3/)
+      expect((await cli(["workloads", "get", "nope"])).code).toBe(2)
+    },
+    180_000
+  )
 })

@@ -10,6 +10,7 @@ import * as Doctor from "./Doctor.ts"
 import * as Format from "./Format.ts"
 import * as Input from "./Input.ts"
 import * as Receipts from "./Receipts.ts"
+import * as Workloads from "./Workloads.ts"
 
 const printReply = <A>(json: boolean, reply: Client.Reply<A>, human: (a: A) => string) =>
   Console.log(json ? JSON.stringify(reply.body, null, 2) : human(reply.value))
@@ -328,5 +329,7 @@ export const subcommands = [
   Receipts.keys.pipe(Command.provide(Client.Client.layerConfig)),
   Access.apiKeys.pipe(Command.provide(Client.Client.layerConfig)),
   Access.tenants.pipe(Command.provide(Client.Client.layerConfig)),
-  Access.audit.pipe(Command.provide(Client.Client.layerConfig))
+  Access.audit.pipe(Command.provide(Client.Client.layerConfig)),
+  Workloads.run.pipe(Command.provide(Client.Client.layerConfig)),
+  Workloads.workloads.pipe(Command.provide(Client.Client.layerConfig))
 ] as const
