@@ -4,7 +4,7 @@
 // still (Recovery.ts), what the model router adds to a call (Router.ts), run throughput with 1, 2 and 4
 // `lantern worker` processes (Workers.ts), the run path through a real `lantern serve` beside the raw floor
 // (RunPath.ts), code-first workflows of ten steps beside it (Workflows.ts), what an HTTP tool step adds over the raw
-// call (HttpTool.ts), how well the cost forecast predicts
+// call (HttpTool.ts), spawn to first output per sandbox backend beside the raw backend (Spawn.ts), how well the cost forecast predicts
 // recorded runs (Forecast.ts), what signing and verifying receipts costs (Receipts.ts), how fast projections
 // keep up (Projection.ts), and how long `lantern` takes to start, bundled and under tsx (Startup.ts).
 // BENCH_ONLY=runpath,startup (a comma list of SECTIONS) runs only those.
@@ -32,6 +32,7 @@ import * as RunPath from "./RunPath.ts"
 import * as Startup from "./Startup.ts"
 import * as Workers from "./Workers.ts"
 import * as HttpTool from "./HttpTool.ts"
+import * as Spawn from "./Spawn.ts"
 import * as Workflows from "./Workflows.ts"
 
 /** Measured operations per level at BENCH_SCALE=1: raw publishes, and steps (two appends each). */
@@ -68,6 +69,7 @@ export const SECTIONS = [
   "runpath",
   "workflows",
   "httptool",
+  "spawn",
   "forecast",
   "receipts",
   "projection",
@@ -121,6 +123,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
     const runPath = yield* when(sections, "runpath", RunPath.run(scale))
     const workflows = yield* when(sections, "workflows", Workflows.run(scale))
     const httptool = yield* when(sections, "httptool", HttpTool.run(scale))
+    const spawn = yield* when(sections, "spawn", Spawn.run(scale))
     const forecast = yield* when(sections, "forecast", Forecast.run)
     const receipts = yield* when(sections, "receipts", ReceiptsBench.run(scale))
     const projection = yield* when(sections, "projection", ProjectionBench.run(scale))
@@ -150,6 +153,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         runPath && RunPath.render(runPath),
         workflows && Workflows.render(workflows),
         httptool && HttpTool.render(httptool),
+        spawn && Spawn.render(spawn),
         forecast && Forecast.render(forecast),
         receipts && ReceiptsBench.render(receipts),
         projection && ProjectionBench.render(projection),
@@ -166,6 +170,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         runPath && RunPath.json(runPath),
         workflows && Workflows.json(workflows),
         httptool && HttpTool.json(httptool),
+        spawn && Spawn.json(spawn),
         forecast && Forecast.json(forecast),
         receipts && ReceiptsBench.json(receipts),
         projection && ProjectionBench.json(projection),

@@ -1,0 +1,190 @@
+// Spawn to first output per real sandbox backend (issue 14, ADR 0046), beside the raw backend's own start measured
+// in the same run: the raw figure is this process spawning the backend's command around `/bin/echo` (the same
+// isolation flags, nothing of Lantern's) until the first byte on stdout; Lantern's is from just before
+// `POST /v1/workloads` to the first WorkloadOutput's journal time, through placement, the journal, the identity, the
+// harness, the sandbox and the report back.
+import { execFileSync, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect } from "effect"
+import { table } from "./Report.ts"
+import { ms, p, scaled } from "./RunBatch.ts"
+import * as RunBatch from "./RunBatch.ts"
+import * as Serve from "./Serve.ts"
+
+const STARTS = 20
+const WARMUP = 2
+
+interface Backend {
+  readonly name: string
+  readonly tier: "trusted" | "standard" | "untrusted"
+  /** The raw command line: the backend's isolation around `/bin/echo first`. */
+  readonly raw: (scratch: string) => ReadonlyArray<string>
+}
+
+const installed = (binary: string) => {
+  try {
+    execFileSync(binary, ["--version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+}
+
+const BACKENDS: ReadonlyArray<Backend> = [
+  { name: "process", tier: "trusted", raw: () => ["/bin/echo", "first"] },
+  ...(installed("bwrap")
+    ? [{
+      name: "bwrap",
+      tier: "standard" as const,
+      raw: () => [
+        "bwrap",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "/bin/echo",
+        "first"
+      ]
+    }]
+    : []),
+  ...(installed("runsc")
+    ? [{
+      name: "gvisor",
+      tier: "untrusted" as const,
+      raw: (scratch: string) => ["runsc", "--root", scratch, "--network=none", "do", "/bin/echo", "first"]
+    }]
+    : [])
+]
+
+export interface Row {
+  readonly backend: string
+  readonly rawMs: ReadonlyArray<number>
+  readonly lanternMs: ReadonlyArray<number>
+}
+export type Result = ReadonlyArray<Row>
+
+const progress = (text: string) => Effect.sync(() => process.stderr.write(`bench: spawn: ${text}\n`))
+
+const rawFirstOutput = (argv: ReadonlyArray<string>) =>
+  new Promise<number>((resolve, reject) => {
+    const t0 = performance.now()
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] })
+    let at: number | null = null
+    child.stdout.once("data", () => (at = performance.now() - t0))
+    child.on("error", reject)
+    child.on(
+      "close",
+      (code) => (at === null ? reject(new Error(`${argv[0]} exited ${code} without output`)) : resolve(at))
+    )
+  })
+
+export const run = (scale: number) =>
+  Serve.withStack(
+    "spawn",
+    { LANTERN_SPAWNER_BACKENDS: BACKENDS.map((b) => b.name).join(","), LANTERN_WORKLOADS_SPAWNS_PER_MINUTE: "100000" },
+    progress,
+    (stack) =>
+      Effect.gen(function*() {
+        const starts = scaled(STARTS, scale, 5)
+        const rows: Array<Row> = []
+        const scratch = mkdtempSync(join(tmpdir(), "lantern-bench-runsc-"))
+        for (const backend of BACKENDS) {
+          yield* progress(`${backend.name}: ${starts} raw starts, then ${starts} workloads`)
+          const rawMs: Array<number> = []
+          for (let i = 0; i < starts + WARMUP; i++) {
+            const t = yield* Effect.promise(() => rawFirstOutput(backend.raw(scratch)))
+            if (i >= WARMUP) rawMs.push(t)
+          }
+          const lanternMs: Array<number> = []
+          for (let i = 0; i < starts + WARMUP; i++) {
+            const t = yield* Effect.promise(async () => {
+              const t0 = Date.now()
+              const w = await stack.call("POST", "/v1/workloads", {
+                apiVersion: "lantern.dev/v1",
+                kind: "AgentSpec",
+                metadata: { name: `bench-${backend.name}` },
+                spec: {
+                  command: ["/bin/echo", "first"],
+                  isolation: backend.tier,
+                  limits: { vcpu: 1, memoryMb: 256, timeoutSeconds: 60 },
+                  network: "none"
+                }
+              })
+              for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
+                const events: ReadonlyArray<{ type: string; at: string }> =
+                  (await stack.call("GET", `/v1/workloads/${w.id}/events`)).items
+                const first = events.find((e) => e.type === "WorkloadOutput")
+                const end = events.find((e) =>
+                  ["WorkloadExited", "WorkloadTerminated", "WorkloadFailed"].includes(e.type)
+                )
+                if (first !== undefined && end !== undefined) return Date.parse(first.at) - t0
+                if (end !== undefined) throw new Error(`workload ${w.id} ended without output`)
+                await new Promise((r) => setTimeout(r, 20))
+              }
+              throw new Error(`workload ${w.id} did not end`)
+            })
+            if (i >= WARMUP) lanternMs.push(t)
+          }
+          rows.push({ backend: backend.name, rawMs, lanternMs })
+        }
+        rmSync(scratch, { recursive: true, force: true })
+        return rows satisfies Result
+      })
+  )
+
+export const render = (r: Result): string =>
+  [
+    "Spawn to first output (bench/Spawn.ts, issue 14): a workload printing one line, per backend, beside the raw start",
+    table(
+      [
+        "backend",
+        "starts",
+        "raw p50 ms",
+        "raw p90 ms",
+        "lantern p50 ms",
+        "lantern p90 ms",
+        "p50 / raw",
+        "goal <= 1.1x"
+      ],
+      r.map((row) => {
+        const ratio = p(row.lanternMs, 0.5) / p(row.rawMs, 0.5)
+        return [
+          row.backend,
+          String(row.lanternMs.length),
+          ms(p(row.rawMs, 0.5)),
+          ms(p(row.rawMs, 0.9)),
+          ms(p(row.lanternMs, 0.5)),
+          ms(p(row.lanternMs, 0.9)),
+          ratio.toFixed(1),
+          RunBatch.met(ratio <= 1.1)
+        ]
+      })
+    ),
+    "   raw: the backend's command around /bin/echo, spawned here, to its first stdout byte; lantern: from just before",
+    "   POST /v1/workloads to the first WorkloadOutput's journal time (whole milliseconds)."
+  ].join("\n")
+
+export const json = (r: Result): string =>
+  `BENCH_SPAWN_JSON ${
+    JSON.stringify(Object.fromEntries(r.map((row) => [row.backend, {
+      rawP50Ms: RunBatch.round(p(row.rawMs, 0.5)),
+      rawP90Ms: RunBatch.round(p(row.rawMs, 0.9)),
+      lanternP50Ms: RunBatch.round(p(row.lanternMs, 0.5)),
+      lanternP90Ms: RunBatch.round(p(row.lanternMs, 0.9)),
+      starts: row.lanternMs.length
+    }])))
+  }`
