@@ -74,6 +74,8 @@ export interface Row {
   readonly backend: string
   readonly rawMs: ReadonlyArray<number>
   readonly lanternMs: ReadonlyArray<number>
+  /** From before the POST to WorkloadSpawned's journal time (the harness has said it started the sandbox). */
+  readonly spawnedMs: ReadonlyArray<number>
 }
 export type Result = ReadonlyArray<Row>
 
@@ -110,6 +112,7 @@ export const run = (scale: number) =>
             if (i >= WARMUP) rawMs.push(t)
           }
           const lanternMs: Array<number> = []
+          const spawnedMs: Array<number> = []
           for (let i = 0; i < starts + WARMUP; i++) {
             const t = yield* Effect.promise(async () => {
               const t0 = Date.now()
@@ -131,15 +134,21 @@ export const run = (scale: number) =>
                 const end = events.find((e) =>
                   ["WorkloadExited", "WorkloadTerminated", "WorkloadFailed"].includes(e.type)
                 )
-                if (first !== undefined && end !== undefined) return Date.parse(first.at) - t0
+                const spawned = events.find((e) => e.type === "WorkloadSpawned")
+                if (first !== undefined && end !== undefined && spawned !== undefined) {
+                  return { first: Date.parse(first.at) - t0, spawned: Date.parse(spawned.at) - t0 }
+                }
                 if (end !== undefined) throw new Error(`workload ${w.id} ended without output`)
                 await new Promise((r) => setTimeout(r, 20))
               }
               throw new Error(`workload ${w.id} did not end`)
             })
-            if (i >= WARMUP) lanternMs.push(t)
+            if (i >= WARMUP) {
+              lanternMs.push(t.first)
+              spawnedMs.push(t.spawned)
+            }
           }
-          rows.push({ backend: backend.name, rawMs, lanternMs })
+          rows.push({ backend: backend.name, rawMs, lanternMs, spawnedMs })
         }
         rmSync(scratch, { recursive: true, force: true })
         return rows satisfies Result
@@ -155,6 +164,7 @@ export const render = (r: Result): string =>
         "starts",
         "raw p50 ms",
         "raw p90 ms",
+        "spawned p50 ms",
         "lantern p50 ms",
         "lantern p90 ms",
         "p50 / raw",
@@ -167,6 +177,7 @@ export const render = (r: Result): string =>
           String(row.lanternMs.length),
           ms(p(row.rawMs, 0.5)),
           ms(p(row.rawMs, 0.9)),
+          ms(p(row.spawnedMs, 0.5)),
           ms(p(row.lanternMs, 0.5)),
           ms(p(row.lanternMs, 0.9)),
           ratio.toFixed(1),
@@ -175,7 +186,8 @@ export const render = (r: Result): string =>
       })
     ),
     "   raw: the backend's command around /bin/echo, spawned here, to its first stdout byte; lantern: from just before",
-    "   POST /v1/workloads to the first WorkloadOutput's journal time (whole milliseconds)."
+    "   POST /v1/workloads to the first WorkloadOutput's journal time (whole milliseconds); spawned: to WorkloadSpawned,",
+    "   journaled once the harness has started and said so."
   ].join("\n")
 
 export const json = (r: Result): string =>

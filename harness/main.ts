@@ -42,9 +42,32 @@ interface Usage {
   peakRssKb: number | null
 }
 
-const configPath = process.argv[2]
+/**
+ * `--pool`: started ahead of need by the spawner (its modules loaded), the harness waits for the path of its config
+ * on stdin; if stdin ends first (the spawner's host stopped) it was never needed and exits.
+ */
+const readConfigPath = (): Promise<string> =>
+  new Promise((resolve) => {
+    let text = ""
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString("utf8")
+      const nl = text.indexOf("\n")
+      if (nl < 0) return
+      process.stdin.off("data", onData)
+      process.stdin.off("end", onEnd)
+      // from here on the harness outlives whoever started it: its stdin is not read again
+      process.stdin.on("error", () => {})
+      process.stdin.destroy()
+      resolve(text.slice(0, nl))
+    }
+    const onEnd = () => process.exit(0)
+    process.stdin.on("data", onData)
+    process.stdin.on("end", onEnd)
+  })
+
+const configPath = process.argv[2] === "--pool" ? await readConfigPath() : process.argv[2]
 if (configPath === undefined) {
-  process.stderr.write("usage: harness/main.ts <config.json>\n")
+  process.stderr.write("usage: harness/main.ts <config.json> | --pool\n")
   process.exit(2)
 }
 const config = JSON.parse(readFileSync(configPath, "utf8")) as Config
@@ -100,7 +123,8 @@ const cgroupProcs = cgroupSetup()
 
 // ---- NATS ----
 
-let nc: NatsConnection
+/** The connection, opened while the sandbox starts: reports wait for it, the sandbox does not. */
+let ncReady: Promise<NatsConnection>
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
 const parse = (data: Uint8Array): Record<string, unknown> => {
   try {
@@ -123,7 +147,7 @@ const sendBatch = async (reports: ReadonlyArray<Report>) => {
   const body = json({ seq, reports })
   for (let attempt = 0;; attempt++) {
     try {
-      const reply = await nc.request(`lantern.spawner.report.${base}`, body, { timeout: 5000 })
+      const reply = await (await ncReady).request(`lantern.spawner.report.${base}`, body, { timeout: 5000 })
       const answer = parse(reply.data)
       if (answer["stop"] === true) stopAsked = true
       return
@@ -162,10 +186,11 @@ let flushTimer: ReturnType<typeof setTimeout> | null = null
 const report = (r: Report) => {
   pending.push(r)
   if (flushTimer === null) {
+    // the next turn of the loop: what arrives meanwhile, and while a batch is in flight, goes in one batch
     flushTimer = setTimeout(() => {
       flushTimer = null
       void flush()
-    }, 25)
+    }, 0)
   }
 }
 
@@ -232,7 +257,9 @@ const secretsServer = createServer(async (req, res) => {
     return
   }
   try {
-    const reply = await nc.request(`lantern.spawner.vend.${base}`, json({ envName: m[1], token }), { timeout: 10_000 })
+    const reply = await (await ncReady).request(`lantern.spawner.vend.${base}`, json({ envName: m[1], token }), {
+      timeout: 10_000
+    })
     const answer = parse(reply.data)
     if (typeof answer["value"] === "string") {
       res.writeHead(200, { "content-type": "text/plain", "cache-control": "no-store" }).end(answer["value"])
@@ -270,12 +297,13 @@ const kill = (reason: string, by: string) => {
 }
 
 const main = async () => {
-  nc = await connect({
+  ncReady = connect({
     servers: config.natsUrl,
     ...(config.natsToken === undefined ? {} : { token: config.natsToken }),
     name: `lantern-harness-${config.workloadId}`,
     maxReconnectAttempts: -1,
-    reconnectTimeWait: 250
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true
   })
   const gate = Egress.server(config.egress, (d) => {
     log(`egress ${d.allowed ? "allowed" : "refused"} ${d.host}:${d.port} ${d.detail}`)
@@ -284,17 +312,19 @@ const main = async () => {
   await new Promise<void>((r) => gate.listen(join(sockDir, "egress.sock"), r))
   await new Promise<void>((r) => secretsServer.listen(join(sockDir, "secrets.sock"), r))
 
-  nc.subscribe(`lantern.harness.${base}.ping`, {
-    callback: (_e, m) => {
-      m.respond(json({ pid: process.pid, running: !finished }))
-    }
-  })
-  nc.subscribe(`lantern.harness.${base}.terminate`, {
-    callback: (_e, m) => {
-      const body = parse(m.data)
-      kill(String(body["reason"] ?? "terminated"), String(body["by"] ?? "operator"))
-      m.respond(json({ ok: true, running: !finished }))
-    }
+  void ncReady.then((nc) => {
+    nc.subscribe(`lantern.harness.${base}.ping`, {
+      callback: (_e, m) => {
+        m.respond(json({ pid: process.pid, running: !finished }))
+      }
+    })
+    nc.subscribe(`lantern.harness.${base}.terminate`, {
+      callback: (_e, m) => {
+        const body = parse(m.data)
+        kill(String(body["reason"] ?? "terminated"), String(body["by"] ?? "operator"))
+        m.respond(json({ ok: true, running: !finished }))
+      }
+    })
   })
 
   // with cgroups, a shell puts itself in them before it becomes the backend's command, so nothing escapes them
@@ -356,7 +386,7 @@ const main = async () => {
       // still busy: the host reaps empty groups later
     }
   }
-  await nc.drain().catch(() => {})
+  await (await ncReady).drain().catch(() => {})
   rmSync(sockDir, { recursive: true, force: true })
   process.exit(0)
 }

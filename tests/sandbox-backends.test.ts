@@ -110,7 +110,7 @@ const run = async (c: Case, script: string, options: { token?: string; withSecre
 }
 
 describe.each(cases.map((c) => [c.backend.name, c] as const))("the %s backend", (_name, c) => {
-  it("runs the workload behind the relay and passes its output and exit code back", async () => {
+  it("runs the workload and passes its output and exit code back", async () => {
     const r = await run(c, "console.log('out'); console.error('err'); process.exit(3)")
     expect(r.stdout, r.stderr).toContain("out")
     expect(r.stderr).toContain("err")

@@ -9,10 +9,12 @@ import { fileURLToPath } from "node:url"
 import { Data, Effect } from "effect"
 import { type Tier, tierRank, type WorkloadSpec } from "../../schema/Workload.ts"
 
-/** Where a workload's harness keeps its sockets, as the host sees them and as the sandbox does. */
+/** Where a workload's harness keeps its sockets, and the relay to run inside the sandbox. */
 export interface Paths {
   /** The host directory holding egress.sock and secrets.sock. */
   readonly sockDir: string
+  /** The relay's entry (harness/relay.ts, or its bundle: HarnessBuild.ts); RELAY when absent. */
+  readonly relay?: string
 }
 
 export interface Backend {
@@ -45,10 +47,19 @@ export const root = (() => {
   return process.cwd()
 })()
 export const HARNESS = join(root, "harness", "main.ts")
-const RELAY = join(root, "harness", "relay.ts")
+export const RELAY = join(root, "harness", "relay.ts")
 
 const secretNames = (spec: WorkloadSpec) => (spec.spec.secrets ?? []).map((s) => s.envName).join(",")
 const workloadArgv = (spec: WorkloadSpec) => [...spec.spec.command, ...(spec.spec.args ?? [])]
+
+/**
+ * The relay in front of the workload, or nothing when it would have nothing to relay: no egress rules (so every
+ * connection would be refused anyway) and no secrets to fetch. The sockets stay where LANTERN_SECRETS_SOCKET says.
+ */
+const relayed = (spec: WorkloadSpec, paths: Paths, egressSock: string, secretsSock: string) =>
+  spec.spec.network === "none" && (spec.spec.secrets ?? []).length === 0
+    ? workloadArgv(spec)
+    : [process.execPath, paths.relay ?? RELAY, egressSock, secretsSock, secretNames(spec), "--", ...workloadArgv(spec)]
 
 const version = (binary: string, args: ReadonlyArray<string>) =>
   Effect.callback<{ readonly ok: true } | { readonly ok: false; readonly reason: string }>((resume) => {
@@ -73,15 +84,10 @@ export const processBackend: Backend = {
   provides: (tier) => tier === "trusted",
   probe: Effect.succeed({ ok: true }),
   argv(spec, paths) {
-    return Effect.as(refuseUnless(this, spec), [
-      process.execPath,
-      RELAY,
-      join(paths.sockDir, "egress.sock"),
-      join(paths.sockDir, "secrets.sock"),
-      secretNames(spec),
-      "--",
-      ...workloadArgv(spec)
-    ])
+    return Effect.as(
+      refuseUnless(this, spec),
+      relayed(spec, paths, join(paths.sockDir, "egress.sock"), join(paths.sockDir, "secrets.sock"))
+    )
   }
 }
 
@@ -125,13 +131,7 @@ export const bwrapBackend = (binary = "bwrap"): Backend => ({
       "sandbox",
       "--chdir",
       "/tmp",
-      process.execPath,
-      RELAY,
-      "/run/lantern/egress.sock",
-      "/run/lantern/secrets.sock",
-      secretNames(spec),
-      "--",
-      ...workloadArgv(spec)
+      ...relayed(spec, paths, "/run/lantern/egress.sock", "/run/lantern/secrets.sock")
     ])
   }
 })
@@ -156,13 +156,7 @@ export const gvisorBackend = (
       "--host-uds=open",
       ...(process.getuid?.() === 0 ? [] : ["--rootless"]),
       "do",
-      process.execPath,
-      RELAY,
-      join(paths.sockDir, "egress.sock"),
-      join(paths.sockDir, "secrets.sock"),
-      secretNames(spec),
-      "--",
-      ...workloadArgv(spec)
+      ...relayed(spec, paths, join(paths.sockDir, "egress.sock"), join(paths.sockDir, "secrets.sock"))
     ])
   }
 })

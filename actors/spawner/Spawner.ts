@@ -35,6 +35,7 @@ import { Ids } from "../kernel/Ids.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import * as Backends from "./Backends.ts"
 import * as Decider from "./Decider.ts"
+import * as HarnessBuild from "./HarnessBuild.ts"
 
 /** The audience of a workload's identity token: the harness's secret vendor. */
 export const AUDIENCE = "lantern-harness"
@@ -111,6 +112,7 @@ export interface Settings {
   readonly spawnsPerMinute: number
   readonly allowPrivate: ReadonlyArray<string>
   readonly harnessGiveUp: Duration.Duration
+  readonly harnessPool: number
 }
 
 export const settingsConfig = Config.all({
@@ -128,7 +130,9 @@ export const settingsConfig = Config.all({
     Config.map((s) => s.split(",").map((x) => x.trim()).filter((x) => x !== ""))
   ),
   /** How long a harness whose workload ended keeps trying to report it while no spawner answers. */
-  harnessGiveUp: Config.Duration("LANTERN_HARNESS_GIVE_UP").pipe(Config.withDefault(Duration.minutes(10)))
+  harnessGiveUp: Config.Duration("LANTERN_HARNESS_GIVE_UP").pipe(Config.withDefault(Duration.minutes(10))),
+  /** Harness processes kept started ahead of need on each host (0: start one per workload). */
+  harnessPool: Config.Int("LANTERN_HARNESS_POOL").pipe(Config.withDefault(2))
 })
 
 const addressOf = (tenant: string, id: string): ActorAddress => ({ type: "workload", tenant, id })
@@ -183,6 +187,7 @@ export class Spawner extends Context.Service<Spawner, {
         else yield* Effect.logWarning(`sandbox backend ${name} is unavailable: ${probe.reason}`)
       }
       yield* Effect.logInfo(`spawner backends: ${backends.map((b) => b.name).join(", ") || "none"}`)
+      const harness = yield* HarnessBuild.build
 
       const execute = (tenant: string, id: string, command: Decider.Command, key: string) =>
         run(
@@ -235,15 +240,43 @@ export class Spawner extends Context.Service<Spawner, {
           spawnTimes.set(tenant, recent)
         })
 
-      /** Starts the harness detached and reads its first line: its pid and the limits it could enforce. */
-      const launch = (configPath: string, dir: string) =>
-        Effect.callback<{ pid: number; enforced: ReadonlyArray<string> }, SpawnFailed>((resume) => {
-          const child = spawn(process.execPath, [Backends.HARNESS, configPath], {
-            detached: true,
-            stdio: ["ignore", "pipe", "pipe"],
-            cwd: dir,
-            env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" }
+      /** A harness process, detached (it outlives this host), its modules loaded, waiting on stdin for its config. */
+      const startHarness = () =>
+        spawn(process.execPath, [harness.main, "--pool"], {
+          detached: true,
+          stdio: ["pipe", "pipe", "pipe"],
+          cwd: settings.workDir,
+          env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" }
+        })
+      mkdirSync(settings.workDir, { recursive: true })
+      /** Harnesses started ahead of need (LANTERN_HARNESS_POOL): a workload does not wait for Node to start one. */
+      const pool: Array<ReturnType<typeof startHarness>> = []
+      const refill = () => {
+        while (pool.length < settings.harnessPool) {
+          const child = startHarness()
+          child.on("error", () => {})
+          child.on("exit", () => {
+            const i = pool.indexOf(child)
+            if (i >= 0) pool.splice(i, 1)
           })
+          pool.push(child)
+        }
+      }
+      refill()
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          // idle harnesses see their stdin end and exit; assigned ones are not in the pool
+          for (const child of pool.splice(0)) child.stdin?.end()
+        })
+      )
+
+      /** Hands the harness its config and reads its first line: its pid and the limits it could enforce. */
+      const launch = (configPath: string) =>
+        Effect.callback<{ pid: number; enforced: ReadonlyArray<string> }, SpawnFailed>((resume) => {
+          const child = pool.shift() ?? startHarness()
+          refill()
+          child.stdin!.on("error", () => {})
+          child.stdin!.end(`${configPath}\n`)
           let out = ""
           let err = ""
           const timer = setTimeout(
@@ -252,6 +285,7 @@ export class Spawner extends Context.Service<Spawner, {
           )
           const done = (result: SpawnFailed | { pid: number; enforced: ReadonlyArray<string> }) => {
             clearTimeout(timer)
+            child.removeAllListeners("exit")
             child.stdout?.removeAllListeners("data")
             child.stdout?.destroy()
             child.stderr?.destroy()
@@ -269,7 +303,7 @@ export class Spawner extends Context.Service<Spawner, {
               done(new SpawnFailed({ reason: `the harness said: ${out.slice(0, 200)}` }))
             }
           })
-          child.stderr!.on("data", (c: Buffer) => (err += c.toString("utf8")).slice(0, 2000))
+          child.stderr!.on("data", (c: Buffer) => (err = (err + c.toString("utf8")).slice(0, 2000)))
           child.on("error", (e) => done(new SpawnFailed({ reason: e.message })))
           child.on(
             "exit",
@@ -292,7 +326,7 @@ export class Spawner extends Context.Service<Spawner, {
               kv.delete(leaseKey(tenant, id))
             )
           yield* Effect.gen(function*() {
-            const argv = yield* backend.argv(spec, { sockDir })
+            const argv = yield* backend.argv(spec, { sockDir, relay: harness.relay })
             const identity = yield* identities.ensure(tenant, id)
             const ttlSeconds = Math.min(Identity.MAX_TTL_SECONDS, spec.spec.limits.timeoutSeconds + 60)
             const minted = yield* identities.mint(tenant, id, { audience: AUDIENCE, ttlSeconds })
@@ -332,12 +366,12 @@ export class Spawner extends Context.Service<Spawner, {
             }
             writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 })
             chmodSync(configPath, 0o600)
-            const harness = yield* launch(configPath, dir)
-            yield* kv.put(leaseKey(tenant, id), { host: hosts.id, harnessPid: harness.pid, since })
+            const launched = yield* launch(configPath)
+            yield* kv.put(leaseKey(tenant, id), { host: hosts.id, harnessPid: launched.pid, since })
             yield* orDie(execute(
               tenant,
               id,
-              { _tag: "Spawned", host: hosts.id, pid: harness.pid, enforced: harness.enforced },
+              { _tag: "Spawned", host: hosts.id, pid: launched.pid, enforced: launched.enforced },
               `${id}:spawned`
             ))
           }).pipe(
