@@ -4,6 +4,9 @@
 // projection table, the process's whole output and every exported span are scanned for the value (and its
 // base64): none holds it.
 import { randomBytes } from "node:crypto"
+import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { createServer, type Server } from "node:http"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
@@ -42,6 +45,9 @@ describe.skipIf(!postgres.available)(
     const secret = `sk-leak-${randomBytes(18).toString("hex")}`
     /** The bearer an HTTP tool sends its API (ADR 0043): scanned for like the provider key. */
     const toolSecret = `tk-leak-${randomBytes(18).toString("hex")}`
+    /** A secret vended to a sandboxed workload (ADR 0046), which sends it to the API through the egress gate. */
+    const workloadSecret = `wk-leak-${randomBytes(18).toString("hex")}`
+    const workloadDir = mkdtempSync(join(tmpdir(), "lantern-leak-wl-"))
     const toolAuthorizations: Array<string> = []
     const authorizations: Array<string> = []
     const spans: Array<string> = []
@@ -98,7 +104,8 @@ describe.skipIf(!postgres.available)(
           LANTERN_OPENAI_MODEL: "fake-1",
           OTEL_EXPORTER_OTLP_ENDPOINT: collectorUrl,
           DATABASE_URL: db.url,
-          LANTERN_EGRESS_ALLOW_PRIVATE: "127.0.0.1"
+          LANTERN_EGRESS_ALLOW_PRIVATE: "127.0.0.1",
+          LANTERN_WORKLOAD_DIR: workloadDir
         }
       })
     }, 120_000)
@@ -164,6 +171,38 @@ describe.skipIf(!postgres.available)(
         )
         expect(toolDone.status, JSON.stringify(toolDone.error)).toBe("succeeded")
         expect(toolAuthorizations).toEqual([`Bearer ${toolSecret}`])
+        toolAuthorizations.length = 0
+        // a sandboxed workload gets a third secret vended and sends it to the API through the egress gate
+        expect((await call("POST", "/v1/secrets", { name: "wl-key", value: workloadSecret })).status).toBe(201)
+        const script =
+          `const u = new URL(process.env.HTTP_PROXY); require("node:http").get({ host: u.hostname, port: u.port, ` +
+          `path: "${toolApi.origin}/api/workload", headers: { authorization: "Bearer " + process.env.WL_KEY } }, ` +
+          `(m) => { console.log("api answered " + m.statusCode); process.exit(0) })`
+        const workload = await call("POST", "/v1/workloads", {
+          apiVersion: "lantern.dev/v1",
+          kind: "AgentSpec",
+          metadata: { name: "leak-probe" },
+          spec: {
+            command: [process.execPath, "-e", script],
+            isolation: "trusted",
+            limits: { vcpu: 1, memoryMb: 256, timeoutSeconds: 60 },
+            network: "allowlist",
+            egressRules: [{ host: "127.0.0.1", ports: [Number(toolApi.port)] }],
+            secrets: [{ envName: "WL_KEY", secretRef: "lantern.secret://wl-key" }]
+          }
+        })
+        expect(workload.status, workload.text).toBe(201)
+        const ended = await eventually(
+          async () => {
+            const r = await call("GET", `/v1/workloads/${workload.json.id}`)
+            return ["exited", "terminated", "failed"].includes(r.json?.state) ? r.json : null
+          },
+          60_000,
+          "the workload to end"
+        )
+        expect(ended.exitCode, JSON.stringify(ended)).toBe(0)
+        expect(toolAuthorizations).toContain(`Bearer ${workloadSecret}`)
+
         // the run's spans have reached the collector, and the projections have the run
         await eventually(async () => spans.some((s) => s.includes(started.json.id)), 20_000, "the run's spans")
         await eventually(
@@ -174,7 +213,7 @@ describe.skipIf(!postgres.available)(
           "the projected run"
         )
 
-        const needles = [secret, toolSecret].flatMap((x) => [
+        const needles = [secret, toolSecret, workloadSecret].flatMap((x) => [
           x,
           Buffer.from(x).toString("base64"),
           Buffer.from(x).toString("base64url")
@@ -226,6 +265,16 @@ describe.skipIf(!postgres.available)(
         expect(rows).toBeGreaterThan(5)
 
         scan("lantern serve output", stack.output())
+        // the harnesses' own logs and whatever they leave in the workloads' folders
+        const walk = (dir: string): Array<string> =>
+          readdirSync(dir).flatMap((name) => {
+            const path = join(dir, name)
+            const st = statSync(path)
+            return st.isDirectory() ? walk(path) : st.isFile() ? [path] : []
+          })
+        const files = walk(workloadDir)
+        expect(files.some((f) => f.endsWith("harness.log"))).toBe(true)
+        for (const file of files) scan(file, readFileSync(file, "utf8"))
         scan("exported spans", spans.join("\n"))
         expect(leaks).toEqual([])
       },
