@@ -15,6 +15,13 @@ export interface Paths {
   readonly sockDir: string
   /** The relay's entry (harness/relay.ts, or its bundle: HarnessBuild.ts); RELAY when absent. */
   readonly relay?: string
+  /** The Kubernetes driver's entry (harness/kube.ts, or its bundle); KUBE when absent. */
+  readonly kube?: string
+  /** The workload's own folder (a backend may leave files for its driver there), its id, tenant and input. */
+  readonly dir?: string
+  readonly workloadId?: string
+  readonly tenant?: string
+  readonly input?: string | null
 }
 
 export interface Backend {
@@ -48,6 +55,7 @@ export const root = (() => {
 })()
 export const HARNESS = join(root, "harness", "main.ts")
 export const RELAY = join(root, "harness", "relay.ts")
+export const KUBE = join(root, "harness", "kube.ts")
 
 const secretNames = (spec: WorkloadSpec) => (spec.spec.secrets ?? []).map((s) => s.envName).join(",")
 const workloadArgv = (spec: WorkloadSpec) => [...spec.spec.command, ...(spec.spec.args ?? [])]
@@ -161,7 +169,7 @@ export const gvisorBackend = (
   }
 })
 
-export const KNOWN = ["process", "bwrap", "gvisor"] as const
+export const KNOWN = ["process", "bwrap", "gvisor", "kubernetes"] as const
 
 export const byName = (name: string): Backend | null =>
   name === "process" ? processBackend : name === "bwrap" ? bwrapBackend() : name === "gvisor" ? gvisorBackend() : null

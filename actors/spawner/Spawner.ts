@@ -36,6 +36,7 @@ import { Secrets } from "../secrets/Secrets.ts"
 import * as Backends from "./Backends.ts"
 import * as Decider from "./Decider.ts"
 import * as HarnessBuild from "./HarnessBuild.ts"
+import * as Kubernetes from "./Kubernetes.ts"
 
 /** The audience of a workload's identity token: the harness's secret vendor. */
 export const AUDIENCE = "lantern-harness"
@@ -174,8 +175,11 @@ export class Spawner extends Context.Service<Spawner, {
 
       // only what is configured and present here: a missing binary removes a backend (and the tiers only it gave)
       const backends: Array<Backends.Backend> = []
+      const kube = yield* Kubernetes.settingsConfig
       for (const name of settings.backends) {
-        const backend = Backends.byName(name)
+        const backend = name === "kubernetes"
+          ? kube === null ? null : Kubernetes.kubernetesBackend(kube)
+          : Backends.byName(name)
         if (backend === null) {
           yield* Effect.logWarning(
             `LANTERN_SPAWNER_BACKENDS names '${name}', which is not a backend here (${Backends.KNOWN.join(", ")})`
@@ -326,7 +330,16 @@ export class Spawner extends Context.Service<Spawner, {
               kv.delete(leaseKey(tenant, id))
             )
           yield* Effect.gen(function*() {
-            const argv = yield* backend.argv(spec, { sockDir, relay: harness.relay })
+            mkdirSync(sockDir, { recursive: true, mode: 0o755 })
+            const argv = yield* backend.argv(spec, {
+              sockDir,
+              relay: harness.relay,
+              kube: harness.kube,
+              dir,
+              workloadId: id,
+              tenant,
+              input
+            })
             const identity = yield* identities.ensure(tenant, id)
             const ttlSeconds = Math.min(Identity.MAX_TTL_SECONDS, spec.spec.limits.timeoutSeconds + 60)
             const minted = yield* identities.mint(tenant, id, { audience: AUDIENCE, ttlSeconds })
@@ -338,7 +351,6 @@ export class Spawner extends Context.Service<Spawner, {
             ))
             const since = new Date(yield* Clock.currentTimeMillis).toISOString()
             yield* kv.create(leaseKey(tenant, id), { host: hosts.id, harnessPid: 0, since })
-            mkdirSync(sockDir, { recursive: true, mode: 0o755 })
             const configPath = join(dir, "harness.json")
             const config = {
               tenant,
