@@ -4,10 +4,11 @@
 // `POST /v1/workloads` to the first WorkloadOutput's journal time, through placement, the journal, the identity, the
 // harness, the sandbox and the report back.
 import { execFileSync, spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
+import * as MicroVm from "../actors/spawner/MicroVm.ts"
 import { table } from "./Report.ts"
 import { ms, p, scaled } from "./RunBatch.ts"
 import * as RunBatch from "./RunBatch.ts"
@@ -18,7 +19,9 @@ const WARMUP = 2
 
 interface Backend {
   readonly name: string
-  readonly tier: "trusted" | "standard" | "untrusted"
+  readonly tier: "trusted" | "standard" | "untrusted" | "hostile"
+  /** Starts to measure at BENCH_SCALE=1, when not STARTS. */
+  readonly starts?: number
   /** The raw command line: the backend's isolation around `/bin/echo first`. */
   readonly raw: (scratch: string) => ReadonlyArray<string>
 }
@@ -67,6 +70,28 @@ const BACKENDS: ReadonlyArray<Backend> = [
       tier: "untrusted" as const,
       raw: (scratch: string) => ["runsc", "--root", scratch, "--network=none", "do", "/bin/echo", "first"]
     }]
+    : []),
+  // a real microVM under TCG (ADR 0046): seconds a boot, so fewer starts; raw is QEMU itself with the same arguments
+  ...(installed("qemu-system-x86_64") && existsSync(MicroVm.settingsDefaults.kernel)
+    ? [{
+      name: "microvm",
+      tier: "hostile" as const,
+      starts: 5,
+      raw: () => {
+        const spec = {
+          apiVersion: "lantern.dev/v1",
+          kind: "AgentSpec",
+          metadata: { name: "raw" },
+          spec: {
+            command: ["echo", "first"],
+            isolation: "hostile",
+            limits: { vcpu: 1, memoryMb: 256, timeoutSeconds: 60 },
+            network: "none"
+          }
+        } as const
+        return ["qemu-system-x86_64", ...MicroVm.qemuArgs(MicroVm.settingsDefaults, spec, "exec echo first")]
+      }
+    }]
     : [])
 ]
 
@@ -81,12 +106,17 @@ export type Result = ReadonlyArray<Row>
 
 const progress = (text: string) => Effect.sync(() => process.stderr.write(`bench: spawn: ${text}\n`))
 
+/** From spawning `argv` to the workload's line ("first") on its stdout (a VM's kernel may print before it). */
 const rawFirstOutput = (argv: ReadonlyArray<string>) =>
   new Promise<number>((resolve, reject) => {
     const t0 = performance.now()
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] })
     let at: number | null = null
-    child.stdout.once("data", () => (at = performance.now() - t0))
+    let out = ""
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString()
+      if (at === null && out.includes("first")) at = performance.now() - t0
+    })
     child.on("error", reject)
     child.on(
       "close",
@@ -105,15 +135,16 @@ export const run = (scale: number) =>
         const rows: Array<Row> = []
         const scratch = mkdtempSync(join(tmpdir(), "lantern-bench-runsc-"))
         for (const backend of BACKENDS) {
-          yield* progress(`${backend.name}: ${starts} raw starts, then ${starts} workloads`)
+          const n = backend.starts === undefined ? starts : scaled(backend.starts, scale, 2)
+          yield* progress(`${backend.name}: ${n} raw starts, then ${n} workloads`)
           const rawMs: Array<number> = []
-          for (let i = 0; i < starts + WARMUP; i++) {
+          for (let i = 0; i < n + WARMUP; i++) {
             const t = yield* Effect.promise(() => rawFirstOutput(backend.raw(scratch)))
             if (i >= WARMUP) rawMs.push(t)
           }
           const lanternMs: Array<number> = []
           const spawnedMs: Array<number> = []
-          for (let i = 0; i < starts + WARMUP; i++) {
+          for (let i = 0; i < n + WARMUP; i++) {
             const t = yield* Effect.promise(async () => {
               const t0 = Date.now()
               const w = await stack.call("POST", "/v1/workloads", {
@@ -185,7 +216,7 @@ export const render = (r: Result): string =>
         ]
       })
     ),
-    "   raw: the backend's command around /bin/echo, spawned here, to its first stdout byte; lantern: from just before",
+    "   raw: the backend's command around /bin/echo, spawned here, to the line on its stdout; lantern: from just before",
     "   POST /v1/workloads to the first WorkloadOutput's journal time (whole milliseconds); spawned: to WorkloadSpawned,",
     "   journaled once the harness has started and said so."
   ].join("\n")

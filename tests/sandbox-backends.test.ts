@@ -12,6 +12,7 @@ import { join } from "node:path"
 import { Effect, Exit } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Backends from "../actors/spawner/Backends.ts"
+import * as MicroVm from "../actors/spawner/MicroVm.ts"
 import { freePort } from "../bus/NatsServer.ts"
 import type { Tier, WorkloadSpec } from "../schema/Workload.ts"
 import { eventually } from "./support/Stack.ts"
@@ -181,6 +182,90 @@ describe.each(cases.map((c) => [c.backend.name, c] as const))("the %s backend", 
     const exit = await Effect.runPromiseExit(c.backend.argv(specOf(c.beyond, "console.log('x')"), { sockDir }))
     expect(Exit.isFailure(exit)).toBe(true)
     expect(String(exit)).toContain("IsolationUnavailable")
+  })
+})
+
+// The microVM runs its own kernel and busybox, not this host's Node: the same contract, in shell.
+const microvm = (() => {
+  if (!installed("qemu-system-x86_64")) return null
+  try {
+    execFileSync("sh", ["-c", "command -v busybox && command -v apt-get && command -v dpkg-deb"], { stdio: "ignore" })
+    return true
+  } catch {
+    return null
+  }
+})()
+
+describe.runIf(microvm !== null)("the microvm backend (QEMU microvm, TCG, real boots)", () => {
+  let backend: Backends.Backend
+  beforeAll(async () => {
+    // the guest image: Debian's cloud kernel and a busybox initramfs, built once into .lantern-bin/microvm/
+    const built = execFileSync(process.execPath, [join(import.meta.dirname, "../scripts/microvm-image.mjs")], {
+      encoding: "utf8"
+    })
+    const kernel = /^kernel (.+)$/m.exec(built)![1]!
+    const initrd = /^initrd (.+)$/m.exec(built)![1]!
+    backend = MicroVm.microvmBackend({ qemu: "qemu-system-x86_64", kernel, initrd, accel: "tcg" })
+    expect(await Effect.runPromise(backend.probe)).toEqual({ ok: true })
+  }, 300_000)
+
+  const shell = (script: string, over: Partial<WorkloadSpec["spec"]> = {}): WorkloadSpec => ({
+    ...specOf("hostile", ""),
+    spec: { ...specOf("hostile", "").spec, command: ["sh", "-c", script], ...over }
+  })
+  const boot = async (spec: WorkloadSpec) => {
+    const argv = await Effect.runPromise(backend.argv(spec, { sockDir, workloadId: "wl_microvm", input: "it's input" }))
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], detached: true })
+    let stdout = ""
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on("data", () => {})
+    const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)))
+    return { code, stdout }
+  }
+
+  it(
+    "boots the workload in its own kernel, passing its output (no kernel lines), environment and exit code back",
+    async () => {
+      const r = await boot(
+        shell("echo out; echo \"input=$LANTERN_INPUT\"; uname -r; exit 3", { env: { GREETING: "a 'quoted' value" } })
+      )
+      expect(r.code, r.stdout).toBe(3)
+      expect(r.stdout).toContain("out\ninput=it's input\n")
+      expect(r.stdout).toMatch(/cloud-amd64/)
+      expect(r.stdout).not.toMatch(/^\[\s*\d+\.\d+\]/m)
+    },
+    120_000
+  )
+
+  it("has no network device and none of the host's files", async () => {
+    const r = await boot(
+      shell(`ls /sys/class/net; test -e ${JSON.stringify(sockDir)} && echo host-visible || echo host-hidden`)
+    )
+    expect(r.code, r.stdout).toBe(0)
+    expect(r.stdout.trim().split("\n")).toEqual(["lo", "host-hidden"])
+  }, 120_000)
+
+  it("stops when killed", async () => {
+    const argv = await Effect.runPromise(backend.argv(shell("while true; do echo tick; sleep 1; done"), { sockDir }))
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "ignore"], detached: true })
+    let out = ""
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()))
+    await eventually(async () => out.includes("tick"), 90_000, "the first tick")
+    const closed = new Promise<void>((r) => child.on("close", () => r()))
+    child.kill("SIGTERM")
+    await closed
+  }, 120_000)
+
+  it("refuses what it cannot guard: egress rules and secrets", async () => {
+    for (
+      const over of [
+        { network: "allowlist" as const, egressRules: [{ host: "203.0.113.1" }] },
+        { secrets: [{ envName: "T", secretRef: "lantern.secret://t" }] }
+      ]
+    ) {
+      const exit = await Effect.runPromiseExit(backend.argv(shell("true", over), { sockDir }))
+      expect(Exit.isFailure(exit)).toBe(true)
+    }
   })
 })
 

@@ -228,6 +228,39 @@ describe("a workload", () => {
   }, 180_000)
 })
 
+const hasQemu = (() => {
+  try {
+    execFileSync("sh", ["-c", "command -v qemu-system-x86_64 && command -v busybox && command -v apt-get"], {
+      stdio: "ignore"
+    })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+describe.runIf(hasQemu)("a hostile workload", () => {
+  it("is placed on a real microVM when one is configured, its output journaled and its exit code kept", async () => {
+    // the guest image is built once into .lantern-bin/microvm/, where the backend looks by default
+    execFileSync(process.execPath, [join(import.meta.dirname, "../scripts/microvm-image.mjs")], { stdio: "ignore" })
+    const stack = await host(undefined, { LANTERN_SPAWNER_BACKENDS: "process,bwrap,gvisor,microvm" })
+    const call = api(stack)
+    const r = await call("POST", "/v1/workloads", {
+      ...spec({ command: ["sh", "-c", "echo in the vm: $LANTERN_INPUT; exit 7"], isolation: "hostile" }),
+      metadata: { name: "hostile-vm" },
+      input: "hello"
+    })
+    expect(r.status, r.text).toBe(201)
+    expect(r.json.backend).toBe("microvm")
+    const done = await ended(call, r.json.id, 120_000)
+    expect(done.state).toBe("exited")
+    expect(done.exitCode).toBe(7)
+    const out = (await events(call, r.json.id)).filter((e) => e.type === "WorkloadOutput").map((e) => e.payload.text)
+      .join("")
+    expect(out).toContain("in the vm: hello")
+  }, 240_000)
+})
+
 describe("secret vending", () => {
   it("refuses a wrong token, another workload's, an undeclared name and a workload that ended; audited", async () => {
     const stack = await host()

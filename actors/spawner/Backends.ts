@@ -17,6 +17,8 @@ export interface Paths {
   readonly relay?: string
   /** The Kubernetes driver's entry (harness/kube.ts, or its bundle); KUBE when absent. */
   readonly kube?: string
+  /** The microVM driver's entry (harness/vm.ts, or its bundle); VM when absent. */
+  readonly vm?: string
   /** The workload's own folder (a backend may leave files for its driver there), its id, tenant and input. */
   readonly dir?: string
   readonly workloadId?: string
@@ -56,6 +58,7 @@ export const root = (() => {
 export const HARNESS = join(root, "harness", "main.ts")
 export const RELAY = join(root, "harness", "relay.ts")
 export const KUBE = join(root, "harness", "kube.ts")
+export const VM = join(root, "harness", "vm.ts")
 
 const secretNames = (spec: WorkloadSpec) => (spec.spec.secrets ?? []).map((s) => s.envName).join(",")
 const workloadArgv = (spec: WorkloadSpec) => [...spec.spec.command, ...(spec.spec.args ?? [])]
@@ -169,7 +172,7 @@ export const gvisorBackend = (
   }
 })
 
-export const KNOWN = ["process", "bwrap", "gvisor", "kubernetes"] as const
+export const KNOWN = ["process", "bwrap", "gvisor", "kubernetes", "microvm"] as const
 
 export const byName = (name: string): Backend | null =>
   name === "process" ? processBackend : name === "bwrap" ? bwrapBackend() : name === "gvisor" ? gvisorBackend() : null

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { HARNESS, KUBE, RELAY, root } from "./Backends.ts"
+import { HARNESS, KUBE, RELAY, root, VM } from "./Backends.ts"
 
 export interface Harness {
   /** The harness's entry, run by `node` beside the sandbox. */
@@ -15,21 +15,35 @@ export interface Harness {
   readonly relay: string
   /** The Kubernetes backend's driver (it loads @kubernetes/client-node from node_modules). */
   readonly kube: string
+  /** The microVM backend's driver. */
+  readonly vm: string
 }
 
-const SOURCES = ["harness/main.ts", "harness/relay.ts", "harness/kube.ts", "harness/Egress.ts", "schema/Addresses.ts"]
+const SOURCES = [
+  "harness/main.ts",
+  "harness/relay.ts",
+  "harness/kube.ts",
+  "harness/vm.ts",
+  "harness/Egress.ts",
+  "schema/Addresses.ts"
+]
 
 export const build: Effect.Effect<Harness> = Effect.tryPromise(async () => {
   const digest = createHash("sha256")
   for (const file of SOURCES) digest.update(readFileSync(join(root, file)))
   const out = join(root, ".lantern-build", `harness-${digest.digest("hex").slice(0, 16)}`)
-  const built = { main: join(out, "main.mjs"), relay: join(out, "relay.mjs"), kube: join(out, "kube.mjs") }
-  if (existsSync(built.main) && existsSync(built.relay) && existsSync(built.kube)) return built
+  const built = {
+    main: join(out, "main.mjs"),
+    relay: join(out, "relay.mjs"),
+    kube: join(out, "kube.mjs"),
+    vm: join(out, "vm.mjs")
+  }
+  if (Object.values(built).every((f) => existsSync(f))) return built
   const esbuild = await import("esbuild")
   const tmp = `${out}.${process.pid}.tmp`
   mkdirSync(tmp, { recursive: true })
   await esbuild.build({
-    entryPoints: { main: HARNESS, relay: RELAY, kube: KUBE },
+    entryPoints: { main: HARNESS, relay: RELAY, kube: KUBE, vm: VM },
     // 60 MB of client with files of its own: loaded from the repository's node_modules, not bundled
     external: ["@kubernetes/client-node"],
     outdir: tmp,
@@ -55,7 +69,7 @@ export const build: Effect.Effect<Harness> = Effect.tryPromise(async () => {
   Effect.catchCause((cause) =>
     Effect.as(
       Effect.logWarning("the harness could not be bundled; running its TypeScript sources (slower starts)", cause),
-      { main: HARNESS, relay: RELAY, kube: KUBE }
+      { main: HARNESS, relay: RELAY, kube: KUBE, vm: VM }
     )
   )
 )

@@ -37,6 +37,7 @@ import * as Backends from "./Backends.ts"
 import * as Decider from "./Decider.ts"
 import * as HarnessBuild from "./HarnessBuild.ts"
 import * as Kubernetes from "./Kubernetes.ts"
+import * as MicroVm from "./MicroVm.ts"
 
 /** The audience of a workload's identity token: the harness's secret vendor. */
 export const AUDIENCE = "lantern-harness"
@@ -179,6 +180,8 @@ export class Spawner extends Context.Service<Spawner, {
       for (const name of settings.backends) {
         const backend = name === "kubernetes"
           ? kube === null ? null : Kubernetes.kubernetesBackend(kube)
+          : name === "microvm"
+          ? MicroVm.microvmBackend(yield* MicroVm.settingsConfig)
           : Backends.byName(name)
         if (backend === null) {
           yield* Effect.logWarning(
@@ -335,6 +338,7 @@ export class Spawner extends Context.Service<Spawner, {
               sockDir,
               relay: harness.relay,
               kube: harness.kube,
+              vm: harness.vm,
               dir,
               workloadId: id,
               tenant,
