@@ -738,6 +738,8 @@ export const WorkloadView = Schema.Struct({
     Schema.Struct({ host: Schema.String, port: Schema.Int, allowed: Schema.Boolean, detail: Schema.String })
   ),
   heartbeats: Schema.Int,
+  /** Starts so far: 1, more when an `idempotent` workload was started again after its harness was lost. */
+  attempt: Schema.Int,
   createdAt: Schema.NullOr(Schema.String),
   createdBy: Schema.NullOr(Schema.String)
 })

@@ -309,6 +309,8 @@ const main = async () => {
     log(`egress ${d.allowed ? "allowed" : "refused"} ${d.host}:${d.port} ${d.detail}`)
     report({ _tag: "egress", host: d.host, port: d.port, allowed: d.allowed, detail: d.detail })
   })
+  // a restart of the workload on this host finds the sockets of its first harness: they are stale
+  for (const name of ["egress.sock", "secrets.sock"]) rmSync(join(sockDir, name), { force: true })
   await new Promise<void>((r) => gate.listen(join(sockDir, "egress.sock"), r))
   await new Promise<void>((r) => secretsServer.listen(join(sockDir, "secrets.sock"), r))
 

@@ -272,6 +272,7 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   WorkloadOutput: { 1: Workload.WorkloadOutput as unknown as Schema.Codec<Event, unknown> },
   WorkloadEgress: { 1: Workload.WorkloadEgress as unknown as Schema.Codec<Event, unknown> },
   WorkloadAdopted: { 1: Workload.WorkloadAdopted as unknown as Schema.Codec<Event, unknown> },
+  WorkloadRestarted: { 1: Workload.WorkloadRestarted as unknown as Schema.Codec<Event, unknown> },
   WorkloadExited: { 1: Workload.WorkloadExited as unknown as Schema.Codec<Event, unknown> },
   WorkloadTerminated: { 1: Workload.WorkloadTerminated as unknown as Schema.Codec<Event, unknown> },
   WorkloadFailed: { 1: Workload.WorkloadFailed as unknown as Schema.Codec<Event, unknown> }

@@ -143,6 +143,11 @@ export const WorkloadEgress = Schema.TaggedStruct("WorkloadEgress", {
   detail: Schema.String
 })
 export const WorkloadAdopted = Schema.TaggedStruct("WorkloadAdopted", { host: Schema.String, from: Schema.String })
+/** An `idempotent` workload whose harness was lost, started again (its attempt counts from 2). */
+export const WorkloadRestarted = Schema.TaggedStruct("WorkloadRestarted", {
+  reason: Schema.String,
+  attempt: Schema.Int
+})
 export const WorkloadExited = Schema.TaggedStruct("WorkloadExited", { code: Schema.Int, usage: Usage })
 export const WorkloadTerminated = Schema.TaggedStruct("WorkloadTerminated", {
   reason: Schema.String,
@@ -161,6 +166,7 @@ export const WorkloadEvent = Schema.Union([
   WorkloadOutput,
   WorkloadEgress,
   WorkloadAdopted,
+  WorkloadRestarted,
   WorkloadExited,
   WorkloadTerminated,
   WorkloadFailed

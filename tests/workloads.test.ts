@@ -329,50 +329,85 @@ describe("secret vending", () => {
 })
 
 describe("a supervising host killed mid-workload", () => {
-  it("is adopted by another host while its harness lives, and journaled as lost when it does not", async () => {
-    const first = await host()
-    const call = api(first)
-    const tick = (name: string) =>
-      call("POST", "/v1/workloads", {
-        ...spec({ command: [process.execPath, "-e", "setInterval(() => console.log('tick'), 300)"] }),
-        metadata: { name }
+  it(
+    "is adopted by another host while its harness lives, journaled as lost when it does not, or started again when idempotent",
+    async () => {
+      const first = await host()
+      const call = api(first)
+      const tick = (name: string) =>
+        call("POST", "/v1/workloads", {
+          ...spec({ command: [process.execPath, "-e", "setInterval(() => console.log('tick'), 300)"] }),
+          metadata: { name }
+        })
+      const kept = await tick("kept")
+      const lost = await tick("lost")
+      const again = await call("POST", "/v1/workloads", {
+        ...spec({ command: [process.execPath, "-e", "setInterval(() => console.log('tick'), 300)"], idempotent: true }),
+        metadata: { name: "again" }
       })
-    const kept = await tick("kept")
-    const lost = await tick("lost")
-    expect(kept.status, kept.text).toBe(201)
-    expect(lost.status, lost.text).toBe(201)
-    const harnessOf = async (id: string) =>
-      (await events(call, id)).find((e) => e.type === "WorkloadSpawned").payload.pid as number
-    const lostHarness = await harnessOf(lost.json.id)
-    await first.kill()
-    process.kill(-lostHarness, "SIGKILL")
-    process.kill(lostHarness, "SIGKILL")
-    const second = await host()
-    const call2 = api(second)
-    const adopted = await eventually(
-      async () => {
-        const journal = await events(call2, kept.json.id)
-        return journal.some((e) => e.type === "WorkloadAdopted") ? journal : null
-      },
-      60_000,
-      "the kept workload to be adopted"
-    )
-    expect(adopted.filter((e) => e.type === "WorkloadAdopted")).toHaveLength(1)
-    const failed = await ended(call2, lost.json.id)
-    expect(failed.state).toBe("failed")
-    expect(failed.reason).toMatch(/^lost: /)
-    // the adopted one still runs and reports, and stops when asked
-    const before = (await events(call2, kept.json.id)).filter((e) => e.type === "WorkloadOutput").length
-    await eventually(
-      async () => (await events(call2, kept.json.id)).filter((e) => e.type === "WorkloadOutput").length > before,
-      30_000,
-      "output after adoption"
-    )
-    const stopped = await call2("POST", `/v1/workloads/${kept.json.id}/terminate`)
-    expect(stopped.json.state).toBe("terminated")
-    // started once: one WorkloadSpawned each
-    expect((await events(call2, kept.json.id)).filter((e) => e.type === "WorkloadSpawned")).toHaveLength(1)
-  }, 240_000)
+      expect(kept.status, kept.text).toBe(201)
+      expect(lost.status, lost.text).toBe(201)
+      expect(again.status, again.text).toBe(201)
+      const harnessOf = async (id: string) =>
+        (await events(call, id)).find((e) => e.type === "WorkloadSpawned").payload.pid as number
+      const lostHarness = await harnessOf(lost.json.id)
+      const againHarness = await harnessOf(again.json.id)
+      await first.kill()
+      for (const pid of [lostHarness, againHarness]) {
+        process.kill(-pid, "SIGKILL")
+        process.kill(pid, "SIGKILL")
+      }
+      const second = await host()
+      const call2 = api(second)
+      const adopted = await eventually(
+        async () => {
+          const journal = await events(call2, kept.json.id)
+          return journal.some((e) => e.type === "WorkloadAdopted") ? journal : null
+        },
+        60_000,
+        "the kept workload to be adopted"
+      )
+      expect(adopted.filter((e) => e.type === "WorkloadAdopted")).toHaveLength(1)
+      const failed = await ended(call2, lost.json.id)
+      expect(failed.state).toBe("failed")
+      expect(failed.reason).toMatch(/^lost: /)
+      onTestFailed(async () =>
+        console.error(
+          "AGAIN",
+          JSON.stringify(
+            (await events(call2, again.json.id)).map((e) => [e.type, e.payload.reason ?? e.payload.host ?? ""])
+          )
+        )
+      )
+      // the idempotent one is started again, once, and runs
+      const restarted = await eventually(
+        async () => {
+          const journal = await events(call2, again.json.id)
+          return journal.filter((e) => e.type === "WorkloadSpawned").length === 2 ? journal : null
+        },
+        60_000,
+        "the idempotent workload to start again"
+      )
+      expect(restarted.filter((e) => e.type === "WorkloadRestarted").map((e) => e.payload.attempt)).toEqual([2])
+      expect((await call2("GET", `/v1/workloads/${again.json.id}`)).json).toMatchObject({
+        state: "running",
+        attempt: 2
+      })
+      expect((await call2("POST", `/v1/workloads/${again.json.id}/terminate`)).json.state).toBe("terminated")
+      // the adopted one still runs and reports, and stops when asked
+      const before = (await events(call2, kept.json.id)).filter((e) => e.type === "WorkloadOutput").length
+      await eventually(
+        async () => (await events(call2, kept.json.id)).filter((e) => e.type === "WorkloadOutput").length > before,
+        30_000,
+        "output after adoption"
+      )
+      const stopped = await call2("POST", `/v1/workloads/${kept.json.id}/terminate`)
+      expect(stopped.json.state).toBe("terminated")
+      // started once: one WorkloadSpawned each
+      expect((await events(call2, kept.json.id)).filter((e) => e.type === "WorkloadSpawned")).toHaveLength(1)
+    },
+    240_000
+  )
 })
 
 describe("the CLI", () => {

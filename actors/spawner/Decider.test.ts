@@ -95,4 +95,24 @@ describe("the workload decider", () => {
     expect(state.status).toBe("failed")
     expect(state.host).toBe("h2")
   })
+
+  it("starts again only an idempotent workload that still runs, counting its attempts", () => {
+    const plain = run([...started, { _tag: "Restart", reason: "lost" }])
+    expect(plain.events.filter((e) => e._tag === "WorkloadRestarted")).toHaveLength(0)
+    const idempotent: Command = {
+      _tag: "Schedule",
+      spec: { ...spec, spec: { ...spec.spec, idempotent: true } },
+      input: null,
+      by: "t"
+    }
+    const again = run([
+      idempotent,
+      ...started.slice(1),
+      { _tag: "Restart", reason: "lost" },
+      { _tag: "Restart", reason: "lost again before it started" },
+      { _tag: "Spawned", host: "h2", pid: 9, enforced: [] }
+    ])
+    expect(again.events.filter((e) => e._tag === "WorkloadRestarted")).toHaveLength(1)
+    expect(again.state).toMatchObject({ status: "running", attempt: 2, host: "h2" })
+  })
 })

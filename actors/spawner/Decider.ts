@@ -24,6 +24,8 @@ export interface State {
   readonly heartbeats: number
   readonly lastHeartbeat: string | null
   readonly outputChunks: number
+  /** Starts so far: 1, and one more for each restart of an `idempotent` workload. */
+  readonly attempt: number
 }
 
 export const initialState: State = {
@@ -43,7 +45,8 @@ export const initialState: State = {
   egress: [],
   heartbeats: 0,
   lastHeartbeat: null,
-  outputChunks: 0
+  outputChunks: 0,
+  attempt: 1
 }
 
 /** What the harness reports about a running workload. */
@@ -68,6 +71,7 @@ export type Command =
   | { readonly _tag: "Vend"; readonly envName: string }
   | { readonly _tag: "Report"; readonly reports: ReadonlyArray<Report> }
   | { readonly _tag: "Adopt"; readonly host: string }
+  | { readonly _tag: "Restart"; readonly reason: string }
   | { readonly _tag: "Terminate"; readonly reason: string; readonly by: string; readonly usage: W.Usage | null }
   | { readonly _tag: "Fail"; readonly reason: string }
 
@@ -152,6 +156,10 @@ export const decide = (
     case "Adopt":
       if (isFinished(state) || state.host === command.host) return ignore
       return accept({ _tag: "WorkloadAdopted", host: command.host, from: state.host ?? "" })
+    case "Restart":
+      // only a spec that says so is ever started twice, and only while it has not ended
+      if (isFinished(state) || state.status !== "running" || state.spec?.spec.idempotent !== true) return ignore
+      return accept({ _tag: "WorkloadRestarted", reason: command.reason, attempt: state.attempt + 1 })
     case "Terminate":
       if (isFinished(state)) return reject(new WorkloadFinished({ id, status: state.status }))
       return accept({ _tag: "WorkloadTerminated", reason: command.reason, by: command.by, usage: command.usage })
@@ -184,6 +192,8 @@ export const evolve = (state: State, event: E): State => {
       }
     case "WorkloadAdopted":
       return { ...state, host: event.host }
+    case "WorkloadRestarted":
+      return { ...state, status: "placed", host: null, pid: null, attempt: event.attempt }
     case "WorkloadExited":
       return { ...state, status: "exited", exitCode: event.code, usage: event.usage }
     case "WorkloadTerminated":

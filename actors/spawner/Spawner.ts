@@ -85,6 +85,7 @@ export interface View {
   readonly secretsVended: ReadonlyArray<string>
   readonly egress: ReadonlyArray<{ host: string; port: number; allowed: boolean; detail: string }>
   readonly heartbeats: number
+  readonly attempt: number
   readonly createdAt: string | null
   readonly createdBy: string | null
 }
@@ -103,6 +104,7 @@ const viewOf = (id: string, state: Decider.State, createdAt: string | null): Vie
   secretsVended: state.vended,
   egress: state.egress,
   heartbeats: state.heartbeats,
+  attempt: state.attempt,
   createdAt,
   createdBy: state.createdBy
 })
@@ -318,6 +320,93 @@ export class Spawner extends Context.Service<Spawner, {
           )
         })
 
+      /**
+       * Starts the workload's harness on this host (attempt 1, or a restart of an idempotent workload): its
+       * sandbox's command line, a token, the lease, the config, the harness; journaled as Spawned.
+       */
+      const launchWorkload = (
+        tenant: string,
+        id: string,
+        spec: W.WorkloadSpec,
+        input: string | null,
+        backend: Backends.Backend,
+        attempt: number
+      ) =>
+        Effect.gen(function*() {
+          const dir = join(settings.workDir, id)
+          const sockDir = join(dir, "sock")
+          mkdirSync(sockDir, { recursive: true, mode: 0o755 })
+          const argv = yield* backend.argv(spec, {
+            sockDir,
+            relay: harness.relay,
+            kube: harness.kube,
+            vm: harness.vm,
+            dir,
+            workloadId: id,
+            tenant,
+            input
+          })
+          const identity = yield* identities.ensure(tenant, id)
+          const ttlSeconds = Math.min(Identity.MAX_TTL_SECONDS, spec.spec.limits.timeoutSeconds + 60)
+          const minted = yield* identities.mint(tenant, id, { audience: AUDIENCE, ttlSeconds })
+          yield* orDie(execute(
+            tenant,
+            id,
+            { _tag: "IdentityMinted", keyId: identity.keyId, expiresAt: minted.expiresAt },
+            `${id}:identity`
+          ))
+          const since = new Date(yield* Clock.currentTimeMillis).toISOString()
+          yield* kv.put(leaseKey(tenant, id), { host: hosts.id, harnessPid: 0, since })
+          const configPath = join(dir, "harness.json")
+          const config = {
+            tenant,
+            workloadId: id,
+            natsUrl: url,
+            argv,
+            env: {
+              PATH: "/usr/local/bin:/usr/bin:/bin",
+              HOME: "/tmp",
+              LANG: "C.UTF-8",
+              ...spec.spec.env,
+              LANTERN_WORKLOAD_ID: id,
+              LANTERN_WORKLOAD_ATTEMPT: String(attempt),
+              LANTERN_IDENTITY_TOKEN: minted.token,
+              ...(input === null ? {} : { LANTERN_INPUT: input })
+            },
+            dir,
+            egress: {
+              rules: spec.spec.network === "allowlist" ? spec.spec.egressRules ?? [] : [],
+              allowPrivate: settings.allowPrivate
+            },
+            timeoutMs: spec.spec.limits.timeoutSeconds * 1000,
+            heartbeatMs: HEARTBEAT_MS,
+            giveUpMs: Duration.toMillis(settings.harnessGiveUp),
+            limits: { memoryMb: spec.spec.limits.memoryMb, vcpu: spec.spec.limits.vcpu, pids: 512 }
+          }
+          writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 })
+          chmodSync(configPath, 0o600)
+          const launched = yield* launch(configPath)
+          yield* kv.put(leaseKey(tenant, id), { host: hosts.id, harnessPid: launched.pid, since })
+          yield* orDie(execute(
+            tenant,
+            id,
+            { _tag: "Spawned", host: hosts.id, pid: launched.pid, enforced: launched.enforced },
+            `${id}:spawned:${attempt}`
+          ))
+        }).pipe(
+          Effect.mapError((e) =>
+            e instanceof BusUnavailable || e instanceof Backends.IsolationUnavailable || e instanceof SpawnFailed
+              ? e
+              : new SpawnFailed({ reason: e.message })
+          ),
+          Effect.tapError((e) =>
+            Effect.ignore(Effect.andThen(
+              orDie(execute(tenant, id, { _tag: "Fail", reason: e.message }, `${id}:fail`)),
+              kv.delete(leaseKey(tenant, id))
+            ))
+          )
+        )
+
       const start = (tenant: string, spec: W.WorkloadSpec, input: string | null, by: string) =>
         Effect.gen(function*() {
           const backend = yield* Backends.place(backends, spec.spec.isolation)
@@ -325,82 +414,45 @@ export class Spawner extends Context.Service<Spawner, {
           const id = yield* ids.next("wl")
           yield* orDie(execute(tenant, id, { _tag: "Schedule", spec, input, by }, `${id}:schedule`))
           yield* orDie(execute(tenant, id, { _tag: "Place", backend: backend.name }, `${id}:place`))
-          const dir = join(settings.workDir, id)
-          const sockDir = join(dir, "sock")
-          const fail = (reason: string) =>
-            Effect.andThen(
-              orDie(execute(tenant, id, { _tag: "Fail", reason }, `${id}:fail`)),
-              kv.delete(leaseKey(tenant, id))
-            )
-          yield* Effect.gen(function*() {
-            mkdirSync(sockDir, { recursive: true, mode: 0o755 })
-            const argv = yield* backend.argv(spec, {
-              sockDir,
-              relay: harness.relay,
-              kube: harness.kube,
-              vm: harness.vm,
-              dir,
-              workloadId: id,
-              tenant,
-              input
-            })
-            const identity = yield* identities.ensure(tenant, id)
-            const ttlSeconds = Math.min(Identity.MAX_TTL_SECONDS, spec.spec.limits.timeoutSeconds + 60)
-            const minted = yield* identities.mint(tenant, id, { audience: AUDIENCE, ttlSeconds })
-            yield* orDie(execute(
-              tenant,
-              id,
-              { _tag: "IdentityMinted", keyId: identity.keyId, expiresAt: minted.expiresAt },
-              `${id}:identity`
-            ))
-            const since = new Date(yield* Clock.currentTimeMillis).toISOString()
-            yield* kv.create(leaseKey(tenant, id), { host: hosts.id, harnessPid: 0, since })
-            const configPath = join(dir, "harness.json")
-            const config = {
-              tenant,
-              workloadId: id,
-              natsUrl: url,
-              argv,
-              env: {
-                PATH: "/usr/local/bin:/usr/bin:/bin",
-                HOME: "/tmp",
-                LANG: "C.UTF-8",
-                ...spec.spec.env,
-                LANTERN_WORKLOAD_ID: id,
-                LANTERN_IDENTITY_TOKEN: minted.token,
-                ...(input === null ? {} : { LANTERN_INPUT: input })
-              },
-              dir,
-              egress: {
-                rules: spec.spec.network === "allowlist" ? spec.spec.egressRules ?? [] : [],
-                allowPrivate: settings.allowPrivate
-              },
-              timeoutMs: spec.spec.limits.timeoutSeconds * 1000,
-              heartbeatMs: HEARTBEAT_MS,
-              giveUpMs: Duration.toMillis(settings.harnessGiveUp),
-              limits: { memoryMb: spec.spec.limits.memoryMb, vcpu: spec.spec.limits.vcpu, pids: 512 }
-            }
-            writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 })
-            chmodSync(configPath, 0o600)
-            const launched = yield* launch(configPath)
-            yield* kv.put(leaseKey(tenant, id), { host: hosts.id, harnessPid: launched.pid, since })
-            yield* orDie(execute(
-              tenant,
-              id,
-              { _tag: "Spawned", host: hosts.id, pid: launched.pid, enforced: launched.enforced },
-              `${id}:spawned`
-            ))
-          }).pipe(
-            Effect.mapError((e) =>
-              e instanceof BusUnavailable || e instanceof Backends.IsolationUnavailable || e instanceof SpawnFailed
-                ? e
-                : new SpawnFailed({ reason: e.message })
-            ),
-            Effect.tapError((e) => Effect.ignore(fail(e.message)))
-          )
+          yield* launchWorkload(tenant, id, spec, input, backend, 1)
           const { state, createdAt } = yield* load(tenant, id)
           return viewOf(id, state, createdAt)
         }).pipe(Effect.withSpan("Spawner.start", { attributes: { tenant_id: tenant } }))
+
+      /** The MAX_ATTEMPTS-th start of an idempotent workload is its last. */
+      const MAX_ATTEMPTS = 3
+
+      /**
+       * The workload's harness is gone: an `idempotent` one is started again on this host (at most MAX_ATTEMPTS
+       * starts in all), any other is ended with `otherwise`, never started twice.
+       */
+      const harnessGone = (tenant: string, id: string, otherwise: Decider.Command, key: string) =>
+        Effect.gen(function*() {
+          const { state } = yield* load(tenant, id)
+          if (Decider.isFinished(state) || state.spec === null) return yield* kv.delete(leaseKey(tenant, id))
+          const backend = backends.find((b) => b.name === state.backend)
+          if (state.spec.spec.idempotent === true && state.attempt < MAX_ATTEMPTS && backend !== undefined) {
+            const restarted = yield* execute(
+              tenant,
+              id,
+              { _tag: "Restart", reason: otherwiseReason(otherwise) },
+              `${id}:restart:${state.attempt + 1}`
+            )
+            if (restarted.appended.length > 0) {
+              yield* Effect.logWarning(`workload ${id}: ${otherwiseReason(otherwise)}; starting it again (idempotent)`)
+              return yield* Effect.ignore(
+                launchWorkload(tenant, id, state.spec, state.input, backend, state.attempt + 1)
+              )
+            }
+          }
+          yield* execute(tenant, id, otherwise, key).pipe(Effect.ignore)
+          yield* kv.delete(leaseKey(tenant, id)).pipe(Effect.ignore)
+        }).pipe(
+          Effect.catchCause((cause) => Effect.logWarning(`workload ${id}: could not settle a lost harness`, cause))
+        )
+
+      const otherwiseReason = (c: Decider.Command) =>
+        c._tag === "Fail" || c._tag === "Terminate" ? c.reason : "the harness is gone"
 
       const get = (tenant: string, id: string) =>
         Effect.gen(function*() {
@@ -602,12 +654,12 @@ export class Spawner extends Context.Service<Spawner, {
                 Effect.ignore
               )
             } else {
-              yield* execute(tenant, id, {
-                _tag: "Fail",
-                reason: `lost: host ${lease.host} died and its harness with it`
-              }, `${id}:lost`)
-                .pipe(Effect.ignore)
-              yield* kv.delete(key).pipe(Effect.ignore)
+              yield* harnessGone(
+                tenant,
+                id,
+                { _tag: "Fail", reason: `lost: host ${lease.host} died and its harness with it` },
+                `${id}:lost`
+              )
             }
             continue
           }
@@ -621,16 +673,13 @@ export class Spawner extends Context.Service<Spawner, {
           if (n < MISSED_PINGS) continue
           missed.delete(key)
           // the harness is gone (killed, or its machine): no more heartbeats, so the workload is ended and journaled
-          const { state } = yield* load(tenant, id).pipe(Effect.orElseSucceed(() => ({ state: Decider.initialState })))
-          if (!Decider.isFinished(state)) {
-            yield* execute(tenant, id, {
-              _tag: "Terminate",
-              reason: "heartbeats stopped: the harness is gone",
-              by: "spawner",
-              usage: null
-            }, `${id}:heartbeats-stopped`).pipe(Effect.ignore)
-          }
-          yield* kv.delete(key).pipe(Effect.ignore)
+          // (or, if idempotent, started again)
+          yield* harnessGone(tenant, id, {
+            _tag: "Terminate",
+            reason: "heartbeats stopped: the harness is gone",
+            by: "spawner",
+            usage: null
+          }, `${id}:heartbeats-stopped`)
         }
       }).pipe(Effect.catchCause((cause) => Effect.logWarning("workload watch failed; trying again", cause)))
       yield* Effect.forkScoped(watch.pipe(Effect.repeat(Schedule.spaced(PING_EVERY))))

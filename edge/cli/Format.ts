@@ -276,6 +276,8 @@ const summary = (event: Events.Event): string => {
       return `${event.allowed ? "allowed" : "refused"} ${event.host}:${event.port} (${event.detail})`
     case "WorkloadAdopted":
       return `by ${event.host} from ${event.from}`
+    case "WorkloadRestarted":
+      return `attempt ${event.attempt}: ${event.reason}`
     case "WorkloadExited":
       return `code ${event.code} after ${Math.round(event.usage.wallMs)} ms`
     case "WorkloadTerminated":

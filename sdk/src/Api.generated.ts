@@ -2916,6 +2916,7 @@ export interface Operations {
           readonly detail: string
         }>
         readonly heartbeats: number
+        readonly attempt: number
         readonly createdAt: string | null
         readonly createdBy: string | null
       }>
@@ -2986,6 +2987,7 @@ export interface Operations {
         readonly detail: string
       }>
       readonly heartbeats: number
+      readonly attempt: number
       readonly createdAt: string | null
       readonly createdBy: string | null
     }
@@ -3022,6 +3024,7 @@ export interface Operations {
         readonly detail: string
       }>
       readonly heartbeats: number
+      readonly attempt: number
       readonly createdAt: string | null
       readonly createdBy: string | null
     }
@@ -3096,6 +3099,7 @@ export interface Operations {
         readonly detail: string
       }>
       readonly heartbeats: number
+      readonly attempt: number
       readonly createdAt: string | null
       readonly createdBy: string | null
     }
