@@ -1,6 +1,6 @@
 // Spawn to first output per real sandbox backend (issue 14, ADR 0046), beside the raw backend's own start measured
-// in the same run: the raw figure is this process spawning the backend's command around `/bin/echo` (the same
-// isolation flags, nothing of Lantern's) until the first byte on stdout; Lantern's is from just before
+// in the same run: the raw figure is this process spawning the backend's own command line for `/bin/echo` (the same
+// isolation flags; no harness, journal or API) until the line on its stdout; Lantern's is from just before
 // `POST /v1/workloads` to the first WorkloadOutput's journal time, through placement, the journal, the identity, the
 // harness, the sandbox and the report back.
 import { execFileSync, spawn } from "node:child_process"
@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
+import * as Backends from "../actors/spawner/Backends.ts"
 import * as MicroVm from "../actors/spawner/MicroVm.ts"
 import { table } from "./Report.ts"
 import { ms, p, scaled } from "./RunBatch.ts"
@@ -35,40 +36,34 @@ const installed = (binary: string) => {
   }
 }
 
+/** A workload that prints one line: the raw measurement runs the backend's own command line for it. */
+const echo = (tier: Backend["tier"]) =>
+  ({
+    apiVersion: "lantern.dev/v1",
+    kind: "AgentSpec",
+    metadata: { name: "raw" },
+    spec: {
+      command: ["/bin/echo", "first"],
+      isolation: tier,
+      limits: { vcpu: 1, memoryMb: 256, timeoutSeconds: 60 },
+      network: "none"
+    }
+  }) as const
+
+/** The backend's command line for `echo` (the same isolation flags, no harness), with `scratch` as its folder. */
+const own = (backend: Backends.Backend, tier: Backend["tier"]) => (scratch: string) =>
+  Effect.runSync(backend.argv(echo(tier), { sockDir: scratch }))
+
 const BACKENDS: ReadonlyArray<Backend> = [
-  { name: "process", tier: "trusted", raw: () => ["/bin/echo", "first"] },
+  { name: "process", tier: "trusted", raw: own(Backends.processBackend, "trusted") },
   ...(installed("bwrap")
-    ? [{
-      name: "bwrap",
-      tier: "standard" as const,
-      raw: () => [
-        "bwrap",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--tmpfs",
-        "/tmp",
-        "--unshare-all",
-        "--die-with-parent",
-        "--new-session",
-        "--uid",
-        "65534",
-        "--gid",
-        "65534",
-        "/bin/echo",
-        "first"
-      ]
-    }]
+    ? [{ name: "bwrap", tier: "standard" as const, raw: own(Backends.bwrapBackend(), "standard") }]
     : []),
   ...(installed("runsc")
     ? [{
       name: "gvisor",
       tier: "untrusted" as const,
-      raw: (scratch: string) => ["runsc", "--root", scratch, "--network=none", "do", "/bin/echo", "first"]
+      raw: (scratch: string) => own(Backends.gvisorBackend("runsc", scratch), "untrusted")(scratch)
     }]
     : []),
   // a real microVM under TCG (ADR 0046): seconds a boot, so fewer starts; raw is QEMU itself with the same arguments
@@ -77,20 +72,9 @@ const BACKENDS: ReadonlyArray<Backend> = [
       name: "microvm",
       tier: "hostile" as const,
       starts: 5,
-      raw: () => {
-        const spec = {
-          apiVersion: "lantern.dev/v1",
-          kind: "AgentSpec",
-          metadata: { name: "raw" },
-          spec: {
-            command: ["echo", "first"],
-            isolation: "hostile",
-            limits: { vcpu: 1, memoryMb: 256, timeoutSeconds: 60 },
-            network: "none"
-          }
-        } as const
-        return ["qemu-system-x86_64", ...MicroVm.qemuArgs(MicroVm.settingsDefaults, spec, "exec echo first")]
-      }
+      // QEMU itself, without the driver that hides the kernel's lines and reads the exit code
+      raw:
+        () => ["qemu-system-x86_64", ...MicroVm.qemuArgs(MicroVm.settingsDefaults, echo("hostile"), "exec echo first")]
     }]
     : [])
 ]
