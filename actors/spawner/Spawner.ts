@@ -4,7 +4,6 @@
 // groups on lantern.spawner.report.> and lantern.spawner.vend.>); the holder pings its harnesses, and a host whose
 // holder died adopts the workload if its harness still answers, or journals it as lost: a workload is never
 // started twice.
-import { spawn } from "node:child_process"
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import {
@@ -36,6 +35,8 @@ import { Secrets } from "../secrets/Secrets.ts"
 import * as Backends from "./Backends.ts"
 import * as Decider from "./Decider.ts"
 import * as HarnessBuild from "./HarnessBuild.ts"
+import * as Harnesses from "./Harnesses.ts"
+import { SpawnFailed } from "./Harnesses.ts"
 import * as Kubernetes from "./Kubernetes.ts"
 import * as MicroVm from "./MicroVm.ts"
 
@@ -65,11 +66,7 @@ export class WorkloadQuotaExceeded extends Data.TaggedError("WorkloadQuotaExceed
   }
 }
 
-export class SpawnFailed extends Data.TaggedError("SpawnFailed")<{ readonly reason: string }> {
-  override get message() {
-    return `the workload could not be started: ${this.reason}`
-  }
-}
+export { SpawnFailed } from "./Harnesses.ts"
 
 export interface View {
   readonly id: string
@@ -249,76 +246,7 @@ export class Spawner extends Context.Service<Spawner, {
           spawnTimes.set(tenant, recent)
         })
 
-      /** A harness process, detached (it outlives this host), its modules loaded, waiting on stdin for its config. */
-      const startHarness = () =>
-        spawn(process.execPath, [harness.main, "--pool"], {
-          detached: true,
-          stdio: ["pipe", "pipe", "pipe"],
-          cwd: settings.workDir,
-          env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" }
-        })
-      mkdirSync(settings.workDir, { recursive: true })
-      /** Harnesses started ahead of need (LANTERN_HARNESS_POOL): a workload does not wait for Node to start one. */
-      const pool: Array<ReturnType<typeof startHarness>> = []
-      const refill = () => {
-        while (pool.length < settings.harnessPool) {
-          const child = startHarness()
-          child.on("error", () => {})
-          child.on("exit", () => {
-            const i = pool.indexOf(child)
-            if (i >= 0) pool.splice(i, 1)
-          })
-          pool.push(child)
-        }
-      }
-      refill()
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          // idle harnesses see their stdin end and exit; assigned ones are not in the pool
-          for (const child of pool.splice(0)) child.stdin?.end()
-        })
-      )
-
-      /** Hands the harness its config and reads its first line: its pid and the limits it could enforce. */
-      const launch = (configPath: string) =>
-        Effect.callback<{ pid: number; enforced: ReadonlyArray<string> }, SpawnFailed>((resume) => {
-          const child = pool.shift() ?? startHarness()
-          refill()
-          child.stdin!.on("error", () => {})
-          child.stdin!.end(`${configPath}\n`)
-          let out = ""
-          let err = ""
-          const timer = setTimeout(
-            () => done(new SpawnFailed({ reason: "the harness did not start within 30 s" })),
-            30_000
-          )
-          const done = (result: SpawnFailed | { pid: number; enforced: ReadonlyArray<string> }) => {
-            clearTimeout(timer)
-            child.removeAllListeners("exit")
-            child.stdout?.removeAllListeners("data")
-            child.stdout?.destroy()
-            child.stderr?.destroy()
-            child.unref()
-            resume(result instanceof SpawnFailed ? Effect.fail(result) : Effect.succeed(result))
-          }
-          child.stdout!.on("data", (chunk: Buffer) => {
-            out += chunk.toString("utf8")
-            const nl = out.indexOf("\n")
-            if (nl < 0) return
-            try {
-              const first = JSON.parse(out.slice(0, nl)) as { pid: number; enforced: ReadonlyArray<string> }
-              done({ pid: first.pid, enforced: first.enforced })
-            } catch {
-              done(new SpawnFailed({ reason: `the harness said: ${out.slice(0, 200)}` }))
-            }
-          })
-          child.stderr!.on("data", (c: Buffer) => (err = (err + c.toString("utf8")).slice(0, 2000)))
-          child.on("error", (e) => done(new SpawnFailed({ reason: e.message })))
-          child.on(
-            "exit",
-            (code) => done(new SpawnFailed({ reason: `the harness exited with ${code}: ${err.slice(0, 500)}` }))
-          )
-        })
+      const { launch } = yield* Harnesses.pool(harness.main, settings.workDir, settings.harnessPool)
 
       /**
        * Starts the workload's harness on this host (attempt 1, or a restart of an idempotent workload): its
