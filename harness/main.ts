@@ -5,7 +5,16 @@
 // (harness/Egress.ts) and the secret vendor, which passes the workload's identity token to Lantern and never
 // decides anything itself. It imports no actor code. Usage: node harness/main.ts <config.json>
 import { spawn } from "node:child_process"
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs"
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync
+} from "node:fs"
 import { createServer } from "node:http"
 import { join } from "node:path"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
@@ -91,28 +100,45 @@ mkdirSync(sockDir, { recursive: true, mode: 0o755 })
 
 const enforced: Array<string> = ["timeout"]
 const cgroupDirs: Array<string> = []
+/**
+ * The workload's cgroup v1 groups, one per controller whose hierarchy is really mounted here (a folder of cgroupfs
+ * has `cgroup.procs`; a plain folder under /sys/fs/cgroup is not one and is never created). A limit counts as
+ * enforced only once the kernel reads it back; `cpuacct` only accounts.
+ */
 const cgroupSetup = (): Array<string> => {
   if (config.limits === null) return []
   const name = `lantern-${config.workloadId}`
-  const attempts: Array<[string, string, ReadonlyArray<[string, string]>]> = [
-    ["memory", `/sys/fs/cgroup/memory/${name}`, [[
+  const mounted = (candidates: ReadonlyArray<string>) => candidates.find((c) => existsSync(join(c, "cgroup.procs")))
+  const cpuRoot = mounted(["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"])
+  const attempts: Array<[string, string | undefined, ReadonlyArray<[string, string]>]> = [
+    ["memory", mounted(["/sys/fs/cgroup/memory"]), [[
       "memory.limit_in_bytes",
       String(config.limits.memoryMb * 1024 * 1024)
     ]]],
-    ["cpu", `/sys/fs/cgroup/cpu,cpuacct/${name}`, [["cpu.cfs_period_us", "100000"], [
+    ["cpu", cpuRoot, [["cpu.cfs_period_us", "100000"], [
       "cpu.cfs_quota_us",
       String(Math.max(1000, Math.round(config.limits.vcpu * 100_000)))
     ]]],
-    ["pids", `/sys/fs/cgroup/pids/${name}`, [["pids.max", String(config.limits.pids)]]]
+    ["pids", mounted(["/sys/fs/cgroup/pids"]), [["pids.max", String(config.limits.pids)]]],
+    ["cpuacct", cpuRoot?.includes("cpuacct") === true ? undefined : mounted(["/sys/fs/cgroup/cpuacct"]), []]
   ]
   const procs: Array<string> = []
-  for (const [what, dir, files] of attempts) {
+  for (const [what, root, files] of attempts) {
+    if (root === undefined) continue
+    const dir = join(root, name)
     try {
-      mkdirSync(dir, { recursive: true })
-      for (const [file, value] of files) writeFileSync(join(dir, file), value)
+      try {
+        mkdirSync(dir)
+      } catch (e) {
+        if ((e as { code?: string }).code !== "EEXIST") throw e
+      }
       cgroupDirs.push(dir)
+      for (const [file, value] of files) {
+        writeFileSync(join(dir, file), value)
+        if (readFileSync(join(dir, file), "utf8").trim() === "") throw new Error(`${file} did not take ${value}`)
+      }
       procs.push(join(dir, "cgroup.procs"))
-      enforced.push(what)
+      if (what !== "cpuacct") enforced.push(what)
     } catch (e) {
       log(`cgroup ${what} not applied: ${e instanceof Error ? e.message : String(e)}`)
     }
@@ -120,6 +146,22 @@ const cgroupSetup = (): Array<string> => {
   return procs
 }
 const cgroupProcs = cgroupSetup()
+
+/** What the workload's cgroups accounted: CPU of every process ever in them, and the memory high-water mark. */
+const cgroupUsage = (): { cpuMs: number; peakKb: number | null } => {
+  const read = (file: string) => {
+    try {
+      return Number(readFileSync(file, "utf8").trim())
+    } catch {
+      return null
+    }
+  }
+  const cpu = cgroupDirs.find((d) => d.includes("cpuacct/") || d.includes("cpuacct,") || d.includes(",cpuacct"))
+  const memory = cgroupDirs.find((d) => d.includes("/memory/"))
+  const ns = cpu === undefined ? null : read(join(cpu, "cpuacct.usage"))
+  const bytes = memory === undefined ? null : read(join(memory, "memory.max_usage_in_bytes"))
+  return { cpuMs: ns === null ? 0 : ns / 1e6, peakKb: bytes === null ? null : Math.round(bytes / 1024) }
+}
 
 // ---- NATS ----
 
@@ -221,6 +263,18 @@ const treeOf = (root: number): Array<number> => {
   return out
 }
 const TICKS = 100
+/** The CPU time of this process's reaped children (cutime + cstime of /proc/self/stat), ms. */
+const reapedCpuMs = (): number => {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return ((Number(fields[13]) + Number(fields[14])) * 1000) / TICKS
+  } catch {
+    return 0
+  }
+}
+/** The last CPU time sampled from the running tree (a sandbox's processes may not all be reaped by this one). */
+let lastCpuMs = 0
 const sample = (root: number): { cpuMs: number; rssKb: number | null } => {
   let cpuTicks = 0
   let rss = 0
@@ -243,7 +297,9 @@ const sample = (root: number): { cpuMs: number; rssKb: number | null } => {
   }
   const rssKb = seen ? rss : null
   if (rssKb !== null && (peakRssKb === null || rssKb > peakRssKb)) peakRssKb = rssKb
-  return { cpuMs: (cpuTicks * 1000) / TICKS, rssKb }
+  const cpuMs = (cpuTicks * 1000) / TICKS
+  lastCpuMs = Math.max(lastCpuMs, cpuMs)
+  return { cpuMs, rssKb }
 }
 
 // ---- the secret vendor: the workload's token goes to Lantern, which decides ----
@@ -371,8 +427,14 @@ const main = async () => {
   finishedAt = Date.now()
   clearTimeout(timeout)
   clearInterval(heartbeat)
-  const final = child.pid === undefined ? { cpuMs: 0, rssKb: null } : sample(child.pid)
-  const usage: Usage = { wallMs: Date.now() - started, cpuMs: final.cpuMs, peakRssKb }
+  // the workload has been reaped: its CPU time (and its reaped descendants') is the harness's children's time
+  // with cgroups, the group's accounting covers every process that ever ran in it (a sandbox's own init included)
+  const accounted = cgroupUsage()
+  const usage: Usage = {
+    wallMs: Date.now() - started,
+    cpuMs: Math.max(lastCpuMs, reapedCpuMs(), accounted.cpuMs),
+    peakRssKb: accounted.peakKb === null ? peakRssKb : Math.max(peakRssKb ?? 0, accounted.peakKb)
+  }
   const code = exit.code ?? 128 + (exit.signal === "SIGKILL" ? 9 : exit.signal === "SIGTERM" ? 15 : 0)
   report(killedFor === null ? { _tag: "exited", code, usage } : { _tag: "killed", ...killedFor, usage })
   log(`workload ended: code ${code}${killedFor === null ? "" : ` (${killedFor.reason})`}`)

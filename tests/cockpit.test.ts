@@ -462,6 +462,56 @@ describe.skipIf(CHROMIUM === undefined)(
       await accessibility("spend")
     })
 
+    it("lists workloads and shows one's output and egress decisions, and terminates one that runs", async () => {
+      const script = "const u = new URL(process.env.HTTP_PROXY); console.log('hello from the workload'); " +
+        "require('node:http').get({ host: u.hostname, port: u.port, path: 'http://api.other.test/' }, (m) => { " +
+        "console.log('proxy said ' + m.statusCode); process.exit(0) })"
+      const made = await call("POST", "/v1/workloads", {
+        apiVersion: "lantern.dev/v1",
+        kind: "AgentSpec",
+        metadata: { name: "cockpit-probe" },
+        spec: {
+          command: [process.execPath, "-e", script],
+          isolation: "trusted",
+          limits: { vcpu: 1, memoryMb: 256, timeoutSeconds: 60 },
+          network: "allowlist",
+          egressRules: [{ host: "api.example.com" }]
+        }
+      })
+      expect(made.status, made.text).toBe(201)
+      const long = await call("POST", "/v1/workloads", {
+        apiVersion: "lantern.dev/v1",
+        kind: "AgentSpec",
+        metadata: { name: "cockpit-long" },
+        spec: {
+          command: [process.execPath, "-e", "setInterval(() => console.log('tick'), 500)"],
+          isolation: "trusted",
+          limits: { vcpu: 1, memoryMb: 256, timeoutSeconds: 120 },
+          network: "none"
+        }
+      })
+      expect(long.status, long.text).toBe(201)
+      await page.getByRole("link", { name: "Workloads" }).click()
+      await page.getByRole("heading", { name: "Workloads" }).waitFor()
+      await page.locator(`tr[data-workload-id="${made.json.id}"]`).waitFor()
+      await page.locator(`tr[data-workload-id="${made.json.id}"] [data-workload-state="exited"]`).waitFor({
+        timeout: 30_000
+      })
+      await accessibility("workloads")
+      await page.getByRole("link", { name: "cockpit-probe" }).click()
+      await page.waitForURL(new RegExp(`#/workloads/${made.json.id}$`))
+      await page.locator("[data-output]").getByText("hello from the workload").waitFor()
+      await page.locator("[data-output]").getByText("proxy said 403").waitFor()
+      expect(await page.locator("tr[data-egress=\"refused\"]").textContent()).toContain("api.other.test:80")
+      await shot("12-workload")
+      await accessibility("workload")
+      // a running one shows its ticks as they come, and stops when asked
+      await page.goto(`${stack.url}/#/workloads/${long.json.id}`)
+      await page.locator("[data-output]").getByText("tick").first().waitFor({ timeout: 30_000 })
+      await page.getByRole("button", { name: "Terminate" }).click()
+      await page.locator("[data-workload-state=\"terminated\"]").waitFor({ timeout: 30_000 })
+    }, 120_000)
+
     it("creates an API key shown once, revokes it, and shows both in the audit log", async () => {
       await page.getByRole("link", { name: "Access" }).click()
       await page.getByRole("heading", { name: "API keys" }).waitFor()

@@ -442,6 +442,10 @@ describe("the CLI", () => {
       expect(ok.output).toContain("hello from yaml")
       expect(ok.output).toMatch(/exited \(exit 0\)/)
       const id = /^(wl_[0-9a-z]{26})$/m.exec(ok.output)![1]!
+      // Node's start alone costs tens of milliseconds of CPU: the usage counts the sandbox's reaped processes
+      const usage = (await api(stack)("GET", `/v1/workloads/${id}`)).json.usage
+      expect(usage.cpuMs).toBeGreaterThan(0)
+      expect(usage.wallMs).toBeGreaterThan(0)
       const listed = await cli(["workloads", "list"])
       expect(listed.code).toBe(0)
       expect(listed.output).toContain(`${id}  yaml-hello  exited  standard/bwrap`)

@@ -2,7 +2,8 @@
 // ahead of need, each waiting on stdin for the path of its workload's config; launching one hands it that path and
 // reads its first line (its pid and the limits it could enforce). The pool refills as it is used.
 import { spawn } from "node:child_process"
-import { mkdirSync } from "node:fs"
+import { mkdirSync, rmdirSync } from "node:fs"
+import { join } from "node:path"
 import { Data, Effect } from "effect"
 
 export class SpawnFailed extends Data.TaggedError("SpawnFailed")<{ readonly reason: string }> {
@@ -85,4 +86,19 @@ export const pool = (main: string, workDir: string, size: number) =>
       })
 
     return { launch }
+  })
+
+/**
+ * Removes the cgroups a harness made for `workloadId` (harness/main.ts) when they are empty: a harness removes its
+ * own, but one that was killed cannot, so the spawner does once the workload has ended. A busy group stays.
+ */
+export const reapCgroups = (workloadId: string) =>
+  Effect.sync(() => {
+    for (const controller of ["memory", "cpu,cpuacct", "cpu", "cpuacct", "pids"]) {
+      try {
+        rmdirSync(join("/sys/fs/cgroup", controller, `lantern-${workloadId}`))
+      } catch {
+        // absent, not empty, or not a cgroup host
+      }
+    }
   })

@@ -375,6 +375,7 @@ export class Spawner extends Context.Service<Spawner, {
           }
           yield* execute(tenant, id, otherwise, key).pipe(Effect.ignore)
           yield* kv.delete(leaseKey(tenant, id)).pipe(Effect.ignore)
+          yield* Harnesses.reapCgroups(id)
         }).pipe(
           Effect.catchCause((cause) => Effect.logWarning(`workload ${id}: could not settle a lost harness`, cause))
         )
@@ -484,7 +485,10 @@ export class Spawner extends Context.Service<Spawner, {
             return
           }
           const ended = outcome.success.appended.some((e) => W.TERMINAL_WORKLOAD_EVENTS.has(e._tag))
-          if (ended) yield* kv.delete(leaseKey(who.tenant, who.id)).pipe(Effect.ignore)
+          if (ended) {
+            yield* kv.delete(leaseKey(who.tenant, who.id)).pipe(Effect.ignore)
+            yield* Harnesses.reapCgroups(who.id)
+          }
           m.respond(enc({ ok: true, stop: Decider.isFinished(outcome.success.loaded.state) && !ended }))
         }).pipe(Effect.catchCause((cause) => Effect.logWarning("a harness report was not journaled", cause)))
 

@@ -9,6 +9,7 @@ import { RunDetail } from "./views/RunDetail.tsx"
 import { Runs } from "./views/Runs.tsx"
 import { SignIn } from "./views/SignIn.tsx"
 import { Spend } from "./views/Spend.tsx"
+import { WorkloadDetail, Workloads } from "./views/Workloads.tsx"
 
 export const App = () => {
   const session = createSession()
@@ -33,6 +34,12 @@ export const App = () => {
               <a href={href({ view: "agents" })} aria-current={route().view === "agents" ? "page" : undefined}>
                 Agents
               </a>
+              <a
+                href={href({ view: "workloads" })}
+                aria-current={["workloads", "workload"].includes(route().view) ? "page" : undefined}
+              >
+                Workloads
+              </a>
               <a href={href({ view: "spend" })} aria-current={route().view === "spend" ? "page" : undefined}>
                 Spend
               </a>
@@ -52,6 +59,18 @@ export const App = () => {
               </Match>
               <Match when={route().view === "access"}>
                 <Access client={c} />
+              </Match>
+              <Match when={route().view === "workloads"}>
+                <Workloads client={c} />
+              </Match>
+              <Match
+                when={(() => {
+                  const r = route()
+                  return r.view === "workload" ? r.id : null
+                })()}
+                keyed
+              >
+                {(id) => <WorkloadDetail client={c} id={id} />}
               </Match>
               <Match
                 when={(() => {

@@ -35,6 +35,26 @@ export interface KeyView {
   readonly parentId: string | null
 }
 
+/** A workload as `GET /v1/workloads/{id}` answers it (edge/Api.ts's WorkloadView, which lives outside schema/). */
+export interface WorkloadView {
+  readonly id: string
+  readonly name: string
+  readonly state: "scheduled" | "placed" | "running" | "exited" | "terminated" | "failed"
+  readonly isolation: string
+  readonly backend: string | null
+  readonly host: string | null
+  readonly exitCode: number | null
+  readonly reason: string | null
+  readonly usage: { readonly wallMs: number; readonly cpuMs: number; readonly peakRssKb: number | null } | null
+  readonly enforced: ReadonlyArray<string>
+  readonly secretsVended: ReadonlyArray<string>
+  readonly egress: ReadonlyArray<{ host: string; port: number; allowed: boolean; detail: string }>
+  readonly heartbeats: number
+  readonly attempt: number
+  readonly createdAt: string | null
+  readonly createdBy: string | null
+}
+
 /** A client for `token`; `onUnauthorized` hears of a 401 (an expired or revoked key), so the page can sign out. */
 export const makeClient = (token: string, onUnauthorized: () => void = () => {}) => {
   const call = async (path: string, init: RequestInit = {}): Promise<Response> => {
@@ -89,6 +109,11 @@ export const makeClient = (token: string, onUnauthorized: () => void = () => {})
     revokeKey: async (keyId: string) => {
       await call(`/v1/api-keys/${id(keyId)}`, { method: "DELETE" })
     },
+    listWorkloads: () => json<{ items: ReadonlyArray<WorkloadView> }>("/v1/workloads"),
+    getWorkload: (workloadId: string) => json<WorkloadView>(`/v1/workloads/${id(workloadId)}`),
+    workloadEvents: (workloadId: string) =>
+      json<{ items: ReadonlyArray<EventResponse> }>(`/v1/workloads/${id(workloadId)}/events`),
+    terminateWorkload: (workloadId: string) => post<WorkloadView>(`/v1/workloads/${id(workloadId)}/terminate`, {}),
     audit: (query: Omit<AuditQuery, "limit">) => {
       const q = new URLSearchParams({ limit: "50" })
       for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v))

@@ -1,4 +1,4 @@
-// Where the page is: the hash (`#/runs`, `#/runs/<id>`, `#/agents`, `#/spend`, `#/access`), so the edge serves one document at `/` and no
+// Where the page is: the hash (`#/runs`, `#/runs/<id>`, `#/agents`, `#/spend`, `#/access`, `#/workloads`, `#/workloads/<id>`), so the edge serves one document at `/` and no
 // route of the cockpit can collide with the API's.
 import { createSignal, onCleanup } from "solid-js"
 
@@ -8,6 +8,8 @@ export type Route =
   | { readonly view: "agents" }
   | { readonly view: "spend" }
   | { readonly view: "access" }
+  | { readonly view: "workloads" }
+  | { readonly view: "workload"; readonly id: string }
 
 export const parse = (hash: string): Route => {
   const parts = hash.replace(/^#\/?/, "").split("/").filter((p) => p !== "").map(decodeURIComponent)
@@ -15,11 +17,17 @@ export const parse = (hash: string): Route => {
   if (parts[0] === "agents") return { view: "agents" }
   if (parts[0] === "spend") return { view: "spend" }
   if (parts[0] === "access") return { view: "access" }
+  if (parts[0] === "workloads" && parts[1] !== undefined) return { view: "workload", id: parts[1] }
+  if (parts[0] === "workloads") return { view: "workloads" }
   return { view: "runs" }
 }
 
 export const href = (route: Route): string =>
-  route.view === "run" ? `#/runs/${encodeURIComponent(route.id)}` : `#/${route.view}`
+  route.view === "run"
+    ? `#/runs/${encodeURIComponent(route.id)}`
+    : route.view === "workload"
+    ? `#/workloads/${encodeURIComponent(route.id)}`
+    : `#/${route.view}`
 
 /** The current route, following hash changes until the owner is disposed. */
 export const createRoute = () => {
