@@ -235,7 +235,10 @@ export const open = <A>(b: Bucket<A>) =>
         const info = await jsm.streams.info(stream)
         if (info.config.max_age !== nanos(ttlMs))
           await jsm.streams.update(stream, { ...info.config, max_age: nanos(ttlMs) })
-      })
+      }).pipe(
+        // as the create above: a slow or settling server times the first requests out, which must not stop a start
+        Effect.retry({ schedule: Schedule.spaced("1 second"), times: 20 })
+      )
     }
     return make(b, kv)
   }).pipe(Effect.withSpan("Kv.open", { attributes: { "lantern.bucket": b.name } }))
