@@ -51,7 +51,10 @@ const awaitReady = async (p: LanternProcess, url: string) => {
     if (p.child.exitCode !== null || p.child.signalCode !== null)
       throw new Error(`lantern serve exited before it was ready:\n${p.output()}`)
     if (Date.now() > deadline) throw new Error(`lantern serve not ready after 300 s:\n${p.output()}`)
-    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false)
+    const ok = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) }).then(
+      (r) => r.status === 200,
+      () => false
+    )
     if (ok) return
     await new Promise((r) => setTimeout(r, 100))
   }

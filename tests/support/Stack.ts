@@ -134,7 +134,9 @@ export const startStack = async (options: StackOptions): Promise<StackProcess> =
     const outcome = await eventually(
       async () => {
         if (child.exitCode !== null || child.signalCode !== null) return "exited" as const
-        const r = await fetch(`${url}/readyz`)
+        // a request the server never answers (one that reached it mid-start, or another process on a raced port) must
+        // not hold the poll for ever
+        const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) })
         return r.status === 200 ? "ready" as const : null
       },
       150_000,
