@@ -16,6 +16,8 @@ export const BUDGETS = "LANTERN_BUDGETS"
  * subject) never meets another and never retries on a conflict (ADR 0019).
  */
 export const AUDIT = "LANTERN_AUDIT"
+/** Eval journals (ADR 0047): an agent's eval book (`book-<agent>`: its suites and baselines) and each eval run. */
+export const EVALS = "LANTERN_EVALS"
 /** Work queue of runs to drive: a message stays until a host has driven its run to a terminal state. */
 export const WORK = "LANTERN_WORK"
 
@@ -27,7 +29,8 @@ export const streamOf: Record<ActorType, string> = {
   agent: AGENTS,
   budget: BUDGETS,
   audit: AUDIT,
-  workload: WORKLOADS
+  workload: WORKLOADS,
+  eval: EVALS
 }
 
 // Bucket names. A bucket other than the bus's own (snapshots, leases) is declared once with the Schema of its
@@ -92,6 +95,7 @@ export const streams = (replicas: number): ReadonlyArray<StreamSpec> => [
   journal(BUDGETS, "lantern.budget.>", replicas),
   journal(AUDIT, "lantern.audit.>", replicas),
   journal(WORKLOADS, "lantern.workload.>", replicas),
+  journal(EVALS, "lantern.eval.>", replicas),
   {
     name: WORK,
     subjects: ["lantern.work.>"],

@@ -13,6 +13,7 @@ import * as Forecast from "../schema/Forecast.ts"
 import * as Graph from "../schema/Graph.ts"
 import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
+import * as EvalApi from "./EvalApi.ts"
 import * as F from "./Failures.ts"
 import { Allowlist } from "../actors/tools/Egress.ts"
 import * as Mcp from "../actors/tools/Mcp.ts"
@@ -820,7 +821,8 @@ const all = [
   ...egress,
   ...mcp,
   ...a2a,
-  ...workloads
+  ...workloads,
+  ...EvalApi.endpoints
 ] as const
 
 type All = typeof all[number]

@@ -17,6 +17,8 @@ export const SCOPES = [
   "secrets:write",
   "workloads:read",
   "workloads:write",
+  "evals:read",
+  "evals:write",
   "admin",
   "*"
 ] as const

@@ -37,6 +37,8 @@ import * as Bootstrap from "./Bootstrap.ts"
 import * as Api from "./Api.ts"
 import * as A2aEndpoint from "./A2aEndpoint.ts"
 import { a2aHandlers, PublicUrl } from "./A2aRoutes.ts"
+import { Evals } from "../actors/eval/Evals.ts"
+import { evalHandlers } from "./EvalRoutes.ts"
 import { auditHandlers } from "./AuditRoutes.ts"
 import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
@@ -176,6 +178,7 @@ export const layer = (options: Options) => {
         ...mcpHandlers,
         ...a2aHandlers,
         ...workloadHandlers,
+        ...evalHandlers,
         ...streamHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),
@@ -194,6 +197,8 @@ export const layer = (options: Options) => {
   ).pipe(
     Layer.provide(Auth.layer),
     Layer.provide(ForecastBudget.layer),
+    // eval runs (ADR 0047) are driven by the edge's hosts, which take up unfinished ones at start
+    Layer.provide(Evals.layer),
     Layer.provide(
       PublicUrl.layerConfig(`http://${options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${options.port}`)
     ),

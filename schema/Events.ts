@@ -3,6 +3,7 @@
 import { Schema } from "effect"
 import { ResolvedSpec } from "./AgentSpec.ts"
 import { BudgetLimits } from "./Budget.ts"
+import * as Eval from "./Eval.ts"
 import { ErrorInfo, StepCompletion, StepFailure, ToolCall } from "./StepOutcome.ts"
 import * as Workload from "./Workload.ts"
 
@@ -233,7 +234,7 @@ export type AuditRecorded = typeof AuditRecorded.Type
 export const AuditEvent = Schema.Union([AuditRecorded])
 export type AuditEvent = typeof AuditEvent.Type
 
-export const Event = Schema.Union([AgentEvent, RunEvent, BudgetEvent, AuditEvent, Workload.WorkloadEvent])
+export const Event = Schema.Union([AgentEvent, RunEvent, BudgetEvent, AuditEvent, Workload.WorkloadEvent, Eval.EvalEvent])
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
 
@@ -275,7 +276,13 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   WorkloadRestarted: { 1: Workload.WorkloadRestarted as unknown as Schema.Codec<Event, unknown> },
   WorkloadExited: { 1: Workload.WorkloadExited as unknown as Schema.Codec<Event, unknown> },
   WorkloadTerminated: { 1: Workload.WorkloadTerminated as unknown as Schema.Codec<Event, unknown> },
-  WorkloadFailed: { 1: Workload.WorkloadFailed as unknown as Schema.Codec<Event, unknown> }
+  WorkloadFailed: { 1: Workload.WorkloadFailed as unknown as Schema.Codec<Event, unknown> },
+  EvalSuiteSaved: { 1: Eval.EvalSuiteSaved as unknown as Schema.Codec<Event, unknown> },
+  EvalSuiteDeleted: { 1: Eval.EvalSuiteDeleted as unknown as Schema.Codec<Event, unknown> },
+  EvalBaselineSet: { 1: Eval.EvalBaselineSet as unknown as Schema.Codec<Event, unknown> },
+  EvalRunStarted: { 1: Eval.EvalRunStarted as unknown as Schema.Codec<Event, unknown> },
+  EvalCaseFinished: { 1: Eval.EvalCaseFinished as unknown as Schema.Codec<Event, unknown> },
+  EvalRunFinished: { 1: Eval.EvalRunFinished as unknown as Schema.Codec<Event, unknown> }
 }
 
 /** The version new events of each type are written with. */

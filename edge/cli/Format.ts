@@ -284,6 +284,13 @@ const summary = (event: Events.Event): string => {
       return `by ${event.by}: ${event.reason}`
     case "WorkloadFailed":
       return event.reason
+    case "EvalSuiteSaved":
+    case "EvalSuiteDeleted":
+    case "EvalBaselineSet":
+    case "EvalRunStarted":
+    case "EvalCaseFinished":
+    case "EvalRunFinished":
+      return inline(event, 70)
   }
 }
 

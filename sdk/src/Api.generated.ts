@@ -442,6 +442,78 @@ export const operations = {
     success: [200],
     answer: "json",
     authenticated: true
+  },
+  listEvalSuites: {
+    method: "GET",
+    path: "/v1/eval-suites",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  saveEvalSuite: {
+    method: "POST",
+    path: "/v1/eval-suites",
+    params: [],
+    success: [200, 201],
+    answer: "json",
+    authenticated: true
+  },
+  getEvalSuite: {
+    method: "GET",
+    path: "/v1/eval-suites/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  deleteEvalSuite: {
+    method: "DELETE",
+    path: "/v1/eval-suites/{id}",
+    params: ["id"],
+    success: [204],
+    answer: "none",
+    authenticated: true
+  },
+  startEvalRun: {
+    method: "POST",
+    path: "/v1/eval-runs",
+    params: [],
+    success: [202],
+    answer: "json",
+    authenticated: true
+  },
+  getEvalRun: {
+    method: "GET",
+    path: "/v1/eval-runs/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  evalRunStream: {
+    method: "GET",
+    path: "/v1/eval-runs/{id}/stream",
+    params: ["id"],
+    success: [200],
+    answer: "text",
+    authenticated: true
+  },
+  listEvalBaselines: {
+    method: "GET",
+    path: "/v1/eval-baselines",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  setEvalBaseline: {
+    method: "POST",
+    path: "/v1/eval-baselines",
+    params: [],
+    success: [201],
+    answer: "json",
+    authenticated: true
   }
 } as const
 
@@ -2536,7 +2608,7 @@ export interface Operations {
     readonly headers: {}
     readonly body: {
       readonly name: string
-      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "admin" | "*">
+      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "admin" | "*">
       readonly expiresAt?: string | null
     }
     readonly bodyRequired: true
@@ -3102,6 +3174,324 @@ export interface Operations {
       readonly attempt: number
       readonly createdAt: string | null
       readonly createdBy: string | null
+    }
+  }
+  /** The tenant's eval suites (of one agent with agentName), by agent and name */
+  readonly listEvalSuites: {
+    readonly params: {}
+    readonly query: {
+      readonly agentName?: string
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly agentName: string
+        readonly name: string
+        readonly version: number
+        readonly description: string
+        readonly tolerance: number
+        readonly cases: ReadonlyArray<{
+          readonly name: string
+          readonly input: unknown
+          readonly expected?: unknown
+          readonly assert: ReadonlyArray<({
+            readonly equals: unknown
+          }) | ({
+            readonly contains: string
+          }) | ({
+            readonly notContains: string
+          }) | ({
+            readonly regex: string
+          }) | ({
+            readonly jsonSchema: { readonly [key: string]: unknown }
+          }) | ({
+            readonly toolCalled: {
+              readonly name: string
+              readonly argsContains?: string
+            }
+          }) | ({
+            readonly costUnder: {
+              readonly usd: number
+            }
+          }) | ({
+            readonly latencyUnder: {
+              readonly ms: number
+            }
+          }) | ({
+            readonly stepsUnder: {
+              readonly n: number
+            }
+          }) | ({
+            readonly grounded: true
+          }) | ({
+            readonly judge: {
+              readonly rubric: string
+              readonly model: string
+              readonly passScore: number
+            }
+          })>
+          readonly weight?: number
+        }>
+        readonly digest: string
+        readonly createdAt: string
+        readonly updatedAt: string
+      }>
+    }
+  }
+  /** Create or update an agent's eval suite (upserted by agentName + name; a changed suite gets a new version). Assertions: equals, contains, notContains, regex, jsonSchema, toolCalled, costUnder, latencyUnder, stepsUnder, grounded, judge */
+  readonly saveEvalSuite: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly agentName: string
+      readonly name: string
+      readonly description?: string
+      readonly tolerance?: number
+      readonly cases: ReadonlyArray<{
+        readonly name: string
+        readonly input: unknown
+        readonly expected?: unknown
+        readonly assert: ReadonlyArray<({
+          readonly equals: unknown
+        }) | ({
+          readonly contains: string
+        }) | ({
+          readonly notContains: string
+        }) | ({
+          readonly regex: string
+        }) | ({
+          readonly jsonSchema: { readonly [key: string]: unknown }
+        }) | ({
+          readonly toolCalled: {
+            readonly name: string
+            readonly argsContains?: string
+          }
+        }) | ({
+          readonly costUnder: {
+            readonly usd: number
+          }
+        }) | ({
+          readonly latencyUnder: {
+            readonly ms: number
+          }
+        }) | ({
+          readonly stepsUnder: {
+            readonly n: number
+          }
+        }) | ({
+          readonly grounded: true
+        }) | ({
+          readonly judge: {
+            readonly rubric: string
+            readonly model: string
+            readonly passScore: number
+          }
+        })>
+        readonly weight?: number
+      }>
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly version: number
+    }
+  }
+  /** An eval suite at its latest version */
+  readonly getEvalSuite: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly agentName: string
+      readonly name: string
+      readonly version: number
+      readonly description: string
+      readonly tolerance: number
+      readonly cases: ReadonlyArray<{
+        readonly name: string
+        readonly input: unknown
+        readonly expected?: unknown
+        readonly assert: ReadonlyArray<({
+          readonly equals: unknown
+        }) | ({
+          readonly contains: string
+        }) | ({
+          readonly notContains: string
+        }) | ({
+          readonly regex: string
+        }) | ({
+          readonly jsonSchema: { readonly [key: string]: unknown }
+        }) | ({
+          readonly toolCalled: {
+            readonly name: string
+            readonly argsContains?: string
+          }
+        }) | ({
+          readonly costUnder: {
+            readonly usd: number
+          }
+        }) | ({
+          readonly latencyUnder: {
+            readonly ms: number
+          }
+        }) | ({
+          readonly stepsUnder: {
+            readonly n: number
+          }
+        }) | ({
+          readonly grounded: true
+        }) | ({
+          readonly judge: {
+            readonly rubric: string
+            readonly model: string
+            readonly passScore: number
+          }
+        })>
+        readonly weight?: number
+      }>
+      readonly digest: string
+      readonly createdAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** Delete an eval suite (its eval runs stay readable) */
+  readonly deleteEvalSuite: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: null
+  }
+  /** Run a suite server-side against a candidate agent version (the latest when absent): each case a real run, `concurrency` at a time (4 by default) */
+  readonly startEvalRun: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly suiteId: string
+      readonly agentVersion?: number
+      readonly branch?: string
+      readonly commitSha?: string
+      readonly concurrency?: number
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+    }
+  }
+  /** An eval run: its status, score, cases and baseline. With gate=true a finished run that regressed answers 422 with each case's difference from the baseline run */
+  readonly getEvalRun: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {
+      /** true: answer 422 when the finished run regressed against its baseline */
+      readonly gate?: "true" | "false"
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly suiteId: string
+      readonly suiteVersion: number
+      readonly agentName: string
+      readonly agentVersion: number
+      readonly branch: string | null
+      readonly commitSha: string | null
+      readonly status: "running" | "finished"
+      readonly score: number | null
+      readonly passed: boolean | null
+      readonly casesTotal: number
+      readonly casesPassed: number
+      readonly casesDone: number
+      readonly cases: ReadonlyArray<{
+        readonly name: string
+        readonly passed: boolean
+        readonly errored: boolean
+        readonly score: number
+        readonly weight: number
+        readonly runId: string | null
+        readonly actual: unknown
+        readonly failures: ReadonlyArray<string>
+        readonly costUsd: number
+        readonly verdicts: ReadonlyArray<{
+          readonly score: number
+          readonly reasoning: string
+          readonly costUsd: number
+        }>
+      }>
+      readonly baselineScore: number | null
+      readonly baselineRunId: string | null
+      readonly regressed: boolean
+      readonly costUsd: number
+      readonly createdAt: string
+      readonly finishedAt: string | null
+    }
+  }
+  /** An eval run's progress as Server-Sent Events: `started`, one `case` per finished case ({index, casesDone, casesTotal, result}), then `finished`; the stream ends there */
+  readonly evalRunStream: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: string
+  }
+  /** An agent's baselines, per suite and branch (of one branch with branch) */
+  readonly listEvalBaselines: {
+    readonly params: {}
+    readonly query: {
+      readonly agentName: string
+      readonly branch?: string
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly agentName: string
+        readonly suiteId: string
+        readonly branch: string
+        readonly evalRunId: string
+        readonly score: number
+        readonly setAt: string
+      }>
+    }
+  }
+  /** Pin a finished eval run as its suite's baseline on a branch; an eval run on a branch without one compares with main's */
+  readonly setEvalBaseline: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly agentName: string
+      readonly suiteId: string
+      readonly branch: string
+      readonly evalRunId: string
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly agentName: string
+      readonly suiteId: string
+      readonly branch: string
+      readonly evalRunId: string
+      readonly score: number
+      readonly setAt: string
     }
   }
 }

@@ -283,5 +283,7 @@ export const summarize = (lines: ReadonlyArray<Line>): Summary => {
       throw new Error("audit journals have no decider to replay through")
     case "workload":
       throw new Error("workload journals are not among the recorded fixtures")
+    case "eval":
+      throw new Error("eval journals have no replay fixtures")
   }
 }
