@@ -71,9 +71,7 @@ let model: Awaited<ReturnType<typeof startModel>>
 let call: ReturnType<typeof api>
 
 beforeAll(async () => {
-  console.log("starting nats", new Date().toISOString())
   nats = await startServer("lantern-evals")
-  console.log("nats up; starting the stack", new Date().toISOString())
   dir = mkdtempSync(join(tmpdir(), "lantern-evals-"))
   model = await startModel()
   const prices = join(dir, "prices.json")
@@ -89,7 +87,6 @@ beforeAll(async () => {
     }
   })
   call = api(stack)
-  console.log("stack ready", new Date().toISOString())
   // v1 repeats, v2 shouts
   expect((await call("POST", "/v1/agents", { name: "greeter", spec: { systemPrompt: "Repeat." } })).status).toBe(201)
   expect((await call("PUT", "/v1/agents/greeter", { spec: { systemPrompt: "Repeat. SHOUT" } })).status).toBe(200)

@@ -388,10 +388,13 @@ export class Evals extends Context.Service<Evals, {
         )
 
       // eval runs left unfinished by a host that stopped are driven again (their cases' runs are idempotent)
-      for (const key of yield* index.keys("open.>").pipe(Effect.orElseSucceed(() => []))) {
-        const [, tenant = "", id = ""] = key.split(".")
-        fork(drive(tenant, id))
-      }
+      // (in the background: the edge's routes must not wait on the bus to be installed)
+      fork(Effect.gen(function*() {
+        for (const key of yield* index.keys("open.>").pipe(Effect.orElseSucceed(() => []))) {
+          const [, tenant = "", id = ""] = key.split(".")
+          fork(drive(tenant, id))
+        }
+      }))
 
       return Evals.of({
         saveSuite: (tenant, request) =>
