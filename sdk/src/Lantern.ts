@@ -145,6 +145,22 @@ export class Lantern {
     set: (hosts: ReadonlyArray<string>) => this.request("putEgress", { body: { hosts } })
   }
 
+  /** Eval gates (ADR 0047): suites, eval runs scored server-side, and baselines per branch. */
+  readonly evals = {
+    saveSuite: (body: Body<"saveEvalSuite">) => this.request("saveEvalSuite", { body }),
+    listSuites: (query: Query<"listEvalSuites"> = {}) => this.request("listEvalSuites", { query }),
+    getSuite: (id: string) => this.request("getEvalSuite", { params: { id } }),
+    deleteSuite: (id: string) => this.request("deleteEvalSuite", { params: { id } }),
+    /** Starts an eval run: every case a real run of the candidate version; answers its id at once. */
+    run: (body: Body<"startEvalRun">) => this.request("startEvalRun", { body }),
+    /** An eval run; with `{gate: "true"}` a regressed one fails with 422 eval_regressed. */
+    get: (id: string, query: Query<"getEvalRun"> = {}) => this.request("getEvalRun", { params: { id }, query }),
+    /** The progress stream's whole text (Server-Sent Events), once the eval run has finished. */
+    stream: (id: string) => this.request("evalRunStream", { params: { id } }),
+    setBaseline: (body: Body<"setEvalBaseline">) => this.request("setEvalBaseline", { body }),
+    baselines: (query: Query<"listEvalBaselines">) => this.request("listEvalBaselines", { query })
+  }
+
   /** A2A (ADR 0045): which agents are public, and their agent cards. */
   readonly a2a = {
     /** Makes an agent public (its card readable by anyone, its A2A endpoint open to the tenant's keys) or private. */
