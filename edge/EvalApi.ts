@@ -2,6 +2,7 @@
 // their progress stream) and baselines per branch, with the scopes evals:read and evals:write.
 import { Schema } from "effect"
 import * as Eval from "../schema/Eval.ts"
+import { AgentName, RunId } from "../schema/Ids.ts"
 import { body, failure, Json, make, Media, None } from "./Endpoint.ts"
 import * as F from "./Failures.ts"
 
@@ -42,6 +43,8 @@ export const BaselineRefused = failure<Eval.EvalBaselineRefused>(
 )
 
 const BySuite = Schema.Struct({ id: Eval.SuiteId })
+const ByRun = Schema.Struct({ id: RunId })
+const ByAgent = Schema.Struct({ name: AgentName })
 const ByEvalRun = Schema.Struct({ id: Eval.EvalRunId })
 const list = <S extends Schema.Top>(s: S) => Schema.Struct({ items: Schema.Array(s) })
 
@@ -131,5 +134,44 @@ export const endpoints = [
     summary: "An agent's baselines, per suite and branch (of one branch with branch)",
     query: Eval.BaselineQuery,
     success: { 200: Json(list(Eval.BaselineView), "Baselines") }
+  }),
+  make("giveRunFeedback", {
+    method: "POST",
+    path: "/v1/runs/:id/feedback",
+    scope: "runs:write",
+    summary:
+      "Feedback on a run: a score 1-5, a comment, the output it should have given (a rehearsal replays against it)",
+    params: ByRun,
+    body: body(Eval.FeedbackRequest),
+    success: { 201: Json(Eval.FeedbackView, "Recorded") },
+    failures: [F.RunNotFound]
+  }),
+  make("runFeedback", {
+    method: "GET",
+    path: "/v1/runs/:id/feedback",
+    scope: "runs:read",
+    summary: "A run's feedback, oldest first",
+    params: ByRun,
+    success: { 200: Json(list(Eval.FeedbackView), "Feedback") },
+    failures: [F.RunNotFound]
+  }),
+  make("agentFeedback", {
+    method: "GET",
+    path: "/v1/agents/:name/feedback",
+    scope: "agents:read",
+    summary: "An agent's feedback in figures: count, mean, thumbs up (4-5), thumbs down (1-2), the last 7 days' mean",
+    params: ByAgent,
+    success: { 200: Json(Eval.AgentFeedbackView, "Feedback") },
+    failures: [F.AgentNotFound]
+  }),
+  make("rehearseRuns", {
+    method: "POST",
+    path: "/v1/runs/rehearse",
+    scope: "runs:read",
+    summary:
+      "The agent's runs in the window that failed or got feedback of 2 or less, newest first, with their inputs, versions, costs and preferred outputs; replay them with POST /v1/eval-runs {rehearsal}",
+    body: body(Eval.RehearseRequest),
+    success: { 200: Json(list(Eval.RehearsalItem), "Runs to rehearse") },
+    failures: [F.AgentNotFound]
   })
 ] as const

@@ -1,14 +1,17 @@
 // The eval routes (ADR 0047): suites, eval runs with their gate and progress stream, and baselines. The gate compares
 // a finished run with the baseline run it was started against, case by case by name.
-import { Duration, Effect, Stream } from "effect"
+import { Clock, Duration, Effect, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
+import { Agents } from "../actors/agent/Agents.ts"
 import * as Assertions from "../actors/eval/Assertions.ts"
+import { Runs } from "../actors/run/Runs.ts"
 import { Evals } from "../actors/eval/Evals.ts"
 import type { Assertion, Case, EvalEvent, EvalRunView, Kind, SuiteRequestLoose } from "../schema/Eval.ts"
 import { EvalRegressed, KINDS, members } from "../schema/Eval.ts"
 import * as Sse from "../schema/Sse.ts"
 import { sseComment } from "./Events.ts"
 import { BadRequest, decode } from "./Http.ts"
+import * as Rehearsals from "./Rehearsals.ts"
 import { handlers, reply } from "./Serve.ts"
 
 const encoder = new TextEncoder()
@@ -92,21 +95,29 @@ export const evalHandlers = handlers({
   getEvalSuite: ({ tenant, params }) => Evals.use((e) => e.getSuite(tenant, params.id)),
   deleteEvalSuite: ({ tenant, params }) => Effect.as(Evals.use((e) => e.deleteSuite(tenant, params.id)), null),
   startEvalRun: ({ tenant, body }) =>
-    Effect.map(
-      Evals.use((e) => e.start(tenant, body)),
-      (id) => reply(202, { id }, { location: `/v1/eval-runs/${id}` })
-    ),
+    Effect.gen(function*() {
+      const cases = body.rehearsal === undefined
+        ? undefined
+        : Rehearsals.casesOf(yield* Rehearsals.find(tenant, { ...body.rehearsal }))
+      if (cases !== undefined && cases.length === 0) {
+        return yield* new BadRequest({
+          issues: [{ field: "rehearsal", message: "the window holds no failed or low-scored run of the agent" }]
+        })
+      }
+      const id = yield* (yield* Evals).start(tenant, body, cases)
+      return reply(202, { id }, { location: `/v1/eval-runs/${id}` })
+    }),
   getEvalRun: ({ tenant, params, query }) =>
     Effect.gen(function*() {
       const evals = yield* Evals
       const { view, tolerance } = yield* evals.get(tenant, params.id)
-      if (query.gate !== "true" || !view.regressed || view.baselineScore === null || view.baselineRunId === null) {
-        return view
-      }
-      const baseline = yield* evals.get(tenant, view.baselineRunId).pipe(
-        Effect.map((b) => b.view),
-        Effect.catchTag("EvalRunNotFound", () => Effect.succeed(null))
-      )
+      if (query.gate !== "true" || !view.regressed) return view
+      const baseline = view.baselineRunId === null
+        ? null
+        : yield* evals.get(tenant, view.baselineRunId).pipe(
+          Effect.map((b) => b.view),
+          Effect.catchTag("EvalRunNotFound", () => Effect.succeed(null))
+        )
       return yield* new EvalRegressed({
         id: view.id,
         score: view.score ?? 0,
@@ -136,6 +147,38 @@ export const evalHandlers = handlers({
         contentType: "text/event-stream",
         headers: { "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" }
       })
+    }),
+  giveRunFeedback: ({ tenant, params, body }) =>
+    Effect.gen(function*() {
+      const run = yield* (yield* Runs).get(tenant, params.id)
+      return reply(201, yield* (yield* Evals).giveFeedback(tenant, run.agentName, run.id, body))
+    }),
+  runFeedback: ({ tenant, params }) =>
+    Effect.gen(function*() {
+      const run = yield* (yield* Runs).get(tenant, params.id)
+      const all = yield* (yield* Evals).feedback(tenant, run.agentName)
+      return { items: all.filter((f) => f.runId === run.id) }
+    }),
+  agentFeedback: ({ tenant, params }) =>
+    Effect.gen(function*() {
+      yield* (yield* Agents).get(tenant, params.name)
+      const all = yield* (yield* Evals).feedback(tenant, params.name)
+      const since = (yield* Clock.currentTimeMillis) - 7 * 86_400_000
+      const mean = (xs: ReadonlyArray<{ score: number }>) =>
+        xs.length === 0 ? null : xs.reduce((n, x) => n + x.score, 0) / xs.length
+      return {
+        agentName: params.name,
+        count: all.length,
+        mean: mean(all),
+        thumbsUp: all.filter((f) => f.score >= 4).length,
+        thumbsDown: all.filter((f) => f.score <= 2).length,
+        last7DaysMean: mean(all.filter((f) => Date.parse(f.at) >= since))
+      }
+    }),
+  rehearseRuns: ({ tenant, body }) =>
+    Effect.gen(function*() {
+      yield* (yield* Agents).get(tenant, body.agentName)
+      return { items: yield* Rehearsals.find(tenant, body) }
     }),
   setEvalBaseline: ({ tenant, body }) =>
     Effect.map(Evals.use((e) => e.setBaseline(tenant, body)), (b) => reply(201, b)),

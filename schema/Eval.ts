@@ -162,14 +162,31 @@ export const SuiteListQuery = Schema.Struct({ agentName: Schema.optionalKey(Agen
 const Branch = Schema.String.check(
   Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/u, { message: "Expected a git branch name" })
 )
+/** A window back from now: `7d`, `24h`, `30m`. */
+export const Window = Schema.String.check(
+  Schema.isPattern(/^[1-9]\d{0,3}[dhm]$/u, { message: "Expected a window like 7d, 24h or 30m" })
+)
+export const windowMs = (w: string): number =>
+  Number(w.slice(0, -1)) * ({ d: 86_400_000, h: 3_600_000, m: 60_000 } as const)[w.slice(-1) as "d" | "h" | "m"]
+
 export const EvalRunRequest = Schema.Struct({
-  suiteId: SuiteId,
+  /** The suite to run; or `rehearsal`, the agent's recent failures and low-scored runs (exactly one of the two). */
+  suiteId: Schema.optionalKey(SuiteId),
+  rehearsal: Schema.optionalKey(Schema.Struct({ agentName: AgentName, window: Window })),
   /** The candidate version; the agent's latest when absent. */
   agentVersion: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
   branch: Schema.optionalKey(Branch),
   commitSha: Schema.optionalKey(Schema.String.check(Schema.isPattern(/^[0-9a-f]{7,64}$/u))),
   concurrency: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 64 })))
-})
+}).check(Schema.makeFilter((r) => {
+  if (r.suiteId === undefined && r.rehearsal === undefined) {
+    return { path: ["suiteId"], issue: "suiteId or rehearsal is required" }
+  }
+  if (r.suiteId !== undefined && r.rehearsal !== undefined) {
+    return { path: ["rehearsal"], issue: "give suiteId or rehearsal, not both" }
+  }
+  return undefined
+}))
 export type EvalRunRequest = typeof EvalRunRequest.Type
 
 export const EvalRunStatus = Schema.Literals(["running", "finished"])
@@ -251,6 +268,61 @@ export type BaselineView = typeof BaselineView.Type
 
 export const BaselineQuery = Schema.Struct({ agentName: AgentName, branch: Schema.optionalKey(Branch) })
 
+// ---- feedback and rehearsals ----
+
+export const FeedbackRequest = Schema.Struct({
+  score: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5 })),
+  comment: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(4000))),
+  /** What the run should have answered: a rehearsal scores a replay against it. */
+  preferredOutput: Schema.optionalKey(Schema.Unknown),
+  source: Schema.optionalKey(Schema.String.check(Schema.isBetweenLength(1, 100)))
+})
+export type FeedbackRequest = typeof FeedbackRequest.Type
+
+export const FeedbackView = Schema.Struct({
+  runId: Schema.String,
+  agentName: Schema.String,
+  score: Schema.Int,
+  comment: Schema.NullOr(Schema.String),
+  preferredOutput: Schema.optionalKey(Schema.Unknown),
+  source: Schema.String,
+  at: Schema.String
+})
+export type FeedbackView = typeof FeedbackView.Type
+
+export const AgentFeedbackView = Schema.Struct({
+  agentName: Schema.String,
+  count: Schema.Int,
+  mean: Schema.NullOr(Schema.Finite),
+  /** Scores of 4 or 5. */
+  thumbsUp: Schema.Int,
+  /** Scores of 1 or 2. */
+  thumbsDown: Schema.Int,
+  last7DaysMean: Schema.NullOr(Schema.Finite)
+})
+
+export const RehearseRequest = Schema.Struct({
+  agentName: AgentName,
+  window: Window,
+  includeFailures: Schema.optionalKey(Schema.Boolean),
+  includeLowScore: Schema.optionalKey(Schema.Boolean),
+  limit: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1000 })))
+})
+export type RehearseRequest = typeof RehearseRequest.Type
+
+export const RehearsalItem = Schema.Struct({
+  runId: Schema.String,
+  reason: Schema.Literals(["failed", "lowScore"]),
+  input: Schema.Unknown,
+  agentVersion: Schema.Int,
+  status: Schema.String,
+  costUsd: Schema.Finite,
+  createdAt: Schema.String,
+  feedbackScore: Schema.NullOr(Schema.Int),
+  preferredOutput: Schema.optionalKey(Schema.Unknown)
+})
+export type RehearsalItem = typeof RehearsalItem.Type
+
 // ---- events: an agent's eval book (suites, baselines) and each eval run, on the eval stream ----
 
 export const EvalSuiteSaved = Schema.TaggedStruct("EvalSuiteSaved", {
@@ -270,6 +342,14 @@ export const EvalBaselineSet = Schema.TaggedStruct("EvalBaselineSet", {
   evalRunId: Schema.String,
   score: Schema.Finite
 })
+/** Feedback on a run of the book's agent. */
+export const RunFeedbackGiven = Schema.TaggedStruct("RunFeedbackGiven", {
+  runId: Schema.String,
+  score: Schema.Int,
+  comment: Schema.NullOr(Schema.String),
+  preferredOutput: Schema.optionalKey(Schema.Unknown),
+  source: Schema.String
+})
 export const EvalRunStarted = Schema.TaggedStruct("EvalRunStarted", {
   evalRunId: Schema.String,
   suiteId: Schema.String,
@@ -281,6 +361,8 @@ export const EvalRunStarted = Schema.TaggedStruct("EvalRunStarted", {
   concurrency: Schema.Int,
   tolerance: Schema.Finite,
   cases: Schema.Array(Case),
+  /** Set on a rehearsal: its cases are the agent's recent failures, and any failing case fails the gate. */
+  rehearsal: Schema.optionalKey(Schema.Struct({ agentName: Schema.String, window: Schema.String })),
   /** The baseline this run is compared with, fixed at its start (its branch's, else main's). */
   baseline: Schema.NullOr(Schema.Struct({ evalRunId: Schema.String, score: Schema.Finite, branch: Schema.String }))
 })
@@ -299,6 +381,7 @@ export const EvalEvent = Schema.Union([
   EvalSuiteSaved,
   EvalSuiteDeleted,
   EvalBaselineSet,
+  RunFeedbackGiven,
   EvalRunStarted,
   EvalCaseFinished,
   EvalRunFinished
@@ -329,15 +412,18 @@ export class EvalRunNotFound extends Schema.TaggedError<EvalRunNotFound>()("Eval
 export class EvalRegressed extends Schema.TaggedError<EvalRegressed>()("EvalRegressed", {
   id: Schema.String,
   score: Schema.Finite,
-  baselineScore: Schema.Finite,
-  baselineRunId: Schema.String,
+  /** Null for a rehearsal, which has no baseline: any replayed case that fails fails it. */
+  baselineScore: Schema.NullOr(Schema.Finite),
+  baselineRunId: Schema.NullOr(Schema.String),
   tolerance: Schema.Finite,
   differences: Schema.Array(CaseDifference)
 }) {
   override get message() {
-    return `eval run ${this.id} scored ${this.score.toFixed(3)}, below its baseline ${
-      this.baselineScore.toFixed(3)
-    } by more than ${this.tolerance}`
+    return this.baselineScore === null
+      ? `rehearsal ${this.id}: replayed runs still fail (score ${this.score.toFixed(3)})`
+      : `eval run ${this.id} scored ${this.score.toFixed(3)}, below its baseline ${
+        this.baselineScore.toFixed(3)
+      } by more than ${this.tolerance}`
   }
 }
 

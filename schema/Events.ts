@@ -280,6 +280,7 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   EvalSuiteSaved: { 1: Eval.EvalSuiteSaved as unknown as Schema.Codec<Event, unknown> },
   EvalSuiteDeleted: { 1: Eval.EvalSuiteDeleted as unknown as Schema.Codec<Event, unknown> },
   EvalBaselineSet: { 1: Eval.EvalBaselineSet as unknown as Schema.Codec<Event, unknown> },
+  RunFeedbackGiven: { 1: Eval.RunFeedbackGiven as unknown as Schema.Codec<Event, unknown> },
   EvalRunStarted: { 1: Eval.EvalRunStarted as unknown as Schema.Codec<Event, unknown> },
   EvalCaseFinished: { 1: Eval.EvalCaseFinished as unknown as Schema.Codec<Event, unknown> },
   EvalRunFinished: { 1: Eval.EvalRunFinished as unknown as Schema.Codec<Event, unknown> }

@@ -3,7 +3,7 @@
 // main gates a lower-scoring candidate on a branch with 422 and the per-case differences, an equal one passes; a
 // `grounded` case that claims an email was sent with no tool step fails; a judge's verdict and cost are recorded and a
 // judge whose provider fails leaves its case errored. The model is a local server speaking OpenAI's Chat Completions:
-// it repeats the user's message (in capitals when the system prompt says SHOUT) and, as a judge, grades an answer
+// it repeats the user's message (in capitals when the system prompt says SHOUT, and refuses FAIL-RUN unless it does) and, as a judge, grades an answer
 // 0.9 when it holds "hello" and 0.2 otherwise.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, type Server } from "node:http"
@@ -47,6 +47,12 @@ const startModel = async () => {
             ? { score: 0.9, reasoning: "greets" }
             : { score: 0.2, reasoning: "does not greet" }
         )
+      } else if (user.includes("FAIL-RUN") && !system.includes("SHOUT")) {
+        // version 1 cannot answer it (a refusal, not retried): its run fails; version 2 can
+        res.writeHead(400, { "content-type": "application/json" }).end(
+          JSON.stringify({ error: { message: "cannot answer that" } })
+        )
+        return
       } else {
         content = system.includes("SHOUT") ? user.toUpperCase() : user
       }
@@ -342,5 +348,83 @@ describe("eval runs and the gate", () => {
     expect(down).toMatchObject({ passed: false, errored: true, score: 0 })
     expect(down.failures[0]).toContain("provider failed")
     expect(run.score).toBeCloseTo((0.9 + 0.2 + 0) / 3, 5)
+  })
+})
+
+describe("feedback and rehearsals", () => {
+  const runOf = async (input: string) => {
+    const r = await call("POST", "/v1/runs", { agentName: "greeter", agentVersion: 1, input })
+    expect(r.status, r.text).toBe(201)
+    return eventually(
+      async () => {
+        const got = await call("GET", `/v1/runs/${r.json.id}`)
+        return got.json.status === "running" ? null : got.json
+      },
+      30_000,
+      `run ${r.json.id} to end`
+    )
+  }
+
+  it("records feedback, sums it per agent, rehearses exactly the failed and low-scored runs, and gates a replay", async () => {
+    onTestFailed(() => console.error(stack.output().slice(-5000)))
+    const failed = await runOf("FAIL-RUN please")
+    expect(failed.status).toBe("failed")
+    const [low, happy, meh] = [await runOf("hello a"), await runOf("hello b"), await runOf("hey c")]
+    const give = (id: string, body: unknown) => call("POST", `/v1/runs/${id}/feedback`, body)
+    const given = await give(low.id, { score: 1, comment: "should shout", preferredOutput: "HELLO A", source: "slack" })
+    expect(given.status, given.text).toBe(201)
+    expect(given.json).toMatchObject({ runId: low.id, agentName: "greeter", score: 1, source: "slack" })
+    expect((await give(happy.id, { score: 5 })).status).toBe(201)
+    expect((await give(meh.id, { score: 2, preferredOutput: "HEY C" })).status).toBe(201)
+    issueFor(await give(meh.id, { score: 6 }), "score")
+    issueFor(await give(meh.id, { score: 3, stars: 4 }), "stars")
+    expect((await give("run_00000000000000000000000000", { score: 3 })).status).toBe(404)
+
+    const mine = await call("GET", `/v1/runs/${low.id}/feedback`)
+    expect(mine.json.items).toEqual([
+      expect.objectContaining({ score: 1, comment: "should shout", preferredOutput: "HELLO A" })
+    ])
+    const summary = await call("GET", "/v1/agents/greeter/feedback")
+    expect(summary.json).toMatchObject({ count: 3, thumbsUp: 1, thumbsDown: 2 })
+    expect(summary.json.mean).toBeCloseTo(8 / 3, 9)
+    expect(summary.json.last7DaysMean).toBeCloseTo(8 / 3, 9)
+
+    // the failed run shows once the runs projection has it
+    const rehearsal = await eventually(
+      async () => {
+        const r = await call("POST", "/v1/runs/rehearse", { agentName: "greeter", window: "7d" })
+        return r.json.items?.length === 3 ? r.json.items : null
+      },
+      20_000,
+      "three runs to rehearse"
+    )
+    const byId = Object.fromEntries(rehearsal.map((i: { runId: string }) => [i.runId, i]))
+    expect(Object.keys(byId).sort()).toEqual([failed.id, low.id, meh.id].sort())
+    expect(byId[failed.id]).toMatchObject({ reason: "failed", input: "FAIL-RUN please", agentVersion: 1 })
+    expect(byId[low.id]).toMatchObject({
+      reason: "lowScore",
+      input: "hello a",
+      feedbackScore: 1,
+      preferredOutput: "HELLO A"
+    })
+    expect(byId[meh.id]).toMatchObject({ reason: "lowScore", feedbackScore: 2, preferredOutput: "HEY C" })
+    const onlyFailed = await call("POST", "/v1/runs/rehearse", {
+      agentName: "greeter",
+      window: "7d",
+      includeLowScore: false
+    })
+    expect(onlyFailed.json.items.map((i: { runId: string }) => i.runId)).toEqual([failed.id])
+    issueFor(await call("POST", "/v1/runs/rehearse", { agentName: "greeter", window: "a week" }), "window")
+
+    // version 1 replayed fails them all again: the gate says no; version 2 answers all three as preferred
+    const same = await evalRun({ rehearsal: { agentName: "greeter", window: "7d" }, agentVersion: 1 })
+    expect(same).toMatchObject({ casesTotal: 3, casesPassed: 0, regressed: true, passed: false })
+    const refused = await call("GET", `/v1/eval-runs/${same.id}?gate=true`)
+    expect(refused.status).toBe(422)
+    expect(refused.json.error.baselineScore).toBeNull()
+    const fixed = await evalRun({ rehearsal: { agentName: "greeter", window: "7d" }, agentVersion: 2 })
+    expect(fixed).toMatchObject({ casesTotal: 3, casesPassed: 3, regressed: false, passed: true, score: 1 })
+    expect((await call("GET", `/v1/eval-runs/${fixed.id}?gate=true`)).status).toBe(200)
+    issueFor(await call("POST", "/v1/eval-runs", { agentVersion: 2 }), "suiteId")
   })
 })

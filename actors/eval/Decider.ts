@@ -44,6 +44,14 @@ export type BookCommand =
   }
   | { readonly _tag: "DeleteSuite"; readonly suiteId: string }
   | {
+    readonly _tag: "GiveFeedback"
+    readonly runId: string
+    readonly score: number
+    readonly comment: string | null
+    readonly preferredOutput?: unknown
+    readonly source: string
+  }
+  | {
     readonly _tag: "SetBaseline"
     readonly suiteId: string
     readonly branch: string
@@ -85,6 +93,10 @@ export const decideBook = (command: BookCommand, book: Book) => {
         return reject(new EvalSuiteNotFound({ id: command.suiteId }))
       }
       return accept<EvalEvent>({ _tag: "EvalSuiteDeleted", suiteId: command.suiteId })
+    case "GiveFeedback": {
+      const { _tag, ...fields } = command
+      return accept<EvalEvent>({ _tag: "RunFeedbackGiven", ...fields })
+    }
     case "SetBaseline": {
       if (liveSuite(book, command.suiteId) === undefined) {
         return reject(new EvalSuiteNotFound({ id: command.suiteId }))

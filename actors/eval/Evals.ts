@@ -18,6 +18,8 @@ import {
   EvalRunNotFound,
   type EvalRunView,
   EvalSuiteNotFound,
+  type FeedbackRequest,
+  type FeedbackView,
   type SuiteRequest,
   type SuiteView
 } from "../../schema/Eval.ts"
@@ -50,7 +52,8 @@ export const suiteIdOf = (tenant: string, agentName: string, name: string) =>
 
 /**
  * `suite.<tenant>.<suiteId>` → the suite's agent (whose book holds it); `open.<tenant>.<evalRunId>` → the eval runs
- * started and not yet finished, taken up again when a host starts.
+ * started and not yet finished, taken up again when a host starts; `case.<tenant>.<runId>` → the eval run a run is a
+ * case of (eval traffic).
  */
 const indexBucket = Kv.bucket({ name: "lantern-eval-index", value: Schema.String, what: "the eval index" })
 
@@ -81,6 +84,21 @@ const suiteView = (agentName: string, stored: ReadonlyArray<Stored>, suiteId: st
     if (e._tag === "EvalSuiteDeleted" && e.suiteId === suiteId) view = null
   }
   return view
+}
+
+/** Feedback as the book journaled it; null for another event. */
+const feedbackOf = (agentName: string, s: Stored): FeedbackView | null => {
+  const e = s.event as EvalEvent
+  if (e._tag !== "RunFeedbackGiven") return null
+  return {
+    runId: e.runId,
+    agentName,
+    score: e.score,
+    comment: e.comment,
+    ...(e.preferredOutput === undefined ? {} : { preferredOutput: e.preferredOutput }),
+    source: e.source,
+    at: s.envelope.at
+  }
 }
 
 /** An eval run as its journal has it. */
@@ -146,10 +164,14 @@ export class Evals extends Context.Service<Evals, {
   ) => Effect.Effect<ReadonlyArray<SuiteView>, BusUnavailable | Actor.ReadError>
   readonly getSuite: (tenant: string, id: string) => Effect.Effect<SuiteView, NotFound>
   readonly deleteSuite: (tenant: string, id: string) => Effect.Effect<void, NotFound | Write>
-  /** Journals an eval run's start and runs its cases in the background; answers its id at once. */
+  /**
+   * Journals an eval run's start and runs its cases in the background; answers its id at once. A rehearsal
+   * (`request.rehearsal`) runs the given cases.
+   */
   readonly start: (
     tenant: string,
-    request: EvalRunRequest
+    request: EvalRunRequest,
+    rehearsal?: ReadonlyArray<Case>
   ) => Effect.Effect<string, NotFound | AgentNotFound | AgentVersionNotFound | Actor.ExecuteError<never>>
   readonly get: (tenant: string, id: string) => Effect.Effect<
     { readonly view: EvalRunView; readonly tolerance: number },
@@ -161,6 +183,16 @@ export class Evals extends Context.Service<Evals, {
     tenant: string,
     request: { agentName: string; suiteId: string; branch: string; evalRunId: string }
   ) => Effect.Effect<BaselineView, NotFound | EvalRunNotFound | EvalBaselineRefused | Write>
+  readonly giveFeedback: (
+    tenant: string,
+    agentName: string,
+    runId: string,
+    request: FeedbackRequest
+  ) => Effect.Effect<FeedbackView, Actor.ExecuteError<never>>
+  /** Every feedback on the agent's runs, oldest first. */
+  readonly feedback: (tenant: string, agentName: string) => Effect.Effect<ReadonlyArray<FeedbackView>, Actor.ReadError>
+  /** Whether a run is one of an eval run's cases (eval traffic), not production traffic. */
+  readonly isEvalTraffic: (tenant: string, runId: string) => Effect.Effect<boolean, BusUnavailable>
   readonly baselines: (
     tenant: string,
     agentName: string,
@@ -208,12 +240,12 @@ export class Evals extends Context.Service<Evals, {
         })
 
       /** What a case's run did, once it ended (or why it never started). */
-      const runCase = (tenant: string, evalRunId: string, index: number, agentName: string, version: number, c: Case) =>
+      const runCase = (tenant: string, evalRunId: string, at: number, agentName: string, version: number, c: Case) =>
         Effect.gen(function*() {
           const started = yield* runs.start(
             tenant,
             { agentName, agentVersion: version, input: c.input },
-            `eval:${evalRunId}:${index}`
+            `eval:${evalRunId}:${at}`
           )
             .pipe(Effect.result)
           if (started._tag === "Failure") {
@@ -229,6 +261,8 @@ export class Evals extends Context.Service<Evals, {
             } satisfies Assertions.RunFacts
           }
           const runId = started.success.run.id
+          // labelled as eval traffic: rehearsals never replay an eval's own runs
+          yield* index.put(`case.${tenant}.${runId}`, evalRunId)
           yield* journal.follow({ type: "run", tenant, id: runId }, 0).pipe(
             Stream.takeUntil((s) => isTerminal(s.event)),
             Stream.runDrain,
@@ -374,7 +408,10 @@ export class Evals extends Context.Service<Evals, {
             event: {
               score,
               passed: all.cases.every((c) => c.passed),
-              regressed: Assertions.regressed(score, started.baseline?.score ?? null, started.tolerance),
+              // a rehearsal has no baseline: a replayed failure that still fails fails the gate
+              regressed: started.rehearsal === undefined
+                ? Assertions.regressed(score, started.baseline?.score ?? null, started.tolerance)
+                : !all.cases.every((c) => c.passed),
               costUsd: all.cases.reduce((n, c) => n + c.costUsd, 0)
             }
           }, { idempotencyKey: `${evalRunId}:finish`, correlationId: evalRunId }))
@@ -447,14 +484,22 @@ export class Evals extends Context.Service<Evals, {
               correlationId: id
             }))
           }),
-        start: (tenant, request) =>
+        start: (tenant, request, rehearsal) =>
           Effect.gen(function*() {
-            const suite = yield* getSuite(tenant, request.suiteId)
+            const suite = rehearsal === undefined || request.rehearsal === undefined
+              ? yield* getSuite(tenant, request.suiteId ?? "")
+              : {
+                id: "rehearsal",
+                version: 0,
+                agentName: request.rehearsal.agentName,
+                tolerance: 0,
+                cases: rehearsal
+              }
             const version = yield* agents.version(tenant, suite.agentName, request.agentVersion)
             const book = books.fromStored(bookOf(tenant, suite.agentName), yield* readBook(tenant, suite.agentName))
               .state
             const branch = request.branch ?? null
-            const baseline = Decider.baselineFor(book, suite.id, branch)
+            const baseline = request.rehearsal === undefined ? Decider.baselineFor(book, suite.id, branch) : null
             const evalRunId = yield* ids.next("evr")
             yield* index.put(`open.${tenant}.${evalRunId}`, "1")
             yield* provide(evalRuns.execute(evalRunOf(tenant, evalRunId), {
@@ -470,6 +515,7 @@ export class Evals extends Context.Service<Evals, {
                 concurrency: request.concurrency ?? 4,
                 tolerance: suite.tolerance,
                 cases: suite.cases,
+                ...(request.rehearsal === undefined ? {} : { rehearsal: request.rehearsal }),
                 baseline: baseline === null
                   ? null
                   : { evalRunId: baseline.evalRunId, score: baseline.score, branch: baseline.branch }
@@ -478,6 +524,29 @@ export class Evals extends Context.Service<Evals, {
             fork(drive(tenant, evalRunId))
             return evalRunId
           }),
+        giveFeedback: (tenant, agentName, runId, request) =>
+          Effect.gen(function*() {
+            // feedback is never refused: the book decides it without failing
+            const outcome = yield* provide(books.execute(bookOf(tenant, agentName), {
+              _tag: "GiveFeedback",
+              runId,
+              score: request.score,
+              comment: request.comment ?? null,
+              ...(request.preferredOutput === undefined ? {} : { preferredOutput: request.preferredOutput }),
+              source: request.source ?? "api"
+            }, { idempotencyKey: (seq) => `evalbook:${tenant}:${agentName}@${seq}`, correlationId: runId })).pipe(
+              Effect.catchTag("EvalSuiteNotFound", Effect.die)
+            )
+            const stored = outcome.stored[0]!
+            return feedbackOf(agentName, stored)!
+          }),
+        isEvalTraffic: (tenant, runId) =>
+          index.get(`case.${tenant}.${runId}`).pipe(
+            Effect.map(Option.isSome),
+            Effect.catchTag("CorruptValue", () => Effect.succeed(true))
+          ),
+        feedback: (tenant, agentName) =>
+          Effect.map(readBook(tenant, agentName), (stored) => stored.flatMap((s) => feedbackOf(agentName, s) ?? [])),
         get: (tenant, id) => Effect.map(readRun(tenant, id), ({ view, tolerance }) => ({ view, tolerance })),
         follow: (tenant, id) =>
           journal.follow(evalRunOf(tenant, id), 0).pipe(Stream.takeUntil((s) => s.event._tag === "EvalRunFinished")),

@@ -287,6 +287,7 @@ const summary = (event: Events.Event): string => {
     case "EvalSuiteSaved":
     case "EvalSuiteDeleted":
     case "EvalBaselineSet":
+    case "RunFeedbackGiven":
     case "EvalRunStarted":
     case "EvalCaseFinished":
     case "EvalRunFinished":

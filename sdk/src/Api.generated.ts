@@ -514,6 +514,38 @@ export const operations = {
     success: [201],
     answer: "json",
     authenticated: true
+  },
+  runFeedback: {
+    method: "GET",
+    path: "/v1/runs/{id}/feedback",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  giveRunFeedback: {
+    method: "POST",
+    path: "/v1/runs/{id}/feedback",
+    params: ["id"],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
+  agentFeedback: {
+    method: "GET",
+    path: "/v1/agents/{name}/feedback",
+    params: ["name"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  rehearseRuns: {
+    method: "POST",
+    path: "/v1/runs/rehearse",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
   }
 } as const
 
@@ -3380,7 +3412,11 @@ export interface Operations {
     readonly query: {}
     readonly headers: {}
     readonly body: {
-      readonly suiteId: string
+      readonly suiteId?: string
+      readonly rehearsal?: {
+        readonly agentName: string
+        readonly window: string
+      }
       readonly agentVersion?: number
       readonly branch?: string
       readonly commitSha?: string
@@ -3492,6 +3528,96 @@ export interface Operations {
       readonly evalRunId: string
       readonly score: number
       readonly setAt: string
+    }
+  }
+  /** A run's feedback, oldest first */
+  readonly runFeedback: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly runId: string
+        readonly agentName: string
+        readonly score: number
+        readonly comment: string | null
+        readonly preferredOutput?: unknown
+        readonly source: string
+        readonly at: string
+      }>
+    }
+  }
+  /** Feedback on a run: a score 1-5, a comment, the output it should have given (a rehearsal replays against it) */
+  readonly giveRunFeedback: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly score: number
+      readonly comment?: string
+      readonly preferredOutput?: unknown
+      readonly source?: string
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly runId: string
+      readonly agentName: string
+      readonly score: number
+      readonly comment: string | null
+      readonly preferredOutput?: unknown
+      readonly source: string
+      readonly at: string
+    }
+  }
+  /** An agent's feedback in figures: count, mean, thumbs up (4-5), thumbs down (1-2), the last 7 days' mean */
+  readonly agentFeedback: {
+    readonly params: {
+      readonly name: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly agentName: string
+      readonly count: number
+      readonly mean: number | null
+      readonly thumbsUp: number
+      readonly thumbsDown: number
+      readonly last7DaysMean: number | null
+    }
+  }
+  /** The agent's runs in the window that failed or got feedback of 2 or less, newest first, with their inputs, versions, costs and preferred outputs; replay them with POST /v1/eval-runs {rehearsal} */
+  readonly rehearseRuns: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly agentName: string
+      readonly window: string
+      readonly includeFailures?: boolean
+      readonly includeLowScore?: boolean
+      readonly limit?: number
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly runId: string
+        readonly reason: "failed" | "lowScore"
+        readonly input: unknown
+        readonly agentVersion: number
+        readonly status: string
+        readonly costUsd: number
+        readonly createdAt: string
+        readonly feedbackScore: number | null
+        readonly preferredOutput?: unknown
+      }>
     }
   }
 }

@@ -158,7 +158,13 @@ export class Lantern {
     /** The progress stream's whole text (Server-Sent Events), once the eval run has finished. */
     stream: (id: string) => this.request("evalRunStream", { params: { id } }),
     setBaseline: (body: Body<"setEvalBaseline">) => this.request("setEvalBaseline", { body }),
-    baselines: (query: Query<"listEvalBaselines">) => this.request("listEvalBaselines", { query })
+    baselines: (query: Query<"listEvalBaselines">) => this.request("listEvalBaselines", { query }),
+    giveFeedback: (runId: string, body: Body<"giveRunFeedback">) =>
+      this.request("giveRunFeedback", { params: { id: runId }, body }),
+    runFeedback: (runId: string) => this.request("runFeedback", { params: { id: runId } }),
+    agentFeedback: (name: string) => this.request("agentFeedback", { params: { name } }),
+    /** The agent's recent failed and low-scored runs, to replay with `run({rehearsal, agentVersion})`. */
+    rehearse: (body: Body<"rehearseRuns">) => this.request("rehearseRuns", { body })
   }
 
   /** A2A (ADR 0045): which agents are public, and their agent cards. */
