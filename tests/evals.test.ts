@@ -5,14 +5,14 @@
 // judge whose provider fails leaves its case errored. The model is a local server speaking OpenAI's Chat Completions:
 // it repeats the user's message (in capitals when the system prompt says SHOUT, and refuses FAIL-RUN unless it does) and, as a judge, grades an answer
 // 0.9 when it holds "hello" and 0.2 otherwise.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { freePort } from "../bus/NatsServer.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, type StackProcess, startStack } from "./support/Stack.ts"
+import { api, eventually, spawnLantern, type StackProcess, startStack } from "./support/Stack.ts"
 
 const PRICES = {
   version: "test",
@@ -427,4 +427,75 @@ describe("feedback and rehearsals", () => {
     expect((await call("GET", `/v1/eval-runs/${fixed.id}?gate=true`)).status).toBe(200)
     issueFor(await call("POST", "/v1/eval-runs", { agentVersion: 2 }), "suiteId")
   })
+})
+
+describe("lantern test", () => {
+  const lantern = async (...args: Array<string>) => {
+    const p = spawnLantern(["test", ...args], {
+      LANTERN_URL: stack.url,
+      LANTERN_API_TOKEN: stack.token,
+      LANTERN_HOME: join(dir, "cli")
+    })
+    return { code: await p.exited, output: p.output() }
+  }
+  /** The JUnit document's suites and cases, checked for the shape JUnit readers need. */
+  const readJunit = (path: string) => {
+    const xml = readFileSync(path, "utf8")
+    expect(xml.startsWith(`<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>`)).toBe(true)
+    const suites = [...xml.matchAll(/<testsuite name="([^"]*)" tests="(\d+)" failures="(\d+)" errors="(\d+)"/gu)]
+    const cases = [...xml.matchAll(/<testcase name="([^"]*)" classname="[^"]+" time="[\d.]+">/gu)]
+    const failures = [...xml.matchAll(/<failure message="[^"]*" type="[a-z]+"/gu)]
+    expect(xml.trimEnd().endsWith("</testsuites>")).toBe(true)
+    return { suites, cases: cases.map((c) => c[1]), failures: failures.length }
+  }
+
+  it("exits 0 on a pass (and pins the baseline), 1 on a regression, 2 on bad input, writing JUnit XML", async () => {
+    const bad = await lantern("--agent", "greeter", "--suite", "nope")
+    expect(bad.code, bad.output).toBe(2)
+    expect(bad.output).toContain("no suite 'nope'")
+
+    const passXml = join(dir, "pass.xml")
+    const pass = await lantern(
+      "--agent",
+      "greeter",
+      "--suite",
+      "greetings",
+      "--version",
+      "1",
+      "--branch",
+      "release",
+      "--set-baseline",
+      "--junit",
+      passXml
+    )
+    expect(pass.code, pass.output).toBe(0)
+    expect(pass.output).toMatch(/case\s+passed\s+score\s+cost\s+first failure/u)
+    expect(pass.output).toContain("baseline of release is now evr_")
+    const passed = readJunit(passXml)
+    expect(passed.suites).toHaveLength(1)
+    expect(passed.suites[0]!.slice(2)).toEqual(["3", "0", "0"])
+    expect(passed.cases.sort()).toEqual(["cheap", "exact", "hello"])
+    expect((await call("GET", "/v1/eval-baselines?agentName=greeter&branch=release")).json.items).toHaveLength(1)
+
+    const failXml = join(dir, "fail.xml")
+    const fail = await lantern(
+      "--agent",
+      "greeter",
+      "--suite",
+      "greetings",
+      "--version",
+      "2",
+      "--branch",
+      "release",
+      "--junit",
+      failXml
+    )
+    expect(fail.code, fail.output).toBe(1)
+    expect(fail.output).toContain("REGRESSED")
+    const failed = readJunit(failXml)
+    // two cases fail, and the regression gate is a case of its own
+    expect(failed.suites[0]!.slice(2)).toEqual(["4", "3", "0"])
+    expect(failed.failures).toBe(3)
+    expect(failed.cases).toContain("regression gate")
+  }, 120_000)
 })

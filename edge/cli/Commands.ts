@@ -10,6 +10,7 @@ import * as Doctor from "./Doctor.ts"
 import * as Format from "./Format.ts"
 import * as Input from "./Input.ts"
 import * as Receipts from "./Receipts.ts"
+import * as Test from "./Test.ts"
 import * as Workloads from "./Workloads.ts"
 
 const printReply = <A>(json: boolean, reply: Client.Reply<A>, human: (a: A) => string) =>
@@ -331,5 +332,6 @@ export const subcommands = [
   Access.tenants.pipe(Command.provide(Client.Client.layerConfig)),
   Access.audit.pipe(Command.provide(Client.Client.layerConfig)),
   Workloads.run.pipe(Command.provide(Client.Client.layerConfig)),
-  Workloads.workloads.pipe(Command.provide(Client.Client.layerConfig))
+  Workloads.workloads.pipe(Command.provide(Client.Client.layerConfig)),
+  Test.test.pipe(Command.provide(Client.Client.layerConfig))
 ] as const
