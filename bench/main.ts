@@ -6,7 +6,8 @@
 // (RunPath.ts), code-first workflows of ten steps beside it (Workflows.ts), what an HTTP tool step adds over the raw
 // call (HttpTool.ts), spawn to first output per sandbox backend beside the raw backend (Spawn.ts), how well the cost forecast predicts
 // recorded runs (Forecast.ts), what signing and verifying receipts costs (Receipts.ts), how fast projections
-// keep up (Projection.ts), and how long `lantern` takes to start, bundled and under tsx (Startup.ts).
+// keep up (Projection.ts), how long `lantern` takes to start, bundled and under tsx (Startup.ts), and a 100-case eval
+// run at concurrency 16 beside 100 sequential runs (Evals.ts).
 // BENCH_ONLY=runpath,startup (a comma list of SECTIONS) runs only those.
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, cpus, tmpdir } from "node:os"
@@ -19,6 +20,7 @@ import { Nats } from "../bus/Nats.ts"
 import * as NatsServer from "../bus/NatsServer.ts"
 import * as Topology from "../bus/Topology.ts"
 import * as DurableStep from "./DurableStep.ts"
+import * as EvalsBench from "./Evals.ts"
 import * as Fixture from "./Fixture.ts"
 import * as Forecast from "./Forecast.ts"
 import * as Load from "./Load.ts"
@@ -73,7 +75,8 @@ export const SECTIONS = [
   "forecast",
   "receipts",
   "projection",
-  "startup"
+  "startup",
+  "evals"
 ] as const
 export type Section = (typeof SECTIONS)[number]
 /** Sections whose report compares against the raw publish and step figures of "steps", which then runs too. */
@@ -128,6 +131,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
     const receipts = yield* when(sections, "receipts", ReceiptsBench.run(scale))
     const projection = yield* when(sections, "projection", ProjectionBench.run(scale))
     const startup = yield* when(sections, "startup", Startup.run(server.url, scale))
+    const evals = yield* when(sections, "evals", EvalsBench.run(scale))
 
     const cpuList = cpus()
     const env: Report.Environment = {
@@ -157,7 +161,8 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         forecast && Forecast.render(forecast),
         receipts && ReceiptsBench.render(receipts),
         projection && ProjectionBench.render(projection),
-        startup && Startup.render(startup)
+        startup && Startup.render(startup),
+        evals && EvalsBench.render(evals)
       ].filter((s) => s !== undefined)
       console.log(blocks.join("\n\n"))
       if (levels.length === 0) console.log(`\ntotal ${seconds.toFixed(1)} s`)
@@ -174,7 +179,8 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         forecast && Forecast.json(forecast),
         receipts && ReceiptsBench.json(receipts),
         projection && ProjectionBench.json(projection),
-        startup && Startup.json(startup)
+        startup && Startup.json(startup),
+        evals && EvalsBench.json(evals)
       ]
       for (const line of lines) if (line !== undefined) console.log(line)
     })
