@@ -197,8 +197,6 @@ export const layer = (options: Options) => {
   ).pipe(
     Layer.provide(Auth.layer),
     Layer.provide(ForecastBudget.layer),
-    // eval runs (ADR 0047) are driven by the edge's hosts, which take up unfinished ones at start
-    Layer.provide(Evals.layer),
     Layer.provide(
       PublicUrl.layerConfig(`http://${options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${options.port}`)
     ),
@@ -209,7 +207,9 @@ export const layer = (options: Options) => {
   const front = Layer.mergeAll(http.pipe(Layer.provide(banner(options))), Projector.layer, drivers)
   return front.pipe(
     Layer.provide(registered),
-    Layer.provide(Layer.merge(core, database)),
+    // eval runs (ADR 0047) are driven by the edge's hosts, which take up unfinished ones at start; built with the
+    // core, before the edge listens, so no request waits on its bucket
+    Layer.provide(Layer.merge(Evals.layer.pipe(Layer.provideMerge(core)), database)),
     Layer.provide(Telemetry.layerConfig)
   )
 }
