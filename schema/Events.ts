@@ -234,7 +234,14 @@ export type AuditRecorded = typeof AuditRecorded.Type
 export const AuditEvent = Schema.Union([AuditRecorded])
 export type AuditEvent = typeof AuditEvent.Type
 
-export const Event = Schema.Union([AgentEvent, RunEvent, BudgetEvent, AuditEvent, Workload.WorkloadEvent, Eval.EvalEvent])
+export const Event = Schema.Union([
+  AgentEvent,
+  RunEvent,
+  BudgetEvent,
+  AuditEvent,
+  Workload.WorkloadEvent,
+  Eval.EvalEvent
+])
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
 
