@@ -23,6 +23,9 @@ export const WORK = "LANTERN_WORK"
 
 /** Workload journals (the spawner's, ADR 0046): lantern.workload.<tenant>.<workloadId>. */
 export const WORKLOADS = "LANTERN_WORKLOADS"
+/** Channel connections and their conversations (ADR 0050): lantern.channel.<tenant>.<id>, lantern.session.<tenant>.<id>. */
+export const CHANNELS = "LANTERN_CHANNELS"
+export const SESSIONS = "LANTERN_SESSIONS"
 
 export const streamOf: Record<ActorType, string> = {
   run: RUNS,
@@ -30,7 +33,9 @@ export const streamOf: Record<ActorType, string> = {
   budget: BUDGETS,
   audit: AUDIT,
   workload: WORKLOADS,
-  eval: EVALS
+  eval: EVALS,
+  channel: CHANNELS,
+  session: SESSIONS
 }
 
 // Bucket names. A bucket other than the bus's own (snapshots, leases) is declared once with the Schema of its
@@ -96,6 +101,8 @@ export const streams = (replicas: number): ReadonlyArray<StreamSpec> => [
   journal(AUDIT, "lantern.audit.>", replicas),
   journal(WORKLOADS, "lantern.workload.>", replicas),
   journal(EVALS, "lantern.eval.>", replicas),
+  journal(CHANNELS, "lantern.channel.>", replicas),
+  journal(SESSIONS, "lantern.session.>", replicas),
   {
     name: WORK,
     subjects: ["lantern.work.>"],

@@ -16,7 +16,8 @@ export const AUDIT_ACTIONS = [
   "receipt.issued",
   "egress.changed",
   "workload.secret.vended",
-  "workload.terminated"
+  "workload.terminated",
+  "hook.rejected"
 ] as const
 
 export const AuditId = Schema.String.check(

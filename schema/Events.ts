@@ -4,6 +4,7 @@ import { Schema } from "effect"
 import { ResolvedSpec } from "./AgentSpec.ts"
 import { BudgetLimits } from "./Budget.ts"
 import * as Eval from "./Eval.ts"
+import * as Channel from "./Channel.ts"
 import { ErrorInfo, StepCompletion, StepFailure, ToolCall } from "./StepOutcome.ts"
 import * as Workload from "./Workload.ts"
 
@@ -240,7 +241,9 @@ export const Event = Schema.Union([
   BudgetEvent,
   AuditEvent,
   Workload.WorkloadEvent,
-  Eval.EvalEvent
+  Eval.EvalEvent,
+  Channel.ChannelEvent,
+  Channel.SessionEvent
 ])
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
@@ -290,7 +293,13 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   RunFeedbackGiven: { 1: Eval.RunFeedbackGiven as unknown as Schema.Codec<Event, unknown> },
   EvalRunStarted: { 1: Eval.EvalRunStarted as unknown as Schema.Codec<Event, unknown> },
   EvalCaseFinished: { 1: Eval.EvalCaseFinished as unknown as Schema.Codec<Event, unknown> },
-  EvalRunFinished: { 1: Eval.EvalRunFinished as unknown as Schema.Codec<Event, unknown> }
+  EvalRunFinished: { 1: Eval.EvalRunFinished as unknown as Schema.Codec<Event, unknown> },
+  // channels and their conversations (ADR 0050)
+  ...Object.fromEntries(
+    [...Channel.ChannelEvent.members, ...Channel.SessionEvent.members].map((
+      codec
+    ) => [codec.fields._tag.schema.literal, { 1: codec as unknown as Schema.Codec<Event, unknown> }])
+  )
 }
 
 /** The version new events of each type are written with. */

@@ -21,6 +21,7 @@ export type AuditAction =
   | "egress.changed"
   | "workload.secret.vended"
   | "workload.terminated"
+  | "hook.rejected"
 
 export interface AuditEntry {
   /** The tenant the fact belongs to; `_unknown` when a request failed authentication before one was known. */

@@ -291,6 +291,8 @@ const summary = (event: Events.Event): string => {
     case "EvalRunStarted":
     case "EvalCaseFinished":
     case "EvalRunFinished":
+    // and channels' and sessions' events (ADR 0050)
+    default:
       return inline(event, 70)
   }
 }

@@ -285,5 +285,8 @@ export const summarize = (lines: ReadonlyArray<Line>): Summary => {
       throw new Error("workload journals are not among the recorded fixtures")
     case "eval":
       throw new Error("eval journals have no replay fixtures")
+    case "channel":
+    case "session":
+      throw new Error(`${type} journals have no golden fixtures yet`)
   }
 }
