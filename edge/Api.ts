@@ -14,6 +14,7 @@ import * as Graph from "../schema/Graph.ts"
 import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
 import * as EvalApi from "./EvalApi.ts"
+import * as ChannelApi from "./ChannelApi.ts"
 import * as F from "./Failures.ts"
 import { Allowlist } from "../actors/tools/Egress.ts"
 import * as Mcp from "../actors/tools/Mcp.ts"
@@ -822,7 +823,8 @@ const all = [
   ...mcp,
   ...a2a,
   ...workloads,
-  ...EvalApi.endpoints
+  ...EvalApi.endpoints,
+  ...ChannelApi.endpoints
 ] as const
 
 type All = typeof all[number]

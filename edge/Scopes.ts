@@ -19,6 +19,8 @@ export const SCOPES = [
   "workloads:write",
   "evals:read",
   "evals:write",
+  "channels:read",
+  "channels:write",
   "admin",
   "*"
 ] as const

@@ -17,6 +17,8 @@ import { Runs } from "../actors/run/Runs.ts"
 import { Receipts } from "../actors/receipts/Receipts.ts"
 import { Secrets } from "../actors/secrets/Secrets.ts"
 import { Visibility } from "../actors/agent/Visibility.ts"
+import { Channels } from "../actors/channel/Channels.ts"
+import * as Sessions from "../actors/channel/Sessions.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
 import { Dispatch } from "../actors/run/Dispatch.ts"
@@ -40,11 +42,13 @@ import { a2aHandlers, PublicUrl } from "./A2aRoutes.ts"
 import { Evals } from "../actors/eval/Evals.ts"
 import { evalHandlers } from "./EvalRoutes.ts"
 import { auditHandlers } from "./AuditRoutes.ts"
+import { channelHandlers } from "./ChannelRoutes.ts"
 import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
 import { forecastHandlers } from "./ForecastRoutes.ts"
 import { egressHandlers } from "./EgressRoutes.ts"
 import { workloadHandlers } from "./WorkloadRoutes.ts"
+import * as Hooks from "./Hooks.ts"
 import * as McpEndpoint from "./McpEndpoint.ts"
 import { mcpHandlers } from "./McpRoutes.ts"
 import { identityHandlers } from "./IdentityRoutes.ts"
@@ -87,6 +91,9 @@ const core = Layer.mergeAll(
   Receipts.layer,
   Visibility.layer,
   Secrets.layer,
+  // channels resolve their webhooks' and replies' secrets through the same Secrets (ADR 0050)
+  Channels.layer.pipe(Layer.provide(Secrets.layer)),
+  Sessions.Sessions.layer,
   // MCP clients resolve their headers' secrets: the one Secrets of this stack (layers are shared by reference)
   McpServers.layer.pipe(Layer.provide(Secrets.layer)),
   // the spawner vends secrets to sandboxed workloads (ADR 0046)
@@ -152,7 +159,7 @@ const banner = (options: Options) =>
 export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker
-    ? Layer.merge(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer)
+    ? Layer.mergeAll(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer, Sessions.layerWorker)
     : Layer.empty
   // the host's workflows are registered before it drives or serves anything: a run of them is never refused as
   // unknown by a host that is ready
@@ -179,6 +186,7 @@ export const layer = (options: Options) => {
         ...a2aHandlers,
         ...workloadHandlers,
         ...evalHandlers,
+        ...channelHandlers,
         ...streamHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),
@@ -186,6 +194,8 @@ export const layer = (options: Options) => {
       McpEndpoint.routes,
       // A2A's JSON-RPC endpoint (ADR 0045): its own protocol too
       A2aEndpoint.routes,
+      // platforms' webhooks (ADR 0050): signed by the platform, not declared API
+      Hooks.routes,
       System.routes
     ),
     {

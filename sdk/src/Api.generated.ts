@@ -546,6 +546,86 @@ export const operations = {
     success: [200],
     answer: "json",
     authenticated: true
+  },
+  listChannels: {
+    method: "GET",
+    path: "/v1/channels",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  createChannel: {
+    method: "POST",
+    path: "/v1/channels",
+    params: [],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
+  getChannel: {
+    method: "GET",
+    path: "/v1/channels/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  updateChannel: {
+    method: "PUT",
+    path: "/v1/channels/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  deleteChannel: {
+    method: "DELETE",
+    path: "/v1/channels/{id}",
+    params: ["id"],
+    success: [204],
+    answer: "none",
+    authenticated: true
+  },
+  listSessions: {
+    method: "GET",
+    path: "/v1/sessions",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  createSession: {
+    method: "POST",
+    path: "/v1/sessions",
+    params: [],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
+  getSession: {
+    method: "GET",
+    path: "/v1/sessions/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  sendSessionMessage: {
+    method: "POST",
+    path: "/v1/sessions/{id}/messages",
+    params: ["id"],
+    success: [200, 202],
+    answer: "json",
+    authenticated: true
+  },
+  sessionStream: {
+    method: "GET",
+    path: "/v1/sessions/{id}/stream",
+    params: ["id"],
+    success: [200],
+    answer: "text",
+    authenticated: true
   }
 } as const
 
@@ -2640,7 +2720,7 @@ export interface Operations {
     readonly headers: {}
     readonly body: {
       readonly name: string
-      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "admin" | "*">
+      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "admin" | "*">
       readonly expiresAt?: string | null
     }
     readonly bodyRequired: true
@@ -2743,7 +2823,7 @@ export interface Operations {
   readonly listAudit: {
     readonly params: {}
     readonly query: {
-      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.terminated"
+      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.terminated" | "hook.rejected"
       /** An ISO-8601 day or time with offset: entries at or after it */
       readonly since?: string
       readonly limit?: number
@@ -3619,5 +3699,344 @@ export interface Operations {
         readonly preferredOutput?: unknown
       }>
     }
+  }
+  /** The tenant's channel connections (secrets as references only) */
+  readonly listChannels: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly kind: "slack" | "discord" | "telegram" | "whatsapp" | "twilio" | "email" | "webchat"
+        readonly name: string
+        readonly agentName: string
+        readonly config: {
+          readonly publicUrl?: string
+          readonly apiBaseUrl?: string
+          readonly applicationId?: string
+          readonly phoneNumberId?: string
+          readonly accountSid?: string
+          readonly from?: string
+          readonly allowedOrigins?: ReadonlyArray<string>
+        }
+        readonly secrets: {
+          readonly signingSecret?: string
+          readonly botToken?: string
+          readonly appSecret?: string
+          readonly verifyToken?: string
+          readonly publicKey?: string
+          readonly authToken?: string
+          readonly secretToken?: string
+          readonly widgetKey?: string
+        }
+        readonly webhookUrl: string
+        readonly createdAt: string
+        readonly updatedAt: string
+      }>
+    }
+  }
+  /** Connect a platform (slack, discord, telegram, whatsapp, twilio, email, webchat) to an agent. Secrets are `lantern.secret://` references; a connection without the material to verify its webhooks is refused (400 naming the field). The answer's webhookUrl is what to paste into the platform */
+  readonly createChannel: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly kind: "slack" | "discord" | "telegram" | "whatsapp" | "twilio" | "email" | "webchat"
+      readonly name: string
+      readonly agentName: string
+      readonly config?: {
+        readonly publicUrl?: string
+        readonly apiBaseUrl?: string
+        readonly applicationId?: string
+        readonly phoneNumberId?: string
+        readonly accountSid?: string
+        readonly from?: string
+        readonly allowedOrigins?: ReadonlyArray<string>
+      }
+      readonly secrets?: {
+        readonly signingSecret?: string
+        readonly botToken?: string
+        readonly appSecret?: string
+        readonly verifyToken?: string
+        readonly publicKey?: string
+        readonly authToken?: string
+        readonly secretToken?: string
+        readonly widgetKey?: string
+      }
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly kind: "slack" | "discord" | "telegram" | "whatsapp" | "twilio" | "email" | "webchat"
+      readonly name: string
+      readonly agentName: string
+      readonly config: {
+        readonly publicUrl?: string
+        readonly apiBaseUrl?: string
+        readonly applicationId?: string
+        readonly phoneNumberId?: string
+        readonly accountSid?: string
+        readonly from?: string
+        readonly allowedOrigins?: ReadonlyArray<string>
+      }
+      readonly secrets: {
+        readonly signingSecret?: string
+        readonly botToken?: string
+        readonly appSecret?: string
+        readonly verifyToken?: string
+        readonly publicKey?: string
+        readonly authToken?: string
+        readonly secretToken?: string
+        readonly widgetKey?: string
+      }
+      readonly webhookUrl: string
+      readonly createdAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** A channel connection */
+  readonly getChannel: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly kind: "slack" | "discord" | "telegram" | "whatsapp" | "twilio" | "email" | "webchat"
+      readonly name: string
+      readonly agentName: string
+      readonly config: {
+        readonly publicUrl?: string
+        readonly apiBaseUrl?: string
+        readonly applicationId?: string
+        readonly phoneNumberId?: string
+        readonly accountSid?: string
+        readonly from?: string
+        readonly allowedOrigins?: ReadonlyArray<string>
+      }
+      readonly secrets: {
+        readonly signingSecret?: string
+        readonly botToken?: string
+        readonly appSecret?: string
+        readonly verifyToken?: string
+        readonly publicKey?: string
+        readonly authToken?: string
+        readonly secretToken?: string
+        readonly widgetKey?: string
+      }
+      readonly webhookUrl: string
+      readonly createdAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** Replace a connection's name, agent, config and secrets (its kind is fixed), checked as at creation */
+  readonly updateChannel: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly name: string
+      readonly agentName: string
+      readonly config?: {
+        readonly publicUrl?: string
+        readonly apiBaseUrl?: string
+        readonly applicationId?: string
+        readonly phoneNumberId?: string
+        readonly accountSid?: string
+        readonly from?: string
+        readonly allowedOrigins?: ReadonlyArray<string>
+      }
+      readonly secrets?: {
+        readonly signingSecret?: string
+        readonly botToken?: string
+        readonly appSecret?: string
+        readonly verifyToken?: string
+        readonly publicKey?: string
+        readonly authToken?: string
+        readonly secretToken?: string
+        readonly widgetKey?: string
+      }
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly kind: "slack" | "discord" | "telegram" | "whatsapp" | "twilio" | "email" | "webchat"
+      readonly name: string
+      readonly agentName: string
+      readonly config: {
+        readonly publicUrl?: string
+        readonly apiBaseUrl?: string
+        readonly applicationId?: string
+        readonly phoneNumberId?: string
+        readonly accountSid?: string
+        readonly from?: string
+        readonly allowedOrigins?: ReadonlyArray<string>
+      }
+      readonly secrets: {
+        readonly signingSecret?: string
+        readonly botToken?: string
+        readonly appSecret?: string
+        readonly verifyToken?: string
+        readonly publicKey?: string
+        readonly authToken?: string
+        readonly secretToken?: string
+        readonly widgetKey?: string
+      }
+      readonly webhookUrl: string
+      readonly createdAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** Delete a connection: its webhook answers 404 from now on */
+  readonly deleteChannel: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: null
+  }
+  /** The tenant's conversations, most recently active first: every channel thread and API session */
+  readonly listSessions: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly channelId: string | null
+        readonly kind: string
+        readonly thread: string
+        readonly agentName: string
+        readonly turns: ReadonlyArray<{
+          readonly turn: number
+          readonly eventId: string
+          readonly from: string
+          readonly text: string
+          readonly receivedAt: string
+          readonly runId: string | null
+          readonly answer: string | null
+          readonly status: "waiting" | "running" | "succeeded" | "failed" | "canceled"
+          readonly delivery: "sent" | "failed" | "none" | null
+          readonly costUsd: number
+        }>
+        readonly runs: ReadonlyArray<string>
+        readonly costUsd: number
+        readonly createdAt: string
+        readonly updatedAt: string
+      }>
+    }
+  }
+  /** Open an API session with an agent: a conversation driven by POST /v1/sessions/{id}/messages */
+  readonly createSession: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly agentName: string
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly channelId: string | null
+      readonly kind: string
+      readonly thread: string
+      readonly agentName: string
+      readonly turns: ReadonlyArray<{
+        readonly turn: number
+        readonly eventId: string
+        readonly from: string
+        readonly text: string
+        readonly receivedAt: string
+        readonly runId: string | null
+        readonly answer: string | null
+        readonly status: "waiting" | "running" | "succeeded" | "failed" | "canceled"
+        readonly delivery: "sent" | "failed" | "none" | null
+        readonly costUsd: number
+      }>
+      readonly runs: ReadonlyArray<string>
+      readonly costUsd: number
+      readonly createdAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** A conversation: its turns (message, run, answer, delivery), its runs and their cost */
+  readonly getSession: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly channelId: string | null
+      readonly kind: string
+      readonly thread: string
+      readonly agentName: string
+      readonly turns: ReadonlyArray<{
+        readonly turn: number
+        readonly eventId: string
+        readonly from: string
+        readonly text: string
+        readonly receivedAt: string
+        readonly runId: string | null
+        readonly answer: string | null
+        readonly status: "waiting" | "running" | "succeeded" | "failed" | "canceled"
+        readonly delivery: "sent" | "failed" | "none" | null
+        readonly costUsd: number
+      }>
+      readonly runs: ReadonlyArray<string>
+      readonly costUsd: number
+      readonly createdAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** An API-driven turn: the agent answers with the conversation so far (read it from the session or its stream); the channel's own reply goes out as for a platform's message */
+  readonly sendSessionMessage: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {
+      /** The same key again is the same turn (200, duplicate: true), never a second run */
+      readonly "Idempotency-Key"?: string
+    }
+    readonly body: {
+      readonly text: string
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly sessionId: string
+      readonly turn: number
+      readonly duplicate: boolean
+    }
+  }
+  /** The session's journal as Server-Sent Events, from its first event on, live (turns, runs, answers, deliveries); resume with Last-Event-ID */
+  readonly sessionStream: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {
+      /** The `id` of the last event received: the stream resumes after it */
+      readonly "Last-Event-ID"?: number
+    }
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: string
   }
 }

@@ -7,6 +7,8 @@ import {
   activity,
   type RunActivity,
   type RunEvent,
+  type SessionEvent,
+  sessionEvents,
   stream,
   type StreamOptions,
   type WorkloadOutput,
@@ -165,6 +167,33 @@ export class Lantern {
     agentFeedback: (name: string) => this.request("agentFeedback", { params: { name } }),
     /** The agent's recent failed and low-scored runs, to replay with `run({rehearsal, agentVersion})`. */
     rehearse: (body: Body<"rehearseRuns">) => this.request("rehearseRuns", { body })
+  }
+
+  /** Channel connections (ADR 0050): a platform's webhook bound to an agent, secrets by reference. */
+  readonly channels = {
+    create: (body: Body<"createChannel">) => this.request("createChannel", { body }),
+    list: () => this.request("listChannels", {}),
+    get: (id: string) => this.request("getChannel", { params: { id } }),
+    update: (id: string, body: Body<"updateChannel">) => this.request("updateChannel", { params: { id }, body }),
+    delete: (id: string) => this.request("deleteChannel", { params: { id } })
+  }
+
+  /** Conversations (ADR 0050): every channel thread, and API sessions driven from here. */
+  readonly sessions = {
+    /** Opens an API session with an agent. */
+    create: (body: Body<"createSession">) => this.request("createSession", { body }),
+    list: () => this.request("listSessions", {}),
+    get: (id: string) => this.request("getSession", { params: { id } }),
+    /** A turn: the agent answers with the conversation so far; `idempotencyKey` makes a retry the same turn. */
+    send: (id: string, { idempotencyKey, ...body }: Body<"sendSessionMessage"> & { idempotencyKey?: string }) =>
+      this.request("sendSessionMessage", {
+        params: { id },
+        body: body as Body<"sendSessionMessage">,
+        headers: idempotencyKey === undefined ? {} : { "Idempotency-Key": idempotencyKey }
+      }),
+    /** The session's journal, live and without end, as an async iterator. */
+    stream: (id: string, options: StreamOptions = {}): AsyncGenerator<SessionEvent, void, undefined> =>
+      sessionEvents(this.#settings, id, options)
   }
 
   /** A2A (ADR 0045): which agents are public, and their agent cards. */

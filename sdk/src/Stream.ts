@@ -228,3 +228,34 @@ export async function* activity(
     await sleep(cursor.delay, signal)
   }
 }
+
+/** An event of a session's journal (`GET /v1/sessions/{id}/stream`): turns received, runs, answers, deliveries. */
+export type SessionEvent = RunEvent
+
+/**
+ * A session's journal from its start (or after `lastEventId`, an event's `position`), live and without end, as an
+ * async iterator; a dropped connection is resumed after the last event received. Stop it with `signal` or `return()`.
+ */
+export async function* sessionEvents(
+  settings: Settings,
+  id: string,
+  options: StreamOptions
+): AsyncGenerator<SessionEvent, void, undefined> {
+  const { signal } = options
+  const maxRetries = options.maxRetries ?? 5
+  const cursor: Cursor = { last: positionOf(options.lastEventId), failures: 0, delay: options.retryDelayMs ?? 1000 }
+  const url = urlOf(settings, pathOf(operations.sessionStream.path, { id }))
+  const read: Read<SessionEvent> = (m) => ({ value: JSON.parse(m.data) as SessionEvent, last: false })
+  for (;;) {
+    signal?.throwIfAborted()
+    const end = yield* connection(settings, url, cursor, signal, read)
+    if (end._tag === "broken" || (end._tag === "closed" && end.received === 0)) {
+      if (++cursor.failures > maxRetries) {
+        throw end._tag === "broken"
+          ? unreachable(settings.baseUrl, end.cause)
+          : new LanternError(0, "unreachable", `the stream of session ${id} kept closing`)
+      }
+    }
+    await sleep(cursor.delay, signal)
+  }
+}
