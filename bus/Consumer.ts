@@ -40,6 +40,8 @@ export interface Message {
   readonly header: (name: string) => string | undefined
   /** The payload as UTF-8 text. */
   readonly text: () => string
+  /** The payload's bytes, as published. */
+  readonly data: Uint8Array
 }
 
 /** The handler's view of a JetStream message. */
@@ -49,7 +51,8 @@ export const messageOf = (m: JsMsg): Message => ({
   deliveryCount: m.info.deliveryCount,
   redelivered: m.info.redelivered,
   header: (name) => m.headers?.get(name) || undefined,
-  text: () => m.string()
+  text: () => m.string(),
+  data: m.data
 })
 
 const configOf = (d: Durable): Partial<ConsumerConfig> => ({

@@ -15,6 +15,7 @@ import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
 import * as EvalApi from "./EvalApi.ts"
 import * as ChannelApi from "./ChannelApi.ts"
+import * as IngestApi from "./IngestApi.ts"
 import * as F from "./Failures.ts"
 import { Allowlist } from "../actors/tools/Egress.ts"
 import * as Mcp from "../actors/tools/Mcp.ts"
@@ -824,7 +825,8 @@ const all = [
   ...a2a,
   ...workloads,
   ...EvalApi.endpoints,
-  ...ChannelApi.endpoints
+  ...ChannelApi.endpoints,
+  ...IngestApi.endpoints
 ] as const
 
 type All = typeof all[number]

@@ -21,6 +21,8 @@ export const SCOPES = [
   "evals:write",
   "channels:read",
   "channels:write",
+  "ingest:read",
+  "ingest:write",
   "admin",
   "*"
 ] as const

@@ -19,6 +19,7 @@ import { Secrets } from "../actors/secrets/Secrets.ts"
 import { Visibility } from "../actors/agent/Visibility.ts"
 import { Channels } from "../actors/channel/Channels.ts"
 import * as Sessions from "../actors/channel/Sessions.ts"
+import * as Ingest from "../actors/ingest/Ingest.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
 import { Dispatch } from "../actors/run/Dispatch.ts"
@@ -43,6 +44,7 @@ import { Evals } from "../actors/eval/Evals.ts"
 import { evalHandlers } from "./EvalRoutes.ts"
 import { auditHandlers } from "./AuditRoutes.ts"
 import { channelHandlers } from "./ChannelRoutes.ts"
+import { ingestHandlers } from "./IngestRoutes.ts"
 import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
 import { forecastHandlers } from "./ForecastRoutes.ts"
@@ -94,6 +96,8 @@ const core = Layer.mergeAll(
   // channels resolve their webhooks' and replies' secrets through the same Secrets (ADR 0050)
   Channels.layer.pipe(Layer.provide(Secrets.layer)),
   Sessions.Sessions.layer,
+  // events published to NATS by anyone (ADR 0051)
+  Ingest.Ingest.layer,
   // MCP clients resolve their headers' secrets: the one Secrets of this stack (layers are shared by reference)
   McpServers.layer.pipe(Layer.provide(Secrets.layer)),
   // the spawner vends secrets to sandboxed workloads (ADR 0046)
@@ -159,7 +163,12 @@ const banner = (options: Options) =>
 export const layer = (options: Options) => {
   // every host that drives runs also watches the leases, so a dead host's runs and due timers are picked up
   const drivers = options.worker
-    ? Layer.mergeAll(layerWorker.pipe(Layer.provide(Driver.layer)), Watchdog.layer, Sessions.layerWorker)
+    ? Layer.mergeAll(
+      layerWorker.pipe(Layer.provide(Driver.layer)),
+      Watchdog.layer,
+      Sessions.layerWorker,
+      Ingest.layerWorker
+    )
     : Layer.empty
   // the host's workflows are registered before it drives or serves anything: a run of them is never refused as
   // unknown by a host that is ready
@@ -187,6 +196,7 @@ export const layer = (options: Options) => {
         ...workloadHandlers,
         ...evalHandlers,
         ...channelHandlers,
+        ...ingestHandlers,
         ...streamHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),

@@ -626,6 +626,46 @@ export const operations = {
     success: [200],
     answer: "text",
     authenticated: true
+  },
+  listIngestRules: {
+    method: "GET",
+    path: "/v1/ingest/rules",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  createIngestRule: {
+    method: "POST",
+    path: "/v1/ingest/rules",
+    params: [],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
+  deleteIngestRule: {
+    method: "DELETE",
+    path: "/v1/ingest/rules/{id}",
+    params: ["id"],
+    success: [204],
+    answer: "none",
+    authenticated: true
+  },
+  listIngestDead: {
+    method: "GET",
+    path: "/v1/ingest/dead",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  listIngestSources: {
+    method: "GET",
+    path: "/v1/ingest/sources",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
   }
 } as const
 
@@ -2720,7 +2760,7 @@ export interface Operations {
     readonly headers: {}
     readonly body: {
       readonly name: string
-      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "admin" | "*">
+      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "ingest:read" | "ingest:write" | "admin" | "*">
       readonly expiresAt?: string | null
     }
     readonly bodyRequired: true
@@ -4038,5 +4078,99 @@ export interface Operations {
     readonly body: undefined
     readonly bodyRequired: false
     readonly response: string
+  }
+  /** The tenant's ingest rules */
+  readonly listIngestRules: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly source: string
+        readonly type: string | null
+        readonly agentName: string
+        readonly inputTemplate: string | null
+        readonly action: "run" | "record"
+        readonly createdAt: string
+      }>
+    }
+  }
+  /** Route events published on lantern.ingest.<tenant>.<source> (and of `type`, when given) to runs of `agentName`, their input from `inputTemplate`; `action: record` only records them */
+  readonly createIngestRule: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly source: string
+      readonly type?: string
+      readonly agentName: string
+      readonly inputTemplate?: string
+      readonly action?: "run" | "record"
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly source: string
+      readonly type: string | null
+      readonly agentName: string
+      readonly inputTemplate: string | null
+      readonly action: "run" | "record"
+      readonly createdAt: string
+    }
+  }
+  /** Delete an ingest rule: events of its source are still accepted (and deduplicated), not routed by it */
+  readonly deleteIngestRule: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: null
+  }
+  /** Messages of the tenant's ingest subjects that broke the contract, oldest first, each with the field at fault, the reason and the message as published; `total` counts them all */
+  readonly listIngestDead: {
+    readonly params: {}
+    readonly query: {
+      /** Only this source's */
+      readonly source?: string
+      /** How many (100 when absent), in plain decimal digits */
+      readonly limit?: string
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly seq: number
+        readonly source: string
+        readonly subject: string
+        readonly field: string
+        readonly reason: string
+        readonly data: string
+        readonly encoding: "utf8" | "base64"
+        readonly at: string
+      }>
+      readonly total: number
+    }
+  }
+  /** Per source of the tenant: events accepted (each eventId once, for good) and dead letters */
+  readonly listIngestSources: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly source: string
+        readonly accepted: number
+        readonly dead: number
+      }>
+    }
   }
 }

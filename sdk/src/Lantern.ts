@@ -196,6 +196,15 @@ export class Lantern {
       sessionEvents(this.#settings, id, options)
   }
 
+  /** NATS ingest (ADR 0051): rules routing events published on lantern.ingest.<tenant>.<source>, and dead letters. */
+  readonly ingest = {
+    createRule: (body: Body<"createIngestRule">) => this.request("createIngestRule", { body }),
+    rules: () => this.request("listIngestRules", {}),
+    deleteRule: (id: string) => this.request("deleteIngestRule", { params: { id } }),
+    dead: (query: Query<"listIngestDead"> = {}) => this.request("listIngestDead", { query }),
+    sources: () => this.request("listIngestSources", {})
+  }
+
   /** A2A (ADR 0045): which agents are public, and their agent cards. */
   readonly a2a = {
     /** Makes an agent public (its card readable by anyone, its A2A endpoint open to the tenant's keys) or private. */
