@@ -23,6 +23,7 @@ import * as DurableStep from "./DurableStep.ts"
 import * as EvalsBench from "./Evals.ts"
 import * as Fixture from "./Fixture.ts"
 import * as Forecast from "./Forecast.ts"
+import * as IngestBench from "./Ingest.ts"
 import * as Load from "./Load.ts"
 import * as ProjectionBench from "./Projection.ts"
 import * as RawPublish from "./RawPublish.ts"
@@ -75,6 +76,7 @@ export const SECTIONS = [
   "forecast",
   "receipts",
   "projection",
+  "ingest",
   "startup",
   "evals"
 ] as const
@@ -130,6 +132,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
     const forecast = yield* when(sections, "forecast", Forecast.run)
     const receipts = yield* when(sections, "receipts", ReceiptsBench.run(scale))
     const projection = yield* when(sections, "projection", ProjectionBench.run(scale))
+    const ingest = yield* when(sections, "ingest", IngestBench.run(scale))
     const startup = yield* when(sections, "startup", Startup.run(server.url, scale))
     const evals = yield* when(sections, "evals", EvalsBench.run(scale))
 
@@ -161,6 +164,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         forecast && Forecast.render(forecast),
         receipts && ReceiptsBench.render(receipts),
         projection && ProjectionBench.render(projection),
+        ingest && IngestBench.render(ingest),
         startup && Startup.render(startup),
         evals && EvalsBench.render(evals)
       ].filter((s) => s !== undefined)
@@ -179,6 +183,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         forecast && Forecast.json(forecast),
         receipts && ReceiptsBench.json(receipts),
         projection && ProjectionBench.json(projection),
+        ingest && IngestBench.json(ingest),
         startup && Startup.json(startup),
         evals && EvalsBench.json(evals)
       ]

@@ -254,13 +254,27 @@ export const layerWorker = Layer.effectDiscard(
         }
         const { tenant, source, event } = checked
         const key = seenKey(tenant, source, event.eventId)
-        if (Option.isSome(yield* seen.get(key).pipe(Effect.orElseSucceed(() => Option.none())))) {
-          return Consumer.Decision.Ack()
-        }
         const matching = rulesOf(tenant).filter((r) =>
           r.source === source && (r.type === null || r.type === event.type) &&
           (event.agentName === undefined || r.agentName === event.agentName)
         )
+        const toRun = matching.filter((r) => r.action === "run")
+        const record = (runIds: ReadonlyArray<string>) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            seen.create(key, {
+              at: new Date(now).toISOString(),
+              type: event.type,
+              runs: runIds,
+              recorded: matching.length > 0
+            }))
+        // nothing to start: marking the event seen is the whole of it (a duplicate finds the key taken)
+        if (toRun.length === 0) {
+          yield* record([])
+          return Consumer.Decision.Ack()
+        }
+        if (Option.isSome(yield* seen.get(key).pipe(Effect.orElseSucceed(() => Option.none())))) {
+          return Consumer.Decision.Ack()
+        }
         const values = {
           eventId: event.eventId,
           type: event.type,
@@ -269,8 +283,7 @@ export const layerWorker = Layer.effectDiscard(
           data: event.data
         }
         const started: Array<string> = []
-        for (const rule of matching) {
-          if (rule.action === "record") continue
+        for (const rule of toRun) {
           const input = rule.inputTemplate === null ? values : Contract.render(rule.inputTemplate, values)
           // the run's idempotency key is the event's: a redelivery before the event is marked seen is the same run
           const run = yield* runs.start(
@@ -284,12 +297,7 @@ export const layerWorker = Layer.effectDiscard(
               `ingest ${m.subject} ${event.eventId}: rule ${rule.id} did not start: ${run.failure._tag}`
             )
         }
-        yield* seen.create(key, {
-          at: new Date(yield* Clock.currentTimeMillis).toISOString(),
-          type: event.type,
-          runs: started,
-          recorded: matching.length > 0
-        })
+        yield* record(started)
         return Consumer.Decision.Ack()
       })
 
