@@ -1,6 +1,7 @@
 // Channel connections and sessions over HTTP (ADR 0050). A connection is checked before it is journaled: the
 // material its webhooks are verified with must be there (fail-closed), each secret it references must exist, and
 // its agent too. Answers show secrets as their references, never their values.
+import { randomBytes } from "node:crypto"
 import { Duration, Effect, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
@@ -73,6 +74,12 @@ const check = (
     if (projected === null) yield* (yield* Agents).get(tenant, request.agentName)
   })
 
+/** A webchat channel's widget key: the one given, else the one it had, else a new one. */
+const withWidgetKey = (kind: ChannelKind, config: ChannelConfig, had: string | undefined): ChannelConfig =>
+  kind !== "webchat" || config.widgetKey !== undefined
+    ? config
+    : { ...config, widgetKey: had ?? `wk_${randomBytes(16).toString("hex")}` }
+
 export const channelHandlers = handlers({
   createChannel: ({ tenant, body }) =>
     Effect.gen(function*() {
@@ -81,7 +88,7 @@ export const channelHandlers = handlers({
         kind: body.kind,
         name: body.name,
         agentName: body.agentName,
-        config: body.config ?? {},
+        config: withWidgetKey(body.kind, body.config ?? {}, undefined),
         secrets: body.secrets ?? {}
       })
       return reply(201, viewOf((yield* PublicUrl).base, channel), { location: `/v1/channels/${channel.id}` })
@@ -103,7 +110,7 @@ export const channelHandlers = handlers({
       const channel = yield* channels.update(tenant, params.id, {
         name: body.name,
         agentName: body.agentName,
-        config: body.config ?? {},
+        config: withWidgetKey(current.kind, body.config ?? {}, current.config.widgetKey),
         secrets: body.secrets ?? {}
       })
       return viewOf((yield* PublicUrl).base, channel)

@@ -51,6 +51,7 @@ import { forecastHandlers } from "./ForecastRoutes.ts"
 import { egressHandlers } from "./EgressRoutes.ts"
 import { workloadHandlers } from "./WorkloadRoutes.ts"
 import * as Hooks from "./Hooks.ts"
+import * as Webchat from "./Webchat.ts"
 import * as McpEndpoint from "./McpEndpoint.ts"
 import { mcpHandlers } from "./McpRoutes.ts"
 import { identityHandlers } from "./IdentityRoutes.ts"
@@ -206,6 +207,8 @@ export const layer = (options: Options) => {
       A2aEndpoint.routes,
       // platforms' webhooks (ADR 0050): signed by the platform, not declared API
       Hooks.routes,
+      // the webchat widget and its visitors' messages (ADR 0053)
+      Webchat.routes,
       System.routes
     ),
     {

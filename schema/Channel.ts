@@ -31,8 +31,7 @@ export const SECRET_NAMES = [
   "verifyToken",
   "publicKey",
   "authToken",
-  "secretToken",
-  "widgetKey"
+  "secretToken"
 ] as const
 export type SecretName = typeof SECRET_NAMES[number]
 
@@ -43,8 +42,7 @@ export const ChannelSecrets = Schema.Struct({
   verifyToken: Schema.optionalKey(SecretRef),
   publicKey: Schema.optionalKey(SecretRef),
   authToken: Schema.optionalKey(SecretRef),
-  secretToken: Schema.optionalKey(SecretRef),
-  widgetKey: Schema.optionalKey(SecretRef)
+  secretToken: Schema.optionalKey(SecretRef)
 })
 export type ChannelSecrets = typeof ChannelSecrets.Type
 
@@ -69,7 +67,11 @@ export const ChannelConfig = Schema.Struct({
   accountSid: Schema.optionalKey(Token),
   from: Schema.optionalKey(Token),
   /** Webchat: the origins whose pages may embed the widget. */
-  allowedOrigins: Schema.optionalKey(Schema.Array(Url))
+  allowedOrigins: Schema.optionalKey(Schema.Array(Url)),
+  /** Webchat: the widget's public key (`data-key` of its script tag); made by Lantern when absent. */
+  widgetKey: Schema.optionalKey(
+    Schema.String.check(Schema.isPattern(/^wk_[0-9a-f]{32}$/u, { message: "Expected a widget key like wk_0f3a…" }))
+  )
 })
 export type ChannelConfig = typeof ChannelConfig.Type
 
@@ -107,7 +109,7 @@ export const REQUIRED: {
   whatsapp: ["secrets.appSecret", "secrets.verifyToken", "secrets.botToken", "config.phoneNumberId"],
   twilio: ["secrets.authToken", "config.publicUrl", "config.accountSid", "config.from"],
   email: ["secrets.signingSecret"],
-  webchat: ["secrets.widgetKey", "config.allowedOrigins"]
+  webchat: ["config.allowedOrigins"]
 }
 
 /** The fields of `REQUIRED[kind]` that `request` lacks (fail-closed: no connection without them). */

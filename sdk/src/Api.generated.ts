@@ -3761,6 +3761,7 @@ export interface Operations {
           readonly accountSid?: string
           readonly from?: string
           readonly allowedOrigins?: ReadonlyArray<string>
+          readonly widgetKey?: string
         }
         readonly secrets: {
           readonly signingSecret?: string
@@ -3770,7 +3771,6 @@ export interface Operations {
           readonly publicKey?: string
           readonly authToken?: string
           readonly secretToken?: string
-          readonly widgetKey?: string
         }
         readonly webhookUrl: string
         readonly createdAt: string
@@ -3795,6 +3795,7 @@ export interface Operations {
         readonly accountSid?: string
         readonly from?: string
         readonly allowedOrigins?: ReadonlyArray<string>
+        readonly widgetKey?: string
       }
       readonly secrets?: {
         readonly signingSecret?: string
@@ -3804,7 +3805,6 @@ export interface Operations {
         readonly publicKey?: string
         readonly authToken?: string
         readonly secretToken?: string
-        readonly widgetKey?: string
       }
     }
     readonly bodyRequired: true
@@ -3821,6 +3821,7 @@ export interface Operations {
         readonly accountSid?: string
         readonly from?: string
         readonly allowedOrigins?: ReadonlyArray<string>
+        readonly widgetKey?: string
       }
       readonly secrets: {
         readonly signingSecret?: string
@@ -3830,7 +3831,6 @@ export interface Operations {
         readonly publicKey?: string
         readonly authToken?: string
         readonly secretToken?: string
-        readonly widgetKey?: string
       }
       readonly webhookUrl: string
       readonly createdAt: string
@@ -3859,6 +3859,7 @@ export interface Operations {
         readonly accountSid?: string
         readonly from?: string
         readonly allowedOrigins?: ReadonlyArray<string>
+        readonly widgetKey?: string
       }
       readonly secrets: {
         readonly signingSecret?: string
@@ -3868,7 +3869,6 @@ export interface Operations {
         readonly publicKey?: string
         readonly authToken?: string
         readonly secretToken?: string
-        readonly widgetKey?: string
       }
       readonly webhookUrl: string
       readonly createdAt: string
@@ -3893,6 +3893,7 @@ export interface Operations {
         readonly accountSid?: string
         readonly from?: string
         readonly allowedOrigins?: ReadonlyArray<string>
+        readonly widgetKey?: string
       }
       readonly secrets?: {
         readonly signingSecret?: string
@@ -3902,7 +3903,6 @@ export interface Operations {
         readonly publicKey?: string
         readonly authToken?: string
         readonly secretToken?: string
-        readonly widgetKey?: string
       }
     }
     readonly bodyRequired: true
@@ -3919,6 +3919,7 @@ export interface Operations {
         readonly accountSid?: string
         readonly from?: string
         readonly allowedOrigins?: ReadonlyArray<string>
+        readonly widgetKey?: string
       }
       readonly secrets: {
         readonly signingSecret?: string
@@ -3928,7 +3929,6 @@ export interface Operations {
         readonly publicKey?: string
         readonly authToken?: string
         readonly secretToken?: string
-        readonly widgetKey?: string
       }
       readonly webhookUrl: string
       readonly createdAt: string
