@@ -4,13 +4,11 @@
 // (tenant, source, eventId) in the KV bucket `lantern-ingest-seen`, and routes each new event by the tenant's rules
 // (KV `lantern-ingest-rules`) to runs, or only records it.
 import { createHash, randomBytes } from "node:crypto"
-import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream"
-import { nanos } from "@nats-io/nats-core"
-import { Clock, Config, Context, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
 import * as Consumer from "../../bus/Consumer.ts"
 import * as Kv from "../../bus/Kv.ts"
 import { Nats, unavailable } from "../../bus/Nats.ts"
-import { DUPLICATE_WINDOW_MS } from "../../bus/Topology.ts"
+import * as Streams from "../../bus/Streams.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import { type DeadLetter, type NewRule, type RuleView, RuleView as RuleSchema } from "../../schema/Ingest.ts"
 import { encode } from "../../schema/Ids.ts"
@@ -53,30 +51,10 @@ export class RuleNotFound extends Schema.TaggedError<RuleNotFound>()("RuleNotFou
 }
 
 /** Creates the ingest streams if missing (safe on every start). */
-export const applyStreams = Effect.gen(function*() {
-  const { jsm } = yield* Nats
-  const replicas = yield* Config.Int("LANTERN_REPLICAS").pipe(Config.withDefault(1), Effect.orDie)
-  for (const [name, subject] of [[INGEST, "lantern.ingest.>"], [INGEST_DEAD, "lantern.ingest-dead.>"]] as const) {
-    yield* Effect.tryPromise({
-      try: async () => {
-        const existing = await jsm.streams.info(name).catch(() => null)
-        if (existing === null) {
-          await jsm.streams.add({
-            name,
-            subjects: [subject],
-            retention: RetentionPolicy.Limits,
-            storage: StorageType.File,
-            discard: DiscardPolicy.Old,
-            duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-            allow_direct: true,
-            num_replicas: replicas
-          })
-        }
-      },
-      catch: unavailable(`apply stream ${name}`)
-    })
-  }
-})
+export const applyStreams = Effect.all([
+  Streams.ensure(INGEST, "lantern.ingest.>"),
+  Streams.ensure(INGEST_DEAD, "lantern.ingest-dead.>")
+], { discard: true })
 
 export class Ingest extends Context.Service<Ingest, {
   readonly addRule: (tenant: string, rule: NewRule) => Effect.Effect<RuleView, BusUnavailable>
@@ -96,7 +74,7 @@ export class Ingest extends Context.Service<Ingest, {
     Ingest,
     Effect.gen(function*() {
       yield* applyStreams
-      const { js, jsm } = yield* Nats
+      const nats = yield* Nats
       const rules = yield* Kv.open(rulesBucket)
       const seen = yield* Kv.open(seenBucket)
       const listRules = (tenant: string) =>
@@ -141,28 +119,17 @@ export class Ingest extends Context.Service<Ingest, {
         dead: (tenant, { source, limit }) =>
           Effect.gen(function*() {
             const filter = deadSubjectOf(tenant, source ?? "*")
-            const info = yield* Effect.tryPromise({
-              try: () => jsm.streams.info(INGEST_DEAD, { subjects_filter: filter }),
-              catch: unavailable("count dead letters")
-            })
-            const total = Object.values(info.state.subjects ?? {}).reduce((n, c) => n + c, 0)
+            const total = Object.values(
+              yield* Streams.counts(INGEST_DEAD, filter).pipe(Effect.provideService(Nats, nats))
+            ).reduce((n, c) => n + c, 0)
             if (total === 0) return { items: [], total }
-            const items = yield* Effect.tryPromise({
-              try: async () => {
-                const consumer = await js.consumers.get(INGEST_DEAD, {
-                  filter_subjects: filter,
-                  deliver_policy: DeliverPolicy.All
-                })
-                const out: Array<DeadLetter> = []
-                const batch = await consumer.fetch({ max_messages: Math.min(limit, total), expires: 2_000 })
-                for await (const m of batch) {
-                  out.push({ ...(m.json() as Omit<DeadLetter, "seq">), seq: m.seq })
-                  if (out.length >= Math.min(limit, total)) break
-                }
-                return out
-              },
-              catch: unavailable("read dead letters")
-            })
+            const read = yield* Streams.read(INGEST_DEAD, filter, Math.min(limit, total)).pipe(
+              Effect.provideService(Nats, nats)
+            )
+            const items = read.map((m): DeadLetter => ({
+              ...(JSON.parse(m.text) as Omit<DeadLetter, "seq">),
+              seq: m.seq
+            }))
             return { items, total }
           }),
         sources: (tenant) =>
@@ -174,11 +141,12 @@ export class Ingest extends Context.Service<Ingest, {
               return found
             }
             for (const key of yield* seen.keys(`${tenant}.*.*`)) of(key.split(".")[1]!).accepted++
-            const info = yield* Effect.tryPromise({
-              try: () => jsm.streams.info(INGEST_DEAD, { subjects_filter: deadSubjectOf(tenant, "*") }),
-              catch: unavailable("count dead letters")
-            })
-            for (const [subject, n] of Object.entries(info.state.subjects ?? {})) of(subject.split(".")[3]!).dead += n
+            const dead = yield* Streams.counts(INGEST_DEAD, deadSubjectOf(tenant, "*")).pipe(
+              Effect.provideService(Nats, nats)
+            )
+            for (const [subject, n] of Object.entries(dead)) {
+              of(subject.split(".")[3]!).dead += n
+            }
             return [...counts.values()].sort((a, b) => (a.source < b.source ? -1 : 1))
           })
       })
