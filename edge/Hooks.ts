@@ -8,6 +8,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Audit } from "../actors/audit/Audit.ts"
 import { type Channel, Channels } from "../actors/channel/Channels.ts"
 import { type Inbound, Sessions } from "../actors/channel/Sessions.ts"
+import * as Smtp from "../actors/channel/Smtp.ts"
 import * as Verify from "../actors/channel/Verify.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import type { SecretName } from "../schema/Channel.ts"
@@ -232,6 +233,38 @@ const twilio = (pairs: ReadonlyArray<readonly [string, string]>): Parsed => {
   }
 }
 
+/** Postmark's inbound webhook (ADR 0052): the message's Message-ID is its event id, the sender its thread. */
+const email = (raw: Uint8Array): Parsed => {
+  const body = parseJson(raw)
+  if (body === null) return invalid("(body)", "Expected a JSON object")
+  const fromFull = record(body["FromFull"])
+  const sender = (str(fromFull?.["Email"]) ?? str(body["From"]) ?? "").trim()
+  if (!Smtp.isAddress(sender)) return invalid("FromFull.Email", "Expected the sender's address")
+  const headers = Array.isArray(body["Headers"]) ? body["Headers"] as Array<unknown> : []
+  const messageIdHeader = headers.map(record).find((h) => str(h?.["Name"])?.toLowerCase() === "message-id")
+  const messageId = str(messageIdHeader?.["Value"]) ?? str(body["MessageID"])
+  if (messageId === null || messageId === "") return invalid("MessageID", "Expected the message's id")
+  const text = (str(body["StrippedTextReply"]) || str(body["TextBody"]) || "").trim()
+  if (text === "") return invalid("TextBody", "Expected a text body")
+  const subject = str(body["Subject"]) ?? ""
+  const replyTo = str(body["ReplyTo"])?.trim()
+  return {
+    _tag: "Messages",
+    messages: [{
+      eventId: messageId,
+      thread: sender.toLowerCase(),
+      text,
+      from: `email:${sender.toLowerCase()}`,
+      reply: {
+        to: replyTo !== undefined && Smtp.isAddress(replyTo) ? replyTo : sender,
+        subject: /^re:/iu.test(subject) ? subject : `Re: ${subject}`,
+        ...(messageIdHeader === undefined ? {} : { inReplyTo: messageId })
+      }
+    }],
+    answer: ok()
+  }
+}
+
 const hook = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const { channelId = "" } = yield* HttpRouter.params
@@ -290,6 +323,13 @@ const hook = Effect.gen(function*() {
         : Verify.twilio(s, channel.config.publicUrl, pairs, h["x-twilio-signature"])
       break
     }
+    case "email": {
+      const s = yield* need("signingSecret")
+      verdict = s === null
+        ? { ok: false, reason: "signing secret unavailable" }
+        : Verify.basic(s, h["authorization"])
+      break
+    }
     default:
       return errorResponse(404, "channel_not_found", `a ${channel.kind} channel takes no webhooks here`)
   }
@@ -303,6 +343,8 @@ const hook = Effect.gen(function*() {
     ? whatsapp(raw)
     : channel.kind === "discord"
     ? discord(raw)
+    : channel.kind === "email"
+    ? email(raw)
     : twilio(pairs)
   switch (parsed._tag) {
     case "Answer":

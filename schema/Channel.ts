@@ -31,7 +31,8 @@ export const SECRET_NAMES = [
   "verifyToken",
   "publicKey",
   "authToken",
-  "secretToken"
+  "secretToken",
+  "smtpPassword"
 ] as const
 export type SecretName = typeof SECRET_NAMES[number]
 
@@ -42,7 +43,9 @@ export const ChannelSecrets = Schema.Struct({
   verifyToken: Schema.optionalKey(SecretRef),
   publicKey: Schema.optionalKey(SecretRef),
   authToken: Schema.optionalKey(SecretRef),
-  secretToken: Schema.optionalKey(SecretRef)
+  secretToken: Schema.optionalKey(SecretRef),
+  /** Email: the SMTP server's password for `config.smtpUser`. */
+  smtpPassword: Schema.optionalKey(SecretRef)
 })
 export type ChannelSecrets = typeof ChannelSecrets.Type
 
@@ -66,6 +69,16 @@ export const ChannelConfig = Schema.Struct({
   /** Twilio: the account SID and the number replies are sent from. */
   accountSid: Schema.optionalKey(Token),
   from: Schema.optionalKey(Token),
+  /** Email: where replies are sent, `smtp://host:port` (a relay) or `smtps://host:port` (implicit TLS). */
+  smtpUrl: Schema.optionalKey(
+    Schema.String.check(
+      Schema.isPattern(/^smtps?:\/\/[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/u, {
+        message: "Expected smtp://host:port or smtps://host:port"
+      })
+    )
+  ),
+  /** Email: the SMTP user (its password is `secrets.smtpPassword`); no authentication when absent. */
+  smtpUser: Schema.optionalKey(Token),
   /** Webchat: the origins whose pages may embed the widget. */
   allowedOrigins: Schema.optionalKey(Schema.Array(Url)),
   /** Webchat: the widget's public key (`data-key` of its script tag); made by Lantern when absent. */
@@ -108,7 +121,7 @@ export const REQUIRED: {
   telegram: ["secrets.secretToken", "secrets.botToken"],
   whatsapp: ["secrets.appSecret", "secrets.verifyToken", "secrets.botToken", "config.phoneNumberId"],
   twilio: ["secrets.authToken", "config.publicUrl", "config.accountSid", "config.from"],
-  email: ["secrets.signingSecret"],
+  email: ["secrets.signingSecret", "config.smtpUrl", "config.from"],
   webchat: ["config.allowedOrigins"]
 }
 

@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import * as Fake from "./support/FakePlatforms.ts"
+import * as FakeSmtp from "./support/FakeSmtp.ts"
 import { api, eventually, type StackProcess, startStack } from "./support/Stack.ts"
 
 let nats: TestServer
@@ -18,6 +19,7 @@ let dir: string
 let stack: StackProcess
 let call: ReturnType<typeof api>
 let fake: Fake.FakePlatforms
+let smtp: FakeSmtp.FakeSmtp
 
 const SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 const TELEGRAM_SECRET = "tg-secret-token-123"
@@ -25,6 +27,7 @@ const WHATSAPP_APP_SECRET = "wa-app-secret"
 const WHATSAPP_VERIFY = "wa-verify-token"
 const TWILIO_TOKEN = "12345678901234567890123456789012"
 const TWILIO_URL = "https://sms.example.com/lantern/hooks/twilio?tenant=demo"
+const EMAIL_SECRET = "postmark-basic-secret"
 const discordKeys = generateKeyPairSync("ed25519")
 const DISCORD_PUBLIC = discordKeys.publicKey.export({ format: "der", type: "spki" }).subarray(12).toString("hex")
 
@@ -34,6 +37,7 @@ beforeAll(async () => {
   nats = await startServer("lantern-channels")
   dir = mkdtempSync(join(tmpdir(), "lantern-channels-"))
   fake = await Fake.start()
+  smtp = await FakeSmtp.start()
   stack = await startStack({ natsUrl: nats.handle.url, home: home() })
   call = api(stack)
   for (
@@ -66,7 +70,9 @@ beforeAll(async () => {
       ["wa-verify", WHATSAPP_VERIFY],
       ["wa-token", "EAAG-access-token"],
       ["discord-key", DISCORD_PUBLIC],
-      ["twilio-token", TWILIO_TOKEN]
+      ["twilio-token", TWILIO_TOKEN],
+      ["postmark-hook", EMAIL_SECRET],
+      ["smtp-pass", "relay-password"]
     ]
   ) {
     expect((await call("POST", "/v1/secrets", { name, value })).status).toBe(201)
@@ -76,6 +82,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.kill()
   await fake?.close()
+  await smtp?.close()
   await nats?.cleanup()
   rmSync(dir, { recursive: true, force: true })
 })
@@ -612,6 +619,59 @@ describe("twilio", () => {
     // a body tampered after signing (one repeated value dropped) is refused
     const tampered = new URLSearchParams(pairs.filter(([, v]) => v !== "https://api.twilio.com/a")).toString()
     expect((await hook(id, tampered, headers(signature))).status).toBe(401)
+  })
+})
+
+describe("email (Postmark inbound, SMTP outbound)", () => {
+  let id: string
+  beforeAll(async () => {
+    id = (await connect({
+      kind: "email",
+      name: "support inbox",
+      agentName: "helper",
+      config: { smtpUrl: smtp.url, smtpUser: "relay", from: "agent@shop.example" },
+      secrets: { signingSecret: "lantern.secret://postmark-hook", smtpPassword: "lantern.secret://smtp-pass" }
+    })).id
+  })
+  // Postmark's inbound JSON, as its documentation shows it
+  const inbound = JSON.stringify({
+    FromName: "Ada Lovelace",
+    MessageStream: "inbound",
+    From: "ada@example.org",
+    FromFull: { Email: "ada@example.org", Name: "Ada Lovelace", MailboxHash: "" },
+    To: "support@inbound.shop.example",
+    Subject: "Order question",
+    MessageID: "73e6d360-66eb-11e1-8e72-a8904824019b",
+    Date: "Thu, 3 Dec 2026 08:00:00 +0000",
+    TextBody: "Where is my order 1001?\n\nOn Tue, someone wrote:\n> earlier",
+    StrippedTextReply: "Where is my order 1001?",
+    Headers: [{ Name: "Message-ID", Value: "<CAF=abc123@mail.example.org>" }],
+    Attachments: []
+  })
+  const basic = (secret: string) => ({
+    "content-type": "application/json",
+    authorization: `Basic ${Buffer.from(`lantern:${secret}`).toString("base64")}`
+  })
+
+  it("refuses a request without or with other Basic credentials", async () => {
+    expect((await hook(id, inbound, { "content-type": "application/json" })).status).toBe(401)
+    expect((await hook(id, inbound, basic("guess"))).status).toBe(401)
+  })
+
+  it("answers by SMTP once, in reply to the Message-ID, after a 451; a redelivery sends nothing", async () => {
+    smtp.defer(1)
+    expect((await hook(id, inbound, basic(EMAIL_SECRET))).status).toBe(200)
+    expect((await hook(id, inbound, basic(EMAIL_SECRET))).status).toBe(200)
+    const session = await delivered(id, 1)
+    expect(session.turns[0]).toMatchObject({ text: "Where is my order 1001?", delivery: "sent" })
+    await settle()
+    expect(smtp.messages).toHaveLength(1)
+    const [mail] = smtp.messages
+    expect(mail).toMatchObject({ from: "agent@shop.example", to: ["ada@example.org"], auth: "\0relay\0relay-password" })
+    expect(mail!.data).toContain("Subject: Re: Order question")
+    expect(mail!.data).toContain("In-Reply-To: <CAF=abc123@mail.example.org>")
+    expect(mail!.data).toMatch(/Message-ID: <ses_[0-9a-f]{32}\.1@shop\.example>/)
+    expect(mail!.data).toContain("Where is my order 1001?")
   })
 })
 

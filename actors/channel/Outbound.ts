@@ -4,6 +4,7 @@
 // carries the same Idempotency-Key; failures are retried with backoff and a 429's Retry-After is honoured.
 import { Duration, Effect, Redacted } from "effect"
 import type { Channel } from "./Channels.ts"
+import * as Smtp from "./Smtp.ts"
 
 /** What a send needs: the channel, its secrets resolved, where the message came from, the text. */
 export interface Send {
@@ -200,3 +201,42 @@ export const fire = (request: Request): Effect.Effect<void> =>
       signal: AbortSignal.timeout(5_000)
     })
   ))
+
+/**
+ * An email reply over SMTP (ADR 0052): to the sender, `Re:` their subject, in reply to their Message-ID, with a
+ * Message-ID made from the (session, turn) key, so every attempt is the same message. 4xx and connection failures
+ * are retried with backoff; a 5xx is final.
+ */
+export const deliverEmail = (
+  channel: Channel,
+  password: Redacted.Redacted<string> | null,
+  reply: Readonly<Record<string, string>>,
+  text: string,
+  idempotencyKey: string
+): Effect.Effect<Delivered> =>
+  Effect.gen(function*() {
+    const auth = channel.config.smtpUser === undefined || password === null
+      ? null
+      : { user: channel.config.smtpUser, pass: Redacted.value(password) }
+    const host = (channel.config.from ?? "lantern@localhost").split("@")[1] ?? "localhost"
+    const mail: Smtp.Mail = {
+      from: channel.config.from ?? "",
+      to: reply["to"] ?? "",
+      subject: reply["subject"] ?? "Re:",
+      text,
+      messageId: `<${idempotencyKey.replace(/[^A-Za-z0-9.:_-]/gu, "_")}@${host}>`,
+      ...(reply["inReplyTo"] === undefined ? {} : { inReplyTo: reply["inReplyTo"] })
+    }
+    let detail = ""
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const sent = yield* Effect.tryPromise({
+        try: () => Smtp.send(channel.config.smtpUrl ?? "", auth, mail),
+        catch: (e) => (e instanceof Smtp.SmtpError ? e : new Smtp.SmtpError(421, "send", String(e)))
+      }).pipe(Effect.result)
+      if (sent._tag === "Success") return { outcome: "sent", attempts: attempt, detail: "SMTP 250" }
+      detail = `SMTP ${sent.failure.code} at ${sent.failure.stage}`
+      if (sent.failure.permanent) return { outcome: "failed", attempts: attempt, detail }
+      if (attempt < MAX_ATTEMPTS) yield* Effect.sleep(Duration.millis(Math.min(8_000, 200 * 2 ** (attempt - 1))))
+    }
+    return { outcome: "failed", attempts: MAX_ATTEMPTS, detail }
+  })

@@ -234,7 +234,7 @@ const answer = (tenant: string, id: string, n: number) =>
       : yield* channels.get(tenant, origin.channelId).pipe(Effect.option, Effect.map(Option.getOrNull))
     const secrets = new Map<string, Redacted.Redacted<string>>()
     if (channel !== null) {
-      for (const name of ["botToken", "authToken"] as const) {
+      for (const name of ["botToken", "authToken", "smtpPassword"] as const) {
         if (channel.secrets[name] === undefined) continue
         const value = yield* channels.secret(channel, name).pipe(Effect.option)
         if (Option.isSome(value)) secrets.set(name, value.value)
@@ -308,7 +308,15 @@ const answer = (tenant: string, id: string, n: number) =>
       current = (yield* provide(actor.load(address))).state.turns[n - 1]!
     }
     const request = channel === null ? null : Outbound.requestOf(send(current.answer ?? "", `${id}:${n}`))
-    const delivered = request === null || channel === null
+    const delivered = channel?.kind === "email"
+      ? yield* Outbound.deliverEmail(
+        channel,
+        secrets.get("smtpPassword") ?? null,
+        turn.reply,
+        current.answer ?? "",
+        `${id}.${n}`
+      )
+      : request === null || channel === null
       ? { outcome: "none" as const, attempts: 0, detail: "answered in the session (API, webchat)" }
       : yield* Outbound.deliver(channel.kind, request)
     yield* execute({ _tag: "Deliver", id, turn: n, ...delivered }, "deliver")
