@@ -3760,6 +3760,8 @@ export interface Operations {
           readonly phoneNumberId?: string
           readonly accountSid?: string
           readonly from?: string
+          readonly smtpUrl?: string
+          readonly smtpUser?: string
           readonly allowedOrigins?: ReadonlyArray<string>
           readonly widgetKey?: string
         }
@@ -3771,6 +3773,7 @@ export interface Operations {
           readonly publicKey?: string
           readonly authToken?: string
           readonly secretToken?: string
+          readonly smtpPassword?: string
         }
         readonly webhookUrl: string
         readonly createdAt: string
@@ -3794,6 +3797,8 @@ export interface Operations {
         readonly phoneNumberId?: string
         readonly accountSid?: string
         readonly from?: string
+        readonly smtpUrl?: string
+        readonly smtpUser?: string
         readonly allowedOrigins?: ReadonlyArray<string>
         readonly widgetKey?: string
       }
@@ -3805,6 +3810,7 @@ export interface Operations {
         readonly publicKey?: string
         readonly authToken?: string
         readonly secretToken?: string
+        readonly smtpPassword?: string
       }
     }
     readonly bodyRequired: true
@@ -3820,6 +3826,8 @@ export interface Operations {
         readonly phoneNumberId?: string
         readonly accountSid?: string
         readonly from?: string
+        readonly smtpUrl?: string
+        readonly smtpUser?: string
         readonly allowedOrigins?: ReadonlyArray<string>
         readonly widgetKey?: string
       }
@@ -3831,6 +3839,7 @@ export interface Operations {
         readonly publicKey?: string
         readonly authToken?: string
         readonly secretToken?: string
+        readonly smtpPassword?: string
       }
       readonly webhookUrl: string
       readonly createdAt: string
@@ -3858,6 +3867,8 @@ export interface Operations {
         readonly phoneNumberId?: string
         readonly accountSid?: string
         readonly from?: string
+        readonly smtpUrl?: string
+        readonly smtpUser?: string
         readonly allowedOrigins?: ReadonlyArray<string>
         readonly widgetKey?: string
       }
@@ -3869,6 +3880,7 @@ export interface Operations {
         readonly publicKey?: string
         readonly authToken?: string
         readonly secretToken?: string
+        readonly smtpPassword?: string
       }
       readonly webhookUrl: string
       readonly createdAt: string
@@ -3892,6 +3904,8 @@ export interface Operations {
         readonly phoneNumberId?: string
         readonly accountSid?: string
         readonly from?: string
+        readonly smtpUrl?: string
+        readonly smtpUser?: string
         readonly allowedOrigins?: ReadonlyArray<string>
         readonly widgetKey?: string
       }
@@ -3903,6 +3917,7 @@ export interface Operations {
         readonly publicKey?: string
         readonly authToken?: string
         readonly secretToken?: string
+        readonly smtpPassword?: string
       }
     }
     readonly bodyRequired: true
@@ -3918,6 +3933,8 @@ export interface Operations {
         readonly phoneNumberId?: string
         readonly accountSid?: string
         readonly from?: string
+        readonly smtpUrl?: string
+        readonly smtpUser?: string
         readonly allowedOrigins?: ReadonlyArray<string>
         readonly widgetKey?: string
       }
@@ -3929,6 +3946,7 @@ export interface Operations {
         readonly publicKey?: string
         readonly authToken?: string
         readonly secretToken?: string
+        readonly smtpPassword?: string
       }
       readonly webhookUrl: string
       readonly createdAt: string
