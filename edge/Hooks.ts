@@ -42,6 +42,19 @@ const rejected = (channel: Channel, reason: string) =>
     return errorResponse(401, "unauthorized", `the webhook's signature did not verify: ${reason}`)
   })
 
+/** A redelivery (an event id already a turn): acknowledged to the platform, nothing started, and on the record. */
+export const deduplicated = (channel: Channel, eventId: string, sessionId: string) =>
+  Audit.use((audit) =>
+    audit.record({
+      tenant: channel.tenant,
+      action: "hook.deduplicated",
+      actor: `platform:${channel.kind}`,
+      target: `channel:${channel.id}`,
+      outcome: "allowed",
+      detail: { eventId: eventId.slice(0, 200), session: sessionId }
+    })
+  )
+
 const readRaw = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const declared = request.headers["content-length"]
@@ -366,6 +379,7 @@ const hook = Effect.gen(function*() {
           yield* Effect.logWarning(`webhook of ${channel.id} not journaled: ${received.failure._tag}`)
           return errorResponse(503, "unavailable", "try again", undefined, { "retry-after": "1" })
         }
+        if (received.success.duplicate) yield* deduplicated(channel, message.eventId, received.success.sessionId)
       }
       return parsed.answer
     }

@@ -10,6 +10,7 @@ import { type Channel, Channels } from "../actors/channel/Channels.ts"
 import { Sessions, sessionIdOf } from "../actors/channel/Sessions.ts"
 import * as Verify from "../actors/channel/Verify.ts"
 import * as Sse from "../schema/Sse.ts"
+import { deduplicated } from "./Hooks.ts"
 import { errorResponse } from "./Http.ts"
 
 /** The largest message body a visitor may post. */
@@ -123,6 +124,7 @@ const message = Effect.gen(function*() {
   if (received._tag === "Failure") {
     return errorResponse(503, "unavailable", "try again", undefined, { ...cors(origin), "retry-after": "1" })
   }
+  if (received.success.duplicate) yield* deduplicated(channel, eventId, received.success.sessionId)
   return HttpServerResponse.jsonUnsafe(received.success, { status: 202, headers: cors(origin) })
 })
 

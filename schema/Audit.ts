@@ -17,7 +17,8 @@ export const AUDIT_ACTIONS = [
   "egress.changed",
   "workload.secret.vended",
   "workload.terminated",
-  "hook.rejected"
+  "hook.rejected",
+  "hook.deduplicated"
 ] as const
 
 export const AuditId = Schema.String.check(

@@ -280,6 +280,16 @@ describe("slack", () => {
     expect(fake.to("/chat.postMessage")).toHaveLength(1)
     expect(await runsOf("helper")).toHaveLength(before + 1)
     expect((await sessions()).find((s) => s.channelId === id).turns).toHaveLength(1)
+    // the redelivery is on the record
+    const deduped = await eventually(
+      async () => {
+        const items = (await call("GET", "/v1/audit?action=hook.deduplicated")).json.items as Array<any>
+        return items.find((e) => e.target === `channel:${id}`)
+      },
+      15_000,
+      "the redelivery to be audited"
+    )
+    expect(deduped).toMatchObject({ outcome: "allowed", detail: { eventId: "Ev0SLACK1", session: session.id } })
   })
 
   it("refuses wrong, stale, future and missing signatures with 401, audited, and starts nothing", async () => {
@@ -288,8 +298,8 @@ describe("slack", () => {
     const now = Math.floor(Date.now() / 1000)
     const cases: Array<Record<string, string>> = [
       { ...slackSign(body), "x-slack-signature": "v0=" + "0".repeat(64) },
-      slackSign(body, now - 301),
-      slackSign(body, now + 301),
+      slackSign(body, now - 330),
+      slackSign(body, now + 330),
       { "content-type": "application/json", "x-slack-request-timestamp": String(now) },
       { "content-type": "application/json" },
       // signed over another body

@@ -22,6 +22,7 @@ export type AuditAction =
   | "workload.secret.vended"
   | "workload.terminated"
   | "hook.rejected"
+  | "hook.deduplicated"
 
 export interface AuditEntry {
   /** The tenant the fact belongs to; `_unknown` when a request failed authentication before one was known. */
