@@ -749,4 +749,60 @@ describe("sessions", () => {
     expect(two.turns[0].runId).toBe(one.turns[0].runId)
     expect(two.turns[0].answer).toBe(one.turns[0].answer)
   }, 240_000)
+
+  it(
+    "a host killed mid-turn (its run waiting for an approval) leaves the turn to another host: one run, one reply",
+    async () => {
+      const id = (await connect({
+        kind: "telegram",
+        name: "careful telegram",
+        agentName: "careful",
+        config: { apiBaseUrl: fake.url },
+        secrets: { secretToken: "lantern.secret://tg-secret", botToken: "lantern.secret://tg-bot" }
+      })).id
+      const update = JSON.stringify({
+        update_id: 7001,
+        message: {
+          message_id: 1,
+          from: { id: 9, username: "grace" },
+          chat: { id: 9009 },
+          date: 0,
+          text: "please echo me"
+        }
+      })
+      const headers = { "content-type": "application/json", "x-telegram-bot-api-secret-token": TELEGRAM_SECRET }
+      expect((await hook(id, update, headers)).status).toBe(200)
+      const waiting = await eventually(
+        async () => {
+          const s = (await sessions()).find((x) => x.channelId === id)
+          const runId = s?.turns[0]?.runId
+          if (runId === undefined || runId === null) return null
+          const run = (await call("GET", `/v1/runs/${runId}`)).json
+          return run.waiting?.kind === "approval" ? run : null
+        },
+        30_000,
+        "the turn's run to wait for an approval"
+      )
+      await stack.kill()
+      stack = await startStack({ natsUrl: nats.handle.url, home: home() })
+      call = api(stack)
+      const approved = await call("POST", `/v1/runs/${waiting.id}/approvals/${waiting.waiting.stepId}`, {
+        approved: true,
+        by: "ops"
+      })
+      expect(approved.status, approved.text).toBe(200)
+      const session = await delivered(id, 1)
+      expect(session.turns[0]).toMatchObject({ runId: waiting.id, status: "succeeded", delivery: "sent" })
+      await settle()
+      expect(fake.to("/sendMessage").filter((r) => JSON.parse(r.body).chat_id === "9009")).toHaveLength(1)
+      // redelivered by Telegram after the restart: still nothing new
+      expect((await hook(id, update, headers)).status).toBe(200)
+      await settle()
+      expect(fake.to("/sendMessage").filter((r) => JSON.parse(r.body).chat_id === "9009")).toHaveLength(1)
+      const after = (await sessions()).find((x) => x.channelId === id)
+      expect(after.turns).toHaveLength(1)
+      expect(after.runs).toEqual([waiting.id])
+    },
+    240_000
+  )
 })

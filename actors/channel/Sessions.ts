@@ -199,7 +199,8 @@ export const durable: Consumer.Durable = {
   stream: WORK,
   durable: "session-worker",
   filterSubject: "lantern.work.session.>",
-  ackWait: "30 seconds",
+  // held messages are kept with in-progress acks; a dead host's turn is taken over this long after
+  ackWait: "10 seconds",
   maxAckPending: 256,
   ackPolicy: "explicit"
 }
@@ -308,7 +309,9 @@ const answer = (tenant: string, id: string, n: number) =>
       current = (yield* provide(actor.load(address))).state.turns[n - 1]!
     }
     const request = channel === null ? null : Outbound.requestOf(send(current.answer ?? "", `${id}:${n}`))
-    const delivered = channel?.kind === "email"
+    const delivered = origin.channelId !== null && channel === null
+      ? { outcome: "failed" as const, attempts: 0, detail: "the channel was deleted before the answer" }
+      : channel?.kind === "email"
       ? yield* Outbound.deliverEmail(
         channel,
         secrets.get("smtpPassword") ?? null,

@@ -159,7 +159,7 @@ export class Ingest extends Context.Service<Ingest, {
 export const durable: Consumer.Durable = {
   stream: INGEST,
   durable: "ingest-router",
-  ackWait: "30 seconds",
+  ackWait: "10 seconds",
   maxAckPending: 1024,
   ackPolicy: "explicit"
 }
