@@ -5,7 +5,7 @@
 // answer, send it through the platform with the same key, journal the delivery. Each step is recorded once, so a
 // host killed anywhere in between leaves work another host finishes without a second run or a second reply.
 import { createHash, randomBytes } from "node:crypto"
-import { Context, Duration, Effect, Layer, Option, Redacted, Schedule, Stream } from "effect"
+import { Context, Effect, Layer, Option, Redacted, Schedule, Stream } from "effect"
 import * as Consumer from "../../bus/Consumer.ts"
 import { Journal } from "../../bus/Journal.ts"
 import { Nats, unavailable } from "../../bus/Nats.ts"
@@ -14,7 +14,9 @@ import type { Origin, SessionView, TurnView } from "../../schema/Channel.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import type { RunView } from "../../schema/Run.ts"
 import * as Actor from "../kernel/Actor.ts"
+import * as RunsModule from "../run/Runs.ts"
 import { Runs } from "../run/Runs.ts"
+import { isTerminal } from "../../schema/Events.ts"
 import { type Channel, Channels } from "./Channels.ts"
 import * as Outbound from "./Outbound.ts"
 import * as Session from "./Session.ts"
@@ -217,6 +219,7 @@ const answer = (tenant: string, id: string, n: number) =>
   Effect.gen(function*() {
     const provide = yield* Actor.provider
     const runs = yield* Runs
+    const journal = yield* Journal
     const channels = yield* Channels
     const address = addressOf(tenant, id)
     const execute = (command: Session.Command, step: string) =>
@@ -279,25 +282,39 @@ const answer = (tenant: string, id: string, n: number) =>
     if (current.answer === null && runId !== null) {
       const asked = new Set<string>()
       const rid = runId
-      const finished = yield* runs.get(tenant, rid).pipe(
-        Effect.tap((run) =>
-          Effect.gen(function*() {
-            // a step waiting for a person: Slack gets approve/deny buttons for it, once per step
-            const waiting = run.waiting
-            if (channel?.kind !== "slack" || waiting?.kind !== "approval" || asked.has(waiting.stepId)) return
-            asked.add(waiting.stepId)
-            const request = Outbound.requestOf(
-              send(
-                `Approval needed for step ${waiting.stepId} of run ${rid}`,
-                `${id}:${n}:approval:${waiting.stepId}`,
-                `${rid}|${waiting.stepId}`
-              )
+      // the run's journal, followed to its end (no polling): a step waiting for a person gets Slack buttons, once
+      const address = RunsModule.addressOf(tenant, rid)
+      const answered = new Set<string>()
+      const waiting: Array<string> = []
+      const ask = (stepId: string) =>
+        Effect.gen(function*() {
+          if (channel?.kind !== "slack" || asked.has(stepId)) return
+          asked.add(stepId)
+          const request = Outbound.requestOf(
+            send(
+              `Approval needed for step ${stepId} of run ${rid}`,
+              `${id}:${n}:approval:${stepId}`,
+              `${rid}|${stepId}`
             )
-            if (request !== null) yield* Outbound.deliver(channel.kind, request)
-          })
-        ),
-        Effect.repeat({ schedule: Schedule.spaced(Duration.millis(150)), until: (r) => r.status !== "running" })
-      )
+          )
+          if (request !== null) yield* Outbound.deliver(channel.kind, request)
+        })
+      const past = yield* journal.read(address)
+      for (const { event: e } of past) {
+        if (e._tag === "StepCompleted" || e._tag === "StepFailed") answered.add(e.stepId)
+        if (e._tag === "StepStarted" && e.request._tag === "approval") waiting.push(e.stepId)
+      }
+      const last = past[past.length - 1]
+      if (last === undefined || !isTerminal(last.event)) {
+        for (const stepId of waiting) if (!answered.has(stepId)) yield* ask(stepId)
+        yield* journal.follow(address, last?.seq ?? 0).pipe(
+          Stream.takeUntil((s) => isTerminal(s.event)),
+          Stream.runForEach((s) =>
+            s.event._tag === "StepStarted" && s.event.request._tag === "approval" ? ask(s.event.stepId) : Effect.void
+          )
+        )
+      }
+      const finished = yield* runs.get(tenant, rid)
       yield* execute({
         _tag: "Answer",
         id,
