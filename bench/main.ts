@@ -24,6 +24,7 @@ import * as EvalsBench from "./Evals.ts"
 import * as Fixture from "./Fixture.ts"
 import * as Forecast from "./Forecast.ts"
 import * as IngestBench from "./Ingest.ts"
+import * as ChannelsBench from "./Channels.ts"
 import * as Load from "./Load.ts"
 import * as ProjectionBench from "./Projection.ts"
 import * as RawPublish from "./RawPublish.ts"
@@ -77,6 +78,7 @@ export const SECTIONS = [
   "receipts",
   "projection",
   "ingest",
+  "channels",
   "startup",
   "evals"
 ] as const
@@ -133,6 +135,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
     const receipts = yield* when(sections, "receipts", ReceiptsBench.run(scale))
     const projection = yield* when(sections, "projection", ProjectionBench.run(scale))
     const ingest = yield* when(sections, "ingest", IngestBench.run(scale))
+    const channels = yield* when(sections, "channels", ChannelsBench.run(scale))
     const startup = yield* when(sections, "startup", Startup.run(server.url, scale))
     const evals = yield* when(sections, "evals", EvalsBench.run(scale))
 
@@ -165,6 +168,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         receipts && ReceiptsBench.render(receipts),
         projection && ProjectionBench.render(projection),
         ingest && IngestBench.render(ingest),
+        channels && ChannelsBench.render(channels),
         startup && Startup.render(startup),
         evals && EvalsBench.render(evals)
       ].filter((s) => s !== undefined)
@@ -184,6 +188,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         receipts && ReceiptsBench.json(receipts),
         projection && ProjectionBench.json(projection),
         ingest && IngestBench.json(ingest),
+        channels && ChannelsBench.json(channels),
         startup && Startup.json(startup),
         evals && EvalsBench.json(evals)
       ]

@@ -5,7 +5,7 @@
 // answer, send it through the platform with the same key, journal the delivery. Each step is recorded once, so a
 // host killed anywhere in between leaves work another host finishes without a second run or a second reply.
 import { createHash, randomBytes } from "node:crypto"
-import { Context, Effect, Layer, Option, Redacted, Schedule, Stream } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Option, Redacted, Schedule, Stream } from "effect"
 import * as Consumer from "../../bus/Consumer.ts"
 import { Journal } from "../../bus/Journal.ts"
 import { Nats, unavailable } from "../../bus/Nats.ts"
@@ -283,7 +283,7 @@ const answer = (tenant: string, id: string, n: number) =>
       const asked = new Set<string>()
       const rid = runId
       // the run's journal, followed to its end (no polling): a step waiting for a person gets Slack buttons, once
-      const address = RunsModule.addressOf(tenant, rid)
+      const runAddress = RunsModule.addressOf(tenant, rid)
       const answered = new Set<string>()
       const waiting: Array<string> = []
       const ask = (stepId: string) =>
@@ -299,7 +299,7 @@ const answer = (tenant: string, id: string, n: number) =>
           )
           if (request !== null) yield* Outbound.deliver(channel.kind, request)
         })
-      const past = yield* journal.read(address)
+      const past = yield* journal.read(runAddress)
       for (const { event: e } of past) {
         if (e._tag === "StepCompleted" || e._tag === "StepFailed") answered.add(e.stepId)
         if (e._tag === "StepStarted" && e.request._tag === "approval") waiting.push(e.stepId)
@@ -307,12 +307,20 @@ const answer = (tenant: string, id: string, n: number) =>
       const last = past[past.length - 1]
       if (last === undefined || !isTerminal(last.event)) {
         for (const stepId of waiting) if (!answered.has(stepId)) yield* ask(stepId)
-        yield* journal.follow(address, last?.seq ?? 0).pipe(
-          Stream.takeUntil((s) => isTerminal(s.event)),
+        // the follow is left to close in the background: its subscription takes up to a pull's wait to stop
+        const ended = yield* Deferred.make<void>()
+        const following = yield* journal.follow(runAddress, last?.seq ?? 0).pipe(
           Stream.runForEach((s) =>
-            s.event._tag === "StepStarted" && s.event.request._tag === "approval" ? ask(s.event.stepId) : Effect.void
-          )
+            isTerminal(s.event)
+              ? Deferred.succeed(ended, undefined)
+              : s.event._tag === "StepStarted" && s.event.request._tag === "approval"
+              ? ask(s.event.stepId)
+              : Effect.void
+          ),
+          Effect.forkDetach
         )
+        yield* Effect.raceFirst(Deferred.await(ended), Fiber.join(following))
+        yield* Effect.forkDetach(Fiber.interrupt(following))
       }
       const finished = yield* runs.get(tenant, rid)
       yield* execute({
