@@ -291,14 +291,14 @@ const hook = Effect.gen(function*() {
       connection: "close"
     })
   }
-  const secret = (name: SecretName) =>
+  /** The secret's value for this check, or null when it cannot be resolved (the check then fails closed). */
+  const need = (name: SecretName) =>
     channels.secret(channel, name).pipe(Effect.map(Redacted.value), Effect.option, Effect.map(Option.getOrNull))
   const h = request.headers
   const contentType = (h["content-type"] ?? "").toLowerCase()
   const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
   let verdict: Verify.Verdict
   let pairs: ReadonlyArray<readonly [string, string]> = []
-  const need = (name: SecretName) => Effect.map(secret(name), (v) => v ?? null)
   switch (channel.kind) {
     case "slack": {
       const s = yield* need("signingSecret")
