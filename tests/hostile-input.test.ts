@@ -95,8 +95,18 @@ const bodyAt = (path: ReadonlyArray<Segment>, value: string): unknown =>
     ? [bodyAt(path.slice(1), value)]
     : { [path[0]!]: bodyAt(path.slice(1), value) }
 
+/** A well-formed id for the resource a path names (its path parameter is checked before the body). */
+const idOf = (path: string) =>
+  path.startsWith("/v1/channels/")
+    ? `ch_${"0".repeat(26)}`
+    : path.startsWith("/v1/sessions/")
+    ? `ses_${"0".repeat(32)}`
+    : path.startsWith("/v1/workloads/")
+    ? `wl_${"0".repeat(26)}`
+    : RUN
+
 const concrete = (path: string) =>
-  path.replace("{name}", "alpha").replace("{id}", RUN).replace("{stepId}", "turn-1.tool-0.approval")
+  path.replace("{name}", "alpha").replace("{id}", idOf(path)).replace("{stepId}", "turn-1.tool-0.approval")
 
 const fields = Object.entries(document.paths as Json).flatMap(([path, ops]) =>
   Object.entries(ops as Json).flatMap(([method, op]) => {

@@ -321,7 +321,13 @@ describe("budgets", () => {
       const today = (await call("GET", "/v1/budget")).json.today.runs as number
       const capped = await call("PUT", "/v1/budget", { maxRunsPerDay: today + 1, hardFail: true })
       expect(capped.status, capped.text).toBe(200)
-      const first = await call("POST", "/v1/runs", { workflow: "doubler", input: { n: 1 } })
+      let first = await call("POST", "/v1/runs", { workflow: "doubler", input: { n: 1 } })
+      if (first.status === 402 && first.json.error.budget.spent > today) {
+        // a run of an earlier test was counted after `today` was read: the cap goes one past what is spent now
+        const spent = first.json.error.budget.spent as number
+        expect((await call("PUT", "/v1/budget", { maxRunsPerDay: spent + 1, hardFail: true })).status).toBe(200)
+        first = await call("POST", "/v1/runs", { workflow: "doubler", input: { n: 1 } })
+      }
       expect(first.status, first.text).toBe(201)
       const second = await call("POST", "/v1/runs", { workflow: "doubler", input: { n: 2 } })
       expect(second.status, second.text).toBe(402)
