@@ -26,6 +26,11 @@ export const WORKLOADS = "LANTERN_WORKLOADS"
 /** Channel connections and their conversations (ADR 0050): lantern.channel.<tenant>.<id>, lantern.session.<tenant>.<id>. */
 export const CHANNELS = "LANTERN_CHANNELS"
 export const SESSIONS = "LANTERN_SESSIONS"
+/** The operator queue (issue 16): tasks, schedules, sensor events and queue workflows, each its own journal. */
+export const TASKS = "LANTERN_TASKS"
+export const SCHEDULES = "LANTERN_SCHEDULES"
+export const SENSORS = "LANTERN_SENSORS"
+export const QUEUEFLOWS = "LANTERN_QUEUEFLOWS"
 
 export const streamOf: Record<ActorType, string> = {
   run: RUNS,
@@ -35,7 +40,11 @@ export const streamOf: Record<ActorType, string> = {
   workload: WORKLOADS,
   eval: EVALS,
   channel: CHANNELS,
-  session: SESSIONS
+  session: SESSIONS,
+  task: TASKS,
+  schedule: SCHEDULES,
+  sensor: SENSORS,
+  queueflow: QUEUEFLOWS
 }
 
 // Bucket names. A bucket other than the bus's own (snapshots, leases) is declared once with the Schema of its
@@ -101,6 +110,10 @@ export const streams = (replicas: number): ReadonlyArray<StreamSpec> => [
   journal(AUDIT, "lantern.audit.>", replicas),
   journal(WORKLOADS, "lantern.workload.>", replicas),
   journal(EVALS, "lantern.eval.>", replicas),
+  journal(TASKS, "lantern.task.>", replicas),
+  journal(SCHEDULES, "lantern.schedule.>", replicas),
+  journal(SENSORS, "lantern.sensor.>", replicas),
+  journal(QUEUEFLOWS, "lantern.queueflow.>", replicas),
   journal(CHANNELS, "lantern.channel.>", replicas),
   journal(SESSIONS, "lantern.session.>", replicas),
   {

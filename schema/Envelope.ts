@@ -5,7 +5,20 @@ import { CorruptEvent, UnknownEventVersion } from "./Errors.ts"
 import { type Event, registry } from "./Events.ts"
 import * as Issues from "./Issues.ts"
 
-export const ActorType = Schema.Literals(["agent", "run", "budget", "audit", "workload", "eval", "channel", "session"])
+export const ActorType = Schema.Literals([
+  "agent",
+  "run",
+  "budget",
+  "audit",
+  "workload",
+  "eval",
+  "channel",
+  "session",
+  "task",
+  "schedule",
+  "sensor",
+  "queueflow"
+])
 export type ActorType = typeof ActorType.Type
 
 /** An actor instance: one journal subject per address. */

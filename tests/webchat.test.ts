@@ -144,7 +144,15 @@ describe.skipIf(CHROMIUM === undefined)(
       expect(await answer.first().textContent()).toContain("hello from the widget")
       expect(await page.locator("li[data-role=\"user\"]").first().textContent()).toBe("You: hello from the widget")
       expect(errors).toEqual([])
-      const sessions = (await call("GET", "/v1/sessions")).json.items as Array<any>
+      // the widget shows the answer from the run's events; the session's turn records its delivery a moment later
+      const sessions = await eventually(
+        async () => {
+          const items = (await call("GET", "/v1/sessions")).json.items as Array<any>
+          return items[0]?.turns?.[0]?.delivery != null ? items : null
+        },
+        15_000,
+        "the turn's delivery to be recorded"
+      )
       expect(sessions).toHaveLength(1)
       expect(sessions[0]).toMatchObject({ kind: "webchat", channelId: channel.id })
       expect(sessions[0].turns[0]).toMatchObject({

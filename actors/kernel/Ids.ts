@@ -21,7 +21,9 @@ const random16 = (): Uint8Array => {
 }
 
 export class Ids extends Context.Service<Ids, {
-  readonly next: (prefix: "run" | "evt" | "aud" | "wl" | "evr") => Effect.Effect<string>
+  readonly next: (
+    prefix: "run" | "evt" | "aud" | "wl" | "evr" | "tsk" | "sch" | "sev" | "qfw" | "snp"
+  ) => Effect.Effect<string>
 }>()("lantern/actors/Ids") {
   static readonly layer = Layer.succeed(Ids, {
     next: (prefix) => Effect.map(Clock.currentTimeMillis, (now) => `${prefix}_${encode(now, random16())}`)

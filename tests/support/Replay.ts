@@ -287,6 +287,10 @@ export const summarize = (lines: ReadonlyArray<Line>): Summary => {
       throw new Error("eval journals have no replay fixtures")
     case "channel":
     case "session":
+    case "task":
+    case "schedule":
+    case "sensor":
+    case "queueflow":
       throw new Error(`${type} journals have no golden fixtures yet`)
   }
 }
