@@ -19,6 +19,13 @@ export interface TaskSummary {
   /** Why the task is blocked, failed or canceled, when it is. */
   readonly reason: string | null
   readonly artifactRoot: string
+  /** Paths of the artifacts its attempts stored, relative to its artifact root. */
+  readonly artifacts: ReadonlyArray<string>
+  readonly costUsd: number
+  readonly createdAt: string
+  readonly updatedAt: string
+  /** When it last reached completed, blocked, permanent_failure or canceled. */
+  readonly finishedAt: string | null
 }
 
 /** A task's change of state, as published to every follower (in journal order per task). */
@@ -45,6 +52,10 @@ export class TaskQueue extends Context.Service<TaskQueue, {
     origin?: TaskOrigin
   ) => Effect.Effect<{ readonly task: TaskSummary; readonly created: boolean }, TaskRefused | BusUnavailable>
   readonly get: (tenant: string, id: string) => Effect.Effect<TaskSummary | null, BusUnavailable>
+  readonly list: (
+    tenant: string,
+    filter?: { readonly status?: TaskStatus; readonly kind?: string; readonly source?: string }
+  ) => Effect.Effect<ReadonlyArray<TaskSummary>, BusUnavailable>
   /** Every change of every task of the tenant from now on (or of all tenants when `tenant` is null). */
   readonly changes: (tenant: string | null) => Stream.Stream<TaskChange, BusUnavailable>
 }>()("lantern/actors/task/TaskQueue") {}
