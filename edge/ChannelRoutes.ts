@@ -2,8 +2,7 @@
 // material its webhooks are verified with must be there (fail-closed), each secret it references must exist, and
 // its agent too. Answers show secrets as their references, never their values.
 import { randomBytes } from "node:crypto"
-import { Duration, Effect, Stream } from "effect"
-import { HttpServerResponse } from "effect/http"
+import { Effect, Stream } from "effect"
 import { Agents } from "../actors/agent/Agents.ts"
 import type { Channel } from "../actors/channel/Channels.ts"
 import { Channels } from "../actors/channel/Channels.ts"
@@ -18,7 +17,7 @@ import {
   missing
 } from "../schema/Channel.ts"
 import { PublicUrl } from "./A2aRoutes.ts"
-import { sseComment, sseFrame } from "./Events.ts"
+import { sseComment, sseFrame, sseResponse } from "./Events.ts"
 import { BadRequest } from "./Http.ts"
 import { actorOf, handlers, reply } from "./Serve.ts"
 
@@ -149,16 +148,6 @@ export const channelHandlers = handlers({
         Stream.zipWithIndex,
         Stream.map(([s, i]) => sseFrame(s, from + i + 1))
       )
-      const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))
-      const body = Stream.concat(Stream.make(sseComment("lantern session stream")), events).pipe(
-        Stream.merge(pings, { haltStrategy: "left" }),
-        Stream.catch((e) =>
-          Stream.make(new TextEncoder().encode(`event: error\ndata: ${JSON.stringify({ message: e.message })}\n\n`))
-        )
-      )
-      return HttpServerResponse.stream(body, {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" }
-      })
+      return sseResponse(sseComment("lantern session stream"), events)
     })
 })

@@ -1,7 +1,6 @@
 // The eval routes (ADR 0047): suites, eval runs with their gate and progress stream, and baselines. The gate compares
 // a finished run with the baseline run it was started against, case by case by name.
-import { Clock, Duration, Effect, Stream } from "effect"
-import { HttpServerResponse } from "effect/http"
+import { Clock, Effect, Stream } from "effect"
 import { Agents } from "../actors/agent/Agents.ts"
 import * as Assertions from "../actors/eval/Assertions.ts"
 import { Runs } from "../actors/run/Runs.ts"
@@ -9,7 +8,7 @@ import { Evals } from "../actors/eval/Evals.ts"
 import type { Assertion, Case, EvalEvent, EvalRunView, Kind, SuiteRequestLoose } from "../schema/Eval.ts"
 import { EvalRegressed, KINDS, members } from "../schema/Eval.ts"
 import * as Sse from "../schema/Sse.ts"
-import { sseComment } from "./Events.ts"
+import { sseComment, sseResponse } from "./Events.ts"
 import { BadRequest, decode } from "./Http.ts"
 import * as Rehearsals from "./Rehearsals.ts"
 import { handlers, reply } from "./Serve.ts"
@@ -136,17 +135,7 @@ export const evalHandlers = handlers({
       const events = evals.follow(tenant, params.id).pipe(
         Stream.map((s) => frameOf(s.event as EvalEvent, total, done, s.seq))
       )
-      const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))
-      const body = Stream.concat(Stream.make(sseComment("lantern eval run stream")), events).pipe(
-        Stream.merge(pings, { haltStrategy: "left" }),
-        Stream.catch((e) =>
-          Stream.make(encoder.encode(`event: error\ndata: ${JSON.stringify({ message: e.message })}\n\n`))
-        )
-      )
-      return HttpServerResponse.stream(body, {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" }
-      })
+      return sseResponse(sseComment("lantern eval run stream"), events)
     }),
   giveRunFeedback: ({ tenant, params, body }) =>
     Effect.gen(function*() {

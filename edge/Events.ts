@@ -1,4 +1,6 @@
 // How stored events are shown to API clients (JSON list and Server-Sent Events).
+import { Duration, Stream } from "effect"
+import { HttpServerResponse } from "effect/http"
 import type { EventResponse } from "../schema/Api.ts"
 import type { Stored } from "../schema/Envelope.ts"
 import * as Sse from "../schema/Sse.ts"
@@ -30,3 +32,28 @@ export const sseFrame = (s: Stored, position: number): Uint8Array =>
 
 /** A comment frame (keep-alives), which clients skip. */
 export const sseComment = (text: string): Uint8Array => encoder.encode(Sse.comment(text))
+
+/** An error frame: the stream ends with it when what it follows fails. */
+export const sseError = (message: string): Uint8Array =>
+  encoder.encode(Sse.encode({ event: "error", data: JSON.stringify({ message }) }))
+
+/**
+ * A Server-Sent Events response: the first frame at once (so a client knows the stream is open), then the events,
+ * with a keep-alive comment every 15 s until the events end. A failure of the events ends the stream with an error
+ * frame (or silently, for a public stream that shows no errors).
+ */
+export const sseResponse = <E extends { readonly message: string }>(
+  first: Uint8Array,
+  events: Stream.Stream<Uint8Array, E>,
+  options: { readonly headers?: Record<string, string>; readonly errors?: "frame" | "silent" } = {}
+): HttpServerResponse.HttpServerResponse => {
+  const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))
+  const body = Stream.concat(Stream.make(first), events).pipe(
+    Stream.merge(pings, { haltStrategy: "left" }),
+    Stream.catch((e: E) => options.errors === "silent" ? Stream.empty : Stream.make(sseError(e.message)))
+  )
+  return HttpServerResponse.stream(body, {
+    contentType: "text/event-stream",
+    headers: { ...options.headers, "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" }
+  })
+}

@@ -1,6 +1,6 @@
 // The /v1 agents and runs for SDKs, the CLI and bridges. Handlers call one actor or query and answer; lists read
 // Postgres projections, single resources fall back to the journal. Their requests are decoded by edge/Serve.ts.
-import { Duration, Effect, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
 import * as Tools from "../actors/model/Tools.ts"
@@ -10,7 +10,7 @@ import * as Queries from "../projections/Queries.ts"
 import type { AgentSpec } from "../schema/AgentSpec.ts"
 import { isTerminal } from "../schema/Events.ts"
 import * as Graph from "../schema/Graph.ts"
-import { sseComment, sseFrame, toEventResponse } from "./Events.ts"
+import { sseComment, sseFrame, toEventResponse, sseResponse } from "./Events.ts"
 import { pinMcpTools } from "./McpRoutes.ts"
 import { BadRequest } from "./Http.ts"
 import { actorOf, handlers, reply } from "./Serve.ts"
@@ -176,16 +176,6 @@ export const runHandlers = handlers({
         Stream.zipWithIndex,
         Stream.map(([s, i]) => sseFrame(s, from + i + 1))
       )
-      const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))
-      const body = Stream.concat(Stream.make(sseComment("lantern run stream")), events).pipe(
-        Stream.merge(pings, { haltStrategy: "left" }),
-        Stream.catch((e) =>
-          Stream.make(new TextEncoder().encode(`event: error\ndata: ${JSON.stringify({ message: e.message })}\n\n`))
-        )
-      )
-      return HttpServerResponse.stream(body, {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" }
-      })
+      return sseResponse(sseComment("lantern run stream"), events)
     })
 })

@@ -1,14 +1,13 @@
 // The tenant-wide stream of run activity (`GET /v1/stream`), what the cockpit's list of runs follows: one small
 // frame per run event, live from the moment of the request or resumed after the bus sequence a client last saw.
-import { Duration, Effect, Stream } from "effect"
-import { HttpServerResponse } from "effect/http"
+import { Effect, Stream } from "effect"
 import { Journal } from "../bus/Journal.ts"
 import type { RunActivity } from "../schema/Api.ts"
 import type { Stored } from "../schema/Envelope.ts"
 import { TERMINAL_RUN_EVENTS } from "../schema/Events.ts"
 import { TERMINAL_STATUS } from "../schema/Receipt.ts"
 import * as Sse from "../schema/Sse.ts"
-import { sseComment } from "./Events.ts"
+import { sseResponse } from "./Events.ts"
 import { handlers } from "./Serve.ts"
 
 const encoder = new TextEncoder()
@@ -44,18 +43,8 @@ export const streamHandlers = handlers({
       // without Last-Event-ID the stream starts now: after the tenant's last run event stored so far
       const after = headers["last-event-id"] ?? (yield* journal.lastSeq(runs))
       const events = journal.follow(runs, after).pipe(Stream.map(activityFrame))
-      const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))
       // the first frame says where the stream starts, so a client that lists the runs now misses nothing after
       const ready = encoder.encode(Sse.encode({ id: String(after), event: "ready", data: JSON.stringify({ after }) }))
-      const body = Stream.concat(Stream.make(ready), events).pipe(
-        Stream.merge(pings, { haltStrategy: "left" }),
-        Stream.catch((e) =>
-          Stream.make(encoder.encode(Sse.encode({ event: "error", data: JSON.stringify({ message: e.message }) })))
-        )
-      )
-      return HttpServerResponse.stream(body, {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" }
-      })
+      return sseResponse(ready, events)
     })
 })

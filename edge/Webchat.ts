@@ -3,13 +3,14 @@
 // (`POST /chat/{channelId}/messages`), and the conversation comes back over SSE (`/chat/{channelId}/stream`). Every
 // request is checked against the channel's origin allowlist (the browser's Origin header) and its widget key;
 // a refusal is 403 or 401, without CORS headers, and audited as `hook.rejected`.
-import { Duration, Effect, Layer, Option, Stream } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Audit } from "../actors/audit/Audit.ts"
 import { type Channel, Channels } from "../actors/channel/Channels.ts"
 import { Sessions, sessionIdOf } from "../actors/channel/Sessions.ts"
 import * as Verify from "../actors/channel/Verify.ts"
 import * as Sse from "../schema/Sse.ts"
+import { sseResponse } from "./Events.ts"
 import { deduplicated } from "./Hooks.ts"
 import { errorResponse } from "./Http.ts"
 
@@ -166,18 +167,7 @@ const stream = Effect.gen(function*() {
         : encoder.encode(Sse.encode({ id: String(from + i + 1), event: "message", data: JSON.stringify(frame) }))
     })
   )
-  const pings = Stream.tick(Duration.seconds(15)).pipe(
-    Stream.drop(1),
-    Stream.map(() => encoder.encode(Sse.comment("ping")))
-  )
-  const body = Stream.concat(Stream.make(encoder.encode(Sse.comment("lantern chat"))), frames).pipe(
-    Stream.merge(pings, { haltStrategy: "left" }),
-    Stream.catch(() => Stream.empty)
-  )
-  return HttpServerResponse.stream(body, {
-    contentType: "text/event-stream",
-    headers: { ...cors(origin), "cache-control": "no-cache", "x-accel-buffering": "no" }
-  })
+  return sseResponse(encoder.encode(Sse.comment("lantern chat")), frames, { headers: cors(origin), errors: "silent" })
 })
 
 /** The widget: plain DOM, no dependency; it finds its channel and key from its own script tag. */

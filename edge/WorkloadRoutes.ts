@@ -1,11 +1,10 @@
 // Workloads over HTTP (actors/spawner/, ADR 0046): start one in a sandbox, read it, follow its output, stop it.
-import { Duration, Effect, Stream } from "effect"
-import { HttpServerResponse } from "effect/http"
+import { Effect, Stream } from "effect"
 import { Spawner } from "../actors/spawner/Spawner.ts"
 import { Journal } from "../bus/Journal.ts"
 import * as Sse from "../schema/Sse.ts"
 import * as W from "../schema/Workload.ts"
-import { sseComment, toEventResponse } from "./Events.ts"
+import { sseComment, toEventResponse, sseResponse } from "./Events.ts"
 import { BadRequest } from "./Http.ts"
 import { actorOf, handlers, reply } from "./Serve.ts"
 
@@ -49,15 +48,7 @@ export const workloadHandlers = handlers({
         )
       )
       const end = Stream.fromEffect(spawner.get(tenant, id)).pipe(Stream.map((view) => frame("end", view)))
-      const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))
-      const body = Stream.concat(Stream.make(sseComment("lantern workload logs")), Stream.concat(output, end)).pipe(
-        Stream.merge(pings, { haltStrategy: "left" }),
-        Stream.catch((e) => Stream.make(frame("error", { message: e.message })))
-      )
-      return HttpServerResponse.stream(body, {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
-      })
+      return sseResponse(sseComment("lantern workload logs"), Stream.concat(output, end))
     }),
   terminateWorkload: ({ tenant, principal, params: { id } }) =>
     Spawner.use((s) => s.terminate(tenant, id, actorOf(principal)))

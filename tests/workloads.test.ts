@@ -5,7 +5,7 @@
 // any request after the workload ended, auditing each; a supervising host killed mid-workload is survived.
 import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -286,7 +286,15 @@ describe("secret vending", () => {
     expect(a.status, a.text).toBe(201)
     expect(b.status, b.text).toBe(201)
     onTestFailed(async () => console.error(JSON.stringify(await events(call, a.json.id), null, 1)))
-    const tokenA = await eventually(async () => readFileSync(tokenFile("wl-a"), "utf8"), 30_000, "token of a")
+    // the file exists (empty) a moment before the token is in it
+    const tokenA = await eventually(
+      async () => {
+        const t = existsSync(tokenFile("wl-a")) ? readFileSync(tokenFile("wl-a"), "utf8") : ""
+        return t === "" ? null : t
+      },
+      30_000,
+      "token of a"
+    )
     const nc: NatsConnection = await connect({ servers: nats.handle.url })
     const vend = async (id: string, envName: string, token: string) =>
       JSON.parse(
