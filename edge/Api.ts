@@ -14,6 +14,7 @@ import * as Graph from "../schema/Graph.ts"
 import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
 import * as EvalApi from "./EvalApi.ts"
+import * as TaskApi from "./TaskApi.ts"
 import * as ChannelApi from "./ChannelApi.ts"
 import * as IngestApi from "./IngestApi.ts"
 import * as F from "./Failures.ts"
@@ -826,7 +827,8 @@ const all = [
   ...workloads,
   ...EvalApi.endpoints,
   ...ChannelApi.endpoints,
-  ...IngestApi.endpoints
+  ...IngestApi.endpoints,
+  ...TaskApi.endpoints
 ] as const
 
 type All = typeof all[number]

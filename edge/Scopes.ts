@@ -23,6 +23,8 @@ export const SCOPES = [
   "channels:write",
   "ingest:read",
   "ingest:write",
+  "tasks:read",
+  "tasks:write",
   "admin",
   "*"
 ] as const

@@ -27,6 +27,10 @@ import { Registry } from "../actors/workflow/Registry.ts"
 import { Egress } from "../actors/tools/Egress.ts"
 import { McpServers } from "../actors/tools/Mcp.ts"
 import { Spawner } from "../actors/spawner/Spawner.ts"
+import { Adapters } from "../actors/task/Adapters.ts"
+import { Workers } from "../actors/task/Dispatch.ts"
+import { Tasks } from "../actors/task/Tasks.ts"
+import * as TaskWorker from "../actors/task/Worker.ts"
 import { Hosts } from "../bus/Hosts.ts"
 import { Leases } from "../bus/Leases.ts"
 import { Nats } from "../bus/Nats.ts"
@@ -50,6 +54,7 @@ import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
 import { forecastHandlers } from "./ForecastRoutes.ts"
 import { egressHandlers } from "./EgressRoutes.ts"
 import { workloadHandlers } from "./WorkloadRoutes.ts"
+import { taskHandlers } from "./TaskRoutes.ts"
 import * as Hooks from "./Hooks.ts"
 import * as Webchat from "./Webchat.ts"
 import * as McpEndpoint from "./McpEndpoint.ts"
@@ -102,7 +107,10 @@ const core = Layer.mergeAll(
   // MCP clients resolve their headers' secrets: the one Secrets of this stack (layers are shared by reference)
   McpServers.layer.pipe(Layer.provide(Secrets.layer)),
   // the spawner vends secrets to sandboxed workloads (ADR 0046)
-  Spawner.layer.pipe(Layer.provide(Secrets.layer))
+  Spawner.layer.pipe(Layer.provide(Secrets.layer)),
+  // the operator queue (ADR 0054): every host's task index, and the TaskQueue port answered from it
+  Tasks.layerQueue.pipe(Layer.provideMerge(Tasks.layer)),
+  Workers.layer
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer, Identities.layer)),
   Layer.provideMerge(
@@ -168,7 +176,9 @@ export const layer = (options: Options) => {
       layerWorker.pipe(Layer.provide(Driver.layer)),
       Watchdog.layer,
       Sessions.layerWorker,
-      Ingest.layerWorker
+      Ingest.layerWorker,
+      // the queue's workers (LANTERN_TASK_WORKERS fibers) and the sweep that reclaims a dead host's attempts
+      TaskWorker.layer.pipe(Layer.provide(Adapters.layer))
     )
     : Layer.empty
   // the host's workflows are registered before it drives or serves anything: a run of them is never refused as
@@ -198,7 +208,8 @@ export const layer = (options: Options) => {
         ...evalHandlers,
         ...channelHandlers,
         ...ingestHandlers,
-        ...streamHandlers
+        ...streamHandlers,
+        ...taskHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),
       // Lantern as an MCP server (ADR 0044): its own protocol, so not in the declared API

@@ -18,7 +18,9 @@ export const AUDIT_ACTIONS = [
   "workload.secret.vended",
   "workload.terminated",
   "hook.rejected",
-  "hook.deduplicated"
+  "hook.deduplicated",
+  "dispatch.paused",
+  "dispatch.resumed"
 ] as const
 
 export const AuditId = Schema.String.check(

@@ -6,6 +6,7 @@ import { BudgetLimits } from "./Budget.ts"
 import * as Eval from "./Eval.ts"
 import * as Channel from "./Channel.ts"
 import { ErrorInfo, StepCompletion, StepFailure, ToolCall } from "./StepOutcome.ts"
+import * as Task from "./Task.ts"
 import * as Workload from "./Workload.ts"
 
 // the parts of a step's outcome, where they have always been imported from
@@ -243,7 +244,8 @@ export const Event = Schema.Union([
   Workload.WorkloadEvent,
   Eval.EvalEvent,
   Channel.ChannelEvent,
-  Channel.SessionEvent
+  Channel.SessionEvent,
+  Task.TaskEvent
 ])
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
@@ -297,6 +299,12 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   // channels and their conversations (ADR 0050)
   ...Object.fromEntries(
     [...Channel.ChannelEvent.members, ...Channel.SessionEvent.members].map((
+      codec
+    ) => [codec.fields._tag.schema.literal, { 1: codec as unknown as Schema.Codec<Event, unknown> }])
+  ),
+  // the operator queue's tasks and dispatch (ADR 0054)
+  ...Object.fromEntries(
+    Task.TaskEvent.members.map((
       codec
     ) => [codec.fields._tag.schema.literal, { 1: codec as unknown as Schema.Codec<Event, unknown> }])
   )

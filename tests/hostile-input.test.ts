@@ -103,6 +103,8 @@ const idOf = (path: string) =>
     ? `ses_${"0".repeat(32)}`
     : path.startsWith("/v1/workloads/")
     ? `wl_${"0".repeat(26)}`
+    : path.startsWith("/v1/tasks/")
+    ? `tsk_${"0".repeat(26)}`
     : RUN
 
 const concrete = (path: string) =>

@@ -23,6 +23,8 @@ export type AuditAction =
   | "workload.terminated"
   | "hook.rejected"
   | "hook.deduplicated"
+  | "dispatch.paused"
+  | "dispatch.resumed"
 
 export interface AuditEntry {
   /** The tenant the fact belongs to; `_unknown` when a request failed authentication before one was known. */

@@ -666,6 +666,78 @@ export const operations = {
     success: [200],
     answer: "json",
     authenticated: true
+  },
+  listTasks: {
+    method: "GET",
+    path: "/v1/tasks",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  submitTask: {
+    method: "POST",
+    path: "/v1/tasks",
+    params: [],
+    success: [200, 201],
+    answer: "json",
+    authenticated: true
+  },
+  taskStream: {
+    method: "GET",
+    path: "/v1/tasks/stream",
+    params: [],
+    success: [200],
+    answer: "text",
+    authenticated: true
+  },
+  getTask: {
+    method: "GET",
+    path: "/v1/tasks/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  cancelTask: {
+    method: "POST",
+    path: "/v1/tasks/{id}/cancel",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  retryTask: {
+    method: "POST",
+    path: "/v1/tasks/{id}/retry",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  requeueTask: {
+    method: "POST",
+    path: "/v1/tasks/{id}/requeue",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  getDispatch: {
+    method: "GET",
+    path: "/v1/dispatch",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  setDispatch: {
+    method: "PUT",
+    path: "/v1/dispatch",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
   }
 } as const
 
@@ -2760,7 +2832,7 @@ export interface Operations {
     readonly headers: {}
     readonly body: {
       readonly name: string
-      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "ingest:read" | "ingest:write" | "admin" | "*">
+      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "ingest:read" | "ingest:write" | "tasks:read" | "tasks:write" | "admin" | "*">
       readonly expiresAt?: string | null
     }
     readonly bodyRequired: true
@@ -2863,7 +2935,7 @@ export interface Operations {
   readonly listAudit: {
     readonly params: {}
     readonly query: {
-      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.terminated" | "hook.rejected" | "hook.deduplicated"
+      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.terminated" | "hook.rejected" | "hook.deduplicated" | "dispatch.paused" | "dispatch.resumed"
       /** An ISO-8601 day or time with offset: entries at or after it */
       readonly since?: string
       readonly limit?: number
@@ -4188,6 +4260,1970 @@ export interface Operations {
         readonly source: string
         readonly accepted: number
         readonly dead: number
+      }>
+    }
+  }
+  /** The tenant's tasks, newest first, filtered by status, kind and source */
+  readonly listTasks: {
+    readonly params: {}
+    readonly query: {
+      readonly status?: "pending" | "running" | "completed" | "retryable_failure" | "blocked" | "permanent_failure" | "canceled"
+      readonly kind?: string
+      readonly source?: string
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly kind: string
+        readonly source: string
+        readonly subject: string | null
+        readonly description: string | null
+        readonly payload: unknown
+        readonly status: "pending" | "running" | "completed" | "retryable_failure" | "blocked" | "permanent_failure" | "canceled"
+        readonly priority: number
+        readonly adapters: ReadonlyArray<({
+          readonly type: "agent"
+          readonly agentName: string
+          readonly agentVersion?: number
+        }) | ({
+          readonly type: "script"
+          readonly command: ReadonlyArray<string>
+          readonly args?: ReadonlyArray<string>
+          readonly env?: {
+            readonly [key: string]: string
+          }
+          readonly secrets?: ReadonlyArray<{
+            readonly envName: string
+            readonly secretRef: string
+          }>
+          readonly timeoutSeconds?: number
+          readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        }) | ({
+          readonly type: "ollama"
+          readonly model: string
+          readonly timeoutSeconds?: number
+        }) | ({
+          readonly type: "agent-cli"
+          readonly driver: "codex" | "claude-code"
+          readonly command?: string
+          readonly env?: {
+            readonly [key: string]: string
+          }
+          readonly secrets?: ReadonlyArray<{
+            readonly envName: string
+            readonly secretRef: string
+          }>
+          readonly timeoutSeconds?: number
+          readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        })>
+        readonly attemptsUsed: number
+        readonly maxAttempts: number
+        readonly hintedReschedules: number
+        readonly availableAt: string
+        readonly dedupeKey: string | null
+        readonly origin: {
+          readonly scheduleId?: string
+          readonly sensorEventId?: string
+          readonly workflowId?: string
+          readonly phase?: string
+          readonly parentTaskId?: string
+        }
+        readonly reason: string | null
+        readonly outcome: ({
+          readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+          readonly operatorSummary: string
+          readonly machineStatus: string
+          readonly fileChanges: ReadonlyArray<{
+            readonly path: string
+            readonly change: "created" | "modified" | "deleted"
+          }>
+          readonly artifactPaths: ReadonlyArray<string>
+          readonly followUpTasks: ReadonlyArray<{
+            readonly kind: string
+            readonly source: string
+            readonly payload: unknown
+            readonly subject?: string
+            readonly description?: string
+            readonly priority?: number
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly maxAttempts?: number
+            readonly availableAt?: string
+            readonly delayMinutes?: number
+            readonly dedupeKey?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }>
+          readonly externalMessages: ReadonlyArray<{
+            readonly channel: string
+            readonly to?: string
+            readonly text: string
+          }>
+        }) | null
+        readonly artifactRoot: string
+        readonly artifacts: ReadonlyArray<string>
+        readonly costUsd: number
+        readonly createdAt: string
+        readonly updatedAt: string
+        readonly startedAt: string | null
+        readonly finishedAt: string | null
+        readonly attempts: ReadonlyArray<{
+          readonly attempt: number
+          readonly worker: string
+          readonly holder: string
+          readonly claimedAt: string
+          readonly adapter: string | null
+          readonly probes: ReadonlyArray<{
+            readonly type: string
+            readonly ok: boolean
+            readonly reason: string | null
+          }>
+          readonly closing: "completed" | "failed" | "rate_limited" | "reclaimed" | "canceled" | "blocked" | "unverified" | "no_adapter" | null
+          readonly closedAt: string | null
+          readonly counted: boolean
+          readonly reason: string | null
+          readonly outcome: ({
+            readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+            readonly operatorSummary: string
+            readonly machineStatus: string
+            readonly fileChanges: ReadonlyArray<{
+              readonly path: string
+              readonly change: "created" | "modified" | "deleted"
+            }>
+            readonly artifactPaths: ReadonlyArray<string>
+            readonly followUpTasks: ReadonlyArray<{
+              readonly kind: string
+              readonly source: string
+              readonly payload: unknown
+              readonly subject?: string
+              readonly description?: string
+              readonly priority?: number
+              readonly agentName?: string
+              readonly adapter?: ({
+                readonly type: "agent"
+                readonly agentName: string
+                readonly agentVersion?: number
+              }) | ({
+                readonly type: "script"
+                readonly command: ReadonlyArray<string>
+                readonly args?: ReadonlyArray<string>
+                readonly env?: {
+                  readonly [key: string]: string
+                }
+                readonly secrets?: ReadonlyArray<{
+                  readonly envName: string
+                  readonly secretRef: string
+                }>
+                readonly timeoutSeconds?: number
+                readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+              }) | ({
+                readonly type: "ollama"
+                readonly model: string
+                readonly timeoutSeconds?: number
+              }) | ({
+                readonly type: "agent-cli"
+                readonly driver: "codex" | "claude-code"
+                readonly command?: string
+                readonly env?: {
+                  readonly [key: string]: string
+                }
+                readonly secrets?: ReadonlyArray<{
+                  readonly envName: string
+                  readonly secretRef: string
+                }>
+                readonly timeoutSeconds?: number
+                readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+              }) | (ReadonlyArray<({
+                readonly type: "agent"
+                readonly agentName: string
+                readonly agentVersion?: number
+              }) | ({
+                readonly type: "script"
+                readonly command: ReadonlyArray<string>
+                readonly args?: ReadonlyArray<string>
+                readonly env?: {
+                  readonly [key: string]: string
+                }
+                readonly secrets?: ReadonlyArray<{
+                  readonly envName: string
+                  readonly secretRef: string
+                }>
+                readonly timeoutSeconds?: number
+                readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+              }) | ({
+                readonly type: "ollama"
+                readonly model: string
+                readonly timeoutSeconds?: number
+              }) | ({
+                readonly type: "agent-cli"
+                readonly driver: "codex" | "claude-code"
+                readonly command?: string
+                readonly env?: {
+                  readonly [key: string]: string
+                }
+                readonly secrets?: ReadonlyArray<{
+                  readonly envName: string
+                  readonly secretRef: string
+                }>
+                readonly timeoutSeconds?: number
+                readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+              })>)
+              readonly maxAttempts?: number
+              readonly availableAt?: string
+              readonly delayMinutes?: number
+              readonly dedupeKey?: string
+              readonly retry?: {
+                readonly baseSeconds?: number
+                readonly maxSeconds?: number
+                readonly jitter?: number
+              }
+            }>
+            readonly externalMessages: ReadonlyArray<{
+              readonly channel: string
+              readonly to?: string
+              readonly text: string
+            }>
+          }) | null
+          readonly bundleHash: string | null
+          readonly retryAfterSeconds: number | null
+          readonly runId: string | null
+          readonly workloadId: string | null
+          readonly costUsd: number
+        }>
+      }>
+    }
+  }
+  /** Queue a task: kind, source and payload; priority 0-9 (higher first, default 5); `agentName` (an agent adapter) or `adapter` (one, or a fallback chain); maxAttempts (3); `availableAt` (ISO 8601 with a zone) or `delayMinutes`; a `dedupeKey` answers the task that already holds it (200, duplicateOf) */
+  readonly submitTask: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly kind: string
+      readonly source: string
+      readonly payload: unknown
+      readonly subject?: string
+      readonly description?: string
+      readonly priority?: number
+      readonly agentName?: string
+      readonly adapter?: ({
+        readonly type: "agent"
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly type: "script"
+        readonly command: ReadonlyArray<string>
+        readonly args?: ReadonlyArray<string>
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      }) | ({
+        readonly type: "ollama"
+        readonly model: string
+        readonly timeoutSeconds?: number
+      }) | ({
+        readonly type: "agent-cli"
+        readonly driver: "codex" | "claude-code"
+        readonly command?: string
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      }) | (ReadonlyArray<({
+        readonly type: "agent"
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly type: "script"
+        readonly command: ReadonlyArray<string>
+        readonly args?: ReadonlyArray<string>
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      }) | ({
+        readonly type: "ollama"
+        readonly model: string
+        readonly timeoutSeconds?: number
+      }) | ({
+        readonly type: "agent-cli"
+        readonly driver: "codex" | "claude-code"
+        readonly command?: string
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      })>)
+      readonly maxAttempts?: number
+      readonly availableAt?: string
+      readonly delayMinutes?: number
+      readonly dedupeKey?: string
+      readonly retry?: {
+        readonly baseSeconds?: number
+        readonly maxSeconds?: number
+        readonly jitter?: number
+      }
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly kind: string
+      readonly source: string
+      readonly subject: string | null
+      readonly description: string | null
+      readonly payload: unknown
+      readonly status: "pending" | "running" | "completed" | "retryable_failure" | "blocked" | "permanent_failure" | "canceled"
+      readonly priority: number
+      readonly adapters: ReadonlyArray<({
+        readonly type: "agent"
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly type: "script"
+        readonly command: ReadonlyArray<string>
+        readonly args?: ReadonlyArray<string>
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      }) | ({
+        readonly type: "ollama"
+        readonly model: string
+        readonly timeoutSeconds?: number
+      }) | ({
+        readonly type: "agent-cli"
+        readonly driver: "codex" | "claude-code"
+        readonly command?: string
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      })>
+      readonly attemptsUsed: number
+      readonly maxAttempts: number
+      readonly hintedReschedules: number
+      readonly availableAt: string
+      readonly dedupeKey: string | null
+      readonly origin: {
+        readonly scheduleId?: string
+        readonly sensorEventId?: string
+        readonly workflowId?: string
+        readonly phase?: string
+        readonly parentTaskId?: string
+      }
+      readonly reason: string | null
+      readonly outcome: ({
+        readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+        readonly operatorSummary: string
+        readonly machineStatus: string
+        readonly fileChanges: ReadonlyArray<{
+          readonly path: string
+          readonly change: "created" | "modified" | "deleted"
+        }>
+        readonly artifactPaths: ReadonlyArray<string>
+        readonly followUpTasks: ReadonlyArray<{
+          readonly kind: string
+          readonly source: string
+          readonly payload: unknown
+          readonly subject?: string
+          readonly description?: string
+          readonly priority?: number
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly maxAttempts?: number
+          readonly availableAt?: string
+          readonly delayMinutes?: number
+          readonly dedupeKey?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }>
+        readonly externalMessages: ReadonlyArray<{
+          readonly channel: string
+          readonly to?: string
+          readonly text: string
+        }>
+      }) | null
+      readonly artifactRoot: string
+      readonly artifacts: ReadonlyArray<string>
+      readonly costUsd: number
+      readonly createdAt: string
+      readonly updatedAt: string
+      readonly startedAt: string | null
+      readonly finishedAt: string | null
+      readonly attempts: ReadonlyArray<{
+        readonly attempt: number
+        readonly worker: string
+        readonly holder: string
+        readonly claimedAt: string
+        readonly adapter: string | null
+        readonly probes: ReadonlyArray<{
+          readonly type: string
+          readonly ok: boolean
+          readonly reason: string | null
+        }>
+        readonly closing: "completed" | "failed" | "rate_limited" | "reclaimed" | "canceled" | "blocked" | "unverified" | "no_adapter" | null
+        readonly closedAt: string | null
+        readonly counted: boolean
+        readonly reason: string | null
+        readonly outcome: ({
+          readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+          readonly operatorSummary: string
+          readonly machineStatus: string
+          readonly fileChanges: ReadonlyArray<{
+            readonly path: string
+            readonly change: "created" | "modified" | "deleted"
+          }>
+          readonly artifactPaths: ReadonlyArray<string>
+          readonly followUpTasks: ReadonlyArray<{
+            readonly kind: string
+            readonly source: string
+            readonly payload: unknown
+            readonly subject?: string
+            readonly description?: string
+            readonly priority?: number
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly maxAttempts?: number
+            readonly availableAt?: string
+            readonly delayMinutes?: number
+            readonly dedupeKey?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }>
+          readonly externalMessages: ReadonlyArray<{
+            readonly channel: string
+            readonly to?: string
+            readonly text: string
+          }>
+        }) | null
+        readonly bundleHash: string | null
+        readonly retryAfterSeconds: number | null
+        readonly runId: string | null
+        readonly workloadId: string | null
+        readonly costUsd: number
+      }>
+      readonly duplicateOf: string | null
+    }
+  }
+  /** The tenant's queue events as Server-Sent Events (`ready`, then one frame per task event: {seq, taskId, type, at, status}), live from now or resumed after Last-Event-ID (a bus sequence) */
+  readonly taskStream: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {
+      /** Resume after this sequence (the id of the last frame seen) */
+      readonly "Last-Event-ID"?: number
+    }
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: string
+  }
+  /** A task: status, startedAt, its attempts (adapter, probes, closing reason, outcome, bundle hash), its events, outcome and artifacts */
+  readonly getTask: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly kind: string
+      readonly source: string
+      readonly subject: string | null
+      readonly description: string | null
+      readonly payload: unknown
+      readonly status: "pending" | "running" | "completed" | "retryable_failure" | "blocked" | "permanent_failure" | "canceled"
+      readonly priority: number
+      readonly adapters: ReadonlyArray<({
+        readonly type: "agent"
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly type: "script"
+        readonly command: ReadonlyArray<string>
+        readonly args?: ReadonlyArray<string>
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      }) | ({
+        readonly type: "ollama"
+        readonly model: string
+        readonly timeoutSeconds?: number
+      }) | ({
+        readonly type: "agent-cli"
+        readonly driver: "codex" | "claude-code"
+        readonly command?: string
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      })>
+      readonly attemptsUsed: number
+      readonly maxAttempts: number
+      readonly hintedReschedules: number
+      readonly availableAt: string
+      readonly dedupeKey: string | null
+      readonly origin: {
+        readonly scheduleId?: string
+        readonly sensorEventId?: string
+        readonly workflowId?: string
+        readonly phase?: string
+        readonly parentTaskId?: string
+      }
+      readonly reason: string | null
+      readonly outcome: ({
+        readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+        readonly operatorSummary: string
+        readonly machineStatus: string
+        readonly fileChanges: ReadonlyArray<{
+          readonly path: string
+          readonly change: "created" | "modified" | "deleted"
+        }>
+        readonly artifactPaths: ReadonlyArray<string>
+        readonly followUpTasks: ReadonlyArray<{
+          readonly kind: string
+          readonly source: string
+          readonly payload: unknown
+          readonly subject?: string
+          readonly description?: string
+          readonly priority?: number
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly maxAttempts?: number
+          readonly availableAt?: string
+          readonly delayMinutes?: number
+          readonly dedupeKey?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }>
+        readonly externalMessages: ReadonlyArray<{
+          readonly channel: string
+          readonly to?: string
+          readonly text: string
+        }>
+      }) | null
+      readonly artifactRoot: string
+      readonly artifacts: ReadonlyArray<string>
+      readonly costUsd: number
+      readonly createdAt: string
+      readonly updatedAt: string
+      readonly startedAt: string | null
+      readonly finishedAt: string | null
+      readonly attempts: ReadonlyArray<{
+        readonly attempt: number
+        readonly worker: string
+        readonly holder: string
+        readonly claimedAt: string
+        readonly adapter: string | null
+        readonly probes: ReadonlyArray<{
+          readonly type: string
+          readonly ok: boolean
+          readonly reason: string | null
+        }>
+        readonly closing: "completed" | "failed" | "rate_limited" | "reclaimed" | "canceled" | "blocked" | "unverified" | "no_adapter" | null
+        readonly closedAt: string | null
+        readonly counted: boolean
+        readonly reason: string | null
+        readonly outcome: ({
+          readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+          readonly operatorSummary: string
+          readonly machineStatus: string
+          readonly fileChanges: ReadonlyArray<{
+            readonly path: string
+            readonly change: "created" | "modified" | "deleted"
+          }>
+          readonly artifactPaths: ReadonlyArray<string>
+          readonly followUpTasks: ReadonlyArray<{
+            readonly kind: string
+            readonly source: string
+            readonly payload: unknown
+            readonly subject?: string
+            readonly description?: string
+            readonly priority?: number
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly maxAttempts?: number
+            readonly availableAt?: string
+            readonly delayMinutes?: number
+            readonly dedupeKey?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }>
+          readonly externalMessages: ReadonlyArray<{
+            readonly channel: string
+            readonly to?: string
+            readonly text: string
+          }>
+        }) | null
+        readonly bundleHash: string | null
+        readonly retryAfterSeconds: number | null
+        readonly runId: string | null
+        readonly workloadId: string | null
+        readonly costUsd: number
+      }>
+      readonly events: ReadonlyArray<{
+        readonly seq: number
+        readonly type: string
+        readonly at: string
+        readonly payload: unknown
+      }>
+    }
+  }
+  /** Cancel a pending, retrying, blocked or running task (a running attempt's adapter is interrupted); 409 when it is completed, failed or already canceled */
+  readonly cancelTask: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly reason?: string
+    }
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly kind: string
+      readonly source: string
+      readonly subject: string | null
+      readonly description: string | null
+      readonly payload: unknown
+      readonly status: "pending" | "running" | "completed" | "retryable_failure" | "blocked" | "permanent_failure" | "canceled"
+      readonly priority: number
+      readonly adapters: ReadonlyArray<({
+        readonly type: "agent"
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly type: "script"
+        readonly command: ReadonlyArray<string>
+        readonly args?: ReadonlyArray<string>
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      }) | ({
+        readonly type: "ollama"
+        readonly model: string
+        readonly timeoutSeconds?: number
+      }) | ({
+        readonly type: "agent-cli"
+        readonly driver: "codex" | "claude-code"
+        readonly command?: string
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      })>
+      readonly attemptsUsed: number
+      readonly maxAttempts: number
+      readonly hintedReschedules: number
+      readonly availableAt: string
+      readonly dedupeKey: string | null
+      readonly origin: {
+        readonly scheduleId?: string
+        readonly sensorEventId?: string
+        readonly workflowId?: string
+        readonly phase?: string
+        readonly parentTaskId?: string
+      }
+      readonly reason: string | null
+      readonly outcome: ({
+        readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+        readonly operatorSummary: string
+        readonly machineStatus: string
+        readonly fileChanges: ReadonlyArray<{
+          readonly path: string
+          readonly change: "created" | "modified" | "deleted"
+        }>
+        readonly artifactPaths: ReadonlyArray<string>
+        readonly followUpTasks: ReadonlyArray<{
+          readonly kind: string
+          readonly source: string
+          readonly payload: unknown
+          readonly subject?: string
+          readonly description?: string
+          readonly priority?: number
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly maxAttempts?: number
+          readonly availableAt?: string
+          readonly delayMinutes?: number
+          readonly dedupeKey?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }>
+        readonly externalMessages: ReadonlyArray<{
+          readonly channel: string
+          readonly to?: string
+          readonly text: string
+        }>
+      }) | null
+      readonly artifactRoot: string
+      readonly artifacts: ReadonlyArray<string>
+      readonly costUsd: number
+      readonly createdAt: string
+      readonly updatedAt: string
+      readonly startedAt: string | null
+      readonly finishedAt: string | null
+      readonly attempts: ReadonlyArray<{
+        readonly attempt: number
+        readonly worker: string
+        readonly holder: string
+        readonly claimedAt: string
+        readonly adapter: string | null
+        readonly probes: ReadonlyArray<{
+          readonly type: string
+          readonly ok: boolean
+          readonly reason: string | null
+        }>
+        readonly closing: "completed" | "failed" | "rate_limited" | "reclaimed" | "canceled" | "blocked" | "unverified" | "no_adapter" | null
+        readonly closedAt: string | null
+        readonly counted: boolean
+        readonly reason: string | null
+        readonly outcome: ({
+          readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+          readonly operatorSummary: string
+          readonly machineStatus: string
+          readonly fileChanges: ReadonlyArray<{
+            readonly path: string
+            readonly change: "created" | "modified" | "deleted"
+          }>
+          readonly artifactPaths: ReadonlyArray<string>
+          readonly followUpTasks: ReadonlyArray<{
+            readonly kind: string
+            readonly source: string
+            readonly payload: unknown
+            readonly subject?: string
+            readonly description?: string
+            readonly priority?: number
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly maxAttempts?: number
+            readonly availableAt?: string
+            readonly delayMinutes?: number
+            readonly dedupeKey?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }>
+          readonly externalMessages: ReadonlyArray<{
+            readonly channel: string
+            readonly to?: string
+            readonly text: string
+          }>
+        }) | null
+        readonly bundleHash: string | null
+        readonly retryAfterSeconds: number | null
+        readonly runId: string | null
+        readonly workloadId: string | null
+        readonly costUsd: number
+      }>
+    }
+  }
+  /** Try a blocked, failed, canceled or retrying task again now, with `extraAttempts` more attempts (1 when absent) if its attempts are spent */
+  readonly retryTask: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly extraAttempts?: number
+    }
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly kind: string
+      readonly source: string
+      readonly subject: string | null
+      readonly description: string | null
+      readonly payload: unknown
+      readonly status: "pending" | "running" | "completed" | "retryable_failure" | "blocked" | "permanent_failure" | "canceled"
+      readonly priority: number
+      readonly adapters: ReadonlyArray<({
+        readonly type: "agent"
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly type: "script"
+        readonly command: ReadonlyArray<string>
+        readonly args?: ReadonlyArray<string>
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      }) | ({
+        readonly type: "ollama"
+        readonly model: string
+        readonly timeoutSeconds?: number
+      }) | ({
+        readonly type: "agent-cli"
+        readonly driver: "codex" | "claude-code"
+        readonly command?: string
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      })>
+      readonly attemptsUsed: number
+      readonly maxAttempts: number
+      readonly hintedReschedules: number
+      readonly availableAt: string
+      readonly dedupeKey: string | null
+      readonly origin: {
+        readonly scheduleId?: string
+        readonly sensorEventId?: string
+        readonly workflowId?: string
+        readonly phase?: string
+        readonly parentTaskId?: string
+      }
+      readonly reason: string | null
+      readonly outcome: ({
+        readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+        readonly operatorSummary: string
+        readonly machineStatus: string
+        readonly fileChanges: ReadonlyArray<{
+          readonly path: string
+          readonly change: "created" | "modified" | "deleted"
+        }>
+        readonly artifactPaths: ReadonlyArray<string>
+        readonly followUpTasks: ReadonlyArray<{
+          readonly kind: string
+          readonly source: string
+          readonly payload: unknown
+          readonly subject?: string
+          readonly description?: string
+          readonly priority?: number
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly maxAttempts?: number
+          readonly availableAt?: string
+          readonly delayMinutes?: number
+          readonly dedupeKey?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }>
+        readonly externalMessages: ReadonlyArray<{
+          readonly channel: string
+          readonly to?: string
+          readonly text: string
+        }>
+      }) | null
+      readonly artifactRoot: string
+      readonly artifacts: ReadonlyArray<string>
+      readonly costUsd: number
+      readonly createdAt: string
+      readonly updatedAt: string
+      readonly startedAt: string | null
+      readonly finishedAt: string | null
+      readonly attempts: ReadonlyArray<{
+        readonly attempt: number
+        readonly worker: string
+        readonly holder: string
+        readonly claimedAt: string
+        readonly adapter: string | null
+        readonly probes: ReadonlyArray<{
+          readonly type: string
+          readonly ok: boolean
+          readonly reason: string | null
+        }>
+        readonly closing: "completed" | "failed" | "rate_limited" | "reclaimed" | "canceled" | "blocked" | "unverified" | "no_adapter" | null
+        readonly closedAt: string | null
+        readonly counted: boolean
+        readonly reason: string | null
+        readonly outcome: ({
+          readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+          readonly operatorSummary: string
+          readonly machineStatus: string
+          readonly fileChanges: ReadonlyArray<{
+            readonly path: string
+            readonly change: "created" | "modified" | "deleted"
+          }>
+          readonly artifactPaths: ReadonlyArray<string>
+          readonly followUpTasks: ReadonlyArray<{
+            readonly kind: string
+            readonly source: string
+            readonly payload: unknown
+            readonly subject?: string
+            readonly description?: string
+            readonly priority?: number
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly maxAttempts?: number
+            readonly availableAt?: string
+            readonly delayMinutes?: number
+            readonly dedupeKey?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }>
+          readonly externalMessages: ReadonlyArray<{
+            readonly channel: string
+            readonly to?: string
+            readonly text: string
+          }>
+        }) | null
+        readonly bundleHash: string | null
+        readonly retryAfterSeconds: number | null
+        readonly runId: string | null
+        readonly workloadId: string | null
+        readonly costUsd: number
+      }>
+    }
+  }
+  /** Queue a blocked, failed, canceled or retrying task afresh: pending now, its attempts and rate-limit reschedules counted from zero */
+  readonly requeueTask: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly kind: string
+      readonly source: string
+      readonly subject: string | null
+      readonly description: string | null
+      readonly payload: unknown
+      readonly status: "pending" | "running" | "completed" | "retryable_failure" | "blocked" | "permanent_failure" | "canceled"
+      readonly priority: number
+      readonly adapters: ReadonlyArray<({
+        readonly type: "agent"
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly type: "script"
+        readonly command: ReadonlyArray<string>
+        readonly args?: ReadonlyArray<string>
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      }) | ({
+        readonly type: "ollama"
+        readonly model: string
+        readonly timeoutSeconds?: number
+      }) | ({
+        readonly type: "agent-cli"
+        readonly driver: "codex" | "claude-code"
+        readonly command?: string
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly secrets?: ReadonlyArray<{
+          readonly envName: string
+          readonly secretRef: string
+        }>
+        readonly timeoutSeconds?: number
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      })>
+      readonly attemptsUsed: number
+      readonly maxAttempts: number
+      readonly hintedReschedules: number
+      readonly availableAt: string
+      readonly dedupeKey: string | null
+      readonly origin: {
+        readonly scheduleId?: string
+        readonly sensorEventId?: string
+        readonly workflowId?: string
+        readonly phase?: string
+        readonly parentTaskId?: string
+      }
+      readonly reason: string | null
+      readonly outcome: ({
+        readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+        readonly operatorSummary: string
+        readonly machineStatus: string
+        readonly fileChanges: ReadonlyArray<{
+          readonly path: string
+          readonly change: "created" | "modified" | "deleted"
+        }>
+        readonly artifactPaths: ReadonlyArray<string>
+        readonly followUpTasks: ReadonlyArray<{
+          readonly kind: string
+          readonly source: string
+          readonly payload: unknown
+          readonly subject?: string
+          readonly description?: string
+          readonly priority?: number
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly maxAttempts?: number
+          readonly availableAt?: string
+          readonly delayMinutes?: number
+          readonly dedupeKey?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }>
+        readonly externalMessages: ReadonlyArray<{
+          readonly channel: string
+          readonly to?: string
+          readonly text: string
+        }>
+      }) | null
+      readonly artifactRoot: string
+      readonly artifacts: ReadonlyArray<string>
+      readonly costUsd: number
+      readonly createdAt: string
+      readonly updatedAt: string
+      readonly startedAt: string | null
+      readonly finishedAt: string | null
+      readonly attempts: ReadonlyArray<{
+        readonly attempt: number
+        readonly worker: string
+        readonly holder: string
+        readonly claimedAt: string
+        readonly adapter: string | null
+        readonly probes: ReadonlyArray<{
+          readonly type: string
+          readonly ok: boolean
+          readonly reason: string | null
+        }>
+        readonly closing: "completed" | "failed" | "rate_limited" | "reclaimed" | "canceled" | "blocked" | "unverified" | "no_adapter" | null
+        readonly closedAt: string | null
+        readonly counted: boolean
+        readonly reason: string | null
+        readonly outcome: ({
+          readonly status: "completed" | "failed" | "blocked" | "needs_retry"
+          readonly operatorSummary: string
+          readonly machineStatus: string
+          readonly fileChanges: ReadonlyArray<{
+            readonly path: string
+            readonly change: "created" | "modified" | "deleted"
+          }>
+          readonly artifactPaths: ReadonlyArray<string>
+          readonly followUpTasks: ReadonlyArray<{
+            readonly kind: string
+            readonly source: string
+            readonly payload: unknown
+            readonly subject?: string
+            readonly description?: string
+            readonly priority?: number
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly maxAttempts?: number
+            readonly availableAt?: string
+            readonly delayMinutes?: number
+            readonly dedupeKey?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }>
+          readonly externalMessages: ReadonlyArray<{
+            readonly channel: string
+            readonly to?: string
+            readonly text: string
+          }>
+        }) | null
+        readonly bundleHash: string | null
+        readonly retryAfterSeconds: number | null
+        readonly runId: string | null
+        readonly workloadId: string | null
+        readonly costUsd: number
+      }>
+    }
+  }
+  /** Dispatch: paused or not (and why), the queue's depth per priority, delayed, running and blocked tasks, and every worker with what it runs */
+  readonly getDispatch: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly paused: boolean
+      readonly reason: string | null
+      readonly changedAt: string | null
+      readonly changedBy: string | null
+      readonly depth: { readonly [key: string]: unknown }
+      readonly delayed: number
+      readonly running: number
+      readonly blocked: number
+      readonly workers: ReadonlyArray<{
+        readonly id: string
+        readonly host: string
+        readonly taskId: string | null
+        readonly tenant: string | null
+        readonly since: string | null
+      }>
+    }
+  }
+  /** Pause (`paused: true`, with a reason) or resume dispatch: no worker claims the tenant's tasks while paused; running tasks finish */
+  readonly setDispatch: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly paused: boolean
+      readonly reason?: string
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly paused: boolean
+      readonly reason: string | null
+      readonly changedAt: string | null
+      readonly changedBy: string | null
+      readonly depth: { readonly [key: string]: unknown }
+      readonly delayed: number
+      readonly running: number
+      readonly blocked: number
+      readonly workers: ReadonlyArray<{
+        readonly id: string
+        readonly host: string
+        readonly taskId: string | null
+        readonly tenant: string | null
+        readonly since: string | null
       }>
     }
   }

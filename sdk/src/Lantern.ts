@@ -11,6 +11,8 @@ import {
   sessionEvents,
   stream,
   type StreamOptions,
+  type TaskActivity,
+  taskActivity,
   type WorkloadOutput,
   workloadLogs
 } from "./Stream.ts"
@@ -139,6 +141,26 @@ export class Lantern {
     logs: (id: string, options: StreamOptions = {}): AsyncGenerator<WorkloadOutput, void, undefined> =>
       workloadLogs(this.#settings, id, options),
     terminate: (id: string) => this.request("terminateWorkload", { params: { id } })
+  }
+
+  /** The operator queue (ADR 0054): tasks claimed by workers, highest priority first, retried, paused, canceled. */
+  readonly tasks = {
+    /** Queues a task; a repeat of a `dedupeKey` answers the task that holds it (`duplicateOf`). */
+    submit: (body: Body<"submitTask">) => this.request("submitTask", { body }),
+    list: (query: Query<"listTasks"> = {}) => this.request("listTasks", { query }),
+    get: (id: string) => this.request("getTask", { params: { id } }),
+    cancel: (id: string, body: Body<"cancelTask"> = {}) => this.request("cancelTask", { params: { id }, body }),
+    retry: (id: string, body: Body<"retryTask"> = {}) => this.request("retryTask", { params: { id }, body }),
+    requeue: (id: string) => this.request("requeueTask", { params: { id } }),
+    /** The tenant's queue events, live and without end, as an async iterator. */
+    stream: (options: StreamOptions = {}): AsyncGenerator<TaskActivity, void, undefined> =>
+      taskActivity(this.#settings, options)
+  }
+
+  /** Dispatch: pause and resume the tenant's queue; its depth and the deployment's workers. */
+  readonly dispatch = {
+    get: () => this.request("getDispatch", {}),
+    set: (body: Body<"setDispatch">) => this.request("setDispatch", { body })
   }
 
   /** The hosts the tenant's HTTP tools may call (empty: none). */

@@ -86,5 +86,14 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   getWorkload: "workloads.get",
   workloadEvents: "workloads.events",
   workloadLogs: "workloads.logs",
-  terminateWorkload: "workloads.terminate"
+  terminateWorkload: "workloads.terminate",
+  submitTask: "tasks.submit",
+  listTasks: "tasks.list",
+  taskStream: "tasks.stream",
+  getTask: "tasks.get",
+  cancelTask: "tasks.cancel",
+  retryTask: "tasks.retry",
+  requeueTask: "tasks.requeue",
+  getDispatch: "dispatch.get",
+  setDispatch: "dispatch.set"
 }

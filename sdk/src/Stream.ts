@@ -259,3 +259,56 @@ export async function* sessionEvents(
     await sleep(cursor.delay, signal)
   }
 }
+
+/** A frame of the tenant's queue (`GET /v1/tasks/stream`): a task event, its task and the task's status after it. */
+export interface TaskActivity {
+  /** The bus's stream sequence of the event: the frame's id, which `lastEventId` resumes after. */
+  readonly seq: number
+  /** Absent on a dispatch change (`type: "DispatchSet"`, with `paused` and `reason`). */
+  readonly taskId?: string
+  readonly type: string
+  readonly at: string
+  readonly status?:
+    | "pending"
+    | "running"
+    | "completed"
+    | "retryable_failure"
+    | "blocked"
+    | "permanent_failure"
+    | "canceled"
+    | null
+  readonly attempt?: number
+  readonly paused?: boolean
+  readonly reason?: string | null
+}
+
+const readTaskActivity: Read<TaskActivity> = (m) => ({
+  value: m.event === "ready" ? null : JSON.parse(m.data) as TaskActivity,
+  last: false
+})
+
+/**
+ * Every queue event of the tenant from now on (or after `lastEventId`, a frame's `seq`), live and without end, as an
+ * async iterator; a dropped connection is resumed after the last frame received. Stop it with `signal` or `return()`.
+ */
+export async function* taskActivity(
+  settings: Settings,
+  options: StreamOptions
+): AsyncGenerator<TaskActivity, void, undefined> {
+  const { signal } = options
+  const maxRetries = options.maxRetries ?? 5
+  const cursor: Cursor = { last: positionOf(options.lastEventId), failures: 0, delay: options.retryDelayMs ?? 1000 }
+  const url = urlOf(settings, operations.taskStream.path)
+  for (;;) {
+    signal?.throwIfAborted()
+    const end = yield* connection(settings, url, cursor, signal, readTaskActivity)
+    if (end._tag === "broken" || (end._tag === "closed" && end.received === 0)) {
+      if (++cursor.failures > maxRetries) {
+        throw end._tag === "broken"
+          ? unreachable(settings.baseUrl, end.cause)
+          : new LanternError(0, "unreachable", "the tenant's queue stream kept closing")
+      }
+    }
+    await sleep(cursor.delay, signal)
+  }
+}

@@ -7,7 +7,7 @@ export { type OperationId, type Operations, operations } from "./Api.generated.t
 export { type Issue, isLanternError, LanternError } from "./Errors.ts"
 export { type CreateRunInput, type Keys, Lantern, type LanternOptions, type Verdict } from "./Lantern.ts"
 export { ROUTES } from "./Routes.ts"
-export type { RunActivity, RunEvent, StreamOptions } from "./Stream.ts"
+export type { RunActivity, RunEvent, StreamOptions, TaskActivity } from "./Stream.ts"
 export {
   type ApprovalAnswer,
   type ChildResult,

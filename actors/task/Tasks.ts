@@ -1,0 +1,673 @@
+// The task actor's shell (ADR 0054): every host keeps an index of every task, folded from the task stream as it
+// grows (and from its own appends at once, so it reads its own writes), answers the TaskQueue port from it, and
+// offers workers the best claimable task; a claim is an append expecting the task's last sequence, so of several
+// workers on any number of hosts exactly one wins each attempt.
+import { createHash } from "node:crypto"
+import { resolve } from "node:path"
+import { Clock, Config, Context, Effect, Layer, PubSub, Schedule, Schema, Stream } from "effect"
+import { Journal } from "../../bus/Journal.ts"
+import { Nats } from "../../bus/Nats.ts"
+import * as Ordered from "../../bus/Ordered.ts"
+import { TASKS } from "../../bus/Topology.ts"
+import * as Envelope from "../../schema/Envelope.ts"
+import type { BusUnavailable } from "../../schema/Errors.ts"
+import {
+  type AdapterSpec,
+  type DispatchView,
+  type ResolvedRetry,
+  RetryPolicy,
+  type TaskDetail,
+  type TaskEvent,
+  TaskConflict,
+  TaskNotFound,
+  type TaskOrigin,
+  type TaskStatus,
+  type TaskSubmission,
+  type TaskView
+} from "../../schema/Task.ts"
+import { DEFAULT_PRIORITY } from "../../schema/Task.ts"
+import * as Actor from "../kernel/Actor.ts"
+import { fold } from "../kernel/Decider.ts"
+import { Ids } from "../kernel/Ids.ts"
+import * as Decider from "./Decider.ts"
+import { type TaskChange, TaskQueue, TaskRefused, type TaskSummary } from "./Queue.ts"
+
+const tasks = Actor.make(Decider.decider)
+const dispatches = Actor.make(Decider.dispatch)
+
+export const addressOf = (tenant: string, id: string): Envelope.ActorAddress => ({ type: "task", tenant, id })
+
+export const DEFAULT_MAX_ATTEMPTS = 3
+
+/** An entry of the index: a task as of the last event of its journal this host has folded. */
+export interface Entry {
+  readonly tenant: string
+  readonly id: string
+  readonly state: Decider.State
+  /** Stream sequence of its last folded event: what a claim expects. */
+  readonly seq: number
+  /** Stream sequence of its submission: FIFO within a priority and an availability instant. */
+  readonly order: number
+}
+
+export const keyOf = (tenant: string, id: string) => `${tenant}.${id}`
+
+/** A task's id from its dedupe key: the same key in the same tenant is the same journal, whichever host submits. */
+export const idOfDedupeKey = (tenant: string, dedupeKey: string) =>
+  `tsk_${createHash("sha256").update(`${tenant}\n${dedupeKey}`).digest("hex").slice(0, 26)}`
+
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/u
+
+export interface Settings {
+  readonly defaultRetry: ResolvedRetry
+  /** Per kind, over the default, under the task's own. */
+  readonly kindRetry: Readonly<Record<string, typeof RetryPolicy.Type>>
+  /** Rate-limit reschedules a task gets before a hinted failure spends an attempt. */
+  readonly hintCap: number
+  /** Where tasks' artifact roots live on this host. */
+  readonly home: string
+}
+
+const KindPolicies = Schema.fromJsonString(Schema.Record(Schema.String, RetryPolicy))
+
+export const settingsConfig = Config.all({
+  base: Config.Number("LANTERN_TASK_RETRY_BASE_SECONDS").pipe(Config.withDefault(5)),
+  max: Config.Number("LANTERN_TASK_RETRY_MAX_SECONDS").pipe(Config.withDefault(600)),
+  jitter: Config.Number("LANTERN_TASK_RETRY_JITTER").pipe(Config.withDefault(0.2)),
+  kinds: Config.String("LANTERN_TASK_RETRY_POLICIES").pipe(Config.withDefault("{}")),
+  hintCap: Config.Int("LANTERN_TASK_HINT_CAP").pipe(Config.withDefault(5)),
+  home: Config.String("LANTERN_HOME").pipe(Config.withDefault(".lantern"))
+}).pipe(
+  Config.map((c): Settings => ({
+    defaultRetry: { baseSeconds: c.base, maxSeconds: c.max, jitter: Math.min(1, Math.max(0, c.jitter)) },
+    kindRetry: (() => {
+      try {
+        return Schema.decodeUnknownSync(KindPolicies)(c.kinds)
+      } catch {
+        return {}
+      }
+    })(),
+    hintCap: c.hintCap,
+    home: resolve(c.home)
+  }))
+)
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+/** The relative artifact root journaled with a task; each host resolves it under its own LANTERN_HOME. */
+export const artifactRootOf = (tenant: string, id: string) => `tasks/${tenant}/${id}`
+
+export const viewOf = (e: Entry, home: string): TaskView => {
+  const s = e.state
+  const sub = s.submitted!
+  return {
+    id: e.id,
+    kind: sub.kind,
+    source: sub.source,
+    subject: sub.subject,
+    description: sub.description,
+    payload: sub.payload,
+    status: s.status,
+    priority: s.priority,
+    adapters: sub.adapters,
+    attemptsUsed: s.spent,
+    maxAttempts: s.maxAttempts,
+    hintedReschedules: s.hinted,
+    availableAt: iso(s.availableAt),
+    dedupeKey: sub.dedupeKey,
+    origin: sub.origin,
+    reason: s.reason,
+    outcome: s.outcome,
+    artifactRoot: resolve(home, sub.artifactRoot),
+    artifacts: s.artifacts,
+    costUsd: s.costUsd,
+    createdAt: iso(sub.at),
+    updatedAt: iso(s.updatedAt),
+    startedAt: s.startedAt === null ? null : iso(s.startedAt),
+    finishedAt: s.finishedAt === null ? null : iso(s.finishedAt),
+    attempts: s.attempts.map((a) => ({
+      attempt: a.attempt,
+      worker: a.worker,
+      holder: a.holder,
+      claimedAt: iso(a.claimedAt),
+      adapter: a.adapter,
+      probes: a.probes,
+      closing: a.closed?.closing ?? null,
+      closedAt: a.closed === null ? null : iso(a.closed.at),
+      counted: a.closed?.counted ?? false,
+      reason: a.closed?.reason ?? null,
+      outcome: a.closed?.outcome ?? null,
+      bundleHash: a.closed?.bundleHash ?? null,
+      retryAfterSeconds: a.closed?.retryAfterSeconds ?? null,
+      runId: a.closed?.runId ?? null,
+      workloadId: a.closed?.workloadId ?? null,
+      costUsd: a.closed?.costUsd ?? 0
+    }))
+  }
+}
+
+export const summaryOf = (e: Entry, home: string): TaskSummary => {
+  const s = e.state
+  const sub = s.submitted!
+  return {
+    id: e.id,
+    tenant: e.tenant,
+    kind: sub.kind,
+    source: sub.source,
+    status: s.status,
+    priority: s.priority,
+    attempts: s.spent,
+    origin: sub.origin as TaskOrigin,
+    outcome: s.outcome,
+    reason: s.reason,
+    artifactRoot: resolve(home, sub.artifactRoot),
+    artifacts: s.artifacts,
+    costUsd: s.costUsd,
+    createdAt: iso(sub.at),
+    updatedAt: iso(s.updatedAt),
+    finishedAt: s.finishedAt === null ? null : iso(s.finishedAt)
+  }
+}
+
+/** What `better(a, b)` orders by: higher priority first, then earlier availability, then earlier submission. */
+export const better = (a: Entry, b: Entry) =>
+  a.state.priority !== b.state.priority
+    ? a.state.priority > b.state.priority
+    : a.state.availableAt !== b.state.availableAt
+    ? a.state.availableAt < b.state.availableAt
+    : a.order < b.order
+
+/** Decodes the submission's scheduling fields; a refusal names the field. */
+export const resolveSubmission = (
+  submission: TaskSubmission,
+  now: number,
+  settings: Settings
+): { adapters: ReadonlyArray<AdapterSpec>; availableAt: number; retry: ResolvedRetry } => {
+  if (submission.availableAt !== undefined && submission.delayMinutes !== undefined) {
+    throw new TaskRefused("delayMinutes", "give availableAt or delayMinutes, not both")
+  }
+  let availableAt = now
+  if (submission.availableAt !== undefined) {
+    const t = Date.parse(submission.availableAt)
+    if (!ISO_WITH_ZONE.test(submission.availableAt) || Number.isNaN(t)) {
+      throw new TaskRefused(
+        "availableAt",
+        "Expected an ISO 8601 date and time with a zone, such as 2026-12-03T10:05:00Z"
+      )
+    }
+    availableAt = Math.max(0, t)
+  }
+  if (submission.delayMinutes !== undefined) availableAt = now + Math.round(submission.delayMinutes * 60_000)
+  if (submission.agentName !== undefined && submission.adapter !== undefined) {
+    throw new TaskRefused("agentName", "give agentName or adapter, not both")
+  }
+  const adapters: ReadonlyArray<AdapterSpec> = submission.agentName !== undefined
+    ? [{ type: "agent", agentName: submission.agentName }]
+    : submission.adapter === undefined
+    ? []
+    : Array.isArray(submission.adapter)
+    ? submission.adapter as ReadonlyArray<AdapterSpec>
+    : [submission.adapter as AdapterSpec]
+  if (adapters.length === 0) {
+    throw new TaskRefused("adapter", "give an adapter (or a chain of them), or agentName for an agent adapter")
+  }
+  const kind = settings.kindRetry[submission.kind] ?? {}
+  const own = submission.retry ?? {}
+  const retry: ResolvedRetry = {
+    baseSeconds: own.baseSeconds ?? kind.baseSeconds ?? settings.defaultRetry.baseSeconds,
+    maxSeconds: own.maxSeconds ?? kind.maxSeconds ?? settings.defaultRetry.maxSeconds,
+    jitter: own.jitter ?? kind.jitter ?? settings.defaultRetry.jitter
+  }
+  return { adapters, availableAt, retry }
+}
+
+export type WriteError = Actor.ExecuteError<Decider.Error>
+/** What an operator's write can fail with (a claim's refusal never reaches one). */
+export type OperatorError = Actor.ExecuteError<TaskConflict>
+
+/** Drops the errors that cannot happen to an operator's command (a claim's refusal) or to `T`'s, into defects. */
+const never =
+  <T>(isImpossible: (e: unknown) => boolean) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, T>, R> =>
+    Effect.catchIf(effect, (e) => isImpossible(e), (e) => Effect.die(e)) as unknown as Effect.Effect<
+      A,
+      Exclude<E, T>,
+      R
+    >
+
+const operator = never<Decider.NotClaimable | TaskRefused>((e) =>
+  e instanceof Decider.NotClaimable || e instanceof TaskRefused
+)
+const forSubmit = never<Decider.NotClaimable | TaskConflict | TaskNotFound>((e) =>
+  e instanceof Decider.NotClaimable || e instanceof TaskConflict || e instanceof TaskNotFound
+)
+
+/** A claim that won: the task as it stands with the claim appended. */
+export interface Claimed {
+  readonly entry: Entry
+  readonly attempt: number
+}
+
+export class Tasks extends Context.Service<Tasks, {
+  readonly settings: Settings
+  readonly submit: (
+    tenant: string,
+    submission: TaskSubmission,
+    origin?: TaskOrigin
+  ) => Effect.Effect<{ readonly view: TaskView; readonly created: boolean }, TaskRefused | Actor.ExecuteError<never>>
+  readonly get: (tenant: string, id: string) => Effect.Effect<TaskDetail, TaskNotFound | Actor.ReadError>
+  readonly list: (
+    tenant: string,
+    filter?: { readonly status?: TaskStatus; readonly kind?: string; readonly source?: string }
+  ) => Effect.Effect<ReadonlyArray<TaskView>>
+  readonly cancel: (
+    tenant: string,
+    id: string,
+    by: string,
+    reason: string | null
+  ) => Effect.Effect<TaskView, TaskNotFound | OperatorError>
+  readonly retry: (
+    tenant: string,
+    id: string,
+    by: string,
+    options: { readonly requeue: boolean; readonly extraAttempts: number | null }
+  ) => Effect.Effect<TaskView, TaskNotFound | OperatorError>
+  readonly dispatch: (tenant: string) => Decider.DispatchState
+  readonly setDispatch: (
+    tenant: string,
+    paused: boolean,
+    reason: string | null,
+    by: string
+  ) => Effect.Effect<Decider.DispatchState, Actor.ExecuteError<never>>
+  /** Queue depth of the tenant: claimable per priority, delayed, running, blocked. */
+  readonly depth: (tenant: string) => Omit<DispatchView, "paused" | "reason" | "changedAt" | "changedBy" | "workers">
+  // ---- for workers ----
+  /** Claims the best claimable task of any unpaused tenant for `worker` of host `holder`; null when none is. */
+  readonly claimNext: (worker: string, holder: string) => Effect.Effect<Claimed | null>
+  /** Journals a command of a claimed task's attempt (adapter chosen, finish, reclaim) and folds it in. */
+  readonly execute: (
+    tenant: string,
+    id: string,
+    command: Decider.Command,
+    key: string
+  ) => Effect.Effect<{ readonly entry: Entry; readonly appended: number }, WriteError>
+  readonly entry: (tenant: string, id: string) => Entry | undefined
+  /** Every task running now, any tenant. */
+  readonly running: () => ReadonlyArray<Entry>
+  /** When the next delayed task becomes claimable, if any is waiting. */
+  readonly nextAvailable: () => number | null
+  /** Resolves at the index's next change, or after `ms`. */
+  readonly waitChange: (ms: number) => Effect.Effect<void>
+  /** Called with each task whose status changed (a running task canceled: its worker interrupts its adapter). */
+  readonly onChange: (f: (change: TaskChange) => void) => () => void
+  readonly queue: TaskQueue["Service"]
+}>()("lantern/actors/task/Tasks") {
+  static readonly layer = Layer.effect(
+    Tasks,
+    Effect.gen(function*() {
+      const settings = yield* settingsConfig
+      const journal = yield* Journal
+      const ids = yield* Ids
+      const nats = yield* Nats
+      const provide = yield* Actor.provider
+
+      const index = new Map<string, Entry>()
+      /** Keys of claimable tasks (pending or retryable_failure), whatever their availableAt. */
+      const claimable = new Set<string>()
+      const pausedTenants = new Map<string, Decider.DispatchState>()
+      /** Tasks a worker of this host is claiming now: two of its workers never race for one. */
+      const claiming = new Set<string>()
+      const changes = yield* PubSub.unbounded<TaskChange>()
+      const listeners = new Set<(c: TaskChange) => void>()
+      let waiters: Array<() => void> = []
+      const notify = () => {
+        const w = waiters
+        waiters = []
+        for (const f of w) f()
+      }
+
+      const publish = (before: TaskStatus | null, after: Entry) => {
+        const change: TaskChange = { task: summaryOf(after, settings.home), previous: before }
+        for (const f of listeners) {
+          try {
+            f(change)
+          } catch {
+            // a listener's failure is its own
+          }
+        }
+        PubSub.publishUnsafe(changes, change)
+      }
+
+      /** Puts a newer state of a task into the index (older ones are ignored) and tells whoever follows. */
+      const put = (tenant: string, id: string, state: Decider.State, seq: number, order: number) => {
+        const key = keyOf(tenant, id)
+        const current = index.get(key)
+        if (current !== undefined && current.seq >= seq) return current
+        if (state.submitted === null) return current
+        const entry: Entry = { tenant, id, state, seq, order: current?.order ?? order }
+        index.set(key, entry)
+        if (Decider.isClaimable(state)) claimable.add(key)
+        else claimable.delete(key)
+        publish(current?.state.status ?? null, entry)
+        notify()
+        return entry
+      }
+
+      const apply = (stored: Envelope.Stored) => {
+        const { tenant, id } = stored.envelope.actor
+        const event = stored.event as TaskEvent
+        if (id === Decider.DISPATCH_ID) {
+          const before = pausedTenants.get(tenant) ?? Decider.dispatch.initialState
+          pausedTenants.set(tenant, Decider.dispatch.evolve(before, event))
+          notify()
+          return
+        }
+        const current = index.get(keyOf(tenant, id))
+        if (current !== undefined && current.seq >= stored.seq) return
+        put(tenant, id, Decider.evolve(current?.state ?? Decider.initialState, event), stored.seq, stored.seq)
+      }
+
+      // the index follows the whole task stream from its start; a subscription that ends (its server went away)
+      // is taken up again after the last sequence folded
+      let reached = 0
+      const follow = Effect.suspend(() =>
+        Ordered.fromSeq(TASKS, reached + 1, 1_000, "the task index").pipe(
+          Stream.mapEffect((m) => Envelope.decode(m.subject, m.seq, m.string())),
+          Stream.runForEach((stored) =>
+            Effect.sync(() => {
+              reached = stored.seq
+              apply(stored)
+            })
+          )
+        )
+      ).pipe(
+        Effect.provideService(Nats, nats),
+        Effect.catchCause((cause) =>
+          Effect.logWarning("the task index's subscription stopped; following again", cause)
+        ),
+        Effect.repeat(Schedule.spaced("200 millis"))
+      )
+      yield* Effect.forkScoped(follow)
+
+      const meta = (what: string, correlationId: string): Actor.Meta => {
+        const nonce = Math.random().toString(36).slice(2, 10)
+        return { idempotencyKey: (seq) => `${what}:${correlationId}:${nonce}@${seq}`, correlationId }
+      }
+
+      const load = (tenant: string, id: string) =>
+        Effect.gen(function*() {
+          const found = index.get(keyOf(tenant, id))
+          if (found !== undefined) return found
+          // not folded here yet (submitted on another host a moment ago): its journal says
+          const loaded = yield* provide(tasks.load(addressOf(tenant, id)))
+          if (loaded.state.submitted === null) return yield* new TaskNotFound({ id })
+          return put(tenant, id, loaded.state, loaded.seq, loaded.seq - loaded.events + 1)!
+        })
+
+      const execute = (tenant: string, id: string, command: Decider.Command, key: string) =>
+        Effect.gen(function*() {
+          const current = index.get(keyOf(tenant, id))
+          const loaded: Actor.Loaded<Decider.State> = current === undefined
+            ? yield* provide(tasks.load(addressOf(tenant, id)))
+            : { address: addressOf(tenant, id), state: current.state, seq: current.seq, events: 0, snapshotEvents: 0 }
+          const outcome = yield* provide(tasks.executeOn(loaded, command, meta(key, id)))
+          const first = outcome.stored[0]?.seq ?? outcome.loaded.seq
+          const entry = put(tenant, id, outcome.loaded.state, outcome.loaded.seq, first) ?? {
+            tenant,
+            id,
+            state: outcome.loaded.state,
+            seq: outcome.loaded.seq,
+            order: first
+          }
+          return { entry, appended: outcome.appended.length }
+        })
+
+      const now = Clock.currentTimeMillis
+
+      const submit = (tenant: string, submission: TaskSubmission, origin: TaskOrigin = {}) =>
+        Effect.gen(function*() {
+          const at = yield* now
+          const resolved = yield* Effect.try({
+            try: () => resolveSubmission(submission, at, settings),
+            catch: (e) => e instanceof TaskRefused ? e : new TaskRefused("body", String(e))
+          })
+          const id = submission.dedupeKey !== undefined
+            ? idOfDedupeKey(tenant, submission.dedupeKey)
+            : yield* ids.next("tsk")
+          const { entry, appended } = yield* execute(tenant, id, {
+            _tag: "Submit",
+            event: {
+              taskId: id,
+              kind: submission.kind,
+              source: submission.source,
+              payload: submission.payload ?? null,
+              subject: submission.subject ?? null,
+              description: submission.description ?? null,
+              priority: submission.priority ?? DEFAULT_PRIORITY,
+              adapters: resolved.adapters,
+              maxAttempts: submission.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+              availableAt: resolved.availableAt,
+              dedupeKey: submission.dedupeKey ?? null,
+              retry: resolved.retry,
+              origin: { ...origin },
+              artifactRoot: artifactRootOf(tenant, id),
+              at
+            }
+          }, "submit")
+          return { view: viewOf(entry, settings.home), created: appended > 0 }
+        }).pipe(forSubmit)
+
+      const matches = (
+        e: Entry,
+        tenant: string,
+        filter: { readonly status?: TaskStatus; readonly kind?: string; readonly source?: string }
+      ) =>
+        e.tenant === tenant &&
+        (filter.status === undefined || e.state.status === filter.status) &&
+        (filter.kind === undefined || e.state.submitted!.kind === filter.kind) &&
+        (filter.source === undefined || e.state.submitted!.source === filter.source)
+
+      const listEntries = (
+        tenant: string,
+        filter: { readonly status?: TaskStatus; readonly kind?: string; readonly source?: string } = {}
+      ) => [...index.values()].filter((e) => matches(e, tenant, filter)).sort((a, b) => b.order - a.order)
+
+      const dispatchOf = (tenant: string) => pausedTenants.get(tenant) ?? Decider.dispatch.initialState
+
+      const claimNext = (worker: string, holder: string) =>
+        Effect.gen(function*() {
+          const tried = new Set<string>()
+          for (;;) {
+            const at = yield* now
+            let best: Entry | null = null
+            for (const key of claimable) {
+              if (claiming.has(key) || tried.has(key)) continue
+              const e = index.get(key)!
+              if (e.state.availableAt > at || dispatchOf(e.tenant).paused) continue
+              if (best === null || better(e, best)) best = e
+            }
+            if (best === null) return null
+            const key = keyOf(best.tenant, best.id)
+            tried.add(key)
+            claiming.add(key)
+            const attempt = best.state.attempts.length + 1
+            const won = yield* provide(tasks.executeOn(
+              {
+                address: addressOf(best.tenant, best.id),
+                state: best.state,
+                seq: best.seq,
+                events: 0,
+                snapshotEvents: 0
+              },
+              { _tag: "Claim", attempt, worker, holder, at },
+              // the worker in the key: a losing claim is never mistaken for the winner's append
+              { idempotencyKey: `claim:${best.id}:${attempt}:${worker}:${holder}`, correlationId: best.id }
+            )).pipe(
+              Effect.map((o) => {
+                const first = o.stored[0]?.seq ?? o.loaded.seq
+                return put(best!.tenant, best!.id, o.loaded.state, o.loaded.seq, first) ??
+                  { ...best!, state: o.loaded.state, seq: o.loaded.seq }
+              }),
+              Effect.catchCause((cause) => Effect.as(Effect.logDebug(`claim of ${best!.id} lost`, cause), null)),
+              Effect.ensuring(Effect.sync(() => claiming.delete(key)))
+            )
+            if (won !== null && won.state.running?.worker === worker && won.state.running.attempt === attempt) {
+              return { entry: won, attempt } satisfies Claimed
+            }
+          }
+        })
+
+      const queue: TaskQueue["Service"] = {
+        submit: (tenant, submission, origin) =>
+          submit(tenant, submission, origin).pipe(
+            Effect.map(({ view, created }) => ({
+              task: summaryOf(index.get(keyOf(tenant, view.id))!, settings.home),
+              created
+            })),
+            Effect.catch((e): Effect.Effect<never, TaskRefused | BusUnavailable> =>
+              e instanceof TaskRefused
+                ? Effect.fail(e)
+                : e._tag === "BusUnavailable"
+                ? Effect.fail(e)
+                : Effect.die(e)
+            )
+          ),
+        get: (tenant, id) =>
+          load(tenant, id).pipe(
+            Effect.map((e) => summaryOf(e, settings.home)),
+            Effect.catch((e): Effect.Effect<TaskSummary | null, BusUnavailable> =>
+              e._tag === "TaskNotFound"
+                ? Effect.succeed(null)
+                : e._tag === "BusUnavailable"
+                ? Effect.fail(e)
+                : Effect.die(e)
+            )
+          ),
+        list: (tenant, filter) =>
+          Effect.sync(() => listEntries(tenant, filter).map((e) => summaryOf(e, settings.home))),
+        changes: (tenant) =>
+          Stream.fromPubSub(changes).pipe(Stream.filter((c) => tenant === null || c.task.tenant === tenant))
+      }
+
+      return Tasks.of({
+        settings,
+        submit,
+        get: (tenant, id) =>
+          Effect.gen(function*() {
+            const entry = yield* load(tenant, id)
+            const stored = yield* journal.read(addressOf(tenant, id))
+            // the journal read may be ahead of the index: fold it
+            const last = stored[stored.length - 1]
+            const fresh = last !== undefined && last.seq > entry.seq
+              ? put(
+                tenant,
+                id,
+                fold(Decider.decider, stored.map((s) => s.event as TaskEvent)),
+                last.seq,
+                stored[0]!.seq
+              ) ?? entry
+              : entry
+            return {
+              ...viewOf(fresh, settings.home),
+              events: stored.map((s) => ({
+                seq: s.seq,
+                type: s.envelope.type,
+                at: s.envelope.at,
+                payload: s.envelope.payload
+              }))
+            }
+          }),
+        list: (tenant, filter) => Effect.sync(() => listEntries(tenant, filter).map((e) => viewOf(e, settings.home))),
+        cancel: (tenant, id, by, reason) =>
+          Effect.gen(function*() {
+            yield* load(tenant, id)
+            const { entry } = yield* execute(tenant, id, { _tag: "Cancel", id, by, reason, at: yield* now }, "cancel")
+            return viewOf(entry, settings.home)
+          }).pipe(operator),
+        retry: (tenant, id, by, options) =>
+          Effect.gen(function*() {
+            yield* load(tenant, id)
+            const { entry } = yield* execute(tenant, id, {
+              _tag: "Retry",
+              id,
+              by,
+              requeue: options.requeue,
+              extraAttempts: options.extraAttempts,
+              at: yield* now
+            }, options.requeue ? "requeue" : "retry")
+            return viewOf(entry, settings.home)
+          }).pipe(operator),
+        dispatch: dispatchOf,
+        setDispatch: (tenant, paused, reason, by) =>
+          Effect.gen(function*() {
+            const outcome = yield* provide(dispatches.execute(
+              addressOf(tenant, Decider.DISPATCH_ID),
+              { _tag: "SetDispatch", paused, reason, by, at: yield* now },
+              meta("dispatch", tenant)
+            ))
+            pausedTenants.set(tenant, outcome.loaded.state)
+            notify()
+            return outcome.loaded.state
+          }),
+        depth: (tenant) => {
+          const at = Date.now()
+          const depth: Record<string, number> = {}
+          for (let p = 0; p <= 9; p++) depth[String(p)] = 0
+          let delayed = 0
+          let running = 0
+          let blocked = 0
+          for (const e of index.values()) {
+            if (e.tenant !== tenant) continue
+            if (Decider.isClaimable(e.state)) {
+              if (e.state.availableAt > at) delayed++
+              else depth[String(e.state.priority)] = (depth[String(e.state.priority)] ?? 0) + 1
+            } else if (e.state.status === "running") running++
+            else if (e.state.status === "blocked") blocked++
+          }
+          return { depth, delayed, running, blocked }
+        },
+        claimNext,
+        execute,
+        entry: (tenant, id) => index.get(keyOf(tenant, id)),
+        running: () => [...index.values()].filter((e) => e.state.status === "running"),
+        nextAvailable: () => {
+          let next: number | null = null
+          for (const key of claimable) {
+            const e = index.get(key)!
+            if (next === null || e.state.availableAt < next) next = e.state.availableAt
+          }
+          return next
+        },
+        waitChange: (ms) =>
+          Effect.callback<void>((resume) => {
+            const done = () => {
+              clearTimeout(timer)
+              resume(Effect.void)
+            }
+            const timer = setTimeout(() => {
+              waiters = waiters.filter((f) => f !== done)
+              resume(Effect.void)
+            }, Math.max(1, ms))
+            waiters.push(done)
+            return Effect.sync(() => {
+              clearTimeout(timer)
+              waiters = waiters.filter((f) => f !== done)
+            })
+          }),
+        onChange: (f) => {
+          listeners.add(f)
+          return () => listeners.delete(f)
+        },
+        queue
+      })
+    })
+  )
+
+  /** The TaskQueue port (schedules, sensors and queue workflows submit through it), answered by this host's Tasks. */
+  static readonly layerQueue = Layer.effect(
+    TaskQueue,
+    Effect.gen(function*() {
+      return TaskQueue.of((yield* Tasks).queue)
+    })
+  )
+}
