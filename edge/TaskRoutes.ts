@@ -1,7 +1,6 @@
 // The operator queue over HTTP (ADR 0054): tasks and dispatch. The handlers read this host's task index (actors/task/
 // Tasks.ts), which folds its own writes at once; a task's detail reads its journal.
-import { Duration, Effect, Stream } from "effect"
-import { HttpServerResponse } from "effect/http"
+import { Effect, Stream } from "effect"
 import { Audit } from "../actors/audit/Audit.ts"
 import * as Dispatch from "../actors/task/Dispatch.ts"
 import { TaskRefused } from "../actors/task/Queue.ts"
@@ -10,7 +9,7 @@ import { Journal } from "../bus/Journal.ts"
 import type { Stored } from "../schema/Envelope.ts"
 import * as Sse from "../schema/Sse.ts"
 import type { TaskEvent, TaskStatus } from "../schema/Task.ts"
-import { sseComment } from "./Events.ts"
+import { sseResponse } from "./Events.ts"
 import { badRequest } from "./Http.ts"
 import { actorOf, handlers, reply } from "./Serve.ts"
 
@@ -97,17 +96,7 @@ export const taskHandlers = handlers({
       const all = { type: "task" as const, tenant, id: "*" }
       const after = headers["last-event-id"] ?? (yield* journal.lastSeq(all))
       const events = journal.follow(all, after).pipe(Stream.map(frameOf))
-      const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))
       const ready = encoder.encode(Sse.encode({ id: String(after), event: "ready", data: JSON.stringify({ after }) }))
-      const body = Stream.concat(Stream.make(ready), events).pipe(
-        Stream.merge(pings, { haltStrategy: "left" }),
-        Stream.catch((e) =>
-          Stream.make(encoder.encode(Sse.encode({ event: "error", data: JSON.stringify({ message: e.message }) })))
-        )
-      )
-      return HttpServerResponse.stream(body, {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" }
-      })
+      return sseResponse(ready, events)
     })
 })
