@@ -14,6 +14,7 @@ import * as Graph from "../schema/Graph.ts"
 import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
 import * as EvalApi from "./EvalApi.ts"
+import * as ExperimentApi from "./ExperimentApi.ts"
 import * as TaskApi from "./TaskApi.ts"
 import * as ChannelApi from "./ChannelApi.ts"
 import * as IngestApi from "./IngestApi.ts"
@@ -254,7 +255,10 @@ const budgets = [
     summary: "The agent's spend per UTC day",
     params: ByName,
     query: Budget.UsageQuery,
-    queryDescriptions: { days: "UTC days back, today included (30 when absent)" },
+    queryDescriptions: {
+      days: "UTC days back, today included (30 when absent)",
+      includeEval: "true: count eval runs' cases too (left out by default)"
+    },
     success: { 200: Json(Budget.UsageResponse, "Usage") },
     failures: [F.AgentNotFound]
   }),
@@ -826,6 +830,7 @@ const all = [
   ...a2a,
   ...workloads,
   ...EvalApi.endpoints,
+  ...ExperimentApi.endpoints,
   ...ChannelApi.endpoints,
   ...IngestApi.endpoints,
   ...TaskApi.endpoints

@@ -20,7 +20,10 @@ const projectedToday = (tenant: string, name: string | null) =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const day = dayOf(now)
-    const days = yield* (name === null ? Usage.tenantDays(tenant, 1, now) : Usage.agentDays(tenant, name, 1, now))
+    // a budget counts eval traffic too: its cases run under the agent's budgets
+    const days = yield* (name === null
+      ? Usage.tenantDays(tenant, 1, now, true)
+      : Usage.agentDays(tenant, name, 1, now, true))
     const today = days.find((d) => d.day === day)
     return {
       day,
@@ -52,7 +55,7 @@ export const budgetHandlers = handlers({
     Effect.gen(function*() {
       const name = yield* existingAgent(tenant, params.name)
       const now = yield* Clock.currentTimeMillis
-      const days = yield* Usage.agentDays(tenant, name, query.days ?? 30, now)
+      const days = yield* Usage.agentDays(tenant, name, query.days ?? 30, now, query.includeEval === "true")
       const budget = yield* (yield* Budgets).view(tenant, agentScope(name))
       const total = days.reduce((sum, d) => sum + d.costUsd, 0)
       return {

@@ -10,6 +10,7 @@ import { EvalRegressed, KINDS, members } from "../schema/Eval.ts"
 import * as Sse from "../schema/Sse.ts"
 import { sseComment, sseResponse } from "./Events.ts"
 import { BadRequest, decode } from "./Http.ts"
+import * as Experiments from "./Experiments.ts"
 import * as Rehearsals from "./Rehearsals.ts"
 import { handlers, reply } from "./Serve.ts"
 
@@ -110,6 +111,13 @@ export const evalHandlers = handlers({
     Effect.gen(function*() {
       const evals = yield* Evals
       const { view, tolerance } = yield* evals.get(tenant, params.id)
+      // a finished eval run may settle an experiment scored by its suite (ADR 0058)
+      if (view.status === "finished") {
+        yield* Experiments.reviewAgent(tenant, view.agentName).pipe(
+          Effect.tapCause((cause) => Effect.logWarning("experiment review after an eval run failed", cause)),
+          Effect.ignore
+        )
+      }
       if (query.gate !== "true" || !view.regressed) return view
       const baseline = view.baselineRunId === null
         ? null
@@ -140,7 +148,13 @@ export const evalHandlers = handlers({
   giveRunFeedback: ({ tenant, params, body }) =>
     Effect.gen(function*() {
       const run = yield* (yield* Runs).get(tenant, params.id)
-      return reply(201, yield* (yield* Evals).giveFeedback(tenant, run.agentName, run.id, body))
+      const given = yield* (yield* Evals).giveFeedback(tenant, run.agentName, run.id, body)
+      // feedback may settle the agent's experiment (auto-promotion, ADR 0058); the feedback stands either way
+      yield* Experiments.reviewAgent(tenant, run.agentName).pipe(
+        Effect.tapCause((cause) => Effect.logWarning("experiment review after feedback failed", cause)),
+        Effect.ignore
+      )
+      return reply(201, given)
     }),
   runFeedback: ({ tenant, params }) =>
     Effect.gen(function*() {

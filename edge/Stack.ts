@@ -46,6 +46,7 @@ import * as A2aEndpoint from "./A2aEndpoint.ts"
 import { a2aHandlers, PublicUrl } from "./A2aRoutes.ts"
 import { Evals } from "../actors/eval/Evals.ts"
 import { evalHandlers } from "./EvalRoutes.ts"
+import { experimentHandlers } from "./ExperimentRoutes.ts"
 import { auditHandlers } from "./AuditRoutes.ts"
 import { channelHandlers } from "./ChannelRoutes.ts"
 import { ingestHandlers } from "./IngestRoutes.ts"
@@ -206,6 +207,7 @@ export const layer = (options: Options) => {
         ...a2aHandlers,
         ...workloadHandlers,
         ...evalHandlers,
+        ...experimentHandlers,
         ...channelHandlers,
         ...ingestHandlers,
         ...streamHandlers,

@@ -71,10 +71,22 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
       ))
     case "RunStarted":
       return Effect.asVoid(tx.query(
-        `insert into runs (tenant_id, id, agent_name, agent_version, status, input, created_at, updated_at, last_seq)
-         values ($1, $2, $3, $4, 'running', $5::jsonb, $6::timestamptz, $6::timestamptz, $7)
+        `insert into runs (tenant_id, id, agent_name, agent_version, status, input, created_at, updated_at, last_seq,
+           eval_run_id, experiment_id, experiment_arm)
+         values ($1, $2, $3, $4, 'running', $5::jsonb, $6::timestamptz, $6::timestamptz, $7, $8, $9, $10)
          on conflict (tenant_id, id) do nothing`,
-        [tenant, runId, e.agentName, e.agentVersion, json(e.input), at, seq]
+        [
+          tenant,
+          runId,
+          e.agentName,
+          e.agentVersion,
+          json(e.input),
+          at,
+          seq,
+          e.evalRunId ?? null,
+          e.experiment?.id ?? null,
+          e.experiment?.arm ?? null
+        ]
       ))
     case "StepStarted":
       return Effect.asVoid(Effect.andThen(
@@ -233,7 +245,15 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           const key = JSON.stringify([base.tenant, base.id])
           // a second RunStarted of a run inserts nothing, as `on conflict do nothing` would
           if (!started.has(key))
-            started.set(key, { ...base, agentName: e.agentName, agentVersion: e.agentVersion, input: e.input ?? null })
+            started.set(key, {
+              ...base,
+              agentName: e.agentName,
+              agentVersion: e.agentVersion,
+              input: e.input ?? null,
+              evalRunId: e.evalRunId ?? null,
+              experimentId: e.experiment?.id ?? null,
+              experimentArm: e.experiment?.arm ?? null
+            })
           break
         }
         case "StepStarted":
@@ -300,9 +320,11 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
     }
     if (started.size > 0) {
       yield* tx.query(
-        `insert into runs (tenant_id, id, agent_name, agent_version, status, input, created_at, updated_at, last_seq)
+        `insert into runs (tenant_id, id, agent_name, agent_version, status, input, created_at, updated_at, last_seq,
+           eval_run_id, experiment_id, experiment_arm)
          select x->>'tenant', x->>'id', x->>'agentName', (x->>'agentVersion')::integer, 'running', x->'input',
-           (x->>'at')::timestamptz, (x->>'at')::timestamptz, (x->>'seq')::bigint
+           (x->>'at')::timestamptz, (x->>'at')::timestamptz, (x->>'seq')::bigint,
+           x->>'evalRunId', x->>'experimentId', x->>'experimentArm'
          from jsonb_array_elements($1::jsonb) with ordinality as r(x, n) order by n
          on conflict (tenant_id, id) do nothing`,
         [rowsOf([...started.values()])]

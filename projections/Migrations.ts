@@ -221,6 +221,17 @@ export const migrations: ReadonlyArray<Migration> = [
       // here fell behind it (a workflow's `code` and `timer` steps) and turned every such event into a dead letter
       `alter table steps drop constraint if exists steps_kind_check`
     ]
+  },
+  {
+    id: 16,
+    name: "runs' traffic: the eval run a run is a case of, and the experiment arm that chose its version (ADR 0058)",
+    statements: [
+      `alter table runs add column eval_run_id text collate "C"`,
+      `alter table runs add column experiment_id text collate "C"`,
+      `alter table runs add column experiment_arm text`,
+      // an experiment's figures read its runs
+      `create index runs_by_experiment on runs (tenant_id, experiment_id) where experiment_id is not null`
+    ]
   }
 ]
 

@@ -68,7 +68,10 @@ const RUN_COLUMNS = `id, status, agent_name as "agentName", agent_version as "ag
         -- a failed attempt waiting for its retry, until the next attempt starts
         or (w.status = 'failed' and w.wake_at is not null and not exists (select 1 from steps n
           where n.tenant_id = w.tenant_id and n.run_id = w.run_id and n.step_id = w.step_id and n.attempt > w.attempt)))
-    order by w.seq limit 1) as waiting`
+    order by w.seq limit 1) as waiting,
+  case when experiment_id is null then null
+    else json_build_object('id', experiment_id, 'arm', experiment_arm) end as experiment,
+  eval_run_id as "evalRunId"`
 
 const STEP_COLUMNS = `run_id as "runId", step_id as "stepId", attempt, kind, status, request, result, error,
   tokens_in as "tokensIn", tokens_out as "tokensOut", cost_usd as "costUsd",
@@ -231,4 +234,26 @@ export const succeededRuns = (
       [tenant, agentName, agentVersion, limit]
     ),
     (rows) => rows.map((r) => ({ ...r, input: r.input ?? null }))
+  )
+
+/** A run an A/B experiment chose the version of (ADR 0058): its arm, how it stands, what it cost. */
+export interface ExperimentRun {
+  readonly id: string
+  readonly arm: "control" | "variant"
+  readonly status: string
+  readonly costUsd: number
+}
+
+/** Every run an experiment assigned an arm, eval traffic left out (an eval run pins its version anyway). */
+export const experimentRuns = (
+  tenant: string,
+  experimentId: string
+): Effect.Effect<ReadonlyArray<ExperimentRun>, DatabaseUnavailable, Sql> =>
+  Effect.map(
+    query<ExperimentRun>(
+      `select id, experiment_arm as arm, status, cost_usd::float8 as "costUsd" from runs
+        where tenant_id = $1 and experiment_id = $2 and eval_run_id is null`,
+      [tenant, experimentId]
+    ),
+    (rows) => rows.map((r) => ({ ...r, costUsd: Number(r.costUsd) }))
   )

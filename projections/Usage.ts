@@ -1,6 +1,8 @@
 // What an agent spent, per UTC day, from the projections: every completed step's tokens and cost, and the
 // runs started. A step answered by a child run (kind `agent`) is left out: the child's own steps count for
-// the child's agent, so a parent does not count its children's spend a second time. Read as the tenant (RLS).
+// the child's agent, so a parent does not count its children's spend a second time. Eval traffic (the runs of an
+// eval run's cases) is left out of these production figures unless `includeEval` (ADR 0058); budgets count it.
+// Read as the tenant (RLS).
 import { Effect } from "effect"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
 import { forTenant, type Sql } from "./Sql.ts"
@@ -21,21 +23,24 @@ export const agentDays = (
   tenant: string,
   agentName: string,
   days: number,
-  now: number
-): Effect.Effect<ReadonlyArray<UsageDay>, DatabaseUnavailable, Sql> => daysOf(tenant, agentName, days, now)
+  now: number,
+  includeEval = false
+): Effect.Effect<ReadonlyArray<UsageDay>, DatabaseUnavailable, Sql> => daysOf(tenant, agentName, days, now, includeEval)
 
 /** The same for the whole tenant, every agent's runs and spend together (what a tenant-wide budget counts). */
 export const tenantDays = (
   tenant: string,
   days: number,
-  now: number
-): Effect.Effect<ReadonlyArray<UsageDay>, DatabaseUnavailable, Sql> => daysOf(tenant, null, days, now)
+  now: number,
+  includeEval = false
+): Effect.Effect<ReadonlyArray<UsageDay>, DatabaseUnavailable, Sql> => daysOf(tenant, null, days, now, includeEval)
 
 const daysOf = (
   tenant: string,
   agentName: string | null,
   days: number,
-  now: number
+  now: number,
+  includeEval: boolean
 ): Effect.Effect<ReadonlyArray<UsageDay>, DatabaseUnavailable, Sql> =>
   forTenant(tenant, (sql) =>
     Effect.gen(function*() {
@@ -54,14 +59,15 @@ const daysOf = (
          coalesce(sum(s.cost_usd), 0)::float8 as "costUsd"
        from steps s join runs r on r.tenant_id = s.tenant_id and r.id = s.run_id
        where s.tenant_id = $1 and ($2::text is null or r.agent_name = $2) and s.status = 'completed' and s.kind <> 'agent'
-         and s.finished_at >= $3::timestamptz
+         and s.finished_at >= $3::timestamptz and ($4::boolean or r.eval_run_id is null)
        group by 1`,
-        [tenant, agentName, since]
+        [tenant, agentName, since, includeEval]
       )
       const started = yield* sql.query<{ day: string; runs: number }>(
         `select ${utcDay("created_at")} as day, count(*)::int as runs from runs
-       where tenant_id = $1 and ($2::text is null or agent_name = $2) and created_at >= $3::timestamptz group by 1`,
-        [tenant, agentName, since]
+       where tenant_id = $1 and ($2::text is null or agent_name = $2) and created_at >= $3::timestamptz
+         and ($4::boolean or eval_run_id is null) group by 1`,
+        [tenant, agentName, since, includeEval]
       )
       const byDay = new Map<string, UsageDay>()
       const at = (day: string) =>

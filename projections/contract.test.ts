@@ -150,7 +150,9 @@ for (const driver of drivers) {
         createdAt: "2026-11-21T05:00:20.000Z",
         updatedAt: "2026-11-21T05:00:27.000Z",
         finishedAt: "2026-11-21T05:00:27.000Z",
-        waiting: null
+        waiting: null,
+        experiment: null,
+        evalRunId: null
       }
       const failed = {
         id: Fixtures.runId(2),
@@ -167,7 +169,9 @@ for (const driver of drivers) {
         createdAt: "2026-11-21T05:00:23.500Z",
         updatedAt: "2026-11-21T05:00:35.000Z",
         finishedAt: "2026-11-21T05:00:35.000Z",
-        waiting: null
+        waiting: null,
+        experiment: null,
+        evalRunId: null
       }
       const canceled = {
         id: Fixtures.runId(3),
@@ -184,7 +188,9 @@ for (const driver of drivers) {
         createdAt: "2026-11-21T05:00:33.500Z",
         updatedAt: "2026-11-21T05:00:42.000Z",
         finishedAt: "2026-11-21T05:00:42.000Z",
-        waiting: null
+        waiting: null,
+        experiment: null,
+        evalRunId: null
       }
       expect(await run(Queries.getRun("t1", Fixtures.runId(1)))).toEqual(succeeded)
       expect(await run(Queries.getRun("t1", Fixtures.runId(2)))).toEqual(failed)

@@ -20,7 +20,9 @@ export const AUDIT_ACTIONS = [
   "hook.rejected",
   "hook.deduplicated",
   "dispatch.paused",
-  "dispatch.resumed"
+  "dispatch.resumed",
+  "experiment.started",
+  "experiment.concluded"
 ] as const
 
 export const AuditId = Schema.String.check(

@@ -52,7 +52,9 @@ export type BudgetResponse = typeof BudgetResponse.Type
 
 export const UsageQuery = Schema.Struct({
   /** How many UTC days back, today included: 1 to 366, 30 when absent. */
-  days: Schema.optionalKey(DecimalInt({ minimum: 1, maximum: 366 }))
+  days: Schema.optionalKey(DecimalInt({ minimum: 1, maximum: 366 })),
+  /** true: count eval runs' cases too (eval traffic is left out of production usage by default). */
+  includeEval: Schema.optionalKey(Schema.Literals(["true", "false"]))
 })
 
 export const UsageDay = Schema.Struct({

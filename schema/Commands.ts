@@ -2,6 +2,7 @@
 import { Schema } from "effect"
 import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
 import { RunIdentity, StepRequest, WorkflowRef } from "./Events.ts"
+import { Arm, Assignment, Metric } from "./Experiment.ts"
 import { ErrorInfo, StepCompletion, StepFailure } from "./StepOutcome.ts"
 
 // ---- agent ----
@@ -17,7 +18,28 @@ export const PublishAgentVersion = Schema.TaggedStruct("PublishAgentVersion", {
   spec: AgentSpec,
   digest: Schema.String
 })
-export const AgentCommand = Schema.Union([CreateAgent, PublishAgentVersion])
+/** Starts an A/B experiment between two of the agent's versions (ADR 0058); refused while another one runs. */
+export const StartExperiment = Schema.TaggedStruct("StartExperiment", {
+  experimentId: Schema.String,
+  name: Schema.String,
+  control: Schema.Int,
+  variant: Schema.Int,
+  trafficPercent: Schema.Number,
+  metric: Metric,
+  suiteId: Schema.NullOr(Schema.String),
+  autoPromote: Schema.Boolean,
+  minRuns: Schema.Int,
+  minLift: Schema.Number,
+  by: Schema.String
+})
+/** Ends an experiment: the winner's version becomes the agent's current version. A second conclusion changes nothing. */
+export const ConcludeExperiment = Schema.TaggedStruct("ConcludeExperiment", {
+  experimentId: Schema.String,
+  winner: Arm,
+  by: Schema.String,
+  reason: Schema.String
+})
+export const AgentCommand = Schema.Union([CreateAgent, PublishAgentVersion, StartExperiment, ConcludeExperiment])
 export type AgentCommand = typeof AgentCommand.Type
 
 // ---- run ----
@@ -33,7 +55,9 @@ export const StartRun = Schema.TaggedStruct("StartRun", {
     Schema.Struct({ tenant: Schema.String, runId: Schema.String, stepId: Schema.String, depth: Schema.Int })
   ),
   identity: Schema.optionalKey(RunIdentity),
-  workflow: Schema.optionalKey(WorkflowRef)
+  workflow: Schema.optionalKey(WorkflowRef),
+  experiment: Schema.optionalKey(Assignment),
+  evalRunId: Schema.optionalKey(Schema.String)
 })
 export const StartStep = Schema.TaggedStruct("StartStep", {
   stepId: Schema.String,

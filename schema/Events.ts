@@ -4,6 +4,7 @@ import { Schema } from "effect"
 import { ResolvedSpec } from "./AgentSpec.ts"
 import { BudgetLimits } from "./Budget.ts"
 import * as Eval from "./Eval.ts"
+import * as Experiment from "./Experiment.ts"
 import * as Channel from "./Channel.ts"
 import { ErrorInfo, StepCompletion, StepFailure, ToolCall } from "./StepOutcome.ts"
 import * as Task from "./Task.ts"
@@ -39,7 +40,13 @@ export const AgentVersionPublished = Schema.TaggedStruct("AgentVersionPublished"
   digest: Schema.String,
   spec: ResolvedSpec
 })
-export const AgentEvent = Schema.Union([AgentCreated, AgentVersionPublished])
+// A/B experiments on the agent (ADR 0058): the split its unpinned runs follow, and its conclusion
+export const AgentEvent = Schema.Union([
+  AgentCreated,
+  AgentVersionPublished,
+  Experiment.ExperimentStarted,
+  Experiment.ExperimentConcluded
+])
 export type AgentEvent = typeof AgentEvent.Type
 
 // ---- run ----
@@ -72,7 +79,11 @@ export const RunStarted = Schema.TaggedStruct("RunStarted", {
   /** The run's identity, minted at start; absent on runs started before identities existed. */
   identity: Schema.optionalKey(RunIdentity),
   /** Set on a code-first workflow's run: the workflow and the digest of the code version it is pinned to. */
-  workflow: Schema.optionalKey(WorkflowRef)
+  workflow: Schema.optionalKey(WorkflowRef),
+  /** Set when an A/B experiment chose the version of this unpinned run: the experiment and its arm (ADR 0058). */
+  experiment: Schema.optionalKey(Experiment.Assignment),
+  /** Set on a case of an eval run: eval traffic, left out of production usage figures unless asked for. */
+  evalRunId: Schema.optionalKey(Schema.String)
 })
 
 export const ModelStepRequest = Schema.TaggedStruct("model", { model: Schema.String, turn: Schema.Int })
@@ -262,6 +273,8 @@ export const isTerminal = (e: { readonly _tag: string }): boolean => TERMINAL_RU
 export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Codec<Event, unknown>>>>> = {
   AgentCreated: { 1: AgentCreated as unknown as Schema.Codec<Event, unknown> },
   AgentVersionPublished: { 1: AgentVersionPublished as unknown as Schema.Codec<Event, unknown> },
+  ExperimentStarted: { 1: Experiment.ExperimentStarted as unknown as Schema.Codec<Event, unknown> },
+  ExperimentConcluded: { 1: Experiment.ExperimentConcluded as unknown as Schema.Codec<Event, unknown> },
   RunStarted: { 1: RunStarted as unknown as Schema.Codec<Event, unknown> },
   StepStarted: { 1: StepStarted as unknown as Schema.Codec<Event, unknown> },
   StepCompleted: { 1: StepCompleted as unknown as Schema.Codec<Event, unknown> },

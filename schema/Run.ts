@@ -2,6 +2,7 @@
 // back from its journal. The HTTP API sends these as its bodies (schema/Api.ts, under its own names).
 import { Schema } from "effect"
 import { ErrorInfo } from "./Events.ts"
+import { Assignment } from "./Experiment.ts"
 import { AgentName } from "./Ids.ts"
 
 /** A run to start. */
@@ -66,7 +67,11 @@ export const RunView = Schema.Struct({
   updatedAt: Schema.String,
   finishedAt: Schema.NullOr(Schema.String),
   /** Always sent by this server; optional so clients also read older servers. */
-  waiting: Schema.optionalKey(Schema.NullOr(Waiting))
+  waiting: Schema.optionalKey(Schema.NullOr(Waiting)),
+  /** The A/B experiment and arm that chose this run's version (ADR 0058); null when none did. */
+  experiment: Schema.optionalKey(Schema.NullOr(Assignment)),
+  /** The eval run this run is a case of: eval traffic, left out of production usage unless asked for. */
+  evalRunId: Schema.optionalKey(Schema.NullOr(Schema.String))
 })
 export type RunView = typeof RunView.Type
 

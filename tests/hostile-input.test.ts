@@ -105,6 +105,8 @@ const idOf = (path: string) =>
     ? `wl_${"0".repeat(26)}`
     : path.startsWith("/v1/tasks/")
     ? `tsk_${"0".repeat(26)}`
+    : path.startsWith("/v1/experiments/")
+    ? `exp_${"0".repeat(26)}`
     : RUN
 
 const concrete = (path: string) =>

@@ -1,17 +1,27 @@
 // The agent actor's shell: create agents and publish versions through the decider, and read an agent or
 // one of its versions straight from its journal (the source of truth the run actor pins versions from).
 import { createHash } from "node:crypto"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { Journal, subjectOf } from "../../bus/Journal.ts"
+import * as Kv from "../../bus/Kv.ts"
 import * as Subjects from "../../bus/Subjects.ts"
 import { streamOf } from "../../bus/Topology.ts"
 import * as AgentSpec from "../../schema/AgentSpec.ts"
 import type { AgentUpdate, AgentVersionView, AgentView, NewAgent } from "../../schema/Agent.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
-import { AgentNotFound, AgentVersionNotFound } from "../../schema/Errors.ts"
+import { AgentNotFound, AgentVersionNotFound, type BusUnavailable } from "../../schema/Errors.ts"
+import {
+  type Arm,
+  type Assignment,
+  ExperimentNotFound,
+  type ExperimentRequest,
+  type ExperimentView
+} from "../../schema/Experiment.ts"
 import * as Actor from "../kernel/Actor.ts"
+import { Ids } from "../kernel/Ids.ts"
 import * as Decider from "./Decider.ts"
+import * as Split from "./Split.ts"
 
 export const actor = Actor.make(Decider.decider)
 
@@ -50,6 +60,64 @@ export const toResponse = (stored: ReadonlyArray<Stored>): AgentView | null => {
   }
 }
 
+/** `<tenant>.<experimentId>` → the agent whose journal holds the experiment. */
+const experimentIndex = Kv.bucket({
+  name: "lantern-experiments",
+  value: Schema.NonEmptyString,
+  what: "an experiment's agent"
+})
+
+/** Each experiment of an agent as its journal has it (figures aside), oldest first. */
+export const experimentsOf = (stored: ReadonlyArray<Stored>): ReadonlyArray<ExperimentView> => {
+  const out: Array<ExperimentView> = []
+  const name = stored[0]?.envelope.actor.id ?? ""
+  for (const s of stored) {
+    const e = s.event
+    if (e._tag === "ExperimentStarted") {
+      out.push({
+        id: e.experimentId,
+        agentName: name,
+        name: e.name,
+        control: e.control,
+        variant: e.variant,
+        trafficPercent: e.trafficPercent,
+        metric: e.metric,
+        suiteId: e.suiteId,
+        autoPromote: e.autoPromote,
+        minRuns: e.minRuns,
+        minLift: e.minLift,
+        status: "running",
+        winner: null,
+        promoted: false,
+        concludedBy: null,
+        reason: null,
+        startedAt: s.envelope.at,
+        concludedAt: null
+      })
+    }
+    if (e._tag === "ExperimentConcluded") {
+      const i = out.findIndex((x) => x.id === e.experimentId)
+      if (i < 0 || out[i]!.status === "concluded") continue
+      out[i] = {
+        ...out[i]!,
+        status: "concluded",
+        winner: e.winner,
+        promoted: e.winner === "variant",
+        concludedBy: e.by,
+        reason: e.reason,
+        concludedAt: s.envelope.at
+      }
+    }
+  }
+  return out
+}
+
+/** The version a run of the agent uses, and the experiment arm that chose it when one did. */
+export interface Chosen {
+  readonly version: Decider.Version
+  readonly experiment?: Assignment
+}
+
 export class Agents extends Context.Service<Agents, {
   readonly create: (
     tenant: string,
@@ -70,12 +138,43 @@ export class Agents extends Context.Service<Agents, {
     Decider.Version,
     AgentNotFound | AgentVersionNotFound | Actor.ReadError
   >
+  /**
+   * The version a new run uses: `version` when pinned; otherwise the arm of the running experiment that `key()`
+   * (the caller's Idempotency-Key, else the run's id) falls in, else the agent's current version (ADR 0058).
+   */
+  readonly choose: (tenant: string, name: string, version: number | undefined, key: () => string) => Effect.Effect<
+    Chosen,
+    AgentNotFound | AgentVersionNotFound | Actor.ReadError
+  >
+  readonly startExperiment: (
+    tenant: string,
+    request: ExperimentRequest,
+    by: string
+  ) => Effect.Effect<ExperimentView, Actor.ExecuteError<Decider.ExperimentError> | BusUnavailable>
+  readonly concludeExperiment: (
+    tenant: string,
+    id: string,
+    winner: Arm,
+    by: string,
+    reason: string
+  ) => Effect.Effect<ExperimentView, Actor.ExecuteError<Decider.ExperimentError> | BusUnavailable>
+  readonly experiment: (
+    tenant: string,
+    id: string
+  ) => Effect.Effect<ExperimentView, ExperimentNotFound | BusUnavailable | Actor.ReadError>
+  /** The experiments of an agent, or of every agent of the tenant, oldest first. */
+  readonly experiments: (
+    tenant: string,
+    name?: string
+  ) => Effect.Effect<ReadonlyArray<ExperimentView>, AgentNotFound | BusUnavailable | Actor.ReadError>
 }>()("lantern/actors/Agents") {
   static readonly layer = Layer.effect(
     Agents,
     Effect.gen(function*() {
       const journal = yield* Journal
       const provide = yield* Actor.provider
+      const ids = yield* Ids
+      const index = yield* Kv.open(experimentIndex)
 
       // agents as last read, by journal subject: a run's start reads its agent from here, no request; the watch
       // drops an agent as soon as a new event of it is stored (and all of them when it had to start again)
@@ -108,7 +207,7 @@ export class Agents extends Context.Service<Agents, {
 
       const get = (tenant: string, name: string) => Effect.map(readAll(tenant, name), (s) => toResponse(s)!)
 
-      const write = (
+      const execute = (
         tenant: string,
         name: string,
         command: Parameters<typeof Decider.decide>[0],
@@ -116,15 +215,54 @@ export class Agents extends Context.Service<Agents, {
       ) =>
         provide(
           Effect.gen(function*() {
-            yield* actor.execute(addressOf(tenant, name), command, {
+            const outcome = yield* actor.execute(addressOf(tenant, name), command, {
               idempotencyKey: key,
               correlationId: `agent:${name}`
             })
             // this host's own write is read back, not answered from before it
             forget(subjectOf(addressOf(tenant, name)))
-            return yield* get(tenant, name)
+            return outcome
           })
         )
+
+      const write = (
+        tenant: string,
+        name: string,
+        command: Parameters<typeof Decider.decide>[0],
+        key: Actor.Meta["idempotencyKey"]
+      ) =>
+        execute(tenant, name, command, key).pipe(
+          // creating and publishing never meet an experiment's errors
+          Effect.catchTags({
+            AgentVersionNotFound: Effect.die,
+            ExperimentNotFound: Effect.die,
+            ExperimentRefused: Effect.die
+          }),
+          Effect.andThen(get(tenant, name))
+        )
+
+      const stateOf = (tenant: string, name: string) =>
+        Effect.map(readAll(tenant, name), (stored) => actor.fromStored(addressOf(tenant, name), stored).state)
+
+      const agentOfExperiment = (tenant: string, id: string) =>
+        index.get(`${tenant}.${id}`).pipe(
+          Effect.catchTag("CorruptValue", Effect.die),
+          Effect.flatMap(Option.match({
+            onNone: () => Effect.fail(new ExperimentNotFound({ id })),
+            onSome: (e) => Effect.succeed(e.value)
+          }))
+        )
+
+      const experiment = (tenant: string, id: string) =>
+        Effect.gen(function*() {
+          const name = yield* agentOfExperiment(tenant, id)
+          const stored = yield* readAll(tenant, name).pipe(
+            Effect.catchTag("AgentNotFound", () => Effect.fail(new ExperimentNotFound({ id })))
+          )
+          const found = experimentsOf(stored).find((e) => e.id === id)
+          if (found === undefined) return yield* new ExperimentNotFound({ id })
+          return found
+        })
 
       return Agents.of({
         create: (tenant, request) => {
@@ -160,6 +298,68 @@ export class Agents extends Context.Service<Agents, {
               : state.versions.find((v) => v.version === version)
             if (found === undefined) return yield* new AgentVersionNotFound({ name, version: version ?? 0 })
             return found
+          }),
+        choose: (tenant, name, version, key) =>
+          Effect.gen(function*() {
+            const state = yield* stateOf(tenant, name)
+            const pinned = version !== undefined
+            const split = pinned ? undefined : Decider.running(state)
+            const arm = split === undefined ? undefined : Split.armOf(split.experimentId, split.trafficPercent, key())
+            const wanted = split === undefined ? version : arm === "variant" ? split.variant : split.control
+            const found = wanted === undefined
+              ? Decider.current(state)
+              : state.versions.find((v) => v.version === wanted)
+            if (found === undefined) return yield* new AgentVersionNotFound({ name, version: version ?? 0 })
+            return split === undefined || arm === undefined
+              ? { version: found }
+              : { version: found, experiment: { id: split.experimentId, arm } }
+          }),
+        startExperiment: (tenant, request, by) =>
+          Effect.gen(function*() {
+            const id = yield* ids.next("exp")
+            // indexed first: an experiment journaled is always found by its id
+            yield* index.put(`${tenant}.${id}`, request.agentName)
+            yield* execute(tenant, request.agentName, {
+              _tag: "StartExperiment",
+              experimentId: id,
+              name: request.name,
+              control: request.control,
+              variant: request.variant,
+              trafficPercent: request.trafficPercent,
+              metric: request.metric,
+              suiteId: request.suiteId ?? null,
+              autoPromote: request.autoPromote,
+              minRuns: request.minRuns,
+              minLift: request.minLift,
+              by
+            }, `experiment:${tenant}:${id}:start`).pipe(
+              Effect.catchTag("AgentAlreadyExists", Effect.die),
+              Effect.mapError((e) => e._tag === "AgentNotFound" ? new AgentNotFound({ name: request.agentName }) : e),
+              Effect.tapError(() => Effect.ignore(index.delete(`${tenant}.${id}`)))
+            )
+            return yield* experiment(tenant, id).pipe(Effect.catchTag("ExperimentNotFound", Effect.die))
+          }).pipe(Effect.withSpan("Agents.startExperiment")),
+        concludeExperiment: (tenant, id, winner, by, reason) =>
+          Effect.gen(function*() {
+            const name = yield* agentOfExperiment(tenant, id)
+            yield* execute(tenant, name, { _tag: "ConcludeExperiment", experimentId: id, winner, by, reason }, (seq) =>
+              `experiment:${tenant}:${id}:conclude@${seq}`).pipe(Effect.catchTag("AgentAlreadyExists", Effect.die))
+            return yield* experiment(tenant, id).pipe(Effect.catchTag("ExperimentNotFound", Effect.die))
+          }).pipe(Effect.withSpan("Agents.concludeExperiment")),
+        experiment,
+        experiments: (tenant, name) =>
+          Effect.gen(function*() {
+            if (name !== undefined) return experimentsOf(yield* readAll(tenant, name))
+            const names = new Set<string>()
+            for (const key of yield* index.keys(`${tenant}.*`)) {
+              const agent = yield* index.get(key).pipe(Effect.catchTag("CorruptValue", Effect.die))
+              if (Option.isSome(agent)) names.add(agent.value.value)
+            }
+            const out: Array<ExperimentView> = []
+            for (const n of [...names].sort()) {
+              out.push(...experimentsOf(yield* readAll(tenant, n).pipe(Effect.orElseSucceed(() => []))))
+            }
+            return out
           })
       })
     })

@@ -25,6 +25,8 @@ export type AuditAction =
   | "hook.deduplicated"
   | "dispatch.paused"
   | "dispatch.resumed"
+  | "experiment.started"
+  | "experiment.concluded"
 
 export interface AuditEntry {
   /** The tenant the fact belongs to; `_unknown` when a request failed authentication before one was known. */

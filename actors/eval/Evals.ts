@@ -191,6 +191,12 @@ export class Evals extends Context.Service<Evals, {
   ) => Effect.Effect<FeedbackView, Actor.ExecuteError<never>>
   /** Every feedback on the agent's runs, oldest first. */
   readonly feedback: (tenant: string, agentName: string) => Effect.Effect<ReadonlyArray<FeedbackView>, Actor.ReadError>
+  /** The latest finished eval run of a suite at an agent version, and its score; null when none finished. */
+  readonly latestScore: (
+    tenant: string,
+    suiteId: string,
+    version: number
+  ) => Effect.Effect<{ readonly evalRunId: string; readonly score: number } | null, BusUnavailable>
   /** Whether a run is one of an eval run's cases (eval traffic), not production traffic. */
   readonly isEvalTraffic: (tenant: string, runId: string) => Effect.Effect<boolean, BusUnavailable>
   readonly baselines: (
@@ -245,7 +251,8 @@ export class Evals extends Context.Service<Evals, {
           const started = yield* runs.start(
             tenant,
             { agentName, agentVersion: version, input: c.input },
-            `eval:${evalRunId}:${at}`
+            `eval:${evalRunId}:${at}`,
+            { evalRunId }
           )
             .pipe(Effect.result)
           if (started._tag === "Failure") {
@@ -415,6 +422,10 @@ export class Evals extends Context.Service<Evals, {
               costUsd: all.cases.reduce((n, c) => n + c.costUsd, 0)
             }
           }, { idempotencyKey: `${evalRunId}:finish`, correlationId: evalRunId }))
+          // the suite's latest score at this version: what an experiment scored by the suite reads (ADR 0058)
+          if (started.rehearsal === undefined) {
+            yield* index.put(`score.${tenant}.${started.suiteId}.${started.agentVersion}`, `${evalRunId} ${score}`)
+          }
           yield* index.delete(`open.${tenant}.${evalRunId}`)
         }).pipe(
           Effect.withSpan("Evals.drive", { attributes: { tenant_id: tenant, eval_run_id: evalRunId } }),
@@ -540,6 +551,17 @@ export class Evals extends Context.Service<Evals, {
             const stored = outcome.stored[0]!
             return feedbackOf(agentName, stored)!
           }),
+        latestScore: (tenant, suiteId, version) =>
+          index.get(`score.${tenant}.${suiteId}.${version}`).pipe(
+            Effect.map(Option.match({
+              onNone: () => null,
+              onSome: (e) => {
+                const [evalRunId = "", score = ""] = e.value.split(" ")
+                return Number.isFinite(Number(score)) ? { evalRunId, score: Number(score) } : null
+              }
+            })),
+            Effect.catchTag("CorruptValue", () => Effect.succeed(null))
+          ),
         isEvalTraffic: (tenant, runId) =>
           index.get(`case.${tenant}.${runId}`).pipe(
             Effect.map(Option.isSome),

@@ -87,7 +87,9 @@ export class Runs extends Context.Service<Runs, {
   readonly start: (
     tenant: string,
     request: NewRun,
-    idempotencyKey: string | null
+    idempotencyKey: string | null,
+    /** Set by an eval run for its cases: the run is eval traffic, journaled so on its RunStarted. */
+    options?: { readonly evalRunId?: string }
   ) => Effect.Effect<{ readonly run: RunView; readonly created: boolean }, StartError>
   readonly cancel: (
     tenant: string,
@@ -190,9 +192,8 @@ export class Runs extends Context.Service<Runs, {
        * The run id for a caller's key: the first request to claim the key wins (KV create is CAS). `fresh`: the id
        * was made by this request, so its journal is known to be empty and need not be read.
        */
-      const runIdFor = (tenant: string, key: string | null) =>
+      const runIdFor = (tenant: string, key: string | null, made: string) =>
         Effect.gen(function*() {
-          const made = yield* ids.next("run")
           if (key === null) return { runId: made, fresh: true }
           const kvKey = `${tenant}.${sha256(key)}`
           // a claim that ages out between the refused create and the read is claimed again
@@ -297,8 +298,11 @@ export class Runs extends Context.Service<Runs, {
       const digestOf = (agentName: string, agentVersion: number | null, input: unknown) =>
         sha256(Canonical.stringify({ agentName, agentVersion, input: input ?? null }))
 
-      /** What a run of an agent's version, or of a workflow at its current code, starts with. */
-      const commandOf = (tenant: string, request: NewRun) =>
+      /**
+       * What a run of an agent's version, or of a workflow at its current code, starts with. An unpinned run of an
+       * agent with a running experiment gets the version of the arm `splitKey()` falls in (ADR 0058).
+       */
+      const commandOf = (tenant: string, request: NewRun, splitKey: () => string) =>
         Effect.gen(function*() {
           if (request.workflow !== undefined) {
             const ref = yield* registry.current(request.workflow)
@@ -314,7 +318,8 @@ export class Runs extends Context.Service<Runs, {
             }
           }
           const agentName = request.agentName ?? ""
-          const version = yield* agents.version(tenant, agentName, request.agentVersion)
+          const chosen = yield* agents.choose(tenant, agentName, request.agentVersion, splitKey)
+          const version = chosen.version
           return {
             agentName,
             agentVersion: version.version,
@@ -325,15 +330,18 @@ export class Runs extends Context.Service<Runs, {
             // an agent drawn as a graph runs it as a workflow pinned to the version (ADR 0042)
             ...(version.spec.workflow === undefined
               ? {}
-              : { workflow: { name: GraphWorkflow.nameOf(agentName), digest: version.digest } })
+              : { workflow: { name: GraphWorkflow.nameOf(agentName), digest: version.digest } }),
+            ...(chosen.experiment === undefined ? {} : { experiment: chosen.experiment })
           }
         })
 
-      const start = (tenant: string, request: NewRun, key: string | null) =>
+      const start = (tenant: string, request: NewRun, key: string | null, options?: { evalRunId?: string }) =>
         Effect.gen(function*() {
-          const command = yield* commandOf(tenant, request)
+          const made = yield* ids.next("run")
+          const of = yield* commandOf(tenant, request, () => key ?? made)
+          const command = options?.evalRunId === undefined ? of : { ...of, evalRunId: options.evalRunId }
           yield* mustFit(tenant, command)
-          const { runId, fresh } = yield* runIdFor(tenant, key)
+          const { runId, fresh } = yield* runIdFor(tenant, key, made)
           yield* Effect.annotateCurrentSpan({ run_id: runId })
           yield* admit(
             tenant,
@@ -351,8 +359,10 @@ export class Runs extends Context.Service<Runs, {
         }).pipe(
           Effect.catchTag("RunNotFound", (e) => Effect.die(e)),
           // the decider knows only the run the key claimed: the caller is told the key it sent
-          Effect.catchTag("IdempotencyKeyReused", (e) =>
-            Effect.fail(key === null ? e : new IdempotencyKeyReused({ key }))),
+          Effect.catchTag(
+            "IdempotencyKeyReused",
+            (e) => Effect.fail(key === null ? e : new IdempotencyKeyReused({ key }))
+          ),
           Effect.withSpan("Runs.start", {
             attributes: { "lantern.tenant": tenant, "lantern.agent": request.agentName ?? request.workflow ?? "" }
           }, { captureStackTrace: false })
@@ -366,7 +376,8 @@ export class Runs extends Context.Service<Runs, {
             child.tenant,
             child.workflow === true
               ? { workflow: child.agentName, input: child.input }
-              : { agentName: child.agentName, input: child.input }
+              : { agentName: child.agentName, input: child.input },
+            () => child.runId
           )
           const command = { ...of, requestDigest: digestOf(child.agentName, null, child.input), parent: child.parent }
           yield* mustFit(child.tenant, command)

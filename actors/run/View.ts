@@ -42,6 +42,7 @@ export const fromStored = (stored: ReadonlyArray<Stored>): RunView | null => {
   const last = stored[stored.length - 1]
   if (first === undefined || last === undefined) return null
   const state: State = fold(decider, stored.map((s) => s.event as RunEvent))
+  const started = first.event._tag === "RunStarted" ? first.event : undefined
   const terminal = state.status !== "running" && state.status !== "new"
   return {
     id: first.envelope.actor.id,
@@ -58,6 +59,8 @@ export const fromStored = (stored: ReadonlyArray<Stored>): RunView | null => {
     createdAt: first.envelope.at,
     updatedAt: last.envelope.at,
     finishedAt: terminal ? last.envelope.at : null,
-    waiting: waitingOf(state)
+    waiting: waitingOf(state),
+    experiment: started?.experiment ?? null,
+    evalRunId: started?.evalRunId ?? null
   }
 }

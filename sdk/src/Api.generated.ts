@@ -547,6 +547,38 @@ export const operations = {
     answer: "json",
     authenticated: true
   },
+  listExperiments: {
+    method: "GET",
+    path: "/v1/experiments",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  startExperiment: {
+    method: "POST",
+    path: "/v1/experiments",
+    params: [],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
+  getExperiment: {
+    method: "GET",
+    path: "/v1/experiments/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  concludeExperiment: {
+    method: "POST",
+    path: "/v1/experiments/{id}/conclude",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
   listChannels: {
     method: "GET",
     path: "/v1/channels",
@@ -2178,6 +2210,8 @@ export interface Operations {
     readonly query: {
       /** UTC days back, today included (30 when absent) */
       readonly days?: number
+      /** true: count eval runs' cases too (left out by default) */
+      readonly includeEval?: "true" | "false"
     }
     readonly headers: {}
     readonly body: undefined
@@ -2307,6 +2341,11 @@ export interface Operations {
           readonly kind: "sleep" | "approval" | "agent" | "retry"
           readonly until: string | null
         }) | null
+        readonly experiment?: ({
+          readonly id: string
+          readonly arm: "control" | "variant"
+        }) | null
+        readonly evalRunId?: string | null
       }>
       readonly nextCursor: string | null
     }
@@ -2358,6 +2397,11 @@ export interface Operations {
         readonly kind: "sleep" | "approval" | "agent" | "retry"
         readonly until: string | null
       }) | null
+      readonly experiment?: ({
+        readonly id: string
+        readonly arm: "control" | "variant"
+      }) | null
+      readonly evalRunId?: string | null
     }
   }
   /** Forecast a run's tokens and cost (p10/p50/p90) from the agent version's completed runs */
@@ -2443,6 +2487,11 @@ export interface Operations {
         readonly kind: "sleep" | "approval" | "agent" | "retry"
         readonly until: string | null
       }) | null
+      readonly experiment?: ({
+        readonly id: string
+        readonly arm: "control" | "variant"
+      }) | null
+      readonly evalRunId?: string | null
     }
   }
   /** The run's journal */
@@ -2538,6 +2587,11 @@ export interface Operations {
         readonly kind: "sleep" | "approval" | "agent" | "retry"
         readonly until: string | null
       }) | null
+      readonly experiment?: ({
+        readonly id: string
+        readonly arm: "control" | "variant"
+      }) | null
+      readonly evalRunId?: string | null
     }
   }
   /** Approve or reject a tool call waiting for a human decision */
@@ -2586,6 +2640,11 @@ export interface Operations {
         readonly kind: "sleep" | "approval" | "agent" | "retry"
         readonly until: string | null
       }) | null
+      readonly experiment?: ({
+        readonly id: string
+        readonly arm: "control" | "variant"
+      }) | null
+      readonly evalRunId?: string | null
     }
   }
   /** Send a workflow's run a signal: journaled as the next one of its name, for the code's next `ctx.waitForEvent(name)`, and the run woken */
@@ -2935,7 +2994,7 @@ export interface Operations {
   readonly listAudit: {
     readonly params: {}
     readonly query: {
-      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.terminated" | "hook.rejected" | "hook.deduplicated" | "dispatch.paused" | "dispatch.resumed"
+      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.terminated" | "hook.rejected" | "hook.deduplicated" | "dispatch.paused" | "dispatch.resumed" | "experiment.started" | "experiment.concluded"
       /** An ISO-8601 day or time with offset: entries at or after it */
       readonly since?: string
       readonly limit?: number
@@ -3810,6 +3869,192 @@ export interface Operations {
         readonly feedbackScore: number | null
         readonly preferredOutput?: unknown
       }>
+    }
+  }
+  /** The tenant's experiments (of one agent with agentName), oldest first, without figures */
+  readonly listExperiments: {
+    readonly params: {}
+    readonly query: {
+      readonly agentName?: string
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly agentName: string
+        readonly name: string
+        readonly control: number
+        readonly variant: number
+        readonly trafficPercent: number
+        readonly metric: "feedback" | "evalSuite"
+        readonly suiteId: string | null
+        readonly autoPromote: boolean
+        readonly minRuns: number
+        readonly minLift: number
+        readonly status: "running" | "concluded"
+        readonly winner: "control" | "variant" | null
+        readonly promoted: boolean
+        readonly concludedBy: string | null
+        readonly reason: string | null
+        readonly startedAt: string
+        readonly concludedAt: string | null
+        readonly results?: ReadonlyArray<{
+          readonly arm: "control" | "variant"
+          readonly version: number
+          readonly runs: number
+          readonly succeeded: number
+          readonly failed: number
+          readonly successRate: number | null
+          readonly costUsd: number
+          readonly scored: number
+          readonly score: number | null
+          readonly meanFeedback: number | null
+        }>
+        readonly lift?: number | null
+      }>
+    }
+  }
+  /** Start an A/B experiment: while it runs, every new run of the agent without a pinned agentVersion gets control's or the variant's version by an FNV-1a hash of its Idempotency-Key (else its run id), trafficPercent% the variant; the arm is journaled on the run's RunStarted */
+  readonly startExperiment: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly agentName: string
+      readonly name: string
+      readonly control: number
+      readonly variant: number
+      readonly trafficPercent: number
+      readonly metric: "feedback" | "evalSuite"
+      readonly suiteId?: string
+      readonly autoPromote: boolean
+      readonly minRuns: number
+      readonly minLift: number
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly agentName: string
+      readonly name: string
+      readonly control: number
+      readonly variant: number
+      readonly trafficPercent: number
+      readonly metric: "feedback" | "evalSuite"
+      readonly suiteId: string | null
+      readonly autoPromote: boolean
+      readonly minRuns: number
+      readonly minLift: number
+      readonly status: "running" | "concluded"
+      readonly winner: "control" | "variant" | null
+      readonly promoted: boolean
+      readonly concludedBy: string | null
+      readonly reason: string | null
+      readonly startedAt: string
+      readonly concludedAt: string | null
+      readonly results?: ReadonlyArray<{
+        readonly arm: "control" | "variant"
+        readonly version: number
+        readonly runs: number
+        readonly succeeded: number
+        readonly failed: number
+        readonly successRate: number | null
+        readonly costUsd: number
+        readonly scored: number
+        readonly score: number | null
+        readonly meanFeedback: number | null
+      }>
+      readonly lift?: number | null
+    }
+  }
+  /** An experiment with each arm's figures (runs, success rate, cost, score) and the variant's lift; a running one that auto-promotes is concluded here once its variant leads by more than minLift over minRuns */
+  readonly getExperiment: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly agentName: string
+      readonly name: string
+      readonly control: number
+      readonly variant: number
+      readonly trafficPercent: number
+      readonly metric: "feedback" | "evalSuite"
+      readonly suiteId: string | null
+      readonly autoPromote: boolean
+      readonly minRuns: number
+      readonly minLift: number
+      readonly status: "running" | "concluded"
+      readonly winner: "control" | "variant" | null
+      readonly promoted: boolean
+      readonly concludedBy: string | null
+      readonly reason: string | null
+      readonly startedAt: string
+      readonly concludedAt: string | null
+      readonly results?: ReadonlyArray<{
+        readonly arm: "control" | "variant"
+        readonly version: number
+        readonly runs: number
+        readonly succeeded: number
+        readonly failed: number
+        readonly successRate: number | null
+        readonly costUsd: number
+        readonly scored: number
+        readonly score: number | null
+        readonly meanFeedback: number | null
+      }>
+      readonly lift?: number | null
+    }
+  }
+  /** End an experiment: the winner's version (the leading arm's, control on a tie or without scores, when winner is absent) becomes the agent's current version; concluding again changes nothing */
+  readonly concludeExperiment: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly winner?: "control" | "variant"
+      readonly reason?: string
+    }
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly agentName: string
+      readonly name: string
+      readonly control: number
+      readonly variant: number
+      readonly trafficPercent: number
+      readonly metric: "feedback" | "evalSuite"
+      readonly suiteId: string | null
+      readonly autoPromote: boolean
+      readonly minRuns: number
+      readonly minLift: number
+      readonly status: "running" | "concluded"
+      readonly winner: "control" | "variant" | null
+      readonly promoted: boolean
+      readonly concludedBy: string | null
+      readonly reason: string | null
+      readonly startedAt: string
+      readonly concludedAt: string | null
+      readonly results?: ReadonlyArray<{
+        readonly arm: "control" | "variant"
+        readonly version: number
+        readonly runs: number
+        readonly succeeded: number
+        readonly failed: number
+        readonly successRate: number | null
+        readonly costUsd: number
+        readonly scored: number
+        readonly score: number | null
+        readonly meanFeedback: number | null
+      }>
+      readonly lift?: number | null
     }
   }
   /** The tenant's channel connections (secrets as references only) */

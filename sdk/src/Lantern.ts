@@ -191,6 +191,16 @@ export class Lantern {
     rehearse: (body: Body<"rehearseRuns">) => this.request("rehearseRuns", { body })
   }
 
+  /** A/B experiments (ADR 0058): a split that chooses the version of every unpinned run of an agent. */
+  readonly experiments = {
+    start: (body: Body<"startExperiment">) => this.request("startExperiment", { body }),
+    list: (query: Query<"listExperiments"> = {}) => this.request("listExperiments", { query }),
+    /** The experiment with each arm's figures (reading it may conclude it by auto-promotion). */
+    get: (id: string) => this.request("getExperiment", { params: { id } }),
+    conclude: (id: string, body: Body<"concludeExperiment"> = {}) =>
+      this.request("concludeExperiment", { params: { id }, body })
+  }
+
   /** Channel connections (ADR 0050): a platform's webhook bound to an agent, secrets by reference. */
   readonly channels = {
     create: (body: Body<"createChannel">) => this.request("createChannel", { body }),
