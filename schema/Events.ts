@@ -6,6 +6,8 @@ import { BudgetLimits } from "./Budget.ts"
 import * as Eval from "./Eval.ts"
 import * as Experiment from "./Experiment.ts"
 import * as Channel from "./Channel.ts"
+import * as QueueFlow from "./QueueFlow.ts"
+import * as Sensor from "./Sensor.ts"
 import { ErrorInfo, StepCompletion, StepFailure, ToolCall } from "./StepOutcome.ts"
 import * as Task from "./Task.ts"
 import * as Workload from "./Workload.ts"
@@ -256,7 +258,9 @@ export const Event = Schema.Union([
   Eval.EvalEvent,
   Channel.ChannelEvent,
   Channel.SessionEvent,
-  Task.TaskEvent
+  Task.TaskEvent,
+  Sensor.SensorEvent,
+  QueueFlow.QueueFlowEvent
 ])
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
@@ -318,6 +322,12 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   // the operator queue's tasks and dispatch (ADR 0054)
   ...Object.fromEntries(
     Task.TaskEvent.members.map((
+      codec
+    ) => [codec.fields._tag.schema.literal, { 1: codec as unknown as Schema.Codec<Event, unknown> }])
+  ),
+  // sensor events and queue workflows (ADR 0056)
+  ...Object.fromEntries(
+    [...Sensor.SensorEvent.members, ...QueueFlow.QueueFlowEvent.members].map((
       codec
     ) => [codec.fields._tag.schema.literal, { 1: codec as unknown as Schema.Codec<Event, unknown> }])
   )
