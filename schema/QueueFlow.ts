@@ -187,7 +187,8 @@ export const QueueFlowView = Schema.Struct({
   /** The artifact path each phase was asked for, in order. */
   artifactPaths: Schema.Array(Schema.String),
   createdAt: Schema.String,
-  updatedAt: Schema.String
+  updatedAt: Schema.String,
+  endedAt: Schema.NullOr(Schema.String)
 })
 export type QueueFlowView = typeof QueueFlowView.Type
 

@@ -31,6 +31,8 @@ export interface Flow {
 export type Command =
   | { readonly _tag: "Create"; readonly event: Omit<Created, "_tag"> }
   | { readonly _tag: "RecordSubmitted"; readonly phase: string; readonly iteration: number; readonly taskId: string }
+  /** The queue refused the due phase's task (an unknown agent, a bad adapter): nothing can run it. */
+  | { readonly _tag: "RefuseSubmission"; readonly phase: string; readonly iteration: number; readonly reason: string }
   | {
     readonly _tag: "TaskChanged"
     readonly taskId: string
@@ -77,6 +79,18 @@ export const decide = (command: Command, flow: Flow) => {
         phase: command.phase,
         iteration: command.iteration,
         taskId: command.taskId
+      })
+    }
+    case "RefuseSubmission": {
+      const at = current(flow)
+      if (at === null || at.taskId !== null || at.phase !== command.phase || at.iteration !== command.iteration) {
+        return ignore
+      }
+      return accept<QueueFlowEvent>({
+        _tag: "QueueFlowEnded",
+        status: "failed",
+        result: "task_refused",
+        reason: `the queue refused the ${at.phase} ${at.iteration} task: ${command.reason}`
       })
     }
     case "TaskChanged": {
@@ -168,4 +182,15 @@ export const decider: Decider<Flow, Command, QueueFlowEvent, never> = {
   decide,
   evolve,
   snapshot: { version: 1 }
+}
+
+// ---- a queue snapshot: lantern.queueflow.<tenant>.<snp id>, taken once ----
+
+type Taken = Extract<QueueFlowEvent, { _tag: "QueueSnapshotTaken" }>
+
+export const snapshot: Decider<Taken | null, { readonly _tag: "Take"; readonly event: Omit<Taken, "_tag"> }, QueueFlowEvent, never> = {
+  initialState: null,
+  decide: (command, state) =>
+    state !== null ? ignore : accept<QueueFlowEvent>({ _tag: "QueueSnapshotTaken", ...command.event }),
+  evolve: (state, e) => (e._tag === "QueueSnapshotTaken" ? e : state)
 }
