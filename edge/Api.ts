@@ -18,6 +18,8 @@ import * as ExperimentApi from "./ExperimentApi.ts"
 import * as TaskApi from "./TaskApi.ts"
 import * as ChannelApi from "./ChannelApi.ts"
 import * as IngestApi from "./IngestApi.ts"
+import * as QueueFlowApi from "./QueueFlowApi.ts"
+import * as SensorApi from "./SensorApi.ts"
 import * as F from "./Failures.ts"
 import { Allowlist } from "../actors/tools/Egress.ts"
 import * as Mcp from "../actors/tools/Mcp.ts"
@@ -833,7 +835,9 @@ const all = [
   ...ExperimentApi.endpoints,
   ...ChannelApi.endpoints,
   ...IngestApi.endpoints,
-  ...TaskApi.endpoints
+  ...TaskApi.endpoints,
+  ...SensorApi.endpoints,
+  ...QueueFlowApi.endpoints
 ] as const
 
 type All = typeof all[number]

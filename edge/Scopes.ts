@@ -25,6 +25,10 @@ export const SCOPES = [
   "ingest:write",
   "tasks:read",
   "tasks:write",
+  "sensors:read",
+  "sensors:write",
+  "reports:read",
+  "reports:write",
   "admin",
   "*"
 ] as const

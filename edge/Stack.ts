@@ -50,6 +50,8 @@ import { experimentHandlers } from "./ExperimentRoutes.ts"
 import { auditHandlers } from "./AuditRoutes.ts"
 import { channelHandlers } from "./ChannelRoutes.ts"
 import { ingestHandlers } from "./IngestRoutes.ts"
+import { queueFlowHandlers } from "./QueueFlowRoutes.ts"
+import { sensorHandlers } from "./SensorRoutes.ts"
 import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
 import { forecastHandlers } from "./ForecastRoutes.ts"
@@ -211,7 +213,9 @@ export const layer = (options: Options) => {
         ...channelHandlers,
         ...ingestHandlers,
         ...streamHandlers,
-        ...taskHandlers
+        ...taskHandlers,
+        ...sensorHandlers,
+        ...queueFlowHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),
       // Lantern as an MCP server (ADR 0044): its own protocol, so not in the declared API

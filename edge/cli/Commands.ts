@@ -11,6 +11,7 @@ import * as Format from "./Format.ts"
 import * as Input from "./Input.ts"
 import * as Receipts from "./Receipts.ts"
 import * as Test from "./Test.ts"
+import * as Sensors from "./Sensors.ts"
 import * as Workloads from "./Workloads.ts"
 
 const printReply = <A>(json: boolean, reply: Client.Reply<A>, human: (a: A) => string) =>
@@ -333,5 +334,6 @@ export const subcommands = [
   Access.audit.pipe(Command.provide(Client.Client.layerConfig)),
   Workloads.run.pipe(Command.provide(Client.Client.layerConfig)),
   Workloads.workloads.pipe(Command.provide(Client.Client.layerConfig)),
+  Sensors.sensors.pipe(Command.provide(Client.Client.layerConfig)),
   Test.test.pipe(Command.provide(Client.Client.layerConfig))
 ] as const
