@@ -54,7 +54,8 @@ export const endpoints = [
     method: "GET",
     path: "/v1/queue-workflows/:id",
     scope: "tasks:read",
-    summary: "A queue workflow: its status (running, stalled, complete, failed) and reason, its phases, tasks and artifact paths",
+    summary:
+      "A queue workflow: its status (running, stalled, complete, failed) and reason, its phases, tasks and artifact paths",
     params: ByFlow,
     success: { 200: Json(QueueFlow.QueueFlowView, "Queue workflow") },
     failures: [FlowMissing]

@@ -10,7 +10,9 @@ export const sensorHandlers = handlers({
     Sensors.use((s) => s.post(tenant, body, "http")).pipe(
       Effect.catchTag("TaskRefused", (e) =>
         Effect.fail(new BadRequest({ issues: [{ field: `proposedTask.${e.field}`, message: e.message }] }))),
-      Effect.map((answer) => reply(answer.accepted ? 201 : 200, answer))
+      Effect.map((answer) =>
+        reply(answer.accepted ? 201 : 200, answer)
+      )
     ),
   listSensorEvents: ({ tenant, query }) =>
     Effect.map(Sensors.use((s) => s.list(tenant)), (all) => ({

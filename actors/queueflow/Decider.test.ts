@@ -7,7 +7,10 @@ import { given } from "../kernel/given.ts"
 import { type Command, current, decider, type Flow } from "./Decider.ts"
 import * as Templates from "./Templates.ts"
 
-const created = (template: string, maxIterations = 3): Omit<Extract<QueueFlowEvent, { _tag: "QueueFlowCreated" }>, "_tag"> => ({
+const created = (
+  template: string,
+  maxIterations = 3
+): Omit<Extract<QueueFlowEvent, { _tag: "QueueFlowCreated" }>, "_tag"> => ({
   workflowId: "qfw_00000000000000000000000000",
   template,
   instanceKey: "Fix login #12",
@@ -70,7 +73,12 @@ describe("queue workflow decider", () => {
     events = runPhase(events, "t-exec-1", "ok")
     events = runPhase(events, "t-verify-1", "continue")
     const at = current(fold(decider, events))!
-    expect(at).toMatchObject({ phase: "execute", iteration: 2, taskId: null, artifactPath: "reports/fix-login-12-execute-2.md" })
+    expect(at).toMatchObject({
+      phase: "execute",
+      iteration: 2,
+      taskId: null,
+      artifactPath: "reports/fix-login-12-execute-2.md"
+    })
     events = runPhase(events, "t-exec-2", "ok")
     events = runPhase(events, "t-verify-2", "done")
     const flow = fold(decider, events)
@@ -134,7 +142,11 @@ describe("queue workflow decider", () => {
     }
     expect(fold(decider, events).status).toBe("failed")
     expect(Templates.goalLoop.next("verify", 3, "continue", 3)).toMatchObject({ _tag: "End", result: "max_iterations" })
-    expect(Templates.goalLoop.next("verify", 2, "continue", 3)).toEqual({ _tag: "Phase", phase: "execute", iteration: 3 })
+    expect(Templates.goalLoop.next("verify", 2, "continue", 3)).toEqual({
+      _tag: "Phase",
+      phase: "execute",
+      iteration: 3
+    })
   })
 
   // seed bug: a blocked state that nothing can leave
@@ -195,7 +207,10 @@ describe("queue workflow decider", () => {
 
   it("pr-lifecycle: opened → reviewed → merged, or closed on a rejecting review", () => {
     let events = play([{ _tag: "Create", event: created("pr-lifecycle") }]).events
-    expect(current(fold(decider, events))).toMatchObject({ phase: "open", artifactPath: "reports/fix-login-12-open.md" })
+    expect(current(fold(decider, events))).toMatchObject({
+      phase: "open",
+      artifactPath: "reports/fix-login-12-open.md"
+    })
     events = runPhase(events, "o", "opened")
     expect(Templates.prLifecycle.stage("open", "review", null)).toBe("opened")
     const rejected = runPhase(events, "r", "rejected")

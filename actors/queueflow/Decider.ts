@@ -188,7 +188,12 @@ export const decider: Decider<Flow, Command, QueueFlowEvent, never> = {
 
 type Taken = Extract<QueueFlowEvent, { _tag: "QueueSnapshotTaken" }>
 
-export const snapshot: Decider<Taken | null, { readonly _tag: "Take"; readonly event: Omit<Taken, "_tag"> }, QueueFlowEvent, never> = {
+export const snapshot: Decider<
+  Taken | null,
+  { readonly _tag: "Take"; readonly event: Omit<Taken, "_tag"> },
+  QueueFlowEvent,
+  never
+> = {
   initialState: null,
   decide: (command, state) =>
     state !== null ? ignore : accept<QueueFlowEvent>({ _tag: "QueueSnapshotTaken", ...command.event }),

@@ -136,7 +136,7 @@ const changeOf = (task: TaskSummary): Decider.Command => ({
   status: task.status,
   machineStatus: task.outcome?.machineStatus ?? null,
   reason: task.reason,
-  artifacts: task.artifacts
+  artifacts: Reports.artifactsOf(task)
 })
 
 export type FlowError = Actor.ExecuteError<never>

@@ -3,7 +3,12 @@ import type { QueueFlowView, SnapshotView } from "../../schema/QueueFlow.ts"
 import type { TaskSummary } from "../task/Queue.ts"
 import * as Reports from "./Reports.ts"
 
-const task = (id: string, status: TaskSummary["status"], at: { created: string; finished?: string }, extra: Partial<TaskSummary> = {}): TaskSummary => ({
+const task = (
+  id: string,
+  status: TaskSummary["status"],
+  at: { created: string; finished?: string },
+  extra: Partial<TaskSummary> = {}
+): TaskSummary => ({
   id,
   tenant: "t",
   kind: "demo",
@@ -23,7 +28,12 @@ const task = (id: string, status: TaskSummary["status"], at: { created: string; 
   ...extra
 })
 
-const flow = (id: string, status: QueueFlowView["status"], createdAt: string, endedAt: string | null): QueueFlowView => ({
+const flow = (
+  id: string,
+  status: QueueFlowView["status"],
+  createdAt: string,
+  endedAt: string | null
+): QueueFlowView => ({
   id,
   template: "goal-loop",
   instanceKey: id,

@@ -11,6 +11,14 @@ export interface Window {
   readonly fromSnapshot: SnapshotView | null
 }
 
+/**
+ * The artifacts of a task: those its attempts stored, and those its verified (completed) outcome names (the same
+ * paths, once the store has them; the outcome's alone before).
+ */
+export const artifactsOf = (t: TaskSummary): ReadonlyArray<string> => [
+  ...new Set([...t.artifacts, ...(t.status === "completed" ? t.outcome?.artifactPaths ?? [] : [])])
+]
+
 const within = (at: string | null, w: Window) => {
   if (at === null) return false
   const t = Date.parse(at)
@@ -27,7 +35,7 @@ export const counts = (tasks: ReadonlyArray<TaskSummary>) => {
   for (const t of tasks) {
     byStatus[t.status] = (byStatus[t.status] ?? 0) + 1
     costUsd += t.costUsd
-    artifacts += t.artifacts.length
+    artifacts += artifactsOf(t).length
   }
   return { total: tasks.length, byStatus, costUsd: round(costUsd), artifacts }
 }
@@ -65,7 +73,7 @@ export const build = (
   const failed = by("permanent_failure")
   const canceled = by("canceled")
   // a task's artifacts are new in the window when the task finished in it (artifacts are stored by its attempts)
-  const newArtifacts = finished.flatMap((t) => t.artifacts.map((path) => ({ taskId: t.id, path })))
+  const newArtifacts = finished.flatMap((t) => artifactsOf(t).map((path) => ({ taskId: t.id, path })))
   // cost counts against the window the task last changed in
   const costUsd = round(tasks.filter((t) => within(t.updatedAt, w)).reduce((n, t) => n + t.costUsd, 0))
   const byStatus = counts(tasks).byStatus
@@ -121,7 +129,10 @@ export const markdown = (r: Omit<Report, "markdown">): string => {
     `- cost: $${r.costUsd.toFixed(4)}`,
     ""
   ]
-  const tasks = (title: string, xs: ReadonlyArray<{ id: string; kind: string; reason: string | null; costUsd: number }>) => {
+  const tasks = (
+    title: string,
+    xs: ReadonlyArray<{ id: string; kind: string; reason: string | null; costUsd: number }>
+  ) => {
     if (xs.length === 0) return
     lines.push(`## ${title}`, "", "| task | kind | reason | cost |", "| --- | --- | --- | --- |")
     for (const t of xs) lines.push(`| ${t.id} | ${cell(t.kind)} | ${cell(t.reason)} | $${t.costUsd.toFixed(4)} |`)

@@ -6,20 +6,28 @@ const subject = "lantern.ingest.acme.sensors"
 
 describe("sensor events over NATS ingest", () => {
   it("posts an ingest event whose data is a sensor event, with the ingest event's id", () => {
-    const checked = Ingest.check(subject, undefined, bytes({
-      eventId: "gh-1",
-      type: "issue.opened",
-      data: { sensorId: "github", payload: { n: 1 }, proposedWorkflow: { template: "goal-loop", instanceKey: "i-1" } }
-    }))
+    const checked = Ingest.check(
+      subject,
+      undefined,
+      bytes({
+        eventId: "gh-1",
+        type: "issue.opened",
+        data: { sensorId: "github", payload: { n: 1 }, proposedWorkflow: { template: "goal-loop", instanceKey: "i-1" } }
+      })
+    )
     expect(checked).toMatchObject({ _tag: "Post", tenant: "acme", eventId: "gh-1", data: { sensorId: "github" } })
   })
 
   it("dead-letters data that is not a sensor event, naming the field (an unknown template too)", () => {
-    const unknown = Ingest.check(subject, undefined, bytes({
-      eventId: "gh-2",
-      type: "x",
-      data: { sensorId: "github", payload: 1, proposedWorkflow: { template: "nope", instanceKey: "k" } }
-    }))
+    const unknown = Ingest.check(
+      subject,
+      undefined,
+      bytes({
+        eventId: "gh-2",
+        type: "x",
+        data: { sensorId: "github", payload: 1, proposedWorkflow: { template: "nope", instanceKey: "k" } }
+      })
+    )
     expect(unknown).toMatchObject({ _tag: "Dead", tenant: "acme", field: "data.proposedWorkflow.template" })
     const missing = Ingest.check(subject, undefined, bytes({ eventId: "gh-3", type: "x", data: { payload: 1 } }))
     expect(missing).toMatchObject({ _tag: "Dead", field: "data.sensorId" })

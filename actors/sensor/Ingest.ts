@@ -93,7 +93,9 @@ export const layerWorker = Layer.effectDiscard(
             if (posted._tag === "Success") return Consumer.Decision.Ack()
             const e = posted.failure
             if (e._tag === "TaskRefused") {
-              yield* Effect.logWarning(`sensor event ${m.subject} #${m.seq}: the proposed task was refused: ${e.message}`)
+              yield* Effect.logWarning(
+                `sensor event ${m.subject} #${m.seq}: the proposed task was refused: ${e.message}`
+              )
               return Consumer.Decision.Ack()
             }
             return yield* Effect.fail(e)

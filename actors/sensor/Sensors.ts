@@ -24,7 +24,9 @@ export const addressOf = (tenant: string, id: string): ActorAddress => ({ type: 
 /** The journal of a dedupe key: `key-` and 40 hex of SHA-256 (an event id may hold any visible character). */
 export const keyIdOf = (kind: "eventId" | "dedupeKey", sensorId: string, value: string): string =>
   `key-${
-    createHash("sha256").update(kind === "eventId" ? `eventId\u0000${sensorId}\u0000${value}` : `dedupeKey\u0000${value}`)
+    createHash("sha256").update(
+      kind === "eventId" ? `eventId\u0000${sensorId}\u0000${value}` : `dedupeKey\u0000${value}`
+    )
       .digest("hex").slice(0, 40)
   }`
 

@@ -102,7 +102,9 @@ const post = Command.make(
     )
   })
 ).pipe(
-  Command.withDescription("Post a sensor event: a task and/or a queue workflow, created once per event id and dedupe key"),
+  Command.withDescription(
+    "Post a sensor event: a task and/or a queue workflow, created once per event id and dedupe key"
+  ),
   Command.withExamples([
     {
       command:
@@ -125,9 +127,9 @@ const list = Command.make(
       i.json
         ? JSON.stringify(reply.body, null, 2)
         : reply.value.items.map((e) =>
-          `${e.id}  ${e.sensorId}  ${e.eventId}  ${e.status}${
-            e.status === "duplicate" ? ` of ${e.duplicateOf}` : ""
-          }${e.taskId === null ? "" : `  task ${e.taskId}`}${e.workflowId === null ? "" : `  workflow ${e.workflowId}`}`
+          `${e.id}  ${e.sensorId}  ${e.eventId}  ${e.status}${e.status === "duplicate" ? ` of ${e.duplicateOf}` : ""}${
+            e.taskId === null ? "" : `  task ${e.taskId}`
+          }${e.workflowId === null ? "" : `  workflow ${e.workflowId}`}`
         ).join("\n")
     )
   })

@@ -1,0 +1,181 @@
+// Queue workflows against a real stack (ADR 0056): a goal loop whose phases are script tasks (small `node -e`
+// scripts that write their artifact and print an Outcome line) runs plan → execute 1 → verify 1 (continue) →
+// execute 2 → verify 2 (done) and ends complete, with a new execute task in iteration two and each phase's artifact;
+// the report since a snapshot shows the delta. A blocked phase stalls its workflow with the reason, and an operator
+// retry of that task resumes it to the end. A second create of the same instance answers the first.
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import { startServer, type TestServer } from "./support/Bus.ts"
+import { api, eventually, type StackProcess, startStack } from "./support/Stack.ts"
+
+let nats: TestServer
+let stack: StackProcess
+let call: ReturnType<typeof api>
+
+/**
+ * A phase: writes the artifact the workflow asks for under the task's artifact root and reports it. Verify says
+ * `continue` until iteration `context.iterations`, then `done`. Execute reports `blocked` while the file
+ * `context.blockUntil` (when given) does not exist.
+ */
+const PHASE = `
+const fs = require("fs"), path = require("path");
+const input = JSON.parse(process.env.LANTERN_INPUT);
+const p = input.payload, ctx = p.context;
+if (p.phase === "execute" && ctx.blockUntil && !fs.existsSync(ctx.blockUntil)) {
+  console.log(JSON.stringify({ status: "blocked", operatorSummary: "waiting for the fixture", machineStatus: "needs_fixture",
+    fileChanges: [], artifactPaths: [], followUpTasks: [], externalMessages: [] }));
+  process.exit(0);
+}
+const file = path.join(process.env.TASK_ARTIFACT_ROOT, p.artifactPath);
+fs.mkdirSync(path.dirname(file), { recursive: true });
+fs.writeFileSync(file, "# " + p.phase + " " + p.iteration + " of " + p.instanceKey + "\\n");
+const machineStatus = p.phase === "verify" ? (p.iteration < ctx.iterations ? "continue" : "done") : "ok";
+console.log(JSON.stringify({ status: "completed", operatorSummary: "wrote " + p.artifactPath, machineStatus,
+  fileChanges: [{ path: p.artifactPath, change: "created" }], artifactPaths: [p.artifactPath],
+  followUpTasks: [], externalMessages: [] }));
+`
+const SCRIPT = { type: "script", command: [process.execPath, "-e", PHASE] }
+
+beforeAll(async () => {
+  nats = await startServer("lantern-queueflows")
+  stack = await startStack({ natsUrl: nats.handle.url })
+  call = api(stack)
+}, 180_000)
+
+afterAll(async () => {
+  await stack?.kill()
+  await nats?.cleanup()
+})
+
+const flow = async (id: string) => (await call("GET", `/v1/queue-workflows/${id}`)).json
+
+describe("queue workflows", () => {
+  it("refuses bad requests naming the field", async () => {
+    const unknown = await call("POST", "/v1/queue-workflows", { template: "nope", instanceKey: "k" })
+    expect(unknown.status).toBe(400)
+    expect(JSON.stringify(unknown.json)).toContain("template")
+    const bound = await call("POST", "/v1/queue-workflows", {
+      template: "goal-loop",
+      instanceKey: "k",
+      maxIterations: 0
+    })
+    expect(bound.status).toBe(400)
+    expect(JSON.stringify(bound.json)).toContain("maxIterations")
+    expect((await call("GET", "/v1/queue-workflows/qfw_00000000000000000000000000")).status).toBe(404)
+    expect((await call("GET", "/v1/queue-workflows")).json.items).toEqual([])
+  })
+
+  it("a goal loop of two iterations ends complete, with a new execute task and artifacts per iteration; the report shows the delta", async () => {
+    onTestFailed(() => console.error(stack.output()))
+    const snapshot = await call("POST", "/v1/snapshots", { label: "before the loop" })
+    expect(snapshot.status).toBe(201)
+    expect(snapshot.json.id).toMatch(/^snp_/)
+    const created = await call("POST", "/v1/queue-workflows", {
+      template: "goal-loop",
+      instanceKey: "Loop Demo",
+      context: { iterations: 2 },
+      task: { adapter: SCRIPT }
+    })
+    expect(created.status).toBe(201)
+    expect(created.json).toMatchObject({ status: "running", phase: "plan", base: "loop-demo", maxIterations: 3 })
+    const again = await call("POST", "/v1/queue-workflows", { template: "goal-loop", instanceKey: "Loop Demo" })
+    expect(again.status).toBe(200)
+    expect(again.json.id).toBe(created.json.id)
+
+    const done = await eventually(
+      async () => {
+        const f = await flow(created.json.id)
+        return f.status === "complete" || f.status === "failed" || f.status === "stalled" ? f : null
+      },
+      120_000,
+      "the goal loop to end"
+    )
+    expect(done).toMatchObject({ status: "complete", result: "done", iteration: 2 })
+    expect(done.phases.map((p: any) => [p.phase, p.iteration, p.status, p.machineStatus])).toEqual([
+      ["plan", 1, "finished", "ok"],
+      ["execute", 1, "finished", "ok"],
+      ["verify", 1, "finished", "continue"],
+      ["execute", 2, "finished", "ok"],
+      ["verify", 2, "finished", "done"]
+    ])
+    const taskIds = done.phases.map((p: any) => p.taskId)
+    expect(new Set(taskIds).size).toBe(5)
+    expect(done.artifactPaths).toEqual([
+      "plans/loop-demo-plan.md",
+      "reports/loop-demo-execute-1.md",
+      "reports/loop-demo-verify-1.md",
+      "reports/loop-demo-execute-2.md",
+      "reports/loop-demo-verify-2.md"
+    ])
+    for (const p of done.phases) {
+      expect(p.artifacts).toEqual([p.artifactPath])
+      const t = (await call("GET", `/v1/tasks/${p.taskId}`)).json
+      expect(t).toMatchObject({ status: "completed", origin: { workflowId: created.json.id, phase: p.phase } })
+      expect(t.payload).toMatchObject({ workflowId: created.json.id, phase: p.phase, iteration: p.iteration })
+      expect(t.outcome.artifactPaths).toEqual([p.artifactPath])
+      expect(readFileSync(join(t.artifactRoot, p.artifactPath), "utf8")).toBe(
+        `# ${p.phase} ${p.iteration} of Loop Demo\n`
+      )
+    }
+
+    const report = await call("GET", "/v1/reports/latest")
+    expect(report.status).toBe(200)
+    expect(report.json.fromSnapshot).toBe(snapshot.json.id)
+    expect(report.json.counts).toMatchObject({ created: 5, completed: 5, blocked: 0, failed: 0 })
+    expect(report.json.newArtifacts.map((a: any) => a.path).sort()).toEqual([...done.artifactPaths].sort())
+    expect(report.json.queue.delta).toEqual({ completed: 5 })
+    expect(report.json.workflows.ended.map((f: any) => f.id)).toEqual([created.json.id])
+    const md = await call("GET", "/v1/reports/latest", undefined, { accept: "text/markdown" })
+    expect(md.headers.get("content-type")).toContain("text/markdown")
+    expect(md.text).toContain("- completed: 5")
+    expect(md.text).toContain("reports/loop-demo-execute-2.md")
+    const window = await call("POST", "/v1/reports", { from: snapshot.json.id, markdown: true })
+    expect(window.text).toContain(`Since snapshot \`${snapshot.json.id}\``)
+    const before = await call("POST", "/v1/reports", { from: "2020-01-01T00:00:00Z", to: snapshot.json.id })
+    expect(before.json.counts.completed).toBe(0)
+    expect((await call("GET", `/v1/snapshots/${snapshot.json.id}`)).json.label).toBe("before the loop")
+  })
+
+  it("a blocked phase stalls the workflow with the reason; an operator retry of the task resumes it to the end", async () => {
+    onTestFailed(() => console.error(stack.output()))
+    const fixture = join(mkdtempSync(join(tmpdir(), "lantern-qfw-")), "ready")
+    const created = await call("POST", "/v1/queue-workflows", {
+      template: "goal-loop",
+      instanceKey: "blocked-demo",
+      context: { iterations: 1, blockUntil: fixture },
+      task: { adapter: SCRIPT, maxAttempts: 1 }
+    })
+    expect(created.status).toBe(201)
+    const stalled = await eventually(
+      async () => {
+        const f = await flow(created.json.id)
+        return f.status === "stalled" ? f : null
+      },
+      120_000,
+      "the workflow to stall"
+    )
+    expect(stalled.phase).toBe("execute")
+    expect(stalled.reason).toContain(`execute 1 task ${stalled.currentTaskId} is blocked`)
+    const report = (await call("GET", "/v1/reports/latest")).json
+    expect(report.workflows.stalled.map((f: any) => f.id)).toContain(created.json.id)
+    expect(report.blocked.map((t: any) => t.id)).toContain(stalled.currentTaskId)
+
+    writeFileSync(fixture, "ok")
+    expect(existsSync(fixture)).toBe(true)
+    const retried = await call("POST", `/v1/tasks/${stalled.currentTaskId}/retry`, {})
+    expect(retried.status).toBeLessThan(300)
+    const done = await eventually(
+      async () => {
+        const f = await flow(created.json.id)
+        return f.status === "complete" || f.status === "failed" ? f : null
+      },
+      120_000,
+      "the resumed workflow to end"
+    )
+    expect(done).toMatchObject({ status: "complete", reason: null })
+    expect(done.phases.map((p: any) => p.phase)).toEqual(["plan", "execute", "verify"])
+    expect(done.phases[1].taskId).toBe(stalled.currentTaskId)
+  })
+})
