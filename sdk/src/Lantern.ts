@@ -237,6 +237,29 @@ export class Lantern {
     sources: () => this.request("listIngestSources", {})
   }
 
+  /** Sensor events (ADR 0056): work dropped into the operator queue, deduped for good by event id and dedupe key. */
+  readonly sensors = {
+    /** 201 with what it created, or 200 `{accepted: false, duplicateOf}` for a repeat. */
+    post: (body: Body<"postSensorEvent">) => this.request("postSensorEvent", { body }),
+    list: (query: Query<"listSensorEvents"> = {}) => this.request("listSensorEvents", { query })
+  }
+
+  /** Workflows on the operator queue (ADR 0056): goal-loop and pr-lifecycle, one per (template, instanceKey). */
+  readonly queueWorkflows = {
+    create: (body: Body<"createQueueWorkflow">) => this.request("createQueueWorkflow", { body }),
+    list: (query: Query<"listQueueWorkflows"> = {}) => this.request("listQueueWorkflows", { query }),
+    get: (id: string) => this.request("getQueueWorkflow", { params: { id } })
+  }
+
+  /** Snapshots and reports of the operator queue (ADR 0056), as JSON with their Markdown in `markdown`. */
+  readonly reports = {
+    snapshot: (label: string) => this.request("createSnapshot", { body: { label } }),
+    getSnapshot: (id: string) => this.request("getSnapshot", { params: { id } }),
+    latest: () => this.request("latestReport", {}),
+    /** The report of [from, to): each an ISO time or a snapshot id. */
+    create: (body: Body<"createReport">) => this.request("createReport", { body })
+  }
+
   /** A2A (ADR 0045): which agents are public, and their agent cards. */
   readonly a2a = {
     /** Makes an agent public (its card readable by anyone, its A2A endpoint open to the tenant's keys) or private. */
