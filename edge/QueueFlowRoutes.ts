@@ -3,7 +3,9 @@
 import { Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { QueueFlows } from "../actors/queueflow/QueueFlows.ts"
+import * as Templates from "../actors/queueflow/Templates.ts"
 import type { Report } from "../schema/QueueFlow.ts"
+import { BadRequest } from "./Http.ts"
 import { handlers, reply } from "./Serve.ts"
 
 const wantsMarkdown = (accept: string | undefined) =>
@@ -19,12 +21,15 @@ const answer = (report: Report, markdown: boolean): Report =>
     : report
 
 export const queueFlowHandlers = handlers({
-  createQueueWorkflow: ({ tenant, body }) =>
-    Effect.map(
+  createQueueWorkflow: ({ tenant, body }) => {
+    const problems = Templates.requestProblems(body)
+    if (problems.length > 0) return Effect.fail(new BadRequest({ issues: problems }))
+    return Effect.map(
       QueueFlows.use((q) => q.create(tenant, body)),
       ({ workflow, created }) =>
         reply(created ? 201 : 200, workflow, { location: `/v1/queue-workflows/${workflow.id}` })
-    ),
+    )
+  },
   listQueueWorkflows: ({ tenant, query }) =>
     Effect.map(QueueFlows.use((q) => q.list(tenant)), (all) => ({
       items: all.filter((f) =>

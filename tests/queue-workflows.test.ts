@@ -63,6 +63,17 @@ describe("queue workflows", () => {
     })
     expect(bound.status).toBe(400)
     expect(JSON.stringify(bound.json)).toContain("maxIterations")
+    const unrunnable = await call("POST", "/v1/queue-workflows", { template: "goal-loop", instanceKey: "k" })
+    expect(unrunnable.status).toBe(400)
+    expect(unrunnable.json.error.issues[0].field).toBe("task")
+    const phase = await call("POST", "/v1/queue-workflows", {
+      template: "pr-lifecycle",
+      instanceKey: "k",
+      task: { adapter: SCRIPT },
+      phases: { plan: {} }
+    })
+    expect(phase.status).toBe(400)
+    expect(JSON.stringify(phase.json)).toContain("phases.plan")
     expect((await call("GET", "/v1/queue-workflows/qfw_00000000000000000000000000")).status).toBe(404)
     expect((await call("GET", "/v1/queue-workflows")).json.items).toEqual([])
   })
@@ -80,7 +91,11 @@ describe("queue workflows", () => {
     })
     expect(created.status).toBe(201)
     expect(created.json).toMatchObject({ status: "running", phase: "plan", base: "loop-demo", maxIterations: 3 })
-    const again = await call("POST", "/v1/queue-workflows", { template: "goal-loop", instanceKey: "Loop Demo" })
+    const again = await call("POST", "/v1/queue-workflows", {
+      template: "goal-loop",
+      instanceKey: "Loop Demo",
+      task: { adapter: SCRIPT }
+    })
     expect(again.status).toBe(200)
     expect(again.json.id).toBe(created.json.id)
 

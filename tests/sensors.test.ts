@@ -63,6 +63,22 @@ describe("sensor events", () => {
     const extra = await call("POST", "/v1/sensors/events", { sensorId: "s", eventId: "bad-3", payload: {}, when: 1 })
     expect(extra.status).toBe(400)
     expect(JSON.stringify(extra.json)).toContain("when")
+    const noAdapter = await call("POST", "/v1/sensors/events", {
+      sensorId: "github",
+      eventId: "bad-4",
+      payload: {},
+      proposedTask: { kind: "x", source: "y", payload: {} }
+    })
+    expect(noAdapter.status).toBe(400)
+    expect(noAdapter.json.error.issues[0].field).toBe("proposedTask.adapter")
+    const unrunnable = await call("POST", "/v1/sensors/events", {
+      sensorId: "github",
+      eventId: "bad-5",
+      payload: {},
+      proposedWorkflow: { template: "goal-loop", instanceKey: "k" }
+    })
+    expect(unrunnable.status).toBe(400)
+    expect(unrunnable.json.error.issues[0].field).toBe("proposedWorkflow.task")
     expect((await events()).length).toBe(before)
     // the unknown template's event id is still free: nothing was written for it
     const fine = await call("POST", "/v1/sensors/events", { sensorId: "github", eventId: "bad-1", payload: {} })

@@ -96,7 +96,7 @@ export const submissionOf = (
   phase: Decider.Phase
 ): TaskSubmission => {
   const created = flow.created!
-  const runner = { ...(created.task ?? {}), ...(created.phases?.[phase.phase] ?? {}) }
+  const runner = Templates.runnerOf(created.task, created.phases?.[phase.phase])
   const loop = created.template === "goal-loop" && phase.phase !== "plan"
   const label = `${phase.phase}${loop ? ` ${phase.iteration} of ${created.maxIterations}` : ""}`
   const { description, ...settings } = runner

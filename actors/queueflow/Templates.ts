@@ -118,6 +118,105 @@ export const templates: Readonly<Record<string, Template>> = {
 
 export const find = (name: string): Template | undefined => templates[name]
 
+export interface Problem {
+  readonly field: string
+  readonly message: string
+}
+
+/** What the queue would refuse of a task submission, found before anything is written. */
+export const submissionProblems = (
+  s: {
+    readonly agentName?: string
+    readonly adapter?: unknown
+    readonly availableAt?: string
+    readonly delayMinutes?: number
+  },
+  at: string,
+  needsRunner = true
+): ReadonlyArray<Problem> => {
+  const out: Array<Problem> = []
+  if (s.availableAt !== undefined && s.delayMinutes !== undefined) {
+    out.push({ field: `${at}delayMinutes`, message: "give availableAt or delayMinutes, not both" })
+  }
+  if (
+    s.availableAt !== undefined &&
+    (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/u.test(s.availableAt) ||
+      Number.isNaN(Date.parse(s.availableAt)))
+  ) {
+    out.push({
+      field: `${at}availableAt`,
+      message: "Expected an ISO 8601 date and time with a zone, such as 2026-12-03T10:05:00Z"
+    })
+  }
+  if (s.agentName !== undefined && s.adapter !== undefined) {
+    out.push({ field: `${at}agentName`, message: "give agentName or adapter, not both" })
+  }
+  if (needsRunner && s.agentName === undefined && s.adapter === undefined) {
+    out.push({
+      field: `${at}adapter`,
+      message: "give an adapter (or a chain of them), or agentName for an agent adapter"
+    })
+  }
+  return out
+}
+
+interface Runs {
+  readonly agentName?: string | undefined
+  readonly adapter?: unknown
+}
+
+/** A phase's runner: the workflow's `task`, with the phase's own settings over it (its way to run replaces the task's). */
+export const runnerOf = <R extends Runs>(task: R | null | undefined, own: R | null | undefined): R => {
+  const base: Record<string, unknown> = { ...(task ?? {}) }
+  if (own?.agentName !== undefined || own?.adapter !== undefined) {
+    delete base["agentName"]
+    delete base["adapter"]
+  }
+  return { ...base, ...(own ?? {}) } as R
+}
+
+/**
+ * What would keep a workflow request from running: a phase its template does not have, or a phase whose task would
+ * have no adapter (or two ways to run). `at` prefixes the fields (`proposedWorkflow.` from a sensor event).
+ */
+export const requestProblems = (
+  request: {
+    readonly template: string
+    readonly task?: Runs
+    readonly phases?: Readonly<Record<string, Runs>>
+  },
+  at = ""
+): ReadonlyArray<Problem> => {
+  const template = find(request.template)
+  if (template === undefined) return [{ field: `${at}template`, message: `no template '${request.template}'` }]
+  const out: Array<Problem> = []
+  for (const name of Object.keys(request.phases ?? {})) {
+    if (!template.phases.includes(name)) {
+      out.push({
+        field: `${at}phases.${name}`,
+        message: `${template.name} has no phase '${name}' (its phases: ${template.phases.join(", ")})`
+      })
+    }
+  }
+  for (const name of template.phases) {
+    const own = request.phases?.[name]
+    const runner = runnerOf<Runs>(request.task, own)
+    if (runner.agentName !== undefined && runner.adapter !== undefined) {
+      out.push({
+        field: own?.agentName !== undefined ? `${at}phases.${name}.agentName` : `${at}task.agentName`,
+        message: `the ${name} task would have both agentName and adapter: give one`
+      })
+    } else if (runner.agentName === undefined && runner.adapter === undefined) {
+      out.push({
+        field: `${at}task`,
+        message: `the ${name} task has no adapter: give task.adapter or task.agentName (or phases.${name})`
+      })
+      break
+    }
+  }
+  return out
+}
+
 /** The artifacts' base of an instance key: lowercase, runs of anything else as one '-'. */
 export const baseOf = (instanceKey: string): string => {
   const slug = instanceKey.toLowerCase().replace(/[^a-z0-9._]+/g, "-").replace(/^[-._]+|[-._]+$/g, "").slice(0, 80)

@@ -12,7 +12,11 @@ describe("sensor events over NATS ingest", () => {
       bytes({
         eventId: "gh-1",
         type: "issue.opened",
-        data: { sensorId: "github", payload: { n: 1 }, proposedWorkflow: { template: "goal-loop", instanceKey: "i-1" } }
+        data: {
+          sensorId: "github",
+          payload: { n: 1 },
+          proposedWorkflow: { template: "goal-loop", instanceKey: "i-1", task: { agentName: "coder" } }
+        }
       })
     )
     expect(checked).toMatchObject({ _tag: "Post", tenant: "acme", eventId: "gh-1", data: { sensorId: "github" } })
@@ -31,6 +35,16 @@ describe("sensor events over NATS ingest", () => {
     expect(unknown).toMatchObject({ _tag: "Dead", tenant: "acme", field: "data.proposedWorkflow.template" })
     const missing = Ingest.check(subject, undefined, bytes({ eventId: "gh-3", type: "x", data: { payload: 1 } }))
     expect(missing).toMatchObject({ _tag: "Dead", field: "data.sensorId" })
+    const unrunnable = Ingest.check(
+      subject,
+      undefined,
+      bytes({
+        eventId: "gh-4",
+        type: "x",
+        data: { sensorId: "github", payload: 1, proposedWorkflow: { template: "goal-loop", instanceKey: "k" } }
+      })
+    )
+    expect(unrunnable).toMatchObject({ _tag: "Dead", field: "data.proposedWorkflow.task" })
   })
 
   it("leaves what breaks the ingest contract itself to the ingest router", () => {

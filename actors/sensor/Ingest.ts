@@ -11,7 +11,7 @@ import * as Issues from "../../schema/Issues.ts"
 import { SensorIngestData } from "../../schema/Sensor.ts"
 import * as Contract from "../ingest/Contract.ts"
 import * as IngestActor from "../ingest/Ingest.ts"
-import { Sensors } from "./Sensors.ts"
+import { problemsOf, Sensors } from "./Sensors.ts"
 
 /** The ingest source whose events are sensor events for the operator queue. */
 export const SOURCE = "sensors"
@@ -51,6 +51,10 @@ export const check = (subject: string, msgId: string | undefined, bytes: Uint8Ar
       field: first === undefined ? "data" : `data.${first.field}`,
       reason: first?.message ?? "Expected a sensor event"
     }
+  }
+  const [problem] = problemsOf(decoded.success)
+  if (problem !== undefined) {
+    return { _tag: "Dead", tenant: checked.tenant, field: `data.${problem.field}`, reason: problem.message }
   }
   return { _tag: "Post", tenant: checked.tenant, eventId: checked.event.eventId, data: decoded.success }
 }

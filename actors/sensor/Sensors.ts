@@ -13,6 +13,7 @@ import type { SensorEventAnswer, SensorEventRequest, SensorEventView } from "../
 import * as Actor from "../kernel/Actor.ts"
 import { Ids } from "../kernel/Ids.ts"
 import { QueueFlows } from "../queueflow/QueueFlows.ts"
+import * as Templates from "../queueflow/Templates.ts"
 import { TaskQueue, type TaskRefused } from "../task/Queue.ts"
 import * as Decider from "./Decider.ts"
 
@@ -29,6 +30,17 @@ export const keyIdOf = (kind: "eventId" | "dedupeKey", sensorId: string, value: 
     )
       .digest("hex").slice(0, 40)
   }`
+
+/** What the queue would refuse of an event's proposals, found before anything is written. */
+export const problemsOf = (event: {
+  readonly proposedTask?: SensorEventRequest["proposedTask"]
+  readonly proposedWorkflow?: SensorEventRequest["proposedWorkflow"]
+}): ReadonlyArray<Templates.Problem> => [
+  ...(event.proposedTask === undefined ? [] : Templates.submissionProblems(event.proposedTask, "proposedTask.")),
+  ...(event.proposedWorkflow === undefined
+    ? []
+    : Templates.requestProblems(event.proposedWorkflow, "proposedWorkflow."))
+]
 
 export type PostError = Actor.ExecuteError<never> | TaskRefused
 
