@@ -57,8 +57,15 @@ export const QueueFlowRequest = Schema.Struct({
   base: Schema.optionalKey(Base),
   /** How every phase task runs (agentName or adapter, priority…). */
   task: Schema.optionalKey(PhaseRunner),
-  /** Per phase, over `task`. */
-  phases: Schema.optionalKey(Schema.Record(PhaseName, PhaseRunner))
+  /** Per phase, over `task` (a phase's agentName or adapter replaces the task's). */
+  phases: Schema.optionalKey(Schema.Struct({
+    plan: Schema.optionalKey(PhaseRunner),
+    execute: Schema.optionalKey(PhaseRunner),
+    verify: Schema.optionalKey(PhaseRunner),
+    open: Schema.optionalKey(PhaseRunner),
+    review: Schema.optionalKey(PhaseRunner),
+    merge: Schema.optionalKey(PhaseRunner)
+  }))
 })
 export type QueueFlowRequest = typeof QueueFlowRequest.Type
 
