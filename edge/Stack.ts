@@ -31,6 +31,9 @@ import { Adapters } from "../actors/task/Adapters.ts"
 import { Workers } from "../actors/task/Dispatch.ts"
 import { Tasks } from "../actors/task/Tasks.ts"
 import * as TaskWorker from "../actors/task/Worker.ts"
+import * as QueueFlows from "../actors/queueflow/QueueFlows.ts"
+import * as SensorIngest from "../actors/sensor/Ingest.ts"
+import { Sensors } from "../actors/sensor/Sensors.ts"
 import { Hosts } from "../bus/Hosts.ts"
 import { Leases } from "../bus/Leases.ts"
 import { Nats } from "../bus/Nats.ts"
@@ -113,7 +116,12 @@ const core = Layer.mergeAll(
   Spawner.layer.pipe(Layer.provide(Secrets.layer)),
   // the operator queue (ADR 0054): every host's task index, and the TaskQueue port answered from it
   Tasks.layerQueue.pipe(Layer.provideMerge(Tasks.layer)),
-  Workers.layer
+  Workers.layer,
+  // sensor events and queue workflows (ADR 0056), on the same TaskQueue (layers are shared by reference)
+  Sensors.layer.pipe(
+    Layer.provideMerge(QueueFlows.QueueFlows.layer),
+    Layer.provide(Tasks.layerQueue.pipe(Layer.provide(Tasks.layer)))
+  )
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer, Identities.layer)),
   Layer.provideMerge(
@@ -181,7 +189,10 @@ export const layer = (options: Options) => {
       Sessions.layerWorker,
       Ingest.layerWorker,
       // the queue's workers (LANTERN_TASK_WORKERS fibers) and the sweep that reclaims a dead host's attempts
-      TaskWorker.layer.pipe(Layer.provide(Adapters.layer))
+      TaskWorker.layer.pipe(Layer.provide(Adapters.layer)),
+      // queue workflows advance on task changes; sensor events published on the ingest source `sensors` (ADR 0056)
+      QueueFlows.layerWorker,
+      SensorIngest.layerWorker
     )
     : Layer.empty
   // the host's workflows are registered before it drives or serves anything: a run of them is never refused as

@@ -770,6 +770,78 @@ export const operations = {
     success: [200],
     answer: "json",
     authenticated: true
+  },
+  listSensorEvents: {
+    method: "GET",
+    path: "/v1/sensors/events",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  postSensorEvent: {
+    method: "POST",
+    path: "/v1/sensors/events",
+    params: [],
+    success: [200, 201],
+    answer: "json",
+    authenticated: true
+  },
+  listQueueWorkflows: {
+    method: "GET",
+    path: "/v1/queue-workflows",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  createQueueWorkflow: {
+    method: "POST",
+    path: "/v1/queue-workflows",
+    params: [],
+    success: [200, 201],
+    answer: "json",
+    authenticated: true
+  },
+  getQueueWorkflow: {
+    method: "GET",
+    path: "/v1/queue-workflows/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  createSnapshot: {
+    method: "POST",
+    path: "/v1/snapshots",
+    params: [],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
+  getSnapshot: {
+    method: "GET",
+    path: "/v1/snapshots/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  latestReport: {
+    method: "GET",
+    path: "/v1/reports/latest",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  createReport: {
+    method: "POST",
+    path: "/v1/reports",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
   }
 } as const
 
@@ -2891,7 +2963,7 @@ export interface Operations {
     readonly headers: {}
     readonly body: {
       readonly name: string
-      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "ingest:read" | "ingest:write" | "tasks:read" | "tasks:write" | "admin" | "*">
+      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "ingest:read" | "ingest:write" | "tasks:read" | "tasks:write" | "sensors:read" | "sensors:write" | "reports:read" | "reports:write" | "admin" | "*">
       readonly expiresAt?: string | null
     }
     readonly bodyRequired: true
@@ -6470,6 +6542,1623 @@ export interface Operations {
         readonly tenant: string | null
         readonly since: string | null
       }>
+    }
+  }
+  /** The tenant's sensor events, oldest first, each accepted (with what it created) or a duplicate */
+  readonly listSensorEvents: {
+    readonly params: {}
+    readonly query: {
+      readonly sensorId?: string
+      readonly status?: "received" | "accepted" | "duplicate"
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly sensorId: string
+        readonly eventId: string
+        readonly dedupeKey: string | null
+        readonly via: "http" | "ingest"
+        readonly status: "received" | "accepted" | "duplicate"
+        readonly taskId: string | null
+        readonly workflowId: string | null
+        readonly duplicateOf: string | null
+        readonly payload: unknown
+        readonly receivedAt: string
+      }>
+    }
+  }
+  /** A sensor's event: 201 with the task (proposedTask) and the queue workflow (proposedWorkflow: {template, instanceKey, context?}) it created, or 200 {accepted: false, duplicateOf} when the same sensorId and eventId, or the same dedupeKey, came before (for good). An unknown template is 400 and writes nothing */
+  readonly postSensorEvent: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly sensorId: string
+      readonly dedupeKey?: string
+      readonly payload: unknown
+      readonly proposedTask?: {
+        readonly kind: string
+        readonly source: string
+        readonly payload: unknown
+        readonly subject?: string
+        readonly description?: string
+        readonly priority?: number
+        readonly agentName?: string
+        readonly adapter?: ({
+          readonly type: "agent"
+          readonly agentName: string
+          readonly agentVersion?: number
+        }) | ({
+          readonly type: "script"
+          readonly command: ReadonlyArray<string>
+          readonly args?: ReadonlyArray<string>
+          readonly env?: {
+            readonly [key: string]: string
+          }
+          readonly secrets?: ReadonlyArray<{
+            readonly envName: string
+            readonly secretRef: string
+          }>
+          readonly timeoutSeconds?: number
+          readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        }) | ({
+          readonly type: "ollama"
+          readonly model: string
+          readonly timeoutSeconds?: number
+        }) | ({
+          readonly type: "agent-cli"
+          readonly driver: "codex" | "claude-code"
+          readonly command?: string
+          readonly env?: {
+            readonly [key: string]: string
+          }
+          readonly secrets?: ReadonlyArray<{
+            readonly envName: string
+            readonly secretRef: string
+          }>
+          readonly timeoutSeconds?: number
+          readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        }) | (ReadonlyArray<({
+          readonly type: "agent"
+          readonly agentName: string
+          readonly agentVersion?: number
+        }) | ({
+          readonly type: "script"
+          readonly command: ReadonlyArray<string>
+          readonly args?: ReadonlyArray<string>
+          readonly env?: {
+            readonly [key: string]: string
+          }
+          readonly secrets?: ReadonlyArray<{
+            readonly envName: string
+            readonly secretRef: string
+          }>
+          readonly timeoutSeconds?: number
+          readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        }) | ({
+          readonly type: "ollama"
+          readonly model: string
+          readonly timeoutSeconds?: number
+        }) | ({
+          readonly type: "agent-cli"
+          readonly driver: "codex" | "claude-code"
+          readonly command?: string
+          readonly env?: {
+            readonly [key: string]: string
+          }
+          readonly secrets?: ReadonlyArray<{
+            readonly envName: string
+            readonly secretRef: string
+          }>
+          readonly timeoutSeconds?: number
+          readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        })>)
+        readonly maxAttempts?: number
+        readonly availableAt?: string
+        readonly delayMinutes?: number
+        readonly dedupeKey?: string
+        readonly retry?: {
+          readonly baseSeconds?: number
+          readonly maxSeconds?: number
+          readonly jitter?: number
+        }
+      }
+      readonly proposedWorkflow?: {
+        readonly template: "goal-loop" | "pr-lifecycle"
+        readonly instanceKey: string
+        readonly context?: { readonly [key: string]: unknown }
+        readonly maxIterations?: number
+        readonly base?: string
+        readonly task?: {
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly priority?: number
+          readonly maxAttempts?: number
+          readonly description?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+        readonly phases?: {
+          readonly plan?: {
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly priority?: number
+            readonly maxAttempts?: number
+            readonly description?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }
+          readonly execute?: {
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly priority?: number
+            readonly maxAttempts?: number
+            readonly description?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }
+          readonly verify?: {
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly priority?: number
+            readonly maxAttempts?: number
+            readonly description?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }
+          readonly open?: {
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly priority?: number
+            readonly maxAttempts?: number
+            readonly description?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }
+          readonly review?: {
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly priority?: number
+            readonly maxAttempts?: number
+            readonly description?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }
+          readonly merge?: {
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly priority?: number
+            readonly maxAttempts?: number
+            readonly description?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }
+        }
+      }
+      readonly eventId: string
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly accepted: boolean
+      readonly sensorEventId: string
+      readonly taskId: string | null
+      readonly workflowId: string | null
+      readonly duplicateOf: string | null
+      readonly duplicateBy: "eventId" | "dedupeKey" | null
+    }
+  }
+  /** The tenant's queue workflows, oldest first */
+  readonly listQueueWorkflows: {
+    readonly params: {}
+    readonly query: {
+      readonly status?: "running" | "stalled" | "complete" | "failed"
+      readonly template?: "goal-loop" | "pr-lifecycle"
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly template: string
+        readonly instanceKey: string
+        readonly base: string
+        readonly status: "running" | "stalled" | "complete" | "failed"
+        readonly phase: string | null
+        readonly stage: string | null
+        readonly iteration: number
+        readonly maxIterations: number
+        readonly result: string | null
+        readonly reason: string | null
+        readonly currentTaskId: string | null
+        readonly context: { readonly [key: string]: unknown }
+        readonly sensorEventId: string | null
+        readonly phases: ReadonlyArray<{
+          readonly phase: string
+          readonly iteration: number
+          readonly taskId: string | null
+          readonly status: "due" | "running" | "stalled" | "finished"
+          readonly machineStatus: string | null
+          readonly artifactPath: string
+          readonly artifacts: ReadonlyArray<string>
+        }>
+        readonly artifactPaths: ReadonlyArray<string>
+        readonly createdAt: string
+        readonly updatedAt: string
+        readonly endedAt: string | null
+      }>
+    }
+  }
+  /** Start a workflow on the queue from a template (goal-loop: plan → execute → verify, a new execute each iteration on verify's `continue`, at most maxIterations (3); pr-lifecycle: open → review → merge or closed). One per (template, instanceKey): a second create answers the first (200). Each phase is a task with origin {workflowId, phase}, the context and its expected artifact path in its payload */
+  readonly createQueueWorkflow: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly template: "goal-loop" | "pr-lifecycle"
+      readonly instanceKey: string
+      readonly context?: { readonly [key: string]: unknown }
+      readonly maxIterations?: number
+      readonly base?: string
+      readonly task?: {
+        readonly agentName?: string
+        readonly adapter?: ({
+          readonly type: "agent"
+          readonly agentName: string
+          readonly agentVersion?: number
+        }) | ({
+          readonly type: "script"
+          readonly command: ReadonlyArray<string>
+          readonly args?: ReadonlyArray<string>
+          readonly env?: {
+            readonly [key: string]: string
+          }
+          readonly secrets?: ReadonlyArray<{
+            readonly envName: string
+            readonly secretRef: string
+          }>
+          readonly timeoutSeconds?: number
+          readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        }) | ({
+          readonly type: "ollama"
+          readonly model: string
+          readonly timeoutSeconds?: number
+        }) | ({
+          readonly type: "agent-cli"
+          readonly driver: "codex" | "claude-code"
+          readonly command?: string
+          readonly env?: {
+            readonly [key: string]: string
+          }
+          readonly secrets?: ReadonlyArray<{
+            readonly envName: string
+            readonly secretRef: string
+          }>
+          readonly timeoutSeconds?: number
+          readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        }) | (ReadonlyArray<({
+          readonly type: "agent"
+          readonly agentName: string
+          readonly agentVersion?: number
+        }) | ({
+          readonly type: "script"
+          readonly command: ReadonlyArray<string>
+          readonly args?: ReadonlyArray<string>
+          readonly env?: {
+            readonly [key: string]: string
+          }
+          readonly secrets?: ReadonlyArray<{
+            readonly envName: string
+            readonly secretRef: string
+          }>
+          readonly timeoutSeconds?: number
+          readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        }) | ({
+          readonly type: "ollama"
+          readonly model: string
+          readonly timeoutSeconds?: number
+        }) | ({
+          readonly type: "agent-cli"
+          readonly driver: "codex" | "claude-code"
+          readonly command?: string
+          readonly env?: {
+            readonly [key: string]: string
+          }
+          readonly secrets?: ReadonlyArray<{
+            readonly envName: string
+            readonly secretRef: string
+          }>
+          readonly timeoutSeconds?: number
+          readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        })>)
+        readonly priority?: number
+        readonly maxAttempts?: number
+        readonly description?: string
+        readonly retry?: {
+          readonly baseSeconds?: number
+          readonly maxSeconds?: number
+          readonly jitter?: number
+        }
+      }
+      readonly phases?: {
+        readonly plan?: {
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly priority?: number
+          readonly maxAttempts?: number
+          readonly description?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+        readonly execute?: {
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly priority?: number
+          readonly maxAttempts?: number
+          readonly description?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+        readonly verify?: {
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly priority?: number
+          readonly maxAttempts?: number
+          readonly description?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+        readonly open?: {
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly priority?: number
+          readonly maxAttempts?: number
+          readonly description?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+        readonly review?: {
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly priority?: number
+          readonly maxAttempts?: number
+          readonly description?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+        readonly merge?: {
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly priority?: number
+          readonly maxAttempts?: number
+          readonly description?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+      }
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly template: string
+      readonly instanceKey: string
+      readonly base: string
+      readonly status: "running" | "stalled" | "complete" | "failed"
+      readonly phase: string | null
+      readonly stage: string | null
+      readonly iteration: number
+      readonly maxIterations: number
+      readonly result: string | null
+      readonly reason: string | null
+      readonly currentTaskId: string | null
+      readonly context: { readonly [key: string]: unknown }
+      readonly sensorEventId: string | null
+      readonly phases: ReadonlyArray<{
+        readonly phase: string
+        readonly iteration: number
+        readonly taskId: string | null
+        readonly status: "due" | "running" | "stalled" | "finished"
+        readonly machineStatus: string | null
+        readonly artifactPath: string
+        readonly artifacts: ReadonlyArray<string>
+      }>
+      readonly artifactPaths: ReadonlyArray<string>
+      readonly createdAt: string
+      readonly updatedAt: string
+      readonly endedAt: string | null
+    }
+  }
+  /** A queue workflow: its status (running, stalled, complete, failed) and reason, its phases, tasks and artifact paths */
+  readonly getQueueWorkflow: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly template: string
+      readonly instanceKey: string
+      readonly base: string
+      readonly status: "running" | "stalled" | "complete" | "failed"
+      readonly phase: string | null
+      readonly stage: string | null
+      readonly iteration: number
+      readonly maxIterations: number
+      readonly result: string | null
+      readonly reason: string | null
+      readonly currentTaskId: string | null
+      readonly context: { readonly [key: string]: unknown }
+      readonly sensorEventId: string | null
+      readonly phases: ReadonlyArray<{
+        readonly phase: string
+        readonly iteration: number
+        readonly taskId: string | null
+        readonly status: "due" | "running" | "stalled" | "finished"
+        readonly machineStatus: string | null
+        readonly artifactPath: string
+        readonly artifacts: ReadonlyArray<string>
+      }>
+      readonly artifactPaths: ReadonlyArray<string>
+      readonly createdAt: string
+      readonly updatedAt: string
+      readonly endedAt: string | null
+    }
+  }
+  /** Capture the queue (tasks by status, cost, artifacts) and every workflow's state, journaled */
+  readonly createSnapshot: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly label: string
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly label: string
+      readonly takenAt: string
+      readonly tasks: {
+        readonly total: number
+        readonly byStatus: { readonly [key: string]: unknown }
+        readonly costUsd: number
+        readonly artifacts: number
+      }
+      readonly workflows: ReadonlyArray<{
+        readonly id: string
+        readonly template: string
+        readonly instanceKey: string
+        readonly status: string
+        readonly phase: string | null
+        readonly iteration: number
+      }>
+    }
+  }
+  /** A snapshot of the queue and its workflows */
+  readonly getSnapshot: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly label: string
+      readonly takenAt: string
+      readonly tasks: {
+        readonly total: number
+        readonly byStatus: { readonly [key: string]: unknown }
+        readonly costUsd: number
+        readonly artifacts: number
+      }
+      readonly workflows: ReadonlyArray<{
+        readonly id: string
+        readonly template: string
+        readonly instanceKey: string
+        readonly status: string
+        readonly phase: string | null
+        readonly iteration: number
+      }>
+    }
+  }
+  /** What changed since the latest snapshot (the last 24 hours when there is none): tasks completed, blocked and failed, new artifacts, cost, queue depth and its change, workflows created, ended and stalled. JSON with a `markdown` field; Markdown itself with Accept: text/markdown */
+  readonly latestReport: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {
+      /** text/markdown: answer the report as Markdown instead of JSON */
+      readonly Accept?: string
+    }
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly from: string
+      readonly to: string
+      readonly fromSnapshot: string | null
+      readonly counts: {
+        readonly created: number
+        readonly completed: number
+        readonly blocked: number
+        readonly failed: number
+        readonly canceled: number
+      }
+      readonly completed: ReadonlyArray<{
+        readonly id: string
+        readonly kind: string
+        readonly status: string
+        readonly reason: string | null
+        readonly costUsd: number
+        readonly finishedAt: string | null
+      }>
+      readonly blocked: ReadonlyArray<{
+        readonly id: string
+        readonly kind: string
+        readonly status: string
+        readonly reason: string | null
+        readonly costUsd: number
+        readonly finishedAt: string | null
+      }>
+      readonly failed: ReadonlyArray<{
+        readonly id: string
+        readonly kind: string
+        readonly status: string
+        readonly reason: string | null
+        readonly costUsd: number
+        readonly finishedAt: string | null
+      }>
+      readonly newArtifacts: ReadonlyArray<{
+        readonly taskId: string
+        readonly path: string
+      }>
+      readonly costUsd: number
+      readonly queue: {
+        readonly byStatus: { readonly [key: string]: unknown }
+        readonly delta: { readonly [key: string]: unknown } | null
+      }
+      readonly workflows: {
+        readonly created: ReadonlyArray<{
+          readonly id: string
+          readonly template: string
+          readonly instanceKey: string
+          readonly status: string
+          readonly result: string | null
+          readonly reason: string | null
+        }>
+        readonly ended: ReadonlyArray<{
+          readonly id: string
+          readonly template: string
+          readonly instanceKey: string
+          readonly status: string
+          readonly result: string | null
+          readonly reason: string | null
+        }>
+        readonly stalled: ReadonlyArray<{
+          readonly id: string
+          readonly template: string
+          readonly instanceKey: string
+          readonly status: string
+          readonly result: string | null
+          readonly reason: string | null
+        }>
+      }
+      readonly markdown: string
+    }
+  }
+  /** The report of [from, to) (each an ISO time or a snapshot id; `to` now when absent), as GET /v1/reports/latest; Markdown with `markdown: true` or Accept: text/markdown */
+  readonly createReport: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {
+      /** text/markdown: answer the report as Markdown instead of JSON */
+      readonly Accept?: string
+    }
+    readonly body: {
+      readonly from: string
+      readonly to?: string
+      readonly markdown?: boolean
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly from: string
+      readonly to: string
+      readonly fromSnapshot: string | null
+      readonly counts: {
+        readonly created: number
+        readonly completed: number
+        readonly blocked: number
+        readonly failed: number
+        readonly canceled: number
+      }
+      readonly completed: ReadonlyArray<{
+        readonly id: string
+        readonly kind: string
+        readonly status: string
+        readonly reason: string | null
+        readonly costUsd: number
+        readonly finishedAt: string | null
+      }>
+      readonly blocked: ReadonlyArray<{
+        readonly id: string
+        readonly kind: string
+        readonly status: string
+        readonly reason: string | null
+        readonly costUsd: number
+        readonly finishedAt: string | null
+      }>
+      readonly failed: ReadonlyArray<{
+        readonly id: string
+        readonly kind: string
+        readonly status: string
+        readonly reason: string | null
+        readonly costUsd: number
+        readonly finishedAt: string | null
+      }>
+      readonly newArtifacts: ReadonlyArray<{
+        readonly taskId: string
+        readonly path: string
+      }>
+      readonly costUsd: number
+      readonly queue: {
+        readonly byStatus: { readonly [key: string]: unknown }
+        readonly delta: { readonly [key: string]: unknown } | null
+      }
+      readonly workflows: {
+        readonly created: ReadonlyArray<{
+          readonly id: string
+          readonly template: string
+          readonly instanceKey: string
+          readonly status: string
+          readonly result: string | null
+          readonly reason: string | null
+        }>
+        readonly ended: ReadonlyArray<{
+          readonly id: string
+          readonly template: string
+          readonly instanceKey: string
+          readonly status: string
+          readonly result: string | null
+          readonly reason: string | null
+        }>
+        readonly stalled: ReadonlyArray<{
+          readonly id: string
+          readonly template: string
+          readonly instanceKey: string
+          readonly status: string
+          readonly result: string | null
+          readonly reason: string | null
+        }>
+      }
+      readonly markdown: string
     }
   }
 }
