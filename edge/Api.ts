@@ -16,6 +16,7 @@ import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
 import * as EvalApi from "./EvalApi.ts"
 import * as ExperimentApi from "./ExperimentApi.ts"
 import * as TaskApi from "./TaskApi.ts"
+import * as MarketplaceApi from "./MarketplaceApi.ts"
 import * as ChannelApi from "./ChannelApi.ts"
 import * as IngestApi from "./IngestApi.ts"
 import * as QueueFlowApi from "./QueueFlowApi.ts"
@@ -833,6 +834,7 @@ const all = [
   ...workloads,
   ...EvalApi.endpoints,
   ...ExperimentApi.endpoints,
+  ...MarketplaceApi.endpoints,
   ...ChannelApi.endpoints,
   ...IngestApi.endpoints,
   ...TaskApi.endpoints,

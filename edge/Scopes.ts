@@ -29,6 +29,9 @@ export const SCOPES = [
   "sensors:write",
   "reports:read",
   "reports:write",
+  "marketplace:read",
+  "marketplace:publish",
+  "marketplace:invoke",
   "admin",
   "*"
 ] as const

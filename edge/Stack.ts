@@ -48,8 +48,10 @@ import * as Api from "./Api.ts"
 import * as A2aEndpoint from "./A2aEndpoint.ts"
 import { a2aHandlers, PublicUrl } from "./A2aRoutes.ts"
 import { Evals } from "../actors/eval/Evals.ts"
+import { Marketplace } from "../actors/marketplace/Marketplace.ts"
 import { evalHandlers } from "./EvalRoutes.ts"
 import { experimentHandlers } from "./ExperimentRoutes.ts"
+import { marketplaceHandlers } from "./MarketplaceRoutes.ts"
 import { auditHandlers } from "./AuditRoutes.ts"
 import { channelHandlers } from "./ChannelRoutes.ts"
 import { ingestHandlers } from "./IngestRoutes.ts"
@@ -221,6 +223,7 @@ export const layer = (options: Options) => {
         ...workloadHandlers,
         ...evalHandlers,
         ...experimentHandlers,
+        ...marketplaceHandlers,
         ...channelHandlers,
         ...ingestHandlers,
         ...streamHandlers,
@@ -260,7 +263,7 @@ export const layer = (options: Options) => {
     Layer.provide(registered),
     // eval runs (ADR 0047) are driven by the edge's hosts, which take up unfinished ones at start; built with the
     // core, before the edge listens, so no request waits on its bucket
-    Layer.provide(Layer.merge(Evals.layer.pipe(Layer.provideMerge(core)), database)),
+    Layer.provide(Layer.merge(Layer.merge(Evals.layer, Marketplace.layer).pipe(Layer.provideMerge(core)), database)),
     Layer.provide(Telemetry.layerConfig)
   )
 }

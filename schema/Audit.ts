@@ -22,7 +22,12 @@ export const AUDIT_ACTIONS = [
   "dispatch.paused",
   "dispatch.resumed",
   "experiment.started",
-  "experiment.concluded"
+  "experiment.concluded",
+  "marketplace.published",
+  "marketplace.unpublished",
+  "marketplace.forked",
+  "marketplace.invoked",
+  "marketplace.served"
 ] as const
 
 export const AuditId = Schema.String.check(

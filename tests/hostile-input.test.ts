@@ -110,7 +110,10 @@ const idOf = (path: string) =>
     : RUN
 
 const concrete = (path: string) =>
-  path.replace("{name}", "alpha").replace("{id}", idOf(path)).replace("{stepId}", "turn-1.tool-0.approval")
+  path.replace("{name}", "alpha").replace("{slug}", "dev.alpha").replace("{id}", idOf(path)).replace(
+    "{stepId}",
+    "turn-1.tool-0.approval"
+  )
 
 const fields = Object.entries(document.paths as Json).flatMap(([path, ops]) =>
   Object.entries(ops as Json).flatMap(([method, op]) => {

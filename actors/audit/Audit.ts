@@ -27,6 +27,11 @@ export type AuditAction =
   | "dispatch.resumed"
   | "experiment.started"
   | "experiment.concluded"
+  | "marketplace.published"
+  | "marketplace.unpublished"
+  | "marketplace.forked"
+  | "marketplace.invoked"
+  | "marketplace.served"
 
 export interface AuditEntry {
   /** The tenant the fact belongs to; `_unknown` when a request failed authentication before one was known. */

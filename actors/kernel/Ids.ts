@@ -22,7 +22,7 @@ const random16 = (): Uint8Array => {
 
 export class Ids extends Context.Service<Ids, {
   readonly next: (
-    prefix: "run" | "evt" | "aud" | "wl" | "evr" | "tsk" | "sch" | "sev" | "qfw" | "snp" | "exp"
+    prefix: "run" | "evt" | "aud" | "wl" | "evr" | "tsk" | "sch" | "sev" | "qfw" | "snp" | "exp" | "inv"
   ) => Effect.Effect<string>
 }>()("lantern/actors/Ids") {
   static readonly layer = Layer.succeed(Ids, {

@@ -3,6 +3,7 @@
 import { Console, Data, Effect, FileSystem, Option, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import * as Verify from "../../actors/receipts/Verify.ts"
+import * as Marketplace from "../../schema/Marketplace.ts"
 import { endpoints } from "../Api.ts"
 import * as Client from "./Client.ts"
 import * as Input from "./Input.ts"
@@ -104,6 +105,40 @@ const verify = Command.make(
   ])
 )
 
+const verifySettlement = Command.make(
+  "verify-settlement",
+  { receipt: receiptFile, key: keyFlag, json: Input.json },
+  Effect.fn(function*(i) {
+    const value = yield* Effect.flatMap(
+      readText("RECEIPT", i.receipt),
+      (text) => parsing(i.receipt, () => JSON.parse(text) as unknown)
+    )
+    if (!Marketplace.isSettlement(value)) {
+      return yield* badInput(`${i.receipt}: not a settlement receipt (its kind must be "settlement")`)
+    }
+    const keys = yield* keysFrom(i.key)
+    const verdict = Marketplace.verifySettlement(value, keys)
+    const id = String((value as Record<string, unknown>)["invocationId"])
+    yield* Console.log(
+      i.json
+        ? JSON.stringify(verdict, null, 2)
+        : [
+          ...verdict.checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.message}`),
+          "",
+          verdict.valid ? `settlement of ${id} is valid` : ""
+        ].join("\n").trimEnd()
+    )
+    if (!verdict.valid) {
+      const failed = verdict.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.message}`).join("; ")
+      return yield* new ReceiptInvalid({ message: `settlement of ${id} is NOT valid: ${failed}` })
+    }
+  })
+).pipe(
+  Command.withDescription(
+    "Verify a marketplace settlement receipt (its signature by a published receipt key), offline; exits 0 valid, 1 invalid, 2 bad input"
+  )
+)
+
 const get = Command.make(
   "get",
   { id: Input.runIdArgument },
@@ -124,7 +159,7 @@ const journal = Command.make(
 
 export const receipts = Command.make("receipts").pipe(
   Command.withDescription("Get, export and verify signed run receipts"),
-  Command.withSubcommands([verify, get, journal])
+  Command.withSubcommands([verify, verifySettlement, get, journal])
 )
 
 const rotate = Command.make(

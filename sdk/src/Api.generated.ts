@@ -579,6 +579,62 @@ export const operations = {
     answer: "json",
     authenticated: true
   },
+  publishListing: {
+    method: "POST",
+    path: "/v1/marketplace/publish",
+    params: [],
+    success: [200, 201],
+    answer: "json",
+    authenticated: true
+  },
+  listListings: {
+    method: "GET",
+    path: "/v1/marketplace",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  listInvocations: {
+    method: "GET",
+    path: "/v1/marketplace/invocations",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  getListing: {
+    method: "GET",
+    path: "/v1/marketplace/{slug}",
+    params: ["slug"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  unpublishListing: {
+    method: "DELETE",
+    path: "/v1/marketplace/{slug}",
+    params: ["slug"],
+    success: [204],
+    answer: "none",
+    authenticated: true
+  },
+  forkListing: {
+    method: "POST",
+    path: "/v1/marketplace/{slug}/fork",
+    params: ["slug"],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
+  invokeListing: {
+    method: "POST",
+    path: "/v1/marketplace/{slug}/invoke",
+    params: ["slug"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
   listChannels: {
     method: "GET",
     path: "/v1/channels",
@@ -2963,7 +3019,7 @@ export interface Operations {
     readonly headers: {}
     readonly body: {
       readonly name: string
-      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "ingest:read" | "ingest:write" | "tasks:read" | "tasks:write" | "sensors:read" | "sensors:write" | "reports:read" | "reports:write" | "admin" | "*">
+      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "ingest:read" | "ingest:write" | "tasks:read" | "tasks:write" | "sensors:read" | "sensors:write" | "reports:read" | "reports:write" | "marketplace:read" | "marketplace:publish" | "marketplace:invoke" | "admin" | "*">
       readonly expiresAt?: string | null
     }
     readonly bodyRequired: true
@@ -3066,7 +3122,7 @@ export interface Operations {
   readonly listAudit: {
     readonly params: {}
     readonly query: {
-      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.terminated" | "hook.rejected" | "hook.deduplicated" | "dispatch.paused" | "dispatch.resumed" | "experiment.started" | "experiment.concluded"
+      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.terminated" | "hook.rejected" | "hook.deduplicated" | "dispatch.paused" | "dispatch.resumed" | "experiment.started" | "experiment.concluded" | "marketplace.published" | "marketplace.unpublished" | "marketplace.forked" | "marketplace.invoked" | "marketplace.served"
       /** An ISO-8601 day or time with offset: entries at or after it */
       readonly since?: string
       readonly limit?: number
@@ -4127,6 +4183,338 @@ export interface Operations {
         readonly meanFeedback: number | null
       }>
       readonly lift?: number | null
+    }
+  }
+  /** Publish one of the tenant's agents (its latest version) as a listing, or update its listing; the slug is `<tenant>.<agent>` */
+  readonly publishListing: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly agentName: string
+      readonly description: string
+      readonly category: string
+      readonly tags?: ReadonlyArray<string>
+      readonly readme?: string
+      readonly inputSchema?: { readonly [key: string]: unknown }
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly slug: string
+      readonly sellerTenant: string
+      readonly agentName: string
+      readonly agentVersion: number
+      readonly agentVersionDigest: string
+      readonly description: string
+      readonly category: string
+      readonly tags: ReadonlyArray<string>
+      readonly readme: string
+      readonly inputSchema: { readonly [key: string]: unknown }
+      readonly publishedAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** Published listings of every tenant, by slug; `category` and `q` (words that must all appear) narrow them */
+  readonly listListings: {
+    readonly params: {}
+    readonly query: {
+      readonly category?: string
+      readonly q?: string
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly slug: string
+        readonly sellerTenant: string
+        readonly agentName: string
+        readonly agentVersion: number
+        readonly agentVersionDigest: string
+        readonly description: string
+        readonly category: string
+        readonly tags: ReadonlyArray<string>
+        readonly readme: string
+        readonly inputSchema: { readonly [key: string]: unknown }
+        readonly publishedAt: string
+        readonly updatedAt: string
+      }>
+    }
+  }
+  /** Invocations the tenant made (`as=buyer`, the default) or served (`as=seller`), newest first */
+  readonly listInvocations: {
+    readonly params: {}
+    readonly query: {
+      readonly as?: "buyer" | "seller"
+    }
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly invocationId: string
+        readonly slug: string
+        readonly buyerTenant: string
+        readonly sellerTenant: string
+        readonly runId: string
+        readonly status: "succeeded" | "failed" | "canceled"
+        readonly output: unknown
+        readonly costUsd: number
+        readonly receipt: {
+          readonly kind: "settlement"
+          readonly version: 1
+          readonly invocationId: string
+          readonly buyerTenant: string
+          readonly sellerTenant: string
+          readonly agent: string
+          readonly agentVersion: number
+          readonly runId: string
+          readonly status: "succeeded" | "failed" | "canceled"
+          readonly costUsd: number
+          readonly issuedAt: string
+          readonly keyId: string
+          readonly signature: string
+        }
+        readonly createdAt: string
+      }>
+    }
+  }
+  /** A published listing */
+  readonly getListing: {
+    readonly params: {
+      readonly slug: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly slug: string
+      readonly sellerTenant: string
+      readonly agentName: string
+      readonly agentVersion: number
+      readonly agentVersionDigest: string
+      readonly description: string
+      readonly category: string
+      readonly tags: ReadonlyArray<string>
+      readonly readme: string
+      readonly inputSchema: { readonly [key: string]: unknown }
+      readonly publishedAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** Take the tenant's own listing down (its invocations stay on record) */
+  readonly unpublishListing: {
+    readonly params: {
+      readonly slug: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: null
+  }
+  /** Copy a listing's spec (its published version) into the caller's tenant as a new agent (`newName`, else the listing's agent name) */
+  readonly forkListing: {
+    readonly params: {
+      readonly slug: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly newName?: string
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly name: string
+      readonly description: string
+      readonly latestVersion: number
+      readonly digest: string
+      readonly spec: {
+        readonly systemPrompt: string
+        readonly model: string
+        readonly maxTurns: number
+        readonly tools: ReadonlyArray<{
+          readonly name: string
+          readonly description: string
+          readonly parameters: { readonly [key: string]: unknown }
+          readonly approval?: {
+            readonly expiresInSeconds: number
+          }
+          readonly agent?: string
+          readonly http?: {
+            readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+            readonly url: string
+            readonly headers?: {
+              readonly [key: string]: string
+            }
+            readonly body?: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+            readonly responsePath?: string
+            readonly maxResponseBytes?: number
+          }
+          readonly a2a?: {
+            readonly url: string
+            readonly auth?: ({
+              readonly bearer: string
+            }) | ({
+              readonly header: {
+                readonly name: string
+                readonly value: string
+              }
+            }) | ({
+              readonly basic: string
+            })
+            readonly timeoutMs?: number
+          }
+          readonly mcp?: {
+            readonly server: string
+            readonly tool: string
+          }
+          readonly idempotent?: boolean
+        }>
+        readonly retry?: {
+          readonly maxAttempts?: number
+          readonly initialBackoffMs?: number
+          readonly maxBackoffMs?: number
+          readonly multiplier?: number
+          readonly jitter?: number
+          readonly retryOn?: ReadonlyArray<"rate_limited" | "provider_unavailable" | "timeout" | "provider_error">
+        }
+        readonly stepTimeoutMs?: number
+        readonly maxTokens?: number
+        readonly temperature?: number
+        readonly routing?: {
+          readonly strategy?: "balanced" | "cheap" | "best" | "fast"
+          readonly cache?: boolean
+          readonly credentials?: {
+            readonly [key: string]: string
+          }
+        }
+        readonly workflow?: {
+          readonly nodes: ReadonlyArray<({
+            readonly id: string
+            readonly type: "trigger"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "ai-step"
+            readonly data: {
+              readonly prompt: string
+              readonly capability?: string
+              readonly system?: string
+              readonly temperature?: number
+              readonly maxTokens?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "tool"
+            readonly data: {
+              readonly tool: string
+              readonly arguments?: { readonly [key: string]: unknown }
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "condition"
+            readonly data: {
+              readonly expression: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "loop"
+            readonly data: {
+              readonly arrayExpression: string
+              readonly maxIterations: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "approval"
+            readonly data: {
+              readonly reason?: string
+              readonly timeoutMinutes?: number
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "subagent"
+            readonly data: {
+              readonly agent: string
+              readonly input?: unknown
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "wait"
+            readonly data: {
+              readonly duration: string
+            }
+          }) | ({
+            readonly id: string
+            readonly type: "parallel"
+            readonly data: unknown
+          }) | ({
+            readonly id: string
+            readonly type: "end"
+            readonly data: {
+              readonly outputExpression?: string
+            }
+          })>
+          readonly edges: ReadonlyArray<{
+            readonly id: string
+            readonly source: string
+            readonly target: string
+            readonly label?: string
+          }>
+        }
+      }
+      readonly createdAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** Run a listing for its input: the run is in the seller's tenant under the seller's budget (402 when over); the answer holds the output and a settlement receipt signed by the deployment's receipt keys */
+  readonly invokeListing: {
+    readonly params: {
+      readonly slug: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly input: unknown
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly invocationId: string
+      readonly slug: string
+      readonly buyerTenant: string
+      readonly sellerTenant: string
+      readonly runId: string
+      readonly status: "succeeded" | "failed" | "canceled"
+      readonly output: unknown
+      readonly costUsd: number
+      readonly receipt: {
+        readonly kind: "settlement"
+        readonly version: 1
+        readonly invocationId: string
+        readonly buyerTenant: string
+        readonly sellerTenant: string
+        readonly agent: string
+        readonly agentVersion: number
+        readonly runId: string
+        readonly status: "succeeded" | "failed" | "canceled"
+        readonly costUsd: number
+        readonly issuedAt: string
+        readonly keyId: string
+        readonly signature: string
+      }
+      readonly createdAt: string
     }
   }
   /** The tenant's channel connections (secrets as references only) */

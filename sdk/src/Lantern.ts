@@ -1,6 +1,7 @@
 // The client: `new Lantern({baseUrl?, apiKey?, fetch?})` (LANTERN_URL and LANTERN_API_TOKEN by default) with one
 // namespace per resource. Every method takes its path parameters first, then its body or options, as the server names them.
 import * as Receipt from "../../schema/Receipt.ts"
+import * as Settlement from "../../schema/Settlement.ts"
 import type { OperationId, Operations } from "./Api.generated.ts"
 import { call, type Input, type Output, type Settings, settingsOf } from "./Http.ts"
 import {
@@ -201,6 +202,18 @@ export class Lantern {
       this.request("concludeExperiment", { params: { id }, body })
   }
 
+  /** The marketplace (ADR 0059): listings of published agents, forks, and invocations settled with signed receipts. */
+  readonly marketplace = {
+    publish: (body: Body<"publishListing">) => this.request("publishListing", { body }),
+    list: (query: Query<"listListings"> = {}) => this.request("listListings", { query }),
+    get: (slug: string) => this.request("getListing", { params: { slug } }),
+    unpublish: (slug: string) => this.request("unpublishListing", { params: { slug } }),
+    fork: (slug: string, body: Body<"forkListing"> = {}) => this.request("forkListing", { params: { slug }, body }),
+    /** Runs the listing in the seller's tenant; the answer holds the output and a signed settlement receipt. */
+    invoke: (slug: string, input: unknown) => this.request("invokeListing", { params: { slug }, body: { input } }),
+    invocations: (query: Query<"listInvocations"> = {}) => this.request("listInvocations", { query })
+  }
+
   /** Channel connections (ADR 0050): a platform's webhook bound to an agent, secrets by reference. */
   readonly channels = {
     create: (body: Body<"createChannel">) => this.request("createChannel", { body }),
@@ -290,6 +303,21 @@ export class Lantern {
         throw e
       }
     },
+    /**
+     * Verifies a marketplace settlement receipt offline (schema/Settlement.ts): its fields and its Ed25519 signature
+     * under `keys`. No request is made. Keys that are no keys throw a TypeError.
+     */
+    verifySettlement: (receipt: unknown, keys: Keys): SettlementVerdict => {
+      try {
+        const published = typeof keys === "string"
+          ? Receipt.parseKeys(keys)
+          : Receipt.parseKeys(JSON.stringify(Array.isArray(keys) ? { keys } : keys))
+        return Settlement.verifySettlement(receipt, published)
+      } catch (e) {
+        if (e instanceof Receipt.BadInput) throw new TypeError(e.message)
+        throw e
+      }
+    },
     /** Asks the server to verify (its published keys, and the run's stored journal for a receipt it signed). */
     verifyOnServer: (body: Body<"verifyReceipt">) => this.request("verifyReceipt", { body }),
     /** The public keys that verify receipts (`/.well-known/lantern-receipts`), retired ones included. */
@@ -318,3 +346,4 @@ export class Lantern {
 }
 
 export type Verdict = Receipt.Verdict
+export type SettlementVerdict = ReturnType<typeof Settlement.verifySettlement>

@@ -5,7 +5,14 @@ import type { Operations } from "./Api.generated.ts"
 export type { Check, Line as JournalLine, PublicKey } from "../../schema/Receipt.ts"
 export { type OperationId, type Operations, operations } from "./Api.generated.ts"
 export { type Issue, isLanternError, LanternError } from "./Errors.ts"
-export { type CreateRunInput, type Keys, Lantern, type LanternOptions, type Verdict } from "./Lantern.ts"
+export {
+  type CreateRunInput,
+  type Keys,
+  Lantern,
+  type LanternOptions,
+  type SettlementVerdict,
+  type Verdict
+} from "./Lantern.ts"
 export { ROUTES } from "./Routes.ts"
 export type { RunActivity, RunEvent, StreamOptions, TaskActivity } from "./Stream.ts"
 export {
