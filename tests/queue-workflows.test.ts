@@ -16,7 +16,7 @@ let call: ReturnType<typeof api>
 
 /**
  * A phase: writes the artifact the workflow asks for under the task's artifact root and reports it. Verify says
- * `continue` until iteration `context.iterations`, then `done`. Execute reports `blocked` while the file
+ * `continue` until iteration `context.iterations`, then `done`; review says `context.review`. Execute reports `blocked` while the file
  * `context.blockUntil` (when given) does not exist.
  */
 const PHASE = `
@@ -31,7 +31,8 @@ if (p.phase === "execute" && ctx.blockUntil && !fs.existsSync(ctx.blockUntil)) {
 const file = path.join(process.env.TASK_ARTIFACT_ROOT, p.artifactPath);
 fs.mkdirSync(path.dirname(file), { recursive: true });
 fs.writeFileSync(file, "# " + p.phase + " " + p.iteration + " of " + p.instanceKey + "\\n");
-const machineStatus = p.phase === "verify" ? (p.iteration < ctx.iterations ? "continue" : "done") : "ok";
+const machineStatus = p.phase === "verify" ? (p.iteration < ctx.iterations ? "continue" : "done")
+  : p.phase === "review" ? ctx.review : "ok";
 console.log(JSON.stringify({ status: "completed", operatorSummary: "wrote " + p.artifactPath, machineStatus,
   fileChanges: [{ path: p.artifactPath, change: "created" }], artifactPaths: [p.artifactPath],
   followUpTasks: [], externalMessages: [] }));
@@ -192,5 +193,46 @@ describe("queue workflows", () => {
     expect(done).toMatchObject({ status: "complete", reason: null })
     expect(done.phases.map((p: any) => p.phase)).toEqual(["plan", "execute", "verify"])
     expect(done.phases[1].taskId).toBe(stalled.currentTaskId)
+  })
+
+  it("a pr-lifecycle goes opened → reviewed → merged, or closed on a rejecting review", async () => {
+    onTestFailed(() => console.error(stack.output()))
+    const start = (instanceKey: string, review: string) =>
+      call("POST", "/v1/queue-workflows", {
+        template: "pr-lifecycle",
+        instanceKey,
+        context: { review },
+        task: { adapter: SCRIPT }
+      })
+    const merged = await start("https://example.com/acme/app/pull/7", "approved")
+    const closed = await start("https://example.com/acme/app/pull/8", "rejected")
+    expect(merged.status).toBe(201)
+    expect(merged.json).toMatchObject({ phase: "open", stage: "opening" })
+    const end = (id: string) =>
+      eventually(
+        async () => {
+          const f = await flow(id)
+          return f.status === "complete" || f.status === "failed" || f.status === "stalled" ? f : null
+        },
+        120_000,
+        `pr-lifecycle ${id} to end`
+      )
+    const m = await end(merged.json.id)
+    expect(m).toMatchObject({ status: "complete", result: "merged", stage: "merged" })
+    expect(m.phases.map((p: any) => [p.phase, p.machineStatus])).toEqual([
+      ["open", "ok"],
+      ["review", "approved"],
+      ["merge", "ok"]
+    ])
+    expect(m.artifactPaths).toEqual([
+      "reports/https-example.com-acme-app-pull-7-open.md",
+      "reports/https-example.com-acme-app-pull-7-review.md",
+      "reports/https-example.com-acme-app-pull-7-merge.md"
+    ])
+    const c = await end(closed.json.id)
+    expect(c).toMatchObject({ status: "complete", result: "closed", stage: "closed" })
+    expect(c.phases.map((p: any) => p.phase)).toEqual(["open", "review"])
+    const listed = (await call("GET", "/v1/queue-workflows?template=pr-lifecycle")).json.items
+    expect(listed.map((f: any) => f.id).sort()).toEqual([merged.json.id, closed.json.id].sort())
   })
 })
