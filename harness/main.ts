@@ -30,6 +30,8 @@ export interface Config {
   readonly env: Readonly<Record<string, string>>
   /** The workload's directory on this host: sock/ (the sockets), harness.log. */
   readonly dir: string
+  /** Where the workload starts (a directory it may write, shared with the host); `dir` when absent. */
+  readonly cwd?: string
   readonly egress: Egress.Policy
   readonly timeoutMs: number
   readonly heartbeatMs: number
@@ -393,7 +395,7 @@ const main = async () => {
     env: { ...config.env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
-    cwd: config.dir
+    cwd: config.cwd ?? config.dir
   })
   log(`started ${config.argv[0]} as ${child.pid}`)
   process.stdout.write(`${JSON.stringify({ pid: process.pid, child: child.pid, enforced })}\n`)

@@ -24,6 +24,11 @@ export interface Paths {
   readonly workloadId?: string
   readonly tenant?: string
   readonly input?: string | null
+  /**
+   * A host directory the workload starts in and may write (a task's artifact root): what it creates there is on
+   * the host when it ends. Only backends with `sharesWorkDir` take one.
+   */
+  readonly workDir?: string
 }
 
 export interface Backend {
@@ -34,6 +39,8 @@ export interface Backend {
   readonly probe: Effect.Effect<{ readonly ok: true } | { readonly ok: false; readonly reason: string }>
   /** The harness's command line for `spec`, or a refusal when the tier is not this backend's. */
   readonly argv: (spec: WorkloadSpec, paths: Paths) => Effect.Effect<ReadonlyArray<string>, IsolationUnavailable>
+  /** Whether the workload can start in a writable host directory (Paths.workDir) whose files the host then sees. */
+  readonly sharesWorkDir?: boolean
 }
 
 /** No configured backend provides the tier (the edge answers 412 `isolation_unavailable`). */
@@ -94,6 +101,7 @@ export const processBackend: Backend = {
   name: "process",
   provides: (tier) => tier === "trusted",
   probe: Effect.succeed({ ok: true }),
+  sharesWorkDir: true,
   argv(spec, paths) {
     return Effect.as(
       refuseUnless(this, spec),
@@ -111,9 +119,12 @@ export const bwrapBackend = (binary = "bwrap"): Backend => ({
   name: "bwrap",
   provides: (tier) => tierRank(tier) <= tierRank("standard"),
   probe: version(binary, ["--version"]),
+  sharesWorkDir: true,
   argv(spec, paths) {
     // --tmpfs /tmp hides whatever lives under /tmp: Node and the repository are bound back where they are
     const keep = [...new Set([dirname(process.execPath), root])].flatMap((p) => ["--ro-bind", p, p])
+    // a shared working directory is the one host path the workload may write
+    const work = paths.workDir === undefined ? [] : ["--bind", paths.workDir, paths.workDir]
     return Effect.as(refuseUnless(this, spec), [
       binary,
       "--ro-bind",
@@ -128,6 +139,7 @@ export const bwrapBackend = (binary = "bwrap"): Backend => ({
       "--tmpfs",
       "/run",
       ...keep,
+      ...work,
       "--bind",
       paths.sockDir,
       "/run/lantern",
@@ -141,7 +153,7 @@ export const bwrapBackend = (binary = "bwrap"): Backend => ({
       "--hostname",
       "sandbox",
       "--chdir",
-      "/tmp",
+      paths.workDir ?? "/tmp",
       ...relayed(spec, paths, "/run/lantern/egress.sock", "/run/lantern/secrets.sock")
     ])
   }
@@ -177,15 +189,26 @@ export const KNOWN = ["process", "bwrap", "gvisor", "kubernetes", "microvm"] as 
 export const byName = (name: string): Backend | null =>
   name === "process" ? processBackend : name === "bwrap" ? bwrapBackend() : name === "gvisor" ? gvisorBackend() : null
 
-/** The backend for `tier`: the first of `backends` (weakest first) that provides it, or a refusal naming the tier. */
-export const place = (backends: ReadonlyArray<Backend>, tier: Tier): Effect.Effect<Backend, IsolationUnavailable> => {
-  const found = backends.find((b) => b.provides(tier))
+/**
+ * The backend for `tier`: the first of `backends` (weakest first) that provides it (and, when the workload needs a
+ * shared working directory, can give it one), or a refusal naming the tier.
+ */
+export const place = (
+  backends: ReadonlyArray<Backend>,
+  tier: Tier,
+  options: { readonly workDir?: boolean } = {}
+): Effect.Effect<Backend, IsolationUnavailable> => {
+  const found = backends.find((b) => b.provides(tier) && (options.workDir !== true || b.sharesWorkDir === true))
   return found === undefined
     ? Effect.fail(
       new IsolationUnavailable({
         tier,
         reason: backends.length === 0
           ? "no sandbox backend is configured"
+          : options.workDir === true && backends.some((b) => b.provides(tier))
+          ? `no configured backend that provides it can share a working directory (configured: ${
+            backends.map((b) => b.name).join(", ")
+          }; process and bwrap can)`
           : `no configured backend provides it (configured: ${backends.map((b) => b.name).join(", ")})`
       })
     )

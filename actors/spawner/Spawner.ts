@@ -140,14 +140,30 @@ const addressOf = (tenant: string, id: string): ActorAddress => ({ type: "worklo
 const leaseKey = (tenant: string, id: string) => `${tenant}.${id}`
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
 
+/** What an in-process caller (a task adapter) may ask of a start beyond the spec; never taken from the API. */
+export interface StartOptions {
+  /**
+   * A host directory the workload starts in and may write (a task's artifact root); only the process and bwrap
+   * backends can share one, so a tier no such backend provides is refused. Not journaled (a path of this host), and
+   * a workload given one is not started again elsewhere.
+   */
+  readonly workDir?: string
+}
+
 export class Spawner extends Context.Service<Spawner, {
   /** The backends configured and usable on this host, weakest first. */
   readonly backends: ReadonlyArray<string>
+  /** The backend a workload of `tier` would be placed on here, or why none (nothing is started). */
+  readonly placement: (
+    tier: W.Tier,
+    options?: { readonly sharedWorkDir?: boolean }
+  ) => Effect.Effect<string, Backends.IsolationUnavailable>
   readonly start: (
     tenant: string,
     spec: W.WorkloadSpec,
     input: string | null,
-    by: string
+    by: string,
+    options?: StartOptions
   ) => Effect.Effect<View, Backends.IsolationUnavailable | WorkloadQuotaExceeded | SpawnFailed | BusUnavailable>
   readonly get: (tenant: string, id: string) => Effect.Effect<View, Decider.WorkloadNotFound | BusUnavailable>
   readonly list: (tenant: string) => Effect.Effect<ReadonlyArray<View>, BusUnavailable>
@@ -258,7 +274,8 @@ export class Spawner extends Context.Service<Spawner, {
         spec: W.WorkloadSpec,
         input: string | null,
         backend: Backends.Backend,
-        attempt: number
+        attempt: number,
+        workDir?: string
       ) =>
         Effect.gen(function*() {
           const dir = join(settings.workDir, id)
@@ -272,7 +289,8 @@ export class Spawner extends Context.Service<Spawner, {
             dir,
             workloadId: id,
             tenant,
-            input
+            input,
+            ...(workDir === undefined ? {} : { workDir })
           })
           const identity = yield* identities.ensure(tenant, id)
           const ttlSeconds = Math.min(Identity.MAX_TTL_SECONDS, spec.spec.limits.timeoutSeconds + 60)
@@ -302,6 +320,7 @@ export class Spawner extends Context.Service<Spawner, {
               ...(input === null ? {} : { LANTERN_INPUT: input })
             },
             dir,
+            ...(workDir === undefined ? {} : { cwd: workDir }),
             egress: {
               rules: spec.spec.network === "allowlist" ? spec.spec.egressRules ?? [] : [],
               allowPrivate: settings.allowPrivate
@@ -335,14 +354,25 @@ export class Spawner extends Context.Service<Spawner, {
           )
         )
 
-      const start = (tenant: string, spec: W.WorkloadSpec, input: string | null, by: string) =>
+      const placement = (tier: W.Tier, options: { readonly sharedWorkDir?: boolean } = {}) =>
+        Effect.map(Backends.place(backends, tier, { workDir: options.sharedWorkDir === true }), (b) => b.name)
+
+      const start = (
+        tenant: string,
+        spec: W.WorkloadSpec,
+        input: string | null,
+        by: string,
+        options: StartOptions = {}
+      ) =>
         Effect.gen(function*() {
-          const backend = yield* Backends.place(backends, spec.spec.isolation)
+          const backend = yield* Backends.place(backends, spec.spec.isolation, {
+            workDir: options.workDir !== undefined
+          })
           yield* quota(tenant)
           const id = yield* ids.next("wl")
           yield* orDie(execute(tenant, id, { _tag: "Schedule", spec, input, by }, `${id}:schedule`))
           yield* orDie(execute(tenant, id, { _tag: "Place", backend: backend.name }, `${id}:place`))
-          yield* launchWorkload(tenant, id, spec, input, backend, 1)
+          yield* launchWorkload(tenant, id, spec, input, backend, 1, options.workDir)
           const { state, createdAt } = yield* load(tenant, id)
           return viewOf(id, state, createdAt)
         }).pipe(Effect.withSpan("Spawner.start", { attributes: { tenant_id: tenant } }))
@@ -616,7 +646,15 @@ export class Spawner extends Context.Service<Spawner, {
       }).pipe(Effect.catchCause((cause) => Effect.logWarning("workload watch failed; trying again", cause)))
       yield* Effect.forkScoped(watch.pipe(Effect.repeat(Schedule.spaced(PING_EVERY))))
 
-      return Spawner.of({ backends: backends.map((b) => b.name), start, get, list, terminate, follow })
+      return Spawner.of({
+        backends: backends.map((b) => b.name),
+        placement,
+        start,
+        get,
+        list,
+        terminate,
+        follow
+      })
     })
   )
 }
