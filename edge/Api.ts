@@ -13,6 +13,7 @@ import * as Forecast from "../schema/Forecast.ts"
 import * as Graph from "../schema/Graph.ts"
 import { AgentName, RunId, StepId } from "../schema/Ids.ts"
 import { body, Json, make, Media, None, optionalBody } from "./Endpoint.ts"
+import * as ArtifactApi from "./ArtifactApi.ts"
 import * as EvalApi from "./EvalApi.ts"
 import * as ExperimentApi from "./ExperimentApi.ts"
 import * as TaskApi from "./TaskApi.ts"
@@ -839,7 +840,8 @@ const all = [
   ...IngestApi.endpoints,
   ...TaskApi.endpoints,
   ...SensorApi.endpoints,
-  ...QueueFlowApi.endpoints
+  ...QueueFlowApi.endpoints,
+  ...ArtifactApi.endpoints
 ] as const
 
 type All = typeof all[number]

@@ -34,6 +34,7 @@ import * as TaskWorker from "../actors/task/Worker.ts"
 import * as QueueFlows from "../actors/queueflow/QueueFlows.ts"
 import * as SensorIngest from "../actors/sensor/Ingest.ts"
 import { Sensors } from "../actors/sensor/Sensors.ts"
+import { Artifacts } from "../actors/task/Artifacts.ts"
 import { Hosts } from "../bus/Hosts.ts"
 import { Leases } from "../bus/Leases.ts"
 import { Nats } from "../bus/Nats.ts"
@@ -57,6 +58,7 @@ import { channelHandlers } from "./ChannelRoutes.ts"
 import { ingestHandlers } from "./IngestRoutes.ts"
 import { queueFlowHandlers } from "./QueueFlowRoutes.ts"
 import { sensorHandlers } from "./SensorRoutes.ts"
+import { artifactHandlers } from "./ArtifactRoutes.ts"
 import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
 import { forecastHandlers } from "./ForecastRoutes.ts"
@@ -123,7 +125,9 @@ const core = Layer.mergeAll(
   Sensors.layer.pipe(
     Layer.provideMerge(QueueFlows.QueueFlows.layer),
     Layer.provide(Tasks.layerQueue.pipe(Layer.provide(Tasks.layer)))
-  )
+  ),
+  // files tasks produced, in the JetStream Object Store (ADR 0057)
+  Artifacts.layer
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(Agents.layer, Budgets.layer, Audit.layer, Identities.layer)),
   Layer.provideMerge(
@@ -229,7 +233,8 @@ export const layer = (options: Options) => {
         ...streamHandlers,
         ...taskHandlers,
         ...sensorHandlers,
-        ...queueFlowHandlers
+        ...queueFlowHandlers,
+        ...artifactHandlers
       }),
       Cockpit.layer({ devToken: options.banner }),
       // Lantern as an MCP server (ADR 0044): its own protocol, so not in the declared API

@@ -31,7 +31,7 @@ import { Hosts } from "../bus/Hosts.ts"
 import * as Topology from "../bus/Topology.ts"
 import type { AdapterSpec } from "../schema/Task.ts"
 import { busLayer, startServer, type TestServer } from "./support/Bus.ts"
-import { eventually } from "./support/Stack.ts"
+import { api, eventually, startStack } from "./support/Stack.ts"
 
 const TENANT = "acme"
 const MODEL = "llama3.2"
@@ -112,7 +112,13 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "lantern-task-adapters-"))
   await startOllama()
   const prices = join(dir, "prices.json")
-  writeFileSync(prices, JSON.stringify({ version: "test", models: { [MODEL]: { inputPerMTok: 1, cachedInputPerMTok: 0.5, outputPerMTok: 2 } } }))
+  writeFileSync(
+    prices,
+    JSON.stringify({
+      version: "test",
+      models: { [MODEL]: { inputPerMTok: 1, cachedInputPerMTok: 0.5, outputPerMTok: 2 } }
+    })
+  )
   const config = ConfigProvider.layer(ConfigProvider.fromUnknown({
     LANTERN_KEK: Buffer.alloc(32, 9).toString("base64"),
     LANTERN_SPAWNER_BACKENDS: "process,bwrap",
@@ -283,61 +289,71 @@ describe("agent-cli", () => {
     expect(!hostile.ok && hostile.reason).toContain("'hostile'")
   })
 
-  it("runs codex in a workload whose working directory is the artifact root; its files are verified and stored", async () => {
-    const ctx = context()
-    const result = ok(await run(cliAdapter, codex("clean"), ctx))
-    expect(result.ref.workloadId).toMatch(/^wl_/u)
-    expect(result.outcome).toMatchObject({
-      status: "completed",
-      machineStatus: "ok",
-      fileChanges: [{ path: "reports/totals.md", change: "created" }],
-      artifactPaths: ["reports/totals.md"]
-    })
-    expect(result.usage).toEqual({ costUsd: 0, tokens: 1500 })
-    // the CLI got the task as its prompt, and wrote where the task's files go
-    expect(readFileSync(join(ctx.artifactRoot, "prompt.txt"), "utf8")).toContain(ctx.description)
-    expect(readFileSync(join(ctx.artifactRoot, "reports", "totals.md"), "utf8")).toContain("1,234")
-    const verdict = Evidence.verify(result.outcome, {
-      artifactRoot: ctx.artifactRoot,
-      prompt: (result.seen as { prompt: string }).prompt,
-      description: ctx.description
-    })
-    expect(verdict).toEqual({ ok: true })
-    const stored = await runtime.runPromise(
-      Artifacts.use((a) => a.collect(TENANT, ctx.taskId, ctx.artifactRoot, result.outcome.artifactPaths))
-    )
-    expect(stored.map((s) => s.path)).toEqual(["reports/totals.md"])
-    const bytes = await runtime.runPromise(
-      Artifacts.use((a) => a.get(TENANT, ctx.taskId, "reports/totals.md"))
-    )
-    expect(new TextDecoder().decode(bytes!)).toContain("1,234")
-    // the bundle names the command as the spec does and the prompt, never this host's workload
-    const bundle = Bundle.compile({ task: ctx, adapter: codex("clean"), seen: result.seen })
-    expect(bundle.canonical).toContain("exec")
-    expect(bundle.canonical).not.toContain(result.ref.workloadId!)
-  }, 60_000)
+  it(
+    "runs codex in a workload whose working directory is the artifact root; its files are verified and stored",
+    async () => {
+      const ctx = context()
+      const result = ok(await run(cliAdapter, codex("clean"), ctx))
+      expect(result.ref.workloadId).toMatch(/^wl_/u)
+      expect(result.outcome).toMatchObject({
+        status: "completed",
+        machineStatus: "ok",
+        fileChanges: [{ path: "reports/totals.md", change: "created" }],
+        artifactPaths: ["reports/totals.md"]
+      })
+      expect(result.usage).toEqual({ costUsd: 0, tokens: 1500 })
+      // the CLI got the task as its prompt, and wrote where the task's files go
+      expect(readFileSync(join(ctx.artifactRoot, "prompt.txt"), "utf8")).toContain(ctx.description)
+      expect(readFileSync(join(ctx.artifactRoot, "reports", "totals.md"), "utf8")).toContain("1,234")
+      const verdict = Evidence.verify(result.outcome, {
+        artifactRoot: ctx.artifactRoot,
+        prompt: (result.seen as { prompt: string }).prompt,
+        description: ctx.description
+      })
+      expect(verdict).toEqual({ ok: true })
+      const stored = await runtime.runPromise(
+        Artifacts.use((a) => a.collect(TENANT, ctx.taskId, ctx.artifactRoot, result.outcome.artifactPaths))
+      )
+      expect(stored.map((s) => s.path)).toEqual(["reports/totals.md"])
+      const bytes = await runtime.runPromise(
+        Artifacts.use((a) => a.get(TENANT, ctx.taskId, "reports/totals.md"))
+      )
+      expect(new TextDecoder().decode(bytes!)).toContain("1,234")
+      // the bundle names the command as the spec does and the prompt, never this host's workload
+      const bundle = Bundle.compile({ task: ctx, adapter: codex("clean"), seen: result.seen })
+      expect(bundle.canonical).toContain("exec")
+      expect(bundle.canonical).not.toContain(result.ref.workloadId!)
+    },
+    60_000
+  )
 
-  it("hands the evidence check the two dishonest outcomes: a file that is not there, and blocked narrated as done", async () => {
-    const lie = context()
-    const lied = ok(await run(cliAdapter, codex("lie"), lie))
-    expect(Evidence.verify(lied.outcome, { artifactRoot: lie.artifactRoot, description: lie.description }))
-      .toMatchObject({ ok: false, issues: [{ code: "file_missing" }, { code: "file_missing" }] })
-    const blocked = context()
-    const narrated = ok(await run(cliAdapter, codex("blocked"), blocked))
-    expect(narrated.outcome.status).toBe("completed")
-    expect(Evidence.verify(narrated.outcome, { artifactRoot: blocked.artifactRoot, description: blocked.description }))
-      .toMatchObject({ ok: false, issues: [{ code: "blocked_language" }] })
-    // free text with a file the stream showed it writing: unstructured, and that file is claimed and there
-    const text = context()
-    const plain = ok(await run(cliAdapter, codex("text"), text))
-    expect(plain.outcome).toMatchObject({
-      status: "completed",
-      machineStatus: Normalize.UNSTRUCTURED,
-      fileChanges: [{ path: "notes/draft.txt", change: "created" }]
-    })
-    expect(Evidence.verify(plain.outcome, { artifactRoot: text.artifactRoot, description: text.description }))
-      .toEqual({ ok: true })
-  }, 90_000)
+  it(
+    "hands the evidence check the two dishonest outcomes: a file that is not there, and blocked narrated as done",
+    async () => {
+      const lie = context()
+      const lied = ok(await run(cliAdapter, codex("lie"), lie))
+      expect(Evidence.verify(lied.outcome, { artifactRoot: lie.artifactRoot, description: lie.description }))
+        .toMatchObject({ ok: false, issues: [{ code: "file_missing" }, { code: "file_missing" }] })
+      const blocked = context()
+      const narrated = ok(await run(cliAdapter, codex("blocked"), blocked))
+      expect(narrated.outcome.status).toBe("completed")
+      expect(
+        Evidence.verify(narrated.outcome, { artifactRoot: blocked.artifactRoot, description: blocked.description })
+      )
+        .toMatchObject({ ok: false, issues: [{ code: "blocked_language" }] })
+      // free text with a file the stream showed it writing: unstructured, and that file is claimed and there
+      const text = context()
+      const plain = ok(await run(cliAdapter, codex("text"), text))
+      expect(plain.outcome).toMatchObject({
+        status: "completed",
+        machineStatus: Normalize.UNSTRUCTURED,
+        fileChanges: [{ path: "notes/draft.txt", change: "created" }]
+      })
+      expect(Evidence.verify(plain.outcome, { artifactRoot: text.artifactRoot, description: text.description }))
+        .toEqual({ ok: true })
+    },
+    90_000
+  )
 
   it("reads a rate limit from codex's failed turn and claude's error result as hints", async () => {
     const codexLimited = failed(await run(cliAdapter, codex("ratelimit"), context()))
@@ -421,12 +437,14 @@ describe("the fallback chain", () => {
 
 describe("artifacts", () => {
   it("are kept per tenant and task, listed, and refused outside the root", async () => {
-    const use = <A, E>(f: (a: Artifacts["Service"]) => Effect.Effect<A, E>) =>
-      runtime.runPromise(Artifacts.use(f))
+    const use = <A, E>(f: (a: Artifacts["Service"]) => Effect.Effect<A, E>) => runtime.runPromise(Artifacts.use(f))
     const id = "tsk_0000000000000000000000zzzz"
     await use((a) => a.put(TENANT, id, "b/two.txt", new TextEncoder().encode("two")))
     await use((a) => a.put(TENANT, id, "a.txt", new TextEncoder().encode("one")))
-    expect((await use((a) => a.list(TENANT, id))).map((e) => [e.path, e.size])).toEqual([["a.txt", 3], ["b/two.txt", 3]])
+    expect((await use((a) => a.list(TENANT, id))).map((e) => [e.path, e.size])).toEqual([["a.txt", 3], [
+      "b/two.txt",
+      3
+    ]])
     expect(await use((a) => a.get("other", id, "a.txt"))).toBeNull()
     expect(await use((a) => a.get(TENANT, id, "missing.txt"))).toBeNull()
     for (const bad of ["../x", "/etc/passwd", "a//b", "./a", ""]) {
@@ -447,4 +465,38 @@ describe("artifacts", () => {
     )
     expect(JSON.stringify(missing)).toContain("no such file in the artifact root")
   })
+})
+
+describe("GET /v1/tasks/{id}/artifacts/{path}", () => {
+  it(
+    "serves a stored artifact from any host, 404 for one that is not there, 400 for a path that climbs out",
+    async () => {
+      const stack = await startStack({ natsUrl: nats.handle.url, env: { LANTERN_SPAWNER_BACKENDS: "process" } })
+      try {
+        const call = api(stack)
+        const id = "tsk_0000000000000000000000http"
+        // stored by this process (another host); the owner token's tenant is `dev`
+        await runtime.runPromise(
+          Artifacts.use((a) => a.put("dev", id, "reports/q3.md", new TextEncoder().encode("# Q3\n")))
+        )
+        const got = await call("GET", `/v1/tasks/${id}/artifacts/${encodeURIComponent("reports/q3.md")}`)
+        expect(got.status).toBe(200)
+        expect(got.text).toBe("# Q3\n")
+        expect(got.headers.get("content-type")).toContain("text/markdown")
+        const absent = await call("GET", `/v1/tasks/${id}/artifacts/${encodeURIComponent("reports/q4.md")}`)
+        expect(absent.status).toBe(404)
+        expect(absent.json.error.code).toBe("artifact_not_found")
+        // another tenant's artifact is not this tenant's
+        await runtime.runPromise(Artifacts.use((a) => a.put("other", id, "x.txt", new TextEncoder().encode("x"))))
+        expect((await call("GET", `/v1/tasks/${id}/artifacts/x.txt`)).status).toBe(404)
+        const climbing = await call("GET", `/v1/tasks/${id}/artifacts/${encodeURIComponent("../x.txt")}`)
+        expect(climbing.status).toBe(400)
+        expect(JSON.stringify(climbing.json)).toContain("path")
+        expect((await call("GET", `/v1/tasks/not-a-task/artifacts/a.md`)).status).toBe(400)
+      } finally {
+        await stack.stop()
+      }
+    },
+    120_000
+  )
 })

@@ -898,6 +898,14 @@ export const operations = {
     success: [200],
     answer: "json",
     authenticated: true
+  },
+  getTaskArtifact: {
+    method: "GET",
+    path: "/v1/tasks/{id}/artifacts/{path}",
+    params: ["id", "path"],
+    success: [200],
+    answer: "text",
+    authenticated: true
   }
 } as const
 
@@ -8548,5 +8556,17 @@ export interface Operations {
       }
       readonly markdown: string
     }
+  }
+  /** A file a task's attempt produced and its verified outcome listed, relative to the task's artifact root (`reports%2Fq3.md` for reports/q3.md); Content-Type by its extension */
+  readonly getTaskArtifact: {
+    readonly params: {
+      readonly id: string
+      readonly path: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: string
   }
 }

@@ -273,6 +273,12 @@ export class Lantern {
     create: (body: Body<"createReport">) => this.request("createReport", { body })
   }
 
+  /** Files a task's attempts produced (ADR 0057), from the JetStream Object Store. */
+  readonly artifacts = {
+    /** The artifact at `path` (relative to the task's artifact root) as text; a LanternError 404 when absent. */
+    get: (taskId: string, path: string) => this.request("getTaskArtifact", { params: { id: taskId, path } })
+  }
+
   /** A2A (ADR 0045): which agents are public, and their agent cards. */
   readonly a2a = {
     /** Makes an agent public (its card readable by anyone, its A2A endpoint open to the tenant's keys) or private. */

@@ -96,6 +96,7 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   getSnapshot: "reports.getSnapshot",
   latestReport: "reports.latest",
   createReport: "reports.create",
+  getTaskArtifact: "artifacts.get",
   getSecret: "secrets.get",
   deleteSecret: "secrets.delete",
   rewrapSecrets: "admin.rewrapSecrets",
