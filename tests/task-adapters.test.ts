@@ -31,7 +31,7 @@ import { Hosts } from "../bus/Hosts.ts"
 import * as Topology from "../bus/Topology.ts"
 import type { AdapterSpec } from "../schema/Task.ts"
 import { busLayer, startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, startStack } from "./support/Stack.ts"
+import { api, eventually, type StackProcess, startStack } from "./support/Stack.ts"
 
 const TENANT = "acme"
 const MODEL = "llama3.2"
@@ -106,10 +106,17 @@ let runtime: ManagedRuntime.ManagedRuntime<Spawner | ModelProvider | Artifacts, 
 let ollamaAdapter: Adapter
 let cliAdapter: Adapter
 let taskN = 0
+/** A whole Lantern (HTTP edge, task workers) on the same bus, for the route and the end-to-end test. */
+let stack: StackProcess
 
 beforeAll(async () => {
   nats = await startServer("lantern-task-adapters")
   dir = mkdtempSync(join(tmpdir(), "lantern-task-adapters-"))
+  // started first, before this process's own load on the bus
+  stack = await startStack({
+    natsUrl: nats.handle.url,
+    env: { LANTERN_SPAWNER_BACKENDS: "process", LANTERN_TASK_WORKERS: "1" }
+  })
   await startOllama()
   const prices = join(dir, "prices.json")
   writeFileSync(
@@ -141,9 +148,10 @@ beforeAll(async () => {
   runtime = ManagedRuntime.make(layer as Layer.Layer<Spawner | ModelProvider | Artifacts, unknown>)
   ollamaAdapter = await runtime.runPromise(OllamaAdapter.fromHost.pipe(Effect.provide(config)))
   cliAdapter = await runtime.runPromise(AgentCliAdapter.fromHost)
-}, 120_000)
+}, 240_000)
 
 afterAll(async () => {
+  await stack?.stop()
   await runtime?.dispose()
   await new Promise<void>((r) => ollama?.close(() => r()))
   await nats?.cleanup()
@@ -471,8 +479,7 @@ describe("GET /v1/tasks/{id}/artifacts/{path}", () => {
   it(
     "serves a stored artifact from any host, 404 for one that is not there, 400 for a path that climbs out",
     async () => {
-      const stack = await startStack({ natsUrl: nats.handle.url, env: { LANTERN_SPAWNER_BACKENDS: "process" } })
-      try {
+      {
         const call = api(stack)
         const id = "tsk_0000000000000000000000http"
         // stored by this process (another host); the owner token's tenant is `dev`
@@ -493,10 +500,62 @@ describe("GET /v1/tasks/{id}/artifacts/{path}", () => {
         expect(climbing.status).toBe(400)
         expect(JSON.stringify(climbing.json)).toContain("path")
         expect((await call("GET", `/v1/tasks/not-a-task/artifacts/a.md`)).status).toBe(400)
-      } finally {
-        await stack.stop()
       }
     },
     120_000
   )
+})
+
+describe("end to end: POST /v1/tasks with the codex adapter", () => {
+  it("completes a clean task with its artifact and bundle, and blocks a dishonest one with its issues", async () => {
+    {
+      const call = api(stack)
+      const submit = async (scenario: string, description: string) => {
+        const r = await call("POST", "/v1/tasks", {
+          kind: "report",
+          source: "vitest",
+          payload: { quarter: "2026-Q3" },
+          description,
+          maxAttempts: 1,
+          adapter: codex(scenario)
+        })
+        expect(r.status, r.text).toBe(201)
+        return r.json.id as string
+      }
+      const settled = (id: string) =>
+        eventually(
+          async () => {
+            const t = (await call("GET", `/v1/tasks/${id}`)).json
+            return t.status === "completed" || t.status === "blocked" || t.status === "permanent_failure" ? t : null
+          },
+          90_000,
+          `task ${id} to settle`
+        )
+      const clean = await settled(await submit("clean", "Sum the Q3 revenue and write the totals."))
+      expect(clean.status, JSON.stringify(clean)).toBe("completed")
+      expect(clean.outcome.artifactPaths).toEqual(["reports/totals.md"])
+      expect(clean.artifacts).toEqual(["reports/totals.md"])
+      const attempt = clean.attempts[0]
+      expect(attempt.adapter).toBe("agent-cli")
+      expect(attempt.workloadId).toMatch(/^wl_/u)
+      expect(attempt.bundleHash).toMatch(/^sha256:[0-9a-f]{64}$/u)
+      const file = await call("GET", `/v1/tasks/${clean.id}/artifacts/${encodeURIComponent("reports/totals.md")}`)
+      expect(file.status).toBe(200)
+      expect(file.text).toContain("1,234")
+      // the same task again hashes the same; another description does not
+      const twin = await settled(await submit("clean", "Sum the Q3 revenue and write the totals."))
+      expect(twin.attempts[0].bundleHash).toBe(attempt.bundleHash)
+      const other = await settled(await submit("clean", "Sum the Q4 revenue and write the totals."))
+      expect(other.attempts[0].bundleHash).not.toBe(attempt.bundleHash)
+
+      const lie = await settled(await submit("lie", "Write the quarterly report."))
+      expect(lie.status).toBe("blocked")
+      expect(lie.reason).toContain("outcome_verification_failed")
+      expect(lie.reason).toContain("reports/q3.md")
+      expect(lie.artifacts).toEqual([])
+      const blocked = await settled(await submit("blocked", "Run the quarterly report."))
+      expect(blocked.status).toBe("blocked")
+      expect(blocked.reason).toContain("blocked_language")
+    }
+  }, 300_000)
 })

@@ -4,6 +4,8 @@ import { Context, Effect, Layer } from "effect"
 import type { AdapterSpec, TaskEvent } from "../../schema/Task.ts"
 import type { Adapter } from "./Adapter.ts"
 import * as AgentAdapter from "./AgentAdapter.ts"
+import * as AgentCliAdapter from "./AgentCliAdapter.ts"
+import * as OllamaAdapter from "./OllamaAdapter.ts"
 import * as ScriptAdapter from "./ScriptAdapter.ts"
 
 type Probe = Extract<TaskEvent, { _tag: "TaskAdapterChosen" }>["probes"][number]
@@ -19,11 +21,16 @@ export class Adapters extends Context.Service<Adapters, {
   /** Probes `chain` in order until one passes (the rest are not probed). */
   readonly choose: (tenant: string, chain: ReadonlyArray<AdapterSpec>) => Effect.Effect<Chosen>
 }>()("lantern/actors/task/Adapters") {
-  /** Adapters are registered here, one line each (the `ollama` and `agent-cli` adapters join the same list). */
+  /** Adapters are registered here, one line each. */
   static readonly layer = Layer.effect(
     Adapters,
     Effect.gen(function*() {
-      const all: ReadonlyArray<Adapter> = [yield* AgentAdapter.make, yield* ScriptAdapter.make]
+      const all: ReadonlyArray<Adapter> = [
+        yield* AgentAdapter.make,
+        yield* ScriptAdapter.make,
+        yield* OllamaAdapter.fromHost,
+        yield* AgentCliAdapter.fromHost
+      ]
       return Adapters.of(fromList(all))
     })
   )

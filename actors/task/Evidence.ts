@@ -172,3 +172,19 @@ export const verify = (outcome: Outcome, ctx: Context): Verdict => {
 
 /** The issues as one line, for a task's reason. */
 export const describe = (issues: ReadonlyArray<Issue>): string => issues.map((i) => i.message).join("; ")
+
+/** The prompt an adapter's `seen` records (`prompt`, or its messages' text), for the echo check; null when none. */
+export const promptOf = (seen: unknown): string | null => {
+  if (typeof seen !== "object" || seen === null) return null
+  const s = seen as { prompt?: unknown; messages?: unknown }
+  if (typeof s.prompt === "string") return s.prompt
+  if (Array.isArray(s.messages)) {
+    const texts = s.messages.flatMap((m) =>
+      typeof m === "object" && m !== null && typeof (m as { content?: unknown }).content === "string"
+        ? [(m as { content: string }).content]
+        : []
+    )
+    return texts.length === 0 ? null : texts.join("\n")
+  }
+  return null
+}

@@ -10,6 +10,9 @@ import { busRetry } from "../../bus/Journal.ts"
 import type { TaskSubmission } from "../../schema/Task.ts"
 import type { AttemptContext } from "./Adapter.ts"
 import { Adapters } from "./Adapters.ts"
+import { Artifacts } from "./Artifacts.ts"
+import * as Bundle from "./Bundle.ts"
+import * as Evidence from "./Evidence.ts"
 import * as Decider from "./Decider.ts"
 import { Workers } from "./Dispatch.ts"
 import { type Claimed, keyOf, Tasks } from "./Tasks.ts"
@@ -32,6 +35,7 @@ export const layer = Layer.effectDiscard(
     const hosts = yield* Hosts
     const adapters = yield* Adapters
     const workers = yield* Workers
+    const artifacts = yield* Artifacts
     /** Attempts running on this host, by task key: a cancel aborts the adapter's signal. */
     const controllers = new Map<string, AbortController>()
 
@@ -86,22 +90,38 @@ export const layer = Layer.effectDiscard(
             signal: controller.signal
           }
           const ran = yield* chosen.chosen.adapter.execute(chosen.chosen.spec, ctx).pipe(Effect.result)
+          // the attempt's bundle (ADR 0057): what the adapter saw, hashed, whether or not it produced an outcome
+          const seen = ran._tag === "Success" ? ran.success.seen : ran.failure.seen
+          const bundleHash = Bundle.compile({ task: ctx, adapter: chosen.chosen.spec, seen }).hash
           if (ran._tag === "Success") {
             const r = ran.success
-            // hook: actors/task/Evidence.ts verifies a completed outcome against the artifact root, and
-            // actors/task/Bundle.ts hashes what the adapter saw; until they are wired in, nothing is claimed of either
-            const issues: ReadonlyArray<string> = []
+            // evidence over narration (ADR 0057): a completed outcome's claims are checked, then its artifacts stored
+            const verdict = Evidence.verify(r.outcome, {
+              artifactRoot,
+              prompt: Evidence.promptOf(seen),
+              description: sub.description
+            })
+            const issues: Array<string> = verdict.ok ? [] : verdict.issues.map((i) => `${i.code}: ${i.message}`)
+            let stored: ReadonlyArray<string> = []
+            if (verdict.ok && r.outcome.status === "completed" && r.outcome.artifactPaths.length > 0) {
+              const collected = yield* Effect.result(
+                artifacts.collect(tenant, id, artifactRoot, r.outcome.artifactPaths)
+              )
+              if (collected._tag === "Success") stored = collected.success.map((e) => e.path)
+              else issues.push(`artifact_not_stored: ${collected.failure.message}`)
+            }
             result = { _tag: "Reported", outcome: r.outcome, issues }
             usage = {
-              bundleHash: null,
+              bundleHash,
               costUsd: r.usage.costUsd,
               tokens: r.usage.tokens,
               runId: r.ref.runId ?? null,
               workloadId: r.ref.workloadId ?? null,
-              artifacts: []
+              artifacts: stored
             }
           } else {
             const f = ran.failure
+            usage = { ...Decider.NO_USAGE, bundleHash }
             result = {
               _tag: "Failed",
               message: f.message,
