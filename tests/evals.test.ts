@@ -12,6 +12,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { freePort } from "../bus/NatsServer.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
+import * as Junit from "./support/Junit.ts"
 import { api, eventually, spawnLantern, type StackProcess, startStack } from "./support/Stack.ts"
 
 const PRICES = {
@@ -438,9 +439,12 @@ describe("lantern test", () => {
     })
     return { code: await p.exited, output: p.output() }
   }
-  /** The JUnit document's suites and cases, checked for the shape JUnit readers need. */
-  const readJunit = (path: string) => {
+  /** The JUnit document's suites and cases, valid against the JUnit schema CI reporters read (tests/fixtures/junit.xsd). */
+  const readJunit = async (path: string) => {
     const xml = readFileSync(path, "utf8")
+    const verdict = await Junit.validate(xml)
+    expect(verdict.errors, xml).toEqual([])
+    expect(verdict.valid).toBe(true)
     expect(xml.startsWith(`<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>`)).toBe(true)
     const suites = [...xml.matchAll(/<testsuite name="([^"]*)" tests="(\d+)" failures="(\d+)" errors="(\d+)"/gu)]
     const cases = [...xml.matchAll(/<testcase name="([^"]*)" classname="[^"]+" time="[\d.]+">/gu)]
@@ -471,7 +475,7 @@ describe("lantern test", () => {
     expect(pass.code, pass.output).toBe(0)
     expect(pass.output).toMatch(/case\s+passed\s+score\s+cost\s+first failure/u)
     expect(pass.output).toContain("baseline of release is now evr_")
-    const passed = readJunit(passXml)
+    const passed = await readJunit(passXml)
     expect(passed.suites).toHaveLength(1)
     expect(passed.suites[0]!.slice(2)).toEqual(["3", "0", "0"])
     expect(passed.cases.sort()).toEqual(["cheap", "exact", "hello"])
@@ -492,7 +496,7 @@ describe("lantern test", () => {
     )
     expect(fail.code, fail.output).toBe(1)
     expect(fail.output).toContain("REGRESSED")
-    const failed = readJunit(failXml)
+    const failed = await readJunit(failXml)
     // two cases fail, and the regression gate is a case of its own
     expect(failed.suites[0]!.slice(2)).toEqual(["4", "3", "0"])
     expect(failed.failures).toBe(3)

@@ -2,7 +2,7 @@
 // case as a real run of the candidate version (bounded concurrency), score it from its journal, and journal the
 // result. An eval run not finished when its host stopped is taken up again at the next start.
 import { createHash } from "node:crypto"
-import { Clock, Context, Effect, FiberSet, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Context, Effect, FiberSet, Layer, Option, Schema, Semaphore, Stream } from "effect"
 import { Journal } from "../../bus/Journal.ts"
 import * as Kv from "../../bus/Kv.ts"
 import * as Canonical from "../../schema/Canonical.ts"
@@ -368,6 +368,10 @@ export class Evals extends Context.Service<Evals, {
           const todo = started.cases.map((c, i) => [c, i] as const).filter(([, i]) =>
             loaded.state.cases[i] === undefined
           )
+          // one writer of the eval run's journal at a time: cases finishing together would otherwise race for its
+          // next sequence, and past the actor's conflict retries the whole drive stopped (a 100-case suite at
+          // concurrency 16 did, every time)
+          const writer = Semaphore.makeUnsafe(1)
           yield* Effect.forEach(todo, ([c, i]) =>
             Effect.gen(function*() {
               const facts = yield* runCase(tenant, evalRunId, i, started.agentName, started.agentVersion, c).pipe(
@@ -406,7 +410,7 @@ export class Evals extends Context.Service<Evals, {
               yield* provide(evalRuns.execute(address, { _tag: "RecordCase", index: i, result }, {
                 idempotencyKey: `${evalRunId}:case:${i}`,
                 correlationId: evalRunId
-              }))
+              })).pipe(Semaphore.withPermits(writer, 1))
             }), { concurrency: started.concurrency, discard: true })
           const all = toView(evalRunId, yield* journal.read(address))!
           const score = Assertions.suiteScore(all.cases)
