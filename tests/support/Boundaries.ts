@@ -34,12 +34,13 @@ const nats = (target: string) => target.startsWith("npm:@nats-io/")
 
 /**
  * What the client SDK (sdk/) takes from the rest of the repo and bundles: pure modules of schema/ that import nothing
- * but each other and Node's built-ins (the SSE decoder, the receipt checks and the canonical JSON they hash, the
+ * but each other and Node's built-ins (the SSE decoder, the receipt and settlement checks and the canonical JSON they hash, the
  * workflow context's types).
  */
 export const SDK_SHARED: ReadonlyArray<string> = [
   "schema/Canonical.ts",
   "schema/Receipt.ts",
+  "schema/Settlement.ts",
   "schema/Sse.ts",
   "schema/Workflow.ts"
 ]
