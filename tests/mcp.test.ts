@@ -2,7 +2,8 @@
 // is registered with a secret header, its tools are pinned into an agent's version, a run calls one through the
 // server, and a server that goes away fails the step as retryable. The offline model calls the tools its input names.
 import { createServer, type IncomingMessage, type Server as HttpServer } from "node:http"
-import { mkdtempSync, rmSync } from "node:fs"
+import { createHash } from "node:crypto"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
@@ -204,6 +205,75 @@ describe("an MCP server over streamable HTTP", () => {
     expect(failed[0].payload.error.code).toBe("provider_unavailable")
     expect(failed[0].payload.retryable).toBe(true)
     expect(run.status).toBe("failed")
+  }, 120_000)
+})
+
+const BWRAP = ["/usr/bin/bwrap", "/bin/bwrap"].some((p) => existsSync(p))
+const STDIO_SERVER = join(import.meta.dirname, "fixtures", "mcp-stdio-server.mjs")
+
+describe.skipIf(!BWRAP)(`an MCP server over stdio, in a sandbox${BWRAP ? "" : " (skipped: no bwrap)"}`, () => {
+  it("is launched in its tier (bwrap for standard), its secret env resolved, and a run calls its tools", async () => {
+    onTestFailed(() => console.error(stack.output()))
+    const token = "stdio-token-5d1e9c2a77"
+    expect((await call("POST", "/v1/secrets", { name: "mcp-stdio", value: token })).status).toBe(201)
+    const server = {
+      name: "local",
+      transport: "stdio",
+      command: process.execPath,
+      args: [STDIO_SERVER],
+      env: { MCP_TOKEN: "lantern.secret://mcp-stdio" },
+      isolation: "standard"
+    }
+    const registered = await call("POST", "/v1/mcp/servers", server)
+    expect(registered.status, registered.text).toBe(201)
+    expect(registered.json.tools.map((t: { name: string }) => t.name)).toEqual(["echo_text", "whoami", "env_secret"])
+    expect(registered.json.env).toEqual({ MCP_TOKEN: "lantern.secret://mcp-stdio" })
+
+    const agent = await call("POST", "/v1/agents", {
+      name: "stdio-user",
+      spec: { systemPrompt: "Use the tools.", mcp: [{ server: "local" }] }
+    })
+    expect(agent.status, agent.text).toBe(201)
+    const outputOf = async (input: string) => {
+      const started = await call("POST", "/v1/runs", { agentName: "stdio-user", input })
+      expect(started.status).toBe(201)
+      expect((await finished(started.json.id)).status).toBe("succeeded")
+      const all = await events(started.json.id)
+      expect(JSON.stringify(all)).not.toContain(token)
+      return all.filter((e) => e.type === "StepCompleted" && e.payload.result._tag === "tool")
+        .map((e) => e.payload.result.output)[0]
+    }
+    // bubblewrap's sandbox: nobody's uid, its own host name
+    expect(JSON.parse(await outputOf("local__whoami please"))).toEqual({ uid: 65534, hostname: "sandbox" })
+    expect(await outputOf("local__env_secret please")).toBe(
+      `token sha256 ${createHash("sha256").update(token).digest("hex")}`
+    )
+  }, 120_000)
+
+  it("refuses a tier no configured backend provides, and a command that is no MCP server", async () => {
+    const hostile = await call("POST", "/v1/mcp/servers", {
+      name: "far",
+      transport: "stdio",
+      command: process.execPath,
+      args: [STDIO_SERVER],
+      isolation: "hostile"
+    })
+    expect(hostile.status).toBe(502)
+    expect(hostile.json.error.message).toContain("hostile")
+    const silent = await call("POST", "/v1/mcp/servers", {
+      name: "silent",
+      transport: "stdio",
+      command: process.execPath,
+      args: ["-e", "process.exit(3)"]
+    })
+    expect(silent.status).toBe(502)
+    expect(silent.json.error.code).toBe("mcp_unavailable")
+    const bad = await call("POST", "/v1/mcp/servers", { name: "x", transport: "stdio", command: "node", shell: true })
+    expect(bad.status).toBe(400)
+    expect(JSON.stringify(bad.json)).toContain("shell")
+    expect((await call("GET", "/v1/mcp/servers")).json.items.map((s: { name: string }) => s.name)).not.toContain(
+      "silent"
+    )
   }, 120_000)
 })
 

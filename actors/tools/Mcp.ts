@@ -5,12 +5,20 @@
 // server. The server's host is subject to the tenant's egress allowlist and the private-address rule, as HTTP
 // tools are (ADR 0043); header values are secrets, resolved per connection, never stored or journaled.
 import { lookup } from "node:dns/promises"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { isIP } from "node:net"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import * as Kv from "../../bus/Kv.ts"
 import { SecretRef } from "../../schema/AgentSpec.ts"
+import { Tier, type WorkloadSpec } from "../../schema/Workload.ts"
+import * as Backends from "../spawner/Backends.ts"
+import { settingsConfig as spawnerSettings } from "../spawner/Spawner.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import { Secrets } from "../secrets/Secrets.ts"
 import { Egress, hostAllowed } from "./Egress.ts"
@@ -24,9 +32,9 @@ export const ServerName = Schema.String.check(
   })
 )
 
-export const NewServer = Schema.Struct({
+export const HttpServer = Schema.Struct({
   name: ServerName,
-  transport: Schema.Literals(["streamable-http"]),
+  transport: Schema.Literal("streamable-http"),
   url: Schema.String.check(Schema.isPattern(/^https?:\/\/\S{1,2048}$/u, { message: "Expected an http(s) URL" })),
   /** Headers sent with every request, each a `lantern.secret://` reference. */
   headers: Schema.optionalKey(Schema.Record(
@@ -34,6 +42,26 @@ export const NewServer = Schema.Struct({
     SecretRef
   ))
 })
+
+const EnvName = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/u, { message: "Expected an environment variable name" })
+)
+
+/**
+ * A server launched as a command speaking MCP on its stdin and stdout, inside the sandbox tier `isolation` (default
+ * `standard`) of the spawner's configured backends (ADR 0060): one sandboxed process per connection, no network.
+ * An env value that is a `lantern.secret://` reference is resolved when the process starts, never stored.
+ */
+export const StdioServer = Schema.Struct({
+  name: ServerName,
+  transport: Schema.Literal("stdio"),
+  command: Schema.String.check(Schema.isBetweenLength(1, 4096)),
+  args: Schema.optionalKey(Schema.Array(Schema.String.check(Schema.isMaxLength(4096))).check(Schema.isMaxLength(64))),
+  env: Schema.optionalKey(Schema.Record(EnvName, Schema.String.check(Schema.isMaxLength(4096)))),
+  isolation: Schema.optionalKey(Tier)
+})
+
+export const NewServer = Schema.Union([HttpServer, StdioServer])
 export type NewServer = typeof NewServer.Type
 
 export const ServerTool = Schema.Struct({
@@ -43,11 +71,10 @@ export const ServerTool = Schema.Struct({
 })
 export type ServerTool = typeof ServerTool.Type
 
-export const ServerView = Schema.Struct({
-  ...NewServer.fields,
-  tools: Schema.Array(ServerTool),
-  registeredAt: Schema.String
-})
+export const ServerView = Schema.Union([
+  Schema.Struct({ ...HttpServer.fields, tools: Schema.Array(ServerTool), registeredAt: Schema.String }),
+  Schema.Struct({ ...StdioServer.fields, tools: Schema.Array(ServerTool), registeredAt: Schema.String })
+])
 export type ServerView = typeof ServerView.Type
 
 const bucket = Kv.bucket({
@@ -104,7 +131,7 @@ export class McpServers extends Context.Service<McpServers, {
       const keyOf = (tenant: string, name: string) => `${tenant}.${name}`
 
       /** The server's URL, checked against the tenant's allowlist and the private-address rule. */
-      const checked = (tenant: string, server: NewServer) =>
+      const checked = (tenant: string, server: typeof HttpServer.Type) =>
         Effect.gen(function*() {
           const url = new URL(server.url)
           const hosts = yield* egress.hosts(tenant)
@@ -130,32 +157,78 @@ export class McpServers extends Context.Service<McpServers, {
           return url
         })
 
+      // the sandboxes a stdio server may run in: the spawner's configured backends that run a local process
+      // (kubernetes and microvm backends have no stdin to speak MCP over), probed once
+      const sandboxes: Array<Backends.Backend> = []
+      for (const name of (yield* spawnerSettings).backends) {
+        const backend = Backends.byName(name)
+        if (backend !== null && (yield* backend.probe).ok) sandboxes.push(backend)
+      }
+
+      const secretValue = (tenant: string, server: string, uri: string, what: string) =>
+        secrets.resolve(tenant, uri, `mcp:${server}`).pipe(
+          Effect.map(Redacted.value),
+          Effect.mapError(() => new McpUnavailable({ server, reason: `the secret of ${what} cannot be read` }))
+        )
+
+      /** The transport to the server: HTTP to its URL, or the stdio of its command in its sandbox tier. */
+      const transportOf = (tenant: string, server: NewServer) =>
+        Effect.gen(function*() {
+          if (server.transport === "streamable-http") {
+            const url = yield* checked(tenant, server)
+            const headers: Record<string, string> = {}
+            for (const [name, uri] of Object.entries(server.headers ?? {})) {
+              headers[name] = yield* secretValue(tenant, server.name, uri, `header ${name}`)
+            }
+            const transport: Transport = new StreamableHTTPClientTransport(url, {
+              requestInit: { headers, redirect: "error" }
+            })
+            return { transport, dispose: () => undefined }
+          }
+          const tier = server.isolation ?? "standard"
+          const backend = yield* Backends.place(sandboxes, tier).pipe(
+            Effect.mapError((e) => new McpUnavailable({ server: server.name, reason: e.message }))
+          )
+          const env: Record<string, string> = { PATH: process.env["PATH"] ?? "/usr/bin:/bin" }
+          for (const [name, value] of Object.entries(server.env ?? {})) {
+            env[name] = value.startsWith("lantern.secret://")
+              ? yield* secretValue(tenant, server.name, value, `env ${name}`)
+              : value
+          }
+          // the backend's own command line for a workload with no network and no secrets to fetch: the command runs
+          // right under the sandbox, its stdin and stdout the MCP connection
+          const sockDir = mkdtempSync(join(tmpdir(), "lantern-mcp-"))
+          const spec = {
+            spec: { command: [server.command], args: server.args ?? [], isolation: tier, network: "none", secrets: [] }
+          } as unknown as WorkloadSpec
+          const argv = yield* backend.argv(spec, { sockDir }).pipe(
+            Effect.mapError((e) => new McpUnavailable({ server: server.name, reason: e.message }))
+          )
+          const transport: Transport = new StdioClientTransport({
+            command: argv[0]!,
+            args: argv.slice(1),
+            env,
+            stderr: "ignore"
+          })
+          return { transport, dispose: () => rmSync(sockDir, { recursive: true, force: true }) }
+        })
+
       /** A connected client for the span of `use`, closed after. */
       const withClient = <A>(tenant: string, server: NewServer, use: (client: Client) => Promise<A>) =>
         Effect.gen(function*() {
-          const url = yield* checked(tenant, server)
-          const headers: Record<string, string> = {}
-          for (const [name, uri] of Object.entries(server.headers ?? {})) {
-            const value = yield* secrets.resolve(tenant, uri, `mcp:${server.name}`).pipe(
-              Effect.mapError(() =>
-                new McpUnavailable({ server: server.name, reason: `the secret of header ${name} cannot be read` })
-              )
-            )
-            headers[name] = Redacted.value(value)
-          }
+          const { transport, dispose } = yield* transportOf(tenant, server)
           return yield* Effect.tryPromise({
             try: async () => {
               const client = new Client({ name: "lantern", version: "0.1.0" })
-              const transport = new StreamableHTTPClientTransport(url, { requestInit: { headers, redirect: "error" } })
-              await client.connect(transport)
               try {
+                await client.connect(transport)
                 return await use(client)
               } finally {
                 await client.close().catch(() => undefined)
               }
             },
             catch: (e) => new McpUnavailable({ server: server.name, reason: reasonOf(e) })
-          })
+          }).pipe(Effect.ensuring(Effect.sync(dispose)))
         })
 
       const register = (tenant: string, server: NewServer) =>

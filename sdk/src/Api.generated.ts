@@ -3209,7 +3209,7 @@ export interface Operations {
     readonly body: undefined
     readonly bodyRequired: false
     readonly response: {
-      readonly items: ReadonlyArray<{
+      readonly items: ReadonlyArray<({
         readonly name: string
         readonly transport: "streamable-http"
         readonly url: string
@@ -3222,7 +3222,22 @@ export interface Operations {
           readonly inputSchema: { readonly [key: string]: unknown }
         }>
         readonly registeredAt: string
-      }>
+      }) | ({
+        readonly name: string
+        readonly transport: "stdio"
+        readonly command: string
+        readonly args?: ReadonlyArray<string>
+        readonly env?: {
+          readonly [key: string]: string
+        }
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+        readonly tools: ReadonlyArray<{
+          readonly name: string
+          readonly description: string
+          readonly inputSchema: { readonly [key: string]: unknown }
+        }>
+        readonly registeredAt: string
+      })>
     }
   }
   /** Register (or refresh) an MCP server over streamable HTTP: Lantern connects, lists its tools and keeps them; agents attach it with `mcp` in their spec */
@@ -3230,16 +3245,25 @@ export interface Operations {
     readonly params: {}
     readonly query: {}
     readonly headers: {}
-    readonly body: {
+    readonly body: ({
       readonly name: string
       readonly transport: "streamable-http"
       readonly url: string
       readonly headers?: {
         readonly [key: string]: string
       }
-    }
+    }) | ({
+      readonly name: string
+      readonly transport: "stdio"
+      readonly command: string
+      readonly args?: ReadonlyArray<string>
+      readonly env?: {
+        readonly [key: string]: string
+      }
+      readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+    })
     readonly bodyRequired: true
-    readonly response: {
+    readonly response: ({
       readonly name: string
       readonly transport: "streamable-http"
       readonly url: string
@@ -3252,7 +3276,22 @@ export interface Operations {
         readonly inputSchema: { readonly [key: string]: unknown }
       }>
       readonly registeredAt: string
-    }
+    }) | ({
+      readonly name: string
+      readonly transport: "stdio"
+      readonly command: string
+      readonly args?: ReadonlyArray<string>
+      readonly env?: {
+        readonly [key: string]: string
+      }
+      readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      readonly tools: ReadonlyArray<{
+        readonly name: string
+        readonly description: string
+        readonly inputSchema: { readonly [key: string]: unknown }
+      }>
+      readonly registeredAt: string
+    })
   }
   /** An MCP server's tools as listed when it was registered */
   readonly mcpServerTools: {
