@@ -2,7 +2,9 @@
 // scripts that write their artifact and print an Outcome line) runs plan → execute 1 → verify 1 (continue) →
 // execute 2 → verify 2 (done) and ends complete, with a new execute task in iteration two and each phase's artifact;
 // the report since a snapshot shows the delta. A blocked phase stalls its workflow with the reason, and an operator
-// retry of that task resumes it to the end. A second create of the same instance answers the first.
+// retry of that task resumes it to the end. A second create of the same instance answers the first. A pr-lifecycle
+// merges, or closes on a rejecting review. A host killed while a phase runs: a new host reclaims the phase's task and
+// takes the workflow to its end (it follows the task's changes, or its sweep finds them).
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -17,7 +19,7 @@ let call: ReturnType<typeof api>
 /**
  * A phase: writes the artifact the workflow asks for under the task's artifact root and reports it. Verify says
  * `continue` until iteration `context.iterations`, then `done`; review says `context.review`. Execute reports `blocked` while the file
- * `context.blockUntil` (when given) does not exist.
+ * `context.blockUntil` (when given) does not exist, and waits (a minute at most) for `context.waitFor` to exist.
  */
 const PHASE = `
 const fs = require("fs"), path = require("path");
@@ -27,6 +29,11 @@ if (p.phase === "execute" && ctx.blockUntil && !fs.existsSync(ctx.blockUntil)) {
   console.log(JSON.stringify({ status: "blocked", operatorSummary: "waiting for the fixture", machineStatus: "needs_fixture",
     fileChanges: [], artifactPaths: [], followUpTasks: [], externalMessages: [] }));
   process.exit(0);
+}
+if (p.phase === "execute" && ctx.waitFor) {
+  const tick = new Int32Array(new SharedArrayBuffer(4)), end = Date.now() + 60000;
+  while (!fs.existsSync(ctx.waitFor) && Date.now() < end) Atomics.wait(tick, 0, 0, 100);
+  if (!fs.existsSync(ctx.waitFor)) process.exit(1);
 }
 const file = path.join(process.env.TASK_ARTIFACT_ROOT, p.artifactPath);
 fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -234,5 +241,52 @@ describe("queue workflows", () => {
     expect(c.phases.map((p: any) => p.phase)).toEqual(["open", "review"])
     const listed = (await call("GET", "/v1/queue-workflows?template=pr-lifecycle")).json.items
     expect(listed.map((f: any) => f.id).sort()).toEqual([merged.json.id, closed.json.id].sort())
+  })
+
+  it("a host killed while a phase runs: a new host reclaims the task and takes the workflow to its end", async () => {
+    const fixture = join(mkdtempSync(join(tmpdir(), "lantern-qfw-")), "go")
+    // a bus of its own: no other host of this file claims the phase
+    const bus = await startServer("lantern-queueflows-crash")
+    const env = { LANTERN_HOST_PROBE_INTERVAL: "100 millis" }
+    const first = await startStack({ natsUrl: bus.handle.url, env })
+    let second: StackProcess | undefined
+    onTestFailed(() => console.error(`--- first ---\n${first.output()}\n--- second ---\n${second?.output()}`))
+    try {
+      const created = await api(first)("POST", "/v1/queue-workflows", {
+        template: "goal-loop",
+        instanceKey: "crash-demo",
+        context: { iterations: 1, waitFor: fixture },
+        task: { adapter: SCRIPT, maxAttempts: 5 }
+      })
+      expect(created.status).toBe(201)
+      const running = await eventually(
+        async () => {
+          const f = (await api(first)("GET", `/v1/queue-workflows/${created.json.id}`)).json
+          if (f.phase !== "execute" || f.currentTaskId === null) return null
+          const t = (await api(first)("GET", `/v1/tasks/${f.currentTaskId}`)).json
+          return t.status === "running" ? t : null
+        },
+        120_000,
+        "the execute phase to run"
+      )
+      await first.kill()
+      writeFileSync(fixture, "go")
+      second = await startStack({ natsUrl: bus.handle.url, env })
+      const done = await eventually(
+        async () => {
+          const f = (await api(second!)("GET", `/v1/queue-workflows/${created.json.id}`)).json
+          return f.status === "complete" || f.status === "failed" ? f : null
+        },
+        180_000,
+        "the workflow to end on the new host"
+      )
+      expect(done).toMatchObject({ status: "complete", result: "done" })
+      expect(done.phases.map((p: any) => p.phase)).toEqual(["plan", "execute", "verify"])
+      expect(done.phases[1].taskId).toBe(running.id)
+    } finally {
+      await first.kill()
+      await second?.kill()
+      await bus.cleanup()
+    }
   })
 })
