@@ -26,6 +26,7 @@ import * as Chain from "../actors/task/Chain.ts"
 import * as Evidence from "../actors/task/Evidence.ts"
 import * as Normalize from "../actors/task/Normalize.ts"
 import * as OllamaAdapter from "../actors/task/OllamaAdapter.ts"
+import * as ScriptAdapter from "../actors/task/ScriptAdapter.ts"
 import { freePort } from "../bus/NatsServer.ts"
 import { Hosts } from "../bus/Hosts.ts"
 import * as Topology from "../bus/Topology.ts"
@@ -418,6 +419,35 @@ describe("agent-cli", () => {
     expect(result.outcome.status).toBe("completed")
     expect(existsSync(join(ctx.artifactRoot, "reports", "totals.md"))).toBe(true)
   }, 60_000)
+})
+
+describe("script in a shared working directory", () => {
+  it.skipIf(!hasBwrap)(
+    "writes its artifact under bwrap into the task's artifact root, where the evidence check finds it",
+    async () => {
+      const script = await runtime.runPromise(ScriptAdapter.make)
+      const outcome = {
+        status: "completed",
+        operatorSummary: "Wrote out/r.txt with the greeting.",
+        machineStatus: "ok",
+        fileChanges: [{ path: "out/r.txt", change: "created" }],
+        artifactPaths: ["out/r.txt"],
+        followUpTasks: [],
+        externalMessages: []
+      }
+      const code =
+        `const fs = require("fs"); fs.mkdirSync("out", { recursive: true }); fs.writeFileSync("out/r.txt", "hi");
+      console.log(${JSON.stringify(JSON.stringify(outcome))})`
+      const ctx = context()
+      const result = ok(
+        await run(script, { type: "script", command: [process.execPath, "-e", code], isolation: "standard" }, ctx)
+      )
+      expect(readFileSync(join(ctx.artifactRoot, "out", "r.txt"), "utf8")).toBe("hi")
+      expect(Evidence.verify(result.outcome, { artifactRoot: ctx.artifactRoot, description: ctx.description }))
+        .toEqual({ ok: true })
+    },
+    60_000
+  )
 })
 
 describe("the fallback chain", () => {

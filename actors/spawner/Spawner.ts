@@ -281,6 +281,7 @@ export class Spawner extends Context.Service<Spawner, {
           const dir = join(settings.workDir, id)
           const sockDir = join(dir, "sock")
           mkdirSync(sockDir, { recursive: true, mode: 0o755 })
+          if (workDir !== undefined) mkdirSync(workDir, { recursive: true })
           const argv = yield* backend.argv(spec, {
             sockDir,
             relay: harness.relay,

@@ -92,7 +92,15 @@ export const make = Effect.gen(function*() {
             network: "none"
           }
         }
-        const view = yield* spawner.start(ctx.tenant, workload, input, `task:${ctx.taskId}`).pipe(
+        // the artifact root is the working directory, writable inside the sandbox, where the backend can share one
+        const shared = yield* Effect.result(spawner.placement(isolation, { sharedWorkDir: true }))
+        const view = yield* spawner.start(
+          ctx.tenant,
+          workload,
+          input,
+          `task:${ctx.taskId}`,
+          shared._tag === "Success" ? { workDir: ctx.artifactRoot } : {}
+        ).pipe(
           Effect.mapError((e) =>
             failure(`the script did not start: ${e.message}`, e._tag !== "IsolationUnavailable", seen)
           )
