@@ -25,6 +25,7 @@ import * as SensorApi from "./SensorApi.ts"
 import * as F from "./Failures.ts"
 import { Allowlist } from "../actors/tools/Egress.ts"
 import * as Mcp from "../actors/tools/Mcp.ts"
+import * as McpCatalog from "../actors/tools/McpCatalog.ts"
 import * as Scopes from "./Scopes.ts"
 import * as Workload from "../schema/Workload.ts"
 
@@ -652,7 +653,7 @@ const mcp = [
     path: "/v1/mcp/servers",
     scope: "agents:write",
     summary:
-      "Register (or refresh) an MCP server over streamable HTTP: Lantern connects, lists its tools and keeps them; agents attach it with `mcp` in their spec",
+      "Register (or refresh) an MCP server, over streamable HTTP or as a stdio command run in a sandbox tier: Lantern connects, lists its tools and keeps them; agents attach it with `mcp` in their spec",
     body: body(Mcp.NewServer),
     success: { 201: Json(Mcp.ServerView, "Registered, with its tools") },
     failures: [F.McpDown]
@@ -682,6 +683,25 @@ const mcp = [
     params: ByServer,
     success: { 204: None("Deleted") },
     failures: [F.McpMissing]
+  }),
+  make("listMcpCatalog", {
+    method: "GET",
+    path: "/v1/mcp/catalog",
+    scope: "agents:read",
+    summary:
+      "Well-known MCP servers to attach in one call (built in, plus the operator's LANTERN_MCP_CATALOG entries): each with what the caller must supply",
+    success: { 200: Json(Schema.Struct({ items: Schema.Array(McpCatalog.CatalogEntry) }), "Catalogue") }
+  }),
+  make("attachMcpCatalogEntry", {
+    method: "POST",
+    path: "/v1/mcp/catalog/:id/attach",
+    scope: "agents:write",
+    summary:
+      "Register a catalogue entry's server for the tenant (named `name`, else the entry's id) with the caller's env or header secrets, extra args and tier",
+    params: Schema.Struct({ id: Mcp.ServerName }),
+    body: body(McpCatalog.AttachRequest),
+    success: { 201: Json(Mcp.ServerView, "Registered, with its tools") },
+    failures: [F.McpEntryMissing, F.McpDown]
   })
 ] as const
 

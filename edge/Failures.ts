@@ -8,6 +8,7 @@ import type { IsolationUnavailable } from "../actors/spawner/Backends.ts"
 import type { WorkloadFinished, WorkloadNotFound } from "../actors/spawner/Decider.ts"
 import type { SpawnFailed, WorkloadQuotaExceeded } from "../actors/spawner/Spawner.ts"
 import type { McpServerNotFound, McpUnavailable } from "../actors/tools/Mcp.ts"
+import type { McpCatalogEntryNotFound } from "../actors/tools/McpCatalog.ts"
 import type * as Errors from "../schema/Errors.ts"
 import { failure } from "./Endpoint.ts"
 import type { BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType } from "./Http.ts"
@@ -140,6 +141,12 @@ export const McpMissing = failure<McpServerNotFound>(
   404,
   "mcp_server_not_found",
   "No MCP server of that name"
+)
+export const McpEntryMissing = failure<McpCatalogEntryNotFound>(
+  "McpCatalogEntryNotFound",
+  404,
+  "mcp_catalog_entry_not_found",
+  "No MCP catalogue entry of that id"
 )
 export const McpDown = failure<McpUnavailable>(
   "McpUnavailable",

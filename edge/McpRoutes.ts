@@ -3,6 +3,7 @@
 // checked against the servers the tenant registered.
 import { Effect, Option } from "effect"
 import { McpServerNotFound, McpServers, toolName } from "../actors/tools/Mcp.ts"
+import * as McpCatalog from "../actors/tools/McpCatalog.ts"
 import type { AgentSpec } from "../schema/AgentSpec.ts"
 import { BadRequest } from "./Http.ts"
 import { handlers, reply } from "./Serve.ts"
@@ -68,6 +69,15 @@ export const mcpHandlers = handlers({
       const server = yield* McpServers.use((s) => s.get(tenant, params.name))
       if (Option.isNone(server)) return yield* new McpServerNotFound({ name: params.name })
       return { items: server.value.tools }
+    }),
+  listMcpCatalog: () => Effect.map(McpCatalog.load, (items) => ({ items })),
+  attachMcpCatalogEntry: ({ tenant, params, body }) =>
+    Effect.gen(function*() {
+      const entry = (yield* McpCatalog.load).find((e) => e.id === params.id)
+      if (entry === undefined) return yield* new McpCatalog.McpCatalogEntryNotFound({ id: params.id })
+      const made = McpCatalog.serverOf(entry, body)
+      if ("issues" in made) return yield* new BadRequest({ issues: made.issues })
+      return reply(201, yield* McpServers.use((s) => s.register(tenant, made.server)))
     }),
   deleteMcpServer: ({ tenant, params }) =>
     Effect.gen(function*() {

@@ -3,7 +3,7 @@
 // server, and a server that goes away fails the step as retryable. The offline model calls the tools its input names.
 import { createServer, type IncomingMessage, type Server as HttpServer } from "node:http"
 import { createHash } from "node:crypto"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
@@ -17,6 +17,8 @@ import { startServer, type TestServer } from "./support/Bus.ts"
 import { api, eventually, type StackProcess, startStack } from "./support/Stack.ts"
 
 const SECRET = "mcp-secret-71c0e4b9a2"
+const BWRAP = ["/usr/bin/bwrap", "/bin/bwrap"].some((p) => existsSync(p))
+const STDIO_SERVER = join(import.meta.dirname, "fixtures", "mcp-stdio-server.mjs")
 
 let nats: TestServer
 let dir: string
@@ -70,10 +72,30 @@ beforeAll(async () => {
   http = mcpServer()
   port = await freePort()
   await new Promise<void>((r) => http.listen(port, "127.0.0.1", () => r()))
+  // the operator's own catalogue entry: the stdio test server, installed "on the host"
+  writeFileSync(
+    join(dir, "catalog.json"),
+    JSON.stringify({
+      entries: [{
+        id: "local-tools",
+        title: "Local tools",
+        description: "The test's stdio server",
+        transport: "stdio",
+        command: process.execPath,
+        args: [STDIO_SERVER],
+        env: { MCP_TOKEN: { description: "a token, as a lantern.secret:// reference", required: true } },
+        isolation: "standard"
+      }]
+    })
+  )
   stack = await startStack({
     natsUrl: nats.handle.url,
     home: join(dir, "home"),
-    env: { LANTERN_EGRESS_ALLOW_PRIVATE: "127.0.0.1", LANTERN_WATCHDOG_INTERVAL: "200 millis" }
+    env: {
+      LANTERN_EGRESS_ALLOW_PRIVATE: "127.0.0.1",
+      LANTERN_WATCHDOG_INTERVAL: "200 millis",
+      LANTERN_MCP_CATALOG: join(dir, "catalog.json")
+    }
   })
   call = api(stack)
 }, 120_000)
@@ -208,9 +230,6 @@ describe("an MCP server over streamable HTTP", () => {
   }, 120_000)
 })
 
-const BWRAP = ["/usr/bin/bwrap", "/bin/bwrap"].some((p) => existsSync(p))
-const STDIO_SERVER = join(import.meta.dirname, "fixtures", "mcp-stdio-server.mjs")
-
 describe.skipIf(!BWRAP)(`an MCP server over stdio, in a sandbox${BWRAP ? "" : " (skipped: no bwrap)"}`, () => {
   it("is launched in its tier (bwrap for standard), its secret env resolved, and a run calls its tools", async () => {
     onTestFailed(() => console.error(stack.output()))
@@ -274,6 +293,45 @@ describe.skipIf(!BWRAP)(`an MCP server over stdio, in a sandbox${BWRAP ? "" : " 
     expect((await call("GET", "/v1/mcp/servers")).json.items.map((s: { name: string }) => s.name)).not.toContain(
       "silent"
     )
+  }, 120_000)
+})
+
+describe("the MCP catalogue", () => {
+  it("lists the built-in and the operator's entries, and attaches one in a call naming what it lacks", async () => {
+    const catalog = await call("GET", "/v1/mcp/catalog")
+    expect(catalog.status).toBe(200)
+    const ids = catalog.json.items.map((e: { id: string }) => e.id)
+    expect(ids).toEqual(expect.arrayContaining(["filesystem", "git", "github", "memory", "local-tools"]))
+    expect(catalog.json.items.find((e: { id: string }) => e.id === "github").headers.Authorization.required).toBe(true)
+
+    const missing = await call("POST", "/v1/mcp/catalog/local-tools/attach", {})
+    expect(missing.status).toBe(400)
+    expect(missing.json.error.issues.map((i: { field: string }) => i.field)).toEqual(["env.MCP_TOKEN"])
+    const wrong = await call("POST", "/v1/mcp/catalog/github/attach", { env: { X: "y" } })
+    expect(wrong.status).toBe(400)
+    expect(wrong.json.error.issues.map((i: { field: string }) => i.field)).toEqual(["headers.Authorization", "env"])
+    expect((await call("POST", "/v1/mcp/catalog/nothing-here/attach", {})).status).toBe(404)
+    const unknownField = await call("POST", "/v1/mcp/catalog/local-tools/attach", { env: {}, url: "http://x" })
+    expect(unknownField.status).toBe(400)
+    expect(JSON.stringify(unknownField.json)).toContain("url")
+
+    if (BWRAP) {
+      expect((await call("POST", "/v1/secrets", { name: "catalog-token", value: "catalog-token-1" })).status).toBe(
+        201
+      )
+      const attached = await call("POST", "/v1/mcp/catalog/local-tools/attach", {
+        name: "mine",
+        env: { MCP_TOKEN: "lantern.secret://catalog-token" }
+      })
+      expect(attached.status, attached.text).toBe(201)
+      expect(attached.json).toMatchObject({ name: "mine", transport: "stdio", isolation: "standard" })
+      expect(attached.json.tools.map((t: { name: string }) => t.name)).toEqual(["echo_text", "whoami", "env_secret"])
+      expect((await call("GET", "/v1/mcp/servers/mine/tools")).json.items).toHaveLength(3)
+    }
+    // a built-in whose executable this host lacks: refused, not registered
+    const absent = await call("POST", "/v1/mcp/catalog/memory/attach", {})
+    expect(absent.status).toBe(502)
+    expect((await call("GET", "/v1/mcp/servers/memory/tools")).status).toBe(404)
   }, 120_000)
 })
 

@@ -371,6 +371,22 @@ export const operations = {
     answer: "none",
     authenticated: true
   },
+  listMcpCatalog: {
+    method: "GET",
+    path: "/v1/mcp/catalog",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  attachMcpCatalogEntry: {
+    method: "POST",
+    path: "/v1/mcp/catalog/{id}/attach",
+    params: ["id"],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
   setAgentVisibility: {
     method: "PUT",
     path: "/v1/agents/{name}/visibility",
@@ -3240,7 +3256,7 @@ export interface Operations {
       })>
     }
   }
-  /** Register (or refresh) an MCP server over streamable HTTP: Lantern connects, lists its tools and keeps them; agents attach it with `mcp` in their spec */
+  /** Register (or refresh) an MCP server, over streamable HTTP or as a stdio command run in a sandbox tier: Lantern connects, lists its tools and keeps them; agents attach it with `mcp` in their spec */
   readonly registerMcpServer: {
     readonly params: {}
     readonly query: {}
@@ -3320,6 +3336,74 @@ export interface Operations {
     readonly body: undefined
     readonly bodyRequired: false
     readonly response: null
+  }
+  /** Well-known MCP servers to attach in one call (built in, plus the operator's LANTERN_MCP_CATALOG entries): each with what the caller must supply */
+  readonly listMcpCatalog: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly title: string
+        readonly description: string
+        readonly homepage?: string
+        readonly transport: "stdio" | "streamable-http"
+        readonly command?: string
+        readonly args?: ReadonlyArray<string>
+        readonly url?: string
+        readonly env?: { readonly [key: string]: unknown }
+        readonly headers?: { readonly [key: string]: unknown }
+        readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      }>
+    }
+  }
+  /** Register a catalogue entry's server for the tenant (named `name`, else the entry's id) with the caller's env or header secrets, extra args and tier */
+  readonly attachMcpCatalogEntry: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly name?: string
+      readonly args?: ReadonlyArray<string>
+      readonly env?: { readonly [key: string]: unknown }
+      readonly headers?: { readonly [key: string]: unknown }
+      readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+    }
+    readonly bodyRequired: true
+    readonly response: ({
+      readonly name: string
+      readonly transport: "streamable-http"
+      readonly url: string
+      readonly headers?: {
+        readonly [key: string]: string
+      }
+      readonly tools: ReadonlyArray<{
+        readonly name: string
+        readonly description: string
+        readonly inputSchema: { readonly [key: string]: unknown }
+      }>
+      readonly registeredAt: string
+    }) | ({
+      readonly name: string
+      readonly transport: "stdio"
+      readonly command: string
+      readonly args?: ReadonlyArray<string>
+      readonly env?: {
+        readonly [key: string]: string
+      }
+      readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+      readonly tools: ReadonlyArray<{
+        readonly name: string
+        readonly description: string
+        readonly inputSchema: { readonly [key: string]: unknown }
+      }>
+      readonly registeredAt: string
+    })
   }
   /** Make an agent public or private (ADR 0045; private by default): a public agent has an A2A card anyone may read and answers A2A messages sent with its tenant's keys */
   readonly setAgentVisibility: {

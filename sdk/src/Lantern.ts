@@ -128,7 +128,11 @@ export class Lantern {
     register: (body: Body<"registerMcpServer">) => this.request("registerMcpServer", { body }),
     list: () => this.request("listMcpServers", {}),
     tools: (name: string) => this.request("mcpServerTools", { params: { name } }),
-    delete: (name: string) => this.request("deleteMcpServer", { params: { name } })
+    delete: (name: string) => this.request("deleteMcpServer", { params: { name } }),
+    /** Well-known servers to attach in one call, each with what the caller must supply. */
+    catalog: () => this.request("listMcpCatalog", {}),
+    attach: (id: string, body: Body<"attachMcpCatalogEntry"> = {}) =>
+      this.request("attachMcpCatalogEntry", { params: { id }, body })
   }
 
   /** Workloads (ADR 0046): an AgentSpec run in a sandbox that provides its isolation tier. */

@@ -43,6 +43,8 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   listMcpServers: "mcp.list",
   mcpServerTools: "mcp.tools",
   deleteMcpServer: "mcp.delete",
+  listMcpCatalog: "mcp.catalog",
+  attachMcpCatalogEntry: "mcp.attach",
   getEgress: "egress.get",
   putEgress: "egress.set",
   setAgentVisibility: "a2a.setVisibility",
