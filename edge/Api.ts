@@ -22,6 +22,7 @@ import * as ChannelApi from "./ChannelApi.ts"
 import * as IngestApi from "./IngestApi.ts"
 import * as QueueFlowApi from "./QueueFlowApi.ts"
 import * as SensorApi from "./SensorApi.ts"
+import * as ScheduleApi from "./ScheduleApi.ts"
 import * as F from "./Failures.ts"
 import { Allowlist } from "../actors/tools/Egress.ts"
 import * as Mcp from "../actors/tools/Mcp.ts"
@@ -861,7 +862,8 @@ const all = [
   ...TaskApi.endpoints,
   ...SensorApi.endpoints,
   ...QueueFlowApi.endpoints,
-  ...ArtifactApi.endpoints
+  ...ArtifactApi.endpoints,
+  ...ScheduleApi.endpoints
 ] as const
 
 type All = typeof all[number]

@@ -13,6 +13,7 @@ import * as Graph from "../schema/Graph.ts"
 import { sseComment, sseFrame, toEventResponse, sseResponse } from "./Events.ts"
 import { pinMcpTools } from "./McpRoutes.ts"
 import { BadRequest } from "./Http.ts"
+import * as Slots from "../actors/schedule/Slots.ts"
 import { actorOf, handlers, reply } from "./Serve.ts"
 
 /** Tools a spec names must be built-in tools, or be answered by a child run of another agent (`agent`). */
@@ -78,11 +79,24 @@ const checkGraph = (spec: AgentSpec) => {
     : Effect.fail(new BadRequest({ issues: problems.map((p) => ({ ...p, field: `spec.workflow.${p.field}` })) }))
 }
 
+/** A loop's own cron must be one croner reads, and an event-driven (`nano`) loop has none (ADR 0055). */
+const checkLoop = (spec: AgentSpec) => {
+  const loop = spec.loop
+  if (loop?.cron === undefined) return Effect.void
+  const problem = loop.tier === "nano"
+    ? "a nano loop is event-driven: it has no cron"
+    : Slots.cronProblem(loop.cron, "UTC", Date.now())
+  return problem === null
+    ? Effect.void
+    : Effect.fail(new BadRequest({ issues: [{ field: "spec.loop.cron", message: problem }] }))
+}
+
 export const agentHandlers = handlers({
   createAgent: ({ tenant, body }) =>
     Effect.gen(function*() {
       yield* checkTools(body.spec)
       yield* checkGraph(body.spec)
+      yield* checkLoop(body.spec)
       const spec = yield* pinMcpTools(tenant, body.spec)
       const agent = yield* (yield* Agents).create(tenant, { ...body, spec })
       return reply(201, agent, { location: `/v1/agents/${agent.name}` })
@@ -97,6 +111,7 @@ export const agentHandlers = handlers({
     Effect.gen(function*() {
       yield* checkTools(body.spec)
       yield* checkGraph(body.spec)
+      yield* checkLoop(body.spec)
       const spec = yield* pinMcpTools(tenant, body.spec)
       return yield* (yield* Agents).update(tenant, params.name, { ...body, spec })
     }),

@@ -32,6 +32,8 @@ export const SCOPES = [
   "marketplace:read",
   "marketplace:publish",
   "marketplace:invoke",
+  "schedules:read",
+  "schedules:write",
   "admin",
   "*"
 ] as const

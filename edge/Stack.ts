@@ -59,6 +59,8 @@ import { ingestHandlers } from "./IngestRoutes.ts"
 import { queueFlowHandlers } from "./QueueFlowRoutes.ts"
 import { sensorHandlers } from "./SensorRoutes.ts"
 import { artifactHandlers } from "./ArtifactRoutes.ts"
+import { scheduleHandlers } from "./ScheduleRoutes.ts"
+import * as ScheduleActor from "../actors/schedule/Schedules.ts"
 import { budgetHandlers } from "./BudgetRoutes.ts"
 import { deadLetterHandlers } from "./DeadLetterRoutes.ts"
 import { forecastHandlers } from "./ForecastRoutes.ts"
@@ -198,7 +200,9 @@ export const layer = (options: Options) => {
       TaskWorker.layer.pipe(Layer.provide(Adapters.layer)),
       // queue workflows advance on task changes; sensor events published on the ingest source `sensors` (ADR 0056)
       QueueFlows.layerWorker,
-      SensorIngest.layerWorker
+      SensorIngest.layerWorker,
+      // every worker host ticks the schedules and keeps loop agents' schedules in step with their specs (ADR 0055)
+      ScheduleActor.layerWorker.pipe(Layer.provide(ScheduleActor.Schedules.layer))
     )
     : Layer.empty
   // the host's workflows are registered before it drives or serves anything: a run of them is never refused as
@@ -230,6 +234,7 @@ export const layer = (options: Options) => {
         ...marketplaceHandlers,
         ...channelHandlers,
         ...ingestHandlers,
+        ...scheduleHandlers,
         ...streamHandlers,
         ...taskHandlers,
         ...sensorHandlers,
@@ -268,7 +273,12 @@ export const layer = (options: Options) => {
     Layer.provide(registered),
     // eval runs (ADR 0047) are driven by the edge's hosts, which take up unfinished ones at start; built with the
     // core, before the edge listens, so no request waits on its bucket
-    Layer.provide(Layer.merge(Layer.merge(Evals.layer, Marketplace.layer).pipe(Layer.provideMerge(core)), database)),
+    Layer.provide(
+      Layer.merge(
+        Layer.mergeAll(Evals.layer, Marketplace.layer, ScheduleActor.Schedules.layer).pipe(Layer.provideMerge(core)),
+        database
+      )
+    ),
     Layer.provide(Telemetry.layerConfig)
   )
 }

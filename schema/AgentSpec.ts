@@ -136,6 +136,26 @@ export type Routing = typeof Routing.Type
 
 export const DEFAULT_MAX_TOKENS = 4096
 
+/** How often a loop agent runs on its own (ADR 0055): `nano` is event-driven (no schedule), the others a cron. */
+export const LoopTier = Schema.Literals(["nano", "micro", "meso", "macro", "mega"])
+export type LoopTier = typeof LoopTier.Type
+
+/** Each tier's cron (UTC) when the spec names none. */
+export const LOOP_CRONS: Readonly<Record<Exclude<LoopTier, "nano">, string>> = {
+  micro: "*/5 * * * *",
+  meso: "*/45 * * * *",
+  macro: "0 8 * * *",
+  mega: "0 9 * * 1"
+}
+
+/** A loop agent: it gets a schedule of its own, and each of its runs ends with LoopCompleted. */
+export const Loop = Schema.Struct({
+  tier: LoopTier,
+  /** Replaces the tier's cron (read in UTC); not allowed with `nano`. */
+  cron: Schema.optionalKey(Schema.String.check(Schema.isBetweenLength(1, 200)))
+})
+export type Loop = typeof Loop.Type
+
 export const AgentSpec = Schema.Struct({
   systemPrompt: Schema.String.check(Schema.isBetweenLength(1, 32_000)),
   model: Schema.optionalKey(ModelRef),
@@ -170,7 +190,9 @@ export const AgentSpec = Schema.Struct({
         Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: MAX_APPROVAL_SECONDS }))
       )
     })).check(Schema.isMaxLength(16))
-  )
+  ),
+  /** A loop agent (ADR 0055): runs on its tier's schedule, each run ending with LoopCompleted. */
+  loop: Schema.optionalKey(Loop)
 })
 export type AgentSpec = typeof AgentSpec.Type
 
@@ -189,7 +211,8 @@ export const ResolvedSpec = Schema.Struct({
   maxTokens: Schema.optionalKey(Schema.Int),
   temperature: Schema.optionalKey(Schema.Finite),
   routing: Schema.optionalKey(Routing),
-  workflow: Schema.optionalKey(Graph)
+  workflow: Schema.optionalKey(Graph),
+  loop: Schema.optionalKey(Loop)
 })
 export type ResolvedSpec = typeof ResolvedSpec.Type
 
@@ -206,7 +229,8 @@ export const resolve = (spec: AgentSpec): ResolvedSpec => ({
   ...(spec.maxTokens === undefined ? {} : { maxTokens: spec.maxTokens }),
   ...(spec.temperature === undefined ? {} : { temperature: spec.temperature }),
   ...(spec.routing === undefined ? {} : { routing: spec.routing }),
-  ...(spec.workflow === undefined ? {} : { workflow: spec.workflow })
+  ...(spec.workflow === undefined ? {} : { workflow: spec.workflow }),
+  ...(spec.loop === undefined ? {} : { loop: spec.loop })
 })
 
 export interface Policy {

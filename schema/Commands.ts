@@ -87,6 +87,8 @@ export const DecideApproval = Schema.TaggedStruct("DecideApproval", {
 export const SucceedRun = Schema.TaggedStruct("SucceedRun", { output: Schema.Unknown })
 export const FailRun = Schema.TaggedStruct("FailRun", { error: ErrorInfo })
 export const CancelRun = Schema.TaggedStruct("CancelRun", { reason: Schema.String, by: Schema.String })
+/** A loop agent's run marks its iteration done (ADR 0055), before it succeeds. */
+export const CompleteLoop = Schema.TaggedStruct("CompleteLoop", { output: Schema.Unknown })
 export const RunCommand = Schema.Union([
   StartRun,
   StartStep,
@@ -95,7 +97,8 @@ export const RunCommand = Schema.Union([
   DecideApproval,
   SucceedRun,
   FailRun,
-  CancelRun
+  CancelRun,
+  CompleteLoop
 ])
 export type RunCommand = typeof RunCommand.Type
 export type StartRun = typeof StartRun.Type

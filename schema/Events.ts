@@ -8,6 +8,7 @@ import * as Experiment from "./Experiment.ts"
 import * as Channel from "./Channel.ts"
 import * as QueueFlow from "./QueueFlow.ts"
 import * as Sensor from "./Sensor.ts"
+import * as Schedule from "./Schedule.ts"
 import { ErrorInfo, StepCompletion, StepFailure, ToolCall } from "./StepOutcome.ts"
 import * as Task from "./Task.ts"
 import * as Workload from "./Workload.ts"
@@ -149,6 +150,11 @@ export const StepFailed = Schema.TaggedStruct("StepFailed", {
 export const RunSucceeded = Schema.TaggedStruct("RunSucceeded", { output: Schema.Unknown })
 export const RunFailed = Schema.TaggedStruct("RunFailed", { error: ErrorInfo })
 export const RunCanceled = Schema.TaggedStruct("RunCanceled", { reason: Schema.String, by: Schema.String })
+/**
+ * A loop agent's run did its iteration (ADR 0055): journaled before RunSucceeded, it makes a re-drive (a host that
+ * died before the run's end was journaled) succeed with this output without another step.
+ */
+export const LoopCompleted = Schema.TaggedStruct("LoopCompleted", { output: Schema.Unknown })
 
 export const RunEvent = Schema.Union([
   RunStarted,
@@ -157,7 +163,8 @@ export const RunEvent = Schema.Union([
   StepFailed,
   RunSucceeded,
   RunFailed,
-  RunCanceled
+  RunCanceled,
+  LoopCompleted
 ])
 export type RunEvent = typeof RunEvent.Type
 
@@ -260,7 +267,8 @@ export const Event = Schema.Union([
   Channel.SessionEvent,
   Task.TaskEvent,
   Sensor.SensorEvent,
-  QueueFlow.QueueFlowEvent
+  QueueFlow.QueueFlowEvent,
+  Schedule.ScheduleEvent
 ])
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
@@ -286,6 +294,7 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   RunSucceeded: { 1: RunSucceeded as unknown as Schema.Codec<Event, unknown> },
   RunFailed: { 1: RunFailed as unknown as Schema.Codec<Event, unknown> },
   RunCanceled: { 1: RunCanceled as unknown as Schema.Codec<Event, unknown> },
+  LoopCompleted: { 1: LoopCompleted as unknown as Schema.Codec<Event, unknown> },
   BudgetSet: { 1: BudgetSet as unknown as Schema.Codec<Event, unknown> },
   BudgetReserved: { 1: BudgetReserved as unknown as Schema.Codec<Event, unknown> },
   BudgetSettled: { 1: BudgetSettled as unknown as Schema.Codec<Event, unknown> },
@@ -328,6 +337,12 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   // sensor events and queue workflows (ADR 0056)
   ...Object.fromEntries(
     [...Sensor.SensorEvent.members, ...QueueFlow.QueueFlowEvent.members].map((
+      codec
+    ) => [codec.fields._tag.schema.literal, { 1: codec as unknown as Schema.Codec<Event, unknown> }])
+  ),
+  // schedules (ADR 0055)
+  ...Object.fromEntries(
+    Schedule.ScheduleEvent.members.map((
       codec
     ) => [codec.fields._tag.schema.literal, { 1: codec as unknown as Schema.Codec<Event, unknown> }])
   )

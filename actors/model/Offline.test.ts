@@ -141,6 +141,7 @@ describe("Offline provider", () => {
       const action = Plan.next(state)
       if (action._tag === "Done") break
       if (action._tag === "Succeed") exec({ _tag: "SucceedRun", output: action.output })
+      else if (action._tag === "CompleteLoop") exec({ _tag: "CompleteLoop", output: action.output })
       else if (action._tag === "Fail") exec({ _tag: "FailRun", error: action.error })
       else if (action._tag === "Wait") throw new Error(`unexpected wait on ${action.step.stepId}`)
       else {

@@ -58,6 +58,8 @@ export interface State {
   readonly costUsd: number
   readonly output: unknown
   readonly error: ErrorInfo | null
+  /** A loop agent's run whose iteration is done (LoopCompleted, ADR 0055): what it succeeds with, on any re-drive. */
+  readonly loopCompleted: { readonly output: unknown } | null
 }
 
 export const initialState: State = {
@@ -75,7 +77,8 @@ export const initialState: State = {
   tokensOut: 0,
   costUsd: 0,
   output: null,
-  error: null
+  error: null,
+  loopCompleted: null
 }
 
 export type Error =
@@ -174,6 +177,8 @@ export const decide = (command: RunCommand, state: State) => {
       const { _tag, ...fields } = command
       return accept<RunEvent>({ _tag: "StepFailed", ...fields })
     }
+    case "CompleteLoop":
+      return state.loopCompleted !== null ? ignore : accept<RunEvent>({ _tag: "LoopCompleted", output: command.output })
     case "SucceedRun":
       return accept<RunEvent>({ _tag: "RunSucceeded", output: command.output })
     case "FailRun":
@@ -264,6 +269,8 @@ export const evolve = (state: State, event: RunEvent): State => {
       return { ...state, status: "failed", error: event.error }
     case "RunCanceled":
       return { ...state, status: "canceled", error: { code: "canceled", message: event.reason } }
+    case "LoopCompleted":
+      return { ...state, loopCompleted: { output: event.output } }
   }
 }
 
@@ -271,5 +278,6 @@ export const decider: Decider<State, RunCommand, RunEvent, Error> = {
   initialState,
   decide,
   evolve,
-  snapshot: { version: 2 }
+  // 3: State gained loopCompleted
+  snapshot: { version: 3 }
 }

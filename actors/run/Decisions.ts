@@ -40,6 +40,8 @@ export type Decision =
   | { readonly _tag: "Finish" }
   /** Journal the run's output. */
   | { readonly _tag: "Succeed"; readonly command: RunCommand }
+  /** Journal that a loop agent's run did its iteration (ADR 0055); it succeeds next. */
+  | { readonly _tag: "CompleteLoop"; readonly command: RunCommand }
   /** Journal the run's failure: a step failed for good, the turns ran out, a step kills its host. */
   | { readonly _tag: "Fail"; readonly command: RunCommand }
   /** A wait short enough to sleep through holding the lease (a timer, a retry backoff). */
@@ -175,6 +177,8 @@ export const decide = (state: State, now: number): Decision => {
       return { _tag: "Finish" }
     case "Succeed":
       return { _tag: "Succeed", command: { _tag: "SucceedRun", output: action.output } }
+    case "CompleteLoop":
+      return { _tag: "CompleteLoop", command: { _tag: "CompleteLoop", output: action.output } }
     case "Fail":
       return { _tag: "Fail", command: { _tag: "FailRun", error: action.error } }
     case "Wait":
@@ -390,6 +394,8 @@ export const keyOf = (runId: string, command: RunCommand): string | ((seq: numbe
       return `${runId}:succeeded`
     case "FailRun":
       return `${runId}:failed`
+    case "CompleteLoop":
+      return `${runId}:loop-completed`
     default:
       return `${runId}:${command._tag}`
   }

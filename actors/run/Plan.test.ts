@@ -361,6 +361,7 @@ const simulate = (sc: Scenario) => {
       continue
     }
     if (action._tag === "Wait") throw new Error(`generated runs have no waiting steps, got ${action.step.stepId}`)
+    if (action._tag === "CompleteLoop") throw new Error("generated runs are not loop runs")
     expect(Run.stepOf(state, action.stepId)?.status).not.toBe("completed")
     const restarted = run({ _tag: "StartStep", stepId: action.stepId, request: action.request })
     expect(restarted).toHaveLength(1)

@@ -21,6 +21,8 @@ export type Action =
   /** A started step that waits for time (`until`), a human or a child run; nothing to execute. */
   | { readonly _tag: "Wait"; readonly step: Step; readonly until: number | null }
   | { readonly _tag: "Succeed"; readonly output: unknown }
+  /** A loop agent's run reached its answer: journal LoopCompleted first (ADR 0055), then it succeeds. */
+  | { readonly _tag: "CompleteLoop"; readonly output: unknown }
   | { readonly _tag: "Fail"; readonly error: ErrorInfo }
   | { readonly _tag: "Done" }
 
@@ -137,6 +139,8 @@ export const shouldRetry = (s: State, code: string, attempt: number) => {
 
 export const next = (s: State): Action => {
   if (s.status !== "running" || s.spec === null) return { _tag: "Done" }
+  // a loop run whose iteration is journaled as done ends with its output, whatever else its journal holds
+  if (s.loopCompleted !== null) return { _tag: "Succeed", output: s.loopCompleted.output }
   const policy = policyOf(s.spec)
   // a step in flight when its host died, one that waits, or one that failed: continue it
   const unfinished = s.steps.find((x) => x.status !== "completed")
@@ -194,7 +198,9 @@ export const next = (s: State): Action => {
       return { _tag: "Execute", stepId, request: toolRequest(s, stepId, call, tool), notBefore: null }
     }
   }
-  if (answer.toolCalls.length === 0) return { _tag: "Succeed", output: answer.content ?? "" }
+  if (answer.toolCalls.length === 0) {
+    return { _tag: s.spec.loop === undefined ? "Succeed" : "CompleteLoop", output: answer.content ?? "" }
+  }
   if (turn >= s.spec.maxTurns) {
     return {
       _tag: "Fail",
