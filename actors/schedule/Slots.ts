@@ -8,8 +8,8 @@ export type Timing =
   | { readonly _tag: "cron"; readonly cron: string; readonly timezone: string }
   | { readonly _tag: "every"; readonly everySeconds: number }
 
-/** The most missed slots a fire counts one by one (a per-minute cron down for a week); past it `coalesced` stops. */
-export const MAX_COUNTED = 10_000
+/** The most missed slots a fire counts one by one (a per-minute cron down for 16 hours); past it `coalesced` stops. */
+export const MAX_COUNTED = 1_000
 
 const NICKNAMES = new Set(["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"])
 
