@@ -89,7 +89,13 @@ describe("ticks", () => {
 describe("dispatch", () => {
   it("records what a fire started once", () => {
     const history = [created, fired("10:00:00", 1, "10:00:01")]
-    const record = { _tag: "RecordDispatch", fireId: `slot-${at("10:00:00")}`, runId: "run_1", taskId: null, error: null }
+    const record = {
+      _tag: "RecordDispatch",
+      fireId: `slot-${at("10:00:00")}`,
+      runId: "run_1",
+      taskId: null,
+      error: null
+    }
     given(D.decider, history).when(record as D.Command).then([{
       _tag: "ScheduleDispatched",
       fireId: `slot-${at("10:00:00")}`,
@@ -167,7 +173,7 @@ describe("updates", () => {
       by: "agent:watcher"
     }])
     // the loop comes back: the same id is created afresh
-    given(D.decider, [...history, { _tag: "ScheduleDeleted", by: "agent:watcher" }])
+    given(D.decider, [...history, { _tag: "ScheduleDeleted", by: "agent:watcher" } as ScheduleEvent])
       .when({ _tag: "Create", id: ID, definition: loop, at: at("11:00:00") })
       .then([{ _tag: "ScheduleCreated", ...loop, anchor: at("11:00:00"), at: at("11:00:00") }])
   })

@@ -94,7 +94,7 @@ describe("a loop agent's run", () => {
     const steps = state.steps.length
     const decision = Decisions.decide(state, NOW)
     expect(decision).toEqual({ _tag: "Succeed", command: { _tag: "SucceedRun", output: "posted the digest" } })
-    const ended = fold(Run.decider, [...journal, { _tag: "RunSucceeded", output: "posted the digest" }])
+    const ended = fold(Run.decider, [...journal, { _tag: "RunSucceeded", output: "posted the digest" } as RunEvent])
     expect(ended.steps.length).toBe(steps)
     expect(Decisions.decide(ended, NOW)).toEqual({ _tag: "Finish" })
   })
