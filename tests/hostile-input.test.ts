@@ -107,6 +107,8 @@ const idOf = (path: string) =>
     ? `tsk_${"0".repeat(26)}`
     : path.startsWith("/v1/experiments/")
     ? `exp_${"0".repeat(26)}`
+    : path.startsWith("/v1/schedules/")
+    ? `sch_${"0".repeat(26)}`
     : RUN
 
 const concrete = (path: string) =>

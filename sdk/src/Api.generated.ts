@@ -922,6 +922,54 @@ export const operations = {
     success: [200],
     answer: "text",
     authenticated: true
+  },
+  listSchedules: {
+    method: "GET",
+    path: "/v1/schedules",
+    params: [],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  createSchedule: {
+    method: "POST",
+    path: "/v1/schedules",
+    params: [],
+    success: [201],
+    answer: "json",
+    authenticated: true
+  },
+  getSchedule: {
+    method: "GET",
+    path: "/v1/schedules/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  updateSchedule: {
+    method: "PUT",
+    path: "/v1/schedules/{id}",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  deleteSchedule: {
+    method: "DELETE",
+    path: "/v1/schedules/{id}",
+    params: ["id"],
+    success: [204],
+    answer: "none",
+    authenticated: true
+  },
+  fireSchedule: {
+    method: "POST",
+    path: "/v1/schedules/{id}/fire",
+    params: ["id"],
+    success: [201],
+    answer: "json",
+    authenticated: true
   }
 } as const
 
@@ -1085,6 +1133,10 @@ export interface Operations {
               readonly target: string
               readonly label?: string
             }>
+          }
+          readonly loop?: {
+            readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+            readonly cron?: string
           }
         }
         readonly createdAt: string
@@ -1250,6 +1302,10 @@ export interface Operations {
           readonly approval?: ReadonlyArray<string>
           readonly approvalExpiresInSeconds?: number
         }>
+        readonly loop?: {
+          readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+          readonly cron?: string
+        }
       }
     }
     readonly bodyRequired: true
@@ -1401,6 +1457,10 @@ export interface Operations {
             readonly target: string
             readonly label?: string
           }>
+        }
+        readonly loop?: {
+          readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+          readonly cron?: string
         }
       }
       readonly createdAt: string
@@ -1564,6 +1624,10 @@ export interface Operations {
             readonly target: string
             readonly label?: string
           }>
+        }
+        readonly loop?: {
+          readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+          readonly cron?: string
         }
       }
       readonly createdAt: string
@@ -1729,6 +1793,10 @@ export interface Operations {
           readonly approval?: ReadonlyArray<string>
           readonly approvalExpiresInSeconds?: number
         }>
+        readonly loop?: {
+          readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+          readonly cron?: string
+        }
       }
     }
     readonly bodyRequired: true
@@ -1880,6 +1948,10 @@ export interface Operations {
             readonly target: string
             readonly label?: string
           }>
+        }
+        readonly loop?: {
+          readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+          readonly cron?: string
         }
       }
       readonly createdAt: string
@@ -2044,6 +2116,10 @@ export interface Operations {
               readonly target: string
               readonly label?: string
             }>
+          }
+          readonly loop?: {
+            readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+            readonly cron?: string
           }
         }
         readonly createdAt: string
@@ -2279,6 +2355,10 @@ export interface Operations {
             readonly target: string
             readonly label?: string
           }>
+        }
+        readonly loop?: {
+          readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+          readonly cron?: string
         }
       }
       readonly createdAt: string
@@ -3043,7 +3123,7 @@ export interface Operations {
     readonly headers: {}
     readonly body: {
       readonly name: string
-      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "ingest:read" | "ingest:write" | "tasks:read" | "tasks:write" | "sensors:read" | "sensors:write" | "reports:read" | "reports:write" | "marketplace:read" | "marketplace:publish" | "marketplace:invoke" | "admin" | "*">
+      readonly scopes: ReadonlyArray<"runs:read" | "runs:write" | "agents:read" | "agents:write" | "budgets:read" | "budgets:write" | "receipts:read" | "audit:read" | "keys:read" | "keys:write" | "secrets:read" | "secrets:write" | "workloads:read" | "workloads:write" | "evals:read" | "evals:write" | "channels:read" | "channels:write" | "ingest:read" | "ingest:write" | "tasks:read" | "tasks:write" | "sensors:read" | "sensors:write" | "reports:read" | "reports:write" | "marketplace:read" | "marketplace:publish" | "marketplace:invoke" | "schedules:read" | "schedules:write" | "admin" | "*">
       readonly expiresAt?: string | null
     }
     readonly bodyRequired: true
@@ -4604,6 +4684,10 @@ export interface Operations {
             readonly target: string
             readonly label?: string
           }>
+        }
+        readonly loop?: {
+          readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+          readonly cron?: string
         }
       }
       readonly createdAt: string
@@ -8691,5 +8775,758 @@ export interface Operations {
     readonly body: undefined
     readonly bodyRequired: false
     readonly response: string
+  }
+  /** The tenant's schedules, loop agents' included, by name */
+  readonly listSchedules: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly items: ReadonlyArray<{
+        readonly id: string
+        readonly name: string
+        readonly target: ({
+          readonly agentName: string
+          readonly agentVersion?: number
+        }) | ({
+          readonly task: {
+            readonly kind: string
+            readonly source: string
+            readonly payload: unknown
+            readonly subject?: string
+            readonly description?: string
+            readonly priority?: number
+            readonly agentName?: string
+            readonly adapter?: ({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | (ReadonlyArray<({
+              readonly type: "agent"
+              readonly agentName: string
+              readonly agentVersion?: number
+            }) | ({
+              readonly type: "script"
+              readonly command: ReadonlyArray<string>
+              readonly args?: ReadonlyArray<string>
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            }) | ({
+              readonly type: "ollama"
+              readonly model: string
+              readonly timeoutSeconds?: number
+            }) | ({
+              readonly type: "agent-cli"
+              readonly driver: "codex" | "claude-code"
+              readonly command?: string
+              readonly env?: {
+                readonly [key: string]: string
+              }
+              readonly secrets?: ReadonlyArray<{
+                readonly envName: string
+                readonly secretRef: string
+              }>
+              readonly timeoutSeconds?: number
+              readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+            })>)
+            readonly maxAttempts?: number
+            readonly availableAt?: string
+            readonly delayMinutes?: number
+            readonly dedupeKey?: string
+            readonly retry?: {
+              readonly baseSeconds?: number
+              readonly maxSeconds?: number
+              readonly jitter?: number
+            }
+          }
+        })
+        readonly cron: string | null
+        readonly everySeconds: number | null
+        readonly timezone: string
+        readonly inputTemplate?: unknown
+        readonly enabled: boolean
+        readonly loop: ({
+          readonly agentName: string
+          readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+        }) | null
+        readonly nextFireAt: string | null
+        readonly fires: number
+        readonly lastFire: ({
+          readonly fireId: string
+          readonly slot: string | null
+          readonly firedAt: string
+          readonly coalesced: number
+          readonly manual: boolean
+          readonly by: string
+          readonly dispatched: boolean
+          readonly runId: string | null
+          readonly taskId: string | null
+          readonly error: string | null
+        }) | null
+        readonly createdAt: string
+        readonly updatedAt: string
+      }>
+    }
+  }
+  /** Schedule an agent's run or a queue task: exactly one of `cron` (5 fields, or 6 with seconds; in `timezone`, UTC by default) and `everySeconds` (first fire at once). One fire per due slot across all hosts; after downtime ONE fire stands for the missed slots (`coalesced`), and the next slot counts from now */
+  readonly createSchedule: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly name: string
+      readonly target: ({
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly task: {
+          readonly kind: string
+          readonly source: string
+          readonly payload: unknown
+          readonly subject?: string
+          readonly description?: string
+          readonly priority?: number
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly maxAttempts?: number
+          readonly availableAt?: string
+          readonly delayMinutes?: number
+          readonly dedupeKey?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+      })
+      readonly cron?: string
+      readonly everySeconds?: number
+      readonly timezone?: string
+      readonly inputTemplate?: unknown
+      readonly enabled?: boolean
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly name: string
+      readonly target: ({
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly task: {
+          readonly kind: string
+          readonly source: string
+          readonly payload: unknown
+          readonly subject?: string
+          readonly description?: string
+          readonly priority?: number
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly maxAttempts?: number
+          readonly availableAt?: string
+          readonly delayMinutes?: number
+          readonly dedupeKey?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+      })
+      readonly cron: string | null
+      readonly everySeconds: number | null
+      readonly timezone: string
+      readonly inputTemplate?: unknown
+      readonly enabled: boolean
+      readonly loop: ({
+        readonly agentName: string
+        readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+      }) | null
+      readonly nextFireAt: string | null
+      readonly fires: number
+      readonly lastFire: ({
+        readonly fireId: string
+        readonly slot: string | null
+        readonly firedAt: string
+        readonly coalesced: number
+        readonly manual: boolean
+        readonly by: string
+        readonly dispatched: boolean
+        readonly runId: string | null
+        readonly taskId: string | null
+        readonly error: string | null
+      }) | null
+      readonly createdAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** A schedule: its definition, next slot, count of fires and last fire (what it started) */
+  readonly getSchedule: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly id: string
+      readonly name: string
+      readonly target: ({
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly task: {
+          readonly kind: string
+          readonly source: string
+          readonly payload: unknown
+          readonly subject?: string
+          readonly description?: string
+          readonly priority?: number
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly maxAttempts?: number
+          readonly availableAt?: string
+          readonly delayMinutes?: number
+          readonly dedupeKey?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+      })
+      readonly cron: string | null
+      readonly everySeconds: number | null
+      readonly timezone: string
+      readonly inputTemplate?: unknown
+      readonly enabled: boolean
+      readonly loop: ({
+        readonly agentName: string
+        readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+      }) | null
+      readonly nextFireAt: string | null
+      readonly fires: number
+      readonly lastFire: ({
+        readonly fireId: string
+        readonly slot: string | null
+        readonly firedAt: string
+        readonly coalesced: number
+        readonly manual: boolean
+        readonly by: string
+        readonly dispatched: boolean
+        readonly runId: string | null
+        readonly taskId: string | null
+        readonly error: string | null
+      }) | null
+      readonly createdAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** Replace a schedule's definition, checked as at creation; a changed timing, or enabling it again, counts slots from now (nothing missed meanwhile fires) */
+  readonly updateSchedule: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: {
+      readonly name: string
+      readonly target: ({
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly task: {
+          readonly kind: string
+          readonly source: string
+          readonly payload: unknown
+          readonly subject?: string
+          readonly description?: string
+          readonly priority?: number
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly maxAttempts?: number
+          readonly availableAt?: string
+          readonly delayMinutes?: number
+          readonly dedupeKey?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+      })
+      readonly cron?: string
+      readonly everySeconds?: number
+      readonly timezone?: string
+      readonly inputTemplate?: unknown
+      readonly enabled?: boolean
+    }
+    readonly bodyRequired: true
+    readonly response: {
+      readonly id: string
+      readonly name: string
+      readonly target: ({
+        readonly agentName: string
+        readonly agentVersion?: number
+      }) | ({
+        readonly task: {
+          readonly kind: string
+          readonly source: string
+          readonly payload: unknown
+          readonly subject?: string
+          readonly description?: string
+          readonly priority?: number
+          readonly agentName?: string
+          readonly adapter?: ({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | (ReadonlyArray<({
+            readonly type: "agent"
+            readonly agentName: string
+            readonly agentVersion?: number
+          }) | ({
+            readonly type: "script"
+            readonly command: ReadonlyArray<string>
+            readonly args?: ReadonlyArray<string>
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          }) | ({
+            readonly type: "ollama"
+            readonly model: string
+            readonly timeoutSeconds?: number
+          }) | ({
+            readonly type: "agent-cli"
+            readonly driver: "codex" | "claude-code"
+            readonly command?: string
+            readonly env?: {
+              readonly [key: string]: string
+            }
+            readonly secrets?: ReadonlyArray<{
+              readonly envName: string
+              readonly secretRef: string
+            }>
+            readonly timeoutSeconds?: number
+            readonly isolation?: "trusted" | "standard" | "untrusted" | "hostile"
+          })>)
+          readonly maxAttempts?: number
+          readonly availableAt?: string
+          readonly delayMinutes?: number
+          readonly dedupeKey?: string
+          readonly retry?: {
+            readonly baseSeconds?: number
+            readonly maxSeconds?: number
+            readonly jitter?: number
+          }
+        }
+      })
+      readonly cron: string | null
+      readonly everySeconds: number | null
+      readonly timezone: string
+      readonly inputTemplate?: unknown
+      readonly enabled: boolean
+      readonly loop: ({
+        readonly agentName: string
+        readonly tier: "nano" | "micro" | "meso" | "macro" | "mega"
+      }) | null
+      readonly nextFireAt: string | null
+      readonly fires: number
+      readonly lastFire: ({
+        readonly fireId: string
+        readonly slot: string | null
+        readonly firedAt: string
+        readonly coalesced: number
+        readonly manual: boolean
+        readonly by: string
+        readonly dispatched: boolean
+        readonly runId: string | null
+        readonly taskId: string | null
+        readonly error: string | null
+      }) | null
+      readonly createdAt: string
+      readonly updatedAt: string
+    }
+  }
+  /** Delete a schedule: it fires no more (its journal stays) */
+  readonly deleteSchedule: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: null
+  }
+  /** Fire a schedule now, enabled or not: journaled as a manual fire (its slots are untouched), its run or task started at once */
+  readonly fireSchedule: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly fireId: string
+      readonly slot: string | null
+      readonly firedAt: string
+      readonly coalesced: number
+      readonly manual: boolean
+      readonly by: string
+      readonly dispatched: boolean
+      readonly runId: string | null
+      readonly taskId: string | null
+      readonly error: string | null
+    }
   }
 }

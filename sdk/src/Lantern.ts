@@ -275,6 +275,17 @@ export class Lantern {
     latest: () => this.request("latestReport", {}),
     /** The report of [from, to): each an ISO time or a snapshot id. */
     create: (body: Body<"createReport">) => this.request("createReport", { body })
+
+  /** Schedules (ADR 0055): agent runs or queue tasks on a cron expression or an interval, fired once per due slot. */
+  readonly schedules = {
+    create: (body: Body<"createSchedule">) => this.request("createSchedule", { body }),
+    list: () => this.request("listSchedules", {}),
+    get: (id: string) => this.request("getSchedule", { params: { id } }),
+    /** Replaces the definition whole. */
+    update: (id: string, body: Body<"updateSchedule">) => this.request("updateSchedule", { params: { id }, body }),
+    delete: (id: string) => this.request("deleteSchedule", { params: { id } }),
+    /** Fires now (a manual fire, journaled) and starts its run or task. */
+    fire: (id: string) => this.request("fireSchedule", { params: { id } })
   }
 
   /** Files a task's attempts produced (ADR 0057), from the JetStream Object Store. */

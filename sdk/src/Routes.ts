@@ -118,5 +118,11 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   retryTask: "tasks.retry",
   requeueTask: "tasks.requeue",
   getDispatch: "dispatch.get",
-  setDispatch: "dispatch.set"
+  setDispatch: "dispatch.set",
+  createSchedule: "schedules.create",
+  listSchedules: "schedules.list",
+  getSchedule: "schedules.get",
+  updateSchedule: "schedules.update",
+  deleteSchedule: "schedules.delete",
+  fireSchedule: "schedules.fire"
 }
