@@ -10,7 +10,7 @@ import { Effect, Layer, ManagedRuntime } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as RunActor from "../actors/run/Runs.ts"
 import type { RunStarted } from "../schema/Events.ts"
-import { api, eventually, type StackProcess, startStack } from "./support/Stack.ts"
+import { api, eventually, spawnLantern, type StackProcess, startStack } from "./support/Stack.ts"
 import { Journal } from "../bus/Journal.ts"
 import { Nats } from "../bus/Nats.ts"
 import { Snapshots } from "../bus/Snapshots.ts"
@@ -369,4 +369,46 @@ describe("schedules on a real stack", () => {
     expect(events.map((e) => e.type)).toEqual(["RunStarted", "LoopCompleted", "RunSucceeded"])
     expect(events[2].payload.output).toBe("recorded before the crash")
   })
+
+  it("lantern schedules add|list|get|fire|delete, and bad usage exits 2 naming the option", async () => {
+    const lantern = async (...args: Array<string>) => {
+      const p = spawnLantern(["schedules", ...args], { LANTERN_URL: stack.url, LANTERN_API_TOKEN: stack.token })
+      const code = await p.exited
+      return { code, output: p.output() }
+    }
+    const bad = await Promise.all([
+      lantern("add", "x", "--agent", "worker"),
+      lantern("add", "x", "--agent", "worker", "--cron", "*/5 * * * *", "--every", "60"),
+      lantern("add", "x", "--agent", "worker", "--cron", "61 * * * *"),
+      lantern("add", "x", "--agent", "worker", "--cron", "0 8 * * *", "--timezone", "Mars/Olympus"),
+      lantern("get", "not-an-id")
+    ])
+    expect(bad.map((r) => r.code)).toEqual([2, 2, 2, 2, 2])
+    expect(bad[1]!.output).toContain("--cron, --every")
+    expect(bad[2]!.output).toContain("--cron")
+    expect(bad[3]!.output).toContain("Mars/Olympus")
+
+    const added = await lantern(
+      "add",
+      "nightly",
+      "--agent",
+      "worker",
+      "--cron",
+      "0 2 * * *",
+      "--timezone",
+      "Europe/Berlin",
+      "--json"
+    )
+    expect(added.code, added.output).toBe(0)
+    const view = JSON.parse(added.output.slice(added.output.indexOf("{")))
+    expect(view).toMatchObject({ name: "nightly", cron: "0 2 * * *", timezone: "Europe/Berlin", fires: 0 })
+    const listed = await lantern("list")
+    expect(listed.output).toContain(view.id)
+    const fired = await lantern("fire", view.id)
+    expect(fired.code, fired.output).toBe(0)
+    expect(fired.output).toMatch(/manual at .* → run run_/)
+    expect((await lantern("get", view.id)).output).toContain("fires: 1")
+    expect((await lantern("delete", view.id)).code).toBe(0)
+    expect((await lantern("get", view.id)).code).toBe(1)
+  }, 120_000)
 })

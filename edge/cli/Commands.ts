@@ -13,6 +13,7 @@ import * as Receipts from "./Receipts.ts"
 import * as Test from "./Test.ts"
 import * as Sensors from "./Sensors.ts"
 import * as Workloads from "./Workloads.ts"
+import * as Schedules from "./Schedules.ts"
 
 const printReply = <A>(json: boolean, reply: Client.Reply<A>, human: (a: A) => string) =>
   Console.log(json ? JSON.stringify(reply.body, null, 2) : human(reply.value))
@@ -335,5 +336,6 @@ export const subcommands = [
   Workloads.run.pipe(Command.provide(Client.Client.layerConfig)),
   Workloads.workloads.pipe(Command.provide(Client.Client.layerConfig)),
   Sensors.sensors.pipe(Command.provide(Client.Client.layerConfig)),
+  Schedules.schedules.pipe(Command.provide(Client.Client.layerConfig)),
   Test.test.pipe(Command.provide(Client.Client.layerConfig))
 ] as const

@@ -275,6 +275,7 @@ export class Lantern {
     latest: () => this.request("latestReport", {}),
     /** The report of [from, to): each an ISO time or a snapshot id. */
     create: (body: Body<"createReport">) => this.request("createReport", { body })
+  }
 
   /** Schedules (ADR 0055): agent runs or queue tasks on a cron expression or an interval, fired once per due slot. */
   readonly schedules = {
