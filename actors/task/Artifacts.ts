@@ -3,9 +3,8 @@
 // `collect` uploads what a verified outcome lists from the task's artifact root; paths are relative and stay inside.
 import { readFileSync, realpathSync, statSync } from "node:fs"
 import { isAbsolute, relative, sep } from "node:path"
-import { Objm, type ObjectStore } from "@nats-io/obj"
-import { Config, Context, Data, Effect, Layer, Schedule } from "effect"
-import { Nats, unavailable } from "../../bus/Nats.ts"
+import { Config, Context, Data, Effect, Layer } from "effect"
+import * as Objects from "../../bus/Objects.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import * as Evidence from "./Evidence.ts"
 
@@ -67,16 +66,8 @@ export class Artifacts extends Context.Service<Artifacts, {
   static readonly layer = Layer.effect(
     Artifacts,
     Effect.gen(function*() {
-      const { js } = yield* Nats
-      const replicas = yield* Config.Int("LANTERN_REPLICAS").pipe(Config.withDefault(1))
       const maxBytes = yield* Config.Int("LANTERN_ARTIFACT_MAX_BYTES").pipe(Config.withDefault(DEFAULT_MAX_BYTES))
-      const store: ObjectStore = yield* Effect.tryPromise({
-        try: () => new Objm(js).create(BUCKET, { replicas }),
-        catch: unavailable(`open artifact bucket ${BUCKET}`)
-      }).pipe(
-        Effect.tapError((e) => Effect.logWarning(`${e.message}; trying again`)),
-        Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 40 })
-      )
+      const store = yield* Objects.open(BUCKET)
 
       const checked = (path: string) => {
         const problem = pathProblem(path)
@@ -92,32 +83,22 @@ export class Artifacts extends Context.Service<Artifacts, {
               reason: `${bytes.byteLength} bytes, more than LANTERN_ARTIFACT_MAX_BYTES (${maxBytes})`
             })
           }
-          const info = yield* Effect.tryPromise({
-            try: () => store.putBlob({ name: nameOf(tenant, taskId, path) }, bytes),
-            catch: unavailable(`put artifact ${path}`)
-          })
-          return { path, size: info.size, storedAt: info.mtime }
+          const info = yield* store.put(nameOf(tenant, taskId, path), bytes)
+          return { path, size: info.size, storedAt: info.storedAt }
         })
 
       const get = (tenant: string, taskId: string, path: string) =>
         pathProblem(path) !== null
           ? Effect.succeed(null)
-          : Effect.tryPromise({
-            try: () => store.getBlob(nameOf(tenant, taskId, path)),
-            catch: unavailable(`get artifact ${path}`)
-          })
+          : store.get(nameOf(tenant, taskId, path))
 
-      const list = (tenant: string, taskId: string) =>
-        Effect.tryPromise({
-          try: async () => {
-            const prefix = `${tenant}/${taskId}/`
-            return (await store.list())
-              .filter((i) => !i.deleted && i.name.startsWith(prefix))
-              .map((i) => ({ path: i.name.slice(prefix.length), size: i.size, storedAt: i.mtime }))
-              .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-          },
-          catch: unavailable(`list artifacts of ${taskId}`)
-        })
+      const list = (tenant: string, taskId: string) => {
+        const prefix = `${tenant}/${taskId}/`
+        return Effect.map(
+          store.list(prefix),
+          (infos) => infos.map((i) => ({ path: i.name.slice(prefix.length), size: i.size, storedAt: i.storedAt }))
+        )
+      }
 
       const readInside = (root: string, path: string) =>
         Effect.gen(function*() {
