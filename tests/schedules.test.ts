@@ -411,4 +411,23 @@ describe("schedules on a real stack", () => {
     expect((await lantern("delete", view.id)).code).toBe(0)
     expect((await lantern("get", view.id)).code).toBe(1)
   }, 120_000)
+
+  it("a task target submits a task to the queue at each fire, its payload the rendered template, once per fire", async () => {
+    const created = await call("POST", "/v1/schedules", {
+      name: "queue it",
+      target: { task: { kind: "report", source: "schedule", payload: { fixed: true }, agentName: "worker" } },
+      cron: "0 3 * * *",
+      inputTemplate: { fire: "{{input.fireId}}", manual: "{{input.manual}}" }
+    })
+    expect(created.status, created.text).toBe(201)
+    const fire = await call("POST", `/v1/schedules/${created.json.id}/fire`)
+    expect(fire.status, fire.text).toBe(201)
+    expect(fire.json.runId).toBeNull()
+    expect(fire.json.error).toBeNull()
+    expect(fire.json.taskId).toMatch(/^tsk_[0-9a-z]{26}$/)
+    const task = await call("GET", `/v1/tasks/${fire.json.taskId}`)
+    expect(task.status, task.text).toBe(200)
+    expect(task.json.payload).toEqual({ fire: "manual-1", manual: true })
+    expect(task.json.kind).toBe("report")
+  })
 })
