@@ -120,7 +120,7 @@ describe("tasks across hosts", () => {
 
     // nothing of the tenant is left running
     expect((await other("GET", "/v1/tasks?status=running")).json.items).toEqual([])
-  })
+  }, 300_000)
 
   it("two live hosts claim every task exactly once", async () => {
     const a = await host()
@@ -157,5 +157,5 @@ describe("tasks across hosts", () => {
     expect(holders.size).toBe(2)
     const workers = (await call("GET", "/v1/dispatch")).json.workers as Array<{ host: string }>
     expect(new Set(workers.map((w) => w.host)).size).toBe(2)
-  })
+  }, 300_000)
 })

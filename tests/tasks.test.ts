@@ -96,7 +96,7 @@ describe("submitting", () => {
       expect(r.json.error.issues.map((i: { field: string }) => i.field)).toContain(field)
     }
     expect((await call("GET", "/v1/tasks")).json.items.length).toBe(before)
-  })
+  }, 180_000)
 
   it("answers the task that holds a dedupe key with 200 and duplicateOf", async () => {
     await pause(true)
@@ -116,7 +116,7 @@ describe("submitting", () => {
     } finally {
       await pause(false)
     }
-  })
+  }, 180_000)
 })
 
 describe("claims", () => {
@@ -134,28 +134,32 @@ describe("claims", () => {
     // an availableAt in the past is fine: claimable at once
     const past = await submit({ adapter: succeeds("past"), availableAt: "2020-01-01T00:00:00Z" })
     await until(past.id, "completed")
-  })
+  }, 180_000)
 
-  it("priorities 2, 9, 9 and a far-future 9 are claimed 9, 9, 2 (the future one never): higher first, FIFO within", async () => {
-    await pause(true)
-    const low = await submit({ adapter: succeeds("p2"), priority: 2 })
-    const high1 = await submit({ adapter: succeeds("p9 first"), priority: 9 })
-    const high2 = await submit({ adapter: succeeds("p9 second"), priority: 9 })
-    const future = await submit({ adapter: succeeds("future"), priority: 9, availableAt: "2099-01-01T00:00:00Z" })
-    const dispatch = (await call("GET", "/v1/dispatch")).json
-    expect(dispatch.depth["9"]).toBeGreaterThanOrEqual(2)
-    expect(dispatch.depth["2"]).toBeGreaterThanOrEqual(1)
-    expect(dispatch.delayed).toBeGreaterThanOrEqual(1)
-    await pause(false)
-    const done = await Promise.all([low, high1, high2].map((t) => until(t.id, "completed")))
-    const claimedAt = done.map((t) => Date.parse(t.attempts[0].claimedAt))
-    expect(claimedAt[1]).toBeLessThan(claimedAt[2]!)
-    expect(claimedAt[2]).toBeLessThan(claimedAt[0]!)
-    const f = await get(future.id)
-    expect(f.status).toBe("pending")
-    expect(f.attempts).toHaveLength(0)
-    expect((await call("POST", `/v1/tasks/${future.id}/cancel`, {})).status).toBe(200)
-  })
+  it(
+    "priorities 2, 9, 9 and a far-future 9 are claimed 9, 9, 2 (the future one never): higher first, FIFO within",
+    async () => {
+      await pause(true)
+      const low = await submit({ adapter: succeeds("p2"), priority: 2 })
+      const high1 = await submit({ adapter: succeeds("p9 first"), priority: 9 })
+      const high2 = await submit({ adapter: succeeds("p9 second"), priority: 9 })
+      const future = await submit({ adapter: succeeds("future"), priority: 9, availableAt: "2099-01-01T00:00:00Z" })
+      const dispatch = (await call("GET", "/v1/dispatch")).json
+      expect(dispatch.depth["9"]).toBeGreaterThanOrEqual(2)
+      expect(dispatch.depth["2"]).toBeGreaterThanOrEqual(1)
+      expect(dispatch.delayed).toBeGreaterThanOrEqual(1)
+      await pause(false)
+      const done = await Promise.all([low, high1, high2].map((t) => until(t.id, "completed")))
+      const claimedAt = done.map((t) => Date.parse(t.attempts[0].claimedAt))
+      expect(claimedAt[1]).toBeLessThan(claimedAt[2]!)
+      expect(claimedAt[2]).toBeLessThan(claimedAt[0]!)
+      const f = await get(future.id)
+      expect(f.status).toBe("pending")
+      expect(f.attempts).toHaveLength(0)
+      expect((await call("POST", `/v1/tasks/${future.id}/cancel`, {})).status).toBe(200)
+    },
+    180_000
+  )
 })
 
 describe("retries", () => {
@@ -187,7 +191,7 @@ describe("retries", () => {
     expect(done.attemptsUsed).toBe(3)
     // a retry of a completed task is a conflict
     expect((await call("POST", `/v1/tasks/${t.id}/retry`, {})).status).toBe(409)
-  })
+  }, 180_000)
 
   it("requeue starts a blocked task afresh", async () => {
     const t = await submit({ adapter: script("process.exit(1)"), maxAttempts: 1 })
@@ -204,7 +208,7 @@ describe("retries", () => {
     } finally {
       await pause(false)
     }
-  })
+  }, 180_000)
 
   it("a rate-limit hint reschedules at +20 s without spending an attempt", async () => {
     const t = await submit({
@@ -230,7 +234,7 @@ describe("retries", () => {
     // a retrying task can be canceled
     const canceled = await call("POST", `/v1/tasks/${t.id}/cancel`, {})
     expect(canceled.json.status).toBe("canceled")
-  })
+  }, 180_000)
 })
 
 describe("pause and cancel", () => {
@@ -251,7 +255,7 @@ describe("pause and cancel", () => {
     await until(t.id, "completed")
     const audit = (await call("GET", "/v1/audit?action=dispatch.paused")).json
     expect(audit.items.length).toBeGreaterThanOrEqual(1)
-  })
+  }, 180_000)
 
   it("cancels pending, blocked and running tasks (the running script is stopped); a second cancel is 409", async () => {
     const pending = await submit({ adapter: succeeds("never"), delayMinutes: 60 })
@@ -292,7 +296,7 @@ describe("pause and cancel", () => {
     // the worker is free again
     const next = await submit({ adapter: succeeds("after cancel") })
     await until(next.id, "completed")
-  })
+  }, 180_000)
 })
 
 describe("the agent adapter and follow-ups", () => {
@@ -312,7 +316,7 @@ describe("the agent adapter and follow-ups", () => {
     const blocked = await until(missing.id, "blocked")
     expect(blocked.attempts[0].closing).toBe("no_adapter")
     expect(blocked.attempts[0].probes[0]).toMatchObject({ type: "agent", ok: false })
-  })
+  }, 180_000)
 
   it("probes a chain in order and runs the first adapter that passes", async () => {
     const t = await submit({ adapter: [{ type: "agent", agentName: "nobody-here" }, succeeds("fell back")] })
@@ -322,7 +326,7 @@ describe("the agent adapter and follow-ups", () => {
       ["script", true]
     ])
     expect(done.attempts[0].adapter).toBe("script")
-  })
+  }, 180_000)
 
   it("submits an outcome's follow-up tasks with the parent as origin", async () => {
     const follow = { kind: "followup", source: "parent", payload: {}, adapter: succeeds("child done") }
@@ -340,7 +344,7 @@ describe("the agent adapter and follow-ups", () => {
       "the follow-up task"
     )
     await until((child as unknown as { id: string }).id, "completed")
-  })
+  }, 180_000)
 })
 
 describe("listing and streaming", () => {
@@ -390,5 +394,5 @@ describe("listing and streaming", () => {
     expect(byKind.map((x: { id: string }) => x.id)).toEqual([t.id])
     expect((await call("GET", "/v1/tasks?status=nonsense")).status).toBe(400)
     expect((await call("GET", "/v1/tasks/tsk_00000000000000000000000000")).status).toBe(404)
-  })
+  }, 180_000)
 })
