@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, stopStack, type StackProcess, startStack } from "./support/Stack.ts"
+import { api, eventually, spawnLantern, stopStack, type StackProcess, startStack } from "./support/Stack.ts"
 
 let nats: TestServer
 let stack: StackProcess
@@ -394,5 +394,56 @@ describe("listing and streaming", () => {
     expect(byKind.map((x: { id: string }) => x.id)).toEqual([t.id])
     expect((await call("GET", "/v1/tasks?status=nonsense")).status).toBe(400)
     expect((await call("GET", "/v1/tasks/tsk_00000000000000000000000000")).status).toBe(404)
+  }, 180_000)
+})
+
+describe("the CLI", () => {
+  const lantern = async (...args: ReadonlyArray<string>) => {
+    const p = spawnLantern(args, { LANTERN_URL: stack.url, LANTERN_API_TOKEN: stack.token, NO_COLOR: "1" })
+    const code = await p.exited
+    return { code, output: p.output() }
+  }
+
+  it("adds, lists, shows, cancels and retries tasks, pauses and resumes dispatch; bad usage exits 2", async () => {
+    const adapter = JSON.stringify(succeeds("from the cli"))
+    const added = await lantern("tasks", "add", "--kind", "cli", "--priority", "7", "--adapter", adapter)
+    expect(added.code, added.output).toBe(0)
+    const id = /tsk_[0-9a-z]{26}/.exec(added.output)![0]
+    await until(id, "completed")
+    const shown = await lantern("tasks", "get", id)
+    expect(shown.code, shown.output).toBe(0)
+    expect(shown.output).toContain("completed")
+    expect(shown.output).toContain("from the cli")
+    const listed = await lantern("tasks", "list", "--kind", "cli", "--json")
+    expect(listed.code, listed.output).toBe(0)
+    expect(listed.output).toContain(id)
+    const again = await lantern("tasks", "cancel", id)
+    expect(again.code, again.output).toBe(1)
+    expect(again.output).toContain("task_conflict")
+
+    const paused = await lantern("dispatch", "pause", "--reason", "maintenance")
+    expect(paused.code, paused.output).toBe(0)
+    expect(paused.output).toContain("paused (maintenance)")
+    const resumed = await lantern("dispatch", "resume")
+    expect(resumed.code, resumed.output).toBe(0)
+    const status = await lantern("dispatch", "status")
+    expect(status.code, status.output).toBe(0)
+    expect(status.output).toContain("dispatch running")
+
+    for (
+      const [args, named] of [
+        [["tasks", "add", "--kind", "cli", "--priority", "12", "--agent", "a"], "--priority"],
+        [["tasks", "add", "--kind", "cli"], "--agent"],
+        [["tasks", "add", "--kind", "cli", "--agent", "a", "--payload", "{nope"], "--payload"],
+        [["tasks", "add", "--kind", "cli", "--agent", "a", "--delay-minutes", "-3"], "--delay-minutes"],
+        [["tasks", "get", "not-a-task"], "ID"],
+        [["tasks", "retry", id, "--extra-attempts", "0"], "--extra-attempts"],
+        [["tasks", "list", "--status", "sleeping"], "status"]
+      ] as const
+    ) {
+      const r = await lantern(...args)
+      expect(r.code, `${args.join(" ")}: ${r.output}`).toBe(2)
+      expect(r.output).toContain(named)
+    }
   }, 180_000)
 })

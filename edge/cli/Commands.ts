@@ -12,6 +12,7 @@ import * as Input from "./Input.ts"
 import * as Receipts from "./Receipts.ts"
 import * as Test from "./Test.ts"
 import * as Sensors from "./Sensors.ts"
+import * as Tasks from "./Tasks.ts"
 import * as Workloads from "./Workloads.ts"
 import * as Schedules from "./Schedules.ts"
 
@@ -337,5 +338,7 @@ export const subcommands = [
   Workloads.workloads.pipe(Command.provide(Client.Client.layerConfig)),
   Sensors.sensors.pipe(Command.provide(Client.Client.layerConfig)),
   Schedules.schedules.pipe(Command.provide(Client.Client.layerConfig)),
+  Tasks.tasks.pipe(Command.provide(Client.Client.layerConfig)),
+  Tasks.dispatch.pipe(Command.provide(Client.Client.layerConfig)),
   Test.test.pipe(Command.provide(Client.Client.layerConfig))
 ] as const
