@@ -38,6 +38,7 @@ import * as Workers from "./Workers.ts"
 import * as HttpTool from "./HttpTool.ts"
 import * as Spawn from "./Spawn.ts"
 import * as Workflows from "./Workflows.ts"
+import * as TasksBench from "./Tasks.ts"
 
 /** Measured operations per level at BENCH_SCALE=1: raw publishes, and steps (two appends each). */
 const PLAN = [
@@ -80,7 +81,8 @@ export const SECTIONS = [
   "ingest",
   "channels",
   "startup",
-  "evals"
+  "evals",
+  "tasks"
 ] as const
 export type Section = (typeof SECTIONS)[number]
 /** Sections whose report compares against the raw publish and step figures of "steps", which then runs too. */
@@ -138,6 +140,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
     const channels = yield* when(sections, "channels", ChannelsBench.run(scale))
     const startup = yield* when(sections, "startup", Startup.run(server.url, scale))
     const evals = yield* when(sections, "evals", EvalsBench.run(scale))
+    const tasks = yield* when(sections, "tasks", TasksBench.run(scale))
 
     const cpuList = cpus()
     const env: Report.Environment = {
@@ -170,7 +173,8 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         ingest && IngestBench.render(ingest),
         channels && ChannelsBench.render(channels),
         startup && Startup.render(startup),
-        evals && EvalsBench.render(evals)
+        evals && EvalsBench.render(evals),
+        tasks && TasksBench.render(tasks)
       ].filter((s) => s !== undefined)
       console.log(blocks.join("\n\n"))
       if (levels.length === 0) console.log(`\ntotal ${seconds.toFixed(1)} s`)
@@ -190,7 +194,8 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         ingest && IngestBench.json(ingest),
         channels && ChannelsBench.json(channels),
         startup && Startup.json(startup),
-        evals && EvalsBench.json(evals)
+        evals && EvalsBench.json(evals),
+        tasks && TasksBench.json(tasks)
       ]
       for (const line of lines) if (line !== undefined) console.log(line)
     })

@@ -294,8 +294,8 @@ export class Tasks extends Context.Service<Tasks, {
   readonly entry: (tenant: string, id: string) => Entry | undefined
   /** Every task running now, any tenant. */
   readonly running: () => ReadonlyArray<Entry>
-  /** When the next delayed task becomes claimable, if any is waiting. */
-  readonly nextAvailable: () => number | null
+  /** When the next task of an unpaused tenant that is not due at `now` becomes claimable, if any. */
+  readonly nextAvailable: (now: number) => number | null
   /** Resolves at the index's next change, or after `ms`. */
   readonly waitChange: (ms: number) => Effect.Effect<void>
   /** Called with each task whose status changed (a running task canceled: its worker interrupts its adapter). */
@@ -630,10 +630,12 @@ export class Tasks extends Context.Service<Tasks, {
         execute,
         entry: (tenant, id) => index.get(keyOf(tenant, id)),
         running: () => [...index.values()].filter((e) => e.state.status === "running"),
-        nextAvailable: () => {
+        nextAvailable: (now) => {
+          // only later instants of tenants not paused: a due task waits for a change (a claim, a resume), not a timer
           let next: number | null = null
           for (const key of claimable) {
             const e = index.get(key)!
+            if (e.state.availableAt <= now || dispatchOf(e.tenant).paused) continue
             if (next === null || e.state.availableAt < next) next = e.state.availableAt
           }
           return next

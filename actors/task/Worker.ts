@@ -171,8 +171,8 @@ export const layer = Layer.effectDiscard(
             yield* attempt(worker, claimed)
             continue
           }
-          const next = tasks.nextAvailable()
           const now = yield* Clock.currentTimeMillis
+          const next = tasks.nextAvailable(now)
           yield* tasks.waitChange(next === null ? IDLE_MS : Math.min(IDLE_MS, Math.max(1, next - now)))
         }
       }).pipe(
