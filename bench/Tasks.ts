@@ -13,6 +13,7 @@ import { TASKS } from "../bus/Topology.ts"
 import { Ids } from "../actors/kernel/Ids.ts"
 import type { Adapter } from "../actors/task/Adapter.ts"
 import { Adapters, fromList } from "../actors/task/Adapters.ts"
+import { Artifacts } from "../actors/task/Artifacts.ts"
 import { Workers } from "../actors/task/Dispatch.ts"
 import { Tasks } from "../actors/task/Tasks.ts"
 import * as TaskWorker from "../actors/task/Worker.ts"
@@ -82,7 +83,7 @@ export const run = (scale: number) =>
 
     const services = TaskWorker.layer.pipe(
       Layer.provide(Layer.succeed(Adapters, Adapters.of(fromList([instant])))),
-      Layer.provideMerge(Layer.mergeAll(Tasks.layer, Workers.layer, Hosts.layer)),
+      Layer.provideMerge(Layer.mergeAll(Tasks.layer, Workers.layer, Hosts.layer, Artifacts.layer)),
       Layer.provideMerge(Ids.layer),
       Layer.provide(settings)
     )
