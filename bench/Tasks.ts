@@ -154,6 +154,13 @@ export const run = (scale: number) =>
         }
       }
 
+      yield* progress(
+        `backlog: ${backlog} tasks in ${(backlogMs / 1000).toFixed(2)} s (${
+          (backlog * 1000 / backlogMs).toFixed(0)
+        } claims/s), ${notOnce} not claimed exactly once, ${orderViolations} order violations, per worker ${
+          perWorker.join("/")
+        }`
+      )
       // end-to-end latency: submit → completed as the index sees it
       const completed = new Map<string, () => void>()
       let lost = 0
