@@ -1,14 +1,17 @@
 // The A2A JSON-RPC endpoint (ADR 0045): `POST /a2a/{tenant}/{agent}` (a public agent's card url) and `POST /a2a`
 // (the deployment card's, the agent named by the message's `metadata.skill`) answer `message/send`, which starts a
-// run of the agent with the message's text and waits for it a bounded time, and `tasks/get`: an A2A task is a run.
+// run of the agent with the message's text and waits for it a bounded time, `message/stream` (the same run, its
+// progress as Server-Sent Events), `tasks/get`, `tasks/resubscribe` and `tasks/cancel`: an A2A task is a run.
 // Behind the API's bearer keys: runs:write to send, runs:read to read; another tenant's key finds no agent.
-import { Duration, Effect, Layer, Schedule } from "effect"
+import { Duration, Effect, Layer, Schedule, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Visibility } from "../actors/agent/Visibility.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import { isAgentName } from "../schema/Ids.ts"
 import type { RunView } from "../schema/Run.ts"
+import * as Sse from "../schema/Sse.ts"
 import { Auth } from "./Auth.ts"
+import { sseResponse } from "./Events.ts"
 import { holds, type Scope } from "./Scopes.ts"
 
 /** How long `message/send` waits for its run to end before answering the task as it stands. */
@@ -22,11 +25,70 @@ export const Codes = {
   invalidParams: -32602,
   internal: -32603,
   taskNotFound: -32001,
+  taskNotCancelable: -32002,
   /** Implementation-defined (JSON-RPC's server error range): no key, a key without the scope, no such agent. */
   refused: -32000
 } as const
 
 type Id = string | number | null
+
+/** The methods this endpoint answers; `message/stream` and `tasks/resubscribe` answer with Server-Sent Events. */
+export const METHODS = ["message/send", "message/stream", "tasks/get", "tasks/cancel", "tasks/resubscribe"] as const
+
+const encoder = new TextEncoder()
+const rpcEvent = (id: Id, result: unknown) =>
+  encoder.encode(Sse.encode({ data: JSON.stringify({ jsonrpc: "2.0", id, result }) }))
+
+/** A status-update event of the run's task; `final` on the last one, after which the stream ends. */
+const statusUpdate = (run: RunView) => {
+  const task = taskOf(run)
+  return {
+    kind: "status-update",
+    taskId: run.id,
+    contextId: run.id,
+    status: task.status,
+    final: run.status !== "running"
+  }
+}
+
+/**
+ * A streamed task (A2A's `message/stream`, `tasks/resubscribe`): the Task as it stands, then a status-update at each
+ * change of state (read every 250 ms), the output as an artifact-update once it succeeded, and a final status-update.
+ */
+const streamOf = (id: Id, runs: Runs["Service"], tenant: string, first: RunView) => {
+  const changes = Stream.unfold(
+    first,
+    (last: RunView) =>
+      last.status !== "running" ? Effect.succeed(undefined) : runs.get(tenant, last.id).pipe(
+        Effect.repeat({
+          schedule: Schedule.spaced("250 millis"),
+          until: (r) => r.status !== last.status || r.waiting?.kind !== last.waiting?.kind
+        }),
+        Effect.map((r) => [r, r] as const)
+      )
+  )
+  const events = changes.pipe(
+    Stream.flatMap((run) =>
+      Stream.fromIterable([
+        ...(run.status === "succeeded"
+          ? [{
+            kind: "artifact-update",
+            taskId: run.id,
+            contextId: run.id,
+            artifact: { artifactId: "output", parts: [partOf(run.output)] },
+            lastChunk: true
+          }]
+          : []),
+        statusUpdate(run)
+      ])
+    ),
+    Stream.map((event) => rpcEvent(id, event))
+  )
+  const opening = first.status === "running"
+    ? Stream.make(rpcEvent(id, taskOf(first)))
+    : Stream.make(rpcEvent(id, taskOf(first)), rpcEvent(id, statusUpdate(first)))
+  return sseResponse(encoder.encode(Sse.comment("lantern a2a stream")), Stream.concat(opening, events))
+}
 
 const answer = (id: Id, body: { result: unknown } | { error: { code: number; message: string } }, status = 200) =>
   HttpServerResponse.jsonUnsafe(
@@ -114,10 +176,12 @@ const handle = (routed: boolean) =>
       return fail(id, Codes.invalidRequest, "Invalid Request: expected {jsonrpc: \"2.0\", id, method, params}")
     }
     const method = call["method"]
-    if (method !== "message/send" && method !== "tasks/get") {
-      return fail(id, Codes.methodNotFound, `Method not found: ${method} (this agent answers message/send, tasks/get)`)
+    if (!(METHODS as ReadonlyArray<unknown>).includes(method)) {
+      return fail(id, Codes.methodNotFound, `Method not found: ${method} (this agent answers ${METHODS.join(", ")})`)
     }
-    const scope: Scope = method === "message/send" ? "runs:write" : "runs:read"
+    const scope: Scope = method === "message/send" || method === "message/stream" || method === "tasks/cancel"
+      ? "runs:write"
+      : "runs:read"
     if (!holds(who, scope)) return fail(id, Codes.refused, `forbidden: this key lacks the scope ${scope}`, 403)
     const params = record(call["params"])
     if (params === null) return fail(id, Codes.invalidParams, "Invalid params: expected an object")
@@ -137,7 +201,7 @@ const handle = (routed: boolean) =>
       return fail(id, Codes.refused, `agent_not_found: no public agent ${route["tenant"]}/${route["agent"]}`, 404)
     }
 
-    if (method === "tasks/get") {
+    if (method === "tasks/get" || method === "tasks/resubscribe" || method === "tasks/cancel") {
       const taskId = params["id"]
       if (typeof taskId !== "string") return fail(id, Codes.invalidParams, "Invalid params: `id` must be a string")
       const found = yield* runs.get(who.tenant, taskId).pipe(
@@ -148,6 +212,23 @@ const handle = (routed: boolean) =>
       if (found._tag === "Failure") return fail(id, Codes.internal, `Internal error: ${found.failure.message}`)
       const run = found.success
       if (run === null || !(yield* isPublic(run.agentName))) return fail(id, Codes.taskNotFound, "Task not found")
+      if (method === "tasks/resubscribe") return streamOf(id, runs, who.tenant, run)
+      if (method === "tasks/cancel") {
+        if (run.status !== "running") {
+          return fail(id, Codes.taskNotCancelable, `Task cannot be canceled: it is ${STATES[run.status]}`)
+        }
+        const canceled = yield* runs.cancel(
+          who.tenant,
+          run.id,
+          "canceled through A2A tasks/cancel",
+          `a2a:${who.tenant}`
+        )
+          .pipe(Effect.result)
+        if (canceled._tag === "Failure") {
+          return fail(id, Codes.taskNotCancelable, `Task cannot be canceled: ${canceled.failure.message}`)
+        }
+        return answer(id, { result: taskOf(canceled.success) })
+      }
       return answer(id, { result: taskOf(run) })
     }
 
@@ -172,6 +253,7 @@ const handle = (routed: boolean) =>
       return fail(id, Codes.internal, `Internal error: the run did not start: ${started.failure.message}`)
     }
     const run = started.success.run
+    if (method === "message/stream") return streamOf(id, runs, who.tenant, run)
     const blocking = record(params["configuration"])?.["blocking"] !== false
     // blocking: read the run until it ends, or until WAIT passes; the task answers as it stands then
     const settled = !blocking ? run : yield* runs.get(who.tenant, run.id).pipe(

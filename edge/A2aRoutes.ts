@@ -37,7 +37,7 @@ const common = (base: string) => ({
   preferredTransport: "JSONRPC" as const,
   protocolVersion: PROTOCOL_VERSION,
   provider: { organization: "Lantern", url: base },
-  capabilities: { streaming: false, pushNotifications: false, stateTransitionHistory: false },
+  capabilities: { streaming: true, pushNotifications: false, stateTransitionHistory: false },
   defaultInputModes: ["text/plain"],
   defaultOutputModes: ["text/plain", "application/json"],
   securitySchemes: bearer,

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, type StackProcess, startStack } from "./support/Stack.ts"
+import { api, eventually, type StackProcess, startStack } from "./support/Stack.ts"
 
 type Schema = Record<string, any>
 const SPEC = JSON.parse(readFileSync(join(import.meta.dirname, "fixtures/a2a/a2a.json"), "utf8")) as Schema
@@ -124,7 +124,7 @@ describe("agent cards", () => {
       description: "The helper",
       url: `${PUBLIC_URL}/a2a/dev/helper`,
       protocolVersion: "0.3.0",
-      capabilities: { streaming: false },
+      capabilities: { streaming: true },
       securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
       security: [{ bearer: [] }]
     })
@@ -200,7 +200,12 @@ describe("the JSON-RPC endpoint", () => {
   })
 
   it("answers JSON-RPC's errors: unknown method, bad params, bad JSON", async () => {
-    const method = await rpc("/a2a/dev/helper", { jsonrpc: "2.0", id: 2, method: "tasks/cancel", params: {} })
+    const method = await rpc("/a2a/dev/helper", {
+      jsonrpc: "2.0",
+      id: 2,
+      method: "tasks/pushNotificationConfig/set",
+      params: {}
+    })
     expect(method.json.error.code).toBe(-32601)
     expect(validate(definition("JSONRPCErrorResponse"), method.json)).toEqual([])
     const noText = await rpc("/a2a/dev/helper", {
@@ -227,6 +232,97 @@ describe("the JSON-RPC endpoint", () => {
     expect(hidden.status).toBe(404)
     expect((await call("GET", "/v1/runs?agentName=secret-agent")).json.items).toEqual([])
   })
+})
+
+/** A streamed JSON-RPC answer's events (each `data:` line a JSON-RPC response), read until the stream ends. */
+const streamed = async (path: string, body: unknown) => {
+  const r = await fetch(`${stack.url}${path}`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "text/event-stream",
+      authorization: `Bearer ${stack.token}`
+    },
+    body: JSON.stringify(body)
+  })
+  expect(r.headers.get("content-type")).toContain("text/event-stream")
+  return (await r.text()).split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)))
+}
+
+describe("streaming and cancel", () => {
+  it("message/stream answers the task, its output as an artifact-update and a final status-update", async () => {
+    const events = await streamed("/a2a/dev/helper", { ...send("Stream this"), id: "s1", method: "message/stream" })
+    for (const e of events) expect(validate(definition("SendStreamingMessageSuccessResponse"), e)).toEqual([])
+    expect(events.every((e) => e.id === "s1")).toBe(true)
+    expect(events[0].result.kind).toBe("task")
+    const artifact = events.find((e) => e.result.kind === "artifact-update")
+    expect(artifact.result.artifact.artifactId).toBe("output")
+    const last = events.at(-1).result
+    expect(last).toMatchObject({ kind: "status-update", final: true, status: { state: "completed" } })
+    expect(events.filter((e) => e.result.final === true)).toHaveLength(1)
+    const run = (await call("GET", `/v1/runs/${last.taskId}`)).json
+    expect(run.status).toBe("succeeded")
+
+    // a finished task: resubscribing answers it and its final status at once; it can no longer be canceled
+    const again = await streamed("/a2a/dev/helper", {
+      jsonrpc: "2.0",
+      id: "r1",
+      method: "tasks/resubscribe",
+      params: { id: last.taskId }
+    })
+    expect(again.map((e) => e.result.kind)).toEqual(["task", "status-update"])
+    expect(again[1].result.final).toBe(true)
+    const late = await rpc("/a2a/dev/helper", {
+      jsonrpc: "2.0",
+      id: "c1",
+      method: "tasks/cancel",
+      params: { id: last.taskId }
+    })
+    expect(late.json.error.code).toBe(-32002)
+    expect(validate(definition("JSONRPCErrorResponse"), late.json)).toEqual([])
+  })
+
+  it("tasks/cancel of a task waiting for a human cancels its run, and its stream ends canceled", async () => {
+    const waiter = await call("POST", "/v1/agents", {
+      name: "waiter",
+      spec: {
+        systemPrompt: "Echo, with approval.",
+        tools: [{
+          name: "echo",
+          description: "echo",
+          parameters: { type: "object", properties: {} },
+          approval: { expiresInSeconds: 600 }
+        }]
+      }
+    })
+    expect(waiter.status, waiter.text).toBe(201)
+    expect((await call("PUT", "/v1/agents/waiter/visibility", { public: true })).status).toBe(200)
+    const sent = await rpc("/a2a/dev/waiter", send("echo please", { configuration: { blocking: false } }))
+    const taskId = sent.json.result.id
+    await eventually(
+      async () => (await call("GET", `/v1/runs/${taskId}`)).json.waiting?.kind === "approval" ? true : null,
+      30_000,
+      "the run to wait for approval"
+    )
+    const stream = streamed("/a2a/dev/waiter", {
+      jsonrpc: "2.0",
+      id: "w",
+      method: "tasks/resubscribe",
+      params: { id: taskId }
+    })
+    const canceled = await rpc("/a2a/dev/waiter", {
+      jsonrpc: "2.0",
+      id: "c2",
+      method: "tasks/cancel",
+      params: { id: taskId }
+    })
+    expect(validate(definition("CancelTaskSuccessResponse"), canceled.json)).toEqual([])
+    expect(canceled.json.result.status.state).toBe("canceled")
+    const events = await stream
+    expect(events[0].result).toMatchObject({ kind: "task", status: { state: "working" } })
+    expect(events.at(-1).result).toMatchObject({ kind: "status-update", final: true, status: { state: "canceled" } })
+    expect((await call("GET", `/v1/runs/${taskId}`)).json.status).toBe("canceled")
+  }, 60_000)
 })
 
 describe("an A2A agent as a tool", () => {
