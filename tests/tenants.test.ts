@@ -162,13 +162,19 @@ describe("scopes", () => {
     }
     // each denial is in the tenant's audit log, with the route and the missing scope
     if (auditRoute) {
+      // every page of them: one denial per scoped route, more than a page holds
       const denied = await eventually(
         async () => {
-          const r = await callA("GET", "/v1/audit?action=scope.denied&limit=100")
-          const items = r.json.items as Array<any>
+          const items: Array<any> = []
+          let cursor: string | null = null
+          do {
+            const r = await callA("GET", `/v1/audit?action=scope.denied&limit=200${cursor ? `&cursor=${cursor}` : ""}`)
+            items.push(...r.json.items)
+            cursor = r.json.nextCursor
+          } while (cursor !== null)
           return items.some((e) => e.target === "POST /v1/runs") ? items : null
         },
-        30_000,
+        60_000,
         "scope.denied entries"
       )
       expect(denied.find((e) => e.target === "POST /v1/runs")).toMatchObject({
@@ -178,7 +184,8 @@ describe("scopes", () => {
         detail: { missingScope: "runs:write" }
       })
     }
-  })
+    // a request per scoped route (well over a hundred), each audited: generous on a busy machine
+  }, 300_000)
 
   it("a key grants the routes of its scopes, and cannot grant more than its creator holds", async () => {
     const reader = as((await newKey(["runs:read"])).key)
