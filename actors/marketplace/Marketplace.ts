@@ -25,7 +25,7 @@ import type * as AgentDecider from "../agent/Decider.ts"
 import { Audit } from "../audit/Audit.ts"
 import type * as Actor from "../kernel/Actor.ts"
 import { Ids } from "../kernel/Ids.ts"
-import { SigningKeys, type SigningKeyUnavailable } from "../receipts/Keys.ts"
+import { type SigningKey, SigningKeys, type SigningKeyUnavailable } from "../receipts/Keys.ts"
 import { Runs, type StartError } from "../run/Runs.ts"
 import * as JsonSchema from "../tools/JsonSchema.ts"
 
@@ -227,13 +227,12 @@ export class Marketplace extends Context.Service<Marketplace, {
           return forked
         })
 
-      const sign = (unsigned: UnsignedSettlement) =>
-        Effect.map(keys.current, (key): SettlementReceipt => ({
-          ...unsigned,
-          signature: Buffer.from(sodium.crypto_sign_detached(settlementBytes(unsigned), key.secretKey)).toString(
-            "base64url"
-          )
-        }))
+      const sign = (key: SigningKey, unsigned: UnsignedSettlement): SettlementReceipt => ({
+        ...unsigned,
+        signature: Buffer.from(sodium.crypto_sign_detached(settlementBytes(unsigned), key.secretKey)).toString(
+          "base64url"
+        )
+      })
 
       const invoke = (tenant: string, slug: string, request: InvokeRequest, by: string) =>
         Effect.gen(function*() {
@@ -258,7 +257,7 @@ export class Marketplace extends Context.Service<Marketplace, {
           const status = settled.status === "running" ? "failed" : settled.status
           const at = yield* now
           const key = yield* keys.current
-          const receipt = yield* sign({
+          const receipt = sign(key, {
             kind: "settlement",
             version: SETTLEMENT_VERSION,
             invocationId,

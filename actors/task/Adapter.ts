@@ -40,6 +40,20 @@ export interface AttemptFailure {
   readonly seen: unknown
 }
 
+/** An attempt's failure; `retryAfterSeconds` only when the adapter was told when to come back. */
+export const attemptFailure = (
+  message: string,
+  retryable: boolean,
+  seen: unknown,
+  retryAfterSeconds?: number | null
+): AttemptFailure => ({
+  _tag: "AttemptFailure",
+  message,
+  retryable,
+  seen,
+  ...(retryAfterSeconds === null || retryAfterSeconds === undefined ? {} : { retryAfterSeconds })
+})
+
 export interface Adapter {
   readonly type: AdapterSpec["type"]
   /** Whether this adapter can run here now (binary present, model reachable, agent exists); why not if not. */

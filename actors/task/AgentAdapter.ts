@@ -7,23 +7,12 @@ import { isTerminal } from "../../schema/Events.ts"
 import type { AdapterSpec } from "../../schema/Task.ts"
 import { Agents } from "../agent/Agents.ts"
 import { Runs } from "../run/Runs.ts"
-import type { Adapter, AttemptFailure, AttemptResult } from "./Adapter.ts"
+import { type Adapter, attemptFailure, type AttemptResult } from "./Adapter.ts"
 import * as Hints from "./Hints.ts"
 
 type AgentSpec = Extract<AdapterSpec, { type: "agent" }>
 
-const failure = (
-  message: string,
-  retryable: boolean,
-  seen: unknown,
-  retryAfterSeconds?: number | null
-): AttemptFailure => ({
-  _tag: "AttemptFailure",
-  message,
-  retryable,
-  ...(retryAfterSeconds === null || retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
-  seen
-})
+const failure = attemptFailure
 
 const textOf = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v ?? null))
 

@@ -12,7 +12,13 @@ import type { AdapterSpec } from "../../schema/Task.ts"
 import type { Tier, WorkloadSpec } from "../../schema/Workload.ts"
 import type { IsolationUnavailable } from "../spawner/Backends.ts"
 import { type SpawnFailed, Spawner, type WorkloadQuotaExceeded } from "../spawner/Spawner.ts"
-import type { Adapter, AttemptContext, AttemptFailure, AttemptResult } from "./Adapter.ts"
+import {
+  type Adapter,
+  attemptFailure,
+  type AttemptContext,
+  type AttemptFailure,
+  type AttemptResult
+} from "./Adapter.ts"
 import * as ClaudeCode from "./drivers/ClaudeCode.ts"
 import * as Codex from "./drivers/Codex.ts"
 import type { Driver } from "./drivers/Driver.ts"
@@ -61,13 +67,7 @@ export const resolveCommand = (command: string, path: string): string | null => 
   return null
 }
 
-const failure = (message: string, retryable: boolean, seen: unknown, retryAfterSeconds?: number): AttemptFailure => ({
-  _tag: "AttemptFailure",
-  message,
-  retryable,
-  seen,
-  ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds })
-})
+const failure = attemptFailure
 
 /** The workload a run of the CLI is: its command line, the vendor's host as its one egress rule, its secrets. */
 export const workloadOf = (spec: Spec, driver: Driver, executable: string, prompt: string): WorkloadSpec => ({

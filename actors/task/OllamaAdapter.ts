@@ -7,7 +7,13 @@ import * as Catalog from "../model/Catalog.ts"
 import { ModelProvider } from "../model/ModelProvider.ts"
 import type { ProviderError } from "../../schema/Errors.ts"
 import type { AdapterSpec } from "../../schema/Task.ts"
-import type { Adapter, AttemptContext, AttemptFailure, AttemptResult } from "./Adapter.ts"
+import {
+  type Adapter,
+  attemptFailure,
+  type AttemptContext,
+  type AttemptFailure,
+  type AttemptResult
+} from "./Adapter.ts"
 import * as Normalize from "./Normalize.ts"
 import * as Prompt from "./Prompt.ts"
 
@@ -25,18 +31,7 @@ export interface Settings {
   readonly fetch?: typeof globalThis.fetch
 }
 
-const failure = (
-  message: string,
-  retryable: boolean,
-  seen: unknown,
-  retryAfterSeconds?: number
-): AttemptFailure => ({
-  _tag: "AttemptFailure",
-  message,
-  retryable,
-  seen,
-  ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds })
-})
+const failure = attemptFailure
 
 /** The messages the model is sent for a task. */
 export const messagesOf = (ctx: Pick<AttemptContext, "kind" | "subject" | "description" | "payload">) => [

@@ -7,7 +7,7 @@ import * as Backends from "../spawner/Backends.ts"
 import { Spawner } from "../spawner/Spawner.ts"
 import type { AdapterSpec } from "../../schema/Task.ts"
 import type { WorkloadEvent, WorkloadSpec } from "../../schema/Workload.ts"
-import type { Adapter, AttemptFailure, AttemptResult } from "./Adapter.ts"
+import { type Adapter, attemptFailure, type AttemptResult } from "./Adapter.ts"
 import * as Hints from "./Hints.ts"
 
 type ScriptSpec = Extract<AdapterSpec, { type: "script" }>
@@ -17,18 +17,7 @@ export const DEFAULT_TIMEOUT_SECONDS = 600
 /** The most output kept to find the outcome line and hints in (the workload's journal keeps all of it). */
 const OUTPUT_LIMIT = 1024 * 1024
 
-const failure = (
-  message: string,
-  retryable: boolean,
-  seen: unknown,
-  retryAfterSeconds?: number | null
-): AttemptFailure => ({
-  _tag: "AttemptFailure",
-  message,
-  retryable,
-  ...(retryAfterSeconds === null || retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
-  seen
-})
+const failure = attemptFailure
 
 const tail = (text: string, n = 400) => (text.length <= n ? text : `…${text.slice(-n)}`)
 

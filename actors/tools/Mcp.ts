@@ -158,12 +158,17 @@ export class McpServers extends Context.Service<McpServers, {
         })
 
       // the sandboxes a stdio server may run in: the spawner's configured backends that run a local process
-      // (kubernetes and microvm backends have no stdin to speak MCP over), probed once
-      const sandboxes: Array<Backends.Backend> = []
-      for (const name of (yield* spawnerSettings).backends) {
-        const backend = Backends.byName(name)
-        if (backend !== null && (yield* backend.probe).ok) sandboxes.push(backend)
-      }
+      // (kubernetes and microvm backends have no stdin to speak MCP over), probed once, when a stdio server is first
+      // used (not at start: most deployments have none)
+      const configured = (yield* spawnerSettings).backends
+      const sandboxes = yield* Effect.cached(Effect.gen(function*() {
+        const usable: Array<Backends.Backend> = []
+        for (const name of configured) {
+          const backend = Backends.byName(name)
+          if (backend !== null && (yield* backend.probe).ok) usable.push(backend)
+        }
+        return usable
+      }))
 
       const secretValue = (tenant: string, server: string, uri: string, what: string) =>
         secrets.resolve(tenant, uri, `mcp:${server}`).pipe(
@@ -186,7 +191,7 @@ export class McpServers extends Context.Service<McpServers, {
             return { transport, dispose: () => undefined }
           }
           const tier = server.isolation ?? "standard"
-          const backend = yield* Backends.place(sandboxes, tier).pipe(
+          const backend = yield* Backends.place(yield* sandboxes, tier).pipe(
             Effect.mapError((e) => new McpUnavailable({ server: server.name, reason: e.message }))
           )
           const env: Record<string, string> = { PATH: process.env["PATH"] ?? "/usr/bin:/bin" }
