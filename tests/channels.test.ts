@@ -5,14 +5,14 @@
 // redelivery starts nothing and sends nothing. Connections fail closed; sessions keep context across turns and
 // survive a kill -9 of the host between turns.
 import { createHmac, generateKeyPairSync, sign } from "node:crypto"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import * as Fake from "./support/FakePlatforms.ts"
 import * as FakeSmtp from "./support/FakeSmtp.ts"
-import { api, eventually, type StackProcess, startStack } from "./support/Stack.ts"
+import { api, eventually, spawnLantern, type StackProcess, startStack } from "./support/Stack.ts"
 
 let nats: TestServer
 let dir: string
@@ -127,7 +127,20 @@ const delivered = (channelId: string, turns: number) =>
     `channel ${channelId} to deliver ${turns} turn(s)`
   )
 
-const settle = () => new Promise((r) => setTimeout(r, 1500))
+/**
+ * Waits until `n` redeliveries to `channelId` were recognised as such (audited hook.deduplicated): after that, and
+ * once the turn is delivered, nothing more can come of them, so "sent once" is checked without waiting blind.
+ */
+const deduplicated = (channelId: string, n = 1) =>
+  eventually(
+    async () => {
+      const items = (await call("GET", "/v1/audit?action=hook.deduplicated&limit=200")).json.items as Array<any>
+      const mine = items.filter((e) => e.target === `channel:${channelId}`)
+      return mine.length >= n ? mine : null
+    },
+    30_000,
+    `${n} redelivery(ies) to ${channelId} to be audited as deduplicated`
+  )
 
 const slackSign = (body: string, ts = Math.floor(Date.now() / 1000)) => ({
   "content-type": "application/json",
@@ -289,7 +302,7 @@ describe("slack", () => {
       "x-slack-retry-reason": "http_timeout"
     })
     expect(again.status).toBe(200)
-    await settle()
+    await deduplicated(id)
     expect(fake.to("/chat.postMessage")).toHaveLength(1)
     expect((await sessions()).find((s) => s.channelId === id).turns).toHaveLength(1)
     expect(await orphanRuns("helper")).toEqual([])
@@ -458,7 +471,7 @@ describe("telegram", () => {
     expect(JSON.parse(sends[1]!.body).text).toContain("hi telegram")
     // a typing indicator went out while the agent worked
     expect(fake.to("/sendChatAction").length).toBeGreaterThanOrEqual(1)
-    await settle()
+    await deduplicated(id)
     expect(fake.to("/bot123456:ABC-DEF/sendMessage")).toHaveLength(2)
   })
 })
@@ -520,7 +533,7 @@ describe("whatsapp", () => {
         .toBe(200)
     }
     await delivered(id, 1)
-    await settle()
+    await deduplicated(id)
     const sends = fake.to("/106540352242922/messages")
     expect(sends).toHaveLength(1)
     expect(sends[0]!.headers["authorization"]).toBe("Bearer EAAG-access-token")
@@ -581,7 +594,7 @@ describe("discord", () => {
       expect(await r.json()).toEqual({ type: 5 })
     }
     await delivered(id, 1)
-    await settle()
+    await deduplicated(id)
     const followUps = fake.to("/webhooks/1100000000000000001/aW50ZXJhY3Rpb24tdG9rZW4")
     expect(followUps).toHaveLength(1)
     expect(JSON.parse(followUps[0]!.body).content).toContain("hello discord")
@@ -631,7 +644,7 @@ describe("twilio", () => {
     expect(await r.text()).toContain("<Response>")
     expect((await hook(id, form, headers(signature))).status).toBe(200)
     await delivered(id, 1)
-    await settle()
+    await deduplicated(id)
     const sends = fake.to("/2010-04-01/Accounts/AC0123/Messages.json")
     expect(sends).toHaveLength(1)
     expect(sends[0]!.headers["authorization"]).toBe(`Basic ${Buffer.from(`AC0123:${TWILIO_TOKEN}`).toString("base64")}`)
@@ -687,7 +700,7 @@ describe("email (Postmark inbound, SMTP outbound)", () => {
     expect((await hook(id, inbound, basic(EMAIL_SECRET))).status).toBe(200)
     const session = await delivered(id, 1)
     expect(session.turns[0]).toMatchObject({ text: "Where is my order 1001?", delivery: "sent" })
-    await settle()
+    await deduplicated(id)
     expect(smtp.messages).toHaveLength(1)
     const [mail] = smtp.messages
     expect(mail).toMatchObject({ from: "agent@shop.example", to: ["ada@example.org"], auth: "\0relay\0relay-password" })
@@ -806,11 +819,10 @@ describe("sessions", () => {
       expect(approved.status, approved.text).toBe(200)
       const session = await delivered(id, 1)
       expect(session.turns[0]).toMatchObject({ runId: waiting.id, status: "succeeded", delivery: "sent" })
-      await settle()
       expect(fake.to("/sendMessage").filter((r) => JSON.parse(r.body).chat_id === "9009")).toHaveLength(1)
       // redelivered by Telegram after the restart: still nothing new
       expect((await hook(id, update, headers)).status).toBe(200)
-      await settle()
+      await deduplicated(id)
       expect(fake.to("/sendMessage").filter((r) => JSON.parse(r.body).chat_id === "9009")).toHaveLength(1)
       const after = (await sessions()).find((x) => x.channelId === id)
       expect(after.turns).toHaveLength(1)
@@ -818,4 +830,142 @@ describe("sessions", () => {
     },
     240_000
   )
+})
+
+describe("lantern channels and lantern sessions", () => {
+  const cli = async (args: ReadonlyArray<string>) => {
+    const p = spawnLantern(args, { LANTERN_URL: stack.url, LANTERN_API_TOKEN: stack.token })
+    const code = await p.exited
+    return { code, output: p.output() }
+  }
+  const telegramSecrets = JSON.stringify({
+    secretToken: "lantern.secret://tg-secret",
+    botToken: "lantern.secret://tg-bot"
+  })
+  const channelIds = async () => ((await call("GET", "/v1/channels")).json.items as Array<{ id: string; name: string }>)
+
+  it("refuses bad usage with exit 2, naming the field, and creates nothing", async () => {
+    const before = (await channelIds()).length
+    // fail-closed: a Telegram connection without its secret token
+    const missing = await cli([
+      "channels",
+      "create",
+      "--kind",
+      "telegram",
+      "--name",
+      "cli-missing",
+      "--agent",
+      "helper",
+      "--secrets",
+      JSON.stringify({ botToken: "lantern.secret://tg-bot" })
+    ])
+    expect(missing.code).toBe(2)
+    expect(missing.output).toContain("secrets.secretToken")
+    const unknown = await cli([
+      "channels",
+      "create",
+      "--kind",
+      "webchat",
+      "--name",
+      "cli-unknown",
+      "--agent",
+      "helper",
+      "--config",
+      JSON.stringify({ allowedOrigins: ["https://shop.example"], colour: "red" })
+    ])
+    expect(unknown.code).toBe(2)
+    expect(unknown.output).toContain("config.colour: unknown field")
+    const value = await cli([
+      "channels",
+      "create",
+      "--kind",
+      "telegram",
+      "--name",
+      "cli-value",
+      "--agent",
+      "helper",
+      "--secrets",
+      JSON.stringify({ secretToken: "the-actual-secret", botToken: "lantern.secret://tg-bot" })
+    ])
+    expect(value.code).toBe(2)
+    expect(value.output).toContain("secrets.secretToken")
+    expect(value.output).not.toContain("the-actual-secret")
+    expect((await cli(["channels", "get", "not-an-id"])).code).toBe(2)
+    expect((await cli(["sessions", "send", `ses_${"0".repeat(32)}`, ""])).code).toBe(2)
+    expect((await channelIds()).length).toBe(before)
+  })
+
+  it("creates, lists, reads, updates and deletes a connection", async () => {
+    const dir2 = mkdtempSync(join(tmpdir(), "lantern-channels-cli-"))
+    try {
+      const created = await cli([
+        "channels",
+        "create",
+        "--kind",
+        "telegram",
+        "--name",
+        "cli-telegram",
+        "--agent",
+        "helper",
+        "--config",
+        JSON.stringify({ apiBaseUrl: fake.url }),
+        "--secrets",
+        telegramSecrets
+      ])
+      expect(created.code, created.output).toBe(0)
+      const id = /ch_[0-9a-z]{26}/.exec(created.output)![0]
+      expect(created.output).toContain(`webhook URL: ${stack.url}/v1/hooks/${id}`)
+      expect(created.output).toContain("secrets.secretToken: lantern.secret://tg-secret")
+      const listed = await cli(["channels", "list"])
+      expect(listed.output).toMatch(new RegExp(`${id}\\s+telegram\\s+cli-telegram\\s+→ helper`))
+      const renamed = await cli(["channels", "update", id, "--name", "cli-renamed"])
+      expect(renamed.code, renamed.output).toBe(0)
+      const got = (await call("GET", `/v1/channels/${id}`)).json
+      expect(got).toMatchObject({ name: "cli-renamed", agentName: "helper", config: { apiBaseUrl: fake.url } })
+      expect(got.secrets).toEqual(JSON.parse(telegramSecrets))
+      // a file replaces the connection; its kind is fixed
+      const file = join(dir2, "channel.yaml")
+      writeFileSync(file, "kind: slack\nname: x\nagentName: helper\n")
+      const kindChange = await cli(["channels", "update", id, "--file", file])
+      expect(kindChange.code).toBe(2)
+      expect(kindChange.output).toContain("kind")
+      writeFileSync(
+        file,
+        `name: from-file\nagentName: helper\nsecrets:\n  secretToken: lantern.secret://tg-secret\n  botToken: lantern.secret://tg-bot\n`
+      )
+      expect((await cli(["channels", "update", id, "--file", file])).code).toBe(0)
+      expect((await call("GET", `/v1/channels/${id}`)).json).toMatchObject({ name: "from-file", config: {} })
+      const json = await cli(["channels", "get", id, "--json"])
+      expect(JSON.parse(json.output)).toMatchObject({ id, kind: "telegram", name: "from-file" })
+      expect((await cli(["channels", "delete", id])).code).toBe(0)
+      expect((await call("GET", `/v1/channels/${id}`)).status).toBe(404)
+      const gone = await cli(["channels", "get", id])
+      expect(gone.code).toBe(1)
+      expect(gone.output).toContain("channel_not_found")
+    } finally {
+      rmSync(dir2, { recursive: true, force: true })
+    }
+  })
+
+  it("opens a session, sends turns that keep context, waits for each answer and reads the conversation", async () => {
+    const opened = await cli(["sessions", "open", "--agent", "helper"])
+    expect(opened.code, opened.output).toBe(0)
+    const sid = opened.output.trim()
+    expect(sid).toMatch(/^ses_[0-9a-f]{32}$/)
+    const first = await cli(["sessions", "send", sid, "my name is Grace", "--wait", "--idempotency-key", "cli-1"])
+    expect(first.code, first.output).toBe(0)
+    expect(first.output).toContain("my name is Grace")
+    // the same key again is the same turn: no second run
+    const again = await cli(["sessions", "send", sid, "my name is Grace", "--idempotency-key", "cli-1"])
+    expect(again.output).toContain("turn 1 (already received)")
+    const second = await cli(["sessions", "send", sid, "what is my name?", "--wait"])
+    expect(second.code, second.output).toBe(0)
+    const got = await cli(["sessions", "get", sid])
+    expect(got.output).toContain("2 turn(s), 2 run(s)")
+    expect(got.output).toMatch(/#1 token:dev: my name is Grace\n\s+succeeded \(run_/)
+    const session = (await call("GET", `/v1/sessions/${sid}`)).json
+    const input = (await call("GET", `/v1/runs/${session.runs[1]}`)).json.input as string
+    expect(input).toContain("user: my name is Grace")
+    expect((await cli(["sessions", "list"])).output).toContain(sid)
+  }, 120_000)
 })

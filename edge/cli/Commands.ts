@@ -11,6 +11,7 @@ import * as Format from "./Format.ts"
 import * as Input from "./Input.ts"
 import * as Receipts from "./Receipts.ts"
 import * as Test from "./Test.ts"
+import * as Channels from "./Channels.ts"
 import * as Sensors from "./Sensors.ts"
 import * as Tasks from "./Tasks.ts"
 import * as Workloads from "./Workloads.ts"
@@ -336,6 +337,8 @@ export const subcommands = [
   Access.audit.pipe(Command.provide(Client.Client.layerConfig)),
   Workloads.run.pipe(Command.provide(Client.Client.layerConfig)),
   Workloads.workloads.pipe(Command.provide(Client.Client.layerConfig)),
+  Channels.channels.pipe(Command.provide(Client.Client.layerConfig)),
+  Channels.sessions.pipe(Command.provide(Client.Client.layerConfig)),
   Sensors.sensors.pipe(Command.provide(Client.Client.layerConfig)),
   Schedules.schedules.pipe(Command.provide(Client.Client.layerConfig)),
   Tasks.tasks.pipe(Command.provide(Client.Client.layerConfig)),

@@ -1,18 +1,15 @@
 // `lantern schedules list|get|add|fire|delete` (ADR 0055): schedules of agent runs or queue tasks. A definition is
 // checked here as the API checks it (exactly one of --cron and --every, a cron expression croner reads, an IANA time
 // zone, a task file that is a task) before anything is sent: bad usage exits 2 naming the option.
-import { Console, Effect, FileSystem, Option, Schema, SchemaIssue } from "effect"
-import { Argument, CliError, Command, Flag } from "effect/cli"
-import { parse as parseYaml } from "yaml"
+import { Console, Effect, Option, Schema } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
 import * as Slots from "../../actors/schedule/Slots.ts"
-import { Issues } from "../../schema/index.ts"
 import * as S from "../../schema/Schedule.ts"
 import { TaskSubmission } from "../../schema/Task.ts"
 import { endpoints } from "../Api.ts"
 import * as Client from "./Client.ts"
+import { decodeStrict, invalid, readYamlFile } from "./Flags.ts"
 import * as Input from "./Input.ts"
-
-const invalid = (what: string, reason: string) => new CliError.ValidationError({ message: `${what}: ${reason}` })
 
 const isScheduleId = Schema.is(S.ScheduleId)
 
@@ -40,32 +37,9 @@ const task = Flag.String("task").pipe(
   Flag.withDescription("Submit the task in this file (YAML or JSON, as POST /v1/tasks takes it) at each fire"),
   Flag.withMetavar("FILE"),
   Flag.mapEffect((path) =>
-    Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const text = yield* fs.readFileString(path).pipe(
-        Effect.mapError((e) =>
-          invalid("--task", e.reason._tag === "NotFound" ? `no such file: ${path}` : `cannot read ${path}`)
-        )
-      )
-      let value: unknown
-      try {
-        value = parseYaml(text)
-      } catch {
-        return yield* invalid("--task", `${path}: not YAML or JSON`)
-      }
-      return yield* Schema.decodeUnknownEffect(TaskSubmission)(value, { onExcessProperty: "error", errors: "all" })
-        .pipe(
-          Effect.mapError((e) =>
-            invalid(
-              "--task",
-              `${path}: not a task: ${
-                Issues.toFieldIssues(e.issue as SchemaIssue.Issue).slice(0, 4).map((i) => `${i.field}: ${i.message}`)
-                  .join("; ")
-              }`
-            )
-          )
-        )
-    })
+    readYamlFile("--task", path).pipe(
+      Effect.flatMap((value) => decodeStrict(TaskSubmission, "--task", value, `${path}: not a task: `))
+    )
   ),
   Flag.optional
 )

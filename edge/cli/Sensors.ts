@@ -1,33 +1,12 @@
 // `lantern sensors post|list` (ADR 0056): a sensor event from the command line, checked with the API's schema
 // before anything is sent (exit 2 naming the field), and what it created or which event it repeats.
-import { Console, Effect, Option, Schema, SchemaIssue } from "effect"
-import { CliError, Command, Flag } from "effect/cli"
-import { Issues } from "../../schema/index.ts"
+import { Console, Effect, Option, Schema } from "effect"
+import { Command, Flag } from "effect/cli"
 import { SensorEventRequest } from "../../schema/Sensor.ts"
 import { endpoints } from "../Api.ts"
 import * as Client from "./Client.ts"
+import { invalid, issueText, jsonFlag } from "./Flags.ts"
 import * as Input from "./Input.ts"
-
-const invalid = (what: string, reason: string) => new CliError.ValidationError({ message: `${what}: ${reason}` })
-
-const issueText = (issue: SchemaIssue.Issue) =>
-  Issues.toFieldIssues(issue).slice(0, 4).map((i) =>
-    `${i.field}: ${i.message === "Expected no excess property" ? "unknown field" : i.message}`
-  ).join("; ")
-
-const jsonFlag = (name: string, description: string) =>
-  Flag.String(name).pipe(
-    Flag.withDescription(description),
-    Flag.withMetavar("JSON"),
-    Flag.mapEffect((text) => {
-      try {
-        return Effect.succeed(JSON.parse(text) as unknown)
-      } catch (e) {
-        return Effect.fail(invalid(`--${name}`, `not valid JSON (${e instanceof Error ? e.message : String(e)})`))
-      }
-    }),
-    Flag.optional
-  )
 
 const sensor = Flag.String("sensor").pipe(
   Flag.withDescription("The sensor's id (lowercase letters, digits, '-', '_')"),
