@@ -5,10 +5,12 @@ import { createRoute, href } from "./route.ts"
 import { createSession } from "./session.ts"
 import { Access } from "./views/Access.tsx"
 import { Agents } from "./views/Agents.tsx"
+import { Queue } from "./views/Queue.tsx"
 import { RunDetail } from "./views/RunDetail.tsx"
 import { Runs } from "./views/Runs.tsx"
 import { SignIn } from "./views/SignIn.tsx"
 import { Spend } from "./views/Spend.tsx"
+import { TaskDetail } from "./views/TaskDetail.tsx"
 import { WorkloadDetail, Workloads } from "./views/Workloads.tsx"
 
 export const App = () => {
@@ -30,6 +32,12 @@ export const App = () => {
                 aria-current={["runs", "run"].includes(route().view) ? "page" : undefined}
               >
                 Runs
+              </a>
+              <a
+                href={href({ view: "queue" })}
+                aria-current={["queue", "task"].includes(route().view) ? "page" : undefined}
+              >
+                Queue
               </a>
               <a href={href({ view: "agents" })} aria-current={route().view === "agents" ? "page" : undefined}>
                 Agents
@@ -59,6 +67,18 @@ export const App = () => {
               </Match>
               <Match when={route().view === "access"}>
                 <Access client={c} />
+              </Match>
+              <Match when={route().view === "queue"}>
+                <Queue client={c} />
+              </Match>
+              <Match
+                when={(() => {
+                  const r = route()
+                  return r.view === "task" ? r.id : null
+                })()}
+                keyed
+              >
+                {(id) => <TaskDetail client={c} id={id} />}
               </Match>
               <Match when={route().view === "workloads"}>
                 <Workloads client={c} />

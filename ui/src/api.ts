@@ -8,6 +8,7 @@ import type { BudgetResponse, UsageResponse } from "../../schema/Budget.ts"
 type RunPage = typeof RunListResponse.Type
 import type { PublicKey, Receipt } from "../../schema/Receipt.ts"
 import type { RunStatus, RunView } from "../../schema/Run.ts"
+import type { DispatchView, TaskDetail, TaskStatus, TaskView } from "../../schema/Task.ts"
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
@@ -23,6 +24,13 @@ export interface RunFilter {
 }
 
 export type Client = ReturnType<typeof makeClient>
+
+/** What `GET /v1/tasks` filters by (each exact). */
+export interface TaskFilter {
+  readonly status?: TaskStatus | undefined
+  readonly kind?: string | undefined
+  readonly source?: string | undefined
+}
 
 /** An API key as `GET /v1/api-keys` lists it (edge/Api.ts's KeyView, which lives outside schema/). */
 export interface KeyView {
@@ -114,6 +122,25 @@ export const makeClient = (token: string, onUnauthorized: () => void = () => {})
     workloadEvents: (workloadId: string) =>
       json<{ items: ReadonlyArray<EventResponse> }>(`/v1/workloads/${id(workloadId)}/events`),
     terminateWorkload: (workloadId: string) => post<WorkloadView>(`/v1/workloads/${id(workloadId)}/terminate`, {}),
+    listTasks: (filter: TaskFilter = {}) => {
+      const q = new URLSearchParams()
+      for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== "") q.set(k, String(v))
+      return json<{ items: ReadonlyArray<TaskView> }>(`/v1/tasks${q.size > 0 ? `?${q}` : ""}`)
+    },
+    getTask: (taskId: string) => json<TaskDetail>(`/v1/tasks/${id(taskId)}`),
+    cancelTask: (taskId: string, reason: string) =>
+      post<TaskView>(`/v1/tasks/${id(taskId)}/cancel`, reason === "" ? {} : { reason }),
+    retryTask: (taskId: string) => post<TaskView>(`/v1/tasks/${id(taskId)}/retry`, {}),
+    requeueTask: (taskId: string) => post<TaskView>(`/v1/tasks/${id(taskId)}/requeue`, {}),
+    /** An artifact of a task (its path one percent-encoded segment), as a Blob: the key travels in a header. */
+    taskArtifact: async (taskId: string, path: string) =>
+      (await call(`/v1/tasks/${id(taskId)}/artifacts/${id(path)}`)).blob(),
+    dispatch: () => json<DispatchView>("/v1/dispatch"),
+    setDispatch: (paused: boolean, reason: string) =>
+      json<DispatchView>("/v1/dispatch", {
+        method: "PUT",
+        body: JSON.stringify(reason === "" ? { paused } : { paused, reason })
+      }),
     audit: (query: Omit<AuditQuery, "limit">) => {
       const q = new URLSearchParams({ limit: "50" })
       for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v))

@@ -1,4 +1,5 @@
-// Where the page is: the hash (`#/runs`, `#/runs/<id>`, `#/agents`, `#/spend`, `#/access`, `#/workloads`, `#/workloads/<id>`), so the edge serves one document at `/` and no
+// Where the page is: the hash (`#/runs`, `#/runs/<id>`, `#/agents`, `#/spend`, `#/access`, `#/workloads`, `#/workloads/<id>`,
+// `#/queue`, `#/queue/<task id>`), so the edge serves one document at `/` and no
 // route of the cockpit can collide with the API's.
 import { createSignal, onCleanup } from "solid-js"
 
@@ -10,6 +11,8 @@ export type Route =
   | { readonly view: "access" }
   | { readonly view: "workloads" }
   | { readonly view: "workload"; readonly id: string }
+  | { readonly view: "queue" }
+  | { readonly view: "task"; readonly id: string }
 
 export const parse = (hash: string): Route => {
   const parts = hash.replace(/^#\/?/, "").split("/").filter((p) => p !== "").map(decodeURIComponent)
@@ -19,6 +22,8 @@ export const parse = (hash: string): Route => {
   if (parts[0] === "access") return { view: "access" }
   if (parts[0] === "workloads" && parts[1] !== undefined) return { view: "workload", id: parts[1] }
   if (parts[0] === "workloads") return { view: "workloads" }
+  if (parts[0] === "queue" && parts[1] !== undefined) return { view: "task", id: parts[1] }
+  if (parts[0] === "queue") return { view: "queue" }
   return { view: "runs" }
 }
 
@@ -27,6 +32,8 @@ export const href = (route: Route): string =>
     ? `#/runs/${encodeURIComponent(route.id)}`
     : route.view === "workload"
     ? `#/workloads/${encodeURIComponent(route.id)}`
+    : route.view === "task"
+    ? `#/queue/${encodeURIComponent(route.id)}`
     : `#/${route.view}`
 
 /** The current route, following hash changes until the owner is disposed. */

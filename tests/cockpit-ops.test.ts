@@ -1,0 +1,170 @@
+// The cockpit's operator views (issue 18) end to end in a real headless Chromium against a real `lantern serve`: the
+// queue (dispatch paused and resumed from the page, a task appearing live, canceled, retried and completed), each
+// view checked by axe-core and photographed under test-artifacts/cockpit/.
+import { spawnSync } from "node:child_process"
+import { existsSync, mkdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { type Browser, chromium, type Page } from "playwright-core"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { startServer, type TestServer } from "./support/Bus.ts"
+import { api, eventually, ROOT, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
+
+/** Debian's chromium, or the one LANTERN_CHROMIUM names; browsers are never downloaded. */
+const CHROMIUM = [process.env["LANTERN_CHROMIUM"], "/usr/bin/chromium", "/usr/bin/chromium-browser"]
+  .find((p): p is string => p !== undefined && p !== "" && existsSync(p))
+const SCREENSHOTS = join(ROOT, "test-artifacts", "cockpit")
+
+let nats: TestServer
+let stack: StackProcess
+let call: ReturnType<typeof api>
+
+const outcome = (summary: string) =>
+  JSON.stringify({
+    status: "completed",
+    operatorSummary: summary,
+    machineStatus: "ok",
+    fileChanges: [],
+    artifactPaths: [],
+    followUpTasks: [],
+    externalMessages: []
+  })
+
+/** A task whose script adapter prints a completed outcome saying `summary`. */
+const submitTask = async (summary: string, fields: Record<string, unknown> = {}) => {
+  const r = await call("POST", "/v1/tasks", {
+    kind: "cockpit",
+    source: "e2e",
+    payload: { summary },
+    subject: summary,
+    adapter: { type: "script", command: [process.execPath, "-e", `console.log(${JSON.stringify(outcome(summary))})`] },
+    ...fields
+  })
+  expect(r.status, r.text).toBe(201)
+  return r.json.id as string
+}
+
+const taskStatus = (id: string, status: string) =>
+  eventually(
+    async () => ((await call("GET", `/v1/tasks/${id}`)).json?.status === status ? true : null),
+    60_000,
+    `task ${id} to be ${status}`
+  )
+
+beforeAll(async () => {
+  const built = spawnSync(join(ROOT, "node_modules/.bin/node"), [join(ROOT, "scripts/build-ui.mjs"), "--quiet"], {
+    cwd: ROOT,
+    stdio: ["ignore", "inherit", "inherit"]
+  })
+  if (built.status !== 0) throw new Error(`building the cockpit failed (exit ${built.status ?? built.signal})`)
+  nats = await startServer("lantern-cockpit-ops")
+  stack = await startStack({ natsUrl: nats.handle.url, env: { LANTERN_TASK_WORKERS: "1" } })
+  call = api(stack)
+}, 240_000)
+
+afterAll(() => stopStack(stack, nats))
+
+describe.skipIf(CHROMIUM === undefined)(
+  `the operator views in Chromium${
+    CHROMIUM === undefined ? " (skipped: no chromium; apt-get install chromium, or set LANTERN_CHROMIUM)" : ""
+  }`,
+  () => {
+    let browser: Browser
+    let page: Page
+    const problems: Array<string> = []
+
+    const shot = async (name: string) => {
+      mkdirSync(SCREENSHOTS, { recursive: true })
+      await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
+    }
+
+    /** axe-core's serious and critical violations on the page as it stands. */
+    const accessibility = async (view: string) => {
+      await page.evaluate(readFileSync(join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8"))
+      const violations = await page.evaluate(() =>
+        (globalThis as any).axe.run((globalThis as any).document, { resultTypes: ["violations"] }).then((r: any) =>
+          r.violations.map((v: any) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }))
+        )
+      ) as Array<{ id: string; impact: string | null }>
+      expect(violations.filter((v) => v.impact === "serious" || v.impact === "critical"), view).toEqual([])
+    }
+
+    beforeAll(async () => {
+      browser = await chromium.launch({ executablePath: CHROMIUM!, args: ["--no-sandbox"] })
+      page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+      page.on("console", (m) => {
+        if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(m.text())
+      })
+      page.on("pageerror", (e) => problems.push(e.message))
+      await page.goto(`${stack.url}/`)
+      await page.getByLabel("API key").fill(stack.token)
+      await page.getByRole("button", { name: "Sign in" }).click()
+      await page.getByRole("heading", { name: "Runs" }).waitFor()
+    }, 60_000)
+
+    afterAll(async () => {
+      await browser?.close()
+    })
+
+    it("queue: pauses dispatch, shows a task arrive live, cancels it, retries it and sees it complete", async () => {
+      const done = await submitTask("first one")
+      await taskStatus(done, "completed")
+      await page.getByRole("link", { name: "Queue" }).click()
+      await page.getByRole("heading", { name: "Queue" }).waitFor()
+      await page.locator(`tr[data-task-id="${done}"][data-status="completed"]`).waitFor()
+      await page.locator(".live.open").waitFor()
+
+      // paused from the page: the edge says so, and a task submitted now waits, listed live
+      await page.getByLabel("Pause reason").fill("cockpit e2e")
+      await page.getByRole("button", { name: "Pause dispatch" }).click()
+      await page.getByRole("button", { name: "Resume dispatch" }).waitFor()
+      expect(await page.locator("[data-dispatch-state]").textContent()).toContain("paused: cockpit e2e")
+      expect((await call("GET", "/v1/dispatch")).json).toMatchObject({ paused: true, reason: "cockpit e2e" })
+      const waiting = await submitTask("second one", { priority: 8 })
+      const row = page.locator(`tr[data-task-id="${waiting}"]`)
+      await row.waitFor({ timeout: 15_000 })
+      expect(await row.getAttribute("data-status")).toBe("pending")
+      await page.locator("[data-depth=\"8\"]", { hasText: "1" }).waitFor({ timeout: 10_000 })
+      await shot("20-queue")
+      await accessibility("queue")
+
+      // the filters narrow the list
+      await page.getByLabel("Status").selectOption("completed")
+      await page.locator(`tr[data-task-id="${waiting}"]`).waitFor({ state: "detached" })
+      expect(await page.locator(`tr[data-task-id="${done}"]`).count()).toBe(1)
+      await page.getByLabel("Status").selectOption("")
+      await page.getByLabel("Kind").fill("nothing-of-this-kind")
+      await page.getByLabel("Kind").press("Enter")
+      await page.getByText("No tasks match these filters.").waitFor()
+      await page.getByLabel("Kind").fill("")
+      await page.getByLabel("Kind").press("Enter")
+      await row.waitFor()
+
+      // canceled in its page after a confirmation; its status changes there and in the list
+      await row.getByRole("link").click()
+      await page.getByRole("heading", { name: "Task second one" }).waitFor()
+      await page.getByRole("button", { name: "Cancel task" }).click()
+      await page.getByLabel("Cancel reason").fill("not needed")
+      await shot("21-task-confirm-cancel")
+      await accessibility("task with a confirmation")
+      await page.getByRole("button", { name: "Confirm cancel task" }).click()
+      await page.locator("[data-task-status=\"canceled\"]").waitFor({ timeout: 10_000 })
+      await page.locator("li[data-event=\"TaskCanceled\"]").waitFor({ timeout: 10_000 })
+      await taskStatus(waiting, "canceled")
+
+      // retried, then dispatch resumed from the queue: it completes, live
+      await page.getByRole("button", { name: "Retry" }).click()
+      await page.getByRole("button", { name: "Confirm retry" }).click()
+      await page.locator("[data-task-status=\"pending\"]").waitFor({ timeout: 10_000 })
+      await page.getByRole("link", { name: "← Queue" }).click()
+      await page.getByRole("button", { name: "Resume dispatch" }).click()
+      await page.getByRole("button", { name: "Pause dispatch" }).waitFor()
+      await page.locator(`tr[data-task-id="${waiting}"][data-status="completed"]`).waitFor({ timeout: 60_000 })
+      await row.getByRole("link").click()
+      await page.locator("[data-outcome=\"completed\"]").waitFor()
+      await page.locator("tr[data-attempt=\"1\"]").waitFor()
+      await shot("22-task")
+      await accessibility("task")
+      expect(problems).toEqual([])
+    }, 180_000)
+  }
+)
