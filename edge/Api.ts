@@ -840,6 +840,26 @@ const workloads = [
     params: ByWorkload,
     success: { 200: Json(WorkloadView, "Terminated") },
     failures: [F.WorkloadMissing, F.WorkloadEnded]
+  }),
+  make("workloadReceipt", {
+    method: "GET",
+    path: "/v1/workloads/:id/receipt",
+    scope: "workloads:read",
+    summary:
+      "The ended workload's signed receipt, in the run receipts' format with `subject: \"workload\"` (docs/receipts.md, ADR 0062): issued once when it ends, 409 `workload_not_ended` before",
+    params: ByWorkload,
+    success: { 200: Json(Verify.Receipt, "Receipt") },
+    failures: [F.WorkloadMissing, F.WorkloadRunning, F.SigningKeyDown]
+  }),
+  make("workloadJournal", {
+    method: "GET",
+    path: "/v1/workloads/:id/journal",
+    scope: "workloads:read",
+    summary:
+      "The workload's journal export, one canonical JSON line {n, seq, envelope} per event: exactly what its receipt's digest covers",
+    params: ByWorkload,
+    success: { 200: Media("application/x-ndjson", "JSON lines") },
+    failures: [F.WorkloadMissing]
   })
 ] as const
 

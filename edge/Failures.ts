@@ -5,7 +5,7 @@ import type { IdentityUnavailable, NoRunIdentity } from "../actors/identity/Iden
 import type { SigningKeyUnavailable } from "../actors/receipts/Keys.ts"
 import type { InvalidSecretUri, SecretNotFound, SecretUnavailable } from "../actors/secrets/Secrets.ts"
 import type { IsolationUnavailable } from "../actors/spawner/Backends.ts"
-import type { WorkloadFinished, WorkloadNotFound } from "../actors/spawner/Decider.ts"
+import type { WorkloadFinished, WorkloadNotEnded, WorkloadNotFound } from "../actors/spawner/Decider.ts"
 import type { SpawnFailed, WorkloadQuotaExceeded } from "../actors/spawner/Spawner.ts"
 import type { McpServerNotFound, McpUnavailable } from "../actors/tools/Mcp.ts"
 import type { McpCatalogEntryNotFound } from "../actors/tools/McpCatalog.ts"
@@ -253,4 +253,10 @@ export const WorkloadEnded = failure<WorkloadFinished>(
   409,
   "workload_finished",
   "The workload has already ended"
+)
+export const WorkloadRunning = failure<WorkloadNotEnded>(
+  "WorkloadNotEnded",
+  409,
+  "workload_not_ended",
+  "The workload has not ended: its receipt is issued when it exits, is terminated or fails"
 )

@@ -119,7 +119,7 @@ const core = Layer.mergeAll(
   // MCP clients resolve their headers' secrets: the one Secrets of this stack (layers are shared by reference)
   McpServers.layer.pipe(Layer.provide(Secrets.layer)),
   // the spawner vends secrets to sandboxed workloads (ADR 0046)
-  Spawner.layer.pipe(Layer.provide(Secrets.layer)),
+  Spawner.layer.pipe(Layer.provide(Secrets.layer), Layer.provide(Receipts.layer)),
   // the operator queue (ADR 0054): every host's task index, and the TaskQueue port answered from it
   Tasks.layerQueue.pipe(Layer.provideMerge(Tasks.layer)),
   Workers.layer,

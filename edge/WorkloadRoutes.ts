@@ -1,5 +1,9 @@
-// Workloads over HTTP (actors/spawner/, ADR 0046): start one in a sandbox, read it, follow its output, stop it.
+// Workloads over HTTP (actors/spawner/, ADR 0046): start one in a sandbox, read it, follow its output, stop it, and
+// its receipt and journal export (ADR 0062).
 import { Effect, Stream } from "effect"
+import { HttpServerResponse } from "effect/http"
+import { Receipts } from "../actors/receipts/Receipts.ts"
+import * as Verify from "../actors/receipts/Verify.ts"
 import { Spawner } from "../actors/spawner/Spawner.ts"
 import { Journal } from "../bus/Journal.ts"
 import * as Sse from "../schema/Sse.ts"
@@ -51,5 +55,11 @@ export const workloadHandlers = handlers({
       return sseResponse(sseComment("lantern workload logs"), Stream.concat(output, end))
     }),
   terminateWorkload: ({ tenant, principal, params: { id } }) =>
-    Spawner.use((s) => s.terminate(tenant, id, actorOf(principal)))
+    Spawner.use((s) => s.terminate(tenant, id, actorOf(principal))),
+  workloadReceipt: ({ tenant, params: { id } }) => Receipts.use((r) => r.workloadReceipt(tenant, id)),
+  workloadJournal: ({ tenant, params: { id } }) =>
+    Effect.map(
+      Receipts.use((r) => r.workloadJournal(tenant, id)),
+      (lines) => HttpServerResponse.text(Verify.toJsonl(lines), { contentType: "application/x-ndjson" })
+    )
 })

@@ -9,9 +9,18 @@ export const ALGORITHM = "Ed25519"
 
 export type RunStatus = "running" | "succeeded" | "failed" | "canceled"
 
+/**
+ * What a receipt covers: a run's journal (no `subject`: every receipt issued before workloads had one) or a
+ * workload's (`subject: "workload"`, ADR 0062), whose id then stands in `runId`.
+ */
+export type Subject = "workload"
+
 /** A receipt's fields without its signature: exactly what is signed (as canonical JSON). */
 export interface Unsigned {
   readonly version: typeof VERSION
+  /** Absent for a run; "workload" for a workload's receipt. */
+  readonly subject?: Subject
+  /** The run's id, or the workload's for a workload receipt. */
   readonly runId: string
   readonly tenantId: string
   readonly agent: string
@@ -201,6 +210,53 @@ export const TERMINAL_STATUS: ReadonlyMap<string, RunStatus> = new Map([
   ["RunCanceled", "canceled"]
 ])
 
+/** A workload's terminal events (schema/Workload.ts's TERMINAL_WORKLOAD_EVENTS, as a test checks). */
+export const WORKLOAD_TERMINAL_EVENTS: ReadonlySet<string> = new Set([
+  "WorkloadExited",
+  "WorkloadTerminated",
+  "WorkloadFailed"
+])
+
+/** The event whose payload carries a workload's model usage: `tokensIn`, `tokensOut`, `costUsd`. */
+export const WORKLOAD_USAGE_EVENT = "WorkloadModelCalled"
+
+/**
+ * The status a terminal event gives a receipt of `subject`, or undefined for any other event: a workload that
+ * exited 0 `succeeded`, with another code or lost `failed`, terminated `canceled`.
+ */
+export const terminalStatusOf = (subject: Subject | undefined, line: Line | undefined): RunStatus | undefined => {
+  if (line === undefined) return undefined
+  const type = String(line.envelope["type"])
+  if (subject === undefined) return TERMINAL_STATUS.get(type)
+  if (!WORKLOAD_TERMINAL_EVENTS.has(type)) return undefined
+  if (type === "WorkloadTerminated") return "canceled"
+  return type === "WorkloadExited" && payloadOf(line)["code"] === 0 ? "succeeded" : "failed"
+}
+
+/** A workload spec's digest, `sha256:` and the hex SHA-256 of its canonical JSON: a workload receipt's version digest. */
+export const specDigest = (spec: unknown): string =>
+  `sha256:${createHash("sha256").update(Canonical.stringify(spec ?? null)).digest("hex")}`
+
+/** What a journal's first event says its subject is: the agent's name and version digest, or null when it is not the subject's start. */
+export const startOf = (
+  subject: Subject | undefined,
+  line: Line | undefined
+): { readonly agent: string; readonly digest: string } | null => {
+  if (line === undefined) return null
+  const p = payloadOf(line)
+  if (subject === undefined) {
+    return line.envelope["type"] === "RunStarted"
+      ? { agent: String(p["agentName"] ?? ""), digest: String(p["agentDigest"] ?? "") }
+      : null
+  }
+  if (line.envelope["type"] !== "WorkloadScheduled") return null
+  const spec = p["spec"] !== null && typeof p["spec"] === "object" ? p["spec"] as Record<string, unknown> : {}
+  const metadata = spec["metadata"] !== null && typeof spec["metadata"] === "object"
+    ? spec["metadata"] as Record<string, unknown>
+    : {}
+  return { agent: String(metadata["name"] ?? ""), digest: specDigest(p["spec"]) }
+}
+
 const check = (name: string, ok: boolean, good: string, bad: string): Check => ({ name, ok, message: ok ? good : bad })
 
 const payloadOf = (line: Line): Record<string, unknown> => {
@@ -241,32 +297,34 @@ export const verify = (receipt: Receipt, lines: ReadonlyArray<Line>, keys: Reado
   const first = lines[0]
   const last = lines[lines.length - 1]
 
+  const subject = receipt.subject
+  const kind = subject ?? "run"
   const journalRun = first === undefined ? "(empty journal)" : String(actorOf(first)["id"])
   checks.push(
     check(
       "run-id",
       journalRun === receipt.runId,
-      `the journal is run ${receipt.runId}'s`,
-      `the receipt is for run ${receipt.runId}, the journal is ${journalRun}'s`
+      `the journal is ${kind} ${receipt.runId}'s`,
+      `the receipt is for ${kind} ${receipt.runId}, the journal is ${journalRun}'s`
     )
   )
 
   const stranger = lines.find((l) => {
     const a = actorOf(l)
-    return a["type"] !== "run" || a["id"] !== receipt.runId || a["tenant"] !== receipt.tenantId ||
+    return a["type"] !== kind || a["id"] !== receipt.runId || a["tenant"] !== receipt.tenantId ||
       l.envelope["tenant"] !== receipt.tenantId
   })
   checks.push(check(
     "membership",
     stranger === undefined,
-    `every event belongs to run ${receipt.runId} of tenant ${receipt.tenantId}`,
+    `every event belongs to ${kind} ${receipt.runId} of tenant ${receipt.tenantId}`,
     `event n=${stranger?.n} (seq ${stranger?.seq}) belongs to ${
       stranger === undefined
         ? ""
         : `${String(actorOf(stranger)["type"])} ${String(actorOf(stranger)["id"])} of tenant ${
           String(stranger.envelope["tenant"])
         }`
-    }, not run ${receipt.runId} of tenant ${receipt.tenantId}`
+    }, not ${kind} ${receipt.runId} of tenant ${receipt.tenantId}`
   ))
 
   checks.push(
@@ -308,8 +366,8 @@ export const verify = (receipt: Receipt, lines: ReadonlyArray<Line>, keys: Reado
     `the journal hashes to ${computed}, the receipt says ${receipt.journalDigest}: an event was changed, added, dropped or moved`
   ))
 
-  const terminal = last === undefined ? undefined : TERMINAL_STATUS.get(String(last.envelope["type"]))
-  const laterTerminal = lines.slice(0, -1).find((l) => TERMINAL_STATUS.has(String(l.envelope["type"])))
+  const terminal = terminalStatusOf(subject, last)
+  const laterTerminal = lines.slice(0, -1).find((l) => terminalStatusOf(subject, l) !== undefined)
   const statusOk = laterTerminal === undefined && (receipt.partial
     ? receipt.status === "running" && terminal === undefined
     : terminal !== undefined && terminal === receipt.status)
@@ -317,7 +375,7 @@ export const verify = (receipt: Receipt, lines: ReadonlyArray<Line>, keys: Reado
     "status",
     statusOk,
     receipt.partial
-      ? "a partial receipt of a run still running: no terminal event"
+      ? `a partial receipt of a ${kind} still running: no terminal event`
       : `the journal ends with ${String(last?.envelope["type"])}, status ${receipt.status}`,
     laterTerminal !== undefined
       ? `a terminal event (${String(laterTerminal.envelope["type"])}) is followed by more events`
@@ -326,36 +384,41 @@ export const verify = (receipt: Receipt, lines: ReadonlyArray<Line>, keys: Reado
       }`
   ))
 
-  const started = first !== undefined && first.envelope["type"] === "RunStarted" ? payloadOf(first) : null
+  const started = startOf(subject, first)
+  const opening = subject === undefined ? "RunStarted" : "WorkloadScheduled"
   checks.push(check(
     "agent",
-    started !== null && started["agentName"] === receipt.agent && started["agentDigest"] === receipt.agentVersionDigest,
-    `run of agent ${receipt.agent}, version digest ${receipt.agentVersionDigest}`,
+    started !== null && started.agent === receipt.agent && started.digest === receipt.agentVersionDigest,
+    `${kind} of agent ${receipt.agent}, version digest ${receipt.agentVersionDigest}`,
     started === null
-      ? "the journal does not begin with RunStarted"
-      : `the journal's RunStarted names agent ${String(started["agentName"])} with digest ${
-        String(started["agentDigest"])
-      }, the receipt ${receipt.agent} with ${receipt.agentVersionDigest}`
+      ? `the journal does not begin with ${opening}`
+      : `the journal's ${opening} names agent ${started.agent} with digest ${started.digest}, the receipt ${receipt.agent} with ${receipt.agentVersionDigest}`
   ))
 
-  const totals = totalsOf(lines)
+  const totals = totalsOf(lines, subject)
   checks.push(check(
     "totals",
     totals.tokensIn === receipt.tokensIn && totals.tokensOut === receipt.tokensOut &&
       Math.abs(totals.costUsd - receipt.costUsd) <= 1e-9,
     `tokens ${totals.tokensIn} in / ${totals.tokensOut} out, $${totals.costUsd}, as the receipt says`,
-    `the journal's completed steps add up to ${totals.tokensIn} in / ${totals.tokensOut} out / $${totals.costUsd}, the receipt says ${receipt.tokensIn} / ${receipt.tokensOut} / $${receipt.costUsd}`
+    `the journal's ${
+      subject === undefined ? "completed steps" : "model calls"
+    } add up to ${totals.tokensIn} in / ${totals.tokensOut} out / $${totals.costUsd}, the receipt says ${receipt.tokensIn} / ${receipt.tokensOut} / $${receipt.costUsd}`
   ))
   return { valid: checks.every((c) => c.ok), checks }
 }
 
-/** Tokens and cost of a journal: the sums over its StepCompleted events, in journal order. */
-export const totalsOf = (lines: ReadonlyArray<Line>) => {
+/**
+ * Tokens and cost of a journal: the sums over its StepCompleted events (a run's) or WorkloadModelCalled events (a
+ * workload's), in journal order.
+ */
+export const totalsOf = (lines: ReadonlyArray<Line>, subject?: Subject) => {
+  const usage = subject === undefined ? "StepCompleted" : WORKLOAD_USAGE_EVENT
   let tokensIn = 0
   let tokensOut = 0
   let costUsd = 0
   for (const l of lines) {
-    if (l.envelope["type"] !== "StepCompleted") continue
+    if (l.envelope["type"] !== usage) continue
     const p = payloadOf(l)
     tokensIn += typeof p["tokensIn"] === "number" ? p["tokensIn"] : 0
     tokensOut += typeof p["tokensOut"] === "number" ? p["tokensOut"] : 0

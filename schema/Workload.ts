@@ -1,7 +1,7 @@
 // A workload: an agent's own code (a script, a coding agent, an MCP server) that Lantern runs in a sandbox whose
 // strength matches how far the code is trusted (ADR 0046). The spec is what users write (agent.yaml / JSON); the
 // events are the spawner's journal of one workload, lantern.workload.<tenant>.<id>.
-import { Schema } from "effect"
+import { Data, Schema } from "effect"
 import { SecretRef } from "./AgentSpec.ts"
 
 /** Isolation tiers, weakest first. A tier is provided by a backend at least that strong, never by a weaker one. */
@@ -188,3 +188,16 @@ export const WorkloadState = Schema.Literals([
   "failed"
 ])
 export type WorkloadState = typeof WorkloadState.Type
+
+export class WorkloadNotFound extends Data.TaggedError("WorkloadNotFound")<{ readonly id: string }> {
+  override get message() {
+    return `workload '${this.id}' not found`
+  }
+}
+
+/** A workload still going has no receipt yet (the edge answers 409 `workload_not_ended`). */
+export class WorkloadNotEnded extends Data.TaggedError("WorkloadNotEnded")<{ readonly id: string }> {
+  override get message() {
+    return `workload '${this.id}' has not ended: its receipt is issued when it exits, is terminated or fails`
+  }
+}

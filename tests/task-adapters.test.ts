@@ -16,6 +16,7 @@ import { Ids } from "../actors/kernel/Ids.ts"
 import * as Catalog from "../actors/model/Catalog.ts"
 import { ModelProvider } from "../actors/model/ModelProvider.ts"
 import * as Providers from "../actors/model/Providers.ts"
+import { Receipts } from "../actors/receipts/Receipts.ts"
 import { Secrets } from "../actors/secrets/Secrets.ts"
 import { Spawner } from "../actors/spawner/Spawner.ts"
 import type { Adapter, AttemptContext, AttemptFailure, AttemptResult } from "../actors/task/Adapter.ts"
@@ -138,7 +139,11 @@ beforeAll(async () => {
     LANTERN_MODEL_CACHE: "off",
     LANTERN_PRICES_FILE: prices
   }))
-  const layer = Layer.mergeAll(Spawner.layer.pipe(Layer.provide(Secrets.layer)), Artifacts.layer, Providers.layerConfig)
+  const layer = Layer.mergeAll(
+    Spawner.layer.pipe(Layer.provide(Secrets.layer), Layer.provide(Receipts.layer)),
+    Artifacts.layer,
+    Providers.layerConfig
+  )
     .pipe(
       Layer.provideMerge(Layer.mergeAll(Audit.layer, Identities.layer)),
       Layer.provideMerge(Layer.mergeAll(Ids.layer, Hosts.layer)),

@@ -1,6 +1,7 @@
 import sodium from "libsodium-wrappers"
 import { beforeAll, describe, expect, it } from "vitest"
 import * as Canonical from "../../schema/Canonical.ts"
+import { TERMINAL_WORKLOAD_EVENTS } from "../../schema/Workload.ts"
 import { TERMINAL_RUN_EVENTS } from "../../schema/Events.ts"
 import * as Fixture from "./Fixture.ts"
 import * as Keys from "./Keys.ts"
@@ -287,5 +288,8 @@ describe("receipts", () => {
 describe("the pure module", () => {
   it("knows the same terminal events as the run's events", () => {
     expect(new Set(Verify.TERMINAL_STATUS.keys())).toEqual(TERMINAL_RUN_EVENTS)
+  })
+  it("knows the same terminal events as the workload's events", () => {
+    expect(Verify.WORKLOAD_TERMINAL_EVENTS).toEqual(TERMINAL_WORKLOAD_EVENTS)
   })
 })

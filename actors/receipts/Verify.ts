@@ -14,6 +14,8 @@ export const RunStatus = Schema.Literals(["running", "succeeded", "failed", "can
 /** A receipt's fields without its signature: exactly what is signed (as canonical JSON). */
 export const Unsigned = Schema.Struct({
   version: Schema.Literal(Pure.VERSION),
+  /** Absent for a run; "workload" for a workload's receipt (ADR 0062), whose id is then `runId`. */
+  subject: Schema.optionalKey(Schema.Literal("workload")),
   runId: Schema.String,
   tenantId: Schema.String,
   agent: Schema.String,

@@ -5,6 +5,10 @@
 import { Data } from "effect"
 import { accept, type Decider, ignore, reject } from "../kernel/Decider.ts"
 import type * as W from "../../schema/Workload.ts"
+import { WorkloadNotFound } from "../../schema/Workload.ts"
+
+// the errors a reader of workloads answers too (actors/receipts), defined beside the events
+export { WorkloadNotEnded, WorkloadNotFound } from "../../schema/Workload.ts"
 
 export interface State {
   readonly status: W.WorkloadState | "none"
@@ -74,12 +78,6 @@ export type Command =
   | { readonly _tag: "Restart"; readonly reason: string }
   | { readonly _tag: "Terminate"; readonly reason: string; readonly by: string; readonly usage: W.Usage | null }
   | { readonly _tag: "Fail"; readonly reason: string }
-
-export class WorkloadNotFound extends Data.TaggedError("WorkloadNotFound")<{ readonly id: string }> {
-  override get message() {
-    return `workload '${this.id}' not found`
-  }
-}
 
 export class WorkloadFinished extends Data.TaggedError("WorkloadFinished")<{
   readonly id: string

@@ -29,6 +29,7 @@ import { BusUnavailable } from "../../schema/Errors.ts"
 import * as W from "../../schema/Workload.ts"
 import { Audit } from "../audit/Audit.ts"
 import * as Identity from "../identity/Identity.ts"
+import { Receipts } from "../receipts/Receipts.ts"
 import * as Actor from "../kernel/Actor.ts"
 import { Ids } from "../kernel/Ids.ts"
 import { Secrets } from "../secrets/Secrets.ts"
@@ -186,6 +187,7 @@ export class Spawner extends Context.Service<Spawner, {
       const identities = yield* Identity.Identities
       const secrets = yield* Secrets
       const audit = yield* Audit
+      const receipts = yield* Receipts
       const run = yield* Actor.provider
       const kv = yield* Kv.open(leaseBucket)
 
@@ -211,12 +213,24 @@ export class Spawner extends Context.Service<Spawner, {
       yield* Effect.logInfo(`spawner backends: ${backends.map((b) => b.name).join(", ") || "none"}`)
       const harness = yield* HarnessBuild.build
 
+      // the command that ends a workload issues its receipt (ADR 0062): once, the first host's (the bucket keeps the
+      // first written); one that failed here is issued by the first reader of GET /v1/workloads/{id}/receipt
       const execute = (tenant: string, id: string, command: Decider.Command, key: string) =>
         run(
           Actor.make(Decider.decider(id)).execute(addressOf(tenant, id), command, {
             idempotencyKey: key,
             correlationId: id
           })
+        ).pipe(
+          Effect.tap((outcome) =>
+            outcome.appended.some((e) => W.TERMINAL_WORKLOAD_EVENTS.has(e._tag))
+              ? receipts.issueWorkload(tenant, id).pipe(
+                Effect.catchCause((cause) =>
+                  Effect.logWarning(`workload ${id}: its receipt was not issued now (it will be when asked for)`, cause)
+                )
+              )
+              : Effect.void
+          )
         )
 
       const load = (tenant: string, id: string) =>

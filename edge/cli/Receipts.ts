@@ -53,7 +53,7 @@ const receiptFile = Argument.String("receipt").pipe(
   Argument.withMetavar("RECEIPT")
 )
 const journalFile = Argument.String("journal").pipe(
-  Argument.withDescription("The run's journal export (JSONL)"),
+  Argument.withDescription("The run's or workload's journal export (JSONL)"),
   Argument.withMetavar("JOURNAL")
 )
 const keyFlag = Flag.String("key").pipe(
@@ -94,7 +94,7 @@ const verify = Command.make(
   })
 ).pipe(
   Command.withDescription(
-    "Verify a run's receipt against its exported journal, offline; exits 0 valid, 1 invalid, 2 bad input"
+    "Verify a run's or a workload's receipt against its exported journal, offline; exits 0 valid, 1 invalid, 2 bad input"
   ),
   Command.withExamples([
     { command: "lantern receipts verify receipt.json journal.jsonl --key keys.json", description: "Fully offline" },

@@ -1,4 +1,4 @@
-// `lantern run agent.yaml` and `lantern workloads list|get|logs|terminate` (ADR 0046): a workload spec read from a
+// `lantern run agent.yaml` and `lantern workloads list|get|logs|terminate|receipt|journal` (ADR 0046, 0062): a workload spec read from a
 // YAML or JSON file, checked with the API's schema before anything is sent (exit 2 naming the field), started, and
 // its output followed until it ends (exit 1 unless it exited 0).
 import { Console, Effect, FileSystem, Option, Runtime, Schema, SchemaIssue, Stream } from "effect"
@@ -194,7 +194,34 @@ const terminate = Command.make(
   })
 ).pipe(Command.withDescription("Stop a running workload"))
 
+const receipt = Command.make(
+  "receipt",
+  { id: idArgument },
+  Effect.fn(function*(i) {
+    const reply = yield* Client.call(endpoints.workloadReceipt, { params: { id: i.id } })
+    yield* Console.log(JSON.stringify(reply.body, null, 2))
+  })
+).pipe(
+  Command.withDescription(
+    "Print an ended workload's signed receipt (JSON); verify it with `lantern receipts verify` and its journal"
+  ),
+  Command.withExamples([{
+    command:
+      "lantern workloads receipt wl_… > receipt.json && lantern workloads journal wl_… > journal.jsonl && lantern receipts verify receipt.json journal.jsonl",
+    description: "Fetch both and verify offline"
+  }])
+)
+
+const journal = Command.make(
+  "journal",
+  { id: idArgument },
+  Effect.fn(function*(i) {
+    const reply = yield* Client.call(endpoints.workloadJournal, { params: { id: i.id } })
+    yield* Effect.sync(() => process.stdout.write(reply.value))
+  })
+).pipe(Command.withDescription("Print a workload's journal export (JSONL): exactly what its receipt's digest covers"))
+
 export const workloads = Command.make("workloads").pipe(
-  Command.withDescription("List, inspect, follow and stop sandboxed workloads"),
-  Command.withSubcommands([list, get, logs, terminate])
+  Command.withDescription("List, inspect, follow and stop sandboxed workloads; their receipts and journals"),
+  Command.withSubcommands([list, get, logs, terminate, receipt, journal])
 )

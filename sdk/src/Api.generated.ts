@@ -459,6 +459,22 @@ export const operations = {
     answer: "json",
     authenticated: true
   },
+  workloadReceipt: {
+    method: "GET",
+    path: "/v1/workloads/{id}/receipt",
+    params: ["id"],
+    success: [200],
+    answer: "json",
+    authenticated: true
+  },
+  workloadJournal: {
+    method: "GET",
+    path: "/v1/workloads/{id}/journal",
+    params: ["id"],
+    success: [200],
+    answer: "text",
+    authenticated: true
+  },
   listEvalSuites: {
     method: "GET",
     path: "/v1/eval-suites",
@@ -2908,6 +2924,7 @@ export interface Operations {
     readonly bodyRequired: false
     readonly response: {
       readonly version: 1
+      readonly subject?: "workload"
       readonly runId: string
       readonly tenantId: string
       readonly agent: string
@@ -2945,6 +2962,7 @@ export interface Operations {
     readonly body: {
       readonly receipt: {
         readonly version: 1
+        readonly subject?: "workload"
         readonly runId: string
         readonly tenantId: string
         readonly agent: string
@@ -3797,6 +3815,47 @@ export interface Operations {
       readonly createdAt: string | null
       readonly createdBy: string | null
     }
+  }
+  /** The ended workload's signed receipt, in the run receipts' format with `subject: "workload"` (docs/receipts.md, ADR 0062): issued once when it ends, 409 `workload_not_ended` before */
+  readonly workloadReceipt: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: {
+      readonly version: 1
+      readonly subject?: "workload"
+      readonly runId: string
+      readonly tenantId: string
+      readonly agent: string
+      readonly agentVersionDigest: string
+      readonly status: "running" | "succeeded" | "failed" | "canceled"
+      readonly partial: boolean
+      readonly eventCount: number
+      readonly firstSeq: number
+      readonly lastSeq: number
+      readonly journalDigest: string
+      readonly costUsd: number
+      readonly tokensIn: number
+      readonly tokensOut: number
+      readonly issuedAt: string
+      readonly keyId: string
+      readonly signature: string
+    }
+  }
+  /** The workload's journal export, one canonical JSON line {n, seq, envelope} per event: exactly what its receipt's digest covers */
+  readonly workloadJournal: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: string
   }
   /** The tenant's eval suites (of one agent with agentName), by agent and name */
   readonly listEvalSuites: {

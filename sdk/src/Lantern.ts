@@ -145,7 +145,11 @@ export class Lantern {
     /** Its stdout and stderr until it ends, resumed across broken connections. */
     logs: (id: string, options: StreamOptions = {}): AsyncGenerator<WorkloadOutput, void, undefined> =>
       workloadLogs(this.#settings, id, options),
-    terminate: (id: string) => this.request("terminateWorkload", { params: { id } })
+    terminate: (id: string) => this.request("terminateWorkload", { params: { id } }),
+    /** The ended workload's signed receipt (a LanternError 409 `workload_not_ended` before); `receipts.verify` checks it. */
+    receipt: (id: string) => this.request("workloadReceipt", { params: { id } }),
+    /** The journal export its receipt covers: JSON lines `{n, seq, envelope}`, as text. */
+    journal: (id: string) => this.request("workloadJournal", { params: { id } })
   }
 
   /** The operator queue (ADR 0054): tasks claimed by workers, highest priority first, retried, paused, canceled. */

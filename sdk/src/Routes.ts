@@ -110,6 +110,8 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   workloadEvents: "workloads.events",
   workloadLogs: "workloads.logs",
   terminateWorkload: "workloads.terminate",
+  workloadReceipt: "workloads.receipt",
+  workloadJournal: "workloads.journal",
   submitTask: "tasks.submit",
   listTasks: "tasks.list",
   taskStream: "tasks.stream",
