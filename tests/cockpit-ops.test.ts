@@ -1,5 +1,6 @@
 // The cockpit's operator views (issue 18) end to end in a real headless Chromium against a real `lantern serve`: the
-// queue (dispatch paused and resumed from the page, a task appearing live, canceled, retried and completed), each
+// queue (dispatch paused and resumed from the page, a task appearing live, canceled, retried and completed), a
+// workload's output followed live to its exit and another terminated, each
 // view checked by axe-core and photographed under test-artifacts/cockpit/.
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync } from "node:fs"
@@ -166,5 +167,58 @@ describe.skipIf(CHROMIUM === undefined)(
       await accessibility("task")
       expect(problems).toEqual([])
     }, 180_000)
+
+    it("workloads: follows a workload's output live to its exit code, and terminates one that runs", async () => {
+      const spec = (name: string, code: string, timeoutSeconds = 60) => ({
+        apiVersion: "lantern.dev/v1",
+        kind: "AgentSpec",
+        metadata: { name },
+        spec: {
+          command: [process.execPath, "-e", code],
+          isolation: "trusted",
+          limits: { vcpu: 1, memoryMb: 256, timeoutSeconds },
+          network: "none"
+        }
+      })
+      // a line every 300 ms, then exit 3 after the twelfth
+      const counted = await call(
+        "POST",
+        "/v1/workloads",
+        spec(
+          "cockpit-count",
+          "let i = 0; const t = setInterval(() => { console.log('line ' + ++i); if (i === 12) { clearInterval(t); process.exit(3) } }, 300)"
+        )
+      )
+      expect(counted.status, counted.text).toBe(201)
+      await page.goto(`${stack.url}/#/workloads/${counted.json.id}`)
+      await page.getByRole("heading", { name: "cockpit-count" }).waitFor()
+      // lines arrive while it runs, before the end
+      await page.locator("[data-output]").getByText("line 2").waitFor({ timeout: 30_000 })
+      const seenWhileRunning = await page.locator("[data-logs]").getAttribute("data-logs")
+      await page.locator("[data-logs=\"ended\"]").waitFor({ timeout: 30_000 })
+      expect(seenWhileRunning === "open" || seenWhileRunning === "ended").toBe(true)
+      expect(await page.locator("[data-output]").textContent()).toContain("line 12")
+      expect(await page.locator("[data-exit-code]").textContent()).toBe("3")
+      await page.locator("[data-workload-state=\"exited\"]").waitFor()
+      await shot("23-workload-logs")
+      await accessibility("workload with its logs")
+
+      const long = await call(
+        "POST",
+        "/v1/workloads",
+        spec("cockpit-forever", "setInterval(() => console.log('tick'), 400)", 120)
+      )
+      expect(long.status, long.text).toBe(201)
+      await page.getByRole("link", { name: "← Workloads" }).click()
+      await page.locator(`tr[data-workload-id="${long.json.id}"]`).waitFor()
+      await shot("24-workloads")
+      await accessibility("workloads")
+      await page.getByRole("link", { name: "cockpit-forever" }).click()
+      await page.locator("[data-output]").getByText("tick").first().waitFor({ timeout: 30_000 })
+      await page.getByRole("button", { name: "Terminate" }).click()
+      await page.locator("[data-workload-state=\"terminated\"]").waitFor({ timeout: 30_000 })
+      await page.locator("[data-logs=\"ended\"]").waitFor({ timeout: 30_000 })
+      expect(problems).toEqual([])
+    }, 120_000)
   }
 )

@@ -1,9 +1,23 @@
 // Workloads (ADR 0046): the sandboxed workloads of the tenant, newest first, with their state, tier and backend; and
 // one workload with its facts, the egress decisions of its harness, the secrets vended to it (names only), its
-// output as journaled, and a Terminate button while it runs. Both poll while anything runs.
+// output followed live over `GET /v1/workloads/{id}/logs` until it ends, and a Terminate button while it runs. The
+// list, and a workload's facts, are polled while anything runs.
 import { createResource, createSignal, For, onCleanup, Show } from "solid-js"
 import type { Client, WorkloadView } from "../api.ts"
 import { href } from "../route.ts"
+import { makeEventStream, type ReadyState } from "../sse.ts"
+
+/** The output kept in the page: the last chunks only, so a chatty workload does not grow the page without end. */
+export const MAX_CHUNKS = 5000
+
+export interface Chunk {
+  readonly stream: "stdout" | "stderr"
+  readonly text: string
+}
+
+/** `chunks` with `next` added, the oldest dropped past `max`. */
+export const appendChunk = (chunks: ReadonlyArray<Chunk>, next: Chunk, max = MAX_CHUNKS): ReadonlyArray<Chunk> =>
+  chunks.length < max ? [...chunks, next] : [...chunks.slice(chunks.length - max + 1), next]
 
 const ENDED = new Set(["exited", "terminated", "failed"])
 
@@ -43,6 +57,7 @@ export const Workloads = (props: { readonly client: Client }) => {
                   <th scope="col">Workload</th>
                   <th scope="col">State</th>
                   <th scope="col">Isolation</th>
+                  <th scope="col" class="num">Exit</th>
                   <th scope="col">Created</th>
                 </tr>
               </thead>
@@ -57,6 +72,7 @@ export const Workloads = (props: { readonly client: Client }) => {
                         <State w={w} />
                       </td>
                       <td>{w.isolation} on {w.backend ?? "-"}</td>
+                      <td class="num">{w.exitCode ?? ""}</td>
                       <td>{w.createdAt ?? ""}</td>
                     </tr>
                   )}
@@ -71,23 +87,31 @@ export const Workloads = (props: { readonly client: Client }) => {
 }
 
 export const WorkloadDetail = (props: { readonly client: Client; readonly id: string }) => {
-  const [workload, { refetch }] = createResource(() => props.client.getWorkload(props.id))
-  const [events, { refetch: refetchEvents }] = createResource(() => props.client.workloadEvents(props.id))
+  const [workload, { refetch, mutate }] = createResource(() => props.client.getWorkload(props.id))
   const [error, setError] = createSignal<string | null>(null)
-  poll(() => workload() !== undefined && !ENDED.has(workload()!.state), () => {
-    void refetch()
-    void refetchEvents()
-  }, 1000)
-  const output = () =>
-    (events()?.items ?? []).filter((e) => e.type === "WorkloadOutput").map((e) =>
-      e.payload as { stream: "stdout" | "stderr"; text: string }
-    )
+  const [output, setOutput] = createSignal<ReadonlyArray<Chunk>>([])
+  const [following, setFollowing] = createSignal<ReadyState>("connecting")
+  const [ended, setEnded] = createSignal(false)
+  poll(() => workload() !== undefined && !ENDED.has(workload()!.state) && !ended(), () => void refetch(), 2000)
+  // the output from its start, then live until the workload ends (the last frame is the workload as it ended)
+  const logs = makeEventStream(`/v1/workloads/${encodeURIComponent(props.id)}/logs`, {
+    token: props.client.token,
+    isLast: (m) => m.event === "end",
+    onState: setFollowing,
+    onError: (e) => setError(e.message),
+    onMessage: (m) => {
+      if (m.event === "output") setOutput((all) => appendChunk(all, JSON.parse(m.data) as Chunk))
+      if (m.event === "end") {
+        setEnded(true)
+        mutate(JSON.parse(m.data) as WorkloadView)
+      }
+    }
+  })
+  onCleanup(logs.close)
   const terminate = async () => {
     setError(null)
     try {
-      await props.client.terminateWorkload(props.id)
-      void refetch()
-      void refetchEvents()
+      mutate(await props.client.terminateWorkload(props.id))
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e))
     }
@@ -113,6 +137,8 @@ export const WorkloadDetail = (props: { readonly client: Client; readonly id: st
               <dd>
                 <State w={w()} />
               </dd>
+              <dt>Exit code</dt>
+              <dd data-exit-code>{w().exitCode ?? "-"}</dd>
               <dt>Isolation</dt>
               <dd>{w().isolation} on {w().backend ?? "-"}{w().host === null ? "" : `, host ${w().host}`}</dd>
               <dt>Enforced</dt>
@@ -169,9 +195,27 @@ export const WorkloadDetail = (props: { readonly client: Client; readonly id: st
                 </tbody>
               </table>
             </Show>
-            <h2>Output</h2>
-            <Show when={output().length > 0} fallback={<p class="empty">No output yet.</p>}>
-              <pre class="output" data-output>
+            <div class="bar">
+              <h2 id="output-title">Output</h2>
+              <span
+                class={`live ${ended() ? "closed" : following()}`}
+                role="status"
+                data-logs={ended() ? "ended" : following()}
+              >
+                {ended()
+                  ? "ended"
+                  : following() === "open"
+                  ? "following"
+                  : following() === "connecting"
+                  ? "connecting…"
+                  : "offline"}
+              </span>
+            </div>
+            <Show
+              when={output().length > 0}
+              fallback={<p class="empty">{ended() ? "No output." : "No output yet."}</p>}
+            >
+              <pre class="output" data-output aria-labelledby="output-title" tabindex="0">
                 <For each={output()}>{(o) => <span class={o.stream}>{o.text}</span>}</For>
               </pre>
             </Show>
