@@ -293,6 +293,46 @@ describe("the host starting a run SIGKILLed after journaling it, before queueing
   }, 60_000)
 })
 
+describe("a client that drops its POST /v1/runs after the run is journaled", () => {
+  it("does not strand the run: the start completes, and the host drives it", async () => {
+    const stalled = await serve({
+      natsUrl: nats.handle.url,
+      home,
+      env: { ...modelEnv(model), LANTERN_FAILPOINTS: "before-run-queued=stall" }
+    }, "stalled (before-run-queued=stall)")
+    const call = api(stalled)
+    const input = `dropped ${Date.now()}`
+    const abort = new AbortController()
+    const reply = fetch(`${stalled.url}/v1/runs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stalled.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ agentName: "echoer", input }),
+      signal: abort.signal
+    }).then(() => "answered", () => "aborted")
+    // the request is inside the start, after RunStarted, when its client goes away
+    await eventually(
+      async () => /failpoint before-run-queued:run_\w+ hit: stalling/.test(stalled.output()) || null,
+      30_000,
+      "the start to reach the stalled failpoint"
+    )
+    abort.abort()
+    expect(await reply).toBe("aborted")
+    const runId = await eventually(
+      async () => {
+        const listed = (await call("GET", "/v1/runs?agentName=echoer&limit=200")).json?.items as
+          | Array<{ id: string; input: unknown }>
+          | undefined
+        return listed?.find((r) => r.input === input)?.id
+      },
+      20_000,
+      "the journaled run to be projected"
+    )
+    const events = await finished(call, runId, 30_000)
+    expectWholeJournal(events)
+    await expectSucceeded(call, runId)
+  }, 90_000)
+})
+
 describe("hosts sharing the work queue", () => {
   let edge: StackProcess
   let workers: ReadonlyArray<Worker>

@@ -128,7 +128,11 @@ export class Sessions extends Context.Service<Sessions, {
           // every turn not yet delivered is queued again: one whose queueing was lost to a crash is picked up
           for (const t of state.turns) if (t.delivery === null) yield* enqueue(tenant, id, t.turn)
           return { sessionId: id, turn, duplicate: outcome.appended.length === 0 }
-        })
+        }).pipe(
+          // a turn journaled is queued, even when the request that brought it is dropped meanwhile (interrupted):
+          // otherwise it would wait for the session's next message to be queued again
+          Effect.uninterruptible
+        )
 
       const get = (tenant: string, id: string) =>
         Effect.gen(function*() {

@@ -233,7 +233,8 @@ export class Runs extends Context.Service<Runs, {
 
       /**
        * Journals a run's start and has it driven. The lease entry is written first, so a host that dies before the
-       * run is driven or queued leaves it to the watchdog instead of stranding it. A new run is driven on this host
+       * run is driven or queued leaves it to the watchdog instead of stranding it; an interrupted caller (a dropped
+       * request) waits for the start to finish, for the same reason. A new run is driven on this host
        * when it has a free slot (its entry names this host, ADR 0039), otherwise queued for any host.
        */
       const begin = (
@@ -293,7 +294,13 @@ export class Runs extends Context.Service<Runs, {
           // also on an idempotent retry: the first attempt may have died before queueing the run
           if (!Decider.isTerminal(outcome.loaded.state)) yield* enqueue(tenant, runId)
           return outcome
-        }).pipe(Effect.annotateSpans({ tenant_id: tenant, run_id: runId }))
+        }).pipe(
+          // once a lease is taken or a start journaled, the run is driven or queued, whatever happens to the caller:
+          // a request whose client went away is interrupted, and would otherwise leave a run journaled and held by
+          // this live host, which nobody drives (a bus call that hangs still ends with its own timeout)
+          Effect.uninterruptible,
+          Effect.annotateSpans({ tenant_id: tenant, run_id: runId })
+        )
 
       const digestOf = (agentName: string, agentVersion: number | null, input: unknown) =>
         sha256(Canonical.stringify({ agentName, agentVersion, input: input ?? null }))

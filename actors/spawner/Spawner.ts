@@ -390,7 +390,12 @@ export class Spawner extends Context.Service<Spawner, {
           yield* launchWorkload(tenant, id, spec, input, backend, 1, options.workDir)
           const { state, createdAt } = yield* load(tenant, id)
           return viewOf(id, state, createdAt)
-        }).pipe(Effect.withSpan("Spawner.start", { attributes: { tenant_id: tenant } }))
+        }).pipe(
+          // a workload journaled as scheduled is launched (or journaled as failed) even when the request that asked
+          // for it is dropped meanwhile: an interrupted start would leave it scheduled, or running unsupervised
+          Effect.uninterruptible,
+          Effect.withSpan("Spawner.start", { attributes: { tenant_id: tenant } })
+        )
 
       /** The MAX_ATTEMPTS-th start of an idempotent workload is its last. */
       const MAX_ATTEMPTS = 3
