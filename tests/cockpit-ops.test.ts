@@ -1,6 +1,7 @@
 // The cockpit's operator views (issue 18) end to end in a real headless Chromium against a real `lantern serve`: the
 // queue (dispatch paused and resumed from the page, a task appearing live, canceled, retried and completed), a
-// workload's output followed live to its exit and another terminated, each
+// workload's output followed live to its exit and another terminated, a session's turns arriving live, an eval suite
+// run from the page to its verdict and an experiment's figures, each
 // view checked by axe-core and photographed under test-artifacts/cockpit/.
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync } from "node:fs"
@@ -60,6 +61,15 @@ beforeAll(async () => {
   nats = await startServer("lantern-cockpit-ops")
   stack = await startStack({ natsUrl: nats.handle.url, env: { LANTERN_TASK_WORKERS: "1" } })
   call = api(stack)
+  const calc = {
+    name: "calc",
+    spec: {
+      systemPrompt: "You compute.",
+      maxTurns: 4,
+      tools: [{ name: "calculator", description: "calculator", parameters: { type: "object", properties: {} } }]
+    }
+  }
+  expect((await call("POST", "/v1/agents", calc)).status).toBe(201)
 }, 240_000)
 
 afterAll(() => stopStack(stack, nats))
@@ -218,6 +228,75 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.getByRole("button", { name: "Terminate" }).click()
       await page.locator("[data-workload-state=\"terminated\"]").waitFor({ timeout: 30_000 })
       await page.locator("[data-logs=\"ended\"]").waitFor({ timeout: 30_000 })
+      expect(problems).toEqual([])
+    }, 120_000)
+
+    it("sessions: a conversation's turns arrive live, answered by the agent", async () => {
+      const opened = await call("POST", "/v1/sessions", { agentName: "calc" })
+      expect(opened.status, opened.text).toBe(201)
+      await page.getByRole("link", { name: "Sessions" }).click()
+      await page.getByRole("heading", { name: "Sessions" }).waitFor()
+      await page.locator(`tr[data-session-id="${opened.json.id}"]`).waitFor({ timeout: 15_000 })
+      await page.locator(`tr[data-session-id="${opened.json.id}"]`).getByRole("link").click()
+      await page.getByText("No turns yet.").waitFor()
+      await page.locator(".live.open").waitFor()
+      const sent = await call("POST", `/v1/sessions/${opened.json.id}/messages`, { text: "calculator: 6*7" })
+      expect(sent.status, sent.text).toBe(202)
+      await page.locator("li[data-turn=\"1\"][data-turn-status=\"succeeded\"]").waitFor({ timeout: 30_000 })
+      expect(await page.locator("li[data-turn=\"1\"]").textContent()).toContain("calculator: 6*7")
+      await shot("25-session")
+      await accessibility("session")
+      await page.getByRole("link", { name: "← Sessions" }).click()
+      await page.locator(`tr[data-session-id="${opened.json.id}"]`).waitFor()
+      await shot("26-sessions")
+      await accessibility("sessions")
+    }, 90_000)
+
+    it("evals: runs a suite from the page and follows it to its verdict; shows an experiment's figures", async () => {
+      const suite = await call("POST", "/v1/eval-suites", {
+        agentName: "calc",
+        name: "arithmetic",
+        cases: [
+          { name: "product", input: "calculator: 6*7", assert: [{ stepsUnder: { n: 50 } }] },
+          { name: "sum", input: "calculator: 2+2", assert: [{ stepsUnder: { n: 50 } }] }
+        ]
+      })
+      expect(suite.status, suite.text).toBe(201)
+      expect(
+        (await call("PUT", "/v1/agents/calc", { spec: { systemPrompt: "You compute, briefly.", tools: [] } })).status
+      )
+        .toBe(200)
+      const experiment = await call("POST", "/v1/experiments", {
+        agentName: "calc",
+        name: "brevity",
+        control: 1,
+        variant: 2,
+        trafficPercent: 50,
+        metric: "feedback",
+        autoPromote: false,
+        minRuns: 10,
+        minLift: 0.1
+      })
+      expect(experiment.status, experiment.text).toBe(201)
+      await page.getByRole("link", { name: "Evals" }).click()
+      await page.getByRole("heading", { name: "Evals" }).waitFor()
+      await page.locator("[data-experiment=\"brevity\"]").waitFor()
+      await page.getByRole("button", { name: "Figures of brevity" }).click()
+      await page.locator("[data-experiment=\"brevity\"] tr[data-arm=\"variant\"]").waitFor()
+      await shot("27-evals")
+      await accessibility("evals")
+      await page.getByRole("button", { name: "Run the suite arithmetic" }).click()
+      await page.waitForURL(/#\/evals\/evr_/)
+      await page.locator("[data-eval-status=\"finished\"]").waitFor({ timeout: 60_000 })
+      await page.locator("tr[data-case=\"product\"]").waitFor()
+      await page.locator("tr[data-case=\"sum\"]").waitFor()
+      const id = page.url().split("/").at(-1)!
+      const view = (await call("GET", `/v1/eval-runs/${id}`)).json
+      expect(await page.locator("[data-eval-verdict]").getAttribute("data-eval-verdict")).toBe(
+        view.passed ? "passed" : "failed"
+      )
+      await shot("28-eval-run")
+      await accessibility("eval run")
       expect(problems).toEqual([])
     }, 120_000)
   }

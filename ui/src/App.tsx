@@ -5,9 +5,11 @@ import { createRoute, href } from "./route.ts"
 import { createSession } from "./session.ts"
 import { Access } from "./views/Access.tsx"
 import { Agents } from "./views/Agents.tsx"
+import { EvalRun, Evals } from "./views/Evals.tsx"
 import { Queue } from "./views/Queue.tsx"
 import { RunDetail } from "./views/RunDetail.tsx"
 import { Runs } from "./views/Runs.tsx"
+import { SessionDetail, Sessions } from "./views/Sessions.tsx"
 import { SignIn } from "./views/SignIn.tsx"
 import { Spend } from "./views/Spend.tsx"
 import { TaskDetail } from "./views/TaskDetail.tsx"
@@ -41,6 +43,18 @@ export const App = () => {
               </a>
               <a href={href({ view: "agents" })} aria-current={route().view === "agents" ? "page" : undefined}>
                 Agents
+              </a>
+              <a
+                href={href({ view: "sessions" })}
+                aria-current={["sessions", "session"].includes(route().view) ? "page" : undefined}
+              >
+                Sessions
+              </a>
+              <a
+                href={href({ view: "evals" })}
+                aria-current={["evals", "evalRun"].includes(route().view) ? "page" : undefined}
+              >
+                Evals
               </a>
               <a
                 href={href({ view: "workloads" })}
@@ -79,6 +93,30 @@ export const App = () => {
                 keyed
               >
                 {(id) => <TaskDetail client={c} id={id} />}
+              </Match>
+              <Match when={route().view === "sessions"}>
+                <Sessions client={c} />
+              </Match>
+              <Match
+                when={(() => {
+                  const r = route()
+                  return r.view === "session" ? r.id : null
+                })()}
+                keyed
+              >
+                {(id) => <SessionDetail client={c} id={id} />}
+              </Match>
+              <Match when={route().view === "evals"}>
+                <Evals client={c} />
+              </Match>
+              <Match
+                when={(() => {
+                  const r = route()
+                  return r.view === "evalRun" ? r.id : null
+                })()}
+                keyed
+              >
+                {(id) => <EvalRun client={c} id={id} />}
               </Match>
               <Match when={route().view === "workloads"}>
                 <Workloads client={c} />

@@ -8,6 +8,9 @@ import type { BudgetResponse, UsageResponse } from "../../schema/Budget.ts"
 type RunPage = typeof RunListResponse.Type
 import type { PublicKey, Receipt } from "../../schema/Receipt.ts"
 import type { RunStatus, RunView } from "../../schema/Run.ts"
+import type { SessionView } from "../../schema/Channel.ts"
+import type { BaselineView, EvalRunView, SuiteView } from "../../schema/Eval.ts"
+import type { ExperimentView } from "../../schema/Experiment.ts"
 import type { DispatchView, TaskDetail, TaskStatus, TaskView } from "../../schema/Task.ts"
 
 export class ApiError extends Error {
@@ -141,6 +144,15 @@ export const makeClient = (token: string, onUnauthorized: () => void = () => {})
         method: "PUT",
         body: JSON.stringify(reason === "" ? { paused } : { paused, reason })
       }),
+    listSessions: () => json<{ items: ReadonlyArray<SessionView> }>("/v1/sessions"),
+    getSession: (sessionId: string) => json<SessionView>(`/v1/sessions/${id(sessionId)}`),
+    listSuites: () => json<{ items: ReadonlyArray<SuiteView> }>("/v1/eval-suites"),
+    baselines: (agentName: string) =>
+      json<{ items: ReadonlyArray<BaselineView> }>(`/v1/eval-baselines?agentName=${id(agentName)}`),
+    startEvalRun: (suiteId: string) => post<{ id: string }>("/v1/eval-runs", { suiteId }),
+    getEvalRun: (evalRunId: string) => json<EvalRunView>(`/v1/eval-runs/${id(evalRunId)}`),
+    listExperiments: () => json<{ items: ReadonlyArray<ExperimentView> }>("/v1/experiments"),
+    getExperiment: (experimentId: string) => json<ExperimentView>(`/v1/experiments/${id(experimentId)}`),
     audit: (query: Omit<AuditQuery, "limit">) => {
       const q = new URLSearchParams({ limit: "50" })
       for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v))

@@ -1,5 +1,5 @@
 // Where the page is: the hash (`#/runs`, `#/runs/<id>`, `#/agents`, `#/spend`, `#/access`, `#/workloads`, `#/workloads/<id>`,
-// `#/queue`, `#/queue/<task id>`), so the edge serves one document at `/` and no
+// `#/queue`, `#/queue/<task id>`, `#/sessions`, `#/sessions/<id>`, `#/evals`, `#/evals/<eval run id>`), so the edge serves one document at `/` and no
 // route of the cockpit can collide with the API's.
 import { createSignal, onCleanup } from "solid-js"
 
@@ -13,6 +13,10 @@ export type Route =
   | { readonly view: "workload"; readonly id: string }
   | { readonly view: "queue" }
   | { readonly view: "task"; readonly id: string }
+  | { readonly view: "sessions" }
+  | { readonly view: "session"; readonly id: string }
+  | { readonly view: "evals" }
+  | { readonly view: "evalRun"; readonly id: string }
 
 export const parse = (hash: string): Route => {
   const parts = hash.replace(/^#\/?/, "").split("/").filter((p) => p !== "").map(decodeURIComponent)
@@ -24,6 +28,10 @@ export const parse = (hash: string): Route => {
   if (parts[0] === "workloads") return { view: "workloads" }
   if (parts[0] === "queue" && parts[1] !== undefined) return { view: "task", id: parts[1] }
   if (parts[0] === "queue") return { view: "queue" }
+  if (parts[0] === "sessions" && parts[1] !== undefined) return { view: "session", id: parts[1] }
+  if (parts[0] === "sessions") return { view: "sessions" }
+  if (parts[0] === "evals" && parts[1] !== undefined) return { view: "evalRun", id: parts[1] }
+  if (parts[0] === "evals") return { view: "evals" }
   return { view: "runs" }
 }
 
@@ -34,6 +42,10 @@ export const href = (route: Route): string =>
     ? `#/workloads/${encodeURIComponent(route.id)}`
     : route.view === "task"
     ? `#/queue/${encodeURIComponent(route.id)}`
+    : route.view === "session"
+    ? `#/sessions/${encodeURIComponent(route.id)}`
+    : route.view === "evalRun"
+    ? `#/evals/${encodeURIComponent(route.id)}`
     : `#/${route.view}`
 
 /** The current route, following hash changes until the owner is disposed. */
