@@ -388,3 +388,24 @@ describe("Anthropic SSE parser", () => {
     }
   })
 })
+
+describe("Anthropic provider: live deltas (ADR 0061)", () => {
+  it("gives each text delta to the sink as it streams, and their concatenation is the answer", async () => {
+    fake.reply(FakeAnthropic.text("Hello there, how can I help?", { pieces: 4 }))
+    const deltas: Array<string> = []
+    const r = await complete(request({
+      onDelta: (d) => {
+        if (d._tag === "text") deltas.push(d.text)
+      }
+    }))
+    expect(deltas.length).toBeGreaterThanOrEqual(4)
+    expect(deltas.join("")).toBe(r.answer.content)
+  })
+
+  it("a tool use gives no delta", async () => {
+    fake.reply(FakeAnthropic.toolUse([{ id: "toolu_1", name: "lookup", input: { word: "x" } }]))
+    const deltas: Array<unknown> = []
+    await complete(request({ tools: [lookup], onDelta: (d) => deltas.push(d) }))
+    expect(deltas).toEqual([])
+  })
+})

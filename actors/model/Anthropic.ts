@@ -10,11 +10,13 @@ import {
   fromMessage,
   KNOWN_EVENTS,
   StreamEvent,
+  textAdded,
+  textOf,
   toResponse,
   WireError,
   WireMessage
 } from "./AnthropicAnswer.ts"
-import { ModelProvider, type Request } from "./ModelProvider.ts"
+import { emit, ModelProvider, type Request } from "./ModelProvider.ts"
 import * as Prices from "./Prices.ts"
 import * as Quote from "./Quote.ts"
 import type * as Sse from "./Sse.ts"
@@ -197,11 +199,12 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
       )
     })
 
-  const step = (draft: Draft, sse: Sse.Event) =>
+  const step = (request: Request) => (draft: Draft, sse: Sse.Event) =>
     Effect.gen(function*() {
       const event = yield* decodeEvent(sse)
       if (event === undefined) return draft
       if (event.type === "error") return yield* streamFailure(event.error)
+      emit(request, textAdded(draft, event))
       return evolve(draft, event)
     })
 
@@ -226,11 +229,13 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
           Effect.mapBoth({
             onFailure: () => fail("response is not a Messages API answer", false, status),
             onSuccess: (message) => fromMessage(message, model)
-          })
+          }),
+          // an answer sent whole is one delta
+          Effect.tap((d) => Effect.sync(() => emit(request, textOf(d))))
         ),
       stream: {
         initial: emptyDraft(model),
-        step,
+        step: step(request),
         done: (d) => d.stopped,
         endedEarly: "the event stream ended before message_stop"
       }

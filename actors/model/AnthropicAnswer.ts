@@ -164,6 +164,18 @@ export const evolve = (d: Draft, e: StreamEvent): Draft => {
   }
 }
 
+/** The text an event adds to the answer (a text block's start or a text delta), for live tokens (ADR 0061). */
+export const textAdded = (d: Draft, e: StreamEvent): string | null => {
+  if (e.type === "content_block_start") return e.content_block.type === "text" ? e.content_block.text ?? null : null
+  if (e.type === "content_block_delta" && e.delta.type === "text_delta" && d.parts[e.index]?.kind === "text") {
+    return e.delta.text ?? null
+  }
+  return null
+}
+
+/** The draft's text so far, as the answer's content joins it. */
+export const textOf = (d: Draft): string => d.parts.flatMap((p) => (p?.kind === "text" ? [p.text] : [])).join("")
+
 /** A non-streamed answer as the draft its stream would have built. */
 export const fromMessage = (m: typeof WireMessage.Type, model: string): Draft => ({
   model: m.model ?? model,

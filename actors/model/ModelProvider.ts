@@ -1,7 +1,8 @@
 // The port every model call goes through. A request carries the step's idempotency key
 // `(runId, stepId, attempt)`, sent to providers that honour one, and an abort signal for cancellation.
 // The router (Router.ts) is itself a ModelProvider over the configured providers: it resolves capability
-// aliases, fails over, and reports its choice in `Response.route`.
+// aliases, fails over, and reports its choice in `Response.route`. A request may carry a delta sink: the answer's
+// text as it streams in (ADR 0061); the Response stays the authority.
 import { Context } from "effect"
 import type { Redacted } from "effect"
 import type { Effect } from "effect"
@@ -28,6 +29,22 @@ export interface Request {
   readonly cache?: boolean
   /** Per provider name, the tenant's own API key to use instead of the configured one (resolved secrets). */
   readonly apiKeys?: Readonly<Record<string, Redacted.Redacted<string>>>
+  /**
+   * Called with the answer's text as it arrives (ADR 0061): each `text` delta in order, and `reset` when text
+   * already given is to be discarded (the router failed over to another candidate after some deltas). Never
+   * called with tool-call arguments; must not throw nor block (it runs inside the stream's read loop).
+   */
+  readonly onDelta?: (delta: Delta) => void
+}
+
+/** A piece of an answer's text as it streams in, or the order to forget the pieces given so far. */
+export type Delta =
+  | { readonly _tag: "text"; readonly text: string }
+  | { readonly _tag: "reset" }
+
+/** Gives `text` to the request's delta sink, when it has one and the text is not empty. */
+export const emit = (request: Request, text: string | null | undefined): void => {
+  if (request.onDelta !== undefined && text != null && text !== "") request.onDelta({ _tag: "text", text })
 }
 
 export type Strategy = "balanced" | "cheap" | "best" | "fast"

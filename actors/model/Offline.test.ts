@@ -259,3 +259,39 @@ describe("Tools.calculate", () => {
     expect(Tools.names).toEqual(["calculator", "word_count", "echo", "sleep"])
   })
 })
+
+describe("Offline provider: live deltas (ADR 0061)", () => {
+  it("gives its answer word by word to the delta sink, and the pieces make the answer", async () => {
+    const deltas: Array<string> = []
+    const r = await Effect.runPromise(
+      Effect.gen(function*() {
+        const p = yield* ModelProvider
+        return yield* p.complete({
+          ...request("hello there, offline world", []),
+          onDelta: (d) => {
+            if (d._tag === "text") deltas.push(d.text)
+          }
+        })
+      }).pipe(Effect.provide(Offline.layer))
+    )
+    expect(deltas.length).toBeGreaterThan(3)
+    expect(deltas.join("")).toBe(r.answer.content)
+  })
+
+  it("a tool-call answer gives no delta", async () => {
+    const deltas: Array<unknown> = []
+    await Effect.runPromise(
+      Effect.gen(function*() {
+        const p = yield* ModelProvider
+        return yield* p.complete({ ...request("what is 2+3 with the calculator"), onDelta: (d) => deltas.push(d) })
+      }).pipe(Effect.provide(Offline.layer))
+    )
+    expect(deltas).toEqual([])
+  })
+
+  it("chunksOf keeps every character", () => {
+    for (const s of ["", " ", "a", " a  b\n c ", "[offline] Received 3 characters: abc"]) {
+      expect(Offline.chunksOf(s).join("")).toBe(s)
+    }
+  })
+})

@@ -3,7 +3,7 @@
 import { Effect, Layer } from "effect"
 import type { ModelAnswer, ToolCall } from "../../schema/Events.ts"
 import type { Message } from "../../schema/Message.ts"
-import { ModelProvider, type Request, type Response } from "./ModelProvider.ts"
+import { emit, ModelProvider, type Request, type Response } from "./ModelProvider.ts"
 import * as Quote from "./Quote.ts"
 
 export const PROVIDER = "offline"
@@ -57,10 +57,21 @@ export const answer = (request: Request): Response => {
   return { answer: result, tokensIn: promptTokens, tokensOut: completionTokens, costUsd: 0 }
 }
 
+/** `text` cut into words, each with the whitespace before it: the pieces the offline answer streams in. */
+export const chunksOf = (text: string): Array<string> => text.match(/\s*\S+|\s+$/g) ?? []
+
 export const layer = Layer.succeed(ModelProvider, {
   name: PROVIDER,
   complete: (request) =>
-    Effect.sync(() => answer(request)).pipe(Effect.withSpan("gen_ai.offline", {
+    Effect.sync(() => {
+      const response = answer(request)
+      // streamed word by word, so a viewer of live tokens sees more than one piece (ADR 0061)
+      if (request.onDelta !== undefined) {
+        for (const piece of chunksOf(response.answer.content ?? ""))
+          emit(request, piece)
+      }
+      return response
+    }).pipe(Effect.withSpan("gen_ai.offline", {
       attributes: { "gen_ai.system": PROVIDER, "gen_ai.request.model": request.model }
     })),
   // free: the quote counts the tokens, its price is 0

@@ -487,3 +487,34 @@ describe("OpenAI provider: cancellation", () => {
     await within(got.abandoned, 5_000, "the connection closing")
   })
 })
+
+describe("OpenAI provider: live deltas (ADR 0061)", () => {
+  it("gives each text delta of the stream to the sink as it arrives, and none for tool arguments", async () => {
+    scripts.push(stream([
+      data(delta({ role: "assistant", content: "" })),
+      data(delta({ content: "Hel" })),
+      data(delta({ content: "lo, " })),
+      data(delta({ tool_calls: [{ index: 0, id: "c1", function: { name: "echo", arguments: "{\"text\":" } }] })),
+      data(delta({ content: "world" }, "stop")),
+      data("[DONE]")
+    ], { fragmentBytes: 7 }))
+    const deltas: Array<unknown> = []
+    const r = await complete(request({ onDelta: (d) => deltas.push(d) }))
+    expect(deltas).toEqual([
+      { _tag: "text", text: "Hel" },
+      { _tag: "text", text: "lo, " },
+      { _tag: "text", text: "world" }
+    ])
+    expect(r.answer.content).toBe("Hello, world")
+  })
+
+  it("a plain JSON answer is one delta", async () => {
+    scripts.push(json(200, {
+      model: "gpt-4o",
+      choices: [{ finish_reason: "stop", message: { content: "all at once" } }]
+    }))
+    const deltas: Array<unknown> = []
+    await complete(request({ onDelta: (d) => deltas.push(d) }))
+    expect(deltas).toEqual([{ _tag: "text", text: "all at once" }])
+  })
+})

@@ -6,7 +6,7 @@ import { Effect, Layer, Option, Redacted, Schema } from "effect"
 import { ProviderError } from "../../schema/Errors.ts"
 import type { ToolCall } from "../../schema/Events.ts"
 import type { Message } from "../../schema/Message.ts"
-import { ModelProvider, type Request, type Response } from "./ModelProvider.ts"
+import { emit, ModelProvider, type Request, type Response } from "./ModelProvider.ts"
 import * as Prices from "./Prices.ts"
 import * as Quote from "./Quote.ts"
 import type * as Sse from "./Sse.ts"
@@ -199,6 +199,10 @@ const withCallDelta = (calls: Array<Call | undefined>, d: typeof ToolCallDelta.T
   }
 }
 
+/** The answer's text a chunk carries (of the first choice), for live tokens (ADR 0061). */
+export const textAdded = (chunk: Chunk): string | null | undefined =>
+  (chunk.choices ?? []).find((c) => (c.index ?? 0) === 0)?.delta?.content
+
 /** Folds one chunk into the draft; a chunk carrying `error` is the caller's to handle. */
 export const evolve = (d: Draft, chunk: Chunk): Draft => {
   // n = 1: only the first choice is Lantern's answer
@@ -316,11 +320,12 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
         Effect.mapError((e) => (e instanceof ProviderError ? e : fail("unexpected chunk in the stream", false)))
       )
 
-  const step = (draft: Draft, sse: Sse.Event) =>
+  const step = (request: Request) => (draft: Draft, sse: Sse.Event) =>
     Effect.gen(function*() {
       if (sse.data.trim() === "[DONE]") return { ...draft, done: true }
       const chunk = yield* decodeChunk(sse.data)
       if (chunk.error !== undefined) return yield* streamFailure(chunk.error)
+      emit(request, textAdded(chunk))
       return evolve(draft, chunk)
     })
 
@@ -344,11 +349,13 @@ export const make = (settings: Settings, prices: Prices.Table = Prices.defaults)
           Effect.mapBoth({
             onFailure: () => fail("response is not a Chat Completions answer", false, status),
             onSuccess: (completion) => fromCompletion(completion, model)
-          })
+          }),
+          // an answer sent whole is one delta
+          Effect.tap((d) => Effect.sync(() => emit(request, d.content)))
         ),
       stream: {
         initial: emptyDraft(model),
-        step,
+        step: step(request),
         done: (d) => d.done,
         endedEarly: "the event stream ended before [DONE]"
       }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Kv from "../../bus/Kv.ts"
 import { Nats } from "../../bus/Nats.ts"
 import * as Topology from "../../bus/Topology.ts"
-import type { ProviderError } from "../../schema/Errors.ts"
+import { ProviderError } from "../../schema/Errors.ts"
 import { startServer, type TestServer } from "../../tests/support/Bus.ts"
 import * as FakeAnthropic from "../../tests/support/FakeAnthropic.ts"
 import * as FakeOpenAi from "../../tests/support/FakeOpenAi.ts"
@@ -15,7 +15,7 @@ import { deferrals } from "../../tests/support/Scripted.ts"
 import { eventually } from "../../tests/support/Stack.ts"
 import * as Breakers from "./Breakers.ts"
 import type * as Catalog from "./Catalog.ts"
-import { ModelProvider, type Request, type Strategy } from "./ModelProvider.ts"
+import { type Delta, ModelProvider, type Request, type Strategy } from "./ModelProvider.ts"
 import * as Prices from "./Prices.ts"
 import * as Providers from "./Providers.ts"
 import * as ResponseCache from "./ResponseCache.ts"
@@ -551,5 +551,82 @@ describe("Providers.layerConfig", () => {
       )
     )
     expect(String(exit)).toContain("models file /nonexistent/models.json (LANTERN_MODELS_FILE): cannot be read")
+  })
+})
+
+describe("Router: live deltas (ADR 0061)", () => {
+  /** A provider that streams `pieces`, then answers them joined, or fails retryably after them. */
+  const scripted = (name: string, pieces: ReadonlyArray<string>, fails: boolean): ModelProvider["Service"] =>
+    ModelProvider.of({
+      name,
+      quote: () => Effect.die("not quoted"),
+      complete: (r) =>
+        Effect.suspend(() => {
+          for (const text of pieces) r.onDelta?.({ _tag: "text", text })
+          return fails
+            ? Effect.fail(new ProviderError({ provider: name, kind: "unavailable", reason: "cut", retryable: true }))
+            : Effect.succeed({
+              answer: { content: pieces.join(""), toolCalls: [], finishReason: "stop", provider: name, model: "m" },
+              tokensIn: 1,
+              tokensOut: 1,
+              costUsd: 0
+            })
+        })
+    })
+
+  const routed = (catalog: Catalog.Catalog, providers: ReadonlyMap<string, ModelProvider["Service"]>, r: Request) =>
+    Effect.gen(function*() {
+      const breakers = yield* Breakers.make(yield* Kv.open(Breakers.bucket), { failures: 5, cooldownMs: 30_000 }, [
+        ...providers.keys()
+      ])
+      return yield* Router.make({ catalog, providers, prices: Prices.defaults, breakers, cache: null }).complete(r)
+    }).pipe(Effect.scoped, Effect.provide(bus()), Effect.runPromise)
+
+  it("forwards the answering provider's deltas; a failover after some deltas sends a reset first", async () => {
+    const catalog = catalogOf([{ url: "http://127.0.0.1:9" }, { url: "http://127.0.0.1:9" }])
+    const [a, b] = names(catalog) as [string, string]
+    const deltas: Array<Delta> = []
+    const r = await routed(
+      catalog,
+      new Map([[a, scripted(a, ["Hel", "lo"], true)], [b, scripted(b, ["Good", "bye"], false)]]),
+      request({ onDelta: (d) => deltas.push(d) })
+    )
+    expect(deltas).toEqual([
+      { _tag: "text", text: "Hel" },
+      { _tag: "text", text: "lo" },
+      { _tag: "reset" },
+      { _tag: "text", text: "Good" },
+      { _tag: "text", text: "bye" }
+    ])
+    // what a viewer keeps after the last reset is the answer
+    const after = deltas.slice(deltas.findLastIndex((d) => d._tag === "reset") + 1)
+    expect(after.map((d) => (d._tag === "text" ? d.text : "")).join("")).toBe(r.answer.content)
+    expect(r.route!.chosen).toBe(`${b}/fake-1`)
+  })
+
+  it("a failure before any delta sends no reset", async () => {
+    const catalog = catalogOf([{ url: "http://127.0.0.1:9" }, { url: "http://127.0.0.1:9" }])
+    const [a, b] = names(catalog) as [string, string]
+    const deltas: Array<Delta> = []
+    await routed(
+      catalog,
+      new Map([[a, scripted(a, [], true)], [b, scripted(b, ["ok"], false)]]),
+      request({ onDelta: (d) => deltas.push(d) })
+    )
+    expect(deltas).toEqual([{ _tag: "text", text: "ok" }])
+  })
+
+  it("a cached answer is one delta", async () => {
+    const f = await fake()
+    const catalog = catalogOf([{ url: f.url }])
+    const deltas: Array<Delta> = []
+    await withRouter(catalog, (router) =>
+      Effect.gen(function*() {
+        const r = request({ temperature: 0, idempotencyKey: "run_c:turn-1:1" })
+        yield* router.complete(r)
+        const hit = yield* router.complete({ ...r, idempotencyKey: "run_c:turn-1:2", onDelta: (d) => deltas.push(d) })
+        expect(hit.route!.cached).toBe(true)
+        expect(deltas).toEqual([{ _tag: "text", text: hit.answer.content }])
+      }), { cache: true })
   })
 })

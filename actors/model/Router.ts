@@ -8,7 +8,7 @@ import { DEFAULT_MAX_TOKENS } from "../../schema/AgentSpec.ts"
 import { ProviderError, type ProviderErrorKind } from "../../schema/Errors.ts"
 import type { Route, RouteAttempt } from "../../schema/Events.ts"
 import * as Catalog from "./Catalog.ts"
-import { ModelProvider, type Request, type Response, type Strategy } from "./ModelProvider.ts"
+import { type Delta, emit, ModelProvider, type Request, type Response, type Strategy } from "./ModelProvider.ts"
 import * as Offline from "./Offline.ts"
 import * as Prices from "./Prices.ts"
 import * as Quote from "./Quote.ts"
@@ -183,10 +183,32 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
     attempts: ReadonlyArray<RouteAttempt>
   ): Route => ({ alias: request.model, strategy, chosen, reason, cached, attempts })
 
-  /** One call to one candidate, under the provider's deadline, traced as a GenAI span. */
+  /**
+   * One call to one candidate, under the provider's deadline, traced as a GenAI span. Its text deltas go to the
+   * request's sink; when it fails after giving some, the sink is told to reset, since the next candidate's answer
+   * starts over (ADR 0061).
+   */
   const attempt = (request: Request, c: Catalog.Candidate, provider: ModelProvider["Service"]) => {
     const timeoutMs = timeoutOf.get(c.provider)
-    const call = provider.complete({ ...request, model: c.model })
+    const sink = request.onDelta
+    let gave = false
+    const call = provider.complete({
+      ...request,
+      model: c.model,
+      ...(sink === undefined ? {} : {
+        onDelta: (delta: Delta) => {
+          gave = delta._tag === "text"
+          sink(delta)
+        }
+      })
+    }).pipe(
+      Effect.onError(() =>
+        Effect.sync(() => {
+          if (sink !== undefined && gave) sink({ _tag: "reset" })
+          gave = false
+        })
+      )
+    )
     const bounded = timeoutMs === undefined ? call : call.pipe(
       Effect.timeoutOrElse({
         duration: Duration.millis(timeoutMs + GRACE_MS),
@@ -254,6 +276,8 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
           "lantern.route.chosen": cached.hit.route!.chosen ?? "",
           "lantern.route.cached": true
         })
+        // a cached answer streams as one delta: a viewer sees the text it would have seen live
+        emit(request, cached.hit.answer.content)
         return cached.hit
       }
       const ordered = order(strategy, candidates, { price: (c) => priceOf(prices, c), health: observations.get })
