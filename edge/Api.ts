@@ -365,6 +365,16 @@ const runs = [
     success: { 200: Media("text/event-stream", "text/event-stream") },
     failures: [F.RunNotFound]
   }),
+  make("runTokens", {
+    method: "GET",
+    path: "/v1/runs/:id/tokens",
+    scope: "runs:read",
+    summary:
+      "The live text of the run's model steps as Server-Sent Events while they stream (ADR 0061): `token` frames ({stepId, attempt, seq, text}), `reset` when a step's text so far is void (failover), then the run's terminal event; ends at once for a finished run. A preview: the journaled answer is authoritative.",
+    params: ById,
+    success: { 200: Media("text/event-stream", "text/event-stream") },
+    failures: [F.RunNotFound]
+  }),
   make("tenantStream", {
     method: "GET",
     path: "/v1/stream",

@@ -4,6 +4,7 @@ import { HttpServerResponse } from "effect/http"
 import type { EventResponse } from "../schema/Api.ts"
 import type { Stored } from "../schema/Envelope.ts"
 import * as Sse from "../schema/Sse.ts"
+import * as Tokens from "../schema/Tokens.ts"
 
 /** An event as clients see it; `position` is its place in the run's journal, 1…N. */
 export const toEventResponse = (s: Stored, position: number): EventResponse => ({
@@ -28,6 +29,14 @@ const encoder = new TextEncoder()
 export const sseFrame = (s: Stored, position: number): Uint8Array =>
   encoder.encode(
     Sse.encode({ id: String(position), event: s.envelope.type, data: JSON.stringify(toEventResponse(s, position)) })
+  )
+
+/** A live-token frame (ADR 0061): `token` with a piece of a step's text, or `reset`. */
+export const tokenFrame = (f: Tokens.Frame): Uint8Array =>
+  encoder.encode(
+    Tokens.isReset(f)
+      ? Sse.encode({ event: "reset", data: JSON.stringify({ stepId: f.stepId, attempt: f.attempt, seq: f.seq }) })
+      : Sse.encode({ event: "token", data: JSON.stringify(f) })
   )
 
 /** A comment frame (keep-alives), which clients skip. */

@@ -6,11 +6,12 @@ import { Agents } from "../actors/agent/Agents.ts"
 import * as Tools from "../actors/model/Tools.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import { Journal } from "../bus/Journal.ts"
+import { Tokens } from "../bus/Tokens.ts"
 import * as Queries from "../projections/Queries.ts"
 import type { AgentSpec } from "../schema/AgentSpec.ts"
 import { isTerminal } from "../schema/Events.ts"
 import * as Graph from "../schema/Graph.ts"
-import { sseComment, sseFrame, toEventResponse, sseResponse } from "./Events.ts"
+import { sseComment, sseFrame, sseResponse, toEventResponse, tokenFrame } from "./Events.ts"
 import { pinMcpTools } from "./McpRoutes.ts"
 import { BadRequest } from "./Http.ts"
 import * as Slots from "../actors/schedule/Slots.ts"
@@ -192,5 +193,30 @@ export const runHandlers = handlers({
         Stream.map(([s, i]) => sseFrame(s, from + i + 1))
       )
       return sseResponse(sseComment("lantern run stream"), events)
+    }),
+  runTokens: ({ tenant, params: { id } }) =>
+    Effect.gen(function*() {
+      const journal = yield* Journal
+      const address = { type: "run" as const, tenant, id }
+      const journaled = yield* journal.read(address)
+      const last = journaled[journaled.length - 1]
+      if (last === undefined) {
+        return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(HttpServerResponse.jsonUnsafe({})))
+      }
+      // a finished run streams no more tokens: its stream ends at once
+      if (isTerminal(last.event)) return sseResponse(sseComment("lantern run tokens"), Stream.empty)
+      // subscribed before the response opens: every token published once a client has the first frame is in it;
+      // the terminal event is in the journal's follow from the last event read
+      const live = yield* (yield* Tokens).follow(tenant, id)
+      const end = journal.follow(address, last.seq).pipe(
+        Stream.zipWithIndex,
+        Stream.filter(([s]) => isTerminal(s.event)),
+        Stream.take(1),
+        Stream.map(([s, i]) => sseFrame(s, journaled.length + i + 1))
+      )
+      return sseResponse(
+        sseComment("lantern run tokens"),
+        Stream.merge(Stream.map(live, tokenFrame), end, { haltStrategy: "right" })
+      )
     })
 })

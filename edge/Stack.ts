@@ -22,6 +22,7 @@ import * as Sessions from "../actors/channel/Sessions.ts"
 import * as Ingest from "../actors/ingest/Ingest.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
+import { Tokens } from "../bus/Tokens.ts"
 import { Dispatch } from "../actors/run/Dispatch.ts"
 import { Registry } from "../actors/workflow/Registry.ts"
 import { Egress } from "../actors/tools/Egress.ts"
@@ -135,6 +136,8 @@ const core = Layer.mergeAll(
   Layer.provideMerge(
     Layer.mergeAll(
       Journal.layer,
+      // live model tokens on core NATS (ADR 0061)
+      Tokens.layer,
       Snapshots.layerConfig,
       Ids.layer,
       Providers.layerConfig,

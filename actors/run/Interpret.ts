@@ -133,7 +133,9 @@ export const make = Effect.gen(function*() {
                 if (e._tag !== "BudgetExceeded") return yield* Effect.fail(e)
                 return { _tag: "Failed", failure: { error: Decisions.budgetError(e.refusal) } } as const
               }
-              const outcome = yield* Effect.result(callModel(tenant, state, modelRequest, timeoutMs))
+              const outcome = yield* Effect.result(
+                callModel(tenant, state, modelRequest, timeoutMs, { stepId, attempt })
+              )
               const used = Result.isSuccess(outcome)
                 ? { costUsd: outcome.success.costUsd, tokens: outcome.success.tokensIn + outcome.success.tokensOut }
                 : { costUsd: 0, tokens: 0 }

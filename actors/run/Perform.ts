@@ -1,7 +1,8 @@
 // Performs the calls a run's steps need: a model call through the provider (with the tenant's own provider keys,
 // resolved for this call only, and the step's timeout) and a tool call through the Tools service. A failure
 // comes back as the step's error, to be journaled, never as a defect.
-import { Duration, Effect, type Redacted } from "effect"
+import { Duration, Effect, Option, type Redacted } from "effect"
+import { Tokens } from "../../bus/Tokens.ts"
 import { ModelProvider, type Request as ModelRequest } from "../model/ModelProvider.ts"
 import { Tools } from "../model/Tools.ts"
 import { HttpTools } from "../tools/Http.ts"
@@ -10,6 +11,13 @@ import { Secrets } from "../secrets/Secrets.ts"
 import type { State } from "./Decider.ts"
 import { type Call, codeOf, type Failure, type Performed, toolOutput } from "./Decisions.ts"
 import * as Plan from "./Plan.ts"
+import * as TokenSink from "./TokenSink.ts"
+
+/** The step attempt a model call is made for. */
+interface Step {
+  readonly stepId: string
+  readonly attempt: number
+}
 
 export const make = Effect.gen(function*() {
   const provider = yield* ModelProvider
@@ -17,6 +25,8 @@ export const make = Effect.gen(function*() {
   const tools = yield* Tools
   const http = yield* HttpTools
   const mcp = yield* McpServers
+  // optional: a host without the bus's token port (some tests) makes its calls without live tokens
+  const tokens = yield* Effect.serviceOption(Tokens)
 
   /** The tenant's own provider keys its agent names (`routing.credentials`), resolved now, for this call only. */
   const apiKeysOf = (
@@ -38,15 +48,33 @@ export const make = Effect.gen(function*() {
     )
   }
 
-  /** A model call of a run's step: `request` as the step asks it, within `timeoutMs`. */
+  /**
+   * The provider's call with the step's answer text published as live tokens while it streams (ADR 0061), when
+   * the bus's token port is here; the sink is closed however the call ends.
+   */
+  const completeLive = (tenant: string, runId: string, step: Step | undefined, request: ModelRequest) => {
+    if (Option.isNone(tokens) || step === undefined) return provider.complete(request)
+    const live = tokens.value
+    return Effect.suspend(() => {
+      const sink = TokenSink.make(step, (frame) => live.publish(tenant, runId, frame))
+      return provider.complete({ ...request, onDelta: sink.push }).pipe(
+        Effect.onExit((exit) => Effect.sync(() => sink.close(exit._tag === "Failure")))
+      )
+    })
+  }
+
+  /** A model call of a run's step: `request` as the step asks it, within `timeoutMs`; `step` names it for live tokens. */
   const callModel = (
     tenant: string,
     state: State,
     request: ModelRequest,
-    timeoutMs: number
+    timeoutMs: number,
+    step?: Step
   ): Effect.Effect<Performed, Failure> =>
     apiKeysOf(tenant, state).pipe(
-      Effect.flatMap((apiKeys) => provider.complete({ ...request, ...(apiKeys === null ? {} : { apiKeys }) })),
+      Effect.flatMap((apiKeys) =>
+        completeLive(tenant, state.runId, step, { ...request, ...(apiKeys === null ? {} : { apiKeys }) })
+      ),
       // the provider's usage and route are the step's own (schema/StepOutcome.ts): only the answer is wrapped
       Effect.map(({ answer, ...used }): Performed => ({ result: { _tag: "model", answer }, ...used })),
       Effect.mapError((e): Failure =>
@@ -75,7 +103,10 @@ export const make = Effect.gen(function*() {
     )
 
   const model = (tenant: string, state: State, call: Extract<Call, { _tag: "CallModel" }>) =>
-    callModel(tenant, state, Plan.modelRequest(state, call.request, call.key, tenant), call.timeoutMs)
+    callModel(tenant, state, Plan.modelRequest(state, call.request, call.key, tenant), call.timeoutMs, {
+      stepId: call.step.stepId,
+      attempt: call.step.attempt
+    })
 
   /** The call a step needs, performed. */
   const perform = (

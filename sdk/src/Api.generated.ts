@@ -139,6 +139,14 @@ export const operations = {
     answer: "text",
     authenticated: true
   },
+  runTokens: {
+    method: "GET",
+    path: "/v1/runs/{id}/tokens",
+    params: ["id"],
+    success: [200],
+    answer: "text",
+    authenticated: true
+  },
   tenantStream: {
     method: "GET",
     path: "/v1/stream",
@@ -2776,6 +2784,17 @@ export interface Operations {
       /** The `id` of the last event received: the stream resumes after it */
       readonly "Last-Event-ID"?: number
     }
+    readonly body: undefined
+    readonly bodyRequired: false
+    readonly response: string
+  }
+  /** The live text of the run's model steps as Server-Sent Events while they stream (ADR 0061): `token` frames ({stepId, attempt, seq, text}), `reset` when a step's text so far is void (failover), then the run's terminal event; ends at once for a finished run. A preview: the journaled answer is authoritative. */
+  readonly runTokens: {
+    readonly params: {
+      readonly id: string
+    }
+    readonly query: {}
+    readonly headers: {}
     readonly body: undefined
     readonly bodyRequired: false
     readonly response: string

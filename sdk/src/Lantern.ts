@@ -8,12 +8,14 @@ import {
   activity,
   type RunActivity,
   type RunEvent,
+  type RunToken,
   type SessionEvent,
   sessionEvents,
   stream,
   type StreamOptions,
   type TaskActivity,
   taskActivity,
+  tokens,
   type WorkloadOutput,
   workloadLogs
 } from "./Stream.ts"
@@ -78,6 +80,12 @@ export class Lantern {
      */
     stream: (id: string, options: StreamOptions = {}): AsyncGenerator<RunEvent, void, undefined> =>
       stream(this.#settings, id, options, async () => (await this.runs.get(id)).status !== "running"),
+    /**
+     * The live text of the run's model steps while they stream (`token`, `reset` on a failover), then its terminal
+     * event (`end`); ends at once for a finished run. A preview: the journaled answer is authoritative.
+     */
+    tokens: (id: string, options: { readonly signal?: AbortSignal } = {}): AsyncGenerator<RunToken, void, undefined> =>
+      tokens(this.#settings, id, options),
     /**
      * Every run event of the tenant, live from now and without end (one small frame each: run, type, status after),
      * resumed after the last frame on a drop; `lastEventId` (a frame's `seq`) starts after that frame.

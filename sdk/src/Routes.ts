@@ -21,6 +21,7 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   getRun: "runs.get",
   runEvents: "runs.events",
   runStream: "runs.stream",
+  runTokens: "runs.tokens",
   tenantStream: "runs.activity",
   cancelRun: "runs.cancel",
   approveStep: "runs.approve",

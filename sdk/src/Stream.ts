@@ -148,6 +148,43 @@ export async function* stream(
   }
 }
 
+/**
+ * What `runs.tokens` gives (ADR 0061): a piece of a model step's text as it streams, `reset` when the text of that
+ * step so far is void (the server's router failed over), and last the run's terminal event.
+ */
+export type RunToken =
+  | {
+    readonly type: "token"
+    readonly stepId: string
+    readonly attempt: number
+    readonly seq: number
+    readonly text: string
+  }
+  | { readonly type: "reset"; readonly stepId: string; readonly attempt: number; readonly seq: number }
+  | { readonly type: "end"; readonly event: RunEvent }
+
+const readToken: Read<RunToken> = (m) => {
+  if (m.event === "token") return { value: { type: "token", ...JSON.parse(m.data) } as RunToken, last: false }
+  if (m.event === "reset") return { value: { type: "reset", ...JSON.parse(m.data) } as RunToken, last: false }
+  const event = JSON.parse(m.data) as RunEvent
+  return { value: { type: "end", event }, last: TERMINAL.has(event.type) }
+}
+
+/**
+ * The live text of a run's model steps until its terminal event; nothing for a run already finished. Tokens are a
+ * preview and are not kept: a broken connection is not resumed but thrown (the journal, `stream`, has the answers).
+ */
+export async function* tokens(
+  settings: Settings,
+  id: string,
+  options: Pick<StreamOptions, "signal"> = {}
+): AsyncGenerator<RunToken, void, undefined> {
+  const cursor: Cursor = { last: 0, failures: 0, delay: 0 }
+  const url = urlOf(settings, pathOf(operations.runTokens.path, { id }))
+  const end = yield* connection(settings, url, cursor, options.signal, readToken)
+  if (end._tag === "broken") throw unreachable(settings.baseUrl, end.cause)
+}
+
 /** A piece of a workload's output, as `workloads.logs` gives it. */
 export interface WorkloadOutput {
   readonly stream: "stdout" | "stderr"

@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest"
+import type { Frame } from "../../schema/Tokens.ts"
+import * as TokenSink from "./TokenSink.ts"
+
+/** Timers a test moves by hand. */
+const manual = () => {
+  let now = 0
+  let due: { at: number; f: () => void } | null = null
+  return {
+    timers: {
+      now: () => now,
+      after: (ms: number, f: () => void) => {
+        const entry = { at: now + ms, f }
+        due = entry
+        return () => {
+          if (due === entry) due = null
+        }
+      }
+    } satisfies TokenSink.Timers,
+    advance: (ms: number) => {
+      now += ms
+      if (due !== null && due.at <= now) {
+        const f = due.f
+        due = null
+        f()
+      }
+    }
+  }
+}
+
+const step = { stepId: "turn-1", attempt: 1 }
+const text = (t: string) => ({ _tag: "text" as const, text: t })
+
+describe("TokenSink: coalescing live tokens", () => {
+  it("the first delta goes out at once, later ones at most once a window, the rest on close", () => {
+    const clock = manual()
+    const frames: Array<Frame> = []
+    const sink = TokenSink.make(step, (f) => frames.push(f), clock.timers, 30)
+    sink.push(text("a"))
+    sink.push(text("b"))
+    sink.push(text("c"))
+    expect(frames).toEqual([{ ...step, seq: 1, text: "a" }])
+    clock.advance(30)
+    expect(frames).toEqual([{ ...step, seq: 1, text: "a" }, { ...step, seq: 2, text: "bc" }])
+    sink.push(text("d"))
+    sink.close(false)
+    expect(frames.at(-1)).toEqual({ ...step, seq: 3, text: "d" })
+    sink.push(text("late"))
+    clock.advance(100)
+    expect(frames).toHaveLength(3)
+  })
+
+  it("a thousand deltas in one window are two frames, and the text is whole", () => {
+    const clock = manual()
+    const frames: Array<Frame> = []
+    const sink = TokenSink.make(step, (f) => frames.push(f), clock.timers, 30)
+    for (let i = 0; i < 1000; i++) sink.push(text(`${i} `))
+    sink.close(false)
+    expect(frames).toHaveLength(2)
+    expect(frames.map((f) => ("text" in f ? f.text : "")).join("")).toBe(
+      Array.from({ length: 1000 }, (_, i) => `${i} `).join("")
+    )
+  })
+
+  it("a reset drops what is pending and tells viewers, only when they saw text", () => {
+    const clock = manual()
+    const frames: Array<Frame> = []
+    const sink = TokenSink.make(step, (f) => frames.push(f), clock.timers, 30)
+    sink.push({ _tag: "reset" })
+    expect(frames).toEqual([])
+    sink.push(text("x"))
+    sink.push(text("y"))
+    sink.push({ _tag: "reset" })
+    clock.advance(30)
+    expect(frames).toEqual([{ ...step, seq: 1, text: "x" }, { ...step, seq: 2, reset: true }])
+  })
+
+  it("a call that fails ends with a reset when text was given", () => {
+    const clock = manual()
+    const frames: Array<Frame> = []
+    const sink = TokenSink.make(step, (f) => frames.push(f), clock.timers, 30)
+    sink.push(text("half"))
+    sink.close(true)
+    expect(frames).toEqual([{ ...step, seq: 1, text: "half" }, { ...step, seq: 2, reset: true }])
+  })
+})
