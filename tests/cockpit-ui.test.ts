@@ -6,7 +6,9 @@ import type { AddressInfo } from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
 import type { EventResponse } from "../schema/Api.ts"
 import * as Sse from "../schema/Sse.ts"
+import * as Task from "../schema/Task.ts"
 import { makeEventStream } from "../ui/src/sse.ts"
+import { STATUSES } from "../ui/src/taskStatuses.ts"
 import { build, type Entry } from "../ui/src/timeline.ts"
 import { windowOf } from "../ui/src/window.ts"
 
@@ -192,5 +194,11 @@ describe("makeEventStream", () => {
       })
     })
     expect(closedWith).toBe("closed")
+  })
+})
+
+describe("the queue view's statuses", () => {
+  it("are the ones schema/Task.ts declares (the cockpit cannot import its values)", () => {
+    expect(STATUSES).toEqual(Task.STATUSES)
   })
 })

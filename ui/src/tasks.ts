@@ -7,6 +7,8 @@ import type { TaskStatus, TaskView } from "../../schema/Task.ts"
 import { ApiError, type Client, type TaskFilter } from "./api.ts"
 import { createEventStream } from "./sse.ts"
 
+export { STATUSES } from "./taskStatuses.ts"
+
 /** A frame of the queue's stream: a task event, or dispatch paused or resumed (no taskId). */
 export type QueueFrame =
   | {
@@ -18,17 +20,6 @@ export type QueueFrame =
     readonly attempt?: number
   }
   | { readonly seq: number; readonly type: "DispatchSet"; readonly at: string; readonly paused: boolean }
-
-/** schema/Task.ts's STATUSES (that module is Effect's; the cockpit takes its types alone). */
-export const STATUSES: ReadonlyArray<TaskStatus> = [
-  "pending",
-  "running",
-  "completed",
-  "retryable_failure",
-  "blocked",
-  "permanent_failure",
-  "canceled"
-]
 
 /** Statuses an operator may cancel from, and retry or requeue from (actors/task/Decider.ts's). */
 export const CANCELABLE: ReadonlySet<TaskStatus> = new Set(["pending", "running", "retryable_failure", "blocked"])
