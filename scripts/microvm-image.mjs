@@ -1,8 +1,10 @@
 // The guest image of the microvm sandbox backend (ADR 0046): Debian's cloud kernel (fetched once with `apt-get
 // download` from the machine's own mirror and unpacked with dpkg-deb) and an initramfs holding a static busybox and
 // an /init that runs the command given on the kernel command line (`lantern.cmd=<base64>`, under `sh -c`), reports
-// `LANTERN_EXIT=<code>` and powers the VM off. Written into .lantern-bin/microvm/ (vmlinuz, initrd.gz); nothing is
-// rebuilt when both exist. Plain Node ESM: `node scripts/microvm-image.mjs` prints the two paths.
+// `LANTERN_EXIT=<code>` and powers the VM off. The workload's vended secrets, when it declares any, come as one more
+// initramfs segment (harness/vm.ts appends it) holding /lantern/env: the init exports them and deletes the file
+// before the command runs. Written into .lantern-bin/microvm/ (vmlinuz, initrd.gz, initrd.version); the kernel is
+// kept once there, the initramfs rebuilt when its /init changes. Plain Node ESM: `node scripts/microvm-image.mjs` prints the two paths.
 // Needs: apt-get and dpkg-deb (Debian), busybox-static (/bin/busybox, statically linked).
 import { spawnSync } from "node:child_process"
 import {
@@ -16,6 +18,7 @@ import {
   writeFileSync
 } from "node:fs"
 import { tmpdir } from "node:os"
+import { createHash } from "node:crypto"
 import { join, resolve } from "node:path"
 import { gzipSync } from "node:zlib"
 
@@ -23,6 +26,8 @@ const ROOT = resolve(import.meta.dirname, "..")
 export const DIR = join(ROOT, ".lantern-bin", "microvm")
 export const KERNEL = join(DIR, "vmlinuz")
 export const INITRD = join(DIR, "initrd.gz")
+/** Which /init the initramfs holds: an image built with another is rebuilt. */
+const STAMP = join(DIR, "initrd.version")
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"]
 
 const INIT = `#!/bin/busybox sh
@@ -31,6 +36,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs tmp /tmp
+if [ -f /lantern/env ]; then . /lantern/env; rm -f /lantern/env; fi
 cmd=$(sed -n 's/.*lantern\\.cmd=\\([^ ]*\\).*/\\1/p' /proc/cmdline | base64 -d)
 cd /tmp
 sh -c "$cmd"
@@ -61,10 +67,28 @@ const run = (cmd, args, cwd) => {
   return r.stdout
 }
 
-export const ensureImage = () => {
-  if (existsSync(KERNEL) && existsSync(INITRD)) return { kernel: KERNEL, initrd: INITRD }
+const INIT_VERSION = createHash("sha256").update(INIT).digest("hex").slice(0, 16)
+
+const buildInitrd = () => {
   const busybox = BUSYBOX.find((b) => existsSync(b))
   if (busybox === undefined) throw new Error("busybox is missing: apt-get install busybox-static")
+  const initrd = gzipSync(cpio([
+    { name: "bin", mode: 0o40755 },
+    { name: "proc", mode: 0o40755 },
+    { name: "sys", mode: 0o40755 },
+    { name: "dev", mode: 0o40755 },
+    { name: "tmp", mode: 0o41777 },
+    { name: "lantern", mode: 0o40700 },
+    { name: "bin/busybox", mode: 0o100755, data: readFileSync(busybox) },
+    { name: "init", mode: 0o100755, data: Buffer.from(INIT) }
+  ]))
+  mkdirSync(DIR, { recursive: true })
+  writeFileSync(`${INITRD}.tmp`, initrd)
+  renameSync(`${INITRD}.tmp`, INITRD)
+  writeFileSync(STAMP, INIT_VERSION)
+}
+
+const buildKernel = () => {
   const work = mkdtempSync(join(tmpdir(), "lantern-microvm-"))
   try {
     // the cloud kernel's versioned package, from the machine's own apt sources
@@ -76,24 +100,19 @@ export const ensureImage = () => {
     run("dpkg-deb", ["-x", join(work, deb), join(work, "x")])
     const boot = join(work, "x", "boot")
     const vmlinuz = readdirSync(boot).find((f) => f.startsWith("vmlinuz-"))
-    const initrd = gzipSync(cpio([
-      { name: "bin", mode: 0o40755 },
-      { name: "proc", mode: 0o40755 },
-      { name: "sys", mode: 0o40755 },
-      { name: "dev", mode: 0o40755 },
-      { name: "tmp", mode: 0o41777 },
-      { name: "bin/busybox", mode: 0o100755, data: readFileSync(busybox) },
-      { name: "init", mode: 0o100755, data: Buffer.from(INIT) }
-    ]))
     mkdirSync(DIR, { recursive: true })
-    writeFileSync(`${INITRD}.tmp`, initrd)
     writeFileSync(`${KERNEL}.tmp`, readFileSync(join(boot, vmlinuz)))
-    renameSync(`${INITRD}.tmp`, INITRD)
     renameSync(`${KERNEL}.tmp`, KERNEL)
-    return { kernel: KERNEL, initrd: INITRD }
   } finally {
     rmSync(work, { recursive: true, force: true })
   }
+}
+
+export const ensureImage = () => {
+  const current = existsSync(INITRD) && existsSync(STAMP) && readFileSync(STAMP, "utf8").trim() === INIT_VERSION
+  if (!current) buildInitrd()
+  if (!existsSync(KERNEL)) buildKernel()
+  return { kernel: KERNEL, initrd: INITRD }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -64,6 +64,8 @@ beforeAll(async () => {
   secrets = createServer((req, res) => {
     if (req.headers.authorization === "Bearer good-token" && req.url === "/v1/secrets/TOKEN") {
       res.writeHead(200).end("vended-value")
+    } else if (req.headers.authorization === "Bearer good-token" && req.url === "/v1/secrets/QUOTED") {
+      res.writeHead(200).end("it's a \"value\"\n$HOME and `two` lines")
     } else res.writeHead(403).end("refused")
   })
   await new Promise<void>((r) => egress.listen(join(sockDir, "egress.sock"), r))
@@ -256,17 +258,61 @@ describe.runIf(microvm !== null)("the microvm backend (QEMU microvm, TCG, real b
     await closed
   }, 120_000)
 
-  it("refuses what it cannot guard: egress rules and secrets", async () => {
-    for (
-      const over of [
-        { network: "allowlist" as const, egressRules: [{ host: "203.0.113.1" }] },
-        { secrets: [{ envName: "T", secretRef: "lantern.secret://t" }] }
-      ]
-    ) {
-      const exit = await Effect.runPromiseExit(backend.argv(shell("true", over), { sockDir }))
-      expect(Exit.isFailure(exit)).toBe(true)
-    }
+  it("refuses what it cannot guard: egress rules (it has no network)", async () => {
+    const over = { network: "allowlist" as const, egressRules: [{ host: "203.0.113.1" }] }
+    const exit = await Effect.runPromiseExit(backend.argv(shell("true", over), { sockDir }))
+    expect(Exit.isFailure(exit)).toBe(true)
   })
+
+  const withToken = async (spec: WorkloadSpec, token: string) => {
+    const vmDir = mkdtempSync(join(dir, "vm-"))
+    const argv = await Effect.runPromise(backend.argv(spec, { sockDir, dir: vmDir, workloadId: "wl_microvm" }))
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+      env: { ...process.env, LANTERN_IDENTITY_TOKEN: token }
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()))
+    // a guest that hangs (TCG on a very busy host) is stopped, so the assertion shows what it printed
+    const deadline = setTimeout(() => child.kill("SIGTERM"), 120_000)
+    const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)))
+    clearTimeout(deadline)
+    return { code, stdout, stderr, left: existsSync(join(vmDir, "initrd-secrets")) }
+  }
+
+  it(
+    "gives the guest its declared secrets, vended with its identity token before the boot, and leaves no copy",
+    async () => {
+      const declared = {
+        secrets: [
+          { envName: "TOKEN", secretRef: "lantern.secret://token" },
+          { envName: "QUOTED", secretRef: "lantern.secret://quoted" }
+        ]
+      }
+      const r = await withToken(
+        shell(
+          `echo "token=$TOKEN"; printf '%s|' "$QUOTED"; echo; test -e /lantern/env && echo env-file-left || echo env-file-gone`,
+          declared
+        ),
+        "good-token"
+      )
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+      expect(r.stdout).toContain("token=vended-value\n")
+      expect(r.stdout).toContain("it's a \"value\"\n$HOME and `two` lines|")
+      expect(r.stdout).toContain("env-file-gone")
+      expect(r.left).toBe(false)
+      // a refusal stops it before any VM boots
+      const refused = await withToken(shell("echo booted", declared), "wrong-token")
+      expect(refused.code).toBe(126)
+      expect(refused.stdout).not.toContain("booted")
+      expect(refused.stderr).toContain("secret TOKEN was not vended (403)")
+      expect(refused.left).toBe(false)
+    },
+    240_000
+  )
 })
 
 describe("placement", () => {

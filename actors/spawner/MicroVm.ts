@@ -2,7 +2,8 @@
 // no network device, no disk but the guest image's initramfs), the only backend strong enough for `hostile`. The guest
 // image (scripts/microvm-image.mjs: Debian's cloud kernel and a busybox initramfs) runs the command given on the kernel
 // command line and reports its exit code; harness/vm.ts drives QEMU. KVM where it works (LANTERN_MICROVM_ACCEL=kvm);
-// this machine kind's nested KVM hangs Linux guests, so the default is TCG, software emulation, ~4 s a boot.
+// this machine kind's nested KVM hangs Linux guests, so the default is TCG, software emulation, ~4 s a boot. Declared
+// secrets are vended by the driver and put in the guest's initramfs (ADR 0065); the guest has no network at all.
 import { execFile } from "node:child_process"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
@@ -96,9 +97,6 @@ export const microvmBackend = (settings: Settings): Backend => ({
         new IsolationUnavailable({ tier, reason: "the microvm backend has no network: use network: none" })
       )
     }
-    if ((spec.spec.secrets ?? []).length > 0) {
-      return Effect.fail(new IsolationUnavailable({ tier, reason: "the microvm backend cannot vend secrets yet" }))
-    }
     const command = shellOf(spec, {
       ...spec.spec.env,
       ...(paths.workloadId === undefined ? {} : { LANTERN_WORKLOAD_ID: paths.workloadId }),
@@ -112,6 +110,17 @@ export const microvmBackend = (settings: Settings): Backend => ({
         })
       )
     }
-    return Effect.succeed([process.execPath, paths.vm ?? VM, settings.qemu, ...qemuArgs(settings, spec, command)])
+    // declared secrets are vended by the driver before the boot and reach the guest in its initramfs (ADR 0065)
+    const names = (spec.spec.secrets ?? []).map((s) => s.envName)
+    const secrets = names.length === 0
+      ? []
+      : ["--secrets", join(paths.sockDir, "secrets.sock"), names.join(","), paths.dir ?? paths.sockDir]
+    return Effect.succeed([
+      process.execPath,
+      paths.vm ?? VM,
+      ...secrets,
+      settings.qemu,
+      ...qemuArgs(settings, spec, command)
+    ])
   }
 })
