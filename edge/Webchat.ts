@@ -2,14 +2,17 @@
 // allowed origin embeds with the channel's public widget key. A visitor's messages are turns of their own session
 // (`POST /chat/{channelId}/messages`), and the conversation comes back over SSE (`/chat/{channelId}/stream`). Every
 // request is checked against the channel's origin allowlist (the browser's Origin header) and its widget key;
-// a refusal is 403 or 401, without CORS headers, and audited as `hook.rejected`.
-import { Effect, Layer, Option, Stream } from "effect"
+// a refusal is 403 or 401, without CORS headers, and audited as `hook.rejected`. While a turn's run answers, its
+// live tokens come on the same stream (ADR 0061); the journaled answer replaces them.
+import { Effect, Layer, Option, Queue, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Audit } from "../actors/audit/Audit.ts"
 import { type Channel, Channels } from "../actors/channel/Channels.ts"
 import { Sessions, sessionIdOf } from "../actors/channel/Sessions.ts"
 import * as Verify from "../actors/channel/Verify.ts"
+import { Tokens } from "../bus/Tokens.ts"
 import * as Sse from "../schema/Sse.ts"
+import * as TokenFrames from "../schema/Tokens.ts"
 import { sseResponse } from "./Events.ts"
 import { deduplicated } from "./Hooks.ts"
 import { errorResponse } from "./Http.ts"
@@ -152,8 +155,20 @@ const stream = Effect.gen(function*() {
   const journaled = yield* sessions.events(channel.tenant, id).pipe(Effect.orElseSucceed(() => []))
   const from = Number.isInteger(after) && after > 0 ? Math.min(after, journaled.length) : 0
   const afterSeq = from === 0 ? 0 : journaled[from - 1]!.seq
+  // the turn whose run is answering, as the session's events say: its tokens are followed until it is answered
+  const answered = new Set(journaled.flatMap((s) => (s.event._tag === "TurnAnswered" ? [s.event.turn] : [])))
+  const answering = yield* Queue.unbounded<{ readonly turn: number; readonly runId: string } | null>()
+  const pending = journaled.slice(0, from).findLast((s) => s.event._tag === "TurnRunStarted")?.event
+  if (pending?._tag === "TurnRunStarted" && !answered.has(pending.turn)) Queue.offerUnsafe(answering, pending)
   const frames = sessions.follow(channel.tenant, id, afterSeq).pipe(
     Stream.zipWithIndex,
+    Stream.tap(([s]) =>
+      Effect.sync(() => {
+        const e = s.event
+        if (e._tag === "TurnRunStarted" && !answered.has(e.turn)) Queue.offerUnsafe(answering, e)
+        if (e._tag === "TurnAnswered") Queue.offerUnsafe(answering, null)
+      })
+    ),
     Stream.map(([s, i]) => {
       const e = s.event
       const frame = e._tag === "TurnReceived"
@@ -167,7 +182,31 @@ const stream = Effect.gen(function*() {
         : encoder.encode(Sse.encode({ id: String(from + i + 1), event: "message", data: JSON.stringify(frame) }))
     })
   )
-  return sseResponse(encoder.encode(Sse.comment("lantern chat")), frames, { headers: cors(origin), errors: "silent" })
+  const tokens = yield* Tokens
+  // frames without an id: the position a reconnection resumes from stays the last journaled event's
+  const live = Stream.fromQueue(answering).pipe(
+    Stream.switchMap((t) =>
+      t === null ? Stream.empty : Stream.unwrap(tokens.follow(channel.tenant, t.runId)).pipe(
+        Stream.map((f) =>
+          encoder.encode(
+            TokenFrames.isReset(f)
+              ? Sse.encode({ event: "reset", data: JSON.stringify({ turn: t.turn }) })
+              : Sse.encode({
+                event: "token",
+                data: JSON.stringify({ turn: t.turn, step: `${f.stepId}:${f.attempt}`, text: f.text })
+              })
+          )
+        ),
+        // tokens are a preview: a bus that fails them ends the preview, not the conversation
+        Stream.catch(() => Stream.empty)
+      )
+    )
+  )
+  return sseResponse(
+    encoder.encode(Sse.comment("lantern chat")),
+    Stream.merge(frames, live, { haltStrategy: "left" }),
+    { headers: cors(origin), errors: "silent" }
+  )
 })
 
 /** The widget: plain DOM, no dependency; it finds its channel and key from its own script tag. */
@@ -210,15 +249,39 @@ export const WIDGET = `(() => {
   root.append(list, status, form);
   (script.parentElement || document.body).insertBefore(root, script.nextSibling);
   const shown = new Set();
+  // answers growing token by token, per turn, until the journaled answer replaces them
+  const growing = new Map();
   const show = (m) => {
     const id = m.turn + ":" + m.role;
     if (shown.has(id)) return;
     shown.add(id);
-    const li = document.createElement("li");
+    const partial = m.role === "assistant" ? growing.get(m.turn) : undefined;
+    const li = partial === undefined ? document.createElement("li") : partial.li;
+    growing.delete(m.turn);
     li.className = "lantern-" + m.role;
     li.setAttribute("data-role", m.role);
     li.textContent = (m.role === "user" ? "You: " : "Agent: ") + m.text;
-    list.append(li);
+    if (partial === undefined) list.append(li);
+    list.scrollTop = list.scrollHeight;
+  };
+  const grow = (t) => {
+    if (shown.has(t.turn + ":assistant")) return;
+    let g = growing.get(t.turn);
+    if (g === undefined && t.reset === true) return;
+    if (g === undefined) {
+      const li = document.createElement("li");
+      li.className = "lantern-assistant lantern-partial";
+      li.setAttribute("data-role", "assistant-partial");
+      li.setAttribute("aria-busy", "true");
+      list.append(li);
+      g = { li, step: null, text: "" };
+      growing.set(t.turn, g);
+    }
+    // a new model step of the turn's run starts its text over; a reset voids the text so far
+    if (t.reset === true || g.step !== t.step) g.text = "";
+    g.step = t.step === undefined ? null : t.step;
+    g.text += t.text || "";
+    g.li.textContent = "Agent: " + g.text;
     list.scrollTop = list.scrollHeight;
   };
   let events = null;
@@ -226,6 +289,8 @@ export const WIDGET = `(() => {
     if (events !== null) return;
     events = new EventSource(base + "/stream?key=" + encodeURIComponent(key) + "&visitor=" + visitor);
     events.addEventListener("message", (e) => show(JSON.parse(e.data)));
+    events.addEventListener("token", (e) => grow(JSON.parse(e.data)));
+    events.addEventListener("reset", (e) => grow(Object.assign(JSON.parse(e.data), { reset: true })));
   };
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
