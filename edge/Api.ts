@@ -783,6 +783,9 @@ export const WorkloadView = Schema.Struct({
   heartbeats: Schema.Int,
   /** Starts so far: 1, more when an `idempotent` workload was started again after its harness was lost. */
   attempt: Schema.Int,
+  /** Model calls the workload made through its harness (ADR 0062), and their cost in USD. */
+  modelCalls: Schema.Int,
+  costUsd: Schema.Number,
   createdAt: Schema.NullOr(Schema.String),
   createdBy: Schema.NullOr(Schema.String)
 })

@@ -1,9 +1,9 @@
 // The harness (ADR 0046): one process beside each sandboxed workload, started detached by the spawner so that it
 // outlives the host that started it. It talks to Lantern only over NATS: it reports output, heartbeats, egress
 // decisions and the exit (each batch re-sent until a spawner acknowledges it, in order), asks for secrets on the
-// workload's behalf, and answers pings and terminations. It serves the sandbox two Unix sockets: the egress gate
-// (harness/Egress.ts) and the secret vendor, which passes the workload's identity token to Lantern and never
-// decides anything itself. It imports no actor code. Usage: node harness/main.ts <config.json>
+// workload's behalf, and answers pings and terminations. It serves the sandbox three Unix sockets: the egress gate
+// (harness/Egress.ts), the secret vendor and the model endpoint (OpenAI's chat completions, ADR 0062); the last two
+// pass the workload's identity token to Lantern and never decide anything themselves. It imports no actor code. Usage: node harness/main.ts <config.json>
 import { spawn } from "node:child_process"
 import {
   appendFileSync,
@@ -329,6 +329,59 @@ const secretsServer = createServer(async (req, res) => {
   }
 })
 
+// ---- model calls (ADR 0062): OpenAI's chat completions, forwarded with the workload's token; Lantern decides ----
+
+const MAX_MODEL_BODY = 4 * 1024 * 1024
+const openAiError = (status: number, code: string, message: string) =>
+  [
+    status,
+    JSON.stringify({
+      error: { message, type: status === 401 ? "authentication_error" : "api_error", code, param: null }
+    })
+  ] as const
+
+const modelsServer = createServer((req, res) => {
+  const send = ([status, body]: readonly [number, string]) =>
+    res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" }).end(body)
+  const path = (req.url ?? "").split("?")[0]
+  if (req.method !== "POST" || (path !== "/v1/chat/completions" && path !== "/chat/completions")) {
+    send(openAiError(404, "not_found", "POST /v1/chat/completions"))
+    return
+  }
+  const auth = req.headers.authorization ?? ""
+  const token = auth.startsWith("Bearer ") ? auth.slice(7) : ""
+  const chunks: Array<Buffer> = []
+  let size = 0
+  req.on("data", (c: Buffer) => {
+    size += c.length
+    if (size > MAX_MODEL_BODY) {
+      send(openAiError(413, "too_large", `the body is over ${MAX_MODEL_BODY} bytes`))
+      req.destroy()
+      return
+    }
+    chunks.push(c)
+  })
+  req.on("end", async () => {
+    if (res.headersSent) return
+    let body: unknown
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString("utf8"))
+    } catch {
+      send(openAiError(400, "invalid_json", "the body is not JSON"))
+      return
+    }
+    try {
+      const reply = await (await ncReady).request(`lantern.spawner.model.${base}`, json({ token, body }), {
+        timeout: 150_000
+      })
+      const answer = parse(reply.data) as { status?: number; body?: unknown }
+      send([typeof answer.status === "number" ? answer.status : 502, JSON.stringify(answer.body ?? {})])
+    } catch {
+      send(openAiError(503, "unavailable", "the harness cannot reach Lantern"))
+    }
+  })
+})
+
 // ---- run ----
 
 let child: ReturnType<typeof spawn> | null = null
@@ -368,9 +421,10 @@ const main = async () => {
     report({ _tag: "egress", host: d.host, port: d.port, allowed: d.allowed, detail: d.detail })
   })
   // a restart of the workload on this host finds the sockets of its first harness: they are stale
-  for (const name of ["egress.sock", "secrets.sock"]) rmSync(join(sockDir, name), { force: true })
+  for (const name of ["egress.sock", "secrets.sock", "models.sock"]) rmSync(join(sockDir, name), { force: true })
   await new Promise<void>((r) => gate.listen(join(sockDir, "egress.sock"), r))
   await new Promise<void>((r) => secretsServer.listen(join(sockDir, "secrets.sock"), r))
+  await new Promise<void>((r) => modelsServer.listen(join(sockDir, "models.sock"), r))
 
   void ncReady.then((nc) => {
     nc.subscribe(`lantern.harness.${base}.ping`, {
@@ -445,6 +499,7 @@ const main = async () => {
   while (pending.length > 0 || flushing !== null) await flush()
   gate.close()
   secretsServer.close()
+  modelsServer.close()
   for (const dir of cgroupDirs) {
     try {
       rmdirSync(dir)

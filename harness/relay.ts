@@ -1,11 +1,12 @@
-// The part of the harness inside the sandbox (ADR 0046): it has no network but loopback, so it forwards two loopback
-// ports to the harness's Unix sockets (the egress gate and the secret vendor, both outside, where the policy is
-// enforced), fetches the secrets the spec declares with the workload's identity token, and runs the workload with
-// HTTP(S)_PROXY and LANTERN_SECRETS_URL pointing at those ports. It passes signals on and exits as the workload did.
+// The part of the harness inside the sandbox (ADR 0046): it has no network but loopback, so it forwards loopback
+// ports to the harness's Unix sockets (the egress gate, the secret vendor and the model endpoint, all outside, where
+// the policy is enforced), fetches the secrets the spec declares with the workload's identity token, and runs the
+// workload with HTTP(S)_PROXY, LANTERN_SECRETS_URL and LANTERN_MODELS_URL (and OPENAI_BASE_URL) pointing at them. It passes signals on and exits as the workload did.
 // Usage: node relay.ts <egress.sock> <secrets.sock> <ENV_NAME,...> -- command args...
 import { spawn } from "node:child_process"
 import { request } from "node:http"
 import { connect, createServer, type Server } from "node:net"
+import { dirname, join } from "node:path"
 
 const [egressSock, secretsSock, secretNames, dashes, ...command] = process.argv.slice(2)
 if (egressSock === undefined || secretsSock === undefined || dashes !== "--" || command.length === 0) {
@@ -54,6 +55,9 @@ const vend = (name: string, token: string): Promise<string> =>
 const main = async () => {
   const egress = await forward(egressSock)
   const secrets = await forward(secretsSock)
+  // the model endpoint is the secret vendor's sibling (ADR 0062)
+  const models = await forward(join(dirname(secretsSock), "models.sock"))
+  const modelsUrl = `http://127.0.0.1:${models.port}/v1`
   const proxy = `http://127.0.0.1:${egress.port}`
   const env: Record<string, string> = {
     ...process.env as Record<string, string>,
@@ -64,11 +68,17 @@ const main = async () => {
     ALL_PROXY: proxy,
     NO_PROXY: "",
     LANTERN_SECRETS_URL: `http://127.0.0.1:${secrets.port}`,
-    LANTERN_SECRETS_SOCKET: secretsSock
+    LANTERN_SECRETS_SOCKET: secretsSock,
+    LANTERN_MODELS_URL: modelsUrl
   }
   const token = process.env["LANTERN_IDENTITY_TOKEN"] ?? ""
   for (const name of (secretNames ?? "").split(",").filter((n) => n !== "")) {
     env[name] = await vend(name, token)
+  }
+  // an OpenAI client works unchanged against the harness, unless the spec set (or was vended) its own OpenAI endpoint or key
+  if (env["OPENAI_BASE_URL"] === undefined && env["OPENAI_API_KEY"] === undefined) {
+    env["OPENAI_BASE_URL"] = modelsUrl
+    env["OPENAI_API_KEY"] = token
   }
   const child = spawn(command[0]!, command.slice(1), { stdio: "inherit", env })
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
@@ -81,6 +91,7 @@ const main = async () => {
   child.on("exit", (code, signal) => {
     egress.server.close()
     secrets.server.close()
+    models.server.close()
     process.exit(code ?? 128 + (signal === null ? 0 : signalNumber(signal)))
   })
 }

@@ -310,6 +310,7 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   WorkloadHeartbeat: { 1: Workload.WorkloadHeartbeat as unknown as Schema.Codec<Event, unknown> },
   WorkloadOutput: { 1: Workload.WorkloadOutput as unknown as Schema.Codec<Event, unknown> },
   WorkloadEgress: { 1: Workload.WorkloadEgress as unknown as Schema.Codec<Event, unknown> },
+  WorkloadModelCalled: { 1: Workload.WorkloadModelCalled as unknown as Schema.Codec<Event, unknown> },
   WorkloadAdopted: { 1: Workload.WorkloadAdopted as unknown as Schema.Codec<Event, unknown> },
   WorkloadRestarted: { 1: Workload.WorkloadRestarted as unknown as Schema.Codec<Event, unknown> },
   WorkloadExited: { 1: Workload.WorkloadExited as unknown as Schema.Codec<Event, unknown> },

@@ -142,6 +142,24 @@ export const WorkloadEgress = Schema.TaggedStruct("WorkloadEgress", {
   /** The address connected to (allowed) or why not (refused). */
   detail: Schema.String
 })
+/**
+ * A model call the workload made through its harness (ADR 0062), as the router answered it: what was asked for and
+ * what answered, tokens, cost and time. Never the messages or the answer: a workload's prompts may hold its secrets.
+ */
+export const WorkloadModelCalled = Schema.TaggedStruct("WorkloadModelCalled", {
+  /** The model asked for: a capability alias (`auto`, `fast`, …) or a model name. */
+  model: Schema.String,
+  /** `provider/model` that answered (the router's choice). */
+  chosen: Schema.String,
+  /** True when the router's response cache answered (no provider call, no cost). */
+  cached: Schema.Boolean,
+  finishReason: Schema.String,
+  tokensIn: Schema.Int,
+  tokensOut: Schema.Int,
+  costUsd: Schema.Number,
+  durationMs: Schema.Number
+})
+export type WorkloadModelCalled = typeof WorkloadModelCalled.Type
 export const WorkloadAdopted = Schema.TaggedStruct("WorkloadAdopted", { host: Schema.String, from: Schema.String })
 /** An `idempotent` workload whose harness was lost, started again (its attempt counts from 2). */
 export const WorkloadRestarted = Schema.TaggedStruct("WorkloadRestarted", {
@@ -165,6 +183,7 @@ export const WorkloadEvent = Schema.Union([
   WorkloadHeartbeat,
   WorkloadOutput,
   WorkloadEgress,
+  WorkloadModelCalled,
   WorkloadAdopted,
   WorkloadRestarted,
   WorkloadExited,

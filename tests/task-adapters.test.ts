@@ -16,6 +16,7 @@ import { Ids } from "../actors/kernel/Ids.ts"
 import * as Catalog from "../actors/model/Catalog.ts"
 import { ModelProvider } from "../actors/model/ModelProvider.ts"
 import * as Providers from "../actors/model/Providers.ts"
+import { Budgets } from "../actors/budget/Budgets.ts"
 import { Receipts } from "../actors/receipts/Receipts.ts"
 import { Secrets } from "../actors/secrets/Secrets.ts"
 import { Spawner } from "../actors/spawner/Spawner.ts"
@@ -30,6 +31,7 @@ import * as OllamaAdapter from "../actors/task/OllamaAdapter.ts"
 import * as ScriptAdapter from "../actors/task/ScriptAdapter.ts"
 import { freePort } from "../bus/NatsServer.ts"
 import { Hosts } from "../bus/Hosts.ts"
+import { Leases } from "../bus/Leases.ts"
 import * as Topology from "../bus/Topology.ts"
 import type { AdapterSpec } from "../schema/Task.ts"
 import { busLayer, startServer, type TestServer } from "./support/Bus.ts"
@@ -139,14 +141,15 @@ beforeAll(async () => {
     LANTERN_MODEL_CACHE: "off",
     LANTERN_PRICES_FILE: prices
   }))
+  // the spawner's model calls reserve against budgets and go to the model provider (ADR 0062)
   const layer = Layer.mergeAll(
-    Spawner.layer.pipe(Layer.provide(Secrets.layer), Layer.provide(Receipts.layer)),
-    Artifacts.layer,
-    Providers.layerConfig
+    Spawner.layer.pipe(Layer.provide(Secrets.layer), Layer.provide(Receipts.layer), Layer.provide(Budgets.layer)),
+    Artifacts.layer
   )
     .pipe(
+      Layer.provideMerge(Providers.layerConfig),
       Layer.provideMerge(Layer.mergeAll(Audit.layer, Identities.layer)),
-      Layer.provideMerge(Layer.mergeAll(Ids.layer, Hosts.layer)),
+      Layer.provideMerge(Layer.mergeAll(Ids.layer, Leases.layer.pipe(Layer.provideMerge(Hosts.layer)))),
       Layer.provideMerge(Layer.effectDiscard(Topology.apply)),
       Layer.provideMerge(busLayer(nats.handle.url)),
       Layer.provide(config)

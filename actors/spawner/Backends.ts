@@ -41,6 +41,11 @@ export interface Backend {
   readonly argv: (spec: WorkloadSpec, paths: Paths) => Effect.Effect<ReadonlyArray<string>, IsolationUnavailable>
   /** Whether the workload can start in a writable host directory (Paths.workDir) whose files the host then sees. */
   readonly sharesWorkDir?: boolean
+  /**
+   * Where the harness's sockets (Paths.sockDir on the host) are seen from inside the sandbox; absent for a backend
+   * whose workloads cannot reach them (kubernetes, microvm).
+   */
+  readonly socketsInside?: (sockDir: string) => string
 }
 
 /** No configured backend provides the tier (the edge answers 412 `isolation_unavailable`). */
@@ -102,6 +107,7 @@ export const processBackend: Backend = {
   provides: (tier) => tier === "trusted",
   probe: Effect.succeed({ ok: true }),
   sharesWorkDir: true,
+  socketsInside: (sockDir) => sockDir,
   argv(spec, paths) {
     return Effect.as(
       refuseUnless(this, spec),
@@ -120,6 +126,7 @@ export const bwrapBackend = (binary = "bwrap"): Backend => ({
   provides: (tier) => tierRank(tier) <= tierRank("standard"),
   probe: version(binary, ["--version"]),
   sharesWorkDir: true,
+  socketsInside: () => "/run/lantern",
   argv(spec, paths) {
     // --tmpfs /tmp hides whatever lives under /tmp: Node and the repository are bound back where they are
     const keep = [...new Set([dirname(process.execPath), root])].flatMap((p) => ["--ro-bind", p, p])
@@ -170,6 +177,8 @@ export const gvisorBackend = (
   name: "gvisor",
   provides: (tier) => tierRank(tier) <= tierRank("untrusted"),
   probe: version(binary, ["--version"]),
+  // --host-uds=open: host sockets are opened by their host path
+  socketsInside: (sockDir) => sockDir,
   argv(spec, paths) {
     return Effect.as(refuseUnless(this, spec), [
       binary,

@@ -116,3 +116,26 @@ describe("the workload decider", () => {
     expect(again.state).toMatchObject({ status: "running", attempt: 2, host: "h2" })
   })
 })
+
+describe("model calls (ADR 0062)", () => {
+  const called: Command = {
+    _tag: "ModelCalled",
+    call: {
+      model: "auto",
+      chosen: "offline/echo",
+      cached: false,
+      finishReason: "stop",
+      tokensIn: 10,
+      tokensOut: 4,
+      costUsd: 0.25,
+      durationMs: 3
+    }
+  }
+  it("are added up while the workload runs, and not journaled once it has ended", () => {
+    const { state, events } = run([...started, called, called])
+    expect(events.filter((e) => e._tag === "WorkloadModelCalled")).toHaveLength(2)
+    expect([state.modelCalls, state.tokensIn, state.tokensOut, state.costUsd]).toEqual([2, 20, 8, 0.5])
+    const after = run([...started, { _tag: "Report", reports: [{ _tag: "exited", code: 0, usage }] }, called])
+    expect(after.events.some((e) => e._tag === "WorkloadModelCalled")).toBe(false)
+  })
+})

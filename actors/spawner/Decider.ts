@@ -30,6 +30,11 @@ export interface State {
   readonly outputChunks: number
   /** Starts so far: 1, and one more for each restart of an `idempotent` workload. */
   readonly attempt: number
+  /** Model calls made through the harness, and what they used (ADR 0062). */
+  readonly modelCalls: number
+  readonly tokensIn: number
+  readonly tokensOut: number
+  readonly costUsd: number
 }
 
 export const initialState: State = {
@@ -50,7 +55,11 @@ export const initialState: State = {
   heartbeats: 0,
   lastHeartbeat: null,
   outputChunks: 0,
-  attempt: 1
+  attempt: 1,
+  modelCalls: 0,
+  tokensIn: 0,
+  tokensOut: 0,
+  costUsd: 0
 }
 
 /** What the harness reports about a running workload. */
@@ -78,6 +87,7 @@ export type Command =
   | { readonly _tag: "Restart"; readonly reason: string }
   | { readonly _tag: "Terminate"; readonly reason: string; readonly by: string; readonly usage: W.Usage | null }
   | { readonly _tag: "Fail"; readonly reason: string }
+  | { readonly _tag: "ModelCalled"; readonly call: Omit<W.WorkloadModelCalled, "_tag"> }
 
 export class WorkloadFinished extends Data.TaggedError("WorkloadFinished")<{
   readonly id: string
@@ -164,6 +174,10 @@ export const decide = (
     case "Fail":
       if (isFinished(state)) return ignore
       return accept({ _tag: "WorkloadFailed", reason: command.reason })
+    case "ModelCalled":
+      // a call answered after the workload ended is not journaled (its cost is settled in the budget all the same)
+      if (isFinished(state)) return ignore
+      return accept({ _tag: "WorkloadModelCalled", ...command.call })
   }
 }
 
@@ -187,6 +201,14 @@ export const evolve = (state: State, event: E): State => {
       return {
         ...state,
         egress: [...state.egress, { host: event.host, port: event.port, allowed: event.allowed, detail: event.detail }]
+      }
+    case "WorkloadModelCalled":
+      return {
+        ...state,
+        modelCalls: state.modelCalls + 1,
+        tokensIn: state.tokensIn + event.tokensIn,
+        tokensOut: state.tokensOut + event.tokensOut,
+        costUsd: state.costUsd + event.costUsd
       }
     case "WorkloadAdopted":
       return { ...state, host: event.host }

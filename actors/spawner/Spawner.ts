@@ -29,6 +29,8 @@ import { BusUnavailable } from "../../schema/Errors.ts"
 import * as W from "../../schema/Workload.ts"
 import { Audit } from "../audit/Audit.ts"
 import * as Identity from "../identity/Identity.ts"
+import { Budgets } from "../budget/Budgets.ts"
+import { ModelProvider } from "../model/ModelProvider.ts"
 import { Receipts } from "../receipts/Receipts.ts"
 import * as Actor from "../kernel/Actor.ts"
 import { Ids } from "../kernel/Ids.ts"
@@ -40,6 +42,7 @@ import * as Harnesses from "./Harnesses.ts"
 import { SpawnFailed } from "./Harnesses.ts"
 import * as Kubernetes from "./Kubernetes.ts"
 import * as MicroVm from "./MicroVm.ts"
+import * as ModelCalls from "./ModelCalls.ts"
 
 /** The audience of a workload's identity token: the harness's secret vendor. */
 export const AUDIENCE = "lantern-harness"
@@ -48,6 +51,10 @@ export const AUDIENCE = "lantern-harness"
 const HEARTBEAT_MS = 2000
 const PING_EVERY = Duration.seconds(1)
 const MISSED_PINGS = 3
+
+/** How long a workload's model call may take (the harness waits a little longer for the answer). */
+const MODEL_CALL_TIMEOUT_MS = 120_000
+const MODEL_UNAVAILABLE = ModelCalls.error(503, "api_error", "unavailable", "the model call could not be made; retry")
 
 const Lease = Schema.Struct({ host: Schema.String, harnessPid: Schema.Int, since: Schema.String })
 type Lease = typeof Lease.Type
@@ -84,6 +91,9 @@ export interface View {
   readonly egress: ReadonlyArray<{ host: string; port: number; allowed: boolean; detail: string }>
   readonly heartbeats: number
   readonly attempt: number
+  /** Model calls made through the harness and their cost (ADR 0062). */
+  readonly modelCalls: number
+  readonly costUsd: number
   readonly createdAt: string | null
   readonly createdBy: string | null
 }
@@ -103,6 +113,8 @@ const viewOf = (id: string, state: Decider.State, createdAt: string | null): Vie
   egress: state.egress,
   heartbeats: state.heartbeats,
   attempt: state.attempt,
+  modelCalls: state.modelCalls,
+  costUsd: state.costUsd,
   createdAt,
   createdBy: state.createdBy
 })
@@ -188,6 +200,8 @@ export class Spawner extends Context.Service<Spawner, {
       const secrets = yield* Secrets
       const audit = yield* Audit
       const receipts = yield* Receipts
+      const budgets = yield* Budgets
+      const models = yield* ModelProvider
       const run = yield* Actor.provider
       const kv = yield* Kv.open(leaseBucket)
 
@@ -332,6 +346,10 @@ export class Spawner extends Context.Service<Spawner, {
               LANTERN_WORKLOAD_ID: id,
               LANTERN_WORKLOAD_ATTEMPT: String(attempt),
               LANTERN_IDENTITY_TOKEN: minted.token,
+              // the model endpoint's socket (ADR 0062); the relay, when there is one, adds LANTERN_MODELS_URL too
+              ...(backend.socketsInside === undefined
+                ? {}
+                : { LANTERN_MODELS_SOCKET: join(backend.socketsInside(sockDir), "models.sock") }),
               ...(input === null ? {} : { LANTERN_INPUT: input })
             },
             dir,
@@ -542,6 +560,18 @@ export class Spawner extends Context.Service<Spawner, {
           m.respond(enc({ ok: true, stop: Decider.isFinished(outcome.success.loaded.state) && !ended }))
         }).pipe(Effect.catchCause((cause) => Effect.logWarning("a harness report was not journaled", cause)))
 
+      /** The workload's identity token checked against its identity: its own, for the harness, not expired. */
+      const authenticate = (tenant: string, id: string, token: unknown) =>
+        Effect.gen(function*() {
+          const identity = yield* identities.ensure(tenant, id)
+          const verdict = yield* Identity.check(String(token), identity, yield* Clock.currentTimeMillis, AUDIENCE)
+          if (!verdict.valid) return { _tag: "Refused", reason: `token: ${verdict.reason}` } as const
+          if (verdict.claims.sub !== Identity.subjectOf(tenant, id)) {
+            return { _tag: "Refused", reason: "token: another workload's" } as const
+          }
+          return { _tag: "Valid", verdict } as const
+        })
+
       // ---- secret vending: the token, the workload, the declaration, then the secret ----
       const onVend = (m: { subject: string; data: Uint8Array; respond: (d: Uint8Array) => boolean }) =>
         Effect.gen(function*() {
@@ -564,11 +594,9 @@ export class Spawner extends Context.Service<Spawner, {
           const declared = (state.spec?.spec.secrets ?? []).find((s) => s.envName === envName)
           if (state.status === "none" || Decider.isFinished(state)) return yield* refuse("the workload is not running")
           if (declared === undefined) return yield* refuse("the spec does not declare it")
-          const identity = yield* identities.ensure(who.tenant, who.id)
-          const verdict = yield* Identity.check(String(token), identity, yield* Clock.currentTimeMillis, AUDIENCE)
-          if (!verdict.valid) return yield* refuse(`token: ${verdict.reason}`)
-          if (verdict.claims.sub !== Identity.subjectOf(who.tenant, who.id))
-            return yield* refuse("token: another workload's")
+          const token_ = yield* authenticate(who.tenant, who.id, token)
+          if (token_._tag === "Refused") return yield* refuse(token_.reason)
+          const verdict = token_.verdict
           const value = yield* Effect.result(secrets.resolve(who.tenant, declared.secretRef, `workload:${who.id}`))
           if (value._tag === "Failure") return yield* refuse(`secret: ${value.failure._tag}`)
           const vended = yield* Effect.result(
@@ -598,6 +626,100 @@ export class Spawner extends Context.Service<Spawner, {
           )
         )
 
+      // ---- model calls (ADR 0062): the token, the workload, the budgets, then the router; journaled without content ----
+      const onModel = (m: { subject: string; data: Uint8Array; respond: (d: Uint8Array) => boolean }) =>
+        Effect.gen(function*() {
+          const who = parseSubject(m.subject, "lantern.spawner.model.")
+          if (who === null) return
+          const answer = (a: ModelCalls.Answer) => Effect.sync(() => m.respond(enc(a)))
+          const { token, body } = JSON.parse(new TextDecoder().decode(m.data)) as { token: unknown; body: unknown }
+          const refuse = (reason: string) =>
+            Effect.andThen(
+              Effect.logInfo(`workload ${who.id}: a model call was refused (${reason})`),
+              answer(ModelCalls.REFUSED)
+            )
+          const { state } = yield* load(who.tenant, who.id)
+          if (state.status === "none" || Decider.isFinished(state) || state.spec === null) {
+            return yield* refuse("the workload is not running")
+          }
+          const checked = yield* authenticate(who.tenant, who.id, token)
+          if (checked._tag === "Refused") return yield* refuse(checked.reason)
+          const callId = crypto.randomUUID()
+          const key = `${who.id}:model:${callId}`
+          const parsed = ModelCalls.parse(body, who.tenant, key)
+          if (parsed._tag === "Invalid") return yield* answer(parsed.answer)
+          const request = parsed.request
+          const agentName = state.spec.metadata.name
+          const started = yield* Clock.currentTimeMillis
+          // the spec's own cap first: what the workload has spent plus this call's worst case
+          const maxCost = state.spec.spec.limits.maxCostUsd
+          if (maxCost !== undefined) {
+            const quote = yield* models.quote(request)
+            if (state.costUsd + quote.worstCaseUsd > maxCost) {
+              return yield* answer(ModelCalls.error(
+                402,
+                "insufficient_quota",
+                "budget_exceeded",
+                `the workload's limits.maxCostUsd ($${maxCost}) leaves no room: $${state.costUsd} spent, this call may cost $${quote.worstCaseUsd}`
+              ))
+            }
+          }
+          // then the agent's and the tenant's budgets, exactly as a run's model step reserves them
+          const hold = yield* Effect.result(budgets.reserve({
+            tenant: who.tenant,
+            agentName,
+            runId: who.id,
+            reservationId: key,
+            quote: models.quote(request),
+            run: { costUsd: state.costUsd, tokens: state.tokensIn + state.tokensOut, toolCalls: 0 },
+            expiresAt: started + MODEL_CALL_TIMEOUT_MS + 60_000
+          }))
+          if (hold._tag === "Failure") {
+            const e = hold.failure
+            if (e._tag !== "BudgetExceeded") return yield* answer(MODEL_UNAVAILABLE)
+            return yield* answer(ModelCalls.error(402, "insufficient_quota", "budget_exceeded", e.refusal.reason))
+          }
+          const outcome = yield* Effect.result(
+            models.complete(request).pipe(Effect.timeout(Duration.millis(MODEL_CALL_TIMEOUT_MS)))
+          )
+          const used = outcome._tag === "Success"
+            ? { costUsd: outcome.success.costUsd, tokens: outcome.success.tokensIn + outcome.success.tokensOut }
+            : { costUsd: 0, tokens: 0 }
+          if (hold.success.scopes.length > 0) yield* budgets.settle(hold.success, used).pipe(Effect.ignore)
+          if (outcome._tag === "Failure") {
+            const e = outcome.failure
+            return yield* answer(ModelCalls.error(
+              e._tag === "ProviderError" && e.kind === "rate_limited" ? 429 : 502,
+              "api_error",
+              e._tag === "ProviderError" ? e.kind : "timeout",
+              e._tag === "ProviderError" ? e.message : `the model call took longer than ${MODEL_CALL_TIMEOUT_MS} ms`
+            ))
+          }
+          const response = outcome.success
+          const finished = yield* Clock.currentTimeMillis
+          yield* execute(who.tenant, who.id, {
+            _tag: "ModelCalled",
+            call: {
+              model: request.model,
+              chosen: response.route?.chosen ?? `${response.answer.provider}/${response.answer.model}`,
+              cached: response.route?.cached ?? false,
+              finishReason: response.answer.finishReason,
+              tokensIn: response.tokensIn,
+              tokensOut: response.tokensOut,
+              costUsd: response.costUsd,
+              durationMs: finished - started
+            }
+          }, key).pipe(Effect.ignore)
+          yield* answer(ModelCalls.completion(callId, Math.floor(finished / 1000), response))
+        }).pipe(
+          Effect.catchCause((cause) =>
+            Effect.andThen(
+              Effect.logWarning("a workload's model call failed", cause),
+              Effect.sync(() => m.respond(enc(MODEL_UNAVAILABLE)))
+            )
+          )
+        )
+
       const serve = (subject: string, handle: typeof onReport) =>
         Effect.gen(function*() {
           const sub = nc.subscribe(subject, { queue: "lantern-spawner" })
@@ -612,6 +734,7 @@ export class Spawner extends Context.Service<Spawner, {
         })
       yield* serve("lantern.spawner.report.>", onReport)
       yield* serve("lantern.spawner.vend.>", onVend)
+      yield* serve("lantern.spawner.model.>", onModel)
 
       // ---- liveness: the holder pings its harnesses; another host adopts or closes the workloads of a dead one ----
       const missed = new Map<string, number>()

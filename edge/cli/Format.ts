@@ -274,6 +274,8 @@ const summary = (event: Events.Event): string => {
       return `${event.stream}: ${inline(event.text, 70)}`
     case "WorkloadEgress":
       return `${event.allowed ? "allowed" : "refused"} ${event.host}:${event.port} (${event.detail})`
+    case "WorkloadModelCalled":
+      return `${event.model} → ${event.chosen}: ${event.tokensIn} in / ${event.tokensOut} out, $${event.costUsd}`
     case "WorkloadAdopted":
       return `by ${event.host} from ${event.from}`
     case "WorkloadRestarted":

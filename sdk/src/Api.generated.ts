@@ -3648,6 +3648,8 @@ export interface Operations {
         }>
         readonly heartbeats: number
         readonly attempt: number
+        readonly modelCalls: number
+        readonly costUsd: number
         readonly createdAt: string | null
         readonly createdBy: string | null
       }>
@@ -3719,6 +3721,8 @@ export interface Operations {
       }>
       readonly heartbeats: number
       readonly attempt: number
+      readonly modelCalls: number
+      readonly costUsd: number
       readonly createdAt: string | null
       readonly createdBy: string | null
     }
@@ -3756,6 +3760,8 @@ export interface Operations {
       }>
       readonly heartbeats: number
       readonly attempt: number
+      readonly modelCalls: number
+      readonly costUsd: number
       readonly createdAt: string | null
       readonly createdBy: string | null
     }
@@ -3831,6 +3837,8 @@ export interface Operations {
       }>
       readonly heartbeats: number
       readonly attempt: number
+      readonly modelCalls: number
+      readonly costUsd: number
       readonly createdAt: string | null
       readonly createdBy: string | null
     }
