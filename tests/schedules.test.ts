@@ -242,9 +242,16 @@ describe("schedules on a real stack", () => {
     expect(after.fires).toBe(2)
     // a manual fire leaves the slots: the next one is where it was
     expect(after.nextFireAt).toBe(fired.nextFireAt)
-    // and the ticks of the following seconds fire nothing more
-    await new Promise((r) => setTimeout(r, 1500))
+    // and the ticks that follow fire nothing more: a witness schedule, due at every tick, shows two ticks have passed
+    const witness = await call("POST", "/v1/schedules", { ...base, name: "witness", everySeconds: 1 })
+    expect(witness.status, witness.text).toBe(201)
+    await eventually(
+      async () => (await call("GET", `/v1/schedules/${witness.json.id}`)).json.fires >= 2,
+      60_000,
+      "two ticks after the manual fire"
+    )
     expect((await call("GET", `/v1/schedules/${id}`)).json.fires).toBe(2)
+    expect((await call("DELETE", `/v1/schedules/${witness.json.id}`)).status).toBe(204)
 
     const renamed = await call("PUT", `/v1/schedules/${id}`, {
       ...base,
