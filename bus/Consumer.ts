@@ -117,7 +117,8 @@ export const messages = (d: Durable, batch = 256): Stream.Stream<JsMsg, BusUnava
         Stream.ensuring(
           Effect.andThen(
             Fiber.interrupt(statusFiber),
-            Effect.promise(() => iter.close().then(() => undefined, () => undefined))
+            // stop, not close (bus/Ordered.ts `stop`): close() may wait for ever on a reader that ended early
+            Effect.sync(() => iter.stop())
           )
         )
       )

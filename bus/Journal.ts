@@ -302,7 +302,7 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
                 Stream.fromAsyncIterable(messages, unavailable(`follow ${subjectOf(address)}`)).pipe(
                   Stream.mapEffect((m) => Envelope.decode(m.subject, m.seq, m.string())),
                   Stream.tap((stored) => Effect.sync(() => (last = stored.seq))),
-                  Stream.ensuring(Effect.promise(() => messages.close().then(() => undefined, () => undefined)))
+                  Stream.ensuring(Effect.sync(() => Ordered.stop(messages)))
                 )
               )
             )

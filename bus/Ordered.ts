@@ -16,6 +16,19 @@ import { Nats, unavailable } from "./Nats.ts"
 /** How long one pull waits on the server: short, so a consumer lost with its server is noticed quickly. */
 export const PULL_EXPIRES_MS = 5_000
 
+/** What `stop` lets go of beside the consumer: the watch of the connection's status `consume` keeps. */
+const releases = new WeakMap<ConsumerMessages, () => void>()
+
+/**
+ * Stops what `consume` started, at once. Not `close()`: it resolves when the client's iterator reaches the stop it
+ * queues behind the messages it already pulled, and a reader that ended early (interrupted, or took what it
+ * wanted) may never get there: awaiting it hung the task index's shutdown for ever.
+ */
+export const stop = (messages: ConsumerMessages): void => {
+  messages.stop()
+  releases.get(messages)?.()
+}
+
 export const consume = async (
   nc: NatsConnection,
   stream: string,
@@ -35,7 +48,9 @@ export const consume = async (
     }
   })().catch(() => undefined)
   const statuses = nc.status()[Symbol.asyncIterator]()
-  void messages.closed().then(() => statuses.return?.(), () => statuses.return?.())
+  const release = () => void statuses.return?.()
+  releases.set(messages, release)
+  void messages.closed().then(release, release)
   void (async () => {
     for (let s = await statuses.next(); !s.done; s = await statuses.next()) {
       if (s.value.type === "reconnect") {
@@ -83,7 +98,7 @@ export const fromSeq = (
         catch: unavailable(`consume ${stream} for ${reader}`)
       })
       return Stream.fromAsyncIterable(messages, unavailable(`consume ${stream} for ${reader}`)).pipe(
-        Stream.ensuring(Effect.promise(() => messages.close().then(() => undefined, () => undefined)))
+        Stream.ensuring(Effect.sync(() => stop(messages)))
       )
     })
   )

@@ -57,7 +57,7 @@ export const watch = (
         ),
         Effect.ensuring(Effect.sync(() => {
           current = false
-          messages.stop()
+          Ordered.stop(messages)
         }))
       )
     })
