@@ -5,25 +5,8 @@ import type { Outcome, TaskEvent } from "../../schema/Task.ts"
 import { fold } from "../kernel/Decider.ts"
 import { given } from "../kernel/given.ts"
 import * as Decider from "./Decider.ts"
+import { submitted } from "./fixtures.ts"
 
-const submitted: TaskEvent = {
-  _tag: "TaskSubmitted",
-  taskId: "tsk_x",
-  kind: "k",
-  source: "s",
-  payload: null,
-  subject: null,
-  description: null,
-  priority: 5,
-  adapters: [{ type: "agent", agentName: "a" }],
-  maxAttempts: 2,
-  availableAt: 1_000,
-  dedupeKey: null,
-  retry: { baseSeconds: 10, maxSeconds: 100, jitter: 0 },
-  origin: {},
-  artifactRoot: "tasks/t/tsk_x",
-  at: 500
-}
 const claimed = (attempt: number, at = 2_000): TaskEvent => ({
   _tag: "TaskClaimed",
   attempt,

@@ -189,49 +189,75 @@ const closeWith = (
   at
 })
 
-/** A failure that spends an attempt: retried after the backoff, or blocked once the attempts are spent. */
-const spend = (
+/** Closes an attempt for good (no retry of its own): counted, with nothing to wait for. */
+const settle = (
+  c: { readonly attempt: number; readonly usage: Usage; readonly at: number },
+  closing: Closing,
+  status: TaskStatus,
+  outcome: Outcome | null,
+  reason: string | null,
+  retryAfterSeconds: number | null = null
+) =>
+  closeWith(
+    c.attempt,
+    { closing, status, availableAt: null, counted: true, outcome, reason, retryAfterSeconds },
+    c.usage,
+    c.at
+  )
+
+/**
+ * An attempt that spends one of the task's attempts and leaves it `then` (retrying or pending) at `availableAt`, or
+ * blocked once the attempts are spent.
+ */
+const spendOr = (
   state: State,
-  attempt: number,
+  c: { readonly attempt: number; readonly usage: Usage; readonly at: number },
   closing: Closing,
   reason: string,
   outcome: Outcome | null,
-  usage: Usage,
-  random: number,
-  at: number
+  then: { readonly status: TaskStatus; readonly availableAt: (spent: number) => number }
 ) => {
   const spent = state.spent + 1
-  const exhausted = spent >= state.maxAttempts
+  if (spent >= state.maxAttempts) {
+    return settle(c, closing, "blocked", outcome, `attempts exhausted (${spent} of ${state.maxAttempts}): ${reason}`)
+  }
   return closeWith(
-    attempt,
+    c.attempt,
     {
       closing,
-      status: exhausted ? "blocked" : "retryable_failure",
-      availableAt: exhausted ? null : at + backoffMs(state.submitted!.retry, spent, random),
+      status: then.status,
+      availableAt: then.availableAt(spent),
       counted: true,
       outcome,
-      reason: exhausted ? `attempts exhausted (${spent} of ${state.maxAttempts}): ${reason}` : reason,
+      reason,
       retryAfterSeconds: null
     },
-    usage,
-    at
+    c.usage,
+    c.at
   )
 }
+
+/** A failure that spends an attempt: retried after the backoff, or blocked once the attempts are spent. */
+const spend = (
+  state: State,
+  c: Extract<Command, { _tag: "Finish" }>,
+  closing: Closing,
+  reason: string,
+  outcome: Outcome | null
+) =>
+  spendOr(state, c, closing, reason, outcome, {
+    status: "retryable_failure",
+    availableAt: (spent) => c.at + backoffMs(state.submitted!.retry, spent, c.random)
+  })
+
+/** What the outcome says, for its reason: the operator's summary, or the machine status when that is empty. */
+const summaryOf = (o: Outcome) => o.operatorSummary === "" ? o.machineStatus : o.operatorSummary
 
 const finish = (state: State, c: Extract<Command, { _tag: "Finish" }>): TaskEvent => {
   const r = c.result
   switch (r._tag) {
     case "NoAdapter":
-      return spend(
-        state,
-        c.attempt,
-        "no_adapter",
-        `no adapter could run it: ${r.reason}`,
-        null,
-        c.usage,
-        c.random,
-        c.at
-      )
+      return spend(state, c, "no_adapter", `no adapter could run it: ${r.reason}`, null)
     case "Failed": {
       if (r.retryAfterSeconds !== null && r.retryable && state.hinted < c.hintCap) {
         return closeWith(
@@ -249,98 +275,22 @@ const finish = (state: State, c: Extract<Command, { _tag: "Finish" }>): TaskEven
           c.at
         )
       }
-      if (!r.retryable) {
-        return closeWith(
-          c.attempt,
-          {
-            closing: "failed",
-            status: "permanent_failure",
-            availableAt: null,
-            counted: true,
-            outcome: null,
-            reason: r.message,
-            retryAfterSeconds: r.retryAfterSeconds
-          },
-          c.usage,
-          c.at
-        )
-      }
-      return spend(state, c.attempt, "failed", r.message, null, c.usage, c.random, c.at)
+      if (!r.retryable) return settle(c, "failed", "permanent_failure", null, r.message, r.retryAfterSeconds)
+      return spend(state, c, "failed", r.message, null)
     }
     case "Reported": {
       const o = r.outcome
       switch (o.status) {
         case "completed":
           return r.issues.length > 0
-            ? closeWith(
-              c.attempt,
-              {
-                closing: "unverified",
-                status: "blocked",
-                availableAt: null,
-                counted: true,
-                outcome: o,
-                reason: `outcome_verification_failed: ${r.issues.join("; ")}`,
-                retryAfterSeconds: null
-              },
-              c.usage,
-              c.at
-            )
-            : closeWith(
-              c.attempt,
-              {
-                closing: "completed",
-                status: "completed",
-                availableAt: null,
-                counted: true,
-                outcome: o,
-                reason: null,
-                retryAfterSeconds: null
-              },
-              c.usage,
-              c.at
-            )
+            ? settle(c, "unverified", "blocked", o, `outcome_verification_failed: ${r.issues.join("; ")}`)
+            : settle(c, "completed", "completed", o, null)
         case "blocked":
-          return closeWith(
-            c.attempt,
-            {
-              closing: "blocked",
-              status: "blocked",
-              availableAt: null,
-              counted: true,
-              outcome: o,
-              reason: o.operatorSummary === "" ? o.machineStatus : o.operatorSummary,
-              retryAfterSeconds: null
-            },
-            c.usage,
-            c.at
-          )
+          return settle(c, "blocked", "blocked", o, summaryOf(o))
         case "failed":
-          return closeWith(
-            c.attempt,
-            {
-              closing: "failed",
-              status: "permanent_failure",
-              availableAt: null,
-              counted: true,
-              outcome: o,
-              reason: o.operatorSummary === "" ? o.machineStatus : o.operatorSummary,
-              retryAfterSeconds: null
-            },
-            c.usage,
-            c.at
-          )
+          return settle(c, "failed", "permanent_failure", o, summaryOf(o))
         case "needs_retry":
-          return spend(
-            state,
-            c.attempt,
-            "failed",
-            o.operatorSummary === "" ? o.machineStatus : o.operatorSummary,
-            o,
-            c.usage,
-            c.random,
-            c.at
-          )
+          return spend(state, c, "failed", summaryOf(o), o)
       }
     }
   }
@@ -418,25 +368,15 @@ export const decide = (command: Command, state: State) => {
 }
 
 /** A reclaimed attempt is spent (a task that kills its workers must not loop), and claimable again at once. */
-const reclaimed = (state: State, c: Extract<Command, { _tag: "Reclaim" }>): TaskEvent => {
-  const spent = state.spent + 1
-  const exhausted = spent >= state.maxAttempts
-  const reason = `its worker ${state.running!.worker} on host ${c.holder} is gone`
-  return closeWith(
-    c.attempt,
-    {
-      closing: "reclaimed",
-      status: exhausted ? "blocked" : "pending",
-      availableAt: exhausted ? null : c.at,
-      counted: true,
-      outcome: null,
-      reason: exhausted ? `attempts exhausted (${spent} of ${state.maxAttempts}): ${reason}` : reason,
-      retryAfterSeconds: null
-    },
-    NO_USAGE,
-    c.at
+const reclaimed = (state: State, c: Extract<Command, { _tag: "Reclaim" }>): TaskEvent =>
+  spendOr(
+    state,
+    { attempt: c.attempt, usage: NO_USAGE, at: c.at },
+    "reclaimed",
+    `its worker ${state.running!.worker} on host ${c.holder} is gone`,
+    null,
+    { status: "pending", availableAt: () => c.at }
   )
-}
 
 export const evolve = (state: State, e: TaskEvent): State => {
   switch (e._tag) {

@@ -2,9 +2,7 @@
 // grows (and from its own appends at once, so it reads its own writes), answers the TaskQueue port from it, and
 // offers workers the best claimable task; a claim is an append expecting the task's last sequence, so of several
 // workers on any number of hosts exactly one wins each attempt.
-import { createHash } from "node:crypto"
-import { resolve } from "node:path"
-import { Clock, Config, Context, Effect, Layer, PubSub, Schedule, Schema, Stream } from "effect"
+import { Clock, Context, Effect, Layer, PubSub, Schedule, Stream } from "effect"
 import { Journal } from "../../bus/Journal.ts"
 import { Nats } from "../../bus/Nats.ts"
 import * as Ordered from "../../bus/Ordered.ts"
@@ -12,10 +10,8 @@ import { TASKS } from "../../bus/Topology.ts"
 import * as Envelope from "../../schema/Envelope.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import {
-  type AdapterSpec,
+  DEFAULT_PRIORITY,
   type DispatchView,
-  type ResolvedRetry,
-  RetryPolicy,
   type TaskDetail,
   type TaskEvent,
   TaskConflict,
@@ -25,201 +21,22 @@ import {
   type TaskSubmission,
   type TaskView
 } from "../../schema/Task.ts"
-import { DEFAULT_PRIORITY } from "../../schema/Task.ts"
 import * as Actor from "../kernel/Actor.ts"
 import { fold } from "../kernel/Decider.ts"
 import { Ids } from "../kernel/Ids.ts"
 import * as Decider from "./Decider.ts"
+import { type Entry, Index, keyOf } from "./Index.ts"
 import { type TaskChange, TaskQueue, TaskRefused, type TaskSummary } from "./Queue.ts"
+import { DEFAULT_MAX_ATTEMPTS, idOfDedupeKey, resolveSubmission, type Settings, settingsConfig } from "./Submission.ts"
+import { artifactRootOf, summaryOf, viewOf } from "./Views.ts"
+
+export type { Entry } from "./Index.ts"
+export { keyOf } from "./Index.ts"
 
 const tasks = Actor.make(Decider.decider)
 const dispatches = Actor.make(Decider.dispatch)
 
 export const addressOf = (tenant: string, id: string): Envelope.ActorAddress => ({ type: "task", tenant, id })
-
-export const DEFAULT_MAX_ATTEMPTS = 3
-
-/** An entry of the index: a task as of the last event of its journal this host has folded. */
-export interface Entry {
-  readonly tenant: string
-  readonly id: string
-  readonly state: Decider.State
-  /** Stream sequence of its last folded event: what a claim expects. */
-  readonly seq: number
-  /** Stream sequence of its submission: FIFO within a priority and an availability instant. */
-  readonly order: number
-}
-
-export const keyOf = (tenant: string, id: string) => `${tenant}.${id}`
-
-/** A task's id from its dedupe key: the same key in the same tenant is the same journal, whichever host submits. */
-export const idOfDedupeKey = (tenant: string, dedupeKey: string) =>
-  `tsk_${createHash("sha256").update(`${tenant}\n${dedupeKey}`).digest("hex").slice(0, 26)}`
-
-const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/u
-
-export interface Settings {
-  readonly defaultRetry: ResolvedRetry
-  /** Per kind, over the default, under the task's own. */
-  readonly kindRetry: Readonly<Record<string, typeof RetryPolicy.Type>>
-  /** Rate-limit reschedules a task gets before a hinted failure spends an attempt. */
-  readonly hintCap: number
-  /** Where tasks' artifact roots live on this host. */
-  readonly home: string
-}
-
-const KindPolicies = Schema.fromJsonString(Schema.Record(Schema.String, RetryPolicy))
-
-export const settingsConfig = Config.all({
-  base: Config.Number("LANTERN_TASK_RETRY_BASE_SECONDS").pipe(Config.withDefault(5)),
-  max: Config.Number("LANTERN_TASK_RETRY_MAX_SECONDS").pipe(Config.withDefault(600)),
-  jitter: Config.Number("LANTERN_TASK_RETRY_JITTER").pipe(Config.withDefault(0.2)),
-  kinds: Config.String("LANTERN_TASK_RETRY_POLICIES").pipe(Config.withDefault("{}")),
-  hintCap: Config.Int("LANTERN_TASK_HINT_CAP").pipe(Config.withDefault(5)),
-  home: Config.String("LANTERN_HOME").pipe(Config.withDefault(".lantern"))
-}).pipe(
-  Config.map((c): Settings => ({
-    defaultRetry: { baseSeconds: c.base, maxSeconds: c.max, jitter: Math.min(1, Math.max(0, c.jitter)) },
-    kindRetry: (() => {
-      try {
-        return Schema.decodeUnknownSync(KindPolicies)(c.kinds)
-      } catch {
-        return {}
-      }
-    })(),
-    hintCap: c.hintCap,
-    home: resolve(c.home)
-  }))
-)
-
-const iso = (ms: number) => new Date(ms).toISOString()
-
-/** The relative artifact root journaled with a task; each host resolves it under its own LANTERN_HOME. */
-export const artifactRootOf = (tenant: string, id: string) => `tasks/${tenant}/${id}`
-
-export const viewOf = (e: Entry, home: string): TaskView => {
-  const s = e.state
-  const sub = s.submitted!
-  return {
-    id: e.id,
-    kind: sub.kind,
-    source: sub.source,
-    subject: sub.subject,
-    description: sub.description,
-    payload: sub.payload,
-    status: s.status,
-    priority: s.priority,
-    adapters: sub.adapters,
-    attemptsUsed: s.spent,
-    maxAttempts: s.maxAttempts,
-    hintedReschedules: s.hinted,
-    availableAt: iso(s.availableAt),
-    dedupeKey: sub.dedupeKey,
-    origin: sub.origin,
-    reason: s.reason,
-    outcome: s.outcome,
-    artifactRoot: resolve(home, sub.artifactRoot),
-    artifacts: s.artifacts,
-    costUsd: s.costUsd,
-    createdAt: iso(sub.at),
-    updatedAt: iso(s.updatedAt),
-    startedAt: s.startedAt === null ? null : iso(s.startedAt),
-    finishedAt: s.finishedAt === null ? null : iso(s.finishedAt),
-    attempts: s.attempts.map((a) => ({
-      attempt: a.attempt,
-      worker: a.worker,
-      holder: a.holder,
-      claimedAt: iso(a.claimedAt),
-      adapter: a.adapter,
-      probes: a.probes,
-      closing: a.closed?.closing ?? null,
-      closedAt: a.closed === null ? null : iso(a.closed.at),
-      counted: a.closed?.counted ?? false,
-      reason: a.closed?.reason ?? null,
-      outcome: a.closed?.outcome ?? null,
-      bundleHash: a.closed?.bundleHash ?? null,
-      retryAfterSeconds: a.closed?.retryAfterSeconds ?? null,
-      runId: a.closed?.runId ?? null,
-      workloadId: a.closed?.workloadId ?? null,
-      costUsd: a.closed?.costUsd ?? 0
-    }))
-  }
-}
-
-export const summaryOf = (e: Entry, home: string): TaskSummary => {
-  const s = e.state
-  const sub = s.submitted!
-  return {
-    id: e.id,
-    tenant: e.tenant,
-    kind: sub.kind,
-    source: sub.source,
-    status: s.status,
-    priority: s.priority,
-    attempts: s.spent,
-    origin: sub.origin as TaskOrigin,
-    outcome: s.outcome,
-    reason: s.reason,
-    artifactRoot: resolve(home, sub.artifactRoot),
-    artifacts: s.artifacts,
-    costUsd: s.costUsd,
-    createdAt: iso(sub.at),
-    updatedAt: iso(s.updatedAt),
-    finishedAt: s.finishedAt === null ? null : iso(s.finishedAt)
-  }
-}
-
-/** What `better(a, b)` orders by: higher priority first, then earlier availability, then earlier submission. */
-export const better = (a: Entry, b: Entry) =>
-  a.state.priority !== b.state.priority
-    ? a.state.priority > b.state.priority
-    : a.state.availableAt !== b.state.availableAt
-    ? a.state.availableAt < b.state.availableAt
-    : a.order < b.order
-
-/** Decodes the submission's scheduling fields; a refusal names the field. */
-export const resolveSubmission = (
-  submission: TaskSubmission,
-  now: number,
-  settings: Settings
-): { adapters: ReadonlyArray<AdapterSpec>; availableAt: number; retry: ResolvedRetry } => {
-  if (submission.availableAt !== undefined && submission.delayMinutes !== undefined) {
-    throw new TaskRefused("delayMinutes", "give availableAt or delayMinutes, not both")
-  }
-  let availableAt = now
-  if (submission.availableAt !== undefined) {
-    const t = Date.parse(submission.availableAt)
-    if (!ISO_WITH_ZONE.test(submission.availableAt) || Number.isNaN(t)) {
-      throw new TaskRefused(
-        "availableAt",
-        "Expected an ISO 8601 date and time with a zone, such as 2026-12-03T10:05:00Z"
-      )
-    }
-    availableAt = Math.max(0, t)
-  }
-  if (submission.delayMinutes !== undefined) availableAt = now + Math.round(submission.delayMinutes * 60_000)
-  if (submission.agentName !== undefined && submission.adapter !== undefined) {
-    throw new TaskRefused("agentName", "give agentName or adapter, not both")
-  }
-  const adapters: ReadonlyArray<AdapterSpec> = submission.agentName !== undefined
-    ? [{ type: "agent", agentName: submission.agentName }]
-    : submission.adapter === undefined
-    ? []
-    : Array.isArray(submission.adapter)
-    ? submission.adapter as ReadonlyArray<AdapterSpec>
-    : [submission.adapter as AdapterSpec]
-  if (adapters.length === 0) {
-    throw new TaskRefused("adapter", "give an adapter (or a chain of them), or agentName for an agent adapter")
-  }
-  const kind = settings.kindRetry[submission.kind] ?? {}
-  const own = submission.retry ?? {}
-  const retry: ResolvedRetry = {
-    baseSeconds: own.baseSeconds ?? kind.baseSeconds ?? settings.defaultRetry.baseSeconds,
-    maxSeconds: own.maxSeconds ?? kind.maxSeconds ?? settings.defaultRetry.maxSeconds,
-    jitter: own.jitter ?? kind.jitter ?? settings.defaultRetry.jitter
-  }
-  return { adapters, availableAt, retry }
-}
 
 export type WriteError = Actor.ExecuteError<Decider.Error>
 /** What an operator's write can fail with (a claim's refusal never reaches one). */
@@ -311,12 +128,8 @@ export class Tasks extends Context.Service<Tasks, {
       const nats = yield* Nats
       const provide = yield* Actor.provider
 
-      const index = new Map<string, Entry>()
-      /** Keys of claimable tasks (pending or retryable_failure), whatever their availableAt. */
-      const claimable = new Set<string>()
+      const index = new Index()
       const pausedTenants = new Map<string, Decider.DispatchState>()
-      /** Tasks a worker of this host is claiming now: two of its workers never race for one. */
-      const claiming = new Set<string>()
       const changes = yield* PubSub.unbounded<TaskChange>()
       const listeners = new Set<(c: TaskChange) => void>()
       let waiters: Array<() => void> = []
@@ -340,17 +153,11 @@ export class Tasks extends Context.Service<Tasks, {
 
       /** Puts a newer state of a task into the index (older ones are ignored) and tells whoever follows. */
       const put = (tenant: string, id: string, state: Decider.State, seq: number, order: number) => {
-        const key = keyOf(tenant, id)
-        const current = index.get(key)
-        if (current !== undefined && current.seq >= seq) return current
-        if (state.submitted === null) return current
-        const entry: Entry = { tenant, id, state, seq, order: current?.order ?? order }
-        index.set(key, entry)
-        if (Decider.isClaimable(state)) claimable.add(key)
-        else claimable.delete(key)
-        publish(current?.state.status ?? null, entry)
+        const changed = index.put(tenant, id, state, seq, order)
+        if (changed === null) return index.get(keyOf(tenant, id))
+        publish(changed.before?.state.status ?? null, changed.entry)
         notify()
-        return entry
+        return changed.entry
       }
 
       const apply = (stored: Envelope.Stored) => {
@@ -473,48 +280,46 @@ export class Tasks extends Context.Service<Tasks, {
       ) => [...index.values()].filter((e) => matches(e, tenant, filter)).sort((a, b) => b.order - a.order)
 
       const dispatchOf = (tenant: string) => pausedTenants.get(tenant) ?? Decider.dispatch.initialState
+      const paused = (tenant: string) => dispatchOf(tenant).paused
 
+      /**
+       * Takes the index's first claimable task and appends its claim expecting the task's last sequence folded here;
+       * a claim that loses (another worker's claim came first, or the index is behind its journal) passes to the next
+       * task. The tasks it lost stay out of this call's way and are offered again when it returns.
+       */
       const claimNext = (worker: string, holder: string) =>
-        Effect.gen(function*() {
-          const tried = new Set<string>()
-          for (;;) {
-            const at = yield* now
-            let best: Entry | null = null
-            for (const key of claimable) {
-              if (claiming.has(key) || tried.has(key)) continue
-              const e = index.get(key)!
-              if (e.state.availableAt > at || dispatchOf(e.tenant).paused) continue
-              if (best === null || better(e, best)) best = e
+        Effect.suspend(() => {
+          const taken: Array<Entry> = []
+          return Effect.gen(function*() {
+            for (;;) {
+              const at = yield* now
+              const best = index.take(at, paused)
+              if (best === null) return null
+              taken.push(best)
+              const attempt = best.state.attempts.length + 1
+              const won = yield* provide(tasks.executeOn(
+                {
+                  address: addressOf(best.tenant, best.id),
+                  state: best.state,
+                  seq: best.seq,
+                  events: 0,
+                  snapshotEvents: 0
+                },
+                { _tag: "Claim", attempt, worker, holder, at },
+                // the worker in the key: a losing claim is never mistaken for the winner's append
+                { idempotencyKey: `claim:${best.id}:${attempt}:${worker}:${holder}`, correlationId: best.id }
+              )).pipe(
+                Effect.map((o) =>
+                  put(best.tenant, best.id, o.loaded.state, o.loaded.seq, best.order) ??
+                    { ...best, state: o.loaded.state, seq: o.loaded.seq }
+                ),
+                Effect.catchCause((cause) => Effect.as(Effect.logDebug(`claim of ${best.id} lost`, cause), null))
+              )
+              if (won !== null && won.state.running?.worker === worker && won.state.running.attempt === attempt) {
+                return { entry: won, attempt } satisfies Claimed
+              }
             }
-            if (best === null) return null
-            const key = keyOf(best.tenant, best.id)
-            tried.add(key)
-            claiming.add(key)
-            const attempt = best.state.attempts.length + 1
-            const won = yield* provide(tasks.executeOn(
-              {
-                address: addressOf(best.tenant, best.id),
-                state: best.state,
-                seq: best.seq,
-                events: 0,
-                snapshotEvents: 0
-              },
-              { _tag: "Claim", attempt, worker, holder, at },
-              // the worker in the key: a losing claim is never mistaken for the winner's append
-              { idempotencyKey: `claim:${best.id}:${attempt}:${worker}:${holder}`, correlationId: best.id }
-            )).pipe(
-              Effect.map((o) => {
-                const first = o.stored[0]?.seq ?? o.loaded.seq
-                return put(best!.tenant, best!.id, o.loaded.state, o.loaded.seq, first) ??
-                  { ...best!, state: o.loaded.state, seq: o.loaded.seq }
-              }),
-              Effect.catchCause((cause) => Effect.as(Effect.logDebug(`claim of ${best!.id} lost`, cause), null)),
-              Effect.ensuring(Effect.sync(() => claiming.delete(key)))
-            )
-            if (won !== null && won.state.running?.worker === worker && won.state.running.attempt === attempt) {
-              return { entry: won, attempt } satisfies Claimed
-            }
-          }
+          }).pipe(Effect.ensuring(Effect.sync(() => taken.forEach((e) => index.release(e.tenant, e.id)))))
         })
 
       const queue: TaskQueue["Service"] = {
@@ -609,37 +414,13 @@ export class Tasks extends Context.Service<Tasks, {
             notify()
             return outcome.loaded.state
           }),
-        depth: (tenant) => {
-          const at = Date.now()
-          const depth: Record<string, number> = {}
-          for (let p = 0; p <= 9; p++) depth[String(p)] = 0
-          let delayed = 0
-          let running = 0
-          let blocked = 0
-          for (const e of index.values()) {
-            if (e.tenant !== tenant) continue
-            if (Decider.isClaimable(e.state)) {
-              if (e.state.availableAt > at) delayed++
-              else depth[String(e.state.priority)] = (depth[String(e.state.priority)] ?? 0) + 1
-            } else if (e.state.status === "running") running++
-            else if (e.state.status === "blocked") blocked++
-          }
-          return { depth, delayed, running, blocked }
-        },
+        depth: (tenant) => index.depth(tenant, Date.now()),
         claimNext,
         execute,
         entry: (tenant, id) => index.get(keyOf(tenant, id)),
-        running: () => [...index.values()].filter((e) => e.state.status === "running"),
-        nextAvailable: (now) => {
-          // only later instants of tenants not paused: a due task waits for a change (a claim, a resume), not a timer
-          let next: number | null = null
-          for (const key of claimable) {
-            const e = index.get(key)!
-            if (e.state.availableAt <= now || dispatchOf(e.tenant).paused) continue
-            if (next === null || e.state.availableAt < next) next = e.state.availableAt
-          }
-          return next
-        },
+        running: () => index.running(),
+        // only later instants of tenants not paused: a due task waits for a change (a claim, a resume), not a timer
+        nextAvailable: (now) => index.nextAvailable(now, paused),
         waitChange: (ms) =>
           Effect.callback<void>((resume) => {
             const done = () => {
