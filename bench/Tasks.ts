@@ -4,7 +4,7 @@
 // order; then the end-to-end latency of a task (submit → completed) at 1 and 16 in flight, beside the raw
 // JetStream publish-with-ack measured in the same run.
 import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { ConfigProvider, Effect, Layer } from "effect"
 import { Hosts } from "../bus/Hosts.ts"
@@ -15,6 +15,7 @@ import type { Adapter } from "../actors/task/Adapter.ts"
 import { Adapters, fromList } from "../actors/task/Adapters.ts"
 import { Artifacts } from "../actors/task/Artifacts.ts"
 import { Workers } from "../actors/task/Dispatch.ts"
+import { claimsBefore, type Entry } from "../actors/task/Index.ts"
 import { Tasks } from "../actors/task/Tasks.ts"
 import * as TaskWorker from "../actors/task/Worker.ts"
 import * as RawPublish from "./RawPublish.ts"
@@ -40,6 +41,8 @@ export interface Result {
   readonly raw: Stats.Summary
   /** Journal appends per task: submit, claim, adapter chosen, attempt closed. */
   readonly appendsPerTask: number
+  /** The machine's 1-minute load average as the section began and as it ended (it is shared). */
+  readonly load: readonly [number, number]
 }
 
 const progress = (text: string) => Effect.sync(() => process.stderr.write(`bench tasks: ${text}\n`))
@@ -57,6 +60,7 @@ const outcome = {
 export const run = (scale: number) =>
   Effect.gen(function*() {
     const backlog = Math.max(200, Math.round(BACKLOG * scale))
+    const loadBefore = loadavg()[0]!
     const home = mkdtempSync(join(tmpdir(), "lantern-bench-tasks-"))
     // the worker code reads its settings as `lantern serve` does: four workers, artifacts under a temporary home
     const settings = ConfigProvider.layerAdd(
@@ -64,8 +68,8 @@ export const run = (scale: number) =>
       { asPrimary: true }
     )
 
-    /** Per worker, the (priority, submission order) of each task it claimed, in claim order. */
-    const claims = new Map<string, Array<{ priority: number; order: number }>>()
+    /** Per worker, each task it claimed as the index held it at the claim, in claim order. */
+    const claims = new Map<string, Array<Entry>>()
     let tasksRef: Tasks["Service"] | null = null
     const instant: Adapter = {
       type: "script",
@@ -75,7 +79,7 @@ export const run = (scale: number) =>
           const entry = tasksRef?.entry(ctx.tenant, ctx.taskId)
           const worker = entry?.state.running?.worker ?? "?"
           const list = claims.get(worker) ?? []
-          list.push({ priority: entry?.state.priority ?? -1, order: entry?.order ?? -1 })
+          if (entry !== undefined) list.push(entry)
           claims.set(worker, list)
           return { outcome, seen: { taskId: ctx.taskId }, usage: { costUsd: 0, tokens: 0 }, ref: {} }
         })
@@ -125,7 +129,14 @@ export const run = (scale: number) =>
       yield* progress(`draining with ${WORKERS} workers`)
       const t0 = performance.now()
       yield* tasks.setDispatch(TENANT, false, null, "bench")
-      while (drained < backlog) yield* Effect.sleep("20 millis")
+      // bounded: a drain that stops moving for a minute fails the bench with where it stood, rather than hang it
+      for (let seen = drained, since = performance.now(); drained < backlog;) {
+        yield* Effect.sleep("20 millis")
+        if (drained !== seen) [seen, since] = [drained, performance.now()]
+        else if (performance.now() - since > 60_000) {
+          return yield* Effect.die(new Error(`the backlog stalled at ${drained} of ${backlog} tasks drained`))
+        }
+      }
       stopCounting()
       const backlogMs = lastDone - t0
 
@@ -150,7 +161,8 @@ export const run = (scale: number) =>
         for (let i = 1; i < list.length; i++) {
           const a = list[i - 1]!
           const b = list[i]!
-          if (b.priority > a.priority || (b.priority === a.priority && b.order < a.order)) orderViolations++
+          // all were claimable from the release on: a later claim must not come before an earlier one in claim order
+          if (claimsBefore(b, a)) orderViolations++
         }
       }
 
@@ -215,7 +227,8 @@ export const run = (scale: number) =>
         latency1,
         latency16,
         raw,
-        appendsPerTask: 4
+        appendsPerTask: 4,
+        load: [loadBefore, loadavg()[0]!]
       } satisfies Result
     }).pipe(Effect.provide(services))
   }).pipe(Effect.scoped)
@@ -224,7 +237,9 @@ const ms = (n: number) => `${n.toFixed(2)} ms`
 
 export const render = (r: Result): string =>
   [
-    `Operator queue: ${r.tasks} tasks of priorities 0-9 drained by ${r.workers} workers of one host (adapter completes at once; ${r.appendsPerTask} journal appends per task)`,
+    `Operator queue: ${r.tasks} tasks of priorities 0-9 drained by ${r.workers} workers of one host (adapter completes at once; ${r.appendsPerTask} journal appends per task; load average ${
+      r.load[0].toFixed(2)
+    } → ${r.load[1].toFixed(2)})`,
     table(["", "figure", "raw JetStream (same run)"], [
       [
         "claims/s (backlog drained)",
