@@ -287,8 +287,14 @@ export class Agents extends Context.Service<Agents, {
             .pipe(Effect.withSpan("Agents.update"))
         },
         get,
+        // the agent's journal also holds its experiments (ExperimentStarted, ExperimentConcluded): versions only
         versions: (tenant, name) =>
-          Effect.map(readAll(tenant, name), (stored) => stored.map((s) => versionResponse(name, s))),
+          Effect.map(
+            readAll(tenant, name),
+            (stored) =>
+              stored.filter((s) => s.event._tag === "AgentCreated" || s.event._tag === "AgentVersionPublished")
+                .map((s) => versionResponse(name, s))
+          ),
         version: (tenant, name, version) =>
           Effect.gen(function*() {
             const stored = yield* readAll(tenant, name)

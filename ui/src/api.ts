@@ -11,6 +11,7 @@ import type { RunStatus, RunView } from "../../schema/Run.ts"
 import type { SessionView } from "../../schema/Channel.ts"
 import type { BaselineView, EvalRunView, SuiteView } from "../../schema/Eval.ts"
 import type { ExperimentView } from "../../schema/Experiment.ts"
+import type { ForecastResponse } from "../../schema/Forecast.ts"
 import type { DispatchView, TaskDetail, TaskStatus, TaskView } from "../../schema/Task.ts"
 
 export class ApiError extends Error {
@@ -68,7 +69,8 @@ export interface WorkloadView {
 
 /** A client for `token`; `onUnauthorized` hears of a 401 (an expired or revoked key), so the page can sign out. */
 export const makeClient = (token: string, onUnauthorized: () => void = () => {}) => {
-  const call = async (path: string, init: RequestInit = {}): Promise<Response> => {
+  /** `accept`: error statuses whose body is an answer all the same (a forecast's 402). */
+  const call = async (path: string, init: RequestInit = {}, accept: ReadonlyArray<number> = []): Promise<Response> => {
     let res: Response
     try {
       res = await fetch(path, {
@@ -81,7 +83,7 @@ export const makeClient = (token: string, onUnauthorized: () => void = () => {})
     } catch (e) {
       throw new ApiError(0, "unreachable", `the server did not answer: ${e instanceof Error ? e.message : String(e)}`)
     }
-    if (res.ok) return res
+    if (res.ok || accept.includes(res.status)) return res
     if (res.status === 401) onUnauthorized()
     const body = await res.json().catch(() => null) as { error?: { code?: string; message?: string } } | null
     throw new ApiError(res.status, body?.error?.code ?? `http_${res.status}`, body?.error?.message ?? res.statusText)
@@ -110,6 +112,10 @@ export const makeClient = (token: string, onUnauthorized: () => void = () => {})
     listAgents: () => json<{ items: ReadonlyArray<AgentView> }>("/v1/agents"),
     versions: (name: string) => json<{ items: ReadonlyArray<AgentVersionView> }>(`/v1/agents/${id(name)}/versions`),
     startRun: (agentName: string, input: unknown) => post<RunView>("/v1/runs", { agentName, input }),
+    /** What a run of this input would probably cost; a forecast that would break a hard cap (402) is answered too. */
+    forecast: async (agentName: string, input: unknown) =>
+      (await call("/v1/runs/forecast", { method: "POST", body: JSON.stringify({ agentName, input }) }, [402]))
+        .json() as Promise<ForecastResponse>,
     usage: (name: string, days: number) => json<UsageResponse>(`/v1/agents/${id(name)}/usage?days=${days}`),
     agentBudget: (name: string) => json<BudgetResponse>(`/v1/agents/${id(name)}/budget`),
     tenantBudget: () => json<BudgetResponse>("/v1/budget"),
