@@ -1,11 +1,15 @@
 // The Kubernetes backend's driver (ADR 0046), run by the harness in place of a local sandbox: it creates the workload's
 // Job (a RuntimeClass per tier, restricted pod security, no service-account token, limits, a deadline) and a
 // default-deny NetworkPolicy owned by the Job, follows the pod's log to stdout, and exits with the container's exit
-// code; SIGTERM deletes the Job (and with it the pod and the policy). It talks to the API server only, with
-// @kubernetes/client-node. Usage: node harness/kube.ts <driver.json>
+// code; SIGTERM deletes the Job (and with it the pod, the policy and the secret). It talks to the API server only,
+// with @kubernetes/client-node. Declared secrets (ADR 0065) are vended from the harness's vendor with the workload's
+// identity token before anything is created (a refusal creates nothing, exit 126) and put in a Secret named as the
+// Job and owned by it, which the pod's environment references; the kubelet starts the container once it exists.
+// Usage: node harness/kube.ts <driver.json>
 import { readFileSync, rmSync } from "node:fs"
 import { Writable } from "node:stream"
 import * as k8s from "@kubernetes/client-node"
+import { vendAll } from "./Vend.ts"
 
 export interface DriverConfig {
   readonly server: string
@@ -15,6 +19,8 @@ export interface DriverConfig {
   readonly namespace: string
   readonly job: k8s.V1Job
   readonly networkPolicy: k8s.V1NetworkPolicy
+  /** The harness's secret vendor and the declared secrets' environment names. */
+  readonly secrets?: { readonly socket: string; readonly names: ReadonlyArray<string> }
 }
 
 const path = process.argv[2]
@@ -65,25 +71,45 @@ const exitCodeOf = (pod: k8s.V1Pod): number | null => {
   return state?.terminated?.exitCode ?? null
 }
 
+/** Refused by the vendor: nothing was created, and the workload ends as the relay's would (126). */
+class Refused extends Error {}
+
 const main = async () => {
+  const names = config.secrets?.names ?? []
+  const vended = names.length === 0
+    ? []
+    : await vendAll(config.secrets!.socket, names, process.env["LANTERN_IDENTITY_TOKEN"] ?? "").catch((e: unknown) => {
+      throw new Refused(e instanceof Error ? e.message : String(e))
+    })
   const job = await batch.createNamespacedJob({ namespace, body: config.job })
-  // the policy belongs to the Job: deleting the Job (or its TTL) removes it too
+  // the policy and the secret belong to the Job: deleting the Job (or its TTL) removes them too; the secret comes last,
+  // so a pod that needs it starts only once the policy exists
+  const owned = {
+    ownerReferences: [{
+      apiVersion: "batch/v1",
+      kind: "Job",
+      name,
+      uid: job.metadata?.uid ?? "",
+      blockOwnerDeletion: true
+    }]
+  }
   await networking.createNamespacedNetworkPolicy({
     namespace,
-    body: {
-      ...config.networkPolicy,
-      metadata: {
-        ...config.networkPolicy.metadata,
-        ownerReferences: [{
-          apiVersion: "batch/v1",
-          kind: "Job",
-          name,
-          uid: job.metadata?.uid ?? "",
-          blockOwnerDeletion: true
-        }]
-      }
-    }
+    body: { ...config.networkPolicy, metadata: { ...config.networkPolicy.metadata, ...owned } }
   })
+  if (vended.length > 0) {
+    await core.createNamespacedSecret({
+      namespace,
+      body: {
+        apiVersion: "v1",
+        kind: "Secret",
+        type: "Opaque",
+        immutable: true,
+        metadata: { name, labels: config.job.metadata!.labels!, ...owned },
+        data: Object.fromEntries(vended.map(([k, v]) => [k, Buffer.from(v, "utf8").toString("base64")]))
+      }
+    })
+  }
   // the pod, once scheduled and started (or already finished)
   let pod: k8s.V1Pod | undefined
   for (;;) {
@@ -119,6 +145,7 @@ main().then(
   (code) => process.exit(code),
   async (e: unknown) => {
     say(e instanceof Error ? e.message : String(e))
+    if (e instanceof Refused) process.exit(126)
     await remove()
     process.exit(125)
   }

@@ -11,8 +11,8 @@
 // Usage: node harness/vm.ts [--secrets <secrets.sock> <ENV,...> <dir>] <qemu> <args…>
 import { spawn } from "node:child_process"
 import { readFileSync, rmSync, writeFileSync } from "node:fs"
-import { request } from "node:http"
 import { join } from "node:path"
+import { vendAll } from "./Vend.ts"
 
 /** A newc cpio archive of regular files and folders, as the kernel unpacks an initramfs segment. */
 const cpio = (entries: ReadonlyArray<{ name: string; mode: number; data?: Buffer }>): Buffer => {
@@ -45,25 +45,6 @@ const withSecrets = (image: Buffer, secrets: ReadonlyArray<readonly [string, str
   ])
 }
 
-/** A declared secret from the harness's vendor, with the identity token; a refusal is an error. */
-const vend = (socketPath: string, name: string, token: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath, path: `/v1/secrets/${encodeURIComponent(name)}`, headers: { authorization: `Bearer ${token}` } },
-      (res) => {
-        const chunks: Array<Buffer> = []
-        res.on("data", (c: Buffer) => chunks.push(c))
-        res.on("end", () => {
-          const body = Buffer.concat(chunks).toString("utf8")
-          if (res.statusCode === 200) resolve(body)
-          else reject(new Error(`secret ${name} was not vended (${res.statusCode}): ${body.trim()}`))
-        })
-      }
-    )
-    req.on("error", reject)
-    req.end()
-  })
-
 const main = async () => {
   let argv = process.argv.slice(2)
   let secretsFile: string | null = null
@@ -72,8 +53,7 @@ const main = async () => {
     if (socket === undefined || names === undefined || dir === undefined) throw new Error("--secrets needs 3 values")
     argv = rest
     const token = process.env["LANTERN_IDENTITY_TOKEN"] ?? ""
-    const secrets: Array<readonly [string, string]> = []
-    for (const name of names.split(",").filter((n) => n !== "")) secrets.push([name, await vend(socket, name, token)])
+    const secrets = await vendAll(socket, names.split(",").filter((n) => n !== ""), token)
     const at = argv.indexOf("-initrd")
     if (at < 0 || argv[at + 1] === undefined) throw new Error("no -initrd to add the secrets to")
     secretsFile = join(dir, "initrd-secrets")

@@ -4,7 +4,9 @@
 // exit code passed back, SIGTERM deleting the Job, fail-closed refusals, and a `hostile` workload placed on it from the
 // API end to end.
 import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { createHash } from "node:crypto"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { createServer, type Server } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Exit } from "effect"
@@ -170,12 +172,11 @@ describe("the kubernetes backend", () => {
     expect(fake.jobs.has(`sandboxes/${Kubernetes.jobName(p.workloadId)}`)).toBe(false)
   })
 
-  it("refuses, before anything is created, a tier without its RuntimeClass, secrets, and named egress hosts", async () => {
+  it("refuses, before anything is created, a tier without its RuntimeClass and named egress hosts", async () => {
     const before = fake.requests.length
     for (
       const spec of [
         specOf({ isolation: "hostile" }),
-        specOf({ secrets: [{ envName: "T", secretRef: "lantern.secret://t" }] }),
         specOf({ egressRules: [{ host: "api.example.com" }] })
       ]
     ) {
@@ -184,6 +185,82 @@ describe("the kubernetes backend", () => {
       expect(String(exit)).toContain("IsolationUnavailable")
     }
     expect(fake.requests.length).toBe(before)
+  })
+})
+
+describe("secrets on kubernetes", () => {
+  let vendor: Server
+  const asked: Array<string> = []
+  beforeAll(async () => {
+    // the harness's secret vendor, on the socket the driver is pointed at (the workload's sockDir)
+    vendor = createServer((req, res) => {
+      asked.push(`${req.headers.authorization} ${req.url}`)
+      if (req.headers.authorization === "Bearer good-token" && req.url === "/v1/secrets/API_KEY") {
+        res.writeHead(200).end("k8s-vended 'value'")
+      } else res.writeHead(403).end("refused")
+    })
+    await new Promise<void>((r) => vendor.listen(join(dir, "secrets.sock"), r))
+  })
+  afterAll(() => vendor.close())
+
+  const declared = specOf({
+    command: [
+      process.execPath,
+      "-e",
+      "console.log('key ' + require('node:crypto').createHash('sha256').update(process.env.API_KEY).digest('hex')); process.exit(3)"
+    ],
+    secrets: [{ envName: "API_KEY", secretRef: "lantern.secret://api-key" }]
+  })
+  const drive = (argv: ReadonlyArray<string>, token: string) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, LANTERN_IDENTITY_TOKEN: token }
+    })
+    let out = ""
+    let err = ""
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()))
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()))
+    return { closed: new Promise<number | null>((r) => child.on("close", (c) => r(c))), out: () => out, err: () => err }
+  }
+
+  it("vends them with the identity token, puts them in a Secret owned by the Job, and the pod reads them", async () => {
+    const backend = Kubernetes.kubernetesBackend(settings())
+    await Effect.runPromise(backend.probe)
+    const p = paths()
+    const name = Kubernetes.jobName(p.workloadId)
+    const argv = await Effect.runPromise(backend.argv(declared, p))
+    // the driver's file holds the API token, never a secret's value
+    expect(readFileSync(argv[2]!, "utf8")).not.toContain("k8s-vended")
+    const from = fake.requests.length
+    const driver = drive(argv, "good-token")
+    expect(await driver.closed, driver.err()).toBe(3)
+    expect(driver.out()).toContain(`key ${createHash("sha256").update("k8s-vended 'value'").digest("hex")}`)
+    expect(asked).toContain("Bearer good-token /v1/secrets/API_KEY")
+    const made = fake.requests.slice(from).filter((r) => r.method === "POST").map((r) => r.path.split("/").pop())
+    // the policy before the secret: a pod that needs the secret starts only once it is fenced
+    expect(made).toEqual(["jobs", "networkpolicies", "secrets"])
+    const job = fake.jobs.get(`sandboxes/${name}`)
+    expect(job.spec.template.spec.containers[0].env).toContainEqual({
+      name: "API_KEY",
+      valueFrom: { secretKeyRef: { name, key: "API_KEY" } }
+    })
+    // the value is in the Secret only (base64, as the API stores it), which the Job owns
+    expect(JSON.stringify(job)).not.toContain("k8s-vended")
+    const secret = fake.secrets.get(`sandboxes/${name}`)
+    expect(Buffer.from(secret.data.API_KEY, "base64").toString()).toBe("k8s-vended 'value'")
+    expect(secret.metadata.ownerReferences[0]).toMatchObject({ kind: "Job", name, uid: job.metadata.uid })
+    expect(secret.immutable).toBe(true)
+  })
+
+  it("creates nothing when the vendor refuses (exit 126)", async () => {
+    const backend = Kubernetes.kubernetesBackend(settings())
+    await Effect.runPromise(backend.probe)
+    const argv = await Effect.runPromise(backend.argv(declared, paths()))
+    const from = fake.requests.length
+    const driver = drive(argv, "stolen-token")
+    expect(await driver.closed).toBe(126)
+    expect(driver.err()).toContain("secret API_KEY was not vended (403)")
+    expect(fake.requests.slice(from).filter((r) => r.method === "POST")).toEqual([])
   })
 })
 
@@ -216,8 +293,19 @@ describe("a hostile workload from the API", () => {
   it("is placed on kubernetes with the Kata RuntimeClass, its output journaled and its exit code kept", async () => {
     onTestFailed(() => console.error(stack.output()))
     const call = api(stack)
+    expect((await call("POST", "/v1/secrets", { name: "k8s-key", value: "k8s-stack-secret-41" })).status).toBe(201)
     const r = await call("POST", "/v1/workloads", {
-      ...specOf({ isolation: "hostile", network: "none", egressRules: [] }),
+      ...specOf({
+        isolation: "hostile",
+        network: "none",
+        egressRules: [],
+        command: [
+          process.execPath,
+          "-e",
+          "console.log('from the pod ' + process.env.LANTERN_INPUT + ', key length ' + process.env.K8S_KEY.length); process.exit(3)"
+        ],
+        secrets: [{ envName: "K8S_KEY", secretRef: "lantern.secret://k8s-key" }]
+      }),
       metadata: { name: "hostile-k8s" },
       input: "via the API"
     })
@@ -235,8 +323,9 @@ describe("a hostile workload from the API", () => {
     expect(done.exitCode).toBe(3)
     const events = (await call("GET", `/v1/workloads/${r.json.id}/events`)).json.items
     expect(events.filter((e: any) => e.type === "WorkloadOutput").map((e: any) => e.payload.text).join("")).toContain(
-      "from the pod via the API"
+      "from the pod via the API, key length 19"
     )
+    expect(done.secretsVended).toEqual(["K8S_KEY"])
     const job = fake.jobs.get(`sandboxes/${Kubernetes.jobName(r.json.id)}`)
     expect(job.spec.template.spec.runtimeClassName).toBe("kata")
   }, 120_000)

@@ -25,6 +25,7 @@ const SOURCES = [
   "harness/kube.ts",
   "harness/vm.ts",
   "harness/Egress.ts",
+  "harness/Vend.ts",
   "schema/Addresses.ts"
 ]
 

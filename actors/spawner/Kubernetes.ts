@@ -101,10 +101,15 @@ export const jobOf = (
 ): k8s.V1Job => {
   const labels = LABELS(options.tenant, options.workloadId)
   const limits = { cpu: String(spec.spec.limits.vcpu), memory: `${spec.spec.limits.memoryMb}Mi` }
-  const env = [
+  const env: Array<k8s.V1EnvVar> = [
     ...Object.entries(spec.spec.env ?? {}).map(([name, value]) => ({ name, value })),
     { name: "LANTERN_WORKLOAD_ID", value: options.workloadId },
-    ...(options.input === null ? [] : [{ name: "LANTERN_INPUT", value: options.input }])
+    ...(options.input === null ? [] : [{ name: "LANTERN_INPUT", value: options.input }]),
+    // declared secrets: from the Secret the driver makes with the vended values, owned by the Job (ADR 0065)
+    ...(spec.spec.secrets ?? []).map((s) => ({
+      name: s.envName,
+      valueFrom: { secretKeyRef: { name: jobName(options.workloadId), key: s.envName } }
+    }))
   ]
   return {
     apiVersion: "batch/v1",
@@ -204,12 +209,6 @@ export const kubernetesBackend = (settings: Settings): Backend => {
     argv(spec, paths: Paths) {
       const tier = spec.spec.isolation
       if (!verified.has(tier)) return refuse(tier, "the kubernetes backend has no RuntimeClass for it")
-      if ((spec.spec.secrets ?? []).length > 0) {
-        return refuse(
-          tier,
-          "the kubernetes backend cannot vend secrets to a pod yet: declare none, or use a local backend"
-        )
-      }
       const named = (spec.spec.network === "allowlist" ? spec.spec.egressRules ?? [] : []).filter((r) =>
         isIP(r.host.replace(/^\[|\]$/g, "")) === 0
       )
@@ -238,7 +237,12 @@ export const kubernetesBackend = (settings: Settings): Backend => {
           image: settings.image,
           input: paths.input ?? null
         }),
-        networkPolicy: networkPolicyOf(spec, paths.workloadId, paths.tenant)
+        networkPolicy: networkPolicyOf(spec, paths.workloadId, paths.tenant),
+        // the driver vends these with the workload's identity token and puts them in the Job's Secret
+        secrets: {
+          socket: join(paths.sockDir, "secrets.sock"),
+          names: (spec.spec.secrets ?? []).map((s) => s.envName)
+        }
       }
       return Effect.sync(() => {
         writeFileSync(file, JSON.stringify(driver), { mode: 0o600 })

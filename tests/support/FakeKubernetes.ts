@@ -1,7 +1,8 @@
 // A local stand-in for the Kubernetes API server, speaking its wire format for the calls the spawner's kubernetes
-// backend makes (RuntimeClass reads, Job and NetworkPolicy creation, pod listing, status and log following, Job
+// backend makes (RuntimeClass reads, Job, NetworkPolicy and Secret creation, pod listing, status and log following, Job
 // deletion), recording every request. A created Job's container is run here as a local process (its command, args
-// and env), so its log and exit code are real; deleting the Job kills it.
+// and env), so its log and exit code are real; as a kubelet does, it starts only once every Secret its environment
+// references exists (values from `data`, base64); deleting the Job kills it and collects the Secrets it owns.
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
@@ -31,6 +32,8 @@ export interface FakeKubernetes {
   /** RuntimeClasses the server has; others answer 404. */
   readonly runtimeClasses: Set<string>
   readonly jobs: ReadonlyMap<string, any>
+  /** Secrets by `namespace/name`, as created. */
+  readonly secrets: ReadonlyMap<string, any>
   readonly close: () => Promise<void>
 }
 
@@ -66,6 +69,7 @@ export const start = async (options: { readonly runtimeClasses: ReadonlyArray<st
   const runtimeClasses = new Set(options.runtimeClasses)
   const jobs = new Map<string, any>()
   const pods = new Map<string, Pod>()
+  const secrets = new Map<string, any>()
 
   const podView = (p: Pod) => ({
     apiVersion: "v1",
@@ -86,9 +90,30 @@ export const start = async (options: { readonly runtimeClasses: ReadonlyArray<st
     }
   })
 
+  /** The container's environment, or null while a Secret (or a key of one) it references does not exist. */
+  const envOf = (namespace: string, container: any): Record<string, string> | null => {
+    const env: Record<string, string> = {}
+    for (const e of container.env ?? []) {
+      const ref = e.valueFrom?.secretKeyRef
+      if (ref === undefined) {
+        env[e.name] = e.value
+        continue
+      }
+      const data = secrets.get(`${namespace}/${ref.name}`)?.data?.[ref.key]
+      if (data === undefined) return null
+      env[e.name] = Buffer.from(data, "base64").toString("utf8")
+    }
+    return env
+  }
+
   const runPod = (namespace: string, job: any) => {
     const container = job.spec.template.spec.containers[0]
-    const env = Object.fromEntries((container.env ?? []).map((e: any) => [e.name, e.value]))
+    const env = envOf(namespace, container)
+    if (env === null) {
+      // CreateContainerConfigError: the kubelet tries again, until the Job is gone
+      if (jobs.get(`${namespace}/${job.metadata.name}`) === job) setTimeout(() => runPod(namespace, job), 20)
+      return
+    }
     const child = spawn(container.command[0], [...container.command.slice(1), ...(container.args ?? [])], {
       env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env },
       stdio: ["ignore", "pipe", "pipe"]
@@ -153,6 +178,13 @@ export const start = async (options: { readonly runtimeClasses: ReadonlyArray<st
     ) {
       return json(res, 201, { ...body, metadata: { ...body.metadata, namespace: m[1], uid: randomUUID() } })
     }
+    if (req.method === "POST" && (m = /^\/api\/v1\/namespaces\/([^/]+)\/secrets$/.exec(p))) {
+      const key = `${m[1]}/${body.metadata.name}`
+      if (secrets.has(key)) return status(res, 409, "AlreadyExists", `secrets "${body.metadata.name}" already exists`)
+      const secret = { ...body, metadata: { ...body.metadata, namespace: m[1], uid: randomUUID() } }
+      secrets.set(key, secret)
+      return json(res, 201, secret)
+    }
     if (req.method === "GET" && (m = /^\/apis\/batch\/v1\/namespaces\/([^/]+)\/jobs\/([^/]+)\/status$/.exec(p))) {
       const job = jobs.get(`${m[1]}/${m[2]}`)
       return job === undefined ? status(res, 404, "NotFound", `jobs.batch "${m[2]}" not found`) : json(res, 200, job)
@@ -160,8 +192,13 @@ export const start = async (options: { readonly runtimeClasses: ReadonlyArray<st
     if (req.method === "DELETE" && (m = /^\/apis\/batch\/v1\/namespaces\/([^/]+)\/jobs\/([^/]+)$/.exec(p))) {
       const key = `${m[1]}/${m[2]}`
       if (!jobs.has(key)) return status(res, 404, "NotFound", `jobs.batch "${m[2]}" not found`)
+      const uid = jobs.get(key).metadata.uid
       jobs.delete(key)
       for (const pod of pods.values()) if (pod.job === m[2] && pod.exitCode === null) pod.child.kill("SIGKILL")
+      // the garbage collector: what the Job owns goes with it
+      for (const [k, secret] of secrets) {
+        if ((secret.metadata.ownerReferences ?? []).some((o: any) => o.uid === uid)) secrets.delete(k)
+      }
       return json(res, 200, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success" })
     }
     if (req.method === "GET" && (m = /^\/api\/v1\/namespaces\/([^/]+)\/pods$/.exec(p))) {
@@ -194,6 +231,7 @@ export const start = async (options: { readonly runtimeClasses: ReadonlyArray<st
     requests,
     runtimeClasses,
     jobs,
+    secrets,
     close: async () => {
       for (const pod of pods.values()) if (pod.exitCode === null) pod.child.kill("SIGKILL")
       server.closeAllConnections()
