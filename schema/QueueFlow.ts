@@ -32,7 +32,7 @@ export const PhaseRunner = Schema.Struct({
 })
 export type PhaseRunner = typeof PhaseRunner.Type
 
-export const PHASE_NAMES = ["plan", "execute", "verify", "open", "review", "merge"] as const
+export const PHASE_NAMES = ["plan", "execute", "verify", "open", "review", "revise", "merge"] as const
 export const PhaseName = Schema.Literals(PHASE_NAMES)
 export type PhaseName = typeof PhaseName.Type
 

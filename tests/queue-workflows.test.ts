@@ -18,7 +18,7 @@ let call: ReturnType<typeof api>
 
 /**
  * A phase: writes the artifact the workflow asks for under the task's artifact root and reports it. Verify says
- * `continue` until iteration `context.iterations`, then `done`; review says `context.review`. Execute reports `blocked` while the file
+ * `continue` until iteration `context.iterations`, then `done`; review n says `context.reviews[n-1]`, or `context.review`. Execute reports `blocked` while the file
  * `context.blockUntil` (when given) does not exist, and waits (a minute at most) for `context.waitFor` to exist.
  */
 const PHASE = `
@@ -39,7 +39,7 @@ const file = path.join(process.env.TASK_ARTIFACT_ROOT, p.artifactPath);
 fs.mkdirSync(path.dirname(file), { recursive: true });
 fs.writeFileSync(file, "# " + p.phase + " " + p.iteration + " of " + p.instanceKey + "\\n");
 const machineStatus = p.phase === "verify" ? (p.iteration < ctx.iterations ? "continue" : "done")
-  : p.phase === "review" ? ctx.review : "ok";
+  : p.phase === "review" ? (ctx.reviews ? ctx.reviews[p.iteration - 1] : ctx.review) : "ok";
 console.log(JSON.stringify({ status: "completed", operatorSummary: "wrote " + p.artifactPath, machineStatus,
   fileChanges: [{ path: p.artifactPath, change: "created" }], artifactPaths: [p.artifactPath],
   followUpTasks: [], externalMessages: [] }));
@@ -202,17 +202,18 @@ describe("queue workflows", () => {
     expect(done.phases[1].taskId).toBe(stalled.currentTaskId)
   })
 
-  it("a pr-lifecycle goes opened → reviewed → merged, or closed on a rejecting review", async () => {
+  it("a pr-lifecycle goes opened → reviewed → merged, or closed on a rejecting review, or revised on requested changes", async () => {
     onTestFailed(() => console.error(stack.output()))
-    const start = (instanceKey: string, review: string) =>
+    const start = (instanceKey: string, review: string | ReadonlyArray<string>) =>
       call("POST", "/v1/queue-workflows", {
         template: "pr-lifecycle",
         instanceKey,
-        context: { review },
+        context: typeof review === "string" ? { review } : { reviews: review },
         task: { adapter: SCRIPT }
       })
     const merged = await start("https://example.com/acme/app/pull/7", "approved")
     const closed = await start("https://example.com/acme/app/pull/8", "rejected")
+    const revised = await start("https://example.com/acme/app/pull/9", ["changes_requested", "approved"])
     expect(merged.status).toBe(201)
     expect(merged.json).toMatchObject({ phase: "open", stage: "opening" })
     const end = (id: string) =>
@@ -239,8 +240,21 @@ describe("queue workflows", () => {
     const c = await end(closed.json.id)
     expect(c).toMatchObject({ status: "complete", result: "closed", stage: "closed" })
     expect(c.phases.map((p: any) => p.phase)).toEqual(["open", "review"])
+    const r = await end(revised.json.id)
+    expect(r).toMatchObject({ status: "complete", result: "merged" })
+    expect(r.phases.map((p: any) => [p.phase, p.iteration, p.machineStatus])).toEqual([
+      ["open", 1, "ok"],
+      ["review", 1, "changes_requested"],
+      ["revise", 1, "ok"],
+      ["review", 2, "approved"],
+      ["merge", 1, "ok"]
+    ])
+    // a new task for each of them
+    expect(new Set(r.phases.map((p: any) => p.taskId)).size).toBe(5)
+    expect(r.artifactPaths).toContain("reports/https-example.com-acme-app-pull-9-revise-1.md")
+    expect(r.artifactPaths).toContain("reports/https-example.com-acme-app-pull-9-review-2.md")
     const listed = (await call("GET", "/v1/queue-workflows?template=pr-lifecycle")).json.items
-    expect(listed.map((f: any) => f.id).sort()).toEqual([merged.json.id, closed.json.id].sort())
+    expect(listed.map((f: any) => f.id).sort()).toEqual([merged.json.id, closed.json.id, revised.json.id].sort())
   })
 
   it("a host killed while a phase runs: a new host reclaims the task and takes the workflow to its end", async () => {

@@ -221,6 +221,53 @@ describe("queue workflow decider", () => {
     expect(fold(decider, events)).toMatchObject({ status: "complete", result: "merged" })
   })
 
+  it("pr-lifecycle: a review that requests changes starts a new revise task, then reviews again, up to maxIterations", () => {
+    let events = play([{ _tag: "Create", event: created("pr-lifecycle", 2) }]).events
+    events = runPhase(events, "o", "opened")
+    events = runPhase(events, "r1", "changes_requested")
+    expect(current(fold(decider, events))).toMatchObject({
+      phase: "revise",
+      iteration: 1,
+      taskId: null,
+      artifactPath: "reports/fix-login-12-revise-1.md"
+    })
+    expect(Templates.prLifecycle.stage("review", "revise", null)).toBe("changes_requested")
+    events = runPhase(events, "v1", "ok")
+    expect(current(fold(decider, events))).toMatchObject({
+      phase: "review",
+      iteration: 2,
+      taskId: null,
+      artifactPath: "reports/fix-login-12-review-2.md"
+    })
+    expect(Templates.prLifecycle.stage("revise", "review", null)).toBe("revised")
+    // the second review may approve: merged
+    const approved = runPhase(runPhase(events, "r2", "approved"), "m", "ok")
+    expect(fold(decider, approved)).toMatchObject({ status: "complete", result: "merged" })
+    expect((fold(decider, approved) as Flow).phases.map((p) => [p.phase, p.iteration, p.taskId])).toEqual([
+      ["open", 1, "o"],
+      ["review", 1, "r1"],
+      ["revise", 1, "v1"],
+      ["review", 2, "r2"],
+      ["merge", 1, "m"]
+    ])
+    // or ask for changes again: the bound (2 reviews) ends it failed, naming it, with no third review
+    const bounded = runPhase(events, "r2", "changes_requested")
+    expect(fold(decider, bounded)).toMatchObject({ status: "failed", result: "max_iterations" })
+    expect(fold(decider, bounded).reason).toContain("2 of 2 reviews")
+    expect(current(fold(decider, bounded))).toBeNull()
+    // a failed revise fails the workflow
+    const failed = runPhase(
+      runPhase(
+        runPhase(play([{ _tag: "Create", event: created("pr-lifecycle", 3) }]).events, "o", "ok"),
+        "r1",
+        "changes"
+      ),
+      "v1",
+      "abandoned"
+    )
+    expect(fold(decider, failed)).toMatchObject({ status: "failed", result: "abandoned" })
+  })
+
   it("an unknown verify status fails the workflow naming it", () => {
     let events = play([{ _tag: "Create", event: created("goal-loop") }]).events
     events = runPhase(events, "p", "ok")

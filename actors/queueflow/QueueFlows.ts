@@ -97,17 +97,22 @@ export const submissionOf = (
 ): TaskSubmission => {
   const created = flow.created!
   const runner = Templates.runnerOf(created.task, created.phases?.[phase.phase])
-  const loop = created.template === "goal-loop" && phase.phase !== "plan"
+  const loop = created.template === "goal-loop"
+    ? phase.phase !== "plan"
+    : phase.phase === "revise" || (phase.phase === "review" && phase.iteration > 1)
   const label = `${phase.phase}${loop ? ` ${phase.iteration} of ${created.maxIterations}` : ""}`
+  const statuses = created.template === "goal-loop" && phase.phase === "verify"
+    ? "done, continue or failed"
+    : created.template === "pr-lifecycle" && phase.phase === "review"
+    ? "approved, changes_requested or closed"
+    : "ok"
   const { description, ...settings } = runner
   return {
     kind: `${created.template}.${phase.phase}`,
     source: "queueflow",
     subject: `${created.template} ${created.instanceKey}: ${label}`.slice(0, 500),
     description: description ??
-      `The ${label} phase of the ${created.template} workflow '${created.instanceKey}'. Write its artifact to ${phase.artifactPath} under the task's artifact root, and report machineStatus ${
-        created.template === "goal-loop" && phase.phase === "verify" ? "done, continue or failed" : "ok"
-      }.`,
+      `The ${label} phase of the ${created.template} workflow '${created.instanceKey}'. Write its artifact to ${phase.artifactPath} under the task's artifact root, and report machineStatus ${statuses}.`,
     payload: {
       workflowId: id,
       template: created.template,

@@ -31,7 +31,7 @@ describe("workflow requests checked before anything is written", () => {
     expect(Templates.requestProblems({ template: "pr-lifecycle", task: { adapter: script }, phases: { plan: {} } }))
       .toEqual([{
         field: "phases.plan",
-        message: "pr-lifecycle has no phase 'plan' (its phases: open, review, merge)"
+        message: "pr-lifecycle has no phase 'plan' (its phases: open, review, revise, merge)"
       }])
     expect(Templates.requestProblems({ template: "nope" })[0]!.field).toBe("template")
   })

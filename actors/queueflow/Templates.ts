@@ -75,27 +75,45 @@ export const goalLoop: Template = {
   stage: (_last, current) => current
 }
 
-/** open → review → merge (approved) or closed (rejected); opened → reviewed → merged | closed. */
+/** Review words: approval leads to merge, rejection closes, a request for changes leads to a revise. */
+export const APPROVED = new Set(["approved", "approve", "merge", "lgtm", ...DONE])
+export const CLOSED = new Set(["closed", "close", "rejected", "reject", "declined"])
+export const CHANGES_REQUESTED = new Set(["changes_requested", "request_changes", "changes", "revise", "needs_changes"])
+
+/**
+ * open → review → merge (approved) or closed (rejected); a review that requests changes starts a **new revise task**,
+ * then review n+1, up to `maxIterations` reviews. Stages: opened → reviewed | changes_requested → revised → … →
+ * merged | closed.
+ */
 export const prLifecycle: Template = {
   name: "pr-lifecycle",
-  phases: ["open", "review", "merge"],
+  phases: ["open", "review", "revise", "merge"],
   first: "open",
-  artifactPath: (base, p) => `reports/${base}-${p}.md`,
-  next: (p, _n, machineStatus) => {
+  // the first review keeps its iteration-less path; later reviews and every revise carry their iteration
+  artifactPath: (base, p, n) =>
+    p === "revise" || (p === "review" && n > 1) ? `reports/${base}-${p}-${n}.md` : `reports/${base}-${p}.md`,
+  next: (p, n, machineStatus, maxIterations) => {
     const ms = norm(machineStatus)
     switch (p) {
       case "open":
         return FAILED.has(ms) ? end("failed", ms, `open reported ${machineStatus}`) : phase("review", 1)
       case "review":
-        if (["approved", "approve", "merge", "lgtm", ...DONE].includes(ms)) return phase("merge", 1)
-        if (["closed", "close", "rejected", "reject", "declined"].includes(ms)) {
-          return end("complete", "closed", `review reported ${machineStatus}`)
+        if (APPROVED.has(ms)) return phase("merge", 1)
+        if (CLOSED.has(ms)) return end("complete", "closed", `review reported ${machineStatus}`)
+        if (CHANGES_REQUESTED.has(ms)) {
+          return n < maxIterations ? phase("revise", n) : end(
+            "failed",
+            "max_iterations",
+            `review ${n} requested changes after ${n} of ${maxIterations} reviews (maxIterations)`
+          )
         }
         return end(
           "failed",
           "unknown_status",
-          `review reported machineStatus '${machineStatus}'; a pr-lifecycle knows approved and closed (rejected)`
+          `review reported machineStatus '${machineStatus}'; a pr-lifecycle knows approved, changes_requested and closed (rejected)`
         )
+      case "revise":
+        return FAILED.has(ms) ? end("failed", ms, `revise ${n} reported ${machineStatus}`) : phase("review", n + 1)
       case "merge":
         return FAILED.has(ms) ? end("failed", ms, `merge reported ${machineStatus}`) : end("complete", "merged", null)
       default:
@@ -105,7 +123,8 @@ export const prLifecycle: Template = {
   stage: (last, current, result) => {
     if (result === "merged" || result === "closed") return result
     const done = last ?? null
-    if (done === "review") return "reviewed"
+    if (done === "review") return current === "revise" ? "changes_requested" : "reviewed"
+    if (done === "revise") return "revised"
     if (done === "open") return "opened"
     return current === "open" ? "opening" : current
   }
