@@ -8,6 +8,7 @@ import { json, tokens, usd } from "../format.ts"
 import { href } from "../route.ts"
 import { makeEventStream } from "../sse.ts"
 import { build } from "../timeline.ts"
+import { LiveTokens } from "../LiveTokens.tsx"
 import { ReceiptPanel } from "./ReceiptPanel.tsx"
 import { Timeline } from "./Timeline.tsx"
 
@@ -146,6 +147,7 @@ export const RunDetail = (props: { readonly client: Client; readonly id: string 
           </>
         )}
       </Show>
+      <LiveTokens client={props.client} runId={props.id} running={run()?.status === "running"} />
       <h2>Timeline</h2>
       <Show when={events().length > 0} fallback={<p class="empty">No events yet.</p>}>
         <Timeline entries={build(events())} />
