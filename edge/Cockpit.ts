@@ -4,9 +4,12 @@ import { existsSync } from "node:fs"
 import { readFile } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { Config, Effect, Layer, Option } from "effect"
+import { Config, Effect, Layer, Option, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Sse from "../schema/Sse.ts"
 import * as Bootstrap from "./Bootstrap.ts"
+import * as CockpitReload from "./CockpitReload.ts"
+import { sseResponse } from "./Events.ts"
 import { errorResponse } from "./Http.ts"
 
 /**
@@ -80,6 +83,26 @@ const LOOPBACK_HOST = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/
 export interface Options {
   /** Offer the dev token to pages loaded from this machine (`lantern dev` only). */
   readonly devToken: boolean
+  /** Rebuild the cockpit when ui/src changes and reload its pages (`lantern dev` only; ADR 0064). */
+  readonly hotReload?: boolean | undefined
+}
+
+/** Where a page of `lantern dev` hears of a rebuild: named by a meta tag added to the page there, and only there. */
+export const RELOAD_PATH = "/__dev/reload"
+const RELOAD_META = new TextEncoder().encode(`<meta name="lantern-dev-reload" content="${RELOAD_PATH}" />\n  `)
+
+/** `html` with the reload meta tag before its `</head>` (a tag, not a script: the policy stays as it is). */
+const withReloadMeta = (html: Uint8Array): Uint8Array => {
+  const text = new TextDecoder().decode(html)
+  const at = text.indexOf("</head>")
+  if (at < 0) return html
+  const head = new TextEncoder().encode(text.slice(0, at))
+  const tail = new TextEncoder().encode(text.slice(at))
+  const out = new Uint8Array(head.length + RELOAD_META.length + tail.length)
+  out.set(head, 0)
+  out.set(RELOAD_META, head.length)
+  out.set(tail, head.length + RELOAD_META.length)
+  return out
 }
 
 export const layer = (options: Options) =>
@@ -89,10 +112,12 @@ export const layer = (options: Options) =>
       Config.withDefault(defaultDir())
     )
     const home = yield* Config.String("LANTERN_HOME").pipe(Config.withDefault(".lantern"))
+    const reloader = options.hotReload === true ? yield* CockpitReload.make(dir) : Option.none()
 
     const index = Effect.gen(function*() {
-      const html = yield* read(dir, "index.html")
-      if (html === null) return notBuilt(dir)
+      const built = yield* read(dir, "index.html")
+      if (built === null) return notBuilt(dir)
+      const html = Option.isSome(reloader) ? withReloadMeta(built) : built
       return HttpServerResponse.uint8Array(html, {
         contentType: TYPES[".html"]!,
         headers: { ...SECURITY, "cache-control": "no-cache" }
@@ -133,8 +158,20 @@ export const layer = (options: Options) =>
       return HttpServerResponse.jsonUnsafe({ token }, { headers: { "cache-control": "no-store" } })
     })
 
+    /** Each rebuild as a `reload` frame, for the pages of `lantern dev`; no such route anywhere else. */
+    const reload = Effect.gen(function*() {
+      if (Option.isNone(reloader)) return errorResponse(404, "not_found", "no such route")
+      const frame = (event: string, n: number) => new TextEncoder().encode(Sse.encode({ event, data: String(n) }))
+      return sseResponse(
+        frame("ready", 0),
+        Stream.fromPubSub(reloader.value.rebuilt).pipe(Stream.map((n) => frame("reload", n))),
+        { headers: SECURITY }
+      )
+    })
+
     return Layer.mergeAll(
       HttpRouter.add("GET", "/", index),
+      HttpRouter.add("GET", RELOAD_PATH, reload),
       HttpRouter.add("GET", "/assets/*", asset),
       HttpRouter.add("GET", "/cockpit/dev-token", devToken)
     )

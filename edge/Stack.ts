@@ -244,7 +244,7 @@ export const layer = (options: Options) => {
         ...queueFlowHandlers,
         ...artifactHandlers
       }),
-      Cockpit.layer({ devToken: options.banner }),
+      Cockpit.layer({ devToken: options.banner, hotReload: options.banner }),
       // Lantern as an MCP server (ADR 0044): its own protocol, so not in the declared API
       McpEndpoint.routes,
       // A2A's JSON-RPC endpoint (ADR 0045): its own protocol too

@@ -74,6 +74,13 @@ beforeAll(async () => {
 
 afterAll(() => stopStack(stack, nats))
 
+describe("lantern serve", () => {
+  it("has no hot reload: no reload stream named in the page, no such route", async () => {
+    expect(await (await fetch(`${stack.url}/`)).text()).not.toContain("lantern-dev-reload")
+    expect((await fetch(`${stack.url}/__dev/reload`)).status).toBe(404)
+  })
+})
+
 describe.skipIf(CHROMIUM === undefined)(
   `the operator views in Chromium${
     CHROMIUM === undefined ? " (skipped: no chromium; apt-get install chromium, or set LANTERN_CHROMIUM)" : ""
