@@ -1,11 +1,12 @@
 // Live model tokens end to end over HTTP against the real `lantern serve` (ADR 0061): a run's model step streams
 // its answer on `GET /v1/runs/{id}/tokens` in more than one piece, the pieces make the journaled answer, the stream
 // ends with the run's terminal event, and it is tenant-scoped like every run route.
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Sse from "../schema/Sse.ts"
 import { Lantern } from "../sdk/src/index.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
-import { api, eventually, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
+import { api, eventually, ROOT, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
 let nats: TestServer
 let stack: StackProcess
@@ -25,7 +26,10 @@ const APPROVAL = "turn-1.tool-0.approval"
 
 beforeAll(async () => {
   nats = await startServer("lantern-tokens")
-  stack = await startStack({ natsUrl: nats.handle.url })
+  stack = await startStack({
+    natsUrl: nats.handle.url,
+    env: { LANTERN_WORKFLOWS: join(ROOT, "tests/fixtures/workflows/tokens.ts") }
+  })
   call = api(stack)
   const agent = await call("POST", "/v1/agents", {
     name: "careful",
@@ -102,6 +106,28 @@ describe("GET /v1/runs/{id}/tokens", () => {
     expect(ofStep.map((t) => t.seq)).toEqual(ofStep.map((_, i) => i + 1))
     expect(ofStep.map((t) => t.text).join("")).toBe(step.result.answer.content)
     expect(step.result.answer.content).toContain("[offline] Tool results")
+  })
+
+  it("streams a workflow's ctx.llm answer too", async () => {
+    const started = await call("POST", "/v1/runs", { workflow: "streamer", input: null })
+    expect(started.status, started.text).toBe(201)
+    const id = started.json.id as string
+    // the workflow waits for its signal: the stream is open before its model call
+    await eventually(
+      async () => (await call("GET", `/v1/runs/${id}`)).json.waiting?.stepId === "wait-go-1",
+      20_000,
+      "the workflow to wait for its signal"
+    )
+    const stream = await open(`/v1/runs/${id}/tokens`)
+    expect(await stream.chunk()).toContain(": lantern run tokens")
+    const sent = await call("POST", `/v1/runs/${id}/signals/go`, { value: true })
+    expect(sent.status, sent.text).toBe(202)
+    const frames = await stream.rest()
+    expect(frames.at(-1)!.event).toBe("RunSucceeded")
+    const tokens = frames.filter((f) => f.event === "token").map((f) => JSON.parse(f.data))
+    expect(tokens.length).toBeGreaterThan(1)
+    const output = (await call("GET", `/v1/runs/${id}`)).json.output
+    expect(tokens.map((t) => t.text).join("")).toBe(output)
   })
 
   it("ends at once for a finished run, by HTTP and through the SDK", async () => {
