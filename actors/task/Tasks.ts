@@ -2,7 +2,7 @@
 // grows (and from its own appends at once, so it reads its own writes), answers the TaskQueue port from it, and
 // offers workers the best claimable task; a claim is an append expecting the task's last sequence, so of several
 // workers on any number of hosts exactly one wins each attempt.
-import { Clock, Context, Effect, Layer, PubSub, Schedule, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Schedule, Stream } from "effect"
 import { Journal } from "../../bus/Journal.ts"
 import { Nats } from "../../bus/Nats.ts"
 import * as Ordered from "../../bus/Ordered.ts"
@@ -25,6 +25,7 @@ import * as Actor from "../kernel/Actor.ts"
 import { fold } from "../kernel/Decider.ts"
 import { Ids } from "../kernel/Ids.ts"
 import * as Decider from "./Decider.ts"
+import { Changes } from "./Changes.ts"
 import { type Entry, Index, keyOf } from "./Index.ts"
 import { type TaskChange, TaskQueue, TaskRefused, type TaskSummary } from "./Queue.ts"
 import { DEFAULT_MAX_ATTEMPTS, idOfDedupeKey, resolveSubmission, type Settings, settingsConfig } from "./Submission.ts"
@@ -113,8 +114,10 @@ export class Tasks extends Context.Service<Tasks, {
   readonly running: () => ReadonlyArray<Entry>
   /** When the next task of an unpaused tenant that is not due at `now` becomes claimable, if any. */
   readonly nextAvailable: (now: number) => number | null
-  /** Resolves at the index's next change, or after `ms`. */
-  readonly waitChange: (ms: number) => Effect.Effect<void>
+  /** How many times the index changed so far: what a worker passes to `waitChange` after it looked. */
+  readonly version: () => number
+  /** Resolves at the index's first change after `version` `since` (at once if there was one), or after `ms`. */
+  readonly waitChange: (ms: number, since: number) => Effect.Effect<void>
   /** Called with each task whose status changed (a running task canceled: its worker interrupts its adapter). */
   readonly onChange: (f: (change: TaskChange) => void) => () => void
   readonly queue: TaskQueue["Service"]
@@ -130,33 +133,16 @@ export class Tasks extends Context.Service<Tasks, {
 
       const index = new Index()
       const pausedTenants = new Map<string, Decider.DispatchState>()
-      const changes = yield* PubSub.unbounded<TaskChange>()
-      const listeners = new Set<(c: TaskChange) => void>()
-      let waiters: Array<() => void> = []
-      const notify = () => {
-        const w = waiters
-        waiters = []
-        for (const f of w) f()
-      }
-
-      const publish = (before: TaskStatus | null, after: Entry) => {
-        const change: TaskChange = { task: summaryOf(after, settings.home), previous: before }
-        for (const f of listeners) {
-          try {
-            f(change)
-          } catch {
-            // a listener's failure is its own
-          }
-        }
-        PubSub.publishUnsafe(changes, change)
-      }
+      const changes = yield* Changes.make
 
       /** Puts a newer state of a task into the index (older ones are ignored) and tells whoever follows. */
       const put = (tenant: string, id: string, state: Decider.State, seq: number, order: number) => {
         const changed = index.put(tenant, id, state, seq, order)
         if (changed === null) return index.get(keyOf(tenant, id))
-        publish(changed.before?.state.status ?? null, changed.entry)
-        notify()
+        changes.publish({
+          task: summaryOf(changed.entry, settings.home),
+          previous: changed.before?.state.status ?? null
+        })
         return changed.entry
       }
 
@@ -166,7 +152,7 @@ export class Tasks extends Context.Service<Tasks, {
         if (id === Decider.DISPATCH_ID) {
           const before = pausedTenants.get(tenant) ?? Decider.dispatch.initialState
           pausedTenants.set(tenant, Decider.dispatch.evolve(before, event))
-          notify()
+          changes.wake()
           return
         }
         const current = index.get(keyOf(tenant, id))
@@ -350,8 +336,7 @@ export class Tasks extends Context.Service<Tasks, {
           ),
         list: (tenant, filter) =>
           Effect.sync(() => listEntries(tenant, filter).map((e) => summaryOf(e, settings.home))),
-        changes: (tenant) =>
-          Stream.fromPubSub(changes).pipe(Stream.filter((c) => tenant === null || c.task.tenant === tenant))
+        changes: (tenant) => changes.stream(tenant)
       }
 
       return Tasks.of({
@@ -411,7 +396,7 @@ export class Tasks extends Context.Service<Tasks, {
               meta("dispatch", tenant)
             ))
             pausedTenants.set(tenant, outcome.loaded.state)
-            notify()
+            changes.wake()
             return outcome.loaded.state
           }),
         depth: (tenant) => index.depth(tenant, Date.now()),
@@ -421,26 +406,9 @@ export class Tasks extends Context.Service<Tasks, {
         running: () => index.running(),
         // only later instants of tenants not paused: a due task waits for a change (a claim, a resume), not a timer
         nextAvailable: (now) => index.nextAvailable(now, paused),
-        waitChange: (ms) =>
-          Effect.callback<void>((resume) => {
-            const done = () => {
-              clearTimeout(timer)
-              resume(Effect.void)
-            }
-            const timer = setTimeout(() => {
-              waiters = waiters.filter((f) => f !== done)
-              resume(Effect.void)
-            }, Math.max(1, ms))
-            waiters.push(done)
-            return Effect.sync(() => {
-              clearTimeout(timer)
-              waiters = waiters.filter((f) => f !== done)
-            })
-          }),
-        onChange: (f) => {
-          listeners.add(f)
-          return () => listeners.delete(f)
-        },
+        version: () => changes.version,
+        waitChange: (ms, since) => changes.wait(ms, since),
+        onChange: (f) => changes.onChange(f),
         queue
       })
     })

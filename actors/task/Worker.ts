@@ -166,6 +166,8 @@ export const layer = Layer.effectDiscard(
       Effect.gen(function*() {
         workers.register(worker, hosts.id)
         for (;;) {
+          // the index's version before it looks: a change while it claims (and finds nothing) wakes it at once
+          const looked = tasks.version()
           const claimed = yield* tasks.claimNext(worker, hosts.id)
           if (claimed !== null) {
             yield* attempt(worker, claimed)
@@ -173,7 +175,7 @@ export const layer = Layer.effectDiscard(
           }
           const now = yield* Clock.currentTimeMillis
           const next = tasks.nextAvailable(now)
-          yield* tasks.waitChange(next === null ? IDLE_MS : Math.min(IDLE_MS, Math.max(1, next - now)))
+          yield* tasks.waitChange(next === null ? IDLE_MS : Math.min(IDLE_MS, Math.max(1, next - now)), looked)
         }
       }).pipe(
         Effect.catchCause((cause) => Effect.logWarning(`task worker ${worker} stopped; starting it again`, cause)),
