@@ -72,43 +72,33 @@ describe("Ordered.fromSeq (real nats-server)", () => {
     expect(taken).toEqual([1, 2, 3, 4, 5])
   }, 30_000)
 
-  it("a reader interrupted while it handles a message, the client holding more, ends at once", async () => {
+  /** Reads from the start with `handle` per message, interrupts the reader once `until` holds, and counts. */
+  const interruptWhen = (reader: string, handle: Effect.Effect<void>, until: (seen: number) => boolean) => {
     let seen = 0
-    const ended = await within(
+    return within(
       rt.runPromise(Effect.gen(function*() {
         const fiber = yield* Effect.forkChild(
-          Ordered.fromSeq(Topology.TASKS, 1, 1_000, "an interrupted reader").pipe(
-            // a slow handler: the reader is interrupted in it, not while it waits for the next message
-            Stream.runForEach(() => Effect.andThen(Effect.sync(() => void seen++), Effect.sleep("20 millis")))
+          Ordered.fromSeq(Topology.TASKS, 1, 1_000, reader).pipe(
+            Stream.runForEach(() => Effect.andThen(Effect.sync(() => void seen++), handle))
           )
         )
-        while (seen < 3) yield* Effect.sleep("5 millis")
+        while (!until(seen)) yield* Effect.sleep("5 millis")
         yield* Fiber.interrupt(fiber)
         return seen
       })),
       15_000,
-      "an interrupted reader"
+      reader
     )
-    expect(ended).toBeGreaterThanOrEqual(3)
-    expect(ended).toBeLessThan(MESSAGES)
+  }
+
+  it("a reader interrupted while it handles a message, the client holding more, ends at once", async () => {
+    // a slow handler: the reader is interrupted in it, not while it waits for the next message
+    const seen = await interruptWhen("an interrupted reader", Effect.sleep("20 millis"), (n) => n >= 3)
+    expect(seen).toBeGreaterThanOrEqual(3)
+    expect(seen).toBeLessThan(MESSAGES)
   }, 30_000)
 
   it("a reader interrupted once it caught up (waiting for more) ends at once", async () => {
-    let seen = 0
-    const ended = await within(
-      rt.runPromise(Effect.gen(function*() {
-        const fiber = yield* Effect.forkChild(
-          Ordered.fromSeq(Topology.TASKS, 1, 1_000, "an idle reader").pipe(
-            Stream.runForEach(() => Effect.sync(() => void seen++))
-          )
-        )
-        while (seen < MESSAGES) yield* Effect.sleep("5 millis")
-        yield* Fiber.interrupt(fiber)
-        return seen
-      })),
-      15_000,
-      "an idle reader"
-    )
-    expect(ended).toBe(MESSAGES)
+    expect(await interruptWhen("an idle reader", Effect.void, (n) => n >= MESSAGES)).toBe(MESSAGES)
   }, 30_000)
 })

@@ -225,20 +225,14 @@ describe("queue workflow decider", () => {
     let events = play([{ _tag: "Create", event: created("pr-lifecycle", 2) }]).events
     events = runPhase(events, "o", "opened")
     events = runPhase(events, "r1", "changes_requested")
-    expect(current(fold(decider, events))).toMatchObject({
-      phase: "revise",
-      iteration: 1,
-      taskId: null,
-      artifactPath: "reports/fix-login-12-revise-1.md"
-    })
+    const due = (at: ReadonlyArray<QueueFlowEvent>) => {
+      const c = current(fold(decider, at))
+      return c && [c.phase, c.iteration, c.taskId, c.artifactPath]
+    }
+    expect(due(events)).toEqual(["revise", 1, null, "reports/fix-login-12-revise-1.md"])
     expect(Templates.prLifecycle.stage("review", "revise", null)).toBe("changes_requested")
     events = runPhase(events, "v1", "ok")
-    expect(current(fold(decider, events))).toMatchObject({
-      phase: "review",
-      iteration: 2,
-      taskId: null,
-      artifactPath: "reports/fix-login-12-review-2.md"
-    })
+    expect(due(events)).toEqual(["review", 2, null, "reports/fix-login-12-review-2.md"])
     expect(Templates.prLifecycle.stage("revise", "review", null)).toBe("revised")
     // the second review may approve: merged
     const approved = runPhase(runPhase(events, "r2", "approved"), "m", "ok")
@@ -254,7 +248,7 @@ describe("queue workflow decider", () => {
     const bounded = runPhase(events, "r2", "changes_requested")
     expect(fold(decider, bounded)).toMatchObject({ status: "failed", result: "max_iterations" })
     expect(fold(decider, bounded).reason).toContain("2 of 2 reviews")
-    expect(current(fold(decider, bounded))).toBeNull()
+    expect(due(bounded)).toBeNull()
     // a failed revise fails the workflow
     const failed = runPhase(
       runPhase(
