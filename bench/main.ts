@@ -39,6 +39,7 @@ import * as HttpTool from "./HttpTool.ts"
 import * as Spawn from "./Spawn.ts"
 import * as Workflows from "./Workflows.ts"
 import * as TasksBench from "./Tasks.ts"
+import * as CockpitBench from "./Cockpit.ts"
 
 /** Measured operations per level at BENCH_SCALE=1: raw publishes, and steps (two appends each). */
 const PLAN = [
@@ -82,7 +83,8 @@ export const SECTIONS = [
   "channels",
   "startup",
   "evals",
-  "tasks"
+  "tasks",
+  "cockpit"
 ] as const
 export type Section = (typeof SECTIONS)[number]
 /** Sections whose report compares against the raw publish and step figures of "steps", which then runs too. */
@@ -141,6 +143,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
     const startup = yield* when(sections, "startup", Startup.run(server.url, scale))
     const evals = yield* when(sections, "evals", EvalsBench.run(scale))
     const tasks = yield* when(sections, "tasks", TasksBench.run(scale))
+    const cockpit = yield* when(sections, "cockpit", CockpitBench.run(scale))
 
     const cpuList = cpus()
     const env: Report.Environment = {
@@ -174,7 +177,8 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         channels && ChannelsBench.render(channels),
         startup && Startup.render(startup),
         evals && EvalsBench.render(evals),
-        tasks && TasksBench.render(tasks)
+        tasks && TasksBench.render(tasks),
+        cockpit && CockpitBench.render(cockpit)
       ].filter((s) => s !== undefined)
       console.log(blocks.join("\n\n"))
       if (levels.length === 0) console.log(`\ntotal ${seconds.toFixed(1)} s`)
@@ -195,7 +199,8 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         channels && ChannelsBench.json(channels),
         startup && Startup.json(startup),
         evals && EvalsBench.json(evals),
-        tasks && TasksBench.json(tasks)
+        tasks && TasksBench.json(tasks),
+        cockpit && CockpitBench.json(cockpit)
       ]
       for (const line of lines) if (line !== undefined) console.log(line)
     })
