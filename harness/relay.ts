@@ -4,8 +4,8 @@
 // workload with HTTP(S)_PROXY, LANTERN_SECRETS_URL and LANTERN_MODELS_URL (and OPENAI_BASE_URL) pointing at them. It passes signals on and exits as the workload did.
 // Usage: node relay.ts <egress.sock> <secrets.sock> <ENV_NAME,...> -- command args...
 import { spawn } from "node:child_process"
-import { request } from "node:http"
 import { connect, createServer, type Server } from "node:net"
+import { vend } from "./Vend.ts"
 import { dirname, join } from "node:path"
 
 const [egressSock, secretsSock, secretNames, dashes, ...command] = process.argv.slice(2)
@@ -29,29 +29,6 @@ const forward = (socketPath: string): Promise<{ server: Server; port: number }> 
     })
   })
 
-/** A declared secret from the vendor, with the identity token; a refusal stops the workload before it starts. */
-const vend = (name: string, token: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath: secretsSock,
-        path: `/v1/secrets/${encodeURIComponent(name)}`,
-        headers: { authorization: `Bearer ${token}` }
-      },
-      (res) => {
-        const chunks: Array<Buffer> = []
-        res.on("data", (c: Buffer) => chunks.push(c))
-        res.on("end", () => {
-          const body = Buffer.concat(chunks).toString("utf8")
-          if (res.statusCode === 200) resolve(body)
-          else reject(new Error(`secret ${name} was not vended (${res.statusCode}): ${body.trim()}`))
-        })
-      }
-    )
-    req.on("error", reject)
-    req.end()
-  })
-
 const main = async () => {
   const egress = await forward(egressSock)
   const secrets = await forward(secretsSock)
@@ -73,7 +50,7 @@ const main = async () => {
   }
   const token = process.env["LANTERN_IDENTITY_TOKEN"] ?? ""
   for (const name of (secretNames ?? "").split(",").filter((n) => n !== "")) {
-    env[name] = await vend(name, token)
+    env[name] = await vend(secretsSock, name, token)
   }
   // an OpenAI client works unchanged against the harness, unless the spec set (or was vended) its own OpenAI endpoint or key
   if (env["OPENAI_BASE_URL"] === undefined && env["OPENAI_API_KEY"] === undefined) {
