@@ -144,6 +144,19 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.locator("[data-depth=\"8\"]", { hasText: "1" }).waitFor({ timeout: 10_000 })
       await shot("20-queue")
       await accessibility("queue")
+      // dark when the system is, and narrow on a phone
+      try {
+        await page.emulateMedia({ colorScheme: "dark" })
+        await shot("20-queue-dark")
+        await accessibility("queue, dark")
+        await page.emulateMedia({ colorScheme: "light" })
+        await page.setViewportSize({ width: 390, height: 844 })
+        await shot("20-queue-narrow")
+        await accessibility("queue, narrow")
+      } finally {
+        await page.emulateMedia({ colorScheme: "light" })
+        await page.setViewportSize({ width: 1280, height: 900 })
+      }
 
       // the filters narrow the list
       await page.getByLabel("Status").selectOption("completed")

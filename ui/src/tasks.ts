@@ -65,7 +65,19 @@ export const createTaskList = (client: Client, filter: () => TaskFilter, onDispa
   let started = false
   let generation = 0
 
-  const publish = () => setState("rows", reconcile(rowsOf(known.values(), filter()), { key: "id" }))
+  /** Where each listed task is in `state.rows`, as the last publish left them. */
+  let index = new Map<string, number>()
+  const publish = () => {
+    const rows = rowsOf(known.values(), filter())
+    index = new Map(rows.map((t, i) => [t.id, i]))
+    setState("rows", reconcile(rows, { key: "id" }))
+  }
+  /** A listed task changed and stays where it is (the order is by creation): its row alone is reconciled. */
+  const patch = (task: TaskView) => {
+    const i = index.get(task.id)
+    if (i === undefined || !matches(task, filter())) return publish()
+    setState("rows", i, reconcile(task))
+  }
   /** Keeps `task` unless what is known is newer (a read an older read overtook does not win). */
   const keep = (task: TaskView) => {
     const had = known.get(task.id)
@@ -109,14 +121,22 @@ export const createTaskList = (client: Client, filter: () => TaskFilter, onDispa
     timer = undefined
     const ids = [...marked]
     marked.clear()
+    const changed: Array<TaskView> = []
+    let added = false
     await Promise.all(ids.map(async (id) => {
       try {
-        keep(await client.getTask(id))
+        const task = await client.getTask(id)
+        const had = known.get(id)
+        keep(task)
+        if (had === undefined) added = true
+        else if (known.get(id) === task) changed.push(task)
       } catch (e) {
         if (!(e instanceof ApiError && e.status === 404)) marked.add(id)
       }
     }))
-    publish()
+    // a new task takes its place in the order: the list is published again; a known one changes in its row
+    if (added) publish()
+    else for (const task of changed) patch(task)
     if (marked.size > 0 && timer === undefined) timer = setTimeout(flush, 1000)
   }
 
@@ -138,7 +158,7 @@ export const createTaskList = (client: Client, filter: () => TaskFilter, onDispa
         const next = applyFrame(row, frame)
         if (next !== row) {
           known.set(frame.taskId, next)
-          publish()
+          patch(next)
         }
       }
       marked.add(frame.taskId)

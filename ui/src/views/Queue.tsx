@@ -46,29 +46,31 @@ const Dispatch = (props: {
                 ? ""
                 : ` (by ${v().changedBy}${v().changedAt === null ? "" : `, ${v().changedAt}`})`}
             </p>
-            <table class="depth">
-              <caption>Claimable tasks per priority (9 is claimed first)</caption>
-              <thead>
-                <tr>
-                  <For each={[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]}>{(p) => <th scope="col">{p}</th>}</For>
-                  <th scope="col">delayed</th>
-                  <th scope="col">running</th>
-                  <th scope="col">blocked</th>
-                  <th scope="col">workers</th>
-                </tr>
-              </thead>
-              <tbody>
-                <tr>
-                  <For each={[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]}>
-                    {(p) => <td data-depth={p}>{v().depth[String(p)] ?? 0}</td>}
-                  </For>
-                  <td>{v().delayed}</td>
-                  <td>{v().running}</td>
-                  <td>{v().blocked}</td>
-                  <td>{v().workers.length}</td>
-                </tr>
-              </tbody>
-            </table>
+            <div class="depth-scroll" tabindex="0" role="region" aria-label="Queue depth">
+              <table class="depth">
+                <caption>Claimable tasks per priority (9 is claimed first)</caption>
+                <thead>
+                  <tr>
+                    <For each={[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]}>{(p) => <th scope="col">{p}</th>}</For>
+                    <th scope="col">delayed</th>
+                    <th scope="col">running</th>
+                    <th scope="col">blocked</th>
+                    <th scope="col">workers</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  <tr>
+                    <For each={[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]}>
+                      {(p) => <td data-depth={p}>{v().depth[String(p)] ?? 0}</td>}
+                    </For>
+                    <td>{v().delayed}</td>
+                    <td>{v().running}</td>
+                    <td>{v().blocked}</td>
+                    <td>{v().workers.length}</td>
+                  </tr>
+                </tbody>
+              </table>
+            </div>
             <form
               class="start"
               onSubmit={(e) => {
@@ -168,7 +170,7 @@ export const Queue = (props: { readonly client: Client }) => {
           </p>
         }
       >
-        <div class="scroller">
+        <div class="scroller" tabindex="0" role="region" aria-labelledby="tasks-title">
           <table class="runs tasks" aria-labelledby="tasks-title">
             <thead>
               <tr>
