@@ -4,11 +4,13 @@
 // code; SIGTERM deletes the Job (and with it the pod, the policy and the secret). It talks to the API server only,
 // with @kubernetes/client-node. Declared secrets (ADR 0065) are vended from the harness's vendor with the workload's
 // identity token before anything is created (a refusal creates nothing, exit 126) and put in a Secret named as the
-// Job and owned by it, which the pod's environment references; the kubelet starts the container once it exists.
+// Job and owned by it, which the pod's environment references. The Job is created suspended and resumed once its
+// NetworkPolicy and Secret exist, so no pod of it ever runs before its default-deny policy.
 // Usage: node harness/kube.ts <driver.json>
 import { readFileSync, rmSync } from "node:fs"
 import { Writable } from "node:stream"
 import * as k8s from "@kubernetes/client-node"
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node"
 import { vendAll } from "./Vend.ts"
 
 export interface DriverConfig {
@@ -82,8 +84,7 @@ const main = async () => {
       throw new Refused(e instanceof Error ? e.message : String(e))
     })
   const job = await batch.createNamespacedJob({ namespace, body: config.job })
-  // the policy and the secret belong to the Job: deleting the Job (or its TTL) removes them too; the secret comes last,
-  // so a pod that needs it starts only once the policy exists
+  // the policy and the secret belong to the Job: deleting the Job (or its TTL) removes them too
   const owned = {
     ownerReferences: [{
       apiVersion: "batch/v1",
@@ -110,6 +111,11 @@ const main = async () => {
       }
     })
   }
+  // the Job was created suspended: its pod starts only now that the policy fences it (and its secret exists)
+  await batch.patchNamespacedJob(
+    { name, namespace, body: { spec: { suspend: false } } },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch)
+  )
   // the pod, once scheduled and started (or already finished)
   let pod: k8s.V1Pod | undefined
   for (;;) {

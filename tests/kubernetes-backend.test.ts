@@ -104,6 +104,15 @@ describe("the kubernetes backend", () => {
     expect(job?.authorization).toBe("Bearer k8s-test-token")
     const spec = job!.body.spec
     expect(job!.body.metadata.name).toBe(Kubernetes.jobName(p.workloadId))
+    // created suspended, resumed only once its policy exists: no pod runs unfenced
+    expect(spec.suspend).toBe(true)
+    const policyAt = fake.requests.findIndex((r) => r.method === "POST" && r.path.endsWith("/networkpolicies"))
+    const resumeAt = fake.requests.findIndex((r) =>
+      r.method === "PATCH" && r.path.endsWith(`/jobs/${Kubernetes.jobName(p.workloadId)}`)
+    )
+    expect(policyAt).toBeGreaterThan(-1)
+    expect(resumeAt).toBeGreaterThan(policyAt)
+    expect(fake.requests[resumeAt]!.body).toEqual({ spec: { suspend: false } })
     expect(spec.activeDeadlineSeconds).toBe(120)
     expect(spec.backoffLimit).toBe(0)
     const pod = spec.template.spec
@@ -236,9 +245,16 @@ describe("secrets on kubernetes", () => {
     expect(await driver.closed, driver.err()).toBe(3)
     expect(driver.out()).toContain(`key ${createHash("sha256").update("k8s-vended 'value'").digest("hex")}`)
     expect(asked).toContain("Bearer good-token /v1/secrets/API_KEY")
-    const made = fake.requests.slice(from).filter((r) => r.method === "POST").map((r) => r.path.split("/").pop())
-    // the policy before the secret: a pod that needs the secret starts only once it is fenced
-    expect(made).toEqual(["jobs", "networkpolicies", "secrets"])
+    const made = fake.requests.slice(from).filter((r) => r.method === "POST" || r.method === "PATCH").map((r) =>
+      `${r.method} ${r.path.split("/").slice(-2).join("/")}`
+    )
+    // the Job suspended, its policy and secret, then the Job resumed: its pod never runs unfenced or without them
+    expect(made).toEqual([
+      "POST sandboxes/jobs",
+      "POST sandboxes/networkpolicies",
+      "POST sandboxes/secrets",
+      `PATCH jobs/${name}`
+    ])
     const job = fake.jobs.get(`sandboxes/${name}`)
     expect(job.spec.template.spec.containers[0].env).toContainEqual({
       name: "API_KEY",

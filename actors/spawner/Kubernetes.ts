@@ -116,6 +116,9 @@ export const jobOf = (
     kind: "Job",
     metadata: { name: jobName(options.workloadId), namespace: options.namespace, labels },
     spec: {
+      // created suspended: the driver resumes it once its NetworkPolicy (and Secret) exist, so its pod never runs
+      // unfenced, not even for the moment between the Job and its policy
+      suspend: true,
       backoffLimit: 0,
       activeDeadlineSeconds: spec.spec.limits.timeoutSeconds,
       ttlSecondsAfterFinished: 600,

@@ -1,6 +1,6 @@
 // A local stand-in for the Kubernetes API server, speaking its wire format for the calls the spawner's kubernetes
-// backend makes (RuntimeClass reads, Job, NetworkPolicy and Secret creation, pod listing, status and log following, Job
-// deletion), recording every request. A created Job's container is run here as a local process (its command, args
+// backend makes (RuntimeClass reads, Job, NetworkPolicy and Secret creation, a Job's resumption by merge patch, pod
+// listing, status and log following, Job deletion), recording every request. A suspended Job runs no pod until resumed. A created Job's container is run here as a local process (its command, args
 // and env), so its log and exit code are real; as a kubelet does, it starts only once every Secret its environment
 // references exists (values from `data`, base64); deleting the Job kills it and collects the Secrets it owns.
 import { type ChildProcess, spawn } from "node:child_process"
@@ -170,7 +170,8 @@ export const start = async (options: { readonly runtimeClasses: ReadonlyArray<st
       if (jobs.has(key)) return status(res, 409, "AlreadyExists", `jobs.batch "${body.metadata.name}" already exists`)
       const job = { ...body, metadata: { ...body.metadata, namespace: m[1], uid: randomUUID() }, status: {} }
       jobs.set(key, job)
-      runPod(m[1]!, job)
+      // a suspended Job has no pod until it is resumed
+      if (job.spec.suspend !== true) runPod(m[1]!, job)
       return json(res, 201, job)
     }
     if (
@@ -188,6 +189,22 @@ export const start = async (options: { readonly runtimeClasses: ReadonlyArray<st
     if (req.method === "GET" && (m = /^\/apis\/batch\/v1\/namespaces\/([^/]+)\/jobs\/([^/]+)\/status$/.exec(p))) {
       const job = jobs.get(`${m[1]}/${m[2]}`)
       return job === undefined ? status(res, 404, "NotFound", `jobs.batch "${m[2]}" not found`) : json(res, 200, job)
+    }
+    if (req.method === "PATCH" && (m = /^\/apis\/batch\/v1\/namespaces\/([^/]+)\/jobs\/([^/]+)$/.exec(p))) {
+      const job = jobs.get(`${m[1]}/${m[2]}`)
+      if (job === undefined) return status(res, 404, "NotFound", `jobs.batch "${m[2]}" not found`)
+      if (req.headers["content-type"] !== "application/merge-patch+json") {
+        return status(
+          res,
+          415,
+          "UnsupportedMediaType",
+          `the fake takes merge patches, not ${req.headers["content-type"]}`
+        )
+      }
+      const wasSuspended = job.spec.suspend === true
+      job.spec = { ...job.spec, ...body.spec }
+      if (wasSuspended && job.spec.suspend !== true) runPod(m[1]!, job)
+      return json(res, 200, job)
     }
     if (req.method === "DELETE" && (m = /^\/apis\/batch\/v1\/namespaces\/([^/]+)\/jobs\/([^/]+)$/.exec(p))) {
       const key = `${m[1]}/${m[2]}`
