@@ -16,6 +16,7 @@ export const AUDIT_ACTIONS = [
   "receipt.issued",
   "egress.changed",
   "workload.secret.vended",
+  "workload.model.refused",
   "workload.terminated",
   "hook.rejected",
   "hook.deduplicated",

@@ -135,6 +135,21 @@ describe.skipIf(!hasBwrap)("a workload's model calls", () => {
       }
       expect(invalid!.status).toBe(400)
       expect(invalid!.body.error.type).toBe("invalid_request_error")
+      // each refusal is on the record with its reason (the caller learns none of them)
+      const refusals = await eventually(
+        async () => {
+          const audited = (await call("GET", "/v1/audit?action=workload.model.refused&limit=100")).json
+            .items as Array<any>
+          const mine = audited.filter((e) => e.actor === `workload:${id}`)
+          return mine.length >= 3 ? mine : null
+        },
+        30_000,
+        "the three refused calls to be audited"
+      )
+      expect(refusals.map((e) => e.outcome)).toEqual(["denied", "denied", "denied"])
+      expect(refusals.every((e) => typeof e.detail.reason === "string" && e.detail.reason.startsWith("token"))).toBe(
+        true
+      )
 
       const journaled = items.filter((e) => e.type === "WorkloadModelCalled")
       expect(journaled).toHaveLength(1)

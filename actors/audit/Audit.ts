@@ -20,6 +20,7 @@ export type AuditAction =
   | "receipt.issued"
   | "egress.changed"
   | "workload.secret.vended"
+  | "workload.model.refused"
   | "workload.terminated"
   | "hook.rejected"
   | "hook.deduplicated"

@@ -633,9 +633,17 @@ export class Spawner extends Context.Service<Spawner, {
           if (who === null) return
           const answer = (a: ModelCalls.Answer) => Effect.sync(() => m.respond(enc(a)))
           const { token, body } = JSON.parse(new TextDecoder().decode(m.data)) as { token: unknown; body: unknown }
+          // a refused caller is audited as a refused secret is: the reason on record, one answer to the caller
           const refuse = (reason: string) =>
             Effect.andThen(
-              Effect.logInfo(`workload ${who.id}: a model call was refused (${reason})`),
+              audit.record({
+                tenant: who.tenant,
+                action: "workload.model.refused",
+                actor: `workload:${who.id}`,
+                target: `workload:${who.id}`,
+                outcome: "denied",
+                detail: { reason }
+              }),
               answer(ModelCalls.REFUSED)
             )
           const { state } = yield* load(who.tenant, who.id)

@@ -3263,7 +3263,7 @@ export interface Operations {
   readonly listAudit: {
     readonly params: {}
     readonly query: {
-      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.terminated" | "hook.rejected" | "hook.deduplicated" | "dispatch.paused" | "dispatch.resumed" | "experiment.started" | "experiment.concluded" | "marketplace.published" | "marketplace.unpublished" | "marketplace.forked" | "marketplace.invoked" | "marketplace.served"
+      readonly action?: "auth.failed" | "scope.denied" | "api_key.created" | "api_key.revoked" | "tenant.created" | "secret.created" | "secret.accessed" | "secret.deleted" | "receipt.issued" | "egress.changed" | "workload.secret.vended" | "workload.model.refused" | "workload.terminated" | "hook.rejected" | "hook.deduplicated" | "dispatch.paused" | "dispatch.resumed" | "experiment.started" | "experiment.concluded" | "marketplace.published" | "marketplace.unpublished" | "marketplace.forked" | "marketplace.invoked" | "marketplace.served"
       /** An ISO-8601 day or time with offset: entries at or after it */
       readonly since?: string
       readonly limit?: number
