@@ -1,35 +1,18 @@
 // `lantern tasks add|list|get|cancel|retry` and `lantern dispatch pause|resume|status` (ADR 0054): the operator queue
 // from a terminal. A task's body is assembled from flags and checked with the API's schema before anything is sent
 // (a bad flag exits 2 naming it).
-import { Console, Effect, Option, Schema, SchemaIssue } from "effect"
-import { Argument, CliError, Command, Flag } from "effect/cli"
+import { Console, Effect, Option, Schema } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
 import { Issues } from "../../schema/index.ts"
 import * as Task from "../../schema/Task.ts"
 import { endpoints } from "../Api.ts"
 import * as Client from "./Client.ts"
+import { invalid, issueText, jsonFlag } from "./Flags.ts"
 import * as Input from "./Input.ts"
 
 type View = typeof Task.TaskView.Type
 
-const invalid = (what: string, reason: string) => new CliError.ValidationError({ message: `${what}: ${reason}` })
-
-const issueText = (issue: SchemaIssue.Issue) =>
-  Issues.toFieldIssues(issue).slice(0, 4).map((i) =>
-    `${i.field}: ${i.message === "Expected no excess property" ? "unknown field" : i.message}`
-  ).join("; ")
-
 const decodeSubmission = Schema.decodeUnknownEffect(Task.TaskSubmission)
-
-/** A flag whose value is JSON, parsed while the command line is. */
-const jsonFlag = (name: string, description: string) =>
-  Flag.String(name).pipe(
-    Flag.withDescription(description),
-    Flag.withMetavar("JSON"),
-    Flag.mapEffect((text) =>
-      Effect.try({ try: () => JSON.parse(text) as unknown, catch: () => invalid(`--${name}`, "not valid JSON") })
-    ),
-    Flag.optional
-  )
 
 const text = (name: string, description: string) =>
   Flag.String(name).pipe(Flag.withDescription(description), Flag.optional)

@@ -1,26 +1,16 @@
 // `lantern run agent.yaml` and `lantern workloads list|get|logs|terminate|receipt|journal` (ADR 0046, 0062): a workload spec read from a
 // YAML or JSON file, checked with the API's schema before anything is sent (exit 2 naming the field), started, and
 // its output followed until it ends (exit 1 unless it exited 0).
-import { Console, Effect, FileSystem, Option, Runtime, Schema, SchemaIssue, Stream } from "effect"
-import { Argument, CliError, Command, Flag } from "effect/cli"
-import { parse as parseYaml } from "yaml"
-import { Issues } from "../../schema/index.ts"
+import { Console, Effect, Option, Runtime, Schema, Stream } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
 import * as W from "../../schema/Workload.ts"
 import { CreateWorkloadRequest, endpoints, WorkloadView } from "../Api.ts"
 import * as Endpoint from "../Endpoint.ts"
 import * as Client from "./Client.ts"
+import { decodeStrict, invalid, readYamlFile } from "./Flags.ts"
 import * as Input from "./Input.ts"
 
 type View = typeof WorkloadView.Type
-
-const invalid = (what: string, reason: string) => new CliError.ValidationError({ message: `${what}: ${reason}` })
-
-const issueText = (issue: SchemaIssue.Issue) =>
-  Issues.toFieldIssues(issue).slice(0, 4).map((i) =>
-    `${i.field}: ${i.message === "Expected no excess property" ? "unknown field" : i.message}`
-  ).join("; ")
-
-const decodeSpec = Schema.decodeUnknownEffect(W.WorkloadSpec)
 
 /** FILE: a workload spec (YAML or JSON), decoded strictly, with the API's own checks after the schema's. */
 const specFile = Argument.String("file").pipe(
@@ -28,24 +18,8 @@ const specFile = Argument.String("file").pipe(
   Argument.withMetavar("FILE"),
   Argument.mapEffect((path) =>
     Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const text = yield* fs.readFileString(path).pipe(
-        Effect.mapError((e) =>
-          invalid("FILE", e.reason._tag === "NotFound" ? `no such file: ${path}` : `cannot read ${path}: ${e.message}`)
-        )
-      )
-      let value: unknown
-      try {
-        value = parseYaml(text) // JSON is YAML
-      } catch (e) {
-        return yield* invalid(
-          "FILE",
-          `${path}: not YAML or JSON (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`
-        )
-      }
-      const spec = yield* decodeSpec(value, { onExcessProperty: "error", errors: "all" }).pipe(
-        Effect.mapError((e) => invalid("FILE", `${path}: not a workload spec: ${issueText(e.issue)}`))
-      )
+      const value = yield* readYamlFile("FILE", path)
+      const spec = yield* decodeStrict(W.WorkloadSpec, "FILE", value, `${path}: not a workload spec: `)
       const problems = W.problems(spec)
       if (problems.length > 0) {
         return yield* invalid("FILE", `${path}: ${problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`)
