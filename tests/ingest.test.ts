@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Ingest from "../actors/ingest/Ingest.ts"
 import * as NatsServer from "../bus/NatsServer.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import { api, eventually, type StackProcess, startStack } from "./support/Stack.ts"
@@ -34,6 +35,22 @@ afterAll(async () => {
   await nats?.cleanup()
 })
 
+/**
+ * Resolves once the ingest router has acknowledged every message of its stream up to `seq` (the durable's ack floor):
+ * after it, everything published up to `seq` has been routed, so a count taken then is final for those messages.
+ */
+const routed = async (seq: number) => {
+  const jsm = await jetstreamManager(nc)
+  return eventually(
+    async () => {
+      const info = await jsm.consumers.info(Ingest.durable.stream, Ingest.durable.durable)
+      return info.ack_floor.stream_seq >= seq ? info : null
+    },
+    60_000,
+    `the ingest router past stream sequence ${seq}`
+  )
+}
+
 const sources = async () =>
   Object.fromEntries(((await call("GET", "/v1/ingest/sources")).json.items as Array<any>).map((s) => [s.source, s]))
 
@@ -56,7 +73,11 @@ describe("10,000 events, 5% duplicates, 1% malformed", () => {
     const total = 10_000
     const malformed = new Map<string, string>()
     const unique = new Set<string>()
-    const publishes: Array<Promise<unknown>> = []
+    const publishes: Array<Promise<{ seq: number }>> = []
+    let last = 0
+    const settle = async () => {
+      for (const ack of await Promise.all(publishes.splice(0))) last = Math.max(last, ack.seq)
+    }
     for (let i = 0; i < total; i++) {
       const subject = `lantern.ingest.${TENANT}.clicks`
       if (i % 100 === 7) {
@@ -81,9 +102,9 @@ describe("10,000 events, 5% duplicates, 1% malformed", () => {
       const h = headers()
       if (!dup || i % 40 === 3) h.set("Nats-Msg-Id", id)
       publishes.push(js.publish(subject, body, { headers: h }))
-      if (publishes.length >= 512) await Promise.all(publishes.splice(0))
+      if (publishes.length >= 512) await settle()
     }
-    await Promise.all(publishes)
+    await settle()
     const counted = await eventually(
       async () => {
         const s = (await sources())["clicks"]
@@ -104,8 +125,8 @@ describe("10,000 events, 5% duplicates, 1% malformed", () => {
       expect(d.subject).toBe(`lantern.ingest.${TENANT}.clicks`)
       expect([...malformed.values()]).toContain(d.data)
     }
-    // settled: nothing more arrives
-    await new Promise((r) => setTimeout(r, 1000))
+    // settled: once the router is past the last message, nothing more arrives
+    await routed(last)
     expect((await sources())["clicks"]).toEqual(counted)
   }, 240_000)
 })
@@ -152,16 +173,26 @@ describe("rules to runs", () => {
     )
     await eventually(async () => (await sources())["orders"]?.accepted === 11, 30_000, "eleven accepted")
     // the same event again, without the header: past JetStream's window as far as the stream knows
-    await publish("o-5", "order.created", false)
-    await new Promise((r) => setTimeout(r, 1500))
-    const after = (await call("GET", "/v1/runs?agentName=helper&limit=100")).json.items as Array<any>
-    expect(after).toHaveLength(10)
+    const again = await publish("o-5", "order.created", false)
+    await routed(again.seq)
+    // a fresh event routed after it: its run is journaled after anything the redelivery could have started, and the
+    // projection applies the runs journal in order, so once it is listed a second O-5 would be listed too
+    await publish("o-10", "order.created")
+    const after = await eventually(
+      async () => {
+        const items = (await call("GET", "/v1/runs?agentName=helper&limit=100")).json.items as Array<any>
+        return items.some((r) => r.input === "order O-10 from orders (order.created)") ? items : null
+      },
+      60_000,
+      "the run of o-10"
+    )
+    expect(after).toHaveLength(11)
     expect(runs.map((r) => r.input).sort()).toEqual(
       Array.from({ length: 10 }, (_, i) => `order O-${i} from orders (order.created)`).sort()
     )
     const dead = await call("GET", "/v1/ingest/dead?source=orders")
     expect(dead.json.items).toEqual([expect.objectContaining({ field: "Nats-Msg-Id" })])
-    expect((await sources())["orders"]).toEqual({ source: "orders", accepted: 11, dead: 1 })
+    expect((await sources())["orders"]).toEqual({ source: "orders", accepted: 12, dead: 1 })
   }, 120_000)
 })
 
