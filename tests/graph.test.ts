@@ -223,8 +223,9 @@ describe("approvals", () => {
     expect(started.payload.request.call.arguments).toEqual({ reason: "ship v2?" })
     expect(started.payload.wakeAt).toBeGreaterThanOrEqual(before + 30 * 60_000)
     expect(started.payload.wakeAt).toBeLessThan(Date.now() + 30 * 60_000 + 1_000)
-    // still waiting a moment later: nothing but a decision moves it
-    await new Promise((r) => setTimeout(r, 500))
+    // parked on the approval: its start is the journal's last event, and no wake is due for 30 minutes
+    const parked = await events(call, id)
+    expect(parked.at(-1)).toMatchObject({ type: "StepStarted", payload: { stepId: "approval-1" } })
     expect((await call("GET", `/v1/runs/${id}`)).json.status).toBe("running")
     const approved = await call("POST", `/v1/runs/${id}/approvals/approval-1`, { approved: true, by: "ana" })
     expect(approved.status, approved.text).toBe(200)
