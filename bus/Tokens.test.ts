@@ -1,10 +1,13 @@
-// The live-token port on a real nats-server: a followed run gets the frames published after `follow` returns, and a
-// subscription whose stream is never run (its HTTP client went away first) does not outlive UNCLAIMED_MS.
-import { Effect, Layer, Stream } from "effect"
+// The live-token port on a real nats-server: a followed run gets the frames published after `follow` returns, a
+// subscription whose stream is never run (its HTTP client went away first) does not outlive UNCLAIMED_MS, and a run's
+// frames go out only while a watcher on some host keeps its interest up (ADR 0066).
+import { Context, Effect, Layer, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "../tests/support/Bus.ts"
 import { Nats } from "./Nats.ts"
-import { Tokens } from "./Tokens.ts"
+import * as TokenSink from "../actors/run/TokenSink.ts"
+import type { Frame } from "../schema/Tokens.ts"
+import { subjectOf, Tokens, watchSubjectOf } from "./Tokens.ts"
 
 let server: TestServer
 beforeAll(async () => {
@@ -61,5 +64,95 @@ describe("Tokens", () => {
     expect(counts.abandoned).toBe(counts.before + 1)
     expect(counts.dropped).toBe(counts.before)
     expect(counts.after).toBe(counts.before)
+  })
+})
+
+const until = (check: () => boolean, what: string) =>
+  Effect.promise(async () => {
+    const deadline = Date.now() + 5_000
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  })
+
+/** A host: its own connection and its own token port. */
+const host = (name: string, options: Parameters<typeof Tokens.layerWith>[0] = { unclaimedMs: 30_000 }) =>
+  Effect.map(
+    Layer.build(
+      Tokens.layerWith(options).pipe(Layer.provideMerge(Layer.fresh(Nats.layerUrl(server.handle.url, name))))
+    ),
+    (c) => ({ tokens: Context.get(c, Tokens), nc: Context.get(c, Nats).nc })
+  )
+
+const step = { stepId: "turn-1", attempt: 1 }
+const textOf = (frames: Iterable<Frame>) => [...frames].map((f) => ("text" in f ? f.text : "<reset>")).join("")
+
+/** A model step's deltas through the sink, as a run's host sends them (actors/run/Perform.ts). */
+const speak = (tokens: typeof Tokens.Service, runId: string, words: ReadonlyArray<string>) => {
+  const sink = TokenSink.make(step, (f) => tokens.publish("dev", runId, f), {
+    watched: () => tokens.watched("dev", runId)
+  })
+  for (const text of words) sink.push({ _tag: "text", text })
+  sink.close(false)
+}
+
+describe("Tokens: published only while watched", () => {
+  it("an unwatched run publishes no frame; one watched from another host gets its whole text", async () => {
+    const { quiet, heard } = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const runner = yield* host("runner")
+      const viewer = yield* host("viewer")
+      // every frame of any run that reaches the server (announcements have five tokens: not these)
+      const subjects: Array<string> = []
+      const spy = runner.nc.subscribe("lantern.tokens.*.*", {
+        callback: (_, m) => void subjects.push(m.subject)
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => spy.unsubscribe()))
+      yield* Effect.promise(() => runner.nc.flush())
+
+      speak(runner.tokens, "run_quiet", ["nobody ", "is ", "watching"])
+      // one connection's messages arrive in order: once a later frame is seen, any of run_quiet's would have been
+      runner.tokens.publish("dev", "run_marker", { ...step, seq: 1, text: "marker" })
+      yield* until(() => subjects.includes(subjectOf("dev", "run_marker")), "the marker frame")
+      const quiet = subjects.filter((s) => s === subjectOf("dev", "run_quiet"))
+
+      const live = yield* viewer.tokens.follow("dev", "run_seen")
+      yield* until(() => runner.tokens.watched("dev", "run_seen"), "the runner to hear of the watcher")
+      speak(runner.tokens, "run_seen", ["hello ", "world"])
+      const frames = yield* Stream.runCollect(Stream.take(live, 2))
+      return { quiet, heard: textOf(frames) }
+    })))
+    expect(quiet).toEqual([])
+    expect(heard).toBe("hello world")
+  })
+
+  it("interest lasts while renewed, ends with the watcher's stream, and lapses when a watcher goes silent", async () => {
+    const { renewed, whileRenewed } = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const runner = yield* host("runner-2")
+      const viewer = yield* host("viewer-2", { unclaimedMs: 30_000, renewMs: 50, interestTtlMs: 200 })
+
+      // renewed every 50 ms, each renewal good for 200 ms: still watched well past one lifetime
+      const live = yield* viewer.tokens.follow("dev", "run_kept")
+      yield* until(() => runner.tokens.watched("dev", "run_kept"), "the runner to hear of the watcher")
+      const since = Date.now()
+      let whileRenewed = true
+      yield* until(() => {
+        whileRenewed &&= runner.tokens.watched("dev", "run_kept")
+        return Date.now() - since > 600
+      }, "three lifetimes of an interest")
+
+      // the viewer's stream ends (its client left): the runner stops publishing at once, without waiting out the TTL
+      runner.tokens.publish("dev", "run_kept", { ...step, seq: 1, text: "last" })
+      const renewed = textOf(yield* Stream.runCollect(Stream.take(live, 1)))
+      yield* until(() => !runner.tokens.watched("dev", "run_kept"), "the interest to end with the stream")
+
+      // a watcher that announced once and went (its host died): forgotten when its interest lapses
+      viewer.nc.publish(watchSubjectOf("dev", "run_silent"), JSON.stringify({ watcher: "gone", ttlMs: 300 }))
+      yield* until(() => runner.tokens.watched("dev", "run_silent"), "the runner to hear of the silent watcher")
+      yield* until(() => !runner.tokens.watched("dev", "run_silent"), "the silent watcher's interest to lapse")
+      return { renewed, whileRenewed }
+    })))
+    expect(whileRenewed).toBe(true)
+    expect(renewed).toBe("last")
   })
 })

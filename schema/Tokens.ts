@@ -16,3 +16,13 @@ export const Frame = Schema.Union([
 export type Frame = typeof Frame.Type
 
 export const isReset = (f: Frame): f is Extract<Frame, { readonly reset: true }> => "reset" in f
+
+/**
+ * A watcher's interest in a run's tokens (ADR 0066), on `lantern.tokens.watch.<tenant>.<runId>`: `watcher` (one id
+ * per follow) wants the frames for `ttlMs` from now, renewed while it watches; `end` withdraws it at once.
+ */
+export const Interest = Schema.Union([
+  Schema.Struct({ watcher: Schema.String, ttlMs: Schema.Number }),
+  Schema.Struct({ watcher: Schema.String, end: Schema.Literal(true) })
+])
+export type Interest = typeof Interest.Type

@@ -56,7 +56,10 @@ export const make = Effect.gen(function*() {
     if (Option.isNone(tokens) || step === undefined) return provider.complete(request)
     const live = tokens.value
     return Effect.suspend(() => {
-      const sink = TokenSink.make(step, (frame) => live.publish(tenant, runId, frame))
+      // published only while someone watches the run (ADR 0066): an unwatched step costs the bus nothing
+      const sink = TokenSink.make(step, (frame) => live.publish(tenant, runId, frame), {
+        watched: () => live.watched(tenant, runId)
+      })
       return provider.complete({ ...request, onDelta: sink.push }).pipe(
         Effect.onExit((exit) => Effect.sync(() => sink.close(exit._tag === "Failure")))
       )

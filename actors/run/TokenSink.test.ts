@@ -35,7 +35,7 @@ describe("TokenSink: coalescing live tokens", () => {
   it("the first delta goes out at once, later ones at most once a window, the rest on close", () => {
     const clock = manual()
     const frames: Array<Frame> = []
-    const sink = TokenSink.make(step, (f) => frames.push(f), clock.timers, 30)
+    const sink = TokenSink.make(step, (f) => frames.push(f), { timers: clock.timers, windowMs: 30 })
     sink.push(text("a"))
     sink.push(text("b"))
     sink.push(text("c"))
@@ -53,7 +53,7 @@ describe("TokenSink: coalescing live tokens", () => {
   it("a thousand deltas in one window are two frames, and the text is whole", () => {
     const clock = manual()
     const frames: Array<Frame> = []
-    const sink = TokenSink.make(step, (f) => frames.push(f), clock.timers, 30)
+    const sink = TokenSink.make(step, (f) => frames.push(f), { timers: clock.timers, windowMs: 30 })
     for (let i = 0; i < 1000; i++) sink.push(text(`${i} `))
     sink.close(false)
     expect(frames).toHaveLength(2)
@@ -65,7 +65,7 @@ describe("TokenSink: coalescing live tokens", () => {
   it("a reset drops what is pending and tells viewers, only when they saw text", () => {
     const clock = manual()
     const frames: Array<Frame> = []
-    const sink = TokenSink.make(step, (f) => frames.push(f), clock.timers, 30)
+    const sink = TokenSink.make(step, (f) => frames.push(f), { timers: clock.timers, windowMs: 30 })
     sink.push({ _tag: "reset" })
     expect(frames).toEqual([])
     sink.push(text("x"))
@@ -78,8 +78,48 @@ describe("TokenSink: coalescing live tokens", () => {
   it("a call that fails ends with a reset when text was given", () => {
     const clock = manual()
     const frames: Array<Frame> = []
-    const sink = TokenSink.make(step, (f) => frames.push(f), clock.timers, 30)
+    const sink = TokenSink.make(step, (f) => frames.push(f), { timers: clock.timers, windowMs: 30 })
     sink.push(text("half"))
+    sink.close(true)
+    expect(frames).toEqual([{ ...step, seq: 1, text: "half" }, { ...step, seq: 2, reset: true }])
+  })
+
+  it("an unwatched step publishes nothing, not even when it ends", () => {
+    const clock = manual()
+    const frames: Array<Frame> = []
+    const sink = TokenSink.make(step, (f) => frames.push(f), { watched: () => false, timers: clock.timers })
+    for (let i = 0; i < 100; i++) {
+      sink.push(text(`${i} `))
+      clock.advance(10)
+    }
+    sink.close(false)
+    expect(frames).toEqual([])
+  })
+
+  it("a watch that begins mid-step gets the step's text so far with the next delta, then the rest", () => {
+    const clock = manual()
+    const frames: Array<Frame> = []
+    let watched = false
+    const sink = TokenSink.make(step, (f) => frames.push(f), { watched: () => watched, timers: clock.timers })
+    sink.push(text("a"))
+    clock.advance(40)
+    sink.push(text("b"))
+    expect(frames).toEqual([])
+    watched = true
+    sink.push(text("c"))
+    expect(frames).toEqual([{ ...step, seq: 1, text: "abc" }])
+    sink.push(text("d"))
+    sink.close(false)
+    expect(frames).toEqual([{ ...step, seq: 1, text: "abc" }, { ...step, seq: 2, text: "d" }])
+  })
+
+  it("a reset reaches whoever saw text, even once the interest has lapsed", () => {
+    const clock = manual()
+    const frames: Array<Frame> = []
+    let watched = true
+    const sink = TokenSink.make(step, (f) => frames.push(f), { watched: () => watched, timers: clock.timers })
+    sink.push(text("half"))
+    watched = false
     sink.close(true)
     expect(frames).toEqual([{ ...step, seq: 1, text: "half" }, { ...step, seq: 2, reset: true }])
   })

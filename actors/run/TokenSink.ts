@@ -1,6 +1,7 @@
 // A model step's live tokens, coalesced on their way to the bus (ADR 0061): the first delta goes out at once, later
-// ones at most every `windowMs`, the rest when the call ends; a reset drops what is pending. Cheap on the run
-// path: a string append per delta and a publish (fire-and-forget) per window.
+// ones at most every `windowMs`, the rest when the call ends; a reset drops what is pending. Only while the run is
+// watched (ADR 0066): unwatched, the text waits, so a watch that begins mid-step gets it all at the next delta, and a
+// step nobody watches publishes nothing. Cheap on the run path: a string append per delta and a publish per window.
 import type { Delta } from "../model/ModelProvider.ts"
 import type { Frame } from "../../schema/Tokens.ts"
 
@@ -20,19 +21,28 @@ const realTimers: Timers = {
   }
 }
 
+const always = () => true
+
 export interface Sink {
   readonly push: (delta: Delta) => void
   /** Publishes what is pending; after it, deltas are ignored. `failed`: the call failed, so its text is void. */
   readonly close: (failed: boolean) => void
 }
 
-/** The sink of one step attempt's deltas, published as frames through `publish`. */
+export interface Options {
+  /** Whether the run is watched now, asked at each flush; always, by default. */
+  readonly watched?: () => boolean
+  readonly timers?: Timers
+  readonly windowMs?: number
+}
+
+/** The sink of one step attempt's deltas, published as frames through `publish` while the run is watched. */
 export const make = (
   step: { readonly stepId: string; readonly attempt: number },
   publish: (frame: Frame) => void,
-  timers: Timers = realTimers,
-  windowMs: number = WINDOW_MS
+  options: Options = {}
 ): Sink => {
+  const { watched = always, timers = realTimers, windowMs = WINDOW_MS } = options
   let seq = 0
   let pending = ""
   let gave = false
@@ -42,7 +52,8 @@ export const make = (
   const flush = () => {
     cancel?.()
     cancel = null
-    if (pending === "") return
+    // unwatched, the text waits for a watcher (or the end of the call); the next delta asks again
+    if (pending === "" || !watched()) return
     publish({ stepId: step.stepId, attempt: step.attempt, seq: ++seq, text: pending })
     pending = ""
     gave = true
@@ -52,6 +63,7 @@ export const make = (
     cancel?.()
     cancel = null
     pending = ""
+    // whoever was shown text must drop it, even if its interest has just lapsed
     if (gave) publish({ stepId: step.stepId, attempt: step.attempt, seq: ++seq, reset: true })
     gave = false
   }
