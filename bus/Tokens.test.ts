@@ -129,17 +129,17 @@ describe("Tokens: published only while watched", () => {
   it("interest lasts while renewed, ends with the watcher's stream, and lapses when a watcher goes silent", async () => {
     const { renewed, whileRenewed } = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const runner = yield* host("runner-2")
-      const viewer = yield* host("viewer-2", { unclaimedMs: 30_000, renewMs: 50, interestTtlMs: 200 })
+      const viewer = yield* host("viewer-2", { unclaimedMs: 30_000, renewMs: 100, interestTtlMs: 800 })
 
-      // renewed every 50 ms, each renewal good for 200 ms: still watched well past one lifetime
+      // renewed every 100 ms, each renewal good for 800 ms: still watched well past one lifetime
       const live = yield* viewer.tokens.follow("dev", "run_kept")
       yield* until(() => runner.tokens.watched("dev", "run_kept"), "the runner to hear of the watcher")
       const since = Date.now()
       let whileRenewed = true
       yield* until(() => {
         whileRenewed &&= runner.tokens.watched("dev", "run_kept")
-        return Date.now() - since > 600
-      }, "three lifetimes of an interest")
+        return Date.now() - since > 2_000
+      }, "two and a half lifetimes of an interest")
 
       // the viewer's stream ends (its client left): the runner stops publishing at once, without waiting out the TTL
       runner.tokens.publish("dev", "run_kept", { ...step, seq: 1, text: "last" })
