@@ -1,7 +1,7 @@
 // The signing keys against a real nats-server: hosts racing to make the first key agree on one, rotation keeps
 // the old public key published, and a host with another KEK refuses to sign, saying why.
 import { randomBytes } from "node:crypto"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Nats } from "../../bus/Nats.ts"
 import * as Topology from "../../bus/Topology.ts"
@@ -33,6 +33,17 @@ const withKeys = <A, E>(
     Effect.runPromise
   )
 
+/** The host's current key once it is `keyId` (deadline polling), or the last one it gave after 5 s. */
+const signsWith = (host: SigningKeys["Service"], keyId: string) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 5_000
+    for (;;) {
+      const key = yield* host.current
+      if (key.keyId === keyId || Date.now() > deadline) return key
+      yield* Effect.sleep("10 millis")
+    }
+  })
+
 describe("SigningKeys", () => {
   const kek = new Uint8Array(randomBytes(32))
 
@@ -47,15 +58,58 @@ describe("SigningKeys", () => {
   })
 
   it("rotation makes a new current key and keeps the old one published, retired", async () => {
-    const [before, rotated, after, current] = await withKeys(
-      kek,
-      2,
-      ([a, b]) => Effect.all([a!.current, a!.rotate, b!.published, b!.current])
-    )
+    const [before, rotated, after, current] = await withKeys(kek, 2, ([a, b]) =>
+      Effect.gen(function*() {
+        const before = yield* a!.current
+        const rotated = yield* a!.rotate
+        const after = yield* b!.published
+        // the other host signs with the new key once its watch of the pointer has the change
+        const current = yield* signsWith(b!, rotated.keyId)
+        return [before, rotated, after, current] as const
+      }))
     expect(rotated.keyId).not.toBe(before.keyId)
     expect(current.keyId).toBe(rotated.keyId)
     expect(after.find((k) => k.keyId === before.keyId)?.retiredAt).toBeDefined()
     expect(after.find((k) => k.keyId === rotated.keyId)?.retiredAt).toBeUndefined()
+  })
+
+  it("a rotation on one host reaches another's signing within moments, and signing reads nothing from the bus", async () => {
+    const { reads, before, rotated, after } = await Effect.gen(function*() {
+      yield* Topology.apply
+      // two hosts, each with its own connection, as two processes would be
+      const host = (name: string) =>
+        Effect.map(
+          Layer.build(
+            Layer.effect(SigningKeys, SigningKeys.make(kek)).pipe(
+              Layer.provideMerge(Layer.fresh(Nats.layerUrl(nats.handle.url, name)))
+            )
+          ),
+          (c) => ({ keys: Context.get(c, SigningKeys), nc: Context.get(c, Nats).nc })
+        )
+      const a = yield* host("lantern-keys-a")
+      const b = yield* host("lantern-keys-b")
+      const before = yield* signsWith(b.keys, (yield* a.keys.current).keyId)
+      // until its watch has the pointer, a fresh host reads it: wait for one call that sends nothing
+      const deadline = Date.now() + 5_000
+      for (let sent = -1; sent !== b.nc.stats().outMsgs && Date.now() < deadline;) {
+        sent = b.nc.stats().outMsgs
+        yield* b.keys.current
+        yield* Effect.sleep("10 millis")
+      }
+      const sent = b.nc.stats().outMsgs
+      for (let i = 0; i < 20; i++) yield* b.keys.current
+      const reads = b.nc.stats().outMsgs - sent
+      const rotated = yield* a.keys.rotate
+      const after = yield* signsWith(b.keys, rotated.keyId)
+      return { reads, before, rotated, after }
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.fresh(Nats.layerUrl(nats.handle.url, "lantern-keys-test"))),
+      Effect.runPromise
+    )
+    expect(reads).toBe(0)
+    expect(rotated.keyId).not.toBe(before.keyId)
+    expect(after.keyId).toBe(rotated.keyId)
   })
 
   it("a host with another KEK cannot sign and says which KEK sealed the key", async () => {

@@ -1,11 +1,12 @@
 // The deployment's receipt-signing keys: Ed25519 key pairs in the `lantern-signing-keys` KV bucket, shared by
 // every host, each private key sealed with XChaCha20-Poly1305 under the key-encryption key (LANTERN_KEK).
-// Rotation adds a key and retires the old one; retired public keys stay published so old receipts verify.
+// Rotation adds a key and retires the old one; retired public keys stay published so old receipts verify. Each host
+// follows the `current` pointer with a KV watch, so signing reads nothing from the bus (ADR 0066).
 import { createHash, randomBytes } from "node:crypto"
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs"
 import { join, resolve } from "node:path"
 import sodium from "libsodium-wrappers"
-import { Clock, Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Clock, Config, Context, Effect, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
 import * as Kv from "../../bus/Kv.ts"
 import { SIGNING_KEYS_BUCKET } from "../../bus/Topology.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
@@ -225,6 +226,17 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
           return { stored: value, revision }
         })
 
+      /**
+       * The `current` pointer as this host last saw it, with its revision (keyId null: none, or unreadable). `live`
+       * while the watch of the pointer has delivered an entry and not failed since: it will deliver every later
+       * change, so the pointer is as current as the bus can tell this host, and signing need not ask.
+       */
+      let known: { readonly keyId: string | null; readonly revision: number } | null = null
+      let live = false
+      const learn = (keyId: string | null, revision: number) => {
+        if (known === null || revision > known.revision) known = { keyId, revision }
+      }
+
       const readCurrent = kv.get(CURRENT).pipe(
         Effect.flatMap((e) =>
           Option.isNone(e)
@@ -235,8 +247,26 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
               new SigningKeyUnavailable({ reason: `the current key pointer in ${SIGNING_KEYS_BUCKET} is unreadable` })
             )
         ),
-        Effect.catchTag("CorruptValue", (e) => Effect.fail(new SigningKeyUnavailable({ reason: e.message })))
+        Effect.catchTag("CorruptValue", (e) => Effect.fail(new SigningKeyUnavailable({ reason: e.message }))),
+        Effect.tap((p) => Effect.sync(() => p !== null && learn(p.keyId, p.revision)))
       )
+
+      // the pointer's last value, then each change (a rotation on any host) as it is stored
+      const watch = kv.watch({ key: CURRENT }).pipe(
+        Stream.runForEach((c) =>
+          Effect.sync(() => {
+            // an unreadable pointer is learned as none: signing then reads it, and fails saying why
+            learn(c._tag === "Put" && typeof c.value === "string" ? c.value : null, c.revision)
+            live = true
+          })
+        )
+      )
+      yield* Effect.forkScoped(watch.pipe(
+        Effect.ensuring(Effect.sync(() => (live = false))),
+        Effect.tapCause((c) => Effect.logWarning("signing key watch stopped; watching again", c)),
+        Effect.retry(Schedule.spaced("1 second")),
+        Effect.forever
+      ))
 
       /** Makes and stores a key pair; it becomes current only when the caller swaps it in. */
       const fresh = Effect.gen(function*() {
@@ -259,11 +289,17 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
         })
 
       const current: Service["current"] = Effect.gen(function*() {
-        const pointer = yield* readCurrent
-        if (pointer !== null) return yield* openKey(pointer.keyId)
+        // the watched pointer: no bus read (the key itself is opened once per host)
+        const watched = live ? known?.keyId ?? null : null
+        if (watched !== null) return yield* openKey(watched)
+        const read = yield* readCurrent
+        if (read !== null) return yield* openKey(read.keyId)
         const made = yield* fresh
         const claimed = yield* kv.create(CURRENT, made.keyId)
-        if (claimed._tag === "Created") return yield* openKey(made.keyId)
+        if (claimed._tag === "Created") {
+          learn(made.keyId, claimed.revision)
+          return yield* openKey(made.keyId)
+        }
         // another host made the first key at the same moment: drop ours, which never signed anything
         yield* kv.purge(entryKey(made.keyId))
         const theirs = yield* readCurrent
@@ -304,6 +340,8 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
             ? yield* kv.create(CURRENT, made.keyId)
             : yield* kv.update(CURRENT, made.keyId, pointer.revision)
           if (swapped._tag === "LostRace" || swapped._tag === "AlreadyExists") continue
+          // this host signs with the new key at once; the others when their watch delivers the change
+          learn(made.keyId, swapped.revision)
           if (pointer !== null) yield* retire(pointer.keyId)
           return publicOf(made)
         }
