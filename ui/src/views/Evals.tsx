@@ -8,6 +8,7 @@ import { messageOf } from "../clock.ts"
 import { json, usd } from "../format.ts"
 import { href } from "../route.ts"
 import { makeEventStream } from "../sse.ts"
+import { Loading } from "../Loading.tsx"
 
 const pct = (n: number | null | undefined): string => (n === null || n === undefined ? "-" : `${(n * 100).toFixed(1)}%`)
 
@@ -111,15 +112,7 @@ export const Evals = (props: { readonly client: Client }) => {
       <h1 id="evals-title">Evals</h1>
       <Show when={error()}>{(m) => <p role="alert" class="error">{m()}</p>}</Show>
       <h2 id="suites-title">Suites</h2>
-      <Show when={suites.error}>{(e) => <p role="alert" class="error">{messageOf(e())}</p>}</Show>
-      <Show
-        when={suites.latest}
-        fallback={
-          <Show when={!suites.error}>
-            <p class="empty">Loading suites…</p>
-          </Show>
-        }
-      >
+      <Loading value={suites.latest} error={suites.error ? messageOf(suites.error) : null} what="suites">
         {(l) => (
           <Show
             when={l().items.length > 0}
@@ -163,7 +156,7 @@ export const Evals = (props: { readonly client: Client }) => {
             </table>
           </Show>
         )}
-      </Show>
+      </Loading>
       <h2 id="baselines-title">Baselines</h2>
       <Show when={baselines.error}>{(e) => <p role="alert" class="error">{messageOf(e())}</p>}</Show>
       <Show
@@ -202,14 +195,10 @@ export const Evals = (props: { readonly client: Client }) => {
         </table>
       </Show>
       <h2>Experiments</h2>
-      <Show when={experiments.error}>{(e) => <p role="alert" class="error">{messageOf(e())}</p>}</Show>
-      <Show
-        when={experiments.latest}
-        fallback={
-          <Show when={!experiments.error}>
-            <p class="empty">Loading experiments…</p>
-          </Show>
-        }
+      <Loading
+        value={experiments.latest}
+        error={experiments.error ? messageOf(experiments.error) : null}
+        what="experiments"
       >
         {(l) => (
           <Show
@@ -221,7 +210,7 @@ export const Evals = (props: { readonly client: Client }) => {
             </ul>
           </Show>
         )}
-      </Show>
+      </Loading>
     </section>
   )
 }
@@ -253,15 +242,7 @@ export const EvalRun = (props: { readonly client: Client; readonly id: string })
       <p>
         <a href={href({ view: "evals" })}>← Evals</a>
       </p>
-      <Show when={loadError()}>{(m) => <p role="alert" class="error">{m()}</p>}</Show>
-      <Show
-        when={run.latest}
-        fallback={
-          <Show when={!loadError()}>
-            <p class="empty">Loading the eval run…</p>
-          </Show>
-        }
-      >
+      <Loading value={run.latest} error={loadError()} what="the eval run">
         {(r) => (
           <>
             <div class="bar">
@@ -345,7 +326,7 @@ export const EvalRun = (props: { readonly client: Client; readonly id: string })
             </Show>
           </>
         )}
-      </Show>
+      </Loading>
     </section>
   )
 }

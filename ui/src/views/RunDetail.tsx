@@ -11,6 +11,7 @@ import { build } from "../timeline.ts"
 import { LiveTokens } from "../LiveTokens.tsx"
 import { ReceiptPanel } from "./ReceiptPanel.tsx"
 import { Timeline } from "./Timeline.tsx"
+import { Loading } from "../Loading.tsx"
 
 const TERMINAL = new Set(["RunSucceeded", "RunFailed", "RunCanceled"])
 
@@ -75,15 +76,7 @@ export const RunDetail = (props: { readonly client: Client; readonly id: string 
         <a href={href({ view: "runs" })}>← Runs</a>
       </p>
       <h1 id="run-title">Run {props.id}</h1>
-      <Show when={error()}>{(message) => <p role="alert" class="error">{message()}</p>}</Show>
-      <Show
-        when={run()}
-        fallback={
-          <Show when={error() === null}>
-            <p class="empty">Loading the run…</p>
-          </Show>
-        }
-      >
+      <Loading value={run()} error={error()} what="the run">
         {(r) => (
           <>
             <dl class="facts">
@@ -146,7 +139,7 @@ export const RunDetail = (props: { readonly client: Client; readonly id: string 
             <Show when={r().error}>{(e) => <p class="error">{e().code}: {e().message}</p>}</Show>
           </>
         )}
-      </Show>
+      </Loading>
       <LiveTokens client={props.client} runId={props.id} running={run()?.status === "running"} />
       <h2>Timeline</h2>
       <Show when={events().length > 0} fallback={<p class="empty">No events yet.</p>}>

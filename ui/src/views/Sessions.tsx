@@ -6,6 +6,7 @@ import { createNow, messageOf } from "../clock.ts"
 import { age, usd } from "../format.ts"
 import { href } from "../route.ts"
 import { createEventStream } from "../sse.ts"
+import { Loading } from "../Loading.tsx"
 
 /** The list is read again this often while shown (a session's page is live; the list is a summary). */
 const RELIST_MS = 5_000
@@ -18,15 +19,7 @@ export const Sessions = (props: { readonly client: Client }) => {
   return (
     <section aria-labelledby="sessions-title">
       <h1 id="sessions-title">Sessions</h1>
-      <Show when={list.error}>{(e) => <p role="alert" class="error">{messageOf(e())}</p>}</Show>
-      <Show
-        when={list.latest}
-        fallback={
-          <Show when={!list.error}>
-            <p class="empty">Loading sessions…</p>
-          </Show>
-        }
-      >
+      <Loading value={list.latest} error={list.error ? messageOf(list.error) : null} what="sessions">
         {(l) => (
           <Show
             when={l().items.length > 0}
@@ -66,7 +59,7 @@ export const Sessions = (props: { readonly client: Client }) => {
             </table>
           </Show>
         )}
-      </Show>
+      </Loading>
     </section>
   )
 }
@@ -96,15 +89,7 @@ export const SessionDetail = (props: { readonly client: Client; readonly id: str
           {stream.readyState() === "open" ? " live" : " connecting…"}
         </span>
       </p>
-      <Show when={loadError()}>{(m) => <p role="alert" class="error">{m()}</p>}</Show>
-      <Show
-        when={session.latest}
-        fallback={
-          <Show when={!loadError()}>
-            <p class="empty">Loading the session…</p>
-          </Show>
-        }
-      >
+      <Loading value={session.latest} error={loadError()} what="the session">
         {(s) => (
           <>
             <h1 id="session-title">Session {s().thread}</h1>
@@ -152,7 +137,7 @@ export const SessionDetail = (props: { readonly client: Client; readonly id: str
             </Show>
           </>
         )}
-      </Show>
+      </Loading>
     </section>
   )
 }

@@ -8,6 +8,7 @@ import { json, usd } from "../format.ts"
 import { href } from "../route.ts"
 import { createEventStream } from "../sse.ts"
 import { CANCELABLE, RETRYABLE } from "../tasks.ts"
+import { Loading } from "../Loading.tsx"
 
 type Action = "cancel" | "retry" | "requeue"
 
@@ -110,15 +111,7 @@ export const TaskDetail = (props: { readonly client: Client; readonly id: string
           {stream.readyState() === "open" ? " live" : " connecting…"}
         </span>
       </p>
-      <Show when={loadError()}>{(m) => <p role="alert" class="error">{m()}</p>}</Show>
-      <Show
-        when={task.latest}
-        fallback={
-          <Show when={!loadError()}>
-            <p class="empty">Loading the task…</p>
-          </Show>
-        }
-      >
+      <Loading value={task.latest} error={loadError()} what="the task">
         {(t) => (
           <>
             <h1 id="task-title">Task {t().subject ?? t().id}</h1>
@@ -286,7 +279,7 @@ export const TaskDetail = (props: { readonly client: Client; readonly id: string
             <pre>{json(t().payload)}</pre>
           </>
         )}
-      </Show>
+      </Loading>
     </section>
   )
 }
