@@ -3,7 +3,7 @@
 import type { AgentVersionView, AgentView } from "../../schema/Agent.ts"
 import type { EventResponse, RunListResponse } from "../../schema/Api.ts"
 import type { AuditPage, AuditQuery } from "../../schema/Audit.ts"
-import type { BudgetResponse, UsageResponse } from "../../schema/Budget.ts"
+import type { BudgetLimits, BudgetResponse, UsageResponse } from "../../schema/Budget.ts"
 
 type RunPage = typeof RunListResponse.Type
 import type { PublicKey, Receipt } from "../../schema/Receipt.ts"
@@ -119,6 +119,12 @@ export const makeClient = (token: string, onUnauthorized: () => void = () => {})
     usage: (name: string, days: number) => json<UsageResponse>(`/v1/agents/${id(name)}/usage?days=${days}`),
     agentBudget: (name: string) => json<BudgetResponse>(`/v1/agents/${id(name)}/budget`),
     tenantBudget: () => json<BudgetResponse>("/v1/budget"),
+    /** Sets a scope's caps whole: the tenant's (`agentName` null) or an agent's. */
+    setBudget: (agentName: string | null, limits: BudgetLimits) =>
+      json<BudgetResponse>(agentName === null ? "/v1/budget" : `/v1/agents/${id(agentName)}/budget`, {
+        method: "PUT",
+        body: JSON.stringify(limits)
+      }),
     listKeys: () => json<{ items: ReadonlyArray<KeyView> }>("/v1/api-keys"),
     /** A new key; `key` is in this answer only. */
     createKey: (body: { name: string; scopes: ReadonlyArray<string>; expiresAt?: string }) =>

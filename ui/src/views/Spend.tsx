@@ -1,8 +1,8 @@
 // Spend: the tenant's budget today (spent and reserved against its caps, soft-cap alerts), and per agent its cost per
 // UTC day as a chart with runs and tokens, and its own budget. Read from `/v1/budget`, `/v1/agents/{name}/budget` and
-// `/usage`; it needs the scope budgets:read.
-import { createResource, For, Show } from "solid-js"
-import type { BudgetResponse, UsageResponse } from "../../../schema/Budget.ts"
+// `/usage`; it needs the scope budgets:read. Each budget's caps can be set from the page (budgets:write).
+import { createResource, createSignal, For, Show } from "solid-js"
+import { type BudgetLimits, type BudgetResponse, CAPS, type Cap, type UsageResponse } from "../../../schema/Budget.ts"
 import { ApiError, type Client } from "../api.ts"
 import { tokens, usd } from "../format.ts"
 
@@ -18,6 +18,112 @@ const message = (e: unknown) =>
     : e instanceof Error
     ? e.message
     : String(e)
+
+/** The caps as the form names them, and whether each is in US dollars (else a whole count). */
+export const CAP_LABELS: Readonly<Record<Cap, { readonly label: string; readonly usd: boolean }>> = {
+  maxCostUsdPerRun: { label: "Cost per run (USD)", usd: true },
+  maxCostUsdPerDay: { label: "Cost per day (USD)", usd: true },
+  maxRunsPerDay: { label: "Runs per day", usd: false },
+  maxTokensPerRun: { label: "Tokens per run", usd: false },
+  maxToolCallsPerRun: { label: "Tool calls per run", usd: false }
+}
+
+/**
+ * The caps a form's fields say (an empty field: not enforced), or the first field that is not a cap, named, as the
+ * API would refuse it (USD: a number from 0 to 1e9; counts: a whole number from 0 to 1e12).
+ */
+export const limitsFrom = (
+  fields: Readonly<Partial<Record<Cap, string>>>,
+  hardFail: boolean
+): { readonly limits: BudgetLimits } | { readonly field: Cap; readonly message: string } => {
+  const limits: { -readonly [K in keyof BudgetLimits]: BudgetLimits[K] } = { hardFail }
+  for (const cap of CAPS) {
+    const text = (fields[cap] ?? "").trim()
+    if (text === "") continue
+    const { label, usd } = CAP_LABELS[cap]
+    const n = Number(text)
+    if (!Number.isFinite(n) || n < 0 || n > (usd ? 1e9 : 1e12) || (!usd && !Number.isInteger(n)))
+      return {
+        field: cap,
+        message: `${label}: ${usd ? "a number of dollars from 0 to 1e9" : "a whole number from 0 to 1e12"}, or empty`
+      }
+    limits[cap] = n
+  }
+  return { limits }
+}
+
+/** The form that sets a budget's caps whole; `save` answers the budget as set. */
+const BudgetForm = (props: {
+  readonly budget: BudgetResponse
+  readonly save: (limits: BudgetLimits) => Promise<BudgetResponse>
+  readonly saved: (budget: BudgetResponse) => void
+}) => {
+  const initial = Object.fromEntries(CAPS.map((c) => [c, String(props.budget.limits?.[c] ?? "")]))
+  const [fields, setFields] = createSignal<Partial<Record<Cap, string>>>(initial)
+  const [hardFail, setHardFail] = createSignal(props.budget.limits?.hardFail ?? true)
+  const [error, setError] = createSignal<string | null>(null)
+  const [busy, setBusy] = createSignal(false)
+  const idOf = (cap: Cap) => `cap-${props.budget.scope.replace(/[^a-zA-Z0-9_-]/g, "-")}-${cap}`
+  const submit = async () => {
+    const checked = limitsFrom(fields(), hardFail())
+    if ("field" in checked) {
+      setError(checked.message)
+      document.getElementById(idOf(checked.field))?.focus()
+      return
+    }
+    setBusy(true)
+    try {
+      props.saved(await props.save(checked.limits))
+      setError(null)
+    } catch (e) {
+      setError(
+        e instanceof ApiError && e.status === 403
+          ? "This key lacks the scope budgets:write, which setting a budget needs."
+          : e instanceof Error
+          ? e.message
+          : String(e)
+      )
+    } finally {
+      setBusy(false)
+    }
+  }
+  return (
+    <details class="budget-form">
+      <summary>Set caps</summary>
+      <form
+        aria-label={`Caps of ${props.budget.scope}`}
+        onSubmit={(e) => {
+          e.preventDefault()
+          void submit()
+        }}
+      >
+        <For each={CAPS}>
+          {(cap) => (
+            <p>
+              <label for={idOf(cap)}>{CAP_LABELS[cap].label}</label>{" "}
+              <input
+                id={idOf(cap)}
+                name={cap}
+                inputmode="decimal"
+                placeholder="not enforced"
+                value={fields()[cap] ?? ""}
+                onInput={(e) => setFields({ ...fields(), [cap]: e.currentTarget.value })}
+              />
+            </p>
+          )}
+        </For>
+        <p>
+          <label>
+            <input type="checkbox" checked={hardFail()} onChange={(e) => setHardFail(e.currentTarget.checked)} />{" "}
+            Hard: refuse what would break a cap (HTTP 402); else alert only
+          </label>
+        </p>
+        <Show when={error()}>{(m) => <p role="alert" class="error">{m()}</p>}</Show>
+        <button type="submit" class="primary" disabled={busy()}>Save caps</button>
+      </form>
+    </details>
+  )
+}
 
 /** Today's spend and reservations against a budget's day cap, and its other caps and alerts. */
 const Today = (props: { readonly budget: BudgetResponse }) => {
@@ -94,7 +200,7 @@ const AgentSpend = (
   props: { readonly client: Client; readonly name: string; readonly days: ReadonlyArray<string> }
 ) => {
   const [usage] = createResource(() => props.client.usage(props.name, DAYS))
-  const [budget] = createResource(() => props.client.agentBudget(props.name))
+  const [budget, { mutate }] = createResource(() => props.client.agentBudget(props.name))
   const total = (u: UsageResponse) =>
     u.days.reduce((t, d) => ({ runs: t.runs + d.runs, tin: t.tin + d.tokensIn, tout: t.tout + d.tokensOut }), {
       runs: 0,
@@ -117,13 +223,20 @@ const AgentSpend = (
           </>
         )}
       </Show>
-      <Show when={budget()}>{(b) => <Today budget={b()} />}</Show>
+      <Show when={budget()}>
+        {(b) => (
+          <>
+            <Today budget={b()} />
+            <BudgetForm budget={b()} save={(l) => props.client.setBudget(props.name, l)} saved={mutate} />
+          </>
+        )}
+      </Show>
     </li>
   )
 }
 
 export const Spend = (props: { readonly client: Client }) => {
-  const [tenant] = createResource(() => props.client.tenantBudget())
+  const [tenant, { mutate }] = createResource(() => props.client.tenantBudget())
   const [agents] = createResource(() => props.client.listAgents())
   const days = lastDays(DAYS, Date.now())
   return (
@@ -131,7 +244,14 @@ export const Spend = (props: { readonly client: Client }) => {
       <h1 id="spend-title">Spend</h1>
       <h2>Tenant</h2>
       <Show when={tenant.error}>{(e) => <p role="alert" class="error">{message(e())}</p>}</Show>
-      <Show when={tenant()}>{(b) => <Today budget={b()} />}</Show>
+      <Show when={tenant()}>
+        {(b) => (
+          <>
+            <Today budget={b()} />
+            <BudgetForm budget={b()} save={(l) => props.client.setBudget(null, l)} saved={mutate} />
+          </>
+        )}
+      </Show>
       <h2>Agents</h2>
       <Show when={agents()} fallback={<p class="empty">Loading agents…</p>}>
         {(list) => (
