@@ -8,11 +8,13 @@ import { ensureBuilt, OUT } from "./build.mjs"
 // V8's code cache on disk: the bundle is parsed and compiled once, not at every start
 module.enableCompileCache?.(join(OUT, "compile-cache"))
 
-/** Commands that keep running: they pay the source maps' load time for readable stack traces in their logs. */
-const LONG_RUNNING = new Set(["dev", "serve", "worker"])
-
+// Source maps (readable stack traces) cost about half a second of CPU at every start, a quarter of `serve`'s: on
+// for `lantern dev` only, where a developer reads the traces; LANTERN_SOURCE_MAPS=1 turns them on for any command,
+// =0 off for dev (ADR 0070). Without them a trace names the bundle's chunk, line and column, which the .map beside
+// the chunk resolves offline.
 const command = process.argv.slice(2).find((a) => !a.startsWith("-"))
-if (LONG_RUNNING.has(command) || process.env.LANTERN_SOURCE_MAPS === "1") process.setSourceMapsEnabled(true)
+const maps = process.env.LANTERN_SOURCE_MAPS
+if (maps === "1" || (command === "dev" && maps !== "0")) process.setSourceMapsEnabled(true)
 
 let entry
 try {
