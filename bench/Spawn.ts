@@ -79,12 +79,20 @@ const BACKENDS: ReadonlyArray<Backend> = [
     : [])
 ]
 
+/** BENCH_SPAWN_BACKENDS=process,bwrap measures only those (all installed ones when unset). */
+const only = (process.env["BENCH_SPAWN_BACKENDS"] ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "")
+const MEASURED = only.length === 0 ? BACKENDS : BACKENDS.filter((b) => only.includes(b.name))
+
 export interface Row {
   readonly backend: string
   readonly rawMs: ReadonlyArray<number>
   readonly lanternMs: ReadonlyArray<number>
   /** From before the POST to WorkloadSpawned's journal time (the harness has said it started the sandbox). */
   readonly spawnedMs: ReadonlyArray<number>
+  /** From before the POST to each event's journal time, per event type (where the time goes). */
+  readonly stepsMs: Readonly<Record<string, ReadonlyArray<number>>>
+  /** From before the POST to its answer. */
+  readonly answeredMs: ReadonlyArray<number>
 }
 export type Result = ReadonlyArray<Row>
 
@@ -111,14 +119,14 @@ const rawFirstOutput = (argv: ReadonlyArray<string>) =>
 export const run = (scale: number) =>
   Serve.withStack(
     "spawn",
-    { LANTERN_SPAWNER_BACKENDS: BACKENDS.map((b) => b.name).join(","), LANTERN_WORKLOADS_SPAWNS_PER_MINUTE: "100000" },
+    { LANTERN_SPAWNER_BACKENDS: MEASURED.map((b) => b.name).join(","), LANTERN_WORKLOADS_SPAWNS_PER_MINUTE: "100000" },
     progress,
     (stack) =>
       Effect.gen(function*() {
         const starts = scaled(STARTS, scale, 5)
         const rows: Array<Row> = []
         const scratch = mkdtempSync(join(tmpdir(), "lantern-bench-runsc-"))
-        for (const backend of BACKENDS) {
+        for (const backend of MEASURED) {
           const n = backend.starts === undefined ? starts : scaled(backend.starts, scale, 2)
           yield* progress(`${backend.name}: ${n} raw starts, then ${n} workloads`)
           const rawMs: Array<number> = []
@@ -128,6 +136,8 @@ export const run = (scale: number) =>
           }
           const lanternMs: Array<number> = []
           const spawnedMs: Array<number> = []
+          const answeredMs: Array<number> = []
+          const stepsMs: Record<string, Array<number>> = {}
           for (let i = 0; i < n + WARMUP; i++) {
             const t = yield* Effect.promise(async () => {
               const t0 = Date.now()
@@ -142,6 +152,7 @@ export const run = (scale: number) =>
                   network: "none"
                 }
               })
+              const answered = Date.now() - t0
               for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
                 const events: ReadonlyArray<{ type: string; at: string }> =
                   (await stack.call("GET", `/v1/workloads/${w.id}/events`)).items
@@ -153,12 +164,17 @@ export const run = (scale: number) =>
                 // a workload that ends before its host journals WorkloadSpawned has none (the decider journals nothing
                 // after the end): its first output counts, its spawned time does not
                 if (first !== undefined && end !== undefined) {
+                  const steps: Record<string, number> = {}
+                  for (const e of events) steps[e.type] ??= Date.parse(e.at) - t0
                   return {
                     first: Date.parse(first.at) - t0,
-                    spawned: spawned === undefined ? null : Date.parse(spawned.at) - t0
+                    spawned: spawned === undefined ? null : Date.parse(spawned.at) - t0,
+                    answered,
+                    steps
                   }
                 }
-                if (end !== undefined) throw new Error(`workload ${w.id} ended without output`)
+                if (end !== undefined)
+                  throw new Error(`workload ${w.id} ended without output: ${JSON.stringify(events)}`)
                 await new Promise((r) => setTimeout(r, 20))
               }
               throw new Error(`workload ${w.id} did not end`)
@@ -166,9 +182,11 @@ export const run = (scale: number) =>
             if (i >= WARMUP) {
               lanternMs.push(t.first)
               if (t.spawned !== null) spawnedMs.push(t.spawned)
+              answeredMs.push(t.answered)
+              for (const [type, at] of Object.entries(t.steps)) (stepsMs[type] ??= []).push(at)
             }
           }
-          rows.push({ backend: backend.name, rawMs, lanternMs, spawnedMs })
+          rows.push({ backend: backend.name, rawMs, lanternMs, spawnedMs, stepsMs, answeredMs })
         }
         rmSync(scratch, { recursive: true, force: true })
         return rows satisfies Result
@@ -207,8 +225,26 @@ export const render = (r: Result): string =>
     ),
     "   raw: the backend's command around /bin/echo, spawned here, to the line on its stdout; lantern: from just before",
     "   POST /v1/workloads to the first WorkloadOutput's journal time (whole milliseconds); spawned: to WorkloadSpawned,",
-    "   journaled once the harness has started and said so."
+    "   journaled once the harness has started and said so.",
+    "Where the time goes: p50 ms from before the POST to each event's journal time, and to the POST's answer",
+    table(
+      ["backend", ...STEPS.map((s) => s.replace(/^Workload/, "")), "answered"],
+      r.map((row) => [
+        row.backend,
+        ...STEPS.map((s) => row.stepsMs[s] === undefined ? "-" : ms(p(row.stepsMs[s]!, 0.5))),
+        ms(p(row.answeredMs, 0.5))
+      ])
+    )
   ].join("\n")
+
+const STEPS = [
+  "WorkloadScheduled",
+  "WorkloadPlaced",
+  "WorkloadIdentityMinted",
+  "WorkloadSpawned",
+  "WorkloadOutput",
+  "WorkloadExited"
+] as const
 
 export const json = (r: Result): string =>
   `BENCH_SPAWN_JSON ${

@@ -54,29 +54,75 @@ interface Usage {
 }
 
 /**
- * `--pool`: started ahead of need by the spawner (its modules loaded), the harness waits for the path of its config
- * on stdin; if stdin ends first (the spawner's host stopped) it was never needed and exits.
+ * `--pool` (ADR 0069): started ahead of need by the spawner, its modules loaded and, when the spawner gave it the bus's
+ * address (LANTERN_HARNESS_NATS_URL), its connection already dialled. It reads two lines on stdin: the path of its
+ * workload's config, on which it prepares everything that starts nothing (cgroups, sockets, subscriptions), then
+ * `{"token": ...}` once the spawner has made the start durable, on which it starts the workload with that identity
+ * token. If stdin ends first (the start could not be journaled, or the spawner's host stopped) it starts nothing and
+ * exits. A pooled harness serves one workload and then exits: nothing of it outlives its workload.
  */
-const readConfigPath = (): Promise<string> =>
-  new Promise((resolve) => {
-    let text = ""
-    const onData = (chunk: Buffer) => {
-      text += chunk.toString("utf8")
-      const nl = text.indexOf("\n")
-      if (nl < 0) return
-      process.stdin.off("data", onData)
-      process.stdin.off("end", onEnd)
-      // from here on the harness outlives whoever started it: its stdin is not read again
-      process.stdin.on("error", () => {})
-      process.stdin.destroy()
-      resolve(text.slice(0, nl))
+const pooled = process.argv[2] === "--pool"
+const stdinLines: Array<string> = []
+const stdinWaiters: Array<(line: string | null) => void> = []
+let stdinEnded = false
+if (pooled) {
+  let text = ""
+  const settle = () => {
+    while (stdinWaiters.length > 0 && (stdinLines.length > 0 || stdinEnded)) {
+      stdinWaiters.shift()!(stdinLines.shift() ?? null)
     }
-    const onEnd = () => process.exit(0)
-    process.stdin.on("data", onData)
-    process.stdin.on("end", onEnd)
+  }
+  process.stdin.on("data", (chunk: Buffer) => {
+    text += chunk.toString("utf8")
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+      stdinLines.push(text.slice(0, nl))
+      text = text.slice(nl + 1)
+    }
+    settle()
+  })
+  const end = () => {
+    stdinEnded = true
+    settle()
+  }
+  process.stdin.on("end", end)
+  process.stdin.on("error", end)
+}
+/** The next line the spawner wrote on stdin, or null once stdin has ended. */
+const nextLine = (): Promise<string | null> =>
+  new Promise((resolve) => {
+    stdinWaiters.push(resolve)
+    if (stdinLines.length > 0 || stdinEnded) stdinWaiters.shift()!(stdinLines.shift() ?? null)
   })
 
-const configPath = process.argv[2] === "--pool" ? await readConfigPath() : process.argv[2]
+const dial = (servers: string, name: string, token?: string) =>
+  connect({
+    servers,
+    ...(token === undefined ? {} : { token }),
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true
+  })
+const poolUrl = pooled ? process.env["LANTERN_HARNESS_NATS_URL"] : undefined
+/** The connection dialled while the harness waits in the pool (no subscription, no workload yet). */
+const early = poolUrl === undefined || poolUrl === "" ? null : dial(poolUrl, `lantern-harness-pool-${process.pid}`)
+// tells the spawner this one is ready (loaded, and connected when it dialled): it is handed out before a newer one
+// (only while it waits: once it has its config the spawner reads one line more and then stops reading)
+let configured = false
+// a write after the spawner stopped reading must not end the harness (EPIPE)
+process.stdout.on("error", () => {})
+if (pooled) {
+  void (early ?? Promise.resolve()).then(
+    () => {
+      if (!configured) process.stdout.write(`${JSON.stringify({ ready: true })}\n`)
+    },
+    () => {}
+  )
+}
+
+const configPath = pooled ? await nextLine() : process.argv[2]
+if (configPath === null) process.exit(0) // never needed
+configured = true
 if (configPath === undefined) {
   process.stderr.write("usage: harness/main.ts <config.json> | --pool\n")
   process.exit(2)
@@ -165,10 +211,24 @@ const cgroupUsage = (): { cpuMs: number; peakKb: number | null } => {
   return { cpuMs: ns === null ? 0 : ns / 1e6, peakKb: bytes === null ? null : Math.round(bytes / 1024) }
 }
 
+const rmdirQuietly = (dir: string) => {
+  try {
+    rmdirSync(dir)
+  } catch {
+    // still busy: the host reaps empty groups later
+  }
+}
+
 // ---- NATS ----
 
-/** The connection, opened while the sandbox starts: reports wait for it, the sandbox does not. */
-let ncReady: Promise<NatsConnection>
+/**
+ * The connection: the one dialled in the pool when it goes where the config says, else one opened now, while the
+ * sandbox starts (reports wait for it, the sandbox does not).
+ */
+const ncReady: Promise<NatsConnection> = early !== null && poolUrl === config.natsUrl && config.natsToken === undefined
+  ? early
+  : (void early?.then((nc) => nc.close()).catch(() => {}),
+    dial(config.natsUrl, `lantern-harness-${config.workloadId}`, config.natsToken))
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
 const parse = (data: Uint8Array): Record<string, unknown> => {
   try {
@@ -223,24 +283,23 @@ const flush = (): Promise<void> => {
     }
   })().finally(() => {
     flushing = null
+    if (pending.length > 0) void flush()
   })
   return flushing
 }
-let flushTimer: ReturnType<typeof setTimeout> | null = null
+/**
+ * Queues a report. With no batch in flight it goes at once (the workload's first output is not held back for a
+ * timer); what arrives while a batch is in flight goes in the next batch, sent when that one is acknowledged.
+ */
 const report = (r: Report) => {
   pending.push(r)
-  if (flushTimer === null) {
-    // the next turn of the loop: what arrives meanwhile, and while a batch is in flight, goes in one batch
-    flushTimer = setTimeout(() => {
-      flushTimer = null
-      void flush()
-    }, 0)
-  }
+  void flush()
 }
 
 // ---- the workload's process tree: cpu and memory from /proc ----
 
-const started = Date.now()
+/** When the workload was started (a pooled harness waits before that; its wait is not the workload's time). */
+let started = Date.now()
 let peakRssKb: number | null = null
 const treeOf = (root: number): Array<number> => {
   const children = new Map<number, Array<number>>()
@@ -390,8 +449,10 @@ let finishedAt: number | null = null
 let killedFor: { reason: string; by: string } | null = null
 
 const kill = (reason: string, by: string) => {
-  if (finished || child === null || child.pid === undefined) return
+  if (finished) return
+  // asked before the start: the workload is never started (see `main`)
   if (killedFor === null) killedFor = { reason, by }
+  if (child === null || child.pid === undefined) return
   try {
     process.kill(-child.pid, "SIGTERM")
   } catch {
@@ -408,14 +469,6 @@ const kill = (reason: string, by: string) => {
 }
 
 const main = async () => {
-  ncReady = connect({
-    servers: config.natsUrl,
-    ...(config.natsToken === undefined ? {} : { token: config.natsToken }),
-    name: `lantern-harness-${config.workloadId}`,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-    waitOnFirstConnect: true
-  })
   const gate = Egress.server(config.egress, (d) => {
     log(`egress ${d.allowed ? "allowed" : "refused"} ${d.host}:${d.port} ${d.detail}`)
     report({ _tag: "egress", host: d.host, port: d.port, allowed: d.allowed, detail: d.detail })
@@ -441,12 +494,37 @@ const main = async () => {
     })
   })
 
+  // pooled: nothing starts before the spawner says the start is durable; no word (stdin ended) means start nothing
+  let token: string | undefined
+  if (pooled) {
+    const line = await nextLine()
+    process.stdin.destroy() // from here on the harness outlives whoever started it
+    const go = line === null ? null : parse(new TextEncoder().encode(line))
+    if (go === null || typeof go["token"] !== "string") {
+      log("the start was called off: the workload was not started")
+      gate.close()
+      secretsServer.close()
+      modelsServer.close()
+      for (const dir of cgroupDirs) rmdirQuietly(dir)
+      rmSync(sockDir, { recursive: true, force: true })
+      process.exit(0)
+    }
+    token = go["token"]
+  }
+  // terminated while it was being prepared: never started
+  if (killedFor !== null) {
+    process.stdout.write(`${JSON.stringify({ pid: process.pid, child: null, enforced })}\n`)
+    started = Date.now()
+    return finish({ code: null, signal: "SIGTERM" }, gate)
+  }
+
   // with cgroups, a shell puts itself in them before it becomes the backend's command, so nothing escapes them
   const argv = cgroupProcs.length > 0
     ? ["/bin/sh", "-c", `for f in ${cgroupProcs.join(" ")}; do echo $$ > "$f"; done; exec "$@"`, "sh", ...config.argv]
     : [...config.argv]
+  started = Date.now()
   child = spawn(argv[0]!, argv.slice(1), {
-    env: { ...config.env },
+    env: token === undefined ? { ...config.env } : { ...config.env, LANTERN_IDENTITY_TOKEN: token },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
     cwd: config.cwd ?? config.dir
@@ -479,10 +557,18 @@ const main = async () => {
     })
     child!.on("close", (code, signal) => resolve({ code, signal }))
   })
-  finished = true
-  finishedAt = Date.now()
   clearTimeout(timeout)
   clearInterval(heartbeat)
+  return finish(exit, gate)
+}
+
+/** The workload has ended (or was never started): report it, release what it held, exit. */
+const finish = async (
+  exit: { code: number | null; signal: NodeJS.Signals | null },
+  gate: { close: () => unknown }
+) => {
+  finished = true
+  finishedAt = Date.now()
   // the workload has been reaped: its CPU time (and its reaped descendants') is the harness's children's time
   // with cgroups, the group's accounting covers every process that ever ran in it (a sandbox's own init included)
   const accounted = cgroupUsage()
@@ -494,19 +580,11 @@ const main = async () => {
   const code = exit.code ?? 128 + (exit.signal === "SIGKILL" ? 9 : exit.signal === "SIGTERM" ? 15 : 0)
   report(killedFor === null ? { _tag: "exited", code, usage } : { _tag: "killed", ...killedFor, usage })
   log(`workload ended: code ${code}${killedFor === null ? "" : ` (${killedFor.reason})`}`)
-  if (flushTimer !== null) clearTimeout(flushTimer)
-  flushTimer = null
   while (pending.length > 0 || flushing !== null) await flush()
   gate.close()
   secretsServer.close()
   modelsServer.close()
-  for (const dir of cgroupDirs) {
-    try {
-      rmdirSync(dir)
-    } catch {
-      // still busy: the host reaps empty groups later
-    }
-  }
+  for (const dir of cgroupDirs) rmdirQuietly(dir)
   await (await ncReady).drain().catch(() => {})
   rmSync(sockDir, { recursive: true, force: true })
   process.exit(0)

@@ -65,6 +65,17 @@ describe("the workload decider", () => {
     expect(state.exitCode).toBe(0)
   })
 
+  it("journals a first start's Scheduled, Placed and IdentityMinted as one command, once (ADR 0069)", () => {
+    const start: Command = { _tag: "Start", spec, input: "in", by: "t", backend: "bwrap", keyId: "k", expiresAt: "x" }
+    const one = run([start, { _tag: "Spawned", host: "h1", pid: 7, enforced: ["timeout"] }])
+    const steps = run(started)
+    expect(one.events).toEqual(steps.events.map((e) => e._tag === "WorkloadScheduled" ? { ...e, input: "in" } : e))
+    expect(one.state).toEqual({ ...steps.state, input: "in" })
+    // a start re-sent after it was journaled (or after a Schedule) journals nothing more
+    expect(run([start, start]).events).toHaveLength(3)
+    expect(run([started[0]!, start]).events).toHaveLength(1)
+  })
+
   it("vends only declared secrets, only before the workload ends", () => {
     const { state } = run([...started, { _tag: "Vend", envName: "TOKEN" }])
     expect(state.vended).toEqual(["TOKEN"])

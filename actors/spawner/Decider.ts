@@ -78,6 +78,19 @@ export type Report =
 
 export type Command =
   | { readonly _tag: "Schedule"; readonly spec: W.WorkloadSpec; readonly input: string | null; readonly by: string }
+  /**
+   * A first start's whole record before its harness is told to go (ADR 0069): Scheduled, Placed and IdentityMinted
+   * in one append, the events a Schedule, a Place and an IdentityMinted would give one by one.
+   */
+  | {
+    readonly _tag: "Start"
+    readonly spec: W.WorkloadSpec
+    readonly input: string | null
+    readonly by: string
+    readonly backend: string
+    readonly keyId: string
+    readonly expiresAt: string
+  }
   | { readonly _tag: "Place"; readonly backend: string }
   | { readonly _tag: "Spawned"; readonly host: string; readonly pid: number; readonly enforced: ReadonlyArray<string> }
   | { readonly _tag: "IdentityMinted"; readonly keyId: string; readonly expiresAt: string }
@@ -134,6 +147,14 @@ export const decide = (
   if (command._tag === "Schedule") {
     if (state.status !== "none") return ignore
     return accept({ _tag: "WorkloadScheduled", spec: command.spec, input: command.input, by: command.by })
+  }
+  if (command._tag === "Start") {
+    if (state.status !== "none") return ignore
+    return accept(
+      { _tag: "WorkloadScheduled", spec: command.spec, input: command.input, by: command.by },
+      { _tag: "WorkloadPlaced", backend: command.backend },
+      { _tag: "WorkloadIdentityMinted", keyId: command.keyId, expiresAt: command.expiresAt }
+    )
   }
   if (state.status === "none") return reject(new WorkloadNotFound({ id }))
   switch (command._tag) {

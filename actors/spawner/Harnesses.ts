@@ -1,9 +1,11 @@
-// Harness processes for the spawner (ADR 0046): started detached (they outlive this host), their modules loaded
-// ahead of need, each waiting on stdin for the path of its workload's config; launching one hands it that path and
-// reads its first line (its pid and the limits it could enforce). The pool refills as it is used.
-import { spawn } from "node:child_process"
+// Harness processes for the spawner (ADR 0046, ADR 0069): started detached (they outlive this host), their modules
+// loaded and their bus connection dialled ahead of need. Preparing one hands it its workload's config (it sets up what
+// starts nothing); `go` hands it the identity token once the start is durable and reads its first line (its pid and
+// the limits it could enforce); `abort` ends its stdin, so it starts nothing. The pool refills once a start is past.
+import { type ChildProcessByStdio, spawn } from "node:child_process"
 import { mkdirSync, rmdirSync } from "node:fs"
 import { join } from "node:path"
+import type { Readable, Writable } from "node:stream"
 import { Data, Effect } from "effect"
 
 export class SpawnFailed extends Data.TaggedError("SpawnFailed")<{ readonly reason: string }> {
@@ -12,80 +14,152 @@ export class SpawnFailed extends Data.TaggedError("SpawnFailed")<{ readonly reas
   }
 }
 
-export const pool = (main: string, workDir: string, size: number) =>
+export interface Launched {
+  readonly pid: number
+  readonly enforced: ReadonlyArray<string>
+}
+
+/** A harness holding its workload's config: it has started nothing yet. */
+export interface Prepared {
+  /** Starts the workload with its identity token; the harness's pid and the limits it could enforce. */
+  readonly go: (token: string) => Effect.Effect<Launched, SpawnFailed>
+  /** Calls the start off: the harness starts nothing and exits. */
+  readonly abort: Effect.Effect<void>
+}
+
+/**
+ * How long after a start the pool refills: a Node start costs a core for tens of milliseconds, which on a small host
+ * would compete with the sandbox the harness has just been told to start.
+ */
+const REFILL_AFTER_MS = 300
+const READY = JSON.stringify({ ready: true })
+
+export const pool = (main: string, workDir: string, size: number, natsUrl: string) =>
   Effect.gen(function*() {
-    /** A harness process, detached (it outlives this host), its modules loaded, waiting on stdin for its config. */
-    const startHarness = () =>
-      spawn(process.execPath, [main, "--pool"], {
+    /**
+     * A harness process, detached (it outlives this host), waiting on stdin for its config. It says `{"ready":true}`
+     * on stdout once loaded and connected; every line after that goes to `onLine` (its first line after `go`).
+     */
+    interface Pooled {
+      readonly child: ChildProcessByStdio<Writable, Readable, Readable>
+      ready: boolean
+      onLine: ((line: string) => void) | null
+    }
+    const startHarness = (): Pooled => {
+      const child = spawn(process.execPath, [main, "--pool"], {
         detached: true,
         stdio: ["pipe", "pipe", "pipe"],
         cwd: workDir,
-        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" }
+        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", LANTERN_HARNESS_NATS_URL: natsUrl }
       })
+      const pooled: Pooled = { child, ready: false, onLine: null }
+      let out = ""
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString("utf8")
+        for (let nl = out.indexOf("\n"); nl >= 0; nl = out.indexOf("\n")) {
+          const line = out.slice(0, nl)
+          out = out.slice(nl + 1)
+          if (!pooled.ready && line === READY) pooled.ready = true
+          else pooled.onLine?.(line)
+        }
+      })
+      child.on("error", () => {})
+      child.stdin.on("error", () => {})
+      return pooled
+    }
     mkdirSync(workDir, { recursive: true })
     /** Harnesses started ahead of need (LANTERN_HARNESS_POOL): a workload does not wait for Node to start one. */
-    const pool: Array<ReturnType<typeof startHarness>> = []
+    const pool: Array<Pooled> = []
     const refill = () => {
       while (pool.length < size) {
-        const child = startHarness()
-        child.on("error", () => {})
-        child.on("exit", () => {
-          const i = pool.indexOf(child)
+        const pooled = startHarness()
+        pooled.child.on("exit", () => {
+          const i = pool.indexOf(pooled)
           if (i >= 0) pool.splice(i, 1)
         })
-        pool.push(child)
+        pool.push(pooled)
       }
+    }
+    let refillTimer: ReturnType<typeof setTimeout> | null = null
+    const refillSoon = () => {
+      if (refillTimer !== null) return
+      refillTimer = setTimeout(() => {
+        refillTimer = null
+        refill()
+      }, REFILL_AFTER_MS)
     }
     refill()
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
+        if (refillTimer !== null) clearTimeout(refillTimer)
         // idle harnesses see their stdin end and exit; assigned ones are not in the pool
-        for (const child of pool.splice(0)) child.stdin?.end()
+        for (const pooled of pool.splice(0)) pooled.child.stdin.end()
       })
     )
+    /** A ready harness first; else the oldest (the nearest to ready); a new one only when the pool is empty. */
+    const take = (): Pooled => {
+      const ready = pool.findIndex((p) => p.ready)
+      const taken = ready >= 0 ? pool.splice(ready, 1)[0] : pool.shift()
+      return taken ?? startHarness()
+    }
 
-    /** Hands the harness its config and reads its first line: its pid and the limits it could enforce. */
-    const launch = (configPath: string) =>
-      Effect.callback<{ pid: number; enforced: ReadonlyArray<string> }, SpawnFailed>((resume) => {
-        const child = pool.shift() ?? startHarness()
-        refill()
-        child.stdin!.on("error", () => {})
-        child.stdin!.end(`${configPath}\n`)
-        let out = ""
+    /** Hands a harness its config: it prepares what starts nothing and waits for `go` (or `abort`). */
+    const prepare = (configPath: string) =>
+      Effect.sync((): Prepared => {
+        const pooled = take()
+        const child = pooled.child
+        refillSoon()
+        child.stdin.write(`${configPath}\n`)
         let err = ""
-        const timer = setTimeout(
-          () => done(new SpawnFailed({ reason: "the harness did not start within 30 s" })),
-          30_000
-        )
-        const done = (result: SpawnFailed | { pid: number; enforced: ReadonlyArray<string> }) => {
-          clearTimeout(timer)
+        let outcome: SpawnFailed | Launched | null = null
+        let waiting: ((result: SpawnFailed | Launched) => void) | null = null
+        let timer: ReturnType<typeof setTimeout> | null = null
+        const done = (result: SpawnFailed | Launched) => {
+          if (outcome !== null) return
+          outcome = result
+          if (timer !== null) clearTimeout(timer)
           child.removeAllListeners("exit")
-          child.stdout?.removeAllListeners("data")
-          child.stdout?.destroy()
-          child.stderr?.destroy()
+          child.stdout.removeAllListeners("data")
+          child.stdout.destroy()
+          child.stderr.destroy()
           child.unref()
-          resume(result instanceof SpawnFailed ? Effect.fail(result) : Effect.succeed(result))
+          waiting?.(result)
         }
-        child.stdout!.on("data", (chunk: Buffer) => {
-          out += chunk.toString("utf8")
-          const nl = out.indexOf("\n")
-          if (nl < 0) return
+        pooled.onLine = (line) => {
           try {
-            const first = JSON.parse(out.slice(0, nl)) as { pid: number; enforced: ReadonlyArray<string> }
+            const first = JSON.parse(line) as Launched
             done({ pid: first.pid, enforced: first.enforced })
           } catch {
-            done(new SpawnFailed({ reason: `the harness said: ${out.slice(0, 200)}` }))
+            done(new SpawnFailed({ reason: `the harness said: ${line.slice(0, 200)}` }))
           }
-        })
-        child.stderr!.on("data", (c: Buffer) => (err = (err + c.toString("utf8")).slice(0, 2000)))
+        }
+        child.stderr.on("data", (c: Buffer) => (err = (err + c.toString("utf8")).slice(0, 2000)))
         child.on("error", (e) => done(new SpawnFailed({ reason: e.message })))
         child.on(
           "exit",
           (code) => done(new SpawnFailed({ reason: `the harness exited with ${code}: ${err.slice(0, 500)}` }))
         )
+        return {
+          go: (token) =>
+            Effect.callback<Launched, SpawnFailed>((resume) => {
+              const settle = (result: SpawnFailed | Launched) =>
+                resume(result instanceof SpawnFailed ? Effect.fail(result) : Effect.succeed(result))
+              if (outcome !== null) return settle(outcome)
+              waiting = settle
+              timer = setTimeout(
+                () => done(new SpawnFailed({ reason: "the harness did not start within 30 s" })),
+                30_000
+              )
+              child.stdin.end(`${JSON.stringify({ token })}\n`)
+            }),
+          abort: Effect.sync(() => {
+            child.stdin.end()
+            done(new SpawnFailed({ reason: "the start was called off" }))
+          })
+        }
       })
 
-    return { launch }
+    return { prepare }
   })
 
 /**

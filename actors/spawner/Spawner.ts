@@ -267,6 +267,35 @@ export class Spawner extends Context.Service<Spawner, {
         >
 
       // ---- quotas: checked before any side effect ----
+      /**
+       * The lease bucket's keys as the liveness loop last listed them (every PING_EVERY), so that a start does not
+       * list the bucket itself (a consumer made and deleted: tens of milliseconds on a busy host). Leases this host
+       * writes meanwhile count from their start until a listing has had time to include them; those it deletes stop
+       * counting at once. A listing older than LISTING_STALE_MS is not trusted: the bucket is listed then, as before.
+       */
+      let listed: { readonly at: number; readonly keys: Set<string> } | null = null
+      const startedHere = new Map<string, number>()
+      const LISTING_STALE_MS = 10 * Duration.toMillis(PING_EVERY)
+      const activeLeases = (tenant: string) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const keys = listed !== null && now - listed.at < LISTING_STALE_MS
+            ? [...listed.keys].filter((k) => k.startsWith(`${tenant}.`))
+            : yield* kv.keys(`${tenant}.*`)
+          const active = new Set(keys)
+          for (const [key, at] of startedHere) {
+            if (now - at > 2 * LISTING_STALE_MS) startedHere.delete(key)
+            else if (key.startsWith(`${tenant}.`)) active.add(key)
+          }
+          return active.size
+        })
+      /** Deletes a workload's lease, and stops counting it at once. */
+      const releaseLease = (tenant: string, id: string) =>
+        Effect.suspend(() => {
+          startedHere.delete(leaseKey(tenant, id))
+          listed?.keys.delete(leaseKey(tenant, id))
+          return kv.delete(leaseKey(tenant, id))
+        })
       const spawnTimes = new Map<string, Array<number>>()
       const quota = (tenant: string) =>
         Effect.gen(function*() {
@@ -279,10 +308,10 @@ export class Spawner extends Context.Service<Spawner, {
               retryAfterSeconds: Math.max(1, Math.ceil((60_000 - (now - recent[0]!)) / 1000))
             })
           }
-          const active = yield* kv.keys(`${tenant}.*`)
-          if (active.length >= settings.maxConcurrent) {
+          const active = yield* activeLeases(tenant)
+          if (active >= settings.maxConcurrent) {
             return yield* new WorkloadQuotaExceeded({
-              reason: `the tenant has ${active.length} workloads running (at most ${settings.maxConcurrent})`,
+              reason: `the tenant has ${active} workloads running (at most ${settings.maxConcurrent})`,
               retryAfterSeconds: 5
             })
           }
@@ -290,11 +319,22 @@ export class Spawner extends Context.Service<Spawner, {
           spawnTimes.set(tenant, recent)
         })
 
-      const { launch } = yield* Harnesses.pool(harness.main, settings.workDir, settings.harnessPool)
+      const { prepare } = yield* Harnesses.pool(harness.main, settings.workDir, settings.harnessPool, url)
+      const workloadActor = Actor.make(Decider.decider(""))
+
+      /** What a first start journals in one append before its harness is told to go (the rest comes from the id). */
+      interface FirstStart {
+        readonly by: string
+        readonly backend: string
+      }
 
       /**
-       * Starts the workload's harness on this host (attempt 1, or a restart of an idempotent workload): its
-       * sandbox's command line, a token, the lease, the config, the harness; journaled as Spawned.
+       * Starts the workload's harness on this host (attempt 1, or a restart of an idempotent workload), as ADR 0069
+       * orders it: the sandbox's command line (the tier checked again) and a harness handed the config, which it
+       * prepares while the start is made durable (for a first start: Scheduled, Placed and IdentityMinted in one
+       * append, after the identity it names; the lease, holder not yet known); only then is the harness told to go,
+       * with the token. Whatever fails before that calls the harness off, so nothing ever runs unrecorded. Then the
+       * lease names the harness and Spawned is journaled. Returns the workload as the journal then has it.
        */
       const launchWorkload = (
         tenant: string,
@@ -303,9 +343,14 @@ export class Spawner extends Context.Service<Spawner, {
         input: string | null,
         backend: Backends.Backend,
         attempt: number,
+        first: FirstStart | null,
         workDir?: string
-      ) =>
-        Effect.gen(function*() {
+      ) => {
+        const address = addressOf(tenant, id)
+        const meta = (key: string) => ({ idempotencyKey: key, correlationId: id })
+        /** Set once the workload is in the journal: a failure from there on is journaled as its end. */
+        let journaled = first === null
+        return Effect.gen(function*() {
           const dir = join(settings.workDir, id)
           const sockDir = join(dir, "sock")
           mkdirSync(sockDir, { recursive: true, mode: 0o755 })
@@ -321,18 +366,10 @@ export class Spawner extends Context.Service<Spawner, {
             input,
             ...(workDir === undefined ? {} : { workDir })
           })
-          const identity = yield* identities.ensure(tenant, id)
-          const ttlSeconds = Math.min(Identity.MAX_TTL_SECONDS, spec.spec.limits.timeoutSeconds + 60)
-          const minted = yield* identities.mint(tenant, id, { audience: AUDIENCE, ttlSeconds })
-          yield* orDie(execute(
-            tenant,
-            id,
-            { _tag: "IdentityMinted", keyId: identity.keyId, expiresAt: minted.expiresAt },
-            `${id}:identity`
-          ))
           const since = new Date(yield* Clock.currentTimeMillis).toISOString()
-          yield* kv.put(leaseKey(tenant, id), { host: hosts.id, harnessPid: 0, since })
+          startedHere.set(leaseKey(tenant, id), yield* Clock.currentTimeMillis)
           const configPath = join(dir, "harness.json")
+          // the identity token is not in the file: the harness gets it with `go`
           const config = {
             tenant,
             workloadId: id,
@@ -345,7 +382,6 @@ export class Spawner extends Context.Service<Spawner, {
               ...spec.spec.env,
               LANTERN_WORKLOAD_ID: id,
               LANTERN_WORKLOAD_ATTEMPT: String(attempt),
-              LANTERN_IDENTITY_TOKEN: minted.token,
               // the model endpoint's socket (ADR 0062); the relay, when there is one, adds LANTERN_MODELS_URL too
               ...(backend.socketsInside === undefined
                 ? {}
@@ -365,14 +401,54 @@ export class Spawner extends Context.Service<Spawner, {
           }
           writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 })
           chmodSync(configPath, 0o600)
-          const launched = yield* launch(configPath)
-          yield* kv.put(leaseKey(tenant, id), { host: hosts.id, harnessPid: launched.pid, since })
-          yield* orDie(execute(
-            tenant,
-            id,
-            { _tag: "Spawned", host: hosts.id, pid: launched.pid, enforced: launched.enforced },
-            `${id}:spawned:${attempt}`
-          ))
+          const prepared = yield* prepare(configPath)
+
+          // ---- what must be durable before the start, while the harness prepares ----
+          const durable = Effect.all([
+            Effect.gen(function*() {
+              const identity = yield* identities.ensure(tenant, id)
+              const ttlSeconds = Math.min(Identity.MAX_TTL_SECONDS, spec.spec.limits.timeoutSeconds + 60)
+              const minted = yield* identities.mint(tenant, id, { audience: AUDIENCE, ttlSeconds })
+              // a first start's id is new: its journal is empty, so the append needs no read before it
+              const outcome = first === null
+                ? yield* orDie(execute(
+                  tenant,
+                  id,
+                  { _tag: "IdentityMinted", keyId: identity.keyId, expiresAt: minted.expiresAt },
+                  `${id}:identity`
+                ))
+                : yield* orDie(run(workloadActor.executeOn(
+                  { address, state: Decider.initialState, seq: 0, events: 0, snapshotEvents: 0 },
+                  {
+                    _tag: "Start",
+                    spec,
+                    input,
+                    by: first.by,
+                    backend: first.backend,
+                    keyId: identity.keyId,
+                    expiresAt: minted.expiresAt
+                  },
+                  meta(`${id}:start`)
+                )))
+              journaled = true
+              return { token: minted.token, outcome }
+            }),
+            kv.put(leaseKey(tenant, id), { host: hosts.id, harnessPid: 0, since })
+          ], { concurrency: "unbounded" })
+          const [{ outcome: recorded, token }] = yield* durable.pipe(Effect.onError(() => prepared.abort))
+
+          // ---- the start ----
+          const launched = yield* prepared.go(token)
+          const [, spawned] = yield* Effect.all([
+            kv.put(leaseKey(tenant, id), { host: hosts.id, harnessPid: launched.pid, since }),
+            orDie(run(workloadActor.executeOn(
+              recorded.loaded,
+              { _tag: "Spawned", host: hosts.id, pid: launched.pid, enforced: launched.enforced },
+              meta(`${id}:spawned:${attempt}`)
+            )))
+          ], { concurrency: "unbounded" })
+          const createdAt = recorded.stored[0]?.envelope.at ?? null
+          return { state: spawned.loaded.state, createdAt }
         }).pipe(
           Effect.mapError((e) =>
             e instanceof BusUnavailable || e instanceof Backends.IsolationUnavailable || e instanceof SpawnFailed
@@ -381,11 +457,12 @@ export class Spawner extends Context.Service<Spawner, {
           ),
           Effect.tapError((e) =>
             Effect.ignore(Effect.andThen(
-              orDie(execute(tenant, id, { _tag: "Fail", reason: e.message }, `${id}:fail`)),
-              kv.delete(leaseKey(tenant, id))
+              journaled ? orDie(execute(tenant, id, { _tag: "Fail", reason: e.message }, `${id}:fail`)) : Effect.void,
+              releaseLease(tenant, id)
             ))
           )
         )
+      }
 
       const placement = (tier: W.Tier, options: { readonly sharedWorkDir?: boolean } = {}) =>
         Effect.map(Backends.place(backends, tier, { workDir: options.sharedWorkDir === true }), (b) => b.name)
@@ -403,10 +480,16 @@ export class Spawner extends Context.Service<Spawner, {
           })
           yield* quota(tenant)
           const id = yield* ids.next("wl")
-          yield* orDie(execute(tenant, id, { _tag: "Schedule", spec, input, by }, `${id}:schedule`))
-          yield* orDie(execute(tenant, id, { _tag: "Place", backend: backend.name }, `${id}:place`))
-          yield* launchWorkload(tenant, id, spec, input, backend, 1, options.workDir)
-          const { state, createdAt } = yield* load(tenant, id)
+          const { state, createdAt } = yield* launchWorkload(
+            tenant,
+            id,
+            spec,
+            input,
+            backend,
+            1,
+            { by, backend: backend.name },
+            options.workDir
+          )
           return viewOf(id, state, createdAt)
         }).pipe(
           // a workload journaled as scheduled is launched (or journaled as failed) even when the request that asked
@@ -425,7 +508,7 @@ export class Spawner extends Context.Service<Spawner, {
       const harnessGone = (tenant: string, id: string, otherwise: Decider.Command, key: string) =>
         Effect.gen(function*() {
           const { state } = yield* load(tenant, id)
-          if (Decider.isFinished(state) || state.spec === null) return yield* kv.delete(leaseKey(tenant, id))
+          if (Decider.isFinished(state) || state.spec === null) return yield* releaseLease(tenant, id)
           const backend = backends.find((b) => b.name === state.backend)
           if (state.spec.spec.idempotent === true && state.attempt < MAX_ATTEMPTS && backend !== undefined) {
             const restarted = yield* execute(
@@ -437,12 +520,12 @@ export class Spawner extends Context.Service<Spawner, {
             if (restarted.appended.length > 0) {
               yield* Effect.logWarning(`workload ${id}: ${otherwiseReason(otherwise)}; starting it again (idempotent)`)
               return yield* Effect.ignore(
-                launchWorkload(tenant, id, state.spec, state.input, backend, state.attempt + 1)
+                launchWorkload(tenant, id, state.spec, state.input, backend, state.attempt + 1, null)
               )
             }
           }
           yield* execute(tenant, id, otherwise, key).pipe(Effect.ignore)
-          yield* kv.delete(leaseKey(tenant, id)).pipe(Effect.ignore)
+          yield* releaseLease(tenant, id).pipe(Effect.ignore)
           yield* Harnesses.reapCgroups(id)
         }).pipe(
           Effect.catchCause((cause) => Effect.logWarning(`workload ${id}: could not settle a lost harness`, cause))
@@ -511,7 +594,7 @@ export class Spawner extends Context.Service<Spawner, {
             Effect.catchTag("WorkloadFinished", () => Effect.void),
             Effect.catch((e) => e instanceof BusUnavailable ? Effect.fail(e) : Effect.void)
           )
-          yield* kv.delete(leaseKey(tenant, id))
+          yield* releaseLease(tenant, id)
           yield* audit.record({
             tenant,
             action: "workload.terminated",
@@ -554,7 +637,7 @@ export class Spawner extends Context.Service<Spawner, {
           }
           const ended = outcome.success.appended.some((e) => W.TERMINAL_WORKLOAD_EVENTS.has(e._tag))
           if (ended) {
-            yield* kv.delete(leaseKey(who.tenant, who.id)).pipe(Effect.ignore)
+            yield* releaseLease(who.tenant, who.id).pipe(Effect.ignore)
             yield* Harnesses.reapCgroups(who.id)
           }
           m.respond(enc({ ok: true, stop: Decider.isFinished(outcome.success.loaded.state) && !ended }))
@@ -748,6 +831,7 @@ export class Spawner extends Context.Service<Spawner, {
       const missed = new Map<string, number>()
       const watch = Effect.gen(function*() {
         const keys = yield* kv.keys()
+        listed = { at: yield* Clock.currentTimeMillis, keys: new Set(keys) }
         for (const key of keys) {
           const entry = yield* kv.get(key).pipe(Effect.option, Effect.map(Option.flatten))
           if (Option.isNone(entry)) continue
