@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Exit, Layer, ManagedRuntime } from "effect"
 import { busLayer, startServer, type TestServer } from "../tests/support/Bus.ts"
-import { Journal, sizeOf, subjectOf } from "./Journal.ts"
+import { encodedHeaders, Journal, sizeOf, subjectOf } from "./Journal.ts"
+import { encodeJson } from "../schema/Envelope.ts"
 import { Nats } from "./Nats.ts"
 import * as Topology from "./Topology.ts"
 import type { Envelope } from "../schema/Envelope.ts"
@@ -171,5 +172,20 @@ describe("Journal (real nats-server)", () => {
     expect(Exit.isFailure(exit) && String(exit.cause)).toContain(
       `the event would be ${limit + 1} bytes, over the bus's limit of ${limit} bytes`
     )
+  })
+
+  it("counts an event's bytes as the client writes them: its JSON and its header block at the longest sequence", () => {
+    const longest = "18446744073709551615"
+    const cases: Array<Envelope> = [
+      envelope("size1", "a"),
+      {
+        ...envelope("size2", "b", { text: "é ☃ 𝄞" }),
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+      },
+      { ...envelope("size3", "c"), idempotencyKey: "run_x:ünïcödé:☃:1" }
+    ]
+    for (const e of cases) {
+      expect(sizeOf(e)).toBe(new TextEncoder().encode(encodeJson(e)).length + encodedHeaders(e, longest).length)
+    }
   })
 })

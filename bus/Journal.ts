@@ -2,7 +2,7 @@
 // sequence) and deduplicated (msgID = the event's idempotency key); reads decode every event, loudly.
 import { DeliverPolicy, JetStreamApiError, type MsgRequest, PubHeaders } from "@nats-io/jetstream"
 import { headers, type MsgHdrsImpl, type NatsConnection } from "@nats-io/nats-core"
-import { Context, Effect, Layer, Schedule, Schema, Stream } from "effect"
+import { Context, Effect, Layer, Schedule, Stream } from "effect"
 import * as Envelope from "../schema/Envelope.ts"
 import {
   AppendConflict,
@@ -60,7 +60,6 @@ export interface Service {
   readonly follow: (address: Envelope.ActorAddress, afterSeq: number) => Stream.Stream<Envelope.Stored, ReadError>
 }
 
-const encode = Schema.encodeSync(Envelope.EnvelopeJson)
 const utf8 = new TextEncoder()
 
 /** The largest stream sequence (2^64 - 1): the longest value the expected-sequence header can take. */
@@ -72,11 +71,24 @@ const headersOf = (envelope: Envelope.Envelope, expected: string): MsgHdrsImpl =
   h.set("Lantern-Event-Type", envelope.type)
   if (envelope.traceparent !== null) h.set("traceparent", envelope.traceparent)
   // js.publish sets these two itself from msgID and expect; setting them here too makes `h` the exact header
-  // block that goes on the wire, so it can be measured
+  // block that goes on the wire
   h.set(PubHeaders.MsgIdHdr, envelope.idempotencyKey)
   h.set(PubHeaders.ExpectedLastSubjectSequenceHdr, expected)
   return h
 }
+
+/** Bytes of one `name: value` line of a header block (the client writes `\r\nname: value` for each). */
+const lineBytes = (name: string, value: string) => 4 + name.length + Buffer.byteLength(value, "utf8")
+
+/**
+ * Bytes of the header block `headersOf(envelope, expected)` encodes to ("NATS/1.0", a line per header, a blank
+ * line), counted without building it: every append measures its messages before publishing them.
+ */
+const headerBytes = (envelope: Envelope.Envelope, expected: string): number =>
+  12 + lineBytes("Lantern-Event-Type", envelope.type) +
+  (envelope.traceparent === null ? 0 : lineBytes("traceparent", envelope.traceparent)) +
+  lineBytes(PubHeaders.MsgIdHdr, envelope.idempotencyKey) +
+  lineBytes(PubHeaders.ExpectedLastSubjectSequenceHdr, expected)
 
 /** An envelope encoded once, to be measured and then published. */
 interface Message {
@@ -84,14 +96,21 @@ interface Message {
   readonly data: Uint8Array
 }
 
-const messageOf = (envelope: Envelope.Envelope): Message => ({ envelope, data: utf8.encode(encode(envelope)) })
+const messageOf = (envelope: Envelope.Envelope): Message => ({
+  envelope,
+  data: utf8.encode(Envelope.encodeJson(envelope))
+})
 
 /**
  * Bytes an append puts on the bus, counted as the client counts them against the server's `max_payload`
  * (payload and header block). Measured with the longest expected sequence, so whether an event fits does not
  * depend on how far its stream has come.
  */
-const sizeOfMessage = (m: Message): number => m.data.length + headersOf(m.envelope, LONGEST_SEQ).encode().length
+const sizeOfMessage = (m: Message): number => m.data.length + headerBytes(m.envelope, LONGEST_SEQ)
+
+/** The header block an append of `envelope` expecting `expected` publishes (what `headerBytes` counts). */
+export const encodedHeaders = (envelope: Envelope.Envelope, expected: string): Uint8Array =>
+  headersOf(envelope, expected).encode()
 
 /** Bytes an append of `envelope` puts on the bus (see `checkSizes`). */
 export const sizeOf = (envelope: Envelope.Envelope): number => sizeOfMessage(messageOf(envelope))

@@ -161,4 +161,57 @@ describe("Envelope.decode", () => {
       { numRuns: 500 }
     )
   })
+
+  it("encodeJson writes exactly what the envelope schema encodes", () => {
+    fc.assert(
+      fc.property(envelope, ({ envelope }) => {
+        expect(Envelope.encodeJson(envelope)).toBe(encode(envelope))
+      }),
+      { numRuns: 300 }
+    )
+  })
+
+  // an envelope with one field replaced by any JSON value, or dropped: valid or not, the quick path must answer as
+  // the schemas do (the same stored event, or the same failure)
+  const fields = [
+    "eventId",
+    "type",
+    "version",
+    "tenant",
+    "actor",
+    "causationId",
+    "correlationId",
+    "traceparent",
+    "at",
+    "idempotencyKey",
+    "payload"
+  ]
+  const through = (data: string, seq: number) =>
+    Effect.runSync(Effect.result(Envelope.decodeThroughSchemas(SUBJECT, seq, data)))
+  it("decodes every envelope, well-formed or not, exactly as the schemas alone do", () => {
+    const mutated = fc.tuple(
+      envelope,
+      fc.constantFrom(...fields, "actor.type", "actor.tenant", "actor.id", "payload.output", "payload.error"),
+      fc.option(fc.jsonValue(), { nil: undefined }),
+      fc.boolean()
+    ).map(([{ envelope }, field, value, keep]) => {
+      const raw = JSON.parse(encode(envelope)) as Record<string, any>
+      if (!keep) {
+        const [head, tail] = field.split(".")
+        const target = tail === undefined ? raw : raw[head!]
+        if (target !== null && typeof target === "object") target[tail ?? head!] = value
+      }
+      return JSON.stringify(raw)
+    })
+    fc.assert(
+      fc.property(mutated, fc.nat(), (data, seq) => {
+        const quick = decode(data, seq)
+        const slow = through(data, seq)
+        expect(quick._tag).toBe(slow._tag)
+        if (Result.isSuccess(quick) && Result.isSuccess(slow)) expect(quick.success).toEqual(slow.success)
+        if (Result.isFailure(quick) && Result.isFailure(slow)) expect(quick.failure).toEqual(slow.failure)
+      }),
+      { numRuns: 1000 }
+    )
+  })
 })
