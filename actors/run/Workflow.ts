@@ -198,7 +198,9 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
       )
     }
 
-    const now = () => run(Clock.currentTimeMillis)
+    // the session's clock read directly: a step reads it twice, and an effect run per read costs a fiber each
+    const clock = yield* Clock.Clock
+    const now = () => clock.currentTimeMillisUnsafe()
 
     const performStep = async <A>(
       id: string,
@@ -210,7 +212,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
       const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
       let attempt = from === null ? 1 : from.attempt + (from.status === "failed" ? 1 : 0)
       if (from?.status === "failed" && from.retryAt !== null) {
-        const wait = from.retryAt - (await now())
+        const wait = from.retryAt - now()
         if (wait > 0) await new Promise((r) => setTimeout(r, wait))
       }
       for (;;) {
@@ -218,7 +220,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         if (attempt > 1 && from?.status !== "started") {
           await journal({ _tag: "StartStep", stepId: id, request: { _tag: "code", kind: "step" } })
         }
-        const started = await now()
+        const started = now()
         const outcome = await new Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }>((resolve) => {
           const timer = setTimeout(
             () => resolve({ ok: false, error: new Error(`timed out after ${timeoutMs} ms`) }),
@@ -229,7 +231,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
             .then((value) => resolve({ ok: true, value }), (error: unknown) => resolve({ ok: false, error }))
             .finally(() => clearTimeout(timer))
         })
-        const finished = await now()
+        const finished = now()
         if (outcome.ok) {
           const value = normalize(outcome.value)
           await completeCode(
@@ -304,7 +306,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         if (found === null) {
           const t = at instanceof Date ? at.getTime() : at
           if (!Number.isFinite(t)) throw new NonDeterminismError(`sleep needs a finite time, got ${String(at)}`)
-          const startedAt = await now()
+          const startedAt = now()
           wakeAt = Math.max(startedAt, t)
           await journal({
             _tag: "StartStep",
@@ -314,7 +316,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
           })
         }
         const due = wakeAt ?? 0
-        const left = due - (await now())
+        const left = due - now()
         if (left > SHORT_SLEEP_MS) {
           // not due: the run parks once its writes are done; this promise never settles, the next session
           // replays to here
@@ -322,7 +324,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         }
         if (left > 0) await new Promise((r) => setTimeout(r, left))
         const attempt = found?.attempt ?? 1
-        await completeCode(id, attempt, null, Math.max(0, (await now()) - due))
+        await completeCode(id, attempt, null, Math.max(0, now() - due))
       })
 
     const answerOf = (a: ModelAnswer): LlmAnswer => ({
@@ -353,12 +355,12 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         for (;;) {
           const current = d.state().steps.find((s) => s.stepId === id)
           if (current?.status === "failed" && current.retryAt !== null) {
-            const wait = current.retryAt - (await now())
+            const wait = current.retryAt - now()
             if (wait > 0) await new Promise((r) => setTimeout(r, wait))
           }
           await journal({ _tag: "StartStep", stepId: id, request: { _tag: "model", model, turn: models } })
           const attempt = d.state().steps.find((s) => s.stepId === id)?.attempt ?? 1
-          const started = await now()
+          const started = now()
           const outcome = await run(d.llm(id, attempt, {
             model,
             messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
@@ -370,7 +372,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
             ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
             ...(request.temperature === undefined ? {} : { temperature: request.temperature })
           }, timeoutMs))
-          const finished = await now()
+          const finished = now()
           if (outcome._tag === "Performed") {
             const p = outcome.performed
             await journal({ _tag: "CompleteStep", stepId: id, attempt, ...p, durationMs: finished - started })
@@ -411,7 +413,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         if (found?.status === "failed") return expired
         let wakeAt = found?.wakeAt ?? 0
         if (found === null) {
-          wakeAt = (await now()) + Math.max(1, options.expiresInSeconds ?? 86_400) * 1_000
+          wakeAt = now() + Math.max(1, options.expiresInSeconds ?? 86_400) * 1_000
           await journal({
             _tag: "StartStep",
             stepId: id,
@@ -419,7 +421,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
             wakeAt
           })
         }
-        if ((await now()) >= wakeAt) {
+        if (now() >= wakeAt) {
           const attempt = d.state().steps.find((s) => s.stepId === id)?.attempt ?? 1
           await journal({
             _tag: "FailStep",
@@ -457,10 +459,10 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
         let wakeAt = found?.wakeAt ?? 0
         if (found === null) {
           const timeoutMs = Math.max(0, options.timeoutMs ?? 86_400_000)
-          wakeAt = (await now()) + timeoutMs
+          wakeAt = now() + timeoutMs
           await journal({ _tag: "StartStep", stepId: id, request: { _tag: "timer", ms: timeoutMs }, wakeAt })
         }
-        if ((await now()) >= wakeAt) return complete({ received: false, value: null })
+        if (now() >= wakeAt) return complete({ received: false, value: null })
         return park<Received>(wakeAt)
       })
 
@@ -526,7 +528,7 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
           return value
         }
         // the child's end wakes this run; a slow poll in case that wake-up was lost
-        return park<ChildResult>((await now()) + CHILD_POLL_MS)
+        return park<ChildResult>(now() + CHILD_POLL_MS)
       })
 
     const ctx: WorkflowContext = {
