@@ -23,7 +23,7 @@ export interface Sample {
   readonly taken: number
   /** When the crash was seen (the failing process's exit). */
   readonly killed: number
-  /** `at` of the first step event (StepStarted, or StepCompleted of a local step) journaled after the kill. */
+  /** `at` of the first step event (StepStarted, or the StepCompleted / StepsCompleted of local steps) after the kill. */
   readonly moved: number
   /** The pid of the host that took the run over. */
   readonly takenBy: number | null
@@ -49,7 +49,8 @@ const samplesOf = (log: Hosts.LeaseLog, runIds: ReadonlyArray<string>, deadPid: 
       const history = log.history.get(runId)!
       // the dead host journaled everything before it died; the next host after
       const next = stored[i]!.find((s) =>
-        (s.event._tag === "StepStarted" || s.event._tag === "StepCompleted") && Hosts.atOf(s) >= killed
+        (s.event._tag === "StepStarted" || s.event._tag === "StepCompleted" || s.event._tag === "StepsCompleted") &&
+        Hosts.atOf(s) >= killed
       )
       const taker = history.find((e) =>
         e.op === "PUT" && e.holder !== null && Hosts.pidOf(e.holder) !== deadPid && e.at >= killed

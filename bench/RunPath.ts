@@ -4,6 +4,7 @@
 import { loadavg } from "node:os"
 import { Effect } from "effect"
 import * as Tools from "../actors/model/Tools.ts"
+import * as Completions from "../schema/Completions.ts"
 import { table } from "./Report.ts"
 import * as RunBatch from "./RunBatch.ts"
 import { IN_FLIGHT, met, ms, p, per, round, scaled, type Throughput } from "./RunBatch.ts"
@@ -91,10 +92,12 @@ const measure = (stack: Serve.Stack, scale: number) =>
       if (end !== "RunSucceeded") throw new Error(`run ${id} ended with ${end}`)
       const events: ReadonlyArray<{ type: string; payload: any }> =
         (await stack.call("GET", `/v1/runs/${id}/events`)).items
+      // a StepsCompleted is its steps' completions (ADR 0067)
+      const completed = events.flatMap(Completions.expand).filter((e) => e.type === "StepCompleted")
       return {
-        steps: events.filter((e) => e.type === "StepCompleted").length,
+        steps: completed.length,
         // a tool step's result says it was one, whether it was started first or journaled once (ADR 0032)
-        toolCalls: events.filter((e) => e.type === "StepCompleted" && e.payload?.result?._tag === "tool").length,
+        toolCalls: completed.filter((e) => e.payload?.result?._tag === "tool").length,
         events: events.length
       }
     })

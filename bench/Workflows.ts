@@ -4,6 +4,7 @@
 import { loadavg } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
+import * as Completions from "../schema/Completions.ts"
 import { table } from "./Report.ts"
 import * as RunBatch from "./RunBatch.ts"
 import { IN_FLIGHT, met, ms, p, per, round, scaled } from "./RunBatch.ts"
@@ -49,7 +50,10 @@ const measure = (stack: Serve.Stack, scale: number) =>
       const { id, end } = await runOnce()
       if (end !== "RunSucceeded") throw new Error(`run ${id} ended with ${end}`)
       const events: ReadonlyArray<{ type: string }> = (await stack.call("GET", `/v1/runs/${id}/events`)).items
-      return { steps: events.filter((e) => e.type === "StepCompleted").length, events: events.length }
+      return {
+        steps: events.flatMap(Completions.expand).filter((e) => e.type === "StepCompleted").length,
+        events: events.length
+      }
     })
     if (probe.steps !== STEPS) return yield* Effect.die(new Error(`a run journaled ${probe.steps} steps, not ${STEPS}`))
     yield* progress(`a run is ${probe.steps} steps, ${probe.events} events`)

@@ -5,6 +5,7 @@
 // role passes row-level security.
 import { Effect } from "effect"
 import type * as Envelope from "../schema/Envelope.ts"
+import * as Events from "../schema/Events.ts"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
 import type { SqlPort } from "./Sql.ts"
 import * as Suffixes from "./Suffixes.ts"
@@ -38,6 +39,23 @@ const finishRun = (
       error === null ? null : json(error),
       s.envelope.at
     ]
+  )
+
+/** A step's row completed; a local step journaled once (its request on its completion) has no row yet: it starts here. */
+const completeStep = (tx: SqlPort, tenant: string, runId: string, seq: number, at: string, e: Events.StepCompleted) =>
+  Effect.andThen(
+    e.request === undefined ? Effect.void : Effect.asVoid(tx.query(
+      `insert into steps (tenant_id, run_id, step_id, attempt, kind, status, request, started_at, seq, wake_at)
+       values ($1, $2, $3, $4, $5, 'started', $6::jsonb, $7::timestamptz, $8, null)
+       on conflict (tenant_id, run_id, step_id, attempt) do nothing`,
+      [tenant, runId, e.stepId, e.attempt, e.request._tag, json(e.request), at, seq]
+    )),
+    tx.query(
+      `update steps set status = 'completed', result = $5::jsonb, error = null, tokens_in = $6, tokens_out = $7,
+         cost_usd = $8::numeric, finished_at = $9::timestamptz
+       where tenant_id = $1 and run_id = $2 and step_id = $3 and attempt = $4`,
+      [tenant, runId, e.stepId, e.attempt, json(e.result), e.tokensIn, e.tokensOut, e.costUsd, at]
+    )
   )
 
 /**
@@ -109,29 +127,28 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
         touchRun(tx, tenant, runId, seq, at)
       ))
     case "StepCompleted":
+    case "StepsCompleted": {
+      // a StepsCompleted (ADR 0067) is its steps' completions, in order, and counts as one event of the run
+      const completions = Events.expand(e)
       return Effect.asVoid(Effect.andThen(
-        // a local step journaled once (its request on its completion) has no row yet: it starts here
-        e.request === undefined ? Effect.void : Effect.asVoid(tx.query(
-          `insert into steps (tenant_id, run_id, step_id, attempt, kind, status, request, started_at, seq, wake_at)
-           values ($1, $2, $3, $4, $5, 'started', $6::jsonb, $7::timestamptz, $8, null)
-           on conflict (tenant_id, run_id, step_id, attempt) do nothing`,
-          [tenant, runId, e.stepId, e.attempt, e.request._tag, json(e.request), at, seq]
-        )),
-        Effect.andThen(
-          tx.query(
-            `update steps set status = 'completed', result = $5::jsonb, error = null, tokens_in = $6, tokens_out = $7,
-             cost_usd = $8::numeric, finished_at = $9::timestamptz
-           where tenant_id = $1 and run_id = $2 and step_id = $3 and attempt = $4`,
-            [tenant, runId, e.stepId, e.attempt, json(e.result), e.tokensIn, e.tokensOut, e.costUsd, at]
-          ),
-          tx.query(
-            `update runs set steps = steps + 1, tokens_in = tokens_in + $4, tokens_out = tokens_out + $5,
-             cost_usd = cost_usd + $6::numeric, updated_at = $7::timestamptz, last_seq = $3
+        Effect.forEach(completions, (c) => completeStep(tx, tenant, runId, seq, at, c), { discard: true }),
+        tx.query(
+          `update runs set steps = steps + $4, tokens_in = tokens_in + $5, tokens_out = tokens_out + $6,
+             cost_usd = cost_usd + $7::numeric, updated_at = $8::timestamptz, last_seq = $3
            where ${RUN_GUARD}`,
-            [tenant, runId, seq, e.tokensIn, e.tokensOut, e.costUsd, at]
-          )
+          [
+            tenant,
+            runId,
+            seq,
+            completions.length,
+            completions.reduce((n, c) => n + c.tokensIn, 0),
+            completions.reduce((n, c) => n + c.tokensOut, 0),
+            Suffixes.decimalSum(completions.map((c) => c.costUsd)),
+            at
+          ]
         )
       ))
+    }
     case "StepFailed":
       return Effect.asVoid(Effect.andThen(
         tx.query(
@@ -172,12 +189,23 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
 
 type RunEvent = Extract<
   Envelope.Stored["event"],
-  { _tag: "RunStarted" | "StepStarted" | "StepCompleted" | "StepFailed" | "RunSucceeded" | "RunFailed" | "RunCanceled" }
+  {
+    _tag:
+      | "RunStarted"
+      | "StepStarted"
+      | "StepCompleted"
+      | "StepsCompleted"
+      | "StepFailed"
+      | "RunSucceeded"
+      | "RunFailed"
+      | "RunCanceled"
+  }
 >
 const RUN_EVENTS: ReadonlySet<string> = new Set([
   "RunStarted",
   "StepStarted",
   "StepCompleted",
+  "StepsCompleted",
   "StepFailed",
   "RunSucceeded",
   "RunFailed",
@@ -203,20 +231,21 @@ const elements = (n: number) => `(select x from jsonb_array_elements($1::jsonb) 
  */
 const stepsInShape = (events: ReadonlyArray<Envelope.Stored & { readonly event: RunEvent }>): boolean => {
   const seen = new Map<string, { started: boolean; ended: boolean }>()
-  for (const { envelope, event: e } of events) {
-    if (e._tag !== "StepStarted" && e._tag !== "StepCompleted" && e._tag !== "StepFailed") continue
-    const key = JSON.stringify([envelope.tenant, envelope.actor.id, e.stepId, e.attempt])
-    const step = seen.get(key) ?? { started: false, ended: false }
-    if (e._tag === "StepStarted" || (e._tag === "StepCompleted" && e.request !== undefined)) {
-      if (step.started || step.ended) return false
-      step.started = true
-      step.ended = e._tag === "StepCompleted"
-    } else {
-      if (step.ended) return false
-      step.ended = true
+  for (const { envelope, event } of events)
+    for (const e of Events.expand(event)) {
+      if (e._tag !== "StepStarted" && e._tag !== "StepCompleted" && e._tag !== "StepFailed") continue
+      const key = JSON.stringify([envelope.tenant, envelope.actor.id, e.stepId, e.attempt])
+      const step = seen.get(key) ?? { started: false, ended: false }
+      if (e._tag === "StepStarted" || (e._tag === "StepCompleted" && e.request !== undefined)) {
+        if (step.started || step.ended) return false
+        step.started = true
+        step.ended = e._tag === "StepCompleted"
+      } else {
+        if (step.ended) return false
+        step.ended = true
+      }
+      seen.set(key, step)
     }
-    seen.set(key, step)
-  }
   return true
 }
 
@@ -267,31 +296,39 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           })
           updates.push(base)
           break
-        case "StepCompleted": {
-          const key = stepKey(base.tenant, base.id, e.stepId, e.attempt)
-          // a local step journaled once: its row is inserted completed, as a start and a completion would leave it
-          if (e.request !== undefined) {
-            steps.set(key, {
-              ...base,
-              stepId: e.stepId,
-              attempt: e.attempt,
-              kind: e.request._tag,
-              request: e.request,
-              wakeAt: null
-            })
+        case "StepCompleted":
+        case "StepsCompleted": {
+          // a StepsCompleted (ADR 0067) is its steps' completions, in order, and one change of the run's row
+          const completions = Events.expand(e)
+          for (const c of completions) {
+            const key = stepKey(base.tenant, base.id, c.stepId, c.attempt)
+            // a local step journaled once: its row is inserted completed, as a start and a completion would leave it
+            if (c.request !== undefined) {
+              steps.set(key, {
+                ...base,
+                stepId: c.stepId,
+                attempt: c.attempt,
+                kind: c.request._tag,
+                request: c.request,
+                wakeAt: null
+              })
+            }
+            const completion = {
+              result: c.result ?? null,
+              tokensIn: c.tokensIn,
+              tokensOut: c.tokensOut,
+              costUsd: c.costUsd,
+              finishedAt: base.at
+            }
+            // started in this batch: one row written once; started before it: an update of its row
+            const row = steps.get(key)
+            if (row !== undefined) steps.set(key, { ...row, completed: completion })
+            else completed.push({ ...base, stepId: c.stepId, attempt: c.attempt, ...completion })
           }
-          const completion = {
-            result: e.result ?? null,
-            tokensIn: e.tokensIn,
-            tokensOut: e.tokensOut,
-            costUsd: e.costUsd,
-            finishedAt: base.at
-          }
-          // started in this batch: one row written once; started before it: an update of its row
-          const row = steps.get(key)
-          if (row !== undefined) steps.set(key, { ...row, completed: completion })
-          else completed.push({ ...base, stepId: e.stepId, attempt: e.attempt, ...completion })
-          updates.push({ ...base, completed: { tokensIn: e.tokensIn, tokensOut: e.tokensOut, costUsd: e.costUsd } })
+          updates.push({
+            ...base,
+            completed: completions.map((c) => ({ tokensIn: c.tokensIn, tokensOut: c.tokensOut, costUsd: c.costUsd }))
+          })
           break
         }
         case "StepFailed":

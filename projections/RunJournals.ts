@@ -71,25 +71,41 @@ const localStep = (stepId: string): fc.Arbitrary<Event> =>
     request: { _tag: "tool", call: { id: "call_1", name: "calculator", arguments: { expression: "1+1" } } }
   }))
 
+/** Local steps performed together, journaled as one StepsCompleted (ADR 0067). */
+const localSteps = (stepIds: ReadonlyArray<string>): fc.Arbitrary<Event> =>
+  fc.tuple(...stepIds.map(localStep)).map((events): Event => ({
+    _tag: "StepsCompleted",
+    steps: events.map((e) => {
+      const { _tag, ...step } = e as Extract<Event, { _tag: "StepCompleted" }>
+      return { ...step, request: step.request! }
+    })
+  }))
+
 /**
  * One run as a run actor journals it: started, steps each started then ended (some retried) or local steps
- * journaled once, maybe finished.
+ * journaled once, alone or together, maybe finished.
  */
 const wellFormedRun = (id: string): fc.Arbitrary<ReadonlyArray<Event>> =>
   fc.tuple(
     started(id),
-    fc.array(fc.tuple(fc.nat({ max: 1 }), fc.boolean(), fc.boolean()), { maxLength: 3 }),
+    fc.array(fc.tuple(fc.nat({ max: 1 }), fc.boolean(), fc.constantFrom("started", "local", "locals")), {
+      maxLength: 3
+    }),
     fc.option(terminal, { nil: undefined })
   )
     .chain(([first, steps, last]) =>
       fc.tuple(
-        ...steps.flatMap(([retries, ends, isLocal], i) =>
-          isLocal ? [localStep(`s${i}`).map((e) => [e])] : Array.from({ length: retries + 1 }, (_, a) =>
-            fc.tuple(
-              stepStarted(`s${i}`, a + 1),
-              a < retries || ends ? stepEnded(`s${i}`, a + 1).map((e) => [e]) : fc.constant([])
-            )
-              .map(([s, e]) => [s, ...e]))
+        ...steps.flatMap(([retries, ends, kind], i) =>
+          kind === "local"
+            ? [localStep(`s${i}`).map((e) => [e])]
+            : kind === "locals"
+            ? [localSteps([`s${i}`, `s${i}.b`]).map((e) => [e])]
+            : Array.from({ length: retries + 1 }, (_, a) =>
+              fc.tuple(
+                stepStarted(`s${i}`, a + 1),
+                a < retries || ends ? stepEnded(`s${i}`, a + 1).map((e) => [e]) : fc.constant([])
+              )
+                .map(([s, e]) => [s, ...e]))
         )
       ).map((groups) => [first, ...groups.flat(), ...(last === undefined ? [] : [last])])
     )

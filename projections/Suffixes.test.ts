@@ -47,10 +47,10 @@ describe("Suffixes", () => {
   it("gives each run one suffix per event, the latest ending of each, and the run's last event", () => {
     const at = (n: number) => `2026-11-21T05:00:0${n}.000Z`
     const suffixes = Suffixes.of([
-      { tenant: "t", id: "a", seq: 3, at: at(1), completed: { tokensIn: 1, tokensOut: 2, costUsd: 0.1 } },
+      { tenant: "t", id: "a", seq: 3, at: at(1), completed: [{ tokensIn: 1, tokensOut: 2, costUsd: 0.1 }] },
       { tenant: "t", id: "b", seq: 4, at: at(2) },
       { tenant: "t", id: "a", seq: 5, at: at(3), ended: { status: "succeeded", output: 1, error: null } },
-      { tenant: "t", id: "a", seq: 9, at: at(4), completed: { tokensIn: 3, tokensOut: 4, costUsd: 0.2 } }
+      { tenant: "t", id: "a", seq: 9, at: at(4), completed: [{ tokensIn: 3, tokensOut: 4, costUsd: 0.2 }] }
     ])
     expect(suffixes.map((s) => [s.id, s.after, s.from, s.steps, s.tokensIn, s.costUsd, s.lastSeq, s.status])).toEqual([
       ["a", 0, 3, 2, 4, "0.3", 9, "succeeded"],

@@ -8,8 +8,10 @@ export interface Change {
   readonly id: string
   readonly seq: number
   readonly at: string
-  /** A StepCompleted: one more step, and its tokens and cost. */
-  readonly completed?: { readonly tokensIn: number; readonly tokensOut: number; readonly costUsd: number }
+  /** A StepCompleted: one more step, and its tokens and cost; a StepsCompleted: one of those per step (ADR 0067). */
+  readonly completed?: ReadonlyArray<
+    { readonly tokensIn: number; readonly tokensOut: number; readonly costUsd: number }
+  >
   /** A RunSucceeded, RunFailed or RunCanceled. */
   readonly ended?: { readonly status: string; readonly output: unknown; readonly error: unknown }
 }
@@ -96,11 +98,11 @@ export const of = (changes: ReadonlyArray<Change>): ReadonlyArray<Suffix> => {
     const suffixes: Array<Suffix> = []
     for (let i = run.length - 1; i >= 0; i--) {
       const c = run[i]!
-      if (c.completed !== undefined) {
+      for (const step of c.completed ?? []) {
         steps++
-        tokensIn += c.completed.tokensIn
-        tokensOut += c.completed.tokensOut
-        cost.add(c.completed.costUsd)
+        tokensIn += step.tokensIn
+        tokensOut += step.tokensOut
+        cost.add(step.costUsd)
       }
       // walking back from the last event, the first ending met is the latest of every suffix from here
       if (ended === undefined && c.ended !== undefined) ended = c

@@ -1,7 +1,7 @@
 // Commands: what callers ask actors to do. A command may be refused; only the events it produces are stored.
 import { Schema } from "effect"
 import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
-import { RunIdentity, StepRequest, WorkflowRef } from "./Events.ts"
+import { RunIdentity, StepRequest, StepsCompleted, WorkflowRef } from "./Events.ts"
 import { Arm, Assignment, Metric } from "./Experiment.ts"
 import { ErrorInfo, StepCompletion, StepFailure } from "./StepOutcome.ts"
 
@@ -71,6 +71,11 @@ export const CompleteStep = Schema.TaggedStruct("CompleteStep", {
   /** A local step's request: it completes a step never started (journaled as one StepCompleted). */
   request: Schema.optionalKey(StepRequest)
 })
+/**
+ * Local steps performed together, none of them started before: journaled as one StepsCompleted (ADR 0067), each
+ * step completing as a CompleteStep carrying its request would.
+ */
+export const CompleteSteps = Schema.TaggedStruct("CompleteSteps", { steps: StepsCompleted.fields.steps })
 export const FailStep = Schema.TaggedStruct("FailStep", {
   stepId: Schema.String,
   attempt: Schema.Int,
@@ -93,6 +98,7 @@ export const RunCommand = Schema.Union([
   StartRun,
   StartStep,
   CompleteStep,
+  CompleteSteps,
   FailStep,
   DecideApproval,
   SucceedRun,

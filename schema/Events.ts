@@ -129,16 +129,25 @@ export const StepStarted = Schema.TaggedStruct("StepStarted", {
   wakeAt: Schema.optionalKey(Schema.Number)
 })
 
+const completionFields = { stepId: Schema.String, attempt: Schema.Int, ...StepCompletion.fields }
+
 export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
-  stepId: Schema.String,
-  attempt: Schema.Int,
-  ...StepCompletion.fields,
+  ...completionFields,
   /**
    * The step's request, on a step journaled as this one event: its effect is local and deterministic (a built-in
    * tool), so it is performed first and written once, never started separately (a crash before the write runs it
    * again, to the same result).
    */
   request: Schema.optionalKey(StepRequest)
+})
+
+/**
+ * Local steps performed together and journaled as one event (ADR 0067): the built-in tool calls of one model turn
+ * that were ready at once. It stands for its steps' StepCompleted events, each carrying its request, in order:
+ * every reader sees it through `expand`, and the run decider folds it exactly as that sequence.
+ */
+export const StepsCompleted = Schema.TaggedStruct("StepsCompleted", {
+  steps: Schema.Array(Schema.Struct({ ...completionFields, request: StepRequest }))
 })
 
 export const StepFailed = Schema.TaggedStruct("StepFailed", {
@@ -160,6 +169,7 @@ export const RunEvent = Schema.Union([
   RunStarted,
   StepStarted,
   StepCompleted,
+  StepsCompleted,
   StepFailed,
   RunSucceeded,
   RunFailed,
@@ -171,7 +181,21 @@ export type RunEvent = typeof RunEvent.Type
 export type RunStarted = typeof RunStarted.Type
 export type StepStarted = typeof StepStarted.Type
 export type StepCompleted = typeof StepCompleted.Type
+export type StepsCompleted = typeof StepsCompleted.Type
 export type StepFailed = typeof StepFailed.Type
+
+/** The StepCompleted events a StepsCompleted stands for, in journal order (ADR 0067). */
+export const completionsOf = (e: StepsCompleted): ReadonlyArray<StepCompleted> =>
+  e.steps.map((step) => ({ _tag: "StepCompleted", ...step }))
+
+/**
+ * An event as the events it stands for: a StepsCompleted as its steps' StepCompleted events in order, any other
+ * event as itself. Every reader of step completions reads through this (ADR 0067).
+ */
+export const expand = <E extends { readonly _tag: string }>(
+  e: E
+): ReadonlyArray<Exclude<E, StepsCompleted> | StepCompleted> =>
+  e._tag === "StepsCompleted" ? completionsOf(e as unknown as StepsCompleted) : [e as Exclude<E, StepsCompleted>]
 
 // ---- budget (one journal per scope: the tenant, or one agent of it) ----
 /** The caps of the scope were set (replacing the previous ones whole). */
@@ -290,6 +314,7 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   RunStarted: { 1: RunStarted as unknown as Schema.Codec<Event, unknown> },
   StepStarted: { 1: StepStarted as unknown as Schema.Codec<Event, unknown> },
   StepCompleted: { 1: StepCompleted as unknown as Schema.Codec<Event, unknown> },
+  StepsCompleted: { 1: StepsCompleted as unknown as Schema.Codec<Event, unknown> },
   StepFailed: { 1: StepFailed as unknown as Schema.Codec<Event, unknown> },
   RunSucceeded: { 1: RunSucceeded as unknown as Schema.Codec<Event, unknown> },
   RunFailed: { 1: RunFailed as unknown as Schema.Codec<Event, unknown> },

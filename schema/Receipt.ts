@@ -3,6 +3,7 @@
 // checks the server runs; actors/receipts/Verify.ts adds the receipt's Schema. docs/receipts.md specifies it.
 import { createHash, createPublicKey, verify as verifySignature } from "node:crypto"
 import * as Canonical from "./Canonical.ts"
+import * as Completions from "./Completions.ts"
 
 export const VERSION = 1
 export const ALGORITHM = "Ed25519"
@@ -409,21 +410,25 @@ export const verify = (receipt: Receipt, lines: ReadonlyArray<Line>, keys: Reado
 }
 
 /**
- * Tokens and cost of a journal: the sums over its StepCompleted events (a run's) or WorkloadModelCalled events (a
- * workload's), in journal order.
+ * Tokens and cost of a journal: the sums over its step completions (a run's StepCompleted events, and the steps of
+ * its StepsCompleted ones) or WorkloadModelCalled events (a workload's), in journal order.
  */
 export const totalsOf = (lines: ReadonlyArray<Line>, subject?: Subject) => {
-  const usage = subject === undefined ? "StepCompleted" : WORKLOAD_USAGE_EVENT
+  const usages = (l: Line): ReadonlyArray<Record<string, unknown>> =>
+    subject === undefined
+      ? Completions.payloadsOf(l.envelope["type"], l.envelope["payload"])
+      : l.envelope["type"] === WORKLOAD_USAGE_EVENT
+      ? [payloadOf(l)]
+      : []
   let tokensIn = 0
   let tokensOut = 0
   let costUsd = 0
-  for (const l of lines) {
-    if (l.envelope["type"] !== usage) continue
-    const p = payloadOf(l)
-    tokensIn += typeof p["tokensIn"] === "number" ? p["tokensIn"] : 0
-    tokensOut += typeof p["tokensOut"] === "number" ? p["tokensOut"] : 0
-    costUsd += typeof p["costUsd"] === "number" ? p["costUsd"] : 0
-  }
+  for (const l of lines)
+    for (const p of usages(l)) {
+      tokensIn += typeof p["tokensIn"] === "number" ? p["tokensIn"] : 0
+      tokensOut += typeof p["tokensOut"] === "number" ? p["tokensOut"] : 0
+      costUsd += typeof p["costUsd"] === "number" ? p["costUsd"] : 0
+    }
   return { tokensIn, tokensOut, costUsd }
 }
 

@@ -87,6 +87,9 @@ const offlineScenarios = async (stack: StackProcess): Promise<ReadonlyArray<Reco
     { name: "run-offline-tools", subject: runSubject(tools) },
     // since local steps (built-in tools) are journaled once: the same run, its tool steps one StepCompleted each
     { name: "run-offline-tools-journaled-once", subject: runSubject(tools) },
+    // since local steps ready together are journaled as one event (ADR 0067): the same run, its two tool steps one
+    // StepsCompleted
+    { name: "run-offline-tools-journaled-together", subject: runSubject(tools) },
     // what a host death leaves: the last event is a StepStarted whose effect never completed
     {
       name: "run-crash-after-tool-step-started",

@@ -16,7 +16,7 @@ import type { RunView } from "../../schema/Run.ts"
 import * as Actor from "../kernel/Actor.ts"
 import * as RunsModule from "../run/Runs.ts"
 import { Runs } from "../run/Runs.ts"
-import { isTerminal } from "../../schema/Events.ts"
+import { expand, isTerminal } from "../../schema/Events.ts"
 import { type Channel, Channels } from "./Channels.ts"
 import * as Outbound from "./Outbound.ts"
 import * as Session from "./Session.ts"
@@ -304,7 +304,7 @@ const answer = (tenant: string, id: string, n: number) =>
           if (request !== null) yield* Outbound.deliver(channel.kind, request)
         })
       const past = yield* journal.read(runAddress)
-      for (const { event: e } of past) {
+      for (const e of past.flatMap((s) => expand(s.event))) {
         if (e._tag === "StepCompleted" || e._tag === "StepFailed") answered.add(e.stepId)
         if (e._tag === "StepStarted" && e.request._tag === "approval") waiting.push(e.stepId)
       }

@@ -3,7 +3,7 @@
 import { isDeepStrictEqual } from "node:util"
 import type { Stored } from "../../schema/Envelope.ts"
 import type { Assertion, Case, CaseResult } from "../../schema/Eval.ts"
-import type { StepRequest } from "../../schema/Events.ts"
+import { expand, type StepRequest } from "../../schema/Events.ts"
 import * as JsonSchema from "../tools/JsonSchema.ts"
 
 /** A tool call a run's journal says was performed (its step completed). */
@@ -47,7 +47,7 @@ const toolOf = (request: StepRequest | undefined): ToolCallFact | null => {
 export const toolCallsOf = (stored: ReadonlyArray<Stored>): ReadonlyArray<ToolCallFact> => {
   const started = new Map<string, StepRequest>()
   const out: Array<ToolCallFact> = []
-  for (const { event: e } of stored) {
+  for (const e of stored.flatMap((s) => expand(s.event))) {
     if (e._tag === "StepStarted") started.set(e.stepId, e.request)
     if (e._tag === "StepCompleted") {
       const call = toolOf(e.request ?? started.get(e.stepId))

@@ -2,6 +2,7 @@ import { Result } from "effect"
 import { describe, expect, it } from "vitest"
 import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
 import type { RunCommand, StartRun } from "../../schema/Commands.ts"
+import * as Events from "../../schema/Events.ts"
 import type { RunEvent, StepRequest, StepResult } from "../../schema/Events.ts"
 import { fold } from "../kernel/Decider.ts"
 import { given } from "../kernel/given.ts"
@@ -173,6 +174,84 @@ describe("Run decider", () => {
       void given(Run.decider, [...inFlight, stepStarted(2), stepCompleted(2)]).when(completeStep(1)).thenFails(
         "InvalidCommand"
       ))
+  })
+
+  describe("CompleteSteps: local steps performed together, journaled as one event (ADR 0067)", () => {
+    const toolStep = (i: number) => {
+      const call = { id: `call_${i}`, name: "calculator", arguments: { expression: `${i}+1` } }
+      return {
+        stepId: `turn-1.tool-${i}`,
+        attempt: 1,
+        result: { _tag: "tool" as const, callId: call.id, output: String(i + 1) },
+        tokensIn: i,
+        tokensOut: 2 * i,
+        costUsd: 0.0001 * i,
+        durationMs: 1,
+        request: { _tag: "tool" as const, call }
+      }
+    }
+    const steps = [toolStep(0), toolStep(1), toolStep(2)]
+    const completeSteps: RunCommand = { _tag: "CompleteSteps", steps }
+    const stepsCompleted: RunEvent = { _tag: "StepsCompleted", steps }
+    const one = (i: number): RunEvent => ({ _tag: "StepCompleted", ...steps[i]! })
+    const started = (i: number): RunEvent => ({
+      _tag: "StepStarted",
+      stepId: steps[i]!.stepId,
+      attempt: 1,
+      request: steps[i]!.request
+    })
+    /** A step's completion after its own StepStarted: the pair every step wrote before ADR 0032. */
+    const completedAfterStart = (i: number): RunEvent => {
+      const { request: _request, ...fields } = steps[i]!
+      return { _tag: "StepCompleted", ...fields }
+    }
+
+    it("journals steps never started as one StepsCompleted", () =>
+      given(Run.decider, running).when(completeSteps).then([stepsCompleted]))
+
+    it("journals a single step as a plain StepCompleted carrying its request (ADR 0032)", () =>
+      given(Run.decider, running).when({ _tag: "CompleteSteps", steps: [steps[0]!] }).then([one(0)]))
+
+    it("is a no-op once journaled (a retried append, or a crash after the write that performs them again)", () =>
+      given(Run.decider, [runStarted, stepsCompleted]).when(completeSteps).then([]))
+
+    it("leaves out the steps already journaled, one by one before it", () =>
+      given(Run.decider, [runStarted, one(0)]).when(completeSteps).then([{
+        _tag: "StepsCompleted",
+        steps: steps.slice(1)
+      }]))
+
+    it("refuses a step that was started separately, a later attempt, or a step twice", () => {
+      void given(Run.decider, [runStarted, started(1)]).when(completeSteps).thenFails("InvalidCommand")
+      void given(Run.decider, running).when({ _tag: "CompleteSteps", steps: [steps[0]!, { ...steps[1]!, attempt: 2 }] })
+        .thenFails("InvalidCommand")
+      void given(Run.decider, running).when({ _tag: "CompleteSteps", steps: [steps[0]!, steps[0]!] }).thenFails(
+        "InvalidCommand"
+      )
+    })
+
+    it("is refused on a finished run", () =>
+      void given(Run.decider, [runStarted, runSucceeded]).when(completeSteps).thenFails("RunAlreadyFinished"))
+
+    it("folds exactly as the sequence of its steps' completions, each journaled once", () =>
+      expect(fold(Run.decider, [runStarted, stepsCompleted])).toEqual(
+        fold(Run.decider, [runStarted, one(0), one(1), one(2)])
+      ))
+
+    it("folds to the state each step started and completed separately folds to", () =>
+      expect(fold(Run.decider, [runStarted, stepsCompleted])).toEqual(
+        fold(Run.decider, [
+          runStarted,
+          ...[0, 1, 2].flatMap((
+            i
+          ) => [started(i), completedAfterStart(i)])
+        ])
+      ))
+
+    it("expands, for every reader, to its steps' StepCompleted events in order", () => {
+      expect(Events.expand(stepsCompleted)).toEqual([one(0), one(1), one(2)])
+      expect(Events.expand(one(0))).toEqual([one(0)])
+    })
   })
 
   describe("FailStep", () => {

@@ -1,5 +1,6 @@
 // The run actor's pure logic: a run starts pinned to one agent version, journals every step as
-// StepStarted → StepCompleted | StepFailed, and ends exactly once (succeeded, failed or canceled).
+// StepStarted → StepCompleted | StepFailed (a local step as its completion alone, local steps performed together as
+// one StepsCompleted), and ends exactly once (succeeded, failed or canceled).
 // A step restarted after its host died keeps its attempt number (and so its idempotency key); only a retry
 // after a journaled failure is a new attempt.
 import type { ResolvedSpec } from "../../schema/AgentSpec.ts"
@@ -12,7 +13,15 @@ import {
   RunNotFound,
   StepNotFound
 } from "../../schema/Errors.ts"
-import type { ErrorInfo, RunEvent, StepRequest, StepResult, WorkflowRef } from "../../schema/Events.ts"
+import {
+  completionsOf,
+  type ErrorInfo,
+  type RunEvent,
+  type StepRequest,
+  type StepResult,
+  type StepsCompleted,
+  type WorkflowRef
+} from "../../schema/Events.ts"
 import { accept, type Decider, ignore, reject } from "../kernel/Decider.ts"
 
 export type Status = "new" | "running" | "succeeded" | "failed" | "canceled"
@@ -169,6 +178,23 @@ export const decide = (command: RunCommand, state: State) => {
       const { _tag, ...fields } = command
       return accept<RunEvent>({ _tag: "StepCompleted", ...fields })
     }
+    case "CompleteSteps": {
+      // local steps performed together (ADR 0067): each new, as a CompleteStep with its request would need; one
+      // already completed by this very attempt was written before (a retried append) and is left out
+      const fresh: Array<StepsCompleted["steps"][number]> = []
+      for (const step of command.steps) {
+        const known = stepOf(state, step.stepId)
+        if (known?.status === "completed" && known.attempt === step.attempt) continue
+        if (known !== undefined || step.attempt !== 1 || fresh.some((f) => f.stepId === step.stepId)) {
+          return refuse(command, `step ${step.stepId} is not a local step never started`)
+        }
+        fresh.push(step)
+      }
+      if (fresh.length === 0) return ignore
+      return accept<RunEvent>(
+        fresh.length === 1 ? { _tag: "StepCompleted", ...fresh[0]! } : { _tag: "StepsCompleted", steps: fresh }
+      )
+    }
     case "FailStep": {
       const step = stepOf(state, command.stepId)
       if (step === undefined || step.status !== "started" || step.attempt !== command.attempt) {
@@ -252,6 +278,9 @@ export const evolve = (state: State, event: RunEvent): State => {
         tokensOut: state.tokensOut + event.tokensOut,
         costUsd: state.costUsd + event.costUsd
       }
+    case "StepsCompleted":
+      // exactly the sequence of completions it stands for
+      return completionsOf(event).reduce(evolve, state)
     case "StepFailed":
       return {
         ...state,

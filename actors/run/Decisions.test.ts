@@ -1,3 +1,4 @@
+import { Result } from "effect"
 // Every decision the run core takes, as given(journal).at(now).then(decision): no bus, no clock, no driver.
 // The driver (actors/run/Interpret.ts) only carries these out.
 import { describe, expect, it } from "vitest"
@@ -460,6 +461,46 @@ describe("Decisions.local (a built-in tool step: performed first, journaled once
       attempt: 1,
       request: echo.request
     })
+  })
+})
+
+describe("local steps ready together: performed and journaled as one event (ADR 0067)", () => {
+  const calls = [call("echo", { text: "a" }, "c0"), call("echo", { text: "b" }, "c1"), call("sleep", {}, "c2")]
+  const events = [runStarted(spec([declared("echo"), declared("sleep")])), ...modelTurn(1, answer(calls))]
+  /** What the interpreter does: perform each local step the next decision starts, on the state the ones before leave. */
+  const gather = (state: Run.State) => {
+    const done: Array<Decisions.LocalCompletion> = []
+    for (;;) {
+      const ahead = Decisions.afterLocal(state, done)
+      const next = Decisions.decide(ahead, T)
+      if (next._tag !== "Start") return done
+      const local = Decisions.local(ahead, next.command, T, 15_000)
+      if (local === null) return done
+      done.push(Decisions.completeLocal(local.step, Decisions.toolOutput(local.call, "out"), 0))
+    }
+  }
+
+  it("gathers the built-in calls of the turn up to the first step that is not local, then journals them once", () => {
+    const done = gather(stateOf(events))
+    expect(done.map((c) => c.stepId)).toEqual(["turn-1.tool-0", "turn-1.tool-1"])
+    const command = Decisions.completeLocals(done)
+    expect(command).toMatchObject({
+      _tag: "CompleteSteps",
+      steps: [{ stepId: "turn-1.tool-0" }, { stepId: "turn-1.tool-1" }]
+    })
+    expect(Decisions.keyOf("run_01", command)).toBe("run_01:turn-1.tool-0..turn-1.tool-1:completed")
+    const journaled = Run.decider.decide(command, stateOf(events))
+    expect(Result.isSuccess(journaled) && journaled.success.map((e) => e._tag)).toEqual(["StepsCompleted"])
+    // the state the batch folds to is the one the interpreter decided the batch on; the timer starts next
+    const after = fold(Run.decider, Result.getOrThrow(journaled), stateOf(events))
+    expect(after).toEqual(Decisions.afterLocal(stateOf(events), done))
+    expect(Decisions.decide(after, T)).toMatchObject({ _tag: "Start", command: { stepId: "turn-1.tool-2" } })
+  })
+
+  it("a single local step stays one StepCompleted carrying its request (ADR 0032)", () => {
+    const single = [runStarted(spec([declared("echo")])), ...modelTurn(1, answer([call("echo")]))]
+    const done = gather(stateOf(single))
+    expect(Decisions.completeLocals(done)).toEqual(done[0])
   })
 })
 

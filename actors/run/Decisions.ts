@@ -264,11 +264,30 @@ export const local = (
   return call?._tag === "CallTool" ? call : null
 }
 
+/** A local step's completion, carrying its request (it was never started separately). */
+export type LocalCompletion = CompleteStep & { readonly request: StepRequest }
+
 /** A local step's one event: its completion, carrying its request (it was never started separately). */
-export const completeLocal = (step: Step, p: Performed, durationMs: number): CompleteStep => ({
+export const completeLocal = (step: Step, p: Performed, durationMs: number): LocalCompletion => ({
   ...completeStep(step, p, durationMs),
   request: step.request
 })
+
+/**
+ * The state once local completions are journaled, as the run decider will fold them: what the next local step of
+ * the same batch is decided on (ADR 0067).
+ */
+export const afterLocal = (state: State, done: ReadonlyArray<LocalCompletion>): State =>
+  done.reduce((s, { _tag, ...fields }) => evolve(s, { _tag: "StepCompleted", ...fields }), state)
+
+/**
+ * Local steps performed together, as the one command that journals them: a single step's CompleteStep (one
+ * StepCompleted, ADR 0032), or CompleteSteps (one StepsCompleted, ADR 0067).
+ */
+export const completeLocals = (done: ReadonlyArray<LocalCompletion>): RunCommand =>
+  done.length === 1
+    ? done[0]!
+    : { _tag: "CompleteSteps", steps: done.map(({ _tag, ...fields }) => fields) }
 
 /** The refusal of a tool call by a hard `maxToolCallsPerRun`: the run fails, the call never starts. */
 export const refuseToolCall = (refusal: BudgetRefusal): RunCommand => ({ _tag: "FailRun", error: budgetError(refusal) })
@@ -356,6 +375,8 @@ const whatOf = (command: RunCommand): string => {
   switch (command._tag) {
     case "CompleteStep":
       return `the result of step ${command.stepId}`
+    case "CompleteSteps":
+      return `the results of steps ${command.steps.map((s) => s.stepId).join(", ")}`
     case "FailStep":
       return `the error of step ${command.stepId}`
     case "StartStep":
@@ -388,6 +409,9 @@ export const keyOf = (runId: string, command: RunCommand): string | ((seq: numbe
       return (seq) => `${runId}:${command.stepId}:start@${seq}`
     case "CompleteStep":
       return `${runId}:${command.stepId}:${command.attempt}:completed`
+    case "CompleteSteps":
+      // the steps of a batch follow one another in the plan: its first and last name it
+      return `${runId}:${command.steps[0]?.stepId}..${command.steps[command.steps.length - 1]?.stepId}:completed`
     case "FailStep":
       return `${runId}:${command.stepId}:${command.attempt}:failed`
     case "SucceedRun":

@@ -82,6 +82,33 @@ export const make = Effect.gen(function*() {
               : {}
           )
         )
+      /** Performs a local step (a built-in tool) before anything is journaled: its completion, or null when it failed. */
+      const performLocal = (state: State, call: Extract<Decisions.Call, { _tag: "CallTool" }>, startedAt: number) =>
+        perform(tenant, state, call).pipe(
+          Effect.withSpan("Run.step", {
+            attributes: { step_id: call.step.stepId, "lantern.step.kind": "tool", "lantern.step.attempt": 1 }
+          }, { captureStackTrace: false }),
+          Effect.annotateSpans({ step_id: call.step.stepId }),
+          Effect.result,
+          Effect.flatMap((performed) =>
+            Result.isFailure(performed) ? Effect.succeed(null) : Effect.map(
+              Clock.currentTimeMillis,
+              (finished) => Decisions.completeLocal(call.step, performed.success, finished - startedAt)
+            )
+          )
+        )
+      /**
+       * Journals local steps performed together as one event; a batch too large for the bus is journaled step by
+       * step instead, each as it would have been alone.
+       */
+      const journalLocal = (done: ReadonlyArray<Decisions.LocalCompletion>) =>
+        done.length === 1 ? exec(done[0]!) : execOnce(Decisions.completeLocals(done)).pipe(
+          Effect.catchTag("EventTooLarge", () =>
+            Effect.gen(function*() {
+              for (const completion of done) loaded = yield* exec(completion)
+              return loaded
+            }))
+        )
       /** Sleeps until `until` unless a cancel comes first; true when cancelled. */
       const sleepUntil = (until: number) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -222,20 +249,34 @@ export const make = Effect.gen(function*() {
             const local = decision.command._tag === "StartStep"
               ? Decisions.local(loaded.state, decision.command, now, leases.graceMs)
               : null
-            if (local !== null) {
-              // performed first, journaled once: nothing was written that a crash could leave half done
-              const performed = yield* perform(tenant, loaded.state, local).pipe(
-                Effect.withSpan("Run.step", {
-                  attributes: { step_id: stepId, "lantern.step.kind": "tool", "lantern.step.attempt": 1 }
-                }, { captureStackTrace: false }),
-                Effect.annotateSpans({ step_id: stepId }),
-                Effect.result
-              )
-              if (Result.isSuccess(performed)) {
-                const finished = yield* Clock.currentTimeMillis
-                loaded = yield* exec(Decisions.completeLocal(local.step, performed.success, finished - now))
-                continue
+            const first = local === null ? null : yield* performLocal(loaded.state, local, now)
+            if (first !== null) {
+              // performed first, journaled once: nothing was written that a crash could leave half done. The local
+              // steps ready with it (the other built-in calls of the turn) are performed too and journaled with it
+              // as one event (ADR 0067); a step that is not local, not admitted or fails ends the batch there.
+              const done = [first]
+              for (;;) {
+                const ahead = Decisions.afterLocal(loaded.state, done)
+                const more = Decisions.decide(ahead, now)
+                if (more._tag !== "Start") break
+                const call = Decisions.local(ahead, more.command, now, leases.graceMs)
+                if (call === null) break
+                if (more.toolCallsMade !== null) {
+                  const admitted = yield* Effect.result(
+                    budgets.admitToolCall(tenant, ahead.agentName, runId, more.toolCallsMade)
+                  )
+                  if (Result.isFailure(admitted)) {
+                    if (admitted.failure._tag !== "BudgetExceeded") return yield* Effect.fail(admitted.failure)
+                    break
+                  }
+                }
+                const started = yield* Clock.currentTimeMillis
+                const completion = yield* performLocal(ahead, call, started)
+                if (completion === null) break
+                done.push(completion)
               }
+              loaded = yield* journalLocal(done)
+              continue
             }
             loaded = yield* exec(decision.command)
             const call = Decisions.afterStart(loaded.state, stepId, now, leases.graceMs)

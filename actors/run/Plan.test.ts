@@ -452,6 +452,19 @@ const commandsFor = (state: Run.State): ReadonlyArray<RunCommand> => {
       durationMs: 0
     },
     { _tag: "FailStep", stepId, attempt, error: { code: "x", message: "y" }, retryable: true },
+    {
+      _tag: "CompleteSteps",
+      steps: [0, 1].map((i) => ({
+        stepId: `turn-99.tool-${i}`,
+        attempt: 1,
+        result: { _tag: "tool", callId: `c${i}`, output: "o" },
+        tokensIn: 0,
+        tokensOut: 0,
+        costUsd: 0,
+        durationMs: 0,
+        request: { _tag: "tool", call: { id: `c${i}`, name: "echo", arguments: {} } }
+      }))
+    },
     { _tag: "SucceedRun", output: "late" },
     { _tag: "FailRun", error: { code: "late", message: "late" } },
     { _tag: "CancelRun", reason: "late", by: "user:2" }

@@ -236,6 +236,9 @@ const summary = (event: Events.Event): string => {
         : inline(a.content ?? "", 60)
       return `${event.stepId} ${a.provider}/${a.model} ${said} (${cost})`
     }
+    case "StepsCompleted":
+      // local steps performed together (ADR 0067): each as its own StepCompleted reads
+      return `${event.steps.length} steps: ${Events.completionsOf(event).map(summary).join("; ")}`
     case "StepFailed":
       return `${event.stepId} ${event.error.code}: ${event.error.message}${event.retryable ? " (will retry)" : ""}`
     case "RunSucceeded":

@@ -9,7 +9,14 @@ import * as RunDecider from "../../actors/run/Decider.ts"
 import * as Plan from "../../actors/run/Plan.ts"
 import * as Envelope from "../../schema/Envelope.ts"
 import type { BudgetLimits } from "../../schema/Budget.ts"
-import type { AgentEvent, BudgetEvent, BudgetRefusal, Route, RunEvent } from "../../schema/Events.ts"
+import {
+  type AgentEvent,
+  type BudgetEvent,
+  type BudgetRefusal,
+  expand,
+  type Route,
+  type RunEvent
+} from "../../schema/Events.ts"
 
 /** One line of a journal fixture: a stored message with its stream sequence, subject and envelope JSON. */
 export interface Line {
@@ -182,7 +189,7 @@ const journaledExtras = (events: ReadonlyArray<RunEvent>) => {
   const routes = new Map<string, Route>()
   let cachedTokensIn: number | undefined
   let reasoningTokens: number | undefined
-  for (const e of events) {
+  for (const e of events.flatMap(expand)) {
     if (e._tag === "StepStarted") routes.delete(e.stepId)
     if (e._tag !== "StepCompleted" && e._tag !== "StepFailed") continue
     if (e.route !== undefined) routes.set(e.stepId, e.route)

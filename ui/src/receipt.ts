@@ -2,6 +2,7 @@
 // over WebCrypto (Ed25519, SHA-256) instead of node:crypto, which a page does not have. tests/cockpit-verify.test.ts
 // holds the two to the same verdict on the same input, tampered or not.
 import * as Canonical from "../../schema/Canonical.ts"
+import * as Completions from "../../schema/Completions.ts"
 import type { Check, Line, PublicKey, Receipt, RunStatus, Verdict } from "../../schema/Receipt.ts"
 
 export class BadInput extends Error {
@@ -141,13 +142,13 @@ const totalsOf = (lines: ReadonlyArray<Line>) => {
   let tokensIn = 0
   let tokensOut = 0
   let costUsd = 0
-  for (const l of lines) {
-    if (l.envelope["type"] !== "StepCompleted") continue
-    const p = payloadOf(l)
-    tokensIn += typeof p["tokensIn"] === "number" ? p["tokensIn"] : 0
-    tokensOut += typeof p["tokensOut"] === "number" ? p["tokensOut"] : 0
-    costUsd += typeof p["costUsd"] === "number" ? p["costUsd"] : 0
-  }
+  // every step completion: a StepCompleted's, and each step of a StepsCompleted (ADR 0067)
+  for (const l of lines)
+    for (const p of Completions.payloadsOf(l.envelope["type"], l.envelope["payload"])) {
+      tokensIn += typeof p["tokensIn"] === "number" ? p["tokensIn"] : 0
+      tokensOut += typeof p["tokensOut"] === "number" ? p["tokensOut"] : 0
+      costUsd += typeof p["costUsd"] === "number" ? p["costUsd"] : 0
+    }
   return { tokensIn, tokensOut, costUsd }
 }
 

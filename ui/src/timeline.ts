@@ -1,6 +1,7 @@
 // A run's journal as a timeline: one entry per step with each attempt (started, completed or failed, and when a
 // failed one is retried), between the run's start and its end. Pure: the journal's events in, entries out.
 import type { EventResponse } from "../../schema/Api.ts"
+import * as Completions from "../../schema/Completions.ts"
 
 export interface Attempt {
   readonly attempt: number
@@ -85,7 +86,8 @@ export const build = (events: ReadonlyArray<EventResponse>): ReadonlyArray<Entry
     }
   }
 
-  for (const e of events) {
+  // local steps journaled together (a StepsCompleted, ADR 0067) show as the steps they are
+  for (const e of events.flatMap(Completions.expand)) {
     const p = record(e.payload)
     switch (e.type) {
       case "RunStarted":
