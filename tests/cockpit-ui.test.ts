@@ -1,5 +1,5 @@
 // The cockpit's logic without a browser: the journal folded into a timeline (attempts, retries, waits, a local step
-// journaled once, the end), and the SSE connection helper against a local server (resume with Last-Event-ID after a
+// journaled once, local steps journaled together, the end), and the SSE connection helper against a local server (resume with Last-Event-ID after a
 // drop, the server's retry field, a refusal that stops it, a last message that ends it).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -92,6 +92,33 @@ describe("the timeline", () => {
     // a local step is one StepCompleted carrying its request
     expect(tool).toMatchObject({ kind: "tool", attempts: [{ outcome: "completed", result: { output: "hi" } }] })
     expect(entries[4]).toMatchObject({ _tag: "end", type: "RunSucceeded", detail: "done" })
+  })
+
+  it("shows local steps journaled together (one StepsCompleted, ADR 0067) as the steps they are", () => {
+    n = 0
+    const local = (i: number) => {
+      const call = { id: `c${i}`, name: "calculator", arguments: { expression: `${i}+1` } }
+      return {
+        stepId: `turn-1.tool-${i}`,
+        attempt: 1,
+        result: { _tag: "tool", callId: call.id, output: String(i + 1) },
+        tokensIn: 0,
+        tokensOut: 0,
+        costUsd: 0,
+        durationMs: 0,
+        request: { _tag: "tool", call }
+      }
+    }
+    const entries = build([
+      event("RunStarted", { agentName: "calc", agentVersion: 1, input: "sums" }),
+      event("StepsCompleted", { steps: [local(0), local(1)] }),
+      event("RunSucceeded", { output: "done" })
+    ])
+    expect(entries.map((e: Entry) => e._tag)).toEqual(["start", "step", "step", "end"])
+    expect(entries.slice(1, 3).map((e) => (e._tag === "step" ? e.step : null))).toMatchObject([
+      { stepId: "turn-1.tool-0", kind: "tool", attempts: [{ outcome: "completed", result: { output: "1" } }] },
+      { stepId: "turn-1.tool-1", kind: "tool", attempts: [{ outcome: "completed", result: { output: "2" } }] }
+    ])
   })
 })
 

@@ -143,4 +143,32 @@ describe("the cockpit's receipt checks", () => {
       { numRuns: 200 }
     )
   })
+
+  it("count every step of a StepsCompleted (ADR 0067) in the totals, as the server does", async () => {
+    const model = journalOf([{ tokensIn: 7, tokensOut: 9, costUsd: 0.0012 }])
+    const local = (i: number, tokensIn: number) => ({
+      stepId: `turn-0.tool-${i}`,
+      attempt: 1,
+      result: { _tag: "tool", callId: `c${i}`, output: String(i) },
+      tokensIn,
+      tokensOut: 1,
+      costUsd: 0.0001,
+      durationMs: 0,
+      request: { _tag: "tool", call: { id: `c${i}`, name: "calculator", arguments: {} } }
+    })
+    const batch = envelope("StepsCompleted", { steps: [local(0, 2), local(1, 3)] }, 3)
+    const lines = [...model.slice(0, -1), { n: 0, seq: 0, envelope: batch }, model[model.length - 1]!]
+      .map((l, i): Receipt.Line => ({ ...l, n: i + 1, seq: 10 + 3 * i }))
+    expect(Receipt.totalsOf(lines)).toEqual({ tokensIn: 12, tokensOut: 11, costUsd: 0.0012 + 0.0001 + 0.0001 })
+    const receipt = receiptOf(lines)
+    const verdict = await UiReceipt.verify(receipt, lines, [signer.published])
+    expect(verdict.valid).toBe(true)
+    expect(verdict).toEqual(Receipt.verify(receipt, lines, [signer.published]))
+    // a changed step inside the one event breaks the chain and the totals alike
+    const changed = { ...batch, payload: { steps: [local(0, 2), local(1, 30)] } }
+    const tampered = lines.map((l) => (l.envelope === batch ? { ...l, envelope: changed } : l))
+    const refused = Receipt.verify(receipt, tampered, [signer.published])
+    expect(refused.valid).toBe(false)
+    expect(await UiReceipt.verify(receipt, tampered, [signer.published])).toEqual(refused)
+  })
 })
