@@ -28,8 +28,8 @@ export interface Prepared {
 }
 
 /**
- * How long after a start the pool refills: a Node start costs a core for tens of milliseconds, which on a small host
- * would compete with the sandbox the harness has just been told to start.
+ * How long after a start the pool refills while it still holds a ready harness: a harness's start costs a core for
+ * about 200 ms, which on a small host would compete with the sandbox the taken harness is about to start.
  */
 const REFILL_AFTER_MS = 300
 const READY = JSON.stringify({ ready: true })
@@ -108,7 +108,6 @@ export const pool = (main: string, workDir: string, size: number, natsUrl: strin
       Effect.sync((): Prepared => {
         const pooled = take()
         const child = pooled.child
-        refillSoon()
         child.stdin.write(`${configPath}\n`)
         let err = ""
         let outcome: SpawnFailed | Launched | null = null
@@ -151,9 +150,14 @@ export const pool = (main: string, workDir: string, size: number, natsUrl: strin
                 30_000
               )
               child.stdin.end(`${JSON.stringify({ token })}\n`)
+              // spawning blocks this event loop while it forks a large process: only once the start is under way, and
+              // with no ready harness left (the next start would wait for one to load) at once, else after a delay
+              if (pool.some((p) => p.ready)) refillSoon()
+              else setImmediate(refill)
             }),
           abort: Effect.sync(() => {
             child.stdin.end()
+            refillSoon()
             done(new SpawnFailed({ reason: "the start was called off" }))
           })
         }
