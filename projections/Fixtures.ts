@@ -269,8 +269,8 @@ export const auditEntries = (tenant: string): ReadonlyArray<Entry> =>
   }))
 
 /**
- * A run as the run-path bench drives it: a model step, eight built-in tool calls journaled once each (ADR 0032),
- * a second model step, success. `poisoned` puts a NUL in the third tool call's output, which jsonb refuses.
+ * A run as the run-path bench drove it before ADR 0067 (a host of ADR 0032's time; such journals stay on the stream): a
+ * model step, eight built-in tool calls journaled once each, a second model step, success. `poisoned` puts a NUL in the third tool call's output, which jsonb refuses.
  */
 export const tenStepRun = (tenant: string, n: number, poisoned = false): ReadonlyArray<Entry> => {
   const address = { type: "run" as const, tenant, id: runId(n) }

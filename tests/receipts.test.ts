@@ -104,6 +104,10 @@ beforeAll(async () => {
     const a of [
       { name: "calc", spec: { systemPrompt: "You compute.", maxTurns: 4, tools: [tool("calculator")] } },
       {
+        name: "toolsmith",
+        spec: { systemPrompt: "Use the tools.", maxTurns: 4, tools: [tool("calculator"), tool("word_count")] }
+      },
+      {
         name: "careful",
         spec: {
           systemPrompt: "You are careful.",
@@ -187,6 +191,34 @@ describe("receipts", () => {
     const withJournal = await call("POST", "/v1/receipts/verify", { receipt, journal })
     expect(withJournal.json).toMatchObject({ valid: true })
     expect(withJournal.json.checks.at(-1)).toMatchObject({ name: "stored-journal", ok: true })
+  }, 60_000)
+
+  it("local steps journaled together (one StepsCompleted, ADR 0067) are counted and verify offline", async () => {
+    const id = await run("toolsmith", "use the calculator on 2+3*4 and the word_count of this sentence")
+    const done = await finished(id)
+    // the projection counts each step of the one event
+    expect(done).toMatchObject({ status: "succeeded", steps: 4 })
+    const events = (await call("GET", `/v1/runs/${id}/events`)).json.items as Array<{ type: string; payload: any }>
+    expect(events.map((e) => e.type)).toEqual([
+      "RunStarted",
+      "StepStarted",
+      "StepCompleted",
+      "StepsCompleted",
+      "StepStarted",
+      "StepCompleted",
+      "RunSucceeded"
+    ])
+    expect(events[3]!.payload.steps.map((s: any) => [s.stepId, s.request.call.name, s.result.output])).toEqual([
+      ["turn-1.tool-0", "calculator", "14"],
+      ["turn-1.tool-1", "word_count", expect.any(String)]
+    ])
+    const receipt = (await call("GET", `/v1/runs/${id}/receipt`)).json
+    expect(receipt).toMatchObject({ eventCount: 7, tokensIn: done.tokensIn, tokensOut: done.tokensOut })
+    const journal = await journalOf(id)
+    const paths = files("together", receipt, journal, (await wellKnown()).json)
+    const offline = await cli(["receipts", "verify", paths.receipt, paths.journal, "--key", paths.keys])
+    expect(offline.code, offline.stderr + offline.stdout).toBe(0)
+    expect((await call("POST", "/v1/receipts/verify", { receipt, journal })).json).toMatchObject({ valid: true })
   }, 60_000)
 
   it("tampering is caught offline and by the API, naming the check", async () => {
