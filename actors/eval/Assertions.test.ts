@@ -82,6 +82,22 @@ describe("score", () => {
     expect(called({ toolCalled: { name: "lookup" } })).toBe(false)
   })
 
+  it("reads the tool calls of local steps journaled together (one StepsCompleted, ADR 0067)", () => {
+    const local = (stepId: string, name: string) => ({
+      stepId,
+      attempt: 1,
+      result: { _tag: "tool", callId: stepId, output: "1" },
+      request: { _tag: "tool", call: { id: stepId, name, arguments: { x: stepId } } }
+    })
+    const stored = [
+      { event: { _tag: "StepsCompleted", steps: [local("t1", "calculator"), local("t2", "word_count")] } }
+    ] as unknown as ReadonlyArray<Stored>
+    expect(Assertions.toolCallsOf(stored)).toEqual([
+      { name: "calculator", arguments: { x: "t1" } },
+      { name: "word_count", arguments: { x: "t2" } }
+    ])
+  })
+
   it("grounded fails a claimed action no fitting tool step performed", () => {
     expect(Assertions.ungroundedClaims("I sent the email to Bob.", [])).toEqual(["sent"])
     expect(Assertions.ungroundedClaims("Your table has been booked.", [])).toEqual(["booked"])
