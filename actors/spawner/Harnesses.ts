@@ -1,7 +1,7 @@
 // Harness processes for the spawner (ADR 0046, ADR 0069): started detached (they outlive this host), their modules
 // loaded and their bus connection dialled ahead of need. Preparing one hands it its workload's config (it sets up what
 // starts nothing); `go` hands it the identity token once the start is durable and reads its first line (its pid and
-// the limits it could enforce); `abort` ends its stdin, so it starts nothing. The pool refills once a start is past.
+// the limits it could enforce); `abort` ends its stdin, so it starts nothing. The pool refills once a start has gone.
 import { type ChildProcessByStdio, spawn } from "node:child_process"
 import { mkdirSync, rmdirSync } from "node:fs"
 import { join } from "node:path"
@@ -27,11 +27,6 @@ export interface Prepared {
   readonly abort: Effect.Effect<void>
 }
 
-/**
- * How long after a start the pool refills while it still holds a ready harness: a harness's start costs a core for
- * about 200 ms, which on a small host would compete with the sandbox the taken harness is about to start.
- */
-const REFILL_AFTER_MS = 300
 const READY = JSON.stringify({ ready: true })
 
 export const pool = (main: string, workDir: string, size: number, natsUrl: string) =>
@@ -70,8 +65,9 @@ export const pool = (main: string, workDir: string, size: number, natsUrl: strin
     mkdirSync(workDir, { recursive: true })
     /** Harnesses started ahead of need (LANTERN_HARNESS_POOL): a workload does not wait for Node to start one. */
     const pool: Array<Pooled> = []
+    let closed = false
     const refill = () => {
-      while (pool.length < size) {
+      while (!closed && pool.length < size) {
         const pooled = startHarness()
         pooled.child.on("exit", () => {
           const i = pool.indexOf(pooled)
@@ -80,18 +76,10 @@ export const pool = (main: string, workDir: string, size: number, natsUrl: strin
         pool.push(pooled)
       }
     }
-    let refillTimer: ReturnType<typeof setTimeout> | null = null
-    const refillSoon = () => {
-      if (refillTimer !== null) return
-      refillTimer = setTimeout(() => {
-        refillTimer = null
-        refill()
-      }, REFILL_AFTER_MS)
-    }
     refill()
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
-        if (refillTimer !== null) clearTimeout(refillTimer)
+        closed = true
         // idle harnesses see their stdin end and exit; assigned ones are not in the pool
         for (const pooled of pool.splice(0)) pooled.child.stdin.end()
       })
@@ -150,14 +138,12 @@ export const pool = (main: string, workDir: string, size: number, natsUrl: strin
                 30_000
               )
               child.stdin.end(`${JSON.stringify({ token })}\n`)
-              // spawning blocks this event loop while it forks a large process: only once the start is under way, and
-              // with no ready harness left (the next start would wait for one to load) at once, else after a delay
-              if (pool.some((p) => p.ready)) refillSoon()
-              else setImmediate(refill)
+              // spawning blocks this event loop while it forks a large process: only once the start is under way
+              setImmediate(refill)
             }),
           abort: Effect.sync(() => {
             child.stdin.end()
-            refillSoon()
+            setImmediate(refill)
             done(new SpawnFailed({ reason: "the start was called off" }))
           })
         }
