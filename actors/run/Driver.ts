@@ -23,9 +23,15 @@ type Outcome = Interpret.Outcome
 export interface Settings {
   /** How long a work message may go without a heartbeat from its host before it is redelivered. */
   readonly ackWait: Duration.Input
+  /** Runs driven at once from the work queue. */
   readonly concurrency: number
-  /** Drive runs started on this host here (up to `concurrency` of them) rather than queue them for any host. */
+  /** Drive runs started on this host here (up to `localSlots` of them) rather than queue them for any host. */
   readonly local: boolean
+  /**
+   * Runs started on this host driven here at once (ADR 0068): more than the queue's, as such a run skips the
+   * queue's round trips and the journal read (ADR 0039) that a run overflowing to the queue pays.
+   */
+  readonly localSlots: number
 }
 
 export class Driver extends Context.Service<Driver, {
@@ -119,7 +125,8 @@ export class Driver extends Context.Service<Driver, {
 export const settingsConfig = Config.all({
   ackWait: Config.Duration("LANTERN_DRIVE_ACK_WAIT").pipe(Config.withDefault(Duration.seconds(15))),
   concurrency: Config.Int("LANTERN_DRIVE_CONCURRENCY").pipe(Config.withDefault(64)),
-  local: Config.Boolean("LANTERN_DRIVE_LOCAL").pipe(Config.withDefault(true))
+  local: Config.Boolean("LANTERN_DRIVE_LOCAL").pipe(Config.withDefault(true)),
+  localSlots: Config.Int("LANTERN_DRIVE_LOCAL_SLOTS").pipe(Config.withDefault(256))
 })
 
 export const durable = (settings: Settings): Consumer.Durable => ({
@@ -166,7 +173,9 @@ export const layerWorker = Layer.effectDiscard(
     const driver = yield* Driver
     const leases = yield* Leases
     yield* Effect.logInfo(
-      `driving runs as ${leases.host} (concurrency ${settings.concurrency})`
+      `driving runs as ${leases.host} (concurrency ${settings.concurrency}, ${
+        settings.local ? settings.localSlots : 0
+      } slots for runs started here)`
     )
     // runs started on this host are driven here, in slots of their own (actors/run/Dispatch.ts): a drive that
     // fails hands the run to the work queue, retried until the bus takes it
@@ -189,7 +198,7 @@ export const layerWorker = Layer.effectDiscard(
           Effect.ensuring(Effect.sync(() => dispatch.release()))
         )
       )
-    }, settings.local ? settings.concurrency : 0)
+    }, settings.local ? settings.localSlots : 0)
     yield* Effect.forkScoped(
       Consumer.run(durable(settings), settings.concurrency, handle(driver)).pipe(
         Effect.tapCause((c) => Effect.logWarning("run driver consumer stopped; resubscribing", c)),
