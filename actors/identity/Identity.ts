@@ -2,13 +2,12 @@
 // `lantern-run-identities` bucket, its public half journaled on RunStarted; and the EdDSA JWTs a run presents.
 import { createPrivateKey, createPublicKey, type KeyObject, randomBytes } from "node:crypto"
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT } from "jose"
-import sodium from "libsodium-wrappers"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import * as Kv from "../../bus/Kv.ts"
 import { RUN_IDENTITIES_BUCKET } from "../../bus/Topology.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import type { RunIdentity } from "../../schema/Events.ts"
-import { kekConfig, openBox, ready, sealBox } from "../receipts/Keys.ts"
+import { freshKeyPair, kekConfig, openBox, ready, sealBox } from "../receipts/Keys.ts"
 import * as Verify from "../receipts/Verify.ts"
 
 export const ISSUER = "lantern"
@@ -270,7 +269,7 @@ export class Identities extends Context.Service<Identities, Service>()("lantern/
       const ensure: Service["ensure"] = (tenant, runId) =>
         Effect.gen(function*() {
           const now = new Date(yield* Clock.currentTimeMillis).toISOString()
-          const made = seal(kek, tenant, runId, sodium.crypto_sign_keypair(), now)
+          const made = seal(kek, tenant, runId, freshKeyPair(), now)
           const created = yield* kv.create(entryKey(tenant, runId), made)
           if (created._tag === "Created") return { publicKey: made.publicKey, keyId: made.keyId }
           // an earlier attempt of this start stored one: that one is the run's, so use it (and check it opens)
