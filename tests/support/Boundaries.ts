@@ -39,6 +39,7 @@ const nats = (target: string) => target.startsWith("npm:@nats-io/")
  */
 export const SDK_SHARED: ReadonlyArray<string> = [
   "schema/Canonical.ts",
+  "schema/Completions.ts",
   "schema/Receipt.ts",
   "schema/Settlement.ts",
   "schema/Sse.ts",
@@ -46,11 +47,11 @@ export const SDK_SHARED: ReadonlyArray<string> = [
 ]
 
 /**
- * What the cockpit (ui/) bundles of schema/ at run time: the SSE decoder and the canonical JSON its receipt checks
- * hash, which import nothing. Every other schema/ module it may import only as types (`import type`), erased by the
+ * What the cockpit (ui/) bundles of schema/ at run time: the SSE decoder, the canonical JSON its receipt checks
+ * hash and the step completions its timeline and receipt totals read (ADR 0067), which import nothing. Every other schema/ module it may import only as types (`import type`), erased by the
  * build, so no Effect or Node code reaches the browser.
  */
-export const UI_SHARED: ReadonlyArray<string> = ["schema/Canonical.ts", "schema/Sse.ts"]
+export const UI_SHARED: ReadonlyArray<string> = ["schema/Canonical.ts", "schema/Completions.ts", "schema/Sse.ts"]
 
 /** The packages ui/ may import: Solid, and Vite with Solid's plugin in its build configuration. */
 const UI_PACKAGES: ReadonlyArray<string> = ["npm:solid-js", "npm:vite", "npm:vite-plugin-solid"]

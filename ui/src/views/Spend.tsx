@@ -2,7 +2,7 @@
 // UTC day as a chart with runs and tokens, and its own budget. Read from `/v1/budget`, `/v1/agents/{name}/budget` and
 // `/usage`; it needs the scope budgets:read. Each budget's caps can be set from the page (budgets:write).
 import { createResource, createSignal, For, Show } from "solid-js"
-import { type BudgetLimits, type BudgetResponse, CAPS, type Cap, type UsageResponse } from "../../../schema/Budget.ts"
+import type { BudgetLimits, BudgetResponse, Cap, UsageResponse } from "../../../schema/Budget.ts"
 import { ApiError, type Client } from "../api.ts"
 import { tokens, usd } from "../format.ts"
 
@@ -27,6 +27,8 @@ export const CAP_LABELS: Readonly<Record<Cap, { readonly label: string; readonly
   maxTokensPerRun: { label: "Tokens per run", usd: false },
   maxToolCallsPerRun: { label: "Tool calls per run", usd: false }
 }
+/** Every cap, in the order schema/Budget.ts checks them (the cockpit takes that module's types alone). */
+const CAPS = Object.keys(CAP_LABELS) as ReadonlyArray<Cap>
 
 /**
  * The caps a form's fields say (an empty field: not enforced), or the first field that is not a cap, named, as the
