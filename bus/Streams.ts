@@ -4,7 +4,7 @@ import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType } from "@nat
 import { nanos } from "@nats-io/nats-core"
 import { Config, Effect } from "effect"
 import { Nats, unavailable } from "./Nats.ts"
-import { DUPLICATE_WINDOW_MS } from "./Topology.ts"
+import { DUPLICATE_WINDOW_MS, retryAtStart } from "./Topology.ts"
 
 /** Creates the stream `name` on `subject` if it does not exist (safe on every start). */
 export const ensure = (name: string, subject: string) =>
@@ -26,7 +26,7 @@ export const ensure = (name: string, subject: string) =>
         })
       },
       catch: unavailable(`apply stream ${name}`)
-    })
+    }).pipe(retryAtStart)
   })
 
 /** How many messages the stream holds on each subject matching `filter`. */

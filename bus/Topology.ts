@@ -127,6 +127,19 @@ export const streams = (replicas: number): ReadonlyArray<StreamSpec> => [
   }
 ]
 
+/**
+ * Start-up declarations (streams, buckets) tried again, every second for 20 s: a freshly formed cluster may time out
+ * the first creates while its meta leader settles, and a busy single server its API requests. Each declaration is
+ * idempotent (it reads before it creates), so trying again never doubles one.
+ */
+export const retryAtStart = <A, E extends { readonly message: string }, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  effect.pipe(
+    Effect.tapError((e) => Effect.logWarning(`${e.message}; trying again`)),
+    Effect.retry({ schedule: Schedule.spaced("1 second"), times: 20 })
+  )
+
 /** Creates every stream that is missing and updates the subjects of those that exist. Safe to run on every start. */
 export const apply = Effect.gen(function*() {
   const { js, jsm } = yield* Nats
@@ -157,9 +170,4 @@ export const apply = Effect.gen(function*() {
     try: () => new Kvm(js).create(HOSTS_BUCKET, { history: 1, replicas, markerTTL: HOSTS_MARKER_TTL_MS }),
     catch: unavailable(`apply bucket ${HOSTS_BUCKET}`)
   })
-}).pipe(
-  // a freshly formed cluster may time out the first creates while its meta leader settles
-  Effect.tapError((e) => Effect.logWarning(`${e.message}; trying again`)),
-  Effect.retry({ schedule: Schedule.spaced("1 second"), times: 20 }),
-  Effect.withSpan("Topology.apply")
-)
+}).pipe(retryAtStart, Effect.withSpan("Topology.apply"))
