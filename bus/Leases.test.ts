@@ -7,6 +7,7 @@ import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Scope } from "effe
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { due } from "../actors/run/Watchdog.ts"
 import { startServer, type TestServer } from "../tests/support/Bus.ts"
+import { until } from "../tests/support/Poll.ts"
 import { holderOf, Hosts, probeSubject, tokenOf } from "./Hosts.ts"
 import { decodeEntry, type Lease, Leases } from "./Leases.ts"
 import { Nats } from "./Nats.ts"
@@ -63,16 +64,6 @@ const acquired = (r: { _tag: string; lease?: Lease }) => {
   return r.lease!
 }
 
-/** Polls `check` until it holds or `ms` passed. */
-const until = (check: () => Effect.Effect<boolean, unknown>, ms: number, what: string) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + ms
-    while (!(yield* check())) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-      yield* Effect.sleep("20 millis")
-    }
-  })
-
 describe("Hosts", () => {
   it("gives each live process of one name its own slot, and a restarted one its old slot back", () =>
     withHosts("slots", (start) =>
@@ -117,8 +108,8 @@ describe("Hosts", () => {
           expect(yield* a.hosts.probe(stalled)).toBe("alive")
           yield* until(
             () => Effect.map(a.hosts.probe(stalled), (v) => v === "dead"),
-            20_000,
-            "the stalled key to expire"
+            "the stalled key to expire",
+            20_000
           )
           sub.unsubscribe()
           yield* a.stop
@@ -212,14 +203,10 @@ describe("Leases", () => {
         const one = acquired(yield* a.leases.acquire("t1", "run_h1"))
         const two = acquired(yield* a.leases.acquire("t1", "run_h2"))
         const heldBy = (holder: string) => [...(b.leases.held.get(holder) ?? [])].sort()
-        yield* until(
-          () => Effect.succeed(heldBy(a.hosts.id).join() === "t1.run_h1,t1.run_h2"),
-          10_000,
-          "b's mirror to see a hold both"
-        )
+        yield* until(() => heldBy(a.hosts.id).join() === "t1.run_h1,t1.run_h2", "b's mirror to see a hold both", 10_000)
         yield* a.leases.park(one, 1)
         yield* a.leases.release(two)
-        yield* until(() => Effect.succeed(!b.leases.held.has(a.hosts.id)), 10_000, "a to hold nothing")
+        yield* until(() => !b.leases.held.has(a.hosts.id), "a to hold nothing", 10_000)
         yield* a.stop
         yield* b.stop
       })))

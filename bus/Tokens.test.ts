@@ -4,6 +4,7 @@
 import { Context, Effect, Layer, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "../tests/support/Bus.ts"
+import { until } from "../tests/support/Poll.ts"
 import { Nats } from "./Nats.ts"
 import * as TokenSink from "../actors/run/TokenSink.ts"
 import type { Frame } from "../schema/Tokens.ts"
@@ -66,15 +67,6 @@ describe("Tokens", () => {
     expect(counts.after).toBe(counts.before)
   })
 })
-
-const until = (check: () => boolean, what: string) =>
-  Effect.promise(async () => {
-    const deadline = Date.now() + 5_000
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((r) => setTimeout(r, 10))
-    }
-  })
 
 /** A host: its own connection and its own token port. */
 const host = (name: string, options: Parameters<typeof Tokens.layerWith>[0] = { unclaimedMs: 30_000 }) =>

@@ -9,6 +9,7 @@ import * as Topology from "../bus/Topology.ts"
 import type { ActorAddress, Envelope } from "../schema/Envelope.ts"
 import { busLayer, startServer, type TestServer } from "../tests/support/Bus.ts"
 import * as Drivers from "../tests/support/Drivers.ts"
+import { probeUntil } from "../tests/support/Poll.ts"
 import * as DeadLetters from "./DeadLetters.ts"
 import * as Fixtures from "./Fixtures.ts"
 import * as Migrations from "./Migrations.ts"
@@ -19,16 +20,6 @@ import { Sql } from "./Sql.ts"
 type Services = Sql | Nats | Journal
 
 const drivers = Drivers.sql()
-
-/** Polls `probe` until `ok` holds or the deadline passes; the last value is returned either way. */
-const eventually = async <A>(probe: () => Promise<A>, ok: (a: A) => boolean, deadlineMs = 20_000): Promise<A> => {
-  const deadline = Date.now() + deadlineMs
-  for (;;) {
-    const value = await probe()
-    if (ok(value) || Date.now() > deadline) return value
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
 
 /** A marker put in every poison payload: no dead letter, log line or reason may contain it. */
 const MARKER = "payload-marker-7f3a"
@@ -105,7 +96,7 @@ for (const driver of drivers) {
       )
       const t0 = Date.now()
       startProjectors()
-      const page = await eventually(
+      const page = await probeUntil(
         () => rt.runPromise(Queries.listRuns("tb")),
         (p) => p.items.map((r) => r.status).join() === "canceled,failed,succeeded"
       )
@@ -141,7 +132,7 @@ for (const driver of drivers) {
       const before = await rt.runPromise(DeadLetters.list())
       await rt.runPromise(append(Fixtures.startedRuns("tb", 1, 4)))
       startProjectors()
-      expect(await eventually(() => rt.runPromise(Queries.getRun("tb", Fixtures.runId(4))), (r) => r !== null))
+      expect(await probeUntil(() => rt.runPromise(Queries.getRun("tb", Fixtures.runId(4))), (r) => r !== null))
         .toMatchObject({ status: "running" })
       expect(await rt.runPromise(DeadLetters.list())).toEqual(before)
     })
@@ -164,7 +155,7 @@ for (const driver of drivers) {
         JSON.stringify({ ...future, version: 1, type: "RunStarted", payload: { input: MARKER } })
       ))
       await rt.runPromise(append(Fixtures.startedRuns("tb", 1, 8)))
-      await eventually(() => rt.runPromise(Queries.getRun("tb", Fixtures.runId(8))), (r) => r !== null)
+      await probeUntil(() => rt.runPromise(Queries.getRun("tb", Fixtures.runId(8))), (r) => r !== null)
       expect(await rt.runPromise(Queries.getRun("tb", Fixtures.runId(8)))).toMatchObject({ status: "running" })
       const letters = (await rt.runPromise(lettersOf)).filter((d) => d.seq >= corrupt)
       expect(letters.map((d) => [d.seq, d.tenant, d.eventType])).toEqual([
@@ -184,14 +175,14 @@ for (const driver of drivers) {
       await rt.runPromise(Projector.rebuild("projector-runs"))
       expect(await rt.runPromise(DeadLetters.count)).toBe(0)
       startProjectors()
-      const after = await eventually(
+      const after = await probeUntil(
         () => rt.runPromise(DeadLetters.list()),
         (l) => l.length === before.length
       )
       expect(after.map(({ failedAt: _, ...d }) => d).sort((a, b) => a.seq - b.seq)).toEqual(
         [...before].sort((a, b) => a.seq - b.seq)
       )
-      await eventually(() => rt.runPromise(Queries.getRun("tb", Fixtures.runId(8))), (r) => r !== null)
+      await probeUntil(() => rt.runPromise(Queries.getRun("tb", Fixtures.runId(8))), (r) => r !== null)
     })
   })
 }

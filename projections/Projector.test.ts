@@ -8,6 +8,7 @@ import * as Topology from "../bus/Topology.ts"
 import type { ActorAddress, Envelope } from "../schema/Envelope.ts"
 import { DatabaseUnavailable } from "../schema/Errors.ts"
 import { busLayer, startServer, type TestServer } from "../tests/support/Bus.ts"
+import { probeUntil } from "../tests/support/Poll.ts"
 import * as DeadLetters from "./DeadLetters.ts"
 import * as Fixtures from "./Fixtures.ts"
 import * as Migrations from "./Migrations.ts"
@@ -17,16 +18,6 @@ import { Sql } from "./Sql.ts"
 
 type Services = Sql | Nats | Journal
 const TENANT = "e2e"
-
-/** Polls `probe` until `ok` holds or the deadline passes; the last value is returned either way. */
-const eventually = async <A>(probe: () => Promise<A>, ok: (a: A) => boolean, deadlineMs = 20_000): Promise<A> => {
-  const deadline = Date.now() + deadlineMs
-  for (;;) {
-    const value = await probe()
-    if (ok(value) || Date.now() > deadline) return value
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
 
 let appendedCount = 0
 /**
@@ -117,22 +108,22 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     const rt = await runtime(Sql.layerPglite(null))
     await rt.runPromise(append([...Fixtures.agentEntries(TENANT), ...Fixtures.runEntries(TENANT).slice(0, 9)]))
     const stop = start(rt)
-    const run1 = await eventually(
+    const run1 = await probeUntil(
       () => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(1))),
       (r) => r?.status === "succeeded"
     )
     expect(run1).toMatchObject({ status: "succeeded", steps: 3, tokensIn: 250, costUsd: 0.003 })
-    const agents = await eventually(() => rt.runPromise(Queries.listAgents(TENANT)), (a) => a.length === 2)
+    const agents = await probeUntil(() => rt.runPromise(Queries.listAgents(TENANT)), (a) => a.length === 2)
     expect(agents.map((a) => [a.name, a.latestVersion])).toEqual([["support", 2], ["triage", 1]])
 
     // appended while the projector runs
     await rt.runPromise(append(Fixtures.runEntries(TENANT).slice(9, 13)))
-    await eventually(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(3))), (r) => r !== null)
+    await probeUntil(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(3))), (r) => r !== null)
     // appended while it is stopped: a restart goes on from its checkpoint
     await stop()
     await rt.runPromise(append(Fixtures.runEntries(TENANT).slice(13)))
     start(rt)
-    const page = await eventually(
+    const page = await probeUntil(
       () => rt.runPromise(Queries.listRuns(TENANT)),
       (p) => p.items.map((r) => r.status).join() === "canceled,failed,succeeded"
     )
@@ -151,9 +142,9 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     // a fresh database: the projectors start again from the first event
     const stop = start(rt)
     // the edge's reads are transactions too (row-level security): read once the projector went through the outage
-    await eventually(async () => outage.left, (left) => left < 0)
-    await eventually(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(3))), (r) => r?.status === "canceled")
-    await eventually(() => rt.runPromise(Queries.listVersions(TENANT, "support")), (v) => v.length === 2)
+    await probeUntil(async () => outage.left, (left) => left < 0)
+    await probeUntil(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(3))), (r) => r?.status === "canceled")
+    await probeUntil(() => rt.runPromise(Queries.listVersions(TENANT, "support")), (v) => v.length === 2)
     expect(outage.left).toBeLessThan(0)
     expect(await rt.runPromise(dump)).toEqual(firstPass)
     await stop()
@@ -172,7 +163,7 @@ describe("Projector.run (real nats-server, PGlite)", () => {
     }))
     await rt.runPromise(append(Fixtures.startedRuns(TENANT, 1, 8)))
     start(rt)
-    await eventually(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(8))), (r) => r !== null)
+    await probeUntil(() => rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(8))), (r) => r !== null)
     expect(await rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(7)))).toMatchObject({ status: "running" })
     expect(await rt.runPromise(Queries.getRun(TENANT, Fixtures.runId(1)))).toMatchObject({ status: "succeeded" })
     expect(await rt.runPromise(Projector.checkpoint("projector-runs", Topology.RUNS))).toBeGreaterThan(seqs[1]!)

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Kv from "../../bus/Kv.ts"
 import { Nats } from "../../bus/Nats.ts"
 import { startServer, type TestServer } from "../../tests/support/Bus.ts"
+import { until } from "../../tests/support/Poll.ts"
 import { afterFailure, afterSuccess, admission, Breakers, bucket, closed, decode, type State } from "./Breakers.ts"
 
 let nats: TestServer
@@ -66,16 +67,6 @@ describe("breaker decisions", () => {
     expect(decode("not json")).toBeUndefined()
   })
 })
-
-/** Polls a host's mirror (real time) until `check` holds: the watch delivers other hosts' writes asynchronously. */
-const until = (check: () => boolean, what: string) =>
-  Effect.promise(async () => {
-    const deadline = Date.now() + 5_000
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((r) => setTimeout(r, 10))
-    }
-  })
 
 /** Hosts' breaker services on one bus, each built as its own layer; `host()` starts one more. */
 const hosts = <A, E>(

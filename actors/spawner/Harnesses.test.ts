@@ -5,6 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
+import { eventually } from "../../tests/support/Poll.ts"
 import { HARNESS } from "./Backends.ts"
 import * as Harnesses from "./Harnesses.ts"
 
@@ -26,13 +27,6 @@ afterAll(() => {
   Effect.runSync(Scope.close(scope, Exit.void))
   rmSync(dir, { recursive: true, force: true })
 })
-
-const until = async (what: string, ok: () => boolean, ms = 60_000) => {
-  for (const deadline = Date.now() + ms; !ok();) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
 
 /** A workload's folder and config: its command writes its identity token to `marker`. */
 const configFor = (name: string) => {
@@ -65,23 +59,27 @@ describe("a prepared harness", () => {
     const c = configFor("wl_go")
     const prepared = Effect.runSync(prepare(c.configPath))
     // prepared: the config is read (and removed) and the sockets listen, but nothing has run
-    await until("the sockets", () => existsSync(join(c.workload, "sock", "models.sock")))
+    await eventually(async () => existsSync(join(c.workload, "sock", "models.sock")), 60_000, "the sockets")
     expect(existsSync(c.configPath)).toBe(false)
     expect(existsSync(c.marker)).toBe(false)
     expect(c.text).not.toContain("LANTERN_IDENTITY_TOKEN\":")
     const launched = await Effect.runPromise(prepared.go("tok.en"))
     started.push(launched.pid)
     expect(launched.enforced).toContain("timeout")
-    await until("the workload", () => existsSync(c.marker) && readFileSync(c.marker, "utf8") === "tok.en")
+    await eventually(
+      async () => existsSync(c.marker) && readFileSync(c.marker, "utf8") === "tok.en",
+      60_000,
+      "the workload"
+    )
   }, 90_000)
 
   it("starts nothing when the start is called off, and goes away", async () => {
     const c = configFor("wl_abort")
     const prepared = Effect.runSync(prepare(c.configPath))
-    await until("the sockets", () => existsSync(join(c.workload, "sock", "models.sock")))
+    await eventually(async () => existsSync(join(c.workload, "sock", "models.sock")), 60_000, "the sockets")
     Effect.runSync(prepared.abort)
     // the harness removes what it prepared and exits
-    await until("the harness to clean up", () => !existsSync(join(c.workload, "sock")))
+    await eventually(async () => !existsSync(join(c.workload, "sock")), 60_000, "the harness to clean up")
     expect(existsSync(c.marker)).toBe(false)
     const exit = await Effect.runPromiseExit(prepared.go("late"))
     expect(Exit.isFailure(exit)).toBe(true)

@@ -6,6 +6,9 @@ import { tmpdir } from "node:os"
 import { connect as tcpConnect } from "node:net"
 import { join, resolve } from "node:path"
 import { freePort } from "../../bus/NatsServer.ts"
+import { eventually } from "./Poll.ts"
+
+export { eventually }
 
 export const ROOT = resolve(import.meta.dirname, "../..")
 const NODE = join(ROOT, "node_modules/.bin/node")
@@ -31,28 +34,6 @@ export interface StackOptions {
   readonly token?: string
   readonly env?: Record<string, string>
   readonly command?: string
-}
-
-/** Polls `check` until it returns a value or the deadline passes. */
-export const eventually = async <A>(
-  check: () => Promise<A | undefined | null | false>,
-  deadlineMs = 30_000,
-  what = "condition"
-): Promise<A> => {
-  const deadline = Date.now() + deadlineMs
-  let last: unknown
-  while (Date.now() < deadline) {
-    try {
-      const v = await check()
-      if (v !== undefined && v !== null && v !== false) return v
-    } catch (e) {
-      last = e
-    }
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(
-    `timed out after ${deadlineMs} ms waiting for ${what}${last === undefined ? "" : `: ${String(last)}`}`
-  )
 }
 
 /** How much of a process's output is kept (its access log alone fills a lot while a test polls). */
