@@ -9,6 +9,7 @@ import { Journal } from "../bus/Journal.ts"
 import { Tokens } from "../bus/Tokens.ts"
 import * as Queries from "../projections/Queries.ts"
 import type { AgentSpec } from "../schema/AgentSpec.ts"
+import type { ActorAddress } from "../schema/Envelope.ts"
 import { isTerminal } from "../schema/Events.ts"
 import * as Graph from "../schema/Graph.ts"
 import { sseComment, sseFrame, sseResponse, toEventResponse, tokenFrame } from "./Events.ts"
@@ -131,6 +132,17 @@ export const agentHandlers = handlers({
     })
 })
 
+/**
+ * A run's journal as SSE frames, from the event after stream sequence `afterSeq` (at journal position `from`) up to
+ * its terminal event; each frame's id is its position.
+ */
+const framesFrom = (journal: Journal["Service"], address: ActorAddress, afterSeq: number, from: number) =>
+  journal.follow(address, afterSeq).pipe(
+    Stream.takeUntil((s) => isTerminal(s.event)),
+    Stream.zipWithIndex,
+    Stream.map(([s, i]) => sseFrame(s, from + i + 1))
+  )
+
 export const runHandlers = handlers({
   createRun: ({ tenant, headers, body }) =>
     Effect.gen(function*() {
@@ -177,6 +189,14 @@ export const runHandlers = handlers({
       // Last-Event-ID is a position in the run's journal (1…N, the ids this stream sends); an empty one is
       // no position, as in the SSE spec
       const after = headers["last-event-id"] ?? 0
+      // from the start, the journal is followed from its first event: whether the run exists is all there is to
+      // know first, which its last sequence tells without reading and decoding what is already journaled
+      if (after === 0) {
+        if ((yield* journal.lastSeq(address)) === 0) {
+          return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(HttpServerResponse.jsonUnsafe({})))
+        }
+        return sseResponse(sseComment("lantern run stream"), framesFrom(journal, address, 0, 0))
+      }
       const journaled = yield* journal.read(address)
       if (journaled.length === 0) {
         return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(HttpServerResponse.jsonUnsafe({})))
@@ -187,11 +207,7 @@ export const runHandlers = handlers({
       // the follow works on stream sequences: resume after the sequence of the event at that position
       const from = Math.min(after, journaled.length)
       const afterSeq = from === 0 ? 0 : journaled[from - 1]!.seq
-      const events = finished ? Stream.empty : journal.follow(address, afterSeq).pipe(
-        Stream.takeUntil((s) => isTerminal(s.event)),
-        Stream.zipWithIndex,
-        Stream.map(([s, i]) => sseFrame(s, from + i + 1))
-      )
+      const events = finished ? Stream.empty : framesFrom(journal, address, afterSeq, from)
       return sseResponse(sseComment("lantern run stream"), events)
     }),
   runTokens: ({ tenant, params: { id } }) =>

@@ -2,10 +2,10 @@
 // hand it to the drivers through the work queue, start child runs for tool calls, decide approvals, cancel a
 // run (and its children), and read it from its journal.
 import { createHash } from "node:crypto"
-import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Option, Result, Schema } from "effect"
 import { checkSizes, Journal } from "../../bus/Journal.ts"
 import * as Kv from "../../bus/Kv.ts"
-import { keyOf as leaseKeyOf, Leases } from "../../bus/Leases.ts"
+import { keyOf as leaseKeyOf, type Lease, Leases } from "../../bus/Leases.ts"
 import { Dispatch } from "./Dispatch.ts"
 import { headersOf, Nats, unavailable } from "../../bus/Nats.ts"
 import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS } from "../../bus/Topology.ts"
@@ -245,13 +245,17 @@ export class Runs extends Context.Service<Runs, {
       ) =>
         Effect.gen(function*() {
           const here = fresh && dispatch.claim()
-          const lease = here
-            ? yield* leases.claim(tenant, runId).pipe(Effect.onError(() => Effect.sync(() => dispatch.release())))
-            : null
-          if (here && lease === null) dispatch.release()
-          if (lease === null) yield* leases.register(tenant, runId)
+          /** The run's lease entry: held by this host when it drives the run, else registered for any host. */
+          const entry = Effect.gen(function*() {
+            const lease = here
+              ? yield* leases.claim(tenant, runId).pipe(Effect.onError(() => Effect.sync(() => dispatch.release())))
+              : null
+            if (here && lease === null) dispatch.release()
+            if (lease === null) yield* leases.register(tenant, runId)
+            return lease
+          })
           /** A run held here that will not be driven here: its slot back, its entry parked for the watchdog. */
-          const giveUp = (e: { readonly _tag: string }) =>
+          const giveUp = (lease: Lease | null) => (e: { readonly _tag: string }) =>
             lease === null ? Effect.void : Effect.gen(function*() {
               dispatch.release()
               const now = yield* Clock.currentTimeMillis
@@ -259,11 +263,33 @@ export class Runs extends Context.Service<Runs, {
                 .pipe(Effect.ignore)
             })
           const address = addressOf(tenant, runId)
-          // the run's own key pair; a retry of a start already journaled keeps the journaled one
-          const started = !fresh && (yield* journal.lastSeq(address)) > 0
-          const identity = started
-            ? {}
-            : { identity: yield* identities.ensure(tenant, runId).pipe(Effect.tapError(giveUp)) }
+          // the run's own key pair; a retry of a start already journaled keeps the journaled one. A run id this
+          // request made has no journal: its key pair is made and stored while its lease entry is written (two
+          // independent KV writes, both before RunStarted, ADR 0071), each awaited whatever the other's outcome, so
+          // a lease taken is parked again when the identity fails
+          const { lease, identity } = fresh
+            ? yield* Effect.gen(function*() {
+              const [held, made] = yield* Effect.all([
+                Effect.result(entry),
+                Effect.result(identities.ensure(tenant, runId))
+              ], { concurrency: 2 })
+              if (Result.isFailure(held)) return yield* Effect.fail(held.failure)
+              if (Result.isFailure(made)) {
+                yield* giveUp(held.success)(made.failure)
+                return yield* Effect.fail(made.failure)
+              }
+              return { lease: held.success, identity: { identity: made.success } }
+            })
+            : yield* Effect.gen(function*() {
+              const held = yield* entry
+              const started = (yield* journal.lastSeq(address)) > 0
+              return {
+                lease: held,
+                identity: started
+                  ? {}
+                  : { identity: yield* identities.ensure(tenant, runId).pipe(Effect.tapError(giveUp(held))) }
+              }
+            })
           const start = { _tag: "StartRun" as const, runId, ...command, ...identity }
           const meta = { idempotencyKey: `${runId}:start`, correlationId: command.parent?.runId ?? runId }
           // a run id this request made has an empty journal: decided on the empty state, nothing read first
@@ -271,7 +297,7 @@ export class Runs extends Context.Service<Runs, {
           const outcome = yield* provide(
             fresh ? actor.executeOn(empty, start, meta) : actor.execute(address, start, meta)
           ).pipe(
-            Effect.tapError(giveUp),
+            Effect.tapError(giveUp(lease)),
             // measured beforehand (mustFit), but should the bus's limit have shrunk since: the run never started,
             // so its entry must not stay for the watchdog to recover
             Effect.tapError((e) =>
