@@ -1,6 +1,7 @@
 // Dead letters end to end on a real nats-server, against both drivers: an event the database refuses for its
-// data (a NUL or a lone surrogate in a run's input) or that cannot be decoded is recorded as a dead letter and
-// skipped, and another tenant's later events are projected at once; a restart neither blocks nor repeats it.
+// data (a NUL or a lone surrogate in a run's input) or that cannot be decoded (a StepsCompleted with one bad
+// completion included: none of its steps is folded) is recorded as a dead letter and skipped, and another tenant's
+// later events are projected at once; a restart neither blocks nor repeats it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Fiber, Layer, ManagedRuntime, Metric } from "effect"
 import { Journal } from "../bus/Journal.ts"
@@ -167,6 +168,53 @@ for (const driver of drivers) {
       expect(letters[1]!.reason).toBe("unknown event version: RunSucceeded v99 is not known to this version of Lantern")
       expect(letters[2]!.reason).toMatch(/^undecodable event: /)
       expect(letters.every((d) => !JSON.stringify(d).includes(MARKER))).toBe(true)
+    })
+
+    it("dead-letters a StepsCompleted with one malformed completion (ADR 0067): none of its steps is folded", async () => {
+      const address: ActorAddress = { type: "run", tenant: "ta", id: Fixtures.runId(9) }
+      const subject = `lantern.run.ta.${Fixtures.runId(9)}`
+      await rt.runPromise(append(Fixtures.startedRuns("ta", 1, 9)))
+      if (fiber === undefined) startProjectors()
+      const local = (i: number, output: string) => ({
+        stepId: `turn-1/call_${i}`,
+        attempt: 1,
+        result: { _tag: "tool" as const, callId: `call_${i}`, output },
+        tokensIn: 0,
+        tokensOut: 0,
+        costUsd: 0.5,
+        durationMs: 1,
+        request: { _tag: "tool" as const, call: { id: `call_${i}`, name: "calculator", arguments: {} } }
+      })
+      const envelope = Fixtures.envelopeOf({
+        address,
+        at: Fixtures.at(400),
+        event: { _tag: "StepsCompleted", steps: [local(0, MARKER), local(1, "2"), local(2, MARKER)] }
+      }, "batch-1")
+      // the second completion's attempt as text: its first and third steps are well-formed
+      const steps = (envelope.payload as { steps: Array<Record<string, unknown>> }).steps
+      steps[1] = { ...steps[1], attempt: "1" }
+      const bad = await rt.runPromise(publishRaw(subject, JSON.stringify(envelope)))
+      // the run goes on after it: its end is projected, the batch's steps are not
+      await rt.runPromise(
+        append([{ address, at: Fixtures.at(401), event: { _tag: "RunSucceeded", output: "done" } }])
+      )
+      const run = await probeUntil(
+        () => rt.runPromise(Queries.getRun("ta", Fixtures.runId(9))),
+        (r) => r?.status === "succeeded"
+      )
+      expect(run).toMatchObject({ status: "succeeded", steps: 0, costUsd: 0 })
+      expect(await rt.runPromise(Queries.listSteps("ta", Fixtures.runId(9)))).toEqual([])
+      const letters = (await rt.runPromise(lettersOf)).filter((d) => d.seq === bad)
+      expect(letters.map((d) => [d.projector, d.tenant, d.subject, d.eventType])).toEqual([
+        ["projector-runs", "ta", subject, "StepsCompleted"]
+      ])
+      expect(letters[0]!.reason).toMatch(/^undecodable event: .*attempt/s)
+      expect(JSON.stringify(letters)).not.toContain(MARKER)
+      // and the run's own reader refuses its journal loudly rather than fold a part of the batch
+      const refused = await rt.runPromise(Effect.gen(function*() {
+        return yield* Effect.flip((yield* Journal).read(address))
+      }))
+      expect(refused).toMatchObject({ _tag: "CorruptEvent", seq: bad })
     })
 
     it("rebuild forgets a projector's dead letters, and a replay from zero records the same ones", async () => {

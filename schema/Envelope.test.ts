@@ -2,6 +2,7 @@ import * as fc from "fast-check"
 import { Effect, Result, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import * as Envelope from "./Envelope.ts"
+import * as Events from "./Events.ts"
 import { CURRENT_VERSION, type Event } from "./Events.ts"
 
 const SUBJECT = "lantern.journal.run.t1.run_01"
@@ -213,5 +214,72 @@ describe("Envelope.decode", () => {
       }),
       { numRuns: 1000 }
     )
+  })
+})
+
+describe("Envelope.decode of a StepsCompleted (ADR 0067)", () => {
+  /** A local step as a StepsCompleted lists it: its completion and its request. */
+  const local = (i: number): Record<string, unknown> => ({
+    stepId: `turn-1/call_${i}`,
+    attempt: 1,
+    result: { _tag: "tool", callId: `call_${i}`, output: String(i) },
+    tokensIn: 0,
+    tokensOut: 0,
+    costUsd: 0,
+    durationMs: 1,
+    request: { _tag: "tool", call: { id: `call_${i}`, name: "calculator", arguments: { expression: `${i}+0` } } }
+  })
+  /** The journal text of a StepsCompleted whose steps are these (a foreign or broken writer's, maybe). */
+  const batch = (steps: ReadonlyArray<unknown>) =>
+    encode(envelopeOf({ _tag: "RunSucceeded", output: null }, { type: "StepsCompleted", payload: { steps } }))
+
+  it("decodes a well-formed one into the completions it stands for, in order", () => {
+    const r = decode(batch([local(0), local(1), local(2)]))
+    if (Result.isFailure(r)) return expect.unreachable(`refused: ${JSON.stringify(r.failure)}`)
+    const completions = Events.expand(r.success.event)
+    expect(completions.map((e) => e._tag)).toEqual(["StepCompleted", "StepCompleted", "StepCompleted"])
+    expect(completions.map((e) => e._tag === "StepCompleted" && e.stepId)).toEqual(
+      ["turn-1/call_0", "turn-1/call_1", "turn-1/call_2"]
+    )
+  })
+
+  const without = (key: string) => (s: Record<string, unknown>) => {
+    const { [key]: _, ...rest } = s
+    return rest
+  }
+  it.each<[string, (s: Record<string, unknown>) => unknown, string]>([
+    ["an attempt that is not an integer", (s) => ({ ...s, attempt: 1.5 }), "attempt"],
+    ["an attempt written as text", (s) => ({ ...s, attempt: "1" }), "attempt"],
+    ["a step id that is not a string", (s) => ({ ...s, stepId: 7 }), "stepId"],
+    ["a result of no known kind", (s) => ({ ...s, result: { _tag: "teleport", output: "x" } }), "result"],
+    ["a tool result without its output", (s) => ({ ...s, result: { _tag: "tool", callId: "call_1" } }), "output"],
+    ["no request (every step of a batch carries its own)", without("request"), "request"],
+    ["a request of no known kind", (s) => ({ ...s, request: { _tag: "teleport" } }), "request"],
+    ["a cost written as text", (s) => ({ ...s, costUsd: "0" }), "costUsd"],
+    ["no duration", without("durationMs"), "durationMs"],
+    ["tokens that are not whole", (s) => ({ ...s, tokensIn: 0.5 }), "tokensIn"],
+    ["a step that is not an object", () => 5, "steps"],
+    ["a step that is null", () => null, "steps"]
+  ])(
+    "refuses one whose second completion has %s (CorruptEvent naming it), none of its steps decoded",
+    (_, bad, field) => {
+      const data = batch([local(0), bad(local(1)), local(2)])
+      const e = failureOf(data)
+      expect(e).toMatchObject({ _tag: "CorruptEvent", subject: SUBJECT, seq: 7 })
+      expect(e._tag === "CorruptEvent" && e.reason).toContain(field)
+      // the quick path for well-formed events refuses it exactly as the schemas alone do
+      expect(Effect.runSync(Effect.result(Envelope.decodeThroughSchemas(SUBJECT, 7, data)))).toEqual(Result.fail(e))
+    }
+  )
+
+  it("refuses one whose steps are not a list", () => {
+    for (const steps of [null, {}, "turn-1", 3]) {
+      const data = encode(envelopeOf({ _tag: "RunSucceeded", output: null }, {
+        type: "StepsCompleted",
+        payload: { steps }
+      }))
+      const e = failureOf(data)
+      expect(e._tag === "CorruptEvent" && e.reason).toContain("steps")
+    }
   })
 })
