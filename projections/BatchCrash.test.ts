@@ -57,7 +57,7 @@ describe("projector batches killed mid-transaction (PGlite on disk)", () => {
   const dataDir = join(home, "pglite")
   const stored = ApplyBatches.journal()
   const poison = stored.find((s) =>
-    s.event._tag === "StepCompleted" && JSON.stringify(s.event.result).includes("\\u0000")
+    s.event._tag === "StepsCompleted" && JSON.stringify(s.event.steps).includes("\\u0000")
   )!
   let reference: ManagedRuntime.ManagedRuntime<Sql, DatabaseUnavailable>
 

@@ -269,8 +269,9 @@ export const auditEntries = (tenant: string): ReadonlyArray<Entry> =>
   }))
 
 /**
- * A run as the run-path bench drove it before ADR 0067 (a host of ADR 0032's time; such journals stay on the stream): a
- * model step, eight built-in tool calls journaled once each, a second model step, success. `poisoned` puts a NUL in the third tool call's output, which jsonb refuses.
+ * A run as the run-path bench drives it (ADR 0067): a model step, eight built-in tool calls performed together and
+ * journaled as one StepsCompleted, a second model step, success; 7 events. `poisoned` puts a NUL in the third tool
+ * call's output, which jsonb refuses: the whole StepsCompleted is then the refused event.
  */
 export const tenStepRun = (tenant: string, n: number, poisoned = false): ReadonlyArray<Entry> => {
   const address = { type: "run" as const, tenant, id: runId(n) }
@@ -293,19 +294,18 @@ export const tenStepRun = (tenant: string, n: number, poisoned = false): Readonl
       durationMs: 3
     })
   ]
-  const tool = (i: number): Entry => {
+  const tool = (i: number) => {
     const call = { id: `call_${i}`, name: "calculator", arguments: { expression: `${i}+1` } }
-    return entry({
-      _tag: "StepCompleted",
+    return {
       stepId: `turn-1:call_${i}`,
       attempt: 1,
-      result: { _tag: "tool", callId: call.id, output: poisoned && i === 3 ? "a\u0000b" : String(i + 1) },
+      result: { _tag: "tool" as const, callId: call.id, output: poisoned && i === 3 ? "a\u0000b" : String(i + 1) },
       tokensIn: 0,
       tokensOut: 0,
       costUsd: 0,
       durationMs: 0,
-      request: { _tag: "tool", call }
-    })
+      request: { _tag: "tool" as const, call }
+    }
   }
   return [
     entry({
@@ -319,7 +319,7 @@ export const tenStepRun = (tenant: string, n: number, poisoned = false): Readonl
       requestDigest: `sha256:req-${n}`
     }),
     ...model(1),
-    ...Array.from({ length: 8 }, (_, i) => tool(i)),
+    entry({ _tag: "StepsCompleted", steps: Array.from({ length: 8 }, (_, i) => tool(i)) }),
     ...model(2),
     entry({ _tag: "RunSucceeded", output: { answer: `answer 2` } })
   ]

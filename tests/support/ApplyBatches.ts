@@ -10,7 +10,8 @@ import * as Projector from "../../projections/Projector.ts"
 import { Sql } from "../../projections/Sql.ts"
 
 export const TENANT = "crash"
-export const RUN_COUNT = 40
+/** 80 runs of 7 events: 560 events, the refused one at seq 242, as the kill test's timed points expect. */
+export const RUN_COUNT = 80
 export const BATCH = 24
 
 /** The journal every process of the test applies, as stored; the same on every call. */
