@@ -8,11 +8,11 @@ import { document, make } from "./OpenApi.ts"
 import { failuresOf } from "./Serve.ts"
 
 const operation = (path: string, method: string): any =>
-  (document.paths as any)[openApiPath(path)][method.toLowerCase()]
+  (document().paths as any)[openApiPath(path)][method.toLowerCase()]
 
 describe("the OpenAPI document", () => {
   it("is valid OpenAPI 3.1 (@seriousme/openapi-schema-validator)", async () => {
-    const result = await new Validator().validate(structuredClone(document) as never)
+    const result = await new Validator().validate(structuredClone(document()) as never)
     expect(result.errors ?? []).toEqual([])
     expect(result.valid).toBe(true)
   })
@@ -24,7 +24,7 @@ describe("the OpenAPI document", () => {
   })
 
   it("has one operation per endpoint, named by it, with its scope or no security when public", () => {
-    const operations = Object.values(document.paths).flatMap((item) => Object.values(item as object))
+    const operations = Object.values(document().paths).flatMap((item) => Object.values(item as object))
     expect(operations).toHaveLength(Api.every.length)
     for (const e of Api.every) {
       const op = operation(e.path, e.method)

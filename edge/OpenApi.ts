@@ -150,4 +150,7 @@ export const make = (endpoints: ReadonlyArray<Endpoint>) => {
   }
 }
 
-export const document = make(Api.every)
+let built: ReturnType<typeof make> | undefined
+
+/** The document of every declared endpoint, built at its first use: 0.15-0.5 s of `serve`'s start otherwise. */
+export const document = (): ReturnType<typeof make> => (built ??= make(Api.every))

@@ -43,7 +43,7 @@ export const routes = Layer.mergeAll(
       [...Failures.standard, ...Failures.authenticated],
       Effect.gen(function*() {
         yield* (yield* Auth).principal
-        return json(document)
+        return json(document())
       })
     )
   ),

@@ -252,7 +252,11 @@ export const migrate: Effect.Effect<void, DatabaseUnavailable, Sql> = Effect.gen
       )`)
     )
   )
+  // the usual start has nothing to apply: one read, not a locked transaction per migration (ADR 0072)
+  const applied = new Set((yield* sql.query<{ id: number }>(`select id from lantern_migrations`)).map((r) => r.id))
   for (const migration of migrations) {
+    if (applied.has(migration.id)) continue
+    // re-checked under the lock: another host may have applied it since the read above
     yield* sql.transaction((tx) =>
       Effect.gen(function*() {
         yield* tx.query(`select pg_advisory_xact_lock($1)`, [LOCK_KEY])

@@ -162,6 +162,6 @@ export const render = (document: Json): string => {
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(import.meta.filename)) {
   const { document } = await import("../edge/OpenApi.ts")
-  writeFileSync(TARGET, render(document))
+  writeFileSync(TARGET, render(document()))
   console.log(`wrote ${join("sdk/src", "Api.generated.ts")}`)
 }

@@ -117,7 +117,7 @@ const concrete = (path: string) =>
     "turn-1.tool-0.approval"
   )
 
-const fields = Object.entries(document.paths as Json).flatMap(([path, ops]) =>
+const fields = Object.entries(document().paths as Json).flatMap(([path, ops]) =>
   Object.entries(ops as Json).flatMap(([method, op]) => {
     const schema = op.requestBody?.content?.["application/json"]?.schema
     if (schema === undefined) return []

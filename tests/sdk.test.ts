@@ -332,7 +332,7 @@ describe("the SDK's settings", () => {
 
 describe("the SDK's types and package", () => {
   it("has generated types that match the server's OpenAPI document (npm run sdk:types when this fails)", () => {
-    expect(readFileSync(TARGET, "utf8")).toBe(render(document))
+    expect(readFileSync(TARGET, "utf8")).toBe(render(document()))
   })
 
   it("builds an ESM bundle with no runtime dependency and declarations a strict consumer type-checks", () => {
