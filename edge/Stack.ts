@@ -2,7 +2,7 @@
 // topology and migrations, actors, the run driver, projectors and the HTTP edge. `lantern dev` launches it.
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Console, Effect, Layer } from "effect"
+import { Console, Deferred, Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
 import { Audit } from "../actors/audit/Audit.ts"
@@ -23,6 +23,7 @@ import * as Ingest from "../actors/ingest/Ingest.ts"
 import * as Watchdog from "../actors/run/Watchdog.ts"
 import { Journal } from "../bus/Journal.ts"
 import { Tokens } from "../bus/Tokens.ts"
+import * as Started from "../bus/Started.ts"
 import { Dispatch } from "../actors/run/Dispatch.ts"
 import { Registry } from "../actors/workflow/Registry.ts"
 import { Egress } from "../actors/tools/Egress.ts"
@@ -286,4 +287,11 @@ export const layer = (options: Options) => {
   )
 }
 
-export const launch = (options: Options) => Layer.launch(layer(options))
+/** Runs the stack until interrupted; once every layer is built, the host has started (bus/Started.ts). */
+export const launch = (options: Options) =>
+  Effect.scoped(Effect.gen(function*() {
+    const started = yield* Started.make
+    yield* Layer.build(layer(options).pipe(Layer.provide(Layer.succeed(Started.Started, started))))
+    yield* Deferred.succeed(started.latch, undefined)
+    return yield* Effect.never
+  }))

@@ -29,7 +29,14 @@ export interface Prepared {
 
 const READY = JSON.stringify({ ready: true })
 
-export const pool = (main: string, workDir: string, size: number, natsUrl: string) =>
+export const pool = (
+  main: string,
+  workDir: string,
+  size: number,
+  natsUrl: string,
+  /** When to start filling the pool (a start taken before that starts its own harness). */
+  fillAfter: Effect.Effect<void> = Effect.void
+) =>
   Effect.gen(function*() {
     /**
      * A harness process, detached (it outlives this host), waiting on stdin for its config. It says `{"ready":true}`
@@ -76,7 +83,7 @@ export const pool = (main: string, workDir: string, size: number, natsUrl: strin
         pool.push(pooled)
       }
     }
-    refill()
+    yield* Effect.forkScoped(Effect.andThen(fillAfter, Effect.sync(refill)))
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true

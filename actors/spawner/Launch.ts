@@ -14,6 +14,7 @@ import * as Backends from "./Backends.ts"
 import * as Decider from "./Decider.ts"
 import { AUDIENCE } from "./HarnessAuth.ts"
 import * as HarnessBuild from "./HarnessBuild.ts"
+import * as Started from "../../bus/Started.ts"
 import * as Harnesses from "./Harnesses.ts"
 import { SpawnFailed } from "./Harnesses.ts"
 import { type Leases, leaseKey } from "./Leases.ts"
@@ -37,7 +38,14 @@ export const make = (settings: Settings, { run, execute }: WorkloadJournal, leas
     const identities = yield* Identity.Identities
     const { kv, releaseLease } = leases
     const harness = yield* HarnessBuild.build
-    const { prepare } = yield* Harnesses.pool(harness.main, settings.workDir, settings.harnessPool, url)
+    const { prepare } = yield* Harnesses.pool(
+      harness.main,
+      settings.workDir,
+      settings.harnessPool,
+      url,
+      // Node processes loading beside the host's own start would slow it (ADR 0072)
+      Started.whenStarted
+    )
     const workloadActor = Actor.make(Decider.decider(""))
 
     /**
