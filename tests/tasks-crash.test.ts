@@ -68,7 +68,10 @@ describe("tasks across hosts", () => {
       source: "test",
       payload: {},
       adapter: flaky,
-      retry: { baseSeconds: 8, jitter: 0 }
+      // attempts every 8 s, and enough of them that the task is still retrying when A dies however slowly B starts
+      // on a busy machine (the default 3 attempts with a doubling backoff were spent in 24 s, which failed it for good)
+      maxAttempts: 50,
+      retry: { baseSeconds: 8, maxSeconds: 8, jitter: 0 }
     })
     expect(retrying.status).toBe(201)
     await eventually(async () => existsSync(started), 60_000, "the first attempt to start")
