@@ -310,8 +310,6 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
             try: () => {
               if (dataDir !== null) mkdirSync(dataDir, { recursive: true })
               const parsers = { [NUMERIC_TYPES.int8]: Number, [NUMERIC_TYPES.numeric]: Number }
-              // Postgres's 128 MB of shared buffers are zeroed by WebAssembly at every open: 0.4-0.5 s of a
-              // start's CPU. The embedded database is small and its files sit in the OS page cache (ADR 0072).
               const startParams = [...PGlite.defaultStartParams, "-c", `shared_buffers=${PGLITE_SHARED_BUFFERS}`]
               return dataDir === null
                 ? PGlite.create({ parsers, startParams })
