@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
+import { Nats } from "../bus/Nats.ts"
 import * as Backends from "../actors/spawner/Backends.ts"
 import * as MicroVm from "../actors/spawner/MicroVm.ts"
 import { table } from "./Report.ts"
@@ -17,6 +18,57 @@ import * as Serve from "./Serve.ts"
 
 const STARTS = 20
 const WARMUP = 2
+/**
+ * Idle time between two workloads: a start's figure is one workload's, not the tail of the one before (its exit,
+ * receipt and harness) or the harness pool's refill (Harnesses.REFILL_AFTER_MS after a start, ~200 ms to load).
+ */
+const BETWEEN_MS = 400
+
+/**
+ * Every workload event as it is journaled (a core subscription of the bench's own connection to the journal
+ * subjects): reading them back through the API every few ms would load the engine being measured. A workload's
+ * events, in order, once its end has been journaled.
+ */
+const watchWorkloads = Effect.gen(function*() {
+  const { nc } = yield* Nats
+  const events = new Map<string, Array<{ type: string; at: string }>>()
+  const waiting = new Map<string, () => void>()
+  // nothing is journaled after a workload's end: its output, if any, came before
+  const complete = (id: string) => (events.get(id) ?? []).some((e) => ENDS.has(e.type))
+  yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      nc.subscribe("lantern.workload.>", {
+        callback: (_error, m) => {
+          const id = m.subject.slice(m.subject.lastIndexOf(".") + 1)
+          const { type, at } = m.json<{ type: string; at: string }>()
+          const list = events.get(id) ?? []
+          list.push({ type, at })
+          events.set(id, list)
+          if (complete(id)) waiting.get(id)?.()
+        }
+      })
+    ),
+    (sub) => Effect.sync(() => sub.unsubscribe())
+  )
+  yield* Effect.promise(() => nc.flush())
+  return (id: string, timeoutMs: number): Promise<ReadonlyArray<{ type: string; at: string }>> =>
+    new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer)
+        waiting.delete(id)
+        const list = events.get(id) ?? []
+        events.delete(id)
+        resolve(list)
+      }
+      const timer = setTimeout(() => {
+        waiting.delete(id)
+        reject(new Error(`workload ${id} did not end in ${timeoutMs} ms: ${JSON.stringify(events.get(id))}`))
+      }, timeoutMs)
+      if (complete(id)) done()
+      else waiting.set(id, done)
+    })
+})
+const ENDS = new Set(["WorkloadExited", "WorkloadTerminated", "WorkloadFailed"])
 
 interface Backend {
   readonly name: string
@@ -124,6 +176,7 @@ export const run = (scale: number) =>
     (stack) =>
       Effect.gen(function*() {
         const starts = scaled(STARTS, scale, 5)
+        const watched = yield* watchWorkloads
         const rows: Array<Row> = []
         const scratch = mkdtempSync(join(tmpdir(), "lantern-bench-runsc-"))
         for (const backend of MEASURED) {
@@ -153,31 +206,23 @@ export const run = (scale: number) =>
                 }
               })
               const answered = Date.now() - t0
-              for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
-                const events: ReadonlyArray<{ type: string; at: string }> =
-                  (await stack.call("GET", `/v1/workloads/${w.id}/events`)).items
-                const first = events.find((e) => e.type === "WorkloadOutput")
-                const end = events.find((e) =>
-                  ["WorkloadExited", "WorkloadTerminated", "WorkloadFailed"].includes(e.type)
-                )
-                const spawned = events.find((e) => e.type === "WorkloadSpawned")
-                // a workload that ends before its host journals WorkloadSpawned has none (the decider journals nothing
-                // after the end): its first output counts, its spawned time does not
-                if (first !== undefined && end !== undefined) {
-                  const steps: Record<string, number> = {}
-                  for (const e of events) steps[e.type] ??= Date.parse(e.at) - t0
-                  return {
-                    first: Date.parse(first.at) - t0,
-                    spawned: spawned === undefined ? null : Date.parse(spawned.at) - t0,
-                    answered,
-                    steps
-                  }
-                }
-                if (end !== undefined)
-                  throw new Error(`workload ${w.id} ended without output: ${JSON.stringify(events)}`)
-                await new Promise((r) => setTimeout(r, 20))
+              const events = await watched(w.id, 60_000)
+              const first = events.find((e) => e.type === "WorkloadOutput")
+              const end = events.find((e) => ENDS.has(e.type))!
+              if (first === undefined || end.type !== "WorkloadExited")
+                throw new Error(`workload ${w.id} ended without output: ${JSON.stringify(events)}`)
+              // a workload that ends before its host journals WorkloadSpawned has none (the decider journals nothing
+              // after the end): its first output counts, its spawned time does not
+              const spawned = events.find((e) => e.type === "WorkloadSpawned")
+              const steps: Record<string, number> = {}
+              for (const e of events) steps[e.type] ??= Date.parse(e.at) - t0
+              await new Promise((r) => setTimeout(r, BETWEEN_MS))
+              return {
+                first: Date.parse(first.at) - t0,
+                spawned: spawned === undefined ? null : Date.parse(spawned.at) - t0,
+                answered,
+                steps
               }
-              throw new Error(`workload ${w.id} did not end`)
             })
             if (i >= WARMUP) {
               lanternMs.push(t.first)

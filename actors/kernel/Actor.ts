@@ -38,6 +38,11 @@ export interface Outcome<S, E> {
   readonly appended: ReadonlyArray<E>
   /** The appended events as stored (their envelopes and sequences): what a read of them back would give. */
   readonly stored: ReadonlyArray<Stored>
+  /**
+   * How many of them the journal already had (a re-sent append): `loaded` then folds them onto what memory had,
+   * which may be behind the journal; read the instance again before trusting it.
+   */
+  readonly duplicates: number
 }
 
 const MAX_CONFLICT_RETRIES = 16
@@ -193,7 +198,7 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
         const decided = decider.decide(command, current.state)
         if (Result.isFailure(decided)) return yield* Effect.fail(decided.failure)
         const events = decided.success
-        if (events.length === 0) return { loaded: current, appended: [], stored: [] }
+        if (events.length === 0) return { loaded: current, appended: [], stored: [], duplicates: 0 }
         const batch = yield* envelopes(current.address, events, meta, current.seq)
         const result = yield* Effect.result(journal.append(current.address, batch, current.seq))
         if (Result.isSuccess(result)) {
@@ -215,7 +220,8 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
           return {
             loaded: result.success.duplicates === 0 ? yield* snapshotIfDue(next) : next,
             appended: events,
-            stored
+            stored,
+            duplicates: result.success.duplicates
           }
         }
         if (!(result.failure instanceof AppendConflict) || attempt >= MAX_CONFLICT_RETRIES) {

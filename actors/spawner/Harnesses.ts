@@ -28,6 +28,8 @@ export interface Prepared {
 }
 
 const READY = JSON.stringify({ ready: true })
+/** How long after a harness is handed out the pool starts its replacement. */
+const REFILL_AFTER_MS = 250
 
 export const pool = (
   main: string,
@@ -84,6 +86,16 @@ export const pool = (
       }
     }
     yield* Effect.forkScoped(Effect.andThen(fillAfter, Effect.sync(refill)))
+    /**
+     * Refills REFILL_AFTER_MS after a harness was handed out, not at once: forking a process blocks this event loop
+     * for as long as copying this large process's page tables takes (15-20 ms at 300 MB), and a new harness's Node
+     * start takes a core for ~200 ms, both just when the started workload's Spawned, first output and exit are
+     * journaled here (or its sandbox boots).
+     */
+    const refillSoon = () => {
+      const t = setTimeout(refill, REFILL_AFTER_MS)
+      t.unref()
+    }
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true
@@ -145,12 +157,11 @@ export const pool = (
                 30_000
               )
               child.stdin.end(`${JSON.stringify({ token })}\n`)
-              // spawning blocks this event loop while it forks a large process: only once the start is under way
-              setImmediate(refill)
+              refillSoon()
             }),
           abort: Effect.sync(() => {
             child.stdin.end()
-            setImmediate(refill)
+            refillSoon()
             done(new SpawnFailed({ reason: "the start was called off" }))
           })
         }

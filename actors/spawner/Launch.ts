@@ -31,7 +31,7 @@ export interface FirstStart {
 }
 
 /** The harness built and its pool started; the returned function starts one workload. */
-export const make = (settings: Settings, { run, execute }: WorkloadJournal, leases: Leases) =>
+export const make = (settings: Settings, { execute, remember, run }: WorkloadJournal, leases: Leases) =>
   Effect.gen(function*() {
     const { url } = yield* Nats
     const hosts = yield* Hosts
@@ -167,6 +167,8 @@ export const make = (settings: Settings, { run, execute }: WorkloadJournal, leas
             meta(`${id}:spawned:${attempt}`)
           )))
         ], { concurrency: "unbounded" })
+        // the harness's first report is decided on this, not on a read of the journal back
+        remember(tenant, id, spawned)
         const createdAt = recorded.stored[0]?.envelope.at ?? null
         return { state: spawned.loaded.state, createdAt }
       }).pipe(
