@@ -9,6 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { Nats } from "../bus/Nats.ts"
+import { TERMINAL_WORKLOAD_EVENTS } from "../schema/Workload.ts"
 import * as Backends from "../actors/spawner/Backends.ts"
 import * as MicroVm from "../actors/spawner/MicroVm.ts"
 import { table } from "./Report.ts"
@@ -34,7 +35,7 @@ const watchWorkloads = Effect.gen(function*() {
   const events = new Map<string, Array<{ type: string; at: string }>>()
   const waiting = new Map<string, () => void>()
   // nothing is journaled after a workload's end: its output, if any, came before
-  const complete = (id: string) => (events.get(id) ?? []).some((e) => ENDS.has(e.type))
+  const complete = (id: string) => (events.get(id) ?? []).some((e) => TERMINAL_WORKLOAD_EVENTS.has(e.type))
   yield* Effect.acquireRelease(
     Effect.sync(() =>
       nc.subscribe("lantern.workload.>", {
@@ -68,7 +69,6 @@ const watchWorkloads = Effect.gen(function*() {
       else waiting.set(id, done)
     })
 })
-const ENDS = new Set(["WorkloadExited", "WorkloadTerminated", "WorkloadFailed"])
 
 interface Backend {
   readonly name: string
@@ -208,7 +208,7 @@ export const run = (scale: number) =>
               const answered = Date.now() - t0
               const events = await watched(w.id, 60_000)
               const first = events.find((e) => e.type === "WorkloadOutput")
-              const end = events.find((e) => ENDS.has(e.type))!
+              const end = events.find((e) => TERMINAL_WORKLOAD_EVENTS.has(e.type))!
               if (first === undefined || end.type !== "WorkloadExited")
                 throw new Error(`workload ${w.id} ended without output: ${JSON.stringify(events)}`)
               // a workload that ends before its host journals WorkloadSpawned has none (the decider journals nothing
