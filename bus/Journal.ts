@@ -11,8 +11,10 @@ import {
   EventTooLarge,
   type UnknownEventVersion
 } from "../schema/Errors.ts"
+import * as Follow from "./Follow.ts"
 import { Nats, unavailable } from "./Nats.ts"
 import * as Ordered from "./Ordered.ts"
+import * as Tap from "./Tap.ts"
 import { streamOf } from "./Topology.ts"
 
 export const subjectOf = (a: Envelope.ActorAddress): string => `lantern.${a.type}.${a.tenant}.${a.id}`
@@ -93,13 +95,15 @@ const headerBytes = (envelope: Envelope.Envelope, expected: string): number =>
 /** An envelope encoded once, to be measured and then published. */
 interface Message {
   readonly envelope: Envelope.Envelope
+  /** The journal bytes, and the same as text (what this process's followers decode, ADR 0074). */
+  readonly text: string
   readonly data: Uint8Array
 }
 
-const messageOf = (envelope: Envelope.Envelope): Message => ({
-  envelope,
-  data: utf8.encode(Envelope.encodeJson(envelope))
-})
+const messageOf = (envelope: Envelope.Envelope): Message => {
+  const text = Envelope.encodeJson(envelope)
+  return { envelope, text, data: utf8.encode(text) }
+}
 
 /**
  * Bytes an append puts on the bus, counted as the client counts them against the server's `max_payload`
@@ -157,16 +161,23 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
     Journal,
     Effect.gen(function*() {
       const { js, jsm, nc } = yield* Nats
+      const tap = Tap.make()
 
       // only BusUnavailable is retried here: an EventTooLarge can never succeed, an AppendConflict needs a reload
       const publishOne = (subject: string, m: Message, expected: number) =>
         Effect.tryPromise({
-          try: () =>
-            js.publish(subject, m.data, {
-              msgID: m.envelope.idempotencyKey,
-              expect: { lastSubjectSequence: expected },
-              headers: headersOf(m.envelope, String(expected))
-            }),
+          try: async () => {
+            tap.sending(m.envelope.idempotencyKey)
+            try {
+              return await js.publish(subject, m.data, {
+                msgID: m.envelope.idempotencyKey,
+                expect: { lastSubjectSequence: expected },
+                headers: headersOf(m.envelope, String(expected))
+              })
+            } finally {
+              tap.settled(m.envelope.idempotencyKey)
+            }
+          },
           catch: (e): AppendConflict | BusUnavailable | EventTooLarge =>
             e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE
               ? new AppendConflict({ subject, expected })
@@ -220,7 +231,11 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
                   () => Effect.fail(conflict)
                 ))
             )
-            if (ack.duplicate) duplicates++
+            // followers here get the event now; a re-sent one was stored before, in an order they read for
+            if (ack.duplicate) {
+              duplicates++
+              tap.wake(subject)
+            } else tap.appended({ subject, prev: expected, seq: ack.seq, text: m.text })
             seqs.push(ack.seq)
             expected = ack.seq
           }
@@ -301,9 +316,35 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
 
       const read: Service["read"] = (address) => Effect.map(readFrom(address, 0), (tail) => tail.events)
 
-      // one subscription from `afterSeq`; when it stops (its server went away) the next one starts after the
-      // last event delivered, so a follower never misses or repeats an event
-      const follow: Service["follow"] = (address, afterSeq) =>
+      /** What one batched direct get has after `afterSeq` (a lagging replica may have fewer: see Follow). */
+      const available = (address: Envelope.ActorAddress, afterSeq: number) =>
+        Effect.tryPromise({
+          try: async () => {
+            const out: Array<{ seq: number; subject: string; data: string }> = []
+            const batch = await jsm.direct.getBatch(streamOf[address.type], {
+              seq: afterSeq + 1,
+              next_by_subj: subjectOf(address),
+              batch: 10_000
+            })
+            for await (const m of batch) out.push({ seq: m.seq, subject: m.subject, data: m.string() })
+            return out
+          },
+          catch: unavailable(`read ${subjectOf(address)}`)
+        }).pipe(Effect.flatMap(decodeAll))
+
+      const reads: Follow.Reads = {
+        available,
+        upToLeader: readFrom,
+        decode: (t) => Envelope.decode(t.subject, t.seq, t.text)
+      }
+
+      // a wildcard address (every run of a tenant, say) is followed by an ordered consumer; when it stops (its
+      // server went away) the next one starts after the last event delivered, so a follower never misses or
+      // repeats an event
+      const followMany = (
+        address: Envelope.ActorAddress,
+        afterSeq: number
+      ): Stream.Stream<Envelope.Stored, ReadError> =>
         Stream.suspend(() => {
           let last = afterSeq
           const subscription = Stream.unwrap(
@@ -326,8 +367,15 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
               )
             )
           )
-          return Stream.concat(subscription, Stream.suspend(() => follow(address, last)))
+          return Stream.concat(subscription, Stream.suspend(() => followMany(address, last)))
         })
+
+      const follow: Service["follow"] = (address, afterSeq) => {
+        const subject = subjectOf(address)
+        return /[*>]/.test(subject)
+          ? followMany(address, afterSeq)
+          : Follow.live(nc, tap, reads, address, subject, afterSeq)
+      }
 
       return Journal.of({ append, read, readFrom, lastSeq, follow })
     })
