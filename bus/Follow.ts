@@ -3,7 +3,7 @@
 import type { NatsConnection } from "@nats-io/nats-core"
 import { Effect, Queue, Schedule, Stream } from "effect"
 import type * as Envelope from "../schema/Envelope.ts"
-import type { ReadError, Tail } from "./Journal.ts"
+import type { BusUnavailable } from "../schema/Errors.ts"
 import type * as Tap from "./Tap.ts"
 
 /** How long a follower waits with no news before it asks the bus whether its journal grew (a safety net). */
@@ -12,15 +12,19 @@ export const IDLE_CHECK_MS = 5_000
 /** Bounded retry of a read while the bus is briefly away: about 30 s in all, as appends retry. */
 const readRetry = Schedule.min([Schedule.exponential("100 millis", 1.5), Schedule.spaced("3 seconds")])
 
-export interface Reads {
+/** The journal's reads a follower makes, failing with `E` (Journal's ReadError). */
+export interface Reads<E extends { readonly _tag: string }> {
   /** The events after `afterSeq` one read gets at once: all of them, or on a lagging replica some first ones. */
   readonly available: (address: Envelope.ActorAddress, afterSeq: number) => Effect.Effect<
     ReadonlyArray<Envelope.Stored>,
-    ReadError
+    E | BusUnavailable
   >
   /** The events after `afterSeq` up to the last one the stream leader has. */
-  readonly upToLeader: (address: Envelope.ActorAddress, afterSeq: number) => Effect.Effect<Tail, ReadError>
-  readonly decode: (tapped: Tap.Tapped) => Effect.Effect<Envelope.Stored, ReadError>
+  readonly upToLeader: (
+    address: Envelope.ActorAddress,
+    afterSeq: number
+  ) => Effect.Effect<{ readonly events: ReadonlyArray<Envelope.Stored> }, E | BusUnavailable>
+  readonly decode: (tapped: Tap.Tapped) => Effect.Effect<Envelope.Stored, E>
 }
 
 const WAKE: Tap.Signal = { _tag: "Wake" }
@@ -33,15 +37,15 @@ const WAKE: Tap.Signal = { _tag: "Wake" }
  * read the journal through the stream leader from the last event it delivered. Each event is delivered once, in
  * order.
  */
-export const live = (
+export const live = <E extends { readonly _tag: string }>(
   nc: NatsConnection,
   tap: Tap.Tap,
-  reads: Reads,
+  reads: Reads<E>,
   address: Envelope.ActorAddress,
   subject: string,
   afterSeq: number
-): Stream.Stream<Envelope.Stored, ReadError> =>
-  Stream.callback<Envelope.Stored, ReadError>((out) =>
+): Stream.Stream<Envelope.Stored, E | BusUnavailable> =>
+  Stream.callback<Envelope.Stored, E | BusUnavailable>((out) =>
     Effect.gen(function*() {
       const signals = yield* Queue.unbounded<Tap.Signal>()
       const push = (signal: Tap.Signal) => void Queue.offerUnsafe(signals, signal)

@@ -332,7 +332,7 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           catch: unavailable(`read ${subjectOf(address)}`)
         }).pipe(Effect.flatMap(decodeAll))
 
-      const reads: Follow.Reads = {
+      const reads: Follow.Reads<ReadError> = {
         available,
         upToLeader: readFrom,
         decode: (t) => Envelope.decode(t.subject, t.seq, t.text)
