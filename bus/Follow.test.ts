@@ -1,26 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Fiber, Layer, ManagedRuntime, Stream } from "effect"
-import { busLayer, startServer, type TestServer } from "../tests/support/Bus.ts"
+import { busLayer, startServer, testEnvelope, testRun, type TestServer } from "../tests/support/Bus.ts"
 import { Journal } from "./Journal.ts"
 import type { Nats } from "./Nats.ts"
 import * as Topology from "./Topology.ts"
-import type { Envelope, Stored } from "../schema/Envelope.ts"
+import type { Stored } from "../schema/Envelope.ts"
 
-const address = (id: string) => ({ type: "run" as const, tenant: "t1", id })
-
-const envelope = (id: string, n: number): Envelope => ({
-  eventId: `evt_${`${id}${n}`.padEnd(26, "0").slice(0, 26)}`,
-  type: "RunSucceeded",
-  version: 1,
-  tenant: "t1",
-  actor: address(id),
-  causationId: null,
-  correlationId: id,
-  traceparent: null,
-  at: new Date(0).toISOString(),
-  idempotencyKey: `${id}:${n}`,
-  payload: { output: { n } }
-})
+const address = testRun
+const envelope = (id: string, n: number) => testEnvelope(id, `${id}${n}`, { n })
 
 const numberOf = (s: Stored) => (s.envelope.payload as { output: { n: number } }).output.n
 

@@ -1,27 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Exit, Layer, ManagedRuntime } from "effect"
-import { busLayer, startServer, type TestServer } from "../tests/support/Bus.ts"
+import { busLayer, startServer, testEnvelope, testRun, type TestServer } from "../tests/support/Bus.ts"
 import { encodedHeaders, Journal, sizeOf, subjectOf } from "./Journal.ts"
 import { encodeJson } from "../schema/Envelope.ts"
 import { Nats } from "./Nats.ts"
 import * as Topology from "./Topology.ts"
 import type { Envelope } from "../schema/Envelope.ts"
 
-const address = (id: string) => ({ type: "run" as const, tenant: "t1", id })
-
-const envelope = (id: string, key: string, payload: Record<string, unknown> = {}): Envelope => ({
-  eventId: `evt_${key.padEnd(26, "0").slice(0, 26)}`,
-  type: "RunSucceeded",
-  version: 1,
-  tenant: "t1",
-  actor: address(id),
-  causationId: null,
-  correlationId: id,
-  traceparent: null,
-  at: new Date(0).toISOString(),
-  idempotencyKey: `${id}:${key}`,
-  payload: { output: payload }
-})
+const address = testRun
+const envelope = testEnvelope
 
 describe("Journal (real nats-server)", () => {
   let server: TestServer
