@@ -229,13 +229,19 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
                   alreadyAppended(streamOf[address.type], subject, m, expected),
                   "AppendConflict",
                   () => Effect.fail(conflict)
-                ))
+                )),
+              // followers here get the event now, whatever happens to this fiber next; they read the journal for a
+              // re-sent one (stored before, in an order they do not know) and after a failure or an interruption
+              // (the message may be stored, and they took it on the bus for one of ours)
+              Effect.onExit((exit) =>
+                Effect.sync(() =>
+                  exit._tag === "Success" && !exit.value.duplicate
+                    ? tap.appended({ subject, prev: expected, seq: exit.value.seq, text: m.text })
+                    : tap.wake(subject)
+                )
+              )
             )
-            // followers here get the event now; a re-sent one was stored before, in an order they read for
-            if (ack.duplicate) {
-              duplicates++
-              tap.wake(subject)
-            } else tap.appended({ subject, prev: expected, seq: ack.seq, text: m.text })
+            if (ack.duplicate) duplicates++
             seqs.push(ack.seq)
             expected = ack.seq
           }
