@@ -1,16 +1,13 @@
 // Following one journal with no consumer on the bus (ADR 0074): the journal is read once, then each event this
 // process appends comes from the tap as its append is acknowledged, and anything else wakes a read.
 import type { NatsConnection } from "@nats-io/nats-core"
-import { Effect, Queue, Schedule, Stream } from "effect"
+import { Effect, Queue, Stream } from "effect"
 import type * as Envelope from "../schema/Envelope.ts"
 import type { BusUnavailable } from "../schema/Errors.ts"
-import type * as Tap from "./Tap.ts"
+import * as Tap from "./Tap.ts"
 
 /** How long a follower waits with no news before it asks the bus whether its journal grew (a safety net). */
 export const IDLE_CHECK_MS = 5_000
-
-/** Bounded retry of a read while the bus is briefly away: about 30 s in all, as appends retry. */
-const readRetry = Schedule.min([Schedule.exponential("100 millis", 1.5), Schedule.spaced("3 seconds")])
 
 /** The journal's reads a follower makes, failing with `E` (Journal's ReadError). */
 export interface Reads<E extends { readonly _tag: string }> {
@@ -19,15 +16,13 @@ export interface Reads<E extends { readonly _tag: string }> {
     ReadonlyArray<Envelope.Stored>,
     E | BusUnavailable
   >
-  /** The events after `afterSeq` up to the last one the stream leader has. */
+  /** The events after `afterSeq` up to the last one the stream leader has, retried while the bus is briefly away. */
   readonly upToLeader: (
     address: Envelope.ActorAddress,
     afterSeq: number
   ) => Effect.Effect<{ readonly events: ReadonlyArray<Envelope.Stored> }, E | BusUnavailable>
   readonly decode: (tapped: Tap.Tapped) => Effect.Effect<Envelope.Stored, E>
 }
-
-const WAKE: Tap.Signal = { _tag: "Wake" }
 
 /**
  * The journal at `subject` from after `afterSeq` on, then live, never ending by itself. The follower listens to
@@ -57,7 +52,7 @@ export const live = <E extends { readonly _tag: string }>(
         Effect.sync(() =>
           nc.subscribe(subject, {
             callback: (err, m) => {
-              if (err !== null || !tap.isOwn(m.headers)) push(WAKE)
+              if (err !== null || !tap.isOwn(m.headers)) push(Tap.WAKE)
             }
           })
         ),
@@ -69,7 +64,7 @@ export const live = <E extends { readonly _tag: string }>(
           void (async () => {
             for (let s = await statuses.next(); !s.done; s = await statuses.next()) {
               // what was published while the connection was away never reached the subscription
-              if (s.value.type === "reconnect") push(WAKE)
+              if (s.value.type === "reconnect") push(Tap.WAKE)
             }
           })().catch(() => undefined)
           return statuses
@@ -84,7 +79,6 @@ export const live = <E extends { readonly _tag: string }>(
           : Effect.void
       const deliverAll = (events: ReadonlyArray<Envelope.Stored>) => Effect.forEach(events, deliver, { discard: true })
       const catchUp = Effect.suspend(() => reads.upToLeader(address, last)).pipe(
-        Effect.retry({ schedule: readRetry, times: 20, while: (e) => e._tag === "BusUnavailable" }),
         Effect.flatMap((tail) => deliverAll(tail.events))
       )
 

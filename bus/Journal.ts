@@ -279,20 +279,23 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
         return out
       }
 
-      /** The subject's messages in (afterSeq, last] by one batched direct get; null when it cannot give them all. */
-      const readDirect = async (stream: string, subject: string, afterSeq: number, last: number) => {
-        try {
-          const out: Array<{ seq: number; subject: string; data: string }> = []
-          const batch = await jsm.direct.getBatch(stream, { seq: afterSeq + 1, next_by_subj: subject, batch: 10_000 })
-          for await (const m of batch) {
-            if (m.seq > last) break
-            out.push({ seq: m.seq, subject: m.subject, data: m.string() })
-          }
-          return out.length > 0 && out[out.length - 1]!.seq === last ? out : null
-        } catch {
-          return null
+      /** The subject's messages after `afterSeq` (up to `last`) that one batched direct get answers with. */
+      const directBatch = async (stream: string, subject: string, afterSeq: number, last = Infinity) => {
+        const out: Array<{ seq: number; subject: string; data: string }> = []
+        const batch = await jsm.direct.getBatch(stream, { seq: afterSeq + 1, next_by_subj: subject, batch: 10_000 })
+        for await (const m of batch) {
+          if (m.seq > last) break
+          out.push({ seq: m.seq, subject: m.subject, data: m.string() })
         }
+        return out
       }
+
+      /** The subject's messages in (afterSeq, last] by one batched direct get; null when it cannot give them all. */
+      const readDirect = (stream: string, subject: string, afterSeq: number, last: number) =>
+        directBatch(stream, subject, afterSeq, last).then(
+          (out) => out.length > 0 && out[out.length - 1]!.seq === last ? out : null,
+          () => null
+        )
 
       const decodeAll = (raw: ReadonlyArray<{ seq: number; subject: string; data: string }>) =>
         Effect.forEach(raw, (m) => Envelope.decode(m.subject, m.seq, m.data))
@@ -325,22 +328,16 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
       /** What one batched direct get has after `afterSeq` (a lagging replica may have fewer: see Follow). */
       const available = (address: Envelope.ActorAddress, afterSeq: number) =>
         Effect.tryPromise({
-          try: async () => {
-            const out: Array<{ seq: number; subject: string; data: string }> = []
-            const batch = await jsm.direct.getBatch(streamOf[address.type], {
-              seq: afterSeq + 1,
-              next_by_subj: subjectOf(address),
-              batch: 10_000
-            })
-            for await (const m of batch) out.push({ seq: m.seq, subject: m.subject, data: m.string() })
-            return out
-          },
+          try: () => directBatch(streamOf[address.type], subjectOf(address), afterSeq),
           catch: unavailable(`read ${subjectOf(address)}`)
         }).pipe(Effect.flatMap(decodeAll))
 
       const reads: Follow.Reads<ReadError> = {
         available,
-        upToLeader: readFrom,
+        upToLeader: (address, afterSeq) =>
+          readFrom(address, afterSeq).pipe(
+            Effect.retry({ schedule: busRetry, times: BUS_RETRIES, while: (e) => e._tag === "BusUnavailable" })
+          ),
         decode: (t) => Envelope.decode(t.subject, t.seq, t.text)
       }
 

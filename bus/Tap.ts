@@ -15,7 +15,7 @@ export interface Tapped {
 /** What a follower is told: an event appended here, or that the journal may have grown some other way. */
 export type Signal = { readonly _tag: "Tapped"; readonly tapped: Tapped } | { readonly _tag: "Wake" }
 
-const WAKE: Signal = { _tag: "Wake" }
+export const WAKE: Signal = { _tag: "Wake" }
 
 export interface Tap {
   /** Starts telling `listener` about `subject`; the returned function stops it. */
@@ -25,7 +25,7 @@ export interface Tap {
   readonly settled: (msgId: string) => void
   /** The event was stored at `seq`, right after `prev`. */
   readonly appended: (tapped: Tapped) => void
-  /** `subject` grew in a way this process does not know the order of (a re-sent append the server had already). */
+  /** `subject` may have grown in a way this process does not know the order of (a re-sent, failed or cut append). */
   readonly wake: (subject: string) => void
   /**
    * Whether a message seen on the bus is an append of this process, which its followers get (or got) from here:

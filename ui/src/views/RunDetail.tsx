@@ -14,7 +14,6 @@ import { Timeline } from "./Timeline.tsx"
 import { Loading } from "../Loading.tsx"
 
 const TERMINAL = new Set(["RunSucceeded", "RunFailed", "RunCanceled"])
-const FINAL = new Set<string>(["succeeded", "failed", "canceled"])
 
 export const RunDetail = (props: { readonly client: Client; readonly id: string }) => {
   const [run, setRun] = createSignal<RunView | null>(null)
@@ -40,7 +39,7 @@ export const RunDetail = (props: { readonly client: Client; readonly id: string 
       if (last !== undefined && TERMINAL.has(last.type)) {
         // the two reads ran side by side: a run that ended between them has a journal with its end and a view
         // from before it, read again here (no stream follows to do it)
-        if (!FINAL.has(r.status)) reread()
+        if (r.status === "running") reread()
         return
       }
       stream = makeEventStream(`/v1/runs/${encodeURIComponent(props.id)}/stream`, {
