@@ -72,8 +72,9 @@ export const CompleteStep = Schema.TaggedStruct("CompleteStep", {
   request: Schema.optionalKey(StepRequest)
 })
 /**
- * Local steps performed together, none of them started before: journaled as one StepsCompleted (ADR 0067), each
- * step completing as a CompleteStep carrying its request would.
+ * Local steps performed together, none of them started before, each completing as a CompleteStep carrying its
+ * request would, and led by the completion of the started step that asked for them, if any (no request, ADR 0075):
+ * journaled as one StepsCompleted (ADR 0067).
  */
 export const CompleteSteps = Schema.TaggedStruct("CompleteSteps", { steps: StepsCompleted.fields.steps })
 export const FailStep = Schema.TaggedStruct("FailStep", {

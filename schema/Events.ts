@@ -142,12 +142,14 @@ export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
 })
 
 /**
- * Local steps performed together and journaled as one event (ADR 0067): the built-in tool calls of one model turn
- * that were ready at once. It stands for its steps' StepCompleted events, each carrying its request, in order:
- * every reader sees it through `expand`, and the run decider folds it exactly as that sequence.
+ * Steps completed together and journaled as one event (ADR 0067): the built-in tool calls of one model turn that
+ * were ready at once, each carrying its request (performed before anything was written), led by the completion of
+ * the model step that asked for them, which has no request (it was started before its call, ADR 0075). It stands
+ * for its steps' StepCompleted events, in order: every reader sees it through `expand`, and the run decider folds
+ * it exactly as that sequence.
  */
 export const StepsCompleted = Schema.TaggedStruct("StepsCompleted", {
-  steps: Schema.Array(Schema.Struct({ ...completionFields, request: StepRequest }))
+  steps: Schema.Array(Schema.Struct({ ...completionFields, request: Schema.optionalKey(StepRequest) }))
 })
 
 export const StepFailed = Schema.TaggedStruct("StepFailed", {

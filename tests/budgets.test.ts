@@ -7,6 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import * as Completions from "../schema/Completions.ts"
 import * as Budget from "../actors/budget/Decider.ts"
 import { fold } from "../actors/kernel/Decider.ts"
 import { Journal } from "../bus/Journal.ts"
@@ -71,7 +72,8 @@ const getBudget = async (call: Call, path: string) => {
 const journalOf = async (call: Call, runId: string): Promise<Array<EventItem>> => {
   const r = await call("GET", `/v1/runs/${runId}/events`)
   if (r.status !== 200) throw new Error(`GET events of ${runId}: ${r.status} ${r.text}`)
-  return r.json.items as Array<EventItem>
+  // a StepsCompleted as the step completions it stands for (ADR 0067, 0075)
+  return (r.json.items as Array<EventItem>).flatMap(Completions.expand)
 }
 
 const TERMINAL = new Set(["succeeded", "failed", "canceled"])

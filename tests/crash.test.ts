@@ -5,6 +5,7 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Completions from "../schema/Completions.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import * as FakeOpenAi from "./support/FakeOpenAi.ts"
 import { echoer as agent } from "./support/Scripted.ts"
@@ -70,9 +71,12 @@ describe("a host killed mid-run", () => {
       ])
 
       // the journal: every step completed exactly once, no event lost or duplicated
-      const events = (await after("GET", `/v1/runs/${runId}/events`)).json.items as Array<
+      const stored = (await after("GET", `/v1/runs/${runId}/events`)).json.items as Array<
         { type: string; payload: { stepId?: string; attempt?: number } }
       >
+      // a model step's answer and the built-in call it asks for are one StepsCompleted (ADR 0075)
+      expect(stored.filter((e) => e.type === "StepsCompleted")).toHaveLength(2)
+      const events = stored.flatMap(Completions.expand)
       const completed = events.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)
       expect(completed).toEqual(["turn-1", "turn-1.tool-0", "turn-2", "turn-2.tool-0", "turn-3"])
       // a step starts with a StepStarted, or, for a built-in tool, is journaled once with its request
@@ -81,7 +85,7 @@ describe("a host killed mid-run", () => {
       ).map((e) => `${e.payload.stepId}#${e.payload.attempt}`)
       expect(starts).toEqual(["turn-1#1", "turn-1.tool-0#1", "turn-2#1", "turn-2#1", "turn-2.tool-0#1", "turn-3#1"])
       expect(events.filter((e) => e.type === "RunSucceeded")).toHaveLength(1)
-      expect(new Set(events.map((e) => JSON.stringify(e))).size).toBe(events.length)
+      expect(new Set(stored.map((e) => JSON.stringify(e))).size).toBe(stored.length)
       expect(run.tokensOut).toBe(3 * 7)
     } finally {
       await second.stop()

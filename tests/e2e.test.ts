@@ -101,20 +101,21 @@ describe("runs", () => {
     expect(run.finishedAt).not.toBeNull()
 
     const events = await call("GET", `/v1/runs/${started.json.id}/events`)
-    // the calculator is a built-in tool: performed first, journaled once, its completion carrying its request
+    // the calculator is a built-in tool: performed first, journaled once, its completion carrying its request, with
+    // the answer of the model step that asked for it (one StepsCompleted, ADR 0075)
     expect(events.json.items.map((e: { type: string }) => e.type)).toEqual([
       "RunStarted",
       "StepStarted",
-      "StepCompleted",
-      "StepCompleted",
+      "StepsCompleted",
       "StepStarted",
       "StepCompleted",
       "RunSucceeded"
     ])
-    const tool = events.json.items[3]
-    expect(tool.payload.result).toEqual({ _tag: "tool", callId: "call_0", output: "14" })
-    expect(tool.payload.request).toMatchObject({ _tag: "tool", call: { name: "calculator" } })
-    expect(events.json.items[2].payload.result.answer.provider).toBe("offline")
+    const [answer, tool] = events.json.items[2].payload.steps
+    expect(tool.result).toEqual({ _tag: "tool", callId: "call_0", output: "14" })
+    expect(tool.request).toMatchObject({ _tag: "tool", call: { name: "calculator" } })
+    expect(answer.result.answer.provider).toBe("offline")
+    expect(answer.request).toBeUndefined()
     expect(events.json.items.every((e: { correlationId: string }) => e.correlationId === started.json.id)).toBe(true)
   })
 

@@ -10,6 +10,7 @@ import { jetstreamManager } from "@nats-io/jetstream"
 import { Effect, Fiber, Layer, ManagedRuntime } from "effect"
 import pg from "pg"
 import { describe, expect, it, onTestFailed } from "vitest"
+import * as Completions from "../schema/Completions.ts"
 import type { Journal } from "../bus/Journal.ts"
 import type { Nats } from "../bus/Nats.ts"
 import * as NatsServer from "../bus/NatsServer.ts"
@@ -127,10 +128,12 @@ const expectExactlyOnce = (events: ReadonlyArray<EventItem>, model: FakeOpenAi.F
   const seqs = events.map((e) => e.seq)
   expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
   expect(new Set(seqs).size).toBe(seqs.length)
-  const completed = events.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)
+  // a StepsCompleted as the step completions it stands for (ADR 0067, 0075)
+  const steps = events.flatMap(Completions.expand)
+  const completed = steps.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)
   expect(completed).toEqual(STEPS)
   // a step starts with a StepStarted, or, for a built-in tool, is journaled once with its request
-  const starts = events.filter((e) =>
+  const starts = steps.filter((e) =>
     e.type === "StepStarted" ||
     (e.type === "StepCompleted" && (e.payload as { request?: unknown }).request !== undefined)
   ).map((e) => `${e.payload.stepId}#${e.payload.attempt}`)

@@ -8,6 +8,7 @@ import { join } from "node:path"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import * as Completions from "../schema/Completions.ts"
 import type { Point } from "../actors/kernel/Failpoints.ts"
 import { workSubject } from "../actors/run/Runs.ts"
 import * as NatsServer from "../bus/NatsServer.ts"
@@ -130,8 +131,10 @@ const expectWholeJournal = (events: ReadonlyArray<EventItem>, expected: Expected
   const seqs = events.map((e) => e.seq)
   expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
   expect(new Set(seqs).size).toBe(seqs.length)
-  expect(events.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)).toEqual(completed)
-  expect(events.filter((e) => e.type === "StepFailed").map((e) => e.payload.stepId)).toEqual(failed)
+  // a StepsCompleted as the step completions it stands for (ADR 0067, 0075)
+  const steps = events.flatMap(Completions.expand)
+  expect(steps.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)).toEqual(completed)
+  expect(steps.filter((e) => e.type === "StepFailed").map((e) => e.payload.stepId)).toEqual(failed)
 }
 
 /**
@@ -139,7 +142,9 @@ const expectWholeJournal = (events: ReadonlyArray<EventItem>, expected: Expected
  * built-in tool) journaled once as a StepCompleted carrying its request.
  */
 const startsOf = (events: ReadonlyArray<EventItem>) =>
-  events.filter((e) => e.type === "StepStarted" || (e.type === "StepCompleted" && e.payload.request !== undefined))
+  events.flatMap(Completions.expand).filter((e) =>
+    e.type === "StepStarted" || (e.type === "StepCompleted" && e.payload.request !== undefined)
+  )
     .map((e) => `${e.payload.stepId}#${e.payload.attempt}`)
 
 /** Requests and performed effects at the provider per idempotency key of one run. */

@@ -193,33 +193,41 @@ describe("receipts", () => {
     expect(withJournal.json.checks.at(-1)).toMatchObject({ name: "stored-journal", ok: true })
   }, 60_000)
 
-  it("local steps journaled together (one StepsCompleted, ADR 0067) are counted and verify offline", async () => {
-    const id = await run("toolsmith", "use the calculator on 2+3*4 and the word_count of this sentence")
-    const done = await finished(id)
-    // the projection counts each step of the one event
-    expect(done).toMatchObject({ status: "succeeded", steps: 4 })
-    const events = (await call("GET", `/v1/runs/${id}/events`)).json.items as Array<{ type: string; payload: any }>
-    expect(events.map((e) => e.type)).toEqual([
-      "RunStarted",
-      "StepStarted",
-      "StepCompleted",
-      "StepsCompleted",
-      "StepStarted",
-      "StepCompleted",
-      "RunSucceeded"
-    ])
-    expect(events[3]!.payload.steps.map((s: any) => [s.stepId, s.request.call.name, s.result.output])).toEqual([
-      ["turn-1.tool-0", "calculator", "14"],
-      ["turn-1.tool-1", "word_count", expect.any(String)]
-    ])
-    const receipt = (await call("GET", `/v1/runs/${id}/receipt`)).json
-    expect(receipt).toMatchObject({ eventCount: 7, tokensIn: done.tokensIn, tokensOut: done.tokensOut })
-    const journal = await journalOf(id)
-    const paths = files("together", receipt, journal, (await wellKnown()).json)
-    const offline = await cli(["receipts", "verify", paths.receipt, paths.journal, "--key", paths.keys])
-    expect(offline.code, offline.stderr + offline.stdout).toBe(0)
-    expect((await call("POST", "/v1/receipts/verify", { receipt, journal })).json).toMatchObject({ valid: true })
-  }, 60_000)
+  it(
+    "a model turn's answer and its local steps journaled together (one StepsCompleted, ADR 0067, 0075) are counted and verify offline",
+    async () => {
+      const id = await run("toolsmith", "use the calculator on 2+3*4 and the word_count of this sentence")
+      const done = await finished(id)
+      // the projection counts each step of the one event
+      expect(done).toMatchObject({ status: "succeeded", steps: 4 })
+      const events = (await call("GET", `/v1/runs/${id}/events`)).json.items as Array<{ type: string; payload: any }>
+      expect(events.map((e) => e.type)).toEqual([
+        "RunStarted",
+        "StepStarted",
+        "StepsCompleted",
+        "StepStarted",
+        "StepCompleted",
+        "RunSucceeded"
+      ])
+      // the model step's answer first (started before its call: no request), then the calls it asked for
+      const [answer, ...tools] = events[2]!.payload.steps
+      expect(answer).toMatchObject({ stepId: "turn-1", attempt: 1, result: { _tag: "model" } })
+      expect(answer.request).toBeUndefined()
+      expect(answer.tokensOut).toBeGreaterThan(0)
+      expect(tools.map((s: any) => [s.stepId, s.request.call.name, s.result.output])).toEqual([
+        ["turn-1.tool-0", "calculator", "14"],
+        ["turn-1.tool-1", "word_count", expect.any(String)]
+      ])
+      const receipt = (await call("GET", `/v1/runs/${id}/receipt`)).json
+      expect(receipt).toMatchObject({ eventCount: 6, tokensIn: done.tokensIn, tokensOut: done.tokensOut })
+      const journal = await journalOf(id)
+      const paths = files("together", receipt, journal, (await wellKnown()).json)
+      const offline = await cli(["receipts", "verify", paths.receipt, paths.journal, "--key", paths.keys])
+      expect(offline.code, offline.stderr + offline.stdout).toBe(0)
+      expect((await call("POST", "/v1/receipts/verify", { receipt, journal })).json).toMatchObject({ valid: true })
+    },
+    60_000
+  )
 
   it("tampering is caught offline and by the API, naming the check", async () => {
     const { receipt, journal } = finishedRun

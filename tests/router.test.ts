@@ -9,6 +9,7 @@ import { Kvm } from "@nats-io/kv"
 import { ConfigProvider, Context, Effect, Layer } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Breakers, decode } from "../actors/model/Breakers.ts"
+import * as Completions from "../schema/Completions.ts"
 import { Nats } from "../bus/Nats.ts"
 import { BREAKERS_BUCKET } from "../bus/Topology.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
@@ -94,7 +95,8 @@ const run = async (agentName: string) => {
     `run ${id} to finish`
   )
   expect(done.status).toBe("succeeded")
-  const events: Array<Event> = (await call("GET", `/v1/runs/${id}/events`)).json.items
+  // a StepsCompleted as the step completions it stands for (ADR 0067, 0075)
+  const events: Array<Event> = (await call("GET", `/v1/runs/${id}/events`)).json.items.flatMap(Completions.expand)
   const completed = (stepId: string) =>
     events.find((e) => e.type === "StepCompleted" && e.payload.stepId === stepId)!.payload
   return { id, completed }

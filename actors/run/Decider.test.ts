@@ -252,6 +252,34 @@ describe("Run decider", () => {
       expect(Events.expand(stepsCompleted)).toEqual([one(0), one(1), one(2)])
       expect(Events.expand(one(0))).toEqual([one(0)])
     })
+
+    describe("led by the answer of the model step that asked for them (ADR 0075)", () => {
+      const { _tag: _c, ...answer } = completeStep(1) as Extract<RunCommand, { _tag: "CompleteStep" }>
+      const turn: RunCommand = { _tag: "CompleteSteps", steps: [answer, ...steps] }
+      const turnCompleted: RunEvent = { _tag: "StepsCompleted", steps: [answer, ...steps] }
+      const asked = [runStarted, stepStarted(1)]
+
+      it("journals the started step's completion and the local steps as one StepsCompleted", () =>
+        given(Run.decider, asked).when(turn).then([turnCompleted]))
+
+      it("folds exactly as the model step's StepCompleted, then each local step's", () =>
+        expect(fold(Run.decider, [...asked, turnCompleted])).toEqual(
+          fold(Run.decider, [...asked, stepCompleted(1), one(0), one(1), one(2)])
+        ))
+
+      it("is a no-op once journaled, and leaves out an answer journaled before it", () => {
+        void given(Run.decider, [...asked, turnCompleted]).when(turn).then([])
+        void given(Run.decider, [...asked, stepCompleted(1)]).when(turn).then([stepsCompleted])
+      })
+
+      it("refuses an answer to a step not in flight, of another attempt, or anywhere but first", () => {
+        void given(Run.decider, running).when(turn).thenFails("InvalidCommand")
+        void given(Run.decider, asked).when({ _tag: "CompleteSteps", steps: [{ ...answer, attempt: 2 }, ...steps] })
+          .thenFails("InvalidCommand")
+        void given(Run.decider, asked).when({ _tag: "CompleteSteps", steps: [steps[0]!, answer] })
+          .thenFails("InvalidCommand")
+      })
+    })
   })
 
   describe("FailStep", () => {

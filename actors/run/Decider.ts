@@ -179,13 +179,18 @@ export const decide = (command: RunCommand, state: State) => {
       return accept<RunEvent>({ _tag: "StepCompleted", ...fields })
     }
     case "CompleteSteps": {
-      // local steps performed together (ADR 0067): each new, as a CompleteStep with its request would need; one
-      // already completed by this very attempt was written before (a retried append) and is left out
+      // local steps performed together (ADR 0067): each new, as a CompleteStep with its request would need, and
+      // first, without a request, possibly the completion of the step in flight that asked for them (ADR 0075);
+      // one already completed by this very attempt was written before (a retried append) and is left out
       const fresh: Array<StepsCompleted["steps"][number]> = []
-      for (const step of command.steps) {
+      for (const [i, step] of command.steps.entries()) {
         const known = stepOf(state, step.stepId)
         if (known?.status === "completed" && known.attempt === step.attempt) continue
-        if (known !== undefined || step.attempt !== 1 || fresh.some((f) => f.stepId === step.stepId)) {
+        if (step.request === undefined) {
+          if (i !== 0 || known?.status !== "started" || known.attempt !== step.attempt) {
+            return refuse(command, `step ${step.stepId} attempt ${step.attempt} is not in flight`)
+          }
+        } else if (known !== undefined || step.attempt !== 1 || fresh.some((f) => f.stepId === step.stepId)) {
           return refuse(command, `step ${step.stepId} is not a local step never started`)
         }
         fresh.push(step)

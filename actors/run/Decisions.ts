@@ -23,7 +23,7 @@ export const PAYLOAD_TOO_LARGE = "payload_too_large"
 
 type AgentRequest = Extract<StepRequest, { readonly _tag: "agent" }>
 type StartStep = Extract<RunCommand, { readonly _tag: "StartStep" }>
-type CompleteStep = Extract<RunCommand, { readonly _tag: "CompleteStep" }>
+export type CompleteStep = Extract<RunCommand, { readonly _tag: "CompleteStep" }>
 type FailStep = Extract<RunCommand, { readonly _tag: "FailStep" }>
 
 /** What a model or tool call produced, to be journaled with its step's completion. */
@@ -274,17 +274,18 @@ export const completeLocal = (step: Step, p: Performed, durationMs: number): Loc
 })
 
 /**
- * The state once local completions are journaled, as the run decider will fold them: what the next local step of
- * the same batch is decided on (ADR 0067).
+ * The state once completions not yet journaled are, as the run decider will fold them: what the next local step of
+ * the same batch is decided on (ADR 0067, 0075).
  */
-export const afterLocal = (state: State, done: ReadonlyArray<LocalCompletion>): State =>
+export const afterLocal = (state: State, done: ReadonlyArray<CompleteStep>): State =>
   done.reduce((s, { _tag, ...fields }) => evolve(s, { _tag: "StepCompleted", ...fields }), state)
 
 /**
- * Local steps performed together, as the one command that journals them: a single step's CompleteStep (one
- * StepCompleted, ADR 0032), or CompleteSteps (one StepsCompleted, ADR 0067).
+ * Completions performed together, as the one command that journals them: a single step's CompleteStep (one
+ * StepCompleted, ADR 0032), or CompleteSteps (one StepsCompleted): local steps (ADR 0067), led by the completion of
+ * the model step that asked for them when there is one (ADR 0075).
  */
-export const completeLocals = (done: ReadonlyArray<LocalCompletion>): RunCommand =>
+export const completeLocals = (done: ReadonlyArray<CompleteStep>): RunCommand =>
   done.length === 1
     ? done[0]!
     : { _tag: "CompleteSteps", steps: done.map(({ _tag, ...fields }) => fields) }

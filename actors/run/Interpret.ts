@@ -98,10 +98,38 @@ export const make = Effect.gen(function*() {
           )
         )
       /**
-       * Journals local steps performed together as one event; a batch too large for the bus is journaled step by
+       * Performs the local steps ready once `done` (completions not journaled yet) is, one after the other (the
+       * other built-in calls of the turn), and adds their completions to `done`; a step that is not local, not
+       * admitted or fails ends the batch there (ADR 0067).
+       */
+      const performAhead = (state: State, done: Array<Decisions.CompleteStep>, now: number) =>
+        Effect.gen(function*() {
+          for (;;) {
+            const ahead = Decisions.afterLocal(state, done)
+            const more = Decisions.decide(ahead, now)
+            if (more._tag !== "Start") return done
+            const call = Decisions.local(ahead, more.command, now, leases.graceMs)
+            if (call === null) return done
+            if (more.toolCallsMade !== null) {
+              const admitted = yield* Effect.result(
+                budgets.admitToolCall(tenant, ahead.agentName, runId, more.toolCallsMade)
+              )
+              if (Result.isFailure(admitted)) {
+                if (admitted.failure._tag !== "BudgetExceeded") return yield* Effect.fail(admitted.failure)
+                return done
+              }
+            }
+            const started = yield* Clock.currentTimeMillis
+            const completion = yield* performLocal(ahead, call, started)
+            if (completion === null) return done
+            done.push(completion)
+          }
+        })
+      /**
+       * Journals completions performed together as one event; a batch too large for the bus is journaled step by
        * step instead, each as it would have been alone.
        */
-      const journalLocal = (done: ReadonlyArray<Decisions.LocalCompletion>) =>
+      const journalLocal = (done: ReadonlyArray<Decisions.CompleteStep>) =>
         done.length === 1 ? exec(done[0]!) : execOnce(Decisions.completeLocals(done)).pipe(
           Effect.catchTag("EventTooLarge", () =>
             Effect.gen(function*() {
@@ -253,29 +281,8 @@ export const make = Effect.gen(function*() {
             if (first !== null) {
               // performed first, journaled once: nothing was written that a crash could leave half done. The local
               // steps ready with it (the other built-in calls of the turn) are performed too and journaled with it
-              // as one event (ADR 0067); a step that is not local, not admitted or fails ends the batch there.
-              const done = [first]
-              for (;;) {
-                const ahead = Decisions.afterLocal(loaded.state, done)
-                const more = Decisions.decide(ahead, now)
-                if (more._tag !== "Start") break
-                const call = Decisions.local(ahead, more.command, now, leases.graceMs)
-                if (call === null) break
-                if (more.toolCallsMade !== null) {
-                  const admitted = yield* Effect.result(
-                    budgets.admitToolCall(tenant, ahead.agentName, runId, more.toolCallsMade)
-                  )
-                  if (Result.isFailure(admitted)) {
-                    if (admitted.failure._tag !== "BudgetExceeded") return yield* Effect.fail(admitted.failure)
-                    break
-                  }
-                }
-                const started = yield* Clock.currentTimeMillis
-                const completion = yield* performLocal(ahead, call, started)
-                if (completion === null) break
-                done.push(completion)
-              }
-              loaded = yield* journalLocal(done)
+              // as one event (ADR 0067).
+              loaded = yield* journalLocal(yield* performAhead(loaded.state, [first], now))
               continue
             }
             loaded = yield* exec(decision.command)
@@ -328,9 +335,19 @@ export const make = Effect.gen(function*() {
               yield* Failpoints.hit("after-effect", stepId)
               const performed = outcome.success as Decisions.Performed
               yield* settle(performed.costUsd, performed.tokensIn + performed.tokensOut)
-              loaded = yield* exec(
-                Decisions.afterCall(loaded.state, step, { _tag: "Performed", performed }, now, finished, 0)
+              const completion = Decisions.afterCall(
+                loaded.state,
+                step,
+                { _tag: "Performed", performed },
+                now,
+                finished,
+                0
               )
+              // a model's answer is journaled with the built-in calls it asks for, performed first (ADR 0075): one
+              // write for the turn instead of two, the answer's tokens journaled a few local calls later
+              loaded = yield* (completion._tag === "CompleteStep" && call._tag === "CallModel"
+                ? Effect.flatMap(performAhead(loaded.state, [completion], finished), journalLocal)
+                : exec(completion))
               yield* Failpoints.hit("after-step-complete", stepId)
             } else {
               yield* settle(0, 0)
