@@ -95,6 +95,46 @@ describe("Kv", () => {
   })
 
   it(
+    "liveKeys keeps the keys with a live value by one watch: keys already there, puts, deletes, purges, across a server restart",
+    async () => {
+      const live = Kv.bucket({ name: "test-live", value: Schema.fromJsonString(Counter) })
+      /** Polls until the watch shows exactly `keys` (deadline polling, no fixed wait). */
+      const shows = (l: Kv.LiveKeys, keys: ReadonlyArray<string>) =>
+        Effect.gen(function*() {
+          const deadline = Date.now() + 30_000
+          const seen = () => [...(l.current() ?? ["(not running)"])].sort().join(",")
+          while (seen() !== [...keys].sort().join(",")) {
+            if (Date.now() > deadline) return yield* Effect.die(new Error(`liveKeys shows ${seen()}, not ${keys}`))
+            yield* Effect.sleep("20 millis")
+          }
+        })
+      await run(Effect.scoped(Effect.gen(function*() {
+        const kv = yield* Kv.open(live)
+        yield* kv.put("before", { n: 1 })
+        yield* kv.put("gone-before", { n: 1 })
+        yield* kv.delete("gone-before")
+        const keys = yield* kv.liveKeys
+        yield* shows(keys, ["before"])
+        yield* kv.put("a", { n: 1 })
+        yield* kv.put("b", { n: 1 })
+        yield* kv.put("b", { n: 2 })
+        yield* kv.delete("before")
+        yield* kv.purge("a")
+        yield* shows(keys, ["b"])
+        // the watch outlives the server: after a restart it shows what changed meanwhile
+        const port = server.port
+        yield* Effect.promise(() => server.stop())
+        server = yield* Effect.promise(() => NatsServer.start({ storeDir: join(dir, "js"), port }))
+        yield* kv.put("c", { n: 1 }).pipe(Effect.retry({ while: (e) => e._tag === "BusUnavailable", times: 40 }))
+        yield* kv.delete("b")
+        yield* shows(keys, ["c"])
+        expect([...(yield* kv.keys())]).toEqual(["c"])
+      })))
+    },
+    60_000
+  )
+
+  it(
     "fails every operation with BusUnavailable while the server is down, never LostRace; works again after",
     async () => {
       const kv = await run(Kv.open(counters))

@@ -4,7 +4,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream"
 import { type KV, type KvEntry, KvWatchInclude, Kvm } from "@nats-io/kv"
 import { nanos } from "@nats-io/nats-core"
-import { Config, Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
+import { Config, Duration, Effect, Option, Schedule, Schema, type Scope, Stream } from "effect"
 import { BusUnavailable } from "../schema/Errors.ts"
 import * as Issues from "../schema/Issues.ts"
 import { Nats, unavailable } from "./Nats.ts"
@@ -112,6 +112,20 @@ export interface Handle<A> {
   readonly watch: (
     options?: { readonly key?: string; readonly updatesOnly?: boolean }
   ) => Stream.Stream<Change<A>, BusUnavailable>
+  /**
+   * The keys with a live value, kept in memory by one watch of the bucket for as long as the scope lasts, for a
+   * reader that would otherwise list the bucket again and again (each listing makes and deletes a consumer).
+   */
+  readonly liveKeys: Effect.Effect<LiveKeys, never, Scope.Scope>
+}
+
+/** A bucket's keys with a live value, as one long-lived watch sees them (Handle.liveKeys). */
+export interface LiveKeys {
+  /**
+   * The keys, or undefined while the watch is not running (not started yet, or ended with the bus and not started
+   * again): list the bucket then. Right after the watch (re)starts, keys already there are still arriving.
+   */
+  readonly current: () => ReadonlyArray<string> | undefined
 }
 
 const call = <A>(operation: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(operation) })
@@ -211,7 +225,52 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
       )
     }))
 
-  return { bucket: b, get, create, update, put, delete: remove("delete"), purge: remove("purge"), keys, watch }
+  const liveKeys: Handle<A>["liveKeys"] = Effect.gen(function*() {
+    const live = new Set<string>()
+    let running = false
+    // headers only: a key's last operation (put, delete, purge) is all this needs; a watch that ends (the bus away)
+    // is started again, and delivers every key's last operation anew
+    const once = Effect.gen(function*() {
+      const watcher = yield* Effect.acquireRelease(
+        call(`watch ${b.what}`, () => kv.watch({ headers_only: true })),
+        (w) => Effect.sync(() => w.stop())
+      )
+      live.clear()
+      running = true
+      yield* Stream.fromAsyncIterable(watcher, unavailable(`watch ${b.what}`)).pipe(
+        Stream.runForEach((e) =>
+          Effect.sync(() => {
+            if (e.operation === "PUT") live.add(e.key)
+            else live.delete(e.key)
+          })
+        )
+      )
+    }).pipe(
+      Effect.scoped,
+      Effect.ensuring(Effect.sync(() => {
+        running = false
+      }))
+    )
+    yield* once.pipe(
+      Effect.catchCause((cause) => Effect.logDebug(`the watch of ${b.what} ended`, cause)),
+      Effect.repeat(Schedule.spaced(Duration.seconds(1))),
+      Effect.forkScoped
+    )
+    return { current: () => (running ? [...live] : undefined) }
+  })
+
+  return {
+    bucket: b,
+    get,
+    create,
+    update,
+    put,
+    delete: remove("delete"),
+    purge: remove("purge"),
+    keys,
+    watch,
+    liveKeys
+  }
 }
 
 /**

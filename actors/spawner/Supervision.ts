@@ -96,8 +96,11 @@ export const make = (
 
     // ---- liveness: the holder pings its harnesses; another host adopts or closes the workloads of a dead one ----
     const missed = new Map<string, number>()
+    // the lease bucket's keys, kept by one watch: an idle host no longer lists the bucket every second (a consumer
+    // made and deleted each time); while that watch is down the bucket is listed as before
+    const live = yield* kv.liveKeys
     const watch = Effect.gen(function*() {
-      const keys = yield* kv.keys()
+      const keys = live.current() ?? (yield* kv.keys())
       leases.noteListing(yield* Clock.currentTimeMillis, keys)
       for (const key of keys) {
         const entry = yield* kv.get(key).pipe(Effect.option, Effect.map(Option.flatten))
