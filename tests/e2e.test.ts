@@ -2,6 +2,7 @@
 // versions, runs with tools, the journal, live SSE, idempotency, cancel, pagination.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
+import { TOOL_TURN_JOURNAL } from "./support/Scripted.ts"
 import { api, eventually, startStack, type StackProcess } from "./support/Stack.ts"
 
 let nats: TestServer
@@ -103,14 +104,7 @@ describe("runs", () => {
     const events = await call("GET", `/v1/runs/${started.json.id}/events`)
     // the calculator is a built-in tool: performed first, journaled once, its completion carrying its request, with
     // the answer of the model step that asked for it (one StepsCompleted, ADR 0075)
-    expect(events.json.items.map((e: { type: string }) => e.type)).toEqual([
-      "RunStarted",
-      "StepStarted",
-      "StepsCompleted",
-      "StepStarted",
-      "StepCompleted",
-      "RunSucceeded"
-    ])
+    expect(events.json.items.map((e: { type: string }) => e.type)).toEqual(TOOL_TURN_JOURNAL)
     const [answer, tool] = events.json.items[2].payload.steps
     expect(tool.result).toEqual({ _tag: "tool", callId: "call_0", output: "14" })
     expect(tool.request).toMatchObject({ _tag: "tool", call: { name: "calculator" } })

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
+import { TOOL_TURN_JOURNAL } from "./support/Scripted.ts"
 import { api, eventually, ROOT, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
 let nats: TestServer
@@ -201,14 +202,7 @@ describe("receipts", () => {
       // the projection counts each step of the one event
       expect(done).toMatchObject({ status: "succeeded", steps: 4 })
       const events = (await call("GET", `/v1/runs/${id}/events`)).json.items as Array<{ type: string; payload: any }>
-      expect(events.map((e) => e.type)).toEqual([
-        "RunStarted",
-        "StepStarted",
-        "StepsCompleted",
-        "StepStarted",
-        "StepCompleted",
-        "RunSucceeded"
-      ])
+      expect(events.map((e) => e.type)).toEqual(TOOL_TURN_JOURNAL)
       // the model step's answer first (started before its call: no request), then the calls it asked for
       const [answer, ...tools] = events[2]!.payload.steps
       expect(answer).toMatchObject({ stepId: "turn-1", attempt: 1, result: { _tag: "model" } })

@@ -44,3 +44,16 @@ export const deferrals = () => {
   })
   return (f: () => Promise<unknown>) => cleanups.push(f)
 }
+
+/**
+ * The event types of a run whose first model turn asks for built-in tools and whose second answers: the answer and
+ * the calls it asked for are one StepsCompleted (ADR 0067, 0075).
+ */
+export const TOOL_TURN_JOURNAL = [
+  "RunStarted",
+  "StepStarted",
+  "StepsCompleted",
+  "StepStarted",
+  "StepCompleted",
+  "RunSucceeded"
+] as const
