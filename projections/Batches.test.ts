@@ -121,12 +121,13 @@ for (const driver of Drivers.sql()) {
       expect({ runs: rows.runs, steps: rows.steps }).toEqual(expected)
       expect(rows.deadLetters.map((d) => d.seq)).toEqual([poison.seq])
       expect((await run(DeadLetters.list())).map((d) => d.seq)).toEqual([poison.seq])
-      // the poisoned run is projected to its end, short of the eight tool steps its refused StepsCompleted held
+      // the poisoned run is projected to its end, short of the nine steps its refused StepsCompleted held (the first
+      // answer and the eight tool calls it asked for, ADR 0075)
       const runs = rows.runs as ReadonlyArray<{ id: string; status: string; steps: number }>
       expect(runs.map((r) => [r.id, r.status, r.steps])).toEqual([1, 2, 3, 4].map((n) => [
         Fixtures.runId(n),
         "succeeded",
-        n === 2 ? 2 : 10
+        n === 2 ? 1 : 10
       ]))
 
       // redelivered whole, or from the middle: nothing changes, nothing is dead-lettered again
@@ -140,7 +141,8 @@ for (const driver of Drivers.sql()) {
 
     it("leaves rows, checkpoint and dead letters as they were when a batch is cut at any statement", async () => {
       const { stored, poison } = journal(2)
-      const split = 6
+      // two runs of five events, interleaved: the batch holds both StepsCompleted (the second poisoned) and the ends
+      const split = 4
       const first = stored.slice(0, split)
       const batch = stored.slice(split)
       expect(batch).toContain(poison)

@@ -269,9 +269,10 @@ export const auditEntries = (tenant: string): ReadonlyArray<Entry> =>
   }))
 
 /**
- * A run as the run-path bench drives it (ADR 0067): a model step, eight built-in tool calls performed together and
- * journaled as one StepsCompleted, a second model step, success; 7 events. `poisoned` puts a NUL in the third tool
- * call's output, which jsonb refuses: the whole StepsCompleted is then the refused event.
+ * A run as the run-path bench drives it: a model step whose answer is journaled with the eight built-in tool calls
+ * it asked for as one StepsCompleted (ADR 0067, 0075), a second model step whose answer is journaled with the run's
+ * success (ADR 0077); 5 events. `poisoned` puts a NUL in the third tool call's output, which jsonb refuses: the
+ * whole StepsCompleted is then the refused event.
  */
 export const tenStepRun = (tenant: string, n: number, poisoned = false): ReadonlyArray<Entry> => {
   const address = { type: "run" as const, tenant, id: runId(n) }
@@ -281,19 +282,17 @@ export const tenStepRun = (tenant: string, n: number, poisoned = false): Readonl
     _tag: "model" as const,
     answer: { content, toolCalls: [], finishReason: "stop", provider: "offline", model: "offline-1" }
   })
-  const model = (turn: number): ReadonlyArray<Entry> => [
-    entry({ _tag: "StepStarted", stepId: `turn-${turn}`, attempt: 1, request: { _tag: "model", model: "auto", turn } }),
-    entry({
-      _tag: "StepCompleted",
-      stepId: `turn-${turn}`,
-      attempt: 1,
-      result: answer(`answer ${turn}`),
-      tokensIn: 100 * turn,
-      tokensOut: 10,
-      costUsd: 0.0011,
-      durationMs: 3
-    })
-  ]
+  const started = (turn: number): Entry =>
+    entry({ _tag: "StepStarted", stepId: `turn-${turn}`, attempt: 1, request: { _tag: "model", model: "auto", turn } })
+  const answered = (turn: number) => ({
+    stepId: `turn-${turn}`,
+    attempt: 1,
+    result: answer(`answer ${turn}`),
+    tokensIn: 100 * turn,
+    tokensOut: 10,
+    costUsd: 0.0011,
+    durationMs: 3
+  })
   const tool = (i: number) => {
     const call = { id: `call_${i}`, name: "calculator", arguments: { expression: `${i}+1` } }
     return {
@@ -318,10 +317,10 @@ export const tenStepRun = (tenant: string, n: number, poisoned = false): Readonl
       input: { n },
       requestDigest: `sha256:req-${n}`
     }),
-    ...model(1),
-    entry({ _tag: "StepsCompleted", steps: Array.from({ length: 8 }, (_, i) => tool(i)) }),
-    ...model(2),
-    entry({ _tag: "RunSucceeded", output: { answer: `answer 2` } })
+    started(1),
+    entry({ _tag: "StepsCompleted", steps: [answered(1), ...Array.from({ length: 8 }, (_, i) => tool(i))] }),
+    started(2),
+    entry({ _tag: "RunSucceeded", output: { answer: `answer 2` }, steps: [answered(2)] })
   ]
 }
 

@@ -19,16 +19,19 @@ const RUN_GUARD = `tenant_id = $1 and id = $2 and last_seq < $3`
 const touchRun = (tx: SqlPort, tenant: string, runId: string, seq: number, at: string) =>
   tx.query(`update runs set updated_at = $4::timestamptz, last_seq = $3 where ${RUN_GUARD}`, [tenant, runId, seq, at])
 
+/** The run's end, with the step completions journaled with it (a RunSucceeded's, ADR 0077) counted under one guard. */
 const finishRun = (
   tx: SqlPort,
   s: Envelope.Stored,
   status: "succeeded" | "failed" | "canceled",
   output: unknown,
-  error: unknown
+  error: unknown,
+  completions: ReadonlyArray<Events.StepCompleted> = []
 ) =>
   tx.query(
     `update runs set status = $4, output = $5::jsonb, error = $6::jsonb,
-       finished_at = $7::timestamptz, updated_at = $7::timestamptz, last_seq = $3
+       finished_at = $7::timestamptz, updated_at = $7::timestamptz, last_seq = $3, steps = steps + $8,
+       tokens_in = tokens_in + $9, tokens_out = tokens_out + $10, cost_usd = cost_usd + $11::numeric
      where ${RUN_GUARD}`,
     [
       s.envelope.tenant,
@@ -37,7 +40,11 @@ const finishRun = (
       status,
       output === null ? null : json(output),
       error === null ? null : json(error),
-      s.envelope.at
+      s.envelope.at,
+      completions.length,
+      completions.reduce((n, c) => n + c.tokensIn, 0),
+      completions.reduce((n, c) => n + c.tokensOut, 0),
+      Suffixes.decimalSum(completions.map((c) => c.costUsd))
     ]
   )
 
@@ -166,8 +173,14 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
         ),
         touchRun(tx, tenant, runId, seq, at)
       ))
-    case "RunSucceeded":
-      return Effect.asVoid(finishRun(tx, s, "succeeded", e.output ?? null, null))
+    case "RunSucceeded": {
+      // with the completion of the step whose answer ended the run (ADR 0077): its row completed first
+      const completions = Events.expand(e).filter((c) => c._tag === "StepCompleted")
+      return Effect.asVoid(Effect.andThen(
+        Effect.forEach(completions, (c) => completeStep(tx, tenant, runId, seq, at, c), { discard: true }),
+        finishRun(tx, s, "succeeded", e.output ?? null, null, completions)
+      ))
+    }
     case "RunFailed":
       return Effect.asVoid(finishRun(tx, s, "failed", null, e.error))
     case "RunCanceled":
@@ -267,6 +280,38 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
     const completed: Array<Record<string, unknown>> = []
     const failed: Array<Record<string, unknown>> = []
     const updates: Array<Suffixes.Change> = []
+    /** Step completions of one event, into the step rows; what they add to the run's row. */
+    const complete = (
+      base: { readonly tenant: string; readonly id: string; readonly seq: number; readonly at: string },
+      completions: ReadonlyArray<Events.StepCompleted>
+    ) => {
+      for (const c of completions) {
+        const key = stepKey(base.tenant, base.id, c.stepId, c.attempt)
+        // a local step journaled once: its row is inserted completed, as a start and a completion would leave it
+        if (c.request !== undefined) {
+          steps.set(key, {
+            ...base,
+            stepId: c.stepId,
+            attempt: c.attempt,
+            kind: c.request._tag,
+            request: c.request,
+            wakeAt: null
+          })
+        }
+        const completion = {
+          result: c.result ?? null,
+          tokensIn: c.tokensIn,
+          tokensOut: c.tokensOut,
+          costUsd: c.costUsd,
+          finishedAt: base.at
+        }
+        // started in this batch: one row written once; started before it: an update of its row
+        const row = steps.get(key)
+        if (row !== undefined) steps.set(key, { ...row, completed: completion })
+        else completed.push({ ...base, stepId: c.stepId, attempt: c.attempt, ...completion })
+      }
+      return completions.map((c) => ({ tokensIn: c.tokensIn, tokensOut: c.tokensOut, costUsd: c.costUsd }))
+    }
     for (const { envelope, event: e, seq } of events) {
       const base = { tenant: envelope.tenant, id: envelope.actor.id, seq, at: envelope.at }
       switch (e._tag) {
@@ -299,36 +344,7 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
         case "StepCompleted":
         case "StepsCompleted": {
           // a StepsCompleted (ADR 0067) is its steps' completions, in order, and one change of the run's row
-          const completions = Events.expand(e)
-          for (const c of completions) {
-            const key = stepKey(base.tenant, base.id, c.stepId, c.attempt)
-            // a local step journaled once: its row is inserted completed, as a start and a completion would leave it
-            if (c.request !== undefined) {
-              steps.set(key, {
-                ...base,
-                stepId: c.stepId,
-                attempt: c.attempt,
-                kind: c.request._tag,
-                request: c.request,
-                wakeAt: null
-              })
-            }
-            const completion = {
-              result: c.result ?? null,
-              tokensIn: c.tokensIn,
-              tokensOut: c.tokensOut,
-              costUsd: c.costUsd,
-              finishedAt: base.at
-            }
-            // started in this batch: one row written once; started before it: an update of its row
-            const row = steps.get(key)
-            if (row !== undefined) steps.set(key, { ...row, completed: completion })
-            else completed.push({ ...base, stepId: c.stepId, attempt: c.attempt, ...completion })
-          }
-          updates.push({
-            ...base,
-            completed: completions.map((c) => ({ tokensIn: c.tokensIn, tokensOut: c.tokensOut, costUsd: c.costUsd }))
-          })
+          updates.push({ ...base, completed: complete(base, Events.expand(e)) })
           break
         }
         case "StepFailed":
@@ -342,7 +358,12 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           updates.push(base)
           break
         case "RunSucceeded":
-          updates.push({ ...base, ended: { status: "succeeded", output: e.output ?? null, error: null } })
+          // with the completion of the step whose answer ended the run (ADR 0077): one change of the run's row
+          updates.push({
+            ...base,
+            completed: complete(base, Events.expand(e).filter((c) => c._tag === "StepCompleted")),
+            ended: { status: "succeeded", output: e.output ?? null, error: null }
+          })
           break
         case "RunFailed":
           updates.push({ ...base, ended: { status: "failed", output: null, error: e.error ?? null } })

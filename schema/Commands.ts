@@ -1,7 +1,7 @@
 // Commands: what callers ask actors to do. A command may be refused; only the events it produces are stored.
 import { Schema } from "effect"
 import { AgentSpec, ResolvedSpec } from "./AgentSpec.ts"
-import { RunIdentity, StepRequest, StepsCompleted, WorkflowRef } from "./Events.ts"
+import { RunIdentity, RunSucceeded, StepRequest, StepsCompleted, WorkflowRef } from "./Events.ts"
 import { Arm, Assignment, Metric } from "./Experiment.ts"
 import { ErrorInfo, StepCompletion, StepFailure } from "./StepOutcome.ts"
 
@@ -90,7 +90,11 @@ export const DecideApproval = Schema.TaggedStruct("DecideApproval", {
   reason: Schema.String,
   durationMs: Schema.Number
 })
-export const SucceedRun = Schema.TaggedStruct("SucceedRun", { output: Schema.Unknown })
+/** The run's output; with `steps`, the completion of the step in flight whose answer ended it (ADR 0077). */
+export const SucceedRun = Schema.TaggedStruct("SucceedRun", {
+  output: Schema.Unknown,
+  steps: RunSucceeded.fields.steps
+})
 export const FailRun = Schema.TaggedStruct("FailRun", { error: ErrorInfo })
 export const CancelRun = Schema.TaggedStruct("CancelRun", { reason: Schema.String, by: Schema.String })
 /** A loop agent's run marks its iteration done (ADR 0055), before it succeeds. */

@@ -84,8 +84,32 @@ describe("Envelope.decode", () => {
   })
 
   it("fails loudly with UnknownEventVersion for a version this code does not know", () => {
-    const e = failureOf(encode(envelopeOf({ _tag: "RunSucceeded", output: "x" }, { version: 2 })))
-    expect(e).toMatchObject({ _tag: "UnknownEventVersion", type: "RunSucceeded", version: 2, subject: SUBJECT })
+    const e = failureOf(encode(envelopeOf({ _tag: "RunSucceeded", output: "x" }, { version: 3 })))
+    expect(e).toMatchObject({ _tag: "UnknownEventVersion", type: "RunSucceeded", version: 3, subject: SUBJECT })
+  })
+
+  it("writes a RunSucceeded carrying the answer that ended the run as version 2, and decodes it (ADR 0077)", () => {
+    const answer = {
+      stepId: "turn-2",
+      attempt: 1,
+      result: {
+        _tag: "model",
+        answer: { content: "x", toolCalls: [], finishReason: "stop", provider: "p", model: "m" }
+      },
+      tokensIn: 3,
+      tokensOut: 1,
+      costUsd: 0.5,
+      durationMs: 2
+    } as const
+    const ended: Events.Event = { _tag: "RunSucceeded", output: "x", steps: [answer] }
+    expect(Events.versionOf(ended)).toBe(2)
+    expect(Events.versionOf({ _tag: "RunSucceeded", output: "x" })).toBe(Events.CURRENT_VERSION)
+    const r = decode(encode(envelopeOf(ended, { version: 2 })))
+    if (Result.isFailure(r)) return expect.unreachable(`refused: ${JSON.stringify(r.failure)}`)
+    expect(Events.expand(r.success.event)).toEqual([
+      { _tag: "StepCompleted", ...answer },
+      { _tag: "RunSucceeded", output: "x" }
+    ])
   })
 
   it.each(["RunPaused", "constructor", "__proto__", "toString"])(
@@ -243,6 +267,16 @@ describe("Envelope.decode of a StepsCompleted (ADR 0067)", () => {
     )
   })
 
+  it("decodes one led by the model answer that asked for its steps, which has no request (ADR 0075)", () => {
+    const { request: _request, ...answer } = local(9)
+    const r = decode(batch([answer, local(0)]))
+    if (Result.isFailure(r)) return expect.unreachable(`refused: ${JSON.stringify(r.failure)}`)
+    const [first, second] = Events.expand(r.success.event)
+    expect(first).toMatchObject({ _tag: "StepCompleted", stepId: "turn-1/call_9" })
+    expect(first && "request" in first).toBe(false)
+    expect(second).toMatchObject({ _tag: "StepCompleted", stepId: "turn-1/call_0", request: { _tag: "tool" } })
+  })
+
   const without = (key: string) => (s: Record<string, unknown>) => {
     const { [key]: _, ...rest } = s
     return rest
@@ -253,7 +287,6 @@ describe("Envelope.decode of a StepsCompleted (ADR 0067)", () => {
     ["a step id that is not a string", (s) => ({ ...s, stepId: 7 }), "stepId"],
     ["a result of no known kind", (s) => ({ ...s, result: { _tag: "teleport", output: "x" } }), "result"],
     ["a tool result without its output", (s) => ({ ...s, result: { _tag: "tool", callId: "call_1" } }), "output"],
-    ["no request (every step of a batch carries its own)", without("request"), "request"],
     ["a request of no known kind", (s) => ({ ...s, request: { _tag: "teleport" } }), "request"],
     ["a cost written as text", (s) => ({ ...s, costUsd: "0" }), "costUsd"],
     ["no duration", without("durationMs"), "durationMs"],

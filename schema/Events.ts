@@ -158,7 +158,14 @@ export const StepFailed = Schema.TaggedStruct("StepFailed", {
   ...StepFailure.fields
 })
 
-export const RunSucceeded = Schema.TaggedStruct("RunSucceeded", { output: Schema.Unknown })
+/**
+ * The run's output. `steps`: the completion of the model step whose answer ended the run, journaled with its end
+ * (ADR 0077); it stands for that StepCompleted, before the end: every reader sees it through `expand`.
+ */
+export const RunSucceeded = Schema.TaggedStruct("RunSucceeded", {
+  output: Schema.Unknown,
+  steps: Schema.optionalKey(Schema.Array(Schema.Struct(completionFields)))
+})
 export const RunFailed = Schema.TaggedStruct("RunFailed", { error: ErrorInfo })
 export const RunCanceled = Schema.TaggedStruct("RunCanceled", { reason: Schema.String, by: Schema.String })
 /**
@@ -185,19 +192,30 @@ export type StepStarted = typeof StepStarted.Type
 export type StepCompleted = typeof StepCompleted.Type
 export type StepsCompleted = typeof StepsCompleted.Type
 export type StepFailed = typeof StepFailed.Type
+export type RunSucceeded = typeof RunSucceeded.Type
 
 /** The StepCompleted events a StepsCompleted stands for, in journal order (ADR 0067). */
 export const completionsOf = (e: StepsCompleted): ReadonlyArray<StepCompleted> =>
   e.steps.map((step) => ({ _tag: "StepCompleted", ...step }))
 
 /**
- * An event as the events it stands for: a StepsCompleted as its steps' StepCompleted events in order, any other
- * event as itself. Every reader of step completions reads through this (ADR 0067).
+ * An event as the events it stands for: a StepsCompleted as its steps' StepCompleted events in order; a RunSucceeded
+ * with steps as their StepCompleted events, then the RunSucceeded without them (ADR 0077); any other event as itself.
+ * Every reader of step completions reads through this (ADR 0067).
  */
 export const expand = <E extends { readonly _tag: string }>(
   e: E
-): ReadonlyArray<Exclude<E, StepsCompleted> | StepCompleted> =>
-  e._tag === "StepsCompleted" ? completionsOf(e as unknown as StepsCompleted) : [e as Exclude<E, StepsCompleted>]
+): ReadonlyArray<Exclude<E, StepsCompleted> | StepCompleted> => {
+  if (e._tag === "StepsCompleted") return completionsOf(e as unknown as StepsCompleted)
+  if (e._tag === "RunSucceeded" && (e as unknown as RunSucceeded).steps !== undefined) {
+    const { steps, ...end } = e as unknown as RunSucceeded
+    return [
+      ...steps!.map((step): StepCompleted => ({ _tag: "StepCompleted", ...step })),
+      end as unknown as Exclude<E, StepsCompleted>
+    ]
+  }
+  return [e as Exclude<E, StepsCompleted>]
+}
 
 // ---- budget (one journal per scope: the tenant, or one agent of it) ----
 /** The caps of the scope were set (replacing the previous ones whole). */
@@ -318,7 +336,11 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
   StepCompleted: { 1: StepCompleted as unknown as Schema.Codec<Event, unknown> },
   StepsCompleted: { 1: StepsCompleted as unknown as Schema.Codec<Event, unknown> },
   StepFailed: { 1: StepFailed as unknown as Schema.Codec<Event, unknown> },
-  RunSucceeded: { 1: RunSucceeded as unknown as Schema.Codec<Event, unknown> },
+  // version 2: one that carries the completion of the answer that ended the run (ADR 0077)
+  RunSucceeded: {
+    1: RunSucceeded as unknown as Schema.Codec<Event, unknown>,
+    2: RunSucceeded as unknown as Schema.Codec<Event, unknown>
+  },
   RunFailed: { 1: RunFailed as unknown as Schema.Codec<Event, unknown> },
   RunCanceled: { 1: RunCanceled as unknown as Schema.Codec<Event, unknown> },
   LoopCompleted: { 1: LoopCompleted as unknown as Schema.Codec<Event, unknown> },
@@ -378,3 +400,10 @@ export const registry: Readonly<Record<string, Readonly<Record<number, Schema.Co
 
 /** The version new events of each type are written with. */
 export const CURRENT_VERSION = 1
+
+/**
+ * The version `event` is written with: CURRENT_VERSION, but 2 for a RunSucceeded that carries a step's completion
+ * (ADR 0077), so that a host too old to know that field refuses the event loudly instead of dropping the step.
+ */
+export const versionOf = (event: Event): number =>
+  event._tag === "RunSucceeded" && event.steps !== undefined ? 2 : CURRENT_VERSION

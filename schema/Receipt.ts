@@ -411,7 +411,8 @@ export const verify = (receipt: Receipt, lines: ReadonlyArray<Line>, keys: Reado
 
 /**
  * Tokens and cost of a journal: the sums over its step completions (a run's StepCompleted events, and the steps of
- * its StepsCompleted ones) or WorkloadModelCalled events (a workload's), in journal order.
+ * its StepsCompleted ones and of a RunSucceeded that carries one, ADR 0077) or WorkloadModelCalled events (a
+ * workload's), in journal order.
  */
 export const totalsOf = (lines: ReadonlyArray<Line>, subject?: Subject) => {
   const usages = (l: Line): ReadonlyArray<Record<string, unknown>> =>

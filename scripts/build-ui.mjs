@@ -14,11 +14,11 @@ const STAMP = join(DIST, ".built.json")
 const LOCK = join(ROOT, ".lantern-build", "ui-lock")
 
 /**
- * The files a build reads: ui/ but its build and its tests, the schema/ modules it bundles, the dependency set and
- * this script.
+ * The files a build reads: ui/ but its build and its tests, the schema/ modules it bundles (every one: the cockpit
+ * imports many, and they import each other), the dependency set and this script.
  */
 const inputs = () => {
-  const out = ["package-lock.json", "scripts/build-ui.mjs", "schema/Sse.ts", "schema/Canonical.ts"]
+  const out = ["package-lock.json", "scripts/build-ui.mjs"]
   const walk = (dir) => {
     for (const name of readdirSync(dir)) {
       if (name === "dist" || name === "node_modules" || name.startsWith(".") || /\.test\.tsx?$/.test(name)) continue
@@ -28,6 +28,7 @@ const inputs = () => {
     }
   }
   walk(UI)
+  walk(join(ROOT, "schema"))
   return out
 }
 

@@ -5,6 +5,7 @@ import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { WORK } from "../bus/Topology.ts"
+import * as Completions from "../schema/Completions.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import { api, eventually, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
@@ -41,7 +42,9 @@ const finished = (id: string, deadline = 30_000) =>
   )
 
 type Event = { type: string; payload: Record<string, any> }
-const events = async (id: string): Promise<Array<Event>> => (await call("GET", `/v1/runs/${id}/events`)).json.items
+/** A run's events, a StepsCompleted or a RunSucceeded with steps as the step completions it stands for (ADR 0067, 0077). */
+const events = async (id: string): Promise<Array<Event>> =>
+  (await call("GET", `/v1/runs/${id}/events`)).json.items.flatMap(Completions.expand)
 
 /** Waits until the run has journaled a StepStarted for `stepId`. */
 const stepStarted = (id: string, stepId: string) =>

@@ -213,7 +213,7 @@ describe("receipts", () => {
         ["turn-1.tool-1", "word_count", expect.any(String)]
       ])
       const receipt = (await call("GET", `/v1/runs/${id}/receipt`)).json
-      expect(receipt).toMatchObject({ eventCount: 6, tokensIn: done.tokensIn, tokensOut: done.tokensOut })
+      expect(receipt).toMatchObject({ eventCount: 5, tokensIn: done.tokensIn, tokensOut: done.tokensOut })
       const journal = await journalOf(id)
       const paths = files("together", receipt, journal, (await wellKnown()).json)
       const offline = await cli(["receipts", "verify", paths.receipt, paths.journal, "--key", paths.keys])

@@ -3,6 +3,7 @@
 // ends with the run's terminal event, and it is tenant-scoped like every run route.
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Completions from "../schema/Completions.ts"
 import * as Sse from "../schema/Sse.ts"
 import { Lantern } from "../sdk/src/index.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
@@ -14,7 +15,9 @@ let call: ReturnType<typeof api>
 let callB: ReturnType<typeof api>
 
 type Event = { type: string; payload: Record<string, any> }
-const events = async (id: string): Promise<Array<Event>> => (await call("GET", `/v1/runs/${id}/events`)).json.items
+/** A run's events, a StepsCompleted or a RunSucceeded with steps as the step completions it stands for (ADR 0067, 0077). */
+const events = async (id: string): Promise<Array<Event>> =>
+  (await call("GET", `/v1/runs/${id}/events`)).json.items.flatMap(Completions.expand)
 
 const run = async (input: string) => {
   const r = await call("POST", "/v1/runs", { agentName: "careful", input })

@@ -2,7 +2,7 @@
 // event id, the time, the current trace, and where the event came from (correlation, causation, idempotency key).
 import { Clock, Effect, Option } from "effect"
 import { type ActorAddress, type Envelope, payloadOf } from "../../schema/Envelope.ts"
-import { CURRENT_VERSION, type Event } from "../../schema/Events.ts"
+import { type Event, versionOf } from "../../schema/Events.ts"
 import { Ids } from "./Ids.ts"
 
 /** The W3C traceparent of the current span, or null outside any span. */
@@ -37,7 +37,7 @@ export const make = (
       out.push({
         eventId: yield* ids.next("evt"),
         type: event._tag,
-        version: CURRENT_VERSION,
+        version: versionOf(event),
         tenant: address.tenant,
         actor: address,
         causationId: origin.causationId,

@@ -312,6 +312,34 @@ describe("Run decider", () => {
 
     it("FailRun on a failed run is a no-op (a duplicate driver)", () =>
       given(Run.decider, [...completed, runFailed]).when(failRun).then([]))
+
+    describe("with the answer of the step in flight that ended it (ADR 0077)", () => {
+      const { _tag: _c, ...answer } = completeStep(1) as Extract<RunCommand, { _tag: "CompleteStep" }>
+      const ending: RunCommand = { _tag: "SucceedRun", output: "hi", steps: [answer] }
+      const ended: RunEvent = { _tag: "RunSucceeded", output: "hi", steps: [answer] }
+
+      it("journals the completion and the end as one RunSucceeded", () =>
+        given(Run.decider, inFlight).when(ending).then([ended]))
+
+      it("folds exactly as the step's StepCompleted, then the RunSucceeded", () =>
+        expect(fold(Run.decider, [...inFlight, ended])).toEqual(
+          fold(Run.decider, [...inFlight, stepCompleted(1), runSucceeded])
+        ))
+
+      it("leaves out a completion journaled before it, and is a no-op once journaled", () => {
+        void given(Run.decider, [...inFlight, stepCompleted(1)]).when(ending).then([runSucceeded])
+        void given(Run.decider, [...inFlight, ended]).when(ending).then([])
+      })
+
+      it("refuses a completion of a step not in flight or of another attempt", () => {
+        void given(Run.decider, running).when(ending).thenFails("InvalidCommand")
+        void given(Run.decider, inFlight).when({ ...ending, steps: [{ ...answer, attempt: 2 }] })
+          .thenFails("InvalidCommand")
+      })
+
+      it("expands, for every reader, to the StepCompleted and then the RunSucceeded without it", () =>
+        expect(Events.expand(ended)).toEqual([stepCompleted(1), runSucceeded]))
+    })
   })
 
   describe("after a run finished", () => {

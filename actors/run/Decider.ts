@@ -19,6 +19,7 @@ import {
   type RunEvent,
   type StepRequest,
   type StepResult,
+  type RunSucceeded,
   type StepsCompleted,
   type WorkflowRef
 } from "../../schema/Events.ts"
@@ -210,8 +211,24 @@ export const decide = (command: RunCommand, state: State) => {
     }
     case "CompleteLoop":
       return state.loopCompleted !== null ? ignore : accept<RunEvent>({ _tag: "LoopCompleted", output: command.output })
-    case "SucceedRun":
-      return accept<RunEvent>({ _tag: "RunSucceeded", output: command.output })
+    case "SucceedRun": {
+      // with the completion of the step in flight whose answer ended the run (ADR 0077): one already journaled by
+      // this attempt (a retried append) is left out, anything else is refused
+      const fresh: Array<NonNullable<RunSucceeded["steps"]>[number]> = []
+      for (const step of command.steps ?? []) {
+        const known = stepOf(state, step.stepId)
+        if (known?.status === "completed" && known.attempt === step.attempt) continue
+        if (known?.status !== "started" || known.attempt !== step.attempt || fresh.length > 0) {
+          return refuse(command, `step ${step.stepId} attempt ${step.attempt} is not in flight`)
+        }
+        fresh.push(step)
+      }
+      return accept<RunEvent>(
+        fresh.length === 0
+          ? { _tag: "RunSucceeded", output: command.output }
+          : { _tag: "RunSucceeded", output: command.output, steps: fresh }
+      )
+    }
     case "FailRun":
       return accept<RunEvent>({ _tag: "RunFailed", error: command.error })
   }
@@ -297,8 +314,14 @@ export const evolve = (state: State, event: RunEvent): State => {
           retryAt: event.retryAt ?? null
         }))
       }
-    case "RunSucceeded":
-      return { ...state, status: "succeeded", output: event.output }
+    case "RunSucceeded": {
+      // the completion journaled with the end first, exactly as its StepCompleted (ADR 0077)
+      const before = (event.steps ?? []).reduce(
+        (s: State, step): State => evolve(s, { _tag: "StepCompleted", ...step }),
+        state
+      )
+      return { ...before, status: "succeeded", output: event.output }
+    }
     case "RunFailed":
       return { ...state, status: "failed", error: event.error }
     case "RunCanceled":

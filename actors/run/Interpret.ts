@@ -137,6 +137,19 @@ export const make = Effect.gen(function*() {
               return loaded
             }))
         )
+      /**
+       * Journals a model step's answer (`done[0]`) with what it leads to: the built-in calls it asked for, performed
+       * already (`done` after it: one StepsCompleted, ADR 0075), or the run's end when the answer ends it (one
+       * RunSucceeded, ADR 0077); otherwise alone. An end too large for the bus with the answer is journaled after it.
+       */
+      const journalAnswer = (done: ReadonlyArray<Decisions.CompleteStep>, now: number) => {
+        if (done.length > 1) return journalLocal(done)
+        const answer = done[0]!
+        const next = Decisions.decide(Decisions.afterLocal(loaded.state, done), now)
+        if (next._tag !== "Succeed" || next.command._tag !== "SucceedRun") return exec(answer)
+        const { _tag, ...step } = answer
+        return execOnce({ ...next.command, steps: [step] }).pipe(Effect.catchTag("EventTooLarge", () => exec(answer)))
+      }
       /** Sleeps until `until` unless a cancel comes first; true when cancelled. */
       const sleepUntil = (until: number) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -343,10 +356,13 @@ export const make = Effect.gen(function*() {
                 finished,
                 0
               )
-              // a model's answer is journaled with the built-in calls it asks for, performed first (ADR 0075): one
-              // write for the turn instead of two, the answer's tokens journaled a few local calls later
+              // a model's answer is journaled with the built-in calls it asks for, performed first (ADR 0075), or
+              // with the run's end it leads to (ADR 0077): one write instead of two
               loaded = yield* (completion._tag === "CompleteStep" && call._tag === "CallModel"
-                ? Effect.flatMap(performAhead(loaded.state, [completion], finished), journalLocal)
+                ? Effect.flatMap(
+                  performAhead(loaded.state, [completion], finished),
+                  (done) => journalAnswer(done, finished)
+                )
                 : exec(completion))
               yield* Failpoints.hit("after-step-complete", stepId)
             } else {

@@ -10,7 +10,7 @@ import * as Projector from "../../projections/Projector.ts"
 import { Sql } from "../../projections/Sql.ts"
 
 export const TENANT = "crash"
-/** 80 runs of 7 events: 560 events, the refused one at seq 242, as the kill test's timed points expect. */
+/** 80 runs of 5 events: 400 events, the refused one at seq 162, as the kill test's timed points expect. */
 export const RUN_COUNT = 80
 export const BATCH = 24
 

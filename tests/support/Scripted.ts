@@ -47,13 +47,7 @@ export const deferrals = () => {
 
 /**
  * The event types of a run whose first model turn asks for built-in tools and whose second answers: the answer and
- * the calls it asked for are one StepsCompleted (ADR 0067, 0075).
+ * the calls it asked for are one StepsCompleted (ADR 0067, 0075), the final answer and the end one RunSucceeded
+ * (ADR 0077).
  */
-export const TOOL_TURN_JOURNAL = [
-  "RunStarted",
-  "StepStarted",
-  "StepsCompleted",
-  "StepStarted",
-  "StepCompleted",
-  "RunSucceeded"
-] as const
+export const TOOL_TURN_JOURNAL = ["RunStarted", "StepStarted", "StepsCompleted", "StepStarted", "RunSucceeded"] as const
