@@ -19,6 +19,15 @@ const RUN_GUARD = `tenant_id = $1 and id = $2 and last_seq < $3`
 const touchRun = (tx: SqlPort, tenant: string, runId: string, seq: number, at: string) =>
   tx.query(`update runs set updated_at = $4::timestamptz, last_seq = $3 where ${RUN_GUARD}`, [tenant, runId, seq, at])
 
+/** What step completions add to their run's row: steps, tokens in and out, and the exact cost as `numeric` text. */
+const countsOf = (completions: ReadonlyArray<Events.StepCompleted>) =>
+  [
+    completions.length,
+    completions.reduce((n, c) => n + c.tokensIn, 0),
+    completions.reduce((n, c) => n + c.tokensOut, 0),
+    Suffixes.decimalSum(completions.map((c) => c.costUsd))
+  ] as const
+
 /** The run's end, with the step completions journaled with it (a RunSucceeded's, ADR 0077) counted under one guard. */
 const finishRun = (
   tx: SqlPort,
@@ -41,10 +50,7 @@ const finishRun = (
       output === null ? null : json(output),
       error === null ? null : json(error),
       s.envelope.at,
-      completions.length,
-      completions.reduce((n, c) => n + c.tokensIn, 0),
-      completions.reduce((n, c) => n + c.tokensOut, 0),
-      Suffixes.decimalSum(completions.map((c) => c.costUsd))
+      ...countsOf(completions)
     ]
   )
 
@@ -147,10 +153,7 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
             tenant,
             runId,
             seq,
-            completions.length,
-            completions.reduce((n, c) => n + c.tokensIn, 0),
-            completions.reduce((n, c) => n + c.tokensOut, 0),
-            Suffixes.decimalSum(completions.map((c) => c.costUsd)),
+            ...countsOf(completions),
             at
           ]
         )
@@ -175,7 +178,7 @@ export const event = (tx: SqlPort, s: Envelope.Stored): Effect.Effect<void, Data
       ))
     case "RunSucceeded": {
       // with the completion of the step whose answer ended the run (ADR 0077): its row completed first
-      const completions = Events.expand(e).filter((c) => c._tag === "StepCompleted")
+      const completions = Events.completionsOf(e)
       return Effect.asVoid(Effect.andThen(
         Effect.forEach(completions, (c) => completeStep(tx, tenant, runId, seq, at, c), { discard: true }),
         finishRun(tx, s, "succeeded", e.output ?? null, null, completions)
@@ -361,7 +364,7 @@ const runBatch = (tx: SqlPort, events: ReadonlyArray<Envelope.Stored & { readonl
           // with the completion of the step whose answer ended the run (ADR 0077): one change of the run's row
           updates.push({
             ...base,
-            completed: complete(base, Events.expand(e).filter((c) => c._tag === "StepCompleted")),
+            completed: complete(base, Events.completionsOf(e)),
             ended: { status: "succeeded", output: e.output ?? null, error: null }
           })
           break

@@ -194,9 +194,12 @@ export type StepsCompleted = typeof StepsCompleted.Type
 export type StepFailed = typeof StepFailed.Type
 export type RunSucceeded = typeof RunSucceeded.Type
 
-/** The StepCompleted events a StepsCompleted stands for, in journal order (ADR 0067). */
-export const completionsOf = (e: StepsCompleted): ReadonlyArray<StepCompleted> =>
-  e.steps.map((step) => ({ _tag: "StepCompleted", ...step }))
+/**
+ * The StepCompleted events a StepsCompleted stands for (ADR 0067), or those a RunSucceeded carries before its end
+ * (ADR 0077), in journal order.
+ */
+export const completionsOf = (e: StepsCompleted | RunSucceeded): ReadonlyArray<StepCompleted> =>
+  (e.steps ?? []).map((step) => ({ _tag: "StepCompleted", ...step }))
 
 /**
  * An event as the events it stands for: a StepsCompleted as its steps' StepCompleted events in order; a RunSucceeded
@@ -208,11 +211,8 @@ export const expand = <E extends { readonly _tag: string }>(
 ): ReadonlyArray<Exclude<E, StepsCompleted> | StepCompleted> => {
   if (e._tag === "StepsCompleted") return completionsOf(e as unknown as StepsCompleted)
   if (e._tag === "RunSucceeded" && (e as unknown as RunSucceeded).steps !== undefined) {
-    const { steps, ...end } = e as unknown as RunSucceeded
-    return [
-      ...steps!.map((step): StepCompleted => ({ _tag: "StepCompleted", ...step })),
-      end as unknown as Exclude<E, StepsCompleted>
-    ]
+    const { steps: _steps, ...end } = e as unknown as RunSucceeded
+    return [...completionsOf(e as unknown as RunSucceeded), end as unknown as Exclude<E, StepsCompleted>]
   }
   return [e as Exclude<E, StepsCompleted>]
 }

@@ -105,6 +105,10 @@ export const stepOf = (s: State, stepId: string) => s.steps.find((x) => x.stepId
 
 const refuse = (command: RunCommand, reason: string) => reject(new InvalidCommand({ command: command._tag, reason }))
 
+/** Whether `step` is started and not ended at `attempt`: what a completion without a request may complete (ADR 0075). */
+const inFlight = (step: Step | undefined, attempt: number): boolean =>
+  step?.status === "started" && step.attempt === attempt
+
 export const decide = (command: RunCommand, state: State) => {
   if (command._tag === "StartRun") {
     if (state.status === "new") {
@@ -188,7 +192,7 @@ export const decide = (command: RunCommand, state: State) => {
         const known = stepOf(state, step.stepId)
         if (known?.status === "completed" && known.attempt === step.attempt) continue
         if (step.request === undefined) {
-          if (i !== 0 || known?.status !== "started" || known.attempt !== step.attempt) {
+          if (i !== 0 || !inFlight(known, step.attempt)) {
             return refuse(command, `step ${step.stepId} attempt ${step.attempt} is not in flight`)
           }
         } else if (known !== undefined || step.attempt !== 1 || fresh.some((f) => f.stepId === step.stepId)) {
@@ -218,7 +222,7 @@ export const decide = (command: RunCommand, state: State) => {
       for (const step of command.steps ?? []) {
         const known = stepOf(state, step.stepId)
         if (known?.status === "completed" && known.attempt === step.attempt) continue
-        if (known?.status !== "started" || known.attempt !== step.attempt || fresh.length > 0) {
+        if (!inFlight(known, step.attempt) || fresh.length > 0) {
           return refuse(command, `step ${step.stepId} attempt ${step.attempt} is not in flight`)
         }
         fresh.push(step)
@@ -316,11 +320,7 @@ export const evolve = (state: State, event: RunEvent): State => {
       }
     case "RunSucceeded": {
       // the completion journaled with the end first, exactly as its StepCompleted (ADR 0077)
-      const before = (event.steps ?? []).reduce(
-        (s: State, step): State => evolve(s, { _tag: "StepCompleted", ...step }),
-        state
-      )
-      return { ...before, status: "succeeded", output: event.output }
+      return { ...completionsOf(event).reduce(evolve, state), status: "succeeded", output: event.output }
     }
     case "RunFailed":
       return { ...state, status: "failed", error: event.error }

@@ -243,9 +243,7 @@ const summary = (event: Events.Event): string => {
       return `${event.stepId} ${event.error.code}: ${event.error.message}${event.retryable ? " (will retry)" : ""}`
     case "RunSucceeded":
       // with the completion of the step whose answer ended the run, as its StepCompleted reads (ADR 0077)
-      return `${Events.expand(event).slice(0, -1).map((c) => `${summary(c)}; `).join("")}output=${
-        inline(event.output, 70)
-      }`
+      return `${Events.completionsOf(event).map((c) => `${summary(c)}; `).join("")}output=${inline(event.output, 70)}`
     case "RunFailed":
       return `${event.error.code}: ${event.error.message}`
     case "RunCanceled":
