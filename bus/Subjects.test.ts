@@ -37,4 +37,33 @@ describe("Subjects.watch (real nats-server)", () => {
     await publish("lantern.budget.t1.agent-a")
     await eventually(async () => present.has("lantern.budget.t1.agent-a"), 30_000, "the new subject")
   })
+
+  it("knows each subject's last sequence from the messages it saw, and learns one listed before it started", async () => {
+    const first = await rt.runPromise(
+      Nats.use(({ js }) => Effect.promise(() => js.publish("lantern.budget.t2._tenant", "{}")))
+    )
+    const present = await rt.runPromise(
+      Subjects.watch("LANTERN_BUDGETS", "lantern.budget.>", "test").pipe(Scope.provide(scope))
+    )
+    await eventually(async () => present.lastSeq("lantern.budget.t2._tenant") !== undefined, 30_000, "current")
+    // listed by the stream's info, not seen: the watch cannot say its sequence
+    expect(present.lastSeq("lantern.budget.t2._tenant")).toBe(null)
+    expect(present.lastSeq("lantern.budget.t2.nobody")).toBe(0)
+    // a lookup from before a restart is not learned; one from this generation is
+    present.learn("lantern.budget.t2._tenant", first.seq, present.generation() - 1)
+    expect(present.lastSeq("lantern.budget.t2._tenant")).toBe(null)
+    present.learn("lantern.budget.t2._tenant", first.seq, present.generation())
+    expect(present.lastSeq("lantern.budget.t2._tenant")).toBe(first.seq)
+    // a message seen wins over a lookup that may be older
+    const second = await rt.runPromise(
+      Nats.use(({ js }) => Effect.promise(() => js.publish("lantern.budget.t2.agent-b", "{}")))
+    )
+    await eventually(
+      async () => present.lastSeq("lantern.budget.t2.agent-b") === second.seq,
+      30_000,
+      "the new message's sequence"
+    )
+    present.learn("lantern.budget.t2.agent-b", second.seq - 1, present.generation())
+    expect(present.lastSeq("lantern.budget.t2.agent-b")).toBe(second.seq)
+  })
 })

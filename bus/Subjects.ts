@@ -8,6 +8,20 @@ import * as Ordered from "./Ordered.ts"
 export interface Present {
   /** Whether `subject` holds a message; `undefined` while the watch is not current (ask the bus then). */
   readonly has: (subject: string) => boolean | undefined
+  /**
+   * The stream sequence of `subject`'s last message as the watch knows it: `undefined` while the watch is not
+   * current, 0 when the subject holds no message, `null` when it holds some but the watch has seen none of them
+   * since it (re)started (the stream's info lists subjects, not their sequences: ask the bus once, then `learn`).
+   * The watch trails the server by the time a message takes to reach it: a reader that just wrote knows better.
+   */
+  readonly lastSeq: (subject: string) => number | null | undefined
+  /** How many times the watch has (re)started; pass it to `learn` as it was before the lookup. */
+  readonly generation: () => number
+  /**
+   * Records `seq`, read from the bus, as `subject`'s last sequence, unless the watch restarted since `generation`
+   * (a message stored in between may be in neither the listing nor the watch) or has seen a message of it since.
+   */
+  readonly learn: (subject: string, seq: number, generation: number) => void
 }
 
 /**
@@ -30,7 +44,10 @@ export const watch = (
   Effect.gen(function*() {
     const { nc, jsm } = yield* Nats
     const subjects = new Set<string>()
+    // the last sequence seen of each subject since the watch (re)started
+    const seqs = new Map<string, number>()
     let current = false
+    let generation = 0
     const once = Effect.gen(function*() {
       const messages = yield* Effect.tryPromise({
         try: () =>
@@ -47,16 +64,19 @@ export const watch = (
       })
       for (const subject of Object.keys(info.state.subjects ?? {})) subjects.add(subject)
       listener.onRestart?.()
+      generation++
       current = true
       yield* Stream.fromAsyncIterable(messages, unavailable(`watch ${stream} for ${reader}`)).pipe(
         Stream.runForEach((m) =>
           Effect.sync(() => {
             subjects.add(m.subject)
+            seqs.set(m.subject, m.seq)
             listener.onMessage?.(m.subject)
           })
         ),
         Effect.ensuring(Effect.sync(() => {
           current = false
+          seqs.clear()
           Ordered.stop(messages)
         }))
       )
@@ -66,5 +86,15 @@ export const watch = (
       Effect.repeat(Schedule.spaced(Duration.millis(250))),
       Effect.forkScoped
     )
-    return { has: (subject: string) => (current ? subjects.has(subject) : undefined) } satisfies Present
+    return {
+      has: (subject) => (current ? subjects.has(subject) : undefined),
+      lastSeq: (subject) => (current ? (seqs.get(subject) ?? (subjects.has(subject) ? null : 0)) : undefined),
+      generation: () => generation,
+      learn: (subject, seq, before) => {
+        if (current && generation === before && !seqs.has(subject)) {
+          seqs.set(subject, seq)
+          if (seq > 0) subjects.add(subject)
+        }
+      }
+    } satisfies Present
   })

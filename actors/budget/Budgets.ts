@@ -132,16 +132,29 @@ export class Budgets extends Context.Service<Budgets, {
       }
 
       /**
-       * The scope as of its journal's last event: one last-sequence lookup, and a tail read only when it moved; no
-       * request at all for a scope the subject watch knows has no journal (no budget was ever set there).
+       * The scope as of its journal's last event. The subject watch knows which scopes have a journal and the last
+       * sequence of each: no request for a scope without one (most: no budget was ever set there), none for one this
+       * host already holds at the watched sequence, a tail read when it moved. The bus is asked for the last
+       * sequence only when the watch cannot say (not current, a journal listed but not seen since it restarted) or
+       * trails this host's own last write; the answer is taught back to the watch.
        */
       const fresh = (address: ActorAddress): Effect.Effect<Actor.Loaded<Decider.State>, Actor.ReadError> =>
         Effect.gen(function*() {
+          const subject = subjectOf(address)
           const cached = known.get(keyOf(address))
-          if (cached === undefined && present.has(subjectOf(address)) === false) {
+          const watched = present.lastSeq(subject)
+          if (watched === 0 && (cached === undefined || cached.seq === 0)) {
+            known.delete(keyOf(address))
             return { address, state: Decider.decider.initialState, seq: 0, events: 0, snapshotEvents: 0 }
           }
-          const last = yield* journal.lastSeq(address)
+          let last: number
+          if (typeof watched === "number" && watched > 0 && (cached === undefined || cached.seq <= watched)) {
+            last = watched
+          } else {
+            const generation = present.generation()
+            last = yield* journal.lastSeq(address)
+            present.learn(subject, last, generation)
+          }
           if (cached !== undefined && cached.seq === last) return cached
           if (cached === undefined || cached.seq > last) {
             const loaded = yield* provide(actor.load(address))
