@@ -2,10 +2,10 @@
 // production and PGlite (embedded Postgres) by default, returning identical rows from both drivers.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { PGlite } from "@electric-sql/pglite"
 import pg from "pg"
 import { Config, Context, Effect, Exit, Layer, Option, Redacted, Semaphore } from "effect"
 import { DatabaseUnavailable } from "../schema/Errors.ts"
+import * as PgliteThread from "./PgliteThread.ts"
 
 export type Dialect = "pg" | "pglite"
 
@@ -38,7 +38,7 @@ export const SYSTEM_ROLE = "lantern_system"
 /** The transaction-local setting naming the tenant the edge's role may see. */
 export const TENANT_SETTING = "lantern.tenant"
 
-/** Postgres' int8 and numeric as JS numbers, as PGlite is configured to return them too. */
+/** Postgres' int8 and numeric as JS numbers, as PGlite is configured to return them too (PgliteWorker.ts). */
 const NUMERIC_TYPES = { int8: 20, numeric: 1700 } as const
 
 /** The embedded PGlite's shared buffers (ADR 0072): Postgres's default of 128 MB costs 0.4-0.5 s at every open. */
@@ -297,8 +297,8 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
     )
 
   /**
-   * An embedded PGlite database with its files in `dataDir`, or in memory when null. PGlite is one
-   * connection, so statements and transactions take turns.
+   * An embedded PGlite database with its files in `dataDir`, or in memory when null, in a worker thread of its own
+   * (PgliteWorker.ts, ADR 0078). PGlite is one connection, so statements and transactions take turns.
    */
   static readonly layerPglite = (dataDir: string | null) =>
     Layer.effect(
@@ -309,19 +309,15 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
           Effect.tryPromise({
             try: () => {
               if (dataDir !== null) mkdirSync(dataDir, { recursive: true })
-              const parsers = { [NUMERIC_TYPES.int8]: Number, [NUMERIC_TYPES.numeric]: Number }
-              const startParams = [...PGlite.defaultStartParams, "-c", `shared_buffers=${PGLITE_SHARED_BUFFERS}`]
-              return dataDir === null
-                ? PGlite.create({ parsers, startParams })
-                : PGlite.create({ dataDir, parsers, startParams })
+              return PgliteThread.open({ dataDir, startParams: ["-c", `shared_buffers=${PGLITE_SHARED_BUFFERS}`] })
             },
             catch: (e) =>
               new DatabaseUnavailable({ operation: `open PGlite ${dataDir ?? "(in memory)"}`, reason: reasonOf(e) })
           }),
-          (d) => Effect.promise(() => d.close().catch(() => undefined))
+          (d) => Effect.promise(() => d.close())
         )
         const turn = yield* Semaphore.make(1)
-        const exec = execWith("pglite", (s) => s, (text, params) => db.query(text, params).then((r) => r.rows))
+        const exec = execWith("pglite", (s) => s, db.query)
         return Sql.of({
           dialect: "pglite",
           query: <T>(text: string, params: ReadonlyArray<unknown> = []) =>

@@ -95,7 +95,8 @@ const prune = (keep) => {
 /** The esbuild options of the production bundle, written to `outdir`. */
 export const options = (outdir) => ({
   absWorkingDir: ROOT,
-  entryPoints: { main: "edge/main.ts" },
+  // the embedded PGlite runs in a worker thread started from its own file (projections/PgliteThread.ts, ADR 0078)
+  entryPoints: { main: "edge/main.ts", "pglite-worker": "projections/PgliteWorker.ts" },
   outdir,
   bundle: true,
   // edge/main.ts imports the stack lazily: the CLI's own commands never load its chunk

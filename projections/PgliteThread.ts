@@ -1,0 +1,94 @@
+// The main thread's end of the embedded PGlite's worker thread (PgliteWorker.ts, ADR 0078): statements sent as
+// messages, their rows or their failure back. The worker keeps the process alive only while a statement is in
+// flight, so an idle database never holds a finished command open.
+import { Worker } from "node:worker_threads"
+import type { Failure, Options, Reply, Request } from "./PgliteWorker.ts"
+
+export interface Handle {
+  /** Runs one statement: its rows, or an error carrying Postgres' message and SQLSTATE (`code`). */
+  readonly query: (text: string, params: ReadonlyArray<unknown>) => Promise<ReadonlyArray<unknown>>
+  /** Closes the database (its files are consistent afterwards) and ends the thread. */
+  readonly close: () => Promise<void>
+}
+
+/** How long `close` waits for PGlite to shut down before the thread is terminated. */
+const CLOSE_TIMEOUT_MS = 15_000
+
+/**
+ * The worker's file: the TypeScript source beside this one when running from the sources (Node strips the types),
+ * the bundle's `pglite-worker.js` entry when running from it (scripts/build.mjs).
+ */
+const workerUrl = () =>
+  import.meta.url.endsWith(".ts")
+    ? new URL("./PgliteWorker.ts", import.meta.url)
+    : new URL("./pglite-worker.js", import.meta.url)
+
+const errorOf = (failure: Failure) =>
+  Object.assign(new Error(failure.message), failure.code === undefined ? {} : { code: failure.code })
+
+/** Starts the worker and opens the database in it; rejects with the reason when it cannot open. */
+export const open = (options: Options): Promise<Handle> =>
+  new Promise((resolveOpen, rejectOpen) => {
+    const worker = new Worker(workerUrl(), { workerData: options, name: "lantern-pglite" })
+    const pending = new Map<number, { resolve: (reply: Reply) => void; reject: (e: Error) => void }>()
+    let next = 0
+    let opened = false
+    let ended: Error | null = null
+
+    const settleAll = (e: Error) => {
+      ended = e
+      if (!opened) rejectOpen(e)
+      for (const waiter of pending.values()) waiter.reject(e)
+      pending.clear()
+    }
+    worker.on("error", (e) => settleAll(new Error(`the PGlite thread failed: ${e.message}`)))
+    worker.on("exit", (code) => settleAll(new Error(`the PGlite thread ended (exit code ${code})`)))
+
+    const send = (request: Request): Promise<Reply> => {
+      if (ended !== null) return Promise.reject(ended)
+      return new Promise<Reply>((resolve, reject) => {
+        if (pending.size === 0) worker.ref()
+        pending.set(request.id, { resolve, reject })
+        worker.postMessage(request)
+      })
+    }
+
+    worker.on("message", (reply: Reply) => {
+      if (reply.id === 0) {
+        if ("failure" in reply) {
+          ended = errorOf(reply.failure)
+          rejectOpen(ended)
+          void worker.terminate()
+          return
+        }
+        opened = true
+        worker.unref()
+        resolveOpen({ query, close })
+        return
+      }
+      const waiter = pending.get(reply.id)
+      if (waiter === undefined) return
+      pending.delete(reply.id)
+      if (pending.size === 0) worker.unref()
+      waiter.resolve(reply)
+    })
+
+    const query: Handle["query"] = async (text, params) => {
+      const reply = await send({ id: ++next, text, params })
+      if ("failure" in reply) throw errorOf(reply.failure)
+      return "rows" in reply ? reply.rows : []
+    }
+
+    const close: Handle["close"] = async () => {
+      if (ended !== null) return
+      const timeout = setTimeout(() => void worker.terminate(), CLOSE_TIMEOUT_MS)
+      try {
+        await send({ id: ++next, close: true })
+      } catch {
+        // the thread ended on its own: nothing left to close
+      } finally {
+        clearTimeout(timeout)
+        await worker.terminate()
+      }
+    }
+  })

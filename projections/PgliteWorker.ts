@@ -1,0 +1,77 @@
+// The embedded PGlite in a worker thread of its own (ADR 0078): the projectors' folds and the edge's reads run their
+// statements here, so Postgres' work (WASM, its file writes) no longer shares the thread that drives runs.
+// `Sql.layerPglite` starts it and speaks to it with the messages below; it runs one statement at a time, in the order
+// they arrive (the port already serialises statements and transactions). Loaded by Node itself, as TypeScript
+// (type stripping) from the sources and as `pglite-worker.js` from the bundle: only erasable syntax, no project
+// imports.
+import { PGlite } from "@electric-sql/pglite"
+import { parentPort, workerData } from "node:worker_threads"
+
+/** What the worker is started with. */
+export interface Options {
+  /** The database's files; null keeps it in memory. */
+  readonly dataDir: string | null
+  /** Postgres' start parameters (`-c name=value` pairs). */
+  readonly startParams: ReadonlyArray<string>
+}
+
+/** A statement to run, or the request to close the database. */
+export type Request =
+  | { readonly id: number; readonly text: string; readonly params: ReadonlyArray<unknown> }
+  | { readonly id: number; readonly close: true }
+
+/** A statement's failure as Postgres reported it: the message and, when it has one, the SQLSTATE. */
+export interface Failure {
+  readonly message: string
+  readonly code?: string
+}
+
+/** The answer to request `id` (0: the database opened, or failed to). */
+export type Reply =
+  | { readonly id: number; readonly rows: ReadonlyArray<unknown> }
+  | { readonly id: number; readonly failure: Failure }
+  | { readonly id: number; readonly done: true }
+
+/** Postgres' int8 and numeric type ids: returned as JS numbers, as the `pg` driver is configured to (Sql.ts). */
+const NUMERIC_TYPES = { int8: 20, numeric: 1700 } as const
+
+const failureOf = (e: unknown): Failure => {
+  if (!(e instanceof Error)) return { message: String(e) }
+  const code = (e as { code?: unknown }).code
+  return typeof code === "string" ? { message: e.message, code } : { message: e.message }
+}
+
+const main = async (port: NonNullable<typeof parentPort>, options: Options) => {
+  let db: PGlite
+  try {
+    const parsers = { [NUMERIC_TYPES.int8]: Number, [NUMERIC_TYPES.numeric]: Number }
+    const startParams = [...PGlite.defaultStartParams, ...options.startParams]
+    db = options.dataDir === null
+      ? await PGlite.create({ parsers, startParams })
+      : await PGlite.create({ dataDir: options.dataDir, parsers, startParams })
+  } catch (e) {
+    port.postMessage({ id: 0, failure: failureOf(e) } satisfies Reply)
+    return
+  }
+  // statements run in arrival order, one at a time
+  let queue: Promise<void> = Promise.resolve()
+  port.on("message", (request: Request) => {
+    queue = queue.then(async () => {
+      if ("close" in request) {
+        await db.close().catch(() => undefined)
+        port.postMessage({ id: request.id, done: true } satisfies Reply)
+        port.close()
+        return
+      }
+      try {
+        const result = await db.query(request.text, [...request.params])
+        port.postMessage({ id: request.id, rows: result.rows } satisfies Reply)
+      } catch (e) {
+        port.postMessage({ id: request.id, failure: failureOf(e) } satisfies Reply)
+      }
+    })
+  })
+  port.postMessage({ id: 0, done: true } satisfies Reply)
+}
+
+if (parentPort !== null) void main(parentPort, workerData as Options)
