@@ -1,8 +1,21 @@
-// The main thread's end of the embedded PGlite's worker thread (PgliteWorker.ts, ADR 0078): statements sent as
-// messages, their rows or their failure back. The worker keeps the process alive only while a statement is in
-// flight, so an idle database never holds a finished command open.
+// Where the embedded PGlite runs (ADR 0078): in a worker thread of its own (PgliteWorker.ts; statements sent as
+// messages, their rows or their failure back), or on the calling thread. The worker keeps the process alive only
+// while a statement is in flight, so an idle database never holds a finished command open.
+import { access } from "node:fs/promises"
+import { availableParallelism } from "node:os"
+import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
-import type { Failure, Options, Reply, Request } from "./PgliteWorker.ts"
+import { type Failure, openDatabase, type Options, type Reply, type Request } from "./PgliteWorker.ts"
+
+/** `worker`: a thread of its own; `main`: the thread that opens it, between the other work of that thread. */
+export type Placement = "worker" | "main"
+
+/**
+ * The placement for this machine: a worker thread when it has at least 4 cores, so Postgres' work runs beside the
+ * thread that drives runs; on fewer, the thread would take a core from that thread and the nats-server instead (on
+ * 2 cores it cost 3-4 ms of sequential run latency and added no throughput, ADR 0078).
+ */
+export const defaultPlacement = (): Placement => (availableParallelism() >= 4 ? "worker" : "main")
 
 export interface Handle {
   /** Runs one statement: its rows, or an error carrying Postgres' message and SQLSTATE (`code`). */
@@ -26,10 +39,31 @@ const workerUrl = () =>
 const errorOf = (failure: Failure) =>
   Object.assign(new Error(failure.message), failure.code === undefined ? {} : { code: failure.code })
 
-/** Starts the worker and opens the database in it; rejects with the reason when it cannot open. */
-export const open = (options: Options): Promise<Handle> =>
+/** Opens the database where `placement` says; rejects with the reason when it cannot open. */
+export const open = (options: Options, placement: Placement): Promise<Handle> =>
+  placement === "worker" ? openInWorker(options) : openHere(options)
+
+const openHere = async (options: Options): Promise<Handle> => {
+  const db = await openDatabase(options)
+  return {
+    query: (text, params) => db.query(text, [...params]).then((r) => r.rows),
+    close: () => db.close().catch(() => undefined)
+  }
+}
+
+const openInWorker = async (options: Options): Promise<Handle> => {
+  const url = workerUrl()
+  // Asked asynchronously, so libuv's thread pool starts here if it has not yet: its threads take the priority of
+  // the thread that starts them, and the worker lowers its own (PgliteWorker.ts).
+  await access(url).catch(() => {
+    throw new Error(`the PGlite worker's file ${fileURLToPath(url)} is missing (rebuild: node scripts/build.mjs)`)
+  })
+  return start(url, options)
+}
+
+const start = (url: URL, options: Options): Promise<Handle> =>
   new Promise((resolveOpen, rejectOpen) => {
-    const worker = new Worker(workerUrl(), { workerData: options, name: "lantern-pglite" })
+    const worker = new Worker(url, { workerData: options, name: "lantern-pglite" })
     const pending = new Map<number, { resolve: (reply: Reply) => void; reject: (e: Error) => void }>()
     let next = 0
     let opened = false

@@ -5,14 +5,19 @@
 // (type stripping) from the sources and as `pglite-worker.js` from the bundle: only erasable syntax, no project
 // imports.
 import { PGlite } from "@electric-sql/pglite"
+import { setPriority } from "node:os"
 import { parentPort, workerData } from "node:worker_threads"
 
 /** What the worker is started with. */
 export interface Options {
+  /** Marks the worker's data, so importing this module anywhere else starts nothing. */
+  readonly lanternPglite: true
   /** The database's files; null keeps it in memory. */
   readonly dataDir: string | null
   /** Postgres' start parameters (`-c name=value` pairs). */
   readonly startParams: ReadonlyArray<string>
+  /** The thread's niceness (0: the process's own); the read models trail the journal anyway. */
+  readonly nice: number
 }
 
 /** A statement to run, or the request to close the database. */
@@ -41,14 +46,27 @@ const failureOf = (e: unknown): Failure => {
   return typeof code === "string" ? { message: e.message, code } : { message: e.message }
 }
 
+/** Opens the database as `options` say, on the calling thread (the worker's, or the main one's: PgliteThread.ts). */
+export const openDatabase = (options: Options): Promise<PGlite> => {
+  const parsers = { [NUMERIC_TYPES.int8]: Number, [NUMERIC_TYPES.numeric]: Number }
+  const startParams = [...PGlite.defaultStartParams, ...options.startParams]
+  return options.dataDir === null
+    ? PGlite.create({ parsers, startParams })
+    : PGlite.create({ dataDir: options.dataDir, parsers, startParams })
+}
+
 const main = async (port: NonNullable<typeof parentPort>, options: Options) => {
+  if (options.nice > 0) {
+    try {
+      // on Linux this thread alone: the driving thread and the bus keep the cores they need when work queues up
+      setPriority(options.nice)
+    } catch {
+      // not permitted here: run at the process's priority
+    }
+  }
   let db: PGlite
   try {
-    const parsers = { [NUMERIC_TYPES.int8]: Number, [NUMERIC_TYPES.numeric]: Number }
-    const startParams = [...PGlite.defaultStartParams, ...options.startParams]
-    db = options.dataDir === null
-      ? await PGlite.create({ parsers, startParams })
-      : await PGlite.create({ dataDir: options.dataDir, parsers, startParams })
+    db = await openDatabase(options)
   } catch (e) {
     port.postMessage({ id: 0, failure: failureOf(e) } satisfies Reply)
     return
@@ -74,4 +92,6 @@ const main = async (port: NonNullable<typeof parentPort>, options: Options) => {
   port.postMessage({ id: 0, done: true } satisfies Reply)
 }
 
-if (parentPort !== null) void main(parentPort, workerData as Options)
+if (parentPort !== null && (workerData as Partial<Options> | null)?.lanternPglite === true) {
+  void main(parentPort, workerData as Options)
+}

@@ -1,11 +1,12 @@
 // The SQL port's driver-specific promises: a connection string's password never reaches an error, and a
-// PGlite data directory keeps its rows across a close and a reopen.
+// PGlite data directory keeps its rows across a close and a reopen, in a worker thread and on this one (ADR 0078),
+// with Postgres' failures, types and transactions the same in both.
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { Effect, Exit, Layer } from "effect"
-import { redactUrl, Sql } from "./Sql.ts"
+import { isDataError, redactUrl, Sql, sqlState } from "./Sql.ts"
 
 const withSql = <A, E>(layer: Layer.Layer<Sql, E>, f: (sql: Sql["Service"]) => Effect.Effect<A, E>) =>
   Effect.runPromiseExit(
@@ -30,19 +31,60 @@ describe("Sql", () => {
     expect(text).not.toContain("hunter2")
   })
 
-  it("keeps PGlite rows in its data directory across a reopen", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "lantern-pglite-"))
-    try {
-      const write = await withSql(Sql.layerPglite(join(dir, "pglite")), (sql) =>
-        Effect.andThen(
-          sql.query("create table kept (n int8 primary key, amount numeric)"),
-          sql.query("insert into kept values ($1, $2)", [9_007_199_254_740_991, 0.25])
-        ))
-      expect(Exit.isSuccess(write)).toBe(true)
-      const read = await withSql(Sql.layerPglite(join(dir, "pglite")), (sql) => sql.query("select n, amount from kept"))
-      expect(read).toEqual(Exit.succeed([{ n: 9_007_199_254_740_991, amount: 0.25 }]))
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
+  for (const placement of ["worker", "main"] as const) {
+    it(`keeps PGlite rows in its data directory across a reopen (${placement} thread)`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "lantern-pglite-"))
+      try {
+        const write = await withSql(Sql.layerPglite(join(dir, "pglite"), placement), (sql) =>
+          Effect.andThen(
+            sql.query("create table kept (n int8 primary key, amount numeric)"),
+            sql.query("insert into kept values ($1, $2)", [9_007_199_254_740_991, 0.25])
+          ))
+        expect(Exit.isSuccess(write)).toBe(true)
+        // the other placement reads what this one wrote: the same files, the same database
+        const other = placement === "worker" ? "main" : "worker"
+        const read = await withSql(
+          Sql.layerPglite(join(dir, "pglite"), other),
+          (sql) => sql.query("select n, amount from kept")
+        )
+        expect(read).toEqual(Exit.succeed([{ n: 9_007_199_254_740_991, amount: 0.25 }]))
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+
+    it(`gives Postgres' SQLSTATE, rolls a failed transaction back and returns dates and bytes (${placement} thread)`, async () => {
+      const exit = await withSql(Sql.layerPglite(null, placement), (sql) =>
+        Effect.gen(function*() {
+          yield* sql.query("create table t (id text primary key, at timestamptz, b bytea, j jsonb)")
+          yield* sql.query("insert into t values ($1, $2, $3, $4::jsonb)", [
+            "a",
+            new Date("2026-12-04T10:00:00Z"),
+            new Uint8Array([1, 2, 3]),
+            JSON.stringify({ k: [1, "x"] })
+          ])
+          const duplicate = yield* Effect.flip(sql.query("insert into t (id) values ($1)", ["a"]))
+          const rolledBack = yield* Effect.exit(sql.transaction((tx) =>
+            Effect.andThen(
+              tx.query("insert into t (id) values ($1)", ["b"]),
+              tx.query("insert into t (id) values ($1)", ["a"])
+            )
+          ))
+          const rows = yield* sql.query<{ id: string; at: Date | null; b: Uint8Array | null; j: unknown }>(
+            "select id, at, b, j from t order by id"
+          )
+          return { duplicate, rolledBack, rows }
+        }))
+      expect(Exit.isSuccess(exit)).toBe(true)
+      if (!Exit.isSuccess(exit)) return
+      const { duplicate, rolledBack, rows } = exit.value
+      expect(sqlState(duplicate)).toBe("23505")
+      expect(isDataError(duplicate)).toBe(true)
+      expect(Exit.isFailure(rolledBack)).toBe(true)
+      expect(rows.map((r) => r.id)).toEqual(["a"])
+      expect(rows[0]!.at).toEqual(new Date("2026-12-04T10:00:00Z"))
+      expect([...rows[0]!.b!]).toEqual([1, 2, 3])
+      expect(rows[0]!.j).toEqual({ k: [1, "x"] })
+    })
+  }
 })

@@ -41,6 +41,12 @@ export const TENANT_SETTING = "lantern.tenant"
 /** Postgres' int8 and numeric as JS numbers, as PGlite is configured to return them too (PgliteWorker.ts). */
 const NUMERIC_TYPES = { int8: 20, numeric: 1700 } as const
 
+/**
+ * The niceness of the embedded PGlite's thread (ADR 0078): below the thread that drives runs and below the
+ * nats-server child, so a busy host spends its cores on runs first and the read models catch up in the gaps.
+ */
+const PGLITE_NICE = 10
+
 /** The embedded PGlite's shared buffers (ADR 0072): Postgres's default of 128 MB costs 0.4-0.5 s at every open. */
 const PGLITE_SHARED_BUFFERS = "16MB"
 
@@ -298,9 +304,13 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
 
   /**
    * An embedded PGlite database with its files in `dataDir`, or in memory when null, in a worker thread of its own
-   * (PgliteWorker.ts, ADR 0078). PGlite is one connection, so statements and transactions take turns.
+   * or on this one (`placement`, by default as the machine's cores say: PgliteThread.ts, ADR 0078). PGlite is one
+   * connection, so statements and transactions take turns.
    */
-  static readonly layerPglite = (dataDir: string | null) =>
+  static readonly layerPglite = (
+    dataDir: string | null,
+    placement: PgliteThread.Placement = PgliteThread.defaultPlacement()
+  ) =>
     Layer.effect(
       Sql,
       Effect.gen(function*() {
@@ -309,7 +319,12 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
           Effect.tryPromise({
             try: () => {
               if (dataDir !== null) mkdirSync(dataDir, { recursive: true })
-              return PgliteThread.open({ dataDir, startParams: ["-c", `shared_buffers=${PGLITE_SHARED_BUFFERS}`] })
+              return PgliteThread.open({
+                lanternPglite: true,
+                dataDir,
+                startParams: ["-c", `shared_buffers=${PGLITE_SHARED_BUFFERS}`],
+                nice: PGLITE_NICE
+              }, placement)
             },
             catch: (e) =>
               new DatabaseUnavailable({ operation: `open PGlite ${dataDir ?? "(in memory)"}`, reason: reasonOf(e) })
@@ -327,14 +342,20 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
       })
     )
 
-  /** Postgres at DATABASE_URL when it is set, otherwise PGlite with its files in `$LANTERN_HOME/pglite`. */
+  /**
+   * Postgres at DATABASE_URL when it is set, otherwise PGlite with its files in `$LANTERN_HOME/pglite`, in a worker
+   * thread or on the main one as LANTERN_PGLITE_THREAD (`worker` or `main`) says, by default as the machine's cores do.
+   */
   static readonly layerConfig = Layer.unwrap(
     Effect.gen(function*() {
       const url = yield* Config.option(Config.NonEmptyString("DATABASE_URL"))
       const home = yield* Config.String("LANTERN_HOME").pipe(Config.withDefault(".lantern"))
+      const placement = yield* Config.Literals(["worker", "main"], "LANTERN_PGLITE_THREAD").pipe(
+        Config.withDefault(PgliteThread.defaultPlacement())
+      )
       return Option.isSome(url)
         ? Sql.layerPg(Redacted.make(url.value))
-        : Sql.layerPglite(join(resolve(home), "pglite"))
+        : Sql.layerPglite(join(resolve(home), "pglite"), placement)
     })
   )
 }
