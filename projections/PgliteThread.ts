@@ -13,7 +13,7 @@ export type Placement = "worker" | "main"
 /**
  * The placement for this machine: a worker thread when it has at least 4 cores, so Postgres' work runs beside the
  * thread that drives runs; on fewer, the thread would take a core from that thread and the nats-server instead (on
- * 2 cores it cost 3-4 ms of sequential run latency and added no throughput, ADR 0078).
+ * 2 cores it cost about 3.7 ms of median sequential run latency and added no throughput, ADR 0078).
  */
 export const defaultPlacement = (): Placement => (availableParallelism() >= 4 ? "worker" : "main")
 
