@@ -37,8 +37,8 @@ export type Reply =
   | { readonly id: number; readonly failure: Failure }
   | { readonly id: number; readonly done: true }
 
-/** Postgres' int8 and numeric type ids: returned as JS numbers, as the `pg` driver is configured to (Sql.ts). */
-const NUMERIC_TYPES = { int8: 20, numeric: 1700 } as const
+/** Postgres' int8 and numeric type ids: returned as JS numbers here and by the `pg` driver (Sql.ts) alike. */
+export const NUMERIC_TYPES = { int8: 20, numeric: 1700 } as const
 
 const failureOf = (e: unknown): Failure => {
   if (!(e instanceof Error)) return { message: String(e) }

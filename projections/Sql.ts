@@ -6,6 +6,7 @@ import pg from "pg"
 import { Config, Context, Effect, Exit, Layer, Option, Redacted, Semaphore } from "effect"
 import { DatabaseUnavailable } from "../schema/Errors.ts"
 import * as PgliteThread from "./PgliteThread.ts"
+import { NUMERIC_TYPES } from "./PgliteWorker.ts"
 
 export type Dialect = "pg" | "pglite"
 
@@ -37,9 +38,6 @@ export const EDGE_ROLE = "lantern_edge"
 export const SYSTEM_ROLE = "lantern_system"
 /** The transaction-local setting naming the tenant the edge's role may see. */
 export const TENANT_SETTING = "lantern.tenant"
-
-/** Postgres' int8 and numeric as JS numbers, as PGlite is configured to return them too (PgliteWorker.ts). */
-const NUMERIC_TYPES = { int8: 20, numeric: 1700 } as const
 
 /**
  * The niceness of the embedded PGlite's thread (ADR 0078): below the thread that drives runs and below the
