@@ -99,4 +99,25 @@ describe("Journal.follow of one journal (real nats-server, ADR 0074)", () => {
     await append(here, "empty", [2], first.lastSeq)
     expect((await joined(here, fiber)).map(numberOf)).toEqual([1, 2])
   })
+  it("says whether a journal exists: at once for one appended here, by its last sequence otherwise", async () => {
+    const exists = (rt: Runtime, id: string) =>
+      rt.runPromise(Effect.gen(function*() {
+        return yield* (yield* Journal).exists(address(id))
+      }))
+    expect(await exists(here, "exists-none")).toBe(false)
+    await append(there, "exists-there", [1], 0)
+    // appended by the other process: this one asks the bus
+    expect(await exists(here, "exists-there")).toBe(true)
+    expect(await exists(there, "exists-there")).toBe(true)
+    await append(here, "exists-here", [1], 0)
+    expect(await exists(here, "exists-here")).toBe(true)
+    // a refused append tells nothing about the journal
+    const refused = await here.runPromiseExit(
+      Effect.gen(function*() {
+        return yield* (yield* Journal).append(address("exists-refused"), [envelope("exists-refused", 1)], 5)
+      })
+    )
+    expect(refused._tag).toBe("Failure")
+    expect(await exists(here, "exists-refused")).toBe(false)
+  })
 })

@@ -58,6 +58,11 @@ export interface Service {
   readonly readFrom: (address: Envelope.ActorAddress, afterSeq: number) => Effect.Effect<Tail, ReadError>
   /** The stream sequence of the last event of an actor instance, 0 when it has none. */
   readonly lastSeq: (address: Envelope.ActorAddress) => Effect.Effect<number, BusUnavailable>
+  /**
+   * Whether the instance has an event: without a request when this process appended to it lately (journals are
+   * never deleted), else by its last sequence.
+   */
+  readonly exists: (address: Envelope.ActorAddress) => Effect.Effect<boolean, BusUnavailable>
   /** The instance's events from `afterSeq` on, then live as they are appended. Never ends by itself. */
   readonly follow: (address: Envelope.ActorAddress, afterSeq: number) => Stream.Stream<Envelope.Stored, ReadError>
 }
@@ -380,7 +385,10 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
           : Follow.live(nc, tap, reads, address, subject, afterSeq)
       }
 
-      return Journal.of({ append, read, readFrom, lastSeq, follow })
+      const exists: Service["exists"] = (address) =>
+        tap.hasAppended(subjectOf(address)) ? Effect.succeed(true) : Effect.map(lastSeq(address), (last) => last > 0)
+
+      return Journal.of({ append, read, readFrom, lastSeq, exists, follow })
     })
   )
 }

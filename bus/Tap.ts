@@ -32,6 +32,11 @@ export interface Tap {
    * its Nats-Msg-Id is in flight, or was appended lately.
    */
   readonly isOwn: (headers: MsgHdrs | undefined) => boolean
+  /**
+   * Whether this process appended to `subject` lately (the last LATELY subjects it appended to): then the journal
+   * has an event, for journals are never deleted. False says nothing.
+   */
+  readonly hasAppended: (subject: string) => boolean
 }
 
 export const make = (): Tap => {
@@ -40,6 +45,8 @@ export const make = (): Tap => {
   // ids appended lately (bounded, oldest first): a message of ours may reach a subscriber after its ack
   const lately = new Set<string>()
   const LATELY = 4_096
+  // subjects appended to lately (bounded, oldest first)
+  const subjects = new Set<string>()
 
   const tell = (subject: string, signal: Signal) => {
     const set = listeners.get(subject)
@@ -65,11 +72,18 @@ export const make = (): Tap => {
       lately.add(msgId)
       if (lately.size > LATELY) lately.delete(lately.values().next().value!)
     },
-    appended: (tapped) => tell(tapped.subject, { _tag: "Tapped", tapped }),
+    appended: (tapped) => {
+      if (!subjects.has(tapped.subject)) {
+        subjects.add(tapped.subject)
+        if (subjects.size > LATELY) subjects.delete(subjects.values().next().value!)
+      }
+      tell(tapped.subject, { _tag: "Tapped", tapped })
+    },
     wake: (subject) => tell(subject, WAKE),
     isOwn: (headers) => {
       const id = headers?.get("Nats-Msg-Id")
       return id !== undefined && id !== "" && (inFlight.has(id) || lately.has(id))
-    }
+    },
+    hasAppended: (subject) => subjects.has(subject)
   }
 }

@@ -190,9 +190,10 @@ export const runHandlers = handlers({
       // no position, as in the SSE spec
       const after = headers["last-event-id"] ?? 0
       // from the start, the journal is followed from its first event: whether the run exists is all there is to
-      // know first, which its last sequence tells without reading and decoding what is already journaled
+      // know first, which this host knows when it appended to the run lately (it started or drives it), else its
+      // last sequence tells, without reading and decoding what is already journaled
       if (after === 0) {
-        if ((yield* journal.lastSeq(address)) === 0) {
+        if (!(yield* journal.exists(address))) {
           return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(HttpServerResponse.jsonUnsafe({})))
         }
         return sseResponse(sseComment("lantern run stream"), framesFrom(journal, address, 0, 0))

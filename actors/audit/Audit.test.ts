@@ -46,6 +46,7 @@ const journalOf = (
       read: () => Effect.die("unused"),
       readFrom: () => Effect.die("unused"),
       lastSeq: () => Effect.die("unused"),
+      exists: () => Effect.die("unused"),
       follow: () => Effect.die("unused") as never
     })
   )
