@@ -83,6 +83,29 @@ describe("Envelope.decode", () => {
     })
   })
 
+  it("decodes an event once for its readers: the same text at the same position is the same object", () => {
+    const first = encode(envelopeOf(stepCompleted))
+    const other = encode(envelopeOf({ _tag: "RunSucceeded", output: "done" }))
+    const a = decode(first, 901)
+    const b = decode(first, 901)
+    expect(Result.isSuccess(a) && Result.isSuccess(b) && a.success === b.success).toBe(true)
+    // another text at that position (another stream's sequence) is decoded from its own text
+    const c = decode(other, 901)
+    expect(Result.isSuccess(c) && c.success.event).toEqual({ _tag: "RunSucceeded", output: "done" })
+    expect(Result.isSuccess(decode(first, 901)) && decode(first, 901)).toMatchObject({
+      success: { seq: 901, event: stepCompleted }
+    })
+    // a bounded number is kept: after DECODED_KEPT others, the first is decoded again, equal but not the same
+    const kept = decode(first, 902)
+    for (let i = 0; i < Envelope.DECODED_KEPT; i++) decode(other, 10_000 + i)
+    const again = decode(first, 902)
+    expect(Result.isSuccess(kept) && Result.isSuccess(again)).toBe(true)
+    if (Result.isSuccess(kept) && Result.isSuccess(again)) {
+      expect(again.success).not.toBe(kept.success)
+      expect(again.success).toEqual(kept.success)
+    }
+  })
+
   it("fails loudly with UnknownEventVersion for a version this code does not know", () => {
     const e = failureOf(encode(envelopeOf({ _tag: "RunSucceeded", output: "x" }, { version: 3 })))
     expect(e).toMatchObject({ _tag: "UnknownEventVersion", type: "RunSucceeded", version: 3, subject: SUBJECT })

@@ -139,14 +139,29 @@ const decodeWellFormed = (subject: string, seq: number, data: string): Stored | 
   return Exit.isSuccess(event) ? { seq, subject, envelope, event: event.value } : undefined
 }
 
+/** How many decoded events `decode` keeps (a few hundred milliseconds of a busy host's appends). */
+export const DECODED_KEPT = 512
+
+// the events decoded lately, by subject and sequence, with their text: one event is decoded by each of its readers
+// in this process (the follower of its journal from the tap, the projector from its consumer), each with the same
+// text; a hit whose text differs (another stream's sequence) is decoded again
+const decoded = new Map<string, { readonly data: string; readonly stored: Stored }>()
+
 /** Decodes raw journal bytes into a typed event; unknown (type, version) pairs and bad payloads fail loudly. */
 export const decode = (
   subject: string,
   seq: number,
   data: string
 ): Effect.Effect<Stored, UnknownEventVersion | CorruptEvent> => {
+  const key = `${seq} ${subject}`
+  const kept = decoded.get(key)
+  if (kept !== undefined && kept.data === data) return Effect.succeed(kept.stored)
   const stored = decodeWellFormed(subject, seq, data)
-  return stored !== undefined ? Effect.succeed(stored) : decodeThroughSchemas(subject, seq, data)
+  if (stored === undefined) return decodeThroughSchemas(subject, seq, data)
+  if (kept !== undefined) decoded.delete(key)
+  decoded.set(key, { data, stored })
+  if (decoded.size > DECODED_KEPT) decoded.delete(decoded.keys().next().value!)
+  return Effect.succeed(stored)
 }
 
 /** `decode` through the schemas alone, every time: what its quick path for well-formed events must agree with. */
