@@ -51,6 +51,8 @@ export const routes = Layer.mergeAll(
 )
 
 const decodable = (url: string) => {
+  // a path with no percent sign (nor a `//` that would make it an authority) has nothing to decode: every API call
+  if (url.startsWith("/") && !url.startsWith("//") && !url.includes("%")) return true
   try {
     decodeURIComponent(new URL(url, "http://localhost").pathname)
     return true

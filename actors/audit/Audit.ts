@@ -109,7 +109,7 @@ export class Audit extends Context.Service<Audit, {
           ),
           Effect.withSpan("Audit.record", {
             attributes: { "lantern.tenant": entry.tenant, "lantern.audit.action": entry.action }
-          })
+          }, { captureStackTrace: false })
         )
 
       return Audit.of({ record })

@@ -277,7 +277,11 @@ export class Identities extends Context.Service<Identities, Service>()("lantern/
           if (existing === null) return yield* new IdentityUnavailable({ reason: `run ${runId}'s identity vanished` })
           yield* open(kek, tenant, runId, existing)
           return { publicKey: existing.publicKey, keyId: existing.keyId }
-        }).pipe(Effect.withSpan("Identities.ensure", { attributes: { tenant_id: tenant, run_id: runId } }))
+        }).pipe(
+          Effect.withSpan("Identities.ensure", { attributes: { tenant_id: tenant, run_id: runId } }, {
+            captureStackTrace: false
+          })
+        )
 
       const mint: Service["mint"] = (tenant, runId, options) =>
         Effect.gen(function*() {

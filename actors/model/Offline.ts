@@ -73,7 +73,7 @@ export const layer = Layer.succeed(ModelProvider, {
       return response
     }).pipe(Effect.withSpan("gen_ai.offline", {
       attributes: { "gen_ai.system": PROVIDER, "gen_ai.request.model": request.model }
-    })),
+    }, { captureStackTrace: false })),
   // free: the quote counts the tokens, its price is 0
   quote: (request) =>
     Effect.sync(() => Quote.of({ version: "offline", models: {} }, request, [{ provider: PROVIDER, model: MODEL }]))

@@ -244,7 +244,7 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
           ...(request.temperature === undefined ? {} : { "gen_ai.request.temperature": request.temperature }),
           ...(request.maxTokens === undefined ? {} : { "gen_ai.request.max_tokens": request.maxTokens })
         }
-      })
+      }, { captureStackTrace: false })
     )
   }
 
@@ -405,7 +405,7 @@ export const make = (settings: Settings): ModelProvider["Service"] => {
           "lantern.route.alias": request.model,
           "lantern.route.strategy": request.strategy ?? catalog.strategy
         }
-      })
+      }, { captureStackTrace: false })
     )
 
   const quote = (request: Request) =>
