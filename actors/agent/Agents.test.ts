@@ -1,5 +1,6 @@
 // The agents shell's cache against a real nats-server, with two hosts: a run's start reads its agent without a
 // request, yet a new version published on one host is what the other host's next start reads.
+import { connect } from "@nats-io/transport-node"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Topology from "../../bus/Topology.ts"
@@ -41,5 +42,39 @@ describe("Agents (two hosts, real nats-server)", () => {
     expect((await latest(a)).version).toBe(2)
     await eventually(async () => (await latest(b)).version === 2, 30_000, "host b to read version 2")
     expect((await latest(b)).spec.systemPrompt).toBe("two")
+  })
+  it("a burst of starts on a host that has not read the agent yet reads it once", async () => {
+    await a.runPromise(Agents.use((s) => s.create("t1", { name: "burst", spec: spec("burst") })))
+    const fresh = host(server.handle.url)
+    const sniffer = await connect({ servers: server.handle.url })
+    try {
+      // the fresh host's watch is current before the burst (its cache answers nothing yet)
+      await fresh.runPromise(Agents.use((s) => s.version("t1", "cached")))
+      let requests = 0
+      const sub = sniffer.subscribe("$JS.API.*.*.LANTERN_AGENTS", { callback: () => void requests++ })
+      await sniffer.flush()
+      const burst = await fresh.runPromise(
+        Effect.all(Array.from({ length: 50 }, () => Agents.use((s) => s.version("t1", "burst"))), {
+          concurrency: "unbounded"
+        })
+      )
+      expect(burst.map((v) => v.spec.systemPrompt)).toEqual(Array(50).fill("burst"))
+      // one read of the journal (its last sequence, then one batched get), not fifty
+      await sniffer.flush()
+      expect(requests).toBeGreaterThan(0)
+      expect(requests).toBeLessThanOrEqual(4)
+      // a missing agent: every start of the burst is told so
+      const missing = await fresh.runPromise(
+        Effect.all(
+          Array.from({ length: 20 }, () => Effect.flip(Agents.use((s) => s.version("t1", "no-such-agent")))),
+          { concurrency: "unbounded" }
+        )
+      )
+      expect(missing.map((e) => e._tag)).toEqual(Array(20).fill("AgentNotFound"))
+      sub.unsubscribe()
+    } finally {
+      await sniffer.close()
+      await fresh.dispose()
+    }
   })
 })
