@@ -1,6 +1,7 @@
 // The signing keys against a real nats-server: hosts racing to make the first key agree on one, rotation keeps
 // the old public key published, and a host with another KEK refuses to sign, saying why.
 import { randomBytes } from "node:crypto"
+import { connect } from "@nats-io/transport-node"
 import { Context, Effect, Layer } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Nats } from "../../bus/Nats.ts"
@@ -110,6 +111,44 @@ describe("SigningKeys", () => {
     expect(reads).toBe(0)
     expect(rotated.keyId).not.toBe(before.keyId)
     expect(after.keyId).toBe(rotated.keyId)
+  })
+
+  it("a burst of receipts on a host that has not opened the current key yet reads it once", async () => {
+    const sniffer = await connect({ servers: nats.handle.url })
+    try {
+      const { reads, ids } = await Effect.gen(function*() {
+        yield* Topology.apply
+        const host = (name: string) =>
+          Effect.map(
+            Layer.build(
+              Layer.effect(SigningKeys, SigningKeys.make(kek)).pipe(
+                Layer.provideMerge(Layer.fresh(Nats.layerUrl(nats.handle.url, name)))
+              )
+            ),
+            (c) => Context.get(c, SigningKeys)
+          )
+        const a = yield* host("lantern-keys-burst-a")
+        const keyId = (yield* a.current).keyId
+        // every read of that key's entry, by any host (a KV get is a direct get naming the key's subject)
+        let reads = 0
+        sniffer.subscribe("$JS.API.DIRECT.GET.>", {
+          callback: (_e, m) => void (m.subject.endsWith(`.key.${keyId}`) && reads++)
+        })
+        yield* Effect.promise(() => sniffer.flush())
+        const b = yield* host("lantern-keys-burst-b")
+        const keys = yield* Effect.all(Array.from({ length: 40 }, () => b.current), { concurrency: "unbounded" })
+        yield* Effect.promise(() => sniffer.flush())
+        return { reads, ids: [...new Set(keys.map((k) => k.keyId)), keyId] }
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Layer.fresh(Nats.layerUrl(nats.handle.url, "lantern-keys-test"))),
+        Effect.runPromise
+      )
+      expect(new Set(ids).size).toBe(1)
+      expect(reads).toBe(1)
+    } finally {
+      await sniffer.close()
+    }
   })
 
   it("a host with another KEK cannot sign and says which KEK sealed the key", async () => {

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from "node:crypto"
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs"
 import { join, resolve } from "node:path"
 import sodium from "libsodium-wrappers"
-import { Clock, Config, Context, Effect, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
+import { Clock, Config, Context, Deferred, Effect, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
 import * as Kv from "../../bus/Kv.ts"
 import { SIGNING_KEYS_BUCKET } from "../../bus/Topology.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
@@ -286,13 +286,30 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
         return stored
       })
 
+      // keys being opened: the receipts of a burst on a host that has not opened its key yet wait for one read
+      const opening = new Map<string, Deferred.Deferred<SigningKey, SigningKeyUnavailable | BusUnavailable>>()
+
       const openKey = (keyId: string) =>
         Effect.gen(function*() {
           const cached = opened.get(keyId)
           if (cached !== undefined) return cached
-          const key = yield* open(kek, (yield* readStored(keyId)).stored)
-          opened.set(keyId, key)
-          return key
+          const under = opening.get(keyId)
+          if (under !== undefined) return yield* Deferred.await(under)
+          const done = yield* Deferred.make<SigningKey, SigningKeyUnavailable | BusUnavailable>()
+          opening.set(keyId, done)
+          // its own fiber: a receipt that stops waiting (interrupted) does not cut the read the others wait for
+          yield* Effect.forkDetach(
+            Effect.gen(function*() {
+              const key = yield* open(kek, (yield* readStored(keyId)).stored)
+              opened.set(keyId, key)
+              return key
+            }).pipe(
+              Effect.onExit((exit) =>
+                Effect.andThen(Effect.sync(() => opening.delete(keyId)), Deferred.done(done, exit))
+              )
+            )
+          )
+          return yield* Deferred.await(done)
         })
 
       const current: Service["current"] = Effect.gen(function*() {
@@ -312,7 +329,7 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
         const theirs = yield* readCurrent
         if (theirs === null) return yield* new SigningKeyUnavailable({ reason: "the current signing key vanished" })
         return yield* openKey(theirs.keyId)
-      }).pipe(Effect.withSpan("SigningKeys.current"))
+      }).pipe(Effect.withSpan("SigningKeys.current", {}, { captureStackTrace: false }))
 
       const published: Service["published"] = Effect.gen(function*() {
         const names = yield* kv.keys("key.>")
