@@ -34,6 +34,17 @@ const withKeys = <A, E>(
     Effect.runPromise
   )
 
+/** A host's signing keys on a connection of its own (as another process would have), until the scope closes. */
+const host = (kek: Uint8Array, name: string) =>
+  Effect.map(
+    Layer.build(
+      Layer.effect(SigningKeys, SigningKeys.make(kek)).pipe(
+        Layer.provideMerge(Layer.fresh(Nats.layerUrl(nats.handle.url, name)))
+      )
+    ),
+    (c) => ({ keys: Context.get(c, SigningKeys), nc: Context.get(c, Nats).nc })
+  )
+
 /** The host's current key once it is `keyId` (deadline polling), or the last one it gave after 5 s. */
 const signsWith = (host: SigningKeys["Service"], keyId: string) =>
   Effect.gen(function*() {
@@ -78,17 +89,8 @@ describe("SigningKeys", () => {
     const { reads, before, rotated, after } = await Effect.gen(function*() {
       yield* Topology.apply
       // two hosts, each with its own connection, as two processes would be
-      const host = (name: string) =>
-        Effect.map(
-          Layer.build(
-            Layer.effect(SigningKeys, SigningKeys.make(kek)).pipe(
-              Layer.provideMerge(Layer.fresh(Nats.layerUrl(nats.handle.url, name)))
-            )
-          ),
-          (c) => ({ keys: Context.get(c, SigningKeys), nc: Context.get(c, Nats).nc })
-        )
-      const a = yield* host("lantern-keys-a")
-      const b = yield* host("lantern-keys-b")
+      const a = yield* host(kek, "lantern-keys-a")
+      const b = yield* host(kek, "lantern-keys-b")
       const before = yield* signsWith(b.keys, (yield* a.keys.current).keyId)
       // until its watch has the pointer, a fresh host reads it: wait for one call that sends nothing
       const deadline = Date.now() + 5_000
@@ -118,25 +120,16 @@ describe("SigningKeys", () => {
     try {
       const { reads, ids } = await Effect.gen(function*() {
         yield* Topology.apply
-        const host = (name: string) =>
-          Effect.map(
-            Layer.build(
-              Layer.effect(SigningKeys, SigningKeys.make(kek)).pipe(
-                Layer.provideMerge(Layer.fresh(Nats.layerUrl(nats.handle.url, name)))
-              )
-            ),
-            (c) => Context.get(c, SigningKeys)
-          )
-        const a = yield* host("lantern-keys-burst-a")
-        const keyId = (yield* a.current).keyId
+        const a = yield* host(kek, "lantern-keys-burst-a")
+        const keyId = (yield* a.keys.current).keyId
         // every read of that key's entry, by any host (a KV get is a direct get naming the key's subject)
         let reads = 0
         sniffer.subscribe("$JS.API.DIRECT.GET.>", {
           callback: (_e, m) => void (m.subject.endsWith(`.key.${keyId}`) && reads++)
         })
         yield* Effect.promise(() => sniffer.flush())
-        const b = yield* host("lantern-keys-burst-b")
-        const keys = yield* Effect.all(Array.from({ length: 40 }, () => b.current), { concurrency: "unbounded" })
+        const b = yield* host(kek, "lantern-keys-burst-b")
+        const keys = yield* Effect.all(Array.from({ length: 40 }, () => b.keys.current), { concurrency: "unbounded" })
         yield* Effect.promise(() => sniffer.flush())
         return { reads, ids: [...new Set(keys.map((k) => k.keyId)), keyId] }
       }).pipe(
