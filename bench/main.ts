@@ -30,6 +30,7 @@ import * as ProjectionBench from "./Projection.ts"
 import * as RawPublish from "./RawPublish.ts"
 import * as ReceiptsBench from "./Receipts.ts"
 import * as Recovery from "./Recovery.ts"
+import * as Restart from "./Restart.ts"
 import * as RouterBench from "./Router.ts"
 import * as Report from "./Report.ts"
 import * as RunPath from "./RunPath.ts"
@@ -71,6 +72,7 @@ export const SECTIONS = [
   "load",
   "router",
   "recovery",
+  "restart",
   "workers",
   "runpath",
   "workflows",
@@ -130,6 +132,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
     const loads = yield* when(sections, "load", Load.run(scale))
     const router = yield* when(sections, "router", RouterBench.run(scale))
     const recovery = yield* when(sections, "recovery", Recovery.run(server.url, scale))
+    const restart = yield* when(sections, "restart", Restart.run(scale))
     const workers = yield* when(sections, "workers", Workers.run(server, scale))
     const runPath = yield* when(sections, "runpath", RunPath.run(scale))
     const workflows = yield* when(sections, "workflows", Workflows.run(scale))
@@ -165,6 +168,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         loads && Load.render(loads, raw1),
         router && RouterBench.render(router),
         recovery && Recovery.render(recovery, raw1),
+        restart && Restart.render(restart),
         workers && Workers.render(workers, levels),
         runPath && RunPath.render(runPath),
         workflows && Workflows.render(workflows),
@@ -187,6 +191,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         loads && Load.json(loads),
         router && RouterBench.json(router),
         recovery && Recovery.json(recovery),
+        restart && Restart.json(restart),
         workers && Workers.json(workers),
         runPath && RunPath.json(runPath),
         workflows && Workflows.json(workflows),
