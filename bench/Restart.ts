@@ -11,6 +11,7 @@ import * as NatsServer from "../bus/NatsServer.ts"
 import * as Completions from "../schema/Completions.ts"
 import { type LanternProcess, spawnLantern } from "../tests/support/Stack.ts"
 import { table } from "./Report.ts"
+import * as Serve from "./Serve.ts"
 import * as Stats from "./Stats.ts"
 
 /** Where the first serve kills itself: the first run to start its second model call. */
@@ -21,9 +22,7 @@ const ROUNDS = 2
 /** The goal: every cut run's first event after the crash within this long of the new serve being ready. */
 export const TARGET_MS = 1_000
 
-const TOKEN = "lt_bench_restart_token"
 const AGENT = "bench-restart"
-const authorization = { authorization: `Bearer ${TOKEN}` }
 /** The built-in tools the agent declares; the offline model calls each one the input names, then answers. */
 const TOOLS = Tools.builtins
 const INPUT = `Use ${TOOLS.map((t) => t.name).join(", ")} on: (17 + 25) * 3`
@@ -58,22 +57,13 @@ const deadline = async <A>(what: string, ms: number, poll: () => Promise<A | und
   }
 }
 
-const call = async (url: string, method: string, path: string, body?: unknown) => {
-  const r = await fetch(`${url}${path}`, {
-    method,
-    headers: body === undefined ? authorization : { ...authorization, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await r.text()
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`)
-  return JSON.parse(text)
-}
+const call = (url: string, method: string, path: string, body?: unknown) => Serve.callOf(url)(method, path, body)
 
 const serve = (natsUrl: string, home: string, port: number, env: Record<string, string>) =>
   spawnLantern(["serve", "--port", String(port)], {
     NATS_URL: natsUrl,
     LANTERN_HOME: home,
-    LANTERN_API_TOKEN: TOKEN,
+    LANTERN_API_TOKEN: Serve.TOKEN,
     LANTERN_CHECK_RESPONSES: "false",
     ...env
   })

@@ -8,7 +8,8 @@ import { Nats } from "../bus/Nats.ts"
 import * as NatsServer from "../bus/NatsServer.ts"
 import { type LanternProcess, spawnLantern } from "../tests/support/Stack.ts"
 
-const TOKEN = "lt_bench_serve_token"
+/** The owner token every bench serve is started with (LANTERN_API_TOKEN). */
+export const TOKEN = "lt_bench_serve_token"
 
 const tempDir = (name: string) =>
   Effect.acquireRelease(
@@ -63,7 +64,7 @@ const awaitReady = async (p: LanternProcess, url: string) => {
 /** One authenticated JSON call to the API; its parsed answer, or an error naming the call and the status. */
 export type Call = (method: string, path: string, body?: unknown) => Promise<any>
 
-const callOf = (url: string): Call => async (method, path, body) => {
+export const callOf = (url: string): Call => async (method, path, body) => {
   const r = await fetch(`${url}${path}`, {
     method,
     headers: body === undefined ? authorization : { ...authorization, "content-type": "application/json" },
