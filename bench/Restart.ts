@@ -47,13 +47,19 @@ export interface Result {
 
 const progress = (text: string) => Effect.sync(() => process.stderr.write(`bench: restart: ${text}\n`))
 
-const deadline = async <A>(what: string, ms: number, poll: () => Promise<A | undefined>): Promise<A> => {
+/** `poll`'s first answer, asked every `everyMs` until `ms` have passed. */
+const deadline = async <A>(
+  what: string,
+  ms: number,
+  everyMs: number,
+  poll: () => Promise<A | undefined>
+): Promise<A> => {
   const end = Date.now() + ms
   for (;;) {
     const value = await poll().catch(() => undefined)
     if (value !== undefined) return value
     if (Date.now() > end) throw new Error(`restart bench: ${what} not within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 5))
+    await new Promise((r) => setTimeout(r, everyMs))
   }
 }
 
@@ -70,7 +76,7 @@ const serve = (natsUrl: string, home: string, port: number, env: Record<string, 
 
 /** Date.now() once `/readyz` answers 200 (polled every few ms), or an error with the process's output. */
 const ready = (p: LanternProcess, url: string) =>
-  deadline("lantern serve ready", 120_000, async () => {
+  deadline("lantern serve ready", 120_000, 5, async () => {
     if (p.child.exitCode !== null || p.child.signalCode !== null)
       throw new Error(`lantern serve exited before it was ready:\n${p.output()}`)
     const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) })
@@ -124,7 +130,8 @@ const round = (runs: number) =>
       const readyAt = await ready(second, url)
       type Event = { type: string; at: string; payload: unknown }
       const journals = await Promise.all(ids.map((id) =>
-        deadline(`run ${id} to end after the restart`, 60_000, async () => {
+        // not often: the timing is the journal's, and a request every few ms per run would slow the host timed
+        deadline(`run ${id} to end after the restart`, 60_000, 250, async () => {
           const events = (await call(url, "GET", `/v1/runs/${id}/events`)).items as ReadonlyArray<Event>
           const last = events.at(-1)?.type
           return last === "RunSucceeded" || last === "RunFailed" || last === "RunCanceled" ? events : undefined
@@ -136,9 +143,7 @@ const round = (runs: number) =>
       for (const events of journals) {
         if (events.at(-1)?.type === "RunSucceeded")
           succeeded++
-        const after = events.find((e) =>
-          Date.parse(e.at) >= crashedAt - 1
-        )
+        const after = events.find((e) => Date.parse(e.at) >= crashedAt - 1)
         if (after !== undefined) resumeMs.push(Date.parse(after.at) - readyAt)
         const completed = events.flatMap((e) => Completions.payloadsOf(e.type, e.payload))
           .map((p) => JSON.stringify([p["stepId"], p["attempt"]]))
