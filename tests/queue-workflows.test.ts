@@ -302,5 +302,6 @@ describe("queue workflows", () => {
       await second?.kill()
       await bus.cleanup()
     }
-  })
+    // room for the deadlines above: two stacks start one after the other (a fresh PGlite home each), on a busy machine
+  }, 400_000)
 })
