@@ -1,7 +1,7 @@
 // The agent actor's shell: create agents and publish versions through the decider, and read an agent or
 // one of its versions straight from its journal (the source of truth the run actor pins versions from).
 import { createHash } from "node:crypto"
-import { Context, Deferred, Effect, Layer, Option, Schema } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { Journal, subjectOf } from "../../bus/Journal.ts"
 import * as Kv from "../../bus/Kv.ts"
 import * as Subjects from "../../bus/Subjects.ts"
@@ -20,6 +20,7 @@ import {
 } from "../../schema/Experiment.ts"
 import * as Actor from "../kernel/Actor.ts"
 import { Ids } from "../kernel/Ids.ts"
+import * as SingleFlight from "../kernel/SingleFlight.ts"
 import * as Decider from "./Decider.ts"
 import * as Split from "./Split.ts"
 
@@ -196,48 +197,27 @@ export class Agents extends Context.Service<Agents, {
       // reads under way, by subject, with the generation each began at: the starts of a burst that find an agent
       // not cached yet (a host just started) wait for one read of it, not one each; a read that began before an
       // event of the agents was seen is not joined
-      const reading = new Map<
-        string,
-        { readonly generation: number; readonly done: Deferred.Deferred<ReadonlyArray<Stored>, Actor.ReadError> }
-      >()
+      const reads = SingleFlight.make<string, ReadonlyArray<Stored>, Actor.ReadError>()
 
       /** One read of the agent's journal for every start that waits for it; cached when no event came meanwhile. */
-      const readOnce = (tenant: string, name: string, subject: string) =>
-        Effect.gen(function*() {
-          const before = generation
-          const done = yield* Deferred.make<ReadonlyArray<Stored>, Actor.ReadError>()
-          reading.set(subject, { generation: before, done })
-          // its own fiber: a start that stops waiting (interrupted) does not cut the read the others wait for
-          yield* Effect.forkDetach(
-            journal.read(addressOf(tenant, name)).pipe(
-              Effect.tap((stored) =>
-                Effect.sync(() => {
-                  if (stored.length > 0 && generation === before) cache.set(subject, stored)
-                })
-              ),
-              Effect.onExit((exit) =>
-                Effect.andThen(
-                  Effect.sync(() => {
-                    if (reading.get(subject)?.done === done) reading.delete(subject)
-                  }),
-                  Deferred.done(done, exit)
-                )
-              )
-            )
-          )
-          return done
-        })
+      const readOnce = (tenant: string, name: string, subject: string) => {
+        const before = generation
+        return reads(
+          subject,
+          Effect.tap(journal.read(addressOf(tenant, name)), (stored) =>
+            Effect.sync(() => {
+              if (stored.length > 0 && generation === before) cache.set(subject, stored)
+            })),
+          before
+        )
+      }
 
       const readAll = (tenant: string, name: string) =>
         Effect.gen(function*() {
           const subject = subjectOf(addressOf(tenant, name))
           const cached = watched.has(subject) === undefined ? undefined : cache.get(subject)
           if (cached !== undefined) return cached
-          const under = reading.get(subject)
-          const done = under !== undefined && under.generation === generation
-            ? under.done
-            : yield* readOnce(tenant, name, subject)
-          const stored = yield* Deferred.await(done)
+          const stored = yield* readOnce(tenant, name, subject)
           if (stored.length === 0) return yield* new AgentNotFound({ name })
           return stored
         })

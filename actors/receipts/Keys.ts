@@ -6,10 +6,11 @@ import { createHash, randomBytes } from "node:crypto"
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs"
 import { join, resolve } from "node:path"
 import sodium from "libsodium-wrappers"
-import { Clock, Config, Context, Deferred, Effect, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
+import { Clock, Config, Context, Effect, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
 import * as Kv from "../../bus/Kv.ts"
 import { SIGNING_KEYS_BUCKET } from "../../bus/Topology.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
+import * as SingleFlight from "../kernel/SingleFlight.ts"
 import * as Verify from "./Verify.ts"
 
 /** A signing key that cannot be used: unreadable, or sealed under another KEK. */
@@ -287,29 +288,20 @@ export class SigningKeys extends Context.Service<SigningKeys, Service>()("lanter
       })
 
       // keys being opened: the receipts of a burst on a host that has not opened its key yet wait for one read
-      const opening = new Map<string, Deferred.Deferred<SigningKey, SigningKeyUnavailable | BusUnavailable>>()
+      const opening = SingleFlight.make<string, SigningKey, SigningKeyUnavailable | BusUnavailable>()
 
       const openKey = (keyId: string) =>
-        Effect.gen(function*() {
+        Effect.suspend(() => {
           const cached = opened.get(keyId)
-          if (cached !== undefined) return cached
-          const under = opening.get(keyId)
-          if (under !== undefined) return yield* Deferred.await(under)
-          const done = yield* Deferred.make<SigningKey, SigningKeyUnavailable | BusUnavailable>()
-          opening.set(keyId, done)
-          // its own fiber: a receipt that stops waiting (interrupted) does not cut the read the others wait for
-          yield* Effect.forkDetach(
+          if (cached !== undefined) return Effect.succeed(cached)
+          return opening(
+            keyId,
             Effect.gen(function*() {
               const key = yield* open(kek, (yield* readStored(keyId)).stored)
               opened.set(keyId, key)
               return key
-            }).pipe(
-              Effect.onExit((exit) =>
-                Effect.andThen(Effect.sync(() => opening.delete(keyId)), Deferred.done(done, exit))
-              )
-            )
+            })
           )
-          return yield* Deferred.await(done)
         })
 
       const current: Service["current"] = Effect.gen(function*() {
