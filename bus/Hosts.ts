@@ -73,8 +73,8 @@ export class Hosts extends Context.Service<Hosts, {
   readonly ttlMs: number
   /**
    * Whether `holder` lives: "dead" when nothing answers its probe subject (its connection is gone), or when its
-   * probe times out and its slot no longer holds it; otherwise "alive". A holder of this host's slot with another
-   * incarnation is a previous life of this host: dead without asking.
+   * probe times out and its slot no longer holds it; otherwise "alive". A previous life of this host is asked too
+   * (its connection is gone, so it is dead at once), except the one whose slot this process took.
    */
   readonly probe: (holder: string) => Effect.Effect<Verdict, BusUnavailable>
 }>()("lantern/bus/Hosts") {
@@ -129,15 +129,39 @@ export class Hosts extends Context.Service<Hosts, {
           catch: unavailable(`read host slot ${slot}`)
         })
 
-      /** Takes the first slot that is free: absent, expired, or held by an incarnation whose connection is gone. */
+      /** Answers probes for `holder` from now on: the server has the subscription when this succeeds. */
+      const answer = (holder: string) =>
+        Effect.tryPromise({
+          try: async () => {
+            const sub = nc.subscribe(probeSubject(holder), {
+              callback: (_e, m) => {
+                m.respond("")
+              }
+            })
+            await nc.flush()
+            return sub
+          },
+          catch: unavailable(`answer probes for ${holder}`)
+        })
+
+      /**
+       * Takes the first slot that is free: absent, expired, or held by an incarnation whose connection is gone. The
+       * slot's holder answers probes before its key names it: another process starting at the same moment that
+       * reads the key and probes finds it alive, and looks further (it would otherwise take the same slot).
+       */
       const claim = Effect.gen(function*() {
         for (let n = 1; n <= 256; n++) {
           const slot = n === 1 ? settings.name : `${settings.name}-${n}`
           const entry = yield* current(slot)
           const held = entry !== null && entry.operation === "PUT" ? decodeSlot(entry.string()) : null
-          if (held !== null && (yield* ask(holderOf(slot, held.incarnation))) !== "dead") continue
-          const revision = yield* write(slot, entry?.revision ?? 0)
-          if (revision !== null) return { slot, revision }
+          const previous = held === null ? null : holderOf(slot, held.incarnation)
+          if (previous !== null && (yield* ask(previous)) !== "dead") continue
+          const sub = yield* answer(holderOf(slot, incarnation))
+          const revision = yield* write(slot, entry?.revision ?? 0).pipe(
+            Effect.onError(() => Effect.sync(() => sub.unsubscribe()))
+          )
+          if (revision !== null) return { slot, revision, sub, previous }
+          sub.unsubscribe()
           n-- // someone wrote the slot between the read and the write: look at it again
         }
         return yield* Effect.die(new Error(`no free host slot for ${settings.name} among 256`))
@@ -151,12 +175,8 @@ export class Hosts extends Context.Service<Hosts, {
       const slot = claimed.slot
       const id = holderOf(slot, incarnation)
       let revision = claimed.revision
+      const sub = claimed.sub
 
-      const sub = nc.subscribe(probeSubject(id), {
-        callback: (_e, m) => {
-          m.respond("")
-        }
-      })
       yield* Effect.addFinalizer(() =>
         Effect.promise(async () => {
           sub.unsubscribe()
@@ -195,13 +215,17 @@ export class Hosts extends Context.Service<Hosts, {
         )
       )
 
-      // an incarnation that died stays dead: remembered, never asked again
+      // an incarnation that died stays dead: remembered, never asked again; the one whose slot this process took
+      // was found dead doing so
       const dead = new Set<string>()
+      if (claimed.previous !== null) dead.add(claimed.previous)
 
       const verdict = (holder: string) =>
         Effect.gen(function*() {
           if (holder === id) return "alive" as const
-          if (dead.has(holder) || slotOf(holder) === slot) return "dead" as const
+          // another incarnation of this slot is asked like any host: it may be a previous life of this host, or a
+          // live process that took the slot while this one could not reach the bus
+          if (dead.has(holder)) return "dead" as const
           const answer = yield* ask(holder)
           if (answer !== "silent") return answer
           const holderSlot = slotOf(holder)

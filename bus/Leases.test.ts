@@ -30,7 +30,10 @@ interface Host {
   readonly stop: Effect.Effect<void>
 }
 
-/** Runs `f` with a way to start hosts (each a build of Hosts + Leases in its own scope) named `name`. */
+/**
+ * Runs `f` with a way to start hosts named `name`, each a build of Hosts + Leases with its own connection in its own
+ * scope.
+ */
 const withHosts = <A, E>(name: string, f: (start: Effect.Effect<Host>) => Effect.Effect<A, E, Nats>) =>
   Effect.gen(function*() {
     const { js } = yield* Nats
@@ -39,7 +42,10 @@ const withHosts = <A, E>(name: string, f: (start: Effect.Effect<Host>) => Effect
     const context = yield* Effect.context<Nats>()
     const start = Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const built = yield* Layer.buildWithScope(Leases.layer.pipe(Layer.provideMerge(Hosts.layer)), scope).pipe(
+      // a connection of its own, as each process has
+      const own = Nats.layerUrl(nats.handle.url, `lantern-leases-test-${name}`)
+      const layer = Leases.layer.pipe(Layer.provideMerge(Hosts.layer), Layer.provide(own))
+      const built = yield* Layer.buildWithScope(layer, scope).pipe(
         Effect.provide(context),
         Effect.orDie
       )
@@ -80,11 +86,28 @@ describe("Hosts", () => {
         const again = yield* start
         expect(again.hosts.slot).toBe("slots")
         expect(again.hosts.id).not.toBe(a.hosts.id)
-        // an earlier incarnation of its own slot is dead without asking
+        // an earlier incarnation of its own slot is asked like any host: its connection is gone
         expect(yield* again.hosts.probe(holderOf("slots", "1-00000000"))).toBe("dead")
         yield* b.stop
         yield* again.stop
       })))
+
+  it(
+    "gives hosts of one name starting at the same moment a slot each, and each finds every other alive",
+    () =>
+      withHosts("burst", (start) =>
+        Effect.gen(function*() {
+          for (let round = 0; round < 20; round++) {
+            const all = yield* Effect.all(Array.from({ length: 6 }, () => start), { concurrency: "unbounded" })
+            expect(new Set(all.map((h) => h.hosts.slot)).size).toBe(all.length)
+            for (const a of all) {
+              for (const b of all) expect(yield* a.hosts.probe(b.hosts.id)).toBe("alive")
+            }
+            yield* Effect.forEach(all, (h) => h.stop, { concurrency: "unbounded" })
+          }
+        })),
+    60_000
+  )
 
   it(
     "judges a holder that does not answer by its liveness key, which the server expires",
