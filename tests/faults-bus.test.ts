@@ -2,6 +2,7 @@
 // a node of a three-node cluster killed (the runs stream's leader; the runs projector's consumer's host),
 // Postgres down for a while. Each run must end as if nothing happened: no event lost or duplicated, every
 // model step's effect performed exactly once, and the projections caught up.
+import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -221,6 +222,59 @@ describe("nats-server killed and restarted mid-run", () => {
     expect(await projected(call, runId)).toMatchObject({ status: "succeeded", steps: 5 })
     expect(await projected(call, after)).toMatchObject({ status: "succeeded", steps: 5 })
   }, 60_000)
+})
+
+describe("JetStream away when a model's answer arrives", () => {
+  it(
+    "settles the answer against the budget and journals it once JetStream is back, never asking the model again",
+    async () => {
+      const store = join(tempDir("lantern-faults-nojs"), "js")
+      let bus = await NatsServer.start({ storeDir: store })
+      defer(() => bus.kill())
+      const port = bus.port
+      const model = await FakeOpenAi.start(2)
+      defer(() => model.close())
+      const stack = await stackWith({ natsUrl: bus.url, env: modelEnv(model) })
+      const call = client(stack)
+      expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
+      // a budget applies: each model call is reserved against it before, and settled after, reading its journal
+      const budget = await call("PUT", "/v1/agents/echoer/budget", { maxCostUsdPerDay: 100, hardFail: true })
+      expect(budget.status, budget.text).toBe(200)
+
+      const release = model.block("turn-2")
+      const runId = await startRun(call, "go")
+      await model.waitFor("turn-2", undefined, runId)
+      // the broker comes back without JetStream: connections succeed, every JetStream request has no responder
+      await bus.kill()
+      const bare = spawn(NatsServer.findBinary(), ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" })
+      defer(async () => {
+        if (bare.exitCode === null && bare.signalCode === null) bare.kill("SIGKILL")
+      })
+      release()
+      // the settle and the completion after the answer meet the broker without JetStream, each write for as long
+      // as the bus's own retries last (about 30 s); then the drive either waits on (it says it tries again) or gives
+      // up and queues the run to be driven again, which would ask the model for turn-2 once more
+      await eventually(
+        async () => /trying again|queued to be driven again/.test(stack.output()),
+        90_000,
+        "the write of turn-2's answer to give up on a bus without JetStream once"
+      )
+      expect(model.answered.get(`${runId}:turn-2:1`)).toBe(1)
+      bare.kill("SIGKILL")
+      await new Promise<void>((
+        r
+      ) => (bare.exitCode !== null || bare.signalCode !== null ? r() : bare.once("exit", () => r())))
+      bus = await NatsServer.start({ storeDir: store, port })
+
+      const events = await finished(call, runId)
+      expectExactlyOnce(events, model, runId)
+      // turn-2 was asked for once: its answer waited for the bus, it was not asked for again by a new drive
+      expect(model.answered.get(`${runId}:turn-2:1`)).toBe(1)
+      expect(stack.output()).not.toContain("queued to be driven again")
+      expect(stack.child.exitCode).toBeNull()
+    },
+    240_000
+  )
 })
 
 /** A three-node cluster, lantern serve on all three URLs with R3 streams, the agent created, a connection. */

@@ -1,7 +1,7 @@
 // The interpreter of a run's decisions: one session of driving a run while this host holds its lease. It asks
 // Decisions what to do next and does it (journal a command, start a child, reserve and call, sleep, park),
 // feeding each effect's result back to Decisions for the command to journal. It decides nothing itself.
-import { Clock, Deferred, Duration, Effect, Random, Result } from "effect"
+import { Clock, Deferred, Duration, Effect, Random, Result, Schedule } from "effect"
 import { Leases } from "../../bus/Leases.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
 import type { Stored } from "../../schema/Envelope.ts"
@@ -26,6 +26,9 @@ export type Outcome =
   | { readonly _tag: "Parked"; readonly dueAt: number }
   | { readonly _tag: "Busy"; readonly retryInMs: number }
   | { readonly _tag: "Lost" }
+
+/** How often a drive's write is tried again while the bus is away (each try waits for the bus itself first). */
+const OUTLAST_BUS = Schedule.spaced("1 second")
 
 export const make = Effect.gen(function*() {
   const leases = yield* Leases
@@ -54,10 +57,31 @@ export const make = Effect.gen(function*() {
           journal = null
         }))
       let loaded = initial === undefined ? yield* reload : initial.loaded
+      /**
+       * A write of the drive (a command, a settle) waits for the bus as long as it is away, while this host holds the
+       * lease (the drive stops when another host takes the run over): a drive that gave up would be driven again,
+       * and a step whose effect was performed but not journaled would be performed again (a model asked again).
+       * Each write is idempotent by its key, so an attempt whose answer was lost is not written twice.
+       */
+      const outlastBus = <A, E extends { readonly _tag: string; readonly message: string }, R>(
+        what: string,
+        write: Effect.Effect<A, E, R>
+      ) =>
+        write.pipe(
+          Effect.tapError((e) =>
+            e._tag === "BusUnavailable"
+              ? Effect.logWarning(`run ${runId}: ${what}: ${e.message}; trying again`)
+              : Effect.void
+          ),
+          Effect.retry({ schedule: OUTLAST_BUS, while: (e) => e._tag === "BusUnavailable" })
+        )
       // commands refused because the run changed under us (cancel, another host) end in a reload
       const execOnce = (command: RunCommand) =>
-        provide(
-          actor.executeOn(loaded, command, { idempotencyKey: Decisions.keyOf(runId, command), correlationId: runId })
+        outlastBus(
+          `journaling ${command._tag}`,
+          provide(
+            actor.executeOn(loaded, command, { idempotencyKey: Decisions.keyOf(runId, command), correlationId: runId })
+          )
         ).pipe(
           Effect.map((o) => {
             journal?.push(...o.stored)
@@ -207,7 +231,9 @@ export const make = Effect.gen(function*() {
               const used = Result.isSuccess(outcome)
                 ? { costUsd: outcome.success.costUsd, tokens: outcome.success.tokensIn + outcome.success.tokensOut }
                 : { costUsd: 0, tokens: 0 }
-              if (hold.success.scopes.length > 0) yield* budgets.settle(hold.success, used)
+              if (hold.success.scopes.length > 0) {
+                yield* outlastBus(`settling ${stepId}'s call`, budgets.settle(hold.success, used))
+              }
               return Result.isSuccess(outcome)
                 ? { _tag: "Performed", performed: outcome.success } as const
                 : { _tag: "Failed", failure: outcome.failure } as const
@@ -325,7 +351,7 @@ export const make = Effect.gen(function*() {
             const settle = (costUsd: number, tokens: number) =>
               hold.success === null || hold.success.scopes.length === 0
                 ? Effect.void
-                : budgets.settle(hold.success, { costUsd, tokens })
+                : outlastBus(`settling ${step.stepId}'s call`, budgets.settle(hold.success, { costUsd, tokens }))
             const outcome = yield* perform(tenant, loaded.state, call).pipe(
               Effect.withSpan("Run.step", {
                 attributes: {
