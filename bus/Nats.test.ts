@@ -1,10 +1,14 @@
-// NATS_URL parsing: one server or a comma-separated list of a cluster's nodes, and a connection that finds
-// the node that is up when the first one listed is down.
+// NATS_URL parsing: one server or a comma-separated list of a cluster's nodes, a connection that finds the node
+// that is up when the first one listed is down, and requests that survive a reconnect.
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect } from "effect"
 import { startServer, type TestServer } from "../tests/support/Bus.ts"
+import * as NatsServer from "./NatsServer.ts"
 import { freePort } from "./NatsServer.ts"
-import { Nats, serversOf, unavailable } from "./Nats.ts"
+import { type Connection, Nats, serversOf, unavailable } from "./Nats.ts"
 
 describe("serversOf", () => {
   it("reads one URL or a comma-separated list, ignoring blanks and spaces", () => {
@@ -53,4 +57,76 @@ describe("Nats.layerUrl with a list of servers", () => {
     )
     expect(connected).toEqual({ url, port: server.handle.port })
   })
+})
+
+describe("requests across a reconnect (survivingReconnects)", () => {
+  /** A server on a store of its own, the Nats layer connected to it, and a way to kill and start it again. */
+  const withServer = <A>(
+    f: (c: Connection, restart: { kill: () => Promise<void>; start: () => Promise<void> }) => Promise<A>
+  ) =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const dir = mkdtempSync(join(tmpdir(), "lantern-nats-reconnect-"))
+        let handle = yield* Effect.promise(() => NatsServer.start({ storeDir: join(dir, "js") }))
+        const port = handle.port
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(async () => {
+            await handle.kill()
+            rmSync(dir, { recursive: true, force: true })
+          })
+        )
+        const restart = {
+          kill: () => handle.kill(),
+          start: async () => {
+            handle = await NatsServer.start({ storeDir: join(dir, "js"), port })
+          }
+        }
+        return yield* Effect.gen(function*() {
+          const c = yield* Nats
+          return yield* Effect.promise(() => f(c, restart))
+        }).pipe(Effect.provide(Nats.layerUrl(handle.url, "lantern-reconnect-test")))
+      }).pipe(Effect.scoped)
+    )
+
+  /** Resolves at the connection's next status of `type`. */
+  const next = async (c: Connection, type: string) => {
+    for await (const s of c.nc.status()) if (s.type === type) return
+  }
+
+  it(
+    "sends a request made while the connection is down once it is back, instead of losing it",
+    () =>
+      withServer(async (c, server) => {
+        await c.jsm.streams.add({ name: "RECONNECT", subjects: ["reconnect.>"] })
+        await c.js.publish("reconnect.a", "x")
+        const down = next(c, "disconnect")
+        await server.kill()
+        await down
+        // written while nothing is connected: nats.js drops its buffer at the next dial, so without the guard this
+        // request would never reach the server and would end in its timeout
+        const asked = c.jsm.streams.getMessage("RECONNECT", { last_by_subj: "reconnect.a" })
+        await server.start()
+        const m = await asked
+        expect(m?.seq).toBe(1)
+      }),
+    60_000
+  )
+
+  it(
+    "fails a request in flight when the connection drops, at once rather than at its timeout",
+    () =>
+      withServer(async (c, server) => {
+        // a responder that never answers: the request stays in flight
+        const sub = c.nc.subscribe("reconnect.silent", { callback: () => undefined })
+        await c.nc.flush()
+        const asked = c.nc.request("reconnect.silent", "", { timeout: 30_000 }).then(
+          () => "answered",
+          (e: Error) => e.message
+        )
+        await server.kill()
+        expect(await asked).toBe("connection disconnected")
+        sub.unsubscribe()
+      }),
+    60_000
+  )
 })

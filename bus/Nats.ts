@@ -27,6 +27,57 @@ RequestOne.prototype.cancel = function(this: Cancellable, err?: Error) {
   this.deferred.reject(err ?? CANCELLED)
 }
 
+/**
+ * Makes `nc`'s requests (every JetStream API call and publish goes through `nc.request`) survive a reconnect
+ * instead of waiting out their timeout (ADR 0079):
+ * - nats.js empties its outbound buffer at each dial, so a request written while the connection is down is lost
+ *   without a word and times out (10 s for JetStream calls) although the connection is back in a fraction of
+ *   that. A request made while the connection is down now waits for it (at most its own timeout), then goes out.
+ * - a request in flight when the connection drops can no longer be answered on it (its server is gone or its
+ *   reply was routed there): it fails at once as "connection disconnected", and the caller's retry goes out on the
+ *   next connection.
+ */
+export const survivingReconnects = (nc: NatsConnection): void => {
+  let up = !nc.isClosed()
+  const waiting = new Set<() => void>()
+  const inFlight = new Set<(e: Error) => void>()
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") {
+        up = false
+        const dropped = new natsErrors.RequestError("connection disconnected")
+        for (const fail of [...inFlight]) fail(dropped)
+      } else if (s.type === "reconnect") {
+        up = true
+        for (const resume of [...waiting]) resume()
+      }
+    }
+  })().catch(() => undefined)
+  /** Resolves once the connection is up; rejects as a request timeout would after `timeoutMs`. */
+  const whenUp = (timeoutMs: number) =>
+    new Promise<void>((resolve, reject) => {
+      const resume = () => {
+        clearTimeout(timer)
+        waiting.delete(resume)
+        resolve()
+      }
+      const timer = setTimeout(() => {
+        waiting.delete(resume)
+        reject(new natsErrors.TimeoutError())
+      }, timeoutMs)
+      waiting.add(resume)
+    })
+  const request = nc.request.bind(nc)
+  const guarded: NatsConnection["request"] = async (subject, payload, opts) => {
+    if (!up) await whenUp(opts?.timeout ?? 1_000)
+    return new Promise((resolve, reject) => {
+      inFlight.add(reject)
+      request(subject, payload, opts).then(resolve, reject).finally(() => inFlight.delete(reject))
+    })
+  }
+  ;(nc as { request: NatsConnection["request"] }).request = guarded
+}
+
 export interface Connection {
   readonly url: string
   readonly nc: NatsConnection
@@ -56,6 +107,7 @@ const open = (url: string, name: string) =>
           // most of the client's CPU at load, for a stack that would only ever point into this module
           noAsyncTraces: true
         })
+        survivingReconnects(nc)
         return { nc, js: jetstream(nc, { timeout: 10_000 }), jsm: await jetstreamManager(nc, { timeout: 10_000 }) }
       },
       catch: (e) =>
