@@ -162,17 +162,26 @@ const startRun = async (call: Call, input: string): Promise<string> => {
   return started.json.id as string
 }
 
+/**
+ * One nats-server on a store of its own (`bus`: the one running now, replaced by a restart), the fake provider, lantern
+ * serve on them and the agent created.
+ */
+const singleServerStack = async (prefix: string) => {
+  const store = join(tempDir(prefix), "js")
+  const single = { store, bus: await NatsServer.start({ storeDir: store }) }
+  defer(() => single.bus.kill())
+  const model = await FakeOpenAi.start(2)
+  defer(() => model.close())
+  const stack = await stackWith({ natsUrl: single.bus.url, env: modelEnv(model) })
+  const call = client(stack)
+  expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
+  return Object.assign(single, { port: single.bus.port, model, stack, call })
+}
+
 describe("nats-server killed and restarted mid-run", () => {
   it("finishes the run once the bus is back; lantern reconnects by itself", async () => {
-    const store = join(tempDir("lantern-faults-nats"), "js")
-    let bus = await NatsServer.start({ storeDir: store })
-    defer(() => bus.kill())
-    const port = bus.port
-    const model = await FakeOpenAi.start(2)
-    defer(() => model.close())
-    const stack = await stackWith({ natsUrl: bus.url, env: modelEnv(model) })
-    const call = client(stack)
-    expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
+    const single = await singleServerStack("lantern-faults-nats")
+    const { store, port, model, stack, call } = single
 
     // the provider holds turn-2's answer; kill the broker while the call is in flight
     const release = model.block("turn-2")
@@ -195,8 +204,8 @@ describe("nats-server killed and restarted mid-run", () => {
       10_000,
       "the follower to receive the run's first events"
     )
-    await bus.kill()
-    expect(bus.process.signalCode).toBe("SIGKILL")
+    await single.bus.kill()
+    expect(single.bus.process.signalCode).toBe("SIGKILL")
 
     // the answer arrives while the bus is down: completing the step has to wait for it
     release()
@@ -205,7 +214,7 @@ describe("nats-server killed and restarted mid-run", () => {
       10_000,
       "turn-2's answer to be delivered"
     )
-    bus = await NatsServer.start({ storeDir: store, port })
+    single.bus = await NatsServer.start({ storeDir: store, port })
 
     const events = await finished(call, runId)
     expectExactlyOnce(events, model, runId)
@@ -228,15 +237,8 @@ describe("JetStream away when a model's answer arrives", () => {
   it(
     "settles the answer against the budget and journals it once JetStream is back, never asking the model again",
     async () => {
-      const store = join(tempDir("lantern-faults-nojs"), "js")
-      let bus = await NatsServer.start({ storeDir: store })
-      defer(() => bus.kill())
-      const port = bus.port
-      const model = await FakeOpenAi.start(2)
-      defer(() => model.close())
-      const stack = await stackWith({ natsUrl: bus.url, env: modelEnv(model) })
-      const call = client(stack)
-      expect((await call("POST", "/v1/agents", agent)).status).toBe(201)
+      const single = await singleServerStack("lantern-faults-nojs")
+      const { store, port, model, stack, call } = single
       // a budget applies: each model call is reserved against it before, and settled after, reading its journal
       const budget = await call("PUT", "/v1/agents/echoer/budget", { maxCostUsdPerDay: 100, hardFail: true })
       expect(budget.status, budget.text).toBe(200)
@@ -245,7 +247,7 @@ describe("JetStream away when a model's answer arrives", () => {
       const runId = await startRun(call, "go")
       await model.waitFor("turn-2", undefined, runId)
       // the broker comes back without JetStream: connections succeed, every JetStream request has no responder
-      await bus.kill()
+      await single.bus.kill()
       const bare = spawn(NatsServer.findBinary(), ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" })
       defer(async () => {
         if (bare.exitCode === null && bare.signalCode === null) bare.kill("SIGKILL")
@@ -264,7 +266,7 @@ describe("JetStream away when a model's answer arrives", () => {
       await new Promise<void>((
         r
       ) => (bare.exitCode !== null || bare.signalCode !== null ? r() : bare.once("exit", () => r())))
-      bus = await NatsServer.start({ storeDir: store, port })
+      single.bus = await NatsServer.start({ storeDir: store, port })
 
       const events = await finished(call, runId)
       expectExactlyOnce(events, model, runId)

@@ -87,9 +87,27 @@ export const spawnLantern = (args: ReadonlyArray<string>, env: Record<string, st
   }
 }
 
+/** The port a stack was given was taken by another process before lantern listened on it. */
+class PortTaken extends Error {}
+
+/**
+ * Starts `lantern serve` (or `options.command`) and waits until it is ready. Without `options.port` it gets a free
+ * port; one taken by another process in the moment before lantern listens on it (test files run in parallel) is
+ * replaced by another, up to three tries.
+ */
 export const startStack = async (options: StackOptions): Promise<StackProcess> => {
   const home = options.home ?? mkdtempSync(join(tmpdir(), "lantern-home-"))
-  const port = options.port ?? (await freePort())
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startOn(options, home, options.port ?? (await freePort()))
+    } catch (e) {
+      if (e instanceof PortTaken && options.port === undefined && attempt < 3) continue
+      throw e
+    }
+  }
+}
+
+const startOn = async (options: StackOptions, home: string, port: number): Promise<StackProcess> => {
   const token = options.token ?? "lt_test_owner_token"
   const lantern = spawnLantern([options.command ?? "serve", "--port", String(port)], {
     NATS_URL: options.natsUrl,
@@ -127,7 +145,16 @@ export const startStack = async (options: StackOptions): Promise<StackProcess> =
       throw new Error(`lantern exited with ${child.exitCode ?? child.signalCode} before it was ready`)
   } catch (e) {
     await stack.kill()
-    throw new Error(`${String(e)}\n--- lantern output ---\n${lantern.output()}`)
+    // its last words may still be on their way when it has exited
+    await Promise.all(
+      [child.stdout, child.stderr].map((s) =>
+        s === null || s.closed ? undefined : new Promise((r) => s.once("close", r))
+      )
+    )
+    const message = `${String(e)}\n--- lantern output ---\n${lantern.output()}`
+    throw /cannot listen on .*EADDRINUSE|: port \d+ on \S+ is in use/.test(lantern.output())
+      ? new PortTaken(message)
+      : new Error(message)
   }
   return stack
 }
