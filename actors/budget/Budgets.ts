@@ -179,14 +179,18 @@ export class Budgets extends Context.Service<Budgets, {
        * ask the model again.
        */
       const fresh = (address: ActorAddress) =>
-        freshOnce(address).pipe(
-          Effect.tapError((e) =>
-            e._tag === "BusUnavailable"
-              ? Effect.logWarning(`budget ${address.tenant}/${address.id}: ${e.message}; reading again`)
-              : Effect.void
-          ),
-          Effect.retry({ schedule: busRetry, times: BUS_RETRIES, while: (e) => e._tag === "BusUnavailable" })
-        )
+        Effect.suspend(() => {
+          let failures = 0
+          return freshOnce(address).pipe(
+            // said once per read, not at every try: an outage would otherwise log each scope's read twenty times
+            Effect.tapError((e) =>
+              e._tag === "BusUnavailable" && failures++ === 0
+                ? Effect.logWarning(`budget ${address.tenant}/${address.id}: ${e.message}; reading again`)
+                : Effect.void
+            ),
+            Effect.retry({ schedule: busRetry, times: BUS_RETRIES, while: (e) => e._tag === "BusUnavailable" })
+          )
+        })
 
       /**
        * Decides on the scope's fresh state, serialised on this host; other hosts are met by the append's OCC.
