@@ -13,6 +13,9 @@ import { Runs } from "./Runs.ts"
 /** How long after queueing a due run the watchdog queues it again if nothing happened to its lease. */
 const REQUEUE_AFTER_MS = 30_000
 
+/** Runs of a dead host queued at once. */
+const TAKEOVER_CONCURRENCY = 32
+
 type Queued = ReadonlyMap<string, { readonly revision: number; readonly at: number }>
 
 const recentlyQueued = (queued: Queued, key: string, revision: number, now: number) => {
@@ -77,10 +80,12 @@ export const layer = Layer.effectDiscard(
         if (verdict === "alive") return
         const mine = [...(leases.held.get(holder) ?? [])]
         if (mine.length > 0) yield* Effect.logWarning(`host ${holder} is gone; taking over its ${mine.length} run(s)`)
-        for (const key of mine) {
+        // queued together, not one append after another: a restarted host takes its previous life's runs back
+        // in one round trip's time, and the next probe of the holder (skipped while this one queues) comes sooner
+        yield* Effect.forEach(mine, (key) => {
           const k = leases.known.get(key)
-          if (k !== undefined) yield* queue(key, k.revision, "takeover")
-        }
+          return k === undefined ? Effect.void : queue(key, k.revision, "takeover")
+        }, { concurrency: TAKEOVER_CONCURRENCY, discard: true })
       }).pipe(
         Effect.catch((e) => Effect.logWarning(`cannot probe host ${holder}: ${e.message}`)),
         Effect.ensuring(Effect.sync(() => probing.delete(holder)))
