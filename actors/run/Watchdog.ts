@@ -13,8 +13,8 @@ import { Runs } from "./Runs.ts"
 /** How long after queueing a due run the watchdog queues it again if nothing happened to its lease. */
 const REQUEUE_AFTER_MS = 30_000
 
-/** Runs of a dead host queued at once. */
-const TAKEOVER_CONCURRENCY = 32
+/** Runs queued at once (a dead host's, or parked ones due together). */
+const QUEUE_CONCURRENCY = 32
 
 type Queued = ReadonlyMap<string, { readonly revision: number; readonly at: number }>
 
@@ -70,7 +70,10 @@ export const layer = Layer.effectDiscard(
     const sweep = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       for (const key of queued.keys()) if (!leases.known.has(key)) queued.delete(key)
-      for (const { key, revision } of due(leases.known, queued, now)) yield* queue(key, revision, "wake")
+      yield* Effect.forEach(due(leases.known, queued, now), ({ key, revision }) => queue(key, revision, "wake"), {
+        concurrency: QUEUE_CONCURRENCY,
+        discard: true
+      })
     })
 
     /** Probes one holder; when it is dead, queues every run it holds now. */
@@ -78,14 +81,20 @@ export const layer = Layer.effectDiscard(
       Effect.gen(function*() {
         const verdict = yield* hosts.probe(holder)
         if (verdict === "alive") return
-        const mine = [...(leases.held.get(holder) ?? [])]
+        const now = yield* Clock.currentTimeMillis
+        // its runs not queued yet at the revision the mirror shows (the next probe finds the same runs until a new
+        // holder takes them: said and queued once)
+        const mine = [...(leases.held.get(holder) ?? [])].flatMap((key) => {
+          const k = leases.known.get(key)
+          return k === undefined || recentlyQueued(queued, key, k.revision, now) ? [] : [{ key, revision: k.revision }]
+        })
         if (mine.length > 0) yield* Effect.logWarning(`host ${holder} is gone; taking over its ${mine.length} run(s)`)
         // queued together, not one append after another: a restarted host takes its previous life's runs back
         // in one round trip's time, and the next probe of the holder (skipped while this one queues) comes sooner
-        yield* Effect.forEach(mine, (key) => {
-          const k = leases.known.get(key)
-          return k === undefined ? Effect.void : queue(key, k.revision, "takeover")
-        }, { concurrency: TAKEOVER_CONCURRENCY, discard: true })
+        yield* Effect.forEach(mine, ({ key, revision }) => queue(key, revision, "takeover"), {
+          concurrency: QUEUE_CONCURRENCY,
+          discard: true
+        })
       }).pipe(
         Effect.catch((e) => Effect.logWarning(`cannot probe host ${holder}: ${e.message}`)),
         Effect.ensuring(Effect.sync(() => probing.delete(holder)))
