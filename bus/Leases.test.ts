@@ -5,7 +5,7 @@
 import { Kvm } from "@nats-io/kv"
 import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { due } from "../actors/run/Watchdog.ts"
+import { due, toTakeOver } from "../actors/run/Watchdog.ts"
 import { startServer, type TestServer } from "../tests/support/Bus.ts"
 import { until } from "../tests/support/Poll.ts"
 import { holderOf, Hosts, probeSubject, tokenOf } from "./Hosts.ts"
@@ -266,5 +266,14 @@ describe("Watchdog", () => {
     expect(due(known, new Map([["t.run_timer", { revision: 7, at: 1_000 }]]), 2_000)).toEqual([])
     expect(due(known, new Map([["t.run_timer", { revision: 6, at: 1_000 }]]), 2_000)).toHaveLength(1)
     expect(due(known, new Map([["t.run_timer", { revision: 7, at: 1_000 }]]), 40_000)).toHaveLength(2)
+  })
+
+  it("takes a dead holder's runs over once per revision, and only those the mirror still knows", () => {
+    const keys = ["t.run_held", "t.run_gone"]
+    expect(toTakeOver(keys, known, new Map(), 1_000)).toEqual([{ key: "t.run_held", revision: 5 }])
+    // the next probe, before a new holder took it: nothing to say or queue again
+    expect(toTakeOver(keys, known, new Map([["t.run_held", { revision: 5, at: 1_000 }]]), 1_100)).toEqual([])
+    // a later revision (it moved meanwhile) is queued again
+    expect(toTakeOver(keys, known, new Map([["t.run_held", { revision: 4, at: 1_000 }]]), 1_100)).toHaveLength(1)
   })
 })

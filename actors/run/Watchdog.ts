@@ -38,6 +38,21 @@ export const due = (
   return out
 }
 
+/**
+ * The runs among `keys` (a dead holder's, as the mirror shows them) to queue for a takeover: those the mirror still
+ * knows, not queued recently at the revision it shows (until a new holder takes them, every probe finds the same).
+ */
+export const toTakeOver = (
+  keys: Iterable<string>,
+  known: ReadonlyMap<string, Known>,
+  queued: Queued,
+  now: number
+): ReadonlyArray<{ readonly key: string; readonly revision: number }> =>
+  [...keys].flatMap((key) => {
+    const k = known.get(key)
+    return k === undefined || recentlyQueued(queued, key, k.revision, now) ? [] : [{ key, revision: k.revision }]
+  })
+
 const split = (key: string) => {
   const dot = key.indexOf(".")
   return { tenant: key.slice(0, dot), runId: key.slice(dot + 1) }
@@ -82,12 +97,7 @@ export const layer = Layer.effectDiscard(
         const verdict = yield* hosts.probe(holder)
         if (verdict === "alive") return
         const now = yield* Clock.currentTimeMillis
-        // its runs not queued yet at the revision the mirror shows (the next probe finds the same runs until a new
-        // holder takes them: said and queued once)
-        const mine = [...(leases.held.get(holder) ?? [])].flatMap((key) => {
-          const k = leases.known.get(key)
-          return k === undefined || recentlyQueued(queued, key, k.revision, now) ? [] : [{ key, revision: k.revision }]
-        })
+        const mine = toTakeOver(leases.held.get(holder) ?? [], leases.known, queued, now)
         if (mine.length > 0) yield* Effect.logWarning(`host ${holder} is gone; taking over its ${mine.length} run(s)`)
         // queued together, not one append after another: a restarted host takes its previous life's runs back
         // in one round trip's time, and the next probe of the holder (skipped while this one queues) comes sooner
