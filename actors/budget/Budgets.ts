@@ -6,7 +6,7 @@
 // other. Scopes without a budget are never written.
 import { createHash } from "node:crypto"
 import { Clock, Context, Effect, Layer, Result, Semaphore } from "effect"
-import { BUS_RETRIES, busRetry, Journal, subjectOf } from "../../bus/Journal.ts"
+import { Journal, subjectOf } from "../../bus/Journal.ts"
 import { Leases } from "../../bus/Leases.ts"
 import * as Subjects from "../../bus/Subjects.ts"
 import { streamOf } from "../../bus/Topology.ts"
@@ -138,7 +138,7 @@ export class Budgets extends Context.Service<Budgets, {
        * sequence only when the watch cannot say (not current, a journal listed but not seen since it restarted) or
        * trails this host's own last write; the answer is taught back to the watch.
        */
-      const freshOnce = (address: ActorAddress): Effect.Effect<Actor.Loaded<Decider.State>, Actor.ReadError> =>
+      const fresh = (address: ActorAddress): Effect.Effect<Actor.Loaded<Decider.State>, Actor.ReadError> =>
         Effect.gen(function*() {
           const subject = subjectOf(address)
           const cached = known.get(keyOf(address))
@@ -171,25 +171,6 @@ export class Budgets extends Context.Service<Budgets, {
           }
           known.set(keyOf(address), next)
           return next
-        })
-
-      /**
-       * `freshOnce`, read again while the bus is briefly away (a reconnect, a stream leader's election), for as long
-       * as an append waits for it: a settle comes after a model has answered, and a drive that gave up there would
-       * ask the model again.
-       */
-      const fresh = (address: ActorAddress) =>
-        Effect.suspend(() => {
-          let failures = 0
-          return freshOnce(address).pipe(
-            // said once per read, not at every try: an outage would otherwise log each scope's read twenty times
-            Effect.tapError((e) =>
-              e._tag === "BusUnavailable" && failures++ === 0
-                ? Effect.logWarning(`budget ${address.tenant}/${address.id}: ${e.message}; reading again`)
-                : Effect.void
-            ),
-            Effect.retry({ schedule: busRetry, times: BUS_RETRIES, while: (e) => e._tag === "BusUnavailable" })
-          )
         })
 
       /**

@@ -75,6 +75,16 @@ export const make = Effect.gen(function*() {
           ),
           Effect.retry({ schedule: OUTLAST_BUS, while: (e) => e._tag === "BusUnavailable" })
         )
+      // the budgets as this drive calls them: each call outlasts the bus as the drive's own writes do (a reserve or
+      // an admission that gave up would start the step again; a settle, ask the model again)
+      const budget = {
+        reserve: (request: Parameters<typeof budgets.reserve>[0]) =>
+          outlastBus(`reserving ${request.reservationId}`, budgets.reserve(request)),
+        admitToolCall: (...args: Parameters<typeof budgets.admitToolCall>) =>
+          outlastBus("admitting a tool call", budgets.admitToolCall(...args)),
+        settle: (...args: Parameters<typeof budgets.settle>) =>
+          outlastBus(`settling ${args[0].reservationId}`, budgets.settle(...args))
+      }
       // commands refused because the run changed under us (cancel, another host) end in a reload
       const execOnce = (command: RunCommand) =>
         outlastBus(
@@ -136,7 +146,7 @@ export const make = Effect.gen(function*() {
             if (call === null) return done
             if (more.toolCallsMade !== null) {
               const admitted = yield* Effect.result(
-                budgets.admitToolCall(tenant, ahead.agentName, runId, more.toolCallsMade)
+                budget.admitToolCall(tenant, ahead.agentName, runId, more.toolCallsMade)
               )
               if (Result.isFailure(admitted)) {
                 if (admitted.failure._tag !== "BudgetExceeded") return yield* Effect.fail(admitted.failure)
@@ -211,7 +221,7 @@ export const make = Effect.gen(function*() {
               const modelRequest = { ...request, idempotencyKey: key, tenant }
               const state = loaded.state
               const now = yield* Clock.currentTimeMillis
-              const hold = yield* Effect.result(budgets.reserve({
+              const hold = yield* Effect.result(budget.reserve({
                 tenant,
                 agentName: state.agentName,
                 runId,
@@ -231,9 +241,7 @@ export const make = Effect.gen(function*() {
               const used = Result.isSuccess(outcome)
                 ? { costUsd: outcome.success.costUsd, tokens: outcome.success.tokensIn + outcome.success.tokensOut }
                 : { costUsd: 0, tokens: 0 }
-              if (hold.success.scopes.length > 0) {
-                yield* outlastBus(`settling ${stepId}'s call`, budgets.settle(hold.success, used))
-              }
+              if (hold.success.scopes.length > 0) yield* budget.settle(hold.success, used)
               return Result.isSuccess(outcome)
                 ? { _tag: "Performed", performed: outcome.success } as const
                 : { _tag: "Failed", failure: outcome.failure } as const
@@ -302,7 +310,7 @@ export const make = Effect.gen(function*() {
           case "Start": {
             if (decision.toolCallsMade !== null) {
               const admitted = yield* Effect.result(
-                budgets.admitToolCall(tenant, loaded.state.agentName, runId, decision.toolCallsMade)
+                budget.admitToolCall(tenant, loaded.state.agentName, runId, decision.toolCallsMade)
               )
               if (Result.isFailure(admitted)) {
                 const e = admitted.failure
@@ -331,7 +339,7 @@ export const make = Effect.gen(function*() {
             if (call._tag === "Wait") continue
             const step = call.step
             const hold = call._tag === "CallModel"
-              ? yield* Effect.result(budgets.reserve({
+              ? yield* Effect.result(budget.reserve({
                 tenant,
                 agentName: loaded.state.agentName,
                 runId,
@@ -351,7 +359,7 @@ export const make = Effect.gen(function*() {
             const settle = (costUsd: number, tokens: number) =>
               hold.success === null || hold.success.scopes.length === 0
                 ? Effect.void
-                : outlastBus(`settling ${step.stepId}'s call`, budgets.settle(hold.success, { costUsd, tokens }))
+                : budget.settle(hold.success, { costUsd, tokens })
             const outcome = yield* perform(tenant, loaded.state, call).pipe(
               Effect.withSpan("Run.step", {
                 attributes: {
