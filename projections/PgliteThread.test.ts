@@ -5,7 +5,7 @@ import * as PgliteThread from "./PgliteThread.ts"
 
 describe("PGlite on the main thread", () => {
   it("polls the event loop's I/O between statements, not only after a chain of them", async () => {
-    const db = await PgliteThread.open({ lanternPglite: true, dataDir: null, startParams: [] }, "main")
+    const db = await PgliteThread.open({ lanternPglite: true, dataDir: null, startParams: [], nice: 0 }, "main")
     try {
       await db.query("create table t (n int)", [])
       const statements = 20
