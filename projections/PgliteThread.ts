@@ -11,11 +11,11 @@ import { type Failure, openDatabase, type Options, type Reply, type Request } fr
 export type Placement = "worker" | "main"
 
 /**
- * The placement for this machine: a worker thread when it has at least 4 cores, so Postgres' work runs beside the
- * thread that drives runs; on fewer, the thread would take a core from that thread and the nats-server instead (on
- * 2 cores it cost about 3.7 ms of median sequential run latency and added no throughput, ADR 0078).
+ * The placement for this machine: a worker thread when it has at least 2 cores, so Postgres' work (a projector's
+ * transaction, 5-15 ms of WebAssembly) runs beside the thread that drives runs instead of between its steps; on a
+ * single core the thread would only take turns with that thread and the nats-server (ADR 0078).
  */
-export const defaultPlacement = (): Placement => (availableParallelism() >= 4 ? "worker" : "main")
+export const defaultPlacement = (): Placement => (availableParallelism() >= 2 ? "worker" : "main")
 
 export interface Handle {
   /** Runs one statement: its rows, or an error carrying Postgres' message and SQLSTATE (`code`). */
