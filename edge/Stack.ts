@@ -2,7 +2,7 @@
 // topology and migrations, actors, the run driver, projectors and the HTTP edge. `lantern dev` launches it.
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Console, Deferred, Effect, Layer } from "effect"
+import { Config, Console, Deferred, Effect, Layer, References } from "effect"
 import { HttpRouter } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
 import { Audit } from "../actors/audit/Audit.ts"
@@ -49,6 +49,8 @@ import { Auth } from "./Auth.ts"
 import * as Bootstrap from "./Bootstrap.ts"
 import * as Api from "./Api.ts"
 import * as A2aEndpoint from "./A2aEndpoint.ts"
+import * as AccessLog from "./AccessLog.ts"
+import { BadSetting } from "./cli/Client.ts"
 import { a2aHandlers, PublicUrl } from "./A2aRoutes.ts"
 import { Evals } from "../actors/eval/Evals.ts"
 import { Marketplace } from "../actors/marketplace/Marketplace.ts"
@@ -260,7 +262,9 @@ export const layer = (options: Options) => {
       disableListenLog: true,
       // one spelling per route: `/V1/AGENTS`, `/v1/agents/` and `/v1//agents` are 404, not aliases
       routerConfig: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
-      middleware: System.unroutable
+      // the access log at debug (ADR 0080) in place of effect's, which writes every response at info
+      disableLogger: true,
+      middleware: (app) => AccessLog.accessLog(System.unroutable(app))
     }
   ).pipe(
     Layer.provide(Auth.layer),
@@ -288,10 +292,27 @@ export const layer = (options: Options) => {
 }
 
 /** Runs the stack until interrupted; once every layer is built, the host has started (bus/Started.ts). */
+/** LANTERN_LOG_LEVEL's values and the levels they let through (ADR 0080). */
+const LOG_LEVELS = { debug: "Debug", info: "Info", warning: "Warn", error: "Error" } as const
+
+/** The least severe level a long-running command logs: LANTERN_LOG_LEVEL, `info` by default; a bad one exits 2. */
+export const logLevel = Config.Literals(Object.keys(LOG_LEVELS) as Array<keyof typeof LOG_LEVELS>, "LANTERN_LOG_LEVEL")
+  .pipe(
+    Config.withDefault("info" as const),
+    Effect.map((name) => LOG_LEVELS[name]),
+    Effect.mapError(() =>
+      new BadSetting({
+        setting: "LANTERN_LOG_LEVEL",
+        reason: `expected one of ${Object.keys(LOG_LEVELS).join(", ")}, got '${process.env["LANTERN_LOG_LEVEL"]}'`
+      })
+    )
+  )
+
 export const launch = (options: Options) =>
-  Effect.scoped(Effect.gen(function*() {
-    const started = yield* Started.make
-    yield* Layer.build(layer(options).pipe(Layer.provide(Layer.succeed(Started.Started, started))))
-    yield* Deferred.succeed(started.latch, undefined)
-    return yield* Effect.never
-  }))
+  Effect.flatMap(logLevel, (level) =>
+    Effect.scoped(Effect.gen(function*() {
+      const started = yield* Started.make
+      yield* Layer.build(layer(options).pipe(Layer.provide(Layer.succeed(Started.Started, started))))
+      yield* Deferred.succeed(started.latch, undefined)
+      return yield* Effect.never
+    })).pipe(Effect.provideService(References.MinimumLogLevel, level)))
