@@ -81,6 +81,26 @@ describe("Canonical.stringify", () => {
     expect(() => Canonical.stringify(value)).toThrow(TypeError)
   })
 
+  it("writes any string, as a value or a key, and any finite number exactly as JSON.stringify does", () => {
+    // every UTF-16 code unit: quotes, backslashes, control characters, lone surrogates, the rest of Unicode
+    const strings = fc.oneof(fc.string({ unit: "binary" }), fc.string({ unit: "binary-ascii" }), fc.string())
+    fc.assert(
+      fc.property(strings, (s) => {
+        expect(Canonical.stringify(s)).toBe(JSON.stringify(s))
+        expect(Canonical.stringify({ [s]: s })).toBe(`{${JSON.stringify(s)}:${JSON.stringify(s)}}`)
+      }),
+      { numRuns: 1000 }
+    )
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (n) => {
+        expect(Canonical.stringify(n)).toBe(JSON.stringify(n))
+      }),
+      { numRuns: 1000 }
+    )
+    for (const s of ["\"", "\\", "\u007f", "\ud800", "a\udfffb", "\u2028", "~", " ", ""])
+      expect(Canonical.stringify(s)).toBe(JSON.stringify(s))
+  })
+
   it("round-trips through JSON.parse for any JSON value (modulo -0)", () => {
     fc.assert(
       fc.property(fc.jsonValue(), (x) => {
