@@ -291,7 +291,6 @@ export const layer = (options: Options) => {
   )
 }
 
-/** Runs the stack until interrupted; once every layer is built, the host has started (bus/Started.ts). */
 /** LANTERN_LOG_LEVEL's values and the levels they let through (ADR 0080). */
 const LOG_LEVELS = { debug: "Debug", info: "Info", warning: "Warn", error: "Error" } as const
 
@@ -308,6 +307,7 @@ export const logLevel = Config.Literals(Object.keys(LOG_LEVELS) as Array<keyof t
     )
   )
 
+/** Runs the stack until interrupted; once every layer is built, the host has started (bus/Started.ts). */
 export const launch = (options: Options) =>
   Effect.flatMap(logLevel, (level) =>
     Effect.scoped(Effect.gen(function*() {

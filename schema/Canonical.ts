@@ -1,16 +1,16 @@
 // Canonical JSON (RFC 8785 style: sorted keys, no insignificant whitespace) so that digests of agent specs
 // and, later, receipts over journals do not depend on key order or formatting.
 
-/**
- * Serialises a JSON value canonically. Throws on values JSON cannot represent (NaN, Infinity, functions). Built
- * by concatenation in one pass over each object's sorted keys: a receipt hashes every line of a run's journal
- * with it, about eight times the cost of JSON.stringify when written with filter, map and join.
- */
 /** Printable ASCII without `"` and `\\`: quoted as it is, which JSON.stringify would also do. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
 
 const quote = (s: string) => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s))
 
+/**
+ * Serialises a JSON value canonically. Throws on values JSON cannot represent (NaN, Infinity, functions). Built
+ * by concatenation in one pass over each object's sorted keys: a receipt hashes every line of a run's journal
+ * with it, about eight times the cost of JSON.stringify when written with filter, map and join.
+ */
 export const stringify = (value: unknown): string => {
   if (value === null) return "null"
   switch (typeof value) {
