@@ -72,6 +72,26 @@ describe("Ordered.fromSeq (real nats-server)", () => {
     expect(taken).toEqual([1, 2, 3, 4, 5])
   }, 30_000)
 
+  it("hands a slow reader every message that arrived since its last pull at once, in order (ADR 0081)", async () => {
+    // one message per pull cost a turn of the event loop each on a busy host: a projector fell behind by thousands
+    const chunks = await within(
+      rt.runPromise(
+        Ordered.fromSeq(Topology.TASKS, 1, 1_000, "a slow reader").pipe(
+          Stream.chunks,
+          // slow at first, as a reader busy with a batch is: the backlog arrives meanwhile
+          Stream.tap((chunk) => chunk[0]!.seq === 1 ? Effect.sleep("200 millis") : Effect.void),
+          Stream.map((chunk) => chunk.map((m) => m.seq)),
+          Stream.takeUntil((seqs) => seqs[seqs.length - 1]! >= MESSAGES),
+          Stream.runCollect
+        )
+      ),
+      15_000,
+      "a slow reader of the whole backlog"
+    )
+    expect(chunks.flat()).toEqual(Array.from({ length: MESSAGES }, (_, i) => i + 1))
+    expect(chunks.length).toBeLessThan(MESSAGES / 10)
+  }, 30_000)
+
   /** Reads from the start with `handle` per message, interrupts the reader once `until` holds, and counts. */
   const interruptWhen = (reader: string, handle: Effect.Effect<void>, until: (seen: number) => boolean) => {
     let seen = 0

@@ -62,6 +62,8 @@ const oneByOne = (stored: ReadonlyArray<Envelope.Stored>) =>
  * as a lost connection does (no SQLSTATE: an outage, never a dead letter) or interrupts the apply. 0: none is cut.
  */
 const cut = { at: 0, count: 0, how: "outage" as "outage" | "interrupt" }
+/** Calls of a transaction's port (`query` or `queries`): each is one round trip to the database. */
+const trips = { count: 0 }
 
 const cutting = (layer: Layer.Layer<Sql, DatabaseUnavailable>): Layer.Layer<Sql, DatabaseUnavailable> =>
   Layer.effect(
@@ -72,10 +74,20 @@ const cutting = (layer: Layer.Layer<Sql, DatabaseUnavailable>): Layer.Layer<Sql,
         dialect: tx.dialect,
         query: <T>(text: string, params?: ReadonlyArray<unknown>) =>
           Effect.suspend(() => {
+            trips.count++
             if (++cut.count !== cut.at) return tx.query<T>(text, params)
             return cut.how === "outage"
               ? Effect.fail(new DatabaseUnavailable({ operation: "query", reason: "connection lost (injected)" }))
               : Effect.interrupt
+          }),
+        // one by one, so a cut can fall on any statement of a pipeline
+        queries: (statements) =>
+          Effect.suspend(() => {
+            trips.count++
+            const before = trips.count
+            return Effect.forEach(statements, (s) => wrap(tx).query(s.text, s.params)).pipe(
+              Effect.ensuring(Effect.sync(() => (trips.count = before)))
+            )
           }),
         transaction: (f) => tx.transaction((sp) => f(wrap(sp)))
       })
@@ -102,6 +114,17 @@ for (const driver of Drivers.sql()) {
     beforeEach(async () => {
       cut.at = 0
       await run(reset)
+    })
+
+    it("writes a batch in two round trips whatever its size: the checkpoint lock, then one pipeline (ADR 0081)", async () => {
+      for (const runs of [1, 30]) {
+        await run(reset)
+        const stored = journal(runs).stored.filter((s) => !JSON.stringify(s.event).includes("\\u0000"))
+        trips.count = 0
+        const applied = await run(Projector.apply("projector-runs", RUNS, stored))
+        expect(applied.applied).toBe(stored.length)
+        expect(trips.count).toBe(2)
+      }
     })
 
     it("dead-letters exactly the refused event in the middle of a batch and applies the others as without it", async () => {

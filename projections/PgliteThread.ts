@@ -5,7 +5,7 @@ import { access } from "node:fs/promises"
 import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
-import { type Failure, openDatabase, type Options, type Reply, type Request } from "./PgliteWorker.ts"
+import { type Failure, openDatabase, type Options, type Reply, type Request, type Statement } from "./PgliteWorker.ts"
 
 /** `worker`: a thread of its own; `main`: the thread that opens it, between the other work of that thread. */
 export type Placement = "worker" | "main"
@@ -20,6 +20,11 @@ export const defaultPlacement = (): Placement => (availableParallelism() >= 2 ? 
 export interface Handle {
   /** Runs one statement: its rows, or an error carrying Postgres' message and SQLSTATE (`code`). */
   readonly query: (text: string, params: ReadonlyArray<unknown>) => Promise<ReadonlyArray<unknown>>
+  /**
+   * Runs `statements` in order, stopping at the first that fails: the rows of each, or that statement's error (its
+   * position in `index`). In the worker, one message each way for them all.
+   */
+  readonly queries: (statements: ReadonlyArray<Statement>) => Promise<ReadonlyArray<ReadonlyArray<unknown>>>
   /** Closes the database (its files are consistent afterwards) and ends the thread. */
   readonly close: () => Promise<void>
 }
@@ -37,7 +42,11 @@ const workerUrl = () =>
     : new URL("./pglite-worker.js", import.meta.url)
 
 const errorOf = (failure: Failure) =>
-  Object.assign(new Error(failure.message), failure.code === undefined ? {} : { code: failure.code })
+  Object.assign(
+    new Error(failure.message),
+    failure.code === undefined ? {} : { code: failure.code },
+    failure.index === undefined ? {} : { index: failure.index }
+  )
 
 /** Opens the database where `placement` says; rejects with the reason when it cannot open. */
 export const open = (options: Options, placement: Placement): Promise<Handle> =>
@@ -53,10 +62,22 @@ const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 const openHere = async (options: Options): Promise<Handle> => {
   const db = await openDatabase(options)
+  const query: Handle["query"] = async (text, params) => {
+    await yieldToIo()
+    return (await db.query(text, [...params])).rows
+  }
   return {
-    query: async (text, params) => {
-      await yieldToIo()
-      return (await db.query(text, [...params])).rows
+    query,
+    queries: async (statements) => {
+      const results: Array<ReadonlyArray<unknown>> = []
+      for (const { text, params } of statements) {
+        try {
+          results.push(await query(text, params))
+        } catch (e) {
+          throw Object.assign(e instanceof Error ? e : new Error(String(e)), { index: results.length })
+        }
+      }
+      return results
     },
     close: () => db.close().catch(() => undefined)
   }
@@ -108,7 +129,7 @@ const start = (url: URL, options: Options): Promise<Handle> =>
         }
         opened = true
         worker.unref()
-        resolveOpen({ query, close })
+        resolveOpen({ query, queries, close })
         return
       }
       const waiter = pending.get(reply.id)
@@ -122,6 +143,12 @@ const start = (url: URL, options: Options): Promise<Handle> =>
       const reply = await send({ id: ++next, text, params })
       if ("failure" in reply) throw errorOf(reply.failure)
       return "rows" in reply ? reply.rows : []
+    }
+
+    const queries: Handle["queries"] = async (statements) => {
+      const reply = await send({ id: ++next, statements })
+      if ("failure" in reply) throw errorOf(reply.failure)
+      return "results" in reply ? reply.results : []
     }
 
     const close: Handle["close"] = async () => {

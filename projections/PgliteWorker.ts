@@ -20,20 +20,35 @@ export interface Options {
   readonly nice: number
 }
 
-/** A statement to run, or the request to close the database. */
+/** A statement and its parameters. */
+export interface Statement {
+  readonly text: string
+  readonly params: ReadonlyArray<unknown>
+}
+
+/**
+ * A statement to run; statements to run in order, stopping at the first that fails (one message for a whole
+ * pipeline, so its caller's thread is not waited on between them); or the request to close the database.
+ */
 export type Request =
   | { readonly id: number; readonly text: string; readonly params: ReadonlyArray<unknown> }
+  | { readonly id: number; readonly statements: ReadonlyArray<Statement> }
   | { readonly id: number; readonly close: true }
 
-/** A statement's failure as Postgres reported it: the message and, when it has one, the SQLSTATE. */
+/**
+ * A statement's failure as Postgres reported it: the message and, when it has one, the SQLSTATE; in a pipeline,
+ * the position of the statement that failed.
+ */
 export interface Failure {
   readonly message: string
   readonly code?: string
+  readonly index?: number
 }
 
 /** The answer to request `id` (0: the database opened, or failed to). */
 export type Reply =
   | { readonly id: number; readonly rows: ReadonlyArray<unknown> }
+  | { readonly id: number; readonly results: ReadonlyArray<ReadonlyArray<unknown>> }
   | { readonly id: number; readonly failure: Failure }
   | { readonly id: number; readonly done: true }
 
@@ -79,6 +94,19 @@ const main = async (port: NonNullable<typeof parentPort>, options: Options) => {
         await db.close().catch(() => undefined)
         port.postMessage({ id: request.id, done: true } satisfies Reply)
         port.close()
+        return
+      }
+      if ("statements" in request) {
+        const results: Array<ReadonlyArray<unknown>> = []
+        for (const statement of request.statements) {
+          try {
+            results.push((await db.query(statement.text, [...statement.params])).rows)
+          } catch (e) {
+            port.postMessage({ id: request.id, failure: { ...failureOf(e), index: results.length } } satisfies Reply)
+            return
+          }
+        }
+        port.postMessage({ id: request.id, results } satisfies Reply)
         return
       }
       try {

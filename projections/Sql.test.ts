@@ -53,6 +53,32 @@ describe("Sql", () => {
       }
     })
 
+    it(`runs a pipeline in order and names the statement that failed, with its SQLSTATE (${placement} thread)`, async () => {
+      const exit = await withSql(Sql.layerPglite(null, placement), (sql) =>
+        Effect.gen(function*() {
+          yield* sql.query("create table p (n int primary key)")
+          const rows = yield* sql.queries([
+            { text: "insert into p values ($1)", params: [1] },
+            { text: "select count(*)::int8 as n from p" },
+            { text: "insert into p values ($1)", params: [2] },
+            { text: "select n from p order by n" }
+          ])
+          const failure = yield* Effect.flip(sql.queries([
+            { text: "insert into p values ($1)", params: [3] },
+            { text: "update p set n = $1 where n = 3", params: [1] },
+            { text: "insert into p values ($1)", params: [4] }
+          ]))
+          const after = yield* sql.query<{ n: number }>("select n from p order by n")
+          return { rows, failure, after: after.map((r) => r.n) }
+        }))
+      expect(Exit.isSuccess(exit)).toBe(true)
+      if (!Exit.isSuccess(exit)) return
+      expect(exit.value.rows).toEqual([[], [{ n: 1 }], [], [{ n: 1 }, { n: 2 }]])
+      expect(exit.value.failure.operation).toMatch(/^update p/)
+      expect(sqlState(exit.value.failure)).toBe("23505")
+      expect(exit.value.after).toEqual([1, 2, 3])
+    })
+
     it(`gives Postgres' SQLSTATE, rolls a failed transaction back and returns dates and bytes (${placement} thread)`, async () => {
       const exit = await withSql(Sql.layerPglite(null, placement), (sql) =>
         Effect.gen(function*() {

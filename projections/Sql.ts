@@ -10,6 +10,12 @@ import { NUMERIC_TYPES } from "./PgliteWorker.ts"
 
 export type Dialect = "pg" | "pglite"
 
+/** A statement and its parameters, for `queries`. */
+export interface Statement {
+  readonly text: string
+  readonly params?: ReadonlyArray<unknown>
+}
+
 export interface SqlPort {
   readonly dialect: Dialect
   /**
@@ -20,6 +26,16 @@ export interface SqlPort {
     text: string,
     params?: ReadonlyArray<unknown>
   ) => Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable>
+  /**
+   * Runs `statements` in order, as that many `query` calls would, failing with the error of the first that fails
+   * (nothing after it takes effect: the others are not run, or in a transaction Postgres refuses them): the rows of
+   * each. PGlite's thread is handed them in one message, so this thread is not waited for between them: on a busy
+   * host each such wait is a turn of its event loop, tens of milliseconds. `pg` gets each as the one before
+   * completes, in one promise chain.
+   */
+  readonly queries: (
+    statements: ReadonlyArray<Statement>
+  ) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, DatabaseUnavailable>
   /**
    * Runs `f` in a transaction: committed when `f` succeeds, rolled back when it fails or is interrupted. Use
    * only `tx` inside `f` (on PGlite the outer port waits for the transaction to end). A statement that fails
@@ -43,7 +59,7 @@ export const TENANT_SETTING = "lantern.tenant"
  * The niceness of the embedded PGlite's thread (ADR 0078): below the thread that drives runs and below the
  * nats-server child, so a busy host spends its cores on runs first and the read models catch up in the gaps.
  */
-const PGLITE_NICE = 10
+const PGLITE_NICE = Number(process.env["PGN"] ?? 10)
 
 /** The embedded PGlite's shared buffers (ADR 0072): Postgres's default of 128 MB costs 0.4-0.5 s at every open. */
 const PGLITE_SHARED_BUFFERS = "16MB"
@@ -101,20 +117,70 @@ export const isDataError = (e: DatabaseUnavailable): boolean => {
   return code !== null && DATA_CLASSES.has(code.slice(0, 2))
 }
 
-type Exec = (text: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<unknown>, DatabaseUnavailable>
+/** One connection's statements: one at a time, or several handed over at once (`SqlPort.queries`). */
+interface Exec {
+  readonly one: (
+    text: string,
+    params: ReadonlyArray<unknown>
+  ) => Effect.Effect<ReadonlyArray<unknown>, DatabaseUnavailable>
+  readonly all: (
+    statements: ReadonlyArray<Statement>
+  ) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, DatabaseUnavailable>
+}
+
+/** Where in a pipeline a driver's error arose (`index`, set by PgliteThread and `oneByOne`); 0 when it says not. */
+const indexOf = (e: unknown): number => {
+  const index = (e as { index?: unknown } | null)?.index
+  return typeof index === "number" ? index : 0
+}
 
 const execWith = (
   dialect: Dialect,
   scrub: (s: string) => string,
-  run: (text: string, params: Array<unknown>) => Promise<ReadonlyArray<unknown>>
-): Exec =>
-(text, params) =>
-  Effect.tryPromise({
-    try: () => run(text, [...params]),
-    catch: (e) => new DatabaseUnavailable({ operation: statementOf(text), reason: scrub(reasonOf(e)) })
-  }).pipe(Effect.withSpan("Sql.query", {
-    attributes: { "db.system": dialect, "db.statement": statementOf(text) }
-  }, { captureStackTrace: false }))
+  run: (text: string, params: Array<unknown>) => Promise<ReadonlyArray<unknown>>,
+  runAll: (statements: ReadonlyArray<Statement>) => Promise<ReadonlyArray<ReadonlyArray<unknown>>>
+): Exec => ({
+  one: (text, params) =>
+    Effect.tryPromise({
+      try: () => run(text, [...params]),
+      catch: (e) => new DatabaseUnavailable({ operation: statementOf(text), reason: scrub(reasonOf(e)) })
+    }).pipe(Effect.withSpan("Sql.query", {
+      attributes: { "db.system": dialect, "db.statement": statementOf(text) }
+    }, { captureStackTrace: false })),
+  all: (statements) =>
+    statements.length === 0 ? Effect.succeed([]) : Effect.tryPromise({
+      try: () => runAll(statements),
+      catch: (e) =>
+        new DatabaseUnavailable({
+          operation: statementOf(statements[Math.min(indexOf(e), statements.length - 1)]!.text),
+          reason: scrub(reasonOf(e))
+        })
+    }).pipe(Effect.withSpan("Sql.queries", {
+      attributes: {
+        "db.system": dialect,
+        "db.statement": statementOf(statements[0]!.text),
+        "lantern.statements": statements.length
+      }
+    }, { captureStackTrace: false }))
+})
+
+/**
+ * Statements one after another, each awaited, in one promise chain (no effect runs between them). For `pg`, whose
+ * client refuses a query while one is under way (deprecated, and gone in pg 9): each still costs a round trip.
+ */
+const oneByOne =
+  (run: (text: string, params: Array<unknown>) => Promise<ReadonlyArray<unknown>>) =>
+  async (statements: ReadonlyArray<Statement>) => {
+    const results: Array<ReadonlyArray<unknown>> = []
+    for (const { text, params } of statements) {
+      try {
+        results.push(await run(text, [...(params ?? [])]))
+      } catch (e) {
+        throw Object.assign(e instanceof Error ? e : new Error(String(e)), { index: results.length })
+      }
+    }
+    return results
+  }
 
 interface TxState {
   /** A statement failed since the last healthy point: Postgres now refuses everything but a rollback. */
@@ -122,6 +188,8 @@ interface TxState {
   savepoints: number
   /** The transaction ended with a commit or rollback that the server confirmed. */
   clean: boolean
+  /** Its BEGIN went out (with its first statement). */
+  begun: boolean
 }
 
 const aborted = () =>
@@ -130,14 +198,28 @@ const aborted = () =>
     reason: "a statement failed inside the transaction and was not rolled back to a savepoint; nothing was committed"
   })
 
-/** The port handed to a transaction's body: statements on its connection, nested transactions as savepoints. */
+/**
+ * The port handed to a transaction's body: statements on its connection, nested transactions as savepoints. The
+ * BEGIN goes out with the transaction's first statement (one round trip fewer).
+ */
 const txPort = (dialect: Dialect, exec: Exec, state: TxState): SqlPort => {
+  const failing = <A>(effect: Effect.Effect<A, DatabaseUnavailable>) =>
+    effect.pipe(Effect.tapError(() => Effect.sync(() => (state.failed = true))))
+  const all = (statements: ReadonlyArray<Statement>) => {
+    if (state.begun) return failing(exec.all(statements))
+    state.begun = true
+    return failing(Effect.map(exec.all([{ text: "begin" }, ...statements]), (results) => results.slice(1)))
+  }
   const port: SqlPort = {
     dialect,
     query: <T>(text: string, params: ReadonlyArray<unknown> = []) =>
-      exec(text, params).pipe(
-        Effect.tapError(() => Effect.sync(() => (state.failed = true)))
-      ) as Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable>,
+      (state.begun
+        ? failing(exec.one(text, params))
+        : Effect.map(all([{ text, params }]), (results) => results[0]!)) as Effect.Effect<
+          ReadonlyArray<T>,
+          DatabaseUnavailable
+        >,
+    queries: all,
     transaction: (f) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
@@ -148,8 +230,8 @@ const txPort = (dialect: Dialect, exec: Exec, state: TxState): SqlPort => {
             yield* port.query(`release savepoint ${name}`)
             return exit.value
           }
-          yield* exec(`rollback to savepoint ${name}`, [])
-          yield* exec(`release savepoint ${name}`, [])
+          yield* exec.one(`rollback to savepoint ${name}`, [])
+          yield* exec.one(`release savepoint ${name}`, [])
           state.failed = false
           return yield* (Exit.isSuccess(exit) ? Effect.fail(aborted()) : exit)
         })
@@ -167,19 +249,23 @@ const topLevel = <A, E, R>(
 ): Effect.Effect<A, E | DatabaseUnavailable, R> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
-      yield* exec("begin", [])
       const exit = yield* Effect.exit(restore(f(txPort(dialect, exec, state))))
+      // no statement, so no BEGIN went out: nothing to end
+      if (!state.begun) {
+        state.clean = true
+        return yield* exit
+      }
       if (Exit.isSuccess(exit) && !state.failed) {
-        const committed = yield* Effect.exit(exec("commit", []))
+        const committed = yield* Effect.exit(exec.one("commit", []))
         if (Exit.isFailure(committed)) {
           // A failed COMMIT ends the transaction on the server; the rollback only makes sure of it.
-          yield* exec("rollback", []).pipe(Effect.ignore)
+          yield* exec.one("rollback", []).pipe(Effect.ignore)
           return yield* Effect.failCause(committed.cause)
         }
         state.clean = true
         return exit.value
       }
-      const rolledBack = yield* Effect.exit(exec("rollback", []))
+      const rolledBack = yield* Effect.exit(exec.one("rollback", []))
       state.clean = Exit.isSuccess(rolledBack)
       return yield* (Exit.isSuccess(exit) ? Effect.fail(aborted()) : exit)
     })
@@ -224,7 +310,10 @@ const lockDataDir = (dataDir: string) =>
     (file) => Effect.sync(() => rmSync(file, { force: true }))
   )
 
-const freshState = (): TxState => ({ failed: false, savepoints: 0, clean: false })
+const runOn = (client: pg.PoolClient) => (text: string, params: Array<unknown>) =>
+  client.query(text, params).then((r) => r.rows as ReadonlyArray<unknown>)
+
+const freshState = (): TxState => ({ failed: false, savepoints: 0, clean: false, begun: false })
 
 export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sql") {
   /** A `pg` pool on `url`. Checks the connection at start; errors never contain the password. */
@@ -252,8 +341,10 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
           }),
           (p) => Effect.promise(() => p.end().catch(() => undefined))
         )
-        const exec = execWith("pg", scrub, (text, params) => pool.query(text, params).then((r) => r.rows))
-        yield* exec("select 1", []).pipe(
+        const run = (text: string, params: Array<unknown>) => pool.query(text, params).then((r) => r.rows)
+        // the pool's statements may go out on different connections: each after the one before completed
+        const exec = execWith("pg", scrub, run, oneByOne(run))
+        yield* exec.one("select 1", []).pipe(
           Effect.mapError((e) =>
             new DatabaseUnavailable({ operation: `connect to ${redactUrl(connectionString)}`, reason: e.reason })
           )
@@ -279,7 +370,7 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
               (client) =>
                 topLevel(
                   "pg",
-                  execWith("pg", scrub, (text, params) => client.query(text, params).then((r) => r.rows)),
+                  execWith("pg", scrub, runOn(client), oneByOne(runOn(client))),
                   state,
                   f
                 ),
@@ -294,7 +385,8 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
         return Sql.of({
           dialect: "pg",
           query: <T>(text: string, params: ReadonlyArray<unknown> = []) =>
-            exec(text, params) as Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable>,
+            exec.one(text, params) as Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable>,
+          queries: exec.all,
           transaction
         })
       })
@@ -330,11 +422,17 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
           (d) => Effect.promise(() => d.close())
         )
         const turn = yield* Semaphore.make(1)
-        const exec = execWith("pglite", (s) => s, db.query)
+        const exec = execWith(
+          "pglite",
+          (s) => s,
+          db.query,
+          (statements) => db.queries(statements.map(({ text, params }) => ({ text, params: params ?? [] })))
+        )
         return Sql.of({
           dialect: "pglite",
           query: <T>(text: string, params: ReadonlyArray<unknown> = []) =>
-            turn.withPermits(1)(exec(text, params)) as Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable>,
+            turn.withPermits(1)(exec.one(text, params)) as Effect.Effect<ReadonlyArray<T>, DatabaseUnavailable>,
+          queries: (statements) => turn.withPermits(1)(exec.all(statements)),
           transaction: (f) => turn.withPermits(1)(topLevel("pglite", exec, freshState(), f))
         })
       })

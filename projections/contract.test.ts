@@ -535,5 +535,43 @@ for (const driver of drivers) {
       expect(results.names).toEqual(["a", "d"])
       expect(results.count).toBe(2)
     })
+
+    it("runs a pipeline of statements in order, and stops or aborts at the first that fails", async () => {
+      const row = (name: string) => ({
+        text: `insert into api_tokens values ($1, 't', $1, '{}', $2::timestamptz)`,
+        params: [name, Fixtures.at(0)]
+      })
+      const names = `select name from api_tokens order by name`
+      const results = await run(Effect.gen(function*() {
+        const sql = yield* Sql
+        // each statement sees the ones before it; the rows of each come back in order
+        const outside = yield* sql.queries([row("a"), { text: names }, row("b"), { text: names }])
+        // outside a transaction the statements before a failure stay, the ones after it never run
+        const stopped = yield* Effect.flip(sql.queries([row("c"), row("a"), row("d")]))
+        // in a transaction (whose BEGIN goes out with its first statements) nothing of it commits
+        const aborted = yield* Effect.exit(sql.transaction((tx) => tx.queries([row("e"), row("b"), row("f")])))
+        const committed = yield* sql.transaction((tx) =>
+          Effect.andThen(tx.queries([row("g"), { text: names }]), tx.queries([row("h")]))
+        )
+        // a transaction that runs no statement sends none, and still answers
+        const empty = yield* sql.transaction(() => Effect.succeed("nothing to do"))
+        const after = yield* sql.query<{ name: string }>(names)
+        return { outside, stopped, aborted, committed, empty, after: after.map((r) => r.name) }
+      }))
+      expect(results.outside.map((rows) => rows.map((r) => (r as { name: string }).name))).toEqual([
+        [],
+        ["a"],
+        [],
+        ["a", "b"]
+      ])
+      // the failure names the statement that failed (the duplicate key), not the first of the pipeline
+      expect(results.stopped._tag).toBe("DatabaseUnavailable")
+      expect(results.stopped.operation).toContain("insert into api_tokens")
+      expect(results.stopped.reason).toMatch(/duplicate key/)
+      expect(String(results.aborted)).toContain("DatabaseUnavailable")
+      expect(results.committed).toEqual([[]])
+      expect(results.empty).toBe("nothing to do")
+      expect(results.after).toEqual(["a", "b", "c", "g", "h"])
+    })
   })
 }
