@@ -127,6 +127,28 @@ export const batchOf = (runs: number, stack: Stack, runOnce: RunOnce) =>
     return { ...measured, writesPerRun: ((yield* Hosts.writes) - writesBefore) / runs } satisfies Throughput
   })
 
+/** How long `settled` watches the engine's CPU at a time, and the share of a core below which it counts as idle. */
+const SETTLE_WINDOW_MS = 250
+const SETTLE_IDLE_SHARE = 0.1
+
+/**
+ * Waits until `lantern serve` is idle (under a tenth of a core over 250 ms): its projectors have caught up with
+ * the runs just measured, so that what it still owes them does not slow the raw floor measured next on the same
+ * machine. The seconds it took; it gives up after `deadlineMs`.
+ */
+export const settled = (stack: Stack, deadlineMs = 60_000) =>
+  Effect.promise(async () => {
+    const began = performance.now()
+    for (;;) {
+      const before = Hosts.cpuMs(stack.enginePid)
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_WINDOW_MS))
+      const busy = (Hosts.cpuMs(stack.enginePid) - before) / SETTLE_WINDOW_MS
+      // NaN: serve is gone, and waiting will not bring it back
+      if (!(busy >= SETTLE_IDLE_SHARE) || performance.now() - began > deadlineMs) break
+    }
+    return (performance.now() - began) / 1000
+  })
+
 const TERMINAL_TYPE = /"type":"(RunSucceeded|RunFailed|RunCanceled)"/
 
 /**

@@ -53,6 +53,8 @@ export interface Result extends RunBatch.Measured {
   readonly toolCallsPerRun: number
   /** POST only; ends seen by one core subscription of this process to the journal subjects (no SSE follows). */
   readonly engineOnly: Throughput
+  /** From the last run's end until serve was idle (its projectors caught up), s; the floor is measured after. */
+  readonly settledSeconds: number
 }
 
 const progress = (text: string) => Effect.sync(() => process.stderr.write(`bench: runpath: ${text}\n`))
@@ -131,6 +133,8 @@ const measure = (stack: Serve.Stack, scale: number) =>
       return { id, end: await ends(id) }
     })
 
+    const settledSeconds = yield* RunBatch.settled(stack)
+    yield* progress(`serve idle ${settledSeconds.toFixed(1)} s after the last run ended`)
     yield* progress(`raw floor: runs of ${FLOOR_PUBLISHES} sequential publishes, alone and ${IN_FLIGHT} in flight`)
     const floor = yield* RunBatch.floor(
       FLOOR_PUBLISHES,
@@ -149,6 +153,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
       throughput,
       engineOnly,
       floor,
+      settledSeconds,
       loadAverage: { sequential: loadSequential, throughput: loadThroughput }
     } satisfies Result
   })
@@ -182,6 +187,7 @@ export const render = (r: Result): string => {
     `   load average (1 min) before: sequential ${r.loadAverage.sequential.toFixed(2)}, ${IN_FLIGHT} in flight ${
       r.loadAverage.throughput.toFixed(2)
     }`,
+    `   serve idle ${r.settledSeconds.toFixed(1)} s after the last run ended (its projectors caught up); the floor is measured after`,
     table(
       ["figure", "Lantern run", `raw floor (${FLOOR_PUBLISHES} publishes)`, "Lantern / floor"],
       [
@@ -271,6 +277,7 @@ export const json = (r: Result): string => {
       throughput: RunBatch.batchJson(r.throughput),
       engineOnly: RunBatch.batchJson(r.engineOnly),
       floorRunsPerSecond: round(r.floor.runsPerSecond, 1),
+      settledSeconds: round(r.settledSeconds, 1),
       floorPayloadBytes: r.floor.payloadBytes,
       loadAverage: { sequential: round(r.loadAverage.sequential), throughput: round(r.loadAverage.throughput) }
     })

@@ -67,6 +67,8 @@ const measure = (stack: Serve.Stack, scale: number) =>
     const loadThroughput = loadavg()[0]!
     const throughput = yield* RunBatch.batchOf(batch, stack, runOnce)
 
+    const settledSeconds = yield* RunBatch.settled(stack)
+    yield* progress(`serve idle ${settledSeconds.toFixed(1)} s after the last run ended`)
     yield* progress(`raw floor: runs of ${FLOOR_PUBLISHES} sequential publishes, alone and ${IN_FLIGHT} in flight`)
     const floor = yield* RunBatch.floor(FLOOR_PUBLISHES, scaled(FLOOR_SEQUENTIAL, scale, 20), batch, WARMUP)
     return {
