@@ -187,7 +187,9 @@ export const render = (r: Result): string => {
     `   load average (1 min) before: sequential ${r.loadAverage.sequential.toFixed(2)}, ${IN_FLIGHT} in flight ${
       r.loadAverage.throughput.toFixed(2)
     }`,
-    `   serve idle ${r.settledSeconds.toFixed(1)} s after the last run ended (its projectors caught up); the floor is measured after`,
+    `   serve idle ${
+      r.settledSeconds.toFixed(1)
+    } s after the last run ended (its projectors caught up); the floor is measured after`,
     table(
       ["figure", "Lantern run", `raw floor (${FLOOR_PUBLISHES} publishes)`, "Lantern / floor"],
       [
