@@ -30,6 +30,8 @@ export interface Appended {
   readonly seqs: ReadonlyArray<number>
   /** How many of the events were already in the journal (a re-sent append the duplicate window dropped). */
   readonly duplicates: number
+  /** Each event's journal text as published, in order (what a reader of the stream gets). */
+  readonly texts: ReadonlyArray<string>
 }
 
 /** The end of an instance's journal: the events after some sequence, and where the journal ends. */
@@ -250,7 +252,7 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
             seqs.push(ack.seq)
             expected = ack.seq
           }
-          return { lastSeq: expected, seqs, duplicates }
+          return { lastSeq: expected, seqs, duplicates, texts: messages.map((m) => m.text) }
         }).pipe(
           Effect.withSpan("Journal.append", {
             attributes: { "lantern.actor": subjectOf(address), "lantern.events": envelopes.length }

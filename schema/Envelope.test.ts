@@ -1,6 +1,7 @@
 import * as fc from "fast-check"
 import { Effect, Result, Schema } from "effect"
 import { describe, expect, it } from "vitest"
+import * as Fixtures from "../projections/Fixtures.ts"
 import * as Envelope from "./Envelope.ts"
 import * as Events from "./Events.ts"
 import { CURRENT_VERSION, type Event } from "./Events.ts"
@@ -104,6 +105,29 @@ describe("Envelope.decode", () => {
       expect(again.success).not.toBe(kept.success)
       expect(again.success).toEqual(kept.success)
     }
+  })
+
+  it("answers an event this process appended as it was appended, equal to what decoding its text gives", () => {
+    // every kind of event a realistic journal holds: runs of each step kind, ten-step runs, agents
+    const entries = [...Fixtures.runEntries("tr"), ...Fixtures.tenStepRuns("tr", 3), ...Fixtures.agentEntries("tr")]
+    entries.forEach((entry, i) => {
+      const envelope = Fixtures.envelopeOf(entry, `remember-${i}`)
+      const subject = `lantern.${entry.address.type}.${entry.address.tenant}.${entry.address.id}`
+      const appended: Envelope.Stored = { seq: 50_000 + i, subject, envelope, event: entry.event }
+      const text = Envelope.encodeJson(envelope)
+      Envelope.remember(appended, text)
+      const read = Effect.runSync(Envelope.decode(subject, appended.seq, text))
+      expect(read).toBe(appended)
+      // what a reader in another process (or after a restart) decodes from the same text
+      expect(Effect.runSync(Envelope.decodeThroughSchemas(subject, appended.seq, text))).toEqual(appended)
+      // another text at that position is not answered with the appended event
+      expect(
+        Effect.runSync(
+          Envelope.decode(subject, appended.seq, encode(envelopeOf({ _tag: "RunSucceeded", output: "x" })))
+        )
+      )
+        .not.toBe(appended)
+    })
   })
 
   it("fails loudly with UnknownEventVersion for a version this code does not know", () => {

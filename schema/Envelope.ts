@@ -139,13 +139,29 @@ const decodeWellFormed = (subject: string, seq: number, data: string): Stored | 
   return Exit.isSuccess(event) ? { seq, subject, envelope, event: event.value } : undefined
 }
 
-/** How many decoded events `decode` keeps (a few hundred milliseconds of a busy host's appends). */
-export const DECODED_KEPT = 512
+/**
+ * How many events `decode` keeps: about 1.5 s of a busy host's appends (250 runs/s of 5 events), so the projectors,
+ * about a second behind under load (ADR 0081), still find them; some 10 MB.
+ */
+export const DECODED_KEPT = 2048
 
-// the events decoded lately, by subject and sequence, with their text: one event is decoded by each of its readers
-// in this process (the follower of its journal from the tap, the projector from its consumer), each with the same
-// text; a hit whose text differs (another stream's sequence) is decoded again
+// the events decoded or appended lately, by subject and sequence, with their text: one event is read by each of its
+// readers in this process (the follower of its journal from the tap, the projector from its consumer), each with
+// the same text; a hit whose text differs (another stream's sequence) is decoded again
 const decoded = new Map<string, { readonly data: string; readonly stored: Stored }>()
+
+const keep = (key: string, data: string, stored: Stored) => {
+  decoded.delete(key)
+  decoded.set(key, { data, stored })
+  if (decoded.size > DECODED_KEPT) decoded.delete(decoded.keys().next().value!)
+}
+
+/**
+ * An event this process has just appended, typed as it decided it, with `text`, its journal text: `decode` of that
+ * text at that position then answers it without decoding. (An event's schemas only check and copy: decoding its text
+ * gives the same values, which Envelope.test checks on a run's events.)
+ */
+export const remember = (stored: Stored, text: string): void => keep(`${stored.seq} ${stored.subject}`, text, stored)
 
 /** Decodes raw journal bytes into a typed event; unknown (type, version) pairs and bad payloads fail loudly. */
 export const decode = (
@@ -158,9 +174,7 @@ export const decode = (
   if (kept !== undefined && kept.data === data) return Effect.succeed(kept.stored)
   const stored = decodeWellFormed(subject, seq, data)
   if (stored === undefined) return decodeThroughSchemas(subject, seq, data)
-  if (kept !== undefined) decoded.delete(key)
-  decoded.set(key, { data, stored })
-  if (decoded.size > DECODED_KEPT) decoded.delete(decoded.keys().next().value!)
+  keep(key, data, stored)
   return Effect.succeed(stored)
 }
 

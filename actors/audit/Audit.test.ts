@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest"
 import { Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { Journal } from "../../bus/Journal.ts"
-import type * as Envelope from "../../schema/Envelope.ts"
+import * as Envelope from "../../schema/Envelope.ts"
 import { AUDIT_ACTIONS } from "../../schema/Audit.ts"
 import { BusUnavailable } from "../../schema/Errors.ts"
 import { Ids } from "../kernel/Ids.ts"
@@ -41,7 +41,12 @@ const journalOf = (
           ? Effect.fail(new BusUnavailable({ operation: "append", reason: "down" }))
           : Effect.sync(() => {
             for (const envelope of envelopes) appended.push({ address, envelope, expected })
-            return { lastSeq: appended.length, seqs: [appended.length], duplicates: 0 }
+            return {
+              lastSeq: appended.length,
+              seqs: [appended.length],
+              duplicates: 0,
+              texts: envelopes.map(Envelope.encodeJson)
+            }
           }),
       read: () => Effect.die("unused"),
       readFrom: () => Effect.die("unused"),

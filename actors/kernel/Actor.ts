@@ -4,6 +4,7 @@
 import { Effect, Option, Result, Tracer } from "effect"
 import { Journal, type ReadError, subjectOf } from "../../bus/Journal.ts"
 import * as Snapshots from "../../bus/Snapshots.ts"
+import * as Envelope from "../../schema/Envelope.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
 import { AppendConflict, type BusUnavailable, type EventTooLarge } from "../../schema/Errors.ts"
 import type { Event } from "../../schema/Events.ts"
@@ -217,6 +218,11 @@ export const make = <S, C, E extends Event, Err>(decider: Decider<S, C, E, Err>)
             envelope,
             event: events[i]!
           }))
+          // this process's readers of these events (a run's stream, the projectors) get them without decoding the
+          // text again; a re-sent append's stored text is not known for sure to be this one
+          if (result.success.duplicates === 0) {
+            for (let i = 0; i < stored.length; i++) Envelope.remember(stored[i]!, result.success.texts[i]!)
+          }
           return {
             loaded: result.success.duplicates === 0 ? yield* snapshotIfDue(next) : next,
             appended: events,
