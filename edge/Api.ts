@@ -305,6 +305,25 @@ const runs = [
     },
     failures: [F.OverBudget, F.AgentNotFound, F.AgentVersionNotFound, F.WorkflowNotFound, F.IdentityDown, ...runCommand]
   }),
+  make("createRunStream", {
+    method: "POST",
+    path: "/v1/runs/stream",
+    scope: "runs:write",
+    summary:
+      "Start a run as `POST /v1/runs` does and follow it in the same response (ADR 0082), as Server-Sent Events: a `run` frame with the run as started (what `POST /v1/runs` answers), then the run's events as `GET /v1/runs/{id}/stream` sends them (ids 1…N), ending after the terminal event. Refused before anything starts (400, 402, 404…) as `POST /v1/runs` is. The key also needs `runs:read`. After a lost connection, resume with `GET /v1/runs/{id}/stream` and Last-Event-ID.",
+    headers: [{
+      name: "Idempotency-Key",
+      schema: Api.IdempotencyKey,
+      description:
+        "The same key again follows the run it started (200) from its first event; with a different body, 409"
+    }],
+    body: body(Api.CreateRunRequest),
+    success: {
+      201: Media("text/event-stream", "Started: the run, then its events"),
+      200: Media("text/event-stream", "Already started with this Idempotency-Key: the run, then its events")
+    },
+    failures: [F.OverBudget, F.AgentNotFound, F.AgentVersionNotFound, F.WorkflowNotFound, F.IdentityDown, ...runCommand]
+  }),
   make("listRuns", {
     method: "GET",
     path: "/v1/runs",

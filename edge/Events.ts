@@ -39,6 +39,10 @@ export const tokenFrame = (f: Tokens.Frame): Uint8Array =>
       : Sse.encode({ event: "token", data: JSON.stringify(f) })
   )
 
+/** A `run` frame: the run as `POST /v1/runs` answers it, first in `POST /v1/runs/stream`'s stream. */
+export const runFrame = (run: unknown): Uint8Array =>
+  encoder.encode(Sse.encode({ event: "run", data: JSON.stringify(run) }))
+
 /** A comment frame (keep-alives), which clients skip. */
 export const sseComment = (text: string): Uint8Array => encoder.encode(Sse.comment(text))
 
@@ -54,7 +58,11 @@ export const sseError = (message: string): Uint8Array =>
 export const sseResponse = <E extends { readonly message: string }>(
   first: Uint8Array,
   events: Stream.Stream<Uint8Array, E>,
-  options: { readonly headers?: Record<string, string>; readonly errors?: "frame" | "silent" } = {}
+  options: {
+    readonly headers?: Record<string, string>
+    readonly errors?: "frame" | "silent"
+    readonly status?: number
+  } = {}
 ): HttpServerResponse.HttpServerResponse => {
   const pings = Stream.tick(Duration.seconds(15)).pipe(Stream.drop(1), Stream.map(() => sseComment("ping")))
   const body = Stream.concat(Stream.make(first), events).pipe(
@@ -62,6 +70,7 @@ export const sseResponse = <E extends { readonly message: string }>(
     Stream.catch((e: E) => options.errors === "silent" ? Stream.empty : Stream.make(sseError(e.message)))
   )
   return HttpServerResponse.stream(body, {
+    ...(options.status === undefined ? {} : { status: options.status }),
     contentType: "text/event-stream",
     headers: { ...options.headers, "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" }
   })

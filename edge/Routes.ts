@@ -3,6 +3,7 @@
 import { Effect, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
+import { Audit } from "../actors/audit/Audit.ts"
 import * as Tools from "../actors/model/Tools.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import { Journal } from "../bus/Journal.ts"
@@ -12,9 +13,10 @@ import type { AgentSpec } from "../schema/AgentSpec.ts"
 import type { ActorAddress } from "../schema/Envelope.ts"
 import { isTerminal } from "../schema/Events.ts"
 import * as Graph from "../schema/Graph.ts"
-import { sseComment, sseFrame, sseResponse, toEventResponse, tokenFrame } from "./Events.ts"
+import { runFrame, sseComment, sseFrame, sseResponse, toEventResponse, tokenFrame } from "./Events.ts"
 import { pinMcpTools } from "./McpRoutes.ts"
-import { BadRequest } from "./Http.ts"
+import { BadRequest, Forbidden } from "./Http.ts"
+import { holds } from "./Scopes.ts"
 import * as Slots from "../actors/schedule/Slots.ts"
 import { actorOf, handlers, reply } from "./Serve.ts"
 
@@ -150,6 +152,34 @@ export const runHandlers = handlers({
       return reply(created ? 201 : 200, run, {
         location: `/v1/runs/${run.id}`,
         ...(created ? {} : { "idempotent-replayed": "true" })
+      })
+    }),
+  createRunStream: ({ tenant, principal, headers, body }) =>
+    Effect.gen(function*() {
+      // its answer is the run's events, which only runs:read shows: a key that may only start runs is refused
+      // before anything starts, as a route's own scope refuses (and audited the same way)
+      if (!holds(principal, "runs:read")) {
+        const target = "POST /v1/runs/stream"
+        yield* (yield* Audit).record({
+          tenant,
+          action: "scope.denied",
+          actor: actorOf(principal),
+          target,
+          outcome: "denied",
+          detail: { missingScope: "runs:read" }
+        })
+        return yield* new Forbidden({
+          missingScope: "runs:read",
+          reason: `this key lacks the scope 'runs:read' that ${target} needs (it answers with the run's events)`
+        })
+      }
+      const { run, created } = yield* (yield* Runs).start(tenant, body, headers["idempotency-key"] ?? null)
+      const address = { type: "run" as const, tenant, id: run.id }
+      // followed from its first event, as a stream from the start is: this host has just appended to it (or, for a
+      // retried key, the run exists), so nothing is asked of the bus before the follow reads the journal
+      return sseResponse(runFrame(run), framesFrom(yield* Journal, address, 0, 0), {
+        status: created ? 201 : 200,
+        headers: { location: `/v1/runs/${run.id}`, ...(created ? {} : { "idempotent-replayed": "true" }) }
       })
     }),
   listRuns: ({ tenant, query: q }) =>

@@ -146,6 +146,55 @@ describe("runs", () => {
     expect(await after.text()).not.toMatch(/^event:/m)
   })
 
+  it("starts a run and follows it in one response: the run, then its events to the terminal one (ADR 0082)", async () => {
+    const start = (body: unknown, headers: Record<string, string> = {}, token = stack.token) =>
+      fetch(`${stack.url}/v1/runs/stream`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(30_000)
+      })
+    const response = await start({ agentName: "calc", input: "calculator: (1+2)*3" }, { "idempotency-key": "stream-7" })
+    expect(response.status).toBe(201)
+    expect(response.headers.get("content-type")).toContain("text/event-stream")
+    const text = await response.text() // resolves only because the stream ends after RunSucceeded
+    const first = /^event: run\ndata: (.*)$/m.exec(text)
+    expect(first).not.toBeNull()
+    const run = JSON.parse(first![1]!)
+    expect(run).toMatchObject({ agentName: "calc", status: "running" })
+    expect(response.headers.get("location")).toBe(`/v1/runs/${run.id}`)
+    // then the journal, as the run's own stream sends it: ids 1…N, RunStarted first, the terminal event last
+    const types = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])
+    expect(types[0]).toBe("run")
+    expect(types[1]).toBe("RunStarted")
+    expect(types[types.length - 1]).toBe("RunSucceeded")
+    const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
+    expect(ids).toEqual(types.slice(1).map((_, i) => i + 1))
+    const listed = await call("GET", `/v1/runs/${run.id}/events`)
+    expect(listed.json.items.map((e: { type: string }) => e.type)).toEqual(types.slice(1))
+
+    // the same key again follows the same run from its first event: 200, nothing started
+    const again = await start({ agentName: "calc", input: "calculator: (1+2)*3" }, { "idempotency-key": "stream-7" })
+    expect(again.status).toBe(200)
+    expect(again.headers.get("idempotent-replayed")).toBe("true")
+    const replayed = await again.text()
+    expect(JSON.parse(/^event: run\ndata: (.*)$/m.exec(replayed)![1]!).id).toBe(run.id)
+    expect([...replayed.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])).toEqual(types)
+
+    // refused before anything starts, as POST /v1/runs is: a field it does not know, an agent it does not have
+    const bad = await start({ agentName: "calc", input: "x", stream: true })
+    expect(bad.status).toBe(400)
+    expect(await bad.text()).toContain("stream")
+    expect((await start({ agentName: "no-such-agent", input: "x" })).status).toBe(404)
+    // a key that may start runs but not read them is refused (its answer would be the run's events)
+    const writer = (await call("POST", "/v1/api-keys", { name: "stream-writer", scopes: ["runs:write"] })).json.key
+    const before = (await call("GET", "/v1/runs?limit=100")).json.items.length
+    const refused = await start({ agentName: "calc", input: "x" }, {}, writer)
+    expect(refused.status).toBe(403)
+    expect(await refused.text()).toContain("runs:read")
+    expect((await call("GET", "/v1/runs?limit=100")).json.items.length).toBe(before)
+  })
+
   it("honours Idempotency-Key: same body returns the same run, a different body is refused", async () => {
     const headers = { "idempotency-key": "order-42" }
     const first = await call("POST", "/v1/runs", { agentName: "calc", input: "hello" }, headers)
