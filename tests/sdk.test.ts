@@ -10,7 +10,15 @@ import { pathToFileURL } from "node:url"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { document } from "../edge/OpenApi.ts"
 import { render, TARGET } from "../scripts/sdk-types.ts"
-import { Lantern, LanternError, ROUTES, type Run, type RunActivity, type RunEvent } from "../sdk/src/index.ts"
+import {
+  Lantern,
+  LanternError,
+  ROUTES,
+  type Run,
+  type RunActivity,
+  type RunEvent,
+  type RunFollowed
+} from "../sdk/src/index.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
 import { eventually, ROOT, startStack, type StackProcess, stopStack } from "./support/Stack.ts"
 
@@ -35,10 +43,17 @@ let nats: TestServer
 let stack: StackProcess
 let lantern: Lantern
 
-const collect = async (events: AsyncIterable<RunEvent>) => {
-  const out: Array<RunEvent> = []
+const collect = async <A = RunEvent>(events: AsyncIterable<A>) => {
+  const out: Array<A> = []
   for await (const e of events) out.push(e)
   return out
+}
+
+/** The run a `runs.follow` answered first. */
+const runOf = (first: RunFollowed | undefined) => {
+  if (first?.type !== "run" || !("run" in first))
+    throw new Error(`the first item is not the run: ${JSON.stringify(first)}`)
+  return first.run
 }
 
 const finished = (id: string) =>
@@ -100,6 +115,38 @@ describe("the SDK against a real stack", () => {
       20_000,
       "the run in the list"
     )
+  })
+
+  it("starts and follows a run in one request, and resumes the rest after a dropped connection (ADR 0082)", async () => {
+    const followed = await collect(lantern.runs.follow({ agentName: "calc", input: "what is 5*5?" }))
+    expect(followed[0]).toMatchObject({ type: "run", run: { agentName: "calc", status: "running" } })
+    const id = runOf(followed[0]).id
+    const events = followed.slice(1) as Array<RunEvent>
+    expect(events.map((e) => e.position)).toEqual(events.map((_, i) => i + 1))
+    expect(TERMINAL).toContain(events[events.length - 1]!.type)
+    expect(events.map((e) => e.eventId)).toEqual((await lantern.runs.events(id)).items.map((e) => e.eventId))
+
+    // the start's answer cut after its second event: the rest comes from the run's own stream, after position 2
+    const urls: Array<string> = []
+    const cutting: typeof fetch = async (input, init) => {
+      urls.push(`${init?.method ?? "GET"} ${new URL(String(input)).pathname}`)
+      const res = await fetch(input, init)
+      if (init?.method !== "POST") return res
+      const text = await res.text()
+      const cut = text.indexOf("\n\n", text.indexOf("id: 2\n")) + 2
+      return new Response(text.slice(0, cut), { status: res.status, headers: res.headers })
+    }
+    const sdk = new Lantern({ baseUrl: stack.url, apiKey: stack.token, fetch: cutting })
+    const resumed = await collect(sdk.runs.follow({ agentName: "calc", input: "what is 9*9?" }, { retryDelayMs: 10 }))
+    const resumedId = runOf(resumed[0]).id
+    expect(urls).toEqual(["POST /v1/runs/stream", `GET /v1/runs/${resumedId}/stream`])
+    expect(resumed.slice(1).map((e) => (e as RunEvent).eventId)).toEqual(
+      (await lantern.runs.events(resumedId)).items.map((e) => e.eventId)
+    )
+    // a refusal comes before anything starts, as a LanternError
+    expect(await caught(collect(lantern.runs.follow({ agentName: "no-such-agent", input: "x" })))).toMatchObject({
+      status: 404
+    })
   })
 
   it("resumes from a lastEventId after the caller dropped the stream", async () => {

@@ -107,6 +107,14 @@ export const operations = {
     answer: "json",
     authenticated: true
   },
+  createRunStream: {
+    method: "POST",
+    path: "/v1/runs/stream",
+    params: [],
+    success: [200, 201],
+    answer: "text",
+    authenticated: true
+  },
   forecastRun: {
     method: "POST",
     path: "/v1/runs/forecast",
@@ -2659,6 +2667,23 @@ export interface Operations {
       }) | null
       readonly evalRunId?: string | null
     }
+  }
+  /** Start a run as `POST /v1/runs` does and follow it in the same response (ADR 0082), as Server-Sent Events: a `run` frame with the run as started (what `POST /v1/runs` answers), then the run's events as `GET /v1/runs/{id}/stream` sends them (ids 1…N), ending after the terminal event. Refused before anything starts (400, 402, 404…) as `POST /v1/runs` is. The key also needs `runs:read`. After a lost connection, resume with `GET /v1/runs/{id}/stream` and Last-Event-ID. */
+  readonly createRunStream: {
+    readonly params: {}
+    readonly query: {}
+    readonly headers: {
+      /** The same key again follows the run it started (200) from its first event; with a different body, 409 */
+      readonly "Idempotency-Key"?: string
+    }
+    readonly body: {
+      readonly agentName?: string
+      readonly workflow?: string
+      readonly input: unknown
+      readonly agentVersion?: number
+    }
+    readonly bodyRequired: true
+    readonly response: string
   }
   /** Forecast a run's tokens and cost (p10/p50/p90) from the agent version's completed runs */
   readonly forecastRun: {

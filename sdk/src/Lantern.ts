@@ -6,8 +6,10 @@ import type { OperationId, Operations } from "./Api.generated.ts"
 import { call, type Input, type Output, type Settings, settingsOf } from "./Http.ts"
 import {
   activity,
+  follow,
   type RunActivity,
   type RunEvent,
+  type RunFollowed,
   type RunToken,
   type SessionEvent,
   sessionEvents,
@@ -70,6 +72,22 @@ export class Lantern {
         body: body as Body<"createRun">,
         headers: idempotencyKey === undefined ? {} : { "Idempotency-Key": idempotencyKey }
       }),
+    /**
+     * Starts a run and follows it in one request (ADR 0082): first `{type: "run", run}`, the run as `create` answers
+     * it, then its events to the terminal one; a dropped connection is resumed after the last event received. The
+     * key needs `runs:read` too.
+     */
+    follow: (
+      { idempotencyKey, ...body }: CreateRunInput,
+      options: StreamOptions = {}
+    ): AsyncGenerator<RunFollowed, void, undefined> =>
+      follow(
+        this.#settings,
+        body,
+        idempotencyKey,
+        options,
+        async (id) => (await this.runs.get(id)).status !== "running"
+      ),
     list: (query: Query<"listRuns"> = {}) => this.request("listRuns", { query }),
     get: (id: string) => this.request("getRun", { params: { id } }),
     /** The run's journal so far, as JSON. */

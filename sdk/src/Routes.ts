@@ -16,6 +16,7 @@ export const ROUTES: { readonly [K in OperationId]: string } = {
   setTenantBudget: "budgets.setTenant",
   getTenantBudget: "budgets.getTenant",
   createRun: "runs.create",
+  createRunStream: "runs.follow",
   listRuns: "runs.list",
   forecastRun: "runs.forecast",
   getRun: "runs.get",

@@ -65,23 +65,50 @@ const readEvent: Read<RunEvent> = (m) => {
   return { value: event, last: TERMINAL.has(event.type) }
 }
 
-/** One connection: its events until the last one or until it ends or breaks, then how it ended. */
+/** A request that answers with a stream other than a GET: its method, JSON body and headers. */
+interface Sending {
+  readonly method: string
+  readonly body: string
+  readonly headers: Readonly<Record<string, unknown>>
+}
+
+/**
+ * One connection: its events until the last one or until it ends or breaks, then how it ended. A GET resumes after
+ * `cursor.last`; `sending` makes another request (`runs.follow`'s start), whose error answers are all thrown.
+ */
 async function* connection<A>(
   settings: Settings,
   url: string,
   cursor: Cursor,
   signal: AbortSignal | undefined,
-  read: Read<A>
+  read: Read<A>,
+  sending?: Sending
 ): AsyncGenerator<A, End, undefined> {
   const controller = new AbortController()
   const abort = () => controller.abort(signal?.reason)
   signal?.addEventListener("abort", abort, { once: true })
   let received = 0
   try {
-    const res = await settings.fetch(url, {
-      headers: headersOf(settings, "text/event-stream", cursor.last > 0 ? { "last-event-id": cursor.last } : {}, false),
-      signal: controller.signal
-    })
+    const res = await settings.fetch(
+      url,
+      sending === undefined
+        ? {
+          headers: headersOf(
+            settings,
+            "text/event-stream",
+            cursor.last > 0 ? { "last-event-id": cursor.last } : {},
+            false
+          ),
+          signal: controller.signal
+        }
+        : {
+          method: sending.method,
+          headers: headersOf(settings, "text/event-stream", sending.headers, true),
+          body: sending.body,
+          signal: controller.signal
+        }
+    )
+    if (sending !== undefined && res.status >= 400) throw fromAnswer(res.status, res.statusText, await res.text())
     if (res.status >= 400 && !TRANSIENT.has(res.status)) throw fromAnswer(res.status, res.statusText, await res.text())
     const type = res.headers.get("content-type") ?? ""
     if (res.status >= 400 || !type.startsWith("text/event-stream") || res.body === null) {
@@ -146,6 +173,60 @@ export async function* stream(
     }
     await sleep(cursor.delay, signal)
   }
+}
+
+/** The run as `runs.create` answers it. */
+export type StartedRun = Operations["createRun"]["response"]
+
+/** What `runs.follow` gives: the run as started, then its events (`RunEvent`) to the terminal one. */
+export type RunFollowed = { readonly type: "run"; readonly run: StartedRun } | RunEvent
+
+const readFollowed: Read<RunFollowed> = (m) => {
+  if (m.event === "run") return { value: { type: "run", run: JSON.parse(m.data) as StartedRun }, last: false }
+  return readEvent(m)
+}
+
+/**
+ * Starts a run and follows it in one request (`POST /v1/runs/stream`, ADR 0082): the run as started, then its events
+ * to the terminal one. A refusal (400, 402, 404…) is thrown as a LanternError before anything starts. A connection
+ * that breaks after the run is known is resumed with `stream` after the last event received; one that breaks before
+ * is thrown (start again with the same idempotency key to follow the same run).
+ */
+export async function* follow(
+  settings: Settings,
+  body: unknown,
+  idempotencyKey: string | undefined,
+  options: StreamOptions,
+  finished: (id: string) => Promise<boolean>
+): AsyncGenerator<RunFollowed, void, undefined> {
+  const cursor: Cursor = { last: 0, failures: 0, delay: options.retryDelayMs ?? 1000 }
+  let run: StartedRun | null = null
+  const sending: Sending = {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: idempotencyKey === undefined ? {} : { "idempotency-key": idempotencyKey }
+  }
+  const url = urlOf(settings, operations.createRunStream.path)
+  const connected = connection(settings, url, cursor, options.signal, readFollowed, sending)
+  for (;;) {
+    const next = await connected.next()
+    if (next.done === true) {
+      if (next.value._tag === "terminal") return
+      if (run === null) {
+        throw next.value._tag === "broken"
+          ? unreachable(settings.baseUrl, next.value.cause)
+          : new LanternError(0, "unreachable", "the run's stream closed before the run was started")
+      }
+      break
+    }
+    if (next.value.type === "run") {
+      run = (next.value as { readonly run: StartedRun }).run
+      // the run frame has no id: it is no event of the journal
+      cursor.last = 0
+    }
+    yield next.value
+  }
+  yield* stream(settings, run.id, { ...options, lastEventId: cursor.last }, () => finished(run!.id))
 }
 
 /**

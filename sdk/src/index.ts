@@ -14,7 +14,7 @@ export {
   type Verdict
 } from "./Lantern.ts"
 export { ROUTES } from "./Routes.ts"
-export type { RunActivity, RunEvent, RunToken, StreamOptions, TaskActivity } from "./Stream.ts"
+export type { RunActivity, RunEvent, RunFollowed, RunToken, StreamOptions, TaskActivity } from "./Stream.ts"
 export {
   type ApprovalAnswer,
   type ChildResult,
