@@ -3,7 +3,6 @@
 import { Effect, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
-import { Audit } from "../actors/audit/Audit.ts"
 import * as Tools from "../actors/model/Tools.ts"
 import { Runs } from "../actors/run/Runs.ts"
 import { Journal } from "../bus/Journal.ts"
@@ -15,10 +14,9 @@ import { isTerminal } from "../schema/Events.ts"
 import * as Graph from "../schema/Graph.ts"
 import { runFrame, sseComment, sseFrame, sseResponse, toEventResponse, tokenFrame } from "./Events.ts"
 import { pinMcpTools } from "./McpRoutes.ts"
-import { BadRequest, Forbidden } from "./Http.ts"
-import { holds } from "./Scopes.ts"
+import { BadRequest } from "./Http.ts"
 import * as Slots from "../actors/schedule/Slots.ts"
-import { actorOf, handlers, reply } from "./Serve.ts"
+import { actorOf, demand, handlers, reply } from "./Serve.ts"
 
 /** Tools a spec names must be built-in tools, or be answered by a child run of another agent (`agent`). */
 const checkTools = (spec: AgentSpec) => {
@@ -157,22 +155,8 @@ export const runHandlers = handlers({
   createRunStream: ({ tenant, principal, headers, body }) =>
     Effect.gen(function*() {
       // its answer is the run's events, which only runs:read shows: a key that may only start runs is refused
-      // before anything starts, as a route's own scope refuses (and audited the same way)
-      if (!holds(principal, "runs:read")) {
-        const target = "POST /v1/runs/stream"
-        yield* (yield* Audit).record({
-          tenant,
-          action: "scope.denied",
-          actor: actorOf(principal),
-          target,
-          outcome: "denied",
-          detail: { missingScope: "runs:read" }
-        })
-        return yield* new Forbidden({
-          missingScope: "runs:read",
-          reason: `this key lacks the scope 'runs:read' that ${target} needs (it answers with the run's events)`
-        })
-      }
+      // before anything starts, as a route's own scope refuses
+      yield* demand(principal, "runs:read", "POST /v1/runs/stream", " (it answers with the run's events)")
       const { run, created } = yield* (yield* Runs).start(tenant, body, headers["idempotency-key"] ?? null)
       const address = { type: "run" as const, tenant, id: run.id }
       // followed from its first event, as a stream from the start is: this host has just appended to it (or, for a

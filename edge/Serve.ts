@@ -55,27 +55,33 @@ export const actorOf = (principal: Principal) =>
 
 const CORS = { "access-control-allow-origin": "*" }
 
+/**
+ * Fails with Forbidden, audited as `scope.denied`, unless `principal` holds `scope`, which `target` (the route)
+ * needs; `why` says what for when the route's own scope is not the reason.
+ */
+export const demand = (principal: Principal, scope: Scopes.Scope, target: string, why = "") =>
+  Scopes.holds(principal, scope) ? Effect.void : Effect.gen(function*() {
+    yield* (yield* Audit).record({
+      tenant: principal.tenant,
+      action: "scope.denied",
+      actor: actorOf(principal),
+      target,
+      outcome: "denied",
+      detail: { missingScope: scope }
+    })
+    return yield* new Forbidden({
+      missingScope: scope,
+      reason: `this key lacks the scope '${scope}' that ${target} needs${why}`
+    })
+  })
+
 /** The caller, after its key is checked to hold the endpoint's scope (a refusal is audited as `scope.denied`). */
 const authorize = (endpoint: Endpoint) =>
   Effect.gen(function*() {
     const principal = yield* (yield* Auth).principal
     // the request's span and every span under it name the tenant
     yield* Effect.annotateCurrentSpan({ tenant_id: principal.tenant })
-    const scope = endpoint.scope!
-    if (!Scopes.holds(principal, scope)) {
-      yield* (yield* Audit).record({
-        tenant: principal.tenant,
-        action: "scope.denied",
-        actor: actorOf(principal),
-        target: `${endpoint.method} ${endpoint.path}`,
-        outcome: "denied",
-        detail: { missingScope: scope }
-      })
-      return yield* new Forbidden({
-        missingScope: scope,
-        reason: `this key lacks the scope '${scope}' that ${endpoint.method} ${endpoint.path} needs`
-      })
-    }
+    yield* demand(principal, endpoint.scope!, `${endpoint.method} ${endpoint.path}`)
     return { tenant: principal.tenant, principal }
   })
 

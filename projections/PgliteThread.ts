@@ -48,6 +48,24 @@ const errorOf = (failure: Failure) =>
     failure.index === undefined ? {} : { index: failure.index }
   )
 
+/**
+ * Statements through `run` one after another, each awaited, in one promise chain: the rows of each, or the error of
+ * the first that fails with its position in `index` (the later ones are not run).
+ */
+export const inOrder =
+  (run: (text: string, params: ReadonlyArray<unknown>) => Promise<ReadonlyArray<unknown>>) =>
+  async (statements: ReadonlyArray<{ readonly text: string; readonly params?: ReadonlyArray<unknown> }>) => {
+    const results: Array<ReadonlyArray<unknown>> = []
+    for (const { text, params } of statements) {
+      try {
+        results.push(await run(text, params ?? []))
+      } catch (e) {
+        throw Object.assign(e instanceof Error ? e : new Error(String(e)), { index: results.length })
+      }
+    }
+    return results
+  }
+
 /** Opens the database where `placement` says; rejects with the reason when it cannot open. */
 export const open = (options: Options, placement: Placement): Promise<Handle> =>
   placement === "worker" ? openInWorker(options) : openHere(options)
@@ -68,17 +86,7 @@ const openHere = async (options: Options): Promise<Handle> => {
   }
   return {
     query,
-    queries: async (statements) => {
-      const results: Array<ReadonlyArray<unknown>> = []
-      for (const { text, params } of statements) {
-        try {
-          results.push(await query(text, params))
-        } catch (e) {
-          throw Object.assign(e instanceof Error ? e : new Error(String(e)), { index: results.length })
-        }
-      }
-      return results
-    },
+    queries: inOrder(query),
     close: () => db.close().catch(() => undefined)
   }
 }

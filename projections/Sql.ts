@@ -59,7 +59,7 @@ export const TENANT_SETTING = "lantern.tenant"
  * The niceness of the embedded PGlite's thread (ADR 0078): below the thread that drives runs and below the
  * nats-server child, so a busy host spends its cores on runs first and the read models catch up in the gaps.
  */
-const PGLITE_NICE = Number(process.env["PGN"] ?? 10)
+const PGLITE_NICE = 10
 
 /** The embedded PGlite's shared buffers (ADR 0072): Postgres's default of 128 MB costs 0.4-0.5 s at every open. */
 const PGLITE_SHARED_BUFFERS = "16MB"
@@ -128,7 +128,7 @@ interface Exec {
   ) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, DatabaseUnavailable>
 }
 
-/** Where in a pipeline a driver's error arose (`index`, set by PgliteThread and `oneByOne`); 0 when it says not. */
+/** Where in a pipeline a driver's error arose (`index`, set by PgliteThread); 0 when it says not. */
 const indexOf = (e: unknown): number => {
   const index = (e as { index?: unknown } | null)?.index
   return typeof index === "number" ? index : 0
@@ -137,7 +137,7 @@ const indexOf = (e: unknown): number => {
 const execWith = (
   dialect: Dialect,
   scrub: (s: string) => string,
-  run: (text: string, params: Array<unknown>) => Promise<ReadonlyArray<unknown>>,
+  run: (text: string, params: ReadonlyArray<unknown>) => Promise<ReadonlyArray<unknown>>,
   runAll: (statements: ReadonlyArray<Statement>) => Promise<ReadonlyArray<ReadonlyArray<unknown>>>
 ): Exec => ({
   one: (text, params) =>
@@ -163,24 +163,6 @@ const execWith = (
       }
     }, { captureStackTrace: false }))
 })
-
-/**
- * Statements one after another, each awaited, in one promise chain (no effect runs between them). For `pg`, whose
- * client refuses a query while one is under way (deprecated, and gone in pg 9): each still costs a round trip.
- */
-const oneByOne =
-  (run: (text: string, params: Array<unknown>) => Promise<ReadonlyArray<unknown>>) =>
-  async (statements: ReadonlyArray<Statement>) => {
-    const results: Array<ReadonlyArray<unknown>> = []
-    for (const { text, params } of statements) {
-      try {
-        results.push(await run(text, [...(params ?? [])]))
-      } catch (e) {
-        throw Object.assign(e instanceof Error ? e : new Error(String(e)), { index: results.length })
-      }
-    }
-    return results
-  }
 
 interface TxState {
   /** A statement failed since the last healthy point: Postgres now refuses everything but a rollback. */
@@ -310,8 +292,8 @@ const lockDataDir = (dataDir: string) =>
     (file) => Effect.sync(() => rmSync(file, { force: true }))
   )
 
-const runOn = (client: pg.PoolClient) => (text: string, params: Array<unknown>) =>
-  client.query(text, params).then((r) => r.rows as ReadonlyArray<unknown>)
+const runOn = (client: pg.PoolClient) => (text: string, params: ReadonlyArray<unknown>) =>
+  client.query(text, [...params]).then((r) => r.rows as ReadonlyArray<unknown>)
 
 const freshState = (): TxState => ({ failed: false, savepoints: 0, clean: false, begun: false })
 
@@ -341,9 +323,11 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
           }),
           (p) => Effect.promise(() => p.end().catch(() => undefined))
         )
-        const run = (text: string, params: Array<unknown>) => pool.query(text, params).then((r) => r.rows)
-        // the pool's statements may go out on different connections: each after the one before completed
-        const exec = execWith("pg", scrub, run, oneByOne(run))
+        const run = (text: string, params: ReadonlyArray<unknown>) =>
+          pool.query(text, [...params]).then((r) => r.rows as ReadonlyArray<unknown>)
+        // the pool's statements may go out on different connections: each after the one before completed (`pg`
+        // refuses a second query on a client while one is under way: deprecated, and gone in pg 9)
+        const exec = execWith("pg", scrub, run, PgliteThread.inOrder(run))
         yield* exec.one("select 1", []).pipe(
           Effect.mapError((e) =>
             new DatabaseUnavailable({ operation: `connect to ${redactUrl(connectionString)}`, reason: e.reason })
@@ -370,7 +354,7 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
               (client) =>
                 topLevel(
                   "pg",
-                  execWith("pg", scrub, runOn(client), oneByOne(runOn(client))),
+                  execWith("pg", scrub, runOn(client), PgliteThread.inOrder(runOn(client))),
                   state,
                   f
                 ),

@@ -65,16 +65,15 @@ const readEvent: Read<RunEvent> = (m) => {
   return { value: event, last: TERMINAL.has(event.type) }
 }
 
-/** A request that answers with a stream other than a GET: its method, JSON body and headers. */
+/** A POST that answers with a stream: its JSON body and headers. */
 interface Sending {
-  readonly method: string
   readonly body: string
   readonly headers: Readonly<Record<string, unknown>>
 }
 
 /**
  * One connection: its events until the last one or until it ends or breaks, then how it ended. A GET resumes after
- * `cursor.last`; `sending` makes another request (`runs.follow`'s start), whose error answers are all thrown.
+ * `cursor.last`; `sending` makes it a POST (`runs.follow`'s start), whose error answers are all thrown.
  */
 async function* connection<A>(
   settings: Settings,
@@ -89,25 +88,17 @@ async function* connection<A>(
   signal?.addEventListener("abort", abort, { once: true })
   let received = 0
   try {
-    const res = await settings.fetch(
-      url,
-      sending === undefined
-        ? {
-          headers: headersOf(
-            settings,
-            "text/event-stream",
-            cursor.last > 0 ? { "last-event-id": cursor.last } : {},
-            false
-          ),
-          signal: controller.signal
-        }
-        : {
-          method: sending.method,
-          headers: headersOf(settings, "text/event-stream", sending.headers, true),
-          body: sending.body,
-          signal: controller.signal
-        }
-    )
+    const request = sending === undefined
+      ? {
+        headers: headersOf(
+          settings,
+          "text/event-stream",
+          cursor.last > 0 ? { "last-event-id": cursor.last } : {},
+          false
+        )
+      }
+      : { method: "POST", body: sending.body, headers: headersOf(settings, "text/event-stream", sending.headers, true) }
+    const res = await settings.fetch(url, { ...request, signal: controller.signal })
     if (sending !== undefined && res.status >= 400) throw fromAnswer(res.status, res.statusText, await res.text())
     if (res.status >= 400 && !TRANSIENT.has(res.status)) throw fromAnswer(res.status, res.statusText, await res.text())
     const type = res.headers.get("content-type") ?? ""
@@ -202,7 +193,6 @@ export async function* follow(
   const cursor: Cursor = { last: 0, failures: 0, delay: options.retryDelayMs ?? 1000 }
   let run: StartedRun | null = null
   const sending: Sending = {
-    method: "POST",
     body: JSON.stringify(body),
     headers: idempotencyKey === undefined ? {} : { "idempotency-key": idempotencyKey }
   }
@@ -219,14 +209,15 @@ export async function* follow(
       }
       break
     }
-    if (next.value.type === "run") {
-      run = (next.value as { readonly run: StartedRun }).run
-      // the run frame has no id: it is no event of the journal
+    if ("run" in next.value) {
+      run = next.value.run
+      // the connection counts a frame without an id as the next position, but the run frame is no journal event
       cursor.last = 0
     }
     yield next.value
   }
-  yield* stream(settings, run.id, { ...options, lastEventId: cursor.last }, () => finished(run!.id))
+  const { id } = run
+  yield* stream(settings, id, { ...options, lastEventId: cursor.last }, () => finished(id))
 }
 
 /**
