@@ -188,11 +188,24 @@ describe("runs", () => {
     expect((await start({ agentName: "no-such-agent", input: "x" })).status).toBe(404)
     // a key that may start runs but not read them is refused (its answer would be the run's events)
     const writer = (await call("POST", "/v1/api-keys", { name: "stream-writer", scopes: ["runs:write"] })).json.key
-    const before = (await call("GET", "/v1/runs?limit=100")).json.items.length
+    // the list is a projection (eventually consistent): each count is taken once it shows a run started last, so
+    // every run journaled before that one is in it
+    const listedWith = (id: string) =>
+      eventually(
+        async () => {
+          const items: ReadonlyArray<{ id: string }> = (await call("GET", "/v1/runs?limit=200")).json.items
+          return items.some((r) => r.id === id) ? items.length : null
+        },
+        30_000,
+        `run ${id} in the list`
+      )
+    const before = await listedWith(run.id)
     const refused = await start({ agentName: "calc", input: "x" }, {}, writer)
     expect(refused.status).toBe(403)
     expect(await refused.text()).toContain("runs:read")
-    expect((await call("GET", "/v1/runs?limit=100")).json.items.length).toBe(before)
+    // a run started after the refusal: once it is listed, a run the refusal had started would be too
+    const marker = (await call("POST", "/v1/runs", { agentName: "calc", input: "hello" })).json.id
+    expect(await listedWith(marker)).toBe(before + 1)
   })
 
   it("honours Idempotency-Key: same body returns the same run, a different body is refused", async () => {
