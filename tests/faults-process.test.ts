@@ -202,6 +202,7 @@ afterAll(async () => {
 /** Whether each point journals turn-2's StepStarted before the host dies, so the next host starts it again. */
 const RESTARTS_STEP: Record<Exclude<Point, "before-run-queued">, boolean> = {
   "before-step-start": false,
+  "during-step-start": false,
   "after-step-start": true,
   "after-effect": true,
   "after-step-complete": false
@@ -251,14 +252,79 @@ describe("the host driving a run SIGKILLed at a step boundary (failpoints on tur
         "turn-2.tool-0#1",
         "turn-3#1"
       ])
-      // the provider: every effect once; only a host dying between the answer and its journaling asks twice
+      // the provider: every effect once. A host dying between the answer and its journaling asked twice; one dying
+      // while turn-2's StepStarted was appended, or once it was, may have asked already, since the call is made while
+      // it is appended (ADR 0083); the next host asks again under the same key
       const { requests, effects } = providerView(model, runId)
       expect(effects).toEqual(onceEach(runId))
-      expect(requests).toEqual({ ...onceEach(runId), [`${runId}:turn-2:1`]: point === "after-effect" ? 2 : 1 })
+      const asked = point === "after-effect"
+        ? [2]
+        : point === "during-step-start" || point === "after-step-start"
+        ? [1, 2]
+        : [1]
+      expect(requests).toEqual({ ...onceEach(runId), [`${runId}:turn-2:1`]: expect.toBeOneOf(asked) })
       await expectSucceeded(call, runId)
     },
     60_000
   )
+})
+
+describe("a step's call made while its StepStarted is appended (ADR 0083)", () => {
+  it("reaches the provider before the StepStarted is journaled; the run ends with each step once", async () => {
+    // turn-2's append is held 5 s after its call was made: a call made only once its StepStarted was journaled
+    // would reach the provider after the hold, with the StepStarted already in the journal
+    const host = await serve({
+      natsUrl: nats.handle.url,
+      home,
+      env: { ...modelEnv(model), LANTERN_FAILPOINTS: "during-step-start:turn-2=stall" }
+    }, "stalled (during-step-start:turn-2)")
+    const call = api(host)
+    const runId = await startRun(call, "echoer", "a call made while its start is appended")
+    const key = `${runId}:turn-2:1`
+    await eventually(
+      async () => model.received.some((r) => r.key === key),
+      20_000,
+      `turn-2 of ${runId} to reach the provider`
+    )
+    const journaled = await journalOf(call, runId)
+    expect(journaled.filter((e) => e.type === "StepStarted").map((e) => e.payload.stepId)).toEqual(["turn-1"])
+    expect(host.output()).toContain("failpoint during-step-start:turn-2 hit: stalling")
+
+    const events = await finished(call, runId, 30_000)
+    expectWholeJournal(events)
+    expect(startsOf(events)).toEqual(["turn-1#1", "turn-1.tool-0#1", "turn-2#1", "turn-2.tool-0#1", "turn-3#1"])
+    const { requests, effects } = providerView(model, runId)
+    expect(effects).toEqual(onceEach(runId))
+    expect(requests).toEqual(onceEach(runId))
+    await expectSucceeded(call, runId)
+  }, 60_000)
+})
+
+describe("a run cancelled while its step's call is made and its StepStarted appended (ADR 0083)", () => {
+  it("journals nothing of the step: the run ends cancelled, the drive stops", async () => {
+    const host = await serve({
+      natsUrl: nats.handle.url,
+      home,
+      env: { ...modelEnv(model), LANTERN_FAILPOINTS: "during-step-start:turn-2=stall" }
+    }, "stalled (during-step-start:turn-2), cancelled")
+    const call = api(host)
+    const runId = await startRun(call, "echoer", "cancelled while its call is made")
+    await eventually(
+      async () => model.received.some((r) => r.key === `${runId}:turn-2:1`),
+      20_000,
+      `turn-2 of ${runId} to reach the provider`
+    )
+    const cancelled = await call("POST", `/v1/runs/${runId}/cancel`, { reason: "while its call is made" })
+    expect(cancelled.status, cancelled.text).toBe(200)
+    // the held append is refused once the hold ends (the run has ended): the drive reads the journal again and stops
+    await eventually(async () => leases.released(runId), 30_000, `the drive of ${runId} to stop`)
+    const events = await journalOf(call, runId)
+    expect(events.map((e) => e.type).filter(isTerminal)).toEqual(["RunCanceled"])
+    expect(events[events.length - 1]!.type).toBe("RunCanceled")
+    expect(startsOf(events)).toEqual(["turn-1#1", "turn-1.tool-0#1"])
+    expect(providerView(model, runId).requests).toEqual({ [`${runId}:turn-1:1`]: 1, [`${runId}:turn-2:1`]: 1 })
+    expect((await call("GET", `/v1/runs/${runId}`)).json.status).toBe("canceled")
+  }, 60_000)
 })
 
 describe("the host starting a run SIGKILLed after journaling it, before queueing it", () => {

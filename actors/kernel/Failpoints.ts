@@ -7,6 +7,8 @@ import { Effect } from "effect"
 export const POINTS = [
   "before-run-queued",
   "before-step-start",
+  // a step's call made (it overlaps its StepStarted, ADR 0083), the StepStarted not yet appended
+  "during-step-start",
   "after-step-start",
   "after-effect",
   "after-step-complete"

@@ -264,6 +264,24 @@ export const local = (
   return call?._tag === "CallTool" ? call : null
 }
 
+/**
+ * The call `start` leads to, and the state its StepStarted will make, which the call is decided on (the run decider
+ * is pure): what a drive makes while that StepStarted is being appended, instead of after (ADR 0083). Null when the command journals
+ * nothing new, or its step makes no call (a wait, an approval, a timer).
+ */
+export const callOnStart = (
+  state: State,
+  start: Extract<RunCommand, { _tag: "StartStep" }>,
+  now: number,
+  leaseTtlMs: number
+): { readonly call: Exclude<Call, { _tag: "Wait" }>; readonly state: State } | null => {
+  const decided = decideRun(start, state)
+  if (decided._tag !== "Success" || decided.success.length !== 1) return null
+  const started = evolve(state, decided.success[0]!)
+  const call = afterStart(started, start.stepId, now, leaseTtlMs)
+  return call === null || call._tag === "Wait" ? null : { call, state: started }
+}
+
 /** A local step's completion, carrying its request (it was never started separately). */
 export type LocalCompletion = CompleteStep & { readonly request: StepRequest }
 

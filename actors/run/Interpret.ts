@@ -1,11 +1,11 @@
 // The interpreter of a run's decisions: one session of driving a run while this host holds its lease. It asks
 // Decisions what to do next and does it (journal a command, start a child, reserve and call, sleep, park),
 // feeding each effect's result back to Decisions for the command to journal. It decides nothing itself.
-import { Clock, Deferred, Duration, Effect, Random, Result, Schedule } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, Random, Result, Schedule } from "effect"
 import { Leases } from "../../bus/Leases.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
 import type { Stored } from "../../schema/Envelope.ts"
-import { Budgets } from "../budget/Budgets.ts"
+import { Budgets, type Hold } from "../budget/Budgets.ts"
 import * as Actor from "../kernel/Actor.ts"
 import * as Failpoints from "../kernel/Failpoints.ts"
 import type { State } from "./Decider.ts"
@@ -184,6 +184,64 @@ export const make = Effect.gen(function*() {
         const { _tag, ...step } = answer
         return execOnce({ ...next.command, steps: [step] }).pipe(Effect.catchTag("EventTooLarge", () => exec(answer)))
       }
+      /** Replaces a reservation with what its call cost (nothing to do without one, or with no budget in it). */
+      const settleHold = (hold: Hold | null, costUsd: number, tokens: number) =>
+        hold === null || hold.scopes.length === 0 ? Effect.void : budget.settle(hold, { costUsd, tokens })
+      /**
+       * A step's call: reserved against the budgets (a model call), then made unless the run is cancelled first.
+       * Refused: a budget would be exceeded, and nothing was called.
+       */
+      const makeCall = (call: Exclude<Decisions.Call, { _tag: "Wait" }>, state: State) =>
+        Effect.gen(function*() {
+          const step = call.step
+          const hold = call._tag === "CallModel"
+            ? yield* Effect.result(budget.reserve({
+              tenant,
+              agentName: state.agentName,
+              runId,
+              reservationId: call.key,
+              quote: quote(tenant, state, call),
+              run: call.usage,
+              expiresAt: call.reserveUntil
+            }))
+            : Result.succeed(null)
+          if (Result.isFailure(hold)) {
+            const e = hold.failure
+            if (e._tag !== "BudgetExceeded") return yield* Effect.fail(e)
+            return { _tag: "Refused", refusal: e.refusal } as const
+          }
+          const outcome = yield* perform(tenant, state, call).pipe(
+            Effect.withSpan("Run.step", {
+              attributes: {
+                step_id: step.stepId,
+                "lantern.step.kind": step.request._tag,
+                "lantern.step.attempt": step.attempt
+              }
+            }, { captureStackTrace: false }),
+            Effect.annotateSpans({ step_id: step.stepId }),
+            Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
+            Effect.result
+          )
+          if (Result.isSuccess(outcome) && outcome.success === "canceled") {
+            return { _tag: "Canceled", hold: hold.success } as const
+          }
+          return {
+            _tag: "Made",
+            hold: hold.success,
+            outcome: outcome as Result.Result<Decisions.Performed, Decisions.Failure>
+          } as const
+        })
+      /** What a call made for nothing cost, settled: what it used when it was made, else nothing. */
+      const settleMade = (made: Effect.Success<ReturnType<typeof makeCall>>) =>
+        made._tag === "Refused"
+          ? Effect.void
+          : made._tag === "Canceled" || Result.isFailure(made.outcome)
+          ? settleHold(made.hold, 0, 0)
+          : settleHold(
+            made.hold,
+            made.outcome.success.costUsd,
+            made.outcome.success.tokensIn + made.outcome.success.tokensOut
+          )
       /** Sleeps until `until` unless a cancel comes first; true when cancelled. */
       const sleepUntil = (until: number) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -332,51 +390,41 @@ export const make = Effect.gen(function*() {
               loaded = yield* journalLocal(yield* performAhead(loaded.state, [first], now))
               continue
             }
+            // a call's StepStarted is appended while the call is made (ADR 0083): the call is decided on the state
+            // that StepStarted makes (the decider is pure), so a step waits for the longer of the two, not for both
+            // in turn. It is still reserved against the budgets before it is made; a host that dies before the
+            // StepStarted is durable leaves the step to be started again, and asked again with the same key, as a
+            // host dying during the call always did.
+            const ahead = decision.command._tag === "StartStep"
+              ? Decisions.callOnStart(loaded.state, decision.command, now, leases.graceMs)
+              : null
+            const calling = ahead === null ? null : yield* Effect.forkChild(makeCall(ahead.call, ahead.state))
+            yield* Failpoints.hit("during-step-start", stepId)
             loaded = yield* exec(decision.command)
             const call = Decisions.afterStart(loaded.state, stepId, now, leases.graceMs)
+            if (calling !== null && (call === null || call._tag === "Wait" || call.key !== ahead!.call.key)) {
+              // the journal did not start the step the call was made for (a cancel, another writer came first): what
+              // the call cost is settled, and the next decision is made on the journal as it now is
+              yield* settleMade(yield* Fiber.join(calling))
+              continue
+            }
             if (call === null) continue
             yield* Failpoints.hit("after-step-start", stepId)
             if (call._tag === "Wait") continue
             const step = call.step
-            const hold = call._tag === "CallModel"
-              ? yield* Effect.result(budget.reserve({
-                tenant,
-                agentName: loaded.state.agentName,
-                runId,
-                reservationId: call.key,
-                quote: quote(tenant, loaded.state, call),
-                run: call.usage,
-                expiresAt: call.reserveUntil
-              }))
-              : Result.succeed(null)
-            if (Result.isFailure(hold)) {
-              const e = hold.failure
-              if (e._tag !== "BudgetExceeded") return yield* Effect.fail(e)
-              loaded = yield* exec(Decisions.refuseCall(step, e.refusal))
+            const made = calling === null ? yield* makeCall(call, loaded.state) : yield* Fiber.join(calling)
+            if (made._tag === "Refused") {
+              loaded = yield* exec(Decisions.refuseCall(step, made.refusal))
               continue
             }
-            /** Replaces the reservation with what the call cost: settled before the step completes, never after. */
-            const settle = (costUsd: number, tokens: number) =>
-              hold.success === null || hold.success.scopes.length === 0
-                ? Effect.void
-                : budget.settle(hold.success, { costUsd, tokens })
-            const outcome = yield* perform(tenant, loaded.state, call).pipe(
-              Effect.withSpan("Run.step", {
-                attributes: {
-                  step_id: step.stepId,
-                  "lantern.step.kind": step.request._tag,
-                  "lantern.step.attempt": step.attempt
-                }
-              }, { captureStackTrace: false }),
-              Effect.annotateSpans({ step_id: step.stepId }),
-              Effect.raceFirst(Effect.andThen(Deferred.await(cancelled), Effect.succeed("canceled" as const))),
-              Effect.result
-            )
-            if (Result.isSuccess(outcome) && outcome.success === "canceled") {
-              yield* settle(0, 0)
+            if (made._tag === "Canceled") {
+              yield* settleMade(made)
               loaded = yield* reload
               continue
             }
+            const outcome = made.outcome
+            /** Replaces the reservation with what the call cost: settled before the step completes, never after. */
+            const settle = (costUsd: number, tokens: number) => settleHold(made.hold, costUsd, tokens)
             const finished = yield* Clock.currentTimeMillis
             if (Result.isSuccess(outcome)) {
               yield* Failpoints.hit("after-effect", stepId)
