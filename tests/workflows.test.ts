@@ -157,6 +157,39 @@ describe("model calls", () => {
   )
 })
 
+describe("a model call made while its StepStarted is appended (ADR 0083)", () => {
+  it("reaches the provider before the StepStarted is journaled, and is asked once", async () => {
+    const model = await FakeOpenAi.start(0)
+    try {
+      // llm-1's append is held 5 s after its call was made: a call made only once its StepStarted was journaled
+      // would reach the provider after the hold, with the StepStarted already in the journal
+      const stalled = await host(join(dir, "llm-overlap"), V1, {
+        ...modelEnv(model),
+        LANTERN_FAILPOINTS: "during-step-start:llm-1=stall"
+      })
+      const call = api(stalled)
+      const id = await start(call, "writer", {})
+      await eventually(
+        async () => model.received.some((r) => r.key === `${id}:llm-1:1`),
+        30_000,
+        `llm-1 of ${id} to reach the provider`
+      )
+      expect((await events(call, id)).filter((e) => e.type === "StepStarted")).toEqual([])
+      expect(stalled.output()).toContain("failpoint during-step-start:llm-1 hit: stalling")
+      const run = await finished(call, id)
+      expect(run.status, JSON.stringify(run)).toBe("succeeded")
+      expect(run.output).toMatchObject({ answered: true, after: "done" })
+      expect(model.received.filter((r) => r.key.startsWith(`${id}:`)).map((r) => r.key)).toEqual([`${id}:llm-1:1`])
+      const journal = await events(call, id)
+      expect(journal.filter((e) => e.type === "StepStarted").map((e) => e.payload.stepId)).toEqual(["llm-1"])
+      expect(journal.filter((e) => e.type === "StepCompleted").map((e) => e.payload.stepId)).toEqual(["llm-1", "after"])
+      await stalled.kill()
+    } finally {
+      await model.close()
+    }
+  }, 120_000)
+})
+
 describe("signals and approvals", () => {
   it("a run waits for a signal and then a human, parked, and a wait with nobody signalling times out", async () => {
     const stack = await host(join(dir, "signals"), V1)

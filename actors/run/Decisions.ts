@@ -265,9 +265,20 @@ export const local = (
 }
 
 /**
- * The call `start` leads to, and the state its StepStarted will make, which the call is decided on (the run decider
- * is pure): what a drive makes while that StepStarted is being appended, instead of after (ADR 0083). Null when the command journals
- * nothing new, or its step makes no call (a wait, an approval, a timer).
+ * The state `start`'s StepStarted will make, folded without waiting for the append (the run decider is pure): what
+ * a step's call is decided on while that StepStarted is being appended (ADR 0083). Null when the command journals
+ * no start.
+ */
+export const startedBy = (state: State, start: Extract<RunCommand, { _tag: "StartStep" }>): State | null => {
+  const decided = decideRun(start, state)
+  if (decided._tag !== "Success" || decided.success.length !== 1) return null
+  return evolve(state, decided.success[0]!)
+}
+
+/**
+ * The call `start` leads to, and the state its StepStarted will make, which the call is decided on: made while that
+ * StepStarted is appended, instead of after (ADR 0083). Null when the command journals no start, or its step makes
+ * no call (a wait, an approval, a timer).
  */
 export const callOnStart = (
   state: State,
@@ -275,11 +286,9 @@ export const callOnStart = (
   now: number,
   leaseTtlMs: number
 ): { readonly call: Exclude<Call, { _tag: "Wait" }>; readonly state: State } | null => {
-  const decided = decideRun(start, state)
-  if (decided._tag !== "Success" || decided.success.length !== 1) return null
-  const started = evolve(state, decided.success[0]!)
-  const call = afterStart(started, start.stepId, now, leaseTtlMs)
-  return call === null || call._tag === "Wait" ? null : { call, state: started }
+  const started = startedBy(state, start)
+  const call = started === null ? null : afterStart(started, start.stepId, now, leaseTtlMs)
+  return call === null || call._tag === "Wait" ? null : { call, state: started! }
 }
 
 /** A local step's completion, carrying its request (it was never started separately). */

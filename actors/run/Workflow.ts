@@ -8,7 +8,8 @@ import { Clock, Deferred, Effect } from "effect"
 import type { RunCommand } from "../../schema/Commands.ts"
 import type { ModelAnswer } from "../../schema/StepOutcome.ts"
 import type { Request as ModelRequest } from "../model/ModelProvider.ts"
-import type { Failure, Performed } from "./Decisions.ts"
+import * as Failpoints from "../kernel/Failpoints.ts"
+import { type Failure, type Performed, startedBy } from "./Decisions.ts"
 import * as Plan from "./Plan.ts"
 import type { State, Step } from "./Decider.ts"
 import {
@@ -108,8 +109,8 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
 
     // one journal write at a time, in the order the code asked
     let queue: Promise<unknown> = Promise.resolve()
-    const journal = (command: RunCommand) => {
-      const next = queue.then(() => run(d.exec(command)))
+    const journal = (command: RunCommand, first: Effect.Effect<void> = Effect.void) => {
+      const next = queue.then(() => run(Effect.andThen(first, d.exec(command))))
       queue = next.catch(() => undefined)
       return next
     }
@@ -358,20 +359,36 @@ export const drive = (definition: Definition, d: Driving): Effect.Effect<Ended, 
             const wait = current.retryAt - now()
             if (wait > 0) await new Promise((r) => setTimeout(r, wait))
           }
-          await journal({ _tag: "StartStep", stepId: id, request: { _tag: "model", model, turn: models } })
-          const attempt = d.state().steps.find((s) => s.stepId === id)?.attempt ?? 1
+          const start = { _tag: "StartStep", stepId: id, request: { _tag: "model", model, turn: models } } as const
+          const attemptOf = (state: State) => state.steps.find((s) => s.stepId === id)?.attempt ?? 1
+          const call = (attempt: number) =>
+            run(d.llm(id, attempt, {
+              model,
+              messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+              tools: (request.tools ?? []).map((t) => ({
+                name: t.name,
+                description: t.description ?? t.name,
+                parameters: t.parameters ?? { type: "object", properties: {} }
+              })) as ModelRequest["tools"],
+              ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
+              ...(request.temperature === undefined ? {} : { temperature: request.temperature })
+            }, timeoutMs))
+          // the call is made while its StepStarted is appended (ADR 0083), for the attempt that StepStarted will
+          // journal (the run decider is pure); a start the journal did not make as foreseen is called again
+          const foreseen = startedBy(d.state(), start)
           const started = now()
-          const outcome = await run(d.llm(id, attempt, {
-            model,
-            messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
-            tools: (request.tools ?? []).map((t) => ({
-              name: t.name,
-              description: t.description ?? t.name,
-              parameters: t.parameters ?? { type: "object", properties: {} }
-            })) as ModelRequest["tools"],
-            ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
-            ...(request.temperature === undefined ? {} : { temperature: request.temperature })
-          }, timeoutMs))
+          const journaling = journal(start, Failpoints.hit("during-step-start", id))
+          const calling = foreseen === null ? null : call(attemptOf(foreseen))
+          try {
+            await journaling
+          } catch (e) {
+            calling?.catch(() => undefined)
+            throw e
+          }
+          const attempt = attemptOf(d.state())
+          const asForeseen = calling !== null && attemptOf(foreseen!) === attempt
+          if (!asForeseen) calling?.catch(() => undefined)
+          const outcome = asForeseen ? await calling! : await call(attempt)
           const finished = now()
           if (outcome._tag === "Performed") {
             const p = outcome.performed
