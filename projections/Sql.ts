@@ -441,6 +441,32 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
 }
 
 /**
+ * `tx` with `first` sent ahead of the first statement given to it, in the same pipeline (its answer dropped); a body
+ * that runs no statement sends nothing, `first` included.
+ */
+const prefixed = (tx: SqlPort, first: Statement): SqlPort => {
+  let sent = false
+  const queries = (statements: ReadonlyArray<Statement>) => {
+    if (sent) return tx.queries(statements)
+    sent = true
+    return Effect.map(tx.queries([first, ...statements]), (results) => results.slice(1))
+  }
+  return {
+    dialect: tx.dialect,
+    query: <T>(text: string, params: ReadonlyArray<unknown> = []) =>
+      (sent
+        ? tx.query<T>(text, params)
+        : Effect.map(queries([{ text, params }]), (results) => results[0]!)) as Effect.Effect<
+          ReadonlyArray<T>,
+          DatabaseUnavailable
+        >,
+    queries,
+    // a savepoint's statements are the transaction's: the settings go first
+    transaction: (g) => sent ? tx.transaction(g) : Effect.andThen(queries([]), tx.transaction(g))
+  }
+}
+
+/**
  * Runs `f` in a transaction as the edge's role with `tenant` set, both local to the transaction: row-level
  * security then shows and accepts only that tenant's rows, whatever the statements' own filters say. Every
  * read the edge serves goes through here; the projectors, migrations and the token lookup that precedes
@@ -452,17 +478,13 @@ export const forTenant = <A, E, R>(
 ): Effect.Effect<A, E | DatabaseUnavailable, R | Sql> =>
   Effect.gen(function*() {
     const sql = yield* Sql
-    return yield* sql.transaction((tx) =>
-      Effect.andThen(
-        // one round trip for both; `set_config('role', …)` is `SET LOCAL ROLE`
-        tx.query(`select set_config('role', $1, true) as role, set_config($2, $3, true) as tenant`, [
-          EDGE_ROLE,
-          TENANT_SETTING,
-          tenant
-        ]),
-        f(tx)
-      )
-    )
+    // `set_config('role', …)` is `SET LOCAL ROLE`; both settings go out with the body's first statement (and the
+    // BEGIN), so a read is two round trips, itself and the COMMIT: under load each one waits a turn of the loop
+    const settings: Statement = {
+      text: `select set_config('role', $1, true) as role, set_config($2, $3, true) as tenant`,
+      params: [EDGE_ROLE, TENANT_SETTING, tenant]
+    }
+    return yield* sql.transaction((tx) => f(prefixed(tx, settings)))
   }).pipe(Effect.withSpan("Sql.forTenant", {
     attributes: { "lantern.tenant": tenant }
   }, { captureStackTrace: false }))

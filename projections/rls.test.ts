@@ -4,7 +4,7 @@
 // suites bypass RLS, so everything here reads through the edge's role, and one suite owns the tables as an
 // ordinary user, as a production deployment does.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Effect, Exit, ManagedRuntime } from "effect"
+import { Effect, Exit, ManagedRuntime, Tracer } from "effect"
 import pg from "pg"
 import { AGENTS, AUDIT, RUNS } from "../bus/Topology.ts"
 import type { DatabaseUnavailable } from "../schema/Errors.ts"
@@ -208,6 +208,41 @@ for (const driver of drivers) {
     })
 
     isolationCases((effect) => rt.runPromise(effect), (effect) => rt.runPromiseExit(effect))
+
+    it("reads in two round trips: the BEGIN, the tenant's settings and the first statement together, then the COMMIT", async () => {
+      // each round trip to the database is one Sql.query or Sql.queries span (a pipeline), named by its first statement
+      const spans: Array<Tracer.Span> = []
+      const recording = Tracer.make({
+        span(options) {
+          const span = Tracer.nativeTracer.span(options)
+          if (options.name === "Sql.query" || options.name === "Sql.queries") spans.push(span)
+          return span
+        }
+      })
+      const trips = () => spans.map((s) => `${s.name} ${String(s.attributes.get("db.statement"))}`)
+      const traced = <A, E>(effect: Effect.Effect<A, E, Sql>) => rt.runPromise(Effect.withTracer(effect, recording))
+      const rows = await traced(forTenant("ta", (tx) => tx.query<{ tenant_id: string }>(`select tenant_id from runs`)))
+      expect(rows.length).toBeGreaterThan(0)
+      expect(new Set(rows.map((r) => r.tenant_id))).toEqual(new Set(["ta"]))
+      expect(trips()).toEqual(["Sql.queries begin", "Sql.query commit"])
+      // two statements: the settings go with the first only; a body that runs nothing sends nothing
+      spans.length = 0
+      const [a, b] = await traced(forTenant("tb", (tx) =>
+        Effect.all([
+          tx.query<{ n: number }>(`select count(*)::int as n from runs`),
+          tx.query<{ tenant: string }>(`select current_setting('lantern.tenant', true) as tenant`)
+        ])))
+      expect(a[0]!.n).toBeGreaterThan(0)
+      expect(b).toEqual([{ tenant: "tb" }])
+      expect(trips()).toEqual([
+        "Sql.queries begin",
+        "Sql.query select current_setting('lantern.tenant', true) as tenant",
+        "Sql.query commit"
+      ])
+      spans.length = 0
+      expect(await traced(forTenant("ta", () => Effect.succeed("nothing")))).toBe("nothing")
+      expect(trips()).toEqual([])
+    })
   })
 }
 
