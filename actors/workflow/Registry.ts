@@ -7,7 +7,7 @@ import { createHash } from "node:crypto"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
-import { Config, Context, Effect, Layer, Option, Schema } from "effect"
+import { Config, Context, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
 import { Blobs } from "../../bus/Blobs.ts"
 import * as Kv from "../../bus/Kv.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
@@ -72,6 +72,34 @@ export class Registry extends Context.Service<Registry, {
     Effect.gen(function*() {
       const blobs = yield* Blobs
       const current = yield* Kv.open(currentBucket)
+      /**
+       * Each workflow's current version as one watch of the bucket sees it (null: removed), with the revision it was
+       * seen at: a start answers from here instead of asking the bus. A name not seen yet, or any name while the watch
+       * is not running, is read from the bus. A deploy on another host reaches this one as its watch delivers it,
+       * milliseconds later; a run started meanwhile is pinned to the version before, which stays loadable.
+       */
+      const seen = new Map<string, { readonly digest: string | null; readonly revision: number }>()
+      let watching = false
+      const learn = (name: string, digest: string | null, revision: number) => {
+        const had = seen.get(name)
+        if (had === undefined || had.revision < revision) seen.set(name, { digest, revision })
+      }
+      yield* Effect.forkScoped(
+        current.watch().pipe(
+          Stream.runForEach((c) =>
+            Effect.sync(() => {
+              // an unreadable registration is not remembered: a start reads it from the bus, and fails saying why
+              if (c._tag === "Corrupt") seen.delete(c.key)
+              else learn(c.key, c._tag === "Put" ? c.value.digest : null, c.revision)
+              watching = true
+            })
+          ),
+          Effect.ensuring(Effect.sync(() => (watching = false))),
+          Effect.tapCause((cause) => Effect.logWarning("workflow registrations watch stopped; watching again", cause)),
+          Effect.retry(Schedule.spaced("1 second")),
+          Effect.forever
+        )
+      )
       const home = yield* Config.String("LANTERN_HOME").pipe(Config.withDefault(".lantern"))
       const cache = resolve(home, "workflows")
       /** Loaded versions: digest → its definitions by name. */
@@ -137,7 +165,7 @@ export class Registry extends Context.Service<Registry, {
           }
           yield* blobs.put(digest, code)
           const registeredAt = new Date().toISOString()
-          for (const name of definitions.keys()) yield* current.put(name, { digest, registeredAt })
+          for (const name of definitions.keys()) learn(name, digest, yield* current.put(name, { digest, registeredAt }))
           return [...definitions.keys()]
         })
 
@@ -174,10 +202,19 @@ export class Registry extends Context.Service<Registry, {
       return Registry.of({
         register,
         current: (name) =>
-          current.get(name).pipe(
-            Effect.map(Option.map((e) => ({ name, digest: e.value.digest }))),
-            Effect.catchTag("CorruptValue", (e) => Effect.die(e))
-          ),
+          Effect.suspend(() => {
+            const known = watching ? seen.get(name) : undefined
+            if (known !== undefined) {
+              return Effect.succeed(known.digest === null ? Option.none() : Option.some({ name, digest: known.digest }))
+            }
+            return current.get(name).pipe(
+              Effect.tap((e) =>
+                Effect.sync(() => Option.isSome(e) && learn(name, e.value.value.digest, e.value.revision))
+              ),
+              Effect.map(Option.map((e) => ({ name, digest: e.value.digest }))),
+              Effect.catchTag("CorruptValue", (e) => Effect.die(e))
+            )
+          }),
         load
       })
     })
