@@ -74,9 +74,9 @@ export class Registry extends Context.Service<Registry, {
       const current = yield* Kv.open(currentBucket)
       /**
        * Each workflow's current version as one watch of the bucket sees it (null: removed), with the revision it was
-       * seen at: a start answers from here instead of asking the bus (ADR 0084). A name not seen yet, or any name while the watch
-       * is not running, is read from the bus. A deploy on another host reaches this one as its watch delivers it,
-       * milliseconds later; a run started meanwhile is pinned to the version before, which stays loadable.
+       * seen at: a start answers from here instead of asking the bus (ADR 0084). A name not seen yet, or any name while
+       * the watch is not running, is read from the bus. A deploy on another host reaches this one as its watch
+       * delivers it, milliseconds later; a run started meanwhile is pinned to the version before, which stays loadable.
        */
       const seen = new Map<string, { readonly digest: string | null; readonly revision: number }>()
       let watching = false
