@@ -674,3 +674,50 @@ describe("a host SIGKILLed while it holds a reservation", () => {
     )
   }, 90_000)
 })
+
+describe("a run cancelled while a step's call is made and its StepStarted appended (ADR 0083)", () => {
+  it("settles what the call cost: nothing stays reserved, and the spend is the calls made", async () => {
+    const own = await startServer("lantern-budgets-overlap")
+    defer(() => own.cleanup())
+    const ownRt = journalRuntime(own.handle.url)
+    defer(() => ownRt.dispose())
+    // turn-2's StepStarted append is held 5 s after its call was made; the run is cancelled meanwhile, so the held
+    // append is refused and the call's outcome is never journaled: only the budgets hear of it
+    const host = await startStack({
+      natsUrl: own.handle.url,
+      home: join(dir, "overlap-home"),
+      env: { ...env, LANTERN_FAILPOINTS: "during-step-start:turn-2=stall" }
+    })
+    defer(() => host.kill())
+    onTestFailed(() => console.error(`--- host ---\n${quiet(host.output())}`))
+    const on = api(host)
+    await createAgent(on, agent("overlapped"))
+    await putBudget(on, "/v1/agents/overlapped/budget", { maxCostUsdPerDay: 10, hardFail: true })
+    const started = await on("POST", "/v1/runs", { agentName: "overlapped", input: "cancelled mid-call" })
+    expect(started.status, started.text).toBe(201)
+    const runId: string = started.json.id
+    const key = `${runId}:turn-2:1`
+    await model.waitFor("turn-2", 1, runId)
+    const cancelled = await on("POST", `/v1/runs/${runId}/cancel`, { reason: "while its call is made" })
+    expect(cancelled.status, cancelled.text).toBe(200)
+    expect((await finished(on, runId)).status).toBe("canceled")
+
+    const settled = await eventually(
+      async () => {
+        const journal = await budgetJournal(ownRt, "overlapped")
+        const ofKey = journal.filter((e) => "reservationId" in e.event && e.event.reservationId === key)
+        return ofKey.some((e) => e.event._tag === "BudgetSettled") ? ofKey.map((e) => e.event) : null
+      },
+      30_000,
+      `the reservation of ${key} to be settled`
+    )
+    expect(settled.map((e) => e._tag)).toEqual(["BudgetReserved", "BudgetSettled"])
+    // turn-1 (20 + 7 tokens) journaled; turn-2 (40 + 7) made, not journaled, settled all the same
+    const budget = await getBudget(on, "/v1/agents/overlapped/budget")
+    expect(budget.openReservations).toBe(0)
+    expect(budget.today.reservedUsd).toBe(0)
+    expect(near(budget.today.spentUsd, (27 + 47) / 1000), `spent ${budget.today.spentUsd}`).toBe(true)
+    const events = await journalOf(on, runId)
+    expect(events.filter((e) => e.type === "StepStarted").map((e) => e.payload.stepId)).toEqual(["turn-1"])
+  }, 90_000)
+})
