@@ -269,23 +269,31 @@ describe("the host driving a run SIGKILLed at a step boundary (failpoints on tur
   )
 })
 
+/**
+ * A run of a host whose turn-2 StepStarted append is held 5 s after its call was made (ADR 0083), once that call
+ * has reached the provider.
+ */
+const heldAtTurn2 = async (input: string) => {
+  const host = await serve({
+    natsUrl: nats.handle.url,
+    home,
+    env: { ...modelEnv(model), LANTERN_FAILPOINTS: "during-step-start:turn-2=stall" }
+  }, `stalled (during-step-start:turn-2): ${input}`)
+  const call = api(host)
+  const runId = await startRun(call, "echoer", input)
+  await eventually(
+    async () => model.received.some((r) => r.key === `${runId}:turn-2:1`),
+    20_000,
+    `turn-2 of ${runId} to reach the provider`
+  )
+  return { host, call, runId }
+}
+
 describe("a step's call made while its StepStarted is appended (ADR 0083)", () => {
   it("reaches the provider before the StepStarted is journaled; the run ends with each step once", async () => {
-    // turn-2's append is held 5 s after its call was made: a call made only once its StepStarted was journaled
-    // would reach the provider after the hold, with the StepStarted already in the journal
-    const host = await serve({
-      natsUrl: nats.handle.url,
-      home,
-      env: { ...modelEnv(model), LANTERN_FAILPOINTS: "during-step-start:turn-2=stall" }
-    }, "stalled (during-step-start:turn-2)")
-    const call = api(host)
-    const runId = await startRun(call, "echoer", "a call made while its start is appended")
-    const key = `${runId}:turn-2:1`
-    await eventually(
-      async () => model.received.some((r) => r.key === key),
-      20_000,
-      `turn-2 of ${runId} to reach the provider`
-    )
+    // a call made only once its StepStarted was journaled would reach the provider after the hold, with the
+    // StepStarted already in the journal
+    const { host, call, runId } = await heldAtTurn2("a call made while its start is appended")
     const journaled = await journalOf(call, runId)
     expect(journaled.filter((e) => e.type === "StepStarted").map((e) => e.payload.stepId)).toEqual(["turn-1"])
     expect(host.output()).toContain("failpoint during-step-start:turn-2 hit: stalling")
@@ -302,18 +310,7 @@ describe("a step's call made while its StepStarted is appended (ADR 0083)", () =
 
 describe("a run cancelled while its step's call is made and its StepStarted appended (ADR 0083)", () => {
   it("journals nothing of the step: the run ends cancelled, the drive stops", async () => {
-    const host = await serve({
-      natsUrl: nats.handle.url,
-      home,
-      env: { ...modelEnv(model), LANTERN_FAILPOINTS: "during-step-start:turn-2=stall" }
-    }, "stalled (during-step-start:turn-2), cancelled")
-    const call = api(host)
-    const runId = await startRun(call, "echoer", "cancelled while its call is made")
-    await eventually(
-      async () => model.received.some((r) => r.key === `${runId}:turn-2:1`),
-      20_000,
-      `turn-2 of ${runId} to reach the provider`
-    )
+    const { call, runId } = await heldAtTurn2("cancelled while its call is made")
     const cancelled = await call("POST", `/v1/runs/${runId}/cancel`, { reason: "while its call is made" })
     expect(cancelled.status, cancelled.text).toBe(200)
     // the held append is refused once the hold ends (the run has ended): the drive reads the journal again and stops

@@ -258,9 +258,8 @@ export const local = (
 ): Extract<Call, { _tag: "CallTool" }> | null => {
   if (start.request._tag !== "tool" || !Tools.isLocal(start.request.call.name)) return null
   if (stepOf(state, start.stepId) !== undefined) return null
-  const decided = decideRun(start, state)
-  if (decided._tag !== "Success" || decided.success.length !== 1) return null
-  const call = afterStart(evolve(state, decided.success[0]!), start.stepId, now, leaseTtlMs)
+  const started = startedBy(state, start)
+  const call = started === null ? null : afterStart(started, start.stepId, now, leaseTtlMs)
   return call?._tag === "CallTool" ? call : null
 }
 
