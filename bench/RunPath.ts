@@ -31,6 +31,8 @@ const SEQUENTIAL_COLD = 30
 const SEQUENTIAL_WARMUP = 300
 /** Runs measured one at a time after SEQUENTIAL_WARMUP: the figure the latency target is judged by. */
 const SEQUENTIAL = 100
+/** Runs of the one-request client before its measured ones (the server is warm by then). */
+const ONE_REQUEST_WARMUP = 30
 /** The raw floor's unmeasured runs before its sequential ones. */
 const FLOOR_WARMUP = 10
 const THROUGHPUT = 600
@@ -48,6 +50,8 @@ const INPUT = `Use ${Tools.builtins.map((t) => t.name).join(", ")} on: (17 + 25)
 const TERMINAL = /(?:^|\n)event: (RunSucceeded|RunFailed|RunCanceled)\r?\n/
 
 export interface Result extends RunBatch.Measured {
+  /** Start to end of runs one at a time right after `sequential`, started and followed in one request. */
+  readonly sequentialOneRequest: ReadonlyArray<number>
   /** Start to end of each of the first runs one at a time after `serve` started (its JIT cold), ms. */
   readonly sequentialCold: ReadonlyArray<number>
   readonly toolCallsPerRun: number
@@ -81,6 +85,37 @@ const runOnce = (stack: Serve.Stack): RunBatch.RunOnce => async () => {
     await reader.cancel().catch(() => undefined)
   }
 }
+
+/**
+ * POST /v1/runs/stream: the run started and followed in one request (ADR 0082), its `run` frame first, then its
+ * events to the terminal one: the run's id and how it ended.
+ */
+const oneRequest = (stack: Serve.Stack): RunBatch.RunOnce => async () => {
+  const r = await fetch(`${stack.url}/v1/runs/stream`, {
+    method: "POST",
+    headers: { ...Serve.authorization, "content-type": "application/json" },
+    body: JSON.stringify({ agentName: AGENT, input: INPUT })
+  })
+  if (!r.ok || r.body === null) throw new Error(`POST /v1/runs/stream: ${r.status} ${await r.text()}`)
+  const reader = r.body.getReader()
+  const decoder = new TextDecoder()
+  let text = ""
+  let id: string | null = null
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) throw new Error(`the stream of ${id ?? "a run"} ended before its terminal event`)
+      text = text.slice(-256) + decoder.decode(value, { stream: true })
+      id ??= RUN_ID.exec(text)?.[1] ?? null
+      const m = TERMINAL.exec(text)
+      if (m !== null && id !== null) return { id, end: m[1]! }
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined)
+  }
+}
+/** The run's id in its `run` frame (the first). */
+const RUN_ID = /"id":"(run_[0-9a-z]+)"/
 
 /** The agent's runs, sequential then IN_FLIGHT at a time, then the raw floor on the same server. */
 const measure = (stack: Serve.Stack, scale: number) =>
@@ -121,6 +156,8 @@ const measure = (stack: Serve.Stack, scale: number) =>
     const sequentialCold = yield* RunBatch.oneAtATime(cold, 0, sse)
     const loadSequential = loadavg()[0]!
     const sequential = yield* RunBatch.oneAtATime(seq, Math.max(0, SEQUENTIAL_WARMUP - cold), sse)
+    yield* progress(`${seq} sequential runs started and followed in one request (POST /v1/runs/stream)`)
+    const sequentialOneRequest = yield* RunBatch.oneAtATime(seq, ONE_REQUEST_WARMUP, oneRequest(stack))
 
     yield* progress(`${batch} runs at ${IN_FLIGHT} in flight (after ${IN_FLIGHT}), SSE client`)
     yield* Effect.promise(() => RunBatch.pool(IN_FLIGHT, IN_FLIGHT, async () => void (await sse())))
@@ -150,6 +187,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
       toolCallsPerRun: probe.toolCalls,
       sequentialCold,
       sequential,
+      sequentialOneRequest,
       throughput,
       engineOnly,
       floor,
@@ -182,6 +220,7 @@ export const render = (r: Result): string => {
     }`,
     `   a run = ${r.stepsPerRun} steps (model, ${r.toolCallsPerRun} built-in tool calls, model), ${r.eventsPerRun} journal events`,
     "   SSE client = POST /v1/runs, then the run's SSE stream (GET /v1/runs/{id}/stream) to its terminal event;",
+    "   one request = POST /v1/runs/stream, the run started and followed to its terminal event in one exchange;",
     "   POST only = POST /v1/runs, the end seen by one core subscription of the bench to lantern.run.> (no request per run)",
     `   raw floor = ${FLOOR_PUBLISHES} sequential JetStream publishes-with-ack of ${r.floor.payloadBytes} B (the mean LANTERN_RUNS message) on one subject, same server, same run`,
     `   load average (1 min) before: sequential ${r.loadAverage.sequential.toFixed(2)}, ${IN_FLIGHT} in flight ${
@@ -204,6 +243,12 @@ export const render = (r: Result): string => {
           ms(p(r.sequentialCold, 0.5)),
           ms(p(r.floor.sequential, 0.5)),
           `${(p(r.sequentialCold, 0.5) / p(r.floor.sequential, 0.5)).toFixed(2)}x`
+        ],
+        [
+          `sequential p50 ms (${r.sequentialOneRequest.length} after the above), one request`,
+          ms(p(r.sequentialOneRequest, 0.5)),
+          ms(p(r.floor.sequential, 0.5)),
+          `${(p(r.sequentialOneRequest, 0.5) / p(r.floor.sequential, 0.5)).toFixed(2)}x`
         ],
         [
           "sequential p90 ms, SSE client",
@@ -273,6 +318,11 @@ export const json = (r: Result): string => {
         p90Ms: round(p(r.sequential, 0.9))
       },
       sequentialCold: { runs: r.sequentialCold.length, p50Ms: round(p(r.sequentialCold, 0.5)) },
+      sequentialOneRequest: {
+        runs: r.sequentialOneRequest.length,
+        p50Ms: round(p(r.sequentialOneRequest, 0.5)),
+        p90Ms: round(p(r.sequentialOneRequest, 0.9))
+      },
       floorSequential: { p50Ms: round(p(r.floor.sequential, 0.5)), p90Ms: round(p(r.floor.sequential, 0.9)) },
       latencyRatio: round(latencyRatio(r), 3),
       inFlight: IN_FLIGHT,
