@@ -25,7 +25,7 @@ export interface Settings {
 export const settingsConfig = Config.all({
   name: Config.String("LANTERN_HOST_ID").pipe(Config.withDefault(hostname())),
   ttl: Config.Duration("LANTERN_HOST_TTL").pipe(Config.withDefault(Duration.seconds(3))),
-  probeTimeout: Config.Duration("LANTERN_HOST_PROBE_TIMEOUT").pipe(Config.withDefault(Duration.millis(250)))
+  probeTimeout: Config.Duration("LANTERN_HOST_PROBE_TIMEOUT").pipe(Config.withDefault(Duration.millis(100)))
 })
 
 /** What a slot's key holds. */
@@ -73,7 +73,7 @@ export class Hosts extends Context.Service<Hosts, {
   readonly ttlMs: number
   /**
    * Whether `holder` lives: "dead" when nothing answers its probe subject (its connection is gone), or when its
-   * probe times out and its slot no longer holds it; otherwise "alive". A previous life of this host is asked too
+   * probe times out twice and its slot no longer holds it; otherwise "alive". A previous life of this host is asked too
    * (its connection is gone, so it is dead at once), except the one whose slot this process took.
    */
   readonly probe: (holder: string) => Effect.Effect<Verdict, BusUnavailable>
@@ -228,6 +228,11 @@ export class Hosts extends Context.Service<Hosts, {
           if (dead.has(holder)) return "dead" as const
           const answer = yield* ask(holder)
           if (answer !== "silent") return answer
+          // a process being killed keeps its connection (and its subscription) until the kernel has torn its memory
+          // down, so a probe sent meanwhile reaches it and goes unanswered; asked again, a dead one's subscription is
+          // gone and "no responders" says so at once, where waiting for the next probe cost another interval
+          const again = yield* ask(holder)
+          if (again !== "silent") return again
           const holderSlot = slotOf(holder)
           if (holderSlot === null) return "dead" as const
           const entry = yield* current(holderSlot)

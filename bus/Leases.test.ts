@@ -139,6 +139,33 @@ describe("Hosts", () => {
         })),
     30_000
   )
+
+  it(
+    "finds a holder dead in the probe it was killed during: asked again, its gone subscription says so",
+    () =>
+      withHosts("killed", (start) =>
+        Effect.gen(function*() {
+          const { nc, js } = yield* Nats
+          const a = yield* start
+          // a host killed as a probe reached it: its subscription takes the probe, never answers, and is gone after;
+          // its key, written a moment before with a long TTL, still names it
+          const killed = holderOf("killed", "43-abcdef02")
+          const sub = nc.subscribe(probeSubject(killed), { max: 1, callback: () => undefined })
+          yield* Effect.promise(() => nc.flush())
+          yield* Effect.promise(() =>
+            js.publish(
+              `$KV.${HOSTS_BUCKET}.${tokenOf("killed")}`,
+              JSON.stringify({ incarnation: "43-abcdef02", pid: 43 }),
+              { ttl: "1h" }
+            )
+          )
+          // the key alone would say alive; the second ask gets "no responders"
+          expect(yield* a.hosts.probe(killed)).toBe("dead")
+          expect(sub.isClosed()).toBe(true)
+          yield* a.stop
+        })),
+    30_000
+  )
 })
 
 describe("Leases", () => {
