@@ -63,59 +63,50 @@ export interface Result extends RunBatch.Measured {
 
 const progress = (text: string) => Effect.sync(() => process.stderr.write(`bench: runpath: ${text}\n`))
 
-/** POST /v1/runs, then the run's SSE stream up to its terminal event: the run's id and how it ended. */
-const runOnce = (stack: Serve.Stack): RunBatch.RunOnce => async () => {
-  const run = await stack.call("POST", "/v1/runs", { agentName: AGENT, input: INPUT })
-  const id = run.id as string
-  const r = await fetch(`${stack.url}/v1/runs/${id}/stream`, { headers: Serve.authorization })
-  if (!r.ok || r.body === null) throw new Error(`GET /v1/runs/${id}/stream: ${r.status} ${await r.text()}`)
+/**
+ * Reads an SSE response up to its terminal event: how the run ended, and the run's id, `id` when the caller knows
+ * it, else the first in the stream (the `run` frame's).
+ */
+const toTerminal = async (r: Response, what: string, id: string | null = null) => {
+  if (!r.ok || r.body === null) throw new Error(`${what}: ${r.status} ${await r.text()}`)
   const reader = r.body.getReader()
   const decoder = new TextDecoder()
   let tail = ""
   try {
     for (;;) {
       const { done, value } = await reader.read()
-      if (done) throw new Error(`the stream of ${id} ended before its terminal event`)
-      // a frame may arrive in pieces: keep enough of the previous chunk for a split `event:` line
-      tail = tail.slice(-64) + decoder.decode(value, { stream: true })
+      if (done) throw new Error(`${what} ended before its terminal event`)
+      // a frame may arrive in pieces: keep enough of the previous chunk for a split `event:` line or id
+      tail = tail.slice(-256) + decoder.decode(value, { stream: true })
+      id ??= RUN_ID.exec(tail)?.[1] ?? null
       const m = TERMINAL.exec(tail)
-      if (m !== null) return { id, end: m[1]! }
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined)
-  }
-}
-
-/**
- * POST /v1/runs/stream: the run started and followed in one request (ADR 0082), its `run` frame first, then its
- * events to the terminal one: the run's id and how it ended.
- */
-const oneRequest = (stack: Serve.Stack): RunBatch.RunOnce => async () => {
-  const r = await fetch(`${stack.url}/v1/runs/stream`, {
-    method: "POST",
-    headers: { ...Serve.authorization, "content-type": "application/json" },
-    body: JSON.stringify({ agentName: AGENT, input: INPUT })
-  })
-  if (!r.ok || r.body === null) throw new Error(`POST /v1/runs/stream: ${r.status} ${await r.text()}`)
-  const reader = r.body.getReader()
-  const decoder = new TextDecoder()
-  let text = ""
-  let id: string | null = null
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) throw new Error(`the stream of ${id ?? "a run"} ended before its terminal event`)
-      text = text.slice(-256) + decoder.decode(value, { stream: true })
-      id ??= RUN_ID.exec(text)?.[1] ?? null
-      const m = TERMINAL.exec(text)
       if (m !== null && id !== null) return { id, end: m[1]! }
     }
   } finally {
     await reader.cancel().catch(() => undefined)
   }
 }
-/** The run's id in its `run` frame (the first). */
+/** A run's id in its `run` frame. */
 const RUN_ID = /"id":"(run_[0-9a-z]+)"/
+
+/** POST /v1/runs, then the run's SSE stream up to its terminal event: the run's id and how it ended. */
+const runOnce = (stack: Serve.Stack): RunBatch.RunOnce => async () => {
+  const run = await stack.call("POST", "/v1/runs", { agentName: AGENT, input: INPUT })
+  const id = run.id as string
+  const r = await fetch(`${stack.url}/v1/runs/${id}/stream`, { headers: Serve.authorization })
+  return toTerminal(r, `GET /v1/runs/${id}/stream`, id)
+}
+
+/** POST /v1/runs/stream: the run started and followed in one request (ADR 0082), `run` frame first. */
+const oneRequest = (stack: Serve.Stack): RunBatch.RunOnce => async () =>
+  toTerminal(
+    await fetch(`${stack.url}/v1/runs/stream`, {
+      method: "POST",
+      headers: { ...Serve.authorization, "content-type": "application/json" },
+      body: JSON.stringify({ agentName: AGENT, input: INPUT })
+    }),
+    "POST /v1/runs/stream"
+  )
 
 /** The agent's runs, sequential then IN_FLIGHT at a time, then the raw floor on the same server. */
 const measure = (stack: Serve.Stack, scale: number) =>

@@ -73,8 +73,8 @@ export class Hosts extends Context.Service<Hosts, {
   readonly ttlMs: number
   /**
    * Whether `holder` lives: "dead" when nothing answers its probe subject (its connection is gone), or when its
-   * probe times out twice and its slot no longer holds it; otherwise "alive". A previous life of this host is asked too
-   * (its connection is gone, so it is dead at once), except the one whose slot this process took.
+   * probe times out twice and its slot no longer holds it; otherwise "alive". A previous life of this host is asked
+   * too (its connection is gone, so it is dead at once), except the one whose slot this process took.
    */
   readonly probe: (holder: string) => Effect.Effect<Verdict, BusUnavailable>
 }>()("lantern/bus/Hosts") {

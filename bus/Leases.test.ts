@@ -3,6 +3,7 @@
 // time, takeover only from a dead host, the old holder told at once; parking and release; and the watchdog's
 // choice of due runs and of hosts to probe.
 import { Kvm } from "@nats-io/kv"
+import type { JetStreamClient } from "@nats-io/jetstream"
 import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { due, toTakeOver } from "../actors/run/Watchdog.ts"
@@ -22,6 +23,16 @@ beforeAll(async () => {
 afterAll(async () => {
   await nats?.cleanup()
 })
+
+/** Writes a host's slot key as a host does, naming `incarnation`, with a per-message TTL. */
+const writeSlot = (js: JetStreamClient, slot: string, incarnation: string, ttl: string) =>
+  Effect.promise(() =>
+    js.publish(
+      `$KV.${HOSTS_BUCKET}.${tokenOf(slot)}`,
+      JSON.stringify({ incarnation, pid: Number(incarnation.split("-")[0]) }),
+      { ttl }
+    )
+  )
 
 interface Host {
   readonly hosts: Hosts["Service"]
@@ -119,15 +130,7 @@ describe("Hosts", () => {
           // a stalled host: its probe subject is subscribed but never answered, its key written once with a 1 s TTL
           const stalled = holderOf("stalled", "42-abcdef01")
           const sub = nc.subscribe(probeSubject(stalled), { callback: () => undefined })
-          yield* Effect.promise(() =>
-            js.publish(
-              `$KV.${HOSTS_BUCKET}.${tokenOf("stalled")}`,
-              JSON.stringify({ incarnation: "42-abcdef01", pid: 42 }),
-              {
-                ttl: "1s"
-              }
-            )
-          )
+          yield* writeSlot(js, "stalled", "42-abcdef01", "1s")
           expect(yield* a.hosts.probe(stalled)).toBe("alive")
           yield* until(
             () => Effect.map(a.hosts.probe(stalled), (v) => v === "dead"),
@@ -152,13 +155,7 @@ describe("Hosts", () => {
           const killed = holderOf("killed", "43-abcdef02")
           const sub = nc.subscribe(probeSubject(killed), { max: 1, callback: () => undefined })
           yield* Effect.promise(() => nc.flush())
-          yield* Effect.promise(() =>
-            js.publish(
-              `$KV.${HOSTS_BUCKET}.${tokenOf("killed")}`,
-              JSON.stringify({ incarnation: "43-abcdef02", pid: 43 }),
-              { ttl: "1h" }
-            )
-          )
+          yield* writeSlot(js, "killed", "43-abcdef02", "1h")
           // the key alone would say alive; the second ask gets "no responders"
           expect(yield* a.hosts.probe(killed)).toBe("dead")
           expect(sub.isClosed()).toBe(true)
