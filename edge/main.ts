@@ -5,6 +5,7 @@ import { createServer } from "node:net"
 import { Config, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
 import { subcommands } from "./cli/Commands.ts"
+import * as PgliteThread from "../projections/PgliteThread.ts"
 import { BadSetting } from "./cli/Client.ts"
 import { runCli } from "./cli/Run.ts"
 import type * as StackModule from "./Stack.ts"
@@ -107,7 +108,12 @@ const launchEdge = (
   banner: boolean,
   wf: { readonly file: string | null; readonly setting: string }
 ) =>
-  launch({ port: l.port, host: l.host, edge: true, worker: true, banner, workflows: wf.file }).pipe(
+  // the embedded database opens in its thread while this one loads the stack (ADR 0086): begun here unless the
+  // launcher began it already
+  Effect.andThen(
+    Effect.sync(() => void PgliteThread.prestart()),
+    launch({ port: l.port, host: l.host, edge: true, worker: true, banner, workflows: wf.file })
+  ).pipe(
     workflowErrors(wf.setting),
     Effect.mapError((e) => {
       if (!isServeError(e)) return e

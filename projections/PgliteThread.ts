@@ -1,11 +1,15 @@
 // Where the embedded PGlite runs (ADR 0078): in a worker thread of its own (PgliteWorker.ts; statements sent as
 // messages, their rows or their failure back), or on the calling thread. The worker keeps the process alive only
 // while a statement is in flight, so an idle database never holds a finished command open.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { access } from "node:fs/promises"
 import { availableParallelism } from "node:os"
+import { join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
-import { type Failure, openDatabase, type Options, type Reply, type Request, type Statement } from "./PgliteWorker.ts"
+// types only: PGlite itself is loaded by the thread that opens the database, and the launcher loads this module
+// (prestart) before anything else
+import type { Failure, Options, Reply, Request, Statement } from "./PgliteWorker.ts"
 
 /** `worker`: a thread of its own; `main`: the thread that opens it, between the other work of that thread. */
 export type Placement = "worker" | "main"
@@ -16,6 +20,57 @@ export type Placement = "worker" | "main"
  * single core the thread would only take turns with that thread and the nats-server (ADR 0078).
  */
 export const defaultPlacement = (): Placement => (availableParallelism() >= 2 ? "worker" : "main")
+
+/**
+ * The niceness of the embedded PGlite's thread (ADR 0078): below the thread that drives runs and below the
+ * nats-server child, so a busy host spends its cores on runs first and the read models catch up in the gaps.
+ */
+const PGLITE_NICE = 10
+
+/** The embedded PGlite's shared buffers (ADR 0072): Postgres's default of 128 MB costs 0.4-0.5 s at every open. */
+const PGLITE_SHARED_BUFFERS = "16MB"
+
+/** How Lantern opens its embedded database: files in `dataDir` (null: in memory). */
+export const optionsFor = (dataDir: string | null): Options => ({
+  lanternPglite: true,
+  dataDir,
+  startParams: ["-c", `shared_buffers=${PGLITE_SHARED_BUFFERS}`],
+  nice: PGLITE_NICE
+})
+
+/** Where the embedded database's files are under LANTERN_HOME `home`. */
+export const dataDirOf = (home: string) => join(resolve(home), "pglite")
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as { code?: string }).code === "EPERM"
+  }
+}
+
+/**
+ * Takes the lock of the database files in `dataDir`: PGlite is one process's embedded database, and a second
+ * process opening the same files would corrupt them. A file holding the owner's pid refuses another live process
+ * (thrown, naming it); a lock left by a process that died, or already this one's, is taken. Returns the lock file.
+ */
+export const lock = (dataDir: string): string => {
+  mkdirSync(dataDir, { recursive: true })
+  const file = join(dataDir, "lantern.lock")
+  try {
+    writeFileSync(file, String(process.pid), { flag: "wx" })
+  } catch {
+    const owner = Number(readFileSync(file, "utf8").trim())
+    if (Number.isInteger(owner) && owner !== process.pid && alive(owner)) {
+      throw new Error(
+        `${dataDir} is in use by process ${owner} (one process per embedded database; use DATABASE_URL to share one)`
+      )
+    }
+    writeFileSync(file, String(process.pid))
+  }
+  return file
+}
 
 export interface Handle {
   /** Runs one statement: its rows, or an error carrying Postgres' message and SQLSTATE (`code`). */
@@ -66,9 +121,54 @@ export const inOrder =
     return results
   }
 
-/** Opens the database where `placement` says; rejects with the reason when it cannot open. */
-export const open = (options: Options, placement: Placement): Promise<Handle> =>
-  placement === "worker" ? openInWorker(options) : openHere(options)
+/** A database whose opening began before anything asked for it (`prestart`), with the options it was begun with. */
+let early: { readonly key: string; readonly handle: Promise<Handle> } | null = null
+
+/**
+ * Begins opening the embedded database the environment configures (as Sql.layerConfig reads it), in its worker
+ * thread, for the stack's `open` to take up (ADR 0086); the opening begun, or null. The launcher calls it for
+ * `lantern serve` and `lantern dev` before it loads anything else, so PGlite's start (its modules, its WebAssembly,
+ * Postgres' own start: about a second) runs beside the loading of the stack instead of after it.
+ *
+ * Nothing begins when DATABASE_URL is set, the database belongs on the main thread, it does not exist yet (a first
+ * start creates it, which a process that then exits, on a bad flag say, must not cut short) or its files are locked
+ * by another process: the stack's own open then does what it always did, and reports what is wrong. An opening
+ * nothing takes up gives its lock back when the process exits.
+ */
+export const prestart = (env: NodeJS.ProcessEnv = process.env): Promise<Handle> | null => {
+  if (early !== null || (env["DATABASE_URL"] ?? "") !== "") return null
+  if ((env["LANTERN_PGLITE_THREAD"] ?? defaultPlacement()) !== "worker") return null
+  const dataDir = dataDirOf(env["LANTERN_HOME"] ?? ".lantern")
+  if (!existsSync(join(dataDir, "PG_VERSION"))) return null
+  let file: string
+  try {
+    file = lock(dataDir)
+  } catch {
+    return null
+  }
+  const options = optionsFor(dataDir)
+  const handle = openInWorker(options)
+  // a failure is the stack's to report, when its open takes this one up
+  handle.catch(() => undefined)
+  const begun = { key: JSON.stringify(options), handle }
+  early = begun
+  process.once("exit", () => {
+    if (early === begun) rmSync(file, { force: true })
+  })
+  return handle
+}
+
+/**
+ * Opens the database where `placement` says; rejects with the reason when it cannot open. An opening `prestart`
+ * began with the same options is taken up; one begun otherwise is closed before this one opens the files.
+ */
+export const open = (options: Options, placement: Placement): Promise<Handle> => {
+  const begun = early
+  early = null
+  if (begun !== null && placement === "worker" && begun.key === JSON.stringify(options)) return begun.handle
+  const opening = () => placement === "worker" ? openInWorker(options) : openHere(options)
+  return begun === null ? opening() : begun.handle.then((h) => h.close(), () => undefined).then(opening)
+}
 
 /**
  * PGlite runs a statement synchronously and answers it through promises alone, so on the calling thread a chain
@@ -79,6 +179,7 @@ export const open = (options: Options, placement: Placement): Promise<Handle> =>
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 const openHere = async (options: Options): Promise<Handle> => {
+  const { openDatabase } = await import("./PgliteWorker.ts")
   const db = await openDatabase(options)
   const query: Handle["query"] = async (text, params) => {
     await yieldToIo()
@@ -91,14 +192,16 @@ const openHere = async (options: Options): Promise<Handle> => {
   }
 }
 
-const openInWorker = async (options: Options): Promise<Handle> => {
+const openInWorker = (options: Options): Promise<Handle> => {
   const url = workerUrl()
-  // Asked asynchronously, so libuv's thread pool starts here if it has not yet: its threads take the priority of
-  // the thread that starts them, and the worker lowers its own (PgliteWorker.ts).
-  await access(url).catch(() => {
+  // Asked at once, so libuv's thread pool starts here if it has not yet: its threads take the priority of the thread
+  // that starts them, and the worker lowers its own (PgliteWorker.ts). Not awaited before the worker starts: a
+  // prestart runs while this thread is loading the bundle, which would hold the answer back until it is loaded.
+  const present = access(url).then(() => true, () => false)
+  return start(url, options).catch(async (e: unknown) => {
+    if (await present) throw e
     throw new Error(`the PGlite worker's file ${fileURLToPath(url)} is missing (rebuild: node scripts/build.mjs)`)
   })
-  return start(url, options)
 }
 
 const start = (url: URL, options: Options): Promise<Handle> =>

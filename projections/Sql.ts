@@ -1,7 +1,6 @@
 // The projections' small SQL port: parameterised statements and transactions over Postgres (`pg`) in
 // production and PGlite (embedded Postgres) by default, returning identical rows from both drivers.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { join, resolve } from "node:path"
+import { mkdirSync, rmSync } from "node:fs"
 import pg from "pg"
 import { Config, Context, Effect, Exit, Layer, Option, Redacted, Semaphore } from "effect"
 import { DatabaseUnavailable } from "../schema/Errors.ts"
@@ -54,15 +53,6 @@ export const EDGE_ROLE = "lantern_edge"
 export const SYSTEM_ROLE = "lantern_system"
 /** The transaction-local setting naming the tenant the edge's role may see. */
 export const TENANT_SETTING = "lantern.tenant"
-
-/**
- * The niceness of the embedded PGlite's thread (ADR 0078): below the thread that drives runs and below the
- * nats-server child, so a busy host spends its cores on runs first and the read models catch up in the gaps.
- */
-const PGLITE_NICE = 10
-
-/** The embedded PGlite's shared buffers (ADR 0072): Postgres's default of 128 MB costs 0.4-0.5 s at every open. */
-const PGLITE_SHARED_BUFFERS = "16MB"
 
 /** A connection string with its password replaced, safe for logs and errors. */
 export const redactUrl = (url: string): string => {
@@ -255,38 +245,11 @@ const topLevel = <A, E, R>(
     attributes: { "db.system": dialect }
   }, { captureStackTrace: false }))
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as { code?: string }).code === "EPERM"
-  }
-}
-
-/**
- * PGlite is one process's embedded database: a second process opening the same files would corrupt them.
- * A lock file holding the owner's pid refuses that; a lock left by a process that died is taken over.
- */
+/** The lock of the embedded database's files (PgliteThread.lock), held until the database is closed. */
 const lockDataDir = (dataDir: string) =>
   Effect.acquireRelease(
     Effect.try({
-      try: () => {
-        mkdirSync(dataDir, { recursive: true })
-        const file = join(dataDir, "lantern.lock")
-        try {
-          writeFileSync(file, String(process.pid), { flag: "wx" })
-        } catch {
-          const owner = Number(readFileSync(file, "utf8").trim())
-          if (Number.isInteger(owner) && owner !== process.pid && alive(owner)) {
-            throw new Error(
-              `${dataDir} is in use by process ${owner} (one process per embedded database; use DATABASE_URL to share one)`
-            )
-          }
-          writeFileSync(file, String(process.pid))
-        }
-        return file
-      },
+      try: () => PgliteThread.lock(dataDir),
       catch: (e) => new DatabaseUnavailable({ operation: `lock PGlite ${dataDir}`, reason: reasonOf(e) })
     }),
     (file) => Effect.sync(() => rmSync(file, { force: true }))
@@ -393,12 +356,7 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
           Effect.tryPromise({
             try: () => {
               if (dataDir !== null) mkdirSync(dataDir, { recursive: true })
-              return PgliteThread.open({
-                lanternPglite: true,
-                dataDir,
-                startParams: ["-c", `shared_buffers=${PGLITE_SHARED_BUFFERS}`],
-                nice: PGLITE_NICE
-              }, placement)
+              return PgliteThread.open(PgliteThread.optionsFor(dataDir), placement)
             },
             catch: (e) =>
               new DatabaseUnavailable({ operation: `open PGlite ${dataDir ?? "(in memory)"}`, reason: reasonOf(e) })
@@ -435,7 +393,7 @@ export class Sql extends Context.Service<Sql, SqlPort>()("lantern/projections/Sq
       )
       return Option.isSome(url)
         ? Sql.layerPg(Redacted.make(url.value))
-        : Sql.layerPglite(join(resolve(home), "pglite"), placement)
+        : Sql.layerPglite(PgliteThread.dataDirOf(home), placement)
     })
   )
 }

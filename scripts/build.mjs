@@ -96,7 +96,12 @@ const prune = (keep) => {
 export const options = (outdir) => ({
   absWorkingDir: ROOT,
   // the embedded PGlite runs in a worker thread started from its own file (projections/PgliteThread.ts, ADR 0078)
-  entryPoints: { main: "edge/main.ts", "pglite-worker": "projections/PgliteWorker.ts" },
+  entryPoints: {
+    main: "edge/main.ts",
+    "pglite-worker": "projections/PgliteWorker.ts",
+    // loaded by scripts/lantern.mjs before main, to begin opening the embedded database (ADR 0086)
+    "pglite-thread": "projections/PgliteThread.ts"
+  },
   outdir,
   bundle: true,
   // edge/main.ts imports the stack lazily: the CLI's own commands never load its chunk

@@ -1,7 +1,7 @@
 // The `lantern` entry point that bin/lantern, `npm run dev` and the tests' stack launcher run: makes sure the
 // bundle of edge/main.ts is fresh (scripts/build.mjs), then runs it. Plain Node ESM, on the pinned Node 24.
 import module from "node:module"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { ensureBuilt, OUT } from "./build.mjs"
 
@@ -22,5 +22,12 @@ try {
 } catch (e) {
   process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`)
   process.exit(1)
+}
+// `serve` and `dev` open the embedded database: its thread begins now, beside the loading of the bundle below
+// (ADR 0086); the stack takes it up, or opens the database itself when the configuration says otherwise
+const help = process.argv.includes("--help") || process.argv.includes("-h")
+if ((command === "serve" || command === "dev") && !help) {
+  const thread = await import(pathToFileURL(join(dirname(entry), "pglite-thread.js")).href)
+  thread.prestart()
 }
 await import(pathToFileURL(entry).href)
