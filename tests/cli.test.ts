@@ -263,6 +263,11 @@ describe("lantern CLI (child process)", () => {
         /^error: --limit: expected an integer from 1 to 200, got 0/m
       ],
       ["an unknown --status", ["runs", "list", "--status", "done"], /^error: --status: invalid value 'done'/m],
+      [
+        "a value that begins with '-' after its flag",
+        ["receipts", "verify", "receipt.json", "journal.jsonl", "--key", "-rS7xkBPIOr3Zd"],
+        /^error: --key: a value is required \(expected KEY\); a value that begins with '-' is written --key=VALUE$/m
+      ],
       ["a missing run id", ["runs", "get"], /^error: ID: required argument is missing/m],
       [
         "an approval without --by",

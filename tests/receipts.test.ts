@@ -174,14 +174,14 @@ describe("receipts", () => {
     const offline = await cli(["receipts", "verify", paths.receipt, paths.journal, "--key", paths.keys])
     expect(offline.code, offline.stderr + offline.stdout).toBe(0)
     expect(offline.stdout).toContain(`receipt of ${id} is valid`)
-    // a raw public key works too
+    // a raw public key works too, written --key=KEY: a base64url key may begin with '-' (one in 64), which after a
+    // separate --key would read as flags
     const raw = await cli([
       "receipts",
       "verify",
       paths.receipt,
       paths.journal,
-      "--key",
-      keys.json.keys.find((k) => k.keyId === receipt.keyId)!.publicKey
+      `--key=${keys.json.keys.find((k) => k.keyId === receipt.keyId)!.publicKey}`
     ])
     expect(raw.code, raw.stderr).toBe(0)
 

@@ -58,7 +58,7 @@ const journalFile = Argument.String("journal").pipe(
 )
 const keyFlag = Flag.String("key").pipe(
   Flag.withDescription(
-    "The public key: hex or base64 of its 32 bytes, or a file with it or with the /.well-known/lantern-receipts JSON (default: fetched from LANTERN_URL)"
+    "The public key: hex or base64 of its 32 bytes (one that begins with - as --key=KEY), or a file with it or with the /.well-known/lantern-receipts JSON (default: fetched from LANTERN_URL)"
   ),
   Flag.withMetavar("KEY"),
   Flag.optional

@@ -34,8 +34,12 @@ export const usageLine = (e: CliError.NonShowHelpErrors): string => {
         /\s*\n\s*/g,
         " "
       )
+      // a flag followed by a value that begins with '-' (a base64url key, a negative number) reads that value as
+      // flags, and the flag as given none: the form that always works is named
       return e.value === ""
-        ? `${flagOrArgument(e.option, e.kind)}: a value is required (expected ${expected})`
+        ? `${flagOrArgument(e.option, e.kind)}: a value is required (expected ${expected})${
+          e.kind === "flag" ? `; a value that begins with '-' is written --${e.option}=VALUE` : ""
+        }`
         : `${flagOrArgument(e.option, e.kind)}: invalid value '${e.value}' (expected ${expected})`
     }
     case "UnknownSubcommand": {
