@@ -239,6 +239,23 @@ describe("Snapshots (real nats-server)", () => {
     expect(loaded.snapshotEvents).toBe(5)
   })
 
+  it("reads a snapshot it has just written, before its watch has seen it", async () => {
+    const found = await rt.runPromise(
+      Effect.gen(function*() {
+        const snapshots = yield* Snapshots.Snapshots
+        return yield* Effect.forEach(
+          Array.from({ length: 100 }, (_, i) => address(`fresh-${i}`)),
+          (a) =>
+            Effect.andThen(
+              snapshots.write(a, { format: 1, deciderVersion: 1, seq: 1, events: 1, state: { n: 1 } }),
+              Effect.map(snapshots.read(a), Option.isSome)
+            )
+        )
+      })
+    )
+    expect(found.filter((f) => !f)).toEqual([])
+  })
+
   it("refuses a snapshot over the bus's message limit, and stores a large one gzipped", async () => {
     const a = address("size")
     // random base64 gzips to about its 6 bits a character: still over 1 MiB

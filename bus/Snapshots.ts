@@ -132,7 +132,14 @@ export class Snapshots extends Context.Service<Snapshots, Service>()("lantern/bu
             const bytes = yield* encode(snapshot)
             const limit = (nc.info?.max_payload ?? 1024 * 1024) - ENVELOPE_RESERVE
             if (bytes.length > limit) return yield* new SnapshotTooLarge({ key, bytes: bytes.length, limit })
-            yield* Effect.tryPromise({ try: () => kv.put(key, bytes), catch: unavailable(`write snapshot ${key}`) })
+            const before = present.generation()
+            const revision = yield* Effect.tryPromise({
+              try: () => kv.put(key, bytes),
+              catch: unavailable(`write snapshot ${key}`)
+            })
+            // this host reads its own snapshot at once, not once the watch has seen it (a load right after the write
+            // would otherwise replay the whole journal)
+            present.learn(`$KV.${SNAPSHOTS_BUCKET}.${key}`, revision, before)
           }).pipe(
             Effect.withSpan("Snapshots.write", {
               attributes: { "lantern.actor": keyOf(address), "lantern.seq": snapshot.seq }
