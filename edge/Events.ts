@@ -1,6 +1,7 @@
 // How stored events are shown to API clients (JSON list and Server-Sent Events).
+import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Duration, Stream } from "effect"
-import { HttpServerResponse } from "effect/http"
+import { type HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { EventResponse } from "../schema/Api.ts"
 import type { Stored } from "../schema/Envelope.ts"
 import * as Sse from "../schema/Sse.ts"
@@ -74,4 +75,27 @@ export const sseResponse = <E extends { readonly message: string }>(
     contentType: "text/event-stream",
     headers: { ...options.headers, "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" }
   })
+}
+
+/** How long a connection holds a stream's last frame for the end of its response before it lets the frame go. */
+const LAST_FRAME_HOLD_MS = 100
+
+/**
+ * For a stream that knows its last frame (a run's terminal event): call the returned function when that frame is
+ * next. What is written on the request's connection is then held (the socket corked) until the response ends, which
+ * sends it all at once, so the last frame and the end of the response leave in one write (ADR 0087). A client that
+ * stops reading at the last frame (the SDK does) then finds the response complete and its connection free for its
+ * next request; with the end in a write of its own, it often had to close the connection instead. Held at most
+ * LAST_FRAME_HOLD_MS, in case the end does not follow.
+ */
+export const lastFrameNext = (request: HttpServerRequest.HttpServerRequest): () => void => () => {
+  const socket = NodeHttpServerRequest.toIncomingMessage(request).socket as
+    | { cork?: () => void; uncork?: () => void; destroyed?: boolean; once?: (e: string, f: () => void) => void }
+    | null
+  if (socket?.cork === undefined || socket.uncork === undefined || socket.destroyed === true) return
+  socket.cork()
+  const release = setTimeout(() => socket.uncork?.(), LAST_FRAME_HOLD_MS)
+  release.unref()
+  // the end uncorks the socket itself; the timer must not touch what the connection's next response holds
+  NodeHttpServerRequest.toServerResponse(request).once("finish", () => clearTimeout(release))
 }

@@ -1,7 +1,7 @@
 // The /v1 agents and runs for SDKs, the CLI and bridges. Handlers call one actor or query and answer; lists read
 // Postgres projections, single resources fall back to the journal. Their requests are decoded by edge/Serve.ts.
 import { Effect, Stream } from "effect"
-import { HttpServerResponse } from "effect/http"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Agents } from "../actors/agent/Agents.ts"
 import * as Tools from "../actors/model/Tools.ts"
 import { Runs } from "../actors/run/Runs.ts"
@@ -12,7 +12,7 @@ import type { AgentSpec } from "../schema/AgentSpec.ts"
 import type { ActorAddress } from "../schema/Envelope.ts"
 import { isTerminal } from "../schema/Events.ts"
 import * as Graph from "../schema/Graph.ts"
-import { runFrame, sseComment, sseFrame, sseResponse, toEventResponse, tokenFrame } from "./Events.ts"
+import { lastFrameNext, runFrame, sseComment, sseFrame, sseResponse, toEventResponse, tokenFrame } from "./Events.ts"
 import { pinMcpTools } from "./McpRoutes.ts"
 import { BadRequest } from "./Http.ts"
 import * as Slots from "../actors/schedule/Slots.ts"
@@ -136,12 +136,24 @@ export const agentHandlers = handlers({
  * A run's journal as SSE frames, from the event after stream sequence `afterSeq` (at journal position `from`) up to
  * its terminal event; each frame's id is its position.
  */
-const framesFrom = (journal: Journal["Service"], address: ActorAddress, afterSeq: number, from: number) =>
-  journal.follow(address, afterSeq).pipe(
+const framesFrom = (
+  journal: Journal["Service"],
+  address: ActorAddress,
+  afterSeq: number,
+  from: number,
+  request: HttpServerRequest.HttpServerRequest
+) => {
+  const last = lastFrameNext(request)
+  return journal.follow(address, afterSeq).pipe(
     Stream.takeUntil((s) => isTerminal(s.event)),
     Stream.zipWithIndex,
-    Stream.map(([s, i]) => sseFrame(s, from + i + 1))
+    Stream.map(([s, i]) => {
+      // the terminal event ends the stream: it leaves with the end of the response
+      if (isTerminal(s.event)) last()
+      return sseFrame(s, from + i + 1)
+    })
   )
+}
 
 export const runHandlers = handlers({
   createRun: ({ tenant, headers, body }) =>
@@ -161,7 +173,8 @@ export const runHandlers = handlers({
       const address = { type: "run" as const, tenant, id: run.id }
       // followed from its first event, as a stream from the start is: this host has just appended to it (or, for a
       // retried key, the run exists), so nothing is asked of the bus before the follow reads the journal
-      return sseResponse(runFrame(run), framesFrom(yield* Journal, address, 0, 0), {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      return sseResponse(runFrame(run), framesFrom(yield* Journal, address, 0, 0, request), {
         status: created ? 201 : 200,
         headers: { location: `/v1/runs/${run.id}`, ...(created ? {} : { "idempotent-replayed": "true" }) }
       })
@@ -199,6 +212,7 @@ export const runHandlers = handlers({
   runStream: ({ tenant, params: { id }, headers }) =>
     Effect.gen(function*() {
       const journal = yield* Journal
+      const request = yield* HttpServerRequest.HttpServerRequest
       const address = { type: "run" as const, tenant, id }
       // Last-Event-ID is a position in the run's journal (1…N, the ids this stream sends); an empty one is
       // no position, as in the SSE spec
@@ -210,7 +224,7 @@ export const runHandlers = handlers({
         if (!(yield* journal.exists(address))) {
           return yield* (yield* Runs).get(tenant, id).pipe(Effect.as(HttpServerResponse.jsonUnsafe({})))
         }
-        return sseResponse(sseComment("lantern run stream"), framesFrom(journal, address, 0, 0))
+        return sseResponse(sseComment("lantern run stream"), framesFrom(journal, address, 0, 0, request))
       }
       const journaled = yield* journal.read(address)
       if (journaled.length === 0) {
@@ -222,7 +236,7 @@ export const runHandlers = handlers({
       // the follow works on stream sequences: resume after the sequence of the event at that position
       const from = Math.min(after, journaled.length)
       const afterSeq = from === 0 ? 0 : journaled[from - 1]!.seq
-      const events = finished ? Stream.empty : framesFrom(journal, address, afterSeq, from)
+      const events = finished ? Stream.empty : framesFrom(journal, address, afterSeq, from, request)
       return sseResponse(sseComment("lantern run stream"), events)
     }),
   runTokens: ({ tenant, params: { id } }) =>
