@@ -90,7 +90,7 @@ const LAST_FRAME_HOLD_MS = 100
  */
 export const lastFrameNext = (request: HttpServerRequest.HttpServerRequest): () => void => () => {
   const socket = NodeHttpServerRequest.toIncomingMessage(request).socket as
-    | { cork?: () => void; uncork?: () => void; destroyed?: boolean; once?: (e: string, f: () => void) => void }
+    | { cork?: () => void; uncork?: () => void; destroyed?: boolean }
     | null
   if (socket?.cork === undefined || socket.uncork === undefined || socket.destroyed === true) return
   socket.cork()
