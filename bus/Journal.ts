@@ -14,6 +14,7 @@ import {
 import * as Follow from "./Follow.ts"
 import { Nats, unavailable } from "./Nats.ts"
 import * as Ordered from "./Ordered.ts"
+import * as Retry from "./Retry.ts"
 import * as Tap from "./Tap.ts"
 import { streamOf } from "./Topology.ts"
 
@@ -163,6 +164,9 @@ const isMaxPayload = (e: unknown): boolean => {
 export const busRetry = Schedule.min([Schedule.exponential("100 millis", 1.5), Schedule.spaced("3 seconds")])
 export const BUS_RETRIES = 20
 
+/** The failures busRetry is for: the bus away, never an answer it gave. */
+export const isBusUnavailable = (e: { readonly _tag: string }): boolean => e._tag === "BusUnavailable"
+
 export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Journal") {
   static readonly layer = Layer.effect(
     Journal,
@@ -192,7 +196,7 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
               ? new EventTooLarge({ size: sizeOfMessage(m), limit: limitOf(nc) ?? sizeOfMessage(m) - 1 })
               : unavailable(`append to ${subject}`)(e)
         }).pipe(
-          Effect.retry({ schedule: busRetry, times: BUS_RETRIES, while: (e) => e._tag === "BusUnavailable" }),
+          (e) => Retry.afterFailure(e, { schedule: busRetry, times: BUS_RETRIES, while: isBusUnavailable }),
           // the message a client may see names no subject (BusUnavailable hides it): the log keeps it
           Effect.tapError((e) =>
             e._tag === "BusUnavailable"
@@ -343,7 +347,7 @@ export class Journal extends Context.Service<Journal, Service>()("lantern/bus/Jo
         available,
         upToLeader: (address, afterSeq) =>
           readFrom(address, afterSeq).pipe(
-            Effect.retry({ schedule: busRetry, times: BUS_RETRIES, while: (e) => e._tag === "BusUnavailable" })
+            (e) => Retry.afterFailure(e, { schedule: busRetry, times: BUS_RETRIES, while: isBusUnavailable })
           ),
         decode: (t) => Envelope.decode(t.subject, t.seq, t.text)
       }

@@ -4,6 +4,7 @@
 import { Cause, Clock, Data, Effect, Layer, Schedule, Stream } from "effect"
 import type { Nats } from "../bus/Nats.ts"
 import * as Ordered from "../bus/Ordered.ts"
+import * as Retry from "../bus/Retry.ts"
 import * as Topology from "../bus/Topology.ts"
 import * as Envelope from "../schema/Envelope.ts"
 import { BusUnavailable, type DatabaseUnavailable } from "../schema/Errors.ts"
@@ -249,7 +250,7 @@ const handleBatch = (projector: Name, messages: ReadonlyArray<Ordered.Message>, 
           ? Effect.logWarning(`${projector}: ${e.message}; retrying the batch`)
           : Effect.void
       ),
-      Effect.retry({ schedule: backoff, while: (e) => e._tag === "DatabaseUnavailable" })
+      (e) => Retry.afterFailure(e, { schedule: backoff, while: (e) => e._tag === "DatabaseUnavailable" })
     )
     reader.committed = applied.checkpoint
     yield* DeadLetters.report(applied.deadLetters)

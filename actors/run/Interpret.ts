@@ -2,7 +2,9 @@
 // Decisions what to do next and does it (journal a command, start a child, reserve and call, sleep, park),
 // feeding each effect's result back to Decisions for the command to journal. It decides nothing itself.
 import { Clock, Deferred, Duration, Effect, Fiber, Random, Result, Schedule } from "effect"
+import { isBusUnavailable } from "../../bus/Journal.ts"
 import { Leases } from "../../bus/Leases.ts"
+import * as Retry from "../../bus/Retry.ts"
 import type { RunCommand } from "../../schema/Commands.ts"
 import type { Stored } from "../../schema/Envelope.ts"
 import { Budgets, type Hold } from "../budget/Budgets.ts"
@@ -73,7 +75,7 @@ export const make = Effect.gen(function*() {
               ? Effect.logWarning(`run ${runId}: ${what}: ${e.message}; trying again`)
               : Effect.void
           ),
-          Effect.retry({ schedule: OUTLAST_BUS, while: (e) => e._tag === "BusUnavailable" })
+          (e) => Retry.afterFailure(e, { schedule: OUTLAST_BUS, while: isBusUnavailable })
         )
       // the budgets as this drive calls them: each call outlasts the bus as the drive's own writes do (a reserve or
       // an admission that gave up would start the step again; a settle, ask the model again)
