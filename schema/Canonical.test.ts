@@ -52,6 +52,20 @@ describe("Canonical.stringify", () => {
     )
   })
 
+  it("sorts the keys of small and large objects alike", () => {
+    // either side of the size where the sort changes method (24 keys), in every insertion order fast-check makes
+    const keys = fc.uniqueArray(fc.string({ unit: "binary" }), { minLength: 0, maxLength: 60 })
+    fc.assert(
+      fc.property(keys, (ks) => {
+        const value: Record<string, number> = {}
+        ks.forEach((k, i) => Object.defineProperty(value, k, { value: i, enumerable: true }))
+        const expected = `{${[...ks].sort().map((k) => `${JSON.stringify(k)}:${ks.indexOf(k)}`).join(",")}}`
+        expect(Canonical.stringify(value)).toBe(expected)
+      }),
+      { numRuns: 500 }
+    )
+  })
+
   it("writes scalars like JSON, with no insignificant whitespace", () => {
     expect(Canonical.stringify(null)).toBe("null")
     expect(Canonical.stringify(true)).toBe("true")
