@@ -49,6 +49,7 @@ import { Auth } from "./Auth.ts"
 import * as Bootstrap from "./Bootstrap.ts"
 import * as Api from "./Api.ts"
 import * as A2aEndpoint from "./A2aEndpoint.ts"
+import * as Fibers from "../actors/kernel/Fibers.ts"
 import * as AccessLog from "./AccessLog.ts"
 import { BadSetting } from "./cli/Client.ts"
 import { a2aHandlers, PublicUrl } from "./A2aRoutes.ts"
@@ -264,7 +265,7 @@ export const layer = (options: Options) => {
       routerConfig: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
       // the access log at debug (ADR 0080) in place of effect's, which writes every response at info
       disableLogger: true,
-      middleware: (app) => AccessLog.accessLog(System.unroutable(app))
+      middleware: (app) => Fibers.deep(AccessLog.accessLog(System.unroutable(app)))
     }
   ).pipe(
     Layer.provide(Auth.layer),

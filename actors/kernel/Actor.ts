@@ -1,7 +1,7 @@
 // The Effect shell of every actor: load an instance by folding its journal (from its last snapshot on, when
 // its decider is snapshotted), decide, append the events with optimistic concurrency, and on a conflict (and
 // only on a conflict) reload and decide again.
-import { Effect, Option, Result, Tracer } from "effect"
+import { Context, Effect, Option, Result, Tracer } from "effect"
 import { Journal, type ReadError, subjectOf } from "../../bus/Journal.ts"
 import * as Snapshots from "../../bus/Snapshots.ts"
 import * as Envelope from "../../schema/Envelope.ts"
@@ -53,18 +53,21 @@ export type Services = Journal | Ids | Snapshots.Snapshots
 
 /**
  * Captures the journal, id and snapshot services once, for actor shells whose methods run actor effects:
- * returns a function that provides them to such an effect.
+ * returns a function that provides them to such an effect. A fiber of the stack that captured them already has
+ * them (a drive, a request): its context is then left as it is, since each service added to a fiber's context is
+ * one more entry every later lookup may pass, and every 8 of them a copy of the whole context (effect's Context).
  */
 export const provider = Effect.gen(function*() {
   const journal = yield* Journal
   const ids = yield* Ids
   const snapshots = yield* Snapshots.Snapshots
+  const withServices = (context: Context.Context<never>): Context.Context<Services> =>
+    Context.getOrUndefined(context, Journal) === journal && Context.getOrUndefined(context, Ids) === ids &&
+      Context.getOrUndefined(context, Snapshots.Snapshots) === snapshots
+      ? context as Context.Context<Services>
+      : Context.add(Context.add(Context.add(context, Journal, journal), Ids, ids), Snapshots.Snapshots, snapshots)
   return <A, E>(effect: Effect.Effect<A, E, Services>): Effect.Effect<A, E> =>
-    effect.pipe(
-      Effect.provideService(Journal, journal),
-      Effect.provideService(Ids, ids),
-      Effect.provideService(Snapshots.Snapshots, snapshots)
-    )
+    Effect.updateContext(effect, withServices)
 })
 
 /** The W3C traceparent of the current span (envelopes are stamped with it), for callers of the actor shell. */

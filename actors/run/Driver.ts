@@ -9,6 +9,7 @@ import { type Acquired, Leases } from "../../bus/Leases.ts"
 import { Nats } from "../../bus/Nats.ts"
 import { WORK } from "../../bus/Topology.ts"
 import * as Actor from "../kernel/Actor.ts"
+import * as Fibers from "../kernel/Fibers.ts"
 import { Receipts } from "../receipts/Receipts.ts"
 import { Tools } from "../model/Tools.ts"
 import { HttpTools } from "../tools/Http.ts"
@@ -144,6 +145,7 @@ const handle = (driver: Driver["Service"]) => (m: Consumer.Message) => {
     return Effect.succeed(Consumer.Decision.Term({ reason: "bad subject" }))
   const parent = Actor.parentSpan(m.header("traceparent"))
   return driver.drive(tenant, runId).pipe(
+    Fibers.deep,
     parent === null ? (e) => e : Effect.withParentSpan(parent),
     // another host drives the run: look again shortly, in case it parks it before seeing why we were woken
     Effect.map((o) =>
@@ -186,6 +188,7 @@ export const layerWorker = Layer.effectDiscard(
       const parent = Actor.parentSpan(start.traceparent ?? undefined)
       fork(
         driver.drive(tenant, runId, start).pipe(
+          Fibers.deep,
           parent === null ? (e) => e : Effect.withParentSpan(parent),
           Effect.catch((e) =>
             Effect.andThen(

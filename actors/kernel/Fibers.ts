@@ -1,0 +1,13 @@
+// Contexts for long fibers (a run's drive): rebased into a new map every DEPTH services added, not every 8 (effect's
+// default), as each rebase copies every service of the stack and a drive adds two per span it opens.
+import { Context, Effect } from "effect"
+
+/** Services a fiber's context gathers as overlays before they are copied into a new map with the rest. */
+export const DEPTH = 32
+
+/** `effect` in the current context with DEPTH as its rebase depth (one copy of the context at most, here). */
+export const deep = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.updateContext(
+    effect,
+    (context: Context.Context<R>) => Context.makeUnsafe<R>(context.mapUnsafe, { maxDepth: DEPTH })
+  )
