@@ -130,3 +130,69 @@ describe("requests across a reconnect (survivingReconnects)", () => {
     60_000
   )
 })
+
+describe("writes once per turn of the event loop (batchedWrites)", () => {
+  let server: TestServer
+  beforeAll(async () => {
+    server = await startServer("lantern-batched-writes")
+  }, 30_000)
+  afterAll(async () => {
+    await server?.cleanup()
+  })
+
+  /** The connection's socket writes while `f` runs, and what a subscriber to `batched.>` received. */
+  const writesDuring = (f: (c: Connection) => Promise<void>, expected: number) =>
+    Effect.gen(function*() {
+      const c = yield* Nats
+      const received: Array<string> = []
+      let arrived = () => {}
+      const all = new Promise<void>((resolve) => (arrived = resolve))
+      const sub = c.nc.subscribe("batched.>", {
+        callback: (_e, m) => {
+          received.push(m.string())
+          if (received.length === expected) arrived()
+        }
+      })
+      yield* Effect.promise(() => c.nc.flush())
+      const transport = (c.nc as unknown as { protocol: { transport: { send: (d: Uint8Array) => void } } }).protocol
+        .transport
+      let writes = 0
+      const send = transport.send.bind(transport)
+      transport.send = (d) => {
+        writes++
+        send(d)
+      }
+      yield* Effect.promise(() => f(c))
+      yield* Effect.promise(() => all)
+      transport.send = send
+      sub.unsubscribe()
+      return { writes, received }
+    }).pipe(Effect.provide(Nats.layerUrl(server.handle.url, "lantern-batched-writes-test")), Effect.runPromise)
+
+  it("sends what callbacks of one turn publish in one write, in order", async () => {
+    // ten callbacks of one turn, as effect's scheduler runs fibers: nats.js alone wrote after each
+    const { writes, received } = await writesDuring(async (c) => {
+      await new Promise<void>((resolve) => {
+        for (let i = 0; i < 10; i++) {
+          setImmediate(() => {
+            c.nc.publish(`batched.${i}`, `m${i}`)
+            if (i === 9) resolve()
+          })
+        }
+      })
+    }, 10)
+    expect(received).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`))
+    expect(writes).toBe(1)
+  })
+
+  it("writes at once what is past nats.js's buffer limit, and the rest after", async () => {
+    const big = "x".repeat(40 * 1024)
+    const { writes, received } = await writesDuring(async (c) => {
+      for (let i = 0; i < 8; i++) c.nc.publish(`batched.${i}`, big)
+    }, 8)
+    expect(received.length).toBe(8)
+    expect(received.every((m) => m === big)).toBe(true)
+    // 320 KiB in one turn: more than one write (the limit is nats.js's pendingLimit, 32 KiB by default)
+    expect(writes).toBeGreaterThan(1)
+  })
+})

@@ -78,6 +78,46 @@ export const survivingReconnects = (nc: NatsConnection): void => {
   ;(nc as { request: NatsConnection["request"] }).request = guarded
 }
 
+/** The part of nats.js's protocol handler that `batchedWrites` replaces (nats-core 3's `ProtocolHandler`). */
+interface Protocol {
+  outbound: { fill: (buf: Uint8Array, ...payloads: Array<Uint8Array>) => void; size: () => number }
+  pendingLimit: number
+  flushPending: () => void
+  sendCommand: (cmd: string | Uint8Array, ...payloads: Array<Uint8Array>) => void
+}
+
+const isProtocol = (p: unknown): p is Protocol =>
+  typeof p === "object" && p !== null && typeof (p as Protocol).sendCommand === "function" &&
+  typeof (p as Protocol).flushPending === "function" && typeof (p as Protocol).outbound?.fill === "function" &&
+  typeof (p as Protocol).outbound?.size === "function" && typeof (p as Protocol).pendingLimit === "number"
+
+/**
+ * Makes `nc` write what it has to send once per turn of the event loop instead of once per microtask checkpoint.
+ * nats.js writes its buffer to the socket in a microtask after the first command put in it; under load, the fibers
+ * that publish run one after another in separate callbacks (effect's scheduler, each socket read), so nearly every
+ * publish and request was a write of its own, and a read of its own for the server. Now the first command of a turn
+ * schedules the write with `setImmediate`, which runs when the turn's callbacks have run; a buffer past nats.js's
+ * own limit is still written at once. A client whose handler is not what this expects is left as it is.
+ */
+export const batchedWrites = (nc: NatsConnection): void => {
+  const protocol: unknown = (nc as unknown as { protocol?: unknown }).protocol
+  if (!isProtocol(protocol)) return
+  const encoder = new TextEncoder()
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    protocol.flushPending()
+  }
+  protocol.sendCommand = (cmd, ...payloads) => {
+    protocol.outbound.fill(typeof cmd === "string" ? encoder.encode(cmd) : cmd, ...payloads)
+    if (protocol.outbound.size() >= protocol.pendingLimit) protocol.flushPending()
+    else if (!scheduled) {
+      scheduled = true
+      setImmediate(flush)
+    }
+  }
+}
+
 export interface Connection {
   readonly url: string
   readonly nc: NatsConnection
@@ -108,6 +148,7 @@ const open = (url: string, name: string) =>
           noAsyncTraces: true
         })
         survivingReconnects(nc)
+        batchedWrites(nc)
         return { nc, js: jetstream(nc, { timeout: 10_000 }), jsm: await jetstreamManager(nc, { timeout: 10_000 }) }
       },
       catch: (e) =>
