@@ -253,11 +253,16 @@ export const runHandlers = handlers({
       // subscribed before the response opens: every token published once a client has the first frame is in it;
       // the terminal event is in the journal's follow from the last event read
       const live = yield* (yield* Tokens).follow(tenant, id)
+      // the run's terminal event ends the stream: it leaves with the end of the response (ADR 0087)
+      const lastFrame = lastFrameNext(yield* HttpServerRequest.HttpServerRequest)
       const end = journal.follow(address, last.seq).pipe(
         Stream.zipWithIndex,
         Stream.filter(([s]) => isTerminal(s.event)),
         Stream.take(1),
-        Stream.map(([s, i]) => sseFrame(s, journaled.length + i + 1))
+        Stream.map(([s, i]) => {
+          lastFrame()
+          return sseFrame(s, journaled.length + i + 1)
+        })
       )
       return sseResponse(
         sseComment("lantern run tokens"),

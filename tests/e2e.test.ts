@@ -1,10 +1,9 @@
 // End to end over HTTP against the real `lantern serve` process, a real nats-server and PGlite: agents,
 // versions, runs with tools, the journal, live SSE (its terminal event leaving with the end of the response),
 // idempotency, cancel, pagination.
-import { once } from "node:events"
-import { connect } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startServer, type TestServer } from "./support/Bus.ts"
+import * as RawHttp from "./support/RawHttp.ts"
 import { TOOL_TURN_JOURNAL } from "./support/Scripted.ts"
 import { api, eventually, startStack, type StackProcess } from "./support/Stack.ts"
 
@@ -212,43 +211,24 @@ describe("runs", () => {
   })
 
   it("sends a run's terminal event with the end of its response, so a client that stops there keeps its connection (ADR 0087)", async () => {
-    const { hostname, port } = new URL(stack.url)
-    const socket = connect(Number(port), hostname)
-    // every read of the socket as a client gets it, and a wait for one that matches
-    const reads: Array<string> = []
-    let wake = () => {}
-    socket.on("data", (d: Buffer) => {
-      reads.push(d.toString("utf8"))
-      wake()
-    })
-    const readMatching = async (pattern: RegExp, from: number) => {
-      const deadline = Date.now() + 30_000
-      for (;;) {
-        const found = reads.slice(from).find((r) => pattern.test(r))
-        if (found !== undefined) return found
-        if (Date.now() > deadline) throw new Error(`no read matched ${pattern}: ${JSON.stringify(reads)}`)
-        await new Promise<void>((r) => {
-          wake = r
-          setTimeout(r, 1000)
-        })
-      }
-    }
+    const raw = await RawHttp.open(stack.url)
     try {
-      await once(socket, "connect")
       const body = JSON.stringify({ agentName: "calc", input: "calculator: (2+3)*4" })
-      socket.write(
-        `POST /v1/runs/stream HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${stack.token}\r\n` +
-          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+      raw.send(
+        "POST /v1/runs/stream HTTP/1.1",
+        { authorization: `Bearer ${stack.token}`, "content-type": "application/json" },
+        body
       )
       // the read that brings the terminal event ends the response too (the chunked encoding's last chunk)
-      const last = await readMatching(/event: RunSucceeded\n/, 0)
-      expect(last).toMatch(/event: RunSucceeded\n[^]*\r\n0\r\n\r\n$/)
+      const last = await raw.readMatching(/event: RunSucceeded\n/, 0)
+      expect(last).toMatch(/event: RunSucceeded\n/)
+      expect(last).toMatch(RawHttp.ENDS_RESPONSE)
       // so the connection is free at once: it answers the next request
-      const before = reads.length
-      socket.write(`GET /healthz HTTP/1.1\r\nhost: ${hostname}\r\n\r\n`)
-      expect(await readMatching(/^HTTP\/1\.1 200 /, before)).toContain("ok")
+      const before = raw.reads.length
+      raw.send("GET /healthz HTTP/1.1", {})
+      expect(await raw.readMatching(/^HTTP\/1\.1 200 /, before)).toContain("ok")
     } finally {
-      socket.destroy()
+      raw.socket.destroy()
     }
   })
 

@@ -7,6 +7,7 @@ import * as Completions from "../schema/Completions.ts"
 import * as Sse from "../schema/Sse.ts"
 import { Lantern } from "../sdk/src/index.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
+import * as RawHttp from "./support/RawHttp.ts"
 import { api, eventually, ROOT, type StackProcess, startStack, stopStack } from "./support/Stack.ts"
 
 let nats: TestServer
@@ -109,6 +110,30 @@ describe("GET /v1/runs/{id}/tokens", () => {
     expect(ofStep.map((t) => t.seq)).toEqual(ofStep.map((_, i) => i + 1))
     expect(ofStep.map((t) => t.text).join("")).toBe(step.result.answer.content)
     expect(step.result.answer.content).toContain("[offline] Tool results")
+  })
+
+  it("sends the terminal event with the end of its response, so a client that stops there keeps its connection (ADR 0087)", async () => {
+    const id = await run("please echo the end")
+    await eventually(
+      async () => (await events(id)).some((e) => e.type === "StepStarted" && e.payload.stepId === APPROVAL),
+      20_000,
+      "the approval step"
+    )
+    const raw = await RawHttp.open(stack.url)
+    try {
+      raw.send(`GET /v1/runs/${id}/tokens HTTP/1.1`, { authorization: `Bearer ${stack.token}` })
+      await raw.readMatching(/: lantern run tokens/, 0)
+      const approved = await call("POST", `/v1/runs/${id}/approvals/${APPROVAL}`, { approved: true, by: "test" })
+      expect(approved.status, approved.text).toBe(200)
+      // the terminal event arrives after the answer's tokens, in the read that ends the response
+      const last = await raw.readMatching(/event: RunSucceeded\n/, 0)
+      expect(last).toMatch(RawHttp.ENDS_RESPONSE)
+      const before = raw.reads.length
+      raw.send("GET /healthz HTTP/1.1", {})
+      expect(await raw.readMatching(/^HTTP\/1\.1 200 /, before)).toContain("ok")
+    } finally {
+      raw.socket.destroy()
+    }
   })
 
   it("streams a workflow's ctx.llm answer too", async () => {
