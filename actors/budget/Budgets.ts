@@ -25,6 +25,9 @@ import { addressOf, type Scope, scopeName, type View } from "./Scopes.ts"
 
 export const actor = Actor.make(Decider.decider)
 
+/** What `applying` answers where no budget applies. */
+const NO_BUDGETS: ReadonlyArray<{ readonly scope: Scope; readonly state: Decider.State }> = []
+
 // where budgets apply, where the budget routes have always imported it from
 export { addressOf, agentScope, type Scope, scopeName, TENANT, type View } from "./Scopes.ts"
 
@@ -131,6 +134,12 @@ export class Budgets extends Context.Service<Budgets, {
         return lock
       }
 
+      /** Whether the scope has no journal, as the subject watch tells and this host's last write agrees. */
+      const unbudgeted = (address: ActorAddress): boolean => {
+        const cached = known.get(keyOf(address))
+        return present.lastSeq(subjectOf(address)) === 0 && (cached === undefined || cached.seq === 0)
+      }
+
       /**
        * The scope as of its journal's last event. The subject watch knows which scopes have a journal and the last
        * sequence of each: no request for a scope without one (most: no budget was ever set there), none for one this
@@ -143,7 +152,7 @@ export class Budgets extends Context.Service<Budgets, {
           const subject = subjectOf(address)
           const cached = known.get(keyOf(address))
           const watched = present.lastSeq(subject)
-          if (watched === 0 && (cached === undefined || cached.seq === 0)) {
+          if (unbudgeted(address)) {
             known.delete(keyOf(address))
             return { address, state: Decider.decider.initialState, seq: 0, events: 0, snapshotEvents: 0 }
           }
@@ -197,16 +206,19 @@ export class Budgets extends Context.Service<Budgets, {
         execute(address, command, key).pipe(Effect.catchTag("BudgetExceeded", (e) => Effect.die(e)))
 
       const applying = (tenant: string, agentName: string) =>
-        Effect.map(
-          Effect.forEach(Scopes.applying(agentName), (scope) =>
-            Effect.map(fresh(addressOf(tenant, scope)), (l) => ({ scope, state: l.state })), {
-            concurrency: 2
-          }),
-          (all) =>
-            all.filter((s) =>
-              s.state.limits !== null
-            )
-        )
+        // no scope that applies has a journal (most runs: no budget was ever set): nothing to read, no fiber forked
+        Scopes.applying(agentName).every((scope) => unbudgeted(addressOf(tenant, scope)))
+          ? Effect.succeed(NO_BUDGETS)
+          : Effect.map(
+            Effect.forEach(Scopes.applying(agentName), (scope) =>
+              Effect.map(fresh(addressOf(tenant, scope)), (l) => ({ scope, state: l.state })), {
+              concurrency: 2
+            }),
+            (all) =>
+              all.filter((s) =>
+                s.state.limits !== null
+              )
+          )
 
       const settleIn = (
         hold: Hold,
