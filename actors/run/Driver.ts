@@ -145,7 +145,6 @@ const handle = (driver: Driver["Service"]) => (m: Consumer.Message) => {
     return Effect.succeed(Consumer.Decision.Term({ reason: "bad subject" }))
   const parent = Actor.parentSpan(m.header("traceparent"))
   return driver.drive(tenant, runId).pipe(
-    Fibers.deep,
     parent === null ? (e) => e : Effect.withParentSpan(parent),
     // another host drives the run: look again shortly, in case it parks it before seeing why we were woken
     Effect.map((o) =>
@@ -164,7 +163,10 @@ const handle = (driver: Driver["Service"]) => (m: Consumer.Message) => {
           Effect.logWarning(`run ${runId}: ${e.message}; retrying later`),
           Consumer.Decision.Nak({ delay: "2 seconds" })
         )
-    )
+    ),
+    // outermost: it takes the consumer's context as it is (flattened once, then cached), not one with this drive's
+    // parent span added, which it would copy
+    Fibers.deep
   )
 }
 
@@ -188,7 +190,6 @@ export const layerWorker = Layer.effectDiscard(
       const parent = Actor.parentSpan(start.traceparent ?? undefined)
       fork(
         driver.drive(tenant, runId, start).pipe(
-          Fibers.deep,
           parent === null ? (e) => e : Effect.withParentSpan(parent),
           Effect.catch((e) =>
             Effect.andThen(
@@ -198,7 +199,9 @@ export const layerWorker = Layer.effectDiscard(
               )
             )
           ),
-          Effect.ensuring(Effect.sync(() => dispatch.release()))
+          Effect.ensuring(Effect.sync(() => dispatch.release())),
+          // outermost, as for the queue's drives
+          Fibers.deep
         )
       )
     }, settings.local ? settings.localSlots : 0)
