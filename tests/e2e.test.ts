@@ -219,14 +219,11 @@ describe("runs", () => {
         { authorization: `Bearer ${stack.token}`, "content-type": "application/json" },
         body
       )
-      // the read that brings the terminal event ends the response too (the chunked encoding's last chunk)
-      const last = await raw.readMatching(/event: RunSucceeded\n/, 0)
-      expect(last).toMatch(/event: RunSucceeded\n/)
-      expect(last).toMatch(RawHttp.ENDS_RESPONSE)
-      // so the connection is free at once: it answers the next request
-      const before = raw.reads.length
-      raw.send("GET /healthz HTTP/1.1", {})
-      expect(await raw.readMatching(/^HTTP\/1\.1 200 /, before)).toContain("ok")
+      // the read that brings the terminal event ends the response too (the chunked encoding's last chunk), so the
+      // connection is free at once: it answers the next request
+      const { read, next } = await RawHttp.lastAndNext(raw, /event: RunSucceeded\n/)
+      expect(read).toMatch(RawHttp.ENDS_RESPONSE)
+      expect(next).toContain("ok")
     } finally {
       raw.socket.destroy()
     }

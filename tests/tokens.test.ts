@@ -28,6 +28,14 @@ const run = async (input: string) => {
 
 const APPROVAL = "turn-1.tool-0.approval"
 
+/** Resolves once the run waits for a human before its answering model step. */
+const approvalStarted = (id: string) =>
+  eventually(
+    async () => (await events(id)).some((e) => e.type === "StepStarted" && e.payload.stepId === APPROVAL),
+    20_000,
+    "the approval step"
+  )
+
 beforeAll(async () => {
   nats = await startServer("lantern-tokens")
   stack = await startStack({
@@ -87,11 +95,7 @@ describe("GET /v1/runs/{id}/tokens", () => {
   it("streams a model step's answer in more than one piece, the pieces make the journaled answer, then the terminal event", async () => {
     const id = await run("please echo hello token world")
     // the run waits for a human before its answering model step: the stream is open before that step runs
-    await eventually(
-      async () => (await events(id)).some((e) => e.type === "StepStarted" && e.payload.stepId === APPROVAL),
-      20_000,
-      "the approval step"
-    )
+    await approvalStarted(id)
     const stream = await open(`/v1/runs/${id}/tokens`)
     expect(await stream.chunk()).toContain(": lantern run tokens")
     const approved = await call("POST", `/v1/runs/${id}/approvals/${APPROVAL}`, { approved: true, by: "test" })
@@ -114,11 +118,7 @@ describe("GET /v1/runs/{id}/tokens", () => {
 
   it("sends the terminal event with the end of its response, so a client that stops there keeps its connection (ADR 0087)", async () => {
     const id = await run("please echo the end")
-    await eventually(
-      async () => (await events(id)).some((e) => e.type === "StepStarted" && e.payload.stepId === APPROVAL),
-      20_000,
-      "the approval step"
-    )
+    await approvalStarted(id)
     const raw = await RawHttp.open(stack.url)
     try {
       raw.send(`GET /v1/runs/${id}/tokens HTTP/1.1`, { authorization: `Bearer ${stack.token}` })
@@ -126,11 +126,9 @@ describe("GET /v1/runs/{id}/tokens", () => {
       const approved = await call("POST", `/v1/runs/${id}/approvals/${APPROVAL}`, { approved: true, by: "test" })
       expect(approved.status, approved.text).toBe(200)
       // the terminal event arrives after the answer's tokens, in the read that ends the response
-      const last = await raw.readMatching(/event: RunSucceeded\n/, 0)
-      expect(last).toMatch(RawHttp.ENDS_RESPONSE)
-      const before = raw.reads.length
-      raw.send("GET /healthz HTTP/1.1", {})
-      expect(await raw.readMatching(/^HTTP\/1\.1 200 /, before)).toContain("ok")
+      const { read, next } = await RawHttp.lastAndNext(raw, /event: RunSucceeded\n/)
+      expect(read).toMatch(RawHttp.ENDS_RESPONSE)
+      expect(next).toContain("ok")
     } finally {
       raw.socket.destroy()
     }

@@ -25,6 +25,10 @@ import { addressOf, type Scope, scopeName, type View } from "./Scopes.ts"
 
 export const actor = Actor.make(Decider.decider)
 
+/** Whether the watch's last sequence of a scope (`watched`) and this host's copy of it say it has no journal. */
+const noJournal = (watched: number | null | undefined, cached: Actor.Loaded<Decider.State> | undefined) =>
+  watched === 0 && (cached === undefined || cached.seq === 0)
+
 /** What `applying` answers where no budget applies. */
 const NO_BUDGETS: ReadonlyArray<{ readonly scope: Scope; readonly state: Decider.State }> = []
 
@@ -135,10 +139,8 @@ export class Budgets extends Context.Service<Budgets, {
       }
 
       /** Whether the scope has no journal, as the subject watch tells and this host's last write agrees. */
-      const unbudgeted = (address: ActorAddress): boolean => {
-        const cached = known.get(keyOf(address))
-        return present.lastSeq(subjectOf(address)) === 0 && (cached === undefined || cached.seq === 0)
-      }
+      const unbudgeted = (address: ActorAddress): boolean =>
+        noJournal(present.lastSeq(subjectOf(address)), known.get(keyOf(address)))
 
       /**
        * The scope as of its journal's last event. The subject watch knows which scopes have a journal and the last
@@ -152,7 +154,7 @@ export class Budgets extends Context.Service<Budgets, {
           const subject = subjectOf(address)
           const cached = known.get(keyOf(address))
           const watched = present.lastSeq(subject)
-          if (unbudgeted(address)) {
+          if (noJournal(watched, cached)) {
             known.delete(keyOf(address))
             return { address, state: Decider.decider.initialState, seq: 0, events: 0, snapshotEvents: 0 }
           }

@@ -49,3 +49,14 @@ export const open = async (url: string): Promise<RawConnection> => {
 
 /** A read that ends a chunked response: the read ends with the encoding's last chunk. */
 export const ENDS_RESPONSE = /\r\n0\r\n\r\n$/
+
+/**
+ * Waits for the read that brings `last` (a stream's last frame), then asks the same connection for `/healthz`: the
+ * read, and the answer to that next request (a connection the response left busy or closed gives none).
+ */
+export const lastAndNext = async (raw: RawConnection, last: RegExp) => {
+  const read = await raw.readMatching(last, 0)
+  const before = raw.reads.length
+  raw.send("GET /healthz HTTP/1.1", {})
+  return { read, next: await raw.readMatching(/^HTTP\/1\.1 200 /, before) }
+}
