@@ -1,14 +1,14 @@
 // Workloads over HTTP (actors/spawner/, ADR 0046): start one in a sandbox, read it, follow its output, stop it, and
 // its receipt and journal export (ADR 0062).
 import { Effect, Stream } from "effect"
-import { HttpServerResponse } from "effect/http"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Receipts } from "../actors/receipts/Receipts.ts"
 import * as Verify from "../actors/receipts/Verify.ts"
 import { Spawner } from "../actors/spawner/Spawner.ts"
 import { Journal } from "../bus/Journal.ts"
 import * as Sse from "../schema/Sse.ts"
 import * as W from "../schema/Workload.ts"
-import { sseComment, toEventResponse, sseResponse } from "./Events.ts"
+import { lastFrameNext, sseComment, sseResponse, toEventResponse } from "./Events.ts"
 import { BadRequest } from "./Http.ts"
 import { actorOf, handlers, reply } from "./Serve.ts"
 
@@ -51,7 +51,14 @@ export const workloadHandlers = handlers({
             : Stream.empty
         )
       )
-      const end = Stream.fromEffect(spawner.get(tenant, id)).pipe(Stream.map((view) => frame("end", view)))
+      // the `end` frame is the stream's last: it leaves with the end of the response (ADR 0087)
+      const last = lastFrameNext(yield* HttpServerRequest.HttpServerRequest)
+      const end = Stream.fromEffect(spawner.get(tenant, id)).pipe(
+        Stream.map((view) => {
+          last()
+          return frame("end", view)
+        })
+      )
       return sseResponse(sseComment("lantern workload logs"), Stream.concat(output, end))
     }),
   terminateWorkload: ({ tenant, principal, params: { id } }) =>

@@ -13,6 +13,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { freePort } from "../bus/NatsServer.ts"
 import { startServer, type TestServer } from "./support/Bus.ts"
+import * as RawHttp from "./support/RawHttp.ts"
 import { api, eventually, spawnLantern, startStack, type StackProcess } from "./support/Stack.ts"
 
 const SECRET = "wl-secret-8c1f0e9d2b7a4635"
@@ -184,6 +185,16 @@ describe("a workload", () => {
       const text = await logs.text()
       expect(text).toContain("hello from the sandbox")
       expect(text).toContain("event: end")
+      // its `end` frame leaves with the end of the response: the connection answers the next request (ADR 0087)
+      const raw = await RawHttp.open(stack.url)
+      try {
+        raw.send(`GET /v1/workloads/${id}/logs HTTP/1.1`, { authorization: `Bearer ${stack.token}` })
+        const { read, next } = await RawHttp.lastAndNext(raw, /event: end\n/)
+        expect(read).toMatch(RawHttp.ENDS_RESPONSE)
+        expect(next).toContain("ok")
+      } finally {
+        raw.socket.destroy()
+      }
     },
     180_000
   )
