@@ -3,6 +3,8 @@
 import { availableParallelism, loadavg } from "node:os"
 import { Effect } from "effect"
 import type * as NatsServer from "../bus/NatsServer.ts"
+import type { Stored } from "../schema/Envelope.ts"
+import * as Events from "../schema/Events.ts"
 import * as Hosts from "./Hosts.ts"
 import { type Level as RawLevel, table } from "./Report.ts"
 import * as Stats from "./Stats.ts"
@@ -24,7 +26,10 @@ export interface Level {
   readonly queueMs: number
   readonly runsPerSecond: number
   readonly stepsPerSecond: number
-  /** StepStarted `at` to StepCompleted `at`: the StepStarted append round trip plus the step's effect. */
+  /**
+   * StepStarted `at` to the `at` of the event carrying the step's completion: the StepStarted append round trip plus
+   * the step's effect. Local steps (journaled once, with no StepStarted) have none.
+   */
   readonly steps: Stats.Summary
   /** From queueing the batch to the run's terminal event's `at`. */
   readonly latency: Stats.Summary
@@ -52,6 +57,28 @@ const cpuNow = (pids: ReadonlyArray<number>, serverPid: number) => {
   }
 }
 
+/**
+ * A run journal's steps: how many completed, and for each step that was started first, from its StepStarted `at` to
+ * the `at` of the event that carries its completion (a StepCompleted, a StepsCompleted or the RunSucceeded: ADR 0067,
+ * 0075, 0077). A local step is journaled once, with its completion alone: it counts, with no duration.
+ */
+export const stepTimes = (journal: ReadonlyArray<Stored>) => {
+  const started = new Map<string, number>()
+  const durations: Array<number> = []
+  let completed = 0
+  for (const s of journal) {
+    for (const event of Events.expand(s.event)) {
+      if (event._tag === "StepStarted") started.set(event.stepId, Hosts.atOf(s))
+      else if (event._tag === "StepCompleted") {
+        completed++
+        const from = started.get(event.stepId)
+        if (from !== undefined) durations.push(Hosts.atOf(s) - from)
+      }
+    }
+  }
+  return { completed, durations }
+}
+
 /** One measured batch with `workers` running; `pids` in start order. */
 const level = (log: Hosts.LeaseLog, pids: ReadonlyArray<number>, serverPid: number, runs: number) =>
   Effect.gen(function*() {
@@ -70,15 +97,14 @@ const level = (log: Hosts.LeaseLog, pids: ReadonlyArray<number>, serverPid: numb
     const stored = yield* Hosts.journals(runIds)
 
     const steps: Array<number> = []
+    let completed = 0
     const latency: Array<number> = []
     let last = began
     let succeeded = 0
     for (const journal of stored) {
-      const started = new Map<string, number>()
-      for (const s of journal) {
-        if (s.event._tag === "StepStarted") started.set(s.event.stepId, Hosts.atOf(s))
-        else if (s.event._tag === "StepCompleted") steps.push(Hosts.atOf(s) - started.get(s.event.stepId)!)
-      }
+      const times = stepTimes(journal)
+      steps.push(...times.durations)
+      completed += times.completed
       const end = journal.at(-1)!
       if (!Hosts.TERMINAL.has(end.event._tag))
         return yield* Effect.die(new Error(`run ${end.envelope.actor.id} ended with ${end.event._tag}`))
@@ -106,7 +132,7 @@ const level = (log: Hosts.LeaseLog, pids: ReadonlyArray<number>, serverPid: numb
       wallMs,
       queueMs,
       runsPerSecond: (runs * 1000) / wallMs,
-      stepsPerSecond: (steps.length * 1000) / wallMs,
+      stepsPerSecond: (completed * 1000) / wallMs,
       steps: Stats.summarize(steps, wallMs),
       latency: Stats.summarize(latency, wallMs),
       writesPerRun: (after - before) / runs,
@@ -186,7 +212,8 @@ export const render = (levels: ReadonlyArray<Level>, raw: ReadonlyArray<RawLevel
     `   limit runs/s = raw publishes/s at ${best.inFlight} publishers (${
       rate(rawPerSecond)
     }, section 1) / JetStream writes per run; runs/s ratio = runs/s / limit`,
-    "   step = StepStarted `at` to StepCompleted `at` (the StepStarted append plus the step's effect); run = queued to its end;",
+    "   step = StepStarted `at` to the `at` of the event with its completion (the StepStarted append plus the step's effect;",
+    "   the calculator, a local step, has no StepStarted and no duration, but counts in steps/s); run = queued to its end;",
     "   runs per worker = runs whose lease each worker took first; CPU % = CPU time while the batch ran over its wall time, in %",
     `   of one core, for all workers together, nats-server and this bench process (which journals, queues and watches): ${availableParallelism()} CPUs in all;`,
     `   1-minute load average before each batch: ${
