@@ -26,6 +26,7 @@ import * as Forecast from "./Forecast.ts"
 import * as IngestBench from "./Ingest.ts"
 import * as ChannelsBench from "./Channels.ts"
 import * as Load from "./Load.ts"
+import * as Machine from "./Machine.ts"
 import * as ProjectionBench from "./Projection.ts"
 import * as RawPublish from "./RawPublish.ts"
 import * as ReceiptsBench from "./Receipts.ts"
@@ -110,6 +111,7 @@ const when = <A, E, R>(sections: ReadonlySet<Section>, section: Section, effect:
 const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet<Section>) =>
   Effect.gen(function*() {
     const began = performance.now()
+    const machineStart = Machine.yardstick()
     yield* Topology.apply
     const stream = yield* RawPublish.ensureStream
     const envelopeBytes = yield* Fixture.check
@@ -148,6 +150,7 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
     const tasks = yield* when(sections, "tasks", TasksBench.run(scale))
     const cockpit = yield* when(sections, "cockpit", CockpitBench.run(scale))
 
+    const machine = { startMs: machineStart, endMs: Machine.yardstick() }
     const cpuList = cpus()
     const env: Report.Environment = {
       natsServer: server.version,
@@ -184,9 +187,11 @@ const measure = (server: NatsServer.Handle, scale: number, sections: ReadonlySet
         tasks && TasksBench.render(tasks),
         cockpit && CockpitBench.render(cockpit)
       ].filter((s) => s !== undefined)
+      console.log(Machine.render(machine))
       console.log(blocks.join("\n\n"))
       if (levels.length === 0) console.log(`\ntotal ${seconds.toFixed(1)} s`)
       const lines = [
+        Machine.json(machine),
         levels.length > 0 ? Report.json(env, levels, seconds) : undefined,
         loads && Load.json(loads),
         router && RouterBench.json(router),
