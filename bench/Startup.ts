@@ -1,5 +1,6 @@
-// Start-up time of `lantern` as shipped (scripts/lantern.mjs running the esbuild bundle, ADR 0027) beside the
-// same entry point compiled by tsx at every start: a CLI command from spawn to exit, and `serve` to /healthz.
+// Start-up time of `lantern` as shipped (bin/lantern: scripts/lantern.mjs running the esbuild bundle, ADR 0027)
+// beside the same entry point compiled by tsx at every start: a CLI command from spawn to exit, and `serve` to
+// /healthz.
 // Standalone: `node --import tsx bench/Startup.ts` (starts its own nats-server).
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -12,16 +13,18 @@ import { table } from "./Report.ts"
 import * as Stats from "./Stats.ts"
 
 const ROOT = resolve(import.meta.dirname, "..")
+const BIN = join(ROOT, "bin/lantern")
 const NODE = join(ROOT, "node_modules/.bin/node")
 const TSX = `file://${join(ROOT, "node_modules/tsx/dist/loader.mjs")}`
 
 export type Way = "bundle" | "tsx"
 const WAYS: ReadonlyArray<Way> = ["bundle", "tsx"]
 
-const argsOf = (way: Way, args: ReadonlyArray<string>) =>
+/** The command and its arguments: bin/lantern as shipped, or the pinned Node on tsx with the V8 flag of ADR 0090. */
+const commandOf = (way: Way, args: ReadonlyArray<string>): readonly [string, ReadonlyArray<string>] =>
   way === "bundle"
-    ? [join(ROOT, "scripts/lantern.mjs"), ...args]
-    : ["--import", TSX, join(ROOT, "edge/main.ts"), ...args]
+    ? [BIN, args]
+    : [NODE, ["--liftoff-only", "--import", TSX, join(ROOT, "edge/main.ts"), ...args]]
 
 export interface Result {
   /** Spawn to exit of `lantern --help`, ms. */
@@ -54,7 +57,8 @@ const closedPort = () =>
 const timeCommand = (way: Way, args: ReadonlyArray<string>, extra: Record<string, string>) =>
   new Promise<number>((ok, fail) => {
     const began = performance.now()
-    const child = spawn(NODE, argsOf(way, args), { cwd: ROOT, env: env(extra), stdio: "ignore" })
+    const [command, argv] = commandOf(way, args)
+    const child = spawn(command, argv, { cwd: ROOT, env: env(extra), stdio: "ignore" })
     child.once("error", fail)
     child.once("exit", () => ok(performance.now() - began))
   })
@@ -63,7 +67,8 @@ const timeCommand = (way: Way, args: ReadonlyArray<string>, extra: Record<string
 const timeServe = async (way: Way, natsUrl: string, home: string): Promise<number> => {
   const port = await NatsServer.freePort()
   const began = performance.now()
-  const child = spawn(NODE, argsOf(way, ["serve", "--port", String(port)]), {
+  const [command, argv] = commandOf(way, ["serve", "--port", String(port)])
+  const child = spawn(command, argv, {
     cwd: ROOT,
     env: env({ NATS_URL: natsUrl, LANTERN_HOME: home, LANTERN_API_TOKEN: "lt_bench_startup_token" }),
     stdio: ["ignore", "ignore", "pipe"]

@@ -99,6 +99,9 @@ describe("lantern dev", () => {
       const nats = embeddedNatsUrl(dev)
       expect(embeddedServers()).toHaveLength(1)
       expect(bannerLine(dev, "database")).toContain("embedded PGlite")
+      // bin/lantern execs Node itself with the V8 flag of ADR 0090: the process the pid names is Lantern's own
+      const argv = readFileSync(`/proc/${dev.child.pid}/cmdline`, "utf8").split("\0")
+      expect(argv.slice(0, 3).map((a) => a.split("/").at(-1))).toEqual(["node", "--liftoff-only", "lantern.mjs"])
 
       const creds = credentials()
       expect(creds.mode).toBe(0o600)

@@ -1,11 +1,9 @@
-// Test support: `lantern dev` as users start it (only LANTERN_HOME, the launcher of `npm run dev`), and the
+// Test support: `lantern dev` as users start it (only LANTERN_HOME, bin/lantern as `npm run dev` runs it), and the
 // processes found in /proc by their command line, to tell whether an embedded nats-server outlived its parent.
 import { type ChildProcess, spawn } from "node:child_process"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { LAUNCHER, ROOT } from "./Stack.ts"
-
-const NODE = join(ROOT, "node_modules/.bin/node")
+import { BIN, ROOT } from "./Stack.ts"
 
 export interface DevProcess {
   readonly child: ChildProcess
@@ -16,7 +14,7 @@ export interface DevProcess {
 
 /** `lantern dev` on `home` and `port`, with no NATS_URL, DATABASE_URL or token in its environment. */
 export const spawnDev = (home: string, port: number): DevProcess => {
-  const child = spawn(NODE, [LAUNCHER, "dev", "--port", String(port)], {
+  const child = spawn(BIN, ["dev", "--port", String(port)], {
     cwd: ROOT,
     env: {
       PATH: process.env["PATH"] ?? "",

@@ -11,9 +11,13 @@ import { eventually } from "./Poll.ts"
 export { eventually }
 
 export const ROOT = resolve(import.meta.dirname, "../..")
-const NODE = join(ROOT, "node_modules/.bin/node")
 /** What `bin/lantern` runs: the bundle of edge/main.ts, rebuilt first when a source is newer (ADR 0027). */
 export const LAUNCHER = join(ROOT, "scripts/lantern.mjs")
+/**
+ * `lantern` as users start it: the pinned Node with the V8 flags of ADR 0090, running LAUNCHER. It `exec`s, so
+ * the child's pid is the Lantern process's own (signals and kills reach it).
+ */
+export const BIN = join(ROOT, "bin/lantern")
 
 export interface StackProcess {
   readonly url: string
@@ -56,7 +60,7 @@ export interface LanternProcess {
  * this process's environment plus `env`, capturing its output.
  */
 export const spawnLantern = (args: ReadonlyArray<string>, env: Record<string, string>): LanternProcess => {
-  const child = spawn(NODE, [LAUNCHER, ...args], {
+  const child = spawn(BIN, args, {
     cwd: ROOT,
     // every JSON answer the tests see is checked against its documented schema (edge/Serve.ts): a mismatch is a 500
     env: {
