@@ -9,6 +9,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // the flag bin/lantern starts Lantern with (ADR 0090): PGlite's WebAssembly runs as it does in serve
+    execArgv: ["--liftoff-only"],
     fileParallelism: true,
     maxWorkers: 2
   }
