@@ -1,7 +1,6 @@
 // The marketplace (ADR 0059): listings of published agents, forks of a listing's spec into the buyer's tenant, and
 // invocations that run the listing's agent in the seller's tenant, under the seller's budget, and answer with the
 // output and a settlement receipt signed by the deployment's receipt keys.
-import sodium from "libsodium-wrappers"
 import { Clock, Config, Context, Effect, Layer, Option, Schedule, Schema } from "effect"
 import * as Kv from "../../bus/Kv.ts"
 import type { AgentView } from "../../schema/Agent.ts"
@@ -25,7 +24,7 @@ import type * as AgentDecider from "../agent/Decider.ts"
 import { Audit } from "../audit/Audit.ts"
 import type * as Actor from "../kernel/Actor.ts"
 import { Ids } from "../kernel/Ids.ts"
-import { type SigningKey, SigningKeys, type SigningKeyUnavailable } from "../receipts/Keys.ts"
+import { type SigningKey, SigningKeys, type SigningKeyUnavailable, signDetached } from "../receipts/Keys.ts"
 import { Runs, type StartError } from "../run/Runs.ts"
 import * as JsonSchema from "../tools/JsonSchema.ts"
 
@@ -229,9 +228,7 @@ export class Marketplace extends Context.Service<Marketplace, {
 
       const sign = (key: SigningKey, unsigned: UnsignedSettlement): SettlementReceipt => ({
         ...unsigned,
-        signature: Buffer.from(sodium.crypto_sign_detached(settlementBytes(unsigned), key.secretKey)).toString(
-          "base64url"
-        )
+        signature: Buffer.from(signDetached(settlementBytes(unsigned), key.secretKey)).toString("base64url")
       })
 
       const invoke = (tenant: string, slug: string, request: InvokeRequest, by: string) =>

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Nats } from "../../bus/Nats.ts"
 import * as Topology from "../../bus/Topology.ts"
 import { startServer, type TestServer } from "../../tests/support/Bus.ts"
-import { SigningKeys } from "./Keys.ts"
+import sodium from "libsodium-wrappers"
+import { freshKeyPair, SigningKeys, signDetached } from "./Keys.ts"
 
 let nats: TestServer
 
@@ -55,6 +56,32 @@ const signsWith = (host: SigningKeys["Service"], keyId: string) =>
       yield* Effect.sleep("10 millis")
     }
   })
+
+describe("Ed25519 through node:crypto (ADR 0090)", () => {
+  it("makes key pairs in libsodium's shape and the very signatures libsodium makes with them", async () => {
+    await sodium.ready
+    const seen = new Set<string>()
+    for (let i = 0; i < 20; i++) {
+      const pair = freshKeyPair()
+      expect(pair.publicKey).toHaveLength(32)
+      expect(pair.privateKey).toHaveLength(64)
+      // libsodium derives the same pair from the seed
+      const again = sodium.crypto_sign_seed_keypair(pair.privateKey.slice(0, 32))
+      expect(Buffer.from(again.publicKey).equals(Buffer.from(pair.publicKey))).toBe(true)
+      expect(Buffer.from(again.privateKey).equals(Buffer.from(pair.privateKey))).toBe(true)
+      const message = new Uint8Array(randomBytes(100 + i * 37))
+      const signature = signDetached(message, pair.privateKey)
+      expect(Buffer.from(signature).equals(Buffer.from(sodium.crypto_sign_detached(message, pair.privateKey)))).toBe(
+        true
+      )
+      // the key object is kept per secret key: the second signature is made with it, and is the same
+      expect(Buffer.from(signDetached(message, pair.privateKey)).equals(Buffer.from(signature))).toBe(true)
+      expect(sodium.crypto_sign_verify_detached(signature, message, pair.publicKey)).toBe(true)
+      seen.add(Buffer.from(pair.publicKey).toString("hex"))
+    }
+    expect(seen.size).toBe(20)
+  })
+})
 
 describe("SigningKeys", () => {
   const kek = new Uint8Array(randomBytes(32))
