@@ -1,13 +1,13 @@
 // Run identity: every run's own Ed25519 key pair, minted at start, its secret half sealed under the KEK in the
 // `lantern-run-identities` bucket, its public half journaled on RunStarted; and the EdDSA JWTs a run presents.
-import { createPrivateKey, createPublicKey, type KeyObject, randomBytes } from "node:crypto"
+import { createPublicKey, randomBytes } from "node:crypto"
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT } from "jose"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import * as Kv from "../../bus/Kv.ts"
 import { RUN_IDENTITIES_BUCKET } from "../../bus/Topology.ts"
 import type { BusUnavailable } from "../../schema/Errors.ts"
 import type { RunIdentity } from "../../schema/Events.ts"
-import { freshKeyPair, kekConfig, openBox, ready, sealBox } from "../receipts/Keys.ts"
+import { freshKeyPair, kekConfig, openBox, privateKeyOf, ready, sealBox } from "../receipts/Keys.ts"
 import * as Verify from "../receipts/Verify.ts"
 
 export const ISSUER = "lantern"
@@ -37,18 +37,6 @@ export const parseSubject = (sub: string): { readonly tenant: string; readonly r
   const m = /^run:([^/]+)\/([^/]+)$/.exec(sub)
   return m === null ? null : { tenant: m[1]!, runId: m[2]! }
 }
-
-/** The private key of a libsodium Ed25519 secret key (its 32-byte seed, then its public key). */
-const privateKeyOf = (secretKey: Uint8Array): KeyObject =>
-  createPrivateKey({
-    key: {
-      kty: "OKP",
-      crv: "Ed25519",
-      d: Verify.toBase64Url(secretKey.subarray(0, 32)),
-      x: Verify.toBase64Url(secretKey.subarray(32))
-    },
-    format: "jwk"
-  })
 
 /** Signs `claims` as a compact EdDSA JWT (jose): header `{alg, typ, kid}`, then the claims, in that order. */
 export const sign = (secretKey: Uint8Array, keyId: string, claims: Claims): Effect.Effect<string> =>

@@ -86,20 +86,25 @@ export const freshKeyPair = (): { readonly publicKey: Uint8Array; readonly priva
   return { publicKey: new Uint8Array(publicKey), privateKey: new Uint8Array(Buffer.concat([seed, publicKey])) }
 }
 
-/** The DER of a PKCS #8 Ed25519 private key up to its 32-byte seed (RFC 8410). */
-const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex")
+/** OpenSSL's private key of a libsodium Ed25519 secret key (its 32-byte seed, then its public key). */
+export const privateKeyOf = (secretKey: Uint8Array): KeyObject =>
+  createPrivateKey({
+    key: {
+      kty: "OKP",
+      crv: "Ed25519",
+      d: Verify.toBase64Url(secretKey.subarray(0, 32)),
+      x: Verify.toBase64Url(secretKey.subarray(32))
+    },
+    format: "jwk"
+  })
 
-/** OpenSSL's key object of each secret key signed with, made once: a host signs with one key for many receipts. */
+/** The private key of each secret key signed with, made once: a host signs with one key for many receipts. */
 const keyObjects = new WeakMap<Uint8Array, KeyObject>()
 
 const keyObjectOf = (secretKey: Uint8Array): KeyObject => {
   const cached = keyObjects.get(secretKey)
   if (cached !== undefined) return cached
-  const made = createPrivateKey({
-    key: Buffer.concat([PKCS8_ED25519_PREFIX, secretKey.subarray(0, 32)]),
-    format: "der",
-    type: "pkcs8"
-  })
+  const made = privateKeyOf(secretKey)
   keyObjects.set(secretKey, made)
   return made
 }
