@@ -189,7 +189,7 @@ export const watchEnds = Effect.gen(function*() {
 })
 
 /** The mean stored size of a LANTERN_RUNS message: what the raw floor publishes. */
-const meanMessageBytes = Effect.gen(function*() {
+export const meanMessageBytes = Effect.gen(function*() {
   const { jsm } = yield* Nats
   return yield* Effect.tryPromise({
     try: async () => {
@@ -201,9 +201,9 @@ const meanMessageBytes = Effect.gen(function*() {
 })
 
 export interface Floor {
-  /** Bytes of each publish: the mean stored size of a LANTERN_RUNS message after the runs. */
+  /** Bytes of each publish: the mean stored size of a LANTERN_RUNS message after the warm-up runs. */
   readonly payloadBytes: number
-  /** `publishes` sequential publishes-with-ack, one "run" at a time, ms. */
+  /** `publishes` sequential publishes-with-ack, one "run" at a time, interleaved with the runs (`interleaved`), ms. */
   readonly sequential: ReadonlyArray<number>
   /** IN_FLIGHT concurrent publishers, each awaiting its own acks. */
   readonly publish: Stats.Summary
@@ -211,21 +211,60 @@ export interface Floor {
   readonly runsPerSecond: number
 }
 
+/** Runs one at a time, and the raw floor's "runs" measured in the same minutes (`interleaved`). */
+export interface Interleaved {
+  /** Start to end of each run, ms. */
+  readonly runs: ReadonlyArray<number>
+  /** `publishes` sequential publishes-with-ack each, ms. */
+  readonly floor: ReadonlyArray<number>
+  /** Bytes of each publish: the mean stored size of a LANTERN_RUNS message after the warm-up runs. */
+  readonly payloadBytes: number
+}
+
+/** Runs (and as many floor "runs") measured back to back before the other kind's turn. */
+export const INTERLEAVE = 10
+
 /**
- * The raw JetStream floor of runs of `publishes` journal writes, on the server the runs used, after them:
- * `sequential` "runs" of that many sequential publishes-with-ack, then `runs` of them at IN_FLIGHT.
+ * `count` runs one at a time after `warmup` unmeasured ones, in blocks of INTERLEAVE, each block followed by as
+ * many raw floor "runs" of `publishes` sequential publishes-with-ack on the same server. This machine's speed drifts
+ * by tens of percent within minutes (bench/Machine.ts), so a floor measured minutes after the runs made the ratio
+ * swing with it; measured in the same minutes, both see the same machine. Each floor block starts once serve is
+ * idle (a run's receipt and the projectors trail its end), so the floor is not slowed by the runs before it.
  */
-export const floor = (publishes: number, sequential: number, runs: number, warmup: number) =>
+export const interleaved = (stack: Stack, count: number, warmup: number, runOnce: RunOnce, publishes: number) =>
   Effect.gen(function*() {
+    yield* oneAtATime(0, warmup, runOnce)
     const payloadBytes = yield* meanMessageBytes
     yield* RawPublish.ensureStream
     const payload = RawPublish.payloadOf(payloadBytes)
-    for (let i = 0; i < warmup; i++) yield* RawPublish.run(1, publishes, payload, "rpw")
-    const samples: Array<number> = []
-    for (let i = 0; i < sequential; i++) samples.push((yield* RawPublish.run(1, publishes, payload, "rps")).wallMs)
+    yield* settled(stack)
+    for (let i = 0; i < INTERLEAVE; i++) yield* RawPublish.run(1, publishes, payload, "rpw")
+    const runs: Array<number> = []
+    const floor: Array<number> = []
+    while (runs.length < count) {
+      const n = Math.min(INTERLEAVE, count - runs.length)
+      runs.push(...(yield* oneAtATime(n, 0, runOnce)))
+      yield* settled(stack)
+      for (let i = 0; i < n; i++) floor.push((yield* RawPublish.run(1, publishes, payload, "rps")).wallMs)
+    }
+    return { runs, floor, payloadBytes } satisfies Interleaved
+  })
+
+/**
+ * The raw JetStream floor of runs of `publishes` journal writes, on the server the runs used, after them: `runs` of
+ * them at IN_FLIGHT, beside the sequential ones `interleaved` measured (with their payload).
+ */
+export const floor = (publishes: number, sequential: Interleaved, runs: number) =>
+  Effect.gen(function*() {
+    const payload = RawPublish.payloadOf(sequential.payloadBytes)
     yield* RawPublish.run(IN_FLIGHT, IN_FLIGHT * publishes, payload, "rpw")
     const publish = yield* RawPublish.run(IN_FLIGHT, runs * publishes, payload, "rpt")
-    return { payloadBytes, sequential: samples, publish, runsPerSecond: publish.perSecond / publishes } satisfies Floor
+    return {
+      payloadBytes: sequential.payloadBytes,
+      sequential: sequential.floor,
+      publish,
+      runsPerSecond: publish.perSecond / publishes
+    } satisfies Floor
   })
 
 /** Nearest-rank percentile of unsorted samples. */
