@@ -12,7 +12,8 @@ import { until } from "../tests/support/Poll.ts"
 import { holderOf, Hosts, probeSubject, tokenOf } from "./Hosts.ts"
 import { decodeEntry, type Lease, Leases } from "./Leases.ts"
 import { Nats } from "./Nats.ts"
-import { HOSTS_BUCKET, LEASE_BUCKET } from "./Topology.ts"
+import * as Topology from "./Topology.ts"
+import { HOSTS_BUCKET, LEASE_BUCKET, LEASE_MARKER_TTL, LEASE_MARKER_TTL_MS } from "./Topology.ts"
 
 let nats: TestServer
 
@@ -48,7 +49,7 @@ interface Host {
 const withHosts = <A, E>(name: string, f: (start: Effect.Effect<Host>) => Effect.Effect<A, E, Nats>) =>
   Effect.gen(function*() {
     const { js } = yield* Nats
-    yield* Effect.promise(() => new Kvm(js).create(LEASE_BUCKET, { history: 1 }))
+    yield* Effect.promise(() => new Kvm(js).create(LEASE_BUCKET, { history: 1, markerTTL: LEASE_MARKER_TTL_MS }))
     yield* Effect.promise(() => new Kvm(js).create(HOSTS_BUCKET, { history: 1, markerTTL: 60_000 }))
     const context = yield* Effect.context<Nats>()
     const start = Effect.gen(function*() {
@@ -221,6 +222,13 @@ describe("Leases", () => {
         yield* b.leases.release(taken)
         const gone = yield* Effect.promise(() => a.leases.bucket.get("t1.run_p"))
         expect(gone?.operation).not.toBe("PUT")
+        // the removal's marker expires (ADR 0091): the key leaves the bucket instead of keeping a marker for ever
+        const { jsm } = yield* Nats
+        const marker = yield* Effect.promise(() =>
+          jsm.streams.getMessage(`KV_${LEASE_BUCKET}`, { last_by_subj: `$KV.${LEASE_BUCKET}.t1.run_p` })
+        )
+        expect(marker?.header.get("KV-Operation")).toBe("PURGE")
+        expect(marker?.header.get("Nats-TTL")).toBe(LEASE_MARKER_TTL)
         // a finished run's key can be leased again (a new run never reuses an id, but the bucket allows it)
         acquired(yield* a.leases.acquire("t1", "run_p"))
         yield* a.stop
@@ -272,6 +280,39 @@ describe("Leases", () => {
         yield* a.stop
         yield* b.stop
       })))
+})
+
+describe("the lease bucket (ADR 0091)", () => {
+  it("is made with markers that expire, and a bucket made before is given them", async () => {
+    const own = await startServer("lantern-lease-bucket")
+    try {
+      await Effect.runPromise(
+        Effect.gen(function*() {
+          const { js, jsm } = yield* Nats
+          // as Topology.apply made it before: one entry per key, no per-message TTL
+          yield* Effect.promise(() => new Kvm(js).create(LEASE_BUCKET, { history: 1 }))
+          const before = yield* Effect.promise(() => jsm.streams.info(`KV_${LEASE_BUCKET}`))
+          expect(before.config.allow_msg_ttl).toBe(false)
+          yield* Topology.apply
+          const after = yield* Effect.promise(() => jsm.streams.info(`KV_${LEASE_BUCKET}`))
+          expect(after.config.allow_msg_ttl).toBe(true)
+          expect(after.config.subject_delete_marker_ttl).toBe(LEASE_MARKER_TTL_MS * 1_000_000)
+          expect(after.config.max_msgs_per_subject).toBe(1)
+          // and once more, on a bucket that has them: nothing changes
+          yield* Topology.apply
+          const again = yield* Effect.promise(() => jsm.streams.info(`KV_${LEASE_BUCKET}`))
+          expect(again.config).toEqual(after.config)
+          // a removal whose marker carries a TTL is taken now (the server refused it before: TTLs were off)
+          const kv = yield* Effect.promise(() => new Kvm(js).open(LEASE_BUCKET))
+          const revision = yield* Effect.promise(() => kv.create("t1.run_x", "{}"))
+          yield* Effect.promise(() => kv.purge("t1.run_x", { previousSeq: revision, ttl: LEASE_MARKER_TTL }))
+          expect((yield* Effect.promise(() => kv.get("t1.run_x")))?.operation).toBe("PURGE")
+        }).pipe(Effect.provide(Nats.layerUrl(own.handle.url, "lantern-lease-bucket-test")))
+      )
+    } finally {
+      await own.cleanup()
+    }
+  }, 60_000)
 })
 
 describe("Watchdog", () => {

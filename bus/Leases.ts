@@ -10,7 +10,7 @@ import { BusUnavailable } from "../schema/Errors.ts"
 import { Hosts } from "./Hosts.ts"
 import * as Kv from "./Kv.ts"
 import { Nats, unavailable } from "./Nats.ts"
-import { LEASE_BUCKET } from "./Topology.ts"
+import { LEASE_BUCKET, LEASE_MARKER_TTL } from "./Topology.ts"
 
 /** What the bucket holds per run: who drives it (null: parked or queued) and when it is due for a look. */
 export interface Entry {
@@ -237,8 +237,13 @@ export class Leases extends Context.Service<Leases, {
             bucket.update(lease.key, encodeEntry({ holder: null, dueAt }), lease.revision))
         )
 
+      // purged with a marker that expires (ADR 0091): the key leaves the bucket instead of keeping a marker for ever
       const release = (lease: Lease) =>
-        checked(lease.key, `release ${lease.key}`, () => bucket.delete(lease.key, { previousSeq: lease.revision }))
+        checked(
+          lease.key,
+          `release ${lease.key}`,
+          () => bucket.purge(lease.key, { previousSeq: lease.revision, ttl: LEASE_MARKER_TTL })
+        )
 
       return Leases.of({ host, graceMs, bucket, known, held, register, claim, acquire, lost, park, release })
     })

@@ -60,6 +60,16 @@ export const SNAPSHOTS_BUCKET = "lantern-snapshots"
 /** KV bucket of run leases: one entry per run that is not finished (bus/Leases.ts). */
 export const LEASE_BUCKET = "lantern-leases"
 
+/**
+ * How long the marker of a removed lease stays (per-message TTL, ADR 0091): a finished run's entry is purged with a
+ * marker that expires, then the server's own marker of that expiry does, and the key is gone from the bucket. A
+ * plain delete left one marker per finished run for ever: the bucket, the server's index of its subjects and every
+ * new watch of it (each host's start replays them) grew with every run ever run.
+ */
+export const LEASE_MARKER_TTL_MS = 60_000
+/** LEASE_MARKER_TTL_MS as the `Nats-TTL` of a removal (Go duration text). */
+export const LEASE_MARKER_TTL = `${LEASE_MARKER_TTL_MS / 1000}s`
+
 /** KV bucket of host liveness (bus/Hosts.ts): key = a host's slot, each write carrying a per-message TTL. */
 export const HOSTS_BUCKET = "lantern-hosts"
 
@@ -159,12 +169,26 @@ export const apply = Effect.gen(function*() {
   }
   // the buckets of the bus itself; every other bucket is declared with its value Schema beside the code that
   // owns it (Kv.bucket) and created by Kv.open when that code starts
-  for (const bucket of [SNAPSHOTS_BUCKET, LEASE_BUCKET]) {
-    yield* Effect.tryPromise({
-      try: () => new Kvm(js).create(bucket, { history: 1, replicas }),
-      catch: unavailable(`apply bucket ${bucket}`)
-    })
-  }
+  yield* Effect.tryPromise({
+    try: () => new Kvm(js).create(SNAPSHOTS_BUCKET, { history: 1, replicas }),
+    catch: unavailable(`apply bucket ${SNAPSHOTS_BUCKET}`)
+  })
+  // a lease bucket made before ADR 0091 is given its markers' TTL: creating an existing bucket keeps its configuration
+  yield* Effect.tryPromise({
+    try: async () => {
+      await new Kvm(js).create(LEASE_BUCKET, { history: 1, replicas, markerTTL: LEASE_MARKER_TTL_MS })
+      const stream = `KV_${LEASE_BUCKET}`
+      const { config } = await jsm.streams.info(stream)
+      if (config.allow_msg_ttl !== true) {
+        await jsm.streams.update(stream, {
+          ...config,
+          allow_msg_ttl: true,
+          subject_delete_marker_ttl: nanos(LEASE_MARKER_TTL_MS)
+        })
+      }
+    },
+    catch: unavailable(`apply bucket ${LEASE_BUCKET}`)
+  })
   // liveness keys expire on the server's clock (per-message TTL, nats-server 2.11+): no host reads another's clock
   yield* Effect.tryPromise({
     try: () => new Kvm(js).create(HOSTS_BUCKET, { history: 1, replicas, markerTTL: HOSTS_MARKER_TTL_MS }),
