@@ -99,13 +99,18 @@ export class Driver extends Context.Service<Driver, {
             : outcome._tag === "Parked"
             ? leases.park(current.lease, outcome.dueAt)
             : Effect.void
-          yield* handBack.pipe(Effect.catchTag("LeaseLost", () => Effect.void))
           // a run that ended gets its signed receipt now; one that could not be issued is issued when first asked for
-          if (outcome._tag === "Finished" && isTerminal(outcome.state)) {
-            yield* receipts.issue(tenant, runId, outcome.journal).pipe(
+          const receipt = outcome._tag === "Finished" && isTerminal(outcome.state)
+            ? receipts.issue(tenant, runId, outcome.journal).pipe(
               Effect.catchCause((cause) => Effect.logWarning(`run ${runId}: receipt not issued yet`, cause))
             )
-          }
+            : Effect.void
+          // neither waits for the other: the writes after a run's end are on the bus at once (the next run's writes
+          // queue behind them on the server's disk)
+          yield* Effect.all([handBack.pipe(Effect.catchTag("LeaseLost", () => Effect.void)), receipt], {
+            concurrency: 2,
+            discard: true
+          })
           // a child run that ended wakes its parent, which is waiting for it
           const parent = outcome._tag === "Finished" && isTerminal(outcome.state) ? outcome.state.parent : null
           if (parent !== null) yield* runs.enqueue(parent.tenant, parent.runId, `child:${runId}:done`)
