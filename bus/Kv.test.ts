@@ -80,6 +80,54 @@ describe("Kv", () => {
     expect(outcome.keys).not.toContain("c")
   })
 
+  it(
+    "purges with a marker that expires when the bucket declares a marker TTL, and gives an existing bucket one (ADR 0091)",
+    async () => {
+      const name = "test-markers"
+      const outcome = await run(Effect.gen(function*() {
+        const { jsm } = yield* Nats
+        // made first without markers, as a bucket from before the declaration was
+        yield* Kv.open(Kv.bucket({ name, value: Schema.fromJsonString(Counter) }))
+        const before = yield* Effect.promise(() => jsm.streams.info(`KV_${name}`))
+        const kv = yield* Kv.open(Kv.bucket({ name, value: Schema.fromJsonString(Counter), markerTtl: "1 second" }))
+        const after = yield* Effect.promise(() => jsm.streams.info(`KV_${name}`))
+        const c = yield* kv.create("k", { n: 1 })
+        const stale = yield* kv.purge("k", c.revision + 100)
+        const purged = yield* kv.purge("k", c.revision)
+        const subject = `$KV.${name}.k`
+        const marker = yield* Effect.promise(() => jsm.streams.getMessage(`KV_${name}`, { last_by_subj: subject }))
+        // the server removes the marker, then its own marker of that: the key leaves the stream (deadline polling)
+        const deadline = Date.now() + 30_000
+        let left = -1
+        for (;;) {
+          left = (yield* Effect.promise(() => jsm.streams.info(`KV_${name}`, { subjects_filter: subject }))).state
+            .messages
+          if (left === 0 || Date.now() > deadline) break
+          yield* Effect.sleep("100 millis")
+        }
+        return {
+          before: before.config.allow_msg_ttl,
+          after: [after.config.allow_msg_ttl, after.config.subject_delete_marker_ttl],
+          stale,
+          purged,
+          marker: [marker?.header.get("KV-Operation"), marker?.header.get("Nats-TTL")],
+          left,
+          again: (yield* kv.create("k", { n: 2 }))._tag
+        }
+      }))
+      expect(outcome).toEqual({
+        before: false,
+        after: [true, 1_000_000_000],
+        stale: Kv.lostRace,
+        purged: { _tag: "Deleted" },
+        marker: ["PURGE", "1s"],
+        left: 0,
+        again: "Created"
+      })
+    },
+    60_000
+  )
+
   it("reads an undecodable value as CorruptValue, and watch reports it without stopping", async () => {
     const [corrupt, changes] = await run(Effect.gen(function*() {
       yield* (yield* Kv.open(raw)).put("d", "not json")

@@ -18,6 +18,12 @@ export interface Bucket<A> {
   /** Entries older than this are dropped by the server (the bucket's max age); none when undefined. */
   readonly ttl: Duration.Duration | undefined
   /**
+   * How long the marker a `purge` leaves stays (per-message TTL, ADR 0091): the server then removes it, and the key
+   * is gone from the bucket. Undefined: markers stay for ever, one per key ever purged, which every listing and new
+   * watch of the bucket goes through.
+   */
+  readonly markerTtl: Duration.Duration | undefined
+  /**
    * What an entry is, for errors a client may read (`a secret`): they name neither the bucket nor the key,
    * which are the bus's layout.
    */
@@ -30,13 +36,15 @@ export const bucket = <A>(options: {
   readonly value: Schema.Codec<A, string>
   readonly history?: number
   readonly ttl?: Duration.Input
+  readonly markerTtl?: Duration.Input
   readonly what?: string
 }): Bucket<A> => ({
   name: options.name,
   value: options.value,
   what: options.what ?? "a stored entry",
   history: options.history ?? 1,
-  ttl: options.ttl === undefined ? undefined : Duration.fromInputUnsafe(options.ttl)
+  ttl: options.ttl === undefined ? undefined : Duration.fromInputUnsafe(options.ttl),
+  markerTtl: options.markerTtl === undefined ? undefined : Duration.fromInputUnsafe(options.markerTtl)
 })
 
 /** The same bucket with another TTL (a configured one), applied to an existing bucket when it is opened. */
@@ -184,13 +192,18 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
   const put: Handle<A>["put"] = (key, value) =>
     Effect.flatMap(text(value), (data) => call(`write ${b.what}`, () => kv.put(key, data)))
 
+  // a purge's marker carries the bucket's marker TTL, when it has one (whole seconds, the server's unit)
+  const markerTtl = b.markerTtl === undefined
+    ? {}
+    : { ttl: `${Math.max(1, Math.ceil(Duration.toMillis(b.markerTtl) / 1000))}s` }
   const remove = (op: "delete" | "purge") => (key: string, expectedRevision?: number) =>
     checked(
       `${op} ${b.what}`,
       () =>
-        kv[op](key, expectedRevision === undefined ? undefined : { previousSeq: expectedRevision }).then(
-          (): Deleted => ({ _tag: "Deleted" })
-        ),
+        kv[op](key, {
+          ...(expectedRevision === undefined ? {} : { previousSeq: expectedRevision }),
+          ...(op === "purge" ? markerTtl : {})
+        }).then((): Deleted => ({ _tag: "Deleted" })),
       lostRace
     )
 
@@ -282,18 +295,32 @@ export const open = <A>(b: Bucket<A>) =>
     const { js, jsm } = yield* Nats
     const replicas = yield* Config.Int("LANTERN_REPLICAS").pipe(Config.withDefault(1), Effect.orDie)
     const ttlMs = b.ttl === undefined ? undefined : Duration.toMillis(b.ttl)
+    const markerTtlMs = b.markerTtl === undefined ? undefined : Duration.toMillis(b.markerTtl)
     const kv = yield* call(`open the store of ${b.what}`, () =>
-      new Kvm(js).create(b.name, { history: b.history, replicas, ...(ttlMs === undefined ? {} : { ttl: ttlMs }) }))
+      new Kvm(js).create(b.name, {
+        history: b.history,
+        replicas,
+        ...(ttlMs === undefined ? {} : { ttl: ttlMs }),
+        ...(markerTtlMs === undefined ? {} : { markerTTL: markerTtlMs })
+      }))
       .pipe(
         // a freshly formed cluster may time out the first creates while its meta leader settles
         Effect.retry({ schedule: Schedule.spaced("1 second"), times: 20 })
       )
-    if (ttlMs !== undefined) {
+    if (ttlMs !== undefined || markerTtlMs !== undefined) {
       const stream = `KV_${b.name}`
+      // creating a bucket that exists keeps its configuration: a declared TTL it lacks is set here
       yield* call(`set the TTL of ${b.what}`, async () => {
-        const info = await jsm.streams.info(stream)
-        if (info.config.max_age !== nanos(ttlMs))
-          await jsm.streams.update(stream, { ...info.config, max_age: nanos(ttlMs) })
+        const { config } = await jsm.streams.info(stream)
+        const maxAge = ttlMs === undefined ? {} : { max_age: nanos(ttlMs) }
+        const markers = markerTtlMs === undefined
+          ? {}
+          : { allow_msg_ttl: true, subject_delete_marker_ttl: nanos(markerTtlMs) }
+        const wanted = { ...config, ...maxAge, ...markers }
+        if (
+          wanted.max_age !== config.max_age || wanted.allow_msg_ttl !== config.allow_msg_ttl ||
+          wanted.subject_delete_marker_ttl !== config.subject_delete_marker_ttl
+        ) await jsm.streams.update(stream, wanted)
       }).pipe(
         // as the create above: a slow or settling server times the first requests out, which must not stop a start
         Effect.retry({ schedule: Schedule.spaced("1 second"), times: 20 })

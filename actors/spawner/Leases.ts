@@ -11,7 +11,10 @@ const Lease = Schema.Struct({ host: Schema.String, harnessPid: Schema.Int, since
 export const leaseBucket = Kv.bucket({
   name: "lantern-workload-leases",
   value: Schema.fromJsonString(Lease),
-  what: "a workload lease"
+  what: "a workload lease",
+  // a released lease's marker expires (ADR 0091): the liveness loop lists the bucket every PING_EVERY, and kept
+  // markers, one per workload ever run, made each listing longer
+  markerTtl: "1 minute"
 })
 
 export const leaseKey = (tenant: string, id: string) => `${tenant}.${id}`
@@ -52,12 +55,12 @@ export const make = (settings: Settings) =>
         }
         return active.size
       })
-    /** Deletes a workload's lease, and stops counting it at once. */
+    /** Removes a workload's lease (its marker expires), and stops counting it at once. */
     const releaseLease = (tenant: string, id: string) =>
       Effect.suspend(() => {
         startedHere.delete(leaseKey(tenant, id))
         listed?.keys.delete(leaseKey(tenant, id))
-        return kv.delete(leaseKey(tenant, id))
+        return kv.purge(leaseKey(tenant, id))
       })
     /** A workload being started on this host counts from `at` on, before its lease is listed. */
     const startingHere = (tenant: string, id: string, at: number) => {
