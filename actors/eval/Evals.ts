@@ -55,7 +55,14 @@ export const suiteIdOf = (tenant: string, agentName: string, name: string) =>
  * started and not yet finished, taken up again when a host starts; `case.<tenant>.<runId>` → the eval run a run is a
  * case of (eval traffic).
  */
-const indexBucket = Kv.bucket({ name: "lantern-eval-index", value: Schema.String, what: "the eval index" })
+// an eval run's `open.` key is purged when it ends, its marker expiring (ADR 0091): each start lists those keys, and
+// kept markers, one per eval run ever finished, made the listing longer
+const indexBucket = Kv.bucket({
+  name: "lantern-eval-index",
+  value: Schema.String,
+  what: "the eval index",
+  markerTtl: "1 minute"
+})
 
 /** How long a case's run may take before the case is recorded as errored. */
 const CASE_TIMEOUT = "10 minutes"
@@ -430,7 +437,7 @@ export class Evals extends Context.Service<Evals, {
           if (started.rehearsal === undefined) {
             yield* index.put(`score.${tenant}.${started.suiteId}.${started.agentVersion}`, `${evalRunId} ${score}`)
           }
-          yield* index.delete(`open.${tenant}.${evalRunId}`)
+          yield* index.purge(`open.${tenant}.${evalRunId}`)
         }).pipe(
           Effect.withSpan("Evals.drive", { attributes: { tenant_id: tenant, eval_run_id: evalRunId } }),
           Effect.tapCause((cause) =>
