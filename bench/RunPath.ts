@@ -221,7 +221,7 @@ export const render = (r: Result): string => {
     }`,
     `   serve idle ${
       r.settledSeconds.toFixed(1)
-    } s after the last run ended (its projectors caught up); the floor is measured after`,
+    } s after the last run ended (its projectors caught up); the in-flight floor is measured after`,
     table(
       ["figure", "Lantern run", `raw floor (${FLOOR_PUBLISHES} publishes)`, "Lantern / floor"],
       [
