@@ -1,6 +1,7 @@
 // Runs through a bench section's own `lantern serve` (Serve.ts), one at a time and many in flight, with what they
 // cost (serve and nats-server CPU, /varz traffic, JetStream writes), beside the raw JetStream floor measured on the
 // same server in the same run. Shared by the run path (RunPath.ts) and code-first workflows (Workflows.ts).
+import { loadavg } from "node:os"
 import { Effect } from "effect"
 import { Nats, unavailable } from "../bus/Nats.ts"
 import * as Topology from "../bus/Topology.ts"
@@ -211,29 +212,47 @@ export interface Floor {
   readonly runsPerSecond: number
 }
 
+/**
+ * Runs measured one at a time right after a section's first one, at BENCH_SCALE=1: a `serve` just started, its JIT
+ * still cold.
+ */
+export const SEQUENTIAL_COLD = 30
+/**
+ * Runs one at a time before the warm ones are measured, the cold ones included. A run's p50 falls from about 28 ms
+ * over the first 30 runs to about 14 ms after 250 (V8 optimising the run path's code): the targets are a server's
+ * steady state.
+ */
+export const SEQUENTIAL_WARMUP = 300
+
 /** Runs one at a time, and the raw floor's "runs" measured in the same minutes (`interleaved`). */
 export interface Interleaved {
-  /** Start to end of each run, ms. */
+  /** Start to end of each of the first runs on the fresh serve (its JIT cold), ms. */
+  readonly cold: ReadonlyArray<number>
+  /** Start to end of each run after SEQUENTIAL_WARMUP, ms. */
   readonly runs: ReadonlyArray<number>
   /** `publishes` sequential publishes-with-ack each, ms. */
   readonly floor: ReadonlyArray<number>
   /** Bytes of each publish: the mean stored size of a LANTERN_RUNS message after the warm-up runs. */
   readonly payloadBytes: number
+  /** The machine's 1-minute load average before the warm runs. */
+  readonly loadAverage: number
 }
 
 /** Runs (and as many floor "runs") measured back to back before the other kind's turn. */
 export const INTERLEAVE = 10
 
 /**
- * `count` runs one at a time after `warmup` unmeasured ones, in blocks of INTERLEAVE, each block followed by as
- * many raw floor "runs" of `publishes` sequential publishes-with-ack on the same server. This machine's speed drifts
+ * `cold` runs one at a time on a fresh serve, then `count` after SEQUENTIAL_WARMUP in all, in blocks of INTERLEAVE,
+ * each block followed by as many raw floor "runs" of `publishes` sequential publishes-with-ack on the same server. This machine's speed drifts
  * by tens of percent within minutes (bench/Machine.ts), so a floor measured minutes after the runs made the ratio
  * swing with it; measured in the same minutes, both see the same machine. Each floor block starts once serve is
  * idle (a run's receipt and the projectors trail its end), so the floor is not slowed by the runs before it.
  */
-export const interleaved = (stack: Stack, count: number, warmup: number, runOnce: RunOnce, publishes: number) =>
+export const interleaved = (stack: Stack, cold: number, count: number, runOnce: RunOnce, publishes: number) =>
   Effect.gen(function*() {
-    yield* oneAtATime(0, warmup, runOnce)
+    const coldRuns = yield* oneAtATime(cold, 0, runOnce)
+    const loadAverage = loadavg()[0]!
+    yield* oneAtATime(0, Math.max(0, SEQUENTIAL_WARMUP - cold), runOnce)
     const payloadBytes = yield* meanMessageBytes
     yield* RawPublish.ensureStream
     const payload = RawPublish.payloadOf(payloadBytes)
@@ -247,7 +266,7 @@ export const interleaved = (stack: Stack, count: number, warmup: number, runOnce
       yield* settled(stack)
       for (let i = 0; i < n; i++) floor.push((yield* RawPublish.run(1, publishes, payload, "rps")).wallMs)
     }
-    return { runs, floor, payloadBytes } satisfies Interleaved
+    return { cold: coldRuns, runs, floor, payloadBytes, loadAverage } satisfies Interleaved
   })
 
 /**

@@ -7,7 +7,18 @@ import * as Tools from "../actors/model/Tools.ts"
 import * as Completions from "../schema/Completions.ts"
 import { table } from "./Report.ts"
 import * as RunBatch from "./RunBatch.ts"
-import { IN_FLIGHT, met, ms, p, per, round, scaled, type Throughput } from "./RunBatch.ts"
+import {
+  IN_FLIGHT,
+  met,
+  ms,
+  p,
+  per,
+  round,
+  scaled,
+  SEQUENTIAL_COLD,
+  SEQUENTIAL_WARMUP,
+  type Throughput
+} from "./RunBatch.ts"
 import * as Serve from "./Serve.ts"
 
 /** The issue's goals for the run path. */
@@ -22,13 +33,6 @@ export const TARGETS = {
 /** Sequential publishes a raw "run" makes: about the journal writes of a ten-step run. */
 export const FLOOR_PUBLISHES = 12
 /** Counts at BENCH_SCALE=1. */
-/** Runs measured one at a time right after the first one: a `serve` just started, its JIT still cold. */
-const SEQUENTIAL_COLD = 30
-/**
- * Runs one at a time before the warm ones are measured. A run's p50 falls from about 28 ms over the first 30
- * runs to about 14 ms after 250 (V8 optimising the run path's code): the target is a server's steady state.
- */
-const SEQUENTIAL_WARMUP = 300
 /**
  * Runs measured one at a time after SEQUENTIAL_WARMUP, with as many raw floor "runs" interleaved (RunBatch.interleaved):
  * the figure the latency target is judged by.
@@ -144,15 +148,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
 
     const cold = scaled(SEQUENTIAL_COLD, scale, 10)
     yield* progress(`${cold} sequential runs on the fresh serve, then ${seq} after ${SEQUENTIAL_WARMUP} in all`)
-    const sequentialCold = yield* RunBatch.oneAtATime(cold, 0, sse)
-    const loadSequential = loadavg()[0]!
-    const sequential = yield* RunBatch.interleaved(
-      stack,
-      seq,
-      Math.max(0, SEQUENTIAL_WARMUP - cold),
-      sse,
-      FLOOR_PUBLISHES
-    )
+    const sequential = yield* RunBatch.interleaved(stack, cold, seq, sse, FLOOR_PUBLISHES)
     yield* progress(`${seq} sequential runs started and followed in one request (POST /v1/runs/stream)`)
     const sequentialOneRequest = yield* RunBatch.oneAtATime(seq, ONE_REQUEST_WARMUP, oneRequest(stack))
 
@@ -177,14 +173,14 @@ const measure = (stack: Serve.Stack, scale: number) =>
       stepsPerRun: probe.steps,
       eventsPerRun: probe.events,
       toolCallsPerRun: probe.toolCalls,
-      sequentialCold,
+      sequentialCold: sequential.cold,
       sequential: sequential.runs,
       sequentialOneRequest,
       throughput,
       engineOnly,
       floor,
       settledSeconds,
-      loadAverage: { sequential: loadSequential, throughput: loadThroughput }
+      loadAverage: { sequential: sequential.loadAverage, throughput: loadThroughput }
     } satisfies Result
   })
 

@@ -7,7 +7,7 @@ import { Effect } from "effect"
 import * as Completions from "../schema/Completions.ts"
 import { table } from "./Report.ts"
 import * as RunBatch from "./RunBatch.ts"
-import { IN_FLIGHT, met, ms, p, per, round, scaled } from "./RunBatch.ts"
+import { IN_FLIGHT, met, ms, p, per, round, scaled, SEQUENTIAL_COLD, SEQUENTIAL_WARMUP } from "./RunBatch.ts"
 import * as Serve from "./Serve.ts"
 
 const FILE = join(import.meta.dirname, "fixtures/workflows.ts")
@@ -31,13 +31,6 @@ export const GOAL = { msPerStep: 0.5, workflowsPerSecond: 700 } as const
 export const LATENCY_RATIO = 2
 
 /** Counts at BENCH_SCALE=1. */
-/** Runs measured one at a time right after the probe: a `serve` just started, its JIT still cold. */
-const SEQUENTIAL_COLD = 30
-/**
- * Runs one at a time before the measured ones, the cold ones included: the goals are a server's steady state, as in
- * the run path's section (RunPath.ts). A run's p50 falls by about a quarter between the first 30 runs and after 300.
- */
-const SEQUENTIAL_WARMUP = 300
 /** Runs measured one at a time, with as many raw floor "runs" interleaved (RunBatch.interleaved). */
 const SEQUENTIAL = 100
 const THROUGHPUT = 600
@@ -74,15 +67,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
 
     const cold = scaled(SEQUENTIAL_COLD, scale, 10)
     yield* progress(`${cold} runs one at a time on the fresh serve, then ${seq} after ${SEQUENTIAL_WARMUP} in all`)
-    const sequentialCold = yield* RunBatch.oneAtATime(cold, 0, runOnce)
-    const loadSequential = loadavg()[0]!
-    const sequential = yield* RunBatch.interleaved(
-      stack,
-      seq,
-      Math.max(0, SEQUENTIAL_WARMUP - cold),
-      runOnce,
-      FLOOR_PUBLISHES
-    )
+    const sequential = yield* RunBatch.interleaved(stack, cold, seq, runOnce, FLOOR_PUBLISHES)
 
     yield* progress(`${batch} runs at ${IN_FLIGHT} in flight (after ${IN_FLIGHT})`)
     yield* Effect.promise(() => RunBatch.pool(IN_FLIGHT, IN_FLIGHT, async () => void (await runOnce())))
@@ -98,11 +83,11 @@ const measure = (stack: Serve.Stack, scale: number) =>
       syncAlways: stack.nats.syncAlways,
       stepsPerRun: probe.steps,
       eventsPerRun: probe.events,
-      sequentialCold,
+      sequentialCold: sequential.cold,
       sequential: sequential.runs,
       throughput,
       floor,
-      loadAverage: { sequential: loadSequential, throughput: loadThroughput }
+      loadAverage: { sequential: sequential.loadAverage, throughput: loadThroughput }
     } satisfies Result
   })
 

@@ -1,7 +1,7 @@
 // The one typed port to JetStream KV: a bucket is declared once with a Schema for its values, and every read,
 // create, compare-and-set update and delete goes through here. Only JetStream's wrong-last-sequence answer means
 // "someone else wrote first"; every other failure is the bus being unavailable, never a lost race.
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream"
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream"
 import { type KV, type KvEntry, KvWatchInclude, Kvm } from "@nats-io/kv"
 import { nanos } from "@nats-io/nats-core"
 import { Config, Duration, Effect, Option, Schedule, Schema, type Scope, Stream } from "effect"
@@ -192,10 +192,8 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
   const put: Handle<A>["put"] = (key, value) =>
     Effect.flatMap(text(value), (data) => call(`write ${b.what}`, () => kv.put(key, data)))
 
-  // a purge's marker carries the bucket's marker TTL, when it has one (whole seconds, the server's unit)
-  const markerTtl = b.markerTtl === undefined
-    ? {}
-    : { ttl: `${Math.max(1, Math.ceil(Duration.toMillis(b.markerTtl) / 1000))}s` }
+  // a purge's marker carries the bucket's marker TTL, when it has one
+  const markerTtl = b.markerTtl === undefined ? {} : { ttl: ttlText(Duration.toMillis(b.markerTtl)) }
   const remove = (op: "delete" | "purge") => (key: string, expectedRevision?: number) =>
     checked(
       `${op} ${b.what}`,
@@ -286,6 +284,34 @@ export const make = <A>(b: Bucket<A>, kv: KV): Handle<A> => {
   }
 }
 
+/** A TTL in milliseconds as a `Nats-TTL` value: whole seconds (the server's unit), at least one. */
+export const ttlText = (ms: number): string => `${Math.max(1, Math.ceil(ms / 1000))}s`
+
+/**
+ * Gives the bucket `name` the max age and the marker TTL (ADR 0091) asked for, where it lacks them: creating a bucket
+ * that exists keeps its configuration, so a bucket made before a TTL was declared is updated in place. Nothing is
+ * written when it has them already.
+ */
+export const ensureLimits = async (
+  jsm: JetStreamManager,
+  name: string,
+  limits: { readonly ttlMs?: number | undefined; readonly markerTtlMs?: number | undefined }
+): Promise<void> => {
+  const stream = `KV_${name}`
+  const { config } = await jsm.streams.info(stream)
+  const wanted = {
+    ...config,
+    ...(limits.ttlMs === undefined ? {} : { max_age: nanos(limits.ttlMs) }),
+    ...(limits.markerTtlMs === undefined
+      ? {}
+      : { allow_msg_ttl: true, subject_delete_marker_ttl: nanos(limits.markerTtlMs) })
+  }
+  if (
+    wanted.max_age !== config.max_age || wanted.allow_msg_ttl !== config.allow_msg_ttl ||
+    wanted.subject_delete_marker_ttl !== config.subject_delete_marker_ttl
+  ) await jsm.streams.update(stream, wanted)
+}
+
 /**
  * Creates the bucket with its declared storage when it is missing (LANTERN_REPLICAS replicas), sets its TTL when
  * the declared one differs from the bucket's, and binds a typed handle. Safe to run on every start.
@@ -308,20 +334,7 @@ export const open = <A>(b: Bucket<A>) =>
         Effect.retry({ schedule: Schedule.spaced("1 second"), times: 20 })
       )
     if (ttlMs !== undefined || markerTtlMs !== undefined) {
-      const stream = `KV_${b.name}`
-      // creating a bucket that exists keeps its configuration: a declared TTL it lacks is set here
-      yield* call(`set the TTL of ${b.what}`, async () => {
-        const { config } = await jsm.streams.info(stream)
-        const maxAge = ttlMs === undefined ? {} : { max_age: nanos(ttlMs) }
-        const markers = markerTtlMs === undefined
-          ? {}
-          : { allow_msg_ttl: true, subject_delete_marker_ttl: nanos(markerTtlMs) }
-        const wanted = { ...config, ...maxAge, ...markers }
-        if (
-          wanted.max_age !== config.max_age || wanted.allow_msg_ttl !== config.allow_msg_ttl ||
-          wanted.subject_delete_marker_ttl !== config.subject_delete_marker_ttl
-        ) await jsm.streams.update(stream, wanted)
-      }).pipe(
+      yield* call(`set the TTL of ${b.what}`, () => ensureLimits(jsm, b.name, { ttlMs, markerTtlMs })).pipe(
         // as the create above: a slow or settling server times the first requests out, which must not stop a start
         Effect.retry({ schedule: Schedule.spaced("1 second"), times: 20 })
       )

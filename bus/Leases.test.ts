@@ -10,10 +10,10 @@ import { due, toTakeOver } from "../actors/run/Watchdog.ts"
 import { startServer, type TestServer } from "../tests/support/Bus.ts"
 import { until } from "../tests/support/Poll.ts"
 import { holderOf, Hosts, probeSubject, tokenOf } from "./Hosts.ts"
-import { decodeEntry, type Lease, Leases } from "./Leases.ts"
+import { decodeEntry, type Lease, Leases, MARKER_TTL } from "./Leases.ts"
 import { Nats } from "./Nats.ts"
 import * as Topology from "./Topology.ts"
-import { HOSTS_BUCKET, LEASE_BUCKET, LEASE_MARKER_TTL, LEASE_MARKER_TTL_MS } from "./Topology.ts"
+import { HOSTS_BUCKET, LEASE_BUCKET, LEASE_MARKER_TTL_MS } from "./Topology.ts"
 
 let nats: TestServer
 
@@ -228,7 +228,7 @@ describe("Leases", () => {
           jsm.streams.getMessage(`KV_${LEASE_BUCKET}`, { last_by_subj: `$KV.${LEASE_BUCKET}.t1.run_p` })
         )
         expect(marker?.header.get("KV-Operation")).toBe("PURGE")
-        expect(marker?.header.get("Nats-TTL")).toBe(LEASE_MARKER_TTL)
+        expect(marker?.header.get("Nats-TTL")).toBe(MARKER_TTL)
         // a finished run's key can be leased again (a new run never reuses an id, but the bucket allows it)
         acquired(yield* a.leases.acquire("t1", "run_p"))
         yield* a.stop
@@ -305,7 +305,7 @@ describe("the lease bucket (ADR 0091)", () => {
           // a removal whose marker carries a TTL is taken now (the server refused it before: TTLs were off)
           const kv = yield* Effect.promise(() => new Kvm(js).open(LEASE_BUCKET))
           const revision = yield* Effect.promise(() => kv.create("t1.run_x", "{}"))
-          yield* Effect.promise(() => kv.purge("t1.run_x", { previousSeq: revision, ttl: LEASE_MARKER_TTL }))
+          yield* Effect.promise(() => kv.purge("t1.run_x", { previousSeq: revision, ttl: MARKER_TTL }))
           expect((yield* Effect.promise(() => kv.get("t1.run_x")))?.operation).toBe("PURGE")
         }).pipe(Effect.provide(Nats.layerUrl(own.handle.url, "lantern-lease-bucket-test")))
       )

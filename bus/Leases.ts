@@ -10,7 +10,10 @@ import { BusUnavailable } from "../schema/Errors.ts"
 import { Hosts } from "./Hosts.ts"
 import * as Kv from "./Kv.ts"
 import { Nats, unavailable } from "./Nats.ts"
-import { LEASE_BUCKET, LEASE_MARKER_TTL } from "./Topology.ts"
+import { LEASE_BUCKET, LEASE_MARKER_TTL_MS } from "./Topology.ts"
+
+/** The `Nats-TTL` of a removed lease's marker (ADR 0091). */
+export const MARKER_TTL = Kv.ttlText(LEASE_MARKER_TTL_MS)
 
 /** What the bucket holds per run: who drives it (null: parked or queued) and when it is due for a look. */
 export interface Entry {
@@ -92,6 +95,8 @@ export class Leases extends Context.Service<Leases, {
   readonly park: (lease: Lease, dueAt: number) => Effect.Effect<void, LeaseLost | BusUnavailable>
   /** Removes the entry of a finished run. */
   readonly release: (lease: Lease) => Effect.Effect<void, LeaseLost | BusUnavailable>
+  /** Removes a run's entry whoever holds it: a start that never began (its RunStarted refused as too large). */
+  readonly discard: (tenant: string, runId: string) => Effect.Effect<void, BusUnavailable>
 }>()("lantern/bus/Leases") {
   static readonly layer = Layer.effect(
     Leases,
@@ -242,10 +247,13 @@ export class Leases extends Context.Service<Leases, {
         checked(
           lease.key,
           `release ${lease.key}`,
-          () => bucket.purge(lease.key, { previousSeq: lease.revision, ttl: LEASE_MARKER_TTL })
+          () => bucket.purge(lease.key, { previousSeq: lease.revision, ttl: MARKER_TTL })
         )
 
-      return Leases.of({ host, graceMs, bucket, known, held, register, claim, acquire, lost, park, release })
+      const discard = (tenant: string, runId: string) =>
+        call(`discard ${keyOf(tenant, runId)}`, () => bucket.purge(keyOf(tenant, runId), { ttl: MARKER_TTL }))
+
+      return Leases.of({ host, graceMs, bucket, known, held, register, claim, acquire, lost, park, release, discard })
     })
   )
 }

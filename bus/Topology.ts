@@ -5,6 +5,7 @@ import { nanos } from "@nats-io/nats-core"
 import { Kvm } from "@nats-io/kv"
 import { Config, Effect, Schedule } from "effect"
 import type { ActorType } from "../schema/Envelope.ts"
+import * as Kv from "./Kv.ts"
 import { Nats, unavailable } from "./Nats.ts"
 
 export const RUNS = "LANTERN_RUNS"
@@ -67,8 +68,6 @@ export const LEASE_BUCKET = "lantern-leases"
  * new watch of it (each host's start replays them) grew with every run ever run.
  */
 export const LEASE_MARKER_TTL_MS = 60_000
-/** LEASE_MARKER_TTL_MS as the `Nats-TTL` of a removal (Go duration text). */
-export const LEASE_MARKER_TTL = `${LEASE_MARKER_TTL_MS / 1000}s`
 
 /** KV bucket of host liveness (bus/Hosts.ts): key = a host's slot, each write carrying a per-message TTL. */
 export const HOSTS_BUCKET = "lantern-hosts"
@@ -173,19 +172,11 @@ export const apply = Effect.gen(function*() {
     try: () => new Kvm(js).create(SNAPSHOTS_BUCKET, { history: 1, replicas }),
     catch: unavailable(`apply bucket ${SNAPSHOTS_BUCKET}`)
   })
-  // a lease bucket made before ADR 0091 is given its markers' TTL: creating an existing bucket keeps its configuration
+  // a lease bucket made before ADR 0091 is given its markers' TTL
   yield* Effect.tryPromise({
     try: async () => {
       await new Kvm(js).create(LEASE_BUCKET, { history: 1, replicas, markerTTL: LEASE_MARKER_TTL_MS })
-      const stream = `KV_${LEASE_BUCKET}`
-      const { config } = await jsm.streams.info(stream)
-      if (config.allow_msg_ttl !== true) {
-        await jsm.streams.update(stream, {
-          ...config,
-          allow_msg_ttl: true,
-          subject_delete_marker_ttl: nanos(LEASE_MARKER_TTL_MS)
-        })
-      }
+      await Kv.ensureLimits(jsm, LEASE_BUCKET, { markerTtlMs: LEASE_MARKER_TTL_MS })
     },
     catch: unavailable(`apply bucket ${LEASE_BUCKET}`)
   })

@@ -5,10 +5,10 @@ import { createHash } from "node:crypto"
 import { Clock, Context, Effect, Layer, Option, Result, Schema } from "effect"
 import { checkSizes, Journal } from "../../bus/Journal.ts"
 import * as Kv from "../../bus/Kv.ts"
-import { keyOf as leaseKeyOf, type Lease, Leases } from "../../bus/Leases.ts"
+import { type Lease, Leases } from "../../bus/Leases.ts"
 import { Dispatch } from "./Dispatch.ts"
 import { headersOf, Nats, unavailable } from "../../bus/Nats.ts"
-import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS, LEASE_MARKER_TTL } from "../../bus/Topology.ts"
+import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_TTL_MS } from "../../bus/Topology.ts"
 import type { ApprovalDecision, NewRun, RunView, SignalView } from "../../schema/Run.ts"
 import * as Canonical from "../../schema/Canonical.ts"
 import type { ActorAddress, Stored } from "../../schema/Envelope.ts"
@@ -302,9 +302,7 @@ export class Runs extends Context.Service<Runs, {
             // so its entry must not stay for the watchdog to recover
             Effect.tapError((e) =>
               e._tag === "EventTooLarge" && lease === null
-                ? Effect.promise(() =>
-                  leases.bucket.purge(leaseKeyOf(tenant, runId), { ttl: LEASE_MARKER_TTL }).catch(() => undefined)
-                )
+                ? Effect.ignore(leases.discard(tenant, runId))
                 : Effect.void
             )
           )
