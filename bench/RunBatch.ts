@@ -210,6 +210,11 @@ export interface Floor {
   readonly publish: Stats.Summary
   /** `publish` as runs of `publishes` publishes a second. */
   readonly runsPerSecond: number
+  /**
+   * The bus's limit for the writes the section's run makes (RawPublish.runWrites), raw, IN_FLIGHT at a time, runs a
+   * second: its journal on one stream as Lantern's is, and spread over RawPublish.RUN_SHARDS streams.
+   */
+  readonly runWrites: { readonly appends: number; readonly oneStream: number; readonly spread: number }
 }
 
 /**
@@ -273,18 +278,46 @@ export const interleaved = (stack: Stack, cold: number, count: number, runOnce: 
  * The raw JetStream floor of runs of `publishes` journal writes, on the server the runs used, after them: `runs` of
  * them at IN_FLIGHT, beside the sequential ones `interleaved` measured (with their payload).
  */
-export const floor = (publishes: number, sequential: Interleaved, runs: number) =>
+export const floor = (publishes: number, sequential: Interleaved, runs: number, appends: number) =>
   Effect.gen(function*() {
     const payload = RawPublish.payloadOf(sequential.payloadBytes)
     yield* RawPublish.run(IN_FLIGHT, IN_FLIGHT * publishes, payload, "rpw")
     const publish = yield* RawPublish.run(IN_FLIGHT, runs * publishes, payload, "rpt")
+    // the run's own writes, alternating one journal stream and several, twice, so both see the machine alike
+    const streams = yield* RawPublish.ensureRunStreams
+    yield* RawPublish.runWrites(streams, appends, IN_FLIGHT, IN_FLIGHT, 1, "w")
+    const half = Math.max(IN_FLIGHT, Math.round(runs / 2))
+    const one: Array<number> = []
+    const spread: Array<number> = []
+    for (let i = 0; i < 2; i++) {
+      one.push(yield* RawPublish.runWrites(streams, appends, half, IN_FLIGHT, 1, `o${i}-`))
+      spread.push(yield* RawPublish.runWrites(streams, appends, half, IN_FLIGHT, RawPublish.RUN_SHARDS, `s${i}-`))
+    }
+    const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
     return {
       payloadBytes: sequential.payloadBytes,
       sequential: sequential.floor,
       publish,
-      runsPerSecond: publish.perSecond / publishes
+      runsPerSecond: publish.perSecond / publishes,
+      runWrites: { appends, oneStream: mean(one), spread: mean(spread) }
     } satisfies Floor
   })
+
+/** The line each section prints under its table: what the bus alone allows for the run's own writes. */
+export const runWritesLine = (f: Floor) =>
+  `   the bus alone with a run's own writes, raw, ${IN_FLIGHT} in flight (bench/RawPublish.ts runWrites: lease and identity, ${f.runWrites.appends} journal appends, lease release and receipt, audit): ${
+    f.runWrites.oneStream.toFixed(1)
+  } runs/s with the journal on one stream, as Lantern's is; ${
+    f.runWrites.spread.toFixed(1)
+  } with runs spread over ${RawPublish.RUN_SHARDS} journal streams`
+
+/** `runWritesLine`'s figures for a section's JSON. */
+export const runWritesJson = (f: Floor) => ({
+  appends: f.runWrites.appends,
+  oneStreamRunsPerSecond: round(f.runWrites.oneStream, 1),
+  spreadRunsPerSecond: round(f.runWrites.spread, 1),
+  shards: RawPublish.RUN_SHARDS
+})
 
 /** Nearest-rank percentile of unsorted samples. */
 export const p = (xs: ReadonlyArray<number>, q: number) => Stats.percentile([...xs].sort((a, b) => a - b), q)

@@ -166,7 +166,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
     const settledSeconds = yield* RunBatch.settled(stack)
     yield* progress(`serve idle ${settledSeconds.toFixed(1)} s after the last run ended`)
     yield* progress(`raw floor: runs of ${FLOOR_PUBLISHES} sequential publishes, alone and ${IN_FLIGHT} in flight`)
-    const floor = yield* RunBatch.floor(FLOOR_PUBLISHES, sequential, batch)
+    const floor = yield* RunBatch.floor(FLOOR_PUBLISHES, sequential, batch, probe.events)
     return {
       natsServer: stack.nats.version,
       syncAlways: stack.nats.syncAlways,
@@ -253,6 +253,7 @@ export const render = (r: Result): string => {
         ])
       ]
     ),
+    RunBatch.runWritesLine(r.floor),
     table(
       [`per run at ${IN_FLIGHT} in flight`, "SSE client", "POST only"],
       RunBatch.costRows([t, e])
@@ -318,6 +319,7 @@ export const json = (r: Result): string => {
       throughput: RunBatch.batchJson(r.throughput),
       engineOnly: RunBatch.batchJson(r.engineOnly),
       floorRunsPerSecond: round(r.floor.runsPerSecond, 1),
+      busRunWrites: RunBatch.runWritesJson(r.floor),
       settledSeconds: round(r.settledSeconds, 1),
       floorPayloadBytes: r.floor.payloadBytes,
       loadAverage: { sequential: round(r.loadAverage.sequential), throughput: round(r.loadAverage.throughput) }

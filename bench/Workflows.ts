@@ -77,7 +77,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
     const settledSeconds = yield* RunBatch.settled(stack)
     yield* progress(`serve idle ${settledSeconds.toFixed(1)} s after the last run ended`)
     yield* progress(`raw floor: runs of ${FLOOR_PUBLISHES} sequential publishes, alone and ${IN_FLIGHT} in flight`)
-    const floor = yield* RunBatch.floor(FLOOR_PUBLISHES, sequential, batch)
+    const floor = yield* RunBatch.floor(FLOOR_PUBLISHES, sequential, batch, probe.events)
     return {
       natsServer: stack.nats.version,
       syncAlways: stack.nats.syncAlways,
@@ -159,6 +159,7 @@ export const render = (r: Result): string => {
         ]
       ]
     ),
+    RunBatch.runWritesLine(r.floor),
     table([`per workflow at ${IN_FLIGHT} in flight`, "Lantern"], RunBatch.costRows([t])),
     table(
       [`${STEPS} sequential trivial steps`, "p50 ms / step", `workflows/s at ${IN_FLIGHT} in flight`],
@@ -222,6 +223,7 @@ export const json = (r: Result): string =>
       inFlight: IN_FLIGHT,
       throughput: RunBatch.batchJson(r.throughput),
       floorRunsPerSecond: round(r.floor.runsPerSecond, 1),
+      busRunWrites: RunBatch.runWritesJson(r.floor),
       floorPublishesPerSecond: round(r.floor.publish.perSecond, 0),
       floorPayloadBytes: r.floor.payloadBytes,
       goal: {
