@@ -1,22 +1,34 @@
 // The physical limit DESIGN §6 measures Lantern against: plain JetStream publish-with-ack round trips with
-// the project's own @nats-io client and connection, to a stream configured exactly like LANTERN_RUNS.
+// the project's own @nats-io client and connection, to a stream configured exactly like LANTERN_RUNS; and a run's own
+// writes replayed raw on copies of the streams they go to (`runWrites`).
 import { Effect } from "effect"
+import type { JetStreamManager } from "@nats-io/jetstream"
+import * as Kv from "../bus/Kv.ts"
 import { headersOf, Nats, unavailable } from "../bus/Nats.ts"
 import * as Topology from "../bus/Topology.ts"
 import * as Stats from "./Stats.ts"
 
 export const STREAM = "BENCH_RAW"
-const SUBJECTS = "bench.raw.>"
+const SUBJECT = "bench.raw"
+
+/**
+ * Creates `name`, on `subject`.>, as a copy of the applied configuration of stream `source` (name and subjects aside):
+ * the copy's configuration and the mean stored size of the source's messages (256 B when it has none).
+ */
+const copyStream = async (jsm: JetStreamManager, source: string, name: string, subject: string) => {
+  const { config, state } = await jsm.streams.info(source)
+  const { metadata: _metadata, ...rest } = config
+  const copy = { ...rest, name, subjects: [`${subject}.>`] }
+  await jsm.streams.add(copy)
+  return { config: copy, meanBytes: state.messages === 0 ? 256 : Math.round(state.bytes / state.messages) }
+}
 
 /** Creates BENCH_RAW as a copy of the applied LANTERN_RUNS configuration (name and subjects aside). */
 export const ensureStream = Effect.gen(function*() {
   const { jsm } = yield* Nats
   return yield* Effect.tryPromise({
     try: async () => {
-      const runs = await jsm.streams.info(Topology.RUNS)
-      const { metadata: _metadata, ...config } = runs.config
-      const raw = { ...config, name: STREAM, subjects: [SUBJECTS] }
-      await jsm.streams.add(raw)
+      const { config: raw } = await copyStream(jsm, Topology.RUNS, STREAM, SUBJECT)
       return { storage: String(raw.storage), duplicateWindowNs: raw.duplicate_window, replicas: raw.num_replicas }
     },
     catch: unavailable(`create stream ${STREAM}`)
@@ -79,20 +91,14 @@ export const ensureRunStreams = Effect.gen(function*() {
   const { jsm } = yield* Nats
   return yield* Effect.tryPromise({
     try: async (): Promise<RunStreams> => {
-      const copy = async (source: string, name: string, subject: string) => {
-        const { config, state } = await jsm.streams.info(source)
-        const { metadata: _metadata, ...rest } = config
-        await jsm.streams.add({ ...rest, name, subjects: [`${subject}.>`] })
-        return state.messages === 0 ? 256 : Math.round(state.bytes / state.messages)
-      }
-      let journalBytes = 0
+      const shards = []
       for (let s = 0; s < RUN_SHARDS; s++)
-        journalBytes = await copy(Topology.RUNS, `BENCH_RUN_J${s}`, `bench.run.j${s}`)
+        shards.push(await copyStream(jsm, Topology.RUNS, `BENCH_RUN_J${s}`, `bench.run.j${s}`))
       const bytes = {} as Record<Other, number>
       for (const k of Object.keys(RUN_STREAMS) as Array<Other>) {
-        bytes[k] = await copy(RUN_STREAMS[k], `BENCH_RUN_${k.toUpperCase()}`, `bench.run.${k}`)
+        bytes[k] = (await copyStream(jsm, RUN_STREAMS[k], `BENCH_RUN_${k.toUpperCase()}`, `bench.run.${k}`)).meanBytes
       }
-      return { journalBytes, bytes }
+      return { journalBytes: shards[0]!.meanBytes, bytes }
     },
     catch: unavailable("create the run-write streams")
   })
@@ -136,7 +142,12 @@ export const runWrites = (
             })
             last = ack.seq
           }
-          const purge = headersOf({ "KV-Operation": "PURGE", "Nats-Rollup": "sub", "Nats-TTL": "60s" })
+          // a lease's release: a KV purge whose marker expires (ADR 0091)
+          const purge = headersOf({
+            "KV-Operation": "PURGE",
+            "Nats-Rollup": "sub",
+            "Nats-TTL": Kv.ttlText(Topology.LEASE_MARKER_TTL_MS)
+          })
           await Promise.all([
             js.publish(`bench.run.lease.${id}`, new Uint8Array(0), {
               headers: purge,
