@@ -212,9 +212,15 @@ export interface Floor {
   readonly runsPerSecond: number
   /**
    * The bus's limit for the writes the section's run makes (RawPublish.runWrites), raw, IN_FLIGHT at a time, runs a
-   * second: its journal on one stream as Lantern's is, and spread over RawPublish.RUN_SHARDS streams.
+   * second: its journal on one stream as Lantern's is, and spread over RawPublish.RUN_SHARDS streams. `oneAtATime`:
+   * the same writes of one run after another, each run's ms, measured beside the sequential runs (`interleaved`).
    */
-  readonly runWrites: { readonly appends: number; readonly oneStream: number; readonly spread: number }
+  readonly runWrites: {
+    readonly appends: number
+    readonly oneStream: number
+    readonly spread: number
+    readonly oneAtATime: ReadonlyArray<number>
+  }
 }
 
 /**
@@ -237,41 +243,66 @@ export interface Interleaved {
   readonly runs: ReadonlyArray<number>
   /** `publishes` sequential publishes-with-ack each, ms. */
   readonly floor: ReadonlyArray<number>
+  /** A run's own writes (RawPublish.runWrites with `appends` journal appends), raw, one run at a time, ms each. */
+  readonly writes: ReadonlyArray<number>
+  /** The copies of the streams a run writes to, for the raw run writes (RawPublish.ensureRunStreams). */
+  readonly streams: RawPublish.RunStreams
   /** Bytes of each publish: the mean stored size of a LANTERN_RUNS message after the warm-up runs. */
   readonly payloadBytes: number
   /** The machine's 1-minute load average before the warm runs. */
   readonly loadAverage: number
 }
 
-/** Runs (and as many floor "runs") measured back to back before the other kind's turn. */
+/** Runs (and as many floor "runs", and as many raw runs of their writes) measured back to back before the next kind's turn. */
 export const INTERLEAVE = 10
 
 /**
  * `cold` runs one at a time on a fresh serve, then `count` after SEQUENTIAL_WARMUP in all, in blocks of INTERLEAVE,
- * each block followed by as many raw floor "runs" of `publishes` sequential publishes-with-ack on the same server. This machine's speed drifts
+ * each block followed by as many raw floor "runs" of `publishes` sequential publishes-with-ack on the same server,
+ * then as many raw runs of a run's own writes with `appends` journal appends (RawPublish.runWrites, one at a time):
+ * what the bus alone takes for the writes a run cannot do without, in its order. This machine's speed drifts
  * by tens of percent within minutes (bench/Machine.ts), so a floor measured minutes after the runs made the ratio
  * swing with it; measured in the same minutes, both see the same machine. Each floor block starts once serve is
  * idle (a run's receipt and the projectors trail its end), so the floor is not slowed by the runs before it.
  */
-export const interleaved = (stack: Stack, cold: number, count: number, runOnce: RunOnce, publishes: number) =>
+export const interleaved = (
+  stack: Stack,
+  cold: number,
+  count: number,
+  runOnce: RunOnce,
+  publishes: number,
+  appends: number
+) =>
   Effect.gen(function*() {
     const coldRuns = yield* oneAtATime(cold, 0, runOnce)
     const loadAverage = loadavg()[0]!
     yield* oneAtATime(0, Math.max(0, SEQUENTIAL_WARMUP - cold), runOnce)
     const payloadBytes = yield* meanMessageBytes
     yield* RawPublish.ensureStream
+    const streams = yield* RawPublish.ensureRunStreams
     const payload = RawPublish.payloadOf(payloadBytes)
+    // one raw run of a run's writes, its ms; each on subjects of its own (its lease and identity are created)
+    let written = 0
+    const writeOnce = Effect.map(
+      Effect.suspend(() => RawPublish.runWrites(streams, appends, 1, 1, 1, `q${written++}-`)),
+      (perSecond) => 1000 / perSecond
+    )
     yield* settled(stack)
-    for (let i = 0; i < INTERLEAVE; i++) yield* RawPublish.run(1, publishes, payload, "rpw")
+    for (let i = 0; i < INTERLEAVE; i++) {
+      yield* RawPublish.run(1, publishes, payload, "rpw")
+      yield* writeOnce
+    }
     const runs: Array<number> = []
     const floor: Array<number> = []
+    const writes: Array<number> = []
     while (runs.length < count) {
       const n = Math.min(INTERLEAVE, count - runs.length)
       runs.push(...(yield* oneAtATime(n, 0, runOnce)))
       yield* settled(stack)
       for (let i = 0; i < n; i++) floor.push((yield* RawPublish.run(1, publishes, payload, "rps")).wallMs)
+      for (let i = 0; i < n; i++) writes.push(yield* writeOnce)
     }
-    return { cold: coldRuns, runs, floor, payloadBytes, loadAverage } satisfies Interleaved
+    return { cold: coldRuns, runs, floor, writes, streams, payloadBytes, loadAverage } satisfies Interleaved
   })
 
 /**
@@ -284,7 +315,7 @@ export const floor = (publishes: number, sequential: Interleaved, runs: number, 
     yield* RawPublish.run(IN_FLIGHT, IN_FLIGHT * publishes, payload, "rpw")
     const publish = yield* RawPublish.run(IN_FLIGHT, runs * publishes, payload, "rpt")
     // the run's own writes, alternating one journal stream and several, twice, so both see the machine alike
-    const streams = yield* RawPublish.ensureRunStreams
+    const streams = sequential.streams
     yield* RawPublish.runWrites(streams, appends, IN_FLIGHT, IN_FLIGHT, 1, "w")
     const half = Math.max(IN_FLIGHT, Math.round(runs / 2))
     const one: Array<number> = []
@@ -299,23 +330,37 @@ export const floor = (publishes: number, sequential: Interleaved, runs: number, 
       sequential: sequential.floor,
       publish,
       runsPerSecond: publish.perSecond / publishes,
-      runWrites: { appends, oneStream: mean(one), spread: mean(spread) }
+      runWrites: { appends, oneStream: mean(one), spread: mean(spread), oneAtATime: sequential.writes }
     } satisfies Floor
   })
 
-/** The line each section prints under its table: what the bus alone allows for the run's own writes. */
-export const runWritesLine = (f: Floor) =>
-  `   the bus alone with a run's own writes, raw, ${IN_FLIGHT} in flight (bench/RawPublish.ts runWrites: lease and identity, ${f.runWrites.appends} journal appends, lease release and receipt, audit): ${
-    f.runWrites.oneStream.toFixed(1)
-  } runs/s with the journal on one stream, as Lantern's is; ${
-    f.runWrites.spread.toFixed(1)
-  } with runs spread over ${RawPublish.RUN_SHARDS} journal streams`
+/**
+ * The lines each section prints under its table: what the bus alone takes for the run's own writes, one run at a
+ * time beside `runs` (the section's sequential runs, ms) and the floor, and how many runs a second it allows.
+ */
+export const runWritesLine = (f: Floor, runs: ReadonlyArray<number>) => {
+  const writes = p(f.runWrites.oneAtATime, 0.5)
+  const floor = p(f.sequential, 0.5)
+  return [
+    `   the bus alone with a run's own writes, raw (bench/RawPublish.ts runWrites: lease and identity, ${f.runWrites.appends} journal appends, lease release and receipt, audit):`,
+    `   one run at a time, p50 ${ms(writes)} ms (${
+      (writes / floor).toFixed(2)
+    }x the floor's p50; Lantern's run p50 is ${
+      (p(runs, 0.5) / writes).toFixed(2)
+    }x these writes, measured in the same blocks); ${IN_FLIGHT} in flight, ${
+      f.runWrites.oneStream.toFixed(1)
+    } runs/s with the journal on one stream, as Lantern's is, ${
+      f.runWrites.spread.toFixed(1)
+    } with runs spread over ${RawPublish.RUN_SHARDS} journal streams`
+  ].join("\n")
+}
 
 /** `runWritesLine`'s figures for a section's JSON. */
 export const runWritesJson = (f: Floor) => ({
   appends: f.runWrites.appends,
   oneStreamRunsPerSecond: round(f.runWrites.oneStream, 1),
   spreadRunsPerSecond: round(f.runWrites.spread, 1),
+  oneAtATime: { runs: f.runWrites.oneAtATime.length, p50Ms: round(p(f.runWrites.oneAtATime, 0.5)) },
   shards: RawPublish.RUN_SHARDS
 })
 

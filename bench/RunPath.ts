@@ -148,7 +148,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
 
     const cold = scaled(SEQUENTIAL_COLD, scale, 10)
     yield* progress(`${cold} sequential runs on the fresh serve, then ${seq} after ${SEQUENTIAL_WARMUP} in all`)
-    const sequential = yield* RunBatch.interleaved(stack, cold, seq, sse, FLOOR_PUBLISHES)
+    const sequential = yield* RunBatch.interleaved(stack, cold, seq, sse, FLOOR_PUBLISHES, probe.events)
     yield* progress(`${seq} sequential runs started and followed in one request (POST /v1/runs/stream)`)
     const sequentialOneRequest = yield* RunBatch.oneAtATime(seq, ONE_REQUEST_WARMUP, oneRequest(stack))
 
@@ -253,7 +253,7 @@ export const render = (r: Result): string => {
         ])
       ]
     ),
-    RunBatch.runWritesLine(r.floor),
+    RunBatch.runWritesLine(r.floor, r.sequential),
     table(
       [`per run at ${IN_FLIGHT} in flight`, "SSE client", "POST only"],
       RunBatch.costRows([t, e])

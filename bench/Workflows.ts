@@ -67,7 +67,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
 
     const cold = scaled(SEQUENTIAL_COLD, scale, 10)
     yield* progress(`${cold} runs one at a time on the fresh serve, then ${seq} after ${SEQUENTIAL_WARMUP} in all`)
-    const sequential = yield* RunBatch.interleaved(stack, cold, seq, runOnce, FLOOR_PUBLISHES)
+    const sequential = yield* RunBatch.interleaved(stack, cold, seq, runOnce, FLOOR_PUBLISHES, probe.events)
 
     yield* progress(`${batch} runs at ${IN_FLIGHT} in flight (after ${IN_FLIGHT})`)
     yield* Effect.promise(() => RunBatch.pool(IN_FLIGHT, IN_FLIGHT, async () => void (await runOnce())))
@@ -159,7 +159,7 @@ export const render = (r: Result): string => {
         ]
       ]
     ),
-    RunBatch.runWritesLine(r.floor),
+    RunBatch.runWritesLine(r.floor, r.sequential),
     table([`per workflow at ${IN_FLIGHT} in flight`, "Lantern"], RunBatch.costRows([t])),
     table(
       [`${STEPS} sequential trivial steps`, "p50 ms / step", `workflows/s at ${IN_FLIGHT} in flight`],
