@@ -243,6 +243,8 @@ export interface Interleaved {
   readonly runs: ReadonlyArray<number>
   /** `publishes` sequential publishes-with-ack each, ms. */
   readonly floor: ReadonlyArray<number>
+  /** The journal appends of the section's run, which its raw run writes make. */
+  readonly appends: number
   /** A run's own writes (RawPublish.runWrites with `appends` journal appends), raw, one run at a time, ms each. */
   readonly writes: ReadonlyArray<number>
   /** The copies of the streams a run writes to, for the raw run writes (RawPublish.ensureRunStreams). */
@@ -302,20 +304,20 @@ export const interleaved = (
       for (let i = 0; i < n; i++) floor.push((yield* RawPublish.run(1, publishes, payload, "rps")).wallMs)
       for (let i = 0; i < n; i++) writes.push(yield* writeOnce)
     }
-    return { cold: coldRuns, runs, floor, writes, streams, payloadBytes, loadAverage } satisfies Interleaved
+    return { cold: coldRuns, runs, floor, appends, writes, streams, payloadBytes, loadAverage } satisfies Interleaved
   })
 
 /**
  * The raw JetStream floor of runs of `publishes` journal writes, on the server the runs used, after them: `runs` of
  * them at IN_FLIGHT, beside the sequential ones `interleaved` measured (with their payload).
  */
-export const floor = (publishes: number, sequential: Interleaved, runs: number, appends: number) =>
+export const floor = (publishes: number, sequential: Interleaved, runs: number) =>
   Effect.gen(function*() {
+    const { appends, streams } = sequential
     const payload = RawPublish.payloadOf(sequential.payloadBytes)
     yield* RawPublish.run(IN_FLIGHT, IN_FLIGHT * publishes, payload, "rpw")
     const publish = yield* RawPublish.run(IN_FLIGHT, runs * publishes, payload, "rpt")
     // the run's own writes, alternating one journal stream and several, twice, so both see the machine alike
-    const streams = sequential.streams
     yield* RawPublish.runWrites(streams, appends, IN_FLIGHT, IN_FLIGHT, 1, "w")
     const half = Math.max(IN_FLIGHT, Math.round(runs / 2))
     const one: Array<number> = []

@@ -166,7 +166,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
     const settledSeconds = yield* RunBatch.settled(stack)
     yield* progress(`serve idle ${settledSeconds.toFixed(1)} s after the last run ended`)
     yield* progress(`raw floor: runs of ${FLOOR_PUBLISHES} sequential publishes, alone and ${IN_FLIGHT} in flight`)
-    const floor = yield* RunBatch.floor(FLOOR_PUBLISHES, sequential, batch, probe.events)
+    const floor = yield* RunBatch.floor(FLOOR_PUBLISHES, sequential, batch)
     return {
       natsServer: stack.nats.version,
       syncAlways: stack.nats.syncAlways,
