@@ -311,6 +311,35 @@ export const writes = Effect.gen(function*() {
   })
 })
 
+/** The whole machine's CPU so far, ms summed over its cores: busy and in every state. */
+export interface MachineCpu {
+  readonly busyMs: number
+  readonly allMs: number
+}
+
+/**
+ * The first line of /proc/stat (USER_HZ 100) as MachineCpu. Busy is user, nice, system, irq, softirq and steal; idle
+ * and iowait are not (a core waiting on the disk is free to run something else). Null when the line is not there.
+ */
+export const parseMachineCpu = (stat: string): MachineCpu | null => {
+  const line = stat.split("\n").find((l) => l.startsWith("cpu "))
+  if (line === undefined) return null
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number)
+  const fields = [user, nice, system, idle, iowait, irq, softirq, steal]
+  if (fields.some((x) => x === undefined || !Number.isFinite(x))) return null
+  const busy = user! + nice! + system! + irq! + softirq! + steal!
+  return { busyMs: busy * 10, allMs: (busy + idle! + iowait!) * 10 }
+}
+
+/** The machine's CPU so far (every process, kernel included), from /proc/stat; NaN figures without /proc. */
+export const machineCpu = (): MachineCpu => {
+  try {
+    return parseMachineCpu(readFileSync("/proc/stat", "utf8")) ?? { busyMs: Number.NaN, allMs: Number.NaN }
+  } catch {
+    return { busyMs: Number.NaN, allMs: Number.NaN }
+  }
+}
+
 /** CPU time (user + system, ms) process `pid` has used so far, from /proc (USER_HZ 100); NaN without /proc. */
 export const cpuMs = (pid: number): number => {
   try {

@@ -1,7 +1,7 @@
 // Runs through a bench section's own `lantern serve` (Serve.ts), one at a time and many in flight, with what they
 // cost (serve and nats-server CPU, /varz traffic, JetStream writes), beside the raw JetStream floor measured on the
 // same server in the same run. Shared by the run path (RunPath.ts) and code-first workflows (Workflows.ts).
-import { loadavg } from "node:os"
+import { availableParallelism, loadavg } from "node:os"
 import { Effect } from "effect"
 import { Nats, unavailable } from "../bus/Nats.ts"
 import * as Topology from "../bus/Topology.ts"
@@ -22,6 +22,11 @@ export interface Throughput {
   readonly latencyMs: ReadonlyArray<number>
   /** CPU ms per run: the `lantern serve` process, nats-server, this (client) process. */
   readonly cpuMsPerRun: { readonly engine: number; readonly server: number; readonly client: number }
+  /**
+   * The whole machine while the batch ran (/proc/stat: every process and the kernel): CPU ms per run, and the share of
+   * its `cores` that was busy.
+   */
+  readonly machine: { readonly cpuMsPerRun: number; readonly busy: number; readonly cores: number }
   /** Per run, by /varz difference: messages clients sent to the server, and the server sent to clients. */
   readonly inMsgsPerRun: number
   readonly outMsgsPerRun: number
@@ -97,6 +102,7 @@ export const batchOf = (runs: number, stack: Stack, runOnce: RunOnce) =>
       const engine0 = Hosts.cpuMs(stack.enginePid)
       const server0 = Hosts.cpuMs(serverPid)
       const own0 = process.cpuUsage()
+      const machine0 = Hosts.machineCpu()
       const latencyMs: Array<number> = []
       let succeeded = 0
       const began = performance.now()
@@ -108,6 +114,7 @@ export const batchOf = (runs: number, stack: Stack, runOnce: RunOnce) =>
       })
       const wallMs = performance.now() - began
       const own = process.cpuUsage(own0)
+      const machine1 = Hosts.machineCpu()
       const v1 = await varz(stack.monitorPort)
       return {
         runs,
@@ -119,6 +126,11 @@ export const batchOf = (runs: number, stack: Stack, runOnce: RunOnce) =>
           engine: (Hosts.cpuMs(stack.enginePid) - engine0) / runs,
           server: (Hosts.cpuMs(serverPid) - server0) / runs,
           client: (own.user + own.system) / 1000 / runs
+        },
+        machine: {
+          cpuMsPerRun: (machine1.busyMs - machine0.busyMs) / runs,
+          busy: (machine1.busyMs - machine0.busyMs) / (machine1.allMs - machine0.allMs),
+          cores: availableParallelism()
         },
         inMsgsPerRun: (v1.inMsgs - v0.inMsgs) / runs,
         outMsgsPerRun: (v1.outMsgs - v0.outMsgs) / runs,
@@ -366,6 +378,40 @@ export const runWritesJson = (f: Floor) => ({
   shards: RawPublish.RUN_SHARDS
 })
 
+/**
+ * What the machine's CPU allows a batch's runs: runs/s with every core busy at the batch's whole-machine cost per run,
+ * and the CPU per run left to serve at `goal` runs/s once the rest of the machine's share per run (nats-server, the
+ * client, the kernel) is taken out as the batch measured it.
+ */
+export const cpuCeiling = (t: Throughput, goal: number) => {
+  const { cores, cpuMsPerRun } = t.machine
+  return {
+    runsPerSecond: (cores * 1000) / cpuMsPerRun,
+    serveRoomMs: (cores * 1000) / goal - (cpuMsPerRun - t.cpuMsPerRun.engine)
+  }
+}
+
+/** `cpuCeiling` as a line under a section's table of costs. */
+export const cpuCeilingLine = (t: Throughput, goal: number, what: string) => {
+  const c = cpuCeiling(t, goal)
+  return [
+    `   the whole machine spent ${t.machine.cpuMsPerRun.toFixed(2)} ms of CPU per ${what} (${
+      (t.machine.busy * 100).toFixed(0)
+    }% of its ${t.machine.cores} cores busy): at that cost its cores allow at most ${
+      c.runsPerSecond.toFixed(0)
+    } ${what}s/s;`,
+    `   ${goal}/s would leave serve ${c.serveRoomMs.toFixed(2)} ms of CPU per ${what} (it used ${
+      t.cpuMsPerRun.engine.toFixed(2)
+    }), with nats-server, the client and the kernel as they were`
+  ].join("\n")
+}
+
+/** `cpuCeiling`'s figures for a section's JSON. */
+export const cpuCeilingJson = (t: Throughput, goal: number) => {
+  const c = cpuCeiling(t, goal)
+  return { goal, runsPerSecond: round(c.runsPerSecond, 1), serveRoomMs: round(c.serveRoomMs) }
+}
+
 /** Nearest-rank percentile of unsorted samples. */
 export const p = (xs: ReadonlyArray<number>, q: number) => Stats.percentile([...xs].sort((a, b) => a - b), q)
 export const ms = (x: number) => x.toFixed(1)
@@ -381,6 +427,8 @@ export const costRows = (batches: ReadonlyArray<Throughput>): ReadonlyArray<Read
     row("lantern serve CPU ms", (x) => x.cpuMsPerRun.engine.toFixed(2)),
     row("nats-server CPU ms", (x) => x.cpuMsPerRun.server.toFixed(2)),
     row("bench client CPU ms", (x) => x.cpuMsPerRun.client.toFixed(2)),
+    row("whole machine CPU ms (/proc/stat: every process, kernel)", (x) => x.machine.cpuMsPerRun.toFixed(2)),
+    row("machine busy (share of its cores)", (x) => `${(x.machine.busy * 100).toFixed(0)}% of ${x.machine.cores}`),
     row("bus messages in (clients -> server, /varz in_msgs)", (x) => per(x.inMsgsPerRun)),
     row("bus messages out (server -> clients, /varz out_msgs)", (x) => per(x.outMsgsPerRun)),
     row("JetStream API requests (/varz jetstream.stats.api.total)", (x) => per(x.jsApiPerRun)),
@@ -398,6 +446,9 @@ export const batchJson = (t: Throughput) => ({
   engineCpuMsPerRun: round(t.cpuMsPerRun.engine),
   serverCpuMsPerRun: round(t.cpuMsPerRun.server),
   clientCpuMsPerRun: round(t.cpuMsPerRun.client),
+  machineCpuMsPerRun: round(t.machine.cpuMsPerRun),
+  machineBusy: round(t.machine.busy),
+  cores: t.machine.cores,
   inMsgsPerRun: round(t.inMsgsPerRun),
   outMsgsPerRun: round(t.outMsgsPerRun),
   jsApiPerRun: round(t.jsApiPerRun),

@@ -291,7 +291,8 @@ export const render = (r: Result): string => {
     ),
     "   in_msgs counts every message a client sent the server (publishes, JetStream API and KV requests, acks, pull",
     "   requests), by lantern serve and by this process: it approximates round trips. With the SSE client it includes",
-    "   what serve does to follow each run's journal for its stream; POST only leaves that out."
+    "   what serve does to follow each run's journal for its stream; POST only leaves that out.",
+    RunBatch.cpuCeilingLine(e, TARGETS.runsPerSecond, "POST-only run")
   ].join("\n")
 }
 
@@ -320,6 +321,7 @@ export const json = (r: Result): string => {
       engineOnly: RunBatch.batchJson(r.engineOnly),
       floorRunsPerSecond: round(r.floor.runsPerSecond, 1),
       busRunWrites: RunBatch.runWritesJson(r.floor),
+      cpuCeiling: RunBatch.cpuCeilingJson(r.engineOnly, TARGETS.runsPerSecond),
       settledSeconds: round(r.settledSeconds, 1),
       floorPayloadBytes: r.floor.payloadBytes,
       loadAverage: { sequential: round(r.loadAverage.sequential), throughput: round(r.loadAverage.throughput) }

@@ -29,6 +29,8 @@ export const REFERENCES = [
 export const GOAL = { msPerStep: 0.5, workflowsPerSecond: 700 } as const
 /** Issue 11's goal for ten `ctx.step`s: a run one at a time within twice the floor of the appends it needs. */
 export const LATENCY_RATIO = 2
+/** Issue 11's goal for them many at a time: runs/s at IN_FLIGHT on one host, as for the run path's agent. */
+export const RUNS_PER_SECOND = 400
 
 /** Counts at BENCH_SCALE=1. */
 /** Runs measured one at a time, with as many raw floor "runs" interleaved (RunBatch.interleaved). */
@@ -192,8 +194,14 @@ export const render = (r: Result): string => {
         `<= ${LATENCY_RATIO.toFixed(2)}x`,
         ratio(latencyRatio(r)),
         met(latencyRatio(r) <= LATENCY_RATIO)
+      ], [
+        `workflows/s at ${IN_FLIGHT} in flight`,
+        `>= ${RUNS_PER_SECOND}`,
+        t.runsPerSecond.toFixed(1),
+        met(t.runsPerSecond >= RUNS_PER_SECOND)
       ]]
     ),
+    RunBatch.cpuCeilingLine(t, RUNS_PER_SECOND, "workflow"),
     "   a run's time is POST /v1/runs to its terminal event on the bus: the HTTP request, RunStarted, the steps and the",
     "   end. The peers' figures were taken on an idle machine of this kind; this run's load average is above."
   ].join("\n")
@@ -224,6 +232,7 @@ export const json = (r: Result): string =>
       throughput: RunBatch.batchJson(r.throughput),
       floorRunsPerSecond: round(r.floor.runsPerSecond, 1),
       busRunWrites: RunBatch.runWritesJson(r.floor),
+      cpuCeiling: RunBatch.cpuCeilingJson(r.throughput, RUNS_PER_SECOND),
       floorPublishesPerSecond: round(r.floor.publish.perSecond, 0),
       floorPayloadBytes: r.floor.payloadBytes,
       goal: {
