@@ -39,6 +39,8 @@ export interface Throughput {
 /** What a section measured of runs through its `lantern serve`, beside the raw floor. */
 export interface Measured {
   readonly natsServer: string
+  /** Where serve's read models were (Serve.Stack's `database`). */
+  readonly database: string
   readonly syncAlways: boolean
   readonly stepsPerRun: number
   readonly eventsPerRun: number

@@ -1,4 +1,4 @@
-// The run path of issue 11: a real `lantern serve` (offline provider, PGlite) on its own nats-server, driving
+// The run path of issue 11: a real `lantern serve` (offline provider, PGlite or BENCH_DATABASE_URL's Postgres) on its own nats-server, driving
 // runs of ten durable steps (model, eight built-in tool calls, model) through the HTTP API, beside the raw
 // JetStream floor (twelve sequential publishes-with-ack per "run") measured on the same server in the same run.
 import { loadavg } from "node:os"
@@ -169,6 +169,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
     const floor = yield* RunBatch.floor(FLOOR_PUBLISHES, sequential, batch)
     return {
       natsServer: stack.nats.version,
+      database: stack.database,
       syncAlways: stack.nats.syncAlways,
       stepsPerRun: probe.steps,
       eventsPerRun: probe.events,
@@ -203,7 +204,7 @@ export const render = (r: Result): string => {
     met(ok(e))
   ]
   return [
-    `Run path (bench/RunPath.ts, issue 11): \`lantern serve\` (offline provider, PGlite) on its own nats-server ${r.natsServer}${
+    `Run path (bench/RunPath.ts, issue 11): \`lantern serve\` (offline provider, ${r.database}) on its own nats-server ${r.natsServer}${
       r.syncAlways ? " (sync_interval: always)" : ""
     }`,
     `   a run = ${r.stepsPerRun} steps (model, ${r.toolCallsPerRun} built-in tool calls, model), ${r.eventsPerRun} journal events`,
@@ -300,6 +301,7 @@ export const render = (r: Result): string => {
 export const json = (r: Result): string => {
   return `BENCH_RUNPATH_JSON ${
     JSON.stringify({
+      database: r.database,
       stepsPerRun: r.stepsPerRun,
       eventsPerRun: r.eventsPerRun,
       sequential: {

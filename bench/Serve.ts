@@ -1,9 +1,11 @@
-// A `lantern serve` of a bench section's own (PGlite, a fresh LANTERN_HOME) on a nats-server of its own with its
-// monitoring endpoint, and the HTTP client the section drives it with (RunPath.ts, Workflows.ts).
+// A `lantern serve` of a bench section's own (PGlite, a fresh LANTERN_HOME; or a fresh database on the Postgres that
+// BENCH_DATABASE_URL names) on a nats-server of its own with its monitoring endpoint, and the HTTP client the section
+// drives it with (RunPath.ts, Workflows.ts).
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
+import pg from "pg"
 import { Nats } from "../bus/Nats.ts"
 import * as NatsServer from "../bus/NatsServer.ts"
 import { type LanternProcess, spawnLantern } from "../tests/support/Stack.ts"
@@ -16,6 +18,44 @@ const tempDir = (name: string) =>
     Effect.sync(() => mkdtempSync(join(tmpdir(), `lantern-bench-${name}-`))),
     (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
   )
+
+/**
+ * A database of the section's own on the Postgres that `url` reaches (BENCH_DATABASE_URL: a role that may create
+ * databases), dropped when the scope closes: its URL. Each section's serve needs an empty one, since its projectors'
+ * checkpoints count the sequences of its own fresh nats-server.
+ */
+const freshDatabase = (url: string, name: string) => {
+  const admin = async <A>(f: (c: pg.Client) => Promise<A>) => {
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    try {
+      return await f(client)
+    } finally {
+      await client.end()
+    }
+  }
+  const database = `lantern_bench_${name}_${process.pid}_${Date.now().toString(36)}`.replace(/[^a-z0-9_]/g, "_")
+  return Effect.acquireRelease(
+    Effect.promise(async () => {
+      await admin((c) => c.query(`create database ${database}`))
+      const u = new URL(url)
+      u.pathname = `/${database}`
+      return u.toString()
+    }),
+    () => Effect.promise(() => admin((c) => c.query(`drop database if exists ${database} with (force)`)))
+  )
+}
+
+/** The `server_version` of the Postgres at `url`. */
+const serverVersion = async (url: string) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return String((await client.query("show server_version")).rows[0]?.server_version ?? "").split(" ")[0]
+  } finally {
+    await client.end()
+  }
+}
 
 /** A nats-server with its monitoring endpoint (/varz) on `monitorPort`. */
 const server = (storeDir: string, monitorPort: number) =>
@@ -84,6 +124,8 @@ export interface Stack {
   readonly monitorPort: number
   /** The `lantern serve` process. */
   readonly enginePid: number
+  /** Where serve's read models are: "PGlite", or "Postgres <version>" with BENCH_DATABASE_URL. */
+  readonly database: string
   readonly url: string
   readonly call: Call
 }
@@ -104,8 +146,18 @@ export const withStack = <A, E, R>(
     const nats = yield* server(join(dir, "js"), monitorPort)
     const port = yield* Effect.promise(() => NatsServer.freePort())
     yield* progress(`nats-server ${nats.version} at ${nats.url} (monitor ${monitorPort}); starting lantern serve`)
-    const lantern = yield* serve(nats.url, join(dir, "home"), port, env)
+    const postgres = process.env["BENCH_DATABASE_URL"]
+    const databaseUrl = postgres === undefined || postgres === "" ? null : yield* freshDatabase(postgres, name)
+    const database = databaseUrl === null
+      ? "PGlite"
+      : `Postgres ${yield* Effect.promise(() => serverVersion(databaseUrl))}`
+    const lantern = yield* serve(
+      nats.url,
+      join(dir, "home"),
+      port,
+      databaseUrl === null ? env : { ...env, DATABASE_URL: databaseUrl }
+    )
     const url = `http://127.0.0.1:${port}`
-    const stack: Stack = { nats, monitorPort, enginePid: lantern.child.pid ?? -1, url, call: callOf(url) }
+    const stack: Stack = { nats, monitorPort, enginePid: lantern.child.pid ?? -1, database, url, call: callOf(url) }
     return yield* measure(stack).pipe(Effect.provide(Nats.layerUrl(nats.url, `lantern-bench-${name}`)))
   }).pipe(Effect.scoped)

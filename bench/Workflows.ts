@@ -82,6 +82,7 @@ const measure = (stack: Serve.Stack, scale: number) =>
     const floor = yield* RunBatch.floor(FLOOR_PUBLISHES, sequential, batch)
     return {
       natsServer: stack.nats.version,
+      database: stack.database,
       syncAlways: stack.nats.syncAlways,
       stepsPerRun: probe.steps,
       eventsPerRun: probe.events,
@@ -110,7 +111,7 @@ export const render = (r: Result): string => {
   const t = r.throughput
   const step = msPerStep(r)
   return [
-    `Code-first workflows (bench/Workflows.ts, issue 12): \`lantern serve\` (PGlite, LANTERN_WORKFLOWS=bench/fixtures/workflows.ts) on its own nats-server ${r.natsServer}${
+    `Code-first workflows (bench/Workflows.ts, issue 12): \`lantern serve\` (${r.database}, LANTERN_WORKFLOWS=bench/fixtures/workflows.ts) on its own nats-server ${r.natsServer}${
       r.syncAlways ? " (sync_interval: always)" : ""
     }`,
     `   a workflow = ${r.stepsPerRun} sequential trivial ctx.steps, ${r.eventsPerRun} journal events; started by POST /v1/runs {workflow},`,
@@ -211,6 +212,7 @@ export const render = (r: Result): string => {
 export const json = (r: Result): string =>
   `BENCH_WORKFLOWS_JSON ${
     JSON.stringify({
+      database: r.database,
       stepsPerRun: r.stepsPerRun,
       eventsPerRun: r.eventsPerRun,
       sequential: {
