@@ -9,7 +9,10 @@ import * as PgliteThread from "./PgliteThread.ts"
 
 describe("PGlite on the main thread", () => {
   it("polls the event loop's I/O between statements, not only after a chain of them", async () => {
-    const db = await PgliteThread.open({ lanternPglite: true, dataDir: null, startParams: [], nice: 0 }, "main")
+    const db = await PgliteThread.open(
+      { lanternPglite: true, dataDir: null, startParams: [], nice: 0, template: null },
+      "main"
+    )
     try {
       await db.query("create table t (n int)", [])
       const statements = 20
@@ -65,8 +68,18 @@ describe("an embedded database opened before the stack loads (ADR 0086)", () => 
       const env = { LANTERN_HOME: home, LANTERN_PGLITE_THREAD: "worker" }
       expect(PgliteThread.prestart({ ...env, DATABASE_URL: "postgres://127.0.0.1:1/x" })).toBeNull()
       expect(PgliteThread.prestart({ ...env, LANTERN_PGLITE_THREAD: "main" })).toBeNull()
-      // a first start creates the database in the stack, never in an opening that a bad flag's exit could cut short
-      expect(PgliteThread.prestart({ LANTERN_HOME: fresh, LANTERN_PGLITE_THREAD: "worker" })).toBeNull()
+      // a first start with no template to copy makes the database in the stack, never in an opening that a bad
+      // flag's exit could cut short (ADR 0092)
+      expect(
+        PgliteThread.prestart({
+          LANTERN_HOME: fresh,
+          LANTERN_PGLITE_THREAD: "worker",
+          LANTERN_PGLITE_TEMPLATES: join(fresh, "no-templates")
+        })
+      ).toBeNull()
+      expect(
+        PgliteThread.prestart({ LANTERN_HOME: fresh, LANTERN_PGLITE_THREAD: "worker", LANTERN_PGLITE_TEMPLATES: "off" })
+      ).toBeNull()
       expect(existsSync(PgliteThread.dataDirOf(fresh))).toBe(false)
       // held by a live process (this one's parent): left alone, for the stack's open to refuse
       writeFileSync(join(dataDir, "lantern.lock"), String(process.ppid))

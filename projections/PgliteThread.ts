@@ -3,8 +3,8 @@
 // while a statement is in flight, so an idle database never holds a finished command open.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { access } from "node:fs/promises"
-import { availableParallelism } from "node:os"
-import { join, resolve } from "node:path"
+import { availableParallelism, homedir } from "node:os"
+import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
 // types only: PGlite itself is loaded by the thread that opens the database, and the launcher loads this module
@@ -30,12 +30,42 @@ const PGLITE_NICE = 10
 /** The embedded PGlite's shared buffers (ADR 0072): Postgres's default of 128 MB costs 0.4-0.5 s at every open. */
 const PGLITE_SHARED_BUFFERS = "16MB"
 
+/** The installed PGlite's version (its package.json, found from the entry Node resolves): a template's key. */
+export const pgliteVersion = (): string => {
+  let dir = dirname(fileURLToPath(import.meta.resolve("@electric-sql/pglite")))
+  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir)
+  const version = (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version?: unknown }).version
+  if (typeof version !== "string" || !/^[\w.+-]+$/.test(version)) throw new Error("PGlite's version is unreadable")
+  return version
+}
+
+/**
+ * The template new embedded databases start from (ADR 0092; PgliteWorker.ts), one per PGlite version, under
+ * LANTERN_PGLITE_TEMPLATES when set (`off`: none, every new database runs initdb where it is), otherwise under
+ * `lantern` in the user's cache directory (XDG_CACHE_HOME or ~/.cache).
+ */
+export const templateOf = (env: NodeJS.ProcessEnv = process.env): string | null => {
+  const configured = env["LANTERN_PGLITE_TEMPLATES"] ?? ""
+  if (configured === "off") return null
+  const cache = env["XDG_CACHE_HOME"] ?? ""
+  const root = configured !== ""
+    ? resolve(configured)
+    : join(cache !== "" ? resolve(cache) : join(homedir(), ".cache"), "lantern")
+  try {
+    return join(root, `pglite-${pgliteVersion()}`)
+  } catch {
+    // an install laid out otherwise: new databases are made where they are
+    return null
+  }
+}
+
 /** How Lantern opens its embedded database: files in `dataDir` (null: in memory). */
-export const optionsFor = (dataDir: string | null): Options => ({
+export const optionsFor = (dataDir: string | null, env: NodeJS.ProcessEnv = process.env): Options => ({
   lanternPglite: true,
   dataDir,
   startParams: ["-c", `shared_buffers=${PGLITE_SHARED_BUFFERS}`],
-  nice: PGLITE_NICE
+  nice: PGLITE_NICE,
+  template: dataDir === null ? null : templateOf(env)
 })
 
 /** Where the embedded database's files are under LANTERN_HOME `home`. */
@@ -130,23 +160,27 @@ let early: { readonly key: string; readonly handle: Promise<Handle> } | null = n
  * `lantern serve` and `lantern dev` before it loads anything else, so PGlite's start (its modules, its WebAssembly,
  * Postgres' own start: about a second) runs beside the loading of the stack instead of after it.
  *
- * Nothing begins when DATABASE_URL is set, the database belongs on the main thread, it does not exist yet (a first
- * start creates it, which a process that then exits, on a bad flag say, must not cut short) or its files are locked
- * by another process: the stack's own open then does what it always did, and reports what is wrong. An opening
+ * Nothing begins when DATABASE_URL is set, the database belongs on the main thread, it does not exist yet and there
+ * is no template to copy it from (a first start then makes it, which a process that exits, on a bad flag say, must
+ * not cut short; ADR 0092) or its files are locked by another process: the stack's own open then does what it always did, and reports what is wrong. An opening
  * nothing takes up gives its lock back when the process exits.
  */
 export const prestart = (env: NodeJS.ProcessEnv = process.env): Promise<Handle> | null => {
   if (early !== null || (env["DATABASE_URL"] ?? "") !== "") return null
   if ((env["LANTERN_PGLITE_THREAD"] ?? defaultPlacement()) !== "worker") return null
   const dataDir = dataDirOf(env["LANTERN_HOME"] ?? ".lantern")
-  if (!existsSync(join(dataDir, "PG_VERSION"))) return null
+  const options = optionsFor(dataDir, env)
+  // a new database begins too when its template is there: a copy cut short is copied again (PgliteWorker.ts)
+  const template = options.template
+  if (!existsSync(join(dataDir, "PG_VERSION")) && (template === null || !existsSync(join(template, "PG_VERSION")))) {
+    return null
+  }
   let file: string
   try {
     file = lock(dataDir)
   } catch {
     return null
   }
-  const options = optionsFor(dataDir)
   const handle = openInWorker(options)
   // a failure is the stack's to report, when its open takes this one up
   handle.catch(() => undefined)

@@ -5,7 +5,20 @@
 // (type stripping) from the sources and as `pglite-worker.js` from the bundle: only erasable syntax, no project
 // imports.
 import { PGlite } from "@electric-sql/pglite"
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from "node:fs"
 import { setPriority } from "node:os"
+import { basename, dirname, join } from "node:path"
 import { parentPort, workerData } from "node:worker_threads"
 
 /** What the worker is started with. */
@@ -18,6 +31,12 @@ export interface Options {
   readonly startParams: ReadonlyArray<string>
   /** The thread's niceness (0: the process's own); the read models trail the journal anyway. */
   readonly nice: number
+  /**
+   * Where new databases start from (ADR 0092): a database just made by this PGlite and closed, copied into a
+   * `dataDir` that has none yet instead of making one there (Postgres' initdb, the slowest part of a first start);
+   * made by the first process that needs it. Null: every new database is made where it is.
+   */
+  readonly template: string | null
 }
 
 /** A statement and its parameters. */
@@ -61,13 +80,82 @@ const failureOf = (e: unknown): Failure => {
   return typeof code === "string" ? { message: e.message, code } : { message: e.message }
 }
 
+/** The lock file Lantern keeps in a data directory (PgliteThread.lock): not part of the database. */
+const LOCK = "lantern.lock"
+/** Marks a data directory being filled from a template: a fill cut short is done again from the start. */
+const FILLING = "lantern.filling"
+/** How old a template being made must be to count as abandoned by a killed process (a make takes seconds). */
+const ABANDONED_AFTER_MS = 10 * 60_000
+/** The file whose presence tells Postgres (and PGlite) that a directory holds a database; copied last. */
+const PG_VERSION = "PG_VERSION"
+
+/**
+ * Makes the template `template` when it is not there: a database made in a directory of its own beside it, closed,
+ * then renamed into place, so a template is whole or absent. When another process renamed its own first, that one is
+ * used and this one's removed.
+ */
+export const ensureTemplate = async (template: string, startParams: ReadonlyArray<string>): Promise<void> => {
+  if (existsSync(join(template, PG_VERSION))) return
+  mkdirSync(dirname(template), { recursive: true })
+  // one a killed process left half-made (about 40 MB), old enough that no live process is still making it
+  const prefix = `${basename(template)}.new-`
+  for (const name of readdirSync(dirname(template))) {
+    const path = join(dirname(template), name)
+    if (name.startsWith(prefix) && Date.now() - statSync(path).mtimeMs > ABANDONED_AFTER_MS) {
+      rmSync(path, { recursive: true, force: true })
+    }
+  }
+  const made = mkdtempSync(`${template}.new-`)
+  try {
+    const db = await PGlite.create({ dataDir: made, startParams: [...startParams] })
+    await db.close()
+    try {
+      renameSync(made, template)
+    } catch (e) {
+      if (!existsSync(join(template, PG_VERSION))) throw e
+    }
+  } finally {
+    rmSync(made, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Copies the template into `dataDir` when it holds no database and nothing else but Lantern's lock (or a fill cut
+ * short): true when it did. `PG_VERSION` goes last, so a copy cut short is not taken for a database; the marker
+ * makes the next start copy again over what is there. A directory with files of its own (an initdb of PGlite's cut
+ * short, say) is left to PGlite, as before templates.
+ */
+export const fillFromTemplate = (dataDir: string, template: string): boolean => {
+  if (existsSync(join(dataDir, PG_VERSION)) || !existsSync(join(template, PG_VERSION))) return false
+  const present = existsSync(dataDir) ? readdirSync(dataDir).filter((f) => f !== LOCK) : []
+  if (present.length > 0 && !present.includes(FILLING)) return false
+  mkdirSync(dataDir, { recursive: true })
+  writeFileSync(join(dataDir, FILLING), "")
+  cpSync(template, dataDir, {
+    recursive: true,
+    force: true,
+    filter: (source) => source !== join(template, PG_VERSION) && source !== join(template, LOCK)
+  })
+  copyFileSync(join(template, PG_VERSION), join(dataDir, PG_VERSION))
+  rmSync(join(dataDir, FILLING))
+  return true
+}
+
 /** Opens the database as `options` say, on the calling thread (the worker's, or the main one's: PgliteThread.ts). */
-export const openDatabase = (options: Options): Promise<PGlite> => {
+export const openDatabase = async (options: Options): Promise<PGlite> => {
   const parsers = { [NUMERIC_TYPES.int8]: Number, [NUMERIC_TYPES.numeric]: Number }
   const startParams = [...PGlite.defaultStartParams, ...options.startParams]
-  return options.dataDir === null
-    ? PGlite.create({ parsers, startParams })
-    : PGlite.create({ dataDir: options.dataDir, parsers, startParams })
+  if (options.dataDir === null) return PGlite.create({ parsers, startParams })
+  if (options.template !== null && !existsSync(join(options.dataDir, PG_VERSION))) {
+    // a template that cannot be made or copied (a read-only cache, a full disk) leaves the database to be made here
+    try {
+      await ensureTemplate(options.template, startParams)
+      fillFromTemplate(options.dataDir, options.template)
+    } catch {
+      // made where it is, as without a template
+    }
+  }
+  return PGlite.create({ dataDir: options.dataDir, parsers, startParams })
 }
 
 const main = async (port: NonNullable<typeof parentPort>, options: Options) => {
