@@ -324,11 +324,11 @@ export interface MachineCpu {
 export const parseMachineCpu = (stat: string): MachineCpu | null => {
   const line = stat.split("\n").find((l) => l.startsWith("cpu "))
   if (line === undefined) return null
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number)
-  const fields = [user, nice, system, idle, iowait, irq, softirq, steal]
-  if (fields.some((x) => x === undefined || !Number.isFinite(x))) return null
-  const busy = user! + nice! + system! + irq! + softirq! + steal!
-  return { busyMs: busy * 10, allMs: (busy + idle! + iowait!) * 10 }
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number)
+  if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return null
+  // user, nice, system, idle, iowait, irq, softirq, steal
+  const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!
+  return { busyMs: busy * 10, allMs: (busy + f[3]! + f[4]!) * 10 }
 }
 
 /** The machine's CPU so far (every process, kernel included), from /proc/stat; NaN figures without /proc. */

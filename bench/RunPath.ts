@@ -1,6 +1,7 @@
-// The run path of issue 11: a real `lantern serve` (offline provider, PGlite or BENCH_DATABASE_URL's Postgres) on its own nats-server, driving
-// runs of ten durable steps (model, eight built-in tool calls, model) through the HTTP API, beside the raw
-// JetStream floor (twelve sequential publishes-with-ack per "run") measured on the same server in the same run.
+// The run path of issue 11: a real `lantern serve` (offline provider, PGlite or BENCH_DATABASE_URL's Postgres) on its
+// own nats-server, driving runs of ten durable steps (model, eight built-in tool calls, model) through the HTTP API,
+// beside the raw JetStream floor (twelve sequential publishes-with-ack per "run") measured on the same server in the
+// same run.
 import { loadavg } from "node:os"
 import { Effect } from "effect"
 import * as Tools from "../actors/model/Tools.ts"

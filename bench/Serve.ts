@@ -19,42 +19,36 @@ const tempDir = (name: string) =>
     (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
   )
 
-/**
- * A database of the section's own on the Postgres that `url` reaches (BENCH_DATABASE_URL: a role that may create
- * databases), dropped when the scope closes: its URL. Each section's serve needs an empty one, since its projectors'
- * checkpoints count the sequences of its own fresh nats-server.
- */
-const freshDatabase = (url: string, name: string) => {
-  const admin = async <A>(f: (c: pg.Client) => Promise<A>) => {
-    const client = new pg.Client({ connectionString: url })
-    await client.connect()
-    try {
-      return await f(client)
-    } finally {
-      await client.end()
-    }
-  }
-  const database = `lantern_bench_${name}_${process.pid}_${Date.now().toString(36)}`.replace(/[^a-z0-9_]/g, "_")
-  return Effect.acquireRelease(
-    Effect.promise(async () => {
-      await admin((c) => c.query(`create database ${database}`))
-      const u = new URL(url)
-      u.pathname = `/${database}`
-      return u.toString()
-    }),
-    () => Effect.promise(() => admin((c) => c.query(`drop database if exists ${database} with (force)`)))
-  )
-}
-
-/** The `server_version` of the Postgres at `url`. */
-const serverVersion = async (url: string) => {
+/** `f` with a client connected to the Postgres at `url`, closed after. */
+const withClient = async <A>(url: string, f: (c: pg.Client) => Promise<A>) => {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
-    return String((await client.query("show server_version")).rows[0]?.server_version ?? "").split(" ")[0]
+    return await f(client)
   } finally {
     await client.end()
   }
+}
+
+/**
+ * A database of the section's own on the Postgres that `url` reaches (BENCH_DATABASE_URL: a role that may create
+ * databases), dropped when the scope closes: its URL and the server's version. Each section's serve needs an empty
+ * one, since its projectors' checkpoints count the sequences of its own fresh nats-server.
+ */
+const freshDatabase = (url: string, name: string) => {
+  const database = `lantern_bench_${name}_${process.pid}_${Date.now().toString(36)}`.replace(/[^a-z0-9_]/g, "_")
+  return Effect.acquireRelease(
+    Effect.promise(() =>
+      withClient(url, async (c) => {
+        await c.query(`create database ${database}`)
+        const version = String((await c.query("show server_version")).rows[0]?.server_version ?? "").split(" ")[0]
+        const u = new URL(url)
+        u.pathname = `/${database}`
+        return { url: u.toString(), version }
+      })
+    ),
+    () => Effect.promise(() => withClient(url, (c) => c.query(`drop database if exists ${database} with (force)`)))
+  )
 }
 
 /** A nats-server with its monitoring endpoint (/varz) on `monitorPort`. */
@@ -146,16 +140,14 @@ export const withStack = <A, E, R>(
     const nats = yield* server(join(dir, "js"), monitorPort)
     const port = yield* Effect.promise(() => NatsServer.freePort())
     yield* progress(`nats-server ${nats.version} at ${nats.url} (monitor ${monitorPort}); starting lantern serve`)
-    const postgres = process.env["BENCH_DATABASE_URL"]
-    const databaseUrl = postgres === undefined || postgres === "" ? null : yield* freshDatabase(postgres, name)
-    const database = databaseUrl === null
-      ? "PGlite"
-      : `Postgres ${yield* Effect.promise(() => serverVersion(databaseUrl))}`
+    const postgres = process.env["BENCH_DATABASE_URL"] ?? ""
+    const fresh = postgres === "" ? null : yield* freshDatabase(postgres, name)
+    const database = fresh === null ? "PGlite" : `Postgres ${fresh.version}`
     const lantern = yield* serve(
       nats.url,
       join(dir, "home"),
       port,
-      databaseUrl === null ? env : { ...env, DATABASE_URL: databaseUrl }
+      fresh === null ? env : { ...env, DATABASE_URL: fresh.url }
     )
     const url = `http://127.0.0.1:${port}`
     const stack: Stack = { nats, monitorPort, enginePid: lantern.child.pid ?? -1, database, url, call: callOf(url) }

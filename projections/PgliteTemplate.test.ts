@@ -65,7 +65,7 @@ describe("templates of new embedded databases", () => {
     })
   })
 
-  it("copies again over a copy cut short, and leaves a directory with files of its own to PGlite", async () => {
+  it("copies again over a copy cut short, leaves a directory with files of its own to PGlite, and undoes a copy that fails", async () => {
     const cut = newDataDir("cut")
     mkdirSync(cut, { recursive: true })
     // as a process killed during the copy leaves it: the marker, some of the files, no PG_VERSION
@@ -83,6 +83,18 @@ describe("templates of new embedded databases", () => {
     expect(readdirSync(foreign)).toEqual(["something"])
     // a database is never copied over
     expect(fillFromTemplate(newDataDir("second"), template)).toBe(false)
+
+    // a copy that fails removes what it wrote, so the database can be made where it is
+    const failing = newDataDir("failing")
+    mkdirSync(failing, { recursive: true })
+    writeFileSync(join(failing, "lantern.lock"), String(process.pid))
+    writeFileSync(join(failing, "lantern.filling"), "")
+    writeFileSync(join(failing, "base"), "a file where the template has a directory")
+    expect(() => fillFromTemplate(failing, template)).toThrow()
+    expect(readdirSync(failing)).toEqual(["lantern.lock"])
+    await withDatabase(failing, async (db) => {
+      expect(await db.query("select 1 as one", [])).toEqual([{ one: 1 }])
+    })
   })
 
   it("removes a template a killed process left half-made long ago, and keeps one being made now", async () => {

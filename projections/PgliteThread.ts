@@ -30,13 +30,17 @@ const PGLITE_NICE = 10
 /** The embedded PGlite's shared buffers (ADR 0072): Postgres's default of 128 MB costs 0.4-0.5 s at every open. */
 const PGLITE_SHARED_BUFFERS = "16MB"
 
+let version: string | undefined
+
 /** The installed PGlite's version (its package.json, found from the entry Node resolves): a template's key. */
-export const pgliteVersion = (): string => {
+export const pgliteVersion = (): string => (version ??= readPgliteVersion())
+
+const readPgliteVersion = (): string => {
   let dir = dirname(fileURLToPath(import.meta.resolve("@electric-sql/pglite")))
   while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir)
-  const version = (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version?: unknown }).version
-  if (typeof version !== "string" || !/^[\w.+-]+$/.test(version)) throw new Error("PGlite's version is unreadable")
-  return version
+  const read = (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version?: unknown }).version
+  if (typeof read !== "string" || !/^[\w.+-]+$/.test(read)) throw new Error("PGlite's version is unreadable")
+  return read
 }
 
 /**
@@ -162,8 +166,8 @@ let early: { readonly key: string; readonly handle: Promise<Handle> } | null = n
  *
  * Nothing begins when DATABASE_URL is set, the database belongs on the main thread, it does not exist yet and there
  * is no template to copy it from (a first start then makes it, which a process that exits, on a bad flag say, must
- * not cut short; ADR 0092) or its files are locked by another process: the stack's own open then does what it always did, and reports what is wrong. An opening
- * nothing takes up gives its lock back when the process exits.
+ * not cut short; ADR 0092) or its files are locked by another process: the stack's own open then does what it
+ * always did, and reports what is wrong. An opening nothing takes up gives its lock back when the process exits.
  */
 export const prestart = (env: NodeJS.ProcessEnv = process.env): Promise<Handle> | null => {
   if (early !== null || (env["DATABASE_URL"] ?? "") !== "") return null

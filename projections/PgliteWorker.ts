@@ -120,23 +120,37 @@ export const ensureTemplate = async (template: string, startParams: ReadonlyArra
 }
 
 /**
- * Copies the template into `dataDir` when it holds no database and nothing else but Lantern's lock (or a fill cut
- * short): true when it did. `PG_VERSION` goes last, so a copy cut short is not taken for a database; the marker
- * makes the next start copy again over what is there. A directory with files of its own (an initdb of PGlite's cut
- * short, say) is left to PGlite, as before templates.
+ * Whether `dataDir` may be filled from a template: it holds no database and nothing else but Lantern's lock, or a
+ * fill cut short. A directory with files of its own (an initdb of PGlite's cut short, say) is left to PGlite, as
+ * before templates.
+ */
+const fillable = (dataDir: string): boolean => {
+  if (!existsSync(dataDir)) return true
+  if (existsSync(join(dataDir, PG_VERSION))) return false
+  const present = readdirSync(dataDir).filter((f) => f !== LOCK)
+  return present.length === 0 || present.includes(FILLING)
+}
+
+/**
+ * Copies the template into `dataDir` when it is `fillable`: true when it did. `PG_VERSION` goes last, so a copy cut
+ * short is not taken for a database, and the marker makes the next start copy again over what is there. A copy that
+ * fails (a full disk) removes what it wrote, so the database can still be made where it is.
  */
 export const fillFromTemplate = (dataDir: string, template: string): boolean => {
-  if (existsSync(join(dataDir, PG_VERSION)) || !existsSync(join(template, PG_VERSION))) return false
-  const present = existsSync(dataDir) ? readdirSync(dataDir).filter((f) => f !== LOCK) : []
-  if (present.length > 0 && !present.includes(FILLING)) return false
+  if (!fillable(dataDir) || !existsSync(join(template, PG_VERSION))) return false
   mkdirSync(dataDir, { recursive: true })
   writeFileSync(join(dataDir, FILLING), "")
-  cpSync(template, dataDir, {
-    recursive: true,
-    force: true,
-    filter: (source) => source !== join(template, PG_VERSION) && source !== join(template, LOCK)
-  })
-  copyFileSync(join(template, PG_VERSION), join(dataDir, PG_VERSION))
+  try {
+    cpSync(template, dataDir, {
+      recursive: true,
+      force: true,
+      filter: (source) => source !== join(template, PG_VERSION) && source !== join(template, LOCK)
+    })
+    copyFileSync(join(template, PG_VERSION), join(dataDir, PG_VERSION))
+  } catch (e) {
+    for (const f of readdirSync(dataDir)) if (f !== LOCK) rmSync(join(dataDir, f), { recursive: true, force: true })
+    throw e
+  }
   rmSync(join(dataDir, FILLING))
   return true
 }
@@ -146,7 +160,7 @@ export const openDatabase = async (options: Options): Promise<PGlite> => {
   const parsers = { [NUMERIC_TYPES.int8]: Number, [NUMERIC_TYPES.numeric]: Number }
   const startParams = [...PGlite.defaultStartParams, ...options.startParams]
   if (options.dataDir === null) return PGlite.create({ parsers, startParams })
-  if (options.template !== null && !existsSync(join(options.dataDir, PG_VERSION))) {
+  if (options.template !== null && fillable(options.dataDir)) {
     // a template that cannot be made or copied (a read-only cache, a full disk) leaves the database to be made here
     try {
       await ensureTemplate(options.template, startParams)
